@@ -1,0 +1,321 @@
+"""The cost engine: one model call's usage, model and start time -> exact USD.
+
+Usable on its own, without OpenTelemetry: build a `Usage`, call `compute_cost`.
+
+Token semantics (the trap other tools fall into, see pricing/README.md):
+
+- ``input_tokens`` is normally *inclusive* of cache reads and writes (OTel conventions,
+  OpenAI). Anthropic's raw API reports it *exclusive* (the uncached remainder), and
+  hand-written spans copy that. ``input_includes_cache=None`` infers it: cache counts larger
+  than the input can only be exclusive; otherwise inclusive.
+- ``output_tokens`` normally includes reasoning tokens (conventions, OpenAI). Reasoning
+  larger than output can only be exclusive (Gemini reports thoughts apart).
+- Cached tokens are priced at the cache rates, never again at the input rate; reasoning at
+  the model's reasoning rate when it has one, else as output.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Context, Decimal
+from typing import NamedTuple
+
+from .pricing import PriceTable, default_pricing, epoch_ns
+
+# Far beyond any context window (2M tokens today): a count this large is a bug upstream, and
+# pricing it would put a fictitious fortune on the bill.
+MAX_TOKENS = 100_000_000
+SERVICE_TIERS = ("batch", "flex", "priority")
+
+_EXACT = Context(prec=80)
+_NO_COUNTS = (None, None, None, None)
+_ZERO = Decimal(0)  # wide enough that building a result never rounds
+
+
+class CostStatus(str, enum.Enum):
+    """Why a call has (or lacks) a cost."""
+
+    PRICED = "priced"
+    UNKNOWN_MODEL = "unknown_model"
+    NO_USAGE = "no_usage"
+    INVALID_USAGE = "invalid_usage"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Usage(NamedTuple):
+    """Token counts of one model call, as a producer reported them.
+
+    ``cache_write_tokens`` counts every cache write; ``cache_write_1h_tokens`` is the part of
+    it written with a one-hour lifetime (priced at the 1h rate where one exists).
+    ``input_includes_cache`` / ``output_includes_reasoning``: None infers (see module doc).
+    A NamedTuple: built once per span on a hot path, so construction must be cheap.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    input_includes_cache: bool | None = None
+    output_includes_reasoning: bool | None = None
+
+    def is_empty(self) -> bool:
+        """True when no token count at all was reported."""
+        return self[:4] == _NO_COUNTS and self.reasoning_tokens is None
+
+    def problem(self) -> str | None:
+        """Why these counts cannot be priced, or None when they can."""
+        for value in self[:6]:
+            if value is not None and (type(value) is not int or not 0 <= value <= MAX_TOKENS):
+                return self._describe_problem()
+        write_1h = self.cache_write_1h_tokens
+        if write_1h is not None and write_1h > (self.cache_write_tokens or 0):
+            return "cache_write_1h_tokens exceeds cache_write_tokens"
+        return None
+
+    def _describe_problem(self) -> str:
+        for name, value in zip(self._fields[:6], self[:6], strict=False):
+            if value is None or (type(value) is int and 0 <= value <= MAX_TOKENS):
+                continue
+            if type(value) is not int:
+                return f"{name} is not an integer: {value!r}"
+            if value < 0:
+                return f"{name} is negative: {value}"
+            return f"{name} is absurd: {value}"
+        raise AssertionError("no problem to describe")  # pragma: no cover
+
+    def billable(self) -> BillableTokens:
+        """Split the counts into disjoint billable buckets (call `problem()` first)."""
+        inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = self
+        inp = inp or 0
+        read = read or 0
+        write = write or 0
+        if inclusive is None:
+            inclusive = read + write <= inp
+        uncached = inp - read - write if inclusive else inp
+        if uncached < 0:  # declared inclusive, yet cache counts exceed it
+            uncached = 0
+        out = out or 0
+        reasoning = reasoning or 0
+        if with_reasoning is None:
+            with_reasoning = reasoning <= out
+        visible = out - reasoning if with_reasoning else out
+        if visible < 0:
+            visible = 0
+        write_1h = write_1h or 0
+        return BillableTokens(uncached, read, write - write_1h, write_1h, visible, reasoning)
+
+
+class BillableTokens(NamedTuple):
+    """Disjoint token buckets, each billed at one rate."""
+
+    uncached_input: int
+    cache_read: int
+    cache_write_5m: int
+    cache_write_1h: int
+    output: int
+    reasoning: int
+
+    @property
+    def total_input(self) -> int:
+        """Every input token of the request: what long-context tiers look at."""
+        return self.uncached_input + self.cache_read + self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def total_output(self) -> int:
+        """Every output token, reasoning included."""
+        return self.output + self.reasoning
+
+
+class CallCost:
+    """The cost of one call: status, total and parts as `Decimal` USD, and what priced it.
+
+    ``tier_above`` is the long-context threshold applied (None: base rates);
+    ``service_tier`` the service-tier price applied (None: standard).
+    """
+
+    __slots__ = (
+        "status", "pricing_version", "model", "provider", "service_tier", "tier_above",
+        "detail", "usage", "_parts", "_scale",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        status: CostStatus,
+        pricing_version: str | None = None,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        service_tier: str | None = None,
+        tier_above: int | None = None,
+        detail: str | None = None,
+        usage: Usage | None = None,
+        parts: tuple[int, int, int, int, int] | None = None,
+        scale: int = 0,
+    ) -> None:
+        self.status = status
+        self.pricing_version = pricing_version
+        self.model = model
+        self.provider = provider
+        self.service_tier = service_tier
+        self.tier_above = tier_above
+        self.detail = detail
+        self.usage = usage
+        self._parts = parts
+        self._scale = scale
+
+    @property
+    def tokens(self) -> BillableTokens | None:
+        """The billable token buckets this cost was computed from (None for invalid usage)."""
+        if self.usage is None or self.status is CostStatus.INVALID_USAGE:
+            return None
+        return self.usage.billable()
+
+    def __repr__(self) -> str:
+        return (
+            f"CallCost(status={self.status.value!r}, total={self.total!r}, model={self.model!r}, "
+            f"provider={self.provider!r}, pricing_version={self.pricing_version!r})"
+        )
+
+    def _usd(self, index: int | None) -> Decimal | None:
+        if self._parts is None:
+            return None
+        raw = sum(self._parts) if index is None else self._parts[index]
+        if raw == 0:
+            return _ZERO
+        # Rates are per million tokens, as integers over 10**scale.
+        return Decimal(raw).scaleb(-(self._scale + 6), _EXACT)
+
+    @property
+    def total(self) -> Decimal | None:
+        """Total USD, or None when the call could not be priced (never a silent 0)."""
+        return self._usd(None)
+
+    @property
+    def input(self) -> Decimal | None:
+        """USD for uncached input tokens."""
+        return self._usd(0)
+
+    @property
+    def cache_read(self) -> Decimal | None:
+        return self._usd(1)
+
+    @property
+    def cache_write(self) -> Decimal | None:
+        return self._usd(2)
+
+    @property
+    def output(self) -> Decimal | None:
+        """USD for output tokens other than reasoning."""
+        return self._usd(3)
+
+    @property
+    def reasoning(self) -> Decimal | None:
+        return self._usd(4)
+
+    @property
+    def total_float(self) -> float | None:
+        """The total as a float, for the OTel attribute boundary only."""
+        total = self.total
+        return None if total is None else float(total)
+
+    def parts(self) -> dict[str, Decimal | None]:
+        """Every part by name (input, cache_read, cache_write, output, reasoning)."""
+        return {
+            "input": self.input,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+            "output": self.output,
+            "reasoning": self.reasoning,
+        }
+
+
+def compute_cost(
+    model: str | None,
+    usage: Usage,
+    *,
+    provider: str | None = None,
+    start_time: object = None,
+    service_tier: str | None = None,
+    table: PriceTable | None = None,
+) -> CallCost:
+    """Price one call. Never raises for bad data: the status says what went wrong.
+
+    ``start_time`` is epoch nanoseconds (as OTel spans carry it), a datetime or a date; the
+    price in force then is used (None: now). ``service_tier`` "batch", "flex" or "priority"
+    selects that price where the model has one; anything else is standard.
+    """
+    # One flat function on purpose: it runs once per model-call span (target < 2 µs).
+    if table is None:
+        table = default_pricing()
+    version = table.version
+    inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = usage
+    for value in (inp, out, read, write, write_1h, reasoning):
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_TOKENS):
+            return CallCost(CostStatus.INVALID_USAGE, version, detail=usage.problem(), usage=usage)
+    if inp is None and out is None and read is None and write is None and reasoning is None:
+        return CallCost(CostStatus.NO_USAGE, version, usage=usage)
+    write = write or 0
+    write_1h = write_1h or 0
+    if write_1h > write:
+        return CallCost(CostStatus.INVALID_USAGE, version, detail=usage.problem(), usage=usage)
+    entry = table.resolve(model, provider)
+    if entry is None:
+        detail = f"no price for model {model!r}" if model else "no model reported"
+        if provider:
+            detail += f" (provider {provider!r})"
+        return CallCost(CostStatus.UNKNOWN_MODEL, version, detail=detail, usage=usage)
+
+    # The same split as Usage.billable(), inlined.
+    inp = inp or 0
+    read = read or 0
+    if inclusive is None:
+        inclusive = read + write <= inp
+    uncached = inp - read - write if inclusive else inp
+    if uncached < 0:
+        uncached = 0
+    out = out or 0
+    reasoning = reasoning or 0
+    if with_reasoning is None:
+        with_reasoning = reasoning <= out
+    visible = out - reasoning if with_reasoning else out
+    if visible < 0:
+        visible = 0
+
+    period = entry.period_for_ns(start_time if type(start_time) is int else epoch_ns(start_time))
+    schedule = period.standard
+    applied_tier = None
+    if service_tier is not None and service_tier in period.service_tiers:
+        schedule = period.service_tiers[service_tier]
+        applied_tier = service_tier
+    rates = schedule.rates
+    above = None
+    if schedule.tiers:
+        total_input = uncached + read + write
+        for tier in reversed(schedule.tiers):
+            if total_input > tier.above:
+                rates = tier.rates
+                above = tier.above
+                break
+    r_in, r_out, r_read, r_write, r_write_1h, r_reason = rates.ints
+    parts = (
+        uncached * r_in,
+        read * r_read,
+        (write - write_1h) * r_write + write_1h * r_write_1h,
+        visible * r_out,
+        reasoning * r_reason,
+    )
+    return CallCost(
+        CostStatus.PRICED,
+        version,
+        model=entry.id,
+        provider=entry.provider,
+        service_tier=applied_tier,
+        tier_above=above,
+        usage=usage,
+        parts=parts,
+        scale=rates.scale,
+    )

@@ -1,0 +1,402 @@
+"""The versioned pricing table: bundled provider files layered with the user's own.
+
+`load_pricing()` reads and validates everything once; `PriceTable.resolve()` maps a model id
+as spans report it (dated snapshots, Bedrock / Vertex / OpenRouter shapes) to one entry, and
+caches the answer so pricing stays cheap on a hot path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from ._resources import bundled_dir
+from .pricing_file import (
+    MatchRule,
+    ModelSpec,
+    PricePeriod,
+    PricingError,
+    ProviderFile,
+    parse_provider_file,
+    read_toml,
+)
+
+ENV_PRICING_FILES = "OTEL_COSTATTR_PRICING_FILES"
+TABLE_FILE = "_table.toml"
+_TABLE_KEYS = {"version", "providers", "normalize"}
+_CACHE_LIMIT = 4096
+_NS_PER_DAY = 86_400 * 10**9
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A priced model: canonical id, provider and its price history (oldest first)."""
+
+    id: str
+    provider: str
+    name: str | None
+    periods: tuple[PricePeriod, ...]
+    rules: tuple[MatchRule, ...] = field(repr=False)
+    source: str | None = None
+    retrieved: dt.date | None = None
+    deprecated: bool = False
+    origin: str = ""
+    alias_of: str | None = None
+    _since_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def price_at(self, when: object = None) -> PricePeriod:
+        """The prices in force at ``when`` (datetime, date, epoch nanoseconds; None: now).
+
+        A time before the first recorded price gets the first one: a model is not called
+        before it exists, so that only happens with clock skew.
+        """
+        return self.period_for_ns(epoch_ns(when))
+
+    def period_for_ns(self, ns: int) -> PricePeriod:
+        """`price_at` for epoch nanoseconds, the form OTel spans carry."""
+        since = self._since_ns
+        index = len(since) - 1
+        while index > 0 and since[index] > ns:
+            index -= 1
+        return self.periods[index]
+
+
+def _date_ns(day: dt.date) -> int:
+    return (day - dt.date(1970, 1, 1)).days * _NS_PER_DAY
+
+
+def epoch_ns(when: object) -> int:
+    """Epoch nanoseconds for ``when``: nanoseconds as OTel carries them, a datetime (naive
+    means UTC), a date (UTC midnight) or None (now)."""
+    if when is None:
+        return time.time_ns()
+    if isinstance(when, int) and not isinstance(when, bool):
+        return when
+    if isinstance(when, dt.datetime):
+        aware = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        return int(aware.timestamp() * 1_000_000) * 1000
+    if isinstance(when, dt.date):
+        return _date_ns(when)
+    raise TypeError(f"expected epoch nanoseconds, a datetime or a date, got {when!r}")
+
+
+def _entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...]) -> ModelEntry:
+    factor = Decimal(1)
+    if provider.multiplier is not None:
+        factor *= provider.multiplier
+    if spec.multiplier is not None:
+        factor *= spec.multiplier
+    if factor != 1:
+        periods = tuple(p.scaled(factor) for p in periods)
+    since_ns = tuple(-(2**63) if p.since is None else _date_ns(p.since) for p in periods)
+    return ModelEntry(
+        id=spec.id,
+        provider=provider.provider,
+        name=spec.name,
+        periods=periods,
+        rules=spec.rules,
+        source=spec.source or provider.source,
+        retrieved=spec.retrieved or provider.retrieved,
+        deprecated=spec.deprecated,
+        origin=provider.path,
+        alias_of=spec.alias_of,
+        _since_ns=since_ns,
+    )
+
+
+class _Provider:
+    """The models of one provider, with a fast path for exact ids."""
+
+    def __init__(self, pid: str, fallback: tuple[str, ...]) -> None:
+        self.id = pid
+        self.fallback = fallback
+        self.entries: list[ModelEntry] = []
+        self.exact: dict[str, ModelEntry] = {}
+        self.patterns: list[tuple[MatchRule, ModelEntry]] = []
+
+    def index(self) -> None:
+        self.exact.clear()
+        self.patterns.clear()
+        for entry in self.entries:
+            for rule in entry.rules:
+                if rule.kind == "equals":
+                    self.exact.setdefault(rule.value, entry)
+                else:
+                    self.patterns.append((rule, entry))
+
+    def match(self, model_id: str) -> ModelEntry | None:
+        hit = self.exact.get(model_id)
+        if hit is not None:
+            return hit
+        for rule, entry in self.patterns:
+            if rule.matches(model_id):
+                return entry
+        return None
+
+
+class PriceTable:
+    """A validated, versioned pricing table. Build it with `load_pricing()`."""
+
+    def __init__(
+        self,
+        version: str,
+        digest: str,
+        providers: Sequence[_Provider],
+        names: dict[str, str],
+        normalize: Sequence[tuple[re.Pattern[str], str]],
+        files: Sequence[str],
+    ) -> None:
+        self.version = version
+        self.digest = digest
+        self.files = tuple(files)
+        self._providers = {p.id: p for p in providers}
+        self._order = tuple(p.id for p in providers)
+        self._names = names
+        self._normalize = tuple(normalize)
+        self._cache: dict[tuple[str, str | None], ModelEntry | None] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        models = sum(1 for _ in self.models())
+        return f"PriceTable(version={self.version!r}, providers={len(self._order)}, models={models})"
+
+    @property
+    def providers(self) -> list[str]:
+        """Pricing provider ids, in search order."""
+        return list(self._order)
+
+    def models(self) -> Iterator[ModelEntry]:
+        """Every model entry, provider by provider in search order."""
+        for pid in self._order:
+            yield from self._providers[pid].entries
+
+    def provider_id(self, name: str | None) -> str | None:
+        """The pricing provider for an OTel provider name (``aws.bedrock``) or id, or None."""
+        if not name:
+            return None
+        return self._names.get(name.strip().lower())
+
+    def candidate_ids(self, model: str) -> list[str]:
+        """The forms of ``model`` tried in turn: lower-cased, then each normalisation."""
+        current = model.strip().lower()
+        forms = [current]
+        for pattern, replace in self._normalize:
+            current = pattern.sub(replace, current, count=1)
+            if current not in forms:
+                forms.append(current)
+        return forms
+
+    def resolve(self, model: str | None, provider: str | None = None) -> ModelEntry | None:
+        """The entry pricing ``model`` as reported by a span, or None when it is unknown.
+
+        With a provider the table knows, only that provider and its declared fallbacks are
+        searched (a Llama on Bedrock is never priced at another host's rate); otherwise every
+        provider, in table order. Answers are cached.
+        """
+        if not isinstance(model, str) or not model:
+            return None
+        key = (model, provider)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        entry = self._resolve(model, provider)
+        with self._lock:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()  # bounded: span data can hold arbitrary model strings
+            self._cache[key] = entry
+        return entry
+
+    def _resolve(self, model: str, provider: str | None) -> ModelEntry | None:
+        pid = self.provider_id(provider)
+        order: Iterable[str]
+        order = self._order if pid is None else (pid, *self._providers[pid].fallback)
+        forms = self.candidate_ids(model)
+        for search in order:
+            prov = self._providers[search]
+            for form in forms:
+                hit = prov.match(form)
+                if hit is not None:
+                    return hit
+        return None
+
+
+def _read_table_file(path: str, data: bytes) -> tuple[str, list[str], list[tuple[re.Pattern[str], str]]]:
+    raw = read_toml(path, data)
+    unknown = sorted(set(raw) - _TABLE_KEYS)
+    if unknown:
+        raise PricingError(f"{path}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(_TABLE_KEYS))})")
+    version = raw.get("version")
+    if not isinstance(version, str) or not version:
+        raise PricingError(f"{path}: version: must be a non-empty string")
+    order = raw.get("providers")
+    if not isinstance(order, list) or not all(isinstance(p, str) for p in order) or not order:
+        raise PricingError(f"{path}: providers: must be a non-empty list of provider ids")
+    normalize = []
+    for i, rule in enumerate(raw.get("normalize", [])):
+        if not isinstance(rule, dict) or set(rule) != {"pattern", "replace"}:
+            raise PricingError(f"{path}: normalize[{i}]: must have exactly 'pattern' and 'replace'")
+        try:
+            normalize.append((re.compile(rule["pattern"]), str(rule["replace"])))
+        except (re.error, TypeError) as e:
+            raise PricingError(f"{path}: normalize[{i}].pattern: invalid regex: {e}") from e
+    return version, order, normalize
+
+
+def _bundled_files() -> tuple[bytes, dict[str, tuple[str, bytes]]]:
+    try:
+        folder = bundled_dir("pricing")
+        table = (folder / TABLE_FILE).read_bytes()
+        files = {}
+        for item in sorted(folder.iterdir(), key=lambda t: t.name):
+            if item.name.endswith(".toml") and item.name != TABLE_FILE:
+                files[item.name[: -len(".toml")]] = (f"pricing/{item.name}", item.read_bytes())
+    except OSError as e:
+        raise PricingError(f"bundled pricing table unreadable (broken install?): {e}") from e
+    return table, files
+
+
+def _digest(parts: Iterable[tuple[str, bytes]]) -> str:
+    h = hashlib.sha256()
+    for name, data in parts:
+        h.update(name.encode() + b"\0" + data + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def bundled_digest() -> str:
+    """The digest of the bundled pricing files (what the release pins check)."""
+    table, files = _bundled_files()
+    return _digest([(TABLE_FILE, table), *((f"{k}.toml", v[1]) for k, v in sorted(files.items()))])
+
+
+def env_pricing_files() -> list[str]:
+    """User price files named by ``OTEL_COSTATTR_PRICING_FILES`` (os.pathsep-separated)."""
+    value = os.environ.get(ENV_PRICING_FILES, "")
+    return [p for p in value.split(os.pathsep) if p.strip()]
+
+
+def load_pricing(
+    extra_files: Iterable[str | os.PathLike[str]] = (),
+    *,
+    use_env: bool = True,
+    bundled: bool = True,
+) -> PriceTable:
+    """Load the bundled table, layered with ``extra_files`` and (by default) the files named
+    in ``OTEL_COSTATTR_PRICING_FILES``. ``bundled=False`` uses only the given files.
+    Raises `PricingError` naming file, model and field.
+    """
+    parsed: list[ProviderFile] = []
+    digest_parts: list[tuple[str, bytes]] = []
+    normalize: list[tuple[re.Pattern[str], str]] = []
+    version = "local"
+    if bundled:
+        table_bytes, files = _bundled_files()
+        version, order, normalize = _read_table_file(f"pricing/{TABLE_FILE}", table_bytes)
+        for stem in files:
+            if stem not in order:
+                raise PricingError(f"pricing/{TABLE_FILE}: providers: pricing/{stem}.toml is not listed")
+        for pid in order:
+            if pid not in files:
+                raise PricingError(f"pricing/{TABLE_FILE}: providers: no file pricing/{pid}.toml")
+            path, data = files[pid]
+            pf = parse_provider_file(path, data)
+            if pf.provider != pid:
+                raise PricingError(f"{path}: provider: must be {pid!r} (the file name), got {pf.provider!r}")
+            parsed.append(pf)
+        digest_parts = [(TABLE_FILE, table_bytes), *((f"{k}.toml", v[1]) for k, v in sorted(files.items()))]
+
+    user_paths = [str(p) for p in extra_files]
+    if use_env:
+        user_paths += env_pricing_files()
+    user_parts = []
+    user_files = []
+    for path in user_paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise PricingError(f"{path}: cannot read: {e.strerror or e}") from e
+        user_parts.append((path, data))
+        user_files.append(parse_provider_file(path, data))
+    if not parsed and not user_files:
+        raise PricingError("no pricing files: bundled=False needs at least one file")
+
+    digest = _digest(digest_parts + user_parts)
+    if user_files:
+        version = f"{version}+local.{digest[len('sha256:') :][:8]}" if bundled else f"local.{digest[7:15]}"
+    names = [p for p, _ in digest_parts] + user_paths
+    return _build(version, digest, parsed, user_files, normalize, names)
+
+
+def _build(
+    version: str,
+    digest: str,
+    bundled: list[ProviderFile],
+    user: list[ProviderFile],
+    normalize: list[tuple[re.Pattern[str], str]],
+    files: list[str],
+) -> PriceTable:
+    providers: dict[str, _Provider] = {}
+    specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
+    names: dict[str, str] = {}
+    # User files first: their providers are searched first and their models shadow bundled ones.
+    ordered = [*user, *bundled]
+    for pf in ordered:
+        if pf.provider not in providers:
+            providers[pf.provider] = _Provider(pf.provider, pf.fallback)
+            specs[pf.provider] = []
+        elif pf.fallback and not providers[pf.provider].fallback:
+            providers[pf.provider].fallback = pf.fallback
+        taken = {s.id for s, _ in specs[pf.provider]}
+        specs[pf.provider].extend((s, pf) for s in pf.models if s.id not in taken)
+        for name in (pf.provider, *pf.otel_names):
+            names.setdefault(name.lower(), pf.provider)
+
+    for prov in providers.values():
+        for fb in prov.fallback:
+            if fb not in providers:
+                path = next(pf.path for pf in ordered if pf.provider == prov.id)
+                raise PricingError(f"{path}: fallback: unknown provider {fb!r}")
+
+    def find(model_id: str, pid: str) -> ModelSpec | None:
+        for search in (pid, *providers[pid].fallback, *providers):
+            for spec, _ in specs[search]:
+                if spec.id == model_id and spec.alias_of is None:
+                    return spec
+        return None
+
+    for pid, items in specs.items():
+        for spec, pf in items:
+            periods = spec.periods
+            if spec.alias_of is not None:
+                target = find(spec.alias_of, pid)
+                if target is None:
+                    raise PricingError(
+                        f"{pf.path}: model {spec.id!r}: alias_of: no priced model {spec.alias_of!r}"
+                    )
+                periods = target.periods
+            providers[pid].entries.append(_entry(spec, pf, periods))
+        providers[pid].index()
+
+    return PriceTable(version, digest, list(providers.values()), names, normalize, files)
+
+
+_default: PriceTable | None = None
+_default_lock = threading.Lock()
+
+
+def default_pricing() -> PriceTable:
+    """The table `load_pricing()` gives with no arguments, loaded once per process."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = load_pricing()
+    return _default

@@ -1,0 +1,420 @@
+"""Parse and validate one pricing file (the format is described in pricing/README.md).
+
+Everything here runs at configuration time: a malformed file raises `PricingError` naming
+the file, the model and the field, so a mistake never surfaces as a wrong bill later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+RATE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+SERVICE_TIERS = ("batch", "flex", "priority")
+MATCH_KINDS = ("equals", "starts_with", "ends_with", "regex")
+
+_PROVIDER_KEYS = {
+    "provider", "name", "otel_names", "fallback", "source", "retrieved", "via", "multiplier",
+    "model",
+}  # fmt: skip
+_MODEL_KEYS = {
+    "id", "name", "match", "examples", "source", "retrieved", "deprecated", "price", "alias_of",
+    "multiplier",
+}  # fmt: skip
+_PERIOD_KEYS = {"since", "tiers", *RATE_KEYS, *SERVICE_TIERS}
+_TIER_KEYS = {"above", *RATE_KEYS}
+_VARIANT_KEYS = {"tiers", *RATE_KEYS}
+
+
+class PricingError(ValueError):
+    """A pricing file (or table) is malformed. The message names file, model and field."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    """USD per million tokens. ``None`` means "not priced separately" (see pricing/README.md)."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
+    # The same rates as integers over 10**scale, so the cost engine adds integers (exact and
+    # fast) and builds one Decimal at the end. Order: input, output, cache_read, cache_write,
+    # cache_write_1h, reasoning, with the documented fallbacks already applied.
+    scale: int = field(init=False, repr=False, compare=False)
+    ints: tuple[int, int, int, int, int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = [v for v in self.as_dict().values() if v is not None]
+        scale = max((max(0, -int(v.as_tuple().exponent)) for v in values), default=0)
+        unit = Decimal(10) ** scale
+
+        def as_int(value: Decimal | None, fallback: int) -> int:
+            return fallback if value is None else int(value * unit)
+
+        i_in = as_int(self.input, 0)
+        i_out = as_int(self.output, 0)
+        i_cw = as_int(self.cache_write, i_in)
+        ints = (i_in, i_out, as_int(self.cache_read, i_in), i_cw, as_int(self.cache_write_1h, i_cw),
+                as_int(self.reasoning, i_out))  # fmt: skip
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "ints", ints)
+
+    def scaled(self, factor: Decimal) -> Rates:
+        """These rates multiplied by ``factor`` (a negotiated discount)."""
+        values = {k: (None if v is None else v * factor) for k, v in self.as_dict().items()}
+        return Rates(**values)
+
+    def as_dict(self) -> dict[str, Decimal | None]:
+        return {k: getattr(self, k) for k in RATE_KEYS}
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Above ``above`` input tokens, every token of the request pays ``rates``."""
+
+    above: int
+    rates: Rates
+
+
+@dataclass(frozen=True)
+class PriceSchedule:
+    """Base rates plus the long-context tiers that replace them on large requests."""
+
+    rates: Rates
+    tiers: tuple[Tier, ...] = ()
+
+    def scaled(self, factor: Decimal) -> PriceSchedule:
+        return PriceSchedule(
+            self.rates.scaled(factor), tuple(Tier(t.above, t.rates.scaled(factor)) for t in self.tiers)
+        )
+
+
+@dataclass(frozen=True)
+class PricePeriod:
+    """The prices in force from ``since`` (UTC date, ``None``: always) until the next period."""
+
+    since: dt.date | None
+    standard: PriceSchedule
+    service_tiers: Mapping[str, PriceSchedule]
+
+    def scaled(self, factor: Decimal) -> PricePeriod:
+        return PricePeriod(
+            self.since,
+            self.standard.scaled(factor),
+            {k: v.scaled(factor) for k, v in self.service_tiers.items()},
+        )
+
+    # Convenience accessors for the standard base rates.
+    @property
+    def input(self) -> Decimal:
+        return self.standard.rates.input
+
+    @property
+    def output(self) -> Decimal:
+        return self.standard.rates.output
+
+    @property
+    def cache_read(self) -> Decimal | None:
+        return self.standard.rates.cache_read
+
+    @property
+    def cache_write(self) -> Decimal | None:
+        return self.standard.rates.cache_write
+
+    @property
+    def cache_write_1h(self) -> Decimal | None:
+        return self.standard.rates.cache_write_1h
+
+    @property
+    def reasoning(self) -> Decimal | None:
+        return self.standard.rates.reasoning
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    """One match rule: ``kind`` is equals, starts_with, ends_with or regex (full match)."""
+
+    kind: str
+    value: str
+    pattern: re.Pattern[str] | None = None
+
+    def matches(self, model_id: str) -> bool:
+        if self.kind == "equals":
+            return model_id == self.value
+        if self.kind == "starts_with":
+            return model_id.startswith(self.value)
+        if self.kind == "ends_with":
+            return model_id.endswith(self.value)
+        assert self.pattern is not None
+        return self.pattern.fullmatch(model_id) is not None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ``[[model]]`` as written: prices or an ``alias_of`` another model."""
+
+    id: str
+    name: str | None
+    rules: tuple[MatchRule, ...]
+    examples: tuple[str, ...]
+    source: str | None
+    retrieved: dt.date | None
+    deprecated: bool
+    periods: tuple[PricePeriod, ...]
+    alias_of: str | None
+    multiplier: Decimal | None
+
+
+@dataclass(frozen=True)
+class ProviderFile:
+    """One parsed and validated pricing file."""
+
+    path: str
+    provider: str
+    name: str | None
+    otel_names: tuple[str, ...]
+    fallback: tuple[str, ...]
+    source: str | None
+    retrieved: dt.date | None
+    via: str | None
+    multiplier: Decimal | None
+    models: tuple[ModelSpec, ...]
+
+
+def read_toml(path: str | Path, data: bytes | None = None) -> dict[str, Any]:
+    """Parse TOML with every float as an exact `Decimal`."""
+    try:
+        if data is None:
+            data = Path(path).read_bytes()
+        return tomllib.loads(data.decode("utf-8"), parse_float=Decimal)
+    except OSError as e:
+        raise PricingError(f"{path}: cannot read: {e.strerror or e}") from e
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise PricingError(f"{path}: invalid TOML: {e}") from e
+
+
+def parse_provider_file(path: str | Path, data: bytes | None = None) -> ProviderFile:
+    """Read and validate one provider pricing file; raise `PricingError` on any problem."""
+    raw = read_toml(path, data)
+    return _Parser(str(path)).provider(raw)
+
+
+class _Parser:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, model: str | None, field: str, problem: str) -> PricingError:
+        where = f"{self.path}: model {model!r}: " if model is not None else f"{self.path}: "
+        return PricingError(f"{where}{field}: {problem}")
+
+    def check_keys(self, table: Any, allowed: set[str], model: str | None, field: str) -> None:
+        if not isinstance(table, dict):
+            raise self.fail(model, field or "(top level)", "must be a table")
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            name = f"{field}.{unknown[0]}" if field else unknown[0]
+            raise self.fail(model, name, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, value: Any, model: str | None, field: str, *, optional: bool = False) -> Any:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(model, field, "must be a non-empty string")
+        return value
+
+    def strings(self, value: Any, model: str | None, field: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(model, field, "must be a list of strings")
+        return tuple(self.string(v, model, f"{field}[{i}]") for i, v in enumerate(value))
+
+    def date(self, value: Any, model: str | None, field: str) -> dt.date | None:
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+            raise self.fail(model, field, f"must be a TOML date like 2026-11-22, got {value!r}")
+        return value
+
+    def price(self, value: Any, model: str | None, field: str) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise self.fail(model, field, f"must be a number (USD per million tokens), got {value!r}")
+        number = Decimal(value)
+        if not number.is_finite() or number < 0:
+            raise self.fail(model, field, f"must be a finite number >= 0, got {value}")
+        return number
+
+    def provider(self, raw: dict[str, Any]) -> ProviderFile:
+        self.check_keys(raw, _PROVIDER_KEYS, None, "")
+        provider = self.string(raw.get("provider"), None, "provider")
+        models_raw = raw.get("model", [])
+        if not isinstance(models_raw, list):
+            raise self.fail(None, "model", "must be an array of tables ([[model]])")
+        models = tuple(self.model(m, i) for i, m in enumerate(models_raw))
+        seen: set[str] = set()
+        for m in models:
+            if m.id in seen:
+                raise self.fail(m.id, "id", "duplicate model id in this file")
+            seen.add(m.id)
+        check_overlaps(self.path, models)
+        multiplier = raw.get("multiplier")
+        return ProviderFile(
+            path=self.path,
+            provider=provider,
+            name=self.string(raw.get("name"), None, "name", optional=True),
+            otel_names=tuple(n.lower() for n in self.strings(raw.get("otel_names"), None, "otel_names")),
+            fallback=self.strings(raw.get("fallback"), None, "fallback"),
+            source=self.string(raw.get("source"), None, "source", optional=True),
+            retrieved=self.date(raw.get("retrieved"), None, "retrieved"),
+            via=self.string(raw.get("via"), None, "via", optional=True),
+            multiplier=None if multiplier is None else self.price(multiplier, None, "multiplier"),
+            models=models,
+        )
+
+    def model(self, raw: Any, index: int) -> ModelSpec:
+        if not isinstance(raw, dict):
+            raise self.fail(None, f"model[{index}]", "must be a table")
+        model_id = raw.get("id")
+        if not isinstance(model_id, str) or not model_id.strip():
+            raise self.fail(None, f"model[{index}].id", "must be a non-empty string")
+        self.check_keys(raw, _MODEL_KEYS, model_id, "")
+        rules = self.rules(raw.get("match"), model_id)
+        alias_of = self.string(raw.get("alias_of"), model_id, "alias_of", optional=True)
+        periods_raw = raw.get("price")
+        if alias_of is not None and periods_raw is not None:
+            raise self.fail(model_id, "price", "a model with alias_of takes its prices from there")
+        if alias_of is None and not periods_raw:
+            raise self.fail(model_id, "price", "missing: at least one [[model.price]] is required")
+        periods: tuple[PricePeriod, ...] = ()
+        if periods_raw is not None:
+            if not isinstance(periods_raw, list):
+                raise self.fail(model_id, "price", "must be an array of tables ([[model.price]])")
+            periods = tuple(self.period(p, model_id, i) for i, p in enumerate(periods_raw))
+            self.check_history(periods, model_id)
+        multiplier = raw.get("multiplier")
+        deprecated = raw.get("deprecated", False)
+        if not isinstance(deprecated, bool):
+            raise self.fail(model_id, "deprecated", "must be true or false")
+        examples = self.strings(raw.get("examples"), model_id, "examples")
+        for i, example in enumerate(examples):
+            if not any(r.matches(example.lower()) for r in rules):
+                raise self.fail(model_id, f"examples[{i}]", f"{example!r} matches no rule of this model")
+        return ModelSpec(
+            id=model_id,
+            name=self.string(raw.get("name"), model_id, "name", optional=True),
+            rules=rules,
+            examples=tuple(e.lower() for e in examples),
+            source=self.string(raw.get("source"), model_id, "source", optional=True),
+            retrieved=self.date(raw.get("retrieved"), model_id, "retrieved"),
+            deprecated=deprecated,
+            periods=periods,
+            alias_of=alias_of,
+            multiplier=None if multiplier is None else self.price(multiplier, model_id, "multiplier"),
+        )
+
+    def rules(self, raw: Any, model_id: str) -> tuple[MatchRule, ...]:
+        if raw is None:
+            # No rules: the canonical id itself is the only match.
+            return (MatchRule("equals", model_id.lower()),)
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(model_id, "match", "must be a non-empty list of rules")
+        rules = []
+        for i, rule in enumerate(raw):
+            field = f"match[{i}]"
+            if not isinstance(rule, dict) or len(rule) != 1:
+                raise self.fail(model_id, field, f"must be a table with one of {', '.join(MATCH_KINDS)}")
+            ((kind, value),) = rule.items()
+            if kind not in MATCH_KINDS:
+                raise self.fail(
+                    model_id, f"{field}.{kind}", f"unknown rule (allowed: {', '.join(MATCH_KINDS)})"
+                )
+            value = self.string(value, model_id, f"{field}.{kind}")
+            if value != value.lower():
+                raise self.fail(
+                    model_id, f"{field}.{kind}", "ids are matched lower-cased: write the rule in lower case"
+                )
+            pattern = None
+            if kind == "regex":
+                try:
+                    pattern = re.compile(value)
+                except re.error as e:
+                    raise self.fail(model_id, f"{field}.regex", f"invalid regex: {e}") from e
+            rules.append(MatchRule(kind, value, pattern))
+        return tuple(rules)
+
+    def rates(self, raw: dict[str, Any], model_id: str, field: str, like: Rates | None = None) -> Rates:
+        for key in ("input", "output"):
+            if key not in raw:
+                raise self.fail(model_id, f"{field}.{key}", "missing price")
+        values = {k: self.price(raw[k], model_id, f"{field}.{k}") for k in RATE_KEYS if k in raw}
+        if like is not None:
+            # A tier or service tier must say every rate the base says: a silently inherited
+            # base rate would overcharge (batch halves cache reads too).
+            for key, base in like.as_dict().items():
+                if base is not None and key not in values:
+                    raise self.fail(model_id, f"{field}.{key}", "missing price (the base rates have it)")
+        return Rates(**values)
+
+    def schedule(self, raw: dict[str, Any], model_id: str, field: str, like: Rates | None) -> PriceSchedule:
+        rates = self.rates(raw, model_id, field, like)
+        tiers_raw = raw.get("tiers", [])
+        if not isinstance(tiers_raw, list):
+            raise self.fail(model_id, f"{field}.tiers", "must be a list of tables")
+        tiers = []
+        for i, t in enumerate(tiers_raw):
+            tfield = f"{field}.tiers[{i}]"
+            self.check_keys(t, _TIER_KEYS, model_id, tfield)
+            above = t.get("above")
+            if isinstance(above, bool) or not isinstance(above, int) or above <= 0:
+                raise self.fail(model_id, f"{tfield}.above", "must be a whole number of input tokens > 0")
+            if tiers and above <= tiers[-1].above:
+                raise self.fail(model_id, f"{tfield}.above", "tiers must be in increasing order")
+            tiers.append(Tier(above, self.rates(t, model_id, tfield, rates)))
+        return PriceSchedule(rates, tuple(tiers))
+
+    def period(self, raw: Any, model_id: str, index: int) -> PricePeriod:
+        field = f"price[{index}]"
+        self.check_keys(raw, _PERIOD_KEYS, model_id, field)
+        standard = self.schedule(raw, model_id, field, None)
+        variants = {}
+        for tier_name in SERVICE_TIERS:
+            if tier_name in raw:
+                vfield = f"{field}.{tier_name}"
+                self.check_keys(raw[tier_name], _VARIANT_KEYS, model_id, vfield)
+                variants[tier_name] = self.schedule(raw[tier_name], model_id, vfield, standard.rates)
+        return PricePeriod(self.date(raw.get("since"), model_id, f"{field}.since"), standard, variants)
+
+    def check_history(self, periods: tuple[PricePeriod, ...], model_id: str) -> None:
+        previous: dt.date | None = None
+        for i, p in enumerate(periods):
+            if i > 0 and p.since is None:
+                raise self.fail(model_id, f"price[{i}].since", "missing: only the first price may omit it")
+            if previous is not None and p.since is not None and p.since <= previous:
+                raise self.fail(model_id, f"price[{i}].since", "dates must increase (oldest price first)")
+            previous = p.since
+
+
+def check_overlaps(path: str, models: tuple[ModelSpec, ...]) -> None:
+    """Every `equals` value and example must match exactly one model of the file."""
+    for model in models:
+        probes = [r.value for r in model.rules if r.kind == "equals"] + list(model.examples)
+        for probe in probes:
+            others = [m.id for m in models if m is not model and any(r.matches(probe) for r in m.rules)]
+            if others:
+                raise PricingError(
+                    f"{path}: model {model.id!r}: match: {probe!r} also matches model {others[0]!r}"
+                )

@@ -1,0 +1,208 @@
+"""How GenAI spans say what they are: attribute names, old and new, and reading them.
+
+The GenAI conventions are still in development and producers disagree (current semconv,
+older semconv, hand-written Anthropic-style names, OpenLLMetry, OpenInference). Every
+spelling lives here, once, so the processor and the exporter read spans the same way.
+Constants are our own strings: the semconv package marks its GenAI constants deprecated.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .cost import Usage
+
+# What we stamp (see README: "Attributes").
+COST = "gen_ai.usage.cost"
+COST_STATUS = "costattr.status"
+PRICING_VERSION = "costattr.pricing_version"
+PRICED_MODEL = "costattr.model"
+
+OPERATION = "gen_ai.operation.name"
+OPENINFERENCE_KIND = "openinference.span.kind"
+AGENT_NAME = "gen_ai.agent.name"
+AGENT_ID = "gen_ai.agent.id"
+AGENT_VERSION = "gen_ai.agent.version"
+AGENT_STEP = "gen_ai.agent.step"
+WORKFLOW_NAME = "gen_ai.workflow.name"
+CONVERSATION_ID = "gen_ai.conversation.id"
+TOOL_NAME = "gen_ai.tool.name"
+FEATURE = "app.feature"
+
+# Identity a child inherits from its ancestors (and from W3C baggage) by default.
+IDENTITY_KEYS = (FEATURE, AGENT_NAME, AGENT_VERSION, CONVERSATION_ID)
+
+PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.system", "llm.provider")
+# Response model first: it is what was billed (a dated snapshot of the requested alias).
+MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
+OUTPUT_KEYS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+)
+CACHE_READ_KEYS = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "llm.token_count.prompt_details.cache_read",
+)
+CACHE_WRITE_KEYS = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+    "llm.token_count.prompt_details.cache_write",
+)
+# Anthropic's raw response field names. Spans that use them copied the raw usage, where
+# input_tokens is the uncached remainder: their input is exclusive of the cache counts.
+ANTHROPIC_CACHE_READ = "gen_ai.usage.cache_read_input_tokens"
+ANTHROPIC_CACHE_WRITE = "gen_ai.usage.cache_creation_input_tokens"
+CACHE_WRITE_1H_KEYS = ("gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",)
+REASONING_KEYS = (
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.reasoning_tokens",
+    "llm.token_count.completion_details.reasoning",
+)
+# The service tier actually applied wins over the one requested.
+SERVICE_TIER_KEYS = (
+    "gen_ai.openai.response.service_tier",
+    "openai.response.service_tier",
+    "gen_ai.response.service_tier",
+    "gen_ai.request.service_tier",
+    "gen_ai.openai.request.service_tier",
+    "openai.request.service_tier",
+)
+
+USAGE_KEYS = (
+    *INPUT_KEYS,
+    *OUTPUT_KEYS,
+    *CACHE_READ_KEYS,
+    *CACHE_WRITE_KEYS,
+    ANTHROPIC_CACHE_READ,
+    ANTHROPIC_CACHE_WRITE,
+    *REASONING_KEYS,
+)
+MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
+TOOL_OPERATIONS = frozenset({"execute_tool"})
+WORKFLOW_OPERATIONS = frozenset({"invoke_workflow"})
+
+# Any of these keys makes a span worth a closer look; a span with none is not GenAI at all.
+GENAI_KEYS = frozenset({OPERATION, OPENINFERENCE_KIND, "llm.model_name", *USAGE_KEYS, *IDENTITY_KEYS})
+
+# Prompts and completions: customer data. Not stored unless the user opts in.
+CONTENT_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "input.value",
+        "output.value",
+    }
+)
+CONTENT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+)
+
+
+def is_content_key(key: str) -> bool:
+    """True for attributes that carry prompt or completion text."""
+    return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES)
+
+
+class SpanRole(str, enum.Enum):
+    """What a span is, for attribution."""
+
+    MODEL_CALL = "model_call"
+    AGENT = "agent"
+    TOOL = "tool"
+    WORKFLOW = "workflow"
+    OTHER = "other"
+
+
+def span_role(attrs: Mapping[str, Any]) -> SpanRole:
+    """Classify a span by its attributes alone, never by its name or kind.
+
+    Agent and workflow spans may carry the summed usage of their children (the conventions
+    recommend it), so they are never model calls, whatever usage they hold.
+    """
+    op = attrs.get(OPERATION)
+    oi_kind = attrs.get(OPENINFERENCE_KIND)
+    if op in AGENT_OPERATIONS or oi_kind == "AGENT":
+        return SpanRole.AGENT
+    if op in TOOL_OPERATIONS or oi_kind == "TOOL":
+        return SpanRole.TOOL
+    if op in WORKFLOW_OPERATIONS or oi_kind == "CHAIN":
+        return SpanRole.WORKFLOW
+    if op in MODEL_OPERATIONS or oi_kind in ("LLM", "EMBEDDING"):
+        return SpanRole.MODEL_CALL
+    if "llm.model_name" in attrs or any(k in attrs for k in USAGE_KEYS):
+        return SpanRole.MODEL_CALL
+    return SpanRole.OTHER
+
+
+def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _count(value: Any) -> Any:
+    """A token count as an int when it is one; otherwise the value as it came, so that
+    `Usage.problem()` can name it (strings, bools, NaN, fractions are invalid usage)."""
+    if type(value) is float and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """What a model-call span says about itself: model, provider, usage, service tier."""
+
+    model: str | None
+    provider: str | None
+    usage: Usage
+    service_tier: str | None
+
+
+def read_model_call(attrs: Mapping[str, Any]) -> ModelCall:
+    """Read model, provider, usage and service tier from a span's attributes, whichever
+    convention the producer followed. Never raises."""
+    read = _first(attrs, CACHE_READ_KEYS)
+    write = _first(attrs, CACHE_WRITE_KEYS)
+    inclusive = None
+    raw_read = attrs.get(ANTHROPIC_CACHE_READ)
+    raw_write = attrs.get(ANTHROPIC_CACHE_WRITE)
+    if read is None and write is None and (raw_read is not None or raw_write is not None):
+        read, write, inclusive = raw_read, raw_write, False
+    usage = Usage(
+        input_tokens=_count(_first(attrs, INPUT_KEYS)),
+        output_tokens=_count(_first(attrs, OUTPUT_KEYS)),
+        cache_read_tokens=_count(read),
+        cache_write_tokens=_count(write),
+        cache_write_1h_tokens=_count(_first(attrs, CACHE_WRITE_1H_KEYS)),
+        reasoning_tokens=_count(_first(attrs, REASONING_KEYS)),
+        input_includes_cache=inclusive,
+    )
+    tier = _text(_first(attrs, SERVICE_TIER_KEYS))
+    return ModelCall(
+        model=_text(_first(attrs, MODEL_KEYS)),
+        provider=_text(_first(attrs, PROVIDER_KEYS)),
+        usage=usage,
+        service_tier=tier.lower() if tier else None,
+    )

@@ -1,0 +1,195 @@
+"""Malformed pricing files fail at load time with a message naming file, model and field;
+user files layer over a table."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from otel_costattr import ENV_PRICING_FILES, PricingError, Usage, compute_cost, load_pricing
+
+FIXTURE = Path(__file__).parent / "data" / "test_prices.toml"
+
+GOOD_MODEL = """
+provider = "acme"
+[[model]]
+id = "m1"
+match = [{ equals = "m1" }]
+[[model.price]]
+input = 1
+output = 2
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "prices.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(PricingError) as info:
+        load_pricing([path], bundled=False, use_env=False)
+    return str(info.value)
+
+
+def test_good_file_loads(tmp_path):
+    table = load_pricing([write(tmp_path, GOOD_MODEL)], bundled=False, use_env=False)
+    assert [e.id for e in table.models()] == ["m1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD_MODEL + "colour = 'red'\n", "model 'm1': price[0].colour: unknown key"),
+        (GOOD_MODEL.replace("output = 2", ""), "model 'm1': price[0].output: missing price"),
+        (
+            GOOD_MODEL.replace("input = 1", "input = -1"),
+            "model 'm1': price[0].input: must be a finite number >= 0, got -1",
+        ),
+        (
+            GOOD_MODEL.replace("input = 1", "input = '1'"),
+            "model 'm1': price[0].input: must be a number (USD per million tokens), got '1'",
+        ),
+        (
+            GOOD_MODEL.replace("input = 1", "input = true"),
+            "model 'm1': price[0].input: must be a number (USD per million tokens), got True",
+        ),
+        (
+            GOOD_MODEL.replace("input = 1", "input = nan"),
+            "model 'm1': price[0].input: must be a finite number >= 0, got NaN",
+        ),
+        (
+            GOOD_MODEL.replace("[[model.price]]\ninput = 1\noutput = 2\n", ""),
+            "model 'm1': price: missing: at least one [[model.price]] is required",
+        ),
+        (GOOD_MODEL + GOOD_MODEL.split("\n", 2)[2], "model 'm1': id: duplicate model id in this file"),
+        (
+            GOOD_MODEL
+            + GOOD_MODEL.split("\n", 2)[2]
+            .replace('id = "m1"', 'id = "m2"')
+            .replace('equals = "m1"', 'starts_with = "m"'),
+            "model 'm1': match: 'm1' also matches model 'm2'",
+        ),
+        (
+            GOOD_MODEL.replace('{ equals = "m1" }', "{ regex = 'm1(' }"),
+            "model 'm1': match[0].regex: invalid regex: missing ), unterminated subpattern at position 2",
+        ),
+        (
+            GOOD_MODEL.replace('{ equals = "m1" }', '{ glob = "m*" }'),
+            "model 'm1': match[0].glob: unknown rule (allowed: equals, starts_with, ends_with, regex)",
+        ),
+        (
+            GOOD_MODEL.replace('{ equals = "m1" }', '{ equals = "M1" }'),
+            "model 'm1': match[0].equals: ids are matched lower-cased: write the rule in lower case",
+        ),
+        (
+            GOOD_MODEL.replace(
+                'match = [{ equals = "m1" }]', 'match = [{ equals = "m1" }]\nexamples = ["m2"]'
+            ),
+            "model 'm1': examples[0]: 'm2' matches no rule of this model",
+        ),
+        (
+            GOOD_MODEL + "[[model.price]]\ninput = 1\noutput = 1\n",
+            "model 'm1': price[1].since: missing: only the first price may omit it",
+        ),
+        (
+            GOOD_MODEL.replace("input = 1", "since = 2026-02-01\ninput = 1")
+            + "[[model.price]]\nsince = 2026-01-01\ninput = 1\noutput = 1\n",
+            "model 'm1': price[1].since: dates must increase (oldest price first)",
+        ),
+        (
+            GOOD_MODEL + "cache_read = 0.1\ntiers = [{ above = 1000, input = 2, output = 4 }]\n",
+            "model 'm1': price[0].tiers[0].cache_read: missing price (the base rates have it)",
+        ),
+        (
+            GOOD_MODEL + "cache_read = 0.1\nbatch = { input = 0.5, output = 1 }\n",
+            "model 'm1': price[0].batch.cache_read: missing price (the base rates have it)",
+        ),
+        (
+            GOOD_MODEL + "tiers = [{ above = 0, input = 2, output = 4 }]\n",
+            "model 'm1': price[0].tiers[0].above: must be a whole number of input tokens > 0",
+        ),
+        (
+            'provider = "acme"\nretrieved = "yesterday"\n',
+            "retrieved: must be a TOML date like 2026-11-22, got 'yesterday'",
+        ),
+        ("provider = \n", "invalid TOML: "),
+        ('name = "no provider"\n', "provider: must be a non-empty string"),
+        (
+            GOOD_MODEL.replace("[[model.price]]\ninput = 1\noutput = 2\n", 'alias_of = "nope"\n'),
+            "model 'm1': alias_of: no priced model 'nope'",
+        ),
+    ],
+)
+def test_malformed_files_name_file_model_and_field(tmp_path, text, message):
+    path = write(tmp_path, text)
+    error = load_error(path)
+    assert error.startswith(f"{path}: ")
+    assert message in error
+
+
+def test_unreadable_file_names_the_path(tmp_path):
+    missing = tmp_path / "nope.toml"
+    assert load_error(missing) == f"{missing}: cannot read: No such file or directory"
+
+
+def test_unknown_fallback_provider(tmp_path):
+    path = write(tmp_path, GOOD_MODEL.replace('provider = "acme"', 'provider = "acme"\nfallback = ["ghost"]'))
+    assert load_error(path) == f"{path}: fallback: unknown provider 'ghost'"
+
+
+def test_user_file_shadows_and_extends_a_provider(tmp_path):
+    override = write(
+        tmp_path,
+        """
+provider = "acme"
+[[model]]
+id = "acme-mini"           # same id as the fixture: replaces it
+[[model.price]]
+input = 0.1
+output = 0.4
+
+[[model]]
+id = "prod-large-deployment"   # an Azure-style deployment name priced like a known model
+alias_of = "acme-large"
+multiplier = 0.8               # negotiated discount
+""",
+    )
+    table = load_pricing([override, FIXTURE], bundled=False, use_env=False)
+    usage = Usage(input_tokens=100_000, output_tokens=0)
+    mini = compute_cost("acme-mini", usage, table=table, start_time=0)
+    assert mini.total == Decimal("0.01")  # 100k * $0.1/M
+    deployment = compute_cost("prod-large-deployment", usage, table=table, start_time=0)
+    assert (deployment.model, deployment.total) == ("prod-large-deployment", Decimal("0.24"))  # $3 * 0.8
+    # the alias follows the target's price history
+    later = compute_cost("prod-large-deployment", usage, table=table, start_time=2**62)
+    assert later.total == Decimal("0.16")  # $2 * 0.8
+
+
+def test_provider_multiplier_scales_every_rate(tmp_path):
+    text = FIXTURE.read_text().replace('provider = "acme"', 'provider = "acme"\nmultiplier = 0.5')
+    table = load_pricing([write(tmp_path, text)], bundled=False, use_env=False)
+    usage = Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=1000, cache_write_tokens=150)
+    assert compute_cost("acme-large", usage, table=table, start_time=0).total == Decimal("0.00275625")
+
+
+def test_env_variable_layers_user_files(tmp_path, monkeypatch):
+    extra = write(tmp_path, GOOD_MODEL.replace('"acme"', '"mine"'))
+    monkeypatch.setenv(ENV_PRICING_FILES, f"{extra}")
+    table = load_pricing([FIXTURE], bundled=False)
+    assert table.resolve("m1").provider == "mine"
+    assert table.providers == ["acme", "mine"]
+    assert str(extra) in table.files
+
+
+def test_version_and_digest_identify_the_exact_content(tmp_path):
+    a = load_pricing([FIXTURE], bundled=False, use_env=False)
+    b = load_pricing([FIXTURE], bundled=False, use_env=False)
+    assert (a.version, a.digest) == (b.version, b.digest)
+    changed = write(tmp_path, FIXTURE.read_text() + "\n# a comment changes the bytes\n")
+    c = load_pricing([changed], bundled=False, use_env=False)
+    assert c.digest != a.digest and c.version != a.version
+    assert a.digest.startswith("sha256:") and len(a.digest) == 71
