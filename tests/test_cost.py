@@ -193,3 +193,21 @@ def test_billable_buckets_are_disjoint():
               cache_write_1h_tokens=50, reasoning_tokens=200).billable()  # fmt: skip
     assert tuple(b) == (50, 1000, 100, 50, 100, 200)
     assert b.total_input == 1200 and b.total_output == 300
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "expected"),
+    [
+        (0, 59, Decimal("0.000003")),  # outside both windows: base $1 / $2
+        (1, 0, Decimal("0.000006")),  # 01:00 opens the first window: $2 / $4
+        (3, 59, Decimal("0.000006")),
+        (4, 0, Decimal("0.000003")),  # end is exclusive
+        (23, 0, Decimal("0.000009")),  # second window wraps midnight: $3 / $6
+        (0, 15, Decimal("0.000009")),
+        (0, 30, Decimal("0.000003")),
+    ],
+)
+def test_time_of_day_windows(table, hour, minute, expected):
+    when = dt.datetime(2026, 7, 1, hour, minute, tzinfo=dt.timezone.utc)
+    c = cost(table, "acme-peak", Usage(input_tokens=1, output_tokens=1), start_time=when)
+    assert c.total == expected

@@ -35,6 +35,10 @@ def _money(value: Decimal | None) -> str:
     return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
+def _exact(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.normalize():f}"
+
+
 def _rate(value: Decimal | None) -> str:
     return "-" if value is None else f"{value.normalize():f}"
 
@@ -134,8 +138,8 @@ def cmd_price(args: argparse.Namespace) -> int:
             "provider": cost.provider,
             "pricing_version": cost.pricing_version,
             "status": cost.status.value,
-            "usd": str(cost.total),
-            **{k: str(v) for k, v in cost.parts().items()},
+            "usd": _exact(cost.total),
+            **{k: _exact(v) for k, v in cost.parts().items()},
         }
         print(json.dumps(out, indent=2))
         return 0
@@ -143,7 +147,7 @@ def cmd_price(args: argparse.Namespace) -> int:
     for name, value in cost.parts().items():
         if value:
             print(f"  {name:<12}{_money(value):>14}")
-    print(f"  {'total':<12}{_money(cost.total):>14}   (exact: {cost.total} USD)")
+    print(f"  {'total':<12}{_money(cost.total):>14}   (exact: {_exact(cost.total)} USD)")
     return 0
 
 

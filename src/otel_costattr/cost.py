@@ -285,17 +285,26 @@ def compute_cost(
     if visible < 0:
         visible = 0
 
-    period = entry.period_for_ns(start_time if type(start_time) is int else epoch_ns(start_time))
+    if type(start_time) is not int:
+        start_time = epoch_ns(start_time)
+    period = entry.period_for_ns(start_time)
     schedule = period.standard
     applied_tier = None
     if service_tier is not None and service_tier in period.service_tiers:
         schedule = period.service_tiers[service_tier]
         applied_tier = service_tier
     rates = schedule.rates
+    tiers = schedule.tiers
+    if applied_tier is None and period.windows:
+        second = start_time // 1_000_000_000 % 86_400
+        for window in period.windows:
+            if window.contains(second):
+                rates, tiers = window.rates, ()
+                break
     above = None
-    if schedule.tiers:
+    if tiers:
         total_input = uncached + read + write
-        for tier in reversed(schedule.tiers):
+        for tier in reversed(tiers):
             if total_input > tier.above:
                 rates = tier.rates
                 above = tier.above

@@ -219,11 +219,12 @@ class PriceTable:
         pid = self.provider_id(provider)
         order: Iterable[str]
         order = self._order if pid is None else (pid, *self._providers[pid].fallback)
-        forms = self.candidate_ids(model)
-        for search in order:
-            prov = self._providers[search]
-            for form in forms:
-                hit = prov.match(form)
+        # The id as reported first, across every provider, then each normalised form: a
+        # Bedrock regional id must reach Bedrock's own (dearer) price before its stripped form
+        # reaches the first-party one.
+        for form in self.candidate_ids(model):
+            for search in order:
+                hit = self._providers[search].match(form)
                 if hit is not None:
                     return hit
         return None
@@ -346,6 +347,7 @@ def _build(
     providers: dict[str, _Provider] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
     names: dict[str, str] = {}
+    claimed_by_bundled: dict[str, str] = {}
     # User files first: their providers are searched first and their models shadow bundled ones.
     ordered = [*user, *bundled]
     for pf in ordered:
@@ -357,7 +359,11 @@ def _build(
         taken = {s.id for s, _ in specs[pf.provider]}
         specs[pf.provider].extend((s, pf) for s in pf.models if s.id not in taken)
         for name in (pf.provider, *pf.otel_names):
-            names.setdefault(name.lower(), pf.provider)
+            claimed = names.setdefault(name.lower(), pf.provider)
+            if claimed != pf.provider and pf in bundled and claimed_by_bundled.get(name.lower()):
+                raise PricingError(f"{pf.path}: otel_names: {name!r} is already claimed by {claimed!r}")
+            if pf in bundled:
+                claimed_by_bundled.setdefault(name.lower(), pf.provider)
 
     for prov in providers.values():
         for fb in prov.fallback:

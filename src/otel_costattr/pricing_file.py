@@ -32,8 +32,9 @@ _MODEL_KEYS = {
     "id", "name", "match", "examples", "source", "retrieved", "deprecated", "price", "alias_of",
     "multiplier",
 }  # fmt: skip
-_PERIOD_KEYS = {"since", "tiers", *RATE_KEYS, *SERVICE_TIERS}
+_PERIOD_KEYS = {"since", "tiers", "windows", *RATE_KEYS, *SERVICE_TIERS}
 _TIER_KEYS = {"above", *RATE_KEYS}
+_WINDOW_KEYS = {"start", "end", *RATE_KEYS}
 _VARIANT_KEYS = {"tiers", *RATE_KEYS}
 
 
@@ -104,18 +105,39 @@ class PriceSchedule:
 
 
 @dataclass(frozen=True)
+class TimeWindow:
+    """Daily UTC window [start, end) in seconds after midnight, during which ``rates`` replace
+    the base rates (peak / off-peak pricing). ``start > end`` wraps past midnight."""
+
+    start: int
+    end: int
+    rates: Rates
+
+    def contains(self, second_of_day: int) -> bool:
+        if self.start <= self.end:
+            return self.start <= second_of_day < self.end
+        return second_of_day >= self.start or second_of_day < self.end
+
+
+@dataclass(frozen=True)
 class PricePeriod:
-    """The prices in force from ``since`` (UTC date, ``None``: always) until the next period."""
+    """The prices in force from ``since`` (UTC date, ``None``: always) until the next period.
+
+    Precedence for one call: a requested service tier the period prices, else an active
+    time-of-day window, else the standard schedule (with its long-context tiers).
+    """
 
     since: dt.date | None
     standard: PriceSchedule
     service_tiers: Mapping[str, PriceSchedule]
+    windows: tuple[TimeWindow, ...] = ()
 
     def scaled(self, factor: Decimal) -> PricePeriod:
         return PricePeriod(
             self.since,
             self.standard.scaled(factor),
             {k: v.scaled(factor) for k, v in self.service_tiers.items()},
+            tuple(TimeWindow(w.start, w.end, w.rates.scaled(factor)) for w in self.windows),
         )
 
     # Convenience accessors for the standard base rates.
@@ -396,7 +418,30 @@ class _Parser:
                 vfield = f"{field}.{tier_name}"
                 self.check_keys(raw[tier_name], _VARIANT_KEYS, model_id, vfield)
                 variants[tier_name] = self.schedule(raw[tier_name], model_id, vfield, standard.rates)
-        return PricePeriod(self.date(raw.get("since"), model_id, f"{field}.since"), standard, variants)
+        windows = self.windows(raw.get("windows", []), model_id, f"{field}.windows", standard.rates)
+        return PricePeriod(
+            self.date(raw.get("since"), model_id, f"{field}.since"), standard, variants, windows
+        )
+
+    def windows(self, raw: Any, model_id: str, field: str, like: Rates) -> tuple[TimeWindow, ...]:
+        if not isinstance(raw, list):
+            raise self.fail(model_id, field, "must be a list of tables")
+        windows = []
+        for i, w in enumerate(raw):
+            wfield = f"{field}[{i}]"
+            self.check_keys(w, _WINDOW_KEYS, model_id, wfield)
+            bounds = []
+            for key in ("start", "end"):
+                value = w.get(key)
+                if not isinstance(value, dt.time) or value.tzinfo is not None:
+                    raise self.fail(
+                        model_id, f"{wfield}.{key}", "must be a TOML local time (UTC) like 01:00:00"
+                    )
+                bounds.append(value.hour * 3600 + value.minute * 60 + value.second)
+            if bounds[0] == bounds[1]:
+                raise self.fail(model_id, f"{wfield}.end", "must differ from start")
+            windows.append(TimeWindow(bounds[0], bounds[1], self.rates(w, model_id, wfield, like)))
+        return tuple(windows)
 
     def check_history(self, periods: tuple[PricePeriod, ...], model_id: str) -> None:
         previous: dt.date | None = None

@@ -1,0 +1,87 @@
+"""`otel-costattr pricing ...` and `otel-costattr price`: output, exit codes, exact errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from otel_costattr.cli import main
+
+FIXTURE = Path(__file__).parent / "data" / "test_prices.toml"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_price_prints_the_exact_total(capsys):
+    code, out, err = run(
+        capsys, "price", "claude-sonnet-4-5-20250929", "--input", "1200", "--output", "300",
+        "--cache-read", "1000", "--cache-write", "150", "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"] == "claude-sonnet-4-5"
+    assert data["provider"] == "anthropic"
+    # 50 * $3 + 1000 * $0.30 + 150 * $3.75 + 300 * $15 per million tokens
+    assert data["usd"] == "0.0055125"
+
+
+def test_price_unknown_model_is_one_error_line(capsys):
+    code, out, err = run(capsys, "price", "gpt-99", "--input", "10")
+    assert code == 1
+    assert out == ""
+    assert err == "Error: unknown_model: no price for model 'gpt-99'\n"
+
+
+def test_price_with_a_user_file(capsys):
+    code, out, _ = run(capsys, "price", "acme-mini", "--input", "1000000", "--pricing", str(FIXTURE))
+    assert code == 0
+    assert "acme/acme-mini" in out and "$0.150000" in out
+
+
+def test_pricing_show_explains_resolution(capsys):
+    # Bedrock's in-region profiles of Claude 4.5 cost 10% more than Anthropic's own API.
+    code, out, _ = run(capsys, "pricing", "show", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert code == 0
+    assert out.splitlines()[0] == "aws/regional.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert "standard: input 3.3, output 16.5, cache_read 0.33" in out
+    code, out, _ = run(capsys, "pricing", "show", "claude-sonnet-4-5@20250929", "--provider", "gcp.vertex_ai")
+    assert code == 0
+    assert out.splitlines()[0] == "anthropic/claude-sonnet-4-5  (Claude Sonnet 4.5)"
+    assert "above 200,000 input tokens: input 6, output 22.5" in out
+
+
+def test_pricing_show_unknown_lists_what_was_tried(capsys):
+    code, _, err = run(capsys, "pricing", "show", "Nope-1")
+    assert code == 1
+    assert err == "Error: unknown model 'Nope-1' (tried: nope-1); see 'otel-costattr pricing list'\n"
+
+
+def test_pricing_list_json(capsys):
+    code, out, _ = run(capsys, "pricing", "list", "--provider", "openai", "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert {r["provider"] for r in rows} == {"openai"}
+    assert any(r["model"] == "gpt-4o-mini" for r in rows)
+
+
+def test_pricing_check_good_and_bad_files(capsys, tmp_path):
+    code, out, _ = run(capsys, "pricing", "check", str(FIXTURE))
+    assert (code, out) == (0, f"{FIXTURE}: ok (acme, 4 models)\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('provider = "x"\n[[model]]\nid = "m"\n[[model.price]]\ninput = -2\noutput = 1\n')
+    code, out, err = run(capsys, "pricing", "check", str(bad))
+    assert code == 1
+    assert err == f"Error: {bad}: model 'm': price[0].input: must be a finite number >= 0, got -2\n"
+
+
+def test_console_script_runs_as_a_module():
+    out = subprocess.run(
+        [sys.executable, "-m", "otel_costattr.cli", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("otel-costattr ")

@@ -1,0 +1,308 @@
+"""Checks of the bundled pricing data (pricing/*.toml) through the public API.
+
+The expected prices are typed in by hand from the vendors' published figures as genai-prices
+0.2.3 records them, never read back from the TOML: a refresh that changes one of them has to
+change this file too, on purpose. Regenerate the data with `python scripts/refresh_pricing.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+
+from otel_costattr import load_pricing
+
+# Every released table version and the digest of its files. A released table never changes
+# silently: change a pricing file, bump `version` in pricing/_table.toml, add the new pin.
+PINNED_DIGESTS = {
+    "2026.11.22": "sha256:f34b2d1dff91a97fade0c22bb3312e51e051c777d930c45d257c674456c8d8a8",
+}
+
+NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_pricing(use_env=False)
+
+
+def test_released_version_is_pinned(table):
+    assert table.version in PINNED_DIGESTS, "new table version: add its digest to PINNED_DIGESTS"
+    assert table.digest == PINNED_DIGESTS[table.version], (
+        "the bundled pricing files changed without a version bump"
+    )
+
+
+# --- resolving the ids spans carry ------------------------------------------------------------
+
+BEDROCK_SONNET_45_REGIONAL = ("aws", "regional.anthropic.claude-sonnet-4-5-20250929-v1:0")
+BEDROCK_HAIKU_45_GLOBAL = ("aws", "global.anthropic.claude-haiku-4-5-20251001-v1:0")
+BEDROCK_LLAMA_31_70B = ("aws", "meta.llama3-1-70b-instruct-v1:0")
+
+RESOLVE_CASES = [
+    # (model id as a span reports it, provider name on the span, (provider, canonical id))
+    # dated snapshots and aliases
+    ("gpt-4o", None, ("openai", "gpt-4o")),
+    ("gpt-4o-2024-08-06", None, ("openai", "gpt-4o")),
+    ("gpt-4o-2024-11-20", "openai", ("openai", "gpt-4o")),
+    ("gpt-4o-2024-05-13", None, ("openai", "gpt-4o-2024-05-13")),  # its own, higher price
+    ("GPT-4o-Mini", None, ("openai", "gpt-4o-mini")),
+    ("gpt-4o-mini-2024-07-18", None, ("openai", "gpt-4o-mini")),
+    ("gpt-5.2-20251211", None, ("openai", "gpt-5.2")),  # compact date, as LiteLLM reports it
+    ("claude-3-5-sonnet-20240620", None, ("anthropic", "claude-3-5-sonnet")),
+    ("claude-3-5-sonnet-latest", "anthropic", ("anthropic", "claude-3-5-sonnet")),
+    ("claude-3-5-haiku-20241022", None, ("anthropic", "claude-3-5-haiku-latest")),
+    ("claude-3-opus-20240229", None, ("anthropic", "claude-3-opus-latest")),
+    ("claude-sonnet-4-5-20250929", None, ("anthropic", "claude-sonnet-4-5")),
+    ("claude-sonnet-4-6", None, ("anthropic", "claude-sonnet-4-6")),
+    ("claude-haiku-4-5", "anthropic", ("anthropic", "claude-haiku-4-5")),
+    ("claude-haiku-4-5-20251001", None, ("anthropic", "claude-haiku-4-5")),
+    # AWS Bedrock: on-demand ids, cross-region profiles, ARNs, router prefixes
+    ("anthropic.claude-3-5-sonnet-20240620-v1:0", "aws.bedrock", ("anthropic", "claude-3-5-sonnet")),
+    ("anthropic.claude-3-5-sonnet-20240620-v1:0", None, ("anthropic", "claude-3-5-sonnet")),
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "aws.bedrock", BEDROCK_SONNET_45_REGIONAL),
+    ("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0", "aws.bedrock", BEDROCK_SONNET_45_REGIONAL),
+    ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "aws.bedrock", BEDROCK_HAIKU_45_GLOBAL),
+    ("anthropic.claude-3-opus-20240229-v1:0", "aws.bedrock",
+     ("aws", "regional.anthropic.claude-3-opus-20240229-v1:0")),  # no prompt caching on Bedrock
+    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0",
+     "aws.bedrock", ("anthropic", "claude-3-5-sonnet")),
+    ("meta.llama3-1-70b-instruct-v1:0", "aws.bedrock", BEDROCK_LLAMA_31_70B),
+    ("meta.llama3-1-70b-instruct-v1:0", None, BEDROCK_LLAMA_31_70B),
+    ("us.meta.llama3-1-70b-instruct-v1:0", "bedrock", BEDROCK_LLAMA_31_70B),  # old gen_ai.system
+    # Vertex AI and the Gemini API
+    ("claude-sonnet-4-5@20250929", "gcp.vertex_ai", ("anthropic", "claude-sonnet-4-5")),
+    ("claude-3-5-sonnet-v2@20241022", "vertex_ai", ("anthropic", "claude-3-5-sonnet")),
+    ("publishers/google/models/gemini-2.5-flash", "gcp.vertex_ai", ("google", "gemini-2.5-flash")),
+    ("models/gemini-1.5-pro-002", None, ("google", "gemini-1.5-pro")),
+    ("gemini-1.5-flash-002", "gcp.gemini", ("google", "gemini-1.5-flash")),
+    ("gemini-1.5-flash-8b", "gemini", ("google", "gemini-flash-1.5-8b")),  # not 1.5 Flash's rate
+    # OpenRouter: vendor/model ids at the vendor's list price
+    ("anthropic/claude-3.5-sonnet", "openrouter", ("anthropic", "claude-3-5-sonnet")),
+    ("openai/gpt-4o-mini", "openrouter", ("openai", "gpt-4o-mini")),
+    ("google/gemini-2.5-pro", "openrouter", ("google", "gemini-2.5-pro")),
+    # Azure: OpenAI models at OpenAI's price, Azure's own models
+    ("gpt-4o-2024-11-20", "azure.ai.openai", ("openai", "gpt-4o")),
+    ("gpt-4o", "az.ai.inference", ("openai", "gpt-4o")),
+    ("phi-4", "azure.ai.inference", ("azure", "phi-4")),
+    # the other first-party vendors and open-model hosts
+    ("mistral-large-latest", "mistral_ai", ("mistral", "mistral-large")),
+    ("mistral-large-2411", "mistralai", ("mistral", "mistral-large")),
+    ("grok-4", "x_ai", ("x-ai", "grok-4-0709")),
+    ("grok-4", "xai", ("x-ai", "grok-4-0709")),
+    ("command-r-plus-08-2024", "cohere", ("cohere", "command-r-plus")),
+    ("deepseek-v3.2", "deepseek", ("deepseek", "deepseek-v3.2")),
+    ("kimi-k3", "moonshot_ai", ("moonshotai", "kimi-k3")),
+    ("sonar-pro", "perplexity", ("perplexity", "sonar-pro")),
+    ("llama-3.1-70b-versatile", "groq", ("groq", "llama-3.1-70b-versatile")),
+    ("openai/gpt-oss-120b", "groq", ("groq", "openai/gpt-oss-120b")),  # Groq's price, not OpenAI's
+    ("meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo", "together",
+     ("together", "meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo")),
+    # unknown: unpriced, never guessed
+    ("gpt-99", None, None),
+    ("my-finetune", None, None),
+    ("", None, None),
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "openai", None),
+    ("gemini-2.5-pro-tts", None, None),  # a TTS model, not Gemini 2.5 Pro
+    ("meta.llama3-1-405b-instruct-v1:0", "aws.bedrock", None),  # never another host's rate
+    ("deepseek-chat", "deepseek", None),  # time-of-day pricing: not representable, skipped
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model_id", "provider", "expected"),
+    RESOLVE_CASES,
+    ids=[f"{m or '<empty>'}@{p}" for m, p, _ in RESOLVE_CASES],
+)
+def test_resolve(table, model_id, provider, expected):
+    entry = table.resolve(model_id, provider=provider)
+    if expected is None:
+        assert entry is None, f"{model_id!r} should be unknown, got {entry!r}"
+    else:
+        assert entry is not None, f"{model_id!r} ({provider}) did not resolve"
+        assert (entry.provider, entry.id) == expected
+
+
+# --- list prices of the models users asked for by name ----------------------------------------
+
+# (id, provider, when, (input, output, cache_read, cache_write, cache_write_1h)) in USD per
+# million tokens; None: not priced separately. From the vendor pages genai-prices cites:
+# openai.com/api/pricing, anthropic.com/pricing, ai.google.dev/gemini-api/docs/pricing,
+# aws.amazon.com/bedrock/pricing, console.groq.com, together.ai/pricing, mistral.ai/pricing.
+LIST_PRICES = [
+    ("gpt-4o", None, NOW, (D("2.5"), D("10"), D("1.25"), None, None)),
+    ("gpt-4o-2024-05-13", None, NOW, (D("5"), D("15"), None, None, None)),
+    ("gpt-4o-mini", None, NOW, (D("0.15"), D("0.6"), D("0.075"), None, None)),
+    ("claude-3-5-sonnet-20241022", None, NOW, (D("3"), D("15"), D("0.3"), D("3.75"), D("6"))),
+    ("claude-3-5-haiku-20241022", None, NOW, (D("0.8"), D("4"), D("0.08"), D("1"), D("1.6"))),
+    ("claude-3-opus-20240229", None, NOW, (D("15"), D("75"), D("1.5"), D("18.75"), D("30"))),
+    ("claude-sonnet-4-6", None, NOW, (D("3"), D("15"), D("0.3"), D("3.75"), D("6"))),
+    ("claude-haiku-4-5", None, NOW, (D("1"), D("5"), D("0.1"), D("1.25"), D("2"))),
+    ("gemini-1.5-pro", None, NOW, (D("1.25"), D("5"), None, None, None)),
+    ("gemini-1.5-flash", None, NOW, (D("0.075"), D("0.3"), D("0.01875"), None, None)),
+    ("mistral-large-latest", "mistral_ai", NOW, (D("2"), D("6"), None, None, None)),
+    ("meta.llama3-1-70b-instruct-v1:0", "aws.bedrock", NOW, (D("0.72"), D("0.72"), None, None, None)),
+    ("llama-3.1-70b-versatile", "groq", NOW, (D("0.59"), D("0.79"), None, None, None)),
+    ("llama-3.1-405b-reasoning", "groq", NOW, (D("0.59"), D("0.79"), None, None, None)),
+    ("meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo", "together", NOW,
+     (D("0.88"), D("0.88"), None, None, None)),
+    ("meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo", "together", NOW,
+     (D("3.5"), D("3.5"), None, None, None)),
+    # Bedrock's in-region and US/EU profiles of newer Claude models cost 10% more ...
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "aws.bedrock", NOW,
+     (D("3.3"), D("16.5"), D("0.33"), D("4.125"), D("6.6"))),
+    # ... the global profile costs what Anthropic charges.
+    ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "aws.bedrock", NOW,
+     (D("1"), D("5"), D("0.1"), D("1.25"), D("2"))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model_id", "provider", "when", "expected"),
+    LIST_PRICES,
+    ids=[f"{m}@{p}" for m, p, _, _ in LIST_PRICES],
+)
+def test_list_price(table, model_id, provider, when, expected):
+    entry = table.resolve(model_id, provider=provider)
+    assert entry is not None, model_id
+    period = entry.price_at(when)
+    got = (period.input, period.output, period.cache_read, period.cache_write, period.cache_write_1h)
+    assert got == expected
+    assert all(v is None or isinstance(v, D) for v in got)
+    assert period.reasoning is None  # none of these prices reasoning apart from output
+
+
+def _rates(r):
+    return (r.input, r.output, r.cache_read, r.cache_write, r.cache_write_1h)
+
+
+def test_long_context_tiers(table):
+    """Above the threshold every token of the request pays the tier rate."""
+    pro = table.resolve("gemini-1.5-pro").price_at(NOW).standard
+    assert [(t.above, _rates(t.rates)) for t in pro.tiers] == [
+        (128000, (D("2.5"), D("10"), None, None, None))
+    ]
+    flash = table.resolve("gemini-1.5-flash").price_at(NOW).standard
+    assert [(t.above, _rates(t.rates)) for t in flash.tiers] == [
+        (128000, (D("0.15"), D("0.6"), D("0.0375"), None, None))
+    ]
+
+
+def test_price_history(table):
+    """Claude Sonnet 4.6 had a >200k tier until Anthropic dropped it on 2026-03-13."""
+    entry = table.resolve("claude-sonnet-4-6")
+    before = entry.price_at(dt.datetime(2026, 3, 12, 23, 59, tzinfo=dt.timezone.utc))
+    after = entry.price_at(dt.datetime(2026, 3, 13, 0, 0, tzinfo=dt.timezone.utc))
+    assert _rates(before.standard.rates) == _rates(after.standard.rates)
+    assert [(t.above, _rates(t.rates)) for t in before.standard.tiers] == [
+        (200000, (D("6"), D("22.5"), D("0.6"), D("7.5"), D("12")))
+    ]
+    assert after.standard.tiers == ()
+
+
+def test_batch_rates(table):
+    """Claude Haiku 4.5's batch rates are half the standard ones, from the date genai-prices
+    verified them (2026-10-14); earlier batch calls are priced at the standard rates."""
+    entry = table.resolve("claude-haiku-4-5")
+    now = entry.price_at(NOW).service_tiers["batch"]
+    assert _rates(now.rates) == (D("0.5"), D("2.5"), D("0.05"), D("0.625"), D("1"))
+    assert "batch" not in entry.price_at(dt.date(2026, 6, 1)).service_tiers
+
+
+def test_gpt_4o_snapshot_keeps_its_own_price(table):
+    may = table.resolve("gpt-4o-2024-05-13").price_at(NOW)
+    aug = table.resolve("gpt-4o-2024-08-06").price_at(NOW)
+    assert (may.input, may.output) == (D("5"), D("15"))
+    assert (aug.input, aug.output) == (D("2.5"), D("10"))
+
+
+# --- coverage and provenance -------------------------------------------------------------------
+
+# The models users asked for by name, as a span would report them.
+USER_NAMED = {
+    "GPT-4o": ("gpt-4o", None),
+    "GPT-4o mini": ("gpt-4o-mini", None),
+    "Claude 3.5 Sonnet": ("claude-3-5-sonnet-20241022", None),
+    "Claude 3.5 Haiku": ("claude-3-5-haiku-20241022", None),
+    "Claude 3 Opus": ("claude-3-opus-20240229", None),
+    "Gemini 1.5 Pro": ("gemini-1.5-pro", None),
+    "Gemini 1.5 Flash": ("gemini-1.5-flash", None),
+    "Llama 3.1 70B (Bedrock)": ("meta.llama3-1-70b-instruct-v1:0", "aws.bedrock"),
+    "Llama 3.1 70B (Groq)": ("llama-3.1-70b-versatile", "groq"),
+    "Llama 3.1 70B (Together)": ("meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo", "together"),
+    "Llama 3.1 405B (Groq)": ("llama-3.1-405b-reasoning", "groq"),
+    "Llama 3.1 405B (Together)": ("meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo", "together"),
+    "Mistral Large": ("mistral-large-latest", "mistral_ai"),
+    "claude-sonnet-4-6": ("claude-sonnet-4-6", None),
+    "claude-haiku-4-5": ("claude-haiku-4-5", None),
+}
+
+
+def test_coverage(table):
+    models = list(table.models())
+    assert len(models) >= 100
+    providers_with_models = {m.provider for m in models}
+    assert len(providers_with_models) >= 10
+    assert set(table.providers) >= {
+        "openai", "anthropic", "google", "mistral", "deepseek", "x-ai", "cohere", "aws",
+        "azure", "groq", "together", "openrouter",
+    }  # fmt: skip
+    missing = [name for name, (mid, p) in USER_NAMED.items() if table.resolve(mid, p) is None]
+    assert not missing
+
+
+def test_every_model_has_source_and_retrieved(table):
+    for entry in table.models():
+        assert entry.source and entry.source.startswith("https://"), entry.id
+        assert isinstance(entry.retrieved, dt.date), entry.id
+        assert entry.retrieved <= dt.date(2026, 11, 22), entry.id
+        assert entry.periods, entry.id
+
+
+def test_prices_are_sane(table):
+    """No negative rate; history oldest first; a tier never undercuts the rate below it."""
+    for entry in table.models():
+        since = [p.since for p in entry.periods]
+        assert since[0] is None or len(since) == 1, entry.id
+        assert since[1:] == sorted(since[1:]), entry.id
+        for period in entry.periods:
+            for schedule in [period.standard, *period.service_tiers.values()]:
+                for value in _rates(schedule.rates):
+                    assert value is None or value >= 0, entry.id
+                for tier in schedule.tiers:
+                    assert tier.rates.input >= schedule.rates.input, entry.id
+
+
+# OTel `gen_ai.provider.name` values (and older `gen_ai.system` spellings) -> pricing provider.
+OTEL_PROVIDER_NAMES = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "aws.bedrock": "aws",
+    "bedrock": "aws",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.inference": "azure",
+    "gcp.vertex_ai": "google",
+    "gcp.gemini": "google",
+    "gcp.gen_ai": "google",
+    "vertex_ai": "google",
+    "gemini": "google",
+    "cohere": "cohere",
+    "perplexity": "perplexity",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "mistral_ai": "mistral",
+    "mistralai": "mistral",
+    "moonshot_ai": "moonshotai",
+    "openrouter": "openrouter",
+    "ibm.watsonx.ai": None,  # not shipped: such spans search every provider
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(OTEL_PROVIDER_NAMES.items()))
+def test_otel_provider_names(table, name, expected):
+    assert table.provider_id(name) == expected
