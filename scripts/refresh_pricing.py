@@ -12,8 +12,10 @@ Steps:
 1. take the providers and models chosen in PROVIDERS below from genai-prices' bundled data;
 2. convert each model to our format (pricing/README.md): match clauses become our four rule
    kinds, date-constrained prices become [[model.price]] periods (evaluated with genai-prices'
-   own `get_prices`, so the history is exactly theirs), batch/flex/priority variants become
-   service tiers. What the format cannot say is skipped and reported, never approximated;
+   own `get_prices`, so the history is exactly theirs), time-of-day prices become each period's
+   `windows` (the ones that win over that period's price under genai-prices' "last active price
+   wins", checked against `get_prices` at every window edge), batch/flex/priority variants
+   become service tiers. What the format cannot say is skipped and reported, never approximated;
 3. apply scripts/pricing_overrides.toml (our own additions and corrections);
 4. drop a host's model when the host's `fallback` provider prices every id that model matches
    identically (checked by resolving those ids the way the loader does);
@@ -381,14 +383,49 @@ class Schedule:
         )
 
 
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Window:
+    """Daily UTC window [start, end) whose rates replace the base rates; start > end wraps."""
+
+    start: dt.time  # naive, UTC
+    end: dt.time
+    rates: tuple[tuple[str, Decimal], ...]  # in RATE_KEYS order
+
+    def segments(self) -> list[tuple[int, int]]:
+        """The window as half-open second ranges within one day."""
+        s, e = seconds(self.start), seconds(self.end)
+        return [(s, e)] if s < e else [(s, DAY), (0, e)]
+
+    def contains(self, t: dt.time) -> bool:
+        return any(a <= seconds(t) < b for a, b in self.segments())
+
+    def overlaps(self, other: Window) -> bool:
+        return any(a < d and c < b for a, b in self.segments() for c, d in other.segments())
+
+    def without(self, key: str) -> Window:
+        return Window(self.start, self.end, tuple(kv for kv in self.rates if kv[0] != key))
+
+
+def seconds(t: dt.time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
 @dataclass(frozen=True)
 class Period:
     since: dt.date | None
     standard: Schedule
     service_tiers: tuple[tuple[str, Schedule], ...] = ()
+    windows: tuple[Window, ...] = ()  # first containing window wins
 
     def same_prices(self, other: Period) -> bool:
-        return self.standard == other.standard and self.service_tiers == other.service_tiers
+        return (
+            self.standard == other.standard
+            and self.service_tiers == other.service_tiers
+            and self.windows == other.windows
+        )
 
 
 @dataclass
@@ -617,9 +654,13 @@ def convert_model(info: object, provider: ProviderConfig, report: Report) -> Mod
     conditional = [] if isinstance(info.prices, gp.ModelPrice) else list(info.prices)
     constraints = [c.constraint for c in conditional]
     constraints += [v.constraint for v in info.price_variants or []]
-    if any(isinstance(c, gp.TimeOfDateConstraint) for c in constraints):
-        raise Unrepresentable("time-of-day pricing: peak and off-peak rates")
     dates = sorted({c.start_date for c in constraints if isinstance(c, gp.StartDateConstraint)})
+    # Times of day at which genai-prices' answer can change (every edge of a time-of-day
+    # constraint): its prices are constant from one edge to the next, so these samples see
+    # every state of the day. Without time-of-day prices, noon stands for the whole day.
+    edges = sorted({utc_time(t) for c in constraints if isinstance(c, gp.TimeOfDateConstraint)
+                    for t in (c.start_time, c.end_time)})  # fmt: skip
+    clock = edges or [dt.time(12)]
 
     for variant in info.price_variants or []:
         if variant.when in SERVICE_TIERS.values():
@@ -630,26 +671,45 @@ def convert_model(info: object, provider: ProviderConfig, report: Report) -> Mod
         model.dropped.append(what)
         report.drop(what + " (our format has batch/flex/priority only)", where)
 
-    # Evaluate genai-prices' own resolution at each date where something changes, so the
-    # history (and which variant wins when several apply) is exactly theirs.
+    # Evaluate genai-prices' own resolution at each date where something changes (and at each
+    # time-of-day edge), so the history, the windows and which variant wins when several apply
+    # are exactly theirs.
     starts: list[dt.date | None] = [None, *dates]
     periods: list[Period] = []
     for since in starts:
         day = dt.date(1990, 1, 1) if since is None else since
-        when = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
-        standard = convert_price(info.get_prices(when), where, report, model)
+        at = [dt.datetime.combine(day, t, tzinfo=dt.timezone.utc) for t in clock]
+        standard, windows = day_prices(info, conditional, day, where, report, model)
+        for t, when in zip(clock, at, strict=True):
+            theirs = convert_price(info.get_prices(when), where, report, model)
+            ours = next((Schedule(w.rates) for w in windows if w.contains(t)), standard)
+            if theirs != ours:
+                raise Unrepresentable(
+                    f"time-of-day prices that do not reduce to windows ({day}, {t.isoformat()} UTC)"
+                )
         tiers = []
         for name, context in SERVICE_TIERS.items():
-            variant = convert_price(info.get_prices(when, context), where, report, model)
-            if variant == standard:
+            pairs = [
+                (convert_price(info.get_prices(when), where, report, model),
+                 convert_price(info.get_prices(when, context), where, report, model))
+                for when in at
+            ]  # fmt: skip
+            if all(variant == std for std, variant in pairs):
+                continue
+            if len({variant for _, variant in pairs}) > 1:
+                # Our service tier replaces the windows; genai-prices' variant overrides only
+                # its own keys of whichever price is in force at that time of day.
+                what = f"{name} prices (they vary with the time of day)"
+                model.dropped.append(what)
+                report.drop(what, where)
                 continue
             try:
-                tiers.append((name, conform_variant(variant, standard)))
+                tiers.append((name, conform_variant(pairs[0][1], standard)))
             except Unrepresentable as e:
                 what = f"{name} prices ({e})"
                 model.dropped.append(what)
                 report.drop(what, where)
-        period = Period(since, standard, tuple(tiers))
+        period = Period(since, standard, tuple(tiers), windows)
         if periods and periods[-1].same_prices(period):
             continue
         periods.append(period)
@@ -658,6 +718,55 @@ def convert_model(info: object, provider: ProviderConfig, report: Report) -> Mod
     if info.price_comments:
         model.notes.append(f"genai-prices: {info.price_comments}")
     return model
+
+
+def utc_time(value: dt.time) -> dt.time:
+    """A constraint's time of day in UTC, naive (genai-prices reads naive times as UTC)."""
+    if value.tzinfo is not None:
+        value = dt.datetime.combine(dt.date(1970, 1, 1), value).astimezone(dt.timezone.utc).time()
+    if value.microsecond:
+        raise Unrepresentable(f"time-of-day price edge {value.isoformat()} (whole seconds only)")
+    return value
+
+
+def day_prices(
+    info: object, conditional: list, day: dt.date, where: str, report: Report, model: Model
+) -> tuple[Schedule, tuple[Window, ...]]:
+    """The base price and time-of-day windows genai-prices applies on ``day``.
+
+    genai-prices uses the last active ConditionalPrice (the first one when none is active). On
+    one day every date constraint is either active all day or not at all, so the last of those
+    active (or the first price) is the base, and each time-of-day price listed after it wins
+    over it while its window is open: later ones first, as genai-prices tries them.
+    """
+    if not conditional:
+        return convert_price(info.prices, where, report, model), ()
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
+    fixed = [i for i, c in enumerate(conditional)
+             if c.constraint is None
+             or (isinstance(c.constraint, gp.StartDateConstraint) and c.constraint.active(noon))]  # fmt: skip
+    first = fixed[-1] + 1 if fixed else 0
+    base = convert_price(conditional[fixed[-1] if fixed else 0].prices, where, report, model)
+    windows = []
+    for c in reversed(conditional[first:]):
+        if not isinstance(c.constraint, gp.TimeOfDateConstraint):
+            continue  # a date constraint not yet in force on this day
+        start, end = utc_time(c.constraint.start_time), utc_time(c.constraint.end_time)
+        if start == end:
+            continue  # genai-prices never finds it active
+        sched = convert_price(c.prices, where, report, model)
+        if sched.tiers:
+            raise Unrepresentable("long-context tiers inside a time-of-day window")
+        missing = sorted(base.keys() - sched.keys(), key=RATE_KEYS.index)
+        if missing:
+            raise Unrepresentable(f"a time-of-day window without the base's {', '.join(missing)} rate")
+        windows.append(Window(start, end, sched.rates))
+    # A window at the base rates changes nothing unless it hides a later one.
+    windows = [w for i, w in enumerate(windows)
+               if w.rates != base.rates or any(w.overlaps(x) for x in windows[i + 1 :])]  # fmt: skip
+    if not any(a.overlaps(b) for i, a in enumerate(windows) for b in windows[i + 1 :]):
+        windows.sort(key=lambda w: w.start)  # order only matters where windows overlap
+    return base, tuple(windows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,7 +841,11 @@ def parse_periods(raw: list[dict], where: str) -> list[Period]:
     periods = []
     for table in raw:
         tiers = tuple((n, schedule(table[n])) for n in SERVICE_TIERS if n in table)
-        periods.append(Period(table.get("since"), schedule(table), tiers))
+        windows = tuple(
+            Window(w["start"], w["end"], tuple((k, Decimal(w[k])) for k in RATE_KEYS if k in w))
+            for w in table.get("windows", [])
+        )
+        periods.append(Period(table.get("since"), schedule(table), tiers, windows))
     if not periods:
         raise SystemExit(f"{where}: price must list at least one period")
     return periods
@@ -868,11 +981,13 @@ def comparable(periods: list[Period], host: Model) -> list[Period]:
     for p in periods:
         std = p.standard
         tiers = p.service_tiers if host_has_tiers else ()
+        windows = p.windows
         for key in ("cache_write_1h",):
             if key not in host_keys:
                 std = std.without(key)
                 tiers = tuple((n, s.without(key)) for n, s in tiers)
-        q = Period(p.since, std, tiers)
+                windows = tuple(w.without(key) for w in windows)
+        q = Period(p.since, std, tiers, windows)
         if out and out[-1].same_prices(q):
             continue
         out.append(q)
@@ -993,6 +1108,12 @@ def check_periods(where: str, model: Model, report: Report) -> None:
                 if above <= last or {k for k, _ in rates} < keys:
                     report.errors.append(f"{where}: price[{i}]{name} tier above={above} is malformed")
                 last = above
+        for j, window in enumerate(period.windows):
+            keys = {k for k, _ in window.rates}
+            if window.start == window.end or not ({"input", "output"} | base_keys) <= keys:
+                report.errors.append(f"{where}: price[{i}].windows[{j}] is malformed")
+            if any(v < 0 for _, v in window.rates):
+                report.errors.append(f"{where}: price[{i}].windows[{j}] has a negative price")
 
 
 def check_unshipped(table: Table, report: Report, shipped: dict[str, set[str]]) -> None:
@@ -1049,6 +1170,13 @@ def tiers_inline(tiers: tuple) -> str:
     return "[" + ", ".join(f"{{ above = {a}, {rates_inline(r)} }}" for a, r in tiers) + "]"
 
 
+def windows_inline(window: Window) -> str:
+    return (
+        f"{{ start = {window.start.isoformat()}, end = {window.end.isoformat()}, "
+        f"{rates_inline(window.rates)} }}"
+    )
+
+
 def comment(text: str, width: int = 98) -> list[str]:
     lines = textwrap.wrap(" ".join(text.split()), width - 2, break_long_words=False, break_on_hyphens=False)
     return ["# " + line for line in lines]
@@ -1088,24 +1216,36 @@ def render_model(model: Model) -> list[str]:
     if model.deprecated:
         out.append("deprecated = true")
     previous: Period | None = None
+    if any(p.windows for p in model.periods):
+        out += comment(
+            "`windows`: time-of-day prices (UTC, [start, end)); inside a window its rates replace "
+            "the period's base rates. A requested service tier wins over a window."
+        )
     for period in model.periods:
         out.append("")
         if previous is not None and previous.standard == period.standard:
-            added = sorted(set(dict(period.service_tiers)) - set(dict(previous.service_tiers)))
-            changed = sorted(
-                n for n, s in period.service_tiers if dict(previous.service_tiers).get(n, s) != s
-            )
-            what = ", ".join([*(f"adds {n}" for n in added), *(f"changes {n}" for n in changed)])
-            out += comment(
-                f"Standard rates unchanged; {what or 'service tiers change'}. genai-prices dates "
-                "service-tier rates from the day it checked them; before, they bill at standard."
-            )
+            if previous.service_tiers == period.service_tiers:
+                out += comment("Standard rates and service tiers unchanged; the windows change.")
+            else:
+                old = dict(previous.service_tiers)
+                added = sorted(set(dict(period.service_tiers)) - set(old))
+                changed = sorted(n for n, s in period.service_tiers if old.get(n, s) != s)
+                what = ", ".join([*(f"adds {n}" for n in added), *(f"changes {n}" for n in changed)])
+                out += comment(
+                    f"Standard rates unchanged; {what or 'service tiers change'}. genai-prices "
+                    "dates service-tier rates from the day it checked them; before, they bill at "
+                    "standard."
+                )
         out.append("[[model.price]]")
         if period.since:
             out.append(f"since = {period.since.isoformat()}")
         out += [f"{k} = {num(v)}" for k, v in period.standard.rates]
         if period.standard.tiers:
             out.append(f"tiers = {tiers_inline(period.standard.tiers)}")
+        if period.windows:
+            items = [windows_inline(w) for w in period.windows]
+            line = "windows = [" + ", ".join(items) + "]"
+            out += [line] if len(line) <= 100 else ["windows = [", *(f"  {i}," for i in items), "]"]
         long_tiers = []
         for name, sched in period.service_tiers:
             line = f"{name} = {{ {rates_inline(sched.rates)}"
@@ -1248,7 +1388,7 @@ def price_change(before: list[dict], after: list[dict]) -> str:
         b = after[i] if i < len(after) else None
         if a != b:
             since = (b or a).get("since", "first")
-            more = "" if a and b and short(a) != short(b) else ", other rates or tiers"
+            more = "" if a and b and short(a) != short(b) else ", other rates, tiers or windows"
             return f"period {since}: in/out {short(a)} -> {short(b)}{more}"
     return "reordered"
 
@@ -1345,6 +1485,19 @@ def current_retrieved() -> dt.date | None:
     return None
 
 
+def describe_windows(model: Model) -> str:
+    def hours(period: Period) -> str:
+        spans = [f"{w.start.strftime('%H:%M')}-{w.end.strftime('%H:%M')}" for w in period.windows]
+        return ", ".join(spans) or "none"
+
+    if len(model.periods) == 1:
+        return hours(model.periods[0])
+    per = [(p.since.isoformat() if p.since else "first", hours(p)) for p in model.periods]
+    if len({h for _, h in per}) == 1:
+        return f"{per[0][1]} (in all {len(per)} price periods)"
+    return "; ".join(f"{since}: {h}" for since, h in per)
+
+
 def print_summary(table: Table, report: Report, changes: list[str]) -> None:
     total = sum(len(m) for m in table.models.values())
     counts = ", ".join(f"{pid} {len(m)}" for pid, m in table.models.items())
@@ -1358,6 +1511,11 @@ def print_summary(table: Table, report: Report, changes: list[str]) -> None:
                                     break_long_words=False, break_on_hyphens=False))  # fmt: skip
 
     block("Skipped models (not representable)", [f"{p}/{m}: {why}" for p, m, why in report.skipped])
+    block(
+        "Time-of-day windows (UTC), from genai-prices' TimeOfDateConstraint prices",
+        [f"{pid}/{mid}: {describe_windows(model)}" for pid, models in table.models.items()
+         for mid, model in sorted(models.items()) if any(p.windows for p in model.periods)],
+    )  # fmt: skip
     block(
         "Parts left out of shipped models (not representable)",
         [f"{what}: {', '.join(where)}" for what, where in sorted(report.dropped.items())],

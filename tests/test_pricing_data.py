@@ -12,12 +12,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from otel_costattr import load_pricing
+from otel_costattr import Usage, compute_cost, load_pricing
 
 # Every released table version and the digest of its files. A released table never changes
 # silently: change a pricing file, bump `version` in pricing/_table.toml, add the new pin.
 PINNED_DIGESTS = {
-    "2026.11.22": "sha256:f34b2d1dff91a97fade0c22bb3312e51e051c777d930c45d257c674456c8d8a8",
+    "2026.11.22": "sha256:e5975d2f81c2334e0b72c50012d6780210c03ca12cae8a02dc6083d7fa6a421c",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -94,6 +94,12 @@ RESOLVE_CASES = [
     ("grok-4", "xai", ("x-ai", "grok-4-0709")),
     ("command-r-plus-08-2024", "cohere", ("cohere", "command-r-plus")),
     ("deepseek-v3.2", "deepseek", ("deepseek", "deepseek-v3.2")),
+    ("deepseek-chat", "deepseek", ("deepseek", "deepseek-chat")),  # peak / off-peak windows
+    ("deepseek-chat", None, ("deepseek", "deepseek-chat")),
+    ("deepseek-v4-flash", "deepseek", ("deepseek", "deepseek-v4-flash")),
+    ("deepseek-v4-flash", None, ("deepseek", "deepseek-v4-flash")),
+    ("deepseek-r1-0528", "deepseek", ("deepseek", "deepseek-reasoner")),
+    ("deepseek-r1-distill-llama-70b", None, ("groq", "deepseek-r1-distill-llama-70b")),  # not R1
     ("kimi-k3", "moonshot_ai", ("moonshotai", "kimi-k3")),
     ("sonar-pro", "perplexity", ("perplexity", "sonar-pro")),
     ("llama-3.1-70b-versatile", "groq", ("groq", "llama-3.1-70b-versatile")),
@@ -107,7 +113,6 @@ RESOLVE_CASES = [
     ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "openai", None),
     ("gemini-2.5-pro-tts", None, None),  # a TTS model, not Gemini 2.5 Pro
     ("meta.llama3-1-405b-instruct-v1:0", "aws.bedrock", None),  # never another host's rate
-    ("deepseek-chat", "deepseek", None),  # time-of-day pricing: not representable, skipped
 ]  # fmt: skip
 
 
@@ -209,6 +214,56 @@ def test_batch_rates(table):
     now = entry.price_at(NOW).service_tiers["batch"]
     assert _rates(now.rates) == (D("0.5"), D("2.5"), D("0.05"), D("0.625"), D("1"))
     assert "batch" not in entry.price_at(dt.date(2026, 6, 1)).service_tiers
+
+
+def _per_mtok(table, model_id, when):
+    """(input, output, cache_read) USD per million tokens a call at ``when`` pays."""
+    usage = Usage(input_tokens=2_000_000, cache_read_tokens=1_000_000, output_tokens=1_000_000)
+    cost = compute_cost(model_id, usage, provider="deepseek", start_time=when, table=table)
+    assert cost.model == model_id
+    return (cost.input, cost.output, cost.cache_read)
+
+
+def _utc(hour, minute=0, second=0, day=None):
+    """A UTC time of day on ``day`` (default: NOW's date, in the current price period)."""
+    day = NOW.date() if day is None else day
+    return dt.datetime.combine(day, dt.time(hour, minute, second), tzinfo=dt.timezone.utc)
+
+
+# DeepSeek's time-of-day prices, as genai-prices 0.2.3 records them (api-docs.deepseek.com).
+DEEPSEEK_CHAT_PEAK = (D("0.27"), D("1.1"), D("0.07"))  # UTC 00:30-16:30
+DEEPSEEK_CHAT_OFF_PEAK = (D("0.135"), D("0.55"), D("0.035"))
+DEEPSEEK_V4_FLASH_PEAK = (D("0.3"), D("1.2"), D("0.006"))  # UTC 01:00-04:00 and 06:00-10:00
+DEEPSEEK_V4_FLASH_OFF_PEAK = (D("0.15"), D("0.6"), D("0.003"))  # V4.1 Flash, from 2026-09-10
+
+DEEPSEEK_TIME_OF_DAY = [
+    ("deepseek-chat", _utc(12), DEEPSEEK_CHAT_PEAK),
+    ("deepseek-chat", _utc(20), DEEPSEEK_CHAT_OFF_PEAK),
+    ("deepseek-chat", _utc(0, 30), DEEPSEEK_CHAT_PEAK),  # the window opens at 00:30 ...
+    ("deepseek-chat", _utc(0, 29, 59), DEEPSEEK_CHAT_OFF_PEAK),
+    ("deepseek-chat", _utc(16, 30), DEEPSEEK_CHAT_OFF_PEAK),  # ... and closes at 16:30
+    ("deepseek-chat", _utc(16, 29, 59), DEEPSEEK_CHAT_PEAK),
+    ("deepseek-v4-flash", _utc(2), DEEPSEEK_V4_FLASH_PEAK),
+    ("deepseek-v4-flash", _utc(12), DEEPSEEK_V4_FLASH_OFF_PEAK),
+    ("deepseek-v4-flash", _utc(7, 30), DEEPSEEK_V4_FLASH_PEAK),  # the second peak window
+    ("deepseek-v4-flash", _utc(4), DEEPSEEK_V4_FLASH_OFF_PEAK),
+    ("deepseek-v4-flash", _utc(3, 59, 59), DEEPSEEK_V4_FLASH_PEAK),
+    ("deepseek-v4-flash", _utc(10), DEEPSEEK_V4_FLASH_OFF_PEAK),
+    # Before 2026-09-10 the off-peak rate was V4 Flash's; genai-prices applies today's peak
+    # windows to every period (the windows come after all its dated prices).
+    ("deepseek-v4-flash", _utc(12, day=dt.date(2026, 9, 1)), (D("0.22"), D("0.66"), D("0.007"))),
+    ("deepseek-v4-flash", _utc(12, day=dt.date(2026, 8, 1)), (D("0.14"), D("0.28"), D("0.0028"))),
+    ("deepseek-v4-flash", _utc(2, day=dt.date(2026, 8, 1)), DEEPSEEK_V4_FLASH_PEAK),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model_id", "when", "expected"),
+    DEEPSEEK_TIME_OF_DAY,
+    ids=[f"{m}@{w:%Y-%m-%dT%H:%M:%S}" for m, w, _ in DEEPSEEK_TIME_OF_DAY],
+)
+def test_deepseek_peak_and_off_peak(table, model_id, when, expected):
+    assert _per_mtok(table, model_id, when) == expected
 
 
 def test_gpt_4o_snapshot_keeps_its_own_price(table):
