@@ -130,6 +130,9 @@ class BillableTokens(NamedTuple):
         return self.output + self.reasoning
 
 
+_PRICED = CostStatus.PRICED
+
+
 class CallCost:
     """The cost of one call: status, total and parts as `Decimal` USD, and what priced it.
 
@@ -146,7 +149,6 @@ class CallCost:
         self,
         status: CostStatus,
         pricing_version: str | None = None,
-        *,
         model: str | None = None,
         provider: str | None = None,
         service_tier: str | None = None,
@@ -317,14 +319,7 @@ def compute_cost(
         visible * r_out,
         reasoning * r_reason,
     )
+    # Positional: keyword arguments cost more than the arithmetic here.
     return CallCost(
-        CostStatus.PRICED,
-        version,
-        model=entry.id,
-        provider=entry.provider,
-        service_tier=applied_tier,
-        tier_above=above,
-        usage=usage,
-        parts=parts,
-        scale=rates.scale,
+        _PRICED, version, entry.id, entry.provider, applied_tier, above, None, usage, parts, rates.scale
     )
