@@ -9,6 +9,7 @@ from .pricing import (
     load_pricing,
 )
 from .pricing_file import PricePeriod, PricingError, Rates
+from .processor import CostSpanProcessor
 from .semconv import ModelCall, SpanRole, read_model_call, span_role
 from .version import __version__
 
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_TOKENS",
     "BillableTokens",
     "CallCost",
+    "CostSpanProcessor",
     "CostStatus",
     "ModelCall",
     "ModelEntry",

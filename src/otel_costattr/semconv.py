@@ -11,8 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .cost import Usage
 
@@ -129,6 +128,11 @@ class SpanRole(str, enum.Enum):
     OTHER = "other"
 
 
+# A span holding none of these is neither a model call nor an agent, tool or workflow
+# (span_role -> OTHER): the cheap test that lets plain spans through untouched.
+ROLE_KEYS = frozenset({OPERATION, OPENINFERENCE_KIND, "llm.model_name", *USAGE_KEYS})
+
+
 def span_role(attrs: Mapping[str, Any]) -> SpanRole:
     """Classify a span by its attributes alone, never by its name or kind.
 
@@ -136,7 +140,11 @@ def span_role(attrs: Mapping[str, Any]) -> SpanRole:
     recommend it), so they are never model calls, whatever usage they hold.
     """
     op = attrs.get(OPERATION)
+    if type(op) is not str:
+        op = None
     oi_kind = attrs.get(OPENINFERENCE_KIND)
+    if type(oi_kind) is not str:
+        oi_kind = None
     if op in AGENT_OPERATIONS or oi_kind == "AGENT":
         return SpanRole.AGENT
     if op in TOOL_OPERATIONS or oi_kind == "TOOL":
@@ -145,17 +153,34 @@ def span_role(attrs: Mapping[str, Any]) -> SpanRole:
         return SpanRole.WORKFLOW
     if op in MODEL_OPERATIONS or oi_kind in ("LLM", "EMBEDDING"):
         return SpanRole.MODEL_CALL
-    if "llm.model_name" in attrs or any(k in attrs for k in USAGE_KEYS):
+    if "llm.model_name" in attrs or not _USAGE_KEY_SET.isdisjoint(attrs):
         return SpanRole.MODEL_CALL
     return SpanRole.OTHER
 
 
-def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None:
-            return value
-    return None
+_USAGE_KEY_SET = frozenset(USAGE_KEYS)
+
+# Every attribute read_model_call looks at -> (slot, rank): one pass over the span's
+# attributes instead of a lookup per spelling; the lowest rank present wins.
+_SLOTS = (
+    ("input", INPUT_KEYS),
+    ("output", OUTPUT_KEYS),
+    ("cache_read", CACHE_READ_KEYS),
+    ("cache_write", CACHE_WRITE_KEYS),
+    ("raw_cache_read", (ANTHROPIC_CACHE_READ,)),
+    ("raw_cache_write", (ANTHROPIC_CACHE_WRITE,)),
+    ("cache_write_1h", CACHE_WRITE_1H_KEYS),
+    ("reasoning", REASONING_KEYS),
+    ("model", MODEL_KEYS),
+    ("provider", PROVIDER_KEYS),
+    ("service_tier", SERVICE_TIER_KEYS),
+)
+_INDEX = {key: (slot, rank) for slot, (_, keys) in enumerate(_SLOTS) for rank, key in enumerate(keys)}
+(_IN, _OUT, _READ, _WRITE, _RAW_READ, _RAW_WRITE, _WRITE_1H, _REASON, _MODEL, _PROVIDER, _TIER) = range(
+    len(_SLOTS)
+)
+_EMPTY_SLOTS = (None,) * len(_SLOTS)
+_UNRANKED = (99,) * len(_SLOTS)
 
 
 def _count(value: Any) -> Any:
@@ -166,12 +191,7 @@ def _count(value: Any) -> Any:
     return value
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-@dataclass(frozen=True, slots=True)
-class ModelCall:
+class ModelCall(NamedTuple):
     """What a model-call span says about itself: model, provider, usage, service tier."""
 
     model: str | None
@@ -183,26 +203,36 @@ class ModelCall:
 def read_model_call(attrs: Mapping[str, Any]) -> ModelCall:
     """Read model, provider, usage and service tier from a span's attributes, whichever
     convention the producer followed. Never raises."""
-    read = _first(attrs, CACHE_READ_KEYS)
-    write = _first(attrs, CACHE_WRITE_KEYS)
+    found = list(_EMPTY_SLOTS)
+    ranks = list(_UNRANKED)
+    index = _INDEX
+    for key, value in attrs.items():
+        hit = index.get(key)
+        if hit is not None and value is not None:
+            slot, rank = hit
+            if rank < ranks[slot]:
+                found[slot] = value
+                ranks[slot] = rank
+    read = found[_READ]
+    write = found[_WRITE]
     inclusive = None
-    raw_read = attrs.get(ANTHROPIC_CACHE_READ)
-    raw_write = attrs.get(ANTHROPIC_CACHE_WRITE)
-    if read is None and write is None and (raw_read is not None or raw_write is not None):
-        read, write, inclusive = raw_read, raw_write, False
+    if read is None and write is None and (found[_RAW_READ] is not None or found[_RAW_WRITE] is not None):
+        # Anthropic's raw field names: the span copied raw usage, whose input is exclusive.
+        read, write, inclusive = found[_RAW_READ], found[_RAW_WRITE], False
+    inp, out, write_1h, reasoning = found[_IN], found[_OUT], found[_WRITE_1H], found[_REASON]
     usage = Usage(
-        input_tokens=_count(_first(attrs, INPUT_KEYS)),
-        output_tokens=_count(_first(attrs, OUTPUT_KEYS)),
-        cache_read_tokens=_count(read),
-        cache_write_tokens=_count(write),
-        cache_write_1h_tokens=_count(_first(attrs, CACHE_WRITE_1H_KEYS)),
-        reasoning_tokens=_count(_first(attrs, REASONING_KEYS)),
-        input_includes_cache=inclusive,
+        inp if type(inp) is int else _count(inp),
+        out if type(out) is int else _count(out),
+        read if type(read) is int else _count(read),
+        write if type(write) is int else _count(write),
+        write_1h if type(write_1h) is int else _count(write_1h),
+        reasoning if type(reasoning) is int else _count(reasoning),
+        inclusive,
     )
-    tier = _text(_first(attrs, SERVICE_TIER_KEYS))
+    model, provider, tier = found[_MODEL], found[_PROVIDER], found[_TIER]
     return ModelCall(
-        model=_text(_first(attrs, MODEL_KEYS)),
-        provider=_text(_first(attrs, PROVIDER_KEYS)),
-        usage=usage,
-        service_tier=tier.lower() if tier else None,
+        model if type(model) is str and model else None,
+        provider if type(provider) is str and provider else None,
+        usage,
+        tier.lower() if type(tier) is str and tier else None,
     )

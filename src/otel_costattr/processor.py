@@ -1,0 +1,281 @@
+"""CostSpanProcessor: stamp ``gen_ai.usage.cost`` on every model-call span.
+
+    provider.add_span_processor(CostSpanProcessor())
+
+On each span it:
+
+- at start, copies identity (``app.feature``, agent name and version, conversation id) the
+  span does not set itself from its parent span, then from W3C Baggage, and notes the
+  nearest enclosing agent span;
+- at end, if the attributes say it is a model call, prices it and stamps the cost, the
+  status, the pricing version and the matched model, plus ``gen_ai.agent.step`` (0-based
+  index among the model calls of its nearest agent) when the span has none.
+
+The stamping happens inside ``span.end()`` before the SDK freezes the span (see
+``_sdk_seam``), so every processor and exporter on the provider sees it, whatever the
+registration order. Agent and workflow spans may carry their children's summed usage: they
+are never priced, so nothing is counted twice. No hook ever raises into user code: failures
+are logged and counted in `CostSpanProcessor.stats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from . import _sdk_seam
+from .cost import CostStatus, compute_cost
+from .pricing import PriceTable, default_pricing
+from .semconv import (
+    AGENT_STEP,
+    COST,
+    COST_STATUS,
+    IDENTITY_KEYS,
+    PRICED_MODEL,
+    PRICING_VERSION,
+    ROLE_KEYS,
+    SpanRole,
+    read_model_call,
+    span_role,
+)
+
+logger = logging.getLogger(__name__)
+
+STAT_NAMES = (
+    *(s.value for s in CostStatus),
+    "internal_errors",
+    "unhooked",
+)
+
+# Per-span state lives on the span object itself (no registry to leak, nothing to clean up
+# when a span is dropped unended); spans outside any agent carry none.
+_AGENT = "_costattr_agent"  # on every span inside an agent: that agent's step counter
+_STEPS = "_costattr_steps"  # on an agent span with children: its own counter, dropped at end
+
+_SCALARS = frozenset({str, bool, int, float})
+_STATUS_TEXT = {s: s.value for s in CostStatus}
+
+_seam_checked = False
+
+
+class _Steps:
+    """The next step index of one agent span. Guarded by the processor's lock."""
+
+    __slots__ = ("next", "__weakref__")
+
+    def __init__(self) -> None:
+        self.next = 0
+
+
+class CostSpanProcessor(SpanProcessor):
+    """Prices model-call spans and stamps the cost on the span itself.
+
+    ``pricing``: the table to price with (default: the bundled table, see `load_pricing`).
+    ``identity_keys``: the attributes a span inherits from its ancestors and from Baggage.
+    ``use_baggage``: also copy those keys from W3C Baggage (identity across processes).
+    """
+
+    def __init__(
+        self,
+        pricing: PriceTable | None = None,
+        *,
+        identity_keys: Iterable[str] = IDENTITY_KEYS,
+        use_baggage: bool = True,
+    ) -> None:
+        if pricing is not None and not isinstance(pricing, PriceTable):
+            raise ValueError(f"pricing must be a PriceTable (see load_pricing()), got {pricing!r}")
+        if isinstance(identity_keys, str):
+            raise ValueError("identity_keys must be a list of attribute names, not a string")
+        keys = tuple(dict.fromkeys(identity_keys))
+        for key in keys:
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"identity_keys: not an attribute name: {key!r}")
+        self._table = pricing if pricing is not None else default_pricing()
+        self._identity = keys
+        self._identity_set = frozenset(keys)
+        # What makes a parent worth a closer look: identity to copy, or being an agent.
+        self._wanted = self._identity_set | ROLE_KEYS
+        self._use_baggage = bool(use_baggage)
+        self._hook = _sdk_seam.EndHook(self._before_end, ROLE_KEYS)
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(STAT_NAMES, 0)
+        self._warned_unhooked = False
+        self._shutdown = False
+        _check_seam()
+
+    @property
+    def pricing(self) -> PriceTable:
+        """The table this processor prices with."""
+        return self._table
+
+    def stats(self) -> dict[str, int]:
+        """Counts since creation: model calls by cost status (priced, unknown_model, no_usage,
+        invalid_usage), internal errors, and spans that could not be hooked."""
+        with self._lock:
+            return dict(self._counts)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Hook the span's end, copy inherited identity, note the nearest agent."""
+        if self._shutdown:
+            return
+        try:
+            if not self._hook.install(span):
+                self._unhooked(span)
+            parent, bag = _sdk_seam.parent_and_baggage(parent_context)
+            if parent is None and not bag:
+                return  # a root span without baggage: nothing to inherit
+            pattrs = _sdk_seam.attributes_of(parent) if parent is not None else _sdk_seam.EMPTY
+            agent = getattr(parent, _AGENT, None)
+            if bag and self._use_baggage and not self._identity_set.isdisjoint(bag):
+                self._inherit(span, pattrs, bag)
+            elif self._wanted.isdisjoint(pattrs):
+                if agent is not None:  # e.g. a model call inside a tool span inside an agent
+                    setattr(span, _AGENT, agent)
+                    self._early_step(span, agent)
+                return  # the common case: a plain parent, no identity in baggage
+            else:
+                self._inherit(span, pattrs, _sdk_seam.EMPTY)
+            if not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is SpanRole.AGENT:
+                agent = self._steps_of(parent)
+            if agent is not None:
+                setattr(span, _AGENT, agent)
+                self._early_step(span, agent)
+        except Exception:
+            self._internal_error("on_start")
+
+    def _inherit(self, span: Span, pattrs: Mapping[str, Any], bag: Mapping[str, object]) -> None:
+        """Copy identity the span does not set: from the parent span first, then baggage."""
+        own = _sdk_seam.attributes_of(span)
+        found: dict[str, Any] = {}
+        for key in self._identity:
+            if key in own:
+                continue
+            value = pattrs.get(key)
+            if value is None:
+                value = bag.get(key)
+                # Baggage set in-process can hold anything; only text is an identity.
+                if not isinstance(value, str) or not value:
+                    continue
+            found[key] = value
+        if not found:
+            return
+        if all(type(v) in _SCALARS for v in found.values()):
+            _sdk_seam.add_attributes(span, found)  # already valid: skip the SDK's checks
+        else:
+            span.set_attributes(found)  # sequences, mappings: let the SDK copy them
+
+    def _early_step(self, span: Span, agent: _Steps) -> None:
+        """Number a span that says at start it is a model call, in start order (the order the
+        calls were made, even when they run concurrently); others are numbered at end."""
+        own = _sdk_seam.attributes_of(span)
+        if AGENT_STEP not in own and not ROLE_KEYS.isdisjoint(own) and span_role(own) is SpanRole.MODEL_CALL:
+            with self._lock:
+                step = agent.next
+                agent.next += 1
+            _sdk_seam.add_attributes(span, {AGENT_STEP: step})
+
+    def _steps_of(self, agent_span: object) -> _Steps | None:
+        """The step counter of an agent span, created by its first child."""
+        steps = getattr(agent_span, _STEPS, None)
+        if steps is None and isinstance(agent_span, Span) and agent_span.is_recording():
+            with self._lock:
+                steps = getattr(agent_span, _STEPS, None)
+                if steps is None:
+                    steps = _Steps()
+                    setattr(agent_span, _STEPS, steps)
+        return steps
+
+    def _before_end(self, span: Span, attrs: Mapping[str, Any]) -> None:
+        """Runs inside span.end(), before the SDK freezes the span."""
+        try:
+            role = span_role(attrs)
+            if role is SpanRole.MODEL_CALL:
+                self._stamp(span, attrs)
+            elif role is SpanRole.AGENT and getattr(span, _STEPS, None) is not None:
+                setattr(span, _STEPS, None)  # children still running keep their reference
+        except Exception:
+            self._internal_error("end")
+
+    def _stamp(self, span: Span, attrs: Mapping[str, Any]) -> None:
+        call = read_model_call(attrs)
+        cost = compute_cost(
+            call.model,
+            call.usage,
+            provider=call.provider,
+            start_time=span.start_time,
+            service_tier=call.service_tier,
+            table=self._table,
+        )
+        status = cost.status
+        text = _STATUS_TEXT[status]  # Enum.value is a property call: this is a dict lookup
+        if status is CostStatus.PRICED:
+            out = {
+                COST: cost.total_float,
+                COST_STATUS: text,
+                PRICING_VERSION: cost.pricing_version,
+                PRICED_MODEL: cost.model,
+            }
+        else:  # never a cost attribute, not even 0, when the call could not be priced
+            out = {COST_STATUS: text, PRICING_VERSION: cost.pricing_version}
+        agent = None if AGENT_STEP in attrs else getattr(span, _AGENT, None)
+        with self._lock:
+            self._counts[text] += 1
+            if agent is not None:
+                out[AGENT_STEP] = agent.next
+                agent.next += 1
+        _sdk_seam.add_attributes(span, out)
+
+    def _unhooked(self, span: object) -> None:
+        with self._lock:
+            self._counts["unhooked"] += 1
+            first = not self._warned_unhooked
+            self._warned_unhooked = True
+        if first:
+            logger.warning(
+                "otel-costattr: cannot hook spans of type %s.%s: their cost will not be "
+                "stamped (counted in stats()['unhooked'])",
+                type(span).__module__,
+                type(span).__qualname__,
+            )
+
+    def _internal_error(self, where: str) -> None:
+        try:
+            with self._lock:
+                self._counts["internal_errors"] += 1
+            logger.exception("otel-costattr: internal error in span %s hook", where)
+        except Exception:  # never raise into user code, not even from logging
+            pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Nothing to do: the cost was stamped before the span ended."""
+
+    def shutdown(self) -> None:
+        """Stop hooking new spans. Spans already started are still priced when they end."""
+        self._shutdown = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered: always True."""
+        return True
+
+
+def _check_seam() -> None:
+    """Run the seam's self-test once per process; log loudly if the SDK broke it."""
+    global _seam_checked
+    if _seam_checked:
+        return
+    _seam_checked = True
+    try:
+        problem = _sdk_seam.self_test()
+    except Exception as e:
+        problem = repr(e)
+    if problem is not None:
+        logger.error(
+            "otel-costattr: this OpenTelemetry SDK version does not work with cost stamping as "
+            "built (%s); costs may be missing from spans",
+            problem,
+        )

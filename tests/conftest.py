@@ -1,0 +1,47 @@
+"""Shared fixtures: the frozen test price table and a real SDK pipeline around the processor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Tracer, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_costattr.pricing import PriceTable, load_pricing
+from otel_costattr.processor import CostSpanProcessor
+
+TEST_PRICES = Path(__file__).parent / "data" / "test_prices.toml"
+
+
+@pytest.fixture(scope="session")
+def table() -> PriceTable:
+    """acme-large, acme-think, acme-mini: figures chosen so arithmetic can be checked by hand."""
+    return load_pricing([TEST_PRICES], bundled=False, use_env=False)
+
+
+@dataclass
+class Pipeline:
+    provider: TracerProvider
+    tracer: Tracer
+    exporter: InMemorySpanExporter
+    processor: CostSpanProcessor
+
+    def spans(self, name: str | None = None) -> list:
+        found = self.exporter.get_finished_spans()
+        return [s for s in found if name is None or s.name == name]
+
+
+@pytest.fixture
+def pipeline(table: PriceTable):
+    """A TracerProvider with an in-memory exporter registered *before* the cost processor."""
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = CostSpanProcessor(table)
+    provider.add_span_processor(processor)
+    yield Pipeline(provider, provider.get_tracer("test"), exporter, processor)
+    provider.shutdown()

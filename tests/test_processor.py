@@ -1,0 +1,542 @@
+"""CostSpanProcessor on a real TracerProvider: what it stamps, on which spans, for whom."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import logging
+import weakref
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from opentelemetry import baggage, context, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from otel_costattr import processor as processor_module
+from otel_costattr.cost import CostStatus
+from otel_costattr.pricing import load_pricing
+from otel_costattr.processor import STAT_NAMES, CostSpanProcessor
+from otel_costattr.semconv import (
+    AGENT_STEP,
+    COST,
+    COST_STATUS,
+    PRICED_MODEL,
+    PRICING_VERSION,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ns(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+
+
+# acme-large is $3 in / $15 out / $0.30 cache read / $3.75 cache write until 2026-06-01,
+# then $2 / $10 / $0.20 / $2.50 (tests/data/test_prices.toml).
+BEFORE = ns(dt.date(2026, 3, 1))
+AFTER = ns(dt.date(2026, 7, 1))
+
+AGENT = {
+    "gen_ai.operation.name": "invoke_agent",
+    "gen_ai.agent.name": "support-bot",
+    "gen_ai.agent.version": "3",
+    "app.feature": "refunds",
+}
+
+
+def chat(model: str = "acme-large", **usage: int) -> dict:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "acme",
+        "gen_ai.request.model": model,
+        **{f"gen_ai.usage.{k}": v for k, v in usage.items()},
+    }
+
+
+def usd(text: str) -> float:
+    """The float an exact USD amount becomes on the span."""
+    return float(Decimal(text))
+
+
+# --- the seed pattern -------------------------------------------------------------------
+
+
+def anthropic_usage(span, usage: dict) -> None:
+    """The common hand-written pattern: copy the raw Anthropic response usage onto the span
+    (input_tokens is the uncached remainder; the cache counts come on top)."""
+    span.set_attribute("gen_ai.usage.input_tokens", usage["input_tokens"])
+    span.set_attribute("gen_ai.usage.output_tokens", usage["output_tokens"])
+    span.set_attribute("gen_ai.usage.cache_read_input_tokens", usage["cache_read_input_tokens"])
+    span.set_attribute("gen_ai.usage.cache_creation_input_tokens", usage["cache_creation_input_tokens"])
+
+
+def test_seed_pattern_is_priced_exactly(pipeline):
+    tracer = pipeline.tracer
+    responses = [
+        {"input_tokens": 2048, "output_tokens": 512, "cache_read_input_tokens": 0,
+         "cache_creation_input_tokens": 8313},
+        {"input_tokens": 3, "output_tokens": 245, "cache_read_input_tokens": 8313,
+         "cache_creation_input_tokens": 0},
+    ]  # fmt: skip
+    with tracer.start_as_current_span("invoke_agent support-bot", attributes=AGENT, start_time=BEFORE):
+        for step, usage in enumerate(responses):
+            with tracer.start_as_current_span("chat acme-large", start_time=BEFORE) as span:
+                span.set_attribute("gen_ai.operation.name", "chat")
+                span.set_attribute("gen_ai.provider.name", "acme")
+                span.set_attribute("gen_ai.request.model", "acme-large")
+                span.set_attribute(AGENT_STEP, step)
+                anthropic_usage(span, usage)
+            with tracer.start_as_current_span(
+                "execute_tool lookup_order",
+                attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "x"},
+            ):
+                pass
+
+    calls = pipeline.spans("chat acme-large")
+    # 2048*3 + 8313*3.75 + 512*15 = 44997.75 and 3*3 + 8313*0.3 + 245*15 = 6177.9 per Mtok
+    assert [c.attributes[COST] for c in calls] == [usd("0.04499775"), usd("0.0061779")]
+    for call, step in zip(calls, (0, 1), strict=True):
+        attrs = call.attributes
+        assert attrs[COST_STATUS] == "priced"
+        assert attrs[PRICED_MODEL] == "acme-large"
+        assert attrs[PRICING_VERSION] == pipeline.processor.pricing.version
+        assert attrs[AGENT_STEP] == step  # the user's own step is kept
+        assert attrs["app.feature"] == "refunds"
+        assert attrs["gen_ai.agent.name"] == "support-bot"
+        assert attrs["gen_ai.agent.version"] == "3"
+    for tool in pipeline.spans("execute_tool lookup_order"):
+        assert COST not in tool.attributes and COST_STATUS not in tool.attributes
+        assert tool.attributes["app.feature"] == "refunds"
+    (agent,) = pipeline.spans("invoke_agent support-bot")
+    assert COST not in agent.attributes and COST_STATUS not in agent.attributes
+    assert pipeline.processor.stats()["priced"] == 2
+
+
+def test_inclusive_and_exclusive_cache_usage_cost_the_same(pipeline):
+    tracer = pipeline.tracer
+    exclusive = {  # Anthropic's raw field names: input is the uncached remainder
+        "gen_ai.usage.input_tokens": 50,
+        "gen_ai.usage.cache_read_input_tokens": 1000,
+        "gen_ai.usage.cache_creation_input_tokens": 150,
+        "gen_ai.usage.output_tokens": 300,
+    }
+    inclusive = {  # OTel conventions: input includes the cached tokens
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.cache_read.input_tokens": 1000,
+        "gen_ai.usage.cache_creation.input_tokens": 150,
+        "gen_ai.usage.output_tokens": 300,
+    }
+    for name, usage in (("exclusive", exclusive), ("inclusive", inclusive)):
+        tracer.start_span(name, attributes={**chat(), **usage}, start_time=BEFORE).end()
+    costs = {s.name: s.attributes[COST] for s in pipeline.spans()}
+    # 50*3 + 1000*0.3 + 150*3.75 + 300*15 = 5512.5 per Mtok
+    assert costs == {"exclusive": usd("0.0055125"), "inclusive": usd("0.0055125")}
+
+
+def test_price_in_force_at_span_start(pipeline):
+    for name, start in (("before", BEFORE), ("after", AFTER)):
+        pipeline.tracer.start_span(
+            name, attributes=chat(input_tokens=1000, output_tokens=100), start_time=start
+        ).end()
+    costs = {s.name: s.attributes[COST] for s in pipeline.spans()}
+    assert costs == {"before": usd("0.0045"), "after": usd("0.003")}
+
+
+def test_response_model_wins_and_provider_names_map(pipeline):
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": "acme.ai",  # an older spelling, mapped by the table's otel_names
+        "gen_ai.request.model": "acme-mini",
+        "gen_ai.response.model": "acme-large-20260101",  # what was billed
+        "gen_ai.usage.input_tokens": 1000,
+        "gen_ai.usage.output_tokens": 0,
+    }
+    pipeline.tracer.start_span("chat", attributes=attrs, start_time=BEFORE).end()
+    (span,) = pipeline.spans()
+    assert span.attributes[PRICED_MODEL] == "acme-large"
+    assert span.attributes[COST] == usd("0.003")
+
+
+def test_openinference_span_recognised_by_attributes(pipeline):
+    attrs = {
+        "openinference.span.kind": "LLM",
+        "llm.system": "acme",
+        "llm.model_name": "acme-mini",
+        "llm.token_count.prompt": 1000,
+        "llm.token_count.completion": 1000,
+    }
+    pipeline.tracer.start_span("ChatCompletion", attributes=attrs).end()
+    (span,) = pipeline.spans()
+    assert span.attributes[COST] == usd("0.00075")
+
+
+def test_attributes_set_after_start_are_priced(pipeline):
+    with pipeline.tracer.start_as_current_span("anthropic.chat") as span:  # any name
+        for key, value in chat("acme-mini", input_tokens=2000, output_tokens=1000).items():
+            span.set_attribute(key, value)
+    assert pipeline.spans()[0].attributes[COST] == usd("0.0009")
+
+
+def test_unknown_model_gets_a_status_and_no_cost(pipeline):
+    pipeline.tracer.start_span("chat", attributes=chat("gpt-9", input_tokens=10)).end()
+    pipeline.tracer.start_span("chat", attributes={"gen_ai.usage.input_tokens": 10}).end()
+    for span in pipeline.spans():
+        assert span.attributes[COST_STATUS] == "unknown_model"
+        assert span.attributes[PRICING_VERSION] == pipeline.processor.pricing.version
+        assert COST not in span.attributes and PRICED_MODEL not in span.attributes
+    assert pipeline.processor.stats()["unknown_model"] == 2
+
+
+@pytest.mark.parametrize(
+    ("usage", "status"),
+    [
+        ({}, "no_usage"),
+        ({"gen_ai.usage.input_tokens": "120"}, "invalid_usage"),
+        ({"gen_ai.usage.input_tokens": -1}, "invalid_usage"),
+        ({"gen_ai.usage.input_tokens": float("nan")}, "invalid_usage"),
+        ({"gen_ai.usage.input_tokens": True}, "invalid_usage"),
+        ({"gen_ai.usage.input_tokens": 10**30}, "invalid_usage"),
+        ({"gen_ai.usage.input_tokens": 12.0}, "priced"),
+    ],
+)
+def test_status_for_bad_or_missing_usage(pipeline, usage, status):
+    pipeline.tracer.start_span("chat", attributes={**chat(), **usage}).end()
+    (span,) = pipeline.spans()
+    assert span.attributes[COST_STATUS] == status
+    assert (COST in span.attributes) is (status == "priced")
+    assert pipeline.processor.stats()[status] == 1
+
+
+@pytest.mark.parametrize("operation", ["invoke_agent", "create_agent", "invoke_workflow"])
+def test_agent_and_workflow_usage_is_never_priced(pipeline, operation):
+    attrs = {**chat(input_tokens=5000, output_tokens=5000), "gen_ai.operation.name": operation}
+    pipeline.tracer.start_span(operation, attributes=attrs).end()
+    (span,) = pipeline.spans()
+    assert COST not in span.attributes and COST_STATUS not in span.attributes
+    assert sum(pipeline.processor.stats().values()) == 0
+
+
+def test_plain_spans_are_untouched(pipeline):
+    attrs = {"http.request.method": "GET", "gen_ai.request.model": "acme-large"}
+    pipeline.tracer.start_span("GET /", attributes=attrs).end()
+    assert dict(pipeline.spans()[0].attributes) == attrs
+
+
+def test_user_attribute_limits_are_respected(table):
+    from opentelemetry.sdk.trace import SpanLimits
+
+    provider = TracerProvider(
+        span_limits=SpanLimits(max_span_attributes=6, max_span_attribute_length=10),
+        shutdown_on_exit=False,
+    )
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(CostSpanProcessor(table))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("chat", attributes=chat(input_tokens=1)).end()
+    (span,) = exporter.get_finished_spans()
+    assert len(span.attributes) == 6  # the SDK dropped the oldest, as the user asked
+    assert span.attributes[COST] == usd("0.000002")
+    assert span.attributes[PRICING_VERSION] == table.version[:10]  # truncated by the SDK
+
+
+# --- every processor and exporter sees the cost -------------------------------------------
+
+
+class Snapshot(SpanProcessor):
+    """Copies what on_end sees, as any later processor or exporter would."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.seen.append(dict(span.attributes))
+
+
+def test_cost_visible_whatever_the_registration_order(table):
+    provider = TracerProvider(shutdown_on_exit=False)
+    before, after = Snapshot(), Snapshot()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(before)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(CostSpanProcessor(table))
+    provider.add_span_processor(after)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("chat", attributes=chat("acme-mini", input_tokens=1000)):
+        pass
+    expected = usd("0.00015")
+    assert before.seen[0][COST] == expected
+    assert after.seen[0][COST] == expected
+    assert exporter.get_finished_spans()[0].attributes[COST] == expected
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+def test_identity_inherited_from_ancestors_unless_set(pipeline):
+    tracer = pipeline.tracer
+    with (
+        tracer.start_as_current_span("invoke_agent", attributes=AGENT),
+        tracer.start_as_current_span("retrieve", attributes={"http.route": "/x"}),
+        tracer.start_as_current_span("chat", attributes={**chat(), "app.feature": "appeals"}) as inner,
+    ):
+        inner.set_attribute("gen_ai.agent.name", "its-own")  # set after start: still wins
+    spans = {s.name: s.attributes for s in pipeline.spans()}
+    assert spans["retrieve"]["app.feature"] == "refunds"  # plain spans inherit too
+    assert spans["chat"]["app.feature"] == "appeals"
+    assert spans["chat"]["gen_ai.agent.name"] == "its-own"
+    assert spans["chat"]["gen_ai.agent.version"] == "3"  # through the plain span between
+    assert "gen_ai.conversation.id" not in spans["chat"]
+
+
+def test_identity_keys_are_configurable(table):
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(CostSpanProcessor(table, identity_keys=["tenant.id"]))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("root", attributes={"tenant.id": "t1", "app.feature": "f"}):
+        tracer.start_span("child").end()
+    child = next(s for s in exporter.get_finished_spans() if s.name == "child")
+    assert dict(child.attributes) == {"tenant.id": "t1"}
+
+
+def test_identity_crosses_processes_in_w3c_baggage(pipeline):
+    propagator = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    carrier: dict[str, str] = {}
+    # Process A: a request for feature "search" in conversation c-42 calls process B.
+    ctx = baggage.set_baggage("app.feature", "search")
+    ctx = baggage.set_baggage("gen_ai.conversation.id", "c-42", ctx)
+    ctx = baggage.set_baggage("unrelated", "x", ctx)
+    token = context.attach(ctx)
+    try:
+        with pipeline.tracer.start_as_current_span("client"):
+            propagator.inject(carrier)
+    finally:
+        context.detach(token)
+    assert "app.feature=search" in carrier["baggage"]
+    pipeline.exporter.clear()
+    # Process B: the server span and its children carry the identity.
+    remote = propagator.extract(carrier)
+    token = context.attach(remote)
+    try:
+        with pipeline.tracer.start_as_current_span("server", attributes={"app.feature": "search-v2"}):
+            pipeline.tracer.start_span("chat", attributes=chat(input_tokens=1)).end()
+    finally:
+        context.detach(token)
+    spans = {s.name: s.attributes for s in pipeline.spans()}
+    assert spans["server"]["app.feature"] == "search-v2"  # its own value wins
+    assert spans["server"]["gen_ai.conversation.id"] == "c-42"
+    assert spans["chat"]["app.feature"] == "search-v2"  # the parent span before baggage
+    assert spans["chat"]["gen_ai.conversation.id"] == "c-42"
+    assert "unrelated" not in spans["chat"]
+
+
+def test_non_text_baggage_is_ignored(pipeline):
+    ctx = baggage.set_baggage("app.feature", {"not": "text"})
+    ctx = baggage.set_baggage("gen_ai.agent.name", "", ctx)
+    pipeline.tracer.start_span("s", context=ctx).end()
+    assert dict(pipeline.spans()[0].attributes) == {}
+
+
+def test_baggage_can_be_switched_off(table):
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(CostSpanProcessor(table, use_baggage=False))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("s", context=baggage.set_baggage("app.feature", "f")).end()
+    assert dict(exporter.get_finished_spans()[0].attributes) == {}
+
+
+# --- steps ----------------------------------------------------------------------------------
+
+
+def test_steps_count_model_calls_of_the_nearest_agent(pipeline):
+    tracer = pipeline.tracer
+
+    def call(name: str) -> None:
+        with tracer.start_as_current_span(name) as span:  # attributes only after start
+            span.set_attributes(chat("acme-mini", input_tokens=1))
+
+    with tracer.start_as_current_span("outer", attributes=AGENT):
+        call("o0")
+        with tracer.start_as_current_span("tool", attributes={"gen_ai.operation.name": "execute_tool"}):
+            call("o1")  # a tool span between: still the outer agent's call
+        with tracer.start_as_current_span("inner", attributes={**AGENT, "gen_ai.agent.name": "sub"}):
+            call("i0")
+            call("i1")
+        call("o2")
+    call("outside")  # no agent: no step
+    steps = {s.name: s.attributes.get(AGENT_STEP) for s in pipeline.spans()}
+    assert steps == {
+        "o0": 0, "o1": 1, "i0": 0, "i1": 1, "o2": 2, "outside": None,
+        "tool": None, "inner": None, "outer": None,
+    }  # fmt: skip
+
+
+def test_agent_recognised_after_its_start(pipeline):
+    tracer = pipeline.tracer
+    with tracer.start_as_current_span("agent") as agent:
+        agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+        for _ in range(2):
+            tracer.start_span("chat", attributes=chat(input_tokens=1)).end()
+    assert [s.attributes.get(AGENT_STEP) for s in pipeline.spans("chat")] == [0, 1]
+
+
+def test_concurrent_calls_numbered_in_the_order_they_were_made(pipeline):
+    tracer = pipeline.tracer
+
+    async def call(i: int) -> None:
+        with tracer.start_as_current_span(f"chat {i}", attributes=chat(input_tokens=1)):
+            await asyncio.sleep(0.001 * (5 - i))  # the first call made ends last
+
+    async def agent(name: str) -> None:
+        with tracer.start_as_current_span(name, attributes={**AGENT, "gen_ai.agent.name": name}):
+            await asyncio.gather(*(call(i) for i in range(5)))
+            with tracer.start_as_current_span("chat last") as span:
+                span.set_attributes(chat(input_tokens=1))
+
+    async def main() -> None:
+        await asyncio.gather(agent("a"), agent("b"))
+
+    asyncio.run(main())
+    for name in ("a", "b"):
+        steps = {
+            s.name: s.attributes[AGENT_STEP]
+            for s in pipeline.spans()
+            if s.attributes.get("gen_ai.agent.name") == name and s.name.startswith("chat")
+        }
+        assert steps == {**{f"chat {i}": i for i in range(5)}, "chat last": 5}
+
+
+def test_agent_state_released_when_the_agent_ends(pipeline):
+    tracer = pipeline.tracer
+    gc.collect()
+    gc.disable()
+    try:
+        agent = tracer.start_span("agent", attributes=AGENT)
+        ctx = trace.set_span_in_context(agent)
+        child = tracer.start_span("chat", context=ctx, attributes=chat(input_tokens=1))
+        state = weakref.ref(child._costattr_agent)  # internal: the agent's step counter
+        child.end()
+        agent.end()
+        assert agent._costattr_steps is None  # released by the agent itself
+        spans = weakref.ref(agent), weakref.ref(child)
+        del agent, child, ctx
+        assert state() is None
+        assert spans[0]() is None and spans[1]() is None
+    finally:
+        gc.enable()
+
+
+# --- lifetime, errors, API ------------------------------------------------------------------
+
+
+def test_ended_spans_are_freed_without_the_cycle_collector(pipeline):
+    tracer = pipeline.tracer
+    gc.collect()
+    gc.disable()
+    try:
+        refs = []
+        with tracer.start_as_current_span("invoke_agent", attributes=AGENT) as agent:
+            refs.append(weakref.ref(agent))
+            for attrs in (chat(input_tokens=1), {"http.route": "/"}):
+                with tracer.start_as_current_span("child", attributes=attrs) as span:
+                    refs.append(weakref.ref(span))
+                span.end()  # a second end() is harmless
+            plain = tracer.start_span("plain")
+            refs.append(weakref.ref(plain))
+            plain.end()
+        del agent, span, plain
+        assert [r() for r in refs] == [None] * len(refs)
+    finally:
+        gc.enable()
+
+
+def test_second_end_stamps_nothing_more(pipeline, caplog):
+    span = pipeline.tracer.start_span("chat", attributes=chat(input_tokens=1))
+    span.end()
+    with caplog.at_level(logging.WARNING):
+        span.end()
+    assert pipeline.processor.stats()["priced"] == 1
+    assert "Setting attribute on ended span" not in caplog.text
+
+
+def test_internal_errors_are_logged_counted_and_never_raised(pipeline, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("pricing bug")
+
+    monkeypatch.setattr(processor_module, "compute_cost", broken)
+    monkeypatch.setattr(processor_module, "span_role", broken)
+    with (
+        caplog.at_level(logging.ERROR, logger="otel_costattr.processor"),
+        pipeline.tracer.start_as_current_span("agent", attributes=AGENT),
+    ):
+        pipeline.tracer.start_span("chat", attributes=chat(input_tokens=1)).end()
+    assert [s.name for s in pipeline.spans()] == ["chat", "agent"]  # still exported
+    assert pipeline.processor.stats()["internal_errors"] == 3  # child start, both ends
+    assert "pricing bug" in caplog.text
+
+
+def test_stats_start_at_zero_and_name_every_status():
+    assert set(STAT_NAMES) >= {s.value for s in CostStatus} | {"internal_errors", "unhooked"}
+
+
+def test_stats_snapshot(pipeline):
+    stats = pipeline.processor.stats()
+    assert stats == dict.fromkeys(STAT_NAMES, 0)
+    stats["priced"] = 99
+    assert pipeline.processor.stats()["priced"] == 0
+
+
+def test_shutdown_and_force_flush_follow_the_sdk(pipeline):
+    processor = pipeline.processor
+    assert processor.force_flush() is True
+    assert processor.force_flush(timeout_millis=1) is True
+    assert processor.shutdown() is None
+    pipeline.tracer.start_span("chat", attributes=chat(input_tokens=1)).end()
+    assert COST not in pipeline.spans()[0].attributes  # no longer hooks new spans
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pricing": "pricing.toml"}, "pricing must be a PriceTable"),
+        ({"identity_keys": "app.feature"}, "not a string"),
+        ({"identity_keys": ["app.feature", ""]}, "not an attribute name"),
+        ({"identity_keys": [3]}, "not an attribute name"),
+    ],
+)
+def test_bad_arguments_raise_value_error(table, kwargs, message):
+    kwargs.setdefault("pricing", table)
+    with pytest.raises(ValueError, match=message):
+        CostSpanProcessor(**kwargs)
+
+
+@pytest.mark.skipif(not (REPO / "pricing" / "_table.toml").exists(), reason="bundled pricing not written yet")
+def test_bundled_claude_price():
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(CostSpanProcessor(load_pricing(use_env=False)))
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.usage.input_tokens": 50,
+        "gen_ai.usage.cache_read_input_tokens": 1000,
+        "gen_ai.usage.cache_creation_input_tokens": 150,
+        "gen_ai.usage.output_tokens": 300,
+    }
+    provider.get_tracer("t").start_span("chat", attributes=attrs).end()
+    (span,) = exporter.get_finished_spans()
+    # 50*3 + 1000*0.30 + 150*3.75 + 300*15 = 5512.5 per Mtok
+    assert span.attributes[COST] == usd("0.0055125")
+    assert span.attributes[PRICED_MODEL].startswith("claude-sonnet-4-5")
