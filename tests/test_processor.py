@@ -473,7 +473,7 @@ def test_internal_errors_are_logged_counted_and_never_raised(pipeline, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("pricing bug")
 
-    monkeypatch.setattr(processor_module, "compute_cost", broken)
+    monkeypatch.setattr(processor_module, "price_call", broken)
     monkeypatch.setattr(processor_module, "span_role", broken)
     with (
         caplog.at_level(logging.ERROR, logger="otel_costattr.processor"),

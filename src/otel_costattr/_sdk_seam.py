@@ -42,6 +42,7 @@ from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import baggage as _baggage_api
+from opentelemetry import context as _context_api
 from opentelemetry import trace as _trace_api
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import Span
@@ -74,12 +75,31 @@ def attributes_of(span: object) -> Mapping[str, Any]:
 
 def parent_and_baggage(parent_context: Context | None) -> tuple[object | None, Mapping[str, object]]:
     """The span in ``parent_context`` (None if there is none) and its baggage (maybe empty)."""
+    parent, _, bag = parent_of(parent_context)
+    return parent, bag
+
+
+def parent_of(
+    parent_context: Context | None,
+) -> tuple[object | None, Mapping[str, Any], Mapping[str, object]]:
+    """The span in ``parent_context`` (None if there is none), its live attributes (read-only
+    by contract) and the context's baggage (maybe empty): one call per span start."""
     if _fast:
         ctx = parent_context if parent_context is not None else get_current()
+        parent = ctx.get(_SPAN_KEY)  # type: ignore[arg-type]
         bag = ctx.get(_BAGGAGE_KEY)  # type: ignore[arg-type]
-        return ctx.get(_SPAN_KEY), bag if isinstance(bag, dict) else EMPTY  # type: ignore[arg-type]
+        if not isinstance(bag, dict):
+            bag = EMPTY
+        if parent is None:
+            return None, EMPTY, bag
+        try:
+            return parent, parent._attributes._dict, bag
+        except AttributeError:
+            return parent, attributes_of(parent), bag
     parent = _trace_api.get_current_span(parent_context)
-    return (None if parent is _trace_api.INVALID_SPAN else parent), _baggage_api.get_all(parent_context)
+    if parent is _trace_api.INVALID_SPAN:
+        return None, EMPTY, _baggage_api.get_all(parent_context)
+    return parent, attributes_of(parent), _baggage_api.get_all(parent_context)
 
 
 def add_attributes(span: Span, values: dict[str, Any]) -> None:
@@ -103,41 +123,10 @@ def add_attributes(span: Span, values: dict[str, Any]) -> None:
     span.set_attributes(values)
 
 
-class EndHook:
-    """Runs ``before_end(span, attributes)`` inside the first ``span.end()``, while the span
-    can still take attributes, for spans holding at least one of ``keys`` by then (the rest
-    pay for one set test). ``before_end`` must not raise; if it does, the error is logged and
-    the span ends anyway."""
-
-    def __init__(self, before_end: BeforeEnd, keys: frozenset[str], *, prefer: str = "closure") -> None:
-        if prefer not in ("closure", "subclass"):
-            raise ValueError(f"prefer must be 'closure' or 'subclass', got {prefer!r}")
-        self._before_end = before_end
-        self._keys = keys
-        self._subclasses: dict[type, type] = {}
-        self._span_types: set[type] = set()
-        ways = (self.install_closure, self.install_subclass)
-        self._ways = ways if prefer == "closure" else ways[::-1]
-
-    def install(self, span: object) -> bool:
-        """Hook ``span``; False when it cannot be hooked (not an SDK span)."""
-        cls = type(span)
-        if cls not in self._span_types:  # isinstance on an ABC subclass is slow: cache it
-            if not isinstance(span, Span):
-                return False
-            self._span_types.add(cls)
-        for way in self._ways:
-            try:
-                way(span)  # type: ignore[arg-type]
-                return True
-            except (AttributeError, TypeError):
-                pass
-        return False
-
-    def install_closure(self, span: Span) -> None:
+def _closure_installer(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[[Span], None]:
+    # Built once per hook: each span then pays for one closure cell (the span), not three.
+    def install_closure(span: Span) -> None:
         """Shadow ``span.end`` with a closure (AttributeError or TypeError when impossible)."""
-        before_end = self._before_end
-        keys = self._keys
 
         def end(end_time: int | None = None) -> None:
             try:  # noqa: SIM105 - contextlib.suppress costs an object per span
@@ -156,6 +145,49 @@ class EndHook:
             span.end(end_time)
 
         span.end = end  # type: ignore[method-assign]
+
+    return install_closure
+
+
+class EndHook:
+    """Runs ``before_end(span, attributes)`` inside the first ``span.end()``, while the span
+    can still take attributes, for spans holding at least one of ``keys`` by then (the rest
+    pay for one set test). ``before_end`` must not raise; if it does, the error is logged and
+    the span ends anyway."""
+
+    def __init__(self, before_end: BeforeEnd, keys: frozenset[str], *, prefer: str = "closure") -> None:
+        if prefer not in ("closure", "subclass"):
+            raise ValueError(f"prefer must be 'closure' or 'subclass', got {prefer!r}")
+        self._before_end = before_end
+        self._keys = keys
+        self._subclasses: dict[type, type] = {}
+        # The way that worked last for each span class (isinstance on an ABC is slow, and
+        # trying the ways in turn costs a loop on every span).
+        self._way_for: dict[type, Callable[[Span], None]] = {}
+        self.install_closure = _closure_installer(before_end, keys)
+        ways = (self.install_closure, self.install_subclass)
+        self._ways = ways if prefer == "closure" else ways[::-1]
+
+    def install(self, span: object) -> bool:
+        """Hook ``span``; False when it cannot be hooked (not an SDK span)."""
+        cls = type(span)
+        way = self._way_for.get(cls)
+        if way is not None:
+            try:
+                way(span)  # type: ignore[arg-type]
+                return True
+            except (AttributeError, TypeError):
+                pass
+        if not isinstance(span, Span):
+            return False
+        for way in self._ways:
+            try:
+                way(span)
+            except (AttributeError, TypeError):
+                continue
+            self._way_for[cls] = way
+            return True
+        return False
 
     def install_subclass(self, span: Span) -> None:
         """Swap the span's class to a subclass running the hook (TypeError when impossible)."""
@@ -226,6 +258,16 @@ def _check() -> str | None:
         found, bag = parent_and_baggage(context)
         if found is not parent or dict(bag) != {"k": "b"}:
             return f"parent span or baggage not found in the context: {found!r}, {bag!r}"
+        token = _context_api.attach(context)
+        try:
+            found, attrs, bag = parent_of(None)  # the current context
+        finally:
+            _context_api.detach(token)
+        if found is not parent or dict(bag) != {"k": "b"}:
+            return f"parent span or baggage not found in the current context: {found!r}, {bag!r}"
+        parent.set_attribute("p", 1)
+        if attrs.get("p") != 1:
+            return "parent attributes read are not the live ones"
         try:
             install(span)  # type: ignore[arg-type]
         except (AttributeError, TypeError) as e:

@@ -20,6 +20,7 @@ are logged and counted in `CostSpanProcessor.stats`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -29,7 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import _sdk_seam
-from .cost import CostStatus, compute_cost
+from .cost import CostStatus, price_call, usd_float
 from .pricing import PriceTable, default_pricing
 from .semconv import (
     AGENT_STEP,
@@ -40,7 +41,7 @@ from .semconv import (
     PRICING_VERSION,
     ROLE_KEYS,
     SpanRole,
-    read_model_call,
+    read_call_fields,
     span_role,
 )
 
@@ -59,17 +60,23 @@ _STEPS = "_costattr_steps"  # on an agent span with children: its own counter, d
 
 _SCALARS = frozenset({str, bool, int, float})
 _STATUS_TEXT = {s: s.value for s in CostStatus}
+_PRICED = CostStatus.PRICED
+_MODEL_CALL = SpanRole.MODEL_CALL
+_AGENT_ROLE = SpanRole.AGENT
 
 _seam_checked = False
 
 
-class _Steps:
-    """The next step index of one agent span. Guarded by the processor's lock."""
+class _Steps(itertools.count):
+    """The step counter of one agent span: ``next(steps)`` is the next index. Counting in C
+    is atomic under the GIL, so numbering takes no lock."""
 
-    __slots__ = ("next", "__weakref__")
+    __slots__ = ("__weakref__",)
 
-    def __init__(self) -> None:
-        self.next = 0
+
+def _counted(counter: itertools.count) -> int:
+    """How many times ``next`` was called on a counter started at 0, without calling it."""
+    return int(repr(counter)[len("count(") : -1])  # the repr is the only way that is not deprecated
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -103,7 +110,9 @@ class CostSpanProcessor(SpanProcessor):
         self._use_baggage = bool(use_baggage)
         self._hook = _sdk_seam.EndHook(self._before_end, ROLE_KEYS)
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(STAT_NAMES, 0)
+        # Lock-free exact counts: one itertools.count per statistic (see _Steps).
+        self._counts = {name: itertools.count() for name in STAT_NAMES}
+        self._count_status = {s: self._counts[s.value].__next__ for s in CostStatus}
         self._warned_unhooked = False
         self._shutdown = False
         _check_seam()
@@ -116,8 +125,7 @@ class CostSpanProcessor(SpanProcessor):
     def stats(self) -> dict[str, int]:
         """Counts since creation: model calls by cost status (priced, unknown_model, no_usage,
         invalid_usage), internal errors, and spans that could not be hooked."""
-        with self._lock:
-            return dict(self._counts)
+        return {name: _counted(counter) for name, counter in self._counts.items()}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Hook the span's end, copy inherited identity, note the nearest agent."""
@@ -126,10 +134,9 @@ class CostSpanProcessor(SpanProcessor):
         try:
             if not self._hook.install(span):
                 self._unhooked(span)
-            parent, bag = _sdk_seam.parent_and_baggage(parent_context)
+            parent, pattrs, bag = _sdk_seam.parent_of(parent_context)
             if parent is None and not bag:
                 return  # a root span without baggage: nothing to inherit
-            pattrs = _sdk_seam.attributes_of(parent) if parent is not None else _sdk_seam.EMPTY
             agent = getattr(parent, _AGENT, None)
             if bag and self._use_baggage and not self._identity_set.isdisjoint(bag):
                 self._inherit(span, pattrs, bag)
@@ -174,10 +181,7 @@ class CostSpanProcessor(SpanProcessor):
         calls were made, even when they run concurrently); others are numbered at end."""
         own = _sdk_seam.attributes_of(span)
         if AGENT_STEP not in own and not ROLE_KEYS.isdisjoint(own) and span_role(own) is SpanRole.MODEL_CALL:
-            with self._lock:
-                step = agent.next
-                agent.next += 1
-            _sdk_seam.add_attributes(span, {AGENT_STEP: step})
+            _sdk_seam.add_attributes(span, {AGENT_STEP: next(agent)})
 
     def _steps_of(self, agent_span: object) -> _Steps | None:
         """The step counter of an agent span, created by its first child."""
@@ -191,48 +195,40 @@ class CostSpanProcessor(SpanProcessor):
         return steps
 
     def _before_end(self, span: Span, attrs: Mapping[str, Any]) -> None:
-        """Runs inside span.end(), before the SDK freezes the span."""
+        """Runs inside span.end(), before the SDK freezes the span: prices a model call and
+        stamps the result (one method, no intermediate objects: it runs on every call)."""
         try:
             role = span_role(attrs)
-            if role is SpanRole.MODEL_CALL:
-                self._stamp(span, attrs)
-            elif role is SpanRole.AGENT and getattr(span, _STEPS, None) is not None:
-                setattr(span, _STEPS, None)  # children still running keep their reference
+            if role is not _MODEL_CALL:
+                if role is _AGENT_ROLE and getattr(span, _STEPS, None) is not None:
+                    setattr(span, _STEPS, None)  # children still running keep their reference
+                return
+            model, provider, tier, usage = read_call_fields(attrs)
+            table = self._table
+            status, entry, parts, scale, _, _ = price_call(
+                table, span.start_time, model, provider, tier, usage
+            )
+            if status is _PRICED:
+                out = {
+                    COST: usd_float(parts, scale),
+                    COST_STATUS: "priced",
+                    PRICING_VERSION: table.version,
+                    PRICED_MODEL: entry.id,  # type: ignore[union-attr]
+                }
+            else:  # never a cost attribute, not even 0, when the call could not be priced
+                out = {COST_STATUS: _STATUS_TEXT[status], PRICING_VERSION: table.version}
+            if AGENT_STEP not in attrs:
+                agent = getattr(span, _AGENT, None)
+                if agent is not None:
+                    out[AGENT_STEP] = next(agent)
+            self._count_status[status]()
+            _sdk_seam.add_attributes(span, out)
         except Exception:
             self._internal_error("end")
 
-    def _stamp(self, span: Span, attrs: Mapping[str, Any]) -> None:
-        call = read_model_call(attrs)
-        cost = compute_cost(
-            call.model,
-            call.usage,
-            provider=call.provider,
-            start_time=span.start_time,
-            service_tier=call.service_tier,
-            table=self._table,
-        )
-        status = cost.status
-        text = _STATUS_TEXT[status]  # Enum.value is a property call: this is a dict lookup
-        if status is CostStatus.PRICED:
-            out = {
-                COST: cost.total_float,
-                COST_STATUS: text,
-                PRICING_VERSION: cost.pricing_version,
-                PRICED_MODEL: cost.model,
-            }
-        else:  # never a cost attribute, not even 0, when the call could not be priced
-            out = {COST_STATUS: text, PRICING_VERSION: cost.pricing_version}
-        agent = None if AGENT_STEP in attrs else getattr(span, _AGENT, None)
-        with self._lock:
-            self._counts[text] += 1
-            if agent is not None:
-                out[AGENT_STEP] = agent.next
-                agent.next += 1
-        _sdk_seam.add_attributes(span, out)
-
     def _unhooked(self, span: object) -> None:
+        next(self._counts["unhooked"])
         with self._lock:
-            self._counts["unhooked"] += 1
             first = not self._warned_unhooked
             self._warned_unhooked = True
         if first:
@@ -245,8 +241,7 @@ class CostSpanProcessor(SpanProcessor):
 
     def _internal_error(self, where: str) -> None:
         try:
-            with self._lock:
-                self._counts["internal_errors"] += 1
+            next(self._counts["internal_errors"])
             logger.exception("otel-costattr: internal error in span %s hook", where)
         except Exception:  # never raise into user code, not even from logging
             pass
