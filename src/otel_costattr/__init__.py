@@ -1,6 +1,7 @@
 """otel-costattr: turn OpenTelemetry GenAI spans into dollars per feature, agent, step and run."""
 
 from .cost import MAX_TOKENS, BillableTokens, CallCost, CostStatus, Usage, compute_cost
+from .exporter import DuckDBSpanExporter
 from .pricing import (
     ENV_PRICING_FILES,
     ModelEntry,
@@ -20,6 +21,7 @@ __all__ = [
     "CallCost",
     "CostSpanProcessor",
     "CostStatus",
+    "DuckDBSpanExporter",
     "ModelCall",
     "ModelEntry",
     "PricePeriod",

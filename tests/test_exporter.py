@@ -1,0 +1,273 @@
+"""DuckDBSpanExporter in one process: real TracerProvider, real DuckDB files under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_costattr import store
+from otel_costattr.exporter import ENV_CAPTURE_CONTENT, ENV_PATH, DuckDBSpanExporter
+from otel_costattr.mapping import SpanMapper
+
+CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": "acme-large",
+    "gen_ai.usage.input_tokens": 1200,
+    "gen_ai.usage.output_tokens": 300,
+    "gen_ai.usage.cache_read.input_tokens": 1000,
+    "gen_ai.input.messages": '[{"role": "user", "content": "secret"}]',
+    "app.feature": "search",
+}
+T0 = 1_782_900_000_000_000_000  # 2026-07-01
+
+
+def make_spans(count: int, attrs: dict | None = None) -> list:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    for i in range(count):
+        span = tracer.start_span(f"chat {i}", attributes=attrs or CHAT, start_time=T0 + i)
+        span.end(end_time=T0 + i + 1000)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def query(path: Path, sql: str) -> list[tuple]:
+    con = store.connect(path, read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def exporters(tmp_path, table):
+    """Build exporters on tmp_path/spans.duckdb; every one is shut down afterwards."""
+    made = []
+
+    def build(**kw) -> DuckDBSpanExporter:
+        kw.setdefault("pricing", table)
+        exporter = DuckDBSpanExporter(kw.pop("path", tmp_path / "spans.duckdb"), **kw)
+        made.append(exporter)
+        return exporter
+
+    yield build
+    for exporter in made:
+        exporter.shutdown()
+
+
+def test_batch_span_processor_lands_every_span_priced(tmp_path, exporters):
+    exporter = exporters()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=10_000))
+    tracer = provider.get_tracer("app")
+    for _ in range(1000):
+        with tracer.start_as_current_span("chat", attributes=CHAT):
+            pass
+    assert provider.force_flush()
+    rows = query(
+        tmp_path / "spans.duckdb",
+        "SELECT count(*), count(DISTINCT span_id), min(cost_source), min(feature) FROM spans",
+    )
+    assert rows == [(1000, 1000, "exporter", "search")]
+    provider.shutdown()
+    assert exporter.dropped_spans == 0
+
+
+def test_stored_rows_equal_the_mapped_rows_column_for_column(tmp_path, exporters, table):
+    attrs = {**CHAT, "gen_ai.agent.step": 3, "gen_ai.usage.cache_creation.input_tokens": 100}
+    spans = make_spans(3, attrs) + make_spans(2, {"gen_ai.operation.name": "execute_tool"})
+    exporter = exporters()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.force_flush()
+    con = store.connect(tmp_path / "spans.duckdb", read_only=True)
+    try:
+        cursor = con.execute("SELECT * FROM spans ORDER BY start_time, name")
+        names = [d[0] for d in cursor.description]
+        stored = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    finally:
+        con.close()
+    mapper = SpanMapper(table)
+    expected = sorted((mapper.row(s) for s in spans), key=lambda r: (r["start_time"], r["name"]))
+    json_columns = ("attributes", "resource", "events", "links")
+    for got, want in zip(stored, expected, strict=True):
+        assert {k: json.loads(got[k]) for k in json_columns} == {k: json.loads(want[k]) for k in json_columns}
+        assert {k: v for k, v in got.items() if k not in json_columns} == {
+            k: v for k, v in want.items() if k not in json_columns
+        }
+    assert stored[0]["cost_usd"] == Decimal("0.00365")  # 100 x 2 + 1000 x 0.2 + 100 x 2.5 + 300 x 10
+
+
+def test_content_is_not_stored_by_default(tmp_path, exporters):
+    exporter = exporters()
+    assert exporter.export(make_spans(3)) is SpanExportResult.SUCCESS
+    assert exporter.force_flush()
+    for (attributes,) in query(tmp_path / "spans.duckdb", "SELECT attributes FROM spans"):
+        stored = json.loads(attributes)
+        assert "gen_ai.input.messages" not in stored
+        assert stored["gen_ai.request.model"] == "acme-large"
+    assert "secret" not in (tmp_path / "spans.duckdb").read_bytes().decode("latin-1")
+
+
+def test_content_is_stored_when_asked(tmp_path, exporters):
+    exporter = exporters(capture_content=True)
+    exporter.export(make_spans(1))
+    assert exporter.force_flush()
+    (attributes,) = query(tmp_path / "spans.duckdb", "SELECT attributes FROM spans")[0]
+    assert json.loads(attributes)["gen_ai.input.messages"] == CHAT["gen_ai.input.messages"]
+
+
+def test_exporting_the_same_spans_again_stores_them_once(tmp_path, exporters):
+    exporter = exporters()
+    spans = make_spans(50)
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.export(spans[10:30]) is SpanExportResult.SUCCESS  # a retry, same round
+    assert exporter.force_flush()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS  # a retry after ingestion
+    assert exporter.force_flush()
+    other = exporters()  # another exporter on the same file
+    assert other.export(spans[:5]) is SpanExportResult.SUCCESS
+    assert other.force_flush()
+    path = tmp_path / "spans.duckdb"
+    assert query(path, "SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans") == [(50, 50)]
+
+
+def test_export_after_shutdown_fails_without_raising(exporters):
+    exporter = exporters()
+    exporter.shutdown()
+    exporter.shutdown()  # twice is fine
+    assert exporter.export(make_spans(1)) is SpanExportResult.FAILURE
+
+
+def test_nothing_raises_into_the_application(tmp_path, exporters, caplog):
+    exporter = exporters()
+    assert exporter.export(None) is SpanExportResult.FAILURE  # type: ignore[arg-type]
+    result = exporter.export([object(), *make_spans(2)])  # one span the mapper cannot read
+    assert result is SpanExportResult.SUCCESS
+    assert exporter.force_flush()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(2,)]
+    assert exporter.dropped_spans == 1
+    assert any("could not map span" in r.getMessage() for r in caplog.records)
+
+
+def test_a_full_spool_buffers_in_memory_then_drops_counting_and_logging(tmp_path, exporters, caplog):
+    exporter = exporters(max_spool_bytes=0, max_buffered_spans=150)
+    spans = make_spans(200)
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.exporter"):
+        assert exporter.export(spans[:100]) is SpanExportResult.FAILURE  # kept in memory
+        assert exporter.buffered_spans == 100
+        assert exporter.export(spans[100:]) is SpanExportResult.FAILURE  # past the bound
+    assert exporter.dropped_spans == 100
+    assert any("dropped 100 spans" in r.getMessage() for r in caplog.records)
+    assert exporter.force_flush()  # the buffered batch goes straight into the table
+    assert exporter.buffered_spans == 0
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(100,)]
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("held", flush=True)
+    sys.stdin.readline()
+    con.close()
+    """
+)
+
+
+def test_a_held_lock_never_blocks_export_and_nothing_is_lost(tmp_path, exporters, caplog):
+    path = tmp_path / "spans.duckdb"
+    exporter = exporters(max_spool_bytes=1)  # the spool takes one batch, memory the next
+    spans = make_spans(60)
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout.readline().strip() == "held"
+        assert exporter.export(spans[:20]) is SpanExportResult.SUCCESS  # durable in the spool
+        assert exporter.export(spans[20:40]) is SpanExportResult.FAILURE  # kept in memory
+        assert exporter.buffered_spans == 20
+        assert exporter.force_flush(timeout_millis=200) is False  # still locked
+        late = exporters(lock_timeout=0.1)  # constructed while locked: a warning, no error
+        assert late.export(spans[40:]) is SpanExportResult.SUCCESS
+        holder.communicate("\n", timeout=30)
+    assert any("locked by another process" in r.getMessage() for r in caplog.records)
+    assert exporter.force_flush()
+    assert exporter.buffered_spans == 0 and exporter.dropped_spans == 0
+    assert query(path, "SELECT count(*), count(DISTINCT span_id) FROM spans") == [(60, 60)]
+
+
+# -- construction and configuration ---------------------------------------------------------
+
+
+def test_a_file_that_is_not_duckdb_is_a_clear_error(tmp_path, table):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are my notes, not a database\n")
+    with pytest.raises(ValueError, match="not a DuckDB database") as info:
+        DuckDBSpanExporter(path, pricing=table)
+    assert str(path) in str(info.value)
+
+
+def test_an_unwritable_path_is_a_clear_error(tmp_path, table):
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "spans.duckdb"
+    with pytest.raises(ValueError, match="cannot create") as info:
+        DuckDBSpanExporter(target, pricing=table)
+    assert str(target) in str(info.value)
+
+
+def test_construction_creates_the_schema(tmp_path, exporters):
+    exporters()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(0,)]
+
+
+def test_configured_from_the_environment(tmp_path, table, monkeypatch):
+    monkeypatch.setenv(ENV_PATH, str(tmp_path / "env.duckdb"))
+    monkeypatch.setenv(ENV_CAPTURE_CONTENT, "true")
+    exporter = DuckDBSpanExporter(pricing=table)
+    try:
+        assert exporter.path == str(tmp_path / "env.duckdb")
+        assert exporter.capture_content is True
+    finally:
+        exporter.shutdown()
+    monkeypatch.setenv(ENV_CAPTURE_CONTENT, "perhaps")
+    with pytest.raises(ValueError, match=ENV_CAPTURE_CONTENT):
+        DuckDBSpanExporter(pricing=table)
+
+
+def test_entry_point_builds_it_with_no_arguments(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_PATH, str(tmp_path / "auto.duckdb"))
+    monkeypatch.delenv(ENV_CAPTURE_CONTENT, raising=False)
+    (point,) = entry_points(group="opentelemetry_traces_exporter", name="duckdb")
+    cls = point.load()
+    assert cls is DuckDBSpanExporter
+    exporter = cls()  # as opentelemetry-instrument does, bundled pricing
+    try:
+        assert exporter.capture_content is False
+        assert exporter.export(make_spans(1)) is SpanExportResult.SUCCESS
+        assert exporter.force_flush()
+    finally:
+        exporter.shutdown()
+    assert query(tmp_path / "auto.duckdb", "SELECT count(*) FROM spans") == [(1,)]
+
+
+def test_bad_arguments_are_refused(tmp_path, table):
+    with pytest.raises(ValueError):
+        DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, ingest_interval=0)
+    with pytest.raises(ValueError):
+        DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, max_buffered_spans=-1)

@@ -1,0 +1,162 @@
+"""DuckDBSpanExporter across processes: readers during export, concurrent writers, SIGKILL.
+
+Every other process is a real ``sys.executable`` child; nothing is timed, children are told
+when to stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from otel_costattr import store
+
+PRICES = str(Path(__file__).parent / "data" / "test_prices.toml")
+
+PRELUDE = textwrap.dedent(
+    """
+    import sys, threading
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from otel_costattr.exporter import DuckDBSpanExporter
+    from otel_costattr.pricing import load_pricing
+
+    path, prices, name = sys.argv[1], sys.argv[2], sys.argv[3]
+    table = load_pricing([prices], bundled=False, use_env=False)
+    CHAT = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "acme-large",
+            "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300,
+            "app.feature": name}
+    """
+)
+
+# A gunicorn-style worker: its own provider and BatchSpanProcessor, same database file.
+WORKER = PRELUDE + textwrap.dedent(
+    """
+    count = int(sys.argv[4])
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=0.02)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(
+        exporter, max_queue_size=count + 1, max_export_batch_size=256, schedule_delay_millis=5))
+    tracer = provider.get_tracer(name)
+    for i in range(count):
+        with tracer.start_as_current_span("chat", attributes=CHAT):
+            pass
+    provider.shutdown()
+    print(exporter.dropped_spans, flush=True)
+    """
+)
+
+# Exports batch after batch, printing the span ids of each acknowledged batch, until told
+# to stop on stdin (or killed).
+STREAM = PRELUDE + textwrap.dedent(
+    """
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer(name)
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=0.01)
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    acked = 0
+    while not stop.is_set():
+        for _ in range(100):
+            with tracer.start_as_current_span("chat", attributes=CHAT):
+                pass
+        spans = memory.get_finished_spans()
+        memory.clear()
+        if exporter.export(spans) is SpanExportResult.SUCCESS:
+            acked += len(spans)
+            print(" ".join(format(s.context.span_id, "016x") for s in spans), flush=True)
+    exporter.shutdown()
+    print("total", acked, exporter.dropped_spans, flush=True)
+    """
+)
+
+
+def child(script: str, path: Path, name: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(path), PRICES, name, *extra],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_four_processes_exporting_at_once_land_every_span(tmp_path):
+    path = tmp_path / "spans.duckdb"
+    per_worker = 3000
+    workers = [child(WORKER, path, f"w{i}", str(per_worker)) for i in range(4)]
+    for worker in workers:
+        out, _ = worker.communicate(timeout=300)
+        assert worker.returncode == 0
+        assert out.strip() == "0"  # nothing dropped
+    con = store.connect(path, read_only=True)
+    try:
+        per_feature = con.execute(
+            "SELECT feature, count(*), count(DISTINCT span_id) FROM spans GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert per_feature == [(f"w{i}", per_worker, per_worker) for i in range(4)]
+    assert store.pending_spool(path) == []
+
+
+def test_a_reader_in_another_process_reads_while_spans_are_exported(tmp_path):
+    path = tmp_path / "spans.duckdb"
+    with child(STREAM, path, "stream") as writer:
+        assert writer.stdout.readline()  # exporting has begun
+        seen = []
+        for _ in range(5):
+            for _ in range(3):
+                assert writer.stdout.readline()  # a few more batches acknowledged
+            con = store.connect(path, read_only=True, retry=60)  # waits out ingestion, briefly
+            try:
+                seen.append(con.execute("SELECT count(*) FROM spans").fetchone()[0])
+            finally:
+                con.close()
+        assert seen == sorted(seen)
+        assert seen[-1] > 0
+        out, _ = writer.communicate("stop\n", timeout=120)
+    assert writer.returncode == 0
+    total, dropped = out.strip().splitlines()[-1].split()[1:]
+    assert dropped == "0"
+    con = store.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == int(total)
+    finally:
+        con.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_every_acknowledged_span_survives_sigkill(tmp_path):
+    path = tmp_path / "spans.duckdb"
+    acked: list[str] = []
+    with child(STREAM, path, "doomed") as doomed:
+        for _ in range(40):
+            acked += doomed.stdout.readline().split()
+        os.kill(doomed.pid, signal.SIGKILL)  # mid-export, perhaps mid-ingest
+        doomed.communicate(timeout=60)
+    assert doomed.returncode == -signal.SIGKILL
+    assert len(acked) == 4000
+    con = store.connect(path)  # reopening recovers the WAL and ingests what was spooled
+    try:
+        con.execute("CREATE TEMP TABLE acked (span_id VARCHAR)")
+        con.executemany("INSERT INTO acked VALUES (?)", [[a] for a in acked])
+        missing = con.execute(
+            "SELECT count(*) FROM acked WHERE span_id NOT IN (SELECT span_id FROM spans)"
+        ).fetchone()[0]
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans"
+        ).fetchone()
+    finally:
+        con.close()
+    assert missing == 0
+    assert total == distinct

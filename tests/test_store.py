@@ -1,0 +1,347 @@
+"""The span store against real DuckDB files: schema, migrations, lock retry, spool."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from otel_costattr import mapping, store
+
+EXPECTED_COLUMNS = [
+    ("trace_id", "VARCHAR"),
+    ("span_id", "VARCHAR"),
+    ("parent_span_id", "VARCHAR"),
+    ("name", "VARCHAR"),
+    ("kind", "VARCHAR"),
+    ("start_time", "TIMESTAMP"),
+    ("end_time", "TIMESTAMP"),
+    ("duration_ms", "DOUBLE"),
+    ("status_code", "VARCHAR"),
+    ("status_message", "VARCHAR"),
+    ("service_name", "VARCHAR"),
+    ("scope_name", "VARCHAR"),
+    ("scope_version", "VARCHAR"),
+    ("span_role", "VARCHAR"),
+    ("operation", "VARCHAR"),
+    ("provider", "VARCHAR"),
+    ("request_model", "VARCHAR"),
+    ("response_model", "VARCHAR"),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("cache_read_tokens", "BIGINT"),
+    ("cache_write_tokens", "BIGINT"),
+    ("reasoning_tokens", "BIGINT"),
+    ("cost_usd", "DECIMAL(38,12)"),
+    ("cost_status", "VARCHAR"),
+    ("cost_source", "VARCHAR"),
+    ("pricing_version", "VARCHAR"),
+    ("priced_model", "VARCHAR"),
+    ("agent_name", "VARCHAR"),
+    ("agent_id", "VARCHAR"),
+    ("agent_version", "VARCHAR"),
+    ("feature", "VARCHAR"),
+    ("step", "INTEGER"),
+    ("tool_name", "VARCHAR"),
+    ("conversation_id", "VARCHAR"),
+    ("workflow_name", "VARCHAR"),
+    ("attributes", "JSON"),
+    ("resource", "JSON"),
+    ("events", "JSON"),
+    ("links", "JSON"),
+]
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str = "spans") -> list[tuple[str, str]]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [(name, kind) for name, kind in rows]
+
+
+def row(trace: int, span: int, start_us: int = 1_780_000_000_000_000, **values) -> dict:
+    base = dict.fromkeys(mapping.COLUMN_NAMES)
+    base.update(
+        trace_id=f"{trace:032x}",
+        span_id=f"{span:016x}",
+        name="chat",
+        start_time=start_us,
+        end_time=start_us + 1000,
+        attributes="{}",
+        resource="{}",
+        events="[]",
+        links="[]",
+    )
+    base.update(values)
+    return base
+
+
+def table_of(*rows: dict) -> pa.Table:
+    return mapping.rows_to_table([tuple(r[c] for c in mapping.COLUMN_NAMES) for r in rows])
+
+
+def count(path: Path) -> int:
+    con = store.connect(path, read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM spans").fetchone()[0]
+    finally:
+        con.close()
+
+
+# -- schema and migrations -----------------------------------------------------------------
+
+
+def test_blank_file_is_migrated_to_the_contract_columns(tmp_path):
+    con = store.connect(tmp_path / "blank.duckdb")
+    try:
+        assert columns(con) == EXPECTED_COLUMNS
+        applied = con.execute("SELECT name FROM costattr_migrations ORDER BY name").fetchall()
+        assert [name for (name,) in applied] == [m.name for m in store.MIGRATIONS]
+    finally:
+        con.close()
+
+
+def test_mapping_rows_fit_the_table_column_for_column():
+    assert tuple(name for name, _ in EXPECTED_COLUMNS) == mapping.COLUMN_NAMES
+    assert mapping.SCHEMA.field("cost_usd").type == pa.decimal128(38, 12)
+
+
+def test_migrating_twice_applies_nothing(tmp_path):
+    con = store.connect(tmp_path / "db.duckdb")
+    try:
+        assert store.migrate(con) == []
+    finally:
+        con.close()
+
+
+def test_older_file_is_upgraded_in_order_and_recorded(tmp_path):
+    path = str(tmp_path / "old.duckdb")
+    first = store.Migration("0001_t", "CREATE TABLE t (a INTEGER)")
+    second = store.Migration("0002_t_b", "ALTER TABLE t ADD COLUMN b VARCHAR")
+    con = duckdb.connect(path)
+    try:
+        assert store.migrate(con, [first]) == ["0001_t"]
+        con.execute("INSERT INTO t VALUES (1)")
+        assert store.migrate(con, [first, second]) == ["0002_t_b"]
+        assert columns(con, "t") == [("a", "INTEGER"), ("b", "VARCHAR")]
+        assert con.execute("SELECT a, b FROM t").fetchall() == [(1, None)]
+        names = con.execute("SELECT name FROM costattr_migrations ORDER BY applied_at, name")
+        assert [n for (n,) in names.fetchall()] == ["0001_t", "0002_t_b"]
+    finally:
+        con.close()
+
+
+def test_a_failing_migration_rolls_back_and_names_itself(tmp_path):
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    broken = store.Migration("0002_broken", "CREATE TABLE half (a INTEGER); SELECT * FROM no_such_table")
+    try:
+        store.migrate(con, [store.Migration("0001_t", "CREATE TABLE t (a INTEGER)")])
+        with pytest.raises(store.StoreError, match="migration 0002_broken failed") as info:
+            store.migrate(con, [store.Migration("0001_t", ""), broken])
+        assert isinstance(info.value.__cause__, duckdb.Error)
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert "half" not in tables
+        assert con.execute("SELECT count(*) FROM costattr_migrations").fetchone()[0] == 1
+    finally:
+        con.close()
+
+
+def test_a_file_from_before_the_spans_table_is_upgraded_on_open(tmp_path):
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE notes (x VARCHAR)")
+    con.close()
+    con = store.connect(path, read_only=True)  # a reader upgrades it too, then reads
+    try:
+        assert columns(con) == EXPECTED_COLUMNS
+        assert columns(con, "notes") == [("x", "VARCHAR")]
+    finally:
+        con.close()
+
+
+# -- paths and errors --------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_duckdb_is_refused_by_name(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("just some text, long enough to have a header\n")
+    with pytest.raises(store.StoreError, match="not a DuckDB database") as info:
+        store.check_path(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(store.StoreError, match=str(path)):
+        store.connect(path)
+
+
+def test_an_uncreatable_path_is_refused_by_name(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(store.StoreError, match="is not a directory") as info:
+        store.check_path(blocker / "spans.duckdb")
+    assert str(blocker / "spans.duckdb") in str(info.value)
+    with pytest.raises(store.StoreError, match="is a directory"):
+        store.check_path(tmp_path)
+
+
+def test_read_only_open_of_a_missing_file_is_an_error(tmp_path):
+    with pytest.raises(store.StoreError, match="no such database"):
+        store.connect(tmp_path / "missing.duckdb", read_only=True)
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("held", flush=True)
+    sys.stdin.readline()
+    con.close()
+    """
+)
+
+
+@contextmanager
+def hold(path: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the database file until we write a line to it."""
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+
+
+def test_lock_conflict_retries_then_times_out_naming_the_path(tmp_path):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    with hold(path) as holder:
+        try:
+            with pytest.raises(store.LockTimeout, match="locked by another process") as info:
+                store.connect(path, read_only=True, retry=0.2)
+            assert str(path) in str(info.value)
+            assert isinstance(info.value.__cause__, duckdb.Error)
+        finally:
+            holder.communicate("\n", timeout=30)
+
+
+def test_a_reader_gets_in_once_the_holder_lets_go(tmp_path):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    with hold(path) as holder:
+        holder.stdin.write("\n")
+        holder.stdin.flush()  # the holder closes while we are already retrying
+        con = store.connect(path, read_only=True, retry=60)
+        con.close()
+        holder.communicate(timeout=30)
+
+
+def test_retry_policy_is_validated():
+    with pytest.raises(ValueError):
+        store.Retry(timeout=-1)
+    with pytest.raises(ValueError):
+        store.Retry(initial=0.5, maximum=0.1)
+
+
+# -- spool and dedupe ---------------------------------------------------------------------
+
+
+def test_spool_files_are_ingested_once_and_removed(tmp_path):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    batch = table_of(row(1, 1), row(1, 2), row(2, 3))
+    store.write_spool(path, batch)
+    store.write_spool(path, batch)  # a retry spooled twice
+    assert len(store.pending_spool(path)) == 2
+    assert store.spool_bytes(path) > 0
+    assert count(path) == 3
+    assert store.pending_spool(path) == []
+    store.write_spool(path, table_of(row(1, 2), row(3, 4)))  # one old, one new
+    assert store.ingest(path) == 1
+    assert count(path) == 4
+
+
+def test_insert_table_skips_spans_already_stored(tmp_path):
+    path = tmp_path / "db.duckdb"
+    con = store.connect(path)
+    try:
+        cost = Decimal("0.003600000001")
+        assert store.insert_table(con, table_of(row(1, 1, cost_usd=cost), row(1, 2))) == 2
+        assert store.insert_table(con, table_of(row(1, 1), row(1, 3))) == 1
+        got = con.execute("SELECT span_id, cost_usd FROM spans ORDER BY span_id").fetchall()
+        assert got == [(f"{1:016x}", cost), (f"{2:016x}", None), (f"{3:016x}", None)]
+    finally:
+        con.close()
+
+
+def test_a_corrupt_spool_file_is_quarantined_and_the_rest_ingested(tmp_path, caplog):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    store.write_spool(path, table_of(row(1, 1)))
+    bad = store.spool_dir(path) / "00000000000000000000-1-00000000.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    store.write_spool(path, table_of(row(1, 2)))
+    assert count(path) == 2
+    assert store.pending_spool(path) == []
+    assert (store.spool_dir(path) / "bad" / bad.name).exists()
+    assert any("cannot be ingested" in r.getMessage() for r in caplog.records)
+
+
+def test_temporary_spool_files_are_never_ingested(tmp_path):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    folder = store.spool_dir(path)
+    folder.mkdir()
+    young, old = folder / ".young.parquet.tmp", folder / ".old.parquet.tmp"
+    young.write_bytes(b"partial")
+    old.write_bytes(b"partial")
+    os.utime(old, (0, 0))  # its writer died long ago, before the rename acknowledged it
+    store.write_spool(path, table_of(row(1, 1)))
+    assert count(path) == 1
+    assert young.exists()  # its writer may still be at work
+    assert not old.exists()
+
+
+def test_a_reader_sees_spooled_spans(tmp_path):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    store.write_spool(path, table_of(row(7, 7)))
+    con = store.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT trace_id FROM spans").fetchall() == [(f"{7:032x}",)]
+    finally:
+        con.close()
+
+
+def test_threads_opening_a_new_file_at_once_migrate_it_once(tmp_path):
+    path = tmp_path / "db.duckdb"
+    errors: list[BaseException] = []
+
+    def open_close() -> None:
+        try:
+            store.connect(path).close()
+        except BaseException as e:  # collected, asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_close) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    con = store.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM costattr_migrations").fetchone()[0] == len(store.MIGRATIONS)
+    finally:
+        con.close()
