@@ -11,6 +11,7 @@ from .pricing import (
 )
 from .pricing_file import PricePeriod, PricingError, Rates
 from .processor import CostSpanProcessor
+from .rollups import RollupError, RollupParamError, UnknownRollup, load_prices, rollup, rollups
 from .semconv import ModelCall, SpanRole, read_model_call, span_role
 from .version import __version__
 
@@ -28,12 +29,18 @@ __all__ = [
     "PriceTable",
     "PricingError",
     "Rates",
+    "RollupError",
+    "RollupParamError",
     "SpanRole",
+    "UnknownRollup",
     "Usage",
     "__version__",
     "compute_cost",
     "default_pricing",
+    "load_prices",
     "load_pricing",
     "read_model_call",
+    "rollup",
+    "rollups",
     "span_role",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -151,6 +152,257 @@ def cmd_price(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- rollups, runs, trace, demo ----------------------------------------------------------
+
+_SPARSE = ("usd_repriced", "subtree_usd_repriced")  # shown only when repricing
+
+
+def _db(args: argparse.Namespace) -> str:
+    from .exporter import DEFAULT_PATH, ENV_PATH
+
+    return args.db or os.environ.get(ENV_PATH, "").strip() or DEFAULT_PATH
+
+
+def _reprice(args: argparse.Namespace) -> PriceTable | None:
+    if not (getattr(args, "reprice", False) or getattr(args, "pricing", None)):
+        return None
+    return _table(args)
+
+
+def _query_params(args: argparse.Namespace) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for key in ("days", "since", "until", "service", "feature", "agent", "limit"):
+        value = getattr(args, key, None)
+        if value is not None:
+            params[key] = value
+    for item in getattr(args, "param", None) or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--param expects NAME=VALUE, got {item!r}")
+        params[key.strip().replace("-", "_")] = value
+    return params
+
+
+def _run_rollup(name: str, args: argparse.Namespace, **extra: object) -> list[dict]:
+    from .rollups import RollupError, rollup
+
+    try:
+        return rollup(name, db=_db(args), reprice=_reprice(args), **_query_params(args), **extra)
+    except RollupError as e:
+        raise CLIError(str(e)) from e
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
+
+
+def _places(values: Sequence[object]) -> int:
+    """Decimal places for a column of dollars: enough for its smallest amount."""
+    amounts = [abs(v) for v in values if isinstance(v, Decimal) and v]
+    smallest = min(amounts, default=Decimal(1))
+    return 2 if smallest >= 10 else 4 if smallest >= Decimal("0.01") else 6
+
+
+def _cell(column: str, value: object, places: int = 6) -> str:
+    """A value as the table shows it: money as dollars, shares as percentages."""
+    import datetime as dt
+
+    if value is None:
+        return "-"
+    if isinstance(value, Decimal) and "usd" in column:
+        return f"${value:,.{places}f}"
+    if column.endswith("_share") and isinstance(value, float):
+        return f"{value:.1%}"
+    if column.endswith("_ms") and isinstance(value, (int, float)):
+        return _duration(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (float, Decimal)):
+        return f"{value:,.1f}"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain(value: object) -> object:
+    """A value as JSON and CSV carry it: exact decimal strings, ISO times."""
+    import datetime as dt
+
+    if isinstance(value, Decimal):
+        return _exact(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _print_table(rows: list[dict], *, tree: bool = False) -> None:
+    if not rows:
+        print("(no rows)")
+        return
+    columns = [c for c in rows[0] if not (c in _SPARSE and all(r[c] is None for r in rows))]
+    if tree:
+        columns = [c for c in columns if c not in ("depth", "parent_span_id")]
+    places = {c: _places([r[c] for r in rows]) for c in columns}
+    cells = [[_cell(c, r[c], places[c]) for c in columns] for r in rows]
+    if tree:  # indent each span name under its parent
+        name = columns.index("name")
+        for line, prefix in zip(cells, _tree_prefixes(rows), strict=True):
+            line[name] = prefix + line[name]
+    numeric = [
+        all(
+            isinstance(r[c], (int, float, Decimal)) and not isinstance(r[c], bool) or r[c] is None
+            for r in rows
+        )
+        for c in columns
+    ]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+
+    def fmt(line: Sequence[str]) -> str:
+        out = (
+            cell.rjust(w) if num else cell.ljust(w)
+            for cell, w, num in zip(line, widths, numeric, strict=True)
+        )
+        return "  ".join(out).rstrip()
+
+    print(fmt(columns))
+    for line in cells:
+        print(fmt(line))
+
+
+def _tree_prefixes(rows: list[dict]) -> list[str]:
+    """Box-drawing prefixes for rows in depth-first order with a ``depth`` column."""
+    depths = [r["depth"] for r in rows]
+    last = []
+    for i, d in enumerate(depths):
+        nxt = next((depths[j] for j in range(i + 1, len(depths)) if depths[j] <= d), None)
+        last.append(nxt != d)
+    prefixes, open_levels = [], []
+    for i, d in enumerate(depths):
+        del open_levels[d:]
+        guide = "".join("   " if done else "│  " for done in open_levels[1:])
+        prefixes.append("" if d == 0 else guide + ("└─ " if last[i] else "├─ "))
+        open_levels.append(last[i])
+    return prefixes
+
+
+def _emit(rows: list[dict], fmt: str, *, tree: bool = False) -> None:
+    if fmt == "json":
+        print(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        if rows:
+            writer.writerow(rows[0])
+            writer.writerows([_plain(v) for v in r.values()] for r in rows)
+    else:
+        _print_table(rows, tree=tree)
+
+
+def cmd_rollup(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the package exports a function named `rollups`.
+    from .rollups import WINDOW_PARAMS, query, rollups
+
+    if args.list:
+        for name in rollups():
+            q = query(name)
+            print(f"{q.cli_name:<12}  {q.about}")
+            for p in q.params:
+                if p.name in WINDOW_PARAMS:
+                    continue
+                option = "--limit N" if p.name == "limit" else f"--param {p.name}=..."
+                default = (
+                    "required"
+                    if p.required
+                    else f"default {p.default:g}"
+                    if isinstance(p.default, float)
+                    else f"default {p.default}"
+                )
+                print(f"{'':<14}{option}  {p.help} ({default})")
+        return 0
+    if not args.name:
+        raise CLIError("name a rollup (see 'otel-costattr rollup --list')")
+    _emit(_run_rollup(args.name, args), args.format, tree=args.name == "trace")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    _emit(_run_rollup("per_run", args), args.format)
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    trace_id = args.trace_id.strip().lower()
+    if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+        raise CLIError(f"not a trace id (32 hex digits): {args.trace_id!r}")
+    rows = _run_rollup("trace", args, trace_id=trace_id)
+    if not rows:
+        raise CLIError(f"no spans for trace {trace_id} in {_db(args)}")
+    _emit(rows, args.format, tree=True)
+    return 0
+
+
+_DEMO_COLUMNS = {  # narrower tables, so the demo fits one screen
+    "per_agent": ("agent", "agent_version", "runs", "calls", "usd", "usd_per_run"),
+    "top_runs": ("trace_id", "agent", "feature", "start_time", "calls", "usd"),
+    "unpriced": ("cost_status", "provider", "model", "calls", "input_tokens", "output_tokens", "features"),
+}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from . import demo, store
+    from .rollups import rollup
+
+    started = time.perf_counter()
+    shown = args.db or demo.DEFAULT_PATH  # as typed, for the commands printed below
+    try:
+        info = demo.run_demo(shown)
+    except (demo.DemoError, store.StoreError, ValueError) as e:
+        raise CLIError(str(e)) from e
+    db = info["path"]
+    total = rollup("stats", db=db)[0]
+    print(
+        f"Simulated {info['runs']} agent runs ({info['first_day']} to {info['last_day']}) through "
+        f"CostSpanProcessor and DuckDBSpanExporter into {shown}\n"
+        f"{total['calls']} model calls, {_money(total['usd'])} in total, "
+        f"{total['unpriced_calls']} calls without a price.\n"
+    )
+    sections = (
+        ("What each feature costs", "per_feature", {}),
+        ("Per agent and version", "per_agent", {}),
+        (
+            "The research loop, step by step (context grows; one run never stops)",
+            "per_step",
+            {"feature": "research"},
+        ),
+        ("The most expensive runs", "top_runs", {"limit": 5}),
+        ("Calls without a price (never counted as $0, listed instead)", "unpriced", {}),
+    )
+    for title, name, params in sections:
+        print(f"== {title}  [otel-costattr rollup {name.replace('_', '-')}]")
+        rows = rollup(name, db=db, **params)
+        keep = _DEMO_COLUMNS.get(name)
+        if keep:
+            rows = [{k: r[k] for k in keep} for r in rows]
+        _print_table(rows)
+        print()
+    top = rollup("top_runs", db=db, limit=1)[0]["trace_id"]
+    print("Next:")
+    print(f"  otel-costattr trace {top} --db {shown}")
+    print(f"  otel-costattr rollup per-model --agent triage --db {shown}  (routing on an expensive model)")
+    print(f"  otel-costattr rollup step-jumps --db {shown}  (a whole document stuffed into context)")
+    print(f"  otel-costattr rollup loops --db {shown}  (runs far longer than their agent's median)")
+    print("  otel-costattr rollup --list")
+    print(f"(done in {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -170,6 +422,41 @@ def _add_pricing_option(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a user price file layered over the bundled table (repeatable)",
     )
+
+
+def _add_db_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the DuckDB file the exporter writes (default: $OTEL_COSTATTR_DUCKDB_PATH, "
+        "else otel-costattr.duckdb); opened read-only, retrying while an exporter writes",
+    )
+
+
+def _add_query_options(p: argparse.ArgumentParser, *, limit: int | None = None) -> None:
+    # Values are checked by the rollups layer, so a bad one is one line: "Error: ...".
+    _add_db_option(p)
+    p.add_argument("--days", metavar="N", help="only the last N days (of model calls, by start time)")
+    p.add_argument("--since", metavar="WHEN", help="from this UTC date or time (YYYY-MM-DD[THH:MM])")
+    p.add_argument("--until", metavar="WHEN", help="up to this UTC date or time, excluded")
+    p.add_argument("--service", help="only spans of this service.name")
+    p.add_argument("--feature", help="only model calls attributed to this feature")
+    p.add_argument("--agent", help="only model calls attributed to this agent")
+    p.add_argument(
+        "--limit", default=limit, metavar="N",
+        help="at most N runs, 0 for all (rollups taking a limit)" + (f"; default {limit}" if limit else ""),
+    )  # fmt: skip
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    p.add_argument(
+        "--reprice",
+        action="store_true",
+        help="add usd_repriced: cost recomputed from the stored tokens with today's bundled "
+        "table (plus any --pricing files), next to the cost stamped at the time",
+    )
+    _add_pricing_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,6 +503,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     _add_pricing_option(p)
     p.set_defaults(handler=cmd_price)
+
+    p = sub.add_parser(
+        "rollup",
+        help="run a bundled rollup: per-feature, per-step, per-run, per-agent, per-model, "
+        "stats, top-runs, step-jumps, loops, unpriced, daily, trace",
+    )
+    p.add_argument("name", nargs="?", help="the rollup (see --list), e.g. per-feature")
+    p.add_argument("--list", action="store_true", help="list the rollups and their parameters")
+    _add_query_options(p)
+    p.add_argument(
+        "--param", action="append", metavar="NAME=VALUE",
+        help="a parameter the rollup declares (e.g. min_ratio=3); repeatable",
+    )  # fmt: skip
+    _add_output_options(p)
+    p.set_defaults(handler=cmd_rollup)
+
+    p = sub.add_parser("runs", help="the latest runs (traces): agent, feature, duration, calls, cost")
+    _add_query_options(p, limit=20)
+    _add_output_options(p)
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("trace", help="one run as a tree: each span's own cost and its subtree's")
+    p.add_argument("trace_id", metavar="TRACE_ID", help="the run's trace id (32 hex digits)")
+    _add_db_option(p)
+    _add_output_options(p)
+    p.set_defaults(handler=cmd_trace)
+
+    p = sub.add_parser(
+        "demo",
+        help="trace a simulated multi-agent workload into a DuckDB file and show where the money goes",
+    )
+    p.add_argument(
+        "--db", metavar="PATH",
+        help="where to write it (default: otel-costattr-demo.duckdb; a previous demo file is replaced)",
+    )  # fmt: skip
+    p.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -1,0 +1,16 @@
+-- @about Cost per day (UTC) and feature, for trends.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+SELECT
+    CAST(start_time AS DATE) AS day,
+    feature,
+    count(DISTINCT trace_id) AS runs,
+    count(*) AS calls,
+    sum(usd) AS usd,
+    sum(usd_repriced) AS usd_repriced
+FROM costattr_calls($since, $until, $service, $feature, $agent)
+GROUP BY day, feature
+ORDER BY day, usd DESC NULLS LAST, feature NULLS LAST;

@@ -1,0 +1,31 @@
+-- @about Runs whose agent made far more model calls than in its median run (a loop that does not stop).
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param factor DOUBLE = 3        at least this many times the agent's median calls per run
+-- @param min_calls INTEGER = 6    and at least this many calls
+WITH per_run AS (
+    SELECT
+        trace_id,
+        agent,
+        arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL) AS feature,
+        count(*) AS calls,
+        sum(usd) AS usd,
+        sum(usd_repriced) AS usd_repriced
+    FROM costattr_calls($since, $until, $service, $feature, $agent)
+    GROUP BY trace_id, agent
+),
+typical AS (
+    SELECT agent, median(calls) AS median_calls, count(*) AS agent_runs
+    FROM per_run
+    GROUP BY agent
+)
+SELECT
+    r.trace_id, r.agent, r.feature, r.calls, t.median_calls,
+    round(r.calls / t.median_calls, 1) AS ratio, t.agent_runs, r.usd, r.usd_repriced
+FROM per_run AS r
+JOIN typical AS t ON t.agent IS NOT DISTINCT FROM r.agent
+WHERE r.calls >= $factor * t.median_calls AND r.calls >= $min_calls
+ORDER BY ratio DESC, r.usd DESC NULLS LAST, r.trace_id;

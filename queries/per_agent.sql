@@ -1,0 +1,32 @@
+-- @about Cost per agent and version (did cost jump when the agent changed?): runs, calls, usd.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- Two levels (run, then agent version) rather than count(DISTINCT): see per_feature.sql.
+WITH per_run AS (
+    SELECT
+        agent,
+        agent_version,
+        trace_id,
+        min(start_time) AS first_call,
+        count(*) AS calls,
+        sum(usd) AS usd,
+        sum(usd_repriced) AS usd_repriced
+    FROM costattr_calls($since, $until, $service, $feature, $agent)
+    GROUP BY agent, agent_version, trace_id
+)
+SELECT
+    agent,
+    agent_version,
+    min(first_call) AS first_seen,
+    count(*) AS runs,
+    sum(calls) AS calls,
+    sum(usd) AS usd,
+    CAST(sum(usd) / count(*) AS DECIMAL(38, 12)) AS usd_per_run,
+    sum(usd_repriced) AS usd_repriced
+FROM per_run
+GROUP BY agent, agent_version
+ORDER BY sum(sum(usd)) OVER (PARTITION BY agent) DESC NULLS LAST, agent NULLS LAST,
+         first_seen, agent_version;

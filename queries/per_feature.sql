@@ -1,0 +1,34 @@
+-- @about Cost per feature: runs, calls, input and output tokens, usd and usd per run.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- Two levels (run, then feature) rather than count(DISTINCT): same result, and DuckDB then
+-- streams the calls once instead of materialising them for the distinct count.
+WITH per_run AS (
+    SELECT
+        feature,
+        trace_id,
+        count(*) AS calls,
+        sum(input_tokens) AS input_tokens,
+        sum(output_tokens) AS output_tokens,
+        sum(usd) AS usd,
+        count(*) FILTER (WHERE usd IS NULL) AS unpriced_calls,
+        sum(usd_repriced) AS usd_repriced
+    FROM costattr_calls($since, $until, $service, $feature, $agent)
+    GROUP BY feature, trace_id
+)
+SELECT
+    feature,
+    count(*) AS runs,
+    sum(calls) AS calls,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(usd) AS usd,
+    CAST(sum(usd) / count(*) AS DECIMAL(38, 12)) AS usd_per_run,
+    sum(unpriced_calls) AS unpriced_calls,
+    sum(usd_repriced) AS usd_repriced
+FROM per_run
+GROUP BY feature
+ORDER BY usd DESC NULLS LAST, feature NULLS LAST;

@@ -1,0 +1,10 @@
+-- @about Runs (a run is a trace), newest first (by first model call): name, agent, feature, start, duration, calls, usd.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param limit INTEGER = 100     at most this many runs, newest first (0: all)
+SELECT trace_id, run_name, agent, feature, start_time, duration_ms, calls, usd, usd_repriced
+FROM costattr_runs($since, $until, $service, $feature, $agent, 'newest', nullif($limit, 0))
+ORDER BY first_call DESC, trace_id;

@@ -1,0 +1,15 @@
+-- @about The shape of the loop: per agent step, calls, average input tokens and usd (does cost climb with the step?).
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+SELECT
+    step,
+    count(*) AS calls,
+    round(avg(input_tokens))::BIGINT AS avg_input_tokens,
+    sum(usd) AS usd,
+    sum(usd_repriced) AS usd_repriced
+FROM costattr_calls($since, $until, $service, $feature, $agent)
+GROUP BY step
+ORDER BY step;

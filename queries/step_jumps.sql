@@ -1,0 +1,45 @@
+-- @about Calls whose input tokens jump over the previous call of the run (a stuffed document, an untruncated tool result), with the tool that ran in between.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param min_ratio DOUBLE = 2     input at least this many times the previous call's
+-- @param min_tokens INTEGER = 20000  and at least this many tokens more
+WITH ordered AS (
+    SELECT
+        trace_id, span_id, start_time, agent, feature, step, model, input_tokens, usd,
+        usd_repriced,
+        lag(input_tokens) OVER run AS prev_input_tokens,
+        lag(step) OVER run AS prev_step,
+        lag(start_time) OVER run AS prev_start
+    FROM costattr_calls($since, $until, $service, $feature, $agent)
+    WINDOW run AS (PARTITION BY trace_id ORDER BY start_time, span_id)
+),
+jumps AS MATERIALIZED (
+    SELECT *
+    FROM ordered
+    WHERE prev_input_tokens IS NOT NULL
+      AND input_tokens >= prev_input_tokens * $min_ratio
+      AND input_tokens - prev_input_tokens >= $min_tokens
+),
+tools AS (
+    SELECT trace_id, coalesce(tool_name, name) AS tool, start_time, end_time
+    FROM spans
+    WHERE span_role = 'tool' AND trace_id IN (SELECT trace_id FROM jumps)
+),
+between_calls AS (
+    SELECT j.trace_id, j.span_id, arg_max(t.tool, t.end_time) AS tool
+    FROM jumps AS j
+    JOIN tools AS t
+      ON t.trace_id = j.trace_id AND t.start_time >= j.prev_start AND t.start_time < j.start_time
+    GROUP BY j.trace_id, j.span_id
+)
+SELECT
+    j.trace_id, j.span_id, j.agent, j.feature, j.prev_step, b.tool AS after_tool, j.step,
+    j.model, j.prev_input_tokens, j.input_tokens,
+    j.input_tokens - j.prev_input_tokens AS jump_tokens,
+    round(j.input_tokens / j.prev_input_tokens, 1) AS ratio, j.usd, j.usd_repriced
+FROM jumps AS j
+LEFT JOIN between_calls AS b USING (trace_id, span_id)
+ORDER BY jump_tokens DESC, j.trace_id, j.start_time;

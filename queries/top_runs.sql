@@ -1,0 +1,10 @@
+-- @about The most expensive runs, with their call counts.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param limit INTEGER = 10      how many runs (0: all)
+SELECT trace_id, run_name, agent, feature, start_time, calls, unpriced_calls, usd, usd_repriced
+FROM costattr_runs($since, $until, $service, $feature, $agent, 'cost', nullif($limit, 0))
+ORDER BY usd DESC NULLS LAST, calls DESC, first_call DESC, trace_id;

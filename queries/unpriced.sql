@@ -1,0 +1,24 @@
+-- @about Calls without a cost (unknown model, invalid or missing usage), by model, with their tokens.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+SELECT
+    cost_status,
+    provider,
+    model,
+    count(*) AS calls,
+    count(DISTINCT trace_id) AS runs,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    string_agg(DISTINCT feature, ', ' ORDER BY feature) AS features,
+    max(start_time) AS last_seen,
+    arg_max(trace_id, start_time) AS example_trace_id,
+    sum(usd_repriced) AS usd_repriced
+FROM costattr_calls($since, $until, $service, $feature, $agent)
+WHERE usd IS NULL OR cost_status IS DISTINCT FROM 'priced'
+GROUP BY cost_status, provider, model
+ORDER BY calls DESC, cost_status, provider NULLS LAST, model NULLS LAST;

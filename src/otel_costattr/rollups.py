@@ -1,0 +1,492 @@
+"""The bundled SQL rollups (``queries/*.sql``): list them, bind parameters, run them.
+
+Each ``queries/<name>.sql`` answers one question and declares what it takes in a header::
+
+    -- @about Cost per feature: runs, calls, input and output tokens, usd and usd per run.
+    -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+    -- @param limit INTEGER = 10      how many runs
+
+Values are bound as DuckDB named parameters (``$since``), never formatted into the SQL.
+A query that takes ``since`` also accepts ``days`` here (``since`` = now - days). Files
+starting with ``_`` are preludes, run once per connection: ``_calls.sql`` defines the
+attributed model calls every rollup reads (see that file for the attribution rules).
+
+Repricing: ``rollup(..., reprice=table_or_files)`` loads that pricing table into TEMP tables
+(`load_prices`) and recomputes each call's cost from its stored tokens in SQL
+(``_reprice.sql``), exactly as `compute_cost` would; rollups then show ``usd_repriced``
+next to the ``usd`` stamped at the time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from . import store
+from ._resources import bundled_dir
+from .pricing import PriceTable, load_pricing
+from .pricing_file import RATE_KEYS
+from .semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
+
+__all__ = [
+    "WINDOW_PARAMS",
+    "Param",
+    "Query",
+    "RollupError",
+    "RollupParamError",
+    "UnknownRollup",
+    "load_prices",
+    "query",
+    "rollup",
+    "rollups",
+]
+
+Database = str | os.PathLike[str] | duckdb.DuckDBPyConnection
+Reprice = PriceTable | Iterable[str | os.PathLike[str]]
+
+# What every rollup over the attributed calls takes (the CLI's common options).
+WINDOW_PARAMS = ("since", "until", "service", "feature", "agent")
+_TYPES = ("TIMESTAMP", "VARCHAR", "INTEGER", "DOUBLE")
+_PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
+_ABOUT = re.compile(r"--\s*@about\s+(.*)$")
+_PRELUDES = ("_calls.sql",)
+_REPRICED_SUFFIX = "_repriced"
+# Rates are loaded per million tokens as DECIMAL(38, 12) and a call's cost is
+# (tokens x rates) x 0.000001 as DECIMAL(38, 18): exact for any rate with up to 12 decimal
+# places (far finer than any price list; a finer one is refused, never rounded).
+_RATE_PLACES = 12
+
+
+class RollupError(Exception):
+    """A rollup could not run: bad database, DuckDB error (chained), bad pricing table."""
+
+
+class UnknownRollup(RollupError, LookupError):
+    """No bundled query by that name; the message lists the valid names."""
+
+
+class RollupParamError(RollupError, ValueError):
+    """A parameter is unknown, missing or of the wrong type; the message lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of a query."""
+
+    name: str
+    type: str
+    default: Any
+    required: bool
+    help: str
+
+
+@dataclass(frozen=True)
+class Query:
+    """A bundled query: its name, what it answers, its parameters and its SQL."""
+
+    name: str
+    about: str
+    params: tuple[Param, ...]
+    sql: str
+
+    @property
+    def cli_name(self) -> str:
+        """The name as the CLI spells it (``per-feature``)."""
+        return self.name.replace("_", "-")
+
+    def accepts(self) -> list[str]:
+        """Every keyword `rollup` takes for this query (``days`` included when it applies)."""
+        names = [p.name for p in self.params]
+        if "since" in names:
+            names.insert(names.index("since"), "days")
+        return names
+
+
+def _parse(name: str, sql: str) -> Query:
+    about = ""
+    params: list[Param] = []
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        m = _ABOUT.match(line)
+        if m:
+            about = m.group(1).strip()
+            continue
+        m = _PARAM.match(line)
+        if m:
+            pname, ptype, default, text = m.groups()
+            if ptype not in _TYPES:
+                raise RollupError(f"queries/{name}.sql: @param {pname}: unknown type {ptype}")
+            required = default is None
+            value = None if default in (None, "NULL") else _coerce(name, pname, ptype, default)
+            params.append(Param(pname, ptype, value, required, text.strip()))
+    if not about:
+        raise RollupError(f"queries/{name}.sql: no '-- @about' line")
+    return Query(name, about, tuple(params), sql)
+
+
+_cache: dict[str, Query] | None = None
+
+
+def _queries() -> dict[str, Query]:
+    global _cache
+    if _cache is None:
+        folder = bundled_dir("queries")
+        found = {}
+        for item in sorted(folder.iterdir(), key=lambda t: t.name):
+            if item.name.endswith(".sql") and not item.name.startswith("_"):
+                qname = item.name[: -len(".sql")]
+                found[qname] = _parse(qname, item.read_text(encoding="utf-8"))
+        _cache = found
+    return _cache
+
+
+def _prelude(name: str) -> str:
+    return (bundled_dir("queries") / name).read_text(encoding="utf-8")
+
+
+def rollups() -> list[str]:
+    """The names of the bundled rollups, sorted (``per_feature``, ``per_step``, ...)."""
+    return list(_queries())
+
+
+def query(name: str) -> Query:
+    """The bundled query ``name`` (``per_feature`` or ``per-feature``)."""
+    queries = _queries()
+    key = name.strip().replace("-", "_")
+    if key not in queries:
+        valid = ", ".join(q.replace("_", "-") for q in queries)
+        raise UnknownRollup(f"unknown rollup {name!r} (valid: {valid})")
+    return queries[key]
+
+
+# --- parameters ------------------------------------------------------------------------
+
+
+def _timestamp(value: Any) -> dt.datetime:
+    """A naive UTC datetime (the spans table's TIMESTAMP) from a datetime, date or ISO text."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            raise ValueError("expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    raise ValueError("expected a datetime, a date or ISO text")
+
+
+def _coerce(qname: str, pname: str, ptype: str, value: Any) -> Any:
+    """``value`` as the SQL type ``ptype``; text is accepted for every type (the CLI)."""
+    try:
+        if ptype == "TIMESTAMP":
+            return _timestamp(value)
+        if ptype == "VARCHAR":
+            if not isinstance(value, str):
+                raise ValueError("expected text")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+            raise ValueError("expected a number")
+        try:
+            number = Decimal(
+                value.strip()
+                if isinstance(value, str)
+                else repr(value)
+                if isinstance(value, float)
+                else value
+            )
+        except ArithmeticError:
+            raise ValueError("expected a number") from None
+        if not number.is_finite():
+            raise ValueError("expected a finite number")
+        if ptype == "INTEGER":
+            if number != number.to_integral_value():
+                raise ValueError("expected a whole number")
+            return int(number)
+        return float(number)
+    except ValueError as e:
+        raise RollupParamError(f"{qname}: {pname}: {e}, got {value!r}") from None
+
+
+def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Validate ``params`` for query ``q`` and return the full set of named values.
+
+    ``None`` means "not given" (the default applies). ``days`` turns into ``since``;
+    ``now`` (naive UTC) is for tests.
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    valid = q.accepts()
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise RollupParamError(
+            f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
+        )
+    if "days" in given:
+        if "since" in given:
+            raise RollupParamError(f"{q.name}: give days or since, not both")
+        days = _coerce(q.name, "days", "DOUBLE", given.pop("days"))
+        if days <= 0:
+            raise RollupParamError(f"{q.name}: days: must be positive, got {days:g}")
+        current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        given["since"] = current - dt.timedelta(days=days)
+    out = {}
+    for p in q.params:
+        if p.name in given:
+            out[p.name] = _coerce(q.name, p.name, p.type, given[p.name])
+        elif p.required:
+            raise RollupParamError(f"{q.name}: missing required parameter {p.name!r}")
+        else:
+            out[p.name] = p.default
+    for key in ("limit", "min_tokens"):
+        if out.get(key) is not None and out[key] < 0:
+            raise RollupParamError(f"{q.name}: {key}: must not be negative, got {out[key]}")
+    return out
+
+
+# --- connections -----------------------------------------------------------------------
+
+
+@contextmanager
+def _connection(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``db`` itself when it is a connection; else a read-only connection, closed after."""
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        yield db
+        return
+    if not isinstance(db, (str, os.PathLike)):
+        raise RollupError(f"db must be a path or a DuckDB connection, got {type(db).__name__}")
+    path = os.fspath(db)
+    if not os.path.isfile(path):
+        raise RollupError(f"no database at {path}")
+    con = _open(path)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _open(path: str) -> duckdb.DuckDBPyConnection:
+    """Read-only, retrying while a writer holds the file. An otel-costattr database an older
+    version wrote is upgraded first (store.connect does it); any other DuckDB file is refused
+    untouched rather than given a schema."""
+    try:
+        con = store.connect(path, read_only=True, migrate=False)
+        try:
+            applied = _applied_migrations(con)
+        except BaseException:
+            con.close()
+            raise
+        if applied is None:
+            con.close()
+            raise RollupError(f"{path}: not an otel-costattr database (no spans table)")
+        if applied >= {m.name for m in store.MIGRATIONS}:
+            return con
+        con.close()
+        return store.connect(path, read_only=True)
+    except store.StoreError as e:
+        raise RollupError(str(e)) from e
+
+
+def _applied_migrations(con: duckdb.DuckDBPyConnection) -> set[str] | None:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'costattr_migrations'"
+        " AND schema_name = 'main' AND database_name = current_database()"
+    ).fetchone()
+    if not found or not found[0]:
+        return None
+    return {row[0] for row in con.execute("SELECT name FROM costattr_migrations").fetchall()}
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, *, repricing: bool = False) -> None:
+    """Create the TEMP relations the rollups read (idempotent, cheap); with ``repricing``,
+    the variant of ``costattr_calls`` that reads ``costattr_repriced``."""
+    try:
+        for name in _PRELUDES:
+            con.execute(_prelude(name))
+        if repricing:
+            con.execute(_prelude("_calls_repriced.sql"))
+    except duckdb.Error as e:
+        raise _error(e) from e
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    try:
+        cur = con.execute(sql, dict(values))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    except duckdb.Error as e:
+        raise _error(e) from e
+
+
+def _error(e: duckdb.Error) -> RollupError:
+    if isinstance(e, duckdb.CatalogException) and "name spans does not exist" in str(e):
+        return RollupError("no spans table: is this an otel-costattr database?")
+    return RollupError(_first_line(e))
+
+
+# --- repricing -------------------------------------------------------------------------
+
+
+def _pricing(reprice: Reprice) -> PriceTable:
+    if isinstance(reprice, PriceTable):
+        return reprice
+    if isinstance(reprice, (str, os.PathLike)):
+        reprice = [reprice]
+    return load_pricing(list(reprice))
+
+
+def _check_places(value: Decimal, where: str) -> None:
+    if -value.as_tuple().exponent > _RATE_PLACES:  # type: ignore[operator]
+        raise RollupError(f"{where}: rate {value} has more than {_RATE_PLACES} decimal places")
+
+
+_PRICE_COLUMNS = (
+    ("pricing_version", "VARCHAR"), ("provider", "VARCHAR"), ("model", "VARCHAR"),
+    ("since", "DATE"), ("valid_from", "TIMESTAMP"), ("valid_until", "TIMESTAMP"),
+    ("service_tier", "VARCHAR"), ("above", "BIGINT"), ("window_start", "INTEGER"),
+    ("window_end", "INTEGER"), *((key, "DECIMAL(38, 12)") for key in RATE_KEYS),
+)  # fmt: skip
+
+
+def load_prices(con: duckdb.DuckDBPyConnection, table: PriceTable) -> int:
+    """Load ``table`` into the TEMP table ``costattr_prices`` and return its row count: one
+    row per model, price period, service tier ('standard', 'batch', ...), long-context tier
+    (``above`` input tokens; NULL for the base rates) and time-of-day window (seconds after
+    UTC midnight, ``window_start`` to ``window_end``; NULL outside windows), in USD per
+    million tokens with the documented fallbacks applied (no cache_read rate: the input
+    rate, and so on). ``valid_from`` / ``valid_until`` bound the call start times a row
+    prices (NULL: unbounded; the first period also prices calls before its ``since``).
+    """
+    rows = []
+    for entry in table.models():
+        where = f"{entry.provider}/{entry.id}"
+        periods = entry.periods
+        for i, period in enumerate(periods):
+            valid_from = None if i == 0 else dt.datetime.combine(period.since, dt.time())
+            nxt = periods[i + 1].since if i + 1 < len(periods) else None
+            valid_until = None if nxt is None else dt.datetime.combine(nxt, dt.time())
+            levels = [
+                (name, above, None, rates)
+                for name, schedule in [("standard", period.standard), *period.service_tiers.items()]
+                for above, rates in [(None, schedule.rates), *((t.above, t.rates) for t in schedule.tiers)]
+            ]
+            levels += [("standard", None, (w.start, w.end), w.rates) for w in period.windows]
+            for tier_name, above, window, rates in levels:
+                per_million = [Decimal(v).scaleb(-rates.scale) for v in rates.ints]
+                for value in per_million:
+                    _check_places(value, where)
+                rows.append(
+                    (table.version, entry.provider, entry.id, period.since, valid_from, valid_until,
+                     tier_name, above, *(window or (None, None)), *(str(v) for v in per_million))
+                )  # fmt: skip
+    con.execute(_prelude("_prices.sql"))
+    if rows:
+        select = ", ".join(f"unnest(${name})::{typ}" for name, typ in _PRICE_COLUMNS)
+        columns = {
+            name: list(values)
+            for (name, _), values in zip(_PRICE_COLUMNS, zip(*rows, strict=True), strict=True)
+        }
+        con.execute(f"INSERT INTO costattr_prices SELECT {select}", columns)
+    return len(rows)
+
+
+def _map_models(con: duckdb.DuckDBPyConnection, table: PriceTable, window: Mapping[str, Any]) -> None:
+    """Resolve each (reported model, reported provider) of the window with ``table``'s own
+    rules (normalisation, match rules, provider fallbacks) into ``costattr_model_map``."""
+    pairs = con.execute(
+        "SELECT DISTINCT coalesce(response_model, request_model), provider "
+        "FROM costattr_calls($since, $until, $service, $feature, $agent, p_trace := $trace_id)",
+        dict(window),
+    ).fetchall()
+    mapped = []
+    for model, provider in pairs:
+        entry = table.resolve(model, provider)
+        if entry is not None:
+            mapped.append((model, provider, entry.provider, entry.id))
+    if mapped:
+        model, provider, price_provider, price_model = (list(c) for c in zip(*mapped, strict=True))
+        con.execute(
+            "INSERT INTO costattr_model_map SELECT unnest($model), unnest($provider),"
+            " unnest($price_provider), unnest($price_model)",
+            {
+                "model": model,
+                "provider": provider,
+                "price_provider": price_provider,
+                "price_model": price_model,
+            },
+        )
+
+
+def _reprice(con: duckdb.DuckDBPyConnection, table: PriceTable, values: Mapping[str, Any]) -> None:
+    window = {k: values.get(k) for k in (*WINDOW_PARAMS, "trace_id")}
+    load_prices(con, table)
+    _map_models(con, table, window)
+    sql = _prelude("_reprice.sql")
+    try:
+        con.execute(
+            sql,
+            {
+                **window,
+                "tier_paths": [f'$."{k}"' for k in SERVICE_TIER_KEYS],
+                "write_1h_path": f'$."{CACHE_WRITE_1H_KEYS[0]}"',
+            },
+        )
+    except duckdb.Error as e:
+        raise RollupError(f"repricing failed: {_first_line(e)}") from e
+
+
+def _clear_reprice(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DELETE FROM costattr_repriced")
+    con.execute("DROP TABLE IF EXISTS costattr_model_map")
+
+
+# --- the API ---------------------------------------------------------------------------
+
+
+def rollup(
+    name: str,
+    db: Database,
+    *,
+    reprice: Reprice | None = None,
+    now: dt.datetime | None = None,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Run the bundled rollup ``name`` against ``db`` (a path, opened read-only with retry
+    while an exporter holds the lock, or an open DuckDB connection) and return its rows as
+    dicts. Money is `Decimal` USD; None means unpriced.
+
+    ``params``: ``days`` or ``since``/``until`` (a window on each model call's start time,
+    UTC; ``until`` exclusive), ``service``, ``feature``, ``agent``, and what the query
+    declares (see `query(name).params`). ``reprice``: a `PriceTable` or user price files
+    layered over the bundled table; adds ``usd_repriced`` columns computed from the stored
+    tokens. Raises `UnknownRollup`, `RollupParamError` or `RollupError`.
+    """
+    q = query(name)
+    values = bind(q, params, now=now)
+    table = _pricing(reprice) if reprice is not None else None
+    with _connection(db) as con:
+        _prepare(con, repricing=table is not None)
+        if table is None:
+            rows = _run(con, q.sql, values)
+            return [{k: v for k, v in row.items() if not k.endswith(_REPRICED_SUFFIX)} for row in rows]
+        try:
+            _reprice(con, table, values)
+            return _run(con, q.sql, values)
+        finally:
+            _clear_reprice(con)
+            _prepare(con)  # back to the plain costattr_calls on a caller's connection

@@ -1,0 +1,242 @@
+"""`otel-costattr rollup | runs | trace`: output formats, exit codes and exact error text, and
+docs that cannot go stale (help on every command and option, every query in the README)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from test_rollups_workload import build, trace_id
+
+from otel_costattr.cli import build_parser, main
+from otel_costattr.rollups import rollup, rollups
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return str(build(tmp_path_factory.mktemp("cli") / "spans.duckdb"))
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_per_feature_json_schema(capsys, db):
+    code, out, err = run(capsys, "rollup", "per-feature", "--db", db, "--format", "json")
+    assert (code, err) == (0, "")
+    rows = json.loads(out)
+    assert [list(row) for row in rows] == [
+        ["feature", "runs", "calls", "input_tokens", "output_tokens", "usd", "usd_per_run", "unpriced_calls"]
+    ] * 4
+    refund = next(row for row in rows if row["feature"] == "refund")
+    # money as exact decimal strings, as `otel-costattr price --format json` does
+    assert refund == {
+        "feature": "refund", "runs": 2, "calls": 4, "input_tokens": 13200, "output_tokens": 1320,
+        "usd": "0.0148", "usd_per_run": "0.0074", "unpriced_calls": 0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n.replace("_", "-") for n in rollups() if n != "trace"])
+def test_every_rollup_prints_json_with_its_columns(capsys, db, name):
+    code, out, err = run(capsys, "rollup", name, "--db", db, "--format", "json")
+    assert (code, err) == (0, "")
+    rows = json.loads(out)
+    assert isinstance(rows, list) and rows
+    expected = list(rollup(name, db=db)[0])
+    assert all(list(row) == expected for row in rows)
+
+
+def test_table_is_aligned_with_money_formatted(capsys, db):
+    code, out, _ = run(capsys, "rollup", "per-feature", "--db", db)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "feature",
+        "runs",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "usd",
+        "usd_per_run",
+        "unpriced_calls",
+    ]
+    assert lines[1].split() == ["research", "3", "15", "56,000", "1,500", "$0.063500", "$0.021167", "0"]
+    assert lines[3].split()[0] == "-"  # no feature
+    # numbers are right-aligned: every line ends at the same column
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_csv(capsys, db):
+    code, out, _ = run(capsys, "rollup", "top-runs", "--db", db, "--format", "csv", "--limit", "2")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(row["trace_id"], row["usd"]) for row in rows] == [
+        (trace_id(2), "0.0455"),
+        (trace_id(1), "0.0141"),
+    ]
+
+
+def test_filters_window_and_params(capsys, db):
+    window = ("--since", "2026-06-01", "--until", "2026-06-02")
+    code, out, _ = run(
+        capsys, "rollup", "per-model", "--db", db, "--feature", "refund", *window, "--format", "json"
+    )
+    assert code == 0
+    assert {row["model"]: row["usd"] for row in json.loads(out)} == {
+        "claude-sonnet-4-5": "0.009", "gpt-4o": "0.003", "gpt-4o-mini": "0.0021",
+    }  # fmt: skip
+    code, out, _ = run(
+        capsys, "rollup", "step-jumps", "--db", db, "--param", "min_tokens=5000", "--format", "json"
+    )
+    assert code == 0 and len(json.loads(out)) == 2
+
+
+def test_runs(capsys, db):
+    code, out, _ = run(capsys, "runs", "--db", db, "--limit", "2", "--format", "json")
+    assert code == 0
+    assert [row["trace_id"] for row in json.loads(out)] == [trace_id(8), trace_id(7)]
+    code, out, _ = run(capsys, "runs", "--db", db, "--agent", "researcher")
+    assert code == 0
+    assert out.splitlines()[0].split()[:4] == ["trace_id", "run_name", "agent", "feature"]
+    assert len(out.splitlines()) == 4
+
+
+def test_trace_prints_the_tree(capsys, db):
+    code, out, _ = run(capsys, "trace", trace_id(1), "--db", db)
+    assert code == 0
+    names = [re.search(r"[│├└─ ]*(\S.*?)\s{2,}", line[18:]).group(1) for line in out.splitlines()[1:]]
+    assert names == [
+        "invoke_workflow refund", "invoke_agent triage", "chat gpt-4o", "invoke_agent billing",
+        "chat claude-sonnet-4-5", "execute_tool lookup_order", "chat gpt-4o-mini",
+    ]  # fmt: skip
+    assert "└─ invoke_agent triage" in out
+    assert "│  └─ invoke_agent billing" not in out  # triage is the last child: no guide line
+    assert "   ├─ chat gpt-4o " in out
+    code, out, _ = run(capsys, "trace", trace_id(1), "--db", db, "--format", "json")
+    rows = json.loads(out)
+    assert rows[0]["subtree_usd"] == "0.0141" and rows[0]["depth"] == 0
+
+
+def test_reprice_from_the_command_line(capsys, db, tmp_path):
+    contract = tmp_path / "contract.toml"
+    contract.write_text(
+        'provider = "openai"\notel_names = ["openai"]\n[[model]]\nid = "gpt-4o"\n'
+        'match = [{ equals = "gpt-4o" }]\n[[model.price]]\ninput = 5\noutput = 20\ncache_read = 2.5\n'
+    )
+    code, out, _ = run(capsys, "rollup", "per-model", "--db", db, "--pricing", contract, "--format", "json")
+    assert code == 0
+    gpt = next(row for row in json.loads(out) if row["model"] == "gpt-4o")
+    assert (gpt["usd"], gpt["usd_repriced"]) == ("0.0037", "0.0074")
+    code, out, _ = run(capsys, "rollup", "per-model", "--db", db, "--reprice")
+    assert code == 0 and "usd_repriced" in out.splitlines()[0]
+
+
+# --- errors: one line, exit 1 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["rollup", "per-fature"],
+            "unknown rollup 'per-fature' (valid: daily, loops, per-agent, per-feature, "
+            "per-model, per-run, per-step, stats, step-jumps, top-runs, trace, unpriced)",
+        ),
+        (["rollup"], "name a rollup (see 'otel-costattr rollup --list')"),
+        (
+            ["rollup", "per-feature", "--limit", "3"],
+            "per_feature: unknown parameter 'limit' (valid: days, since, until, service, feature, agent)",
+        ),
+        (["rollup", "per-feature", "--days", "abc"], "per_feature: days: expected a number, got 'abc'"),
+        (
+            ["rollup", "per-feature", "--days", "2", "--since", "2026-06-01"],
+            "per_feature: give days or since, not both",
+        ),
+        (["rollup", "loops", "--param", "factor"], "--param expects NAME=VALUE, got 'factor'"),
+        (
+            ["rollup", "per-feature", "--since", "yesterday"],
+            "per_feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]]), got 'yesterday'",
+        ),
+        (["trace", "xyz"], "not a trace id (32 hex digits): 'xyz'"),
+        (["trace", "f" * 32], "no spans for trace " + "f" * 32 + " in {db}"),
+    ],
+)
+def test_errors_are_one_line(capsys, db, argv, message):
+    code, out, err = run(capsys, *argv, "--db", db)
+    assert (code, out) == (1, "")
+    assert err == f"Error: {message.format(db=db)}\n"
+
+
+def test_a_missing_database(capsys, tmp_path):
+    missing = tmp_path / "nope.duckdb"
+    code, out, err = run(capsys, "runs", "--db", missing)
+    assert (code, out, err) == (1, "", f"Error: no database at {missing}\n")
+
+
+def test_db_defaults_to_the_exporters_variable(capsys, db, monkeypatch):
+    monkeypatch.setenv("OTEL_COSTATTR_DUCKDB_PATH", db)
+    code, out, _ = run(capsys, "rollup", "stats", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["calls"] == 24
+
+
+def test_reading_waits_for_a_writer_instead_of_failing(tmp_path):
+    """Another process holds the file for a moment (an exporter ingesting): the CLI retries."""
+    path = build(tmp_path / "busy.duckdb")
+    script = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True);"
+        " time.sleep(1.0); c.close()"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(duckdb.IOException):  # a plain open fails outright
+            duckdb.connect(str(path), read_only=True)
+        assert rollup("stats", db=path)[0]["calls"] == 24
+    assert holder.returncode == 0
+
+
+# --- docs cannot go stale ----------------------------------------------------------------
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "otel-costattr"):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                assert helps.get(name), f"{path} {name}: no help"
+                yield from _parsers(sub, f"{path} {name}")
+
+
+def test_every_command_and_option_has_help():
+    for path, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help, f"{path} {action.option_strings or action.dest}: no help"
+
+
+def test_every_bundled_query_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [q.replace("_", "-") for q in rollups() if f"`{q.replace('_', '-')}`" not in readme]
+    assert not missing, f"README.md does not document: {', '.join(missing)}"
+    for command in (
+        "otel-costattr demo",
+        "otel-costattr rollup",
+        "otel-costattr runs",
+        "otel-costattr trace",
+    ):
+        assert command in readme, command

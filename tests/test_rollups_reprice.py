@@ -1,0 +1,229 @@
+"""Repricing: any rollup recomputes cost from the stored tokens with another table, next to
+the cost stamped at the time, exactly as `compute_cost` would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_rollups_workload import Writer, build, trace_id
+
+from otel_costattr import Usage, compute_cost, load_pricing, store
+from otel_costattr.rollups import RollupError, load_prices, rollup, rollups
+
+D = Decimal
+TEST_PRICES = Path(__file__).parent / "data" / "test_prices.toml"
+
+NEW_CONTRACT = """
+provider = "openai"
+otel_names = ["openai"]
+
+[[model]]
+id = "gpt-4o"
+match = [{ equals = "gpt-4o" }]
+
+[[model.price]]
+input = 5
+output = 20
+cache_read = 2.5
+"""
+
+SELF_HOSTED = """
+provider = "vllm"
+otel_names = ["vllm"]
+
+[[model]]
+id = "acme-ner-7b"
+match = [{ equals = "acme-ner-7b" }]
+
+[[model.price]]
+input = 0.2
+output = 0.2
+"""
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("reprice") / "spans.duckdb")
+
+
+@pytest.fixture
+def files(tmp_path):
+    contract = tmp_path / "contract.toml"
+    contract.write_text(NEW_CONTRACT)
+    hosted = tmp_path / "hosted.toml"
+    hosted.write_text(SELF_HOSTED)
+    return contract, hosted
+
+
+def test_a_new_contract_side_by_side(db, files):
+    contract, _ = files
+    models = {row["model"]: row for row in rollup("per_model", db=db, reprice=[contract])}
+    gpt = models["gpt-4o"]
+    # c1: 600 * 5 + 400 * 2.5 + 100 * 20 = $0.006; T6: 200 * 5 + 20 * 20 = $0.0014;
+    # the call with invalid usage has no tokens to price.
+    assert (gpt["usd"], gpt["usd_repriced"]) == (D("0.0037"), D("0.0074"))
+    # Everything else is priced with the bundled table, as it was stamped.
+    for name in ("claude-haiku-4-5", "claude-sonnet-4-5", "gpt-4o-mini"):
+        assert models[name]["usd_repriced"] == models[name]["usd"], name
+    assert models["acme-ner-7b"]["usd_repriced"] is None
+
+
+def test_a_missing_price_added_after_the_fact(db, files):
+    _, hosted = files
+    rows = {row["model"]: row for row in rollup("unpriced", db=db, reprice=[hosted])}
+    # 5000 * 0.2 + 50 * 0.2 per million tokens
+    assert rows["acme-ner-7b"]["usd_repriced"] == D("0.00101")
+    assert rows["gpt-4o"]["usd_repriced"] is None  # invalid usage stays unpriced
+
+
+def test_every_rollup_reprices(db, files):
+    contract, _ = files
+    table = load_pricing([contract], use_env=False)
+    for name in rollups():
+        params = {"trace_id": trace_id(1)} if name == "trace" else {}
+        rows = rollup(name, db=db, reprice=table, **params)
+        if rows:
+            assert any(k.endswith("usd_repriced") for k in rows[0]), name
+    (tree_root, *_) = rollup("trace", db=db, reprice=table, trace_id=trace_id(1))
+    # T1 with gpt-4o at twice the price: 0.006 + 0.009 + 0.0021
+    assert tree_root["subtree_usd_repriced"] == D("0.0171")
+
+
+def test_repricing_leaves_a_callers_connection_as_it_was(db, files):
+    contract, _ = files
+    con = store.connect(db, read_only=True)
+    try:
+        assert "usd_repriced" in rollup("per_feature", db=con, reprice=[contract])[0]
+        assert "usd_repriced" not in rollup("per_feature", db=con)[0]
+        assert con.execute("SELECT count(*) FROM costattr_repriced").fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_load_prices(table):
+    con = duckdb.connect()
+    count = load_prices(con, table)
+    rows = con.execute(
+        "SELECT service_tier, above, input, output, cache_read, cache_write_1h, valid_from, valid_until"
+        " FROM costattr_prices WHERE model = 'acme-large'"
+        " ORDER BY valid_from NULLS FIRST, service_tier, above NULLS FIRST"
+    ).fetchall()
+    june = dt.datetime(2026, 6, 1)
+    assert rows[0] == ("batch", None, D("1.5"), D("7.5"), D("0.15"), D("3"), None, june)
+    assert ("standard", 200000, D("4"), D("15"), D("0.4"), D("8"), june, None) in rows
+    # acme-large: 2 periods x (standard, batch) x (base, one tier); acme-think 1; acme-mini 1;
+    # acme-peak: base + 2 windows
+    assert count == 13
+    peak = con.execute(
+        "SELECT window_start, window_end, input FROM costattr_prices WHERE model = 'acme-peak'"
+        " ORDER BY window_start NULLS FIRST"
+    ).fetchall()
+    assert peak == [(None, None, D("1")), (3600, 14400, D("2")), (79200, 1800, D("3"))]
+    think = con.execute(
+        "SELECT reasoning, cache_write FROM costattr_prices WHERE model = 'acme-think'"
+    ).fetchone()
+    assert think == (D("8.8"), D("1.1"))  # cache writes fall back to the input rate
+
+
+def test_a_rate_finer_than_the_table_holds_is_refused(tmp_path):
+    fine = tmp_path / "fine.toml"
+    fine.write_text(SELF_HOSTED.replace("input = 0.2", "input = 0.0000000000001"))
+    con = duckdb.connect()
+    with pytest.raises(RollupError, match=r"^vllm/acme-ner-7b: rate 1E-13 has more than 12 decimal places$"):
+        load_prices(con, load_pricing([fine], bundled=False, use_env=False))
+
+
+# --- the property: SQL repricing == compute_cost, call by call ---------------------------
+
+# A second provider with time-of-day windows (one wraps past midnight) and a batch tier,
+# which wins over a window.
+DUSK = """
+provider = "dusk"
+otel_names = ["dusk"]
+
+[[model]]
+id = "dusk-1"
+match = [{ equals = "dusk-1" }]
+
+[[model.price]]
+input = 0.5
+output = 2
+cache_read = 0.05
+batch = { input = 0.25, output = 1, cache_read = 0.025 }
+windows = [
+  { start = 22:00:00, end = 02:00:00, input = 0.3, output = 1.5, cache_read = 0.03 },
+  { start = 09:00:00, end = 17:00:00, input = 1, output = 4, cache_read = 0.1 },
+]
+"""
+TIER_KEY = "gen_ai.openai.response.service_tier"
+WRITE_1H_KEY = "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens"
+
+
+@st.composite
+def a_call(draw):
+    model = draw(
+        st.sampled_from(
+            ["acme-large", "acme-large-20260101", "acme-think", "acme-mini", "acme-peak", "dusk-1", "nope"]
+        )
+    )
+    provider = draw(st.sampled_from(["acme", "acme.ai", "dusk", None, "other"]))
+    read = draw(st.integers(0, 150_000))
+    write = draw(st.integers(0, 100_000))
+    write_1h = draw(st.integers(0, write))
+    uncached = draw(st.integers(0, 150_000))
+    reasoning = draw(st.integers(0, 5000))
+    output = reasoning + draw(st.integers(0, 5000))
+    tier = draw(st.sampled_from([None, "batch", "BATCH", "flex", "priority", ""]))
+    minutes = draw(st.integers(-3 * 1440, 3 * 1440))  # around the 2026-06-01 price change
+    return model, provider, uncached + read + write, read, write, write_1h, output, reasoning, tier, minutes
+
+
+@pytest.fixture(scope="module")
+def windowed_table(tmp_path_factory):
+    dusk = tmp_path_factory.mktemp("dusk") / "dusk.toml"
+    dusk.write_text(DUSK)
+    return load_pricing([TEST_PRICES, dusk], bundled=False, use_env=False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=st.lists(a_call(), min_size=1, max_size=15))
+def test_sql_repricing_is_compute_cost(windowed_table, calls):
+    table = windowed_table
+    con = duckdb.connect()
+    store.migrate(con)
+    w = Writer(con)
+    expected = {}
+    for n, (model, provider, inp, read, write, write_1h, output, reasoning, tier, minutes) in enumerate(
+        calls, 1
+    ):
+        at = dt.datetime(2026, 6, 1) + dt.timedelta(minutes=minutes)
+        attrs = {}
+        if tier is not None:
+            attrs[TIER_KEY] = tier
+        if write_1h:
+            attrs[WRITE_1H_KEY] = write_1h
+        w.call(n, model, inp, output, None, provider=provider or None, parent=None, at=at,
+               cache_read=read, attributes=json.dumps(attrs))  # fmt: skip
+        con.execute(
+            "UPDATE spans SET cache_write_tokens = $w, reasoning_tokens = $z, provider = $p"
+            " WHERE trace_id = $t",
+            {"w": write, "z": reasoning, "p": provider, "t": trace_id(n)},
+        )
+        usage = Usage(
+            input_tokens=inp, output_tokens=output, cache_read_tokens=read, cache_write_tokens=write,
+            cache_write_1h_tokens=write_1h or None, reasoning_tokens=reasoning,
+            input_includes_cache=True, output_includes_reasoning=True,
+        )  # fmt: skip
+        cost = compute_cost(model, usage, provider=provider, start_time=at,
+                            service_tier=(tier or None) and tier.lower(), table=table)  # fmt: skip
+        expected[trace_id(n)] = cost.total
+    rows = rollup("per_run", db=con, limit=0, reprice=table)
+    got = {row["trace_id"]: row["usd_repriced"] for row in rows}
+    assert got == expected
