@@ -1,0 +1,178 @@
+"""Drive a real client SDK with one real instrumentation active; report what it emitted.
+
+Runs inside a producer venv (see venvs.py), as a subprocess of tests/test_producers.py:
+
+    python drive.py PRODUCER OUT.json [--db spans.duckdb]
+
+PRODUCER is one of PRODUCERS below. The client SDKs find the fake endpoint through
+OPENAI_BASE_URL / ANTHROPIC_BASE_URL. Each case runs under its own root span, so its spans
+share one trace id. With --db, CostSpanProcessor prices the spans and DuckDBSpanExporter
+writes them to the file, wired exactly as a user would wire them. OUT.json maps each case to
+its trace id and the spans it produced (name, kind, attributes without message content).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_costattr.semconv import is_content_key
+
+OPENAI_MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-sonnet-4-5"
+MESSAGES = [{"role": "user", "content": "What is the answer?"}]
+
+
+def _instrument_openai_v2(provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+
+
+def _instrument_openllmetry_openai(provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+
+
+def _instrument_openllmetry_anthropic(provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+
+    AnthropicInstrumentor().instrument(tracer_provider=provider)
+
+
+def _instrument_openinference(provider: TracerProvider) -> None:
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+
+
+def _no_instrumentation(provider: TracerProvider) -> None:
+    pass
+
+
+def openai_cases(provider: TracerProvider) -> dict[str, Callable[[], None]]:
+    import openai
+
+    client = openai.OpenAI(max_retries=0)
+
+    def nonstream() -> None:
+        client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
+
+    def stream_usage() -> None:
+        stream = client.chat.completions.create(
+            model=OPENAI_MODEL,
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for _ in stream:
+            pass
+
+    def stream_no_usage() -> None:
+        for _ in client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES, stream=True):
+            pass
+
+    return {"nonstream": nonstream, "stream_usage": stream_usage, "stream_no_usage": stream_no_usage}
+
+
+def anthropic_cases(provider: TracerProvider, *, sdk_spans: bool) -> dict[str, Callable[[], None]]:
+    import anthropic
+
+    # anthropic >= 1.14 traces its own calls (scope com.anthropic.sdk.python), on by default
+    # whenever a global TracerProvider is set. Pass the provider explicitly, or switch it off.
+    native = {"tracer_provider": provider} if sdk_spans else False
+    client = anthropic.Anthropic(max_retries=0, open_telemetry=native)
+
+    def nonstream() -> None:
+        client.messages.create(model=ANTHROPIC_MODEL, max_tokens=1024, messages=MESSAGES)
+
+    def stream() -> None:
+        events = client.messages.create(
+            model=ANTHROPIC_MODEL, max_tokens=1024, messages=MESSAGES, stream=True
+        )
+        for _ in events:
+            pass
+
+    def stream_helper() -> None:
+        with client.messages.stream(model=ANTHROPIC_MODEL, max_tokens=1024, messages=MESSAGES) as events:
+            for _ in events.text_stream:
+                pass
+
+    return {"nonstream": nonstream, "stream": stream, "stream_helper": stream_helper}
+
+
+Cases = Callable[[TracerProvider], dict[str, Callable[[], None]]]
+PRODUCERS: dict[str, tuple[Callable[[TracerProvider], None], Cases]] = {
+    "openai-v2": (_instrument_openai_v2, openai_cases),
+    "openllmetry-openai": (_instrument_openllmetry_openai, openai_cases),
+    "openllmetry-anthropic": (
+        _instrument_openllmetry_anthropic,
+        functools.partial(anthropic_cases, sdk_spans=False),
+    ),
+    "anthropic-sdk": (_no_instrumentation, functools.partial(anthropic_cases, sdk_spans=True)),
+    # What a user of OpenLLMetry with a global TracerProvider gets by default: both.
+    "openllmetry-anthropic+anthropic-sdk": (
+        _instrument_openllmetry_anthropic,
+        functools.partial(anthropic_cases, sdk_spans=True),
+    ),
+    "openinference-openai": (_instrument_openinference, openai_cases),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("producer", choices=sorted(PRODUCERS))
+    parser.add_argument("out", help="where to write the JSON report")
+    parser.add_argument("--db", help="price the spans and land them in this DuckDB file")
+    args = parser.parse_args(argv)
+
+    provider = TracerProvider()
+    if args.db:
+        from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
+
+        provider.add_span_processor(CostSpanProcessor())
+        provider.add_span_processor(BatchSpanProcessor(DuckDBSpanExporter(args.db)))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+
+    instrument, cases = PRODUCERS[args.producer]
+    instrument(provider)
+    tracer = provider.get_tracer("otel-costattr.tests.drive")
+    trace_ids = {}
+    for name, call in cases(provider).items():
+        with tracer.start_as_current_span(f"case {name}") as root:
+            trace_ids[name] = format(root.get_span_context().trace_id, "032x")
+            call()
+    provider.shutdown()  # flushes the BatchSpanProcessor into DuckDB
+
+    report: dict[str, dict] = {name: {"trace_id": tid, "spans": []} for name, tid in trace_ids.items()}
+    by_trace = {tid: name for name, tid in trace_ids.items()}
+    for span in memory.get_finished_spans():
+        case = by_trace[format(span.context.trace_id, "032x")]
+        if span.parent is None:
+            continue  # our own root span
+        attrs = {k: v if not isinstance(v, tuple) else list(v) for k, v in span.attributes.items()}
+        report[case]["spans"].append(
+            {
+                "name": span.name,
+                "kind": span.kind.name,
+                "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
+                # Message text is customer data in real life; the tests never need it.
+                "attributes": {k: v for k, v in sorted(attrs.items()) if not is_content_key(k)},
+            }
+        )
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""A fake LLM HTTP endpoint on 127.0.0.1: canned OpenAI and Anthropic answers.
+
+Standard library only, so it runs in the test process and in any producer venv. It serves
+
+- ``POST /v1/chat/completions`` (OpenAI chat completions): JSON, or server-sent events when
+  the request says ``"stream": true``. Like the real API, a stream carries usage only when
+  the request asks for it with ``stream_options.include_usage``.
+- ``POST /v1/messages`` (Anthropic messages): JSON, or the server-sent event sequence
+  message_start / content_block_* / message_delta / message_stop. As the real API does,
+  message_start carries ``output_tokens: 1`` and message_delta the final (cumulative) count.
+
+Usage is fixed (see OPENAI_USAGE and ANTHROPIC_USAGE) so tests can price it by hand.
+
+Run it on its own (``python fake_llm.py``) to point an example at it by hand: it prints the
+base URLs and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+OPENAI_REQUEST_MODEL = "gpt-4o-mini"
+OPENAI_RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
+ANTHROPIC_REQUEST_MODEL = "claude-sonnet-4-5"
+ANTHROPIC_RESPONSE_MODEL = "claude-sonnet-4-5-20250929"
+
+# OpenAI: prompt_tokens includes cached_tokens; completion_tokens includes reasoning_tokens.
+OPENAI_USAGE = {
+    "prompt_tokens": 1200,
+    "completion_tokens": 300,
+    "total_tokens": 1500,
+    "prompt_tokens_details": {"cached_tokens": 1000, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 200,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+# Anthropic: input_tokens is the uncached remainder; the cache counts come on top.
+ANTHROPIC_USAGE = {
+    "input_tokens": 50,
+    "cache_creation_input_tokens": 150,
+    "cache_read_input_tokens": 1000,
+    "output_tokens": 300,
+    "service_tier": "standard",
+}
+
+ANSWER = ["The answer", " is", " 42."]
+MAX_BODY = 1 << 20  # requests in the tests are tiny; refuse anything absurd
+
+
+def _openai_chunk(index: int, delta: dict[str, Any], finish: str | None, usage: bool) -> dict:
+    chunk: dict[str, Any] = {
+        "id": "chatcmpl-fake0001",
+        "object": "chat.completion.chunk",
+        "created": 1767225600,
+        "model": OPENAI_RESPONSE_MODEL,
+        "system_fingerprint": "fp_fake",
+        "service_tier": "default",
+        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+    if usage:
+        chunk["usage"] = None  # the real API sends null on every chunk but the last
+    return chunk
+
+
+def openai_events(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chunks of a streamed chat completion, usage last when it was asked for."""
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    chunks = [_openai_chunk(0, {"role": "assistant", "content": "", "refusal": None}, None,
+                            include_usage)]  # fmt: skip
+    chunks += [_openai_chunk(0, {"content": text}, None, include_usage) for text in ANSWER]
+    chunks.append(_openai_chunk(0, {}, "stop", include_usage))
+    if include_usage:
+        last = _openai_chunk(0, {}, None, False)
+        last["choices"] = []
+        last["usage"] = OPENAI_USAGE
+        chunks.append(last)
+    return chunks
+
+
+def openai_completion(body: dict[str, Any]) -> dict[str, Any]:
+    """A non-streamed chat completion."""
+    return {
+        "id": "chatcmpl-fake0001",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": OPENAI_RESPONSE_MODEL,
+        "system_fingerprint": "fp_fake",
+        "service_tier": "default",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(ANSWER), "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": OPENAI_USAGE,
+    }
+
+
+def anthropic_message(body: dict[str, Any]) -> dict[str, Any]:
+    """A non-streamed Anthropic message."""
+    return {
+        "id": "msg_fake0001",
+        "type": "message",
+        "role": "assistant",
+        "model": ANTHROPIC_RESPONSE_MODEL,
+        "content": [{"type": "text", "text": "".join(ANSWER)}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": ANTHROPIC_USAGE,
+    }
+
+
+def anthropic_events(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The (event, data) sequence of a streamed Anthropic message."""
+    start_usage = dict(ANTHROPIC_USAGE, output_tokens=1)
+    message = dict(anthropic_message(body), content=[], stop_reason=None, usage=start_usage)
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": message}),
+        ("content_block_start",
+         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("ping", {"type": "ping"}),
+    ]  # fmt: skip
+    for text in ANSWER:
+        delta = {"type": "text_delta", "text": text}
+        events.append(("content_block_delta",
+                       {"type": "content_block_delta", "index": 0, "delta": delta}))  # fmt: skip
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta",
+         {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+          "usage": {"output_tokens": ANTHROPIC_USAGE["output_tokens"]}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    return events
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # keep test output clean
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._json(413, {"error": {"message": "request too large"}})
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._json(400, {"error": {"message": "body is not JSON"}})
+            return
+        path = self.path.split("?", 1)[0]
+        stream = bool(body.get("stream"))
+        if path.endswith("/chat/completions"):
+            if stream:
+                self._sse([(None, chunk) for chunk in openai_events(body)], done=True)
+            else:
+                self._json(200, openai_completion(body))
+        elif path.endswith("/messages"):
+            if stream:
+                self._sse(anthropic_events(body), done=False)
+            else:
+                self._json(200, anthropic_message(body))
+        else:
+            self._json(404, {"error": {"message": f"no such endpoint: {path}"}})
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _sse(self, events: list[tuple[str | None, dict[str, Any]]], *, done: bool) -> None:
+        lines = []
+        for name, data in events:
+            if name:
+                lines.append(f"event: {name}\n")
+            lines.append(f"data: {json.dumps(data)}\n\n")
+        if done:
+            lines.append("data: [DONE]\n\n")
+        payload = "".join(lines).encode()
+        # One write with a Content-Length: SSE clients parse it the same as a chunked
+        # stream, and the connection stays reusable.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class FakeLLM:
+    """The fake endpoint, served from a background thread; use as a context manager."""
+
+    def __init__(self) -> None:
+        self._server = _Server()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """What OPENAI_BASE_URL should be (the SDK appends /chat/completions)."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """What ANTHROPIC_BASE_URL should be (the SDK appends /v1/messages)."""
+        return self.url
+
+    def env(self) -> dict[str, str]:
+        """Environment that points both client SDKs here with dummy keys."""
+        return {
+            "OPENAI_BASE_URL": self.openai_base_url,
+            "OPENAI_API_KEY": "sk-fake",
+            "ANTHROPIC_BASE_URL": self.anthropic_base_url,
+            "ANTHROPIC_API_KEY": "sk-ant-fake",
+        }
+
+    def __enter__(self) -> FakeLLM:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+if __name__ == "__main__":
+    with FakeLLM() as fake:
+        for key, value in fake.env().items():
+            print(f"export {key}={value}")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

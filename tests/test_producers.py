@@ -1,0 +1,272 @@
+"""Real instrumentations, real client SDKs, a fake LLM endpoint: the cost that lands in DuckDB.
+
+Each producer runs in its own venv (tests/producers/venvs.py: built once, then reused), in
+a subprocess driving tests/producers/drive.py or an example, against tests/producers/
+fake_llm.py on 127.0.0.1. Costs are checked exactly (the column's 12 decimal places, far
+finer than a cent) against figures computed by hand from list prices (producers/expected.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from producers import expected
+from producers.fake_llm import FakeLLM
+from producers.venvs import REPO, VenvBuildError, clean_env, ensure_venv
+
+from otel_costattr import Usage, compute_cost
+
+DRIVER = Path(__file__).parent / "producers" / "drive.py"
+RUN_TIMEOUT_S = 300
+
+# producer -> the venv it runs in (tests/producers/requirements-<venv>.txt)
+VENV = {
+    "openai-v2": "openai-v2",
+    "openllmetry-openai": "openllmetry",
+    "openllmetry-anthropic": "openllmetry",
+    "anthropic-sdk": "openllmetry",
+    "openllmetry-anthropic+anthropic-sdk": "openllmetry",
+    "openinference-openai": "openinference",
+}
+
+GPT, GPT_FULL_INPUT = expected.GPT_4O_MINI, expected.GPT_4O_MINI_NO_CACHE_COUNT
+CLAUDE, CLAUDE_301 = expected.CLAUDE_SONNET_4_5, expected.CLAUDE_SONNET_4_5_OUTPUT_301
+NO_USAGE = (None, 0, 0, 0, 0, 0)  # no cost; the exporter stores 0 tokens
+
+# producer -> case -> {span name: (cost, input, cache read, cache write, output, reasoning)}
+# as landed in DuckDB. The exporter normalises tokens: input includes the cache, output the
+# reasoning, and a bucket the producer did not report is 0.
+LANDED = {
+    "openai-v2": {
+        # 2.4b0 reports neither cached nor reasoning tokens: 1000 cached tokens priced as input.
+        "nonstream": {"chat gpt-4o-mini": (GPT_FULL_INPUT, 1200, 0, 0, 300, 0)},
+        "stream_usage": {"chat gpt-4o-mini": (GPT_FULL_INPUT, 1200, 0, 0, 300, 0)},
+        "stream_no_usage": {"chat gpt-4o-mini": NO_USAGE},
+    },
+    "openllmetry-openai": {
+        "nonstream": {"openai.chat": (GPT, 1200, 1000, 0, 300, 200)},
+        # Streams lose the reasoning count; output still includes it, so the cost is right.
+        "stream_usage": {"openai.chat": (GPT, 1200, 1000, 0, 300, 0)},
+        "stream_no_usage": {"openai.chat": NO_USAGE},
+    },
+    "openllmetry-anthropic": {
+        "nonstream": {"anthropic.chat": (CLAUDE, 1200, 1000, 150, 300, 0)},
+        # Streams: output 301 (message_start's 1 added to the final 300).
+        "stream": {"anthropic.chat": (CLAUDE_301, 1200, 1000, 150, 301, 0)},
+        "stream_helper": {"anthropic.chat": (CLAUDE_301, 1200, 1000, 150, 301, 0)},
+    },
+    "anthropic-sdk": {
+        case: {"anthropic.messages.create": (CLAUDE, 1200, 1000, 150, 300, 0)}
+        for case in ("nonstream", "stream", "stream_helper")
+    },
+    # OpenLLMetry and the SDK's own spans together: two priced spans per call, siblings with
+    # the same gen_ai.response.id. Summing cost over the trace counts the call twice.
+    "openllmetry-anthropic+anthropic-sdk": {
+        "nonstream": {
+            "anthropic.chat": (CLAUDE, 1200, 1000, 150, 300, 0),
+            "anthropic.messages.create": (CLAUDE, 1200, 1000, 150, 300, 0),
+        },
+        **{
+            case: {
+                "anthropic.chat": (CLAUDE_301, 1200, 1000, 150, 301, 0),
+                "anthropic.messages.create": (CLAUDE, 1200, 1000, 150, 300, 0),
+            }
+            for case in ("stream", "stream_helper")
+        },
+    },
+    "openinference-openai": {
+        "nonstream": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
+        "stream_usage": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
+        "stream_no_usage": {"ChatCompletion": NO_USAGE},
+    },
+}
+
+# What each producer emits on a non-streamed call, by span name (the README table): kind,
+# instrumentation scope, and the model / usage attributes, exactly.
+EMITTED = {
+    "chat gpt-4o-mini": ("CLIENT", "opentelemetry.util.genai.handler", {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.output_tokens": 300,
+        "openai.response.service_tier": "default",
+    }),
+    "openai.chat": ("CLIENT", "opentelemetry.instrumentation.openai.v1", {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.cache_read.input_tokens": 1000,
+        "gen_ai.usage.output_tokens": 300,
+        "gen_ai.usage.reasoning_tokens": 200,
+        "gen_ai.usage.total_tokens": 1500,
+        "openai.response.service_tier": "default",
+    }),
+    "anthropic.chat": ("CLIENT", "opentelemetry.instrumentation.anthropic", {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.response.model": "claude-sonnet-4-5-20250929",
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.cache_read.input_tokens": 1000,
+        "gen_ai.usage.cache_creation.input_tokens": 150,
+        "gen_ai.usage.output_tokens": 300,
+        "gen_ai.usage.total_tokens": 1500,
+    }),
+    "anthropic.messages.create": ("CLIENT", "com.anthropic.sdk.python", {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.response.model": "claude-sonnet-4-5-20250929",
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.cache_read.input_tokens": 1000,
+        "gen_ai.usage.cache_write.input_tokens": 150,
+        "gen_ai.usage.output_tokens": 300,
+        "anthropic.response.service_tier": "standard",
+    }),
+    "ChatCompletion": ("INTERNAL", "openinference.instrumentation.openai", {
+        "openinference.span.kind": "LLM",
+        "llm.system": "openai",
+        "llm.model_name": "gpt-4o-mini-2024-07-18",
+        "llm.token_count.prompt": 1200,
+        "llm.token_count.prompt_details.cache_read": 1000,
+        "llm.token_count.prompt_details.audio": 0,
+        "llm.token_count.completion": 300,
+        "llm.token_count.completion_details.reasoning": 200,
+        "llm.token_count.completion_details.audio": 0,
+        "llm.token_count.total": 1500,
+    }),
+}  # fmt: skip
+EMITTED_PREFIXES = ("gen_ai.usage.", "llm.token_count.", "gen_ai.request.model",
+                    "gen_ai.response.model", "gen_ai.provider.", "gen_ai.system",
+                    "gen_ai.operation.", "llm.model_name", "llm.system", "llm.provider",
+                    "openinference.span.kind", "openai.response.service_tier",
+                    "anthropic.response.service_tier")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeLLM() as server:
+        yield server
+
+
+def producer_python(venv: str) -> Path:
+    """The producer venv's interpreter; a venv that cannot be built fails the test."""
+    try:
+        return ensure_venv(venv)
+    except VenvBuildError as e:
+        pytest.fail(f"could not build producer venv {venv!r}: {e}", pytrace=False)
+
+
+def run_in_venv(venv: str, args: list[str], fake: FakeLLM, **env: str) -> str:
+    python = producer_python(venv)
+    done = subprocess.run(
+        [str(python), *args],
+        env=clean_env(**fake.env(), **env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def landed(db: Path, where: str, *params: object) -> list[dict]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        cur = con.execute(f"SELECT * FROM spans WHERE {where} ORDER BY start_time", params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def test_hand_computed_costs_agree_with_the_bundled_table():
+    """The list prices above are the ones the bundled pricing table holds."""
+    openai = Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=1000,
+                   reasoning_tokens=200)  # fmt: skip
+    anthropic = Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=1000,
+                      cache_write_tokens=150)  # fmt: skip
+    assert compute_cost("gpt-4o-mini-2024-07-18", openai, provider="openai").total == GPT
+    assert compute_cost("claude-sonnet-4-5-20250929", anthropic, provider="anthropic").total == (CLAUDE)
+    hand = {GPT: "0.000285", GPT_FULL_INPUT: "0.00036", CLAUDE: "0.0055125", CLAUDE_301: "0.0055275"}
+    assert all(cost == Decimal(text) for cost, text in hand.items())
+
+
+@pytest.fixture(scope="module", params=sorted(VENV))
+def driven(request, fake, tmp_path_factory):
+    """One driver run per producer, with the cost processor and the DuckDB exporter on:
+    (producer, report of the spans as the SDK saw them, DuckDB file)."""
+    producer = request.param
+    tmp = tmp_path_factory.mktemp(producer)
+    db, out = tmp / "spans.duckdb", tmp / "report.json"
+    run_in_venv(VENV[producer], [str(DRIVER), producer, str(out), "--db", str(db)], fake)
+    return producer, json.loads(out.read_text()), db
+
+
+def test_producer_cost_lands_in_duckdb(driven):
+    producer, report, db = driven
+    assert sorted(report) == sorted(LANDED[producer])
+    columns = ("cost_usd", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+               "output_tokens", "reasoning_tokens")  # fmt: skip
+    for case, want in LANDED[producer].items():
+        spans = {s["name"]: s["attributes"] for s in report[case]["spans"]}
+        assert sorted(spans) == sorted(want), case
+        rows = landed(db, "trace_id = ? AND span_role = 'model_call'", report[case]["trace_id"])
+        assert {r["name"]: tuple(r[k] for k in columns) for r in rows} == want, case
+        assert len(rows) == len(want), case
+        for row in rows:
+            cost, attrs = want[row["name"]][0], spans[row["name"]]
+            # The processor stamped the span itself, so every exporter sees the same figure,
+            # and DuckDB keeps it (cost_source 'span') rather than pricing again.
+            if cost is None:
+                assert (attrs["costattr.status"], row["cost_status"]) == ("no_usage",) * 2, case
+                assert "gen_ai.usage.cost" not in attrs, case
+            else:
+                assert (attrs["costattr.status"], row["cost_status"]) == ("priced",) * 2, case
+                assert attrs["gen_ai.usage.cost"] == float(cost), case
+                assert row["cost_source"] == "span", case
+
+
+def test_what_each_producer_emits(driven):
+    """Pins what each producer writes for a non-streamed call (the README table)."""
+    _, report, _ = driven
+    for span in report["nonstream"]["spans"]:
+        kind, scope, attrs = EMITTED[span["name"]]
+        assert (span["kind"], span["scope"]) == (kind, scope), span["name"]
+        seen = {
+            k: v
+            for k, v in span["attributes"].items()
+            if k.startswith(EMITTED_PREFIXES) and k != "gen_ai.usage.cost"
+        }
+        assert seen == attrs, span["name"]
+
+
+EXAMPLES = {
+    # example -> (venv, expected model-call costs in call order)
+    "openai_v2.py": ("openai-v2", [GPT_FULL_INPUT, GPT_FULL_INPUT]),
+    "openllmetry_anthropic.py": ("openllmetry", [CLAUDE, CLAUDE_301]),
+    "openinference_openai.py": ("openinference", [GPT, GPT]),
+}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_example_runs(example, fake, tmp_path):
+    venv, costs = EXAMPLES[example]
+    db = tmp_path / "costs.duckdb"
+    stdout = run_in_venv(venv, [str(REPO / "examples" / example), str(db)], fake)
+    rows = landed(db, "span_role = 'model_call'")
+    assert [r["cost_usd"] for r in rows] == costs
+    assert {r["cost_source"] for r in rows} == {"span"}
+    # Identity set on the agent span reaches its model calls.
+    agents = landed(db, "span_role = 'agent'")
+    assert len(agents) == 1 and agents[0]["cost_usd"] is None
+    assert {r["feature"] for r in rows} == {agents[0]["feature"]} != {None}
+    assert len(stdout.splitlines()) == len(costs)  # the example prints one line per call

@@ -1,0 +1,158 @@
+"""Zero-code: `opentelemetry-instrument python app.py`, switched on from the environment only.
+
+Runs examples/zero_code.sh (the documented command line, verbatim) and variants of it in the
+openai-v2 producer venv, which also holds opentelemetry-distro: the official OpenAI
+instrumentation, our post-instrument hook (OTEL_COSTATTR_PROCESSOR) and our exporter entry
+point (OTEL_TRACES_EXPORTER=duckdb) are all found through package metadata, as for a user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import ProxyTracerProvider
+from producers import expected
+from producers.fake_llm import FakeLLM
+from producers.otlp_receiver import OTLPReceiver
+from producers.venvs import REPO, VenvBuildError, clean_env, ensure_venv
+
+from otel_costattr import CostSpanProcessor, autoconfig
+from otel_costattr.autoconfig import ENV_PROCESSOR
+
+SCRIPT = REPO / "examples" / "zero_code.sh"
+APP = REPO / "examples" / "zero_code_app.py"
+DUCKDB_PATH_ENV = "OTEL_COSTATTR_DUCKDB_PATH"
+# openai-v2 does not report cached tokens: both calls are priced with all input at full rate.
+COSTS = [expected.GPT_4O_MINI_NO_CACHE_COUNT] * 2
+GPT_CALL = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+    "gen_ai.usage.input_tokens": 1200,
+    "gen_ai.usage.cache_read.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 300,
+}
+
+
+@pytest.fixture(scope="module")
+def venv_bin() -> Path:
+    try:
+        return ensure_venv("openai-v2").parent
+    except VenvBuildError as e:
+        pytest.fail(f"could not build producer venv 'openai-v2': {e}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeLLM() as server:
+        yield server
+
+
+def run(cmd: list[str], venv_bin: Path, fake: FakeLLM, **env: str) -> None:
+    path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # as if the venv were active
+    done = subprocess.run(
+        cmd,
+        env=clean_env(PATH=path, **fake.env(), **env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
+    assert done.stdout.strip() == "done", done.stdout
+    # A broken hook or exporter is logged, never raised: make sure nothing was logged.
+    assert "Traceback" not in done.stderr and "otel-costattr" not in done.stderr, done.stderr
+
+
+def model_calls(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "SELECT cost_usd, cost_source, response_model FROM spans"
+            " WHERE span_role = 'model_call' ORDER BY start_time"
+        ).fetchall()
+
+
+def test_documented_command_prices_and_lands_in_duckdb(venv_bin, fake, tmp_path):
+    db = tmp_path / "costs.duckdb"
+    run(["bash", str(SCRIPT), str(db)], venv_bin, fake)
+    # cost_source 'span': the processor stamped it (the exporter alone would say 'exporter').
+    assert model_calls(db) == [(c, "span", "gpt-4o-mini-2024-07-18") for c in COSTS]
+
+
+def test_processor_is_off_unless_switched_on(venv_bin, fake, tmp_path):
+    db = tmp_path / "costs.duckdb"
+    env = {"OTEL_TRACES_EXPORTER": "duckdb", DUCKDB_PATH_ENV: str(db),
+           "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}  # fmt: skip
+    run(["opentelemetry-instrument", "python", str(APP)], venv_bin, fake, **env)
+    # Still priced, by the exporter: the DuckDB file never depends on the processor.
+    assert model_calls(db) == [(c, "exporter", "gpt-4o-mini-2024-07-18") for c in COSTS]
+
+
+def test_zero_code_cost_reaches_otlp_too(venv_bin, fake, tmp_path):
+    db = tmp_path / "costs.duckdb"
+    with OTLPReceiver() as receiver:
+        env = {
+            ENV_PROCESSOR: "true",
+            "OTEL_TRACES_EXPORTER": "duckdb,otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.traces_endpoint,
+            DUCKDB_PATH_ENV: str(db),
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
+        run(["opentelemetry-instrument", "python", str(APP)], venv_bin, fake, **env)
+        spans = receiver.spans
+    assert receiver.errors == []
+    assert [s["name"] for s in spans] == ["chat gpt-4o-mini"] * 2
+    assert [s["attributes"]["gen_ai.usage.cost"] for s in spans] == [float(c) for c in COSTS]
+    assert len(model_calls(db)) == 2
+
+
+# -- the hook itself, in process -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "on"),
+    [("true", True), (" On ", True), ("1", True), ("false", False), ("", False), ("maybe", False)],
+)
+def test_switch_values(monkeypatch, value, on):
+    monkeypatch.setenv(ENV_PROCESSOR, value)
+    assert autoconfig.enabled() is on
+
+
+def test_switch_is_off_when_unset(monkeypatch):
+    monkeypatch.delenv(ENV_PROCESSOR, raising=False)
+    assert autoconfig.enabled() is False
+
+
+def test_install_adds_a_working_processor():
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))  # registered first, as autoconfig does
+    assert isinstance(autoconfig.install(provider), CostSpanProcessor)
+    with provider.get_tracer("t").start_as_current_span("chat", attributes=GPT_CALL):
+        pass
+    (span,) = memory.get_finished_spans()
+    assert span.attributes["gen_ai.usage.cost"] == float(expected.GPT_4O_MINI)
+
+
+def test_install_without_an_sdk_provider_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.autoconfig"):
+        assert autoconfig.install(ProxyTracerProvider()) is None
+    assert "not the SDK's" in caplog.text
+
+
+def test_post_instrument_never_raises(monkeypatch, caplog):
+    monkeypatch.setenv(ENV_PROCESSOR, "maybe")
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.autoconfig"):
+        autoconfig.post_instrument()
+    assert "treated as false" in caplog.text
