@@ -540,3 +540,23 @@ def test_bundled_claude_price():
     # 50*3 + 1000*0.30 + 150*3.75 + 300*15 = 5512.5 per Mtok
     assert span.attributes[COST] == usd("0.0055125")
     assert span.attributes[PRICED_MODEL].startswith("claude-sonnet-4-5")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "tier_total"),
+    [
+        ("anthropic.response.service_tier", "batch", "0.00275625"),  # half of 0.0055125
+        ("openai.response.service_tier", "BATCH", "0.00275625"),
+        ("gen_ai.request.service_tier", "standard", "0.0055125"),
+        ("anthropic.response.service_tier", "priority", "0.0055125"),  # not priced apart: standard
+    ],
+)
+def test_service_tier_attributes_select_the_price(pipeline, key, value, tier_total):
+    attrs = chat(input_tokens=1200, output_tokens=300)
+    attrs.update(
+        {"gen_ai.usage.cache_read.input_tokens": 1000, "gen_ai.usage.cache_creation.input_tokens": 150}
+    )
+    attrs[key] = value
+    pipeline.tracer.start_span("chat", attributes=attrs, start_time=0).end()
+    (span,) = pipeline.spans("chat")
+    assert span.attributes[COST] == float(Decimal(tier_total))

@@ -67,6 +67,7 @@ REASONING_KEYS = (
 SERVICE_TIER_KEYS = (
     "gen_ai.openai.response.service_tier",
     "openai.response.service_tier",
+    "anthropic.response.service_tier",  # the anthropic SDK's own spans: standard/priority/batch
     "gen_ai.response.service_tier",
     "gen_ai.request.service_tier",
     "gen_ai.openai.request.service_tier",
