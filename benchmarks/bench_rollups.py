@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from otel_costattr import store
-from otel_costattr.rollups import rollup, rollups
+from otel_costattr.rollup_queries import rollup, rollups
 
 TARGETS = {"per_feature", "per_step", "per_run", "per_agent"}
 TARGET_SECONDS = 1.0

@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from otel_costattr import rollup
 from otel_costattr.exporter import DuckDBSpanExporter
 from otel_costattr.processor import CostSpanProcessor
-from otel_costattr.rollups import rollup
 
 db = sys.argv[1] if len(sys.argv) > 1 else "costs.duckdb"
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from test_rollups_workload import DAY0, TOTAL_CALLS, TOTAL_USD, Writer, build, identity, trace_id
 
 from otel_costattr import store
-from otel_costattr.rollups import RollupError, RollupParamError, UnknownRollup, query, rollup, rollups
+from otel_costattr.rollup_queries import RollupError, RollupParamError, UnknownRollup, query, rollup, rollups
 
 D = Decimal
 EXPECTED_NAMES = [

@@ -1,7 +1,6 @@
 """otel-costattr: turn OpenTelemetry GenAI spans into dollars per feature, agent, step and run."""
 
 from .cost import MAX_TOKENS, BillableTokens, CallCost, CostStatus, Usage, compute_cost
-from .exporter import DuckDBSpanExporter
 from .pricing import (
     ENV_PRICING_FILES,
     ModelEntry,
@@ -11,9 +10,39 @@ from .pricing import (
 )
 from .pricing_file import PricePeriod, PricingError, Rates
 from .processor import CostSpanProcessor
-from .rollups import RollupError, RollupParamError, UnknownRollup, load_prices, rollup, rollups
 from .semconv import ModelCall, SpanRole, read_model_call, span_role
 from .version import __version__
+
+# The exporter and the rollups need duckdb and pyarrow; a user who only wants the processor
+# (or the cost engine) should not pay for importing them. PEP 562 lazy attributes.
+_LAZY = {
+    "DuckDBSpanExporter": "exporter",
+    "RollupError": "rollup_queries",
+    "RollupParamError": "rollup_queries",
+    "UnknownRollup": "rollup_queries",
+    "load_prices": "rollup_queries",
+    "rollup": "rollup_queries",
+    "rollups": "rollup_queries",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_costattr' has no attribute {name!r}")
+    from importlib import import_module
+
+    loaded = import_module(f".{module}", __name__)
+    # Bind every lazy name of that module at once: next time, plain attributes.
+    for lazy, home in _LAZY.items():
+        if home == module:
+            globals()[lazy] = getattr(loaded, lazy)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ENV_PRICING_FILES",

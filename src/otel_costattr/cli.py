@@ -184,7 +184,7 @@ def _query_params(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run_rollup(name: str, args: argparse.Namespace, **extra: object) -> list[dict]:
-    from .rollups import RollupError, rollup
+    from .rollup_queries import RollupError, rollup
 
     try:
         return rollup(name, db=_db(args), reprice=_reprice(args), **_query_params(args), **extra)
@@ -305,7 +305,7 @@ def _emit(rows: list[dict], fmt: str, *, tree: bool = False) -> None:
 
 def cmd_rollup(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the package exports a function named `rollups`.
-    from .rollups import WINDOW_PARAMS, query, rollups
+    from .rollup_queries import WINDOW_PARAMS, query, rollups
 
     if args.list:
         for name in rollups():
@@ -357,7 +357,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
     from . import demo, store
-    from .rollups import rollup
+    from .rollup_queries import rollup
 
     started = time.perf_counter()
     shown = args.db or demo.DEFAULT_PATH  # as typed, for the commands printed below

@@ -7,9 +7,9 @@ connection, retrying a lock conflict with bounded backoff (`connect`).
 Writers do not wait for the lock. A batch goes first to the *spool*: a Parquet file in
 ``<db>.spool/``, written under a temporary name, fsynced and atomically renamed, so it is
 durable the moment it appears. Whoever next holds the write lock (any process: an exporter's
-ingester, or `connect` from the CLI) moves every spool file into ``spans`` in one transaction
-and deletes it after the commit. A crash between commit and delete only means the file is
-ingested again; ingestion skips spans already stored, so a span is stored once.
+ingester, or `connect` from the CLI) moves the spool files into ``spans``, many files per
+transaction, and deletes them after the commit. A crash between commit and delete only means
+a file is ingested again; ingestion skips spans already stored, so a span is stored once.
 
 Dedupe is on (trace_id, span_id) without a PRIMARY KEY: DuckDB loads an ART index whole on
 every write connection, which made each ingest cost O(table size) (measured 330 ms per 20k
