@@ -36,6 +36,8 @@ from pathlib import Path
 
 import tomllib
 
+from otel_costattr.pricing import candidate_ids
+
 try:
     import re._parser as sre_parse  # Python 3.11+
 except ImportError:  # pragma: no cover
@@ -862,13 +864,7 @@ class Table:
         self.normalize = [(re.compile(p), r) for p, r, _ in NORMALIZE]
 
     def forms(self, model_id: str) -> list[str]:
-        current = model_id.strip().lower()
-        forms = [current]
-        for pattern, repl in self.normalize:
-            current = pattern.sub(repl, current, count=1)
-            if current not in forms:
-                forms.append(current)
-        return forms
+        return candidate_ids(model_id, self.normalize)
 
     def hits(self, pid: str, form: str) -> list[Model]:
         return [m for m in self.models[pid].values() if any(rule_matches(r, form) for r in m.rules)]

@@ -112,6 +112,18 @@ def _entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, 
     )
 
 
+def candidate_ids(model: str, normalize: Iterable[tuple[re.Pattern[str], str]]) -> list[str]:
+    """``model`` lower-cased, then after each ``(pattern, replace)`` rewrite in turn
+    (cumulative, first match only), without repeats: the ids resolution tries, in order."""
+    current = model.strip().lower()
+    forms = [current]
+    for pattern, replace in normalize:
+        current = pattern.sub(replace, current, count=1)
+        if current not in forms:
+            forms.append(current)
+    return forms
+
+
 class _Provider:
     """The models of one provider, with a fast path for exact ids."""
 
@@ -186,13 +198,7 @@ class PriceTable:
 
     def candidate_ids(self, model: str) -> list[str]:
         """The forms of ``model`` tried in turn: lower-cased, then each normalisation."""
-        current = model.strip().lower()
-        forms = [current]
-        for pattern, replace in self._normalize:
-            current = pattern.sub(replace, current, count=1)
-            if current not in forms:
-                forms.append(current)
-        return forms
+        return candidate_ids(model, self._normalize)
 
     def resolve(self, model: str | None, provider: str | None = None) -> ModelEntry | None:
         """The entry pricing ``model`` as reported by a span, or None when it is unknown.
