@@ -208,17 +208,34 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
-class FakeLLM:
-    """The fake endpoint, served from a background thread; use as a context manager."""
+class BackgroundServer:
+    """An HTTP server on 127.0.0.1 (a free port), served from a background thread while used
+    as a context manager. Shared by the fake LLM and the OTLP receiver."""
 
-    def __init__(self) -> None:
-        self._server = _Server()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def __init__(self, server: ThreadingHTTPServer) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def __enter__(self):  # returns the subclass instance
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+class FakeLLM(BackgroundServer):
+    """The fake endpoint, served from a background thread; use as a context manager."""
+
+    def __init__(self) -> None:
+        super().__init__(_Server())
 
     @property
     def openai_base_url(self) -> str:
@@ -238,15 +255,6 @@ class FakeLLM:
             "ANTHROPIC_BASE_URL": self.anthropic_base_url,
             "ANTHROPIC_API_KEY": "sk-ant-fake",
         }
-
-    def __enter__(self) -> FakeLLM:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
 
 if __name__ == "__main__":

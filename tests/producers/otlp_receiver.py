@@ -21,6 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
+from .fake_llm import BackgroundServer
+
 MAX_BODY = 16 << 20
 
 
@@ -115,18 +117,18 @@ class _Server(ThreadingHTTPServer):
             self.errors.append(error)
 
 
-class OTLPReceiver:
+class OTLPReceiver(BackgroundServer):
     """The receiver, served from a background thread; use as a context manager."""
 
+    _server: _Server
+
     def __init__(self) -> None:
-        self._server = _Server()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_Server())
 
     @property
     def traces_endpoint(self) -> str:
         """What OTEL_EXPORTER_OTLP_TRACES_ENDPOINT should be."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1/traces"
+        return self.url + "/v1/traces"
 
     @property
     def spans(self) -> list[dict[str, Any]]:
@@ -142,12 +144,3 @@ class OTLPReceiver:
     def errors(self) -> list[str]:
         with self._server.lock:
             return list(self._server.errors)
-
-    def __enter__(self) -> OTLPReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
