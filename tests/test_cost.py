@@ -119,6 +119,9 @@ def test_price_change_between_two_dates(table):
     midnight = int(dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc).timestamp()) * 10**9
     assert cost(table, "acme-large", usage, start_time=midnight - 1).total == Decimal("0.0055125")
     assert cost(table, "acme-large", usage, start_time=midnight).total == Decimal("0.003675")
+    # Quotes are cached per price period: going back and forth must not reuse the wrong one.
+    for when, total in [(midnight, "0.0018375"), (midnight - 1, "0.00275625"), (midnight, "0.0018375")]:
+        assert cost(table, "acme-large", usage, start_time=when, service_tier="batch").total == Decimal(total)
 
 
 def test_snapshot_ids_resolve_to_the_canonical_model(table):

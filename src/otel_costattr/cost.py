@@ -20,7 +20,8 @@ import enum
 from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
-from .pricing import ModelEntry, PriceTable, default_pricing, epoch_ns
+from .pricing import ModelEntry, PriceTable, Quote, default_pricing, epoch_ns
+from .pricing_file import Rates
 
 # Far beyond any context window (2M tokens today): a count this large is a bug upstream, and
 # pricing it would put a fictitious fortune on the bill.
@@ -272,15 +273,25 @@ def compute_cost(
     return CallCost(status, version, usage=usage)
 
 
+_POW10 = tuple(10**n for n in range(64))  # computing 10**n costs as much as the pricing
+
+
 def usd_float(parts: tuple[int, ...], scale: int) -> float:
     """The total of `price_call`'s parts as a float, for the OTel attribute boundary only."""
+    try:
+        divisor = _POW10[scale + 6]
+    except IndexError:  # only a user multiplier with many digits gets here
+        divisor = 10 ** (scale + 6)
     # int / int is correctly rounded: the same float as float(total Decimal), 4x cheaper.
-    return sum(parts) / 10 ** (scale + 6)
+    return sum(parts) / divisor
 
 
 _INVALID = (CostStatus.INVALID_USAGE, None, None, 0, None, None)
 _NO_USAGE = (CostStatus.NO_USAGE, None, None, 0, None, None)
 _UNKNOWN = (CostStatus.UNKNOWN_MODEL, None, None, 0, None, None)
+
+# (status, entry, parts, scale, service tier applied, long-context threshold applied)
+PricedCall = tuple[CostStatus, ModelEntry | None, tuple[int, ...] | None, int, str | None, int | None]
 
 
 def price_call(
@@ -290,13 +301,12 @@ def price_call(
     provider: str | None,
     service_tier: str | None,
     usage: tuple[Any, ...],
-) -> tuple[CostStatus, ModelEntry | None, tuple[int, int, int, int, int] | None, int, str | None, int | None]:
+) -> PricedCall:
     """`compute_cost` without the objects, for the processor's hot path. ``usage``: the
     `Usage` fields in order, in any tuple. Returns (status, entry, parts, scale, service tier
     applied, tier threshold applied); the parts are integers over 10**(scale + 6) USD, None
     unless priced.
     """
-    # One flat function on purpose: it runs once per model-call span (target < 2 µs).
     inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = usage
     # Usage.problem()'s rule, unrolled: a loop over a tuple of them costs half as much again.
     if (
@@ -314,50 +324,46 @@ def price_call(
     write_1h = write_1h or 0
     if write_1h > write:
         return _INVALID
-    entry = table.resolve(model, provider)
-    if entry is None:
+    return price_tokens(
+        table,
+        start_time,
+        (model, provider, service_tier, inp or 0, out or 0, read or 0, write, write_1h, reasoning or 0,
+         inclusive, with_reasoning),
+    )  # fmt: skip
+
+
+def price_tokens(table: PriceTable, start_time: object, call: tuple[Any, ...]) -> PricedCall:
+    """`price_call` for counts already known valid. ``call``: (model, provider, service tier,
+    input, output, cache read, cache write, cache write 1h, reasoning, input includes cache,
+    output includes reasoning), the counts ints in 0..MAX_TOKENS with absent ones 0, cache
+    write 1h <= cache write, at least one reported."""
+    # One flat function on purpose: it runs once per model-call span.
+    model, provider, service_tier, inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = (
+        call
+    )
+    if type(start_time) is not int:
+        start_time = epoch_ns(start_time)
+    quote = table.quote(model, provider, service_tier, start_time)
+    if quote is None:
         return _UNKNOWN
 
     # The same split as Usage.billable(), inlined.
-    inp = inp or 0
-    read = read or 0
     if inclusive is None:
         inclusive = read + write <= inp
     uncached = inp - read - write if inclusive else inp
     if uncached < 0:
         uncached = 0
-    out = out or 0
-    reasoning = reasoning or 0
     if with_reasoning is None:
         with_reasoning = reasoning <= out
     visible = out - reasoning if with_reasoning else out
     if visible < 0:
         visible = 0
 
-    if type(start_time) is not int:
-        start_time = epoch_ns(start_time)
-    period = entry.period_for_ns(start_time)
-    schedule = period.standard
-    applied_tier = None
-    if service_tier is not None and service_tier in period.service_tiers:
-        schedule = period.service_tiers[service_tier]
-        applied_tier = service_tier
-    rates = schedule.rates
-    tiers = schedule.tiers
-    if applied_tier is None and period.windows:
-        second = start_time // 1_000_000_000 % 86_400
-        for window in period.windows:
-            if window.contains(second):
-                rates, tiers = window.rates, ()
-                break
+    rates = quote.rates
     above = None
-    if tiers:
-        total_input = uncached + read + write
-        for tier in reversed(tiers):
-            if total_input > tier.above:
-                rates = tier.rates
-                above = tier.above
-                break
+    total_input = uncached + read + write
+    if total_input > quote.base_up_to:
+        rates, above = select_rates(quote, start_time, total_input)
     r_in, r_out, r_read, r_write, r_write_1h, r_reason = rates.ints
     parts = (
         uncached * r_in,
@@ -366,4 +372,18 @@ def price_call(
         visible * r_out,
         reasoning * r_reason,
     )
-    return _PRICED, entry, parts, rates.scale, applied_tier, above
+    return _PRICED, quote.entry, parts, rates.scale, quote.service_tier, above
+
+
+def select_rates(quote: Quote, ns: int, total_input: int) -> tuple[Rates, int | None]:
+    """The rates for one call and the long-context threshold applied: a time-of-day window
+    open at ``ns`` (UTC), else the highest tier ``total_input`` is above, else the base."""
+    if quote.windows:
+        second = ns // 1_000_000_000 % 86_400
+        for window in quote.windows:
+            if window.contains(second):
+                return window.rates, None
+    for tier in reversed(quote.tiers):
+        if total_input > tier.above:
+            return tier.rates, tier.above
+    return quote.rates, None

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 from ._resources import bundled_dir
 from .pricing_file import (
@@ -25,6 +26,9 @@ from .pricing_file import (
     PricePeriod,
     PricingError,
     ProviderFile,
+    Rates,
+    Tier,
+    TimeWindow,
     parse_provider_file,
     read_toml,
 )
@@ -154,6 +158,23 @@ class _Provider:
         return None
 
 
+_ALWAYS = (float("-inf"), float("inf"))
+
+
+class Quote(NamedTuple):
+    """What prices one call: the entry, the schedule in force (rates and long-context
+    tiers), the time-of-day windows that may override it (none when a service tier applies),
+    the service tier applied (None: standard) and the input size above which the base rates
+    may not apply (the first tier's threshold, -inf with windows, inf with neither)."""
+
+    entry: ModelEntry
+    rates: Rates
+    tiers: tuple[Tier, ...]
+    windows: tuple[TimeWindow, ...]
+    service_tier: str | None
+    base_up_to: float
+
+
 class PriceTable:
     """A validated, versioned pricing table. Build it with `load_pricing()`."""
 
@@ -174,6 +195,13 @@ class PriceTable:
         self._names = names
         self._normalize = tuple(normalize)
         self._cache: dict[tuple[str, str | None], ModelEntry | None] = {}
+        # (model, provider, service tier) -> (from ns, until ns, quote): one lookup per call
+        # while the same price period is in force.
+        self._quotes: dict[tuple[object, object, object], tuple[float, float, Quote | None]] = {}
+        # For hot paths that cannot afford a method call: the cache's own get(). A hit is
+        # (from ns, until ns, quote) and answers for a start time in [from, until); on a miss
+        # or outside the range, call quote().
+        self.cached_quote = self._quotes.get
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -220,6 +248,46 @@ class PriceTable:
                 self._cache.clear()  # bounded: span data can hold arbitrary model strings
             self._cache[key] = entry
         return entry
+
+    def quote(
+        self, model: str | None, provider: str | None, service_tier: str | None, ns: int
+    ) -> Quote | None:
+        """The prices for a call to ``model`` (as a span reports it) that started at epoch
+        nanoseconds ``ns`` with ``service_tier`` requested, or None when the model is unknown.
+        Cached per (model, provider, service tier) for the price period in force."""
+        key = (model, provider, service_tier)
+        try:
+            hit = self._quotes.get(key)
+        except TypeError:  # unhashable arguments from a caller of compute_cost
+            return self._quote(model, provider, service_tier, ns)[2]
+        if hit is not None and hit[0] <= ns < hit[1]:
+            return hit[2]
+        found = self._quote(model, provider, service_tier, ns)
+        with self._lock:
+            if len(self._quotes) >= _CACHE_LIMIT:
+                self._quotes.clear()
+            self._quotes[key] = found
+        return found[2]
+
+    def _quote(
+        self, model: object, provider: object, service_tier: object, ns: int
+    ) -> tuple[float, float, Quote | None]:
+        entry = self.resolve(model, provider)  # type: ignore[arg-type]
+        if entry is None:
+            return (*_ALWAYS, None)
+        since = entry._since_ns
+        index = len(since) - 1
+        while index > 0 and since[index] > ns:
+            index -= 1
+        period = entry.periods[index]
+        start = since[index] if index > 0 else _ALWAYS[0]  # the first price also applies before
+        end = since[index + 1] if index + 1 < len(since) else _ALWAYS[1]
+        schedule, windows, applied = period.standard, period.windows, None
+        if isinstance(service_tier, str) and service_tier in period.service_tiers:
+            schedule, windows, applied = period.service_tiers[service_tier], (), service_tier
+        tiers = schedule.tiers
+        base_up_to = _ALWAYS[0] if windows else tiers[0].above if tiers else _ALWAYS[1]
+        return start, end, Quote(entry, schedule.rates, tiers, windows, applied, base_up_to)
 
     def _resolve(self, model: str, provider: str | None) -> ModelEntry | None:
         pid = self.provider_id(provider)

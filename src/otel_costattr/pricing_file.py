@@ -57,6 +57,8 @@ class Rates:
     # cache_write_1h, reasoning, with the documented fallbacks already applied.
     scale: int = field(init=False, repr=False, compare=False)
     ints: tuple[int, int, int, int, int, int] = field(init=False, repr=False, compare=False)
+    # Tokens x ints / usd_divisor = USD (rates are per million tokens).
+    usd_divisor: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         values = [v for v in self.as_dict().values() if v is not None]
@@ -73,6 +75,7 @@ class Rates:
                 as_int(self.reasoning, i_out))  # fmt: skip
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "ints", ints)
+        object.__setattr__(self, "usd_divisor", 10 ** (scale + 6))
 
     def scaled(self, factor: Decimal) -> Rates:
         """These rates multiplied by ``factor`` (a negotiated discount)."""
