@@ -8,7 +8,7 @@ import logging
 
 import pytest
 from opentelemetry import baggage, trace
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -24,26 +24,42 @@ def tracer():
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("seam")
     tracer.exporter = exporter  # type: ignore[attr-defined]
+    tracer.provider = provider  # type: ignore[attr-defined]
     return tracer
 
 
 def test_self_test_passes_on_the_installed_sdk():
     assert _sdk_seam.self_test() is None, "the SDK changed: see _sdk_seam.py"
     assert _sdk_seam._fast, "the fast paths were switched off: see _sdk_seam.py"
+    assert _sdk_seam._ending_works, "_on_ending no longer usable: see _sdk_seam.py"
+    assert CostSpanProcessor()._hook.mode == "ending"
 
 
-@pytest.mark.parametrize("way", ["closure", "subclass"])
-def test_both_ways_stamp_before_the_span_freezes(tracer, way, caplog):
+class Hooked(SpanProcessor):
+    """The smallest processor using an EndHook, as CostSpanProcessor does."""
+
+    def __init__(self, hook):
+        self.hook = hook
+        if hook.mode == "ending":
+            self._on_ending = hook.on_ending
+
+    def on_start(self, span, parent_context=None):
+        if self.hook.mode == "closure":
+            assert self.hook.install(span)
+
+
+@pytest.mark.parametrize("mode", ["ending", "closure"])
+def test_both_modes_stamp_where_every_processor_sees_it(tracer, mode, caplog):
     calls = []
 
     def before_end(span, attrs):
         calls.append(dict(attrs))
-        _sdk_seam.add_attributes(span, {"stamped": 1.5})
+        return {"stamped": 1.5}
 
-    hook = _sdk_seam.EndHook(before_end, frozenset({"k"}), prefer=way)
+    # Registered after the exporting processor: it must still see the stamp.
+    tracer.provider.add_span_processor(Hooked(_sdk_seam.EndHook(before_end, frozenset({"k"}), mode=mode)))
     hooked = tracer.start_span("hooked", attributes={"k": "v"})
     skipped = tracer.start_span("skipped", attributes={"other": 1})
-    assert hook.install(hooked) and hook.install(skipped)
     with caplog.at_level(logging.WARNING):
         hooked.end()
         skipped.end()
@@ -53,31 +69,52 @@ def test_both_ways_stamp_before_the_span_freezes(tracer, way, caplog):
     assert exported == {"hooked": {"k": "v", "stamped": 1.5}, "skipped": {"other": 1}}
     assert "Setting attribute" not in caplog.text
     assert repr(hooked).startswith('_Span(name="hooked"')
+    with pytest.raises(TypeError):  # still frozen for everyone else
+        hooked.attributes["late"] = 1  # type: ignore[index]
 
 
-def test_hook_that_raises_still_ends_the_span(tracer, caplog):
+@pytest.mark.parametrize("mode", ["ending", "closure"])
+def test_hook_that_raises_still_ends_the_span(tracer, mode, caplog):
     def before_end(span, attrs):
         raise RuntimeError("boom")
 
-    hook = _sdk_seam.EndHook(before_end, frozenset({"k"}))
+    tracer.provider.add_span_processor(Hooked(_sdk_seam.EndHook(before_end, frozenset({"k"}), mode=mode)))
     span = tracer.start_span("s", attributes={"k": 1})
-    hook.install(span)
     with caplog.at_level(logging.ERROR):
         span.end()
     assert not span.is_recording()
     assert "boom" in caplog.text
+    assert [s.name for s in tracer.exporter.get_finished_spans()] == ["s"]
+
+
+def test_ending_mode_stamps_within_the_span_limits():
+    provider = TracerProvider(
+        span_limits=SpanLimits(max_span_attributes=3, max_attribute_length=4), shutdown_on_exit=False
+    )
+    exporter = InMemorySpanExporter()
+    hook = _sdk_seam.EndHook(lambda s, a: {"status": "priced", "cost": 0.5}, frozenset({"k"}), mode="ending")
+    provider.add_span_processor(Hooked(hook))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer("t").start_span("s", attributes={"a": 1, "k": 2})
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    # The SDK's own rules: the oldest attribute dropped and counted, the text truncated.
+    assert dict(ended.attributes) == {"k": 2, "status": "pric", "cost": 0.5}
+    assert ended.dropped_attributes == 1
+    with pytest.raises(TypeError):
+        ended.attributes["late"] = 1  # type: ignore[index]
 
 
 def test_closure_removes_itself_at_end(tracer):
     span = tracer.start_span("s", attributes={"k": 1})
-    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset())
+    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), mode="closure")
     assert hook.install(span)
     assert "end" in span.__dict__
     span.end()
     assert "end" not in span.__dict__  # no span -> closure -> span cycle left behind
 
 
-def test_span_refusing_instance_attributes_falls_back_to_the_subclass(tracer):
+def test_spans_that_cannot_be_hooked_are_refused(tracer):
     span = tracer.start_span("s", attributes={"k": 1})
 
     class Guarded(type(span)):  # e.g. a vendor span class guarding its attributes
@@ -89,23 +126,80 @@ def test_span_refusing_instance_attributes_falls_back_to_the_subclass(tracer):
             super().__setattr__(name, value)
 
     span.__class__ = Guarded
-    hook = _sdk_seam.EndHook(lambda s, a: _sdk_seam.add_attributes(s, {"stamped": True}), frozenset({"k"}))
-    assert hook.install(span)
-    assert isinstance(span, Guarded) and type(span) is not Guarded
-    span.end()
-    assert tracer.exporter.get_finished_spans()[0].attributes["stamped"] is True
-
-
-def test_non_sdk_spans_are_not_hooked():
-    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset())
+    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), mode="closure")
+    assert not hook.install(span)
     assert not hook.install(trace.INVALID_SPAN)
     assert not hook.install(object())
     assert _sdk_seam.attributes_of(trace.INVALID_SPAN) == {}
     assert _sdk_seam.attributes_of(object()) == {}
 
 
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="mode must be 'ending' or 'closure'"):
+        _sdk_seam.EndHook(lambda s, a: None, frozenset(), mode="subclass")
+
+
+class ForwardsOnlyStartAndEnd(SpanProcessor):
+    """A wrapper that does not know about _on_ending, as third-party wrappers may not."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def on_start(self, span, parent_context=None):
+        self.inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span):
+        self.inner.on_end(span)
+
+
+def test_wrapped_processor_falls_back_to_hooking_each_span(table, caplog):
+    processor = CostSpanProcessor(table)
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(ForwardsOnlyStartAndEnd(processor))
+    tracer = provider.get_tracer("t")
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "acme-mini",
+        "gen_ai.usage.input_tokens": 1000,
+    }
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.processor"):
+        tracer.start_span("first", attributes=attrs).end()  # ends before the wrapper is noticed
+        tracer.start_span("second", attributes=attrs).end()
+        tracer.start_span("third", attributes=attrs).end()
+    costs = {s.name: s.attributes.get(COST) for s in exporter.get_finished_spans()}
+    assert costs == {"first": None, "second": 0.00015, "third": 0.00015}
+    assert processor._hook.mode == "closure"
+    assert processor.stats()["unhooked"] == 1  # the first one, counted, never silent
+    assert processor.stats()["priced"] == 2
+    assert caplog.text.count("_on_ending is not called") == 1
+
+
+def test_concurrent_multi_span_processor_passes_on_ending_on(table):
+    # The SDK's other composite runs each hook on a thread pool and waits for it.
+    composite = ConcurrentMultiSpanProcessor(num_threads=2)
+    provider = TracerProvider(active_span_processor=composite, shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = CostSpanProcessor(table)
+    provider.add_span_processor(processor)
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "acme-mini",
+        "gen_ai.usage.input_tokens": 1000,
+    }
+    for _ in range(3):
+        provider.get_tracer("t").start_span("chat", attributes=attrs).end()
+    assert [s.attributes.get(COST) for s in exporter.get_finished_spans()] == [0.00015] * 3
+    assert processor._hook.mode == "ending" and processor.stats()["unhooked"] == 0
+    provider.shutdown()
+
+
 def test_unhookable_span_counted_and_logged_once(table, caplog):
     processor = CostSpanProcessor(table)
+    processor.on_end(trace.INVALID_SPAN)  # type: ignore[arg-type]  (as a wrapper would: closure mode)
+    assert processor._hook.mode == "closure"
     with caplog.at_level(logging.WARNING, logger="otel_costattr.processor"):
         processor.on_start(trace.INVALID_SPAN)  # type: ignore[arg-type]
         processor.on_start(trace.INVALID_SPAN)  # type: ignore[arg-type]

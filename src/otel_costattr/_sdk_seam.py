@@ -1,23 +1,24 @@
 """The one place that knows how the OpenTelemetry SDK ends a span and stores attributes.
 
 Why this exists: no public SpanProcessor hook can add an attribute that every exporter sees.
-In SDK 1.45.2 ``Span.end()`` freezes the attributes *before* it calls ``_on_ending`` (where
-``set_attribute`` is dropped with "Setting attribute on ended span", upstream issue
-opentelemetry-python#5614) and ``on_end`` gets a ReadableSpan sharing the frozen attributes
-(mutating them raises inside the user's code). So we run a callback *inside* ``span.end()``,
-before the SDK's own ``end`` runs: every processor, registered before us or after, then sees
-what it stamped.
+``on_end`` gets a ReadableSpan whose attributes are frozen (mutating them raises inside the
+user's code), and processors registered before ours have had their ``on_end`` by then. The
+spec's answer is OnEnding: called inside ``Span.end()``, before any ``on_end``, with the
+span still mutable. The SDK has it as the private, development-status ``_on_ending`` (SDK
+1.39+, PR opentelemetry-python#4775), but 1.45.2 freezes the attributes *before* calling it,
+so ``set_attribute`` there is dropped with "Setting attribute on ended span" (issue #5614,
+fix #5613 still open).
 
-Two ways to hook ``end``, both plain Python rather than SDK internals:
+So there are two ways to run a callback inside ``span.end()`` while every processor can still
+see what it adds:
 
-- closure (default): shadow ``end`` with an instance attribute. The closure deletes itself
-  first thing, so the span -> closure -> span cycle is gone once the span has ended (a span
-  never ended waits for the cycle collector; it is never exported either). It is the
-  cheaper one on CPython 3.11 (benchmarks/bench_processor.py compares them).
-- subclass: swap the span's class to a cached subclass whose ``end`` runs the callback. It
-  allocates no closure, but ``__class__`` assignment materialises the instance dict, which
-  slows every later attribute access the SDK makes on that span (~+2 us per span). Used
-  only for a span class that refuses an instance attribute named ``end``.
+- ending (default): the processor's ``_on_ending``, writing the values straight into the
+  span's attribute dict. Safe: the SDK has already stopped other threads from writing the
+  span, and no ``on_end`` has run yet. Costs nothing at span start.
+- closure (fallback, for an SDK without a usable ``_on_ending``, or a processor wrapping ours
+  that does not pass it on): shadow ``end`` with an instance closure installed at start. The
+  closure deletes itself first thing, so the span -> closure -> span cycle is gone once the
+  span has ended. About 0.5 us more per span than ending.
 
 SDK and API internals, each with a public fallback used when it is missing:
 
@@ -29,9 +30,9 @@ SDK and API internals, each with a public fallback used when it is missing:
 - the context keys of the current span and of baggage, read straight from the ``Context``
   (a dict), as ``get_current_span`` / ``baggage.get_all`` do, without their allocations.
 
-`self_test()` checks all of it against the installed SDK and switches to the public paths if
-something broke; tests/test_processor_seam.py runs it, so an SDK upgrade that breaks the
-seam fails loudly.
+`self_test()` checks all of it against the installed SDK, switches to the public paths and
+the closure if something broke, and says what; tests/test_processor_seam.py runs it, so an
+SDK upgrade that breaks the seam fails loudly.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from opentelemetry.sdk.trace import Span
 
 logger = logging.getLogger(__name__)
 
-BeforeEnd = Callable[[Span, Mapping[str, Any]], None]
+# Called inside span.end() with the span and its live attributes; returns what to add.
+BeforeEnd = Callable[[Span, Mapping[str, Any]], "dict[str, Any] | None"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -58,10 +60,16 @@ try:
     from opentelemetry.trace.propagation import _SPAN_KEY
 except ImportError:  # pragma: no cover - an API release renamed them: use the public calls
     _SPAN_KEY = _BAGGAGE_KEY = None  # type: ignore[assignment]
+try:  # the default runtime context is one ContextVar: read it without two Python calls
+    _current_context: Callable[[], Context] = _context_api._RUNTIME_CONTEXT._current_context.get  # type: ignore[attr-defined]
+except AttributeError:  # another runtime context (OTEL_PYTHON_CONTEXT): ask it
+    _current_context = get_current
 
 # Flipped off by self_test() when the installed SDK no longer matches what the fast paths
 # assume; everything then goes through the public API.
 _fast = _SPAN_KEY is not None
+# Whether the SDK calls _on_ending in a way we can stamp from (checked by self_test()).
+_ending_works = _fast
 
 
 def attributes_of(span: object) -> Mapping[str, Any]:
@@ -85,7 +93,7 @@ def parent_of(
     """The span in ``parent_context`` (None if there is none), its live attributes (read-only
     by contract) and the context's baggage (maybe empty): one call per span start."""
     if _fast:
-        ctx = parent_context if parent_context is not None else get_current()
+        ctx = parent_context if parent_context is not None else _current_context()
         parent = ctx.get(_SPAN_KEY)  # type: ignore[arg-type]
         bag = ctx.get(_BAGGAGE_KEY)  # type: ignore[arg-type]
         if not isinstance(bag, dict):
@@ -100,6 +108,48 @@ def parent_of(
     if parent is _trace_api.INVALID_SPAN:
         return None, EMPTY, _baggage_api.get_all(parent_context)
     return parent, attributes_of(parent), _baggage_api.get_all(parent_context)
+
+
+Found = Callable[[Span, Any, Mapping[str, Any], Mapping[str, object]], None]
+
+
+def start_filter(
+    wanted: frozenset[str],
+    identity: frozenset[str],
+    marker: str,
+    found: Found,
+    fallback: Callable[[Span, Context | None], None],
+) -> Callable[[Span, Context | None], None]:
+    """An ``on_start`` for the common case, built around what it looks for: it returns at
+    once unless the parent span holds one of ``wanted``, carries ``marker`` (a Python
+    attribute), or the baggage holds one of ``identity``; then it calls ``found(span,
+    parent or None, parent attributes, baggage or EMPTY)``. If the SDK surprises it,
+    ``fallback(span, parent_context)`` does the whole job through `parent_of`."""
+    if not _fast:
+        return fallback
+
+    def on_start(span: Span, parent_context: Context | None = None) -> None:
+        try:
+            ctx = parent_context if parent_context is not None else _current_context()
+            parent = ctx.get(_SPAN_KEY)  # type: ignore[arg-type]
+            bag = ctx.get(_BAGGAGE_KEY)  # type: ignore[arg-type]
+            if bag is not None and (type(bag) is not dict or identity.isdisjoint(bag)):
+                bag = None  # nothing in it to inherit
+            if parent is None:
+                if bag is None:
+                    return  # a root span without identity in its baggage
+                pattrs: Mapping[str, Any] = EMPTY
+            else:
+                bounded = getattr(parent, "_attributes", None)  # None: a remote parent
+                pattrs = EMPTY if bounded is None else bounded._dict
+                if bag is None and wanted.isdisjoint(pattrs) and getattr(parent, marker, None) is None:
+                    return  # a plain parent: the common case
+        except Exception:
+            fallback(span, parent_context)
+            return
+        found(span, parent, pattrs, EMPTY if bag is None else bag)
+
+    return on_start
 
 
 def add_attributes(span: Span, values: dict[str, Any]) -> None:
@@ -123,6 +173,39 @@ def add_attributes(span: Span, values: dict[str, Any]) -> None:
     span.set_attributes(values)
 
 
+def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
+    """From ``_on_ending``, at the span's limits: let the SDK truncate, evict the oldest and
+    count what it drops, though it has frozen the attributes (see module doc)."""
+    frozen = bounded._immutable
+    bounded._immutable = False
+    try:
+        for key, value in values.items():
+            bounded[key] = value
+    finally:
+        bounded._immutable = frozen
+
+
+def _ending_hook(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[[Span], None]:
+    def on_ending(span: Span) -> None:
+        try:
+            bounded = span._attributes  # type: ignore[attr-defined]
+            attrs = bounded._dict
+            if keys.isdisjoint(attrs):
+                return
+            values = before_end(span, attrs)
+            if values:
+                # Frozen, but no other thread may write the span now and no on_end has run.
+                maxlen = bounded.maxlen
+                if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
+                    attrs.update(values)
+                else:
+                    _add_at_limits(bounded, values)
+        except Exception:
+            logger.exception("otel-costattr: end hook failed")
+
+    return on_ending
+
+
 def _closure_installer(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[[Span], None]:
     # Built once per hook: each span then pays for one closure cell (the span), not three.
     def install_closure(span: Span) -> None:
@@ -134,12 +217,11 @@ def _closure_installer(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[
             except AttributeError:
                 pass  # another thread is ending it too: both stamp the same values
             try:
-                try:
-                    attrs = span._attributes._dict
-                except AttributeError:
-                    attrs = attributes_of(span)
-                if not keys.isdisjoint(attrs):
-                    before_end(span, attrs)
+                attrs = attributes_of(span)
+                if span.is_recording() and not keys.isdisjoint(attrs):
+                    values = before_end(span, attrs)
+                    if values:
+                        add_attributes(span, values)
             except Exception:
                 logger.exception("otel-costattr: end hook failed")
             span.end(end_time)
@@ -150,133 +232,123 @@ def _closure_installer(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[
 
 
 class EndHook:
-    """Runs ``before_end(span, attributes)`` inside the first ``span.end()``, while the span
-    can still take attributes, for spans holding at least one of ``keys`` by then (the rest
-    pay for one set test). ``before_end`` must not raise; if it does, the error is logged and
-    the span ends anyway."""
+    """Runs ``before_end(span, attributes)`` inside ``span.end()``, before any processor's
+    ``on_end``, for spans holding at least one of ``keys`` by then (the rest pay for one set
+    test), and adds the attributes it returns. ``before_end`` must not raise; if it does,
+    the error is logged and the span ends anyway.
 
-    def __init__(self, before_end: BeforeEnd, keys: frozenset[str], *, prefer: str = "closure") -> None:
-        if prefer not in ("closure", "subclass"):
-            raise ValueError(f"prefer must be 'closure' or 'subclass', got {prefer!r}")
-        self._before_end = before_end
-        self._keys = keys
-        self._subclasses: dict[type, type] = {}
-        # The way that worked last for each span class (isinstance on an ABC is slow, and
-        # trying the ways in turn costs a loop on every span).
-        self._way_for: dict[type, Callable[[Span], None]] = {}
-        self.install_closure = _closure_installer(before_end, keys)
-        ways = (self.install_closure, self.install_subclass)
-        self._ways = ways if prefer == "closure" else ways[::-1]
+    ``mode`` "ending": register `on_ending` as the processor's ``_on_ending``; "closure":
+    call `install` on every span at start; None: ending if the SDK supports it.
+    """
+
+    def __init__(self, before_end: BeforeEnd, keys: frozenset[str], *, mode: str | None = None) -> None:
+        if mode is None:
+            mode = "ending" if _fast and _ending_works else "closure"
+        if mode not in ("ending", "closure"):
+            raise ValueError(f"mode must be 'ending' or 'closure', got {mode!r}")
+        self.mode = mode
+        self.on_ending = _ending_hook(before_end, keys)
+        self._install_closure = _closure_installer(before_end, keys)
 
     def install(self, span: object) -> bool:
-        """Hook ``span``; False when it cannot be hooked (not an SDK span)."""
-        cls = type(span)
-        way = self._way_for.get(cls)
-        if way is not None:
-            try:
-                way(span)  # type: ignore[arg-type]
-                return True
-            except (AttributeError, TypeError):
-                pass
+        """Closure mode: hook ``span``; False when it cannot be hooked (not an SDK span)."""
         if not isinstance(span, Span):
             return False
-        for way in self._ways:
-            try:
-                way(span)
-            except (AttributeError, TypeError):
-                continue
-            self._way_for[cls] = way
-            return True
-        return False
-
-    def install_subclass(self, span: Span) -> None:
-        """Swap the span's class to a subclass running the hook (TypeError when impossible)."""
-        cls = type(span)
-        sub = self._subclasses.get(cls)
-        if sub is None:
-            sub = self._subclasses.setdefault(cls, self._make_subclass(cls))
-        span.__class__ = sub
-
-    def _make_subclass(self, base: type) -> type:
-        before_end = self._before_end
-        keys = self._keys
-
-        class _Hooked(base):  # type: ignore[misc, valid-type]
-            __slots__ = ()  # same layout as the base: required for __class__ assignment
-
-            def end(self, end_time: int | None = None) -> None:
-                try:
-                    attrs = attributes_of(self)
-                    if self.is_recording() and not keys.isdisjoint(attrs):
-                        before_end(self, attrs)
-                except Exception:
-                    logger.exception("otel-costattr: end hook failed")
-                super().end(end_time)
-
-        # Keep the SDK's repr ("_Span(name=..., context=...)") unchanged for users.
-        _Hooked.__name__ = base.__name__
-        _Hooked.__qualname__ = base.__qualname__
-        return _Hooked
+        try:
+            self._install_closure(span)
+        except (AttributeError, TypeError):  # a span class that refuses instance attributes
+            return False
+        return True
 
 
 def self_test() -> str | None:
     """Check the seam against the installed SDK: None when it works, else what broke.
 
-    A broken fast path is switched off (the public API is used instead) and reported.
+    A broken fast path is switched off (the public API is used instead), an unusable
+    ``_on_ending`` makes new hooks use the closure, and either is reported.
     """
-    global _fast
+    global _fast, _ending_works
     problems = []
     if _fast:
-        problem = _check()
+        problem = _check_context_and_attributes()
         if problem is not None:
             _fast = False
             problems.append(f"fast path disabled: {problem}")
-    problem = _check()
+    problem = _check_context_and_attributes()
     if problem is not None:
         problems.append(problem)
+    _ending_works = _fast and _check_hook("ending") is None
+    problem = _check_hook("closure")
+    if problem is not None:
+        problems.append(problem)
+    elif not _ending_works:
+        problems.append(f"using the slower closure hook: {_check_hook('ending') or 'fast paths are off'}")
     return "; ".join(problems) or None
 
 
-def _check() -> str | None:
+def _tracer_with(processor: object) -> Any:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
     provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource.get_empty(), shutdown_on_exit=False)
-    tracer = provider.get_tracer(__name__)
+    if processor is not None:
+        provider.add_span_processor(processor)  # type: ignore[arg-type]
+    return provider.get_tracer(__name__)
+
+
+def _check_context_and_attributes() -> str | None:
+    tracer = _tracer_with(None)
+    parent = tracer.start_span("self-test parent")
+    context = _trace_api.set_span_in_context(parent, _baggage_api.set_baggage("k", "b"))
+    found, bag = parent_and_baggage(context)
+    if found is not parent or dict(bag) != {"k": "b"}:
+        return f"parent span or baggage not found in the context: {found!r}, {bag!r}"
+    token = _context_api.attach(context)
+    try:
+        found, attrs, bag = parent_of(None)  # the current context
+    finally:
+        _context_api.detach(token)
+    if found is not parent or dict(bag) != {"k": "b"}:
+        return f"parent span or baggage not found in the current context: {found!r}, {bag!r}"
+    parent.set_attribute("p", 1)
+    if attrs.get("p") != 1:
+        return "parent attributes read are not the live ones"
+    add_attributes(parent, {"q": 2})  # type: ignore[arg-type]
+    if parent.attributes.get("q") != 2:
+        return "attributes added to a live span are missing"
+    return None
+
+
+def _check_hook(mode: str) -> str | None:
+    from opentelemetry.sdk.trace import SpanProcessor
+
     seen: list[Mapping[str, Any]] = []
+    ended: list[Mapping[str, Any]] = []
 
-    def stamp(span: Span, attrs: Mapping[str, Any]) -> None:
+    def stamp(span: Span, attrs: Mapping[str, Any]) -> dict[str, Any]:
         seen.append(dict(attrs))
-        add_attributes(span, {"costattr.self_test": "stamped"})
+        return {"costattr.self_test": "stamped"}
 
-    hook = EndHook(stamp, frozenset({"k"}))
-    for name, install in (("closure", hook.install_closure), ("subclass", hook.install_subclass)):
-        parent = tracer.start_span("self-test parent")
-        context = _trace_api.set_span_in_context(parent, _baggage_api.set_baggage("k", "b"))
-        span = tracer.start_span("self-test", context=context, attributes={"k": 1})
-        found, bag = parent_and_baggage(context)
-        if found is not parent or dict(bag) != {"k": "b"}:
-            return f"parent span or baggage not found in the context: {found!r}, {bag!r}"
-        token = _context_api.attach(context)
-        try:
-            found, attrs, bag = parent_of(None)  # the current context
-        finally:
-            _context_api.detach(token)
-        if found is not parent or dict(bag) != {"k": "b"}:
-            return f"parent span or baggage not found in the current context: {found!r}, {bag!r}"
-        parent.set_attribute("p", 1)
-        if attrs.get("p") != 1:
-            return "parent attributes read are not the live ones"
-        try:
-            install(span)  # type: ignore[arg-type]
-        except (AttributeError, TypeError) as e:
-            return f"{name}: cannot hook an SDK span: {e!r}"
-        span.end()
-        if len(seen) != 1 or seen.pop().get("k") != 1:
-            return f"{name}: hook not called with the live attributes"
-        if not isinstance(span, Span) or span.is_recording():
-            return f"{name}: span did not end"
-        if span.attributes.get("costattr.self_test") != "stamped":
-            return f"{name}: attribute added inside end() is missing from the ended span"
+    hook = EndHook(stamp, frozenset({"k"}), mode=mode)
+
+    class Probe(SpanProcessor):
+        def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+            if mode == "closure":
+                hook.install(span)
+
+        def on_end(self, span: Any) -> None:
+            ended.append(dict(span.attributes))
+
+    probe = Probe()
+    if mode == "ending":
+        probe._on_ending = hook.on_ending  # type: ignore[method-assign]
+    span = _tracer_with(probe).start_span("self-test", attributes={"k": 1})
+    span.end()
+    if len(seen) != 1 or seen.pop().get("k") != 1:
+        return f"{mode}: hook not called with the live attributes"
+    if span.is_recording():
+        return f"{mode}: span did not end"
+    if ended != [{"k": 1, "costattr.self_test": "stamped"}]:
+        return f"{mode}: attribute added inside end() is missing from the ended span: {ended!r}"
     return None

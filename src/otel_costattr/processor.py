@@ -11,9 +11,9 @@ On each span it:
   status, the pricing version and the matched model, plus ``gen_ai.agent.step`` (0-based
   index among the model calls of its nearest agent) when the span has none.
 
-The stamping happens inside ``span.end()`` before the SDK freezes the span (see
-``_sdk_seam``), so every processor and exporter on the provider sees it, whatever the
-registration order. Agent and workflow spans may carry their children's summed usage: they
+The stamping happens inside ``span.end()``, before any processor's ``on_end`` (the spec's
+OnEnding; see ``_sdk_seam``), so every processor and exporter on the provider sees it,
+whatever the registration order. Agent and workflow spans may carry their children's summed usage: they
 are never priced, so nothing is counted twice. No hook ever raises into user code: failures
 are logged and counted in `CostSpanProcessor.stats`.
 """
@@ -30,6 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import _sdk_seam
+from ._shape_pricer import cached_pricer, pricer_for
 from .cost import CostStatus, price_call, usd_float
 from .pricing import PriceTable, default_pricing
 from .semconv import (
@@ -103,12 +104,12 @@ class CostSpanProcessor(SpanProcessor):
             if not isinstance(key, str) or not key:
                 raise ValueError(f"identity_keys: not an attribute name: {key!r}")
         self._table = pricing if pricing is not None else default_pricing()
+        self._cached_quote, self._quote = self._table.cached_quote, self._table.quote
         self._identity = keys
         self._identity_set = frozenset(keys)
         # What makes a parent worth a closer look: identity to copy, or being an agent.
         self._wanted = self._identity_set | ROLE_KEYS
         self._use_baggage = bool(use_baggage)
-        self._hook = _sdk_seam.EndHook(self._before_end, ROLE_KEYS)
         self._lock = threading.Lock()
         # Lock-free exact counts: one itertools.count per statistic (see _Steps).
         self._counts = {name: itertools.count() for name in STAT_NAMES}
@@ -116,6 +117,40 @@ class CostSpanProcessor(SpanProcessor):
         self._warned_unhooked = False
         self._shutdown = False
         _check_seam()
+        self._use_hook(_sdk_seam.EndHook(self._before_end, ROLE_KEYS))
+
+    def _use_hook(self, hook: _sdk_seam.EndHook) -> None:
+        self._hook = hook
+        self.__dict__.pop("on_start", None)
+        if hook.mode == "ending" and type(self).on_start is CostSpanProcessor.on_start:
+            # Nothing to hook per span: on_start only looks at the parent. The seam's version
+            # of that, set on the instance, costs half as much on the common path (a subclass
+            # overriding on_start keeps its own).
+            self.on_start = _sdk_seam.start_filter(  # type: ignore[method-assign]
+                self._wanted,
+                self._identity_set if self._use_baggage else frozenset(),
+                _AGENT,
+                self._found_parent,
+                CostSpanProcessor.on_start.__get__(self),
+            )
+        if hook.mode == "ending":
+            # The SDK calls _on_ending(span) on every processor: the hook itself, set on the
+            # instance, spares a method call per span. The first call goes through
+            # _confirm_ending, so on_end can tell if something wrapping this processor never
+            # passes _on_ending on.
+            self._install = None
+            self._ending_seen = False
+            self._on_ending = self._confirm_ending  # type: ignore[method-assign]
+        else:
+            self._install = hook.install
+            self._ending_seen = True  # nothing to confirm
+            self._on_ending = _ignore  # type: ignore[method-assign]
+
+    def _confirm_ending(self, span: Span) -> None:
+        self._ending_seen = True
+        if not self._shutdown:
+            self._on_ending = self._hook.on_ending  # type: ignore[method-assign]
+            self._hook.on_ending(span)
 
     @property
     def pricing(self) -> PriceTable:
@@ -128,32 +163,50 @@ class CostSpanProcessor(SpanProcessor):
         return {name: _counted(counter) for name, counter in self._counts.items()}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Hook the span's end, copy inherited identity, note the nearest agent."""
+        """Hook the span's end if need be, copy inherited identity, note the nearest agent."""
         if self._shutdown:
             return
         try:
-            if not self._hook.install(span):
+            install = self._install
+            if install is not None and not install(span):
                 self._unhooked(span)
             parent, pattrs, bag = _sdk_seam.parent_of(parent_context)
+            if not (bag and self._use_baggage and not self._identity_set.isdisjoint(bag)):
+                bag = _sdk_seam.EMPTY  # nothing in it to inherit
             if parent is None and not bag:
-                return  # a root span without baggage: nothing to inherit
-            agent = getattr(parent, _AGENT, None)
-            if bag and self._use_baggage and not self._identity_set.isdisjoint(bag):
-                self._inherit(span, pattrs, bag)
-            elif self._wanted.isdisjoint(pattrs):
-                if agent is not None:  # e.g. a model call inside a tool span inside an agent
-                    setattr(span, _AGENT, agent)
-                    self._early_step(span, agent)
-                return  # the common case: a plain parent, no identity in baggage
-            else:
-                self._inherit(span, pattrs, _sdk_seam.EMPTY)
-            if not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is SpanRole.AGENT:
-                agent = self._steps_of(parent)
-            if agent is not None:
-                setattr(span, _AGENT, agent)
-                self._early_step(span, agent)
+                return  # a root span: nothing to inherit
+            self._start(span, parent, pattrs, bag)
         except Exception:
             self._internal_error("on_start")
+
+    def _found_parent(
+        self, span: Span, parent: object, pattrs: Mapping[str, Any], bag: Mapping[str, object]
+    ) -> None:
+        try:
+            self._start(span, parent, pattrs, bag)
+        except Exception:
+            self._internal_error("on_start")
+
+    def _start(
+        self, span: Span, parent: object, pattrs: Mapping[str, Any], bag: Mapping[str, object]
+    ) -> None:
+        """Inherit from ``parent`` (its attributes ``pattrs``) and ``bag`` (the baggage if it
+        holds identity, else empty); note the nearest agent."""
+        agent = getattr(parent, _AGENT, None)
+        if bag:
+            self._inherit(span, pattrs, bag)
+        elif self._wanted.isdisjoint(pattrs):
+            if agent is not None:  # e.g. a model call inside a tool span inside an agent
+                setattr(span, _AGENT, agent)
+                self._early_step(span, agent)
+            return  # the common case: a plain parent, no identity in baggage
+        else:
+            self._inherit(span, pattrs, bag)
+        if not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is SpanRole.AGENT:
+            agent = self._steps_of(parent)
+        if agent is not None:
+            setattr(span, _AGENT, agent)
+            self._early_step(span, agent)
 
     def _inherit(self, span: Span, pattrs: Mapping[str, Any], bag: Mapping[str, object]) -> None:
         """Copy identity the span does not set: from the parent span first, then baggage."""
@@ -194,37 +247,58 @@ class CostSpanProcessor(SpanProcessor):
                     setattr(agent_span, _STEPS, steps)
         return steps
 
-    def _before_end(self, span: Span, attrs: Mapping[str, Any]) -> None:
-        """Runs inside span.end(), before the SDK freezes the span: prices a model call and
-        stamps the result (one method, no intermediate objects: it runs on every call)."""
+    def _before_end(self, span: Span, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Runs inside span.end(), before any on_end: prices a model call and returns what to
+        stamp (one method, no intermediate objects: it runs on every call)."""
         try:
-            role = span_role(attrs)
-            if role is not _MODEL_CALL:
-                if role is _AGENT_ROLE and getattr(span, _STEPS, None) is not None:
-                    setattr(span, _STEPS, None)  # children still running keep their reference
-                return
-            model, provider, tier, usage = read_call_fields(attrs)
             table = self._table
-            status, entry, parts, scale, _, _ = price_call(
-                table, span.start_time, model, provider, tier, usage
-            )
-            if status is _PRICED:
+            found = None
+            if type(attrs) is dict:
+                try:  # price_attributes, inlined
+                    pricer = cached_pricer(tuple(attrs))
+                    if pricer is None:
+                        pricer = pricer_for(attrs)
+                    found = pricer(attrs, span.start_time, self._cached_quote, self._quote)
+                except (KeyError, TypeError):  # keys changed meanwhile, unhashable values
+                    pass  # the general path copes with both
+            if found is None:  # not a well-formed model call: the general rules decide
+                found = self._general(span, attrs)
+                if found is None:
+                    return None
+            if type(found) is tuple:
+                entry, usd = found
                 out = {
-                    COST: usd_float(parts, scale),
+                    COST: usd,
                     COST_STATUS: "priced",
                     PRICING_VERSION: table.version,
-                    PRICED_MODEL: entry.id,  # type: ignore[union-attr]
+                    PRICED_MODEL: entry.id,
                 }
+                found = _PRICED
             else:  # never a cost attribute, not even 0, when the call could not be priced
-                out = {COST_STATUS: _STATUS_TEXT[status], PRICING_VERSION: table.version}
+                out = {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: table.version}
             if AGENT_STEP not in attrs:
                 agent = getattr(span, _AGENT, None)
                 if agent is not None:
                     out[AGENT_STEP] = next(agent)
-            self._count_status[status]()
-            _sdk_seam.add_attributes(span, out)
+            self._count_status[found]()
+            return out
         except Exception:
             self._internal_error("end")
+            return None
+
+    def _general(self, span: Span, attrs: Mapping[str, Any]) -> tuple[Any, int, int] | CostStatus | None:
+        """What the fast path leaves (agent spans, bad values, no usage), with the general
+        rules: None for a span that is not a model call, else as `price_attributes`."""
+        role = span_role(attrs)
+        if role is not _MODEL_CALL:
+            if role is _AGENT_ROLE and getattr(span, _STEPS, None) is not None:
+                setattr(span, _STEPS, None)  # children still running keep their reference
+            return None
+        model, provider, tier, usage = read_call_fields(attrs)
+        status, entry, parts, scale, _, _ = price_call(
+            self._table, span.start_time, model, provider, tier, usage
+        )
+        return status if parts is None else (entry, usd_float(parts, scale))
 
     def _unhooked(self, span: object) -> None:
         next(self._counts["unhooked"])
@@ -248,14 +322,37 @@ class CostSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Nothing to do: the cost was stamped before the span ended."""
+        if not self._ending_seen:
+            self._ending_missed(span)
+
+    def _ending_missed(self, span: ReadableSpan) -> None:
+        """A span ended without our _on_ending: a processor wrapping this one does not pass it
+        on. Hook each span's end() from now on (slower, but the cost reaches the exporters)."""
+        with self._lock:
+            if self._ending_seen or self._shutdown:
+                return
+            self._use_hook(_sdk_seam.EndHook(self._before_end, ROLE_KEYS, mode="closure"))
+        if not ROLE_KEYS.isdisjoint(_sdk_seam.attributes_of(span)):
+            next(self._counts["unhooked"])  # this one ended unpriced
+        logger.warning(
+            "otel-costattr: span processor hook _on_ending is not called (is CostSpanProcessor "
+            "wrapped in another processor?): hooking each span's end() instead"
+        )
 
     def shutdown(self) -> None:
-        """Stop hooking new spans. Spans already started are still priced when they end."""
+        """Stop pricing: spans ending from now on are left as they are."""
         self._shutdown = True
+        self._on_ending = _ignore  # type: ignore[method-assign]
+        self.__dict__.pop("on_start", None)  # the method, which checks _shutdown
+        self._install = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: always True."""
         return True
+
+
+def _ignore(span: Span) -> None:
+    pass
 
 
 def _check_seam() -> None:

@@ -215,6 +215,18 @@ def _best_ranked(items: Iterable[tuple[str, Any]]) -> list[Any]:
     return found
 
 
+FIELDS = tuple(name for name, _ in _SLOTS)
+# Every key that can change how a span is classified or read.
+CALL_KEYS = frozenset(_INDEX) | ROLE_KEYS
+
+
+def spellings(keys: Iterable[str]) -> dict[str, str]:
+    """For a span holding ``keys``, the attribute each field of `FIELDS` is read from (fields
+    it has no key for are left out): `read_call_fields`' precedence, when no value is None."""
+    winners = _best_ranked((key, key) for key in keys)
+    return {name: key for name, key in zip(FIELDS, winners, strict=True) if key is not None}
+
+
 # The keys a span holds, in order -> which key each slot reads (_ABSENT: none), and the slots
 # where two spellings are present (a None value in the first must fall through to the next,
 # which only _best_ranked does). One instrumentation sets the same keys on every call, so a

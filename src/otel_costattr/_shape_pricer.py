@@ -1,0 +1,181 @@
+"""Pricers compiled per attribute shape: the processor's fast path from span to cost.
+
+The general path (`semconv.read_call_fields` then `cost.price_call`) reads any Mapping in
+any of five conventions, checks everything and never raises. On the processor's hot path that
+generality cost as much as the rest of the processor put together, yet a given instrumentation
+sets the same keys on every call. So for each set of call-relevant keys a span holds, a
+function is compiled once that subscripts exactly the winning spelling of each field with
+constant keys, checks the values inline, splits the tokens into billable buckets with the
+absent ones folded away, and adds up the cost (the way `collections.namedtuple` and
+`dataclasses` build their methods). Rate selection (price period, service tier, time-of-day
+windows, long-context tiers) stays in `PriceTable.quote` and `cost.select_rates`, shared with
+the general path.
+
+`price_attributes` returns (entry, USD as a float) for a priced call, `UNKNOWN` for a
+well-formed call to a model the table does not know, and
+None for anything else: agent, tool and workflow spans, counts that are not ints in range, a
+model, provider or tier that is not a non-empty string, no usage at all. None sends the span
+down the general path, which decides and names the problem, so the fast path can only agree
+with it (tests/test_shape_pricer.py checks that it does, on arbitrary attributes).
+
+Only keys from our own constants reach a compiled function, bound as names, never spliced
+into its source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .cost import MAX_TOKENS, CostStatus, select_rates
+from .semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
+
+_USAGE = frozenset(USAGE_KEYS)
+
+UNKNOWN = CostStatus.UNKNOWN_MODEL
+Pricer = Callable[[Mapping[str, Any], int, Callable[..., Any], Callable[..., Any]], Any]
+
+_COUNTS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+_TEXTS = ("model", "provider", "service_tier")
+_MODEL_KINDS = frozenset({"LLM", "EMBEDDING"})
+_LIMIT = 1024  # span data can hold arbitrary keys: both caches are bounded
+
+# Two levels: the span's keys in order (one tuple, one lookup: what nearly every span hits),
+# then, on a miss, the call-relevant keys alone, so spans whose other keys vary from call to
+# call (numbered prompt messages) share one compiled function.
+_by_shape: dict[tuple[str, ...], Pricer] = {}
+_by_keys: dict[frozenset[str], Pricer] = {}
+# For the processor's hot path: the pricer compiled for tuple(attrs), or None (then call
+# pricer_for). The dict is only ever cleared, never replaced, so this stays bound to it.
+cached_pricer = _by_shape.get
+
+
+def price_attributes(
+    attrs: dict[str, Any], ns: int, cached_quote: Callable[..., Any], quote: Callable[..., Any]
+) -> Any:
+    """Price a span from its attributes (a plain dict) and start time (epoch ns) with a
+    table's ``cached_quote`` and ``quote``: see the module doc for what it returns. Raises
+    KeyError or TypeError if ``attrs`` changes meanwhile or holds unhashable values."""
+    pricer = _by_shape.get(tuple(attrs))
+    if pricer is None:
+        pricer = pricer_for(attrs)
+    return pricer(attrs, ns, cached_quote, quote)
+
+
+def pricer_for(attrs: Mapping[str, Any]) -> Pricer:
+    """The compiled function for spans holding the keys ``attrs`` holds."""
+    shape = tuple(attrs)
+    pricer = _by_shape.get(shape)
+    if pricer is None:
+        keys = frozenset(CALL_KEYS.intersection(shape))
+        pricer = _by_keys.get(keys)
+        if pricer is None:
+            if len(_by_keys) >= _LIMIT:
+                _by_keys.clear()
+            pricer = _by_keys[keys] = compile_pricer(keys)
+        if len(_by_shape) >= _LIMIT:
+            _by_shape.clear()
+        _by_shape[shape] = pricer
+    return pricer
+
+
+def _never(attrs: Mapping[str, Any], ns: int, cached_quote: object, quote: object) -> None:
+    """For key sets that cannot make a priceable model call by themselves."""
+    return None
+
+
+def compile_pricer(keys: frozenset[str]) -> Pricer:
+    """Build the function for spans holding exactly these call-relevant keys."""
+    spelled = spellings(keys)
+    exclusive = False
+    if "cache_read" not in spelled and "cache_write" not in spelled:
+        # Anthropic's raw field names (see read_call_fields): the input excludes the cache.
+        for name in ("cache_read", "cache_write"):
+            if f"raw_{name}" in spelled:
+                spelled[name] = spelled[f"raw_{name}"]
+                exclusive = True
+    has = {name for name in _COUNTS if name in spelled}
+    if not has - {"cache_write_1h"}:
+        return _never  # no usage (a 1h part alone is none): the general path says no_usage
+    if OPERATION not in keys and OPENINFERENCE_KIND not in keys and _USAGE.isdisjoint(keys):
+        return _never  # span_role: with neither, only usage proper makes a model call
+
+    names: dict[str, object] = {
+        "MAX": MAX_TOKENS,
+        "MODEL_OPS": MODEL_OPERATIONS,
+        "KINDS": _MODEL_KINDS,
+        "UNKNOWN": UNKNOWN,
+        "select_rates": select_rates,
+    }
+
+    def bind(key: str) -> str:
+        name = f"K{len(names)}"
+        names[name] = key
+        return name
+
+    body = []
+    # The role, as span_role decides it: any operation or OpenInference kind present must
+    # say "model call"; with neither, usage makes it one.
+    for key, allowed in ((OPERATION, "MODEL_OPS"), (OPENINFERENCE_KIND, "KINDS")):
+        if key in keys:
+            body.append(f"if a[{bind(key)}] not in {allowed}: return None")
+    checks = []
+    for name in (*_COUNTS, *_TEXTS):
+        key = spelled.get(name)
+        if key is None:
+            if name in _TEXTS:
+                body.append(f"{name} = None")
+            continue
+        body.append(f"{name} = a[{bind(key)}]")
+        if name in _COUNTS:
+            checks.append(f"type({name}) is not int or not 0 <= {name} <= MAX")
+        else:
+            checks.append(f"type({name}) is not str or not {name}")
+    if "cache_write_1h" in has:
+        checks.append(f"cache_write_1h > {'cache_write' if 'cache_write' in has else '0'}")
+    body.append("if (" + "\n        or ".join(checks) + "):\n        return None")
+    if "service_tier" in spelled:
+        body.append("service_tier = service_tier.lower()")
+    # PriceTable.quote, without its call when the cache answers.
+    body.append("hit = cached_quote((model, provider, service_tier))")
+    body.append("if hit is not None and hit[0] <= ns < hit[1]: q = hit[2]")
+    body.append("else: q = quote(model, provider, service_tier, ns)")
+    body.append("if q is None: return UNKNOWN")
+
+    # Billable buckets, as Usage.billable() splits them, with absent counts folded away.
+    def total(*terms: str) -> str:
+        return " + ".join(t for t in terms if t in has or t == "uncached") or "0"
+
+    cached = total("cache_read", "cache_write")
+    if exclusive or cached == "0":
+        body.append(f"uncached = {'input' if 'input' in has else '0'}")
+    else:
+        inp = "input" if "input" in has else "0"
+        body.append(f"uncached = {inp} - ({cached}) if {cached} <= {inp} else {inp}")
+    out = "output" if "output" in has else "0"
+    if "reasoning" in has:
+        body.append(f"visible = {out} - reasoning if reasoning <= {out} else {out}")
+    else:
+        body.append(f"visible = {out}")
+    body.append("rates = q[1]")
+    total_input = total("uncached", "cache_read", "cache_write")
+    # q[5], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
+    body.append(f"if {total_input} > q[5]: rates = select_rates(q, ns, {total_input})[0]")
+    body.append("r_in, r_out, r_read, r_write, r_write_1h, r_reason = rates.ints")
+    terms = ["uncached * r_in", "visible * r_out"]
+    if "cache_read" in has:
+        terms.append("cache_read * r_read")
+    if "cache_write_1h" in has:
+        first = "(cache_write - cache_write_1h)" if "cache_write" in has else "0"
+        terms += [f"{first} * r_write", "cache_write_1h * r_write_1h"]
+    elif "cache_write" in has:
+        terms.append("cache_write * r_write")
+    if "reasoning" in has:
+        terms.append("reasoning * r_reason")
+    # int / int is correctly rounded: the float closest to the exact total.
+    body.append(f"return q[0], ({' + '.join(terms)}) / rates.usd_divisor")
+    source = "def price(a, ns, cached_quote, quote):\n    " + "\n    ".join(body) + "\n"
+    exec(compile(source, f"<otel_costattr pricer {sorted(keys)}>", "exec"), names)  # noqa: S102
+    pricer = names["price"]
+    pricer.__doc__ = source  # what it does, for anyone debugging
+    return pricer  # type: ignore[return-value]
