@@ -77,7 +77,7 @@ def make_tracer(variant: str, table: PriceTable):
     if variant != "bare":
         proc = CostSpanProcessor(table)
         # Benchmark only: choose the way (the processor's default is "ending").
-        proc._use_hook(_sdk_seam.EndHook(proc._before_end, ROLE_KEYS, mode=variant))
+        proc._use_hook(_sdk_seam.EndHook(proc._before_end, ROLE_KEYS, proc, mode=variant))
         provider.add_span_processor(proc)
     tracer = provider.get_tracer("bench")
     parent = tracer.start_span("GET /a/b", attributes={"http.route": "/a/b"})

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_costattr import _sdk_seam
 from otel_costattr.processor import CostSpanProcessor
-from otel_costattr.semconv import COST, COST_STATUS
+from otel_costattr.semconv import COST, COST_STATUS, ROLE_KEYS
 
 
 @pytest.fixture
@@ -38,14 +38,12 @@ def test_self_test_passes_on_the_installed_sdk():
 class Hooked(SpanProcessor):
     """The smallest processor using an EndHook, as CostSpanProcessor does."""
 
-    def __init__(self, hook):
-        self.hook = hook
-        if hook.mode == "ending":
-            self._on_ending = hook.on_ending
+    def __init__(self, before_end, keys, mode):
+        self.hook = _sdk_seam.EndHook(before_end, keys, self, mode=mode)
+        self._on_ending = self.hook.on_ending
 
     def on_start(self, span, parent_context=None):
-        if self.hook.mode == "closure":
-            assert self.hook.install(span)
+        assert self.hook.ensure(span)
 
 
 @pytest.mark.parametrize("mode", ["ending", "closure"])
@@ -57,7 +55,7 @@ def test_both_modes_stamp_where_every_processor_sees_it(tracer, mode, caplog):
         return {"stamped": 1.5}
 
     # Registered after the exporting processor: it must still see the stamp.
-    tracer.provider.add_span_processor(Hooked(_sdk_seam.EndHook(before_end, frozenset({"k"}), mode=mode)))
+    tracer.provider.add_span_processor(Hooked(before_end, frozenset({"k"}), mode))
     hooked = tracer.start_span("hooked", attributes={"k": "v"})
     skipped = tracer.start_span("skipped", attributes={"other": 1})
     with caplog.at_level(logging.WARNING):
@@ -78,7 +76,7 @@ def test_hook_that_raises_still_ends_the_span(tracer, mode, caplog):
     def before_end(span, attrs):
         raise RuntimeError("boom")
 
-    tracer.provider.add_span_processor(Hooked(_sdk_seam.EndHook(before_end, frozenset({"k"}), mode=mode)))
+    tracer.provider.add_span_processor(Hooked(before_end, frozenset({"k"}), mode))
     span = tracer.start_span("s", attributes={"k": 1})
     with caplog.at_level(logging.ERROR):
         span.end()
@@ -92,8 +90,9 @@ def test_ending_mode_stamps_within_the_span_limits():
         span_limits=SpanLimits(max_span_attributes=3, max_attribute_length=4), shutdown_on_exit=False
     )
     exporter = InMemorySpanExporter()
-    hook = _sdk_seam.EndHook(lambda s, a: {"status": "priced", "cost": 0.5}, frozenset({"k"}), mode="ending")
-    provider.add_span_processor(Hooked(hook))
+    provider.add_span_processor(
+        Hooked(lambda s, a: {"status": "priced", "cost": 0.5}, frozenset({"k"}), "ending")
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     span = provider.get_tracer("t").start_span("s", attributes={"a": 1, "k": 2})
     span.end()
@@ -107,7 +106,7 @@ def test_ending_mode_stamps_within_the_span_limits():
 
 def test_closure_removes_itself_at_end(tracer):
     span = tracer.start_span("s", attributes={"k": 1})
-    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), mode="closure")
+    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), None, mode="closure")
     assert hook.install(span)
     assert "end" in span.__dict__
     span.end()
@@ -126,7 +125,7 @@ def test_spans_that_cannot_be_hooked_are_refused(tracer):
             super().__setattr__(name, value)
 
     span.__class__ = Guarded
-    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), mode="closure")
+    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), None, mode="closure")
     assert not hook.install(span)
     assert not hook.install(trace.INVALID_SPAN)
     assert not hook.install(object())
@@ -136,7 +135,7 @@ def test_spans_that_cannot_be_hooked_are_refused(tracer):
 
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be 'ending' or 'closure'"):
-        _sdk_seam.EndHook(lambda s, a: None, frozenset(), mode="subclass")
+        _sdk_seam.EndHook(lambda s, a: None, frozenset(), None, mode="subclass")
 
 
 class ForwardsOnlyStartAndEnd(SpanProcessor):
@@ -152,28 +151,107 @@ class ForwardsOnlyStartAndEnd(SpanProcessor):
         self.inner.on_end(span)
 
 
-def test_wrapped_processor_falls_back_to_hooking_each_span(table, caplog):
-    processor = CostSpanProcessor(table)
-    provider = TracerProvider(shutdown_on_exit=False)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    provider.add_span_processor(ForwardsOnlyStartAndEnd(processor))
-    tracer = provider.get_tracer("t")
-    attrs = {
+def chat_attrs():
+    return {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": "acme-mini",
         "gen_ai.usage.input_tokens": 1000,
     }
-    with caplog.at_level(logging.WARNING, logger="otel_costattr.processor"):
-        tracer.start_span("first", attributes=attrs).end()  # ends before the wrapper is noticed
-        tracer.start_span("second", attributes=attrs).end()
-        tracer.start_span("third", attributes=attrs).end()
-    costs = {s.name: s.attributes.get(COST) for s in exporter.get_finished_spans()}
-    assert costs == {"first": None, "second": 0.00015, "third": 0.00015}
-    assert processor._hook.mode == "closure"
-    assert processor.stats()["unhooked"] == 1  # the first one, counted, never silent
-    assert processor.stats()["priced"] == 2
-    assert caplog.text.count("_on_ending is not called") == 1
+
+
+def exporting_provider():
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def costs(exporter):
+    return {s.name: s.attributes.get(COST) for s in exporter.get_finished_spans()}
+
+
+def test_wrapped_processor_hooks_each_span_of_that_provider(table, caplog):
+    processor = CostSpanProcessor(table)
+    direct, direct_spans = exporting_provider()
+    wrapped, wrapped_spans = exporting_provider()
+    direct.add_span_processor(processor)
+    wrapped.add_span_processor(ForwardsOnlyStartAndEnd(processor))
+    with caplog.at_level(logging.WARNING, logger="otel_costattr"):
+        in_flight = [wrapped.get_tracer("t").start_span(f"w{i}", attributes=chat_attrs()) for i in range(2)]
+        direct.get_tracer("t").start_span("d0", attributes=chat_attrs()).end()
+        for span in in_flight:
+            span.end()
+        wrapped.get_tracer("t").start_span("w2", attributes=chat_attrs()).end()
+        direct.get_tracer("t").start_span("d1", attributes=chat_attrs()).end()
+    assert costs(wrapped_spans) == {"w0": 0.00015, "w1": 0.00015, "w2": 0.00015}
+    assert costs(direct_spans) == {"d0": 0.00015, "d1": 0.00015}
+    assert processor.stats()["priced"] == 5 and processor.stats()["unhooked"] == 0
+    assert caplog.text == ""
+
+
+class ForwardsEverything(ForwardsOnlyStartAndEnd):
+    def _on_ending(self, span):
+        self.inner._on_ending(span)
+
+
+@pytest.mark.parametrize(
+    "register",
+    [
+        pytest.param(lambda provider, p: [provider.add_span_processor(p) for _ in range(2)], id="twice"),
+        pytest.param(
+            lambda provider, p: provider.add_span_processor(ForwardsEverything(p)), id="forwarding-wrapper"
+        ),
+        pytest.param(
+            lambda provider, p: [
+                provider.add_span_processor(p),
+                provider.add_span_processor(CostSpanProcessor()),
+            ],
+            id="two-processors",
+        ),
+    ],
+)
+def test_a_span_is_priced_once_however_the_processor_is_reached(table, register):
+    processor = CostSpanProcessor(table)
+    provider, exporter = exporting_provider()
+    register(provider, processor)
+    provider.get_tracer("t").start_span("chat", attributes=chat_attrs()).end()
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes[COST] == 0.00015 and span.attributes["costattr.pricing_version"] == table.version
+    assert processor.stats()["priced"] == 1
+
+
+def test_subclass_overriding_the_hooks_keeps_them(table):
+    calls = []
+
+    class Audited(CostSpanProcessor):
+        def on_start(self, span, parent_context=None):
+            calls.append("start")
+            super().on_start(span, parent_context)
+
+        def _on_ending(self, span):
+            calls.append("ending")
+            super()._on_ending(span)
+
+    provider, exporter = exporting_provider()
+    provider.add_span_processor(Audited(table))
+    provider.get_tracer("t").start_span("chat", attributes=chat_attrs()).end()
+    assert calls == ["start", "ending"]
+    assert costs(exporter) == {"chat": 0.00015}
+
+
+@pytest.mark.parametrize("mode", ["ending", "closure"])
+def test_after_shutdown_nothing_is_priced_in_either_mode(table, mode):
+    processor = CostSpanProcessor(table)
+    processor._use_hook(_sdk_seam.EndHook(processor._before_end, ROLE_KEYS, processor, mode=mode))
+    provider, exporter = exporting_provider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    tracer.start_span("before", attributes=chat_attrs()).end()
+    started = tracer.start_span("in flight", attributes=chat_attrs())
+    processor.shutdown()
+    started.end()
+    tracer.start_span("after", attributes=chat_attrs()).end()
+    assert costs(exporter) == {"before": 0.00015, "in flight": None, "after": None}
 
 
 def test_concurrent_multi_span_processor_passes_on_ending_on(table):
@@ -198,8 +276,6 @@ def test_concurrent_multi_span_processor_passes_on_ending_on(table):
 
 def test_unhookable_span_counted_and_logged_once(table, caplog):
     processor = CostSpanProcessor(table)
-    processor.on_end(trace.INVALID_SPAN)  # type: ignore[arg-type]  (as a wrapper would: closure mode)
-    assert processor._hook.mode == "closure"
     with caplog.at_level(logging.WARNING, logger="otel_costattr.processor"):
         processor.on_start(trace.INVALID_SPAN)  # type: ignore[arg-type]
         processor.on_start(trace.INVALID_SPAN)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ SDK upgrade that breaks the seam fails loudly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -114,22 +115,29 @@ Found = Callable[[Span, Any, Mapping[str, Any], Mapping[str, object]], None]
 
 
 def start_filter(
+    hook: EndHook,
     wanted: frozenset[str],
     identity: frozenset[str],
     marker: str,
     found: Found,
     fallback: Callable[[Span, Context | None], None],
 ) -> Callable[[Span, Context | None], None]:
-    """An ``on_start`` for the common case, built around what it looks for: it returns at
-    once unless the parent span holds one of ``wanted``, carries ``marker`` (a Python
-    attribute), or the baggage holds one of ``identity``; then it calls ``found(span,
-    parent or None, parent attributes, baggage or EMPTY)``. If the SDK surprises it,
-    ``fallback(span, parent_context)`` does the whole job through `parent_of`."""
+    """An ``on_start`` for the common case, built around what it looks for: after
+    ``hook.ensure(span)`` (``fallback`` if that fails), it returns at once unless the parent
+    span holds one of ``wanted``, carries ``marker`` (a Python attribute), or the baggage
+    holds one of ``identity``; then it calls ``found(span, parent or None, parent
+    attributes, baggage or EMPTY)``. If the SDK surprises it, ``fallback(span,
+    parent_context)`` does the whole job through `parent_of`."""
     if not _fast:
         return fallback
+    ensure = hook.ensure
 
     def on_start(span: Span, parent_context: Context | None = None) -> None:
         try:
+            seen = hook._seen  # ensure(span), inlined for the common case
+            if (span._span_processor._span_processors is not seen[0] or not seen[1]) and not ensure(span):
+                fallback(span, parent_context)  # counts it as unhooked
+                return
             ctx = parent_context if parent_context is not None else _current_context()
             parent = ctx.get(_SPAN_KEY)  # type: ignore[arg-type]
             bag = ctx.get(_BAGGAGE_KEY)  # type: ignore[arg-type]
@@ -173,6 +181,24 @@ def add_attributes(span: Span, values: dict[str, Any]) -> None:
     span.set_attributes(values)
 
 
+def _forwarding_composites() -> frozenset[object]:
+    """The SDK composites' own _on_ending: they call it on every member."""
+    from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SynchronousMultiSpanProcessor
+
+    found = (
+        getattr(c, "_on_ending", None) for c in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor)
+    )
+    return frozenset(f for f in found if f is not None)
+
+
+_FORWARDING = _forwarding_composites()
+
+
+def _log_failure() -> None:
+    with contextlib.suppress(Exception):  # never raise into user code, not even from logging
+        logger.exception("otel-costattr: end hook failed")
+
+
 def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
     """From ``_on_ending``, at the span's limits: let the SDK truncate, evict the oldest and
     count what it drops, though it has frozen the attributes (see module doc)."""
@@ -201,7 +227,7 @@ def _ending_hook(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[[Span]
                 else:
                     _add_at_limits(bounded, values)
         except Exception:
-            logger.exception("otel-costattr: end hook failed")
+            _log_failure()
 
     return on_ending
 
@@ -223,12 +249,16 @@ def _closure_installer(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[
                     if values:
                         add_attributes(span, values)
             except Exception:
-                logger.exception("otel-costattr: end hook failed")
+                _log_failure()
             span.end(end_time)
 
         span.end = end  # type: ignore[method-assign]
 
     return install_closure
+
+
+def _not_ending(span: object) -> None:
+    """``_on_ending`` in closure mode: the closure does the work."""
 
 
 class EndHook:
@@ -237,21 +267,45 @@ class EndHook:
     test), and adds the attributes it returns. ``before_end`` must not raise; if it does,
     the error is logged and the span ends anyway.
 
-    ``mode`` "ending": register `on_ending` as the processor's ``_on_ending``; "closure":
-    call `install` on every span at start; None: ending if the SDK supports it.
+    ``owner``, the processor, sets `on_ending` as its ``_on_ending`` and calls `ensure` on
+    every span at start. ``mode`` "ending": spans whose provider calls the owner's
+    ``_on_ending`` need nothing more, the others (the owner is wrapped in another processor)
+    get the closure; "closure": every span gets it; None: ending if the SDK supports it.
     """
 
-    def __init__(self, before_end: BeforeEnd, keys: frozenset[str], *, mode: str | None = None) -> None:
+    def __init__(
+        self, before_end: BeforeEnd, keys: frozenset[str], owner: object, *, mode: str | None = None
+    ) -> None:
         if mode is None:
             mode = "ending" if _fast and _ending_works else "closure"
         if mode not in ("ending", "closure"):
             raise ValueError(f"mode must be 'ending' or 'closure', got {mode!r}")
         self.mode = mode
-        self.on_ending = _ending_hook(before_end, keys)
+        self.on_ending = _ending_hook(before_end, keys) if mode == "ending" else _not_ending
         self._install_closure = _closure_installer(before_end, keys)
+        self._owner = owner
+        # The processors tuple of the provider seen last, and whether it holds the owner
+        # itself (tuples are replaced, never changed, when a processor is added).
+        self._seen: tuple[object, bool] = ((), False)
+        self.ensure = self._ensure_ending if mode == "ending" else self.install
+
+    def _ensure_ending(self, span: object) -> bool:
+        members = getattr(getattr(span, "_span_processor", None), "_span_processors", None)
+        seen = self._seen
+        if members is not seen[0]:
+            seen = self._seen = (members, self._calls_owner(span, members))
+        return seen[1] or self.install(span)
+
+    def _calls_owner(self, span: object, members: object) -> bool:
+        """Whether ending ``span`` calls the owner's ``_on_ending`` itself: the owner is
+        registered on the span's provider, not wrapped in another processor."""
+        if not isinstance(members, tuple) or not any(m is self._owner for m in members):
+            return False
+        composite = getattr(type(span._span_processor), "_on_ending", None)  # type: ignore[attr-defined]
+        return composite in _FORWARDING
 
     def install(self, span: object) -> bool:
-        """Closure mode: hook ``span``; False when it cannot be hooked (not an SDK span)."""
+        """Hook ``span``'s end() with the closure; False when it cannot be hooked."""
         if not isinstance(span, Span):
             return False
         try:
@@ -269,20 +323,18 @@ def self_test() -> str | None:
     """
     global _fast, _ending_works
     problems = []
-    if _fast:
-        problem = _check_context_and_attributes()
-        if problem is not None:
-            _fast = False
-            problems.append(f"fast path disabled: {problem}")
     problem = _check_context_and_attributes()
+    if problem is not None and _fast:
+        _fast = False
+        problems.append(f"fast path disabled: {problem}")
+        problem = _check_context_and_attributes()
     if problem is not None:
         problems.append(problem)
+    # An SDK before 1.39 has no _on_ending: the closure is then the way, not a problem.
     _ending_works = _fast and _check_hook("ending") is None
     problem = _check_hook("closure")
     if problem is not None:
         problems.append(problem)
-    elif not _ending_works:
-        problems.append(f"using the slower closure hook: {_check_hook('ending') or 'fast paths are off'}")
     return "; ".join(problems) or None
 
 
@@ -317,6 +369,10 @@ def _check_context_and_attributes() -> str | None:
     add_attributes(parent, {"q": 2})  # type: ignore[arg-type]
     if parent.attributes.get("q") != 2:
         return "attributes added to a live span are missing"
+    try:  # the processor keeps its per-span state (agent step counters) on the span
+        parent._costattr_self_test = 1  # type: ignore[attr-defined]
+    except (AttributeError, TypeError) as e:
+        return f"spans no longer take instance attributes: {e!r}"
     return None
 
 
@@ -330,23 +386,22 @@ def _check_hook(mode: str) -> str | None:
         seen.append(dict(attrs))
         return {"costattr.self_test": "stamped"}
 
-    hook = EndHook(stamp, frozenset({"k"}), mode=mode)
-
     class Probe(SpanProcessor):
         def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-            if mode == "closure":
-                hook.install(span)
+            hook.ensure(span)
 
         def on_end(self, span: Any) -> None:
             ended.append(dict(span.attributes))
 
     probe = Probe()
-    if mode == "ending":
-        probe._on_ending = hook.on_ending  # type: ignore[method-assign]
+    hook = EndHook(stamp, frozenset({"k"}), probe, mode=mode)
+    probe._on_ending = hook.on_ending  # type: ignore[method-assign]
     span = _tracer_with(probe).start_span("self-test", attributes={"k": 1})
     span.end()
     if len(seen) != 1 or seen.pop().get("k") != 1:
-        return f"{mode}: hook not called with the live attributes"
+        return f"{mode}: hook not called once with the live attributes"
+    if mode == "ending" and "end" in vars(span):
+        return "ending: the provider's composite processor does not pass _on_ending on"
     if span.is_recording():
         return f"{mode}: span did not end"
     if ended != [{"k": 1, "costattr.self_test": "stamped"}]:

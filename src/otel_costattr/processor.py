@@ -117,40 +117,25 @@ class CostSpanProcessor(SpanProcessor):
         self._warned_unhooked = False
         self._shutdown = False
         _check_seam()
-        self._use_hook(_sdk_seam.EndHook(self._before_end, ROLE_KEYS))
+        self._use_hook(_sdk_seam.EndHook(self._before_end, ROLE_KEYS, self))
 
     def _use_hook(self, hook: _sdk_seam.EndHook) -> None:
         self._hook = hook
-        self.__dict__.pop("on_start", None)
-        if hook.mode == "ending" and type(self).on_start is CostSpanProcessor.on_start:
-            # Nothing to hook per span: on_start only looks at the parent. The seam's version
-            # of that, set on the instance, costs half as much on the common path (a subclass
-            # overriding on_start keeps its own).
+        self._ensure = hook.ensure
+        # Speed, on every span: the seam's functions themselves, set on the instance, spare
+        # a method call each. A subclass overriding either hook keeps its own.
+        cls = type(self)
+        if cls._on_ending is CostSpanProcessor._on_ending:
+            self._on_ending = hook.on_ending  # type: ignore[method-assign]
+        if cls.on_start is CostSpanProcessor.on_start:
             self.on_start = _sdk_seam.start_filter(  # type: ignore[method-assign]
+                hook,
                 self._wanted,
                 self._identity_set if self._use_baggage else frozenset(),
                 _AGENT,
                 self._found_parent,
                 CostSpanProcessor.on_start.__get__(self),
             )
-        if hook.mode == "ending":
-            # The SDK calls _on_ending(span) on every processor: the hook itself, set on the
-            # instance, spares a method call per span. The first call goes through
-            # _confirm_ending, so on_end can tell if something wrapping this processor never
-            # passes _on_ending on.
-            self._install = None
-            self._ending_seen = False
-            self._on_ending = self._confirm_ending  # type: ignore[method-assign]
-        else:
-            self._install = hook.install
-            self._ending_seen = True  # nothing to confirm
-            self._on_ending = _ignore  # type: ignore[method-assign]
-
-    def _confirm_ending(self, span: Span) -> None:
-        self._ending_seen = True
-        if not self._shutdown:
-            self._on_ending = self._hook.on_ending  # type: ignore[method-assign]
-            self._hook.on_ending(span)
 
     @property
     def pricing(self) -> PriceTable:
@@ -167,8 +152,7 @@ class CostSpanProcessor(SpanProcessor):
         if self._shutdown:
             return
         try:
-            install = self._install
-            if install is not None and not install(span):
+            if not self._ensure(span):
                 self._unhooked(span)
             parent, pattrs, bag = _sdk_seam.parent_of(parent_context)
             if not (bag and self._use_baggage and not self._identity_set.isdisjoint(bag)):
@@ -250,6 +234,8 @@ class CostSpanProcessor(SpanProcessor):
     def _before_end(self, span: Span, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
         """Runs inside span.end(), before any on_end: prices a model call and returns what to
         stamp (one method, no intermediate objects: it runs on every call)."""
+        if COST_STATUS in attrs or self._shutdown:
+            return None  # priced already (a second CostSpanProcessor, or registered twice)
         try:
             table = self._table
             found = None
@@ -259,8 +245,8 @@ class CostSpanProcessor(SpanProcessor):
                     if pricer is None:
                         pricer = pricer_for(attrs)
                     found = pricer(attrs, span.start_time, self._cached_quote, self._quote)
-                except (KeyError, TypeError):  # keys changed meanwhile, unhashable values
-                    pass  # the general path copes with both
+                except (KeyError, TypeError, RuntimeError):  # keys changed meanwhile, unhashable
+                    pass  # values: the general path copes
             if found is None:  # not a well-formed model call: the general rules decide
                 found = self._general(span, attrs)
                 if found is None:
@@ -320,39 +306,21 @@ class CostSpanProcessor(SpanProcessor):
         except Exception:  # never raise into user code, not even from logging
             pass
 
+    def _on_ending(self, span: Span) -> None:
+        """The SDK's OnEnding hook, inside span.end(): prices the span and stamps the cost
+        (replaced on the instance by the seam's function itself, see `_use_hook`)."""
+        self._hook.on_ending(span)
+
     def on_end(self, span: ReadableSpan) -> None:
         """Nothing to do: the cost was stamped before the span ended."""
-        if not self._ending_seen:
-            self._ending_missed(span)
-
-    def _ending_missed(self, span: ReadableSpan) -> None:
-        """A span ended without our _on_ending: a processor wrapping this one does not pass it
-        on. Hook each span's end() from now on (slower, but the cost reaches the exporters)."""
-        with self._lock:
-            if self._ending_seen or self._shutdown:
-                return
-            self._use_hook(_sdk_seam.EndHook(self._before_end, ROLE_KEYS, mode="closure"))
-        if not ROLE_KEYS.isdisjoint(_sdk_seam.attributes_of(span)):
-            next(self._counts["unhooked"])  # this one ended unpriced
-        logger.warning(
-            "otel-costattr: span processor hook _on_ending is not called (is CostSpanProcessor "
-            "wrapped in another processor?): hooking each span's end() instead"
-        )
 
     def shutdown(self) -> None:
         """Stop pricing: spans ending from now on are left as they are."""
         self._shutdown = True
-        self._on_ending = _ignore  # type: ignore[method-assign]
-        self.__dict__.pop("on_start", None)  # the method, which checks _shutdown
-        self._install = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: always True."""
         return True
-
-
-def _ignore(span: Span) -> None:
-    pass
 
 
 def _check_seam() -> None:
