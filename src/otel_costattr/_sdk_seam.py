@@ -386,9 +386,12 @@ def _check_hook(mode: str) -> str | None:
         seen.append(dict(attrs))
         return {"costattr.self_test": "stamped"}
 
+    hooked: list[bool] = []
+
     class Probe(SpanProcessor):
         def on_start(self, span: Span, parent_context: Context | None = None) -> None:
             hook.ensure(span)
+            hooked.append("end" in vars(span))
 
         def on_end(self, span: Any) -> None:
             ended.append(dict(span.attributes))
@@ -400,8 +403,8 @@ def _check_hook(mode: str) -> str | None:
     span.end()
     if len(seen) != 1 or seen.pop().get("k") != 1:
         return f"{mode}: hook not called once with the live attributes"
-    if mode == "ending" and "end" in vars(span):
-        return "ending: the provider's composite processor does not pass _on_ending on"
+    if hooked != [mode == "closure"]:
+        return f"{mode}: the SDK does not call _on_ending" if mode == "ending" else "closure not installed"
     if span.is_recording():
         return f"{mode}: span did not end"
     if ended != [{"k": 1, "costattr.self_test": "stamped"}]:
