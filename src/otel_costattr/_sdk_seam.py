@@ -5,7 +5,7 @@ Why this exists: no public SpanProcessor hook can add an attribute that every ex
 user's code), and processors registered before ours have had their ``on_end`` by then. The
 spec's answer is OnEnding: called inside ``Span.end()``, before any ``on_end``, with the
 span still mutable. The SDK has it as the private, development-status ``_on_ending`` (SDK
-1.39+, PR opentelemetry-python#4775), but 1.45.2 freezes the attributes *before* calling it,
+1.40+, PR opentelemetry-python#4775), but 1.45.2 freezes the attributes *before* calling it,
 so ``set_attribute`` there is dropped with "Setting attribute on ended span" (issue #5614,
 fix #5613 still open).
 
@@ -330,7 +330,7 @@ def self_test() -> str | None:
         problem = _check_context_and_attributes()
     if problem is not None:
         problems.append(problem)
-    # An SDK before 1.39 has no _on_ending: the closure is then the way, not a problem.
+    # An SDK before 1.40 has no _on_ending: the closure is then the way, not a problem.
     _ending_works = _fast and _check_hook("ending") is None
     problem = _check_hook("closure")
     if problem is not None:
