@@ -13,9 +13,11 @@ On each span it:
 
 The stamping happens inside ``span.end()``, before any processor's ``on_end`` (the spec's
 OnEnding; see ``_sdk_seam``), so every processor and exporter on the provider sees it,
-whatever the registration order. Agent and workflow spans may carry their children's summed usage: they
-are never priced, so nothing is counted twice. No hook ever raises into user code: failures
-are logged and counted in `CostSpanProcessor.stats`.
+whatever the registration order. Well-formed model calls are read and priced by a function
+compiled for their attribute keys (``_shape_pricer``); everything else goes through the
+general rules in ``semconv`` and ``cost``. Agent and workflow spans may carry their
+children's summed usage: they are never priced, so nothing is counted twice. No hook ever
+raises into user code: failures are logged and counted in `CostSpanProcessor.stats`.
 """
 
 from __future__ import annotations
