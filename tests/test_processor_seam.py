@@ -252,6 +252,12 @@ def test_after_shutdown_nothing_is_priced_in_either_mode(table, mode):
     started.end()
     tracer.start_span("after", attributes=chat_attrs()).end()
     assert costs(exporter) == {"before": 0.00015, "in flight": None, "after": None}
+    # Nor is anything inherited or numbered any more.
+    agent = {"gen_ai.operation.name": "invoke_agent", "app.feature": "f"}
+    with tracer.start_as_current_span("agent", attributes=agent):
+        tracer.start_span("late", attributes=chat_attrs()).end()
+    late = next(s for s in exporter.get_finished_spans() if s.name == "late")
+    assert "app.feature" not in late.attributes and "gen_ai.agent.step" not in late.attributes
 
 
 def test_concurrent_multi_span_processor_passes_on_ending_on(table):

@@ -317,8 +317,10 @@ class CostSpanProcessor(SpanProcessor):
         """Nothing to do: the cost was stamped before the span ended."""
 
     def shutdown(self) -> None:
-        """Stop pricing: spans ending from now on are left as they are."""
+        """Stop: spans started from now on inherit nothing, spans ending from now on are left
+        as they are."""
         self._shutdown = True
+        self.__dict__.pop("on_start", None)  # back to the method, which checks _shutdown
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: always True."""
