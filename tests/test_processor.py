@@ -10,6 +10,7 @@ import weakref
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -20,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from otel_costattr import DuckDBSpanExporter, rollup
 from otel_costattr import processor as processor_module
 from otel_costattr.cost import CostStatus
 from otel_costattr.pricing import load_pricing
@@ -458,6 +460,36 @@ def test_ended_spans_are_freed_without_the_cycle_collector(pipeline):
         assert [r() for r in refs] == [None] * len(refs)
     finally:
         gc.enable()
+
+
+def test_two_spans_of_one_api_call_are_priced_once(pipeline, table, tmp_path):
+    # Two instrumentations of one call (the anthropic SDK's own span and OpenLLMetry's):
+    # siblings with the same response id. The first to end is priced, the other is not.
+    call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
+    with pipeline.tracer.start_as_current_span("agent", attributes=AGENT):
+        sdk = pipeline.tracer.start_span("anthropic.messages.create", attributes=call, start_time=AFTER)
+        outer = pipeline.tracer.start_span("anthropic.chat", attributes=call, start_time=AFTER)
+        sdk.end()
+        outer.end()
+        other = {**call, "gen_ai.response.id": "msg_02"}
+        pipeline.tracer.start_span("next call", attributes=other, start_time=AFTER).end()
+    kept, duplicate, following = (
+        pipeline.spans(n)[0].attributes for n in ("anthropic.messages.create", "anthropic.chat", "next call")
+    )
+    assert (kept[COST], kept[COST_STATUS]) == (0.003, "priced")
+    assert COST not in duplicate and duplicate[COST_STATUS] == "duplicate"
+    assert following[COST] == 0.003
+    assert pipeline.processor.stats()["priced"] == 2 and pipeline.processor.stats()["duplicate"] == 1
+    # In the store the duplicate is not a model call: no tokens, no cost, in no rollup.
+    store = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=table)
+    store.export(pipeline.spans())
+    store.shutdown()
+    assert rollup("stats", db=tmp_path / "s.duckdb")[0]["calls"] == 2
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT name, span_role, cost_usd, input_tokens FROM spans WHERE name = 'anthropic.chat'"
+        ).fetchall()
+    assert rows == [("anthropic.chat", "duplicate_call", None, None)]
 
 
 def test_second_end_stamps_nothing_more(pipeline, caplog):

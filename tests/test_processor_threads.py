@@ -79,6 +79,7 @@ def test_threads_each_with_an_agent(table):
         "unknown_model": 0,
         "no_usage": 0,
         "invalid_usage": 0,
+        "duplicate": 0,
         "internal_errors": 0,
         "unhooked": 0,
     }
@@ -111,3 +112,18 @@ def test_threads_sharing_one_agent(table):
     steps = Counter(s.attributes[AGENT_STEP] for s in exporter.get_finished_spans() if s.name == "chat")
     assert sorted(steps) == list(range(THREADS * per_thread)) and set(steps.values()) == {1}
     assert processor.stats()["priced"] == THREADS * per_thread
+
+
+def test_one_api_call_seen_by_every_thread_is_priced_once(table):
+    tracer, exporter, processor = pipeline(table)
+
+    def work(n: int) -> None:
+        for i in range(500):  # call i, instrumented once in each thread
+            attrs = {**call_attributes(i), "gen_ai.response.id": f"msg_{i}"}
+            tracer.start_span("chat", attributes=attrs, start_time=BEFORE).end()
+
+    run_threads(work)
+    spans = exporter.get_finished_spans()
+    priced = Counter(s.attributes["gen_ai.response.id"] for s in spans if COST in s.attributes)
+    assert priced == Counter({f"msg_{i}": 1 for i in range(500)})
+    assert processor.stats()["priced"] == 500 and processor.stats()["duplicate"] == 500 * (THREADS - 1)

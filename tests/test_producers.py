@@ -64,20 +64,12 @@ LANDED = {
         case: {"anthropic.messages.create": (CLAUDE, 1200, 1000, 150, 300, 0)}
         for case in ("nonstream", "stream", "stream_helper")
     },
-    # OpenLLMetry and the SDK's own spans together: two priced spans per call, siblings with
-    # the same gen_ai.response.id. Summing cost over the trace counts the call twice.
+    # OpenLLMetry and the SDK's own spans together: two spans per call, siblings with the same
+    # gen_ai.response.id. The first to end (the SDK's) is priced; OpenLLMetry's is stamped
+    # costattr.status=duplicate and lands as a duplicate_call (DUPLICATES below).
     "openllmetry-anthropic+anthropic-sdk": {
-        "nonstream": {
-            "anthropic.chat": (CLAUDE, 1200, 1000, 150, 300, 0),
-            "anthropic.messages.create": (CLAUDE, 1200, 1000, 150, 300, 0),
-        },
-        **{
-            case: {
-                "anthropic.chat": (CLAUDE_301, 1200, 1000, 150, 301, 0),
-                "anthropic.messages.create": (CLAUDE, 1200, 1000, 150, 300, 0),
-            }
-            for case in ("stream", "stream_helper")
-        },
+        case: {"anthropic.messages.create": (CLAUDE, 1200, 1000, 150, 300, 0)}
+        for case in ("nonstream", "stream", "stream_helper")
     },
     "openinference-openai": {
         "nonstream": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
@@ -85,6 +77,8 @@ LANDED = {
         "stream_no_usage": {"ChatCompletion": NO_USAGE},
     },
 }
+# Spans of a call another span already priced (same response id): no cost, never summed.
+DUPLICATES = {"openllmetry-anthropic+anthropic-sdk": {"anthropic.chat"}}
 
 # What each producer emits on a non-streamed call, by span name (the README table): kind,
 # instrumentation scope, and the model / usage attributes, exactly.
@@ -216,9 +210,17 @@ def test_producer_cost_lands_in_duckdb(driven):
     assert sorted(report) == sorted(LANDED[producer])
     columns = ("cost_usd", "input_tokens", "cache_read_tokens", "cache_write_tokens",
                "output_tokens", "reasoning_tokens")  # fmt: skip
+    duplicates = DUPLICATES.get(producer, set())
     for case, want in LANDED[producer].items():
         spans = {s["name"]: s["attributes"] for s in report[case]["spans"]}
-        assert sorted(spans) == sorted(want), case
+        assert sorted(spans) == sorted({*want, *duplicates}), case
+        for name in duplicates:
+            assert spans[name]["costattr.status"] == "duplicate", case
+            assert "gen_ai.usage.cost" not in spans[name], case
+        extra = landed(db, "trace_id = ? AND span_role = 'duplicate_call'", report[case]["trace_id"])
+        assert {(r["name"], r["cost_usd"], r["input_tokens"]) for r in extra} == {
+            (name, None, None) for name in duplicates
+        }, case
         rows = landed(db, "trace_id = ? AND span_role = 'model_call'", report[case]["trace_id"])
         assert {r["name"]: tuple(r[k] for k in columns) for r in rows} == want, case
         assert len(rows) == len(want), case

@@ -39,9 +39,11 @@ from .semconv import (
     AGENT_STEP,
     COST,
     COST_STATUS,
+    DUPLICATE,
     IDENTITY_KEYS,
     PRICED_MODEL,
     PRICING_VERSION,
+    RESPONSE_ID,
     ROLE_KEYS,
     SpanRole,
     read_call_fields,
@@ -52,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 STAT_NAMES = (
     *(s.value for s in CostStatus),
+    DUPLICATE,
     "internal_errors",
     "unhooked",
 )
@@ -66,6 +69,8 @@ _STATUS_TEXT = {s: s.value for s in CostStatus}
 _PRICED = CostStatus.PRICED
 _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
+
+_RESPONSES_KEPT = 4096  # response ids remembered to spot a second span of the same call
 
 _seam_checked = False
 
@@ -116,6 +121,8 @@ class CostSpanProcessor(SpanProcessor):
         # Lock-free exact counts: one itertools.count per statistic (see _Steps).
         self._counts = {name: itertools.count() for name in STAT_NAMES}
         self._count_status = {s: self._counts[s.value].__next__ for s in CostStatus}
+        self._count_status[DUPLICATE] = self._counts[DUPLICATE].__next__
+        self._responses: dict[object, object] = {}  # response id -> SpanContext of the first
         self._warned_unhooked = False
         self._shutdown = False
         _check_seam()
@@ -253,7 +260,23 @@ class CostSpanProcessor(SpanProcessor):
                 found = self._general(span, attrs)
                 if found is None:
                     return None
-            if type(found) is tuple:
+            # Two spans with one response id are two instrumentations of one API call (the
+            # anthropic SDK traces itself, OpenLLMetry too): only the first to end is priced.
+            rid = attrs.get(RESPONSE_ID)
+            if rid is not None:
+                token = span.get_span_context()  # unique to this span, and small to keep
+                responses = self._responses
+                try:
+                    first = responses.setdefault(rid, token)  # atomic: one first across threads
+                except TypeError:  # unhashable: not a response id
+                    first = token
+                if first is not token:
+                    found = DUPLICATE
+                elif len(responses) > _RESPONSES_KEPT:
+                    responses.clear()  # duplicates end within moments of each other
+            if found is DUPLICATE:
+                out = {COST_STATUS: DUPLICATE, PRICING_VERSION: table.version}
+            elif type(found) is tuple:
                 entry, usd = found
                 out = {
                     COST: usd,

@@ -18,6 +18,10 @@ from .cost import Usage
 # What we stamp (see README: "Attributes").
 COST = "gen_ai.usage.cost"
 COST_STATUS = "costattr.status"
+# The status of a model-call span describing an API call another span already priced (the
+# same gen_ai.response.id): two instrumentations of one call. It has no cost.
+DUPLICATE = "duplicate"
+RESPONSE_ID = "gen_ai.response.id"
 PRICING_VERSION = "costattr.pricing_version"
 PRICED_MODEL = "costattr.model"
 
@@ -123,6 +127,7 @@ class SpanRole(str, enum.Enum):
     """What a span is, for attribution."""
 
     MODEL_CALL = "model_call"
+    DUPLICATE_CALL = "duplicate_call"  # a model call already priced through another span
     AGENT = "agent"
     TOOL = "tool"
     WORKFLOW = "workflow"
@@ -168,11 +173,11 @@ def span_role(attrs: Mapping[str, Any]) -> SpanRole:
             by_kind is not None and _ROLE_PRECEDENCE.index(by_kind) < _ROLE_PRECEDENCE.index(role)
         ):
             role = by_kind
-    if role is not None:
-        return role
-    if "llm.model_name" in attrs or not _USAGE_KEY_SET.isdisjoint(attrs):
-        return SpanRole.MODEL_CALL
-    return SpanRole.OTHER
+    if role is None and ("llm.model_name" in attrs or not _USAGE_KEY_SET.isdisjoint(attrs)):
+        role = SpanRole.MODEL_CALL
+    if role is SpanRole.MODEL_CALL and attrs.get(COST_STATUS) == DUPLICATE:
+        return SpanRole.DUPLICATE_CALL
+    return SpanRole.OTHER if role is None else role
 
 
 _USAGE_KEY_SET = frozenset(USAGE_KEYS)

@@ -18,6 +18,7 @@ base URLs and serves until interrupted.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,12 +52,21 @@ ANTHROPIC_USAGE = {
 }
 
 ANSWER = ["The answer", " is", " 42."]
+# Every response gets its own id, as from the real APIs (the processor prices a response id
+# once: two spans with one id are two instrumentations of one call).
+_response_number = itertools.count(1)
+
+
+def _response_id(prefix: str) -> str:
+    return f"{prefix}{next(_response_number):08d}"
+
+
 MAX_BODY = 1 << 20  # requests in the tests are tiny; refuse anything absurd
 
 
-def _openai_chunk(index: int, delta: dict[str, Any], finish: str | None, usage: bool) -> dict:
+def _openai_chunk(rid: str, index: int, delta: dict[str, Any], finish: str | None, usage: bool) -> dict:
     chunk: dict[str, Any] = {
-        "id": "chatcmpl-fake0001",
+        "id": rid,
         "object": "chat.completion.chunk",
         "created": 1767225600,
         "model": OPENAI_RESPONSE_MODEL,
@@ -72,12 +82,13 @@ def _openai_chunk(index: int, delta: dict[str, Any], finish: str | None, usage: 
 def openai_events(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The chunks of a streamed chat completion, usage last when it was asked for."""
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    chunks = [_openai_chunk(0, {"role": "assistant", "content": "", "refusal": None}, None,
+    rid = _response_id("chatcmpl-fake")
+    chunks = [_openai_chunk(rid, 0, {"role": "assistant", "content": "", "refusal": None}, None,
                             include_usage)]  # fmt: skip
-    chunks += [_openai_chunk(0, {"content": text}, None, include_usage) for text in ANSWER]
-    chunks.append(_openai_chunk(0, {}, "stop", include_usage))
+    chunks += [_openai_chunk(rid, 0, {"content": text}, None, include_usage) for text in ANSWER]
+    chunks.append(_openai_chunk(rid, 0, {}, "stop", include_usage))
     if include_usage:
-        last = _openai_chunk(0, {}, None, False)
+        last = _openai_chunk(rid, 0, {}, None, False)
         last["choices"] = []
         last["usage"] = OPENAI_USAGE
         chunks.append(last)
@@ -87,7 +98,7 @@ def openai_events(body: dict[str, Any]) -> list[dict[str, Any]]:
 def openai_completion(body: dict[str, Any]) -> dict[str, Any]:
     """A non-streamed chat completion."""
     return {
-        "id": "chatcmpl-fake0001",
+        "id": _response_id("chatcmpl-fake"),
         "object": "chat.completion",
         "created": 1767225600,
         "model": OPENAI_RESPONSE_MODEL,
@@ -108,7 +119,7 @@ def openai_completion(body: dict[str, Any]) -> dict[str, Any]:
 def anthropic_message(body: dict[str, Any]) -> dict[str, Any]:
     """A non-streamed Anthropic message."""
     return {
-        "id": "msg_fake0001",
+        "id": _response_id("msg_fake"),
         "type": "message",
         "role": "assistant",
         "model": ANTHROPIC_RESPONSE_MODEL,
