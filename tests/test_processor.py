@@ -492,6 +492,14 @@ def test_two_spans_of_one_api_call_are_priced_once(pipeline, table, tmp_path):
     assert rows == [("anthropic.chat", "duplicate_call", None, None)]
 
 
+@pytest.mark.parametrize("rid", ["", 7, ("msg",)])
+def test_only_a_non_empty_text_response_id_makes_a_duplicate(pipeline, rid):
+    call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": rid}
+    for _ in range(2):
+        pipeline.tracer.start_span("chat", attributes=call, start_time=AFTER).end()
+    assert [s.attributes[COST_STATUS] for s in pipeline.spans()] == ["priced", "priced"]
+
+
 def test_second_end_stamps_nothing_more(pipeline, caplog):
     span = pipeline.tracer.start_span("chat", attributes=chat(input_tokens=1))
     span.end()

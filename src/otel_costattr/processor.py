@@ -263,13 +263,10 @@ class CostSpanProcessor(SpanProcessor):
             # Two spans with one response id are two instrumentations of one API call (the
             # anthropic SDK traces itself, OpenLLMetry too): only the first to end is priced.
             rid = attrs.get(RESPONSE_ID)
-            if rid is not None:
+            if type(rid) is str and rid:
                 token = span.get_span_context()  # unique to this span, and small to keep
                 responses = self._responses
-                try:
-                    first = responses.setdefault(rid, token)  # atomic: one first across threads
-                except TypeError:  # unhashable: not a response id
-                    first = token
+                first = responses.setdefault(rid, token)  # atomic: one first across threads
                 if first is not token:
                     found = DUPLICATE
                 elif len(responses) > _RESPONSES_KEPT:
