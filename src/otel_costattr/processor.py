@@ -122,7 +122,7 @@ class CostSpanProcessor(SpanProcessor):
         self._counts = {name: itertools.count() for name in STAT_NAMES}
         self._count_status = {s: self._counts[s.value].__next__ for s in CostStatus}
         self._count_status[DUPLICATE] = self._counts[DUPLICATE].__next__
-        self._responses: dict[object, object] = {}  # response id -> SpanContext of the first
+        self._responses: dict[object, object] = {}  # response id -> token of the first
         self._warned_unhooked = False
         self._shutdown = False
         _check_seam()
@@ -264,7 +264,9 @@ class CostSpanProcessor(SpanProcessor):
             # anthropic SDK traces itself, OpenLLMetry too): only the first to end is priced.
             rid = attrs.get(RESPONSE_ID)
             if type(rid) is str and rid:
-                token = span.get_span_context()  # unique to this span, and small to keep
+                # A token unique to this span, small to keep: the priced result (a new tuple
+                # each time), else the span's context.
+                token = found if type(found) is tuple else span.get_span_context()
                 responses = self._responses
                 first = responses.setdefault(rid, token)  # atomic: one first across threads
                 if first is not token:
