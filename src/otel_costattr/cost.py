@@ -273,17 +273,10 @@ def compute_cost(
     return CallCost(status, version, usage=usage)
 
 
-_POW10 = tuple(10**n for n in range(64))  # computing 10**n costs as much as the pricing
-
-
 def usd_float(parts: tuple[int, ...], scale: int) -> float:
     """The total of `price_call`'s parts as a float, for the OTel attribute boundary only."""
-    try:
-        divisor = _POW10[scale + 6]
-    except IndexError:  # only a user multiplier with many digits gets here
-        divisor = 10 ** (scale + 6)
     # int / int is correctly rounded: the same float as float(total Decimal), 4x cheaper.
-    return sum(parts) / divisor
+    return sum(parts) / 10 ** (scale + 6)
 
 
 _INVALID = (CostStatus.INVALID_USAGE, None, None, 0, None, None)
@@ -302,10 +295,10 @@ def price_call(
     service_tier: str | None,
     usage: tuple[Any, ...],
 ) -> PricedCall:
-    """`compute_cost` without the objects, for the processor's hot path. ``usage``: the
-    `Usage` fields in order, in any tuple. Returns (status, entry, parts, scale, service tier
-    applied, tier threshold applied); the parts are integers over 10**(scale + 6) USD, None
-    unless priced.
+    """`compute_cost` without the objects (the processor's general path; its fast path is
+    `_shape_pricer`). ``usage``: the `Usage` fields in order, in any tuple. Returns (status,
+    entry, parts, scale, service tier applied, tier threshold applied); the parts are
+    integers over 10**(scale + 6) USD, None unless priced.
     """
     inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = usage
     # Usage.problem()'s rule, unrolled: a loop over a tuple of them costs half as much again.
@@ -324,23 +317,10 @@ def price_call(
     write_1h = write_1h or 0
     if write_1h > write:
         return _INVALID
-    return price_tokens(
-        table,
-        start_time,
-        (model, provider, service_tier, inp or 0, out or 0, read or 0, write, write_1h, reasoning or 0,
-         inclusive, with_reasoning),
-    )  # fmt: skip
-
-
-def price_tokens(table: PriceTable, start_time: object, call: tuple[Any, ...]) -> PricedCall:
-    """`price_call` for counts already known valid. ``call``: (model, provider, service tier,
-    input, output, cache read, cache write, cache write 1h, reasoning, input includes cache,
-    output includes reasoning), the counts ints in 0..MAX_TOKENS with absent ones 0, cache
-    write 1h <= cache write, at least one reported."""
-    # One flat function on purpose: it runs once per model-call span.
-    model, provider, service_tier, inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = (
-        call
-    )
+    inp = inp or 0
+    out = out or 0
+    read = read or 0
+    reasoning = reasoning or 0
     if type(start_time) is not int:
         start_time = epoch_ns(start_time)
     quote = table.quote(model, provider, service_tier, start_time)
