@@ -66,11 +66,15 @@ class ModelEntry:
 
     def period_for_ns(self, ns: int) -> PricePeriod:
         """`price_at` for epoch nanoseconds, the form OTel spans carry."""
+        return self.periods[self.period_index(ns)]
+
+    def period_index(self, ns: int) -> int:
+        """The index in `periods` of the prices in force at epoch nanoseconds ``ns``."""
         since = self._since_ns
         index = len(since) - 1
         while index > 0 and since[index] > ns:
             index -= 1
-        return self.periods[index]
+        return index
 
 
 def _date_ns(day: dt.date) -> int:
@@ -275,10 +279,8 @@ class PriceTable:
         entry = self.resolve(model, provider)  # type: ignore[arg-type]
         if entry is None:
             return (*_ALWAYS, None)
+        index = entry.period_index(ns)
         since = entry._since_ns
-        index = len(since) - 1
-        while index > 0 and since[index] > ns:
-            index -= 1
         period = entry.periods[index]
         start = since[index] if index > 0 else _ALWAYS[0]  # the first price also applies before
         end = since[index + 1] if index + 1 < len(since) else _ALWAYS[1]
