@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import statistics
 import sys
 import time
@@ -41,7 +42,7 @@ from otel_costattr._shape_pricer import price_attributes
 from otel_costattr.cost import compute_cost
 from otel_costattr.pricing import PriceTable, load_pricing
 from otel_costattr.processor import ROLE_KEYS, CostSpanProcessor
-from otel_costattr.semconv import read_model_call
+from otel_costattr.semconv import RESPONSE_ID, read_model_call
 
 TEST_PRICES = Path(__file__).resolve().parents[1] / "tests" / "data" / "test_prices.toml"
 
@@ -84,16 +85,25 @@ def make_tracer(variant: str, table: PriceTable):
     return tracer, trace.set_span_in_context(parent)
 
 
+_response_numbers = itertools.count()
+
+
 def lifecycle(tracer, parent_context, attrs: dict, n: int) -> float:
-    """CPU microseconds per span: start under ``parent_context``, set attrs, end."""
-    items = tuple(attrs.items())
+    """CPU microseconds per span: start under ``parent_context``, set attrs, end. A
+    ``gen_ai.response.id`` in ``attrs`` is replaced by a fresh one on each span, as each real
+    response has its own (the processor prices a response id once per trace)."""
+    items = tuple((k, v) for k, v in attrs.items() if k != RESPONSE_ID)
+    fresh = RESPONSE_ID in attrs
+    ids = [f"msg_{next(_response_numbers):012d}" for _ in range(n)] if fresh else []
     token = context.attach(parent_context)
     try:
         start = time.thread_time()
-        for _ in range(n):
+        for i in range(n):
             span = tracer.start_span("span")
             for key, value in items:
                 span.set_attribute(key, value)
+            if fresh:
+                span.set_attribute(RESPONSE_ID, ids[i])
             span.end()
         return (time.thread_time() - start) / n * 1e6
     finally:

@@ -35,13 +35,22 @@ class Pipeline:
         return [s for s in found if name is None or s.name == name]
 
 
-@pytest.fixture
-def pipeline(table: PriceTable):
-    """A TracerProvider with an in-memory exporter registered *before* the cost processor."""
+def _pipeline(processor: CostSpanProcessor):
     provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    processor = CostSpanProcessor(table)
     provider.add_span_processor(processor)
     yield Pipeline(provider, provider.get_tracer("test"), exporter, processor)
     provider.shutdown()
+
+
+@pytest.fixture
+def pipeline(table: PriceTable):
+    """A TracerProvider with an in-memory exporter registered *before* the cost processor."""
+    yield from _pipeline(CostSpanProcessor(table))
+
+
+@pytest.fixture
+def deduping(table: PriceTable):
+    """`pipeline` with the processor's duplicate check on (dedupe_response_ids=True)."""
+    yield from _pipeline(CostSpanProcessor(table, dedupe_response_ids=True))

@@ -462,27 +462,27 @@ def test_ended_spans_are_freed_without_the_cycle_collector(pipeline):
         gc.enable()
 
 
-def test_two_spans_of_one_api_call_are_priced_once(pipeline, table, tmp_path):
+def test_two_spans_of_one_api_call_are_priced_once(deduping, table, tmp_path):
     # Two instrumentations of one call (the anthropic SDK's own span and OpenLLMetry's):
     # siblings with the same response id. The first to end is priced, the other is not.
     call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
-    with pipeline.tracer.start_as_current_span("agent", attributes=AGENT):
-        sdk = pipeline.tracer.start_span("anthropic.messages.create", attributes=call, start_time=AFTER)
-        outer = pipeline.tracer.start_span("anthropic.chat", attributes=call, start_time=AFTER)
+    with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
+        sdk = deduping.tracer.start_span("anthropic.messages.create", attributes=call, start_time=AFTER)
+        outer = deduping.tracer.start_span("anthropic.chat", attributes=call, start_time=AFTER)
         sdk.end()
         outer.end()
         other = {**call, "gen_ai.response.id": "msg_02"}
-        pipeline.tracer.start_span("next call", attributes=other, start_time=AFTER).end()
+        deduping.tracer.start_span("next call", attributes=other, start_time=AFTER).end()
     kept, duplicate, following = (
-        pipeline.spans(n)[0].attributes for n in ("anthropic.messages.create", "anthropic.chat", "next call")
+        deduping.spans(n)[0].attributes for n in ("anthropic.messages.create", "anthropic.chat", "next call")
     )
     assert (kept[COST], kept[COST_STATUS]) == (0.003, "priced")
     assert COST not in duplicate and duplicate[COST_STATUS] == "duplicate"
     assert following[COST] == 0.003
-    assert pipeline.processor.stats()["priced"] == 2 and pipeline.processor.stats()["duplicate"] == 1
+    assert deduping.processor.stats()["priced"] == 2 and deduping.processor.stats()["duplicate"] == 1
     # In the store the duplicate is not a model call: no tokens, no cost, in no rollup.
     store = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=table)
-    store.export(pipeline.spans())
+    store.export(deduping.spans())
     store.shutdown()
     assert rollup("stats", db=tmp_path / "s.duckdb")[0]["calls"] == 2
     with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
@@ -492,12 +492,72 @@ def test_two_spans_of_one_api_call_are_priced_once(pipeline, table, tmp_path):
     assert rows == [("anthropic.chat", "duplicate_call", None, None)]
 
 
+def test_duplicates_need_one_trace_and_a_priced_first(deduping):
+    usage = chat(input_tokens=1000, output_tokens=100)
+    no_usage = chat()
+
+    def end(name, attrs, rid, context=None):
+        span = deduping.tracer.start_span(
+            name, context=context, attributes={**attrs, "gen_ai.response.id": rid}
+        )
+        span.end()
+        return span
+
+    # A server reusing short ids (Ollama: chatcmpl-<0..998>): separate traces, separate calls.
+    end("call a", usage, "chatcmpl-7")
+    end("call b", usage, "chatcmpl-7")
+    # A span without usage ending first claims nothing: the span with usage is still priced;
+    # one without usage ending after the priced one is its duplicate.
+    run = trace.set_span_in_context(deduping.tracer.start_span("run"))
+    end("empty first", no_usage, "msg_1", run)
+    end("priced", usage, "msg_1", run)
+    end("empty after", no_usage, "msg_1", run)
+    status = {s.name: s.attributes[COST_STATUS] for s in deduping.spans()}
+    assert status == {
+        "call a": "priced",
+        "call b": "priced",
+        "empty first": "no_usage",
+        "priced": "priced",
+        "empty after": "duplicate",
+    }
+
+
+def test_a_duplicate_takes_no_step_number(deduping):
+    call = chat(input_tokens=1000, output_tokens=100)
+    with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
+        for rid in ("msg_0", "msg_0", "msg_1"):
+            span = deduping.tracer.start_span("chat")  # a call only once the response is in:
+            span.set_attributes({**call, "gen_ai.response.id": rid})  # numbered at end
+            span.end()
+    steps = [(s.attributes[COST_STATUS], s.attributes.get(AGENT_STEP)) for s in deduping.spans("chat")]
+    assert steps == [("priced", 0), ("duplicate", None), ("priced", 1)]
+
+
+def test_pairs_are_never_split_by_forgetting_old_ids(deduping, monkeypatch):
+    monkeypatch.setattr(processor_module, "_RESPONSES_KEPT", 4)
+    call = chat(input_tokens=1000, output_tokens=100)
+    run = trace.set_span_in_context(deduping.tracer.start_span("run"))
+    for i in range(20):
+        for _ in range(2):
+            attrs = {**call, "gen_ai.response.id": f"msg_{i}"}
+            deduping.tracer.start_span("chat", context=run, attributes=attrs).end()
+    assert deduping.processor.stats()["priced"] == 20 and deduping.processor.stats()["duplicate"] == 20
+    assert len(deduping.processor._first_spans._current) <= 5
+
+
+def test_duplicates_are_priced_unless_asked(pipeline):
+    call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
+    for _ in range(2):
+        pipeline.tracer.start_span("chat", attributes=call).end()
+    assert [s.attributes[COST_STATUS] for s in pipeline.spans()] == ["priced", "priced"]
+
+
 @pytest.mark.parametrize("rid", ["", 7, ("msg",)])
-def test_only_a_non_empty_text_response_id_makes_a_duplicate(pipeline, rid):
+def test_only_a_non_empty_text_response_id_makes_a_duplicate(deduping, rid):
     call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": rid}
     for _ in range(2):
-        pipeline.tracer.start_span("chat", attributes=call, start_time=AFTER).end()
-    assert [s.attributes[COST_STATUS] for s in pipeline.spans()] == ["priced", "priced"]
+        deduping.tracer.start_span("chat", attributes=call, start_time=AFTER).end()
+    assert [s.attributes[COST_STATUS] for s in deduping.spans()] == ["priced", "priced"]
 
 
 def test_second_end_stamps_nothing_more(pipeline, caplog):

@@ -30,6 +30,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext
 
 from . import _sdk_seam
 from ._shape_pricer import cached_pricer, pricer_for
@@ -70,7 +71,7 @@ _PRICED = CostStatus.PRICED
 _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
-_RESPONSES_KEPT = 4096  # response ids remembered to spot a second span of the same call
+_RESPONSES_KEPT = 4096  # response ids per generation, to spot a second span of a call
 
 _seam_checked = False
 
@@ -87,12 +88,55 @@ def _counted(counter: itertools.count) -> int:
     return int(repr(counter)[len("count(") : -1])  # the repr is the only way that is not deprecated
 
 
+class _FirstSpans:
+    """Which span first priced each recent response id: two spans of one trace with one
+    gen_ai.response.id are two instrumentations of one API call. Keyed by id, checked by
+    trace, so a server reusing short ids across calls makes no false duplicates. Two
+    generations of up to _RESPONSES_KEPT ids, so eviction never separates a pair. A span is
+    recorded as one int, trace id << 64 | span id: unique, and nothing for the garbage
+    collector to walk."""
+
+    __slots__ = ("_current", "_older")
+
+    def __init__(self) -> None:
+        self._current: dict[str, int] = {}
+        self._older: dict[str, int] = {}
+
+    def claim(self, rid: str, ctx: SpanContext) -> bool:
+        """Record that the span of ``ctx`` priced ``rid``: False when a span of the same trace
+        did so first (this one is a duplicate)."""
+        mark = ctx.trace_id << 64 | ctx.span_id
+        current = self._current
+        first = current.setdefault(rid, mark)  # atomic: one first across threads
+        if first != mark:
+            if first >> 64 == ctx.trace_id:
+                return False
+            current[rid] = mark  # another trace reusing the id: another call
+            return True
+        older = self._older.get(rid)
+        if older is not None and older >> 64 == ctx.trace_id:
+            return False
+        if len(current) > _RESPONSES_KEPT:
+            self._older, self._current = current, {}
+        return True
+
+    def seen(self, rid: str, ctx: SpanContext) -> bool:
+        """Whether a span of the same trace as ``ctx`` priced ``rid`` already."""
+        first = self._current.get(rid) or self._older.get(rid)
+        return first is not None and first >> 64 == ctx.trace_id
+
+
 class CostSpanProcessor(SpanProcessor):
     """Prices model-call spans and stamps the cost on the span itself.
 
     ``pricing``: the table to price with (default: the bundled table, see `load_pricing`).
     ``identity_keys``: the attributes a span inherits from its ancestors and from Baggage.
     ``use_baggage``: also copy those keys from W3C Baggage (identity across processes).
+    ``dedupe_response_ids``: price an API call once when two spans of a trace report its
+    ``gen_ai.response.id`` (two instrumentations of one call, e.g. OpenLLMetry with the
+    anthropic SDK's own tracing): the later ones get ``costattr.status=duplicate`` and no
+    cost. Off by default: it costs about 0.5 us per model call, for a setup better fixed by
+    turning one instrumentation off.
     """
 
     def __init__(
@@ -101,6 +145,7 @@ class CostSpanProcessor(SpanProcessor):
         *,
         identity_keys: Iterable[str] = IDENTITY_KEYS,
         use_baggage: bool = True,
+        dedupe_response_ids: bool = False,
     ) -> None:
         if pricing is not None and not isinstance(pricing, PriceTable):
             raise ValueError(f"pricing must be a PriceTable (see load_pricing()), got {pricing!r}")
@@ -122,7 +167,9 @@ class CostSpanProcessor(SpanProcessor):
         self._counts = {name: itertools.count() for name in STAT_NAMES}
         self._count_status = {s: self._counts[s.value].__next__ for s in CostStatus}
         self._count_status[DUPLICATE] = self._counts[DUPLICATE].__next__
-        self._responses: dict[object, object] = {}  # response id -> token of the first
+        self._count_priced = self._count_status[_PRICED]
+        self._dedupe = bool(dedupe_response_ids)
+        self._first_spans = _FirstSpans()
         self._warned_unhooked = False
         self._shutdown = False
         _check_seam()
@@ -153,7 +200,8 @@ class CostSpanProcessor(SpanProcessor):
 
     def stats(self) -> dict[str, int]:
         """Counts since creation: model calls by cost status (priced, unknown_model, no_usage,
-        invalid_usage), internal errors, and spans that could not be hooked."""
+        invalid_usage), duplicates (spans of a call priced through another span), internal
+        errors, and spans that could not be hooked."""
         return {name: _counted(counter) for name, counter in self._counts.items()}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -260,22 +308,12 @@ class CostSpanProcessor(SpanProcessor):
                 found = self._general(span, attrs)
                 if found is None:
                     return None
-            # Two spans with one response id are two instrumentations of one API call (the
-            # anthropic SDK traces itself, OpenLLMetry too): only the first to end is priced.
-            rid = attrs.get(RESPONSE_ID)
-            if type(rid) is str and rid:
-                # A token unique to this span, small to keep: the priced result (a new tuple
-                # each time), else the span's context.
-                token = found if type(found) is tuple else span.get_span_context()
-                responses = self._responses
-                first = responses.setdefault(rid, token)  # atomic: one first across threads
-                if first is not token:
-                    found = DUPLICATE
-                elif len(responses) > _RESPONSES_KEPT:
-                    responses.clear()  # duplicates end within moments of each other
-            if found is DUPLICATE:
-                out = {COST_STATUS: DUPLICATE, PRICING_VERSION: table.version}
-            elif type(found) is tuple:
+            if self._dedupe and self._is_duplicate(span, attrs, found):
+                found = DUPLICATE
+            if found is DUPLICATE:  # no cost, and no step number either: it is not a new call
+                self._count_status[DUPLICATE]()
+                return {COST_STATUS: DUPLICATE, PRICING_VERSION: table.version}
+            if type(found) is tuple:
                 entry, usd = found
                 out = {
                     COST: usd,
@@ -283,18 +321,30 @@ class CostSpanProcessor(SpanProcessor):
                     PRICING_VERSION: table.version,
                     PRICED_MODEL: entry.id,
                 }
-                found = _PRICED
+                self._count_priced()
             else:  # never a cost attribute, not even 0, when the call could not be priced
                 out = {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: table.version}
+                self._count_status[found]()
             if AGENT_STEP not in attrs:
                 agent = getattr(span, _AGENT, None)
                 if agent is not None:
                     out[AGENT_STEP] = next(agent)
-            self._count_status[found]()
             return out
         except Exception:
             self._internal_error("end")
             return None
+
+    def _is_duplicate(self, span: Span, attrs: Mapping[str, Any], found: object) -> bool:
+        """Whether another span of this trace priced this span's response id first: two
+        instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too).
+        Only a priced span claims an id."""
+        rid = attrs.get(RESPONSE_ID)
+        if type(rid) is not str or not rid:
+            return False
+        ctx = span.get_span_context()
+        if type(found) is tuple:
+            return not self._first_spans.claim(rid, ctx)
+        return self._first_spans.seen(rid, ctx)
 
     def _general(self, span: Span, attrs: Mapping[str, Any]) -> tuple[Any, int, int] | CostStatus | None:
         """What the fast path leaves (agent spans, bad values, no usage), with the general

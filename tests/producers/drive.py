@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.db:
         from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
 
-        provider.add_span_processor(CostSpanProcessor())
+        # Priced once per response even where two instrumentations report the same call.
+        provider.add_span_processor(CostSpanProcessor(dedupe_response_ids=True))
         provider.add_span_processor(BatchSpanProcessor(DuckDBSpanExporter(args.db)))
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
