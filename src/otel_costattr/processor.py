@@ -135,7 +135,7 @@ class CostSpanProcessor(SpanProcessor):
     ``dedupe_response_ids``: price an API call once when two spans of a trace report its
     ``gen_ai.response.id`` (two instrumentations of one call, e.g. OpenLLMetry with the
     anthropic SDK's own tracing): the later ones get ``costattr.status=duplicate`` and no
-    cost. Off by default: it costs about 0.5 us per model call, for a setup better fixed by
+    cost. Off by default: it costs about 1 us per model call, for a setup better fixed by
     turning one instrumentation off.
     """
 
