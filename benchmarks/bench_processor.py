@@ -11,7 +11,8 @@ then the next round, in alternating order) so drift in machine speed hits them a
 
 Each runs on the bare SDK (a TracerProvider with no processor) and with the processor, in
 its two ways of running inside ``end()`` (ending: the SDK's _on_ending, the default;
-closure: a per-span hook, the fallback; see _sdk_seam.py).
+closure: a per-span hook, the fallback; see _sdk_seam.py), and with
+``dedupe_response_ids=True`` (ending).
 Times are thread CPU time (other processes on the machine add less noise than to wall
 time), in microseconds per span; ratios are taken round by round against the bare SDK
 ("ratio": their median), and between the fastest batches ("min ratio": what is left when
@@ -70,12 +71,15 @@ PLAIN_ATTRS = {
     "http.route": "/a/b",
     "client.address": "127.0.0.1",
 }
-VARIANTS = ("bare", "ending", "closure")
+VARIANTS = ("bare", "ending", "closure", "dedupe")
 
 
 def make_tracer(variant: str, table: PriceTable):
     provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource.get_empty(), shutdown_on_exit=False)
-    if variant != "bare":
+    if variant == "dedupe":
+        proc = CostSpanProcessor(table, dedupe_response_ids=True)
+        provider.add_span_processor(proc)
+    elif variant != "bare":
         proc = CostSpanProcessor(table)
         # Benchmark only: choose the way (the processor's default is "ending").
         proc._use_hook(_sdk_seam.EndHook(proc._before_end, ROLE_KEYS, proc, mode=variant))
