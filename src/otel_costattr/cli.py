@@ -403,6 +403,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- store -----------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
+
+
+def cmd_store_status(args: argparse.Namespace) -> int:
+    from .maintenance import status
+    from .store import StoreError
+
+    try:
+        st = status(_db(args))
+    except StoreError as e:
+        raise CLIError(str(e)) from e
+    if args.format == "json":
+        print(json.dumps(st.as_dict(), indent=2))
+    else:
+        stored = f"unknown ({st.stored_error})"
+        if st.stored_spans is not None:
+            stored = f"{st.stored_spans:,} spans"
+        error = "none"
+        if st.last_ingest_error:
+            after = f"; ingesting again since {st.recovered_time}" if st.recovered_time else "; not resolved"
+            error = f"{st.last_ingest_error_time}: {st.last_ingest_error}{after}"
+        lines = [
+            ("database", st.path),
+            ("stored", stored),
+            ("pending", f"{st.pending_files} files, {st.pending_spans:,} spans ({_size(st.pending_bytes)})"),
+            ("quarantined", f"{len(st.quarantined)} files, {sum(q.spans or 0 for q in st.quarantined):,}"
+             " spans" + (" (otel-costattr store repair retries them)" if st.quarantined else "")),
+            ("dropped", f"{st.dropped_spans:,} spans"),
+            ("last ingest error", error),
+        ]  # fmt: skip
+        for label, value in lines:
+            print(f"{label:<18} {value}")
+        for q in st.quarantined:
+            print(f"  {q.name}: {q.reason or 'reason not recorded'}")
+    return 3 if args.check and not st.healthy else 0
+
+
+def cmd_store_repair(args: argparse.Namespace) -> int:
+    from .maintenance import repair
+    from .store import StoreError
+
+    try:
+        result = repair(_db(args), lock_timeout=args.lock_timeout)
+    except StoreError as e:
+        raise CLIError(str(e)) from e
+    print(f"requeued {result.requeued} quarantined files; ingested {result.ingested_files} spool files")
+    for q in result.still_quarantined:
+        print(f"still quarantined: {q.name}: {q.reason or 'reason not recorded'}")
+    return 1 if result.still_quarantined else 0
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -529,6 +584,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_option(p)
     _add_output_options(p)
     p.set_defaults(handler=cmd_trace)
+
+    store = sub.add_parser("store", help="the span store's health: pending, quarantined and dropped spans")
+    ssub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    p = ssub.add_parser(
+        "status",
+        help="spool files waiting, files quarantined, spans dropped, the last ingest error "
+        "(e.g. otel-costattr store status --db spans.duckdb)",
+    )
+    _add_db_option(p)
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument(
+        "--check", action="store_true",
+        help="exit 3 when anything is quarantined, dropped or failing (for cron and health checks)",
+    )  # fmt: skip
+    p.set_defaults(handler=cmd_store_status)
+    p = ssub.add_parser(
+        "repair",
+        help="put quarantined spool files back and ingest them; exit 1 if some still cannot be read",
+    )
+    _add_db_option(p)
+    p.add_argument(
+        "--lock-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="how long to wait for a writer holding the database (default 10)",
+    )  # fmt: skip
+    p.set_defaults(handler=cmd_store_repair)
 
     p = sub.add_parser(
         "demo",

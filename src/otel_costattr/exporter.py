@@ -17,7 +17,11 @@ How a batch travels (see store.py for why):
    lock; `store.connect` ingests them too, so readers see every acknowledged span.
 3. When the spool is over ``max_spool_bytes`` (the database stayed locked, say) or cannot be
    written, batches wait in memory, up to ``max_buffered_spans``; past that they are
-   dropped, counted in ``dropped_spans`` and logged. Such an export returns FAILURE.
+   dropped, counted in ``dropped_spans``, logged, and written to the spool's journal, where
+   ``otel-costattr store status`` sums them over every process. Such an export returns FAILURE.
+4. When the database cannot take the spool (disk full, I/O errors, a failed commit), the
+   files stay pending and the ingester retries with exponential backoff; only a file DuckDB
+   can never read is quarantined (see `store.ingest_spool`).
 
 Why not insert each batch directly with its own connection: measured on 2 cores, open +
 insert + commit + close costs 25-55 ms per 2048 spans (checkpoint spikes to 250 ms), i.e. at
@@ -40,7 +44,7 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import store
+from . import spool, store
 from .mapping import SpanMapper
 from .pricing import PriceTable, default_pricing
 
@@ -57,6 +61,9 @@ _LOG_EVERY = 10.0  # seconds between repeated warnings of one kind
 # enough to amortise connect, commit and checkpoint: of 16k, 32k, 61k and 123k rows, 32k
 # gave the best end-to-end throughput on 2 cores, at 512 and at 2048 spans a batch.
 _INGEST_ROWS = 32_768
+# After an ingest failure that is not a lock (no space, I/O, a failed commit) the ingester
+# waits interval x 2^n between tries, up to this; the spool keeps every batch meanwhile.
+_MAX_BACKOFF = 60.0
 
 
 def _env_flag(name: str) -> bool:
@@ -127,6 +134,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._max_buffered = int(max_buffered_spans)
         self._fsync = fsync
         self._dropped = 0
+        self._journaled_drops = 0  # of dropped_spans, how many the journal has
         self._shutdown = False
         self._last_log: dict[str, float] = {}
         self._reset()
@@ -143,6 +151,8 @@ class DuckDBSpanExporter(SpanExporter):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._spooled_rows = 0  # since the worker last ingested
+        self._failures = 0  # ingest failures in a row, other than a busy lock
+        self._retry_at = 0.0  # monotonic time before which the ingester does not try again
         self._worker: threading.Thread | None = None
         self._pid = os.getpid()
 
@@ -208,6 +218,7 @@ class DuckDBSpanExporter(SpanExporter):
                 self._buffer.clear()
             if lost:
                 self._drop(lost, "exporter shut down")
+            self._journal_drops()
             if not done:
                 logger.warning(
                     "otel-costattr: %s stayed locked; %d spool files wait in %s for the next writer",
@@ -302,8 +313,22 @@ class DuckDBSpanExporter(SpanExporter):
             self._last_log[kind] = now
             logger.log(level, msg, *args, exc_info=exc_info)
 
+    def _failed(self) -> None:
+        """Count an ingest failure and back off: interval x 2^n, at most a minute."""
+        self._failures += 1
+        delay = min(self._interval * 2 ** min(self._failures, 16), _MAX_BACKOFF)
+        self._retry_at = time.monotonic() + delay
+
+    def _journal_drops(self) -> None:
+        """Write spans dropped since the last call to the spool's journal (for `store status`)."""
+        total = self.dropped_spans
+        if total > self._journaled_drops:
+            spool.record(self.path, "dropped", spans=total - self._journaled_drops)
+            self._journaled_drops = total
+
     def _ingest_round(self, retry: store.Retry, deadline: float | None = None) -> bool:
-        """Ingest spool files until none are left (True) or the lock is busy (False)."""
+        """Ingest spool files until none are left (True), or the lock is busy or the database
+        cannot take them now (False: they stay pending). Raises nothing from the store."""
         with self._flush_lock:
             try:
                 while store.pending_spool(self.path):
@@ -323,6 +348,11 @@ class DuckDBSpanExporter(SpanExporter):
                             break
                     except store.LockTimeout:
                         return False
+                    except store.StoreError as e:  # disk full, I/O, a failed commit: retried
+                        self._failed()
+                        self._log("ingest", "otel-costattr: %s; retrying", e, level=logging.ERROR)
+                        return False
+                    self._failures, self._retry_at = 0, 0.0
                     if deadline is None and store.pending_spool(self.path):
                         time.sleep(0.05)  # a backlog: let a waiting reader in between chunks
                 return True
@@ -350,7 +380,7 @@ class DuckDBSpanExporter(SpanExporter):
         if self._buffer:
             try:
                 self._write_buffer(store.Retry(timeout=max(deadline - time.monotonic(), 0)))
-            except store.LockTimeout:
+            except store.StoreError:  # locked, or the database cannot take them: kept
                 return False
         return done and not self._buffer
 
@@ -360,23 +390,31 @@ def _run_worker(ref: weakref.ref, stop: threading.Event, wake: threading.Event, 
     Holds only a weak reference, so an exporter dropped without shutdown does not leak a
     thread forever."""
     busy = store.Retry(timeout=0.05)
+    wait = interval
     while True:
-        wake.wait(interval)
+        wake.wait(wait)
         wake.clear()
         if stop.is_set():
             return
         exporter = ref()
         if exporter is None:
             return
+        wait = exporter._retry_at - time.monotonic()
+        if wait > 0:  # backing off after a failure: a wake-up does not shorten it
+            del exporter
+            continue
+        wait = interval
         with exporter._lock:
             exporter._spooled_rows = 0
         try:
             exporter._drain_buffer()
-            exporter._ingest_round(busy)
-            if exporter._buffer:  # the spool refused them: write them directly
-                exporter._write_buffer(busy)
+            if exporter._ingest_round(busy) and exporter._buffer:
+                exporter._write_buffer(busy)  # the spool refused them: write them directly
         except store.LockTimeout:
             pass  # busy: next round
+        except store.StoreError as e:  # the database cannot take the buffer now: kept
+            exporter._failed()
+            exporter._log("ingest", "otel-costattr: %s; retrying", e, level=logging.ERROR)
         except Exception:
             exporter._log(
                 "ingest",
@@ -385,6 +423,7 @@ def _run_worker(ref: weakref.ref, stop: threading.Event, wake: threading.Event, 
                 level=logging.ERROR,
                 exc_info=True,
             )
+        exporter._journal_drops()
         del exporter
 
 

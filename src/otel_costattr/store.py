@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import logging
 import os
 import threading
@@ -34,14 +33,16 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from . import spool
+
+# The spool's file functions live in spool.py; these names stay importable from here.
+from .spool import SPOOL_SUFFIX, pending_spool, spool_bytes, spool_dir, write_spool  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-SPOOL_SUFFIX = ".spool"
-_STALE_TMP_SECONDS = 3600  # a temp spool file this old belongs to a writer that died
-_seq = itertools.count()
-_TRANSIENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.InterruptException)
+_ERROR_JOURNAL_EVERY = 30.0  # seconds between journal lines for a database that keeps failing
+_failing: dict[str, float] = {}  # path -> when its last ingest error was journaled
 _path_locks: dict[str, threading.RLock] = {}
 _path_locks_guard = threading.Lock()
 
@@ -52,6 +53,11 @@ class StoreError(Exception):
 
 class LockTimeout(StoreError):
     """Another process kept the database file locked longer than the retry allowed."""
+
+
+class IngestError(StoreError):
+    """Spool files could not be moved into the table for a reason outside the files (no space,
+    an I/O error, a failed commit): they stay pending and are tried again later."""
 
 
 @dataclass(frozen=True)
@@ -296,64 +302,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Mi
     return done
 
 
-# -- spool ------------------------------------------------------------------------------
-
-
-def spool_dir(path: str | os.PathLike[str]) -> Path:
-    """Where batches wait for the write lock: ``<db path>.spool/``."""
-    return Path(str(path) + SPOOL_SUFFIX)
-
-
-def pending_spool(path: str | os.PathLike[str]) -> list[Path]:
-    """Spool files waiting to be ingested, oldest first."""
-    try:
-        names = os.listdir(spool_dir(path))
-    except FileNotFoundError:
-        return []
-    return [spool_dir(path) / n for n in sorted(names) if n.endswith(".parquet")]
-
-
-def spool_bytes(path: str | os.PathLike[str]) -> int:
-    """Total size of the spool files waiting to be ingested."""
-    total = 0
-    for f in pending_spool(path):
-        with contextlib.suppress(FileNotFoundError):  # ingested meanwhile
-            total += f.stat().st_size
-    return total
-
-
-def write_spool(path: str | os.PathLike[str], table: pa.Table, *, fsync: bool = True) -> int:
-    """Write ``table`` durably as a spool file of the database at ``path``; returns its size.
-    The file appears under its final name only once complete (and fsynced, by default)."""
-    folder = spool_dir(path)
-    if not folder.is_dir():
-        folder.mkdir(exist_ok=True)
-    name = f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}.parquet"
-    tmp = folder / f".{name}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            # The cheapest encoding to write and read back, for a short-lived file: lz4, no
-            # dictionaries, no statistics (measured: 1.6 µs a row to write, 3.0 with zstd).
-            pq.write_table(
-                table,
-                f,
-                compression="lz4",
-                use_dictionary=False,
-                write_statistics=False,
-                store_schema=False,
-            )
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-            size = f.tell()
-        # No fsync of the folder after the rename: it doubled the cost of a 512-span export
-        # (one more journal flush). A SIGKILL cannot undo a rename; only a power cut in the
-        # next few seconds could, on filesystems that do not order it after the data.
-        os.replace(tmp, folder / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return size
+# -- ingest -----------------------------------------------------------------------------
 
 
 def _insert(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
@@ -434,7 +383,7 @@ def ingest(
     """Open the store for writing, move up to ``max_files`` spool files into ``spans``, close.
     ``threads`` caps DuckDB's threads meanwhile (a background ingester uses 1, leaving the
     other cores to the application). Returns the number of files handled. Raises
-    `LockTimeout` or `StoreError`."""
+    `LockTimeout`, `IngestError` (the files stay pending) or `StoreError`."""
     with writing(path, retry=retry) as con:
         if threads is None:
             return ingest_spool(con, path, max_files=max_files)
@@ -443,72 +392,107 @@ def ingest(
         try:
             return ingest_spool(con, path, max_files=max_files)
         finally:
-            con.execute(f"SET threads = {int(before)}")
+            with contextlib.suppress(duckdb.Error):  # a failed database may refuse even this
+                con.execute(f"SET threads = {int(before)}")
+
+
+def _insert_files(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> int:
+    con.execute("BEGIN TRANSACTION")
+    added = _insert(con, "read_parquet(?, union_by_name = true)", [[str(f) for f in files]])
+    con.execute("COMMIT")
+    return added
 
 
 def ingest_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], *, max_files: int = 64) -> int:
     """Move up to ``max_files`` spool files (oldest first) into ``spans`` in one transaction,
-    then delete them. Returns how many files were handled (0: spool empty). A file DuckDB
-    cannot read is moved to ``<spool>/bad/`` and logged, never deleted."""
-    _clean_stale_tmp(path)
+    then delete them. Returns how many files were handled (0: spool empty).
+
+    When the transaction fails, each file is checked on its own, read-only and away from this
+    database (`unreadable`): only a file that check rejects is quarantined (``bad/``, counted,
+    `repair` retries it). If every file passes, the failure was the database's or the disk's
+    (no space, I/O, a failed commit): the files stay pending and `IngestError` is raised, so
+    the caller retries later. Nothing acknowledged is set aside for an environmental fault."""
+    spool.clean_stale_tmp(path)
     files = pending_spool(path)[:max_files]
     if not files:
         return 0
     try:
-        con.execute("BEGIN TRANSACTION")
-        added = _insert(con, "read_parquet(?, union_by_name = true)", [[str(f) for f in files]])
-        con.execute("COMMIT")
+        added = _insert_files(con, files)
     except duckdb.Error as e:
         _rollback(con)
-        # One unreadable file must not block the rest: take them one by one.
-        logger.warning("otel-costattr: ingesting %d spool files failed (%s); one by one", len(files), e)
-        return sum(_ingest_one(con, f) for f in files)
+        good = [f for f in files if not _set_aside_if_unreadable(path, f)]
+        if len(good) == len(files):
+            raise _ingest_failed(path, files, e) from e
+        try:  # the bad ones are out of the way: the rest in one transaction again
+            added = _insert_files(con, good) if good else 0
+        except duckdb.Error as e2:
+            _rollback(con)
+            raise _ingest_failed(path, good, e2) from e2
+        files = good
     for f in files:
         f.unlink(missing_ok=True)
+    if _failing.pop(str(path), None) is not None:
+        spool.record(path, "ingest_recovered", files=len(files))
+        logger.warning("otel-costattr: ingesting into %s works again", path)
     logger.debug("otel-costattr: ingested %d spool files (%d new spans)", len(files), added)
     return len(files)
 
 
-def _ingest_one(con: duckdb.DuckDBPyConnection, file: Path) -> int:
+def _ingest_failed(path: str | os.PathLike[str], files: Sequence[Path], error: BaseException) -> IngestError:
+    """The error to raise for an environmental failure; journaled at most every 30 s."""
+    message = " ".join(str(error).split())
+    now = time.monotonic()
+    last = _failing.get(str(path))
+    if last is None or now - last >= _ERROR_JOURNAL_EVERY:
+        _failing[str(path)] = now
+        spool.record(path, "ingest_error", error=message, pending_files=len(pending_spool(path)))
+    return IngestError(f"{path}: {len(files)} spool files kept for a later try: {message}")
+
+
+def _set_aside_if_unreadable(path: str | os.PathLike[str], file: Path) -> bool:
+    """Quarantine ``file`` if `unreadable` says it can never be ingested. True when it is no
+    longer pending (quarantined, or already taken by another process)."""
+    if not file.exists():
+        return True
+    if file.name in _readable:
+        return False
+    reason = unreadable(file)
+    if reason is None:
+        if len(_readable) >= 4096:  # bounded; a miss only costs a second check
+            _readable.clear()
+        _readable.add(file.name)
+        return False
+    spool.quarantine(path, file, reason)
+    return True
+
+
+_readable: set[str] = set()  # spool files `unreadable` passed: not checked again while pending
+_PROBE_ENVIRONMENT = (duckdb.OutOfMemoryException, duckdb.InterruptException, duckdb.FatalException)
+
+
+def unreadable(file: Path) -> str | None:
+    """Why ``file`` can never be ingested, or None when it can.
+
+    The check inserts the file into a fresh in-memory database with the same schema, so it
+    says something about the file alone: not Parquet, corrupt, columns or types the table
+    cannot take, missing ids. A failure of the real database (full disk, I/O errors, an
+    invalidated instance) cannot reach it. Memory exhaustion and interrupts are not held
+    against the file."""
     try:
-        con.execute("SELECT count(*) FROM read_parquet(?)", [str(file)]).fetchone()
+        probe = duckdb.connect(":memory:")
+    except duckdb.Error:
+        return None  # cannot even check: keep the file
+    try:
+        for step in MIGRATIONS:
+            probe.execute(step.sql)
+        probe.execute("SET threads = 1")
+        probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
+    except _PROBE_ENVIRONMENT:
+        return None
     except duckdb.Error as e:
         if not file.exists():
-            return 0
-        _quarantine(file, e)
-        return 1
-    try:
-        con.execute("BEGIN TRANSACTION")
-        _insert(con, "read_parquet(?)", [str(file)])
-        con.execute("COMMIT")
-    except duckdb.Error as e:
-        _rollback(con)
-        if isinstance(e, _TRANSIENT):  # disk or memory: keep the file for a later try
-            raise StoreError(f"{file}: cannot ingest: {e}") from e
-        _quarantine(file, e)  # a file this database will never take (schema, types)
-        return 1
-    file.unlink(missing_ok=True)
-    return 1
-
-
-def _quarantine(file: Path, error: BaseException) -> None:
-    bad = file.parent / "bad"
-    bad.mkdir(exist_ok=True)
-    os.replace(file, bad / file.name)
-    logger.error("otel-costattr: spool file %s cannot be ingested (%s); moved to %s", file, error, bad)
-
-
-def _clean_stale_tmp(path: str | os.PathLike[str]) -> None:
-    folder = spool_dir(path)
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return
-    cutoff = time.time() - _STALE_TMP_SECONDS
-    for entry in entries:
-        if entry.name.endswith(".tmp"):
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)  # never renamed, so never acknowledged
-            except FileNotFoundError:
-                pass
+            return None  # taken by another process meanwhile
+        return " ".join(str(e).split())
+    finally:
+        probe.close()
+    return None

@@ -1,0 +1,145 @@
+"""`otel-costattr store status` and `store repair`: what the spool holds, and a second chance
+for quarantined files.
+
+Status reads the spool folder and its journal without taking the database lock (so it
+answers while a writer is stuck), then counts stored spans if the file can be opened
+read-only within a short wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from . import spool, store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class QuarantinedFile:
+    """A spool file set aside because DuckDB cannot read it."""
+
+    name: str
+    spans: int | None
+    bytes: int
+    reason: str | None
+
+
+@dataclass
+class StoreStatus:
+    """The state of a span store and its spool (see `status`)."""
+
+    path: str
+    stored_spans: int | None  # None: the database could not be opened right now
+    stored_error: str | None
+    pending_files: int
+    pending_spans: int
+    pending_bytes: int
+    quarantined: list[QuarantinedFile] = field(default_factory=list)
+    dropped_spans: int = 0
+    last_ingest_error: str | None = None
+    last_ingest_error_time: str | None = None
+    recovered_time: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """Nothing quarantined, nothing dropped, and no ingest error since the last success."""
+        unresolved = self.last_ingest_error is not None and self.recovered_time is None
+        return not self.quarantined and not self.dropped_spans and not unresolved
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "path": self.path,
+            "healthy": self.healthy,
+            "stored_spans": self.stored_spans,
+            "stored_error": self.stored_error,
+            "pending_files": self.pending_files,
+            "pending_spans": self.pending_spans,
+            "pending_bytes": self.pending_bytes,
+            "quarantined_files": len(self.quarantined),
+            "quarantined": [q.__dict__ for q in self.quarantined],
+            "dropped_spans": self.dropped_spans,
+            "last_ingest_error": self.last_ingest_error,
+            "last_ingest_error_time": self.last_ingest_error_time,
+            "recovered_time": self.recovered_time,
+        }
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0
+
+
+def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreStatus:
+    """Pending and quarantined spool files, spans dropped (from the journal: every process
+    that exported to this file), the last ingest error, and the stored span count. Never
+    ingests or migrates. Raises `store.StoreError` when ``path`` holds no store at all."""
+    path = str(Path(path).expanduser().absolute())
+    if not os.path.exists(path) and not spool.spool_dir(path).is_dir():
+        raise store.StoreError(f"{path}: no such database")
+    pending = spool.pending_spool(path)
+    journal = spool.journal_summary(path)
+    stored, stored_error = None, None
+    if os.path.exists(path):
+        try:
+            con = store.connect(path, read_only=True, retry=lock_timeout, migrate=False, ingest=False)
+            try:
+                stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+            finally:
+                con.close()
+        except (store.StoreError, duckdb.Error) as e:
+            stored_error = " ".join(str(e).split())
+    return StoreStatus(
+        path=path,
+        stored_spans=stored,
+        stored_error=stored_error,
+        pending_files=len(pending),
+        pending_spans=sum(spool.file_rows(f) or 0 for f in pending),
+        pending_bytes=sum(_size(f) for f in pending),
+        quarantined=[
+            QuarantinedFile(f.name, spool.file_rows(f), _size(f), spool.quarantine_reason(f))
+            for f in spool.quarantined(path)
+        ],
+        dropped_spans=journal.dropped_spans,
+        last_ingest_error=journal.last_error,
+        last_ingest_error_time=journal.last_error_time,
+        recovered_time=journal.recovered_time,
+    )
+
+
+@dataclass
+class RepairResult:
+    """What `repair` did: files put back, files ingested, files quarantined again."""
+
+    requeued: int
+    ingested_files: int
+    still_quarantined: list[QuarantinedFile]
+
+
+def repair(path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> RepairResult:
+    """Put every quarantined spool file back in the spool and ingest the whole spool now.
+    Files DuckDB still cannot read go back to quarantine with their reason. Raises
+    `store.LockTimeout`, `store.IngestError` (the database cannot take them yet: they stay
+    pending) or `store.StoreError`."""
+    path = str(Path(path).expanduser().absolute())
+    if not os.path.exists(path):
+        raise store.StoreError(f"{path}: no such database")
+    requeued = spool.requeue(path)
+    spool.record(path, "repair", requeued=len(requeued))
+    handled = 0
+    with store.writing(path, retry=lock_timeout) as con:
+        while True:
+            n = store.ingest_spool(con, path, max_files=256)
+            if not n:
+                break
+            handled += n
+    again = status(path, lock_timeout=0).quarantined
+    return RepairResult(len(requeued), handled, again)

@@ -1,0 +1,274 @@
+"""The spool: durable Parquet batches waiting for the database lock, and what became of them.
+
+Layout, next to the database ``spans.duckdb``::
+
+    spans.duckdb.spool/
+        <time_ns>-<pid>-<seq>.parquet      pending batches, oldest first by name
+        .<name>.tmp                        a batch being written (never acknowledged)
+        bad/<name>.parquet                 quarantined: DuckDB can never read it
+        bad/<name>.parquet.reason          why, one line
+        events.jsonl                       the journal: drops, ingest errors, quarantines
+
+A batch is acknowledged (the exporter returns SUCCESS) only once its file is complete, fsynced
+and renamed to its final name. From then on only two things may happen to it: a commit moves
+its spans into the table and the file is deleted, or a read-only check proves the file itself
+unreadable and it is moved to ``bad/`` (and counted). Anything that goes wrong on the database
+side (no space, I/O error, a failed commit, a lock) leaves it pending for the next try.
+
+The journal is how processes that never meet tell ``otel-costattr store status`` what they
+saw. Appends are single small ``O_APPEND`` writes (atomic between processes on a local
+filesystem), best effort: a journal that cannot be written (the disk is full) is logged and
+never raises. Writers rate-limit themselves, so it grows by a few lines a minute at worst.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+SPOOL_SUFFIX = ".spool"
+QUARANTINE = "bad"
+JOURNAL = "events.jsonl"
+_REASON = ".reason"
+_STALE_TMP_SECONDS = 3600  # a temp spool file this old belongs to a writer that died
+_JOURNAL_MAX_BYTES = 4 * 2**20  # then it is rolled over, carrying its totals forward
+_seq = itertools.count()
+
+
+def spool_dir(path: str | os.PathLike[str]) -> Path:
+    """Where batches wait for the write lock: ``<db path>.spool/``."""
+    return Path(str(path) + SPOOL_SUFFIX)
+
+
+def quarantine_dir(path: str | os.PathLike[str]) -> Path:
+    """Where spool files DuckDB can never read are kept: ``<db path>.spool/bad/``."""
+    return spool_dir(path) / QUARANTINE
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return [folder / n for n in sorted(names) if n.endswith(".parquet")]
+
+
+def pending_spool(path: str | os.PathLike[str]) -> list[Path]:
+    """Spool files waiting to be ingested, oldest first."""
+    return _parquet_files(spool_dir(path))
+
+
+def quarantined(path: str | os.PathLike[str]) -> list[Path]:
+    """Quarantined spool files, oldest first."""
+    return _parquet_files(quarantine_dir(path))
+
+
+def spool_bytes(path: str | os.PathLike[str]) -> int:
+    """Total size of the spool files waiting to be ingested."""
+    total = 0
+    for f in pending_spool(path):
+        with contextlib.suppress(FileNotFoundError):  # ingested meanwhile
+            total += f.stat().st_size
+    return total
+
+
+def file_rows(file: Path) -> int | None:
+    """Rows in a spool file, from its footer alone; None when it cannot be read."""
+    try:
+        return pq.ParquetFile(file).metadata.num_rows
+    except Exception:  # corrupt, vanished, unreadable: status only reports it
+        return None
+
+
+def write_spool(path: str | os.PathLike[str], table: pa.Table, *, fsync: bool = True) -> int:
+    """Write ``table`` durably as a spool file of the database at ``path``; returns its size.
+    The file appears under its final name only once complete (and fsynced, by default)."""
+    folder = spool_dir(path)
+    if not folder.is_dir():
+        folder.mkdir(exist_ok=True)
+    name = f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}.parquet"
+    tmp = folder / f".{name}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            # The cheapest encoding to write and read back, for a short-lived file: lz4, no
+            # dictionaries, no statistics (measured: 1.6 µs a row to write, 3.0 with zstd).
+            pq.write_table(
+                table,
+                f,
+                compression="lz4",
+                use_dictionary=False,
+                write_statistics=False,
+                store_schema=False,
+            )
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+            size = f.tell()
+        # No fsync of the folder after the rename: it doubled the cost of a 512-span export
+        # (one more journal flush). A SIGKILL cannot undo a rename; only a power cut in the
+        # next few seconds could, on filesystems that do not order it after the data.
+        os.replace(tmp, folder / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return size
+
+
+def quarantine(path: str | os.PathLike[str], file: Path, reason: str) -> bool:
+    """Move ``file`` to ``bad/`` with a one-line reason beside it, and journal it. False when
+    the file was gone already (another process ingested or moved it)."""
+    bad = quarantine_dir(path)
+    rows = file_rows(file)
+    try:
+        bad.mkdir(exist_ok=True)
+        os.replace(file, bad / file.name)
+    except FileNotFoundError:
+        return False
+    one_line = " ".join(reason.split())
+    with contextlib.suppress(OSError):  # the reason is a courtesy; the file is what counts
+        (bad / (file.name + _REASON)).write_text(one_line + "\n")
+    logger.error("otel-costattr: spool file %s cannot be ingested (%s); moved to %s", file, one_line, bad)
+    record(path, "quarantined", file=file.name, spans=rows, reason=one_line)
+    return True
+
+
+def requeue(path: str | os.PathLike[str]) -> list[Path]:
+    """Move every quarantined file back into the spool (for `store.repair`). Returns them."""
+    moved = []
+    for file in quarantined(path):
+        target = spool_dir(path) / file.name
+        try:
+            os.replace(file, target)
+        except FileNotFoundError:
+            continue
+        Path(str(file) + _REASON).unlink(missing_ok=True)
+        moved.append(target)
+    return moved
+
+
+def quarantine_reason(file: Path) -> str | None:
+    """The reason recorded when ``file`` was quarantined."""
+    try:
+        return Path(str(file) + _REASON).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def clean_stale_tmp(path: str | os.PathLike[str]) -> None:
+    """Delete temp files of writers that died before renaming them (never acknowledged)."""
+    folder = spool_dir(path)
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    cutoff = time.time() - _STALE_TMP_SECONDS
+    for entry in entries:
+        if entry.name.endswith(".tmp"):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+
+
+# -- the journal ------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def record(path: str | os.PathLike[str], event: str, **fields: Any) -> None:
+    """Append one event to the spool's journal. Never raises (logged instead)."""
+    journal = spool_dir(path) / JOURNAL
+    line = json.dumps({"time": _now(), "pid": os.getpid(), "event": event, **fields}, default=str)
+    try:
+        if journal.exists() and journal.stat().st_size > _JOURNAL_MAX_BYTES:
+            _roll_over(journal)
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        logger.warning("otel-costattr: cannot write %s (%s): %s", journal, e, line)
+
+
+def _roll_over(journal: Path) -> None:
+    """Replace a long journal with one line carrying its totals (what `status` sums)."""
+    totals = _summarise(_read(journal))
+    carry = {
+        "time": _now(),
+        "pid": os.getpid(),
+        "event": "carried",
+        "dropped": totals.dropped_spans,
+        "last_error": totals.last_error,
+        "last_error_time": totals.last_error_time,
+    }
+    tmp = journal.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(carry) + "\n")
+    os.replace(tmp, journal)
+
+
+def _read(journal: Path) -> Iterator[dict[str, Any]]:
+    try:
+        text = journal.read_text(errors="replace")
+    except OSError:
+        return
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict):
+                yield event
+
+
+@dataclass
+class JournalSummary:
+    """What the journal says: spans dropped in all, the last ingest error and whether an
+    ingest succeeded after it."""
+
+    dropped_spans: int = 0
+    last_error: str | None = None
+    last_error_time: str | None = None
+    recovered_time: str | None = None
+    events: int = 0
+    quarantine_events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _summarise(events: Iterator[dict[str, Any]]) -> JournalSummary:
+    out = JournalSummary()
+    for e in events:
+        out.events += 1
+        kind = e.get("event")
+        if kind in ("dropped", "carried"):
+            with contextlib.suppress(TypeError, ValueError):
+                out.dropped_spans += int(e.get("spans", e.get("dropped", 0)) or 0)
+            if kind == "carried" and e.get("last_error"):
+                out.last_error, out.last_error_time = e["last_error"], e.get("last_error_time")
+        elif kind == "ingest_error":
+            out.last_error, out.last_error_time = str(e.get("error")), e.get("time")
+            out.recovered_time = None
+        elif kind == "ingest_recovered":
+            out.recovered_time = e.get("time")
+        elif kind == "quarantined":
+            out.quarantine_events.append(e)
+    return out
+
+
+def journal_summary(path: str | os.PathLike[str]) -> JournalSummary:
+    """Totals and the latest ingest error, read from the spool's journal."""
+    return _summarise(_read(spool_dir(path) / JOURNAL))

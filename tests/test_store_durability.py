@@ -1,0 +1,300 @@
+"""Nothing acknowledged is ever lost: a database that cannot take the spool (disk full, a file
+size limit, a failed commit) leaves every file pending; only files DuckDB can never read are
+quarantined, counted, reported by `store status` and retried by `store repair`.
+
+Faults are real, not mocked: a small tmpfs the test fills (Linux, root), and RLIMIT_FSIZE in a
+subprocess (any Linux), which makes DuckDB's commit fail exactly as a full disk does
+("TransactionContext Error: Failed to commit ... File too large") while small spool files
+still fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_store import count, row, table_of
+
+from otel_costattr import cli, maintenance, spool, store
+
+LINUX = sys.platform.startswith("linux")
+
+
+def _chat_spans(n: int):
+    """``n`` finished chat spans from a real TracerProvider."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("durability")
+    for i in range(n):
+        with tracer.start_as_current_span(f"chat {i}") as span:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            span.set_attribute("gen_ai.usage.input_tokens", 1000 + i)
+            span.set_attribute("gen_ai.usage.output_tokens", 10)
+            span.set_attribute("app.feature", "f" * 200)  # rows big enough to need room
+    provider.shutdown()
+    return memory.get_finished_spans()
+
+
+# -- a real full disk --------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk():
+    """A tmpfs of 8 MiB, mounted for the test; skipped where mounting is not allowed."""
+    if not LINUX or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs Linux and root (the RLIMIT_FSIZE test covers the rest)")
+    where = Path(f"/tmp/costattr-full-{uuid.uuid4().hex[:8]}")
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+        where.rmdir()
+
+
+def test_a_full_disk_keeps_every_acknowledged_batch_and_ingests_it_once_space_returns(small_disk):
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from otel_costattr import DuckDBSpanExporter
+
+    db = small_disk / "spans.duckdb"
+    exporter = DuckDBSpanExporter(db, ingest_interval=3600)  # ingest only when flushed
+    spans = _chat_spans(3000)
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (free - 400_000))  # room for the spool, not for the database
+    try:
+        for k in range(6):
+            assert exporter.export(spans[k * 500 : (k + 1) * 500]) is SpanExportResult.SUCCESS
+        assert exporter.force_flush(5000) is False  # nothing moved: the database cannot grow
+        assert len(spool.pending_spool(db)) == 6
+        assert spool.quarantined(db) == []
+        st = maintenance.status(db)
+        assert (st.pending_files, st.pending_spans, st.quarantined, st.dropped_spans) == (6, 3000, [], 0)
+        assert "No space left on device" in st.last_ingest_error
+        assert st.recovered_time is None and not st.healthy
+    finally:
+        filler.unlink()
+    assert exporter.force_flush(10_000) is True
+    exporter.shutdown()
+    assert count(db) == 3000
+    st = maintenance.status(db)
+    assert (st.stored_spans, st.pending_files, st.quarantined, st.dropped_spans) == (3000, 0, [], 0)
+    assert st.recovered_time is not None and st.healthy
+
+
+# -- a file size limit: the same failure, anywhere ----------------------------------------
+
+_LIMITED = textwrap.dedent(
+    """
+    import json, os, resource, signal, sys, time
+    sys.path.insert(0, sys.argv[2])
+    from test_store_durability import _chat_spans
+    from otel_costattr import DuckDBSpanExporter, spool, store
+
+    db = sys.argv[1]
+    exporter = DuckDBSpanExporter(db, ingest_interval=0.05)
+    spans = _chat_spans(2000)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    limit = os.path.getsize(db)  # no file may grow past the fresh database's size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    acked = sum(exporter.export(spans[k : k + 200]).name == "SUCCESS" for k in range(0, 2000, 200))
+    deadline = time.monotonic() + 60
+    while spool.journal_summary(db).last_error is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the background ingester tries, fails, backs off
+    during = {
+        "pending": len(spool.pending_spool(db)),
+        "quarantined": len(spool.quarantined(db)),
+        "error": spool.journal_summary(db).last_error,
+    }
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    while spool.pending_spool(db) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the same ingester, with no flush, retries and gets them in
+    after = {"pending": len(spool.pending_spool(db)), "quarantined": len(spool.quarantined(db))}
+    exporter.shutdown()
+    print(json.dumps({"acked": acked, "during": during, "after": after, "dropped": exporter.dropped_spans}))
+    """
+)
+
+
+@pytest.mark.skipif(not LINUX, reason="RLIMIT_FSIZE and SIGXFSZ as on Linux")
+def test_a_failed_commit_keeps_the_files_pending_and_the_ingester_retries_them(tmp_path):
+    db = tmp_path / "spans.duckdb"
+    root = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        [sys.executable, "-c", _LIMITED, str(db), root], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["acked"] == 10
+    assert report["during"]["pending"] == 10 and report["during"]["quarantined"] == 0
+    assert "Failed to commit" in report["during"]["error"]
+    assert report["after"] == {"pending": 0, "quarantined": 0}
+    assert report["dropped"] == 0
+    assert count(db) == 2000
+    st = maintenance.status(db)
+    assert st.healthy and st.recovered_time is not None
+
+
+# -- what may be quarantined, and only that ------------------------------------------------
+
+
+def _bad_files(path: Path) -> dict[str, Path]:
+    folder = store.spool_dir(path)
+    folder.mkdir(exist_ok=True)
+    files = {
+        "not parquet": folder / "00000000000000000001-1-00000000.parquet",
+        "truncated": folder / "00000000000000000002-1-00000000.parquet",
+        "wrong columns": folder / "00000000000000000003-1-00000000.parquet",
+        "no trace id": folder / "00000000000000000004-1-00000000.parquet",
+    }
+    files["not parquet"].write_bytes(b"PAR1 not really parquet")
+    good = folder / "good.tmp"
+    pq.write_table(table_of(row(9, 9)), good)
+    files["truncated"].write_bytes(good.read_bytes()[:-40])
+    good.unlink()
+    surprise = pa.table({"trace_id": ["a" * 32], "span_id": ["b" * 16], "surprise": [1]})
+    pq.write_table(surprise, files["wrong columns"])
+    no_id = pa.table({"trace_id": pa.array([None], pa.string()), "span_id": ["c" * 16]})
+    pq.write_table(no_id, files["no trace id"])
+    return files
+
+
+def test_only_files_duckdb_can_never_read_are_quarantined_with_their_reason(tmp_path):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    store.write_spool(path, table_of(row(1, 1)))
+    bad = _bad_files(path)
+    store.write_spool(path, table_of(row(1, 2)))
+    assert count(path) == 2  # the readable ones, in one go
+    assert store.pending_spool(path) == []
+    st = maintenance.status(path)
+    assert sorted(q.name for q in st.quarantined) == sorted(f.name for f in bad.values())
+    reasons = {q.name: q.reason for q in st.quarantined}
+    assert "magic bytes" in reasons[bad["not parquet"].name] or "Parquet" in reasons[bad["not parquet"].name]
+    assert "surprise" in reasons[bad["wrong columns"].name]
+    assert "NOT NULL" in reasons[bad["no trace id"].name]
+    assert not st.healthy
+    journaled = spool.journal_summary(path).quarantine_events
+    assert sorted(e["file"] for e in journaled) == sorted(f.name for f in bad.values())
+
+
+def test_repair_ingests_quarantined_files_that_can_be_read_now_and_keeps_the_rest(tmp_path, capsys):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    # A readable file an older version quarantined for a full disk, and a corrupt one.
+    folder = spool.quarantine_dir(path)
+    folder.mkdir(parents=True)
+    pq.write_table(table_of(row(3, 1), row(3, 2)), folder / "00000000000000000001-1-00000000.parquet")
+    (folder / "00000000000000000002-1-00000000.parquet").write_bytes(b"garbage")
+    assert count(path) == 0
+    assert cli.main(["store", "repair", "--db", str(path)]) == 1  # one is still unreadable
+    out = capsys.readouterr().out
+    assert "requeued 2 quarantined files; ingested 1 spool files" in out
+    assert "still quarantined: 00000000000000000002-1-00000000.parquet: " in out
+    assert count(path) == 2
+    assert [f.name for f in spool.quarantined(path)] == ["00000000000000000002-1-00000000.parquet"]
+    (folder / "00000000000000000002-1-00000000.parquet").unlink()
+    assert cli.main(["store", "repair", "--db", str(path)]) == 0
+    assert "requeued 0 quarantined files; ingested 0 spool files" in capsys.readouterr().out
+
+
+def test_an_unreadable_file_is_set_aside_while_the_database_is_failing_but_good_ones_stay(tmp_path):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    store.write_spool(path, table_of(row(1, 1)))
+    corrupt = store.spool_dir(path) / "00000000000000000000-1-00000000.parquet"
+    corrupt.write_bytes(b"garbage")
+    con = store.connect(path, ingest=False)
+    try:
+        con.execute("CHECKPOINT")
+        con.execute("ATTACH ':memory:' AS elsewhere")
+        con.execute("USE elsewhere")  # `spans` no longer resolves: every insert fails
+        with pytest.raises(store.IngestError, match="kept for a later try"):
+            store.ingest_spool(con, path)
+    finally:
+        con.close()
+    assert [f.name for f in spool.quarantined(path)] == [corrupt.name]
+    assert len(store.pending_spool(path)) == 1  # the good one waits for a working database
+    assert count(path) == 1
+
+
+# -- drops and the status command ----------------------------------------------------------
+
+
+def test_spans_dropped_by_any_exporter_are_counted_in_the_status(tmp_path, capsys):
+    from otel_costattr import DuckDBSpanExporter
+
+    path = tmp_path / "db.duckdb"
+    spans = _chat_spans(30)
+    for _ in range(2):  # two exporters (two processes, say) that can neither spool nor buffer
+        exporter = DuckDBSpanExporter(path, max_spool_bytes=0, max_buffered_spans=0)
+        exporter.export(spans[:10])
+        exporter.export(spans[10:])
+        assert exporter.dropped_spans == 30
+        exporter.shutdown()
+    assert maintenance.status(path).dropped_spans == 60
+    assert cli.main(["store", "status", "--db", str(path), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dropped_spans"] == 60 and report["healthy"] is False
+    assert report["pending_files"] == 0 and report["quarantined_files"] == 0
+    assert cli.main(["store", "status", "--db", str(path), "--check"]) == 3
+    out = capsys.readouterr().out
+    assert "dropped            60 spans" in out
+
+
+def test_status_of_a_healthy_store_and_of_no_store(tmp_path, capsys):
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    store.write_spool(path, table_of(row(1, 1), row(1, 2)))
+    assert cli.main(["store", "status", "--db", str(path), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "pending            1 files, 2 spans" in out  # status never ingests
+    assert "last ingest error  none" in out
+    assert cli.main(["store", "status", "--db", str(tmp_path / "nothing.duckdb")]) == 1
+    assert capsys.readouterr().err.strip() == f"Error: {tmp_path / 'nothing.duckdb'}: no such database"
+
+
+def test_the_journal_rolls_over_keeping_its_totals(tmp_path, monkeypatch):
+    path = tmp_path / "db.duckdb"
+    spool.spool_dir(path).mkdir()
+    monkeypatch.setattr(spool, "_JOURNAL_MAX_BYTES", 2000)
+    for _ in range(100):
+        spool.record(path, "dropped", spans=3)
+    spool.record(path, "ingest_error", error="boom")
+    assert (spool.spool_dir(path) / spool.JOURNAL).stat().st_size < 4000
+    summary = spool.journal_summary(path)
+    assert summary.dropped_spans == 300 and summary.last_error == "boom"
+
+
+def test_a_probe_failure_of_the_database_itself_never_quarantines(tmp_path):
+    # The check runs in a database of its own: a good file passes whatever the store's state.
+    path = tmp_path / "db.duckdb"
+    store.write_spool(path, table_of(row(1, 1)))
+    (file,) = store.pending_spool(path)
+    assert store.unreadable(file) is None
+    con = duckdb.connect(str(path))  # hold the store open: the check does not need it
+    try:
+        assert store.unreadable(file) is None
+    finally:
+        con.close()
