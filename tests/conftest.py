@@ -54,3 +54,10 @@ def pipeline(table: PriceTable):
 def deduping(table: PriceTable):
     """`pipeline` with the processor's duplicate check on (dedupe_response_ids=True)."""
     yield from _pipeline(CostSpanProcessor(table, dedupe_response_ids=True))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run inside a producer virtualenv (built on first use) are slow too."""
+    for item in items:
+        if "venv_bin" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -11,6 +11,9 @@ import textwrap
 import pytest
 from producers.venvs import REPO, VenvBuildError, clean_env, ensure_venv
 
+# Builds virtualenvs (minutes on a cold pip cache): `pytest -m 'not slow'` skips it locally.
+pytestmark = pytest.mark.slow
+
 SCRIPT = textwrap.dedent(
     """
     import json, logging

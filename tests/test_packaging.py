@@ -13,6 +13,9 @@ import pytest
 
 from otel_costattr.pricing import bundled_digest
 
+# Builds virtualenvs (minutes on a cold pip cache): `pytest -m 'not slow'` skips it locally.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """

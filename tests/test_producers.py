@@ -21,6 +21,9 @@ from producers.venvs import REPO, VenvBuildError, clean_env, ensure_venv
 
 from otel_costattr import Usage, compute_cost
 
+# Builds virtualenvs (minutes on a cold pip cache): `pytest -m 'not slow'` skips it locally.
+pytestmark = pytest.mark.slow
+
 DRIVER = Path(__file__).parent / "producers" / "drive.py"
 RUN_TIMEOUT_S = 300
 

@@ -204,7 +204,12 @@ HOLD = textwrap.dedent(
     import sys, time, duckdb
     con = duckdb.connect(sys.argv[1])
     print("held", flush=True)
-    sys.stdin.readline()
+    line = sys.stdin.readline().strip()
+    if line:  # "<seconds> <note>": keep holding a while, leave a note, then let go
+        seconds, note = line.split(" ", 1)
+        time.sleep(float(seconds))
+        con.execute("CREATE TABLE IF NOT EXISTS holder_note (note VARCHAR)")
+        con.execute("INSERT INTO holder_note VALUES (?)", [note])
     con.close()
     """
 )
@@ -240,10 +245,17 @@ def test_a_reader_gets_in_once_the_holder_lets_go(tmp_path):
     path = tmp_path / "db.duckdb"
     store.connect(path).close()
     with hold(path) as holder:
-        holder.stdin.write("\n")
-        holder.stdin.flush()  # the holder closes while we are already retrying
+        holder.stdin.write("0.5 written while the reader waited\n")
+        holder.stdin.flush()  # the holder keeps the file half a second more, then closes
+        with pytest.raises(store.LockTimeout):
+            store.connect(path, read_only=True, retry=0)  # still held: no retry, no entry
         con = store.connect(path, read_only=True, retry=60)
-        con.close()
+        try:  # it got in only after the holder's last write: it retried until let in
+            assert con.execute("SELECT note FROM holder_note").fetchall() == [
+                ("written while the reader waited",)
+            ]
+        finally:
+            con.close()
         holder.communicate(timeout=30)
 
 

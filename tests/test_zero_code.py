@@ -151,8 +151,23 @@ def test_install_without_an_sdk_provider_warns(caplog):
     assert "not the SDK's" in caplog.text
 
 
-def test_post_instrument_never_raises(monkeypatch, caplog):
+def test_post_instrument_with_a_bad_flag_warns_and_adds_nothing(monkeypatch, caplog):
     monkeypatch.setenv(ENV_PROCESSOR, "maybe")
     with caplog.at_level(logging.WARNING, logger="otel_costattr.autoconfig"):
         autoconfig.post_instrument()
     assert "treated as false" in caplog.text
+
+
+def test_post_instrument_never_raises_when_installing_fails(monkeypatch, caplog):
+    # A global provider whose add_span_processor raises (a broken or exotic SDK): the hook must
+    # log and return, or opentelemetry-instrument abandons the rest of its set-up.
+    class Broken:
+        def add_span_processor(self, processor: object) -> None:
+            raise RuntimeError("this provider takes no processors")
+
+    monkeypatch.setenv(ENV_PROCESSOR, "true")
+    monkeypatch.setattr(autoconfig.trace, "get_tracer_provider", Broken)
+    with caplog.at_level(logging.ERROR, logger="otel_costattr.autoconfig"):
+        autoconfig.post_instrument()
+    assert "could not add the cost processor" in caplog.text
+    assert "this provider takes no processors" in caplog.text
