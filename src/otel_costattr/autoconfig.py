@@ -18,26 +18,24 @@ The hook runs for everyone who has otel-costattr installed and uses
 from __future__ import annotations
 
 import logging
-import os
 
 from opentelemetry import trace
 
+from . import settings
+
 logger = logging.getLogger(__name__)
 
-ENV_PROCESSOR = "OTEL_COSTATTR_PROCESSOR"
-_ON = frozenset({"true", "1", "yes", "on"})
-_OFF = frozenset({"", "false", "0", "no", "off"})
+ENV_PROCESSOR = settings.PROCESSOR
 
 
 def enabled() -> bool:
-    """True when ``OTEL_COSTATTR_PROCESSOR`` switches the processor on (true/1/yes/on)."""
-    value = os.environ.get(ENV_PROCESSOR, "").strip().lower()
-    if value in _ON:
-        return True
-    if value not in _OFF:
-        logger.warning("otel-costattr: %s=%r is not true or false; treated as false",
-                       ENV_PROCESSOR, os.environ[ENV_PROCESSOR])  # fmt: skip
-    return False
+    """True when ``OTEL_COSTATTR_PROCESSOR`` switches the processor on (true/1/yes/on). A
+    malformed value is logged and taken as false: this runs where nothing may raise."""
+    try:
+        return settings.flag(ENV_PROCESSOR)
+    except ValueError as e:
+        logger.warning("otel-costattr: %s; treated as false", e)
+        return False
 
 
 def install(provider: object | None = None) -> object | None:

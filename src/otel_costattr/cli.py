@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from . import settings
 from .cost import Usage, compute_cost
 from .pricing import PriceTable, load_pricing
 from .pricing_file import PricingError, parse_provider_file
@@ -158,9 +158,7 @@ _SPARSE = ("usd_repriced", "subtree_usd_repriced")  # shown only when repricing
 
 
 def _db(args: argparse.Namespace) -> str:
-    from .exporter import DEFAULT_PATH, ENV_PATH
-
-    return args.db or os.environ.get(ENV_PATH, "").strip() or DEFAULT_PATH
+    return args.db or settings.duckdb_path()
 
 
 def _reprice(args: argparse.Namespace) -> PriceTable | None:

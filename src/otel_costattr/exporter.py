@@ -44,17 +44,15 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import spool, store
+from . import settings, spool, store
 from .mapping import SpanMapper
 from .pricing import PriceTable, default_pricing
 
 logger = logging.getLogger(__name__)
 
-ENV_PATH = "OTEL_COSTATTR_DUCKDB_PATH"
-ENV_CAPTURE_CONTENT = "OTEL_COSTATTR_CAPTURE_CONTENT"
-DEFAULT_PATH = "otel-costattr.duckdb"
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"", "0", "false", "no", "off"})
+ENV_PATH = settings.DUCKDB_PATH
+ENV_CAPTURE_CONTENT = settings.CAPTURE_CONTENT
+DEFAULT_PATH = settings.DEFAULT_DUCKDB_PATH
 _LOG_EVERY = 10.0  # seconds between repeated warnings of one kind
 # Ingest early once this many rows wait. Small enough that ingestion keeps pace on another
 # core while the application exports flat out (little is left for the final flush), large
@@ -64,15 +62,6 @@ _INGEST_ROWS = 32_768
 # After an ingest failure that is not a lock (no space, I/O, a failed commit) the ingester
 # waits interval x 2^n between tries, up to this; the spool keeps every batch meanwhile.
 _MAX_BACKOFF = 60.0
-
-
-def _env_flag(name: str) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name}={os.environ[name]!r}: expected true or false")
 
 
 class DuckDBSpanExporter(SpanExporter):
@@ -106,9 +95,9 @@ class DuckDBSpanExporter(SpanExporter):
         if max_spool_bytes < 0 or max_buffered_spans < 0:
             raise ValueError("max_spool_bytes and max_buffered_spans must be >= 0")
         if path is None:
-            path = os.environ.get(ENV_PATH, "").strip() or DEFAULT_PATH
+            path = settings.duckdb_path()
         if capture_content is None:
-            capture_content = _env_flag(ENV_CAPTURE_CONTENT)
+            capture_content = settings.flag(ENV_CAPTURE_CONTENT)
         if pricing is None:
             try:
                 pricing = default_pricing()

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
+from . import settings
 from ._resources import bundled_dir
 from .pricing_file import (
     MatchRule,
@@ -33,7 +34,7 @@ from .pricing_file import (
     read_toml,
 )
 
-ENV_PRICING_FILES = "OTEL_COSTATTR_PRICING_FILES"
+ENV_PRICING_FILES = settings.PRICING_FILES
 TABLE_FILE = "_table.toml"
 _TABLE_KEYS = {"version", "providers", "normalize"}
 _CACHE_LIMIT = 4096
@@ -356,8 +357,7 @@ def bundled_digest() -> str:
 
 def env_pricing_files() -> list[str]:
     """User price files named by ``OTEL_COSTATTR_PRICING_FILES`` (os.pathsep-separated)."""
-    value = os.environ.get(ENV_PRICING_FILES, "")
-    return [p for p in value.split(os.pathsep) if p.strip()]
+    return settings.pricing_files()
 
 
 def load_pricing(

@@ -1,0 +1,62 @@
+"""Every ``OTEL_COSTATTR_*`` environment setting, read in one place with one set of rules.
+
+A malformed value raises ``ValueError`` naming the variable and its value; callers that must
+not raise (the auto-instrumentation hook) catch it, log it and carry on without the feature.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PROCESSOR = "OTEL_COSTATTR_PROCESSOR"
+DUCKDB_PATH = "OTEL_COSTATTR_DUCKDB_PATH"
+CAPTURE_CONTENT = "OTEL_COSTATTR_CAPTURE_CONTENT"
+PRICING_FILES = "OTEL_COSTATTR_PRICING_FILES"
+
+DEFAULT_DUCKDB_PATH = "otel-costattr.duckdb"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented environment variable."""
+
+    name: str
+    kind: str  # "flag", "path" or "paths"
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(PROCESSOR, "flag", "false", "add the cost processor under opentelemetry-instrument"),
+    Setting(DUCKDB_PATH, "path", DEFAULT_DUCKDB_PATH, "the DuckDB file the exporter and the CLI use"),
+    Setting(CAPTURE_CONTENT, "flag", "false", "store prompt and completion text (off: never stored)"),
+    Setting(
+        PRICING_FILES, "paths", "", f"user price files layered over the bundled table, {os.pathsep}-separated"
+    ),
+)
+
+
+def flag(name: str) -> bool:
+    """A true/false variable: 1/true/yes/on or 0/false/no/off (any case), unset or empty is
+    false. Anything else raises ``ValueError``."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r}: expected true or false (1/0, yes/no, on/off)")
+
+
+def duckdb_path() -> str:
+    """``OTEL_COSTATTR_DUCKDB_PATH``, else ``otel-costattr.duckdb``."""
+    return os.environ.get(DUCKDB_PATH, "").strip() or DEFAULT_DUCKDB_PATH
+
+
+def pricing_files() -> list[str]:
+    """The files named by ``OTEL_COSTATTR_PRICING_FILES`` (os.pathsep-separated), in order."""
+    return [p for p in os.environ.get(PRICING_FILES, "").split(os.pathsep) if p.strip()]
