@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Example 6: zero-code. An unmodified app, priced and landed in DuckDB from the environment:
 #
-#   pip install otel-costattr opentelemetry-distro opentelemetry-instrumentation-openai-v2 openai
+#   pip install 'otel-costattr[otlp]' opentelemetry-distro opentelemetry-instrumentation-openai-v2 openai
 #   OPENAI_API_KEY=sk-... bash examples/zero_code.sh costs.duckdb
 #
 # OTEL_COSTATTR_PROCESSOR=true  adds CostSpanProcessor (an opentelemetry_post_instrument hook)

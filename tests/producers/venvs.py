@@ -3,7 +3,8 @@
 The instrumentation packages pin conflicting versions (openai-v2 needs an old
 opentelemetry-util-genai, for one), so they cannot share the test venv. Each
 ``requirements-<name>.txt`` here gets ``.venv-producers/<name>/`` at the repository root,
-made with ``python -m venv`` and ``pip install -e <repo> -r requirements-<name>.txt``.
+made with ``python -m venv`` and ``pip install -e '<repo>[otlp]' -r requirements-<name>.txt``
+(the OTLP exporter is an extra, and the producers send spans onwards over OTLP too).
 
 A venv is rebuilt when its key changes: the requirements file, pyproject.toml (an editable
 install's entry points are written at install time) or the Python version. The key is
@@ -41,12 +42,16 @@ def requirements(name: str) -> Path:
     return path
 
 
+_PROJECT = "[otlp]"  # the extras the producers need: they also send spans onwards over OTLP
+
+
 def venv_key(name: str) -> str:
     """What the venv of ``name`` was built from, as a short digest."""
     digest = hashlib.sha256()
     for path in (requirements(name), REPO / "pyproject.toml"):
         digest.update(path.read_bytes())
     digest.update(sys.version.encode())
+    digest.update(_PROJECT.encode())  # how the project itself is installed into it
     return digest.hexdigest()[:20]
 
 
@@ -93,7 +98,7 @@ def ensure_venv(name: str) -> Path:
         _run([sys.executable, "-m", "venv", str(venv)], log, f"python -m venv {venv}")
         _run(
             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "-e", str(REPO), "-r", str(requirements(name))],
+             "-e", f"{REPO}{_PROJECT}", "-r", str(requirements(name))],
             log,
             f"pip install into {venv} from {requirements(name).name}",
         )  # fmt: skip
