@@ -44,7 +44,7 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import settings, spool, store
+from . import settings, spool, store, telemetry
 from .mapping import SpanMapper
 from .pricing import PriceTable, default_pricing
 
@@ -129,6 +129,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._reset()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_after_fork(weakref.ref(self)))
+        telemetry.track_exporter(self)
 
     def _reset(self) -> None:
         """Fresh locks, buffer and worker state (at construction and in a forked child)."""

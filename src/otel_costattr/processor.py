@@ -32,7 +32,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
 
-from . import _sdk_seam
+from . import _sdk_seam, telemetry
 from ._shape_pricer import cached_pricer, pricer_for
 from .cost import CostStatus, price_call, usd_float
 from .pricing import PriceTable, default_pricing
@@ -174,6 +174,7 @@ class CostSpanProcessor(SpanProcessor):
         self._shutdown = False
         _check_seam()
         self._use_hook(_sdk_seam.EndHook(self._before_end, ROLE_KEYS, self))
+        telemetry.track_processor(self)
 
     def _use_hook(self, hook: _sdk_seam.EndHook) -> None:
         self._hook = hook
