@@ -1,0 +1,46 @@
+"""The one module that imports genai-prices (a development tool, never a dependency).
+
+It hands the rest of the refresh plain data in genai-prices' own published schema (the shape
+of its providers/*.yml and data.json), so everything else runs, and is tested, on a small
+fixture of that shape without genai-prices installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+INSTALL = "pip install genai-prices==0.2.3"
+
+
+def load() -> tuple[str, dict[str, dict[str, Any]]]:
+    """genai-prices' version and its bundled providers by id, as plain data."""
+    try:
+        import genai_prices
+        from genai_prices.data import providers
+    except ImportError:
+        raise SystemExit(f"refresh_pricing.py needs genai-prices: {INSTALL} (dev only)") from None
+    return genai_prices.__version__, {
+        p.id: {
+            "id": p.id,
+            "name": p.name,
+            "pricing_urls": p.pricing_urls or [],
+            "price_comments": p.price_comments,
+            "models": plain(p.models),
+        }  # fmt: skip
+        for p in providers
+    }
+
+
+def plain(obj: Any) -> Any:
+    """genai-prices objects as the mappings and lists of its JSON schema, ``None`` left out."""
+    if isinstance(obj, list):
+        return [plain(x) for x in obj]
+    if dataclasses.is_dataclass(obj):
+        # The clause fields `or_` / `and_` are `or` / `and` in the schema.
+        items = ((f.name.rstrip("_"), getattr(obj, f.name)) for f in dataclasses.fields(obj))
+    elif type(obj).__name__ == "ModelPrice":  # a bag of prices, not a dataclass
+        items = ((k, v) for k, v in vars(obj).items() if not k.startswith("_"))
+    else:
+        return obj  # str, Decimal, date, time, bool, and `when` (already a dict of strings)
+    return {k: plain(v) for k, v in items if v is not None}
