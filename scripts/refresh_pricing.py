@@ -30,7 +30,7 @@ import textwrap
 from pathlib import Path
 
 import tomllib
-from pricing_refresh import genai_source
+from pricing_refresh import RefreshError, genai_source
 from pricing_refresh.build import TABLE_FILE, Refresh, build, outputs
 from pricing_refresh.config import load_config
 from pricing_refresh.diff import describe
@@ -96,9 +96,12 @@ def main(
     committed = (on_disk(pricing_dir, p.name, "retrieved") for p in sorted(pricing_dir.glob("*.toml")))
     retrieved = args.retrieved or next((d for d in committed if isinstance(d, dt.date)), dt.date.today())
     version = args.version or current_version or retrieved.strftime("%Y.%m.%d")
-    try:
+    try:  # exit 2, not 1: 1 is --check finding changes
         refresh = build(load_config(config_file), *(source or genai_source.load()))
         files = outputs(refresh, version, retrieved)
+    except RefreshError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
     except PricingError as e:
         print(f"Error: the loader rejects the result: {e}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ CONFIG = DATA / "overrides.toml"
 
 sys.path.insert(0, str(SCRIPTS))
 import refresh_pricing  # noqa: E402
-from pricing_refresh import tables  # noqa: E402
+from pricing_refresh import RefreshError, tables  # noqa: E402
 from pricing_refresh.build import build, checked, outputs  # noqa: E402
 from pricing_refresh.config import load_config  # noqa: E402
 from pricing_refresh.diff import describe  # noqa: E402
@@ -184,12 +184,12 @@ def test_a_bad_override_stops_with_one_line_naming_file_entry_and_field(tmp_path
     config = tmp_path / "overrides.toml"
     text = CONFIG.read_text("utf-8")
     config.write_text(text.replace('reason = "Examples: a dated snapshot."', 'reason = "x"\ncolour = "red"'))
-    with pytest.raises(SystemExit) as e:
-        refresh(capsys, tmp_path, "--check", config=config)
+    code, out, err = refresh(capsys, tmp_path, "--check", config=config)
     allowed = (
         "deprecated, examples, extra_match, id, match, name, new, price, provider, reason, retrieved, source"
     )
-    assert str(e.value) == f"overrides.toml: model[0].colour: unknown key (allowed: {allowed})"
+    assert (code, out) == (2, "")  # not 1, which is --check finding changes
+    assert err == f"Error: overrides.toml: model[0].colour: unknown key (allowed: {allowed})\n"
     # A rule the loader rejects: the refresh says so in one line and writes nothing.
     config.write_text(text.replace('examples = ["acme-large-2026-03-01"]', 'examples = ["acme-huge"]'))
     code, out, err = refresh(capsys, tmp_path, config=config)
@@ -206,7 +206,7 @@ def test_written_toml_must_read_back_as_its_data():
     doc = tomllib.loads(text, parse_float=D)
     assert checked("hostco.toml", text, doc) == text
     with pytest.raises(
-        SystemExit, match=r"hostco.toml: the written TOML reads back differently at model\[0\]"
+        RefreshError, match=r"hostco.toml: the written TOML reads back differently at model\[0\]"
     ):
         checked("hostco.toml", text.replace("output = 2.4", "output = 2.40001"), doc)
 
@@ -222,6 +222,16 @@ def test_no_private_stdlib_modules_and_genai_prices_in_one_adapter():
         assert not imported & {"re._parser", "sre_parse", "sre_compile"}, path
         if path.name != "genai_source.py":
             assert not any(m.startswith("genai_prices") for m in imported), path
+
+
+def test_without_genai_prices_the_script_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "genai_prices", None)  # what a plain `.[test]` install has
+    code = refresh_pricing.main(["--check"], pricing_dir=tmp_path, config_file=CONFIG)
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "Error: the refresh needs genai-prices, a development tool: "
+        "pip install -e '.[dev]' (genai-prices==0.2.3 and tomli-w)\n"
+    )
 
 
 @pytest.mark.skipif(

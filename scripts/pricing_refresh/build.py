@@ -9,6 +9,7 @@ from typing import Any
 
 import tomllib
 
+from . import RefreshError
 from .config import Config, ProviderConfig, apply_overrides
 from .convert import Model, Unrepresentable, convert_model
 from .diff import changes
@@ -39,11 +40,11 @@ def build(config: Config, version: str, source: dict[str, dict[str, Any]]) -> Re
     for i, cfg in enumerate(config.providers):
         theirs = source.get(cfg.genai_prices or "")
         if cfg.genai_prices and theirs is None:
-            raise SystemExit(f"{config.path.name}: provider[{i}].genai_prices: no {cfg.genai_prices!r}")
+            raise RefreshError(f"{config.path.name}: provider[{i}].genai_prices: no {cfg.genai_prices!r}")
         available = {m["id"]: m for m in theirs["models"]} if theirs else {}
         for mid in cfg.models:
             if mid not in available:
-                raise SystemExit(f"{config.path.name}: provider[{i}].models: no {mid!r} in genai-prices")
+                raise RefreshError(f"{config.path.name}: provider[{i}].models: no {mid!r} in genai-prices")
             try:
                 refresh.models[cfg.id][mid] = convert_model(available[mid])
             except Unrepresentable as e:
@@ -68,7 +69,7 @@ def checked(name: str, text: str, doc: dict[str, Any]) -> str:
     """``text``, once it has read back as exactly ``doc`` (the layout never changes a value)."""
     differ = next(changes("", tomllib.loads(text, parse_float=Decimal), doc), None)
     if differ is not None:
-        raise SystemExit(
+        raise RefreshError(
             f"{name}: the written TOML reads back differently at {differ[0]} (a bug in render.py)"
         )
     return text

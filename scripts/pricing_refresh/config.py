@@ -12,6 +12,7 @@ from typing import Any
 
 import tomllib
 
+from . import RefreshError
 from .convert import Model
 
 _PROVIDER_KEYS = {"id", "name", "otel_names", "genai_prices", "models", "fallback", "source", "comment"}
@@ -44,8 +45,8 @@ class Config:
     overrides: list[dict[str, Any]]
 
 
-def _fail(path: Path, where: str, problem: str) -> SystemExit:
-    return SystemExit(f"{path.name}: {where}: {problem}")
+def _fail(path: Path, where: str, problem: str) -> RefreshError:
+    return RefreshError(f"{path.name}: {where}: {problem}")
 
 
 def _checked(path: Path, section: str, entries: Any, allowed: set[str], required: set[str]) -> list[dict]:
@@ -67,7 +68,7 @@ def load_config(path: Path) -> Config:
     try:
         raw = tomllib.loads(path.read_text("utf-8"), parse_float=Decimal)
     except (OSError, tomllib.TOMLDecodeError) as e:
-        raise SystemExit(f"{path.name}: {e}") from e
+        raise RefreshError(f"{path.name}: {e}") from e
     unknown = sorted(set(raw) - {"provider", "normalize", "model"})
     if unknown:
         raise _fail(path, unknown[0], "unknown key (allowed: model, normalize, provider)")

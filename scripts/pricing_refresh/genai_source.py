@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-INSTALL = "pip install genai-prices==0.2.3"
+from . import RefreshError
+
+INSTALL = "pip install -e '.[dev]' (genai-prices==0.2.3 and tomli-w)"
 
 
 def load() -> tuple[str, dict[str, dict[str, Any]]]:
@@ -19,7 +21,7 @@ def load() -> tuple[str, dict[str, dict[str, Any]]]:
         import genai_prices
         from genai_prices.data import providers
     except ImportError:
-        raise SystemExit(f"refresh_pricing.py needs genai-prices: {INSTALL} (dev only)") from None
+        raise RefreshError(f"the refresh needs genai-prices, a development tool: {INSTALL}") from None
     return genai_prices.__version__, {
         p.id: {
             "id": p.id,
