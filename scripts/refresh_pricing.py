@@ -70,6 +70,7 @@ def summary(refresh: Refresh) -> dict[str, list[str]]:
             f"{p}/{m} -> {by}" for p, m, by in refresh.deduped
         ],
         "Overrides applied": refresh.overrides,
+        "Warnings": refresh.warnings,
         "ERRORS": refresh.errors,
     }
 

@@ -91,12 +91,14 @@ def test_converted_prices(committed):
     # Off-peak from 16:30 to 00:30 UTC: one window across midnight.
     night = {"input": D("0.25"), "output": 1, "start": dt.time(16, 30), "end": dt.time(0, 30)}
     assert models["acme-night"]["price"] == [{"input": D("0.5"), "output": 2, "windows": [night]}]
-    # A variant that overrides the input price outright applies above 200k tokens too.
+    # A variant that overrides the input price outright applies above 200k tokens too; from
+    # 2026-06-01 a dated variant listed first wins, for its own key only.
     priority = {"input": D("2.5"), "output": 20, "cache_read": D("0.25")}
-    assert models["acme-long"]["price"][0]["priority"] == {
-        **priority,
-        "tiers": [{"above": 200000, **priority}],
-    }
+    dated = {**priority, "input": 2}
+    long = models["acme-long"]["price"]
+    assert [p.get("since") for p in long] == [None, dt.date(2026, 6, 1)]
+    assert long[0]["priority"] == {**priority, "tiers": [{"above": 200000, **priority}]}
+    assert long[1]["priority"] == {**dated, "tiers": [{"above": 200000, **dated}]}
 
 
 def test_what_the_format_cannot_say_is_skipped_and_reported(committed, capsys):
@@ -109,6 +111,13 @@ def test_what_the_format_cannot_say_is_skipped_and_reported(committed, capsys):
     assert [m["id"] for m in tomllib.loads(acme)["model"]] == ["acme-large", "acme-long", "acme-night"]
     assert "# not representable, left out: web_searches_kcount (USD per 1,000 web searches)\n" in acme
     assert "# Not shipped, the format cannot say their prices: acme-voice (no per-token input price" in acme
+
+
+def test_an_unshipped_model_that_one_of_ours_prices_otherwise_is_a_warning(committed, capsys):
+    code, out, _ = refresh(capsys, committed, "--check")
+    assert code == 0
+    warning = "acme: 'acme-night-max' (acme-night-max, not shipped) is priced as acme/acme-night"
+    assert f"\nWarnings (1):\n  {warning}\n" in out
 
 
 def test_host_copies_priced_like_the_fallback_are_dropped_through_the_price_table():

@@ -9,12 +9,14 @@ from typing import Any
 
 import tomllib
 
+from otel_costattr.pricing import PriceTable
+
 from . import RefreshError
 from .config import Config, ProviderConfig, apply_overrides
-from .convert import Model, Unrepresentable, convert_model
+from .convert import Model, Unrepresentable, clause_rules, convert_model
 from .diff import changes
 from .render import render_provider, render_table
-from .tables import Fallbacks, load_files
+from .tables import Fallbacks, load_files, priced_alike, resolve
 
 TABLE_FILE = "_table.toml"
 SERVED_NOTE = "Priced through `fallback`: {via} lists these here too, at the same prices: {served}"
@@ -31,6 +33,7 @@ class Refresh:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # provider, model, why
     deduped: list[tuple[str, str, str]] = field(default_factory=list)  # provider, model, served by
     overrides: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -97,5 +100,28 @@ def outputs(refresh: Refresh, version: str, retrieved: dt.date) -> dict[str, str
         doc = provider_doc(refresh, cfg, retrieved)
         text = render_provider(doc, [p for p in intro if p], refresh.models[cfg.id])
         files[f"{cfg.id}.toml"] = checked(f"{cfg.id}.toml", text, doc)
-    load_files({name: text for name, text in files.items() if name != TABLE_FILE})
+    table = load_files({name: text for name, text in files.items() if name != TABLE_FILE})
+    refresh.warnings = unshipped(refresh, table)
     return files
+
+
+def unshipped(refresh: Refresh, table: PriceTable) -> list[str]:
+    """genai-prices models we do not ship whose own ids one of ours prices otherwise (a rule of
+    ours catching an audio or a dearer variant): the ids are the model id and its `equals`."""
+    rewrites = Fallbacks(refresh.config.providers, refresh.models, refresh.config.normalize).rewrites
+    warnings = []
+    for cfg in (p for p in refresh.config.providers if p.genai_prices):
+        for info in refresh.source[cfg.genai_prices]["models"]:
+            if info["id"] in cfg.models:
+                continue
+            try:
+                theirs = convert_model(info)
+            except Unrepresentable:
+                theirs = None
+            ids = [info["id"].lower()] + [r["equals"] for r in clause_rules(info["match"]) if "equals" in r]
+            for probe in dict.fromkeys(ids):
+                entry = resolve(table, rewrites, probe, cfg.id)
+                if entry and not (theirs and priced_alike(theirs, refresh.models[entry.provider][entry.id])):
+                    where = f"{entry.provider}/{entry.id}"
+                    warnings.append(f"{cfg.id}: {probe!r} ({info['id']}, not shipped) is priced as {where}")
+    return warnings
