@@ -9,6 +9,8 @@ never by the package.
     python scripts/refresh_pricing.py --check       # write nothing; exit 1 if the files would change
     python scripts/refresh_pricing.py --version 2026.12.01 --retrieved 2026-12-01   # new figures
 
+A mistake in the inputs, or a result the loader would reject, is one `Error:` line and exit 2.
+
 Steps (modules in scripts/pricing_refresh/):
 1. take the providers and models listed in scripts/pricing_overrides.toml (config.py);
 2. convert each model (convert.py): match clauses become our rule kinds, dated prices
@@ -17,8 +19,9 @@ Steps (modules in scripts/pricing_refresh/):
 3. apply the [[model]] overrides of scripts/pricing_overrides.toml;
 4. drop a host's model where its `fallback` providers price every id it matches identically,
    as a real PriceTable loaded from the generated files resolves them (tables.py);
-5. render the files (render.py), check them with the loader, print what was skipped and what
-   changes on disk per file, model and field (diff.py), and write them.
+5. render the files (render.py) and load them with the loader; warn about genai-prices models
+   we do not ship that one of our rules prices otherwise; print what was skipped and what
+   changes on disk per file, model and field (diff.py); write the files.
 """
 
 from __future__ import annotations
