@@ -14,7 +14,8 @@ the general path.
 `price_attributes` returns (entry, USD as a float) for a priced call, `UNKNOWN` for a
 well-formed call to a model the table does not know, and
 None for anything else: agent, tool and workflow spans, counts that are not ints in range, a
-model, provider or tier that is not a non-empty string, no usage at all. None sends the span
+model, provider or tier that is not a non-empty string, no usage at all, a model id too long
+to resolve (checked on a quote cache miss only). None sends the span
 down the general path, which decides and names the problem, so the fast path can only agree
 with it (tests/test_shape_pricer.py checks that it does, on arbitrary attributes).
 
@@ -28,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .cost import MAX_TOKENS, CostStatus, select_rates
+from .pricing_file import MAX_MODEL_ID
 from .semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
 
 _USAGE = frozenset(USAGE_KEYS)
@@ -102,6 +104,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
 
     names: dict[str, object] = {
         "MAX": MAX_TOKENS,
+        "MAX_ID": MAX_MODEL_ID,
         "MODEL_OPS": MODEL_OPERATIONS,
         "KINDS": _MODEL_KINDS,
         "UNKNOWN": UNKNOWN,
@@ -139,6 +142,8 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     # PriceTable.quote, without its call when the cache answers.
     body.append("hit = cached_quote((model, provider, service_tier))")
     body.append("if hit is not None and hit[0] <= ns < hit[1]: q = hit[2]")
+    if "model" in spelled:  # an over-long id is never cached: checked on a miss only
+        body.append("elif len(model) > MAX_ID: return None")
     body.append("else: q = quote(model, provider, service_tier, ns)")
     body.append("if q is None: return UNKNOWN")
 

@@ -21,7 +21,7 @@ from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
 from .pricing import ModelEntry, PriceTable, Quote, default_pricing, epoch_ns
-from .pricing_file import Rates
+from .pricing_file import MAX_MODEL_ID, Rates
 
 # Far beyond any context window (2M tokens today): a count this large is a bug upstream, and
 # pricing it would put a fictitious fortune on the bill.
@@ -269,7 +269,8 @@ def compute_cost(
             detail += f" (provider {provider!r})"
         return CallCost(status, version, detail=detail, usage=usage)
     if status is CostStatus.INVALID_USAGE:
-        return CallCost(status, version, detail=usage.problem(), usage=usage)
+        detail = usage.problem() or f"model id longer than {MAX_MODEL_ID} characters ({len(model or ''):,})"
+        return CallCost(status, version, detail=detail, usage=usage)
     return CallCost(status, version, usage=usage)
 
 
@@ -321,6 +322,8 @@ def price_call(
     out = out or 0
     read = read or 0
     reasoning = reasoning or 0
+    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
+        return _INVALID  # never resolved: see MAX_MODEL_ID
     if type(start_time) is not int:
         start_time = epoch_ns(start_time)
     quote = table.quote(model, provider, service_tier, start_time)

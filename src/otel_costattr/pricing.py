@@ -22,6 +22,7 @@ from typing import NamedTuple
 from . import settings
 from ._resources import bundled_dir
 from .pricing_file import (
+    MAX_MODEL_ID,
     MatchRule,
     ModelSpec,
     PricePeriod,
@@ -37,6 +38,10 @@ from .pricing_file import (
 ENV_PRICING_FILES = settings.PRICING_FILES
 TABLE_FILE = "_table.toml"
 _TABLE_KEYS = {"version", "providers", "normalize"}
+# Entries per resolution cache. Only keys whose strings are at most MAX_MODEL_ID characters
+# are ever stored (see _cacheable), so a cache holds at most 4096 x 3 x 256 characters of
+# keys (about 13 MB in the worst, 4-byte-per-character case, 3 MB for ASCII): span data can
+# hold arbitrary strings, and 4096 one-megabyte ids would otherwise pin 4 GB.
 _CACHE_LIMIT = 4096
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -123,7 +128,10 @@ def _entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, 
 
 def candidate_ids(model: str, normalize: Iterable[tuple[re.Pattern[str], str]]) -> list[str]:
     """``model`` lower-cased, then after each ``(pattern, replace)`` rewrite in turn
-    (cumulative, first match only), without repeats: the ids resolution tries, in order."""
+    (cumulative, first match only), without repeats: the ids resolution tries, in order.
+    No form at all for an id longer than MAX_MODEL_ID characters: it is never resolved."""
+    if len(model) > MAX_MODEL_ID:
+        return []
     current = model.strip().lower()
     forms = [current]
     for pattern, replace in normalize:
@@ -240,18 +248,19 @@ class PriceTable:
         searched (a Llama on Bedrock is never priced at another host's rate); otherwise every
         provider, in table order. Answers are cached.
         """
-        if not isinstance(model, str) or not model:
-            return None
+        if not isinstance(model, str) or not model or len(model) > MAX_MODEL_ID:
+            return None  # an over-long id never reaches a match rule, nor a cache
         key = (model, provider)
         try:
             return self._cache[key]
         except KeyError:
             pass
         entry = self._resolve(model, provider)
-        with self._lock:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()  # bounded: span data can hold arbitrary model strings
-            self._cache[key] = entry
+        if _cacheable(key):
+            with self._lock:
+                if len(self._cache) >= _CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[key] = entry
         return entry
 
     def quote(
@@ -268,10 +277,11 @@ class PriceTable:
         if hit is not None and hit[0] <= ns < hit[1]:
             return hit[2]
         found = self._quote(model, provider, service_tier, ns)
-        with self._lock:
-            if len(self._quotes) >= _CACHE_LIMIT:
-                self._quotes.clear()
-            self._quotes[key] = found
+        if _cacheable(key):
+            with self._lock:
+                if len(self._quotes) >= _CACHE_LIMIT:
+                    self._quotes.clear()
+                self._quotes[key] = found
         return found[2]
 
     def _quote(
@@ -305,6 +315,11 @@ class PriceTable:
                 if hit is not None:
                     return hit
         return None
+
+
+def _cacheable(key: tuple[object, ...]) -> bool:
+    """Whether a cache may keep ``key``: strings no longer than MAX_MODEL_ID (or None)."""
+    return all(k is None or (type(k) is str and len(k) <= MAX_MODEL_ID) for k in key)
 
 
 def _read_table_file(path: str, data: bytes) -> tuple[str, list[str], list[tuple[re.Pattern[str], str]]]:

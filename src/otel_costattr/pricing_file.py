@@ -24,6 +24,11 @@ RATE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "
 SERVICE_TIERS = ("batch", "flex", "priority")
 MATCH_KINDS = ("equals", "starts_with", "ends_with", "regex")
 
+# Model ids longer than this are never resolved (a span reporting one gets invalid_usage):
+# it bounds what a match rule or normalisation costs on one id, and the bytes every
+# resolution cache keyed by id can hold. The longest real id is under 100 characters.
+MAX_MODEL_ID = 256
+
 _PROVIDER_KEYS = {
     "provider", "name", "otel_names", "fallback", "source", "retrieved", "via", "multiplier",
     "model",
@@ -316,6 +321,8 @@ class _Parser:
         model_id = raw.get("id")
         if not isinstance(model_id, str) or not model_id.strip():
             raise self.fail(None, f"model[{index}].id", "must be a non-empty string")
+        if len(model_id) > MAX_MODEL_ID:
+            raise self.fail(None, f"model[{index}].id", f"longer than {MAX_MODEL_ID} characters")
         self.check_keys(raw, _MODEL_KEYS, model_id, "")
         rules = self.rules(raw.get("match"), model_id)
         alias_of = self.string(raw.get("alias_of"), model_id, "alias_of", optional=True)
@@ -336,6 +343,7 @@ class _Parser:
             raise self.fail(model_id, "deprecated", "must be true or false")
         examples = self.strings(raw.get("examples"), model_id, "examples")
         for i, example in enumerate(examples):
+            self.short_enough(example, model_id, f"examples[{i}]")
             if not any(r.matches(example.lower()) for r in rules):
                 raise self.fail(model_id, f"examples[{i}]", f"{example!r} matches no rule of this model")
         return ModelSpec(
@@ -378,8 +386,16 @@ class _Parser:
                     pattern = re.compile(value)
                 except re.error as e:
                     raise self.fail(model_id, f"{field}.regex", f"invalid regex: {e}") from e
+            else:
+                self.short_enough(value, model_id, f"{field}.{kind}")
             rules.append(MatchRule(kind, value, pattern))
         return tuple(rules)
+
+    def short_enough(self, value: str, model_id: str, field: str) -> None:
+        if len(value) > MAX_MODEL_ID:
+            raise self.fail(
+                model_id, field, f"longer than {MAX_MODEL_ID} characters: no id that long is ever resolved"
+            )
 
     def rates(self, raw: dict[str, Any], model_id: str, field: str, like: Rates | None = None) -> Rates:
         for key in ("input", "output"):
