@@ -1,5 +1,5 @@
-"""Over-long model ids are never resolved nor cached: a span reporting one gets
-invalid_usage, and no cache holds more than a fixed number of bytes."""
+"""A pricing file can never hang: regexes that backtrack badly are refused at load naming
+file, model and field; over-long model ids are never resolved nor cached."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from test_pricing_file import GOOD_MODEL as MODEL
 from test_pricing_file import load_error, write
 
-from otel_costattr import CostStatus, Usage, compute_cost, load_pricing
+from otel_costattr import CostStatus, PricingError, Usage, compute_cost, load_pricing
+from otel_costattr.cli import main
+from otel_costattr.pricing import _read_table_file
 from otel_costattr.processor import CostSpanProcessor
 from otel_costattr.semconv import COST, COST_STATUS
 
@@ -30,6 +32,84 @@ def load(path: Path):
 
 def with_regex(pattern: str) -> str:
     return MODEL.replace('{ equals = "m1" }', f"{{ regex = '{pattern}' }}")
+
+
+# --- regexes that backtrack badly never load ---------------------------------------------
+
+EXPONENTIAL = (
+    "repeats a group holding a quantifier, alternation or lookahead: backtracking can take exponential time"
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("(a+)+$", f"'(a+)+' {EXPONENTIAL}"),
+        ("(a|a)*", f"'(a|a)*' {EXPONENTIAL}"),
+        ("(a|ab)*c", f"'(a|ab)*' {EXPONENTIAL}"),
+        ("(?:x?){8}y", f"'(?:x?){{8}}' {EXPONENTIAL}"),
+        (r"m\d+\d*", r"'\\d+' and '\\d*' can match the same characters back to back: merge them into one"),
+        (
+            ".*a.*a.*a",
+            "'.*', '.*', '.*' can trade characters with one another: up to 16,777,216 ways to split "
+            "a 256-character id (at most 65,536)",
+        ),
+        (
+            "a?" * 17 + "a" * 17,
+            "'a?', 'a?', 'a?' and 14 more can trade characters with one another: up to 131,072 ways "
+            "to split a 256-character id (at most 65,536)",
+        ),
+        (r"(a)\1", r"a backreference '\1' at position 3 is not supported in pricing rules"),
+        ("(?<=a)b", "lookbehind '(?<=' at position 0 is not supported in pricing rules"),
+        ("(?i)m1", "inline flags '(?i' at position 0 is not supported in pricing rules"),
+        pytest.param(
+            "(?>a+)b", "an atomic group '(?>' at position 0 is not supported in pricing rules", marks=PY311
+        ),
+        pytest.param(
+            "a*+b", "a possessive quantifier at position 1 is not supported in pricing rules", marks=PY311
+        ),
+    ],
+)
+def test_backtracking_regex_is_refused_naming_file_model_and_field(tmp_path, pattern, problem):
+    path = write(tmp_path, with_regex(pattern))
+    assert load_error(path) == f"{path}: model 'm1': match[0].regex: {problem}"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r".*amazon\.nova-lite.*",  # the bundled aws.toml shape: two loops, quadratic at most
+        r"claude-opus-5[-@]\d{8}",
+        r"gpt-4o(-mini)?(-\d{4}-\d{2}-\d{2})?",
+        r"llama-\d+(\.\d+)?-70b",
+        r"(us|eu|apac)\.anthropic\.claude-[a-z0-9-]+",
+        r"[^/]+/[^/]+",
+    ],
+)
+def test_ordinary_regexes_still_load(tmp_path, pattern):
+    table = load(write(tmp_path, with_regex(pattern)))
+    assert [e.id for e in table.models()] == ["m1"]
+
+
+def test_pricing_check_refuses_a_catastrophic_regex(tmp_path, capsys):
+    path = write(tmp_path, with_regex("(a+)+$"))
+    code = main(["pricing", "check", str(path)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err == f"Error: {path}: model 'm1': match[0].regex: '(a+)+' {EXPONENTIAL}\n"
+
+
+def test_normalize_rules_are_checked_as_searches(tmp_path):
+    # A normalisation is searched for (re.sub): every start position is one more choice, so
+    # `.*x.*`, fine as a whole-id match rule, is cubic there.
+    table = tmp_path / "_table.toml"
+    table.write_text("version = 'x'\nproviders = ['acme']\n[[normalize]]\npattern = '.*x.*'\nreplace = ''\n")
+    with pytest.raises(PricingError) as info:
+        _read_table_file(str(table), table.read_bytes())
+    assert str(info.value) == (
+        f"{table}: normalize[0].pattern: '(search)', '.*', '.*' can trade characters with one another: "
+        "up to 16,777,216 ways to split a 256-character id (at most 65,536)"
+    )
 
 
 # --- over-long model ids are not resolved, nor cached --------------------------------------

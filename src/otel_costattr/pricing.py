@@ -31,6 +31,7 @@ from .pricing_file import (
     Rates,
     Tier,
     TimeWindow,
+    compile_rule,
     parse_provider_file,
     read_toml,
 )
@@ -338,9 +339,9 @@ def _read_table_file(path: str, data: bytes) -> tuple[str, list[str], list[tuple
         if not isinstance(rule, dict) or set(rule) != {"pattern", "replace"}:
             raise PricingError(f"{path}: normalize[{i}]: must have exactly 'pattern' and 'replace'")
         try:
-            normalize.append((re.compile(rule["pattern"]), str(rule["replace"])))
-        except (re.error, TypeError) as e:
-            raise PricingError(f"{path}: normalize[{i}].pattern: invalid regex: {e}") from e
+            normalize.append((compile_rule(rule["pattern"], search=True), str(rule["replace"])))
+        except ValueError as e:
+            raise PricingError(f"{path}: normalize[{i}].pattern: {e}") from e
     return version, order, normalize
 
 

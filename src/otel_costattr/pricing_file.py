@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ._regex_guard import check_backtracking
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -237,6 +239,19 @@ def read_toml(path: str | Path, data: bytes | None = None) -> dict[str, Any]:
         raise PricingError(f"{path}: invalid TOML: {e}") from e
 
 
+def compile_rule(pattern: Any, *, search: bool) -> re.Pattern[str]:
+    """Compile a pattern of the pricing format: a match rule (``search=False``, matched
+    against the whole id) or a normalisation (``search=True``). Raises ValueError saying
+    what is wrong, also for a pattern that could backtrack badly on the span path (see
+    `_regex_guard`); the caller names file, entry and field."""
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, TypeError) as e:
+        raise ValueError(f"invalid regex: {e}") from e
+    check_backtracking(pattern, search=search, longest=MAX_MODEL_ID)
+    return compiled
+
+
 def parse_provider_file(path: str | Path, data: bytes | None = None) -> ProviderFile:
     """Read and validate one provider pricing file; raise `PricingError` on any problem."""
     raw = read_toml(path, data)
@@ -383,9 +398,9 @@ class _Parser:
             pattern = None
             if kind == "regex":
                 try:
-                    pattern = re.compile(value)
-                except re.error as e:
-                    raise self.fail(model_id, f"{field}.regex", f"invalid regex: {e}") from e
+                    pattern = compile_rule(value, search=False)
+                except ValueError as e:
+                    raise self.fail(model_id, f"{field}.regex", str(e)) from e
             else:
                 self.short_enough(value, model_id, f"{field}.{kind}")
             rules.append(MatchRule(kind, value, pattern))
