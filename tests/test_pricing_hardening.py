@@ -1,10 +1,11 @@
-"""A pricing file can never hang: regexes that backtrack badly are refused at load naming
-file, model and field; over-long model ids are never resolved nor cached."""
+"""A pricing file can never hang or overflow: regexes that backtrack badly, absurd prices
+and multipliers are refused at load naming file, model and field; over-long model ids are
+never resolved nor cached."""
 
 from __future__ import annotations
 
 import sys
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,88 @@ def test_rule_values_and_examples_that_no_id_could_reach_are_refused(tmp_path, o
 def test_an_over_long_canonical_id_is_refused(tmp_path):
     path = write(tmp_path, MODEL.replace('id = "m1"\nmatch = [{ equals = "m1" }]', f'id = "{"m" * 257}"'))
     assert load_error(path) == f"{path}: model[0].id: longer than 256 characters"
+
+
+# --- prices and multipliers within sane bounds ---------------------------------------------
+
+
+TOO_DEAR = "must be at most 100000 USD per million tokens, got"
+BAD_FACTOR = "multiplier: must be a number > 0 and <= 100, got"
+PRICED = "output = 2"  # the end of the model's first [[model.price]]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("input = 1", "input = 1e308", f"model 'm1': price[0].input: {TOO_DEAR} 1E+308"),
+        ("input = 1", "input = 100000.01", f"model 'm1': price[0].input: {TOO_DEAR} 100000.01"),
+        (PRICED, PRICED + "\ncache_write_1h = 2e5", f"model 'm1': price[0].cache_write_1h: {TOO_DEAR} 2E+5"),
+        (
+            PRICED,
+            PRICED + "\nbatch = { input = 1, output = 1e9 }",
+            f"model 'm1': price[0].batch.output: {TOO_DEAR} 1E+9",
+        ),
+        (
+            PRICED,
+            PRICED + "\ntiers = [{ above = 1000, input = 1e6, output = 4 }]",
+            f"model 'm1': price[0].tiers[0].input: {TOO_DEAR} 1E+6",
+        ),
+        (
+            PRICED,
+            PRICED + "\nwindows = [{ start = 01:00:00, end = 02:00:00, input = 1, output = 1e300 }]",
+            f"model 'm1': price[0].windows[0].output: {TOO_DEAR} 1E+300",
+        ),
+        (
+            "input = 1",
+            "input = 1e-13",
+            "model 'm1': price[0].input: must have at most 12 decimal places, got 1E-13",
+        ),
+        (
+            PRICED,
+            PRICED + "\ntiers = [{ above = 1000000000, input = 2, output = 4 }]",
+            "model 'm1': price[0].tiers[0].above: must be below 1,000,000,000 input tokens, "
+            "got 1,000,000,000",
+        ),
+        (MATCH, MATCH + "\nmultiplier = 0", f"model 'm1': {BAD_FACTOR} 0"),
+        (MATCH, MATCH + "\nmultiplier = 1000", f"model 'm1': {BAD_FACTOR} 1000"),
+        (MATCH, MATCH + "\nmultiplier = inf", f"model 'm1': {BAD_FACTOR} Infinity"),
+        (
+            MATCH,
+            MATCH + "\nmultiplier = '0.8'",
+            "model 'm1': multiplier: must be a number (a factor on every price), got '0.8'",
+        ),
+        ('provider = "acme"', 'provider = "acme"\nmultiplier = 1e308', f"{BAD_FACTOR} 1E+308"),
+        # Refused before too, and still, with the message tests/test_pricing_file.py pins.
+        (
+            "input = 1",
+            "input = inf",
+            "model 'm1': price[0].input: must be a finite number >= 0, got Infinity",
+        ),
+        ("input = 1", "input = -0.5", "model 'm1': price[0].input: must be a finite number >= 0, got -0.5"),
+    ],
+)
+def test_absurd_prices_and_multipliers_are_refused(tmp_path, old, new, message):
+    path = write(tmp_path, MODEL.replace(old, new))
+    assert load_error(path) == f"{path}: {message}"
+
+
+def test_pricing_check_refuses_1e308(tmp_path, capsys):
+    path = write(tmp_path, MODEL.replace("input = 1", "input = 1e308"))
+    code = main(["pricing", "check", str(path)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err == (f"Error: {path}: model 'm1': price[0].input: {TOO_DEAR} 1E+308\n")
+
+
+def test_multipliers_on_a_precise_price_stay_exact(tmp_path):
+    # 18 + 15 + 15 significant digits: beyond Decimal's default 28, which used to round.
+    text = (
+        MODEL.replace('provider = "acme"', 'provider = "acme"\nmultiplier = 0.123456789012')
+        .replace('match = [{ equals = "m1" }]', 'match = [{ equals = "m1" }]\nmultiplier = 0.987654321098')
+        .replace("input = 1", "input = 12345.678901234567")
+    )
+    table = load(write(tmp_path, text))
+    exact = Context(prec=100)
+    expected = exact.multiply(exact.multiply(Decimal("12345.678901234567"), Decimal("0.123456789012")),
+                              Decimal("0.987654321098"))  # fmt: skip
+    assert compute_cost("m1", USAGE, table=table).total == expected  # a million tokens: the rate

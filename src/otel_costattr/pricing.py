@@ -23,6 +23,7 @@ from . import settings
 from ._resources import bundled_dir
 from .pricing_file import (
     MAX_MODEL_ID,
+    WIDE_CONTEXT,
     MatchRule,
     ModelSpec,
     PricePeriod,
@@ -105,10 +106,9 @@ def epoch_ns(when: object) -> int:
 
 def _entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...]) -> ModelEntry:
     factor = Decimal(1)
-    if provider.multiplier is not None:
-        factor *= provider.multiplier
-    if spec.multiplier is not None:
-        factor *= spec.multiplier
+    for multiplier in (provider.multiplier, spec.multiplier):
+        if multiplier is not None:
+            factor = WIDE_CONTEXT.multiply(factor, multiplier)
     if factor != 1:
         periods = tuple(p.scaled(factor) for p in periods)
     since_ns = tuple(-(2**63) if p.since is None else _date_ns(p.since) for p in periods)

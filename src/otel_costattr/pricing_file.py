@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,14 @@ MATCH_KINDS = ("equals", "starts_with", "ends_with", "regex")
 # it bounds what a match rule or normalisation costs on one id, and the bytes every
 # resolution cache keyed by id can hold. The longest real id is under 100 characters.
 MAX_MODEL_ID = 256
+# Sane bounds, checked at load: 100x the dearest model today, a factor of 100 either way, a
+# threshold above any context window. Twelve decimal places keep every product of a price
+# and two multipliers within 48 digits, which WIDE_CONTEXT computes exactly.
+MAX_PRICE = Decimal(100_000)
+MAX_MULTIPLIER = Decimal(100)
+MAX_TIER_ABOVE = 10**9
+MAX_DECIMALS = 12
+WIDE_CONTEXT = Context(prec=60)
 
 _PROVIDER_KEYS = {
     "provider", "name", "otel_names", "fallback", "source", "retrieved", "via", "multiplier",
@@ -73,7 +81,7 @@ class Rates:
         unit = Decimal(10) ** scale
 
         def as_int(value: Decimal | None, fallback: int) -> int:
-            return fallback if value is None else int(value * unit)
+            return fallback if value is None else int(WIDE_CONTEXT.multiply(value, unit))
 
         i_in = as_int(self.input, 0)
         i_out = as_int(self.output, 0)
@@ -86,7 +94,9 @@ class Rates:
 
     def scaled(self, factor: Decimal) -> Rates:
         """These rates multiplied by ``factor`` (a negotiated discount)."""
-        values = {k: (None if v is None else v * factor) for k, v in self.as_dict().items()}
+        values = {
+            k: (None if v is None else WIDE_CONTEXT.multiply(v, factor)) for k, v in self.as_dict().items()
+        }
         return Rates(**values)
 
     def as_dict(self) -> dict[str, Decimal | None]:
@@ -301,6 +311,25 @@ class _Parser:
         number = Decimal(value)
         if not number.is_finite() or number < 0:
             raise self.fail(model, field, f"must be a finite number >= 0, got {value}")
+        if number > MAX_PRICE:
+            raise self.fail(model, field, f"must be at most {MAX_PRICE} USD per million tokens, got {value}")
+        return self.decimals(number, model, field)
+
+    def multiplier(self, value: Any, model: str | None) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise self.fail(model, "multiplier", f"must be a number (a factor on every price), got {value!r}")
+        number = Decimal(value)
+        if not number.is_finite() or not 0 < number <= MAX_MULTIPLIER:
+            raise self.fail(model, "multiplier", f"must be a number > 0 and <= {MAX_MULTIPLIER}, got {value}")
+        return self.decimals(number, model, "multiplier")
+
+    def decimals(self, number: Decimal, model: str | None, field: str) -> Decimal:
+        exponent = number.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if -exponent > MAX_DECIMALS:
+            raise self.fail(model, field, f"must have at most {MAX_DECIMALS} decimal places, got {number}")
         return number
 
     def provider(self, raw: dict[str, Any]) -> ProviderFile:
@@ -316,7 +345,6 @@ class _Parser:
                 raise self.fail(m.id, "id", "duplicate model id in this file")
             seen.add(m.id)
         check_overlaps(self.path, models)
-        multiplier = raw.get("multiplier")
         return ProviderFile(
             path=self.path,
             provider=provider,
@@ -326,7 +354,7 @@ class _Parser:
             source=self.string(raw.get("source"), None, "source", optional=True),
             retrieved=self.date(raw.get("retrieved"), None, "retrieved"),
             via=self.string(raw.get("via"), None, "via", optional=True),
-            multiplier=None if multiplier is None else self.price(multiplier, None, "multiplier"),
+            multiplier=self.multiplier(raw.get("multiplier"), None),
             models=models,
         )
 
@@ -352,7 +380,6 @@ class _Parser:
                 raise self.fail(model_id, "price", "must be an array of tables ([[model.price]])")
             periods = tuple(self.period(p, model_id, i) for i, p in enumerate(periods_raw))
             self.check_history(periods, model_id)
-        multiplier = raw.get("multiplier")
         deprecated = raw.get("deprecated", False)
         if not isinstance(deprecated, bool):
             raise self.fail(model_id, "deprecated", "must be true or false")
@@ -371,7 +398,7 @@ class _Parser:
             deprecated=deprecated,
             periods=periods,
             alias_of=alias_of,
-            multiplier=None if multiplier is None else self.price(multiplier, model_id, "multiplier"),
+            multiplier=self.multiplier(raw.get("multiplier"), model_id),
         )
 
     def rules(self, raw: Any, model_id: str) -> tuple[MatchRule, ...]:
@@ -437,6 +464,12 @@ class _Parser:
             above = t.get("above")
             if isinstance(above, bool) or not isinstance(above, int) or above <= 0:
                 raise self.fail(model_id, f"{tfield}.above", "must be a whole number of input tokens > 0")
+            if above >= MAX_TIER_ABOVE:
+                raise self.fail(
+                    model_id,
+                    f"{tfield}.above",
+                    f"must be below {MAX_TIER_ABOVE:,} input tokens, got {above:,}",
+                )
             if tiers and above <= tiers[-1].above:
                 raise self.fail(model_id, f"{tfield}.above", "tiers must be in increasing order")
             tiers.append(Tier(above, self.rates(t, model_id, tfield, rates)))
