@@ -1,6 +1,6 @@
-"""A pricing file can never hang or overflow: regexes that backtrack badly, absurd prices
-and multipliers are refused at load naming file, model and field; over-long model ids are
-never resolved nor cached."""
+"""A pricing file can never hang, overflow or crawl: regexes that backtrack badly, absurd
+prices and multipliers are refused at load naming file, model and field; over-long model ids
+are never resolved nor cached; loading stays linear in the number of models."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from test_pricing_file import load_error, write
 from otel_costattr import CostStatus, PricingError, Usage, compute_cost, load_pricing
 from otel_costattr.cli import main
 from otel_costattr.pricing import _read_table_file
+from otel_costattr.pricing_file import MatchRule
 from otel_costattr.processor import CostSpanProcessor
 from otel_costattr.semconv import COST, COST_STATUS
 
@@ -266,3 +267,51 @@ def test_multipliers_on_a_precise_price_stay_exact(tmp_path):
     expected = exact.multiply(exact.multiply(Decimal("12345.678901234567"), Decimal("0.123456789012")),
                               Decimal("0.987654321098"))  # fmt: skip
     assert compute_cost("m1", USAGE, table=table).total == expected  # a million tokens: the rate
+
+
+# --- loading is linear in the number of models ---------------------------------------------
+
+
+def test_overlap_check_does_not_compare_every_model_with_every_other(tmp_path, monkeypatch):
+    # No timing here (see benchmarks/bench_pricing_load.py): count the rule evaluations.
+    # Comparing each probe with every model costs n**2 of them; an index, about one per example.
+    n = 1000
+    models = "".join(
+        f'[[model]]\nid = "m{i}"\nmatch = [{{ equals = "m{i}" }}, {{ starts_with = "m{i}-" }}]\n'
+        f'examples = ["m{i}-2025"]\n[[model.price]]\ninput = 1\noutput = 2\n'
+        for i in range(n)
+    )
+    regex = '[[model]]\nid = "r"\nmatch = [{ regex = "r-\\\\d+" }]\n[[model.price]]\ninput = 1\noutput = 2\n'
+    path = write(tmp_path, 'provider = "acme"\n' + models + regex)
+    calls = 0
+    matches = MatchRule.matches
+
+    def counting(self: MatchRule, model_id: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return matches(self, model_id)
+
+    monkeypatch.setattr(MatchRule, "matches", counting)
+    table = load(path)
+    assert len(list(table.models())) == n + 1
+    assert calls <= 4 * n  # examples against their own rules, every probe against the one regex
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ('[{ ends_with = "-m1" }]', "model 'm0': match: 'x-m1' also matches model 'm1'"),
+        ("[{ regex = 'x-.*' }]", "model 'm0': match: 'x-m1' also matches model 'm1'"),
+        ('[{ equals = "x-m1" }]', "model 'm0': match: 'x-m1' also matches model 'm1'"),
+        ('[{ starts_with = "x-" }]', "model 'm0': match: 'x-m1' also matches model 'm1'"),
+    ],
+)
+def test_overlaps_are_still_found_by_every_kind_of_rule(tmp_path, rules, message):
+    text = (
+        'provider = "acme"\n'
+        '[[model]]\nid = "m0"\nmatch = [{ equals = "x-m1" }]\n[[model.price]]\ninput = 1\noutput = 2\n'
+        f'[[model]]\nid = "m1"\nmatch = {rules}\n[[model.price]]\ninput = 1\noutput = 2\n'
+        f'[[model]]\nid = "m2"\nmatch = {rules}\n[[model.price]]\ninput = 1\noutput = 2\n'
+    )
+    path = write(tmp_path, text)
+    assert load_error(path) == f"{path}: {message}"

@@ -463,11 +463,15 @@ def _build(
                 path = next(pf.path for pf in ordered if pf.provider == prov.id)
                 raise PricingError(f"{path}: fallback: unknown provider {fb!r}")
 
+    # Priced (non-alias) specs by id, per provider: an alias finds its target in a few dict
+    # lookups instead of a scan of every model (quadratic with many aliases).
+    priced = {pid: {s.id: s for s, _ in items if s.alias_of is None} for pid, items in specs.items()}
+
     def find(model_id: str, pid: str) -> ModelSpec | None:
         for search in (pid, *providers[pid].fallback, *providers):
-            for spec, _ in specs[search]:
-                if spec.id == model_id and spec.alias_of is None:
-                    return spec
+            spec = priced[search].get(model_id)
+            if spec is not None:
+                return spec
         return None
 
     for pid, items in specs.items():

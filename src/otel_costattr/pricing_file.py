@@ -521,12 +521,36 @@ class _Parser:
 
 
 def check_overlaps(path: str, models: tuple[ModelSpec, ...]) -> None:
-    """Every `equals` value and example must match exactly one model of the file."""
-    for model in models:
-        probes = [r.value for r in model.rules if r.kind == "equals"] + list(model.examples)
-        for probe in probes:
-            others = [m.id for m in models if m is not model and any(r.matches(probe) for r in m.rules)]
-            if others:
+    """Every `equals` value and example must match exactly one model of the file.
+
+    Linear in the number of models, not quadratic: equals values, prefixes and suffixes are
+    dict lookups (a probe is cut at each length that some starts_with / ends_with value has:
+    at most MAX_MODEL_ID lengths). Only regex rules are tried one by one on every probe, so
+    that part costs probes x regex rules: files have few (the bundled aws.toml has the most,
+    under 200).
+    """
+    by_kind: dict[str, dict[str, list[int]]] = {"equals": {}, "starts_with": {}, "ends_with": {}}
+    regexes: list[tuple[MatchRule, int]] = []
+    for index, model in enumerate(models):
+        for rule in model.rules:
+            if rule.kind == "regex":
+                regexes.append((rule, index))
+            else:
+                by_kind[rule.kind].setdefault(rule.value, []).append(index)
+    equals, prefixes, suffixes = by_kind.values()
+    prefix_lengths = sorted({len(v) for v in prefixes})
+    suffix_lengths = sorted({len(v) for v in suffixes})
+    for index, model in enumerate(models):
+        for probe in [r.value for r in model.rules if r.kind == "equals"] + list(model.examples):
+            hits = set(equals.get(probe, ()))
+            for n in prefix_lengths:
+                hits.update(prefixes.get(probe[:n], ()) if n <= len(probe) else ())
+            for n in suffix_lengths:
+                hits.update(suffixes.get(probe[-n:], ()) if n <= len(probe) else ())
+            hits.update(i for rule, i in regexes if rule.matches(probe))
+            hits.discard(index)
+            if hits:
+                other = models[min(hits)].id
                 raise PricingError(
-                    f"{path}: model {model.id!r}: match: {probe!r} also matches model {others[0]!r}"
+                    f"{path}: model {model.id!r}: match: {probe!r} also matches model {other!r}"
                 )
