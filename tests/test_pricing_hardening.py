@@ -215,8 +215,8 @@ PRICED = "output = 2"  # the end of the model's first [[model.price]]
         ),
         (
             "input = 1",
-            "input = 1e-13",
-            "model 'm1': price[0].input: must have at most 12 decimal places, got 1E-13",
+            "input = 1e-19",
+            "model 'm1': price[0].input: must have at most 18 decimal places, got 1E-19",
         ),
         (
             PRICED,
@@ -256,16 +256,17 @@ def test_pricing_check_refuses_1e308(tmp_path, capsys):
 
 
 def test_multipliers_on_a_precise_price_stay_exact(tmp_path):
-    # 18 + 15 + 15 significant digits: beyond Decimal's default 28, which used to round.
+    # 23 + 18 + 18 significant digits, the most the bounds allow: beyond Decimal's default 28,
+    # which used to round.
+    price, by_provider, by_model = "12345.678901234567890123", "0.123456789012345678", "0.987654321098765432"
     text = (
-        MODEL.replace('provider = "acme"', 'provider = "acme"\nmultiplier = 0.123456789012')
-        .replace('match = [{ equals = "m1" }]', 'match = [{ equals = "m1" }]\nmultiplier = 0.987654321098')
-        .replace("input = 1", "input = 12345.678901234567")
+        MODEL.replace('provider = "acme"', f'provider = "acme"\nmultiplier = {by_provider}')
+        .replace(MATCH, f"{MATCH}\nmultiplier = {by_model}")
+        .replace("input = 1", f"input = {price}")
     )
     table = load(write(tmp_path, text))
     exact = Context(prec=100)
-    expected = exact.multiply(exact.multiply(Decimal("12345.678901234567"), Decimal("0.123456789012")),
-                              Decimal("0.987654321098"))  # fmt: skip
+    expected = exact.multiply(exact.multiply(Decimal(price), Decimal(by_provider)), Decimal(by_model))
     assert compute_cost("m1", USAGE, table=table).total == expected  # a million tokens: the rate
 
 

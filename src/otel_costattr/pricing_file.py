@@ -31,13 +31,14 @@ MATCH_KINDS = ("equals", "starts_with", "ends_with", "regex")
 # resolution cache keyed by id can hold. The longest real id is under 100 characters.
 MAX_MODEL_ID = 256
 # Sane bounds, checked at load: 100x the dearest model today, a factor of 100 either way, a
-# threshold above any context window. Twelve decimal places keep every product of a price
-# and two multipliers within 48 digits, which WIDE_CONTEXT computes exactly.
+# threshold above any context window. Eighteen decimal places keep every product of a price
+# and two multipliers within 66 digits, which WIDE_CONTEXT computes exactly (SQL repricing
+# holds 12 and refuses finer rates itself: see rollup_queries).
 MAX_PRICE = Decimal(100_000)
 MAX_MULTIPLIER = Decimal(100)
 MAX_TIER_ABOVE = 10**9
-MAX_DECIMALS = 12
-WIDE_CONTEXT = Context(prec=60)
+MAX_DECIMALS = 18
+WIDE_CONTEXT = Context(prec=80)
 
 _PROVIDER_KEYS = {
     "provider", "name", "otel_names", "fallback", "source", "retrieved", "via", "multiplier",
