@@ -18,9 +18,11 @@
 --   * step is gen_ai.agent.step as the processor numbered it (0-based among the model calls
 --     of the nearest agent in the same process); NULL outside an agent, and for calls from a
 --     process without the processor (it could not see the agent's other calls either).
---   * usd is the cost stamped at the time; usd_repriced is NULL here, and the recomputed
---     cost when rollup_queries.py reprices (it then redefines costattr_calls: _calls_repriced.sql;
---     a LEFT JOIN to an empty table on every call doubled the time of a rollup).
+--   * usd is the cost stamped at the time, NULL when unpriced or implausible (cost_status
+--     'implausible': above $1,000,000 for one call, or negative; see mapping.MAX_CALL_USD).
+--     usd_repriced is NULL here, and the recomputed cost when rollup_queries.py reprices
+--     (it then redefines costattr_calls: _calls_repriced.sql; a LEFT JOIN to an empty table
+--     on every call doubled the time of a rollup).
 CREATE OR REPLACE TEMP MACRO costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
 WITH RECURSIVE
 windowed AS NOT MATERIALIZED (
@@ -152,7 +154,13 @@ calls AS NOT MATERIALIZED (
         c.duration_ms, c.service_name, c.provider, c.request_model, c.response_model,
         coalesce(c.priced_model, c.response_model, c.request_model) AS model,
         c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens,
-        c.reasoning_tokens, c.cost_usd AS usd, c.cost_status, c.pricing_version,
+        c.reasoning_tokens,
+        -- A cost no model call can have (mapping.MAX_CALL_USD, $1,000,000, or negative), in a
+        -- file written before the exporter refused them, is not summed: sums stay in range.
+        CASE WHEN c.cost_usd BETWEEN 0 AND 1000000 THEN c.cost_usd END AS usd,
+        CASE WHEN c.cost_usd < 0 OR c.cost_usd > 1000000 THEN 'implausible' ELSE c.cost_status END
+            AS cost_status,
+        c.pricing_version,
         c.step, c.conversation_id, c.attributes,
         c.feature, c.agent, c.agent_version
     FROM attributed AS c

@@ -5,7 +5,7 @@ run AS MATERIALIZED (
     SELECT * FROM spans WHERE trace_id = lower($trace_id)
 ),
 calls AS MATERIALIZED (
-    SELECT span_id, model, feature, agent, agent_version, step, usd, usd_repriced
+    SELECT span_id, model, feature, agent, agent_version, step, cost_status, usd, usd_repriced
     FROM costattr_calls(NULL, NULL, NULL, NULL, NULL, p_trace := $trace_id)
 ),
 -- Roots: no parent, or a parent this database never received (another process, dropped).
@@ -46,7 +46,7 @@ SELECT
     c.model,
     CASE WHEN s.span_role = 'model_call' THEN s.input_tokens END AS input_tokens,
     CASE WHEN s.span_role = 'model_call' THEN s.output_tokens END AS output_tokens,
-    CASE WHEN s.span_role = 'model_call' THEN s.cost_status END AS cost_status,
+    c.cost_status,  -- as costattr_calls reads it: 'implausible' for a cost no call can have
     c.usd,
     coalesce(st.calls, 0) AS subtree_calls,
     st.usd AS subtree_usd,

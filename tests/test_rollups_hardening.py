@@ -1,0 +1,159 @@
+"""Rollups that never overflow, never choke on a parameter, never lose a span of a tree.
+
+- A cost no single model call can have (stamped by another producer, or left in a file by an
+  older version) is stored and read as ``implausible``: never summed, listed by ``unpriced``.
+- Extreme parameters are refused with a `RollupParamError` (one ``Error:`` line in the CLI).
+- ``trace`` shows every stored span of a run exactly once whatever its parent links say
+  (self-parents, cycles, a 10,000-deep chain, span ids stored twice), and the roots' subtree
+  costs add up to the run's total.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from test_rollups_workload import DAY0, Writer, trace_id
+
+from otel_costattr import DuckDBSpanExporter, load_pricing, store
+from otel_costattr.rollup_queries import rollup, rollups
+
+D = Decimal
+CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 100,
+}
+
+
+def every_rollup(db, trace: str) -> dict[str, list[dict]]:
+    """Every bundled rollup on ``db`` (``trace`` for the one that needs a trace id)."""
+    return {
+        name: rollup(name, db=db, **({"trace_id": trace} if name == "trace" else {})) for name in rollups()
+    }
+
+
+# --- implausible costs ------------------------------------------------------------------
+
+
+def export(path: Path, costs: list, *, pricing=None) -> str:
+    """One run through a real TracerProvider and DuckDBSpanExporter (no cost processor: the
+    spans carry their cost themselves, as another producer's would); returns its trace id."""
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path, pricing=pricing)))
+    tracer = provider.get_tracer("another-producer")
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a", "app.feature": "f"}
+    with tracer.start_as_current_span("invoke_agent a", attributes=agent) as root:
+        for cost in costs:
+            attrs = dict(CHAT) if cost is None else {**CHAT, "gen_ai.usage.cost": cost}
+            with tracer.start_as_current_span("chat gpt-4o", attributes=attrs):
+                pass
+    provider.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def stored_calls(path: Path) -> list[tuple]:
+    con = store.connect(path, read_only=True)
+    try:
+        return con.execute(
+            "SELECT cost_usd, cost_status, cost_source, json_extract(attributes, '$.\"gen_ai.usage.cost\"')"
+            " FROM spans WHERE span_role = 'model_call' ORDER BY start_time"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_implausible_stamps_are_stored_as_such_and_never_summed(tmp_path):
+    path = tmp_path / "spans.duckdb"
+    bad = [9e25, 9e25, float("nan"), float("inf"), -3.0, 1_000_000.5, 10**30]
+    trace = export(path, [0.25, *bad, 1_000_000.0])
+    rows = stored_calls(path)
+    assert rows[0][:3] == (D("0.25"), "priced", "span")
+    assert rows[-1][:3] == (D(1_000_000), "priced", "span")  # the bound itself is believed
+    assert [row[:3] for row in rows[1:-1]] == [(None, "implausible", "span")] * len(bad)
+    # The producer's figure stays visible in the span's attributes.
+    assert [json.loads(row[3]) for row in rows[1:-1]] == [
+        9e25, 9e25, "nan", "inf", -3.0, 1_000_000.5, 10**30,
+    ]  # fmt: skip
+
+    results = every_rollup(path, trace)  # none overflows
+    total = D("1000000.25")
+    stats = results["stats"][0]
+    assert (stats["calls"], stats["usd"], stats["unpriced_calls"]) == (9, total, len(bad))
+    for name in ("per_feature", "per_model", "per_step", "daily", "per_agent"):
+        assert sum(row["usd"] or 0 for row in results[name]) == total, name
+    assert [(row["cost_status"], row["calls"]) for row in results["unpriced"]] == [("implausible", len(bad))]
+    assert results["trace"][0]["subtree_usd"] == total
+    assert [row["cost_status"] for row in results["trace"][1:]].count("implausible") == len(bad)
+
+
+def test_an_older_file_holding_huge_costs(tmp_path):
+    """Rows written before the exporter refused them: the rollups treat them the same way."""
+    con = store.connect(tmp_path / "old.duckdb")
+    w = Writer(con)
+    root = w.span(1, "invoke_agent a", role="agent", at=DAY0, agent_name="a", feature="f")
+    for minute, usd in enumerate(("9e25", "9e25", "-5", "1000000.000000000001", "0.5")):
+        w.call(1, "gpt-4o", 1000, 100, usd, parent=root, at=DAY0 + dt.timedelta(minutes=minute))
+    con.close()
+
+    results = every_rollup(tmp_path / "old.duckdb", trace_id(1))
+    stats = results["stats"][0]
+    assert (stats["calls"], stats["usd"], stats["unpriced_calls"]) == (5, D("0.5"), 4)
+    assert [(row["cost_status"], row["calls"]) for row in results["unpriced"]] == [("implausible", 4)]
+    assert [row["usd"] for row in results["top_runs"]] == [D("0.5")]
+    tree = results["trace"]
+    assert tree[0]["subtree_usd"] == D("0.5")
+    assert [row["cost_status"] for row in tree[1:]] == ["implausible"] * 4 + ["priced"]
+
+
+def test_the_rollups_bound_is_the_exporters(tmp_path):
+    """queries/_calls.sql repeats mapping.MAX_CALL_USD: both must draw the line at one place."""
+    from otel_costattr.mapping import MAX_CALL_USD, plausible_usd
+
+    edge = [MAX_CALL_USD - D("1e-12"), MAX_CALL_USD, MAX_CALL_USD + D("1e-12"), D(0), D("-1e-12")]
+    con = duckdb.connect(str(tmp_path / "edge.duckdb"))
+    store.migrate(con)
+    w = Writer(con)
+    ids = [w.call(1, "gpt-4o", 10, 1, str(usd), parent=None, at=DAY0) for usd in edge]
+    got = {row["span_id"]: row["usd"] for row in rollup("trace", db=con, trace_id=trace_id(1))}
+    assert [got[i] for i in ids] == [plausible_usd(usd) for usd in edge]
+    assert [got[i] is None for i in ids] == [False, False, True, False, True]
+
+
+def test_our_own_engine_obeys_the_bound(tmp_path):
+    """A user table's rate near the pricing cap, on 100M tokens, is no believable cost either."""
+    prices = tmp_path / "dear.toml"
+    prices.write_text(
+        'provider = "dear"\n[[model]]\nid = "dear-1"\nmatch = [{ equals = "dear-1" }]\n'
+        "[[model.price]]\ninput = 50000\noutput = 0\n"
+    )
+    table = load_pricing([prices], bundled=False, use_env=False)
+    path = tmp_path / "spans.duckdb"
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path, pricing=table)))
+    call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "dear-1"}
+    tracer = provider.get_tracer("t")
+    for tokens in (100_000_000, 1000):  # $5,000,000, then $50
+        with tracer.start_as_current_span("chat", attributes={**call, "gen_ai.usage.input_tokens": tokens}):
+            pass
+    provider.shutdown()
+    assert [row[:3] for row in stored_calls(path)] == [
+        (None, "implausible", "exporter"),
+        (D(50), "priced", "exporter"),
+    ]
+
+
+def test_an_implausible_call_can_still_be_repriced(tmp_path):
+    """Its tokens are stored: --reprice prices it with our table, next to the stamp."""
+    path = tmp_path / "spans.duckdb"
+    export(path, [float("nan")])
+    (row,) = rollup("per_model", db=path, reprice=load_pricing())
+    assert (row["usd"], row["unpriced_calls"]) == (None, 1)
+    assert row["usd_repriced"] == D("0.0035")  # 1000 x $2.50 + 100 x $10 per million
