@@ -16,12 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from test_rollups_workload import DAY0, Writer, trace_id
+from test_rollups_workload import DAY0, Writer, build, trace_id
 
 from otel_costattr import DuckDBSpanExporter, load_pricing, store
-from otel_costattr.rollup_queries import rollup, rollups
+from otel_costattr.cli import main
+from otel_costattr.rollup_queries import RollupParamError, rollup, rollups
 
 D = Decimal
 CHAT = {
@@ -157,3 +159,92 @@ def test_an_implausible_call_can_still_be_repriced(tmp_path):
     (row,) = rollup("per_model", db=path, reprice=load_pricing())
     assert (row["usd"], row["unpriced_calls"]) == (None, 1)
     assert row["usd_repriced"] == D("0.0035")  # 1000 x $2.50 + 100 x $10 per million
+
+
+# --- parameters -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("params") / "spans.duckdb")
+
+
+AWARE = dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # 10000 in UTC
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("per_feature", {"days": 800000}, "per_feature: days: must be at most 36500, got 800000"),
+        ("per_feature", {"days": 3e9}, "per_feature: days: must be at most 36500, got 3e+09"),
+        ("per_feature", {"days": "1e400"}, "per_feature: days: too large for a number (DOUBLE), got '1e400'"),
+        (
+            "stats",
+            {"since": "9999-12-31T23:00:00-05:00"},
+            "stats: since: out of range once converted to UTC, got '9999-12-31T23:00:00-05:00'",
+        ),
+        (
+            "stats",
+            {"since": "0001-01-01T01:00:00+05:00"},
+            "stats: since: out of range once converted to UTC, got '0001-01-01T01:00:00+05:00'",
+        ),
+        ("daily", {"until": AWARE}, f"daily: until: out of range once converted to UTC, got {AWARE!r}"),
+        (
+            "per_model",
+            {"since": "2026-06-05", "until": "2026-06-01"},
+            "per_model: since (2026-06-05 00:00:00) must be before until (2026-06-01 00:00:00)",
+        ),
+        (
+            "per_model",
+            {"since": "2026-06-05T10:00", "until": dt.datetime(2026, 6, 5, 10)},
+            "per_model: since (2026-06-05 10:00:00) must be before until (2026-06-05 10:00:00)",
+        ),
+        ("top_runs", {"limit": 2**70}, f"top_runs: limit: must be at most 2147483647, got {2**70}"),
+        ("per_run", {"limit": "1e30"}, "per_run: limit: must be at most 2147483647, got '1e30'"),
+        ("loops", {"min_calls": -(2**40)}, f"loops: min_calls: must be at least -2147483648, got {-(2**40)}"),
+        ("loops", {"factor": "1e400"}, "loops: factor: too large for a number (DOUBLE), got '1e400'"),
+        (
+            "step_jumps",
+            {"min_tokens": 2**63},
+            f"step_jumps: min_tokens: must be at most 2147483647, got {2**63}",
+        ),
+    ],
+)
+def test_extreme_parameters_are_refused_by_name(db, name, params, message):
+    with pytest.raises(RollupParamError) as e:
+        rollup(name, db=db, **params)
+    assert str(e.value) == message
+
+
+def test_days_reaching_before_year_one(tmp_path):
+    with pytest.raises(RollupParamError, match=r"^stats: days: reaches before year 1, got 2$"):
+        rollup("stats", db=tmp_path / "unused.duckdb", days=2, now=dt.datetime(1, 1, 1, 12))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["rollup", "per-run", "--days", "800000"], "per_run: days: must be at most 36500, got 800000"),
+        (["rollup", "stats", "--days", "3e9"], "stats: days: must be at most 36500, got 3e+09"),
+        (
+            ["runs", "--since", "9999-12-31T23:00:00-05:00"],
+            "per_run: since: out of range once converted to UTC, got '9999-12-31T23:00:00-05:00'",
+        ),
+        (
+            ["rollup", "daily", "--since", "2026-06-05", "--until", "2026-06-01"],
+            "daily: since (2026-06-05 00:00:00) must be before until (2026-06-01 00:00:00)",
+        ),
+        (
+            ["rollup", "top-runs", "--limit", "1e30"],
+            "top_runs: limit: must be at most 2147483647, got '1e30'",
+        ),
+        (
+            ["rollup", "loops", "--param", "min_calls=99999999999"],
+            "loops: min_calls: must be at most 2147483647, got '99999999999'",
+        ),
+    ],
+)
+def test_the_cli_prints_one_error_line(capsys, db, argv, message):
+    code = main([*argv, "--db", str(db)])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (1, "", f"Error: {message}\n")

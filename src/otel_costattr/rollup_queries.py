@@ -20,6 +20,7 @@ next to the ``usd`` stamped at the time.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -59,6 +60,10 @@ _PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
 _ABOUT = re.compile(r"--\s*@about\s+(.*)$")
 _PRELUDES = ("_calls.sql",)
 _REPRICED_SUFFIX = "_repriced"
+# Bounds on what a parameter can mean, so an absurd value is refused with its name instead of
+# overflowing a date or an integer deep inside Python or DuckDB (a traceback, not an answer).
+_MAX_DAYS = 36_500  # a hundred years of spans
+_INTEGER_RANGE = (-(2**31), 2**31 - 1)  # SQL INTEGER, as the queries declare them
 # Rates are loaded per million tokens as DECIMAL(38, 12) and a call's cost is
 # (tokens x rates) x 0.000001 as DECIMAL(38, 18): exact for any rate with up to 12 decimal
 # places (far finer than any price list; a finer one is refused, never rounded).
@@ -74,7 +79,8 @@ class UnknownRollup(RollupError, LookupError):
 
 
 class RollupParamError(RollupError, ValueError):
-    """A parameter is unknown, missing or of the wrong type; the message lists the valid ones."""
+    """A parameter is unknown, missing, of the wrong type or out of range; the message names it
+    (and lists the valid ones when it is unknown)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,10 @@ def _timestamp(value: Any) -> dt.datetime:
             raise ValueError("expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])") from None
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            try:
+                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+                raise ValueError("out of range once converted to UTC") from None
         return value
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
@@ -214,8 +223,16 @@ def _coerce(qname: str, pname: str, ptype: str, value: Any) -> Any:
         if ptype == "INTEGER":
             if number != number.to_integral_value():
                 raise ValueError("expected a whole number")
+            low, high = _INTEGER_RANGE
+            if number > high:
+                raise ValueError(f"must be at most {high}")
+            if number < low:
+                raise ValueError(f"must be at least {low}")
             return int(number)
-        return float(number)
+        as_float = float(number)
+        if not math.isfinite(as_float):
+            raise ValueError("too large for a number (DOUBLE)")
+        return as_float
     except ValueError as e:
         raise RollupParamError(f"{qname}: {pname}: {e}, got {value!r}") from None
 
@@ -239,8 +256,13 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
         days = _coerce(q.name, "days", "DOUBLE", given.pop("days"))
         if days <= 0:
             raise RollupParamError(f"{q.name}: days: must be positive, got {days:g}")
+        if days > _MAX_DAYS:
+            raise RollupParamError(f"{q.name}: days: must be at most {_MAX_DAYS}, got {days:g}")
         current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        given["since"] = current - dt.timedelta(days=days)
+        try:
+            given["since"] = current - dt.timedelta(days=days)
+        except OverflowError:  # only with a `now` near year 1
+            raise RollupParamError(f"{q.name}: days: reaches before year 1, got {days:g}") from None
     out = {}
     for p in q.params:
         if p.name in given:
@@ -252,6 +274,9 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
     for key in ("limit", "min_tokens"):
         if out.get(key) is not None and out[key] < 0:
             raise RollupParamError(f"{q.name}: {key}: must not be negative, got {out[key]}")
+    since, until = out.get("since"), out.get("until")
+    if since is not None and until is not None and since >= until:
+        raise RollupParamError(f"{q.name}: since ({since}) must be before until ({until})")
     return out
 
 
