@@ -248,3 +248,43 @@ def test_the_cli_prints_one_error_line(capsys, db, argv, message):
     code = main([*argv, "--db", str(db)])
     out, err = capsys.readouterr()
     assert (code, out, err) == (1, "", f"Error: {message}\n")
+
+
+# --- runs written by hand: a span id stored twice ---------------------------------------
+
+
+@pytest.fixture
+def con():
+    con = duckdb.connect()
+    store.migrate(con)
+    yield con
+    con.close()
+
+
+def sid(n: int) -> str:
+    return f"{n:016x}"
+
+
+def at(seconds: float) -> dt.datetime:
+    return DAY0 + dt.timedelta(seconds=seconds)
+
+
+def store_twice(con) -> None:
+    """An agent span, and a call, each stored twice: the store keeps both copies of a span id
+    when they started at different times (bad data). The calls carry no identity: they find
+    it through the agent, once per call."""
+    w = Writer(con)
+    w.span(1, "agent", role="agent", span_id=sid(1), at=at(0), feature="f", agent_name="a")
+    w.span(1, "agent again", role="agent", span_id=sid(1), at=at(9), feature="f", agent_name="a")
+    w.call(1, "gpt-4o", 1000, 100, "0.0035", parent=sid(1), span_id=sid(2), at=at(1))
+    w.call(1, "gpt-4o", 1000, 100, "0.0035", parent=sid(1), span_id=sid(2), at=at(2))
+    w.call(1, "gpt-4o-mini", 1000, 0, None, parent=sid(1), span_id=sid(3), at=at(3))
+
+
+def test_span_ids_stored_twice_are_counted_once_per_row(con):
+    store_twice(con)
+    stats = rollup("stats", db=con)[0]
+    assert (stats["calls"], stats["usd"], stats["unpriced_calls"]) == (3, D("0.007"), 1)
+    assert [row["calls"] for row in rollup("unpriced", db=con)] == [1]
+    features = rollup("per_feature", db=con)
+    assert [(r["feature"], r["calls"], r["usd"]) for r in features] == [("f", 3, D("0.007"))]
