@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from test_rollups_workload import DAY0, Writer, build, trace_id
@@ -288,3 +290,186 @@ def test_span_ids_stored_twice_are_counted_once_per_row(con):
     assert [row["calls"] for row in rollup("unpriced", db=con)] == [1]
     features = rollup("per_feature", db=con)
     assert [(r["feature"], r["calls"], r["usd"]) for r in features] == [("f", 3, D("0.007"))]
+
+
+# --- the trace tree ---------------------------------------------------------------------
+
+
+def check_tree(con, trace: int) -> list[dict]:
+    """The trace rollup of ``trace``, checked against the stored rows: every row once, in
+    depth-first order under its parent, subtree figures adding up; returns the rows."""
+    rows = rollup("trace", db=con, trace_id=trace_id(trace))
+    stored = con.execute(
+        "SELECT span_id, parent_span_id, start_time, span_role FROM spans WHERE trace_id = ?",
+        [trace_id(trace)],
+    ).fetchall()
+    shown = [(r["span_id"], r["parent_span_id"], r["start_time"], r["span_role"]) for r in rows]
+    assert sorted(shown, key=repr) == sorted(stored, key=repr)
+    stored_ids = {row[0] for row in stored}
+    path: list[int] = []  # indexes of the rows above the current one
+    children: dict[int, list[int]] = {i: [] for i in range(len(rows))}
+    for i, row in enumerate(rows):
+        del path[row["depth"] :]
+        assert len(path) == row["depth"], "depth-first, one level at a time"
+        if path:
+            assert rows[path[-1]]["span_id"] == row["parent_span_id"]
+            assert not row["cycle_broken"]
+            children[path[-1]].append(i)
+        else:  # a root: no parent, a parent never received, or where a cycle was broken
+            assert row["parent_span_id"] not in stored_ids or row["cycle_broken"]
+        path.append(i)
+    for i in reversed(range(len(rows))):
+        row = rows[i]
+        own = 1 if row["span_role"] == "model_call" else 0
+        assert row["subtree_calls"] == own + sum(rows[c]["subtree_calls"] for c in children[i])
+        usds = [row["usd"], *(rows[c]["subtree_usd"] for c in children[i])]
+        assert row["subtree_usd"] == (None if all(u is None for u in usds) else sum(u or 0 for u in usds))
+    roots = [r for r in rows if r["depth"] == 0]
+    calls = [r for r in rows if r["span_role"] == "model_call"]
+    assert sum(r["subtree_calls"] for r in roots) == len(calls)
+    assert sum(r["subtree_usd"] or 0 for r in roots) == sum(r["usd"] or 0 for r in calls)
+    return rows
+
+
+def shape(rows: list[dict]) -> list[tuple]:
+    return [(r["depth"], r["name"], r["cycle_broken"]) for r in rows]
+
+
+def test_a_span_that_is_its_own_parent(con):
+    w = Writer(con)
+    w.span(1, "self", parent=sid(1), span_id=sid(1), at=at(0))
+    w.call(1, "gpt-4o", 1000, 100, "0.0035", parent=sid(1), at=at(1))
+    rows = check_tree(con, 1)
+    assert shape(rows) == [(0, "self", True), (1, "chat gpt-4o", False)]
+    assert rows[0]["subtree_usd"] == D("0.0035")
+
+
+def test_a_two_cycle_with_six_spans(con):
+    w = Writer(con)
+    w.span(1, "b", parent=sid(1), span_id=sid(2), at=at(0))  # same start: a wins on span id
+    w.span(1, "a", parent=sid(2), span_id=sid(1), at=at(0))
+    w.span(1, "under b", parent=sid(2), span_id=sid(3), at=at(1))
+    w.span(1, "under a", parent=sid(1), span_id=sid(4), at=at(2))
+    w.call(1, "gpt-4o", 1000, 100, "0.0035", parent=sid(3), at=at(3))
+    w.call(1, "gpt-4o", 1000, 100, "0.0035", parent=sid(4), at=at(4))
+    rows = check_tree(con, 1)
+    assert shape(rows) == [
+        (0, "a", True), (1, "b", False), (2, "under b", False), (3, "chat gpt-4o", False),
+        (1, "under a", False), (2, "chat gpt-4o", False),
+    ]  # fmt: skip
+    assert (rows[0]["subtree_calls"], rows[0]["subtree_usd"]) == (2, D("0.007"))
+
+
+def test_a_three_cycle_with_seven_spans(con):
+    w = Writer(con)
+    w.span(1, "c", parent=sid(2), span_id=sid(3), at=at(1))
+    w.span(1, "b", parent=sid(1), span_id=sid(2), at=at(2))
+    w.span(1, "a", parent=sid(3), span_id=sid(1), at=at(3))
+    w.span(1, "tool", parent=sid(1), span_id=sid(4), at=at(4))
+    for n, parent in enumerate((sid(1), sid(2), sid(4))):
+        w.call(1, "gpt-4o", 1000, 100, "0.0035", parent=parent, at=at(5 + n))
+    rows = check_tree(con, 1)
+    # broken at c, the first to start; then a, and a's children in start order
+    assert shape(rows) == [
+        (0, "c", True), (1, "a", False), (2, "b", False), (3, "chat gpt-4o", False),
+        (2, "tool", False), (3, "chat gpt-4o", False), (2, "chat gpt-4o", False),
+    ]  # fmt: skip
+    assert rows[0]["subtree_usd"] == D("0.0105")
+
+
+def test_a_cycle_beside_a_rooted_tree(con):
+    """A root with its tree, and a cycle no root reaches, with spans and a call below it."""
+    w = Writer(con)
+    root = w.span(1, "root", span_id=sid(1), at=at(0))
+    w.call(1, "gpt-4o", 1000, 100, "0.0035", parent=root, at=at(1))
+    w.span(1, "x", parent=sid(0xB), span_id=sid(0xA), at=at(5))
+    w.span(1, "y", parent=sid(0xA), span_id=sid(0xB), at=at(3))
+    w.span(1, "below", parent=sid(0xA), span_id=sid(0xC), at=at(6))
+    w.call(1, "gpt-4o-mini", 1000, 0, "0.00015", parent=sid(0xC), at=at(7))
+    rows = check_tree(con, 1)
+    assert shape(rows) == [
+        (0, "root", False), (1, "chat gpt-4o", False),
+        (0, "y", True), (1, "x", False), (2, "below", False), (3, "chat gpt-4o-mini", False),
+    ]  # fmt: skip
+    assert [r["subtree_usd"] for r in rows if r["depth"] == 0] == [D("0.0035"), D("0.00015")]
+
+
+def test_span_ids_stored_twice_in_the_tree(con):
+    store_twice(con)
+    rows = check_tree(con, 1)
+    assert shape(rows) == [
+        (0, "agent", False), (1, "chat gpt-4o", False), (1, "chat gpt-4o", False),
+        (1, "chat gpt-4o-mini", False), (0, "agent again", False),  # children hang below the first
+    ]  # fmt: skip
+
+
+def test_a_chain_ten_thousand_deep(tmp_path):
+    """10,000 spans, each the parent of the next, and 9 calls hung at depths from 0 to 9,999
+    (beyond the 64 levels the identity walk climbs): every span shown, every call counted."""
+    con = store.connect(tmp_path / "chain.duckdb")
+    con.execute(
+        "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time,"
+        " duration_ms, span_role, attributes)"
+        " SELECT $trace, printf('%016x', i + 1), CASE WHEN i > 0 THEN printf('%016x', i) END,"
+        " 'level ' || i, 'INTERNAL', $t0 + to_microseconds(i), $t0 + to_microseconds(i + 1), 0.001,"
+        " 'other', '{}' FROM range(10000) AS t(i) ORDER BY hash(i)",  # stored in no useful order
+        {"trace": trace_id(1), "t0": DAY0},
+    )
+    w = Writer(con)
+    depths = (0, 1, 63, 64, 65, 1000, 5000, 9998, 9999)
+    for n, depth in enumerate(depths):
+        priced = n % 3 != 2
+        w.call(1, "gpt-4o", 1000, 100, "0.0035" if priced else None, parent=sid(depth + 1), at=at(60 + n),
+               span_id=sid(0xC000 + n))  # fmt: skip
+    rows = check_tree(con, 1)
+    assert len(rows) == 10_009
+    # depth first: each call starts after the next level of the chain, so the deepest comes first
+    assert [r["depth"] for r in rows if r["span_role"] == "model_call"] == [d + 1 for d in reversed(depths)]
+    assert (rows[0]["subtree_calls"], rows[0]["subtree_usd"]) == (9, D("0.0035") * 6)
+    stats = rollup("stats", db=con)[0]
+    assert (stats["calls"], stats["usd"], stats["unpriced_calls"]) == (9, D("0.021"), 3)
+    assert [row["calls"] for row in rollup("unpriced", db=con)] == [3]
+    con.close()
+
+
+# --- a property: any parent links at all ------------------------------------------------
+
+link = st.one_of(
+    st.none(),  # a root
+    st.just(-1),  # a parent never received
+    st.integers(min_value=0, max_value=11),  # any span of the trace, itself and later ones included
+)
+spans = st.lists(
+    st.tuples(
+        link,
+        st.sampled_from(["other", "agent", "model_call"]),
+        st.integers(min_value=0, max_value=3),  # start second: ties happen
+        st.booleans(),  # stored twice (a copy starting later)
+        st.sampled_from([None, "0.5", "0.25"]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spans=spans)
+def test_any_parent_links_show_every_span_once(spans):
+    con = duckdb.connect()
+    store.migrate(con)
+    w = Writer(con)
+    for i, (parent, role, start, twice, usd) in enumerate(spans):
+        p = None if parent is None else sid(0xDEAD) if parent == -1 else sid(1 + parent % len(spans))
+        for copy in range(2 if twice else 1):
+            if role == "model_call":
+                w.call(1, "gpt-4o", 10, 1, usd, parent=p, span_id=sid(1 + i), at=at(start + 10 * copy))
+            else:
+                w.span(1, f"s{i}", role=role, parent=p, span_id=sid(1 + i), at=at(start + 10 * copy),
+                       agent_name="a" if role == "agent" else None)  # fmt: skip
+    rows = check_tree(con, 1)
+    calls = [r for r in rows if r["span_role"] == "model_call"]
+    stats = rollup("stats", db=con)
+    if calls:
+        assert stats[0]["calls"] == len(calls)
+        assert stats[0]["usd"] == (sum(D(r["usd"]) for r in calls if r["usd"] is not None) or None)
+    con.close()
