@@ -113,6 +113,9 @@ _MISSING = object()
 _EPOCH = dt.datetime(1970, 1, 1)
 _NO_MODEL = (None,) * 10  # the token and cost columns of a span that is not a model call
 _MAX_STEP = 2**31 - 1
+_KEEP, _KEEP_NUMBER = semconv.ContentRule.KEEP, semconv.ContentRule.KEEP_NUMBER
+_NUMBER_TYPES = semconv.NUMBER_TYPES
+_KEY_CACHE_LIMIT = 8192
 # Text columns read straight from one attribute, in the order `_values` places them.
 _TEXT_KEYS = (
     semconv.OPERATION,
@@ -234,7 +237,14 @@ class SpanMapper:
     def __init__(self, pricing: PriceTable | None = None, *, capture_content: bool = False) -> None:
         self._pricing = pricing
         self.capture_content = bool(capture_content)
-        self._plain_keys: set[str] = set()  # attribute keys known not to hold content
+        # Keys whose fate is known (semconv.content_rule), so that attributes whose keys were
+        # all seen cost one set operation. Bounded: keys are span data. Kept in span
+        # attributes, links and plain events / kept in events named in a GenAI namespace /
+        # kept when a number.
+        self._plain_keys: set[str] = set()
+        self._strict_keys: set[str] = set()
+        self._number_keys: set[str] = set()
+        self.content_dropped = 0  # attributes left out as message content, over all spans
         # id(object) -> (object, value): the object is kept so a reused id cannot alias.
         self._resources: dict[int, tuple[Any, tuple[str, str | None]]] = {}
         self._scopes: dict[int, tuple[Any, tuple[str | None, str | None]]] = {}
@@ -276,16 +286,35 @@ class SpanMapper:
         """The rows of ``spans`` as a pyarrow Table with `SCHEMA`."""
         return rows_to_table(self.rows(spans))
 
-    def _clean(self, attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``attrs`` without message content (unless captured); the same object when it has none."""
-        if self.capture_content or self._plain_keys.issuperset(attrs):
-            return attrs  # the usual case, decided by one C-level pass over the keys
-        content = [key for key in attrs if semconv.is_content_key(key)]
-        if len(self._plain_keys) < 8192:  # bounded: keys are span data
-            self._plain_keys.update(key for key in attrs if key not in content)
-        if not content:
-            return attrs
-        return {k: v for k, v in attrs.items() if k not in content}
+    def _clean(self, attrs: Mapping[str, Any], strict: bool = False) -> tuple[Mapping[str, Any], int]:
+        """``attrs`` without message content unless captured (the same object when it has none),
+        and how many attributes were left out. ``strict``: the attributes of an event named in
+        a GenAI namespace (see `semconv.content_rule`)."""
+        plain = self._strict_keys if strict else self._plain_keys
+        if self.capture_content or plain.issuperset(attrs):
+            return attrs, 0  # the usual case, decided by one C-level pass over the keys
+        rest = attrs.keys() - plain
+        if self._number_keys.issuperset(rest) and all(type(attrs[key]) in _NUMBER_TYPES for key in rest):
+            return attrs, 0  # plus counts of an open-ended family (gen_ai.usage.*), as numbers
+        rule = semconv.content_rule
+        kept = {}
+        known: list[str] = []
+        numbers: list[str] = []
+        for key, value in attrs.items():
+            decision = rule(key, strict)
+            if decision is _KEEP:
+                kept[key] = value
+                known.append(key)
+            elif decision is _KEEP_NUMBER:
+                numbers.append(key)
+                if type(value) in _NUMBER_TYPES:
+                    kept[key] = value
+        if len(plain) < _KEY_CACHE_LIMIT:
+            plain.update(known)
+        if len(self._number_keys) < _KEY_CACHE_LIMIT:
+            self._number_keys.update(numbers)
+        dropped = len(attrs) - len(kept)
+        return (kept if dropped else attrs), dropped
 
     def _resource(self, resource: Any) -> tuple[str, str | None]:
         """(JSON, service.name) of a resource: computed once per resource object."""
@@ -308,33 +337,32 @@ class SpanMapper:
             self._scopes[id(scope)] = hit
         return hit[1]
 
-    def _events(self, events: Sequence[Any]) -> str:
-        if not events:
-            return "[]"
-        return _json(
-            [
-                {
-                    "name": e.name,
-                    "time_unix_nano": e.timestamp,
-                    "attributes": dict(self._clean(_plain(e.attributes))),
-                }
-                for e in events
-            ]
-        )
+    def _events(self, events: Sequence[Any]) -> tuple[str, int]:
+        """The events as JSON, and how many of their attributes were left out as content."""
+        out = []
+        dropped = 0
+        for e in events:
+            name = e.name
+            attrs, n = self._clean(_plain(e.attributes), type(name) is str and semconv.is_genai_name(name))
+            dropped += n
+            out.append({"name": name, "time_unix_nano": e.timestamp, "attributes": dict(attrs)})
+        return _json(out), dropped
 
-    def _links(self, links: Sequence[Any]) -> str:
-        if not links:
-            return "[]"
-        return _json(
-            [
+    def _links(self, links: Sequence[Any]) -> tuple[str, int]:
+        """The links as JSON, and how many of their attributes were left out as content."""
+        out = []
+        dropped = 0
+        for link in links:
+            attrs, n = self._clean(_plain(link.attributes))
+            dropped += n
+            out.append(
                 {
                     "trace_id": format(link.context.trace_id, "032x"),
                     "span_id": format(link.context.span_id, "016x"),
-                    "attributes": dict(self._clean(_plain(link.attributes))),
+                    "attributes": dict(attrs),
                 }
-                for link in links
-            ]
-        )
+            )
+        return _json(out), dropped
 
     def _values(self, span: Any) -> tuple[Any, ...]:
         # Hot path (extraction dominates export time): locals, no per-column helper calls.
@@ -354,8 +382,21 @@ class SpanMapper:
         for i, value in enumerate(text):
             if value is not None and (type(value) is not str or not value):
                 text[i] = _text(value)
+        kept, dropped = self._clean(attrs)
+        events_json = links_json = "[]"
         events = getattr(span, "_events", _MISSING)
+        if events:
+            events_json, n = self._events(span.events if events is _MISSING else events)
+            dropped += n
         links = getattr(span, "_links", _MISSING)
+        if links:
+            links_json, n = self._links(span.links if links is _MISSING else links)
+            dropped += n
+        if dropped:
+            # Said in the row itself: a reader can tell a span without content from one whose
+            # content the store left out.
+            self.content_dropped += dropped
+            kept = {**kept, semconv.CONTENT_DROPPED: dropped}
         return (
             ctx.trace_id.to_bytes(16, "big").hex(),  # 25% faster than format(..., "032x")
             ctx.span_id.to_bytes(8, "big").hex(),
@@ -384,10 +425,10 @@ class SpanMapper:
             text[6],
             text[7],
             text[8],
-            _json(self._clean(attrs)),
+            _json(kept),
             resource_json,
-            self._events(span.events if events is _MISSING else events) if events else "[]",
-            self._links(span.links if links is _MISSING else links) if links else "[]",
+            events_json,
+            links_json,
         )
 
     def _model_columns(self, attrs: Mapping[str, Any], start: int | None) -> tuple[Any, ...]:
