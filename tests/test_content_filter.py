@@ -1,5 +1,5 @@
 """No prompt is stored by default: message content in every producer's spelling stays out of
-DuckDB (span attributes, events, links), what a cost needs stays in, and what
+DuckDB (span attributes, events, links, the status), what a cost needs stays in, and what
 was left out is counted. Real TracerProvider, real DuckDBSpanExporter, real DuckDB files."""
 
 from __future__ import annotations
@@ -340,6 +340,18 @@ def test_the_count_covers_span_events_and_links_exactly(tmp_path, table):
         {},
         {"attempt": 2},
     ]
+
+
+def test_an_exception_quoting_model_output_is_stored_as_its_type(tmp_path, table):
+    """The SDK records an exception as an event (message, stack trace) and as the status
+    description: both quote what the code was handling, model output included."""
+    row = export_one(tmp_path, table, CALL, raises=ValueError(f"not JSON: {SENTINEL}"))
+    assert SENTINEL not in row_text(row)
+    assert (row["status_code"], row["status_message"]) == ("ERROR", "ValueError")
+    (event,) = json.loads(row["events"])
+    assert event["name"] == "exception"
+    assert event["attributes"]["exception.type"] == "ValueError"
+    assert json.loads(row["attributes"])[DROPPED] == 2
 
 
 def test_the_mapper_keeps_a_running_total(table):

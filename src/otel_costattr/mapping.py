@@ -164,6 +164,17 @@ def _step(value: Any) -> int | None:
     return None
 
 
+def _error_description(description: str, events: Sequence[Any]) -> str:
+    """A status description without exception text: when the span recorded an exception, the
+    description is the SDK's "Type: message" of it (or the message alone, set by hand), and
+    an exception message can quote a model's output (`semconv.CONTENT_KEYS`). The type stays."""
+    for event in reversed(events):
+        if event.name == "exception":
+            kind = _plain(event.attributes).get("exception.type")
+            return kind if type(kind) is str and kind else "exception"
+    return description
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN/Infinity; keep the fact as text
@@ -383,11 +394,15 @@ class SpanMapper:
             if value is not None and (type(value) is not str or not value):
                 text[i] = _text(value)
         kept, dropped = self._clean(attrs)
+        description = status.description or None
         events_json = links_json = "[]"
         events = getattr(span, "_events", _MISSING)
         if events:
-            events_json, n = self._events(span.events if events is _MISSING else events)
+            events = span.events if events is _MISSING else events
+            events_json, n = self._events(events)
             dropped += n
+            if description is not None and not self.capture_content:
+                description = _error_description(description, events)
         links = getattr(span, "_links", _MISSING)
         if links:
             links_json, n = self._links(span.links if links is _MISSING else links)
@@ -407,7 +422,7 @@ class SpanMapper:
             end // 1000 if end is not None else None,
             (end - start) / 1e6 if start is not None and end is not None else None,
             status.status_code._name_,
-            status.description or None,
+            description,
             service,
             scope_name,
             scope_version,
