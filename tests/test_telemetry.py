@@ -47,6 +47,8 @@ def test_processor_and_exporter_counts_are_metrics(table, tmp_path):
         dropped = sum(e.dropped_spans for e in telemetry._exporters)
         assert points["otel_costattr.exporter.dropped"][()] == dropped >= exporter.dropped_spans == 1
         assert () in points["otel_costattr.exporter.buffered"]
+        content = sum(e.content_dropped for e in telemetry._exporters)
+        assert points["otel_costattr.exporter.content_dropped"][()] == content
     finally:
         exporter.shutdown()
         provider.shutdown()

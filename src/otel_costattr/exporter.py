@@ -157,6 +157,12 @@ class DuckDBSpanExporter(SpanExporter):
         return self._dropped + self._mapper.errors
 
     @property
+    def content_dropped(self) -> int:
+        """Attributes left out of stored rows because they may hold prompt or completion
+        text (each row also says how many in ``costattr.content_dropped``)."""
+        return self._mapper.content_dropped
+
+    @property
     def buffered_spans(self) -> int:
         """Spans held in memory, waiting for room in the spool."""
         return self._buffered

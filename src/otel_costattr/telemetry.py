@@ -10,6 +10,7 @@ the provider the application sets, before or after us), or on one given to `inst
                                               processor's own internal_errors and unhooked spans
     otel_costattr.exporter.dropped    {span}  spans given to an exporter that were not stored
     otel_costattr.exporter.buffered   {span}  spans waiting in memory for room in the spool
+    otel_costattr.exporter.content_dropped  {attribute}  attributes left out as possible content
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def instrument(meter_provider: metrics.MeterProvider | None = None) -> None:
         callbacks=[_exporter_value("dropped_spans")],
         unit="{span}",
         description="Spans given to DuckDB exporters that were not stored",
+    )
+    meter.create_observable_counter(
+        "otel_costattr.exporter.content_dropped",
+        callbacks=[_exporter_value("content_dropped")],
+        unit="{attribute}",
+        description="Attributes DuckDB exporters left out because they may hold prompt or completion text",
     )
     meter.create_observable_up_down_counter(
         "otel_costattr.exporter.buffered",
