@@ -33,10 +33,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_costattr import store
-from otel_costattr.exporter import DuckDBSpanExporter
-from otel_costattr.mapping import SpanMapper
-from otel_costattr.pricing import PriceTable, load_pricing
+from otel_costattr.pricing.table import PriceTable, load_pricing
+from otel_costattr.spans.rows import SpanMapper
+from otel_costattr.store import database as store
+from otel_costattr.store.exporter import DuckDBSpanExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 

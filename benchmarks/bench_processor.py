@@ -11,7 +11,7 @@ then the next round, in alternating order) so drift in machine speed hits them a
 
 Each runs on the bare SDK (a TracerProvider with no processor) and with the processor, in
 its two ways of running inside ``end()`` (ending: the SDK's _on_ending, the default;
-closure: a per-span hook, the fallback; see _sdk_seam.py), and with
+closure: a per-span hook, the fallback; see sdk/seam.py), and with
 ``dedupe_response_ids=True`` (ending).
 Times are thread CPU time (other processes on the machine add less noise than to wall
 time), in microseconds per span; ratios are taken round by round against the bare SDK
@@ -38,11 +38,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from otel_costattr import _sdk_seam
-from otel_costattr._shape_pricer import price_attributes
-from otel_costattr.cost import compute_cost
-from otel_costattr.pricing import PriceTable, load_pricing
-from otel_costattr.processor import ROLE_KEYS, CostSpanProcessor
+from otel_costattr.cost.compiled import price_attributes
+from otel_costattr.cost.engine import compute_cost
+from otel_costattr.pricing.table import PriceTable, load_pricing
+from otel_costattr.sdk import seam
+from otel_costattr.sdk.processor import ROLE_KEYS, CostSpanProcessor
 from otel_costattr.semconv import RESPONSE_ID, read_model_call
 
 TEST_PRICES = Path(__file__).resolve().parents[1] / "tests" / "data" / "test_prices.toml"
@@ -82,7 +82,7 @@ def make_tracer(variant: str, table: PriceTable):
     elif variant != "bare":
         proc = CostSpanProcessor(table)
         # Benchmark only: choose the way (the processor's default is "ending").
-        proc._use_hook(_sdk_seam.EndHook(proc._before_end, ROLE_KEYS, proc, mode=variant))
+        proc._use_hook(seam.EndHook(proc._before_end, ROLE_KEYS, proc, mode=variant))
         provider.add_span_processor(proc)
     tracer = provider.get_tracer("bench")
     parent = tracer.start_span("GET /a/b", attributes={"http.route": "/a/b"})

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import duckdb
 
-from otel_costattr import store
-from otel_costattr.rollup_queries import rollup, rollups
+from otel_costattr.rollups.queries import rollup, rollups
+from otel_costattr.store import database as store
 
 TARGETS = {"per_feature", "per_step", "per_run", "per_agent"}
 TARGET_SECONDS = 1.0

@@ -22,8 +22,8 @@ import time
 
 import duckdb
 
-from otel_costattr import store
-from otel_costattr.rollup_queries import rollup
+from otel_costattr.rollups.queries import rollup
+from otel_costattr.store import database as store
 
 TRACE = "0" * 31 + "1"
 SPAN = """

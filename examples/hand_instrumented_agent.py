@@ -24,8 +24,8 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_costattr import rollup
-from otel_costattr.exporter import DuckDBSpanExporter
-from otel_costattr.processor import CostSpanProcessor
+from otel_costattr.sdk.processor import CostSpanProcessor
+from otel_costattr.store.exporter import DuckDBSpanExporter
 
 db = sys.argv[1] if len(sys.argv) > 1 else "costs.duckdb"
 

@@ -1,4 +1,4 @@
--- Prelude shared by every rollup (files starting with "_" are not rollups). rollup_queries.py runs
+-- Prelude shared by every rollup (files starting with "_" are not rollups). rollups/queries.py runs
 -- it once per connection: TEMP objects only, so it works on a read-only connection and
 -- leaves the database file untouched.
 --
@@ -20,7 +20,7 @@
 --     process without the processor (it could not see the agent's other calls either).
 --   * usd is the cost stamped at the time, NULL when unpriced or implausible (cost_status
 --     'implausible': above $1,000,000 for one call, or negative; see mapping.MAX_CALL_USD).
---     usd_repriced is NULL here, and the recomputed cost when rollup_queries.py reprices
+--     usd_repriced is NULL here, and the recomputed cost when rollups/queries.py reprices
 --     (it then redefines costattr_calls: _calls_repriced.sql; a LEFT JOIN to an empty table
 --     on every call doubled the time of a rollup).
 CREATE OR REPLACE TEMP MACRO costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE

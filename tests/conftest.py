@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_costattr.pricing import PriceTable, load_pricing
-from otel_costattr.processor import CostSpanProcessor
+from otel_costattr.pricing.table import PriceTable, load_pricing
+from otel_costattr.sdk.processor import CostSpanProcessor
 
 TEST_PRICES = Path(__file__).parent / "data" / "test_prices.toml"
 

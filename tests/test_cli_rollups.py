@@ -17,7 +17,7 @@ import pytest
 from test_rollups_workload import build, trace_id
 
 from otel_costattr.cli import build_parser, main
-from otel_costattr.rollup_queries import rollup, rollups
+from otel_costattr.rollups.queries import rollup, rollups
 
 ROOT = Path(__file__).resolve().parents[1]
 

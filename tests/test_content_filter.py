@@ -20,9 +20,10 @@ from producers.fake_llm import FakeLLM
 from test_mapping import CHAT
 from test_producers import DRIVER, run_in_venv
 
-from otel_costattr import semconv, store
-from otel_costattr.exporter import DuckDBSpanExporter
-from otel_costattr.mapping import _TEXT_KEYS, SpanMapper
+from otel_costattr import semconv
+from otel_costattr.spans.rows import _TEXT_KEYS, SpanMapper
+from otel_costattr.store import database as store
+from otel_costattr.store.exporter import DuckDBSpanExporter
 
 SENTINEL = "SECRET-PROMPT-123"
 DROPPED = semconv.CONTENT_DROPPED

@@ -14,7 +14,7 @@ from test_rollups_workload import build
 
 from otel_costattr.cli import main
 from otel_costattr.demo import run_demo
-from otel_costattr.rollup_queries import rollup
+from otel_costattr.rollups.queries import rollup
 
 ROOT = Path(__file__).resolve().parents[1]
 M = Decimal(1_000_000)

@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_costattr import store
-from otel_costattr.exporter import ENV_CAPTURE_CONTENT, ENV_PATH, DuckDBSpanExporter
-from otel_costattr.mapping import SpanMapper
+from otel_costattr.spans.rows import SpanMapper
+from otel_costattr.store import database as store
+from otel_costattr.store.exporter import ENV_CAPTURE_CONTENT, ENV_PATH, DuckDBSpanExporter
 
 CHAT = {
     "gen_ai.operation.name": "chat",
@@ -169,7 +169,7 @@ def test_nothing_raises_into_the_application(tmp_path, exporters, caplog):
 def test_a_full_spool_buffers_in_memory_then_drops_counting_and_logging(tmp_path, exporters, caplog):
     exporter = exporters(max_spool_bytes=0, max_buffered_spans=150)
     spans = make_spans(200)
-    with caplog.at_level(logging.WARNING, logger="otel_costattr.exporter"):
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.store.exporter"):
         assert exporter.export(spans[:100]) is SpanExportResult.FAILURE  # kept in memory
         assert exporter.buffered_spans == 100
         assert exporter.export(spans[100:]) is SpanExportResult.FAILURE  # past the bound

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_costattr import store
+from otel_costattr.store import database as store
 
 PRICES = str(Path(__file__).parent / "data" / "test_prices.toml")
 
@@ -26,8 +26,8 @@ PRELUDE = textwrap.dedent(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     from opentelemetry.sdk.trace.export import SpanExportResult
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from otel_costattr.exporter import DuckDBSpanExporter
-    from otel_costattr.pricing import load_pricing
+    from otel_costattr.store.exporter import DuckDBSpanExporter
+    from otel_costattr.pricing.table import load_pricing
 
     path, prices, name = sys.argv[1], sys.argv[2], sys.argv[3]
     table = load_pricing([prices], bundled=False, use_env=False)

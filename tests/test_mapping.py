@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_costattr import semconv
-from otel_costattr.mapping import COLUMN_NAMES, SCHEMA, SpanMapper, rows_to_table, span_to_row
-from otel_costattr.pricing import PriceTable, load_pricing
-from otel_costattr.processor import CostSpanProcessor
+from otel_costattr.pricing.table import PriceTable, load_pricing
+from otel_costattr.sdk.processor import CostSpanProcessor
+from otel_costattr.spans.rows import COLUMN_NAMES, SCHEMA, SpanMapper, rows_to_table, span_to_row
 
 T0 = 1_782_900_000_000_000_000  # 2026-07-01, inside the test table's second price period
 BULK = """

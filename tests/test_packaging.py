@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_costattr.pricing import bundled_digest
+from otel_costattr.pricing.table import bundled_digest
 
 # Builds virtualenvs (minutes on a cold pip cache): `pytest -m 'not slow'` skips it locally.
 pytestmark = pytest.mark.slow

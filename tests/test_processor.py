@@ -22,17 +22,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_costattr import DuckDBSpanExporter, rollup
-from otel_costattr import processor as processor_module
-from otel_costattr.cost import CostStatus
-from otel_costattr.pricing import load_pricing
-from otel_costattr.processor import STAT_NAMES, CostSpanProcessor
-from otel_costattr.semconv import (
-    AGENT_STEP,
-    COST,
-    COST_STATUS,
-    PRICED_MODEL,
-    PRICING_VERSION,
-)
+from otel_costattr.cost.engine import CostStatus
+from otel_costattr.pricing.table import load_pricing
+from otel_costattr.sdk import processor as processor_module
+from otel_costattr.sdk.processor import STAT_NAMES, CostSpanProcessor
+from otel_costattr.semconv import AGENT_STEP, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -577,7 +571,7 @@ def test_internal_errors_are_logged_counted_and_never_raised(pipeline, monkeypat
     monkeypatch.setattr(processor_module, "cached_pricer", broken)
     monkeypatch.setattr(processor_module, "span_role", broken)
     with (
-        caplog.at_level(logging.ERROR, logger="otel_costattr.processor"),
+        caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.processor"),
         pipeline.tracer.start_as_current_span("agent", attributes=AGENT),
     ):
         pipeline.tracer.start_span("chat", attributes=chat(input_tokens=1)).end()

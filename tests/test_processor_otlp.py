@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otel_costattr.processor import CostSpanProcessor
+from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import AGENT_STEP, COST, COST_STATUS, PRICED_MODEL
 
 

@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_costattr import semconv
-from otel_costattr.cost import CostStatus
-from otel_costattr.processor import CostSpanProcessor
+from otel_costattr.cost.engine import CostStatus
+from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import COST, COST_STATUS, PRICED_MODEL, ROLE_KEYS, SpanRole, span_role
 
 OUR_KEYS = {COST, COST_STATUS, PRICED_MODEL, semconv.PRICING_VERSION}

@@ -1,4 +1,4 @@
-"""The SDK seam (_sdk_seam.py). If these fail after an OpenTelemetry SDK upgrade, the seam no
+"""The SDK seam (sdk/seam.py). If these fail after an OpenTelemetry SDK upgrade, the seam no
 longer matches how the SDK ends spans: fix the seam before releasing, or the cost silently
 stops reaching exporters."""
 
@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SpanLimits, Sp
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_costattr import _sdk_seam
-from otel_costattr.processor import CostSpanProcessor
+from otel_costattr.sdk import seam
+from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import COST, COST_STATUS, ROLE_KEYS
 
 
@@ -29,9 +29,9 @@ def tracer():
 
 
 def test_self_test_passes_on_the_installed_sdk():
-    assert _sdk_seam.self_test() is None, "the SDK changed: see _sdk_seam.py"
-    assert _sdk_seam._fast, "the fast paths were switched off: see _sdk_seam.py"
-    assert _sdk_seam._ending_works, "_on_ending no longer usable: see _sdk_seam.py"
+    assert seam.self_test() is None, "the SDK changed: see sdk/seam.py"
+    assert seam._fast, "the fast paths were switched off: see sdk/seam.py"
+    assert seam._ending_works, "_on_ending no longer usable: see sdk/seam.py"
     assert CostSpanProcessor()._hook.mode == "ending"
 
 
@@ -39,7 +39,7 @@ class Hooked(SpanProcessor):
     """The smallest processor using an EndHook, as CostSpanProcessor does."""
 
     def __init__(self, before_end, keys, mode):
-        self.hook = _sdk_seam.EndHook(before_end, keys, self, mode=mode)
+        self.hook = seam.EndHook(before_end, keys, self, mode=mode)
         self._on_ending = self.hook.on_ending
 
     def on_start(self, span, parent_context=None):
@@ -106,7 +106,7 @@ def test_ending_mode_stamps_within_the_span_limits():
 
 def test_closure_removes_itself_at_end(tracer):
     span = tracer.start_span("s", attributes={"k": 1})
-    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), None, mode="closure")
+    hook = seam.EndHook(lambda s, a: None, frozenset(), None, mode="closure")
     assert hook.install(span)
     assert "end" in span.__dict__
     span.end()
@@ -125,17 +125,17 @@ def test_spans_that_cannot_be_hooked_are_refused(tracer):
             super().__setattr__(name, value)
 
     span.__class__ = Guarded
-    hook = _sdk_seam.EndHook(lambda s, a: None, frozenset(), None, mode="closure")
+    hook = seam.EndHook(lambda s, a: None, frozenset(), None, mode="closure")
     assert not hook.install(span)
     assert not hook.install(trace.INVALID_SPAN)
     assert not hook.install(object())
-    assert _sdk_seam.attributes_of(trace.INVALID_SPAN) == {}
-    assert _sdk_seam.attributes_of(object()) == {}
+    assert seam.attributes_of(trace.INVALID_SPAN) == {}
+    assert seam.attributes_of(object()) == {}
 
 
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be 'ending' or 'closure'"):
-        _sdk_seam.EndHook(lambda s, a: None, frozenset(), None, mode="subclass")
+        seam.EndHook(lambda s, a: None, frozenset(), None, mode="subclass")
 
 
 class ForwardsOnlyStartAndEnd(SpanProcessor):
@@ -242,7 +242,7 @@ def test_subclass_overriding_the_hooks_keeps_them(table):
 @pytest.mark.parametrize("mode", ["ending", "closure"])
 def test_after_shutdown_nothing_is_priced_in_either_mode(table, mode):
     processor = CostSpanProcessor(table)
-    processor._use_hook(_sdk_seam.EndHook(processor._before_end, ROLE_KEYS, processor, mode=mode))
+    processor._use_hook(seam.EndHook(processor._before_end, ROLE_KEYS, processor, mode=mode))
     provider, exporter = exporting_provider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")
@@ -282,7 +282,7 @@ def test_concurrent_multi_span_processor_passes_on_ending_on(table):
 
 def test_unhookable_span_counted_and_logged_once(table, caplog):
     processor = CostSpanProcessor(table)
-    with caplog.at_level(logging.WARNING, logger="otel_costattr.processor"):
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.sdk.processor"):
         processor.on_start(trace.INVALID_SPAN)  # type: ignore[arg-type]
         processor.on_start(trace.INVALID_SPAN)  # type: ignore[arg-type]
     assert processor.stats()["unhooked"] == 2
@@ -293,15 +293,15 @@ def test_unhookable_span_counted_and_logged_once(table, caplog):
 def test_parent_and_baggage_read_from_the_context(tracer):
     parent = tracer.start_span("p")
     ctx = trace.set_span_in_context(parent, baggage.set_baggage("a", "b"))
-    assert _sdk_seam.parent_and_baggage(ctx) == (parent, {"a": "b"})
-    assert _sdk_seam.parent_and_baggage(trace.set_span_in_context(trace.INVALID_SPAN)) == (
+    assert seam.parent_and_baggage(ctx) == (parent, {"a": "b"})
+    assert seam.parent_and_baggage(trace.set_span_in_context(trace.INVALID_SPAN)) == (
         trace.INVALID_SPAN,
         {},
     )
 
 
 def test_public_fallback_gives_the_same_results(table, monkeypatch):
-    monkeypatch.setattr(_sdk_seam, "_fast", False)
+    monkeypatch.setattr(seam, "_fast", False)
     provider = TracerProvider(shutdown_on_exit=False)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(CostSpanProcessor(table))
@@ -329,8 +329,8 @@ def test_public_fallback_gives_the_same_results(table, monkeypatch):
 def test_add_attributes_defers_to_the_sdk_at_its_limits():
     provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2), shutdown_on_exit=False)
     span = provider.get_tracer("t").start_span("s", attributes={"a": 1, "b": 2})
-    _sdk_seam.add_attributes(span, {"c": 3})
+    seam.add_attributes(span, {"c": 3})
     assert dict(span.attributes) == {"b": 2, "c": 3}  # the SDK dropped the oldest
     span.end()
-    _sdk_seam.add_attributes(span, {"d": 4})  # ended: ignored, as set_attribute does
+    seam.add_attributes(span, {"d": 4})  # ended: ignored, as set_attribute does
     assert "d" not in span.attributes

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_costattr.processor import CostSpanProcessor
+from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import AGENT_STEP, COST
 
 THREADS = 8

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rollups_workload import DAY0, TOTAL_CALLS, TOTAL_USD, Writer, build, identity, trace_id
 
-from otel_costattr import store
-from otel_costattr.rollup_queries import RollupError, RollupParamError, UnknownRollup, query, rollup, rollups
+from otel_costattr.rollups.queries import RollupError, RollupParamError, UnknownRollup, query, rollup, rollups
+from otel_costattr.store import database as store
 
 D = Decimal
 EXPECTED_NAMES = [

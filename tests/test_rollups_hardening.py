@@ -23,9 +23,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from test_rollups_workload import DAY0, Writer, build, trace_id
 
-from otel_costattr import DuckDBSpanExporter, load_pricing, store
+from otel_costattr import DuckDBSpanExporter, load_pricing
 from otel_costattr.cli import main
-from otel_costattr.rollup_queries import RollupParamError, rollup, rollups
+from otel_costattr.rollups.queries import RollupParamError, rollup, rollups
+from otel_costattr.store import database as store
 
 D = Decimal
 CHAT = {
@@ -119,7 +120,7 @@ def test_an_older_file_holding_huge_costs(tmp_path):
 
 def test_the_rollups_bound_is_the_exporters(tmp_path):
     """queries/_calls.sql repeats mapping.MAX_CALL_USD: both must draw the line at one place."""
-    from otel_costattr.mapping import MAX_CALL_USD, plausible_usd
+    from otel_costattr.spans.rows import MAX_CALL_USD, plausible_usd
 
     edge = [MAX_CALL_USD - D("1e-12"), MAX_CALL_USD, MAX_CALL_USD + D("1e-12"), D(0), D("-1e-12")]
     con = duckdb.connect(str(tmp_path / "edge.duckdb"))

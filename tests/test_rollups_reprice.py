@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rollups_workload import Writer, build, trace_id
 
-from otel_costattr import Usage, compute_cost, load_pricing, store
-from otel_costattr.rollup_queries import RollupError, load_prices, rollup, rollups
+from otel_costattr import Usage, compute_cost, load_pricing
+from otel_costattr.rollups.queries import RollupError, load_prices, rollup, rollups
+from otel_costattr.store import database as store
 
 D = Decimal
 TEST_PRICES = Path(__file__).parent / "data" / "test_prices.toml"

@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from otel_costattr import store
+from otel_costattr.store import database as store
 
 D = Decimal
 DAY0 = dt.datetime(2026, 6, 1, 9, 0)

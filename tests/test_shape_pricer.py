@@ -1,4 +1,4 @@
-"""The processor's compiled fast path (_shape_pricer.py) agrees with the general path
+"""The processor's compiled fast path (cost/compiled.py) agrees with the general path
 (read_call_fields + price_call) on every span it answers for, and answers for the shapes real
 producers emit."""
 
@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from otel_costattr import _shape_pricer, semconv
-from otel_costattr._shape_pricer import UNKNOWN, price_attributes, pricer_for
-from otel_costattr.cost import CostStatus, price_call, usd_float
+from otel_costattr import semconv
+from otel_costattr.cost import compiled
+from otel_costattr.cost.compiled import UNKNOWN, price_attributes, pricer_for
+from otel_costattr.cost.engine import CostStatus, price_call, usd_float
 from otel_costattr.semconv import SpanRole, read_call_fields, span_role
 
 CALL_KEYS = sorted(semconv.CALL_KEYS)
@@ -159,13 +160,13 @@ def test_other_keys_do_not_multiply_compiled_functions(table):
 
 
 def test_caches_are_bounded(monkeypatch):
-    monkeypatch.setattr(_shape_pricer, "_LIMIT", 8)
-    _shape_pricer._by_shape.clear()
-    _shape_pricer._by_keys.clear()
+    monkeypatch.setattr(compiled, "_LIMIT", 8)
+    compiled._by_shape.clear()
+    compiled._by_keys.clear()
     for n in range(20):
         pricer_for({"gen_ai.usage.input_tokens": 1, f"other.{n}": 1, CALL_KEYS[n]: 1})
-    assert 0 < len(_shape_pricer._by_shape) <= 8
-    assert 0 < len(_shape_pricer._by_keys) <= 8
+    assert 0 < len(compiled._by_shape) <= 8
+    assert 0 < len(compiled._by_keys) <= 8
 
 
 def test_span_keys_never_reach_the_compiled_source():

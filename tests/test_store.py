@@ -16,7 +16,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from otel_costattr import mapping, store
+from otel_costattr.spans import rows as mapping
+from otel_costattr.store import database as store
 
 EXPECTED_COLUMNS = [
     ("trace_id", "VARCHAR"),

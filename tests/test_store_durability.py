@@ -25,7 +25,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_store import count, row, table_of
 
-from otel_costattr import cli, maintenance, spool, store
+from otel_costattr import cli
+from otel_costattr.store import database as store
+from otel_costattr.store import maintenance, spool
 
 LINUX = sys.platform.startswith("linux")
 
@@ -110,7 +112,9 @@ _LIMITED = textwrap.dedent(
     import json, os, resource, signal, sys, time
     sys.path.insert(0, sys.argv[2])
     from test_store_durability import _chat_spans
-    from otel_costattr import DuckDBSpanExporter, spool, store
+    from otel_costattr import DuckDBSpanExporter
+    from otel_costattr.store import spool
+    from otel_costattr.store import database as store
 
     db = sys.argv[1]
     exporter = DuckDBSpanExporter(db, ingest_interval=0.05)

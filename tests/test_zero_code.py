@@ -24,8 +24,9 @@ from producers.fake_llm import FakeLLM
 from producers.otlp_receiver import OTLPReceiver
 from producers.venvs import REPO, VenvBuildError, clean_env, ensure_venv
 
-from otel_costattr import CostSpanProcessor, autoconfig
-from otel_costattr.autoconfig import ENV_PROCESSOR
+from otel_costattr import CostSpanProcessor
+from otel_costattr.sdk import autoconfig
+from otel_costattr.sdk.autoconfig import ENV_PROCESSOR
 
 SCRIPT = REPO / "examples" / "zero_code.sh"
 APP = REPO / "examples" / "zero_code_app.py"
@@ -146,14 +147,14 @@ def test_install_adds_a_working_processor():
 
 
 def test_install_without_an_sdk_provider_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="otel_costattr.autoconfig"):
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.sdk.autoconfig"):
         assert autoconfig.install(ProxyTracerProvider()) is None
     assert "not the SDK's" in caplog.text
 
 
 def test_post_instrument_with_a_bad_flag_warns_and_adds_nothing(monkeypatch, caplog):
     monkeypatch.setenv(ENV_PROCESSOR, "maybe")
-    with caplog.at_level(logging.WARNING, logger="otel_costattr.autoconfig"):
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.sdk.autoconfig"):
         autoconfig.post_instrument()
     assert "treated as false" in caplog.text
 
@@ -167,7 +168,7 @@ def test_post_instrument_never_raises_when_installing_fails(monkeypatch, caplog)
 
     monkeypatch.setenv(ENV_PROCESSOR, "true")
     monkeypatch.setattr(autoconfig.trace, "get_tracer_provider", Broken)
-    with caplog.at_level(logging.ERROR, logger="otel_costattr.autoconfig"):
+    with caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.autoconfig"):
         autoconfig.post_instrument()
     assert "could not add the cost processor" in caplog.text
     assert "this provider takes no processors" in caplog.text

@@ -9,7 +9,7 @@ from typing import Any
 
 import tomllib
 
-from otel_costattr.pricing import PriceTable
+from otel_costattr.pricing.table import PriceTable
 
 from . import RefreshError
 from .config import Config, ProviderConfig, apply_overrides

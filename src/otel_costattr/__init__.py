@@ -1,28 +1,22 @@
 """otel-costattr: turn OpenTelemetry GenAI spans into dollars per feature, agent, step and run."""
 
-from .cost import MAX_TOKENS, BillableTokens, CallCost, CostStatus, Usage, compute_cost
-from .pricing import (
-    ENV_PRICING_FILES,
-    ModelEntry,
-    PriceTable,
-    default_pricing,
-    load_pricing,
-)
-from .pricing_file import PricePeriod, PricingError, Rates
-from .processor import CostSpanProcessor
+from .cost.engine import MAX_TOKENS, BillableTokens, CallCost, CostStatus, Usage, compute_cost
+from .pricing.parse import PricePeriod, PricingError, Rates
+from .pricing.table import ENV_PRICING_FILES, ModelEntry, PriceTable, default_pricing, load_pricing
+from .sdk.processor import CostSpanProcessor
 from .semconv import ModelCall, SpanRole, read_model_call, span_role
 from .version import __version__
 
 # The exporter and the rollups need duckdb and pyarrow; a user who only wants the processor
 # (or the cost engine) should not pay for importing them. PEP 562 lazy attributes.
 _LAZY = {
-    "DuckDBSpanExporter": "exporter",
-    "RollupError": "rollup_queries",
-    "RollupParamError": "rollup_queries",
-    "UnknownRollup": "rollup_queries",
-    "load_prices": "rollup_queries",
-    "rollup": "rollup_queries",
-    "rollups": "rollup_queries",
+    "DuckDBSpanExporter": "store.exporter",
+    "RollupError": "rollups.queries",
+    "RollupParamError": "rollups.queries",
+    "UnknownRollup": "rollups.queries",
+    "load_prices": "rollups.queries",
+    "rollup": "rollups.queries",
+    "rollups": "rollups.queries",
 }
 
 

@@ -41,9 +41,9 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from . import store
-from .exporter import DuckDBSpanExporter
-from .processor import CostSpanProcessor
+from .sdk.processor import CostSpanProcessor
+from .store import database as store
+from .store.exporter import DuckDBSpanExporter
 
 DEFAULT_PATH = "otel-costattr-demo.duckdb"
 SCOPE = "otel_costattr.demo"

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .cost import Usage
+from .cost.engine import Usage
 
 # What we stamp (see README: "Attributes").
 COST = "gen_ai.usage.cost"

@@ -20,8 +20,8 @@ import enum
 from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
-from .pricing import ModelEntry, PriceTable, Quote, default_pricing, epoch_ns
-from .pricing_file import MAX_MODEL_ID, Rates
+from ..pricing.parse import MAX_MODEL_ID, Rates
+from ..pricing.table import ModelEntry, PriceTable, Quote, default_pricing, epoch_ns
 
 # Far beyond any context window (2M tokens today): a count this large is a bug upstream, and
 # pricing it would put a fictitious fortune on the bill.
@@ -297,7 +297,7 @@ def price_call(
     usage: tuple[Any, ...],
 ) -> PricedCall:
     """`compute_cost` without the objects (the processor's general path; its fast path is
-    `_shape_pricer`). ``usage``: the `Usage` fields in order, in any tuple. Returns (status,
+    `cost.compiled`). ``usage``: the `Usage` fields in order, in any tuple. Returns (status,
     entry, parts, scale, service tier applied, tier threshold applied); the parts are
     integers over 10**(scale + 6) USD, None unless priced.
     """

@@ -31,11 +31,11 @@ from typing import Any
 
 import duckdb
 
-from . import store
-from ._resources import bundled_dir
-from .pricing import PriceTable, load_pricing
-from .pricing_file import RATE_KEYS
-from .semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
+from .._resources import bundled_dir
+from ..pricing.parse import RATE_KEYS
+from ..pricing.table import PriceTable, load_pricing
+from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
+from ..store import database as store
 
 __all__ = [
     "WINDOW_PARAMS",

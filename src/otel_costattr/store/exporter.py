@@ -5,7 +5,7 @@
 or, with no code: ``OTEL_TRACES_EXPORTER=duckdb opentelemetry-instrument python app.py``
 (configured by ``OTEL_COSTATTR_DUCKDB_PATH`` and ``OTEL_COSTATTR_CAPTURE_CONTENT``).
 
-How a batch travels (see store.py for why):
+How a batch travels (see store/database.py for why):
 
 1. ``export`` maps the spans to rows (`mapping.SpanMapper`) and writes them as one durable
    spool file next to the database (temp name, fsync, atomic rename), then returns SUCCESS:
@@ -44,9 +44,11 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import settings, spool, store, telemetry
-from .mapping import SpanMapper
-from .pricing import PriceTable, default_pricing
+from .. import settings, telemetry
+from ..pricing.table import PriceTable, default_pricing
+from ..spans.rows import SpanMapper
+from . import database as store
+from . import spool
 
 logger = logging.getLogger(__name__)
 

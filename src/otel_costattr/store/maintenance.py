@@ -15,7 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from . import spool, store
+from . import database as store
+from . import spool
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import logging
 
 from opentelemetry import trace
 
-from . import settings
+from .. import settings
 
 logger = logging.getLogger(__name__)
 

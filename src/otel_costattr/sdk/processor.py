@@ -12,9 +12,9 @@ On each span it:
   index among the model calls of its nearest agent) when the span has none.
 
 The stamping happens inside ``span.end()``, before any processor's ``on_end`` (the spec's
-OnEnding; see ``_sdk_seam``), so every processor and exporter on the provider sees it,
+OnEnding; see ``sdk/seam.py``), so every processor and exporter on the provider sees it,
 whatever the registration order. Well-formed model calls are read and priced by a function
-compiled for their attribute keys (``_shape_pricer``); everything else goes through the
+compiled for their attribute keys (``cost/compiled.py``); everything else goes through the
 general rules in ``semconv`` and ``cost``. Agent and workflow spans may carry their
 children's summed usage: they are never priced, so nothing is counted twice. No hook ever
 raises into user code: failures are logged and counted in `CostSpanProcessor.stats`.
@@ -32,11 +32,11 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
 
-from . import _sdk_seam, telemetry
-from ._shape_pricer import cached_pricer, pricer_for
-from .cost import CostStatus, price_call, usd_float
-from .pricing import PriceTable, default_pricing
-from .semconv import (
+from .. import telemetry
+from ..cost.compiled import cached_pricer, pricer_for
+from ..cost.engine import CostStatus, price_call, usd_float
+from ..pricing.table import PriceTable, default_pricing
+from ..semconv import (
     AGENT_STEP,
     COST,
     COST_STATUS,
@@ -50,6 +50,7 @@ from .semconv import (
     read_call_fields,
     span_role,
 )
+from . import seam
 
 logger = logging.getLogger(__name__)
 
@@ -173,10 +174,10 @@ class CostSpanProcessor(SpanProcessor):
         self._warned_unhooked = False
         self._shutdown = False
         _check_seam()
-        self._use_hook(_sdk_seam.EndHook(self._before_end, ROLE_KEYS, self))
+        self._use_hook(seam.EndHook(self._before_end, ROLE_KEYS, self))
         telemetry.track_processor(self)
 
-    def _use_hook(self, hook: _sdk_seam.EndHook) -> None:
+    def _use_hook(self, hook: seam.EndHook) -> None:
         self._hook = hook
         self._ensure = hook.ensure
         # Speed, on every span: the seam's functions themselves, set on the instance, spare
@@ -185,7 +186,7 @@ class CostSpanProcessor(SpanProcessor):
         if cls._on_ending is CostSpanProcessor._on_ending:
             self._on_ending = hook.on_ending  # type: ignore[method-assign]
         if cls.on_start is CostSpanProcessor.on_start:
-            self.on_start = _sdk_seam.start_filter(  # type: ignore[method-assign]
+            self.on_start = seam.start_filter(  # type: ignore[method-assign]
                 hook,
                 self._wanted,
                 self._identity_set if self._use_baggage else frozenset(),
@@ -212,9 +213,9 @@ class CostSpanProcessor(SpanProcessor):
         try:
             if not self._ensure(span):
                 self._unhooked(span)
-            parent, pattrs, bag = _sdk_seam.parent_of(parent_context)
+            parent, pattrs, bag = seam.parent_of(parent_context)
             if not (bag and self._use_baggage and not self._identity_set.isdisjoint(bag)):
-                bag = _sdk_seam.EMPTY  # nothing in it to inherit
+                bag = seam.EMPTY  # nothing in it to inherit
             if parent is None and not bag:
                 return  # a root span: nothing to inherit
             self._start(span, parent, pattrs, bag)
@@ -252,7 +253,7 @@ class CostSpanProcessor(SpanProcessor):
 
     def _inherit(self, span: Span, pattrs: Mapping[str, Any], bag: Mapping[str, object]) -> None:
         """Copy identity the span does not set: from the parent span first, then baggage."""
-        own = _sdk_seam.attributes_of(span)
+        own = seam.attributes_of(span)
         found: dict[str, Any] = {}
         for key in self._identity:
             if key in own:
@@ -267,16 +268,16 @@ class CostSpanProcessor(SpanProcessor):
         if not found:
             return
         if all(type(v) in _SCALARS for v in found.values()):
-            _sdk_seam.add_attributes(span, found)  # already valid: skip the SDK's checks
+            seam.add_attributes(span, found)  # already valid: skip the SDK's checks
         else:
             span.set_attributes(found)  # sequences, mappings: let the SDK copy them
 
     def _early_step(self, span: Span, agent: _Steps) -> None:
         """Number a span that says at start it is a model call, in start order (the order the
         calls were made, even when they run concurrently); others are numbered at end."""
-        own = _sdk_seam.attributes_of(span)
+        own = seam.attributes_of(span)
         if AGENT_STEP not in own and not ROLE_KEYS.isdisjoint(own) and span_role(own) is SpanRole.MODEL_CALL:
-            _sdk_seam.add_attributes(span, {AGENT_STEP: next(agent)})
+            seam.add_attributes(span, {AGENT_STEP: next(agent)})
 
     def _steps_of(self, agent_span: object) -> _Steps | None:
         """The step counter of an agent span, created by its first child."""
@@ -407,7 +408,7 @@ def _check_seam() -> None:
         return
     _seam_checked = True
     try:
-        problem = _sdk_seam.self_test()
+        problem = seam.self_test()
     except Exception as e:
         problem = repr(e)
     if problem is not None:
@@ -416,5 +417,5 @@ def _check_seam() -> None:
             "built (%s); costs may be missing from spans",
             problem,
         )
-    elif not _sdk_seam._ending_works:
+    elif not seam._ending_works:
         logger.info("otel-costattr: this SDK has no usable _on_ending: hooking each span's end() instead")

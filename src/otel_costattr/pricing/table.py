@@ -19,9 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-from . import settings
-from ._resources import bundled_dir
-from .pricing_file import (
+from .. import settings
+from .._resources import bundled_dir
+from .parse import (
     MAX_MODEL_ID,
     WIDE_CONTEXT,
     MatchRule,

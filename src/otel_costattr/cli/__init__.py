@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from . import settings
-from .cost import Usage, compute_cost
-from .pricing import PriceTable, load_pricing
-from .pricing_file import PricingError, parse_provider_file
-from .version import __version__
+from .. import settings
+from ..cost.engine import Usage, compute_cost
+from ..pricing.parse import PricingError, parse_provider_file
+from ..pricing.table import PriceTable, load_pricing
+from ..version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -182,7 +182,7 @@ def _query_params(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run_rollup(name: str, args: argparse.Namespace, **extra: object) -> list[dict]:
-    from .rollup_queries import RollupError, rollup
+    from ..rollups.queries import RollupError, rollup
 
     try:
         return rollup(name, db=_db(args), reprice=_reprice(args), **_query_params(args), **extra)
@@ -303,7 +303,7 @@ def _emit(rows: list[dict], fmt: str, *, tree: bool = False) -> None:
 
 def cmd_rollup(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the package exports a function named `rollups`.
-    from .rollup_queries import WINDOW_PARAMS, query, rollups
+    from ..rollups.queries import WINDOW_PARAMS, query, rollups
 
     if args.list:
         for name in rollups():
@@ -354,8 +354,9 @@ _DEMO_COLUMNS = {  # narrower tables, so the demo fits one screen
 def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
-    from . import demo, store
-    from .rollup_queries import rollup
+    from .. import demo
+    from ..rollups.queries import rollup
+    from ..store import database as store
 
     started = time.perf_counter()
     shown = args.db or demo.DEFAULT_PATH  # as typed, for the commands printed below
@@ -409,8 +410,8 @@ def _size(n: int) -> str:
 
 
 def cmd_store_status(args: argparse.Namespace) -> int:
-    from .maintenance import status
-    from .store import StoreError
+    from ..store.database import StoreError
+    from ..store.maintenance import status
 
     try:
         st = status(_db(args))
@@ -443,8 +444,8 @@ def cmd_store_status(args: argparse.Namespace) -> int:
 
 
 def cmd_store_repair(args: argparse.Namespace) -> int:
-    from .maintenance import repair
-    from .store import StoreError
+    from ..store.database import StoreError
+    from ..store.maintenance import repair
 
     try:
         result = repair(_db(args), lock_timeout=args.lock_timeout)

@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .cost import MAX_TOKENS, CostStatus, select_rates
-from .pricing_file import MAX_MODEL_ID
-from .semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
+from ..pricing.parse import MAX_MODEL_ID
+from ..semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
+from .engine import MAX_TOKENS, CostStatus, select_rates
 
 _USAGE = frozenset(USAGE_KEYS)
 

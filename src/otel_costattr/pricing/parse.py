@@ -15,7 +15,7 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-from ._regex_guard import check_backtracking
+from .regex_guard import check_backtracking
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,7 +33,7 @@ MAX_MODEL_ID = 256
 # Sane bounds, checked at load: 100x the dearest model today, a factor of 100 either way, a
 # threshold above any context window. Eighteen decimal places keep every product of a price
 # and two multipliers within 66 digits, which WIDE_CONTEXT computes exactly (SQL repricing
-# holds 12 and refuses finer rates itself: see rollup_queries).
+# holds 12 and refuses finer rates itself: see rollups.queries).
 MAX_PRICE = Decimal(100_000)
 MAX_MULTIPLIER = Decimal(100)
 MAX_TIER_ABOVE = 10**9

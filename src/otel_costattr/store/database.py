@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from . import spool
 
-# The spool's file functions live in spool.py; these names stay importable from here.
+# The spool's file functions live in store/spool.py; these names stay importable from here.
 from .spool import SPOOL_SUFFIX, pending_spool, spool_bytes, spool_dir, write_spool  # noqa: F401
 
 logger = logging.getLogger(__name__)

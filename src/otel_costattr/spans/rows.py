@@ -4,7 +4,7 @@
 the same rows as a pyarrow Table. The per-span path is written for speed (locals, one tuple
 per span, no helper call per column): extraction dominates export time.
 
-What a row holds (the store's schema contract, see `store.py`):
+What a row holds (the store's schema contract, see `store/database.py`):
 
 - typed columns for everything rollups filter, group or sum on;
 - token and cost columns only for ``span_role = 'model_call'``: agent spans may carry the
@@ -39,9 +39,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import semconv
-from .cost import CostStatus, compute_cost
-from .pricing import PriceTable, default_pricing
+from .. import semconv
+from ..cost.engine import CostStatus, compute_cost
+from ..pricing.table import PriceTable, default_pricing
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ _TS = pa.timestamp("us")
 _STR = pa.string()
 _I64 = pa.int64()
 
-# The row, in table order: (column, arrow type). store.py's migrations create the same
+# The row, in table order: (column, arrow type). store/database.py's migrations create the same
 # columns (tests/test_store.py checks the two agree).
 COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("trace_id", _STR),

@@ -1,0 +1,1 @@
+"""The cost engine (engine) and its compiled per-attribute-shape fast path (compiled)."""

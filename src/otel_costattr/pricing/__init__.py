@@ -1,0 +1,1 @@
+"""Pricing tables: the file format (parse), the loaded table and model resolution (table)."""

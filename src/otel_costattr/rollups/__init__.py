@@ -1,0 +1,1 @@
+"""The bundled SQL rollups: catalogue, parameters, running them (queries)."""

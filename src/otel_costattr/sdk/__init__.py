@@ -1,0 +1,1 @@
+"""Everything that runs inside the OpenTelemetry SDK: the processor, the seam, autoconfig."""

@@ -1,0 +1,1 @@
+"""The DuckDB span store: schema and ingest (database), spool, exporter, maintenance."""
