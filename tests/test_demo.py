@@ -3,6 +3,7 @@ tells its story in the rollups; and examples/hand_instrumented_agent.py is the s
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from decimal import Decimal
@@ -20,9 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 M = Decimal(1_000_000)
 
 
+TODAY = dt.date(2026, 11, 23)  # the figures below hold for any day; a fixed one keeps runs equal
+
+
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory):
-    return run_demo(tmp_path_factory.mktemp("demo") / "demo.duckdb")["path"]
+    return run_demo(tmp_path_factory.mktemp("demo") / "demo.duckdb", today=TODAY)["path"]
 
 
 def calls(db, where, *params):
@@ -36,7 +40,7 @@ def calls(db, where, *params):
 
 
 def test_the_same_file_every_time(demo_db, tmp_path):
-    again = run_demo(tmp_path / "again.duckdb")["path"]
+    again = run_demo(tmp_path / "again.duckdb", today=TODAY)["path"]
     runs = rollup("per_run", db=again, limit=0)
     assert len(runs) == 21
     assert runs == rollup("per_run", db=demo_db, limit=0)  # same ids, times, costs
@@ -151,3 +155,20 @@ def test_the_example_is_the_same_workload(demo_db, tmp_path):
         mine = [{k: v for k, v in row.items() if k not in strip} for row in rollup(name, db=db)]
         demo = [{k: v for k, v in row.items() if k not in strip} for row in rollup(name, db=demo_db)]
         assert mine == demo, name
+
+
+def test_the_demo_week_ends_yesterday_so_the_readme_rollups_show_it(tmp_path):
+    info = run_demo(tmp_path / "now.duckdb")
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert (info["first_day"], info["last_day"]) == (
+        today - dt.timedelta(days=7),
+        today - dt.timedelta(days=1),
+    )
+    con = duckdb.connect(info["path"], read_only=True)
+    try:
+        latest = con.execute("SELECT max(end_time) FROM spans").fetchone()[0]
+    finally:
+        con.close()
+    assert latest < dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # nothing in the future
+    features = {r["feature"] for r in rollup("per-feature", db=info["path"], days=7)}
+    assert features == {"refund", "research", "summarize"}

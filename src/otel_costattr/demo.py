@@ -1,7 +1,8 @@
 """The demo: a simulated multi-agent workload traced through the real pipeline.
 
-`run_demo(path)` writes a week of agent runs (fixed seed, fixed timestamps, fixed ids: the
-file is the same on every run, and nothing sleeps) through a real TracerProvider with
+`run_demo(path)` writes the past week of agent runs (fixed seed, fixed ids, times fixed
+relative to the day it runs: the file is the same on every run of a day, the week always
+ends yesterday so `--days 7` finds it, and nothing sleeps) through a real TracerProvider with
 `CostSpanProcessor` and ``BatchSpanProcessor(DuckDBSpanExporter(path))``; ``otel-costattr
 demo`` then prints the rollups. examples/hand_instrumented_agent.py is the same workload as
 plain application code.
@@ -48,7 +49,6 @@ from .store.exporter import DuckDBSpanExporter
 DEFAULT_PATH = "otel-costattr-demo.duckdb"
 SCOPE = "otel_costattr.demo"
 SEED = 20261116
-START = dt.datetime(2026, 11, 16, 8, 0, tzinfo=dt.timezone.utc)  # a Monday
 DAYS = 7
 _MS = 1_000_000  # nanoseconds
 
@@ -241,12 +241,20 @@ def _extraction_worker(sim: _Sim, carrier: Mapping[str, str], document_tokens: i
         }, worker=True)  # fmt: skip
 
 
-def simulate(sim: _Sim) -> int:
-    """A week of runs, one per feature a day; returns the number of runs."""
+def first_morning(today: dt.date | None = None) -> dt.datetime:
+    """08:00 UTC seven days before ``today`` (default: today, UTC): the demo's week ends
+    yesterday, so `--days 7` finds it (all but the first day's runs that started before
+    this time of day) and nothing lies in the future."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.combine(today - dt.timedelta(days=DAYS), dt.time(8), tzinfo=dt.timezone.utc)
+
+
+def simulate(sim: _Sim, start: dt.datetime) -> int:
+    """A week of runs from ``start``, one per feature a day; returns the number of runs."""
     rng = sim.rng
     runs = 0
     for day in range(DAYS):
-        morning = START + dt.timedelta(days=day)
+        morning = start + dt.timedelta(days=day)
         for slot in range(3):
             sim.at(morning + dt.timedelta(hours=3 * slot, minutes=sim.clock.randint(0, 59)))
             kind = (day + slot) % 3
@@ -292,9 +300,11 @@ def _clear(path: Path) -> None:
             extra.unlink()
 
 
-def run_demo(path: str | os.PathLike[str] = DEFAULT_PATH) -> dict[str, Any]:
+def run_demo(path: str | os.PathLike[str] = DEFAULT_PATH, *, today: dt.date | None = None) -> dict[str, Any]:
     """Write the simulated workload to ``path`` (replacing a previous demo database there)
-    and return what was written: path, runs, first and last day."""
+    and return what was written: path, runs, first and last day. The week ends the day
+    before ``today`` (default: today, UTC); the same ``today`` writes the same file."""
+    start = first_morning(today)
     target = Path(path).expanduser().absolute()
     _clear(target)
     exporter = DuckDBSpanExporter(target)
@@ -309,9 +319,9 @@ def run_demo(path: str | os.PathLike[str] = DEFAULT_PATH) -> dict[str, Any]:
     worker.add_span_processor(BatchSpanProcessor(worker_exporter))
     try:
         sim = _Sim(app.get_tracer(SCOPE), worker.get_tracer(SCOPE), SEED)
-        runs = simulate(sim)
+        runs = simulate(sim, start)
     finally:
         worker.shutdown()
         app.shutdown()
-    end = START + dt.timedelta(days=DAYS - 1)
-    return {"path": str(target), "runs": runs, "first_day": START.date(), "last_day": end.date()}
+    end = start + dt.timedelta(days=DAYS - 1)
+    return {"path": str(target), "runs": runs, "first_day": start.date(), "last_day": end.date()}
