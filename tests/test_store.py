@@ -114,11 +114,6 @@ def test_blank_file_is_migrated_to_the_contract_columns(tmp_path):
         con.close()
 
 
-def test_mapping_rows_fit_the_table_column_for_column():
-    assert tuple(name for name, _ in EXPECTED_COLUMNS) == mapping.COLUMN_NAMES
-    assert mapping.SCHEMA.field("cost_usd").type == pa.decimal128(38, 12)
-
-
 def test_migrating_twice_applies_nothing(tmp_path):
     con = store.connect(tmp_path / "db.duckdb")
     try:

@@ -42,60 +42,15 @@ import pyarrow as pa
 from .. import semconv
 from ..cost.engine import CostStatus, compute_cost
 from ..pricing.table import PriceTable, default_pricing
+from ..store.schema import SPANS, arrow_schema
 
 logger = logging.getLogger(__name__)
 
-_DEC = pa.decimal128(38, 12)
-_TS = pa.timestamp("us")
-_STR = pa.string()
-_I64 = pa.int64()
-
-# The row, in table order: (column, arrow type). store/database.py's migrations create the same
-# columns (tests/test_store.py checks the two agree).
-COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("trace_id", _STR),
-    ("span_id", _STR),
-    ("parent_span_id", _STR),
-    ("name", _STR),
-    ("kind", _STR),
-    ("start_time", _TS),
-    ("end_time", _TS),
-    ("duration_ms", pa.float64()),
-    ("status_code", _STR),
-    ("status_message", _STR),
-    ("service_name", _STR),
-    ("scope_name", _STR),
-    ("scope_version", _STR),
-    ("span_role", _STR),
-    ("operation", _STR),
-    ("provider", _STR),
-    ("request_model", _STR),
-    ("response_model", _STR),
-    ("input_tokens", _I64),
-    ("output_tokens", _I64),
-    ("cache_read_tokens", _I64),
-    ("cache_write_tokens", _I64),
-    ("reasoning_tokens", _I64),
-    ("cost_usd", _DEC),
-    ("cost_status", _STR),
-    ("cost_source", _STR),
-    ("pricing_version", _STR),
-    ("priced_model", _STR),
-    ("agent_name", _STR),
-    ("agent_id", _STR),
-    ("agent_version", _STR),
-    ("feature", _STR),
-    ("step", pa.int32()),
-    ("tool_name", _STR),
-    ("conversation_id", _STR),
-    ("workflow_name", _STR),
-    ("attributes", _STR),
-    ("resource", _STR),
-    ("events", _STR),
-    ("links", _STR),
-)
+# The row, in table order: (column, arrow type), derived from the one column list that also
+# makes the store's migrations (store/schema.py).
+COLUMNS: tuple[tuple[str, pa.DataType], ...] = tuple((c.name, c.type.arrow) for c in SPANS)
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
-SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS])
+SCHEMA = arrow_schema()
 
 _CENT_PICO = Decimal("1e-12")
 _USD_LIMIT = Decimal(10) ** 26  # DECIMAL(38, 12): 26 digits before the point

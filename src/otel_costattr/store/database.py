@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import spool
+from . import schema, spool
 
 # The spool's file functions live in store/spool.py; these names stay importable from here.
 from .spool import SPOOL_SUFFIX, pending_spool, spool_bytes, spool_dir, write_spool  # noqa: F401
@@ -76,61 +76,15 @@ class Retry:
 @dataclass(frozen=True)
 class Migration:
     """One named schema step. Its SQL is frozen once released: change the schema by adding
-    a migration, never by editing one."""
+    a migration (for a column: an entry in `schema.SPANS`), never by editing one."""
 
     name: str
     sql: str
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        "0001_create_spans",
-        """
-        CREATE TABLE spans (
-            trace_id VARCHAR NOT NULL,
-            span_id VARCHAR NOT NULL,
-            parent_span_id VARCHAR,
-            name VARCHAR,
-            kind VARCHAR,
-            start_time TIMESTAMP,
-            end_time TIMESTAMP,
-            duration_ms DOUBLE,
-            status_code VARCHAR,
-            status_message VARCHAR,
-            service_name VARCHAR,
-            scope_name VARCHAR,
-            scope_version VARCHAR,
-            span_role VARCHAR,
-            operation VARCHAR,
-            provider VARCHAR,
-            request_model VARCHAR,
-            response_model VARCHAR,
-            input_tokens BIGINT,
-            output_tokens BIGINT,
-            cache_read_tokens BIGINT,
-            cache_write_tokens BIGINT,
-            reasoning_tokens BIGINT,
-            cost_usd DECIMAL(38, 12),
-            cost_status VARCHAR,
-            cost_source VARCHAR,
-            pricing_version VARCHAR,
-            priced_model VARCHAR,
-            agent_name VARCHAR,
-            agent_id VARCHAR,
-            agent_version VARCHAR,
-            feature VARCHAR,
-            step INTEGER,
-            tool_name VARCHAR,
-            conversation_id VARCHAR,
-            workflow_name VARCHAR,
-            attributes JSON,
-            resource JSON,
-            events JSON,
-            links JSON
-        );
-        """,
-    ),
-)
+# The column migrations come from the one column list (store/schema.py); any other migration
+# (views, indexes) is appended after them, in the order it was released.
+MIGRATIONS: tuple[Migration, ...] = (*(Migration(name, sql) for name, sql in schema.duckdb_migrations()),)
 
 _MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS costattr_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
