@@ -19,7 +19,6 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -122,7 +121,9 @@ _LIMITED = textwrap.dedent(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     limit = os.path.getsize(db)  # no file may grow past the fresh database's size
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-    acked = sum(exporter.export(spans[k : k + 200]).name == "SUCCESS" for k in range(0, 2000, 200))
+    # Two batches of 1,000: each spool file (~80 KB) fits under the limit, while any commit of
+    # a batch needs more WAL than the limit allows, so no ingest can succeed meanwhile.
+    acked = sum(exporter.export(spans[k : k + 1000]).name == "SUCCESS" for k in (0, 1000))
     deadline = time.monotonic() + 60
     while spool.journal_summary(db).last_error is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the background ingester tries, fails, backs off
@@ -150,8 +151,8 @@ def test_a_failed_commit_keeps_the_files_pending_and_the_ingester_retries_them(t
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["acked"] == 10
-    assert report["during"]["pending"] == 10 and report["during"]["quarantined"] == 0
+    assert report["acked"] == 2
+    assert report["during"]["pending"] == 2 and report["during"]["quarantined"] == 0
     assert "Failed to commit" in report["during"]["error"]
     assert report["after"] == {"pending": 0, "quarantined": 0}
     assert report["dropped"] == 0
@@ -291,14 +292,87 @@ def test_the_journal_rolls_over_keeping_its_totals(tmp_path, monkeypatch):
     assert summary.dropped_spans == 300 and summary.last_error == "boom"
 
 
-def test_a_probe_failure_of_the_database_itself_never_quarantines(tmp_path):
-    # The check runs in a database of its own: a good file passes whatever the store's state.
-    path = tmp_path / "db.duckdb"
-    store.write_spool(path, table_of(row(1, 1)))
-    (file,) = store.pending_spool(path)
-    assert store.unreadable(file) is None
-    con = duckdb.connect(str(path))  # hold the store open: the check does not need it
+_NO_DESCRIPTORS = textwrap.dedent(
+    """
+    import json, os, sys
+    sys.path.insert(0, sys.argv[2])
+    from test_store import row, table_of
+    from otel_costattr.store import database as store, spool
+
+    db = sys.argv[1]
+    store.connect(db).close()
+    for i in range(5):
+        store.write_spool(db, table_of(row(1, i)))
+    con = store.connect(db, ingest=False)
+    spare = []
+    try:  # use up every file descriptor: nothing can be opened, good files included
+        while True:
+            spare.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
     try:
-        assert store.unreadable(file) is None
+        store.ingest_spool(con, db)
+        outcome = "ingested"
+    except store.IngestError:
+        outcome = "kept"
     finally:
-        con.close()
+        for fd in spare:
+            os.close(fd)
+    con.close()
+    print(json.dumps({"outcome": outcome, "pending": len(spool.pending_spool(db)),
+                      "quarantined": len(spool.quarantined(db))}))
+    """
+)
+
+
+@pytest.mark.skipif(not LINUX, reason="file descriptor exhaustion as on Linux")
+def test_a_spool_that_cannot_even_be_listed_stays_pending(tmp_path):
+    # No descriptors left: the spool folder cannot be read, nor any file opened. That is the
+    # process's fault, not the files': an IngestError (the ingester backs off), all five
+    # pending for the next round, none quarantined.
+    db = tmp_path / "spans.duckdb"
+    here = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_DESCRIPTORS, str(db), here], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "outcome": "kept",
+        "pending": 5,
+        "quarantined": 0,
+    }
+    assert count(db) == 5  # and the next ingest takes them
+
+
+def test_drops_are_journaled_once_the_journal_can_be_written_again(tmp_path):
+    from otel_costattr import DuckDBSpanExporter
+
+    path = tmp_path / "db.duckdb"
+    exporter = DuckDBSpanExporter(path, max_spool_bytes=0, max_buffered_spans=0)
+    journal = spool.spool_dir(path) / spool.JOURNAL
+    journal.mkdir()  # the journal cannot be written (a full disk, say)
+    exporter.export(_chat_spans(10))
+    exporter._journal_drops()
+    assert exporter.dropped_spans == 10
+    journal.rmdir()
+    exporter.shutdown()  # journals what it still owes
+    assert maintenance.status(path).dropped_spans == 10
+
+
+def test_the_journal_rolls_over_without_losing_concurrent_lines(tmp_path, monkeypatch):
+    import threading
+
+    path = tmp_path / "db.duckdb"
+    spool.spool_dir(path).mkdir()
+    monkeypatch.setattr(spool, "_JOURNAL_MAX_BYTES", 600)
+
+    def drop() -> None:
+        for _ in range(200):
+            spool.record(path, "dropped", spans=1)
+
+    threads = [threading.Thread(target=drop) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert spool.journal_summary(path).dropped_spans == 800

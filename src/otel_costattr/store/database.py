@@ -366,8 +366,11 @@ def ingest_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], *
     `repair` retries it). If every file passes, the failure was the database's or the disk's
     (no space, I/O, a failed commit): the files stay pending and `IngestError` is raised, so
     the caller retries later. Nothing acknowledged is set aside for an environmental fault."""
-    spool.clean_stale_tmp(path)
-    files = pending_spool(path)[:max_files]
+    try:
+        spool.clean_stale_tmp(path)
+        files = pending_spool(path)[:max_files]
+    except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
+        raise _ingest_failed(path, [], e) from e
     if not files:
         return 0
     try:
@@ -399,7 +402,11 @@ def _ingest_failed(path: str | os.PathLike[str], files: Sequence[Path], error: B
     last = _failing.get(str(path))
     if last is None or now - last >= _ERROR_JOURNAL_EVERY:
         _failing[str(path)] = now
-        spool.record(path, "ingest_error", error=message, pending_files=len(pending_spool(path)))
+        try:
+            pending: int | None = len(pending_spool(path))
+        except OSError:
+            pending = None
+        spool.record(path, "ingest_error", error=message, pending_files=pending)
     return IngestError(f"{path}: {len(files)} spool files kept for a later try: {message}")
 
 
@@ -421,7 +428,15 @@ def _set_aside_if_unreadable(path: str | os.PathLike[str], file: Path) -> bool:
 
 
 _readable: set[str] = set()  # spool files `unreadable` passed: not checked again while pending
-_PROBE_ENVIRONMENT = (duckdb.OutOfMemoryException, duckdb.InterruptException, duckdb.FatalException)
+# Failures of the process or the machine, not of the file: out of memory, interrupted, or
+# the file could not be opened or read at all (no file descriptors left, EIO, permissions).
+# A corrupt or foreign file fails with a parse, schema or constraint error instead.
+_PROBE_ENVIRONMENT = (
+    duckdb.OutOfMemoryException,
+    duckdb.InterruptException,
+    duckdb.FatalException,
+    duckdb.IOException,
+)
 
 
 def unreadable(file: Path) -> str | None:
@@ -431,7 +446,8 @@ def unreadable(file: Path) -> str | None:
     says something about the file alone: not Parquet, corrupt, columns or types the table
     cannot take, missing ids. A failure of the real database (full disk, I/O errors, an
     invalidated instance) cannot reach it. Memory exhaustion and interrupts are not held
-    against the file."""
+    against the file, nor is a file that cannot be opened or read (no descriptors left, EIO):
+    it stays pending."""
     try:
         probe = duckdb.connect(":memory:")
     except duckdb.Error:

@@ -320,9 +320,10 @@ class DuckDBSpanExporter(SpanExporter):
     def _journal_drops(self) -> None:
         """Write spans dropped since the last call to the spool's journal (for `store status`)."""
         total = self.dropped_spans
-        if total > self._journaled_drops:
-            spool.record(self.path, "dropped", spans=total - self._journaled_drops)
-            self._journaled_drops = total
+        if total > self._journaled_drops and spool.record(
+            self.path, "dropped", spans=total - self._journaled_drops
+        ):
+            self._journaled_drops = total  # else counted again at the next round
 
     def _ingest_round(self, retry: store.Retry, deadline: float | None = None) -> bool:
         """Ingest spool files until none are left (True), or the lock is busy or the database

@@ -38,6 +38,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: appends are not guarded against roll-over
+    fcntl = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".spool"
@@ -192,20 +197,40 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def record(path: str | os.PathLike[str], event: str, **fields: Any) -> None:
-    """Append one event to the spool's journal. Never raises (logged instead)."""
+@contextlib.contextmanager
+def _journal_lock(journal: Path, exclusive: bool) -> Iterator[None]:
+    """Appenders share the lock, a roll-over takes it alone: no line is lost in between."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(journal.with_name(JOURNAL + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def record(path: str | os.PathLike[str], event: str, **fields: Any) -> bool:
+    """Append one event to the spool's journal. Never raises: False (and a log line) when it
+    could not be written, so a caller keeping a count can try again later."""
     journal = spool_dir(path) / JOURNAL
     line = json.dumps({"time": _now(), "pid": os.getpid(), "event": event, **fields}, default=str)
     try:
         if journal.exists() and journal.stat().st_size > _JOURNAL_MAX_BYTES:
-            _roll_over(journal)
-        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())
-        finally:
-            os.close(fd)
+            with _journal_lock(journal, exclusive=True):
+                if journal.stat().st_size > _JOURNAL_MAX_BYTES:  # not rolled over meanwhile
+                    _roll_over(journal)
+        with _journal_lock(journal, exclusive=False):
+            fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
     except OSError as e:
         logger.warning("otel-costattr: cannot write %s (%s): %s", journal, e, line)
+        return False
+    return True
 
 
 def _roll_over(journal: Path) -> None:
