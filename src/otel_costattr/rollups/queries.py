@@ -43,6 +43,7 @@ __all__ = [
     "Query",
     "RollupError",
     "RollupParamError",
+    "Rows",
     "UnknownRollup",
     "load_prices",
     "query",
@@ -349,11 +350,24 @@ def _prepare(con: duckdb.DuckDBPyConnection, *, repricing: bool = False) -> None
         raise _error(e) from e
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+class Rows(list):  # type: ignore[type-arg]
+    """A rollup's rows (a list of dicts) with its column names, known even when it has no rows
+    (a CSV header for an empty answer)."""
+
+    columns: tuple[str, ...] = ()
+
+
+def _rows(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> Rows:
+    out = Rows(rows)
+    out.columns = tuple(columns)
+    return out
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any]) -> Rows:
     try:
         cur = con.execute(sql, dict(values))
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return _rows(names, (dict(zip(names, row, strict=True)) for row in cur.fetchall()))
     except duckdb.Error as e:
         raise _error(e) from e
 
@@ -499,7 +513,8 @@ def rollup(
     UTC; ``until`` exclusive), ``service``, ``feature``, ``agent``, and what the query
     declares (see `query(name).params`). ``reprice``: a `PriceTable` or user price files
     layered over the bundled table; adds ``usd_repriced`` columns computed from the stored
-    tokens. Raises `UnknownRollup`, `RollupParamError` or `RollupError`.
+    tokens. Raises `UnknownRollup`, `RollupParamError` or `RollupError`. The list returned
+    also carries ``.columns``, the column names, even when there are no rows.
     """
     q = query(name)
     values = bind(q, params, now=now)
@@ -508,7 +523,8 @@ def rollup(
         _prepare(con, repricing=table is not None)
         if table is None:
             rows = _run(con, q.sql, values)
-            return [{k: v for k, v in row.items() if not k.endswith(_REPRICED_SUFFIX)} for row in rows]
+            keep = [c for c in rows.columns if not c.endswith(_REPRICED_SUFFIX)]
+            return _rows(keep, ({k: row[k] for k in keep} for row in rows))
         try:
             _reprice(con, table, values)
             return _run(con, q.sql, values)
