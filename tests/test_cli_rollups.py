@@ -3,7 +3,6 @@ docs that cannot go stale (help on every command and option, every query in the 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -12,14 +11,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import duckdb
 import pytest
 from test_rollups_workload import build, trace_id
 
-from otel_costattr.cli import build_parser, main
-from otel_costattr.rollups.queries import rollup, rollups
+from otel_costattr.cli import cli, main
+from otel_costattr.rollups.queries import query, rollup, rollups
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch):
+    # These tests pin whole table lines; fitting to a terminal is tested in test_cli_output.py.
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +44,15 @@ def test_per_feature_json_schema(capsys, db):
     assert (code, err) == (0, "")
     rows = json.loads(out)
     assert [list(row) for row in rows] == [
-        ["feature", "runs", "calls", "input_tokens", "output_tokens", "usd", "usd_per_run", "unpriced_calls"]
-    ] * 4
+        ["feature", "runs", "calls", "input_tokens", "output_tokens", "usd", "usd_exact", "usd_per_run",
+         "usd_per_run_exact", "unpriced_calls"]
+    ] * 4  # fmt: skip
     refund = next(row for row in rows if row["feature"] == "refund")
-    # money as exact decimal strings, as `otel-costattr price --format json` does
+    # money as JSON numbers, each with its exact decimal string, as `otel-costattr price` does
     assert refund == {
         "feature": "refund", "runs": 2, "calls": 4, "input_tokens": 13200, "output_tokens": 1320,
-        "usd": "0.0148", "usd_per_run": "0.0074", "unpriced_calls": 0,
+        "usd": 0.0148, "usd_exact": "0.0148", "usd_per_run": 0.0074, "usd_per_run_exact": "0.0074",
+        "unpriced_calls": 0,
     }  # fmt: skip
 
 
@@ -54,7 +62,7 @@ def test_every_rollup_prints_json_with_its_columns(capsys, db, name):
     assert (code, err) == (0, "")
     rows = json.loads(out)
     assert isinstance(rows, list) and rows
-    expected = list(rollup(name, db=db)[0])
+    expected = [k for c in rollup(name, db=db)[0] for k in ((c, f"{c}_exact") if "usd" in c else (c,))]
     assert all(list(row) == expected for row in rows)
 
 
@@ -94,7 +102,7 @@ def test_filters_window_and_params(capsys, db):
         capsys, "rollup", "per-model", "--db", db, "--feature", "refund", *window, "--format", "json"
     )
     assert code == 0
-    assert {row["model"]: row["usd"] for row in json.loads(out)} == {
+    assert {row["model"]: row["usd_exact"] for row in json.loads(out)} == {
         "claude-sonnet-4-5": "0.009", "gpt-4o": "0.003", "gpt-4o-mini": "0.0021",
     }  # fmt: skip
     code, out, _ = run(
@@ -126,7 +134,7 @@ def test_trace_prints_the_tree(capsys, db):
     assert "   ├─ chat gpt-4o " in out
     code, out, _ = run(capsys, "trace", trace_id(1), "--db", db, "--format", "json")
     rows = json.loads(out)
-    assert rows[0]["subtree_usd"] == "0.0141" and rows[0]["depth"] == 0
+    assert rows[0]["subtree_usd_exact"] == "0.0141" and rows[0]["depth"] == 0
 
 
 def test_reprice_from_the_command_line(capsys, db, tmp_path):
@@ -138,23 +146,17 @@ def test_reprice_from_the_command_line(capsys, db, tmp_path):
     code, out, _ = run(capsys, "rollup", "per-model", "--db", db, "--pricing", contract, "--format", "json")
     assert code == 0
     gpt = next(row for row in json.loads(out) if row["model"] == "gpt-4o")
-    assert (gpt["usd"], gpt["usd_repriced"]) == ("0.0037", "0.0074")
+    assert (gpt["usd_exact"], gpt["usd_repriced_exact"]) == ("0.0037", "0.0074")
     code, out, _ = run(capsys, "rollup", "per-model", "--db", db, "--reprice")
     assert code == 0 and "usd_repriced" in out.splitlines()[0]
 
 
-# --- errors: one line, exit 1 ----------------------------------------------------------
+# --- errors: one line, exit 1; usage errors exit 2 -----------------------------------------
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (
-            ["rollup", "per-fature"],
-            "unknown rollup 'per-fature' (valid: daily, loops, per-agent, per-feature, "
-            "per-model, per-run, per-step, stats, step-jumps, top-runs, trace, unpriced)",
-        ),
-        (["rollup"], "name a rollup (see 'otel-costattr rollup --list')"),
         (
             ["rollup", "per-feature", "--limit", "3"],
             "per_feature: unknown parameter 'limit' (valid: days, since, until, service, feature, agent)",
@@ -164,12 +166,10 @@ def test_reprice_from_the_command_line(capsys, db, tmp_path):
             ["rollup", "per-feature", "--days", "2", "--since", "2026-06-01"],
             "per_feature: give days or since, not both",
         ),
-        (["rollup", "loops", "--param", "factor"], "--param expects NAME=VALUE, got 'factor'"),
         (
             ["rollup", "per-feature", "--since", "yesterday"],
             "per_feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]]), got 'yesterday'",
         ),
-        (["trace", "xyz"], "not a trace id (32 hex digits): 'xyz'"),
         (["trace", "f" * 32], "no spans for trace " + "f" * 32 + " in {db}"),
     ],
 )
@@ -177,6 +177,34 @@ def test_errors_are_one_line(capsys, db, argv, message):
     code, out, err = run(capsys, *argv, "--db", db)
     assert (code, out) == (1, "")
     assert err == f"Error: {message.format(db=db)}\n"
+
+
+# A name or shape click itself checks is a usage error (exit 2), with the usage line first and
+# the closest name suggested; these exited 1 before the CLI moved to click.
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["rollup", "per-fature"],
+            "Invalid value for '[NAME]': unknown rollup 'per-fature' (valid: daily, loops, per-agent, "
+            "per-feature, per-model, per-run, per-step, stats, step-jumps, top-runs, trace, unpriced)."
+            " Did you mean 'per-feature'?",
+        ),
+        (["rollup"], "name a rollup (see 'otel-costattr rollup --list')"),
+        (
+            ["rollup", "loops", "--param", "factor"],
+            "Invalid value for '--param': expects NAME=VALUE, got 'factor'",
+        ),
+        (["trace", "xyz"], "Invalid value for 'TRACE_ID': not a trace id (32 hex digits): 'xyz'"),
+        (["rolup", "per-feature"], "No such command 'rolup'. Did you mean 'rollup'?"),
+        (["runs", "--format", "parquet"], "--format parquet writes a file: give --out FILE"),
+    ],
+)
+def test_usage_errors_exit_2_with_the_closest_name(capsys, db, argv, message):
+    code, out, err = run(capsys, *argv, "--db", db)
+    assert (code, out) == (2, "")
+    assert err.startswith("Usage: otel-costattr ")
+    assert err.splitlines()[-1] == f"Error: {message}"
 
 
 def test_a_missing_database(capsys, tmp_path):
@@ -211,22 +239,35 @@ def test_reading_waits_for_a_writer_instead_of_failing(tmp_path):
 # --- docs cannot go stale ----------------------------------------------------------------
 
 
-def _parsers(parser: argparse.ArgumentParser, path: str = "otel-costattr"):
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            helps = {a.dest: a.help for a in action._choices_actions}
-            for name, sub in action.choices.items():
-                assert helps.get(name), f"{path} {name}: no help"
-                yield from _parsers(sub, f"{path} {name}")
+def _commands(command: click.Command, path: str = "otel-costattr"):
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, f"{path} {name}")
 
 
-def test_every_command_and_option_has_help():
-    for path, parser in _parsers(build_parser()):
-        for action in parser._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-                continue
-            assert action.help, f"{path} {action.option_strings or action.dest}: no help"
+def test_every_command_and_option_has_help_and_an_example():
+    seen = []
+    for path, command in _commands(cli):
+        seen.append(path)
+        assert command.help and command.get_short_help_str(), f"{path}: no help"
+        # The example must run this very command (a group's: one of its commands).
+        example = re.search(r"Example:\n((?:\s+otel-costattr .*\n?)+)", command.help)
+        assert example and path in example.group(1), f"{path}: no example line in its help"
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{path} {param.opts}: no help"
+    assert {"otel-costattr pricing show", "otel-costattr store repair", "otel-costattr demo"} <= set(seen)
+
+
+def test_rollup_help_lists_every_bundled_query_from_the_catalogue(capsys):
+    code, out, _ = run(capsys, "rollup", "--help")
+    assert code == 0
+    listed = out[out.index("Rollups (from queries/*.sql):") :]
+    for name in rollups():
+        q = query(name)
+        # each name starts a line, with the first words of its @about line beside it
+        assert re.search(rf"^  {q.cli_name}\s+{re.escape(' '.join(q.about.split()[:3]))}", listed, re.M), name
 
 
 def test_every_bundled_query_is_in_the_readme():

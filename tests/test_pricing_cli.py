@@ -28,7 +28,7 @@ def test_price_prints_the_exact_total(capsys):
     assert data["model"] == "claude-sonnet-4-5"
     assert data["provider"] == "anthropic"
     # 50 * $3 + 1000 * $0.30 + 150 * $3.75 + 300 * $15 per million tokens
-    assert data["usd"] == "0.0055125"
+    assert data["usd_exact"] == "0.0055125" and data["usd"] == 0.0055125
 
 
 def test_price_unknown_model_is_one_error_line(capsys):
@@ -60,6 +60,12 @@ def test_pricing_show_unknown_lists_what_was_tried(capsys):
     code, _, err = run(capsys, "pricing", "show", "Nope-1")
     assert code == 1
     assert err == "Error: unknown model 'Nope-1' (tried: nope-1); see 'otel-costattr pricing list'\n"
+
+
+def test_pricing_show_of_an_id_too_long_to_resolve(capsys):
+    code, out, err = run(capsys, "pricing", "show", "x" * 300)
+    assert (code, out) == (1, "")
+    assert err == "Error: model id too long to resolve (300 characters, at most 256)\n"
 
 
 def test_pricing_list_json(capsys):

@@ -1,0 +1,69 @@
+"""``demo``: a simulated multi-agent workload traced into a DuckDB file, and where its money goes."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .. import demo as workload
+from ..rollups.queries import rollup
+from .output import Table, money, table_lines, terminal_width
+
+_DEMO_COLUMNS = {  # narrower tables, so the demo fits one screen
+    "per_agent": ("agent", "agent_version", "runs", "calls", "usd", "usd_per_run"),
+    "top_runs": ("trace_id", "agent", "feature", "start_time", "calls", "usd"),
+    "unpriced": ("cost_status", "provider", "model", "calls", "input_tokens", "output_tokens", "features"),
+}
+_SECTIONS = (
+    ("What each feature costs", "per_feature", {}),
+    ("Per agent and version", "per_agent", {}),
+    (
+        "The research loop, step by step (context grows; one run never stops)",
+        "per_step",
+        {"feature": "research"},
+    ),
+    ("The most expensive runs", "top_runs", {"limit": 5}),
+    ("Calls without a price (never counted as $0, listed instead)", "unpriced", {}),
+)
+
+
+@click.command()
+@click.option(
+    "--db", metavar="PATH",
+    help="where to write it (default: otel-costattr-demo.duckdb; a previous demo file is replaced)",
+)  # fmt: skip
+def demo(db: str | None) -> None:
+    """Trace a simulated multi-agent workload into a DuckDB file and show where the money goes.
+
+    \b
+    Example:
+      otel-costattr demo --db demo.duckdb
+    """
+    started = time.perf_counter()
+    shown = db or workload.DEFAULT_PATH  # as typed, for the commands printed below
+    info = workload.run_demo(shown)
+    path = info["path"]
+    total = rollup("stats", db=path)[0]
+    echo = click.echo
+    echo(
+        f"Simulated {info['runs']} agent runs ({info['first_day']} to {info['last_day']}) through "
+        f"CostSpanProcessor and DuckDBSpanExporter into {shown}\n"
+        f"{total['calls']} model calls, {money(total['usd'])} in total, "
+        f"{total['unpriced_calls']} calls without a price.\n"
+    )
+    width = terminal_width()
+    for title, name, params in _SECTIONS:
+        echo(f"== {title}  [otel-costattr rollup {name.replace('_', '-')}]")
+        rows = rollup(name, db=path, **params)
+        columns = _DEMO_COLUMNS.get(name, rows.columns)  # type: ignore[attr-defined]
+        echo("\n".join(table_lines(Table(columns=columns, rows=rows), width=width)))
+        echo()
+    top = rollup("top_runs", db=path, limit=1)[0]["trace_id"]
+    echo("Next:")
+    echo(f"  otel-costattr trace {top} --db {shown}")
+    echo(f"  otel-costattr rollup per-model --agent triage --db {shown}  (routing on an expensive model)")
+    echo(f"  otel-costattr rollup step-jumps --db {shown}  (a whole document stuffed into context)")
+    echo(f"  otel-costattr rollup loops --db {shown}  (runs far longer than their agent's median)")
+    echo("  otel-costattr rollup --list")
+    echo(f"(done in {time.perf_counter() - started:.1f} s)")

@@ -1,0 +1,91 @@
+"""Options several commands share (``--db``, ``--pricing``, the query window), declared once."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from .. import settings
+from ..pricing.table import PriceTable, load_pricing
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def pricing_option(fn: F) -> F:
+    """``--pricing FILE``, repeatable: user price files over the bundled table."""
+    return click.option(
+        "--pricing",
+        multiple=True,
+        metavar="FILE",
+        help="a user price file layered over the bundled table (repeatable)",
+    )(fn)
+
+
+def price_table(pricing: Sequence[str]) -> PriceTable:
+    """The bundled table with ``pricing`` files layered over it."""
+    return load_pricing(list(pricing))
+
+
+def db_option(fn: F) -> F:
+    """``--db PATH``, defaulting to the exporter's variable."""
+    return click.option(
+        "--db",
+        metavar="PATH",
+        help="the DuckDB file the exporter writes (default: $OTEL_COSTATTR_DUCKDB_PATH, "
+        "else otel-costattr.duckdb); opened read-only, retrying while an exporter writes",
+    )(fn)
+
+
+def db_path(db: str | None) -> str:
+    """``--db`` as given, else where the exporter writes."""
+    return db or settings.duckdb_path()
+
+
+def window_options(*, limit: int | None = None) -> Callable[[F], F]:
+    """``--db`` and the window every rollup takes (``--days``/``--since``/``--until``/
+    ``--service``/``--feature``/``--agent``) plus ``--limit``. Values stay text: the rollups
+    layer checks them, so a bad one is one line, ``Error: ...``, naming the parameter."""
+
+    def decorate(fn: F) -> F:
+        limit_help = "at most N runs, 0 for all (rollups taking a limit)" + (
+            f"; default {limit}" if limit else ""
+        )
+        for option in reversed(
+            (
+                click.option(
+                    "--days", metavar="N", help="only the last N days (of model calls, by start time)"
+                ),
+                click.option(
+                    "--since", metavar="WHEN", help="from this UTC date or time (YYYY-MM-DD[THH:MM])"
+                ),
+                click.option("--until", metavar="WHEN", help="up to this UTC date or time, excluded"),
+                click.option("--service", help="only spans of this service.name"),
+                click.option("--feature", help="only model calls attributed to this feature"),
+                click.option("--agent", help="only model calls attributed to this agent"),
+                click.option("--limit", metavar="N", default=limit, help=limit_help),
+            )
+        ):
+            fn = option(fn)
+        return db_option(fn)
+
+    return decorate
+
+
+def reprice_options(fn: F) -> F:
+    """``--reprice`` and ``--pricing``: add ``usd_repriced`` next to the stamped cost."""
+    fn = pricing_option(fn)
+    return click.option(
+        "--reprice",
+        is_flag=True,
+        help="add usd_repriced: cost recomputed from the stored tokens with today's bundled "
+        "table (plus any --pricing files), next to the cost stamped at the time",
+    )(fn)

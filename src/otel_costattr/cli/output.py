@@ -1,0 +1,373 @@
+"""The one output layer of the CLI: ``--format table|json|csv|parquet`` and ``--out FILE``.
+
+A data command returns a `Table` (rows under named columns) or a `Record` (one object with a
+text rendering of its own); `output` renders it. One rule per format:
+
+- table: money as dollars, shares as percentages, numbers right-aligned and never cut; the
+  widest text columns are cut with an ellipsis to fit the terminal (``$COLUMNS``, else the
+  terminal's width when stdout is one; piped output is never cut).
+- json: timestamps in ISO 8601 with their time zone (stored times are UTC: ``+00:00``); money
+  as a JSON number plus ``<column>_exact``, the exact decimal as a string.
+- csv: a header row always, even for no rows; money as exact decimal strings.
+- parquet: written with pyarrow to ``--out`` (required); money as decimals, times as UTC.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import io
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TextIO
+
+import click
+
+FORMATS = ("table", "json", "csv", "parquet")
+EXACT_SUFFIX = "_exact"
+_ELLIPSIS = "…"
+_MIN_TEXT_WIDTH = 8  # a text column is never cut narrower than this
+
+
+class CLIError(click.ClickException):
+    """A failure: printed as ``Error: <message>`` on stderr with exit code 1."""
+
+    exit_code = 1
+
+
+@dataclass
+class Table:
+    """Rows under named columns (the names come from the query, so they exist with no rows).
+
+    ``money``: the columns holding USD (default: names containing ``usd``). ``cells``: how
+    the table format shows a column, when not by the general rule. ``hide``: columns the table
+    format leaves out. ``sparse``: columns it leaves out when every row has None or false.
+    ``tree``: rows are spans depth first with ``depth``; the ``name`` column is drawn as a
+    tree. ``title``: a line above the table (table format only).
+    """
+
+    columns: Sequence[str]
+    rows: Sequence[Mapping[str, Any]]
+    money: Sequence[str] | None = None
+    cells: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
+    hide: Sequence[str] = ()
+    sparse: Sequence[str] = ()
+    tree: bool = False
+    title: str | None = None
+
+    def money_columns(self) -> set[str]:
+        """The columns that hold USD."""
+        if self.money is not None:
+            return set(self.money)
+        return {c for c in self.columns if "usd" in c}
+
+
+@dataclass
+class Record:
+    """One object (``price``, ``store status``): ``text`` is its table format; json gives
+    ``data`` as an object, csv and parquet as one row (nested values as JSON text).
+    ``exit_code``: the command's exit status once it is written (``store status --check``)."""
+
+    data: Mapping[str, Any]
+    text: str
+    money: Sequence[str] = ()
+    exit_code: int = 0
+
+
+def output(fn: Callable[..., Table | Record]) -> Callable[..., None]:
+    """Add ``--format`` and ``--out`` to a command returning a `Table` or a `Record`."""
+
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="table for people; json (money as numbers plus exact strings), csv or parquet for tools",
+    )
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, writable=True),
+        default=None,
+        metavar="FILE",
+        help="write to FILE instead of stdout (required for parquet)",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, fmt: str, out: str | None, **kwargs: Any) -> None:
+        if fmt == "parquet" and not out:
+            raise click.BadOptionUsage("out", "--format parquet writes a file: give --out FILE")
+        result = fn(*args, **kwargs)
+        emit(result, fmt, out)
+        if isinstance(result, Record) and result.exit_code:
+            click.get_current_context().exit(result.exit_code)
+
+    return wrapper
+
+
+def emit(result: Table | Record, fmt: str, out: str | None = None) -> None:
+    """Render ``result`` in ``fmt`` to ``out`` (a path) or stdout."""
+    if fmt == "parquet":
+        assert out is not None  # checked by `output` before the command ran
+        write_parquet(result, out)
+        return
+    if out is None:
+        buffer = io.StringIO()
+        _render(result, fmt, buffer, width=terminal_width())
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    with open(out, "w", encoding="utf-8", newline="") as f:
+        _render(result, fmt, f, width=None)
+
+
+def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | None) -> None:
+    if fmt == "json":
+        if isinstance(result, Record):
+            data: object = json_object(result.data, set(result.money))
+        else:
+            money = result.money_columns()
+            data = [json_object({c: r[c] for c in result.columns}, money) for r in result.rows]
+        stream.write(json.dumps(data, indent=2) + "\n")
+    elif fmt == "csv":
+        columns, rows = _flat(result)
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(columns)  # even with no rows: a reader still learns the columns
+        writer.writerows([plain(r[c]) for c in columns] for r in rows)
+    elif isinstance(result, Record):
+        stream.write(result.text + ("" if result.text.endswith("\n") else "\n"))
+    else:
+        if result.title:
+            stream.write(result.title + "\n")
+        stream.write("\n".join(table_lines(result, width=width)) + "\n")
+
+
+# --- values --------------------------------------------------------------------------------
+
+
+def exact(value: Decimal | None) -> str | None:
+    """A decimal as its exact plain string (``0.000285``), None as None."""
+    return None if value is None else f"{value.normalize():f}"
+
+
+def iso(value: dt.date) -> str:
+    """ISO 8601; a stored time is naive UTC, so it is given ``+00:00``."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.isoformat()
+
+
+def plain(value: Any) -> Any:
+    """A value as csv carries it: exact decimal strings, ISO times with their zone."""
+    if isinstance(value, Decimal):
+        return exact(value)
+    if isinstance(value, dt.date):
+        return iso(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=plain)
+    return value
+
+
+def json_object(row: Mapping[str, Any], money: set[str]) -> dict[str, Any]:
+    """One row as JSON carries it: numbers as numbers, and each money column followed by
+    ``<column>_exact``, its exact decimal string (a float cannot hold every amount)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            out[key] = float(value)
+        elif isinstance(value, dt.date):
+            out[key] = iso(value)
+        else:
+            out[key] = value
+        if key in money:
+            out[key + EXACT_SUFFIX] = exact(value) if isinstance(value, Decimal) else value
+    return out
+
+
+def _flat(result: Table | Record) -> tuple[list[str], list[Mapping[str, Any]]]:
+    if isinstance(result, Record):
+        return list(result.data), [result.data]
+    return list(result.columns), list(result.rows)
+
+
+# --- table ---------------------------------------------------------------------------------
+
+
+def terminal_width() -> int | None:
+    """The width to fit: ``$COLUMNS``, else the terminal's; None (never cut) when piped."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def money(value: Decimal | None) -> str:
+    """Dollars for one amount: six places under a dollar, else cents."""
+    if value is None:
+        return "-"
+    return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
+def rate(value: Decimal | None) -> str:
+    """A rate (USD per million tokens) as its exact plain number."""
+    return "-" if value is None else f"{value.normalize():f}"
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
+
+
+def _places(values: Sequence[object]) -> int:
+    """Decimal places for a column of dollars: enough for its smallest amount."""
+    amounts = [abs(v) for v in values if isinstance(v, Decimal) and v]
+    smallest = min(amounts, default=Decimal(1))
+    return 2 if smallest >= 10 else 4 if smallest >= Decimal("0.01") else 6
+
+
+def cell(column: str, value: object, places: int = 6, *, is_money: bool | None = None) -> str:
+    """A value as the table shows it: money as dollars, shares as percentages."""
+    if value is None:
+        return "-"
+    if is_money is None:
+        is_money = "usd" in column
+    if isinstance(value, Decimal) and is_money:
+        return f"${value:,.{places}f}"
+    if column.endswith("_share") and isinstance(value, float):
+        return f"{value:.1%}"
+    if column.endswith("_ms") and isinstance(value, (int, float)):
+        return _duration(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (float, Decimal)):
+        return f"{value:,.1f}"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _is_number(value: object) -> bool:
+    return value is None or (isinstance(value, (int, float, Decimal)) and not isinstance(value, bool))
+
+
+def _blank(value: object) -> bool:
+    return value is None or value is False  # not `in (None, False)`: Decimal(0) == False
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + _ELLIPSIS
+
+
+def table_lines(table: Table, *, width: int | None = None) -> list[str]:
+    """The table format's lines, fitted to ``width`` when given (see the module docstring)."""
+    rows = table.rows
+    if not rows:
+        return ["(no rows)"]
+    columns = [
+        c
+        for c in table.columns
+        if c not in table.hide and not (c in table.sparse and all(_blank(r[c]) for r in rows))
+    ]
+    if table.tree:
+        columns = [c for c in columns if c not in ("depth", "parent_span_id")]
+    money_cols = table.money_columns()
+    places = {c: _places([r[c] for r in rows]) for c in columns}
+
+    def show(c: str, value: object) -> str:
+        if c in table.cells:
+            return table.cells[c](value)
+        return cell(c, value, places[c], is_money=c in money_cols)
+
+    cells = [[show(c, r[c]) for c in columns] for r in rows]
+    if table.tree:  # indent each span name under its parent
+        name = columns.index("name")
+        for line, prefix in zip(cells, tree_prefixes(rows), strict=True):
+            line[name] = prefix + line[name]
+    numeric = [all(_is_number(r[c]) for r in rows) for c in columns]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    if width is not None:
+        _fit(widths, numeric, width)
+
+    def fmt(line: Sequence[str]) -> str:
+        out = (
+            text.rjust(w) if num else _clip(text, w).ljust(w)
+            for text, w, num in zip(line, widths, numeric, strict=True)
+        )
+        return "  ".join(out).rstrip()
+
+    return [fmt(columns), *(fmt(line) for line in cells)]
+
+
+def _fit(widths: list[int], numeric: list[bool], limit: int) -> None:
+    """Narrow the widest text columns, one character at a time, until the table fits
+    ``limit`` or every text column is at its minimum; numbers keep their width."""
+    total = sum(widths) + 2 * (len(widths) - 1)
+    while total > limit:
+        text = [i for i, num in enumerate(numeric) if not num and widths[i] > _MIN_TEXT_WIDTH]
+        if not text:
+            return
+        widest = max(text, key=lambda i: widths[i])
+        widths[widest] -= 1
+        total -= 1
+
+
+def tree_prefixes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Box-drawing prefixes for rows in depth-first order with a ``depth`` column."""
+    depths = [r["depth"] for r in rows]
+    last = []
+    for i, d in enumerate(depths):
+        nxt = next((depths[j] for j in range(i + 1, len(depths)) if depths[j] <= d), None)
+        last.append(nxt != d)
+    prefixes: list[str] = []
+    open_levels: list[bool] = []
+    for i, d in enumerate(depths):
+        del open_levels[d:]
+        guide = "".join("   " if done else "│  " for done in open_levels[1:])
+        prefixes.append("" if d == 0 else guide + ("└─ " if last[i] else "├─ "))
+        open_levels.append(last[i])
+    return prefixes
+
+
+# --- parquet -------------------------------------------------------------------------------
+
+
+def write_parquet(result: Table | Record, path: str) -> None:
+    """Write ``result`` as one Parquet file: money as decimals, stored times as UTC."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, rows = _flat(result)
+    arrays = []
+    for c in columns:
+        values = [r[c] for r in rows]
+        arrays.append(_arrow_array(pa, values))
+    pq.write_table(pa.table(arrays, names=columns), path)
+
+
+def _arrow_array(pa: Any, values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.array(values, pa.null())
+    if all(isinstance(v, Decimal) for v in present):
+        scale = max(max(-v.as_tuple().exponent, 0) for v in present)  # type: ignore[operator]
+        return pa.array(values, pa.decimal128(38, min(scale, 38)))
+    if all(isinstance(v, dt.datetime) for v in present):
+        utc = [None if v is None else iso_utc(v) for v in values]
+        return pa.array(utc, pa.timestamp("us", tz="UTC"))
+    if any(isinstance(v, (list, dict)) for v in present):
+        return pa.array([None if v is None else json.dumps(v, default=plain) for v in values])
+    return pa.array(values)
+
+
+def iso_utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime (a stored naive time is UTC)."""
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value

@@ -1,0 +1,178 @@
+"""``pricing list|show|check`` and ``price``: the pricing table, read and checked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import click
+
+from ..cost.engine import Usage, compute_cost
+from ..pricing.parse import MAX_MODEL_ID, RATE_KEYS, PricingError, parse_provider_file
+from ..pricing.table import load_pricing
+from .options import price_table, pricing_option
+from .output import CLIError, Record, Table, exact, money, output, rate
+
+_TABLE_RATES = ("input", "output", "cache_read", "cache_write")  # the table's columns; json has all
+
+
+@click.group()
+def pricing() -> None:
+    """Inspect and check pricing tables.
+
+    \b
+    Example:
+      otel-costattr pricing list --provider openai
+    """
+
+
+@pricing.command("list")
+@click.option("--provider", help="only this pricing provider (e.g. openai)")
+@pricing_option
+@output
+def pricing_list(provider: str | None, pricing: Sequence[str]) -> Table:
+    """List every priced model with its current rates (USD per million tokens).
+
+    \b
+    Example:
+      otel-costattr pricing list --provider anthropic --format csv
+    """
+    table = price_table(pricing)
+    entries = [e for e in table.models() if provider is None or e.provider == provider]
+    rows = [
+        {"provider": e.provider, "model": e.id, **e.price_at(None).standard.rates.as_dict()} for e in entries
+    ]
+    columns = ("provider", "model", *RATE_KEYS)
+    return Table(
+        columns=columns,
+        rows=rows,
+        money=RATE_KEYS,
+        cells=dict.fromkeys(RATE_KEYS, rate),
+        hide=tuple(k for k in RATE_KEYS if k not in _TABLE_RATES),
+        title=f"pricing version {table.version}  ({len(rows)} models, USD per million tokens)",
+    )
+
+
+@pricing.command("show")
+@click.argument("model")
+@click.option("--provider", help="provider name as spans report it (e.g. aws.bedrock)")
+@pricing_option
+def pricing_show(model: str, provider: str | None, pricing: Sequence[str]) -> None:
+    """Show how a model id (as spans report it) resolves, and its price history.
+
+    \b
+    Example:
+      otel-costattr pricing show us.anthropic.claude-sonnet-4-5-20250929-v1:0
+    """
+    table = price_table(pricing)
+    entry = table.resolve(model, provider)
+    if entry is None:
+        tried = table.candidate_ids(model)
+        if not tried:  # resolution never looks at such an id (span data can be anything)
+            raise CLIError(
+                f"model id too long to resolve ({len(model):,} characters, at most {MAX_MODEL_ID})"
+            )
+        raise CLIError(
+            f"unknown model {model!r} (tried: {', '.join(tried)}); see 'otel-costattr pricing list'"
+        )
+    echo = click.echo
+    echo(f"{entry.provider}/{entry.id}" + (f"  ({entry.name})" if entry.name else ""))
+    echo(f"  pricing version {table.version}, from {entry.origin}")
+    echo(f"  source {entry.source or '-'} (retrieved {entry.retrieved or '-'})")
+    if entry.alias_of:
+        echo(f"  alias of {entry.alias_of}")
+    for period in entry.periods:
+        echo(f"  {f'since {period.since}' if period.since else 'from the start'}:")
+        for label, schedule in [("standard", period.standard), *period.service_tiers.items()]:
+            echo(f"    {label}: {_rates(schedule.rates)}")
+            for tier in schedule.tiers:
+                echo(f"      above {tier.above:,} input tokens: {_rates(tier.rates)}")
+
+
+def _rates(rates: object) -> str:
+    return ", ".join(f"{k} {rate(v)}" for k, v in rates.as_dict().items() if v is not None)  # type: ignore[attr-defined]
+
+
+@pricing.command("check")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.pass_context
+def pricing_check(ctx: click.Context, files: Sequence[str]) -> None:
+    """Validate user price files; exit 1 with one 'Error:' line per bad file.
+
+    \b
+    Example:
+      otel-costattr pricing check my-prices.toml
+    """
+    errors = 0
+    for path in files:
+        try:
+            pf = parse_provider_file(path)
+            load_pricing([path], use_env=False)  # also checks aliases and fallbacks in context
+        except PricingError as e:
+            click.echo(f"Error: {e}", err=True)
+            errors += 1
+        else:
+            click.echo(f"{path}: ok ({pf.provider}, {len(pf.models)} models)")
+    ctx.exit(1 if errors else 0)
+
+
+def _date(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"not a date (YYYY-MM-DD): {text!r}", ctx, param) from None
+
+
+@click.command()
+@click.argument("model")
+@click.option("--provider", help="provider name as spans report it")
+@click.option("--input", "input_", type=int, help="input tokens")
+@click.option("--output", "output_", type=int, help="output tokens (reasoning included)")
+@click.option("--cache-read", type=int, help="cache read tokens")
+@click.option("--cache-write", type=int, help="cache write tokens")
+@click.option("--reasoning", type=int, help="reasoning tokens")
+@click.option(
+    "--input-includes-cache", type=click.Choice(("auto", "yes", "no")), default="auto", show_default=True,
+    help="whether --input counts the cache tokens too (auto: infer)",
+)  # fmt: skip
+@click.option("--service-tier", type=click.Choice(("batch", "flex", "priority")), help="service tier")
+@click.option("--at", callback=_date, metavar="YYYY-MM-DD", help="price in force on this date")
+@pricing_option
+@output
+def price(model: str, provider: str | None, input_: int | None, output_: int | None, cache_read: int | None,
+          cache_write: int | None, reasoning: int | None, input_includes_cache: str, service_tier: str | None,
+          at: dt.date | None, pricing: Sequence[str]) -> Record:  # fmt: skip
+    """Price one call from its token counts.
+
+    \b
+    Example:
+      otel-costattr price claude-sonnet-4-5 --input 1200 --output 300 --cache-read 1000
+    """
+    usage = Usage(
+        input_tokens=input_,
+        output_tokens=output_,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+        input_includes_cache={"auto": None, "yes": True, "no": False}[input_includes_cache],
+    )
+    cost = compute_cost(
+        model, usage, provider=provider, start_time=at, service_tier=service_tier, table=price_table(pricing)
+    )
+    if cost.total is None:
+        raise CLIError(f"{cost.status.value}: {cost.detail or 'no cost'}")
+    parts = cost.parts()
+    data = {
+        "model": cost.model,
+        "provider": cost.provider,
+        "pricing_version": cost.pricing_version,
+        "status": cost.status.value,
+        "usd": cost.total,
+        **parts,
+    }
+    lines = [f"{cost.provider}/{cost.model}  pricing {cost.pricing_version}"]
+    lines += [f"  {name:<12}{money(value):>14}" for name, value in parts.items() if value]
+    lines.append(f"  {'total':<12}{money(cost.total):>14}   (exact: {exact(cost.total)} USD)")
+    return Record(data=data, text="\n".join(lines), money=("usd", *parts))

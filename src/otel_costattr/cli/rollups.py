@@ -1,0 +1,171 @@
+"""``rollup``, ``runs`` and ``trace``: the bundled queries, with help text read from their
+``-- @about`` / ``-- @param`` headers (the catalogue), never typed here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ..rollups.queries import WINDOW_PARAMS, Rows, UnknownRollup, query, rollup, rollups
+from .options import db_option, db_path, did_you_mean, price_table, reprice_options, window_options
+from .output import CLIError, Record, Table, output
+
+# Shown in the table only when some row has a value: repricing, and a cut parent cycle.
+_SPARSE = ("usd_repriced", "subtree_usd_repriced", "cycle_broken")
+
+
+class RollupName(click.ParamType):
+    """A bundled rollup's name (``per-feature`` or ``per_feature``); an unknown one is a usage
+    error naming the closest."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return query(str(value)).name
+        except UnknownRollup as e:
+            names = [n.replace("_", "-") for n in rollups()]
+            self.fail(f"{e}.{did_you_mean(str(value).replace('_', '-'), names)}", param, ctx)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        names = (query(n) for n in rollups())
+        return [CompletionItem(q.cli_name, help=q.about) for q in names if q.cli_name.startswith(incomplete)]
+
+
+class TraceId(click.ParamType):
+    """32 hex digits, any case (stored lower case)."""
+
+    name = "TRACE_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        trace_id = str(value).strip().lower()
+        if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+            self.fail(f"not a trace id (32 hex digits): {value!r}", param, ctx)
+        return trace_id
+
+
+def _pairs(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expects NAME=VALUE, got {item!r}", ctx, param)
+        params[key.strip().replace("-", "_")] = value
+    return params
+
+
+def _option_for(p: Any) -> str:
+    return "--limit N" if p.name == "limit" else f"--param {p.name}=..."
+
+
+def _default(p: Any) -> str:
+    if p.required:
+        return "required"
+    return f"default {p.default:g}" if isinstance(p.default, float) else f"default {p.default}"
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every bundled rollup with what it answers and the parameters beyond the window."""
+    out = []
+    for name in rollups():
+        q = query(name)
+        extra = [p for p in q.params if p.name not in WINDOW_PARAMS]
+        out.append(
+            {
+                "name": q.cli_name,
+                "about": q.about,
+                "params": [{"option": _option_for(p), "help": p.help, "default": _default(p)} for p in extra],
+            }
+        )
+    return out
+
+
+def _catalogue_text() -> str:
+    lines = []
+    for item in catalogue():
+        lines.append(f"{item['name']:<12}  {item['about']}")
+        lines += [f"{'':<14}{p['option']}  {p['help']} ({p['default']})" for p in item["params"]]
+    return "\n".join(lines)
+
+
+class RollupCommand(click.Command):
+    """``rollup``'s help ends with the catalogue: each rollup's name and its ``@about`` line."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        with formatter.section("Rollups (from queries/*.sql)"):
+            formatter.write_dl([(item["name"], item["about"]) for item in catalogue()])
+
+
+def _run(name: str, db: str | None, reprice: bool, pricing: Sequence[str], **params: Any) -> Rows:
+    table = price_table(pricing) if (reprice or pricing) else None
+    given = {k: v for k, v in params.items() if v is not None}
+    return rollup(name, db=db_path(db), reprice=table, **given)  # type: ignore[return-value]
+
+
+def _table(rows: Rows, *, tree: bool = False) -> Table:
+    return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, tree=tree)
+
+
+@click.command(cls=RollupCommand)
+@click.argument("name", type=RollupName(), required=False)
+@click.option("--list", "show_list", is_flag=True, help="list the rollups and their parameters")
+@window_options()
+@click.option(
+    "--param", "param", multiple=True, metavar="NAME=VALUE", callback=_pairs,
+    help="a parameter the rollup declares (e.g. min_ratio=3); repeatable",
+)  # fmt: skip
+@reprice_options
+@output
+def rollup_command(
+    name: str | None, show_list: bool, param: dict[str, str], **options: Any
+) -> Table | Record:
+    """Run a bundled rollup over the spans in a DuckDB file.
+
+    \b
+    Example:
+      otel-costattr rollup per-feature --db spans.duckdb --days 7
+      otel-costattr rollup step-jumps --param min_ratio=3 --format json
+    """
+    if show_list:
+        return Record(data={"rollups": catalogue()}, text=_catalogue_text())
+    if name is None:
+        raise click.UsageError("name a rollup (see 'otel-costattr rollup --list')")
+    rows = _run(name, **options, **param)
+    return _table(rows, tree=name == "trace")
+
+
+@click.command()
+@window_options(limit=20)
+@reprice_options
+@output
+def runs(**options: Any) -> Table:
+    """The latest runs (traces): agent, feature, duration, calls, cost.
+
+    \b
+    Example:
+      otel-costattr runs --db spans.duckdb --agent researcher --limit 5
+    """
+    return _table(_run("per_run", **options))
+
+
+@click.command()
+@click.argument("trace_id", type=TraceId())
+@db_option
+@reprice_options
+@output
+def trace(trace_id: str, db: str | None, reprice: bool, pricing: Sequence[str]) -> Table:
+    """One run as a tree: each span's own cost and its subtree's.
+
+    \b
+    Example:
+      otel-costattr trace 4bf92f3577b34da6a3ce929d0e0e4736 --db spans.duckdb
+    """
+    rows = _run("trace", db, reprice, pricing, trace_id=trace_id)
+    if not rows:
+        raise CLIError(f"no spans for trace {trace_id} in {db_path(db)}")
+    return _table(rows, tree=True)

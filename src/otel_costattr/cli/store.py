@@ -1,0 +1,80 @@
+"""``store status`` and ``store repair``: the span store's health, and putting it right."""
+
+from __future__ import annotations
+
+import click
+
+from ..store.maintenance import repair, status
+from .options import db_option, db_path
+from .output import Record, output
+
+
+@click.group()
+def store() -> None:
+    """The span store's health: pending, quarantined and dropped spans.
+
+    \b
+    Example:
+      otel-costattr store status --db spans.duckdb --check
+    """
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
+
+
+@store.command("status")
+@db_option
+@click.option(
+    "--check", is_flag=True,
+    help="exit 3 when anything is quarantined, dropped or failing (for cron and health checks)",
+)  # fmt: skip
+@output
+def store_status(db: str | None, check: bool) -> Record:
+    """Spool files waiting, files quarantined, spans dropped, the last ingest error.
+
+    \b
+    Example:
+      otel-costattr store status --db spans.duckdb
+    """
+    st = status(db_path(db))
+    stored = f"unknown ({st.stored_error})"
+    if st.stored_spans is not None:
+        stored = f"{st.stored_spans:,} spans"
+    error = "none"
+    if st.last_ingest_error:
+        after = f"; ingesting again since {st.recovered_time}" if st.recovered_time else "; not resolved"
+        error = f"{st.last_ingest_error_time}: {st.last_ingest_error}{after}"
+    lines = [
+        ("database", st.path),
+        ("stored", stored),
+        ("pending", f"{st.pending_files} files, {st.pending_spans:,} spans ({_size(st.pending_bytes)})"),
+        ("quarantined", f"{len(st.quarantined)} files, {sum(q.spans or 0 for q in st.quarantined):,}"
+         " spans" + (" (otel-costattr store repair retries them)" if st.quarantined else "")),
+        ("dropped", f"{st.dropped_spans:,} spans"),
+        ("last ingest error", error),
+    ]  # fmt: skip
+    text = [f"{label:<18} {value}" for label, value in lines]
+    text += [f"  {q.name}: {q.reason or 'reason not recorded'}" for q in st.quarantined]
+    return Record(data=st.as_dict(), text="\n".join(text), exit_code=3 if check and not st.healthy else 0)
+
+
+@store.command("repair")
+@db_option
+@click.option(
+    "--lock-timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
+    help="how long to wait for a writer holding the database",
+)  # fmt: skip
+@click.pass_context
+def store_repair(ctx: click.Context, db: str | None, lock_timeout: float) -> None:
+    """Put quarantined spool files back and ingest them; exit 1 if some still cannot be read.
+
+    \b
+    Example:
+      otel-costattr store repair --db spans.duckdb --lock-timeout 30
+    """
+    result = repair(db_path(db), lock_timeout=lock_timeout)
+    click.echo(f"requeued {result.requeued} quarantined files; ingested {result.ingested_files} spool files")
+    for q in result.still_quarantined:
+        click.echo(f"still quarantined: {q.name}: {q.reason or 'reason not recorded'}")
+    ctx.exit(1 if result.still_quarantined else 0)

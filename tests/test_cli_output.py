@@ -1,0 +1,156 @@
+"""The CLI's one output layer and its exit codes, through click's CliRunner running the real
+commands on a real DuckDB file (the shared workload), plus the installed script once."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from test_rollups_workload import build, trace_id
+
+from otel_costattr.cli import cli
+from otel_costattr.rollups.queries import rollup
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return str(build(tmp_path_factory.mktemp("cli-output") / "spans.duckdb"))
+
+
+def invoke(*argv, columns: int | None = None):
+    env = {"COLUMNS": str(columns)} if columns else {"COLUMNS": ""}
+    return CliRunner().invoke(cli, [str(a) for a in argv], env=env, catch_exceptions=False)
+
+
+# --- exit codes: 0 done, 1 a failure (Error: ...), 2 a usage error --------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["rollup", "stats"], 0),
+        (["runs", "--limit", "1"], 0),
+        (["trace", trace_id(1)], 0),
+        (["store", "status"], 0),
+        (["rollup", "stats", "--days", "-1"], 1),  # the library refuses the value
+        (["trace", "f" * 32], 1),
+        (["rollup", "nope"], 2),
+        (["rollup", "stats", "--no-such-option"], 2),
+        (["runs", "--format", "xml"], 2),
+        (["trace"], 2),
+    ],
+)
+def test_exit_codes(db, argv, code):
+    result = invoke(*argv, "--db", db)
+    assert result.exit_code == code, result.output
+    if code == 1:
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    if code == 2:
+        assert result.stderr.startswith("Usage: ")
+
+
+def test_failures_outside_rollups_are_one_error_line(tmp_path):
+    result = invoke("pricing", "show", "Nope-1")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert (
+        result.stderr == "Error: unknown model 'Nope-1' (tried: nope-1); see 'otel-costattr pricing list'\n"
+    )
+    result = invoke("store", "status", "--db", tmp_path / "nothing.duckdb")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: ")
+
+
+# --- formats --------------------------------------------------------------------------------
+
+
+def test_csv_has_a_header_even_with_no_rows(db):
+    result = invoke("rollup", "per-feature", "--db", db, "--feature", "no-such-feature", "--format", "csv")
+    assert result.exit_code == 0
+    assert result.stdout == "feature,runs,calls,input_tokens,output_tokens,usd,usd_per_run,unpriced_calls\n"
+
+
+def test_json_times_carry_their_zone_and_money_its_exact_string(db):
+    result = invoke("rollup", "top-runs", "--db", db, "--limit", "1", "--format", "json")
+    (row,) = json.loads(result.stdout)
+    assert row["trace_id"] == trace_id(2)
+    assert row["start_time"].endswith("+00:00")  # stored times are UTC
+    assert row["usd"] == 0.0455 and row["usd_exact"] == "0.0455"
+    assert Decimal(row["usd_exact"]) == rollup("top_runs", db=db, limit=1)[0]["usd"]
+
+
+def test_csv_times_carry_their_zone_too(db):
+    result = invoke("rollup", "top-runs", "--db", db, "--limit", "1", "--format", "csv")
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert row["start_time"] == "2026-06-02T10:00:00+00:00" and row["usd"] == "0.0455"
+
+
+def test_parquet_round_trip(db, tmp_path):
+    out = tmp_path / "per_model.parquet"
+    result = invoke("rollup", "per-model", "--db", db, "--format", "parquet", "--out", out)
+    assert (result.exit_code, result.stdout) == (0, "")
+    table = pq.read_table(out)
+    expected = rollup("per_model", db=db)
+    assert table.column_names == list(expected.columns)
+    assert table.to_pylist() == expected  # money stays Decimal: exact
+    stamped = tmp_path / "runs.parquet"
+    invoke("runs", "--db", db, "--format", "parquet", "--out", stamped)
+    assert str(pq.read_table(stamped).schema.field("start_time").type) == "timestamp[us, tz=UTC]"
+
+
+def test_parquet_of_no_rows_keeps_the_columns(db, tmp_path):
+    out = tmp_path / "none.parquet"
+    invoke("rollup", "per-feature", "--db", db, "--feature", "none", "--format", "parquet", "--out", out)
+    table = pq.read_table(out)
+    assert table.num_rows == 0 and table.column_names[0] == "feature"
+
+
+def test_out_writes_any_format_to_a_file(db, tmp_path):
+    out = tmp_path / "stats.json"
+    result = invoke("rollup", "stats", "--db", db, "--format", "json", "--out", out)
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert json.loads(out.read_text())[0]["calls"] == 24
+
+
+# --- tables fit the terminal -----------------------------------------------------------------
+
+
+def test_tables_fit_the_terminal_cutting_text_never_numbers(db):
+    wide = invoke("runs", "--db", db).stdout.splitlines()
+    assert max(map(len, wide)) > 90 and "…" not in "".join(wide)  # no COLUMNS, piped: never cut
+    narrow = invoke("runs", "--db", db, columns=90).stdout.splitlines()
+    assert max(map(len, narrow)) <= 90
+    assert any("…" in line for line in narrow)
+    # every number is shown whole: the last columns (duration, calls, usd) are as uncut
+    assert [line.split()[-4:] for line in wide] == [line.split()[-4:] for line in narrow]
+
+
+def test_a_table_that_cannot_fit_still_shows_every_number(db):
+    out = invoke("runs", "--db", db, columns=60).stdout.splitlines()
+    assert out[0].split()[-1] == "usd" and all(line.split()[-1].startswith("$") for line in out[1:])
+
+
+def test_trace_hides_cycle_broken_unless_a_row_has_it(db):
+    assert "cycle_broken" not in invoke("trace", trace_id(1), "--db", db).stdout
+    assert "cycle_broken" in invoke("trace", trace_id(7), "--db", db).stdout  # two spans in a cycle
+
+
+# --- the installed script -----------------------------------------------------------------------
+
+
+def test_the_installed_script(db):
+    script = shutil.which("otel-costattr", path=str(Path(sys.executable).parent))
+    assert script, "otel-costattr is not installed next to this Python"
+    done = subprocess.run([script, "rollup", "stats", "--db", db, "--format", "csv"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("provider,model,runs,calls,usd,")
+    done = subprocess.run([script, "rolup"], capture_output=True, text=True)
+    assert done.returncode == 2 and "Did you mean 'rollup'?" in done.stderr
