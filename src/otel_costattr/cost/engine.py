@@ -26,10 +26,8 @@ from ..pricing.table import ModelEntry, PriceTable, Quote, default_pricing, epoc
 # Far beyond any context window (2M tokens today): a count this large is a bug upstream, and
 # pricing it would put a fictitious fortune on the bill.
 MAX_TOKENS = 100_000_000
-SERVICE_TIERS = ("batch", "flex", "priority")
 
 _EXACT = Context(prec=80)
-_NO_COUNTS = (None, None, None, None)
 _ZERO = Decimal(0)  # wide enough that building a result never rounds
 
 
@@ -62,10 +60,6 @@ class Usage(NamedTuple):
     reasoning_tokens: int | None = None
     input_includes_cache: bool | None = None
     output_includes_reasoning: bool | None = None
-
-    def is_empty(self) -> bool:
-        """True when no token count at all was reported."""
-        return self[:4] == _NO_COUNTS and self.reasoning_tokens is None
 
     def problem(self) -> str | None:
         """Why these counts cannot be priced, or None when they can."""
