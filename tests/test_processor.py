@@ -568,7 +568,7 @@ def test_internal_errors_are_logged_counted_and_never_raised(pipeline, monkeypat
         raise RuntimeError("pricing bug")
 
     monkeypatch.setattr(processor_module, "price_call", broken)
-    monkeypatch.setattr(processor_module, "cached_pricer", broken)
+    monkeypatch.setattr(processor_module, "price_attributes", broken)
     monkeypatch.setattr(processor_module, "span_role", broken)
     with (
         caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.processor"),

@@ -47,9 +47,6 @@ _LIMIT = 1024  # span data can hold arbitrary keys: both caches are bounded
 # call (numbered prompt messages) share one compiled function.
 _by_shape: dict[tuple[str, ...], Pricer] = {}
 _by_keys: dict[frozenset[str], Pricer] = {}
-# For the processor's hot path: the pricer compiled for tuple(attrs), or None (then call
-# pricer_for). The dict is only ever cleared, never replaced, so this stays bound to it.
-cached_pricer = _by_shape.get
 
 
 def price_attributes(
@@ -57,7 +54,8 @@ def price_attributes(
 ) -> Any:
     """Price a span from its attributes (a plain dict) and start time (epoch ns) with a
     table's ``cached_quote`` and ``quote``: see the module doc for what it returns. Raises
-    KeyError or TypeError if ``attrs`` changes meanwhile or holds unhashable values."""
+    KeyError, TypeError or RuntimeError if ``attrs`` changes meanwhile or holds unhashable
+    values. The processor's hot path: it calls this very function."""
     pricer = _by_shape.get(tuple(attrs))
     if pricer is None:
         pricer = pricer_for(attrs)
