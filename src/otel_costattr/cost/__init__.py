@@ -1,1 +1,2 @@
-"""The cost engine (engine) and its compiled per-attribute-shape fast path (compiled)."""
+"""The billing rule (billing), the cost engine (engine) and its compiled per-attribute-shape
+fast path (compiled)."""

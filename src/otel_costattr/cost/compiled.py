@@ -28,8 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..pricing.parse import MAX_MODEL_ID
+from ..pricing.parse import MAX_MODEL_ID, RATE_KEYS
 from ..semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
+from . import billing
 from .engine import MAX_TOKENS, CostStatus, select_rates
 
 _USAGE = frozenset(USAGE_KEYS)
@@ -127,13 +128,15 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
             if name in _TEXTS:
                 body.append(f"{name} = None")
             continue
-        body.append(f"{name} = a[{bind(key)}]")
+        # Counts are named as Usage names them, the names billing.BUCKETS speaks of.
+        var = f"{name}_tokens" if name in _COUNTS else name
+        body.append(f"{var} = a[{bind(key)}]")
         if name in _COUNTS:
-            checks.append(f"type({name}) is not int or not 0 <= {name} <= MAX")
+            checks.append(f"type({var}) is not int or not 0 <= {var} <= MAX")
         else:
-            checks.append(f"type({name}) is not str or not {name}")
-    if "cache_write_1h" in has:
-        checks.append(f"cache_write_1h > {'cache_write' if 'cache_write' in has else '0'}")
+            checks.append(f"type({var}) is not str or not {var}")
+    if "cache_write_1h" in has:  # Usage.problem's rule, which billing.BUCKETS relies on
+        checks.append(f"cache_write_1h_tokens > {'cache_write_tokens' if 'cache_write' in has else '0'}")
     body.append("if (" + "\n        or ".join(checks) + "):\n        return None")
     if "service_tier" in spelled:
         body.append("service_tier = service_tier.lower()")
@@ -145,38 +148,21 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     body.append("else: q = quote(model, provider, service_tier, ns)")
     body.append("if q is None: return UNKNOWN")
 
-    # Billable buckets, as Usage.billable() splits them, with absent counts folded away.
-    def total(*terms: str) -> str:
-        return " + ".join(t for t in terms if t in has or t == "uncached") or "0"
-
-    cached = total("cache_read", "cache_write")
-    if exclusive or cached == "0":
-        body.append(f"uncached = {'input' if 'input' in has else '0'}")
-    else:
-        inp = "input" if "input" in has else "0"
-        body.append(f"uncached = {inp} - ({cached}) if {cached} <= {inp} else {inp}")
-    out = "output" if "output" in has else "0"
-    if "reasoning" in has:
-        body.append(f"visible = {out} - reasoning if reasoning <= {out} else {out}")
-    else:
-        body.append(f"visible = {out}")
+    # The billable buckets and their rates, generated from the one rule (billing.BUCKETS) with
+    # the counts this shape lacks folded away; raw Anthropic names mean the input excludes the
+    # cache, and no convention reports whether output includes reasoning: inferred.
+    flags = {"input_includes_cache": False if exclusive else None, "output_includes_reasoning": None}
+    exprs = billing.bucket_expressions(has={f"{n}_tokens" for n in has}, flags=flags)
+    lines, buckets = billing.python_assignments(exprs)
+    body += lines
     body.append("rates = q[1]")
-    total_input = total("uncached", "cache_read", "cache_write")
+    total_input = billing.total_input(buckets)
     # q[5], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
     body.append(f"if {total_input} > q[5]: rates = select_rates(q, ns, {total_input})[0]")
-    body.append("r_in, r_out, r_read, r_write, r_write_1h, r_reason = rates.ints")
-    terms = ["uncached * r_in", "visible * r_out"]
-    if "cache_read" in has:
-        terms.append("cache_read * r_read")
-    if "cache_write_1h" in has:
-        first = "(cache_write - cache_write_1h)" if "cache_write" in has else "0"
-        terms += [f"{first} * r_write", "cache_write_1h * r_write_1h"]
-    elif "cache_write" in has:
-        terms.append("cache_write * r_write")
-    if "reasoning" in has:
-        terms.append("reasoning * r_reason")
+    body.append(f"{', '.join(f'r_{k}' for k in RATE_KEYS)} = rates.ints")
+    terms = [t for part in billing.cost_terms(buckets, lambda rate: f"r_{rate}").values() for t in part]
     # int / int is correctly rounded: the float closest to the exact total.
-    body.append(f"return q[0], ({' + '.join(terms)}) / rates.usd_divisor")
+    body.append(f"return q[0], ({' + '.join(terms) or '0'}) / rates.usd_divisor")
     source = "def price(a, ns, cached_quote, quote):\n    " + "\n    ".join(body) + "\n"
     exec(compile(source, f"<otel_costattr pricer {sorted(keys)}>", "exec"), names)  # noqa: S102
     pricer = names["price"]

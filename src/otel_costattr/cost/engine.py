@@ -12,6 +12,9 @@ Token semantics (the trap other tools fall into, see pricing/README.md):
   larger than output can only be exclusive (Gemini reports thoughts apart).
 - Cached tokens are priced at the cache rates, never again at the input rate; reasoning at
   the model's reasoning rate when it has one, else as output.
+
+The split into buckets and the rate of each is `cost.billing.BUCKETS`: `Usage.billable` and
+`price_call` run code generated from it once, at import.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import enum
 from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
-from ..pricing.parse import MAX_MODEL_ID, Rates
+from ..pricing.parse import MAX_MODEL_ID, RATE_KEYS, Rates
 from ..pricing.table import ModelEntry, PriceTable, Quote, default_pricing, epoch_ns
+from . import billing
 
 # Far beyond any context window (2M tokens today): a count this large is a bug upstream, and
 # pricing it would put a fictitious fortune on the bill.
@@ -84,24 +88,7 @@ class Usage(NamedTuple):
 
     def billable(self) -> BillableTokens:
         """Split the counts into disjoint billable buckets (call `problem()` first)."""
-        inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = self
-        inp = inp or 0
-        read = read or 0
-        write = write or 0
-        if inclusive is None:
-            inclusive = read + write <= inp
-        uncached = inp - read - write if inclusive else inp
-        if uncached < 0:  # declared inclusive, yet cache counts exceed it
-            uncached = 0
-        out = out or 0
-        reasoning = reasoning or 0
-        if with_reasoning is None:
-            with_reasoning = reasoning <= out
-        visible = out - reasoning if with_reasoning else out
-        if visible < 0:
-            visible = 0
-        write_1h = write_1h or 0
-        return BillableTokens(uncached, read, write - write_1h, write_1h, visible, reasoning)
+        return BillableTokens(*_split(*self))
 
 
 class BillableTokens(NamedTuple):
@@ -117,14 +104,15 @@ class BillableTokens(NamedTuple):
     @property
     def total_input(self) -> int:
         """Every input token of the request: what long-context tiers look at."""
-        return self.uncached_input + self.cache_read + self.cache_write_5m + self.cache_write_1h
+        return sum(self[:_INPUT])
 
     @property
     def total_output(self) -> int:
         """Every output token, reasoning included."""
-        return self.output + self.reasoning
+        return sum(self[_INPUT:])
 
 
+_INPUT = billing.INPUT_BUCKETS
 _PRICED = CostStatus.PRICED
 
 
@@ -282,76 +270,6 @@ _UNKNOWN = (CostStatus.UNKNOWN_MODEL, None, None, 0, None, None)
 PricedCall = tuple[CostStatus, ModelEntry | None, tuple[int, ...] | None, int, str | None, int | None]
 
 
-def price_call(
-    table: PriceTable,
-    start_time: object,
-    model: str | None,
-    provider: str | None,
-    service_tier: str | None,
-    usage: tuple[Any, ...],
-) -> PricedCall:
-    """`compute_cost` without the objects (the processor's general path; its fast path is
-    `cost.compiled`). ``usage``: the `Usage` fields in order, in any tuple. Returns (status,
-    entry, parts, scale, service tier applied, tier threshold applied); the parts are
-    integers over 10**(scale + 6) USD, None unless priced.
-    """
-    inp, out, read, write, write_1h, reasoning, inclusive, with_reasoning = usage
-    # Usage.problem()'s rule, unrolled: a loop over a tuple of them costs half as much again.
-    if (
-        (inp is not None and (type(inp) is not int or not 0 <= inp <= MAX_TOKENS))
-        or (out is not None and (type(out) is not int or not 0 <= out <= MAX_TOKENS))
-        or (read is not None and (type(read) is not int or not 0 <= read <= MAX_TOKENS))
-        or (write is not None and (type(write) is not int or not 0 <= write <= MAX_TOKENS))
-        or (write_1h is not None and (type(write_1h) is not int or not 0 <= write_1h <= MAX_TOKENS))
-        or (reasoning is not None and (type(reasoning) is not int or not 0 <= reasoning <= MAX_TOKENS))
-    ):
-        return _INVALID
-    if inp is None and out is None and read is None and write is None and reasoning is None:
-        return _NO_USAGE
-    write = write or 0
-    write_1h = write_1h or 0
-    if write_1h > write:
-        return _INVALID
-    inp = inp or 0
-    out = out or 0
-    read = read or 0
-    reasoning = reasoning or 0
-    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
-        return _INVALID  # never resolved: see MAX_MODEL_ID
-    if type(start_time) is not int:
-        start_time = epoch_ns(start_time)
-    quote = table.quote(model, provider, service_tier, start_time)
-    if quote is None:
-        return _UNKNOWN
-
-    # The same split as Usage.billable(), inlined.
-    if inclusive is None:
-        inclusive = read + write <= inp
-    uncached = inp - read - write if inclusive else inp
-    if uncached < 0:
-        uncached = 0
-    if with_reasoning is None:
-        with_reasoning = reasoning <= out
-    visible = out - reasoning if with_reasoning else out
-    if visible < 0:
-        visible = 0
-
-    rates = quote.rates
-    above = None
-    total_input = uncached + read + write
-    if total_input > quote.base_up_to:
-        rates, above = select_rates(quote, start_time, total_input)
-    r_in, r_out, r_read, r_write, r_write_1h, r_reason = rates.ints
-    parts = (
-        uncached * r_in,
-        read * r_read,
-        (write - write_1h) * r_write + write_1h * r_write_1h,
-        visible * r_out,
-        reasoning * r_reason,
-    )
-    return _PRICED, quote.entry, parts, rates.scale, quote.service_tier, above
-
-
 def select_rates(quote: Quote, ns: int, total_input: int) -> tuple[Rates, int | None]:
     """The rates for one call and the long-context threshold applied: a time-of-day window
     open at ``ns`` (UTC), else the highest tier ``total_input`` is above, else the base."""
@@ -364,3 +282,90 @@ def select_rates(quote: Quote, ns: int, total_input: int) -> tuple[Rates, int | 
         if total_input > tier.above:
             return tier.rates, tier.above
     return quote.rates, None
+
+
+# price_call: the checks as written here (Usage.problem()'s rule, unrolled: a loop over a tuple
+# of them costs half as much again), then the split into buckets, the rates and the parts
+# generated from billing.BUCKETS. One function, compiled once at import: the general path
+# pays no call to a helper for the arithmetic it shares with the rule.
+_PRICE_CALL = """\
+def price_call(table, start_time, model, provider, service_tier, usage):
+    {fields} = usage
+    if ({invalid}):
+        return INVALID
+    if (input_tokens is None and output_tokens is None and cache_read_tokens is None
+            and cache_write_tokens is None and reasoning_tokens is None):
+        return NO_USAGE  # a 1h part alone is no usage
+    cache_write_tokens = cache_write_tokens or 0
+    cache_write_1h_tokens = cache_write_1h_tokens or 0
+    if cache_write_1h_tokens > cache_write_tokens:
+        return INVALID
+    input_tokens = input_tokens or 0
+    output_tokens = output_tokens or 0
+    cache_read_tokens = cache_read_tokens or 0
+    reasoning_tokens = reasoning_tokens or 0
+    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
+        return INVALID  # never resolved: see MAX_MODEL_ID
+    if type(start_time) is not int:
+        start_time = epoch_ns(start_time)
+    quote = table.quote(model, provider, service_tier, start_time)
+    if quote is None:
+        return UNKNOWN
+    {split}
+    rates = quote.rates
+    above = None
+    total_input = {total_input}
+    if total_input > quote.base_up_to:
+        rates, above = select_rates(quote, start_time, total_input)
+    {rate_names} = rates.ints
+    return PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
+"""
+
+
+def _compile(source: str, names: dict[str, Any]) -> Any:
+    """The one function ``source`` defines, with ``names`` as its globals."""
+    name = source[len("def ") : source.index("(")]
+    exec(compile(source, f"<otel_costattr {name}>", "exec"), names)  # noqa: S102
+    function = names[name]
+    function.source = source  # what it does, for anyone debugging
+    return function
+
+
+def _compile_general() -> tuple[Any, Any]:
+    """`Usage.billable`'s split and `price_call`, generated from `billing.BUCKETS` for any
+    counts (0 when None) and flags known only at run time."""
+    fields = ", ".join(Usage._fields)
+    lines, names = billing.python_assignments(billing.bucket_expressions())
+    zeros = "".join(f"    {c} = {c} or 0\n" for c in billing.COUNTS)
+    split = _compile(
+        f"def split({fields}):\n{zeros}"
+        + "".join(f"    {line}\n" for line in lines)
+        + f"    return ({', '.join(names[b.name] for b in billing.BUCKETS)})\n",
+        {},
+    )
+    checks = [
+        f"({c} is not None and (type({c}) is not int or not 0 <= {c} <= MAX_TOKENS))" for c in billing.COUNTS
+    ]
+    parts = billing.cost_terms(names, lambda rate: f"r_{rate}")
+    source = _PRICE_CALL.format(
+        fields=fields,
+        invalid="\n            or ".join(checks),
+        split="\n    ".join(lines),
+        total_input=billing.total_input(names),
+        rate_names=", ".join(f"r_{k}" for k in RATE_KEYS),
+        parts=", ".join(" + ".join(terms) or "0" for terms in parts.values()),
+    )
+    globals_ = {
+        "INVALID": _INVALID, "NO_USAGE": _NO_USAGE, "UNKNOWN": _UNKNOWN, "PRICED": _PRICED,
+        "MAX_TOKENS": MAX_TOKENS, "MAX_MODEL_ID": MAX_MODEL_ID, "epoch_ns": epoch_ns,
+        "select_rates": select_rates,
+    }  # fmt: skip
+    return split, _compile(source, globals_)
+
+
+_split, price_call = _compile_general()
+price_call.__doc__ = """`compute_cost` without the objects (the processor's general path; its fast path is
+`cost.compiled`). ``price_call(table, start_time, model, provider, service_tier, usage)``:
+``usage`` holds the `Usage` fields in order, in any tuple. Returns a `PricedCall`: (status,
+entry, parts, scale, service tier applied, tier threshold applied); the parts are integers
+over 10**(scale + 6) USD, None unless priced."""

@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from .._resources import bundled_dir
+from ..cost.billing import render_sql
 from ..pricing.parse import RATE_KEYS
 from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
@@ -475,7 +476,7 @@ def _reprice(con: duckdb.DuckDBPyConnection, table: PriceTable, values: Mapping[
     window = {k: values.get(k) for k in (*WINDOW_PARAMS, "trace_id")}
     load_prices(con, table)
     _map_models(con, table, window)
-    sql = _prelude("_reprice.sql")
+    sql = render_sql(_prelude("_reprice.sql"))  # the billing rule's buckets, rendered in
     try:
         con.execute(
             sql,
