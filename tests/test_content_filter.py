@@ -150,6 +150,16 @@ SPAN_CONTENT = {
         "logfire.msg",
         "request_data",
         "response_data",
+        "all_messages",  # pydantic-ai before 0.1
+        "agent",
+        "response",
+        "result",
+        "tool_responses",
+    ],
+    "openllmetry-vector-db": [
+        "db.query.result.documents.0",
+        "db.chromadb.query.result.documents",
+        "db.pinecone.query.result.0.metadata",
     ],
     "google-adk": [
         "gcp.vertex.agent.llm_request",
@@ -174,6 +184,7 @@ EVENT_CONTENT = {
         ("gen_ai.content.completion", "gen_ai.completion"),
     ],
     "vercel-ai": [("ai.stream.firstChunk", "ai.response.text")],
+    "openllmetry-vector-db": [("db.query.result", "db.query.result.documents.0")],
     "any": [("exception", "exception.message"), ("exception", "exception.stacktrace")],
 }
 LINK_CONTENT = {"any": ["input.value", "gen_ai.input.messages"]}

@@ -255,6 +255,26 @@ def test_pricing_check_refuses_1e308(tmp_path, capsys):
     assert err == (f"Error: {path}: model 'm1': price[0].input: {TOO_DEAR} 1E+308\n")
 
 
+def test_multipliers_together_cannot_lift_a_price_past_the_bound(tmp_path):
+    # Each factor is within (0, 100], yet provider x model x a $100,000 price would be $1e9.
+    text = (
+        MODEL.replace('provider = "acme"', 'provider = "acme"\nmultiplier = 100')
+        .replace(MATCH, f"{MATCH}\nmultiplier = 100")
+        .replace("input = 1", "input = 100000")
+    )
+    path = write(tmp_path, text)
+    assert load_error(path) == (
+        f"{path}: model 'm1': multiplier: x10000 makes input 1000000000 USD per million tokens, above 100000"
+    )
+
+
+def test_an_id_that_grows_when_lower_cased_is_held_to_the_length_bound():
+    from otel_costattr.pricing.table import candidate_ids
+
+    assert candidate_ids("\u0130" * 256, []) == []  # 256 characters, 512 once lower-cased
+    assert candidate_ids("A" * 256, []) == ["a" * 256]
+
+
 def test_multipliers_on_a_precise_price_stay_exact(tmp_path):
     # 23 + 18 + 18 significant digits, the most the bounds allow: beyond Decimal's default 28,
     # which used to round.

@@ -347,6 +347,14 @@ CONTENT_NAMESPACES = (
     "logfire.",
     "pydantic_ai.",
     "gcp.vertex.agent.",  # Google ADK
+    # OpenLLMetry's vector-database instrumentations: retrieved documents are RAG context.
+    "db.query.result",
+    "db.chromadb.",
+    "db.pinecone.",
+    "db.qdrant.",
+    "db.weaviate.",
+    "db.milvus.",
+    "db.lancedb.",
 )
 
 # Outside the namespaces, yet content: pydantic-ai / Logfire put messages, results and tool
@@ -356,6 +364,11 @@ CONTENT_NAMESPACES = (
 CONTENT_KEYS = frozenset(
     {
         "all_messages_events",
+        "all_messages",  # pydantic-ai before 0.1, on the run span
+        "agent",  # ...the agent serialised, system prompts included
+        "response",  # ...on the "model request" span
+        "result",
+        "tool_responses",  # ...on the "handle model response" span
         "events",
         "final_result",
         "prompt",

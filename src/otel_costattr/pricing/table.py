@@ -23,6 +23,7 @@ from .. import settings
 from .._resources import bundled_dir
 from .parse import (
     MAX_MODEL_ID,
+    MAX_PRICE,
     WIDE_CONTEXT,
     MatchRule,
     ModelSpec,
@@ -104,6 +105,24 @@ def epoch_ns(when: object) -> int:
     raise TypeError(f"expected epoch nanoseconds, a datetime or a date, got {when!r}")
 
 
+def _check_scaled(
+    spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...], factor: Decimal
+) -> None:
+    """Each multiplier is bounded on its own; together (provider x model, over an alias's
+    target) they must not lift a price past the bound a single price has."""
+    for period in periods:
+        schedules = [period.standard, *period.service_tiers.values()]
+        rates = [s.rates for s in schedules] + [t.rates for s in schedules for t in s.tiers]
+        rates += [w.rates for w in period.windows]
+        for r in rates:
+            for key, value in r.as_dict().items():
+                if value is not None and value > MAX_PRICE:
+                    raise PricingError(
+                        f"{provider.path}: model {spec.id!r}: multiplier: x{factor.normalize():f} makes"
+                        f" {key} {value.normalize():f} USD per million tokens, above {MAX_PRICE}"
+                    )
+
+
 def _entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...]) -> ModelEntry:
     factor = Decimal(1)
     for multiplier in (provider.multiplier, spec.multiplier):
@@ -111,6 +130,7 @@ def _entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, 
             factor = WIDE_CONTEXT.multiply(factor, multiplier)
     if factor != 1:
         periods = tuple(p.scaled(factor) for p in periods)
+        _check_scaled(spec, provider, periods, factor)
     since_ns = tuple(-(2**63) if p.since is None else _date_ns(p.since) for p in periods)
     return ModelEntry(
         id=spec.id,
@@ -131,9 +151,9 @@ def candidate_ids(model: str, normalize: Iterable[tuple[re.Pattern[str], str]]) 
     """``model`` lower-cased, then after each ``(pattern, replace)`` rewrite in turn
     (cumulative, first match only), without repeats: the ids resolution tries, in order.
     No form at all for an id longer than MAX_MODEL_ID characters: it is never resolved."""
-    if len(model) > MAX_MODEL_ID:
-        return []
     current = model.strip().lower()
+    if len(current) > MAX_MODEL_ID:  # after lower(): a few characters grow when lower-cased
+        return []
     forms = [current]
     for pattern, replace in normalize:
         current = pattern.sub(replace, current, count=1)
