@@ -1,13 +1,31 @@
--- Prelude shared by every rollup (files starting with "_" are not rollups). rollups/queries.py runs
--- it once per connection: TEMP objects only, so it works on a read-only connection and
--- leaves the database file untouched.
+-- The call contract: the relations every rollup reads, persisted in the database file as
+-- views so that any DuckDB client gets the attribution rules (files starting with "_" are
+-- not rollups). store/database.py runs this file as a migration; rollups/contract.py derives
+-- the rollups' TEMP macros from this same text (lines marked "@rollups" read differently
+-- there: see that module), so the rules are written once.
 --
--- costattr_calls(since, until, service, feature, agent [, p_trace := trace_id]): the model
--- calls of the window (of one trace when p_trace is given), each counted once and attributed.
+-- calls: one row per model call, all time, each counted once and attributed. Columns (named
+-- as in the spans table; rollups/contract.py CALL_COLUMNS is the same list, checked by tests):
+--   trace_id, span_id, parent_span_id, name, start_time, end_time, duration_ms,
+--   service_name, provider, request_model, response_model,
+--   model            priced_model, else response_model, else request_model
+--   input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
+--                    (input includes cache reads and writes, output includes reasoning)
+--   cost_usd         the cost stamped at the time; NULL when unpriced or implausible
+--   cost_status      as stamped, or 'implausible' (above $1,000,000 for one call, or
+--                    negative; see mapping.MAX_CALL_USD)
+--   cost_source, pricing_version, priced_model,
+--   feature, agent_name, agent_version   the call's own, else its nearest ancestor's
+--   step, conversation_id, attributes
+-- runs: one row per trace with at least one model call (rollups/contract.py RUN_COLUMNS):
+--   trace_id, name (the root span's), service_name, feature, agent_name, start_time,
+--   end_time, duration_ms, calls, unpriced_calls, cost_usd
+--
+-- The rules:
 --   * Only span_role = 'model_call' rows carry tokens and cost: agent and workflow spans
 --     that repeat the summed usage of their children never add to a total.
---   * The window selects calls by their own start time, so every rollup over the same window
---     adds up to the same total.
+--   * The rollups' window selects calls by their own start time (so every rollup over the
+--     same window adds up to the same total): the same as filtering calls on start_time.
 --   * feature, and agent (name and version together), are the call's own attributes or else
 --     those of its nearest ancestor that has them, found by walking parent_span_id: the
 --     processor copies identity down within a process, so this matters for calls from
@@ -18,23 +36,36 @@
 --   * step is gen_ai.agent.step as the processor numbered it (0-based among the model calls
 --     of the nearest agent in the same process); NULL outside an agent, and for calls from a
 --     process without the processor (it could not see the agent's other calls either).
---   * usd is the cost stamped at the time, NULL when unpriced or implausible (cost_status
---     'implausible': above $1,000,000 for one call, or negative; see mapping.MAX_CALL_USD).
---     usd_repriced is NULL here, and the recomputed cost when rollups/queries.py reprices
---     (it then redefines costattr_calls: _calls_repriced.sql; a LEFT JOIN to an empty table
---     on every call doubled the time of a rollup).
-CREATE OR REPLACE TEMP MACRO costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
+--   * A run is a trace: its name, start, end, service, agent and feature come from the root
+--     span, or from the first attributed call when the root is missing (a remote parent that
+--     exported elsewhere).
+--
+-- Changing this file changes the views of new files only: add a migration in
+-- store/database.py that runs it again (tests/test_calls_contract.py pins its digest).
+--
+-- In the rollups' macros, costattr_attributed(since, until, service, feature, agent
+-- [, p_trace := trace_id]) is calls restricted to a window (of one trace when p_trace is
+-- given) with call_row added (the spans row's rowid: names each stored call, even a span id
+-- stored twice, which is bad data); costattr_runs(since, until, service, feature, agent,
+-- p_order, p_limit) is runs over that window, p_order 'newest' (by first call) or 'cost', at
+-- most p_limit (NULL: all), roots read for the runs kept only.
+CREATE OR REPLACE VIEW calls AS  -- @rollups: CREATE OR REPLACE TEMP MACRO costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
 WITH RECURSIVE
--- call_row (the row's rowid) names each stored call, even a span id stored twice (bad
--- data): resolving and joining by it counts every stored call once.
+-- The columns of the contract, and call_row: resolving and joining by it counts every stored
+-- call once. Feature and agent come last: they are what attribution replaces.
 windowed AS NOT MATERIALIZED (
-    SELECT *, rowid AS call_row
+    SELECT
+        trace_id, span_id, parent_span_id, name, start_time, end_time, duration_ms,
+        service_name, provider, request_model, response_model, input_tokens, output_tokens,
+        cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_status,
+        cost_source, pricing_version, priced_model, step, conversation_id, attributes,
+        rowid AS call_row, feature, agent_name, agent_version
     FROM spans
     WHERE span_role = 'model_call'
-      AND (p_since IS NULL OR start_time >= p_since)
-      AND (p_until IS NULL OR start_time < p_until)
-      AND (p_service IS NULL OR service_name = p_service)
-      AND (p_trace IS NULL OR trace_id = lower(p_trace))
+      -- @rollups:   AND (p_since IS NULL OR start_time >= p_since)
+      -- @rollups:   AND (p_until IS NULL OR start_time < p_until)
+      -- @rollups:   AND (p_service IS NULL OR service_name = p_service)
+      -- @rollups:   AND (p_trace IS NULL OR trace_id = lower(p_trace))
 ),
 -- Calls missing feature or agent (two scans with simple filters read less than one with OR).
 lacking AS MATERIALIZED (
@@ -145,82 +176,84 @@ resolved AS MATERIALIZED (
 ),
 attributed AS NOT MATERIALIZED (
     -- Calls that carry their own identity (the usual case: the processor copied it).
-    SELECT * EXCLUDE (agent_name), agent_name AS agent
+    SELECT *
     FROM windowed
     WHERE feature IS NOT NULL AND agent_name IS NOT NULL
-    UNION ALL BY NAME
+    UNION ALL
     -- The others, with what their ancestors supplied.
     SELECT
-        l.* EXCLUDE (feature, agent_name, agent_version),
+        l.trace_id, l.span_id, l.parent_span_id, l.name, l.start_time, l.end_time,
+        l.duration_ms, l.service_name, l.provider, l.request_model, l.response_model,
+        l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
+        l.reasoning_tokens, l.cost_usd, l.cost_status, l.cost_source, l.pricing_version,
+        l.priced_model, l.step, l.conversation_id, l.attributes, l.call_row,
         CASE WHEN r.call_row IS NULL THEN l.feature ELSE r.feature END AS feature,
-        CASE WHEN r.call_row IS NULL THEN l.agent_name ELSE r.agent_name END AS agent,
+        CASE WHEN r.call_row IS NULL THEN l.agent_name ELSE r.agent_name END AS agent_name,
         CASE WHEN r.call_row IS NULL THEN l.agent_version ELSE r.agent_version END AS agent_version
     FROM lacking AS l
     LEFT JOIN resolved AS r ON r.call_row = l.call_row
-),
-calls AS NOT MATERIALIZED (
-    SELECT
-        c.trace_id, c.span_id, c.parent_span_id, c.name, c.start_time, c.end_time,
-        c.duration_ms, c.service_name, c.provider, c.request_model, c.response_model,
-        coalesce(c.priced_model, c.response_model, c.request_model) AS model,
-        c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens,
-        c.reasoning_tokens,
-        -- A cost no model call can have (mapping.MAX_CALL_USD, $1,000,000, or negative), in a
-        -- file written before the exporter refused them, is not summed: sums stay in range.
-        CASE WHEN c.cost_usd BETWEEN 0 AND 1000000 THEN c.cost_usd END AS usd,
-        CASE WHEN c.cost_usd < 0 OR c.cost_usd > 1000000 THEN 'implausible' ELSE c.cost_status END
-            AS cost_status,
-        c.pricing_version,
-        c.step, c.conversation_id, c.attributes,
-        c.feature, c.agent, c.agent_version, c.call_row
-    FROM attributed AS c
 )
-SELECT *
-FROM calls
-WHERE (p_feature IS NULL OR feature = p_feature)
-  AND (p_agent IS NULL OR agent = p_agent);
+SELECT
+    c.trace_id, c.span_id, c.parent_span_id, c.name, c.start_time, c.end_time,
+    c.duration_ms, c.service_name, c.provider, c.request_model, c.response_model,
+    coalesce(c.priced_model, c.response_model, c.request_model) AS model,
+    c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens,
+    c.reasoning_tokens,
+    -- A cost no model call can have (mapping.MAX_CALL_USD, $1,000,000, or negative), in a
+    -- file written before the exporter refused them, is not summed: sums stay in range.
+    CASE WHEN c.cost_usd BETWEEN 0 AND 1000000 THEN c.cost_usd END AS cost_usd,
+    CASE WHEN c.cost_usd < 0 OR c.cost_usd > 1000000 THEN 'implausible' ELSE c.cost_status END
+        AS cost_status,
+    c.cost_source, c.pricing_version, c.priced_model,
+    c.feature, c.agent_name, c.agent_version,
+    c.step, c.conversation_id, c.attributes
+    -- @rollups: , c.call_row
+FROM attributed AS c
+-- @rollups: WHERE (p_feature IS NULL OR c.feature = p_feature)
+-- @rollups:   AND (p_agent IS NULL OR c.agent_name = p_agent)
+;
 
-CREATE OR REPLACE TEMP MACRO costattr_calls(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
-SELECT *, NULL::DECIMAL(38, 18) AS usd_repriced
-FROM costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := p_trace);
+-- The rollups read the calls with usd_repriced next to the stamped cost: NULL here, the
+-- recomputed cost once _calls_repriced.sql redefines costattr_calls (a LEFT JOIN to an empty
+-- table on every call doubled the time of a rollup).
+-- @rollups: CREATE OR REPLACE TEMP MACRO costattr_calls(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
+-- @rollups: SELECT *, NULL::DECIMAL(38, 18) AS usd_repriced
+-- @rollups: FROM costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := p_trace);
 
--- costattr_runs(since, until, service, feature, agent, p_order, p_limit): the runs (a run is
--- a trace) with calls in the window, p_order 'newest' (by first call) or 'cost', at most
--- p_limit (NULL: all): cost of those calls, and name, start, duration, agent and feature
--- from the root span, or from the first attributed call when the root is missing (a remote
--- parent that exported elsewhere). Roots are read for the runs kept only.
-CREATE OR REPLACE TEMP MACRO costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit) AS TABLE
+CREATE OR REPLACE VIEW runs AS  -- @rollups: CREATE OR REPLACE TEMP MACRO costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit) AS TABLE
 WITH per_trace AS (
     SELECT
         trace_id,
         count(*) AS calls,
-        count(*) FILTER (WHERE usd IS NULL) AS unpriced_calls,
-        sum(usd) AS usd,
-        sum(usd_repriced) AS usd_repriced,
+        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
+        sum(cost_usd) AS cost_usd,
+        -- @rollups: sum(usd_repriced) AS usd_repriced,
         min(start_time) AS first_call,
         max(end_time) AS last_call,
-        arg_min(agent, start_time) FILTER (WHERE agent IS NOT NULL) AS first_agent,
+        arg_min(service_name, start_time) AS first_service,
+        arg_min(agent_name, start_time) FILTER (WHERE agent_name IS NOT NULL) AS first_agent,
         arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL) AS first_feature
-    FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
+    FROM calls  -- @rollups: FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
     GROUP BY trace_id
 ),
 kept AS MATERIALIZED (
     SELECT *
     FROM per_trace
-    ORDER BY
-        CASE WHEN p_order = 'cost' THEN usd END DESC NULLS LAST,
-        CASE WHEN p_order = 'cost' THEN calls END DESC,
-        first_call DESC,
-        trace_id
-    LIMIT p_limit
+    -- @rollups: ORDER BY
+    -- @rollups:     CASE WHEN p_order = 'cost' THEN cost_usd END DESC NULLS LAST,
+    -- @rollups:     CASE WHEN p_order = 'cost' THEN calls END DESC,
+    -- @rollups:     first_call DESC,
+    -- @rollups:     trace_id
+    -- @rollups: LIMIT p_limit
 ),
 roots AS (
     SELECT
         trace_id,
         arg_min(name, start_time) AS name,
+        arg_min(service_name, start_time) AS service_name,
         min(start_time) AS start_time,
         max(end_time) AS end_time,
-        arg_min(agent_name, start_time) FILTER (WHERE agent_name IS NOT NULL) AS agent,
+        arg_min(agent_name, start_time) FILTER (WHERE agent_name IS NOT NULL) AS agent_name,
         arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL) AS feature
     FROM spans
     WHERE parent_span_id IS NULL AND trace_id IN (SELECT trace_id FROM kept)
@@ -228,12 +261,15 @@ roots AS (
 )
 SELECT
     k.trace_id,
-    r.name AS run_name,
-    coalesce(r.agent, k.first_agent) AS agent,
+    r.name,
+    coalesce(r.service_name, k.first_service) AS service_name,
     coalesce(r.feature, k.first_feature) AS feature,
+    coalesce(r.agent_name, k.first_agent) AS agent_name,
     coalesce(r.start_time, k.first_call) AS start_time,
+    coalesce(r.end_time, k.last_call) AS end_time,
     (epoch_us(coalesce(r.end_time, k.last_call))
      - epoch_us(coalesce(r.start_time, k.first_call))) / 1000.0 AS duration_ms,
-    k.calls, k.unpriced_calls, k.usd, k.usd_repriced, k.first_call
+    k.calls, k.unpriced_calls, k.cost_usd
+    -- @rollups: , k.usd_repriced, k.first_call
 FROM kept AS k
-LEFT JOIN roots AS r USING (trace_id);
+LEFT JOIN roots AS r ON r.trace_id = k.trace_id;

@@ -1,5 +1,5 @@
 -- Prelude run by rollups/queries.py only when repricing: costattr_calls with usd_repriced filled from
--- costattr_repriced (see _reprice.sql), after the default definition in _calls.sql.
+-- costattr_repriced (see _reprice.sql), after the default definition derived from _calls.sql.
 CREATE TEMP TABLE IF NOT EXISTS costattr_repriced (
     trace_id VARCHAR NOT NULL,
     span_id VARCHAR NOT NULL,

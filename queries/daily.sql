@@ -9,7 +9,7 @@ SELECT
     feature,
     count(DISTINCT trace_id) AS runs,
     count(*) AS calls,
-    sum(usd) AS usd,
+    sum(cost_usd) AS usd,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY day, feature

@@ -9,13 +9,13 @@
 WITH per_run AS (
     SELECT
         trace_id,
-        agent,
+        agent_name AS agent,
         arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL) AS feature,
         count(*) AS calls,
-        sum(usd) AS usd,
+        sum(cost_usd) AS usd,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    GROUP BY trace_id, agent
+    GROUP BY trace_id, agent_name
 ),
 typical AS (
     SELECT agent, median(calls) AS median_calls, count(*) AS agent_runs

@@ -7,15 +7,15 @@
 -- Two levels (run, then agent version) rather than count(DISTINCT): see per_feature.sql.
 WITH per_run AS (
     SELECT
-        agent,
+        agent_name AS agent,
         agent_version,
         trace_id,
         min(start_time) AS first_call,
         count(*) AS calls,
-        sum(usd) AS usd,
+        sum(cost_usd) AS usd,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    GROUP BY agent, agent_version, trace_id
+    GROUP BY agent_name, agent_version, trace_id
 )
 SELECT
     agent,

@@ -13,8 +13,8 @@ WITH per_run AS (
         count(*) AS calls,
         sum(input_tokens) AS input_tokens,
         sum(output_tokens) AS output_tokens,
-        sum(usd) AS usd,
-        count(*) FILTER (WHERE usd IS NULL) AS unpriced_calls,
+        sum(cost_usd) AS usd,
+        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY feature, trace_id

@@ -13,8 +13,8 @@ SELECT
     sum(cache_write_tokens) AS cache_write_tokens,
     sum(output_tokens) AS output_tokens,
     sum(reasoning_tokens) AS reasoning_tokens,
-    sum(usd) AS usd,
-    count(*) FILTER (WHERE usd IS NULL) AS unpriced_calls,
+    sum(cost_usd) AS usd,
+    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY provider, model

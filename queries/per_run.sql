@@ -5,6 +5,8 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param limit INTEGER = 100     at most this many runs, newest first (0: all)
-SELECT trace_id, run_name, agent, feature, start_time, duration_ms, calls, usd, usd_repriced
+SELECT
+    trace_id, name AS run_name, agent_name AS agent, feature, start_time, duration_ms, calls,
+    cost_usd AS usd, usd_repriced
 FROM costattr_runs($since, $until, $service, $feature, $agent, 'newest', nullif($limit, 0))
 ORDER BY first_call DESC, trace_id;

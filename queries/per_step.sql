@@ -8,7 +8,7 @@ SELECT
     step,
     count(*) AS calls,
     round(avg(input_tokens))::BIGINT AS avg_input_tokens,
-    sum(usd) AS usd,
+    sum(cost_usd) AS usd,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY step

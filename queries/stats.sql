@@ -9,10 +9,10 @@ SELECT
     model,
     count(DISTINCT trace_id) AS runs,
     count(*) AS calls,
-    sum(usd) AS usd,
-    sum(usd) / sum(sum(usd)) OVER (PARTITION BY grouping(provider, model) = 0) AS usd_share,
+    sum(cost_usd) AS usd,
+    sum(cost_usd) / sum(sum(cost_usd)) OVER (PARTITION BY grouping(provider, model) = 0) AS usd_share,
     avg(duration_ms) AS avg_call_ms,
-    count(*) FILTER (WHERE usd IS NULL) AS unpriced_calls,
+    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY GROUPING SETS ((), (provider, model))

@@ -8,7 +8,8 @@
 -- @param min_tokens INTEGER = 20000  and at least this many tokens more
 WITH ordered AS (
     SELECT
-        trace_id, span_id, start_time, agent, feature, step, model, input_tokens, usd,
+        trace_id, span_id, start_time, agent_name AS agent, feature, step, model, input_tokens,
+        cost_usd AS usd,
         usd_repriced,
         lag(input_tokens) OVER run AS prev_input_tokens,
         lag(step) OVER run AS prev_step,

@@ -5,6 +5,8 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param limit INTEGER = 10      how many runs (0: all)
-SELECT trace_id, run_name, agent, feature, start_time, calls, unpriced_calls, usd, usd_repriced
+SELECT
+    trace_id, name AS run_name, agent_name AS agent, feature, start_time, calls, unpriced_calls,
+    cost_usd AS usd, usd_repriced
 FROM costattr_runs($since, $until, $service, $feature, $agent, 'cost', nullif($limit, 0))
 ORDER BY usd DESC NULLS LAST, calls DESC, first_call DESC, trace_id;

@@ -73,7 +73,7 @@ own AS MATERIALIZED (
     JOIN run AS r ON r.span_row = c.call_row
 ),
 nodes AS MATERIALIZED (
-    SELECT t.rid, t.prid, t.depth, (o.rid IS NOT NULL)::BIGINT AS calls, o.usd, o.usd_repriced
+    SELECT t.rid, t.prid, t.depth, (o.rid IS NOT NULL)::BIGINT AS calls, o.cost_usd AS usd, o.usd_repriced
     FROM tree AS t
     LEFT JOIN own AS o USING (rid)
 ),
@@ -119,14 +119,14 @@ SELECT
     s.span_role,
     s.start_time,
     s.duration_ms,
-    coalesce(c.agent, s.agent_name) AS agent,
+    coalesce(c.agent_name, s.agent_name) AS agent,
     coalesce(c.feature, s.feature) AS feature,
     c.step,
     c.model,
     CASE WHEN s.span_role = 'model_call' THEN s.input_tokens END AS input_tokens,
     CASE WHEN s.span_role = 'model_call' THEN s.output_tokens END AS output_tokens,
     c.cost_status,
-    c.usd,
+    c.cost_usd AS usd,
     p.calls AS subtree_calls,
     p.usd AS subtree_usd,
     c.usd_repriced,

@@ -19,6 +19,6 @@ SELECT
     arg_max(trace_id, start_time) AS example_trace_id,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-WHERE usd IS NULL OR cost_status IS DISTINCT FROM 'priced'
+WHERE cost_usd IS NULL OR cost_status IS DISTINCT FROM 'priced'
 GROUP BY cost_status, provider, model
 ORDER BY calls DESC, cost_status, provider NULLS LAST, model NULLS LAST;

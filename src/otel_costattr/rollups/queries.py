@@ -8,8 +8,9 @@ Each ``queries/<name>.sql`` answers one question and declares what it takes in a
 
 Values are bound as DuckDB named parameters (``$since``), never formatted into the SQL.
 A query that takes ``since`` also accepts ``days`` here (``since`` = now - days). Files
-starting with ``_`` are preludes, run once per connection: ``_calls.sql`` defines the
-attributed model calls every rollup reads (see that file for the attribution rules).
+starting with ``_`` are preludes, run once per connection: the macros `contract` derives from
+``_calls.sql`` (the call contract, persisted as the views ``calls`` and ``runs``; see that
+file for the attribution rules).
 
 Repricing: ``rollup(..., reprice=table_or_files)`` loads that pricing table into TEMP tables
 (`load_prices`) and recomputes each call's cost from its stored tokens in SQL
@@ -37,6 +38,7 @@ from ..pricing.parse import RATE_KEYS
 from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
+from .contract import rollup_prelude
 
 __all__ = [
     "WINDOW_PARAMS",
@@ -60,7 +62,6 @@ WINDOW_PARAMS = ("since", "until", "service", "feature", "agent")
 _TYPES = ("TIMESTAMP", "VARCHAR", "INTEGER", "DOUBLE")
 _PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
 _ABOUT = re.compile(r"--\s*@about\s+(.*)$")
-_PRELUDES = ("_calls.sql",)
 _REPRICED_SUFFIX = "_repriced"
 # Bounds on what a parameter can mean, so an absurd value is refused with its name instead of
 # overflowing a date or an integer deep inside Python or DuckDB (a traceback, not an answer).
@@ -155,6 +156,16 @@ def _queries() -> dict[str, Query]:
                 found[qname] = _parse(qname, item.read_text(encoding="utf-8"))
         _cache = found
     return _cache
+
+
+_contract: str | None = None
+
+
+def _contract_prelude() -> str:
+    global _contract
+    if _contract is None:
+        _contract = rollup_prelude()
+    return _contract
 
 
 def _prelude(name: str) -> str:
@@ -343,8 +354,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, *, repricing: bool = False) -> None
     """Create the TEMP relations the rollups read (idempotent, cheap); with ``repricing``,
     the variant of ``costattr_calls`` that reads ``costattr_repriced``."""
     try:
-        for name in _PRELUDES:
-            con.execute(_prelude(name))
+        con.execute(_contract_prelude())
         if repricing:
             con.execute(_prelude("_calls_repriced.sql"))
     except duckdb.Error as e:

@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from .._resources import bundled_dir
 from . import schema, spool
 
 # The spool's file functions live in store/spool.py; these names stay importable from here.
@@ -84,7 +85,13 @@ class Migration:
 
 # The column migrations come from the one column list (store/schema.py); any other migration
 # (views, indexes) is appended after them, in the order it was released.
-MIGRATIONS: tuple[Migration, ...] = (*(Migration(name, sql) for name, sql in schema.duckdb_migrations()),)
+MIGRATIONS: tuple[Migration, ...] = (
+    *(Migration(name, sql) for name, sql in schema.duckdb_migrations()),
+    # The call contract as the views `calls` and `runs`, so that any DuckDB client opening the
+    # file gets the attribution rules (rollups/contract.py derives the rollups' macros from the
+    # same file). CREATE OR REPLACE: when the rules change, a new migration runs it again.
+    Migration("0002_call_views", (bundled_dir("queries") / "_calls.sql").read_text(encoding="utf-8")),
+)
 
 _MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS costattr_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"

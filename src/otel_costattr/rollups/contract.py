@@ -1,0 +1,60 @@
+"""The call contract: the relations every rollup reads, and the one text they come from.
+
+``queries/_calls.sql`` defines the views ``calls`` (one row per model call, all time,
+attributed) and ``runs`` (one row per trace with model calls); the store persists them in
+the database file by running that file as a migration, so any DuckDB client gets the
+attribution rules. The rollups need the same relations over a window, with parameters bound
+and filters pushed into the scan of ``spans``: `rollup_prelude` derives their TEMP macros
+(``costattr_attributed``, ``costattr_runs``) from the same text, so the rules live once.
+
+The derivation is one rule: a line ``<indent>-- @rollups: <text>`` reads ``<indent><text>``
+in the macros, and a line ``<code>  -- @rollups: <text>`` reads ``<text>`` (indented as the
+code was). In the view those are comments.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .._resources import bundled_dir
+
+__all__ = ["CALL_COLUMNS", "CONTRACT_FILE", "RUN_COLUMNS", "contract_sql", "rollup_prelude"]
+
+CONTRACT_FILE = "_calls.sql"
+
+# The columns of the views, in order, named as in the spans table (the header of
+# queries/_calls.sql describes each; tests check the persisted views against these).
+CALL_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time", "duration_ms",
+    "service_name", "provider", "request_model", "response_model", "model",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+    "cost_usd", "cost_status", "cost_source", "pricing_version", "priced_model",
+    "feature", "agent_name", "agent_version", "step", "conversation_id", "attributes",
+)  # fmt: skip
+RUN_COLUMNS = (
+    "trace_id", "name", "service_name", "feature", "agent_name", "start_time", "end_time",
+    "duration_ms", "calls", "unpriced_calls", "cost_usd",
+)  # fmt: skip
+
+_MARK = "-- @rollups:"
+_TRAILING = re.compile(r"^(\s*)\S.*?\s+-- @rollups: (.*)$")
+_ALONE = re.compile(r"^(\s*)-- @rollups: (.*)$")
+
+
+def contract_sql() -> str:
+    """The text of ``queries/_calls.sql``: the statements that create the views."""
+    return (bundled_dir("queries") / CONTRACT_FILE).read_text(encoding="utf-8")
+
+
+def rollup_prelude(sql: str | None = None) -> str:
+    """The rollups' TEMP macros, derived from the contract text ``sql`` (default: the bundled
+    one) by reading each ``-- @rollups:`` line as its replacement."""
+    lines = []
+    for line in (contract_sql() if sql is None else sql).splitlines():
+        if _MARK in line:
+            m = _ALONE.match(line) or _TRAILING.match(line)
+            if m is None:
+                raise ValueError(f"{CONTRACT_FILE}: cannot read the marked line {line.strip()!r}")
+            line = m.group(1) + m.group(2)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
