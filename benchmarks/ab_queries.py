@@ -6,7 +6,8 @@
 
 On a shared machine two runs minutes apart measure the load as much as the change: here
 each round runs A then B on their own read-only connections (each with its folder's
-``_calls.sql`` prelude), so both see the same load. Prints the median wall and CPU time of
+``_calls.sql`` prelude: run as it is when it defines macros, as the rollups derive it when it
+defines the persisted views), so both see the same load. Prints the median wall and CPU time of
 each and the median of the per-round ratios B / A.
 """
 
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 import duckdb
+
+from otel_costattr.rollups.contract import rollup_prelude
 
 WINDOW = {"since": None, "until": None, "service": None, "feature": None, "agent": None}
 EXTRA = {"per_run": {"limit": 100}, "top_runs": {"limit": 10}}
@@ -36,7 +39,8 @@ def main() -> None:
     cons = {}
     for key, folder in folders.items():
         cons[key] = duckdb.connect(args.db, read_only=True)
-        cons[key].execute((folder / "_calls.sql").read_text())
+        contract = (folder / "_calls.sql").read_text()
+        cons[key].execute(rollup_prelude(contract) if "-- @rollups:" in contract else contract)
     print(f"{'rollup':<12}{'A ms (cpu)':>16}{'B ms (cpu)':>16}{'B / A':>8}")
     for name in args.rollups.split(","):
         params = {**WINDOW, **EXTRA.get(name, {})}
