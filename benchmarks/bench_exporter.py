@@ -13,7 +13,9 @@ For each batch size:
 
 Spans come from a real TracerProvider: per agent run 1 invoke_agent span, 3 chat spans
 (tokens, cache reads, no cost stamped, so the exporter prices them) and 3 execute_tool spans.
-Figures are the median of ``--repeat`` runs.
+Figures are the median of ``--repeat`` runs; CPU is the whole process's (the ingester thread
+included) per span, over the exporter's run. "map" is the CPU of mapping alone (the best of
+``--repeat``): what a change to the row mapping moves, measurable on a busy machine.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ def make_spans(count: int) -> list[ReadableSpan]:
     provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("bench.agent", "1.0")
-    run = 0
-    while len(memory.get_finished_spans()) < count:
-        run += 1
+    # Counted, not asked: get_finished_spans() copies every span so far (quadratic).
+    per_run = 7
+    for run in range(1, -(-count // per_run) + 1):
         agent = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": "planner",
@@ -89,20 +91,25 @@ def batches(spans: list[ReadableSpan], size: int) -> list[list[ReadableSpan]]:
     return [spans[i : i + size] for i in range(0, len(spans), size)]
 
 
-def run_exporter(folder: Path, spans: list[ReadableSpan], size: int, pricing: PriceTable) -> float:
+def run_exporter(
+    folder: Path, spans: list[ReadableSpan], size: int, pricing: PriceTable
+) -> tuple[float, float]:
+    """(spans/s, process CPU µs per span) of export() + force_flush() over ``spans``."""
     path = folder / f"exporter-{size}-{time.monotonic_ns()}.duckdb"
     exporter = DuckDBSpanExporter(path, pricing=pricing)
     work = batches(spans, size)
     start = time.perf_counter()
+    cpu_start = time.process_time()  # the whole process: the ingester thread counts too
     for batch in work:
         if exporter.export(batch) is not SpanExportResult.SUCCESS:
             raise SystemExit("export failed")
     if not exporter.force_flush(60_000):
         raise SystemExit("force_flush failed")
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     exporter.shutdown()
     check(path, len(spans))
-    return len(spans) / elapsed
+    return len(spans) / elapsed, cpu / len(spans) * 1e6
 
 
 def run_ceiling(folder: Path, spans: list[ReadableSpan], size: int, pricing: PriceTable) -> float:
@@ -118,6 +125,18 @@ def run_ceiling(folder: Path, spans: list[ReadableSpan], size: int, pricing: Pri
     elapsed = time.perf_counter() - start
     check(path, len(spans))
     return len(spans) / elapsed
+
+
+def run_mapping(spans: list[ReadableSpan], size: int, pricing: PriceTable) -> float:
+    """CPU µs per span of mapping alone (spans -> Arrow tables, as export() does it): no I/O,
+    no ingester thread, so the steadiest of the three figures on a busy machine."""
+    mapper = SpanMapper(pricing)
+    mapper.table(spans[:size])  # warm the key caches, as a running exporter has them
+    work = batches(spans, size)
+    start = time.process_time()
+    for batch in work:
+        mapper.table(batch)
+    return (time.process_time() - start) / len(spans) * 1e6
 
 
 def check(path: Path, expected: int) -> None:
@@ -142,14 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"making {args.spans} spans ...", file=sys.stderr)
     spans = make_spans(args.spans)
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at start", file=sys.stderr)
-    print(f"{'batch':>6} {'exporter spans/s':>17} {'ceiling spans/s':>16} {'ratio':>6}")
+    print(
+        f"{'batch':>6} {'exporter spans/s':>17} {'cpu us/span':>12} {'map cpu us/span':>16}"
+        f" {'ceiling spans/s':>16} {'ratio':>6}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-exporter-") as tmp:
         folder = Path(tmp)
         for size in args.batch:
             ours = [run_exporter(folder, spans, size, pricing) for _ in range(args.repeat)]
             ceiling = [run_ceiling(folder, spans, size, pricing) for _ in range(args.repeat)]
-            a, b = statistics.median(ours), statistics.median(ceiling)
-            print(f"{size:>6} {a:>17,.0f} {b:>16,.0f} {a / b:>6.2f}", flush=True)
+            a, b = statistics.median(r for r, _ in ours), statistics.median(ceiling)
+            cpu = statistics.median(c for _, c in ours)
+            mapping = min(run_mapping(spans, size, pricing) for _ in range(args.repeat))
+            print(
+                f"{size:>6} {a:>17,.0f} {cpu:>12.1f} {mapping:>16.2f} {b:>16,.0f} {a / b:>6.2f}", flush=True
+            )
     print(f"load average {os.getloadavg()[0]:.2f} at end", file=sys.stderr)
     return 0
 
