@@ -1,8 +1,12 @@
-"""One finished span -> one row of the ``spans`` table. Usable without the exporter.
+"""One span record -> one row of the ``spans`` table. Usable without the exporter.
 
-`SpanMapper.row(span)` gives a dict (for people and tests); `SpanMapper.table(spans)` gives
-the same rows as a pyarrow Table. The per-span path is written for speed (locals, one tuple
-per span, no helper call per column): extraction dominates export time.
+The mapper reads `SpanRecord`s only (``spans/record.py``), whichever adapter made them: the
+SDK's (``sdk/seam.py``) or OTLP's (``spans/otlp.py``). For convenience it also takes finished
+SDK spans, which it turns into records through the SDK adapter first.
+
+`SpanMapper.row(record)` gives a dict (for people and tests); `SpanMapper.table(records)`
+gives the same rows as a pyarrow Table. The per-record path is written for speed (locals, one
+tuple per record, no helper call per column): extraction dominates export time.
 
 What a row holds (the store's schema contract, see `store/database.py`):
 
@@ -43,6 +47,7 @@ from .. import semconv
 from ..cost.engine import CostStatus, compute_cost
 from ..pricing.table import PriceTable, default_pricing
 from ..store.schema import SPANS, arrow_schema
+from .record import SpanRecord
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,6 @@ _USD_LIMIT = Decimal(10) ** 26  # DECIMAL(38, 12): 26 digits before the point
 MAX_CALL_USD = Decimal(1_000_000)
 IMPLAUSIBLE = "implausible"
 _QUANT = Context(prec=60, rounding=ROUND_HALF_EVEN)
-_MISSING = object()
 _EPOCH = dt.datetime(1970, 1, 1)
 _NO_MODEL = (None,) * 10  # the token and cost columns of a span that is not a model call
 _MAX_STEP = 2**31 - 1
@@ -85,18 +89,29 @@ _TEXT_KEYS = (
 )
 
 
-def _plain(attrs: Any) -> Mapping[str, Any]:
-    """The attributes as a mapping that is cheap to read, never copied when avoidable."""
-    if attrs is None:
-        return {}
+def _plain(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Attributes as a dict (what the adapters give already: then the same object)."""
     if type(attrs) is dict:
         return attrs
-    # The SDK's BoundedAttributes keeps a plain dict: reading it directly skips a Python-level
-    # __getitem__ per lookup, which is most of the extraction time. Read only, never written.
-    inner = getattr(attrs, "_dict", None)
-    if type(inner) is dict:
-        return inner
-    return dict(attrs)
+    return {} if attrs is None else dict(attrs)
+
+
+def _reraise(span: Any) -> None:
+    """An ``on_skip`` for one span asked for by name: its error is the caller's."""
+    raise  # noqa: PLE0704 - called inside the adapter's except block
+
+
+def _records(spans: Iterable[Any], on_skip: Any) -> Sequence[SpanRecord]:
+    """``spans`` as records: records as they are, anything else (finished SDK spans) through
+    the SDK adapter, the only code that reads their insides."""
+    spans = spans if isinstance(spans, (list, tuple)) else list(spans)
+    if all(type(s) is SpanRecord for s in spans):
+        return spans
+    from ..sdk.seam import records_from_sdk  # the SDK's side of the flow, asked for by the caller
+
+    if not any(type(s) is SpanRecord for s in spans):
+        return records_from_sdk(spans, on_skip)
+    return [r for s in spans for r in ((s,) if type(s) is SpanRecord else records_from_sdk((s,), on_skip))]
 
 
 def _text(value: Any) -> str | None:
@@ -123,9 +138,9 @@ def _error_description(description: str, events: Sequence[Any]) -> str:
     """A status description without exception text: when the span recorded an exception, the
     description is the SDK's "Type: message" of it (or the message alone, set by hand), and
     an exception message can quote a model's output (`semconv.CONTENT_KEYS`). The type stays."""
-    for event in reversed(events):
-        if event.name == "exception":
-            kind = _plain(event.attributes).get("exception.type")
+    for name, _, attrs in reversed(events):
+        if name == "exception":
+            kind = attrs.get("exception.type")
             return kind if type(kind) is str and kind else "exception"
     return description
 
@@ -194,7 +209,7 @@ def stamped_usd(value: float) -> Decimal | None:
 
 
 class SpanMapper:
-    """Maps finished spans to rows of the ``spans`` table.
+    """Maps span records (or finished SDK spans) to rows of the ``spans`` table.
 
     ``pricing`` prices spans that arrive without a cost (default: `default_pricing()`,
     loaded on first use). ``capture_content=True`` keeps prompt and completion attributes.
@@ -211,10 +226,9 @@ class SpanMapper:
         self._strict_keys: set[str] = set()
         self._number_keys: set[str] = set()
         self.content_dropped = 0  # attributes left out as message content, over all spans
-        # id(object) -> (object, value): the object is kept so a reused id cannot alias.
-        self._resources: dict[int, tuple[Any, tuple[str, str | None]]] = {}
-        self._scopes: dict[int, tuple[Any, tuple[str | None, str | None]]] = {}
-        self.errors = 0  # spans that could not be mapped (logged, never silent)
+        # id(resource attributes) -> (them, their JSON): kept so a reused id cannot alias.
+        self._resources: dict[int, tuple[Any, str]] = {}
+        self.errors = 0  # spans that could not be read or mapped (logged, never silent)
 
     @property
     def pricing(self) -> PriceTable:
@@ -223,8 +237,13 @@ class SpanMapper:
             self._pricing = default_pricing()
         return self._pricing
 
-    def row(self, span: Any) -> dict[str, Any]:
-        """One span as a dict keyed by column name, valued as the table stores it."""
+    def row(self, span: SpanRecord | Any) -> dict[str, Any]:
+        """One record (or finished SDK span) as a dict keyed by column name, valued as the
+        table stores it."""
+        if type(span) is not SpanRecord:
+            from ..sdk.seam import records_from_sdk
+
+            (span,) = records_from_sdk((span,), _reraise)
         row = dict(zip(COLUMN_NAMES, self._values(span), strict=True))
         row["cost_usd"] = quantize_usd(row["cost_usd"])
         for key in ("start_time", "end_time"):  # as the table holds them: naive UTC
@@ -232,25 +251,30 @@ class SpanMapper:
                 row[key] = _EPOCH + dt.timedelta(microseconds=row[key])
         return row
 
-    def rows(self, spans: Iterable[Any]) -> list[tuple[Any, ...]]:
-        """Value tuples in column order, for `rows_to_table`; a span that cannot be mapped is
-        logged and skipped. Repeats are kept: the store drops them on insert."""
+    def rows(self, spans: Iterable[SpanRecord | Any]) -> list[tuple[Any, ...]]:
+        """Value tuples in column order, for `rows_to_table`; a record or span that cannot be
+        mapped is logged, counted in `errors` and skipped. Repeats are kept: the store drops
+        them on insert."""
         out: list[tuple[Any, ...]] = []
         append = out.append
-        for span in spans:
+        for record in _records(spans, self.skipped):
             try:
-                append(self._values(span))
+                append(self._values(record))
             except Exception:
-                self.errors += 1
-                if self.errors & (self.errors - 1) == 0:  # 1st, 2nd, 4th...: never a flood
-                    logger.exception(
-                        "otel-costattr: could not map span %r; skipped (%d so far)", span, self.errors
-                    )
+                self.skipped(record)
         return out
 
-    def table(self, spans: Iterable[Any]) -> pa.Table:
-        """The rows of ``spans`` as a pyarrow Table with `SCHEMA`."""
+    def table(self, spans: Iterable[SpanRecord | Any]) -> pa.Table:
+        """The rows of ``spans`` (records, or finished SDK spans) as a pyarrow Table with
+        `SCHEMA`."""
         return rows_to_table(self.rows(spans))
+
+    def skipped(self, span: Any) -> None:
+        """Count and log a span that could not be read or mapped (call it inside the
+        ``except`` block): for `seam.records_from_sdk`'s ``on_skip``."""
+        self.errors += 1
+        if self.errors & (self.errors - 1) == 0:  # 1st, 2nd, 4th...: never a flood
+            logger.exception("otel-costattr: could not map span %r; skipped (%d so far)", span, self.errors)
 
     def _clean(self, attrs: Mapping[str, Any], strict: bool = False) -> tuple[Mapping[str, Any], int]:
         """``attrs`` without message content unless captured (the same object when it has none),
@@ -282,66 +306,59 @@ class SpanMapper:
         dropped = len(attrs) - len(kept)
         return (kept if dropped else attrs), dropped
 
-    def _resource(self, resource: Any) -> tuple[str, str | None]:
-        """(JSON, service.name) of a resource: computed once per resource object."""
+    def _resource(self, resource: Mapping[str, Any]) -> str:
+        """The JSON of a resource's attributes: computed once per attributes object."""
         hit = self._resources.get(id(resource))
         if hit is None or hit[0] is not resource:
-            attrs = _plain(getattr(resource, "attributes", None))
-            hit = (resource, (_json(dict(attrs)), _text(attrs.get("service.name"))))
+            hit = (resource, _json(_plain(resource)))
             if len(self._resources) > 64:
                 self._resources.clear()
             self._resources[id(resource)] = hit
-        return hit[1]
-
-    def _scope(self, scope: Any) -> tuple[str | None, str | None]:
-        """(name, version) of an instrumentation scope."""
-        hit = self._scopes.get(id(scope))
-        if hit is None or hit[0] is not scope:
-            hit = (scope, (getattr(scope, "name", None) or None, getattr(scope, "version", None)))
-            if len(self._scopes) > 256:
-                self._scopes.clear()
-            self._scopes[id(scope)] = hit
         return hit[1]
 
     def _events(self, events: Sequence[Any]) -> tuple[str, int]:
         """The events as JSON, and how many of their attributes were left out as content."""
         out = []
         dropped = 0
-        for e in events:
-            name = e.name
-            attrs, n = self._clean(_plain(e.attributes), type(name) is str and semconv.is_genai_name(name))
+        for name, time_ns, attrs in events:
+            attrs, n = self._clean(_plain(attrs), type(name) is str and semconv.is_genai_name(name))
             dropped += n
-            out.append({"name": name, "time_unix_nano": e.timestamp, "attributes": dict(attrs)})
+            out.append({"name": name, "time_unix_nano": time_ns, "attributes": attrs})
         return _json(out), dropped
 
     def _links(self, links: Sequence[Any]) -> tuple[str, int]:
         """The links as JSON, and how many of their attributes were left out as content."""
         out = []
         dropped = 0
-        for link in links:
-            attrs, n = self._clean(_plain(link.attributes))
+        for trace_id, span_id, attrs in links:
+            attrs, n = self._clean(_plain(attrs))
             dropped += n
-            out.append(
-                {
-                    "trace_id": format(link.context.trace_id, "032x"),
-                    "span_id": format(link.context.span_id, "016x"),
-                    "attributes": dict(attrs),
-                }
-            )
+            out.append({"trace_id": trace_id, "span_id": span_id, "attributes": attrs})
         return _json(out), dropped
 
-    def _values(self, span: Any) -> tuple[Any, ...]:
+    def _values(self, record: SpanRecord) -> tuple[Any, ...]:
         # Hot path (extraction dominates export time): locals, no per-column helper calls.
-        raw = getattr(span, "_attributes", _MISSING)
-        attrs = _plain(span.attributes if raw is _MISSING else raw)
+        (
+            trace_id,
+            span_id,
+            parent_span_id,
+            start,
+            end,
+            name,
+            kind,
+            status_code,
+            description,
+            resource,
+            service,
+            scope_name,
+            scope_version,
+            attrs,
+            events,
+            links,
+        ) = record
+        if type(attrs) is not dict:
+            attrs = _plain(attrs)
         get = attrs.get
-        ctx = span.context
-        parent = span.parent
-        start = span.start_time
-        end = span.end_time
-        status = span.status
-        resource_json, service = self._resource(span.resource)
-        scope_name, scope_version = self._scope(span.instrumentation_scope)
         role = semconv.span_role(attrs)._value_
         model_cols = self._model_columns(attrs, start) if role == "model_call" else _NO_MODEL
         text = [get(key) for key in _TEXT_KEYS]
@@ -349,18 +366,14 @@ class SpanMapper:
             if value is not None and (type(value) is not str or not value):
                 text[i] = _text(value)
         kept, dropped = self._clean(attrs)
-        description = status.description or None
         events_json = links_json = "[]"
-        events = getattr(span, "_events", _MISSING)
         if events:
-            events = span.events if events is _MISSING else events
             events_json, n = self._events(events)
             dropped += n
             if description is not None and not self.capture_content:
                 description = _error_description(description, events)
-        links = getattr(span, "_links", _MISSING)
         if links:
-            links_json, n = self._links(span.links if links is _MISSING else links)
+            links_json, n = self._links(links)
             dropped += n
         if dropped:
             # Said in the row itself: a reader can tell a span without content from one whose
@@ -368,15 +381,15 @@ class SpanMapper:
             self.content_dropped += dropped
             kept = {**kept, semconv.CONTENT_DROPPED: dropped}
         return (
-            ctx.trace_id.to_bytes(16, "big").hex(),  # 25% faster than format(..., "032x")
-            ctx.span_id.to_bytes(8, "big").hex(),
-            parent.span_id.to_bytes(8, "big").hex() if parent is not None else None,
-            span.name,
-            span.kind._name_,
+            trace_id,
+            span_id,
+            parent_span_id,
+            name,
+            kind,
             start // 1000 if start is not None else None,
             end // 1000 if end is not None else None,
             (end - start) / 1e6 if start is not None and end is not None else None,
-            status.status_code._name_,
+            status_code,
             description,
             service,
             scope_name,
@@ -396,7 +409,7 @@ class SpanMapper:
             text[7],
             text[8],
             _json(kept),
-            resource_json,
+            self._resource(resource),
             events_json,
             links_json,
         )
@@ -488,7 +501,7 @@ def rows_to_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
 
 
 def span_to_row(
-    span: Any, *, pricing: PriceTable | None = None, capture_content: bool = False
+    span: SpanRecord | Any, *, pricing: PriceTable | None = None, capture_content: bool = False
 ) -> dict[str, Any]:
-    """One span as a ``spans`` row (a dict keyed by column name)."""
+    """One record (or finished SDK span) as a ``spans`` row (a dict keyed by column name)."""
     return SpanMapper(pricing, capture_content=capture_content).row(span)

@@ -7,9 +7,10 @@ or, with no code: ``OTEL_TRACES_EXPORTER=duckdb opentelemetry-instrument python 
 
 How a batch travels (see store/database.py for why):
 
-1. ``export`` maps the spans to rows (`mapping.SpanMapper`) and writes them as one durable
-   spool file next to the database (temp name, fsync, atomic rename), then returns SUCCESS:
-   an acknowledged batch survives SIGKILL. It never waits for the database lock.
+1. ``export`` reads the spans (`sdk.seam.records_from_sdk`), maps them to rows
+   (`spans.rows.SpanMapper`) and writes them as one durable spool file next to the database
+   (temp name, fsync, atomic rename), then returns SUCCESS: an acknowledged batch survives
+   SIGKILL. It never waits for the database lock.
 2. A background thread moves spool files into the database every ``ingest_interval``
    seconds (sooner once 32k rows wait) with a short-lived connection, so the file lock is
    held only while ingesting and other processes (readers, other exporters) get the file in
@@ -46,6 +47,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import settings, telemetry
 from ..pricing.table import PriceTable, default_pricing
+from ..sdk import seam
 from ..spans.rows import SpanMapper
 from . import database as store
 from . import spool
@@ -177,7 +179,8 @@ class DuckDBSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         try:
             self._ensure_worker()
-            table = self._mapper.table(spans)
+            mapper = self._mapper
+            table = mapper.table(seam.records_from_sdk(spans, mapper.skipped))
             if table.num_rows == 0:
                 return SpanExportResult.SUCCESS
             if self._buffer:
