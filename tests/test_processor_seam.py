@@ -334,3 +334,56 @@ def test_add_attributes_defers_to_the_sdk_at_its_limits():
     span.end()
     seam.add_attributes(span, {"d": 4})  # ended: ignored, as set_attribute does
     assert "d" not in span.attributes
+
+
+def _finished_with_everything():
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "s"}), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("scope", "1.0")
+    with tracer.start_as_current_span("parent") as parent:
+        link = Link(parent.get_span_context(), {"l": 1})
+        child = tracer.start_span("child", kind=SpanKind.CLIENT, attributes={"a": (1, 2)}, links=[link])
+        child.add_event("e", {"x": "y"}, timestamp=5)
+        child.set_status(Status(StatusCode.ERROR, "bad"))
+        child.end()
+    return exporter.get_finished_spans()
+
+
+def test_records_from_sdk_public_path_gives_the_same_records(monkeypatch):
+    """The SDK adapter's private reads (`_attributes._dict`, `_events`...) and the public API
+    it falls back to when the SDK changes read the same span the same way."""
+    spans = _finished_with_everything()
+    fast = seam.records_from_sdk(spans)
+    monkeypatch.setattr(seam, "_fast", False)
+    public = seam.records_from_sdk(spans)
+    assert fast == public
+    child = fast[0]
+    assert (child.name, child.kind, child.status_code, child.status_message) == (
+        "child",
+        "CLIENT",
+        "ERROR",
+        "bad",
+    )
+    assert child.parent_span_id == fast[1].span_id
+    assert child.events == (("e", 5, {"x": "y"}),)
+    assert child.links == ((fast[1].trace_id, fast[1].span_id, {"l": 1}),)
+    assert type(child.attributes) is dict  # the live dict, not a proxy to copy per lookup
+    assert (child.service_name, child.scope_name, child.scope_version) == ("s", "scope", "1.0")
+
+
+def test_records_from_sdk_skips_what_it_cannot_read(caplog):
+    spans = _finished_with_everything()
+    skipped = []
+
+    def on_skip(span):
+        skipped.append(span)
+
+    got = seam.records_from_sdk([object(), spans[0]], on_skip)
+    assert [r.name for r in got] == ["child"] and len(skipped) == 1
+    with caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.seam"):
+        assert seam.records_from_sdk([None]) == []
+    assert "could not read span" in caplog.text
