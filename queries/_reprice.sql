@@ -22,6 +22,12 @@ WITH counts AS (
              ELSE 0 END AS cache_write_1h_tokens
     FROM costattr_calls($since, $until, $service, $feature, $agent, p_trace := $trace_id)
     WHERE input_tokens IS NOT NULL
+      -- Counts the engine would call invalid (over cost.engine.MAX_TOKENS, 100,000,000, or
+      -- negative: rows another tool wrote) get no price, as in compute_cost.
+      AND greatest(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                   reasoning_tokens) <= 100000000
+      AND least(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                reasoning_tokens) >= 0
 ),
 usage AS (
     SELECT
@@ -56,4 +62,6 @@ candidates AS (
 )
 SELECT trace_id, span_id, usd
 FROM candidates
-WHERE pick = 1;
+-- The bound a stored cost has (spans.rows.MAX_CALL_USD): beyond it a repriced call is
+-- implausible too, and is never summed.
+WHERE pick = 1 AND usd BETWEEN 0 AND 1000000;

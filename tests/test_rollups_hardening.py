@@ -164,6 +164,25 @@ def test_an_implausible_call_can_still_be_repriced(tmp_path):
     assert row["usd_repriced"] == D("0.0035")  # 1000 x $2.50 + 100 x $10 per million
 
 
+def test_repricing_absurd_stored_tokens_never_overflows(tmp_path):
+    """Rows another tool wrote (or an older file) with token counts no call has: repricing
+    gives them no price, as compute_cost would, and no sum overflows."""
+    from otel_costattr.cost.engine import MAX_TOKENS
+
+    path = tmp_path / "spans.duckdb"
+    export(path, [None] * 3)
+    con = store.connect(path)
+    try:
+        con.execute("UPDATE spans SET input_tokens = 9000000000000000000 WHERE span_role = 'model_call'")
+    finally:
+        con.close()
+    table = load_pricing()
+    for name in ("per_model", "stats", "per_feature", "daily"):
+        rows = rollup(name, db=path, reprice=table)
+        assert all(r.get("usd_repriced") in (None, Decimal(0)) for r in rows), (name, rows)
+    assert MAX_TOKENS == 100_000_000  # the bound queries/_reprice.sql spells out
+
+
 # --- parameters -------------------------------------------------------------------------
 
 
