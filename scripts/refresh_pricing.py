@@ -38,7 +38,7 @@ from pricing_refresh.build import TABLE_FILE, Refresh, build, outputs
 from pricing_refresh.config import load_config
 from pricing_refresh.diff import describe
 
-from otel_costattr.pricing.table import PricingError
+from otel_costattr.pricing.model import PricingError
 
 REPO = Path(__file__).resolve().parents[1]
 PRICING_DIR = REPO / "pricing"

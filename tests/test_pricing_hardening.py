@@ -18,7 +18,7 @@ from test_pricing_file import load_error, write
 
 from otel_costattr import CostStatus, PricingError, Usage, compute_cost, load_pricing
 from otel_costattr.cli import main
-from otel_costattr.pricing.parse import MatchRule
+from otel_costattr.pricing.model import MatchRule
 from otel_costattr.pricing.table import _read_table_file
 from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import COST, COST_STATUS

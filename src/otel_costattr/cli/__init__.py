@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ..demo import DemoError
-from ..pricing.parse import PricingError
+from ..pricing.model import PricingError
 from ..rollups.queries import RollupError
 from ..store.database import StoreError
 from ..version import __version__

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import click
 
 from ..cost.engine import Usage, compute_cost
-from ..pricing.parse import MAX_MODEL_ID, RATE_KEYS, PricingError, parse_provider_file
+from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, PricingError
+from ..pricing.parse import parse_provider_file
 from ..pricing.table import load_pricing
 from .options import price_table, pricing_option
 from .output import CLIError, Record, Table, exact, money, output, rate

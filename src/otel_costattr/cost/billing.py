@@ -14,7 +14,7 @@ their own (``less``), takes them off. Whether it does is what the bucket's ``fla
 they exceed it); False, it does not; unknown (None), inferred: it does unless they exceed it.
 A bucket with no flag always includes its ``less`` (`Usage.problem` refuses usage where they
 exceed it). Each bucket is billed at one rate, a `RATE_KEYS` name; a model without that rate
-pays the documented fallback, which `pricing.parse.Rates` applies when the table is loaded.
+pays the documented fallback, which `pricing.model.Rates` applies when the table is loaded.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import NamedTuple
 
-from ..pricing.parse import RATE_KEYS
+from ..pricing.model import RATE_KEYS
 
 
 class Bucket(NamedTuple):

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..pricing.parse import MAX_MODEL_ID, RATE_KEYS
+from ..pricing.model import MAX_MODEL_ID, RATE_KEYS
 from ..semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
 from . import billing
 from .engine import MAX_TOKENS, CostStatus, select_rates

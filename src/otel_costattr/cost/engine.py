@@ -23,7 +23,7 @@ import enum
 from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
-from ..pricing.parse import MAX_MODEL_ID, RATE_KEYS, Rates
+from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, Rates
 from ..pricing.table import ModelEntry, PriceTable, Quote, default_pricing, epoch_ns
 from . import billing
 

@@ -1,1 +1,2 @@
-"""Pricing tables: the file format (parse), the loaded table and model resolution (table)."""
+"""Pricing tables: the data model (model), the file format (parse), the loaded table and model
+resolution (table)."""

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .. import settings
 from .._resources import bundled_dir
-from .parse import (
+from .model import (
     MAX_MODEL_ID,
     MAX_PRICE,
     WIDE_CONTEXT,
@@ -33,10 +33,8 @@ from .parse import (
     Rates,
     Tier,
     TimeWindow,
-    compile_rule,
-    parse_provider_file,
-    read_toml,
 )
+from .parse import compile_rule, parse_provider_file, read_toml
 
 ENV_PRICING_FILES = settings.PRICING_FILES
 TABLE_FILE = "_table.toml"

@@ -34,7 +34,7 @@ import duckdb
 
 from .._resources import bundled_dir
 from ..cost.billing import render_sql
-from ..pricing.parse import RATE_KEYS
+from ..pricing.model import RATE_KEYS
 from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store

@@ -1,0 +1,215 @@
+"""The pricing data model: what a validated pricing file says, and the rates' arithmetic.
+
+`parse.py` builds these from TOML (and is the only place that checks a file); the loaded
+table (`table.py`) and the cost engine read them. Every price is a `Decimal`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Context, Decimal
+
+RATE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+SERVICE_TIERS = ("batch", "flex", "priority")
+MATCH_KINDS = ("equals", "starts_with", "ends_with", "regex")
+
+# Model ids longer than this are never resolved (a span reporting one gets invalid_usage):
+# it bounds what a match rule or normalisation costs on one id, and the bytes every
+# resolution cache keyed by id can hold. The longest real id is under 100 characters.
+MAX_MODEL_ID = 256
+# Sane bounds, checked at load: 100x the dearest model today, a factor of 100 either way, a
+# threshold above any context window. Eighteen decimal places keep every product of a price
+# and two multipliers within 66 digits, which WIDE_CONTEXT computes exactly (SQL repricing
+# holds 12 and refuses finer rates itself: see rollups.queries).
+MAX_PRICE = Decimal(100_000)
+MAX_MULTIPLIER = Decimal(100)
+MAX_TIER_ABOVE = 10**9
+MAX_DECIMALS = 18
+WIDE_CONTEXT = Context(prec=80)
+
+
+class PricingError(ValueError):
+    """A pricing file (or table) is malformed. The message names file, model and field."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    """USD per million tokens. ``None`` means "not priced separately" (see pricing/README.md)."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
+    # The same rates as integers over 10**scale, so the cost engine adds integers (exact and
+    # fast) and builds one Decimal at the end. Order: input, output, cache_read, cache_write,
+    # cache_write_1h, reasoning, with the documented fallbacks already applied.
+    scale: int = field(init=False, repr=False, compare=False)
+    ints: tuple[int, int, int, int, int, int] = field(init=False, repr=False, compare=False)
+    # Tokens x ints / usd_divisor = USD (rates are per million tokens).
+    usd_divisor: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = [v for v in self.as_dict().values() if v is not None]
+        scale = max((max(0, -int(v.as_tuple().exponent)) for v in values), default=0)
+        unit = Decimal(10) ** scale
+
+        def as_int(value: Decimal | None, fallback: int) -> int:
+            return fallback if value is None else int(WIDE_CONTEXT.multiply(value, unit))
+
+        i_in = as_int(self.input, 0)
+        i_out = as_int(self.output, 0)
+        i_cw = as_int(self.cache_write, i_in)
+        ints = (i_in, i_out, as_int(self.cache_read, i_in), i_cw, as_int(self.cache_write_1h, i_cw),
+                as_int(self.reasoning, i_out))  # fmt: skip
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "ints", ints)
+        object.__setattr__(self, "usd_divisor", 10 ** (scale + 6))
+
+    def scaled(self, factor: Decimal) -> Rates:
+        """These rates multiplied by ``factor`` (a negotiated discount)."""
+        values = {
+            k: (None if v is None else WIDE_CONTEXT.multiply(v, factor)) for k, v in self.as_dict().items()
+        }
+        return Rates(**values)
+
+    def as_dict(self) -> dict[str, Decimal | None]:
+        return {k: getattr(self, k) for k in RATE_KEYS}
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Above ``above`` input tokens, every token of the request pays ``rates``."""
+
+    above: int
+    rates: Rates
+
+
+@dataclass(frozen=True)
+class PriceSchedule:
+    """Base rates plus the long-context tiers that replace them on large requests."""
+
+    rates: Rates
+    tiers: tuple[Tier, ...] = ()
+
+    def scaled(self, factor: Decimal) -> PriceSchedule:
+        return PriceSchedule(
+            self.rates.scaled(factor), tuple(Tier(t.above, t.rates.scaled(factor)) for t in self.tiers)
+        )
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Daily UTC window [start, end) in seconds after midnight, during which ``rates`` replace
+    the base rates (peak / off-peak pricing). ``start > end`` wraps past midnight."""
+
+    start: int
+    end: int
+    rates: Rates
+
+    def contains(self, second_of_day: int) -> bool:
+        if self.start <= self.end:
+            return self.start <= second_of_day < self.end
+        return second_of_day >= self.start or second_of_day < self.end
+
+
+@dataclass(frozen=True)
+class PricePeriod:
+    """The prices in force from ``since`` (UTC date, ``None``: always) until the next period.
+
+    Precedence for one call: a requested service tier the period prices, else an active
+    time-of-day window, else the standard schedule (with its long-context tiers).
+    """
+
+    since: dt.date | None
+    standard: PriceSchedule
+    service_tiers: Mapping[str, PriceSchedule]
+    windows: tuple[TimeWindow, ...] = ()
+
+    def scaled(self, factor: Decimal) -> PricePeriod:
+        return PricePeriod(
+            self.since,
+            self.standard.scaled(factor),
+            {k: v.scaled(factor) for k, v in self.service_tiers.items()},
+            tuple(TimeWindow(w.start, w.end, w.rates.scaled(factor)) for w in self.windows),
+        )
+
+    # Convenience accessors for the standard base rates.
+    @property
+    def input(self) -> Decimal:
+        return self.standard.rates.input
+
+    @property
+    def output(self) -> Decimal:
+        return self.standard.rates.output
+
+    @property
+    def cache_read(self) -> Decimal | None:
+        return self.standard.rates.cache_read
+
+    @property
+    def cache_write(self) -> Decimal | None:
+        return self.standard.rates.cache_write
+
+    @property
+    def cache_write_1h(self) -> Decimal | None:
+        return self.standard.rates.cache_write_1h
+
+    @property
+    def reasoning(self) -> Decimal | None:
+        return self.standard.rates.reasoning
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    """One match rule: ``kind`` is equals, starts_with, ends_with or regex (full match)."""
+
+    kind: str
+    value: str
+    pattern: re.Pattern[str] | None = None
+
+    def matches(self, model_id: str) -> bool:
+        if self.kind == "equals":
+            return model_id == self.value
+        if self.kind == "starts_with":
+            return model_id.startswith(self.value)
+        if self.kind == "ends_with":
+            return model_id.endswith(self.value)
+        assert self.pattern is not None
+        return self.pattern.fullmatch(model_id) is not None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ``[[model]]`` as written: prices or an ``alias_of`` another model."""
+
+    id: str
+    name: str | None
+    rules: tuple[MatchRule, ...]
+    examples: tuple[str, ...]
+    source: str | None
+    retrieved: dt.date | None
+    deprecated: bool
+    periods: tuple[PricePeriod, ...]
+    alias_of: str | None
+    multiplier: Decimal | None
+
+
+@dataclass(frozen=True)
+class ProviderFile:
+    """One parsed and validated pricing file."""
+
+    path: str
+    provider: str
+    name: str | None
+    otel_names: tuple[str, ...]
+    fallback: tuple[str, ...]
+    source: str | None
+    retrieved: dt.date | None
+    via: str | None
+    multiplier: Decimal | None
+    models: tuple[ModelSpec, ...]
