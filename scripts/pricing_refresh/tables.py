@@ -16,8 +16,9 @@ from typing import Any
 
 import tomli_w
 
+from otel_costattr.pricing.entry import ModelEntry
 from otel_costattr.pricing.model import PricingError
-from otel_costattr.pricing.table import ModelEntry, PriceTable, candidate_ids, load_pricing
+from otel_costattr.pricing.table import PriceTable, candidate_ids, load_pricing
 
 from .config import ProviderConfig
 from .convert import SERVICE_TIERS, Model, escape, rates, same_prices

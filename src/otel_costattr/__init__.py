@@ -1,8 +1,9 @@
 """otel-costattr: turn OpenTelemetry GenAI spans into dollars per feature, agent, step and run."""
 
 from .cost.engine import MAX_TOKENS, BillableTokens, CallCost, CostStatus, Usage, compute_cost
+from .pricing.entry import ModelEntry
 from .pricing.model import PricePeriod, PricingError, Rates
-from .pricing.table import ENV_PRICING_FILES, ModelEntry, PriceTable, default_pricing, load_pricing
+from .pricing.table import ENV_PRICING_FILES, PriceTable, default_pricing, load_pricing
 from .sdk.processor import CostSpanProcessor
 from .semconv import ModelCall, SpanRole, read_model_call, span_role
 from .version import __version__

@@ -23,8 +23,9 @@ import enum
 from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
+from ..pricing.entry import ModelEntry, epoch_ns
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, Rates
-from ..pricing.table import ModelEntry, PriceTable, Quote, default_pricing, epoch_ns
+from ..pricing.table import PriceTable, Quote, default_pricing
 from . import billing
 
 # Far beyond any context window (2M tokens today): a count this large is a bug upstream, and

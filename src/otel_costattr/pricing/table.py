@@ -7,27 +7,21 @@ caches the answer so pricing stays cheap on a hot path.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import re
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
 from .. import settings
 from .._resources import bundled_dir
+from .entry import ModelEntry, build_entry
 from .model import (
     MAX_MODEL_ID,
-    MAX_PRICE,
-    WIDE_CONTEXT,
     MatchRule,
     ModelSpec,
-    PricePeriod,
     PricingError,
     ProviderFile,
     Rates,
@@ -44,105 +38,6 @@ _TABLE_KEYS = {"version", "providers", "normalize"}
 # keys (about 13 MB in the worst, 4-byte-per-character case, 3 MB for ASCII): span data can
 # hold arbitrary strings, and 4096 one-megabyte ids would otherwise pin 4 GB.
 _CACHE_LIMIT = 4096
-_NS_PER_DAY = 86_400 * 10**9
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A priced model: canonical id, provider and its price history (oldest first)."""
-
-    id: str
-    provider: str
-    name: str | None
-    periods: tuple[PricePeriod, ...]
-    rules: tuple[MatchRule, ...] = field(repr=False)
-    source: str | None = None
-    retrieved: dt.date | None = None
-    deprecated: bool = False
-    origin: str = ""
-    alias_of: str | None = None
-    _since_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
-
-    def price_at(self, when: object = None) -> PricePeriod:
-        """The prices in force at ``when`` (datetime, date, epoch nanoseconds; None: now).
-
-        A time before the first recorded price gets the first one: a model is not called
-        before it exists, so that only happens with clock skew.
-        """
-        return self.period_for_ns(epoch_ns(when))
-
-    def period_for_ns(self, ns: int) -> PricePeriod:
-        """`price_at` for epoch nanoseconds, the form OTel spans carry."""
-        return self.periods[self.period_index(ns)]
-
-    def period_index(self, ns: int) -> int:
-        """The index in `periods` of the prices in force at epoch nanoseconds ``ns``."""
-        since = self._since_ns
-        index = len(since) - 1
-        while index > 0 and since[index] > ns:
-            index -= 1
-        return index
-
-
-def _date_ns(day: dt.date) -> int:
-    return (day - dt.date(1970, 1, 1)).days * _NS_PER_DAY
-
-
-def epoch_ns(when: object) -> int:
-    """Epoch nanoseconds for ``when``: nanoseconds as OTel carries them, a datetime (naive
-    means UTC), a date (UTC midnight) or None (now)."""
-    if when is None:
-        return time.time_ns()
-    if isinstance(when, int) and not isinstance(when, bool):
-        return when
-    if isinstance(when, dt.datetime):
-        aware = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-        return int(aware.timestamp() * 1_000_000) * 1000
-    if isinstance(when, dt.date):
-        return _date_ns(when)
-    raise TypeError(f"expected epoch nanoseconds, a datetime or a date, got {when!r}")
-
-
-def _check_scaled(
-    spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...], factor: Decimal
-) -> None:
-    """Each multiplier is bounded on its own; together (provider x model, over an alias's
-    target) they must not lift a price past the bound a single price has."""
-    for period in periods:
-        schedules = [period.standard, *period.service_tiers.values()]
-        rates = [s.rates for s in schedules] + [t.rates for s in schedules for t in s.tiers]
-        rates += [w.rates for w in period.windows]
-        for r in rates:
-            for key, value in r.as_dict().items():
-                if value is not None and value > MAX_PRICE:
-                    raise PricingError(
-                        f"{provider.path}: model {spec.id!r}: multiplier: x{factor.normalize():f} makes"
-                        f" {key} {value.normalize():f} USD per million tokens, above {MAX_PRICE}"
-                    )
-
-
-def _entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...]) -> ModelEntry:
-    factor = Decimal(1)
-    for multiplier in (provider.multiplier, spec.multiplier):
-        if multiplier is not None:
-            factor = WIDE_CONTEXT.multiply(factor, multiplier)
-    if factor != 1:
-        periods = tuple(p.scaled(factor) for p in periods)
-        _check_scaled(spec, provider, periods, factor)
-    since_ns = tuple(-(2**63) if p.since is None else _date_ns(p.since) for p in periods)
-    return ModelEntry(
-        id=spec.id,
-        provider=provider.provider,
-        name=spec.name,
-        periods=periods,
-        rules=spec.rules,
-        source=spec.source or provider.source,
-        retrieved=spec.retrieved or provider.retrieved,
-        deprecated=spec.deprecated,
-        origin=provider.path,
-        alias_of=spec.alias_of,
-        _since_ns=since_ns,
-    )
 
 
 def candidate_ids(model: str, normalize: Iterable[tuple[re.Pattern[str], str]]) -> list[str]:
@@ -502,7 +397,7 @@ def _build(
                         f"{pf.path}: model {spec.id!r}: alias_of: no priced model {spec.alias_of!r}"
                     )
                 periods = target.periods
-            providers[pid].entries.append(_entry(spec, pf, periods))
+            providers[pid].entries.append(build_entry(spec, pf, periods))
         providers[pid].index()
 
     return PriceTable(version, digest, list(providers.values()), names, normalize, files)
