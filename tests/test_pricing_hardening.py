@@ -269,7 +269,7 @@ def test_multipliers_together_cannot_lift_a_price_past_the_bound(tmp_path):
 
 
 def test_an_id_that_grows_when_lower_cased_is_held_to_the_length_bound():
-    from otel_costattr.pricing.table import candidate_ids
+    from otel_costattr.pricing.resolve import candidate_ids
 
     assert candidate_ids("\u0130" * 256, []) == []  # 256 characters, 512 once lower-cased
     assert candidate_ids("A" * 256, []) == ["a" * 256]

@@ -18,7 +18,8 @@ import tomli_w
 
 from otel_costattr.pricing.entry import ModelEntry
 from otel_costattr.pricing.model import PricingError
-from otel_costattr.pricing.table import PriceTable, candidate_ids, load_pricing
+from otel_costattr.pricing.resolve import candidate_ids
+from otel_costattr.pricing.table import PriceTable, load_pricing
 
 from .config import ProviderConfig
 from .convert import SERVICE_TIERS, Model, escape, rates, same_prices

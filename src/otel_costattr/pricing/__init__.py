@@ -1,2 +1,3 @@
 """Pricing tables: the data model (model), the file format (parse), a priced model and its
-price history (entry), the loaded table and model resolution (table)."""
+price history (entry), the id forms tried and the per-provider index (resolve), the loaded
+table with its search order and caches (table)."""

@@ -20,7 +20,6 @@ from .._resources import bundled_dir
 from .entry import ModelEntry, build_entry
 from .model import (
     MAX_MODEL_ID,
-    MatchRule,
     ModelSpec,
     PricingError,
     ProviderFile,
@@ -29,6 +28,7 @@ from .model import (
     TimeWindow,
 )
 from .parse import compile_rule, parse_provider_file, read_toml
+from .resolve import ProviderIndex, candidate_ids
 
 ENV_PRICING_FILES = settings.PRICING_FILES
 TABLE_FILE = "_table.toml"
@@ -38,51 +38,6 @@ _TABLE_KEYS = {"version", "providers", "normalize"}
 # keys (about 13 MB in the worst, 4-byte-per-character case, 3 MB for ASCII): span data can
 # hold arbitrary strings, and 4096 one-megabyte ids would otherwise pin 4 GB.
 _CACHE_LIMIT = 4096
-
-
-def candidate_ids(model: str, normalize: Iterable[tuple[re.Pattern[str], str]]) -> list[str]:
-    """``model`` lower-cased, then after each ``(pattern, replace)`` rewrite in turn
-    (cumulative, first match only), without repeats: the ids resolution tries, in order.
-    No form at all for an id longer than MAX_MODEL_ID characters: it is never resolved."""
-    current = model.strip().lower()
-    if len(current) > MAX_MODEL_ID:  # after lower(): a few characters grow when lower-cased
-        return []
-    forms = [current]
-    for pattern, replace in normalize:
-        current = pattern.sub(replace, current, count=1)
-        if current not in forms:
-            forms.append(current)
-    return forms
-
-
-class _Provider:
-    """The models of one provider, with a fast path for exact ids."""
-
-    def __init__(self, pid: str, fallback: tuple[str, ...]) -> None:
-        self.id = pid
-        self.fallback = fallback
-        self.entries: list[ModelEntry] = []
-        self.exact: dict[str, ModelEntry] = {}
-        self.patterns: list[tuple[MatchRule, ModelEntry]] = []
-
-    def index(self) -> None:
-        self.exact.clear()
-        self.patterns.clear()
-        for entry in self.entries:
-            for rule in entry.rules:
-                if rule.kind == "equals":
-                    self.exact.setdefault(rule.value, entry)
-                else:
-                    self.patterns.append((rule, entry))
-
-    def match(self, model_id: str) -> ModelEntry | None:
-        hit = self.exact.get(model_id)
-        if hit is not None:
-            return hit
-        for rule, entry in self.patterns:
-            if rule.matches(model_id):
-                return entry
-        return None
 
 
 _ALWAYS = (float("-inf"), float("inf"))
@@ -109,7 +64,7 @@ class PriceTable:
         self,
         version: str,
         digest: str,
-        providers: Sequence[_Provider],
+        providers: Sequence[ProviderIndex],
         names: dict[str, str],
         normalize: Sequence[tuple[re.Pattern[str], str]],
         files: Sequence[str],
@@ -349,7 +304,7 @@ def _build(
     normalize: list[tuple[re.Pattern[str], str]],
     files: list[str],
 ) -> PriceTable:
-    providers: dict[str, _Provider] = {}
+    providers: dict[str, ProviderIndex] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
     names: dict[str, str] = {}
     claimed_by_bundled: dict[str, str] = {}
@@ -357,7 +312,7 @@ def _build(
     ordered = [*user, *bundled]
     for pf in ordered:
         if pf.provider not in providers:
-            providers[pf.provider] = _Provider(pf.provider, pf.fallback)
+            providers[pf.provider] = ProviderIndex(pf.provider, pf.fallback)
             specs[pf.provider] = []
         elif pf.fallback and not providers[pf.provider].fallback:
             providers[pf.provider].fallback = pf.fallback
