@@ -21,12 +21,13 @@ from test_mapping import CHAT
 from test_producers import DRIVER, run_in_venv
 
 from otel_costattr import semconv
+from otel_costattr.spans import content
 from otel_costattr.spans.rows import _TEXT_KEYS, SpanMapper
 from otel_costattr.store import database as store
 from otel_costattr.store.exporter import DuckDBSpanExporter
 
 SENTINEL = "SECRET-PROMPT-123"
-DROPPED = semconv.CONTENT_DROPPED
+DROPPED = content.CONTENT_DROPPED
 USER = {"app.feature": "search", "user.id": "u-7", "app.tenant": "acme-corp", "http.route": "/ask"}
 CALL = {
     **CHAT,  # model, provider, operation, tokens
@@ -389,30 +390,30 @@ def test_every_spelling_the_library_reads_is_kept():
     """What lands in a typed column or prices a call is also kept in the attributes JSON."""
     read = {*semconv.CALL_KEYS, *semconv.GENAI_KEYS, *_TEXT_KEYS, semconv.COST, semconv.RESPONSE_ID}
     read |= {semconv.AGENT_STEP, semconv.COST_STATUS, semconv.PRICING_VERSION, semconv.PRICED_MODEL}
-    assert {key: semconv.content_rule(key) for key in read} == dict.fromkeys(read, semconv.ContentRule.KEEP)
+    assert {key: content.content_rule(key) for key in read} == dict.fromkeys(read, content.ContentRule.KEEP)
 
 
 # -- property: under a GenAI namespace, only the allowlist reaches the store ---------------
 
 _SUFFIX = st.text(string.ascii_letters + string.digits + "._", min_size=1, max_size=24)
-_NAMESPACED = st.builds(lambda ns, rest: ns + rest, st.sampled_from(semconv.CONTENT_NAMESPACES), _SUFFIX)
+_NAMESPACED = st.builds(lambda ns, rest: ns + rest, st.sampled_from(content.CONTENT_NAMESPACES), _SUFFIX)
 _KEYS = st.one_of(
     _NAMESPACED,
-    st.sampled_from(sorted(semconv.SAFE_KEYS)),
-    st.sampled_from(sorted(semconv.CONTENT_KEYS)),
-    st.builds(lambda ns, rest: ns + rest, st.sampled_from(semconv.NUMBER_PREFIXES), _SUFFIX),
+    st.sampled_from(sorted(content.SAFE_KEYS)),
+    st.sampled_from(sorted(content.CONTENT_KEYS)),
+    st.builds(lambda ns, rest: ns + rest, st.sampled_from(content.NUMBER_PREFIXES), _SUFFIX),
 )
 _VALUES = st.one_of(st.just(SENTINEL), st.just(f"[{{'content': '{SENTINEL}'}}]"), st.integers(0, 10**6))
 _GENAI_EVENTS = ["gen_ai.user.message", "gen_ai.choice", "gen_ai.content.completion", "ai.stream.finish"]
 
 
 def allowed(key: str, value) -> bool:
-    """The allowlist, restated from the data rather than through `semconv.content_rule`."""
-    if key in semconv.SAFE_KEYS or key.startswith(semconv.SAFE_PREFIXES):
+    """The allowlist, restated from the data rather than through `content.content_rule`."""
+    if key in content.SAFE_KEYS or key.startswith(content.SAFE_PREFIXES):
         return True
-    if key in semconv.CONTENT_KEYS:
+    if key in content.CONTENT_KEYS:
         return False
-    return key.startswith(semconv.NUMBER_PREFIXES) and type(value) in (int, float, bool)
+    return key.startswith(content.NUMBER_PREFIXES) and type(value) in (int, float, bool)
 
 
 @pytest.fixture(scope="module")

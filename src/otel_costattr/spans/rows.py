@@ -47,6 +47,7 @@ from .. import semconv
 from ..cost.engine import CostStatus, compute_cost
 from ..pricing.table import PriceTable, default_pricing
 from ..store.schema import SPANS, arrow_schema
+from . import content
 from .record import SpanRecord
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ _QUANT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 _EPOCH = dt.datetime(1970, 1, 1)
 _NO_MODEL = (None,) * 10  # the token and cost columns of a span that is not a model call
 _MAX_STEP = 2**31 - 1
-_KEEP, _KEEP_NUMBER = semconv.ContentRule.KEEP, semconv.ContentRule.KEEP_NUMBER
-_NUMBER_TYPES = semconv.NUMBER_TYPES
+_KEEP, _KEEP_NUMBER = content.ContentRule.KEEP, content.ContentRule.KEEP_NUMBER
+_NUMBER_TYPES = content.NUMBER_TYPES
 _KEY_CACHE_LIMIT = 8192
 # Text columns read straight from one attribute, in the order `_values` places them.
 _TEXT_KEYS = (
@@ -137,7 +138,7 @@ def _step(value: Any) -> int | None:
 def _error_description(description: str, events: Sequence[Any]) -> str:
     """A status description without exception text: when the span recorded an exception, the
     description is the SDK's "Type: message" of it (or the message alone, set by hand), and
-    an exception message can quote a model's output (`semconv.CONTENT_KEYS`). The type stays."""
+    an exception message can quote a model's output (`content.CONTENT_KEYS`). The type stays."""
     for name, _, attrs in reversed(events):
         if name == "exception":
             kind = attrs.get("exception.type")
@@ -218,7 +219,7 @@ class SpanMapper:
     def __init__(self, pricing: PriceTable | None = None, *, capture_content: bool = False) -> None:
         self._pricing = pricing
         self.capture_content = bool(capture_content)
-        # Keys whose fate is known (semconv.content_rule), so that attributes whose keys were
+        # Keys whose fate is known (content.content_rule), so that attributes whose keys were
         # all seen cost one set operation. Bounded: keys are span data. Kept in span
         # attributes, links and plain events / kept in events named in a GenAI namespace /
         # kept when a number.
@@ -279,14 +280,14 @@ class SpanMapper:
     def _clean(self, attrs: Mapping[str, Any], strict: bool = False) -> tuple[Mapping[str, Any], int]:
         """``attrs`` without message content unless captured (the same object when it has none),
         and how many attributes were left out. ``strict``: the attributes of an event named in
-        a GenAI namespace (see `semconv.content_rule`)."""
+        a GenAI namespace (see `content.content_rule`)."""
         plain = self._strict_keys if strict else self._plain_keys
         if self.capture_content or plain.issuperset(attrs):
             return attrs, 0  # the usual case, decided by one C-level pass over the keys
         rest = attrs.keys() - plain
         if self._number_keys.issuperset(rest) and all(type(attrs[key]) in _NUMBER_TYPES for key in rest):
             return attrs, 0  # plus counts of an open-ended family (gen_ai.usage.*), as numbers
-        rule = semconv.content_rule
+        rule = content.content_rule
         kept = {}
         known: list[str] = []
         numbers: list[str] = []
@@ -321,7 +322,7 @@ class SpanMapper:
         out = []
         dropped = 0
         for name, time_ns, attrs in events:
-            attrs, n = self._clean(_plain(attrs), type(name) is str and semconv.is_genai_name(name))
+            attrs, n = self._clean(_plain(attrs), type(name) is str and content.is_genai_name(name))
             dropped += n
             out.append({"name": name, "time_unix_nano": time_ns, "attributes": attrs})
         return _json(out), dropped
@@ -379,7 +380,7 @@ class SpanMapper:
             # Said in the row itself: a reader can tell a span without content from one whose
             # content the store left out.
             self.content_dropped += dropped
-            kept = {**kept, semconv.CONTENT_DROPPED: dropped}
+            kept = {**kept, content.CONTENT_DROPPED: dropped}
         return (
             trace_id,
             span_id,
