@@ -33,12 +33,9 @@ how the provider was configured. A cost no single call can have (not a number, n
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
-from json.encoder import c_make_encoder as _c_make_encoder  # None off CPython
 from typing import Any
 
 import pyarrow as pa
@@ -48,6 +45,7 @@ from ..cost.engine import CostStatus, compute_cost
 from ..pricing.table import PriceTable, default_pricing
 from ..store.schema import SPANS, arrow_schema
 from . import content
+from .encode import column_text, to_json
 from .record import SpanRecord
 
 logger = logging.getLogger(__name__)
@@ -115,14 +113,6 @@ def _records(spans: Iterable[Any], on_skip: Any) -> Sequence[SpanRecord]:
     return [r for s in spans for r in ((s,) if type(s) is SpanRecord else records_from_sdk((s,), on_skip))]
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value or None
-    if isinstance(value, (bool, int, float)):
-        return str(value)
-    return None
-
-
 def _step(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -144,43 +134,6 @@ def _error_description(description: str, events: Sequence[Any]) -> str:
             kind = attrs.get("exception.type")
             return kind if type(kind) is str and kind else "exception"
     return description
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/Infinity; keep the fact as text
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-if _c_make_encoder is not None:
-    # The C encoder without JSONEncoder.encode's Python-level wrapper: 1 µs a span saved, a
-    # tenth of the extraction. No circular-reference markers: attribute values cannot nest.
-    _c_encode = _c_make_encoder(
-        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
-    )
-
-    def _encode(value: Any) -> str:
-        return "".join(_c_encode(value, 0))
-
-else:  # pragma: no cover - CPython always has the C encoder
-    _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-
-
-def _json(value: Any) -> str:
-    try:
-        return _encode(value)
-    except ValueError:
-        return _encode(_finite(value))
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 def quantize_usd(value: Decimal | None) -> Decimal | None:
@@ -311,7 +264,7 @@ class SpanMapper:
         """The JSON of a resource's attributes: computed once per attributes object."""
         hit = self._resources.get(id(resource))
         if hit is None or hit[0] is not resource:
-            hit = (resource, _json(_plain(resource)))
+            hit = (resource, to_json(_plain(resource)))
             if len(self._resources) > 64:
                 self._resources.clear()
             self._resources[id(resource)] = hit
@@ -325,7 +278,7 @@ class SpanMapper:
             attrs, n = self._clean(_plain(attrs), type(name) is str and content.is_genai_name(name))
             dropped += n
             out.append({"name": name, "time_unix_nano": time_ns, "attributes": attrs})
-        return _json(out), dropped
+        return to_json(out), dropped
 
     def _links(self, links: Sequence[Any]) -> tuple[str, int]:
         """The links as JSON, and how many of their attributes were left out as content."""
@@ -335,7 +288,7 @@ class SpanMapper:
             attrs, n = self._clean(_plain(attrs))
             dropped += n
             out.append({"trace_id": trace_id, "span_id": span_id, "attributes": attrs})
-        return _json(out), dropped
+        return to_json(out), dropped
 
     def _values(self, record: SpanRecord) -> tuple[Any, ...]:
         # Hot path (extraction dominates export time): locals, no per-column helper calls.
@@ -365,7 +318,7 @@ class SpanMapper:
         text = [get(key) for key in _TEXT_KEYS]
         for i, value in enumerate(text):
             if value is not None and (type(value) is not str or not value):
-                text[i] = _text(value)
+                text[i] = column_text(value)
         kept, dropped = self._clean(attrs)
         events_json = links_json = "[]"
         if events:
@@ -397,9 +350,9 @@ class SpanMapper:
             scope_version,
             role,
             text[0],
-            _text(_first(attrs, semconv.PROVIDER_KEYS)),
+            column_text(_first(attrs, semconv.PROVIDER_KEYS)),
             text[1],
-            _text(get("gen_ai.response.model") or get("llm.model_name")),
+            column_text(get("gen_ai.response.model") or get("llm.model_name")),
             *model_cols,
             text[2],
             text[3],
@@ -409,7 +362,7 @@ class SpanMapper:
             text[6],
             text[7],
             text[8],
-            _json(kept),
+            to_json(kept),
             self._resource(resource),
             events_json,
             links_json,
@@ -423,8 +376,8 @@ class SpanMapper:
             # A stamp that is not a believable cost says its producer is broken: it is kept
             # visible as such (the raw value stays in the attributes JSON), not silently
             # replaced by our own price; `--reprice` still prices the stored tokens.
-            status = _text(attrs.get(semconv.COST_STATUS)) or CostStatus.PRICED.value
-            version = _text(attrs.get(semconv.PRICING_VERSION))
+            status = column_text(attrs.get(semconv.COST_STATUS)) or CostStatus.PRICED.value
+            version = column_text(attrs.get(semconv.PRICING_VERSION))
             value = stamped_usd(stamped)
             tokens = None
             if value is None:
@@ -438,7 +391,13 @@ class SpanMapper:
                     value = quantize_usd(exact.total)
             elif call.usage.problem() is None:
                 tokens = call.usage.billable()
-            cost: tuple[Any, ...] = (value, status, "span", version, _text(attrs.get(semconv.PRICED_MODEL)))
+            cost: tuple[Any, ...] = (
+                value,
+                status,
+                "span",
+                version,
+                column_text(attrs.get(semconv.PRICED_MODEL)),
+            )
         else:
             priced = self._engine(call, start, table)
             tokens = priced.tokens  # the engine's buckets: zeros for no usage, None if invalid
