@@ -19,15 +19,8 @@ What a row holds (the store's schema contract, see `store/database.py`):
 - every attribute, resource attribute, event and link as JSON, except message content
   (prompts, completions) unless ``capture_content=True``: trace stores leak customer data.
 
-Cost: a span stamped by a processor (``gen_ai.usage.cost``) keeps its figure, as
-``Decimal(str(float))`` rounded to 12 places, ``cost_source = 'span'``. When it says it was
-priced (``costattr.status = 'priced'``) with the very table this mapper holds (same
-``costattr.pricing_version``) and the engine reproduces the same float, the engine's exact
-Decimal is stored instead: same price, without the float's rounding. Either way the column
-holds 12 decimal places (round half even beyond that). A span without a cost is
-priced here by the same engine, ``cost_source = 'exporter'``, so the store does not depend on
-how the provider was configured. A cost no single call can have (not a number, negative, above
-`MAX_CALL_USD`), stamped or computed, is stored as NULL with ``cost_status = 'implausible'``.
+The token and cost columns of a model call, and how a stamped cost is trusted, are
+``spans/cost_columns.py``'s.
 """
 
 from __future__ import annotations
@@ -35,16 +28,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
 
 from .. import semconv
-from ..cost.engine import CostStatus, compute_cost
 from ..pricing.table import PriceTable, default_pricing
 from ..store.schema import SPANS, arrow_schema
 from . import content
+from .cost_columns import NO_CALL, model_columns, quantize_usd
 from .encode import column_text, to_json
 from .record import SpanRecord
 
@@ -56,20 +48,7 @@ COLUMNS: tuple[tuple[str, pa.DataType], ...] = tuple((c.name, c.type.arrow) for 
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 SCHEMA = arrow_schema()
 
-_CENT_PICO = Decimal("1e-12")
-_USD_LIMIT = Decimal(10) ** 26  # DECIMAL(38, 12): 26 digits before the point
-# The most one model call is believed to cost. The dearest list price is $600 per million
-# tokens (o1-pro output) and context windows hold at most a few million tokens, so a real call
-# costs at most a few thousand dollars; the pricing loader caps rates at $100,000 per million
-# tokens, and 10M tokens (5x the largest context window) at that cap is this bound. A cost
-# above it (or negative, or not a number) is stored as NULL with cost_status 'implausible', so
-# it is never summed, and no sum of fewer than 10^20 calls can overflow DECIMAL(38, 12).
-# queries/_calls.sql applies the same bound to files written before it existed.
-MAX_CALL_USD = Decimal(1_000_000)
-IMPLAUSIBLE = "implausible"
-_QUANT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 _EPOCH = dt.datetime(1970, 1, 1)
-_NO_MODEL = (None,) * 10  # the token and cost columns of a span that is not a model call
 _MAX_STEP = 2**31 - 1
 _KEEP, _KEEP_NUMBER = content.ContentRule.KEEP, content.ContentRule.KEEP_NUMBER
 _NUMBER_TYPES = content.NUMBER_TYPES
@@ -134,32 +113,6 @@ def _error_description(description: str, events: Sequence[Any]) -> str:
             kind = attrs.get("exception.type")
             return kind if type(kind) is str and kind else "exception"
     return description
-
-
-def quantize_usd(value: Decimal | None) -> Decimal | None:
-    """``value`` rounded (half even) to the 12 decimal places of the ``cost_usd`` column, or
-    None when it does not fit DECIMAL(38, 12) (a stamped cost of 1e26 USD is not a cost)."""
-    if value is None or not value.is_finite():
-        return None
-    try:
-        rounded = value.quantize(_CENT_PICO, context=_QUANT)
-    except InvalidOperation:
-        return None
-    return rounded if abs(rounded) < _USD_LIMIT else None
-
-
-def plausible_usd(value: Decimal | None) -> Decimal | None:
-    """``value`` rounded to the column's places when it is a believable cost for one model
-    call (0 to `MAX_CALL_USD`), else None."""
-    rounded = quantize_usd(value)
-    return rounded if rounded is not None and 0 <= rounded <= MAX_CALL_USD else None
-
-
-def stamped_usd(value: float) -> Decimal | None:
-    """A cost stamped as a number attribute, as the exact decimal it prints as; None when it
-    is not a believable cost for one call (NaN, infinite, negative, above `MAX_CALL_USD`)."""
-    # An int is exact as it is (and may be too big for a float).
-    return plausible_usd(Decimal(value) if isinstance(value, int) else Decimal(repr(float(value))))
 
 
 class SpanMapper:
@@ -314,7 +267,9 @@ class SpanMapper:
             attrs = _plain(attrs)
         get = attrs.get
         role = semconv.span_role(attrs)._value_
-        model_cols = self._model_columns(attrs, start) if role == "model_call" else _NO_MODEL
+        model_cols = (
+            model_columns(attrs, start, self._pricing or self.pricing) if role == "model_call" else NO_CALL
+        )
         text = [get(key) for key in _TEXT_KEYS]
         for i, value in enumerate(text):
             if value is not None and (type(value) is not str or not value):
@@ -366,71 +321,6 @@ class SpanMapper:
             self._resource(resource),
             events_json,
             links_json,
-        )
-
-    def _model_columns(self, attrs: Mapping[str, Any], start: int | None) -> tuple[Any, ...]:
-        call = semconv.read_model_call(attrs)
-        table = self._pricing or self.pricing
-        stamped = attrs.get(semconv.COST)
-        if isinstance(stamped, (int, float)) and not isinstance(stamped, bool):
-            # A stamp that is not a believable cost says its producer is broken: it is kept
-            # visible as such (the raw value stays in the attributes JSON), not silently
-            # replaced by our own price; `--reprice` still prices the stored tokens.
-            status = column_text(attrs.get(semconv.COST_STATUS)) or CostStatus.PRICED.value
-            version = column_text(attrs.get(semconv.PRICING_VERSION))
-            value = stamped_usd(stamped)
-            tokens = None
-            if value is None:
-                status = IMPLAUSIBLE
-                if call.usage.problem() is None:
-                    tokens = call.usage.billable()
-            elif status == CostStatus.PRICED.value and version == table.version:
-                exact = self._engine(call, start, table)
-                tokens = exact.tokens
-                if exact.status is CostStatus.PRICED and exact.total_float == float(stamped):
-                    value = quantize_usd(exact.total)
-            elif call.usage.problem() is None:
-                tokens = call.usage.billable()
-            cost: tuple[Any, ...] = (
-                value,
-                status,
-                "span",
-                version,
-                column_text(attrs.get(semconv.PRICED_MODEL)),
-            )
-        else:
-            priced = self._engine(call, start, table)
-            tokens = priced.tokens  # the engine's buckets: zeros for no usage, None if invalid
-            # Our own engine obeys the bound too (rates near the pricing cap on 100M tokens
-            # exceed it): the store holds no per-call cost above MAX_CALL_USD, whoever priced it.
-            implausible = priced.total is not None and priced.total > MAX_CALL_USD
-            cost = (
-                None if implausible else priced.total,  # exact; rounded to 12 places if it needs it
-                IMPLAUSIBLE if implausible else priced.status._value_,
-                "exporter",
-                priced.pricing_version,
-                priced.model,
-            )
-        if tokens is None:
-            return (None, None, None, None, None, *cost)
-        return (
-            tokens.total_input,
-            tokens.total_output,
-            tokens.cache_read,
-            tokens.cache_write_5m + tokens.cache_write_1h,
-            tokens.reasoning,
-            *cost,
-        )
-
-    @staticmethod
-    def _engine(call: semconv.ModelCall, start: int | None, table: PriceTable) -> Any:
-        return compute_cost(
-            call.model,
-            call.usage,
-            provider=call.provider,
-            start_time=start,
-            service_tier=call.service_tier,
-            table=table,
         )
 
 
