@@ -1,4 +1,4 @@
-"""The SDK seam (sdk/seam.py). If these fail after an OpenTelemetry SDK upgrade, the seam no
+"""The SDK seam (sdk/seam*.py). If these fail after an OpenTelemetry SDK upgrade, the seam no
 longer matches how the SDK ends spans: fix the seam before releasing, or the cost silently
 stops reaching exporters."""
 
@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SpanLimits, Sp
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_costattr.sdk import seam
+from otel_costattr.sdk import seam, seam_records
 from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import COST, COST_STATUS, ROLE_KEYS
 
@@ -31,7 +31,7 @@ def tracer():
 def test_self_test_passes_on_the_installed_sdk():
     assert seam.self_test() is None, "the SDK changed: see sdk/seam.py"
     assert seam._fast, "the fast paths were switched off: see sdk/seam.py"
-    assert seam._ending_works, "_on_ending no longer usable: see sdk/seam.py"
+    assert seam.ending_works(), "_on_ending no longer usable: see sdk/seam.py"
     assert CostSpanProcessor()._hook.mode == "ending"
 
 
@@ -357,9 +357,9 @@ def test_records_from_sdk_public_path_gives_the_same_records(monkeypatch):
     """The SDK adapter's private reads (`_attributes._dict`, `_events`...) and the public API
     it falls back to when the SDK changes read the same span the same way."""
     spans = _finished_with_everything()
-    fast = seam.records_from_sdk(spans)
+    fast = seam_records.records_from_sdk(spans)
     monkeypatch.setattr(seam, "_fast", False)
-    public = seam.records_from_sdk(spans)
+    public = seam_records.records_from_sdk(spans)
     assert fast == public
     child = fast[0]
     assert (child.name, child.kind, child.status_code, child.status_message) == (
@@ -382,8 +382,8 @@ def test_records_from_sdk_skips_what_it_cannot_read(caplog):
     def on_skip(span):
         skipped.append(span)
 
-    got = seam.records_from_sdk([object(), spans[0]], on_skip)
+    got = seam_records.records_from_sdk([object(), spans[0]], on_skip)
     assert [r.name for r in got] == ["child"] and len(skipped) == 1
-    with caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.seam"):
-        assert seam.records_from_sdk([None]) == []
+    with caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.seam_records"):
+        assert seam_records.records_from_sdk([None]) == []
     assert "could not read span" in caplog.text

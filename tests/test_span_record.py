@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from otel_costattr.sdk.seam import records_from_sdk
+from otel_costattr.sdk.seam_records import records_from_sdk
 from otel_costattr.spans import otlp
 from otel_costattr.spans.otlp import parse_request, records_from_otlp
 from otel_costattr.spans.record import SpanRecord

@@ -416,5 +416,5 @@ def _check_seam() -> None:
             "built (%s); costs may be missing from spans",
             problem,
         )
-    elif not seam._ending_works:
+    elif not seam.ending_works():
         logger.info("otel-costattr: this SDK has no usable _on_ending: hooking each span's end() instead")

@@ -1,4 +1,5 @@
-"""The one place that knows how the OpenTelemetry SDK ends a span and stores attributes.
+"""How the OpenTelemetry SDK ends a span and stores attributes. Only ``sdk/seam*.py`` touch SDK
+internals: this module, and ``sdk/seam_records.py`` (finished spans read as records).
 
 Why this exists: no public SpanProcessor hook can add an attribute that every exporter sees.
 ``on_end`` gets a ReadableSpan whose attributes are frozen (mutating them raises inside the
@@ -30,11 +31,6 @@ SDK and API internals, each with a public fallback used when it is missing:
 - the context keys of the current span and of baggage, read straight from the ``Context``
   (a dict), as ``get_current_span`` / ``baggage.get_all`` do, without their allocations.
 
-- `records_from_sdk`: finished spans -> `SpanRecord` (``spans/record.py``), reading the
-  attribute dicts of spans, events, links and resources (``._dict``) and the span's own
-  fields (``_context``, ``_events``, ...) instead of the properties that wrap or copy them.
-  Nothing else in the package reads a span's insides.
-
 `self_test()` checks all of it against the installed SDK, switches to the public paths and
 the closure if something broke, and says what; tests/test_processor_seam.py runs it, so an
 SDK upgrade that breaks the seam fails loudly.
@@ -44,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -53,8 +49,6 @@ from opentelemetry import context as _context_api
 from opentelemetry import trace as _trace_api
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import Span
-
-from ..spans.record import SpanRecord, service_name_of
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +74,12 @@ _fast = _SPAN_KEY is not None
 _ending_works = _fast
 
 
+def ending_works() -> bool:
+    """Whether the installed SDK calls ``_on_ending`` in a way a processor can stamp from, as
+    `self_test` last found (before it runs: assumed when the fast paths are on)."""
+    return _ending_works
+
+
 def attributes_of(span: object) -> Mapping[str, Any]:
     """The span's live attributes (read-only by contract); empty for a non-SDK span."""
     try:
@@ -87,87 +87,6 @@ def attributes_of(span: object) -> Mapping[str, Any]:
     except AttributeError:
         attrs = getattr(span, "attributes", None)
         return attrs if isinstance(attrs, Mapping) else EMPTY
-
-
-def _plain(attrs: Any) -> Mapping[str, Any]:
-    """Attributes as a mapping cheap to read (read-only by contract), never copied when
-    avoidable: BoundedAttributes keeps a plain dict, and reading it skips a Python-level
-    ``__getitem__`` per lookup, which was most of the row mapping's time."""
-    if type(attrs) is dict:
-        return attrs
-    if attrs is None:
-        return EMPTY
-    inner = getattr(attrs, "_dict", None)
-    return inner if type(inner) is dict else dict(attrs)
-
-
-def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None = None) -> list[SpanRecord]:
-    """Finished SDK spans (``ReadableSpan``) as records, in order: one call per export batch.
-
-    A span that cannot be read is left out and passed to ``on_skip`` (called inside an
-    ``except`` block, so it may log the traceback); without ``on_skip`` it is logged."""
-    out: list[SpanRecord] = []
-    append = out.append
-    new = tuple.__new__
-    resources: dict[int, tuple[Any, Mapping[str, Any], str | None]] = {}
-    scopes: dict[int, tuple[Any, str | None, str | None]] = {}
-    for span in spans:
-        try:
-            try:
-                ctx, parent, events, links = span._context, span._parent, span._events, span._links
-                attrs, resource, scope = span._attributes, span._resource, span._instrumentation_scope
-                if not _fast:
-                    raise AttributeError("fast path disabled")
-            except AttributeError:  # not an SDK span, or the SDK renamed them: the public API
-                ctx, parent, events, links = span.context, span.parent, span.events, span.links
-                attrs, resource, scope = span.attributes, span.resource, span.instrumentation_scope
-            res = resources.get(id(resource))
-            if res is None:
-                rattrs = _plain(getattr(resource, "attributes", None))
-                res = resources[id(resource)] = (resource, rattrs, service_name_of(rattrs))
-            sc = scopes.get(id(scope))
-            if sc is None:
-                sc = scopes[id(scope)] = (
-                    scope,
-                    getattr(scope, "name", None) or None,
-                    getattr(scope, "version", None) or None,
-                )
-            start, end, status = span.start_time, span.end_time, span.status
-            values = (
-                ctx.trace_id.to_bytes(16, "big").hex(),  # 25% faster than format(..., "032x")
-                ctx.span_id.to_bytes(8, "big").hex(),
-                parent.span_id.to_bytes(8, "big").hex() if parent is not None else None,
-                start,
-                end,
-                span.name,
-                span.kind._name_,
-                status.status_code._name_,
-                status.description or None,
-                res[1],
-                res[2],
-                sc[1],
-                sc[2],
-                _plain(attrs),
-                tuple((e.name, e.timestamp, _plain(e.attributes)) for e in events) if events else (),
-                tuple(
-                    (
-                        link.context.trace_id.to_bytes(16, "big").hex(),
-                        link.context.span_id.to_bytes(8, "big").hex(),
-                        _plain(link.attributes),
-                    )
-                    for link in links
-                )
-                if links
-                else (),
-            )
-        except Exception:
-            if on_skip is None:
-                logger.exception("otel-costattr: could not read span %r; skipped", span)
-            else:
-                on_skip(span)
-            continue
-        append(new(SpanRecord, values))
-    return out
 
 
 def parent_and_baggage(parent_context: Context | None) -> tuple[object | None, Mapping[str, object]]:

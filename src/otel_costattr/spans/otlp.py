@@ -1,7 +1,7 @@
 """The OTLP adapter: an ``ExportTraceServiceRequest`` -> `SpanRecord`s (``spans/record.py``).
 
 For spans that arrive over the wire (the receiver, to come): the records are the ones the SDK
-adapter (``sdk/seam.py``) makes from the same spans, so a span costs and stores the same
+adapter (``sdk/seam_records.py``) makes from the same spans, so a span costs and stores the same
 whichever way it came. Values decode to the types the SDK holds:
 
 - AnyValue: string, bool, int, double and bytes as str, bool, int, float, bytes; an array as

@@ -2,7 +2,7 @@
 
 Adapters build records; everything downstream (the row mapper, the store) reads records only:
 
-- `otel_costattr.sdk.seam.records_from_sdk`: finished SDK spans (the only code that reads
+- `otel_costattr.sdk.seam_records.records_from_sdk`: finished SDK spans (the only code that reads
   the SDK's internals);
 - `otel_costattr.spans.otlp.records_from_otlp`: an OTLP ``ExportTraceServiceRequest``.
 

@@ -1,7 +1,7 @@
 """One span record -> one row of the ``spans`` table. Usable without the exporter.
 
 The mapper reads `SpanRecord`s only (``spans/record.py``), whichever adapter made them: the
-SDK's (``sdk/seam.py``) or OTLP's (``spans/otlp.py``). For convenience it also takes finished
+SDK's (``sdk/seam_records.py``) or OTLP's (``spans/otlp.py``). For convenience it also takes finished
 SDK spans, which it turns into records through the SDK adapter first.
 
 `SpanMapper.row(record)` gives a dict (for people and tests); `SpanMapper.table(records)`
@@ -85,7 +85,7 @@ def _records(spans: Iterable[Any], on_skip: Any) -> Sequence[SpanRecord]:
     spans = spans if isinstance(spans, (list, tuple)) else list(spans)
     if all(type(s) is SpanRecord for s in spans):
         return spans
-    from ..sdk.seam import records_from_sdk  # the SDK's side of the flow, asked for by the caller
+    from ..sdk.seam_records import records_from_sdk  # the SDK's side of the flow, asked for by the caller
 
     if not any(type(s) is SpanRecord for s in spans):
         return records_from_sdk(spans, on_skip)
@@ -148,7 +148,7 @@ class SpanMapper:
         """One record (or finished SDK span) as a dict keyed by column name, valued as the
         table stores it."""
         if type(span) is not SpanRecord:
-            from ..sdk.seam import records_from_sdk
+            from ..sdk.seam_records import records_from_sdk
 
             (span,) = records_from_sdk((span,), _reraise)
         row = dict(zip(COLUMN_NAMES, self._values(span), strict=True))
@@ -178,7 +178,7 @@ class SpanMapper:
 
     def skipped(self, span: Any) -> None:
         """Count and log a span that could not be read or mapped (call it inside the
-        ``except`` block): for `seam.records_from_sdk`'s ``on_skip``."""
+        ``except`` block): for `seam_records.records_from_sdk`'s ``on_skip``."""
         self.errors += 1
         if self.errors & (self.errors - 1) == 0:  # 1st, 2nd, 4th...: never a flood
             logger.exception("otel-costattr: could not map span %r; skipped (%d so far)", span, self.errors)

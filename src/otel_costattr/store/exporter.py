@@ -7,7 +7,7 @@ or, with no code: ``OTEL_TRACES_EXPORTER=duckdb opentelemetry-instrument python 
 
 How a batch travels (see store/database.py for why):
 
-1. ``export`` reads the spans (`sdk.seam.records_from_sdk`), maps them to rows
+1. ``export`` reads the spans (`sdk.seam_records.records_from_sdk`), maps them to rows
    (`spans.rows.SpanMapper`) and writes them as one durable spool file next to the database
    (temp name, fsync, atomic rename), then returns SUCCESS: an acknowledged batch survives
    SIGKILL. It never waits for the database lock.
@@ -47,7 +47,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import settings, telemetry
 from ..pricing.table import PriceTable, default_pricing
-from ..sdk import seam
+from ..sdk.seam_records import records_from_sdk
 from ..spans.rows import SpanMapper
 from . import database as store
 from . import spool
@@ -180,7 +180,7 @@ class DuckDBSpanExporter(SpanExporter):
         try:
             self._ensure_worker()
             mapper = self._mapper
-            table = mapper.table(seam.records_from_sdk(spans, mapper.skipped))
+            table = mapper.table(records_from_sdk(spans, mapper.skipped))
             if table.num_rows == 0:
                 return SpanExportResult.SUCCESS
             if self._buffer:
