@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from producers.fake_llm import FakeLLM
 from test_mapping import CHAT
 from test_producers import DRIVER, run_in_venv
@@ -233,7 +233,7 @@ def row_text(row: dict) -> str:
     return " ".join(str(value) for value in row.values())
 
 
-def export_one(tmp_path: Path, table, attrs: dict, *, events=(), links=(), raises=None) -> dict:
+def export_one(tmp_path: Path, table, attrs: dict, *, events=(), links=(), raises=None, status=None) -> dict:
     """One span through a real provider and exporter; its stored row."""
     path = tmp_path / "one.duckdb"
     provider = TracerProvider(shutdown_on_exit=False)
@@ -245,6 +245,8 @@ def export_one(tmp_path: Path, table, attrs: dict, *, events=(), links=(), raise
     ):
         for name, event_attrs in events:
             span.add_event(name, event_attrs)
+        if status is not None:
+            span.set_status(Status(StatusCode.ERROR, status))
         if raises is not None:
             raise raises
     provider.shutdown()
@@ -365,6 +367,18 @@ def test_an_exception_quoting_model_output_is_stored_as_its_type(tmp_path, table
     assert event["name"] == "exception"
     assert event["attributes"]["exception.type"] == "ValueError"
     assert json.loads(row["attributes"])[DROPPED] == 2
+
+
+def test_an_error_status_without_an_exception_event_keeps_only_the_error_type(tmp_path, table):
+    """openai-v2 sets the status to str(error) and error.type, recording no event: a
+    validation error's message quotes the model output. A plain span keeps its description."""
+    quoted = f"1 validation error: input_value='{SENTINEL}'"
+    row = export_one(tmp_path, table, {**CALL, "error.type": "ValidationError"}, status=quoted)
+    assert (row["status_code"], row["status_message"]) == ("ERROR", "ValidationError")
+    assert SENTINEL not in row_text(row)
+    (tmp_path / "plain").mkdir()
+    plain = export_one(tmp_path / "plain", table, {"app.feature": "f"}, status="disk full on /data")
+    assert plain["status_message"] == "disk full on /data"
 
 
 def test_the_mapper_keeps_a_running_total(table):

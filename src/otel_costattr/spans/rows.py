@@ -104,14 +104,19 @@ def _step(value: Any) -> int | None:
     return None
 
 
-def _error_description(description: str, events: Sequence[Any]) -> str:
+def _error_description(description: str, events: Sequence[Any], role: str, error_type: Any) -> str:
     """A status description without exception text: when the span recorded an exception, the
     description is the SDK's "Type: message" of it (or the message alone, set by hand), and
-    an exception message can quote a model's output (`content.CONTENT_KEYS`). The type stays."""
-    for name, _, attrs in reversed(events):
+    an exception message can quote a model's output (`content.CONTENT_KEYS`). The type stays.
+    A GenAI span (any role but "other") keeps only its ``error.type`` even without an
+    exception event: instrumentations such as openai-v2 set ``str(error)`` as the status, and
+    a validation error quotes the model's output."""
+    for name, _, attrs in reversed(events or ()):
         if name == "exception":
             kind = attrs.get("exception.type")
             return kind if type(kind) is str and kind else "exception"
+    if role != "other":
+        return error_type if type(error_type) is str and error_type else "error"
     return description
 
 
@@ -279,11 +284,11 @@ class SpanMapper:
         if events:
             events_json, n = self._events(events)
             dropped += n
-            if description is not None and not self.capture_content:
-                description = _error_description(description, events)
         if links:
             links_json, n = self._links(links)
             dropped += n
+        if description is not None and not self.capture_content:
+            description = _error_description(description, events, role, get("error.type"))
         if dropped:
             # Said in the row itself: a reader can tell a span without content from one whose
             # content the store left out.
