@@ -29,7 +29,8 @@ from pathlib import Path
 
 import duckdb
 
-from otel_costattr.rollups.queries import rollup, rollups
+from otel_costattr.rollups.catalog import rollups
+from otel_costattr.rollups.queries import rollup
 from otel_costattr.store import database as store
 
 TARGETS = {"per_feature", "per_step", "per_run", "per_agent"}

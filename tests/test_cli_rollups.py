@@ -17,7 +17,8 @@ import pytest
 from test_rollups_workload import build, trace_id
 
 from otel_costattr.cli import cli, main
-from otel_costattr.rollups.queries import query, rollup, rollups
+from otel_costattr.rollups.catalog import query, rollups
+from otel_costattr.rollups.queries import rollup
 
 ROOT = Path(__file__).resolve().parents[1]
 

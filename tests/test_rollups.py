@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rollups_workload import DAY0, TOTAL_CALLS, TOTAL_USD, Writer, build, identity, trace_id
 
-from otel_costattr.rollups.queries import RollupError, RollupParamError, UnknownRollup, query, rollup, rollups
+from otel_costattr.rollups.catalog import query, rollups
+from otel_costattr.rollups.errors import RollupError, RollupParamError, UnknownRollup
+from otel_costattr.rollups.queries import rollup
 from otel_costattr.store import database as store
 
 D = Decimal

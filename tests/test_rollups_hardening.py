@@ -25,7 +25,9 @@ from test_rollups_workload import DAY0, Writer, build, trace_id
 
 from otel_costattr import DuckDBSpanExporter, load_pricing
 from otel_costattr.cli import main
-from otel_costattr.rollups.queries import RollupParamError, rollup, rollups
+from otel_costattr.rollups.catalog import rollups
+from otel_costattr.rollups.errors import RollupParamError
+from otel_costattr.rollups.queries import rollup
 from otel_costattr.store import database as store
 
 D = Decimal

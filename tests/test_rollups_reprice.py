@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from test_rollups_workload import Writer, build, trace_id
 
 from otel_costattr import Usage, compute_cost, load_pricing
-from otel_costattr.rollups.queries import RollupError, load_prices, rollup, rollups
+from otel_costattr.rollups.catalog import rollups
+from otel_costattr.rollups.errors import RollupError
+from otel_costattr.rollups.queries import load_prices, rollup
 from otel_costattr.store import database as store
 
 D = Decimal

@@ -12,12 +12,12 @@ from .version import __version__
 # (or the cost engine) should not pay for importing them. PEP 562 lazy attributes.
 _LAZY = {
     "DuckDBSpanExporter": "store.exporter",
-    "RollupError": "rollups.queries",
-    "RollupParamError": "rollups.queries",
-    "UnknownRollup": "rollups.queries",
+    "RollupError": "rollups.errors",
+    "RollupParamError": "rollups.errors",
+    "UnknownRollup": "rollups.errors",
     "load_prices": "rollups.queries",
     "rollup": "rollups.queries",
-    "rollups": "rollups.queries",
+    "rollups": "rollups.catalog",
 }
 
 

@@ -17,7 +17,7 @@ import click
 
 from ..demo import DemoError
 from ..pricing.model import PricingError
-from ..rollups.queries import RollupError
+from ..rollups.errors import RollupError
 from ..store.database import StoreError
 from ..version import __version__
 from .demo import demo

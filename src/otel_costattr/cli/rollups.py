@@ -8,7 +8,10 @@ from typing import Any
 
 import click
 
-from ..rollups.queries import WINDOW_PARAMS, Rows, UnknownRollup, query, rollup, rollups
+from ..rollups.catalog import query, rollups
+from ..rollups.errors import UnknownRollup
+from ..rollups.params import WINDOW_PARAMS
+from ..rollups.queries import Rows, rollup
 from .options import db_option, db_path, did_you_mean, price_table, reprice_options, window_options
 from .output import CLIError, Record, Table, output
 

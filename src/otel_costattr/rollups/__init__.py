@@ -1,1 +1,1 @@
-"""The bundled SQL rollups: catalogue, parameters, running them (queries)."""
+"""The bundled SQL rollups: catalogue (catalog), parameters (params), running them (queries)."""

@@ -1,16 +1,4 @@
-"""The bundled SQL rollups (``queries/*.sql``): list them, bind parameters, run them.
-
-Each ``queries/<name>.sql`` answers one question and declares what it takes in a header::
-
-    -- @about Cost per feature: runs, calls, input and output tokens, usd and usd per run.
-    -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
-    -- @param limit INTEGER = 10      how many runs
-
-Values are bound as DuckDB named parameters (``$since``), never formatted into the SQL.
-A query that takes ``since`` also accepts ``days`` here (``since`` = now - days). Files
-starting with ``_`` are preludes, run once per connection: the macros `contract` derives from
-``_calls.sql`` (the call contract, persisted as the views ``calls`` and ``runs``; see that
-file for the attribution rules).
+"""Run a bundled rollup against a span store: `rollup`, and repricing for it.
 
 Repricing: ``rollup(..., reprice=table_or_files)`` loads that pricing table into TEMP tables
 (`load_prices`) and recomputes each call's cost from its stored tokens in SQL
@@ -21,276 +9,33 @@ next to the ``usd`` stamped at the time.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from .._resources import bundled_dir
 from ..cost.billing import render_sql
 from ..pricing.model import RATE_KEYS
 from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
-from .contract import rollup_prelude
+from .catalog import contract_prelude, prelude, query
+from .errors import RollupError, first_line
+from .params import WINDOW_PARAMS, bind
 
-__all__ = [
-    "WINDOW_PARAMS",
-    "Param",
-    "Query",
-    "RollupError",
-    "RollupParamError",
-    "Rows",
-    "UnknownRollup",
-    "load_prices",
-    "query",
-    "rollup",
-    "rollups",
-]
+__all__ = ["Rows", "load_prices", "rollup"]
 
 Database = str | os.PathLike[str] | duckdb.DuckDBPyConnection
 Reprice = PriceTable | Iterable[str | os.PathLike[str]]
 
-# What every rollup over the attributed calls takes (the CLI's common options).
-WINDOW_PARAMS = ("since", "until", "service", "feature", "agent")
-_TYPES = ("TIMESTAMP", "VARCHAR", "INTEGER", "DOUBLE")
-_PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
-_ABOUT = re.compile(r"--\s*@about\s+(.*)$")
 _REPRICED_SUFFIX = "_repriced"
-# Bounds on what a parameter can mean, so an absurd value is refused with its name instead of
-# overflowing a date or an integer deep inside Python or DuckDB (a traceback, not an answer).
-_MAX_DAYS = 36_500  # a hundred years of spans
-_INTEGER_RANGE = (-(2**31), 2**31 - 1)  # SQL INTEGER, as the queries declare them
 # Rates are loaded per million tokens as DECIMAL(38, 12) and a call's cost is
 # (tokens x rates) x 0.000001 as DECIMAL(38, 18): exact for any rate with up to 12 decimal
 # places (far finer than any price list; a finer one is refused, never rounded).
 _RATE_PLACES = 12
-
-
-class RollupError(Exception):
-    """A rollup could not run: bad database, DuckDB error (chained), bad pricing table."""
-
-
-class UnknownRollup(RollupError, LookupError):
-    """No bundled query by that name; the message lists the valid names."""
-
-
-class RollupParamError(RollupError, ValueError):
-    """A parameter is unknown, missing, of the wrong type or out of range; the message names it
-    (and lists the valid ones when it is unknown)."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One declared parameter of a query."""
-
-    name: str
-    type: str
-    default: Any
-    required: bool
-    help: str
-
-
-@dataclass(frozen=True)
-class Query:
-    """A bundled query: its name, what it answers, its parameters and its SQL."""
-
-    name: str
-    about: str
-    params: tuple[Param, ...]
-    sql: str
-
-    @property
-    def cli_name(self) -> str:
-        """The name as the CLI spells it (``per-feature``)."""
-        return self.name.replace("_", "-")
-
-    def accepts(self) -> list[str]:
-        """Every keyword `rollup` takes for this query (``days`` included when it applies)."""
-        names = [p.name for p in self.params]
-        if "since" in names:
-            names.insert(names.index("since"), "days")
-        return names
-
-
-def _parse(name: str, sql: str) -> Query:
-    about = ""
-    params: list[Param] = []
-    for line in sql.splitlines():
-        if not line.startswith("--"):
-            break
-        m = _ABOUT.match(line)
-        if m:
-            about = m.group(1).strip()
-            continue
-        m = _PARAM.match(line)
-        if m:
-            pname, ptype, default, text = m.groups()
-            if ptype not in _TYPES:
-                raise RollupError(f"queries/{name}.sql: @param {pname}: unknown type {ptype}")
-            required = default is None
-            value = None if default in (None, "NULL") else _coerce(name, pname, ptype, default)
-            params.append(Param(pname, ptype, value, required, text.strip()))
-    if not about:
-        raise RollupError(f"queries/{name}.sql: no '-- @about' line")
-    return Query(name, about, tuple(params), sql)
-
-
-_cache: dict[str, Query] | None = None
-
-
-def _queries() -> dict[str, Query]:
-    global _cache
-    if _cache is None:
-        folder = bundled_dir("queries")
-        found = {}
-        for item in sorted(folder.iterdir(), key=lambda t: t.name):
-            if item.name.endswith(".sql") and not item.name.startswith("_"):
-                qname = item.name[: -len(".sql")]
-                found[qname] = _parse(qname, item.read_text(encoding="utf-8"))
-        _cache = found
-    return _cache
-
-
-_contract: str | None = None
-
-
-def _contract_prelude() -> str:
-    global _contract
-    if _contract is None:
-        _contract = rollup_prelude()
-    return _contract
-
-
-def _prelude(name: str) -> str:
-    return (bundled_dir("queries") / name).read_text(encoding="utf-8")
-
-
-def rollups() -> list[str]:
-    """The names of the bundled rollups, sorted (``per_feature``, ``per_step``, ...)."""
-    return list(_queries())
-
-
-def query(name: str) -> Query:
-    """The bundled query ``name`` (``per_feature`` or ``per-feature``)."""
-    queries = _queries()
-    key = name.strip().replace("-", "_")
-    if key not in queries:
-        valid = ", ".join(q.replace("_", "-") for q in queries)
-        raise UnknownRollup(f"unknown rollup {name!r} (valid: {valid})")
-    return queries[key]
-
-
-# --- parameters ------------------------------------------------------------------------
-
-
-def _timestamp(value: Any) -> dt.datetime:
-    """A naive UTC datetime (the spans table's TIMESTAMP) from a datetime, date or ISO text."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-        except ValueError:
-            raise ValueError("expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])") from None
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            try:
-                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-            except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
-                raise ValueError("out of range once converted to UTC") from None
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
-    raise ValueError("expected a datetime, a date or ISO text")
-
-
-def _coerce(qname: str, pname: str, ptype: str, value: Any) -> Any:
-    """``value`` as the SQL type ``ptype``; text is accepted for every type (the CLI)."""
-    try:
-        if ptype == "TIMESTAMP":
-            return _timestamp(value)
-        if ptype == "VARCHAR":
-            if not isinstance(value, str):
-                raise ValueError("expected text")
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-            raise ValueError("expected a number")
-        try:
-            number = Decimal(
-                value.strip()
-                if isinstance(value, str)
-                else repr(value)
-                if isinstance(value, float)
-                else value
-            )
-        except ArithmeticError:
-            raise ValueError("expected a number") from None
-        if not number.is_finite():
-            raise ValueError("expected a finite number")
-        if ptype == "INTEGER":
-            if number != number.to_integral_value():
-                raise ValueError("expected a whole number")
-            low, high = _INTEGER_RANGE
-            if number > high:
-                raise ValueError(f"must be at most {high}")
-            if number < low:
-                raise ValueError(f"must be at least {low}")
-            return int(number)
-        as_float = float(number)
-        if not math.isfinite(as_float):
-            raise ValueError("too large for a number (DOUBLE)")
-        return as_float
-    except ValueError as e:
-        raise RollupParamError(f"{qname}: {pname}: {e}, got {value!r}") from None
-
-
-def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Validate ``params`` for query ``q`` and return the full set of named values.
-
-    ``None`` means "not given" (the default applies). ``days`` turns into ``since``;
-    ``now`` (naive UTC) is for tests.
-    """
-    given = {k: v for k, v in params.items() if v is not None}
-    valid = q.accepts()
-    unknown = sorted(set(given) - set(valid))
-    if unknown:
-        raise RollupParamError(
-            f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
-        )
-    if "days" in given:
-        if "since" in given:
-            raise RollupParamError(f"{q.name}: give days or since, not both")
-        days = _coerce(q.name, "days", "DOUBLE", given.pop("days"))
-        if days <= 0:
-            raise RollupParamError(f"{q.name}: days: must be positive, got {days:g}")
-        if days > _MAX_DAYS:
-            raise RollupParamError(f"{q.name}: days: must be at most {_MAX_DAYS}, got {days:g}")
-        current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        try:
-            given["since"] = current - dt.timedelta(days=days)
-        except OverflowError:  # only with a `now` near year 1
-            raise RollupParamError(f"{q.name}: days: reaches before year 1, got {days:g}") from None
-    out = {}
-    for p in q.params:
-        if p.name in given:
-            out[p.name] = _coerce(q.name, p.name, p.type, given[p.name])
-        elif p.required:
-            raise RollupParamError(f"{q.name}: missing required parameter {p.name!r}")
-        else:
-            out[p.name] = p.default
-    for key in ("limit", "min_tokens"):
-        if out.get(key) is not None and out[key] < 0:
-            raise RollupParamError(f"{q.name}: {key}: must not be negative, got {out[key]}")
-    since, until = out.get("since"), out.get("until")
-    if since is not None and until is not None and since >= until:
-        raise RollupParamError(f"{q.name}: since ({since}) must be before until ({until})")
-    return out
 
 
 # --- connections -----------------------------------------------------------------------
@@ -346,17 +91,13 @@ def _applied_migrations(con: duckdb.DuckDBPyConnection) -> set[str] | None:
     return {row[0] for row in con.execute("SELECT name FROM costattr_migrations").fetchall()}
 
 
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def _prepare(con: duckdb.DuckDBPyConnection, *, repricing: bool = False) -> None:
     """Create the TEMP relations the rollups read (idempotent, cheap); with ``repricing``,
     the variant of ``costattr_calls`` that reads ``costattr_repriced``."""
     try:
-        con.execute(_contract_prelude())
+        con.execute(contract_prelude())
         if repricing:
-            con.execute(_prelude("_calls_repriced.sql"))
+            con.execute(prelude("_calls_repriced.sql"))
     except duckdb.Error as e:
         raise _error(e) from e
 
@@ -386,7 +127,7 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any]) ->
 def _error(e: duckdb.Error) -> RollupError:
     if isinstance(e, duckdb.CatalogException) and "name spans does not exist" in str(e):
         return RollupError("no spans table: is this an otel-costattr database?")
-    return RollupError(_first_line(e))
+    return RollupError(first_line(e))
 
 
 # --- repricing -------------------------------------------------------------------------
@@ -444,7 +185,7 @@ def load_prices(con: duckdb.DuckDBPyConnection, table: PriceTable) -> int:
                     (table.version, entry.provider, entry.id, period.since, valid_from, valid_until,
                      tier_name, above, *(window or (None, None)), *(str(v) for v in per_million))
                 )  # fmt: skip
-    con.execute(_prelude("_prices.sql"))
+    con.execute(prelude("_prices.sql"))
     if rows:
         select = ", ".join(f"unnest(${name})::{typ}" for name, typ in _PRICE_COLUMNS)
         columns = {
@@ -486,7 +227,7 @@ def _reprice(con: duckdb.DuckDBPyConnection, table: PriceTable, values: Mapping[
     window = {k: values.get(k) for k in (*WINDOW_PARAMS, "trace_id")}
     load_prices(con, table)
     _map_models(con, table, window)
-    sql = render_sql(_prelude("_reprice.sql"))  # the billing rule's buckets, rendered in
+    sql = render_sql(prelude("_reprice.sql"))  # the billing rule's buckets, rendered in
     try:
         con.execute(
             sql,
@@ -497,7 +238,7 @@ def _reprice(con: duckdb.DuckDBPyConnection, table: PriceTable, values: Mapping[
             },
         )
     except duckdb.Error as e:
-        raise RollupError(f"repricing failed: {_first_line(e)}") from e
+        raise RollupError(f"repricing failed: {first_line(e)}") from e
 
 
 def _clear_reprice(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,0 +1,133 @@
+"""The catalogue of bundled SQL rollups (``queries/*.sql``): read each file's header, look
+queries up by name, and read the prelude files.
+
+Each ``queries/<name>.sql`` answers one question and declares what it takes in a header::
+
+    -- @about Cost per feature: runs, calls, input and output tokens, usd and usd per run.
+    -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+    -- @param limit INTEGER = 10      how many runs
+
+Files starting with ``_`` are preludes, run once per connection: the macros `contract` derives
+from ``_calls.sql`` (the call contract, persisted as the views ``calls`` and ``runs``; see that
+file for the attribution rules).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .._resources import bundled_dir
+from .contract import rollup_prelude
+from .errors import RollupError, UnknownRollup
+from .params import TYPES, coerce
+
+__all__ = ["Param", "Query", "contract_prelude", "prelude", "query", "rollups"]
+
+_PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
+_ABOUT = re.compile(r"--\s*@about\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of a query."""
+
+    name: str
+    type: str
+    default: Any
+    required: bool
+    help: str
+
+
+@dataclass(frozen=True)
+class Query:
+    """A bundled query: its name, what it answers, its parameters and its SQL."""
+
+    name: str
+    about: str
+    params: tuple[Param, ...]
+    sql: str
+
+    @property
+    def cli_name(self) -> str:
+        """The name as the CLI spells it (``per-feature``)."""
+        return self.name.replace("_", "-")
+
+    def accepts(self) -> list[str]:
+        """Every keyword `rollup` takes for this query (``days`` included when it applies)."""
+        names = [p.name for p in self.params]
+        if "since" in names:
+            names.insert(names.index("since"), "days")
+        return names
+
+
+def _parse(name: str, sql: str) -> Query:
+    about = ""
+    params: list[Param] = []
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        m = _ABOUT.match(line)
+        if m:
+            about = m.group(1).strip()
+            continue
+        m = _PARAM.match(line)
+        if m:
+            pname, ptype, default, text = m.groups()
+            if ptype not in TYPES:
+                raise RollupError(f"queries/{name}.sql: @param {pname}: unknown type {ptype}")
+            required = default is None
+            value = None if default in (None, "NULL") else coerce(name, pname, ptype, default)
+            params.append(Param(pname, ptype, value, required, text.strip()))
+    if not about:
+        raise RollupError(f"queries/{name}.sql: no '-- @about' line")
+    return Query(name, about, tuple(params), sql)
+
+
+_cache: dict[str, Query] | None = None
+
+
+def _queries() -> dict[str, Query]:
+    global _cache
+    if _cache is None:
+        folder = bundled_dir("queries")
+        found = {}
+        for item in sorted(folder.iterdir(), key=lambda t: t.name):
+            if item.name.endswith(".sql") and not item.name.startswith("_"):
+                qname = item.name[: -len(".sql")]
+                found[qname] = _parse(qname, item.read_text(encoding="utf-8"))
+        _cache = found
+    return _cache
+
+
+_contract: str | None = None
+
+
+def contract_prelude() -> str:
+    """The rollups' TEMP macros derived from the call contract (`contract.rollup_prelude`),
+    built once per process."""
+    global _contract
+    if _contract is None:
+        _contract = rollup_prelude()
+    return _contract
+
+
+def prelude(name: str) -> str:
+    """The text of the bundled prelude file ``queries/<name>`` (``_prices.sql``, ...)."""
+    return (bundled_dir("queries") / name).read_text(encoding="utf-8")
+
+
+def rollups() -> list[str]:
+    """The names of the bundled rollups, sorted (``per_feature``, ``per_step``, ...)."""
+    return list(_queries())
+
+
+def query(name: str) -> Query:
+    """The bundled query ``name`` (``per_feature`` or ``per-feature``)."""
+    queries = _queries()
+    key = name.strip().replace("-", "_")
+    if key not in queries:
+        valid = ", ".join(q.replace("_", "-") for q in queries)
+        raise UnknownRollup(f"unknown rollup {name!r} (valid: {valid})")
+    return queries[key]

@@ -1,0 +1,131 @@
+"""A rollup's parameters: coerce each value to its declared SQL type and validate the set.
+
+Values are bound as DuckDB named parameters (``$since``), never formatted into the SQL.
+A query that takes ``since`` also accepts ``days`` here (``since`` = now - days).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .errors import RollupParamError
+
+if TYPE_CHECKING:
+    from .catalog import Query
+
+__all__ = ["TYPES", "WINDOW_PARAMS", "bind", "coerce"]
+
+# What every rollup over the attributed calls takes (the CLI's common options).
+WINDOW_PARAMS = ("since", "until", "service", "feature", "agent")
+TYPES = ("TIMESTAMP", "VARCHAR", "INTEGER", "DOUBLE")
+# Bounds on what a parameter can mean, so an absurd value is refused with its name instead of
+# overflowing a date or an integer deep inside Python or DuckDB (a traceback, not an answer).
+_MAX_DAYS = 36_500  # a hundred years of spans
+_INTEGER_RANGE = (-(2**31), 2**31 - 1)  # SQL INTEGER, as the queries declare them
+
+
+def _timestamp(value: Any) -> dt.datetime:
+    """A naive UTC datetime (the spans table's TIMESTAMP) from a datetime, date or ISO text."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            raise ValueError("expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            try:
+                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+                raise ValueError("out of range once converted to UTC") from None
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    raise ValueError("expected a datetime, a date or ISO text")
+
+
+def coerce(qname: str, pname: str, ptype: str, value: Any) -> Any:
+    """``value`` as the SQL type ``ptype``; text is accepted for every type (the CLI)."""
+    try:
+        if ptype == "TIMESTAMP":
+            return _timestamp(value)
+        if ptype == "VARCHAR":
+            if not isinstance(value, str):
+                raise ValueError("expected text")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+            raise ValueError("expected a number")
+        try:
+            number = Decimal(
+                value.strip()
+                if isinstance(value, str)
+                else repr(value)
+                if isinstance(value, float)
+                else value
+            )
+        except ArithmeticError:
+            raise ValueError("expected a number") from None
+        if not number.is_finite():
+            raise ValueError("expected a finite number")
+        if ptype == "INTEGER":
+            if number != number.to_integral_value():
+                raise ValueError("expected a whole number")
+            low, high = _INTEGER_RANGE
+            if number > high:
+                raise ValueError(f"must be at most {high}")
+            if number < low:
+                raise ValueError(f"must be at least {low}")
+            return int(number)
+        as_float = float(number)
+        if not math.isfinite(as_float):
+            raise ValueError("too large for a number (DOUBLE)")
+        return as_float
+    except ValueError as e:
+        raise RollupParamError(f"{qname}: {pname}: {e}, got {value!r}") from None
+
+
+def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Validate ``params`` for query ``q`` and return the full set of named values.
+
+    ``None`` means "not given" (the default applies). ``days`` turns into ``since``;
+    ``now`` (naive UTC) is for tests.
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    valid = q.accepts()
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise RollupParamError(
+            f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
+        )
+    if "days" in given:
+        if "since" in given:
+            raise RollupParamError(f"{q.name}: give days or since, not both")
+        days = coerce(q.name, "days", "DOUBLE", given.pop("days"))
+        if days <= 0:
+            raise RollupParamError(f"{q.name}: days: must be positive, got {days:g}")
+        if days > _MAX_DAYS:
+            raise RollupParamError(f"{q.name}: days: must be at most {_MAX_DAYS}, got {days:g}")
+        current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            given["since"] = current - dt.timedelta(days=days)
+        except OverflowError:  # only with a `now` near year 1
+            raise RollupParamError(f"{q.name}: days: reaches before year 1, got {days:g}") from None
+    out = {}
+    for p in q.params:
+        if p.name in given:
+            out[p.name] = coerce(q.name, p.name, p.type, given[p.name])
+        elif p.required:
+            raise RollupParamError(f"{q.name}: missing required parameter {p.name!r}")
+        else:
+            out[p.name] = p.default
+    for key in ("limit", "min_tokens"):
+        if out.get(key) is not None and out[key] < 0:
+            raise RollupParamError(f"{q.name}: {key}: must not be negative, got {out[key]}")
+    since, until = out.get("since"), out.get("until")
+    if since is not None and until is not None and since >= until:
+        raise RollupParamError(f"{q.name}: since ({since}) must be before until ({until})")
+    return out
