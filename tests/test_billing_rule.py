@@ -23,6 +23,7 @@ from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import CACHE_WRITE_1H_KEYS, COST
 from otel_costattr.spans.rows import SpanMapper
 from otel_costattr.store import database as store
+from otel_costattr.store import ingest
 
 D = Decimal
 # Either side of acme-peak's time-of-day windows (01:00-04:00, 22:00-00:30 UTC).
@@ -110,7 +111,7 @@ def test_engine_fast_path_and_sql_agree_to_the_exact_decimal(table, calls):
     con = duckdb.connect()
     try:
         store.migrate(con)
-        store.insert_table(con, SpanMapper(table).table(exporter.get_finished_spans()))
+        ingest.insert_table(con, SpanMapper(table).table(exporter.get_finished_spans()))
         rows = rollup("per_run", db=con, limit=0, reprice=table)
     finally:
         con.close()

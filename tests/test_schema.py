@@ -9,7 +9,7 @@ import pytest
 
 from otel_costattr.spans import rows
 from otel_costattr.store import database as store
-from otel_costattr.store import schema
+from otel_costattr.store import ingest, schema
 from otel_costattr.store.schema import INT64, STRING, TIMESTAMP_US, Column
 
 # Released migrations, as the SQL old files ran. Frozen: a derived migration that stops matching
@@ -152,7 +152,7 @@ def test_a_column_added_later_upgrades_a_file_made_by_the_real_0001(tmp_path):
     try:
         assert store.migrate(con, real_0001) == [schema.CREATE_SPANS]
         before = rows.rows_to_table([_values(trace=1, cost_usd=Decimal("0.25"))])
-        assert store.insert_table(con, before) == 1
+        assert ingest.insert_table(con, before) == 1
         steps = _migrations(EXTENDED)
         assert steps[0] == real_0001[0]  # adding a column leaves the released migration alone
         assert store.migrate(con, steps) == ["0002_add_region", "0003_add_queued_at"]
@@ -162,7 +162,7 @@ def test_a_column_added_later_upgrades_a_file_made_by_the_real_0001(tmp_path):
             (Decimal("0.25"), None, None, None)
         ]
         after = rows.rows_to_table([_values(trace=2)]).append_column("region", [["eu-west-1"]])
-        assert store.insert_table(con, after) == 1
+        assert ingest.insert_table(con, after) == 1
         assert con.execute("SELECT region FROM spans ORDER BY trace_id").fetchall() == [
             (None,),
             ("eu-west-1",),

@@ -18,6 +18,7 @@ import pytest
 
 from otel_costattr.spans import rows as mapping
 from otel_costattr.store import database as store
+from otel_costattr.store import ingest
 
 EXPECTED_COLUMNS = [
     ("trace_id", "VARCHAR"),
@@ -276,7 +277,7 @@ def test_spool_files_are_ingested_once_and_removed(tmp_path):
     assert count(path) == 3
     assert store.pending_spool(path) == []
     store.write_spool(path, table_of(row(1, 2), row(3, 4)))  # one old, one new
-    assert store.ingest(path) == 1
+    assert ingest.ingest(path) == 1
     assert count(path) == 4
 
 
@@ -285,8 +286,8 @@ def test_insert_table_skips_spans_already_stored(tmp_path):
     con = store.connect(path)
     try:
         cost = Decimal("0.003600000001")
-        assert store.insert_table(con, table_of(row(1, 1, cost_usd=cost), row(1, 2))) == 2
-        assert store.insert_table(con, table_of(row(1, 1), row(1, 3))) == 1
+        assert ingest.insert_table(con, table_of(row(1, 1, cost_usd=cost), row(1, 2))) == 2
+        assert ingest.insert_table(con, table_of(row(1, 1), row(1, 3))) == 1
         got = con.execute("SELECT span_id, cost_usd FROM spans ORDER BY span_id").fetchall()
         assert got == [(f"{1:016x}", cost), (f"{2:016x}", None), (f"{3:016x}", None)]
     finally:

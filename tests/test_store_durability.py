@@ -26,7 +26,7 @@ from test_store import count, row, table_of
 
 from otel_costattr import cli
 from otel_costattr.store import database as store
-from otel_costattr.store import maintenance, spool
+from otel_costattr.store import ingest, maintenance, spool
 
 LINUX = sys.platform.startswith("linux")
 
@@ -235,8 +235,8 @@ def test_an_unreadable_file_is_set_aside_while_the_database_is_failing_but_good_
         con.execute("CHECKPOINT")
         con.execute("ATTACH ':memory:' AS elsewhere")
         con.execute("USE elsewhere")  # `spans` no longer resolves: every insert fails
-        with pytest.raises(store.IngestError, match="kept for a later try"):
-            store.ingest_spool(con, path)
+        with pytest.raises(ingest.IngestError, match="kept for a later try"):
+            ingest.ingest_spool(con, path)
     finally:
         con.close()
     assert [f.name for f in spool.quarantined(path)] == [corrupt.name]
@@ -297,7 +297,7 @@ _NO_DESCRIPTORS = textwrap.dedent(
     import json, os, sys
     sys.path.insert(0, sys.argv[2])
     from test_store import row, table_of
-    from otel_costattr.store import database as store, spool
+    from otel_costattr.store import database as store, ingest, spool
 
     db = sys.argv[1]
     store.connect(db).close()
@@ -311,9 +311,9 @@ _NO_DESCRIPTORS = textwrap.dedent(
     except OSError:
         pass
     try:
-        store.ingest_spool(con, db)
+        ingest.ingest_spool(con, db)
         outcome = "ingested"
-    except store.IngestError:
+    except ingest.IngestError:
         outcome = "kept"
     finally:
         for fd in spare:

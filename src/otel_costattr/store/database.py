@@ -1,21 +1,12 @@
-"""The DuckDB span store: schema, migrations, connecting with lock retry, and the spool.
+"""The DuckDB span store: named migrations, and connecting with lock retry.
 
 DuckDB lets one process hold a database file (a second cannot open it at all, not even
 read-only), so nobody here holds it for long: writers and readers open a short-lived
 connection, retrying a lock conflict with bounded backoff (`connect`).
 
-Writers do not wait for the lock. A batch goes first to the *spool*: a Parquet file in
-``<db>.spool/``, written under a temporary name, fsynced and atomically renamed, so it is
-durable the moment it appears. Whoever next holds the write lock (any process: an exporter's
-ingester, or `connect` from the CLI) moves the spool files into ``spans``, many files per
-transaction, and deletes them after the commit. A crash between commit and delete only means
-a file is ingested again; ingestion skips spans already stored, so a span is stored once.
-
-Dedupe is on (trace_id, span_id) without a PRIMARY KEY: DuckDB loads an ART index whole on
-every write connection, which made each ingest cost O(table size) (measured 330 ms per 20k
-rows on a 2M-row table, versus 25 ms for the anti-join below). A retried span carries the
-same start time, so the anti-join only scans the row groups whose start_time range overlaps
-the incoming batch (zone maps).
+Writers do not wait for the lock: a batch goes to the spool (store/spool.py), and whoever
+next holds the write lock moves it into ``spans`` (store/ingest.py, which says why it is
+safe); `connect` does it too, so readers see every span an exporter acknowledged.
 """
 
 from __future__ import annotations
@@ -32,18 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from .._resources import bundled_dir
-from . import schema, spool
+from . import schema
 
 # The spool's file functions live in store/spool.py; these names stay importable from here.
 from .spool import SPOOL_SUFFIX, pending_spool, spool_bytes, spool_dir, write_spool  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-_ERROR_JOURNAL_EVERY = 30.0  # seconds between journal lines for a database that keeps failing
-_failing: dict[str, float] = {}  # path -> when its last ingest error was journaled
 _path_locks: dict[str, threading.RLock] = {}
 _path_locks_guard = threading.Lock()
 
@@ -54,11 +42,6 @@ class StoreError(Exception):
 
 class LockTimeout(StoreError):
     """Another process kept the database file locked longer than the retry allowed."""
-
-
-class IngestError(StoreError):
-    """Spool files could not be moved into the table for a reason outside the files (no space,
-    an I/O error, a failed commit): they stay pending and are tried again later."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +157,10 @@ def connect(
             if migrate:
                 _migrate(con, path, MIGRATIONS)
             if ingest:
+                # store/ingest.py builds on this module (StoreError, MIGRATIONS, writing):
+                # imported here, when first needed, rather than in a cycle at the top.
+                from .ingest import ingest_spool
+
                 try:
                     while ingest_spool(con, path):
                         pass
@@ -256,65 +243,15 @@ def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Mi
             con.execute("INSERT INTO costattr_migrations VALUES (?, ?)", [step.name, now])
             con.execute("COMMIT")
         except duckdb.Error as e:
-            _rollback(con)
+            rollback(con)
             raise StoreError(f"{where}: migration {step.name} failed: {e}") from e
         logger.info("otel-costattr: %s: applied migration %s", where, step.name)
         done.append(step.name)
     return done
 
 
-# -- ingest -----------------------------------------------------------------------------
-
-
-def _insert(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
-    """Insert the spans of relation ``source`` that ``spans`` does not hold yet."""
-    lo, hi, rows, distinct = con.execute(
-        "SELECT min(start_time), max(start_time), count(*), count(DISTINCT (trace_id, span_id))"
-        f" FROM {source}",
-        params,
-    ).fetchone()
-    if not rows:
-        return 0
-    # Repeats inside the batch are rare (a retry spooled twice): only then pay for DISTINCT ON,
-    # which costs 2.5x the plain insert.
-    select = f"SELECT * FROM {source}"
-    if distinct != rows:
-        select = f"SELECT DISTINCT ON (trace_id, span_id) * FROM {source}"
-    if lo is None:
-        window, args = "s.start_time IS NULL", []
-    else:
-        window, args = "s.start_time BETWEEN ? AND ?", [lo, hi]
-    row = con.execute(
-        f"""
-        INSERT INTO spans BY NAME
-        SELECT b.* FROM ({select}) AS b
-        WHERE NOT EXISTS (
-            SELECT 1 FROM spans AS s
-            WHERE s.trace_id = b.trace_id AND s.span_id = b.span_id AND {window}
-        )
-        """,
-        [*params, *args],
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def insert_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
-    """Insert the rows of an Arrow table (as `mapping.SpanMapper.table` builds it), skipping
-    spans already stored; commits. Returns the number of rows added."""
-    con.register("_costattr_batch", table)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        added = _insert(con, "_costattr_batch", [])
-        con.execute("COMMIT")
-        return added
-    except duckdb.Error as e:
-        _rollback(con)
-        raise StoreError(f"cannot insert spans: {e}") from e
-    finally:
-        con.unregister("_costattr_batch")
-
-
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction of ``con``, if any (after a failed statement)."""
     with contextlib.suppress(duckdb.Error):  # no transaction open: nothing to undo
         con.execute("ROLLBACK")
 
@@ -332,144 +269,3 @@ def writing(
             yield con
         finally:
             con.close()
-
-
-def ingest(
-    path: str | os.PathLike[str],
-    *,
-    retry: Retry | float | None = None,
-    max_files: int = 256,
-    threads: int | None = None,
-) -> int:
-    """Open the store for writing, move up to ``max_files`` spool files into ``spans``, close.
-    ``threads`` caps DuckDB's threads meanwhile (a background ingester uses 1, leaving the
-    other cores to the application). Returns the number of files handled. Raises
-    `LockTimeout`, `IngestError` (the files stay pending) or `StoreError`."""
-    with writing(path, retry=retry) as con:
-        if threads is None:
-            return ingest_spool(con, path, max_files=max_files)
-        before = con.execute("SELECT current_setting('threads')").fetchone()[0]
-        con.execute(f"SET threads = {int(threads)}")
-        try:
-            return ingest_spool(con, path, max_files=max_files)
-        finally:
-            with contextlib.suppress(duckdb.Error):  # a failed database may refuse even this
-                con.execute(f"SET threads = {int(before)}")
-
-
-def _insert_files(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> int:
-    con.execute("BEGIN TRANSACTION")
-    added = _insert(con, "read_parquet(?, union_by_name = true)", [[str(f) for f in files]])
-    con.execute("COMMIT")
-    return added
-
-
-def ingest_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], *, max_files: int = 64) -> int:
-    """Move up to ``max_files`` spool files (oldest first) into ``spans`` in one transaction,
-    then delete them. Returns how many files were handled (0: spool empty).
-
-    When the transaction fails, each file is checked on its own, read-only and away from this
-    database (`unreadable`): only a file that check rejects is quarantined (``bad/``, counted,
-    `repair` retries it). If every file passes, the failure was the database's or the disk's
-    (no space, I/O, a failed commit): the files stay pending and `IngestError` is raised, so
-    the caller retries later. Nothing acknowledged is set aside for an environmental fault."""
-    try:
-        spool.clean_stale_tmp(path)
-        files = pending_spool(path)[:max_files]
-    except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
-        raise _ingest_failed(path, [], e) from e
-    if not files:
-        return 0
-    try:
-        added = _insert_files(con, files)
-    except duckdb.Error as e:
-        _rollback(con)
-        good = [f for f in files if not _set_aside_if_unreadable(path, f)]
-        if len(good) == len(files):
-            raise _ingest_failed(path, files, e) from e
-        try:  # the bad ones are out of the way: the rest in one transaction again
-            added = _insert_files(con, good) if good else 0
-        except duckdb.Error as e2:
-            _rollback(con)
-            raise _ingest_failed(path, good, e2) from e2
-        files = good
-    for f in files:
-        f.unlink(missing_ok=True)
-    if _failing.pop(str(path), None) is not None:
-        spool.record(path, "ingest_recovered", files=len(files))
-        logger.warning("otel-costattr: ingesting into %s works again", path)
-    logger.debug("otel-costattr: ingested %d spool files (%d new spans)", len(files), added)
-    return len(files)
-
-
-def _ingest_failed(path: str | os.PathLike[str], files: Sequence[Path], error: BaseException) -> IngestError:
-    """The error to raise for an environmental failure; journaled at most every 30 s."""
-    message = " ".join(str(error).split())
-    now = time.monotonic()
-    last = _failing.get(str(path))
-    if last is None or now - last >= _ERROR_JOURNAL_EVERY:
-        _failing[str(path)] = now
-        try:
-            pending: int | None = len(pending_spool(path))
-        except OSError:
-            pending = None
-        spool.record(path, "ingest_error", error=message, pending_files=pending)
-    return IngestError(f"{path}: {len(files)} spool files kept for a later try: {message}")
-
-
-def _set_aside_if_unreadable(path: str | os.PathLike[str], file: Path) -> bool:
-    """Quarantine ``file`` if `unreadable` says it can never be ingested. True when it is no
-    longer pending (quarantined, or already taken by another process)."""
-    if not file.exists():
-        return True
-    if file.name in _readable:
-        return False
-    reason = unreadable(file)
-    if reason is None:
-        if len(_readable) >= 4096:  # bounded; a miss only costs a second check
-            _readable.clear()
-        _readable.add(file.name)
-        return False
-    spool.quarantine(path, file, reason)
-    return True
-
-
-_readable: set[str] = set()  # spool files `unreadable` passed: not checked again while pending
-# Failures of the process or the machine, not of the file: out of memory, interrupted, or
-# the file could not be opened or read at all (no file descriptors left, EIO, permissions).
-# A corrupt or foreign file fails with a parse, schema or constraint error instead.
-_PROBE_ENVIRONMENT = (
-    duckdb.OutOfMemoryException,
-    duckdb.InterruptException,
-    duckdb.FatalException,
-    duckdb.IOException,
-)
-
-
-def unreadable(file: Path) -> str | None:
-    """Why ``file`` can never be ingested, or None when it can.
-
-    The check inserts the file into a fresh in-memory database with the same schema, so it
-    says something about the file alone: not Parquet, corrupt, columns or types the table
-    cannot take, missing ids. A failure of the real database (full disk, I/O errors, an
-    invalidated instance) cannot reach it. Memory exhaustion and interrupts are not held
-    against the file, nor is a file that cannot be opened or read (no descriptors left, EIO):
-    it stays pending."""
-    try:
-        probe = duckdb.connect(":memory:")
-    except duckdb.Error:
-        return None  # cannot even check: keep the file
-    try:
-        for step in MIGRATIONS:
-            probe.execute(step.sql)
-        probe.execute("SET threads = 1")
-        probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
-    except _PROBE_ENVIRONMENT:
-        return None
-    except duckdb.Error as e:
-        if not file.exists():
-            return None  # taken by another process meanwhile
-        return " ".join(str(e).split())
-    finally:
-        probe.close()
-    return None

@@ -5,7 +5,7 @@
 or, with no code: ``OTEL_TRACES_EXPORTER=duckdb opentelemetry-instrument python app.py``
 (configured by ``OTEL_COSTATTR_DUCKDB_PATH`` and ``OTEL_COSTATTR_CAPTURE_CONTENT``).
 
-How a batch travels (see store/database.py for why):
+How a batch travels (see store/database.py and store/ingest.py for why):
 
 1. ``export`` reads the spans (`sdk.seam_records.records_from_sdk`), maps them to rows
    (`spans.rows.SpanMapper`) and writes them as one durable spool file next to the database
@@ -22,7 +22,7 @@ How a batch travels (see store/database.py for why):
    ``otel-costattr store status`` sums them over every process. Such an export returns FAILURE.
 4. When the database cannot take the spool (disk full, I/O errors, a failed commit), the
    files stay pending and the ingester retries with exponential backoff; only a file DuckDB
-   can never read is quarantined (see `store.ingest_spool`).
+   can never read is quarantined (see `ingest.ingest_spool`).
 
 Why not insert each batch directly with its own connection: measured on 2 cores, open +
 insert + commit + close costs 25-55 ms per 2048 spans (checkpoint spikes to 250 ms), i.e. at
@@ -50,7 +50,7 @@ from ..pricing.table import PriceTable, default_pricing
 from ..sdk.seam_records import records_from_sdk
 from ..spans.rows import SpanMapper
 from . import database as store
-from . import spool
+from . import ingest, spool
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ class DuckDBSpanExporter(SpanExporter):
                         # other cores (measured 2-3x less CPU a row than two threads on two
                         # cores). A flush has the caller waiting: every core.
                         threads = 1 if deadline is None else None
-                        if not store.ingest(self.path, retry=retry, threads=threads):
+                        if not ingest.ingest(self.path, retry=retry, threads=threads):
                             break
                     except store.LockTimeout:
                         return False
@@ -371,7 +371,7 @@ class DuckDBSpanExporter(SpanExporter):
                     if not self._buffer:
                         return
                     table = self._buffer[0]
-                store.insert_table(con, table)
+                ingest.insert_table(con, table)
                 with self._lock:
                     self._buffer.popleft()
                     self._buffered -= table.num_rows

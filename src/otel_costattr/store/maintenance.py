@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from . import database as store
-from . import spool
+from . import ingest, spool
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class RepairResult:
 def repair(path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> RepairResult:
     """Put every quarantined spool file back in the spool and ingest the whole spool now.
     Files DuckDB still cannot read go back to quarantine with their reason. Raises
-    `store.LockTimeout`, `store.IngestError` (the database cannot take them yet: they stay
+    `store.LockTimeout`, `ingest.IngestError` (the database cannot take them yet: they stay
     pending) or `store.StoreError`."""
     path = str(Path(path).expanduser().absolute())
     if not os.path.exists(path):
@@ -138,7 +138,7 @@ def repair(path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> Repai
     handled = 0
     with store.writing(path, retry=lock_timeout) as con:
         while True:
-            n = store.ingest_spool(con, path, max_files=256)
+            n = ingest.ingest_spool(con, path, max_files=256)
             if not n:
                 break
             handled += n
