@@ -27,11 +27,13 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'otel_costattr' has no attribute {name!r}")
     from importlib import import_module
 
-    loaded = import_module(f".{module}", __name__)
-    # Bind every lazy name of that module at once: next time, plain attributes.
+    # Bind every lazy name of that subpackage at once: next time, plain attributes. This also
+    # puts the function `rollups` over the attribute that importing the subpackage
+    # otel_costattr.rollups set to the subpackage itself.
+    family = module.split(".")[0]
     for lazy, home in _LAZY.items():
-        if home == module:
-            globals()[lazy] = getattr(loaded, lazy)
+        if home.split(".")[0] == family:
+            globals()[lazy] = getattr(import_module(f".{home}", __name__), lazy)
     return globals()[name]
 
 
