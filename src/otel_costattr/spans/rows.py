@@ -8,7 +8,7 @@ SDK spans, which it turns into records through the SDK adapter first.
 gives the same rows as a pyarrow Table. The per-record path is written for speed (locals, one
 tuple per record, no helper call per column): extraction dominates export time.
 
-What a row holds (the store's schema contract, see `store/database.py`):
+What a row holds (the store's schema contract, its columns listed once in `store/schema.py`):
 
 - typed columns for everything rollups filter, group or sum on;
 - token and cost columns only for ``span_role = 'model_call'``: agent spans may carry the
