@@ -65,24 +65,20 @@ def instrument(meter_provider: metrics.MeterProvider | None = None) -> None:
         unit="{call}",
         description="Model calls seen by cost processors, by outcome",
     )
-    meter.create_observable_counter(
-        "otel_costattr.exporter.dropped",
-        callbacks=[_exporter_value("dropped_spans")],
-        unit="{span}",
-        description="Spans given to DuckDB exporters that were not stored",
-    )
-    meter.create_observable_counter(
-        "otel_costattr.exporter.content_dropped",
-        callbacks=[_exporter_value("content_dropped")],
-        unit="{attribute}",
-        description="Attributes DuckDB exporters left out because they may hold prompt or completion text",
-    )
-    meter.create_observable_up_down_counter(
-        "otel_costattr.exporter.buffered",
-        callbacks=[_exporter_value("buffered_spans")],
-        unit="{span}",
-        description="Spans waiting in exporter memory for room in the spool",
-    )
+    for name, attribute, counter, unit, description in _EXPORTER_INSTRUMENTS:
+        create = meter.create_observable_counter if counter else meter.create_observable_up_down_counter
+        create(name, callbacks=[_exporter_value(attribute)], unit=unit, description=description)
+
+
+# (name, DuckDBSpanExporter attribute summed, monotonic?, unit, description)
+_EXPORTER_INSTRUMENTS = (
+    ("otel_costattr.exporter.dropped", "dropped_spans", True, "{span}",
+     "Spans given to DuckDB exporters that were not stored"),
+    ("otel_costattr.exporter.content_dropped", "content_dropped", True, "{attribute}",
+     "Attributes DuckDB exporters left out because they may hold prompt or completion text"),
+    ("otel_costattr.exporter.buffered", "buffered_spans", False, "{span}",
+     "Spans waiting in exporter memory for room in the spool"),
+)  # fmt: skip
 
 
 def _processor_counts(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
