@@ -142,15 +142,21 @@ _LIMITED = textwrap.dedent(
 )
 
 
+def _run_script(script: str, db: Path) -> dict:
+    """Run one of the fault scripts above in a process of its own (a limit or an exhausted
+    resource must not leak into the test run); its last line is a JSON report."""
+    here = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(db), here], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.skipif(not LINUX, reason="RLIMIT_FSIZE and SIGXFSZ as on Linux")
 def test_a_failed_commit_keeps_the_files_pending_and_the_ingester_retries_them(tmp_path):
     db = tmp_path / "spans.duckdb"
-    root = str(Path(__file__).resolve().parent)
-    done = subprocess.run(
-        [sys.executable, "-c", _LIMITED, str(db), root], capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = _run_script(_LIMITED, db)
     assert report["acked"] == 2
     assert report["during"]["pending"] == 2 and report["during"]["quarantined"] == 0
     assert "Failed to commit" in report["during"]["error"]
@@ -331,12 +337,7 @@ def test_a_spool_that_cannot_even_be_listed_stays_pending(tmp_path):
     # process's fault, not the files': an IngestError (the ingester backs off), all five
     # pending for the next round, none quarantined.
     db = tmp_path / "spans.duckdb"
-    here = str(Path(__file__).resolve().parent)
-    done = subprocess.run(
-        [sys.executable, "-c", _NO_DESCRIPTORS, str(db), here], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+    assert _run_script(_NO_DESCRIPTORS, db) == {
         "outcome": "kept",
         "pending": 5,
         "quarantined": 0,
