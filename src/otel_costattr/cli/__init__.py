@@ -15,11 +15,13 @@ from typing import Any
 
 import click
 
+from ..alerts.rules import AlertRulesError
 from ..demo import DemoError
 from ..pricing.model import PricingError
 from ..rollups.errors import RollupError
 from ..store.database import StoreError
 from ..version import __version__
+from .alerts import alerts
 from .demo import demo
 from .options import did_you_mean
 from .output import CLIError
@@ -30,7 +32,7 @@ from .store import store
 __all__ = ["CLIError", "cli", "main"]
 
 # What the library raises for a bad input or a failure the user can act on: one line, exit 1.
-FAILURES = (RollupError, PricingError, StoreError, DemoError)
+FAILURES = (RollupError, PricingError, StoreError, DemoError, AlertRulesError)
 
 
 class Group(click.Group):
@@ -77,6 +79,7 @@ cli.add_command(runs)
 cli.add_command(trace)
 cli.add_command(store)
 cli.add_command(demo)
+cli.add_command(alerts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,6 +74,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # file gets the attribution rules (rollups/contract.py derives the rollups' macros from the
     # same file). CREATE OR REPLACE: when the rules change, a new migration runs it again.
     Migration("0002_call_views", (bundled_dir("queries") / "_calls.sql").read_text(encoding="utf-8")),
+    # The alerts' states and deliveries (alerts/state.py), so a restart does not re-fire.
+    Migration("0005_alert_events", (bundled_dir("queries") / "_alert_events.sql").read_text("utf-8")),
 )
 
 _MIGRATIONS_TABLE = (

@@ -1,0 +1,227 @@
+"""One evaluation of the rules against the store: measure, decide each key's state, record the
+changes, and say what to notify.
+
+A key is (rule, scope value, window key, threshold). Its state moves OK -> FIRING when the
+value reaches the threshold's limit, FIRING -> RESOLVED when it drops below, and is NO_DATA
+when there is nothing to compare (fewer calls than ``min_calls``, no baseline, or no calls at
+all for the rule: then the key's scope value is ``*``). Only changes are stored
+(`state.record_events`), so a restarted evaluator carries on where it stopped and never
+re-fires. Calendar windows start each period with fresh keys: each threshold fires once per
+day or month. Anti-spam: thresholds crossed together are one notification, and a key that
+fired is not notified again within the rule's ``cooldown``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from ..rollups.catalog import contract_prelude
+from .deliver import Notification
+from .measure import Measure, contributors, measure, month_to_date
+from .payload import build_payload
+from .rules import CALENDAR, Rule, RuleSet, window_bounds
+from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events
+
+__all__ = ["Evaluation", "KeyRow", "evaluate"]
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """One key's state after an evaluation (a row of ``alerts check``)."""
+
+    rule: str
+    scope: str
+    scope_value: str
+    window_key: str
+    threshold: Decimal | None
+    limit: Decimal | None
+    value: Decimal | None
+    state: str
+    changed: bool
+
+    @property
+    def ratio(self) -> Decimal:
+        """How close to its limit (for choosing what to show when nothing fires)."""
+        if self.value is None or not self.limit:
+            return Decimal(-1)
+        return self.value / self.limit
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation found: every key's state, the changes stored, what to send."""
+
+    at: dt.datetime
+    rows: list[KeyRow] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+
+    @property
+    def firing(self) -> list[KeyRow]:
+        """The keys firing now."""
+        return [r for r in self.rows if r.state == FIRING]
+
+    def summary(self) -> list[KeyRow]:
+        """Every key not OK, and for a rule with none, its key closest to its limit."""
+        out: list[KeyRow] = []
+        by_rule: dict[str, list[KeyRow]] = {}
+        for row in self.rows:
+            by_rule.setdefault(row.rule, []).append(row)
+        for rows in by_rule.values():
+            shown = [r for r in rows if r.state != OK]
+            out.extend(shown or [max(rows, key=lambda r: r.ratio)])
+        return out
+
+
+def _text(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    rules: RuleSet,
+    now: dt.datetime | None = None,
+    *,
+    base_url: str | None = None,
+) -> Evaluation:
+    """Evaluate ``rules`` on the store behind ``con`` (read-write: the changes are recorded)
+    at ``now`` (aware; default: the current time). Delivery is the caller's (`Notifier`)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    con.execute(contract_prelude())
+    previous = latest_states(con, [r.name for r in rules.rules])
+    result = Evaluation(at=now)
+    for rule in rules.rules:
+        _Judge(con, rule, rules, previous, now, base_url, result).run()
+    record_events(con, result.events)
+    return result
+
+
+class _Judge:
+    """Decides the keys of one rule and what to notify."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        rule: Rule,
+        rules: RuleSet,
+        previous: Mapping[tuple[str, str, str, str], KeyState],
+        now: dt.datetime,
+        base_url: str | None,
+        result: Evaluation,
+    ) -> None:
+        self.con, self.rule, self.previous, self.now = con, rule, previous, now
+        self.channels = [rules.channels[name] for name in rule.channels]
+        self.base_url, self.result = base_url, result
+        self.at = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def run(self) -> None:
+        measures = measure(self.con, self.rule, self.now)
+        if not measures:
+            start, end, key = window_bounds(self.rule, self.now)
+            for t in self.rule.thresholds:
+                self._set("*", key, t, None, None, NO_DATA)
+        seen = set()
+        for m in measures:
+            seen.add(m.scope_value)
+            self._judge(m)
+        if self.rule.window not in CALENDAR and self.rule.window != "run":
+            self._resolve_gone(seen)
+
+    def _state(self, scope_value: str, window_key: str, threshold: Decimal) -> KeyState | None:
+        return self.previous.get((self.rule.name, scope_value, window_key, _text(threshold)))
+
+    def _set(
+        self,
+        scope_value: str,
+        window_key: str,
+        t: Decimal,
+        value: Decimal | None,
+        limit: Decimal | None,
+        state: str,
+    ) -> Event | None:
+        before = self._state(scope_value, window_key, t)
+        old = before.state if before else OK
+        if state == OK and old in (RESOLVED, OK):
+            state = old  # a resolved key stays RESOLVED until it fires again
+        changed = state != old
+        self.result.rows.append(KeyRow(self.rule.name, self.rule.scope, scope_value, window_key, t, limit,
+                                       value, state, changed))  # fmt: skip
+        if not changed:
+            return None
+        event = Event(self.at, self.rule.name, self.rule.scope, scope_value, window_key, _text(t), state,
+                      value, limit, False, "store")  # fmt: skip
+        self.result.events.append(event)
+        return event
+
+    def _judge(self, m: Measure) -> None:
+        fired: list[tuple[Decimal, Event]] = []
+        resolved: list[tuple[Decimal, Event]] = []
+        for t in self.rule.thresholds:
+            limit = self.rule.limit(t, m.baseline)
+            before = self._state(m.scope_value, m.window_key, t)
+            if limit is None or limit <= 0 or m.calls < self.rule.min_calls:
+                state = NO_DATA
+            elif m.value >= limit:
+                state = FIRING
+            else:
+                state = RESOLVED if before is not None and before.state == FIRING else OK
+            event = self._set(m.scope_value, m.window_key, t, m.value, limit, state)
+            if event is None:
+                continue
+            if state == FIRING and not self._cooling(before):
+                fired.append((t, event))
+            elif state == RESOLVED and self.rule.notify_resolved:
+                resolved.append((t, event))
+        if fired:
+            self._notify("firing", m, fired)
+        if resolved:
+            self._notify("resolved", m, resolved)
+
+    def _cooling(self, before: KeyState | None) -> bool:
+        if before is None or before.last_fired is None or not self.rule.cooldown:
+            return False
+        return (self.at - before.last_fired).total_seconds() < self.rule.cooldown
+
+    def _resolve_gone(self, seen: set[str]) -> None:
+        # A rolling window's scope value with no calls left in it: nothing to alert on.
+        for (rule, value, key, threshold), st in self.previous.items():
+            mine = rule == self.rule.name and key == self.rule.window
+            if mine and value not in seen and value != "*" and st.state == FIRING:
+                self._set(value, key, Decimal(threshold), None, None, RESOLVED)
+
+    def _notify(self, event: str, m: Measure, items: Sequence[tuple[Decimal, Event]]) -> None:
+        if not self.channels:
+            return
+        # Firing: the highest threshold crossed speaks for all; resolved: the lowest.
+        t, main = max(items, key=lambda i: i[0]) if event == "firing" else min(items, key=lambda i: i[0])
+        top: Mapping[str, Any] | None = None
+        projection = None
+        if event == "firing":
+            top = contributors(self.con, self.rule, m.scope_value, m.start, m.end)
+            if self.rule.metric == "cost" and self.rule.scope != "run":
+                projection = self._projection(m.scope_value)
+        payload = build_payload(
+            event=event, rule=self.rule, scope_value=m.scope_value, window_key=m.window_key, start=m.start,
+            end=m.end, value=m.value, threshold=t, limit=main.limit, crossed=sorted(i[0] for i in items),
+            baseline=m.baseline, projection=projection, top=top, base_url=self.base_url, at=self.at,
+        )  # fmt: skip
+        for _, e in items:
+            e.notified = True
+        main.payload = payload
+        self.result.notifications.append(Notification(payload, self.channels))
+
+    def _projection(self, scope_value: str) -> tuple[Decimal, dt.datetime]:
+        spent, start, end = month_to_date(self.con, self.rule, scope_value, self.now)
+        elapsed = (self.at - start).total_seconds()
+        total = (end - start).total_seconds()
+        if elapsed <= 0:
+            return spent, end
+        return (spent * Decimal(total) / Decimal(elapsed)).quantize(Decimal("1e-12")), end

@@ -1,0 +1,183 @@
+"""A rule's metric per scope value over a window, read from the call contract.
+
+The rollups' TEMP macro ``costattr_calls(since, until, ...)`` (derived from
+``queries/_calls.sql`` by `rollups.contract`) supplies the calls, attributed and each counted
+once, with the window pushed into the scan; every value is bound, never formatted in. A scope
+or filter that is no contract column is an attribute key, read from the call's ``attributes``
+JSON (the processor copies identity onto each call).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from .rules import SCOPES, Rule, window_bounds
+
+__all__ = ["Measure", "contributors", "measure", "month_to_date"]
+
+_MS = Decimal("0.001")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One scope value's metric in the current window, with its baseline when the rule has one."""
+
+    scope_value: str
+    window_key: str
+    start: dt.datetime
+    end: dt.datetime
+    value: Decimal
+    calls: int
+    baseline: Decimal | None = None
+
+
+def _column(key: str, params: list[Any]) -> str:
+    column = SCOPES.get(key)
+    if column is not None:
+        return f"c.{column}"
+    params.append(f'$."{key}"')  # the key is checked at load: no quote can reach the path
+    return "json_extract_string(c.attributes, ?)"
+
+
+def _query(
+    rule: Rule, start: dt.datetime, end: dt.datetime, only: str | None = None
+) -> tuple[str, list[Any]]:
+    select: list[Any] = []  # parameters in the order they appear: SELECT, FROM, WHERE
+    scope = _column(rule.scope, select)
+    params: list[Any] = []
+    where = [f"{_column(rule.scope, params)} IS NOT NULL"]
+    for key, wanted in rule.match:
+        where.append(f"{_column(key, params)} = ?")
+        params.append(wanted)
+    if only is not None:
+        where.append(f"{_column(rule.scope, params)} = ?")
+        params.append(only)
+    errors = "0"
+    join = ""
+    if rule.metric == "error_rate":  # the span's status is not in the contract: one join by row
+        join = "LEFT JOIN spans AS s ON s.rowid = c.call_row"
+        errors = "count(*) FILTER (WHERE s.status_code = 'ERROR')"
+    sql = f"""
+        SELECT {scope} AS scope_value, count(*) AS calls, coalesce(sum(c.cost_usd), 0) AS usd,
+               count(DISTINCT c.trace_id) AS runs, {errors} AS errors,
+               quantile_cont(c.duration_ms, 0.95) AS p95,
+               count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced
+        FROM costattr_calls(?, ?, NULL, NULL, NULL) AS c {join}
+        WHERE {" AND ".join(where)}
+        GROUP BY 1
+    """
+    return sql, [*select, start, end, *params]
+
+
+def _value(metric: str, row: Sequence[Any]) -> Decimal | None:
+    _, calls, usd, runs, errors, p95, unpriced = row
+    if metric == "cost":
+        return Decimal(usd)
+    if metric == "cost_per_run":
+        return Decimal(usd) / runs if runs else None
+    if metric == "calls":
+        return Decimal(calls)
+    if metric == "error_rate":
+        return Decimal(errors) / calls if calls else None
+    if metric == "p95_latency":
+        return None if p95 is None else Decimal(repr(float(p95))).quantize(_MS)
+    return Decimal(unpriced)
+
+
+def _per_value(con: duckdb.DuckDBPyConnection, rule: Rule, start: dt.datetime, end: dt.datetime) -> dict:
+    sql, params = _query(rule, start, end)
+    return {row[0]: row for row in con.execute(sql, params).fetchall()}
+
+
+# Metrics that are zero where nothing happened (no calls: no cost); the others are undefined.
+_ZERO_WHEN_EMPTY = ("cost", "calls", "unpriced_calls")
+
+
+def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime) -> list[Measure]:
+    """The metric of every scope value with calls in the current window (``now``: aware).
+    With a baseline, each value's median over the rule's trailing windows (a window where the
+    value had no calls counts as 0 for cost, calls and unpriced calls, and is left out for the
+    others)."""
+    start, end, key = window_bounds(rule, now)
+    current = _per_value(con, rule, start, end)
+    history: dict[str, list[Decimal]] = {}
+    for back in range(1, rule.baseline + 1):
+        b_start, b_end, _ = window_bounds(rule, now, back)
+        past = _per_value(con, rule, b_start, b_end)
+        for value in current:
+            row = past.get(value)
+            if row is not None:
+                v = _value(rule.metric, row)
+                if v is not None:
+                    history.setdefault(value, []).append(v)
+            elif rule.metric in _ZERO_WHEN_EMPTY:
+                history.setdefault(value, []).append(Decimal(0))
+    out = []
+    for value, row in sorted(current.items()):
+        v = _value(rule.metric, row)
+        if v is None:
+            continue
+        past_values = history.get(value)
+        baseline = statistics.median(past_values) if past_values else None
+        out.append(Measure(str(value), key, start, end, v, int(row[1]), baseline))
+    return out
+
+
+def contributors(
+    con: duckdb.DuckDBPyConnection,
+    rule: Rule,
+    scope_value: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    limit: int = 5,
+) -> dict[str, list[dict[str, Any]]]:
+    """The runs, features and models that cost most for ``scope_value`` in the window."""
+    params: list[Any] = []
+    where = [f"{_column(rule.scope, params)} = ?"]
+    params.append(scope_value)
+    for key, wanted in rule.match:
+        where.append(f"{_column(key, params)} = ?")
+        params.append(wanted)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, column in (("runs", "trace_id"), ("features", "feature"), ("models", "model")):
+        rows = con.execute(
+            f"""
+            SELECT c.{column}, coalesce(sum(c.cost_usd), 0) AS usd, count(*) AS calls
+            FROM costattr_calls(?, ?, NULL, NULL, NULL) AS c
+            WHERE {" AND ".join(where)} AND c.{column} IS NOT NULL
+            GROUP BY 1 ORDER BY usd DESC, calls DESC, 1 LIMIT ?
+            """,
+            [start, end, *params, limit],
+        ).fetchall()
+        key = "trace_id" if column == "trace_id" else column.split("_")[0]
+        out[name] = [{key: r[0], "usd": Decimal(r[1]), "calls": r[2]} for r in rows]
+    return out
+
+
+def month_to_date(
+    con: duckdb.DuckDBPyConnection, rule: Rule, scope_value: str, now: dt.datetime
+) -> tuple[Decimal, dt.datetime, dt.datetime]:
+    """The cost of ``scope_value`` this calendar month in the rule's time zone, the month's
+    start and its end (the first instant of the next month), naive UTC."""
+    month = dataclasses.replace(rule, metric="cost", window="month", baseline=0)
+    start, until, _ = window_bounds(month, now)
+    zone = ZoneInfo(rule.timezone)
+    local = now.astimezone(zone)
+    index = local.year * 12 + local.month  # the next month, counted from year 0
+    first = dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=zone)
+    sql, params = _query(month, start, until, only=scope_value)
+    row = con.execute(sql, params).fetchone()
+    return (
+        (Decimal(row[2]) if row else Decimal(0)),
+        start,
+        first.astimezone(dt.timezone.utc).replace(tzinfo=None),
+    )

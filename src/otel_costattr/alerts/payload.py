@@ -1,0 +1,158 @@
+"""What a channel is sent: the webhook's versioned JSON payload, and the Slack message made
+from it. The payload is the one description of an alert; Slack's text is derived from it.
+
+Money and metric values are JSON numbers with ``<name>_exact`` beside them, the exact decimal
+as a string (a float cannot hold every amount).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from .rules import Rule
+
+__all__ = ["PAYLOAD_VERSION", "build_payload", "slack_message"]
+
+PAYLOAD_VERSION = 1
+_UNITS = {
+    "cost": "usd", "cost_per_run": "usd", "calls": "calls", "error_rate": "ratio",
+    "p95_latency": "ms", "unpriced_calls": "calls",
+}  # fmt: skip
+
+
+def _exact(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.normalize():f}"
+
+
+def _number(out: dict[str, Any], name: str, value: Decimal | None) -> None:
+    out[name] = None if value is None else float(value)
+    out[name + "_exact"] = _exact(value)
+
+
+def _iso(value: dt.datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+
+
+def build_payload(
+    *,
+    event: str,
+    rule: Rule,
+    scope_value: str,
+    window_key: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    value: Decimal | None,
+    threshold: Decimal | None,
+    limit: Decimal | None,
+    crossed: Sequence[Decimal] = (),
+    baseline: Decimal | None = None,
+    projection: tuple[Decimal, dt.datetime] | None = None,
+    top: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    base_url: str | None = None,
+    at: dt.datetime,
+    source: str = "store",
+) -> dict[str, Any]:
+    """The webhook payload (schema in the README, ``version`` 1). ``crossed``: every threshold
+    this notification covers (several crossed at once are one message)."""
+    out: dict[str, Any] = {
+        "version": PAYLOAD_VERSION,
+        "event": event,
+        "source": source,
+        "at": _iso(at),
+        "rule": rule.name,
+        "scope": {"kind": rule.scope, "value": scope_value, "match": dict(rule.match)},
+        "metric": rule.metric,
+        "unit": _UNITS[rule.metric],
+        "window": {"kind": rule.window, "key": window_key, "start": _iso(start), "end": _iso(end),
+                   "timezone": rule.timezone},
+    }  # fmt: skip
+    _number(out, "value", value)
+    _number(out, "threshold", threshold)
+    out["thresholds_crossed"] = [float(t) for t in crossed]
+    _number(out, "limit", limit)
+    _number(out, "budget", rule.budget)
+    _number(out, "baseline", baseline)
+    reference = rule.budget if rule.budget is not None else limit
+    used = None
+    if value is not None and reference:
+        used = (value / reference * 100).quantize(Decimal("0.1"))
+    out["percent_used"] = None if used is None else float(used)
+    if projection is not None:
+        amount, month_end = projection
+        out["projection"] = {"month_end": _iso(month_end)}
+        _number(out["projection"], "month_end_usd", amount)
+    else:
+        out["projection"] = None
+    top_out: dict[str, list[dict[str, Any]]] = {}
+    for kind, rows in (top or {}).items():
+        items = []
+        for row in rows:
+            item: dict[str, Any] = {k: v for k, v in row.items() if k != "usd"}
+            _number(item, "usd", row.get("usd"))
+            if kind == "runs" and base_url:
+                item["url"] = f"{base_url.rstrip('/')}/runs/{row['trace_id']}"
+            items.append(item)
+        top_out[kind] = items
+    out["top"] = top_out
+    links: dict[str, str] = {}
+    if base_url:
+        links["dashboard"] = base_url.rstrip("/") + "/"
+        if rule.scope == "run":
+            links["run"] = f"{base_url.rstrip('/')}/runs/{scope_value}"
+    out["links"] = links
+    return out
+
+
+def _escape(text: Any) -> str:
+    # Slack's mrkdwn treats these three as control characters (its "escaping text" rule).
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _show(payload: Mapping[str, Any], name: str) -> str:
+    exact = payload.get(name + "_exact")
+    if exact is None:
+        return "n/a"
+    unit = payload["unit"]
+    if unit == "usd":
+        return (
+            f"${Decimal(exact):,.4f}".rstrip("0").rstrip(".")
+            if Decimal(exact) < 1
+            else f"${Decimal(exact):,.2f}"
+        )
+    if unit == "ratio":
+        return f"{Decimal(exact) * 100:.1f}%"
+    if unit == "ms":
+        return f"{Decimal(exact):,.0f} ms"
+    return f"{Decimal(exact):,f}"
+
+
+def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A Slack incoming-webhook body (``text`` plus ``blocks``), every user value escaped."""
+    scope = payload["scope"]
+    head = "FIRING" if payload["event"] == "firing" else "RESOLVED"
+    used = f" ({payload['percent_used']:g}% of the limit)" if payload.get("percent_used") is not None else ""
+    text = (
+        f"[{head}] {_escape(payload['rule'])}: {_escape(scope['kind'])}={_escape(scope['value'])} "
+        f"{_escape(payload['metric'])} {_show(payload, 'value')}, limit {_show(payload, 'limit')}{used}, "
+        f"window {_escape(payload['window']['kind'])} {_escape(payload['window']['key'])}"
+    )
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    lines = []
+    projection = payload.get("projection")
+    if projection:
+        lines.append(f"Month-end projection: ${Decimal(projection['month_end_usd_exact']):,.2f}")
+    for kind, rows in (payload.get("top") or {}).items():
+        if rows:
+            shown = ", ".join(
+                f"{_escape(next(iter(r.values())))} ${Decimal(r['usd_exact']):,.4f}" for r in rows[:3]
+            )
+            lines.append(f"Top {kind}: {shown}")
+    run_link = (payload.get("links") or {}).get("run")
+    if run_link:
+        lines.append(f"<{_escape(run_link)}|Open the run>")
+    if lines:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(lines)}]})
+    return {"text": text, "blocks": blocks}

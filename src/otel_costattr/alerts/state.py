@@ -1,0 +1,167 @@
+"""Alert states in the store: the ``alert_events`` and ``alert_deliveries`` tables.
+
+The tables come from migration ``0005_alert_events`` (``queries/_alert_events.sql``). An alert
+key is (rule, scope value, window key, threshold); its state is its newest event, OK when it
+has none. Only changes are appended, so the table grows with what happened, not with how often
+anyone looked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+__all__ = [
+    "FIRING",
+    "NO_DATA",
+    "OK",
+    "RESOLVED",
+    "Delivery",
+    "Event",
+    "KeyState",
+    "delivery_failures",
+    "latest_states",
+    "record_deliveries",
+    "record_events",
+]
+
+OK, FIRING, RESOLVED, NO_DATA = "OK", "FIRING", "RESOLVED", "NO_DATA"
+STATES = (OK, FIRING, RESOLVED, NO_DATA)
+
+Key = tuple[str, str, str, str]  # rule, scope_value, window_key, threshold
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """What the store knows of one key: its state, since when, and its last notified firing."""
+
+    state: str
+    at: dt.datetime
+    last_fired: dt.datetime | None
+
+
+@dataclass
+class Event:
+    """One state change of one key (``payload``: what the channels were sent, if anything)."""
+
+    at: dt.datetime
+    rule: str
+    scope: str
+    scope_value: str
+    window_key: str
+    threshold: str
+    state: str
+    value: Decimal | None
+    limit: Decimal | None
+    notified: bool
+    source: str
+    payload: Mapping[str, Any] | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.rule, self.scope_value, self.window_key, self.threshold)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A notification's fate at one channel, once its retries are spent or it got through."""
+
+    at: dt.datetime
+    rule: str
+    scope_value: str
+    window_key: str
+    event: str
+    channel: str
+    ok: bool
+    attempts: int
+    error: str | None
+
+
+def latest_states(con: duckdb.DuckDBPyConnection, rules: Iterable[str]) -> dict[Key, KeyState]:
+    """The current state of every key of ``rules`` the store has seen."""
+    names = list(rules)
+    if not names:
+        return {}
+    rows = con.execute(
+        """
+        SELECT rule, scope_value, window_key, threshold, arg_max(state, recorded_at), max(recorded_at),
+               max(recorded_at) FILTER (WHERE state = 'FIRING' AND notified)
+        FROM alert_events
+        WHERE list_contains(?, rule)
+        GROUP BY ALL
+        """,
+        [names],
+    ).fetchall()
+    return {(r[0], r[1], r[2], r[3]): KeyState(r[4], r[5], r[6]) for r in rows}
+
+
+# A key's value may be an identity a user chose: bounded so one row stays small.
+_MAX_TEXT = 512
+
+
+def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> None:
+    """Append ``events`` in one transaction."""
+    if not events:
+        return
+    rows = [
+        (
+            e.at, e.rule, e.scope, e.scope_value[:_MAX_TEXT], e.window_key, e.threshold, e.state,
+            _bounded(e.value), _bounded(e.limit), e.notified, e.source,
+            None if e.payload is None else json.dumps(e.payload),
+        )
+        for e in events
+    ]  # fmt: skip
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.executemany("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _bounded(value: Decimal | None) -> Decimal | None:
+    # DECIMAL(38, 12): a metric value beyond it (absurd data) is stored as unknown, not an error.
+    if value is None or not value.is_finite() or abs(value) >= Decimal(10) ** 26:
+        return None
+    return value.quantize(Decimal("1e-12"))
+
+
+def record_deliveries(con: duckdb.DuckDBPyConnection, deliveries: Sequence[Delivery]) -> None:
+    """Append ``deliveries``."""
+    if deliveries:
+        con.executemany(
+            "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (d.at, d.rule, d.scope_value[:_MAX_TEXT], d.window_key, d.event, d.channel, d.ok, d.attempts,
+                 None if d.error is None else d.error[:_MAX_TEXT])
+                for d in deliveries
+            ],
+        )  # fmt: skip
+
+
+def delivery_failures(con: duckdb.DuckDBPyConnection, since: dt.datetime | None = None) -> dict[str, Any]:
+    """Failed deliveries (all time, or from ``since``): how many, and the newest one."""
+    row = con.execute(
+        """
+        SELECT count(*), max(recorded_at), arg_max(channel, recorded_at), arg_max(error, recorded_at),
+               arg_max(rule, recorded_at)
+        FROM alert_deliveries
+        WHERE NOT ok AND (?::TIMESTAMP IS NULL OR recorded_at >= ?::TIMESTAMP)
+        """,
+        [since, since],
+    ).fetchone()
+    assert row is not None
+    return {
+        "failed": row[0],
+        "last_at": row[1],
+        "last_channel": row[2],
+        "last_error": row[3],
+        "last_rule": row[4],
+    }

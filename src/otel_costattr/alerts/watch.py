@@ -1,0 +1,120 @@
+"""The store evaluators: `check_once` (``alerts check``, for cron) and `AlertWatcher`, which
+runs it every ``interval`` seconds on a thread (``alerts watch``, and ``serve``'s lifespan)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..store.database import connect
+from .deliver import Notifier
+from .evaluate import Evaluation, evaluate
+from .rules import RuleSet, load_rules
+from .state import delivery_failures
+
+__all__ = ["AlertWatcher", "CheckResult", "check_once"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckResult:
+    """An evaluation and the delivery failures the store holds."""
+
+    evaluation: Evaluation
+    failures: dict[str, Any]
+
+
+def _rules(rules: RuleSet | str | os.PathLike[str]) -> RuleSet:
+    return rules if isinstance(rules, RuleSet) else load_rules(Path(rules))
+
+
+def check_once(
+    db: str | os.PathLike[str],
+    rules: RuleSet | str | os.PathLike[str],
+    *,
+    notifier: Notifier | None = None,
+    now: dt.datetime | None = None,
+    base_url: str | None = None,
+) -> CheckResult:
+    """Evaluate once: record state changes in ``db`` and hand notifications to ``notifier``
+    (None: not sent). Raises `StoreError` when the store cannot be opened."""
+    ruleset = _rules(rules)
+    con = connect(db)  # read-write: the spool is ingested first, so the newest spans count
+    try:
+        evaluation = evaluate(con, ruleset, now, base_url=base_url)
+        failures = delivery_failures(con)
+    finally:
+        con.close()
+    if notifier is not None:
+        for note in evaluation.notifications:
+            notifier.submit(note)
+    return CheckResult(evaluation, failures)
+
+
+class AlertWatcher:
+    """Evaluates ``rules`` on ``db`` every ``interval`` seconds on a daemon thread and delivers
+    in the background. ``base_url``: where ``serve`` answers, for links in the payloads.
+    A failed evaluation is logged and counted (``errors``), never raised; `stop` ends it."""
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str],
+        rules: RuleSet | str | os.PathLike[str],
+        interval: float = 60.0,
+        base_url: str | None = None,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be above 0 seconds, got {interval!r}")
+        self.db = str(db)
+        self.rules = _rules(rules)  # a bad file fails here, at start, in one line
+        self.interval = float(interval)
+        self.base_url = base_url
+        self.notifier = notifier or Notifier(self.db)
+        self.last: CheckResult | None = None
+        self.evaluations = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start evaluating (the first evaluation at once)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self.notifier.start()
+        self._thread = threading.Thread(target=self._run, name="otel-costattr-alert-watch", daemon=True)
+        self._thread.start()
+
+    def run_once(self) -> CheckResult | None:
+        """One evaluation now; None (counted in ``errors``) when it failed."""
+        try:
+            result = check_once(self.db, self.rules, notifier=self.notifier, base_url=self.base_url)
+        except Exception as e:  # a locked or broken store: try again next interval
+            self.errors += 1
+            self.last_error = f"{type(e).__name__}: {e}"
+            logger.warning("otel-costattr alerts: evaluation failed: %s", self.last_error)
+            return None
+        self.evaluations += 1
+        self.last = result
+        return result
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(self.interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop evaluating and give queued notifications ``timeout`` seconds to go out."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.notifier.stop(timeout)

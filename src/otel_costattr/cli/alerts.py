@@ -1,0 +1,170 @@
+"""``alerts check`` (evaluate once, for cron: exit 3 while something fires) and ``alerts watch``
+(evaluate every interval until interrupted). Both read the rules from ``alerts.toml``."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from ..alerts.deliver import Notification, Notifier
+from ..alerts.evaluate import KeyRow
+from ..alerts.rules import load_rules
+from ..alerts.state import delivery_failures
+from ..alerts.watch import AlertWatcher, CheckResult, check_once
+from ..store.database import connect
+from .options import db_option, db_path
+from .output import Record, Table, emit, table_lines
+
+# Exit status of `alerts check` while at least one alert fires (as `store status --check`).
+FIRING_EXIT = 3
+MAX_WAIT = 300.0  # seconds `alerts check` waits for deliveries (a receiver that is down)
+_COLUMNS = ("rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state")
+
+
+def _rules_option(fn: Any) -> Any:
+    return click.option(
+        "--rules",
+        "rules_path",
+        default="alerts.toml",
+        show_default=True,
+        metavar="FILE",
+        help="the rule file (format in the README, section Alerts)",
+    )(fn)
+
+
+def _row(r: KeyRow) -> dict[str, Any]:
+    return {
+        "rule": r.rule, "scope": r.scope, "scope_value": r.scope_value, "window": r.window_key,
+        "threshold": r.threshold, "limit": r.limit, "value": r.value, "state": r.state,
+    }  # fmt: skip
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
+
+
+@click.group()
+def alerts() -> None:
+    """Budget and anomaly alerts over the store, from a rule file.
+
+    \b
+    Example:
+      otel-costattr alerts check --db spans.duckdb --rules alerts.toml
+    """
+
+
+@alerts.command("check")
+@db_option
+@_rules_option
+@click.option("--no-notify", is_flag=True, help="evaluate and record states, send nothing")
+@click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
+@click.option(
+    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True,
+    help="table for people, json for tools (values as numbers plus exact strings)",
+)  # fmt: skip
+@click.pass_context
+def check(
+    ctx: click.Context, db: str | None, rules_path: str, no_notify: bool, base_url: str | None, fmt: str
+) -> None:
+    """Evaluate every rule once, notify, and exit 3 while an alert fires (0 otherwise).
+
+    Shows every alert that is not OK, and for a rule with none, its value closest to a
+    limit; then delivery failures (retries spent) the store recorded.
+
+    \b
+    Example:
+      otel-costattr alerts check --db spans.duckdb --rules alerts.toml || page-someone
+    """
+    ruleset = load_rules(rules_path)
+    notifier = None if no_notify else Notifier(db_path(db))
+    result = check_once(db_path(db), ruleset, notifier=notifier, base_url=base_url)
+    sent = ""
+    if notifier is not None:
+        # Wait out every retry, but never more than MAX_WAIT: what is left is reported undelivered.
+        notifier.flush(min(MAX_WAIT, sum(_patience(n) for n in result.evaluation.notifications)))
+        notifier.stop(1)
+        stats = notifier.stats()
+        sent = f"notifications: {stats['delivered']} delivered, {stats['failed']} failed"
+        if stats["last_error"]:
+            sent += f" (last: {stats['last_error']})"
+        # What this run could not deliver is in the store now: read the failures again.
+        result = CheckResult(result.evaluation, _failures(db_path(db)))
+    rows = [_row(r) for r in result.evaluation.summary()]
+    firing = len(result.evaluation.firing)
+    failures = result.failures
+    failed = f"delivery failures recorded: {failures['failed']}"
+    if failures["failed"]:
+        failed += f" (last {failures['last_at']:%Y-%m-%d %H:%M:%S} UTC, {failures['last_channel']}: "
+        failed += f"{failures['last_error']})"
+    table = Table(
+        _COLUMNS, rows, money=(), cells={c: _number for c in ("threshold", "limit", "value")},
+    )  # fmt: skip
+    text = [f"{firing} firing, {len(result.evaluation.events)} state changes recorded", *table_lines(table)]
+    text += [line for line in (sent, failed) if line]
+    data = {
+        "firing": firing,
+        "states": rows,
+        "notifications": None if notifier is None else notifier.stats(),
+        "delivery_failures": failures,
+    }
+    record = Record(data=data, text="\n".join(text), exit_code=FIRING_EXIT if firing else 0)
+    emit(record, fmt)
+    ctx.exit(record.exit_code)
+
+
+def _patience(note: Notification) -> float:
+    # Every attempt timing out, plus the doubling waits between them, channel after channel.
+    return sum(c.timeout * (c.retries + 1) + c.backoff * (2**c.retries - 1) for c in note.channels) + 1
+
+
+def _failures(db: str) -> dict[str, Any]:
+    con = connect(db, read_only=True)
+    try:
+        return delivery_failures(con)
+    finally:
+        con.close()
+
+
+@alerts.command("watch")
+@db_option
+@_rules_option
+@click.option("--interval", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="seconds between evaluations")  # fmt: skip
+@click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
+@click.option("--count", type=int, default=0, metavar="N", help="stop after N evaluations (0: never)")
+def watch(db: str | None, rules_path: str, interval: float, base_url: str | None, count: int) -> None:
+    """Evaluate the rules every interval and notify, until interrupted (Ctrl-C).
+
+    \b
+    Example:
+      otel-costattr alerts watch --db spans.duckdb --rules alerts.toml --interval 60
+    """
+    if not interval > 0:
+        raise click.BadParameter("must be above 0", param_hint="--interval")
+    watcher = AlertWatcher(db_path(db), load_rules(rules_path), interval=interval, base_url=base_url)
+    done = 0
+    try:
+        while not count or done < count:
+            result = watcher.run_once()
+            done += 1
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            if result is None:
+                click.echo(f"{stamp} evaluation failed: {watcher.last_error}", err=True)
+            else:
+                ev = result.evaluation
+                click.echo(f"{stamp} {len(ev.firing)} firing, {len(ev.events)} state changes")
+            if count and done >= count:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+        stats = watcher.notifier.stats()
+        click.echo(f"notifications: {stats['delivered']} delivered, {stats['failed']} failed, "
+                   f"{stats['dropped']} dropped")  # fmt: skip

@@ -1,0 +1,274 @@
+"""Alerts evaluated against the store: thresholds, states, dedupe across restarts, anomalies,
+identity scopes, delivery to a real HTTP receiver on 127.0.0.1. Real SDK, real DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from alerts_helpers import NOW, Receiver, Workload, free_port_url, rules_file
+
+from otel_costattr.alerts import Notifier, check_once, load_rules
+from otel_costattr.store.database import connect
+
+DAY_BUDGET = """
+[[rules]]
+name = "research daily budget"
+scope = "feature"
+match = { feature = "research" }
+metric = "cost"
+window = "day"
+timezone = "UTC"
+budget = 1.00
+thresholds = [0.5, 0.8, 1.0]
+channels = ["ops"]
+"""
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def workload(tmp_path, table):
+    w = Workload(tmp_path / "spans.duckdb", table)
+    yield w
+    w.close()
+
+
+def check(workload, rules, now, notifier=None):
+    workload.flush()
+    own = notifier is None
+    notifier = notifier or Notifier(str(workload.path))
+    result = check_once(workload.path, rules, notifier=notifier, now=now)
+    assert notifier.flush(30)
+    if own:
+        notifier.stop()
+    return result
+
+
+def test_three_thresholds_fire_in_order_once_each_per_window(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    morning = NOW.replace(hour=8)
+    workload.run(morning, ["0.30", "0.30"])  # $0.60: past 50%
+    assert len(check(workload, rules, NOW).evaluation.firing) == 1
+    assert check(workload, rules, NOW).evaluation.events == []  # nothing new: no state change
+    workload.run(morning, ["0.25"])  # $0.85: past 80%
+    check(workload, rules, NOW)
+    workload.run(morning, ["0.20"])  # $1.05: past 100%
+    result = check(workload, rules, NOW)
+    assert [b["threshold"] for b in receiver.bodies] == [0.5, 0.8, 1.0]
+    assert [b["percent_used"] for b in receiver.bodies] == [60.0, 85.0, 105.0]
+    assert {b["window"]["key"] for b in receiver.bodies} == {"2026-12-02"}
+    assert len(result.evaluation.firing) == 3
+    # A new day is a new window: the first threshold fires again, once.
+    tomorrow = NOW + dt.timedelta(days=1)
+    workload.run(tomorrow.replace(hour=8), ["0.30", "0.25"])
+    check(workload, rules, tomorrow)
+    check(workload, rules, tomorrow)
+    assert [(b["window"]["key"], b["threshold"]) for b in receiver.bodies[3:]] == [("2026-12-03", 0.5)]
+
+
+def test_thresholds_crossed_together_are_one_notification(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    workload.run(NOW.replace(hour=9), ["0.30", "0.30", "0.30"])
+    result = check(workload, rules, NOW)
+    assert len(result.evaluation.firing) == 2
+    assert len(receiver.bodies) == 1
+    assert receiver.bodies[0]["threshold"] == 0.8 and receiver.bodies[0]["thresholds_crossed"] == [0.5, 0.8]
+
+
+def test_payload_schema(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    trace_id = workload.run(NOW.replace(hour=6), ["0.40", "0.20"])
+    workload.run(NOW.replace(hour=7), ["0.05"], feature="other")
+    workload.flush()
+    notifier = Notifier(str(workload.path))
+    check_once(workload.path, rules, notifier=notifier, now=NOW, base_url="http://127.0.0.1:8000")
+    assert notifier.flush(30)
+    notifier.stop()
+    (body,) = receiver.bodies
+    assert body["version"] == 1 and body["event"] == "firing" and body["source"] == "store"
+    assert body["rule"] == "research daily budget"
+    assert body["scope"] == {"kind": "feature", "value": "research", "match": {"feature": "research"}}
+    assert body["metric"] == "cost" and body["unit"] == "usd"
+    assert body["window"]["key"] == "2026-12-02" and body["window"]["start"] == "2026-12-02T00:00:00+00:00"
+    assert body["value_exact"] == "0.6" and body["budget_exact"] == "1" and body["limit_exact"] == "0.5"
+    assert body["percent_used"] == 60.0
+    # Month to date $0.60 at noon on Dec 2 (1.5 of 31 days): linear to the month's end.
+    assert Decimal(body["projection"]["month_end_usd_exact"]) == Decimal("0.6") * 31 / Decimal("1.5")
+    assert body["projection"]["month_end"] == "2027-01-01T00:00:00+00:00"
+    (run,) = body["top"]["runs"]
+    assert run["trace_id"] == trace_id and run["usd_exact"] == "0.6" and run["calls"] == 2
+    assert run["url"] == f"http://127.0.0.1:8000/runs/{trace_id}"
+    assert body["top"]["features"] == [{"feature": "research", "calls": 2, "usd": 0.6, "usd_exact": "0.6"}]
+    assert body["top"]["models"][0]["model"] == "acme-large"
+    assert body["links"] == {"dashboard": "http://127.0.0.1:8000/"}
+
+
+def test_a_restart_does_not_refire_and_states_are_stored(tmp_path, workload, receiver):
+    path = rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url)
+    workload.run(NOW.replace(hour=8), ["0.30", "0.30"])
+    check(workload, load_rules(path), NOW)
+    # A new evaluator (a restarted process): rules read again, a new notifier.
+    result = check(workload, load_rules(path), NOW + dt.timedelta(minutes=5))
+    assert len(receiver.bodies) == 1
+    assert [r.state for r in result.evaluation.firing] == ["FIRING"]
+    con = connect(workload.path, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT rule, scope_value, window_key, threshold, state, notified FROM alert_events"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [("research daily budget", "research", "2026-12-02", "0.5", "FIRING", True)]
+
+
+ROLLING = """
+[[rules]]
+name = "errors"
+scope = "feature"
+metric = "error_rate"
+window = "24h"
+thresholds = [0.2]
+min_calls = 10
+cooldown = "0s"
+channels = ["ops"]
+"""
+
+
+def test_error_rate_spike_fires_and_resolves(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", ROLLING, receiver.url))
+    for hour in range(1, 9):  # a steady 1 error in 10 calls: 10%, below 20%
+        workload.run(NOW - dt.timedelta(hours=hour), ["0.001"] * 10, errors=1)
+    assert check(workload, rules, NOW).evaluation.firing == []
+    for minute in range(1, 4):  # the spike: 3 runs with 6 errors in 10
+        workload.run(NOW - dt.timedelta(minutes=minute), ["0.001"] * 10, errors=6)
+    result = check(workload, rules, NOW)
+    (row,) = result.evaluation.firing
+    assert row.value == Decimal(8 + 18) / 110
+    assert [b["event"] for b in receiver.bodies] == ["firing"]
+    # A day later the spike has left the window: the alert resolves, and says so once.
+    later = NOW + dt.timedelta(hours=25)
+    for minute in range(1, 3):
+        workload.run(later - dt.timedelta(minutes=minute), ["0.001"] * 10, errors=0)
+    assert [r.state for r in check(workload, rules, later).evaluation.summary()] == ["RESOLVED"]
+    check(workload, rules, later + dt.timedelta(minutes=1))
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
+
+
+LATENCY = """
+[[rules]]
+name = "latency"
+scope = "model"
+metric = "p95_latency"
+window = "24h"
+baseline = 7
+thresholds = [2.0]
+channels = ["ops"]
+"""
+
+
+def test_latency_degradation_against_the_trailing_median(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", LATENCY, receiver.url))
+    for day in range(1, 8):  # a week at 100 ms
+        workload.run(NOW - dt.timedelta(days=day, hours=1), ["0.001"] * 5, latency_ms=100)
+    workload.run(NOW - dt.timedelta(hours=2), ["0.001"] * 5, latency_ms=150)
+    assert check(workload, rules, NOW).evaluation.firing == []  # 1.5x: not degraded enough
+    workload.run(NOW - dt.timedelta(hours=1), ["0.001"] * 20, latency_ms=500)
+    result = check(workload, rules, NOW)
+    (row,) = result.evaluation.firing
+    assert row.scope_value == "acme-large" and row.limit == Decimal(200)
+    (body,) = receiver.bodies
+    assert body["baseline_exact"] == "100" and body["unit"] == "ms" and body["value"] == 500.0
+
+
+def test_no_baseline_is_no_data_not_an_alert(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", LATENCY, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=1), ["0.001"] * 5, latency_ms=900)
+    result = check(workload, rules, NOW)
+    assert [r.state for r in result.evaluation.rows] == ["NO_DATA"]
+    assert receiver.bodies == []
+
+
+PER_USER = """
+[[rules]]
+name = "per-user spend"
+scope = "user.id"
+metric = "cost"
+window = "month"
+timezone = "Europe/Paris"
+budget = 0.50
+channels = ["ops"]
+"""
+
+
+def test_per_user_cost_alert_through_an_identity_attribute(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", PER_USER, receiver.url))
+    workload.run(NOW - dt.timedelta(days=1), ["0.30", "0.30"], user="u-heavy")
+    workload.run(NOW - dt.timedelta(hours=3), ["0.10"], user="u-light")
+    workload.run(NOW - dt.timedelta(hours=3), ["0.30", "0.30", "0.30"])  # no user: in no user's total
+    result = check(workload, rules, NOW)
+    assert [(r.scope_value, r.state) for r in result.evaluation.firing] == [("u-heavy", "FIRING")]
+    (body,) = receiver.bodies
+    assert body["scope"]["kind"] == "user.id" and body["scope"]["value"] == "u-heavy"
+    assert body["value_exact"] == "0.6" and body["window"]["key"] == "2026-12"
+    # The month in Paris starts at 23:00 UTC the day before.
+    assert body["window"]["start"] == "2026-11-30T23:00:00+00:00"
+
+
+def test_a_receiver_that_fails_is_retried_until_it_answers(tmp_path, workload):
+    receiver = Receiver(fail_first=2)
+    try:
+        rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+        workload.run(NOW.replace(hour=8), ["0.30", "0.30"])
+        notifier = Notifier(str(workload.path))
+        check(workload, rules, NOW, notifier)
+        assert receiver.requests == 3 and len(receiver.bodies) == 1
+        assert notifier.stats()["delivered"] == 1 and notifier.stats()["attempts"] == 3
+        notifier.stop()
+    finally:
+        receiver.close()
+
+
+def test_a_receiver_that_is_down_is_counted_and_recorded(tmp_path, workload):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, free_port_url()))
+    workload.run(NOW.replace(hour=8), ["0.30", "0.30"])
+    notifier = Notifier(str(workload.path))
+    check(workload, rules, NOW, notifier)
+    stats = notifier.stats()
+    notifier.stop()
+    assert stats["failed"] == 1 and stats["attempts"] == 3 and "Connection refused" in stats["last_error"]
+    result = check_once(workload.path, rules, now=NOW)
+    assert result.failures["failed"] == 1 and result.failures["last_channel"] == "ops"
+    assert "Connection refused" in result.failures["last_error"]
+
+
+def test_no_calls_at_all_is_no_data(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    workload.run(NOW - dt.timedelta(days=3), ["0.10"])
+    result = check(workload, rules, NOW)
+    assert {(r.scope_value, r.state) for r in result.evaluation.rows} == {("*", "NO_DATA")}
+    assert result.evaluation.firing == [] and receiver.bodies == []
+
+
+def test_the_migration_creates_the_tables(tmp_path):
+    con = connect(tmp_path / "blank.duckdb")
+    try:
+        names = {r[0] for r in con.execute("SELECT name FROM costattr_migrations").fetchall()}
+        columns = [r[0] for r in con.execute("DESCRIBE alert_events").fetchall()]
+        deliveries = [r[0] for r in con.execute("DESCRIBE alert_deliveries").fetchall()]
+    finally:
+        con.close()
+    assert "0005_alert_events" in names
+    assert columns == [
+        "recorded_at", "rule", "scope", "scope_value", "window_key", "threshold", "state", "value",
+        "limit_value", "notified", "source", "payload",
+    ]  # fmt: skip
+    assert deliveries == [
+        "recorded_at", "rule", "scope_value", "window_key", "event", "channel", "ok", "attempts", "error",
+    ]  # fmt: skip
