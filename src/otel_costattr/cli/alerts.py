@@ -16,7 +16,7 @@ from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once
 from ..store.database import connect
 from .options import db_option, db_path
-from .output import Record, Table, emit, table_lines
+from .output import Record, Table, emit, json_object, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
 FIRING_EXIT = 3
@@ -108,9 +108,9 @@ def check(
     text += [line for line in (sent, failed) if line]
     data = {
         "firing": firing,
-        "states": rows,
+        "states": [json_object(r, {"threshold", "limit", "value"}) for r in rows],
         "notifications": None if notifier is None else notifier.stats(),
-        "delivery_failures": failures,
+        "delivery_failures": json_object(failures, set()),
     }
     record = Record(data=data, text="\n".join(text), exit_code=FIRING_EXIT if firing else 0)
     emit(record, fmt)

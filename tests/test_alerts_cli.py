@@ -1,0 +1,149 @@
+"""``alerts check`` and ``alerts watch`` on a real store, and `AlertWatcher` as `serve` runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from alerts_helpers import Receiver, Workload, free_port_url, rules_file
+from click.testing import CliRunner
+
+from otel_costattr.alerts import AlertWatcher
+from otel_costattr.cli import cli
+
+ROLLING_BUDGET = """
+[[rules]]
+name = "research spend"
+scope = "feature"
+metric = "cost"
+window = "24h"
+budget = 1.00
+thresholds = [0.5, 1.0]
+channels = ["ops"]
+
+[[rules]]
+name = "calls"
+scope = "service"
+metric = "calls"
+window = "24h"
+thresholds = [1000]
+channels = ["ops"]
+"""
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def store(tmp_path, table):
+    w = Workload(tmp_path / "spans.duckdb", table)
+    yield w
+    w.close()
+
+
+def _recent() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+
+
+def _check(*args: str):
+    return CliRunner().invoke(cli, ["alerts", "check", *args], catch_exceptions=False)
+
+
+def test_check_exits_0_when_nothing_fires_and_shows_the_closest(tmp_path, store, receiver):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    store.run(_recent(), ["0.20"])
+    store.close()
+    result = _check("--db", str(store.path), "--rules", str(rules))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "0 firing, 0 state changes recorded"
+    header = ["rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state"]
+    assert lines[1].split() == header
+    assert lines[2].split() == ["research", "spend", "feature", "research", "24h", "0.5", "0.5", "0.2", "OK"]
+    assert lines[3].split() == ["calls", "service", "svc", "24h", "1000", "1000", "1", "OK"]
+    assert receiver.bodies == []
+
+
+def test_check_exits_3_while_firing_and_notifies_once(tmp_path, store, receiver):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    store.run(_recent(), ["0.30", "0.30"])
+    store.close()
+    first = _check("--db", str(store.path), "--rules", str(rules))
+    assert first.exit_code == 3, first.output
+    assert first.output.splitlines()[0] == "1 firing, 1 state changes recorded"
+    assert "notifications: 1 delivered, 0 failed" in first.output
+    again = _check("--db", str(store.path), "--rules", str(rules), "--format", "json")
+    assert again.exit_code == 3
+    data = json.loads(again.output)
+    assert data["firing"] == 1 and data["notifications"]["delivered"] == 0
+    (firing,) = [s for s in data["states"] if s["state"] == "FIRING"]
+    assert firing["value"] == 0.6 and firing["value_exact"] == "0.6" and firing["threshold"] == 0.5
+    assert firing["scope_value"] == "research" and data["delivery_failures"]["failed"] == 0
+    assert len(receiver.bodies) == 1
+
+
+def test_check_shows_delivery_failures(tmp_path, store):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, free_port_url())
+    store.run(_recent(), ["0.30", "0.30"])
+    store.close()
+    result = _check("--db", str(store.path), "--rules", str(rules))
+    assert result.exit_code == 3
+    assert "notifications: 0 delivered, 1 failed (last: ops: URLError:" in result.output
+    later = _check("--db", str(store.path), "--rules", str(rules))  # from another process, later
+    assert "delivery failures recorded: 1 (last " in later.output and ", ops: URLError: " in later.output
+
+
+def test_a_bad_rule_file_is_one_error_line(tmp_path, store):
+    path = tmp_path / "alerts.toml"
+    path.write_text('[[rules]]\nname = "x"\nscope = "feature"\nmetric = "money"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["alerts", "check", "--db", str(store.path), "--rules", str(path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path}: rule 'x': field 'metric': expected one of cost, cost_per_run, calls, error_rate, "
+        "p95_latency, unpriced_calls, got 'money'\n"
+    )
+
+
+def test_watch_evaluates_each_interval(tmp_path, store, receiver):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    store.run(_recent(), ["0.30", "0.30"])
+    store.close()
+    args = ["alerts", "watch", "--db", str(store.path), "--rules", str(rules)]
+    args += ["--interval", "0.05", "--count", "2"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith(" 1 firing, 1 state changes") and lines[1].endswith(" 1 firing, 0 state changes")
+    assert lines[2] == "notifications: 1 delivered, 0 failed, 0 dropped"
+    assert len(receiver.bodies) == 1
+
+
+def test_alert_watcher_starts_and_stops(tmp_path, store, receiver):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    store.run(_recent(), ["0.30", "0.30"])
+    store.flush()
+    watcher = AlertWatcher(store.path, rules, interval=0.05, base_url="http://127.0.0.1:9")
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 30
+        while watcher.evaluations < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        watcher.stop()
+    assert watcher.evaluations >= 3 and watcher.errors == 0
+    assert len(receiver.bodies) == 1 and receiver.bodies[0]["links"] == {"dashboard": "http://127.0.0.1:9/"}
+    count = watcher.evaluations
+    time.sleep(0.2)
+    assert watcher.evaluations == count  # stopped means stopped
+
+
+def test_watcher_refuses_a_bad_interval(tmp_path, receiver):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    with pytest.raises(ValueError, match="interval must be above 0 seconds, got 0"):
+        AlertWatcher(tmp_path / "x.duckdb", rules, interval=0)

@@ -1,0 +1,155 @@
+"""The rule file: the issue's minimal file as written, and exact one-line errors naming the
+file, the rule and the field. The Slack message made from a payload."""
+
+# ruff: noqa: E501 (the expected messages are exact one-line strings, kept whole to be read)
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from otel_costattr.alerts import AlertRulesError, build_payload, load_rules, slack_message
+from otel_costattr.alerts.rules import window_bounds
+
+MINIMAL = """
+[channels.ops]
+type = "webhook"                 # or "slack"
+url = "http://127.0.0.1:8080/hook"
+
+[[rules]]
+name = "research daily budget"
+scope = "feature"                # run | feature | agent | model | service | any identity key
+match = { feature = "research" } # optional filters
+metric = "cost"
+window = "day"                   # run | 24h | 7d | day | month
+timezone = "UTC"
+budget = 1.00                    # USD
+thresholds = [0.5, 0.8, 1.0]     # fractions of the budget; each fires once per window
+channels = ["ops"]
+
+[[rules]]
+name = "run budget"
+scope = "run"
+metric = "cost"
+window = "run"
+budget = 0.25                    # thresholds default to [1.0]
+channels = ["ops"]
+"""
+
+
+def test_the_issue_file_is_accepted_as_written(tmp_path):
+    path = tmp_path / "alerts.toml"
+    path.write_text(MINIMAL, encoding="utf-8")
+    rules = load_rules(path)
+    daily, run = rules.rules
+    assert daily.thresholds == (Decimal("0.5"), Decimal("0.8"), Decimal("1.0"))
+    assert daily.budget == Decimal("1.00") and daily.match == (("feature", "research"),)
+    assert [daily.limit(t) for t in daily.thresholds] == [Decimal("0.5"), Decimal("0.8"), Decimal("1")]
+    assert run.thresholds == (Decimal(1),) and run.limit(Decimal(1)) == Decimal("0.25")
+    assert rules.channels["ops"].url == "http://127.0.0.1:8080/hook"
+
+
+RULE = """
+[channels.ops]
+type = "webhook"
+url = "http://127.0.0.1:8080/hook"
+
+[[rules]]
+name = "r"
+scope = "feature"
+metric = "cost"
+window = "day"
+budget = 1.0
+channels = ["ops"]
+"""
+
+BAD = [
+    ('scope = "feature"', 'scope = "team name"',
+     "rule 'r': field 'scope': expected run, feature, agent, model, service or an attribute key such as "
+     "'user.id', got 'team name'"),
+    ('metric = "cost"', 'metric = "dollars"',
+     "rule 'r': field 'metric': expected one of cost, cost_per_run, calls, error_rate, p95_latency, "
+     "unpriced_calls, got 'dollars'"),
+    ('window = "day"', 'window = "week"',
+     "rule 'r': field 'window': expected one of run, 24h, 7d, day, month, got 'week'"),
+    ('budget = 1.0', 'budget = -1.0', "rule 'r': field 'budget': expected USD above 0 and at most 10^12, got -1.0"),
+    ('budget = 1.0', 'budget = "1.0"', "rule 'r': field 'budget': expected USD above 0 and at most 10^12, got '1.0'"),
+    ('channels = ["ops"]', 'channels = ["pager"]', "rule 'r': field 'channels': no channel named 'pager' (defined: ops)"),
+    ('window = "day"', 'window = "day"\ntimezone = "Mars/Olympus"',
+     "rule 'r': field 'timezone': unknown time zone 'Mars/Olympus' (an IANA name such as 'UTC' or 'Europe/Paris')"),
+    ('budget = 1.0', 'budget = 1.0\nthresholds = [0.5, 0.5]',
+     "rule 'r': field 'thresholds': a threshold is listed twice: [0.5, 0.5]"),
+    ('budget = 1.0', 'budget = 1.0\nthreshold = [0.5]',
+     "rule 'r': field 'threshold': unknown (expected one of baseline, budget, channels, cooldown, lookback, "
+     "match, metric, min_calls, name, notify_resolved, scope, thresholds, timezone, window)"),
+    ('budget = 1.0', 'budget = 1.0\nbaseline = 7', "rule 'r': field 'baseline': give a budget or a baseline, not both"),
+    ('metric = "cost"\nwindow = "day"\nbudget = 1.0', 'metric = "p95_latency"\nwindow = "day"',
+     "rule 'r': field 'thresholds': required without a budget or a baseline (absolute values)"),
+    ('metric = "cost"', 'metric = "error_rate"',
+     "rule 'r': field 'budget': a budget is in USD: only for metric cost or cost_per_run, not 'error_rate'"),
+    ('window = "day"', 'window = "run"', "rule 'r': field 'window': 'run' needs scope = 'run', not 'feature'"),
+    ('budget = 1.0', 'budget = 1.0\ncooldown = "soon"',
+     "rule 'r': field 'cooldown': expected a duration such as '30s', '5m', '24h' or '7d', got 'soon'"),
+    ('name = "r"\n', '', "rule #1: field 'name': required: a non-empty text of at most 200 characters"),
+    ('type = "webhook"', 'type = "email"', "channel 'ops': field 'type': expected 'webhook' or 'slack', got 'email'"),
+    ('url = "http://127.0.0.1:8080/hook"', 'url = "file:///etc/passwd"',
+     "channel 'ops': field 'url': expected an http:// or https:// URL, got 'file:///etc/passwd'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "message"), BAD)
+def test_bad_rule_files_are_rejected_with_exact_messages(tmp_path, old, new, message):
+    path = tmp_path / "alerts.toml"
+    assert old in RULE
+    path.write_text(RULE.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(AlertRulesError) as caught:
+        load_rules(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(AlertRulesError, match=r"missing.toml: cannot read: No such file or directory$"):
+        load_rules(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[rules]\n", encoding="utf-8")
+    with pytest.raises(AlertRulesError, match=r"bad.toml: not valid TOML: "):
+        load_rules(bad)
+    bad.write_text(
+        '[channels.ops]\ntype = "slack"\nurl = "https://hooks.slack.invalid/x"\n', encoding="utf-8"
+    )
+    with pytest.raises(AlertRulesError, match=r"bad.toml: rules: expected at least one \[\[rules\]\] entry$"):
+        load_rules(bad)
+
+
+def test_calendar_windows_follow_the_time_zone(tmp_path):
+    path = tmp_path / "alerts.toml"
+    path.write_text(RULE.replace('window = "day"', 'window = "day"\ntimezone = "America/New_York"'), "utf-8")
+    (rule,) = load_rules(path).rules
+    now = dt.datetime(2026, 12, 2, 3, 0, tzinfo=dt.timezone.utc)  # still Dec 1 in New York
+    start, end, key = window_bounds(rule, now)
+    assert (
+        key == "2026-12-01" and start == dt.datetime(2026, 12, 1, 5, 0) and end == dt.datetime(2026, 12, 2, 3)
+    )
+    assert window_bounds(rule, now, back=1)[2] == "2026-11-30"
+
+
+def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
+    path = tmp_path / "alerts.toml"
+    path.write_text(RULE, encoding="utf-8")
+    (rule,) = load_rules(path).rules
+    at = dt.datetime(2026, 12, 2, 12)
+    payload = build_payload(
+        event="firing", rule=rule, scope_value="<@here> & co", window_key="2026-12-02", start=at, end=at,
+        value=Decimal("1.5"), threshold=Decimal(1), limit=Decimal(1), at=at,
+        top={"runs": [{"trace_id": "ab" * 16, "usd": Decimal("1.5"), "calls": 3}]},
+        projection=(Decimal("45"), dt.datetime(2027, 1, 1)),
+    )  # fmt: skip
+    message = slack_message(payload)
+    assert message["text"] == (
+        "[FIRING] r: feature=&lt;@here&gt; &amp; co cost $1.50, limit $1.00 (150% of the limit), window day 2026-12-02"
+    )
+    assert message["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": message["text"]}}
+    context = message["blocks"][1]["elements"][0]["text"]
+    assert context == f"Month-end projection: $45.00\nTop runs: {'ab' * 16} $1.5000"
+    assert "<@here>" not in str(message)
