@@ -56,6 +56,26 @@ def deduping(table: PriceTable):
     yield from _pipeline(CostSpanProcessor(table, dedupe_response_ids=True))
 
 
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 recording what it is sent (tests/alerts_helpers.py)."""
+    from alerts_helpers import Receiver
+
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def workload(tmp_path: Path, table: PriceTable):
+    """Runs written at chosen times through the real SDK into a DuckDB file (alerts tests)."""
+    from alerts_helpers import Workload
+
+    w = Workload(tmp_path / "spans.duckdb", table)
+    yield w
+    w.close()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that run inside a producer virtualenv (built on first use) are slow too."""
     for item in items:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import pytest
-from alerts_helpers import NOW, Receiver, Workload, free_port_url, rules_file
+from alerts_helpers import NOW, Receiver, free_port_url, rules_file
 
 from otel_costattr.alerts import Notifier, check_once, load_rules
 from otel_costattr.store.database import connect
@@ -24,20 +23,6 @@ budget = 1.00
 thresholds = [0.5, 0.8, 1.0]
 channels = ["ops"]
 """
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def workload(tmp_path, table):
-    w = Workload(tmp_path / "spans.duckdb", table)
-    yield w
-    w.close()
 
 
 def check(workload, rules, now, notifier=None):

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from alerts_helpers import Receiver, Workload, free_port_url, rules_file
+from alerts_helpers import free_port_url, rules_file
 from click.testing import CliRunner
 
 from otel_costattr.alerts import AlertWatcher
@@ -33,20 +33,6 @@ channels = ["ops"]
 """
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def store(tmp_path, table):
-    w = Workload(tmp_path / "spans.duckdb", table)
-    yield w
-    w.close()
-
-
 def _recent() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
 
@@ -55,11 +41,11 @@ def _check(*args: str):
     return CliRunner().invoke(cli, ["alerts", "check", *args], catch_exceptions=False)
 
 
-def test_check_exits_0_when_nothing_fires_and_shows_the_closest(tmp_path, store, receiver):
+def test_check_exits_0_when_nothing_fires_and_shows_the_closest(tmp_path, workload, receiver):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
-    store.run(_recent(), ["0.20"])
-    store.close()
-    result = _check("--db", str(store.path), "--rules", str(rules))
+    workload.run(_recent(), ["0.20"])
+    workload.close()
+    result = _check("--db", str(workload.path), "--rules", str(rules))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "0 firing, 0 state changes recorded"
@@ -70,15 +56,15 @@ def test_check_exits_0_when_nothing_fires_and_shows_the_closest(tmp_path, store,
     assert receiver.bodies == []
 
 
-def test_check_exits_3_while_firing_and_notifies_once(tmp_path, store, receiver):
+def test_check_exits_3_while_firing_and_notifies_once(tmp_path, workload, receiver):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
-    store.run(_recent(), ["0.30", "0.30"])
-    store.close()
-    first = _check("--db", str(store.path), "--rules", str(rules))
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.close()
+    first = _check("--db", str(workload.path), "--rules", str(rules))
     assert first.exit_code == 3, first.output
     assert first.output.splitlines()[0] == "1 firing, 1 state changes recorded"
     assert "notifications: 1 delivered, 0 failed" in first.output
-    again = _check("--db", str(store.path), "--rules", str(rules), "--format", "json")
+    again = _check("--db", str(workload.path), "--rules", str(rules), "--format", "json")
     assert again.exit_code == 3
     data = json.loads(again.output)
     assert data["firing"] == 1 and data["notifications"]["delivered"] == 0
@@ -88,21 +74,21 @@ def test_check_exits_3_while_firing_and_notifies_once(tmp_path, store, receiver)
     assert len(receiver.bodies) == 1
 
 
-def test_check_shows_delivery_failures(tmp_path, store):
+def test_check_shows_delivery_failures(tmp_path, workload):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, free_port_url())
-    store.run(_recent(), ["0.30", "0.30"])
-    store.close()
-    result = _check("--db", str(store.path), "--rules", str(rules))
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.close()
+    result = _check("--db", str(workload.path), "--rules", str(rules))
     assert result.exit_code == 3
     assert "notifications: 0 delivered, 1 failed (last: ops: URLError:" in result.output
-    later = _check("--db", str(store.path), "--rules", str(rules))  # from another process, later
+    later = _check("--db", str(workload.path), "--rules", str(rules))  # from another process, later
     assert "delivery failures recorded: 1 (last " in later.output and ", ops: URLError: " in later.output
 
 
-def test_a_bad_rule_file_is_one_error_line(tmp_path, store):
+def test_a_bad_rule_file_is_one_error_line(tmp_path, workload):
     path = tmp_path / "alerts.toml"
     path.write_text('[[rules]]\nname = "x"\nscope = "feature"\nmetric = "money"\n', encoding="utf-8")
-    result = CliRunner().invoke(cli, ["alerts", "check", "--db", str(store.path), "--rules", str(path)])
+    result = CliRunner().invoke(cli, ["alerts", "check", "--db", str(workload.path), "--rules", str(path)])
     assert result.exit_code == 1
     assert result.output == (
         f"Error: {path}: rule 'x': field 'metric': expected one of cost, cost_per_run, calls, error_rate, "
@@ -110,11 +96,11 @@ def test_a_bad_rule_file_is_one_error_line(tmp_path, store):
     )
 
 
-def test_watch_evaluates_each_interval(tmp_path, store, receiver):
+def test_watch_evaluates_each_interval(tmp_path, workload, receiver):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
-    store.run(_recent(), ["0.30", "0.30"])
-    store.close()
-    args = ["alerts", "watch", "--db", str(store.path), "--rules", str(rules)]
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.close()
+    args = ["alerts", "watch", "--db", str(workload.path), "--rules", str(rules)]
     args += ["--interval", "0.05", "--count", "2"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -124,11 +110,11 @@ def test_watch_evaluates_each_interval(tmp_path, store, receiver):
     assert len(receiver.bodies) == 1
 
 
-def test_alert_watcher_starts_and_stops(tmp_path, store, receiver):
+def test_alert_watcher_starts_and_stops(tmp_path, workload, receiver):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
-    store.run(_recent(), ["0.30", "0.30"])
-    store.flush()
-    watcher = AlertWatcher(store.path, rules, interval=0.05, base_url="http://127.0.0.1:9")
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.flush()
+    watcher = AlertWatcher(workload.path, rules, interval=0.05, base_url="http://127.0.0.1:9")
     watcher.start()
     try:
         deadline = time.monotonic() + 30

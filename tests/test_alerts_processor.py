@@ -21,13 +21,6 @@ channels = ["ops"]
 """
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
 def test_a_run_crossing_its_budget_alerts_once(tmp_path, table, receiver):
     rules = load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url))
     budget = RunBudgetProcessor(rules)
