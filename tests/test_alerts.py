@@ -257,3 +257,52 @@ def test_the_migration_creates_the_tables(tmp_path):
     assert deliveries == [
         "recorded_at", "rule", "scope_value", "window_key", "event", "channel", "ok", "attempts", "error",
     ]  # fmt: skip
+
+
+FLAPPING = """
+[[rules]]
+name = "spend"
+scope = "feature"
+metric = "cost"
+window = "24h"
+budget = 0.50
+cooldown = "2h"
+channels = ["ops"]
+"""
+
+
+def test_a_resolved_key_refiring_within_its_cooldown_is_not_notified(tmp_path, workload, receiver):
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", FLAPPING, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=23), ["0.30", "0.30"])
+    check(workload, rules, NOW)  # fires
+    # An hour later those calls left the window: the scope value is gone, the alert resolves.
+    resolved = check(workload, rules, NOW + dt.timedelta(hours=1, minutes=1))
+    rows = [(r.scope_value, r.state, r.value) for r in resolved.evaluation.rows]
+    assert rows == [("*", "NO_DATA", None), ("research", "RESOLVED", Decimal(0))]
+    workload.run(NOW + dt.timedelta(hours=1, minutes=30), ["0.30", "0.30"])
+    quiet = check(workload, rules, NOW + dt.timedelta(hours=1, minutes=45))  # fires again, within 2h
+    assert [r.state for r in quiet.evaluation.firing] == ["FIRING"]
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies] == [("firing", "0.6"), ("resolved", "0")]
+    assert [e.notified for e in quiet.evaluation.events] == [False]
+    # Once the cooldown has passed, a new crossing is told again.
+    workload.run(NOW + dt.timedelta(hours=1, minutes=50), ["0.01"])
+    later = NOW + dt.timedelta(hours=27)
+    check(workload, rules, later)  # everything left the window: resolved (told)
+    workload.run(later, ["0.30", "0.30"])
+    check(workload, rules, later + dt.timedelta(minutes=1))
+    # (the quiet firing resolved quietly too: no "resolved" for a firing nobody was told of)
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved", "firing"]
+
+
+def test_a_run_over_budget_fires_once_from_the_store(tmp_path, workload, receiver):
+    text = '[[rules]]\nname = "run budget"\nscope = "run"\nmetric = "cost"\nwindow = "run"\nbudget = 0.25\n'
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", text + 'channels = ["ops"]\n', receiver.url))
+    over = workload.run(NOW - dt.timedelta(hours=2), ["0.20", "0.10"])
+    workload.run(NOW - dt.timedelta(hours=1), ["0.20"])
+    workload.run(NOW - dt.timedelta(hours=30), ["0.40"])  # before the lookback (24h by default)
+    first = check(workload, rules, NOW)
+    again = check(workload, rules, NOW + dt.timedelta(minutes=1))
+    assert [r.scope_value for r in first.evaluation.firing] == [over]
+    assert [r.changed for r in again.evaluation.firing] == [False]
+    (body,) = receiver.bodies
+    assert body["scope"]["value"] == over and body["value_exact"] == "0.3" and body["projection"] is None

@@ -22,8 +22,9 @@ from typing import Any
 import duckdb
 
 from ..rollups.catalog import contract_prelude
+from ..store.database import StoreError
 from .deliver import Notification
-from .measure import Measure, contributors, measure, month_to_date
+from .measure import ZERO_WHEN_EMPTY, Measure, contributors, measure, month_to_date
 from .payload import build_payload
 from .rules import CALENDAR, Rule, RuleSet, window_bounds
 from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events
@@ -95,12 +96,21 @@ def evaluate(
     now = now or dt.datetime.now(dt.timezone.utc)
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    con.execute(contract_prelude())
-    previous = latest_states(con, [r.name for r in rules.rules])
+    try:
+        con.execute(contract_prelude())
+        previous = latest_states(con, [r.name for r in rules.rules])
+    except duckdb.Error as e:
+        raise StoreError(f"alerts: cannot read the store: {e}") from e
     result = Evaluation(at=now)
     for rule in rules.rules:
-        _Judge(con, rule, rules, previous, now, base_url, result).run()
-    record_events(con, result.events)
+        try:
+            _Judge(con, rule, rules, previous, now, base_url, result).run()
+        except duckdb.Error as e:
+            raise StoreError(f"alerts: rule {rule.name!r}: {e}") from e
+    try:
+        record_events(con, result.events)
+    except duckdb.Error as e:
+        raise StoreError(f"alerts: cannot record alert states: {e}") from e
     return result
 
 
@@ -169,7 +179,7 @@ class _Judge:
             before = self._state(m.scope_value, m.window_key, t)
             if limit is None or limit <= 0 or m.calls < self.rule.min_calls:
                 state = NO_DATA
-            elif m.value >= limit:
+            elif m.value is not None and m.value >= limit:
                 state = FIRING
             else:
                 state = RESOLVED if before is not None and before.state == FIRING else OK
@@ -178,12 +188,18 @@ class _Judge:
                 continue
             if state == FIRING and not self._cooling(before):
                 fired.append((t, event))
-            elif state == RESOLVED and self.rule.notify_resolved:
+            elif state == RESOLVED and self._told(before):
                 resolved.append((t, event))
         if fired:
             self._notify("firing", m, fired)
         if resolved:
             self._notify("resolved", m, resolved)
+
+    def _told(self, before: KeyState | None) -> bool:
+        # A resolve is told only when the firing it ends was (not one a cooldown kept quiet).
+        if not self.rule.notify_resolved or before is None or before.last_fired is None:
+            return False
+        return before.last_fired >= before.at
 
     def _cooling(self, before: KeyState | None) -> bool:
         if before is None or before.last_fired is None or not self.rule.cooldown:
@@ -191,11 +207,21 @@ class _Judge:
         return (self.at - before.last_fired).total_seconds() < self.rule.cooldown
 
     def _resolve_gone(self, seen: set[str]) -> None:
-        # A rolling window's scope value with no calls left in it: nothing to alert on.
+        # A rolling window's scope value with no calls left in it: nothing to alert on. Its
+        # value is 0 where no calls cost nothing, else unknown.
+        gone: dict[str, list[tuple[Decimal, Event]]] = {}
         for (rule, value, key, threshold), st in self.previous.items():
             mine = rule == self.rule.name and key == self.rule.window
             if mine and value not in seen and value != "*" and st.state == FIRING:
-                self._set(value, key, Decimal(threshold), None, None, RESOLVED)
+                t = Decimal(threshold)
+                now = Decimal(0) if self.rule.metric in ZERO_WHEN_EMPTY else None
+                event = self._set(value, key, t, now, self.rule.limit(t), RESOLVED)
+                if event is not None and self._told(st):
+                    gone.setdefault(value, []).append((t, event))
+        start, end, key = window_bounds(self.rule, self.now)
+        for value, items in gone.items():
+            now = items[0][1].value
+            self._notify("resolved", Measure(value, key, start, end, now, 0), items)  # type: ignore[arg-type]
 
     def _notify(self, event: str, m: Measure, items: Sequence[tuple[Decimal, Event]]) -> None:
         if not self.channels:

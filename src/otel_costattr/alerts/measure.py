@@ -22,7 +22,7 @@ import duckdb
 
 from .rules import SCOPES, Rule, window_bounds
 
-__all__ = ["Measure", "contributors", "measure", "month_to_date"]
+__all__ = ["ZERO_WHEN_EMPTY", "Measure", "contributors", "measure", "month_to_date"]
 
 _MS = Decimal("0.001")
 
@@ -35,7 +35,7 @@ class Measure:
     window_key: str
     start: dt.datetime
     end: dt.datetime
-    value: Decimal
+    value: Decimal | None  # None only for a key resolved because its scope value left the window
     calls: int
     baseline: Decimal | None = None
 
@@ -99,7 +99,7 @@ def _per_value(con: duckdb.DuckDBPyConnection, rule: Rule, start: dt.datetime, e
 
 
 # Metrics that are zero where nothing happened (no calls: no cost); the others are undefined.
-_ZERO_WHEN_EMPTY = ("cost", "calls", "unpriced_calls")
+ZERO_WHEN_EMPTY = ("cost", "calls", "unpriced_calls")
 
 
 def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime) -> list[Measure]:
@@ -119,7 +119,7 @@ def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime) -> lis
                 v = _value(rule.metric, row)
                 if v is not None:
                     history.setdefault(value, []).append(v)
-            elif rule.metric in _ZERO_WHEN_EMPTY:
+            elif rule.metric in ZERO_WHEN_EMPTY:
                 history.setdefault(value, []).append(Decimal(0))
     out = []
     for value, row in sorted(current.items()):
