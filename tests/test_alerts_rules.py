@@ -5,7 +5,10 @@ file, the rule and the field. The Slack message made from a payload."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +156,41 @@ def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
     context = message["blocks"][1]["elements"][0]["text"]
     assert context == f"Month-end projection: $45.00\nTop runs: {'ab' * 16} $1.5000"
     assert "<@here>" not in str(message)
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _readme_block(kind: str, first_line: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    for block in re.findall(rf"```{kind}\n(.*?)```", text, re.S):
+        if block.startswith(first_line):
+            return block
+    raise AssertionError(f"no ```{kind} block starting {first_line!r} in the README")
+
+
+def test_the_readme_rule_file_loads(tmp_path):
+    path = tmp_path / "alerts.toml"
+    path.write_text(_readme_block("toml", "# alerts.toml"), encoding="utf-8")
+    rules = load_rules(path)
+    assert [r.name for r in rules.rules] == [
+        "research daily budget", "run budget", "per-user monthly spend", "latency degradation", "error spike",
+    ]  # fmt: skip
+    assert set(rules.channels) == {"ops", "team"}
+
+
+def test_the_readme_payload_has_the_fields_the_code_sends(tmp_path):
+    documented = json.loads(_readme_block("json", '{\n  "version": 1'))
+    path = tmp_path / "alerts.toml"
+    path.write_text(RULE, encoding="utf-8")
+    (rule,) = load_rules(path).rules
+    at = dt.datetime(2026, 12, 2, 12)
+    sent = build_payload(
+        event="firing", rule=rule, scope_value="research", window_key="2026-12-02", start=at, end=at,
+        value=Decimal("0.6"), threshold=Decimal("0.5"), limit=Decimal("0.5"), at=at, base_url="http://x",
+        projection=(Decimal(1), at), top={"runs": [{"trace_id": "t", "usd": Decimal(1), "calls": 1}]},
+    )  # fmt: skip
+    assert list(documented) == list(sent)
+    assert list(documented["window"]) == list(sent["window"])
+    assert set(documented["projection"]) == set(sent["projection"])
+    assert list(documented["top"]["runs"][0]) == list(sent["top"]["runs"][0])
