@@ -137,14 +137,21 @@ def test_calendar_windows_follow_the_time_zone(tmp_path):
     assert window_bounds(rule, now, back=1)[2] == "2026-11-30"
 
 
-def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
+def _payload(tmp_path, scope_value, value, threshold, **extra):
+    """The payload of RULE firing at noon on 2026-12-02 with ``value`` against ``threshold``."""
     path = tmp_path / "alerts.toml"
     path.write_text(RULE, encoding="utf-8")
     (rule,) = load_rules(path).rules
     at = dt.datetime(2026, 12, 2, 12)
-    payload = build_payload(
-        event="firing", rule=rule, scope_value="<@here> & co", window_key="2026-12-02", start=at, end=at,
-        value=Decimal("1.5"), threshold=Decimal(1), limit=Decimal(1), at=at,
+    return build_payload(
+        event="firing", rule=rule, scope_value=scope_value, window_key="2026-12-02", start=at, end=at,
+        value=Decimal(value), threshold=Decimal(threshold), limit=Decimal(threshold), at=at, **extra,
+    )  # fmt: skip
+
+
+def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
+    payload = _payload(
+        tmp_path, "<@here> & co", "1.5", "1",
         top={"runs": [{"trace_id": "ab" * 16, "usd": Decimal("1.5"), "calls": 3}]},
         projection=(Decimal("45"), dt.datetime(2027, 1, 1)),
     )  # fmt: skip
@@ -181,14 +188,9 @@ def test_the_readme_rule_file_loads(tmp_path):
 
 def test_the_readme_payload_has_the_fields_the_code_sends(tmp_path):
     documented = json.loads(_readme_block("json", '{\n  "version": 1'))
-    path = tmp_path / "alerts.toml"
-    path.write_text(RULE, encoding="utf-8")
-    (rule,) = load_rules(path).rules
-    at = dt.datetime(2026, 12, 2, 12)
-    sent = build_payload(
-        event="firing", rule=rule, scope_value="research", window_key="2026-12-02", start=at, end=at,
-        value=Decimal("0.6"), threshold=Decimal("0.5"), limit=Decimal("0.5"), at=at, base_url="http://x",
-        projection=(Decimal(1), at), top={"runs": [{"trace_id": "t", "usd": Decimal(1), "calls": 1}]},
+    sent = _payload(
+        tmp_path, "research", "0.6", "0.5", base_url="http://x", projection=(Decimal(1), dt.datetime(2027, 1, 1)),
+        top={"runs": [{"trace_id": "t", "usd": Decimal(1), "calls": 1}]},
     )  # fmt: skip
     assert list(documented) == list(sent)
     assert list(documented["window"]) == list(sent["window"])
