@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from otel_costattr.alerts import AlertRulesError, build_payload, load_rules, slack_message
-from otel_costattr.alerts.rules import window_bounds
+from otel_costattr.alerts.windows import window_bounds
 
 MINIMAL = """
 [channels.ops]

@@ -2,10 +2,11 @@
 (the store: `check_once`, `AlertWatcher`; in-process per-run budgets: `RunBudgetProcessor`),
 states in the ``alert_events`` table, delivery to webhooks and Slack on a background thread.
 
-``rules.py`` the rule model and file format; ``measure.py`` a metric per scope value from the
-call contract; ``evaluate.py`` the states and what to notify; ``state.py`` the tables;
-``payload.py`` what channels are sent; ``deliver.py`` the delivery thread; ``watch.py`` the
-store evaluators; ``processor.py`` the per-run span processor.
+``rules.py`` the rule model and file format; ``windows.py`` where a window lies;
+``measure.py`` a metric per scope value from the call contract; ``evaluate.py`` the states
+and what to notify; ``state.py`` the tables; ``payload.py`` what channels are sent;
+``deliver.py`` the delivery thread; ``watch.py`` the store evaluators; ``processor.py`` the
+per-run span processor.
 """
 
 from .deliver import Notification, Notifier

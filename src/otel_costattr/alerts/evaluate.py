@@ -26,8 +26,9 @@ from ..store.database import StoreError
 from .deliver import Notification
 from .measure import ZERO_WHEN_EMPTY, Measure, contributors, measure, month_to_date
 from .payload import build_payload
-from .rules import CALENDAR, Rule, RuleSet, window_bounds
+from .rules import CALENDAR, Rule, RuleSet
 from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events
+from .windows import window_bounds
 
 __all__ = ["Evaluation", "KeyRow", "evaluate"]
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import duckdb
 
-from .rules import SCOPES, Rule, window_bounds
+from .rules import SCOPES, Rule, zone
+from .windows import window_bounds
 
 __all__ = ["ZERO_WHEN_EMPTY", "Measure", "contributors", "measure", "month_to_date"]
 
@@ -170,10 +170,10 @@ def month_to_date(
     start and its end (the first instant of the next month), naive UTC."""
     month = dataclasses.replace(rule, metric="cost", window="month", baseline=0)
     start, until, _ = window_bounds(month, now)
-    zone = ZoneInfo(rule.timezone)
-    local = now.astimezone(zone)
+    tz = zone(rule.timezone)
+    local = now.astimezone(tz)
     index = local.year * 12 + local.month  # the next month, counted from year 0
-    first = dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=zone)
+    first = dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=tz)
     sql, params = _query(month, start, until, only=scope_value)
     row = con.execute(sql, params).fetchone()
     return (

@@ -229,7 +229,7 @@ class _Reader:
         window = self._choice("window", WINDOWS)
         tz = spec.get("timezone", "UTC")
         try:
-            ZoneInfo(tz) if isinstance(tz, str) and tz else None
+            zone(tz) if isinstance(tz, str) and tz else None
         except (ZoneInfoNotFoundError, ValueError):
             tz = None
         if not isinstance(tz, str) or not tz:
@@ -369,31 +369,6 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
-def window_bounds(rule: Rule, now: dt.datetime, back: int = 0) -> tuple[dt.datetime, dt.datetime, str]:
-    """The window ``back`` windows before the current one, as naive UTC [start, end) and its
-    key: the period (``2026-12-02``, ``2026-12``) for calendar windows, else the window's name.
-    ``now`` is aware. Window ``run`` gives the lookback."""
-    utc = dt.timezone.utc
-    if rule.window in CALENDAR:
-        local = now.astimezone(ZoneInfo(rule.timezone))
-        if rule.window == "day":
-            day = local.date() - dt.timedelta(days=back)
-            start = dt.datetime.combine(day, dt.time(), ZoneInfo(rule.timezone))
-            end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZoneInfo(rule.timezone))
-            key = day.isoformat()
-        else:
-            index = local.year * 12 + local.month - 1 - back
-            start = dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=ZoneInfo(rule.timezone))
-            following = index + 1
-            end = dt.datetime(following // 12, following % 12 + 1, 1, tzinfo=ZoneInfo(rule.timezone))
-            key = f"{start.year:04d}-{start.month:02d}"
-        if back == 0:
-            end = min(end, now)
-        return _naive(start.astimezone(utc)), _naive(end.astimezone(utc)), key
-    length = dt.timedelta(seconds=rule.lookback if rule.window == "run" else parse_duration(rule.window))
-    end = now - length * back
-    return _naive((end - length).astimezone(utc)), _naive(end.astimezone(utc)), rule.window
-
-
-def _naive(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=None)
+def zone(name: str) -> dt.tzinfo:
+    """The time zone ``name``; UTC needs no time zone database (a system may have none)."""
+    return dt.timezone.utc if name == "UTC" else ZoneInfo(name)
