@@ -90,3 +90,17 @@ def test_a_rule_file_without_run_rules_is_refused(tmp_path, receiver):
     rules = load_rules(rules_file(tmp_path / "alerts.toml", text, receiver.url))
     with pytest.raises(ValueError, match="no per-run rule"):
         RunBudgetProcessor(rules)
+
+
+def test_a_run_exactly_at_its_budget_fires_where_float_sums_fall_short(tmp_path, table, receiver):
+    # 0.01 + 0.06 is 0.06999999999999999 in floats: a float total would never reach $0.07.
+    text = RUN_BUDGET.replace("budget = 0.25", "budget = 0.07")
+    budget = RunBudgetProcessor(load_rules(rules_file(tmp_path / "alerts.toml", text, receiver.url)))
+    w = Workload(tmp_path / "spans.duckdb", table, extra_processors=(budget,))
+    try:
+        w.run(NOW, ["0.01", "0.06"])
+        assert budget.force_flush()
+    finally:
+        w.close()
+    (body,) = receiver.bodies
+    assert body["value_exact"] == "0.07" and body["percent_used"] == 100.0
