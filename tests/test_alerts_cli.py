@@ -96,6 +96,14 @@ def test_a_bad_rule_file_is_one_error_line(tmp_path, workload):
     )
 
 
+def test_a_missing_database_is_one_error_line_not_a_new_store(tmp_path, receiver):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    missing = tmp_path / "typo.duckdb"
+    result = CliRunner().invoke(cli, ["alerts", "check", "--db", str(missing), "--rules", str(rules)])
+    assert result.exit_code == 1 and result.output == f"Error: {missing}: no such database\n"
+    assert not missing.exists()
+
+
 def test_watch_evaluates_each_interval(tmp_path, workload, receiver):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
     workload.run(_recent(), ["0.30", "0.30"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..store.database import connect
+from ..store.database import StoreError, connect
 from .deliver import Notifier
 from .evaluate import Evaluation, evaluate
 from .rules import RuleSet, load_rules
@@ -43,8 +43,10 @@ def check_once(
     base_url: str | None = None,
 ) -> CheckResult:
     """Evaluate once: record state changes in ``db`` and hand notifications to ``notifier``
-    (None: not sent). Raises `StoreError` when the store cannot be opened."""
+    (None: not sent). Raises `StoreError` when the store is missing or cannot be opened."""
     ruleset = _rules(rules)
+    if not os.path.isfile(db):  # a mistyped path must not become an empty store that never fires
+        raise StoreError(f"{os.path.abspath(db)}: no such database")
     con = connect(db)  # read-write: the spool is ingested first, so the newest spans count
     try:
         evaluation = evaluate(con, ruleset, now, base_url=base_url)
