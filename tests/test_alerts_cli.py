@@ -141,3 +141,19 @@ def test_watcher_refuses_a_bad_interval(tmp_path, receiver):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
     with pytest.raises(ValueError, match="interval must be above 0 seconds, got 0"):
         AlertWatcher(tmp_path / "x.duckdb", rules, interval=0)
+
+
+def test_check_writes_csv_and_parquet_like_every_data_command(tmp_path, workload, receiver):
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.close()
+    base = ["--db", str(workload.path), "--rules", str(rules), "--no-notify"]
+    csv_out = _check(*base, "--format", "csv")
+    assert csv_out.exit_code == 3
+    assert csv_out.output.splitlines()[0] == "firing,states,notifications,delivery_failures"
+    out = tmp_path / "alerts.parquet"
+    assert _check(*base, "--format", "parquet", "--out", str(out)).exit_code == 3
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(out).to_pylist()[0]
+    assert row["firing"] == 1 and json.loads(row["states"])[0]["state"] == "FIRING"

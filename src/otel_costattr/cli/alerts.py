@@ -16,7 +16,7 @@ from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once
 from ..store.database import connect
 from .options import db_option, db_path
-from .output import Record, Table, emit, json_object, table_lines
+from .output import Record, Table, json_object, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
 FIRING_EXIT = 3
@@ -63,14 +63,8 @@ def alerts() -> None:
 @_rules_option
 @click.option("--no-notify", is_flag=True, help="evaluate and record states, send nothing")
 @click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
-@click.option(
-    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True,
-    help="table for people, json for tools (values as numbers plus exact strings)",
-)  # fmt: skip
-@click.pass_context
-def check(
-    ctx: click.Context, db: str | None, rules_path: str, no_notify: bool, base_url: str | None, fmt: str
-) -> None:
+@output
+def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None) -> Record:
     """Evaluate every rule once, notify, and exit 3 while an alert fires (0 otherwise).
 
     Shows every alert that is not OK, and for a rule with none, its value closest to a
@@ -112,9 +106,7 @@ def check(
         "notifications": None if notifier is None else notifier.stats(),
         "delivery_failures": json_object(failures, set()),
     }
-    record = Record(data=data, text="\n".join(text), exit_code=FIRING_EXIT if firing else 0)
-    emit(record, fmt)
-    ctx.exit(record.exit_code)
+    return Record(data=data, text="\n".join(text), exit_code=FIRING_EXIT if firing else 0)
 
 
 def _patience(note: Notification) -> float:
