@@ -13,6 +13,9 @@ WITH per_run AS (
         arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL) AS feature,
         count(*) AS calls,
         sum(cost_usd) AS usd,
+        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
+        coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))
+                 FILTER (WHERE cost_usd IS NULL), 0) AS unpriced_tokens,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY trace_id, agent_name
@@ -24,7 +27,8 @@ typical AS (
 )
 SELECT
     r.trace_id, r.agent, r.feature, r.calls, t.median_calls,
-    round(r.calls / t.median_calls, 1) AS ratio, t.agent_runs, r.usd, r.usd_repriced
+    round(r.calls / t.median_calls, 1) AS ratio, t.agent_runs, r.usd, r.unpriced_calls,
+    r.unpriced_tokens, r.usd_repriced
 FROM per_run AS r
 JOIN typical AS t ON t.agent IS NOT DISTINCT FROM r.agent
 WHERE r.calls >= $factor * t.median_calls AND r.calls >= $min_calls

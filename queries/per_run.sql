@@ -1,12 +1,14 @@
--- @about Runs (a run is a trace), newest first (by first model call): name, agent, feature, start, duration, calls, usd.
+-- @about Runs (a run is a trace), newest first (by first model call): name, agent, feature, start, duration, calls, usd, unpriced calls and their tokens.
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param limit INTEGER = 100     at most this many runs, newest first (0: all)
+-- usd leaves out unpriced calls: unpriced_calls and unpriced_tokens (input + output) say
+-- what it does not cover.
 SELECT
     trace_id, name AS run_name, agent_name AS agent, feature, start_time, duration_ms, calls,
-    cost_usd AS usd, usd_repriced
-FROM costattr_runs($since, $until, $service, $feature, $agent, 'newest', nullif($limit, 0))
+    unpriced_calls, unpriced_tokens, cost_usd AS usd, usd_repriced
+FROM costattr_runs_unpriced($since, $until, $service, $feature, $agent, 'newest', nullif($limit, 0))
 ORDER BY first_call DESC, trace_id;

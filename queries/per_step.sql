@@ -1,15 +1,19 @@
--- @about The shape of the loop: per agent step, calls, average input tokens and usd (does cost climb with the step?).
+-- @about The shape of the loop: per agent, step and model, calls, average input tokens and usd (does cost climb with the step?).
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- Per agent and model too: agents with different models share step numbers, and one agent's
+-- final answers are not "step 2" of another's.
 SELECT
+    agent_name AS agent,
     step,
+    model,
     count(*) AS calls,
     round(avg(input_tokens))::BIGINT AS avg_input_tokens,
     sum(cost_usd) AS usd,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-GROUP BY step
-ORDER BY step;
+GROUP BY agent_name, step, model
+ORDER BY agent_name NULLS LAST, step NULLS LAST, usd DESC NULLS LAST, model NULLS LAST;

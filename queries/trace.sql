@@ -1,4 +1,4 @@
--- @about One run as a tree, depth first: each span with its own cost and its subtree's cost.
+-- @about One run as a tree, depth first: each span with its own cost and its subtree's cost, unpriced calls and their tokens.
 -- @param trace_id VARCHAR        the run's trace id (32 hex digits)
 --
 -- Every stored span of the trace appears exactly once, whatever its parent links say, and the
@@ -73,26 +73,32 @@ own AS MATERIALIZED (
     JOIN run AS r ON r.span_row = c.call_row
 ),
 nodes AS MATERIALIZED (
-    SELECT t.rid, t.prid, t.depth, (o.rid IS NOT NULL)::BIGINT AS calls, o.cost_usd AS usd, o.usd_repriced
+    SELECT t.rid, t.prid, t.depth, (o.rid IS NOT NULL)::BIGINT AS calls, o.cost_usd AS usd, o.usd_repriced,
+           (o.rid IS NOT NULL AND o.cost_usd IS NULL)::BIGINT AS unpriced,
+           CASE WHEN o.rid IS NOT NULL AND o.cost_usd IS NULL
+                THEN coalesce(o.input_tokens, 0) + coalesce(o.output_tokens, 0) ELSE 0 END
+               AS unpriced_tokens
     FROM tree AS t
     LEFT JOIN own AS o USING (rid)
 ),
 -- Subtree totals, bottom up one depth at a time (all children of a row are one level below it).
-totals (rid, prid, depth, size, calls, usd, usd_repriced) AS (
-    SELECT rid, prid, depth, 1::BIGINT, calls, usd, usd_repriced
+totals (rid, prid, depth, size, calls, usd, usd_repriced, unpriced, unpriced_tokens) AS (
+    SELECT rid, prid, depth, 1::BIGINT, calls, usd, usd_repriced, unpriced, unpriced_tokens
     FROM nodes
     WHERE depth = (SELECT max(depth) FROM nodes)
     UNION ALL
     SELECT
         n.rid, n.prid, n.depth, 1 + coalesce(k.size, 0), n.calls + coalesce(k.calls, 0),
         coalesce(n.usd + k.usd, n.usd, k.usd),
-        coalesce(n.usd_repriced + k.usd_repriced, n.usd_repriced, k.usd_repriced)
+        coalesce(n.usd_repriced + k.usd_repriced, n.usd_repriced, k.usd_repriced),
+        n.unpriced + coalesce(k.unpriced, 0), n.unpriced_tokens + coalesce(k.unpriced_tokens, 0)
     -- A filter, not a join: joined, the planner paired every row with the children first
     -- (100M intermediate rows on a 10,000-deep chain, 5x slower).
     FROM (SELECT * FROM nodes WHERE depth = (SELECT any_value(depth) - 1 FROM totals)) AS n
     LEFT JOIN (
         SELECT prid, sum(size) AS size, sum(calls) AS calls, sum(usd) AS usd,
-               sum(usd_repriced) AS usd_repriced
+               sum(usd_repriced) AS usd_repriced, sum(unpriced) AS unpriced,
+               sum(unpriced_tokens) AS unpriced_tokens
         FROM totals
         GROUP BY prid
     ) AS k ON k.prid = n.rid
@@ -129,6 +135,9 @@ SELECT
     c.cost_usd AS usd,
     p.calls AS subtree_calls,
     p.usd AS subtree_usd,
+    -- what subtree_usd leaves out: the subtree's unpriced calls and their input + output tokens
+    p.unpriced AS subtree_unpriced_calls,
+    p.unpriced_tokens AS subtree_unpriced_tokens,
     c.usd_repriced,
     p.usd_repriced AS subtree_usd_repriced,
     t.cycle_broken

@@ -124,9 +124,9 @@ def test_out_writes_any_format_to_a_file(db, tmp_path):
 
 def test_tables_fit_the_terminal_cutting_text_never_numbers(db):
     wide = invoke("runs", "--db", db).stdout.splitlines()
-    assert max(map(len, wide)) > 90 and "…" not in "".join(wide)  # no COLUMNS, piped: never cut
-    narrow = invoke("runs", "--db", db, columns=90).stdout.splitlines()
-    assert max(map(len, narrow)) <= 90
+    assert max(map(len, wide)) > 120 and "…" not in "".join(wide)  # no COLUMNS, piped: never cut
+    narrow = invoke("runs", "--db", db, columns=120).stdout.splitlines()
+    assert max(map(len, narrow)) <= 120
     assert any("…" in line for line in narrow)
     # every number is shown whole: the last columns (duration, calls, usd) are as uncut
     assert [line.split()[-4:] for line in wide] == [line.split()[-4:] for line in narrow]

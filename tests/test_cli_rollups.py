@@ -188,7 +188,8 @@ def test_errors_are_one_line(capsys, db, argv, message):
         (
             ["rollup", "per-fature"],
             "Invalid value for '[NAME]': unknown rollup 'per-fature' (valid: daily, loops, per-agent, "
-            "per-feature, per-model, per-run, per-step, stats, step-jumps, top-runs, trace, unpriced)."
+            "per-feature, per-group, per-model, per-run, per-step, stats, step-jumps, top-runs, trace, "
+            "unpriced)."
             " Did you mean 'per-feature'?",
         ),
         (["rollup"], "name a rollup (see 'otel-costattr rollup --list')"),
@@ -196,7 +197,10 @@ def test_errors_are_one_line(capsys, db, argv, message):
             ["rollup", "loops", "--param", "factor"],
             "Invalid value for '--param': expects NAME=VALUE, got 'factor'",
         ),
-        (["trace", "xyz"], "Invalid value for 'TRACE_ID': not a trace id (32 hex digits): 'xyz'"),
+        (
+                ["trace", "xyz"],
+                "Invalid value for 'TRACE_ID': not a trace id (32 hex digits, or the first 4 or more): 'xyz'",
+            ),
         (["rolup", "per-feature"], "No such command 'rolup'. Did you mean 'rollup'?"),
         (["runs", "--format", "parquet"], "--format parquet writes a file: give --out FILE"),
     ],

@@ -19,7 +19,7 @@ from otel_costattr.store import database as store
 
 D = Decimal
 EXPECTED_NAMES = [
-    "daily", "loops", "per_agent", "per_feature", "per_model", "per_run", "per_step", "stats",
+    "daily", "loops", "per_agent", "per_feature", "per_group", "per_model", "per_run", "per_step", "stats",
     "step_jumps", "top_runs", "trace", "unpriced",
 ]  # fmt: skip
 
@@ -52,14 +52,31 @@ def test_per_feature(db):
     assert f[None]["calls"] == 2 and f[None]["usd"] == D("0.00045")
 
 
-def test_per_step_is_the_stamped_step(db):
-    steps = by(rollup("per_step", db=db), "step")
-    # step 0: T1 c1 $0.003, T2-T4 3 x $0.0015, T5 $0.00015, T6 $0.0007
-    assert steps[0] == {"step": 0, "calls": 6, "avg_input_tokens": 867, "usd": D("0.00835")}
-    assert steps[2] == {"step": 2, "calls": 4, "avg_input_tokens": 14000, "usd": D("0.0435")}
-    assert steps[8]["calls"] == 1  # only the looping run gets there
-    # no stamped step: T1 c2, c3 (another process), T7, T8 (outside any agent)
-    assert steps[None] == {"step": None, "calls": 4, "avg_input_tokens": 3750, "usd": D("0.01155")}
+def test_per_step_is_the_stamped_step_per_agent_and_model(db):
+    rows = rollup("per_step", db=db)
+    steps = {(row["agent"], row["step"], row["model"]): row for row in rows}
+    # triage step 0: T1 c1 $0.003 and T6 $0.0007, gpt-4o, inputs 1000 and 200
+    assert steps["triage", 0, "gpt-4o"] == {
+        "agent": "triage", "step": 0, "model": "gpt-4o", "calls": 2, "avg_input_tokens": 600,
+        "usd": D("0.0037"),
+    }  # fmt: skip
+    # researcher step 0: T2-T4 3 x $0.0015; step 2: T2 40000 in ($0.0405), T3, T4 $0.0015 each
+    assert steps["researcher", 0, "claude-haiku-4-5"]["usd"] == D("0.0045")
+    assert steps["researcher", 2, "claude-haiku-4-5"] == {
+        "agent": "researcher", "step": 2, "model": "claude-haiku-4-5", "calls": 3,
+        "avg_input_tokens": 14000, "usd": D("0.0435"),
+    }  # fmt: skip
+    # the summarizer's step 2 is its unpriced gpt-4o call: no longer mixed into "step 2"
+    assert steps["summarizer", 2, "gpt-4o"]["usd"] is None
+    assert steps["researcher", 8, "claude-haiku-4-5"]["calls"] == 1  # only the looping run gets there
+    # no stamped step: T1 c2, c3 (billing, another process), T7, T8 (outside any agent)
+    assert steps["billing", None, "claude-sonnet-4-5"]["usd"] == D("0.009")
+    assert steps[None, None, "gpt-4o-mini"] == {
+        "agent": None, "step": None, "model": "gpt-4o-mini", "calls": 2, "avg_input_tokens": 1500,
+        "usd": D("0.00045"),
+    }  # fmt: skip
+    assert [r["agent"] for r in rows][0] == "billing" and rows[-1]["agent"] is None
+    assert sum(r["calls"] for r in rows) == TOTAL_CALLS
 
 
 def test_per_run_newest_first_with_root_or_fallback(db):
@@ -312,7 +329,7 @@ def test_unknown_rollup_lists_the_valid_names():
     with pytest.raises(UnknownRollup) as e:
         rollup("per_fature", db="x.duckdb")
     assert str(e.value) == (
-        "unknown rollup 'per_fature' (valid: daily, loops, per-agent, per-feature, per-model, "
+        "unknown rollup 'per_fature' (valid: daily, loops, per-agent, per-feature, per-group, per-model, "
         "per-run, per-step, stats, step-jumps, top-runs, trace, unpriced)"
     )
     assert query("per-feature") is query("per_feature")

@@ -50,10 +50,11 @@ def db_path(db: str | None) -> str:
     return db or settings.duckdb_path()
 
 
-def window_options(*, limit: int | None = None) -> Callable[[F], F]:
+def window_options(*, limit: int | None = None, group_by: bool = True) -> Callable[[F], F]:
     """``--db`` and the window every rollup takes (``--days``/``--since``/``--until``/
-    ``--service``/``--feature``/``--agent``) plus ``--limit``. Values stay text: the rollups
-    layer checks them, so a bad one is one line, ``Error: ...``, naming the parameter."""
+    ``--service``/``--feature``/``--agent``/``--where``) plus ``--limit`` and ``--group-by``.
+    Values stay text: the rollups layer checks them, so a bad one is one line,
+    ``Error: ...``, naming the parameter."""
 
     def decorate(fn: F) -> F:
         limit_help = "at most N runs, 0 for all (rollups taking a limit)" + (
@@ -65,13 +66,37 @@ def window_options(*, limit: int | None = None) -> Callable[[F], F]:
                     "--days", metavar="N", help="only the last N days (of model calls, by start time)"
                 ),
                 click.option(
-                    "--since", metavar="WHEN", help="from this UTC date or time (YYYY-MM-DD[THH:MM])"
+                    "--since",
+                    metavar="WHEN",
+                    help="from this UTC date or time (YYYY-MM-DD[THH:MM]), or that long ago (7d, 12h, 2w)",
                 ),
-                click.option("--until", metavar="WHEN", help="up to this UTC date or time, excluded"),
+                click.option(
+                    "--until", metavar="WHEN", help="up to this UTC date or time, excluded (or 1d: a day ago)"
+                ),
                 click.option("--service", help="only spans of this service.name"),
                 click.option("--feature", help="only model calls attributed to this feature"),
                 click.option("--agent", help="only model calls attributed to this agent"),
+                click.option(
+                    "--where",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help="only model calls whose KEY (an identity key such as user.id or app.tenant, or "
+                    "model, provider, service) is VALUE; repeatable: a key twice matches either value",
+                ),
                 click.option("--limit", metavar="N", default=limit, help=limit_help),
+                *(
+                    [
+                        click.option(
+                            "--group-by",
+                            "group_by",
+                            metavar="KEY",
+                            help="group by this identity key (user.id, app.tenant, gen_ai.conversation.id) "
+                            "or model, provider, service (rollups taking it: per-group)",
+                        )
+                    ]
+                    if group_by
+                    else []
+                ),
             )
         ):
             fn = option(fn)

@@ -10,6 +10,7 @@ import click
 
 from ..rollups.catalog import query, rollups
 from ..rollups.errors import UnknownRollup
+from ..rollups.explain import explain_empty, find_trace
 from ..rollups.params import WINDOW_PARAMS
 from ..rollups.queries import Rows, rollup
 from .options import db_option, db_path, did_you_mean, price_table, reprice_options, window_options
@@ -17,6 +18,8 @@ from .output import CLIError, Record, Table, output
 
 # Shown in the table only when some row has a value: repricing, and a cut parent cycle.
 _SPARSE = ("usd_repriced", "subtree_usd_repriced", "cycle_broken")
+# Shown in the table only when some row has unpriced calls (always in json, csv, parquet).
+_UNPRICED = ("unpriced_calls", "unpriced_tokens", "subtree_unpriced_calls", "subtree_unpriced_tokens")
 
 
 class RollupName(click.ParamType):
@@ -40,14 +43,14 @@ class RollupName(click.ParamType):
 
 
 class TraceId(click.ParamType):
-    """32 hex digits, any case (stored lower case)."""
+    """32 hex digits, any case (stored lower case), or a unique prefix of 4 or more."""
 
     name = "TRACE_ID"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         trace_id = str(value).strip().lower()
-        if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
-            self.fail(f"not a trace id (32 hex digits): {value!r}", param, ctx)
+        if not 4 <= len(trace_id) <= 32 or any(c not in "0123456789abcdef" for c in trace_id):
+            self.fail(f"not a trace id (32 hex digits, or the first 4 or more): {value!r}", param, ctx)
         return trace_id
 
 
@@ -104,14 +107,21 @@ class RollupCommand(click.Command):
             formatter.write_dl([(item["name"], item["about"]) for item in catalogue()])
 
 
-def _run(name: str, db: str | None, reprice: bool, pricing: Sequence[str], **params: Any) -> Rows:
+def _run(
+    name: str, db: str | None, reprice: bool, pricing: Sequence[str], where: Sequence[str] = (), **params: Any
+) -> Rows:
+    """Run the rollup; an empty answer gets, on stderr, what the store holds (`explain_empty`)."""
     table = price_table(pricing) if (reprice or pricing) else None
     given = {k: v for k, v in params.items() if v is not None}
-    return rollup(name, db=db_path(db), reprice=table, **given)  # type: ignore[return-value]
+    rows = rollup(name, db=db_path(db), reprice=table, where=list(where), **given)
+    if not rows and name != "trace":
+        click.echo(f"No rows: {explain_empty(db_path(db), given, where=list(where))}", err=True)
+    return rows  # type: ignore[no-any-return]
 
 
 def _table(rows: Rows, *, tree: bool = False) -> Table:
-    return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, tree=tree)
+    hide = [c for c in _UNPRICED if c in rows.columns and not any(r[c] for r in rows)]
+    return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, hide=hide, tree=tree)
 
 
 @click.command(cls=RollupCommand)
@@ -143,11 +153,11 @@ def rollup_command(
 
 
 @click.command()
-@window_options(limit=20)
+@window_options(limit=20, group_by=False)
 @reprice_options
 @output
 def runs(**options: Any) -> Table:
-    """The latest runs (traces): agent, feature, duration, calls, cost.
+    """The latest runs (traces): agent, feature, duration, calls, cost, unpriced calls.
 
     \b
     Example:
@@ -162,12 +172,16 @@ def runs(**options: Any) -> Table:
 @reprice_options
 @output
 def trace(trace_id: str, db: str | None, reprice: bool, pricing: Sequence[str]) -> Table:
-    """One run as a tree: each span's own cost and its subtree's.
+    """One run as a tree: each span's own cost and its subtree's (TRACE_ID: the id, or its
+    first digits when no other stored run starts with them).
 
     \b
     Example:
       otel-costattr trace 4bf92f3577b34da6a3ce929d0e0e4736 --db spans.duckdb
+      otel-costattr trace 4bf92f --db spans.duckdb
     """
+    if len(trace_id) < 32:
+        trace_id = find_trace(db_path(db), trace_id)
     rows = _run("trace", db, reprice, pricing, trace_id=trace_id)
     if not rows:
         raise CLIError(f"no spans for trace {trace_id} in {db_path(db)}")

@@ -20,6 +20,7 @@ from typing import Any
 
 from .._resources import bundled_dir
 from .contract import rollup_prelude
+from .dimensions import render_dimensions
 from .errors import RollupError, UnknownRollup
 from .params import TYPES, coerce
 
@@ -82,7 +83,7 @@ def _parse(name: str, sql: str) -> Query:
             params.append(Param(pname, ptype, value, required, text.strip()))
     if not about:
         raise RollupError(f"queries/{name}.sql: no '-- @about' line")
-    return Query(name, about, tuple(params), sql)
+    return Query(name, about, tuple(params), render_dimensions(sql))
 
 
 _cache: dict[str, Query] | None = None

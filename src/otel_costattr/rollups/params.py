@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .dimensions import check_key
 from .errors import RollupParamError
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ TYPES = ("TIMESTAMP", "VARCHAR", "INTEGER", "DOUBLE")
 # overflowing a date or an integer deep inside Python or DuckDB (a traceback, not an answer).
 _MAX_DAYS = 36_500  # a hundred years of spans
 _INTEGER_RANGE = (-(2**31), 2**31 - 1)  # SQL INTEGER, as the queries declare them
+# ``since`` / ``until`` relative to now: 7d, 12h, 2w (ago).
+_AGO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", re.IGNORECASE)
+_UNIT_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
 
 
 def _timestamp(value: Any) -> dt.datetime:
@@ -88,36 +93,52 @@ def coerce(qname: str, pname: str, ptype: str, value: Any) -> Any:
         raise RollupParamError(f"{qname}: {pname}: {e}, got {value!r}") from None
 
 
+def _ago(qname: str, pname: str, now: dt.datetime, days: float, given: Any) -> dt.datetime:
+    """``now`` less ``days`` (positive, at most a hundred years)."""
+    if days <= 0:
+        raise RollupParamError(f"{qname}: {pname}: must be positive, got {given}")
+    if days > _MAX_DAYS:
+        unit = "" if pname == "days" else " days ago"
+        raise RollupParamError(f"{qname}: {pname}: must be at most {_MAX_DAYS}{unit}, got {given}")
+    try:
+        return now - dt.timedelta(days=days)
+    except OverflowError:  # only with a `now` near year 1
+        raise RollupParamError(f"{qname}: {pname}: reaches before year 1, got {given}") from None
+
+
 def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Validate ``params`` for query ``q`` and return the full set of named values.
 
-    ``None`` means "not given" (the default applies). ``days`` turns into ``since``;
+    ``None`` means "not given" (the default applies). ``days`` turns into ``since``, and
+    ``since`` / ``until`` may be relative (``7d``, ``12h``, ``2w``: that long before now);
     ``now`` (naive UTC) is for tests.
     """
     given = {k: v for k, v in params.items() if v is not None}
     valid = q.accepts()
     unknown = sorted(set(given) - set(valid))
+    if "group_by" in unknown:
+        raise RollupParamError(f"{q.name}: cannot group by a key; per-group can (--group-by KEY)")
     if unknown:
         raise RollupParamError(
             f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
         )
+    current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    for key in ("since", "until"):
+        m = _AGO.fullmatch(given[key]) if isinstance(given.get(key), str) else None
+        if m:
+            days = float(m.group(1)) * _UNIT_DAYS[m.group(2).lower()]
+            given[key] = _ago(q.name, key, current, days, given[key])
     if "days" in given:
         if "since" in given:
             raise RollupParamError(f"{q.name}: give days or since, not both")
         days = coerce(q.name, "days", "DOUBLE", given.pop("days"))
-        if days <= 0:
-            raise RollupParamError(f"{q.name}: days: must be positive, got {days:g}")
-        if days > _MAX_DAYS:
-            raise RollupParamError(f"{q.name}: days: must be at most {_MAX_DAYS}, got {days:g}")
-        current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        try:
-            given["since"] = current - dt.timedelta(days=days)
-        except OverflowError:  # only with a `now` near year 1
-            raise RollupParamError(f"{q.name}: days: reaches before year 1, got {days:g}") from None
+        given["since"] = _ago(q.name, "days", current, days, f"{days:g}")
     out = {}
     for p in q.params:
         if p.name in given:
             out[p.name] = coerce(q.name, p.name, p.type, given[p.name])
+            if p.name == "group_by":
+                out[p.name] = check_key(q.name, p.name, out[p.name])
         elif p.required:
             raise RollupParamError(f"{q.name}: missing required parameter {p.name!r}")
         else:

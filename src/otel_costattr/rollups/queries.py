@@ -23,6 +23,7 @@ from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
 from .catalog import contract_prelude, prelude, query
+from .dimensions import dimension_macro, render_dimensions, where_pairs
 from .errors import RollupError, first_line
 from .params import WINDOW_PARAMS, bind
 
@@ -91,15 +92,35 @@ def _applied_migrations(con: duckdb.DuckDBPyConnection) -> set[str] | None:
     return {row[0] for row in con.execute("SELECT name FROM costattr_migrations").fetchall()}
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, *, repricing: bool = False) -> None:
-    """Create the TEMP relations the rollups read (idempotent, cheap); with ``repricing``,
-    the variant of ``costattr_calls`` that reads ``costattr_repriced``."""
+def _prepare(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    repricing: bool = False,
+    where: list[tuple[str, list[str]]] | None = None,
+) -> None:
+    """Create the TEMP relations the rollups read (idempotent, cheap); with ``repricing`` or
+    ``where`` (from `dimensions.where_pairs`), the variant of ``costattr_calls`` that reads
+    ``costattr_repriced`` and keeps the calls matching ``costattr_where``."""
     try:
         con.execute(contract_prelude())
-        if repricing:
-            con.execute(prelude("_calls_repriced.sql"))
+        con.execute(dimension_macro())
+        con.execute(prelude("_runs_unpriced.sql"))
+        if repricing or where:
+            con.execute(selected_calls_prelude())
+            con.execute("DELETE FROM costattr_where")
+        if where:
+            keys, values = (list(c) for c in zip(*where, strict=True))
+            con.execute(
+                "INSERT INTO costattr_where SELECT unnest($keys), unnest($values)",
+                {"keys": keys, "values": values},
+            )
     except duckdb.Error as e:
         raise _error(e) from e
+
+
+def selected_calls_prelude() -> str:
+    """``_calls_repriced.sql`` with the dimension placeholder rendered (`render_dimensions`)."""
+    return render_dimensions(prelude("_calls_repriced.sql"))
 
 
 class Rows(list):  # type: ignore[type-arg]
@@ -115,8 +136,11 @@ def _rows(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> Rows:
     return out
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any]) -> Rows:
+def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any], *, arrow: bool = False) -> Any:
+    """The rows of ``sql``; with ``arrow``, a ``pyarrow.Table``."""
     try:
+        if arrow:
+            return con.sql(sql, params=dict(values)).to_arrow_table()
         cur = con.execute(sql, dict(values))
         names = [d[0] for d in cur.description]
         return _rows(names, (dict(zip(names, row, strict=True)) for row in cur.fetchall()))
@@ -243,6 +267,7 @@ def _reprice(con: duckdb.DuckDBPyConnection, table: PriceTable, values: Mapping[
 
 def _clear_reprice(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM costattr_repriced")
+    con.execute("DELETE FROM costattr_where")
     con.execute("DROP TABLE IF EXISTS costattr_model_map")
 
 
@@ -254,9 +279,11 @@ def rollup(
     db: Database,
     *,
     reprice: Reprice | None = None,
+    where: Any = None,
+    arrow: bool = False,
     now: dt.datetime | None = None,
     **params: Any,
-) -> list[dict[str, Any]]:
+) -> Any:
     """Run the bundled rollup ``name`` against ``db`` (a path, opened read-only with retry
     while an exporter holds the lock, or an open DuckDB connection) and return its rows as
     dicts. Money is `Decimal` USD; None means unpriced.
@@ -265,21 +292,33 @@ def rollup(
     UTC; ``until`` exclusive), ``service``, ``feature``, ``agent``, and what the query
     declares (see `query(name).params`). ``reprice``: a `PriceTable` or user price files
     layered over the bundled table; adds ``usd_repriced`` columns computed from the stored
-    tokens. Raises `UnknownRollup`, `RollupParamError` or `RollupError`. The list returned
-    also carries ``.columns``, the column names, even when there are no rows.
+    tokens. ``where``: only the calls whose dimensions (`dimensions`: ``model``, ``provider``,
+    ``service``, ``feature``, ``agent`` or any identity key, such as ``user.id``) have these
+    values: ``{"app.tenant": "acme"}`` or ``["app.tenant=acme", "user.id=u1", "user.id=u2"]``
+    (a key given twice matches either value). Raises `UnknownRollup`, `RollupParamError` or
+    `RollupError`. The list returned also carries ``.columns``, the column names, even when
+    there are no rows; with ``arrow=True`` the answer is a ``pyarrow.Table`` instead (money as
+    decimals; ``.to_pandas()`` / ``polars.from_arrow`` when those are installed).
     """
     q = query(name)
     values = bind(q, params, now=now)
+    filters = where_pairs(q.name, where)
     table = _pricing(reprice) if reprice is not None else None
     with _connection(db) as con:
-        _prepare(con, repricing=table is not None)
-        if table is None:
-            rows = _run(con, q.sql, values)
-            keep = [c for c in rows.columns if not c.endswith(_REPRICED_SUFFIX)]
-            return _rows(keep, ({k: row[k] for k in keep} for row in rows))
+        _prepare(con, repricing=table is not None, where=filters)
         try:
-            _reprice(con, table, values)
-            return _run(con, q.sql, values)
+            if table is not None:
+                _reprice(con, table, values)
+            rows = _run(con, q.sql, values, arrow=arrow)
         finally:
-            _clear_reprice(con)
-            _prepare(con)  # back to the plain costattr_calls on a caller's connection
+            if table is not None or filters:
+                _clear_reprice(con)
+                _prepare(con)  # back to the plain costattr_calls on a caller's connection
+        keep = [c for c in _names(rows) if table is not None or not c.endswith(_REPRICED_SUFFIX)]
+        if arrow:
+            return rows.select(keep)
+        return _rows(keep, ({k: row[k] for k in keep} for row in rows))
+
+
+def _names(rows: Any) -> list[str]:
+    return list(rows.column_names if hasattr(rows, "column_names") else rows.columns)

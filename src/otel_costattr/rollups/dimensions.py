@@ -1,0 +1,106 @@
+"""What a rollup can group by and filter on: the call's typed columns and its identity keys.
+
+A *dimension* is a name a user types after ``--group-by`` or ``--where``: a column of the call
+contract under a short name (``model``, ``provider``, ``service``, ``feature``, ``agent``,
+``conversation``; the OpenTelemetry spellings ``app.feature``, ``gen_ai.agent.name``,
+``gen_ai.conversation.id``, ``service.name`` name the same columns), or any other attribute
+name, read from the call's ``attributes`` JSON. The processor copies its ``identity_keys``
+(``CostSpanProcessor(identity_keys=...)``: ``user.id``, ``app.tenant``, ...) from the parent
+span and from Baggage onto every model-call span, so the value is on the call itself.
+
+Names are checked here (letters, digits and ``_ . : / -``: nothing that could end a JSON
+path); values are never checked, only bound. The SQL side is the TEMP macro
+``costattr_dimension`` (``queries/_dimensions.sql``): the same mapping, in one place each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import RollupParamError
+
+__all__ = ["COLUMNS", "KEY", "check_key", "where_pairs"]
+
+# Dimension names that are columns of the call contract (queries/_dimensions.sql maps them).
+COLUMNS = {
+    "model": "model",
+    "provider": "provider",
+    "service": "service_name",
+    "service.name": "service_name",
+    "feature": "feature",
+    "app.feature": "feature",
+    "agent": "agent_name",
+    "gen_ai.agent.name": "agent_name",
+    "conversation": "conversation_id",
+    "gen_ai.conversation.id": "conversation_id",
+}
+KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}")
+
+
+def check_key(qname: str, pname: str, key: Any) -> str:
+    """``key`` if it is a dimension name, else `RollupParamError` naming ``pname``."""
+    if not isinstance(key, str) or not KEY.fullmatch(key.strip()):
+        raise RollupParamError(
+            f"{qname}: {pname}: not an attribute name (letters, digits, _ . : / -), got {key!r}"
+        )
+    return key.strip()
+
+
+def where_pairs(qname: str, where: Any) -> list[tuple[str, list[str]]]:
+    """``where`` (a mapping, or ``KEY=VALUE`` texts / ``(key, value)`` pairs) as
+    ``[(key, [values])]``: a key given twice matches either value; different keys must all
+    match."""
+    if where is None:
+        return []
+    items: Iterable[Any] = where.items() if isinstance(where, Mapping) else where
+    if isinstance(where, str):
+        items = [where]
+    out: dict[str, list[str]] = {}
+    for item in items:
+        if isinstance(item, str):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise RollupParamError(f"{qname}: where: expects KEY=VALUE, got {item!r}")
+        elif isinstance(item, tuple) and len(item) == 2:
+            key, value = item
+        else:
+            raise RollupParamError(f"{qname}: where: expects KEY=VALUE, got {item!r}")
+        key = check_key(qname, "where", key)
+        if not isinstance(value, str):
+            raise RollupParamError(f"{qname}: where: {key}: expected text, got {value!r}")
+        out.setdefault(key, [])
+        if value not in out[key]:
+            out[key].append(value)
+    return list(out.items())
+
+
+def dimension_macro() -> str:
+    """The TEMP macro ``costattr_dimension(key, <call columns>)``: a call's value for the
+    dimension ``key``, rendered from `COLUMNS` (attributes are read as text)."""
+    args = sorted(set(COLUMNS.values()))
+    cases = " ".join(f"WHEN '{name}' THEN d_{column}" for name, column in COLUMNS.items())
+    params = ", ".join(f"d_{a}" for a in args)
+    return (
+        f"CREATE OR REPLACE TEMP MACRO costattr_dimension(d_key, {params}, d_attributes) AS\n"
+        f"CASE d_key {cases}\n"
+        "ELSE json_extract_string(d_attributes, '$.\"' || d_key || '\"') END;\n"
+    )
+
+
+def dimension_call(key: str, alias: str = "") -> str:
+    """``costattr_dimension(<key>, ...)`` over the columns of ``alias`` (a table alias or
+    nothing); ``key`` is SQL (a bound parameter such as ``$group_by``, or a column)."""
+    prefix = f"{alias}." if alias else ""
+    args = ", ".join(f"{prefix}{a}" for a in (*sorted(set(COLUMNS.values())), "attributes"))
+    return f"costattr_dimension({key}, {args})"
+
+
+_PLACEHOLDER = re.compile(r"\{\{dimension\(\s*([^,{}()]+?)\s*(?:,\s*(\w+)\s*)?\)\}\}")
+
+
+def render_dimensions(sql: str) -> str:
+    """``sql`` with each ``{{dimension(KEY[, ALIAS])}}`` replaced by `dimension_call`, so
+    query files never spell the macro's argument list."""
+    return _PLACEHOLDER.sub(lambda m: dimension_call(m.group(1), m.group(2) or ""), sql)

@@ -1,0 +1,107 @@
+"""Answers that explain themselves: what the store holds when a rollup finds nothing, and
+which run a trace id prefix names.
+
+`explain_empty` is what the CLI prints (on stderr, exit 0) under an empty answer: the window
+of model calls the store holds, its number of runs, and the feature, agent or ``--where``
+values it knows that are closest to the ones asked for. `find_trace` turns a unique prefix
+of a trace id into the id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+
+from .dimensions import dimension_call, where_pairs
+from .errors import RollupError, first_line
+from .queries import Database, _connection, _prepare
+
+__all__ = ["explain_empty", "find_trace"]
+
+_HEX = frozenset("0123456789abcdef")
+_MIN_PREFIX = 4
+_SHOWN = 8  # names listed at most
+_FILTERED = (("feature", "feature"), ("agent", "agent_name"), ("service", "service_name"))
+
+
+def _when(value: dt.datetime | None) -> str:
+    return "?" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+def _near(asked: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(asked, known, n=3, cutoff=0.5)
+    listed = sorted(close) or known[:_SHOWN]
+    more = "" if close or len(known) <= _SHOWN else f" (+{len(known) - _SHOWN} more)"
+    label = "closest" if close else "known"
+    return f"{label}: {', '.join(listed)}{more}" if listed else "none stored"
+
+
+def explain_empty(db: Database, params: Mapping[str, Any] | None = None, *, where: Any = None) -> str:
+    """Why a rollup over ``db`` with ``params`` (``feature``, ``agent``, ``since``, ...;
+    as given to `rollup`) and ``where`` may have found nothing: one line on what the store
+    holds, then one per filter given, with the closest values stored."""
+    params = dict(params or {})
+    filters = where_pairs("explain", where)
+    try:
+        with _connection(db) as con:
+            _prepare(con)
+            calls, runs, first, last = con.execute(
+                "SELECT count(*), count(DISTINCT trace_id), min(start_time), max(start_time) "
+                "FROM costattr_calls(NULL, NULL, NULL, NULL, NULL)"
+            ).fetchone()
+            if not calls:
+                return "the store holds no model calls yet"
+            lines = [
+                f"the store holds {runs} runs ({calls} model calls) from {_when(first)} to {_when(last)} UTC"
+            ]
+            for param, column in (
+                ("feature", "feature"),
+                ("agent", "agent_name"),
+                ("service", "service_name"),
+            ):
+                if params.get(param) is not None:
+                    known = _distinct(con, column)
+                    lines.append(f"{param} {params[param]!r}: {_near(str(params[param]), known)}")
+            for key, values in filters:
+                known = _distinct(con, None, key)
+                lines.append(f"{key} = {' or '.join(map(repr, values))}: {_near(values[0], known)}")
+    except duckdb.Error as e:
+        raise RollupError(first_line(e)) from e
+    return "\n".join(lines)
+
+
+def _distinct(con: duckdb.DuckDBPyConnection, column: str | None, key: str | None = None) -> list[str]:
+    expr = column or dimension_call("$key")
+    rows = con.execute(
+        f"SELECT DISTINCT {expr} AS v FROM costattr_calls(NULL, NULL, NULL, NULL, NULL) "
+        "WHERE v IS NOT NULL ORDER BY v LIMIT 1000",
+        {"key": key} if key is not None else {},
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def find_trace(db: Database, prefix: str) -> str:
+    """The one stored trace id starting with ``prefix`` (at least 4 hex digits, any case);
+    `RollupError` when none or several do."""
+    text = prefix.strip().lower()
+    if not (_MIN_PREFIX <= len(text) <= 32) or not set(text) <= _HEX:
+        raise RollupError(f"not a trace id or a prefix of one (4 to 32 hex digits): {prefix!r}")
+    with _connection(db) as con:
+        try:
+            found = con.execute(
+                "SELECT DISTINCT trace_id FROM spans WHERE starts_with(trace_id, $p) "
+                "ORDER BY trace_id LIMIT 3",
+                {"p": text},
+            ).fetchall()
+        except duckdb.Error as e:
+            raise RollupError(first_line(e)) from e
+    if not found:
+        raise RollupError(f"no trace id starts with {text}")
+    if len(found) > 1:
+        shown = ", ".join(r[0] for r in found[:2])
+        raise RollupError(f"{text} is the start of several trace ids ({shown}, ...): give more digits")
+    return found[0][0]
