@@ -18,6 +18,7 @@ _LAZY = {
     "load_prices": "rollups.queries",
     "rollup": "rollups.queries",
     "rollups": "rollups.catalog",
+    "whatif": "rollups.whatif",
 }
 
 
@@ -69,4 +70,5 @@ __all__ = [
     "rollup",
     "rollups",
     "span_role",
+    "whatif",
 ]

@@ -26,6 +26,7 @@ from .demo import demo
 from .options import did_you_mean
 from .output import CLIError
 from .pricing import price, pricing
+from .questions import compare_command, forecast_command, whatif_command
 from .rollups import rollup_command, runs, trace
 from .store import store
 
@@ -80,6 +81,9 @@ cli.add_command(trace)
 cli.add_command(store)
 cli.add_command(demo)
 cli.add_command(alerts)
+cli.add_command(whatif_command, "whatif")
+cli.add_command(compare_command, "compare")
+cli.add_command(forecast_command, "forecast")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

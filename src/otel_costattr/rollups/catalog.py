@@ -22,9 +22,9 @@ from .._resources import bundled_dir
 from .contract import rollup_prelude
 from .dimensions import render_dimensions
 from .errors import RollupError, UnknownRollup
-from .params import TYPES, coerce
+from .params import AGO, NOW, TYPES, coerce
 
-__all__ = ["Param", "Query", "contract_prelude", "prelude", "query", "rollups"]
+__all__ = ["Param", "Query", "command_query", "contract_prelude", "prelude", "query", "rollups"]
 
 _PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
 _ABOUT = re.compile(r"--\s*@about\s+(.*)$")
@@ -79,7 +79,10 @@ def _parse(name: str, sql: str) -> Query:
             if ptype not in TYPES:
                 raise RollupError(f"queries/{name}.sql: @param {pname}: unknown type {ptype}")
             required = default is None
-            value = None if default in (None, "NULL") else coerce(name, pname, ptype, default)
+            if ptype == "TIMESTAMP" and default is not None and (default == NOW or AGO.fullmatch(default)):
+                value: Any = default  # made a time by bind, at the time of the call
+            else:
+                value = None if default in (None, "NULL") else coerce(name, pname, ptype, default)
             params.append(Param(pname, ptype, value, required, text.strip()))
     if not about:
         raise RollupError(f"queries/{name}.sql: no '-- @about' line")
@@ -132,3 +135,9 @@ def query(name: str) -> Query:
         valid = ", ".join(q.replace("_", "-") for q in queries)
         raise UnknownRollup(f"unknown rollup {name!r} (valid: {valid})")
     return queries[key]
+
+
+def command_query(name: str) -> Query:
+    """The query behind a command of its own (``whatif``: ``queries/_whatif.sql``): a header
+    like a rollup's, but not in the catalogue, since it needs more than bound values."""
+    return _parse(name, prelude(f"_{name}.sql"))

@@ -19,17 +19,20 @@ from .errors import RollupParamError
 if TYPE_CHECKING:
     from .catalog import Query
 
-__all__ = ["TYPES", "WINDOW_PARAMS", "bind", "coerce"]
+__all__ = ["AGO", "NOW", "TYPES", "WINDOW_PARAMS", "bind", "coerce"]
 
 # What every rollup over the attributed calls takes (the CLI's common options).
 WINDOW_PARAMS = ("since", "until", "service", "feature", "agent")
 TYPES = ("TIMESTAMP", "VARCHAR", "INTEGER", "DOUBLE")
+# A TIMESTAMP parameter declared ``= NOW`` defaults to the time of the call (bind's ``now``);
+# one declared ``= 7d`` (AGO) to that long before it.
+NOW = "NOW"
 # Bounds on what a parameter can mean, so an absurd value is refused with its name instead of
 # overflowing a date or an integer deep inside Python or DuckDB (a traceback, not an answer).
 _MAX_DAYS = 36_500  # a hundred years of spans
 _INTEGER_RANGE = (-(2**31), 2**31 - 1)  # SQL INTEGER, as the queries declare them
 # ``since`` / ``until`` relative to now: 7d, 12h, 2w (ago).
-_AGO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", re.IGNORECASE)
+AGO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", re.IGNORECASE)
 _UNIT_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
 
 
@@ -123,8 +126,12 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
             f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
         )
     current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    for p in q.params:
+        relative = p.type == "TIMESTAMP" and isinstance(p.default, str) and p.default != NOW
+        if relative and p.name not in given and not (p.name == "since" and "days" in given):
+            given[p.name] = p.default
     for key in ("since", "until"):
-        m = _AGO.fullmatch(given[key]) if isinstance(given.get(key), str) else None
+        m = AGO.fullmatch(given[key]) if isinstance(given.get(key), str) else None
         if m:
             days = float(m.group(1)) * _UNIT_DAYS[m.group(2).lower()]
             given[key] = _ago(q.name, key, current, days, given[key])
@@ -142,7 +149,7 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
         elif p.required:
             raise RollupParamError(f"{q.name}: missing required parameter {p.name!r}")
         else:
-            out[p.name] = p.default
+            out[p.name] = current if p.default == NOW else p.default
     for key in ("limit", "min_tokens"):
         if out.get(key) is not None and out[key] < 0:
             raise RollupParamError(f"{q.name}: {key}: must not be negative, got {out[key]}")

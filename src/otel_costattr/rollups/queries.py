@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from ..cost.billing import render_sql
+from ..pricing.entry import ModelEntry
 from ..pricing.model import RATE_KEYS
 from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
@@ -220,9 +221,15 @@ def load_prices(con: duckdb.DuckDBPyConnection, table: PriceTable) -> int:
     return len(rows)
 
 
-def _map_models(con: duckdb.DuckDBPyConnection, table: PriceTable, window: Mapping[str, Any]) -> None:
+Resolve = Callable[[str | None, str | None], ModelEntry | None]
+
+
+def _map_models(
+    con: duckdb.DuckDBPyConnection, table: PriceTable, window: Mapping[str, Any], resolve: Resolve | None
+) -> None:
     """Resolve each (reported model, reported provider) of the window with ``table``'s own
-    rules (normalisation, match rules, provider fallbacks) into ``costattr_model_map``."""
+    rules (normalisation, match rules, provider fallbacks), or with ``resolve`` (what-if: the
+    target for the calls it selects), into ``costattr_model_map``."""
     pairs = con.execute(
         "SELECT DISTINCT coalesce(response_model, request_model), provider "
         "FROM costattr_calls($since, $until, $service, $feature, $agent, p_trace := $trace_id)",
@@ -230,7 +237,7 @@ def _map_models(con: duckdb.DuckDBPyConnection, table: PriceTable, window: Mappi
     ).fetchall()
     mapped = []
     for model, provider in pairs:
-        entry = table.resolve(model, provider)
+        entry = (resolve or table.resolve)(model, provider)
         if entry is not None:
             mapped.append((model, provider, entry.provider, entry.id))
     if mapped:
@@ -247,10 +254,18 @@ def _map_models(con: duckdb.DuckDBPyConnection, table: PriceTable, window: Mappi
         )
 
 
-def _reprice(con: duckdb.DuckDBPyConnection, table: PriceTable, values: Mapping[str, Any]) -> None:
+def _reprice(
+    con: duckdb.DuckDBPyConnection,
+    table: PriceTable,
+    values: Mapping[str, Any],
+    resolve: Resolve | None = None,
+) -> None:
+    """Fill ``costattr_repriced`` (on a connection `_prepare` made ready for repricing) with
+    the cost of each call of the window ``values`` recomputed from its stored tokens at the
+    prices of the entry ``resolve`` (default: ``table.resolve``) gives its reported model."""
     window = {k: values.get(k) for k in (*WINDOW_PARAMS, "trace_id")}
     load_prices(con, table)
-    _map_models(con, table, window)
+    _map_models(con, table, window, resolve)
     sql = render_sql(prelude("_reprice.sql"))  # the billing rule's buckets, rendered in
     try:
         con.execute(

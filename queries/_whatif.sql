@@ -1,0 +1,65 @@
+-- @about What-if: actual cost against the cost of the selected calls' stored tokens at another model's prices, in total, per feature and per run.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param step INTEGER = NULL     only calls at this agent step
+-- @param limit INTEGER = 20      at most this many runs, the largest changes first (0: all)
+-- Run by rollups/whatif.py after it repriced (_reprice.sql) every call whose reported model
+-- it selected (--from) at the target's prices: costattr_model_map holds those models. A call
+-- is selected when its model is mapped and its step matches; its what-if cost is the
+-- repriced one, else (not selected, or the target cannot price its tokens: invalid or
+-- missing usage) its actual cost. Totals sum what is priced, as every rollup does: a selected
+-- call without an actual price (unpriced_calls) that the target prices adds to whatif_usd
+-- only (the question "what would this unknown fine-tune cost on a known model?").
+WITH marked AS (
+    SELECT
+        c.trace_id, c.feature, c.cost_usd, c.usd_repriced,
+        m.model IS NOT NULL AND ($step IS NULL OR c.step = $step) AS selected
+    FROM costattr_calls($since, $until, $service, $feature, $agent) AS c
+    LEFT JOIN costattr_model_map AS m
+      ON m.model = coalesce(c.response_model, c.request_model) AND m.provider IS NOT DISTINCT FROM c.provider
+),
+per_run AS (
+    SELECT
+        feature, trace_id,
+        count(*) AS calls,
+        count(*) FILTER (WHERE selected) AS selected_calls,
+        count(*) FILTER (WHERE selected AND usd_repriced IS NULL) AS unpriceable_calls,
+        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
+        sum(cost_usd) AS actual_usd,
+        sum(CASE WHEN selected AND usd_repriced IS NOT NULL THEN usd_repriced ELSE cost_usd END)
+            AS whatif_usd
+    FROM marked
+    GROUP BY feature, trace_id
+),
+levels AS (
+    SELECT
+        CASE WHEN grouping(feature, trace_id) = 3 THEN 'total'
+             WHEN grouping(feature, trace_id) = 1 THEN 'feature' ELSE 'run' END AS level,
+        feature, trace_id,
+        count(*) AS runs,
+        sum(calls) AS calls, sum(selected_calls) AS selected_calls,
+        sum(unpriceable_calls) AS unpriceable_calls,
+        sum(unpriced_calls) AS unpriced_calls,
+        sum(actual_usd) AS actual_usd,
+        CAST(sum(whatif_usd) AS DECIMAL(38, 12)) AS whatif_usd
+    FROM per_run
+    GROUP BY GROUPING SETS ((), (feature), (feature, trace_id))
+),
+changed AS (
+    SELECT
+        *,
+        whatif_usd - actual_usd AS change_usd,
+        row_number() OVER (PARTITION BY level ORDER BY whatif_usd - actual_usd, trace_id) AS rank
+    FROM levels
+)
+SELECT
+    level, feature, trace_id, runs, calls, selected_calls, unpriceable_calls, unpriced_calls, actual_usd,
+    whatif_usd, change_usd,
+    CAST(change_usd / nullif(actual_usd, 0) AS DOUBLE) AS change_share
+FROM changed
+WHERE level <> 'run' OR $limit = 0 OR rank <= $limit
+ORDER BY CASE level WHEN 'total' THEN 0 WHEN 'feature' THEN 1 ELSE 2 END, change_usd NULLS LAST,
+         feature NULLS LAST, trace_id;

@@ -1,0 +1,41 @@
+-- @about This period against the one before it, of the same length, per feature (or --group-by KEY): usd then and now, the change, the biggest movers first.
+-- @param since TIMESTAMP = 7d    start of this period (inclusive, UTC; default: 7 days ago)
+-- @param until TIMESTAMP = NOW   end of this period (exclusive, UTC; default: now)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param group_by VARCHAR = feature  what to compare: feature, agent, model, provider, service or an identity key
+-- The previous period is [since - (until - since), since). The first row (level 'total') is
+-- the whole window; then one row per value, the largest absolute change first. A value
+-- present in one period only has NULL usd in the other (new, or gone); change_share is NULL
+-- when the previous period cost nothing.
+WITH windowed AS (
+    SELECT
+        {{dimension($group_by)}} AS value,
+        start_time >= $since AS is_current,
+        trace_id, cost_usd, usd_repriced
+    FROM costattr_calls($since - ($until - $since), $until, $service, $feature, $agent)
+),
+per_value AS (
+    SELECT
+        CASE WHEN grouping(value) = 1 THEN 'total' ELSE 'group' END AS level,
+        value,
+        count(DISTINCT trace_id) FILTER (WHERE NOT is_current) AS previous_runs,
+        count(DISTINCT trace_id) FILTER (WHERE is_current) AS runs,
+        count(*) FILTER (WHERE NOT is_current) AS previous_calls,
+        count(*) FILTER (WHERE is_current) AS calls,
+        sum(cost_usd) FILTER (WHERE NOT is_current) AS previous_usd,
+        sum(cost_usd) FILTER (WHERE is_current) AS usd,
+        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
+        sum(usd_repriced) FILTER (WHERE NOT is_current) AS previous_usd_repriced,
+        sum(usd_repriced) FILTER (WHERE is_current) AS usd_repriced
+    FROM windowed
+    GROUP BY GROUPING SETS ((), (value))
+)
+SELECT
+    level, $group_by AS "key", value, previous_runs, runs, previous_calls, calls, previous_usd, usd,
+    coalesce(usd, 0) - coalesce(previous_usd, 0) AS change_usd,
+    CAST((coalesce(usd, 0) - previous_usd) / nullif(previous_usd, 0) AS DOUBLE) AS change_share,
+    unpriced_calls, previous_usd_repriced, usd_repriced
+FROM per_value
+ORDER BY level = 'group', abs(coalesce(usd, 0) - coalesce(previous_usd, 0)) DESC, value NULLS LAST;

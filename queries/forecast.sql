@@ -1,0 +1,47 @@
+-- @about Month to date and a linear month-end projection, per feature (or --group-by KEY), beside last month's cost.
+-- @param until TIMESTAMP = NOW   as of this time (UTC; default: now): its month is the one projected
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param group_by VARCHAR = feature  what to project: feature, agent, model, provider, service or an identity key
+-- projected_usd = month-to-date usd x (seconds in the month / seconds elapsed): a straight
+-- line through the month so far, no seasonality (early in a month it swings widely:
+-- month_elapsed says how much of the month it stands on). The first row is the total.
+WITH bounds AS (
+    SELECT
+        date_trunc('month', $until) AS month_start,
+        date_trunc('month', $until) - INTERVAL 1 MONTH AS last_month_start,
+        date_trunc('month', $until) + INTERVAL 1 MONTH AS month_end
+),
+windowed AS (
+    SELECT {{dimension($group_by)}} AS value, c.start_time >= b.month_start AS this_month, c.trace_id, c.cost_usd,
+           c.usd_repriced
+    FROM costattr_calls((SELECT last_month_start FROM bounds), $until, $service, $feature, $agent) AS c, bounds AS b
+),
+per_value AS (
+    SELECT
+        CASE WHEN grouping(value) = 1 THEN 'total' ELSE 'group' END AS level,
+        value,
+        count(DISTINCT trace_id) FILTER (WHERE this_month) AS runs,
+        sum(cost_usd) FILTER (WHERE this_month) AS month_to_date_usd,
+        sum(cost_usd) FILTER (WHERE NOT this_month) AS last_month_usd,
+        count(*) FILTER (WHERE this_month AND cost_usd IS NULL) AS unpriced_calls,
+        sum(usd_repriced) FILTER (WHERE this_month) AS month_to_date_usd_repriced
+    FROM windowed
+    GROUP BY GROUPING SETS ((), (value))
+),
+elapsed AS (
+    SELECT
+        CAST(epoch($until) - epoch(month_start) AS DECIMAL(38, 6)) AS seconds_elapsed,
+        CAST(epoch(month_end) - epoch(month_start) AS DECIMAL(38, 6)) AS seconds_in_month
+    FROM bounds
+)
+SELECT
+    p.level, $group_by AS "key", p.value, p.runs, p.month_to_date_usd,
+    CAST(p.month_to_date_usd * e.seconds_in_month / nullif(e.seconds_elapsed, 0) AS DECIMAL(38, 12))
+        AS projected_usd,
+    p.last_month_usd,
+    CAST(e.seconds_elapsed / e.seconds_in_month AS DOUBLE) AS month_elapsed,
+    p.unpriced_calls, p.month_to_date_usd_repriced
+FROM per_value AS p, elapsed AS e
+ORDER BY p.level = 'group', projected_usd DESC NULLS LAST, p.value NULLS LAST;

@@ -1,0 +1,113 @@
+"""What-if: what the selected calls would have cost at another model's prices.
+
+`whatif` reprices the stored tokens of the calls it selects (a window, ``agent``,
+``feature``, ``step``, ``from_model``, ``where``) at the target model's prices with the one
+repricing path the rollups use (`queries._reprice`: ``_reprice.sql``, rendered from the
+billing rule, with cache rates, long-context tiers, service tiers and price periods applied),
+then ``queries/_whatif.sql`` sets actual against what-if in total, per feature and per run.
+
+It is an estimate, and says so: another model would tokenise the same text into other
+counts, and answer at another length (or fail where this one succeeded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import command_query
+from .dimensions import where_pairs
+from .errors import RollupError
+from .params import bind
+from .queries import Database, Reprice, Rows, _clear_reprice, _connection, _prepare, _pricing, _reprice, _run
+
+__all__ = ["ESTIMATE_NOTE", "WhatIf", "whatif"]
+
+ESTIMATE_NOTE = (
+    "an estimate: the same stored tokens at the target's prices; another model would tokenise "
+    "and answer differently"
+)
+
+_UNPRICEABLE = """
+SELECT c.model, c.provider, c.cost_status, count(*) AS calls
+FROM costattr_calls($since, $until, $service, $feature, $agent) AS c
+JOIN costattr_model_map AS m
+  ON m.model = coalesce(c.response_model, c.request_model) AND m.provider IS NOT DISTINCT FROM c.provider
+WHERE c.usd_repriced IS NULL AND ($step IS NULL OR c.step = $step)
+GROUP BY ALL
+ORDER BY calls DESC, c.model NULLS LAST, c.provider NULLS LAST
+"""
+
+
+@dataclass
+class WhatIf:
+    """The answer: ``rows`` (level ``total``, then ``feature``, then ``run``: calls, selected
+    calls, actual_usd, whatif_usd, change_usd, change_share), the target as priced
+    (``provider/id``), and ``unpriceable``: the selected calls the target could not price (by
+    model, provider and status: invalid or missing usage)."""
+
+    target: str
+    rows: Rows
+    unpriceable: Rows
+    note: str = ESTIMATE_NOTE
+    selection: dict[str, Any] = field(default_factory=dict)
+
+
+def whatif(
+    db: Database,
+    model: str,
+    *,
+    provider: str | None = None,
+    from_model: str | None = None,
+    reprice: Reprice | None = None,
+    where: Any = None,
+    now: dt.datetime | None = None,
+    **params: Any,
+) -> WhatIf:
+    """What the calls of ``db`` selected by ``params`` (``days`` or ``since``/``until``,
+    ``service``, ``feature``, ``agent``, ``step``, ``limit`` runs) and ``where`` would have cost
+    at the prices of ``model`` (resolved as a span's model is, with ``provider`` if given).
+    ``from_model``: only calls whose reported model is this one or resolves to the same
+    priced entry. ``reprice``: the price table (default: the bundled one; or files layered
+    over it). Raises `RollupError` (an unknown target among them) or `RollupParamError`."""
+    q = command_query("whatif")
+    values = bind(q, params, now=now)
+    filters = where_pairs(q.name, where)
+    table = _pricing(reprice if reprice is not None else [])
+    target = table.resolve(model, provider)
+    if target is None:
+        where_ = f" (provider {provider})" if provider else ""
+        raise RollupError(f"whatif: the pricing table does not know the target model {model!r}{where_}")
+    source = table.resolve(from_model) if from_model else None
+
+    def selected(reported: str | None, reported_provider: str | None) -> Any:
+        if from_model is None or reported == from_model:
+            return target
+        entry = table.resolve(reported, reported_provider)
+        same = (
+            source is not None
+            and entry is not None
+            and (entry.provider, entry.id) == (source.provider, source.id)
+        )
+        return target if same else None
+
+    with _connection(db) as con:
+        _prepare(con, repricing=True, where=filters)
+        try:
+            _reprice(con, table, {**values, "trace_id": None}, resolve=selected)
+            rows = _run(con, q.sql, values)
+            unpriceable = _run(con, _UNPRICEABLE, {k: values[k] for k in (*_WINDOW, "step")})
+        finally:
+            _clear_reprice(con)
+            _prepare(con)
+    chosen = {"model": model, "provider": provider, "from_model": from_model, **params}
+    return WhatIf(
+        f"{target.provider}/{target.id}",
+        rows,
+        unpriceable,
+        selection={k: v for k, v in chosen.items() if v is not None},
+    )
+
+
+_WINDOW = ("since", "until", "service", "feature", "agent")

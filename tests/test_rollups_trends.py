@@ -1,0 +1,98 @@
+"""compare and forecast against the shared hand-computed workload (tests/test_rollups_workload.py:
+T1 refund 06-01 $0.0141, T2-T4 research 06-02..06-04 $0.0455 / $0.0135 / $0.0045, T5 summarize
+06-05 $0.00015 (2 unpriced calls), T6 refund 06-06 $0.0007, T7 and T8 no feature 06-07 / 06-08
+$0.00015 / $0.0003; every day at 09:00 or 10:00 UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from test_rollups_workload import TOTAL_USD, build
+
+from otel_costattr.cli import main
+from otel_costattr.rollups.errors import RollupParamError
+from otel_costattr.rollups.queries import rollup
+
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("trends") / "spans.duckdb")
+
+
+def test_compare_with_the_previous_period(db):
+    # this period 06-05..06-09 (4 days): T5-T8 = $0.0013; the one before, 06-01..06-05: T1-T4 = $0.0776
+    rows = rollup("compare", db=db, since="2026-06-05", until="2026-06-09")
+    total = rows[0]
+    assert (total["level"], total["previous_usd"], total["usd"], total["change_usd"]) == (
+        "total", D("0.0776"), D("0.0013"), D("-0.0763"),
+    )  # fmt: skip
+    assert (total["previous_runs"], total["runs"], total["unpriced_calls"]) == (4, 4, 2)
+    # the biggest movers first: research gone (-$0.0635), refund -$0.0134, then the new ones
+    assert [(r["value"], r["change_usd"]) for r in rows[1:]] == [
+        ("research", D("-0.0635")), ("refund", D("-0.0134")), (None, D("0.00045")),
+        ("summarize", D("0.00015")),
+    ]  # fmt: skip
+    refund = rows[2]
+    assert (refund["previous_usd"], refund["usd"]) == (D("0.0141"), D("0.0007"))
+    assert refund["change_share"] == pytest.approx(-0.0134 / 0.0141)
+    assert rows[1]["usd"] is None and rows[4]["previous_usd"] is None and rows[4]["change_share"] is None
+
+
+def test_compare_by_model_over_the_last_days(db):
+    now = dt.datetime(2026, 6, 9)  # --days 4 then means the same window
+    rows = rollup("compare", db=db, days=4, now=now, group_by="model")
+    assert rows[0]["usd"] == D("0.0013") and rows[0]["key"] == "model"
+    haiku = next(r for r in rows if r["value"] == "claude-haiku-4-5")
+    assert (haiku["previous_usd"], haiku["usd"], haiku["previous_calls"]) == (D("0.0635"), None, 15)
+    last_week = rollup("compare", db=db, now=now)  # by default the last 7 days: 06-02..06-09
+    assert last_week == rollup("compare", db=db, since="2026-06-02", until=now)
+    assert last_week[0]["previous_usd"] == D("0.0141")  # T1 only, 05-26..06-02
+    with pytest.raises(RollupParamError, match="since .* must be before until"):
+        rollup("compare", db=db, until="2026-06-01", now=now)
+
+
+def test_forecast_month_end(db):
+    # as of 06-10 00:00, 9 of June's 30 days have passed: projected = month to date / 0.3
+    rows = rollup("forecast", db=db, until="2026-06-10")
+    total = rows[0]
+    assert (total["month_to_date_usd"], total["projected_usd"], total["month_elapsed"]) == (
+        TOTAL_USD, D("0.263"), pytest.approx(0.3),
+    )  # fmt: skip
+    assert total["last_month_usd"] is None and total["runs"] == 8
+    research = rows[1]
+    assert (research["value"], research["projected_usd"]) == ("research", D("0.211666666667"))
+    # as of 06-03 12:00 (2.5 of 30 days): T1, T2, T3 (06-03 10:00) = $0.0731, x 12 = $0.8772
+    early = rollup("forecast", db=db, until="2026-06-03T12:00")[0]
+    assert early["month_to_date_usd"] == D("0.0731") and early["projected_usd"] == D("0.8772")
+
+
+def test_forecast_with_last_month(db):
+    # as of 07-15: June is last month, July has nothing yet
+    total = rollup("forecast", db=db, until="2026-07-15")[0]
+    assert (total["last_month_usd"], total["month_to_date_usd"], total["projected_usd"]) == (
+        TOTAL_USD,
+        None,
+        None,
+    )
+
+
+def test_compare_and_forecast_commands(capsys, db):
+    code = main(
+        ["compare", "--since", "2026-06-05", "--until", "2026-06-09", "--db", str(db), "--format", "json"]
+    )
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "") and json.loads(out)[0]["change_usd_exact"] == "-0.0763"
+    code = main(
+        ["forecast", "--until", "2026-06-10", "--group-by", "agent", "--db", str(db), "--format", "json"]
+    )
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert (code, rows[0]["projected_usd_exact"], rows[1]["value"]) == (0, "0.263", "researcher")
+    code = main(["compare", "--since", "2027-01-01", "--until", "2027-01-08", "--db", str(db)])
+    out, err = capsys.readouterr()
+    assert code == 0 and err.startswith("No rows: the store holds 8 runs (24 model calls)")

@@ -1,0 +1,95 @@
+"""What-if against the shared hand-computed workload (tests/test_rollups_workload.py).
+
+Target gpt-4o-mini, bundled prices per million tokens: 0.15 input, 0.075 cache read, 0.6
+output. The researcher's calls (claude-haiku-4-5, 1 / 5; actual $0.0635):
+    T2 inputs 1000 + 3000 + 40000, 100 out each: 44000 * 0.15 + 300 * 0.6 = $0.00678
+    T3 9 x (1000 * 0.15 + 100 * 0.6) = $0.00189;  T4 3 x 210 = $0.00063;  total $0.0093
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from test_rollups_workload import TOTAL_USD, build, trace_id
+
+from otel_costattr.cli import main
+from otel_costattr.rollups.errors import RollupError
+from otel_costattr.rollups.whatif import whatif
+
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("whatif") / "spans.duckdb")
+
+
+def levels(answer):
+    return {(r["level"], r["feature"], r["trace_id"]): r for r in answer.rows}
+
+
+def test_one_agent_on_a_cheaper_model(db):
+    answer = whatif(db, "gpt-4o-mini", agent="researcher")
+    assert answer.target == "openai/gpt-4o-mini" and "estimate" in answer.note
+    rows = levels(answer)
+    total = rows["total", None, None]
+    assert (total["calls"], total["selected_calls"], total["actual_usd"], total["whatif_usd"]) == (
+        15, 15, D("0.0635"), D("0.0093"),
+    )  # fmt: skip
+    assert total["change_usd"] == D("-0.0542") and total["change_share"] == pytest.approx(-0.0542 / 0.0635)
+    assert rows["feature", "research", None]["whatif_usd"] == D("0.0093")
+    assert rows["run", "research", trace_id(2)]["whatif_usd"] == D("0.00678")
+    assert [r["level"] for r in answer.rows] == ["total", "feature", "run", "run", "run"]
+    assert answer.rows[2]["trace_id"] == trace_id(2)  # the largest change first
+    assert list(answer.unpriceable) == []
+
+
+def test_one_model_swapped_everywhere_else_unchanged(db):
+    # T1 c2 claude-sonnet-4-5 2000 / 200 ($0.009) -> 2000 * 0.15 + 200 * 0.6 = $0.00042
+    rows = levels(whatif(db, "gpt-4o-mini", from_model="claude-sonnet-4-5", limit=0))
+    total = rows["total", None, None]
+    assert (total["selected_calls"], total["actual_usd"], total["whatif_usd"]) == (1, TOTAL_USD, D("0.07032"))
+    assert rows["feature", "refund", None]["whatif_usd"] == D("0.00622")  # 0.0148 - 0.009 + 0.00042
+    assert rows["feature", "research", None]["change_usd"] == 0
+    assert len([k for k in rows if k[0] == "run"]) == 8
+
+
+def test_one_step_with_cached_tokens(db):
+    # triage step 0: T1 c1 gpt-4o 1000 in (400 cached) / 100 out: 600 * 0.15 + 400 * 0.075 +
+    # 100 * 0.6 = $0.00018; T6 200 / 20: $0.000042
+    rows = levels(whatif(db, "gpt-4o-mini", agent="triage", step=0))
+    assert rows["total", None, None]["whatif_usd"] == D("0.000222")
+    assert rows["run", "refund", trace_id(1)]["whatif_usd"] == D("0.00018")
+
+
+def test_calls_the_target_cannot_price_are_listed(db):
+    # summarizer: gpt-4o-mini 1000 / 0 $0.00015; acme-ner-7b 5000 / 50 unpriced, $0.00078 at
+    # mini's prices; gpt-4o with invalid usage: no token counts to reprice
+    answer = whatif(db, "gpt-4o-mini", agent="summarizer")
+    total = levels(answer)["total", None, None]
+    assert (total["unpriceable_calls"], total["unpriced_calls"]) == (1, 2)
+    assert (total["actual_usd"], total["whatif_usd"]) == (D("0.00015"), D("0.00093"))
+    assert [dict(r) for r in answer.unpriceable] == [
+        {"model": "gpt-4o", "provider": "openai", "cost_status": "invalid_usage", "calls": 1}
+    ]
+
+
+def test_an_unknown_target_is_refused(db):
+    with pytest.raises(
+        RollupError, match="^whatif: the pricing table does not know the target model 'nope'$"
+    ):
+        whatif(db, "nope")
+
+
+def test_whatif_command(capsys, db):
+    argv = ["whatif", "--model", "gpt-4o-mini", "--agent", "summarizer", "--db", str(db), "--format", "json"]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out)[0]["whatif_usd_exact"] == "0.00093"
+    assert err == "Not repriced: 1 call(s) of gpt-4o (openai): invalid_usage, no usable token counts\n"
+    code = main(["whatif", "--model", "gpt-4o-mini", "--agent", "researcher", "--db", str(db)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and out.startswith("What-if at openai/gpt-4o-mini prices: an estimate")
