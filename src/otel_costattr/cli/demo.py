@@ -63,6 +63,7 @@ def demo(db: str | None) -> None:
     echo("Next:")
     echo(f"  otel-costattr trace {top} --db {shown}")
     echo(f"  otel-costattr rollup per-model --agent triage --db {shown}  (routing on an expensive model)")
+    echo(f"  otel-costattr whatif --model claude-haiku-4-5 --agent triage --db {shown}  (on a small one?)")
     echo(f"  otel-costattr rollup step-jumps --db {shown}  (a whole document stuffed into context)")
     echo(f"  otel-costattr rollup loops --db {shown}  (runs far longer than their agent's median)")
     echo("  otel-costattr rollup --list")

@@ -24,7 +24,7 @@ from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
 from .catalog import contract_prelude, prelude, query
-from .dimensions import dimension_macro, render_dimensions, where_pairs
+from .dimensions import dimension_call, dimension_macro, where_pairs
 from .errors import RollupError, first_line
 from .params import WINDOW_PARAMS, bind
 
@@ -107,21 +107,32 @@ def _prepare(
         con.execute(dimension_macro())
         con.execute(prelude("_runs_unpriced.sql"))
         if repricing or where:
-            con.execute(selected_calls_prelude())
+            con.execute(selected_calls_prelude(repricing=repricing, keys=len(where or ())))
             con.execute("DELETE FROM costattr_where")
         if where:
             keys, values = (list(c) for c in zip(*where, strict=True))
             con.execute(
-                "INSERT INTO costattr_where SELECT unnest($keys), unnest($values)",
-                {"keys": keys, "values": values},
+                "INSERT INTO costattr_where SELECT unnest(range(1, $n + 1)), unnest($keys), unnest($values)",
+                {"n": len(keys), "keys": keys, "values": values},
             )
     except duckdb.Error as e:
         raise _error(e) from e
 
 
-def selected_calls_prelude() -> str:
-    """``_calls_repriced.sql`` with the dimension placeholder rendered (`render_dimensions`)."""
-    return render_dimensions(prelude("_calls_repriced.sql"))
+def selected_calls_prelude(*, repricing: bool, keys: int) -> str:
+    """``_calls_repriced.sql`` rendered: the join to the repriced costs when ``repricing``,
+    one test per ``--where`` key (by position in ``costattr_where``: the SQL holds no value
+    nor key, and each test's key and values are uncorrelated lookups, read once)."""
+    tests = [
+        f"coalesce(list_contains((SELECT match_values FROM costattr_where WHERE pos = {i}), "
+        f"{dimension_call(f'(SELECT key FROM costattr_where WHERE pos = {i})', 'c')}), false)"
+        for i in range(1, keys + 1)
+    ]
+    join = "LEFT JOIN costattr_repriced AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id"
+    sql = prelude("_calls_repriced.sql")
+    sql = sql.replace("{{usd_repriced}}", "r.usd" if repricing else "NULL::DECIMAL(38, 18)")
+    sql = sql.replace("{{repriced_join}}", join if repricing else "")
+    return sql.replace("{{where}}", " AND ".join(tests) or "true")
 
 
 class Rows(list):  # type: ignore[type-arg]
