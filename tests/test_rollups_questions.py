@@ -124,7 +124,9 @@ def test_where_values_are_bound_and_keys_checked(db):
             rollup("per_group", db=db, group_by=bad)
         with pytest.raises(RollupParamError, match="not an attribute name"):
             rollup("stats", db=db, where={bad: "x"})
-    with pytest.raises(RollupParamError, match="^per_model: cannot group by a key; per-group can"):
+    with pytest.raises(
+        RollupParamError, match="^per_model: cannot group by a key; these can: compare, forecast, per-group$"
+    ):
         rollup("per_model", db=db, group_by="user.id")
     with pytest.raises(RollupParamError, match="expects KEY=VALUE"):
         rollup("stats", db=db, where=["user.id"])
@@ -281,3 +283,12 @@ def test_cli_trace_by_prefix(capsys, db):
     assert (code, err) == (0, "") and json.loads(out)[0]["name"] == "a run without model calls"
     code, _, err = run(capsys, "trace", "0000", "--db", db)
     assert code == 1 and err.startswith("Error: 0000 is the start of several trace ids")
+
+
+def test_cli_tables_show_unpriced_columns_when_a_row_has_some(capsys, db):
+    _, out, _ = run(capsys, "runs", "--db", db)
+    assert "unpriced_calls" in out.splitlines()[0] and "unpriced_tokens" in out.splitlines()[0]
+    _, out, _ = run(capsys, "runs", "--where", "app.tenant=acme", "--db", db)
+    assert "unpriced" not in out  # all priced: the columns stay in json and csv only
+    _, out, _ = run(capsys, "runs", "--where", "app.tenant=acme", "--db", db, "--format", "csv")
+    assert out.splitlines()[0].endswith("calls,unpriced_calls,unpriced_tokens,usd")

@@ -65,7 +65,8 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: Sequence[str]) ->
 
 
 def _option_for(p: Any) -> str:
-    return "--limit N" if p.name == "limit" else f"--param {p.name}=..."
+    options = {"limit": "--limit N", "group_by": "--group-by KEY"}
+    return options.get(p.name, f"--param {p.name}=...")
 
 
 def _default(p: Any) -> str:

@@ -120,7 +120,10 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
     valid = q.accepts()
     unknown = sorted(set(given) - set(valid))
     if "group_by" in unknown:
-        raise RollupParamError(f"{q.name}: cannot group by a key; per-group can (--group-by KEY)")
+        from .catalog import query, rollups  # the catalogue reads its headers with this module
+
+        able = [query(n).cli_name for n in rollups() if "group_by" in query(n).accepts()]
+        raise RollupParamError(f"{q.name}: cannot group by a key; these can: {', '.join(able)}")
     if unknown:
         raise RollupParamError(
             f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
