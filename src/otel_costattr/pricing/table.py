@@ -18,6 +18,7 @@ from typing import NamedTuple
 from .. import settings
 from .._resources import bundled_dir
 from .entry import ModelEntry, build_entry
+from .forms import SELF_HOSTED, UNPRICED, id_form
 from .model import (
     MAX_MODEL_ID,
     ModelSpec,
@@ -114,8 +115,10 @@ class PriceTable:
         """The entry pricing ``model`` as reported by a span, or None when it is unknown.
 
         With a provider the table knows, only that provider and its declared fallbacks are
-        searched (a Llama on Bedrock is never priced at another host's rate); otherwise every
-        provider, in table order. Answers are cached.
+        searched (a Llama on Bedrock is never priced at another host's rate); else, when the
+        id's own form names its host (`forms.id_form`), that host and its fallbacks; otherwise
+        every provider, in table order. Self-hosted forms and servers are priced by an exact
+        rule only. Answers are cached.
         """
         if not isinstance(model, str) or not model or len(model) > MAX_MODEL_ID:
             return None  # an over-long id never reaches a match rule, nor a cache
@@ -173,6 +176,15 @@ class PriceTable:
 
     def _resolve(self, model: str, provider: str | None) -> ModelEntry | None:
         pid = self.provider_id(provider)
+        form = id_form(model)
+        unpriced = form is not None and form.host == UNPRICED
+        if pid is None and isinstance(provider, str) and provider.strip().lower() in SELF_HOSTED:
+            return None  # a self-hosted server no price file claims: no API's list price
+        if unpriced:  # never an API's list price: only an exact rule for the whole id
+            exact = model.strip().lower()
+            return next((p.exact[exact] for p in self._providers.values() if exact in p.exact), None)
+        if pid is None and form is not None and form.host in self._providers:
+            pid = form.host  # the id's own form names its host (pricing/forms.py)
         order: Iterable[str]
         order = self._order if pid is None else (pid, *self._providers[pid].fallback)
         # The id as reported first, across every provider, then each normalised form: a
