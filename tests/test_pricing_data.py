@@ -18,6 +18,7 @@ from otel_costattr import Usage, compute_cost, load_pricing
 # silently: change a pricing file, bump `version` in pricing/_table.toml, add the new pin.
 PINNED_DIGESTS = {
     "2026.11.22": "sha256:e5975d2f81c2334e0b72c50012d6780210c03ca12cae8a02dc6083d7fa6a421c",
+    "2026.12.02": "sha256:d52799c37069072afcfa559b5d3989f8237ffa0c5de5e8a88007b1da9925a8b0",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -88,7 +89,7 @@ RESOLVE_CASES = [
     ("gpt-4o", "az.ai.inference", ("openai", "gpt-4o")),
     ("phi-4", "azure.ai.inference", ("azure", "phi-4")),
     # the other first-party vendors and open-model hosts
-    ("mistral-large-latest", "mistral_ai", ("mistral", "mistral-large")),
+    ("mistral-large-latest", "mistral_ai", ("mistral", "mistral-large-latest")),  # moved to Large 3
     ("mistral-large-2411", "mistralai", ("mistral", "mistral-large")),
     ("grok-4", "x_ai", ("x-ai", "grok-4-0709")),
     ("grok-4", "xai", ("x-ai", "grok-4-0709")),
@@ -147,7 +148,8 @@ LIST_PRICES = [
     ("claude-haiku-4-5", None, NOW, (D("1"), D("5"), D("0.1"), D("1.25"), D("2"))),
     ("gemini-1.5-pro", None, NOW, (D("1.25"), D("5"), None, None, None)),
     ("gemini-1.5-flash", None, NOW, (D("0.075"), D("0.3"), D("0.01875"), None, None)),
-    ("mistral-large-latest", "mistral_ai", NOW, (D("2"), D("6"), None, None, None)),
+    ("mistral-large-latest", "mistral_ai", NOW, (D("0.5"), D("1.5"), D("0.05"), None, None)),
+    ("mistral-large-2411", "mistral_ai", NOW, (D("2"), D("6"), None, None, None)),
     ("meta.llama3-1-70b-instruct-v1:0", "aws.bedrock", NOW, (D("0.72"), D("0.72"), None, None, None)),
     ("llama-3.1-70b-versatile", "groq", NOW, (D("0.59"), D("0.79"), None, None, None)),
     ("llama-3.1-405b-reasoning", "groq", NOW, (D("0.59"), D("0.79"), None, None, None)),
@@ -231,18 +233,20 @@ def _utc(hour, minute=0, second=0, day=None):
 
 
 # DeepSeek's time-of-day prices, as genai-prices 0.2.3 records them (api-docs.deepseek.com).
+# deepseek-chat's peak/off-peak prices ended with V3.1 (2025-09-05): see test_stale_prices_*.
+EARLY_2025 = dt.date(2025, 6, 1)
 DEEPSEEK_CHAT_PEAK = (D("0.27"), D("1.1"), D("0.07"))  # UTC 00:30-16:30
 DEEPSEEK_CHAT_OFF_PEAK = (D("0.135"), D("0.55"), D("0.035"))
 DEEPSEEK_V4_FLASH_PEAK = (D("0.3"), D("1.2"), D("0.006"))  # UTC 01:00-04:00 and 06:00-10:00
 DEEPSEEK_V4_FLASH_OFF_PEAK = (D("0.15"), D("0.6"), D("0.003"))  # V4.1 Flash, from 2026-09-10
 
 DEEPSEEK_TIME_OF_DAY = [
-    ("deepseek-chat", _utc(12), DEEPSEEK_CHAT_PEAK),
-    ("deepseek-chat", _utc(20), DEEPSEEK_CHAT_OFF_PEAK),
-    ("deepseek-chat", _utc(0, 30), DEEPSEEK_CHAT_PEAK),  # the window opens at 00:30 ...
-    ("deepseek-chat", _utc(0, 29, 59), DEEPSEEK_CHAT_OFF_PEAK),
-    ("deepseek-chat", _utc(16, 30), DEEPSEEK_CHAT_OFF_PEAK),  # ... and closes at 16:30
-    ("deepseek-chat", _utc(16, 29, 59), DEEPSEEK_CHAT_PEAK),
+    ("deepseek-chat", _utc(12, day=EARLY_2025), DEEPSEEK_CHAT_PEAK),
+    ("deepseek-chat", _utc(20, day=EARLY_2025), DEEPSEEK_CHAT_OFF_PEAK),
+    ("deepseek-chat", _utc(0, 30, day=EARLY_2025), DEEPSEEK_CHAT_PEAK),  # the window opens at 00:30 ...
+    ("deepseek-chat", _utc(0, 29, 59, day=EARLY_2025), DEEPSEEK_CHAT_OFF_PEAK),
+    ("deepseek-chat", _utc(16, 30, day=EARLY_2025), DEEPSEEK_CHAT_OFF_PEAK),  # ... and closes at 16:30
+    ("deepseek-chat", _utc(16, 29, 59, day=EARLY_2025), DEEPSEEK_CHAT_PEAK),
     ("deepseek-v4-flash", _utc(2), DEEPSEEK_V4_FLASH_PEAK),
     ("deepseek-v4-flash", _utc(12), DEEPSEEK_V4_FLASH_OFF_PEAK),
     ("deepseek-v4-flash", _utc(7, 30), DEEPSEEK_V4_FLASH_PEAK),  # the second peak window
@@ -312,7 +316,7 @@ def test_every_model_has_source_and_retrieved(table):
     for entry in table.models():
         assert entry.source and entry.source.startswith("https://"), entry.id
         assert isinstance(entry.retrieved, dt.date), entry.id
-        assert entry.retrieved <= dt.date(2026, 11, 22), entry.id
+        assert entry.retrieved <= dt.date(2026, 12, 2), entry.id
         assert entry.periods, entry.id
 
 

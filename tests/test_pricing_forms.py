@@ -72,6 +72,20 @@ CASES = {
         ("deepseek-ai/DeepSeek-V4-Pro-0813", None, ("together", "deepseek-ai/DeepSeek-V4-Pro-0813")),
         ("deepseek-ai/DeepSeek-V3", None, None),  # not on Together's table: not DeepSeek's price
     ],
+    "openrouter": [
+        # vendors without a first-party entry: OpenRouter's own price, not another host's
+        ("deepseek/deepseek-chat", None, ("openrouter", "deepseek/deepseek-chat")),
+        ("openrouter/deepseek/deepseek-chat", None, ("openrouter", "deepseek/deepseek-chat")),
+        ("meta-llama/llama-3.3-70b-instruct", None, ("openrouter", "meta-llama/llama-3.3-70b-instruct")),
+        ("mistralai/mistral-large", None, ("openrouter", "mistralai/mistral-large")),
+        ("qwen/qwen3-32b", None, ("openrouter", "qwen/qwen3-32b")),  # not Groq's qwen/qwen3-32b
+        ("moonshotai/kimi-k2", None, ("openrouter", "moonshotai/kimi-k2")),
+        ("z-ai/glm-4.6", None, ("openrouter", "z-ai/glm-4.6")),
+        ("qwen/qwen3-32b", "groq", ("groq", "qwen/qwen3-32b")),  # the span's provider wins
+        # first-party vendors: their list price, which OpenRouter passes through
+        ("openai/gpt-4o", None, ("openai", "gpt-4o")),
+        ("anthropic/claude-sonnet-4.5", None, ("anthropic", "claude-sonnet-4-5")),
+    ],
     "plain": [  # no form: every provider, in table order
         ("gpt-4o", None, ("openai", "gpt-4o")),
         ("claude-sonnet-4-6", None, ("anthropic", "claude-sonnet-4-6")),
