@@ -25,6 +25,11 @@ DUPLICATE = "duplicate"
 RESPONSE_ID = "gen_ai.response.id"
 PRICING_VERSION = "costattr.pricing_version"
 PRICED_MODEL = "costattr.model"
+# Where the priced model came from when it is not the response model (issue 17): "request",
+# an unknown newer snapshot of a known request model, priced at the request model's price.
+MODEL_SOURCE = "costattr.model_source"
+MODEL_SOURCE_REQUEST = "request"
+REQUEST_MODEL = "gen_ai.request.model"
 
 OPERATION = "gen_ai.operation.name"
 OPENINFERENCE_KIND = "openinference.span.kind"

@@ -58,3 +58,20 @@ class ProviderIndex:
             if rule.matches(model_id):
                 return entry
         return None
+
+
+# What a provider appends to a model id when it serves a snapshot of it: a date (2025-01-01,
+# 20250101, 0125 as MMDD), a three-digit version (-001), a -vN version or a Vertex @ version.
+_SNAPSHOT_SUFFIX = re.compile(r"[-@](\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3}|v\d+(?:[.:]\d+)*)")
+
+
+def snapshot_of(response_model: object, request_model: object) -> bool:
+    """Whether ``response_model`` is ``request_model`` plus a date or version suffix
+    (``gpt-4o-mini-2025-01-01`` served for ``gpt-4o-mini``): a newer snapshot of the model
+    asked for, which the request model's price approximates until the table lists it."""
+    if type(response_model) is not str or type(request_model) is not str:
+        return False
+    response, request = response_model.strip().lower(), request_model.strip().lower()
+    if not request or len(response) > MAX_MODEL_ID or not response.startswith(request):
+        return False
+    return _SNAPSHOT_SUFFIX.fullmatch(response, len(request)) is not None

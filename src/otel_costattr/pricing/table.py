@@ -29,7 +29,7 @@ from .model import (
     TimeWindow,
 )
 from .parse import compile_rule, parse_provider_file, read_toml
-from .resolve import ProviderIndex, candidate_ids
+from .resolve import ProviderIndex, candidate_ids, snapshot_of
 
 ENV_PRICING_FILES = settings.PRICING_FILES
 TABLE_FILE = "_table.toml"
@@ -134,6 +134,16 @@ class PriceTable:
                     self._cache.clear()
                 self._cache[key] = entry
         return entry
+
+    def approximate(self, response_model: object, request_model: object, provider: str | None) -> str | None:
+        """The request model to price a call with when the response model is unknown but is
+        the request model plus a date or version suffix and the request model is known (a
+        snapshot newer than the table); else None. Callers record ``model_source=request``."""
+        if not snapshot_of(response_model, request_model):
+            return None
+        if self.resolve(response_model, provider) is not None:  # type: ignore[arg-type]
+            return None
+        return request_model if self.resolve(request_model, provider) is not None else None  # type: ignore
 
     def quote(
         self, model: str | None, provider: str | None, service_tier: str | None, ns: int

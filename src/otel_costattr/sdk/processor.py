@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
 
 from .. import telemetry
+from ..cost.approximate import price_at_request_model
 from ..cost.compiled import price_attributes
 from ..cost.engine import CostStatus, price_call, usd_float
 from ..pricing.table import PriceTable, default_pricing
@@ -42,6 +43,8 @@ from ..semconv import (
     COST_STATUS,
     DUPLICATE,
     IDENTITY_KEYS,
+    MODEL_SOURCE,
+    MODEL_SOURCE_REQUEST,
     PRICED_MODEL,
     PRICING_VERSION,
     RESPONSE_ID,
@@ -69,6 +72,7 @@ _STEPS = "_costattr_steps"  # on an agent span with children: its own counter, d
 _SCALARS = frozenset({str, bool, int, float})
 _STATUS_TEXT = {s: s.value for s in CostStatus}
 _PRICED = CostStatus.PRICED
+_UNKNOWN = CostStatus.UNKNOWN_MODEL
 _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
@@ -309,6 +313,11 @@ class CostSpanProcessor(SpanProcessor):
                 found = self._general(span, attrs)
                 if found is None:
                     return None
+            source = None
+            if found is _UNKNOWN:  # a newer snapshot of a known request model (issue 17)
+                approximated = price_at_request_model(table, span.start_time, attrs)
+                if approximated is not None:
+                    found, source = approximated, MODEL_SOURCE_REQUEST
             if self._dedupe and self._is_duplicate(span, attrs, found):
                 found = DUPLICATE
             if found is DUPLICATE:  # no cost, and no step number either: it is not a new call
@@ -322,6 +331,8 @@ class CostSpanProcessor(SpanProcessor):
                     PRICING_VERSION: table.version,
                     PRICED_MODEL: entry.id,
                 }
+                if source is not None:
+                    out[MODEL_SOURCE] = source
                 self._count_priced()
             else:  # never a cost attribute, not even 0, when the call could not be priced
                 out = {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: table.version}
