@@ -30,6 +30,10 @@ PRICED_MODEL = "costattr.model"
 MODEL_SOURCE = "costattr.model_source"
 MODEL_SOURCE_REQUEST = "request"
 REQUEST_MODEL = "gen_ai.request.model"
+# A cost the provider reported wins (cost/reported.py): then our own figure is kept beside it.
+COST_SOURCE = "costattr.cost_source"
+COST_SOURCE_PROVIDER = "provider"
+COMPUTED_COST = "costattr.computed_cost"
 
 OPERATION = "gen_ai.operation.name"
 OPENINFERENCE_KIND = "openinference.span.kind"

@@ -36,6 +36,7 @@ from .. import telemetry
 from ..cost.approximate import price_at_request_model
 from ..cost.compiled import price_attributes
 from ..cost.engine import CostStatus, price_call, usd_float
+from ..cost.reported import REPORTED_KEYS, provider_cost, reported_usd
 from ..pricing.table import PriceTable, default_pricing
 from ..semconv import (
     AGENT_STEP,
@@ -323,6 +324,8 @@ class CostSpanProcessor(SpanProcessor):
             if found is DUPLICATE:  # no cost, and no step number either: it is not a new call
                 self._count_status[DUPLICATE]()
                 return {COST_STATUS: DUPLICATE, PRICING_VERSION: table.version}
+            # A cost the provider reported wins, ours kept beside it (cost/reported.py).
+            reported = None if REPORTED_KEYS.isdisjoint(attrs) else reported_usd(attrs)
             if type(found) is tuple:
                 entry, usd = found
                 out = {
@@ -333,6 +336,11 @@ class CostSpanProcessor(SpanProcessor):
                 }
                 if source is not None:
                     out[MODEL_SOURCE] = source
+                if reported is not None:
+                    out.update(provider_cost(reported, usd))
+                self._count_priced()
+            elif reported is not None and found is _UNKNOWN:  # unknown to us, not to the provider
+                out = {COST_STATUS: "priced", PRICING_VERSION: table.version, **provider_cost(reported, None)}
                 self._count_priced()
             else:  # never a cost attribute, not even 0, when the call could not be priced
                 out = {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: table.version}

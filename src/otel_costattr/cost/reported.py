@@ -1,0 +1,46 @@
+"""A cost the provider (or a gateway) reported for a call: it wins over our computed figure.
+
+OpenRouter returns the charged cost in its usage block, gateways and some instrumentations
+stamp one (OpenInference ``llm.cost.total``, OpenLIT ``gen_ai.usage.cost``, the proposed
+``gen_ai.usage.cost.amount`` with ``.currency``). When a model-call span carries one in USD
+and it is a believable cost for one call (`spans.cost_columns.stamped_usd`'s rule), the
+processor stamps it as ``gen_ai.usage.cost`` with ``costattr.cost_source=provider`` and keeps
+our own figure beside it in ``costattr.computed_cost``, so the ``reconcile`` rollup can show
+where the two differ. Another currency is never converted: the call keeps our figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..semconv import COMPUTED_COST, COST, COST_SOURCE, COST_SOURCE_PROVIDER
+from ..spans.cost_columns import stamped_usd
+
+# In order of precedence: the proposed convention, OpenInference, then a bare stamp.
+REPORTED_COST_KEYS = ("gen_ai.usage.cost.amount", "llm.cost.total", COST)
+REPORTED_KEYS = frozenset(REPORTED_COST_KEYS)
+CURRENCY = "gen_ai.usage.cost.currency"
+
+
+def reported_usd(attrs: Mapping[str, Any]) -> float | None:
+    """The cost in USD the span says was charged, or None (absent, not USD, not believable)."""
+    currency = attrs.get(CURRENCY)
+    if currency is not None and (type(currency) is not str or currency.strip().upper() != "USD"):
+        return None
+    for key in REPORTED_COST_KEYS:
+        value = attrs.get(key)
+        if value is None:
+            continue
+        if type(value) not in (int, float) or stamped_usd(value) is None:
+            return None  # a broken figure is not silently replaced by the next spelling
+        return float(value)
+    return None
+
+
+def provider_cost(reported: float, computed: float | None) -> dict[str, Any]:
+    """The attributes that record a provider-reported cost, our figure beside it if any."""
+    out: dict[str, Any] = {COST: reported, COST_SOURCE: COST_SOURCE_PROVIDER}
+    if computed is not None:
+        out[COMPUTED_COST] = computed
+    return out

@@ -1,0 +1,123 @@
+"""A provider-reported cost wins, ours is kept beside it, and `reconcile` shows the gap.
+
+Real TracerProvider with the bundled table, real DuckDB file. gpt-4o-mini: $0.15 in, $0.60
+out per million tokens, so 1000 in / 100 out is $0.00021 by our reckoning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_costattr import CostSpanProcessor, DuckDBSpanExporter, load_pricing, rollup
+from otel_costattr.semconv import COMPUTED_COST, COST, COST_SOURCE, COST_STATUS, PRICED_MODEL
+
+START = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+OURS = 0.00021
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_pricing(use_env=False)
+
+
+def call(model="gpt-4o-mini", **reported):
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": 1000,
+        "gen_ai.usage.output_tokens": 100,
+        **reported,
+    }
+
+
+def run(bundled, calls_by_trace):
+    """End each trace's calls (attributes dicts) under one root span; the finished spans."""
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    processor = CostSpanProcessor(bundled)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    spans = []
+    for calls in calls_by_trace:
+        root = tracer.start_span("run", start_time=START)
+        ctx = trace.set_span_in_context(root)
+        for attrs in calls:
+            span = tracer.start_span("chat", context=ctx, start_time=START, attributes=attrs)
+            span.end(end_time=START + 10**9)
+            spans.append(span)
+        root.end(end_time=START + 2 * 10**9)
+        spans.append(root)
+    provider.shutdown()
+    return spans, processor
+
+
+REPORTED = [
+    # (attributes the producer set, the cost stamped, whether it is the provider's)
+    ({"llm.cost.total": 0.0003}, 0.0003, True),  # OpenInference
+    ({"gen_ai.usage.cost.amount": 0.0002, "gen_ai.usage.cost.currency": "USD"}, 0.0002, True),
+    ({"gen_ai.usage.cost": 0.00025}, 0.00025, True),  # OpenLIT, a gateway
+    (
+        {"gen_ai.usage.cost.amount": 0.0002, "gen_ai.usage.cost.currency": "EUR"},
+        OURS,
+        False,
+    ),  # never converted
+    ({"llm.cost.total": -1.0}, OURS, False),  # not a believable cost
+    ({"llm.cost.total": float("nan")}, OURS, False),
+    ({"llm.cost.total": "0.0003"}, OURS, False),  # text: not a number
+    ({}, OURS, False),
+]
+
+
+@pytest.mark.parametrize(("reported", "stamped", "is_provider"), REPORTED)
+def test_the_provider_cost_wins_with_ours_beside_it(bundled, reported, stamped, is_provider):
+    (span, _), processor = run(bundled, [[call(**reported)]])
+    attrs = span.attributes
+    assert (attrs[COST], attrs[COST_STATUS], attrs[PRICED_MODEL]) == (stamped, "priced", "gpt-4o-mini")
+    if is_provider:
+        assert (attrs[COST_SOURCE], attrs[COMPUTED_COST]) == ("provider", OURS)
+    else:
+        assert COST_SOURCE not in attrs and COMPUTED_COST not in attrs
+    assert processor.stats()["priced"] == 1
+
+
+def test_a_model_unknown_to_us_but_costed_by_the_provider_is_priced(bundled):
+    (span, _), processor = run(bundled, [[call("acme-secret-1", **{"llm.cost.total": 0.5})]])
+    attrs = span.attributes
+    assert (attrs[COST], attrs[COST_STATUS], attrs[COST_SOURCE]) == (0.5, "priced", "provider")
+    assert PRICED_MODEL not in attrs and COMPUTED_COST not in attrs
+    assert processor.stats()["priced"] == 1 and processor.stats()["unknown_model"] == 0
+
+
+def test_reconcile_lists_calls_that_differ_by_more_than_one_percent(bundled, tmp_path):
+    spans, _ = run(
+        bundled,
+        [
+            # run A: +42.86% (listed), +0.95% (not listed), our own price only (not listed)
+            [call(**{"llm.cost.total": 0.0003}), call(**{"llm.cost.total": 0.000212}), call()],
+            # run B: -4.76% (listed)
+            [call(**{"llm.cost.total": 0.0002})],
+        ],
+    )
+    db = tmp_path / "s.duckdb"
+    store = DuckDBSpanExporter(db, pricing=bundled)
+    store.export(spans)
+    store.shutdown()
+    rows = rollup("reconcile", db=db)
+    got = [
+        (r["provider_usd"], r["computed_usd"], r["usd_diff"], r["diff_pct"], r["run_provider_usd"],
+         r["run_computed_usd"], r["run_diff_pct"])
+        for r in rows
+    ]  # fmt: skip
+    assert got == [
+        (D("0.0003"), D("0.00021"), D("0.00009"), 42.86, D("0.000512"), D("0.00042"), 21.9),
+        (D("0.0002"), D("0.00021"), D("-0.00001"), -4.76, D("0.0002"), D("0.00021"), -4.76),
+    ]
+    assert len(rollup("reconcile", db=db, pct=0.5)) == 3  # a lower threshold lists the +0.95% too
+    # The totals count the provider's figure: 0.0003 + 0.000212 + 0.00021 + 0.0002
+    assert rollup("stats", db=db)[0]["usd"] == D("0.000922")
