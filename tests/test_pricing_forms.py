@@ -47,6 +47,7 @@ CASES = {
     "vertex": [
         ("claude-sonnet-4-5@20250929", None, ("anthropic", "claude-sonnet-4-5")),
         ("claude-3-5-sonnet-v2@20241022", None, ("anthropic", "claude-3-5-sonnet")),
+        ("claude-opus-5@default", None, ("anthropic", "claude-opus-5")),  # Vertex = list price
         ("publishers/google/models/gemini-2.5-flash", None, ("google", "gemini-2.5-flash")),
         ("deepseek-v3.1-maas", None, None),  # Vertex-hosted DeepSeek: not DeepSeek's API price
         ("publishers/deepseek-ai/models/deepseek-r1-0528-maas", None, None),
@@ -63,7 +64,8 @@ CASES = {
         ("gpt-4o", "vllm", None),
     ],
     "openai-fine-tune": [
-        ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, None),  # not the base model's price
+        ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, ("openai", "ft:gpt-4o-mini")),  # not the base's
+        ("ft:gpt-4.1-mini-2025-04-14:acme::abc123", None, None),  # no fine-tune price: never the base's
         ("ft:gpt-4-0613:acme::abc123", None, ("openai", "gpt-4")),  # OpenAI's own ft: rule
     ],
     "together": [

@@ -46,3 +46,22 @@ def plain(obj: Any) -> Any:
     else:
         return obj  # str, Decimal, date, time, bool, and `when` (already a dict of strings)
     return {k: plain(v) for k, v in items if v is not None}
+
+
+def model_finder() -> Any:
+    """A function ``finds(model, provider_id) -> bool``: whether genai-prices prices ``model``
+    for that provider (its own matching rules), or None without genai-prices. For coverage."""
+    try:
+        from genai_prices.data_snapshot import get_snapshot
+    except ImportError:
+        return None
+    snapshot = get_snapshot()
+
+    def finds(model: str, provider_id: str) -> bool:
+        try:
+            snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            return False
+        return True
+
+    return finds

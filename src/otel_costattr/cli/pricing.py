@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Sequence
 
 import click
 
 from ..cost.engine import Usage, compute_cost
+from ..pricing.foreign import compare, coverage, read_foreign
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, PricingError
 from ..pricing.parse import parse_provider_file
 from ..pricing.table import load_pricing
@@ -115,6 +117,53 @@ def pricing_check(ctx: click.Context, files: Sequence[str]) -> None:
         else:
             click.echo(f"{path}: ok ({pf.provider}, {len(pf.models)} models)")
     ctx.exit(1 if errors else 0)
+
+
+@pricing.command("diff")
+@click.argument("other", metavar="OTHER.json")
+@click.option("--all", "show_all", is_flag=True, help="also list the models whose rates agree")
+@click.option("--at", callback=lambda c, p, t: _date(c, p, t), metavar="YYYY-MM-DD", help="our prices then")
+@pricing_option
+@output
+def pricing_diff(other: str, show_all: bool, at: dt.date | None, pricing: Sequence[str]) -> Table:
+    """Compare our prices with a LiteLLM or genai-prices price file, model by model.
+
+    Each chat model of OTHER.json (LiteLLM's model_prices_and_context_window.json, or
+    genai-prices' data.json) is resolved as a span naming its provider would be; a row per
+    rate that differs (USD per million tokens) and per model we do not price.
+
+    \b
+    Example:
+      otel-costattr pricing diff model_prices_and_context_window.json --format csv
+    """
+    table = price_table(pricing)
+    try:
+        fmt, prices = read_foreign(other)
+    except PricingError as e:
+        raise CLIError(str(e)) from None
+    diffs = compare(table, prices, at)
+    rows = []
+    for d in diffs:
+        base = {"model": d.foreign.key, "provider": d.foreign.provider, "ours": d.entry, "status": d.status}
+        if d.status == "differs":
+            rows += [
+                {**base, "rate": f, "ours_usd": mine, "theirs_usd": theirs} for f, mine, theirs in d.fields
+            ]
+        elif d.status == "unknown" or (show_all and d.status == "same"):
+            rows.append({**base, "rate": None, "ours_usd": None, "theirs_usd": None})
+    counts = Counter(d.status for d in diffs)
+    cov = coverage(table, diffs)
+    known, resolved = sum(n for n, _ in cov.values()), sum(ok for _, ok in cov.values())
+    share = f"{100 * resolved / known:.1f}%" if known else "-"
+    title = (
+        f"{other} ({fmt}, {len(diffs)} chat models) against pricing {table.version}: "
+        f"{counts['same']} same, {counts['differs']} differ, {counts['unknown']} unknown here, "
+        f"{counts['other-provider']} of providers we do not price; major providers: {resolved} of "
+        f"{known} resolve ({share}). Rates in USD per million tokens."
+    )
+    columns = ("model", "provider", "ours", "status", "rate", "ours_usd", "theirs_usd")
+    return Table(columns=columns, rows=rows, money=("ours_usd", "theirs_usd"),
+                 cells=dict.fromkeys(("ours_usd", "theirs_usd"), rate), title=title)  # fmt: skip
 
 
 def _date(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.date | None:

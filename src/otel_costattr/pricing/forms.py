@@ -77,7 +77,7 @@ FORMS: tuple[IdForm, ...] = (
     _form("openai-fine-tune", r"^ft:", "openai", "an OpenAI fine-tune (ft:base:org::id): OpenAI's own rules"),
     _form(
         "vertex",
-        r"(@(\d{8}|\d{3}|latest)$)|(-maas$)|(^(projects/[^/]+/locations/[^/]+/)?publishers/)",
+        r"(@(\d{8}|\d{3}|latest|default)$)|(-maas$)|(^(projects/[^/]+/locations/[^/]+/)?publishers/)",
         "google",
         "Vertex AI versions (@20250929, @001), model-as-a-service ids and resource names",
     ),
