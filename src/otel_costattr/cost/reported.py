@@ -18,8 +18,8 @@ from ..semconv import COMPUTED_COST, COST, COST_SOURCE, COST_SOURCE_PROVIDER
 from ..spans.cost_columns import stamped_usd
 
 # In order of precedence: the proposed convention, OpenInference, then a bare stamp.
+# (The processor unpacks exactly three of them, for speed.)
 REPORTED_COST_KEYS = ("gen_ai.usage.cost.amount", "llm.cost.total", COST)
-REPORTED_KEYS = frozenset(REPORTED_COST_KEYS)
 CURRENCY = "gen_ai.usage.cost.currency"
 
 
