@@ -62,6 +62,15 @@ def test_pricing_show_unknown_lists_what_was_tried(capsys):
     assert err == "Error: unknown model 'Nope-1' (tried: nope-1); see 'otel-costattr pricing list'\n"
 
 
+def test_pricing_show_says_why_a_self_hosted_form_is_unknown(capsys):
+    code, _, err = run(capsys, "pricing", "show", "deepseek-r1:7b")
+    assert code == 1
+    assert err == (
+        "Error: unknown model 'deepseek-r1:7b': an Ollama name:tag (deepseek-r1:7b, llama3.1:8b): a"
+        " model run on your own hardware; price it with an equals rule in a file\n"
+    )
+
+
 def test_pricing_show_of_an_id_too_long_to_resolve(capsys):
     code, out, err = run(capsys, "pricing", "show", "x" * 300)
     assert (code, out) == (1, "")

@@ -10,6 +10,7 @@ import click
 
 from ..cost.engine import Usage, compute_cost
 from ..pricing.foreign import compare, coverage, read_foreign
+from ..pricing.forms import UNPRICED, id_form
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, PricingError
 from ..pricing.parse import parse_provider_file
 from ..pricing.table import load_pricing
@@ -75,6 +76,9 @@ def pricing_show(model: str, provider: str | None, pricing: Sequence[str]) -> No
             raise CLIError(
                 f"model id too long to resolve ({len(model):,} characters, at most {MAX_MODEL_ID})"
             )
+        form = id_form(model)
+        if form is not None and form.host == UNPRICED:  # not an API price: say why
+            raise CLIError(f"unknown model {model!r}: {form.why}; price it with an equals rule in a file")
         raise CLIError(
             f"unknown model {model!r} (tried: {', '.join(tried)}); see 'otel-costattr pricing list'"
         )
