@@ -13,7 +13,6 @@ from ..rollups.errors import UnknownRollup
 from ..rollups.explain import explain_empty, find_trace
 from ..rollups.params import WINDOW_PARAMS
 from ..rollups.queries import Rows, rollup
-from ..store.database import connect
 from .options import db_option, db_path, did_you_mean, price_table, reprice_options, window_options
 from .output import CLIError, Record, Table, output
 
@@ -126,20 +125,6 @@ def _table(rows: Rows, *, tree: bool = False) -> Table:
     return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, hide=hide, tree=tree)
 
 
-def _say_why_empty(db: str | None) -> None:
-    """On stderr, when spans are stored but none is a model call: the usual reason every
-    rollup prints "(no rows)" is an instrumentation that failed to load (issue 17)."""
-    try:
-        with connect(db_path(db), read_only=True, retry=1, migrate=False, ingest=False) as con:
-            spans, calls = con.execute(
-                "SELECT count(*), count(*) FILTER (WHERE span_role = 'model_call') FROM spans"
-            ).fetchone()  # type: ignore[misc]
-    except Exception:  # only a hint: the rollup's own answer stands
-        return
-    if spans and not calls:
-        click.echo(f"{spans:,} spans stored, 0 model calls: is a GenAI instrumentation loaded?", err=True)
-
-
 @click.command(cls=RollupCommand)
 @click.argument("name", type=RollupName(), required=False)
 @click.option("--list", "show_list", is_flag=True, help="list the rollups and their parameters")
@@ -165,8 +150,6 @@ def rollup_command(
     if name is None:
         raise click.UsageError("name a rollup (see 'otel-costattr rollup --list')")
     rows = _run(name, **options, **param)
-    if not rows:
-        _say_why_empty(options.get("db"))
     return _table(rows, tree=name == "trace")
 
 
@@ -182,8 +165,6 @@ def runs(**options: Any) -> Table:
       otel-costattr runs --db spans.duckdb --agent researcher --limit 5
     """
     rows = _run("per_run", **options)
-    if not rows:
-        _say_why_empty(options.get("db"))
     return _table(rows)
 
 

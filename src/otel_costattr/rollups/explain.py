@@ -54,7 +54,12 @@ def explain_empty(db: Database, params: Mapping[str, Any] | None = None, *, wher
                 "FROM costattr_calls(NULL, NULL, NULL, NULL, NULL)"
             ).fetchone()
             if not calls:
-                return "the store holds no model calls yet"
+                # Spans but no model call: usually an instrumentation that failed to load, the
+                # commonest reason a new user sees only empty answers (issue 17).
+                spans = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+                if spans:
+                    return f"{spans:,} spans stored, 0 model calls: is a GenAI instrumentation loaded?"
+                return "the store holds no spans yet"
             lines = [
                 f"the store holds {runs} runs ({calls} model calls) from {_when(first)} to {_when(last)} UTC"
             ]
