@@ -13,6 +13,7 @@ PROCESSOR = "OTEL_COSTATTR_PROCESSOR"
 DUCKDB_PATH = "OTEL_COSTATTR_DUCKDB_PATH"
 CAPTURE_CONTENT = "OTEL_COSTATTR_CAPTURE_CONTENT"
 PRICING_FILES = "OTEL_COSTATTR_PRICING_FILES"
+SERVE_TOKEN = "OTEL_COSTATTR_SERVE_TOKEN"
 
 DEFAULT_DUCKDB_PATH = "otel-costattr.duckdb"
 
@@ -25,7 +26,7 @@ class Setting:
     """One documented environment variable."""
 
     name: str
-    kind: str  # "flag", "path" or "paths"
+    kind: str  # "flag", "path", "paths" or "text"
     default: str
     help: str
 
@@ -37,6 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         PRICING_FILES, "paths", "", f"user price files layered over the bundled table, {os.pathsep}-separated"
     ),
+    Setting(SERVE_TOKEN, "text", "", "`otel-costattr serve`: the bearer token every request must carry"),
 )
 
 

@@ -28,6 +28,7 @@ from .output import CLIError
 from .pricing import price, pricing
 from .questions import compare_command, forecast_command, whatif_command
 from .rollups import rollup_command, runs, trace
+from .serve import serve
 from .store import store
 
 __all__ = ["CLIError", "cli", "main"]
@@ -84,6 +85,7 @@ cli.add_command(alerts)
 cli.add_command(whatif_command, "whatif")
 cli.add_command(compare_command, "compare")
 cli.add_command(forecast_command, "forecast")
+cli.add_command(serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,220 @@
+"""The JSON API under ``/api/v1`` and ``/healthz``: the rollups, over HTTP.
+
+Every answer comes from the bundled queries through `rollups.queries.rollup` (the same
+catalogue, parameters and errors as the CLI: a bad parameter is a 400 with the message, an
+unknown rollup a 404), on a short read-only connection per request. JSON rules, in `encode`:
+money is a number plus the exact decimal string beside it (``usd`` and ``usd_exact``);
+timestamps are ISO 8601 with ``+00:00`` (the store holds UTC). Run lists page with an opaque
+cursor (``next_cursor``), newest first.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Annotated, Any
+
+import duckdb
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from ..rollups import catalog
+from ..rollups.errors import RollupError, RollupParamError, UnknownRollup
+from ..rollups.queries import rollup
+from ..store import database as store
+from ..version import __version__
+
+router = APIRouter()
+
+_RUNS_PAGE = catalog._parse("runs_page", resources.files(__package__).joinpath("runs_page.sql").read_text())
+_MAX_PAGE = 1000
+
+Days = Annotated[float | None, Query(description="the last N days (or since/until)", gt=0)]
+Since = Annotated[str | None, Query(description="start of the window, ISO 8601 (UTC when no zone)")]
+Until = Annotated[str | None, Query(description="end of the window (exclusive), ISO 8601")]
+Service = Annotated[str | None, Query(description="only spans of this service.name")]
+Feature = Annotated[str | None, Query(description="only calls attributed to this feature")]
+Agent = Annotated[str | None, Query(description="only calls attributed to this agent")]
+
+
+@dataclass
+class Window:
+    """The window every rollup takes, as query parameters (checked by the rollups layer)."""
+
+    days: Days = None
+    since: Since = None
+    until: Until = None
+    service: Service = None
+    feature: Feature = None
+    agent: Agent = None
+
+
+def encode(row: dict[str, Any]) -> dict[str, Any]:
+    """One row as JSON values: Decimal -> number and ``<key>_exact`` string; datetimes -> ISO
+    8601 with a zone (naive ones are UTC, as the store holds them)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            out[key] = float(value)
+            out[f"{key}_exact"] = format(value.normalize(), "f") if value else "0"
+            continue
+        if isinstance(value, dt.datetime):
+            value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+        out[key] = value
+    return out
+
+
+@contextmanager
+def _reading(request: Request) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection; the receiver's ingester keeps the spool moving, so this one
+    does not ingest (a busy receiver could keep a reader ingesting for ever)."""
+    try:
+        con = store.connect(request.app.state.db, read_only=True, retry=10.0, migrate=False, ingest=False)
+    except store.StoreError as e:
+        raise HTTPException(503, f"the store is not available: {e}", headers={"Retry-After": "1"}) from e
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
+    try:
+        with _reading(request) as con:
+            return rollup(name, con, **params)
+    except UnknownRollup as e:
+        raise HTTPException(404, str(e)) from e
+    except RollupParamError as e:
+        raise HTTPException(400, str(e)) from e
+    except RollupError as e:
+        raise HTTPException(400, str(e)) from e
+
+
+@router.get("/healthz", tags=["health"])
+def healthz(request: Request) -> dict[str, Any]:
+    """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
+    spool files waiting, the last ingest error (status ``degraded`` while there is one)."""
+    sink = request.app.state.sink
+    return {
+        "status": "degraded" if sink.last_ingest_error else "ok",
+        "version": __version__,
+        "stored_spans": sink.stored_spans,
+        "rejected_spans": sink.rejected_spans,
+        "pushed_back_requests": sink.pushed_back,
+        "pending_spool_files": sink.pending_files,
+        "last_ingest_error": sink.last_ingest_error,
+    }
+
+
+@router.get("/api/v1/stats", tags=["api"])
+def stats(request: Request, window: Annotated[Window, Depends()]) -> dict[str, Any]:
+    """Runs, calls, cost and average call latency in the window, in total and by model."""
+    rows = _rollup(request, "stats", **asdict(window))
+    total = (
+        rows[0] if rows else {"runs": 0, "calls": 0, "usd": None, "avg_call_ms": None, "unpriced_calls": 0}
+    )
+    out = encode({k: total[k] for k in ("runs", "calls", "usd", "avg_call_ms", "unpriced_calls")})
+    out["by_model"] = [encode(r) for r in rows[1:]]
+    return out
+
+
+def _cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["first_call"].isoformat(), row["trace_id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[str, str]:
+    try:
+        first_call, trace_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(first_call, str) or not isinstance(trace_id, str):
+            raise ValueError
+        return first_call, trace_id
+    except (ValueError, TypeError) as e:
+        raise HTTPException(400, f"runs: cursor: not a cursor this API gave out: {cursor!r}") from e
+
+
+@router.get("/api/v1/runs", tags=["api"])
+def runs(
+    request: Request,
+    window: Annotated[Window, Depends()],
+    limit: Annotated[int, Query(ge=1, le=_MAX_PAGE, description="runs on a page")] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict[str, Any]:
+    """Runs (traces with model calls), newest first, a page at a time: name, service, feature,
+    agent, times, calls, unpriced calls and cost."""
+    from ..rollups.params import bind
+    from ..rollups.queries import _prepare, _run
+
+    after_call, after_trace = _after(cursor) if cursor else (None, None)
+    params = asdict(window)
+    try:
+        values = bind(
+            _RUNS_PAGE, {**params, "limit": limit, "after_call": after_call, "after_trace": after_trace}
+        )
+        with _reading(request) as con:
+            _prepare(con)
+            rows = _run(con, _RUNS_PAGE.sql, values)
+    except RollupError as e:
+        raise HTTPException(400, str(e)) from e
+    page = list(rows[:limit])
+    more = len(rows) > limit
+    return {
+        "runs": [encode({k: v for k, v in r.items() if k != "first_call"}) for r in page],
+        "next_cursor": _cursor(page[-1]) if more and page else None,
+    }
+
+
+@router.get("/api/v1/runs/{trace_id}", tags=["api"])
+def run(request: Request, trace_id: str) -> dict[str, Any]:
+    """One run as a tree: each span with its own cost (``usd``) and its subtree's."""
+    trace_id = trace_id.strip().lower()
+    if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+        raise HTTPException(400, f"not a trace id (32 hex digits): {trace_id!r}")
+    rows = _rollup(request, "trace", trace_id=trace_id)
+    if not rows:
+        raise HTTPException(404, f"no spans for trace {trace_id}")
+    roots: list[dict[str, Any]] = []
+    stack: list[dict[str, Any]] = []
+    for row in rows:  # depth first, each row's depth given: a stack rebuilds the tree
+        node = encode({k: v for k, v in row.items() if not k.endswith("_repriced")})
+        node["children"] = []
+        depth = row["depth"]
+        del stack[depth:]
+        (stack[-1]["children"] if stack else roots).append(node)
+        stack.append(node)
+    total = sum(
+        (r["subtree_usd"] for r in rows if r["depth"] == 0 and r["subtree_usd"] is not None), Decimal(0)
+    )
+    return {"trace_id": trace_id, **encode({"usd": total}), "spans": roots}
+
+
+@router.get("/api/v1/rollups", tags=["api"])
+def list_rollups() -> list[dict[str, Any]]:
+    """The bundled rollups: name, what each answers, its parameters."""
+    out = []
+    for name in catalog.rollups():
+        q = catalog.query(name)
+        params = [
+            {"name": p.name, "type": p.type, "required": p.required, "default": p.default, "help": p.help}
+            for p in q.params
+        ]
+        out.append({"name": q.cli_name, "about": q.about, "accepts": q.accepts(), "params": params})
+    return out
+
+
+@router.get("/api/v1/rollups/{name}", tags=["api"])
+def run_rollup(request: Request, name: str) -> dict[str, Any]:
+    """Run one bundled rollup; its parameters as query parameters (``?days=7&feature=x``),
+    checked as the CLI checks them (400 with the message)."""
+    params = dict(request.query_params)
+    rows = _rollup(request, name, **params)
+    return {
+        "rollup": catalog.query(name).cli_name,
+        "columns": list(getattr(rows, "columns", ())),
+        "rows": [encode(r) for r in rows],
+    }

@@ -1,0 +1,193 @@
+"""`create_app`: the ASGI application of ``otel-costattr serve`` (FastAPI on uvicorn).
+
+Routes: ``POST /v1/traces`` (the OTLP/HTTP receiver, `otlp_wire` + `sink.SpanSink`), the JSON
+API under ``/api/v1`` and ``/healthz`` (`api`), OpenAPI at ``/docs``. Others mount theirs with
+``extra_routes`` (Starlette routes at ``/``: the dashboard) and run background work with
+``services`` (objects with ``start()`` and ``stop()``, run in the app's lifespan: the alert
+watcher). ``app.state`` holds ``sink``, ``db`` (the database path) and ``base_url`` (for links
+the server hands out).
+
+Security: with a ``token``, every request (OTLP, API, docs, extra routes) needs
+``Authorization: Bearer <token>``, compared in constant time, else 401. No CORS unless
+``cors_origins`` names some.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..spans.otlp import records_from_otlp
+from ..version import __version__
+from . import otlp_wire as wire
+from .api import router as api_router
+from .sink import Backpressure, SpanSink
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Service", "create_app"]
+
+
+class Service(Protocol):
+    """Background work run for the app's lifetime (the alert watcher, say)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _BearerAuth:
+    """Pure ASGI middleware: 401 unless ``Authorization: Bearer <token>`` (constant time)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for key, value in scope.get("headers", ()):
+            if key == b"authorization":
+                given = value
+                break
+        if hmac.compare_digest(given, self._expected):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        kind = wire.response_type(headers.get(b"content-type", b"").decode("latin-1"))
+        if scope.get("path") == "/v1/traces":
+            body, media = wire.status_body(wire.UNAUTHENTICATED, "missing or wrong bearer token", kind), kind
+        else:
+            body, media = b'{"error": "missing or wrong bearer token"}', wire.JSON
+        response = Response(body, 401, media_type=media, headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    """The raw body, refusing (`TooLarge`) as soon as it passes ``cap`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise wire.TooLarge(f"body of {declared} bytes is over the {cap}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise wire.TooLarge(f"body is over the {cap}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    db: str,
+    *,
+    token: str | None = None,
+    sink: SpanSink | None = None,
+    base_url: str = "http://127.0.0.1:4318",
+    max_body_bytes: int = wire.DEFAULT_MAX_BODY,
+    extra_routes: Sequence[Any] = (),
+    services: Iterable[Service] = (),
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """The server's ASGI app for the database ``db`` (module docstring). ``sink`` receives the
+    spans (default: a `SpanSink` on ``db``); its ingester runs in the app's lifespan."""
+    if sink is None:
+        sink = SpanSink(db)
+    services = list(services)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sink.start()
+        started: list[Service] = []
+        try:
+            for service in services:
+                service.start()
+                started.append(service)
+            yield
+        finally:
+            for service in reversed(started):
+                try:
+                    service.stop()
+                except Exception:
+                    logger.exception("otel-costattr: stopping %r failed", service)
+            await run_in_threadpool(sink.stop)
+
+    app = FastAPI(
+        title="otel-costattr",
+        version=__version__,
+        summary="OTLP receiver and cost API: runs, calls and money from OpenTelemetry GenAI spans.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.sink = sink
+    app.state.db = sink.path
+    app.state.base_url = base_url.rstrip("/")
+
+    @app.post(
+        "/v1/traces",
+        summary="OTLP/HTTP trace export (protobuf or JSON, gzip or deflate)",
+        response_class=Response,
+        tags=["otlp"],
+    )
+    async def receive_traces(request: Request) -> Response:
+        """Receive an ``ExportTraceServiceRequest``. 200 means the spans are on disk; 400 an
+        undecodable body, 413 over the cap, 415 an unknown type or encoding, 503 with
+        ``Retry-After`` when the store is behind (retry)."""
+        kind = wire.response_type(request.headers.get("content-type"))
+        try:
+            raw = await _read_capped(request, max_body_bytes)
+            return await run_in_threadpool(_receive, sink, raw, request.headers, max_body_bytes, kind)
+        except wire.TooLarge as e:
+            return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
+
+    if cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"])
+    app.include_router(api_router)
+    if extra_routes:
+        app.router.routes.extend(extra_routes)
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def index() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+    if token:
+        app.add_middleware(_BearerAuth, token=token)
+    return app
+
+
+def _status(http: int, code: int, message: str, kind: str, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(wire.status_body(code, message, kind), http, media_type=kind, headers=headers)
+
+
+def _receive(sink: SpanSink, raw: bytes, headers: Any, cap: int, kind: str) -> Response:
+    """Decode, keep, answer: in a worker thread (decoding and fsync block)."""
+    try:
+        body = wire.decompress(raw, headers.get("content-encoding"), cap)
+        request = wire.decode(body, headers.get("content-type"))
+        records, rejected, message = records_from_otlp(request)
+        accepted = sink.accept(records, rejected, message)
+    except wire.TooLarge as e:
+        return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
+    except wire.Unsupported as e:
+        return _status(415, wire.INVALID_ARGUMENT, str(e), kind)
+    except wire.BadRequest as e:
+        return _status(400, wire.INVALID_ARGUMENT, str(e), kind)
+    except Backpressure as e:
+        return _status(503, wire.UNAVAILABLE, str(e), kind, e.retry_after)
+    except Exception:  # never a 500 without a word, never a crash
+        logger.exception("otel-costattr: receiving a trace export failed")
+        return _status(503, wire.UNAVAILABLE, "the receiver failed; retry", kind, sink.retry_after)
+    return Response(wire.export_response(accepted.rejected, accepted.message, kind), 200, media_type=kind)

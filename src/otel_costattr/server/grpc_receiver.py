@@ -1,0 +1,80 @@
+"""OTLP/gRPC: ``TraceService/Export`` on the same `SpanSink`, with the HTTP receiver's rules.
+
+Spans rejected by the decoder come back in ``partial_success``; backpressure is UNAVAILABLE
+(which OTLP exporters retry) with the retry delay in the message; a message over the cap is
+refused by gRPC itself with RESOURCE_EXHAUSTED (``grpc.max_receive_message_length``); with a
+token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from concurrent import futures
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from ..spans.otlp import records_from_otlp
+from .otlp_wire import DEFAULT_MAX_BODY
+from .sink import Backpressure, SpanSink
+
+logger = logging.getLogger(__name__)
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, sink: SpanSink, token: str | None) -> None:
+        self._sink = sink
+        self._expected = f"Bearer {token}".encode() if token else None
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
+        if self._expected is not None:
+            given = dict(context.invocation_metadata()).get("authorization", "")
+            if not hmac.compare_digest(str(given).encode(), self._expected):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            records, rejected, message = records_from_otlp(request)
+            accepted = self._sink.accept(records, rejected, message)
+        except Backpressure as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; retry in {e.retry_after} s")
+        except Exception:
+            logger.exception("otel-costattr: receiving a gRPC trace export failed")
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the receiver failed; retry")
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if accepted.rejected or accepted.message:
+            response.partial_success.rejected_spans = accepted.rejected
+            response.partial_success.error_message = accepted.message
+        return response
+
+
+class GrpcReceiver:
+    """The gRPC server as a service (``start()``/``stop()``) for `create_app`'s lifespan."""
+
+    def __init__(
+        self,
+        sink: SpanSink,
+        host: str,
+        port: int,
+        *,
+        token: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_BODY,
+        workers: int = 8,
+    ) -> None:
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otel-costattr-grpc"),
+            options=[("grpc.max_receive_message_length", max_message_bytes)],
+        )
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(sink, token), self._server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.port = self._server.add_insecure_port(address)
+        if not self.port:
+            raise ValueError(f"cannot bind gRPC to {address}")
+
+    def start(self) -> None:
+        """Serve in the background."""
+        self._server.start()
+
+    def stop(self) -> None:
+        """Stop taking calls; let running ones finish for up to 5 s."""
+        self._server.stop(5).wait()

@@ -1,0 +1,175 @@
+"""The OTLP/HTTP wire format of ``POST /v1/traces``: bodies in, responses out, per the spec.
+
+- Bodies: ``application/x-protobuf`` or ``application/json`` (any other type: 415), plain,
+  ``gzip`` or ``deflate`` (zlib or raw); the size cap applies after decompression (`TooLarge`,
+  answered 413), so a small gzip bomb cannot fill memory. Undecodable bodies raise
+  `BadRequest` (400).
+- JSON: the protobuf JSON mapping with OTLP's exceptions: trace and span ids are hex strings
+  (protobuf's generic mapping would read them as base64), enums as integers, unknown fields
+  ignored, 64-bit integers as numbers or strings. An id that is not hex becomes empty, so the
+  span is rejected and reported through ``partial_success`` like any other bad id.
+- Responses: an ``ExportTraceServiceResponse`` (with ``partial_success`` when spans were
+  rejected), or a ``google.rpc.Status`` for an error, in the request's content type.
+
+The spans themselves are decoded by `spans.otlp` (`parse_request`, `records_from_otlp`), as
+for gRPC.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from typing import Any
+
+from ..spans.otlp import parse_request
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+DEFAULT_MAX_BODY = 20 * 2**20  # bytes, after decompression (the usual OTLP receiver figure)
+
+# google.rpc.Code numbers, for the Status bodies of HTTP errors
+INVALID_ARGUMENT = 3
+RESOURCE_EXHAUSTED = 8
+UNAVAILABLE = 14
+UNAUTHENTICATED = 16
+
+
+class BadRequest(ValueError):
+    """The body cannot be read as an OTLP trace export (400)."""
+
+
+class TooLarge(ValueError):
+    """The body is over the cap once decompressed (413)."""
+
+
+class Unsupported(ValueError):
+    """A content type or encoding the receiver does not speak (415)."""
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/json; charset=utf-8`` -> ``application/json`` (lower case)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def response_type(content_type: str | None) -> str:
+    """The type to answer in: the request's, when it is one we speak; else JSON."""
+    kind = media_type(content_type)
+    return PROTOBUF if kind == PROTOBUF else JSON
+
+
+def decompress(body: bytes, encoding: str | None, cap: int) -> bytes:
+    """``body`` decoded per ``Content-Encoding``; `TooLarge` past ``cap`` bytes of output,
+    `BadRequest` when truncated or corrupt, `Unsupported` for an unknown encoding."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        if len(body) > cap:
+            raise TooLarge(f"body of {len(body)} bytes is over the {cap}-byte limit")
+        return body
+    if enc == "gzip":
+        return _inflate(body, zlib.MAX_WBITS | 16, cap, "gzip")
+    if enc == "deflate":  # HTTP's deflate is zlib-wrapped; some clients send it raw
+        try:
+            return _inflate(body, zlib.MAX_WBITS, cap, "deflate")
+        except BadRequest:
+            return _inflate(body, -zlib.MAX_WBITS, cap, "deflate")
+    raise Unsupported(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
+
+
+def _inflate(body: bytes, wbits: int, cap: int, name: str) -> bytes:
+    d = zlib.decompressobj(wbits)
+    try:
+        out = d.decompress(body, cap + 1)
+    except zlib.error as e:
+        raise BadRequest(f"{name} body cannot be decompressed: {e}") from None
+    if len(out) > cap:
+        raise TooLarge(f"body is over the {cap}-byte limit once decompressed")
+    if not d.eof:
+        raise BadRequest(f"{name} body is truncated")
+    return out
+
+
+def decode(body: bytes, content_type: str | None) -> Any:
+    """An ``ExportTraceServiceRequest`` from a decompressed body of ``content_type``."""
+    kind = media_type(content_type)
+    if kind == PROTOBUF:
+        try:
+            return parse_request(body)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+    if kind == JSON:
+        return _from_json(body)
+    raise Unsupported(f"unsupported Content-Type {content_type!r} (use {PROTOBUF} or {JSON})")
+
+
+def _from_json(body: bytes) -> Any:
+    from google.protobuf import json_format
+
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise BadRequest(f"body is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body is not a JSON object")
+    try:
+        _ids_to_base64(data)
+        request = parse_request(b"")
+        json_format.ParseDict(data, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as e:
+        raise BadRequest(f"not an OTLP ExportTraceServiceRequest: {' '.join(str(e).split())[:300]}") from None
+    return request
+
+
+def _hex_as_base64(obj: dict[str, Any], key: str) -> None:
+    value = obj.get(key)
+    if value is None:
+        return
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""  # not hex: an empty id, which the decoder rejects and reports
+    obj[key] = base64.b64encode(raw).decode()
+
+
+def _items(obj: Any, key: str) -> list[Any]:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def _ids_to_base64(data: dict[str, Any]) -> None:
+    """OTLP JSON ids are hex; protobuf's JSON parser wants base64 for bytes fields."""
+    for resource_spans in _items(data, "resourceSpans"):
+        for scope_spans in _items(resource_spans, "scopeSpans"):
+            for span in _items(scope_spans, "spans"):
+                if not isinstance(span, dict):
+                    continue
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    _hex_as_base64(span, key)
+                for link in _items(span, "links"):
+                    if isinstance(link, dict):
+                        _hex_as_base64(link, "traceId")
+                        _hex_as_base64(link, "spanId")
+
+
+def export_response(rejected: int, message: str, content_type: str) -> bytes:
+    """An ``ExportTraceServiceResponse`` body (``partial_success`` when ``rejected``)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    response = ExportTraceServiceResponse()
+    if rejected or message:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    if content_type == PROTOBUF:
+        return response.SerializeToString()
+    if not (rejected or message):
+        return b"{}"
+    return json.dumps({"partialSuccess": {"rejectedSpans": rejected, "errorMessage": message}}).encode()
+
+
+def status_body(code: int, message: str, content_type: str) -> bytes:
+    """A ``google.rpc.Status`` body with ``code`` (a google.rpc.Code) and ``message``."""
+    if content_type == PROTOBUF:
+        from google.rpc.status_pb2 import Status
+
+        return Status(code=code, message=message).SerializeToString()
+    return json.dumps({"code": code, "message": message}).encode()

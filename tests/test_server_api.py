@@ -1,0 +1,123 @@
+"""The JSON API of `otel-costattr serve`: the rollups over HTTP, money exact, times zoned."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from serverutil import serving
+from test_server_otlp import JS, json_request, span_json
+
+T0 = 1767225600_000_000_000  # 2026-01-01T00:00:00Z
+
+
+def run_spans(trace: str, n_calls: int, t: int, feature: str = "search") -> list[dict]:
+    root = span_json(f"{int(trace[:4], 16):04x}000000000001", traceId=trace, name=f"run {trace[:4]}")
+    root["attributes"] = [{"key": "app.feature", "value": {"stringValue": feature}}]
+    root["startTimeUnixNano"], root["endTimeUnixNano"] = str(t), str(t + 5_000_000_000)
+    out = [root]
+    for i in range(n_calls):
+        s = span_json(
+            f"{int(trace[:4], 16):04x}0000000001{i:02x}", traceId=trace, parentSpanId=root["spanId"]
+        )
+        s["startTimeUnixNano"], s["endTimeUnixNano"] = str(t + i * 1000), str(t + 1_000_000_000)
+        out.append(s)
+    return out
+
+
+def test_runs_page_with_a_cursor_and_a_run_tree(tmp_path, table):
+    traces = [f"{i:04x}" + "a" * 28 for i in range(1, 6)]  # five runs, one call more each
+    spans = [s for i, tr in enumerate(traces) for s in run_spans(tr, i + 1, T0 + i * 60_000_000_000)]
+    spans += run_spans("ffff" + "b" * 28, 1, T0, feature="other")
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        assert srv.request("POST", "/v1/traces", json_request(spans), JS)[0] == 200
+        srv.wait_ingested()
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = srv.get_json(
+                "/api/v1/runs?feature=search&limit=2" + (f"&cursor={cursor}" if cursor else "")
+            )
+            seen += page["runs"]
+            pages += 1
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert pages == 3
+        assert [r["trace_id"] for r in seen] == traces[::-1]  # newest first, each once
+        newest = seen[0]
+        assert (newest["calls"], newest["unpriced_calls"], newest["feature"]) == (5, 0, "search")
+        # before 2026-06-01 acme-large: 1000 x 3 + 500 x 15 = 10500 micro-dollars a call
+        assert Decimal(newest["cost_usd_exact"]) == 5 * Decimal("0.0105")
+        assert newest["cost_usd"] == float(5 * Decimal("0.0105"))
+        assert newest["start_time"] == "2026-01-01T00:04:00+00:00"
+        assert srv.request("GET", "/api/v1/runs?cursor=garbage")[0] == 400
+        assert srv.request("GET", "/api/v1/runs?since=yesterday")[0] == 400
+
+        tree = srv.get_json(f"/api/v1/runs/{traces[1]}")
+        assert Decimal(tree["usd_exact"]) == 2 * Decimal("0.0105")
+        (root,) = tree["spans"]
+        assert root["depth"] == 0 and len(root["children"]) == 2
+        assert Decimal(root["subtree_usd_exact"]) == 2 * Decimal("0.0105") and root["usd"] is None
+        assert [Decimal(c["usd_exact"]) for c in root["children"]] == [Decimal("0.0105")] * 2
+        assert srv.request("GET", "/api/v1/runs/" + "c" * 32)[0] == 404
+        assert srv.request("GET", "/api/v1/runs/nothex")[0] == 400
+
+
+def test_stats_rollups_catalogue_and_errors(tmp_path, table):
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        empty = srv.get_json("/api/v1/stats?days=7")
+        assert (empty["runs"], empty["calls"], empty["usd"], empty["by_model"]) == (0, 0, None, [])
+        spans = run_spans("1234" + "d" * 28, 3, T0)
+        assert srv.request("POST", "/v1/traces", json_request(spans), JS)[0] == 200
+        srv.wait_ingested()
+        stats = srv.get_json("/api/v1/stats?since=2025-12-31T19:00:00-05:00&until=2026-01-02")
+        assert (stats["runs"], stats["calls"], stats["usd_exact"]) == (1, 3, "0.0315")
+        (model,) = stats["by_model"]
+        assert (model["model"], model["calls"], model["usd_exact"]) == ("acme-large", 3, "0.0315")
+        assert srv.get_json("/api/v1/stats?until=2026-01-01")["calls"] == 0
+
+        catalogue = srv.get_json("/api/v1/rollups")
+        names = [q["name"] for q in catalogue]
+        assert "per-feature" in names and "stats" in names
+        per_feature = srv.get_json("/api/v1/rollups/per-feature?since=2025-01-01")
+        assert [(r["feature"], r["usd_exact"]) for r in per_feature["rows"]] == [("search", "0.0315")]
+        status, _, body = srv.request("GET", "/api/v1/rollups/per-feature?days=-1")
+        assert status == 400 and json.loads(body)["detail"] == "per_feature: days: must be positive, got -1"
+        status, _, body = srv.request("GET", "/api/v1/rollups/per-feature?colour=red")
+        assert status == 400 and "unknown parameter 'colour'" in json.loads(body)["detail"]
+        status, _, body = srv.request("GET", "/api/v1/rollups/per-fetaure")
+        assert status == 404 and "unknown rollup" in json.loads(body)["detail"]
+
+        health = srv.get_json("/healthz")
+        assert (health["status"], health["stored_spans"], health["pending_spool_files"]) == ("ok", 4, 0)
+        openapi = srv.get_json("/openapi.json")
+        assert {"/v1/traces", "/api/v1/stats", "/api/v1/runs", "/api/v1/runs/{trace_id}"} <= set(
+            openapi["paths"]
+        )
+        assert srv.request("GET", "/docs")[0] == 200
+        assert srv.app.state.base_url == srv.url
+
+
+def test_extra_routes_and_services_run_in_the_lifespan(tmp_path, table):
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    class Watcher:
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def start(self) -> None:
+            self.events.append("start")
+
+        def stop(self) -> None:
+            self.events.append("stop")
+
+    watcher = Watcher()
+    home = Route("/", lambda request: PlainTextResponse("dashboard"))
+    with serving(tmp_path / "s.duckdb", table=table, extra_routes=[home], services=[watcher]) as srv:
+        assert srv.request("GET", "/") == (200, srv.request("GET", "/")[1], b"dashboard")
+        assert watcher.events == ["start"]
+    assert watcher.events == ["start", "stop"]
+    with serving(tmp_path / "t.duckdb", table=table) as srv:  # no dashboard: / shows the docs
+        status, _, body = srv.request("GET", "/")
+        assert status == 200 and b"swagger" in body.lower()

@@ -1,0 +1,231 @@
+"""The OTLP/HTTP receiver of `otel-costattr serve`, to the letter of the spec, with real clients.
+
+A real uvicorn server on loopback (tests/serverutil.py), the OpenTelemetry Python OTLP/HTTP
+exporter as the client, a real DuckDB file behind it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from decimal import Decimal
+
+import duckdb
+import pytest
+from google.rpc.status_pb2 import Status
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from serverutil import serving
+
+PB = {"Content-Type": "application/x-protobuf"}
+JS = {"Content-Type": "application/json"}
+TRACE = "5b8efff798038103d269b633813fc60c"
+CALL = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "acme",
+    "gen_ai.request.model": "acme-large",
+    "gen_ai.usage.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 500,
+}
+# acme-large since 2026-06-01: $2 in, $10 out a million: 1000 x 2 + 500 x 10 = 7000 micro-dollars
+CALL_USD = Decimal("0.007")
+
+
+def send_agent_run(endpoint: str, headers: dict | None = None, service: str = "py-agent") -> OTLPSpanExporter:
+    exporter = OTLPSpanExporter(endpoint=endpoint + "/v1/traces", headers=headers)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("invoke_agent planner", attributes={"gen_ai.agent.name": "planner"}):
+        for i in range(2):
+            with tracer.start_as_current_span(f"chat acme-large {i}", attributes=CALL):
+                pass
+    provider.shutdown()
+    return exporter
+
+
+def json_request(spans: list[dict]) -> bytes:
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
+                    "scopeSpans": [{"scope": {"name": "hand"}, "spans": spans}],
+                    "someFutureField": {"x": 1},
+                }
+            ]
+        }
+    ).encode()
+
+
+def span_json(span_id: str, **extra) -> dict:
+    attrs = [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+             for k, v in CALL.items()]  # fmt: skip
+    return {
+        "traceId": TRACE,
+        "spanId": span_id,
+        "name": "chat acme-large",
+        "kind": 3,
+        "startTimeUnixNano": "1767225600000000000",  # 2026-01-01, a string as OTLP JSON allows
+        "endTimeUnixNano": 1767225601000000000,
+        "attributes": attrs,
+        "status": {"code": 1},
+        "unknownThing": [1, 2],
+        **extra,
+    }
+
+
+def test_python_exporter_spans_are_priced_and_stored(tmp_path, table):
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table) as srv:
+        send_agent_run(srv.url)
+        srv.wait_ingested()
+        stats = srv.get_json("/api/v1/stats?days=1")
+    assert (stats["runs"], stats["calls"]) == (1, 2)
+    assert Decimal(stats["usd_exact"]) == 2 * CALL_USD
+    assert stats["usd"] == pytest.approx(0.014)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT name, service_name, cost_usd, agent_name FROM calls ORDER BY name"
+        ).fetchall()
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("chat acme-large 0", "py-agent", CALL_USD, "planner"),
+        ("chat acme-large 1", "py-agent", CALL_USD, "planner"),
+    ]
+
+
+def test_json_with_hex_ids_string_ints_and_unknown_fields(tmp_path, table):
+    db = tmp_path / "s.duckdb"
+    parent = "1111111111111111"
+    body = json_request([span_json("2222222222222222", parentSpanId=parent), span_json(parent, kind=1)])
+    with serving(db, table=table) as srv:
+        status, headers, answer = srv.request("POST", "/v1/traces", body, JS)
+        assert (status, headers["content-type"], json.loads(answer)) == (200, "application/json", {})
+        srv.wait_ingested()
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT span_id, parent_span_id, kind, status_code, start_time, cost_usd, service_name"
+            " FROM spans WHERE trace_id = ? ORDER BY span_id",
+            [TRACE],
+        ).fetchall()
+    assert [(r[0], r[1], r[2], r[3], str(r[4]), r[6]) for r in rows] == [
+        (parent, None, "INTERNAL", "OK", "2026-01-01 00:00:00", "js"),
+        ("2222222222222222", parent, "CLIENT", "OK", "2026-01-01 00:00:00", "js"),
+    ]
+    # before 2026-06-01 acme-large was $3 / $15: 1000 x 3 + 500 x 15 = 10500 micro-dollars
+    assert rows[1][5] == Decimal("0.0105")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw"])
+def test_compressed_bodies(tmp_path, table, encoding):
+    body = json_request([span_json("3333333333333333")])
+    if encoding == "gzip":
+        packed = gzip.compress(body)
+    elif encoding == "deflate":
+        packed = zlib.compress(body)
+    else:
+        c = zlib.compressobj(wbits=-15)
+        packed, encoding = c.compress(body) + c.flush(), "deflate"
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", packed, {**JS, "Content-Encoding": encoding})
+        assert (status, answer) == (200, b"{}")
+        assert srv.sink.stored_spans == 1
+
+
+def test_errors_carry_a_status_in_the_request_content_type(tmp_path, table):
+    good = ExportTraceServiceRequest().SerializeToString()
+    with serving(tmp_path / "s.duckdb", table=table, max_body_bytes=10_000) as srv:
+        # an empty request is a success
+        status, headers, answer = srv.request("POST", "/v1/traces", good, PB)
+        assert (status, headers["content-type"], answer) == (200, "application/x-protobuf", b"")
+        # undecodable protobuf: 400 with a google.rpc.Status in protobuf
+        status, headers, answer = srv.request("POST", "/v1/traces", b"\x0a\xff\xff\xff", PB)
+        assert (status, headers["content-type"]) == (400, "application/x-protobuf")
+        assert (
+            Status.FromString(answer).code == 3
+            and "ExportTraceServiceRequest" in Status.FromString(answer).message
+        )
+        # broken JSON: the Status in JSON
+        status, headers, answer = srv.request("POST", "/v1/traces", b"{not json", JS)
+        assert (status, headers["content-type"], json.loads(answer)["code"]) == (400, "application/json", 3)
+        # truncated gzip: 400, not a hang or a 500
+        status, _, answer = srv.request(
+            "POST", "/v1/traces", gzip.compress(b"x" * 5000)[:-9], {**PB, "Content-Encoding": "gzip"}
+        )
+        assert status == 400 and "truncated" in Status.FromString(answer).message
+        # a small gzip that inflates past the cap: 413
+        bomb = gzip.compress(b"\0" * 50_000)
+        assert len(bomb) < 10_000
+        status, _, answer = srv.request("POST", "/v1/traces", bomb, {**PB, "Content-Encoding": "gzip"})
+        assert status == 413 and "limit" in Status.FromString(answer).message
+        # a plain body over the cap: 413
+        assert srv.request("POST", "/v1/traces", b"{" * 10_001, JS)[0] == 413
+        # unknown type or encoding: 415
+        assert srv.request("POST", "/v1/traces", good, {"Content-Type": "text/plain"})[0] == 415
+        assert srv.request("POST", "/v1/traces", good, {**PB, "Content-Encoding": "br"})[0] == 415
+        assert srv.sink.stored_spans == 0
+
+
+def test_bad_spans_are_reported_through_partial_success(tmp_path, table):
+    spans = [span_json("4444444444444444"), span_json("nothex!!"), span_json("0000000000000000"),
+             span_json("5555555555555555", traceId="abc")]  # fmt: skip
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", json_request(spans), JS)
+        partial = json.loads(answer)["partialSuccess"]
+        assert status == 200 and partial["rejectedSpans"] == 3
+        assert "span_id is not 8 bytes" in partial["errorMessage"]
+        assert "trace_id" in partial["errorMessage"]
+        # the same in protobuf
+        request = ExportTraceServiceRequest()
+        span = request.resource_spans.add().scope_spans.add().spans.add()
+        span.trace_id, span.span_id, span.name = bytes(16), b"\1" * 8, "zero trace"
+        status, _, answer = srv.request("POST", "/v1/traces", request.SerializeToString(), PB)
+        assert status == 200
+        assert ExportTraceServiceResponse.FromString(answer).partial_success.rejected_spans == 1
+        assert (srv.sink.stored_spans, srv.sink.rejected_spans) == (1, 4)
+
+
+def test_backpressure_is_503_with_retry_after_and_keeps_nothing(tmp_path, table):
+    with serving(
+        tmp_path / "s.duckdb", table=table, sink_options={"max_spool_bytes": 0, "retry_after": 7}
+    ) as srv:
+        status, headers, answer = srv.request(
+            "POST", "/v1/traces", json_request([span_json("6666666666666666")]), JS
+        )
+        assert (status, headers["retry-after"], json.loads(answer)["code"]) == (503, "7", 14)
+        assert (srv.sink.stored_spans, srv.sink.pushed_back) == (0, 1)
+        exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces", timeout=2)
+        # the real exporter sees a retryable answer (it retries, then gives up within its timeout)
+        provider = TracerProvider(shutdown_on_exit=False)
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        with provider.get_tracer("t").start_as_current_span("x"):
+            pass
+        assert exporter.export(memory.get_finished_spans()) == SpanExportResult.FAILURE
+        assert srv.sink.pushed_back >= 2  # it tried again
+
+
+def test_token_is_required_everywhere_when_set(tmp_path, table):
+    auth = {"Authorization": "Bearer s3cret"}
+    with serving(tmp_path / "s.duckdb", table=table, token="s3cret") as srv:
+        body = json_request([span_json("7777777777777777")])
+        status, headers, answer = srv.request("POST", "/v1/traces", body, JS)
+        assert (status, headers["www-authenticate"], json.loads(answer)["code"]) == (401, "Bearer", 16)
+        for path in ("/api/v1/stats", "/api/v1/runs", "/healthz", "/docs", "/openapi.json"):
+            assert srv.request("GET", path)[0] == 401, path
+            assert srv.request("GET", path, headers={"Authorization": "Bearer s3cre"})[0] == 401, path
+            assert srv.request("GET", path, headers=auth)[0] == 200, path
+        assert srv.request("POST", "/v1/traces", body, {**JS, "Authorization": "s3cret"})[0] == 401
+        assert srv.request("POST", "/v1/traces", body, {**JS, **auth})[0] == 200
+        exporter = send_agent_run(srv.url, headers=auth)
+        del exporter
+        assert srv.sink.stored_spans == 4
