@@ -55,9 +55,17 @@ class Running:
 
 
 @contextmanager
-def serving(db: Path, *, table: Any = None, sink_options: dict | None = None, **app_options: Any):
+def serving(
+    db: Path,
+    *,
+    table: Any = None,
+    sink: SpanSink | None = None,
+    sink_options: dict | None = None,
+    **app_options: Any,
+):
     """Serve ``db`` until the block ends (lifespan run: ingester started and stopped)."""
-    sink = SpanSink(db, pricing=table, ingest_interval=0.1, **(sink_options or {}))
+    if sink is None:
+        sink = SpanSink(db, pricing=table, ingest_interval=0.1, **(sink_options or {}))
     port = free_port()
     app = create_app(str(db), sink=sink, base_url=f"http://127.0.0.1:{port}", **app_options)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

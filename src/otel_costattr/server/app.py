@@ -73,16 +73,18 @@ class _BearerAuth:
 
 
 async def _read_capped(request: Request, cap: int) -> bytes:
-    """The raw body, refusing (`TooLarge`) as soon as it passes ``cap`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise wire.TooLarge(f"body of {declared} bytes is over the {cap}-byte limit")
+    """The raw body; `TooLarge` once it passes ``cap`` bytes. The rest is read and thrown
+    away (up to 4 x ``cap``) so that the client gets its 413 rather than a broken pipe,
+    which exporters would retry."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > cap:
-            raise wire.TooLarge(f"body is over the {cap}-byte limit")
-        chunks.append(chunk)
+        if size <= cap:
+            chunks.append(chunk)
+        elif size > 4 * cap:
+            break
+    if size > cap:
+        raise wire.TooLarge(f"body is over the {cap}-byte limit")
     return b"".join(chunks)
 
 

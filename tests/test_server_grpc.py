@@ -1,0 +1,73 @@
+"""OTLP/gRPC on the same store, with the real OpenTelemetry Python gRPC span exporter."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import grpc
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from serverutil import free_port, serving
+from test_server_otlp import CALL, CALL_USD
+
+from otel_costattr.server import SpanSink
+from otel_costattr.server.grpc_receiver import GrpcReceiver
+
+
+def test_grpc_exporter_spans_are_priced_partial_success_and_token(tmp_path, table):
+    db = tmp_path / "s.duckdb"
+    port = free_port()
+    sink = SpanSink(db, pricing=table, ingest_interval=0.1)
+    receiver = GrpcReceiver(sink, "127.0.0.1", port, token="tok")
+    with serving(db, sink=sink, services=[receiver], token="tok") as srv:
+        exporter = OTLPSpanExporter(
+            endpoint=f"127.0.0.1:{port}", insecure=True, headers={"authorization": "Bearer tok"}
+        )
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": "grpc-agent"}), shutdown_on_exit=False
+        )
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with provider.get_tracer("t").start_as_current_span("chat acme-large", attributes=CALL):
+            pass
+        provider.shutdown()
+        srv.wait_ingested()
+        stats = srv.get_json("/api/v1/stats?days=1", headers={"Authorization": "Bearer tok"})
+        assert (stats["calls"], Decimal(stats["usd_exact"])) == (1, CALL_USD)
+
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            request = trace_service_pb2.ExportTraceServiceRequest()
+            span = request.resource_spans.add().scope_spans.add().spans.add()
+            span.trace_id, span.span_id = b"\1" * 16, b"\1" * 4  # a short span id: rejected
+            try:
+                stub.Export(request, timeout=10)
+                raise AssertionError("no token: must be refused")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAUTHENTICATED
+            response = stub.Export(request, timeout=10, metadata=[("authorization", "Bearer tok")])
+            assert response.partial_success.rejected_spans == 1
+            assert "span_id" in response.partial_success.error_message
+
+
+def test_grpc_backpressure_is_unavailable(tmp_path, table):
+    port = free_port()
+    sink = SpanSink(tmp_path / "s.duckdb", pricing=table, max_spool_bytes=0)
+    receiver = GrpcReceiver(sink, "127.0.0.1", port)
+    receiver.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            request = trace_service_pb2.ExportTraceServiceRequest()
+            span = request.resource_spans.add().scope_spans.add().spans.add()
+            span.trace_id, span.span_id = b"\1" * 16, b"\2" * 8
+            try:
+                stub.Export(request, timeout=10)
+                raise AssertionError("a full spool must push back")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAVAILABLE and "retry in 5 s" in e.details()
+        assert (sink.stored_spans, sink.pushed_back) == (0, 1)
+    finally:
+        receiver.stop()
