@@ -1,0 +1,182 @@
+"""Receive throughput of `otel-costattr serve`, next to the in-process exporter, in one run.
+
+    python benchmarks/bench_receiver.py [--spans 70000] [--batch 1000] [--repeat 3]
+
+- in-process: `DuckDBSpanExporter.export()` of every batch, then ``force_flush()``
+  (`bench_exporter.run_exporter`, the same spans and price table).
+- http-protobuf: the OpenTelemetry Python OTLP/HTTP span exporter in this process sending
+  every batch to ``otel-costattr serve`` in another process; the clock stops when the server
+  says every span is stored and its spool is empty (``/healthz``).
+- http-json: the same batches as OTLP JSON (hex ids, as the JS SDK sends them), posted with
+  ``http.client`` on one keep-alive connection (the Python SDK has no JSON exporter).
+- grpc: the OpenTelemetry Python OTLP/gRPC span exporter.
+
+Per receiver: spans/s end to end, the server process's CPU per span (user + system, from
+/proc), and the p50 / p99 latency of one request of ``--batch`` spans. Figures are medians of
+``--repeat`` runs; each run uses a fresh server and database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench_exporter import ROOT, batches, make_spans, run_exporter
+from google.protobuf import json_format
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from otel_costattr.pricing.table import load_pricing
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+class Server:
+    def __init__(self, folder: Path, pricing: str) -> None:
+        self.port, self.grpc_port = free_port(), free_port()
+        db = folder / f"serve-{time.monotonic_ns()}.duckdb"
+        cmd = [sys.executable, "-m", "otel_costattr.cli", "serve", "--db", str(db), "--port", str(self.port)]
+        self.proc = subprocess.Popen([*cmd, "--grpc-port", str(self.grpc_port), "--pricing", pricing])
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.health()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("serve did not start") from None
+                time.sleep(0.1)
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(self.url + "/healthz", timeout=10) as r:
+            return json.loads(r.read())
+
+    def wait_stored(self, expected: int) -> None:
+        while True:
+            h = self.health()
+            if h["stored_spans"] >= expected and h["pending_spool_files"] == 0:
+                return
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def json_bodies(work: list[list]) -> list[bytes]:
+    """Each batch as OTLP JSON with hex ids (protobuf's JSON mapping writes base64)."""
+    out = []
+    for batch in work:
+        data = json_format.MessageToDict(encode_spans(batch))
+        for rs in data.get("resourceSpans", []):
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in span:
+                            span[key] = base64.b64decode(span[key]).hex()
+        out.append(json.dumps(data).encode())
+    return out
+
+
+def run_receiver(kind: str, folder: Path, work: list[list], bodies: list[bytes], pricing: str) -> tuple:
+    """(spans/s, server CPU µs per span, p50 ms, p99 ms) for one receiver run."""
+    server = Server(folder, pricing)
+    total = sum(len(b) for b in work)
+    try:
+        if kind == "grpc":
+            exporter = GrpcExporter(endpoint=f"127.0.0.1:{server.grpc_port}", insecure=True)
+        elif kind == "http-protobuf":
+            exporter = HttpExporter(endpoint=server.url + "/v1/traces")
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        latencies = []
+        cpu0 = cpu_seconds(server.proc.pid)
+        start = time.perf_counter()
+        for i, batch in enumerate(work):
+            t = time.perf_counter()
+            if kind == "http-json":
+                conn.request("POST", "/v1/traces", bodies[i], {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            else:
+                ok = exporter.export(batch) is SpanExportResult.SUCCESS
+            latencies.append(time.perf_counter() - t)
+            if not ok:
+                raise SystemExit(f"{kind}: a request failed")
+        server.wait_stored(total)
+        elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(server.proc.pid) - cpu0
+        if kind != "http-json":
+            exporter.shutdown()
+        latencies.sort()
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        return total / elapsed, cpu / total * 1e6, statistics.median(latencies) * 1e3, p99 * 1e3
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=70_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pricing", default=str(ROOT / "tests" / "data" / "test_prices.toml"))
+    args = parser.parse_args(argv)
+
+    table = load_pricing([args.pricing], bundled=False, use_env=False)
+    print(f"making {args.spans} spans ...", file=sys.stderr)
+    spans = make_spans(args.spans)
+    work = batches(spans, args.batch)
+    bodies = json_bodies(work)
+    print(
+        f"cpus {os.cpu_count()}, load {Path('/proc/loadavg').read_text().strip()} at start", file=sys.stderr
+    )
+    print(
+        f"{'path':>14} {'spans/s':>9} {'vs in-process':>13} {'cpu us/span':>12} {'p50 ms':>7} {'p99 ms':>7}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-receiver-") as tmp:
+        folder = Path(tmp)
+        results: dict[str, list] = {k: [] for k in ("in-process", "http-protobuf", "http-json", "grpc")}
+        for _ in range(args.repeat):  # interleaved, so a change in load hits every path alike
+            results["in-process"].append((*run_exporter(folder, spans, args.batch, table), None, None))
+            for kind in ("http-protobuf", "http-json", "grpc"):
+                results[kind].append(run_receiver(kind, folder, work, bodies, args.pricing))
+        base = statistics.median(r[0] for r in results["in-process"])
+        for kind, runs in results.items():
+            rate = statistics.median(r[0] for r in runs)
+            cpu = statistics.median(r[1] for r in runs)
+            p50 = "-" if runs[0][2] is None else f"{statistics.median(r[2] for r in runs):.1f}"
+            p99 = "-" if runs[0][3] is None else f"{statistics.median(r[3] for r in runs):.1f}"
+            print(f"{kind:>14} {rate:>9,.0f} {rate / base:>13.2f} {cpu:>12.1f} {p50:>7} {p99:>7}", flush=True)
+    print(f"load {Path('/proc/loadavg').read_text().strip()} at end", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
