@@ -1,6 +1,6 @@
 """The OTLP adapter: an ``ExportTraceServiceRequest`` -> `SpanRecord`s (``spans/record.py``).
 
-For spans that arrive over the wire (the receiver, to come): the records are the ones the SDK
+For spans that arrive over the wire (the receiver, `server/`): the records are the ones the SDK
 adapter (``sdk/seam_records.py``) makes from the same spans, so a span costs and stores the same
 whichever way it came. Values decode to the types the SDK holds:
 
