@@ -24,7 +24,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..spans.otlp import records_from_otlp
 from ..version import __version__
 from . import otlp_wire as wire
 from .api import router as api_router
@@ -178,8 +177,7 @@ def _receive(sink: SpanSink, raw: bytes, headers: Any, cap: int, kind: str) -> R
     """Decode, keep, answer: in a worker thread (decoding and fsync block)."""
     try:
         body = wire.decompress(raw, headers.get("content-encoding"), cap)
-        request = wire.decode(body, headers.get("content-type"))
-        records, rejected, message = records_from_otlp(request)
+        records, rejected, message = wire.decode(body, headers.get("content-type"))
         accepted = sink.accept(records, rejected, message)
     except wire.TooLarge as e:
         return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)

@@ -81,7 +81,11 @@ def attributes_of(key_values: Iterable[Any]) -> dict[str, Any]:
 
 def _problem(span: Any) -> str | None:
     """Why ``span`` cannot be stored, or None."""
-    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    return id_problem(span.trace_id, span.span_id, span.parent_span_id)
+
+
+def id_problem(trace_id: bytes, span_id: bytes, parent: bytes) -> str | None:
+    """Why a span with these ids cannot be stored, or None (the one rule, for every adapter)."""
     if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
         return "trace_id is not 16 bytes, or all zero"
     if len(span_id) != 8 or span_id == _ZERO_SPAN:
@@ -114,12 +118,17 @@ def records_from_otlp(request: Any) -> tuple[list[SpanRecord], int, str]:
                 except Exception as e:  # whatever a malformed span does, the rest go on
                     problem = f"unreadable ({type(e).__name__})"
                 problems[problem] = problems.get(problem, 0) + 1
+    return (out, *rejections(problems))
+
+
+def rejections(problems: Mapping[str, int]) -> tuple[int, str]:
+    """How many spans were rejected and the ``partial_success`` message saying why."""
     rejected = sum(problems.values())
     message = ""
     if rejected:
         reasons = "; ".join(f"{why} ({n})" for why, n in problems.items())
         message = f"{rejected} span{'s' if rejected != 1 else ''} rejected: {reasons}"
-    return out, rejected, message
+    return rejected, message
 
 
 def _values(

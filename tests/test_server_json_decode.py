@@ -1,0 +1,145 @@
+"""OTLP JSON read directly (`spans.otlp_json`) gives the records `spans.otlp.records_from_otlp`
+gives for the protobuf form of the same request: a property test calling both."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otel_costattr.server import otlp_wire as wire
+from otel_costattr.spans.otlp import records_from_otlp
+from otel_costattr.spans.otlp_json import records_from_otlp_json
+
+scalars = st.one_of(
+    st.text(max_size=8).map(lambda v: ("string_value", v)),
+    st.booleans().map(lambda v: ("bool_value", v)),
+    st.integers(-(2**63), 2**63 - 1).map(lambda v: ("int_value", v)),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda v: ("double_value", v)),
+    st.just(("none", None)),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda v: ("array_value", v)),
+        st.lists(st.tuples(st.text(max_size=5), inner), max_size=3).map(lambda v: ("kvlist_value", v)),
+    ),
+    max_leaves=8,
+)
+attrs = st.lists(
+    st.tuples(st.sampled_from(["service.name", "gen_ai.usage.input_tokens", "k", ""]), values), max_size=4
+)
+ids = st.one_of(st.binary(min_size=16, max_size=16), st.binary(max_size=17), st.just(bytes(16)))
+span_ids = st.one_of(st.binary(min_size=8, max_size=8), st.binary(max_size=9), st.just(bytes(8)))
+
+
+def set_value(target, value) -> None:
+    kind, v = value
+    if kind == "none":
+        return
+    if kind == "array_value":
+        target.array_value.SetInParent()
+        for item in v:
+            set_value(target.array_value.values.add(), item)
+    elif kind == "kvlist_value":
+        target.kvlist_value.SetInParent()
+        for key, item in v:
+            kv = target.kvlist_value.values.add()
+            kv.key = key
+            set_value(kv.value, item)
+    else:
+        setattr(target, kind, v)
+
+
+def set_attrs(target, items) -> None:
+    for key, value in items:
+        kv = target.add()
+        kv.key = key
+        set_value(kv.value, value)
+
+
+span_data = st.fixed_dictionaries(
+    {
+        "trace_id": ids, "span_id": span_ids, "parent": st.one_of(st.just(b""), span_ids),
+        "name": st.text(max_size=6), "kind": st.integers(0, 7), "code": st.integers(0, 4),
+        "message": st.text(max_size=4), "start": st.integers(0, 2**64 - 1), "end": st.integers(0, 2**64 - 1),
+        "attrs": attrs,
+        "events": st.lists(st.tuples(st.text(max_size=4), st.integers(0, 2**64 - 1), attrs), max_size=2),
+        "links": st.lists(st.tuples(ids, span_ids, attrs), max_size=2),
+    }
+)  # fmt: skip
+
+
+@st.composite
+def requests(draw) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(0, 2))):
+        rs = request.resource_spans.add()
+        set_attrs(rs.resource.attributes, draw(attrs))
+        for _ in range(draw(st.integers(0, 2))):
+            ss = rs.scope_spans.add()
+            ss.scope.name, ss.scope.version = draw(st.text(max_size=3)), draw(st.text(max_size=3))
+            for d in draw(st.lists(span_data, max_size=3)):
+                span = ss.spans.add()
+                span.trace_id, span.span_id, span.parent_span_id = d["trace_id"], d["span_id"], d["parent"]
+                span.name, span.kind, span.status.code, span.status.message = (
+                    d["name"],
+                    d["kind"],
+                    d["code"],
+                    d["message"],
+                )
+                span.start_time_unix_nano, span.end_time_unix_nano = d["start"], d["end"]
+                set_attrs(span.attributes, d["attrs"])
+                for name, t, a in d["events"]:
+                    event = span.events.add()
+                    event.name, event.time_unix_nano = name, t
+                    set_attrs(event.attributes, a)
+                for tid, sid, a in d["links"]:
+                    link = span.links.add()
+                    link.trace_id, link.span_id = tid, sid
+                    set_attrs(link.attributes, a)
+    return request
+
+
+def otlp_json(request: ExportTraceServiceRequest, *, integers: bool = True) -> dict:
+    """The OTLP JSON form: protobuf's JSON mapping with the ids in hex."""
+    data = json_format.MessageToDict(request, use_integers_for_enums=integers)
+    for rs in data.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for holder in (span, *span.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in holder:
+                            holder[key] = base64.b64decode(holder[key]).hex()
+    return json.loads(json.dumps(data))
+
+
+@settings(max_examples=150, deadline=None)
+@given(requests(), st.booleans())
+def test_direct_json_records_equal_the_protobuf_records(request, integers):
+    expected = records_from_otlp(request)
+    assert records_from_otlp_json(otlp_json(request, integers=integers)) == expected
+    # and through the receiver's decoder, as a body
+    assert wire.decode(json.dumps(otlp_json(request)).encode(), wire.JSON) == expected
+
+
+def test_forms_the_direct_reader_leaves_to_protobufs_parser():
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\1" * 16, b"\2" * 8, "s"
+    kv = span.attributes.add()
+    kv.key, kv.value.bytes_value = "b", b"\0\1"
+    data = otlp_json(request)
+    expected = records_from_otlp(request)
+    assert wire.decode(json.dumps(data).encode(), wire.JSON) == expected  # bytesValue
+    snake = (
+        json.dumps(data)
+        .replace('"stringValue"', '"string_value"')
+        .replace('"scopeSpans"', '"scope_spans"')
+        .replace('"traceId"', '"trace_id"')
+    )
+    assert wire.decode(snake.encode(), wire.JSON) == expected
