@@ -92,7 +92,7 @@ def json_bodies(work: list[list]) -> list[bytes]:
     """Each batch as OTLP JSON with hex ids (protobuf's JSON mapping writes base64)."""
     out = []
     for batch in work:
-        data = json_format.MessageToDict(encode_spans(batch))
+        data = json_format.MessageToDict(encode_spans(batch), use_integers_for_enums=True)
         for rs in data.get("resourceSpans", []):
             for ss in rs.get("scopeSpans", []):
                 for span in ss.get("spans", []):

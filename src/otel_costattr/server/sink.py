@@ -74,8 +74,13 @@ class SpanSink:
             raise ValueError("ingest_interval must be > 0, max_spool_bytes and retry_after >= 0")
         self.path = store.check_path(path)
         store.spool_dir(self.path).mkdir(exist_ok=True)
-        # Create or upgrade the schema now: a bad file shows at start, not at the first request.
-        store.connect(self.path, retry=10.0).close()
+        # Create or upgrade the schema now, and ingest what a previous run left: a bad file
+        # shows at start, not at the first request. A lock held elsewhere (an exporter) is
+        # no reason not to start: the ingester takes the spool when the lock is free.
+        try:
+            store.connect(self.path, retry=10.0).close()
+        except store.LockTimeout as e:
+            logger.warning("otel-costattr: %s; the ingester retries", e)
         self._mapper = SpanMapper(pricing, capture_content=capture_content)
         self._map_lock = threading.Lock()  # the mapper's caches and counters are not thread-safe
         self._lock = threading.Lock()
