@@ -123,3 +123,19 @@ def test_10k_spans_and_huge_values_are_stored(srv):
     assert status == 200 and json.loads(answer)["partialSuccess"]["rejectedSpans"] == 1
     srv.wait_ingested(60)
     healthy(srv)
+
+
+def test_concurrent_clients_all_stored(srv):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = srv.sink.stored_spans
+
+    def send(n: int) -> int:
+        spans = [span_json(f"{n + 1:08x}{i + 1:08x}", traceId=f"{n + 1:08x}" + "e" * 24) for i in range(20)]
+        return srv.request("POST", "/v1/traces", json_request(spans), JS)[0]
+
+    with ThreadPoolExecutor(24) as pool:
+        assert set(pool.map(send, range(60))) == {200}
+    assert srv.sink.stored_spans - before == 1200
+    srv.wait_ingested(60)
+    healthy(srv)

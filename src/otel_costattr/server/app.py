@@ -14,6 +14,7 @@ Security: with a ``token``, every request (OTLP, API, docs, extra routes) needs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -97,9 +98,12 @@ def create_app(
     extra_routes: Sequence[Any] = (),
     services: Iterable[Service] = (),
     cors_origins: Sequence[str] = (),
+    max_inflight: int = 8,
 ) -> FastAPI:
     """The server's ASGI app for the database ``db`` (module docstring). ``sink`` receives the
-    spans (default: a `SpanSink` on ``db``); its ingester runs in the app's lifespan."""
+    spans (default: a `SpanSink` on ``db``); its ingester runs in the app's lifespan. At most
+    ``max_inflight`` export requests are read and decoded at once (memory: each may be
+    ``max_body_bytes`` decompressed)."""
     if sink is None:
         sink = SpanSink(db)
     services = list(services)
@@ -130,6 +134,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.sink = sink
+    inflight = asyncio.Semaphore(max_inflight)
     app.state.db = sink.path
     app.state.base_url = base_url.rstrip("/")
 
@@ -144,11 +149,12 @@ def create_app(
         undecodable body, 413 over the cap, 415 an unknown type or encoding, 503 with
         ``Retry-After`` when the store is behind (retry)."""
         kind = wire.response_type(request.headers.get("content-type"))
-        try:
-            raw = await _read_capped(request, max_body_bytes)
-            return await run_in_threadpool(_receive, sink, raw, request.headers, max_body_bytes, kind)
-        except wire.TooLarge as e:
-            return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
+        async with inflight:  # bounds the memory bodies take; the others wait in TCP
+            try:
+                raw = await _read_capped(request, max_body_bytes)
+                return await run_in_threadpool(_receive, sink, raw, request.headers, max_body_bytes, kind)
+            except wire.TooLarge as e:
+                return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
 
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
