@@ -81,7 +81,7 @@ class Server:
             h = self.health()
             if h["stored_spans"] >= expected and h["pending_spool_files"] == 0:
                 return
-            time.sleep(0.02)
+            time.sleep(0.1)  # polling costs the server CPU: not too often
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -55,13 +55,17 @@ class Window:
 
 
 def encode(row: dict[str, Any]) -> dict[str, Any]:
-    """One row as JSON values: Decimal -> number and ``<key>_exact`` string; datetimes -> ISO
-    8601 with a zone (naive ones are UTC, as the store holds them)."""
+    """One row as JSON values: Decimal -> number and ``<key>_exact`` string (both null for an
+    unpriced ``usd`` or ``*_usd``); datetimes -> ISO 8601 with a zone (naive ones are UTC, as
+    the store holds them)."""
     out: dict[str, Any] = {}
     for key, value in row.items():
         if isinstance(value, Decimal):
             out[key] = float(value)
             out[f"{key}_exact"] = format(value.normalize(), "f") if value else "0"
+            continue
+        if value is None and (key == "usd" or key.endswith("_usd")):
+            out[key] = out[f"{key}_exact"] = None  # unpriced: the same keys as a priced row
             continue
         if isinstance(value, dt.datetime):
             value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()

@@ -65,7 +65,7 @@ class SpanSink:
         *,
         pricing: PriceTable | None = None,
         capture_content: bool = False,
-        ingest_interval: float = 1.0,
+        ingest_interval: float = 2.0,
         max_spool_bytes: int = 256 * 2**20,
         retry_after: int = 5,
         fsync: bool = True,
