@@ -7,8 +7,11 @@
 - http-protobuf: the OpenTelemetry Python OTLP/HTTP span exporter in this process sending
   every batch to ``otel-costattr serve`` in another process; the clock stops when the server
   says every span is stored and its spool is empty (``/healthz``).
-- http-json: the same batches as OTLP JSON (hex ids, as the JS SDK sends them), posted with
-  ``http.client`` on one keep-alive connection (the Python SDK has no JSON exporter).
+- http-pb-raw: the same protobuf bodies encoded before the clock starts, posted with
+  ``http.client`` on one keep-alive connection: the server alone, without the exporter's
+  encoding competing for the same cores.
+- http-json: the same batches as OTLP JSON (hex ids, as the JS SDK sends them), posted the
+  same way (the Python SDK has no JSON exporter).
 - grpc: the OpenTelemetry Python OTLP/gRPC span exporter.
 
 Per receiver: spans/s end to end, the server process's CPU per span (user + system, from
@@ -42,6 +45,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from otel_costattr.pricing.table import load_pricing
 
 _TICK = os.sysconf("SC_CLK_TCK")
+PREENCODED = ("http-json", "http-pb-raw")  # bodies encoded before the clock: the server alone
+KINDS = ("http-protobuf", "http-pb-raw", "http-json", "grpc")
 
 
 def free_port() -> int:
@@ -103,7 +108,9 @@ def json_bodies(work: list[list]) -> list[bytes]:
     return out
 
 
-def run_receiver(kind: str, folder: Path, work: list[list], bodies: list[bytes], pricing: str) -> tuple:
+def run_receiver(
+    kind: str, folder: Path, work: list[list], bodies: dict[str, list[bytes]], pricing: str
+) -> tuple:
     """(spans/s, server CPU µs per span, p50 ms, p99 ms) for one receiver run."""
     server = Server(folder, pricing)
     total = sum(len(b) for b in work)
@@ -114,13 +121,14 @@ def run_receiver(kind: str, folder: Path, work: list[list], bodies: list[bytes],
             exporter = HttpExporter(endpoint=server.url + "/v1/traces")
         else:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            media = "application/json" if kind == "http-json" else "application/x-protobuf"
         latencies = []
         cpu0 = cpu_seconds(server.proc.pid)
         start = time.perf_counter()
         for i, batch in enumerate(work):
             t = time.perf_counter()
-            if kind == "http-json":
-                conn.request("POST", "/v1/traces", bodies[i], {"Content-Type": "application/json"})
+            if kind in PREENCODED:
+                conn.request("POST", "/v1/traces", bodies[kind][i], {"Content-Type": media})
                 response = conn.getresponse()
                 response.read()
                 ok = response.status == 200
@@ -132,7 +140,7 @@ def run_receiver(kind: str, folder: Path, work: list[list], bodies: list[bytes],
         server.wait_stored(total)
         elapsed = time.perf_counter() - start
         cpu = cpu_seconds(server.proc.pid) - cpu0
-        if kind != "http-json":
+        if kind not in PREENCODED:
             exporter.shutdown()
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -153,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"making {args.spans} spans ...", file=sys.stderr)
     spans = make_spans(args.spans)
     work = batches(spans, args.batch)
-    bodies = json_bodies(work)
+    bodies = {
+        "http-json": json_bodies(work),
+        "http-pb-raw": [encode_spans(b).SerializeToString() for b in work],
+    }
     print(
         f"cpus {os.cpu_count()}, load {Path('/proc/loadavg').read_text().strip()} at start", file=sys.stderr
     )
@@ -162,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as tmp:
         folder = Path(tmp)
-        results: dict[str, list] = {k: [] for k in ("in-process", "http-protobuf", "http-json", "grpc")}
+        results: dict[str, list] = {k: [] for k in ("in-process", *KINDS)}
         for _ in range(args.repeat):  # interleaved, so a change in load hits every path alike
             results["in-process"].append((*run_exporter(folder, spans, args.batch, table), None, None))
-            for kind in ("http-protobuf", "http-json", "grpc"):
+            for kind in KINDS:
                 results[kind].append(run_receiver(kind, folder, work, bodies, args.pricing))
         base = statistics.median(r[0] for r in results["in-process"])
         for kind, runs in results.items():
