@@ -122,3 +122,22 @@ def test_extra_routes_and_services_run_in_the_lifespan(tmp_path, table):
     with serving(tmp_path / "t.duckdb", table=table) as srv:  # no dashboard: / shows the docs
         status, _, body = srv.request("GET", "/")
         assert status == 200 and b"swagger" in body.lower()
+
+
+def test_no_cors_unless_asked(tmp_path, table):
+    preflight = {"Origin": "https://dash.example", "Access-Control-Request-Method": "GET"}
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        _, headers, _ = srv.request("GET", "/api/v1/stats", headers={"Origin": "https://dash.example"})
+        assert "access-control-allow-origin" not in {k.lower() for k in headers}
+        assert srv.request("OPTIONS", "/api/v1/stats", headers=preflight)[0] == 405
+    with serving(tmp_path / "t.duckdb", table=table, cors_origins=["https://dash.example"]) as srv:
+        status, headers, _ = srv.request("OPTIONS", "/api/v1/stats", headers=preflight)
+        assert status == 200 and headers["access-control-allow-origin"] == "https://dash.example"
+        _, headers, _ = srv.request("GET", "/api/v1/stats", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in {k.lower() for k in headers}
+    # with a token, the browser's preflight (which carries none) is still answered; the call is not
+    with serving(tmp_path / "u.duckdb", table=table, cors_origins=["https://dash.example"], token="t") as srv:
+        assert srv.request("OPTIONS", "/api/v1/stats", headers=preflight)[0] == 200
+        assert srv.request("GET", "/api/v1/stats", headers={"Origin": "https://dash.example"})[0] == 401
+        auth = {"Origin": "https://dash.example", "Authorization": "Bearer t"}
+        assert srv.request("GET", "/api/v1/stats", headers=auth)[0] == 200

@@ -156,10 +156,6 @@ def create_app(
             except wire.TooLarge as e:
                 return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
 
-    if cors_origins:
-        from starlette.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"])
     app.include_router(api_router)
     if extra_routes:
         app.router.routes.extend(extra_routes)
@@ -171,6 +167,16 @@ def create_app(
 
     if token:
         app.add_middleware(_BearerAuth, token=token)
+    # Added last, so outermost: a browser's preflight carries no token and is answered here.
+    if cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app
 
 
