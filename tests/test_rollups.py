@@ -19,8 +19,9 @@ from otel_costattr.store import database as store
 
 D = Decimal
 EXPECTED_NAMES = [
-    "approximations", "compare", "daily", "forecast", "loops", "per_agent", "per_feature", "per_group",
-    "per_model", "per_run", "per_step", "reconcile", "stats", "step_jumps", "top_runs", "trace", "unpriced",
+    "agent_steps", "approximations", "compare", "daily", "daily_model", "forecast", "loops", "overview",
+    "per_agent", "per_feature", "per_group", "per_model", "per_run", "per_step", "reconcile", "stats",
+    "step_jumps", "top_runs", "trace", "unpriced",
 ]  # fmt: skip
 
 
@@ -329,9 +330,9 @@ def test_unknown_rollup_lists_the_valid_names():
     with pytest.raises(UnknownRollup) as e:
         rollup("per_fature", db="x.duckdb")
     assert str(e.value) == (
-        "unknown rollup 'per_fature' (valid: approximations, compare, daily, forecast, loops, per-agent, "
-        "per-feature, per-group, per-model, per-run, per-step, reconcile, stats, step-jumps, top-runs, "
-        "trace, unpriced)"
+        "unknown rollup 'per_fature' (valid: agent-steps, approximations, compare, daily, "
+        "daily-model, forecast, loops, overview, per-agent, per-feature, per-group, per-model, "
+        "per-run, per-step, reconcile, stats, step-jumps, top-runs, trace, unpriced)"
     )
     assert query("per-feature") is query("per_feature")
 

@@ -27,6 +27,7 @@ from .options import did_you_mean
 from .output import CLIError
 from .pricing import price, pricing
 from .questions import compare_command, forecast_command, whatif_command
+from .report import report
 from .rollups import rollup_command, runs, trace
 from .serve import serve
 from .store import store
@@ -86,6 +87,7 @@ cli.add_command(whatif_command, "whatif")
 cli.add_command(compare_command, "compare")
 cli.add_command(forecast_command, "forecast")
 cli.add_command(serve)
+cli.add_command(report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,11 @@
-"""``demo``: a simulated multi-agent workload traced into a DuckDB file, and where its money goes."""
+"""``demo``: a simulated multi-agent workload traced into a DuckDB file, and where its money goes
+(printed, and written as an HTML report beside the database)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from pathlib import Path
 
 import click
 
@@ -60,6 +63,14 @@ def demo(db: str | None) -> None:
         echo("\n".join(table_lines(Table(columns=columns, rows=rows), width=width)))
         echo()
     top = rollup("top_runs", db=path, limit=1)[0]["trace_id"]
+    from ..report import Window, write_report  # here: the report formats with cli.output
+
+    week = Window(
+        since=dt.datetime.combine(info["first_day"], dt.time()),
+        until=dt.datetime.combine(info["last_day"] + dt.timedelta(days=1), dt.time()),
+    )
+    page = write_report(path, Path(path).with_suffix(".html"), week)
+    echo(f"The same as a page (charts, tables, waterfalls; opens offline): {page}\n")
     echo("Next:")
     echo(f"  otel-costattr trace {top} --db {shown}")
     echo(f"  otel-costattr rollup per-model --agent triage --db {shown}  (routing on an expensive model)")
@@ -67,4 +78,5 @@ def demo(db: str | None) -> None:
     echo(f"  otel-costattr rollup step-jumps --db {shown}  (a whole document stuffed into context)")
     echo(f"  otel-costattr rollup loops --db {shown}  (runs far longer than their agent's median)")
     echo("  otel-costattr rollup --list")
+    echo(f"  otel-costattr report --db {shown} --days 7 --out costs.html  (the report, any window)")
     echo(f"(done in {time.perf_counter() - started:.1f} s)")

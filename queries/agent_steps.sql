@@ -1,0 +1,17 @@
+-- @about Per agent and step: calls, average input tokens, usd and usd per priced call (does each agent's cost climb with the step?).
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+SELECT
+    agent_name AS agent,
+    step,
+    count(*) AS calls,
+    round(avg(input_tokens))::BIGINT AS avg_input_tokens,
+    sum(cost_usd) AS usd,
+    CAST(sum(cost_usd) / nullif(count(cost_usd), 0) AS DECIMAL(38, 12)) AS usd_per_call,
+    sum(usd_repriced) AS usd_repriced
+FROM costattr_calls($since, $until, $service, $feature, $agent)
+GROUP BY agent_name, step
+ORDER BY sum(sum(cost_usd)) OVER (PARTITION BY agent_name) DESC NULLS LAST, agent NULLS LAST, step NULLS LAST;

@@ -1,0 +1,26 @@
+-- @about The headline of a window, one row: runs, calls, usd, usd per run, unpriced calls.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- Two levels (run, then all) as per_feature.sql does: usd_per_run divides by the runs of the
+-- window, each run's calls counted once.
+WITH per_run AS (
+    SELECT
+        trace_id,
+        count(*) AS calls,
+        sum(cost_usd) AS usd,
+        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
+        sum(usd_repriced) AS usd_repriced
+    FROM costattr_calls($since, $until, $service, $feature, $agent)
+    GROUP BY trace_id
+)
+SELECT
+    count(*) AS runs,
+    coalesce(sum(calls), 0)::BIGINT AS calls,
+    sum(usd) AS usd,
+    CAST(sum(usd) / nullif(count(*), 0) AS DECIMAL(38, 12)) AS usd_per_run,
+    coalesce(sum(unpriced_calls), 0)::BIGINT AS unpriced_calls,
+    sum(usd_repriced) AS usd_repriced
+FROM per_run;

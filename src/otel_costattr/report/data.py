@@ -1,0 +1,172 @@
+"""What a report shows, fetched from the bundled rollups: every figure on a page is a value a
+rollup returned (`otel_costattr.rollup`), never recomputed here.
+
+`Window` is the period and filters a report covers, with the previous period of the same
+length for the overview's comparison; `collect` runs the rollups of every section;
+`run_detail` those of one run's waterfall.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from ..rollups.errors import RollupParamError
+from ..rollups.params import coerce
+from ..rollups.queries import Database, rollup
+
+__all__ = ["Report", "RunDetail", "Window", "change", "collect", "run_detail", "window"]
+
+_MAX_DAYS = 36_500
+
+
+@dataclass(frozen=True)
+class Window:
+    """The period (naive UTC, ``until`` exclusive; None: open) and the filters of a report."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    service: str | None = None
+    feature: str | None = None
+    agent: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The window as rollup keyword arguments."""
+        values = {
+            "since": self.since,
+            "until": self.until,
+            "service": self.service,
+            "feature": self.feature,
+            "agent": self.agent,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def previous(self) -> Window | None:
+        """The period of the same length just before this one (same filters); None when this
+        one is open at either end."""
+        if self.since is None or self.until is None:
+            return None
+        return replace(self, since=self.since - (self.until - self.since), until=self.since)
+
+    def label(self) -> str:
+        """The period in words, for a page heading."""
+        since = self.since.isoformat(sep=" ", timespec="minutes") if self.since else "the first span"
+        until = self.until.isoformat(sep=" ", timespec="minutes") if self.until else "now"
+        filters = [f"{k} = {v}" for k, v in self.params().items() if k not in ("since", "until")]
+        return f"{since} to {until} UTC" + (f" ({', '.join(filters)})" if filters else "")
+
+
+def window(
+    *,
+    days: Any = None,
+    since: Any = None,
+    until: Any = None,
+    service: str | None = None,
+    feature: str | None = None,
+    agent: str | None = None,
+    now: dt.datetime | None = None,
+) -> Window:
+    """A `Window` from what a user typed (text or values): ``days`` (the last N days up to
+    ``now``) or ``since``/``until`` (``until`` defaults to ``now`` when ``since`` is given),
+    or neither (all time). Raises `RollupParamError` naming the bad value."""
+    current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    blank = (None, "")
+    if days not in blank:
+        if since not in blank or until not in blank:
+            raise RollupParamError("report: give days or since/until, not both")
+        n = coerce("report", "days", "DOUBLE", days)
+        if not 0 < n <= _MAX_DAYS:
+            raise RollupParamError(f"report: days: must be more than 0 and at most {_MAX_DAYS}, got {n:g}")
+        start, end = current - dt.timedelta(days=n), current
+    else:
+        start = None if since in blank else coerce("report", "since", "TIMESTAMP", since)
+        end = None if until in blank else coerce("report", "until", "TIMESTAMP", until)
+        if start is not None and end is None:
+            end = current
+        if start is not None and end is not None and start >= end:
+            raise RollupParamError(f"report: since ({start}) must be before until ({end})")
+    return Window(start, end, service or None, feature or None, agent or None)
+
+
+def change(now: Decimal | int | None, before: Decimal | int | None) -> str:
+    """How ``now`` compares with ``before``, in words for the overview: ``+12%``, ``-3%``,
+    ``new`` (nothing before), ``=`` or ``-`` (nothing to compare)."""
+    if now is None or before is None:
+        return "-"
+    if before == 0:
+        return "=" if now == 0 else "new"
+    pct = (Decimal(now) - Decimal(before)) * 100 / Decimal(before)
+    return "=" if pct == 0 else f"{pct:+.0f}%"
+
+
+@dataclass
+class Report:
+    """The rows of every section, by rollup name, for one window (``previous``: the overview
+    of the period before, or None)."""
+
+    window: Window
+    sections: dict[str, list[dict[str, Any]]]
+    previous: dict[str, Any] | None
+    runs: list[RunDetail] = field(default_factory=list)
+
+
+@dataclass
+class RunDetail:
+    """One run for its waterfall: the ``trace`` rollup's rows (depth first) and the context
+    jumps ``step_jumps`` found in it."""
+
+    trace_id: str
+    spans: list[dict[str, Any]]
+    jumps: list[dict[str, Any]]
+
+
+# (rollup, extra parameters) of each section, in page order.
+SECTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("overview", {}),
+    ("daily_model", {}),
+    ("daily", {}),
+    ("per_feature", {}),
+    ("per_agent", {}),
+    ("agent_steps", {}),
+    ("per_model", {}),
+    ("top_runs", {"limit": 10}),
+    ("step_jumps", {}),
+    ("loops", {}),
+    ("unpriced", {}),
+    ("per_run", {"limit": 100}),
+)
+
+
+def collect(db: Database, win: Window, *, runs: int | str = 100, waterfalls: int = 10) -> Report:
+    """Run every section's rollup over ``win`` (``runs``: how many runs the runs list shows,
+    newest first, 0 for all) and fetch the waterfalls of the ``waterfalls`` most expensive
+    runs plus every run with a context jump or a loop."""
+    params = win.params()
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for name, extra in SECTIONS:
+        if name == "per_run":
+            extra = {"limit": runs}
+        sections[name] = rollup(name, db=db, **params, **extra)
+    prev_window = win.previous()
+    previous = rollup("overview", db=db, **prev_window.params())[0] if prev_window else None
+    report = Report(win, sections, previous)
+    wanted = [r["trace_id"] for r in sections["top_runs"][:waterfalls]]
+    wanted += [r["trace_id"] for r in (*sections["step_jumps"], *sections["loops"])]
+    report.runs = [run_detail(db, t, jumps=sections["step_jumps"]) for t in dict.fromkeys(wanted)]
+    return report
+
+
+def run_detail(db: Database, trace_id: str, *, jumps: Iterable[dict[str, Any]] | None = None) -> RunDetail:
+    """One run's waterfall rows (the ``trace`` rollup) and its context jumps: taken from
+    ``jumps`` (rows of ``step_jumps`` already fetched) or, when None, from ``step_jumps`` over
+    the run's own time span."""
+    spans = rollup("trace", db=db, trace_id=trace_id)
+    if jumps is None and spans:
+        first = min(s["start_time"] for s in spans)
+        last = max(s["start_time"] for s in spans) + dt.timedelta(microseconds=1)
+        jumps = rollup("step_jumps", db=db, since=first, until=last)
+    mine = [j for j in jumps or () if j["trace_id"] == trace_id]
+    return RunDetail(trace_id, spans, mine)

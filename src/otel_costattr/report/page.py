@@ -1,0 +1,111 @@
+"""The page shell and the static report: one self-contained HTML file.
+
+The style sheet (``assets/report.css``) is inlined and allowed by its hash in the page's
+Content-Security-Policy, which also forbids scripts and every request (``default-src
+'none'``): a page that tried to load anything would be blocked by the browser and say so in
+its console, so nothing leaves the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+from functools import lru_cache
+from html import escape
+from importlib import resources
+from pathlib import Path
+
+from ..rollups.queries import Database
+from ..version import __version__
+from .data import Report, Window, collect
+from .sections import NAV, render_sections
+from .tables import Link
+from .waterfall import waterfall
+
+__all__ = ["ReportError", "csp", "css", "nav_links", "page", "render_report", "write_report"]
+
+
+@lru_cache(maxsize=1)
+def css() -> str:
+    """The report's style sheet, as shipped in the package."""
+    return (resources.files(__package__) / "assets" / "report.css").read_text(encoding="utf-8")
+
+
+def csp() -> str:
+    """The Content-Security-Policy of every page: the inline style sheet (by its hash) and
+    nothing else: no script, no font, no image, no connection, no form sent elsewhere."""
+    digest = base64.b64encode(hashlib.sha256(css().encode("utf-8")).digest()).decode("ascii")
+    return f"default-src 'none'; style-src 'sha256-{digest}'; form-action 'self'; base-uri 'none'"
+
+
+def page(title: str, body: str, *, nav: str = "", subtitle: str = "") -> str:
+    """A complete HTML document around ``body``."""
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{escape(csp())}">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="generator" content="otel-costattr {escape(__version__)}">'
+        f"<title>{escape(title)}</title><style>{css()}</style></head>"
+        f"<body><header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header>"
+        f"{nav}<main>{body}</main></body></html>\n"
+    )
+
+
+def nav_links(extra: str = "", *, prefix: str = "") -> str:
+    """The section links (``prefix``: where the overview page is, for pages other than it)."""
+    links = "".join(f'<a href="{prefix}#{anchor}">{escape(label)}</a>' for anchor, label in NAV)
+    return f'<nav aria-label="sections">{links}{extra}</nav>'
+
+
+def render_report(
+    report: Report,
+    *,
+    link: Link,
+    title: str = "Where the money goes",
+    before: str = "",
+    nav_extra: str = "",
+    generated: dt.datetime | None = None,
+) -> str:
+    """The report page: every section, then the waterfalls carried in ``report.runs``."""
+    when = (generated or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    body = before + render_sections(report, link)
+    if report.runs:
+        body += (
+            '<section id="waterfalls"><h2>Run waterfalls</h2><p class="intro">The most expensive runs, '
+            "and every run with a context jump or a loop.</p>"
+            + "".join(waterfall(r, heading_level=3) for r in report.runs)
+            + "</section>"
+        )
+    subtitle = f"{report.window.label()} · generated {when} by otel-costattr {__version__}"
+    return page(title, body, nav=nav_links(nav_extra), subtitle=subtitle)
+
+
+def write_report(
+    db: Database,
+    out: str | os.PathLike[str],
+    win: Window | None = None,
+    *,
+    runs: int | str = 100,
+    waterfalls: int = 10,
+) -> Path:
+    """Write the self-contained report of ``db`` over ``win`` (default: all time) to ``out``
+    (written beside, then renamed into place) and return its path."""
+    report = collect(db, win or Window(), runs=runs, waterfalls=waterfalls)
+    shown = {r.trace_id for r in report.runs}
+    html = render_report(report, link=lambda t: f"#run-{t}" if t in shown else None)
+    target = Path(out).expanduser()
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ReportError(f"cannot write the report to {target}: {e.strerror or e}") from e
+    return target.absolute()
+
+
+class ReportError(Exception):
+    """The report cannot be written where it was asked to."""

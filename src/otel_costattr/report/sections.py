@@ -1,0 +1,331 @@
+"""The sections of the report page, each from one or two rollups' rows (`data.Report`): a
+chart where one reads better, and always the table of the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from html import escape
+from typing import Any
+
+from .charts import columns_stacked, hbars
+from .data import Report, change
+from .tables import Link, fmt, table, value_cell
+
+__all__ = ["NAV", "render_sections"]
+
+NAV = (
+    ("overview", "Overview"),
+    ("over-time", "Over time"),
+    ("features", "Features"),
+    ("agents", "Agents"),
+    ("steps", "Steps"),
+    ("models", "Models"),
+    ("top-runs", "Top runs"),
+    ("tail", "Jumps and loops"),
+    ("unpriced", "Unpriced"),
+    ("runs", "Runs"),
+)
+
+_OVERVIEW = (
+    ("usd", "Total cost"),
+    ("runs", "Runs"),
+    ("calls", "Model calls"),
+    ("usd_per_run", "Cost per run"),
+    ("unpriced_calls", "Unpriced calls"),
+)
+
+
+def _section(anchor: str, title: str, intro: str, *parts: str) -> str:
+    return (
+        f'<section id="{anchor}"><h2>{escape(title)}</h2><p class="intro">{escape(intro)}</p>'
+        f"{''.join(parts)}</section>"
+    )
+
+
+def _money(v: Any) -> str:
+    return fmt("usd", v)
+
+
+def _figure(chart: str, tables: str) -> str:
+    return (
+        f'<figure>{chart}<details class="table-view"><summary>Table view</summary>{tables}</details></figure>'
+    )
+
+
+def overview(report: Report) -> str:
+    now = report.sections["overview"][0]
+    prev = report.previous
+    cards = []
+    for col, label in _OVERVIEW:
+        before = ""
+        if prev is not None:
+            was = value_cell("overview", 0, col, prev[col], tag="span", extra=' data-window="previous"')
+            before = (
+                f'<p class="before">before: {was} · <span class="change">'
+                f"{escape(change(now[col], prev[col]))}</span></p>"
+            )
+        figure = value_cell("overview", 0, col, now[col], tag="p", extra=' data-window="current"')
+        cards.append(f'<div class="card"><h3>{escape(label)}</h3>{figure}{before}</div>')
+    note = (
+        "Each figure against the period of the same length just before "
+        f"({escape(report.window.previous().label())})."
+        if prev is not None and report.window.previous() is not None
+        else "The window is open-ended: no previous period to compare with."
+    )
+    return _section(
+        "overview",
+        "Overview",
+        "What this window cost.",
+        f'<div class="cards">{"".join(cards)}</div>',
+        f'<p class="note">{note}</p>',
+    )
+
+
+def _series(rows: Sequence[dict[str, Any]], key: str) -> list[str]:
+    """Series names in order of their total cost (the rollups' own order within a day)."""
+    seen: dict[str, None] = {}
+    for r in sorted(rows, key=lambda r: -(r["usd"] or 0)):
+        seen.setdefault(str(r[key]) if r[key] is not None else "(none)")
+    return list(seen)
+
+
+def _stacked(rows: Sequence[dict[str, Any]], key: str, title: str) -> str:
+    def label(r: dict[str, Any]) -> str:
+        return str(r[key]) if r[key] is not None else "(none)"
+
+    days = list(dict.fromkeys(r["day"].isoformat() for r in rows))
+    cell = {(r["day"].isoformat(), label(r)): r["usd"] for r in rows}
+    series = _series(rows, key)
+    desc = f"Cost per day stacked by {key}: " + "; ".join(
+        f"{d}: " + ", ".join(f"{s} {_money(cell[d, s])}" for s in series if (d, s) in cell) for d in days
+    )
+    return columns_stacked(days, series, lambda d, s: cell.get((d, s)), title=title, desc=desc, fmt=_money)
+
+
+def over_time(report: Report) -> str:
+    by_model, by_feature = report.sections["daily_model"], report.sections["daily"]
+    if not by_model:
+        return _section(
+            "over-time", "Cost over time", "Cost per day (UTC).", '<p class="empty">No calls.</p>'
+        )
+    return _section(
+        "over-time",
+        "Cost over time",
+        "Cost per day (UTC), stacked by model, then by feature.",
+        "<h3>By model</h3>",
+        _figure(
+            _stacked(by_model, "model", "Cost per day by model"),
+            table(
+                "daily_model",
+                by_model,
+                ("day", "provider", "model", "calls", "unpriced_calls", "usd"),
+                caption="Cost per day and model",
+            ),
+        ),
+        "<h3>By feature</h3>",
+        _figure(
+            _stacked(by_feature, "feature", "Cost per day by feature"),
+            table(
+                "daily",
+                by_feature,
+                ("day", "feature", "runs", "calls", "usd"),
+                caption="Cost per day and feature",
+            ),
+        ),
+    )
+
+
+def _bars(rows: Sequence[dict[str, Any]], labels: Sequence[str], column: str, title: str) -> str:
+    values: list[Decimal | None] = [r[column] for r in rows]
+    desc = "; ".join(f"{lab}: {_money(v)}" for lab, v in zip(labels, values, strict=True))
+    return hbars(labels, values, title=title, desc=desc, fmt=_money)
+
+
+def _name(v: Any) -> str:
+    return "(none)" if v is None else str(v)
+
+
+def features(report: Report) -> str:
+    rows = report.sections["per_feature"]
+    cols = ("feature", "runs", "calls", "unpriced_calls", "usd", "usd_per_run")
+    return _section(
+        "features",
+        "Per feature",
+        "What each feature costs, and per run.",
+        _figure(
+            _bars(rows, [_name(r["feature"]) for r in rows], "usd", "Cost per feature"),
+            table("per_feature", rows, cols, caption="Cost per feature"),
+        )
+        if rows
+        else table("per_feature", rows, cols, caption=""),
+    )
+
+
+def agents(report: Report) -> str:
+    rows = report.sections["per_agent"]
+    cols = ("agent", "agent_version", "first_seen", "runs", "calls", "usd", "usd_per_run")
+    labels = [f"{_name(r['agent'])} {_name(r['agent_version'])}" for r in rows]
+    return _section(
+        "agents",
+        "Per agent and version",
+        "Did a new version cost more per run?",
+        _figure(
+            _bars(rows, labels, "usd_per_run", "Cost per run, per agent version"),
+            table("per_agent", rows, cols, caption="Cost per agent and version"),
+        )
+        if rows
+        else table("per_agent", rows, cols, caption=""),
+    )
+
+
+def steps(report: Report) -> str:
+    rows = report.sections["agent_steps"]
+    cols = ("agent", "step", "calls", "avg_input_tokens", "usd", "usd_per_call")
+    charts = []
+    for agent in dict.fromkeys(r["agent"] for r in rows):
+        mine = [r for r in rows if r["agent"] == agent and r["step"] is not None]
+        if len(mine) > 1:
+            charts.append(
+                f"<h3>{escape(_name(agent))}</h3>"
+                + _bars(
+                    mine,
+                    [f"step {r['step']}" for r in mine],
+                    "usd_per_call",
+                    f"{_name(agent)}: cost per priced call by step",
+                )
+            )
+    return _section(
+        "steps",
+        "Per step, per agent",
+        "Does a call cost more the further the agent's loop goes?",
+        _figure(
+            "".join(charts) or '<p class="empty">No agent ran more than one step.</p>',
+            table("agent_steps", rows, cols, caption="Per agent and step"),
+        ),
+    )
+
+
+def models(report: Report) -> str:
+    rows = report.sections["per_model"]
+    cols = (
+        "provider",
+        "model",
+        "calls",
+        "input_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "unpriced_calls",
+        "usd",
+    )
+    return _section(
+        "models",
+        "Per model, with token kinds",
+        "Input includes cache reads and writes; output includes reasoning.",
+        _figure(
+            _bars(rows, [f"{_name(r['model'])}" for r in rows], "usd", "Cost per model"),
+            table("per_model", rows, cols, caption="Cost and tokens per model"),
+        )
+        if rows
+        else table("per_model", rows, cols, caption=""),
+    )
+
+
+def render_sections(report: Report, link: Link) -> str:
+    """Every section of the report page, in `NAV` order (the waterfalls are separate)."""
+    s = report.sections
+    run_cols = ("trace_id", "run_name", "agent", "feature", "start_time", "calls", "unpriced_calls", "usd")
+    return "".join(
+        (
+            overview(report),
+            over_time(report),
+            features(report),
+            agents(report),
+            steps(report),
+            models(report),
+            _section(
+                "top-runs",
+                "The most expensive runs",
+                "Follow a run to its waterfall.",
+                table("top_runs", s["top_runs"], run_cols, caption="Most expensive runs", link=link),
+            ),
+            _section(
+                "tail",
+                "Step jumps and loops",
+                "Where a run's context jumped, and runs that looped.",
+                "<h3>Context jumps</h3>",
+                table(
+                    "step_jumps",
+                    s["step_jumps"],
+                    (
+                        "trace_id",
+                        "agent",
+                        "feature",
+                        "prev_step",
+                        "after_tool",
+                        "step",
+                        "model",
+                        "prev_input_tokens",
+                        "input_tokens",
+                        "ratio",
+                        "usd",
+                    ),
+                    caption="Calls whose input jumped over the previous call's",
+                    link=link,
+                ),
+                "<h3>Loops</h3>",
+                table(
+                    "loops",
+                    s["loops"],
+                    ("trace_id", "agent", "feature", "calls", "median_calls", "ratio", "usd"),
+                    caption="Runs with far more calls than their agent's median",
+                    link=link,
+                ),
+            ),
+            _section(
+                "unpriced",
+                "Unpriced calls",
+                "Never counted as $0: listed with their models instead.",
+                table(
+                    "unpriced",
+                    s["unpriced"],
+                    (
+                        "cost_status",
+                        "provider",
+                        "model",
+                        "calls",
+                        "runs",
+                        "input_tokens",
+                        "output_tokens",
+                        "features",
+                        "last_seen",
+                    ),
+                    caption="Calls without a price",
+                ),
+            ),
+            _section(
+                "runs",
+                "Runs",
+                "Newest first; follow a run to its waterfall.",
+                table(
+                    "per_run",
+                    s["per_run"],
+                    (
+                        "trace_id",
+                        "run_name",
+                        "agent",
+                        "feature",
+                        "start_time",
+                        "duration_ms",
+                        "calls",
+                        "unpriced_calls",
+                        "usd",
+                    ),
+                    caption="Runs",
+                    link=link,
+                ),
+            ),
+        )
+    )

@@ -1,0 +1,108 @@
+"""HTML tables of rollup rows: every value cell carries the rollup, row and column it came
+from and its exact value (``data-rollup``, ``data-row``, ``data-col``, ``data-exact``), so a
+reader (or a test) can check the page against the rollup API; the text is the CLI's own
+formatting (`cli.output.cell`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from html import escape
+from typing import Any
+
+from ..cli.output import cell as cli_cell
+from ..cli.output import money
+
+__all__ = ["Link", "exact", "fmt", "table", "value_cell"]
+
+Link = Callable[[str], "str | None"]
+
+# Column headings in words; others are shown with "_" as a space.
+HEADINGS = {
+    "usd": "cost",
+    "usd_per_run": "cost per run",
+    "usd_per_call": "cost per priced call",
+    "subtree_usd": "subtree cost",
+    "unpriced_calls": "unpriced calls",
+    "trace_id": "run (trace id)",
+    "agent_version": "version",
+    "avg_input_tokens": "avg input tokens",
+    "prev_input_tokens": "input before",
+    "jump_tokens": "jump (tokens)",
+}
+
+
+def fmt(column: str, value: Any) -> str:
+    """A value as the page shows it: as the CLI shows it (money as `cli.output.money`: six
+    places under a dollar, else cents; the rest as `cli.output.cell`)."""
+    if isinstance(value, Decimal) and "usd" in column:
+        return money(value)
+    return cli_cell(column, value)
+
+
+def exact(value: Any) -> str | None:
+    """The exact value for ``data-exact``: decimals and integers as written, times in ISO,
+    text as it is."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return None
+
+
+def value_cell(rollup: str, row: int, column: str, value: Any, *, tag: str = "td", extra: str = "") -> str:
+    """One cell with its provenance and exact value."""
+    ex = exact(value)
+    numeric = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+    attrs = f' data-rollup="{rollup}" data-row="{row}" data-col="{escape(column)}"'
+    if ex is not None:
+        attrs += f' data-exact="{escape(ex)}"'
+    cls = ' class="num"' if numeric or value is None else ""
+    return f"<{tag}{cls}{attrs}{extra}>{escape(fmt(column, value))}</{tag}>"
+
+
+def heading(column: str) -> str:
+    return HEADINGS.get(column, column.replace("_", " "))
+
+
+def table(
+    rollup: str,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    caption: str,
+    link: Link | None = None,
+    empty: str = "No rows in this window.",
+) -> str:
+    """A table of ``rows`` (a rollup's, in its order) showing ``columns``; trace ids link to
+    their run when ``link`` knows a page for it."""
+    if not rows:
+        return f'<p class="empty" data-rollup="{rollup}" data-rows="0">{escape(empty)}</p>'
+    head = "".join(f'<th scope="col">{escape(heading(c))}</th>' for c in columns)
+    body = []
+    for i, row in enumerate(rows):
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            if c == "trace_id" and isinstance(v, str):
+                href = link(v) if link else None
+                text = f'<a href="{escape(href)}">{escape(v[:16])}…</a>' if href else escape(v[:16]) + "…"
+                cells.append(
+                    f'<td class="id" data-rollup="{rollup}" data-row="{i}" data-col="trace_id" '
+                    f'data-exact="{escape(v)}" title="{escape(v)}">{text}</td>'
+                )
+            else:
+                cells.append(value_cell(rollup, i, c, v))
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<div class="scroll"><table data-rollup="{rollup}" data-rows="{len(rows)}">'
+        f"<caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )

@@ -1,0 +1,88 @@
+"""Shared by the report tests (no tests here): read the value cells of a report page (with an
+HTML parser, or from a browser) and compare each with the rollup API's value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from html.parser import HTMLParser
+from typing import Any
+
+from otel_costattr.report.data import SECTIONS, Window
+from otel_costattr.rollups.queries import rollup
+
+# data-* attributes of a value cell, as a browser's dataset names them
+KEYS = ("rollup", "row", "col", "exact", "window", "traceId")
+
+
+class Cells(HTMLParser):
+    """Every element carrying ``data-col``: its data attributes and its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cells: list[dict[str, Any]] = []
+        self._open: list[tuple[str, dict[str, Any]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if "data-col" in a:
+            cell = {k: a.get("data-" + ("trace-id" if k == "traceId" else k)) for k in KEYS}
+            cell["text"] = ""
+            self._open.append((tag, cell))
+
+    def handle_data(self, data: str) -> None:
+        for _, cell in self._open:
+            cell["text"] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1][0] == tag:
+            self.cells.append(self._open.pop()[1])
+
+
+def cells_of(html: str) -> list[dict[str, Any]]:
+    parser = Cells()
+    parser.feed(html)
+    return parser.cells
+
+
+def as_exact(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def check_cells(cells: list[dict[str, Any]], db: Any, win: Window, *, runs: int = 100) -> int:
+    """Assert that every cell's exact value is the rollup's (same rollup, row, column, window)
+    and that its text shows it; return how many cells were checked."""
+    extra = dict(SECTIONS)
+    extra["per_run"] = {"limit": runs}
+    cache: dict[tuple[str, str | None, str | None], list[dict[str, Any]]] = {}
+    for cell in cells:
+        name = cell["rollup"]
+        key = (name, cell.get("window"), cell.get("traceId"))
+        if key not in cache:
+            if name == "trace":
+                cache[key] = rollup("trace", db=db, trace_id=cell["traceId"])
+            elif cell.get("window") == "previous":
+                cache[key] = rollup("overview", db=db, **win.previous().params())
+            else:
+                cache[key] = rollup(name, db=db, **win.params(), **extra[name])
+        value = cache[key][int(cell["row"])][cell["col"]]
+        where = f"{name}[{cell['row']}].{cell['col']}"
+        assert cell.get("exact") == as_exact(value), where
+        if isinstance(value, Decimal) and "usd" in cell["col"]:
+            shown = Decimal(cell["text"].strip().lstrip("$").replace(",", ""))
+            assert abs(shown - value) <= Decimal("0.005") if abs(value) >= 1 else shown == round(value, 6), (
+                where
+            )
+        elif isinstance(value, int) and not isinstance(value, bool):
+            assert cell["text"].strip() == f"{value:,}", where
+        elif value is None:
+            assert cell["text"].strip() == "-", where
+        elif isinstance(value, str) and cell["col"] != "trace_id":
+            assert cell["text"] == value, where
+    return len(cells)

@@ -1,0 +1,188 @@
+"""The HTML report as a file: self-contained, every figure the rollups', hostile names escaped,
+bad input refused in one line; the demo writes it beside its database. (In a browser:
+test_report_browser.py.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from report_check import cells_of, check_cells
+
+from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
+from otel_costattr.cli import main
+from otel_costattr.demo import run_demo
+from otel_costattr.report import Window, collect, window, write_report
+from otel_costattr.rollups.errors import RollupParamError
+from otel_costattr.rollups.queries import rollup
+
+TODAY = dt.date(2026, 11, 23)
+WEEK = Window(since=dt.datetime(2026, 11, 16), until=dt.datetime(2026, 11, 23))
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    return run_demo(tmp_path_factory.mktemp("report") / "demo.duckdb", today=TODAY)["path"]
+
+
+@pytest.fixture(scope="module")
+def page(demo_db, tmp_path_factory):
+    out = write_report(demo_db, tmp_path_factory.mktemp("out") / "costs.html", WEEK)
+    return out.read_text(encoding="utf-8")
+
+
+def test_every_figure_is_the_rollups(page, demo_db):
+    cells = cells_of(page)
+    assert check_cells(cells, demo_db, WEEK) > 500
+    shown = {c["rollup"] for c in cells}
+    assert shown >= {
+        "overview",
+        "daily_model",
+        "daily",
+        "per_feature",
+        "per_agent",
+        "agent_steps",
+        "per_model",
+        "top_runs",
+        "step_jumps",
+        "loops",
+        "unpriced",
+        "per_run",
+        "trace",
+    }
+    total = next(
+        c for c in cells if c["rollup"] == "overview" and c["col"] == "usd" and c["window"] == "current"
+    )
+    assert Decimal(total["exact"]) == rollup("overview", db=demo_db, **WEEK.params())[0]["usd"]
+
+
+def test_self_contained(page):
+    assert len(page.encode()) < 1_000_000
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    # the only URL is the SVG namespace; links stay inside the file
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {"http://www.w3.org/2000/svg"}
+    assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', page))
+    assert "content=\"default-src 'none';" in html.unescape(page)  # the CSP blocks any request
+
+
+def test_one_waterfall_bar_per_span_and_the_jump_marked(page, demo_db):
+    sections = re.findall(r'<section id="run-([0-9a-f]{32})".*?</section>', page, flags=re.S)
+    assert len(sections) >= 10
+    jumps = rollup("step_jumps", db=demo_db, **WEEK.params())
+    assert jumps and {j["trace_id"] for j in jumps} <= set(sections)
+    for trace_id in sections:
+        body = re.search(rf'<section id="run-{trace_id}".*?</section>', page, flags=re.S).group(0)
+        spans = rollup("trace", db=demo_db, trace_id=trace_id)
+        assert body.count('<rect class="bar ') == len(spans), trace_id
+        # the jumping call's row is marked, in words as well as colour
+        marked = re.findall(r'<tr class="role-model_call jump" data-span-id="([0-9a-f]{16})"', body)
+        assert marked == [j["span_id"] for j in jumps if j["trace_id"] == trace_id]
+        assert body.count("▲ context jump ×") == len(marked)
+
+
+def test_links_reach_the_waterfalls(page):
+    targets = set(re.findall(r'href="#(run-[0-9a-f]{32})"', page))
+    assert targets
+    assert all(f'id="{t}"' in page for t in targets)
+
+
+def test_hostile_names_are_escaped(tmp_path):
+    db = tmp_path / "hostile.duckdb"
+    provider = TracerProvider(resource=Resource.create({"service.name": "<img src=x onerror=alert(1)>"}))
+    provider.add_span_processor(CostSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(db)))
+    tracer = provider.get_tracer("t")
+    with (
+        tracer.start_as_current_span(
+            "</table><script>alert(1)</script>",
+            attributes={"app.feature": '"><script>alert(2)</script>', "gen_ai.agent.name": "<b>a</b>"},
+        ),
+        tracer.start_as_current_span(
+            "chat",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "<svg onload=alert(3)>",
+                "gen_ai.usage.input_tokens": 10,
+                "gen_ai.usage.output_tokens": 1,
+            },
+        ),
+    ):
+        pass
+    provider.shutdown()
+    html = write_report(db, tmp_path / "r.html", waterfalls=5).read_text()
+    assert "<script" not in html and "<svg onload" not in html and "<img" not in html and "<b>a" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_an_empty_store_is_a_page_saying_so(tmp_path):
+    db = tmp_path / "empty.duckdb"
+    DuckDBSpanExporter(db).shutdown()
+    report = collect(db, Window())
+    assert report.sections["overview"][0]["runs"] == 0 and report.runs == []
+    html = write_report(db, tmp_path / "r.html").read_text()
+    assert "No rows in this window." in html
+
+
+def test_the_window_and_the_period_before():
+    now = dt.datetime(2026, 11, 23, 12)
+    w = window(days="7", now=now)
+    assert (w.since, w.until) == (now - dt.timedelta(days=7), now)
+    assert (w.previous().since, w.previous().until) == (now - dt.timedelta(days=14), w.since)
+    assert window(since="2026-11-01", now=now).until == now
+    assert window().previous() is None
+    assert window(feature="refund", agent="").params() == {"feature": "refund"}
+    for bad, message in [
+        ({"days": "x"}, "report: days: expected a number, got 'x'"),
+        ({"days": "0"}, "report: days: must be more than 0 and at most 36500, got 0"),
+        ({"days": "3", "since": "2026-01-01"}, "report: give days or since/until, not both"),
+        (
+            {"since": "2026-02-01", "until": "2026-01-01"},
+            "report: since (2026-02-01 00:00:00) must be before until",
+        ),
+        ({"since": "yesterday"}, "report: since: expected an ISO date or time"),
+    ]:
+        with pytest.raises(RollupParamError) as e:
+            window(now=now, **bad)
+        assert str(e.value).startswith(message), bad
+
+
+def test_cli(demo_db, tmp_path, capsys):
+    out = tmp_path / "costs.html"
+    assert (
+        main(["report", "--db", demo_db, "--since", "2026-11-16", "--until", "2026-11-23", "--out", str(out)])
+        == 0
+    )
+    assert capsys.readouterr().out == f"Wrote {out}\n"
+    assert out.stat().st_size > 10_000
+    assert main(["report", "--db", demo_db, "--days", "x", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == "Error: report: days: expected a number, got 'x'\n"
+    assert main(["report", "--db", demo_db, "--limit", "-1", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == "Error: per_run: limit: must not be negative, got -1\n"
+    assert main(["report", "--db", demo_db, "--out", str(tmp_path / "no" / "such" / "dir.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: cannot write the report to ") and err.count("\n") == 1
+    assert main(["report", "--db", str(tmp_path / "missing.duckdb"), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"Error: no database at {tmp_path / 'missing.duckdb'}\n"
+
+
+def test_the_demo_writes_the_report_beside_its_database(tmp_path, capsys):
+    db = tmp_path / "demo.duckdb"
+    assert main(["demo", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    page = Path(tmp_path / "demo.html")
+    assert f"opens offline): {page}\n" in out
+    html = page.read_text()
+    assert len(html.encode()) < 1_000_000
+    cells = cells_of(html)
+    (total,) = [
+        c for c in cells if c["rollup"] == "overview" and c["col"] == "runs" and c["window"] == "current"
+    ]
+    assert total["exact"] == "21"  # the whole demo week is in the page's window

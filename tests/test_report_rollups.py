@@ -1,0 +1,73 @@
+"""The rollups the report added (overview, daily_model, agent_steps, per_run's unpriced calls),
+against figures worked out by hand on the shared workload (see test_rollups_workload)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from test_rollups_workload import DAY0, TOTAL_CALLS, TOTAL_USD, build, trace_id
+
+from otel_costattr.rollups.queries import rollup
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("report_rollups") / "spans.duckdb")
+
+
+def test_overview(db):
+    (row,) = rollup("overview", db=db)
+    # 8 runs; T5's acme-ner-7b (unknown) and gpt-4o (invalid usage) are the unpriced calls.
+    assert row == {
+        "runs": 8,
+        "calls": TOTAL_CALLS,
+        "usd": TOTAL_USD,
+        "usd_per_run": D("0.0098625"),
+        "unpriced_calls": 2,
+    }
+    assert D("0.0098625") == TOTAL_USD / 8
+    (empty,) = rollup("overview", db=db, since="2030-01-01")
+    assert empty == {"runs": 0, "calls": 0, "usd": None, "usd_per_run": None, "unpriced_calls": 0}
+    (refund,) = rollup("overview", db=db, feature="refund")  # T1 and T6
+    assert (refund["runs"], refund["usd"]) == (2, D("0.0148"))
+
+
+def test_daily_model(db):
+    rows = rollup("daily_model", db=db)
+    first = [(r["model"], r["calls"], r["usd"]) for r in rows if r["day"] == DAY0.date()]
+    # T1: c2 claude-sonnet-4-5 $0.009, c1 gpt-4o $0.003, c3 gpt-4o-mini $0.0021, by cost
+    assert first == [
+        ("claude-sonnet-4-5", 1, D("0.009")),
+        ("gpt-4o", 1, D("0.003")),
+        ("gpt-4o-mini", 1, D("0.0021")),
+    ]
+    t5 = {r["model"]: r for r in rows if r["day"] == (DAY0.date().replace(day=5))}
+    assert t5["acme-ner-7b"]["usd"] is None and t5["acme-ner-7b"]["unpriced_calls"] == 1
+    assert sum(r["usd"] or 0 for r in rows) == TOTAL_USD
+    assert sum(r["calls"] for r in rows) == TOTAL_CALLS
+
+
+def test_agent_steps(db):
+    rows = {(r["agent"], r["step"]): r for r in rollup("agent_steps", db=db)}
+    # researcher step 2: T2's 40,000-token call ($0.0405) and T3's, T4's ($0.0015 each)
+    assert rows["researcher", 2] == {
+        "agent": "researcher",
+        "step": 2,
+        "calls": 3,
+        "avg_input_tokens": 14000,
+        "usd": D("0.0435"),
+        "usd_per_call": D("0.0145"),
+    }
+    # step 1: T2 3,000 in ($0.0035), T3 and T4 $0.0015: 0.0065 / 3 to 12 places
+    assert rows["researcher", 1]["usd_per_call"] == D("0.002166666667")
+    assert rows["researcher", 8]["calls"] == 1  # only the looping run gets there
+    # summarizer step 1 is the unknown model: no cost, and no cost per priced call
+    assert rows["summarizer", 1]["usd"] is None and rows["summarizer", 1]["usd_per_call"] is None
+    assert [k[0] for k in rows][0] == "researcher"  # agents by their cost, the most first
+
+
+def test_per_run_counts_unpriced_calls(db):
+    runs = {r["trace_id"]: r for r in rollup("per_run", db=db, limit=0)}
+    assert runs[trace_id(5)]["unpriced_calls"] == 2
+    assert sum(r["unpriced_calls"] for r in runs.values()) == 2
