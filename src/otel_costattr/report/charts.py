@@ -23,6 +23,7 @@ OTHER = "#999999"
 
 def _svg(width: int, height: int, title: str, desc: str, body: list[str]) -> str:
     return (
+        f'<p class="chart-title" aria-hidden="true">{escape(title)}</p>'
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMinYMin meet">'
         f"<title>{escape(title)}</title><desc>{escape(desc)}</desc>{''.join(body)}</svg>"
@@ -43,6 +44,8 @@ def _nice_top(value: float) -> float:
 
 
 def _tick(value: float) -> str:
+    if value == 0:
+        return "$0"
     return f"${value:,.0f}" if value >= 10 else f"${value:,.2f}" if value >= 0.1 else f"${value:.4f}"
 
 

@@ -1,0 +1,96 @@
+"""The report file in headless Chromium: no console error, no request outside the file, the
+numbers the rollup API's, one waterfall bar per span; screenshots at desktop and narrow widths
+under test-artifacts/."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from browser import DESKTOP, NARROW, chromium, errors, outside
+from report_check import check_cells
+
+from otel_costattr.demo import run_demo
+from otel_costattr.report import Window, write_report
+from otel_costattr.rollups.queries import rollup
+
+TODAY = dt.date(2026, 11, 23)
+WEEK = Window(since=dt.datetime(2026, 11, 16), until=dt.datetime(2026, 11, 23))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = chromium()
+    yield b
+    b.quit()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser")
+    db = run_demo(folder / "demo.duckdb", today=TODAY)["path"]
+    return db, write_report(db, folder / "costs.html", WEEK)
+
+
+def test_the_report_in_chromium(browser, demo):
+    db, page = demo
+    url = page.as_uri()
+    loaded = browser.open(url)
+    assert errors(loaded) == []
+    assert loaded.requests == [url]  # the file itself, nothing else
+    assert check_cells(loaded.cells, db, WEEK) > 500
+    assert browser.driver.title == "Where the money goes"
+    browser.screenshot("report", DESKTOP)
+    narrow = browser.open(url, size=NARROW)
+    assert errors(narrow) == [] and outside(narrow, url) == []
+    assert browser.overflow() == 0  # wide tables scroll in their own box, the page does not
+    browser.screenshot("report", NARROW)
+
+
+def test_one_bar_per_span_in_every_waterfall(browser, demo):
+    db, page = demo
+    browser.open(page.as_uri())
+    bars = browser.driver.execute_script(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('section.run')).map("
+        "s => [s.dataset.traceId, s.querySelectorAll('rect.bar').length]))"
+    )
+    assert len(bars) >= 10
+    for trace_id, count in bars.items():
+        assert count == len(rollup("trace", db=db, trace_id=trace_id)), trace_id
+    jump = rollup("step_jumps", db=db, **WEEK.params())[0]
+    row = browser.driver.find_element("css selector", f'tr[data-span-id="{jump["span_id"]}"]')
+    assert "jump" in row.get_attribute("class") and "▲ context jump" in row.text
+
+
+def test_links_lead_to_the_waterfall(browser, demo):
+    _, page = demo
+    browser.open(page.as_uri())
+    link = browser.driver.find_element("css selector", "#top-runs a[href^='#run-']")
+    target = link.get_attribute("href").split("#", 1)[1]
+    link.click()
+    assert browser.driver.execute_script("return location.hash") == f"#{target}"
+    assert browser.driver.find_element("id", target).is_displayed()
+
+
+def test_printable(browser, demo):
+    import base64
+
+    _, page = demo
+    browser.open(page.as_uri())
+    pdf = browser.driver.execute_cdp_cmd("Page.printToPDF", {"printBackground": True})
+    data = base64.b64decode(pdf["data"])
+    assert data.startswith(b"%PDF") and len(data) > 20_000
+
+
+def test_the_checks_can_fail(browser, tmp_path):
+    """A page that reaches out is caught by the same checks: the request when nothing blocks
+    it, the console error when a CSP like the report's does."""
+    img = "<img src='http://127.0.0.1:9/x.png'>"
+    csp = "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'\">"
+    open_page, blocked = tmp_path / "open.html", tmp_path / "blocked.html"
+    open_page.write_text(f"<!DOCTYPE html><html><body>{img}</body></html>")
+    blocked.write_text(f"<!DOCTYPE html><html><head>{csp}</head><body>{img}</body></html>")
+    loaded = browser.open(open_page.as_uri())
+    assert outside(loaded, open_page.as_uri()) == ["http://127.0.0.1:9/x.png"]
+    loaded = browser.open(blocked.as_uri())
+    assert any("Content Security Policy" in e["message"] for e in errors(loaded))
