@@ -140,10 +140,12 @@ SECTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-def collect(db: Database, win: Window, *, runs: int | str = 100, waterfalls: int = 10) -> Report:
+def collect(
+    db: Database, win: Window, *, runs: int | str = 100, waterfalls: int = 10, tail: bool = True
+) -> Report:
     """Run every section's rollup over ``win`` (``runs``: how many runs the runs list shows,
     newest first, 0 for all) and fetch the waterfalls of the ``waterfalls`` most expensive
-    runs plus every run with a context jump or a loop."""
+    runs, plus (``tail``) every run with a context jump or a loop."""
     params = win.params()
     sections: dict[str, list[dict[str, Any]]] = {}
     for name, extra in SECTIONS:
@@ -154,7 +156,8 @@ def collect(db: Database, win: Window, *, runs: int | str = 100, waterfalls: int
     previous = rollup("overview", db=db, **prev_window.params())[0] if prev_window else None
     report = Report(win, sections, previous)
     wanted = [r["trace_id"] for r in sections["top_runs"][:waterfalls]]
-    wanted += [r["trace_id"] for r in (*sections["step_jumps"], *sections["loops"])]
+    if tail:
+        wanted += [r["trace_id"] for r in (*sections["step_jumps"], *sections["loops"])]
     report.runs = [run_detail(db, t, jumps=sections["step_jumps"]) for t in dict.fromkeys(wanted)]
     return report
 

@@ -1,0 +1,191 @@
+"""The report served live: `routes(db)` gives the Starlette routes ``serve`` mounts at ``/``
+(needs the ``[server]`` extra).
+
+- ``/``: the report's sections for a window and filters taken from the query string (``days``,
+  default 7, or ``since``/``until``; ``service``, ``feature``, ``agent``), with a filter form;
+- ``/runs``: the runs list with the same filters, sorted ``newest`` (``per_run``) or ``cost``
+  (``top_runs``), at most ``limit``;
+- ``/runs/{trace_id}``: one run's waterfall.
+
+Pages are the static report's (`page`, `sections`, `waterfall`), with links between them
+instead of anchors. A bad parameter is a 400 page naming it, an unknown run a 404, a store
+that cannot be read a 503; nothing raises into the server. Endpoints are plain functions, so
+Starlette runs them (DuckDB reads) in its thread pool, off the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from html import escape
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from ..rollups.errors import RollupError, RollupParamError
+from ..rollups.queries import Database, rollup
+from .data import Window, collect, run_detail, window
+from .page import csp, nav_links, page, render_report
+from .tables import table
+from .waterfall import waterfall
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["routes"]
+
+FILTERS = ("days", "since", "until", "service", "feature", "agent")
+DEFAULT_DAYS = "7"
+_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+RUN_COLUMNS = (
+    "trace_id", "run_name", "agent", "feature", "start_time", "duration_ms", "calls", "unpriced_calls", "usd",
+)  # fmt: skip
+TOP_COLUMNS = ("trace_id", "run_name", "agent", "feature", "start_time", "calls", "unpriced_calls", "usd")
+
+
+class _PageError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status, headers={"Content-Security-Policy": csp(), "Cache-Control": "no-store"})
+
+
+def _filters(request: Request) -> dict[str, str]:
+    """The filters given in the query string (empty fields dropped); ``days`` defaults to 7
+    when no period is given."""
+    given = {k: request.query_params[k].strip() for k in FILTERS if request.query_params.get(k, "").strip()}
+    if not {"days", "since", "until"} & set(given):
+        given["days"] = DEFAULT_DAYS
+    return given
+
+
+def _window(given: dict[str, str]) -> Window:
+    try:
+        return window(**given)
+    except RollupParamError as e:
+        raise _PageError(400, str(e)) from e
+
+
+def _form(root: str, action: str, given: dict[str, str], extra: str = "") -> str:
+    fields = []
+    for name, label, kind in (
+        ("days", "last days", "number"), ("since", "since (UTC)", "text"), ("until", "until (UTC)", "text"),
+        ("feature", "feature", "text"), ("agent", "agent", "text"), ("service", "service", "text"),
+    ):  # fmt: skip
+        value = escape(given.get(name, ""))
+        step = ' min="0" step="any"' if kind == "number" else ""
+        fields.append(f'<label>{label}<input name="{name}" type="{kind}"{step} value="{value}"></label>')
+    return (
+        f'<form class="filters" method="get" action="{escape(root + action)}" role="search">'
+        f'{"".join(fields)}{extra}<button type="submit">Apply</button></form>'
+    )
+
+
+def _query(given: dict[str, str], **more: str) -> str:
+    q = urlencode({**given, **more})
+    return f"?{q}" if q else ""
+
+
+def _guard(fn: Callable[[Request], HTMLResponse]) -> Callable[[Request], HTMLResponse]:
+    """A page or a short error page, never an exception into the server."""
+
+    def endpoint(request: Request) -> HTMLResponse:
+        try:
+            return fn(request)
+        except _PageError as e:
+            status, message = e.status, str(e)
+        except RollupParamError as e:
+            status, message = 400, str(e)
+        except RollupError as e:
+            status, message = 503, str(e)
+        except Exception:
+            logger.exception("otel-costattr: the %s page failed", request.url.path)
+            status, message = 500, "the page failed; the server log has the details"
+        root = request.scope.get("root_path", "")
+        body = (
+            f'<p class="error" role="alert">Error: {escape(message)}</p>'
+            f'<p><a href="{escape(root)}/">Overview</a></p>'
+        )
+        return _html(page(f"Error {status}", body, nav=nav_links(prefix=f"{root}/")), status)
+
+    endpoint.__name__ = fn.__name__
+    endpoint.__doc__ = fn.__doc__
+    return endpoint
+
+
+def routes(db: Database) -> list[Route]:
+    """The dashboard's routes over ``db`` (the database path ``serve`` writes)."""
+
+    def overview(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        given = _filters(request)
+        report = collect(db, _window(given), runs=20, waterfalls=0, tail=False)
+        runs_link = f'<a href="{escape(root)}/runs{escape(_query(given))}">All runs</a>'
+        html = render_report(
+            report,
+            link=lambda t: f"{root}/runs/{t}",
+            title="Where the money goes (live)",
+            before=_form(root, "/", given),
+            nav_extra=runs_link,
+        )
+        return _html(html)
+
+    def runs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        given = _filters(request)
+        sort = request.query_params.get("sort", "newest")
+        if sort not in ("newest", "cost"):
+            raise _PageError(400, f"sort: expected newest or cost, got {sort!r}")
+        limit = request.query_params.get("limit", "100")
+        win = _window(given)
+        name = "per_run" if sort == "newest" else "top_runs"
+        rows = rollup(name, db=db, limit=limit, **win.params())
+        columns = RUN_COLUMNS if sort == "newest" else TOP_COLUMNS
+        sorter = (
+            '<label>sort<select name="sort">'
+            + "".join(
+                f'<option value="{s}"{" selected" if s == sort else ""}>{s}</option>'
+                for s in ("newest", "cost")
+            )
+            + "</select></label>"
+            + f'<label>limit<input name="limit" type="number" min="0" value="{escape(limit)}"></label>'
+        )
+        other = "cost" if sort == "newest" else "newest"
+        body = (
+            _form(root, "/runs", given, sorter)
+            + f'<section id="runs"><h2>Runs</h2><p class="intro">{escape(win.label())}; sorted by {sort} '
+            f'(<a href="{escape(root)}/runs{escape(_query(given, sort=other, limit=limit))}">'
+            f"sort by {other}</a>). "
+            "Follow a run to its waterfall.</p>"
+            + table(name, rows, columns, caption=f"Runs, {sort} first", link=lambda t: f"{root}/runs/{t}")
+            + "</section>"
+        )
+        nav = f'<nav aria-label="pages"><a href="{escape(root)}/{escape(_query(given))}">Overview</a></nav>'
+        return _html(page("Runs", body, nav=nav, subtitle=win.label()))
+
+    def run(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        trace_id = request.path_params["trace_id"]
+        if not _TRACE_ID.match(trace_id):
+            raise _PageError(400, f"not a trace id (32 hex digits): {trace_id[:64]!r}")
+        detail = run_detail(db, trace_id.lower())
+        if not detail.spans:
+            raise _PageError(404, f"no spans for run {trace_id.lower()}")
+        nav = (
+            f'<nav aria-label="pages"><a href="{escape(root)}/">Overview</a>'
+            f'<a href="{escape(root)}/runs">Runs</a></nav>'
+        )
+        return _html(
+            page(f"Run {detail.trace_id}", waterfall(detail), nav=nav, subtitle="One run, every span")
+        )
+
+    return [
+        Route("/", _guard(overview), methods=["GET"], name="report_overview"),
+        Route("/runs", _guard(runs), methods=["GET"], name="report_runs"),
+        Route("/runs/{trace_id}", _guard(run), methods=["GET"], name="report_run"),
+    ]

@@ -1,0 +1,157 @@
+"""The live pages (`report.live.routes`) served from a plain Starlette app under uvicorn on
+127.0.0.1, in headless Chromium: no console error, no request outside the server, numbers the
+rollup API's, filters and sort, links from the lists to one run's waterfall; bad input is a
+4xx page naming it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from browser import DESKTOP, NARROW, chromium, errors, outside
+from report_check import check_cells
+
+from otel_costattr.demo import run_demo
+from otel_costattr.report import Window
+from otel_costattr.rollups.queries import rollup
+
+uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is in the [server] extra")
+starlette = pytest.importorskip("starlette", reason="starlette is in the [server] extra")
+from starlette.applications import Starlette  # noqa: E402
+
+from otel_costattr.report.live import routes  # noqa: E402
+
+TODAY = dt.date(2026, 11, 23)
+WEEK = Window(since=dt.datetime(2026, 11, 16), until=dt.datetime(2026, 11, 23))
+PERIOD = "since=2026-11-16&until=2026-11-23"
+
+
+class Served:
+    def __init__(self, app: Starlette) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return run_demo(tmp_path_factory.mktemp("live") / "demo.duckdb", today=TODAY)["path"]
+
+
+@pytest.fixture(scope="module")
+def server(db, tmp_path_factory):
+    missing = tmp_path_factory.mktemp("missing") / "none.duckdb"
+    app = Starlette(routes=routes(db))
+    app.mount("/missing", Starlette(routes=routes(str(missing))))
+    served = Served(app)
+    yield served.url
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = chromium()
+    yield b
+    b.quit()
+
+
+def get(url: str) -> tuple[int, str, dict[str, str]]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+
+
+def test_overview(browser, server, db):
+    url = f"{server}/?{PERIOD}"
+    loaded = browser.open(url)
+    assert errors(loaded) == [] and outside(loaded, server + "/") == []
+    assert check_cells(loaded.cells, db, WEEK, runs=20) > 300
+    assert browser.driver.find_elements("css selector", "section.run") == []  # waterfalls: one page each
+    browser.screenshot("live-overview", DESKTOP)
+    narrow = browser.open(url, size=NARROW)
+    assert errors(narrow) == [] and browser.overflow() == 0
+    browser.screenshot("live-overview", NARROW)
+
+
+def test_the_filter_form(browser, server, db):
+    browser.open(f"{server}/?{PERIOD}")
+    field = browser.driver.find_element("css selector", "form.filters input[name=feature]")
+    field.send_keys("refund")
+    field.submit()
+    loaded = browser.loaded()
+    assert "feature=refund" in browser.driver.current_url
+    assert errors(loaded) == [] and outside(loaded, server + "/") == []
+    refund = Window(WEEK.since, WEEK.until, feature="refund")
+    assert check_cells(loaded.cells, db, refund, runs=20) > 100
+    features = {c["exact"] for c in loaded.cells if c["rollup"] == "per_feature" and c["col"] == "feature"}
+    assert features == {"refund"}
+
+
+def test_runs_list_sort_and_a_waterfall(browser, server, db):
+    loaded = browser.open(f"{server}/runs?{PERIOD}&sort=cost&limit=5")
+    assert errors(loaded) == [] and outside(loaded, server + "/") == []
+    top = rollup("top_runs", db=db, limit=5, **WEEK.params())
+    ids = [c["exact"] for c in loaded.cells if c["col"] == "trace_id"]
+    assert ids == [r["trace_id"] for r in top]
+    shown = [(c["exact"]) for c in loaded.cells if c["col"] == "unpriced_calls"]
+    assert shown == [str(r["unpriced_calls"]) for r in top]
+    newest = browser.open(f"{server}/runs?{PERIOD}")
+    assert [c["exact"] for c in newest.cells if c["col"] == "trace_id"] == [
+        r["trace_id"] for r in rollup("per_run", db=db, **WEEK.params())
+    ]
+    browser.screenshot("live-runs", DESKTOP)
+    browser.driver.find_element("css selector", f"a[href='/runs/{top[0]['trace_id']}']").click()
+    run = browser.loaded()
+    assert browser.driver.current_url == f"{server}/runs/{top[0]['trace_id']}"
+    assert errors(run) == [] and outside(run, server + "/") == []
+    bars = browser.driver.find_elements("css selector", "table.waterfall rect.bar")
+    assert len(bars) == len(rollup("trace", db=db, trace_id=top[0]["trace_id"]))
+    assert check_cells(run.cells, db, WEEK) == 3 * len(bars)
+    browser.screenshot("live-run", DESKTOP)
+    browser.open(browser.driver.current_url, size=NARROW)
+    assert browser.overflow() == 0
+    browser.screenshot("live-run", NARROW)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/?days=x", 400, "Error: report: days: expected a number, got &#x27;x&#x27;"),
+        ("/?days=3&since=2026-01-01", 400, "Error: report: give days or since/until, not both"),
+        ("/runs?sort=price", 400, "Error: sort: expected newest or cost, got &#x27;price&#x27;"),
+        ("/runs?limit=-2", 400, "Error: per_run: limit: must not be negative, got -2"),
+        (
+            "/runs/xyz%3Cscript%3E",
+            400,
+            "Error: not a trace id (32 hex digits): &#x27;xyz&lt;script&gt;&#x27;",
+        ),
+        ("/runs/" + "0" * 32, 404, "Error: no spans for run " + "0" * 32),
+        ("/missing/", 503, "Error: no database at "),
+    ],
+)
+def test_bad_input_is_a_page_naming_it(server, path, status, message):
+    code, body, headers = get(server + path)
+    assert code == status and message in body
+    assert "default-src 'none'" in headers["content-security-policy"]
+
+
+def test_the_default_window_is_the_last_week(server):
+    code, body, _ = get(server + "/")
+    assert code == 200 and 'name="days" type="number" min="0" step="any" value="7"' in body
