@@ -77,6 +77,16 @@ def test_printable(browser, demo):
 
     _, page = demo
     browser.open(page.as_uri())
+    shown = (
+        "return Array.from(document.querySelectorAll('details.table-view table'), t => t.checkVisibility())"
+    )
+    assert not any(browser.driver.execute_script(shown))  # on screen, behind "Table view"
+    browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        views = browser.driver.execute_script(shown)
+        assert len(views) >= 6 and all(views)  # on paper, every table view is printed
+    finally:
+        browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     pdf = browser.driver.execute_cdp_cmd("Page.printToPDF", {"printBackground": True})
     data = base64.b64decode(pdf["data"])
     assert data.startswith(b"%PDF") and len(data) > 20_000
