@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from report_check import cells_of, check_cells
 
 from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
@@ -120,6 +120,27 @@ def test_hostile_names_are_escaped(tmp_path):
     html = write_report(db, tmp_path / "r.html", waterfalls=5).read_text()
     assert "<script" not in html and "<svg onload" not in html and "<img" not in html and "<b>a" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_huge_run_is_cut_in_the_file_and_says_so(tmp_path):
+    db = tmp_path / "big.duckdb"
+    provider = TracerProvider()
+    provider.add_span_processor(CostSpanProcessor())
+    provider.add_span_processor(BatchSpanProcessor(DuckDBSpanExporter(db)))
+    tracer = provider.get_tracer("t")
+    call = {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10,
+    }  # fmt: skip
+    with tracer.start_as_current_span("invoke_agent looper", attributes={"gen_ai.agent.name": "looper"}):
+        for _ in range(620):
+            with tracer.start_as_current_span("chat gpt-4o", attributes=call):
+                pass
+    provider.shutdown()
+    html = write_report(db, tmp_path / "r.html", waterfalls=1).read_text()
+    assert html.count('<rect class="bar ') == 500
+    assert "Showing the first 500 of 621 spans, depth first" in html
+    assert len(html.encode()) < 1_000_000
 
 
 def test_an_empty_store_is_a_page_saying_so(tmp_path):

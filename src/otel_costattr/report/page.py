@@ -27,6 +27,11 @@ from .waterfall import waterfall
 __all__ = ["ReportError", "csp", "css", "nav_links", "page", "render_report", "write_report"]
 
 
+# Spans drawn per waterfall in the file (the page stays small enough to mail: ~1.3 KB a span);
+# the live page draws up to waterfall's default.
+FILE_MAX_SPANS = 500
+
+
 @lru_cache(maxsize=1)
 def css() -> str:
     """The report's style sheet, as shipped in the package."""
@@ -76,7 +81,7 @@ def render_report(
         body += (
             '<section id="waterfalls"><h2>Run waterfalls</h2><p class="intro">The most expensive runs, '
             "and every run with a context jump or a loop.</p>"
-            + "".join(waterfall(r, heading_level=3) for r in report.runs)
+            + "".join(waterfall(r, heading_level=3, max_spans=FILE_MAX_SPANS) for r in report.runs)
             + "</section>"
         )
     subtitle = f"{report.window.label()} · generated {when} by otel-costattr {__version__}"

@@ -22,8 +22,9 @@ def _end(span: dict[str, Any]) -> dt.datetime:
     return span["start_time"] + dt.timedelta(milliseconds=span["duration_ms"] or 0)
 
 
-def waterfall(run: RunDetail, *, heading_level: int = 2) -> str:
-    """The run's waterfall as a table (one ``rect.bar`` per span), with its jumps listed."""
+def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) -> str:
+    """The run's waterfall as a table (one ``rect.bar`` per span, the first ``max_spans`` in
+    depth-first order, saying so when there are more), with its jumps marked."""
     spans = run.spans
     h = f"h{heading_level}"
     rid = escape(run.trace_id)
@@ -37,7 +38,7 @@ def waterfall(run: RunDetail, *, heading_level: int = 2) -> str:
     jumps = {j["span_id"]: j for j in run.jumps}
     of_run = f' data-trace-id="{rid}"'
     rows = []
-    for i, s in enumerate(spans):
+    for i, s in enumerate(spans[:max_spans]):
         offset_ms = (s["start_time"] - start).total_seconds() * 1000
         role = s["span_role"] or "other"
         depth = s["depth"]
@@ -68,6 +69,12 @@ def waterfall(run: RunDetail, *, heading_level: int = 2) -> str:
             f'<td class="bar-cell">{bar}</td>'
             "</tr>"
         )
+    cut = ""
+    if len(spans) > max_spans:
+        cut = (
+            f'<p class="note cut">Showing the first {max_spans:,} of {len(spans):,} spans, depth first '
+            f"(<code>otel-costattr trace {rid}</code> lists them all).</p>"
+        )
     root = spans[0]
     title = escape(root["name"] or run.trace_id)
     head = "".join(
@@ -82,7 +89,8 @@ def waterfall(run: RunDetail, *, heading_level: int = 2) -> str:
         "Each bar is one span on the run's time axis; "
         f"rows are indented by depth; model calls, tools and agents are told apart by the role column "
         f"(and colour); a call whose context jumped is marked ▲.</p>"
+        f"{cut}"
         f'<div class="scroll"><table class="waterfall" data-rollup="trace" data-trace-id="{rid}" '
-        f'data-rows="{len(spans)}"><caption>Spans of run {rid}, depth first</caption>'
+        f'data-rows="{len(rows)}"><caption>Spans of run {rid}, depth first</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
     )
