@@ -20,6 +20,7 @@ from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
 from otel_costattr.cli import main
 from otel_costattr.demo import run_demo
 from otel_costattr.report import Window, collect, window, write_report
+from otel_costattr.report.tables import table
 from otel_costattr.rollups.errors import RollupParamError
 from otel_costattr.rollups.queries import rollup
 
@@ -141,6 +142,20 @@ def test_a_huge_run_is_cut_in_the_file_and_says_so(tmp_path):
     assert html.count('<rect class="bar ') == 500
     assert "Showing the first 500 of 621 spans, depth first" in html
     assert len(html.encode()) < 1_000_000
+
+
+def test_long_lists_are_cut_and_say_so(demo_db):
+    rows = rollup("per_run", db=demo_db, limit=0)
+    html = table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=5)
+    assert html.count("<tr>") == 6  # the head and five rows
+    assert "The first 5 of 21 rows (<code>otel-costattr rollup per-run</code> lists them all)" in html
+    assert "The first" not in table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=21)
+    # waterfalls: the most expensive runs, then at most as many of the tail's jumps and loops
+    report = collect(demo_db, WEEK, waterfalls=1)
+    expected = [
+        rollup(n, db=demo_db, **WEEK.params())[0]["trace_id"] for n in ("top_runs", "step_jumps", "loops")
+    ]
+    assert [r.trace_id for r in report.runs] == list(dict.fromkeys(expected))
 
 
 def test_an_empty_store_is_a_page_saying_so(tmp_path):

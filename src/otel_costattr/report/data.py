@@ -145,7 +145,8 @@ def collect(
 ) -> Report:
     """Run every section's rollup over ``win`` (``runs``: how many runs the runs list shows,
     newest first, 0 for all) and fetch the waterfalls of the ``waterfalls`` most expensive
-    runs, plus (``tail``) every run with a context jump or a loop."""
+    runs, plus (``tail``) those of the runs of the ``waterfalls`` largest context jumps and
+    loops (a store can hold thousands of them: a page of waterfalls for each is megabytes)."""
     params = win.params()
     sections: dict[str, list[dict[str, Any]]] = {}
     for name, extra in SECTIONS:
@@ -157,7 +158,8 @@ def collect(
     report = Report(win, sections, previous)
     wanted = [r["trace_id"] for r in sections["top_runs"][:waterfalls]]
     if tail:
-        wanted += [r["trace_id"] for r in (*sections["step_jumps"], *sections["loops"])]
+        wanted += [r["trace_id"] for r in sections["step_jumps"][:waterfalls]]
+        wanted += [r["trace_id"] for r in sections["loops"][:waterfalls]]
     report.runs = [run_detail(db, t, jumps=sections["step_jumps"]) for t in dict.fromkeys(wanted)]
     return report
 

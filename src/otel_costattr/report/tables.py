@@ -14,9 +14,12 @@ from typing import Any
 from ..cli.output import cell as cli_cell
 from ..cli.output import money
 
-__all__ = ["Link", "exact", "fmt", "table", "value_cell"]
+__all__ = ["MAX_ROWS", "Link", "exact", "fmt", "table", "value_cell"]
 
 Link = Callable[[str], "str | None"]
+
+# Rows a table shows: the tail's lists (jumps, loops) can hold thousands in a large store.
+MAX_ROWS = 200
 
 # Column headings in words; others are shown with "_" as a space.
 HEADINGS = {
@@ -80,11 +83,20 @@ def table(
     caption: str,
     link: Link | None = None,
     empty: str = "No rows in this window.",
+    max_rows: int = MAX_ROWS,
 ) -> str:
-    """A table of ``rows`` (a rollup's, in its order) showing ``columns``; trace ids link to
-    their run when ``link`` knows a page for it."""
+    """A table of ``rows`` (a rollup's, in its order) showing ``columns``, the first
+    ``max_rows`` of them (saying so when there are more); trace ids link to their run when
+    ``link`` knows a page for it."""
     if not rows:
         return f'<p class="empty" data-rollup="{rollup}" data-rows="0">{escape(empty)}</p>'
+    cut = ""
+    if len(rows) > max_rows:
+        cut = (
+            f'<p class="note cut">The first {max_rows:,} of {len(rows):,} rows '
+            f"(<code>otel-costattr rollup {escape(rollup.replace('_', '-'))}</code> lists them all).</p>"
+        )
+        rows = rows[:max_rows]
     head = "".join(f'<th scope="col">{escape(heading(c))}</th>' for c in columns)
     body = []
     for i, row in enumerate(rows):
@@ -104,5 +116,5 @@ def table(
     return (
         f'<div class="scroll"><table data-rollup="{rollup}" data-rows="{len(rows)}">'
         f"<caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f"<tbody>{''.join(body)}</tbody></table></div>{cut}"
     )
