@@ -1,9 +1,10 @@
 """The page shell and the static report: one self-contained HTML file.
 
-The style sheet (``assets/report.css``) is inlined and allowed by its hash in the page's
-Content-Security-Policy, which also forbids scripts and every request (``default-src
-'none'``): a page that tried to load anything would be blocked by the browser and say so in
-its console, so nothing leaves the file.
+The style sheet (``assets/report.css``) and the script (``assets/report.js``: sorting and
+filtering tables) are inlined and allowed by their hashes in the page's
+Content-Security-Policy, which forbids everything else (``default-src 'none'``): a page that
+tried to load anything would be blocked by the browser and say so in its console, so nothing
+leaves the file.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .sections import NAV, render_sections
 from .tables import Link
 from .waterfall import waterfall
 
-__all__ = ["ReportError", "csp", "css", "nav_links", "page", "render_report", "write_report"]
+__all__ = ["ReportError", "csp", "css", "js", "nav_links", "page", "render_report", "write_report"]
 
 
 # Spans drawn per waterfall in the file (the page stays small enough to mail: ~1.3 KB a span);
@@ -38,11 +39,25 @@ def css() -> str:
     return (resources.files(__package__) / "assets" / "report.css").read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=1)
+def js() -> str:
+    """The report's script (sorting and filtering tables), as shipped in the package."""
+    return (resources.files(__package__) / "assets" / "report.js").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
 def csp() -> str:
     """The Content-Security-Policy of every page: the inline style sheet (by its hash) and
     nothing else: no script, no font, no image, no connection, no form sent elsewhere."""
-    digest = base64.b64encode(hashlib.sha256(css().encode("utf-8")).digest()).decode("ascii")
-    return f"default-src 'none'; style-src 'sha256-{digest}'; form-action 'self'; base-uri 'none'"
+    style, script = (_digest(text) for text in (css(), js()))
+    return (
+        f"default-src 'none'; style-src 'sha256-{style}'; script-src 'sha256-{script}'; "
+        "form-action 'self'; base-uri 'none'"
+    )
+
+
+def _digest(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
 def page(title: str, body: str, *, nav: str = "", subtitle: str = "") -> str:
@@ -55,7 +70,7 @@ def page(title: str, body: str, *, nav: str = "", subtitle: str = "") -> str:
         f'<meta name="generator" content="otel-costattr {escape(__version__)}">'
         f"<title>{escape(title)}</title><style>{css()}</style></head>"
         f"<body><header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header>"
-        f"{nav}<main>{body}</main></body></html>\n"
+        f"{nav}<main>{body}</main><script>{js()}</script></body></html>\n"
     )
 
 

@@ -83,7 +83,8 @@ def overview(report: Report) -> str:
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> list[str]:
-    """Series names in order of their total cost (the rollups' own order within a day)."""
+    """Series names, the one with the largest cost on a single day first (the bottom of
+    each column)."""
     seen: dict[str, None] = {}
     for r in sorted(rows, key=lambda r: -(r["usd"] or 0)):
         seen.setdefault(str(r[key]) if r[key] is not None else "(none)")
@@ -325,6 +326,7 @@ def render_sections(report: Report, link: Link) -> str:
                     ),
                     caption="Runs",
                     link=link,
+                    filter_box=True,
                 ),
             ),
         )

@@ -84,10 +84,12 @@ def table(
     link: Link | None = None,
     empty: str = "No rows in this window.",
     max_rows: int = MAX_ROWS,
+    filter_box: bool = False,
 ) -> str:
     """A table of ``rows`` (a rollup's, in its order) showing ``columns``, the first
     ``max_rows`` of them (saying so when there are more); trace ids link to their run when
-    ``link`` knows a page for it."""
+    ``link`` knows a page for it. The page's script sorts it by any column and, with
+    ``filter_box``, filters its rows by text (`assets/report.js`)."""
     if not rows:
         return f'<p class="empty" data-rollup="{rollup}" data-rows="0">{escape(empty)}</p>'
     cut = ""
@@ -113,8 +115,15 @@ def table(
             else:
                 cells.append(value_cell(rollup, i, c, v))
         body.append(f"<tr>{''.join(cells)}</tr>")
+    box = ""
+    if filter_box:
+        box = (
+            f'<input type="search" class="filter" data-filter="table-{rollup}" hidden '
+            f'placeholder="filter rows" aria-label="filter the rows of {escape(caption)}">'
+        )
     return (
-        f'<div class="scroll"><table data-rollup="{rollup}" data-rows="{len(rows)}">'
+        f'{box}<div class="scroll"><table id="table-{rollup}" data-sortable '
+        f'data-rollup="{rollup}" data-rows="{len(rows)}">'
         f"<caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>{cut}"
     )
