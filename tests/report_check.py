@@ -59,7 +59,7 @@ def check_cells(cells: list[dict[str, Any]], db: Any, win: Window, *, runs: int 
     """Assert that every cell's exact value is the rollup's (same rollup, row, column, window)
     and that its text shows it; return how many cells were checked."""
     extra = dict(SECTIONS)
-    extra["per_run"] = {"limit": runs}
+    extra["runs_list"] = {"limit": runs}
     cache: dict[tuple[str, str | None, str | None], list[dict[str, Any]]] = {}
     for cell in cells:
         name = cell["rollup"]

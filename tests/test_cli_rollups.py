@@ -196,8 +196,8 @@ def test_errors_are_one_line(capsys, db, argv, message):
             ["rollup", "per-fature"],
             "Invalid value for '[NAME]': unknown rollup 'per-fature' (valid: agent-steps, "
             "approximations, compare, daily, daily-model, forecast, loops, overview, per-agent, "
-            "per-feature, per-group, per-model, per-run, per-step, reconcile, stats, step-jumps, "
-            "top-runs, trace, unpriced)."
+            "per-feature, per-group, per-model, per-run, per-step, reconcile, runs-list, stats, "
+            "step-jumps, top-runs, trace, unpriced)."
             " Did you mean 'per-feature'?",
         ),
         (["rollup"], "name a rollup (see 'otel-costattr rollup --list')"),

@@ -57,7 +57,7 @@ def test_every_figure_is_the_rollups(page, demo_db):
         "step_jumps",
         "loops",
         "unpriced",
-        "per_run",
+        "runs_list",
         "trace",
     }
     total = next(
@@ -205,7 +205,7 @@ def test_cli(demo_db, tmp_path, capsys):
     assert main(["report", "--db", demo_db, "--days", "x", "--out", str(out)]) == 1
     assert capsys.readouterr().err == "Error: report: days: expected a number, got 'x'\n"
     assert main(["report", "--db", demo_db, "--limit", "-1", "--out", str(out)]) == 1
-    assert capsys.readouterr().err == "Error: per_run: limit: must not be negative, got -1\n"
+    assert capsys.readouterr().err == "Error: runs_list: limit: must not be negative, got -1\n"
     assert main(["report", "--db", demo_db, "--out", str(tmp_path / "no" / "such" / "dir.html")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: cannot write the report to ") and err.count("\n") == 1

@@ -75,19 +75,19 @@ def test_links_lead_to_the_waterfall(browser, demo):
 def test_sort_and_filter_the_runs_list(browser, demo):
     db, page = demo
     browser.open(page.as_uri())
-    runs = rollup("per_run", db=db, limit=100, **WEEK.params())
+    runs = rollup("runs_list", db=db, limit=100, **WEEK.params())
     ids = (
-        "return Array.from(document.querySelectorAll('#table-per_run tbody tr'))"
+        "return Array.from(document.querySelectorAll('#table-runs_list tbody tr'))"
         ".filter(r => !r.hidden).map(r => r.cells[0].dataset.exact)"
     )
     assert browser.driver.execute_script(ids) == [r["trace_id"] for r in runs]  # newest first
-    cost = browser.driver.find_elements("css selector", "#table-per_run thead button.sort")[-1]
+    cost = browser.driver.find_elements("css selector", "#table-runs_list thead button.sort")[-1]
     cost.click()
     by_cost = sorted(runs, key=lambda r: (r["usd"] is None, -(r["usd"] or 0)))
     assert browser.driver.execute_script(ids) == [r["trace_id"] for r in by_cost]
     cost.click()
     assert browser.driver.execute_script(ids) == [r["trace_id"] for r in reversed(by_cost)]
-    box = browser.driver.find_element("css selector", "input[data-filter='table-per_run']")
+    box = browser.driver.find_element("css selector", "input[data-filter='table-runs_list']")
     box.send_keys("refund")
     assert browser.driver.execute_script(ids) == [
         r["trace_id"] for r in reversed(by_cost) if r["feature"] == "refund"

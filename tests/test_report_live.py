@@ -107,14 +107,18 @@ def test_the_filter_form(browser, server, db):
 def test_runs_list_sort_and_a_waterfall(browser, server, db):
     loaded = browser.open(f"{server}/runs?{PERIOD}&sort=cost&limit=5")
     assert errors(loaded) == [] and outside(loaded, server + "/") == []
-    top = rollup("top_runs", db=db, limit=5, **WEEK.params())
+    top = rollup("runs_list", db=db, order="cost", limit=5, **WEEK.params())
+    assert [r["trace_id"] for r in top] == [
+        r["trace_id"] for r in rollup("top_runs", db=db, limit=5, **WEEK.params())
+    ]
     ids = [c["exact"] for c in loaded.cells if c["col"] == "trace_id"]
     assert ids == [r["trace_id"] for r in top]
     shown = [(c["exact"]) for c in loaded.cells if c["col"] == "unpriced_calls"]
     assert shown == [str(r["unpriced_calls"]) for r in top]
     newest = browser.open(f"{server}/runs?{PERIOD}")
     assert [c["exact"] for c in newest.cells if c["col"] == "trace_id"] == [
-        r["trace_id"] for r in rollup("per_run", db=db, **WEEK.params())
+        r["trace_id"]
+        for r in rollup("per_run", db=db, **WEEK.params())  # newest first
     ]
     browser.screenshot("live-runs", DESKTOP)
     browser.driver.find_element("css selector", f"a[href='/runs/{top[0]['trace_id']}']").click()
@@ -136,7 +140,7 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
         ("/?days=x", 400, "Error: report: days: expected a number, got &#x27;x&#x27;"),
         ("/?days=3&since=2026-01-01", 400, "Error: report: give days or since/until, not both"),
         ("/runs?sort=price", 400, "Error: sort: expected newest or cost, got &#x27;price&#x27;"),
-        ("/runs?limit=-2", 400, "Error: per_run: limit: must not be negative, got -2"),
+        ("/runs?limit=-2", 400, "Error: runs_list: limit: must not be negative, got -2"),
         (
             "/runs/xyz%3Cscript%3E",
             400,

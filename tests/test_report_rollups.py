@@ -1,4 +1,4 @@
-"""The rollups the report added (overview, daily_model, agent_steps, per_run's unpriced calls),
+"""The rollups the report added (overview, daily_model, agent_steps, runs_list),
 against figures worked out by hand on the shared workload (see test_rollups_workload)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from decimal import Decimal as D
 import pytest
 from test_rollups_workload import DAY0, TOTAL_CALLS, TOTAL_USD, build, trace_id
 
+from otel_costattr.rollups.errors import RollupError
 from otel_costattr.rollups.queries import rollup
 
 
@@ -67,7 +68,16 @@ def test_agent_steps(db):
     assert [k[0] for k in rows][0] == "researcher"  # agents by their cost, the most first
 
 
-def test_per_run_counts_unpriced_calls(db):
-    runs = {r["trace_id"]: r for r in rollup("per_run", db=db, limit=0)}
-    assert runs[trace_id(5)]["unpriced_calls"] == 2
-    assert sum(r["unpriced_calls"] for r in runs.values()) == 2
+def test_runs_list(db):
+    newest = rollup("runs_list", db=db, limit=0)
+    # the same runs and order as per_run (newest) and top_runs (cost), with unpriced calls
+    assert [r["trace_id"] for r in newest] == [r["trace_id"] for r in rollup("per_run", db=db, limit=0)]
+    by_cost = rollup("runs_list", db=db, order="cost", limit=3)
+    assert [r["trace_id"] for r in by_cost] == [r["trace_id"] for r in rollup("top_runs", db=db, limit=3)]
+    runs = {r["trace_id"]: r for r in newest}
+    # T5: acme-ner-7b (unknown) and gpt-4o with invalid usage; its priced call $0.00015
+    assert (runs[trace_id(5)]["unpriced_calls"], runs[trace_id(5)]["usd"]) == (2, D("0.00015"))
+    assert sum(r["unpriced_calls"] for r in newest) == 2
+    assert runs[trace_id(1)]["duration_ms"] == 600_000.0
+    with pytest.raises(RollupError, match="runs_list: order: expected newest or cost, got 'price'|got price"):
+        rollup("runs_list", db=db, order="price")

@@ -20,8 +20,8 @@ from otel_costattr.store import database as store
 D = Decimal
 EXPECTED_NAMES = [
     "agent_steps", "approximations", "compare", "daily", "daily_model", "forecast", "loops", "overview",
-    "per_agent", "per_feature", "per_group", "per_model", "per_run", "per_step", "reconcile", "stats",
-    "step_jumps", "top_runs", "trace", "unpriced",
+    "per_agent", "per_feature", "per_group", "per_model", "per_run", "per_step", "reconcile",
+    "runs_list", "stats", "step_jumps", "top_runs", "trace", "unpriced",
 ]  # fmt: skip
 
 
@@ -332,7 +332,7 @@ def test_unknown_rollup_lists_the_valid_names():
     assert str(e.value) == (
         "unknown rollup 'per_fature' (valid: agent-steps, approximations, compare, daily, "
         "daily-model, forecast, loops, overview, per-agent, per-feature, per-group, per-model, "
-        "per-run, per-step, reconcile, stats, step-jumps, top-runs, trace, unpriced)"
+        "per-run, per-step, reconcile, runs-list, stats, step-jumps, top-runs, trace, unpriced)"
     )
     assert query("per-feature") is query("per_feature")
 

@@ -136,7 +136,7 @@ SECTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("step_jumps", {}),
     ("loops", {}),
     ("unpriced", {}),
-    ("per_run", {"limit": 100}),
+    ("runs_list", {"limit": 100}),
 )
 
 
@@ -150,7 +150,7 @@ def collect(
     params = win.params()
     sections: dict[str, list[dict[str, Any]]] = {}
     for name, extra in SECTIONS:
-        if name == "per_run":
+        if name == "runs_list":
             extra = {"limit": runs}
         sections[name] = rollup(name, db=db, **params, **extra)
     prev_window = win.previous()

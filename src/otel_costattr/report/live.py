@@ -3,8 +3,8 @@
 
 - ``/``: the report's sections for a window and filters taken from the query string (``days``,
   default 7, or ``since``/``until``; ``service``, ``feature``, ``agent``), with a filter form;
-- ``/runs``: the runs list with the same filters, sorted ``newest`` (``per_run``) or ``cost``
-  (``top_runs``), at most ``limit``;
+- ``/runs``: the runs list (``runs_list``) with the same filters, ``sort`` ``newest`` or
+  ``cost``, at most ``limit``;
 - ``/runs/{trace_id}``: one run's waterfall.
 
 Pages are the static report's (`page`, `sections`, `waterfall`), with links between them
@@ -42,7 +42,7 @@ _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 RUN_COLUMNS = (
     "trace_id", "run_name", "agent", "feature", "start_time", "duration_ms", "calls", "unpriced_calls", "usd",
 )  # fmt: skip
-TOP_COLUMNS = ("trace_id", "run_name", "agent", "feature", "start_time", "calls", "unpriced_calls", "usd")
+LIVE_MAX_ROWS = 5000  # the runs page shows up to this many of the runs ``limit`` asks for
 
 
 class _PageError(Exception):
@@ -143,9 +143,7 @@ def routes(db: Database) -> list[Route]:
             raise _PageError(400, f"sort: expected newest or cost, got {sort!r}")
         limit = request.query_params.get("limit", "100")
         win = _window(given)
-        name = "per_run" if sort == "newest" else "top_runs"
-        rows = rollup(name, db=db, limit=limit, **win.params())
-        columns = RUN_COLUMNS if sort == "newest" else TOP_COLUMNS
+        rows = rollup("runs_list", db=db, order=sort, limit=limit, **win.params())
         sorter = (
             '<label>sort<select name="sort">'
             + "".join(
@@ -162,7 +160,15 @@ def routes(db: Database) -> list[Route]:
             f'(<a href="{escape(root)}/runs{escape(_query(given, sort=other, limit=limit))}">'
             f"sort by {other}</a>). "
             "Follow a run to its waterfall.</p>"
-            + table(name, rows, columns, caption=f"Runs, {sort} first", link=lambda t: f"{root}/runs/{t}")
+            + table(
+                "runs_list",
+                rows,
+                RUN_COLUMNS,
+                caption=f"Runs, {sort} first",
+                link=lambda t: f"{root}/runs/{t}",
+                max_rows=LIVE_MAX_ROWS,
+                filter_box=True,
+            )
             + "</section>"
         )
         nav = f'<nav aria-label="pages"><a href="{escape(root)}/{escape(_query(given))}">Overview</a></nav>'

@@ -311,8 +311,8 @@ def render_sections(report: Report, link: Link) -> str:
                 "Runs",
                 "Newest first; follow a run to its waterfall.",
                 table(
-                    "per_run",
-                    s["per_run"],
+                    "runs_list",
+                    s["runs_list"],
                     (
                         "trace_id",
                         "run_name",

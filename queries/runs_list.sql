@@ -1,0 +1,20 @@
+-- @about The runs list (a run is a trace): newest (by first model call) or most expensive first, with duration, calls, unpriced calls and usd.
+-- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
+-- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
+-- @param service VARCHAR = NULL  only spans of this service.name
+-- @param feature VARCHAR = NULL  only calls attributed to this feature
+-- @param agent VARCHAR = NULL    only calls attributed to this agent
+-- @param order VARCHAR = newest  newest, or cost (the most expensive first)
+-- @param limit INTEGER = 100     at most this many runs (0: all)
+SELECT
+    trace_id, name AS run_name, agent_name AS agent, feature, start_time, duration_ms, calls,
+    unpriced_calls, cost_usd AS usd, usd_repriced
+FROM costattr_runs(
+    $since, $until, $service, $feature, $agent,
+    CASE WHEN $order IN ('newest', 'cost') THEN $order
+         ELSE error('runs_list: order: expected newest or cost, got ' || $order) END,
+    nullif($limit, 0)
+)
+ORDER BY CASE WHEN $order = 'cost' THEN usd END DESC NULLS LAST,
+         CASE WHEN $order = 'cost' THEN calls END DESC,
+         first_call DESC, trace_id;
