@@ -24,6 +24,7 @@ MAX_ROWS = 200
 # Column headings in words; others are shown with "_" as a space.
 HEADINGS = {
     "usd": "cost",
+    "duration_ms": "duration",
     "usd_per_run": "cost per run",
     "usd_per_call": "cost per priced call",
     "subtree_usd": "subtree cost",
