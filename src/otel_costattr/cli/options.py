@@ -50,9 +50,12 @@ def db_path(db: str | None) -> str:
     return db or settings.duckdb_path()
 
 
-def window_options(*, limit: int | None = None, group_by: bool = True) -> Callable[[F], F]:
+def window_options(
+    *, limit: int | None = None, group_by: bool = True, where: bool = True
+) -> Callable[[F], F]:
     """``--db`` and the window every rollup takes (``--days``/``--since``/``--until``/
-    ``--service``/``--feature``/``--agent``/``--where``) plus ``--limit`` and ``--group-by``.
+    ``--service``/``--feature``/``--agent``/``--where``) plus ``--limit`` and ``--group-by``
+    (``group_by``/``where`` False: a command that cannot honour them does not offer them).
     Values stay text: the rollups layer checks them, so a bad one is one line,
     ``Error: ...``, naming the parameter."""
 
@@ -76,12 +79,18 @@ def window_options(*, limit: int | None = None, group_by: bool = True) -> Callab
                 click.option("--service", help="only spans of this service.name"),
                 click.option("--feature", help="only model calls attributed to this feature"),
                 click.option("--agent", help="only model calls attributed to this agent"),
-                click.option(
-                    "--where",
-                    multiple=True,
-                    metavar="KEY=VALUE",
-                    help="only model calls whose KEY (an identity key such as user.id or app.tenant, or "
-                    "model, provider, service) is VALUE; repeatable: a key twice matches either value",
+                *(
+                    [
+                        click.option(
+                            "--where",
+                            multiple=True,
+                            metavar="KEY=VALUE",
+                            help="only model calls whose KEY (an identity key such as user.id or app.tenant, or "
+                            "model, provider, service) is VALUE; repeatable: a key twice matches either value",
+                        )
+                    ]
+                    if where
+                    else []
                 ),
                 click.option("--limit", metavar="N", default=limit, help=limit_help),
                 *(

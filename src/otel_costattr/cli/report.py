@@ -9,7 +9,7 @@ from .output import CLIError
 
 
 @click.command()
-@window_options(limit=100)
+@window_options(limit=100, group_by=False, where=False)
 @click.option("--out", metavar="FILE", default="costs.html", show_default=True, help="where to write it")
 @click.option(
     "--waterfalls",
