@@ -169,11 +169,7 @@ class CallCost:
     def _usd(self, index: int | None) -> Decimal | None:
         if self._parts is None:
             return None
-        raw = sum(self._parts) if index is None else self._parts[index]
-        if raw == 0:
-            return _ZERO
-        # Rates are per million tokens, as integers over 10**scale.
-        return Decimal(raw).scaleb(-(self._scale + 6), _EXACT)
+        return usd(sum(self._parts) if index is None else self._parts[index], self._scale)
 
     @property
     def total(self) -> Decimal | None:
@@ -255,6 +251,14 @@ def compute_cost(
         detail = usage.problem() or f"model id longer than {MAX_MODEL_ID} characters ({len(model or ''):,})"
         return CallCost(status, version, detail=detail, usage=usage)
     return CallCost(status, version, usage=usage)
+
+
+def usd(raw: int, scale: int) -> Decimal:
+    """`price_call`'s parts (or their sum), integers over 10**(scale + 6), as exact USD."""
+    if raw == 0:
+        return _ZERO
+    # Rates are per million tokens, as integers over 10**scale.
+    return Decimal(raw).scaleb(-(scale + 6), _EXACT)
 
 
 def usd_float(parts: tuple[int, ...], scale: int) -> float:

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from .. import semconv
-from ..cost.engine import CostStatus, compute_cost
+from ..cost.engine import CostStatus, compute_cost, price_call, usd
 from ..pricing.table import PriceTable
 from .encode import column_text
 
@@ -34,6 +34,8 @@ _USD_LIMIT = Decimal(10) ** 26  # DECIMAL(38, 12): 26 digits before the point
 MAX_CALL_USD = Decimal(1_000_000)
 IMPLAUSIBLE = "implausible"
 _QUANT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+_PRICED, _INVALID = CostStatus.PRICED, CostStatus.INVALID_USAGE
+_PRICED_TEXT = CostStatus.PRICED.value
 NO_CALL = (None,) * 10  # the token and cost columns of a span that is not a model call
 
 
@@ -95,18 +97,25 @@ def model_columns(attrs: Mapping[str, Any], start: int | None, table: PriceTable
             column_text(attrs.get(semconv.PRICED_MODEL)),
         )
     else:
-        priced = _price(call, start, table)
-        tokens = priced.tokens  # the engine's buckets: zeros for no usage, None if invalid
-        # Our own engine obeys the bound too (rates near the pricing cap on 100M tokens
-        # exceed it): the store holds no per-call cost above MAX_CALL_USD, whoever priced it.
-        implausible = priced.total is not None and priced.total > MAX_CALL_USD
-        cost = (
-            None if implausible else priced.total,  # exact; rounded to 12 places if it needs it
-            IMPLAUSIBLE if implausible else priced.status._value_,
-            "exporter",
-            priced.pricing_version,
-            priced.model,
+        # compute_cost's own arithmetic (price_call) without its result object: this runs for
+        # every unpriced model call the exporter stores. tests/test_mapping.py checks these
+        # columns against compute_cost on arbitrary attributes.
+        usage = call.usage
+        status, entry, parts, scale, _, _ = price_call(
+            table, start, call.model, call.provider, call.service_tier, usage
         )
+        # The engine's buckets: zeros for no usage, None if invalid.
+        tokens = None if status is _INVALID else usage.billable()
+        if status is _PRICED:
+            total = usd(sum(parts), scale)
+            # Our own engine obeys the bound too (rates near the pricing cap on 100M tokens
+            # exceed it): the store holds no per-call cost above MAX_CALL_USD, whoever priced it.
+            if total > MAX_CALL_USD:
+                cost = (None, IMPLAUSIBLE, "exporter", table.version, entry.id)
+            else:  # exact; rounded to 12 places if it needs it
+                cost = (total, _PRICED_TEXT, "exporter", table.version, entry.id)
+        else:
+            cost = (None, status._value_, "exporter", table.version, None)
     if tokens is None:
         return (None, None, None, None, None, *cost)
     return (
