@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_costattr import semconv
-from otel_costattr.cost.engine import compute_cost
 from otel_costattr.pricing.table import PriceTable, load_pricing
-from otel_costattr.spans.cost_columns import IMPLAUSIBLE, MAX_CALL_USD, model_columns
+from otel_costattr.spans.cost_columns import IMPLAUSIBLE, MAX_CALL_USD, _price, model_columns
 
 DATA = Path(__file__).parent / "data"
 T0 = 1_782_900_000_000_000_000  # 2026-07-01
@@ -44,15 +43,7 @@ def table(tmp_path_factory) -> PriceTable:
 def general(attrs, start, table) -> tuple:
     """The columns as the public engine prices the call (what the mapper did before it
     called the engine's arithmetic directly)."""
-    call = semconv.read_model_call(attrs)
-    priced = compute_cost(
-        call.model,
-        call.usage,
-        provider=call.provider,
-        start_time=start,
-        service_tier=call.service_tier,
-        table=table,
-    )
+    priced = _price(semconv.read_model_call(attrs), start, table)  # compute_cost, as the call reads
     tokens = priced.tokens
     implausible = priced.total is not None and priced.total > MAX_CALL_USD
     cost = (

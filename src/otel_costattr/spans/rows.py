@@ -66,6 +66,10 @@ _TEXT_KEYS = (
     semconv.WORKFLOW_NAME,
 )
 
+_STR_OR_NONE = frozenset({str, type(None)})  # text values column_text keeps as they are, but ""
+_PROVIDER_FIRST, *_rest = semconv.PROVIDER_KEYS
+_PROVIDER_REST = tuple(_rest)
+
 
 def _plain(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attributes as a dict (what the adapters give already: then the same object)."""
@@ -275,10 +279,13 @@ class SpanMapper:
         model_cols = (
             model_columns(attrs, start, self._pricing or self.pricing) if role == "model_call" else NO_CALL
         )
-        text = [get(key) for key in _TEXT_KEYS]
-        for i, value in enumerate(text):
-            if value is not None and (type(value) is not str or not value):
-                text[i] = column_text(value)
+        text = list(map(get, _TEXT_KEYS))
+        if not _STR_OR_NONE.issuperset(map(type, text)) or "" in text:  # one C-level pass each
+            text = list(map(column_text, text))
+        provider = get(_PROVIDER_FIRST)
+        if provider is None:
+            provider = _first(attrs, _PROVIDER_REST)
+        response_model = get("gen_ai.response.model") or get("llm.model_name")
         kept, dropped = self._clean(attrs)
         events_json = links_json = "[]"
         if events:
@@ -310,9 +317,9 @@ class SpanMapper:
             scope_version,
             role,
             text[0],
-            column_text(_first(attrs, semconv.PROVIDER_KEYS)),
+            None if provider is None else column_text(provider),
             text[1],
-            column_text(get("gen_ai.response.model") or get("llm.model_name")),
+            None if response_model is None else column_text(response_model),
             *model_cols,
             text[2],
             text[3],
