@@ -172,3 +172,16 @@ def test_the_demo_week_ends_yesterday_so_the_readme_rollups_show_it(tmp_path):
     assert latest < dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # nothing in the future
     features = {r["feature"] for r in rollup("per-feature", db=info["path"], days=7)}
     assert features == {"refund", "research", "summarize"}
+
+
+def test_suggested_commands_run_as_shown_when_not_on_path(monkeypatch, tmp_path):
+    """After the README's install the command lives in .venv/bin, not on PATH: the demo's
+    "Next:" lines then use the path it was started by, so they can be pasted as printed."""
+    from otel_costattr.cli.demo import _command
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no otel-costattr on it
+    monkeypatch.setattr("sys.argv", [".venv/bin/otel-costattr", "demo"])
+    assert _command() == ".venv/bin/otel-costattr"
+    (tmp_path / "otel-costattr").write_text("#!/bin/sh\n")
+    (tmp_path / "otel-costattr").chmod(0o755)
+    assert _command() == "otel-costattr"

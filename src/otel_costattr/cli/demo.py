@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -71,12 +73,22 @@ def demo(db: str | None) -> None:
     )
     page = write_report(path, Path(path).with_suffix(".html"), week)
     echo(f"The same as a page (charts, tables, waterfalls; opens offline): {page}\n")
+    cmd = _command()
     echo("Next:")
-    echo(f"  otel-costattr trace {top} --db {shown}")
-    echo(f"  otel-costattr rollup per-model --agent triage --db {shown}  (routing on an expensive model)")
-    echo(f"  otel-costattr whatif --model claude-haiku-4-5 --agent triage --db {shown}  (on a small one?)")
-    echo(f"  otel-costattr rollup step-jumps --db {shown}  (a whole document stuffed into context)")
-    echo(f"  otel-costattr rollup loops --db {shown}  (runs far longer than their agent's median)")
-    echo("  otel-costattr rollup --list")
-    echo(f"  otel-costattr report --db {shown} --days 7 --out costs.html  (the report, any window)")
+    echo(f"  {cmd} trace {top} --db {shown}")
+    echo(f"  {cmd} rollup per-model --agent triage --db {shown}  (routing on an expensive model)")
+    echo(f"  {cmd} whatif --model claude-haiku-4-5 --agent triage --db {shown}  (on a small one?)")
+    echo(f"  {cmd} rollup step-jumps --db {shown}  (a whole document stuffed into context)")
+    echo(f"  {cmd} rollup loops --db {shown}  (runs far longer than their agent's median)")
+    echo(f"  {cmd} rollup --list")
+    echo(f"  {cmd} report --db {shown} --days 7 --out costs.html  (the report, any window)")
     echo(f"(done in {time.perf_counter() - started:.1f} s)")
+
+
+def _command() -> str:
+    """How to type ``otel-costattr`` again: the bare name when it is on PATH, else the path it
+    was started by (the README's ``.venv/bin/otel-costattr``), so the suggestions run as shown."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if shutil.which("otel-costattr") or not invoked.endswith("otel-costattr"):
+        return "otel-costattr"
+    return invoked
