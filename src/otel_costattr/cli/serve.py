@@ -1,4 +1,5 @@
-"""``serve``: the shared backend: OTLP receiver (HTTP and gRPC) and the JSON API on one store."""
+"""``serve``: the shared backend: OTLP receiver (HTTP and gRPC), the JSON API and the live
+dashboard on one store, with the alert rules evaluated continuously when ``--alerts`` names them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 import click
 
 from .. import settings
+from ..alerts.rules import load_rules, parse_duration
+from ..alerts.watch import AlertWatcher
 from .options import db_option, db_path, price_table, pricing_option
 from .output import CLIError
 
@@ -34,6 +37,15 @@ from .output import CLIError
 @click.option(
     "--cors-origin", multiple=True, help="allow browser requests from this origin (repeatable; default none)"
 )
+@click.option(
+    "--alerts", "alerts_path", default=None, metavar="FILE",
+    help="evaluate these alert rules (alerts.toml) every --alerts-interval while serving",
+)  # fmt: skip
+@click.option(
+    "--alerts-interval", default="60s", show_default=True, metavar="DURATION",
+    help="time between alert evaluations (50ms, 30s, 5m, 1h)",
+)  # fmt: skip
+@click.option("--no-dashboard", is_flag=True, help="no dashboard at / (it redirects to the API docs)")
 @pricing_option
 def serve(
     db: str | None,
@@ -44,30 +56,53 @@ def serve(
     base_url: str | None,
     capture_content: bool,
     cors_origin: Sequence[str],
+    alerts_path: str | None,
+    alerts_interval: str,
+    no_dashboard: bool,
     pricing: Sequence[str],
 ) -> None:
     """Receive OTLP spans from any process or language and answer cost questions over HTTP.
 
-    OTLP/HTTP at POST /v1/traces, OTLP/gRPC on --grpc-port, the JSON API under /api/v1,
-    OpenAPI docs at /docs. Needs: pip install 'otel-costattr[server]'.
+    OTLP/HTTP at POST /v1/traces, OTLP/gRPC on --grpc-port, the dashboard at /, the JSON
+    API under /api/v1, OpenAPI docs at /docs. With --token, a browser opens the dashboard
+    once as /?token=TOKEN (a session cookie then lets it read). --alerts evaluates alert
+    rules continuously; their links point at --base-url. Needs: pip install
+    'otel-costattr[server]'.
 
     \b
     Example:
       otel-costattr serve --db spans.duckdb
       OTEL_COSTATTR_SERVE_TOKEN=s3cret otel-costattr serve --host 0.0.0.0
+      otel-costattr serve --alerts alerts.toml --alerts-interval 30s
     """
     try:
         import uvicorn
 
-        from ..server import SpanSink, check_bind, create_app
+        from ..report.live import routes
+        from ..server import Service, SpanSink, check_bind, create_app
     except ImportError as e:
         raise CLIError(f"serve needs the server extra: pip install 'otel-costattr[server]' ({e})") from e
+    shown = f"[{host}]" if ":" in host else host
+    base_url = (base_url or f"http://{shown}:{port}").rstrip("/")
     try:
         check_bind(host, token)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    try:
+        interval = parse_duration(alerts_interval)
+    except ValueError as e:
+        raise CLIError(f"--alerts-interval: {e}") from e
+    if not interval > 0:
+        raise CLIError(f"--alerts-interval: must be above 0, got {alerts_interval!r}")
+    # Every configuration mistake shows here, before anything is opened or bound.
+    rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
+    try:
         sink = SpanSink(db_path(db), pricing=price_table(pricing), capture_content=capture_content)
     except ValueError as e:
         raise CLIError(str(e)) from e
-    services = []
+    services: list[Service] = []
+    if rules is not None:
+        services.append(AlertWatcher(sink.path, rules, interval=interval, base_url=base_url))
     if grpc_port:
         from ..server.grpc_receiver import GrpcReceiver
 
@@ -75,12 +110,12 @@ def serve(
             services.append(GrpcReceiver(sink, host, grpc_port, token=token))
         except (ValueError, RuntimeError) as e:
             raise CLIError(f"gRPC port {grpc_port}: {e}") from e
-    shown = f"[{host}]" if ":" in host else host
     app = create_app(
         sink.path,
         token=token,
         sink=sink,
-        base_url=base_url or f"http://{shown}:{port}",
+        base_url=base_url,
+        extra_routes=() if no_dashboard else routes(sink.path),
         services=services,
         cors_origins=cors_origin,
     )
@@ -90,4 +125,13 @@ def serve(
         + f", storing in {sink.path}",
         err=True,
     )
+    if not no_dashboard:
+        # The token itself is never printed: this line may end up in a log.
+        how = f" (first visit: {base_url}/?token=<the token>)" if token else ""
+        click.echo(f"otel-costattr: dashboard at {base_url}/{how}", err=True)
+    if rules is not None:
+        click.echo(
+            f"otel-costattr: alerts: {len(rules.rules)} rules from {alerts_path}, every {alerts_interval}",
+            err=True,
+        )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

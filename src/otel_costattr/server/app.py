@@ -8,15 +8,15 @@ watcher). ``app.state`` holds ``sink``, ``db`` (the database path) and ``base_ur
 the server hands out).
 
 Security: with a ``token``, every request (OTLP, API, docs, extra routes) needs
-``Authorization: Bearer <token>``, compared in constant time, else 401. No CORS unless
-``cors_origins`` names some.
+``Authorization: Bearer <token>``, compared in constant time, else 401; a browser gets in by
+opening a page once with ``?token=`` and then reads (GET/HEAD only) with a session cookie
+(`auth`). No CORS unless ``cors_origins`` names some.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from ..version import __version__
 from . import otlp_wire as wire
 from .api import router as api_router
+from .auth import BearerAuth
 from .sink import Backpressure, SpanSink
 
 logger = logging.getLogger(__name__)
@@ -41,35 +42,6 @@ class Service(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-class _BearerAuth:
-    """Pure ASGI middleware: 401 unless ``Authorization: Bearer <token>`` (constant time)."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = b""
-        for key, value in scope.get("headers", ()):
-            if key == b"authorization":
-                given = value
-                break
-        if hmac.compare_digest(given, self._expected):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers", ()))
-        kind = wire.response_type(headers.get(b"content-type", b"").decode("latin-1"))
-        if scope.get("path") == "/v1/traces":
-            body, media = wire.status_body(wire.UNAUTHENTICATED, "missing or wrong bearer token", kind), kind
-        else:
-            body, media = b'{"error": "missing or wrong bearer token"}', wire.JSON
-        response = Response(body, 401, media_type=media, headers={"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
 
 
 async def _read_capped(request: Request, cap: int) -> bytes:
@@ -120,7 +92,7 @@ def create_app(
         finally:
             for service in reversed(started):
                 try:
-                    service.stop()
+                    await run_in_threadpool(service.stop)  # a watcher's last deliveries may take a while
                 except Exception:
                     logger.exception("otel-costattr: stopping %r failed", service)
             await run_in_threadpool(sink.stop)
@@ -166,7 +138,7 @@ def create_app(
             return RedirectResponse("/docs")
 
     if token:
-        app.add_middleware(_BearerAuth, token=token)
+        app.add_middleware(BearerAuth, token=token)
     # Added last, so outermost: a browser's preflight carries no token and is answered here.
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware

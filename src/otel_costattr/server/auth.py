@@ -1,0 +1,138 @@
+"""The token check of ``serve``, for programs and for browsers.
+
+Programs send ``Authorization: Bearer <token>`` on every request (OTLP and API alike). A
+browser following a link sends no header, so it gets one safe way in:
+
+1. open any page once with ``?token=<token>`` (a GET or HEAD): the token is compared in
+   constant time; when right, the answer is a 303 to the same URL without ``token`` and a
+   cookie: HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it),
+   Path=/, Secure over https, gone when the browser closes. The cookie holds an HMAC of the
+   token, not the token, so it can never be replayed as the bearer token;
+2. the cookie is accepted for GET and HEAD only (pages and API reads, which change nothing):
+   never for ``POST /v1/traces`` or any other write, so a cookie can read but never send spans.
+
+A wrong or missing token is a 401: OTLP's ``google.rpc.Status`` on ``/v1/traces``, a short
+HTML page naming the way in for a browser (``Accept: text/html``), JSON otherwise. No answer
+ever repeats a token (a ``Location`` included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.responses import Response
+
+from . import otlp_wire as wire
+
+__all__ = ["COOKIE", "TOKEN_PARAM", "BearerAuth", "cookie_value"]
+
+COOKIE = "otel_costattr_session"
+TOKEN_PARAM = "token"
+_COOKIE_CONTEXT = b"otel-costattr dashboard cookie v1"
+_SAFE_METHODS = ("GET", "HEAD")
+_BROWSER_401 = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Token needed</title>"
+    "<h1>This server needs its token</h1><p>Open this page once as "
+    "<code>?token=&lt;the server's token&gt;</code> appended to the address: the server checks it, "
+    "keeps a session cookie for this site and takes the token out of the address.</p></html>"
+)
+
+
+def cookie_value(token: str) -> str:
+    """What the browser cookie holds for ``token``: a keyed hash, not the token itself."""
+    return hmac.new(token.encode(), _COOKIE_CONTEXT, hashlib.sha256).hexdigest()
+
+
+def _cookie(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """This server's cookie from the ``Cookie`` headers (b'' when none)."""
+    wanted = COOKIE.encode() + b"="
+    for key, value in headers:
+        if key != b"cookie":
+            continue
+        for part in value.split(b";"):
+            part = part.strip()
+            if part.startswith(wanted):
+                return part[len(wanted) :]
+    return b""
+
+
+def _same_site_path(scope: dict[str, Any]) -> str:
+    """The request's path as a same-site redirect target: never ``//host`` (another site)."""
+    path = scope.get("root_path", "") + scope.get("path", "/")
+    return "/" + path.lstrip("/\\")
+
+
+class BearerAuth:
+    """Pure ASGI middleware: the rules of the module docstring, every comparison in constant
+    time. Non-HTTP scopes (the lifespan) pass through."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        if not token:
+            raise ValueError("the token must not be empty")
+        self.app = app
+        self._bearer = f"Bearer {token}".encode()
+        self._token = token.encode()
+        self._cookie = cookie_value(token).encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope.get("headers", [])
+        given = b""
+        for key, value in headers:
+            if key == b"authorization":
+                given = value
+                break
+        if hmac.compare_digest(given, self._bearer):
+            await self.app(scope, receive, send)
+            return
+        safe = scope.get("method") in _SAFE_METHODS and scope.get("path") != "/v1/traces"
+        if safe:
+            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            offered = [v for k, v in query if k == TOKEN_PARAM]
+            if offered:
+                if len(offered) == 1 and hmac.compare_digest(offered[0].encode(), self._token):
+                    await self._set_cookie(scope, query, receive, send)
+                    return
+            elif hmac.compare_digest(_cookie(headers), self._cookie):
+                await self.app(scope, receive, send)
+                return
+        await self._refuse(scope, headers, receive, send)
+
+    async def _set_cookie(
+        self, scope: dict[str, Any], query: list[tuple[str, str]], receive: Any, send: Any
+    ) -> None:
+        rest = urlencode([(k, v) for k, v in query if k != TOKEN_PARAM])
+        location = _same_site_path(scope) + (f"?{rest}" if rest else "")
+        secure = "; Secure" if scope.get("scheme") == "https" else ""
+        response = Response(
+            status_code=303,
+            headers={
+                "Location": location,
+                "Set-Cookie": f"{COOKIE}={self._cookie.decode()}; HttpOnly; SameSite=Strict; Path=/{secure}",
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+        await response(scope, receive, send)
+
+    async def _refuse(
+        self, scope: dict[str, Any], headers: list[tuple[bytes, bytes]], receive: Any, send: Any
+    ) -> None:
+        found = dict(headers)
+        challenge = {"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"}
+        if scope.get("path") == "/v1/traces":
+            kind = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
+            body = wire.status_body(wire.UNAUTHENTICATED, "missing or wrong bearer token", kind)
+            response = Response(body, 401, media_type=kind, headers=challenge)
+        elif b"text/html" in found.get(b"accept", b""):
+            response = Response(_BROWSER_401, 401, media_type="text/html", headers=challenge)
+        else:
+            response = Response(
+                b'{"error": "missing or wrong bearer token"}', 401, media_type=wire.JSON, headers=challenge
+            )
+        await response(scope, receive, send)
