@@ -24,6 +24,7 @@ import duckdb
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from ..rollups import catalog
+from ..rollups.custom import custom_query, run_custom
 from ..rollups.errors import RollupError, RollupParamError, UnknownRollup
 from ..rollups.queries import rollup
 from ..store import database as store
@@ -31,7 +32,7 @@ from ..version import __version__
 
 router = APIRouter()
 
-_RUNS_PAGE = catalog._parse("runs_page", resources.files(__package__).joinpath("runs_page.sql").read_text())
+_RUNS_PAGE = custom_query("runs_page", resources.files(__package__).joinpath("runs_page.sql").read_text())
 _MAX_PAGE = 1000
 
 Days = Annotated[float | None, Query(description="the last N days (or since/until)", gt=0)]
@@ -151,18 +152,13 @@ def runs(
 ) -> dict[str, Any]:
     """Runs (traces with model calls), newest first, a page at a time: name, service, feature,
     agent, times, calls, unpriced calls and cost."""
-    from ..rollups.params import bind
-    from ..rollups.queries import _prepare, _run
-
     after_call, after_trace = _after(cursor) if cursor else (None, None)
     params = asdict(window)
     try:
-        values = bind(
-            _RUNS_PAGE, {**params, "limit": limit, "after_call": after_call, "after_trace": after_trace}
-        )
         with _reading(request) as con:
-            _prepare(con)
-            rows = _run(con, _RUNS_PAGE.sql, values)
+            rows = run_custom(
+                con, _RUNS_PAGE, **params, limit=limit, after_call=after_call, after_trace=after_trace
+            )
     except RollupError as e:
         raise HTTPException(400, str(e)) from e
     page = list(rows[:limit])
