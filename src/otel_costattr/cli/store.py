@@ -52,6 +52,11 @@ def store_status(db: str | None, check: bool) -> Record:
         ("quarantined", f"{len(st.quarantined)} files, {sum(q.spans or 0 for q in st.quarantined):,}"
          " spans" + (" (otel-costattr store repair retries them)" if st.quarantined else "")),
         ("dropped", f"{st.dropped_spans:,} spans"),
+        *(
+            [("received", f"{st.rejected_spans:,} spans rejected as malformed, "
+                          f"{st.pushed_back_requests:,} requests pushed back (503, retried)")]
+            if st.rejected_spans or st.pushed_back_requests else []
+        ),
         ("last ingest error", error),
     ]  # fmt: skip
     text = [f"{label:<18} {value}" for label, value in lines]

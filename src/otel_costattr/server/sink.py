@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from ..spans.record import SpanRecord
 from ..spans.rows import SpanMapper
 from ..store import database as store
 from ..store import ingest
+from ..store import spool as journal
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class SpanSink:
         self.stored_spans = 0
         self.rejected_spans = 0
         self.pushed_back = 0  # requests answered with backpressure
+        self._journaled = (0, 0)  # (rejected_spans, pushed_back) the spool's journal has
         self.last_ingest_error: str | None = None
 
     # -- receiving ----------------------------------------------------------------------
@@ -106,7 +107,8 @@ class SpanSink:
         and rejected (``rejected``/``message``: what the decoder left out already). Raises
         `Backpressure` when the spool is full or cannot be written: nothing was kept."""
         if self._spool_estimate >= self._max_spool:
-            self.pushed_back += 1
+            with self._lock:
+                self.pushed_back += 1
             raise Backpressure(
                 f"the spool holds {self._spool_estimate} bytes, over its bound; the store is behind",
                 self.retry_after,
@@ -123,7 +125,8 @@ class SpanSink:
             try:
                 size = store.write_spool(self.path, table, fsync=self._fsync)
             except OSError as e:
-                self.pushed_back += 1
+                with self._lock:
+                    self.pushed_back += 1
                 raise Backpressure(f"cannot write the spool: {e.strerror or e}", self.retry_after) from e
             with self._lock:
                 self._spool_estimate += size
@@ -157,25 +160,23 @@ class SpanSink:
         if self._worker is not None:
             self._worker.join(timeout + 5)
             self._worker = None
-        return self.flush(timeout)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Ingest the whole spool now (every core). True when nothing is left."""
-        deadline = time.monotonic() + timeout
         try:
-            while store.pending_spool(self.path):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                if not ingest.ingest(self.path, retry=store.Retry(timeout=left)):
-                    break
-            return True
-        except store.StoreError as e:
-            self.last_ingest_error = str(e)
-            logger.error("otel-costattr: receiver flush: %s", e)
-            return False
+            return self.flush(timeout)
         finally:
-            self._refresh_estimate()
+            self.journal_counts()
+
+    def journal_counts(self) -> None:
+        """Write the spans rejected and requests pushed back since the last call to the spool's
+        journal, where ``store status`` reads them (the ingester does it every round)."""
+        with self._lock:
+            now = (self.rejected_spans, self.pushed_back)
+            then, self._journaled = self._journaled, now  # claimed: a concurrent call writes the rest
+        rejected, pushed = now[0] - then[0], now[1] - then[1]
+        if (rejected or pushed) and not journal.record(
+            self.path, "receiver", rejected=rejected, pushed_back=pushed
+        ):
+            with self._lock:  # the journal cannot be written (disk full): counted again next time
+                self._journaled = (self._journaled[0] - rejected, self._journaled[1] - pushed)
 
     @property
     def pending_files(self) -> int:
@@ -215,3 +216,4 @@ class SpanSink:
                 logger.exception("otel-costattr: receiver ingest into %s failed; retrying", self.path)
             finally:
                 self._refresh_estimate()
+                self.journal_counts()

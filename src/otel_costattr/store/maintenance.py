@@ -43,6 +43,10 @@ class StoreStatus:
     pending_bytes: int
     quarantined: list[QuarantinedFile] = field(default_factory=list)
     dropped_spans: int = 0
+    # `serve`'s receiver: spans refused as malformed (told to the client in partial_success)
+    # and requests answered 503 (the client retries): shown, not unhealthy (the store is fine).
+    rejected_spans: int = 0
+    pushed_back_requests: int = 0
     last_ingest_error: str | None = None
     last_ingest_error_time: str | None = None
     recovered_time: str | None = None
@@ -66,6 +70,8 @@ class StoreStatus:
             "quarantined_files": len(self.quarantined),
             "quarantined": [q.__dict__ for q in self.quarantined],
             "dropped_spans": self.dropped_spans,
+            "rejected_spans": self.rejected_spans,
+            "pushed_back_requests": self.pushed_back_requests,
             "last_ingest_error": self.last_ingest_error,
             "last_ingest_error_time": self.last_ingest_error_time,
             "recovered_time": self.recovered_time,
@@ -110,6 +116,8 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
             for f in spool.quarantined(path)
         ],
         dropped_spans=journal.dropped_spans,
+        rejected_spans=journal.rejected_spans,
+        pushed_back_requests=journal.pushed_back_requests,
         last_ingest_error=journal.last_error,
         last_ingest_error_time=journal.last_error_time,
         recovered_time=journal.recovered_time,

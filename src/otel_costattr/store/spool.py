@@ -7,7 +7,8 @@ Layout, next to the database ``spans.duckdb``::
         .<name>.tmp                        a batch being written (never acknowledged)
         bad/<name>.parquet                 quarantined: DuckDB can never read it
         bad/<name>.parquet.reason          why, one line
-        events.jsonl                       the journal: drops, ingest errors, quarantines
+        events.jsonl                       the journal: drops, ingest errors, quarantines,
+                                           a receiver's rejected spans and push-backs
 
 A batch is acknowledged (the exporter returns SUCCESS) only once its file is complete, fsynced
 and renamed to its final name. From then on only two things may happen to it: a commit moves
@@ -241,6 +242,8 @@ def _roll_over(journal: Path) -> None:
         "pid": os.getpid(),
         "event": "carried",
         "dropped": totals.dropped_spans,
+        "rejected": totals.rejected_spans,
+        "pushed_back": totals.pushed_back_requests,
         "last_error": totals.last_error,
         "last_error_time": totals.last_error_time,
     }
@@ -267,6 +270,8 @@ class JournalSummary:
     ingest succeeded after it."""
 
     dropped_spans: int = 0
+    rejected_spans: int = 0  # a receiver's partial_success: spans it could not keep
+    pushed_back_requests: int = 0  # a receiver's 503 / UNAVAILABLE: the client retries
     last_error: str | None = None
     last_error_time: str | None = None
     recovered_time: str | None = None
@@ -284,7 +289,11 @@ def _summarise(events: Iterator[dict[str, Any]]) -> JournalSummary:
                 out.dropped_spans += int(e.get("spans", e.get("dropped", 0)) or 0)
             if kind == "carried" and e.get("last_error"):
                 out.last_error, out.last_error_time = e["last_error"], e.get("last_error_time")
-        elif kind == "ingest_error":
+        if kind in ("receiver", "carried"):  # `serve`'s receiver, its counts since its last line
+            with contextlib.suppress(TypeError, ValueError):
+                out.rejected_spans += int(e.get("rejected", 0) or 0)
+                out.pushed_back_requests += int(e.get("pushed_back", 0) or 0)
+        if kind == "ingest_error":
             out.last_error, out.last_error_time = str(e.get("error")), e.get("time")
             out.recovered_time = None
         elif kind == "ingest_recovered":

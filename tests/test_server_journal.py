@@ -1,0 +1,57 @@
+"""What `serve`'s receiver could not keep is visible in ``store status``: spans refused as
+malformed (partial_success) and requests pushed back (503), written to the spool's journal by
+the sink (every ingester round, and at stop), summed across processes and journal roll-overs."""
+
+from __future__ import annotations
+
+import json
+
+from serverutil import serving
+from test_server_otlp import JS, json_request, span_json
+
+from otel_costattr import cli
+from otel_costattr.server import SpanSink
+from otel_costattr.store import spool
+
+
+def test_rejected_and_pushed_back_show_in_store_status(tmp_path, table, capsys):
+    db = tmp_path / "s.duckdb"
+    bad = [span_json("4444444444444444"), span_json("nothex!!"), span_json("0000000000000000")]
+    for _ in range(2):  # two server lifetimes: the journal sums them
+        with serving(db, table=table) as srv:
+            status, _, answer = srv.request("POST", "/v1/traces", json_request(bad), JS)
+            assert status == 200 and json.loads(answer)["partialSuccess"]["rejectedSpans"] == 2
+    full = SpanSink(db, pricing=table, max_spool_bytes=0)
+    with serving(db, sink=full) as srv:
+        for _ in range(3):
+            assert srv.request("POST", "/v1/traces", json_request(bad[:1]), JS)[0] == 503
+    assert cli.main(["store", "status", "--db", str(db), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["rejected_spans"], report["pushed_back_requests"]) == (4, 3)
+    assert report["healthy"] is True and report["stored_spans"] == 1  # one span, sent twice
+    assert cli.main(["store", "status", "--db", str(db), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "received           4 spans rejected as malformed, 3 requests pushed back (503, retried)" in out
+
+
+def test_the_ingester_journals_while_serving_and_nothing_twice(tmp_path, table):
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table) as srv:
+        srv.request("POST", "/v1/traces", json_request([span_json("nothex!!")]), JS)
+        srv.wait_ingested()
+        srv.sink.journal_counts()
+        assert spool.journal_summary(db).rejected_spans == 1
+        srv.sink.journal_counts()  # nothing new: no line
+        assert spool.journal_summary(db).events == 1
+    assert spool.journal_summary(db).rejected_spans == 1  # stop wrote nothing again
+
+
+def test_roll_over_carries_the_receivers_counts(tmp_path, monkeypatch):
+    path = tmp_path / "db.duckdb"
+    spool.spool_dir(path).mkdir()
+    monkeypatch.setattr(spool, "_JOURNAL_MAX_BYTES", 2000)
+    for _ in range(100):
+        spool.record(path, "receiver", rejected=2, pushed_back=1)
+    assert (spool.spool_dir(path) / spool.JOURNAL).stat().st_size < 4000
+    summary = spool.journal_summary(path)
+    assert (summary.rejected_spans, summary.pushed_back_requests) == (200, 100)
