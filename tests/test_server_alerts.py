@@ -7,6 +7,7 @@ A rule file that cannot be used stops `serve` before it starts, in one line."""
 from __future__ import annotations
 
 import http.client
+import json
 import signal
 import subprocess
 import sys
@@ -105,6 +106,10 @@ def test_serve_alerts_a_run_over_budget_once_with_a_link_to_its_page(tmp_path):
         wait_for(lambda: receiver.bodies)
         time.sleep(3)  # more evaluations (every 200 ms) and the ingester's next round: no re-fire
         (body,) = receiver.bodies
+        _, _, health = get(f"{base}/healthz", {"Authorization": f"Bearer {TOKEN}"})
+        alerts = json.loads(health)["alerts"]
+        assert alerts["evaluations"] >= 5 and alerts["failed_evaluations"] == 0
+        assert alerts["notifications"]["delivered"] == 1
         assert body["rule"] == "run budget" and body["event"] == "firing"
         assert body["scope"] == {"kind": "run", "value": over, "match": {}}
         assert body["value_exact"] == "0.3"

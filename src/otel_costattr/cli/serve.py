@@ -101,8 +101,10 @@ def serve(
     except ValueError as e:
         raise CLIError(str(e)) from e
     services: list[Service] = []
+    watcher = None
     if rules is not None:
-        services.append(AlertWatcher(sink.path, rules, interval=interval, base_url=base_url))
+        watcher = AlertWatcher(sink.path, rules, interval=interval, base_url=base_url)
+        services.append(watcher)
     if grpc_port:
         from ..server.grpc_receiver import GrpcReceiver
 
@@ -119,6 +121,7 @@ def serve(
         services=services,
         cors_origins=cors_origin,
     )
+    app.state.alerts = watcher  # /healthz shows its counters
     click.echo(
         f"otel-costattr: receiving OTLP on http://{shown}:{port}/v1/traces"
         + (f" and gRPC {shown}:{grpc_port}" if grpc_port else "")

@@ -103,9 +103,10 @@ def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
 @router.get("/healthz", tags=["health"])
 def healthz(request: Request) -> dict[str, Any]:
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
-    spool files waiting, the last ingest error (status ``degraded`` while there is one)."""
+    spool files waiting, the last ingest error (status ``degraded`` while there is one); with
+    ``serve --alerts``, the watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
-    return {
+    out: dict[str, Any] = {
         "status": "degraded" if sink.last_ingest_error else "ok",
         "version": __version__,
         "stored_spans": sink.stored_spans,
@@ -114,6 +115,15 @@ def healthz(request: Request) -> dict[str, Any]:
         "pending_spool_files": sink.pending_files,
         "last_ingest_error": sink.last_ingest_error,
     }
+    watcher = getattr(request.app.state, "alerts", None)  # an alerts.AlertWatcher, set by serve
+    if watcher is not None:
+        out["alerts"] = {
+            "evaluations": watcher.evaluations,
+            "failed_evaluations": watcher.errors,
+            "last_error": watcher.last_error,
+            "notifications": watcher.notifier.stats(),
+        }
+    return out
 
 
 @router.get("/api/v1/stats", tags=["api"])
