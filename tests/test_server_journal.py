@@ -55,3 +55,17 @@ def test_roll_over_carries_the_receivers_counts(tmp_path, monkeypatch):
     assert (spool.spool_dir(path) / spool.JOURNAL).stat().st_size < 4000
     summary = spool.journal_summary(path)
     assert (summary.rejected_spans, summary.pushed_back_requests) == (200, 100)
+
+
+def test_stop_ingests_what_is_left_and_journals_it(tmp_path, table):
+    from otel_costattr.server import otlp_wire as wire
+    from otel_costattr.store.spool import pending_spool
+
+    db = tmp_path / "s.duckdb"
+    sink = SpanSink(db, pricing=table)  # never started: only stop moves the spool
+    records, rejected, message = wire.decode(
+        json_request([span_json("nothex!!"), span_json("77" * 8)]), JS["Content-Type"]
+    )
+    assert sink.accept(records, rejected, message).stored == 1 and pending_spool(db)
+    assert sink.stop(10) is True
+    assert not pending_spool(db) and spool.journal_summary(db).rejected_spans == 1

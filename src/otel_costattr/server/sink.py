@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -177,6 +178,24 @@ class SpanSink:
         ):
             with self._lock:  # the journal cannot be written (disk full): counted again next time
                 self._journaled = (self._journaled[0] - rejected, self._journaled[1] - pushed)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Ingest the whole spool now (every core). True when nothing is left."""
+        deadline = time.monotonic() + timeout
+        try:
+            while store.pending_spool(self.path):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if not ingest.ingest(self.path, retry=store.Retry(timeout=left)):
+                    break
+            return True
+        except store.StoreError as e:
+            self.last_ingest_error = str(e)
+            logger.error("otel-costattr: receiver flush: %s", e)
+            return False
+        finally:
+            self._refresh_estimate()
 
     @property
     def pending_files(self) -> int:
