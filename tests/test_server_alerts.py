@@ -172,3 +172,18 @@ def test_serve_help_names_the_dashboard_and_alerts(capsys):
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--alerts FILE" in out and "--alerts-interval DURATION" in out and "?token=" in out
+
+
+def test_bound_to_every_address_serve_asks_for_the_base_url(tmp_path):
+    db = tmp_path / "s.duckdb"
+    port = free_port()
+    proc = start(db, port, "--host", "0.0.0.0", "--token", TOKEN)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    log = db.with_suffix(".log").read_text()
+    assert f"note: links (alerts, pages) say http://0.0.0.0:{port}; pass --base-url" in log
+    proc = start(db, port, "--host", "0.0.0.0", "--token", TOKEN, "--base-url", "https://costs.example/")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    log = db.with_suffix(".log").read_text()
+    assert log.count("note: links") == 1 and "dashboard at https://costs.example/ (first visit" in log

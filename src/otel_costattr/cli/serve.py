@@ -83,6 +83,7 @@ def serve(
     except ImportError as e:
         raise CLIError(f"serve needs the server extra: pip install 'otel-costattr[server]' ({e})") from e
     shown = f"[{host}]" if ":" in host else host
+    given_base = base_url is not None
     base_url = (base_url or f"http://{shown}:{port}").rstrip("/")
     try:
         check_bind(host, token)
@@ -132,6 +133,12 @@ def serve(
         # The token itself is never printed: this line may end up in a log.
         how = f" (first visit: {base_url}/?token=<the token>)" if token else ""
         click.echo(f"otel-costattr: dashboard at {base_url}/{how}", err=True)
+    if not given_base and host.strip("[]") in ("0.0.0.0", "::"):
+        click.echo(
+            f"otel-costattr: note: links (alerts, pages) say {base_url}; pass --base-url with the"
+            " address others reach this server at",
+            err=True,
+        )
     if rules is not None:
         click.echo(
             f"otel-costattr: alerts: {len(rules.rules)} rules from {alerts_path}, every {alerts_interval}",
