@@ -61,7 +61,7 @@ def _cookie(headers: list[tuple[bytes, bytes]]) -> bytes:
 
 def _same_site_path(scope: dict[str, Any]) -> str:
     """The request's path as a same-site redirect target: never ``//host`` (another site)."""
-    path = scope.get("root_path", "") + scope.get("path", "/")
+    path = scope.get("path", "/")  # ASGI: the full path, root_path included
     return "/" + path.lstrip("/\\")
 
 
