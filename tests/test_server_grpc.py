@@ -71,3 +71,20 @@ def test_grpc_backpressure_is_unavailable(tmp_path, table):
         assert (sink.stored_spans, sink.pushed_back) == (0, 1)
     finally:
         receiver.stop()
+
+
+def test_a_second_server_cannot_take_a_port_in_use(tmp_path):
+    """grpcio sets SO_REUSEPORT by default, so a second `serve` on the same gRPC port started
+    silently and the kernel split exports between two stores; now it fails to bind."""
+    port = free_port()
+    first = GrpcReceiver(SpanSink(tmp_path / "a.duckdb"), "127.0.0.1", port)
+    first.start()
+    try:
+        try:
+            GrpcReceiver(SpanSink(tmp_path / "b.duckdb"), "127.0.0.1", port)
+        except (ValueError, RuntimeError) as e:
+            assert str(port) in str(e)
+        else:
+            raise AssertionError("a second gRPC server bound a port in use")
+    finally:
+        first.stop()

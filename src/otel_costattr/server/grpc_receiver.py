@@ -63,7 +63,9 @@ class GrpcReceiver:
     ) -> None:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otel-costattr-grpc"),
-            options=[("grpc.max_receive_message_length", max_message_bytes)],
+            # grpcio turns SO_REUSEPORT on by default: a second server on the same port would
+            # start silently and split the exports between two stores. Off, it fails to bind.
+            options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.so_reuseport", 0)],
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(sink, token), self._server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
