@@ -110,3 +110,19 @@ def test_non_loopback_bind_without_a_token_refuses_to_start(tmp_path, capsys, mo
     assert not db.exists()  # refused before touching anything
     assert main(["serve", "--db", str(tmp_path), "--port", "0"]) == 1
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_an_http_port_in_use_is_one_error_line(tmp_path, capsys):
+    """uvicorn logged "address already in use" and exited 3 after serve had printed that it was
+    receiving; now the port is checked before anything is opened, with one line and exit 1."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        db = tmp_path / "s.duckdb"
+        assert main(["serve", "--db", str(db), "--port", str(port), "--grpc-port", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert err == f"Error: port {port} on 127.0.0.1: Address already in use\n"
+    assert not db.exists()

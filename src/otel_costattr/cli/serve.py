@@ -3,6 +3,7 @@ dashboard on one store, with the alert rules evaluated continuously when ``--ale
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 import click
@@ -81,7 +82,10 @@ def serve(
         from ..report.live import routes
         from ..server import Service, SpanSink, check_bind, create_app
     except ImportError as e:
-        raise CLIError(f"serve needs the server extra: pip install 'otel-costattr[server]' ({e})") from e
+        raise CLIError(
+            f"serve needs the server extra: pip install 'otel-costattr[server]' (from a clone: "
+            f"pip install -e '.[server]') ({e})"
+        ) from e
     shown = f"[{host}]" if ":" in host else host
     given_base = base_url is not None
     base_url = (base_url or f"http://{shown}:{port}").rstrip("/")
@@ -97,6 +101,7 @@ def serve(
         raise CLIError(f"--alerts-interval: must be above 0, got {alerts_interval!r}")
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
+    _check_port(host, port)
     try:
         sink = SpanSink(db_path(db), pricing=price_table(pricing), capture_content=capture_content)
     except ValueError as e:
@@ -126,7 +131,7 @@ def serve(
     click.echo(
         f"otel-costattr: receiving OTLP on http://{shown}:{port}/v1/traces"
         + (f" and gRPC {shown}:{grpc_port}" if grpc_port else "")
-        + f", storing in {sink.path}",
+        + f", storing in {sink.path}; API at {base_url}/api/v1 (reference: {base_url}/docs)",
         err=True,
     )
     if not no_dashboard:
@@ -145,3 +150,17 @@ def serve(
             err=True,
         )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _check_port(host: str, port: int) -> None:
+    """One ``Error:`` line when the HTTP port cannot be bound (in use, not allowed), instead of
+    uvicorn's log line and exit 3 after the start-up lines said all was well."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as e:
+            raise CLIError(f"port {port} on {host}: {e.strerror or e}") from e
