@@ -22,10 +22,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..version import __version__
+from . import docs
 from . import otlp_wire as wire
 from .api import router as api_router
 from .auth import BearerAuth
@@ -102,13 +103,17 @@ def create_app(
         version=__version__,
         summary="OTLP receiver and cost API: runs, calls and money from OpenTelemetry GenAI spans.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # ours below: FastAPI's loads Swagger UI from a CDN
         redoc_url=None,
     )
     app.state.sink = sink
     inflight = asyncio.Semaphore(max_inflight)
     app.state.db = sink.path
     app.state.base_url = base_url.rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_reference() -> HTMLResponse:
+        return HTMLResponse(docs.render(app.openapi()), headers={"Content-Security-Policy": docs.CSP})
 
     @app.post(
         "/v1/traces",
