@@ -51,6 +51,12 @@ def test_runs_page_with_a_cursor_and_a_run_tree(tmp_path, table):
         assert newest["cost_usd"] == float(5 * Decimal("0.0105"))
         assert newest["start_time"] == "2026-01-01T00:04:00+00:00"
         assert srv.request("GET", "/api/v1/runs?cursor=garbage")[0] == 400
+        # A type error is 400 with one message too (FastAPI's default was 422 with a list).
+        status, _, body = srv.request("GET", "/api/v1/runs?limit=many")
+        assert status == 400 and json.loads(body)["detail"].startswith("limit: ")
+        # A unique prefix names the run, as the CLI's `trace` takes; none is 404.
+        assert srv.get_json(f"/api/v1/runs/{traces[1][:8]}")["trace_id"] == traces[1]
+        assert srv.request("GET", "/api/v1/runs/dddd")[0] == 404
         assert srv.request("GET", "/api/v1/runs?since=yesterday")[0] == 400
 
         tree = srv.get_json(f"/api/v1/runs/{traces[1]}")

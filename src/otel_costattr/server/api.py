@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from ..rollups import catalog
 from ..rollups.custom import custom_query, run_custom
 from ..rollups.errors import RollupError, RollupParamError, UnknownRollup
+from ..rollups.explain import find_trace
 from ..rollups.queries import rollup
 from ..store import database as store
 from ..version import __version__
@@ -184,7 +185,10 @@ def run(request: Request, trace_id: str) -> dict[str, Any]:
     """One run as a tree: each span with its own cost (``usd``) and its subtree's."""
     trace_id = trace_id.strip().lower()
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
-        raise HTTPException(400, f"not a trace id (32 hex digits): {trace_id!r}")
+        try:  # a unique prefix, as the CLI's `trace` takes
+            trace_id = find_trace(request.app.state.db, trace_id)
+        except RollupError as e:
+            raise HTTPException(404 if str(e).startswith("no trace id") else 400, str(e)) from e
     rows = _rollup(request, "trace", trace_id=trace_id)
     if not rows:
         raise HTTPException(404, f"no spans for trace {trace_id}")

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..version import __version__
@@ -110,6 +111,14 @@ def create_app(
     inflight = asyncio.Semaphore(max_inflight)
     app.state.db = sink.path
     app.state.base_url = base_url.rstrip("/")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A bad parameter is 400 with one message, as the rollups' own checks answer (FastAPI's
+        default is 422 with a list)."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 400)
 
     @app.get("/docs", include_in_schema=False)
     def api_reference() -> HTMLResponse:
