@@ -346,7 +346,8 @@ class DuckDBSpanExporter(SpanExporter):
                         # other cores (measured 2-3x less CPU a row than two threads on two
                         # cores). A flush has the caller waiting: every core.
                         threads = 1 if deadline is None else None
-                        if not ingest.ingest(self.path, retry=retry, threads=threads):
+                        # compact=False: no vacuum, whose peak grows with the table.
+                        if not ingest.ingest(self.path, retry=retry, threads=threads, compact=False):
                             break
                     except store.LockTimeout:
                         return False
