@@ -286,6 +286,9 @@ class SpanMapper:
         if provider is None:
             provider = _first(attrs, _PROVIDER_REST)
         response_model = get("gen_ai.response.model") or get("llm.model_name")
+        step = get(semconv.AGENT_STEP)
+        if step is not None and (type(step) is not int or not -_MAX_STEP <= step <= _MAX_STEP):
+            step = _step(step)  # the rare cases (text, float, bool, out of range); an int is itself
         kept, dropped = self._clean(attrs)
         events_json = links_json = "[]"
         if events:
@@ -325,7 +328,7 @@ class SpanMapper:
             text[3],
             text[4],
             text[5],
-            _step(get(semconv.AGENT_STEP)),
+            step,
             text[6],
             text[7],
             text[8],
