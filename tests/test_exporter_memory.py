@@ -68,3 +68,17 @@ def test_ingest_restores_the_settings_it_changed(tmp_path, table):
     finally:
         exporter.shutdown()
     assert after == before
+
+
+def test_batches_the_spool_refused_are_written_without_vacuum_too(tmp_path, table):
+    path = tmp_path / "s.duckdb"
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600, max_spool_bytes=0)
+    try:
+        for _ in range(2):
+            exporter.export(_spans(10))  # kept in memory: the spool is "full"
+            assert exporter.buffered_spans == 10
+            assert exporter.force_flush(10_000)
+            assert exporter.buffered_spans == 0
+    finally:
+        exporter.shutdown()
+    assert _row_groups(path) == 2

@@ -366,7 +366,11 @@ class DuckDBSpanExporter(SpanExporter):
 
     def _write_buffer(self, retry: store.Retry) -> None:
         """Batches the spool would not take go straight into the table."""
-        with self._flush_lock, store.writing(self.path, retry=retry) as con:
+        with (
+            self._flush_lock,
+            store.writing(self.path, retry=retry) as con,
+            ingest.tuned(con, compact=False),
+        ):
             while True:
                 with self._lock:
                     if not self._buffer:

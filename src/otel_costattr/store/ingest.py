@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -30,7 +30,7 @@ from . import spool
 from .database import MIGRATIONS, Retry, StoreError, rollback, writing
 from .spool import pending_spool
 
-__all__ = ["IngestError", "ingest", "ingest_spool", "insert_table", "unreadable"]
+__all__ = ["IngestError", "ingest", "ingest_spool", "insert_table", "tuned", "unreadable"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,28 +105,42 @@ def ingest(
     (see `_NO_VACUUM`): for an ingester inside the application's process. Returns the number
     of files handled. Raises `LockTimeout`, `IngestError` (the files stay pending) or
     `StoreError`."""
-    with writing(path, retry=retry) as con:
-        settings = {}
-        if threads is not None:
-            settings["threads"] = int(threads)
-        if not compact:
-            settings.update(_NO_VACUUM)
-        if not settings:
-            return ingest_spool(con, path, max_files=max_files)
-        names = ", ".join(f"'{name}'" for name in settings)
-        current = f"SELECT name, value FROM duckdb_settings() WHERE name IN ({names})"
-        before = dict(con.execute(current).fetchall())
+    with writing(path, retry=retry) as con, tuned(con, threads=threads, compact=compact):
+        return ingest_spool(con, path, max_files=max_files)
+
+
+@contextlib.contextmanager
+def tuned(
+    con: duckdb.DuckDBPyConnection, *, threads: int | None = None, compact: bool = True
+) -> Iterator[None]:
+    """Inside: DuckDB capped at ``threads``, and with ``compact=False`` its checkpoint vacuum
+    off and a checkpoint made on the way out (not left to the close, after the restore). The
+    settings are the database instance's, shared by its connections in this process: restored
+    on the way out."""
+    settings: dict[str, int] = {}
+    if threads is not None:
+        settings["threads"] = int(threads)
+    if not compact:
+        settings.update(_NO_VACUUM)
+    if not settings:
+        yield
+        return
+    names = ", ".join(f"'{name}'" for name in settings)
+    before = dict(
+        con.execute(f"SELECT name, value FROM duckdb_settings() WHERE name IN ({names})").fetchall()
+    )
+    try:
         for name, value in settings.items():
             con.execute(f"SET {name} = {value}")
-        try:
-            handled = ingest_spool(con, path, max_files=max_files)
-            if not compact and handled:
-                con.execute("CHECKPOINT")  # now, while vacuum is off, not at close
-            return handled
-        finally:
-            with contextlib.suppress(duckdb.Error):  # a failed database may refuse even this
-                for name, value in before.items():
-                    con.execute(f"SET {name} = '{value}'")
+        yield
+        if not compact:  # now, while vacuum is off; if it cannot (another transaction in this
+            # process, no space), the commit is in the WAL and a later checkpoint takes it
+            with contextlib.suppress(duckdb.Error):
+                con.execute("CHECKPOINT")
+    finally:
+        with contextlib.suppress(duckdb.Error):  # a failed database may refuse even this
+            for name, value in before.items():
+                con.execute(f"SET {name} = '{value}'")
 
 
 # DuckDB's checkpoint vacuum merges the row groups that each ingest appends (every commit on a
