@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,6 +28,7 @@ steps = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
+@example(value="¹")  # isdigit() but not a number int() reads: it raised out of the mapper
 def test_step_column_is_what_the_general_step_rule_gives(table, value):
     _memory.clear()
     with _tracer.start_as_current_span("s", attributes={semconv.AGENT_STEP: value}):

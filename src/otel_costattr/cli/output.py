@@ -200,7 +200,7 @@ def _flat(result: Table | Record) -> tuple[list[str], list[Mapping[str, Any]]]:
 def terminal_width() -> int | None:
     """The width to fit: ``$COLUMNS``, else the terminal's; None (never cut) when piped."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isdecimal() and int(columns) > 0:
         return int(columns)
     if sys.stdout.isatty():
         return shutil.get_terminal_size().columns

@@ -100,7 +100,7 @@ def _step(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and value.strip().isdigit()
+        isinstance(value, str) and value.strip().isdecimal()  # "¹".isdigit(), yet int() refuses it
     ):
         value = int(value)
     if isinstance(value, int) and -_MAX_STEP <= value <= _MAX_STEP:
