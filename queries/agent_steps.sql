@@ -5,7 +5,7 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 SELECT
-    agent_name AS agent,
+    {{group_columns}}agent_name AS agent,
     step,
     count(*) AS calls,
     round(avg(input_tokens))::BIGINT AS avg_input_tokens,
@@ -13,5 +13,5 @@ SELECT
     CAST(sum(cost_usd) / nullif(count(cost_usd), 0) AS DECIMAL(38, 12)) AS usd_per_call,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-GROUP BY agent_name, step
-ORDER BY sum(sum(cost_usd)) OVER (PARTITION BY agent_name) DESC NULLS LAST, agent NULLS LAST, step NULLS LAST;
+GROUP BY {{group}}agent_name, step
+ORDER BY {{group}}sum(sum(cost_usd)) OVER (PARTITION BY {{group}}agent_name) DESC NULLS LAST, agent NULLS LAST, step NULLS LAST;

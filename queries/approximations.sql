@@ -8,7 +8,7 @@
 -- cost/approximate.py): 'request' when the response model was unknown and priced at the
 -- request model's price. Add the response model to the price table to price them exactly.
 SELECT
-    json_extract_string(attributes, '$."costattr.model_source"') AS model_source,
+    {{group_columns}}json_extract_string(attributes, '$."costattr.model_source"') AS model_source,
     provider,
     response_model,
     request_model,
@@ -22,4 +22,4 @@ SELECT
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 WHERE json_extract_string(attributes, '$."costattr.model_source"') IS NOT NULL
 GROUP BY ALL
-ORDER BY calls DESC, response_model, request_model;
+ORDER BY {{group}}calls DESC, response_model, request_model;

@@ -5,12 +5,12 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 SELECT
-    CAST(start_time AS DATE) AS day,
+    {{group_columns}}CAST(start_time AS DATE) AS day,
     feature,
     count(DISTINCT trace_id) AS runs,
     count(*) AS calls,
     sum(cost_usd) AS usd,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-GROUP BY day, feature
-ORDER BY day, usd DESC NULLS LAST, feature NULLS LAST;
+GROUP BY {{group}}day, feature
+ORDER BY {{group}}day, usd DESC NULLS LAST, feature NULLS LAST;

@@ -5,7 +5,7 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 SELECT
-    CAST(start_time AS DATE) AS day,
+    {{group_columns}}CAST(start_time AS DATE) AS day,
     provider,
     model,
     count(*) AS calls,
@@ -13,5 +13,5 @@ SELECT
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-GROUP BY day, provider, model
-ORDER BY day, usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;
+GROUP BY {{group}}day, provider, model
+ORDER BY {{group}}day, usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;

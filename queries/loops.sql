@@ -8,7 +8,7 @@
 -- @param min_calls INTEGER = 6    and at least this many calls
 WITH per_run AS (
     SELECT
-        trace_id,
+        {{group}}trace_id,
         agent_name AS agent,
         arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL) AS feature,
         count(*) AS calls,
@@ -18,18 +18,18 @@ WITH per_run AS (
                  FILTER (WHERE cost_usd IS NULL), 0) AS unpriced_tokens,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    GROUP BY trace_id, agent_name
+    GROUP BY {{group}}trace_id, agent_name
 ),
 typical AS (
-    SELECT agent, median(calls) AS median_calls, count(*) AS agent_runs
+    SELECT {{group}}agent, median(calls) AS median_calls, count(*) AS agent_runs
     FROM per_run
-    GROUP BY agent
+    GROUP BY {{group}}agent
 )
 SELECT
-    r.trace_id, r.agent, r.feature, r.calls, t.median_calls,
+    {{group_columns(r)}}r.trace_id, r.agent, r.feature, r.calls, t.median_calls,
     round(r.calls / t.median_calls, 1) AS ratio, t.agent_runs, r.usd, r.unpriced_calls,
     r.unpriced_tokens, r.usd_repriced
 FROM per_run AS r
-JOIN typical AS t ON t.agent IS NOT DISTINCT FROM r.agent
+JOIN typical AS t ON t.agent IS NOT DISTINCT FROM r.agent{{group_join(t, r)}}
 WHERE r.calls >= $factor * t.median_calls AND r.calls >= $min_calls
-ORDER BY ratio DESC, r.usd DESC NULLS LAST, r.trace_id;
+ORDER BY {{group(r)}}ratio DESC, r.usd DESC NULLS LAST, r.trace_id;

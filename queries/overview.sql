@@ -8,19 +8,21 @@
 -- window, each run's calls counted once.
 WITH per_run AS (
     SELECT
-        trace_id,
+        {{group}}trace_id,
         count(*) AS calls,
         sum(cost_usd) AS usd,
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    GROUP BY trace_id
+    GROUP BY {{group}}trace_id
 )
 SELECT
-    count(*) AS runs,
+    {{group_columns}}count(*) AS runs,
     coalesce(sum(calls), 0)::BIGINT AS calls,
     sum(usd) AS usd,
     CAST(sum(usd) / nullif(count(*), 0) AS DECIMAL(38, 12)) AS usd_per_run,
     coalesce(sum(unpriced_calls), 0)::BIGINT AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
-FROM per_run;
+FROM per_run
+GROUP BY ALL
+ORDER BY {{group}}runs DESC;

@@ -7,7 +7,7 @@
 -- Two levels (run, then agent version) rather than count(DISTINCT): see per_feature.sql.
 WITH per_run AS (
     SELECT
-        agent_name AS agent,
+        {{group}}agent_name AS agent,
         agent_version,
         trace_id,
         min(start_time) AS first_call,
@@ -15,10 +15,10 @@ WITH per_run AS (
         sum(cost_usd) AS usd,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    GROUP BY agent_name, agent_version, trace_id
+    GROUP BY {{group}}agent_name, agent_version, trace_id
 )
 SELECT
-    agent,
+    {{group_columns}}agent,
     agent_version,
     min(first_call) AS first_seen,
     count(*) AS runs,
@@ -27,6 +27,6 @@ SELECT
     CAST(sum(usd) / count(*) AS DECIMAL(38, 12)) AS usd_per_run,
     sum(usd_repriced) AS usd_repriced
 FROM per_run
-GROUP BY agent, agent_version
-ORDER BY sum(sum(usd)) OVER (PARTITION BY agent) DESC NULLS LAST, agent NULLS LAST,
+GROUP BY {{group}}agent, agent_version
+ORDER BY {{group}}sum(sum(usd)) OVER (PARTITION BY {{group}}agent) DESC NULLS LAST, agent NULLS LAST,
          first_seen, agent_version;

@@ -8,7 +8,7 @@
 -- streams the calls once instead of materialising them for the distinct count.
 WITH per_run AS (
     SELECT
-        feature,
+        {{group}}feature,
         trace_id,
         count(*) AS calls,
         sum(input_tokens) AS input_tokens,
@@ -17,10 +17,10 @@ WITH per_run AS (
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    GROUP BY feature, trace_id
+    GROUP BY {{group}}feature, trace_id
 )
 SELECT
-    feature,
+    {{group_columns}}feature,
     count(*) AS runs,
     sum(calls) AS calls,
     sum(input_tokens) AS input_tokens,
@@ -30,5 +30,5 @@ SELECT
     sum(unpriced_calls) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM per_run
-GROUP BY feature
-ORDER BY usd DESC NULLS LAST, feature NULLS LAST;
+GROUP BY {{group}}feature
+ORDER BY {{group}}usd DESC NULLS LAST, feature NULLS LAST;

@@ -5,7 +5,7 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 SELECT
-    provider,
+    {{group_columns}}provider,
     model,
     count(*) AS calls,
     sum(input_tokens) AS input_tokens,
@@ -17,5 +17,5 @@ SELECT
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-GROUP BY provider, model
-ORDER BY usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;
+GROUP BY {{group}}provider, model
+ORDER BY {{group}}usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;

@@ -7,7 +7,7 @@
 -- Per agent and model too: agents with different models share step numbers, and one agent's
 -- final answers are not "step 2" of another's.
 SELECT
-    agent_name AS agent,
+    {{group_columns}}agent_name AS agent,
     step,
     model,
     count(*) AS calls,
@@ -15,5 +15,5 @@ SELECT
     sum(cost_usd) AS usd,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-GROUP BY agent_name, step, model
-ORDER BY agent_name NULLS LAST, step NULLS LAST, usd DESC NULLS LAST, model NULLS LAST;
+GROUP BY {{group}}agent_name, step, model
+ORDER BY {{group}}agent_name NULLS LAST, step NULLS LAST, usd DESC NULLS LAST, model NULLS LAST;

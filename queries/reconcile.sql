@@ -11,7 +11,7 @@
 -- sum every provider-reported call of the run, listed or not.
 WITH reported AS (
     SELECT
-        trace_id,
+        {{group}}trace_id,
         span_id,
         start_time,
         service_name,
@@ -26,14 +26,14 @@ WITH reported AS (
     WHERE json_extract_string(attributes, '$."costattr.cost_source"') = 'provider'
 ), runs AS (
     SELECT
-        trace_id,
+        {{group}}trace_id,
         sum(provider_usd) AS run_provider_usd,
         sum(computed_usd) AS run_computed_usd
     FROM reported
-    GROUP BY trace_id
+    GROUP BY {{group}}trace_id
 )
 SELECT
-    r.trace_id,
+    {{group_columns(r)}}r.trace_id,
     r.span_id,
     r.start_time,
     r.service_name,
@@ -49,8 +49,8 @@ SELECT
     u.run_computed_usd,
     round(100 * (u.run_provider_usd - u.run_computed_usd) / nullif(u.run_computed_usd, 0), 2) AS run_diff_pct
 FROM reported AS r
-JOIN runs AS u USING (trace_id)
+JOIN runs AS u ON u.trace_id = r.trace_id{{group_join(u, r)}}
 WHERE r.computed_usd IS NOT NULL
   AND r.provider_usd IS NOT NULL
   AND abs(r.provider_usd - r.computed_usd) * 100 > $pct * r.computed_usd
-ORDER BY abs(r.provider_usd - r.computed_usd) DESC, r.start_time, r.span_id;
+ORDER BY {{group(r)}}abs(r.provider_usd - r.computed_usd) DESC, r.start_time, r.span_id;

@@ -6,6 +6,7 @@
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param order VARCHAR = newest  newest, or cost (the most expensive first)
 -- @param limit INTEGER = 100     at most this many runs (0: all)
+-- @nogroup it lists runs, one row each (a run's calls can carry several values): pick one value's runs with --where KEY=VALUE, or count runs per value with per-group --group-by KEY
 SELECT
     trace_id, name AS run_name, agent_name AS agent, feature, start_time, duration_ms, calls,
     unpriced_calls, cost_usd AS usd, usd_repriced

@@ -5,15 +5,15 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 SELECT
-    provider,
+    {{group_columns}}provider,
     model,
     count(DISTINCT trace_id) AS runs,
     count(*) AS calls,
     sum(cost_usd) AS usd,
-    sum(cost_usd) / sum(sum(cost_usd)) OVER (PARTITION BY grouping(provider, model) = 0) AS usd_share,
+    sum(cost_usd) / sum(sum(cost_usd)) OVER (PARTITION BY {{group}}grouping(provider, model) = 0) AS usd_share,
     avg(duration_ms) AS avg_call_ms,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
-GROUP BY GROUPING SETS ((), (provider, model))
-ORDER BY grouping(provider, model) DESC, usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;
+GROUP BY {{group}}GROUPING SETS ((), (provider, model))
+ORDER BY {{group}}grouping(provider, model) DESC, usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;

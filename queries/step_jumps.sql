@@ -8,14 +8,14 @@
 -- @param min_tokens INTEGER = 20000  and at least this many tokens more
 WITH ordered AS (
     SELECT
-        trace_id, span_id, start_time, agent_name AS agent, feature, step, model, input_tokens,
+        {{group}}trace_id, span_id, start_time, agent_name AS agent, feature, step, model, input_tokens,
         cost_usd AS usd,
         usd_repriced,
         lag(input_tokens) OVER run AS prev_input_tokens,
         lag(step) OVER run AS prev_step,
         lag(start_time) OVER run AS prev_start
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    WINDOW run AS (PARTITION BY trace_id ORDER BY start_time, span_id)
+    WINDOW run AS (PARTITION BY {{group}}trace_id ORDER BY start_time, span_id)
 ),
 jumps AS MATERIALIZED (
     SELECT *
@@ -37,10 +37,10 @@ between_calls AS (
     GROUP BY j.trace_id, j.span_id
 )
 SELECT
-    j.trace_id, j.span_id, j.agent, j.feature, j.prev_step, b.tool AS after_tool, j.step,
+    {{group_columns(j)}}j.trace_id, j.span_id, j.agent, j.feature, j.prev_step, b.tool AS after_tool, j.step,
     j.model, j.prev_input_tokens, j.input_tokens,
     j.input_tokens - j.prev_input_tokens AS jump_tokens,
     round(j.input_tokens / j.prev_input_tokens, 1) AS ratio, j.usd, j.usd_repriced
 FROM jumps AS j
 LEFT JOIN between_calls AS b USING (trace_id, span_id)
-ORDER BY jump_tokens DESC, j.trace_id, j.start_time;
+ORDER BY {{group(j)}}jump_tokens DESC, j.trace_id, j.start_time;

@@ -5,6 +5,7 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param limit INTEGER = 10      how many runs (0: all)
+-- @nogroup it lists runs, one row each (a run's calls can carry several values): pick one value's runs with --where KEY=VALUE, or count runs per value with per-group --group-by KEY
 -- usd leaves out unpriced calls: unpriced_calls and unpriced_tokens (input + output) say
 -- what it does not cover.
 SELECT

@@ -5,7 +5,7 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 SELECT
-    cost_status,
+    {{group_columns}}cost_status,
     provider,
     model,
     count(*) AS calls,
@@ -20,5 +20,5 @@ SELECT
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 WHERE cost_usd IS NULL OR cost_status IS DISTINCT FROM 'priced'
-GROUP BY cost_status, provider, model
-ORDER BY calls DESC, cost_status, provider NULLS LAST, model NULLS LAST;
+GROUP BY {{group}}cost_status, provider, model
+ORDER BY {{group}}calls DESC, cost_status, provider NULLS LAST, model NULLS LAST;

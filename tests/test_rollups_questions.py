@@ -124,10 +124,8 @@ def test_where_values_are_bound_and_keys_checked(db):
             rollup("per_group", db=db, group_by=bad)
         with pytest.raises(RollupParamError, match="not an attribute name"):
             rollup("stats", db=db, where={bad: "x"})
-    with pytest.raises(
-        RollupParamError, match="^per_model: cannot group by a key; these can: compare, forecast, per-group$"
-    ):
-        rollup("per_model", db=db, group_by="user.id")
+    with pytest.raises(RollupParamError, match="^top_runs: cannot group by a key: it lists runs"):
+        rollup("top_runs", db=db, group_by="user.id")
     with pytest.raises(RollupParamError, match="expects KEY=VALUE"):
         rollup("stats", db=db, where=["user.id"])
 

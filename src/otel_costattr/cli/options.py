@@ -85,8 +85,9 @@ def window_options(
                             "--where",
                             multiple=True,
                             metavar="KEY=VALUE",
-                            help="only model calls whose KEY (an identity key such as user.id or app.tenant, or "
-                            "model, provider, service) is VALUE; repeatable: a key twice matches either value",
+                            help="only model calls whose KEY (an identity key such as user.id or "
+                            "app.tenant, or model, provider, service) is VALUE; repeatable: a key twice "
+                            "matches either value",
                         )
                     ]
                     if where
@@ -99,8 +100,9 @@ def window_options(
                             "--group-by",
                             "group_by",
                             metavar="KEY",
-                            help="group by this identity key (user.id, app.tenant, gen_ai.conversation.id) "
-                            "or model, provider, service (rollups taking it: per-group)",
+                            help="the answer per value of this identity key (user.id, app.tenant, "
+                            "gen_ai.conversation.id) or model, provider, service, feature, agent: "
+                            "columns key and value in front (every rollup but the run lists and trace)",
                         )
                     ]
                     if group_by

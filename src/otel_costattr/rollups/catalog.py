@@ -7,6 +7,10 @@ Each ``queries/<name>.sql`` answers one question and declares what it takes in a
     -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
     -- @param limit INTEGER = 10      how many runs
 
+``--group-by KEY`` is generic (`dimensions.render_group`): a rollup whose text carries
+``{{group...}}`` placeholders takes it; one that cannot says why in a ``-- @nogroup`` line
+(``trace``, the run lists); a rollup that declares ``@param group_by`` groups by itself.
+
 Files starting with ``_`` are preludes, run once per connection: the macros `contract` derives
 from ``_calls.sql`` (the call contract, persisted as the views ``calls`` and ``runs``; see that
 file for the attribution rules).
@@ -20,7 +24,7 @@ from typing import Any
 
 from .._resources import bundled_dir
 from .contract import rollup_prelude
-from .dimensions import render_dimensions
+from .dimensions import groupable, render_dimensions
 from .errors import RollupError, UnknownRollup
 from .params import AGO, NOW, TYPES, coerce
 
@@ -28,6 +32,7 @@ __all__ = ["Param", "Query", "command_query", "contract_prelude", "prelude", "qu
 
 _PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
 _ABOUT = re.compile(r"--\s*@about\s+(.*)$")
+_NOGROUP = re.compile(r"--\s*@nogroup\s+(.*)$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,12 @@ class Query:
     about: str
     params: tuple[Param, ...]
     sql: str
+    nogroup: str = ""
+
+    @property
+    def groups(self) -> bool:
+        """Whether ``--group-by`` is the generic one (`dimensions.render_group`) here."""
+        return groupable(self.sql) and not any(p.name == "group_by" for p in self.params)
 
     @property
     def cli_name(self) -> str:
@@ -60,11 +71,11 @@ class Query:
         names = [p.name for p in self.params]
         if "since" in names:
             names.insert(names.index("since"), "days")
-        return names
+        return [*names, "group_by"] if self.groups else names
 
 
 def _parse(name: str, sql: str) -> Query:
-    about = ""
+    about = nogroup = ""
     params: list[Param] = []
     for line in sql.splitlines():
         if not line.startswith("--"):
@@ -72,6 +83,10 @@ def _parse(name: str, sql: str) -> Query:
         m = _ABOUT.match(line)
         if m:
             about = m.group(1).strip()
+            continue
+        m = _NOGROUP.match(line)
+        if m:
+            nogroup = m.group(1).strip()
             continue
         m = _PARAM.match(line)
         if m:
@@ -86,7 +101,7 @@ def _parse(name: str, sql: str) -> Query:
             params.append(Param(pname, ptype, value, required, text.strip()))
     if not about:
         raise RollupError(f"queries/{name}.sql: no '-- @about' line")
-    return Query(name, about, tuple(params), render_dimensions(sql))
+    return Query(name, about, tuple(params), render_dimensions(sql), nogroup)
 
 
 _cache: dict[str, Query] | None = None
@@ -100,7 +115,11 @@ def _queries() -> dict[str, Query]:
         for item in sorted(folder.iterdir(), key=lambda t: t.name):
             if item.name.endswith(".sql") and not item.name.startswith("_"):
                 qname = item.name[: -len(".sql")]
-                found[qname] = _parse(qname, item.read_text(encoding="utf-8"))
+                q = found[qname] = _parse(qname, item.read_text(encoding="utf-8"))
+                if not (q.groups or q.nogroup or "group_by" in q.accepts()):
+                    raise RollupError(
+                        f"queries/{item.name}: no {{{{group}}}} placeholder and no '-- @nogroup' line"
+                    )
         _cache = found
     return _cache
 

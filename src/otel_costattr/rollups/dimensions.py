@@ -10,7 +10,14 @@ span and from Baggage onto every model-call span, so the value is on the call it
 
 Names are checked here (letters, digits and ``_ . : / -``: nothing that could end a JSON
 path); values are never checked, only bound. The SQL side is the TEMP macro
-``costattr_dimension`` (``queries/_dimensions.sql``): the same mapping, in one place each.
+``costattr_dimension`` (`dimension_macro`, rendered from `COLUMNS`): the same mapping.
+
+``--group-by KEY`` on any rollup (`render_group`): the rows for a value v are the rollup's
+answer over the calls whose KEY is v (exactly what ``--where KEY=v`` answers), with the
+columns ``key`` and ``value`` in front, one block per value in value order; calls without
+KEY form the block with value NULL. The calls carry their value as ``group_value`` (the
+``costattr_calls`` variant of ``_calls_repriced.sql``), and a rollup file marks where its
+grouping goes with ``{{group...}}`` placeholders, so each file states its own partition.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ from typing import Any
 
 from .errors import RollupParamError
 
-__all__ = ["COLUMNS", "KEY", "check_key", "where_pairs"]
+__all__ = ["COLUMNS", "KEY", "check_key", "groupable", "render_group", "where_pairs"]
 
-# Dimension names that are columns of the call contract (queries/_dimensions.sql maps them).
+# Dimension names that are columns of the call contract (`dimension_macro` maps them).
 COLUMNS = {
     "model": "model",
     "provider": "provider",
@@ -104,3 +111,35 @@ def render_dimensions(sql: str) -> str:
     """``sql`` with each ``{{dimension(KEY[, ALIAS])}}`` replaced by `dimension_call`, so
     query files never spell the macro's argument list."""
     return _PLACEHOLDER.sub(lambda m: dimension_call(m.group(1), m.group(2) or ""), sql)
+
+
+# {{group}} / {{group(a)}}: "group_value, " in front of a SELECT, GROUP BY, PARTITION BY or
+# ORDER BY list; {{group_columns}} / {{group_columns(a)}}: the output columns key and value;
+# {{group_join(a, b)}}: " AND a.group_value IS NOT DISTINCT FROM b.group_value" in a join.
+# Each renders to nothing without --group-by, leaving the rollup as written.
+_GROUP = re.compile(r"\{\{(group|group_columns|group_join)(?:\(\s*(\w+)\s*(?:,\s*(\w+)\s*)?\))?\}\}")
+
+
+def groupable(sql: str) -> bool:
+    """Whether the rollup text ``sql`` marks where ``--group-by`` goes (`render_group`)."""
+    return _GROUP.search(sql) is not None
+
+
+def render_group(sql: str, grouped: bool) -> str:
+    """``sql`` with its ``{{group...}}`` placeholders filled (``grouped``: the calls carry
+    ``group_value`` and ``$group_by`` is bound) or removed."""
+
+    def fill(m: re.Match[str]) -> str:
+        if not grouped:
+            return ""
+        kind, a, b = m.groups()
+        column = f"{a}.group_value" if a else "group_value"
+        if kind == "group":
+            return f"{column}, "
+        if kind == "group_columns":
+            return f'$group_by AS "key", {column} AS value, '
+        if not (a and b):
+            raise ValueError(f"{m.group(0)}: group_join takes two table aliases")
+        return f" AND {a}.group_value IS NOT DISTINCT FROM {b}.group_value"
+
+    return _GROUP.sub(fill, sql)

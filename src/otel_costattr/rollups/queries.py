@@ -24,7 +24,7 @@ from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
 from .catalog import contract_prelude, prelude, query
-from .dimensions import dimension_call, dimension_macro, where_pairs
+from .dimensions import check_key, dimension_call, dimension_macro, render_group, where_pairs
 from .errors import RollupError, first_line
 from .params import WINDOW_PARAMS, bind
 
@@ -98,40 +98,52 @@ def _prepare(
     *,
     repricing: bool = False,
     where: list[tuple[str, list[str]]] | None = None,
+    group_by: str | None = None,
 ) -> None:
-    """Create the TEMP relations the rollups read (idempotent, cheap); with ``repricing`` or
-    ``where`` (from `dimensions.where_pairs`), the variant of ``costattr_calls`` that reads
-    ``costattr_repriced`` and keeps the calls matching ``costattr_where``."""
+    """Create the TEMP relations the rollups read (idempotent, cheap); with ``repricing``,
+    ``where`` (from `dimensions.where_pairs`) or ``group_by`` (a checked key), the variant of
+    ``costattr_calls`` that reads ``costattr_repriced``, keeps the calls matching
+    ``costattr_where`` and carries each call's ``group_value`` of the key in ``costattr_group``."""
     try:
         con.execute(contract_prelude())
         con.execute(dimension_macro())
         con.execute(prelude("_runs_unpriced.sql"))
-        if repricing or where:
-            con.execute(selected_calls_prelude(repricing=repricing, keys=len(where or ())))
+        if repricing or where or group_by is not None:
+            con.execute(
+                selected_calls_prelude(
+                    repricing=repricing, keys=len(where or ()), grouped=group_by is not None
+                )
+            )
             con.execute("DELETE FROM costattr_where")
+            con.execute("DELETE FROM costattr_group")
         if where:
             keys, values = (list(c) for c in zip(*where, strict=True))
             con.execute(
                 "INSERT INTO costattr_where SELECT unnest(range(1, $n + 1)), unnest($keys), unnest($values)",
                 {"n": len(keys), "keys": keys, "values": values},
             )
+        if group_by is not None:
+            con.execute("INSERT INTO costattr_group VALUES ($key)", {"key": group_by})
     except duckdb.Error as e:
         raise _error(e) from e
 
 
-def selected_calls_prelude(*, repricing: bool, keys: int) -> str:
+def selected_calls_prelude(*, repricing: bool, keys: int, grouped: bool = False) -> str:
     """``_calls_repriced.sql`` rendered: the join to the repriced costs when ``repricing``,
     one test per ``--where`` key (by position in ``costattr_where``: the SQL holds no value
-    nor key, and each test's key and values are uncorrelated lookups, read once)."""
+    nor key, and each test's key and values are uncorrelated lookups, read once), and the
+    column ``group_value`` when ``grouped`` (the key, ``costattr_group``'s one row, likewise)."""
     tests = [
         f"coalesce(list_contains((SELECT match_values FROM costattr_where WHERE pos = {i}), "
         f"{dimension_call(f'(SELECT key FROM costattr_where WHERE pos = {i})', 'c')}), false)"
         for i in range(1, keys + 1)
     ]
     join = "LEFT JOIN costattr_repriced AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id"
+    group = f", {dimension_call('(SELECT key FROM costattr_group)', 'c')} AS group_value"
     sql = prelude("_calls_repriced.sql")
     sql = sql.replace("{{usd_repriced}}", "r.usd" if repricing else "NULL::DECIMAL(38, 18)")
     sql = sql.replace("{{repriced_join}}", join if repricing else "")
+    sql = sql.replace("{{group_value}}", group if grouped else "")
     return sql.replace("{{where}}", " AND ".join(tests) or "true")
 
 
@@ -294,6 +306,7 @@ def _reprice(
 def _clear_reprice(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM costattr_repriced")
     con.execute("DELETE FROM costattr_where")
+    con.execute("DELETE FROM costattr_group")
     con.execute("DROP TABLE IF EXISTS costattr_model_map")
 
 
@@ -318,8 +331,11 @@ def rollup(
     UTC; ``until`` exclusive), ``service``, ``feature``, ``agent``, and what the query
     declares (see `query(name).params`). ``reprice``: a `PriceTable` or user price files
     layered over the bundled table; adds ``usd_repriced`` columns computed from the stored
-    tokens. ``where``: only the calls whose dimensions (`dimensions`: ``model``, ``provider``,
-    ``service``, ``feature``, ``agent`` or any identity key, such as ``user.id``) have these
+    tokens. ``group_by``: a dimension (as ``where``'s keys); the answer per value of it, with
+    columns ``key`` and ``value`` in front (`dimensions.render_group` says what that means;
+    run lists and ``trace`` refuse it). ``where``: only the calls whose dimensions
+    (`dimensions`: ``model``, ``provider``, ``service``, ``feature``, ``agent`` or any
+    identity key, such as ``user.id``) have these
     values: ``{"app.tenant": "acme"}`` or ``["app.tenant=acme", "user.id=u1", "user.id=u2"]``
     (a key given twice matches either value). Raises `UnknownRollup`, `RollupParamError` or
     `RollupError`. The list returned also carries ``.columns``, the column names, even when
@@ -327,17 +343,20 @@ def rollup(
     decimals; ``.to_pandas()`` / ``polars.from_arrow`` when those are installed).
     """
     q = query(name)
+    group_by = params.pop("group_by", None) if q.groups else None
     values = bind(q, params, now=now)
+    if group_by is not None:
+        group_by = values["group_by"] = check_key(q.name, "group_by", group_by)
     filters = where_pairs(q.name, where)
     table = _pricing(reprice) if reprice is not None else None
     with _connection(db) as con:
-        _prepare(con, repricing=table is not None, where=filters)
+        _prepare(con, repricing=table is not None, where=filters, group_by=group_by)
         try:
             if table is not None:
                 _reprice(con, table, values)
-            rows = _run(con, q.sql, values, arrow=arrow)
+            rows = _run(con, render_group(q.sql, group_by is not None), values, arrow=arrow)
         finally:
-            if table is not None or filters:
+            if table is not None or filters or group_by is not None:
                 _clear_reprice(con)
                 _prepare(con)  # back to the plain costattr_calls on a caller's connection
         keep = [c for c in _names(rows) if table is not None or not c.endswith(_REPRICED_SUFFIX)]
