@@ -1,0 +1,103 @@
+"""The dashboard's what-if page (`report.whatif_page.routes`) served by uvicorn on 127.0.0.1
+and read in headless Chromium: every figure is the `whatif` API's, the estimate is labelled,
+nothing is requested outside the server; bad input is a 400 page naming it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from browser import DESKTOP, NARROW, chromium, errors, outside
+from report_check import as_exact, cells_of
+
+from otel_costattr.demo import run_demo
+from otel_costattr.rollups.whatif import ESTIMATE_NOTE, whatif
+
+pytest.importorskip("uvicorn", reason="uvicorn is in the [server] extra")
+pytest.importorskip("starlette", reason="starlette is in the [server] extra")
+from starlette.applications import Starlette  # noqa: E402
+from test_report_live import Served, get  # noqa: E402
+
+from otel_costattr.report.whatif_page import COLUMNS, routes  # noqa: E402
+
+TODAY = dt.date(2026, 11, 23)
+SINCE, UNTIL = dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 23)
+PERIOD = "since=2026-11-16&until=2026-11-23"
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return run_demo(tmp_path_factory.mktemp("whatif") / "demo.duckdb", today=TODAY)["path"]
+
+
+@pytest.fixture(scope="module")
+def server(db):
+    served = Served(Starlette(routes=routes(db)))
+    yield served.url
+    served.stop()
+
+
+def _check(cells, answer) -> int:
+    """Each whatif cell's exact value is the API's, row for row; how many were checked."""
+    checked = 0
+    for cell in cells:
+        if cell["rollup"] != "whatif":
+            continue
+        value = answer.rows[int(cell["row"])][cell["col"]]
+        assert cell["exact"] == as_exact(value), (cell, value)
+        checked += 1
+    return checked
+
+
+def test_the_form_alone(server):
+    status, html, _ = get(f"{server}/whatif")
+    assert status == 200
+    assert 'name="model"' in html and 'data-rollup="whatif"' not in html
+
+
+def test_the_page_is_the_api(server, db):
+    status, html, _ = get(f"{server}/whatif?model=gpt-4o-mini&feature=refund&{PERIOD}&limit=5")
+    assert status == 200
+    answer = whatif(db, "gpt-4o-mini", feature="refund", since=SINCE, until=UNTIL, limit=5)
+    total = answer.rows[0]
+    assert total["level"] == "total" and total["selected_calls"] > 0
+    assert total["whatif_usd"] != total["actual_usd"]
+    assert _check(cells_of(html), answer) == len(answer.rows) * len(COLUMNS)
+    assert ESTIMATE_NOTE.capitalize() in html.replace("&#x27;", "'")
+
+
+def test_in_chromium_with_from_and_step(browser, server, db):
+    url = f"{server}/whatif?model=claude-haiku-4-5&from=gpt-4o&{PERIOD}"
+    loaded = browser.open(url)
+    assert errors(loaded) == [] and outside(loaded, server + "/") == []
+    answer = whatif(db, "claude-haiku-4-5", from_model="gpt-4o", since=SINCE, until=UNTIL, limit=20)
+    assert _check(loaded.cells, answer) > 12
+    browser.screenshot("live-whatif", DESKTOP)
+    run = answer.rows[-1]["trace_id"]
+    assert browser.driver.find_elements("css selector", f"a[href='/runs/{run}']")  # live's run page
+    narrow = browser.open(url, size=NARROW)
+    assert errors(narrow) == [] and browser.overflow() == 0
+    browser.screenshot("live-whatif", NARROW)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = chromium()
+    yield b
+    b.quit()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "model=no-such-model",
+            "Error: whatif: the pricing table does not know the model &#x27;no-such-model&#x27;",
+        ),
+        ("model=gpt-4o-mini&step=x", "Error: whatif: step: expected a number, got &#x27;x&#x27;"),
+        ("model=gpt-4o-mini&days=-1", "Error: report: days: must be more than 0"),
+    ],
+)
+def test_bad_input_is_a_400_naming_it(server, query, message):
+    status, html, _ = get(f"{server}/whatif?{query}")
+    assert status == 400 and message in html
