@@ -10,7 +10,10 @@ and ``app.tenant`` (50 tenants) added to each model call's attributes, as the pr
 - per-group by user.id (a key read from the attributes JSON) against per-feature (a column);
 - per-feature with ``where={"app.tenant": ...}`` against per-feature unfiltered;
 - per-run with unpriced_tokens against the run query without it (the text before issue 18);
-- whatif (one agent's calls repriced at another model) against per-feature with --reprice.
+- whatif (one agent's calls repriced at another model) against per-feature with --reprice;
+- --group-by on any rollup (the generic one, rollups/dimensions.py render_group): per-feature
+  by app.tenant (50 values) against per-feature, and stats by user.id (10,000 values)
+  against stats.
 
 Each figure is the median wall time of ``--repeat`` runs; the load average is printed (the
 machine may be shared).
@@ -107,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             "whatif --agent researcher / per-feature --reprice": (
                 lambda: whatif(con, "gpt-4o-mini", agent="researcher"),
                 lambda: rollup("per_feature", db=con, reprice=[]),
+            ),
+            "per-feature --group-by app.tenant / per-feature": (
+                lambda: rollup("per_feature", db=con, group_by="app.tenant"),
+                lambda: rollup("per_feature", db=con),
+            ),
+            "stats --group-by user.id / stats": (
+                lambda: rollup("stats", db=con, group_by="user.id"),
+                lambda: rollup("stats", db=con),
             ),
         }
         for label, (a, b) in pairs.items():
