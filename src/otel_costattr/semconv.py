@@ -29,6 +29,8 @@ PRICED_MODEL = "costattr.model"
 # an unknown newer snapshot of a known request model, priced at the request model's price.
 MODEL_SOURCE = "costattr.model_source"
 MODEL_SOURCE_REQUEST = "request"
+# The region whose rates priced the call (pricing/_regions.toml); absent: the list price.
+REGION = "costattr.region"
 REQUEST_MODEL = "gen_ai.request.model"
 # A cost the provider reported wins (cost/reported.py): then our own figure is kept beside it.
 COST_SOURCE = "costattr.cost_source"

@@ -294,7 +294,7 @@ def select_rates(quote: Quote, ns: int, total_input: int) -> tuple[Rates, int | 
 # generated from billing.BUCKETS. One function, compiled once at import: the general path
 # pays no call to a helper for the arithmetic it shares with the rule.
 _PRICE_CALL = """\
-def price_call(table, start_time, model, provider, service_tier, usage):
+def price_call(table, start_time, model, provider, service_tier, usage, region=None):
     {fields} = usage
     if ({invalid}):
         return INVALID
@@ -313,7 +313,7 @@ def price_call(table, start_time, model, provider, service_tier, usage):
         return INVALID  # never resolved: see MAX_MODEL_ID
     if type(start_time) is not int:
         start_time = epoch_ns(start_time)
-    quote = table.quote(model, provider, service_tier, start_time)
+    quote = table.quote(model, provider, service_tier, start_time, region)
     if quote is None:
         return UNKNOWN
     {split}
@@ -371,6 +371,7 @@ def _compile_general() -> tuple[Any, Any]:
 _split, price_call = _compile_general()
 price_call.__doc__ = """`compute_cost` without the objects (the processor's general path; its fast path is
 `cost.compiled`). ``price_call(table, start_time, model, provider, service_tier, usage)``:
-``usage`` holds the `Usage` fields in order, in any tuple. Returns a `PricedCall`: (status,
+``usage`` holds the `Usage` fields in order, in any tuple; ``region`` (keyword, lower-case)
+selects a regional price where the table has one (`pricing.regions`). Returns a `PricedCall`: (status,
 entry, parts, scale, service tier applied, tier threshold applied); the parts are integers
 over 10**(scale + 6) USD, None unless priced."""

@@ -29,6 +29,7 @@ from .model import (
     TimeWindow,
 )
 from .parse import compile_rule, parse_provider_file, read_toml
+from .regions import REGIONS_FILE, RegionIndex, RegionRule, parse_regions
 from .resolve import ProviderIndex, candidate_ids, snapshot_of
 
 ENV_PRICING_FILES = settings.PRICING_FILES
@@ -56,6 +57,7 @@ class Quote(NamedTuple):
     windows: tuple[TimeWindow, ...]
     service_tier: str | None
     base_up_to: float
+    region: str | None = None  # the region whose rates `entry` carries (pricing/regions.py)
 
 
 class PriceTable:
@@ -69,6 +71,7 @@ class PriceTable:
         names: dict[str, str],
         normalize: Sequence[tuple[re.Pattern[str], str]],
         files: Sequence[str],
+        regions: tuple[RegionRule, ...] = (),
     ) -> None:
         self.version = version
         self.digest = digest
@@ -77,6 +80,10 @@ class PriceTable:
         self._order = tuple(p.id for p in providers)
         self._names = names
         self._normalize = tuple(normalize)
+        self._regions = RegionIndex(regions, self._providers)
+        # id() of the entries some region prices otherwise: a caller skips region lookups
+        # for every other entry (nearly all of them) with one set lookup.
+        self.regional_entries = self._regions.entries
         self._cache: dict[tuple[str, str | None], ModelEntry | None] = {}
         # (model, provider, service tier) -> (from ns, until ns, quote): one lookup per call
         # while the same price period is in force.
@@ -146,43 +153,67 @@ class PriceTable:
         return request_model if self.resolve(request_model, provider) is not None else None  # type: ignore
 
     def quote(
-        self, model: str | None, provider: str | None, service_tier: str | None, ns: int
+        self,
+        model: str | None,
+        provider: str | None,
+        service_tier: str | None,
+        ns: int,
+        region: str | None = None,
     ) -> Quote | None:
         """The prices for a call to ``model`` (as a span reports it) that started at epoch
         nanoseconds ``ns`` with ``service_tier`` requested, or None when the model is unknown.
-        Cached per (model, provider, service tier) for the price period in force."""
-        key = (model, provider, service_tier)
+        ``region`` (lower-case, see `regions.region_of`) selects a regional price where
+        `pricing/_regions.toml` has one. Cached per (model, provider, service tier[, region])
+        for the price period in force."""
+        key: tuple[object, ...] = (model, provider, service_tier)
+        if region is not None:
+            key = (model, provider, service_tier, region)
         try:
-            hit = self._quotes.get(key)
+            hit = self._quotes.get(key)  # type: ignore[arg-type]
         except TypeError:  # unhashable arguments from a caller of compute_cost
-            return self._quote(model, provider, service_tier, ns)[2]
+            return self._quote(model, provider, service_tier, ns, region)[2]
         if hit is not None and hit[0] <= ns < hit[1]:
             return hit[2]
-        found = self._quote(model, provider, service_tier, ns)
+        found = self._quote(model, provider, service_tier, ns, region)
         if _cacheable(key):
             with self._lock:
                 if len(self._quotes) >= _CACHE_LIMIT:
                     self._quotes.clear()
-                self._quotes[key] = found
+                self._quotes[key] = found  # type: ignore[index]
         return found[2]
 
     def _quote(
-        self, model: object, provider: object, service_tier: object, ns: int
+        self, model: object, provider: object, service_tier: object, ns: int, region: object = None
     ) -> tuple[float, float, Quote | None]:
         entry = self.resolve(model, provider)  # type: ignore[arg-type]
         if entry is None:
             return (*_ALWAYS, None)
+        applied = None
+        if type(region) is str and id(entry) in self.regional_entries:
+            regional = self._regions.regional(self._host(model, provider, entry), entry, region)
+            if regional is not None:
+                entry, applied = regional, region
         index = entry.period_index(ns)
         since = entry._since_ns
         period = entry.periods[index]
         start = since[index] if index > 0 else _ALWAYS[0]  # the first price also applies before
         end = since[index + 1] if index + 1 < len(since) else _ALWAYS[1]
-        schedule, windows, applied = period.standard, period.windows, None
+        schedule, windows, tier = period.standard, period.windows, None
         if isinstance(service_tier, str) and service_tier in period.service_tiers:
-            schedule, windows, applied = period.service_tiers[service_tier], (), service_tier
+            schedule, windows, tier = period.service_tiers[service_tier], (), service_tier
         tiers = schedule.tiers
         base_up_to = _ALWAYS[0] if windows else tiers[0].above if tiers else _ALWAYS[1]
-        return start, end, Quote(entry, schedule.rates, tiers, windows, applied, base_up_to)
+        return start, end, Quote(entry, schedule.rates, tiers, windows, tier, base_up_to, applied)
+
+    def _host(self, model: object, provider: object, entry: ModelEntry) -> str:
+        """The pricing provider a call went to: the span's, else the one its id's form
+        names, else the entry's own."""
+        pid = self.provider_id(provider)  # type: ignore[arg-type]
+        if pid is None and type(model) is str:
+            form = id_form(model)
+            if form is not None and form.host in self._providers:
+                pid = form.host
+        return pid or entry.provider
 
     def _resolve(self, model: str, provider: str | None) -> ModelEntry | None:
         pid = self.provider_id(provider)
@@ -235,17 +266,26 @@ def _read_table_file(path: str, data: bytes) -> tuple[str, list[str], list[tuple
     return version, order, normalize
 
 
-def _bundled_files() -> tuple[bytes, dict[str, tuple[str, bytes]]]:
+def _bundled_files() -> tuple[bytes, bytes, dict[str, tuple[str, bytes]]]:
+    """`_table.toml`, `_regions.toml` and the provider files (every other ``*.toml``)."""
     try:
         folder = bundled_dir("pricing")
         table = (folder / TABLE_FILE).read_bytes()
+        regions = (folder / REGIONS_FILE).read_bytes()
         files = {}
         for item in sorted(folder.iterdir(), key=lambda t: t.name):
-            if item.name.endswith(".toml") and item.name != TABLE_FILE:
+            if item.name.endswith(".toml") and item.name not in (TABLE_FILE, REGIONS_FILE):
                 files[item.name[: -len(".toml")]] = (f"pricing/{item.name}", item.read_bytes())
     except OSError as e:
         raise PricingError(f"bundled pricing table unreadable (broken install?): {e}") from e
-    return table, files
+    return table, regions, files
+
+
+def _digest_parts(
+    table: bytes, regions: bytes, files: dict[str, tuple[str, bytes]]
+) -> list[tuple[str, bytes]]:
+    parts = [(TABLE_FILE, table), (REGIONS_FILE, regions)]
+    return parts + [(f"{k}.toml", v[1]) for k, v in sorted(files.items())]
 
 
 def _digest(parts: Iterable[tuple[str, bytes]]) -> str:
@@ -257,8 +297,7 @@ def _digest(parts: Iterable[tuple[str, bytes]]) -> str:
 
 def bundled_digest() -> str:
     """The digest of the bundled pricing files (what the release pins check)."""
-    table, files = _bundled_files()
-    return _digest([(TABLE_FILE, table), *((f"{k}.toml", v[1]) for k, v in sorted(files.items()))])
+    return _digest(_digest_parts(*_bundled_files()))
 
 
 def env_pricing_files() -> list[str]:
@@ -280,8 +319,10 @@ def load_pricing(
     digest_parts: list[tuple[str, bytes]] = []
     normalize: list[tuple[re.Pattern[str], str]] = []
     version = "local"
+    regions: tuple[RegionRule, ...] = ()
     if bundled:
-        table_bytes, files = _bundled_files()
+        table_bytes, regions_bytes, files = _bundled_files()
+        regions = parse_regions(f"pricing/{REGIONS_FILE}", regions_bytes)
         version, order, normalize = _read_table_file(f"pricing/{TABLE_FILE}", table_bytes)
         for stem in files:
             if stem not in order:
@@ -294,7 +335,7 @@ def load_pricing(
             if pf.provider != pid:
                 raise PricingError(f"{path}: provider: must be {pid!r} (the file name), got {pf.provider!r}")
             parsed.append(pf)
-        digest_parts = [(TABLE_FILE, table_bytes), *((f"{k}.toml", v[1]) for k, v in sorted(files.items()))]
+        digest_parts = _digest_parts(table_bytes, regions_bytes, files)
 
     user_paths = [str(p) for p in extra_files]
     if use_env:
@@ -315,7 +356,7 @@ def load_pricing(
     if user_files:
         version = f"{version}+local.{digest[len('sha256:') :][:8]}" if bundled else f"local.{digest[7:15]}"
     names = [p for p, _ in digest_parts] + user_paths
-    return _build(version, digest, parsed, user_files, normalize, names)
+    return _build(version, digest, parsed, user_files, normalize, names, regions)
 
 
 def _build(
@@ -325,6 +366,7 @@ def _build(
     user: list[ProviderFile],
     normalize: list[tuple[re.Pattern[str], str]],
     files: list[str],
+    regions: tuple[RegionRule, ...] = (),
 ) -> PriceTable:
     providers: dict[str, ProviderIndex] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
@@ -377,7 +419,7 @@ def _build(
             providers[pid].entries.append(build_entry(spec, pf, periods))
         providers[pid].index()
 
-    return PriceTable(version, digest, list(providers.values()), names, normalize, files)
+    return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions)
 
 
 _default: PriceTable | None = None

@@ -37,6 +37,7 @@ from ..cost.approximate import price_at_request_model
 from ..cost.compiled import price_attributes
 from ..cost.engine import CostStatus, price_call, usd_float
 from ..cost.reported import REPORTED_COST_KEYS, provider_cost, reported_usd
+from ..pricing.regions import region_of
 from ..pricing.table import PriceTable, default_pricing
 from ..semconv import (
     AGENT_STEP,
@@ -48,6 +49,7 @@ from ..semconv import (
     MODEL_SOURCE_REQUEST,
     PRICED_MODEL,
     PRICING_VERSION,
+    REGION,
     RESPONSE_ID,
     ROLE_KEYS,
     SpanRole,
@@ -164,6 +166,7 @@ class CostSpanProcessor(SpanProcessor):
                 raise ValueError(f"identity_keys: not an attribute name: {key!r}")
         self._table = pricing if pricing is not None else default_pricing()
         self._cached_quote, self._quote = self._table.cached_quote, self._table.quote
+        self._regional = self._table.regional_entries
         self._identity = keys
         self._identity_set = frozenset(keys)
         # What makes a parent worth a closer look: identity to copy, or being an agent.
@@ -329,6 +332,9 @@ class CostSpanProcessor(SpanProcessor):
             reported = None  # three lookups: a quarter of what isdisjoint(attrs) costs
             if _REPORTED_1 in attrs or _REPORTED_2 in attrs or _REPORTED_3 in attrs:
                 reported = reported_usd(attrs)
+            region = None
+            if type(found) is tuple and source is None and id(found[0]) in self._regional:
+                region, found = self._regional_price(span, attrs, found)
             if type(found) is tuple:
                 entry, usd = found
                 out = {
@@ -339,6 +345,8 @@ class CostSpanProcessor(SpanProcessor):
                 }
                 if source is not None:
                     out[MODEL_SOURCE] = source
+                if region is not None:
+                    out[REGION] = region
                 if reported is not None:
                     out.update(provider_cost(reported, usd))
                 self._count_priced()
@@ -368,6 +376,26 @@ class CostSpanProcessor(SpanProcessor):
         if type(found) is tuple:
             return not self._first_spans.claim(rid, ctx)
         return self._first_spans.seen(rid, ctx)
+
+    def _regional_price(
+        self, span: Span, attrs: Mapping[str, Any], found: tuple[Any, float]
+    ) -> tuple[str | None, tuple[Any, float]]:
+        """A priced call to a model some region prices otherwise (pricing/_regions.toml):
+        the region it was served in and its price there, or (None, ``found``)."""
+        model, provider, tier, usage = read_call_fields(attrs)
+        resource = getattr(span, "resource", None)
+        region = region_of(model, attrs, getattr(resource, "attributes", None))
+        if region is None:
+            return None, found
+        quote = self._table.quote(model, provider, tier, span.start_time, region)
+        if quote is None or quote.region is None:
+            return None, found
+        _, entry, parts, scale, _, _ = price_call(
+            self._table, span.start_time, model, provider, tier, usage, region
+        )
+        if parts is None:  # pragma: no cover - priced just now without the region
+            return None, found
+        return region, (entry, usd_float(parts, scale))
 
     def _general(self, span: Span, attrs: Mapping[str, Any]) -> tuple[Any, int, int] | CostStatus | None:
         """What the fast path leaves (agent spans, bad values, no usage), with the general
