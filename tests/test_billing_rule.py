@@ -137,10 +137,18 @@ def test_engine_fast_path_and_sql_agree_to_the_exact_decimal(table, calls):
         (Usage(0, 100, reasoning_tokens=400), (0, 0, 0, 0, 100, 400)),
         (Usage(0, 500, reasoning_tokens=400, output_includes_reasoning=False), (0, 0, 0, 0, 500, 400)),
         (Usage(0, 100, reasoning_tokens=400, output_includes_reasoning=True), (0, 0, 0, 0, 0, 400)),
+        # per-modality parts come out of the input and the output they are part of (issue 17)
+        (Usage(1000, 500, 600, audio_input_tokens=300, image_input_tokens=50, audio_output_tokens=200),
+         (50, 600, 0, 0, 300, 0, 300, 50, 200, 0)),
+        (Usage(1000, 500, 100, input_includes_cache=False, image_output_tokens=500, reasoning_tokens=100),
+         (1000, 100, 0, 0, 0, 100, 0, 0, 0, 500)),
+        # parts larger than what they are part of: the rest floored at 0, the parts billed in full
+        (Usage(100, 0, audio_input_tokens=300), (0, 0, 0, 0, 0, 0, 300, 0, 0, 0)),
     ],
-)
+)  # fmt: skip
 def test_the_buckets_by_hand(usage, buckets):
-    assert usage.billable() == buckets
+    # The six older buckets keep their places; the per-modality ones default to 0.
+    assert usage.billable() == BillableTokens(*buckets)
 
 
 def test_the_shapes_that_name_the_buckets_follow_the_rule():

@@ -194,7 +194,7 @@ def test_user_context_precision_cannot_round_the_result(table):
 def test_billable_buckets_are_disjoint():
     b = Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=1000, cache_write_tokens=150,
               cache_write_1h_tokens=50, reasoning_tokens=200).billable()  # fmt: skip
-    assert tuple(b) == (50, 1000, 100, 50, 100, 200)
+    assert tuple(b) == (50, 1000, 100, 50, 100, 200, 0, 0, 0, 0)  # no per-modality parts
     assert b.total_input == 1200 and b.total_output == 300
 
 

@@ -19,8 +19,9 @@ from otel_costattr import Usage, compute_cost, load_pricing
 PINNED_DIGESTS = {
     "2026.11.22": "sha256:e5975d2f81c2334e0b72c50012d6780210c03ca12cae8a02dc6083d7fa6a421c",
     "2026.12.02": "sha256:51c9595da0fab57daf9dc171e6259e96b39d2ffc3902a3708ac527a72ee70fe0",
-    # + pricing/_regions.toml (Bedrock GovCloud, Vertex regional endpoints), issue 17
-    "2026.12.02.1": "sha256:2b9d5660b704d46eb13ca4df26af2e7656edd4331a103a687a2fdb3834caa9b4",
+    # + pricing/_regions.toml (Bedrock GovCloud, Vertex regional endpoints), audio and image
+    # rates from genai-prices 0.2.3 (Gemini, Phi-4 multimodal): issue 17
+    "2026.12.02.1": "sha256:b1f51a792df26a88d8f96557b381336aa5e9e600be7910567b47844bea8da42a",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)

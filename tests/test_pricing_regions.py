@@ -67,7 +67,7 @@ def test_regional_quotes(bundled, model, provider, region, rate_in, rate_out, ap
 
 
 def test_regional_price_keeps_the_history_and_the_bucket_rule(bundled):
-    usage = (1000, 500, 200, None, None, None, True, None)
+    usage = Usage(1000, 500, 200, input_includes_cache=True)
     _, _, parts, scale, _, _ = price_call(
         bundled, START, SONNET_BEDROCK, "aws.bedrock", None, usage, "us-gov"
     )

@@ -18,7 +18,9 @@ from typing import Any
 GP_RATES = {
     "input_mtok": "input", "output_mtok": "output", "cache_read_mtok": "cache_read",
     "cache_write_mtok": "cache_write", "cache_write_1h_mtok": "cache_write_1h",
-    "output_reasoning_mtok": "reasoning",
+    "output_reasoning_mtok": "reasoning", "input_audio_mtok": "audio_input",
+    "output_audio_mtok": "audio_output", "input_image_mtok": "image_input",
+    "output_image_mtok": "image_output",
 }  # fmt: skip
 RATES = tuple(GP_RATES.values())
 # What the other genai-prices price keys charge for, as the "left out" comments say it.

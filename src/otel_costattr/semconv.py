@@ -79,6 +79,12 @@ REASONING_KEYS = (
     "gen_ai.usage.reasoning_tokens",
     "llm.token_count.completion_details.reasoning",
 )
+# Per-modality parts of the input and output counts (opentelemetry-util-genai 1.3): priced at
+# the model's audio and image rates where it has them. Text is what remains: never read.
+AUDIO_INPUT_KEYS = ("gen_ai.usage.audio.input_tokens",)
+AUDIO_OUTPUT_KEYS = ("gen_ai.usage.audio.output_tokens",)
+IMAGE_INPUT_KEYS = ("gen_ai.usage.image.input_tokens",)
+IMAGE_OUTPUT_KEYS = ("gen_ai.usage.image.output_tokens",)
 # The service tier actually applied wins over the one requested.
 SERVICE_TIER_KEYS = (
     "gen_ai.openai.response.service_tier",
@@ -181,11 +187,14 @@ _SLOTS = (
     ("model", MODEL_KEYS),
     ("provider", PROVIDER_KEYS),
     ("service_tier", SERVICE_TIER_KEYS),
+    ("audio_input", AUDIO_INPUT_KEYS),
+    ("audio_output", AUDIO_OUTPUT_KEYS),
+    ("image_input", IMAGE_INPUT_KEYS),
+    ("image_output", IMAGE_OUTPUT_KEYS),
 )
 _INDEX = {key: (slot, rank) for slot, (_, keys) in enumerate(_SLOTS) for rank, key in enumerate(keys)}
-(_IN, _OUT, _READ, _WRITE, _RAW_READ, _RAW_WRITE, _WRITE_1H, _REASON, _MODEL, _PROVIDER, _TIER) = range(
-    len(_SLOTS)
-)
+(_IN, _OUT, _READ, _WRITE, _RAW_READ, _RAW_WRITE, _WRITE_1H, _REASON, _MODEL, _PROVIDER, _TIER) = range(11)
+_MODALITIES = slice(11, 15)  # audio and image, input and output: the last Usage fields
 _EMPTY_SLOTS = (None,) * len(_SLOTS)
 _UNRANKED = (99,) * len(_SLOTS)
 
@@ -304,6 +313,7 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
         reasoning if type(reasoning) is not float else _count(reasoning),
         inclusive,
         None,  # output_includes_reasoning: no convention reports it
+        *(v if type(v) is not float else _count(v) for v in found[_MODALITIES]),
     )
     return (
         model if type(model) is str and model else None,

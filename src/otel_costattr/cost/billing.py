@@ -13,8 +13,10 @@ their own (``less``), takes them off. Whether it does is what the bucket's ``fla
 `Usage` field) says: True, the count includes them (floored at 0: declared inclusive, yet
 they exceed it); False, it does not; unknown (None), inferred: it does unless they exceed it.
 A bucket with no flag always includes its ``less`` (`Usage.problem` refuses usage where they
-exceed it). Each bucket is billed at one rate, a `RATE_KEYS` name; a model without that rate
-pays the documented fallback, which `pricing.model.Rates` applies when the table is loaded.
+exceed it). A bucket's ``parts`` are breakdowns its count always includes (the audio and image
+tokens of a call's input or output, per modality): taken off after the rest, floored at 0.
+Each bucket is billed at one rate, a `RATE_KEYS` name; a model without that rate pays the
+documented fallback, which `pricing.model.Rates` applies when the table is loaded.
 """
 
 from __future__ import annotations
@@ -34,21 +36,32 @@ class Bucket(NamedTuple):
     part: str  # the CallCost part it adds to
     less: tuple[str, ...] = ()  # counts billed apart that ``count`` may include
     flag: str | None = None  # the Usage field saying whether it does (None: always)
+    parts: tuple[str, ...] = ()  # per-modality counts ``count`` always includes
 
 
 BUCKETS = (
     Bucket("uncached_input", "input_tokens", "input", "input",
-           ("cache_read_tokens", "cache_write_tokens"), "input_includes_cache"),
+           ("cache_read_tokens", "cache_write_tokens"), "input_includes_cache",
+           ("audio_input_tokens", "image_input_tokens")),
     Bucket("cache_read", "cache_read_tokens", "cache_read", "cache_read"),
     Bucket("cache_write_5m", "cache_write_tokens", "cache_write", "cache_write", ("cache_write_1h_tokens",)),
     Bucket("cache_write_1h", "cache_write_1h_tokens", "cache_write_1h", "cache_write"),
-    Bucket("output", "output_tokens", "output", "output", ("reasoning_tokens",), "output_includes_reasoning"),
+    Bucket("output", "output_tokens", "output", "output", ("reasoning_tokens",), "output_includes_reasoning",
+           ("audio_output_tokens", "image_output_tokens")),
     Bucket("reasoning", "reasoning_tokens", "reasoning", "reasoning"),
+    # Appended, so that the older buckets keep their places in BillableTokens.
+    Bucket("audio_input", "audio_input_tokens", "audio_input", "input"),
+    Bucket("image_input", "image_input_tokens", "image_input", "input"),
+    Bucket("audio_output", "audio_output_tokens", "audio_output", "output"),
+    Bucket("image_output", "image_output_tokens", "image_output", "output"),
 )  # fmt: skip
-# The first buckets are the request's input (what long-context tiers look at), the rest its output.
-INPUT_BUCKETS = 4
+# The request's input (what long-context tiers look at) is what these parts bill; the rest is output.
+INPUT_PARTS = frozenset({"input", "cache_read", "cache_write"})
+INPUT_INDEXES = tuple(i for i, b in enumerate(BUCKETS) if b.part in INPUT_PARTS)
 PARTS = tuple(dict.fromkeys(b.part for b in BUCKETS))  # CallCost's parts, in order
-COUNTS = tuple(dict.fromkeys(c for b in BUCKETS for c in (b.count, *b.less)))
+COUNTS = tuple(dict.fromkeys(c for b in BUCKETS for c in (b.count, *b.less, *b.parts)))
+# The per-modality counts: breakdowns of another count, never usage on their own.
+PART_COUNTS = tuple(dict.fromkeys(c for b in BUCKETS for c in b.parts))
 FLAGS = tuple(b.flag for b in BUCKETS if b.flag)
 
 if {b.rate for b in BUCKETS} - set(RATE_KEYS):  # pragma: no cover - a typo in BUCKETS
@@ -105,23 +118,24 @@ def bucket_expressions(
             continue
         count = spell(b.count)
         less = [spell(c) for c in b.less if c in has]
-        if not less:
-            out[b.name] = count
-            continue
-        minus = _paren(less)
-        flag: Flag = None if b.flag is None else (flags or {}).get(b.flag, RUNTIME)
-        if b.flag is None:
-            out[b.name] = f"{count} - {minus}"  # always included, never more than the count
-        elif flag == RUNTIME:
-            if dialect.runtime is None:
-                raise ValueError(f"{b.flag} must be known to write this dialect")
-            out[b.name] = dialect.runtime(b.flag, count, minus)
-        elif flag is None:
-            out[b.name] = dialect.infer(count, minus)
-        elif flag:
-            out[b.name] = dialect.floor(count, minus)
-        else:
-            out[b.name] = count
+        expr = count
+        if less:
+            minus = _paren(less)
+            flag: Flag = None if b.flag is None else (flags or {}).get(b.flag, RUNTIME)
+            if b.flag is None:
+                expr = f"{count} - {minus}"  # always included, never more than the count
+            elif flag == RUNTIME:
+                if dialect.runtime is None:
+                    raise ValueError(f"{b.flag} must be known to write this dialect")
+                expr = dialect.runtime(b.flag, count, minus)
+            elif flag is None:
+                expr = dialect.infer(count, minus)
+            elif flag:
+                expr = dialect.floor(count, minus)
+        parts = [spell(c) for c in b.parts if c in has]
+        if parts:
+            expr = dialect.floor(expr if expr == count else f"({expr})", _paren(parts))
+        out[b.name] = expr
     return out
 
 
@@ -137,7 +151,8 @@ def cost_terms(names: Mapping[str, str], rate: Callable[[str], str]) -> dict[str
 
 def total_input(names: Mapping[str, str]) -> str:
     """The request's input tokens (what long-context tiers look at) as an expression."""
-    return " + ".join(n for n in (names[b.name] for b in BUCKETS[:INPUT_BUCKETS]) if n != "0") or "0"
+    inputs = (names[b.name] for b in BUCKETS if b.part in INPUT_PARTS)
+    return " + ".join(n for n in inputs if n != "0") or "0"
 
 
 def python_assignments(exprs: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -158,6 +173,12 @@ def python_assignments(exprs: Mapping[str, str]) -> tuple[list[str], dict[str, s
 # Stored tokens are normalised (store contract): input includes cache reads and writes,
 # output includes reasoning.
 _STORED = {flag: True for flag in FLAGS}
+# The store keeps no per-modality counts: SQL repricing bills them at the text rate.
+STORED_COUNTS = tuple(c for c in COUNTS if c not in PART_COUNTS)
+# The rates SQL repricing reads (queries/_prices.sql): the first of RATE_KEYS, in order.
+STORED_RATES = tuple(k for k in RATE_KEYS if k in {b.rate for b in BUCKETS if b.count in STORED_COUNTS})
+if RATE_KEYS[: len(STORED_RATES)] != STORED_RATES:  # pragma: no cover - Rates.ints is sliced
+    raise AssertionError("the stored buckets' rates must come first in RATE_KEYS")
 _SQL_PREFIX = "n_"
 
 
@@ -165,8 +186,9 @@ def render_sql(template: str) -> str:
     """``_reprice.sql`` with its placeholders filled from `BUCKETS`: ``{{buckets}}`` (one
     ``n_<bucket>`` column each, from the ``<count>`` columns), ``{{usd}}`` (over the
     ``n_<bucket>`` columns of ``u`` and the rate columns of ``p``) and ``{{total_input}}``."""
-    exprs = bucket_expressions(SQL, flags=_STORED)
-    columns = {b.name: f"u.{_SQL_PREFIX}{b.name}" for b in BUCKETS}
+    exprs = bucket_expressions(SQL, has=STORED_COUNTS, flags=_STORED)
+    # A bucket the store cannot fill (per-modality) is left out: never a NULL rate times 0.
+    columns = {b.name: "0" if exprs[b.name] == "0" else f"u.{_SQL_PREFIX}{b.name}" for b in BUCKETS}
     parts = cost_terms(columns, lambda rate: f"p.{rate}")
     fills = {
         "{{buckets}}": ",\n        ".join(f"{e} AS {_SQL_PREFIX}{n}" for n, e in exprs.items()),

@@ -38,7 +38,10 @@ _USAGE = frozenset(USAGE_KEYS)
 UNKNOWN = CostStatus.UNKNOWN_MODEL
 Pricer = Callable[[Mapping[str, Any], int, Callable[..., Any], Callable[..., Any]], Any]
 
-_COUNTS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+_COUNTS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning",
+           "audio_input", "audio_output", "image_input", "image_output")  # fmt: skip
+# Counts that are usage on their own (a 1h part or a modality alone is none).
+_USAGE_COUNTS = frozenset({"input", "output", "cache_read", "cache_write", "reasoning"})
 _TEXTS = ("model", "provider", "service_tier")
 _MODEL_KINDS = frozenset({"LLM", "EMBEDDING"})
 _LIMIT = 1024  # span data can hold arbitrary keys: both caches are bounded
@@ -96,7 +99,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
                 spelled[name] = spelled[f"raw_{name}"]
                 exclusive = True
     has = {name for name in _COUNTS if name in spelled}
-    if not has - {"cache_write_1h"}:
+    if not has & _USAGE_COUNTS:
         return _never  # no usage (a 1h part alone is none): the general path says no_usage
     if OPERATION not in keys and OPENINFERENCE_KIND not in keys and _USAGE.isdisjoint(keys):
         return _never  # span_role: with neither, only usage proper makes a model call

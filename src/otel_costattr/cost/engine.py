@@ -65,10 +65,16 @@ class Usage(NamedTuple):
     reasoning_tokens: int | None = None
     input_includes_cache: bool | None = None
     output_includes_reasoning: bool | None = None
+    # Per-modality parts of input_tokens and output_tokens (always included in them), priced
+    # at the model's audio and image rates where it has them (cost.billing.BUCKETS).
+    audio_input_tokens: int | None = None
+    audio_output_tokens: int | None = None
+    image_input_tokens: int | None = None
+    image_output_tokens: int | None = None
 
     def problem(self) -> str | None:
         """Why these counts cannot be priced, or None when they can."""
-        for value in self[:6]:
+        for value in map(self.__getitem__, _COUNT_INDEXES):
             if value is not None and (type(value) is not int or not 0 <= value <= MAX_TOKENS):
                 return self._describe_problem()
         write_1h = self.cache_write_1h_tokens
@@ -77,7 +83,8 @@ class Usage(NamedTuple):
         return None
 
     def _describe_problem(self) -> str:
-        for name, value in zip(self._fields[:6], self[:6], strict=False):
+        for index in _COUNT_INDEXES:
+            name, value = self._fields[index], self[index]
             if value is None or (type(value) is int and 0 <= value <= MAX_TOKENS):
                 continue
             if type(value) is not int:
@@ -101,19 +108,26 @@ class BillableTokens(NamedTuple):
     cache_write_1h: int
     output: int
     reasoning: int
+    audio_input: int = 0
+    image_input: int = 0
+    audio_output: int = 0
+    image_output: int = 0
 
     @property
     def total_input(self) -> int:
         """Every input token of the request: what long-context tiers look at."""
-        return sum(self[:_INPUT])
+        return sum(self[i] for i in _INPUT)
 
     @property
     def total_output(self) -> int:
         """Every output token, reasoning included."""
-        return sum(self[_INPUT:])
+        return sum(self) - self.total_input
 
 
-_INPUT = billing.INPUT_BUCKETS
+_INPUT = billing.INPUT_INDEXES
+_COUNT_INDEXES = tuple(Usage._fields.index(c) for c in billing.COUNTS)
+if BillableTokens._fields != tuple(b.name for b in billing.BUCKETS):  # pragma: no cover - a typo
+    raise AssertionError("BillableTokens must list billing.BUCKETS in order")
 _PRICED = CostStatus.PRICED
 
 
@@ -309,7 +323,7 @@ def price_call(table, start_time, model, provider, service_tier, usage, region=N
     output_tokens = output_tokens or 0
     cache_read_tokens = cache_read_tokens or 0
     reasoning_tokens = reasoning_tokens or 0
-    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
+{part_zeros}    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
         return INVALID  # never resolved: see MAX_MODEL_ID
     if type(start_time) is not int:
         start_time = epoch_ns(start_time)
@@ -355,6 +369,7 @@ def _compile_general() -> tuple[Any, Any]:
     source = _PRICE_CALL.format(
         fields=fields,
         invalid="\n            or ".join(checks),
+        part_zeros="".join(f"    {c} = {c} or 0\n" for c in billing.PART_COUNTS),
         split="\n    ".join(lines),
         total_input=billing.total_input(names),
         rate_names=", ".join(f"r_{k}" for k in RATE_KEYS),

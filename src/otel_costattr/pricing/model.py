@@ -12,7 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 
-RATE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+# The last four price the per-modality parts of a call's input and output (audio, image tokens
+# reported apart: gen_ai.usage.{audio,image}.{input,output}_tokens).
+RATE_KEYS = (
+    "input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning",
+    "audio_input", "audio_output", "image_input", "image_output",
+)  # fmt: skip
 SERVICE_TIERS = ("batch", "flex", "priority")
 MATCH_KINDS = ("equals", "starts_with", "ends_with", "regex")
 
@@ -45,11 +50,16 @@ class Rates:
     cache_write: Decimal | None = None
     cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None
+    audio_input: Decimal | None = None
+    audio_output: Decimal | None = None
+    image_input: Decimal | None = None
+    image_output: Decimal | None = None
     # The same rates as integers over 10**scale, so the cost engine adds integers (exact and
     # fast) and builds one Decimal at the end. Order: input, output, cache_read, cache_write,
-    # cache_write_1h, reasoning, with the documented fallbacks already applied.
+    # cache_write_1h, reasoning, audio and image input and output (RATE_KEYS), with the
+    # documented fallbacks already applied (a modality without a rate pays input or output).
     scale: int = field(init=False, repr=False, compare=False)
-    ints: tuple[int, int, int, int, int, int] = field(init=False, repr=False, compare=False)
+    ints: tuple[int, ...] = field(init=False, repr=False, compare=False)
     # Tokens x ints / usd_divisor = USD (rates are per million tokens).
     usd_divisor: int = field(init=False, repr=False, compare=False)
 
@@ -65,7 +75,9 @@ class Rates:
         i_out = as_int(self.output, 0)
         i_cw = as_int(self.cache_write, i_in)
         ints = (i_in, i_out, as_int(self.cache_read, i_in), i_cw, as_int(self.cache_write_1h, i_cw),
-                as_int(self.reasoning, i_out))  # fmt: skip
+                as_int(self.reasoning, i_out), as_int(self.audio_input, i_in),
+                as_int(self.audio_output, i_out), as_int(self.image_input, i_in),
+                as_int(self.image_output, i_out))  # fmt: skip
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "ints", ints)
         object.__setattr__(self, "usd_divisor", 10 ** (scale + 6))

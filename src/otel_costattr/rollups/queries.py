@@ -17,9 +17,9 @@ from typing import Any
 
 import duckdb
 
+from ..cost import billing
 from ..cost.billing import render_sql
 from ..pricing.entry import ModelEntry
-from ..pricing.model import RATE_KEYS
 from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
@@ -198,7 +198,7 @@ _PRICE_COLUMNS = (
     ("pricing_version", "VARCHAR"), ("provider", "VARCHAR"), ("model", "VARCHAR"),
     ("since", "DATE"), ("valid_from", "TIMESTAMP"), ("valid_until", "TIMESTAMP"),
     ("service_tier", "VARCHAR"), ("above", "BIGINT"), ("window_start", "INTEGER"),
-    ("window_end", "INTEGER"), *((key, "DECIMAL(38, 12)") for key in RATE_KEYS),
+    ("window_end", "INTEGER"), *((key, "DECIMAL(38, 12)") for key in billing.STORED_RATES),
 )  # fmt: skip
 
 
@@ -226,7 +226,8 @@ def load_prices(con: duckdb.DuckDBPyConnection, table: PriceTable) -> int:
             ]
             levels += [("standard", None, (w.start, w.end), w.rates) for w in period.windows]
             for tier_name, above, window, rates in levels:
-                per_million = [Decimal(v).scaleb(-rates.scale) for v in rates.ints]
+                stored = rates.ints[: len(billing.STORED_RATES)]  # no per-modality columns
+                per_million = [Decimal(v).scaleb(-rates.scale) for v in stored]
                 for value in per_million:
                     _check_places(value, where)
                 rows.append(
