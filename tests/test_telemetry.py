@@ -44,6 +44,9 @@ def test_processor_and_exporter_counts_are_metrics(table, tmp_path):
         for outcome in ("priced", "unknown_model", "no_usage"):
             assert calls[(("costattr.outcome", outcome),)] == sum(p.stats()[outcome] for p in live)
         assert processor.stats()["priced"] == 2 and processor.stats()["unknown_model"] == 1
+        assert (("costattr.outcome", "spans"),) not in calls  # not an outcome: its own counter
+        spans = sum(p.stats()["spans"] for p in live)
+        assert points["otel_costattr.processor.spans"][()] == spans >= processor.stats()["spans"] == 3
         dropped = sum(e.dropped_spans for e in telemetry._exporters)
         assert points["otel_costattr.exporter.dropped"][()] == dropped >= exporter.dropped_spans == 1
         assert () in points["otel_costattr.exporter.buffered"]

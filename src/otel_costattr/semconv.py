@@ -36,6 +36,12 @@ REQUEST_MODEL = "gen_ai.request.model"
 COST_SOURCE = "costattr.cost_source"
 COST_SOURCE_PROVIDER = "provider"
 COMPUTED_COST = "costattr.computed_cost"
+# The proposed cost attributes (semantic-conventions-genai PR 443), written beside
+# gen_ai.usage.cost when OTEL_COSTATTR_PROPOSED_COST_ATTRIBUTES is on. Source: provider | local.
+PROPOSED_COST_AMOUNT = "gen_ai.usage.cost.amount"
+PROPOSED_COST_CURRENCY = "gen_ai.usage.cost.currency"
+PROPOSED_COST_SOURCE = "gen_ai.usage.cost.source"
+PROPOSED_SOURCE_LOCAL = "local"
 
 OPERATION = "gen_ai.operation.name"
 OPENINFERENCE_KIND = "openinference.span.kind"

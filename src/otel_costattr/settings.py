@@ -14,6 +14,7 @@ DUCKDB_PATH = "OTEL_COSTATTR_DUCKDB_PATH"
 CAPTURE_CONTENT = "OTEL_COSTATTR_CAPTURE_CONTENT"
 PRICING_FILES = "OTEL_COSTATTR_PRICING_FILES"
 SERVE_TOKEN = "OTEL_COSTATTR_SERVE_TOKEN"
+PROPOSED_COST_ATTRIBUTES = "OTEL_COSTATTR_PROPOSED_COST_ATTRIBUTES"
 
 DEFAULT_DUCKDB_PATH = "otel-costattr.duckdb"
 
@@ -39,6 +40,12 @@ SETTINGS: tuple[Setting, ...] = (
         PRICING_FILES, "paths", "", f"user price files layered over the bundled table, {os.pathsep}-separated"
     ),
     Setting(SERVE_TOKEN, "text", "", "`otel-costattr serve`: the bearer token every request must carry"),
+    Setting(
+        PROPOSED_COST_ATTRIBUTES,
+        "flag",
+        "false",
+        "also write gen_ai.usage.cost.amount / .currency / .source (the proposed convention)",
+    ),
 )
 
 

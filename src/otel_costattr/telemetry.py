@@ -8,6 +8,9 @@ the provider the application sets, before or after us), or on one given to `inst
     otel_costattr.processor.calls     {call}  by costattr.outcome (priced, unknown_model,
                                               no_usage, invalid_usage, duplicate) and the
                                               processor's own internal_errors and unhooked spans
+    otel_costattr.processor.spans   {span}  every span ended where a cost processor runs, model
+                                              call or not (spans but no calls: no GenAI
+                                              instrumentation loaded?)
     otel_costattr.exporter.dropped    {span}  spans given to an exporter that were not stored
     otel_costattr.exporter.buffered   {span}  spans waiting in memory for room in the spool
     otel_costattr.exporter.content_dropped  {attribute}  attributes left out as possible content
@@ -65,6 +68,12 @@ def instrument(meter_provider: metrics.MeterProvider | None = None) -> None:
         unit="{call}",
         description="Model calls seen by cost processors, by outcome",
     )
+    meter.create_observable_counter(
+        "otel_costattr.processor.spans",
+        callbacks=[_processor_spans],
+        unit="{span}",
+        description="Spans ended where cost processors run, model calls or not",
+    )
     for name, attribute, counter, unit, description in _EXPORTER_INSTRUMENTS:
         create = meter.create_observable_counter if counter else meter.create_observable_up_down_counter
         create(name, callbacks=[_exporter_value(attribute)], unit=unit, description=description)
@@ -85,8 +94,16 @@ def _processor_counts(options: metrics.CallbackOptions) -> Iterable[metrics.Obse
     totals: dict[str, int] = {}
     for processor in list(_processors):
         for outcome, n in processor.stats().items():
-            totals[outcome] = totals.get(outcome, 0) + n
+            if outcome != _SPANS:
+                totals[outcome] = totals.get(outcome, 0) + n
     return [metrics.Observation(n, {"costattr.outcome": k}) for k, n in sorted(totals.items())]
+
+
+_SPANS = "spans"  # the stats() entry that is not an outcome
+
+
+def _processor_spans(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    return [metrics.Observation(sum(p.stats()[_SPANS] for p in list(_processors)))]
 
 
 def _exporter_value(attribute: str) -> Any:

@@ -14,13 +14,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..semconv import COMPUTED_COST, COST, COST_SOURCE, COST_SOURCE_PROVIDER
+from ..semconv import (
+    COMPUTED_COST,
+    COST,
+    COST_SOURCE,
+    COST_SOURCE_PROVIDER,
+    PROPOSED_COST_AMOUNT,
+    PROPOSED_COST_CURRENCY,
+    PROPOSED_COST_SOURCE,
+    PROPOSED_SOURCE_LOCAL,
+)
 from ..spans.cost_columns import stamped_usd
 
 # In order of precedence: the proposed convention, OpenInference, then a bare stamp.
 # (The processor unpacks exactly three of them, for speed.)
-REPORTED_COST_KEYS = ("gen_ai.usage.cost.amount", "llm.cost.total", COST)
-CURRENCY = "gen_ai.usage.cost.currency"
+REPORTED_COST_KEYS = (PROPOSED_COST_AMOUNT, "llm.cost.total", COST)
+CURRENCY = PROPOSED_COST_CURRENCY
 
 
 def reported_usd(attrs: Mapping[str, Any]) -> float | None:
@@ -28,6 +37,8 @@ def reported_usd(attrs: Mapping[str, Any]) -> float | None:
     currency = attrs.get(CURRENCY)
     if currency is not None and (type(currency) is not str or currency.strip().upper() != "USD"):
         return None
+    if attrs.get(PROPOSED_COST_SOURCE) == PROPOSED_SOURCE_LOCAL:
+        return None  # someone's own estimate (ours, or another tool's): not what was charged
     for key in REPORTED_COST_KEYS:
         value = attrs.get(key)
         if value is None:

@@ -32,7 +32,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
 
-from .. import telemetry
+from .. import settings, telemetry
 from ..cost.approximate import price_at_request_model
 from ..cost.compiled import price_attributes
 from ..cost.engine import CostStatus, price_call, usd_float
@@ -42,6 +42,8 @@ from ..pricing.table import PriceTable, default_pricing
 from ..semconv import (
     AGENT_STEP,
     COST,
+    COST_SOURCE,
+    COST_SOURCE_PROVIDER,
     COST_STATUS,
     DUPLICATE,
     IDENTITY_KEYS,
@@ -49,6 +51,10 @@ from ..semconv import (
     MODEL_SOURCE_REQUEST,
     PRICED_MODEL,
     PRICING_VERSION,
+    PROPOSED_COST_AMOUNT,
+    PROPOSED_COST_CURRENCY,
+    PROPOSED_COST_SOURCE,
+    PROPOSED_SOURCE_LOCAL,
     REGION,
     RESPONSE_ID,
     ROLE_KEYS,
@@ -65,7 +71,11 @@ STAT_NAMES = (
     DUPLICATE,
     "internal_errors",
     "unhooked",
+    "spans",  # every span ended on the provider, model call or not: see _NO_CALLS_AFTER
 )
+# After this many spans with no model call among them, one warning: the likely cause is that
+# no GenAI instrumentation is loaded (issue 17: every rollup printed "(no rows)", silently).
+_NO_CALLS_AFTER = 1000
 
 # Per-span state lives on the span object itself (no registry to leak, nothing to clean up
 # when a span is dropped unended); spans outside any agent carry none.
@@ -146,6 +156,9 @@ class CostSpanProcessor(SpanProcessor):
     anthropic SDK's own tracing): the later ones get ``costattr.status=duplicate`` and no
     cost. Off by default: it costs about 1 us per model call, for a setup better fixed by
     turning one instrumentation off.
+    ``proposed_cost_attributes``: also write ``gen_ai.usage.cost.amount`` / ``.currency`` /
+    ``.source`` (semantic-conventions-genai PR 443); None reads
+    ``OTEL_COSTATTR_PROPOSED_COST_ATTRIBUTES``.
     """
 
     def __init__(
@@ -155,6 +168,7 @@ class CostSpanProcessor(SpanProcessor):
         identity_keys: Iterable[str] = IDENTITY_KEYS,
         use_baggage: bool = True,
         dedupe_response_ids: bool = False,
+        proposed_cost_attributes: bool | None = None,
     ) -> None:
         if pricing is not None and not isinstance(pricing, PriceTable):
             raise ValueError(f"pricing must be a PriceTable (see load_pricing()), got {pricing!r}")
@@ -179,6 +193,10 @@ class CostSpanProcessor(SpanProcessor):
         self._count_status[DUPLICATE] = self._counts[DUPLICATE].__next__
         self._count_priced = self._count_status[_PRICED]
         self._dedupe = bool(dedupe_response_ids)
+        if proposed_cost_attributes is None:
+            proposed_cost_attributes = settings.flag(settings.PROPOSED_COST_ATTRIBUTES)
+        self._proposed = bool(proposed_cost_attributes)
+        self._count_span = self._counts["spans"].__next__
         self._first_spans = _FirstSpans()
         self._warned_unhooked = False
         self._shutdown = False
@@ -212,7 +230,8 @@ class CostSpanProcessor(SpanProcessor):
     def stats(self) -> dict[str, int]:
         """Counts since creation: model calls by cost status (priced, unknown_model, no_usage,
         invalid_usage), duplicates (spans of a call priced through another span), internal
-        errors, and spans that could not be hooked."""
+        errors, spans that could not be hooked, and ``spans``: every span ended, model call
+        or not (many spans and no model call: is a GenAI instrumentation loaded?)."""
         return {name: _counted(counter) for name, counter in self._counts.items()}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -349,9 +368,13 @@ class CostSpanProcessor(SpanProcessor):
                     out[REGION] = region
                 if reported is not None:
                     out.update(provider_cost(reported, usd))
+                if self._proposed:
+                    self._propose(out)
                 self._count_priced()
             elif reported is not None and found is _UNKNOWN:  # unknown to us, not to the provider
                 out = {COST_STATUS: "priced", PRICING_VERSION: table.version, **provider_cost(reported, None)}
+                if self._proposed:
+                    self._propose(out)
                 self._count_priced()
             else:  # never a cost attribute, not even 0, when the call could not be priced
                 out = {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: table.version}
@@ -364,6 +387,14 @@ class CostSpanProcessor(SpanProcessor):
         except Exception:
             self._internal_error("end")
             return None
+
+    @staticmethod
+    def _propose(out: dict[str, Any]) -> None:
+        """The proposed cost attributes beside ``gen_ai.usage.cost`` (the figure it holds)."""
+        out[PROPOSED_COST_AMOUNT] = out[COST]
+        out[PROPOSED_COST_CURRENCY] = "USD"
+        provider = out.get(COST_SOURCE) == COST_SOURCE_PROVIDER
+        out[PROPOSED_COST_SOURCE] = COST_SOURCE_PROVIDER if provider else PROPOSED_SOURCE_LOCAL
 
     def _is_duplicate(self, span: Span, attrs: Mapping[str, Any], found: object) -> bool:
         """Whether another span of this trace priced this span's response id first: two
@@ -437,7 +468,22 @@ class CostSpanProcessor(SpanProcessor):
         self._hook.on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Nothing to do: the cost was stamped before the span ended."""
+        """Count the span (the cost was stamped before it ended); warn once when many spans
+        and no model call have been seen."""
+        if self._count_span() == _NO_CALLS_AFTER - 1:
+            self._warn_if_no_calls()
+
+    def _warn_if_no_calls(self) -> None:
+        try:
+            stats = self.stats()
+            if not any(stats[name] for name in STAT_NAMES[: len(CostStatus) + 1]):
+                logger.warning(
+                    "otel-costattr: %d spans ended, 0 model calls: is a GenAI instrumentation "
+                    "loaded? (counted in stats()['spans'])",
+                    _NO_CALLS_AFTER,
+                )
+        except Exception:  # never raise into user code
+            pass
 
     def shutdown(self) -> None:
         """Stop: spans started from now on inherit nothing, spans ending from now on are left
