@@ -9,13 +9,20 @@ made with ``python -m venv`` and ``pip install -e '<repo>[otlp]' -r requirements
 A venv is rebuilt when its key changes: the requirements file, pyproject.toml (an editable
 install's entry points are written at install time) or the Python version. The key is
 written last, so an interrupted build is never mistaken for a finished one.
+
+``<name>-latest`` is the same venv with every pin dropped (what a new user's ``pip install``
+resolves today): its requirements are written from ``requirements-<name>.txt`` into the
+venv folder, and its key holds the date, so it is rebuilt at most once a day
+(tests/test_producers_latest.py, run apart by .ci/run).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,8 +40,31 @@ class VenvBuildError(RuntimeError):
     """A producer venv could not be built; the message says which step failed and why."""
 
 
+LATEST = "-latest"
+_PIN = re.compile(r"^([A-Za-z0-9_.\[\]-]+)\s*(?:[=<>!~]=?[^;#]*)?(;[^#]*)?(#.*)?$")
+
+
+def unpinned(text: str) -> str:
+    """Requirements ``text`` with every version constraint dropped (markers kept)."""
+    out = []
+    for line in text.splitlines():
+        found = _PIN.match(line.strip())
+        if found is not None and not line.lstrip().startswith("#"):
+            out.append(found.group(1) + (found.group(2) or ""))
+    return "\n".join(out) + "\n"
+
+
 def requirements(name: str) -> Path:
-    """The requirements file of producer venv ``name``."""
+    """The requirements file of producer venv ``name`` (for ``<name>-latest``, written from
+    the pinned file with the pins dropped)."""
+    if name.endswith(LATEST):
+        pinned = requirements(name.removesuffix(LATEST))
+        path = ROOT / f"requirements-{name}.txt"
+        ROOT.mkdir(exist_ok=True)
+        text = unpinned(pinned.read_text(encoding="utf-8"))
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        return path
     path = HERE / f"requirements-{name}.txt"
     if not path.is_file():
         valid = sorted(p.stem.removeprefix("requirements-") for p in HERE.glob("requirements-*.txt"))
@@ -52,6 +82,8 @@ def venv_key(name: str) -> str:
         digest.update(path.read_bytes())
     digest.update(sys.version.encode())
     digest.update(_PROJECT.encode())  # how the project itself is installed into it
+    if name.endswith(LATEST):
+        digest.update(dt.date.today().isoformat().encode())  # "newest" changes: daily at most
     return digest.hexdigest()[:20]
 
 
