@@ -65,6 +65,15 @@ def session(srv, target: str = "/") -> str:
     return header(pairs, "Set-Cookie")[0].split(";")[0]
 
 
+def test_the_what_if_page_is_part_of_the_dashboard(srv):
+    """`serve` mounts `report.live.routes`: the what-if page comes with them, linked from `/`."""
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    status, _, body = srv.request("GET", "/", headers=bearer)
+    assert status == 200 and b'href="/whatif' in body
+    status, _, body = srv.request("GET", "/whatif?model=gpt-4o-mini", headers=bearer)
+    assert status == 200 and b"estimate" in body.lower()
+
+
 def test_dashboard_at_root_for_a_bearer(srv):
     status, pairs, body = raw(srv.url, "GET", f"/?{PERIOD}", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 200, body[:300]

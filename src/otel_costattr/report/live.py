@@ -125,7 +125,10 @@ def routes(db: Database) -> list[Route]:
         root = request.scope.get("root_path", "")
         given = _filters(request)
         report = collect(db, _window(given), runs=20, waterfalls=0, tail=False)
-        runs_link = f'<a href="{escape(root)}/runs{escape(_query(given))}">All runs</a>'
+        runs_link = (
+            f'<a href="{escape(root)}/runs{escape(_query(given))}">All runs</a> '
+            f'<a href="{escape(root)}/whatif{escape(_query(given))}">What if?</a>'
+        )
         html = render_report(
             report,
             link=lambda t: f"{root}/runs/{t}",
@@ -190,8 +193,11 @@ def routes(db: Database) -> list[Route]:
             page(f"Run {detail.trace_id}", waterfall(detail), nav=nav, subtitle="One run, every span")
         )
 
+    from . import whatif_page  # it builds on this module's helpers: imported once they exist
+
     return [
         Route("/", _guard(overview), methods=["GET"], name="report_overview"),
         Route("/runs", _guard(runs), methods=["GET"], name="report_runs"),
         Route("/runs/{trace_id}", _guard(run), methods=["GET"], name="report_run"),
+        *whatif_page.routes(db),
     ]
