@@ -29,7 +29,9 @@
 --   * feature, and agent (name and version together), are the call's own attributes or else
 --     those of its nearest ancestor that has them, found by walking parent_span_id: the
 --     processor copies identity down within a process, so this matters for calls from
---     another process or tool. Only calls missing one of them walk: two hops by span id
+--     another process or tool. The identity pass (_identity.sql, run after each ingest)
+--     settles that answer once it can no longer change, in the settled_* columns; only
+--     calls missing one of them and not settled walk here: two hops by span id
 --     (one scan of the table each, for those calls only), then a recursive walk through
 --     their traces for what is left. With nested agents (a handoff) the nearest agent wins.
 --     When no span at all holds an agent (or a feature), nobody walks for it.
@@ -59,7 +61,8 @@ windowed AS NOT MATERIALIZED (
         service_name, provider, request_model, response_model, input_tokens, output_tokens,
         cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_status,
         cost_source, pricing_version, priced_model, step, conversation_id, attributes,
-        rowid AS call_row, feature, agent_name, agent_version
+        identity_settled IS NOT NULL AS settled, rowid AS call_row, feature, agent_name,
+        agent_version, settled_feature, settled_agent_name, settled_agent_version
     FROM spans
     WHERE span_role = 'model_call'
       -- @rollups:   AND (p_since IS NULL OR start_time >= p_since)
@@ -67,11 +70,14 @@ windowed AS NOT MATERIALIZED (
       -- @rollups:   AND (p_service IS NULL OR service_name = p_service)
       -- @rollups:   AND (p_trace IS NULL OR trace_id = lower(p_trace))
 ),
--- Calls missing feature or agent (two scans with simple filters read less than one with OR).
+-- Calls missing feature or agent that the identity pass has not settled (two scans with
+-- simple filters on stored columns read less than one with OR).
 lacking AS MATERIALIZED (
-    SELECT * FROM windowed WHERE feature IS NULL
+    SELECT * EXCLUDE (settled_feature, settled_agent_name, settled_agent_version)
+    FROM windowed WHERE feature IS NULL AND NOT settled
     UNION ALL
-    SELECT * FROM windowed WHERE feature IS NOT NULL AND agent_name IS NULL
+    SELECT * EXCLUDE (settled_feature, settled_agent_name, settled_agent_version)
+    FROM windowed WHERE feature IS NOT NULL AND agent_name IS NULL AND NOT settled
 ),
 -- An ancestor can only supply what some span holds: when no span has an agent (a plain LLM
 -- application) or a feature, calls do not walk for it. (A per-trace test is exact too, but
@@ -176,9 +182,18 @@ resolved AS MATERIALIZED (
 ),
 attributed AS NOT MATERIALIZED (
     -- Calls that carry their own identity (the usual case: the processor copied it).
-    SELECT *
+    SELECT * EXCLUDE (settled_feature, settled_agent_name, settled_agent_version)
     FROM windowed
-    WHERE feature IS NOT NULL AND agent_name IS NOT NULL
+    WHERE feature IS NOT NULL AND agent_name IS NOT NULL AND NOT settled
+    UNION ALL
+    -- Calls whose identity the pass settled at ingest.
+    SELECT
+        * EXCLUDE (feature, agent_name, agent_version, settled_feature, settled_agent_name,
+                   settled_agent_version),
+        settled_feature AS feature, settled_agent_name AS agent_name,
+        settled_agent_version AS agent_version
+    FROM windowed
+    WHERE settled
     UNION ALL
     -- The others, with what their ancestors supplied.
     SELECT
@@ -186,7 +201,7 @@ attributed AS NOT MATERIALIZED (
         l.duration_ms, l.service_name, l.provider, l.request_model, l.response_model,
         l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
         l.reasoning_tokens, l.cost_usd, l.cost_status, l.cost_source, l.pricing_version,
-        l.priced_model, l.step, l.conversation_id, l.attributes, l.call_row,
+        l.priced_model, l.step, l.conversation_id, l.attributes, l.settled, l.call_row,
         CASE WHEN r.call_row IS NULL THEN l.feature ELSE r.feature END AS feature,
         CASE WHEN r.call_row IS NULL THEN l.agent_name ELSE r.agent_name END AS agent_name,
         CASE WHEN r.call_row IS NULL THEN l.agent_version ELSE r.agent_version END AS agent_version
