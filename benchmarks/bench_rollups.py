@@ -11,10 +11,12 @@ large document into context. ``--orphans`` (default 0.1) is the share of model c
 another service traced without the processor: the call and that service's SERVER span carry
 no feature or agent, so attribution walks two parents up for them.
 
-Targets (issue #5): per-feature, per-step, per-run and per-agent under 1 s at 10M spans on a
-2-core machine. Each figure is the median of ``--repeat`` runs on an open read-only
-connection (opening one adds ~20 ms): wall time, and CPU time of all threads. The load
-average is printed: on a shared machine other processes stretch the wall time.
+Targets (issue 12): per-feature, per-step, per-run and per-agent under 300 ms at 10M spans on
+a 2-core machine, and within 3x the bare ``GROUP BY feature`` scan (printed first). Each
+figure is the median of ``--repeat`` runs on an open read-only connection (opening one adds
+~20 ms): wall time, and CPU time of all threads. The load average is printed: on a shared
+machine other processes stretch the wall time. The spans are inserted by SQL, so the
+identity pass that ingest runs (store/identity.py) is run once after, and timed.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ import duckdb
 from otel_costattr.rollups.catalog import rollups
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.store import database as store
+from otel_costattr.store import identity
 
 TARGETS = {"per_feature", "per_step", "per_run", "per_agent"}
-TARGET_SECONDS = 1.0
+TARGET_SECONDS = 0.3  # issue 12 (issue 5 had 1 s)
 SPANS_PER_RUN = 10.66  # measured average of the shape below: runs = spans / this
 
 # Steps per run: mostly 1-7, a 2% tail of loops with 30-60 steps.
@@ -148,7 +151,12 @@ def generate(con: duckdb.DuckDBPyConnection, spans: int, orphans: float = 0.1) -
     first, rest = GENERATE.split(";", 1)  # DuckDB binds parameters in one statement only
     con.execute(first, {"runs": runs})
     con.execute(rest)
-    con.execute("DROP TABLE bench_runs; DROP TABLE bench_steps; CHECKPOINT")
+    con.execute("DROP TABLE bench_runs; DROP TABLE bench_steps")
+    # The spans went in by SQL, not through ingest: run what ingest runs after each batch.
+    t = time.perf_counter()
+    settled = identity.settle(con)
+    print(f"identity pass: {settled:,} calls settled in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    con.execute("CHECKPOINT")
     return con.execute("SELECT count(*) FROM spans").fetchone()[0]
 
 
@@ -173,6 +181,14 @@ def bench(con: duckdb.DuckDBPyConnection, repeat: int) -> dict[str, tuple[float,
         "SELECT trace_id FROM spans WHERE kind = 'SERVER' UNION ALL SELECT trace_id FROM spans LIMIT 1"
     ).fetchone()[0]
     out = {}
+    bare = "SELECT feature, count(*) FROM spans GROUP BY feature"  # the issue's floor
+    con.execute(bare).fetchall()
+    walls = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        con.execute(bare).fetchall()
+        walls.append(time.perf_counter() - t)
+    out["(bare scan)"] = (statistics.median(walls), 0.0)
     for name in rollups():
         params = {"trace_id": trace_id} if name == "trace" else {}
         rollup(name, db=con, **params)  # warm-up: parse, plan, fill caches
@@ -212,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median of {args.repeat} runs: wall ms / cpu ms (all threads; {cores} cores)")
     print(f"{'rollup':<12}" + "".join(f"{f'{counts[s]:,} spans':>24}" for s in sizes))
     failed = False
-    for name in rollups():
+    for name in ["(bare scan)", *rollups()]:
         cells = []
         for size in sizes:
             wall, cpu = results[size][name]
@@ -221,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{wall * 1000:,.0f} / {cpu * 1000:,.0f}" + (" !" if over else "  "))
         print(f"{name:<12}" + "".join(f"{c:>24}" for c in cells))
     if failed:
-        print(f"! over the {TARGET_SECONDS:.0f} s target", file=sys.stderr)
+        print(f"! over the {TARGET_SECONDS * 1000:.0f} ms target", file=sys.stderr)
     return 1 if failed else 0
 
 

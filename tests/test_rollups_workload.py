@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 
 from otel_costattr.store import database as store
+from otel_costattr.store.identity import settle as settle_identity
 
 D = Decimal
 DAY0 = dt.datetime(2026, 6, 1, 9, 0)
@@ -202,6 +203,9 @@ def build(path: Path) -> Path:
         # T8: a lone call, root of its trace, without identity.
         at = DAY0 + dt.timedelta(days=7, hours=1)
         w.call(8, "gpt-4o-mini", 2000, 0, "0.0003", parent=None, at=s(0))
+        # What ingest does after each batch: the rollups read the identity settled here
+        # (tests/test_identity.py checks every rollup gives the same without it).
+        settle_identity(con)
     finally:
         con.close()
     return path

@@ -70,12 +70,17 @@ class Migration:
 # (views, indexes) is appended after them, in the order it was released.
 MIGRATIONS: tuple[Migration, ...] = (
     *(Migration(name, sql) for name, sql in schema.duckdb_migrations()),
+    # The identity the store settles after ingest (store/identity.py); before the views, which
+    # read it, so that a new file builds in this order too.
+    Migration(*schema.identity_migration()),
     # The call contract as the views `calls` and `runs`, so that any DuckDB client opening the
     # file gets the attribution rules (rollups/contract.py derives the rollups' macros from the
     # same file). CREATE OR REPLACE: when the rules change, a new migration runs it again.
     Migration("0002_call_views", (bundled_dir("queries") / "_calls.sql").read_text(encoding="utf-8")),
     # The alerts' states and deliveries (alerts/state.py), so a restart does not re-fire.
     Migration("0005_alert_events", (bundled_dir("queries") / "_alert_events.sql").read_text("utf-8")),
+    # The call views again, reading the identity settled at ingest (0006).
+    Migration("0007_call_views_settled", (bundled_dir("queries") / "_calls.sql").read_text(encoding="utf-8")),
 )
 
 _MIGRATIONS_TABLE = (

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import spool
+from . import identity, spool
 from .database import MIGRATIONS, Retry, StoreError, rollback, writing
 from .spool import pending_spool
 
@@ -191,6 +191,7 @@ def ingest_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], *
         files = good
     for f in files:
         f.unlink(missing_ok=True)
+    identity.settle(con)  # the one hook of store/identity.py (issue 12, rollups half)
     if _failing.pop(str(path), None) is not None:
         spool.record(path, "ingest_recovered", files=len(files))
         logger.warning("otel-costattr: ingesting into %s works again", path)

@@ -42,6 +42,7 @@ FLOAT64 = LogicalType("float64", pa.float64(), "DOUBLE", "Float64")
 INT64 = LogicalType("int64", pa.int64(), "BIGINT", "Int64")
 INT32 = LogicalType("int32", pa.int32(), "INTEGER", "Int32")
 DECIMAL_38_12 = LogicalType("decimal(38,12)", pa.decimal128(38, 12), "DECIMAL(38, 12)", "Decimal(38, 12)")
+BOOLEAN = LogicalType("boolean", pa.bool_(), "BOOLEAN", "Bool")
 # JSON travels as text in Arrow (the spool) and ClickHouse; DuckDB's JSON type checks it on insert.
 JSON = LogicalType("json", pa.string(), "JSON", "String")
 
@@ -173,3 +174,23 @@ def clickhouse_types(columns: Sequence[Column] = SPANS) -> dict[str, str]:
     return {
         c.name: c.type.clickhouse if not c.nullable else f"Nullable({c.type.clickhouse})" for c in columns
     }
+
+
+# Columns the DuckDB store fills in itself after ingest (store/identity.py), not part of a
+# span's row: the spool, rows.py and ClickHouse never see them. They come before the call
+# views' migrations in store/database.py, which read them. Frozen once released, like SPANS.
+IDENTITY_MIGRATION = "0006_call_identity"
+IDENTITY: tuple[Column, ...] = (
+    Column("identity_settled", BOOLEAN, IDENTITY_MIGRATION, "TRUE once settled_* hold the call's identity."),
+    Column("settled_feature", STRING, IDENTITY_MIGRATION, "The call's feature, else its nearest ancestor's."),
+    Column("settled_agent_name", STRING, IDENTITY_MIGRATION, "The agent, else the nearest ancestor's."),
+    Column("settled_agent_version", STRING, IDENTITY_MIGRATION, "That agent's version."),
+)
+
+
+def identity_migration(table: str = SPANS_TABLE) -> tuple[str, str]:
+    """(name, SQL) of the migration adding the `IDENTITY` columns to ``table``."""
+    check((*SPANS, *IDENTITY))
+    return IDENTITY_MIGRATION, "\n".join(
+        f"ALTER TABLE {table} ADD COLUMN {_duckdb_column(c)};" for c in IDENTITY
+    )
