@@ -132,7 +132,8 @@ def test_runs(capsys, db):
 def test_trace_prints_the_tree(capsys, db):
     code, out, _ = run(capsys, "trace", trace_id(1), "--db", db)
     assert code == 0
-    names = [re.search(r"[│├└─ ]*(\S.*?)\s{2,}", line[18:]).group(1) for line in out.splitlines()[1:]]
+    # a line saying what every span shares, then the header; the tree is the first column
+    names = [re.search(r"[│├└─ ]*(\S.*?)\s{2,}", line).group(1) for line in out.splitlines()[2:]]
     assert names == [
         "invoke_workflow refund", "invoke_agent triage", "chat gpt-4o", "invoke_agent billing",
         "chat claude-sonnet-4-5", "execute_tool lookup_order", "chat gpt-4o-mini",

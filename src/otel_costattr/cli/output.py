@@ -3,9 +3,14 @@
 A data command returns a `Table` (rows under named columns) or a `Record` (one object with a
 text rendering of its own); `output` renders it. One rule per format:
 
-- table: money as dollars, shares as percentages, numbers right-aligned and never cut; the
-  widest text columns are cut with an ellipsis to fit the terminal (``$COLUMNS``, else the
-  terminal's width when stdout is one; piped output is never cut).
+- table: money as dollars by one rule for every amount (`money`: six places under a dollar,
+  else cents), shares as percentages, ``*_ms`` as durations under a header without ``_ms``;
+  numbers right-aligned and never cut; the widest text columns are cut with an ellipsis to
+  fit the terminal (``$COLUMNS``, else the terminal's width when stdout is one; piped output
+  is never cut). Columns counting unpriced calls or tokens (`UNPRICED`) are left out when
+  zero in every row, in every command alike. A tree (``trace``) shows what every span shares
+  (the run's start, and its agent and feature when all spans have the same) once, on a line
+  above the tree.
 - json: timestamps in ISO 8601 with their time zone (stored times are UTC: ``+00:00``); money
   as a JSON number plus ``<column>_exact``, the exact decimal as a string.
 - csv: a header row always, even for no rows; money as exact decimal strings.
@@ -33,6 +38,17 @@ FORMATS = ("table", "json", "csv", "parquet")
 EXACT_SUFFIX = "_exact"
 _ELLIPSIS = "…"
 _MIN_TEXT_WIDTH = 8  # a text column is never cut narrower than this
+# Counts of what a usd column leaves out: in a table only when some row has one.
+UNPRICED = ("unpriced_calls", "unpriced_tokens", "subtree_unpriced_calls", "subtree_unpriced_tokens")
+# Fractions of 1 shown as percentages besides the ``*_share`` columns.
+_FRACTIONS = ("month_elapsed",)
+# A tree's columns that the line above it says once (when every span has the same value), and
+# those its table leaves out so that it reads at 100 columns (json, csv, parquet keep them all):
+# the tree draws the parent links and the order, the name says the span's role.
+_TREE_ONCE = ("agent", "feature")
+# The subtree's unpriced counts: cost_status marks each unpriced call, the line counts them.
+_TREE_HIDE = ("depth", "span_id", "parent_span_id", "span_role", "start_time", "step", "subtree_calls",
+              "subtree_unpriced_calls", "subtree_unpriced_tokens")  # fmt: skip
 
 
 class CLIError(click.ClickException):
@@ -49,7 +65,8 @@ class Table:
     the table format shows a column, when not by the general rule. ``hide``: columns the table
     format leaves out. ``sparse``: columns it leaves out when every row has None or false.
     ``tree``: rows are spans depth first with ``depth``; the ``name`` column is drawn as a
-    tree. ``title``: a line above the table (table format only).
+    tree, under a line saying what all spans share. ``title``: a line above the table
+    (table format only).
     """
 
     columns: Sequence[str]
@@ -113,6 +130,8 @@ def output(fn: Callable[..., Table | Record]) -> Callable[..., None]:
 def emit(result: Table | Record, fmt: str, out: str | None = None) -> None:
     """Render ``result`` in ``fmt`` to ``out`` (a path) or stdout."""
     if fmt == "parquet":
+        from .parquet import write_parquet  # pyarrow is loaded only when asked for
+
         assert out is not None  # checked by `output` before the command ran
         write_parquet(result, out)
         return
@@ -134,7 +153,7 @@ def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | No
             data = [json_object({c: r[c] for c in result.columns}, money) for r in result.rows]
         stream.write(json.dumps(data, indent=2) + "\n")
     elif fmt == "csv":
-        columns, rows = _flat(result)
+        columns, rows = flat(result)
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(columns)  # even with no rows: a reader still learns the columns
         writer.writerows([plain(r[c]) for c in columns] for r in rows)
@@ -143,6 +162,8 @@ def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | No
     else:
         if result.title:
             stream.write(result.title + "\n")
+        if result.tree and result.rows:
+            stream.write(tree_header(result.rows) + "\n")
         stream.write("\n".join(table_lines(result, width=width)) + "\n")
 
 
@@ -188,7 +209,8 @@ def json_object(row: Mapping[str, Any], money: set[str]) -> dict[str, Any]:
     return out
 
 
-def _flat(result: Table | Record) -> tuple[list[str], list[Mapping[str, Any]]]:
+def flat(result: Table | Record) -> tuple[list[str], list[Mapping[str, Any]]]:
+    """The columns and rows of ``result`` (a `Record` is one row)."""
     if isinstance(result, Record):
         return list(result.data), [result.data]
     return list(result.columns), list(result.rows)
@@ -223,22 +245,15 @@ def _duration(ms: float) -> str:
     return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
 
 
-def _places(values: Sequence[object]) -> int:
-    """Decimal places for a column of dollars: enough for its smallest amount."""
-    amounts = [abs(v) for v in values if isinstance(v, Decimal) and v]
-    smallest = min(amounts, default=Decimal(1))
-    return 2 if smallest >= 10 else 4 if smallest >= Decimal("0.01") else 6
-
-
-def cell(column: str, value: object, places: int = 6, *, is_money: bool | None = None) -> str:
-    """A value as the table shows it: money as dollars, shares as percentages."""
+def cell(column: str, value: object, *, is_money: bool | None = None) -> str:
+    """A value as the table shows it: money as dollars (`money`), shares as percentages."""
     if value is None:
         return "-"
     if is_money is None:
         is_money = "usd" in column
     if isinstance(value, Decimal) and is_money:
-        return f"${value:,.{places}f}"
-    if column.endswith("_share") and isinstance(value, float):
+        return money(value)
+    if (column.endswith("_share") or column in _FRACTIONS) and isinstance(value, (float, Decimal)):
         return f"{value:.1%}"
     if column.endswith("_ms") and isinstance(value, (int, float)):
         return _duration(value)
@@ -275,17 +290,18 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
     columns = [
         c
         for c in table.columns
-        if c not in table.hide and not (c in table.sparse and all(_blank(r[c]) for r in rows))
+        if c not in table.hide
+        and not (c in table.sparse and all(_blank(r[c]) for r in rows))
+        and not (c in UNPRICED and not any(r[c] for r in rows))
     ]
     if table.tree:
-        columns = [c for c in columns if c not in ("depth", "parent_span_id")]
+        columns = [c for c in columns if c not in _TREE_HIDE and c not in _tree_said(rows)]
     money_cols = table.money_columns()
-    places = {c: _places([r[c] for r in rows]) for c in columns}
 
     def show(c: str, value: object) -> str:
         if c in table.cells:
             return table.cells[c](value)
-        return cell(c, value, places[c], is_money=c in money_cols)
+        return cell(c, value, is_money=c in money_cols)
 
     cells = [[show(c, r[c]) for c in columns] for r in rows]
     if table.tree:  # indent each span name under its parent
@@ -293,7 +309,8 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
         for line, prefix in zip(cells, tree_prefixes(rows), strict=True):
             line[name] = prefix + line[name]
     numeric = [all(_is_number(r[c]) for r in rows) for c in columns]
-    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    headers = [_header(c, table, rows) for c in columns]
+    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
     if width is not None:
         _fit(widths, numeric, width)
 
@@ -304,7 +321,51 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
         )
         return "  ".join(out).rstrip()
 
-    return [fmt(columns), *(fmt(line) for line in cells)]
+    return [fmt(headers), *(fmt(line) for line in cells)]
+
+
+def _header(column: str, table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
+    """A column's table header: ``duration_ms`` shown as durations is headed ``duration``."""
+    if column.endswith("_ms") and column not in table.cells and all(_is_number(r[column]) for r in rows):
+        return column.removesuffix("_ms")
+    return column
+
+
+def _distinct(rows: Sequence[Mapping[str, Any]], column: str) -> set[object]:
+    return {r[column] for r in rows if r[column] is not None}
+
+
+def _tree_said(rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The tree's columns its header line stands for: agent and feature when every span has
+    the same; cost_status when every call is priced; model when each call's name (``chat
+    gpt-4o``, as the GenAI conventions name a call) already ends with its model."""
+    first = rows[0]
+    said = {c for c in _TREE_ONCE if c in first and len(_distinct(rows, c)) <= 1}
+    if "cost_status" in first and _distinct(rows, "cost_status") <= {"priced"}:
+        said.add("cost_status")
+    if "model" in first and all(
+        r["model"] is None or str(r.get("name")).endswith(f" {r['model']}") for r in rows
+    ):
+        said.add("model")
+    return said
+
+
+def tree_header(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The line above a tree: the run's start, the agent and feature when every span that
+    has one has the same (else they stay columns), and whether every call is priced."""
+    first, said = rows[0], _tree_said(rows)
+    starts = [r["start_time"] for r in rows if r.get("start_time") is not None]
+    parts = [f"started {cell('start_time', min(starts))} UTC"] if starts else []
+    parts += [f"{c} {v}" for c in _TREE_ONCE if c in said for v in _distinct(rows, c)]
+    if "cost_status" in said:
+        calls = sum(r["cost_status"] is not None for r in rows)
+        parts.append(f"{calls} model call{'s' * (calls != 1)}, every one priced")
+    elif "cost_status" in first:
+        calls = sum(r["cost_status"] is not None for r in rows)
+        unpriced = [r for r in rows if r["cost_status"] not in (None, "priced")]
+        tokens = sum((r.get("input_tokens") or 0) + (r.get("output_tokens") or 0) for r in unpriced)
+        parts.append(f"{calls} model calls, {len(unpriced)} unpriced ({tokens:,} tokens, not in usd)")
+    return "  ".join(parts)
 
 
 def _fit(widths: list[int], numeric: list[bool], limit: int) -> None:
@@ -335,39 +396,3 @@ def tree_prefixes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         prefixes.append("" if d == 0 else guide + ("└─ " if last[i] else "├─ "))
         open_levels.append(last[i])
     return prefixes
-
-
-# --- parquet -------------------------------------------------------------------------------
-
-
-def write_parquet(result: Table | Record, path: str) -> None:
-    """Write ``result`` as one Parquet file: money as decimals, stored times as UTC."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns, rows = _flat(result)
-    arrays = []
-    for c in columns:
-        values = [r[c] for r in rows]
-        arrays.append(_arrow_array(pa, values))
-    pq.write_table(pa.table(arrays, names=columns), path)
-
-
-def _arrow_array(pa: Any, values: list[Any]) -> Any:
-    present = [v for v in values if v is not None]
-    if not present:
-        return pa.array(values, pa.null())
-    if all(isinstance(v, Decimal) for v in present):
-        scale = max(max(-v.as_tuple().exponent, 0) for v in present)  # type: ignore[operator]
-        return pa.array(values, pa.decimal128(38, min(scale, 38)))
-    if all(isinstance(v, dt.datetime) for v in present):
-        utc = [None if v is None else iso_utc(v) for v in values]
-        return pa.array(utc, pa.timestamp("us", tz="UTC"))
-    if any(isinstance(v, (list, dict)) for v in present):
-        return pa.array([None if v is None else json.dumps(v, default=plain) for v in values])
-    return pa.array(values)
-
-
-def iso_utc(value: dt.datetime) -> dt.datetime:
-    """An aware UTC datetime (a stored naive time is UTC)."""
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value

@@ -13,8 +13,8 @@ from ..pricing.foreign import compare, coverage, read_foreign
 from ..pricing.forms import UNPRICED, id_form
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, PricingError
 from ..pricing.parse import parse_provider_file
-from ..pricing.table import load_pricing
-from .options import price_table, pricing_option
+from ..pricing.table import PriceTable, load_pricing
+from .options import did_you_mean, price_table, pricing_option
 from .output import CLIError, Record, Table, exact, money, output, rate
 
 _TABLE_RATES = ("input", "output", "cache_read", "cache_write")  # the table's columns; json has all
@@ -31,7 +31,7 @@ def pricing() -> None:
 
 
 @pricing.command("list")
-@click.option("--provider", help="only this pricing provider (e.g. openai)")
+@click.option("--provider", help="only this pricing provider (e.g. openai, or aws.bedrock as spans name it)")
 @pricing_option
 @output
 def pricing_list(provider: str | None, pricing: Sequence[str]) -> Table:
@@ -42,6 +42,8 @@ def pricing_list(provider: str | None, pricing: Sequence[str]) -> Table:
       otel-costattr pricing list --provider anthropic --format csv
     """
     table = price_table(pricing)
+    if provider is not None:
+        provider = _known_provider(table, provider)
     entries = [e for e in table.models() if provider is None or e.provider == provider]
     rows = [
         {"provider": e.provider, "model": e.id, **e.price_at(None).standard.rates.as_dict()} for e in entries
@@ -54,6 +56,19 @@ def pricing_list(provider: str | None, pricing: Sequence[str]) -> Table:
         cells=dict.fromkeys(RATE_KEYS, rate),
         hide=tuple(k for k in RATE_KEYS if k not in _TABLE_RATES),
         title=f"pricing version {table.version}  ({len(rows)} models, USD per million tokens)",
+    )
+
+
+def _known_provider(table: PriceTable, name: str) -> str:
+    """A pricing provider id for ``--provider`` (an id, or a name spans carry); an unknown one
+    is a usage error naming the closest and every known id."""
+    known = sorted({e.provider for e in table.models()})
+    found = name if name in known else table.provider_id(name)
+    if found in known:
+        return found
+    hint = did_you_mean(name.strip().lower(), known)
+    raise click.BadParameter(
+        f"unknown provider {name!r}.{hint} Known: {', '.join(known)}", param_hint="'--provider'"
     )
 
 

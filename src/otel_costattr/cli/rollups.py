@@ -18,8 +18,6 @@ from .output import CLIError, Record, Table, output
 
 # Shown in the table only when some row has a value: repricing, and a cut parent cycle.
 _SPARSE = ("usd_repriced", "subtree_usd_repriced", "cycle_broken")
-# Shown in the table only when some row has unpriced calls (always in json, csv, parquet).
-_UNPRICED = ("unpriced_calls", "unpriced_tokens", "subtree_unpriced_calls", "subtree_unpriced_tokens")
 
 
 class RollupName(click.ParamType):
@@ -121,8 +119,7 @@ def _run(
 
 
 def _table(rows: Rows, *, tree: bool = False) -> Table:
-    hide = [c for c in _UNPRICED if c in rows.columns and not any(r[c] for r in rows)]
-    return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, hide=hide, tree=tree)
+    return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, tree=tree)
 
 
 @click.command(cls=RollupCommand)

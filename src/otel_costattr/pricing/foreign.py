@@ -123,7 +123,9 @@ def read_foreign(path: str | Path) -> tuple[str, list[ForeignPrice]]:
 
 class Difference(NamedTuple):
     """One model of the other file: where it resolves here, and each rate that differs as
-    (field, ours, theirs); status is ``same``, ``differs``, ``unknown`` or ``other-provider``."""
+    (field, ours, theirs); status is ``same``, ``differs``, ``unknown`` or ``other-provider``.
+    ``ours`` is our table's own rate, None where it has none (a cache rate we do not list:
+    such tokens are billed at the input rate, which is what was compared with theirs)."""
 
     foreign: ForeignPrice
     entry: str | None
@@ -150,7 +152,7 @@ def compare(table: PriceTable, prices: Iterable[ForeignPrice], when: object = No
                      "cache_read": ours.input if read is None else read,
                      "cache_write": ours.input if write is None else write}  # fmt: skip
         fields = tuple(
-            (name, effective[name], theirs)
+            (name, getattr(ours, name), theirs)
             for name, theirs in price.rates.items()
             if effective[name] is None or effective[name].compare(theirs) != 0
         )
