@@ -306,3 +306,47 @@ def test_a_run_over_budget_fires_once_from_the_store(tmp_path, workload, receive
     assert [r.changed for r in again.evaluation.firing] == [False]
     (body,) = receiver.bodies
     assert body["scope"]["value"] == over and body["value_exact"] == "0.3" and body["projection"] is None
+
+
+def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):
+    receiver = Receiver(fail_first=6)  # two rounds of three attempts (retries = 2) fail
+    try:
+        rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+        workload.run(NOW.replace(hour=8), ["0.30", "0.30"])
+        assert check(workload, rules, NOW).redelivered == []
+        assert receiver.requests == 3 and receiver.bodies == []
+        second = NOW + dt.timedelta(seconds=61)  # the first wait (60 s) has passed
+        assert check(workload, rules, NOW + dt.timedelta(seconds=30)).redelivered == []  # too soon
+        assert len(check(workload, rules, second).redelivered) == 1
+        assert receiver.requests == 6 and receiver.bodies == []  # down again: the wait doubles
+        assert check(workload, rules, second + dt.timedelta(seconds=100)).redelivered == []
+        # Any evaluator (a new process: a new notifier) sends it; the receiver is back.
+        again = check(workload, rules, second + dt.timedelta(seconds=121))
+        assert len(again.redelivered) == 1 and again.evaluation.events == []
+        (body,) = receiver.bodies
+        assert body["threshold"] == 0.5 and body["redelivered"] is True and body["failed_rounds"] == 2
+        assert body["at"] == NOW.isoformat()  # the crossing's payload, as first sent
+        # Delivered: never sent again, and the two failed rounds stay counted.
+        last = check(workload, rules, NOW + dt.timedelta(hours=3))
+        assert last.redelivered == [] and len(receiver.bodies) == 1 and receiver.requests == 7
+        assert last.failures["failed"] == 2
+    finally:
+        receiver.close()
+
+
+def test_only_the_channel_that_missed_it_is_sent_it_again(tmp_path, workload, receiver):
+    down = Receiver(fail_first=3)
+    try:
+        path = rules_file(tmp_path / "alerts.toml", DAY_BUDGET.replace('["ops"]', '["ops", "backup"]'),
+                          receiver.url)  # fmt: skip
+        backup = f'[channels.backup]\ntype = "webhook"\nurl = "{down.url}"\nbackoff = "50ms"\nretries = 2\n'
+        path.write_text(backup + path.read_text("utf-8"), encoding="utf-8")
+        rules = load_rules(path)
+        workload.run(NOW.replace(hour=8), ["0.30", "0.30"])
+        check(workload, rules, NOW)
+        assert len(receiver.bodies) == 1 and down.bodies == []
+        check(workload, rules, NOW + dt.timedelta(minutes=5))
+        check(workload, rules, NOW + dt.timedelta(minutes=10))
+        assert len(receiver.bodies) == 1 and len(down.bodies) == 1
+    finally:
+        down.close()

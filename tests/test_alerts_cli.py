@@ -100,8 +100,11 @@ def test_a_missing_database_is_one_error_line_not_a_new_store(tmp_path, receiver
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
     missing = tmp_path / "typo.duckdb"
     result = CliRunner().invoke(cli, ["alerts", "check", "--db", str(missing), "--rules", str(rules)])
-    assert result.exit_code == 1 and result.output == f"Error: {missing}: no such database\n"
+    assert result.exit_code == 1 and result.output == f"Error: no database at {missing}\n"
     assert not missing.exists()
+    # The same words as the rollups (one wording for one mistake).
+    rollup = CliRunner().invoke(cli, ["runs", "--db", str(missing)])
+    assert rollup.exit_code == 1 and rollup.output == result.output
 
 
 def test_watch_evaluates_each_interval(tmp_path, workload, receiver):

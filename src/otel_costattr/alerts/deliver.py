@@ -9,6 +9,7 @@ process. A receiver that is down or slow holds up only this thread.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -37,11 +38,20 @@ _STOP = object()
 class Notification:
     """One payload for some channels. ``events``: state changes the worker records first,
     delivering only when some key was not already FIRING in the store (the in-process path,
-    which decides without the database)."""
+    which decides without the database). ``at``: when an evaluator handed it over (naive UTC,
+    the evaluator's clock), the time its delivery rows carry (None: the time of delivery)."""
 
     payload: Mapping[str, Any]
     channels: Sequence[Channel]
     events: Sequence[Event] = ()
+    at: dt.datetime | None = None
+
+    def keys(self) -> list[tuple[str, str, str, str]]:
+        """(rule, scope value, window key, channel) of a firing notification, per channel."""
+        if self.payload.get("event") != "firing":
+            return []
+        p = self.payload
+        return [(p["rule"], str(p["scope"]["value"]), p["window"]["key"], c.name) for c in self.channels]
 
 
 @dataclass
@@ -83,6 +93,7 @@ class Notifier:
         self._stopping = threading.Event()
         self._idle = threading.Condition()
         self._busy = 0
+        self._inflight: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
 
     def start(self) -> None:
         """Start the worker (idempotent)."""
@@ -103,6 +114,7 @@ class Notifier:
             with self._idle:
                 self._queue.put_nowait(notification)
                 self._busy += 1
+                self._inflight.update(notification.keys())
         except queue.Full:
             with self._lock:
                 self._counts.dropped += 1
@@ -132,6 +144,11 @@ class Notifier:
                 self._queue.put_nowait(_STOP)
             thread.join(timeout)
 
+    def in_flight(self) -> set[tuple[str, str, str, str]]:
+        """(rule, scope value, window key, channel) of firing notifications queued or being sent."""
+        with self._idle:
+            return set(self._inflight)
+
     def stats(self) -> dict[str, Any]:
         """Delivered, failed (retries spent), dropped (queue full), attempts, the last error."""
         with self._lock:
@@ -153,6 +170,8 @@ class Notifier:
             finally:
                 with self._idle:
                     self._busy -= 1
+                    self._inflight.subtract(item.keys())
+                    self._inflight += collections.Counter()  # drops the keys at zero
                     self._idle.notify_all()
 
     def _deliver(self, note: Notification) -> None:
@@ -172,8 +191,9 @@ class Notifier:
                 logger.warning("otel-costattr alerts: channel %s failed after %d attempts: %s",
                                channel.name, attempts, error)  # fmt: skip
             p = note.payload
+            at = note.at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             outcomes.append(Delivery(
-                dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), p["rule"], str(p["scope"]["value"]),
+                at, p["rule"], str(p["scope"]["value"]),
                 p["window"]["key"], p["event"], channel.name, ok, attempts, error,
             ))  # fmt: skip
         if self.db and outcomes:

@@ -243,7 +243,7 @@ class _Judge:
         for _, e in items:
             e.notified = True
         main.payload = payload
-        self.result.notifications.append(Notification(payload, self.channels))
+        self.result.notifications.append(Notification(payload, self.channels, at=self.at))
 
     def _projection(self, scope_value: str) -> tuple[Decimal, dt.datetime]:
         spent, start, end = month_to_date(self.con, self.rule, scope_value, self.now)

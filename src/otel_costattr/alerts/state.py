@@ -147,13 +147,14 @@ def record_deliveries(con: duckdb.DuckDBPyConnection, deliveries: Sequence[Deliv
 
 
 def delivery_failures(con: duckdb.DuckDBPyConnection, since: dt.datetime | None = None) -> dict[str, Any]:
-    """Failed deliveries (all time, or from ``since``): how many, and the newest one."""
+    """Failed deliveries (all time, or from ``since``): how many, and the newest one. A row
+    with no attempts is a re-send claimed, not an outcome (`redeliver`)."""
     row = con.execute(
         """
         SELECT count(*), max(recorded_at), arg_max(channel, recorded_at), arg_max(error, recorded_at),
                arg_max(rule, recorded_at)
         FROM alert_deliveries
-        WHERE NOT ok AND (?::TIMESTAMP IS NULL OR recorded_at >= ?::TIMESTAMP)
+        WHERE NOT ok AND attempts > 0 AND (?::TIMESTAMP IS NULL OR recorded_at >= ?::TIMESTAMP)
         """,
         [since, since],
     ).fetchone()

@@ -7,13 +7,16 @@ import datetime as dt
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store.database import StoreError, connect
-from .deliver import Notifier
+import duckdb
+
+from ..store.database import StoreError, connect, missing_database
+from .deliver import Notification, Notifier
 from .evaluate import Evaluation, evaluate
+from .redeliver import claim_redeliveries
 from .rules import RuleSet, load_rules
 from .state import delivery_failures
 
@@ -24,10 +27,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class CheckResult:
-    """An evaluation and the delivery failures the store holds."""
+    """An evaluation, the delivery failures the store holds, and how many notifications that
+    no channel took earlier were handed over again."""
 
     evaluation: Evaluation
     failures: dict[str, Any]
+    redelivered: list[Notification] = field(default_factory=list)
 
 
 def _rules(rules: RuleSet | str | os.PathLike[str]) -> RuleSet:
@@ -43,20 +48,28 @@ def check_once(
     base_url: str | None = None,
 ) -> CheckResult:
     """Evaluate once: record state changes in ``db`` and hand notifications to ``notifier``
-    (None: not sent). Raises `StoreError` when the store is missing or cannot be opened."""
+    (None: not sent), with the firing notifications a channel never took that are due again
+    (`redeliver`). Raises `StoreError` when the store is missing or cannot be opened."""
     ruleset = _rules(rules)
     if not os.path.isfile(db):  # a mistyped path must not become an empty store that never fires
-        raise StoreError(f"{os.path.abspath(db)}: no such database")
+        raise StoreError(missing_database(db))
     con = connect(db)  # read-write: the spool is ingested first, so the newest spans count
+    again: list[Notification] = []
     try:
         evaluation = evaluate(con, ruleset, now, base_url=base_url)
+        if notifier is not None:
+            at = evaluation.at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            try:
+                again = claim_redeliveries(con, ruleset, at, notifier.in_flight())
+            except duckdb.Error as e:
+                raise StoreError(f"alerts: cannot read the deliveries: {e}") from e
         failures = delivery_failures(con)
     finally:
         con.close()
     if notifier is not None:
-        for note in evaluation.notifications:
+        for note in [*evaluation.notifications, *again]:
             notifier.submit(note)
-    return CheckResult(evaluation, failures)
+    return CheckResult(evaluation, failures, again)
 
 
 class AlertWatcher:

@@ -11,6 +11,7 @@ import click
 
 from ..alerts.deliver import Notification, Notifier
 from ..alerts.evaluate import KeyRow
+from ..alerts.redeliver import patience
 from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once
@@ -80,14 +81,17 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
     sent = ""
     if notifier is not None:
         # Wait out every retry, but never more than MAX_WAIT: what is left is reported undelivered.
-        notifier.flush(min(MAX_WAIT, sum(_patience(n) for n in result.evaluation.notifications)))
+        notes = [*result.evaluation.notifications, *result.redelivered]
+        notifier.flush(min(MAX_WAIT, sum(_patience(n) for n in notes)))
         notifier.stop(1)
         stats = notifier.stats()
         sent = f"notifications: {stats['delivered']} delivered, {stats['failed']} failed"
+        if result.redelivered:
+            sent += f" ({len(result.redelivered)} sent again: undelivered before)"
         if stats["last_error"]:
             sent += f" (last: {stats['last_error']})"
         # What this run could not deliver is in the store now: read the failures again.
-        result = CheckResult(result.evaluation, _failures(db_path(db)))
+        result = CheckResult(result.evaluation, _failures(db_path(db)), result.redelivered)
     rows = [_row(r) for r in result.evaluation.summary()]
     firing = len(result.evaluation.firing)
     failures = result.failures
@@ -103,7 +107,9 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
     data = {
         "firing": firing,
         "states": [json_object(r, {"threshold", "limit", "value"}) for r in rows],
-        "notifications": None if notifier is None else notifier.stats(),
+        "notifications": None
+        if notifier is None
+        else {**notifier.stats(), "redelivered": len(result.redelivered)},
         "delivery_failures": json_object(failures, set()),
     }
     return Record(data=data, text="\n".join(text), exit_code=FIRING_EXIT if firing else 0)
@@ -111,7 +117,7 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
 
 def _patience(note: Notification) -> float:
     # Every attempt timing out, plus the doubling waits between them, channel after channel.
-    return sum(c.timeout * (c.retries + 1) + c.backoff * (2**c.retries - 1) for c in note.channels) + 1
+    return sum(patience(c) for c in note.channels) + 1
 
 
 def _failures(db: str) -> dict[str, Any]:

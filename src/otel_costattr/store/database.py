@@ -44,6 +44,11 @@ class LockTimeout(StoreError):
     """Another process kept the database file locked longer than the retry allowed."""
 
 
+def missing_database(path: str | os.PathLike[str]) -> str:
+    """The one wording for a database file that is not there (``rollup`` says it so)."""
+    return f"no database at {os.fspath(path)}"
+
+
 @dataclass(frozen=True)
 class Retry:
     """Bounded exponential backoff for a lock conflict: ``timeout`` seconds in all."""

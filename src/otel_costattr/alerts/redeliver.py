@@ -1,0 +1,125 @@
+"""Re-sending a firing notification that a channel never took.
+
+A store evaluation notifies a crossing once (the FIRING event carrying the payload). When a
+channel was down then, its ``alert_deliveries`` rows since that event are failures only, and
+the notification is due again: each later evaluation (in any process: it is all in the store)
+re-sends the stored payload to that channel alone, with backoff, until one delivery gets
+through, or the key stops firing. A later notification of the same rule, scope value and
+window that got through (a higher threshold) counts as delivered: it says more.
+
+Backoff: the first re-send waits ``RESEND_FIRST`` seconds after the last hand-over (never less
+than the channel's own retries can take, so a round still in flight is never doubled), then the
+wait doubles per failed round, at most ``RESEND_MOST``. Each re-send is claimed in the store
+(a delivery row with ``attempts`` 0) before it is handed over, so two evaluators do not both
+send it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import duckdb
+
+from .deliver import Notification
+from .rules import Channel, RuleSet
+from .state import Delivery, record_deliveries
+
+__all__ = ["RESEND_FIRST", "RESEND_MOST", "DueKey", "claim_redeliveries", "patience"]
+
+RESEND_FIRST = 60.0  # seconds
+RESEND_MOST = 3600.0
+
+# (rule, scope value, window key, channel): what a notifier has in flight.
+DueKey = tuple[str, str, str, str]
+
+
+def patience(channel: Channel) -> float:
+    """The longest one delivery round to ``channel`` takes: every attempt timing out, plus the
+    doubling waits between them."""
+    return channel.timeout * (channel.retries + 1) + channel.backoff * (2**channel.retries - 1)
+
+
+def _wait(channel: Channel, failed_rounds: int) -> float:
+    first = max(RESEND_FIRST, patience(channel))
+    return min(first * 2 ** max(failed_rounds - 1, 0), max(RESEND_MOST, first))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    rule: str
+    scope_value: str
+    window_key: str
+    fired_at: dt.datetime
+    payload: str
+    channel: str
+    delivered: bool
+    failed_rounds: int
+    last: dt.datetime | None
+
+
+_PENDING = """
+WITH latest AS (
+    SELECT rule, scope_value, window_key, threshold, arg_max(state, recorded_at) AS state,
+           max(recorded_at) AS at
+    FROM alert_events WHERE list_contains(?, rule) GROUP BY ALL
+), fired AS (
+    SELECT e.rule, e.scope_value, e.window_key, e.recorded_at, e.payload
+    FROM alert_events AS e JOIN latest AS l
+      ON e.rule = l.rule AND e.scope_value = l.scope_value AND e.window_key = l.window_key
+     AND e.threshold = l.threshold AND e.recorded_at = l.at
+    WHERE l.state = 'FIRING' AND e.state = 'FIRING' AND e.notified AND e.payload IS NOT NULL
+)
+SELECT f.rule, f.scope_value, f.window_key, f.recorded_at, f.payload, d.channel,
+       coalesce(bool_or(d.ok), false), count(*) FILTER (WHERE NOT d.ok AND d.attempts > 0),
+       max(d.recorded_at)
+FROM fired AS f LEFT JOIN alert_deliveries AS d
+  ON d.rule = f.rule AND d.scope_value = f.scope_value AND d.window_key = f.window_key
+ AND d.event = 'firing' AND d.recorded_at >= f.recorded_at
+GROUP BY ALL
+"""
+
+
+def claim_redeliveries(
+    con: duckdb.DuckDBPyConnection, rules: RuleSet, at: dt.datetime, busy: Collection[DueKey] = ()
+) -> list[Notification]:
+    """The notifications due again at ``at`` (naive UTC), claimed in the store. ``busy``: keys
+    the caller's notifier still has in flight (never sent twice)."""
+    names = [r.name for r in rules.rules]
+    if not names:
+        return []
+    rows = [_Pending(*r) for r in con.execute(_PENDING, [names]).fetchall()]
+    by_event: dict[tuple[str, str, str, dt.datetime], list[_Pending]] = {}
+    for p in rows:
+        by_event.setdefault((p.rule, p.scope_value, p.window_key, p.fired_at), []).append(p)
+    rule_of = {r.name: r for r in rules.rules}
+    notes: list[Notification] = []
+    claims: list[Delivery] = []
+    for (name, value, window, fired_at), items in by_event.items():
+        seen = {p.channel: p for p in items if p.channel is not None}
+        due: list[Channel] = []
+        rounds = 0
+        for channel_name in rule_of[name].channels:
+            channel = rules.channels[channel_name]
+            p = seen.get(channel_name)
+            if p is not None and p.delivered:
+                continue
+            if (name, value, window, channel_name) in busy:
+                continue
+            failed = p.failed_rounds if p is not None else 0
+            last = p.last if p is not None and p.last is not None else fired_at
+            if (at - last).total_seconds() < _wait(channel, failed):
+                continue
+            due.append(channel)
+            rounds = max(rounds, failed)
+        if not due:
+            continue
+        payload = json.loads(items[0].payload)
+        payload["redelivered"] = True
+        payload["failed_rounds"] = rounds
+        notes.append(Notification(payload, due, at=at))
+        claims.extend(Delivery(at, name, value, window, "firing", c.name, False, 0, None) for c in due)
+    record_deliveries(con, claims)
+    return notes
