@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from alerts_helpers import NOW, Receiver, free_port_url, rules_file
 
-from otel_costattr.alerts import Notifier, check_once, load_rules
+from otel_costattr.alerts import Notifier, check_once, load_rules, slack_message
 from otel_costattr.store.database import connect
 
 DAY_BUDGET = """
@@ -176,7 +176,9 @@ def test_no_baseline_is_no_data_not_an_alert(tmp_path, workload, receiver):
     rules = load_rules(rules_file(tmp_path / "alerts.toml", LATENCY, receiver.url))
     workload.run(NOW - dt.timedelta(hours=1), ["0.001"] * 5, latency_ms=900)
     result = check(workload, rules, NOW)
-    assert [r.state for r in result.evaluation.rows] == ["NO_DATA"]
+    assert [(r.state, r.reason) for r in result.evaluation.rows] == [
+        ("NO_DATA", "no baseline: no value in the 7 windows before")
+    ]
     assert receiver.bodies == []
 
 
@@ -237,7 +239,9 @@ def test_no_calls_at_all_is_no_data(tmp_path, workload, receiver):
     rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
     workload.run(NOW - dt.timedelta(days=3), ["0.10"])
     result = check(workload, rules, NOW)
-    assert {(r.scope_value, r.state) for r in result.evaluation.rows} == {("*", "NO_DATA")}
+    assert {(r.scope_value, r.state, r.reason) for r in result.evaluation.rows} == {
+        ("*", "NO_DATA", "no calls in the window")
+    }
     assert result.evaluation.firing == [] and receiver.bodies == []
 
 
@@ -306,6 +310,9 @@ def test_a_run_over_budget_fires_once_from_the_store(tmp_path, workload, receive
     assert [r.changed for r in again.evaluation.firing] == [False]
     (body,) = receiver.bodies
     assert body["scope"]["value"] == over and body["value_exact"] == "0.3" and body["projection"] is None
+    # The run's window starts at its first call (not at the start of the 24 h lookback).
+    assert body["window"]["start"] == (NOW - dt.timedelta(hours=2)).isoformat()
+    assert slack_message(body)["text"].endswith(", window run")  # not "window run run"
 
 
 def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):

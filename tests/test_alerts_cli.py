@@ -49,7 +49,7 @@ def test_check_exits_0_when_nothing_fires_and_shows_the_closest(tmp_path, worklo
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "0 firing, 0 state changes recorded"
-    header = ["rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state"]
+    header = ["rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state", "reason"]
     assert lines[1].split() == header
     assert lines[2].split() == ["research", "spend", "feature", "research", "24h", "0.5", "0.5", "0.2", "OK"]
     assert lines[3].split() == ["calls", "service", "svc", "24h", "1000", "1000", "1", "OK"]
@@ -94,6 +94,26 @@ def test_a_bad_rule_file_is_one_error_line(tmp_path, workload):
         f"Error: {path}: rule 'x': field 'metric': expected one of cost, cost_per_run, calls, error_rate, "
         "p95_latency, unpriced_calls, got 'money'\n"
     )
+
+
+def test_no_data_says_why(tmp_path, workload, receiver):
+    text = ROLLING_BUDGET.replace("thresholds = [1000]", "thresholds = [1000]\nmin_calls = 20")
+    rules = rules_file(tmp_path / "alerts.toml", text, receiver.url)
+    workload.run(_recent(), ["0.20", "0.10"])
+    workload.close()
+    result = _check("--db", str(workload.path), "--rules", str(rules))
+    (line,) = [x for x in result.output.splitlines() if "NO_DATA" in x]
+    assert line.split()[:8] == ["calls", "service", "svc", "24h", "1000", "1000", "2", "NO_DATA"]
+    assert line.endswith("NO_DATA  2 calls, fewer than min_calls 20")
+    result = _check("--db", str(workload.path), "--rules", str(rules), "--format", "json")
+    (state,) = [s for s in json.loads(result.output)["states"] if s["state"] == "NO_DATA"]
+    assert state["reason"] == "2 calls, fewer than min_calls 20"
+
+
+def test_db_help_says_the_store_is_written():
+    for command in ("check", "watch"):
+        text = " ".join(CliRunner().invoke(cli, ["alerts", command, "--help"]).output.split())
+        assert "read-only" not in text and "recorded in it (opened read-write" in text
 
 
 def test_a_missing_database_is_one_error_line_not_a_new_store(tmp_path, receiver):

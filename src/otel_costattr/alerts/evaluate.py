@@ -46,6 +46,7 @@ class KeyRow:
     value: Decimal | None
     state: str
     changed: bool
+    reason: str | None = None  # why a key is NO_DATA
 
     @property
     def ratio(self) -> Decimal:
@@ -138,7 +139,7 @@ class _Judge:
         if not measures:
             start, end, key = window_bounds(self.rule, self.now)
             for t in self.rule.thresholds:
-                self._set("*", key, t, None, None, NO_DATA)
+                self._set("*", key, t, None, None, NO_DATA, "no calls in the window")
         seen = set()
         for m in measures:
             seen.add(m.scope_value)
@@ -157,6 +158,7 @@ class _Judge:
         value: Decimal | None,
         limit: Decimal | None,
         state: str,
+        reason: str | None = None,
     ) -> Event | None:
         before = self._state(scope_value, window_key, t)
         old = before.state if before else OK
@@ -164,7 +166,7 @@ class _Judge:
             state = old  # a resolved key stays RESOLVED until it fires again
         changed = state != old
         self.result.rows.append(KeyRow(self.rule.name, self.rule.scope, scope_value, window_key, t, limit,
-                                       value, state, changed))  # fmt: skip
+                                       value, state, changed, reason))  # fmt: skip
         if not changed:
             return None
         event = Event(self.at, self.rule.name, self.rule.scope, scope_value, window_key, _text(t), state,
@@ -178,13 +180,14 @@ class _Judge:
         for t in self.rule.thresholds:
             limit = self.rule.limit(t, m.baseline)
             before = self._state(m.scope_value, m.window_key, t)
-            if limit is None or limit <= 0 or m.calls < self.rule.min_calls:
+            reason = self._no_data(m, limit)
+            if reason is not None:
                 state = NO_DATA
             elif m.value is not None and m.value >= limit:
                 state = FIRING
             else:
                 state = RESOLVED if before is not None and before.state == FIRING else OK
-            event = self._set(m.scope_value, m.window_key, t, m.value, limit, state)
+            event = self._set(m.scope_value, m.window_key, t, m.value, limit, state, reason)
             if event is None:
                 continue
             if state == FIRING and not self._cooling(before):
@@ -195,6 +198,16 @@ class _Judge:
             self._notify("firing", m, fired)
         if resolved:
             self._notify("resolved", m, resolved)
+
+    def _no_data(self, m: Measure, limit: Decimal | None) -> str | None:
+        """Why there is nothing to compare, or None."""
+        if m.calls < self.rule.min_calls:
+            return f"{m.calls} calls, fewer than min_calls {self.rule.min_calls}"
+        if limit is None:
+            return f"no baseline: no value in the {self.rule.baseline} windows before"
+        if limit <= 0:
+            return f"the limit is 0 (baseline {_text(m.baseline or Decimal(0))})"
+        return None
 
     def _told(self, before: KeyState | None) -> bool:
         # A resolve is told only when the firing it ends was (not one a cooldown kept quiet).

@@ -70,7 +70,7 @@ def _query(
         SELECT {scope} AS scope_value, count(*) AS calls, coalesce(sum(c.cost_usd), 0) AS usd,
                count(DISTINCT c.trace_id) AS runs, {errors} AS errors,
                quantile_cont(c.duration_ms, 0.95) AS p95,
-               count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced
+               count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced, min(c.start_time) AS first
         FROM costattr_calls(?, ?, NULL, NULL, NULL) AS c {join}
         WHERE {" AND ".join(where)}
         GROUP BY 1
@@ -79,7 +79,7 @@ def _query(
 
 
 def _value(metric: str, row: Sequence[Any]) -> Decimal | None:
-    _, calls, usd, runs, errors, p95, unpriced = row
+    _, calls, usd, runs, errors, p95, unpriced = row[:7]
     if metric == "cost":
         return Decimal(usd)
     if metric == "cost_per_run":
@@ -128,7 +128,9 @@ def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime) -> lis
             continue
         past_values = history.get(value)
         baseline = statistics.median(past_values) if past_values else None
-        out.append(Measure(str(value), key, start, end, v, int(row[1]), baseline))
+        # A run's window starts at its first call, not at the start of the lookback.
+        first = row[7] if rule.window == "run" and row[7] is not None else start
+        out.append(Measure(str(value), key, first, end, v, int(row[1]), baseline))
     return out
 
 

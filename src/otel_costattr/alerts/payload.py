@@ -129,6 +129,12 @@ def _show(payload: Mapping[str, Any], name: str) -> str:
     return f"{Decimal(exact):,f}"
 
 
+def _window(window: Mapping[str, Any]) -> str:
+    # "day 2026-12-02", "month 2026-12"; a rolling window or a run is its own key ("7d", "run").
+    kind, key = _escape(window["kind"]), _escape(window["key"])
+    return kind if key == kind else f"{kind} {key}"
+
+
 def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook body (``text`` plus ``blocks``), every user value escaped."""
     scope = payload["scope"]
@@ -137,7 +143,7 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     text = (
         f"[{head}] {_escape(payload['rule'])}: {_escape(scope['kind'])}={_escape(scope['value'])} "
         f"{_escape(payload['metric'])} {_show(payload, 'value')}, limit {_show(payload, 'limit')}{used}, "
-        f"window {_escape(payload['window']['kind'])} {_escape(payload['window']['key'])}"
+        f"window {_window(payload['window'])}"
     )
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     lines = []

@@ -16,13 +16,23 @@ from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once
 from ..store.database import connect
-from .options import db_option, db_path
+from .options import DB_HELP, db_path
 from .output import Record, Table, json_object, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
 FIRING_EXIT = 3
 MAX_WAIT = 300.0  # seconds `alerts check` waits for deliveries (a receiver that is down)
-_COLUMNS = ("rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state")
+_COLUMNS = ("rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state", "reason")
+
+
+def _db_option(fn: Any) -> Any:
+    # Not options.db_option: the alerts record their states in the store, so they open it to write.
+    return click.option(
+        "--db",
+        metavar="PATH",
+        help=DB_HELP + "; alert states and deliveries are recorded in it (opened read-write, "
+        "retrying while an exporter writes)",
+    )(fn)
 
 
 def _rules_option(fn: Any) -> Any:
@@ -39,7 +49,7 @@ def _rules_option(fn: Any) -> Any:
 def _row(r: KeyRow) -> dict[str, Any]:
     return {
         "rule": r.rule, "scope": r.scope, "scope_value": r.scope_value, "window": r.window_key,
-        "threshold": r.threshold, "limit": r.limit, "value": r.value, "state": r.state,
+        "threshold": r.threshold, "limit": r.limit, "value": r.value, "state": r.state, "reason": r.reason,
     }  # fmt: skip
 
 
@@ -60,16 +70,22 @@ def alerts() -> None:
 
 
 @alerts.command("check")
-@db_option
+@_db_option
 @_rules_option
-@click.option("--no-notify", is_flag=True, help="evaluate and record states, send nothing")
+@click.option(
+    "--no-notify",
+    is_flag=True,
+    help="evaluate and record states, send nothing (the next evaluation that notifies sends it)",
+)
 @click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
 @output
 def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None) -> Record:
     """Evaluate every rule once, notify, and exit 3 while an alert fires (0 otherwise).
 
-    Shows every alert that is not OK, and for a rule with none, its value closest to a
-    limit; then delivery failures (retries spent) the store recorded.
+    Shows every alert that is not OK (NO_DATA with its reason), and for a rule with none,
+    its value closest to a limit; then delivery failures (retries spent) the store
+    recorded. A firing notification no channel took is sent again, with backoff, by the
+    next evaluations until one delivery gets through.
 
     \b
     Example:
@@ -100,7 +116,7 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
         failed += f" (last {failures['last_at']:%Y-%m-%d %H:%M:%S} UTC, {failures['last_channel']}: "
         failed += f"{failures['last_error']})"
     table = Table(
-        _COLUMNS, rows, money=(), cells={c: _number for c in ("threshold", "limit", "value")},
+        _COLUMNS, rows, money=(), cells={c: _number for c in ("threshold", "limit", "value", "reason")},
     )  # fmt: skip
     text = [f"{firing} firing, {len(result.evaluation.events)} state changes recorded", *table_lines(table)]
     text += [line for line in (sent, failed) if line]
@@ -129,7 +145,7 @@ def _failures(db: str) -> dict[str, Any]:
 
 
 @alerts.command("watch")
-@db_option
+@_db_option
 @_rules_option
 @click.option("--interval", type=float, default=60.0, show_default=True, metavar="SECONDS",
               help="seconds between evaluations")  # fmt: skip

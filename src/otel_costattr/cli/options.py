@@ -35,13 +35,18 @@ def price_table(pricing: Sequence[str]) -> PriceTable:
     return load_pricing(list(pricing))
 
 
+# What --db names; each command adds how it opens the file.
+DB_HELP = (
+    "the DuckDB file the exporter writes (default: $OTEL_COSTATTR_DUCKDB_PATH, else otel-costattr.duckdb)"
+)
+
+
 def db_option(fn: F) -> F:
     """``--db PATH``, defaulting to the exporter's variable."""
     return click.option(
         "--db",
         metavar="PATH",
-        help="the DuckDB file the exporter writes (default: $OTEL_COSTATTR_DUCKDB_PATH, "
-        "else otel-costattr.duckdb); opened read-only, retrying while an exporter writes",
+        help=DB_HELP + "; opened read-only, retrying while an exporter writes",
     )(fn)
 
 
