@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -180,3 +184,32 @@ def test_check_writes_csv_and_parquet_like_every_data_command(tmp_path, workload
 
     row = pq.read_table(out).to_pylist()[0]
     assert row["firing"] == 1 and json.loads(row["states"])[0]["state"] == "FIRING"
+
+
+def test_ctrl_c_stops_watch_even_in_the_middle_of_an_evaluation(tmp_path, workload, receiver):
+    # Evaluations that take a while (20 rules, each over 8 windows) and almost no pause between
+    # them: the interrupt lands inside a DuckDB query, which DuckDB turns into a RuntimeError.
+    rule = 'name = "p95 {i}"\nscope = "feature"\nmetric = "p95_latency"\nwindow = "24h"\nbaseline = 7\n'
+    text = "".join(f"[[rules]]\n{rule.format(i=i)}thresholds = [50]\n\n" for i in range(20))
+    rules = rules_file(tmp_path / "alerts.toml", text, receiver.url)
+    for day in range(8):
+        workload.run(_recent() - dt.timedelta(days=day), ["0.01"] * 20)
+    workload.close()
+    args = ["alerts", "watch", "--db", str(workload.path), "--rules", str(rules), "--interval", "0.01"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_costattr.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert "firing" in proc.stdout.readline()  # the first evaluation is done
+        time.sleep(0.3)  # into the next one
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert err.splitlines()[-1] == "interrupted: stopped" and "evaluation failed" not in err
+    assert out.splitlines()[-1].startswith("notifications: ")

@@ -72,6 +72,19 @@ def check_once(
     return CheckResult(evaluation, failures, again)
 
 
+def _interrupted(error: BaseException | None) -> bool:
+    # DuckDB reports a SIGINT during a query as RuntimeError("Query interrupted") (or its
+    # InterruptException), possibly wrapped in a StoreError.
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, (KeyboardInterrupt, duckdb.InterruptException)) or (
+            type(error) is RuntimeError and "interrupted" in str(error).lower()
+        ):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
 class AlertWatcher:
     """Evaluates ``rules`` on ``db`` every ``interval`` seconds on a daemon thread and delivers
     in the background. ``base_url``: where ``serve`` answers, for links in the payloads.
@@ -114,6 +127,8 @@ class AlertWatcher:
         try:
             result = check_once(self.db, self.rules, notifier=self.notifier, base_url=self.base_url)
         except Exception as e:  # a locked or broken store: try again next interval
+            if _interrupted(e):  # Ctrl-C in the middle of a query: not a failure, a stop
+                raise KeyboardInterrupt from e
             self.errors += 1
             self.last_error = f"{type(e).__name__}: {e}"
             logger.warning("otel-costattr alerts: evaluation failed: %s", self.last_error)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +24,7 @@ from .output import Record, Table, json_object, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
 FIRING_EXIT = 3
+INTERRUPTED_EXIT = 130  # as a shell reports a command ended by SIGINT
 MAX_WAIT = 300.0  # seconds `alerts check` waits for deliveries (a receiver that is down)
 _COLUMNS = ("rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state", "reason")
 
@@ -152,7 +156,7 @@ def _failures(db: str) -> dict[str, Any]:
 @click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
 @click.option("--count", type=int, default=0, metavar="N", help="stop after N evaluations (0: never)")
 def watch(db: str | None, rules_path: str, interval: float, base_url: str | None, count: int) -> None:
-    """Evaluate the rules every interval and notify, until interrupted (Ctrl-C).
+    """Evaluate the rules every interval and notify, until interrupted (Ctrl-C: exit 130).
 
     \b
     Example:
@@ -161,10 +165,14 @@ def watch(db: str | None, rules_path: str, interval: float, base_url: str | None
     if not interval > 0:
         raise click.BadParameter("must be above 0", param_hint="--interval")
     watcher = AlertWatcher(db_path(db), load_rules(rules_path), interval=interval, base_url=base_url)
+    interrupted = threading.Event()
+    restore = _on_interrupt(interrupted)
     done = 0
     try:
         while not count or done < count:
             result = watcher.run_once()
+            if interrupted.is_set():  # a Ctrl-C that the evaluation caught (DuckDB does)
+                raise KeyboardInterrupt
             done += 1
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
             if result is None:
@@ -176,9 +184,28 @@ def watch(db: str | None, rules_path: str, interval: float, base_url: str | None
                 break
             time.sleep(interval)
     except KeyboardInterrupt:
-        pass
+        interrupted.set()
     finally:
+        restore()
         watcher.stop()
         stats = watcher.notifier.stats()
         click.echo(f"notifications: {stats['delivered']} delivered, {stats['failed']} failed, "
                    f"{stats['dropped']} dropped")  # fmt: skip
+    if interrupted.is_set():
+        click.echo("interrupted: stopped", err=True)
+        raise SystemExit(INTERRUPTED_EXIT)
+
+
+def _on_interrupt(flag: threading.Event) -> Callable[[], None]:
+    """Ctrl-C sets ``flag`` before interrupting: DuckDB turns the interrupt of a query into a
+    RuntimeError that an evaluation reports and survives, so the loop must see it some other
+    way. Returns what puts the previous handler back (nothing outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        flag.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    return lambda: signal.signal(signal.SIGINT, previous)
