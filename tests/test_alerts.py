@@ -357,3 +357,17 @@ def test_only_the_channel_that_missed_it_is_sent_it_again(tmp_path, workload, re
         assert len(receiver.bodies) == 1 and len(down.bodies) == 1
     finally:
         down.close()
+
+
+def test_a_past_window_is_not_sent_again(tmp_path, workload):
+    receiver = Receiver(fail_first=6)  # the crossing's round and the re-send fail
+    try:
+        rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+        workload.run(NOW.replace(hour=8), ["0.30", "0.30"])
+        check(workload, rules, NOW)
+        assert len(check(workload, rules, NOW.replace(hour=23, minute=50)).redelivered) == 1
+        # The next day, yesterday's budget is old news: not sent again.
+        assert check(workload, rules, NOW + dt.timedelta(days=1)).redelivered == []
+        assert receiver.requests == 6 and receiver.bodies == []
+    finally:
+        receiver.close()

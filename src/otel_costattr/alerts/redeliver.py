@@ -4,7 +4,8 @@ A store evaluation notifies a crossing once (the FIRING event carrying the paylo
 channel was down then, its ``alert_deliveries`` rows since that event are failures only, and
 the notification is due again: each later evaluation (in any process: it is all in the store)
 re-sends the stored payload to that channel alone, with backoff, until one delivery gets
-through, or the key stops firing. A later notification of the same rule, scope value and
+through, or the key stops firing, or its window has passed (a past day or month; a run
+older than the rule's lookback). A later notification of the same rule, scope value and
 window that got through (a higher threshold) counts as delivered: it says more.
 
 Backoff: the first re-send waits ``RESEND_FIRST`` seconds after the last hand-over (never less
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 import duckdb
 
 from .deliver import Notification
-from .rules import Channel, RuleSet
+from .rules import CALENDAR, Channel, Rule, RuleSet
 from .state import Delivery, record_deliveries
+from .windows import window_bounds
 
 __all__ = ["RESEND_FIRST", "RESEND_MOST", "DueKey", "claim_redeliveries", "patience"]
 
@@ -58,6 +60,14 @@ class _Pending:
     delivered: bool
     failed_rounds: int
     last: dt.datetime | None
+
+
+def _stale(rule: Rule, window_key: str, fired_at: dt.datetime, at: dt.datetime) -> bool:
+    # A past day or month, or a run older than the lookback, still reads FIRING (nothing
+    # resolves it): its news is old, so it is not sent again.
+    if rule.window in CALENDAR:
+        return window_key != window_bounds(rule, at.replace(tzinfo=dt.timezone.utc))[2]
+    return rule.window == "run" and (at - fired_at).total_seconds() > rule.lookback
 
 
 _PENDING = """
@@ -98,6 +108,8 @@ def claim_redeliveries(
     notes: list[Notification] = []
     claims: list[Delivery] = []
     for (name, value, window, fired_at), items in by_event.items():
+        if _stale(rule_of[name], window, fired_at, at):
+            continue
         seen = {p.channel: p for p in items if p.channel is not None}
         due: list[Channel] = []
         rounds = 0
