@@ -31,4 +31,4 @@ SELECT
     sum(usd_repriced) AS usd_repriced
 FROM per_run
 GROUP BY feature
-ORDER BY usd DESC NULLS LAST, feature NULLS LAST;
+ORDER BY sum(usd) DESC NULLS LAST, feature NULLS LAST;

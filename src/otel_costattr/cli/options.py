@@ -41,7 +41,8 @@ def db_option(fn: F) -> F:
         "--db",
         metavar="PATH",
         help="the DuckDB file the exporter writes (default: $OTEL_COSTATTR_DUCKDB_PATH, "
-        "else otel-costattr.duckdb); opened read-only, retrying while an exporter writes",
+        "else otel-costattr.duckdb); opened read-only, retrying while an exporter writes; "
+        "or a ClickHouse store: clickhouse://user:password@host:8123/database, chdb:///path",
     )(fn)
 
 
