@@ -12,7 +12,8 @@ What it holds, per trace (deterministic times, spread over four days):
   * tool spans between calls, some followed by a jump in input tokens (step_jumps);
   * every fifth trace: a handoff to a nested agent whose calls take its name;
   * every fourth trace: a sidecar entry span (no identity) with a call under it, two hops
-    below the agent (attributed by walking up; priced where the cost is missing);
+    below the agent (attributed by walking up; priced where the cost is missing); every
+    eighth, two more spans without identity in between (four hops);
   * an unknown model, an invalid usage, an agent span repeating its children's usage;
   * one trace with many calls (a loop), a call whose parent never arrived, a lone root call.
 """
@@ -130,8 +131,14 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
             sub.end(end_time=clock.tick())
         if t % 4 == 0:  # the sidecar: entry span without identity, a call below it
             entry = ts.start_span("POST /extract", actx, SpanKind.SERVER, start_time=clock.tick())
-            call(ts, trace.set_span_in_context(entry), "openai", "gpt-4o")
-            entry.end(end_time=clock.tick())
+            below = [entry]
+            if t % 8 == 0:  # deeper: two more spans without identity (attribution walks 4 up)
+                for name in ("extract", "chunk"):
+                    up = trace.set_span_in_context(below[-1])
+                    below.append(ts.start_span(name, up, start_time=clock.tick()))
+            call(ts, trace.set_span_in_context(below[-1]), "openai", "gpt-4o")
+            for span in reversed(below):
+                span.end(end_time=clock.tick())
         if t == 6:
             call(ta, actx, "acme", "acme-ner-7b")  # unknown model
             call(ta, actx, "openai", "gpt-4o", **{"gen_ai.usage.output_tokens": -5})  # invalid usage
