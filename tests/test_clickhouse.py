@@ -11,6 +11,7 @@ by database (``?database=``).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +35,9 @@ from otel_costattr.store.exporter import DuckDBSpanExporter
 pytestmark = pytest.mark.chdb
 
 ROLLUPS = [name for name in rollups() if name != "trace"]
+# The rollups' NOW (compare's and forecast's defaults): one instant for both engines, within
+# the workload's days (2026-06-01 to 06-04).
+NOW = dt.datetime(2026, 6, 3, 12)
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +77,9 @@ def assert_agree(expected: list[dict[str, Any]], got: list[dict[str, Any]]) -> N
 @pytest.mark.parametrize("name", ROLLUPS)
 def test_every_rollup_agrees_with_duckdb(stores: tuple[str, str], name: str) -> None:
     duck, url = stores
-    expected = rollup(name, duck)
+    expected = rollup(name, duck, now=NOW)
     assert expected, f"{name}: the workload must give rows"
-    assert_agree(expected, rollup(name, url))
+    assert_agree(expected, rollup(name, url, now=NOW))
 
 
 @pytest.mark.parametrize(
@@ -89,13 +93,35 @@ def test_every_rollup_agrees_with_duckdb(stores: tuple[str, str], name: str) -> 
         ("per_run", {"limit": 0, "agent": "triage"}),
         ("loops", {"factor": 1.5, "min_calls": 3}),
         ("step_jumps", {"min_ratio": 1.5, "min_tokens": 1000}),
+        # compare and forecast read calls before since: those are priced too
+        ("compare", {"since": "2026-06-03", "until": "2026-06-05"}),
+        ("compare", {"since": "2026-06-02", "until": "2026-06-04", "group_by": "user.id"}),
+        ("forecast", {"until": "2026-06-04", "group_by": "agent"}),
+        ("per_group", {"group_by": "model"}),
+        ("per_group", {"group_by": "user.id", "service": "app"}),
+        # a prompt is content: neither store keeps it, so its only value is NULL
+        ("per_group", {"group_by": "gen_ai.input.messages"}),
+        ("per_run", {"where": {"user.id": "u1"}}),
+        ("top_runs", {"where": ["user.id=u1", "user.id=u2", "model=gpt-4o"], "limit": 0}),
+        ("per_feature", {"where": {"agent": "triage", "service": "sidecar"}}),
+        ("per_group", {"where": {"provider": "anthropic"}, "group_by": "user.id"}),
+        ("approximations", {"where": {"user.id": "u0"}}),
     ],
 )
 def test_filters_agree(stores: tuple[str, str], name: str, params: dict[str, Any]) -> None:
     duck, url = stores
-    expected = rollup(name, duck, **params)
+    expected = rollup(name, duck, now=NOW, **params)
     assert expected
-    assert_agree(expected, rollup(name, url, **params))
+    assert_agree(expected, rollup(name, url, now=NOW, **params))
+
+
+def test_where_values_are_bound_never_sql(stores: tuple[str, str]) -> None:
+    duck, url = stores
+    hostile = {"user.id": "u1' OR 1=1 --", "model": "x}{y:String}"}
+    assert rollup("per_run", url, where=hostile) == rollup("per_run", duck, where=hostile) == []
+    everyone = rollup("per_feature", url)
+    none_matched = rollup("per_feature", url, where={"no.such.key": "u1"})
+    assert everyone and not none_matched
 
 
 def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
@@ -112,8 +138,8 @@ def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
     assert {r["agent"] for r in sidecar} == {"triage", None}  # None: the orphan call
 
 
-# The calls, the runs and a read of the spans relation itself (the tool spans).
-TYPED_CHECKED = ("per_feature", "per_run", "step_jumps", "unpriced")
+# The calls, the runs, a read of the spans relation itself (the tool spans), the attributes.
+TYPED_CHECKED = ("per_feature", "per_run", "step_jumps", "unpriced", "per_group", "reconcile")
 
 
 def test_typed_table_gives_the_same_answers(stores: tuple[str, str], chdb_dir: Path) -> None:
@@ -128,6 +154,10 @@ def test_typed_table_gives_the_same_answers(stores: tuple[str, str], chdb_dir: P
     assert initialise(client, target) == total
     for name in TYPED_CHECKED:
         assert_agree(expected[name], rollup(name, typed))
+    # The typed table keeps a call's attributes without its content (spans/content.py).
+    keys = client.query("SELECT groupUniqArrayArray(mapKeys(attributes)) FROM costattr_spans")
+    assert "user.id" in keys.result_rows[0][0]
+    assert "gen_ai.input.messages" not in keys.result_rows[0][0]
     # New inserts arrive through the materialized view.
     client.command("INSERT INTO typed.otel_traces SELECT * FROM workload.otel_traces LIMIT 5")
     assert client.query("SELECT count() FROM costattr_spans").result_rows[0][0] == total + 5

@@ -9,8 +9,10 @@
 --     (an exporter retry) counts twice, where the DuckDB store drops the repeat on insert;
 --   * one recursive walk up the ancestors of the calls that lack feature or agent (the
 --     DuckDB text does two hops by span id first: a speed choice there), same 64-level stop;
---   * no call_row column, and attributes is NULL (the Map is not carried: repricing, which
---     reads it, is DuckDB-only).
+--   * no call_row column; attributes is the call's SpanAttributes Map (content left out,
+--     see _spans.sql), read by key (dialect.py translates the JSON reads);
+--   * the last test of costattr_calls is the --where filter (rendered by clickhouse/prelude.py: DuckDB redefines
+--     costattr_calls in _calls_repriced.sql instead).
 -- @macro costattr_calls(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL)
 SELECT *
 FROM (
@@ -55,7 +57,7 @@ FROM (
             if(p.hit IS NULL, s.pricing_version, p.pricing_version) AS pricing_version,
             if(p.hit IS NULL, s.priced_model, p.priced_model) AS priced_model,
             s.step AS step, s.conversation_id AS conversation_id, s.feature AS feature,
-            s.agent_name AS agent_name, s.agent_version AS agent_version
+            s.agent_name AS agent_name, s.agent_version AS agent_version, s.attributes AS attributes
         FROM spans AS s
         LEFT JOIN priced AS p ON p.trace_id = s.trace_id AND p.span_id = s.span_id
         WHERE s.span_role = 'model_call'
@@ -109,13 +111,14 @@ FROM (
         if(r.hit IS NULL, c.agent_name, tupleElement(r.found, 2)) AS agent_name,
         if(r.hit IS NULL, c.agent_version, tupleElement(r.found, 3)) AS agent_version,
         c.step AS step, c.conversation_id AS conversation_id,
-        CAST(NULL AS Nullable(String)) AS attributes,
+        c.attributes AS attributes,
         CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced
     FROM windowed AS c
     LEFT JOIN resolved AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id
 )
 WHERE (p_feature IS NULL OR feature = p_feature)
   AND (p_agent IS NULL OR agent_name = p_agent)
+  AND {{where}}
 -- @macro costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
 WITH
 per_trace AS (
@@ -178,3 +181,21 @@ SELECT
     k.usd_repriced AS usd_repriced, k.first_call AS first_call
 FROM kept AS k
 LEFT JOIN roots AS r ON r.trace_id = k.trace_id
+-- @macro costattr_runs_unpriced(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+-- queries/_runs_unpriced.sql's macro: costattr_runs with unpriced_tokens, the input + output
+-- tokens of the run's calls that cost_usd leaves out. The calls are read again only for the
+-- kept runs that have unpriced calls (DuckDB also narrows the window to their first call: a
+-- speed choice there).
+WITH
+runs_kept AS (
+    SELECT * FROM costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+),
+runs_unpriced AS (
+    SELECT trace_id, sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS tokens
+    FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
+    WHERE cost_usd IS NULL AND trace_id IN (SELECT trace_id FROM runs_kept WHERE unpriced_calls > 0)
+    GROUP BY trace_id
+)
+SELECT k.*, coalesce(u.tokens, 0) AS unpriced_tokens
+FROM runs_kept AS k
+LEFT JOIN runs_unpriced AS u ON u.trace_id = k.trace_id

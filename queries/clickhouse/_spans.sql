@@ -21,7 +21,7 @@ SELECT
     if(_call AND _stamped, 'span', NULL) AS cost_source,
     if(_call, nullIf(_a['costattr.pricing_version'], ''), NULL) AS pricing_version,
     if(_call, nullIf(_a['costattr.model'], ''), NULL) AS priced_model,
-    feature, agent_name, agent_version, step, conversation_id, tool_name
+    feature, agent_name, agent_version, step, conversation_id, tool_name, attributes
 FROM (
     SELECT
         TraceId AS trace_id,
@@ -64,6 +64,9 @@ FROM (
         nullIf(_a['gen_ai.agent.version'], '') AS agent_version,
         {{step}} AS step,
         nullIf(_a['gen_ai.conversation.id'], '') AS conversation_id,
-        nullIf(_a['gen_ai.tool.name'], '') AS tool_name
+        nullIf(_a['gen_ai.tool.name'], '') AS tool_name,
+        -- A call's attributes (what --where, --group-by KEY and the costattr.* audits read),
+        -- without message content (spans/content.py); empty for other spans.
+        {{attributes}} AS attributes
     FROM {{table}}
 )

@@ -13,7 +13,16 @@ fixed set of spelling changes, each checked by the differential test:
 - DuckDB function spellings: ``arg_min``/``arg_max`` -> ``argMin``/``argMax``, ``median`` ->
   the exact interpolated ``quantileExactInclusive(0.5)``, ``round`` of a number -> rounded
   half away from zero as DuckDB does (ClickHouse rounds a float half to even), and
-  ``string_agg(DISTINCT x, sep ORDER BY x)`` -> the sorted distinct values joined.
+  ``string_agg(DISTINCT x, sep ORDER BY x)`` -> the sorted distinct values joined;
+- attributes: ``json_extract_string(attributes, '$."key"')`` -> the Map's value (``''``, a
+  missing key, as NULL), and the dimension macro ``costattr_dimension(key, columns...,
+  attributes)`` (rollups/dimensions.py) -> the same CASE over the columns, else the Map;
+- ``TRY_CAST(x AS DECIMAL(p, s))`` -> the text as a decimal rounded to the scale, or NULL;
+- time: ``epoch(t)`` -> exact seconds (a decimal, where DuckDB's double is exact to the
+  microsecond after the rounding the rollups apply), and the difference of two TIMESTAMP
+  parameters ``($a - $b)`` -> an interval of microseconds;
+- ``CAST(a / b AS DOUBLE)`` -> a division of doubles (DuckDB divides decimals as doubles;
+  ClickHouse would divide decimals and truncate to the scale).
 
 Anything else a rollup writes must be SQL both engines read the same way.
 """
@@ -24,6 +33,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from ..rollups.catalog import Query
+from ..rollups.dimensions import COLUMNS
 from ..rollups.errors import RollupError
 
 __all__ = ["PARAM_TYPES", "Macro", "macros", "translate"]
@@ -45,6 +55,12 @@ _STRING_AGG = re.compile(
 _RENAMES = ((re.compile(r"\barg_min\("), "argMin("), (re.compile(r"\barg_max\("), "argMax("))
 _MEDIAN = re.compile(r"\bmedian\(", re.IGNORECASE)
 _ROUND = re.compile(r"\bround\(", re.IGNORECASE)
+_JSON = re.compile(r"\bjson_extract_string\(\s*([\w.]+)\s*,\s*'\$\.\"([^\"'\\]+)\"'\s*\)", re.IGNORECASE)
+_DIMENSION = re.compile(r"\bcostattr_dimension\(")
+_DIMENSION_ARGS = sorted(set(COLUMNS.values()))  # dimensions.dimension_call's argument order
+_TRY_CAST = re.compile(r"\bTRY_CAST\(", re.IGNORECASE)
+_EPOCH = re.compile(r"\bepoch\(", re.IGNORECASE)
+_PARAM_DIFF = re.compile(r"\(\s*\$(\w+)\s*-\s*\$(\w+)\s*\)")
 
 
 class Macro:
@@ -169,12 +185,22 @@ def translate(q: Query, prelude: str, spans: str) -> str:
             raise RollupError(f"{q.name}: ${name} is not a declared parameter")
         return "{" + f"{name}:{PARAM_TYPES[types[name]]}" + "}"
 
-    sql = _PARAM.sub(param, sql)
+    def interval(m: re.Match[str]) -> str:
+        if not types.get(m.group(1)) == types.get(m.group(2)) == "TIMESTAMP":
+            return m.group(0)
+        a, b = (f"toUnixTimestamp64Micro(${g})" for g in m.groups())
+        return f"toIntervalMicrosecond({a} - {b})"
+
+    sql = _PARAM.sub(param, _PARAM_DIFF.sub(interval, sql))
     sql = _expand(sql, macros(prelude))
     for pattern, name in _RENAMES:
         sql = pattern.sub(name, sql)
     sql = _MEDIAN.sub("quantileExactInclusive(0.5)(", sql)
     sql = _STRING_AGG.sub(_joined, sql)
+    sql = _JSON.sub(lambda m: f"nullIf({m.group(1)}['{m.group(2)}'], '')", sql)
+    sql = _each_call(sql, _DIMENSION, _dimension)
+    sql = _each_call(sql, _TRY_CAST, _try_cast)
+    sql = _each_call(sql, _EPOCH, _epoch)
     sql = _each_call(sql, _ROUND, _round).replace(_ROUNDED, "round(")
     sql = _each_call(sql, _CAST, _cast).replace(_CAST_DONE, "CAST(")
     # Last, so that the relation's own SQL is never rewritten.
@@ -194,10 +220,46 @@ _CAST_DONE = "__costattr_cast__("
 _TO_DECIMAL = re.compile(r"^(.*)\s+AS\s+DECIMAL\(\s*(\d+)\s*,\s*(\d+)\s*\)$", re.IGNORECASE | re.DOTALL)
 
 
+_TO_DOUBLE = re.compile(r"^(.*)\s+AS\s+DOUBLE$", re.IGNORECASE | re.DOTALL)
+
+
+def _dimension(inside: str) -> str:
+    """``costattr_dimension(key, <columns>, attributes)``: the column the key names, else
+    the attribute of that name (NULL when missing, as DuckDB's JSON read)."""
+    args = _split_args(inside)
+    key, columns, attributes = args[0], args[1:-1], args[-1]
+    if len(columns) != len(_DIMENSION_ARGS):
+        raise RollupError("costattr_dimension: unexpected arguments")
+    by_name = dict(zip(_DIMENSION_ARGS, columns, strict=True))
+    cases = " ".join(f"WHEN '{name}' THEN {by_name[column]}" for name, column in COLUMNS.items())
+    return f"(CASE ({key}) {cases} ELSE nullIf(({attributes})[ifNull(({key}), '')], '') END)"
+
+
+def _try_cast(inside: str) -> str:
+    m = _TO_DECIMAL.match(inside.strip())
+    if m is None:
+        raise RollupError("TRY_CAST: only to DECIMAL is translated for ClickHouse")
+    expr, precision, scale = m.groups()
+    return (
+        f"CAST(round(toDecimal128OrNull(toString({expr}), 24), {scale})"
+        f" AS Nullable(Decimal({precision}, {scale})))"
+    )
+
+
+def _epoch(inside: str) -> str:
+    return f"(toDecimal128(toUnixTimestamp64Micro(toDateTime64({inside}, 6, 'UTC')), 6) / 1000000)"
+
+
 def _cast(inside: str) -> str:
     """A quotient cast to DECIMAL: DuckDB divides a decimal as a DOUBLE and rounds it to the
     scale; ClickHouse divides decimals and truncates. Done DuckDB's way: a Float64 quotient,
-    its shortest text as an exact decimal, rounded to the scale."""
+    its shortest text as an exact decimal, rounded to the scale. A quotient cast to DOUBLE: a
+    division of doubles."""
+    double = _TO_DOUBLE.match(inside.strip())
+    slash = _top_level_slash(double.group(1)) if double else -1
+    if double is not None and slash >= 0:
+        expr = double.group(1)
+        return f"(toFloat64({expr[:slash].strip()}) / toFloat64({expr[slash + 1 :].strip()}))"
     m = _TO_DECIMAL.match(inside.strip())
     slash = _top_level_slash(m.group(1)) if m else -1
     if m is None or slash < 0:

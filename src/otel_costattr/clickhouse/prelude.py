@@ -14,8 +14,10 @@ from .. import semconv
 from .._resources import bundled_dir
 from ..cost import billing
 from ..cost.engine import MAX_TOKENS
+from ..rollups.dimensions import dimension_call
+from ..spans import content
 
-__all__ = ["calls_sql", "spans_sql"]
+__all__ = ["calls_sql", "spans_sql", "where_param"]
 
 _A = "_a"  # the alias of SpanAttributes in _spans.sql
 # The count slots _spans.sql reads, with their spellings (semconv's precedence, first wins).
@@ -126,6 +128,24 @@ def _step() -> str:
     return f"if(toInt64OrNull({text}) BETWEEN {-limit} AND {limit}, toInt32(toInt64OrNull({text})), NULL)"
 
 
+def _any_prefix(prefixes: tuple[str, ...]) -> str:
+    return " OR ".join(f"startsWith(k, {_quote(p)})" for p in prefixes)
+
+
+def _attributes() -> str:
+    """The call's attributes kept as the DuckDB store keeps them (`content.content_rule`,
+    content capture off): message text never reaches the rollups nor the typed table. A
+    Map value is text: a KEEP_NUMBER key is kept when its text is a number."""
+    safe = "has([" + ", ".join(map(_quote, sorted(content.SAFE_KEYS))) + "], k)"
+    dropped = "has([" + ", ".join(map(_quote, sorted(content.CONTENT_KEYS))) + "], k)"
+    keep = (
+        f"{safe} OR ({_any_prefix(content.SAFE_PREFIXES)})"
+        f" OR (NOT {dropped} AND if({_any_prefix(content.NUMBER_PREFIXES)},"
+        f" toFloat64OrNull(v) IS NOT NULL, NOT ({_any_prefix(content.CONTENT_NAMESPACES)})))"
+    )
+    return f"mapFilter((k, v) -> _call AND ({keep}), {_A})"
+
+
 def _template(name: str) -> str:
     return (bundled_dir("queries") / "clickhouse" / name).read_text(encoding="utf-8")
 
@@ -142,6 +162,7 @@ def spans_sql(source: str) -> str:
         "{{numbers}}": _numbers(),
         "{{buckets}}": _buckets(),
         "{{step}}": _step(),
+        "{{attributes}}": _attributes(),
     }
     sql = _template("_spans.sql")
     for placeholder, text in fills.items():
@@ -151,6 +172,21 @@ def spans_sql(source: str) -> str:
     return sql
 
 
-def calls_sql() -> str:
-    """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`)."""
-    return _template("_calls.sql")
+def where_param(pos: int) -> tuple[str, str]:
+    """The bound parameters (key, values) of the ``pos``-th ``--where`` key."""
+    return f"costattr_where_key_{pos}", f"costattr_where_values_{pos}"
+
+
+def calls_sql(where_keys: int = 0) -> str:
+    """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
+    calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
+    `where_param`) has one of its values (as ``_calls_repriced.sql`` does for DuckDB)."""
+    tests = []
+    for pos in range(1, where_keys + 1):
+        key, values = where_param(pos)
+        value = dimension_call("{" + key + ":String}")
+        tests.append(f"coalesce(has({{{values}:Array(String)}}, {value}), false)")
+    sql = _template("_calls.sql")
+    if sql.count("{{where}}") != 1:
+        raise ValueError("queries/clickhouse/_calls.sql: expected {{where}} once")
+    return sql.replace("{{where}}", " AND ".join(tests) or "true")

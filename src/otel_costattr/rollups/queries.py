@@ -26,7 +26,7 @@ from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
 from .catalog import contract_prelude, prelude, query
 from .dimensions import dimension_call, dimension_macro, where_pairs
-from .errors import RollupError, RollupParamError, first_line
+from .errors import RollupError, first_line
 from .params import WINDOW_PARAMS, bind
 
 __all__ = ["Rows", "load_prices", "rollup"]
@@ -333,9 +333,7 @@ def rollup(
     filters = where_pairs(q.name, where)
     target = clickhouse_target(db)  # clickhouse:// or chdb:// (the ClickHouse backend)
     if target is not None:
-        if filters:
-            raise RollupParamError(f"{q.name}: --where is not supported on ClickHouse yet")
-        rows = rollup_clickhouse(q, target, values, reprice=reprice)
+        rows = rollup_clickhouse(q, target, values, reprice=reprice, where=filters)
         return _arrow(rows) if arrow else rows
     table = _pricing(reprice) if reprice is not None else None
     with _connection(db) as con:
