@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,22 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     assert "costattr_spans exists already" in capsys.readouterr().err
     assert main(["clickhouse", "init", "--db", f"chdb://{chdb_dir}?database=cli&table=nope"]) == 1
     assert "no table nope" in capsys.readouterr().err
+
+
+def test_report_on_clickhouse_is_the_duckdb_page(stores: tuple[str, str], tmp_path: Path, capsys: Any) -> None:
+    """The report's sections come from the rollups: the same page from either store. Its
+    waterfalls read the trace rollup, DuckDB only so far: refused in one line naming the way out."""
+    duck, url = stores
+    pages = {}
+    for name, db in (("duck", duck), ("clickhouse", url)):
+        out = tmp_path / f"{name}.html"
+        assert main(["report", "--db", db, "--out", str(out), "--waterfalls", "0"]) == 0
+        pages[name] = re.sub(rb"generated [^<]* UTC", b"", out.read_bytes())  # the minute it ran
+    assert pages["clickhouse"] == pages["duck"]
+    assert b"refund" in pages["duck"]
+    capsys.readouterr()
+    assert main(["report", "--db", url, "--out", str(tmp_path / "w.html")]) == 1
+    assert "report --waterfalls 0 leaves the waterfalls out" in capsys.readouterr().err
 
 
 def test_what_clickhouse_does_not_do_is_refused(stores: tuple[str, str]) -> None:

@@ -114,7 +114,10 @@ def rollup_clickhouse(
     if reprice is not None:
         raise RollupError("--reprice reads the stored attributes: DuckDB stores only, not ClickHouse")
     if q.name in UNSUPPORTED:
-        raise RollupError(f"{q.cli_name} is not available on ClickHouse yet (DuckDB stores only)")
+        raise RollupError(
+            f"{q.cli_name} is not available on ClickHouse yet (DuckDB stores only)"
+            + ("; report --waterfalls 0 leaves the waterfalls out" if q.name == "trace" else "")
+        )
     try:
         client = connect(target)
         spans = spans_relation(client, target)
