@@ -183,7 +183,9 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     assert "no table nope" in capsys.readouterr().err
 
 
-def test_report_on_clickhouse_is_the_duckdb_page(stores: tuple[str, str], tmp_path: Path, capsys: Any) -> None:
+def test_report_on_clickhouse_is_the_duckdb_page(
+    stores: tuple[str, str], tmp_path: Path, capsys: Any
+) -> None:
     """The report's sections come from the rollups: the same page from either store. Its
     waterfalls read the trace rollup, DuckDB only so far: refused in one line naming the way out."""
     duck, url = stores
