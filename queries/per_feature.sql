@@ -31,4 +31,4 @@ SELECT
     sum(usd_repriced) AS usd_repriced
 FROM per_run
 GROUP BY {{group}}feature
-ORDER BY {{group}}usd DESC NULLS LAST, feature NULLS LAST;
+ORDER BY {{group}}sum(usd) DESC NULLS LAST, feature NULLS LAST;

@@ -36,4 +36,4 @@ SELECT
     sum(usd_repriced) AS usd_repriced
 FROM per_run
 GROUP BY value
-ORDER BY usd DESC NULLS LAST, value NULLS LAST;
+ORDER BY sum(usd) DESC NULLS LAST, value NULLS LAST;

@@ -10,7 +10,9 @@ SELECT
     count(DISTINCT trace_id) AS runs,
     count(*) AS calls,
     sum(cost_usd) AS usd,
-    sum(cost_usd) / sum(sum(cost_usd)) OVER (PARTITION BY {{group}}grouping(provider, model) = 0) AS usd_share,
+    CAST(sum(cost_usd) AS DOUBLE)
+        / CAST(sum(sum(cost_usd)) OVER (PARTITION BY {{group}}grouping(provider, model) = 0) AS DOUBLE)
+        AS usd_share,
     avg(duration_ms) AS avg_call_ms,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced

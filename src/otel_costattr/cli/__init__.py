@@ -22,6 +22,7 @@ from ..rollups.errors import RollupError
 from ..store.database import StoreError
 from ..version import __version__
 from .alerts import alerts
+from .clickhouse import clickhouse
 from .demo import demo
 from .options import did_you_mean
 from .output import CLIError
@@ -88,6 +89,7 @@ cli.add_command(compare_command, "compare")
 cli.add_command(forecast_command, "forecast")
 cli.add_command(serve)
 cli.add_command(report)
+cli.add_command(clickhouse)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,7 +46,8 @@ def db_option(fn: F) -> F:
     return click.option(
         "--db",
         metavar="PATH",
-        help=DB_HELP + "; opened read-only, retrying while an exporter writes",
+        help=DB_HELP + "; opened read-only, retrying while an exporter writes; or a ClickHouse store: "
+        "clickhouse://user:password@host:8123/database, chdb:///path",
     )(fn)
 
 

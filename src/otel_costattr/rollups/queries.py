@@ -8,6 +8,7 @@ next to the ``usd`` stamped at the time.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from ..clickhouse.runner import clickhouse_target, rollup_clickhouse
 from ..cost import billing
 from ..cost.billing import render_sql
 from ..pricing.entry import ModelEntry
@@ -25,7 +27,7 @@ from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
 from .catalog import contract_prelude, prelude, query
 from .dimensions import check_key, dimension_call, dimension_macro, render_group, where_pairs
-from .errors import RollupError, first_line
+from .errors import RollupError, RollupParamError, first_line
 from .params import WINDOW_PARAMS, bind
 
 __all__ = ["Rows", "load_prices", "rollup"]
@@ -325,8 +327,9 @@ def rollup(
     **params: Any,
 ) -> Any:
     """Run the bundled rollup ``name`` against ``db`` (a path, opened read-only with retry
-    while an exporter holds the lock, or an open DuckDB connection) and return its rows as
-    dicts. Money is `Decimal` USD; None means unpriced.
+    while an exporter holds the lock, an open DuckDB connection, or a ClickHouse URL:
+    ``clickhouse://...``, ``chdb:///path``, see `otel_costattr.clickhouse`) and return its rows
+    as dicts. Money is `Decimal` USD; None means unpriced.
 
     ``params``: ``days`` or ``since``/``until`` (a window on each model call's start time,
     UTC; ``until`` exclusive), ``service``, ``feature``, ``agent``, and what the query
@@ -349,6 +352,16 @@ def rollup(
     if group_by is not None:
         group_by = values["group_by"] = check_key(q.name, "group_by", group_by)
     filters = where_pairs(q.name, where)
+    target = clickhouse_target(db)  # clickhouse:// or chdb:// (the ClickHouse backend)
+    if target is not None:
+        if group_by is not None:
+            raise RollupParamError(
+                f"{q.name}: --group-by is not available on ClickHouse yet for this rollup "
+                "(per-group, compare and forecast take it there; --where works everywhere)"
+            )
+        plain = dataclasses.replace(q, sql=render_group(q.sql, False))
+        rows = rollup_clickhouse(plain, target, values, reprice=reprice, where=filters)
+        return _arrow(rows) if arrow else rows
     table = _pricing(reprice) if reprice is not None else None
     with _connection(db) as con:
         _prepare(con, repricing=table is not None, where=filters, group_by=group_by)
@@ -364,6 +377,15 @@ def rollup(
         if arrow:
             return rows.select(keep)
         return _rows(keep, ({k: row[k] for k in keep} for row in rows))
+
+
+def _arrow(rows: Rows) -> Any:
+    """A `Rows` answer (the ClickHouse backend's) as a ``pyarrow.Table`` in its column order."""
+    import pyarrow as pa
+
+    if not rows:
+        return pa.table({c: pa.array([], pa.null()) for c in rows.columns})
+    return pa.Table.from_pylist(list(rows)).select(rows.columns)
 
 
 def _names(rows: Any) -> list[str]:

@@ -1,0 +1,135 @@
+"""The rollups on ClickHouse (chDB, the embedded engine) against DuckDB, on the same spans.
+
+    python benchmarks/bench_clickhouse.py --spans 1000000 --repeat 3
+    python benchmarks/bench_clickhouse.py --spans 10000000 --dir /tmp/bench   # the issue's scale
+
+The spans are bench_rollups.py's generated agent traffic (10% of calls from a service
+without the processor: no identity, so attribution walks up). They are written to the DuckDB
+store, then laid out as the Collector's clickhouse exporter writes ``otel_traces`` (every
+attribute a text value in the SpanAttributes Map) and loaded into chDB. Each rollup is timed
+three ways, side by side in one process: DuckDB's typed store; ClickHouse reading the Map
+columns; ClickHouse reading the typed table ``otel-costattr clickhouse init`` keeps. Medians of
+``--repeat`` runs (after one warm-up), wall time; the load average is printed (a shared
+machine stretches every figure, the ratios much less). Target (issue 16): every rollup on the
+typed table within 2x of DuckDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_rollups import open_db  # noqa: E402
+
+from otel_costattr.clickhouse.client import connect  # noqa: E402
+from otel_costattr.clickhouse.collector import create_table_sql  # noqa: E402
+from otel_costattr.clickhouse.target import parse_target  # noqa: E402
+from otel_costattr.clickhouse.typed import initialise  # noqa: E402
+from otel_costattr.rollups.catalog import rollups  # noqa: E402
+from otel_costattr.rollups.queries import rollup  # noqa: E402
+
+# The spans table as otel_traces rows: attributes back into a Map of text, missing keys absent.
+EXPORT = """
+COPY (
+    SELECT
+        epoch_ns(start_time) AS ts, trace_id AS TraceId, span_id AS SpanId,
+        coalesce(parent_span_id, '') AS ParentSpanId, name AS SpanName,
+        CASE kind WHEN 'CLIENT' THEN 'Client' WHEN 'SERVER' THEN 'Server' ELSE 'Internal' END AS SpanKind,
+        service_name AS ServiceName,
+        map_from_entries(list_filter([
+            {'k': 'gen_ai.operation.name', 'v': operation},
+            {'k': 'gen_ai.provider.name', 'v': provider},
+            {'k': 'gen_ai.request.model', 'v': request_model},
+            {'k': 'gen_ai.response.model', 'v': response_model},
+            {'k': 'gen_ai.usage.input_tokens', 'v': input_tokens::VARCHAR},
+            {'k': 'gen_ai.usage.output_tokens', 'v': output_tokens::VARCHAR},
+            {'k': 'gen_ai.usage.cache_read.input_tokens', 'v': cache_read_tokens::VARCHAR},
+            {'k': 'gen_ai.usage.cost', 'v': cost_usd::VARCHAR},
+            {'k': 'costattr.status', 'v': CASE WHEN cost_usd IS NOT NULL THEN cost_status END},
+            {'k': 'costattr.pricing_version', 'v': CASE WHEN cost_usd IS NOT NULL THEN pricing_version END},
+            {'k': 'costattr.model', 'v': CASE WHEN cost_usd IS NOT NULL THEN priced_model END},
+            {'k': 'gen_ai.agent.name', 'v': agent_name},
+            {'k': 'gen_ai.agent.version', 'v': agent_version},
+            {'k': 'gen_ai.agent.step', 'v': step::VARCHAR},
+            {'k': 'gen_ai.tool.name', 'v': tool_name},
+            {'k': 'app.feature', 'v': feature}
+        ], lambda e: e.v IS NOT NULL)) AS SpanAttributes,
+        (epoch_ns(end_time) - epoch_ns(start_time))::UBIGINT AS Duration
+    FROM spans
+) TO '{path}' (FORMAT parquet)
+"""
+LOAD = """
+INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
+    SpanAttributes, Duration, StatusCode)
+SELECT fromUnixTimestamp64Nano(ts), TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
+    SpanAttributes, Duration, 'Unset'
+FROM file('{path}', Parquet)
+"""
+
+
+def timed(name: str, db: object, repeat: int) -> float:
+    rollup(name, db)  # warm-up
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        rollup(name, db)
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", type=Path, help="keep the generated stores here")
+    args = parser.parse_args(argv)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        duck = folder / f"bench-{args.spans}-100.duckdb"
+        con = open_db(duck, args.spans, 0.1)
+        count = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+        parquet = folder / f"otel_traces-{args.spans}.parquet"
+        if not parquet.exists():
+            con.execute(EXPORT.replace("{path}", str(parquet)))
+        con.close()
+        chdb = f"chdb://{folder / 'chdb'}"
+        plain, typed = parse_target(chdb + "?database=plain"), parse_target(chdb + "?database=typed")
+        for target in (plain, typed):
+            client = connect(target)
+            if not client.query("EXISTS TABLE otel_traces").result_rows[0][0]:
+                client.command(create_table_sql())
+                t = time.perf_counter()
+                client.command(LOAD.replace("{path}", str(parquet)))
+                print(f"loaded {count:,} spans into {target.database} in {time.perf_counter() - t:.0f} s")
+        client = connect(typed)
+        if not client.query("EXISTS TABLE costattr_spans").result_rows[0][0]:
+            t = time.perf_counter()
+            initialise(client, typed)
+            print(f"clickhouse init (typed table, backfill) in {time.perf_counter() - t:.0f} s")
+        print(f"{count:,} spans; median of {args.repeat} runs, wall ms")
+        print(f"{'rollup':<12}{'duckdb':>10}{'ch map':>10}{'ch typed':>10}{'map/duck':>10}{'typed/duck':>11}")
+        worst = 0.0
+        for name in rollups():
+            if name == "trace":
+                continue
+            d = timed(name, str(duck), args.repeat)
+            m = timed(name, chdb + "?database=plain", args.repeat)
+            ty = timed(name, chdb + "?database=typed", args.repeat)
+            worst = max(worst, ty / d)
+            ms = "".join(f"{x * 1000:>10,.0f}" for x in (d, m, ty))
+            print(f"{name:<12}{ms}{m / d:>10.1f}{ty / d:>11.1f}")
+    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"worst typed/duckdb ratio: {worst:.1f}x (target 2x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

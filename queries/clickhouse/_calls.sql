@@ -1,0 +1,201 @@
+-- The call contract in ClickHouse dialect: the table macros costattr_calls and costattr_runs
+-- that queries/_calls.sql gives DuckDB (same columns, rollups/contract.py CALL_COLUMNS and
+-- RUN_COLUMNS; same rules: read that file's header), written for the relation "spans" that
+-- queries/clickhouse/_spans.sql makes of the Collector's otel_traces. ClickHouse has no table
+-- macros: otel_costattr.clickhouse.dialect expands each call "name(args)" in a rollup into
+-- the body below as a subquery, parameters replaced by the arguments. Differences, each
+-- forced by the engine:
+--   * no rowid: a call is named by (trace_id, span_id); a span the Collector wrote twice
+--     (an exporter retry) counts twice, where the DuckDB store drops the repeat on insert;
+--   * one recursive walk up the ancestors of the calls that lack feature or agent (the
+--     DuckDB text does two hops by span id first: a speed choice there), same 64-level stop;
+--   * no call_row column; attributes is the call's SpanAttributes Map (content left out,
+--     see _spans.sql), read by key (dialect.py translates the JSON reads);
+--   * the last test of costattr_calls is the --where filter (rendered by clickhouse/prelude.py: DuckDB redefines
+--     costattr_calls in _calls_repriced.sql instead).
+-- @macro costattr_calls(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL)
+SELECT *
+FROM (
+    WITH RECURSIVE
+    -- Calls that arrived without a cost, priced as the DuckDB exporter prices them (bound by
+    -- otel_costattr.clickhouse.unstamped, which calls the exporter's own function).
+    priced AS (
+        SELECT
+            tupleElement(p, 1) AS trace_id, tupleElement(p, 2) AS span_id,
+            tupleElement(p, 3) AS input_tokens, tupleElement(p, 4) AS output_tokens,
+            tupleElement(p, 5) AS cache_read_tokens, tupleElement(p, 6) AS cache_write_tokens,
+            tupleElement(p, 7) AS reasoning_tokens,
+            CAST(toDecimal128OrNull(tupleElement(p, 8), 12) AS Nullable(Decimal(38, 12))) AS cost_usd,
+            tupleElement(p, 9) AS cost_status, tupleElement(p, 10) AS cost_source,
+            tupleElement(p, 11) AS pricing_version, tupleElement(p, 12) AS priced_model,
+            1 AS hit
+        FROM (
+            SELECT arrayJoin(arrayZip(
+                {costattr_priced_trace:Array(String)}, {costattr_priced_span:Array(String)},
+                {costattr_priced_input:Array(Nullable(Int64))}, {costattr_priced_output:Array(Nullable(Int64))},
+                {costattr_priced_cache_read:Array(Nullable(Int64))}, {costattr_priced_cache_write:Array(Nullable(Int64))},
+                {costattr_priced_reasoning:Array(Nullable(Int64))}, {costattr_priced_cost:Array(Nullable(String))},
+                {costattr_priced_status:Array(Nullable(String))}, {costattr_priced_source:Array(Nullable(String))},
+                {costattr_priced_version:Array(Nullable(String))}, {costattr_priced_model:Array(Nullable(String))}
+            )) AS p
+        )
+    ),
+    windowed AS (
+        SELECT
+            s.trace_id AS trace_id, s.span_id AS span_id, s.parent_span_id AS parent_span_id,
+            s.name AS name, s.start_time AS start_time, s.end_time AS end_time,
+            s.duration_ms AS duration_ms, s.service_name AS service_name, s.provider AS provider,
+            s.request_model AS request_model, s.response_model AS response_model,
+            if(p.hit IS NULL, s.input_tokens, p.input_tokens) AS input_tokens,
+            if(p.hit IS NULL, s.output_tokens, p.output_tokens) AS output_tokens,
+            if(p.hit IS NULL, s.cache_read_tokens, p.cache_read_tokens) AS cache_read_tokens,
+            if(p.hit IS NULL, s.cache_write_tokens, p.cache_write_tokens) AS cache_write_tokens,
+            if(p.hit IS NULL, s.reasoning_tokens, p.reasoning_tokens) AS reasoning_tokens,
+            if(p.hit IS NULL, s.cost_usd, p.cost_usd) AS cost_usd,
+            if(p.hit IS NULL, s.cost_status, p.cost_status) AS cost_status,
+            if(p.hit IS NULL, s.cost_source, p.cost_source) AS cost_source,
+            if(p.hit IS NULL, s.pricing_version, p.pricing_version) AS pricing_version,
+            if(p.hit IS NULL, s.priced_model, p.priced_model) AS priced_model,
+            s.step AS step, s.conversation_id AS conversation_id, s.feature AS feature,
+            s.agent_name AS agent_name, s.agent_version AS agent_version, s.attributes AS attributes
+        FROM spans AS s
+        LEFT JOIN priced AS p ON p.trace_id = s.trace_id AND p.span_id = s.span_id
+        WHERE s.span_role = 'model_call'
+          AND (p_since IS NULL OR s.start_time >= p_since)
+          AND (p_until IS NULL OR s.start_time < p_until)
+          AND (p_service IS NULL OR s.service_name = p_service)
+          AND (p_trace IS NULL OR s.trace_id = lower(p_trace))
+    ),
+    lacking AS (
+        SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
+        FROM windowed
+        WHERE (feature IS NULL OR agent_name IS NULL) AND parent_span_id IS NOT NULL
+    ),
+    ancestors AS (
+        SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
+        FROM spans
+        WHERE span_role <> 'model_call' AND trace_id IN (SELECT trace_id FROM lacking)
+    ),
+    walk AS (
+        SELECT trace_id, span_id, parent_span_id AS parent, toUInt32(0) AS depth, feature,
+               agent_name, agent_version
+        FROM lacking
+        UNION ALL
+        SELECT w.trace_id, w.span_id, a.parent_span_id, toUInt32(w.depth + 1),
+               coalesce(w.feature, a.feature),
+               if(w.agent_name IS NULL, a.agent_name, w.agent_name),
+               if(w.agent_name IS NULL, a.agent_version, w.agent_version)
+        FROM walk AS w
+        INNER JOIN ancestors AS a ON a.trace_id = w.trace_id AND a.span_id = w.parent
+        WHERE (w.feature IS NULL OR w.agent_name IS NULL) AND w.depth < 64
+    ),
+    -- One answer per call: the furthest the walk went (it only carries what it found up).
+    resolved AS (
+        SELECT trace_id, span_id, 1 AS hit,
+               argMax(tuple(feature, agent_name, agent_version), depth) AS found
+        FROM walk
+        GROUP BY trace_id, span_id
+    )
+    SELECT
+        c.trace_id AS trace_id, c.span_id AS span_id, c.parent_span_id AS parent_span_id,
+        c.name AS name, c.start_time AS start_time, c.end_time AS end_time,
+        c.duration_ms AS duration_ms, c.service_name AS service_name, c.provider AS provider,
+        c.request_model AS request_model, c.response_model AS response_model,
+        coalesce(c.priced_model, c.response_model, c.request_model) AS model,
+        c.input_tokens AS input_tokens, c.output_tokens AS output_tokens,
+        c.cache_read_tokens AS cache_read_tokens, c.cache_write_tokens AS cache_write_tokens,
+        c.reasoning_tokens AS reasoning_tokens,
+        c.cost_usd AS cost_usd, c.cost_status AS cost_status, c.cost_source AS cost_source,
+        c.pricing_version AS pricing_version, c.priced_model AS priced_model,
+        if(r.hit IS NULL, c.feature, tupleElement(r.found, 1)) AS feature,
+        if(r.hit IS NULL, c.agent_name, tupleElement(r.found, 2)) AS agent_name,
+        if(r.hit IS NULL, c.agent_version, tupleElement(r.found, 3)) AS agent_version,
+        c.step AS step, c.conversation_id AS conversation_id,
+        c.attributes AS attributes,
+        CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced
+    FROM windowed AS c
+    LEFT JOIN resolved AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id
+)
+WHERE (p_feature IS NULL OR feature = p_feature)
+  AND (p_agent IS NULL OR agent_name = p_agent)
+  AND {{where}}
+-- @macro costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+WITH
+per_trace AS (
+    SELECT
+        trace_id,
+        count(*) AS calls,
+        countIf(cost_usd IS NULL) AS unpriced_calls,
+        sum(cost_usd) AS cost_usd,
+        sum(usd_repriced) AS usd_repriced,
+        min(start_time) AS first_call,
+        max(end_time) AS last_call,
+        argMin(service_name, start_time) AS first_service,
+        argMinIf(agent_name, start_time, agent_name IS NOT NULL) AS first_agent,
+        argMinIf(feature, start_time, feature IS NOT NULL) AS first_feature
+    FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
+    GROUP BY trace_id
+),
+-- LIMIT takes a constant only: the rows are numbered instead.
+kept AS (
+    SELECT *
+    FROM (
+        SELECT
+            *,
+            row_number() OVER (
+                ORDER BY
+                    if(p_order = 'cost', cost_usd, NULL) DESC NULLS LAST,
+                    if(p_order = 'cost', calls, NULL) DESC,
+                    first_call DESC,
+                    trace_id
+            ) AS position
+        FROM per_trace
+    )
+    WHERE p_limit IS NULL OR position <= p_limit
+),
+roots AS (
+    SELECT
+        trace_id,
+        argMin(name, start_time) AS name,
+        argMin(service_name, start_time) AS service_name,
+        min(start_time) AS start_time,
+        max(end_time) AS end_time,
+        argMinIf(agent_name, start_time, agent_name IS NOT NULL) AS agent_name,
+        argMinIf(feature, start_time, feature IS NOT NULL) AS feature,
+        1 AS hit
+    FROM spans
+    WHERE parent_span_id IS NULL AND trace_id IN (SELECT trace_id FROM kept)
+    GROUP BY trace_id
+)
+SELECT
+    k.trace_id AS trace_id,
+    r.name AS name,
+    coalesce(r.service_name, k.first_service) AS service_name,
+    coalesce(r.feature, k.first_feature) AS feature,
+    coalesce(r.agent_name, k.first_agent) AS agent_name,
+    if(r.hit IS NULL, k.first_call, r.start_time) AS start_time,
+    if(r.hit IS NULL, k.last_call, r.end_time) AS end_time,
+    (toUnixTimestamp64Micro(if(r.hit IS NULL, k.last_call, r.end_time))
+     - toUnixTimestamp64Micro(if(r.hit IS NULL, k.first_call, r.start_time))) / 1000.0 AS duration_ms,
+    k.calls AS calls, k.unpriced_calls AS unpriced_calls, k.cost_usd AS cost_usd,
+    k.usd_repriced AS usd_repriced, k.first_call AS first_call
+FROM kept AS k
+LEFT JOIN roots AS r ON r.trace_id = k.trace_id
+-- @macro costattr_runs_unpriced(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+-- queries/_runs_unpriced.sql's macro: costattr_runs with unpriced_tokens, the input + output
+-- tokens of the run's calls that cost_usd leaves out. The calls are read again only for the
+-- kept runs that have unpriced calls (DuckDB also narrows the window to their first call: a
+-- speed choice there).
+WITH
+runs_kept AS (
+    SELECT * FROM costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+),
+runs_unpriced AS (
+    SELECT trace_id, sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS tokens
+    FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
+    WHERE cost_usd IS NULL AND trace_id IN (SELECT trace_id FROM runs_kept WHERE unpriced_calls > 0)
+    GROUP BY trace_id
+)
+SELECT k.*, coalesce(u.tokens, 0) AS unpriced_tokens
+FROM runs_kept AS k
+LEFT JOIN runs_unpriced AS u ON u.trace_id = k.trace_id

@@ -1,0 +1,76 @@
+"""Connections to a ClickHouse span store, through clickhouse-connect (the ``clickhouse``
+extra), imported only here and only when a ClickHouse ``--db`` is used.
+
+clickhouse-connect (>= 1.12) has an experimental in-process chDB backend: ``get_client(
+interface="chdb", path=...)`` gives the same client API over the embedded engine (no
+external_data, no async client, one engine per process). Both engines are therefore reached
+through one client type; chDB clients are cached per path because the engine is per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .target import Target
+
+__all__ = ["SETTINGS", "ClickHouseError", "connect"]
+
+
+class ClickHouseError(Exception):
+    """A ClickHouse store cannot be reached or read (one line)."""
+
+
+# What the shared SQL relies on, for every query: outer joins give NULL (not the type's
+# default) where nothing matched, GROUPING SETS give NULL for the columns a set leaves out,
+# times are UTC whatever the server's zone, and a name that is both a column and an alias
+# (``sum(usd) AS usd`` over a column usd) means the column, as in DuckDB, and a CAST keeps
+# NULL (DuckDB's CAST(NULL AS DOUBLE) is NULL; ClickHouse's fails unless told).
+SETTINGS = {
+    "cast_keep_nullable": 1,
+    "prefer_column_name_to_alias": 1,
+    "join_use_nulls": 1,
+    "group_by_use_nulls": 1,
+    "session_timezone": "UTC",
+}
+
+_chdb_clients: dict[tuple[str | None, str], Any] = {}
+_lock = threading.Lock()
+
+
+def _module() -> Any:
+    try:
+        import clickhouse_connect
+    except ImportError:
+        raise ClickHouseError(
+            "ClickHouse needs the clickhouse extra: pip install 'otel-costattr[clickhouse]'"
+        ) from None
+    return clickhouse_connect
+
+
+def connect(target: Target) -> Any:
+    """A clickhouse-connect client for ``target`` (cached for chDB: one engine per process)."""
+    cc = _module()
+    try:
+        if target.engine == "chdb":
+            with _lock:
+                key = (target.path, target.database)
+                client = _chdb_clients.get(key)
+                if client is None:
+                    client = cc.get_client(interface="chdb", path=target.path)
+                    client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+                    client.database = target.database
+                    _chdb_clients[key] = client
+                return client
+        return cc.get_client(
+            host=target.host,
+            port=target.port,
+            username=target.user or "default",
+            password=target.password or "",
+            database=target.database,
+            secure=target.secure,
+        )
+    except ImportError as e:
+        raise ClickHouseError(f"{target.display()}: {e}") from None
+    except Exception as e:  # clickhouse-connect's own errors carry the server's text
+        raise ClickHouseError(f"{target.display()}: {str(e).splitlines()[0] if str(e) else e!r}") from e

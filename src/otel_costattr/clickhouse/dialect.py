@@ -1,0 +1,281 @@
+"""The bundled rollups (``queries/*.sql``, written for DuckDB) made into ClickHouse SQL.
+
+The rollups stay one file each; what differs per engine is the prelude (the call contract,
+``queries/clickhouse/_calls.sql``, and the spans relation, ``_spans.sql``) and this small,
+fixed set of spelling changes, each checked by the differential test:
+
+- ``$name`` parameters become ClickHouse's bound ``{name:Type}`` (values are never formatted
+  into the SQL), typed from the query's ``@param`` header;
+- table macro calls (``costattr_calls(...)``, ``costattr_runs(...)``) are expanded into their
+  ClickHouse body as a subquery, each ``p_*`` parameter replaced by the argument given;
+- the relation ``spans`` becomes the spans of ``otel_traces`` (or of the typed table that
+  ``otel-costattr clickhouse init`` keeps), as a subquery;
+- DuckDB function spellings: ``arg_min``/``arg_max`` -> ``argMin``/``argMax``, ``median`` ->
+  the exact interpolated ``quantileExactInclusive(0.5)``, ``round`` of a number -> rounded
+  half away from zero as DuckDB does (ClickHouse rounds a float half to even), and
+  ``string_agg(DISTINCT x, sep ORDER BY x)`` -> the sorted distinct values joined;
+- attributes: ``json_extract_string(attributes, '$."key"')`` -> the Map's value (``''``, a
+  missing key, as NULL), and the dimension macro ``costattr_dimension(key, columns...,
+  attributes)`` (rollups/dimensions.py) -> the same CASE over the columns, else the Map;
+- ``TRY_CAST(x AS DECIMAL(p, s))`` -> the text as a decimal rounded to the scale, or NULL;
+- time: ``epoch(t)`` -> exact seconds (a decimal, where DuckDB's double is exact to the
+  microsecond after the rounding the rollups apply), and the difference of two TIMESTAMP
+  parameters ``($a - $b)`` -> an interval of microseconds;
+- ``CAST(a / b AS DOUBLE)`` -> a division of doubles (DuckDB divides decimals as doubles;
+  ClickHouse would divide decimals and truncate to the scale).
+
+Anything else a rollup writes must be SQL both engines read the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from ..rollups.catalog import Query
+from ..rollups.dimensions import COLUMNS
+from ..rollups.errors import RollupError
+
+__all__ = ["PARAM_TYPES", "Macro", "macros", "translate"]
+
+PARAM_TYPES = {
+    "TIMESTAMP": "Nullable(DateTime64(6, 'UTC'))",
+    "VARCHAR": "Nullable(String)",
+    "INTEGER": "Nullable(Int64)",
+    "DOUBLE": "Nullable(Float64)",
+}
+
+_COMMENT = re.compile(r"--[^\n]*")
+_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+_MACRO_HEAD = re.compile(r"^-- @macro (\w+)\((.*)\)\s*$", re.MULTILINE)
+_SPANS = re.compile(r"\b(FROM|JOIN)\s+spans\b(?!\s*\()(\s+AS\s+\w+)?", re.IGNORECASE)
+_STRING_AGG = re.compile(
+    r"string_agg\(\s*DISTINCT\s+([\w.]+)\s*,\s*('[^']*')\s+ORDER\s+BY\s+\1\s*\)", re.IGNORECASE
+)
+_RENAMES = ((re.compile(r"\barg_min\("), "argMin("), (re.compile(r"\barg_max\("), "argMax("))
+_MEDIAN = re.compile(r"\bmedian\(", re.IGNORECASE)
+_ROUND = re.compile(r"\bround\(", re.IGNORECASE)
+_JSON = re.compile(r"\bjson_extract_string\(\s*([\w.]+)\s*,\s*'\$\.\"([^\"'\\]+)\"'\s*\)", re.IGNORECASE)
+_DIMENSION = re.compile(r"\bcostattr_dimension\(")
+_DIMENSION_ARGS = sorted(set(COLUMNS.values()))  # dimensions.dimension_call's argument order
+_TRY_CAST = re.compile(r"\bTRY_CAST\(", re.IGNORECASE)
+_EPOCH = re.compile(r"\bepoch\(", re.IGNORECASE)
+_PARAM_DIFF = re.compile(r"\(\s*\$(\w+)\s*-\s*\$(\w+)\s*\)")
+
+
+class Macro:
+    """A table macro: its parameters (with defaults for the named ones) and body."""
+
+    def __init__(self, name: str, params: str, body: str) -> None:
+        self.name = name
+        self.params: list[tuple[str, str | None]] = []
+        for part in _split_args(params):
+            pname, _, default = part.partition(":=")
+            self.params.append((pname.strip(), default.strip() or None))
+        self.body = _COMMENT.sub("", body).strip()
+
+    def expand(self, args: list[str]) -> str:
+        values: dict[str, str] = {}
+        positional = [a for a in args if not re.match(r"^\w+\s*:=", a)]
+        named = dict(
+            (a.split(":=", 1)[0].strip(), a.split(":=", 1)[1].strip()) for a in args if a not in positional
+        )
+        for i, (pname, default) in enumerate(self.params):
+            if i < len(positional):
+                values[pname] = positional[i]
+            elif pname in named:
+                values[pname] = named.pop(pname)
+            elif default is not None:
+                values[pname] = default
+            else:
+                raise RollupError(f"{self.name}: no value for {pname}")
+        if named:
+            raise RollupError(f"{self.name}: unknown parameter {sorted(named)[0]}")
+        body = self.body
+        for pname, value in values.items():
+            body = re.sub(rf"\b{pname}\b", lambda _m, v=value: f"({v})", body)
+        return f"({body})"
+
+
+def macros(text: str) -> dict[str, Macro]:
+    """The ``-- @macro name(params)`` sections of a ClickHouse prelude text."""
+    heads = list(_MACRO_HEAD.finditer(text))
+    out = {}
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        out[head.group(1)] = Macro(head.group(1), head.group(2), text[head.end() : end])
+    return out
+
+
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth after it) for the characters of ``text`` from
+    ``start`` that are outside quoted strings."""
+    depth, quote = 0, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if ch == "'":
+            quote = not quote
+        if quote or ch == "'":
+            continue
+        depth += (ch == "(") - (ch == ")")
+        yield i, ch, depth
+
+
+def _split_args(text: str) -> list[str]:
+    """Top-level comma-separated parts of ``text`` (parentheses and quotes respected)."""
+    parts, start = [], 0
+    for i, ch, depth in _scan(text):
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    tail = text[start:].strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+def _closing(text: str, open_at: int) -> int:
+    """The index of the parenthesis closing the one at ``open_at``."""
+    for i, ch, depth in _scan(text, open_at):
+        if ch == ")" and depth == 0:
+            return i
+    raise RollupError("unbalanced parentheses in a rollup")
+
+
+def _top_level_slash(text: str) -> int:
+    return next((i for i, ch, depth in _scan(text) if ch == "/" and depth == 0), -1)
+
+
+def _each_call(text: str, pattern: re.Pattern[str], replace: Callable[[str], str]) -> str:
+    """Replace every ``<pattern>(...)`` call (the pattern ends at the opening parenthesis) by
+    ``replace(inside)``, innermost calls included."""
+    while True:
+        m = pattern.search(text)
+        if m is None:
+            return text
+        close = _closing(text, m.end() - 1)
+        inside = _each_call(text[m.end() : close], pattern, replace)
+        text = text[: m.start()] + replace(inside) + text[close + 1 :]
+
+
+def _expand(text: str, defined: dict[str, Macro], depth: int = 0) -> str:
+    if depth > 8:
+        raise RollupError("macros nest too deep")
+    names = "|".join(map(re.escape, defined))
+    pattern = re.compile(rf"\b({names})\(")
+    while True:
+        m = pattern.search(text)
+        if m is None:
+            return text
+        close = _closing(text, m.end() - 1)
+        args = _split_args(text[m.end() : close])
+        body = _expand(defined[m.group(1)].expand(args), defined, depth + 1)
+        text = text[: m.start()] + body + text[close + 1 :]
+
+
+def translate(q: Query, prelude: str, spans: str) -> str:
+    """``q``'s SQL in ClickHouse dialect: ``prelude`` holds the macros, ``spans`` is the SQL
+    (a table name or a SELECT) of the spans relation."""
+    types = {p.name: p.type for p in q.params}
+    sql = _COMMENT.sub("", q.sql)
+
+    def param(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in types:
+            raise RollupError(f"{q.name}: ${name} is not a declared parameter")
+        return "{" + f"{name}:{PARAM_TYPES[types[name]]}" + "}"
+
+    def interval(m: re.Match[str]) -> str:
+        if not types.get(m.group(1)) == types.get(m.group(2)) == "TIMESTAMP":
+            return m.group(0)
+        a, b = (f"toUnixTimestamp64Micro(${g})" for g in m.groups())
+        return f"toIntervalMicrosecond({a} - {b})"
+
+    sql = _PARAM.sub(param, _PARAM_DIFF.sub(interval, sql))
+    sql = _expand(sql, macros(prelude))
+    for pattern, name in _RENAMES:
+        sql = pattern.sub(name, sql)
+    sql = _MEDIAN.sub("quantileExactInclusive(0.5)(", sql)
+    sql = _STRING_AGG.sub(_joined, sql)
+    sql = _JSON.sub(lambda m: f"nullIf({m.group(1)}['{m.group(2)}'], '')", sql)
+    sql = _each_call(sql, _DIMENSION, _dimension)
+    sql = _each_call(sql, _TRY_CAST, _try_cast)
+    sql = _each_call(sql, _EPOCH, _epoch)
+    sql = _each_call(sql, _ROUND, _round).replace(_ROUNDED, "round(")
+    sql = _each_call(sql, _CAST, _cast).replace(_CAST_DONE, "CAST(")
+    # Last, so that the relation's own SQL is never rewritten.
+    relation = spans if re.fullmatch(r"\w+", spans) else f"({spans})"
+    sql = _SPANS.sub(lambda m: f"{m.group(1)} {relation}{m.group(2) or ' AS spans'}", sql)
+    return sql.strip().rstrip(";")
+
+
+def _joined(m: re.Match[str]) -> str:
+    # DuckDB's string_agg of no values is NULL; ClickHouse joins an empty array into ''.
+    return f"nullIf(arrayStringConcat(arraySort(groupUniqArray({m.group(1)})), {m.group(2)}), '')"
+
+
+_ROUNDED = "__costattr_round__("
+_CAST = re.compile(r"\bCAST\(", re.IGNORECASE)
+_CAST_DONE = "__costattr_cast__("
+_TO_DECIMAL = re.compile(r"^(.*)\s+AS\s+DECIMAL\(\s*(\d+)\s*,\s*(\d+)\s*\)$", re.IGNORECASE | re.DOTALL)
+
+
+_TO_DOUBLE = re.compile(r"^(.*)\s+AS\s+DOUBLE$", re.IGNORECASE | re.DOTALL)
+
+
+def _dimension(inside: str) -> str:
+    """``costattr_dimension(key, <columns>, attributes)``: the column the key names, else
+    the attribute of that name (NULL when missing, as DuckDB's JSON read)."""
+    args = _split_args(inside)
+    key, columns, attributes = args[0], args[1:-1], args[-1]
+    if len(columns) != len(_DIMENSION_ARGS):
+        raise RollupError("costattr_dimension: unexpected arguments")
+    by_name = dict(zip(_DIMENSION_ARGS, columns, strict=True))
+    cases = " ".join(f"WHEN '{name}' THEN {by_name[column]}" for name, column in COLUMNS.items())
+    return f"(CASE ({key}) {cases} ELSE nullIf(({attributes})[ifNull(({key}), '')], '') END)"
+
+
+def _try_cast(inside: str) -> str:
+    m = _TO_DECIMAL.match(inside.strip())
+    if m is None:
+        raise RollupError("TRY_CAST: only to DECIMAL is translated for ClickHouse")
+    expr, precision, scale = m.groups()
+    return (
+        f"CAST(round(toDecimal128OrNull(toString({expr}), 24), {scale})"
+        f" AS Nullable(Decimal({precision}, {scale})))"
+    )
+
+
+def _epoch(inside: str) -> str:
+    return f"(toDecimal128(toUnixTimestamp64Micro(toDateTime64({inside}, 6, 'UTC')), 6) / 1000000)"
+
+
+def _cast(inside: str) -> str:
+    """A quotient cast to DECIMAL: DuckDB divides a decimal as a DOUBLE and rounds it to the
+    scale; ClickHouse divides decimals and truncates. Done DuckDB's way: a Float64 quotient,
+    its shortest text as an exact decimal, rounded to the scale. A quotient cast to DOUBLE: a
+    division of doubles."""
+    double = _TO_DOUBLE.match(inside.strip())
+    slash = _top_level_slash(double.group(1)) if double else -1
+    if double is not None and slash >= 0:
+        expr = double.group(1)
+        return f"(toFloat64({expr[:slash].strip()}) / toFloat64({expr[slash + 1 :].strip()}))"
+    m = _TO_DECIMAL.match(inside.strip())
+    slash = _top_level_slash(m.group(1)) if m else -1
+    if m is None or slash < 0:
+        return _CAST_DONE + inside + ")"
+    expr, precision, scale = m.groups()
+    quotient = f"toFloat64({expr[:slash].strip()}) / ({expr[slash + 1 :].strip()})"
+    return (
+        f"{_CAST_DONE}round(toDecimal128OrNull(toString({quotient}), 24), {scale})"
+        f" AS Decimal({precision}, {scale}))"
+    )
+
+
+def _round(inside: str) -> str:
+    """DuckDB's round of a number (half away from zero) for ClickHouse, whose round of a
+    float is half to even: the value as a Decimal (which ClickHouse rounds half away from
+    zero), rounded, back to a float."""
+    args = _split_args(inside)
+    places = args[1] if len(args) > 1 else "0"
+    return f"toFloat64({_ROUNDED}toDecimal128({args[0]}, 12), {places}))"

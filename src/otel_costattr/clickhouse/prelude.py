@@ -1,0 +1,197 @@
+"""The ClickHouse-dialect preludes (``queries/clickhouse/``), rendered from the rules' homes.
+
+``_spans.sql`` reads the Collector's ``otel_traces`` rows as the store's ``spans`` rows. Its
+placeholders are generated here from the one place each rule lives: the attribute spellings
+and their precedence, and what makes a span a model call, from ``semconv.py``; how token
+counts fall into buckets (and so the normalised input and output) from ``cost/billing.py``;
+the token bound from ``cost/engine.py``. The tests load one workload into both engines and
+check every rollup agrees, which checks this rendering against the Python path.
+"""
+
+from __future__ import annotations
+
+from .. import semconv
+from .._resources import bundled_dir
+from ..cost import billing
+from ..cost.engine import MAX_TOKENS
+from ..rollups.dimensions import dimension_call
+from ..spans import content
+
+__all__ = ["calls_sql", "spans_sql", "where_param"]
+
+_A = "_a"  # the alias of SpanAttributes in _spans.sql
+# The count slots _spans.sql reads, with their spellings (semconv's precedence, first wins).
+_COUNT_SLOTS = (
+    ("input", semconv.INPUT_KEYS),
+    ("output", semconv.OUTPUT_KEYS),
+    ("cache_read", semconv.CACHE_READ_KEYS),
+    ("cache_write", semconv.CACHE_WRITE_KEYS),
+    ("raw_cache_read", (semconv.ANTHROPIC_CACHE_READ,)),
+    ("raw_cache_write", (semconv.ANTHROPIC_CACHE_WRITE,)),
+    ("cache_write_1h", semconv.CACHE_WRITE_1H_KEYS),
+    ("reasoning", semconv.REASONING_KEYS),
+)
+# Usage field -> the text slot it is read from (after the raw-name switch of _spans.sql).
+_USAGE_SLOTS = {
+    "input_tokens": "_t_input",
+    "output_tokens": "_t_output",
+    "cache_read_tokens": "_t_read",
+    "cache_write_tokens": "_t_write",
+    "cache_write_1h_tokens": "_t_cache_write_1h",
+    "reasoning_tokens": "_t_reasoning",
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _first(keys: tuple[str, ...]) -> str:
+    """The first spelling present (a missing key is '')."""
+    return "coalesce(" + ", ".join(f"nullIf({_A}[{_quote(k)}], '')" for k in keys) + ")"
+
+
+def _role() -> str:
+    ranks = {role: i for i, role in enumerate(semconv._ROLE_PRECEDENCE)}
+    by_op = " ".join(
+        f"WHEN {_quote(op)} THEN {ranks[role]}" for op, role in sorted(semconv._ROLE_BY_OPERATION.items())
+    )
+    by_kind = " ".join(
+        f"WHEN {_quote(kind)} THEN {ranks[role]}"
+        for kind, role in sorted(semconv._ROLE_BY_OPENINFERENCE_KIND.items())
+    )
+    rank = (
+        f"least(CASE {_A}[{_quote(semconv.OPERATION)}] {by_op} ELSE 99 END,"
+        f" CASE {_A}[{_quote(semconv.OPENINFERENCE_KIND)}] {by_kind} ELSE 99 END)"
+    )
+    usage = ", ".join(_quote(k) for k in ("llm.model_name", *semconv.USAGE_KEYS))
+    names = " ".join(f"WHEN {i} THEN {_quote(role.value)}" for role, i in ranks.items())
+    model = semconv.SpanRole.MODEL_CALL.value
+    role = (
+        f"multiIf(_rank <> 99, CASE _rank {names} ELSE {_quote(semconv.SpanRole.OTHER.value)} END,"
+        f" hasAny(mapKeys({_A}), [{usage}]), {_quote(model)}, {_quote(semconv.SpanRole.OTHER.value)})"
+    )
+    duplicate = (
+        f"if(_role = {_quote(model)} AND {_A}[{_quote(semconv.COST_STATUS)}] = {_quote(semconv.DUPLICATE)},"
+        f" {_quote(semconv.SpanRole.DUPLICATE_CALL.value)}, _role)"
+    )
+    return f"{rank} AS _rank, {role} AS _role, {duplicate}"
+
+
+def _counts() -> str:
+    return ",\n        ".join(f"{_first(keys)} AS _t_{slot}" for slot, keys in _COUNT_SLOTS)
+
+
+def _numbers() -> str:
+    return ",\n        ".join(
+        f"coalesce(toInt64OrNull({text}), 0) AS _n_{field}" for field, text in _USAGE_SLOTS.items()
+    )
+
+
+def _valid() -> str:
+    checks = [
+        f"({text} IS NULL OR (toInt64OrNull({text}) IS NOT NULL"
+        f" AND toInt64OrNull({text}) BETWEEN 0 AND {MAX_TOKENS}))"
+        for text in _USAGE_SLOTS.values()
+    ]
+    checks.append("_n_cache_write_1h_tokens <= _n_cache_write_tokens")
+    return "(" + "\n            AND ".join(checks) + ")"
+
+
+def _buckets() -> str:
+    """Each bucket as billing's SQL, input_includes_cache False for raw names else inferred."""
+    spell = {f: f"_n_{f}" for f in _USAGE_SLOTS}.__getitem__
+    # The counts the DuckDB store keeps (no per-modality ones: those buckets are 0 there too).
+    has = tuple(_USAGE_SLOTS)
+    inferred = billing.bucket_expressions(billing.SQL, has=has, flags={}.fromkeys(billing.FLAGS), spell=spell)
+    exclusive = billing.bucket_expressions(
+        billing.SQL,
+        has=has,
+        flags={**dict.fromkeys(billing.FLAGS), "input_includes_cache": False},
+        spell=spell,
+    )
+    out = [
+        f"if(_raw, {exclusive[b.name]}, {inferred[b.name]}) AS _b_{b.name}"
+        if exclusive[b.name] != inferred[b.name]
+        else f"{inferred[b.name]} AS _b_{b.name}"
+        for b in billing.BUCKETS
+    ]
+    inputs = [f"_b_{b.name}" for b in billing.BUCKETS if b.part in billing.INPUT_PARTS]
+    outputs = [f"_b_{b.name}" for b in billing.BUCKETS if b.part not in billing.INPUT_PARTS]
+    writes = [f"_b_{b.name}" for b in billing.BUCKETS if b.part == "cache_write"]
+    out += [
+        f"{' + '.join(inputs)} AS _b_total_input",
+        f"{' + '.join(outputs)} AS _b_total_output",
+        f"{' + '.join(writes)} AS _b_cache_write",
+    ]
+    return ",\n        ".join(out)
+
+
+def _step() -> str:
+    text = f"{_A}[{_quote(semconv.AGENT_STEP)}]"
+    limit = 2**31 - 1
+    return f"if(toInt64OrNull({text}) BETWEEN {-limit} AND {limit}, toInt32(toInt64OrNull({text})), NULL)"
+
+
+def _any_prefix(prefixes: tuple[str, ...]) -> str:
+    return " OR ".join(f"startsWith(k, {_quote(p)})" for p in prefixes)
+
+
+def _attributes() -> str:
+    """The call's attributes kept as the DuckDB store keeps them (`content.content_rule`,
+    content capture off): message text never reaches the rollups nor the typed table. A
+    Map value is text: a KEEP_NUMBER key is kept when its text is a number."""
+    safe = "has([" + ", ".join(map(_quote, sorted(content.SAFE_KEYS))) + "], k)"
+    dropped = "has([" + ", ".join(map(_quote, sorted(content.CONTENT_KEYS))) + "], k)"
+    keep = (
+        f"{safe} OR ({_any_prefix(content.SAFE_PREFIXES)})"
+        f" OR (NOT {dropped} AND if({_any_prefix(content.NUMBER_PREFIXES)},"
+        f" toFloat64OrNull(v) IS NOT NULL, NOT ({_any_prefix(content.CONTENT_NAMESPACES)})))"
+    )
+    return f"mapFilter((k, v) -> _call AND ({keep}), {_A})"
+
+
+def _template(name: str) -> str:
+    return (bundled_dir("queries") / "clickhouse" / name).read_text(encoding="utf-8")
+
+
+def spans_sql(source: str) -> str:
+    """``_spans.sql`` rendered: a SELECT of spans rows from ``source`` (a table name)."""
+    fills = {
+        "{{table}}": source,
+        "{{role}}": _role(),
+        "{{provider}}": _first(semconv.PROVIDER_KEYS),
+        "{{response_model}}": _first(("gen_ai.response.model", "llm.model_name")),
+        "{{counts}}": _counts(),
+        "{{valid}}": _valid(),
+        "{{numbers}}": _numbers(),
+        "{{buckets}}": _buckets(),
+        "{{step}}": _step(),
+        "{{attributes}}": _attributes(),
+    }
+    sql = _template("_spans.sql")
+    for placeholder, text in fills.items():
+        if sql.count(placeholder) != 1:
+            raise ValueError(f"queries/clickhouse/_spans.sql: expected {placeholder} once")
+        sql = sql.replace(placeholder, text)
+    return sql
+
+
+def where_param(pos: int) -> tuple[str, str]:
+    """The bound parameters (key, values) of the ``pos``-th ``--where`` key."""
+    return f"costattr_where_key_{pos}", f"costattr_where_values_{pos}"
+
+
+def calls_sql(where_keys: int = 0) -> str:
+    """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
+    calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
+    `where_param`) has one of its values (as ``_calls_repriced.sql`` does for DuckDB)."""
+    tests = []
+    for pos in range(1, where_keys + 1):
+        key, values = where_param(pos)
+        value = dimension_call("{" + key + ":String}")
+        tests.append(f"coalesce(has({{{values}:Array(String)}}, {value}), false)")
+    sql = _template("_calls.sql")
+    if sql.count("{{where}}") != 1:
+        raise ValueError("queries/clickhouse/_calls.sql: expected {{where}} once")
+    return sql.replace("{{where}}", " AND ".join(tests) or "true")

@@ -1,0 +1,140 @@
+"""Run a bundled rollup against a ClickHouse span store (the Collector's ``otel_traces``).
+
+`rollup_clickhouse` is what ``rollup(name, db="clickhouse://...")`` calls: the rollup's own
+SQL file, translated (`dialect.translate`) over the ClickHouse prelude, parameters bound by
+the server. Answers come back as the DuckDB path gives them: the same column names, `Decimal`
+money, naive UTC datetimes, NULL as None.
+
+When the typed table that ``otel-costattr clickhouse init`` creates (``costattr_spans``,
+filled by a materialized view as the Collector inserts) exists, the rollups read it instead
+of extracting attributes from the Map columns on every query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..rollups.catalog import Query
+from ..rollups.errors import RollupError
+from .client import SETTINGS, ClickHouseError, connect
+from .prelude import calls_sql, spans_sql, where_param
+from .target import Target, is_clickhouse_url, parse_target
+from .unstamped import priced_params
+
+__all__ = [
+    "TYPED_TABLE", "UNSUPPORTED", "clickhouse_target", "rollup_clickhouse", "spans_relation", "translated",
+    "where_values",
+]  # fmt: skip
+
+TYPED_TABLE = "costattr_spans"
+# Rollups that read what ClickHouse does not keep (the spans table's rowid, repricing).
+UNSUPPORTED = frozenset({"trace"})
+
+
+def clickhouse_target(db: object) -> Target | None:
+    """``db`` as a ClickHouse `Target` (a `Target`, or a ``clickhouse://``/``chdb://`` URL),
+    else None (a DuckDB path or connection). A malformed URL is a `RollupError`."""
+    if isinstance(db, Target):
+        return db
+    if not is_clickhouse_url(db):
+        return None
+    try:
+        return parse_target(str(db))
+    except ValueError as e:
+        raise RollupError(str(e)) from None
+
+
+def spans_relation(client: Any, target: Target) -> str:
+    """The typed table when ``clickhouse init`` made it, else the SELECT over the Collector's."""
+    found = client.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": target.database, "name": TYPED_TABLE},
+    ).result_rows[0][0]
+    return TYPED_TABLE if found else spans_sql(target.table)
+
+
+def translated(q: Query, spans: str, where_keys: int = 0) -> str:
+    """``q`` in ClickHouse dialect over the relation ``spans`` (for tests and EXPLAIN), its
+    calls filtered by ``where_keys`` ``--where`` keys (bound: `where_values`)."""
+    from .dialect import translate
+
+    return translate(q, calls_sql(where_keys), spans)
+
+
+def where_values(where: Sequence[tuple[str, list[str]]]) -> dict[str, Any]:
+    """The bound parameters of ``--where`` (from `dimensions.where_pairs`): each key and its
+    values by position, never SQL text."""
+    out: dict[str, Any] = {}
+    for pos, (key, matches) in enumerate(where, start=1):
+        key_param, values_param = where_param(pos)
+        out[key_param], out[values_param] = key, list(matches)
+    return out
+
+
+_WINDOWED = re.compile(r"\b(?:costattr_calls|costattr_runs|costattr_runs_unpriced)\(")
+
+
+def pricing_window(q: Query, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The bounds (since, until, service) of the calls ``q`` reads, for pricing the unstamped
+    ones: a bound the rollup passes as given to every call of the contract, else none (compare
+    and forecast read before ``since``: all unstamped calls before ``until`` are priced)."""
+    from .dialect import _closing, _split_args
+
+    sql = re.sub(r"--[^\n]*", "", q.sql)
+    calls = [_split_args(sql[m.end() : _closing(sql, m.end() - 1)]) for m in _WINDOWED.finditer(sql)]
+    return {
+        name: values.get(name) if calls and all(c[i:i + 1] == [f"${name}"] for c in calls) else None
+        for i, name in ((0, "since"), (1, "until"), (2, "service"))
+    }  # fmt: skip
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return v
+
+
+def rollup_clickhouse(
+    q: Query,
+    target: Target,
+    values: Mapping[str, Any],
+    *,
+    reprice: Any = None,
+    pricing: Any = None,
+    where: Sequence[tuple[str, list[str]]] = (),
+) -> Any:
+    """Rows of rollup ``q`` with bound ``values`` from ``target`` (a `Rows` list of dicts).
+    ``pricing``: the table that prices calls stored without a cost (default: the bundled one,
+    as the DuckDB exporter's default). ``where``: `dimensions.where_pairs`, as for DuckDB."""
+    from ..rollups.queries import Rows
+
+    if reprice is not None:
+        raise RollupError("--reprice reads the stored attributes: DuckDB stores only, not ClickHouse")
+    if q.name in UNSUPPORTED:
+        raise RollupError(
+            f"{q.cli_name} is not available on ClickHouse yet (DuckDB stores only)"
+            + ("; report --waterfalls 0 leaves the waterfalls out" if q.name == "trace" else "")
+        )
+    try:
+        client = connect(target)
+        spans = spans_relation(client, target)
+        sql = translated(q, spans, len(where))
+        priced = priced_params(client, target.table, spans, pricing_window(q, values), pricing)
+        bound = {**values, **priced, **where_values(where)}
+        result = client.query(sql, parameters=bound, settings=SETTINGS)
+    except ClickHouseError as e:
+        raise RollupError(str(e)) from e
+    except Exception as e:  # the server's error, in one line
+        text = str(e).strip().splitlines()
+        raise RollupError(f"{target.display()}: {text[0] if text else e!r}") from e
+    names = list(result.column_names)
+    # Columns that only carry the repricing (not done here) are left out, as DuckDB does.
+    keep = [n for n in names if not n.endswith("_repriced")]
+    out = Rows(
+        {n: _value(v) for n, v in zip(names, row, strict=True) if n in keep} for row in result.result_rows
+    )
+    out.columns = tuple(keep)
+    return out

@@ -1,0 +1,224 @@
+"""The ClickHouse backend against the DuckDB store, on one workload of real SDK spans.
+
+The DuckDB side is our exporter's file; the ClickHouse side is chDB (the embedded engine,
+through clickhouse-connect's chdb backend) holding the Collector exporter's own otel_traces
+DDL, rows laid out as that exporter writes them. Every rollup must agree row for row: money
+exactly, floats to 12 significant digits (a sum's order differs between engines).
+
+chDB runs one engine per process: the tests share one data directory and isolate themselves
+by database (``?database=``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import clickhouse_workload
+import pytest
+
+from otel_costattr.cli import main
+from otel_costattr.clickhouse import parse_target
+from otel_costattr.clickhouse.client import connect
+from otel_costattr.clickhouse.collector import create_table_sql, insert_records
+from otel_costattr.clickhouse.typed import initialise
+from otel_costattr.pricing.table import default_pricing
+from otel_costattr.rollups.catalog import rollups
+from otel_costattr.rollups.errors import RollupError, RollupParamError
+from otel_costattr.rollups.queries import rollup
+from otel_costattr.sdk.seam_records import records_from_sdk
+from otel_costattr.store.exporter import DuckDBSpanExporter
+
+pytestmark = pytest.mark.chdb
+
+ROLLUPS = [name for name in rollups() if name != "trace"]
+# The rollups' NOW (compare's and forecast's defaults): one instant for both engines, within
+# the workload's days (2026-06-01 to 06-04).
+NOW = dt.datetime(2026, 6, 3, 12)
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="module")
+def stores(chdb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(the DuckDB file, the chDB URL) holding the same workload."""
+    spans = clickhouse_workload.spans(default_pricing())
+    duck = str(tmp_path_factory.mktemp("duck") / "spans.duckdb")
+    exporter = DuckDBSpanExporter(duck)
+    exporter.export(spans)
+    exporter.shutdown()
+    url = f"chdb://{chdb_dir}?database=workload"
+    client = connect(parse_target(url))
+    client.command(create_table_sql())
+    insert_records(client, records_from_sdk(spans))
+    return duck, url
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12)
+    return type(a) is type(b) and a == b if a is not None else b is None
+
+
+def assert_agree(expected: list[dict[str, Any]], got: list[dict[str, Any]]) -> None:
+    assert list(getattr(got, "columns", ())) == list(getattr(expected, "columns", ()))
+    assert len(got) == len(expected)
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
+        bad = {k: (want[k], have[k]) for k in want if not _same(want[k], have[k])}
+        assert not bad, f"row {i}: {bad}"
+
+
+@pytest.mark.parametrize("name", ROLLUPS)
+def test_every_rollup_agrees_with_duckdb(stores: tuple[str, str], name: str) -> None:
+    duck, url = stores
+    expected = rollup(name, duck, now=NOW)
+    assert expected, f"{name}: the workload must give rows"
+    assert_agree(expected, rollup(name, url, now=NOW))
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("per_feature", {"feature": "refund"}),
+        ("per_model", {"agent": "billing"}),
+        ("per_agent", {"service": "sidecar"}),
+        ("daily", {"since": "2026-06-02", "until": "2026-06-04"}),
+        ("top_runs", {"limit": 3}),
+        ("per_run", {"limit": 0, "agent": "triage"}),
+        ("loops", {"factor": 1.5, "min_calls": 3}),
+        ("step_jumps", {"min_ratio": 1.5, "min_tokens": 1000}),
+        # compare and forecast read calls before since: those are priced too
+        ("compare", {"since": "2026-06-03", "until": "2026-06-05"}),
+        ("compare", {"since": "2026-06-02", "until": "2026-06-04", "group_by": "user.id"}),
+        ("forecast", {"until": "2026-06-04", "group_by": "agent"}),
+        ("per_group", {"group_by": "model"}),
+        ("per_group", {"group_by": "user.id", "service": "app"}),
+        # a prompt is content: neither store keeps it, so its only value is NULL
+        ("per_group", {"group_by": "gen_ai.input.messages"}),
+        ("per_run", {"where": {"user.id": "u1"}}),
+        ("top_runs", {"where": ["user.id=u1", "user.id=u2", "model=gpt-4o"], "limit": 0}),
+        ("per_feature", {"where": {"agent": "triage", "service": "sidecar"}}),
+        ("per_group", {"where": {"provider": "anthropic"}, "group_by": "user.id"}),
+        ("approximations", {"where": {"user.id": "u0"}}),
+    ],
+)
+def test_filters_agree(stores: tuple[str, str], name: str, params: dict[str, Any]) -> None:
+    duck, url = stores
+    expected = rollup(name, duck, now=NOW, **params)
+    assert expected
+    assert_agree(expected, rollup(name, url, now=NOW, **params))
+
+
+def test_where_values_are_bound_never_sql(stores: tuple[str, str]) -> None:
+    duck, url = stores
+    hostile = {"user.id": "u1' OR 1=1 --", "model": "x}{y:String}"}
+    assert rollup("per_run", url, where=hostile) == rollup("per_run", duck, where=hostile) == []
+    everyone = rollup("per_feature", url)
+    none_matched = rollup("per_feature", url, where={"no.such.key": "u1"})
+    assert everyone and not none_matched
+
+
+def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
+    """The agreement above means something: the hard cases are in the data."""
+    _, url = stores
+    agents = {r["agent"] for r in rollup("per_agent", url)}
+    assert {"triage", "researcher", "billing"} <= agents  # the handoff's nested agent
+    statuses = {r["cost_status"] for r in rollup("unpriced", url)}
+    assert {"unknown_model", "invalid_usage"} <= statuses
+    sidecar = rollup("per_agent", url, service="sidecar")
+    # calls of a service without the processor: priced here, attributed by walking up
+    assert sum(r["calls"] for r in sidecar) == 11
+    assert all(r["usd"] > 0 for r in sidecar)
+    assert {r["agent"] for r in sidecar} == {"triage", None}  # None: the orphan call
+
+
+# The calls, the runs, a read of the spans relation itself (the tool spans), the attributes.
+TYPED_CHECKED = ("per_feature", "per_run", "step_jumps", "unpriced", "per_group", "reconcile")
+
+
+def test_typed_table_gives_the_same_answers(stores: tuple[str, str], chdb_dir: Path) -> None:
+    _, url = stores
+    expected = {name: rollup(name, url) for name in TYPED_CHECKED}
+    typed = f"chdb://{chdb_dir}?database=typed"
+    client = connect(parse_target(typed))
+    client.command(create_table_sql())
+    client.command("INSERT INTO typed.otel_traces SELECT * FROM workload.otel_traces")
+    target = parse_target(typed)
+    total = client.query("SELECT count() FROM otel_traces").result_rows[0][0]
+    assert initialise(client, target) == total
+    for name in TYPED_CHECKED:
+        assert_agree(expected[name], rollup(name, typed))
+    # The typed table keeps a call's attributes without its content (spans/content.py).
+    keys = client.query("SELECT groupUniqArrayArray(mapKeys(attributes)) FROM costattr_spans")
+    assert "user.id" in keys.result_rows[0][0]
+    assert "gen_ai.input.messages" not in keys.result_rows[0][0]
+    # New inserts arrive through the materialized view.
+    client.command("INSERT INTO typed.otel_traces SELECT * FROM workload.otel_traces LIMIT 5")
+    assert client.query("SELECT count() FROM costattr_spans").result_rows[0][0] == total + 5
+    with pytest.raises(ValueError, match="exists already"):
+        initialise(client, target)
+
+
+def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, capsys: Any) -> None:
+    duck, url = stores
+    assert main(["rollup", "per-feature", "--db", url, "--format", "json"]) == 0
+    out_ch = capsys.readouterr().out
+    assert main(["rollup", "per-feature", "--db", duck, "--format", "json"]) == 0
+    assert capsys.readouterr().out == out_ch
+    fresh = f"chdb://{chdb_dir}?database=cli"
+    client = connect(parse_target(fresh))
+    client.command(create_table_sql())
+    assert main(["clickhouse", "init", "--db", fresh]) == 0
+    assert capsys.readouterr().out == "costattr_spans: 0 rows; costattr_spans_mv fills it from otel_traces\n"
+    assert main(["clickhouse", "init", "--db", fresh]) == 1
+    assert "costattr_spans exists already" in capsys.readouterr().err
+    assert main(["clickhouse", "init", "--db", f"chdb://{chdb_dir}?database=cli&table=nope"]) == 1
+    assert "no table nope" in capsys.readouterr().err
+
+
+def test_report_on_clickhouse_is_the_duckdb_page(
+    stores: tuple[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    """The report's sections come from the rollups: the same page from either store. Its
+    waterfalls read the trace rollup, DuckDB only so far: refused in one line naming the way out."""
+    duck, url = stores
+    pages = {}
+    for name, db in (("duck", duck), ("clickhouse", url)):
+        out = tmp_path / f"{name}.html"
+        assert main(["report", "--db", db, "--out", str(out), "--waterfalls", "0"]) == 0
+        pages[name] = re.sub(rb"generated [^<]* UTC", b"", out.read_bytes())  # the minute it ran
+    assert pages["clickhouse"] == pages["duck"]
+    assert b"refund" in pages["duck"]
+    capsys.readouterr()
+    assert main(["report", "--db", url, "--out", str(tmp_path / "w.html")]) == 1
+    assert "report --waterfalls 0 leaves the waterfalls out" in capsys.readouterr().err
+
+
+def test_what_clickhouse_does_not_do_is_refused(stores: tuple[str, str]) -> None:
+    _, url = stores
+    with pytest.raises(RollupError, match="trace is not available on ClickHouse"):
+        rollup("trace", url, trace_id="0" * 32)
+    with pytest.raises(RollupError, match="DuckDB stores only"):
+        rollup("per_feature", url, reprice=default_pricing())
+
+
+def test_money_stays_exact(stores: tuple[str, str]) -> None:
+    _, url = stores
+    rows = rollup("per_feature", url)
+    assert all(isinstance(r["usd"], Decimal) for r in rows if r["usd"] is not None)
+
+
+def test_generic_group_by_is_refused_there_in_one_line(stores: tuple[str, str]) -> None:
+    """The rollups' generic --group-by is DuckDB's for now: on ClickHouse it is a clear
+    refusal, never an answer without the grouping; per-group still groups there."""
+    duck, url = stores
+    with pytest.raises(RollupParamError, match="--group-by is not available on ClickHouse"):
+        rollup("per_feature", url, group_by="model")
+    assert_agree(rollup("per_group", duck, group_by="model"), rollup("per_group", url, group_by="model"))

@@ -1,0 +1,55 @@
+"""``--db`` URLs for ClickHouse: what is accepted, and the one line a bad one gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_costattr.clickhouse import Target, parse_target, rollup_source
+from otel_costattr.rollups.errors import RollupError
+from otel_costattr.rollups.queries import rollup
+
+
+def test_server_url() -> None:
+    t = parse_target("clickhouse://alice:s%40cret@ch.internal:9000/otel?table=traces")
+    assert t == Target(
+        "server", "otel", "traces", host="ch.internal", port=9000, user="alice", password="s@cret"
+    )
+    assert t.display() == "clickhouse://alice@ch.internal:9000/otel"
+
+
+def test_server_defaults() -> None:
+    assert parse_target("clickhouse://localhost") == Target("server", "default", host="localhost", port=8123)
+    t = parse_target("clickhouses://h/db")
+    assert (t.port, t.secure, t.table) == (8443, True, "otel_traces")
+
+
+def test_chdb_urls() -> None:
+    assert parse_target("chdb:///var/lib/spans") == Target("chdb", "default", path="/var/lib/spans")
+    assert parse_target("chdb://memory?database=x") == Target("chdb", "x", path=None)
+
+
+def test_duckdb_paths_are_not_targets() -> None:
+    for db in ("spans.duckdb", "/tmp/clickhouse/spans.duckdb", "clickhouse.duckdb", ""):
+        assert rollup_source(db) is None
+
+
+@pytest.mark.parametrize(
+    ("db", "message"),
+    [
+        ("clickhouse://u:hunter2@/db", "--db clickhouse://u:***@/db: no host"),
+        ("clickhouse://h/db?tabel=x", "unknown option 'tabel'"),
+        ("clickhouse://h/db?table=x;drop", "table 'x;drop' is not a plain identifier"),
+        ("clickhouse://h/my-db", "database 'my-db' is not a plain identifier"),
+        ("clickhouse://h:99999/db", "Port out of range"),
+        ("chdb://u:p@/x", "not a user, password or port"),
+        ("chdb://relative/path", "three slashes"),
+        ("clickhouse://h/db?database=x", "as the path"),
+    ],
+)
+def test_bad_urls_fail_in_one_line(db: str, message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_target(db)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert "hunter2" not in str(e.value)
+    with pytest.raises(RollupError):
+        rollup("per_feature", db)
