@@ -3,7 +3,7 @@
     python benchmarks/bench_receiver.py [--spans 70000] [--batch 1000] [--repeat 3]
 
 - in-process: `DuckDBSpanExporter.export()` of every batch, then ``force_flush()``
-  (`bench_exporter.run_exporter`, the same spans and price table).
+  (`bench_exporter.measure`, the same spans and price table).
 - http-protobuf: the OpenTelemetry Python OTLP/HTTP span exporter in this process sending
   every batch to ``otel-costattr serve`` in another process; the clock stops when the server
   says every span is stored and its spool is empty (``/healthz``).
@@ -35,7 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_exporter import ROOT, batches, make_spans, run_exporter
+from bench_exporter import ROOT, batches, make_spans, measure
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         results: dict[str, list] = {k: [] for k in ("in-process", *KINDS)}
         for _ in range(args.repeat):  # interleaved, so a change in load hits every path alike
-            results["in-process"].append((*run_exporter(folder, spans, args.batch, table), None, None))
+            exported = measure("duckdb", len(spans), args.batch, folder, table, 0)
+            results["in-process"].append((exported["spans_s"], exported["cpu_us"], None, None))
             for kind in KINDS:
                 results[kind].append(run_receiver(kind, folder, work, bodies, args.pricing))
         base = statistics.median(r[0] for r in results["in-process"])
