@@ -83,6 +83,8 @@ def test_duration_is_headed_duration_in_tables_and_stays_ms_in_json_and_csv(db):
 def test_money_is_one_rule_per_amount():
     assert [money(Decimal(v)) for v in ("0.0148", "0.134170", "0.00000015", "1.081665", "1234.5")] == [
         "$0.014800", "$0.134170", "$0.000000", "$1.08", "$1,234.50"]  # fmt: skip
+    # A saving (whatif's change) reads as money with a sign in front, not "$-0.045030".
+    assert [money(Decimal(v)) for v in ("-0.04503", "-1234.5")] == ["-$0.045030", "-$1,234.50"]
 
 
 def _usd_by_model(lines: list[str], model_col: str) -> dict[str, str]:

@@ -233,7 +233,8 @@ def money(value: Decimal | None) -> str:
     """Dollars for one amount: six places under a dollar, else cents."""
     if value is None:
         return "-"
-    return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
+    sign, amount = ("-", -value) if value < 0 else ("", value)  # -$0.05, not $-0.05
+    return f"{sign}${amount:,.6f}" if amount < 1 else f"{sign}${amount:,.2f}"
 
 
 def rate(value: Decimal | None) -> str:
