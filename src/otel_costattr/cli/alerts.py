@@ -19,7 +19,7 @@ from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once
 from ..store.database import connect
-from .options import DB_HELP, db_path
+from .options import db_path, writing_db_option
 from .output import Record, Table, json_object, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
@@ -29,14 +29,8 @@ MAX_WAIT = 300.0  # seconds `alerts check` waits for deliveries (a receiver that
 _COLUMNS = ("rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state", "reason")
 
 
-def _db_option(fn: Any) -> Any:
-    # Not options.db_option: the alerts record their states in the store, so they open it to write.
-    return click.option(
-        "--db",
-        metavar="PATH",
-        help=DB_HELP + "; alert states and deliveries are recorded in it (opened read-write, "
-        "retrying while an exporter writes)",
-    )(fn)
+# Not options.db_option: the alerts record their states in the store, so they open it to write.
+_db_option = writing_db_option("alert states and deliveries are recorded in it")
 
 
 def _rules_option(fn: Any) -> Any:

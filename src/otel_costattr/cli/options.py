@@ -41,8 +41,17 @@ DB_HELP = (
 )
 
 
+def writing_db_option(what: str) -> Callable[[F], F]:
+    """``--db PATH`` for a command that writes ``what`` into the store (no ClickHouse there)."""
+    return click.option(
+        "--db",
+        metavar="PATH",
+        help=f"{DB_HELP}; {what} (opened read-write, retrying while an exporter writes)",
+    )
+
+
 def db_option(fn: F) -> F:
-    """``--db PATH``, defaulting to the exporter's variable."""
+    """``--db PATH``, defaulting to the exporter's variable: read-only, or a ClickHouse store."""
     return click.option(
         "--db",
         metavar="PATH",

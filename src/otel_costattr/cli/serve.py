@@ -11,12 +11,12 @@ import click
 from .. import settings
 from ..alerts.rules import load_rules, parse_duration
 from ..alerts.watch import AlertWatcher
-from .options import db_option, db_path, price_table, pricing_option
+from .options import db_path, price_table, pricing_option, writing_db_option
 from .output import CLIError
 
 
 @click.command()
-@db_option
+@writing_db_option("the spans it receives are stored in it")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (others need --token)")
 @click.option(
     "--port", default=4318, show_default=True, type=click.IntRange(0, 65535), help="OTLP/HTTP and API port"
