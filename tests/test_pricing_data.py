@@ -22,6 +22,10 @@ PINNED_DIGESTS = {
     # + pricing/_regions.toml (Bedrock GovCloud, Vertex regional endpoints), audio and image
     # rates from genai-prices 0.2.3 (Gemini, Phi-4 multimodal): issue 17
     "2026.12.02.1": "sha256:b1f51a792df26a88d8f96557b381336aa5e9e600be7910567b47844bea8da42a",
+    # + coverage of LiteLLM's chat keys (79.7%): audio, TTS and omni models from genai-prices,
+    # id spellings, Bedrock and OpenAI fine-tune rates from LiteLLM 1.110.2, Bedrock regional
+    # rules; Vertex AI's Grok through xAI: issue 17, round 3
+    "2026.12.02.2": "sha256:d014d7b1eafaf493690f327bacf6cf412812d5974a5a342e551fc4b863cdf767",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -117,7 +121,7 @@ RESOLVE_CASES = [
     ("my-finetune", None, None),
     ("", None, None),
 
-    ("gemini-2.5-pro-tts", None, None),  # a TTS model, not Gemini 2.5 Pro
+    ("gemini-2.5-pro-tts", None, ("google", "gemini-2.5-pro-tts")),  # its own TTS rates, not 2.5 Pro
     ("meta.llama3-1-405b-instruct-v1:0", "aws.bedrock", None),  # never another host's rate
 ]  # fmt: skip
 

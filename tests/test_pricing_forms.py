@@ -65,7 +65,9 @@ CASES = {
     ],
     "openai-fine-tune": [
         ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, ("openai", "ft:gpt-4o-mini")),  # not the base's
-        ("ft:gpt-4.1-mini-2025-04-14:acme::abc123", None, None),  # no fine-tune price: never the base's
+        # its own fine-tune rates (LiteLLM), not the base's
+        ("ft:gpt-4.1-mini-2025-04-14:acme::abc123", None, ("openai", "ft:gpt-4.1-mini")),
+        ("ft:gpt-5-mini-2025-08-07:acme::abc123", None, None),  # no fine-tune price: never the base's
         ("ft:gpt-4-0613:acme::abc123", None, ("openai", "gpt-4")),  # OpenAI's own ft: rule
     ],
     "together": [

@@ -6,6 +6,8 @@ For every chat key of LiteLLM's file whose provider is one of `foreign.MAJOR`, w
 table resolves it as a span naming that provider would be resolved, and whether genai-prices
 (a development tool: pip install -e '.[dev]') finds a model for it with that provider. Prints
 one line per provider and the total; the README's coverage figures come from this command.
+``same`` counts the keys that resolve with every LiteLLM rate equal to ours (the rest differ:
+a regional key priced at the list rate, a figure the two sources disagree on).
 LiteLLM's file: the ``litellm/model_prices_and_context_window_backup.json`` inside its wheel
 (``pip download --no-deps litellm``), never a dependency of ours.
 """
@@ -35,20 +37,22 @@ def main(argv: list[str]) -> int:
         pid = table.provider_id(diff.foreign.provider)
         if pid not in MAJOR:
             continue
-        row = rows.setdefault(pid, [0, 0, 0])
+        row = rows.setdefault(pid, [0, 0, 0, 0])
         row[0] += 1
         row[1] += diff.status in ("same", "differs")
         row[2] += bool(finds and finds(diff.foreign.model, pid))
+        row[3] += diff.status == "same"
     print(f"pricing {table.version}: LiteLLM chat keys of the major providers that resolve")
-    print(f"{'provider':<12} {'keys':>5} {'ours':>6} {'genai-prices':>13}")
-    total = [0, 0, 0]
-    for pid, (n, ours, theirs) in sorted(rows.items()):
-        total = [total[0] + n, total[1] + ours, total[2] + theirs]
+    print(f"{'provider':<12} {'keys':>5} {'ours':>6} {'genai-prices':>13} {'same':>6}")
+    total = [0, 0, 0, 0]
+    for pid, row in sorted(rows.items()):
+        total = [t + r for t, r in zip(total, row, strict=True)]
+        n, ours, theirs, same = row
         gp = f"{100 * theirs / n:12.0f}%" if finds else f"{'-':>13}"
-        print(f"{pid:<12} {n:>5} {100 * ours / n:5.0f}% {gp}")
-    n, ours, theirs = total
+        print(f"{pid:<12} {n:>5} {100 * ours / n:5.0f}% {gp} {100 * same / n:5.0f}%")
+    n, ours, theirs, same = total
     gp = f"{100 * theirs / n:12.1f}%" if finds else f"{'-':>13}"
-    print(f"{'total':<12} {n:>5} {100 * ours / n:5.1f}% {gp}")
+    print(f"{'total':<12} {n:>5} {100 * ours / n:5.1f}% {gp} {100 * same / n:5.1f}%")
     return 0
 
 
