@@ -74,6 +74,9 @@ def summary(refresh: Refresh) -> dict[str, list[str]]:
             f"{p}/{m} -> {by}" for p, m, by in refresh.deduped
         ],
         "Overrides applied": refresh.overrides,
+        "Service tiers left at genai-prices' dates ([[tier_history]])": [
+            f"{p}/{m}: {why}" for p, m, why in refresh.undated
+        ],
         "Warnings": refresh.warnings,
         "ERRORS": refresh.errors,
     }

@@ -26,6 +26,8 @@ PINNED_DIGESTS = {
     # id spellings, Bedrock and OpenAI fine-tune rates from LiteLLM 1.110.2, Bedrock regional
     # rules; Vertex AI's Grok through xAI: issue 17, round 3
     "2026.12.02.2": "sha256:d014d7b1eafaf493690f327bacf6cf412812d5974a5a342e551fc4b863cdf767",
+    # + batch rates dated from the batch APIs' launches (OpenAI, Anthropic, Gemini API): issue 17
+    "2026.12.02.3": "sha256:09632adc667ee8ccb5f1cd5ef1689824a3f58a23c68c29318bc80bfded62a291",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -219,12 +221,14 @@ def test_price_history(table):
 
 
 def test_batch_rates(table):
-    """Claude Haiku 4.5's batch rates are half the standard ones, from the date genai-prices
-    verified them (2026-10-14); earlier batch calls are priced at the standard rates."""
+    """Claude Haiku 4.5's batch rates are half the standard ones, from the launch of Anthropic's
+    Message Batches API (2024-10-08; genai-prices dates them from its 2026-10-14 check);
+    earlier batch calls are priced at the standard rates (tests/test_pricing_tier_history.py)."""
     entry = table.resolve("claude-haiku-4-5")
     now = entry.price_at(NOW).service_tiers["batch"]
     assert _rates(now.rates) == (D("0.5"), D("2.5"), D("0.05"), D("0.625"), D("1"))
-    assert "batch" not in entry.price_at(dt.date(2026, 6, 1)).service_tiers
+    assert entry.price_at(dt.date(2026, 6, 1)).service_tiers["batch"] == now
+    assert "batch" not in entry.price_at(dt.date(2024, 10, 7)).service_tiers
 
 
 def _per_mtok(table, model_id, when):

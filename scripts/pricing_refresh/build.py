@@ -12,7 +12,7 @@ import tomllib
 from otel_costattr.pricing.table import PriceTable
 
 from . import RefreshError
-from .config import Config, ProviderConfig, apply_overrides
+from .config import Config, ProviderConfig, apply_overrides, apply_tier_history
 from .convert import Model, Unrepresentable, clause_rules, convert_model
 from .diff import changes
 from .render import render_provider, render_table
@@ -33,6 +33,7 @@ class Refresh:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # provider, model, why
     deduped: list[tuple[str, str, str]] = field(default_factory=list)  # provider, model, served by
     overrides: list[str] = field(default_factory=list)
+    undated: list[tuple[str, str, str]] = field(default_factory=list)  # provider, model, why
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -53,6 +54,7 @@ def build(config: Config, version: str, source: dict[str, dict[str, Any]]) -> Re
             except Unrepresentable as e:
                 refresh.skipped.append((cfg.id, mid, str(e)))
     refresh.overrides = apply_overrides(config, refresh.models)
+    refresh.undated = apply_tier_history(config, refresh.models)
     fallbacks = Fallbacks(config.providers, refresh.models, config.normalize)
     refresh.deduped, refresh.errors = fallbacks.drop_duplicates()
     return refresh

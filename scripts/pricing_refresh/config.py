@@ -5,6 +5,7 @@ A mistake in the file stops the refresh with one line naming the file, the entry
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import tomllib
 
-from . import RefreshError
+from . import RefreshError, tier_history
 from .convert import Model
 
 _PROVIDER_KEYS = {"id", "name", "otel_names", "genai_prices", "models", "fallback", "source", "comment"}
@@ -43,6 +44,7 @@ class Config:
     providers: list[ProviderConfig]
     normalize: list[dict[str, str]]
     overrides: list[dict[str, Any]]
+    tier_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _fail(path: Path, where: str, problem: str) -> RefreshError:
@@ -69,14 +71,17 @@ def load_config(path: Path) -> Config:
         raw = tomllib.loads(path.read_text("utf-8"), parse_float=Decimal)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise RefreshError(f"{path.name}: {e}") from e
-    unknown = sorted(set(raw) - {"provider", "normalize", "model"})
+    unknown = sorted(set(raw) - {"provider", "normalize", "model", "tier_history"})
     if unknown:
-        raise _fail(path, unknown[0], "unknown key (allowed: model, normalize, provider)")
+        raise _fail(path, unknown[0], "unknown key (allowed: model, normalize, provider, tier_history)")
     providers = _checked(
         path, "provider", raw.get("provider", []), _PROVIDER_KEYS, {"id", "name", "otel_names"}
     )
     normalize = _checked(path, "normalize", raw.get("normalize", []), _NORMALIZE_KEYS, _NORMALIZE_KEYS)
     overrides = _checked(path, "model", raw.get("model", []), _MODEL_KEYS, {"provider", "id", "reason"})
+    history = _checked(
+        path, "tier_history", raw.get("tier_history", []), tier_history.KEYS, tier_history.KEYS
+    )
     configs = [ProviderConfig(**p) for p in providers]
     ids = [p.id for p in configs]
     for i, p in enumerate(configs):
@@ -85,7 +90,17 @@ def load_config(path: Path) -> Config:
         for fb in p.fallback:
             if fb not in ids:
                 raise _fail(path, f"provider[{i}].fallback", f"{fb!r} is not a listed provider")
-    return Config(path, configs, normalize, overrides)
+    for i, h in enumerate(history):
+        where = f"tier_history[{i}]"
+        if h["provider"] not in ids:
+            raise _fail(path, f"{where}.provider", f"{h['provider']!r} is not a listed provider")
+        if h["tier"] not in tier_history.TIERS:
+            raise _fail(path, f"{where}.tier", f"must be one of {', '.join(tier_history.TIERS)}")
+        if not isinstance(h["since"], dt.date) or isinstance(h["since"], dt.datetime):
+            raise _fail(path, f"{where}.since", "must be a TOML date")
+        if not isinstance(h["discount"], Decimal) or not 0 < h["discount"] < 1:
+            raise _fail(path, f"{where}.discount", "must be a number between 0 and 1 (0.5: half price)")
+    return Config(path, configs, normalize, overrides, history)
 
 
 def apply_overrides(config: Config, models: dict[str, dict[str, Model]]) -> list[str]:
@@ -117,3 +132,16 @@ def apply_overrides(config: Config, models: dict[str, dict[str, Model]]) -> list
         model.notes.append(f"override (scripts/pricing_overrides.toml): {reason}")
         applied.append(f"{pid}/{mid}: {reason}")
     return applied
+
+
+def apply_tier_history(config: Config, models: dict[str, dict[str, Model]]) -> list[tuple[str, str, str]]:
+    """Backdate each ``[[tier_history]]`` tier on every model of its provider that has one;
+    returns (provider, model, why not) for each model left with genai-prices' dates."""
+    kept = []
+    for h in config.tier_history:
+        why = f"{' '.join(str(h['reason']).split())} Source: {h['source']}"
+        for mid, model in sorted(models[h["provider"]].items()):
+            problem = tier_history.backdate(model, h["tier"], h["since"], h["discount"], why)
+            if problem:
+                kept.append((h["provider"], mid, f"{h['tier']} not backdated: {problem}"))
+    return kept

@@ -59,6 +59,7 @@ class Model:
     deprecated: bool = False
     notes: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # parts left out: the format cannot say them
+    backdated: dict[dt.date, str] = field(default_factory=dict)  # since -> tier (tier_history.py)
 
     def drop(self, what: str) -> None:
         """Record a part of the source model that the file leaves out."""

@@ -131,7 +131,10 @@ def render_model(model: Model) -> list[str]:
     standard = [{k: v for k, v in p.items() if k in rates(p) or k == "tiers"} for p in model.price]
     for i, period in enumerate(model.price):
         out.append("")
-        if i and standard[i - 1] == standard[i]:
+        if i and period.get("since") in model.backdated:
+            tier = model.backdated[period["since"]]
+            out += comment(f"Standard rates unchanged; adds {tier} from its launch (see the note above).")
+        elif i and standard[i - 1] == standard[i]:
             out += _tier_note(model.price[i - 1], period)
         out += render_period(period)
     return out
