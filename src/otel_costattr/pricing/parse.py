@@ -80,10 +80,12 @@ def compile_rule(pattern: Any, *, search: bool) -> re.Pattern[str]:
     return compiled
 
 
-def parse_provider_file(path: str | Path, data: bytes | None = None) -> ProviderFile:
-    """Read and validate one provider pricing file; raise `PricingError` on any problem."""
-    raw = read_toml(path, data)
-    return _Parser(str(path)).provider(raw)
+def parse_provider_file(
+    path: str | Path, data: bytes | None = None, raw: dict[str, Any] | None = None
+) -> ProviderFile:
+    """Read and validate one provider pricing file (or its already parsed table ``raw``);
+    raise `PricingError` on any problem."""
+    return _Parser(str(path)).provider(read_toml(path, data) if raw is None else raw)
 
 
 class _Parser:

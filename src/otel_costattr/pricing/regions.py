@@ -78,8 +78,16 @@ def parse_regions(path: str, data: bytes) -> tuple[RegionRule, ...]:
     unknown = sorted(set(raw) - {"region"})
     if unknown:
         raise PricingError(f"{path}: {unknown[0]}: unknown key (allowed: region)")
+    return region_rules(path, raw.get("region", []))
+
+
+def region_rules(path: str, items: Any) -> tuple[RegionRule, ...]:
+    """The ``[[region]]`` array of a file (the bundled `_regions.toml`, or a user price file
+    that adds rules), checked as `parse_regions` checks a whole file."""
+    if not isinstance(items, list):
+        raise PricingError(f"{path}: region: must be an array of tables ([[region]])")
     rules = []
-    for i, item in enumerate(raw.get("region", [])):
+    for i, item in enumerate(items):
         where = f"{path}: region[{i}]"
         if not isinstance(item, dict):
             raise PricingError(f"{where}: must be a table")
@@ -114,6 +122,16 @@ def parse_regions(path: str, data: bytes) -> tuple[RegionRule, ...]:
             )
         )
     return tuple(rules)
+
+
+def user_file_parts(path: str, data: bytes) -> tuple[dict[str, Any] | None, tuple[RegionRule, ...]]:
+    """A user price file's provider part (None when it has only ``[[region]]`` rules) and its
+    regional rules, in `pricing/_regions.toml`'s format: a user file may hold either or both."""
+    raw = read_toml(path, data)
+    if "region" not in raw:
+        return raw, ()
+    rules = region_rules(path, raw.pop("region"))
+    return (raw or None), rules
 
 
 def _text(value: object) -> str | None:

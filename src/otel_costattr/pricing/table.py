@@ -29,7 +29,7 @@ from .model import (
     TimeWindow,
 )
 from .parse import compile_rule, parse_provider_file, read_toml
-from .regions import REGIONS_FILE, RegionIndex, RegionRule, parse_regions
+from .regions import REGIONS_FILE, RegionIndex, RegionRule, parse_regions, user_file_parts
 from .resolve import ProviderIndex, candidate_ids, snapshot_of
 
 ENV_PRICING_FILES = settings.PRICING_FILES
@@ -342,18 +342,24 @@ def load_pricing(
         user_paths += env_pricing_files()
     user_parts = []
     user_files = []
+    user_regions: list[RegionRule] = []
     for path in user_paths:
         try:
             data = Path(path).read_bytes()
         except OSError as e:
             raise PricingError(f"{path}: cannot read: {e.strerror or e}") from e
         user_parts.append((path, data))
-        user_files.append(parse_provider_file(path, data))
+        raw, rules = user_file_parts(path, data)  # a provider file, [[region]] rules, or both
+        user_regions += rules
+        if raw is not None:
+            user_files.append(parse_provider_file(path, raw=raw))
+    # A user's regional rule is tried before the bundled ones: the first that applies wins.
+    regions = (*user_regions, *regions)
     if not parsed and not user_files:
         raise PricingError("no pricing files: bundled=False needs at least one file")
 
     digest = _digest(digest_parts + user_parts)
-    if user_files:
+    if user_parts:  # any user file, provider or regional rules, makes it a local table
         version = f"{version}+local.{digest[len('sha256:') :][:8]}" if bundled else f"local.{digest[7:15]}"
     names = [p for p, _ in digest_parts] + user_paths
     return _build(version, digest, parsed, user_files, normalize, names, regions)

@@ -1,0 +1,130 @@
+"""Regional rules in a user's own price file (issue 17): the format of `pricing/_regions.toml`.
+
+A user file may hold ``[[region]]`` rules alone, or beside its own provider and models; its
+rules are tried before the bundled ones; a mistake fails at load in one line naming the file,
+the rule and the field. Real TracerProvider through the processor, files on disk (also through
+``OTEL_COSTATTR_PRICING_FILES``). Expected rates are worked out by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from decimal import Decimal as D
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_costattr import CostSpanProcessor, load_pricing
+from otel_costattr.pricing.model import PricingError
+from otel_costattr.semconv import COST, PRICED_MODEL, REGION
+
+START = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+SONNET_BEDROCK = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+# Azure OpenAI's data-zone deployments: +10% (LiteLLM's azure/eu/... keys); the user names the
+# regions their deployments serve from.
+AZURE_EU = """
+[[region]]
+host = "azure"
+regions = ["swedencentral", "westeurope"]
+multiplier = 1.1
+source = "https://azure.microsoft.com/pricing/details/cognitive-services/openai-service/"
+models = ["gpt-4o"]
+"""
+
+
+def _file(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_regions_only_user_file_prices_the_region(tmp_path):
+    table = load_pricing([_file(tmp_path, "zones.toml", AZURE_EU)], use_env=False)
+    eu = table.quote("gpt-4o", "azure.ai.openai", None, START, "swedencentral")
+    assert (eu.rates.input, eu.rates.output, eu.rates.cache_read) == (D("2.75"), D(11), D("1.375"))
+    assert eu.region == "swedencentral" and eu.entry.id == "gpt-4o"
+    elsewhere = table.quote("gpt-4o", "azure.ai.openai", None, START, "eastus")
+    assert (elsewhere.rates.input, elsewhere.region) == (D("2.5"), None)
+    # Another host in that region (OpenAI's own API) is not an Azure deployment.
+    assert table.quote("gpt-4o", "openai", None, START, "swedencentral").region is None
+    assert "+local." in table.version  # the user's file is part of the table's identity
+
+
+def test_a_user_rule_wins_over_the_bundled_one(tmp_path):
+    # The bundled GovCloud rule bills Sonnet 4.5 at 1.2x Anthropic's price ($3.6 in); a
+    # negotiated GovCloud rate of 1.25x replaces it for this user.
+    text = """
+[[region]]
+host = "aws"
+regions = ["us-gov-*"]
+multiplier = 1.25
+models = { "regional.anthropic.claude-sonnet-4-5-20250929-v1:0" = "anthropic/claude-sonnet-4-5" }
+"""
+    table = load_pricing([_file(tmp_path, "gov.toml", text)], use_env=False)
+    quote = table.quote(SONNET_BEDROCK, "aws.bedrock", None, START, "us-gov-west-1")
+    assert (quote.rates.input, quote.rates.output) == (D("3.75"), D("18.75"))
+    bundled = load_pricing(use_env=False).quote(SONNET_BEDROCK, "aws.bedrock", None, START, "us-gov-west-1")
+    assert bundled.rates.input == D("3.6")
+
+
+def test_rules_beside_the_users_own_models_through_the_environment(tmp_path, monkeypatch):
+    text = """
+provider = "acme"
+otel_names = ["acme"]
+
+[[model]]
+id = "acme-1"
+match = [{ equals = "acme-1" }]
+[[model.price]]
+input = 1
+output = 2
+
+[[region]]
+host = "acme"
+regions = ["eu-*"]
+multiplier = 1.5
+models = ["acme-1"]
+"""
+    monkeypatch.setenv("OTEL_COSTATTR_PRICING_FILES", os.pathsep.join([_file(tmp_path, "acme.toml", text)]))
+    processor = CostSpanProcessor(load_pricing())
+    provider = TracerProvider(resource=Resource.create({}))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "acme",
+             "gen_ai.request.model": "acme-1",
+             "gen_ai.usage.input_tokens": 1_000_000, "gen_ai.usage.output_tokens": 1_000_000}  # fmt: skip
+    for region in ("eu-west-1", "us-east-1"):
+        span = provider.get_tracer("t").start_span("chat", attributes={**attrs, "cloud.region": region},
+                                                   start_time=START)  # fmt: skip
+        span.end()
+    eu, us = (s.attributes for s in memory.get_finished_spans())
+    assert (eu[COST], eu[REGION], eu[PRICED_MODEL]) == (pytest.approx(4.5, rel=1e-12), "eu-west-1", "acme-1")
+    assert (us[COST], us.get(REGION)) == (pytest.approx(3.0, rel=1e-12), None)
+
+
+RULE = "[[region]]\nhost='aws'\nregions=['x']\n"
+BAD = [
+    (RULE + "models=['m']\n", "region[0]: multiplier: required"),
+    (RULE + "models=['m']\nmultiplier=0\n", "region[0]: multiplier:"),
+    (RULE + "models=['m']\nmultiplier=1\nrate=2\n", "region[0]: rate: unknown key"),
+    ("region = 3\n", "region: must be an array of tables"),
+    (RULE + "models=['gpt-99']\nmultiplier=1.1\n", "region[0]: models: no model 'gpt-99' in 'aws'"),
+    (RULE.replace("aws", "nope") + "models=['m']\nmultiplier=1\n", "region[0]: host: unknown provider"),
+    # a provider file beside its rules is checked as before
+    ("provider = 'acme'\nbogus = 1\n" + RULE + "models=['m']\nmultiplier=1\n", "bogus: unknown key"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_a_bad_user_rule_fails_at_load_in_one_line(tmp_path, text, message):
+    path = _file(tmp_path, "mine.toml", text)
+    with pytest.raises(PricingError) as e:
+        load_pricing([path], use_env=False)
+    assert str(e.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(e.value)
