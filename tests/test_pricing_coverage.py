@@ -108,3 +108,18 @@ def test_rates(table, model, provider, region, rates):
     quote = table.quote(model, provider, None, START, region)
     assert quote is not None
     assert {k: getattr(quote.rates, k) for k in rates} == {k: D(v) for k, v in rates.items()}
+
+
+@pytest.mark.parametrize(
+    ("model", "tier"),
+    [
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", ("6.6", "24.75", "0.66")),  # in-region, +10%
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", ("6", "22.5", "0.6")),
+    ],
+)
+def test_bedrock_sonnet_45_long_context_tier(table, model, tier):
+    """LiteLLM 1.110.2's >200k rates for Sonnet 4.5 on Bedrock (genai-prices has none)."""
+    quote = table.quote(model, "aws.bedrock", None, START)
+    assert [(t.above, t.rates.input, t.rates.output, t.rates.cache_read) for t in quote.tiers] == [
+        (200000, *map(D, tier))
+    ]

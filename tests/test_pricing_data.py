@@ -28,6 +28,8 @@ PINNED_DIGESTS = {
     "2026.12.02.2": "sha256:d014d7b1eafaf493690f327bacf6cf412812d5974a5a342e551fc4b863cdf767",
     # + batch rates dated from the batch APIs' launches (OpenAI, Anthropic, Gemini API): issue 17
     "2026.12.02.3": "sha256:09632adc667ee8ccb5f1cd5ef1689824a3f58a23c68c29318bc80bfded62a291",
+    # + Claude Sonnet 4.5's >200k tier on Bedrock (LiteLLM 1.110.2): issue 17
+    "2026.12.02.4": "sha256:c70d60625de1bb41887c2e5eb8bbe291056d68c39635af872baf2cb592bd261b",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)

@@ -128,3 +128,39 @@ def test_a_bad_user_rule_fails_at_load_in_one_line(tmp_path, text, message):
         load_pricing([path], use_env=False)
     assert str(e.value).startswith(f"{path}: {message}")
     assert "\n" not in str(e.value)
+
+
+# --- what the store and SQL repricing do with regions (documented in pricing/README.md) -------
+
+GOV_CALL = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "aws.bedrock",
+    "gen_ai.request.model": "us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "gen_ai.usage.input_tokens": 100_000,  # under the >200k tier
+    "gen_ai.usage.output_tokens": 0,
+}
+
+
+def test_the_store_keeps_the_processors_regional_cost_and_prices_the_rest_at_list(tmp_path):
+    from otel_costattr import DuckDBSpanExporter, rollup
+
+    table = load_pricing(use_env=False)
+    spans = []
+    for processor in (CostSpanProcessor(table), None):  # priced in process, then arriving unpriced
+        provider = TracerProvider(resource=Resource.create({}))
+        memory = InMemorySpanExporter()
+        if processor is not None:
+            provider.add_span_processor(processor)
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        span = provider.get_tracer("t").start_span("chat", attributes=GOV_CALL, start_time=START)
+        span.end()
+        spans += memory.get_finished_spans()
+    db = tmp_path / "c.duckdb"
+    store = DuckDBSpanExporter(db, pricing=table)
+    store.export(spans)
+    store.shutdown()
+    # GovCloud is 1.2x Anthropic's $3 list price ($0.36 for 100k tokens), as the processor
+    # stamped it; the exporter's own pricing (a span arriving unpriced) and SQL repricing know
+    # no region: Bedrock's in-region price, $3.30 per million (+10%).
+    stats = rollup("stats", db=db, reprice=table)[0]
+    assert (stats["usd"], stats["usd_repriced"]) == (D("0.36") + D("0.33"), D("0.33") + D("0.33"))
