@@ -16,7 +16,8 @@ Steps (modules in scripts/pricing_refresh/):
 2. convert each model (convert.py): match clauses become our rule kinds, dated prices
    [[model.price]] periods, time-of-day prices `windows`, batch/flex/priority variants service
    tiers; what the format cannot say is skipped or left out and reported, never approximated;
-3. apply the [[model]] overrides of scripts/pricing_overrides.toml;
+3. apply the [[model]] overrides of scripts/pricing_overrides.toml, then date each
+   [[tier_history]] service tier from its launch (tier_history.py);
 4. drop a host's model where its `fallback` providers price every id it matches identically,
    as a real PriceTable loaded from the generated files resolves them (tables.py);
 5. render the files (render.py) and load them with the loader; warn about genai-prices models

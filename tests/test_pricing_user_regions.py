@@ -164,3 +164,14 @@ def test_the_store_keeps_the_processors_regional_cost_and_prices_the_rest_at_lis
     # no region: Bedrock's in-region price, $3.30 per million (+10%).
     stats = rollup("stats", db=db, reprice=table)[0]
     assert (stats["usd"], stats["usd_repriced"]) == (D("0.36") + D("0.33"), D("0.33") + D("0.33"))
+
+
+def test_pricing_check_accepts_region_rules(tmp_path, capsys):
+    from otel_costattr.cli import main
+
+    path = _file(tmp_path, "zones.toml", AZURE_EU)
+    assert main(["pricing", "check", path]) == 0
+    assert capsys.readouterr().out == f"{path}: ok (1 region rules)\n"
+    bad = _file(tmp_path, "bad.toml", RULE + "models=['m']\n")
+    assert main(["pricing", "check", bad]) == 1
+    assert capsys.readouterr().err == f"Error: {bad}: region[0]: multiplier: required\n"

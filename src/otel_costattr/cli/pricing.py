@@ -13,6 +13,7 @@ from ..pricing.foreign import compare, coverage, read_foreign
 from ..pricing.forms import UNPRICED, id_form
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, PricingError
 from ..pricing.parse import parse_provider_file
+from ..pricing.regions import user_file_parts
 from ..pricing.table import PriceTable, load_pricing
 from .options import did_you_mean, price_table, pricing_option
 from .output import CLIError, Record, Table, exact, money, output, rate
@@ -128,13 +129,16 @@ def pricing_check(ctx: click.Context, files: Sequence[str]) -> None:
     errors = 0
     for path in files:
         try:
-            pf = parse_provider_file(path)
+            raw, rules = user_file_parts(path)  # a provider file, [[region]] rules, or both
+            pf = parse_provider_file(path, raw=raw) if raw is not None else None
             load_pricing([path], use_env=False)  # also checks aliases and fallbacks in context
         except PricingError as e:
             click.echo(f"Error: {e}", err=True)
             errors += 1
         else:
-            click.echo(f"{path}: ok ({pf.provider}, {len(pf.models)} models)")
+            what = [f"{pf.provider}, {len(pf.models)} models"] if pf is not None else []
+            what += [f"{len(rules)} region rules"] if rules else []
+            click.echo(f"{path}: ok ({', '.join(what)})")
     ctx.exit(1 if errors else 0)
 
 

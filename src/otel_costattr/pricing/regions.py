@@ -124,7 +124,9 @@ def region_rules(path: str, items: Any) -> tuple[RegionRule, ...]:
     return tuple(rules)
 
 
-def user_file_parts(path: str, data: bytes) -> tuple[dict[str, Any] | None, tuple[RegionRule, ...]]:
+def user_file_parts(
+    path: str, data: bytes | None = None
+) -> tuple[dict[str, Any] | None, tuple[RegionRule, ...]]:
     """A user price file's provider part (None when it has only ``[[region]]`` rules) and its
     regional rules, in `pricing/_regions.toml`'s format: a user file may hold either or both."""
     raw = read_toml(path, data)
