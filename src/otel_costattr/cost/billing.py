@@ -3,7 +3,8 @@
 Written once, here, as data (`BUCKETS`) and one function that turns it into expressions
 (`bucket_expressions`). Everything that splits tokens is generated from them, never restated:
 
-- the engine's general path (`Usage.billable`, `price_call`): compiled once at import;
+- the engine's general path (`Usage.billable`, `general_price_call`) and its common path
+  (`price_call`, tried first; `cost/price_code.py`): compiled once at import;
 - the processor's fast path (`cost/compiled.py`): compiled per attribute shape, with the
   counts a shape lacks folded away and the flags it implies fixed;
 - SQL repricing (``queries/_reprice.sql``): rendered into the query by `render_sql`.

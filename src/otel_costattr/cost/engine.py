@@ -14,19 +14,20 @@ Token semantics (the trap other tools fall into, see pricing/README.md):
   the model's reasoning rate when it has one, else as output.
 
 The split into buckets and the rate of each is `cost.billing.BUCKETS`: `Usage.billable` and
-`price_call` run code generated from it once, at import.
+`price_call` run code generated from it once, at import (`cost/price_code.py`): a common path
+for the usage nearly every call reports, which hands anything else to the general path.
 """
 
 from __future__ import annotations
 
 import enum
 from decimal import Context, Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ..pricing.entry import ModelEntry, epoch_ns
-from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, Rates
+from ..pricing.model import MAX_MODEL_ID, Rates
 from ..pricing.table import PriceTable, Quote, default_pricing
-from . import billing
+from . import billing, price_code
 
 # Far beyond any context window (2M tokens today): a count this large is a bug upstream, and
 # pricing it would put a fictitious fortune on the bill.
@@ -138,34 +139,38 @@ class CallCost:
     ``service_tier`` the service-tier price applied (None: standard).
     """
 
-    __slots__ = (
-        "status", "pricing_version", "model", "provider", "service_tier", "tier_above",
-        "detail", "usage", "_parts", "_scale",
-    )  # fmt: skip
+    # What price_call returned, kept whole: the result of every call is built with five
+    # stores, and what is read from it is derived when read.
+    __slots__ = ("status", "pricing_version", "detail", "usage", "_priced")
 
     def __init__(
-        self,
-        status: CostStatus,
-        pricing_version: str | None = None,
-        model: str | None = None,
-        provider: str | None = None,
-        service_tier: str | None = None,
-        tier_above: int | None = None,
-        detail: str | None = None,
-        usage: Usage | None = None,
-        parts: tuple[int, int, int, int, int] | None = None,
-        scale: int = 0,
+        self, priced: PricedCall, pricing_version: str | None, usage: Usage | None, detail: str | None = None
     ) -> None:
-        self.status = status
+        self.status: CostStatus = priced[0]
         self.pricing_version = pricing_version
-        self.model = model
-        self.provider = provider
-        self.service_tier = service_tier
-        self.tier_above = tier_above
-        self.detail = detail
         self.usage = usage
-        self._parts = parts
-        self._scale = scale
+        self.detail = detail
+        self._priced = priced
+
+    @property
+    def model(self) -> str | None:
+        """The id of the model entry that priced the call (None unless priced)."""
+        entry = self._priced[1]
+        return None if entry is None else entry.id
+
+    @property
+    def provider(self) -> str | None:
+        """The pricing provider of that entry (None unless priced)."""
+        entry = self._priced[1]
+        return None if entry is None else entry.provider
+
+    @property
+    def service_tier(self) -> str | None:
+        return self._priced[4]
+
+    @property
+    def tier_above(self) -> int | None:
+        return self._priced[5]
 
     @property
     def tokens(self) -> BillableTokens | None:
@@ -181,9 +186,10 @@ class CallCost:
         )
 
     def _usd(self, index: int | None) -> Decimal | None:
-        if self._parts is None:
+        parts = self._priced[2]
+        if parts is None:
             return None
-        return usd(sum(self._parts) if index is None else self._parts[index], self._scale)
+        return usd(sum(parts) if index is None else parts[index], self._priced[3])
 
     @property
     def total(self) -> Decimal | None:
@@ -215,9 +221,10 @@ class CallCost:
     @property
     def total_float(self) -> float | None:
         """The total as a float, for the OTel attribute boundary only."""
-        if self._parts is None:
+        parts = self._priced[2]
+        if parts is None:
             return None
-        return usd_float(self._parts, self._scale)
+        return usd_float(parts, self._priced[3])
 
     def parts(self) -> dict[str, Decimal | None]:
         """Every part by name (input, cache_read, cache_write, output, reasoning)."""
@@ -247,24 +254,19 @@ def compute_cost(
     """
     if table is None:
         table = default_pricing()
-    status, entry, parts, scale, applied_tier, above = price_call(
-        table, start_time, model, provider, service_tier, usage
-    )
-    version = table.version
+    priced = price_call(table, start_time, model, provider, service_tier, usage)
+    status = priced[0]
     if status is _PRICED:
-        # Positional: keyword arguments cost more than the arithmetic here.
-        return CallCost(
-            _PRICED, version, entry.id, entry.provider, applied_tier, above, None, usage, parts, scale
-        )
+        return CallCost(priced, table.version, usage)
     if status is CostStatus.UNKNOWN_MODEL:
         detail = f"no price for model {model!r}" if model else "no model reported"
         if provider:
             detail += f" (provider {provider!r})"
-        return CallCost(status, version, detail=detail, usage=usage)
-    if status is CostStatus.INVALID_USAGE:
+    elif status is CostStatus.INVALID_USAGE:
         detail = usage.problem() or f"model id longer than {MAX_MODEL_ID} characters ({len(model or ''):,})"
-        return CallCost(status, version, detail=detail, usage=usage)
-    return CallCost(status, version, usage=usage)
+    else:
+        detail = None
+    return CallCost(priced, table.version, usage, detail)
 
 
 def usd(raw: int, scale: int) -> Decimal:
@@ -303,90 +305,19 @@ def select_rates(quote: Quote, ns: int, total_input: int) -> tuple[Rates, int | 
     return quote.rates, None
 
 
-# price_call: the checks as written here (Usage.problem()'s rule, unrolled: a loop over a tuple
-# of them costs half as much again), then the split into buckets, the rates and the parts
-# generated from billing.BUCKETS. One function, compiled once at import: the general path
-# pays no call to a helper for the arithmetic it shares with the rule.
-_PRICE_CALL = """\
-def price_call(table, start_time, model, provider, service_tier, usage, region=None):
-    {fields} = usage
-    if ({invalid}):
-        return INVALID
-    if (input_tokens is None and output_tokens is None and cache_read_tokens is None
-            and cache_write_tokens is None and reasoning_tokens is None):
-        return NO_USAGE  # a 1h part alone is no usage
-    cache_write_tokens = cache_write_tokens or 0
-    cache_write_1h_tokens = cache_write_1h_tokens or 0
-    if cache_write_1h_tokens > cache_write_tokens:
-        return INVALID
-    input_tokens = input_tokens or 0
-    output_tokens = output_tokens or 0
-    cache_read_tokens = cache_read_tokens or 0
-    reasoning_tokens = reasoning_tokens or 0
-{part_zeros}    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
-        return INVALID  # never resolved: see MAX_MODEL_ID
-    if type(start_time) is not int:
-        start_time = epoch_ns(start_time)
-    quote = table.quote(model, provider, service_tier, start_time, region)
-    if quote is None:
-        return UNKNOWN
-    {split}
-    rates = quote.rates
-    above = None
-    total_input = {total_input}
-    if total_input > quote.base_up_to:
-        rates, above = select_rates(quote, start_time, total_input)
-    {rate_names} = rates.ints
-    return PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
-"""
+_NAMES = {
+    "INVALID": _INVALID, "NO_USAGE": _NO_USAGE, "UNKNOWN": _UNKNOWN, "PRICED": _PRICED,
+    "MAX_TOKENS": MAX_TOKENS, "MAX_MODEL_ID": MAX_MODEL_ID, "epoch_ns": epoch_ns,
+    "select_rates": select_rates,
+}  # fmt: skip
 
-
-def _compile(source: str, names: dict[str, Any]) -> Any:
-    """The one function ``source`` defines, with ``names`` as its globals."""
-    name = source[len("def ") : source.index("(")]
-    exec(compile(source, f"<otel_costattr {name}>", "exec"), names)  # noqa: S102
-    function = names[name]
-    function.source = source  # what it does, for anyone debugging
-    return function
-
-
-def _compile_general() -> tuple[Any, Any]:
-    """`Usage.billable`'s split and `price_call`, generated from `billing.BUCKETS` for any
-    counts (0 when None) and flags known only at run time."""
-    fields = ", ".join(Usage._fields)
-    lines, names = billing.python_assignments(billing.bucket_expressions())
-    zeros = "".join(f"    {c} = {c} or 0\n" for c in billing.COUNTS)
-    split = _compile(
-        f"def split({fields}):\n{zeros}"
-        + "".join(f"    {line}\n" for line in lines)
-        + f"    return ({', '.join(names[b.name] for b in billing.BUCKETS)})\n",
-        {},
-    )
-    checks = [
-        f"({c} is not None and (type({c}) is not int or not 0 <= {c} <= MAX_TOKENS))" for c in billing.COUNTS
-    ]
-    parts = billing.cost_terms(names, lambda rate: f"r_{rate}")
-    source = _PRICE_CALL.format(
-        fields=fields,
-        invalid="\n            or ".join(checks),
-        part_zeros="".join(f"    {c} = {c} or 0\n" for c in billing.PART_COUNTS),
-        split="\n    ".join(lines),
-        total_input=billing.total_input(names),
-        rate_names=", ".join(f"r_{k}" for k in RATE_KEYS),
-        parts=", ".join(" + ".join(terms) or "0" for terms in parts.values()),
-    )
-    globals_ = {
-        "INVALID": _INVALID, "NO_USAGE": _NO_USAGE, "UNKNOWN": _UNKNOWN, "PRICED": _PRICED,
-        "MAX_TOKENS": MAX_TOKENS, "MAX_MODEL_ID": MAX_MODEL_ID, "epoch_ns": epoch_ns,
-        "select_rates": select_rates,
-    }  # fmt: skip
-    return split, _compile(source, globals_)
-
-
-_split, price_call = _compile_general()
+_split, general_price_call = price_code.compile_general(Usage._fields, _NAMES)
+# The common usage shape first, the general path for the rest (cost/price_code.py).
+price_call = price_code.compile_common(Usage._fields, _NAMES, general_price_call)
 price_call.__doc__ = """`compute_cost` without the objects (the processor's general path; its fast path is
 `cost.compiled`). ``price_call(table, start_time, model, provider, service_tier, usage)``:
 ``usage`` holds the `Usage` fields in order, in any tuple; ``region`` (keyword, lower-case)
 selects a regional price where the table has one (`pricing.regions`). Returns a `PricedCall`: (status,
 entry, parts, scale, service tier applied, tier threshold applied); the parts are integers
-over 10**(scale + 6) USD, None unless priced."""
+over 10**(scale + 6) USD, None unless priced. ``general_price_call`` takes the same arguments and
+gives the same answers, without the common path (tests/test_price_paths.py)."""

@@ -1,0 +1,159 @@
+"""The source of `cost.engine.price_call`, generated from the billing rule (`billing.BUCKETS`).
+
+Two functions are compiled once, at import, the way `collections.namedtuple` builds its
+methods:
+
+- the general path: any counts (None or an int in range, anything else refused), any flags,
+  any start time, any region; it checks everything, then splits and prices;
+- the common path, tried first: usage shaped as nearly every call reports it (input tokens,
+  with output, cache reads, cache writes and reasoning or not; no one-hour cache writes, no
+  per-modality counts), a start time in epoch ns, no region, and the price period already in
+  the table's quote cache. It checks only the counts that shape holds, reads the cache
+  without a method call, and runs the same bucket expressions with the absent counts folded
+  away. Anything else, it hands to the general path unchanged: it never decides a problem,
+  so it can only agree with the general path (tests/test_price_paths.py checks that it does,
+  on random usage, models, tiers, windows and price periods).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..pricing.model import RATE_KEYS
+from . import billing
+
+# The counts the common path reads; the rest (one-hour writes, modalities) must be None.
+COMMON_COUNTS = (
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+)  # fmt: skip
+REQUIRED = "input_tokens"  # an int on the common path: so never "no usage"
+ABSENT = tuple(c for c in billing.COUNTS if c not in COMMON_COUNTS)
+
+# The general path: the checks as written here (Usage.problem()'s rule, unrolled: a loop over
+# a tuple of them costs half as much again), then the split into buckets, the rates and the
+# parts generated from billing.BUCKETS. One function: it pays no call to a helper for the
+# arithmetic it shares with the rule.
+_GENERAL = """\
+def price_call(table, start_time, model, provider, service_tier, usage, region=None):
+    {fields} = usage
+    if ({invalid}):
+        return INVALID
+    if (input_tokens is None and output_tokens is None and cache_read_tokens is None
+            and cache_write_tokens is None and reasoning_tokens is None):
+        return NO_USAGE  # a 1h part alone is no usage
+    cache_write_tokens = cache_write_tokens or 0
+    cache_write_1h_tokens = cache_write_1h_tokens or 0
+    if cache_write_1h_tokens > cache_write_tokens:
+        return INVALID
+    input_tokens = input_tokens or 0
+    output_tokens = output_tokens or 0
+    cache_read_tokens = cache_read_tokens or 0
+    reasoning_tokens = reasoning_tokens or 0
+{part_zeros}    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
+        return INVALID  # never resolved: see MAX_MODEL_ID
+    if type(start_time) is not int:
+        start_time = epoch_ns(start_time)
+    quote = table.quote(model, provider, service_tier, start_time, region)
+    if quote is None:
+        return UNKNOWN
+{arithmetic}"""
+
+# The common path. A cache hit is (from ns, until ns, quote) for a start time in [from,
+# until): only cacheable keys are stored (PriceTable._cacheable), so a hit is never an
+# over-long model id. Unhashable arguments (a caller's list) raise TypeError: general path.
+_COMMON = """\
+def price_call(table, start_time, model, provider, service_tier, usage, region=None):
+    {fields} = usage
+    if ({common}):
+        try:
+            hit = table.cached_quote((model, provider, service_tier))
+        except TypeError:
+            hit = None
+        if hit is not None and hit[0] <= start_time < hit[1]:
+            quote = hit[2]
+            if quote is None:
+                return UNKNOWN
+{zeros}{arithmetic}    return general(table, start_time, model, provider, service_tier, usage, region)
+"""
+
+
+# Both paths end alike: the buckets, the rates in force, the parts (one per CallCost part).
+_ARITHMETIC = """\
+{split}
+rates = quote.rates
+above = None
+total_input = {total_input}
+if total_input > quote.base_up_to:
+    rates, above = select_rates(quote, start_time, total_input)
+{rate_names} = rates.ints
+return PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
+"""
+
+
+def _compile(source: str, names: dict[str, Any]) -> Any:
+    """The one function ``source`` defines, with ``names`` as its globals."""
+    name = source[len("def ") : source.index("(")]
+    exec(compile(source, f"<otel_costattr {name}>", "exec"), names)  # noqa: S102
+    function = names[name]
+    function.source = source  # what it does, for anyone debugging
+    return function
+
+
+def _in_range(count: str) -> str:
+    return f"type({count}) is int and 0 <= {count} <= MAX_TOKENS"
+
+
+def _arithmetic(lines: list[str], names: dict[str, str], indent: str) -> str:
+    """`_ARITHMETIC` for the bucket assignments ``lines`` and each bucket's name."""
+    parts = billing.cost_terms(names, lambda rate: f"r_{rate}")
+    code = _ARITHMETIC.format(
+        split="\n".join(lines),
+        total_input=billing.total_input(names),
+        rate_names=", ".join(f"r_{k}" for k in RATE_KEYS),
+        parts=", ".join(" + ".join(terms) or "0" for terms in parts.values()),
+    )
+    return textwrap.indent(code, indent)
+
+
+def compile_general(fields: Sequence[str], names: dict[str, Any]) -> tuple[Any, Any]:
+    """`Usage.billable`'s split and the general `price_call`, for any counts (0 when None)
+    and flags known only at run time; ``fields`` are the `Usage` fields, ``names`` the
+    globals the source uses (INVALID, NO_USAGE, UNKNOWN, PRICED, MAX_TOKENS, MAX_MODEL_ID,
+    epoch_ns, select_rates)."""
+    spelled = ", ".join(fields)
+    lines, buckets = billing.python_assignments(billing.bucket_expressions())
+    zeros = "".join(f"    {c} = {c} or 0\n" for c in billing.COUNTS)
+    split = _compile(
+        f"def split({spelled}):\n{zeros}"
+        + "".join(f"    {line}\n" for line in lines)
+        + f"    return ({', '.join(buckets[b.name] for b in billing.BUCKETS)})\n",
+        {},
+    )
+    checks = [f"({c} is not None and not ({_in_range(c)}))" for c in billing.COUNTS]
+    source = _GENERAL.format(
+        fields=spelled,
+        invalid="\n            or ".join(checks),
+        part_zeros="".join(f"    {c} = {c} or 0\n" for c in billing.PART_COUNTS),
+        arithmetic=_arithmetic(lines, buckets, "    "),
+    )
+    return split, _compile(source, dict(names))
+
+
+def compile_common(fields: Sequence[str], names: dict[str, Any], general: Callable[..., Any]) -> Any:
+    """The `price_call` that tries the common path first and hands the rest to ``general``
+    (same arguments, same answers); ``names`` as for `compile_general`."""
+    if set(COMMON_COUNTS) | set(ABSENT) != set(billing.COUNTS):  # pragma: no cover - a typo
+        raise AssertionError("the common path must name every count")
+    conditions = ["region is None", "type(start_time) is int", _in_range(REQUIRED)]
+    conditions += [f"{c} is None" for c in ABSENT]
+    conditions += [f"({c} is None or {_in_range(c)})" for c in COMMON_COUNTS if c != REQUIRED]
+    lines, buckets = billing.python_assignments(billing.bucket_expressions(has=COMMON_COUNTS))
+    source = _COMMON.format(
+        fields=", ".join(fields),
+        common="\n            and ".join(conditions),
+        zeros="".join(f"            {c} = {c} or 0\n" for c in COMMON_COUNTS if c != REQUIRED),
+        arithmetic=_arithmetic(lines, buckets, " " * 12),
+    )
+    return _compile(source, {**names, "general": general})
