@@ -19,15 +19,19 @@ per-round ratios) between the two paths. Never asserts on time.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from otel_costattr.cost.engine import Usage, compute_cost, general_price_call, price_call
+from otel_costattr.cost import engine
+from otel_costattr.cost.engine import Usage, compute_cost, price_call
 from otel_costattr.pricing.table import load_pricing
 
+# Before the common path (benchmarks/ab_bench.py runs this on older trees) price_call was all.
+general_price_call = getattr(engine, "general_price_call", price_call)
 TEST_PRICES = Path(__file__).resolve().parents[1] / "tests" / "data" / "test_prices.toml"
 MODEL, PROVIDER = "acme-large-20260101", "acme"
 
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=41, help="interleaved rounds (default 41)")
     parser.add_argument("--calls", type=int, default=20000, help="calls per case a round (default 20000)")
+    parser.add_argument("--json", action="store_true", help="one JSON line of medians (ab_bench.py)")
     args = parser.parse_args(argv)
     funcs = cases()
     for fn in funcs.values():  # warm caches and the specialising interpreter
@@ -72,11 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         for name in order if rnd % 2 == 0 else order[::-1]:
             samples[name].append(per_call_us(funcs[name], args.calls))
     base = samples["dict multiply"]
+    ratios = {
+        name: statistics.median(v / b for v, b in zip(values, base, strict=True))
+        for name, values in samples.items()
+    }
+    if args.json:  # the ratios: the same dict multiply measured in each process, beside
+        figures = {f"{name} us": statistics.median(values) for name, values in samples.items()}
+        figures.update({f"{name} / dict": ratios[name] for name in samples if name != "dict multiply"})
+        print(json.dumps(figures))
+        return 0
     print(f"python {sys.version.split()[0]}, {args.rounds} rounds x {args.calls} calls, CPU µs per call")
     print(f"{'case':<20}{'median':>8}{'min':>8}{'x dict (median)':>17}")
     for name, values in samples.items():
-        ratio = statistics.median(v / b for v, b in zip(values, base, strict=True))
-        print(f"{name:<20}{statistics.median(values):>8.3f}{min(values):>8.3f}{ratio:>17.2f}")
+        print(f"{name:<20}{statistics.median(values):>8.3f}{min(values):>8.3f}{ratios[name]:>17.2f}")
     paths = [g / p for g, p in zip(samples["general path"], samples["price_call"], strict=True)]
     print(f"general path / price_call: {statistics.median(paths):.2f}x (median of per-round ratios)")
     return 0

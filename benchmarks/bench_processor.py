@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import json
 import statistics
 import sys
 import time
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--reps", type=int, default=61, help="interleaved rounds (default 61)")
     parser.add_argument("--spans", type=int, default=1500, help="spans per batch (default 1500)")
+    parser.add_argument("--json", action="store_true", help="one JSON line of medians (ab_bench.py)")
     args = parser.parse_args(argv)
 
     table = load_pricing([TEST_PRICES], bundled=False, use_env=False)
@@ -163,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         engine_times.append(engine(table, args.spans))
         hot_times.append(hot_path(table, args.spans))
 
+    if args.json:
+        figures = {f"{k} {v} us": statistics.median(times[(k, v)]) for k, v in cases}
+        for kind, variant in cases:
+            pairs = zip(times[(kind, variant)], times[(kind, "bare")], strict=True)
+            figures[f"{kind} {variant} ratio"] = statistics.median(s / b for s, b in pairs)
+        figures["engine us"], figures["hot path us"] = map(statistics.median, (engine_times, hot_times))
+        print(json.dumps(figures))
+        return 0
     print(f"python {sys.version.split()[0]}, {args.reps} rounds x {args.spans} spans, CPU us per span")
     header = f"{'case':<7}{'variant':<10}{'median':>8}{'min':>8}{'ratio':>8}{'ratio p25-p75':>16}"
     print(f"{header}{'min ratio':>11}")

@@ -22,6 +22,7 @@ raises into user code: failures are logged and counted in `CostSpanProcessor.sta
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -342,9 +343,8 @@ class CostSpanProcessor(SpanProcessor):
                 approximated = price_at_request_model(table, span.start_time, attrs)
                 if approximated is not None:
                     found, source = approximated, MODEL_SOURCE_REQUEST
+            # No cost, and no step number either: a duplicate is not a new call.
             if self._dedupe and self._is_duplicate(span, attrs, found):
-                found = DUPLICATE
-            if found is DUPLICATE:  # no cost, and no step number either: it is not a new call
                 self._count_status[DUPLICATE]()
                 return {COST_STATUS: DUPLICATE, PRICING_VERSION: table.version}
             # A cost the provider reported wins, ours kept beside it (cost/reported.py).
@@ -470,8 +470,14 @@ class CostSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Count the span (the cost was stamped before it ended); warn once when many spans
         and no model call have been seen."""
-        if self._count_span() == _NO_CALLS_AFTER - 1:
-            self._warn_if_no_calls()
+        seen = self._count_span()
+        if seen >= _NO_CALLS_AFTER - 1:
+            if seen == _NO_CALLS_AFTER - 1:
+                self._warn_if_no_calls()
+            if type(self).on_end is CostSpanProcessor.on_end:
+                # Nothing left to check: from now on the SDK calls next(counter, span), which
+                # counts in C, without a Python call per span (the default is never used).
+                self.on_end = functools.partial(next, self._counts["spans"])  # type: ignore[method-assign]
 
     def _warn_if_no_calls(self) -> None:
         try:
