@@ -180,6 +180,7 @@ class CostSpanProcessor(SpanProcessor):
             if not isinstance(key, str) or not key:
                 raise ValueError(f"identity_keys: not an attribute name: {key!r}")
         self._table = pricing if pricing is not None else default_pricing()
+        self._version = self._table.version
         self._cached_quote, self._quote = self._table.cached_quote, self._table.quote
         self._regional = self._table.regional_entries
         self._identity = keys
@@ -321,11 +322,10 @@ class CostSpanProcessor(SpanProcessor):
 
     def _before_end(self, span: Span, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
         """Runs inside span.end(), before any on_end: prices a model call and returns what to
-        stamp (one method, no intermediate objects: it runs on every call)."""
+        stamp (no intermediate objects on the common path: it runs on every call)."""
         if COST_STATUS in attrs or self._shutdown:
             return None  # priced already (a second CostSpanProcessor, or registered twice)
         try:
-            table = self._table
             found = None
             if type(attrs) is dict:
                 # The function tests/test_shape_pricer.py checks, not a copy of it; try, not
@@ -334,32 +334,25 @@ class CostSpanProcessor(SpanProcessor):
                     found = price_attributes(attrs, span.start_time, self._cached_quote, self._quote)
                 except (KeyError, TypeError, RuntimeError):  # keys changed meanwhile, unhashable
                     pass  # values: the general path copes
-            if found is None:  # not a well-formed model call: the general rules decide
-                found = self._general(span, attrs)
-                if found is None:
-                    return None
-            source = None
-            if found is _UNKNOWN:  # a newer snapshot of a known request model (issue 17)
-                approximated = price_at_request_model(table, span.start_time, attrs)
-                if approximated is not None:
-                    found, source = approximated, MODEL_SOURCE_REQUEST
-            # No cost, and no step number either: a duplicate is not a new call.
-            if self._dedupe and self._is_duplicate(span, attrs, found):
-                self._count_status[DUPLICATE]()
-                return {COST_STATUS: DUPLICATE, PRICING_VERSION: table.version}
-            # A cost the provider reported wins, ours kept beside it (cost/reported.py).
-            reported = None  # three lookups: a quarter of what isdisjoint(attrs) costs
-            if _REPORTED_1 in attrs or _REPORTED_2 in attrs or _REPORTED_3 in attrs:
-                reported = reported_usd(attrs)
-            region = None
-            if type(found) is tuple and source is None and id(found[0]) in self._regional:
-                region, found = self._regional_price(span, attrs, found)
+            source = region = reported = None
+            # The common case, decided with a few tests: priced from the table, no duplicate
+            # to look for, no regional price, no cost the provider reported (three lookups: a
+            # quarter of what isdisjoint(attrs) costs). Anything else: _settle.
+            if (
+                type(found) is not tuple
+                or self._dedupe
+                or id(found[0]) in self._regional
+                or _REPORTED_1 in attrs
+                or _REPORTED_2 in attrs
+                or _REPORTED_3 in attrs
+            ):
+                found, source, region, reported = self._settle(span, attrs, found)
             if type(found) is tuple:
                 entry, usd = found
                 out = {
                     COST: usd,
                     COST_STATUS: "priced",
-                    PRICING_VERSION: table.version,
+                    PRICING_VERSION: self._version,
                     PRICED_MODEL: entry.id,
                 }
                 if source is not None:
@@ -371,14 +364,10 @@ class CostSpanProcessor(SpanProcessor):
                 if self._proposed:
                     self._propose(out)
                 self._count_priced()
-            elif reported is not None and found is _UNKNOWN:  # unknown to us, not to the provider
-                out = {COST_STATUS: "priced", PRICING_VERSION: table.version, **provider_cost(reported, None)}
-                if self._proposed:
-                    self._propose(out)
-                self._count_priced()
-            else:  # never a cost attribute, not even 0, when the call could not be priced
-                out = {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: table.version}
-                self._count_status[found]()
+            else:
+                out = self._unpriced(found, reported)
+                if out is None or found is DUPLICATE:
+                    return out  # a duplicate gets no step number: it is not a new call
             if AGENT_STEP not in attrs:
                 agent = getattr(span, _AGENT, None)
                 if agent is not None:
@@ -387,6 +376,49 @@ class CostSpanProcessor(SpanProcessor):
         except Exception:
             self._internal_error("end")
             return None
+
+    def _settle(
+        self, span: Span, attrs: Mapping[str, Any], found: object
+    ) -> tuple[object, str | None, str | None, Any]:
+        """What the common case leaves: the general rules for what the fast path did not
+        price, a newer snapshot of a known request model (issue 17), duplicates, a regional
+        price and a cost the provider reported. Returns (found, model source, region,
+        provider-reported cost); found is None for a span that is not a model call."""
+        if found is None:  # not a well-formed model call: the general rules decide
+            found = self._general(span, attrs)
+            if found is None:
+                return None, None, None, None
+        source = None
+        if found is _UNKNOWN:
+            approximated = price_at_request_model(self._table, span.start_time, attrs)
+            if approximated is not None:
+                found, source = approximated, MODEL_SOURCE_REQUEST
+        if self._dedupe and self._is_duplicate(span, attrs, found):
+            return DUPLICATE, None, None, None
+        reported = None  # a cost the provider reported wins, ours kept beside it (cost/reported.py)
+        if _REPORTED_1 in attrs or _REPORTED_2 in attrs or _REPORTED_3 in attrs:
+            reported = reported_usd(attrs)
+        region = None
+        if type(found) is tuple and source is None and id(found[0]) in self._regional:
+            region, found = self._regional_price(span, attrs, found)
+        return found, source, region, reported
+
+    def _unpriced(self, found: object, reported: Any) -> dict[str, Any] | None:
+        """The stamp of a call we did not price (None: not a model call); counts it."""
+        if found is None:
+            return None
+        if found is DUPLICATE:
+            self._count_status[DUPLICATE]()
+            return {COST_STATUS: DUPLICATE, PRICING_VERSION: self._version}
+        if reported is not None and found is _UNKNOWN:  # unknown to us, not to the provider
+            out = {COST_STATUS: "priced", PRICING_VERSION: self._version, **provider_cost(reported, None)}
+            if self._proposed:
+                self._propose(out)
+            self._count_priced()
+            return out
+        # Never a cost attribute, not even 0, when the call could not be priced.
+        self._count_status[found]()  # type: ignore[index]
+        return {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: self._version}  # type: ignore[index]
 
     @staticmethod
     def _propose(out: dict[str, Any]) -> None:
