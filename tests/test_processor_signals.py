@@ -100,3 +100,25 @@ def test_no_warning_once_a_model_call_was_seen(bundled, caplog, monkeypatch):
         _run(processor, CHAT, *([{"http.method": "GET"}] * 8))
     assert processor.stats()["spans"] == 9 and processor.stats()["priced"] == 1
     assert not caplog.records
+
+
+def test_spans_are_counted_exactly_after_the_check(bundled, monkeypatch):
+    # Past the no-model-call check the SDK's on_end call counts in C (a partial of next):
+    # every span is still counted, and a subclass's own on_end is never replaced.
+    monkeypatch.setattr("otel_costattr.sdk.processor._NO_CALLS_AFTER", 3)
+    processor = CostSpanProcessor(bundled)
+    _run(processor, *([{"http.method": "GET"}] * 7))
+    assert "on_end" in vars(processor) and processor.stats()["spans"] == 7
+    _run(processor, CHAT, {"http.method": "GET"})
+    assert processor.stats()["spans"] == 9 and processor.stats()["priced"] == 1
+
+    ended = []
+
+    class Watching(CostSpanProcessor):
+        def on_end(self, span):
+            ended.append(span.name)
+            super().on_end(span)
+
+    watching = Watching(bundled)
+    _run(watching, *([{"http.method": "GET"}] * 5))
+    assert len(ended) == 5 and watching.stats()["spans"] == 5 and "on_end" not in vars(watching)
