@@ -8,9 +8,25 @@
 -- A call is settled only when that answer can no longer change as spans arrive: both found,
 -- or its chain ends at a root span (parent_span_id NULL), or 64 ancestors were read. A call
 -- whose chain reaches a span not stored (yet: a child exported before its parent, or a parent
--- exported elsewhere) stays unsettled: the contract walks for it as before, and every later
--- pass tries it again (the late pass). Whatever the pass does, the views' answers are the
--- same (tests/test_identity.py checks it against the walk on random trees in random orders).
+-- exported elsewhere) stays unsettled: the contract walks for it as before, and a later pass
+-- tries it again (the late pass) once its trace has received a span: only then can the answer
+-- change, since ancestors are looked for in the call's own trace. Spans stored since the last
+-- pass are those whose rowid is above the watermark (costattr_identity_pass, advanced by each
+-- pass; spans are only ever appended), so a call whose parent was exported elsewhere is walked
+-- once, not by every ingest. Whatever the pass does, the views' answers are the same
+-- (tests/test_identity.py checks it against the walk on random trees in random orders).
+--
+-- Three statements, in one transaction: the calls to walk (kept in a TEMP table, which
+-- store/identity.py counts), the walk that settles them, the watermark moved up.
+CREATE OR REPLACE TEMP TABLE costattr_identity_todo AS
+SELECT rowid AS call_row, trace_id, parent_span_id, feature, agent_name, agent_version
+FROM spans
+WHERE span_role = 'model_call' AND identity_settled IS NULL
+  AND (feature IS NULL OR agent_name IS NULL)
+  AND trace_id IN (
+      SELECT trace_id FROM spans WHERE rowid > (SELECT max(watermark) FROM costattr_identity_pass)
+  );
+
 UPDATE spans
 SET identity_settled = TRUE,
     settled_feature = s.feature,
@@ -18,12 +34,7 @@ SET identity_settled = TRUE,
     settled_agent_version = s.agent_version
 FROM (
     WITH RECURSIVE
-    todo AS MATERIALIZED (
-        SELECT rowid AS call_row, trace_id, parent_span_id, feature, agent_name, agent_version
-        FROM spans
-        WHERE span_role = 'model_call' AND identity_settled IS NULL
-          AND (feature IS NULL OR agent_name IS NULL)
-    ),
+    todo AS MATERIALIZED (SELECT * FROM costattr_identity_todo),
     ancestors AS MATERIALIZED (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM spans
@@ -53,3 +64,5 @@ FROM (
       AND ((feature IS NOT NULL AND agent_name IS NOT NULL) OR parent IS NULL OR depth >= 64)
 ) AS s
 WHERE spans.rowid = s.call_row;
+
+UPDATE costattr_identity_pass SET watermark = (SELECT coalesce(max(rowid), -1) FROM spans);

@@ -154,3 +154,23 @@ def test_every_rollup_answers_the_same_with_and_without_the_pass(tmp_path):
         assert settled(con) == 0
         for name in rollups():
             assert answers(name) == fast[name], name
+
+
+def test_a_call_whose_parent_is_elsewhere_is_walked_again_only_when_its_trace_grows(tmp_path):
+    """The late pass is bounded: a call whose parent was exported elsewhere cannot be settled,
+    and is walked again only by a pass after a span of its own trace is stored."""
+    with store.connect(tmp_path / "spans.duckdb") as con:
+        w = Writer(con)
+        w.call(1, "gpt-4o-mini", 10, 1, "0.1", parent="00000000deadbeef", at=DAY0)
+        assert identity.run_pass(con) == (1, 0)  # walked, found the parent missing
+        for _ in range(3):  # other traces arrive: the call is not walked again
+            agent = w.span(2, "agent", role="agent", at=DAY0, feature="f", agent_name="a")
+            w.call(2, "gpt-4o-mini", 10, 1, "0.1", parent=agent, at=DAY0)
+            assert identity.run_pass(con) == (1, 1)  # the new call only
+        assert identity.run_pass(con) == (0, 0)  # nothing new at all
+        w.span(1, "gateway", at=DAY0, parent="00000000cafef00d")  # its trace grows, parent still missing
+        assert identity.run_pass(con) == (1, 0)
+        w.span(1, "agent", role="agent", at=DAY0, span_id="00000000deadbeef", feature="late", agent_name="b")
+        assert identity.run_pass(con) == (1, 1)  # the parent came: settled
+        assert con.execute(CALLS + " LIMIT 1").fetchall()[0][2:] == ("late", "b", None)
+        assert con.execute(CALLS).fetchall() == walked(con)

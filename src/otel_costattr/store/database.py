@@ -86,6 +86,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_alert_events", (bundled_dir("queries") / "_alert_events.sql").read_text("utf-8")),
     # The call views again, reading the identity settled at ingest (0006).
     Migration("0007_call_views_settled", (bundled_dir("queries") / "_calls.sql").read_text(encoding="utf-8")),
+    # The identity pass's watermark (store/identity.py): only traces that received spans since
+    # the last pass are walked again.
+    Migration("0008_identity_pass", (bundled_dir("queries") / "_identity_pass.sql").read_text("utf-8")),
+    # The call views again: calls with their own or a settled identity read in one scan.
+    Migration("0009_call_views_one_scan", (bundled_dir("queries") / "_calls.sql").read_text("utf-8")),
 )
 
 _MIGRATIONS_TABLE = (

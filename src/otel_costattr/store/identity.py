@@ -7,21 +7,24 @@ cost most of a rollup's time when a service without the processor made part of t
 settled yet, and stores the answer in the ``settled_*`` columns (store/schema.py
 ``IDENTITY``) once it can no longer change; the contract reads them and walks only for the
 rest. A call whose chain reaches a span not stored yet stays unsettled and is tried again by
-every later pass, so children that arrive before their parents are settled when the parent
-comes. The pass is only a shortcut: skipped or failed, the views give the same answers.
+the next pass after its trace receives a span (a watermark on rowid, ``costattr_identity_pass``,
+says which spans are new), so children that arrive before their parents are settled when the
+parent comes, and a call whose parent was exported elsewhere is not walked by every ingest.
+The pass is only a shortcut: skipped or failed, the views give the same answers.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from typing import NamedTuple
 
 import duckdb
 
 from .._resources import bundled_dir
 from .database import rollback
 
-__all__ = ["settle"]
+__all__ = ["Pass", "run_pass", "settle"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,25 +35,47 @@ _ANY_LEFT = (
 )
 
 
+class Pass(NamedTuple):
+    """What one pass did: calls walked (unsettled, lacking identity, in a trace that received
+    spans since the last pass) and calls settled."""
+
+    walked: int
+    settled: int
+
+
 def settle(con: duckdb.DuckDBPyConnection) -> int:
     """Settle what can be settled in one transaction on ``con`` (read-write, no transaction
-    open); returns the number of calls settled. Never raises: a failure is logged and leaves
-    the calls for the next pass (the views walk for them meanwhile)."""
+    open); returns the number of calls settled. Never raises (see `run_pass`)."""
+    return run_pass(con).settled
+
+
+def run_pass(con: duckdb.DuckDBPyConnection) -> Pass:
+    """`settle`, saying how many calls it walked too. Never raises: a failure is logged and
+    leaves the calls for the next pass (the views walk for them meanwhile)."""
     try:
+        select, walk, advance = _pass_sql()
         # Usually nothing is left (the processor copied identity down): a look that stops at
         # the first such call is ~30x cheaper than the pass finding none.
         if not con.execute(_ANY_LEFT).fetchone():
-            return 0
+            return Pass(0, 0)
         con.execute("BEGIN TRANSACTION")
-        row = con.execute(_pass_sql()).fetchone()
+        con.execute(select)
+        todo = con.execute("SELECT count(*) FROM costattr_identity_todo").fetchone()
+        walked = int(todo[0]) if todo else 0
+        row = con.execute(walk).fetchone() if walked else None
+        con.execute(advance)
+        con.execute("DROP TABLE costattr_identity_todo")
         con.execute("COMMIT")
-    except duckdb.Error:
+    except (duckdb.Error, ValueError):  # ValueError: the file is not three statements
         rollback(con)
         logger.exception("otel-costattr: identity pass failed; calls left to the views' walk")
-        return 0
-    return int(row[0]) if row else 0
+        return Pass(0, 0)
+    return Pass(walked, int(row[0]) if row else 0)
 
 
 @functools.cache
-def _pass_sql() -> str:
-    return (bundled_dir("queries") / _SQL).read_text(encoding="utf-8")
+def _pass_sql() -> list[str]:
+    # The file's three statements (the calls to walk, the walk, the watermark), split by
+    # DuckDB's own parser; kept as text so that any connection can run them.
+    text = (bundled_dir("queries") / _SQL).read_text(encoding="utf-8")
+    return [s.query for s in duckdb.extract_statements(text)]
