@@ -50,7 +50,8 @@
 -- given) with call_row added (the spans row's rowid: names each stored call, even a span id
 -- stored twice, which is bad data); costattr_runs(since, until, service, feature, agent,
 -- p_order, p_limit) is runs over that window, p_order 'newest' (by first call) or 'cost', at
--- most p_limit (NULL: all), roots read for the runs kept only.
+-- most p_limit (NULL: all), roots read and the per-run aggregates that do not order runs
+-- computed for the runs kept only.
 CREATE OR REPLACE VIEW calls AS  -- @rollups: CREATE OR REPLACE TEMP MACRO costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
 WITH RECURSIVE
 -- The columns of the contract, and call_row: resolving and joining by it counts every stored
@@ -233,7 +234,20 @@ FROM attributed AS c
 -- @rollups: FROM costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := p_trace);
 
 CREATE OR REPLACE VIEW runs AS  -- @rollups: CREATE OR REPLACE TEMP MACRO costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit) AS TABLE
-WITH per_trace AS (
+WITH
+-- @rollups: -- The runs kept, when at most p_limit: chosen first from the narrow aggregates that
+-- @rollups: -- order them, so that the wide ones (arg_min of strings) are computed for those runs only.
+-- @rollups: chosen AS MATERIALIZED (
+-- @rollups:     SELECT trace_id FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
+-- @rollups:     WHERE p_limit IS NOT NULL GROUP BY trace_id
+-- @rollups:     ORDER BY  -- as kept orders them
+-- @rollups:         CASE WHEN p_order = 'cost' THEN sum(cost_usd) END DESC NULLS LAST,
+-- @rollups:         CASE WHEN p_order = 'cost' THEN count(*) END DESC,
+-- @rollups:         min(start_time) DESC,
+-- @rollups:         trace_id
+-- @rollups:     LIMIT p_limit
+-- @rollups: ),  -- chosen
+per_trace AS (
     SELECT
         trace_id,
         count(*) AS calls,
@@ -246,6 +260,7 @@ WITH per_trace AS (
         arg_min(agent_name, start_time) FILTER (WHERE agent_name IS NOT NULL) AS first_agent,
         arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL) AS first_feature
     FROM calls  -- @rollups: FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
+    -- @rollups: WHERE p_limit IS NULL OR trace_id IN (SELECT trace_id FROM chosen)
     GROUP BY trace_id
 ),
 kept AS MATERIALIZED (
