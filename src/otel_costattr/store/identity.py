@@ -53,7 +53,7 @@ def run_pass(con: duckdb.DuckDBPyConnection) -> Pass:
     """`settle`, saying how many calls it walked too. Never raises: a failure is logged and
     leaves the calls for the next pass (the views walk for them meanwhile)."""
     try:
-        select, walk, advance = _pass_sql()
+        select, walk, update, advance = _pass_sql()
         # Usually nothing is left (the processor copied identity down): a look that stops at
         # the first such call is ~30x cheaper than the pass finding none.
         if not con.execute(_ANY_LEFT).fetchone():
@@ -62,11 +62,15 @@ def run_pass(con: duckdb.DuckDBPyConnection) -> Pass:
         con.execute(select)
         todo = con.execute("SELECT count(*) FROM costattr_identity_todo").fetchone()
         walked = int(todo[0]) if todo else 0
-        row = con.execute(walk).fetchone() if walked else None
+        row = None
+        if walked:
+            con.execute(walk)
+            row = con.execute(update).fetchone()
+            con.execute("DROP TABLE costattr_identity_found")
         con.execute(advance)
         con.execute("DROP TABLE costattr_identity_todo")
         con.execute("COMMIT")
-    except (duckdb.Error, ValueError):  # ValueError: the file is not three statements
+    except (duckdb.Error, ValueError):  # ValueError: the file is not four statements
         rollback(con)
         logger.exception("otel-costattr: identity pass failed; calls left to the views' walk")
         return Pass(0, 0)
@@ -75,7 +79,7 @@ def run_pass(con: duckdb.DuckDBPyConnection) -> Pass:
 
 @functools.cache
 def _pass_sql() -> list[str]:
-    # The file's three statements (the calls to walk, the walk, the watermark), split by
+    # The file's four statements (the calls to walk, the walk, the update, the watermark), split by
     # DuckDB's own parser; kept as text so that any connection can run them.
     text = (bundled_dir("queries") / _SQL).read_text(encoding="utf-8")
     return [s.query for s in duckdb.extract_statements(text)]
