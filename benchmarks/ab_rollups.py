@@ -6,7 +6,9 @@
 Each round times the bare ``GROUP BY feature`` scan and the four target rollups in a child
 process per side (old source tree first, then this one), so both sides see the same machine
 load; the figures are medians over rounds of each round's median. Make the old side's
-database with the old tree's bench_rollups.py (its store has no settled identity).
+database with the old tree's bench_rollups.py when its store lacks columns this one has (a
+tree before the settled identity); a tree that knows them can read this side's database
+(``--old-db`` = ``--new-db``): later migrations only add what it does not read.
 """
 
 from __future__ import annotations
