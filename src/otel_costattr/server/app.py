@@ -80,6 +80,7 @@ def create_app(
     ``max_body_bytes`` decompressed)."""
     if sink is None:
         sink = SpanSink(db)
+    wire.decode(b"", wire.PROTOBUF)  # builds the decoder's message classes now, not in a request
     services = list(services)
 
     @contextlib.asynccontextmanager

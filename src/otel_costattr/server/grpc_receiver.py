@@ -3,7 +3,10 @@
 Spans rejected by the decoder come back in ``partial_success``; backpressure is UNAVAILABLE
 (which OTLP exporters retry) with the retry delay in the message; a message over the cap is
 refused by gRPC itself with RESOURCE_EXHAUSTED (``grpc.max_receive_message_length``); with a
-token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED.
+token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED. Requests
+are parsed by `spans.otlp.parse_request` (the form its decoder reads fastest), not by the
+generated class: the handler is registered here rather than by ``trace_service_pb2_grpc``.
+An attribute inside that is not valid protobuf is INVALID_ARGUMENT (HTTP's 400).
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from ..spans.otlp import records_from_otlp
+from ..spans.otlp import parse_request, records_from_otlp
 from .otlp_wire import DEFAULT_MAX_BODY
 from .sink import Backpressure, SpanSink
 
 logger = logging.getLogger(__name__)
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+class _TraceService:
     def __init__(self, sink: SpanSink, token: str | None) -> None:
         self._sink = sink
         self._expected = f"Bearer {token}".encode() if token else None
@@ -35,6 +41,12 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
             records, rejected, message = records_from_otlp(request)
+        except ValueError as e:  # an attribute is not valid protobuf: the request is undecodable
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Exception:
+            logger.exception("otel-costattr: decoding a gRPC trace export failed")
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the receiver failed; retry")
+        try:
             accepted = self._sink.accept(records, rejected, message)
         except Backpressure as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; retry in {e.retry_after} s")
@@ -67,7 +79,14 @@ class GrpcReceiver:
             # start silently and split the exports between two stores. Off, it fails to bind.
             options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.so_reuseport", 0)],
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(sink, token), self._server)
+        export = grpc.unary_unary_rpc_method_handler(
+            _TraceService(sink, token).Export,
+            request_deserializer=parse_request,
+            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+        )
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(_SERVICE, {"Export": export}),)
+        )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self._server.add_insecure_port(address)
         if not self.port:

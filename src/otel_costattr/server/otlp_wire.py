@@ -23,7 +23,7 @@ import json
 import zlib
 from typing import Any
 
-from ..spans.otlp import parse_request, records_from_otlp
+from ..spans.otlp import empty_request, parse_request, records_from_otlp
 from ..spans.otlp_json import NotPlain, records_from_otlp_json
 from ..spans.record import SpanRecord
 
@@ -97,11 +97,10 @@ def decode(body: bytes, content_type: str | None) -> tuple[list[SpanRecord], int
     rejected and why (`spans.otlp.records_from_otlp`)."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
-        try:
-            request = parse_request(body)
+        try:  # an attribute that is not valid protobuf shows while reading the spans
+            return records_from_otlp(parse_request(body))
         except ValueError as e:
             raise BadRequest(str(e)) from None
-        return records_from_otlp(request)
     if kind == JSON:
         try:
             data = json.loads(body)
@@ -121,7 +120,7 @@ def _from_json(data: dict[str, Any]) -> Any:
 
     try:
         _ids_to_base64(data)
-        request = parse_request(b"")
+        request = empty_request()
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as e:
         raise BadRequest(f"not an OTLP ExportTraceServiceRequest: {' '.join(str(e).split())[:300]}") from None
