@@ -1,6 +1,7 @@
 """Receive throughput of `otel-costattr serve`, next to the in-process exporter, in one run.
 
     python benchmarks/bench_receiver.py [--spans 70000] [--batch 1000] [--repeat 3]
+                                        [--kinds http-pb-raw ...] [--baseline REF]
 
 - in-process: `DuckDBSpanExporter.export()` of every batch, then ``force_flush()``
   (`bench_exporter.measure`, the same spans and price table).
@@ -13,6 +14,11 @@
 - http-json: the same batches as OTLP JSON (hex ids, as the JS SDK sends them), posted the
   same way (the Python SDK has no JSON exporter).
 - grpc: the OpenTelemetry Python OTLP/gRPC span exporter.
+
+``--baseline REF`` runs every receiver a second time with the server of another commit
+(``git archive REF src queries pricing``, its ``src`` first on the server's PYTHONPATH),
+interleaved with this one's in the same rounds: before and after, side by side on the same
+machine load. ``--kinds`` picks receivers (default: all).
 
 Per receiver: spans/s end to end, the server process's CPU per span (user + system, from
 /proc), and the p50 / p99 latency of one request of ``--batch`` spans. Figures are medians of
@@ -61,11 +67,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, folder: Path, pricing: str) -> None:
+    def __init__(self, folder: Path, pricing: str, src: Path | None = None) -> None:
         self.port, self.grpc_port = free_port(), free_port()
         db = folder / f"serve-{time.monotonic_ns()}.duckdb"
         cmd = [sys.executable, "-m", "otel_costattr.cli", "serve", "--db", str(db), "--port", str(self.port)]
-        self.proc = subprocess.Popen([*cmd, "--grpc-port", str(self.grpc_port), "--pricing", pricing])
+        env = dict(os.environ)
+        if src is not None:  # another commit's package, found before the installed one
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(src), env.get("PYTHONPATH"))))
+        cmd += ["--grpc-port", str(self.grpc_port), "--pricing", pricing]
+        self.proc = subprocess.Popen(cmd, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while True:
@@ -108,11 +118,37 @@ def json_bodies(work: list[list]) -> list[bytes]:
     return out
 
 
+def baseline_src(ref: str, folder: Path) -> Path:
+    """``src/`` of commit ``ref``, extracted under ``folder``; checks the package imports from it."""
+    out = folder / "baseline"
+    out.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "src", "queries", "pricing"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
+    src = out / "src"
+    where = subprocess.run(
+        [sys.executable, "-c", "import otel_costattr; print(otel_costattr.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not where.startswith(str(src)):
+        raise SystemExit(f"the baseline does not import from {src} but from {where}")
+    return src
+
+
 def run_receiver(
-    kind: str, folder: Path, work: list[list], bodies: dict[str, list[bytes]], pricing: str
+    kind: str,
+    folder: Path,
+    work: list[list],
+    bodies: dict[str, list[bytes]],
+    pricing: str,
+    src: Path | None = None,
 ) -> tuple:
     """(spans/s, server CPU µs per span, p50 ms, p99 ms) for one receiver run."""
-    server = Server(folder, pricing)
+    server = Server(folder, pricing, src)
     total = sum(len(b) for b in work)
     try:
         if kind == "grpc":
@@ -155,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pricing", default=str(ROOT / "tests" / "data" / "test_prices.toml"))
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--baseline", metavar="REF", help="also run the server of this commit")
     args = parser.parse_args(argv)
 
     table = load_pricing([args.pricing], bundled=False, use_env=False)
@@ -169,23 +207,29 @@ def main(argv: list[str] | None = None) -> int:
         f"cpus {os.cpu_count()}, load {Path('/proc/loadavg').read_text().strip()} at start", file=sys.stderr
     )
     print(
-        f"{'path':>14} {'spans/s':>9} {'vs in-process':>13} {'cpu us/span':>12} {'p50 ms':>7} {'p99 ms':>7}"
+        f"{'path':>24} {'spans/s':>9} {'vs in-process':>13} {'cpu us/span':>12} {'p50 ms':>7} {'p99 ms':>7}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as tmp:
         folder = Path(tmp)
-        results: dict[str, list] = {k: [] for k in ("in-process", *KINDS)}
+        servers: dict[str, Path | None] = {"": None}
+        if args.baseline:
+            servers[f"@{args.baseline}"] = baseline_src(args.baseline, folder)
+        runs = [(kind, tag) for kind in args.kinds for tag in servers]
+        results: dict[str, list] = {"in-process": [], **{kind + tag: [] for kind, tag in runs}}
         for _ in range(args.repeat):  # interleaved, so a change in load hits every path alike
             exported = measure("duckdb", len(spans), args.batch, folder, table, 0)
             results["in-process"].append((exported["spans_s"], exported["cpu_us"], None, None))
-            for kind in KINDS:
-                results[kind].append(run_receiver(kind, folder, work, bodies, args.pricing))
+            for kind, tag in runs:
+                results[kind + tag].append(
+                    run_receiver(kind, folder, work, bodies, args.pricing, servers[tag])
+                )
         base = statistics.median(r[0] for r in results["in-process"])
         for kind, runs in results.items():
             rate = statistics.median(r[0] for r in runs)
             cpu = statistics.median(r[1] for r in runs)
             p50 = "-" if runs[0][2] is None else f"{statistics.median(r[2] for r in runs):.1f}"
             p99 = "-" if runs[0][3] is None else f"{statistics.median(r[3] for r in runs):.1f}"
-            print(f"{kind:>14} {rate:>9,.0f} {rate / base:>13.2f} {cpu:>12.1f} {p50:>7} {p99:>7}", flush=True)
+            print(f"{kind:>24} {rate:>9,.0f} {rate / base:>13.2f} {cpu:>12.1f} {p50:>7} {p99:>7}", flush=True)
     print(f"load {Path('/proc/loadavg').read_text().strip()} at end", file=sys.stderr)
     return 0
 

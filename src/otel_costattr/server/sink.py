@@ -6,6 +6,12 @@ cost) -> one fsynced spool file (`store.spool.write_spool`) -> acknowledged. A b
 thread moves the spool into the table with `store.ingest.ingest`, as the exporter's ingester
 does; a restart (or any other writer, or `store.connect`) ingests what a killed server left.
 
+The ingester checkpoints without DuckDB's vacuum (`store.ingest.tuned`, ``compact=False``,
+as the exporter does): the vacuum's merge costs CPU the request handlers need, and its memory
+peak grows with the table. Unlike the exporter, the server is the long-lived writer, so it
+merges the row groups itself now and then: in the round after `_COMPACT_ROWS` rows or
+`_COMPACT_ROUNDS` rounds since the last merge, and when it stops.
+
 Where the exporter buffers in memory when the spool is full, the receiver pushes back
 instead: its clients retry (OTLP exporters retry 429/503 and UNAVAILABLE), so nothing
 waits in a process that a kill -9 would lose. `Backpressure` is raised when the spool is over
@@ -21,6 +27,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from ..pricing.table import PriceTable
 from ..spans.record import SpanRecord
 from ..spans.rows import SpanMapper
@@ -32,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 _INGEST_ROWS = 32_768  # wake the ingester early once this many rows wait (as the exporter)
 _MAX_BACKOFF = 60.0
+_COMPACT_ROWS = 131_072  # rows ingested since the last vacuum that call for one (~1 row group)
+_COMPACT_ROUNDS = 150  # ingest rounds (5 min at 2 s) since the last vacuum that call for one
+_BUSY = store.Retry(timeout=0.05)  # the ingester's wait for the lock: another writer, next round
 
 
 class Backpressure(Exception):
@@ -83,6 +94,7 @@ class SpanSink:
         except store.LockTimeout as e:
             logger.warning("otel-costattr: %s; the ingester retries", e)
         self._mapper = SpanMapper(pricing, capture_content=capture_content)
+        pa.array([0])  # pyarrow imports pandas on its first conversion (0.3 s CPU): now, not in a request
         self._map_lock = threading.Lock()  # the mapper's caches and counters are not thread-safe
         self._lock = threading.Lock()
         self._interval = float(ingest_interval)
@@ -91,6 +103,7 @@ class SpanSink:
         self._fsync = fsync
         self._spool_estimate = store.spool_bytes(self.path)
         self._spooled_rows = 0
+        self._uncompacted = (0, 0)  # (rows spooled, ingest rounds) since the last vacuum
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -132,6 +145,7 @@ class SpanSink:
             with self._lock:
                 self._spool_estimate += size
                 self._spooled_rows += table.num_rows
+                self._uncompacted = (self._uncompacted[0] + table.num_rows, self._uncompacted[1])
                 self.stored_spans += table.num_rows
                 self.rejected_spans += rejected
                 if self._spooled_rows >= _INGEST_ROWS:
@@ -208,31 +222,42 @@ class SpanSink:
             self._spool_estimate = size
 
     def _run(self) -> None:
-        busy = store.Retry(timeout=0.05)
         wait = 0.0
         while True:
             self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 return
-            wait = self._interval
-            with self._lock:
-                self._spooled_rows = 0
-            try:
-                while store.pending_spool(self.path) and not self._stop.is_set():
-                    # One DuckDB thread: the request handlers keep the other core.
-                    if not ingest.ingest(self.path, retry=busy, threads=1):
-                        break
-                self._failures, self.last_ingest_error = 0, None
-            except store.LockTimeout:
-                pass  # someone else is writing: next round
-            except store.StoreError as e:  # disk full, I/O, a failed commit: the files wait
-                self._failures += 1
-                self.last_ingest_error = str(e)
-                wait = min(self._interval * 2 ** min(self._failures, 16), _MAX_BACKOFF)
-                logger.error("otel-costattr: receiver ingest: %s; retrying in %.0f s", e, wait)
-            except Exception:
-                logger.exception("otel-costattr: receiver ingest into %s failed; retrying", self.path)
-            finally:
-                self._refresh_estimate()
-                self.journal_counts()
+            wait = self._round()
+
+    def _round(self) -> float:
+        """One ingest round: the spool into the table. Returns the seconds to the next."""
+        wait = self._interval
+        with self._lock:
+            self._spooled_rows = 0
+            rows, rounds = self._uncompacted
+            self._uncompacted = (rows, rounds + 1)
+        compact = rows >= _COMPACT_ROWS or rounds + 1 >= _COMPACT_ROUNDS
+        try:
+            while store.pending_spool(self.path) and not self._stop.is_set():
+                # One DuckDB thread: the request handlers keep the other core.
+                if not ingest.ingest(self.path, retry=_BUSY, threads=1, compact=compact):
+                    break
+                if compact:  # merged: count again from here
+                    compact = False
+                    with self._lock:
+                        self._uncompacted = (self._uncompacted[0] - rows, 0)
+            self._failures, self.last_ingest_error = 0, None
+        except store.LockTimeout:
+            pass  # someone else is writing: next round
+        except store.StoreError as e:  # disk full, I/O, a failed commit: the files wait
+            self._failures += 1
+            self.last_ingest_error = str(e)
+            wait = min(self._interval * 2 ** min(self._failures, 16), _MAX_BACKOFF)
+            logger.error("otel-costattr: receiver ingest: %s; retrying in %.0f s", e, wait)
+        except Exception:
+            logger.exception("otel-costattr: receiver ingest into %s failed; retrying", self.path)
+        finally:
+            self._refresh_estimate()
+            self.journal_counts()
+        return wait
