@@ -138,9 +138,26 @@ def value_of(value: Any) -> Any:
 
 
 def attributes_of(key_values: Any) -> dict[str, Any]:
-    """A JSON list of ``KeyValue`` as a dict (a repeated key: the last one wins)."""
+    """A JSON list of ``KeyValue`` as a dict (a repeated key: the last one wins).
+
+    The usual shapes, ``{"key": "k", "value": {"stringValue" | "intValue" | "boolValue": v}}``,
+    are read in line, to what `value_of` gives them without its general checks; any other
+    shape goes there."""
     out = {}
     for kv in _list(key_values):
+        if type(kv) is dict and len(kv) == 2:
+            key, value = kv.get("key"), kv.get("value")
+            if type(key) is str and type(value) is dict and len(value) == 1:
+                ((kind, v),) = value.items()
+                if kind == "stringValue" and type(v) is str:
+                    out[key] = v
+                    continue
+                if kind == "intValue" and (type(v) is int or type(v) is str):
+                    out[key] = _int(v, *_INT64)
+                    continue
+                if kind == "boolValue" and type(v) is bool:
+                    out[key] = v
+                    continue
         kv = _item(kv)
         out[_text(kv.get("key"))] = value_of(kv.get("value"))
     return out
