@@ -9,8 +9,9 @@
   every batch to ``otel-costattr serve`` in another process; the clock stops when the server
   says every span is stored and its spool is empty (``/healthz``).
 - http-pb-raw: the same protobuf bodies encoded before the clock starts, posted with
-  ``http.client`` on one keep-alive connection: the server alone, without the exporter's
-  encoding competing for the same cores.
+  ``http.client`` on one keep-alive connection (``--clients N``: N connections at once, each
+  posting its share in turn, as several producers would): the server alone, without the
+  exporter's encoding competing for the same cores.
 - http-json: the same batches as OTLP JSON (hex ids, as the JS SDK sends them), posted the
   same way (the Python SDK has no JSON exporter).
 - grpc: the OpenTelemetry Python OTLP/gRPC span exporter.
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench_exporter import ROOT, batches, make_spans, measure
@@ -146,6 +148,7 @@ def run_receiver(
     bodies: dict[str, list[bytes]],
     pricing: str,
     src: Path | None = None,
+    clients: int = 1,
 ) -> tuple:
     """(spans/s, server CPU µs per span, p50 ms, p99 ms) for one receiver run."""
     server = Server(folder, pricing, src)
@@ -155,24 +158,21 @@ def run_receiver(
             exporter = GrpcExporter(endpoint=f"127.0.0.1:{server.grpc_port}", insecure=True)
         elif kind == "http-protobuf":
             exporter = HttpExporter(endpoint=server.url + "/v1/traces")
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-            media = "application/json" if kind == "http-json" else "application/x-protobuf"
-        latencies = []
+        latencies: list[float] = []
         cpu0 = cpu_seconds(server.proc.pid)
         start = time.perf_counter()
-        for i, batch in enumerate(work):
-            t = time.perf_counter()
-            if kind in PREENCODED:
-                conn.request("POST", "/v1/traces", bodies[kind][i], {"Content-Type": media})
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            else:
-                ok = exporter.export(batch) is SpanExportResult.SUCCESS
-            latencies.append(time.perf_counter() - t)
-            if not ok:
-                raise SystemExit(f"{kind}: a request failed")
+        if kind in PREENCODED:
+            media = "application/json" if kind == "http-json" else "application/x-protobuf"
+            share = [bodies[kind][i::clients] for i in range(clients)]
+            with ThreadPoolExecutor(clients) as pool:
+                for done in pool.map(lambda mine: post_all(server.port, mine, media), share):
+                    latencies.extend(done)
+        else:
+            for batch in work:
+                t = time.perf_counter()
+                if exporter.export(batch) is not SpanExportResult.SUCCESS:
+                    raise SystemExit(f"{kind}: a request failed")
+                latencies.append(time.perf_counter() - t)
         server.wait_stored(total)
         elapsed = time.perf_counter() - start
         cpu = cpu_seconds(server.proc.pid) - cpu0
@@ -185,6 +185,22 @@ def run_receiver(
         server.stop()
 
 
+def post_all(port: int, bodies: list[bytes], media: str) -> list[float]:
+    """POST each body in turn on one keep-alive connection: the latency of each."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    latencies = []
+    for body in bodies:
+        t = time.perf_counter()
+        conn.request("POST", "/v1/traces", body, {"Content-Type": media})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"a request failed: {response.status}")
+        latencies.append(time.perf_counter() - t)
+    conn.close()
+    return latencies
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=70_000)
@@ -193,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pricing", default=str(ROOT / "tests" / "data" / "test_prices.toml"))
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--baseline", metavar="REF", help="also run the server of this commit")
+    parser.add_argument(
+        "--clients", type=int, default=1, help="connections posting the pre-encoded bodies at once"
+    )
     args = parser.parse_args(argv)
 
     table = load_pricing([args.pricing], bundled=False, use_env=False)
@@ -221,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             results["in-process"].append((exported["spans_s"], exported["cpu_us"], None, None))
             for kind, tag in runs:
                 results[kind + tag].append(
-                    run_receiver(kind, folder, work, bodies, args.pricing, servers[tag])
+                    run_receiver(kind, folder, work, bodies, args.pricing, servers[tag], args.clients)
                 )
         base = statistics.median(r[0] for r in results["in-process"])
         for kind, runs in results.items():
