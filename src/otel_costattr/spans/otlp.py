@@ -26,7 +26,8 @@ parse itself checks the rest of the request as before. A KeyValue's bytes are de
 (``_KeyValue.FromString``) and the ``(key, value)`` pair is kept in a bounded cache keyed by
 those bytes: most attributes of GenAI spans repeat (operation, provider, model, agent,
 feature), and a hit costs a dict lookup instead of four calls into the protobuf runtime for
-each attribute (measured: 8.8 -> ~3 ms per 1,000 spans). Only scalar values are cached (a
+each attribute (a 1,000-span request, parsed and read: 19-22 ms before, 3.9-6.0 ms with
+the bytes form, best of 30 in fresh processes, load 9). Only scalar values are cached (a
 key-value list decodes to a dict, which a record must not share), and only small encodings.
 A KeyValue that is not valid protobuf makes the request undecodable (ValueError), as the
 generated classes would have said when parsing it.
@@ -61,7 +62,7 @@ _RAW_ATTRIBUTES = (
     ("opentelemetry/proto/trace/v1/trace.proto", ("Span", "Link")),
 )
 _REQUEST = "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
-_CACHE_MAX = 16_384  # entries: at most 16k x 256 bytes of keys, cleared when full
+_CACHE_MAX = 16_384  # entries (each under 1 kB: key bytes, key, value), cleared when full
 _CACHEABLE = 256  # bytes: a longer KeyValue (a prompt someone sends) is decoded, not kept
 _SCALARS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value", None})
 _pairs: dict[bytes, tuple[str, Any]] = {}  # KeyValue bytes -> (key, value); GIL-safe dict ops
