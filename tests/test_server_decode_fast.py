@@ -4,8 +4,6 @@ refuses what they refuse, and the sink's ingester merges row groups only now and
 
 from __future__ import annotations
 
-import json
-
 import grpc
 import pytest
 from hypothesis import given, settings
@@ -15,7 +13,6 @@ from serverutil import free_port, serving
 from test_server_json_decode import requests
 
 from otel_costattr.server import SpanSink
-from otel_costattr.server import otlp_wire as wire
 from otel_costattr.server import sink as sink_module
 from otel_costattr.server.grpc_receiver import GrpcReceiver
 from otel_costattr.spans import otlp
@@ -170,38 +167,3 @@ def test_the_ingester_merges_row_groups_now_and_then(tmp_path, table, monkeypatc
         sink.accept(otlp.records_from_otlp(body)[0])
         sink._round()
     assert calls == [False, True, False, False, True, False]
-
-
-def _span_json(**fields) -> bytes:
-    span = {"traceId": "01" * 16, "spanId": "02" * 8, "name": "s", **fields}
-    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        _span_json(attributes=[{"key": "d", "value": {"doubleValue": float("nan")}}]),  # NaN literal
-        _span_json(attributes=[{"key": "s", "value": {"stringValue": "\ud800"}}]),  # lone surrogate
-        b"\xef\xbb\xbf" + _span_json(),  # a byte-order mark
-        b"[" * 2000 + b"]" * 2000,  # deeper than orjson goes
-        b'{"resourceSpans": [{"scopeSpans": [{"spans": []}]}], "resourceSpans": []}',  # repeated key
-        _span_json(attributes=[{"key": "i", "value": {"intValue": 2**64}}]),  # past 64 bits
-        _span_json(attributes=[{"key": "d", "value": {"doubleValue": 2**64}}]),
-        _span_json(attributes=[{"key": "d", "value": {"doubleValue": 1e308 * 10}}]),  # Infinity
-        _span_json(startTimeUnixNano=2**64 - 1, endTimeUnixNano=2**64),
-        _span_json(startTimeUnixNano=-(2**63) - 1),
-        _span_json(attributes=[{"key": "i", "value": {"intValue": -(2**63)}}]),
-        b'{"resourceSpans": [1.5e999]}',
-    ],
-)
-def test_json_bodies_decode_alike_with_and_without_orjson(body, monkeypatch):
-    def outcome():
-        try:
-            return wire.decode(body, wire.JSON)
-        except wire.BadRequest:
-            return "400"
-
-    assert wire._orjson is not None  # the [server] extra brings it
-    fast = outcome()
-    monkeypatch.setattr(wire, "_orjson", None)
-    assert outcome() == fast

@@ -11,13 +11,6 @@
 - Responses: an ``ExportTraceServiceResponse`` (with ``partial_success`` when spans were
   rejected), or a ``google.rpc.Status`` for an error, in the request's content type.
 
-JSON bodies are parsed by orjson when it is installed (the ``[server]`` extra brings it: 3 ms
-per 1,000 spans against the standard library's 16). Wherever orjson refuses a body (NaN,
-lone surrogates, a byte-order mark, nesting past 1,024) the standard parser gets it, so the
-same bodies are accepted. One difference is left: an integer outside the 64-bit range
-becomes a float in orjson; no OTLP field can hold one, so the request is refused (400) either
-way, with the fallback parser's message differing.
-
 The spans themselves are decoded by `spans.otlp` (`parse_request`, `records_from_otlp`), as
 for gRPC; plain OTLP JSON by `spans.otlp_json` (the same records, ten times faster than
 protobuf's generic JSON parser), anything else in JSON by that parser.
@@ -33,11 +26,6 @@ from typing import Any
 from ..spans.otlp import empty_request, parse_request, records_from_otlp
 from ..spans.otlp_json import NotPlain, records_from_otlp_json
 from ..spans.record import SpanRecord
-
-try:  # in the [server] extra; without it the standard parser does the same, slower
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - the extra brings it
-    _orjson = None  # type: ignore[assignment]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -104,16 +92,6 @@ def _inflate(body: bytes, wbits: int, cap: int, name: str) -> bytes:
     return out
 
 
-def _loads(body: bytes) -> Any:
-    """A JSON body parsed (module docstring: orjson first, the standard parser when it refuses)."""
-    if _orjson is not None:
-        try:
-            return _orjson.loads(body)
-        except _orjson.JSONDecodeError:
-            pass
-    return json.loads(body)
-
-
 def decode(body: bytes, content_type: str | None) -> tuple[list[SpanRecord], int, str]:
     """The span records of a decompressed body of ``content_type``, with how many spans were
     rejected and why (`spans.otlp.records_from_otlp`)."""
@@ -125,7 +103,7 @@ def decode(body: bytes, content_type: str | None) -> tuple[list[SpanRecord], int
             raise BadRequest(str(e)) from None
     if kind == JSON:
         try:
-            data = _loads(body)
+            data = json.loads(body)
         except (ValueError, RecursionError) as e:
             raise BadRequest(f"body is not JSON: {e}") from None
         if not isinstance(data, dict):
