@@ -94,7 +94,7 @@ class SpanSink:
         except store.LockTimeout as e:
             logger.warning("otel-costattr: %s; the ingester retries", e)
         self._mapper = SpanMapper(pricing, capture_content=capture_content)
-        pa.array([0])  # pyarrow imports pandas on its first conversion (0.3 s CPU): now, not in a request
+        pa.array([0])  # pyarrow imports pandas (if installed) on its first conversion, 0.3 s: now
         self._map_lock = threading.Lock()  # the mapper's caches and counters are not thread-safe
         self._lock = threading.Lock()
         self._interval = float(ingest_interval)
