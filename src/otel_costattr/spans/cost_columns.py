@@ -13,12 +13,14 @@ how the provider was configured. A cost no single call can have (not a number, n
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from .. import semconv
-from ..cost.engine import CostStatus, compute_cost, price_call, usd
+from ..cost import billing
+from ..cost.engine import CostStatus, Usage, compute_cost, price_call, usd, usd_float
 from ..pricing.table import PriceTable
 from .encode import column_text
 
@@ -37,6 +39,10 @@ _QUANT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 _PRICED, _INVALID = CostStatus.PRICED, CostStatus.INVALID_USAGE
 _PRICED_TEXT = CostStatus.PRICED.value
 NO_CALL = (None,) * 10  # the token and cost columns of a span that is not a model call
+_read_call_fields = semconv.read_call_fields
+_billable = Usage.billable  # on the plain tuple of Usage fields read_call_fields gives
+_input_buckets = operator.itemgetter(*billing.INPUT_INDEXES)  # what BillableTokens.total_input sums
+_new_tuple = tuple.__new__
 
 
 def quantize_usd(value: Decimal | None) -> Decimal | None:
@@ -68,27 +74,31 @@ def stamped_usd(value: float) -> Decimal | None:
 def model_columns(attrs: Mapping[str, Any], start: int | None, table: PriceTable) -> tuple[Any, ...]:
     """The token and cost columns of a model-call span, in table order, its cost either the
     stamped one (trusted as the module doc says) or priced by ``table``."""
-    call = semconv.read_model_call(attrs)
+    # compute_cost's own arithmetic (price_call) on the plain fields, without its result
+    # objects: this runs for every model call the exporter stores. tests/test_row_costs.py
+    # checks these columns against read_model_call + compute_cost on arbitrary attributes.
+    model, provider, tier, counts = _read_call_fields(attrs)
     stamped = attrs.get(semconv.COST)
     if isinstance(stamped, (int, float)) and not isinstance(stamped, bool):
         # A stamp that is not a believable cost says its producer is broken: it is kept
         # visible as such (the raw value stays in the attributes JSON), not silently
         # replaced by our own price; `--reprice` still prices the stored tokens.
-        status = column_text(attrs.get(semconv.COST_STATUS)) or CostStatus.PRICED.value
+        status = column_text(attrs.get(semconv.COST_STATUS)) or _PRICED_TEXT
         version = column_text(attrs.get(semconv.PRICING_VERSION))
         value = stamped_usd(stamped)
-        tokens = None
+        tokens: Any = None
         if value is None:
             status = IMPLAUSIBLE
-            if call.usage.problem() is None:
-                tokens = call.usage.billable()
-        elif status == CostStatus.PRICED.value and version == table.version:
-            exact = _price(call, start, table)
-            tokens = exact.tokens
-            if exact.status is CostStatus.PRICED and exact.total_float == float(stamped):
-                value = quantize_usd(exact.total)
-        elif call.usage.problem() is None:
-            tokens = call.usage.billable()
+            if _new_tuple(Usage, counts).problem() is None:
+                tokens = _billable(counts)
+        elif status == _PRICED_TEXT and version == table.version:
+            priced, _, parts, scale, _, _ = price_call(table, start, model, provider, tier, counts)
+            if priced is not _INVALID:
+                tokens = _billable(counts)
+            if priced is _PRICED and usd_float(parts, scale) == float(stamped):
+                value = quantize_usd(usd(sum(parts), scale))
+        elif _new_tuple(Usage, counts).problem() is None:
+            tokens = _billable(counts)
         cost: tuple[Any, ...] = (
             value,
             status,
@@ -97,15 +107,9 @@ def model_columns(attrs: Mapping[str, Any], start: int | None, table: PriceTable
             column_text(attrs.get(semconv.PRICED_MODEL)),
         )
     else:
-        # compute_cost's own arithmetic (price_call) without its result object: this runs for
-        # every unpriced model call the exporter stores. tests/test_mapping.py checks these
-        # columns against compute_cost on arbitrary attributes.
-        usage = call.usage
-        status, entry, parts, scale, _, _ = price_call(
-            table, start, call.model, call.provider, call.service_tier, usage
-        )
+        status, entry, parts, scale, _, _ = price_call(table, start, model, provider, tier, counts)
         # The engine's buckets: zeros for no usage, None if invalid.
-        tokens = None if status is _INVALID else usage.billable()
+        tokens = None if status is _INVALID else _billable(counts)
         if status is _PRICED:
             total = usd(sum(parts), scale)
             # Our own engine obeys the bound too (rates near the pricing cap on 100M tokens
@@ -118,9 +122,11 @@ def model_columns(attrs: Mapping[str, Any], start: int | None, table: PriceTable
             cost = (None, status._value_, "exporter", table.version, None)
     if tokens is None:
         return (None, None, None, None, None, *cost)
+    # BillableTokens.total_input / total_output, without their generator per call.
+    total_input = sum(_input_buckets(tokens))
     return (
-        tokens.total_input,
-        tokens.total_output,
+        total_input,
+        sum(tokens) - total_input,
         tokens.cache_read,
         tokens.cache_write_5m + tokens.cache_write_1h,
         tokens.reasoning,
