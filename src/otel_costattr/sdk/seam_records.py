@@ -50,11 +50,26 @@ def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None
             try:
                 ctx, parent, events, links = span._context, span._parent, span._events, span._links
                 attrs, resource, scope = span._attributes, span._resource, span._instrumentation_scope
+                # The fields behind the properties: a property is a Python-level call each.
+                name, kind, start, end, status = (
+                    span._name,
+                    span._kind,
+                    span._start_time,
+                    span._end_time,
+                    span._status,
+                )
                 if not fast:
                     raise AttributeError("fast path disabled")
             except AttributeError:  # not an SDK span, or the SDK renamed them: the public API
                 ctx, parent, events, links = span.context, span.parent, span.events, span.links
                 attrs, resource, scope = span.attributes, span.resource, span.instrumentation_scope
+                name, kind, start, end, status = (
+                    span.name,
+                    span.kind,
+                    span.start_time,
+                    span.end_time,
+                    span.status,
+                )
             res = resources.get(id(resource))
             if res is None:
                 rattrs = _plain(getattr(resource, "attributes", None))
@@ -66,15 +81,14 @@ def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None
                     getattr(scope, "name", None) or None,
                     getattr(scope, "version", None) or None,
                 )
-            start, end, status = span.start_time, span.end_time, span.status
             values = (
                 ctx.trace_id.to_bytes(16, "big").hex(),  # 25% faster than format(..., "032x")
                 ctx.span_id.to_bytes(8, "big").hex(),
                 parent.span_id.to_bytes(8, "big").hex() if parent is not None else None,
                 start,
                 end,
-                span.name,
-                span.kind._name_,
+                name,
+                kind._name_,
                 status.status_code._name_,
                 status.description or None,
                 res[1],

@@ -36,6 +36,7 @@ from .. import semconv
 from ..pricing.table import PriceTable, default_pricing
 from ..store.schema import SPANS, arrow_schema
 from . import content
+from .batch import batch_table
 from .cost_columns import NO_CALL, model_columns, quantize_usd
 from .encode import column_text, to_json
 from .record import SpanRecord
@@ -182,8 +183,9 @@ class SpanMapper:
 
     def table(self, spans: Iterable[SpanRecord | Any]) -> pa.Table:
         """The rows of ``spans`` (records, or finished SDK spans) as a pyarrow Table with
-        `SCHEMA`."""
-        return rows_to_table(self.rows(spans))
+        `SCHEMA`: the batch API (the exporter, the receiver's sink). The same table as
+        ``rows_to_table(self.rows(spans))``, built column by column (`spans/batch.py`)."""
+        return batch_table(self, _records(spans, self.skipped))
 
     def skipped(self, span: Any) -> None:
         """Count and log a span that could not be read or mapped (call it inside the
@@ -352,17 +354,20 @@ def rows_to_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
     if not rows:
         return SCHEMA.empty_table()
     columns = list(zip(*rows, strict=True))
-    arrays = []
-    for values, (name, kind) in zip(columns, COLUMNS, strict=True):
-        try:
-            arrays.append(pa.array(values, type=kind))
-        except pa.ArrowInvalid:
-            if name != "cost_usd":
-                raise
-            # A cost with more than 12 decimal places (a rate with many digits), or too big
-            # for the column: round it, or leave it out.
-            arrays.append(pa.array([quantize_usd(v) for v in values], type=kind))
+    arrays = [to_arrow(name, values, kind) for values, (name, kind) in zip(columns, COLUMNS, strict=True)]
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def to_arrow(name: str, values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+    """One column's values as an Arrow array of its type."""
+    try:
+        return pa.array(values, type=kind)
+    except pa.ArrowInvalid:
+        if name != "cost_usd":
+            raise
+        # A cost with more than 12 decimal places (a rate with many digits), or too big
+        # for the column: round it, or leave it out.
+        return pa.array([quantize_usd(v) for v in values], type=kind)
 
 
 def span_to_row(

@@ -1,0 +1,299 @@
+"""A batch of span records -> the ``spans`` rows as Arrow columns, column by column.
+
+`SpanMapper.table` calls `batch_table`; `SpanMapper.rows` (one tuple per record, the general
+path) stays the definition. Mapping row by row paid Python's price for every column of every
+span; here the record's own fields are transposed once (``zip(*records)``) and the columns
+read from attributes are built for all the spans of one attribute *shape* at a time (the same
+keys in the same order: one instrumentation sets the same keys on every span of a kind), so
+the checks a row paid per value (is every text column a non-empty string, is the step an int
+in range, is every key allowed without content) are one C-level pass over a column. What
+still runs per span: the shape, the role (cached per distinct (operation, OpenInference
+kind, cost status) of a shape), a model call's tokens and cost (``cost_columns``), the
+attributes JSON, events and links when present.
+
+Nothing here decides anything of its own: every value comes from the same rules the general
+path calls (``semconv.span_role``, ``content``, ``cost_columns.model_columns``,
+``encode.column_text``, ``rows._step``), and tests/test_mapping_batch.py compares the two
+paths on random batches. Shapes with few spans, and any batch the column path cannot take (a
+value it did not expect), go through the general path, so the answer is always its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import semconv
+from . import content
+from .cost_columns import NO_CALL, model_columns
+from .encode import column_text, to_json
+from .record import SpanRecord
+
+if TYPE_CHECKING:
+    from .rows import SpanMapper
+
+# Below this many spans of one shape, the general path's per-span work is as cheap.
+MIN_SHAPE = 8
+_MAX_STEP = 2**31 - 1
+_STR_OR_NONE = frozenset({str, type(None)})
+_INT = frozenset({int})
+_DICT = frozenset({dict})
+_MODEL_CALL = semconv.SpanRole.MODEL_CALL.value
+_RESPONSE_MODEL, _LLM_MODEL = "gen_ai.response.model", "llm.model_name"
+_ROLE_VALUES = (semconv.OPERATION, semconv.OPENINFERENCE_KIND, semconv.COST_STATUS)
+
+# The columns read from attributes (or depending on them), in the order `_shape_columns`
+# returns them; the others come from the record's own fields.
+ATTRIBUTE_COLUMNS = (
+    "status_message",
+    "span_role",
+    "operation",
+    "provider",
+    "request_model",
+    "response_model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "cost_status",
+    "cost_source",
+    "pricing_version",
+    "priced_model",
+    "agent_name",
+    "agent_id",
+    "agent_version",
+    "feature",
+    "step",
+    "tool_name",
+    "conversation_id",
+    "workflow_name",
+    "attributes",
+)
+
+
+def batch_table(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table:
+    """The rows of ``records`` as a pyarrow Table with `rows.SCHEMA`, in their order: the
+    same table as ``rows_to_table(mapper.rows(records))``."""
+    from .rows import rows_to_table
+
+    dropped_before = mapper.content_dropped
+    try:
+        table = _columns(mapper, records)
+    except Exception:  # a value the column path did not expect: the general path decides
+        mapper.content_dropped = dropped_before
+        table = None
+    if table is None:
+        return rows_to_table(mapper.rows(records))
+    return table
+
+
+def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | None:
+    from .rows import COLUMNS, SCHEMA, _plain, to_arrow
+
+    n = len(records)
+    if n < MIN_SHAPE:
+        return None
+    (trace, span, parent, start, end, name, kind, status, description, resource, service,
+     scope_name, scope_version, attrs, events, links) = zip(*records, strict=True)  # fmt: skip
+    if not _DICT.issuperset(map(type, attrs)):
+        attrs = tuple(map(_plain, attrs))
+    # Content left out of events and links counts in the span's own attributes JSON.
+    extra: dict[int, int] = {}
+    events_json: Sequence[str] = ("[]",) * n
+    links_json: Sequence[str] = ("[]",) * n
+    if any(events):
+        events_json = list(events_json)
+        for i, ev in enumerate(events):
+            if ev:
+                events_json[i], extra[i] = mapper._events(ev)
+    if any(links):
+        links_json = list(links_json)
+        for i, ln in enumerate(links):
+            if ln:
+                links_json[i], dropped = mapper._links(ln)
+                extra[i] = extra.get(i, 0) + dropped
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, a in enumerate(attrs):
+        groups.setdefault(tuple(a), []).append(i)
+    order: list[int] = []
+    parts: list[list[Sequence[Any]]] = []
+    rest: list[int] = []
+    for shape, rows in groups.items():
+        if len(rows) < MIN_SHAPE:
+            rest.extend(rows)
+            continue
+        parts.append(_shape_columns(mapper, shape, rows, records, attrs, extra))
+        order.extend(rows)
+    if rest:
+        parts.append(_general_columns(mapper, rest, records))
+        order.extend(rest)
+    if not order:
+        return None
+    if len(parts) == 1:
+        by_shape: list[Sequence[Any]] = parts[0]
+    else:
+        by_shape = [[v for p in parts for v in p[c]] for c in range(len(ATTRIBUTE_COLUMNS))]
+    known: dict[str, Any] = dict(zip(ATTRIBUTE_COLUMNS, by_shape, strict=True))
+    if order != sorted(order):
+        # Back in the records' order: the positions of 0, 1, 2... in `order`.
+        back = pc.sort_indices(pa.array(order, pa.int64()))
+        types = dict(COLUMNS)
+        arrays = [to_arrow(c, known[c], types[c]) for c in ATTRIBUTE_COLUMNS]
+        shaped = pa.table(arrays, names=ATTRIBUTE_COLUMNS)
+        known = dict(zip(ATTRIBUTE_COLUMNS, shaped.take(back).columns, strict=True))
+    if None in start or None in end:
+        starts = [None if s is None else s // 1000 for s in start]
+        ends = [None if e is None else e // 1000 for e in end]
+        durations = [
+            None if s is None or e is None else (e - s) / 1e6 for s, e in zip(start, end, strict=True)
+        ]
+    else:
+        starts = [s // 1000 for s in start]
+        ends = [e // 1000 for e in end]
+        durations = [(e - s) / 1e6 for s, e in zip(start, end, strict=True)]
+    own = {
+        "trace_id": trace,
+        "span_id": span,
+        "parent_span_id": parent,
+        "name": name,
+        "kind": kind,
+        "start_time": starts,
+        "end_time": ends,
+        "duration_ms": durations,
+        "status_code": status,
+        "service_name": service,
+        "scope_name": scope_name,
+        "scope_version": scope_version,
+        "resource": list(map(mapper._resource, resource)),
+        "events": events_json,
+        "links": links_json,
+    }
+    known.update(own)
+    arrays = [
+        values if isinstance(values := known[column], pa.ChunkedArray) else to_arrow(column, values, type_)
+        for column, type_ in COLUMNS
+    ]
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _general_columns(
+    mapper: SpanMapper, rows: list[int], records: Sequence[SpanRecord]
+) -> list[Sequence[Any]]:
+    """The attribute columns of ``rows`` through the general path (`SpanMapper._values`)."""
+    from .rows import COLUMN_NAMES
+
+    index = [COLUMN_NAMES.index(c) for c in ATTRIBUTE_COLUMNS]
+    values = [mapper._values(records[i]) for i in rows]
+    return [[v[j] for v in values] for j in index]
+
+
+def _shape_columns(
+    mapper: SpanMapper,
+    shape: tuple[str, ...],
+    rows: list[int],
+    records: Sequence[SpanRecord],
+    attrs: Sequence[dict[str, Any]],
+    extra: dict[int, int],
+) -> list[Sequence[Any]]:
+    """The attribute columns of ``rows``, spans whose attributes all have the keys ``shape``."""
+    from .rows import _error_description, _first, _step
+
+    m = len(rows)
+    group = [attrs[i] for i in rows]
+    values = list(zip(*[a.values() for a in group], strict=True)) if shape else []
+    where = {key: j for j, key in enumerate(shape)}
+    nothing = (None,) * m
+
+    def column(key: str) -> Sequence[Any]:
+        j = where.get(key)
+        return nothing if j is None else values[j]
+
+    def text(key: str) -> Sequence[Any]:
+        col = column(key)
+        if col is nothing or (_STR_OR_NONE.issuperset(map(type, col)) and "" not in col):
+            return col
+        return list(map(column_text, col))
+
+    # The role reads only these three values and which keys are present (the same for the
+    # whole shape): computed once per distinct triple.
+    known_roles: dict[tuple[Any, ...], str] = {}
+    roles = []
+    for triple, a in zip(zip(*map(column, _ROLE_VALUES), strict=True), group, strict=True):
+        role = known_roles.get(triple)
+        if role is None:
+            role = known_roles[triple] = semconv.span_role(a)._value_
+        roles.append(role)
+    pricing = mapper._pricing or mapper.pricing
+    money = list(
+        zip(
+            *[
+                model_columns(a, records[i].start_ns, pricing) if role == _MODEL_CALL else NO_CALL
+                for a, i, role in zip(group, rows, roles, strict=True)
+            ],
+            strict=True,
+        )
+    )
+    provider_keys = [key for key in semconv.PROVIDER_KEYS if key in where]
+    provider: Sequence[Any] = nothing
+    if provider_keys:
+        provider = column(provider_keys[0])
+        if None in provider:  # a None value falls through to the next spelling, as in `_values`
+            provider = [_first(a, provider_keys) for a in group]
+    if not (_STR_OR_NONE.issuperset(map(type, provider)) and "" not in provider):
+        provider = list(map(column_text, provider))
+    response = column(_RESPONSE_MODEL)
+    if _LLM_MODEL in where or not (response is nothing or all(response)):
+        response = [r or o for r, o in zip(response, column(_LLM_MODEL), strict=True)]
+    if not (_STR_OR_NONE.issuperset(map(type, response)) and "" not in response):
+        response = list(map(column_text, response))
+    step = column(semconv.AGENT_STEP)
+    if step is not nothing and not (
+        _INT.issuperset(map(type, step)) and min(step) >= -_MAX_STEP and max(step) <= _MAX_STEP
+    ):
+        step = [v if type(v) is int and -_MAX_STEP <= v <= _MAX_STEP else _step(v) for v in step]
+    # Content: every key known to be kept (the usual case), else the rule span by span.
+    if mapper.capture_content or mapper._plain_keys.issuperset(shape):
+        kept: Sequence[Any] = group
+        dropped: Sequence[int] = (0,) * m
+    else:
+        cleaned = [mapper._clean(a) for a in group]
+        kept = [c[0] for c in cleaned]
+        dropped = [c[1] for c in cleaned]
+    attributes = []
+    for i, k, d in zip(rows, kept, dropped, strict=True):
+        d += extra.get(i, 0)
+        if d:
+            mapper.content_dropped += d
+            k = {**k, content.CONTENT_DROPPED: d}
+        attributes.append(to_json(k))
+    messages: Sequence[Any] = nothing
+    if any(records[i].status_message is not None for i in rows):
+        messages = [records[i].status_message for i in rows]
+        if not mapper.capture_content:
+            messages = [
+                None if d is None else _error_description(d, records[i].events, r, a.get("error.type"))
+                for d, i, r, a in zip(messages, rows, roles, group, strict=True)
+            ]
+    return [
+        messages,
+        roles,
+        text(semconv.OPERATION),
+        provider,
+        text(semconv.REQUEST_MODEL),
+        response,
+        *money,
+        text(semconv.AGENT_NAME),
+        text(semconv.AGENT_ID),
+        text(semconv.AGENT_VERSION),
+        text(semconv.FEATURE),
+        step,
+        text(semconv.TOOL_NAME),
+        text(semconv.CONVERSATION_ID),
+        text(semconv.WORKFLOW_NAME),
+        attributes,
+    ]

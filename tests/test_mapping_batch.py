@@ -1,0 +1,170 @@
+"""The column-by-column batch mapping (`spans/batch.py`, what `SpanMapper.table` runs) gives
+the very table the general row path gives (`rows_to_table(SpanMapper.rows(...))`) on random
+batches: spans of a few attribute shapes interleaved, hostile values (empty and non-text
+text, floats and out-of-range steps, None values as OTLP may carry), content to leave out,
+events, links, error descriptions, stamped and unstamped model calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otel_costattr import semconv
+from otel_costattr.pricing.table import PriceTable, load_pricing
+from otel_costattr.spans import batch
+from otel_costattr.spans.record import SpanRecord, make_record
+from otel_costattr.spans.rows import SpanMapper, rows_to_table
+
+DATA = Path(__file__).parent / "data"
+T0 = 1_782_900_000_000_000_000
+
+
+@pytest.fixture(scope="module")
+def table() -> PriceTable:
+    return load_pricing([DATA / "test_prices.toml"], bundled=False, use_env=False)
+
+
+KEYS = (
+    semconv.OPERATION,
+    semconv.OPENINFERENCE_KIND,
+    semconv.COST_STATUS,
+    *semconv.PROVIDER_KEYS[:2],
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "llm.model_name",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    semconv.ANTHROPIC_CACHE_READ,
+    semconv.AGENT_STEP,
+    semconv.AGENT_NAME,
+    semconv.AGENT_ID,
+    semconv.FEATURE,
+    semconv.TOOL_NAME,
+    semconv.CONVERSATION_ID,
+    semconv.WORKFLOW_NAME,
+    semconv.COST,
+    semconv.PRICING_VERSION,
+    "error.type",
+    "gen_ai.prompt",  # content
+    "gen_ai.request.temperature",  # kept only as a number
+    "app.tenant",
+)
+OPERATIONS = ("chat", "invoke_agent", "execute_tool", "embeddings", "invoke_workflow", "other")
+values = st.one_of(
+    st.sampled_from(["", "acme-large", "acme-large-20260101", "acme", "LLM", "AGENT", "duplicate", "x"]),
+    st.sampled_from(OPERATIONS),
+    st.integers(-5, 5000),
+    st.sampled_from([2**31, -(2**31), 2**31 - 1, 10**20]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.tuples(st.sampled_from(["a", ""])),
+)
+# Mostly well-formed spans, so that the usual fast cases are tried as often as the odd ones.
+typical = {
+    semconv.OPERATION: st.sampled_from(OPERATIONS),
+    "gen_ai.request.model": st.sampled_from(["acme-large", "acme-think", "nope"]),
+    "gen_ai.usage.input_tokens": st.integers(0, 300_000),
+    "gen_ai.usage.output_tokens": st.integers(0, 5000),
+    semconv.AGENT_STEP: st.integers(0, 40),
+}
+shapes = st.lists(st.sampled_from(KEYS), unique=True, max_size=10)
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["exception", "gen_ai.choice", "retry"]),
+        st.just(T0),
+        st.dictionaries(st.sampled_from(["exception.type", "exception.message", "n", "content"]), values),
+    ),
+    max_size=2,
+).map(tuple)
+links = st.lists(
+    st.tuples(st.just("ab" * 16), st.just("cd" * 8), st.dictionaries(st.sampled_from(KEYS), values)),
+    max_size=1,
+).map(tuple)
+
+
+@st.composite
+def span_batch(draw) -> list[SpanRecord]:
+    out = []
+    resource = {"service.name": "svc"}
+    for shape in draw(st.lists(shapes, min_size=1, max_size=3)):
+        for _ in range(draw(st.integers(0, 20))):
+            attrs = {k: draw(typical[k] if k in typical and draw(st.booleans()) else values) for k in shape}
+            start = draw(st.one_of(st.just(T0), st.integers(0, 2**62), st.none()))
+            n = len(out)
+            out.append(
+                make_record(
+                    (
+                        f"{n:032x}",
+                        f"{n:016x}",
+                        None if n % 3 == 0 else f"{n - 1:016x}",
+                        start,
+                        None if start is None else start + draw(st.integers(0, 10**9)),
+                        "span",
+                        "CLIENT",
+                        draw(st.sampled_from(["UNSET", "ERROR"])),
+                        draw(st.sampled_from([None, None, "Boom: secret output"])),
+                        resource,
+                        "svc",
+                        "scope",
+                        None,
+                        attrs,
+                        draw(st.one_of(st.just(()), events)),
+                        draw(st.one_of(st.just(()), links)),
+                    )
+                )
+            )
+    return draw(st.permutations(out))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(span_batch(), st.booleans())
+def test_batch_table_is_the_row_path_table(table, records, capture):
+    general, columns = SpanMapper(table, capture_content=capture), SpanMapper(table, capture_content=capture)
+    expected = rows_to_table(general.rows(records))
+    got = columns.table(records)
+    assert got.to_pylist() == expected.to_pylist()
+    assert got.equals(expected)
+    assert (columns.content_dropped, columns.errors) == (general.content_dropped, general.errors)
+
+
+def test_the_column_path_runs_on_a_batch_of_one_shape(table, monkeypatch):
+    """The property above would pass if every batch fell back to the row path: this one must
+    not."""
+    records = [
+        make_record(
+            (
+                f"{n:032x}",
+                f"{n:016x}",
+                None,
+                T0,
+                T0 + 5,
+                "chat",
+                "CLIENT",
+                "UNSET",
+                None,
+                {},
+                None,
+                None,
+                None,
+                {
+                    semconv.OPERATION: "chat",
+                    "gen_ai.request.model": "acme-large",
+                    "gen_ai.usage.input_tokens": n,
+                },
+                (),
+                (),
+            )
+        )  # fmt: skip
+        for n in range(40)
+    ]
+    monkeypatch.setattr(SpanMapper, "rows", None)  # the fallback would call it
+    monkeypatch.setattr(SpanMapper, "_values", None)
+    got = SpanMapper(table).table(records)
+    assert got.column("input_tokens").to_pylist() == list(range(40))
+    assert set(got.column("cost_status").to_pylist()) == {"priced"}
+    assert batch.MIN_SHAPE <= 40
