@@ -16,6 +16,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.util import BoundedList
+
 from ..spans.record import SpanRecord, service_name_of
 from . import seam
 
@@ -60,6 +63,14 @@ def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None
                 )
                 if not fast:
                     raise AttributeError("fast path disabled")
+                # The containers behind BoundedList and BoundedAttributes: their truth test and
+                # lookups are Python-level calls otherwise (two __len__ a span).
+                if type(events) is BoundedList:
+                    events = events._dq
+                if type(links) is BoundedList:
+                    links = links._dq
+                if type(attrs) is BoundedAttributes and type(attrs._dict) is dict:
+                    attrs = attrs._dict
             except AttributeError:  # not an SDK span, or the SDK renamed them: the public API
                 ctx, parent, events, links = span.context, span.parent, span.events, span.links
                 attrs, resource, scope = span.attributes, span.resource, span.instrumentation_scope
@@ -95,7 +106,7 @@ def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None
                 res[2],
                 sc[1],
                 sc[2],
-                _plain(attrs),
+                attrs if type(attrs) is dict else _plain(attrs),
                 tuple((e.name, e.timestamp, _plain(e.attributes)) for e in events) if events else (),
                 tuple(
                     (

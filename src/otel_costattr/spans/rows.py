@@ -67,6 +67,7 @@ _TEXT_KEYS = (
     semconv.WORKFLOW_NAME,
 )
 
+_RECORD = frozenset({SpanRecord})
 _STR_OR_NONE = frozenset({str, type(None)})  # text values column_text keeps as they are, but ""
 _PROVIDER_FIRST, *_rest = semconv.PROVIDER_KEYS
 _PROVIDER_REST = tuple(_rest)
@@ -88,11 +89,12 @@ def _records(spans: Iterable[Any], on_skip: Any) -> Sequence[SpanRecord]:
     """``spans`` as records: records as they are, anything else (finished SDK spans) through
     the SDK adapter, the only code that reads their insides."""
     spans = spans if isinstance(spans, (list, tuple)) else list(spans)
-    if all(type(s) is SpanRecord for s in spans):
+    types = set(map(type, spans))  # one C-level pass
+    if types <= _RECORD:
         return spans
     from ..sdk.seam_records import records_from_sdk  # the SDK's side of the flow, asked for by the caller
 
-    if not any(type(s) is SpanRecord for s in spans):
+    if SpanRecord not in types:
         return records_from_sdk(spans, on_skip)
     return [r for s in spans for r in ((s,) if type(s) is SpanRecord else records_from_sdk((s,), on_skip))]
 
