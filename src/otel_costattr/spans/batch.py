@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import semconv
 from . import content
@@ -141,6 +140,8 @@ def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | No
     known: dict[str, Any] = dict(zip(ATTRIBUTE_COLUMNS, by_shape, strict=True))
     if order != sorted(order):
         # Back in the records' order: the positions of 0, 1, 2... in `order`.
+        import pyarrow.compute as pc  # not at import: 0.1-0.5 s, and only needed here
+
         back = pc.sort_indices(pa.array(order, pa.int64()))
         types = dict(COLUMNS)
         arrays = [to_arrow(c, known[c], types[c]) for c in ATTRIBUTE_COLUMNS]
