@@ -111,6 +111,12 @@ def test_non_loopback_bind_without_a_token_refuses_to_start(tmp_path, capsys, mo
     assert main(["serve", "--db", str(tmp_path), "--port", "0"]) == 1
     assert "is a directory" in capsys.readouterr().err
 
+    # the spool folder cannot be made (a file is in its place): one line, not a traceback
+    (tmp_path / "t.duckdb.spool").write_text("")
+    assert main(["serve", "--db", str(tmp_path / "t.duckdb"), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "cannot create spool folder" in err and err.count("\n") == 1
+
 
 def test_an_http_port_in_use_is_one_error_line(tmp_path, capsys):
     """uvicorn logged "address already in use" and exited 3 after serve had printed that it was

@@ -84,8 +84,7 @@ class SpanSink:
     ) -> None:
         if ingest_interval <= 0 or max_spool_bytes < 0 or retry_after < 0:
             raise ValueError("ingest_interval must be > 0, max_spool_bytes and retry_after >= 0")
-        self.path = store.check_path(path)
-        store.spool_dir(self.path).mkdir(exist_ok=True)
+        self.path = store.prepare_writer(path)  # ValueError: one line naming the path
         # Create or upgrade the schema now, and ingest what a previous run left: a bad file
         # shows at start, not at the first request. A lock held elsewhere (an exporter) is
         # no reason not to start: the ingester takes the spool when the lock is free.

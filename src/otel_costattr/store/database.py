@@ -139,6 +139,19 @@ def check_path(path: str | os.PathLike[str]) -> str:
     return str(p)
 
 
+def prepare_writer(path: str | os.PathLike[str]) -> str:
+    """`check_path`, then create the spool folder a writer (exporter, receiver) needs.
+    Returns the absolute path; raises ``ValueError`` with one line naming the path."""
+    try:
+        checked = check_path(path)
+        spool_dir(checked).mkdir(exist_ok=True)
+    except StoreError as e:
+        raise ValueError(str(e)) from e
+    except OSError as e:
+        raise ValueError(f"{path}: cannot create spool folder: {e.strerror or e}") from e
+    return checked
+
+
 def connect(
     path: str | os.PathLike[str],
     *,

@@ -107,13 +107,7 @@ class DuckDBSpanExporter(SpanExporter):
                 pricing = default_pricing()
             except OSError as e:  # PricingError is already a ValueError naming the file
                 raise ValueError(f"cannot load the pricing table: {e}") from e
-        try:
-            self.path = store.check_path(path)
-            store.spool_dir(self.path).mkdir(exist_ok=True)
-        except store.StoreError as e:
-            raise ValueError(str(e)) from e
-        except OSError as e:
-            raise ValueError(f"{path}: cannot create spool folder: {e.strerror or e}") from e
+        self.path = store.prepare_writer(path)
         try:  # create or upgrade the schema now, so a bad file shows at configuration time
             store.connect(self.path, retry=min(lock_timeout, 1.0), ingest=False).close()
         except store.LockTimeout as e:
