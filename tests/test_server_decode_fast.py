@@ -136,6 +136,10 @@ def test_an_undecodable_attribute_is_a_bad_request_over_http_and_grpc(tmp_path, 
             with pytest.raises(grpc.RpcError) as e:
                 export(body, timeout=10)
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            for garbage in (b"\xff\xff\xff", b"\x0a\x05ab"):  # no message at all; a truncated one
+                with pytest.raises(grpc.RpcError) as e:
+                    export(garbage, timeout=10)
+                assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
             stub = trace_service_pb2_grpc.TraceServiceStub(channel)  # and a good one still goes in
             good = _one_span_request(k="v")
             assert not stub.Export(good, timeout=10).HasField("partial_success")

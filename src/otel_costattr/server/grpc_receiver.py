@@ -6,7 +6,8 @@ refused by gRPC itself with RESOURCE_EXHAUSTED (``grpc.max_receive_message_lengt
 token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED. Requests
 are parsed by `spans.otlp.parse_request` (the form its decoder reads fastest), not by the
 generated class: the handler is registered here rather than by ``trace_service_pb2_grpc``.
-An attribute inside that is not valid protobuf is INVALID_ARGUMENT (HTTP's 400).
+A message that is not valid protobuf, or an attribute inside it that is not, is
+INVALID_ARGUMENT (HTTP's 400), not gRPC's own INTERNAL "Exception deserializing request!".
 """
 
 from __future__ import annotations
@@ -29,6 +30,23 @@ logger = logging.getLogger(__name__)
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
+class _Undecodable:
+    """What `_parse` gives for a message `parse_request` refuses: the reason, for `Export`."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse(body: bytes) -> Any:
+    # A deserializer that raises makes gRPC answer INTERNAL, which reads as a server fault.
+    try:
+        return parse_request(body)
+    except Exception as e:
+        return _Undecodable(f"not an OTLP ExportTraceServiceRequest: {e}")
+
+
 class _TraceService:
     def __init__(self, sink: SpanSink, token: str | None) -> None:
         self._sink = sink
@@ -39,6 +57,8 @@ class _TraceService:
             given = dict(context.invocation_metadata()).get("authorization", "")
             if not hmac.compare_digest(str(given).encode(), self._expected):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        if type(request) is _Undecodable:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         try:
             records, rejected, message = records_from_otlp(request)
         except ValueError as e:  # an attribute is not valid protobuf: the request is undecodable
@@ -81,7 +101,7 @@ class GrpcReceiver:
         )
         export = grpc.unary_unary_rpc_method_handler(
             _TraceService(sink, token).Export,
-            request_deserializer=parse_request,
+            request_deserializer=_parse,
             response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
         )
         self._server.add_generic_rpc_handlers(
