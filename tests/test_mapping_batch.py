@@ -103,7 +103,7 @@ def span_batch(draw) -> list[SpanRecord]:
                         f"{n:016x}",
                         None if n % 3 == 0 else f"{n - 1:016x}",
                         start,
-                        None if start is None else start + draw(st.integers(0, 10**9)),
+                        None if start is None else max(0, start + draw(st.integers(-(10**6), 10**9))),
                         "span",
                         "CLIENT",
                         draw(st.sampled_from(["UNSET", "ERROR"])),

@@ -229,3 +229,23 @@ def test_token_is_required_everywhere_when_set(tmp_path, table):
         exporter = send_agent_run(srv.url, headers=auth)
         del exporter
         assert srv.sink.stored_spans == 4
+
+
+def test_a_span_that_ends_before_it_starts_has_no_duration(tmp_path, table):
+    """A skewed clock or a hostile client sent end < start: the span is kept (its cost counts)
+    with no duration, so averages and latency alerts never go below zero."""
+    db = tmp_path / "s.duckdb"
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for i, (start, end) in enumerate([(2_000_000_000, 1_000_000_000), (1_000_000_000, 3_000_000_000)]):
+        spans.add(
+            trace_id=b"\1" * 16, span_id=bytes(7) + bytes([i + 1]), name=f"s{i}",
+            start_time_unix_nano=start, end_time_unix_nano=end,
+        )  # fmt: skip
+    with serving(db, table=table) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", request.SerializeToString(), PB)
+        assert status == 200 and not ExportTraceServiceResponse.FromString(answer).HasField("partial_success")
+        srv.wait_ingested()
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT name, duration_ms FROM spans ORDER BY name").fetchall()
+    assert rows == [("s0", None), ("s1", 2000.0)]

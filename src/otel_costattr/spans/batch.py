@@ -151,12 +151,14 @@ def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | No
         starts = [None if s is None else s // 1000 for s in start]
         ends = [None if e is None else e // 1000 for e in end]
         durations = [
-            None if s is None or e is None else (e - s) / 1e6 for s, e in zip(start, end, strict=True)
+            None if s is None or e is None or e < s else (e - s) / 1e6
+            for s, e in zip(start, end, strict=True)
         ]
     else:
         starts = [s // 1000 for s in start]
         ends = [e // 1000 for e in end]
-        durations = [(e - s) / 1e6 for s, e in zip(start, end, strict=True)]
+        # a span that ends before it starts has no duration (rows.py's rule)
+        durations = [(e - s) / 1e6 if e >= s else None for s, e in zip(start, end, strict=True)]
     own = {
         "trace_id": trace,
         "span_id": span,

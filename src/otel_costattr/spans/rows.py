@@ -316,7 +316,9 @@ class SpanMapper:
             kind,
             start // 1000 if start is not None else None,
             end // 1000 if end is not None else None,
-            (end - start) / 1e6 if start is not None and end is not None else None,
+            # a span that ends before it starts (a skewed clock, a hostile client) has no
+            # duration: a negative one would drag every average and latency alert below zero
+            (end - start) / 1e6 if start is not None and end is not None and end >= start else None,
             status_code,
             description,
             service,
