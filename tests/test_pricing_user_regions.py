@@ -141,7 +141,7 @@ GOV_CALL = {
 }
 
 
-def test_the_store_keeps_the_processors_regional_cost_and_prices_the_rest_at_list(tmp_path):
+def test_the_exporter_prices_a_call_arriving_unpriced_at_its_regional_rate_as_well(tmp_path):
     from otel_costattr import DuckDBSpanExporter, rollup
 
     table = load_pricing(use_env=False)
@@ -159,11 +159,11 @@ def test_the_store_keeps_the_processors_regional_cost_and_prices_the_rest_at_lis
     store = DuckDBSpanExporter(db, pricing=table)
     store.export(spans)
     store.shutdown()
-    # GovCloud is 1.2x Anthropic's $3 list price ($0.36 for 100k tokens), as the processor
-    # stamped it; the exporter's own pricing (a span arriving unpriced) and SQL repricing know
-    # no region: Bedrock's in-region price, $3.30 per million (+10%).
+    # GovCloud is 1.2x Anthropic's $3 list price ($0.36 for 100k tokens): the processor stamped
+    # it, and the exporter prices the span that arrived unpriced the same way. SQL repricing
+    # knows no region: Bedrock's in-region price, $3.30 per million (+10%).
     stats = rollup("stats", db=db, reprice=table)[0]
-    assert (stats["usd"], stats["usd_repriced"]) == (D("0.36") + D("0.33"), D("0.33") + D("0.33"))
+    assert (stats["usd"], stats["usd_repriced"]) == (D("0.36") + D("0.36"), D("0.33") + D("0.33"))
 
 
 def test_pricing_check_accepts_region_rules(tmp_path, capsys):

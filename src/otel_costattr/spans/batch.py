@@ -235,7 +235,9 @@ def _shape_columns(
     money = list(
         zip(
             *[
-                model_columns(a, records[i].start_ns, pricing) if role == _MODEL_CALL else NO_CALL
+                model_columns(a, records[i].start_ns, pricing, records[i].resource)
+                if role == _MODEL_CALL
+                else NO_CALL
                 for a, i, role in zip(group, rows, roles, strict=True)
             ],
             strict=True,

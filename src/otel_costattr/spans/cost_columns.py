@@ -21,6 +21,7 @@ from typing import Any
 from .. import semconv
 from ..cost import billing
 from ..cost.engine import CostStatus, Usage, compute_cost, price_call, usd, usd_float
+from ..pricing.regions import region_of
 from ..pricing.table import PriceTable
 from .encode import column_text
 
@@ -71,9 +72,13 @@ def stamped_usd(value: float) -> Decimal | None:
     return plausible_usd(Decimal(value) if isinstance(value, int) else Decimal(repr(float(value))))
 
 
-def model_columns(attrs: Mapping[str, Any], start: int | None, table: PriceTable) -> tuple[Any, ...]:
+def model_columns(
+    attrs: Mapping[str, Any], start: int | None, table: PriceTable, resource: Mapping[str, Any] | None = None
+) -> tuple[Any, ...]:
     """The token and cost columns of a model-call span, in table order, its cost either the
-    stamped one (trusted as the module doc says) or priced by ``table``."""
+    stamped one (trusted as the module doc says) or priced by ``table``, at the regional price
+    where the table has one for the region the call was served in (`pricing.regions.region_of`
+    on ``attrs`` and the ``resource`` attributes), as the processor prices it."""
     # compute_cost's own arithmetic (price_call) on the plain fields, without its result
     # objects: this runs for every model call the exporter stores. tests/test_row_costs.py
     # checks these columns against read_model_call + compute_cost on arbitrary attributes.
@@ -108,6 +113,12 @@ def model_columns(attrs: Mapping[str, Any], start: int | None, table: PriceTable
         )
     else:
         status, entry, parts, scale, _, _ = price_call(table, start, model, provider, tier, counts)
+        if status is _PRICED and id(entry) in table.regional_entries:
+            region = region_of(model, attrs, resource)
+            if region is not None:
+                status, entry, parts, scale, _, _ = price_call(
+                    table, start, model, provider, tier, counts, region
+                )
         # The engine's buckets: zeros for no usage, None if invalid.
         tokens = None if status is _INVALID else _billable(counts)
         if status is _PRICED:

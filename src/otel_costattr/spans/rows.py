@@ -281,7 +281,9 @@ class SpanMapper:
         get = attrs.get
         role = semconv.span_role(attrs)._value_
         model_cols = (
-            model_columns(attrs, start, self._pricing or self.pricing) if role == "model_call" else NO_CALL
+            model_columns(attrs, start, self._pricing or self.pricing, resource)
+            if role == "model_call"
+            else NO_CALL
         )
         text = list(map(get, _TEXT_KEYS))
         if not _STR_OR_NONE.issuperset(map(type, text)) or "" in text:  # one C-level pass each
