@@ -105,7 +105,10 @@ def _step(value: Any) -> int | None:
     if (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, str) and value.strip().isdecimal()  # "¹".isdigit(), yet int() refuses it
     ):
-        value = int(value)
+        try:
+            value = int(value)
+        except ValueError:  # "0\x1f": str.strip() removes \x1f, int() does not: not a step
+            return None
     if isinstance(value, int) and -_MAX_STEP <= value <= _MAX_STEP:
         return value
     return None
