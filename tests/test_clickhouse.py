@@ -12,14 +12,17 @@ by database (``?database=``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import clickhouse_workload
 import pytest
+from serverutil import Running, serving
 
 from otel_costattr.cli import main
 from otel_costattr.clickhouse import parse_target
@@ -81,6 +84,19 @@ def test_every_rollup_agrees_with_duckdb(stores: tuple[str, str], name: str) -> 
     expected = rollup(name, duck, now=NOW)
     assert expected, f"{name}: the workload must give rows"
     assert_agree(expected, rollup(name, url, now=NOW))
+
+
+def test_every_run_tree_agrees_with_duckdb(stores: tuple[str, str]) -> None:
+    """trace: the runs' trees (orphans, handoffs, walks up, unpriced calls) row for row; a
+    third of the runs, in time order, keeps this test short (each run is a few queries)."""
+    duck, url = stores
+    runs = rollup("per_run", duck, limit=0)
+    assert len(runs) > 30
+    for run in runs[::3]:
+        expected = rollup("trace", duck, trace_id=run["trace_id"])
+        assert expected
+        assert_agree(expected, rollup("trace", url, trace_id=run["trace_id"]))
+    assert rollup("trace", url, trace_id="0" * 32) == []
 
 
 @pytest.mark.parametrize(
@@ -186,25 +202,21 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
 def test_report_on_clickhouse_is_the_duckdb_page(
     stores: tuple[str, str], tmp_path: Path, capsys: Any
 ) -> None:
-    """The report's sections come from the rollups: the same page from either store. Its
-    waterfalls read the trace rollup, DuckDB only so far: refused in one line naming the way out."""
+    """The report's sections come from the rollups, its waterfalls from the trace rollup:
+    the same page from either store."""
     duck, url = stores
     pages = {}
     for name, db in (("duck", duck), ("clickhouse", url)):
         out = tmp_path / f"{name}.html"
-        assert main(["report", "--db", db, "--out", str(out), "--waterfalls", "0"]) == 0
+        assert main(["report", "--db", db, "--out", str(out), "--waterfalls", "3"]) == 0
         pages[name] = re.sub(rb"generated [^<]* UTC", b"", out.read_bytes())  # the minute it ran
     assert pages["clickhouse"] == pages["duck"]
     assert b"refund" in pages["duck"]
-    capsys.readouterr()
-    assert main(["report", "--db", url, "--out", str(tmp_path / "w.html")]) == 1
-    assert "report --waterfalls 0 leaves the waterfalls out" in capsys.readouterr().err
+    assert b"waterfall" in pages["duck"]
 
 
 def test_what_clickhouse_does_not_do_is_refused(stores: tuple[str, str]) -> None:
     _, url = stores
-    with pytest.raises(RollupError, match="trace is not available on ClickHouse"):
-        rollup("trace", url, trace_id="0" * 32)
     with pytest.raises(RollupError, match="DuckDB stores only"):
         rollup("per_feature", url, reprice=default_pricing())
 
@@ -222,3 +234,72 @@ def test_generic_group_by_is_refused_there_in_one_line(stores: tuple[str, str]) 
     with pytest.raises(RollupParamError, match="--group-by is not available on ClickHouse"):
         rollup("per_feature", url, group_by="model")
     assert_agree(rollup("per_group", duck, group_by="model"), rollup("per_group", url, group_by="model"))
+
+
+def _json_same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_same(x, y) for x, y in zip(a, b, strict=True))
+    return _same(a, b)
+
+
+def _pages(srv: Running, path: str) -> list[dict[str, Any]]:
+    runs, cursor = [], None
+    while True:
+        page = srv.get_json(path + (f"&cursor={cursor}" if cursor else ""))
+        runs += page["runs"]
+        if (cursor := page["next_cursor"]) is None:
+            return runs
+
+
+def test_serve_answers_from_clickhouse_as_from_duckdb(stores: tuple[str, str]) -> None:
+    """serve --db chdb://...: the real app on uvicorn, read-only; every API answer is the
+    DuckDB server's; the dashboard and a run's page render; OTLP is refused with the reason."""
+    from otel_costattr.clickhouse.serving import NOT_RECEIVING, ReadOnlySink, read_only
+    from otel_costattr.report.live import routes
+
+    duck, url = stores
+    runs = rollup("per_run", duck, limit=0)
+    paths = [
+        "/api/v1/stats",
+        "/api/v1/stats?service=sidecar",
+        "/api/v1/rollups/per-feature",
+        "/api/v1/rollups/per-agent?feature=refund",
+        f"/api/v1/runs/{runs[0]['trace_id']}",
+        f"/api/v1/runs/{runs[-1]['trace_id'][:12]}",
+    ]
+    # clickhouse.serving.read_only_app's app, on serverutil's uvicorn thread
+    with serving(url, sink=ReadOnlySink(url), extra_routes=routes(url)) as c, serving(Path(duck)) as d:  # type: ignore[arg-type]
+        read_only(c.app)
+        for path in paths:
+            assert _json_same(d.get_json(path), c.get_json(path)), path
+        assert _json_same(_pages(d, "/api/v1/runs?limit=7"), _pages(c, "/api/v1/runs?limit=7"))
+        assert len(_pages(c, "/api/v1/runs?limit=7")) == len(runs)
+        assert c.request("GET", "/api/v1/runs/" + "0" * 32)[0] == 404
+        assert c.request("GET", "/api/v1/rollups/per-feature?days=-1")[0] == 400
+        # The overview runs a dozen rollups: more than serverutil's 30 s on a loaded machine.
+        with urllib.request.urlopen(c.url + "/?since=2026-06-01&until=2026-06-05", timeout=600) as page:
+            assert page.status == 200 and b"refund" in page.read()
+        status, _, body = c.request("GET", f"/runs/{runs[0]['trace_id']}")
+        assert status == 200 and runs[0]["trace_id"].encode() in body
+        status, _, body = c.request("POST", "/v1/traces", b"{}", {"Content-Type": "application/json"})
+        assert status == 501 and json.loads(body)["message"] == NOT_RECEIVING
+        assert c.get_json("/healthz")["stored_spans"] is None
+
+
+def test_serve_on_clickhouse_refuses_what_only_a_receiver_does(
+    stores: tuple[str, str], chdb_dir: Path, capsys: Any
+) -> None:
+    _, url = stores
+    for extra, option in (
+        (["--grpc-port", "4317"], "--grpc-port"),
+        (["--capture-content"], "--capture-content"),
+    ):
+        assert main(["serve", "--db", url, "--port", "0", *extra]) == 1
+        assert f"Error: {option}: a ClickHouse store is written by the OpenTelemetry Collector" in (
+            capsys.readouterr().err
+        )
+    missing = f"chdb://{chdb_dir}?database=workload&table=nope"
+    assert main(["serve", "--db", missing, "--port", "0"]) == 1
+    assert "no table nope" in capsys.readouterr().err

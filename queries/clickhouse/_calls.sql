@@ -7,9 +7,12 @@
 -- forced by the engine:
 --   * no rowid: a call is named by (trace_id, span_id); a span the Collector wrote twice
 --     (an exporter retry) counts twice, where the DuckDB store drops the repeat on insert;
+--     call_row is a hash of the row's ids and times (clickhouse/prelude.py ROW_KEY, which
+--     the dialect also puts for a rollup's rowid: trace.sql joins the two), and so names a
+--     call as DuckDB's rowid does, but for such a repeat;
 --   * one recursive walk up the ancestors of the calls that lack feature or agent (the
 --     DuckDB text does two hops by span id first: a speed choice there), same 64-level stop;
---   * no call_row column; attributes is the call's SpanAttributes Map (content left out,
+--   * attributes is the call's SpanAttributes Map (content left out,
 --     see _spans.sql), read by key (dialect.py translates the JSON reads);
 --   * the last test of costattr_calls is the --where filter (rendered by clickhouse/prelude.py: DuckDB redefines
 --     costattr_calls in _calls_repriced.sql instead).
@@ -57,7 +60,8 @@ FROM (
             if(p.hit IS NULL, s.pricing_version, p.pricing_version) AS pricing_version,
             if(p.hit IS NULL, s.priced_model, p.priced_model) AS priced_model,
             s.step AS step, s.conversation_id AS conversation_id, s.feature AS feature,
-            s.agent_name AS agent_name, s.agent_version AS agent_version, s.attributes AS attributes
+            s.agent_name AS agent_name, s.agent_version AS agent_version, s.attributes AS attributes,
+            {{call_row}} AS call_row
         FROM spans AS s
         LEFT JOIN priced AS p ON p.trace_id = s.trace_id AND p.span_id = s.span_id
         WHERE s.span_role = 'model_call'
@@ -112,7 +116,7 @@ FROM (
         if(r.hit IS NULL, c.agent_version, tupleElement(r.found, 3)) AS agent_version,
         c.step AS step, c.conversation_id AS conversation_id,
         c.attributes AS attributes,
-        CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced
+        CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced, c.call_row AS call_row
     FROM windowed AS c
     LEFT JOIN resolved AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id
 )

@@ -59,3 +59,47 @@ def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:
     except Exception as e:  # the server's own error, one line
         raise CLIError(f"{db.split('@')[-1]}: {str(e).strip().splitlines()[0]}") from e
     click.echo(f"{TYPED_TABLE}: {rows} rows; {MATERIALIZED_VIEW} fills it from {target.table}")
+
+
+def serve_clickhouse(
+    db: str,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    base_url: str,
+    cors_origin: tuple[str, ...] | list[str],
+    no_dashboard: bool,
+    refused: dict[str, bool],
+) -> None:
+    """``serve --db clickhouse://...``: the API and dashboard over ClickHouse, read-only (the
+    Collector receives there: `otel_costattr.clickhouse.serving`). ``refused``: the options
+    given that only a receiving server honours (each refused in one line, before binding)."""
+    import uvicorn
+
+    from ..clickhouse.serving import check_store, read_only_app
+
+    for option, given in refused.items():
+        if given:
+            raise CLIError(
+                f"{option}: a ClickHouse store is written by the OpenTelemetry Collector; "
+                "serve only reads it (drop the option)"
+            )
+    try:
+        target = check_store(db)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    app = read_only_app(
+        db, token=token, base_url=base_url, dashboard=not no_dashboard, cors_origins=cors_origin
+    )
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"otel-costattr: reading {target.display()} ({target.table}), read-only: OTLP goes to the "
+        f"Collector (POST http://{shown}:{port}/v1/traces answers 501); API at {base_url}/api/v1 "
+        f"(reference: {base_url}/docs)",
+        err=True,
+    )
+    if not no_dashboard:
+        how = f" (first visit: {base_url}/?token=<the token>)" if token else ""
+        click.echo(f"otel-costattr: dashboard at {base_url}/{how}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

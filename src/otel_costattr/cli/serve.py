@@ -7,10 +7,13 @@ import socket
 from collections.abc import Sequence
 
 import click
+from click.core import ParameterSource
 
 from .. import settings
 from ..alerts.rules import load_rules, parse_duration
 from ..alerts.watch import AlertWatcher
+from ..clickhouse.target import is_clickhouse_url
+from .clickhouse import serve_clickhouse
 from .options import db_path, price_table, pricing_option, writing_db_option
 from .output import CLIError
 
@@ -68,13 +71,16 @@ def serve(
     API under /api/v1, OpenAPI docs at /docs. With --token, a browser opens the dashboard
     once as /?token=TOKEN (a session cookie then lets it read). --alerts evaluates alert
     rules continuously; their links point at --base-url. Needs: pip install
-    'otel-costattr[server]'.
+    'otel-costattr[server]'. With --db clickhouse://... (or chdb:///path), the API and the
+    dashboard read that store and receive nothing: the OpenTelemetry Collector writes it
+    (POST /v1/traces answers 501; --grpc-port, --alerts, --capture-content are refused).
 
     \b
     Example:
       otel-costattr serve --db spans.duckdb
       OTEL_COSTATTR_SERVE_TOKEN=s3cret otel-costattr serve --host 0.0.0.0
       otel-costattr serve --alerts alerts.toml --alerts-interval 30s
+      otel-costattr serve --db clickhouse://default:secret@localhost:8123/otel
     """
     try:
         import uvicorn
@@ -102,6 +108,19 @@ def serve(
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
     _check_port(host, port)
+    if is_clickhouse_url(db):  # the API and dashboard only: the Collector receives there
+        given = click.get_current_context().get_parameter_source
+        explicit_grpc = given("grpc_port") not in (ParameterSource.DEFAULT, None) and grpc_port != 0
+        refused = {
+            "--grpc-port": explicit_grpc,
+            "--capture-content": capture_content,
+            "--alerts": bool(rules),
+        }
+        serve_clickhouse(
+            str(db), host=host, port=port, token=token, base_url=base_url, cors_origin=cors_origin,
+            no_dashboard=no_dashboard, refused=refused,
+        )  # fmt: skip
+        return
     try:
         sink = SpanSink(db_path(db), pricing=price_table(pricing), capture_content=capture_content)
     except ValueError as e:

@@ -5,8 +5,9 @@ Applications export OTLP to a Collector whose ``clickhouse`` exporter writes ``o
 ``chdb:///path``, the embedded engine) then runs every rollup there: `target` parses the URL,
 `client` connects through clickhouse-connect (the ``clickhouse`` extra, imported lazily),
 `prelude` renders the ClickHouse preludes (``queries/clickhouse/``) from the rules' homes,
-`dialect` makes a rollup's DuckDB SQL into ClickHouse SQL, `runner` runs it, `typed` keeps the
-optional typed table (``otel-costattr clickhouse init``), `collector` is the exporter's table.
+`dialect` makes a rollup's DuckDB SQL into ClickHouse SQL, `runner` runs it (`onetrace` the
+``trace`` rollup), `typed` keeps the optional typed table (``otel-costattr clickhouse init``),
+`collector` is the exporter's table, `serving` is ``serve`` over ClickHouse (read-only).
 """
 
 from __future__ import annotations

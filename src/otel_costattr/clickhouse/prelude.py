@@ -17,9 +17,19 @@ from ..cost.engine import MAX_TOKENS
 from ..rollups.dimensions import dimension_call
 from ..spans import content
 
-__all__ = ["calls_sql", "spans_sql", "where_param"]
+__all__ = ["ROW_KEY", "calls_sql", "row_key", "spans_sql", "where_param"]
 
 _A = "_a"  # the alias of SpanAttributes in _spans.sql
+# What names a spans row where DuckDB has rowid (ClickHouse has none): a hash of its ids and
+# times. The calls' call_row and a rollup's rowid (trace.sql joins them) are both this.
+ROW_KEY = ("trace_id", "span_id", "start_time", "end_time", "name")
+
+
+def row_key(alias: str = "") -> str:
+    """`ROW_KEY` as SQL over the spans relation (its columns qualified by ``alias``)."""
+    return "cityHash64(" + ", ".join(f"{alias}.{c}" if alias else c for c in ROW_KEY) + ")"
+
+
 # The count slots _spans.sql reads, with their spellings (semconv's precedence, first wins).
 _COUNT_SLOTS = (
     ("input", semconv.INPUT_KEYS),
@@ -192,6 +202,7 @@ def calls_sql(where_keys: int = 0) -> str:
         value = dimension_call("{" + key + ":String}")
         tests.append(f"coalesce(has({{{values}:Array(String)}}, {value}), false)")
     sql = _template("_calls.sql")
-    if sql.count("{{where}}") != 1:
-        raise ValueError("queries/clickhouse/_calls.sql: expected {{where}} once")
-    return sql.replace("{{where}}", " AND ".join(tests) or "true")
+    for placeholder in ("{{where}}", "{{call_row}}"):
+        if sql.count(placeholder) != 1:
+            raise ValueError(f"queries/clickhouse/_calls.sql: expected {placeholder} once")
+    return sql.replace("{{where}}", " AND ".join(tests) or "true").replace("{{call_row}}", row_key("s"))

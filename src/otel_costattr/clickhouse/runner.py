@@ -20,6 +20,7 @@ from typing import Any
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
 from .client import SETTINGS, ClickHouseError, connect
+from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
 from .target import Target, is_clickhouse_url, parse_target
 from .unstamped import priced_params
@@ -30,8 +31,8 @@ __all__ = [
 ]  # fmt: skip
 
 TYPED_TABLE = "costattr_spans"
-# Rollups that read what ClickHouse does not keep (the spans table's rowid, repricing).
-UNSUPPORTED = frozenset({"trace"})
+# Rollups that read what ClickHouse does not keep (none today; --reprice is refused apart).
+UNSUPPORTED: frozenset[str] = frozenset()
 
 
 def clickhouse_target(db: object) -> Target | None:
@@ -78,17 +79,20 @@ _WINDOWED = re.compile(r"\b(?:costattr_calls|costattr_runs|costattr_runs_unprice
 
 
 def pricing_window(q: Query, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The bounds (since, until, service) of the calls ``q`` reads, for pricing the unstamped
+    """The bounds (since, until, service, trace) of the calls ``q`` reads, for pricing the unstamped
     ones: a bound the rollup passes as given to every call of the contract, else none (compare
     and forecast read before ``since``: all unstamped calls before ``until`` are priced)."""
     from .dialect import _closing, _split_args
 
     sql = re.sub(r"--[^\n]*", "", q.sql)
     calls = [_split_args(sql[m.end() : _closing(sql, m.end() - 1)]) for m in _WINDOWED.finditer(sql)]
-    return {
+    out = {
         name: values.get(name) if calls and all(c[i:i + 1] == [f"${name}"] for c in calls) else None
         for i, name in ((0, "since"), (1, "until"), (2, "service"))
     }  # fmt: skip
+    # A rollup of one run (trace): only that trace's calls are priced.
+    out["trace"] = values.get("trace_id") if any(p.name == "trace_id" for p in q.params) else None
+    return out
 
 
 def _value(v: Any) -> Any:
@@ -114,27 +118,26 @@ def rollup_clickhouse(
     if reprice is not None:
         raise RollupError("--reprice reads the stored attributes: DuckDB stores only, not ClickHouse")
     if q.name in UNSUPPORTED:
-        raise RollupError(
-            f"{q.cli_name} is not available on ClickHouse yet (DuckDB stores only)"
-            + ("; report --waterfalls 0 leaves the waterfalls out" if q.name == "trace" else "")
-        )
+        raise RollupError(f"{q.cli_name} is not available on ClickHouse yet (DuckDB stores only)")
     try:
         client = connect(target)
         spans = spans_relation(client, target)
-        sql = translated(q, spans, len(where))
-        priced = priced_params(client, target.table, spans, pricing_window(q, values), pricing)
-        bound = {**values, **priced, **where_values(where)}
-        result = client.query(sql, parameters=bound, settings=SETTINGS)
+        window = pricing_window(q, values)
+        priced = {**priced_params(client, target.table, spans, window, pricing), **where_values(where)}
+        if q.name == "trace":  # one run's tree, walked in DuckDB over its rows (onetrace)
+            names, rows = trace_rows(client, q, spans, values, priced, len(where))
+        else:
+            result = client.query(
+                translated(q, spans, len(where)), parameters={**values, **priced}, settings=SETTINGS
+            )
+            names, rows = list(result.column_names), result.result_rows
     except ClickHouseError as e:
         raise RollupError(str(e)) from e
     except Exception as e:  # the server's error, in one line
         text = str(e).strip().splitlines()
         raise RollupError(f"{target.display()}: {text[0] if text else e!r}") from e
-    names = list(result.column_names)
     # Columns that only carry the repricing (not done here) are left out, as DuckDB does.
     keep = [n for n in names if not n.endswith("_repriced")]
-    out = Rows(
-        {n: _value(v) for n, v in zip(names, row, strict=True) if n in keep} for row in result.result_rows
-    )
+    out = Rows({n: _value(v) for n, v in zip(names, row, strict=True) if n in keep} for row in rows)
     out.columns = tuple(keep)
     return out

@@ -50,6 +50,7 @@ WHERE (TraceId, SpanId) IN (
       AND ({{since:{time}}} IS NULL OR start_time >= {{since:{time}}})
       AND ({{until:{time}}} IS NULL OR start_time < {{until:{time}}})
       AND ({{service:Nullable(String)}} IS NULL OR service_name = {{service:Nullable(String)}})
+      AND ({{trace:Nullable(String)}} IS NULL OR trace_id = lower({{trace:Nullable(String)}}))
 )
 """
 
@@ -76,7 +77,7 @@ def priced_params(
     relation = spans if spans.isidentifier() else f"({spans})"
     rows = client.query(
         _FETCH.format(table=table, spans=relation, time=PARAM_TYPES["TIMESTAMP"]),
-        parameters={k: window.get(k) for k in ("since", "until", "service")},
+        parameters={k: window.get(k) for k in ("since", "until", "service", "trace")},
     ).result_rows
     price_table = pricing or default_pricing()
     columns: list[list[Any]] = [[] for _ in PRICED_PARAMS]

@@ -2,7 +2,8 @@
 
 Every answer comes from the bundled queries through `rollups.queries.rollup` (the same
 catalogue, parameters and errors as the CLI: a bad parameter is a 400 with the message, an
-unknown rollup a 404), on a short read-only connection per request. JSON rules, in `encode`:
+unknown rollup a 404), on a short read-only connection per request (a ClickHouse store,
+``serve --db clickhouse://...``, through the rollups' ClickHouse runner). JSON rules, in `encode`:
 money is a number plus the exact decimal string beside it (``usd`` and ``usd_exact``);
 timestamps are ISO 8601 with ``+00:00`` (the store holds UTC). Run lists page with an opaque
 cursor (``next_cursor``), newest first.
@@ -23,6 +24,9 @@ from typing import Annotated, Any
 import duckdb
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from ..clickhouse import serving
+from ..clickhouse.client import ClickHouseError
+from ..clickhouse.target import is_clickhouse_url
 from ..rollups import catalog
 from ..rollups.custom import custom_query, run_custom
 from ..rollups.errors import RollupError, RollupParamError, UnknownRollup
@@ -89,8 +93,23 @@ def _reading(request: Request) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def _clickhouse(request: Request) -> bool:
+    """Whether the store is ClickHouse (``serve --db clickhouse://...``: `clickhouse.serving`),
+    read through the rollups alone, never opened here."""
+    return is_clickhouse_url(request.app.state.db)
+
+
+def _unreachable(e: RollupError) -> HTTPException | None:
+    """A ClickHouse store that cannot be reached: 503, as a DuckDB store that cannot be opened."""
+    if isinstance(e.__cause__, ClickHouseError):
+        return HTTPException(503, f"the store is not available: {e}", headers={"Retry-After": "1"})
+    return None
+
+
 def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
     try:
+        if _clickhouse(request):
+            return rollup(name, request.app.state.db, **params)
         with _reading(request) as con:
             return rollup(name, con, **params)
     except UnknownRollup as e:
@@ -98,7 +117,7 @@ def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
     except RollupParamError as e:
         raise HTTPException(400, str(e)) from e
     except RollupError as e:
-        raise HTTPException(400, str(e)) from e
+        raise _unreachable(e) or HTTPException(400, str(e)) from e
 
 
 @router.get("/healthz", tags=["health"])
@@ -165,13 +184,15 @@ def runs(
     agent, times, calls, unpriced calls and cost."""
     after_call, after_trace = _after(cursor) if cursor else (None, None)
     params = asdict(window)
+    page_params = {**params, "limit": limit, "after_call": after_call, "after_trace": after_trace}
     try:
-        with _reading(request) as con:
-            rows = run_custom(
-                con, _RUNS_PAGE, **params, limit=limit, after_call=after_call, after_trace=after_trace
-            )
+        if _clickhouse(request):
+            rows = serving.run_query(request.app.state.db, _RUNS_PAGE, **page_params)
+        else:
+            with _reading(request) as con:
+                rows = run_custom(con, _RUNS_PAGE, **page_params)
     except RollupError as e:
-        raise HTTPException(400, str(e)) from e
+        raise _unreachable(e) or HTTPException(400, str(e)) from e
     page = list(rows[:limit])
     more = len(rows) > limit
     return {
@@ -186,7 +207,8 @@ def run(request: Request, trace_id: str) -> dict[str, Any]:
     trace_id = trace_id.strip().lower()
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
         try:  # a unique prefix, as the CLI's `trace` takes
-            trace_id = find_trace(request.app.state.db, trace_id)
+            find = serving.find_trace if _clickhouse(request) else find_trace
+            trace_id = find(request.app.state.db, trace_id)
         except RollupError as e:
             raise HTTPException(404 if str(e).startswith("no trace id") else 400, str(e)) from e
     rows = _rollup(request, "trace", trace_id=trace_id)

@@ -1,0 +1,154 @@
+"""``serve --db clickhouse://...|chdb://...``: the API and the dashboard over a ClickHouse store,
+read-only.
+
+There the OpenTelemetry Collector receives and writes the spans (``examples/collector-
+clickhouse/``), so this server receives nothing: `ReadOnlySink` stands where the DuckDB
+receiver's `SpanSink` stands in `server.app.create_app` (nothing to start, nothing counted),
+and `read_only` puts a route in front of ``POST /v1/traces`` that answers 501 with an OTLP
+status naming the Collector, so a misdirected exporter logs why and does not retry (gRPC is
+not started: ``serve`` refuses ``--grpc-port``). Every answer comes from the same rollups,
+through `rollups.queries.rollup` and `rollup_clickhouse`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..rollups.catalog import Query
+from ..rollups.errors import RollupError
+from .client import ClickHouseError, connect
+from .runner import clickhouse_target, rollup_clickhouse
+from .target import Target
+
+__all__ = [
+    "NOT_RECEIVING", "ReadOnlySink", "check_store", "find_trace", "read_only", "read_only_app", "run_query",
+]  # fmt: skip
+
+NOT_RECEIVING = (
+    "this otel-costattr server reads a ClickHouse store and receives no spans: send OTLP to the "
+    "OpenTelemetry Collector that writes that store"
+)
+_UNIMPLEMENTED = 12  # google.rpc.Code UNIMPLEMENTED, in the OTLP status body
+_MIN_PREFIX = 4
+
+
+class ReadOnlySink:
+    """What `create_app` reads of a sink, for a store this server does not write: its ``path``
+    (the ``--db`` URL), no ingester, and no counters (None: the Collector counts there)."""
+
+    stored_spans = rejected_spans = pushed_back = pending_files = None
+    last_ingest_error = None
+
+    def __init__(self, db: str) -> None:
+        self.path = db
+
+    def start(self) -> None:
+        """Nothing to start: nothing is received."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+def check_store(db: str) -> Target:
+    """``db`` parsed and its spans table found: `ValueError` (one line) when the URL is
+    malformed, the server cannot be reached or the table is missing, before serving."""
+    try:
+        target = clickhouse_target(db)
+    except RollupError as e:
+        raise ValueError(str(e)) from None
+    if target is None:
+        raise ValueError(f"--db {db}: not a ClickHouse URL")
+    try:
+        client = connect(target)
+        found = client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+            parameters={"db": target.database, "name": target.table},
+        ).result_rows[0][0]
+    except ClickHouseError as e:
+        raise ValueError(str(e)) from None
+    except Exception as e:  # the server's own error, in one line
+        raise ValueError(f"{target.display()}: {str(e).strip().splitlines()[0]}") from None
+    if not found:
+        raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
+    return target
+
+
+def read_only(app: Any) -> Any:
+    """``app`` (from `create_app`) with ``POST /v1/traces`` answering 501 and the OTLP status
+    `NOT_RECEIVING` (in the request's encoding), ahead of the receiver's route."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from ..server import otlp_wire as wire
+
+    async def not_receiving(request: Request) -> Response:
+        kind = wire.response_type(request.headers.get("content-type"))
+        return Response(wire.status_body(_UNIMPLEMENTED, NOT_RECEIVING, kind), 501, media_type=kind)
+
+    app.router.routes.insert(0, Route("/v1/traces", not_receiving, methods=["POST"]))
+    return app
+
+
+def read_only_app(
+    db: str,
+    *,
+    token: str | None = None,
+    base_url: str = "http://127.0.0.1:4318",
+    dashboard: bool = True,
+    cors_origins: Any = (),
+) -> Any:
+    """The ``serve`` app over the ClickHouse store ``db``: `server.app.create_app` with a
+    `ReadOnlySink`, the dashboard's routes (``dashboard``), the OTLP route `read_only`."""
+    from ..report.live import routes
+    from ..server import create_app
+
+    return read_only(
+        create_app(
+            db,
+            token=token,
+            sink=ReadOnlySink(db),  # type: ignore[arg-type]  # what create_app reads of a sink
+            base_url=base_url,
+            extra_routes=routes(db) if dashboard else (),
+            cors_origins=cors_origins,
+        )
+    )
+
+
+def run_query(db: str, q: Query, **params: Any) -> Any:
+    """A query from outside the bundle (`rollups.custom.custom_query`: the API's runs page)
+    over the ClickHouse store ``db``, bound and checked as `rollups.custom.run_custom` does."""
+    from ..rollups.params import bind
+
+    target = clickhouse_target(db)
+    if target is None:
+        raise RollupError(f"--db {db}: not a ClickHouse URL")
+    return rollup_clickhouse(q, target, bind(q, params))
+
+
+def find_trace(db: str, prefix: str) -> str:
+    """The one trace id of the ClickHouse store ``db`` starting with ``prefix`` (as
+    `rollups.explain.find_trace` finds it in DuckDB, with its messages)."""
+    text = prefix.strip().lower()
+    if not (_MIN_PREFIX <= len(text) <= 32) or not set(text) <= set("0123456789abcdef"):
+        raise RollupError(f"not a trace id or a prefix of one (4 to 32 hex digits): {prefix!r}")
+    target = clickhouse_target(db)
+    assert target is not None
+    try:
+        found = (
+            connect(target)
+            .query(
+                f"SELECT DISTINCT TraceId FROM {target.table} WHERE startsWith(TraceId, {{p:String}})"
+                " ORDER BY TraceId LIMIT 3",
+                parameters={"p": text},
+            )
+            .result_rows
+        )
+    except ClickHouseError as e:
+        raise RollupError(str(e)) from e
+    if not found:
+        raise RollupError(f"no trace id starts with {text}")
+    if len(found) > 1:
+        shown = ", ".join(r[0] for r in found[:2])
+        raise RollupError(f"{text} is the start of several trace ids ({shown}, ...): give more digits")
+    return str(found[0][0])
