@@ -73,12 +73,12 @@ FROM file('{path}', Parquet)
 """
 
 
-def timed(name: str, db: object, repeat: int) -> float:
-    rollup(name, db)  # warm-up
+def timed(name: str, db: object, repeat: int, **params: object) -> float:
+    rollup(name, db, **params)  # warm-up
     runs = []
     for _ in range(repeat):
         t = time.perf_counter()
-        rollup(name, db)
+        rollup(name, db, **params)
         runs.append(time.perf_counter() - t)
     return statistics.median(runs)
 
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", type=Path, help="keep the generated stores here")
+    parser.add_argument("--only", action="append", help="time only this rollup (repeatable)")
     args = parser.parse_args(argv)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{count:,} spans; median of {args.repeat} runs, wall ms")
         print(f"{'rollup':<12}{'duckdb':>10}{'ch map':>10}{'ch typed':>10}{'map/duck':>10}{'typed/duck':>11}")
         worst = 0.0
-        for name in rollups():
-            if name == "trace":
-                continue
-            d = timed(name, str(duck), args.repeat)
-            m = timed(name, chdb + "?database=plain", args.repeat)
-            ty = timed(name, chdb + "?database=typed", args.repeat)
+        # trace: the run with the most calls (one run's tree, a few queries each side)
+        biggest = {"trace_id": rollup("top_runs", str(duck), limit=1)[0]["trace_id"]}
+        for name in args.only or rollups():
+            params = biggest if name == "trace" else {}
+            d = timed(name, str(duck), args.repeat, **params)
+            m = timed(name, chdb + "?database=plain", args.repeat, **params)
+            ty = timed(name, chdb + "?database=typed", args.repeat, **params)
             worst = max(worst, ty / d)
             ms = "".join(f"{x * 1000:>10,.0f}" for x in (d, m, ty))
             print(f"{name:<12}{ms}{m / d:>10.1f}{ty / d:>11.1f}")
