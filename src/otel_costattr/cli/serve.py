@@ -73,7 +73,8 @@ def serve(
     rules continuously; their links point at --base-url. Needs: pip install
     'otel-costattr[server]'. With --db clickhouse://... (or chdb:///path), the API and the
     dashboard read that store and receive nothing: the OpenTelemetry Collector writes it
-    (POST /v1/traces answers 501; --grpc-port, --alerts, --capture-content are refused).
+    (POST /v1/traces answers 501; --grpc-port, --alerts, --capture-content, --pricing
+    are refused).
 
     \b
     Example:
@@ -115,6 +116,7 @@ def serve(
             "--grpc-port": explicit_grpc,
             "--capture-content": capture_content,
             "--alerts": bool(rules),
+            "--pricing": bool(pricing),  # prices what it receives; the rollups price with the bundled table
         }
         serve_clickhouse(
             str(db), host=host, port=port, token=token, base_url=base_url, cors_origin=cors_origin,
