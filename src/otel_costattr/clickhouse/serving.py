@@ -16,6 +16,7 @@ from typing import Any
 
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
+from ..rollups.explain import one_trace, trace_prefix
 from .client import ClickHouseError, connect
 from .runner import clickhouse_target, rollup_clickhouse
 from .target import Target
@@ -29,7 +30,6 @@ NOT_RECEIVING = (
     "OpenTelemetry Collector that writes that store"
 )
 _UNIMPLEMENTED = 12  # google.rpc.Code UNIMPLEMENTED, in the OTLP status body
-_MIN_PREFIX = 4
 
 
 class ReadOnlySink:
@@ -127,11 +127,9 @@ def run_query(db: str, q: Query, **params: Any) -> Any:
 
 
 def find_trace(db: str, prefix: str) -> str:
-    """The one trace id of the ClickHouse store ``db`` starting with ``prefix`` (as
-    `rollups.explain.find_trace` finds it in DuckDB, with its messages)."""
-    text = prefix.strip().lower()
-    if not (_MIN_PREFIX <= len(text) <= 32) or not set(text) <= set("0123456789abcdef"):
-        raise RollupError(f"not a trace id or a prefix of one (4 to 32 hex digits): {prefix!r}")
+    """The one trace id of the ClickHouse store ``db`` starting with ``prefix`` (the rule and
+    messages of `rollups.explain.find_trace`, which finds it in DuckDB)."""
+    text = trace_prefix(prefix)
     target = clickhouse_target(db)
     assert target is not None
     try:
@@ -146,9 +144,4 @@ def find_trace(db: str, prefix: str) -> str:
         )
     except ClickHouseError as e:
         raise RollupError(str(e)) from e
-    if not found:
-        raise RollupError(f"no trace id starts with {text}")
-    if len(found) > 1:
-        shown = ", ".join(r[0] for r in found[:2])
-        raise RollupError(f"{text} is the start of several trace ids ({shown}, ...): give more digits")
-    return str(found[0][0])
+    return one_trace(text, [r[0] for r in found])

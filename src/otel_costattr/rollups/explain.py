@@ -92,9 +92,7 @@ def _distinct(con: duckdb.DuckDBPyConnection, column: str | None, key: str | Non
 def find_trace(db: Database, prefix: str) -> str:
     """The one stored trace id starting with ``prefix`` (at least 4 hex digits, any case);
     `RollupError` when none or several do."""
-    text = prefix.strip().lower()
-    if not (_MIN_PREFIX <= len(text) <= 32) or not set(text) <= _HEX:
-        raise RollupError(f"not a trace id or a prefix of one (4 to 32 hex digits): {prefix!r}")
+    text = trace_prefix(prefix)
     with _connection(db) as con:
         try:
             found = con.execute(
@@ -104,9 +102,24 @@ def find_trace(db: Database, prefix: str) -> str:
             ).fetchall()
         except duckdb.Error as e:
             raise RollupError(first_line(e)) from e
+    return one_trace(text, [r[0] for r in found])
+
+
+def trace_prefix(prefix: str) -> str:
+    """``prefix`` as the lower-case hex a trace id lookup takes; `RollupError` when it is not
+    4 to 32 hex digits. The rule every backend's `find_trace` applies first."""
+    text = prefix.strip().lower()
+    if not (_MIN_PREFIX <= len(text) <= 32) or not set(text) <= _HEX:
+        raise RollupError(f"not a trace id or a prefix of one (4 to 32 hex digits): {prefix!r}")
+    return text
+
+
+def one_trace(text: str, found: list[str]) -> str:
+    """The answer to a prefix lookup, given the (up to 3, sorted) ids starting with ``text``:
+    the one id, or `RollupError` saying none or several."""
     if not found:
         raise RollupError(f"no trace id starts with {text}")
     if len(found) > 1:
-        shown = ", ".join(r[0] for r in found[:2])
+        shown = ", ".join(found[:2])
         raise RollupError(f"{text} is the start of several trace ids ({shown}, ...): give more digits")
-    return found[0][0]
+    return str(found[0])
