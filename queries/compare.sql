@@ -8,7 +8,8 @@
 -- The previous period is [since - (until - since), since). The first row (level 'total') is
 -- the whole window; then one row per value, the largest absolute change first. A value
 -- present in one period only has NULL usd in the other (new, or gone); change_share is NULL
--- when the previous period cost nothing.
+-- when the previous period cost nothing; change_usd is NULL when neither period has a priced
+-- call (unpriced, or absent, in both: never a made-up $0).
 WITH windowed AS (
     SELECT
         {{dimension($group_by)}} AS value,
@@ -34,7 +35,8 @@ per_value AS (
 )
 SELECT
     level, $group_by AS "key", value, previous_runs, runs, previous_calls, calls, previous_usd, usd,
-    coalesce(usd, 0) - coalesce(previous_usd, 0) AS change_usd,
+    CASE WHEN usd IS NOT NULL OR previous_usd IS NOT NULL
+        THEN coalesce(usd, 0) - coalesce(previous_usd, 0) END AS change_usd,
     CAST((coalesce(usd, 0) - previous_usd) / nullif(previous_usd, 0) AS DOUBLE) AS change_share,
     unpriced_calls, previous_usd_repriced, usd_repriced
 FROM per_value

@@ -96,3 +96,18 @@ def test_compare_and_forecast_commands(capsys, db):
     code = main(["compare", "--since", "2027-01-01", "--until", "2027-01-08", "--db", str(db)])
     out, err = capsys.readouterr()
     assert code == 0 and err.startswith("No rows: the store holds 8 runs (24 model calls)")
+
+
+def test_compare_shows_no_made_up_change_for_a_value_unpriced_in_both_periods(db, capsys):
+    # acme-ner-7b has no price and runs only this period: no usd then or now, so no change
+    # (NULL, shown "-"), never $0; the others keep their change as before.
+    rows = rollup("compare", db=db, since="2026-06-05", until="2026-06-09", group_by="model")
+    unpriced = next(r for r in rows if r["value"] == "acme-ner-7b")
+    assert (unpriced["previous_usd"], unpriced["usd"], unpriced["change_usd"]) == (None, None, None)
+    assert unpriced["unpriced_calls"] == 1
+    gone = next(r for r in rows if r["value"] == "claude-haiku-4-5")
+    assert (gone["usd"], gone["change_usd"]) == (None, D("-0.0635"))
+    args = ["compare", "--db", str(db), "--since", "2026-06-05", "--until", "2026-06-09"]
+    assert main([*args, "--group-by", "model", "--format", "json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out) if r["value"] == "acme-ner-7b")
+    assert (row["change_usd"], row["change_usd_exact"]) == (None, None)
