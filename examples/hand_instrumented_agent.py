@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_costattr import rollup
+from otel_costattr.cli.output import money  # the CLI's money rule: six places under $1, else cents
 from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.store.exporter import DuckDBSpanExporter
 
@@ -182,5 +183,5 @@ worker_provider.shutdown()
 app_provider.shutdown()  # flushes the exporters
 
 for row in rollup("per_feature", db=db):
-    print(f"{row['feature']:<10} {row['runs']:>3} runs  {row['calls']:>4} calls  ${row['usd']:.4f}")
+    print(f"{row['feature']:<10} {row['runs']:>3} runs  {row['calls']:>4} calls  {money(row['usd'])}")
 print(f"more: otel-costattr demo, or otel-costattr rollup --list (then --db {db})")

@@ -55,7 +55,8 @@ def test_check_exits_0_when_nothing_fires_and_shows_the_closest(tmp_path, worklo
     assert lines[0] == "0 firing, 0 state changes recorded"
     header = ["rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state", "reason"]
     assert lines[1].split() == header
-    assert lines[2].split() == ["research", "spend", "feature", "research", "24h", "0.5", "0.5", "0.2", "OK"]
+    row = ["research", "spend", "feature", "research", "24h", "0.5", "$0.500000", "$0.200000", "OK"]
+    assert lines[2].split() == row  # a cost's limit and value as every table shows money
     assert lines[3].split() == ["calls", "service", "svc", "24h", "1000", "1000", "1", "OK"]
     assert receiver.bodies == []
 

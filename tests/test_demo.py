@@ -14,6 +14,7 @@ import pytest
 from test_rollups_workload import build
 
 from otel_costattr.cli import main
+from otel_costattr.cli.output import money
 from otel_costattr.demo import run_demo
 from otel_costattr.rollups.queries import rollup
 
@@ -150,6 +151,9 @@ def test_the_example_is_the_same_workload(demo_db, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "research" in done.stdout
+    lines = done.stdout.splitlines()
+    for row in rollup("per_feature", db=db):  # money as the CLI shows it ($1.01, not $1.0141)
+        assert any(line.endswith(f"calls  {money(row['usd'])}") for line in lines), (row, lines)
     for name in ("per_model", "per_agent", "per_step", "unpriced"):
         strip = ("first_seen", "last_seen", "example_trace_id")
         mine = [{k: v for k, v in row.items() if k not in strip} for row in rollup(name, db=db)]

@@ -23,6 +23,11 @@ _UNITS = {
 }  # fmt: skip
 
 
+def unit(metric: str) -> str:
+    """What a metric's values are in: ``usd``, ``calls``, ``ratio`` or ``ms``."""
+    return _UNITS[metric]
+
+
 def _exact(value: Decimal | None) -> str | None:
     return None if value is None else f"{value.normalize():f}"
 

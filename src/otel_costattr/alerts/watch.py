@@ -88,6 +88,7 @@ def _interrupted(error: BaseException | None) -> bool:
 class AlertWatcher:
     """Evaluates ``rules`` on ``db`` every ``interval`` seconds on a daemon thread and delivers
     in the background. ``base_url``: where ``serve`` answers, for links in the payloads.
+    ``notify`` False: evaluate and record states only (``alerts watch --no-notify``).
     A failed evaluation is logged and counted (``errors``), never raised; `stop` ends it."""
 
     def __init__(
@@ -98,6 +99,7 @@ class AlertWatcher:
         base_url: str | None = None,
         *,
         notifier: Notifier | None = None,
+        notify: bool = True,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be above 0 seconds, got {interval!r}")
@@ -106,6 +108,7 @@ class AlertWatcher:
         self.interval = float(interval)
         self.base_url = base_url
         self.notifier = notifier or Notifier(self.db)
+        self.notify = notify
         self.last: CheckResult | None = None
         self.evaluations = 0
         self.errors = 0
@@ -125,7 +128,8 @@ class AlertWatcher:
     def run_once(self) -> CheckResult | None:
         """One evaluation now; None (counted in ``errors``) when it failed."""
         try:
-            result = check_once(self.db, self.rules, notifier=self.notifier, base_url=self.base_url)
+            notifier = self.notifier if self.notify else None
+            result = check_once(self.db, self.rules, notifier=notifier, base_url=self.base_url)
         except Exception as e:  # a locked or broken store: try again next interval
             if _interrupted(e):  # Ctrl-C in the middle of a query: not a failure, a stop
                 raise KeyboardInterrupt from e

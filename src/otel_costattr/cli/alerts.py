@@ -14,13 +14,14 @@ import click
 
 from ..alerts.deliver import Notification, Notifier
 from ..alerts.evaluate import KeyRow
+from ..alerts.payload import unit
 from ..alerts.redeliver import patience
 from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once
 from ..store.database import connect
-from .options import db_path, writing_db_option
-from .output import Record, Table, json_object, output, table_lines
+from .options import db_path, duration_option, writing_db_option
+from .output import Record, Table, json_object, money, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
 FIRING_EXIT = 3
@@ -57,6 +58,14 @@ def _number(value: Any) -> str:
     return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
 
 
+def _no_notify_option(fn: Any) -> Any:
+    return click.option(
+        "--no-notify",
+        is_flag=True,
+        help="evaluate and record states, send nothing (the next evaluation that notifies sends it)",
+    )(fn)
+
+
 @click.group()
 def alerts() -> None:
     """Budget and anomaly alerts over the store, from a rule file.
@@ -70,11 +79,7 @@ def alerts() -> None:
 @alerts.command("check")
 @_db_option
 @_rules_option
-@click.option(
-    "--no-notify",
-    is_flag=True,
-    help="evaluate and record states, send nothing (the next evaluation that notifies sends it)",
-)
+@_no_notify_option
 @click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
 @output
 def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None) -> Record:
@@ -113,9 +118,12 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
     if failures["failed"]:
         failed += f" (last {failures['last_at']:%Y-%m-%d %H:%M:%S} UTC, {failures['last_channel']}: "
         failed += f"{failures['last_error']})"
-    table = Table(
-        _COLUMNS, rows, money=(), cells={c: _number for c in ("threshold", "limit", "value", "reason")},
-    )  # fmt: skip
+    # The table shows a cost's limit and value as every table shows money (json keeps numbers).
+    usd = {r.name for r in ruleset.rules if unit(r.metric) == "usd"}
+    shown = [
+        {**r, **{c: (money if r["rule"] in usd else _number)(r[c]) for c in ("limit", "value")}} for r in rows
+    ]
+    table = Table(_COLUMNS, shown, money=(), cells={c: _number for c in ("threshold", "reason")})
     text = [f"{firing} firing, {len(result.evaluation.events)} state changes recorded", *table_lines(table)]
     text += [line for line in (sent, failed) if line]
     data = {
@@ -145,20 +153,22 @@ def _failures(db: str) -> dict[str, Any]:
 @alerts.command("watch")
 @_db_option
 @_rules_option
-@click.option("--interval", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="seconds between evaluations")  # fmt: skip
+@duration_option("--interval", default="60s", help="time between evaluations (50ms, 30s, 5m, 1h; 60 is 60s)")
 @click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
 @click.option("--count", type=int, default=0, metavar="N", help="stop after N evaluations (0: never)")
-def watch(db: str | None, rules_path: str, interval: float, base_url: str | None, count: int) -> None:
+@_no_notify_option
+def watch(
+    db: str | None, rules_path: str, interval: float, base_url: str | None, count: int, no_notify: bool
+) -> None:
     """Evaluate the rules every interval and notify, until interrupted (Ctrl-C: exit 130).
 
     \b
     Example:
-      otel-costattr alerts watch --db spans.duckdb --rules alerts.toml --interval 60
+      otel-costattr alerts watch --db spans.duckdb --rules alerts.toml --interval 60s
     """
-    if not interval > 0:
-        raise click.BadParameter("must be above 0", param_hint="--interval")
-    watcher = AlertWatcher(db_path(db), load_rules(rules_path), interval=interval, base_url=base_url)
+    watcher = AlertWatcher(
+        db_path(db), load_rules(rules_path), interval=interval, base_url=base_url, notify=not no_notify
+    )
     interrupted = threading.Event()
     restore = _on_interrupt(interrupted)
     done = 0

@@ -13,7 +13,7 @@ import click
 
 from .. import demo as workload
 from ..rollups.queries import rollup
-from .output import Table, money, table_lines, terminal_width
+from .output import CLIError, Table, money, table_lines, terminal_width
 
 _DEMO_COLUMNS = {  # narrower tables, so the demo fits one screen
     "per_agent": ("agent", "agent_version", "runs", "calls", "usd", "usd_per_run"),
@@ -47,7 +47,10 @@ def demo(db: str | None) -> None:
     """
     started = time.perf_counter()
     shown = db or workload.DEFAULT_PATH  # as typed, for the commands printed below
-    info = workload.run_demo(shown)
+    try:
+        info = workload.run_demo(shown)
+    except (ValueError, OSError) as e:  # an unwritable path: the exporter refuses it at start
+        raise CLIError(str(e)) from e
     path = info["path"]
     total = rollup("stats", db=path)[0]
     echo = click.echo

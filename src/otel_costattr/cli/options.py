@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -140,3 +141,30 @@ def reprice_options(fn: F) -> F:
         help="add usd_repriced: cost recomputed from the stored tokens with today's bundled "
         "table (plus any --pricing files), next to the cost stamped at the time",
     )(fn)
+
+
+def duration_option(*names: str, default: str, help: str) -> Callable[[F], F]:
+    """An option taking a duration as the alert rules write one (``50ms``, ``30s``, ``5m``,
+    ``1h``; a bare number is seconds), above 0, given to the command as seconds (float). A bad
+    value is one line, ``Error: --name: ...``. ``alerts watch --interval`` and ``serve
+    --alerts-interval`` take it alike."""
+
+    def seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+        from ..alerts.rules import parse_duration
+        from .output import CLIError
+
+        text = value.strip()
+        try:
+            result = parse_duration(text + "s" if _BARE_NUMBER.match(text) else text)
+        except ValueError as e:
+            raise CLIError(f"{param.opts[0]}: {e}") from e
+        if not result > 0:
+            raise CLIError(f"{param.opts[0]}: must be above 0, got {value!r}")
+        return result
+
+    return click.option(
+        *names, default=default, show_default=True, metavar="DURATION", callback=seconds, help=help
+    )
+
+
+_BARE_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")

@@ -110,9 +110,9 @@ def output(fn: Callable[..., Table | Record]) -> Callable[..., None]:
     )
     @click.option(
         "--out",
-        type=click.Path(dir_okay=False, writable=True),
         default=None,
         metavar="FILE",
+        callback=check_out,
         help="write to FILE instead of stdout (required for parquet)",
     )
     @functools.wraps(fn)
@@ -127,21 +127,47 @@ def output(fn: Callable[..., Table | Record]) -> Callable[..., None]:
     return wrapper
 
 
-def emit(result: Table | Record, fmt: str, out: str | None = None) -> None:
-    """Render ``result`` in ``fmt`` to ``out`` (a path) or stdout."""
-    if fmt == "parquet":
-        from .parquet import write_parquet  # pyarrow is loaded only when asked for
+def check_out(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
+    """The click callback of every ``--out FILE``: refuse, before the command runs (and so
+    before ``alerts check`` records states or sends anything), a path that cannot be written:
+    one ``Error:`` line naming it."""
+    if value is None:
+        return None
+    path = os.path.abspath(value)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise CLIError(f"--out {value}: is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise CLIError(f"--out {value}: no folder {folder}")
+    existed = os.path.exists(path)
+    try:  # by trying: permission bits do not tell (root, read-only mounts, /proc)
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            os.unlink(path)
+    except OSError as e:
+        raise CLIError(f"--out {value}: cannot write it: {e.strerror or e}") from e
+    return value
 
-        assert out is not None  # checked by `output` before the command ran
-        write_parquet(result, out)
-        return
+
+def emit(result: Table | Record, fmt: str, out: str | None = None) -> None:
+    """Render ``result`` in ``fmt`` to ``out`` (a path) or stdout; a write that fails anyway
+    (disk full, a path that changed since `check_out`) is one ``Error:`` line naming it."""
     if out is None:
         buffer = io.StringIO()
         _render(result, fmt, buffer, width=terminal_width())
         click.echo(buffer.getvalue(), nl=False)
         return
-    with open(out, "w", encoding="utf-8", newline="") as f:
-        _render(result, fmt, f, width=None)
+    try:
+        if fmt == "parquet":
+            from .parquet import write_parquet  # pyarrow is loaded only when asked for
+
+            write_parquet(result, out)
+            return
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            _render(result, fmt, f, width=None)
+    except OSError as e:
+        raise CLIError(f"cannot write --out {out}: {e.strerror or e}") from e
 
 
 def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | None) -> None:

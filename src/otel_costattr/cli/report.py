@@ -5,12 +5,15 @@ from __future__ import annotations
 import click
 
 from .options import db_path, window_options
-from .output import CLIError
+from .output import CLIError, check_out
 
 
 @click.command()
 @window_options(limit=100, group_by=False, where=False)
-@click.option("--out", metavar="FILE", default="costs.html", show_default=True, help="where to write it")
+@click.option(
+    "--out", metavar="FILE", default="costs.html", show_default=True, callback=check_out,
+    help="where to write it",
+)  # fmt: skip
 @click.option(
     "--waterfalls",
     metavar="N",

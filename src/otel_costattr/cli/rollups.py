@@ -91,9 +91,11 @@ def catalogue() -> list[dict[str, Any]]:
 
 def _catalogue_text() -> str:
     lines = []
-    for item in catalogue():
-        lines.append(f"{item['name']:<12}  {item['about']}")
-        lines += [f"{'':<14}{p['option']}  {p['help']} ({p['default']})" for p in item["params"]]
+    items = catalogue()
+    width = max(len(item["name"]) for item in items) + 2  # the abouts in one column
+    for item in items:
+        lines.append(f"{item['name']:<{width}}{item['about']}")
+        lines += [f"{'':<{width}}{p['option']}  {p['help']} ({p['default']})" for p in item["params"]]
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..rollups.errors import RollupParamError
-from ..rollups.params import coerce
+from ..rollups.params import coerce, timestamp
 from ..rollups.queries import Database, rollup
 
 __all__ = ["Report", "RunDetail", "Window", "change", "collect", "run_detail", "window"]
@@ -82,8 +82,8 @@ def window(
             raise RollupParamError(f"report: days: must be more than 0 and at most {_MAX_DAYS}, got {n:g}")
         start, end = current - dt.timedelta(days=n), current
     else:
-        start = None if since in blank else coerce("report", "since", "TIMESTAMP", since)
-        end = None if until in blank else coerce("report", "until", "TIMESTAMP", until)
+        start = None if since in blank else timestamp("report", "since", since, current)
+        end = None if until in blank else timestamp("report", "until", until, current)
         if start is not None and end is None:
             end = current
         if start is not None and end is not None and start >= end:

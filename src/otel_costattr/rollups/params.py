@@ -19,7 +19,7 @@ from .errors import RollupParamError
 if TYPE_CHECKING:
     from .catalog import Query
 
-__all__ = ["AGO", "NOW", "TYPES", "WINDOW_PARAMS", "bind", "coerce"]
+__all__ = ["AGO", "NOW", "TYPES", "WINDOW_PARAMS", "bind", "coerce", "timestamp"]
 
 # What every rollup over the attributed calls takes (the CLI's common options).
 WINDOW_PARAMS = ("since", "until", "service", "feature", "agent")
@@ -109,6 +109,16 @@ def _ago(qname: str, pname: str, now: dt.datetime, days: float, given: Any) -> d
         raise RollupParamError(f"{qname}: {pname}: reaches before year 1, got {given}") from None
 
 
+def timestamp(qname: str, pname: str, value: Any, now: dt.datetime) -> dt.datetime:
+    """A ``since`` / ``until`` as a user gives it: an ISO date or time (UTC), a datetime, or
+    relative (``7d``, ``12h``, ``2w``: that long before ``now``). The one rule for every window
+    (the rollups, the report, the dashboard); raises `RollupParamError` naming ``pname``."""
+    m = AGO.fullmatch(value) if isinstance(value, str) else None
+    if m:
+        return _ago(qname, pname, now, float(m.group(1)) * _UNIT_DAYS[m.group(2).lower()], value)
+    return coerce(qname, pname, "TIMESTAMP", value)  # type: ignore[no-any-return]
+
+
 def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Validate ``params`` for query ``q`` and return the full set of named values.
 
@@ -131,10 +141,8 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
         if relative and p.name not in given and not (p.name == "since" and "days" in given):
             given[p.name] = p.default
     for key in ("since", "until"):
-        m = AGO.fullmatch(given[key]) if isinstance(given.get(key), str) else None
-        if m:
-            days = float(m.group(1)) * _UNIT_DAYS[m.group(2).lower()]
-            given[key] = _ago(q.name, key, current, days, given[key])
+        if isinstance(given.get(key), str) and AGO.fullmatch(given[key]):
+            given[key] = timestamp(q.name, key, given[key], current)
     if "days" in given:
         if "since" in given:
             raise RollupParamError(f"{q.name}: give days or since, not both")

@@ -142,7 +142,8 @@ def repair(path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> Repai
     if not os.path.exists(path):
         raise store.StoreError(f"{path}: no such database")
     requeued = spool.requeue(path)
-    spool.record(path, "repair", requeued=len(requeued))
+    if spool.spool_dir(path).is_dir():  # a store no exporter ever spooled for has no journal
+        spool.record(path, "repair", requeued=len(requeued))
     handled = 0
     with store.writing(path, retry=lock_timeout) as con:
         while True:
