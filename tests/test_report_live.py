@@ -144,7 +144,7 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
         (
             "/runs/xyz%3Cscript%3E",
             400,
-            "Error: not a trace id (32 hex digits): &#x27;xyz&lt;script&gt;&#x27;",
+            "Error: not a trace id or a prefix of one (4 to 32 hex digits): &#x27;xyz&lt;script&gt;&#x27;",
         ),
         ("/runs/" + "0" * 32, 404, "Error: no spans for run " + "0" * 32),
         ("/missing/", 503, "Error: no database at "),

@@ -10,11 +10,11 @@ import click
 from click.core import ParameterSource
 
 from .. import settings
-from ..alerts.rules import load_rules, parse_duration
+from ..alerts.rules import load_rules
 from ..alerts.watch import AlertWatcher
 from ..clickhouse.target import is_clickhouse_url
 from .clickhouse import serve_clickhouse
-from .options import db_path, price_table, pricing_option, writing_db_option
+from .options import db_path, duration_option, price_table, pricing_option, writing_db_option
 from .output import CLIError
 
 
@@ -45,10 +45,7 @@ from .output import CLIError
     "--alerts", "alerts_path", default=None, metavar="FILE",
     help="evaluate these alert rules (alerts.toml) every --alerts-interval while serving",
 )  # fmt: skip
-@click.option(
-    "--alerts-interval", default="60s", show_default=True, metavar="DURATION",
-    help="time between alert evaluations (50ms, 30s, 5m, 1h)",
-)  # fmt: skip
+@duration_option("--alerts-interval", default="60s", help="time between alert evaluations (50ms, 30s, 5m)")
 @click.option("--no-dashboard", is_flag=True, help="no dashboard at / (it redirects to the API docs)")
 @pricing_option
 def serve(
@@ -61,7 +58,7 @@ def serve(
     capture_content: bool,
     cors_origin: Sequence[str],
     alerts_path: str | None,
-    alerts_interval: str,
+    alerts_interval: float,
     no_dashboard: bool,
     pricing: Sequence[str],
 ) -> None:
@@ -88,24 +85,24 @@ def serve(
 
         from ..report.live import routes
         from ..server import Service, SpanSink, check_bind, create_app
+        from ..server.bind import check_base_url, check_origins
     except ImportError as e:
         raise CLIError(
             f"serve needs the server extra: pip install 'otel-costattr[server]' (from a clone: "
             f"pip install -e '.[server]') ({e})"
         ) from e
     shown = f"[{host}]" if ":" in host else host
-    given_base = base_url is not None
+    given_base = base_url
     base_url = (base_url or f"http://{shown}:{port}").rstrip("/")
     try:
         check_bind(host, token)
+        check_origins(cors_origin)
+        if given_base is not None:
+            check_base_url(given_base)
+        # As the exporter reads it: the flag turns capture on, the variable too; a bad value stops here.
+        capture_content = settings.flag(settings.CAPTURE_CONTENT) or capture_content
     except ValueError as e:
         raise CLIError(str(e)) from e
-    try:
-        interval = parse_duration(alerts_interval)
-    except ValueError as e:
-        raise CLIError(f"--alerts-interval: {e}") from e
-    if not interval > 0:
-        raise CLIError(f"--alerts-interval: must be above 0, got {alerts_interval!r}")
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
     _check_port(host, port)
@@ -130,7 +127,7 @@ def serve(
     services: list[Service] = []
     watcher = None
     if rules is not None:
-        watcher = AlertWatcher(sink.path, rules, interval=interval, base_url=base_url)
+        watcher = AlertWatcher(sink.path, rules, interval=alerts_interval, base_url=base_url)
         services.append(watcher)
     if grpc_port:
         from ..server.grpc_receiver import GrpcReceiver
@@ -149,17 +146,21 @@ def serve(
         cors_origins=cors_origin,
     )
     app.state.alerts = watcher  # /healthz shows its counters
+    listening = f"http://{shown}:{port}"
     click.echo(
-        f"otel-costattr: receiving OTLP on http://{shown}:{port}/v1/traces"
+        f"otel-costattr: listening on {listening} (OTLP at /v1/traces, API at /api/v1, reference at /docs)"
         + (f" and gRPC {shown}:{grpc_port}" if grpc_port else "")
-        + f", storing in {sink.path}; API at {base_url}/api/v1 (reference: {base_url}/docs)",
+        + f", storing in {sink.path}"
+        + (f"; links (alerts, pages) use {base_url}" if given_base is not None else ""),
         err=True,
     )
+    if capture_content:
+        click.echo("otel-costattr: prompt and completion text is stored (capture content is on)", err=True)
     if not no_dashboard:
         # The token itself is never printed: this line may end up in a log.
         how = f" (first visit: {base_url}/?token=<the token>)" if token else ""
         click.echo(f"otel-costattr: dashboard at {base_url}/{how}", err=True)
-    if not given_base and host.strip("[]") in ("0.0.0.0", "::"):
+    if given_base is None and host.strip("[]") in ("0.0.0.0", "::"):
         click.echo(
             f"otel-costattr: note: links (alerts, pages) say {base_url}; pass --base-url with the"
             " address others reach this server at",
@@ -167,7 +168,7 @@ def serve(
         )
     if rules is not None:
         click.echo(
-            f"otel-costattr: alerts: {len(rules.rules)} rules from {alerts_path}, every {alerts_interval}",
+            f"otel-costattr: alerts: {len(rules.rules)} rules from {alerts_path}, every {alerts_interval:g}s",
             err=True,
         )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -5,7 +5,7 @@
   default 7, or ``since``/``until``; ``service``, ``feature``, ``agent``), with a filter form;
 - ``/runs``: the runs list (``runs_list``) with the same filters, ``sort`` ``newest`` or
   ``cost``, at most ``limit``;
-- ``/runs/{trace_id}``: one run's waterfall.
+- ``/runs/{trace_id}``: one run's waterfall (a unique prefix of 4 or more digits will do).
 
 Pages are the static report's (`page`, `sections`, `waterfall`), with links between them
 instead of anchors. A bad parameter is a 400 page naming it, an unknown run a 404, a store
@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from ..rollups.errors import RollupError, RollupParamError
+from ..rollups.explain import find_trace
 from ..rollups.queries import Database, rollup
 from .data import Window, collect, run_detail, window
 from .page import csp, nav_links, page, render_report
@@ -181,7 +182,10 @@ def routes(db: Database) -> list[Route]:
         root = request.scope.get("root_path", "")
         trace_id = request.path_params["trace_id"]
         if not _TRACE_ID.match(trace_id):
-            raise _PageError(400, f"not a trace id (32 hex digits): {trace_id[:64]!r}")
+            try:  # a unique prefix, as the API and the CLI's `trace` take
+                trace_id = find_trace(db, trace_id)
+            except RollupError as e:
+                raise _PageError(404 if str(e).startswith("no trace id") else 400, str(e)) from e
         detail = run_detail(db, trace_id.lower())
         if not detail.spans:
             raise _PageError(404, f"no spans for run {trace_id.lower()}")

@@ -31,6 +31,7 @@ from . import docs
 from . import otlp_wire as wire
 from .api import router as api_router
 from .auth import BearerAuth
+from .bind import check_origins
 from .sink import Backpressure, SpanSink
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def create_app(
     spans (default: a `SpanSink` on ``db``); its ingester runs in the app's lifespan. At most
     ``max_inflight`` export requests are read and decoded at once (memory: each may be
     ``max_body_bytes`` decompressed)."""
+    check_origins(cors_origins)  # never "*": ValueError before anything is opened
     if sink is None:
         sink = SpanSink(db)
     wire.decode(b"", wire.PROTOBUF)  # builds the decoder's message classes now, not in a request

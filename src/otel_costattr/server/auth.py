@@ -5,9 +5,11 @@ browser following a link sends no header, so it gets one safe way in:
 
 1. open any page once with ``?token=<token>`` (a GET or HEAD): the token is compared in
    constant time; when right, the answer is a 303 to the same URL without ``token`` and a
-   cookie: HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it),
-   Path=/, Secure over https, gone when the browser closes. The cookie holds an HMAC of the
-   token, not the token, so it can never be replayed as the bearer token;
+   cookie: HttpOnly (no script reads it), SameSite=Lax (sent on a top-level navigation from
+   another site, such as an alert's link opened from Slack or webmail, never on another
+   site's requests from script, forms posting or frames), Path=/, Secure over https, gone
+   when the browser closes. The cookie holds an HMAC of the token, not the token, so it can
+   never be replayed as the bearer token;
 2. the cookie is accepted for GET and HEAD only (pages and API reads, which change nothing):
    never for ``POST /v1/traces`` or any other write, so a cookie can read but never send spans.
 
@@ -113,7 +115,7 @@ class BearerAuth:
             status_code=303,
             headers={
                 "Location": location,
-                "Set-Cookie": f"{COOKIE}={self._cookie.decode()}; HttpOnly; SameSite=Strict; Path=/{secure}",
+                "Set-Cookie": f"{COOKIE}={self._cookie.decode()}; HttpOnly; SameSite=Lax; Path=/{secure}",
                 "Cache-Control": "no-store",
                 "Referrer-Policy": "no-referrer",
             },

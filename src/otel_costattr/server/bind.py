@@ -1,8 +1,11 @@
-"""The bind rule: loopback by default; any other address only with a token."""
+"""The start-up rules of the server: loopback by default, any other address only with a
+token that is not blank; browser origins (CORS) and the base URL only as http(s) URLs."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
+from urllib.parse import SplitResult, urlsplit
 
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
@@ -19,9 +22,50 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, token: str | None) -> None:
-    """Raise ValueError (one line) when ``host`` is not loopback and there is no token."""
+    """Raise ValueError (one line) when ``host`` is not loopback and there is no token, or
+    when a token is given blank (it would guard nothing anyone could not guess)."""
+    if token is not None and not token.strip():
+        raise ValueError("refusing a blank token: pass --token (or OTEL_COSTATTR_SERVE_TOKEN) with a secret")
     if not token and not is_loopback(host):
         raise ValueError(
             f"refusing to bind {host} without a token: other machines could read and write the store;"
             " pass --token (or OTEL_COSTATTR_SERVE_TOKEN), or bind 127.0.0.1"
         )
+
+
+def _http_url(value: str, what: str) -> SplitResult:
+    """``value`` split, when it is an http(s) URL with a host; else ValueError naming ``what``."""
+    try:
+        if any(c.isspace() for c in value):
+            raise ValueError("it has white space")
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- a bad port raises here
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http(s)://host[:port]")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("it must not carry a user or password")
+        if parts.query or parts.fragment:
+            raise ValueError("it must not carry a query or fragment")
+    except ValueError as e:
+        raise ValueError(f"{what} {value!r}: {e}") from None
+    return parts
+
+
+def check_origins(origins: Iterable[str]) -> None:
+    """Raise ValueError (one line) unless every origin is ``http(s)://host[:port]``: never
+    ``*``, which would let any web page read costs and write spans through a visitor's browser
+    (a loopback server without a token has nothing else guarding it)."""
+    for origin in origins:
+        if origin.strip() == "*":
+            raise ValueError(
+                "--cors-origin '*': refusing to let every web page read costs and send spans;"
+                " name each origin (https://host[:port])"
+            )
+        if _http_url(origin, "--cors-origin").path:
+            raise ValueError(f"--cors-origin {origin!r}: an origin is scheme, host and port (no path)")
+
+
+def check_base_url(url: str) -> None:
+    """Raise ValueError (one line) unless ``url`` is an http(s) URL with a host (the base of
+    the links in alerts and pages: never ``javascript:``)."""
+    _http_url(url, "--base-url")
