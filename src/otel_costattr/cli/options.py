@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -168,3 +169,28 @@ def duration_option(*names: str, default: str, help: str) -> Callable[[F], F]:
 
 
 _BARE_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+
+
+def check_out(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
+    """The click callback of every ``--out FILE``: refuse, before the command runs (and so
+    before ``alerts check`` records states or sends anything), a path that cannot be written:
+    one ``Error:`` line naming it."""
+    from .output import CLIError
+
+    if value is None:
+        return None
+    path = os.path.abspath(value)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise CLIError(f"--out {value}: is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise CLIError(f"--out {value}: no folder {folder}")
+    existed = os.path.exists(path)
+    try:  # by trying: permission bits do not tell (root, read-only mounts, /proc)
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            os.unlink(path)
+    except OSError as e:
+        raise CLIError(f"--out {value}: cannot write it: {e.strerror or e}") from e
+    return value

@@ -34,6 +34,8 @@ from typing import Any, TextIO
 
 import click
 
+from .options import check_out
+
 FORMATS = ("table", "json", "csv", "parquet")
 EXACT_SUFFIX = "_exact"
 _ELLIPSIS = "…"
@@ -125,29 +127,6 @@ def output(fn: Callable[..., Table | Record]) -> Callable[..., None]:
             click.get_current_context().exit(result.exit_code)
 
     return wrapper
-
-
-def check_out(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
-    """The click callback of every ``--out FILE``: refuse, before the command runs (and so
-    before ``alerts check`` records states or sends anything), a path that cannot be written:
-    one ``Error:`` line naming it."""
-    if value is None:
-        return None
-    path = os.path.abspath(value)
-    folder = os.path.dirname(path)
-    if os.path.isdir(path):
-        raise CLIError(f"--out {value}: is a folder, not a file")
-    if not os.path.isdir(folder):
-        raise CLIError(f"--out {value}: no folder {folder}")
-    existed = os.path.exists(path)
-    try:  # by trying: permission bits do not tell (root, read-only mounts, /proc)
-        with open(path, "a", encoding="utf-8"):
-            pass
-        if not existed:
-            os.unlink(path)
-    except OSError as e:
-        raise CLIError(f"--out {value}: cannot write it: {e.strerror or e}") from e
-    return value
 
 
 def emit(result: Table | Record, fmt: str, out: str | None = None) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import db_path, window_options
-from .output import CLIError, check_out
+from .options import check_out, db_path, window_options
+from .output import CLIError
 
 
 @click.command()
