@@ -9,7 +9,7 @@
 -- the whole window; then one row per value, the largest absolute change first. A value
 -- present in one period only has NULL usd in the other (new, or gone); change_share is NULL
 -- when the previous period cost nothing; change_usd is NULL when neither period has a priced
--- call (unpriced, or absent, in both: never a made-up $0).
+-- call (unpriced, or absent, in both: never a made-up zero).
 WITH windowed AS (
     SELECT
         {{dimension($group_by)}} AS value,
