@@ -283,6 +283,9 @@ def test_serve_answers_from_clickhouse_as_from_duckdb(stores: tuple[str, str]) -
             assert page.status == 200 and b"refund" in page.read()
         status, _, body = c.request("GET", f"/runs/{runs[0]['trace_id']}")
         assert status == 200 and runs[0]["trace_id"].encode() in body
+        status, _, body = c.request("GET", f"/runs/{runs[0]['trace_id'][:12]}")  # a prefix, found there
+        assert status == 200 and runs[0]["trace_id"].encode() in body
+        assert c.request("GET", "/runs/0000dead")[0] == 404
         status, _, body = c.request("POST", "/v1/traces", b"{}", {"Content-Type": "application/json"})
         assert status == 501 and json.loads(body)["message"] == NOT_RECEIVING
         assert c.get_json("/healthz")["stored_spans"] is None

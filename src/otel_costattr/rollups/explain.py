@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from ..clickhouse.runner import clickhouse_target
 from .dimensions import dimension_call, where_pairs
 from .errors import RollupError, first_line
 from .queries import Database, _connection, _prepare
@@ -91,7 +92,11 @@ def _distinct(con: duckdb.DuckDBPyConnection, column: str | None, key: str | Non
 
 def find_trace(db: Database, prefix: str) -> str:
     """The one stored trace id starting with ``prefix`` (at least 4 hex digits, any case);
-    `RollupError` when none or several do."""
+    `RollupError` when none or several do. A ClickHouse URL is looked up there."""
+    if clickhouse_target(db) is not None:
+        from ..clickhouse.serving import find_trace as find_in_clickhouse  # needs the extra
+
+        return find_in_clickhouse(str(db), prefix)
     text = trace_prefix(prefix)
     with _connection(db) as con:
         try:

@@ -207,8 +207,7 @@ def run(request: Request, trace_id: str) -> dict[str, Any]:
     trace_id = trace_id.strip().lower()
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
         try:  # a unique prefix, as the CLI's `trace` takes
-            find = serving.find_trace if _clickhouse(request) else find_trace
-            trace_id = find(request.app.state.db, trace_id)
+            trace_id = find_trace(request.app.state.db, trace_id)
         except RollupError as e:
             raise HTTPException(404 if str(e).startswith("no trace id") else 400, str(e)) from e
     rows = _rollup(request, "trace", trace_id=trace_id)
