@@ -219,6 +219,10 @@ def test_what_clickhouse_does_not_do_is_refused(stores: tuple[str, str]) -> None
     _, url = stores
     with pytest.raises(RollupError, match="DuckDB stores only"):
         rollup("per_feature", url, reprice=default_pricing())
+    # a store without the traces table: one short line, not the server's echo of our SQL
+    with pytest.raises(RollupError, match="no table nope") as e:
+        rollup("per_feature", url + ("&" if "?" in url else "?") + "table=nope")
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
 
 
 def test_money_stays_exact(stores: tuple[str, str]) -> None:

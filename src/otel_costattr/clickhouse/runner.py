@@ -49,12 +49,24 @@ def clickhouse_target(db: object) -> Target | None:
 
 
 def spans_relation(client: Any, target: Target) -> str:
-    """The typed table when ``clickhouse init`` made it, else the SELECT over the Collector's."""
-    found = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": target.database, "name": TYPED_TABLE},
-    ).result_rows[0][0]
-    return TYPED_TABLE if found else spans_sql(target.table)
+    """The typed table when ``clickhouse init`` made it, else the SELECT over the Collector's;
+    `RollupError` (one line) when neither table is there."""
+    found = {
+        row[0]
+        for row in client.query(
+            "SELECT name FROM system.tables"
+            " WHERE database = {db:String} AND name IN ({typed:String}, {name:String})",
+            parameters={"db": target.database, "typed": TYPED_TABLE, "name": target.table},
+        ).result_rows
+    }
+    if TYPED_TABLE in found:
+        return TYPED_TABLE
+    if target.table not in found:
+        raise RollupError(
+            f"{target.display()}: no table {target.table} (the Collector's traces table; "
+            "its clickhouse exporter creates it with create_schema)"
+        )
+    return spans_sql(target.table)
 
 
 def translated(q: Query, spans: str, where_keys: int = 0) -> str:
@@ -131,6 +143,8 @@ def rollup_clickhouse(
                 translated(q, spans, len(where)), parameters={**values, **priced}, settings=SETTINGS
             )
             names, rows = list(result.column_names), result.result_rows
+    except RollupError:
+        raise
     except ClickHouseError as e:
         raise RollupError(str(e)) from e
     except Exception as e:  # the server's error, in one line
