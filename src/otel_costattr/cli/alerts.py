@@ -20,7 +20,7 @@ from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once
 from ..store.database import connect
-from .options import db_path, duration_option, writing_db_option
+from .options import duckdb_path, duration_option, writing_db_option
 from .output import Record, Table, json_object, money, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
@@ -95,8 +95,9 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
       otel-costattr alerts check --db spans.duckdb --rules alerts.toml || page-someone
     """
     ruleset = load_rules(rules_path)
-    notifier = None if no_notify else Notifier(db_path(db))
-    result = check_once(db_path(db), ruleset, notifier=notifier, base_url=base_url)
+    path = duckdb_path(db, "alerts check")
+    notifier = None if no_notify else Notifier(path)
+    result = check_once(path, ruleset, notifier=notifier, base_url=base_url)
     sent = ""
     if notifier is not None:
         # Wait out every retry, but never more than MAX_WAIT: what is left is reported undelivered.
@@ -110,7 +111,7 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
         if stats["last_error"]:
             sent += f" (last: {stats['last_error']})"
         # What this run could not deliver is in the store now: read the failures again.
-        result = CheckResult(result.evaluation, _failures(db_path(db)), result.redelivered)
+        result = CheckResult(result.evaluation, _failures(path), result.redelivered)
     rows = [_row(r) for r in result.evaluation.summary()]
     firing = len(result.evaluation.firing)
     failures = result.failures
@@ -167,7 +168,11 @@ def watch(
       otel-costattr alerts watch --db spans.duckdb --rules alerts.toml --interval 60s
     """
     watcher = AlertWatcher(
-        db_path(db), load_rules(rules_path), interval=interval, base_url=base_url, notify=not no_notify
+        duckdb_path(db, "alerts watch"),
+        load_rules(rules_path),
+        interval=interval,
+        base_url=base_url,
+        notify=not no_notify,
     )
     interrupted = threading.Event()
     restore = _on_interrupt(interrupted)

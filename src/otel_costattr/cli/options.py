@@ -67,6 +67,18 @@ def db_path(db: str | None) -> str:
     return db or settings.duckdb_path()
 
 
+def duckdb_path(db: str | None, what: str) -> str:
+    """`db_path` for the command ``what`` that works on DuckDB stores only: a ClickHouse URL
+    is one line saying so (not "no database at ...", which reads as a typo)."""
+    from ..clickhouse.target import is_clickhouse_url
+    from .output import CLIError
+
+    path = db_path(db)
+    if is_clickhouse_url(path):
+        raise CLIError(f"{what} works on DuckDB stores only; --db names a ClickHouse store")
+    return path
+
+
 def window_options(
     *, limit: int | None = None, group_by: bool = True, where: bool = True
 ) -> Callable[[F], F]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..store.maintenance import repair, status
-from .options import db_option, db_path
+from .options import db_option, duckdb_path
 from .output import Record, output
 
 
@@ -37,7 +37,7 @@ def store_status(db: str | None, check: bool) -> Record:
     Example:
       otel-costattr store status --db spans.duckdb
     """
-    st = status(db_path(db))
+    st = status(duckdb_path(db, "store status"))
     stored = f"unknown ({st.stored_error})"
     if st.stored_spans is not None:
         stored = f"{st.stored_spans:,} spans"
@@ -78,7 +78,7 @@ def store_repair(ctx: click.Context, db: str | None, lock_timeout: float) -> Non
     Example:
       otel-costattr store repair --db spans.duckdb --lock-timeout 30
     """
-    result = repair(db_path(db), lock_timeout=lock_timeout)
+    result = repair(duckdb_path(db, "store repair"), lock_timeout=lock_timeout)
     click.echo(f"requeued {result.requeued} quarantined files; ingested {result.ingested_files} spool files")
     for q in result.still_quarantined:
         click.echo(f"still quarantined: {q.name}: {q.reason or 'reason not recorded'}")
