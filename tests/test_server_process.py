@@ -132,3 +132,11 @@ def test_an_http_port_in_use_is_one_error_line(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert err == f"Error: port {port} on 127.0.0.1: Address already in use\n"
     assert not db.exists()
+    with socket.socket() as taken:  # the gRPC port too, before anything is opened
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        grpc_port = taken.getsockname()[1]
+        assert main(["serve", "--db", str(db), "--port", "0", "--grpc-port", str(grpc_port)]) == 1
+    out, err = capsys.readouterr()
+    assert err == f"Error: gRPC port {grpc_port} on 127.0.0.1: Address already in use\n"
+    assert not db.exists()

@@ -106,6 +106,8 @@ def serve(
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
     _check_port(host, port)
+    if grpc_port and not is_clickhouse_url(db):
+        _check_port(host, grpc_port, "gRPC port")  # else grpc's own log line, then a vague error
     if is_clickhouse_url(db):  # the API and dashboard only: the Collector receives there
         given = click.get_current_context().get_parameter_source
         explicit_grpc = given("grpc_port") not in (ParameterSource.DEFAULT, None) and grpc_port != 0
@@ -174,9 +176,10 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
-def _check_port(host: str, port: int) -> None:
-    """One ``Error:`` line when the HTTP port cannot be bound (in use, not allowed), instead of
-    uvicorn's log line and exit 3 after the start-up lines said all was well."""
+def _check_port(host: str, port: int, what: str = "port") -> None:
+    """One ``Error:`` line when the HTTP (or gRPC) port cannot be bound (in use, not allowed),
+    instead of uvicorn's log line and exit 3 after the start-up lines said all was well (or
+    grpc's C-core log line before an error that does not say why)."""
     if port == 0:
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -185,4 +188,4 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host.strip("[]"), port))
         except OSError as e:
-            raise CLIError(f"port {port} on {host}: {e.strerror or e}") from e
+            raise CLIError(f"{what} {port} on {host}: {e.strerror or e}") from e
