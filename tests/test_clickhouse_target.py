@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from otel_costattr.clickhouse import Target, parse_target, rollup_source
@@ -53,3 +57,21 @@ def test_bad_urls_fail_in_one_line(db: str, message: str) -> None:
     assert "hunter2" not in str(e.value)
     with pytest.raises(RollupError):
         rollup("per_feature", db)
+
+
+def test_a_server_that_cannot_be_reached_is_one_line(tmp_path: object) -> None:
+    """The driver logs a warning and wraps the socket's reason in a URL with a query id and a
+    retry count; the user sees one line: the target (password masked) and the reason."""
+    pytest.importorskip("clickhouse_connect")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = f"clickhouse://u:hunter2@127.0.0.1:{port}/db"
+    done = subprocess.run(
+        [sys.executable, "-m", "otel_costattr.cli", "rollup", "per-feature", "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"Error: clickhouse://u@127.0.0.1:{port}/db: cannot connect: Connection refused\n"

@@ -9,6 +9,7 @@ carries an example (a test walks the tree).
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -74,6 +75,9 @@ def cli() -> None:
       otel-costattr demo
       otel-costattr rollup per-feature --db spans.duckdb --days 7
     """
+    # clickhouse-connect logs a warning for a connection it then raises about; the command
+    # says it once, as its one Error line (clickhouse.client names the reason).
+    logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
 
 
 cli.add_command(pricing)

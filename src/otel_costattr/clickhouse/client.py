@@ -73,4 +73,19 @@ def connect(target: Target) -> Any:
     except ImportError as e:
         raise ClickHouseError(f"{target.display()}: {e}") from None
     except Exception as e:  # clickhouse-connect's own errors carry the server's text
-        raise ClickHouseError(f"{target.display()}: {str(e).splitlines()[0] if str(e) else e!r}") from e
+        raise ClickHouseError(f"{target.display()}: {_reason(e)}") from e
+
+
+def _reason(error: BaseException) -> str:
+    """One line for a failed connection: the socket's own reason when there is one (the
+    driver's message wraps it in a URL with a query id and a retry count), else the first
+    line of the server's text."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"cannot connect: {cause.strerror}"
+        cause = cause.__cause__ or cause.__context__
+    text = str(error)
+    return text.splitlines()[0] if text else repr(error)
