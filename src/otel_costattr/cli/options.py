@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -180,6 +181,32 @@ def duration_option(*names: str, default: str, help: str) -> Callable[[F], F]:
     )
 
 
+_DUCKDB_MAGIC = (8, b"DUCK")  # a DuckDB file's header: the magic at byte 8
+
+
+def _store_behind(path: str) -> str | None:
+    """What of a span store ``path`` is (a DuckDB database, its write-ahead log, a file in its
+    spool), or None: ``--out`` must never overwrite the data a command reads."""
+    from ..store.spool import SPOOL_SUFFIX
+
+    def is_duckdb(candidate: str) -> bool:
+        offset, magic = _DUCKDB_MAGIC
+        try:
+            with open(candidate, "rb") as f:
+                return f.read(offset + len(magic))[offset:] == magic
+        except OSError:
+            return False
+
+    if is_duckdb(path):
+        return "is a DuckDB database"
+    if path.endswith(".wal") and is_duckdb(path[: -len(".wal")]):
+        return f"is the write-ahead log of the database {path[: -len('.wal')]}"
+    for folder in Path(path).parents:
+        if folder.name.endswith(SPOOL_SUFFIX) and is_duckdb(str(folder)[: -len(SPOOL_SUFFIX)]):
+            return f"is inside the spool of the database {str(folder)[: -len(SPOOL_SUFFIX)]}"
+    return None
+
+
 _BARE_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 
 
@@ -197,6 +224,9 @@ def check_out(ctx: click.Context | None, param: click.Parameter | None, value: s
         raise CLIError(f"--out {value}: is a folder, not a file")
     if not os.path.isdir(folder):
         raise CLIError(f"--out {value}: no folder {folder}")
+    store = _store_behind(path)
+    if store:
+        raise CLIError(f"--out {value}: {store}; write the output elsewhere")
     existed = os.path.exists(path)
     try:  # by trying: permission bits do not tell (root, read-only mounts, /proc)
         with open(path, "a", encoding="utf-8"):
