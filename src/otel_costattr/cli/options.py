@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
