@@ -168,6 +168,7 @@ SPAN_CONTENT = {
         "gcp.vertex.agent.tool_call_args",
     ],
     "exception-as-attributes": ["exception.message", "exception.stacktrace"],
+    "hand-written": ["completion", "messages"],  # beside "prompt", which pydantic-ai writes
 }
 # producer -> (event name, event attribute key): the older GenAI event form and its kin.
 EVENT_CONTENT = {
@@ -557,3 +558,36 @@ def test_real_producers_store_no_message_text(producer, fake, tmp_path):
     captured = drive(producer, fake, tmp_path / "captured", OTEL_COSTATTR_CAPTURE_CONTENT="true")
     text = " ".join(row_text(row) for row in captured)
     assert all(needle in text for needle in MESSAGE_TEXT)
+
+
+def test_content_on_the_resource_is_left_out_unless_captured(tmp_path, table):
+    """A resource can carry message text too (an SDK configured with gen_ai.prompt in
+    OTEL_RESOURCE_ATTRIBUTES, a Collector's transform): the resource JSON follows the
+    spans' rule; the service and the application's own resource attributes stay."""
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create(
+        {
+            "service.name": "svc",
+            "deployment.environment": "prod",
+            "gen_ai.prompt": SENTINEL,
+            "completion": SENTINEL,
+        }
+    )
+    stored = {}
+    for capture in (False, True):
+        path = tmp_path / f"resource-{capture}.duckdb"
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        provider.add_span_processor(
+            BatchSpanProcessor(DuckDBSpanExporter(path, pricing=table, capture_content=capture))
+        )
+        provider.get_tracer("test.content").start_span("one", attributes=CALL, start_time=T0).end(
+            end_time=T0 + 1
+        )
+        provider.shutdown()
+        ((row,),) = [list(rows(path).values())]
+        stored[capture] = row
+    kept = json.loads(stored[False]["resource"])
+    assert SENTINEL not in row_text(stored[False])
+    assert kept["service.name"] == "svc" and kept["deployment.environment"] == "prod"
+    assert json.loads(stored[True]["resource"])["gen_ai.prompt"] == SENTINEL  # the control

@@ -88,6 +88,8 @@ CONTENT_KEYS = frozenset(
         "events",
         "final_result",
         "prompt",
+        "completion",  # hand-written spans name the pair so; "prompt" alone was not enough
+        "messages",
         "tools",
         "tool_arguments",
         "tool_response",

@@ -230,10 +230,12 @@ class SpanMapper:
         return (kept if dropped else attrs), dropped
 
     def _resource(self, resource: Mapping[str, Any]) -> str:
-        """The JSON of a resource's attributes: computed once per attributes object."""
+        """The JSON of a resource's attributes, content left out by the spans' rule (a
+        resource can carry ``gen_ai.prompt`` as well as a span): computed once per attributes
+        object."""
         hit = self._resources.get(id(resource))
         if hit is None or hit[0] is not resource:
-            hit = (resource, to_json(_plain(resource)))
+            hit = (resource, to_json(_plain(self._clean(resource)[0] if resource else resource)))
             if len(self._resources) > 64:
                 self._resources.clear()
             self._resources[id(resource)] = hit
