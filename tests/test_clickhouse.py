@@ -311,3 +311,25 @@ def test_serve_on_clickhouse_refuses_what_only_a_receiver_does(
     missing = f"chdb://{chdb_dir}?database=workload&table=nope"
     assert main(["serve", "--db", missing, "--port", "0"]) == 1
     assert "no table nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"feature": "nope"}, None),
+        ({"agent": "reserch", "service": "nowhere"}, None),
+        ({}, ["user.id=nobody"]),
+        ({"feature": "nope"}, ["app.tenant=x", "user.id=y"]),
+    ],
+)
+def test_an_empty_answer_is_explained_as_on_duckdb(
+    stores: tuple[str, str], params: dict[str, str], where: list[str] | None
+) -> None:
+    """An empty answer on ClickHouse said "no database at chdb://..." (a review): the
+    explanation now comes from the ClickHouse contract, the same lines as DuckDB's."""
+    from otel_costattr.rollups.explain import explain_empty
+
+    duck, ch = stores
+    expected = explain_empty(duck, params, where=where)
+    assert expected.startswith("the store holds ") and len(expected.splitlines()) > 1
+    assert explain_empty(ch, params, where=where) == expected

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
@@ -19,7 +19,8 @@ import duckdb
 from ..clickhouse.runner import clickhouse_target
 from .dimensions import dimension_call, where_pairs
 from .errors import RollupError, first_line
-from .queries import Database, _connection, _prepare
+from .custom import custom_query
+from .queries import Database, _connection, _prepare, _run
 
 __all__ = ["explain_empty", "find_trace"]
 
@@ -44,40 +45,83 @@ def _near(asked: str, known: list[str]) -> str:
 def explain_empty(db: Database, params: Mapping[str, Any] | None = None, *, where: Any = None) -> str:
     """Why a rollup over ``db`` with ``params`` (``feature``, ``agent``, ``since``, ...;
     as given to `rollup`) and ``where`` may have found nothing: one line on what the store
-    holds, then one per filter given, with the closest values stored."""
+    holds, then one per filter given, with the closest values stored. ``db`` may be a
+    ClickHouse URL: the same lines, from the same contract there."""
     params = dict(params or {})
     filters = where_pairs("explain", where)
+    if clickhouse_target(db) is not None:
+        return _explain_clickhouse(str(db), params, filters)
     try:
         with _connection(db) as con:
             _prepare(con)
-            calls, runs, first, last = con.execute(
-                "SELECT count(*), count(DISTINCT trace_id), min(start_time), max(start_time) "
-                "FROM costattr_calls(NULL, NULL, NULL, NULL, NULL)"
-            ).fetchone()
-            if not calls:
-                # Spans but no model call: usually an instrumentation that failed to load, the
-                # commonest reason a new user sees only empty answers (issue 17).
-                spans = con.execute("SELECT count(*) FROM spans").fetchone()[0]
-                if spans:
-                    return f"{spans:,} spans stored, 0 model calls: is a GenAI instrumentation loaded?"
-                return "the store holds no spans yet"
-            lines = [
-                f"the store holds {runs} runs ({calls} model calls) from {_when(first)} to {_when(last)} UTC"
-            ]
-            for param, column in (
-                ("feature", "feature"),
-                ("agent", "agent_name"),
-                ("service", "service_name"),
-            ):
-                if params.get(param) is not None:
-                    known = _distinct(con, column)
-                    lines.append(f"{param} {params[param]!r}: {_near(str(params[param]), known)}")
-            for key, values in filters:
-                known = _distinct(con, None, key)
-                lines.append(f"{key} = {' or '.join(map(repr, values))}: {_near(values[0], known)}")
+            holds = _run(con, _HOLDS.sql, {})[0]
+
+            def known(param: str) -> list[str]:
+                return _distinct(con, dict(_FILTERED)[param])
+
+            def spans() -> int:
+                return int(con.execute("SELECT count(*) FROM spans").fetchone()[0])
+
+            return _lines(holds, spans, known, lambda key: _distinct(con, None, key), params, filters)
     except duckdb.Error as e:
         raise RollupError(first_line(e)) from e
+
+
+# What the store holds, in SQL both engines read (the ClickHouse dialect expands the macro).
+_HOLDS = custom_query(
+    "explain_holds",
+    "-- @about Model calls, runs, first and last call the store holds.\n"
+    "SELECT count(*) AS calls, count(DISTINCT trace_id) AS runs, min(start_time) AS first_call,"
+    " max(start_time) AS last_call FROM costattr_calls(NULL, NULL, NULL, NULL, NULL)",
+)
+
+
+def _lines(
+    holds: Mapping[str, Any],
+    spans: Callable[[], int],
+    known: Callable[[str], list[str]],
+    known_key: Callable[[str], list[str]],
+    params: Mapping[str, Any],
+    filters: list[tuple[str, list[str]]],
+) -> str:
+    if not holds["calls"]:
+        # Spans but no model call: usually an instrumentation that failed to load, the
+        # commonest reason a new user sees only empty answers (issue 17).
+        count = spans()
+        if count:
+            return f"{count:,} spans stored, 0 model calls: is a GenAI instrumentation loaded?"
+        return "the store holds no spans yet"
+    lines = [
+        f"the store holds {holds['runs']} runs ({holds['calls']} model calls)"
+        f" from {_when(holds['first_call'])} to {_when(holds['last_call'])} UTC"
+    ]
+    for param, _column in _FILTERED:
+        if params.get(param) is not None:
+            lines.append(f"{param} {params[param]!r}: {_near(str(params[param]), known(param))}")
+    for key, values in filters:
+        lines.append(f"{key} = {' or '.join(map(repr, values))}: {_near(values[0], known_key(key))}")
     return "\n".join(lines)
+
+
+def _explain_clickhouse(db: str, params: Mapping[str, Any], filters: list[tuple[str, list[str]]]) -> str:
+    """`explain_empty` over a ClickHouse store: the counts through the ClickHouse contract,
+    the values known through the per-group rollup (a column or any identity key)."""
+    from ..clickhouse.client import connect  # needs the extra
+    from ..clickhouse.serving import run_query
+    from .queries import rollup
+
+    (holds,) = run_query(db, _HOLDS)
+
+    def known(param: str) -> list[str]:
+        rows = rollup("per_group", db, group_by=param)
+        return sorted(str(r["value"]) for r in rows if r["value"] is not None)[:1000]
+
+    def spans() -> int:
+        target = clickhouse_target(db)
+        assert target is not None
+        return int(connect(target).query(f"SELECT count() FROM {target.table}").result_rows[0][0])
+
+    return _lines(holds, spans, known, known, params, filters)
 
 
 def _distinct(con: duckdb.DuckDBPyConnection, column: str | None, key: str | None = None) -> list[str]:
