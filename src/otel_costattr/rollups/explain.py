@@ -17,9 +17,9 @@ from typing import Any
 import duckdb
 
 from ..clickhouse.runner import clickhouse_target
+from .custom import custom_query
 from .dimensions import dimension_call, where_pairs
 from .errors import RollupError, first_line
-from .custom import custom_query
 from .queries import Database, _connection, _prepare, _run
 
 __all__ = ["explain_empty", "find_trace"]
