@@ -36,6 +36,9 @@ CELLS_JS = """return Array.from(document.querySelectorAll('[data-col]')).map(e =
   window: e.dataset.window, traceId: e.dataset.traceId, text: e.textContent}));"""
 
 
+_BROWSER_SCHEMES = ("chrome://", "chrome-untrusted://", "chrome-extension://", "devtools://")
+
+
 @dataclass
 class Loaded:
     """What one page load showed: console entries, requested URLs, value cells."""
@@ -74,7 +77,11 @@ class Browser:
         for entry in self.driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]
             if message["method"] == "Network.requestWillBeSent":
-                requests.append(message["params"]["request"]["url"])
+                params = message["params"]
+                # The browser's own pages (Chromium 150's new-tab page loads modules and a
+                # data: image beside the first load) are not the page's requests.
+                if not params.get("documentURL", "").startswith(_BROWSER_SCHEMES):
+                    requests.append(params["request"]["url"])
         console = self.driver.get_log("browser")
         return Loaded(console, requests, self.driver.execute_script(CELLS_JS))
 
