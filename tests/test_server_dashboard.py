@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,7 +19,7 @@ from otel_costattr.demo import run_demo
 
 pytest.importorskip("uvicorn", reason="uvicorn is in the [server] extra")
 from otel_costattr.report.live import routes  # noqa: E402
-from otel_costattr.server.auth import COOKIE, cookie_value  # noqa: E402
+from otel_costattr.server.auth import COOKIE, SESSION_SECONDS, BearerAuth  # noqa: E402
 
 TOKEN = "s3cret-Token_value"
 TODAY = dt.date(2026, 11, 23)
@@ -102,7 +103,13 @@ def test_token_once_sets_a_lax_httponly_cookie_and_leaves_the_url(srv):
     # Lax, not Strict: an alert's link opened from Slack or webmail (a cross-site top-level
     # navigation) must carry it; it is honoured for GET/HEAD only, so it still cannot write.
     assert {"httponly", "samesite=lax", "path=/"} <= flags and "samesite=strict" not in flags
-    assert cookie.split(";")[0] == f"{COOKIE}={cookie_value(TOKEN)}"
+    assert f"max-age={SESSION_SECONDS}" in flags
+    name, value = cookie.split(";")[0].split("=", 1)
+    stamp, mac = value.split(".")
+    # the time it was issued and a MAC under the server's random key: never the token, nor a
+    # function of the token alone (which a stolen cookie would let one test guesses against)
+    assert name == COOKIE and abs(int(stamp) - time.time()) < 300 and len(mac) == 64
+    assert TOKEN not in cookie
     assert header(pairs, "Referrer-Policy") == ["no-referrer"]
     no_token(pairs, body)
     # the browser follows the Location with its cookie: the page, and no token in it
@@ -151,9 +158,30 @@ def test_the_cookie_reads_pages_and_api_but_never_sends_spans(srv):
     # a token in the query string is no way to send spans either
     assert raw(srv.url, "POST", f"/v1/traces?token={TOKEN}", JS, spans)[0] == 401
     assert raw(srv.url, "POST", "/v1/traces", {**JS, "Authorization": f"Bearer {TOKEN}"}, spans)[0] == 200
-    # a cookie made from another token is refused
-    other = f"{COOKIE}={cookie_value('other')}"
+    # a cookie another server process issued (same token, its own key) is refused, and so is
+    # this one's cookie with its time changed (to outlive its week)
+    other = f"{COOKIE}={BearerAuth(None, TOKEN).cookie()}"
     assert raw(srv.url, "GET", "/", {**HTML, "Cookie": other})[0] == 401
+    name, value = cookie.split(";")[0].split("=", 1)
+    stamp, mac = value.split(".")
+    later = f"{name}={int(stamp) + 3600}.{mac}"
+    assert raw(srv.url, "GET", "/", {**HTML, "Cookie": later})[0] == 401
+    # the bearer scheme is case-insensitive (RFC 9110); the token itself is not
+    assert raw(srv.url, "GET", "/healthz", {"Authorization": f"bearer {TOKEN}"})[0] == 200
+    assert raw(srv.url, "GET", "/healthz", {"Authorization": f"BEARER  {TOKEN}"})[0] == 200
+    assert raw(srv.url, "GET", "/healthz", {"Authorization": f"Bearer {TOKEN.upper()}"})[0] == 401
+    assert raw(srv.url, "GET", "/healthz", {"Authorization": f"Basic {TOKEN}"})[0] == 401
+
+
+def test_a_session_ends_after_its_week_and_with_the_process():
+    auth = BearerAuth(None, TOKEN)
+    assert auth._session(auth.cookie().encode())
+    assert auth._session(auth.cookie(int(time.time()) - SESSION_SECONDS + 60).encode())
+    assert not auth._session(auth.cookie(int(time.time()) - SESSION_SECONDS - 1).encode())
+    assert not auth._session(auth.cookie(int(time.time()) + 3600).encode())  # issued in the future
+    assert not BearerAuth(None, TOKEN)._session(auth.cookie().encode())  # a restart: a new key
+    for junk in (b"", b".", b"x.y", b"9" * 40 + b".abc", auth.cookie().encode() + b"0"):
+        assert not auth._session(junk)
 
 
 def test_without_a_token_the_dashboard_is_open_and_links_to_runs(demo):

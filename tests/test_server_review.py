@@ -34,6 +34,8 @@ HTML = {"Accept": "text/html"}
         (["--base-url", "https://costs.example/?x=1"], "query"),
         (["--host", "0.0.0.0", "--token", " "], "blank token"),
         (["--token", ""], "blank token"),
+        (["--host", "0.0.0.0", "--token", "a"], "refusing a token of 1 characters on 0.0.0.0"),
+        (["--host", "0.0.0.0", "--token", "s3cret-token-15"], "use 16 or more"),
     ],
 )
 def test_unsafe_start_values_are_one_line(tmp_path, capsys, argv, message):

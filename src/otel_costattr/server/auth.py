@@ -7,13 +7,17 @@ browser following a link sends no header, so it gets one safe way in:
    constant time; when right, the answer is a 303 to the same URL without ``token`` and a
    cookie: HttpOnly (no script reads it), SameSite=Lax (sent on a top-level navigation from
    another site, such as an alert's link opened from Slack or webmail, never on another
-   site's requests from script, forms posting or frames), Path=/, Secure over https, gone
-   when the browser closes. The cookie holds an HMAC of the token, not the token, so it can
-   never be replayed as the bearer token;
+   site's requests from script, forms posting or frames), Path=/, Secure over https,
+   ``Max-Age`` `SESSION_SECONDS`. The cookie holds the time it was issued and an HMAC of
+   that time under a key drawn at random when the server starts: never the token, so it
+   cannot be replayed as the bearer token nor tested offline against guesses of it; the
+   server refuses it once older than `SESSION_SECONDS`, and every cookie ends when the
+   server restarts (open a page with ``?token=`` again);
 2. the cookie is accepted for GET and HEAD only (pages and API reads, which change nothing):
    never for ``POST /v1/traces`` or any other write, so a cookie can read but never send spans.
 
-A wrong or missing token is a 401: OTLP's ``google.rpc.Status`` on ``/v1/traces``, a short
+The scheme of ``Authorization`` is read case-insensitively (RFC 9110: ``bearer`` is
+``Bearer``). A wrong or missing token is a 401: OTLP's ``google.rpc.Status`` on ``/v1/traces``, a short
 HTML page naming the way in for a browser (``Accept: text/html``), JSON otherwise. No answer
 ever repeats a token (a ``Location`` included).
 """
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -29,11 +35,12 @@ from starlette.responses import Response
 
 from . import otlp_wire as wire
 
-__all__ = ["COOKIE", "TOKEN_PARAM", "BearerAuth", "cookie_value"]
+__all__ = ["COOKIE", "SESSION_SECONDS", "TOKEN_PARAM", "BearerAuth", "bearer_matches"]
 
 COOKIE = "otel_costattr_session"
 TOKEN_PARAM = "token"
-_COOKIE_CONTEXT = b"otel-costattr dashboard cookie v1"
+SESSION_SECONDS = 7 * 24 * 3600  # a browser session's life: a week of alert links
+_COOKIE_CONTEXT = b"otel-costattr dashboard cookie v2"
 _SAFE_METHODS = ("GET", "HEAD")
 _BROWSER_401 = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Token needed</title>"
@@ -43,9 +50,11 @@ _BROWSER_401 = (
 )
 
 
-def cookie_value(token: str) -> str:
-    """What the browser cookie holds for ``token``: a keyed hash, not the token itself."""
-    return hmac.new(token.encode(), _COOKIE_CONTEXT, hashlib.sha256).hexdigest()
+def bearer_matches(value: bytes, token: bytes) -> bool:
+    """Whether an ``Authorization`` value carries ``token``: the scheme in any case (RFC 9110),
+    the token compared in constant time. The HTTP middleware and the gRPC receiver both ask."""
+    scheme, _, credentials = value.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(b" "), token)
 
 
 def _cookie(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -75,9 +84,23 @@ class BearerAuth:
         if not token:
             raise ValueError("the token must not be empty")
         self.app = app
-        self._bearer = f"Bearer {token}".encode()
         self._token = token.encode()
-        self._cookie = cookie_value(token).encode()
+        self._key = os.urandom(32)  # this process's: cookies end with it
+
+    def cookie(self, issued: int | None = None) -> str:
+        """A session cookie's value, issued now (or at ``issued``, epoch seconds)."""
+        stamp = str(int(time.time()) if issued is None else issued)
+        mac = hmac.new(self._key, _COOKIE_CONTEXT + b"|" + stamp.encode(), hashlib.sha256).hexdigest()
+        return f"{stamp}.{mac}"
+
+    def _session(self, value: bytes) -> bool:
+        """Whether ``value`` is a cookie this process issued, less than `SESSION_SECONDS` ago."""
+        stamp = value.partition(b".")[0]
+        if not stamp.isdigit() or len(stamp) > 12:
+            return False
+        expected = self.cookie(int(stamp)).encode()
+        age = time.time() - int(stamp)
+        return hmac.compare_digest(value, expected) and -60 <= age < SESSION_SECONDS
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -89,7 +112,7 @@ class BearerAuth:
             if key == b"authorization":
                 given = value
                 break
-        if hmac.compare_digest(given, self._bearer):
+        if bearer_matches(given, self._token):
             await self.app(scope, receive, send)
             return
         safe = scope.get("method") in _SAFE_METHODS and scope.get("path") != "/v1/traces"
@@ -100,7 +123,7 @@ class BearerAuth:
                 if len(offered) == 1 and hmac.compare_digest(offered[0].encode(), self._token):
                     await self._set_cookie(scope, query, receive, send)
                     return
-            elif hmac.compare_digest(_cookie(headers), self._cookie):
+            elif self._session(_cookie(headers)):
                 await self.app(scope, receive, send)
                 return
         await self._refuse(scope, headers, receive, send)
@@ -115,7 +138,8 @@ class BearerAuth:
             status_code=303,
             headers={
                 "Location": location,
-                "Set-Cookie": f"{COOKIE}={self._cookie.decode()}; HttpOnly; SameSite=Lax; Path=/{secure}",
+                "Set-Cookie": f"{COOKIE}={self.cookie()}; HttpOnly; SameSite=Lax; Path=/; "
+                f"Max-Age={SESSION_SECONDS}{secure}",
                 "Cache-Control": "no-store",
                 "Referrer-Policy": "no-referrer",
             },

@@ -21,15 +21,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MIN_TOKEN = 16  # characters of a token guarding a server other machines reach
+
+
 def check_bind(host: str, token: str | None) -> None:
-    """Raise ValueError (one line) when ``host`` is not loopback and there is no token, or
-    when a token is given blank (it would guard nothing anyone could not guess)."""
+    """Raise ValueError (one line) when ``host`` is not loopback and there is no token or one
+    shorter than `MIN_TOKEN`, or when a token is given blank (it would guard nothing anyone
+    could not guess). On loopback a short token is the user's own business."""
     if token is not None and not token.strip():
         raise ValueError("refusing a blank token: pass --token (or OTEL_COSTATTR_SERVE_TOKEN) with a secret")
     if not token and not is_loopback(host):
         raise ValueError(
             f"refusing to bind {host} without a token: other machines could read and write the store;"
             " pass --token (or OTEL_COSTATTR_SERVE_TOKEN), or bind 127.0.0.1"
+        )
+    if token and len(token) < MIN_TOKEN and not is_loopback(host):
+        raise ValueError(
+            f"refusing a token of {len(token)} characters on {host}: other machines could guess it;"
+            f" use {MIN_TOKEN} or more, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
         )
 
 
