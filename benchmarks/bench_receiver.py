@@ -21,15 +21,19 @@
 interleaved with this one's in the same rounds: before and after, side by side on the same
 machine load. ``--kinds`` picks receivers (default: all).
 
-Per receiver: spans/s end to end, the server process's CPU per span (user + system, from
-/proc), and the p50 / p99 latency of one request of ``--batch`` spans. Figures are medians of
-``--repeat`` runs; each run uses a fresh server and database.
+``--workers 0 1 2`` runs this commit's server once per ``serve --workers`` value.
+
+Per receiver: spans/s end to end, the server's CPU per span (user + system of the server
+process and its mapping workers, from /proc, read before the server stops), and the p50 /
+p99 latency of one request of ``--batch`` spans. Figures are medians of ``--repeat`` runs;
+each run uses a fresh server and database.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -64,12 +68,27 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    """User + system CPU of ``pid`` and its live descendants (the server's mapping workers)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # exited
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total + sum(cpu_seconds(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # the thread ended
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
 
 
 class Server:
-    def __init__(self, folder: Path, pricing: str, src: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path, pricing: str, src: Path | None = None, workers: int | None = None
+    ) -> None:
         self.port, self.grpc_port = free_port(), free_port()
         db = folder / f"serve-{time.monotonic_ns()}.duckdb"
         cmd = [sys.executable, "-m", "otel_costattr.cli", "serve", "--db", str(db), "--port", str(self.port)]
@@ -77,6 +96,8 @@ class Server:
         if src is not None:  # another commit's package, found before the installed one
             env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(src), env.get("PYTHONPATH"))))
         cmd += ["--grpc-port", str(self.grpc_port), "--pricing", pricing]
+        if workers is not None:
+            cmd += ["--workers", str(workers)]
         self.proc = subprocess.Popen(cmd, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -149,9 +170,10 @@ def run_receiver(
     pricing: str,
     src: Path | None = None,
     clients: int = 1,
+    workers: int | None = None,
 ) -> tuple:
     """(spans/s, server CPU µs per span, p50 ms, p99 ms) for one receiver run."""
-    server = Server(folder, pricing, src)
+    server = Server(folder, pricing, src, workers)
     total = sum(len(b) for b in work)
     try:
         if kind == "grpc":
@@ -212,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients", type=int, default=1, help="connections posting the pre-encoded bodies at once"
     )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", help="run this commit's server once per value of serve --workers"
+    )
     args = parser.parse_args(argv)
 
     table = load_pricing([args.pricing], bundled=False, use_env=False)
@@ -230,9 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as tmp:
         folder = Path(tmp)
-        servers: dict[str, Path | None] = {"": None}
+        # tag -> (the package's src, serve --workers): this commit's, per --workers, then the baseline's
+        servers: dict[str, tuple[Path | None, int | None]] = {"": (None, None)}
+        if args.workers:
+            servers = {f" w{n}": (None, n) for n in args.workers}
         if args.baseline:
-            servers[f"@{args.baseline}"] = baseline_src(args.baseline, folder)
+            servers[f"@{args.baseline}"] = (baseline_src(args.baseline, folder), None)
         runs = [(kind, tag) for kind in args.kinds for tag in servers]
         results: dict[str, list] = {"in-process": [], **{kind + tag: [] for kind, tag in runs}}
         for _ in range(args.repeat):  # interleaved, so a change in load hits every path alike
@@ -240,7 +268,16 @@ def main(argv: list[str] | None = None) -> int:
             results["in-process"].append((exported["spans_s"], exported["cpu_us"], None, None))
             for kind, tag in runs:
                 results[kind + tag].append(
-                    run_receiver(kind, folder, work, bodies, args.pricing, servers[tag], args.clients)
+                    run_receiver(
+                        kind,
+                        folder,
+                        work,
+                        bodies,
+                        args.pricing,
+                        *servers[tag][:1],
+                        args.clients,
+                        servers[tag][1],
+                    )
                 )
         base = statistics.median(r[0] for r in results["in-process"])
         for kind, runs in results.items():

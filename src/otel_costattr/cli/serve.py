@@ -14,8 +14,12 @@ from ..alerts.rules import load_rules
 from ..alerts.watch import AlertWatcher
 from ..clickhouse.target import is_clickhouse_url
 from .clickhouse import serve_clickhouse
-from .options import db_path, duration_option, price_table, pricing_option, writing_db_option
+from .options import db_path, duration_option, pricing_option, writing_db_option
 from .output import CLIError
+
+# Measured on 2 cores (benchmarks/bench_receiver.py): one worker maps while the server's
+# threads take requests and ingest; more workers only share the same two cores.
+DEFAULT_WORKERS = 1
 
 
 @click.command()
@@ -47,6 +51,10 @@ from .output import CLIError
 )  # fmt: skip
 @duration_option("--alerts-interval", default="60s", help="time between alert evaluations (50ms, 30s, 5m)")
 @click.option("--no-dashboard", is_flag=True, help="no dashboard at / (it redirects to the API docs)")
+@click.option(
+    "--workers", default=DEFAULT_WORKERS, show_default=True, type=click.IntRange(0, 64),
+    help="processes that decode and map received spans beside the server (0: in the request threads)",
+)  # fmt: skip
 @pricing_option
 def serve(
     db: str | None,
@@ -60,6 +68,7 @@ def serve(
     alerts_path: str | None,
     alerts_interval: float,
     no_dashboard: bool,
+    workers: int,
     pricing: Sequence[str],
 ) -> None:
     """Receive OTLP spans from any process or language and answer cost questions over HTTP.
@@ -86,6 +95,7 @@ def serve(
         from ..report.live import routes
         from ..server import Service, SpanSink, check_bind, create_app
         from ..server.bind import check_base_url, check_origins
+        from ..server.mapping import PricingFiles
     except ImportError as e:
         raise CLIError(
             f"serve needs the server extra: pip install 'otel-costattr[server]' (from a clone: "
@@ -123,7 +133,13 @@ def serve(
         )  # fmt: skip
         return
     try:
-        sink = SpanSink(db_path(db), pricing=price_table(pricing), capture_content=capture_content)
+        sink = SpanSink(
+            db_path(db),
+            pricing=PricingFiles(tuple(pricing)),
+            capture_content=capture_content,
+            workers=workers,
+        )
+        sink.start()  # the mapping workers, warm before the first request (lifespan: no-op)
     except ValueError as e:
         raise CLIError(str(e)) from e
     services: list[Service] = []

@@ -37,7 +37,7 @@ class ReadOnlySink:
     (the ``--db`` URL), no ingester, and no counters (None: the Collector counts there)."""
 
     stored_spans = rejected_spans = pushed_back = pending_files = None
-    last_ingest_error = None
+    last_ingest_error = workers = lost_workers = None
 
     def __init__(self, db: str) -> None:
         self.path = db

@@ -123,7 +123,8 @@ def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
 @router.get("/healthz", tags=["health"])
 def healthz(request: Request) -> dict[str, Any]:
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
-    spool files waiting, the last ingest error (status ``degraded`` while there is one); with
+    spool files waiting, the last ingest error (status ``degraded`` while there is one), the
+    mapping worker processes (``serve --workers``) and how many died mid-request; with
     ``serve --alerts``, the watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
     out: dict[str, Any] = {
@@ -134,6 +135,8 @@ def healthz(request: Request) -> dict[str, Any]:
         "pushed_back_requests": sink.pushed_back,
         "pending_spool_files": sink.pending_files,
         "last_ingest_error": sink.last_ingest_error,
+        "mapping_workers": sink.workers,
+        "lost_workers": sink.lost_workers,
     }
     watcher = getattr(request.app.state, "alerts", None)  # an alerts.AlertWatcher, set by serve
     if watcher is not None:

@@ -175,11 +175,11 @@ def _status(http: int, code: int, message: str, kind: str, retry_after: int | No
 
 
 def _receive(sink: SpanSink, raw: bytes, headers: Any, cap: int, kind: str) -> Response:
-    """Decode, keep, answer: in a worker thread (decoding and fsync block)."""
+    """Decompress, keep, answer: in a worker thread (decoding, or waiting for the mapping
+    worker that decodes, and fsync block)."""
     try:
         body = wire.decompress(raw, headers.get("content-encoding"), cap)
-        records, rejected, message = wire.decode(body, headers.get("content-type"))
-        accepted = sink.accept(records, rejected, message)
+        accepted = sink.receive(body, headers.get("content-type"))
     except wire.TooLarge as e:
         return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
     except wire.Unsupported as e:

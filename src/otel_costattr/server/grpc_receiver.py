@@ -3,11 +3,12 @@
 Spans rejected by the decoder come back in ``partial_success``; backpressure is UNAVAILABLE
 (which OTLP exporters retry) with the retry delay in the message; a message over the cap is
 refused by gRPC itself with RESOURCE_EXHAUSTED (``grpc.max_receive_message_length``); with a
-token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED. Requests
-are parsed by `spans.otlp.parse_request` (the form its decoder reads fastest), not by the
-generated class: the handler is registered here rather than by ``trace_service_pb2_grpc``.
-A message that is not valid protobuf, or an attribute inside it that is not, is
-INVALID_ARGUMENT (HTTP's 400), not gRPC's own INTERNAL "Exception deserializing request!".
+token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED. The
+message reaches `SpanSink.receive` as bytes (no deserializer: the handler is registered here
+rather than by ``trace_service_pb2_grpc``), which decodes it as HTTP's protobuf body (in a
+mapping worker, with ``serve --workers``). A message that is not valid protobuf, or an
+attribute inside it that is not, is INVALID_ARGUMENT (HTTP's 400), not gRPC's own INTERNAL
+"Exception deserializing request!".
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from ..spans.otlp import parse_request, records_from_otlp
-from .otlp_wire import DEFAULT_MAX_BODY
+from .otlp_wire import DEFAULT_MAX_BODY, PROTOBUF, BadRequest
 from .sink import Backpressure, SpanSink
 
 logger = logging.getLogger(__name__)
@@ -30,21 +30,10 @@ logger = logging.getLogger(__name__)
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-class _Undecodable:
-    """What `_parse` gives for a message `parse_request` refuses: the reason, for `Export`."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _parse(body: bytes) -> Any:
-    # A deserializer that raises makes gRPC answer INTERNAL, which reads as a server fault.
-    try:
-        return parse_request(body)
-    except Exception as e:
-        return _Undecodable(f"not an OTLP ExportTraceServiceRequest: {e}")
+def _bytes(body: bytes) -> bytes:
+    # The message as it came: `SpanSink.receive` decodes it (in a mapping worker when the
+    # sink has them), and a deserializer that raises would make gRPC answer INTERNAL.
+    return body
 
 
 class _TraceService:
@@ -52,22 +41,15 @@ class _TraceService:
         self._sink = sink
         self._expected = f"Bearer {token}".encode() if token else None
 
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
+    def Export(self, request: bytes, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
         if self._expected is not None:
             given = dict(context.invocation_metadata()).get("authorization", "")
             if not hmac.compare_digest(str(given).encode(), self._expected):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        if type(request) is _Undecodable:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         try:
-            records, rejected, message = records_from_otlp(request)
-        except ValueError as e:  # an attribute is not valid protobuf: the request is undecodable
+            accepted = self._sink.receive(request, PROTOBUF, grpc=True)
+        except BadRequest as e:  # not valid protobuf, or an attribute inside it is not
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except Exception:
-            logger.exception("otel-costattr: decoding a gRPC trace export failed")
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the receiver failed; retry")
-        try:
-            accepted = self._sink.accept(records, rejected, message)
         except Backpressure as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; retry in {e.retry_after} s")
         except Exception:
@@ -101,7 +83,7 @@ class GrpcReceiver:
         )
         export = grpc.unary_unary_rpc_method_handler(
             _TraceService(sink, token).Export,
-            request_deserializer=_parse,
+            request_deserializer=_bytes,
             response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
         )
         self._server.add_generic_rpc_handlers(

@@ -92,13 +92,18 @@ def _inflate(body: bytes, wbits: int, cap: int, name: str) -> bytes:
     return out
 
 
-def decode(body: bytes, content_type: str | None) -> tuple[list[SpanRecord], int, str]:
+def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tuple[list[SpanRecord], int, str]:
     """The span records of a decompressed body of ``content_type``, with how many spans were
-    rejected and why (`spans.otlp.records_from_otlp`)."""
+    rejected and why (`spans.otlp.records_from_otlp`). ``grpc``: a gRPC Export message
+    (protobuf), whose refusal has its own wording."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
+        try:
+            request = parse_request(body)
+        except ValueError as e:
+            raise BadRequest(f"not an OTLP ExportTraceServiceRequest: {e}" if grpc else str(e)) from None
         try:  # an attribute that is not valid protobuf shows while reading the spans
-            return records_from_otlp(parse_request(body))
+            return records_from_otlp(request)
         except ValueError as e:
             raise BadRequest(str(e)) from None
     if kind == JSON:
@@ -112,7 +117,14 @@ def decode(body: bytes, content_type: str | None) -> tuple[list[SpanRecord], int
             return records_from_otlp_json(data)
         except (NotPlain, RecursionError):
             return records_from_otlp(_from_json(data))
-    raise Unsupported(f"unsupported Content-Type {content_type!r} (use {PROTOBUF} or {JSON})")
+    raise Unsupported(unsupported_type(content_type))
+
+
+def unsupported_type(content_type: str | None) -> str | None:
+    """Why ``content_type`` cannot be read (the 415's message), or None when it can."""
+    if media_type(content_type) in (PROTOBUF, JSON):
+        return None
+    return f"unsupported Content-Type {content_type!r} (use {PROTOBUF} or {JSON})"
 
 
 def _from_json(data: dict[str, Any]) -> Any:

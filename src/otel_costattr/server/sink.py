@@ -25,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -35,6 +34,9 @@ from ..spans.rows import SpanMapper
 from ..store import database as store
 from ..store import ingest
 from ..store import spool as journal
+from . import otlp_wire as wire
+from .mapping import Accepted, PricingFiles, WorkerConfig, map_and_spool
+from .pool import MappingPool, WorkerLost
 
 logger = logging.getLogger(__name__)
 
@@ -53,37 +55,39 @@ class Backpressure(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """What became of one request's spans: ``stored`` are on disk, ``rejected`` were not
-    kept (their reasons in ``message``, for ``partial_success``)."""
-
-    stored: int
-    rejected: int
-    message: str
-
-
 class SpanSink:
     """Records -> rows -> the fsynced spool of the database at ``path``, and the thread that
-    ingests the spool. Thread-safe: `accept` may be called from many request threads.
+    ingests the spool. Thread-safe: `receive` and `accept` may be called from many request
+    threads.
 
-    ``max_spool_bytes``: above it, `accept` raises `Backpressure`. ``retry_after``: the
-    seconds a pushed-back client is told to wait. ``fsync=False`` only for benchmarks of
-    the rest."""
+    ``pricing``: a `PriceTable`, or `PricingFiles` (loaded here; with ``workers``, loaded
+    again by each worker, which checks it got the same table). ``workers``: processes that
+    decode, map and spool the bodies `receive` is given (`pool.MappingPool`, started by
+    `start`); 0 does it in the calling thread. ``max_spool_bytes``: above it, `accept`
+    raises `Backpressure`. ``retry_after``: the seconds a pushed-back client is told to
+    wait. ``fsync=False`` only for benchmarks of the rest."""
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        pricing: PriceTable | None = None,
+        pricing: PriceTable | PricingFiles | None = None,
         capture_content: bool = False,
         ingest_interval: float = 2.0,
         max_spool_bytes: int = 256 * 2**20,
         retry_after: int = 5,
         fsync: bool = True,
+        workers: int = 0,
     ) -> None:
-        if ingest_interval <= 0 or max_spool_bytes < 0 or retry_after < 0:
-            raise ValueError("ingest_interval must be > 0, max_spool_bytes and retry_after >= 0")
+        if ingest_interval <= 0 or max_spool_bytes < 0 or retry_after < 0 or workers < 0:
+            raise ValueError("ingest_interval must be > 0, max_spool_bytes, retry_after and workers >= 0")
+        files = pricing if isinstance(pricing, PricingFiles) else None
+        if files is not None:
+            pricing = files.load()  # PricingError (a ValueError): one line naming the file
+        elif workers and pricing is not None:
+            raise ValueError(
+                "a SpanSink with workers takes its pricing as PricingFiles (workers load it again)"
+            )
         self.path = store.prepare_writer(path)  # ValueError: one line naming the path
         # Create or upgrade the schema now, and ingest what a previous run left: a bad file
         # shows at start, not at the first request. A lock held elsewhere (an exporter) is
@@ -94,6 +98,12 @@ class SpanSink:
             logger.warning("otel-costattr: %s; the ingester retries", e)
         self._mapper = SpanMapper(pricing, capture_content=capture_content)
         pa.array([0])  # pyarrow imports pandas (if installed) on its first conversion, 0.3 s: now
+        self._pool = None
+        if workers:
+            config = WorkerConfig(
+                str(self.path), files, self._mapper.pricing.digest, bool(capture_content), fsync
+            )
+            self._pool = MappingPool(config, workers)
         self._map_lock = threading.Lock()  # the mapper's caches and counters are not thread-safe
         self._lock = threading.Lock()
         self._interval = float(ingest_interval)
@@ -113,51 +123,92 @@ class SpanSink:
         self._journaled = (0, 0)  # (rejected_spans, pushed_back) the spool's journal has
         self.last_ingest_error: str | None = None
 
+    @property
+    def workers(self) -> int:
+        """Mapping worker processes running and warm (0 without: the request threads map)."""
+        return self._pool.live if self._pool is not None else 0
+
+    @property
+    def lost_workers(self) -> int:
+        """Mapping workers that died (each cost its request a 503) and were replaced."""
+        return self._pool.lost if self._pool is not None else 0
+
     # -- receiving ----------------------------------------------------------------------
 
+    def receive(self, body: bytes, content_type: str | None, *, grpc: bool = False) -> Accepted:
+        """A decompressed request body (``grpc``: a gRPC Export message), decoded, mapped
+        and spooled, in a worker process when the sink has them. Raises `otlp_wire.BadRequest`
+        or `Unsupported` for a body that cannot be read, `Backpressure` when nothing was kept
+        (the spool full or unwritable, the worker lost)."""
+        if self._pool is None:
+            return self.accept(*wire.decode(body, content_type, grpc=grpc))
+        why = wire.unsupported_type(content_type)
+        if why is not None:  # known without shipping the body
+            raise wire.Unsupported(why)
+        try:
+            outcome = self._pool.run((content_type, grpc, self._full()), body)
+        except WorkerLost as e:
+            raise self._push_back(str(e)) from e
+        status = outcome[0]
+        if status == "ok":
+            accepted = Accepted(*outcome[1:4])
+            self._count(accepted, outcome[4])
+            return accepted
+        if status == "full":
+            raise self._push_back(self._full_message())
+        if status == "OSError":
+            raise self._push_back(f"cannot write the spool: {outcome[1]}")
+        error = {"BadRequest": wire.BadRequest, "Unsupported": wire.Unsupported, "TooLarge": wire.TooLarge}
+        raise error.get(status, RuntimeError)(outcome[1])
+
     def accept(self, records: Sequence[SpanRecord], rejected: int = 0, message: str = "") -> Accepted:
-        """Map ``records`` and write them as one durable spool file. Returns what was stored
-        and rejected (``rejected``/``message``: what the decoder left out already). Raises
-        `Backpressure` when the spool is full or cannot be written: nothing was kept."""
-        if self._spool_estimate >= self._max_spool:
-            with self._lock:
-                self.pushed_back += 1
-            raise Backpressure(
-                f"the spool holds {self._spool_estimate} bytes, over its bound; the store is behind",
-                self.retry_after,
-            )
-        with self._map_lock:
-            errors = self._mapper.errors
-            table = self._mapper.table(records)
-            unmapped = self._mapper.errors - errors
-        if unmapped:
-            rejected += unmapped
-            why = f"{unmapped} span{'s' if unmapped != 1 else ''} could not be mapped"
-            message = f"{message}; {why}" if message else why
-        if table.num_rows:
-            try:
-                size = store.write_spool(self.path, table, fsync=self._fsync)
-            except OSError as e:
-                with self._lock:
-                    self.pushed_back += 1
-                raise Backpressure(f"cannot write the spool: {e.strerror or e}", self.retry_after) from e
-            with self._lock:
+        """Map ``records`` and write them as one durable spool file, in this thread. Returns
+        what was stored and rejected (``rejected``/``message``: what the decoder left out
+        already). Raises `Backpressure` when the spool is full or cannot be written: nothing
+        was kept."""
+        if self._full():
+            raise self._push_back(self._full_message())
+        try:
+            with self._map_lock:
+                accepted, size = map_and_spool(
+                    self._mapper, self.path, records, rejected, message, self._fsync
+                )
+        except OSError as e:
+            raise self._push_back(f"cannot write the spool: {e.strerror or e}") from e
+        self._count(accepted, size)
+        return accepted
+
+    def _full(self) -> bool:
+        return self._spool_estimate >= self._max_spool
+
+    def _full_message(self) -> str:
+        return f"the spool holds {self._spool_estimate} bytes, over its bound; the store is behind"
+
+    def _push_back(self, message: str) -> Backpressure:
+        """Count a request answered with backpressure; the exception to raise."""
+        with self._lock:
+            self.pushed_back += 1
+        return Backpressure(message, self.retry_after)
+
+    def _count(self, accepted: Accepted, size: int) -> None:
+        """A request's outcome in the counters (and the ingester woken when rows pile up)."""
+        with self._lock:
+            self.rejected_spans += accepted.rejected
+            if accepted.stored:
                 self._spool_estimate += size
-                self._spooled_rows += table.num_rows
-                self._uncompacted = (self._uncompacted[0] + table.num_rows, self._uncompacted[1])
-                self.stored_spans += table.num_rows
-                self.rejected_spans += rejected
+                self._spooled_rows += accepted.stored
+                self._uncompacted = (self._uncompacted[0] + accepted.stored, self._uncompacted[1])
+                self.stored_spans += accepted.stored
                 if self._spooled_rows >= _INGEST_ROWS:
                     self._wake.set()
-        elif rejected:
-            with self._lock:
-                self.rejected_spans += rejected
-        return Accepted(table.num_rows, rejected, message)
 
     # -- ingesting ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the ingester (it ingests what a previous run left first)."""
+        """Start the mapping workers (warmed; ValueError, one line, when one cannot start)
+        and the ingester (it ingests what a previous run left first). Again: nothing new."""
+        if self._pool is not None and not self._pool.started:
+            self._pool.start()
         if self._worker is None or not self._worker.is_alive():
             self._stop.clear()
             self._worker = threading.Thread(
@@ -171,6 +222,8 @@ class SpanSink:
         True when the spool is empty; else the files wait for the next writer."""
         self._stop.set()
         self._wake.set()
+        if self._pool is not None:
+            self._pool.stop()
         if self._worker is not None:
             self._worker.join(timeout + 5)
             self._worker = None
