@@ -303,6 +303,7 @@ def test_serve_on_clickhouse_refuses_what_only_a_receiver_does(
         (["--grpc-port", "4317"], "--grpc-port"),
         (["--capture-content"], "--capture-content"),
         (["--pricing", "prices.toml"], "--pricing"),
+        (["--workers", "0"], "--workers"),
     ):
         assert main(["serve", "--db", url, "--port", "0", *extra]) == 1
         assert f"Error: {option}: a ClickHouse store is written by the OpenTelemetry Collector" in (

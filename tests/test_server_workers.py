@@ -33,6 +33,8 @@ from test_server_decode_fast import _bad_key_value_body
 from test_server_otlp import CALL, JS, PB, json_request, span_json
 from test_server_process import post, start
 
+from otel_costattr.cli import main
+from otel_costattr.cli.serve import default_workers
 from otel_costattr.server import SpanSink
 from otel_costattr.server.grpc_receiver import GrpcReceiver
 from otel_costattr.server.mapping import PricingFiles
@@ -150,7 +152,7 @@ def test_a_worker_killed_mid_request_is_503_counted_and_replaced(tmp_path):
             result = []
             sender = threading.Thread(target=lambda: result.append(send()))
             sender.start()
-            time.sleep(0.5)
+            wait_for(sink._pool._idle.empty)  # the request has the worker: its body is on the way
             os.kill(pid, signal.SIGKILL)
             sender.join(30)
             wait_for(lambda: sink._pool.live == 1 and pid not in sink._pool.pids)
@@ -199,15 +201,15 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [None, 0, 2])
 def test_kill_9_of_serve_leaves_no_worker_behind(tmp_path, workers):
     db = tmp_path / "s.duckdb"
     port = free_port()
-    proc = start(db, port, "--workers", str(workers))
+    proc = start(db, port, *(() if workers is None else ("--workers", str(workers))))
     try:
         assert post(port, json_request([span_json("1111111111111111")])) == 200
         workers_pids = children(proc.pid)
-        assert len(workers_pids) == workers
+        assert len(workers_pids) == (default_workers() if workers is None else workers)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -232,3 +234,12 @@ def test_a_price_table_changed_before_the_workers_start_stops_the_start(tmp_path
 def test_a_table_object_cannot_be_handed_to_workers(tmp_path, table):
     with pytest.raises(ValueError, match="PricingFiles"):
         SpanSink(tmp_path / "s.duckdb", pricing=table, workers=1)
+
+
+def test_a_bad_price_file_stops_serve_in_one_line_before_any_worker(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('provider = "acme"\n[[models]]\nid = 3\n')
+    db = tmp_path / "s.duckdb"
+    assert main(["serve", "--db", str(db), "--port", "0", "--grpc-port", "0", "--pricing", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {bad}") and err.count("\n") == 1, err

@@ -3,6 +3,7 @@ dashboard on one store, with the alert rules evaluated continuously when ``--ale
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 
@@ -17,9 +18,13 @@ from .clickhouse import serve_clickhouse
 from .options import db_path, duration_option, pricing_option, writing_db_option
 from .output import CLIError
 
-# Measured on 2 cores (benchmarks/bench_receiver.py): one worker maps while the server's
-# threads take requests and ingest; more workers only share the same two cores.
-DEFAULT_WORKERS = 1
+
+def default_workers() -> int:
+    """One mapping worker when the process may use two cores or more, else none. Measured on
+    2 cores (benchmarks/bench_receiver.py --workers 0 1 2): one worker maps while the server's
+    threads take requests and ingest; a second only shares the same two cores. On one core a
+    worker would only add the pipe and the context switches."""
+    return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
 
 
 @click.command()
@@ -52,8 +57,9 @@ DEFAULT_WORKERS = 1
 @duration_option("--alerts-interval", default="60s", help="time between alert evaluations (50ms, 30s, 5m)")
 @click.option("--no-dashboard", is_flag=True, help="no dashboard at / (it redirects to the API docs)")
 @click.option(
-    "--workers", default=DEFAULT_WORKERS, show_default=True, type=click.IntRange(0, 64),
-    help="processes that decode and map received spans beside the server (0: in the request threads)",
+    "--workers", default=None, type=click.IntRange(0, 64),
+    help="processes that decode and map received spans beside the server (0: in the request threads;"
+    " default: 1 with two cores or more, else 0)",
 )  # fmt: skip
 @pricing_option
 def serve(
@@ -68,7 +74,7 @@ def serve(
     alerts_path: str | None,
     alerts_interval: float,
     no_dashboard: bool,
-    workers: int,
+    workers: int | None,
     pricing: Sequence[str],
 ) -> None:
     """Receive OTLP spans from any process or language and answer cost questions over HTTP.
@@ -79,8 +85,8 @@ def serve(
     rules continuously; their links point at --base-url. Needs: pip install
     'otel-costattr[server]'. With --db clickhouse://... (or chdb:///path), the API and the
     dashboard read that store and receive nothing: the OpenTelemetry Collector writes it
-    (POST /v1/traces answers 501; --grpc-port, --alerts, --capture-content, --pricing
-    are refused).
+    (POST /v1/traces answers 501; --grpc-port, --alerts, --capture-content, --pricing,
+    --workers are refused).
 
     \b
     Example:
@@ -126,6 +132,7 @@ def serve(
             "--capture-content": capture_content,
             "--alerts": bool(rules),
             "--pricing": bool(pricing),  # prices what it receives; the rollups price with the bundled table
+            "--workers": workers is not None,  # they map what it receives
         }
         serve_clickhouse(
             str(db), host=host, port=port, token=token, base_url=base_url, cors_origin=cors_origin,
@@ -137,7 +144,7 @@ def serve(
             db_path(db),
             pricing=PricingFiles(tuple(pricing)),
             capture_content=capture_content,
-            workers=workers,
+            workers=default_workers() if workers is None else workers,
         )
         sink.start()  # the mapping workers, warm before the first request (lifespan: no-op)
     except ValueError as e:
