@@ -24,9 +24,9 @@ machine load. ``--kinds`` picks receivers (default: all).
 ``--workers 0 1 2`` runs this commit's server once per ``serve --workers`` value.
 
 Per receiver: spans/s end to end, the server's CPU per span (user + system of the server
-process and its mapping workers, from /proc, read before the server stops), and the p50 /
-p99 latency of one request of ``--batch`` spans. Figures are medians of ``--repeat`` runs;
-each run uses a fresh server and database.
+process and its mapping workers, from /proc, read before the server stops; "of which
+workers": theirs alone), and the p50 / p99 latency of one request of ``--batch`` spans.
+Figures are medians of ``--repeat`` runs; each run uses a fresh server and database.
 """
 
 from __future__ import annotations
@@ -67,14 +67,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its live descendants (the server's mapping workers)."""
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU of ``pid`` and (``descendants``) its live descendants: the server's
+    mapping workers."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:  # exited
         return 0.0
     total = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-    return total + sum(cpu_seconds(child) for child in children(pid))
+    return total + (sum(cpu_seconds(child) for child in children(pid)) if descendants else 0.0)
 
 
 def children(pid: int) -> list[int]:
@@ -181,7 +182,7 @@ def run_receiver(
         elif kind == "http-protobuf":
             exporter = HttpExporter(endpoint=server.url + "/v1/traces")
         latencies: list[float] = []
-        cpu0 = cpu_seconds(server.proc.pid)
+        cpu0, own0 = cpu_seconds(server.proc.pid), cpu_seconds(server.proc.pid, False)
         start = time.perf_counter()
         if kind in PREENCODED:
             media = "application/json" if kind == "http-json" else "application/x-protobuf"
@@ -198,11 +199,13 @@ def run_receiver(
         server.wait_stored(total)
         elapsed = time.perf_counter() - start
         cpu = cpu_seconds(server.proc.pid) - cpu0
+        workers = cpu - (cpu_seconds(server.proc.pid, False) - own0)
         if kind not in PREENCODED:
             exporter.shutdown()
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        return total / elapsed, cpu / total * 1e6, statistics.median(latencies) * 1e3, p99 * 1e3
+        p50 = statistics.median(latencies) * 1e3
+        return total / elapsed, cpu / total * 1e6, p50, p99 * 1e3, workers / total * 1e6
     finally:
         server.stop()
 
@@ -252,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'path':>24} {'spans/s':>9} {'vs in-process':>13} {'cpu us/span':>12} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'of which workers':>16}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as tmp:
         folder = Path(tmp)
@@ -285,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
             cpu = statistics.median(r[1] for r in runs)
             p50 = "-" if runs[0][2] is None else f"{statistics.median(r[2] for r in runs):.1f}"
             p99 = "-" if runs[0][3] is None else f"{statistics.median(r[3] for r in runs):.1f}"
-            print(f"{kind:>24} {rate:>9,.0f} {rate / base:>13.2f} {cpu:>12.1f} {p50:>7} {p99:>7}", flush=True)
+            own = "-" if runs[0][2] is None else f"{statistics.median(r[4] for r in runs):.1f}"
+            print(
+                f"{kind:>24} {rate:>9,.0f} {rate / base:>13.2f} {cpu:>12.1f} {p50:>7} {p99:>7} {own:>16}",
+                flush=True,
+            )
     print(f"load {Path('/proc/loadavg').read_text().strip()} at end", file=sys.stderr)
     return 0
 
