@@ -162,3 +162,20 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
     app.shutdown()
     side.shutdown()
     return list(memory.get_finished_spans())
+
+
+def load(spans: list[Any], duck: str, url: str) -> None:
+    """``spans`` into both stores: the DuckDB file ``duck`` through our exporter, the chDB
+    ``url`` laid out as the Collector's clickhouse exporter writes ``otel_traces``."""
+    from otel_costattr.clickhouse import parse_target
+    from otel_costattr.clickhouse.client import connect
+    from otel_costattr.clickhouse.collector import create_table_sql, insert_records
+    from otel_costattr.sdk.seam_records import records_from_sdk
+    from otel_costattr.store.exporter import DuckDBSpanExporter
+
+    exporter = DuckDBSpanExporter(duck)
+    exporter.export(spans)
+    exporter.shutdown()
+    client = connect(parse_target(url))
+    client.command(create_table_sql())
+    insert_records(client, records_from_sdk(spans))

@@ -166,7 +166,6 @@ def test_report_takes_relative_times_as_its_help_says(db, tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["whatif", "--model", "gpt-4o-mini"],
         ["store", "status"],
         ["store", "repair"],
         ["alerts", "check", "--rules", "RULES"],

@@ -27,14 +27,12 @@ from serverutil import Running, serving
 from otel_costattr.cli import main
 from otel_costattr.clickhouse import parse_target
 from otel_costattr.clickhouse.client import connect
-from otel_costattr.clickhouse.collector import create_table_sql, insert_records
+from otel_costattr.clickhouse.collector import create_table_sql
 from otel_costattr.clickhouse.typed import initialise
 from otel_costattr.pricing.table import default_pricing
 from otel_costattr.rollups.catalog import rollups
 from otel_costattr.rollups.errors import RollupError, RollupParamError
 from otel_costattr.rollups.queries import rollup
-from otel_costattr.sdk.seam_records import records_from_sdk
-from otel_costattr.store.exporter import DuckDBSpanExporter
 
 pytestmark = pytest.mark.chdb
 
@@ -44,23 +42,12 @@ ROLLUPS = [name for name in rollups() if name != "trace"]
 NOW = dt.datetime(2026, 6, 3, 12)
 
 
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("chdb")
-
-
 @pytest.fixture(scope="module")
 def stores(chdb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """(the DuckDB file, the chDB URL) holding the same workload."""
-    spans = clickhouse_workload.spans(default_pricing())
     duck = str(tmp_path_factory.mktemp("duck") / "spans.duckdb")
-    exporter = DuckDBSpanExporter(duck)
-    exporter.export(spans)
-    exporter.shutdown()
     url = f"chdb://{chdb_dir}?database=workload"
-    client = connect(parse_target(url))
-    client.command(create_table_sql())
-    insert_records(client, records_from_sdk(spans))
+    clickhouse_workload.load(clickhouse_workload.spans(default_pricing()), duck, url)
     return duck, url
 
 
@@ -215,11 +202,9 @@ def test_report_on_clickhouse_is_the_duckdb_page(
     assert b"waterfall" in pages["duck"]
 
 
-def test_what_clickhouse_does_not_do_is_refused(stores: tuple[str, str]) -> None:
+def test_a_missing_traces_table_is_one_short_line(stores: tuple[str, str]) -> None:
     _, url = stores
-    with pytest.raises(RollupError, match="DuckDB stores only"):
-        rollup("per_feature", url, reprice=default_pricing())
-    # a store without the traces table: one short line, not the server's echo of our SQL
+    # not the server's echo of our SQL (--reprice: tests/test_clickhouse_whatif.py)
     with pytest.raises(RollupError, match="no table nope") as e:
         rollup("per_feature", url + ("&" if "?" in url else "?") + "table=nope")
     assert "\n" not in str(e.value) and len(str(e.value)) < 300

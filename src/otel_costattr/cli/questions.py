@@ -12,7 +12,7 @@ import click
 from ..rollups.explain import explain_empty
 from ..rollups.queries import rollup
 from ..rollups.whatif import whatif
-from .options import db_option, db_path, duckdb_path, pricing_option, window_options
+from .options import db_option, db_path, pricing_option, window_options
 from .output import Table, output
 
 
@@ -49,7 +49,7 @@ def whatif_command(
     """
     given = {k: v for k, v in params.items() if v is not None}
     answer = whatif(
-        duckdb_path(db, "whatif"), target, provider=provider, from_model=from_model, reprice=list(pricing),
+        db_path(db), target, provider=provider, from_model=from_model, reprice=list(pricing),
         where=list(where), **given,
     )  # fmt: skip
     for row in answer.unpriceable:

@@ -5,6 +5,8 @@
 repricing path the rollups use (`queries._reprice`: ``_reprice.sql``, rendered from the
 billing rule, with cache rates, long-context tiers, service tiers and price periods applied),
 then ``queries/_whatif.sql`` sets actual against what-if in total, per feature and per run.
+On a ClickHouse store the same SQL runs over the window's calls selected there
+(`clickhouse.local`).
 
 It is an estimate, and says so: another model would tokenise the same text into other
 counts, and answer at another length (or fail where this one succeeded).
@@ -16,6 +18,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clickhouse.local import CALLS_MACRO, local_calls
+from ..clickhouse.runner import clickhouse_target
 from .catalog import command_query
 from .dimensions import where_pairs
 from .errors import RollupError
@@ -65,8 +69,10 @@ def whatif(
     now: dt.datetime | None = None,
     **params: Any,
 ) -> WhatIf:
-    """What the calls of ``db`` selected by ``params`` (``days`` or ``since``/``until``,
-    ``service``, ``feature``, ``agent``, ``step``, ``limit`` runs) and ``where`` would have cost
+    """What the calls of ``db`` (a DuckDB path or connection, or a ClickHouse URL: the calls
+    selected there, repriced in an in-memory DuckDB, `clickhouse.local`) selected by
+    ``params`` (``days`` or ``since``/``until``, ``service``, ``feature``, ``agent``,
+    ``step``, ``limit`` runs) and ``where`` would have cost
     at the prices of ``model`` (resolved as a span's model is, with ``provider`` if given).
     ``from_model``: only calls whose reported model is this one or resolves to the same
     priced entry. ``reprice``: the price table (default: the bundled one; or files layered
@@ -92,15 +98,18 @@ def whatif(
         )
         return target if same else None
 
-    with _connection(db) as con:
-        _prepare(con, repricing=True, where=filters)
+    clickhouse = clickhouse_target(db)
+    calls = None if clickhouse is None else CALLS_MACRO
+    with _connection(db) if clickhouse is None else local_calls(clickhouse, values, where=filters) as con:
+        # On ClickHouse, --where was applied there, as the calls were selected.
+        _prepare(con, repricing=True, where=filters if clickhouse is None else None, calls=calls)
         try:
             _reprice(con, table, {**values, "trace_id": None}, resolve=selected)
             rows = _run(con, q.sql, values)
             unpriceable = _run(con, _UNPRICEABLE, {k: values[k] for k in (*_WINDOW, "step")})
         finally:
             _clear_reprice(con)
-            _prepare(con)
+            _prepare(con, calls=calls)
     chosen = {"model": model, "provider": provider, "from_model": from_model, **params}
     return WhatIf(
         f"{target.provider}/{target.id}",
