@@ -174,12 +174,12 @@ def test_report_takes_relative_times_as_its_help_says(db, tmp_path):
 )
 def test_duckdb_only_commands_say_so_for_a_clickhouse_url(argv, tmp_path):
     """They said "no database at chdb:///..." or read the URL as a relative path; the password
-    of a clickhouse:// URL must not be echoed."""
+    of a clickhouse:// URL must not be echoed. Alerts there need a state file: they say so."""
     rule = '[[rules]]\nname = "spend"\nscope = "feature"\nmetric = "cost"\nwindow = "24h"\n'
     rule += 'budget = 1.0\nchannels = ["ops"]\n'
     rules = rules_file(tmp_path / "alerts.toml", rule, "http://127.0.0.1:9/")
     argv = [str(rules) if a == "RULES" else a for a in argv]
     for url in ("chdb:///tmp/nowhere", "clickhouse://u:s3cret@127.0.0.1:9/otel"):
         result = invoke(*argv, "--db", url)
-        one_error_line(result, "DuckDB stores only")
+        one_error_line(result, "give --state FILE" if argv[0] == "alerts" else "DuckDB stores only")
         assert "s3cret" not in result.stderr

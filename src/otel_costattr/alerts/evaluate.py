@@ -92,14 +92,19 @@ def evaluate(
     now: dt.datetime | None = None,
     *,
     base_url: str | None = None,
+    calls: str | None = None,
 ) -> Evaluation:
     """Evaluate ``rules`` on the store behind ``con`` (read-write: the changes are recorded)
-    at ``now`` (aware; default: the current time). Delivery is the caller's (`Notifier`)."""
+    at ``now`` (aware; default: the current time). Delivery is the caller's (`Notifier`).
+    ``calls``: SQL run after the contract's macros that says where the calls come from (a
+    ClickHouse store's, `clickhouse.alerts`)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     try:
         con.execute(contract_prelude())
+        if calls is not None:
+            con.execute(calls)
         previous = latest_states(con, [r.name for r in rules.rules])
     except duckdb.Error as e:
         raise StoreError(f"alerts: cannot read the store: {e}") from e

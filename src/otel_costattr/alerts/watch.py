@@ -7,6 +7,8 @@ import datetime as dt
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from .redeliver import claim_redeliveries
 from .rules import RuleSet, load_rules
 from .state import delivery_failures
 
-__all__ = ["AlertWatcher", "CheckResult", "check_once"]
+__all__ = ["AlertWatcher", "CheckResult", "check_once", "state_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +48,18 @@ def check_once(
     notifier: Notifier | None = None,
     now: dt.datetime | None = None,
     base_url: str | None = None,
+    state: str | os.PathLike[str] | None = None,
 ) -> CheckResult:
     """Evaluate once: record state changes in ``db`` and hand notifications to ``notifier``
     (None: not sent), with the firing notifications a channel never took that are due again
-    (`redeliver`). Raises `StoreError` when the store is missing or cannot be opened."""
+    (`redeliver`). A ClickHouse ``db`` is measured there and its states kept in the DuckDB
+    file ``state`` (`clickhouse.alerts`). Raises `StoreError` when the store is missing or
+    cannot be opened (`RollupError` when ClickHouse cannot answer)."""
     ruleset = _rules(rules)
-    if not os.path.isfile(db):  # a mistyped path must not become an empty store that never fires
-        raise StoreError(missing_database(db))
-    con = connect(db)  # read-write: the spool is ingested first, so the newest spans count
+    now = now or dt.datetime.now(dt.timezone.utc)
     again: list[Notification] = []
-    try:
-        evaluation = evaluate(con, ruleset, now, base_url=base_url)
+    with _store(db, ruleset, now, state) as (con, calls):
+        evaluation = evaluate(con, ruleset, now, base_url=base_url, calls=calls)
         if notifier is not None:
             at = evaluation.at.astimezone(dt.timezone.utc).replace(tzinfo=None)
             try:
@@ -64,12 +67,52 @@ def check_once(
             except duckdb.Error as e:
                 raise StoreError(f"alerts: cannot read the deliveries: {e}") from e
         failures = delivery_failures(con)
-    finally:
-        con.close()
     if notifier is not None:
         for note in [*evaluation.notifications, *again]:
             notifier.submit(note)
     return CheckResult(evaluation, failures, again)
+
+
+def state_path(db: str | os.PathLike[str], state: str | os.PathLike[str] | None) -> str:
+    """Where the alert states of ``db`` are written: the DuckDB store itself, or for a
+    ClickHouse store the ``state`` file (`StoreError` when not given)."""
+    from ..clickhouse.target import is_clickhouse_url
+
+    if not is_clickhouse_url(db):
+        return os.fspath(db)
+    if state is None:
+        raise StoreError(
+            "alerts on a ClickHouse store keep their states in a local DuckDB file: give --state FILE"
+        )
+    return os.fspath(state)
+
+
+@contextmanager
+def _store(
+    db: str | os.PathLike[str], rules: RuleSet, now: dt.datetime, state: str | os.PathLike[str] | None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str | None]]:
+    """The connection the rules are evaluated on and the calls SQL `evaluate` takes."""
+    from ..clickhouse.runner import clickhouse_target
+
+    target = clickhouse_target(db)
+    if target is None:
+        if not os.path.isfile(db):  # a mistyped path must not become an empty store that never fires
+            raise StoreError(missing_database(db))
+        con = connect(db)  # read-write: the spool is ingested first, so the newest spans count
+        try:
+            yield con, None
+        finally:
+            con.close()
+        return
+    from ..clickhouse.alerts import check_rules, state_connection
+    from ..clickhouse.local import CALLS_MACRO
+
+    try:
+        check_rules(rules)
+    except ValueError as e:
+        raise StoreError(f"alerts: {e}") from None
+    with state_connection(target, state_path(db, state), rules, now) as con:
+        yield con, CALLS_MACRO
 
 
 def _interrupted(error: BaseException | None) -> bool:
@@ -87,8 +130,9 @@ def _interrupted(error: BaseException | None) -> bool:
 
 class AlertWatcher:
     """Evaluates ``rules`` on ``db`` every ``interval`` seconds on a daemon thread and delivers
-    in the background. ``base_url``: where ``serve`` answers, for links in the payloads.
-    ``notify`` False: evaluate and record states only (``alerts watch --no-notify``).
+    in the background (``state``: the DuckDB file of a ClickHouse ``db``'s alert states).
+    ``base_url``: where ``serve`` answers, for links in the payloads. ``notify`` False:
+    evaluate and record states only (``alerts watch --no-notify``).
     A failed evaluation is logged and counted (``errors``), never raised; `stop` ends it."""
 
     def __init__(
@@ -100,6 +144,7 @@ class AlertWatcher:
         *,
         notifier: Notifier | None = None,
         notify: bool = True,
+        state: str | os.PathLike[str] | None = None,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be above 0 seconds, got {interval!r}")
@@ -107,7 +152,8 @@ class AlertWatcher:
         self.rules = _rules(rules)  # a bad file fails here, at start, in one line
         self.interval = float(interval)
         self.base_url = base_url
-        self.notifier = notifier or Notifier(self.db)
+        self.state = state_path(self.db, state)  # a ClickHouse db without a state file: at start
+        self.notifier = notifier or Notifier(self.state)
         self.notify = notify
         self.last: CheckResult | None = None
         self.evaluations = 0
@@ -129,7 +175,9 @@ class AlertWatcher:
         """One evaluation now; None (counted in ``errors``) when it failed."""
         try:
             notifier = self.notifier if self.notify else None
-            result = check_once(self.db, self.rules, notifier=notifier, base_url=self.base_url)
+            result = check_once(
+                self.db, self.rules, notifier=notifier, base_url=self.base_url, state=self.state
+            )
         except Exception as e:  # a locked or broken store: try again next interval
             if _interrupted(e):  # Ctrl-C in the middle of a query: not a failure, a stop
                 raise KeyboardInterrupt from e

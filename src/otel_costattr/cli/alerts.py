@@ -18,9 +18,9 @@ from ..alerts.payload import unit
 from ..alerts.redeliver import patience
 from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
-from ..alerts.watch import AlertWatcher, CheckResult, check_once
+from ..alerts.watch import AlertWatcher, CheckResult, check_once, state_path
 from ..store.database import connect
-from .options import duckdb_path, duration_option, writing_db_option
+from .options import db_path, duration_option, writing_db_option
 from .output import Record, Table, json_object, money, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
@@ -58,6 +58,16 @@ def _number(value: Any) -> str:
     return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
 
 
+def _state_option(fn: Any) -> Any:
+    return click.option(
+        "--state",
+        metavar="FILE",
+        help="with a ClickHouse --db (clickhouse://..., chdb:///path): the local DuckDB file that keeps "
+        "the alert states and "
+        "deliveries (created when missing; the same file every run, so each key fires once per window)",
+    )(fn)
+
+
 def _no_notify_option(fn: Any) -> Any:
     return click.option(
         "--no-notify",
@@ -78,11 +88,14 @@ def alerts() -> None:
 
 @alerts.command("check")
 @_db_option
+@_state_option
 @_rules_option
 @_no_notify_option
 @click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
 @output
-def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None) -> Record:
+def check(
+    db: str | None, state: str | None, rules_path: str, no_notify: bool, base_url: str | None
+) -> Record:
     """Evaluate every rule once, notify, and exit 3 while an alert fires (0 otherwise).
 
     Shows every alert that is not OK (NO_DATA with its reason), and for a rule with none,
@@ -93,11 +106,13 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
     \b
     Example:
       otel-costattr alerts check --db spans.duckdb --rules alerts.toml || page-someone
+      otel-costattr alerts check --db clickhouse://u:p@host:8123/otel --state alerts.duckdb
     """
     ruleset = load_rules(rules_path)
-    path = duckdb_path(db, "alerts check")
-    notifier = None if no_notify else Notifier(path)
-    result = check_once(path, ruleset, notifier=notifier, base_url=base_url)
+    path = db_path(db)
+    states = state_path(path, state)  # the store itself, or a ClickHouse store's --state file
+    notifier = None if no_notify else Notifier(states)
+    result = check_once(path, ruleset, notifier=notifier, base_url=base_url, state=state)
     sent = ""
     if notifier is not None:
         # Wait out every retry, but never more than MAX_WAIT: what is left is reported undelivered.
@@ -111,7 +126,7 @@ def check(db: str | None, rules_path: str, no_notify: bool, base_url: str | None
         if stats["last_error"]:
             sent += f" (last: {stats['last_error']})"
         # What this run could not deliver is in the store now: read the failures again.
-        result = CheckResult(result.evaluation, _failures(path), result.redelivered)
+        result = CheckResult(result.evaluation, _failures(states), result.redelivered)
     rows = [_row(r) for r in result.evaluation.summary()]
     firing = len(result.evaluation.firing)
     failures = result.failures
@@ -153,13 +168,20 @@ def _failures(db: str) -> dict[str, Any]:
 
 @alerts.command("watch")
 @_db_option
+@_state_option
 @_rules_option
 @duration_option("--interval", default="60s", help="time between evaluations (50ms, 30s, 5m, 1h; 60 is 60s)")
 @click.option("--base-url", metavar="URL", help="where `serve` answers, for links in the payloads")
 @click.option("--count", type=int, default=0, metavar="N", help="stop after N evaluations (0: never)")
 @_no_notify_option
 def watch(
-    db: str | None, rules_path: str, interval: float, base_url: str | None, count: int, no_notify: bool
+    db: str | None,
+    state: str | None,
+    rules_path: str,
+    interval: float,
+    base_url: str | None,
+    count: int,
+    no_notify: bool,
 ) -> None:
     """Evaluate the rules every interval and notify, until interrupted (Ctrl-C: exit 130).
 
@@ -168,11 +190,12 @@ def watch(
       otel-costattr alerts watch --db spans.duckdb --rules alerts.toml --interval 60s
     """
     watcher = AlertWatcher(
-        duckdb_path(db, "alerts watch"),
+        db_path(db),
         load_rules(rules_path),
         interval=interval,
         base_url=base_url,
         notify=not no_notify,
+        state=state,
     )
     interrupted = threading.Event()
     restore = _on_interrupt(interrupted)

@@ -3,6 +3,8 @@ rollups. The rollups themselves need nothing but ``--db clickhouse://...``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .output import CLIError
@@ -71,10 +73,12 @@ def serve_clickhouse(
     cors_origin: tuple[str, ...] | list[str],
     no_dashboard: bool,
     refused: dict[str, bool],
+    watcher: Any = None,
 ) -> None:
     """``serve --db clickhouse://...``: the API and dashboard over ClickHouse, read-only (the
     Collector receives there: `otel_costattr.clickhouse.serving`). ``refused``: the options
-    given that only a receiving server honours (each refused in one line, before binding)."""
+    given that only a receiving server honours (each refused in one line, before binding).
+    ``watcher``: the `alerts.watch.AlertWatcher` of ``--alerts``, run in the app's lifespan."""
     import uvicorn
 
     from ..clickhouse.serving import check_store, read_only_app
@@ -90,8 +94,14 @@ def serve_clickhouse(
     except ValueError as e:
         raise CLIError(str(e)) from e
     app = read_only_app(
-        db, token=token, base_url=base_url, dashboard=not no_dashboard, cors_origins=cors_origin
+        db,
+        token=token,
+        base_url=base_url,
+        dashboard=not no_dashboard,
+        cors_origins=cors_origin,
+        services=[watcher] if watcher is not None else [],
     )
+    app.state.alerts = watcher  # /healthz shows its counters
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"otel-costattr: reading {target.display()} ({target.table}), read-only: OTLP goes to the "

@@ -14,6 +14,7 @@ from .. import settings
 from ..alerts.rules import load_rules
 from ..alerts.watch import AlertWatcher
 from ..clickhouse.target import is_clickhouse_url
+from ..store.database import StoreError
 from .clickhouse import serve_clickhouse
 from .options import db_path, duration_option, pricing_option, writing_db_option
 from .output import CLIError
@@ -55,6 +56,10 @@ def default_workers() -> int:
     help="evaluate these alert rules (alerts.toml) every --alerts-interval while serving",
 )  # fmt: skip
 @duration_option("--alerts-interval", default="60s", help="time between alert evaluations (50ms, 30s, 5m)")
+@click.option(
+    "--alerts-state", metavar="FILE",
+    help="with a ClickHouse --db and --alerts: the local DuckDB file keeping the alert states",
+)  # fmt: skip
 @click.option("--no-dashboard", is_flag=True, help="no dashboard at / (it redirects to the API docs)")
 @click.option(
     "--workers", default=None, type=click.IntRange(0, 64),
@@ -73,6 +78,7 @@ def serve(
     cors_origin: Sequence[str],
     alerts_path: str | None,
     alerts_interval: float,
+    alerts_state: str | None,
     no_dashboard: bool,
     workers: int | None,
     pricing: Sequence[str],
@@ -85,8 +91,8 @@ def serve(
     rules continuously; their links point at --base-url. Needs: pip install
     'otel-costattr[server]'. With --db clickhouse://... (or chdb:///path), the API and the
     dashboard read that store and receive nothing: the OpenTelemetry Collector writes it
-    (POST /v1/traces answers 501; --grpc-port, --alerts, --capture-content, --pricing,
-    --workers are refused).
+    (POST /v1/traces answers 501; --grpc-port, --capture-content, --pricing, --workers are
+    refused; --alerts keeps its states in the --alerts-state file).
 
     \b
     Example:
@@ -130,13 +136,20 @@ def serve(
         refused = {
             "--grpc-port": explicit_grpc,
             "--capture-content": capture_content,
-            "--alerts": bool(rules),
             "--pricing": bool(pricing),  # prices what it receives; the rollups price with the bundled table
             "--workers": workers is not None,  # they map what it receives
         }
+        watcher = None
+        if rules is not None:  # measured in ClickHouse, states in the --alerts-state file
+            try:
+                watcher = AlertWatcher(
+                    str(db), rules, interval=alerts_interval, base_url=base_url, state=alerts_state
+                )
+            except StoreError as e:
+                raise CLIError(f"--alerts-state: {e}") from e
         serve_clickhouse(
             str(db), host=host, port=port, token=token, base_url=base_url, cors_origin=cors_origin,
-            no_dashboard=no_dashboard, refused=refused,
+            no_dashboard=no_dashboard, refused=refused, watcher=watcher,
         )  # fmt: skip
         return
     try:

@@ -97,9 +97,11 @@ def read_only_app(
     base_url: str = "http://127.0.0.1:4318",
     dashboard: bool = True,
     cors_origins: Any = (),
+    services: Any = (),
 ) -> Any:
     """The ``serve`` app over the ClickHouse store ``db``: `server.app.create_app` with a
-    `ReadOnlySink`, the dashboard's routes (``dashboard``), the OTLP route `read_only`."""
+    `ReadOnlySink`, the dashboard's routes (``dashboard``), the OTLP route `read_only`;
+    ``services`` run in its lifespan (an `alerts.watch.AlertWatcher`)."""
     from ..report.live import routes
     from ..server import create_app
 
@@ -111,6 +113,7 @@ def read_only_app(
             base_url=base_url,
             extra_routes=routes(db) if dashboard else (),
             cors_origins=cors_origins,
+            services=list(services),
         )
     )
 
