@@ -168,6 +168,9 @@ def test_cli_check_and_watch_on_clickhouse(stores: tuple[str, str], tmp_path: Pa
     assert watched.exit_code == 0 and "0 firing" in watched.output, watched.output
     missing = runner.invoke(cli, ["alerts", "check", "--db", url, "--rules", rules])
     assert missing.exit_code == 1 and "give --state FILE" in missing.output
+    serve = runner.invoke(cli, ["serve", "--db", url, "--port", "0", "--alerts", rules])
+    assert serve.exit_code == 1 and "Error: --alerts: " in serve.output
+    assert "give --alerts-state FILE" in serve.output
 
 
 def test_serve_on_clickhouse_runs_the_alerts(stores: tuple[str, str], tmp_path: Path) -> None:

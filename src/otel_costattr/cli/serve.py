@@ -141,6 +141,11 @@ def serve(
         }
         watcher = None
         if rules is not None:  # measured in ClickHouse, states in the --alerts-state file
+            if alerts_state is None:
+                raise CLIError(
+                    "--alerts: a ClickHouse store's alert states are kept in a local DuckDB file: "
+                    "give --alerts-state FILE"
+                )
             try:
                 watcher = AlertWatcher(
                     str(db), rules, interval=alerts_interval, base_url=base_url, state=alerts_state
