@@ -47,6 +47,15 @@ def test_grpc_exporter_spans_are_priced_partial_success_and_token(tmp_path, tabl
                 raise AssertionError("no token: must be refused")
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.UNAUTHENTICATED
+            for wrong in ("Bearer TOK", "Basic tok", "Bearer"):
+                try:
+                    stub.Export(request, timeout=10, metadata=[("authorization", wrong)])
+                    raise AssertionError(f"{wrong!r}: must be refused")
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAUTHENTICATED
+            # the scheme in any case (RFC 9110), as over HTTP
+            response = stub.Export(request, timeout=10, metadata=[("authorization", "bearer tok")])
+            assert response.partial_success.rejected_spans == 1
             response = stub.Export(request, timeout=10, metadata=[("authorization", "Bearer tok")])
             assert response.partial_success.rejected_spans == 1
             assert "span_id" in response.partial_success.error_message

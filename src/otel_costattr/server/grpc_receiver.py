@@ -13,7 +13,6 @@ attribute inside it that is not, is INVALID_ARGUMENT (HTTP's 400), not gRPC's ow
 
 from __future__ import annotations
 
-import hmac
 import logging
 from concurrent import futures
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from .auth import bearer_matches
 from .otlp_wire import DEFAULT_MAX_BODY, PROTOBUF, BadRequest
 from .sink import Backpressure, SpanSink
 
@@ -39,12 +39,12 @@ def _bytes(body: bytes) -> bytes:
 class _TraceService:
     def __init__(self, sink: SpanSink, token: str | None) -> None:
         self._sink = sink
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._token = token.encode() if token else None
 
     def Export(self, request: bytes, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
-        if self._expected is not None:
+        if self._token is not None:
             given = dict(context.invocation_metadata()).get("authorization", "")
-            if not hmac.compare_digest(str(given).encode(), self._expected):
+            if not bearer_matches(str(given).encode(), self._token):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
             accepted = self._sink.receive(request, PROTOBUF, grpc=True)
