@@ -5,7 +5,10 @@ Real TracerProvider, real DuckDB files. Memory itself is measured in benchmarks/
 from __future__ import annotations
 
 import duckdb
-from test_exporter import make_spans
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_exporter import CHAT, make_spans
 
 from otel_costattr.store import database as store
 from otel_costattr.store import ingest
@@ -49,6 +52,11 @@ def test_exporter_ingest_leaves_row_groups_unmerged_and_a_normal_writer_merges_t
         con.close()
 
 
+_CHANGED = (
+    "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'max_vacuum_tasks', 'memory_limit')"
+)
+
+
 def test_ingest_restores_the_settings_it_changed(tmp_path, table):
     path = tmp_path / "s.duckdb"
     exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
@@ -56,13 +64,9 @@ def test_ingest_restores_the_settings_it_changed(tmp_path, table):
         exporter.export(_spans(5))
         keep = duckdb.connect(str(path))  # shares the DuckDB instance with the ingest connection
         try:
-            before = keep.execute(
-                "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'max_vacuum_tasks')"
-            ).fetchall()
+            before = keep.execute(_CHANGED).fetchall()
             assert ingest.ingest(path, threads=1, compact=False) == 1
-            after = keep.execute(
-                "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'max_vacuum_tasks')"
-            ).fetchall()
+            after = keep.execute(_CHANGED).fetchall()
         finally:
             keep.close()
     finally:
@@ -82,3 +86,72 @@ def test_batches_the_spool_refused_are_written_without_vacuum_too(tmp_path, tabl
     finally:
         exporter.shutdown()
     assert _row_groups(path) == 2
+
+
+def _pool(con) -> int:
+    sql = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = 'BASE_TABLE'"
+    return con.execute(sql).fetchone()[0]
+
+
+def _later_spans(batch: int, count: int) -> list:
+    """Spans of their own time range: an ingest's duplicate check reads only the row groups
+    whose start times overlap the batch (zone maps), as in a running application."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    t0 = 1_767_225_600_000_000_000 + batch * 10**12
+    for i in range(count):  # mixed roles and identities, as the columns of a real table
+        attrs = {**CHAT, "app.feature": f"f{i % 7}", "gen_ai.agent.name": f"a{i % 5}"}
+        if i % 3 == 2:
+            attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": f"t{i % 4}"}
+        tracer.start_span("span", attributes=attrs, start_time=t0 + i).end(end_time=t0 + i + 1000)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def test_the_exporters_identity_pass_keeps_no_more_than_its_headroom_of_the_table(
+    tmp_path, table, monkeypatch
+):
+    # The pass reads a few columns of every row group; DuckDB keeps what it reads in the buffer
+    # pool until the connection closes, so the ingester's peak grew with the table (issue 12).
+    path = tmp_path / "s.duckdb"
+    headroom = 2**20
+    monkeypatch.setattr(ingest, "_PASS_HEADROOM", headroom)
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        for batch in range(24):  # one row group, and at least one block, per ingest
+            assert exporter.export(_later_spans(batch, 400)).name == "SUCCESS"
+            assert exporter.force_flush(10_000)
+        exporter.export(_later_spans(24, 5))
+        with store.writing(path) as con, ingest.tuned(con, threads=1, compact=False):
+            ingest.ingest_spool(con, path, bounded_pass=False)
+            unbounded = _pool(con)
+        exporter.export(_later_spans(25, 5))
+        keep = duckdb.connect(str(path))  # the ingest's DuckDB instance outlives it
+        try:
+            assert ingest.ingest(path, threads=1, compact=False) == 1  # as the exporter does
+            bounded = _pool(keep)
+        finally:
+            keep.close()
+    finally:
+        exporter.shutdown()
+    assert unbounded > 4 * headroom  # the table's blocks
+    assert bounded <= 2 * headroom  # the headroom, and what the insert before it read
+
+
+def test_a_pass_that_needs_more_than_the_headroom_still_settles_every_call(tmp_path, table, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    monkeypatch.setattr(ingest, "_PASS_HEADROOM", 0)  # any pass runs out of room at once
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        assert exporter.export(_spans(50)).name == "SUCCESS"  # root calls without identity
+        assert exporter.force_flush(10_000)
+    finally:
+        exporter.shutdown()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        settled = con.execute("SELECT count(*) FROM spans WHERE identity_settled").fetchone()[0]
+    finally:
+        con.close()
+    assert settled == 50

@@ -24,7 +24,7 @@ import duckdb
 from .._resources import bundled_dir
 from .database import rollback
 
-__all__ = ["Pass", "run_pass", "settle"]
+__all__ = ["Pass", "attempt", "run_pass", "settle"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,17 @@ def run_pass(con: duckdb.DuckDBPyConnection) -> Pass:
     """`settle`, saying how many calls it walked too. Never raises: a failure is logged and
     leaves the calls for the next pass (the views walk for them meanwhile)."""
     try:
+        return attempt(con)
+    except (duckdb.Error, ValueError):  # ValueError: the file is not four statements
+        logger.exception("otel-costattr: identity pass failed; calls left to the views' walk")
+        return Pass(0, 0)
+
+
+def attempt(con: duckdb.DuckDBPyConnection) -> Pass:
+    """`run_pass` for a caller that handles failures itself: raises ``duckdb.Error`` after
+    rolling back (store/ingest.py tries the pass in a small buffer pool first, and again
+    without the bound if it runs out of memory)."""
+    try:
         select, walk, update, advance = _pass_sql()
         # Usually nothing is left (the processor copied identity down): a look that stops at
         # the first such call is ~30x cheaper than the pass finding none.
@@ -70,10 +81,9 @@ def run_pass(con: duckdb.DuckDBPyConnection) -> Pass:
         con.execute(advance)
         con.execute("DROP TABLE costattr_identity_todo")
         con.execute("COMMIT")
-    except (duckdb.Error, ValueError):  # ValueError: the file is not four statements
+    except BaseException:
         rollback(con)
-        logger.exception("otel-costattr: identity pass failed; calls left to the views' walk")
-        return Pass(0, 0)
+        raise
     return Pass(walked, int(row[0]) if row else 0)
 
 

@@ -101,12 +101,13 @@ def ingest(
 ) -> int:
     """Open the store for writing, move up to ``max_files`` spool files into ``spans``, close.
     ``threads`` caps DuckDB's threads meanwhile (a background ingester uses 1, leaving the
-    other cores to the application). ``compact=False`` checkpoints without DuckDB's vacuum
-    (see `_NO_VACUUM`): for an ingester inside the application's process. Returns the number
-    of files handled. Raises `LockTimeout`, `IngestError` (the files stay pending) or
+    other cores to the application). ``compact=False``, for an ingester inside the
+    application's process: checkpoints without DuckDB's vacuum (see `_NO_VACUUM`) and runs
+    the identity pass in a small buffer pool (see `_PASS_HEADROOM`). Returns the number of
+    files handled. Raises `LockTimeout`, `IngestError` (the files stay pending) or
     `StoreError`."""
     with writing(path, retry=retry) as con, tuned(con, threads=threads, compact=compact):
-        return ingest_spool(con, path, max_files=max_files)
+        return ingest_spool(con, path, max_files=max_files, bounded_pass=not compact)
 
 
 @contextlib.contextmanager
@@ -117,30 +118,42 @@ def tuned(
     off and a checkpoint made on the way out (not left to the close, after the restore). The
     settings are the database instance's, shared by its connections in this process: restored
     on the way out."""
-    settings: dict[str, int] = {}
+    values: dict[str, object] = {}
     if threads is not None:
-        settings["threads"] = int(threads)
+        values["threads"] = int(threads)
     if not compact:
-        settings.update(_NO_VACUUM)
-    if not settings:
-        yield
-        return
-    names = ", ".join(f"'{name}'" for name in settings)
-    before = dict(
-        con.execute(f"SELECT name, value FROM duckdb_settings() WHERE name IN ({names})").fetchall()
-    )
-    try:
-        for name, value in settings.items():
-            con.execute(f"SET {name} = {value}")
+        values.update(_NO_VACUUM)
+    with _settings(con, values):
         yield
         if not compact:  # now, while vacuum is off; if it cannot (another transaction in this
             # process, no space), the commit is in the WAL and a later checkpoint takes it
             with contextlib.suppress(duckdb.Error):
                 con.execute("CHECKPOINT")
+
+
+_SETTING = "SELECT value FROM duckdb_settings() WHERE name = ?"
+
+
+@contextlib.contextmanager
+def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, object]) -> Iterator[None]:
+    """DuckDB settings ``values`` inside, restored on the way out: they are the database
+    instance's, shared by its connections in this process."""
+    if not values:
+        yield
+        return
+    before = {name: con.execute(_SETTING, [name]).fetchone()[0] for name in values}
+    try:
+        for name, value in values.items():
+            con.execute(f"SET {name} = '{value}'")
+        yield
     finally:
         with contextlib.suppress(duckdb.Error):  # a failed database may refuse even this
             for name, value in before.items():
-                con.execute(f"SET {name} = '{value}'")
+                # The default back exactly: the value read is rounded ('18.8 GiB'), and a
+                # memory_limit set from it would shrink a little every round.
+                con.execute(f"RESET {name}")
+                if con.execute(_SETTING, [name]).fetchone()[0] != value:
+                    con.execute(f"SET {name} = '{value}'")
 
 
 # DuckDB's checkpoint vacuum merges the row groups that each ingest appends (every commit on a
@@ -160,9 +173,16 @@ def _insert_files(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> int:
     return added
 
 
-def ingest_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], *, max_files: int = 64) -> int:
+def ingest_spool(
+    con: duckdb.DuckDBPyConnection,
+    path: str | os.PathLike[str],
+    *,
+    max_files: int = 64,
+    bounded_pass: bool = False,
+) -> int:
     """Move up to ``max_files`` spool files (oldest first) into ``spans`` in one transaction,
-    then delete them. Returns how many files were handled (0: spool empty).
+    then delete them, then run the identity pass (``bounded_pass``: in a small buffer pool
+    first, see `_PASS_HEADROOM`). Returns how many files were handled (0: spool empty).
 
     When the transaction fails, each file is checked on its own, read-only and away from this
     database (`unreadable`): only a file that check rejects is quarantined (``bad/``, counted,
@@ -191,12 +211,35 @@ def ingest_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], *
         files = good
     for f in files:
         f.unlink(missing_ok=True)
-    identity.settle(con)  # the one hook of store/identity.py (issue 12, rollups half)
+    _settle(con, bounded_pass)  # the one hook of store/identity.py (issue 12, rollups half)
     if _failing.pop(str(path), None) is not None:
         spool.record(path, "ingest_recovered", files=len(files))
         logger.warning("otel-costattr: ingesting into %s works again", path)
     logger.debug("otel-costattr: ingested %d spool files (%d new spans)", len(files), added)
     return len(files)
+
+
+# The identity pass reads a few columns of every row group stored (its look for calls left to
+# settle, and the scans of its walk), and DuckDB keeps each block it reads in the buffer pool
+# until the connection closes: in the application's process the ingester's peak grew with the
+# table (55 MB of blocks at 1M spans in 209 row groups, duckdb_memory(); the 1M-span RSS run of
+# benchmarks/bench_exporter.py). Given only this much room above what the pool holds already,
+# the scans evict blocks as they go; above, not instead of, what it holds: an absolute limit
+# could push the rows just committed out to a temporary file. A pass that needs more room (a
+# backlog of calls to walk: 100k needed more than 16 MB) runs again without the bound.
+_PASS_HEADROOM = 16 * 2**20
+
+
+def _settle(con: duckdb.DuckDBPyConnection, bounded: bool) -> None:
+    if bounded:
+        try:
+            used = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+            with _settings(con, {"memory_limit": f"{int(used[0] or 0) + _PASS_HEADROOM}B"}):
+                identity.attempt(con)
+            return
+        except (duckdb.Error, ValueError) as e:  # out of memory, mostly: once more, unbounded
+            logger.debug("otel-costattr: identity pass in a small buffer pool failed: %s", e)
+    identity.settle(con)
 
 
 def _ingest_failed(path: str | os.PathLike[str], files: Sequence[Path], error: BaseException) -> IngestError:
