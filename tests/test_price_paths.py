@@ -124,3 +124,18 @@ def test_compute_cost_reads_the_same_from_either_path(table):
     assert cost.total == engine.usd(sum(priced[2]), priced[3])
     unknown = compute_cost("gpt-9", usage, table=table)
     assert (unknown.model, unknown.provider, unknown.total, unknown.total_float) == (None, None, None, None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(usage=usages(), call=call)
+def test_compute_cost_builds_what_its_constructor_builds(table, usage, call):
+    # compute_cost builds a priced result without CallCost.__init__ (speed): the same slots.
+    model, provider, tier, start = call
+    cost = compute_cost(model, usage, provider=provider, start_time=start, service_tier=tier, table=table)
+    priced = price_call(table, start, model, provider, tier, usage)
+    if priced[0] is not engine.CostStatus.PRICED:
+        return
+    built = engine.CallCost(priced, table.version, usage)
+    assert type(cost) is engine.CallCost
+    for name in engine.CallCost.__slots__:
+        assert getattr(cost, name) == getattr(built, name), name
