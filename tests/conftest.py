@@ -18,6 +18,13 @@ TEST_PRICES = Path(__file__).parent / "data" / "test_prices.toml"
 
 
 @pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB data directory of the session: chDB runs one engine per process, so every
+    ClickHouse test module shares it and isolates itself by database (``?database=``)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
 def table() -> PriceTable:
     """acme-large, acme-think, acme-mini: figures chosen so arithmetic can be checked by hand."""
     return load_pricing([TEST_PRICES], bundled=False, use_env=False)

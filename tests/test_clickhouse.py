@@ -179,7 +179,10 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     client = connect(parse_target(fresh))
     client.command(create_table_sql())
     assert main(["clickhouse", "init", "--db", fresh]) == 0
-    assert capsys.readouterr().out == "costattr_spans: 0 rows; costattr_spans_mv fills it from otel_traces\n"
+    assert capsys.readouterr().out == (
+        "costattr_spans: 0 rows; costattr_spans_mv fills it from otel_traces\n"
+        "costattr_settled: 0 identities settled, 0 unstamped calls priced\n"
+    )
     assert main(["clickhouse", "init", "--db", fresh]) == 1
     assert "costattr_spans exists already" in capsys.readouterr().err
     assert main(["clickhouse", "init", "--db", f"chdb://{chdb_dir}?database=cli&table=nope"]) == 1

@@ -5,13 +5,16 @@
 -- macros: otel_costattr.clickhouse.dialect expands each call "name(args)" in a rollup into
 -- the body below as a subquery, parameters replaced by the arguments. Differences, each
 -- forced by the engine:
---   * no rowid: a call is named by (trace_id, span_id); a span the Collector wrote twice
---     (an exporter retry) counts twice, where the DuckDB store drops the repeat on insert;
---     call_row is a hash of the row's ids and times (clickhouse/prelude.py ROW_KEY, which
---     the dialect also puts for a rollup's rowid: trace.sql joins the two), and so names a
---     call as DuckDB's rowid does, but for such a repeat;
---   * one recursive walk up the ancestors of the calls that lack feature or agent (the
---     DuckDB text does two hops by span id first: a speed choice there), same 64-level stop;
+--   * no rowid: a call is named by (trace_id, span_id), kept once (LIMIT 1 BY) where the
+--     DuckDB store drops a repeated span on insert (the Collector writes a span again when
+--     an export is retried); call_row is a hash of the row's ids and times
+--     (clickhouse/prelude.py ROW_KEY, which the dialect also puts for a rollup's rowid:
+--     trace.sql joins the two), computed for trace.sql only;
+--   * the settled facts (clickhouse/settle.py, queries/clickhouse/_settle.sql: identities
+--     walked and unstamped calls priced once, the counterpart of the DuckDB store's settled_*
+--     columns) are joined to the calls that lack identity or cost; the rest is walked (one
+--     recursive walk, same 64-level stop; the DuckDB text does two hops by span id first)
+--     and priced (bound arrays, clickhouse/unstamped.py) at read time;
 --   * attributes is the call's SpanAttributes Map (content left out,
 --     see _spans.sql), read by key (dialect.py translates the JSON reads);
 --   * the last test of costattr_calls is the --where filter (rendered by clickhouse/prelude.py: DuckDB redefines
@@ -34,47 +37,94 @@ FROM (
             1 AS hit
         FROM (
             SELECT arrayJoin(arrayZip(
-                {costattr_priced_trace:Array(String)}, {costattr_priced_span:Array(String)},
-                {costattr_priced_input:Array(Nullable(Int64))}, {costattr_priced_output:Array(Nullable(Int64))},
-                {costattr_priced_cache_read:Array(Nullable(Int64))}, {costattr_priced_cache_write:Array(Nullable(Int64))},
-                {costattr_priced_reasoning:Array(Nullable(Int64))}, {costattr_priced_cost:Array(Nullable(String))},
-                {costattr_priced_status:Array(Nullable(String))}, {costattr_priced_source:Array(Nullable(String))},
-                {costattr_priced_version:Array(Nullable(String))}, {costattr_priced_model:Array(Nullable(String))}
+                {costattr_priced_trace_id:Array(String)}, {costattr_priced_span_id:Array(String)},
+                {costattr_priced_input_tokens:Array(Nullable(Int64))},
+                {costattr_priced_output_tokens:Array(Nullable(Int64))},
+                {costattr_priced_cache_read_tokens:Array(Nullable(Int64))},
+                {costattr_priced_cache_write_tokens:Array(Nullable(Int64))},
+                {costattr_priced_reasoning_tokens:Array(Nullable(Int64))},
+                {costattr_priced_cost_usd:Array(Nullable(String))},
+                {costattr_priced_cost_status:Array(Nullable(String))},
+                {costattr_priced_cost_source:Array(Nullable(String))},
+                {costattr_priced_pricing_version:Array(Nullable(String))},
+                {costattr_priced_priced_model:Array(Nullable(String))}
             )) AS p
         )
     ),
+    -- What `otel-costattr clickhouse settle` settled (clickhouse/settle.py): per call, its
+    -- identity once it can no longer change (identity = 1) and its price when it arrived
+    -- unstamped (priced = 1); an empty relation when nothing was ever settled.
+    settled AS ({{settled}}),
+    -- The window's calls, each once: a span the Collector wrote twice (an exporter retry) is
+    -- one call, as the DuckDB store keeps one on insert (the copies are the same span, so both
+    -- fall on the same side of the split below, and LIMIT BY on each side is exact).
+    calls_in_window AS (
+        SELECT *
+        FROM spans
+        WHERE span_role = 'model_call'
+          AND (p_since IS NULL OR start_time >= p_since)
+          AND (p_until IS NULL OR start_time < p_until)
+          AND (p_service IS NULL OR service_name = p_service)
+          AND (p_trace IS NULL OR trace_id = lower(p_trace))
+    ),
+    -- Calls that carry their identity and a cost stamp (the processor ran): taken as stored.
+    -- Kept apart because a join costs even when nothing matches (a third of a rollup).
+    complete AS (
+        SELECT *
+        FROM calls_in_window
+        WHERE feature IS NOT NULL AND agent_name IS NOT NULL AND cost_status <> 'not_stamped'
+        LIMIT 1 BY trace_id, span_id
+    ),
+    -- The others, with what was settled for them, or what the read-time pricing gives.
     windowed AS (
         SELECT
             s.trace_id AS trace_id, s.span_id AS span_id, s.parent_span_id AS parent_span_id,
             s.name AS name, s.start_time AS start_time, s.end_time AS end_time,
             s.duration_ms AS duration_ms, s.service_name AS service_name, s.provider AS provider,
             s.request_model AS request_model, s.response_model AS response_model,
-            if(p.hit IS NULL, s.input_tokens, p.input_tokens) AS input_tokens,
-            if(p.hit IS NULL, s.output_tokens, p.output_tokens) AS output_tokens,
-            if(p.hit IS NULL, s.cache_read_tokens, p.cache_read_tokens) AS cache_read_tokens,
-            if(p.hit IS NULL, s.cache_write_tokens, p.cache_write_tokens) AS cache_write_tokens,
-            if(p.hit IS NULL, s.reasoning_tokens, p.reasoning_tokens) AS reasoning_tokens,
-            if(p.hit IS NULL, s.cost_usd, p.cost_usd) AS cost_usd,
-            if(p.hit IS NULL, s.cost_status, p.cost_status) AS cost_status,
-            if(p.hit IS NULL, s.cost_source, p.cost_source) AS cost_source,
-            if(p.hit IS NULL, s.pricing_version, p.pricing_version) AS pricing_version,
-            if(p.hit IS NULL, s.priced_model, p.priced_model) AS priced_model,
-            s.step AS step, s.conversation_id AS conversation_id, s.feature AS feature,
-            s.agent_name AS agent_name, s.agent_version AS agent_version, s.attributes AS attributes,
+            ifNull(st.priced, 0) = 1 AS priced_before, p.hit IS NOT NULL AS priced_now,
+            multiIf(priced_before, st.input_tokens, priced_now, p.input_tokens, s.input_tokens) AS input_tokens,
+            multiIf(priced_before, st.output_tokens, priced_now, p.output_tokens, s.output_tokens)
+                AS output_tokens,
+            multiIf(priced_before, st.cache_read_tokens, priced_now, p.cache_read_tokens, s.cache_read_tokens)
+                AS cache_read_tokens,
+            multiIf(priced_before, st.cache_write_tokens, priced_now, p.cache_write_tokens, s.cache_write_tokens)
+                AS cache_write_tokens,
+            multiIf(priced_before, st.reasoning_tokens, priced_now, p.reasoning_tokens, s.reasoning_tokens)
+                AS reasoning_tokens,
+            multiIf(priced_before, st.cost_usd, priced_now, p.cost_usd, s.cost_usd) AS cost_usd,
+            multiIf(priced_before, st.cost_status, priced_now, p.cost_status, s.cost_status) AS cost_status,
+            multiIf(priced_before, st.cost_source, priced_now, p.cost_source, s.cost_source) AS cost_source,
+            multiIf(priced_before, st.pricing_version, priced_now, p.pricing_version, s.pricing_version)
+                AS pricing_version,
+            multiIf(priced_before, st.priced_model, priced_now, p.priced_model, s.priced_model) AS priced_model,
+            s.step AS step, s.conversation_id AS conversation_id,
+            ifNull(st.identity, 0) = 1 AS settled,
+            if(settled, st.feature, s.feature) AS feature,
+            if(settled, st.agent_name, s.agent_name) AS agent_name,
+            if(settled, st.agent_version, s.agent_version) AS agent_version,
+            s.attributes AS attributes,
             {{call_row}} AS call_row
-        FROM spans AS s
+        FROM (
+            SELECT *
+            FROM calls_in_window
+            WHERE feature IS NULL OR agent_name IS NULL OR cost_status = 'not_stamped'
+            LIMIT 1 BY trace_id, span_id
+        ) AS s
         LEFT JOIN priced AS p ON p.trace_id = s.trace_id AND p.span_id = s.span_id
-        WHERE s.span_role = 'model_call'
-          AND (p_since IS NULL OR s.start_time >= p_since)
-          AND (p_until IS NULL OR s.start_time < p_until)
-          AND (p_service IS NULL OR s.service_name = p_service)
-          AND (p_trace IS NULL OR s.trace_id = lower(p_trace))
+        LEFT JOIN settled AS st ON st.trace_id = s.trace_id AND st.span_id = s.span_id
     ),
+    -- Calls still missing feature or agent whose identity was not settled: walked here. When
+    -- the window holds none (clickhouse/settle.py `needs_walk`), prelude.calls_sql puts an
+    -- empty `resolved` in place of the lines between the walk markers: the walk's plan alone
+    -- cost a third of a rollup.
+    -- walk:begin
     lacking AS (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM windowed
-        WHERE (feature IS NULL OR agent_name IS NULL) AND parent_span_id IS NOT NULL
+        WHERE (feature IS NULL OR agent_name IS NULL) AND parent_span_id IS NOT NULL AND NOT settled
     ),
+    -- walk:steps (from here to walk:end, the settle pass walks too: _settle.sql)
     ancestors AS (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM spans
@@ -93,13 +143,25 @@ FROM (
         INNER JOIN ancestors AS a ON a.trace_id = w.trace_id AND a.span_id = w.parent
         WHERE (w.feature IS NULL OR w.agent_name IS NULL) AND w.depth < 64
     ),
-    -- One answer per call: the furthest the walk went (it only carries what it found up).
+    -- One answer per call: the furthest the walk went (it only carries what it found up),
+    -- and whether its chain ended at a root, and how deep (what settling needs).
     resolved AS (
         SELECT trace_id, span_id, 1 AS hit,
-               argMax(tuple(feature, agent_name, agent_version), depth) AS found
+               argMax(tuple(feature, agent_name, agent_version, parent IS NULL, depth), depth) AS found
         FROM walk
         GROUP BY trace_id, span_id
     )
+    -- walk:end
+    SELECT
+        trace_id, span_id, parent_span_id, name, start_time, end_time, duration_ms,
+        service_name, provider, request_model, response_model,
+        coalesce(priced_model, response_model, request_model) AS model,
+        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+        cost_usd, cost_status, cost_source, pricing_version, priced_model, feature, agent_name,
+        agent_version, step, conversation_id, attributes,
+        CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced, {{call_row_complete}} AS call_row
+    FROM complete
+    UNION ALL
     SELECT
         c.trace_id AS trace_id, c.span_id AS span_id, c.parent_span_id AS parent_span_id,
         c.name AS name, c.start_time AS start_time, c.end_time AS end_time,

@@ -3,6 +3,8 @@ rollups. The rollups themselves need nothing but ``--db clickhouse://...``."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -38,29 +40,75 @@ def clickhouse() -> None:
 @click.option("--no-backfill", is_flag=True, help="do not copy the spans already in the table")
 def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:
     """Create the typed table the rollups read instead of the Map columns (several times
-    faster), and the materialized view that fills it as the Collector inserts.
+    faster), and the materialized view that fills it as the Collector inserts; then settle
+    the calls already there (see settle).
 
-    Run it once, before the Collector starts writing or in a quiet moment: spans inserted
-    while the existing ones are copied can be counted twice.
+    A span inserted while the existing ones are copied lands twice in the typed table; the
+    rollups count each (trace id, span id) once.
 
     \b
     Example:
       otel-costattr clickhouse init --db clickhouse://default:secret@localhost:8123/otel --ttl-days 30
     """  # noqa: D301
-    from ..clickhouse.client import ClickHouseError, connect
-    from ..clickhouse.target import parse_target
+    from ..clickhouse.client import connect
+    from ..clickhouse.settle import settle_store
     from ..clickhouse.typed import MATERIALIZED_VIEW, TYPED_TABLE, initialise
 
-    try:
-        target = parse_target(db)
-        if target is None:
-            raise ValueError(f"--db {db}: not a ClickHouse URL (clickhouse://... or chdb:///path)")
+    with _errors(db):
+        target = _target(db)
         rows = initialise(connect(target), target, ttl_days=ttl_days, backfill=not no_backfill)
+        click.echo(f"{TYPED_TABLE}: {rows} rows; {MATERIALIZED_VIEW} fills it from {target.table}")
+        _said(settle_store(target))
+
+
+@clickhouse.command("settle")
+@click.option(
+    "--db", required=True, metavar="URL", help="clickhouse://user:password@host:8123/database or chdb:///path"
+)
+def settle(db: str) -> None:
+    """Settle, once, what the rollups would otherwise work out at every query: the feature
+    and agent of calls that lack them (walked up their ancestors, kept once they can no
+    longer change) and the cost of calls stored without one. Idempotent and incremental (only
+    calls not settled yet), safe beside the Collector's inserts and another settle; writes
+    only the costattr_settled table. Run it from cron; serve --db clickhouse:// runs it
+    every minute.
+
+    \b
+    Example:
+      otel-costattr clickhouse settle --db clickhouse://default:secret@localhost:8123/otel
+    """  # noqa: D301
+    from ..clickhouse.settle import settle_store
+
+    with _errors(db):
+        _said(settle_store(_target(db)))
+
+
+def _target(db: str) -> Any:
+    from ..clickhouse.target import parse_target
+
+    target = parse_target(db)
+    if target is None:
+        raise ValueError(f"--db {db}: not a ClickHouse URL (clickhouse://... or chdb:///path)")
+    return target
+
+
+def _said(done: Any) -> None:
+    from ..clickhouse.settle import SETTLED_TABLE
+
+    click.echo(f"{SETTLED_TABLE}: {done.identities} identities settled, {done.prices} unstamped calls priced")
+
+
+@contextlib.contextmanager
+def _errors(db: str) -> Iterator[None]:
+    """The store's errors as one ``Error:`` line."""
+    from ..clickhouse.client import ClickHouseError
+
+    try:
+        yield
     except (ValueError, ClickHouseError) as e:
         raise CLIError(str(e)) from e
     except Exception as e:  # the server's own error, one line
         raise CLIError(f"{db.split('@')[-1]}: {str(e).strip().splitlines()[0]}") from e
-    click.echo(f"{TYPED_TABLE}: {rows} rows; {MATERIALIZED_VIEW} fills it from {target.table}")
 
 
 def serve_clickhouse(

@@ -36,7 +36,7 @@ from ..rollups.catalog import Query
 from ..rollups.dimensions import COLUMNS
 from ..rollups.errors import RollupError
 
-__all__ = ["PARAM_TYPES", "Macro", "macros", "translate"]
+__all__ = ["PARAM_TYPES", "Macro", "macros", "over_spans", "translate"]
 
 PARAM_TYPES = {
     "TIMESTAMP": "Nullable(DateTime64(6, 'UTC'))",
@@ -204,9 +204,14 @@ def translate(q: Query, prelude: str, spans: str) -> str:
     sql = _each_call(sql, _ROUND, _round).replace(_ROUNDED, "round(")
     sql = _each_call(sql, _CAST, _cast).replace(_CAST_DONE, "CAST(")
     # Last, so that the relation's own SQL is never rewritten.
+    return over_spans(sql, spans).strip().rstrip(";")
+
+
+def over_spans(sql: str, spans: str) -> str:
+    """``sql`` with each read of the relation ``spans`` made a read of ``spans`` (a table
+    name or a SELECT), aliased ``spans`` unless the read names its own alias."""
     relation = spans if re.fullmatch(r"\w+", spans) else f"({spans})"
-    sql = _SPANS.sub(lambda m: f"{m.group(1)} {relation}{m.group(2) or ' AS spans'}", sql)
-    return sql.strip().rstrip(";")
+    return _SPANS.sub(lambda m: f"{m.group(1)} {relation}{m.group(2) or ' AS spans'}", sql)
 
 
 def _joined(m: re.Match[str]) -> str:

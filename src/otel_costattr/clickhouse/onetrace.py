@@ -14,8 +14,8 @@ from ClickHouse once, then walked where the walk is cheap:
    ``call_row`` the spans row's ``rowid`` (what trace.sql joins on), then trace.sql as it is.
 
 Nothing of the tree is written twice; the differential test checks every run row for row. A
-span the Collector wrote twice (identical rows) is one key for two rows there, as in every
-rollup on ClickHouse (counted twice).
+span the Collector wrote twice (an exporter retry) is read once, as every rollup counts it
+on ClickHouse and as the DuckDB store keeps it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from .client import SETTINGS
-from .prelude import calls_sql, row_key
+from .prelude import row_key
 
 __all__ = ["trace_rows"]
 
@@ -98,11 +98,12 @@ def trace_rows(
     spans: str,
     values: Mapping[str, Any],
     bound: Mapping[str, Any],
-    where_keys: int = 0,
+    prelude: str,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """(column names, rows) of the trace rollup ``q`` for ``values["trace_id"]`` over the
     ClickHouse spans relation ``spans``; ``bound``: the calls query's other parameters (the
-    priced calls, the ``--where`` values)."""
+    priced calls, the ``--where`` values); ``prelude``: the call contract as `prelude.calls_sql`
+    rendered it for this store and query."""
     from ..rollups.custom import custom_query
     from .dialect import translate
 
@@ -110,10 +111,12 @@ def trace_rows(
     trace_id = values["trace_id"]
     spans_table = _table(  # noqa: F841 (DuckDB reads it by name)
         client,
-        f"SELECT *, {row_key()} AS {_ROW_KEY} FROM {relation} AS spans WHERE trace_id = lower({{t:String}})",
+        # a span the Collector wrote twice is one span, as in the DuckDB store
+        f"SELECT *, {row_key()} AS {_ROW_KEY} FROM {relation} AS spans WHERE trace_id = lower({{t:String}})"
+        " LIMIT 1 BY trace_id, span_id",
         {"t": trace_id},
     )
-    calls = translate(custom_query("trace_calls", _CALLS), calls_sql(where_keys), spans)
+    calls = translate(custom_query("trace_calls", _CALLS), prelude, spans)
     calls_table = _table(client, calls, {**bound, "trace_id": trace_id})  # noqa: F841
     con = duckdb.connect()
     try:

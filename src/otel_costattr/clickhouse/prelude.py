@@ -192,17 +192,43 @@ def where_param(pos: int) -> tuple[str, str]:
     return f"costattr_where_key_{pos}", f"costattr_where_values_{pos}"
 
 
-def calls_sql(where_keys: int = 0) -> str:
+# What stands for the walk when no call of the window needs one (same columns, no rows).
+_NO_WALK = """    resolved AS (
+        SELECT '' AS trace_id, '' AS span_id, 1 AS hit,
+               tuple(CAST(NULL AS Nullable(String)), CAST(NULL AS Nullable(String)),
+                     CAST(NULL AS Nullable(String))) AS found
+        WHERE 0
+    )
+"""
+
+
+def calls_sql(where_keys: int = 0, settled: bool = False, walk: bool = True, call_row: bool = True) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
-    `where_param`) has one of its values (as ``_calls_repriced.sql`` does for DuckDB)."""
+    `where_param`) has one of its values (as ``_calls_repriced.sql`` does for DuckDB); with
+    ``settled``, reading what the settled table holds (`settle.settled_relation`); without
+    ``walk`` (no call of the window needs one: `settle.needs_walk`), no ancestor walk; without
+    ``call_row`` (only trace.sql reads it), that column is 0: ClickHouse computes a column
+    of a UNION ALL even when nothing reads it (a hash per call)."""
+    from .settle import settled_relation
+
     tests = []
     for pos in range(1, where_keys + 1):
         key, values = where_param(pos)
         value = dimension_call("{" + key + ":String}")
         tests.append(f"coalesce(has({{{values}:Array(String)}}, {value}), false)")
     sql = _template("_calls.sql")
-    for placeholder in ("{{where}}", "{{call_row}}"):
+    if not walk:
+        begin, end = sql.index("    -- walk:begin\n"), sql.index("    -- walk:end\n")
+        sql = sql[:begin] + _NO_WALK + sql[end:]
+    fills = {
+        "{{where}}": " AND ".join(tests) or "true",
+        "{{call_row}}": row_key("s") if call_row else "toUInt64(0)",
+        "{{call_row_complete}}": row_key() if call_row else "toUInt64(0)",
+        "{{settled}}": settled_relation(settled),
+    }
+    for placeholder, text in fills.items():
         if sql.count(placeholder) != 1:
             raise ValueError(f"queries/clickhouse/_calls.sql: expected {placeholder} once")
-    return sql.replace("{{where}}", " AND ".join(tests) or "true").replace("{{call_row}}", row_key("s"))
+        sql = sql.replace(placeholder, text)
+    return sql

@@ -22,6 +22,7 @@ from ..rollups.errors import RollupError
 from .client import SETTINGS, ClickHouseError, connect
 from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
+from .settle import SETTLED_TABLE, needs_walk, settled_exists
 from .target import Target, is_clickhouse_url, parse_target
 from .unstamped import priced_params
 
@@ -69,12 +70,14 @@ def spans_relation(client: Any, target: Target) -> str:
     return spans_sql(target.table)
 
 
-def translated(q: Query, spans: str, where_keys: int = 0) -> str:
+def translated(q: Query, spans: str, where_keys: int = 0, settled: bool = False, walk: bool = True) -> str:
     """``q`` in ClickHouse dialect over the relation ``spans`` (for tests and EXPLAIN), its
-    calls filtered by ``where_keys`` ``--where`` keys (bound: `where_values`)."""
+    calls filtered by ``where_keys`` ``--where`` keys (bound: `where_values`), reading the
+    settled table when ``settled`` (`settle.settled_exists`), walking ancestors at read time
+    unless no call needs it (``walk``: `settle.needs_walk`)."""
     from .dialect import translate
 
-    return translate(q, calls_sql(where_keys), spans)
+    return translate(q, calls_sql(where_keys, settled, walk, call_row=False), spans)
 
 
 def where_values(where: Sequence[tuple[str, list[str]]]) -> dict[str, Any]:
@@ -134,14 +137,19 @@ def rollup_clickhouse(
     try:
         client = connect(target)
         spans = spans_relation(client, target)
+        settled = settled_exists(client, target)
         window = pricing_window(q, values)
-        priced = {**priced_params(client, target.table, spans, window, pricing), **where_values(where)}
+        walk = needs_walk(client, spans, window, settled)
+        priced = {
+            **priced_params(client, target.table, spans, window, pricing, SETTLED_TABLE if settled else None),
+            **where_values(where),
+        }
         if q.name == "trace":  # one run's tree, walked in DuckDB over its rows (onetrace)
-            names, rows = trace_rows(client, q, spans, values, priced, len(where))
+            prelude = calls_sql(len(where), settled, walk)
+            names, rows = trace_rows(client, q, spans, values, priced, prelude)
         else:
-            result = client.query(
-                translated(q, spans, len(where)), parameters={**values, **priced}, settings=SETTINGS
-            )
+            sql = translated(q, spans, len(where), settled, walk)
+            result = client.query(sql, parameters={**values, **priced}, settings=SETTINGS)
             names, rows = list(result.column_names), result.result_rows
     except RollupError:
         raise

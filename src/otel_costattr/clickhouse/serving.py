@@ -98,12 +98,19 @@ def read_only_app(
     dashboard: bool = True,
     cors_origins: Any = (),
     services: Any = (),
+    settle_every: float | None = 60.0,
 ) -> Any:
     """The ``serve`` app over the ClickHouse store ``db``: `server.app.create_app` with a
     `ReadOnlySink`, the dashboard's routes (``dashboard``), the OTLP route `read_only`;
-    ``services`` run in its lifespan (an `alerts.watch.AlertWatcher`)."""
+    ``services`` run in its lifespan (an `alerts.watch.AlertWatcher`), beside a
+    `settle.Settler` every ``settle_every`` seconds (None: none), which appends to the settled
+    table only: the spans stay read-only."""
     from ..report.live import routes
     from ..server import create_app
+    from .settle import Settler
+
+    target = clickhouse_target(db)
+    assert target is not None
 
     return read_only(
         create_app(
@@ -113,7 +120,7 @@ def read_only_app(
             base_url=base_url,
             extra_routes=routes(db) if dashboard else (),
             cors_origins=cors_origins,
-            services=list(services),
+            services=[*services, *([Settler(target, settle_every)] if settle_every else ())],
         )
     )
 

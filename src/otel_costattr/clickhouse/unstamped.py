@@ -3,16 +3,18 @@
 A service that runs without the processor sends model calls with tokens but no
 ``gen_ai.usage.cost``. The DuckDB store prices them when it writes the row
 (``spans/cost_columns.py``: `model_columns`, ``cost_source = 'exporter'``); ClickHouse rows are
-written by the Collector, so the rollups price them at read time with the same function: the
-window's unstamped calls are read (ids, start, attributes), priced in Python, and bound to the
-query as arrays that ``queries/clickhouse/_calls.sql`` joins in (``costattr_priced_*``).
-Exact and one rule, at a cost that grows with the number of such calls in the window (about
-30 us each): run the processor in every service that makes model calls to keep it at zero.
+written by the Collector, so they are priced here with the same function: by `settle.settle`
+once (kept as ``kind = 'price'`` rows of the settled table), and at read time for the calls
+not settled yet: the window's unsettled unstamped calls are read (ids, start, attributes),
+priced in Python, and bound to the query as arrays that ``queries/clickhouse/_calls.sql``
+joins in (``costattr_priced_*``). About 30 us per such call per query: settle them (or run
+the processor in every service that makes model calls) to keep that at zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from .. import semconv
@@ -20,22 +22,35 @@ from ..pricing.table import PriceTable, default_pricing
 from ..spans.cost_columns import model_columns, quantize_usd
 from .dialect import PARAM_TYPES
 
-__all__ = ["PRICED_PARAMS", "priced_params"]
+__all__ = [
+    "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "fetch_unstamped", "price_rows", "priced_params",
+    "window_params",
+]  # fmt: skip
 
-# The bound arrays _calls.sql reads: name -> ClickHouse type, in model_columns' order after ids.
+# What pricing gives a call: the columns model_columns returns, in its order, as ClickHouse
+# types (the settled table's, and the bound arrays' after the ids).
+PRICED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("input_tokens", "Nullable(Int64)"),
+    ("output_tokens", "Nullable(Int64)"),
+    ("cache_read_tokens", "Nullable(Int64)"),
+    ("cache_write_tokens", "Nullable(Int64)"),
+    ("reasoning_tokens", "Nullable(Int64)"),
+    ("cost_usd", "Nullable(Decimal(38, 12))"),
+    ("cost_status", "Nullable(String)"),
+    ("cost_source", "Nullable(String)"),
+    ("pricing_version", "Nullable(String)"),
+    ("priced_model", "Nullable(String)"),
+)
+_COST = 5  # cost_usd's position: bound as exact text (arrays of decimals lose nothing, but
+# clickhouse-connect formats a Decimal parameter through float)
+# The bound arrays _calls.sql reads: name -> ClickHouse type (the ids, then PRICED_COLUMNS).
 PRICED_PARAMS = {
-    "costattr_priced_trace": "Array(String)",
-    "costattr_priced_span": "Array(String)",
-    "costattr_priced_input": "Array(Nullable(Int64))",
-    "costattr_priced_output": "Array(Nullable(Int64))",
-    "costattr_priced_cache_read": "Array(Nullable(Int64))",
-    "costattr_priced_cache_write": "Array(Nullable(Int64))",
-    "costattr_priced_reasoning": "Array(Nullable(Int64))",
-    "costattr_priced_cost": "Array(Nullable(String))",
-    "costattr_priced_status": "Array(Nullable(String))",
-    "costattr_priced_source": "Array(Nullable(String))",
-    "costattr_priced_version": "Array(Nullable(String))",
-    "costattr_priced_model": "Array(Nullable(String))",
+    "costattr_priced_trace_id": "Array(String)",
+    "costattr_priced_span_id": "Array(String)",
+    **{
+        f"costattr_priced_{name}": f"Array({'Nullable(String)' if i == _COST else kind})"
+        for i, (name, kind) in enumerate(PRICED_COLUMNS)
+    },
 }
 # Attributes the Collector turned from numbers into text, read back as numbers.
 _NUMERIC = frozenset({*semconv.USAGE_KEYS, *semconv.CACHE_WRITE_1H_KEYS})
@@ -43,16 +58,26 @@ _NUMERIC = frozenset({*semconv.USAGE_KEYS, *semconv.CACHE_WRITE_1H_KEYS})
 _FETCH = """
 SELECT TraceId, SpanId, toUnixTimestamp64Nano(Timestamp), SpanAttributes
 FROM {table}
-WHERE (TraceId, SpanId) IN (
-    SELECT trace_id, span_id
-    FROM {spans} AS spans
-    WHERE span_role = 'model_call' AND cost_status = 'not_stamped'
-      AND ({{since:{time}}} IS NULL OR start_time >= {{since:{time}}})
-      AND ({{until:{time}}} IS NULL OR start_time < {{until:{time}}})
-      AND ({{service:Nullable(String)}} IS NULL OR service_name = {{service:Nullable(String)}})
-      AND ({{trace:Nullable(String)}} IS NULL OR trace_id = lower({{trace:Nullable(String)}}))
-)
+WHERE (TraceId, SpanId) IN ({keys})
+LIMIT 1 BY TraceId, SpanId
 """
+# The calls of a window (`runner.pricing_window`: since, until, service, trace bound, None
+# for no bound), as a test on the spans relation's columns.
+WINDOW_TEST = """
+  ({{since:{time}}} IS NULL OR start_time >= {{since:{time}}})
+  AND ({{until:{time}}} IS NULL OR start_time < {{until:{time}}})
+  AND ({{service:Nullable(String)}} IS NULL OR service_name = {{service:Nullable(String)}})
+  AND ({{trace:Nullable(String)}} IS NULL OR trace_id = lower({{trace:Nullable(String)}}))
+""".format(time=PARAM_TYPES["TIMESTAMP"])
+_KEYS = (
+    "SELECT trace_id, span_id FROM {spans} AS spans"
+    " WHERE span_role = 'model_call' AND cost_status = 'not_stamped' AND {window} {settled}"
+)
+
+
+def window_params(window: Mapping[str, Any]) -> dict[str, Any]:
+    """`WINDOW_TEST`'s bound parameters."""
+    return {k: window.get(k) for k in ("since", "until", "service", "trace")}
 
 
 def _number(text: str) -> Any:
@@ -70,21 +95,53 @@ def _typed(attrs: Mapping[str, str]) -> dict[str, Any]:
     return {k: _number(v) if k in _NUMERIC else v for k, v in attrs.items() if v != ""}
 
 
-def priced_params(
-    client: Any, table: str, spans: str, window: Mapping[str, Any], pricing: PriceTable | None = None
-) -> dict[str, Any]:
-    """The ``costattr_priced_*`` arrays for the unstamped calls of ``window``."""
+def fetch_unstamped(
+    client: Any, table: str, spans: str, window: Mapping[str, Any], settled: str | None = None
+) -> list[tuple[Any, ...]]:
+    """(trace id, span id, start ns, attributes) of the unstamped calls of ``window`` (since,
+    until, service, trace: None for no bound) in the relation ``spans``, each call once, read
+    from the Collector's ``table``; those ``settled`` (the settled table's name) prices are
+    left out. Nothing is read from ``table`` when there are none (the usual case)."""
     relation = spans if spans.isidentifier() else f"({spans})"
-    rows = client.query(
-        _FETCH.format(table=table, spans=relation, time=PARAM_TYPES["TIMESTAMP"]),
-        parameters={k: window.get(k) for k in ("since", "until", "service", "trace")},
-    ).result_rows
+    exclude = (
+        f"AND (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM {settled} WHERE kind = 'price')"
+        if settled
+        else ""
+    )
+    keys = _KEYS.format(spans=relation, window=WINDOW_TEST, settled=exclude)
+    params = window_params(window)
+    # The keys first, alone: when none is left (all stamped or settled), the Collector's
+    # table, which the IN test would scan, is not read at all.
+    if not client.query(f"SELECT 1 FROM ({keys}) LIMIT 1", parameters=params).result_rows:
+        return []
+    return client.query(_FETCH.format(table=table, keys=keys), parameters=params).result_rows
+
+
+def price_rows(rows: list[tuple[Any, ...]], pricing: PriceTable | None = None) -> list[tuple[Any, ...]]:
+    """(trace id, span id, *PRICED_COLUMNS) for `fetch_unstamped`'s rows, priced by the
+    exporter's own function (``pricing``: default the bundled table, as the exporter's);
+    cost_usd a `Decimal` rounded to the column's 12 places."""
     price_table = pricing or default_pricing()
-    columns: list[list[Any]] = [[] for _ in PRICED_PARAMS]
+    out = []
     for trace_id, span_id, start_ns, attrs in rows:
         values = list(model_columns(_typed(attrs), start_ns, price_table))
-        cost = quantize_usd(values[5])
-        values[5] = None if cost is None else format(cost, "f")
-        for column, value in zip(columns, (trace_id, span_id, *values), strict=True):
-            column.append(value)
+        values[_COST] = quantize_usd(values[_COST])
+        out.append((trace_id, span_id, *values))
+    return out
+
+
+def priced_params(
+    client: Any,
+    table: str,
+    spans: str,
+    window: Mapping[str, Any],
+    pricing: PriceTable | None = None,
+    settled: str | None = None,
+) -> dict[str, Any]:
+    """The ``costattr_priced_*`` arrays for the unstamped calls of ``window`` not priced in
+    the ``settled`` table."""
+    priced = price_rows(fetch_unstamped(client, table, spans, window, settled), pricing)
+    columns: list[list[Any]] = [list(c) for c in zip(*priced, strict=True)] or [[] for _ in PRICED_PARAMS]
+    cost = _COST + 2
+    columns[cost] = [None if v is None else format(Decimal(v), "f") for v in columns[cost]]
     return dict(zip(PRICED_PARAMS, columns, strict=True))
