@@ -30,13 +30,6 @@ def table() -> PriceTable:
     return load_pricing([TEST_PRICES], bundled=False, use_env=False)
 
 
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The one chDB data directory of the session: chDB runs one engine per process, so the
-    ClickHouse tests share it and keep apart by database (``?database=``)."""
-    return tmp_path_factory.mktemp("chdb")
-
-
 @dataclass
 class Pipeline:
     provider: TracerProvider
