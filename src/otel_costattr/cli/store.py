@@ -27,7 +27,8 @@ def _size(n: int) -> str:
 @db_option
 @click.option(
     "--check", is_flag=True,
-    help="exit 3 when anything is quarantined, dropped or failing (for cron and health checks)",
+    help="exit 3 when the file cannot be read or anything is quarantined, dropped or failing"
+    " (for cron and health checks)",
 )  # fmt: skip
 @output
 def store_status(db: str | None, check: bool) -> Record:
@@ -38,7 +39,7 @@ def store_status(db: str | None, check: bool) -> Record:
       otel-costattr store status --db spans.duckdb
     """
     st = status(duckdb_path(db, "store status"))
-    stored = f"unknown ({st.stored_error})"
+    stored = f"{'UNREADABLE' if st.unreadable else 'unknown'} ({st.stored_error})"
     if st.stored_spans is not None:
         stored = f"{st.stored_spans:,} spans"
     error = "none"

@@ -50,12 +50,16 @@ class StoreStatus:
     last_ingest_error: str | None = None
     last_ingest_error_time: str | None = None
     recovered_time: str | None = None
+    # The file exists but cannot be read as a span store (truncated, not DuckDB, no `spans`
+    # table). A lock held by a writer is not this: the store is busy, not broken.
+    unreadable: bool = False
 
     @property
     def healthy(self) -> bool:
-        """Nothing quarantined, nothing dropped, and no ingest error since the last success."""
+        """The file opens, nothing quarantined, nothing dropped, and no ingest error since
+        the last success."""
         unresolved = self.last_ingest_error is not None and self.recovered_time is None
-        return not self.quarantined and not self.dropped_spans and not unresolved
+        return not self.unreadable and not self.quarantined and not self.dropped_spans and not unresolved
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -94,7 +98,7 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
         raise store.StoreError(f"{path}: no such database")
     pending = spool.pending_spool(path)
     journal = spool.journal_summary(path)
-    stored, stored_error = None, None
+    stored, stored_error, unreadable = None, None, False
     if os.path.exists(path):
         try:
             con = store.connect(path, read_only=True, retry=lock_timeout, migrate=False, ingest=False)
@@ -102,8 +106,10 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
                 stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]
             finally:
                 con.close()
-        except (store.StoreError, duckdb.Error) as e:
+        except store.LockTimeout as e:
             stored_error = " ".join(str(e).split())
+        except (store.StoreError, duckdb.Error) as e:
+            stored_error, unreadable = " ".join(str(e).split()), True
     return StoreStatus(
         path=path,
         stored_spans=stored,
@@ -121,6 +127,7 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
         last_ingest_error=journal.last_error,
         last_ingest_error_time=journal.last_error_time,
         recovered_time=journal.recovered_time,
+        unreadable=unreadable,
     )
 
 
