@@ -161,21 +161,27 @@ def test_the_example_is_the_same_workload(demo_db, tmp_path):
         assert mine == demo, name
 
 
-def test_the_demo_week_ends_yesterday_so_the_readme_rollups_show_it(tmp_path):
-    info = run_demo(tmp_path / "now.duckdb")
-    today = dt.datetime.now(dt.timezone.utc).date()
-    assert (info["first_day"], info["last_day"]) == (
-        today - dt.timedelta(days=7),
-        today - dt.timedelta(days=1),
-    )
+@pytest.mark.parametrize("clock", ["00:00", "07:59", "08:30", "15:45", "23:59"])
+def test_the_demo_week_lies_inside_days_7_whatever_the_time_of_day(tmp_path, clock):
+    """The README and the demo's "Next:" lines say `--days 7` finds the demo: every run, at
+    any time of day the demo ran, and nothing in the future."""
+    now = dt.datetime.fromisoformat(f"2026-11-23T{clock}:00+00:00")
+    info = run_demo(tmp_path / "now.duckdb", now=now)
     con = duckdb.connect(info["path"], read_only=True)
     try:
         latest = con.execute("SELECT max(end_time) FROM spans").fetchone()[0]
     finally:
         con.close()
-    assert latest < dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # nothing in the future
-    features = {r["feature"] for r in rollup("per-feature", db=info["path"], days=7)}
-    assert features == {"refund", "research", "summarize"}
+    assert latest < now.replace(tzinfo=None)
+    assert info["last_day"] == latest.date()
+    naive = now.replace(tzinfo=None)
+    runs = rollup("per-run", db=info["path"], days=7, limit=0, now=naive)
+    assert len(runs) == info["runs"] == 21
+
+
+def test_the_demo_run_now_is_found_by_days_7(tmp_path):
+    info = run_demo(tmp_path / "now.duckdb")
+    assert len(rollup("per-run", db=info["path"], days=7, limit=0)) == info["runs"]
 
 
 def test_suggested_commands_run_as_shown_when_not_on_path(monkeypatch, tmp_path):

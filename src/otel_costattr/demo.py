@@ -1,11 +1,11 @@
 """The demo: a simulated multi-agent workload traced through the real pipeline.
 
 `run_demo(path)` writes the past week of agent runs (fixed seed, fixed ids, times fixed
-relative to the day it runs: the file is the same on every run of a day, the week always
-ends yesterday so `--days 7` finds it, and nothing sleeps) through a real TracerProvider with
-`CostSpanProcessor` and ``BatchSpanProcessor(DuckDBSpanExporter(path))``; ``otel-costattr
-demo`` then prints the rollups. examples/hand_instrumented_agent.py is the same workload as
-plain application code.
+relative to the hour it runs: the file is the same on every run within an hour, the week
+lies wholly inside the last 7 days so `--days 7` finds every run, and nothing sleeps)
+through a real TracerProvider with `CostSpanProcessor` and
+``BatchSpanProcessor(DuckDBSpanExporter(path))``; ``otel-costattr demo`` then prints the
+rollups. examples/hand_instrumented_agent.py is the same workload as plain application code.
 
 The story it tells:
 
@@ -241,12 +241,21 @@ def _extraction_worker(sim: _Sim, carrier: Mapping[str, str], document_tokens: i
         }, worker=True)  # fmt: skip
 
 
-def first_morning(today: dt.date | None = None) -> dt.datetime:
-    """08:00 UTC seven days before ``today`` (default: today, UTC): the demo's week ends
-    yesterday, so `--days 7` finds it (all but the first day's runs that started before
-    this time of day) and nothing lies in the future."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
-    return dt.datetime.combine(today - dt.timedelta(days=DAYS), dt.time(8), tzinfo=dt.timezone.utc)
+# Where the week sits: its first morning begins this long after the hour ``now`` falls in,
+# seven days back. A day's runs span about seven hours from its morning, so the last one
+# ends about nine hours before ``now`` and the first starts at least seven hours inside a
+# rolling `--days 7` window: every run is found, whatever the time of day, for hours after.
+# (A week pinned to calendar days cannot do both: a rolling window cuts some day's runs.)
+_LEAD = dt.timedelta(hours=8)
+
+
+def first_morning(now: dt.datetime | None = None) -> dt.datetime:
+    """When the demo's week begins: seven days before the hour ``now`` (default: now, UTC) falls
+    in, plus eight hours. The week then lies wholly inside `--days 7` and ends before
+    ``now``. A ``now`` at midnight gives 08:00 UTC seven days before."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    hour = now.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return hour - dt.timedelta(days=DAYS) + _LEAD
 
 
 def simulate(sim: _Sim, start: dt.datetime) -> int:
@@ -300,11 +309,19 @@ def _clear(path: Path) -> None:
             extra.unlink()
 
 
-def run_demo(path: str | os.PathLike[str] = DEFAULT_PATH, *, today: dt.date | None = None) -> dict[str, Any]:
+def run_demo(
+    path: str | os.PathLike[str] = DEFAULT_PATH,
+    *,
+    now: dt.datetime | None = None,
+    today: dt.date | None = None,
+) -> dict[str, Any]:
     """Write the simulated workload to ``path`` (replacing a previous demo database there)
-    and return what was written: path, runs, first and last day. The week ends the day
-    before ``today`` (default: today, UTC); the same ``today`` writes the same file."""
-    start = first_morning(today)
+    and return what was written: path, runs, first and last day. The week ends before ``now``
+    (default: now, UTC) and lies inside the 7 days before it (see `first_morning`); the same
+    hour writes the same file. ``today`` (a date) stands for ``now`` at its midnight, UTC."""
+    if today is not None:
+        now = dt.datetime.combine(today, dt.time(), tzinfo=dt.timezone.utc)
+    start = first_morning(now)
     target = Path(path).expanduser().absolute()
     _clear(target)
     exporter = DuckDBSpanExporter(target)
@@ -323,5 +340,5 @@ def run_demo(path: str | os.PathLike[str] = DEFAULT_PATH, *, today: dt.date | No
     finally:
         worker.shutdown()
         app.shutdown()
-    end = start + dt.timedelta(days=DAYS - 1)
+    end = dt.datetime.fromtimestamp(sim.now / 1e9, dt.timezone.utc)  # the last run's end
     return {"path": str(target), "runs": runs, "first_day": start.date(), "last_day": end.date()}
