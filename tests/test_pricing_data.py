@@ -8,7 +8,9 @@ change this file too, on purpose. Regenerate the data with `python scripts/refre
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 
@@ -325,6 +327,18 @@ def test_coverage(table):
     }  # fmt: skip
     missing = [name for name, (mid, p) in USER_NAMED.items() if table.resolve(mid, p) is None]
     assert not missing
+
+
+def test_the_readme_gives_the_bundled_version_and_counts(table):
+    """Docs that cannot go stale: the Pricing section's version, model and provider counts."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    found = re.search(
+        r"has a version \(`([^`]+)`\).*?It prices (\d+) models from (\d+) providers", readme, re.S
+    )
+    assert found, "README: the Pricing section's version and counts moved"
+    models = list(table.models())
+    counts = (table.version, str(len(models)), str(len({m.provider for m in models})))
+    assert found.groups() == counts
 
 
 def test_every_model_has_source_and_retrieved(table):
