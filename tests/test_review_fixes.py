@@ -60,3 +60,15 @@ def test_a_readable_store_stays_healthy(db):
     assert invoke("store", "status", "--db", db, "--check").exit_code == 0
 
 
+# --- 5. a service tier the model does not have is said, not applied silently ------------------
+
+
+def test_a_tier_the_model_lacks_is_a_note_and_the_json_says_which_applied():
+    flex = invoke("price", "gpt-4o", "--input", "1000", "--service-tier", "flex", "--format", "json")
+    assert flex.exit_code == 0
+    assert flex.stderr == "Note: openai/gpt-4o has no flex tier: priced at the standard rate\n"
+    assert json.loads(flex.stdout)["service_tier"] is None
+    batch = invoke("price", "gpt-4o", "--input", "1000", "--service-tier", "batch", "--format", "json")
+    assert batch.stderr == "" and json.loads(batch.stdout)["service_tier"] == "batch"
+
+

@@ -236,16 +236,25 @@ def price(model: str, provider: str | None, input_: int | None, output_: int | N
     )
     if cost.total is None:
         raise CLIError(f"{cost.status.value}: {cost.detail or 'no cost'}")
+    if service_tier and cost.service_tier != service_tier:
+        # As the engine bills a span whose tier the model lacks; said, never silent.
+        click.echo(
+            f"Note: {cost.provider}/{cost.model} has no {service_tier} tier"
+            f"{f' on {at}' if at else ''}: priced at the standard rate",
+            err=True,
+        )
     parts = cost.parts()
     data = {
         "model": cost.model,
         "provider": cost.provider,
         "pricing_version": cost.pricing_version,
         "status": cost.status.value,
+        "service_tier": cost.service_tier,  # the tier applied (None: standard)
         "usd": cost.total,
         **parts,
     }
-    lines = [f"{cost.provider}/{cost.model}  pricing {cost.pricing_version}"]
+    tier = f"  {cost.service_tier} tier" if cost.service_tier else ""
+    lines = [f"{cost.provider}/{cost.model}  pricing {cost.pricing_version}{tier}"]
     lines += [f"  {name:<12}{money(value):>14}" for name, value in parts.items() if value]
     lines.append(f"  {'total':<12}{money(cost.total):>14}   (exact: {exact(cost.total)} USD)")
     return Record(data=data, text="\n".join(lines), money=("usd", *parts))
