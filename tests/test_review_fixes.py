@@ -72,3 +72,37 @@ def test_a_tier_the_model_lacks_is_a_note_and_the_json_says_which_applied():
     assert batch.stderr == "" and json.loads(batch.stdout)["service_tier"] == "batch"
 
 
+# --- 6. error texts quote values as typed; parameters below any sense are refused -------------
+
+
+def test_error_texts_quote_values_cleanly(db, tmp_path):
+    big = error_line(invoke("rollup", "stats", "--db", db, "--days", "100000000000000000000"))
+    assert big == "stats: days: must be at most 36500, got 100000000000000000000"
+    late = error_line(
+        invoke("rollup", "stats", "--db", db, "--since", "2030-01-01", "--until", "2029-06-01T10:30")
+    )
+    assert late == "stats: since (2030-01-01 00:00:00 UTC) must be before until (2029-06-01 10:30:00 UTC)"
+    report = error_line(invoke("report", "--db", db, "--since", "2030-01-01", "--out", tmp_path / "r.html"))
+    assert re.fullmatch(
+        r"report: since \(2030-01-01 00:00:00 UTC\) must be before until \(\S+ \d\d:\d\d:\d\d UTC\)", report
+    )
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[[rules]]\nname = "spend"\nmetric = "cost"\nwindow = "day"\nbudget = 1\n')
+    missing = error_line(invoke("alerts", "check", "--db", db, "--rules", rules))
+    assert missing.startswith(f"{rules}: rule 'spend': field 'scope': expected ") and missing.endswith(
+        ", but it is missing"
+    )
+
+
+def test_absurd_lower_values_are_refused_in_one_line(db, tmp_path):
+    ratio = error_line(invoke("rollup", "step-jumps", "--db", db, "--param", "min_ratio=-1"))
+    assert ratio == "step_jumps: min_ratio: must be at least 1, got -1"
+    rules = tmp_path / "alerts.toml"
+    rules.write_text(
+        '[[rules]]\nname = "spend"\nscope = "feature"\nmetric = "cost"\nwindow = "day"\nbudget = 1\n'
+    )
+    argv = ("alerts", "watch", "--db", db, "--rules", rules, "--count", "1", "--no-notify")
+    assert error_line(invoke(*argv, "--interval", "1ms")) == "--interval: must be at least 10ms, got '1ms'"
+    assert invoke(*argv, "--interval", "10ms").exit_code == 0
+
+

@@ -255,10 +255,13 @@ class _Reader:
             notify_resolved=self._flag("notify_resolved", True),
         )  # fmt: skip
 
+    def _got(self, field: str) -> str:
+        return f"got {self.spec[field]!r}" if field in self.spec else "but it is missing"
+
     def _choice(self, field: str, choices: Sequence[str]) -> str:
         value = self.spec.get(field)
         if value not in choices:
-            raise self.fail(field, f"expected one of {', '.join(choices)}, got {value!r}")
+            raise self.fail(field, f"expected one of {', '.join(choices)}, {self._got(field)}")
         return str(value)
 
     def _choice_or_key(self, field: str) -> str:
@@ -268,7 +271,7 @@ class _Reader:
         if isinstance(value, str) and _ATTRIBUTE_KEY.match(value):
             return value  # an identity attribute, read from the call's attributes
         raise self.fail(
-            field, f"expected {', '.join(SCOPES)} or an attribute key such as 'user.id', got {value!r}"
+            field, f"expected {', '.join(SCOPES)} or an attribute key such as 'user.id', {self._got(field)}"
         )
 
     def _match(self) -> tuple[tuple[str, str], ...]:

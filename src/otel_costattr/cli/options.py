@@ -159,7 +159,7 @@ def reprice_options(fn: F) -> F:
 
 def duration_option(*names: str, default: str, help: str) -> Callable[[F], F]:
     """An option taking a duration as the alert rules write one (``50ms``, ``30s``, ``5m``,
-    ``1h``; a bare number is seconds), above 0, given to the command as seconds (float). A bad
+    ``1h``; a bare number is seconds), at least 10ms, given to the command as seconds (float). A bad
     value is one line, ``Error: --name: ...``. ``alerts watch --interval`` and ``serve
     --alerts-interval`` take it alike."""
 
@@ -174,6 +174,8 @@ def duration_option(*names: str, default: str, help: str) -> Callable[[F], F]:
             raise CLIError(f"{param.opts[0]}: {e}") from e
         if not result > 0:
             raise CLIError(f"{param.opts[0]}: must be above 0, got {value!r}")
+        if result < _SHORTEST_INTERVAL:  # shorter only spins: each round opens the store
+            raise CLIError(f"{param.opts[0]}: must be at least 10ms, got {value!r}")
         return result
 
     return click.option(
@@ -208,6 +210,7 @@ def _store_behind(path: str) -> str | None:
 
 
 _BARE_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_SHORTEST_INTERVAL = 0.01  # seconds: 10ms
 
 
 def check_out(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..rollups.errors import RollupParamError
-from ..rollups.params import coerce, timestamp
+from ..rollups.params import coerce, shown, timestamp
 from ..rollups.queries import Database, rollup
 
 __all__ = ["Report", "RunDetail", "Window", "change", "collect", "run_detail", "window"]
@@ -79,7 +79,9 @@ def window(
             raise RollupParamError("report: give days or since/until, not both")
         n = coerce("report", "days", "DOUBLE", days)
         if not 0 < n <= _MAX_DAYS:
-            raise RollupParamError(f"report: days: must be more than 0 and at most {_MAX_DAYS}, got {n:g}")
+            raise RollupParamError(
+                f"report: days: must be more than 0 and at most {_MAX_DAYS}, got {shown(days)}"
+            )
         start, end = current - dt.timedelta(days=n), current
     else:
         start = None if since in blank else timestamp("report", "since", since, current)
@@ -87,7 +89,7 @@ def window(
         if start is not None and end is None:
             end = current
         if start is not None and end is not None and start >= end:
-            raise RollupParamError(f"report: since ({start}) must be before until ({end})")
+            raise RollupParamError(f"report: since ({shown(start)}) must be before until ({shown(end)})")
     return Window(start, end, service or None, feature or None, agent or None)
 
 

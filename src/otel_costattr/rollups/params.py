@@ -19,7 +19,7 @@ from .errors import RollupParamError
 if TYPE_CHECKING:
     from .catalog import Query
 
-__all__ = ["AGO", "NOW", "TYPES", "WINDOW_PARAMS", "bind", "coerce", "timestamp"]
+__all__ = ["AGO", "NOW", "TYPES", "WINDOW_PARAMS", "bind", "coerce", "shown", "timestamp"]
 
 # What every rollup over the attributed calls takes (the CLI's common options).
 WINDOW_PARAMS = ("since", "until", "service", "feature", "agent")
@@ -31,9 +31,24 @@ NOW = "NOW"
 # overflowing a date or an integer deep inside Python or DuckDB (a traceback, not an answer).
 _MAX_DAYS = 36_500  # a hundred years of spans
 _INTEGER_RANGE = (-(2**31), 2**31 - 1)  # SQL INTEGER, as the queries declare them
+# The least value a parameter can mean, by name in any rollup: a count or a percentage is
+# never negative, and a ratio or factor below 1 would list drops as jumps or loops.
+_AT_LEAST = {"limit": 0, "min_tokens": 0, "min_calls": 0, "pct": 0, "min_ratio": 1, "factor": 1}
 # ``since`` / ``until`` relative to now: 7d, 12h, 2w (ago).
 AGO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", re.IGNORECASE)
 _UNIT_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
+
+
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: text as typed, a whole number without an
+    exponent or a trailing ``.0``, a time to the second (naive times are UTC)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dt.datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}" + (" UTC" if value.tzinfo is None else f"{value:%z}")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e18:
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _timestamp(value: Any) -> dt.datetime:
@@ -146,8 +161,9 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
     if "days" in given:
         if "since" in given:
             raise RollupParamError(f"{q.name}: give days or since, not both")
-        days = coerce(q.name, "days", "DOUBLE", given.pop("days"))
-        given["since"] = _ago(q.name, "days", current, days, f"{days:g}")
+        typed = given.pop("days")
+        days = coerce(q.name, "days", "DOUBLE", typed)
+        given["since"] = _ago(q.name, "days", current, days, shown(typed))
     out = {}
     for p in q.params:
         if p.name in given:
@@ -158,10 +174,11 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
             raise RollupParamError(f"{q.name}: missing required parameter {p.name!r}")
         else:
             out[p.name] = current if p.default == NOW else p.default
-    for key in ("limit", "min_tokens"):
-        if out.get(key) is not None and out[key] < 0:
-            raise RollupParamError(f"{q.name}: {key}: must not be negative, got {out[key]}")
+    for key, least in _AT_LEAST.items():
+        if out.get(key) is not None and out[key] < least:
+            rule = "must not be negative" if least == 0 else f"must be at least {least}"
+            raise RollupParamError(f"{q.name}: {key}: {rule}, got {shown(out[key])}")
     since, until = out.get("since"), out.get("until")
     if since is not None and until is not None and since >= until:
-        raise RollupParamError(f"{q.name}: since ({since}) must be before until ({until})")
+        raise RollupParamError(f"{q.name}: since ({shown(since)}) must be before until ({shown(until)})")
     return out
