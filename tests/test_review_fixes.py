@@ -106,3 +106,29 @@ def test_absurd_lower_values_are_refused_in_one_line(db, tmp_path):
     assert invoke(*argv, "--interval", "10ms").exit_code == 0
 
 
+# --- 7. a bad setting stops every command at start, naming the variable and the file ----------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rollup", "stats", "--db", "DB"],
+        ["store", "status", "--db", "DB"],
+        ["runs", "--db", "DB"],
+        ["pricing", "list"],
+    ],
+)
+def test_bad_price_files_in_the_environment_stop_every_command(db, tmp_path, argv):
+    argv = [db if a == "DB" else a for a in argv]
+    missing = tmp_path / "nonexistent.toml"
+    got = error_line(invoke(*argv, env={"OTEL_COSTATTR_PRICING_FILES": str(missing)}))
+    assert got == f"OTEL_COSTATTR_PRICING_FILES: {missing}: cannot read: No such file or directory"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("x = [\n")
+    got = error_line(invoke(*argv, env={"OTEL_COSTATTR_PRICING_FILES": str(broken)}))
+    assert got.startswith(f"OTEL_COSTATTR_PRICING_FILES: {broken}: invalid TOML")
+    bad_flag = error_line(invoke(*argv, env={"OTEL_COSTATTR_CAPTURE_CONTENT": "maybe"}))
+    assert bad_flag.startswith("OTEL_COSTATTR_CAPTURE_CONTENT='maybe': expected true or false")
+    assert invoke(*argv, "--help", env={"OTEL_COSTATTR_PRICING_FILES": str(missing)}).exit_code == 0
+
+

@@ -69,3 +69,23 @@ def duckdb_path() -> str:
 def pricing_files() -> list[str]:
     """The files named by ``OTEL_COSTATTR_PRICING_FILES`` (os.pathsep-separated), in order."""
     return [p for p in os.environ.get(PRICING_FILES, "").split(os.pathsep) if p.strip()]
+
+
+def check() -> None:
+    """Every setting as the commands read it: each flag parsed, each price file named by
+    ``OTEL_COSTATTR_PRICING_FILES`` read and checked. Raises ``ValueError`` in one line naming
+    the variable (and the file, entry and field), so a mistake stops a command at start
+    instead of being ignored by the commands that happen not to price."""
+    for setting in SETTINGS:
+        if setting.kind == "flag":
+            flag(setting.name)
+    files = pricing_files()
+    if files:
+        # pricing/ reads this module: imported here, when a file is named, not in a cycle.
+        from .pricing.model import PricingError
+        from .pricing.table import read_user_files
+
+        try:
+            read_user_files(files)
+        except PricingError as e:
+            raise ValueError(f"{PRICING_FILES}: {e}") from e

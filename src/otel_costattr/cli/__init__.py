@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from .. import settings
 from ..alerts.rules import AlertRulesError
 from ..demo import DemoError
 from ..pricing.model import PricingError
@@ -56,6 +57,13 @@ class Group(click.Group):
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Bad configuration stops every command at start, in one line, even one that would
+        # not have read it this time (help still shows).
+        if ctx.parent is None and not set(ctx.args) & set(ctx.help_option_names):
+            try:
+                settings.check()
+            except ValueError as e:
+                raise CLIError(str(e)) from e
         try:
             return super().invoke(ctx)
         except FAILURES as e:

@@ -305,6 +305,29 @@ def env_pricing_files() -> list[str]:
     return settings.pricing_files()
 
 
+def read_user_files(
+    paths: Iterable[str],
+) -> tuple[list[tuple[str, bytes]], list[ProviderFile], list[RegionRule]]:
+    """Read and check users' price files, without the bundled table: each file's bytes, its
+    provider entries, its ``[[region]]`` rules. Raises `PricingError` naming file, model and
+    field. `load_pricing` reads them so; the CLI checks ``OTEL_COSTATTR_PRICING_FILES`` with it
+    at start (cheap: no bundled file is parsed)."""
+    parts: list[tuple[str, bytes]] = []
+    files: list[ProviderFile] = []
+    regions: list[RegionRule] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise PricingError(f"{path}: cannot read: {e.strerror or e}") from e
+        parts.append((path, data))
+        raw, rules = user_file_parts(path, data)  # a provider file, [[region]] rules, or both
+        regions += rules
+        if raw is not None:
+            files.append(parse_provider_file(path, raw=raw))
+    return parts, files, regions
+
+
 def load_pricing(
     extra_files: Iterable[str | os.PathLike[str]] = (),
     *,
@@ -340,19 +363,7 @@ def load_pricing(
     user_paths = [str(p) for p in extra_files]
     if use_env:
         user_paths += env_pricing_files()
-    user_parts = []
-    user_files = []
-    user_regions: list[RegionRule] = []
-    for path in user_paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as e:
-            raise PricingError(f"{path}: cannot read: {e.strerror or e}") from e
-        user_parts.append((path, data))
-        raw, rules = user_file_parts(path, data)  # a provider file, [[region]] rules, or both
-        user_regions += rules
-        if raw is not None:
-            user_files.append(parse_provider_file(path, raw=raw))
+    user_parts, user_files, user_regions = read_user_files(user_paths)
     # A user's regional rule is tried before the bundled ones: the first that applies wins.
     regions = (*user_regions, *regions)
     if not parsed and not user_files:
