@@ -132,3 +132,13 @@ def test_bad_price_files_in_the_environment_stop_every_command(db, tmp_path, arg
     assert invoke(*argv, "--help", env={"OTEL_COSTATTR_PRICING_FILES": str(missing)}).exit_code == 0
 
 
+# --- 8. a read never creates a chDB store -----------------------------------------------------
+
+
+def test_a_read_of_a_missing_chdb_folder_creates_nothing(tmp_path):
+    where = tmp_path / "x" / "ch"
+    got = error_line(invoke("rollup", "per-run", "--db", f"chdb://{where}"))
+    assert got == f"chdb://{where}: no chDB store there (no such folder)"
+    assert not (tmp_path / "x").exists()
+
+

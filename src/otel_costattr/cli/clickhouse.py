@@ -56,7 +56,7 @@ def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:
 
     with _errors(db):
         target = _target(db)
-        rows = initialise(connect(target), target, ttl_days=ttl_days, backfill=not no_backfill)
+        rows = initialise(connect(target, create=True), target, ttl_days=ttl_days, backfill=not no_backfill)
         click.echo(f"{TYPED_TABLE}: {rows} rows; {MATERIALIZED_VIEW} fills it from {target.table}")
         _said(settle_store(target))
 

@@ -9,6 +9,7 @@ through one client type; chDB clients are cached per path because the engine is 
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -48,8 +49,12 @@ def _module() -> Any:
     return clickhouse_connect
 
 
-def connect(target: Target) -> Any:
-    """A clickhouse-connect client for ``target`` (cached for chDB: one engine per process)."""
+def connect(target: Target, *, create: bool = False) -> Any:
+    """A clickhouse-connect client for ``target`` (cached for chDB: one engine per process).
+    A chDB folder that does not exist is an error unless ``create`` (`clickhouse init`):
+    chDB would create it, so a read with a mistyped path would leave a store behind."""
+    if target.engine == "chdb" and target.path and not create and not os.path.isdir(target.path):
+        raise ClickHouseError(f"{target.display()}: no chDB store there (no such folder)")
     cc = _module()
     try:
         if target.engine == "chdb":
