@@ -4,7 +4,8 @@ The instrumentation writes a `chat gpt-4o-mini` CLIENT span per call with the us
 returned; CostSpanProcessor prices it and stamps `gen_ai.usage.cost`; the DuckDB exporter
 lands it in a file you can query.
 
-    pip install otel-costattr -r tests/producers/requirements-openai-v2.txt
+    # from a clone (not on PyPI yet), in its venv (README: the first lines):
+    .venv/bin/pip install -e . -r tests/producers/requirements-openai-v2.txt
     OPENAI_API_KEY=sk-... python examples/openai_v2.py costs.duckdb
 
 Known gap (openai-v2 2.4b0): it reports neither cached nor reasoning tokens, so cached

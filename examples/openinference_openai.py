@@ -4,7 +4,8 @@ OpenInference writes `ChatCompletion` spans of kind INTERNAL with `llm.*` attrib
 (`llm.model_name`, `llm.token_count.prompt`, `...prompt_details.cache_read`, ...) and
 `openinference.span.kind = LLM`. otel-costattr reads those as it reads the OTel GenAI ones.
 
-    pip install otel-costattr -r tests/producers/requirements-openinference.txt
+    # from a clone (not on PyPI yet), in its venv (README: the first lines):
+    .venv/bin/pip install -e . -r tests/producers/requirements-openinference.txt
     OPENAI_API_KEY=sk-... python examples/openinference_openai.py costs.duckdb
 
 OpenInference records prompts and completions on the spans by default (customer data): the

@@ -4,7 +4,8 @@ OpenLLMetry writes an `anthropic.chat` span per call. Its `gen_ai.usage.input_to
 the sum of Anthropic's uncached input, cache reads and cache writes (the OTel convention),
 with the cache counts beside it, so each bucket is priced at its own rate.
 
-    pip install otel-costattr -r tests/producers/requirements-openllmetry.txt
+    # from a clone (not on PyPI yet), in its venv (README: the first lines):
+    .venv/bin/pip install -e . -r tests/producers/requirements-openllmetry.txt
     ANTHROPIC_API_KEY=sk-ant-... python examples/openllmetry_anthropic.py costs.duckdb
 
 Known gap (0.62.4): a streamed call reports one output token too many (it adds the

@@ -6,7 +6,7 @@ collector and the DuckDB exporter. Agent spans may carry their children's summed
 conventions recommend it); they are never priced, so a backend summing the attribute over a
 trace does not count anything twice.
 
-    pip install 'otel-costattr[otlp]'    # the OTLP exporter is an extra
+    .venv/bin/pip install -e '.[otlp]'   # from a clone (not on PyPI yet); OTLP is an extra
     # a collector listening on http://localhost:4318, or point the exporter elsewhere:
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces \
         python examples/otlp_and_duckdb.py costs.duckdb

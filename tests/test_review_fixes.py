@@ -142,3 +142,19 @@ def test_a_read_of_a_missing_chdb_folder_creates_nothing(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+# --- 3. the examples install as the README does ------------------------------------------------
+
+
+def test_the_examples_install_from_a_clone_with_the_tested_pins():
+    texts = {p: p.read_text() for p in [*ROOT.glob("examples/*.*"), *ROOT.glob("examples/*/README.md")]}
+    for path, text in texts.items():
+        assert not re.search(r"pip install '?otel-costattr", text), (
+            f"{path}: not on PyPI: install from a clone"
+        )
+    pins = dict(
+        re.findall(
+            r"^([\w.-]+)==(\S+)", (ROOT / "tests/producers/requirements-openai-v2.txt").read_text(), re.M
+        )
+    )
+    script = dict(re.findall(r"'([\w.-]+)==([^']+)'", texts[ROOT / "examples/zero_code.sh"]))
+    assert script and all(pins[name] == version for name, version in script.items()), script

@@ -89,6 +89,23 @@ def test_documented_command_prices_and_lands_in_duckdb(venv_bin, fake, tmp_path)
     assert model_calls(db) == [(c, "span", "gpt-4o-mini-2024-07-18") for c in COSTS]
 
 
+def test_the_script_says_so_when_no_model_call_arrived(venv_bin, fake, tmp_path):
+    """An instrumentation that does not load (here switched off, as a broken pin leaves it)
+    traces nothing and says nothing: the script must, and fail."""
+    db = tmp_path / "costs.duckdb"
+    path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = clean_env(PATH=path, **fake.env(), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai")
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(db)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1, done
+    assert done.stdout.strip() == "done"
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"zero_code.sh: {db}: no model call reached it: did the OpenAI instrumentation load?"
+        " (see the pins above; README: Zero-code)"
+    ), done.stderr
+
+
 def test_processor_is_off_unless_switched_on(venv_bin, fake, tmp_path):
     db = tmp_path / "costs.duckdb"
     env = {"OTEL_TRACES_EXPORTER": "duckdb", DUCKDB_PATH_ENV: str(db),
