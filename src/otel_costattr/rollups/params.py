@@ -41,11 +41,11 @@ _UNIT_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
 
 def shown(value: Any) -> str:
     """A value as an error message quotes it: text as typed, a whole number without an
-    exponent or a trailing ``.0``, a time to the second (naive times are UTC)."""
+    exponent or a trailing ``.0``, a time to the second (naive: UTC, as every stored time)."""
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, dt.datetime):
-        return f"{value:%Y-%m-%d %H:%M:%S}" + (" UTC" if value.tzinfo is None else f"{value:%z}")
+        return f"{value:%Y-%m-%d %H:%M:%S}" + ("" if value.tzinfo is None else f"{value:%z}")
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e18:
         return str(int(value))
     return f"{value:g}" if isinstance(value, float) else str(value)
