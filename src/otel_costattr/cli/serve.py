@@ -20,12 +20,18 @@ from .options import db_path, duration_option, pricing_option, writing_db_option
 from .output import CLIError
 
 
+MAX_DEFAULT_WORKERS = 4  # each is a whole interpreter with the price table: memory, not speed
+
+
 def default_workers() -> int:
-    """One mapping worker when the process may use two cores or more, else none. Measured on
-    2 cores (benchmarks/bench_receiver.py --workers 0 1 2): one worker maps while the server's
-    threads take requests and ingest; a second only shares the same two cores. On one core a
-    worker would only add the pipe and the context switches."""
-    return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
+    """A mapping worker per core the process may use (at most `MAX_DEFAULT_WORKERS`) when it
+    may use two or more, else none. Measured on a quiet 2-core machine
+    (benchmarks/bench_receiver.py --kinds http-pb-raw --workers 0 1 2 --clients 2): two
+    producers sending at once got 34.8k spans/s with two workers, 21.5k with one, 21.6k with
+    none; one producer (one request at a time) gets the same ~22k with one or two, bound by its
+    request's latency. On one core a worker would only add the pipe and the context switches."""
+    cores = len(os.sched_getaffinity(0))
+    return min(cores, MAX_DEFAULT_WORKERS) if cores >= 2 else 0
 
 
 @click.command()
@@ -64,7 +70,7 @@ def default_workers() -> int:
 @click.option(
     "--workers", default=None, type=click.IntRange(0, 64),
     help="processes that decode and map received spans beside the server (0: in the request threads;"
-    " default: 1 with two cores or more, else 0)",
+    " default: one per core, at most 4, with two cores or more; else 0)",
 )  # fmt: skip
 @pricing_option
 def serve(
