@@ -19,7 +19,6 @@ from .clickhouse import serve_clickhouse
 from .options import db_path, duration_option, pricing_option, writing_db_option
 from .output import CLIError
 
-
 MAX_DEFAULT_WORKERS = 4  # each is a whole interpreter with the price table: memory, not speed
 
 
