@@ -23,8 +23,9 @@ from .output import Table, output
     "--from", "from_model", metavar="MODEL", help="only calls of this model (as reported or priced)"
 )
 @click.option(
-    "--step", metavar="N", help="only calls at this agent step (0: the first call of each agent run)"
-)
+    "--step", metavar="N", type=click.IntRange(min=0),
+    help="only calls at this agent step (0: the first call of each agent run)",
+)  # fmt: skip
 @window_options(limit=20, group_by=False)
 @pricing_option
 @output
@@ -60,8 +61,26 @@ def whatif_command(
         )
     if not answer.rows:
         click.echo("No rows: no model calls match (see 'otel-costattr rollup stats')", err=True)
+    elif not sum(row["selected_calls"] or 0 for row in answer.rows if row["level"] == "total"):
+        click.echo(f"No calls selected: {_none_selected(db, from_model, given)}", err=True)
     title = f"What-if at {answer.target} prices: {answer.note}"
     return Table(columns=answer.rows.columns, rows=answer.rows, title=title)
+
+
+def _none_selected(db: str | None, from_model: str | None, given: dict[str, Any]) -> str:
+    """Why ``whatif`` selected no call among those of its window: which selection it was, and
+    for ``--from`` the closest models the window holds (as `explain_empty` does for filters)."""
+    import difflib
+
+    asked = [f"--from {from_model}"] if from_model else []
+    asked += [f"--step {given['step']}"] if given.get("step") is not None else []
+    if not from_model:
+        return f"no call of the window matches {' '.join(asked) or 'the selection'}"
+    window = {k: v for k, v in given.items() if k != "step" and k != "limit"}
+    models = sorted({str(r["model"]) for r in rollup("per_model", db=db_path(db), **window) if r["model"]})
+    close = difflib.get_close_matches(from_model, models, n=3, cutoff=0.5)
+    known = f"closest: {', '.join(close)}" if close else f"models in the window: {', '.join(models[:8])}"
+    return f"no call of the window matches {' '.join(asked)} ({known})"
 
 
 def _grouped(name: str, db: str | None, where: Sequence[str], params: dict[str, Any]) -> Table:

@@ -1,0 +1,40 @@
+"""``whatif`` says so when its selection matches no call of the window (a review found it
+printed 25 rows of zeros and nothing else), and refuses a negative step."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from test_rollups_workload import build
+
+from otel_costattr.cli import cli
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return str(build(tmp_path_factory.mktemp("whatif-selection") / "spans.duckdb"))
+
+
+def invoke(*argv: str):
+    return CliRunner().invoke(cli, list(argv), env={"COLUMNS": ""}, catch_exceptions=False)
+
+
+def test_an_unknown_from_model_is_named_with_the_closest(db):
+    result = invoke("whatif", "--model", "claude-haiku-4-5", "--from", "claude-sonet-4-5", "--db", db)
+    assert result.exit_code == 0, result.output
+    said = "No calls selected: no call of the window matches --from claude-sonet-4-5 ("
+    assert result.stderr.startswith(said)
+    assert "closest: claude-sonnet-4-5" in result.stderr
+
+
+def test_a_step_no_call_reached_is_named(db):
+    result = invoke("whatif", "--model", "claude-haiku-4-5", "--step", "999", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "No calls selected: no call of the window matches --step 999\n"
+
+
+def test_a_selection_that_matches_says_nothing_and_a_negative_step_is_refused(db):
+    result = invoke("whatif", "--model", "claude-haiku-4-5", "--step", "0", "--db", db)
+    assert result.exit_code == 0 and "No calls selected" not in result.stderr
+    result = invoke("whatif", "--model", "claude-haiku-4-5", "--step", "-1", "--db", db)
+    assert result.exit_code == 2 and "'--step': -1 is not in the range x>=0" in result.stderr
