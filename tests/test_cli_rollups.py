@@ -208,9 +208,9 @@ def test_errors_are_one_line(capsys, db, argv, message):
             "Invalid value for '--param': expects NAME=VALUE, got 'factor'",
         ),
         (
-                ["trace", "xyz"],
-                "Invalid value for 'TRACE_ID': not a trace id (32 hex digits, or the first 4 or more): 'xyz'",
-            ),
+            ["trace", "xyz"],
+            "Invalid value for 'TRACE_ID': not a trace id (32 hex digits, or the first 4 or more): 'xyz'",
+        ),
         (["rolup", "per-feature"], "No such command 'rolup'. Did you mean 'rollup'?"),
         (["runs", "--format", "parquet"], "--format parquet writes a file: give --out FILE"),
     ],
