@@ -9,7 +9,8 @@
 -- the whole window; then one row per value, the largest absolute change first. A value
 -- present in one period only has NULL usd in the other (new, or gone); change_share is NULL
 -- when the previous period cost nothing; change_usd is NULL when neither period has a priced
--- call (unpriced, or absent, in both: never a made-up zero).
+-- call (unpriced, or absent, in both: never a made-up zero). Every count and sum is per period:
+-- previous_* for the period before, the bare name for this one.
 WITH windowed AS (
     SELECT
         {{dimension($group_by)}} AS value,
@@ -27,7 +28,8 @@ per_value AS (
         count(*) FILTER (WHERE is_current) AS calls,
         sum(cost_usd) FILTER (WHERE NOT is_current) AS previous_usd,
         sum(cost_usd) FILTER (WHERE is_current) AS usd,
-        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
+        count(*) FILTER (WHERE cost_usd IS NULL AND NOT is_current) AS previous_unpriced_calls,
+        count(*) FILTER (WHERE cost_usd IS NULL AND is_current) AS unpriced_calls,
         sum(usd_repriced) FILTER (WHERE NOT is_current) AS previous_usd_repriced,
         sum(usd_repriced) FILTER (WHERE is_current) AS usd_repriced
     FROM windowed
@@ -38,6 +40,6 @@ SELECT
     CASE WHEN usd IS NOT NULL OR previous_usd IS NOT NULL
         THEN coalesce(usd, 0) - coalesce(previous_usd, 0) END AS change_usd,
     CAST((coalesce(usd, 0) - previous_usd) / nullif(previous_usd, 0) AS DOUBLE) AS change_share,
-    unpriced_calls, previous_usd_repriced, usd_repriced
+    previous_unpriced_calls, unpriced_calls, previous_usd_repriced, usd_repriced
 FROM per_value
 ORDER BY level = 'group', abs(coalesce(usd, 0) - coalesce(previous_usd, 0)) DESC, value NULLS LAST;

@@ -111,3 +111,12 @@ def test_compare_shows_no_made_up_change_for_a_value_unpriced_in_both_periods(db
     assert main([*args, "--group-by", "model", "--format", "json"]) == 0
     row = next(r for r in json.loads(capsys.readouterr().out) if r["value"] == "acme-ner-7b")
     assert (row["change_usd"], row["change_usd_exact"]) == (None, None)
+
+
+def test_compare_counts_unpriced_calls_per_period(db):
+    # 06-06..06-07 against 06-05..06-06: T5's 2 unpriced calls lie in the period before, none in this
+    rows = rollup("compare", db=db, since="2026-06-06", until="2026-06-07")
+    total = rows[0]
+    assert (total["previous_unpriced_calls"], total["unpriced_calls"]) == (2, 0)
+    summarize = next(r for r in rows if r["value"] == "summarize")
+    assert (summarize["previous_unpriced_calls"], summarize["unpriced_calls"], summarize["calls"]) == (2, 0, 0)
