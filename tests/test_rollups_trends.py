@@ -119,4 +119,5 @@ def test_compare_counts_unpriced_calls_per_period(db):
     total = rows[0]
     assert (total["previous_unpriced_calls"], total["unpriced_calls"]) == (2, 0)
     summarize = next(r for r in rows if r["value"] == "summarize")
-    assert (summarize["previous_unpriced_calls"], summarize["unpriced_calls"], summarize["calls"]) == (2, 0, 0)
+    counts = summarize["previous_unpriced_calls"], summarize["unpriced_calls"], summarize["calls"]
+    assert counts == (2, 0, 0)

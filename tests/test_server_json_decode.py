@@ -143,3 +143,18 @@ def test_forms_the_direct_reader_leaves_to_protobufs_parser():
         .replace('"traceId"', '"trace_id"')
     )
     assert wire.decode(snake.encode(), wire.JSON) == expected
+
+
+def test_an_id_that_is_not_hex_rejects_its_span_and_is_counted():
+    def span(**ids):
+        return {"traceId": "01" * 16, "spanId": "02" * 8, "name": "s", **ids}
+
+    spans = [span(), span(parentSpanId="zz" * 8), span(spanId="not hex"), span(traceId="0g" * 16)]
+    request = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    records, rejected, message = records_from_otlp_json(request)
+    assert [r.parent_span_id for r in records] == [None]  # never the garbled child as a root
+    assert rejected == 3
+    assert message == (
+        "3 spans rejected: parent_span_id is neither empty nor 8 bytes (1); span_id is not 8 bytes, "
+        "or all zero (1); trace_id is not 16 bytes, or all zero (1)"
+    )

@@ -92,6 +92,9 @@ def _text(value: Any) -> str:
     return value
 
 
+_NOT_HEX = b"\x00"  # one byte: no id has that length
+
+
 def _id(value: Any) -> bytes:
     if value is None or value == "":
         return b""
@@ -100,7 +103,9 @@ def _id(value: Any) -> bytes:
     try:
         return bytes.fromhex(value)
     except ValueError:
-        return b""
+        # Not hex: an id of the wrong length, which `id_problem` rejects and counts. Empty
+        # would have made a child with a garbled parent id a root, silently.
+        return _NOT_HEX
 
 
 def value_of(value: Any) -> Any:
