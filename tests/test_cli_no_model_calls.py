@@ -45,3 +45,13 @@ def test_no_hint_when_there_are_model_calls_or_no_spans(tmp_path, capsys):
     empty = store(tmp_path / "empty")
     assert main(["rollup", "per-feature", "--db", empty]) == 0
     assert capsys.readouterr() == ("(no rows)\n", "No rows: the store holds no spans yet\n")
+
+
+def test_a_total_row_of_zeros_is_explained_too(tmp_path, capsys):
+    # stats and overview always answer a total row: of zeros, it is no answer either
+    db = store(tmp_path, {"http.route": "/a"})
+    for name in ("stats", "overview"):
+        assert main(["rollup", name, "--db", db]) == 0
+        out, err = capsys.readouterr()
+        assert " 0 " in out
+        assert err == "No rows: 1 span stored, 0 model calls: is a GenAI instrumentation loaded?\n"

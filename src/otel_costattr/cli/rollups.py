@@ -115,7 +115,9 @@ def _run(
     table = price_table(pricing) if (reprice or pricing) else None
     given = {k: v for k, v in params.items() if v is not None}
     rows = rollup(name, db=db_path(db), reprice=table, where=list(where), **given)
-    if not rows and name != "trace":
+    # stats and overview always answer a total row: of zero calls, it is no answer either.
+    nothing = not rows or (name in ("stats", "overview") and not any(row["calls"] for row in rows))
+    if nothing and name != "trace":
         click.echo(f"No rows: {explain_empty(db_path(db), given, where=list(where))}", err=True)
     return rows  # type: ignore[no-any-return]
 

@@ -89,7 +89,8 @@ def _lines(
         # commonest reason a new user sees only empty answers (issue 17).
         count = spans()
         if count:
-            return f"{count:,} spans stored, 0 model calls: is a GenAI instrumentation loaded?"
+            stored = f"{count:,} span{'s' if count != 1 else ''} stored"
+            return f"{stored}, 0 model calls: is a GenAI instrumentation loaded?"
         return "the store holds no spans yet"
     lines = [
         f"the store holds {holds['runs']} runs ({holds['calls']} model calls)"
