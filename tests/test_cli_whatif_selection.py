@@ -24,7 +24,7 @@ def test_an_unknown_from_model_is_named_with_the_closest(db):
     assert result.exit_code == 0, result.output
     said = "No calls selected: no call of the window matches --from claude-sonet-4-5 ("
     assert result.stderr.startswith(said)
-    assert "closest: claude-sonnet-4-5" in result.stderr
+    assert "(closest: claude-haiku-4-5, claude-sonnet-4-5)" in result.stderr  # as explain_empty names them
 
 
 def test_a_step_no_call_reached_is_named(db):

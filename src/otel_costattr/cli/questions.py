@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..rollups.explain import explain_empty
+from ..rollups.explain import explain_empty, near
 from ..rollups.queries import rollup
 from ..rollups.whatif import whatif
 from .options import db_option, db_path, pricing_option, window_options
@@ -70,17 +70,13 @@ def whatif_command(
 def _none_selected(db: str | None, from_model: str | None, given: dict[str, Any]) -> str:
     """Why ``whatif`` selected no call among those of its window: which selection it was, and
     for ``--from`` the closest models the window holds (as `explain_empty` does for filters)."""
-    import difflib
-
     asked = [f"--from {from_model}"] if from_model else []
     asked += [f"--step {given['step']}"] if given.get("step") is not None else []
     if not from_model:
         return f"no call of the window matches {' '.join(asked) or 'the selection'}"
     window = {k: v for k, v in given.items() if k != "step" and k != "limit"}
     models = sorted({str(r["model"]) for r in rollup("per_model", db=db_path(db), **window) if r["model"]})
-    close = difflib.get_close_matches(from_model, models, n=3, cutoff=0.5)
-    known = f"closest: {', '.join(close)}" if close else f"models in the window: {', '.join(models[:8])}"
-    return f"no call of the window matches {' '.join(asked)} ({known})"
+    return f"no call of the window matches {' '.join(asked)} ({near(from_model, models)})"
 
 
 def _grouped(name: str, db: str | None, where: Sequence[str], params: dict[str, Any]) -> Table:

@@ -34,7 +34,9 @@ def _when(value: dt.datetime | None) -> str:
     return "?" if value is None else value.strftime("%Y-%m-%d %H:%M")
 
 
-def _near(asked: str, known: list[str]) -> str:
+def near(asked: str, known: list[str]) -> str:
+    """The values of ``known`` closest to ``asked`` (``closest: ...``), else the first few
+    (``known: ...``), else ``none stored``: how an answer that matched nothing names what did."""
     close = difflib.get_close_matches(asked, known, n=3, cutoff=0.5)
     listed = sorted(close) or known[:_SHOWN]
     more = "" if close or len(known) <= _SHOWN else f" (+{len(known) - _SHOWN} more)"
@@ -98,9 +100,9 @@ def _lines(
     ]
     for param, _column in _FILTERED:
         if params.get(param) is not None:
-            lines.append(f"{param} {params[param]!r}: {_near(str(params[param]), known(param))}")
+            lines.append(f"{param} {params[param]!r}: {near(str(params[param]), known(param))}")
     for key, values in filters:
-        lines.append(f"{key} = {' or '.join(map(repr, values))}: {_near(values[0], known_key(key))}")
+        lines.append(f"{key} = {' or '.join(map(repr, values))}: {near(values[0], known_key(key))}")
     return "\n".join(lines)
 
 
