@@ -132,14 +132,13 @@ def test_batch_table_is_the_row_path_table(table, records, capture):
     assert (columns.content_dropped, columns.errors) == (general.content_dropped, general.errors)
 
 
-def test_the_column_path_runs_on_a_batch_of_one_shape(table, monkeypatch):
-    """The property above would pass if every batch fell back to the row path: this one must
-    not."""
-    records = [
+def _chat_records(n: int, resources: tuple[dict, ...] = ({},), tokens: bool = True) -> list[SpanRecord]:
+    """``n`` chat records of one shape, their resources taken in turn from ``resources``."""
+    return [
         make_record(
             (
-                f"{n:032x}",
-                f"{n:016x}",
+                f"{i:032x}",
+                f"{i:016x}",
                 None,
                 T0,
                 T0 + 5,
@@ -147,24 +146,80 @@ def test_the_column_path_runs_on_a_batch_of_one_shape(table, monkeypatch):
                 "CLIENT",
                 "UNSET",
                 None,
-                {},
+                resources[i % len(resources)],
                 None,
                 None,
                 None,
                 {
                     semconv.OPERATION: "chat",
                     "gen_ai.request.model": "acme-large",
-                    "gen_ai.usage.input_tokens": n,
+                    **({"gen_ai.usage.input_tokens": i} if tokens else {}),
                 },
                 (),
                 (),
             )
         )  # fmt: skip
-        for n in range(40)
+        for i in range(n)
     ]
+
+
+def test_the_column_path_runs_on_a_batch_of_one_shape(table, monkeypatch):
+    """The property above would pass if every batch fell back to the row path: this one must
+    not."""
+    records = _chat_records(40)
     monkeypatch.setattr(SpanMapper, "rows", None)  # the fallback would call it
     monkeypatch.setattr(SpanMapper, "_values", None)
     got = SpanMapper(table).table(records)
     assert got.column("input_tokens").to_pylist() == list(range(40))
     assert set(got.column("cost_status").to_pylist()) == {"priced"}
     assert batch.MIN_SHAPE <= 40
+
+
+# One column's values, all of one type, as a shape's column may hold them (and the odd ones
+# the template must refuse: None, arrays, non-finite floats, a bool among ints).
+column_values = st.one_of(
+    st.lists(st.text(), min_size=1, max_size=6),
+    st.lists(st.integers(-(2**70), 2**70), min_size=1, max_size=6),
+    st.lists(st.floats(), min_size=1, max_size=6),
+    st.lists(st.booleans(), min_size=1, max_size=6),
+    st.lists(
+        st.one_of(st.integers(), st.booleans(), st.none(), st.tuples(st.text())), min_size=1, max_size=6
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(), column_values), max_size=6, unique_by=lambda kv: kv[0]))
+def test_a_shapes_attributes_json_is_to_json_of_each_span(columns):
+    """The template path writes exactly what `encode.to_json` writes for each span, keys with
+    quotes, percent signs and any text included, or declines."""
+    from otel_costattr.spans.encode import to_json
+
+    m = min((len(c) for _, c in columns), default=3)
+    shape = tuple(key for key, _ in columns)
+    values = [c[:m] for _, c in columns]
+    spans = [dict(zip(shape, row, strict=True)) for row in zip(*values, strict=True)] if shape else [{}] * m
+    got = batch._shape_json(shape, values, m)
+    if got is not None:
+        assert got == [to_json(a) for a in spans]
+
+
+def test_the_template_path_runs_on_text_numbers_and_flags(monkeypatch):
+    """The property above would pass if the template always declined: on columns of one
+    scalar type each, finite floats among them, it must answer."""
+    shape = ("a", 'q"%s', "ü", "n", "f", "b")
+    values = [["x", "é\n"], ["%d", "\\"], ["", "☃"], [1, 10**20], [0.1, -0.0], [True, False]]
+    got = batch._shape_json(shape, values, 2)
+    assert got == [
+        '{"a":"x","q\\"%s":"%d","ü":"","n":1,"f":0.1,"b":true}',
+        '{"a":"é\\n","q\\"%s":"\\\\","ü":"☃","n":100000000000000000000,"f":-0.0,"b":false}',
+    ]
+
+
+def test_spans_of_two_resources_in_one_batch_each_keep_their_own(table):
+    """The resource's JSON is made once a batch only when every span shares one resource."""
+    resources = ({"service.name": "a"}, {"service.name": "b", "gen_ai.prompt": "secret"})
+    records = _chat_records(20, resources, tokens=False)
+    got = SpanMapper(table).table(records)
+    assert got.equals(rows_to_table(SpanMapper(table).rows(records)))
+    assert got.column("resource").to_pylist()[:2] == ['{"service.name":"a"}', '{"service.name":"b"}']

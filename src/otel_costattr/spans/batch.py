@@ -8,8 +8,10 @@ keys in the same order: one instrumentation sets the same keys on every span of 
 the checks a row paid per value (is every text column a non-empty string, is the step an int
 in range, is every key allowed without content) are one C-level pass over a column. What
 still runs per span: the shape, the role (cached per distinct (operation, OpenInference
-kind, cost status) of a shape), a model call's tokens and cost (``cost_columns``), the
-attributes JSON, events and links when present.
+kind, cost status) of a shape), a model call's tokens and cost (``cost_columns``), events and
+links when present. The attributes JSON is one ``%`` of a template made once per shape
+(`_shape_json`) when every column holds one scalar type and nothing was left out, else
+``to_json`` span by span; the resource's JSON once per batch when all spans share it.
 
 Nothing here decides anything of its own: every value comes from the same rules the general
 path calls (``semconv.span_role``, ``content``, ``cost_columns.model_columns``,
@@ -20,7 +22,9 @@ value it did not expect), go through the general path, so the answer is always i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from json.encoder import encode_basestring as _json_text  # the C encoder's, without ensure_ascii
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -40,6 +44,16 @@ _MAX_STEP = 2**31 - 1
 _STR_OR_NONE = frozenset({str, type(None)})
 _INT = frozenset({int})
 _DICT = frozenset({dict})
+_STR = frozenset({str})
+# How the C encoder writes each scalar type, as a %-format and a conversion before it (exact
+# types only: a subclass may print otherwise). "%d" % int is int.__repr__, "%r" % float is
+# float.__repr__, as the encoder calls them.
+_JSON_SCALAR: dict[type, tuple[str, Any]] = {
+    str: ("%s", _json_text),
+    int: ("%d", None),
+    float: ("%r", None),  # finite ones: to_json writes the others as text
+    bool: ("%s", {True: "true", False: "false"}.__getitem__),
+}
 _MODEL_CALL = semconv.SpanRole.MODEL_CALL.value
 _RESPONSE_MODEL, _LLM_MODEL = "gen_ai.response.model", "llm.model_name"
 _ROLE_VALUES = (semconv.OPERATION, semconv.OPENINFERENCE_KIND, semconv.COST_STATUS)
@@ -172,7 +186,7 @@ def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | No
         "service_name": service,
         "scope_name": scope_name,
         "scope_version": scope_version,
-        "resource": list(map(mapper._resource, resource)),
+        "resource": _resources(mapper, resource),
         "events": events_json,
         "links": links_json,
     }
@@ -182,6 +196,14 @@ def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | No
         for column, type_ in COLUMNS
     ]
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _resources(mapper: SpanMapper, resource: Sequence[Any]) -> Sequence[str]:
+    """The resource JSON of each span: once for the batch when every span has the same
+    resource object (one SDK provider, one OTLP resource block), else per span."""
+    if len(set(map(id, resource))) == 1:
+        return [mapper._resource(resource[0])] * len(resource)
+    return list(map(mapper._resource, resource))
 
 
 def _general_columns(
@@ -269,13 +291,17 @@ def _shape_columns(
         cleaned = [mapper._clean(a) for a in group]
         kept = [c[0] for c in cleaned]
         dropped = [c[1] for c in cleaned]
-    attributes = []
-    for i, k, d in zip(rows, kept, dropped, strict=True):
-        d += extra.get(i, 0)
-        if d:
-            mapper.content_dropped += d
-            k = {**k, content.CONTENT_DROPPED: d}
-        attributes.append(to_json(k))
+    attributes = None
+    if not any(dropped) and not (extra and any(i in extra for i in rows)):
+        attributes = _shape_json(shape, values, m)  # every span keeps its attributes whole
+    if attributes is None:
+        attributes = []
+        for i, k, d in zip(rows, kept, dropped, strict=True):
+            d += extra.get(i, 0)
+            if d:
+                mapper.content_dropped += d
+                k = {**k, content.CONTENT_DROPPED: d}
+            attributes.append(to_json(k))
     messages: Sequence[Any] = nothing
     if any(records[i].status_message is not None for i in rows):
         messages = [records[i].status_message for i in rows]
@@ -302,3 +328,32 @@ def _shape_columns(
         text(semconv.WORKFLOW_NAME),
         attributes,
     ]
+
+
+def _shape_json(shape: tuple[str, ...], values: Sequence[Sequence[Any]], m: int) -> list[str] | None:
+    """``to_json`` of each span's attributes, built from one template a shape: its keys are
+    the same in every span, so they are encoded once, and each span's JSON is one ``%`` of
+    the template with its values, each column converted as the C encoder converts its type
+    (a text column by the encoder's own function, once a value). None when a column holds
+    anything else (mixed types, floats that are not finite, arrays, None): then ``to_json``
+    span by span decides. The JSON is ``to_json``'s to the byte (tests/test_mapping_batch.py
+    compares the two paths' tables)."""
+    if not shape:
+        return ["{}"] * m
+    if not _STR.issuperset(map(type, shape)):
+        return None
+    fields = []
+    columns: list[Sequence[Any]] = []
+    for key, column in zip(shape, values, strict=True):
+        types = set(map(type, column))
+        if len(types) != 1:
+            return None
+        (kind,) = types
+        how = _JSON_SCALAR.get(kind)
+        if how is None or (kind is float and not all(map(math.isfinite, column))):
+            return None
+        spec, convert = how
+        fields.append(_json_text(key).replace("%", "%%") + ":" + spec)
+        columns.append(column if convert is None else list(map(convert, column)))
+    template = "{" + ",".join(fields) + "}"
+    return list(map(template.__mod__, zip(*columns, strict=True)))
