@@ -34,6 +34,18 @@ def run(script: str, extra: list[str], pythonpath: str | None) -> dict[str, floa
     return json.loads(out.strip().splitlines()[-1])
 
 
+def extract(ref: str, dest: str | Path) -> Path:
+    """``<ref>``'s package (``src``, ``queries``, ``pricing``) unpacked in ``dest``; returns the
+    folder to put first on ``PYTHONPATH`` (``dest/src``)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "src", "queries", "pricing"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return Path(dest) / "src"
+
+
 def load() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -51,12 +63,7 @@ def main() -> None:
     args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     print(f"load before: {load()}")
     with tempfile.TemporaryDirectory(prefix="ab-bench-") as tmp:
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.ref, "src", "queries", "pricing"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        extract(args.ref, tmp)
         a: list[dict[str, float]] = []
         b: list[dict[str, float]] = []
         for r in range(args.rounds):

@@ -25,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from ab_bench import extract  # run as a script: benchmarks/ is first on sys.path
+
 BENCH = Path(__file__).resolve().parent / "bench_exporter.py"
 
 
@@ -50,12 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ab-mapping-") as tmp:
         before = Path(tmp) / "before"
         before.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.ref, "src", "queries", "pricing"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+        extract(args.ref, before)
         a: list[dict] = []
         b: list[dict] = []
         for r in range(args.rounds):
