@@ -138,13 +138,23 @@ def start_filter(
     if not _fast:
         return fallback
     ensure = hook.ensure
+    # The provider's composite processor last found to call the owner's _on_ending itself.
+    # Its members are only ever added to (add_span_processor replaces the tuple with a
+    # longer one), so once it calls the owner it always will: a span of it needs no further
+    # test (ensure's own test reads the tuple and two of its items on every span).
+    hooked: object = None
 
     def on_start(span: Span, parent_context: Context | None = None) -> None:
+        nonlocal hooked
         try:
-            seen = hook._seen  # ensure(span), inlined for the common case
-            if (span._span_processor._span_processors is not seen[0] or not seen[1]) and not ensure(span):
-                fallback(span, parent_context)  # counts it as unhooked
-                return
+            composite = span._span_processor
+            if composite is not hooked:
+                if not ensure(span):
+                    fallback(span, parent_context)  # counts it as unhooked
+                    return
+                seen = hook._seen
+                if seen[1] and composite._span_processors is seen[0]:
+                    hooked = composite
             ctx = parent_context if parent_context is not None else _current_context()
             parent = ctx.get(_SPAN_KEY)  # type: ignore[arg-type]
             bag = ctx.get(_BAGGAGE_KEY)  # type: ignore[arg-type]
@@ -155,8 +165,10 @@ def start_filter(
                     return  # a root span without identity in its baggage
                 pattrs: Mapping[str, Any] = EMPTY
             else:
-                bounded = getattr(parent, "_attributes", None)  # None: a remote parent
-                pattrs = EMPTY if bounded is None else bounded._dict
+                try:  # an attribute read, not getattr(): a call less on every span
+                    pattrs = parent._attributes._dict
+                except AttributeError:  # a remote parent (NonRecordingSpan), another class
+                    pattrs = attributes_of(parent)
                 if bag is None and wanted.isdisjoint(pattrs) and getattr(parent, marker, None) is None:
                     return  # a plain parent: the common case
         except Exception:
