@@ -21,6 +21,7 @@ table within 2x of DuckDB.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -98,8 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="keep the generated stores here")
     parser.add_argument("--only", action="append", help="time only this rollup (repeatable)")
     parser.add_argument("--no-map", action="store_true", help="skip ClickHouse over the Map columns")
+    parser.add_argument(
+        "--json", action="store_true", help="one line of medians (ms) for ab_bench.py; implies --no-map"
+    )
     args = parser.parse_args(argv)
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    args.no_map = args.no_map or args.json
+    say = (lambda *a, **k: None) if args.json else print
+    say(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.dir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -118,17 +124,18 @@ def main(argv: list[str] | None = None) -> int:
                 client.command(create_table_sql())
                 t = time.perf_counter()
                 client.command(LOAD.replace("{path}", str(parquet)))
-                print(f"loaded {count:,} spans into {target.database} in {time.perf_counter() - t:.0f} s")
+                say(f"loaded {count:,} spans into {target.database} in {time.perf_counter() - t:.0f} s")
         client = connect(typed)
         if not client.query("EXISTS TABLE costattr_spans").result_rows[0][0]:
             t = time.perf_counter()
             initialise(client, typed)
-            print(f"clickhouse init (typed table, backfill) in {time.perf_counter() - t:.0f} s")
+            say(f"clickhouse init (typed table, backfill) in {time.perf_counter() - t:.0f} s")
         t = time.perf_counter()
-        print(f"clickhouse settle: {settle_store(typed)} in {time.perf_counter() - t:.1f} s")
-        print(f"{count:,} spans; median of {args.repeat} runs, ms (wall / CPU of this process)")
+        say(f"clickhouse settle: {settle_store(typed)} in {time.perf_counter() - t:.1f} s")
+        say(f"{count:,} spans; median of {args.repeat} runs, ms (wall / CPU of this process)")
         head = f"{'rollup':<12}{'duckdb':>14}{'ch map':>16}{'ch typed+settled':>18}"
-        print(f"{head}{'map/duck':>10}{'typed/duck (wall / CPU)':>24}")
+        say(f"{head}{'map/duck':>10}{'typed/duck (wall / CPU)':>24}")
+        figures: dict[str, float] = {}
         worst = 0.0
         # trace: the run with the most calls (one run's tree, a few queries each side)
         biggest = {"trace_id": rollup("top_runs", str(duck), limit=1)[0]["trace_id"]}
@@ -142,12 +149,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             ty = timed(name, chdb + "?database=typed", args.repeat, **params)
             worst = max(worst, ty[0] / d[0])
+            figures.update({
+                f"{name}_duck_cpu": d[1] * 1000, f"{name}_ch_cpu": ty[1] * 1000,
+                f"{name}_duck_wall": d[0] * 1000, f"{name}_ch_wall": ty[0] * 1000,
+            })  # fmt: skip
             cells = "".join(
                 f"{w * 1000:>{width},.0f} / {c * 1000:,.0f}" for (w, c), width in ((d, 7), (m, 9), (ty, 11))
             )
-            print(f"{name:<12}{cells}{m[0] / d[0]:>10.1f}{ty[0] / d[0]:>9.1f} / {ty[1] / d[1]:.1f}")
-    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"worst typed+settled/duckdb wall ratio: {worst:.1f}x (target 2x)")
+            say(f"{name:<12}{cells}{m[0] / d[0]:>10.1f}{ty[0] / d[0]:>9.1f} / {ty[1] / d[1]:.1f}")
+    say(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    say(f"worst typed+settled/duckdb wall ratio: {worst:.1f}x (target 2x)")
+    if args.json:
+        print(json.dumps(figures))
     return 0
 
 

@@ -83,7 +83,8 @@ def test_settled_store_agrees_and_walks_nothing(
     done = _settle(url)
     # the sidecar's 11 calls lack identity and cost; handoffs and orphans lack some
     assert done.identities >= 10 and done.prices >= 11
-    assert _settle(url) == (0, 0)  # idempotent: nothing left to settle
+    assert (done.calls > 0) is typed  # the settled calls: on the typed table only
+    assert _settle(url) == (0, 0, 0)  # idempotent: nothing left to settle
     # After the settle the rollups neither walk nor price (the orphan call's chain ends at
     # a parent never stored: it is walked, with the window of one run apart)
     assert fetch_unstamped(client, target.table, spans, {}, settled=SETTLED_TABLE) == []

@@ -15,6 +15,9 @@
 --     columns) are joined to the calls that lack identity or cost; the rest is walked (one
 --     recursive walk, same 64-level stop; the DuckDB text does two hops by span id first)
 --     and priced (bound arrays, clickhouse/unstamped.py) at read time;
+--   * on the typed table, the calls a settle wrote complete (clickhouse/ledger.py: one row per
+--     call, identity and price final) are read as stored, UNION ALL the typed rows no settle
+--     covered (the unsettled test in calls_in_window), which take the path above;
 --   * attributes is the call's SpanAttributes Map (content left out,
 --     see _spans.sql), read by key (dialect.py translates the JSON reads);
 --   * the last test of costattr_calls is the --where filter (rendered by clickhouse/prelude.py: DuckDB redefines
@@ -66,6 +69,8 @@ FROM (
           AND (p_until IS NULL OR start_time < p_until)
           AND (p_service IS NULL OR service_name = p_service)
           AND (p_trace IS NULL OR trace_id = lower(p_trace))
+          -- With settled calls (clickhouse/ledger.py): only the typed rows no settle covered.
+          AND {{unsettled}}
     ),
     -- Calls that carry their identity and a cost stamp (the processor ran): taken as stored.
     -- Kept apart because a join costs even when nothing matches (a third of a rollup).
@@ -181,6 +186,16 @@ FROM (
         CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced, c.call_row AS call_row
     FROM windowed AS c
     LEFT JOIN resolved AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id
+    -- ledger:begin (the calls settles wrote once, complete: read as stored, no join, no
+    -- LIMIT BY; prelude.calls_sql leaves this out when there are none)
+    UNION ALL
+    SELECT *, CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced, {{call_row_settled}} AS call_row
+    FROM ({{settled_calls}}) AS settled_calls
+    WHERE (p_since IS NULL OR start_time >= p_since)
+      AND (p_until IS NULL OR start_time < p_until)
+      AND (p_service IS NULL OR service_name = p_service)
+      AND (p_trace IS NULL OR trace_id = lower(p_trace))
+    -- ledger:end
 )
 WHERE (p_feature IS NULL OR feature = p_feature)
   AND (p_agent IS NULL OR agent_name = p_agent)

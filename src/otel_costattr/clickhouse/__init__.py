@@ -7,6 +7,7 @@ Applications export OTLP to a Collector whose ``clickhouse`` exporter writes ``o
 `prelude` renders the ClickHouse preludes (``queries/clickhouse/``) from the rules' homes,
 `dialect` makes a rollup's DuckDB SQL into ClickHouse SQL, `runner` runs it (`onetrace` the
 ``trace`` rollup), `typed` keeps the optional typed table (``otel-costattr clickhouse init``),
+`settle` settles identities and prices once and `ledger` keeps the settled calls the rollups read,
 `collector` is the exporter's table, `serving` is ``serve`` over ClickHouse (read-only),
 `local` puts a window's calls in an in-memory DuckDB where ``--reprice`` and ``whatif`` run,
 `alerts` evaluates alert rules there with their states in a local DuckDB file.

@@ -15,7 +15,7 @@ from typing import Any
 
 from .target import Target
 
-__all__ = ["SETTINGS", "ClickHouseError", "connect"]
+__all__ = ["SETTINGS", "ClickHouseError", "connect", "has_table"]
 
 
 class ClickHouseError(Exception):
@@ -94,3 +94,13 @@ def _reason(error: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     text = str(error)
     return text.splitlines()[0] if text else repr(error)
+
+
+def has_table(client: Any, database: str, name: str) -> bool:
+    """Whether ``database`` holds a table (or view) ``name``."""
+    return bool(
+        client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+            parameters={"db": database, "name": name},
+        ).result_rows[0][0]
+    )

@@ -123,15 +123,14 @@ def fetch(
     `RollupError` (one line) when ClickHouse cannot answer."""
     from ..rollups.custom import custom_query
     from .dialect import translate
-    from .runner import spans_relation, where_values
-    from .unstamped import priced_params
+    from .runner import contract, spans_relation, where_values
 
     bounds = {k: window.get(k) for k in ("since", "until", "service", "feature", "agent")}
     try:
         client = connect(target)
         relation = spans_relation(client, target)
-        priced = priced_params(client, target.table, relation, {**bounds, "trace": None})
-        calls = translate(custom_query("window_calls", _CALLS), calls_sql(len(where)), relation)
+        prelude, priced = contract(client, target, relation, {**bounds, "trace": None})
+        calls = translate(custom_query("window_calls", _CALLS), prelude(len(where)), relation)
         if all_attributes:
             attributes = "toJSONString(attributes)"
         else:

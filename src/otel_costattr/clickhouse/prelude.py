@@ -202,14 +202,24 @@ _NO_WALK = """    resolved AS (
 """
 
 
-def calls_sql(where_keys: int = 0, settled: bool = False, walk: bool = True, call_row: bool = True) -> str:
+def calls_sql(
+    where_keys: int = 0,
+    settled: bool = False,
+    walk: bool = True,
+    call_row: bool = True,
+    unsettled: str = "true",
+    ledger: bool = False,
+) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
     `where_param`) has one of its values (as ``_calls_repriced.sql`` does for DuckDB); with
     ``settled``, reading what the settled table holds (`settle.settled_relation`); without
     ``walk`` (no call of the window needs one: `settle.needs_walk`), no ancestor walk; without
     ``call_row`` (only trace.sql reads it), that column is 0: ClickHouse computes a column
-    of a UNION ALL even when nothing reads it (a hash per call)."""
+    of a UNION ALL even when nothing reads it (a hash per call). ``unsettled``: the test the
+    spans rows read as calls must pass (`ledger.UNSETTLED` over the typed table, "false" when
+    no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too."""
+    from .ledger import settled_calls_sql
     from .settle import settled_relation
 
     tests = []
@@ -219,16 +229,27 @@ def calls_sql(where_keys: int = 0, settled: bool = False, walk: bool = True, cal
         tests.append(f"coalesce(has({{{values}:Array(String)}}, {value}), false)")
     sql = _template("_calls.sql")
     if not walk:
-        begin, end = sql.index("    -- walk:begin\n"), sql.index("    -- walk:end\n")
-        sql = sql[:begin] + _NO_WALK + sql[end:]
+        sql = _cut(sql, "walk", _NO_WALK)
+    if not ledger:
+        sql = _cut(sql, "ledger", "")
     fills = {
         "{{where}}": " AND ".join(tests) or "true",
         "{{call_row}}": row_key("s") if call_row else "toUInt64(0)",
         "{{call_row_complete}}": row_key() if call_row else "toUInt64(0)",
         "{{settled}}": settled_relation(settled),
+        "{{unsettled}}": unsettled,
     }
+    if ledger:
+        fills["{{call_row_settled}}"] = row_key() if call_row else "toUInt64(0)"
+        fills["{{settled_calls}}"] = settled_calls_sql()
     for placeholder, text in fills.items():
         if sql.count(placeholder) != 1:
             raise ValueError(f"queries/clickhouse/_calls.sql: expected {placeholder} once")
         sql = sql.replace(placeholder, text)
     return sql
+
+
+def _cut(sql: str, part: str, instead: str) -> str:
+    """``sql`` with the lines from ``-- <part>:begin`` to ``-- <part>:end`` made ``instead``."""
+    begin, end = sql.index(f"    -- {part}:begin"), sql.index(f"    -- {part}:end\n")
+    return sql[:begin] + instead + sql[end:]

@@ -7,28 +7,30 @@ money, naive UTC datetimes, NULL as None.
 
 When the typed table that ``otel-costattr clickhouse init`` creates (``costattr_spans``,
 filled by a materialized view as the Collector inserts) exists, the rollups read it instead
-of extracting attributes from the Map columns on every query.
+of extracting attributes from the Map columns on every query; once a settle has run there,
+they read its settled calls as stored and only the rest of the typed rows (`ledger`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
 from .client import SETTINGS, ClickHouseError, connect
+from .ledger import ledger_exists, read_chain, unsettled
 from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
 from .settle import SETTLED_TABLE, needs_walk, settled_exists
 from .target import Target, is_clickhouse_url, parse_target
-from .unstamped import priced_params
+from .unstamped import priced_params, priced_params_none
 
 __all__ = [
-    "TYPED_TABLE", "UNSUPPORTED", "clickhouse_target", "rollup_clickhouse", "spans_relation", "translated",
-    "where_values",
+    "TYPED_TABLE", "UNSUPPORTED", "clickhouse_target", "contract", "rollup_clickhouse", "spans_relation",
+    "translated", "where_values",
 ]  # fmt: skip
 
 TYPED_TABLE = "costattr_spans"
@@ -70,14 +72,59 @@ def spans_relation(client: Any, target: Target) -> str:
     return spans_sql(target.table)
 
 
-def translated(q: Query, spans: str, where_keys: int = 0, settled: bool = False, walk: bool = True) -> str:
+def translated(
+    q: Query,
+    spans: str,
+    where_keys: int = 0,
+    settled: bool = False,
+    walk: bool = True,
+    unsettled: str = "true",
+    ledger: bool = False,
+) -> str:
     """``q`` in ClickHouse dialect over the relation ``spans`` (for tests and EXPLAIN), its
     calls filtered by ``where_keys`` ``--where`` keys (bound: `where_values`), reading the
     settled table when ``settled`` (`settle.settled_exists`), walking ancestors at read time
-    unless no call needs it (``walk``: `settle.needs_walk`)."""
+    unless no call needs it (``walk``: `settle.needs_walk`); with ``ledger``, the settled calls
+    and of the spans rows only those passing ``unsettled`` (`ledger.unsettled`)."""
     from .dialect import translate
 
-    return translate(q, calls_sql(where_keys, settled, walk, call_row=False), spans)
+    return translate(q, calls_sql(where_keys, settled, walk, False, unsettled, ledger), spans)
+
+
+def contract(
+    client: Any,
+    target: Target,
+    spans: str,
+    window: Mapping[str, Any],
+    pricing: Any = None,
+    call_row: bool = True,
+) -> tuple[Callable[[int], str], dict[str, Any]]:
+    """The call contract for ``target``'s calls of ``window`` (`pricing_window`) over the
+    spans relation ``spans`` (`spans_relation`), and its bound parameters (``--where``'s
+    apart: `where_values`): the contract given the number of ``--where`` keys. With settled
+    calls (`ledger`), those and only the typed rows no settle covered; else the settled facts
+    joined when there are some (`settle`); walking (`settle.needs_walk`) and pricing
+    (`unstamped.priced_params`, by ``pricing``) at read time only what is left."""
+    ledger = spans == TYPED_TABLE and ledger_exists(client, target)
+    if ledger:  # the settled calls, and of the typed rows only what no settle covered
+        test, params = unsettled(client, spans, read_chain(client))
+        settled, facts = False, None
+    else:
+        test, params = "true", {}
+        settled = settled_exists(client, target)
+        facts = SETTLED_TABLE if settled else None
+    left = test != "false"  # some typed rows are read as calls
+    walk = left and needs_walk(client, spans, dict(window), settled, (test, params))
+    priced = (
+        priced_params(client, target.table, spans, window, pricing, facts, (test, params))
+        if left
+        else priced_params_none()
+    )
+
+    def prelude(where_keys: int) -> str:
+        return calls_sql(where_keys, settled, walk, call_row, test, ledger)
+
+    return prelude, {**priced, **params}
 
 
 def where_values(where: Sequence[tuple[str, list[str]]]) -> dict[str, Any]:
@@ -137,18 +184,15 @@ def rollup_clickhouse(
     try:
         client = connect(target)
         spans = spans_relation(client, target)
-        settled = settled_exists(client, target)
-        window = pricing_window(q, values)
-        walk = needs_walk(client, spans, window, settled)
-        priced = {
-            **priced_params(client, target.table, spans, window, pricing, SETTLED_TABLE if settled else None),
-            **where_values(where),
-        }
+        call_row = q.name == "trace"  # only trace.sql reads it
+        prelude, priced = contract(client, target, spans, pricing_window(q, values), pricing, call_row)
+        priced.update(where_values(where))
         if q.name == "trace":  # one run's tree, walked in DuckDB over its rows (onetrace)
-            prelude = calls_sql(len(where), settled, walk)
-            names, rows = trace_rows(client, q, spans, values, priced, prelude)
+            names, rows = trace_rows(client, q, spans, values, priced, prelude(len(where)))
         else:
-            sql = translated(q, spans, len(where), settled, walk)
+            from .dialect import translate
+
+            sql = translate(q, prelude(len(where)), spans)
             result = client.query(sql, parameters={**values, **priced}, settings=SETTINGS)
             names, rows = list(result.column_names), result.result_rows
     except RollupError:

@@ -17,7 +17,7 @@ from typing import Any
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
 from ..rollups.explain import one_trace, trace_prefix
-from .client import ClickHouseError, connect
+from .client import ClickHouseError, connect, has_table
 from .runner import clickhouse_target, rollup_clickhouse
 from .target import Target
 
@@ -60,10 +60,7 @@ def check_store(db: str) -> Target:
         raise ValueError(f"--db {db}: not a ClickHouse URL")
     try:
         client = connect(target)
-        found = client.query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-            parameters={"db": target.database, "name": target.table},
-        ).result_rows[0][0]
+        found = has_table(client, target.database, target.table)
     except ClickHouseError as e:
         raise ValueError(str(e)) from None
     except Exception as e:  # the server's own error, in one line

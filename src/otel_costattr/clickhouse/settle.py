@@ -18,6 +18,9 @@ settled yet, and two settles racing append equal rows, which the ReplacingMergeT
 and the readers group away. A query running during a settle sees the facts inserted before
 it started, and walks or prices the rest itself: the answer is the same either way.
 
+On the typed table a settle then writes the calls those facts finish into the settled
+calls (`ledger`), which the rollups read as stored.
+
 It runs from ``otel-costattr clickhouse settle`` (cron), from ``clickhouse init`` (the
 backfill) and periodically inside ``serve --db clickhouse://`` (`Settler`), which writes
 only this table and never ``otel_traces``.
@@ -58,10 +61,12 @@ SETTLED_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 class Settled(NamedTuple):
-    """What one settle appended: identities settled, unstamped calls priced."""
+    """What one settle appended: identities settled, unstamped calls priced, and calls
+    written to the settled calls (`ledger`; on the typed table only)."""
 
     identities: int
     prices: int
+    calls: int = 0
 
 
 def create_settled_sql() -> str:
@@ -97,27 +102,32 @@ def settled_relation(exists: bool) -> str:
 
 def settled_exists(client: Any, target: Target) -> bool:
     """Whether ``target``'s database holds the settled table."""
-    return bool(
-        client.query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-            parameters={"db": target.database, "name": SETTLED_TABLE},
-        ).result_rows[0][0]
-    )
+    from .client import has_table
+
+    return has_table(client, target.database, SETTLED_TABLE)
 
 
-def needs_walk(client: Any, spans: str, window: dict[str, Any], settled: bool) -> bool:
+def needs_walk(
+    client: Any,
+    spans: str,
+    window: dict[str, Any],
+    settled: bool,
+    unsettled: tuple[str, dict[str, Any]] = ("true", {}),
+) -> bool:
     """Whether some call of ``window`` (`runner.pricing_window`) lacks feature or agent, has a
     parent, and has no settled identity: only then does the contract walk at read time. One
-    look that stops at the first such call."""
+    look that stops at the first such call. ``unsettled``: the test the calls the contract
+    reads from ``spans`` pass, and its parameters (`ledger.UNSETTLED`)."""
     relation = spans if spans.isidentifier() else f"({spans})"
     facts = f"SELECT trace_id, span_id FROM {SETTLED_TABLE} WHERE kind = 'identity'"
     exclude = f" AND (trace_id, span_id) NOT IN ({facts})" if settled else ""
+    test, params = unsettled
     sql = (
         f"SELECT 1 FROM {relation} AS spans WHERE span_role = 'model_call'"
         f" AND (feature IS NULL OR agent_name IS NULL) AND parent_span_id IS NOT NULL AND {WINDOW_TEST}"
-        f"{exclude} LIMIT 1"
+        f"{exclude} AND {test} LIMIT 1"
     )
-    return bool(client.query(sql, parameters=window_params(window)).result_rows)
+    return bool(client.query(sql, parameters={**window_params(window), **params}).result_rows)
 
 
 def _walk_sql(spans: str) -> str:
@@ -152,7 +162,39 @@ def settle(client: Any, target: Target, spans: str, pricing: PriceTable | None =
     if rows:
         names = ["trace_id", "span_id", "kind", *(name for name, _ in PRICED_COLUMNS)]
         client.insert(SETTLED_TABLE, [(t, s, "price", *rest) for t, s, *rest in rows], column_names=names)
-    return Settled(identities, len(rows))
+    calls = _record_calls(client, spans) if spans.isidentifier() else 0
+    return Settled(identities, len(rows), calls)
+
+
+# A call whose answer can no longer change: its identity on the span, or nothing to walk, or
+# settled (the rule of needs_walk), and its cost stamped or settled.
+_FINAL = f"""((feature IS NOT NULL AND agent_name IS NOT NULL) OR parent_span_id IS NULL
+    OR (trace_id, span_id) IN (SELECT trace_id, span_id FROM {SETTLED_TABLE} WHERE kind = 'identity'))
+  AND ifNull(cost_status, '') <> 'not_stamped'"""
+
+
+def _record_calls(client: Any, typed: str, chain: Any = None) -> int:
+    """The settled calls' pass (`ledger.record`) over the typed table ``typed``: the calls
+    the facts above now settle, written through the contract itself (no walk: a call the
+    facts do not settle is written unfinished, and walked by readers). ``chain``: as read
+    before (a settle racing another, in the tests), else read now."""
+    from ..rollups.custom import custom_query
+    from .dialect import translate
+    from .ledger import record
+    from .prelude import calls_sql
+    from .unstamped import priced_params_none
+
+    query = custom_query(
+        "settle_calls",
+        "-- @about calls to settle\nSELECT * FROM costattr_calls(NULL, NULL, NULL, NULL, NULL)",
+    )
+
+    def contract(unsettled: str) -> str:
+        return translate(
+            query, calls_sql(settled=True, walk=False, call_row=False, unsettled=unsettled), typed
+        )
+
+    return record(client, typed, contract, _FINAL, params=priced_params_none(), chain=chain)
 
 
 def settle_store(target: Target, pricing: PriceTable | None = None) -> Settled:
@@ -196,8 +238,10 @@ class Settler:
             try:
                 done = settle_store(self.target)
                 self.runs += 1
-                if done.identities or done.prices:
-                    logger.info("otel-costattr: settled %d identities, priced %d calls", *done)
+                if any(done):
+                    logger.info(
+                        "otel-costattr: settled %d identities, priced %d calls, wrote %d calls", *done
+                    )
             except Exception:
                 logger.exception("otel-costattr: settling %s failed; tried again", self.target.display())
             self._stop.wait(self.interval)

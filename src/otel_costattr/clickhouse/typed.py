@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .client import has_table
 from .prelude import spans_sql
 from .runner import TYPED_TABLE
 from .target import Target
@@ -26,7 +27,8 @@ def init_statements(target: Target, *, ttl_days: int | None = None, backfill: bo
     ttl = f" TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)})" if ttl_days else ""
     statements = [
         # Ordered for the rollups: model calls together, then by trace (every rollup groups
-        # by trace); partitioned by day as the Collector's table is, for the same TTL.
+        # by trace); partitioned by day as the Collector's table is, for the same TTL. (The
+        # first settle makes it keep block numbers, where the server can: ledger.py.)
         f"CREATE TABLE IF NOT EXISTS {TYPED_TABLE} ENGINE = MergeTree"
         f" PARTITION BY toDate(start_time) ORDER BY (span_role, trace_id, span_id){ttl}"
         f" EMPTY AS {select}",
@@ -41,17 +43,9 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
     """Create the typed table and its view over ``target``'s table; with ``backfill``, copy the
     rows already there. Returns the typed table's row count. Refuses (ValueError) when the
     table exists already and a backfill is asked for: copying twice would count twice."""
-    source = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": target.database, "name": target.table},
-    ).result_rows[0][0]
-    if not source:
+    if not has_table(client, target.database, target.table):
         raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
-    exists = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": target.database, "name": TYPED_TABLE},
-    ).result_rows[0][0]
-    if exists and backfill:
+    if backfill and has_table(client, target.database, TYPED_TABLE):
         raise ValueError(f"{target.display()}: {TYPED_TABLE} exists already (use --no-backfill to keep it)")
     for statement in init_statements(target, ttl_days=ttl_days, backfill=backfill):
         client.command(statement)

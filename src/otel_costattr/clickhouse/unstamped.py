@@ -24,7 +24,7 @@ from .dialect import PARAM_TYPES
 
 __all__ = [
     "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "fetch_unstamped", "price_rows", "priced_params",
-    "window_params",
+    "priced_params_none", "window_params",
 ]  # fmt: skip
 
 # What pricing gives a call: the columns model_columns returns, in its order, as ClickHouse
@@ -96,20 +96,28 @@ def _typed(attrs: Mapping[str, str]) -> dict[str, Any]:
 
 
 def fetch_unstamped(
-    client: Any, table: str, spans: str, window: Mapping[str, Any], settled: str | None = None
+    client: Any,
+    table: str,
+    spans: str,
+    window: Mapping[str, Any],
+    settled: str | None = None,
+    unsettled: tuple[str, dict[str, Any]] = ("true", {}),
 ) -> list[tuple[Any, ...]]:
     """(trace id, span id, start ns, attributes) of the unstamped calls of ``window`` (since,
     until, service, trace: None for no bound) in the relation ``spans``, each call once, read
     from the Collector's ``table``; those ``settled`` (the settled table's name) prices are
-    left out. Nothing is read from ``table`` when there are none (the usual case)."""
+    left out, and those failing the test ``unsettled`` (with its parameters: the settled
+    calls', `ledger.UNSETTLED`). Nothing is read from ``table`` when there are none (the
+    usual case)."""
     relation = spans if spans.isidentifier() else f"({spans})"
     exclude = (
         f"AND (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM {settled} WHERE kind = 'price')"
         if settled
         else ""
     )
-    keys = _KEYS.format(spans=relation, window=WINDOW_TEST, settled=exclude)
-    params = window_params(window)
+    test, extra = unsettled
+    keys = _KEYS.format(spans=relation, window=WINDOW_TEST, settled=f"{exclude} AND {test}")
+    params = {**window_params(window), **extra}
     # The keys first, alone: when none is left (all stamped or settled), the Collector's
     # table, which the IN test would scan, is not read at all.
     if not client.query(f"SELECT 1 FROM ({keys}) LIMIT 1", parameters=params).result_rows:
@@ -137,11 +145,17 @@ def priced_params(
     window: Mapping[str, Any],
     pricing: PriceTable | None = None,
     settled: str | None = None,
+    unsettled: tuple[str, dict[str, Any]] = ("true", {}),
 ) -> dict[str, Any]:
     """The ``costattr_priced_*`` arrays for the unstamped calls of ``window`` not priced in
-    the ``settled`` table."""
-    priced = price_rows(fetch_unstamped(client, table, spans, window, settled), pricing)
+    the ``settled`` table (nor written to the settled calls: ``unsettled``, `fetch_unstamped`)."""
+    priced = price_rows(fetch_unstamped(client, table, spans, window, settled, unsettled), pricing)
     columns: list[list[Any]] = [list(c) for c in zip(*priced, strict=True)] or [[] for _ in PRICED_PARAMS]
     cost = _COST + 2
     columns[cost] = [None if v is None else format(Decimal(v), "f") for v in columns[cost]]
     return dict(zip(PRICED_PARAMS, columns, strict=True))
+
+
+def priced_params_none() -> dict[str, Any]:
+    """The ``costattr_priced_*`` arrays when no call is priced at read time (all empty)."""
+    return {name: [] for name in PRICED_PARAMS}

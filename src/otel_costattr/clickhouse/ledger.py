@@ -1,0 +1,238 @@
+"""Settled calls: each final call written once, complete, so that rollups read it without a join.
+
+The call contract over the typed table deduplicates (``LIMIT 1 BY``), joins the settled facts
+and plans a walk on every query: four to ten times DuckDB's time. `settle.settle` therefore
+also writes each call whose answer can no longer change into ``costattr_calls_settled``, as
+the contract gives it (identity, price, one row per call), and the contract reads those rows
+as stored, UNION ALL only the typed rows no settle has covered, which it walks and prices at
+read time as before. A rollup right after a settle reads one typed table, like DuckDB's.
+
+What a settle covered is a watermark on the typed table's block numbers (MergeTree numbers
+each insert's part in commit order, and ``enable_block_number_column`` keeps each row's
+number through merges): a settle reads the highest number W, and covers every call at or
+below W that was not covered before. A call it cannot finish (its identity still needs a
+parent not stored yet) is written with ``final = 0``: readers take it from the typed table and
+walk it, and the next settle tries again.
+
+Settles may race each other and the Collector without a lock or a transaction:
+
+- each settle first appends a ``begin`` mark to ``costattr_settle_marks``; its sequence number
+  (``seq``) is that mark's block number, so a settle begun later has a higher one;
+- it writes its rows tagged with ``seq``, then a ``done`` mark naming the settle it extends
+  (``after``) and its watermark;
+- readers follow the chain of done marks from the start, taking among settles that extend
+  the same one the first done (the lowest block number of its done mark: a reader that saw
+  one of them done can never see another done before it), and read the rows of the chain's
+  settles only (`Chain.test`): those of a settle that lost a race, crashed or is still
+  running are left out, and the typed rows above the chain's watermark stand in for them.
+
+A span the Collector writes again after its call was settled (an exporter retry) is a typed
+row above the watermark whose call is already in the chain: it is left out (`UNSETTLED`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..rollups.contract import CALL_COLUMNS
+from ..rollups.errors import first_line
+
+__all__ = [
+    "CALLS_TABLE", "Chain", "MARKS_TABLE", "UNSETTLED", "create_sql", "ledger_exists", "ledger_params",
+    "read_chain", "record", "settled_calls_sql", "unsettled",
+]  # fmt: skip
+
+CALLS_TABLE = "costattr_calls_settled"
+MARKS_TABLE = "costattr_settle_marks"
+# The contract's columns, as the settled table stores them (the ClickHouse contract adds
+# usd_repriced and call_row, which belong to the read).
+COLUMNS = CALL_COLUMNS
+
+# The bound parameters of the tests below: the chain's last settle, the settles to leave out,
+# and the block range of typed rows read as not settled (`ledger_params`).
+_SEQ = "{costattr_ledger_seq:UInt64}"
+_ORPHANS = "{costattr_ledger_orphans:Array(UInt64)}"
+_AFTER = "{costattr_ledger_after:UInt64}"
+_UPTO = "{costattr_ledger_upto:UInt64}"
+# A settled row that counts: final, and written by a settle of the chain.
+IN_CHAIN = f"final AND seq <= {_SEQ} AND NOT has({_ORPHANS}, seq)"
+# The typed rows a reader (or the next settle) must take itself, as a test on the contract's
+# calls (the typed table is "spans" there): those above the watermark, and the calls the
+# chain's last settle could not finish; never a call the chain holds (a span written again).
+_ABOVE = f"_block_number > {_AFTER} AND _block_number <= {_UPTO}"
+UNSETTLED = f"""(({_ABOVE})
+            OR (trace_id, span_id) IN (
+                SELECT trace_id, span_id FROM {CALLS_TABLE} WHERE seq = {_SEQ} AND NOT final))
+          AND (trace_id, span_id) NOT IN (
+              SELECT trace_id, span_id FROM {CALLS_TABLE}
+              WHERE {IN_CHAIN} AND (trace_id, span_id) IN (
+                  SELECT trace_id, span_id FROM {{typed}} WHERE span_role = 'model_call' AND {_ABOVE}))"""
+logger = logging.getLogger(__name__)
+_NO_LIMIT = 2**64 - 1
+# Each row keeps the number of the block that inserted it, through merges.
+BLOCK_NUMBERS = "enable_block_number_column = 1"
+
+
+def number_blocks(client: Any, typed: str) -> None:
+    """Make the typed table ``typed`` keep block numbers (`init` makes it without, so that it
+    works on any server): from then on rows keep theirs; rows stored before read as their
+    part's first number, never above a later insert's, which is all the watermark needs."""
+    create = client.query(
+        "SELECT create_table_query FROM system.tables"
+        " WHERE database = currentDatabase() AND name = {n:String}",
+        parameters={"n": typed},
+    ).result_rows
+    if create and "enable_block_number_column" not in create[0][0]:
+        client.command(f"ALTER TABLE {typed} MODIFY SETTING {BLOCK_NUMBERS}")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The settles readers count: the last one's ``seq`` and ``watermark``, the settles begun
+    before it that are not in the chain (``orphans``), and whether it left calls unfinished."""
+
+    seq: int = 0
+    watermark: int = 0
+    orphans: tuple[int, ...] = ()
+    pending: bool = False
+    members: tuple[int, ...] = field(default=(), repr=False)
+
+
+def create_sql(typed: str) -> list[str]:
+    """The statements that make the settled-calls and marks tables (idempotent)."""
+    return [
+        # Ordered by call: a span written again is found by key, and rollups group by trace.
+        f"CREATE TABLE IF NOT EXISTS {CALLS_TABLE} ENGINE = MergeTree ORDER BY (trace_id, span_id)"
+        f" EMPTY AS SELECT {', '.join(COLUMNS)}, toUInt64(0) AS seq, true AS final FROM {{contract}}",
+        f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} (token String, done Bool, seq UInt64, after UInt64,"
+        " watermark UInt64, pending Bool, at DateTime64(6, 'UTC') DEFAULT now64(6))"
+        f" ENGINE = MergeTree ORDER BY tuple() SETTINGS {BLOCK_NUMBERS}",
+    ]
+
+
+def read_chain(client: Any) -> Chain:
+    """The chain of done settles, from the marks (an empty `Chain` when none)."""
+    rows = client.query(
+        f"SELECT done, seq, after, watermark, pending, _block_number FROM {MARKS_TABLE}"
+    ).result_rows
+    begun = sorted(block for done, *_, block in rows if not done)
+    done = {}  # settle extended -> the first settle done extending it
+    for is_done, seq, after, watermark, pending, block in rows:
+        if is_done and (after not in done or block < done[after][0]):
+            done[after] = (block, seq, watermark, pending)
+    chain, members = Chain(), []
+    while chain.seq in done:
+        _, seq, watermark, pending = done[chain.seq]
+        members.append(seq)
+        chain = Chain(seq, watermark, pending=bool(pending))
+    kept = set(members)
+    orphans = tuple(s for s in begun if s <= chain.seq and s not in kept)
+    return Chain(chain.seq, chain.watermark, orphans, chain.pending, tuple(members))
+
+
+def ledger_params(chain: Chain, upto: int = _NO_LIMIT) -> dict[str, Any]:
+    """The bound parameters of `IN_CHAIN` and `UNSETTLED` for ``chain`` (typed rows up to
+    block ``upto`` read as not settled: all of them for a reader)."""
+    return {
+        "costattr_ledger_seq": chain.seq,
+        "costattr_ledger_orphans": list(chain.orphans),
+        "costattr_ledger_after": chain.watermark,
+        "costattr_ledger_upto": upto,
+    }
+
+
+def ledger_exists(client: Any, target: Any) -> bool:
+    """Whether ``target``'s database holds the settled calls (a settle ran on the typed table)."""
+    from .client import has_table
+
+    return has_table(client, target.database, MARKS_TABLE)
+
+
+def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any]]:
+    """What a reader takes from the typed table ``typed`` as calls: `UNSETTLED` and its
+    parameters, or ``false`` when no call is left there (none above the watermark, none
+    unfinished): the contract then reads the settled calls alone."""
+    params = ledger_params(chain)
+    if not chain.pending:
+        above = client.query(
+            f"SELECT 1 FROM {typed} WHERE span_role = 'model_call' AND _block_number > {_AFTER} LIMIT 1",
+            parameters=params,
+        ).result_rows
+        if not above:
+            return "false", params
+    return UNSETTLED.replace("{typed}", typed), params
+
+
+def settled_calls_sql() -> str:
+    """The settled calls a reader counts, with the contract's columns (the call window and
+    the chain's test left to the contract's text, ``_calls.sql``)."""
+    return f"SELECT {', '.join(COLUMNS)} FROM {CALLS_TABLE} WHERE {IN_CHAIN}"
+
+
+def record(
+    client: Any,
+    typed: str,
+    contract: Callable[[str], str],
+    final: str,
+    params: dict[str, Any],
+    chain: Chain | None = None,
+) -> int:
+    """One settle's pass over the settled calls: the typed table's calls not covered by
+    ``chain`` (default: the chain as the marks say now) up to its highest block number,
+    written through ``contract`` (the call contract whose calls pass a test, `UNSETTLED`, with
+    ``params`` bound), ``final``
+    the SQL test of a call whose answer can no longer change. Returns the calls written (0,
+    and no marks, when nothing arrived since the chain's last settle and none is pending)."""
+    from .client import SETTINGS
+
+    try:
+        number_blocks(client, typed)
+    except Exception as e:  # a server older than block numbers: the contract as before
+        logger.warning(
+            "otel-costattr: %s keeps no block numbers (%s): no settled calls", typed, first_line(e)
+        )
+        return 0
+    for statement in create_sql(typed):
+        client.command(
+            statement.replace("{contract}", f"({contract('true')})"),
+            parameters=params,
+            settings=SETTINGS,
+        )
+    chain = read_chain(client) if chain is None else chain
+    upto = int(client.query(f"SELECT max(_block_number) FROM {typed}").result_rows[0][0] or 0)
+    # Nothing new: a call left unfinished can only finish when a span arrives.
+    if upto <= chain.watermark:
+        return 0
+    token = uuid.uuid4().hex
+    client.command(
+        f"INSERT INTO {MARKS_TABLE} (token, done, seq, after, watermark, pending)"
+        " VALUES ({t:String}, 0, 0, 0, 0, 0)",
+        parameters={"t": token},
+    )
+    seq = int(
+        client.query(
+            f"SELECT _block_number FROM {MARKS_TABLE} WHERE token = {{t:String}}", parameters={"t": token}
+        ).result_rows[0][0]
+    )
+    params = {**params, **ledger_params(chain, upto), "costattr_ledger_new_seq": seq}
+    client.command(
+        f"INSERT INTO {CALLS_TABLE} ({', '.join(COLUMNS)}, seq, final)"
+        f" SELECT {', '.join(COLUMNS)}, {{costattr_ledger_new_seq:UInt64}}, {final}"
+        f" FROM ({contract(UNSETTLED.replace('{typed}', typed))})",
+        parameters=params,
+        settings=SETTINGS,
+    )
+    written, pending = client.query(
+        f"SELECT count(), countIf(NOT final) FROM {CALLS_TABLE} WHERE seq = {{s:UInt64}}",
+        parameters={"s": seq},
+    ).result_rows[0]
+    client.command(
+        f"INSERT INTO {MARKS_TABLE} (token, done, seq, after, watermark, pending)"
+        " VALUES ({t:String}, 1, {s:UInt64}, {a:UInt64}, {w:UInt64}, {p:Bool})",
+        parameters={"t": token, "s": seq, "a": chain.seq, "w": upto, "p": bool(pending)},
+    )
+    return int(written)

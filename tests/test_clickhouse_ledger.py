@@ -1,0 +1,131 @@
+"""The settled calls (``costattr_calls_settled``) against the DuckDB store.
+
+A settle writes each call whose answer can no longer change once, complete; the rollups read
+those rows as stored, UNION ALL the typed rows no settle covered. Every state between settles
+must give DuckDB's answers: rows arrived since, a span written again after its call was
+settled, two settles racing from the same state, a settle that died after writing rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_clickhouse_settle
+from test_clickhouse import ROLLUPS
+from test_clickhouse_settle import _agree, _settle, _store
+
+from otel_costattr.clickhouse.collector import insert_records
+from otel_costattr.clickhouse.ledger import CALLS_TABLE, MARKS_TABLE, read_chain, unsettled
+
+pytestmark = pytest.mark.chdb
+workload = test_clickhouse_settle.workload  # the settle tests' fixture: one workload, both stores
+
+
+def _calls(client: Any) -> int:
+    return client.query(f"SELECT count() FROM {CALLS_TABLE}").result_rows[0][0]
+
+
+def test_settled_calls_are_read_alone_and_once(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """After a settle every call is in the settled calls once, the typed rows are not read,
+    and every rollup agrees."""
+    duck, records = workload
+    url, client = _store(chdb_dir, "ledger_all", records, typed=True)
+    done = _settle(url)
+    calls = client.query(
+        "SELECT uniqExact(trace_id, span_id) FROM costattr_spans WHERE span_role = 'model_call'"
+    )
+    assert done.calls == _calls(client) == calls.result_rows[0][0]
+    # Unfinished: the orphan call only (its parent is never stored), walked at read time.
+    unfinished = client.query(f"SELECT span_id FROM {CALLS_TABLE} WHERE NOT final").result_rows
+    orphans = [
+        r
+        for r in records
+        if r.attributes.get("gen_ai.agent.name") is None
+        and r.parent_span_id
+        and r.parent_span_id not in {p.span_id for p in records}
+        and _is_call(r)
+    ]
+    assert [s for (s,) in unfinished] == [r.span_id for r in orphans]
+    assert read_chain(client).pending
+    _agree(duck, url, ROLLUPS)
+    # Once no call is unfinished, the typed rows are not read at all.
+    client.command(f"ALTER TABLE {CALLS_TABLE} DELETE WHERE NOT final SETTINGS mutations_sync = 1")
+    client.command(f"ALTER TABLE {MARKS_TABLE} UPDATE pending = false WHERE done SETTINGS mutations_sync = 1")
+    assert unsettled(client, "costattr_spans", read_chain(client))[0] == "false"
+
+
+def test_a_query_between_two_settles(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """Settled with a part of the spans (children before parents): the calls whose parent is
+    missing are written unfinished; after the rest arrives they are walked at read time with
+    the new rows, and the next settle finishes them."""
+    duck, records = workload
+    first = [r for i, r in enumerate(records) if i % 3 != 0 and i < len(records) * 3 // 4]
+    url, client = _store(chdb_dir, "ledger_between", first, typed=True)
+    _settle(url)
+    assert read_chain(client).pending  # some calls' parents are not stored yet
+    insert_records(client, [r for r in records if r not in first])
+    _agree(duck, url)
+    late = _settle(url)
+    assert late.calls > 0
+    _agree(duck, url, ROLLUPS)
+
+
+def test_a_late_copy_of_a_settled_call_counts_once(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """An exporter retry after the settle: the copies are typed rows above the watermark whose
+    calls are settled already; before and after the next settle they count once."""
+    duck, records = workload
+    url, client = _store(chdb_dir, "ledger_copy", records, typed=True)
+    _settle(url)
+    insert_records(client, records[::3])
+    _agree(duck, url)
+    _settle(url)  # the copies are not written again (only the orphan call, still unfinished)
+    last = read_chain(client).seq
+    again = client.query(f"SELECT countIf(final) FROM {CALLS_TABLE} WHERE seq = {last}").result_rows[0][0]
+    assert last > 1 and again == 0
+    _agree(duck, url)
+
+
+def test_racing_settles_count_once(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """Two settles that started from the same state both write the same calls: readers take
+    the first done and leave the other's rows out."""
+    duck, records = workload
+    half = len(records) // 2
+    url, client = _store(chdb_dir, "ledger_race", records[:half], typed=True)
+    _settle(url)
+    before = read_chain(client)
+    insert_records(client, records[half:])
+    _settle(url)
+    _settle_from(client, before)  # the other settle, done second
+    assert _calls(client) > len({(r.trace_id, r.span_id) for r in records if _is_call(r)})
+    _agree(duck, url)
+
+
+def test_a_settle_that_died_is_left_out(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """A settle that wrote its rows but never its done mark (killed), begun before the one
+    readers now end with: its rows are not counted."""
+    duck, records = workload
+    half = len(records) // 2
+    url, client = _store(chdb_dir, "ledger_died", records[:half], typed=True)
+    _settle(url)
+    client.command(
+        f"INSERT INTO {MARKS_TABLE} (token, done, seq, after, watermark, pending) VALUES ('x', 0, 0, 0, 0, 0)"
+    )
+    dead = client.query(f"SELECT _block_number FROM {MARKS_TABLE} WHERE token = 'x'").result_rows[0][0]
+    client.command(f"INSERT INTO {CALLS_TABLE} SELECT * REPLACE ({dead} AS seq) FROM {CALLS_TABLE}")
+    insert_records(client, records[half:])
+    _settle(url)
+    assert dead in read_chain(client).orphans
+    _agree(duck, url)
+
+
+def _is_call(record: Any) -> bool:
+    return any(k.startswith("gen_ai.usage") for k in record.attributes)
+
+
+def _settle_from(client: Any, chain: Any) -> None:
+    """A settle that read ``chain`` before another settle extended it (a race)."""
+    from otel_costattr.clickhouse.settle import _record_calls
+
+    assert _record_calls(client, "costattr_spans", chain) > 0
