@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 import test_clickhouse_settle
-from test_clickhouse import ROLLUPS
+from test_clickhouse import NOW, ROLLUPS, assert_agree
 from test_clickhouse_settle import _agree, _settle, _store
 
 from otel_costattr.clickhouse.collector import insert_records
 from otel_costattr.clickhouse.ledger import CALLS_TABLE, MARKS_TABLE, read_chain, unsettled
+from otel_costattr.pricing.table import default_pricing
+from otel_costattr.rollups.queries import rollup
+from otel_costattr.rollups.whatif import whatif
 
 pytestmark = pytest.mark.chdb
 workload = test_clickhouse_settle.workload  # the settle tests' fixture: one workload, both stores
@@ -129,3 +132,19 @@ def _settle_from(client: Any, chain: Any) -> None:
     from otel_costattr.clickhouse.settle import _record_calls
 
     assert _record_calls(client, "costattr_spans", chain) > 0
+
+
+def test_repricing_reads_the_settled_calls(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """--reprice and whatif select their calls through the same contract: settled calls plus
+    the typed rows that arrived since, each once."""
+    duck, records = workload
+    half = len(records) // 2
+    url, client = _store(chdb_dir, "ledger_reprice", records[:half], typed=True)
+    _settle(url)
+    insert_records(client, records[half:] + records[:half:5])  # new spans and retry copies
+    table = default_pricing()
+    for name in ("per_feature", "per_run"):
+        assert_agree(rollup(name, duck, now=NOW, reprice=table), rollup(name, url, now=NOW, reprice=table))
+    expected, got = whatif(duck, model="gpt-4o-mini"), whatif(url, model="gpt-4o-mini")
+    assert expected.rows and expected.rows[0]["selected_calls"] > 0
+    assert_agree(expected.rows, got.rows)
