@@ -14,8 +14,9 @@ columns as the Collector left them (nothing settled); ClickHouse reading the typ
 DuckDB both run their threads here; on a shared machine CPU time is the steadier figure);
 the load average is printed. With ``--dir`` the stores are kept and reused (at 10M spans,
 making them takes most of an hour on 2 shared cores); ``--no-map`` skips the Map columns
-(tens of seconds per rollup at 10M). Target (issue 16): every rollup on the settled typed
-table within 2x of DuckDB.
+(tens of seconds per rollup at 10M); ``--json`` prints one line of medians for
+``ab_bench.py`` (this code against another commit's, on the same ``--dir``). Target (issue
+16): every rollup on the settled typed table within 2x of DuckDB.
 """
 
 from __future__ import annotations
