@@ -23,7 +23,7 @@ calls (`ledger`), which the rollups read as stored.
 
 It runs from ``otel-costattr clickhouse settle`` (cron), from ``clickhouse init`` (the
 backfill) and periodically inside ``serve --db clickhouse://`` (`Settler`), which writes
-only this table and never ``otel_traces``.
+only these tables and never ``otel_traces``.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def settle_store(target: Target, pricing: PriceTable | None = None) -> Settled:
 
 class Settler:
     """`settle_store` every ``interval`` seconds on a thread, for ``serve --db clickhouse://``:
-    the only thing that server writes is the settled table (never ``otel_traces``). A failed
+    that server writes only the settled tables (never ``otel_traces``). A failed
     settle is logged and tried again at the next tick; it never reaches a request."""
 
     def __init__(self, target: Target, interval: float = 60.0) -> None:
