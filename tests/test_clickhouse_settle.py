@@ -158,7 +158,10 @@ def test_cli_settle_and_the_servers_settler(
     out = capsys.readouterr().out
     assert out.startswith("costattr_settled: ") and " 0 identities" not in out
     assert main(["clickhouse", "settle", "--db", url]) == 0
-    assert capsys.readouterr().out == "costattr_settled: 0 identities settled, 0 unstamped calls priced\n"
+    assert capsys.readouterr().out == (
+        "costattr_settled: 0 identities settled, 0 unstamped calls priced; "
+        "costattr_calls_settled: 0 calls written\n"
+    )
     assert main(["clickhouse", "settle", "--db", f"chdb://{chdb_dir}?database=cli_settle&table=nope"]) == 1
     assert "nope" in capsys.readouterr().err
     # serve's Settler: settles on its thread, a failing store is logged, never raised

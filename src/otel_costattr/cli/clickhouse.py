@@ -69,9 +69,11 @@ def settle(db: str) -> None:
     """Settle, once, what the rollups would otherwise work out at every query: the feature
     and agent of calls that lack them (walked up their ancestors, kept once they can no
     longer change) and the cost of calls stored without one. Idempotent and incremental (only
-    calls not settled yet), safe beside the Collector's inserts and another settle; writes
-    only the costattr_settled table. Run it from cron; serve --db clickhouse:// runs it
-    every minute.
+    calls not settled yet), safe beside the Collector's inserts and another settle. With the
+    typed table (init), each call whose answer can no longer change is also written once,
+    complete, to costattr_calls_settled, which rollups then read without a join. Writes only
+    our own tables (costattr_settled, costattr_calls_settled, costattr_settle_marks). Run it
+    from cron; serve --db clickhouse:// runs it every minute.
 
     \b
     Example:
@@ -93,9 +95,11 @@ def _target(db: str) -> Any:
 
 
 def _said(done: Any) -> None:
+    from ..clickhouse.ledger import CALLS_TABLE
     from ..clickhouse.settle import SETTLED_TABLE
 
-    click.echo(f"{SETTLED_TABLE}: {done.identities} identities settled, {done.prices} unstamped calls priced")
+    said = f"{SETTLED_TABLE}: {done.identities} identities settled, {done.prices} unstamped calls priced"
+    click.echo(f"{said}; {CALLS_TABLE}: {done.calls} calls written")
 
 
 @contextlib.contextmanager
