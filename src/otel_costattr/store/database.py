@@ -91,6 +91,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0008_identity_pass", (bundled_dir("queries") / "_identity_pass.sql").read_text("utf-8")),
     # The call views again: calls with their own or a settled identity read in one scan.
     Migration("0009_call_views_one_scan", (bundled_dir("queries") / "_calls.sql").read_text("utf-8")),
+    # The rollup facts (store/aggregates.py), built here once over the spans already stored.
+    Migration(
+        "0010_rollup_facts",
+        (bundled_dir("queries") / "_facts_tables.sql").read_text("utf-8")
+        + (bundled_dir("queries") / "_facts.sql").read_text("utf-8"),
+    ),
 )
 
 _MIGRATIONS_TABLE = (

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import identity, spool
+from . import aggregates, identity, spool
 from .database import MIGRATIONS, Retry, StoreError, rollback, writing
 from .spool import pending_spool
 
@@ -264,6 +264,7 @@ def ingest_spool(
     for f in files:
         f.unlink(missing_ok=True)
     _settle(con, bounded_pass)  # the one hook of store/identity.py (issue 12, rollups half)
+    aggregates.maintain(con)  # and of store/aggregates.py, which reads what the pass settled
     if _failing.pop(str(path), None) is not None:
         spool.record(path, "ingest_recovered", files=len(files))
         logger.warning("otel-costattr: ingesting into %s works again", path)

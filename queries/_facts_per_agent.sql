@@ -1,0 +1,37 @@
+-- per_agent.sql answered from the rollup facts: as _facts_per_feature.sql, per run and agent
+-- version (costattr_fact_agent).
+WITH across AS MATERIALIZED (
+    SELECT trace_id, agent_name, agent_version, first_call, last_call
+    FROM costattr_fact_agent
+    WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
+      AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
+),
+per_run AS (
+    SELECT agent_name AS agent, agent_version, min(first_call) AS first_call, count(*) AS runs,
+           sum(calls) AS calls, sum(usd) AS usd
+    FROM costattr_fact_agent
+    WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
+    GROUP BY agent_name, agent_version
+    UNION ALL
+    SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd)
+    FROM costattr_fact_calls AS c
+    WHERE start_time >= (SELECT min(greatest(first_call, coalesce($since, first_call))) FROM across)
+      AND start_time <= (SELECT max(least(last_call, coalesce($until, last_call))) FROM across)
+      AND ($since IS NULL OR start_time >= $since) AND ($until IS NULL OR start_time < $until)
+      AND EXISTS (SELECT 1 FROM across AS a
+                  WHERE a.trace_id = c.trace_id AND a.agent_name IS NOT DISTINCT FROM c.agent_name
+                    AND a.agent_version IS NOT DISTINCT FROM c.agent_version)
+    GROUP BY agent_name, agent_version, trace_id
+)
+SELECT
+    agent,
+    agent_version,
+    min(first_call) AS first_seen,
+    sum(runs)::BIGINT AS runs,
+    sum(calls) AS calls,
+    sum(usd) AS usd,
+    CAST(sum(usd) / sum(runs)::BIGINT AS DECIMAL(38, 12)) AS usd_per_run
+FROM per_run
+GROUP BY agent, agent_version
+ORDER BY sum(sum(usd)) OVER (PARTITION BY agent) DESC NULLS LAST, agent NULLS LAST,
+         first_seen, agent_version;

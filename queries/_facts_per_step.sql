@@ -1,0 +1,32 @@
+-- per_step.sql answered from the rollup facts: whole UTC days of the window from
+-- costattr_fact_step, the calls of the days at its edges (partly inside) from
+-- costattr_fact_calls. avg_input_tokens is the average of the calls that report input tokens.
+WITH parts AS (
+    SELECT agent_name, step, model, calls, input_tokens, input_calls, usd
+    FROM costattr_fact_step
+    WHERE ($since IS NULL OR day >= $since) AND ($until IS NULL OR day + INTERVAL 1 DAY <= $until)
+    UNION ALL
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
+    FROM costattr_fact_calls
+    WHERE $since IS NOT NULL AND start_time >= $since
+      AND start_time < date_trunc('day', $since::TIMESTAMP) + INTERVAL 1 DAY
+      AND ($until IS NULL OR start_time < $until)
+      AND NOT (date_trunc('day', start_time) >= $since
+               AND ($until IS NULL OR date_trunc('day', start_time) + INTERVAL 1 DAY <= $until))
+    UNION ALL  -- the last day, unless it is the first one too
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
+    FROM costattr_fact_calls
+    WHERE $until IS NOT NULL AND start_time >= date_trunc('day', $until::TIMESTAMP) AND start_time < $until
+      AND ($since IS NULL OR start_time >= date_trunc('day', $since::TIMESTAMP) + INTERVAL 1 DAY)
+      AND date_trunc('day', start_time) + INTERVAL 1 DAY > $until
+)
+SELECT
+    agent_name AS agent,
+    step,
+    model,
+    sum(calls)::BIGINT AS calls,
+    round(sum(input_tokens) / sum(input_calls))::BIGINT AS avg_input_tokens,
+    sum(usd) AS usd
+FROM parts
+GROUP BY agent_name, step, model
+ORDER BY agent_name NULLS LAST, step NULLS LAST, usd DESC NULLS LAST, model NULLS LAST;

@@ -1,0 +1,69 @@
+"""The rollup facts: what the call contract says of each call whose attribution is final, and
+per-run totals, kept after each ingest so that the main rollups need not group runs at query time.
+
+Counting runs per feature or agent means grouping every call of the window by trace, which at
+10M spans cost ten to twenty times a bare scan of the table whatever the plan (issue 12). The
+runs change only at ingest, so `maintain` (``queries/_facts.sql``), run after the identity
+pass, adds each call to the facts once its feature and agent can no longer change (tables of
+``queries/_facts_tables.sql``, migration ``0010_rollup_facts``): one row per call, and one
+per run and feature, per run and agent version, per run, with sums merged in place. The
+rollups read them through `rollups/facts.py` only when they cover every span stored and no
+call is pending (its identity not settled yet); otherwise they take the contract's path. Like
+the identity pass this is a shortcut: skipped or failed, every answer stays the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import duckdb
+
+from .._resources import bundled_dir
+from .database import rollback
+
+__all__ = ["MAINTAIN_FILE", "TABLES_FILE", "current", "maintain"]
+
+logger = logging.getLogger(__name__)
+
+TABLES_FILE = "_facts_tables.sql"
+MAINTAIN_FILE = "_facts.sql"
+
+# The facts answer for the store when they cover each span stored (spans are only appended:
+# the row count says whether someone else wrote since) and no call waits for its identity.
+_CURRENT = (
+    "SELECT (SELECT spans FROM costattr_facts_state) = (SELECT count(*) FROM spans)"
+    " AND NOT EXISTS (SELECT 1 FROM costattr_fact_pending)"
+)
+
+
+def maintain(con: duckdb.DuckDBPyConnection) -> bool:
+    """Add the calls stored (or settled) since the last run to the facts, in one transaction on
+    ``con`` (read-write, no transaction open). Returns False, after logging, when it failed:
+    the facts then lag the store and the rollups take the contract's path until a later run."""
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for statement in _statements():
+            con.execute(statement)
+        con.execute("COMMIT")
+        return True
+    except duckdb.Error:
+        rollback(con)
+        logger.exception("otel-costattr: rollup facts not updated; rollups read the calls instead")
+        return False
+
+
+def current(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the facts on ``con`` answer for every call stored (see `maintain`)."""
+    try:
+        # fetchall: a result left unfinished refuses the caller's next con.sql (DuckDB 2).
+        rows = con.execute(_CURRENT).fetchall()
+    except duckdb.CatalogException:  # a store without the facts' migration (read as is)
+        return False
+    return bool(rows and rows[0][0])
+
+
+@functools.cache
+def _statements() -> list[str]:
+    text = (bundled_dir("queries") / MAINTAIN_FILE).read_text(encoding="utf-8")
+    return [s.query for s in duckdb.extract_statements(text)]

@@ -1,0 +1,219 @@
+"""The rollup facts (store/aggregates.py, rollups/facts.py): per_feature, per_step, per_run and
+per_agent answered from them are exactly the answers of their own files over the call contract,
+whatever the workload, the order spans arrive in and the window; and when the facts do not
+cover the store (someone else wrote into it, a call is not settled yet) the contract answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from test_rollups_workload import DAY0 as WORKLOAD_DAY0
+from test_rollups_workload import Writer, build, trace_id
+
+from otel_costattr.rollups import facts, queries
+from otel_costattr.rollups.queries import rollup
+from otel_costattr.sdk.processor import CostSpanProcessor
+from otel_costattr.store import aggregates
+from otel_costattr.store import database as store
+from otel_costattr.store.exporter import DuckDBSpanExporter
+
+DAY0 = dt.datetime(2026, 6, 1)
+DAY0_NS = int(DAY0.replace(tzinfo=dt.timezone.utc).timestamp()) * 10**9
+HOUR_NS = 3600 * 10**9
+FAST = sorted(facts.FAST)
+
+# One model call: its hour after DAY0 (three days: runs straddle day edges and windows), its
+# model (priced, or unknown: no cost), whether it is made below the sidecar's entry span (a
+# service without the processor: no identity, no cost stamped), and how many spans without
+# identity lie between (attribution walks up).
+CALL = st.tuples(
+    st.integers(0, 71), st.sampled_from(["acme-mini", "acme-large", "mystery-7b"]),
+    st.booleans(), st.integers(0, 2),
+)  # fmt: skip
+# One run: its root's feature and agent (the app's processor copies them down), its calls,
+# and whether its root is a remote parent never exported (a call's chain then ends unstored).
+RUN = st.tuples(
+    st.sampled_from([None, "refund", "search"]),
+    st.sampled_from([None, ("triage", "v1"), ("triage", "v2"), ("billing", None)]),
+    st.lists(CALL, min_size=1, max_size=5),
+    st.sampled_from([False] * 5 + [True]),
+)
+# A window: its start (on an hour, or 17 minutes past) and length in hours, either open.
+WINDOW = st.tuples(
+    st.one_of(st.none(), st.tuples(st.integers(0, 80), st.sampled_from([0, 17]))),
+    st.one_of(st.none(), st.integers(1, 50)),
+).map(lambda w: _window(*w))
+
+
+def _window(start, hours):
+    since = None if start is None else DAY0 + dt.timedelta(hours=start[0], minutes=start[1])
+    until = None if hours is None else (since or DAY0) + dt.timedelta(hours=hours)
+    return since, until
+
+
+def _spans(table, runs):
+    """The finished SDK spans of ``runs``: service app with the cost processor, sidecar without."""
+    memory = InMemorySpanExporter()
+    app = TracerProvider(resource=Resource.create({"service.name": "app"}), shutdown_on_exit=False)
+    app.add_span_processor(CostSpanProcessor(table))
+    app.add_span_processor(SimpleSpanProcessor(memory))
+    side = TracerProvider(resource=Resource.create({"service.name": "sidecar"}), shutdown_on_exit=False)
+    side.add_span_processor(SimpleSpanProcessor(memory))
+    ta, ts = app.get_tracer("facts"), side.get_tracer("facts")
+    tick = iter(range(1, 10**9))  # no two spans start at the same instant
+    for n, (feature, agent, calls, remote) in enumerate(runs):
+        first = min(c[0] for c in calls) * HOUR_NS + DAY0_NS
+        attrs = {"app.feature": feature} if feature else {}
+        if agent:
+            attrs |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent[0]}
+            attrs |= {"gen_ai.agent.version": agent[1]} if agent[1] else {}
+        parent = None
+        if remote:  # the run's root was exported by another process, to another store
+            ctx = SpanContext(n + 1, 0xDEAD0000 + n, is_remote=True, trace_flags=TraceFlags(1))
+            parent = trace.set_span_in_context(NonRecordingSpan(ctx))
+        root = ta.start_span("workflow", parent, attributes=attrs, start_time=first - HOUR_NS)
+        rctx = trace.set_span_in_context(root)
+        for hour, model, sidecar, depth in calls:
+            at = DAY0_NS + hour * HOUR_NS + next(tick) * 1000
+            ctx, hops = rctx, []
+            if sidecar:
+                hops.append(ts.start_span("POST /complete", ctx, SpanKind.SERVER, start_time=at))
+                ctx = trace.set_span_in_context(hops[-1])
+            for _ in range(depth):
+                hops.append((ts if sidecar else ta).start_span("hop", ctx, start_time=at))
+                ctx = trace.set_span_in_context(hops[-1])
+            usage = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": model,
+                "gen_ai.usage.input_tokens": 100 + hour,
+                "gen_ai.usage.output_tokens": 7 + n,
+            }
+            (ts if sidecar else ta).start_span(f"chat {model}", ctx, attributes=usage, start_time=at).end(
+                at + 500
+            )
+            for hop in reversed(hops):
+                hop.end(at + 900)
+        root.end(DAY0_NS + max(c[0] for c in calls) * HOUR_NS + HOUR_NS)
+    return memory.get_finished_spans()
+
+
+def _general(con, name, **window):
+    """The rollup's own file over the contract (the fast path switched off for this call)."""
+    saved = queries.fast_query
+    queries.fast_query = lambda *args: None
+    try:
+        return rollup(name, db=con, **window)
+    finally:
+        queries.fast_query = saved
+
+
+def _limits(name):
+    return [{"limit": 3}, {"limit": 0}] if name == "per_run" else [{}]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("facts")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    runs=st.lists(RUN, min_size=1, max_size=6),
+    order=st.randoms(use_true_random=False),
+    cuts=st.integers(1, 4),
+    twice=st.booleans(),
+    windows=st.lists(WINDOW, min_size=1, max_size=3),
+)
+def test_the_fast_rollups_answer_as_the_contract_does(table, workdir, runs, order, cuts, twice, windows):
+    path = workdir / f"{random.getrandbits(64):x}.duckdb"
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        spans = list(_spans(table, runs))
+        order.shuffle(spans)  # children before parents, runs in pieces across ingests
+        size = -(-len(spans) // cuts)
+        for start in range(0, len(spans), size):
+            exporter.export(spans[start : start + size])
+            if twice and start == 0:
+                exporter.export(spans[:size])  # a retried export: the store keeps one copy
+            assert exporter.force_flush()
+    finally:
+        exporter.shutdown()
+    with store.connect(path) as con:
+        settled_all = not con.execute("SELECT count(*) FROM costattr_fact_pending").fetchone()[0]
+        assert aggregates.current(con) == settled_all
+        for since, until in [(None, None), *windows]:
+            for name in FAST:
+                for extra in _limits(name):
+                    window = {"since": since, "until": until, **extra}
+                    assert rollup(name, db=con, **window) == _general(con, name, **window), (name, window)
+    path.unlink()
+
+
+def test_the_hand_computed_workload_reads_the_same_from_the_facts(tmp_path):
+    """tests/test_rollups_workload.py's runs (handoffs, a loop, an unpriced call, a cycle, a
+    lone call), less the call whose parent never arrives (it keeps the facts from answering)."""
+    path = build(tmp_path / "workload.duckdb")
+    with store.connect(path) as con:
+        con.execute("DELETE FROM spans WHERE trace_id = $t", {"t": trace_id(6)})
+        assert aggregates.maintain(con) and aggregates.current(con)
+        day2 = WORKLOAD_DAY0 + dt.timedelta(days=2)
+        windows = [
+            (None, None),
+            (WORKLOAD_DAY0 + dt.timedelta(minutes=3), None),
+            (day2, day2 + dt.timedelta(hours=1, minutes=5)),
+        ]
+        for since, until in windows:
+            for name in FAST:
+                for extra in _limits(name):
+                    window = {"since": since, "until": until, **extra}
+                    assert rollup(name, db=con, **window) == _general(con, name, **window), (name, window)
+        for name in FAST:  # the same column types too (Arrow, Parquet and JSON readers see them)
+            fast = rollup(name, db=con, arrow=True)
+            assert fast.schema == _general(con, name, arrow=True).schema, name
+
+
+def _per_feature(con):
+    return [(r["runs"], r["calls"], r["usd"]) for r in rollup("per_feature", db=con)]
+
+
+def test_a_store_written_by_someone_else_answers_from_the_calls_until_the_facts_catch_up(tmp_path):
+    with store.connect(tmp_path / "spans.duckdb") as con:
+        w = Writer(con)
+        agent = w.span(1, "agent", role="agent", at=DAY0, feature="f", agent_name="a")
+        w.call(1, "gpt-4o-mini", 10, 1, "0.5", parent=agent, at=DAY0, feature="f", agent_name="a")
+        assert aggregates.maintain(con) and aggregates.current(con)
+        assert [r["usd"] for r in rollup("per_feature", db=con)] == [D("0.5")]
+        # Another writer (an older version, any DuckDB client) appends a call of the same run.
+        w.call(1, "gpt-4o-mini", 10, 1, "0.25", parent=agent, at=DAY0, feature="f", agent_name="a")
+        assert not aggregates.current(con)
+        assert _per_feature(con) == [(1, 2, D("0.75"))]
+        assert aggregates.maintain(con) and aggregates.current(con)  # the next ingest here
+        assert _per_feature(con) == [(1, 2, D("0.75"))]
+        assert con.execute("SELECT calls FROM costattr_fact_run").fetchall() == [(2,)]
+
+
+def test_the_migration_builds_the_facts_of_an_existing_store(tmp_path):
+    path = build(tmp_path / "workload.duckdb")
+    with store.connect(path) as con:  # as a store of the version before: no facts
+        con.execute("DELETE FROM spans WHERE trace_id = $t", {"t": trace_id(6)})
+        for table in ("calls", "feature", "agent", "run", "step", "pending"):
+            con.execute(f"DROP TABLE costattr_fact_{table}")
+        con.execute("DROP TABLE costattr_facts_state")
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0010_rollup_facts'")
+        assert not aggregates.current(con)
+    with store.connect(path) as con:
+        assert aggregates.current(con)
+        assert rollup("per_agent", db=con) == _general(con, "per_agent")
+        runs = con.execute("SELECT count(*) FROM costattr_fact_run WHERE calls > 0").fetchone()[0]
+        assert runs == 7  # T1-T5, T7, T8
