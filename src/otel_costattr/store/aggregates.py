@@ -43,8 +43,10 @@ def maintain(con: duckdb.DuckDBPyConnection) -> bool:
     the facts then lag the store and the rollups take the contract's path until a later run."""
     try:
         con.execute("BEGIN TRANSACTION")
+        row = con.execute("SELECT watermark FROM costattr_facts_state").fetchall()
+        bound = {"watermark": row[0][0]}
         for statement in _statements():
-            con.execute(statement)
+            con.execute(statement, bound if _WATERMARK in statement else None)
         con.execute("COMMIT")
         return True
     except duckdb.Error:
@@ -61,6 +63,9 @@ def current(con: duckdb.DuckDBPyConnection) -> bool:
     except duckdb.CatalogException:  # a store without the facts' migration (read as is)
         return False
     return bool(rows and rows[0][0])
+
+
+_WATERMARK = "$watermark"
 
 
 @functools.cache

@@ -71,6 +71,14 @@ class Migration:
     sql: str
 
 
+def _facts_migration() -> str:
+    # The tables, then the facts built over every span already stored: _facts.sql with its
+    # watermark (which store/aggregates.py binds) read as -1.
+    queries = bundled_dir("queries")
+    facts = (queries / "_facts.sql").read_text("utf-8").replace("$watermark", "-1")
+    return (queries / "_facts_tables.sql").read_text("utf-8") + facts
+
+
 # The column migrations come from the one column list (store/schema.py); any other migration
 # (views, indexes) is appended after them, in the order it was released.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -92,11 +100,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The call views again: calls with their own or a settled identity read in one scan.
     Migration("0009_call_views_one_scan", (bundled_dir("queries") / "_calls.sql").read_text("utf-8")),
     # The rollup facts (store/aggregates.py), built here once over the spans already stored.
-    Migration(
-        "0010_rollup_facts",
-        (bundled_dir("queries") / "_facts_tables.sql").read_text("utf-8")
-        + (bundled_dir("queries") / "_facts.sql").read_text("utf-8"),
-    ),
+    Migration("0010_rollup_facts", _facts_migration()),
 )
 
 _MIGRATIONS_TABLE = (
