@@ -22,7 +22,7 @@ import duckdb
 from .._resources import bundled_dir
 from .database import rollback
 
-__all__ = ["MAINTAIN_FILE", "TABLES_FILE", "current", "maintain"]
+__all__ = ["MAINTAIN_FILE", "TABLES_FILE", "attempt", "current", "maintain"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +42,26 @@ def maintain(con: duckdb.DuckDBPyConnection) -> bool:
     ``con`` (read-write, no transaction open). Returns False, after logging, when it failed:
     the facts then lag the store and the rollups take the contract's path until a later run."""
     try:
+        attempt(con)
+        return True
+    except duckdb.Error:
+        logger.exception("otel-costattr: rollup facts not updated; rollups read the calls instead")
+        return False
+
+
+def attempt(con: duckdb.DuckDBPyConnection) -> None:
+    """`maintain` for a caller that handles failures itself: raises ``duckdb.Error`` after
+    rolling back (store/ingest.py runs it in the identity pass's small buffer pool first)."""
+    try:
         con.execute("BEGIN TRANSACTION")
         row = con.execute("SELECT watermark FROM costattr_facts_state").fetchall()
         bound = {"watermark": row[0][0]}
         for statement in _statements():
             con.execute(statement, bound if _WATERMARK in statement else None)
         con.execute("COMMIT")
-        return True
-    except duckdb.Error:
+    except BaseException:
         rollback(con)
-        logger.exception("otel-costattr: rollup facts not updated; rollups read the calls instead")
-        return False
+        raise
 
 
 def current(con: duckdb.DuckDBPyConnection) -> bool:

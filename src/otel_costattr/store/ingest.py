@@ -263,8 +263,7 @@ def ingest_spool(
         files = good
     for f in files:
         f.unlink(missing_ok=True)
-    _settle(con, bounded_pass)  # the one hook of store/identity.py (issue 12, rollups half)
-    aggregates.maintain(con)  # and of store/aggregates.py, which reads what the pass settled
+    _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
     if _failing.pop(str(path), None) is not None:
         spool.record(path, "ingest_recovered", files=len(files))
         logger.warning("otel-costattr: ingesting into %s works again", path)
@@ -289,10 +288,12 @@ def _settle(con: duckdb.DuckDBPyConnection, bounded: bool) -> None:
             used = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
             with _settings(con, {"memory_limit": f"{int(used[0] or 0) + _PASS_HEADROOM}B"}):
                 identity.attempt(con)
+                aggregates.attempt(con)  # the rollup facts, from what the pass settled
             return
         except (duckdb.Error, ValueError) as e:  # out of memory, mostly: once more, unbounded
             logger.debug("otel-costattr: identity pass in a small buffer pool failed: %s", e)
     identity.settle(con)
+    aggregates.maintain(con)
 
 
 def _ingest_failed(path: str | os.PathLike[str], files: Sequence[Path], error: BaseException) -> IngestError:
