@@ -20,7 +20,6 @@ from serverutil import free_port
 from test_server_otlp import JS, json_request, span_json
 
 from otel_costattr.cli import main
-from otel_costattr.store import spool
 from otel_costattr.store.spool import pending_spool
 
 PRICES = Path(__file__).parent / "data" / "test_prices.toml"
@@ -56,11 +55,11 @@ def ids(db: Path) -> set[tuple[str, str]]:
 
 
 def spooled_ids(db: Path) -> set[tuple[str, str]]:
-    out: set[tuple[str, str]] = set()
-    for f in pending_spool(db):
-        table = spool.read_arrow(f)
-        out.update(zip(table["trace_id"].to_pylist(), table["span_id"].to_pylist(), strict=True))
-    return out
+    files = [str(f) for f in pending_spool(db)]
+    if not files:
+        return set()
+    with duckdb.connect() as con:
+        return set(con.execute("SELECT trace_id, span_id FROM read_parquet(?)", [files]).fetchall())
 
 
 def stored(db: Path) -> int:

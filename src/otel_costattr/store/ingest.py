@@ -1,12 +1,11 @@
 """Moving the spool into ``spans``: insert without duplicates, quarantine what can never load.
 
-Writers do not wait for the lock. A batch goes first to the *spool*: an Arrow IPC file in
-``<db>.spool/`` (Parquet from earlier versions), written under a temporary name, fsynced and
-atomically renamed, so it is durable the moment it appears. Whoever next holds the write lock
-(any process: an exporter's ingester, or `database.connect` from the CLI) moves the spool
-files into ``spans``, many files per transaction, and deletes them after the commit. A crash
-between commit and delete only means a file is ingested again; ingestion skips spans already
-stored, so a span is stored once.
+Writers do not wait for the lock. A batch goes first to the *spool*: a Parquet file in
+``<db>.spool/``, written under a temporary name, fsynced and atomically renamed, so it is
+durable the moment it appears. Whoever next holds the write lock (any process: an exporter's
+ingester, or `database.connect` from the CLI) moves the spool files into ``spans``, many files
+per transaction, and deletes them after the commit. A crash between commit and delete only
+means a file is ingested again; ingestion skips spans already stored, so a span is stored once.
 
 Dedupe is on (trace_id, span_id) without a PRIMARY KEY: DuckDB loads an ART index whole on
 every write connection, which made each ingest cost O(table size) (measured 330 ms per 20k
@@ -76,26 +75,20 @@ def _insert(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
     return int(row[0]) if row else 0
 
 
-def _insert_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
-    """`_insert` of an Arrow table, inside the caller's transaction."""
-    con.register("_costattr_batch", table)
-    try:
-        return _insert(con, "_costattr_batch", [])
-    finally:
-        con.unregister("_costattr_batch")
-
-
 def insert_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
     """Insert the rows of an Arrow table (as `mapping.SpanMapper.table` builds it), skipping
     spans already stored; commits. Returns the number of rows added."""
+    con.register("_costattr_batch", table)
     try:
         con.execute("BEGIN TRANSACTION")
-        added = _insert_arrow(con, table)
+        added = _insert(con, "_costattr_batch", [])
         con.execute("COMMIT")
         return added
     except duckdb.Error as e:
         rollback(con)
         raise StoreError(f"cannot insert spans: {e}") from e
+    finally:
+        con.unregister("_costattr_batch")
 
 
 def ingest(
@@ -173,56 +166,11 @@ def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, object]) -> Iter
 _NO_VACUUM = {"max_vacuum_tasks": 0}
 
 
-# Arrow spool files are read into memory before DuckDB scans them (Parquet is streamed by
-# DuckDB itself): at most this many rows at a time (one 2048-span batch, about 1.6 MB), so
-# the ingester's peak in the application's process stays what DuckDB's own needs are. With
-# 8,192 (4 files at a time) the exporter's peak RSS over 1M spans grew 65 MB, above issue
-# 12's 64 MB; main's Parquet spool 51 MB in the same run.
-_ARROW_ROWS = 2_048
-# Reading a spool file fails with these when the file (or the disk under it) is at fault;
-# which of the two, `unreadable` decides, as for a DuckDB error.
-_READ_ERRORS = (duckdb.Error, pa.ArrowException, OSError, MemoryError)
-
-
 def _insert_files(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> int:
-    """Insert the spans of ``files`` not stored yet, in one transaction. Raises one of
-    `_READ_ERRORS`, the transaction left open for the caller to roll back."""
-    parquet = [str(f) for f in files if not spool.is_arrow(f)]
     con.execute("BEGIN TRANSACTION")
-    added = 0
-    if parquet:
-        added += _insert(con, "read_parquet(?, union_by_name = true)", [parquet])
-    for table in _arrow_tables([f for f in files if spool.is_arrow(f)]):
-        added += _insert_arrow(con, table)
+    added = _insert(con, "read_parquet(?, union_by_name = true)", [[str(f) for f in files]])
     con.execute("COMMIT")
     return added
-
-
-def _arrow_tables(files: Sequence[Path]) -> Iterator[pa.Table]:
-    """The rows of Arrow spool files, about `_ARROW_ROWS` at a time."""
-    group: list[pa.Table] = []
-    rows = 0
-    for f in files:
-        table = spool.read_arrow(f)
-        group.append(table)
-        rows += table.num_rows
-        if rows >= _ARROW_ROWS:
-            yield from _concat(group)
-            group, rows = [], 0
-    if group:
-        yield from _concat(group)
-
-
-def _concat(tables: list[pa.Table]) -> Iterator[pa.Table]:
-    """One table of ``tables`` (columns a file lacks are null, as read_parquet's
-    union_by_name); one by one when their types cannot be unified, so that files each
-    readable alone are never refused together."""
-    try:
-        table = pa.concat_tables(tables, promote_options="permissive")
-    except pa.ArrowException:
-        yield from tables
-        return
-    yield table
 
 
 def ingest_spool(
@@ -250,14 +198,14 @@ def ingest_spool(
         return 0
     try:
         added = _insert_files(con, files)
-    except _READ_ERRORS as e:
+    except duckdb.Error as e:
         rollback(con)
         good = [f for f in files if not _set_aside_if_unreadable(path, f)]
         if len(good) == len(files):
             raise _ingest_failed(path, files, e) from e
         try:  # the bad ones are out of the way: the rest in one transaction again
             added = _insert_files(con, good) if good else 0
-        except _READ_ERRORS as e2:
+        except duckdb.Error as e2:
             rollback(con)
             raise _ingest_failed(path, good, e2) from e2
         files = good
@@ -357,10 +305,10 @@ _PROBE_ENVIRONMENT = (
 def unreadable(file: Path) -> str | None:
     """Why ``file`` can never be ingested, or None when it can.
 
-    The check reads the file and inserts it into a fresh in-memory database with the same
-    schema, so it says something about the file alone: not Arrow IPC (or Parquet), corrupt,
-    columns or types the table cannot take, missing ids. A failure of the real database (full
-    disk, I/O errors, an invalidated instance) cannot reach it. Memory exhaustion and interrupts are not held
+    The check inserts the file into a fresh in-memory database with the same schema, so it
+    says something about the file alone: not Parquet, corrupt, columns or types the table
+    cannot take, missing ids. A failure of the real database (full disk, I/O errors, an
+    invalidated instance) cannot reach it. Memory exhaustion and interrupts are not held
     against the file, nor is a file that cannot be opened or read (no descriptors left, EIO):
     it stays pending."""
     try:
@@ -371,17 +319,10 @@ def unreadable(file: Path) -> str | None:
         for step in MIGRATIONS:
             probe.execute(step.sql)
         probe.execute("SET threads = 1")
-        if spool.is_arrow(file):
-            table = spool.read_arrow(file)
-            probe.register("_costattr_probe", table)
-            probe.execute("INSERT INTO spans BY NAME SELECT * FROM _costattr_probe")
-        else:
-            probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
+        probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
     except _PROBE_ENVIRONMENT:
         return None
-    except (OSError, MemoryError):  # reading the file failed, or memory ran out: not its fault
-        return None
-    except (duckdb.Error, pa.ArrowException) as e:  # not Arrow IPC, truncated, wrong columns
+    except duckdb.Error as e:
         if not file.exists():
             return None  # taken by another process meanwhile
         return " ".join(str(e).split())
