@@ -7,7 +7,7 @@ Both designs run in this one process on the same records (``bench_exporter.py``'
 runs), alternating round by round; figures are thread CPU µs a span, medians:
 
 - now: ``SpanMapper.table`` (every column in Python: role, tokens, price, identity) and
-  ``spool.write_spool`` (Arrow IPC, lz4, fsync);
+  ``spool.write_spool`` (the spool file as it is written today, fsynced);
 - raw: the record's own fields as columns, the attributes and resource JSON with the content
   rule applied (``SpanMapper._clean``, the template path of ``spans/batch.py``), and the
   same spool write. What the Python side must keep: the content rule (nothing a model read
