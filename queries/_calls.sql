@@ -47,12 +47,14 @@
 --
 -- In the rollups' macros, costattr_attributed(since, until, service, feature, agent
 -- [, p_trace := trace_id]) is calls restricted to a window (of one trace when p_trace is
--- given) with call_row added (the spans row's rowid: names each stored call, even a span id
--- stored twice, which is bad data); costattr_runs(since, until, service, feature, agent,
--- p_order, p_limit) is runs over that window, p_order 'newest' (by first call) or 'cost', at
--- most p_limit (NULL: all), roots read and the per-run aggregates that do not order runs
--- computed for the runs kept only.
-CREATE OR REPLACE VIEW calls AS  -- @rollups: CREATE OR REPLACE TEMP MACRO costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
+-- given; of the traces listed in the TEMP table costattr_traces with p_traces := true, as
+-- rollups/facts.py reads the traces the rollup facts leave pending) with call_row added (the
+-- spans row's rowid: names each stored call, even a span id stored twice, which is bad data);
+-- costattr_runs(since, until, service, feature, agent, p_order, p_limit) is runs over that
+-- window, p_order 'newest' (by first call) or 'cost', at most p_limit (NULL: all), roots read
+-- and the per-run aggregates that do not order runs computed for the runs kept only.
+-- @rollups: CREATE TEMP TABLE IF NOT EXISTS costattr_traces (trace_id VARCHAR NOT NULL);
+CREATE OR REPLACE VIEW calls AS  -- @rollups: CREATE OR REPLACE TEMP MACRO costattr_attributed(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL, p_traces := false) AS TABLE
 WITH RECURSIVE
 -- The columns of the contract, and call_row: resolving and joining by it counts every stored
 -- call once. Feature and agent come last: they are what attribution replaces.
@@ -70,6 +72,7 @@ windowed AS NOT MATERIALIZED (
       -- @rollups:   AND (p_until IS NULL OR start_time < p_until)
       -- @rollups:   AND (p_service IS NULL OR service_name = p_service)
       -- @rollups:   AND (p_trace IS NULL OR trace_id = lower(p_trace))
+      -- @rollups:   AND (NOT p_traces OR trace_id IN (SELECT trace_id FROM costattr_traces))
 ),
 -- Calls missing feature or agent that the identity pass has not settled (two scans with
 -- simple filters on stored columns read less than one with OR).
@@ -100,13 +103,15 @@ unresolved AS MATERIALIZED (
 ),
 -- Each hop finds the parents of the calls still unresolved in one scan of the table's
 -- non-model spans, filtered by span id (a model call is never an ancestor here: one wrapped
--- in another is double instrumentation, not a scope); the join checks the trace too. Two
+-- in another is double instrumentation, not a scope); the join checks the trace too (with
+-- p_traces the scan keeps those traces' spans only: the same parents, found faster). Two
 -- hops settle the usual cases: a parent with identity, or a service's entry span (which
 -- carries none when that service runs without the processor) under a span that has it.
 parents AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
     FROM spans
     WHERE span_role <> 'model_call' AND span_id IN (SELECT parent_span_id FROM unresolved)
+    -- @rollups:   AND (NOT p_traces OR trace_id IN (SELECT trace_id FROM costattr_traces))
 ),
 hop AS MATERIALIZED (
     SELECT
@@ -127,6 +132,7 @@ grandparents AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
     FROM spans
     WHERE span_role <> 'model_call' AND span_id IN (SELECT next_parent FROM pending)
+    -- @rollups:   AND (NOT p_traces OR trace_id IN (SELECT trace_id FROM costattr_traces))
 ),
 hop2 AS MATERIALIZED (
     SELECT

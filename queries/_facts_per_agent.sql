@@ -1,16 +1,18 @@
 -- per_agent.sql answered from the rollup facts: as _facts_per_feature.sql, per run and agent
--- version (costattr_fact_agent).
+-- version (costattr_fact_agent); a run with a call not final yet read from the contract.
 WITH across AS MATERIALIZED (
     SELECT trace_id, agent_name, agent_version, first_call, last_call
     FROM costattr_fact_agent
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
 ),
 per_run AS (
     SELECT agent_name AS agent, agent_version, min(first_call) AS first_call, count(*) AS runs,
            sum(calls) AS calls, sum(usd) AS usd
     FROM costattr_fact_agent
     WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
     GROUP BY agent_name, agent_version
     UNION ALL
     SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd)
@@ -21,6 +23,10 @@ per_run AS (
       AND EXISTS (SELECT 1 FROM across AS a
                   WHERE a.trace_id = c.trace_id AND a.agent_name IS NOT DISTINCT FROM c.agent_name
                     AND a.agent_version IS NOT DISTINCT FROM c.agent_version)
+    GROUP BY agent_name, agent_version, trace_id
+    UNION ALL
+    SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd)
+    FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
     GROUP BY agent_name, agent_version, trace_id
 )
 SELECT

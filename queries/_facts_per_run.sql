@@ -2,11 +2,15 @@
 -- row of costattr_fact_run; one with calls on both sides of an edge is computed from its calls
 -- in the window (costattr_fact_calls). The newest runs are chosen first, then their roots read
 -- (kept with the run's facts: name, start, end, agent and feature as the contract's runs say).
+-- A run with a call not final yet (listed in costattr_traces) is computed from the call
+-- contract, all its calls in the window, and joins the others before the newest are chosen;
+-- its roots are in its row of costattr_fact_run all the same (when it has one).
 WITH across AS MATERIALIZED (
     SELECT rowid AS fact_row, trace_id, first_call, last_call
     FROM costattr_fact_run
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
 ),
 per_trace AS (
     SELECT rowid AS fact_row, trace_id, calls, unpriced_calls, usd,
@@ -15,6 +19,7 @@ per_trace AS (
     FROM costattr_fact_run
     WHERE calls > 0
       AND ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
     UNION ALL
     SELECT
         a.fact_row, c.trace_id, count(*), count(*) FILTER (WHERE cost_usd IS NULL), sum(cost_usd),
@@ -29,6 +34,21 @@ per_trace AS (
       AND start_time <= (SELECT max(least(last_call, coalesce($until, last_call))) FROM across)
       AND ($since IS NULL OR start_time >= $since) AND ($until IS NULL OR start_time < $until)
     GROUP BY a.fact_row, c.trace_id
+    UNION ALL
+    SELECT f.rowid, p.* EXCLUDE (tkey)
+    FROM (
+        SELECT
+            hash(trace_id) AS tkey, trace_id, count(*), count(*) FILTER (WHERE cost_usd IS NULL),
+            sum(cost_usd),
+            coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))
+                     FILTER (WHERE cost_usd IS NULL), 0),
+            min(start_time), max(end_time),
+            arg_min(agent_name, start_time) FILTER (WHERE agent_name IS NOT NULL),
+            arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL)
+        FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
+        GROUP BY trace_id
+    ) AS p
+    LEFT JOIN costattr_fact_run AS f ON f.tkey = p.tkey AND f.trace_id = p.trace_id
 ),
 kept AS MATERIALIZED (
     SELECT * FROM per_trace ORDER BY first_call DESC, trace_id LIMIT nullif($limit, 0)

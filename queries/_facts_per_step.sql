@@ -1,6 +1,10 @@
 -- per_step.sql answered from the rollup facts: whole UTC days of the window from
 -- costattr_fact_step, the calls of the days at its edges (partly inside) from
 -- costattr_fact_calls. avg_input_tokens is the average of the calls that report input tokens.
+-- A call not final yet is absent from the facts (costattr_fact_pending), and every other call is
+-- in them as the contract attributes it: each row here is one call's (agent, step, model) with
+-- sums that compose (avg_input_tokens too: tokens over calls reporting them), so the pending
+-- calls are added as the contract attributes them now, and nothing else changes.
 WITH parts AS (
     SELECT agent_name, step, model, calls, input_tokens, input_calls, usd
     FROM costattr_fact_step
@@ -19,6 +23,10 @@ WITH parts AS (
     WHERE $until IS NOT NULL AND start_time >= date_trunc('day', $until::TIMESTAMP) AND start_time < $until
       AND ($since IS NULL OR start_time >= date_trunc('day', $since::TIMESTAMP) + INTERVAL 1 DAY)
       AND date_trunc('day', start_time) + INTERVAL 1 DAY > $until
+    UNION ALL  -- the calls not final yet, of the traces listed in costattr_traces
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
+    FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
+    WHERE call_row IN (SELECT call_row FROM costattr_fact_pending)
 )
 SELECT
     agent_name AS agent,

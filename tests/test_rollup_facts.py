@@ -1,7 +1,8 @@
 """The rollup facts (store/aggregates.py, rollups/facts.py): per_feature, per_step, per_run and
 per_agent answered from them are exactly the answers of their own files over the call contract,
-whatever the workload, the order spans arrive in and the window; and when the facts do not
-cover the store (someone else wrote into it, a call is not settled yet) the contract answers."""
+whatever the workload, the order spans arrive in and the window, calls not settled yet among
+them (their runs read from the contract); and when the facts do not cover the store (someone
+else wrote into it) the contract answers."""
 
 from __future__ import annotations
 
@@ -152,11 +153,13 @@ def test_the_fast_rollups_answer_as_the_contract_does(table, workdir, runs, orde
     with store.connect(path) as con:
         settled_all = not con.execute("SELECT count(*) FROM costattr_fact_pending").fetchone()[0]
         assert aggregates.current(con) == settled_all
+        assert aggregates.pending_traces(con) is not None  # pending calls or not, the facts answer
         for since, until in [(None, None), *windows]:
             for name in FAST:
                 for extra in _limits(name):
                     window = {"since": since, "until": until, **extra}
                     assert rollup(name, db=con, **window) == _general(con, name, **window), (name, window)
+                    assert facts.fast_query(con, name, window) is not None, (name, window)
     path.unlink()
 
 
@@ -181,6 +184,78 @@ def test_the_hand_computed_workload_reads_the_same_from_the_facts(tmp_path):
         for name in FAST:  # the same column types too (Arrow, Parquet and JSON readers see them)
             fast = rollup(name, db=con, arrow=True)
             assert fast.schema == _general(con, name, arrow=True).schema, name
+
+
+def _export(path, table, *batches):
+    """Store ``batches`` of finished spans at ``path``, each in its own ingest."""
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        for spans in batches:
+            exporter.export(list(spans))
+            assert exporter.force_flush()
+    finally:
+        exporter.shutdown()
+
+
+def _same_as_the_contract(con, windows):
+    for since, until in windows:
+        for name in FAST:
+            for extra in _limits(name) + ([{"limit": 1}] if name == "per_run" else []):
+                window = {"since": since, "until": until, **extra}
+                assert rollup(name, db=con, **window) == _general(con, name, **window), (name, window)
+                assert facts.fast_query(con, name, window) is not None, (name, window)
+
+
+# Runs of the focused tests below: the last one's calls (hours 25 and 26) find no feature or
+# agent up to their root, whose parent went to another backend: they never settle.
+FOCUS = [
+    ("refund", ("triage", "v1"), [(2, "acme-mini", False, 0), (30, "acme-large", True, 1)], False),
+    ("search", ("billing", None), [(26, "acme-mini", False, 0)], False),
+    (None, None, [(25, "acme-mini", True, 1), (26, "acme-large", False, 0)], True),
+]
+FOCUS_WINDOWS = [
+    (None, None),
+    (DAY0 + dt.timedelta(hours=25, minutes=17), None),  # through the pending run
+    (DAY0, DAY0 + dt.timedelta(hours=26)),
+    (DAY0 + dt.timedelta(hours=26), DAY0 + dt.timedelta(hours=27)),
+]
+
+
+def test_a_call_that_never_settles_leaves_the_facts_answering(table, tmp_path):
+    """A run whose root's parent went to another backend: its sidecar call stays pending for
+    good. The facts still answer all four rollups (that run from the contract), exactly."""
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, _spans(table, FOCUS))
+    with store.connect(path) as con:
+        pending = con.execute("SELECT DISTINCT trace_id FROM costattr_fact_pending").fetchall()
+        assert pending == [(f"{len(FOCUS):032x}",)]
+        assert aggregates.pending_traces(con) == 1 and not aggregates.current(con)
+        _same_as_the_contract(con, FOCUS_WINDOWS)
+        by_feature = {r["feature"]: (r["runs"], r["calls"]) for r in rollup("per_feature", db=con)}
+        assert by_feature[None] == (1, 2)
+
+
+def test_a_pending_call_moves_into_the_facts_when_its_parent_arrives(table, tmp_path):
+    """The same runs, the last one's root (with feature and agent now) exported by its own
+    process later: until then its sidecar call is pending and its app call, which the processor
+    gave the root's identity, final (in the facts, which must not count that run twice); then
+    both are in the facts."""
+    runs = [*FOCUS[:-1], ("refund", ("triage", "v2"), FOCUS[-1][2], False)]
+    spans = list(_spans(table, runs))
+    late = [s for s in spans if s.name == "workflow" and s.attributes.get("gen_ai.agent.version") == "v2"]
+    run = {"t": f"{late[0].context.trace_id:032x}"}
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, [s for s in spans if s not in late])
+    with store.connect(path) as con:
+        assert aggregates.pending_traces(con) == 1
+        final = "SELECT count(*) FROM costattr_fact_calls WHERE trace_id = $t"
+        assert con.execute(final, run).fetchone()[0] == 1
+        _same_as_the_contract(con, FOCUS_WINDOWS)
+    _export(path, table, late)
+    with store.connect(path) as con:
+        assert aggregates.current(con)
+        assert con.execute(final, run).fetchone()[0] == 2
+        _same_as_the_contract(con, FOCUS_WINDOWS)
 
 
 def _per_feature(con):

@@ -7,9 +7,11 @@ runs change only at ingest, so `maintain` (``queries/_facts.sql``), run after th
 pass, adds each call to the facts once its feature and agent can no longer change (tables of
 ``queries/_facts_tables.sql``, migration ``0010_rollup_facts``): one row per call, and one
 per run and feature, per run and agent version, per run, with sums merged in place. The
-rollups read them through `rollups/facts.py` only when they cover every span stored and no
-call is pending (its identity not settled yet); otherwise they take the contract's path. Like
-the identity pass this is a shortcut: skipped or failed, every answer stays the same.
+rollups read them through `rollups/facts.py` when they cover every span stored; the runs with
+a call pending (its identity not settled yet: a parent never exported here keeps it so for
+good) are left out of them and read from the contract, trace by trace. Otherwise the rollups
+take the contract's path. Like the identity pass this is a shortcut: skipped or failed, every
+answer stays the same.
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ import duckdb
 from .._resources import bundled_dir
 from .database import rollback
 
-__all__ = ["MAINTAIN_FILE", "TABLES_FILE", "attempt", "current", "maintain"]
+__all__ = ["MAINTAIN_FILE", "TABLES_FILE", "attempt", "current", "maintain", "pending_traces"]
 
 logger = logging.getLogger(__name__)
 
 TABLES_FILE = "_facts_tables.sql"
 MAINTAIN_FILE = "_facts.sql"
 
-# The facts answer for the store when they cover each span stored (spans are only appended:
-# the row count says whether someone else wrote since) and no call waits for its identity.
-_CURRENT = (
-    "SELECT (SELECT spans FROM costattr_facts_state) = (SELECT count(*) FROM spans)"
-    " AND NOT EXISTS (SELECT 1 FROM costattr_fact_pending)"
+# The facts cover the store when they cover each span stored (spans are only appended: the
+# row count says whether someone else wrote since); then the traces with a call waiting for
+# its identity are counted.
+_COVERAGE = (
+    "SELECT (SELECT spans FROM costattr_facts_state) = (SELECT count(*) FROM spans),"
+    " (SELECT count(DISTINCT trace_id) FROM costattr_fact_pending)"
 )
 
 
@@ -65,13 +68,19 @@ def attempt(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def current(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when the facts on ``con`` answer for every call stored (see `maintain`)."""
+    """True when the facts on ``con`` answer for every call stored, no call pending."""
+    return pending_traces(con) == 0
+
+
+def pending_traces(con: duckdb.DuckDBPyConnection) -> int | None:
+    """How many traces have a call the facts on ``con`` leave pending (``costattr_fact_pending``),
+    or None when the facts do not cover every span stored (see `maintain`)."""
     try:
         # fetchall: a result left unfinished refuses the caller's next con.sql (DuckDB 2).
-        rows = con.execute(_CURRENT).fetchall()
+        rows = con.execute(_COVERAGE).fetchall()
     except duckdb.CatalogException:  # a store without the facts' migration (read as is)
-        return False
-    return bool(rows and rows[0][0])
+        return None
+    return rows[0][1] if rows and rows[0][0] else None
 
 
 _WATERMARK = "$watermark"
