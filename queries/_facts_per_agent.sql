@@ -5,14 +5,14 @@ WITH across AS MATERIALIZED (
     FROM costattr_fact_agent
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
 ),
 per_run AS (
     SELECT agent_name AS agent, agent_version, min(first_call) AS first_call, count(*) AS runs,
            sum(calls) AS calls, sum(usd) AS usd
     FROM costattr_fact_agent
     WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
     GROUP BY agent_name, agent_version
     UNION ALL
     SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd)
@@ -24,10 +24,12 @@ per_run AS (
                   WHERE a.trace_id = c.trace_id AND a.agent_name IS NOT DISTINCT FROM c.agent_name
                     AND a.agent_version IS NOT DISTINCT FROM c.agent_version)
     GROUP BY agent_name, agent_version, trace_id
+    -- @pending begin: the runs listed in costattr_traces, from the contract
     UNION ALL
     SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd)
     FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
     GROUP BY agent_name, agent_version, trace_id
+    -- @pending end
 )
 SELECT
     agent,

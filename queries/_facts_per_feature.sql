@@ -10,14 +10,14 @@ WITH across AS MATERIALIZED (
     FROM costattr_fact_feature
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
 ),
 per_run AS (
     SELECT feature, count(*) AS runs, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
            sum(output_tokens) AS output_tokens, sum(usd) AS usd, sum(unpriced_calls) AS unpriced_calls
     FROM costattr_fact_feature
     WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
     GROUP BY feature
     UNION ALL
     SELECT feature, 1, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd),
@@ -29,11 +29,13 @@ per_run AS (
       AND EXISTS (SELECT 1 FROM across AS a
                   WHERE a.trace_id = c.trace_id AND a.feature IS NOT DISTINCT FROM c.feature)
     GROUP BY feature, trace_id
+    -- @pending begin: the runs listed in costattr_traces, from the contract
     UNION ALL
     SELECT feature, 1, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd),
            count(*) FILTER (WHERE cost_usd IS NULL)
     FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
     GROUP BY feature, trace_id
+    -- @pending end
 )
 SELECT
     feature,

@@ -10,7 +10,7 @@ WITH across AS MATERIALIZED (
     FROM costattr_fact_run
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
 ),
 per_trace AS (
     SELECT rowid AS fact_row, trace_id, calls, unpriced_calls, usd,
@@ -19,7 +19,7 @@ per_trace AS (
     FROM costattr_fact_run
     WHERE calls > 0
       AND ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)
+      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
     UNION ALL
     SELECT
         a.fact_row, c.trace_id, count(*), count(*) FILTER (WHERE cost_usd IS NULL), sum(cost_usd),
@@ -34,6 +34,7 @@ per_trace AS (
       AND start_time <= (SELECT max(least(last_call, coalesce($until, last_call))) FROM across)
       AND ($since IS NULL OR start_time >= $since) AND ($until IS NULL OR start_time < $until)
     GROUP BY a.fact_row, c.trace_id
+    -- @pending begin: the runs listed in costattr_traces, from the contract
     UNION ALL
     SELECT f.rowid, p.* EXCLUDE (tkey)
     FROM (
@@ -49,6 +50,7 @@ per_trace AS (
         GROUP BY trace_id
     ) AS p
     LEFT JOIN costattr_fact_run AS f ON f.tkey = p.tkey AND f.trace_id = p.trace_id
+    -- @pending end
 ),
 kept AS MATERIALIZED (
     SELECT * FROM per_trace ORDER BY first_call DESC, trace_id LIMIT nullif($limit, 0)

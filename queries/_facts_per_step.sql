@@ -23,10 +23,12 @@ WITH parts AS (
     WHERE $until IS NOT NULL AND start_time >= date_trunc('day', $until::TIMESTAMP) AND start_time < $until
       AND ($since IS NULL OR start_time >= date_trunc('day', $since::TIMESTAMP) + INTERVAL 1 DAY)
       AND date_trunc('day', start_time) + INTERVAL 1 DAY > $until
-    UNION ALL  -- the calls not final yet, of the traces listed in costattr_traces
+    -- @pending begin: the calls not final yet, of the traces listed in costattr_traces
+    UNION ALL
     SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
     FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
     WHERE call_row IN (SELECT call_row FROM costattr_fact_pending)
+    -- @pending end
 )
 SELECT
     agent_name AS agent,

@@ -21,6 +21,7 @@ before the rollup's final grouping; per_step adds just the pending calls. Beyond
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,13 @@ _UNSET = ("service", "feature", "agent")
 # 24 ms for 100 traces against 60-100 ms for the whole contract path, growing with the traces
 # listed (MEASURED below). Past this many, reading them costs about what the general path does.
 MAX_PENDING_TRACES = 5000
+# The parts of a fast form that read the pending runs (a block between "-- @pending begin"
+# and "-- @pending end", or a line ending "-- @pending"), dropped when there are none: even
+# over no trace, the contract's scans of spans cost 15-20 ms at 1M spans, as much as the
+# facts' whole answer, and the exclusions a few ms more.
+_PENDING_PART = re.compile(
+    r"^[ \t]*-- @pending begin\b.*?^[ \t]*-- @pending end[^\n]*\n|^[^\n]*-- @pending\n", re.M | re.S
+)
 
 
 def fast_query(
@@ -59,13 +67,13 @@ def fast_query(
     pending = aggregates.pending_traces(con)
     if pending is None or pending > MAX_PENDING_TRACES:
         return None
-    # The runs read from the contract: replaced on each answer (the connection may be reused).
-    con.execute("DELETE FROM costattr_traces")
-    if pending:
+    if pending:  # the runs read from the contract, listed afresh (the connection may be reused)
+        con.execute("DELETE FROM costattr_traces")
         con.execute("INSERT INTO costattr_traces SELECT DISTINCT trace_id FROM costattr_fact_pending")
-    return _sql(name), {key: values.get(key) for key in params}
+    return _sql(name, pending > 0), {key: values.get(key) for key in params}
 
 
 @functools.cache
-def _sql(name: str) -> str:
-    return (bundled_dir("queries") / f"_facts_{name}.sql").read_text(encoding="utf-8")
+def _sql(name: str, pending: bool) -> str:
+    text = (bundled_dir("queries") / f"_facts_{name}.sql").read_text(encoding="utf-8")
+    return text if pending else _PENDING_PART.sub("", text)
