@@ -223,7 +223,7 @@ FOCUS_WINDOWS = [
 ]
 
 
-def test_a_call_that_never_settles_leaves_the_facts_answering(table, tmp_path):
+def test_a_call_that_never_settles_leaves_the_facts_answering(table, tmp_path, monkeypatch):
     """A run whose root's parent went to another backend: its sidecar call stays pending for
     good. The facts still answer all four rollups (that run from the contract), exactly."""
     path = tmp_path / "spans.duckdb"
@@ -235,6 +235,8 @@ def test_a_call_that_never_settles_leaves_the_facts_answering(table, tmp_path):
         _same_as_the_contract(con, FOCUS_WINDOWS)
         by_feature = {r["feature"]: (r["runs"], r["calls"]) for r in rollup("per_feature", db=con)}
         assert by_feature[None] == (1, 2)
+        monkeypatch.setattr(facts, "MAX_PENDING_TRACES", 0)  # more runs pending than it reads
+        assert facts.fast_query(con, "per_feature", {}) is None
 
 
 def test_a_pending_call_moves_into_the_facts_when_its_parent_arrives(table, tmp_path):

@@ -41,11 +41,13 @@ FAST = {
 }
 # The parameters a fast form answers only when unset (the facts keep no per-call filter).
 _UNSET = ("service", "feature", "agent")
-# The contract over the pending traces costs a semi-join of their ids with each scan of spans
-# (the window's calls and two hops of parents) and the walk of their calls: at 1M spans about
-# 24 ms for 100 traces against 60-100 ms for the whole contract path, growing with the traces
-# listed (MEASURED below). Past this many, reading them costs about what the general path does.
-MAX_PENDING_TRACES = 5000
+# Past this many runs with a pending call, the rollup reads the contract as before: each scan
+# of spans in the contract's part (the window's calls, the hops to parents) then keeps more,
+# and the walk grows. At 1M spans (benchmarks/bench_rollups_pending.py, medians, load 2.2-2.6
+# on 2 cores) the facts answered in 64-76 ms against 76-179 ms for the general path with 100
+# such runs, 74-95 against 83-208 with 2,000, but lost three rollups of four with 5,000
+# (per_step 144 against 92 ms; per_run still won, 143 against 224).
+MAX_PENDING_TRACES = 2000
 # The parts of a fast form that read the pending runs (a block between "-- @pending begin"
 # and "-- @pending end", or a line ending "-- @pending"), dropped when there are none: even
 # over no trace, the contract's scans of spans cost 15-20 ms at 1M spans, as much as the
