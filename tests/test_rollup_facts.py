@@ -43,12 +43,14 @@ CALL = st.tuples(
     st.booleans(), st.integers(0, 2),
 )  # fmt: skip
 # One run: its root's feature and agent (the app's processor copies them down), its calls,
-# and whether its root is a remote parent never exported (a call's chain then ends unstored).
+# and where a parent never exported is (a call's chain then ends unstored): nowhere, above
+# the root (True), or "hop": between the root and the sidecar's entry span (a gateway that
+# exported elsewhere), so the app's calls are final while the sidecar's stay pending.
 RUN = st.tuples(
     st.sampled_from([None, "refund", "search"]),
     st.sampled_from([None, ("triage", "v1"), ("triage", "v2"), ("billing", None)]),
     st.lists(CALL, min_size=1, max_size=5),
-    st.sampled_from([False] * 5 + [True]),
+    st.sampled_from([False] * 4 + [True, "hop"]),
 )
 # A window: its start (on an hour, or 17 minutes past) and length in hours, either open.
 WINDOW = st.tuples(
@@ -80,7 +82,7 @@ def _spans(table, runs):
             attrs |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent[0]}
             attrs |= {"gen_ai.agent.version": agent[1]} if agent[1] else {}
         parent = None
-        if remote:  # the run's root was exported by another process, to another store
+        if remote is True:  # the run's root was exported by another process, to another store
             ctx = SpanContext(n + 1, 0xDEAD0000 + n, is_remote=True, trace_flags=TraceFlags(1))
             parent = trace.set_span_in_context(NonRecordingSpan(ctx))
         root = ta.start_span("workflow", parent, attributes=attrs, start_time=first - HOUR_NS)
@@ -88,6 +90,10 @@ def _spans(table, runs):
         for hour, model, sidecar, depth in calls:
             at = DAY0_NS + hour * HOUR_NS + next(tick) * 1000
             ctx, hops = rctx, []
+            if sidecar and remote == "hop":
+                tid = root.get_span_context().trace_id
+                gateway = SpanContext(tid, 0xBEEF0000 + n, is_remote=True, trace_flags=TraceFlags(1))
+                ctx = trace.set_span_in_context(NonRecordingSpan(gateway))
             if sidecar:
                 hops.append(ts.start_span("POST /complete", ctx, SpanKind.SERVER, start_time=at))
                 ctx = trace.set_span_in_context(hops[-1])
