@@ -26,19 +26,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+sys.path.insert(0, str(HERE))  # bench_exporter's span generator and RSS reader
 
 
 def make(folder: Path, files: int) -> None:
     """``files`` spool files of 2,048 spans in ``folder``."""
-    sys.path.insert(0, str(HERE))
     from bench_exporter import span_batches
 
     from otel_costattr.pricing.table import load_pricing
@@ -55,6 +47,8 @@ def make(folder: Path, files: int) -> None:
 
 def measure(source: Path, work: Path) -> dict:
     """Move every file of ``source`` into a fresh store in ``work``, as the exporter's ingest."""
+    from bench_exporter import _rss_kb
+
     from otel_costattr.store import database as store
     from otel_costattr.store import ingest
 
@@ -69,14 +63,14 @@ def measure(source: Path, work: Path) -> dict:
         pass
     for f in files[4:]:
         shutil.copy(f, folder)
-    base = _status("VmRSS")
+    base = _rss_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM
     cpu, wall = time.process_time(), time.perf_counter()
     while ingest.ingest(db, threads=1, compact=False):
         pass
     return {
-        "peak_mb": (_status("VmHWM") - base) / 1024,
+        "peak_mb": (_rss_kb("VmHWM") - base) / 1024,
         "cpu_s": time.process_time() - cpu,
         "wall_s": time.perf_counter() - wall,
     }
