@@ -71,6 +71,22 @@ class Browser:
         self.driver.get(url)
         return self.loaded()
 
+    def follow(self, element: Any, *, submit: bool = False) -> Loaded:
+        """Click ``element`` (or submit its form) and return what the page it leads to showed.
+
+        A click or submit returns before the next page is there; reading at once can read the
+        old page (CI once saw the unfiltered overview's cells after a filter's submit). So this
+        waits until the old document is gone and the new one has loaded."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        old = self.driver.find_element("tag name", "html")
+        element.submit() if submit else element.click()
+        wait = WebDriverWait(self.driver, 60)
+        wait.until(expected_conditions.staleness_of(old))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        return self.loaded()
+
     def loaded(self) -> Loaded:
         """What the page now shown asked for and said (since the last call)."""
         requests = []

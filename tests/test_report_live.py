@@ -94,8 +94,7 @@ def test_the_filter_form(browser, server, db):
     browser.open(f"{server}/?{PERIOD}")
     field = browser.driver.find_element("css selector", "form.filters input[name=feature]")
     field.send_keys("refund")
-    field.submit()
-    loaded = browser.loaded()
+    loaded = browser.follow(field, submit=True)
     assert "feature=refund" in browser.driver.current_url
     assert errors(loaded) == [] and outside(loaded, server + "/") == []
     refund = Window(WEEK.since, WEEK.until, feature="refund")
@@ -121,8 +120,7 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
         for r in rollup("per_run", db=db, **WEEK.params())  # newest first
     ]
     browser.screenshot("live-runs", DESKTOP)
-    browser.driver.find_element("css selector", f"a[href='/runs/{top[0]['trace_id']}']").click()
-    run = browser.loaded()
+    run = browser.follow(browser.driver.find_element("css selector", f"a[href='/runs/{top[0]['trace_id']}']"))
     assert browser.driver.current_url == f"{server}/runs/{top[0]['trace_id']}"
     assert errors(run) == [] and outside(run, server + "/") == []
     bars = browser.driver.find_elements("css selector", "table.waterfall rect.bar")

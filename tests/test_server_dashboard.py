@@ -206,8 +206,7 @@ def test_in_chromium_the_token_url_becomes_a_session(srv):
         assert loaded.cells, "the overview shows no value cells"
         link = browser.driver.find_element("css selector", 'a[href^="/runs/"]')
         trace_id = link.get_attribute("href").rsplit("/", 1)[1]
-        link.click()
-        loaded = browser.loaded()
+        loaded = browser.follow(link)
         assert browser.driver.current_url == f"{srv.url}/runs/{trace_id}"
         assert trace_id in browser.driver.page_source
         assert TOKEN not in browser.driver.page_source
