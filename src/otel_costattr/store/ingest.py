@@ -322,6 +322,14 @@ def _settle(con: duckdb.DuckDBPyConnection, bounded: bool) -> None:
             return
         except (duckdb.Error, ValueError) as e:  # out of memory, mostly: once more, unbounded
             logger.debug("otel-costattr: identity pass in a small buffer pool failed: %s", e)
+        # On a connection of its own: after a pass that ran out of memory was rolled back, its
+        # connection's temporary catalog could refuse to create the pass's tables again
+        # ("Catalog write-write conflict on create ... costattr_identity_todo": 2 of 450 such
+        # retries under load), which left the calls unsettled until the next ingest.
+        with con.cursor() as fresh:
+            identity.settle(fresh)
+            aggregates.maintain(fresh)
+        return
     identity.settle(con)
     aggregates.maintain(con)
 
