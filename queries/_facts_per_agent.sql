@@ -27,7 +27,7 @@ per_run AS (
     -- @pending begin: the runs listed in costattr_traces, from the contract
     UNION ALL
     SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd)
-    FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
+    FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
     GROUP BY agent_name, agent_version, trace_id
     -- @pending end
 )

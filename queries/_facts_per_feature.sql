@@ -33,7 +33,7 @@ per_run AS (
     UNION ALL
     SELECT feature, 1, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd),
            count(*) FILTER (WHERE cost_usd IS NULL)
-    FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
+    FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
     GROUP BY feature, trace_id
     -- @pending end
 )

@@ -46,7 +46,7 @@ per_trace AS (
             min(start_time), max(end_time),
             arg_min(agent_name, start_time) FILTER (WHERE agent_name IS NOT NULL),
             arg_min(feature, start_time) FILTER (WHERE feature IS NOT NULL)
-        FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
+        FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
         GROUP BY trace_id
     ) AS p
     LEFT JOIN costattr_fact_run AS f ON f.tkey = p.tkey AND f.trace_id = p.trace_id

@@ -26,7 +26,7 @@ WITH parts AS (
     -- @pending begin: the calls not final yet, of the traces listed in costattr_traces
     UNION ALL
     SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
-    FROM costattr_attributed($since, $until, NULL, NULL, NULL, p_traces := true)
+    FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
     WHERE call_row IN (SELECT call_row FROM costattr_fact_pending)
     -- @pending end
 )

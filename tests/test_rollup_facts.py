@@ -160,6 +160,7 @@ def test_the_fast_rollups_answer_as_the_contract_does(table, workdir, runs, orde
         settled_all = not con.execute("SELECT count(*) FROM costattr_fact_pending").fetchone()[0]
         assert aggregates.current(con) == settled_all
         assert aggregates.pending_traces(con) is not None  # pending calls or not, the facts answer
+        _copy_is_exact(con)
         for since, until in [(None, None), *windows]:
             for name in FAST:
                 for extra in _limits(name):
@@ -238,6 +239,7 @@ def test_a_call_that_never_settles_leaves_the_facts_answering(table, tmp_path, m
         pending = con.execute("SELECT DISTINCT trace_id FROM costattr_fact_pending").fetchall()
         assert pending == [(f"{len(FOCUS):032x}",)]
         assert aggregates.pending_traces(con) == 1 and not aggregates.current(con)
+        _copy_is_exact(con)
         _same_as_the_contract(con, FOCUS_WINDOWS)
         by_feature = {r["feature"]: (r["runs"], r["calls"]) for r in rollup("per_feature", db=con)}
         assert by_feature[None] == (1, 2)
@@ -260,12 +262,25 @@ def test_a_pending_call_moves_into_the_facts_when_its_parent_arrives(table, tmp_
         assert aggregates.pending_traces(con) == 1
         final = "SELECT count(*) FROM costattr_fact_calls WHERE trace_id = $t"
         assert con.execute(final, run).fetchone()[0] == 1
+        _copy_is_exact(con)
         _same_as_the_contract(con, FOCUS_WINDOWS)
     _export(path, table, late)
     with store.connect(path) as con:
         assert aggregates.current(con)
         assert con.execute(final, run).fetchone()[0] == 2
+        assert not con.execute("SELECT count(*) FROM costattr_fact_spans").fetchone()[0]
         _same_as_the_contract(con, FOCUS_WINDOWS)
+
+
+def _copy_is_exact(con):
+    """The copy the fast rollups read pending runs from holds every span of those runs, as
+    ``spans`` holds it now (settled identity included), and nothing else."""
+    copy = "SELECT * FROM costattr_fact_spans ORDER BY span_row"
+    spans = (
+        "SELECT rowid AS span_row, * FROM spans"
+        " WHERE trace_id IN (SELECT trace_id FROM costattr_fact_pending) ORDER BY rowid"
+    )
+    assert con.execute(copy).fetchall() == con.execute(spans).fetchall()
 
 
 def _per_feature(con):
@@ -295,10 +310,44 @@ def test_the_migration_builds_the_facts_of_an_existing_store(tmp_path):
         for table in ("calls", "feature", "agent", "run", "step", "pending"):
             con.execute(f"DROP TABLE costattr_fact_{table}")
         con.execute("DROP TABLE costattr_facts_state")
-        con.execute("DELETE FROM costattr_migrations WHERE name = '0010_rollup_facts'")
+        con.execute("DROP TABLE costattr_fact_spans")
+        con.execute("DROP TABLE costattr_fact_spans_state")
+        con.execute("DELETE FROM costattr_migrations WHERE name >= '0010_rollup_facts'")
         assert not aggregates.current(con)
     with store.connect(path) as con:
         assert aggregates.current(con)
         assert rollup("per_agent", db=con) == _general(con, "per_agent")
         runs = con.execute("SELECT count(*) FROM costattr_fact_run WHERE calls > 0").fetchone()[0]
         assert runs == 7  # T1-T5, T7, T8
+
+
+def test_the_migration_copies_the_spans_of_the_runs_pending_in_an_existing_store(table, tmp_path):
+    """A store of the version before the copy (facts kept, a run pending for good): opened
+    now, it gains the copy of that run's spans, and the facts answer with it at once."""
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, _spans(table, FOCUS))
+    with store.connect(path) as con:
+        con.execute("DROP TABLE costattr_fact_spans")
+        con.execute("DROP TABLE costattr_fact_spans_state")
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0011_rollup_facts_spans'")
+        assert aggregates.pending_traces(con) is None
+    with store.connect(path) as con:
+        assert aggregates.pending_traces(con) == 1
+        assert con.execute("SELECT count(*) FROM costattr_fact_spans").fetchone()[0] > 1
+        _copy_is_exact(con)
+        _same_as_the_contract(con, FOCUS_WINDOWS)
+
+
+def test_a_copy_the_facts_moved_without_is_rebuilt_by_the_next_upkeep(table, tmp_path):
+    """A writer that kept the facts but not the copy (the version before it) moved the facts'
+    watermark: the contract answers until the next upkeep here rebuilds the copy."""
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, _spans(table, FOCUS))
+    with store.connect(path) as con:
+        con.execute("DELETE FROM costattr_fact_spans")  # stale, and left behind
+        con.execute("UPDATE costattr_fact_spans_state SET watermark = watermark - 1")
+        assert aggregates.pending_traces(con) is None
+        assert facts.fast_query(con, "per_feature", {}) is None
+        assert aggregates.maintain(con) and aggregates.pending_traces(con) == 1
+        _copy_is_exact(con)
+        _same_as_the_contract(con, FOCUS_WINDOWS)

@@ -14,11 +14,20 @@ code was). In the view those are comments.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .._resources import bundled_dir
 
-__all__ = ["CALL_COLUMNS", "CONTRACT_FILE", "RUN_COLUMNS", "contract_sql", "rollup_prelude"]
+__all__ = [
+    "CALL_COLUMNS",
+    "CONTRACT_FILE",
+    "PENDING_SPANS",
+    "RUN_COLUMNS",
+    "contract_sql",
+    "pending_macro",
+    "rollup_prelude",
+]
 
 CONTRACT_FILE = "_calls.sql"
 
@@ -58,3 +67,37 @@ def rollup_prelude(sql: str | None = None) -> str:
             line = m.group(1) + m.group(2)
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+# The copy of the spans of runs with a call pending, kept at ingest (store/aggregates.py,
+# queries/_facts_spans_tables.sql): every span of those traces, with its rowid as span_row.
+PENDING_SPANS = "costattr_fact_spans"
+_ATTRIBUTED = "CREATE OR REPLACE TEMP MACRO costattr_attributed("
+_FROM_SPANS = re.compile(r"\bFROM spans\b")
+
+
+@functools.cache
+def pending_macro() -> str:
+    """``costattr_attributed_pending``: the rollups' ``costattr_attributed`` reading `PENDING_SPANS`
+    instead of ``spans`` (rollups/facts.py calls it with ``p_traces := true``). Over the traces
+    of that copy it answers as the contract does: each of its reads of ``spans`` is of spans
+    of the same traces (a call's ancestors are in its trace) or asks whether any span holds a
+    feature or an agent, which only decides whether calls walk: when no span of their traces
+    holds one, walking finds none either. Derived from the one text, so the rules stay written
+    once; raises `ValueError` when that text no longer has the shape this relies on."""
+    prelude = rollup_prelude()
+    start = prelude.find(_ATTRIBUTED)
+    end = prelude.find("\n;\n", start)
+    if start < 0 or end < 0:
+        raise ValueError(f"{CONTRACT_FILE}: no costattr_attributed macro ending in a line ';'")
+    text = prelude[start : end + 3]
+    if text.count("rowid AS call_row") != 1 or "rowid" in text.replace("rowid AS call_row", ""):
+        raise ValueError(f"{CONTRACT_FILE}: costattr_attributed reads rowid other than as call_row")
+    text = _FROM_SPANS.sub(f"FROM {PENDING_SPANS}", text).replace("rowid AS call_row", "span_row AS call_row")
+    if re.search(r"\bspans\b", _code(text)):
+        raise ValueError(f"{CONTRACT_FILE}: costattr_attributed reads spans otherwise than FROM spans")
+    return text.replace("costattr_attributed(", "costattr_attributed_pending(", 1)
+
+
+def _code(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())

@@ -13,9 +13,11 @@ before.
 A call whose identity is not settled yet is kept out of the facts (``costattr_fact_pending``);
 one whose parent went to another backend stays so for good. The runs with such a call are
 left out of the facts' per-run rows, listed in the TEMP table ``costattr_traces``, and read
-from the contract (``costattr_attributed(..., p_traces := true)``: those traces' spans only)
-before the rollup's final grouping; per_step adds just the pending calls. Beyond
-`MAX_PENDING_TRACES` such runs the rollup reads the contract as before.
+from the contract before the rollup's final grouping: ``costattr_attributed_pending(...,
+p_traces := true)``, the contract over the copy of those traces' spans kept at ingest
+(`contract.pending_macro`: a scan of ``spans`` for a few traces reads its whole trace-id
+column); per_step adds just the pending calls. Beyond `MAX_PENDING_TRACES` such runs the
+rollup reads the contract as before.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import duckdb
 
 from .._resources import bundled_dir
 from ..store import aggregates
+from .contract import pending_macro
 
 __all__ = ["FAST", "MAX_PENDING_TRACES", "fast_query"]
 
@@ -72,6 +75,7 @@ def fast_query(
     if pending:  # the runs read from the contract, listed afresh (the connection may be reused)
         con.execute("DELETE FROM costattr_traces")
         con.execute("INSERT INTO costattr_traces SELECT DISTINCT trace_id FROM costattr_fact_pending")
+        con.execute(pending_macro())  # binds the copy's table: made here, where it exists
     return _sql(name, pending > 0), {key: values.get(key) for key in params}
 
 

@@ -24,18 +24,34 @@ import duckdb
 from .._resources import bundled_dir
 from .database import rollback
 
-__all__ = ["MAINTAIN_FILE", "TABLES_FILE", "attempt", "current", "maintain", "pending_traces"]
+__all__ = [
+    "MAINTAIN_FILE",
+    "SPANS_FILE",
+    "SPANS_TABLES_FILE",
+    "TABLES_FILE",
+    "attempt",
+    "current",
+    "maintain",
+    "pending_traces",
+]
 
 logger = logging.getLogger(__name__)
 
 TABLES_FILE = "_facts_tables.sql"
 MAINTAIN_FILE = "_facts.sql"
+# The copy of the pending runs' spans the fast rollups read them from (migration
+# 0011_rollup_facts_spans), kept after the facts in the same transaction.
+SPANS_TABLES_FILE = "_facts_spans_tables.sql"
+SPANS_FILE = "_facts_spans.sql"
 
 # The facts cover the store when they cover each span stored (spans are only appended: the
 # row count says whether someone else wrote since); then the traces with a call waiting for
-# its identity are counted.
+# its identity are counted. The copy of their spans must have been kept with the facts
+# (_facts_spans_tables.sql): a version that kept the facts without it leaves it behind.
 _COVERAGE = (
-    "SELECT (SELECT spans FROM costattr_facts_state) = (SELECT count(*) FROM spans),"
+    "SELECT (SELECT spans FROM costattr_facts_state) = (SELECT count(*) FROM spans)"
+    " AND (SELECT watermark FROM costattr_facts_state)"
+    " = (SELECT watermark FROM costattr_fact_spans_state),"
     " (SELECT count(DISTINCT trace_id) FROM costattr_fact_pending)"
 )
 
@@ -78,7 +94,7 @@ def pending_traces(con: duckdb.DuckDBPyConnection) -> int | None:
     try:
         # fetchall: a result left unfinished refuses the caller's next con.sql (DuckDB 2).
         rows = con.execute(_COVERAGE).fetchall()
-    except duckdb.CatalogException:  # a store without the facts' migration (read as is)
+    except duckdb.CatalogException:  # a store without the facts' migrations (read as is)
         return None
     return rows[0][1] if rows and rows[0][0] else None
 
@@ -88,5 +104,7 @@ _WATERMARK = "$watermark"
 
 @functools.cache
 def _statements() -> list[str]:
-    text = (bundled_dir("queries") / MAINTAIN_FILE).read_text(encoding="utf-8")
+    text = "".join(
+        (bundled_dir("queries") / f).read_text(encoding="utf-8") for f in (MAINTAIN_FILE, SPANS_FILE)
+    )
     return [s.query for s in duckdb.extract_statements(text)]

@@ -101,6 +101,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0009_call_views_one_scan", (bundled_dir("queries") / "_calls.sql").read_text("utf-8")),
     # The rollup facts (store/aggregates.py), built here once over the spans already stored.
     Migration("0010_rollup_facts", _facts_migration()),
+    # The copy of the spans of runs with a call pending, which the fast rollups read them from.
+    Migration(
+        "0011_rollup_facts_spans", (bundled_dir("queries") / "_facts_spans_tables.sql").read_text("utf-8")
+    ),
 )
 
 _MIGRATIONS_TABLE = (

@@ -1,0 +1,40 @@
+-- The copy of the pending runs' spans (_facts_spans_tables.sql) brought up to date, after
+-- _facts.sql in the same transaction (store/aggregates.py), costattr_fact_pending already
+-- updated, $watermark still the facts' watermark before this upkeep. It holds, for each trace
+-- with a call pending, every span of it at or below the facts' watermark, as `spans` holds it.
+-- Rows are only ever appended to spans, and the only ones updated are calls not final (the
+-- identity pass settles them), so each upkeep: drops the traces no longer pending, reads
+-- again the copies of calls that were not final, adds the spans stored since ($watermark),
+-- and for a trace that has just become pending its older spans (the one scan of the whole
+-- table, and only when there is such a trace; usually the spans of a trace arrive together,
+-- after $watermark, but a late child may bring a call whose run began long ago).
+
+-- A copy the facts moved without (store/aggregates.py `pending_traces` refuses it) is rebuilt.
+DELETE FROM costattr_fact_spans
+WHERE (SELECT watermark FROM costattr_fact_spans_state) IS DISTINCT FROM $watermark;
+CREATE OR REPLACE TEMP TABLE costattr_fact_newly AS
+SELECT DISTINCT trace_id FROM costattr_fact_pending
+WHERE trace_id NOT IN (SELECT trace_id FROM costattr_fact_spans);
+CREATE OR REPLACE TEMP TABLE costattr_fact_reread AS
+SELECT span_row FROM costattr_fact_spans
+WHERE span_role = 'model_call' AND identity_settled IS NULL AND (feature IS NULL OR agent_name IS NULL)
+  AND trace_id IN (SELECT trace_id FROM costattr_fact_pending);
+DELETE FROM costattr_fact_spans
+WHERE trace_id NOT IN (SELECT trace_id FROM costattr_fact_pending)
+   OR span_row IN (SELECT span_row FROM costattr_fact_reread);
+INSERT INTO costattr_fact_spans
+SELECT rowid AS span_row, * FROM spans
+WHERE rowid > $watermark AND trace_id IN (SELECT trace_id FROM costattr_fact_pending);
+INSERT INTO costattr_fact_spans
+SELECT rowid AS span_row, * FROM spans
+WHERE rowid IN (SELECT span_row FROM costattr_fact_reread);
+INSERT INTO costattr_fact_spans
+SELECT rowid AS span_row, * FROM spans
+WHERE rowid IN (
+    SELECT rowid FROM spans
+    WHERE rowid <= $watermark AND trace_id IN (SELECT trace_id FROM costattr_fact_newly)
+);
+UPDATE costattr_fact_spans_state SET watermark = (SELECT watermark FROM costattr_facts_state);
+
+DROP TABLE costattr_fact_newly;
+DROP TABLE costattr_fact_reread;
