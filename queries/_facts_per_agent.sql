@@ -5,14 +5,14 @@ WITH across AS MATERIALIZED (
     FROM costattr_fact_agent
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
+      AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
 ),
 per_run AS (
     SELECT agent_name AS agent, agent_version, min(first_call) AS first_call, count(*) AS runs,
            sum(calls) AS calls, sum(usd) AS usd
     FROM costattr_fact_agent
     WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
+      AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
     GROUP BY agent_name, agent_version
     UNION ALL
     SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd)

@@ -10,14 +10,14 @@ WITH across AS MATERIALIZED (
     FROM costattr_fact_feature
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
+      AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
 ),
 per_run AS (
     SELECT feature, count(*) AS runs, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
            sum(output_tokens) AS output_tokens, sum(usd) AS usd, sum(unpriced_calls) AS unpriced_calls
     FROM costattr_fact_feature
     WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
+      AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
     GROUP BY feature
     UNION ALL
     SELECT feature, 1, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd),

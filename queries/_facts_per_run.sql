@@ -10,7 +10,7 @@ WITH across AS MATERIALIZED (
     FROM costattr_fact_run
     WHERE NOT (($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until))
       AND ($until IS NULL OR first_call < $until) AND ($since IS NULL OR last_call >= $since)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
+      AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
 ),
 per_trace AS (
     SELECT rowid AS fact_row, trace_id, calls, unpriced_calls, usd,
@@ -19,7 +19,7 @@ per_trace AS (
     FROM costattr_fact_run
     WHERE calls > 0
       AND ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
-      AND trace_id NOT IN (SELECT trace_id FROM costattr_traces)  -- @pending
+      AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
     UNION ALL
     SELECT
         a.fact_row, c.trace_id, count(*), count(*) FILTER (WHERE cost_usd IS NULL), sum(cost_usd),

@@ -351,3 +351,18 @@ def test_a_copy_the_facts_moved_without_is_rebuilt_by_the_next_upkeep(table, tmp
         assert aggregates.maintain(con) and aggregates.pending_traces(con) == 1
         _copy_is_exact(con)
         _same_as_the_contract(con, FOCUS_WINDOWS)
+
+
+def test_a_run_sharing_its_key_with_a_pending_one_sends_the_rollups_to_the_contract(table, tmp_path):
+    """The fast forms leave pending runs out of the per-run facts by the hash of the trace id;
+    another run with the same hash (1 in 2**64) would be left out too: the contract answers."""
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, _spans(table, FOCUS))
+    with store.connect(path) as con:
+        rollup("per_feature", db=con)  # the rollups' prelude: costattr_traces
+        assert facts.fast_query(con, "per_feature", {}) is not None
+        con.execute(
+            "INSERT INTO costattr_fact_run (tkey, trace_id, calls)"
+            " SELECT hash(trace_id), 'another run', 0 FROM costattr_fact_pending"
+        )
+        assert facts.fast_query(con, "per_feature", {}) is None
