@@ -5,16 +5,30 @@
 -- Rows are only ever appended to spans, and the only ones updated are calls not final (the
 -- identity pass settles them), so each upkeep: drops the traces no longer pending, reads
 -- again the copies of calls that were not final, adds the spans stored since ($watermark),
--- and for a trace that has just become pending its older spans (the one scan of the whole
--- table, and only when there is such a trace; usually the spans of a trace arrive together,
--- after $watermark, but a late child may bring a call whose run began long ago).
+-- and for a trace that has just become pending its older spans (a late child may bring a
+-- call whose run began long ago): from what the identity pass read just before, else by a
+-- scan of the whole table's trace ids.
 
 -- A copy the facts moved without (store/aggregates.py `pending_traces` refuses it) is rebuilt.
 DELETE FROM costattr_fact_spans
 WHERE (SELECT watermark FROM costattr_fact_spans_state) IS DISTINCT FROM $watermark;
+-- The traces just become pending, and whether the identity pass (_identity.sql) read all
+-- their spans up to the facts' watermark or beyond: a call left pending was walked by the pass
+-- that ran just before (it is new, so its trace received a span), which kept every span of
+-- the traces it walked (costattr_identity_spans, up to costattr_identity_read's rowid; on
+-- this connection; rowids never change). Otherwise (no pass ran here, or a rebuild) the
+-- table is scanned.
+CREATE TEMP TABLE IF NOT EXISTS costattr_identity_spans (span_row BIGINT, trace_id VARCHAR);
+CREATE TEMP TABLE IF NOT EXISTS costattr_identity_read (upto BIGINT);
 CREATE OR REPLACE TEMP TABLE costattr_fact_newly AS
-SELECT DISTINCT trace_id FROM costattr_fact_pending
-WHERE trace_id NOT IN (SELECT trace_id FROM costattr_fact_spans);
+SELECT
+    trace_id,
+    trace_id IN (SELECT trace_id FROM costattr_identity_spans)
+        AND coalesce((SELECT max(upto) FROM costattr_identity_read) >= $watermark, false) AS read
+FROM (
+    SELECT DISTINCT trace_id FROM costattr_fact_pending
+    WHERE trace_id NOT IN (SELECT trace_id FROM costattr_fact_spans)
+);
 CREATE OR REPLACE TEMP TABLE costattr_fact_reread AS
 SELECT span_row FROM costattr_fact_spans
 WHERE span_role = 'model_call' AND identity_settled IS NULL AND (feature IS NULL OR agent_name IS NULL)
@@ -31,8 +45,14 @@ WHERE rowid IN (SELECT span_row FROM costattr_fact_reread);
 INSERT INTO costattr_fact_spans
 SELECT rowid AS span_row, * FROM spans
 WHERE rowid IN (
+    SELECT span_row FROM costattr_identity_spans
+    WHERE span_row <= $watermark AND trace_id IN (SELECT trace_id FROM costattr_fact_newly WHERE read)
+);
+INSERT INTO costattr_fact_spans
+SELECT rowid AS span_row, * FROM spans
+WHERE rowid IN (
     SELECT rowid FROM spans
-    WHERE rowid <= $watermark AND trace_id IN (SELECT trace_id FROM costattr_fact_newly)
+    WHERE rowid <= $watermark AND trace_id IN (SELECT trace_id FROM costattr_fact_newly WHERE NOT read)
 );
 UPDATE costattr_fact_spans_state SET watermark = (SELECT watermark FROM costattr_facts_state);
 

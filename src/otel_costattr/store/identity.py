@@ -54,7 +54,7 @@ def run_pass(con: duckdb.DuckDBPyConnection) -> Pass:
     leaves the calls for the next pass (the views walk for them meanwhile)."""
     try:
         return attempt(con)
-    except (duckdb.Error, ValueError):  # ValueError: the file is not four statements
+    except (duckdb.Error, ValueError):  # ValueError: the file is not six statements
         logger.exception("otel-costattr: identity pass failed; calls left to the views' walk")
         return Pass(0, 0)
 
@@ -64,7 +64,7 @@ def attempt(con: duckdb.DuckDBPyConnection) -> Pass:
     rolling back (store/ingest.py tries the pass in a small buffer pool first, and again
     without the bound if it runs out of memory)."""
     try:
-        select, walk, update, advance = _pass_sql()
+        select, read, walk, update, advance, seen = _pass_sql()
         # Usually nothing is left (the processor copied identity down): a look that stops at
         # the first such call is ~30x cheaper than the pass finding none.
         if not con.execute(_ANY_LEFT).fetchone():
@@ -75,10 +75,13 @@ def attempt(con: duckdb.DuckDBPyConnection) -> Pass:
         walked = int(todo[0]) if todo else 0
         row = None
         if walked:
+            con.execute(read)
             con.execute(walk)
             row = con.execute(update).fetchone()
             con.execute("DROP TABLE costattr_identity_found")
         con.execute(advance)
+        if walked:  # the spans read, kept for the rollup facts' upkeep (see _identity.sql)
+            con.execute(seen)
         con.execute("DROP TABLE costattr_identity_todo")
         con.execute("COMMIT")
     except BaseException:
@@ -89,7 +92,8 @@ def attempt(con: duckdb.DuckDBPyConnection) -> Pass:
 
 @functools.cache
 def _pass_sql() -> list[str]:
-    # The file's four statements (the calls to walk, the walk, the update, the watermark), split by
-    # DuckDB's own parser; kept as text so that any connection can run them.
+    # The file's six statements (the calls to walk, their traces' spans, the walk, the update,
+    # the watermark, the last rowid read), split by DuckDB's own parser; kept as text so that
+    # any connection can run them.
     text = (bundled_dir("queries") / _SQL).read_text(encoding="utf-8")
     return [s.query for s in duckdb.extract_statements(text)]
