@@ -9,7 +9,8 @@ pass, adds each call to the facts once its feature and agent can no longer chang
 per run and feature, per run and agent version, per run, with sums merged in place. The
 rollups read them through `rollups/facts.py` when they cover every span stored; the runs with
 a call pending (its identity not settled yet: a parent never exported here keeps it so for
-good) are left out of them and read from the contract, trace by trace. Otherwise the rollups
+good) are left out of them and read from the contract over a copy of their spans kept here
+(``queries/_facts_spans.sql``, migration ``0011_rollup_facts_spans``). Otherwise the rollups
 take the contract's path. Like the identity pass this is a shortcut: skipped or failed, every
 answer stays the same.
 """
