@@ -126,16 +126,48 @@ def test_compute_cost_reads_the_same_from_either_path(table):
     assert (unknown.model, unknown.provider, unknown.total, unknown.total_float) == (None, None, None, None)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# compute_cost's own source with a settle that says so: what its inline common path answers.
+compute_only = price_code.compile_compute(
+    Usage._fields,
+    {**engine._NAMES, "default_pricing": None, "CallCost": engine.CallCost, "new_object": object.__new__},
+    _handed_on,
+)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(usage=usages(), call=call)
 def test_compute_cost_builds_what_its_constructor_builds(table, usage, call):
-    # compute_cost builds a priced result without CallCost.__init__ (speed): the same slots.
+    # compute_cost prices the common shape inline and builds the result without
+    # CallCost.__init__ (speed): the same slots as CallCost(general path's answer).
     model, provider, tier, start = call
+    if type(start) is int:  # the common path answers only from the cache: fill it first
+        table.quote(model, provider, tier, start)
+    priced = general_price_call(table, start, model, provider, tier, usage)
     cost = compute_cost(model, usage, provider=provider, start_time=start, service_tier=tier, table=table)
-    priced = price_call(table, start, model, provider, tier, usage)
+    assert cost.status is priced[0]
+    answered = compute_only(model, usage, provider=provider, start_time=start, service_tier=tier, table=table)
+    if answered != "handed on":
+        event("the common path answered")
+        assert priced[0] is engine.CostStatus.PRICED
     if priced[0] is not engine.CostStatus.PRICED:
         return
     built = engine.CallCost(priced, table.version, usage)
-    assert type(cost) is engine.CallCost
-    for name in engine.CallCost.__slots__:
-        assert getattr(cost, name) == getattr(built, name), name
+    for result in (cost, answered) if answered != "handed on" else (cost,):
+        assert type(result) is engine.CallCost
+        for name in engine.CallCost.__slots__:
+            assert getattr(result, name) == getattr(built, name), name
+        assert (result.total, result.total_float, result.parts()) == (
+            built.total,
+            built.total_float,
+            built.parts(),
+        )
+
+
+@pytest.mark.parametrize("name", COMMON)
+@pytest.mark.parametrize("model", ["acme-large", "acme-think-2", "acme-peak"])
+@pytest.mark.parametrize("start", STARTS[:4])
+def test_compute_cost_prices_common_shapes_inline(table, name, model, start):
+    usage = COMMON[name]
+    expected = general_price_call(table, start, model, "acme", "batch", usage)  # warms the cache
+    cost = compute_only(model, usage, provider="acme", start_time=start, service_tier="batch", table=table)
+    assert cost._priced == expected

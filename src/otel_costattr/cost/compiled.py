@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS
+from ..pricing.table import hit_of
 from ..semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
 from . import billing
 from .engine import MAX_TOKENS, CostStatus, select_rates
@@ -111,6 +112,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
         "KINDS": _MODEL_KINDS,
         "UNKNOWN": UNKNOWN,
         "select_rates": select_rates,
+        "hit_of": hit_of,
     }
 
     def bind(key: str) -> str:
@@ -143,13 +145,14 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     body.append("if (" + "\n        or ".join(checks) + "):\n        return None")
     if "service_tier" in spelled:
         body.append("service_tier = service_tier.lower()")
-    # PriceTable.quote, without its call when the cache answers.
+    # PriceTable.quote, without its call when the cache answers; what is read of a quote is
+    # read from the cache's plain tuple (pricing.table.QuoteHit), one instruction an item.
     body.append("hit = cached_quote((model, provider, service_tier))")
-    body.append("if hit is not None and hit[0] <= ns < hit[1]: q = hit[2]")
+    body.append("if hit is None or not hit[0] <= ns < hit[1]:")
     if "model" in spelled:  # an over-long id is never cached: checked on a miss only
-        body.append("elif len(model) > MAX_ID: return None")
-    body.append("else: q = quote(model, provider, service_tier, ns)")
-    body.append("if q is None: return UNKNOWN")
+        body.append("    if len(model) > MAX_ID: return None")
+    body.append("    hit = hit_of(quote(model, provider, service_tier, ns))")
+    body.append("if hit[2] is None: return UNKNOWN")
 
     # The billable buckets and their rates, generated from the one rule (billing.BUCKETS) with
     # the counts this shape lacks folded away; raw Anthropic names mean the input excludes the
@@ -158,14 +161,19 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     exprs = billing.bucket_expressions(has={f"{n}_tokens" for n in has}, flags=flags)
     lines, buckets = billing.python_assignments(exprs)
     body += lines
-    body.append("rates = q[1]")
+    body.append("ints = hit[4]")
+    body.append("divisor = hit[6]")
     total_input = billing.total_input(buckets)
-    # q[5], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
-    body.append(f"if {total_input} > q[5]: rates = select_rates(q, ns, {total_input})[0]")
-    body.append(f"{', '.join(f'r_{k}' for k in RATE_KEYS)} = rates.ints")
-    terms = [t for part in billing.cost_terms(buckets, lambda rate: f"r_{rate}").values() for t in part]
+    # hit[8], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
+    body.append(f"if {total_input} > hit[8]:")
+    body.append(f"    rates = select_rates(hit[2], ns, {total_input})[0]")
+    body.append("    ints = rates.ints")
+    body.append("    divisor = rates.usd_divisor")
+    # Each rate read where used: a subscript of a plain tuple costs less than unpacking ten.
+    rate_of = {k: f"ints[{i}]" for i, k in enumerate(RATE_KEYS)}
+    terms = [t for part in billing.cost_terms(buckets, rate_of.__getitem__).values() for t in part]
     # int / int is correctly rounded: the float closest to the exact total.
-    body.append(f"return q[0], ({' + '.join(terms) or '0'}) / rates.usd_divisor")
+    body.append(f"return hit[3], ({' + '.join(terms) or '0'}) / divisor")
     source = "def price(a, ns, cached_quote, quote):\n    " + "\n    ".join(body) + "\n"
     exec(compile(source, f"<otel_costattr pricer {sorted(keys)}>", "exec"), names)  # noqa: S102
     pricer = names["price"]

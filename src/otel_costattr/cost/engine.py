@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from decimal import Context, Decimal
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..pricing.entry import ModelEntry, epoch_ns
 from ..pricing.model import MAX_MODEL_ID, Rates
@@ -238,35 +238,20 @@ class CallCost:
         }
 
 
-def compute_cost(
+def _settle(
     model: str | None,
     usage: Usage,
-    *,
-    provider: str | None = None,
-    start_time: object = None,
-    service_tier: str | None = None,
-    table: PriceTable | None = None,
+    provider: str | None,
+    start_time: object,
+    service_tier: str | None,
+    table: PriceTable,
 ) -> CallCost:
-    """Price one call. Never raises for bad data: the status says what went wrong.
-
-    ``start_time`` is epoch nanoseconds (as OTel spans carry it), a datetime or a date; the
-    price in force then is used (None: now). ``service_tier`` "batch", "flex" or "priority"
-    selects that price where the model has one; anything else is standard.
-    """
-    if table is None:
-        table = default_pricing()
+    """`compute_cost` for what its common path leaves: any usage, any start time, a quote
+    not cached yet, an unknown model; through `price_call`."""
     priced = price_call(table, start_time, model, provider, service_tier, usage)
     status = priced[0]
     if status is _PRICED:
-        # CallCost.__init__'s five stores without its frame: a tenth of this call's time.
-        # tests/test_price_paths.py checks every slot against CallCost(...).
-        cost = _new_object(CallCost)
-        cost.status = status
-        cost.pricing_version = table.version
-        cost.usage = usage
-        cost.detail = None
-        cost._priced = priced
-        return cost
+        return CallCost(priced, table.version, usage)
     if status is CostStatus.UNKNOWN_MODEL:
         detail = f"no price for model {model!r}" if model else "no model reported"
         if provider:
@@ -330,3 +315,35 @@ selects a regional price where the table has one (`pricing.regions`). Returns a 
 entry, parts, scale, service tier applied, tier threshold applied); the parts are integers
 over 10**(scale + 6) USD, None unless priced. ``general_price_call`` takes the same arguments and
 gives the same answers, without the common path (tests/test_price_paths.py)."""
+
+if TYPE_CHECKING:
+
+    def compute_cost(
+        model: str | None,
+        usage: Usage,
+        *,
+        provider: str | None = None,
+        start_time: object = None,
+        service_tier: str | None = None,
+        table: PriceTable | None = None,
+    ) -> CallCost: ...
+
+else:
+    # Generated (cost/price_code.py): the common path of price_call inline, the rest _settle.
+    compute_cost = price_code.compile_compute(
+        Usage._fields,
+        {**_NAMES, "default_pricing": default_pricing, "CallCost": CallCost, "new_object": _new_object},
+        _settle,
+    )
+    compute_cost.__module__ = __name__  # exec() leaves it None: help() and pickling want it
+    compute_cost.__annotations__ = {
+        "model": "str | None", "usage": "Usage", "provider": "str | None", "start_time": "object",
+        "service_tier": "str | None", "table": "PriceTable | None", "return": "CallCost",
+    }  # fmt: skip
+compute_cost.__doc__ = """Price one call. Never raises for bad data: the status says what went wrong.
+
+``compute_cost(model, usage, *, provider=None, start_time=None, service_tier=None,
+table=None)``: ``start_time`` is epoch nanoseconds (as OTel spans carry it), a datetime or a
+date; the price in force then is used (None: now). ``service_tier`` "batch", "flex" or
+"priority" selects that price where the model has one; anything else is standard. ``table``:
+the table to price with (None: `default_pricing()`). Returns a `CallCost`."""

@@ -67,28 +67,69 @@ _COMMON = """\
 def price_call(table, start_time, model, provider, service_tier, usage, region=None):
     {fields} = usage
     if ({common}):
+        cached_quote = table.cached_quote  # an attribute load, not a method lookup
         try:
-            hit = table.cached_quote((model, provider, service_tier))
+            hit = cached_quote((model, provider, service_tier))
         except TypeError:
             hit = None
         if hit is not None and hit[0] <= start_time < hit[1]:
-            quote = hit[2]
-            if quote is None:
+            if hit[2] is None:
                 return UNKNOWN
 {zeros}{arithmetic}    return general(table, start_time, model, provider, service_tier, usage, region)
 """
 
+# compute_cost itself, the common path inline (a frame less than calling price_call) and the
+# CallCost built in place; anything else goes to ``settle``, which prices through price_call.
+_COMPUTE = """\
+def compute_cost(model, usage, *, provider=None, start_time=None, service_tier=None, table=None):
+    if table is None:
+        table = default_pricing()
+    if type(start_time) is int:
+        {fields} = usage
+        if ({common}):
+            cached_quote = table.cached_quote  # an attribute load, not a method lookup
+            try:
+                hit = cached_quote((model, provider, service_tier))
+            except TypeError:
+                hit = None
+            if hit is not None and hit[0] <= start_time < hit[1] and hit[2] is not None:
+{zeros}{arithmetic}    return settle(model, usage, provider, start_time, service_tier, table)
+"""
 
-# Both paths end alike: the buckets, the rates in force, the parts (one per CallCost part).
-_ARITHMETIC = """\
-{split}
+
+# Every path ends alike: the buckets, the rates in force, the parts (one per CallCost part);
+# the general path from a `Quote`, the common paths from the cache's `QuoteHit`.
+_RATES_OF_QUOTE = """\
 rates = quote.rates
 above = None
 total_input = {total_input}
 if total_input > quote.base_up_to:
     rates, above = select_rates(quote, start_time, total_input)
 {rate_names} = rates.ints
-return PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
+priced = PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
+"""
+_RATES_OF_HIT = """\
+ints = hit[4]
+scale = hit[5]
+above = None
+total_input = {total_input}
+if total_input > hit[8]:
+    rates, above = select_rates(hit[2], start_time, total_input)
+    ints = rates.ints
+    scale = rates.scale
+priced = PRICED, hit[3], ({parts}), scale, hit[7], above
+"""
+_RETURN = "return priced\n"
+# CallCost.__init__'s five stores without its frame (tests/test_price_paths.py checks every
+# slot against CallCost(...)).
+_RETURN_COST = """\
+cost = new_object(CallCost)
+cost.status = PRICED
+cost.pricing_version = table.version
+cost.usage = usage
+cost.detail = None
+cost._priced = priced
+return cost
 """
 
 
@@ -105,14 +146,26 @@ def _in_range(count: str) -> str:
     return f"type({count}) is int and 0 <= {count} <= MAX_TOKENS"
 
 
-def _arithmetic(lines: list[str], names: dict[str, str], indent: str) -> str:
-    """`_ARITHMETIC` for the bucket assignments ``lines`` and each bucket's name."""
-    parts = billing.cost_terms(names, lambda rate: f"r_{rate}")
-    code = _ARITHMETIC.format(
-        split="\n".join(lines),
-        total_input=billing.total_input(names),
-        rate_names=", ".join(f"r_{k}" for k in RATE_KEYS),
-        parts=", ".join(" + ".join(terms) or "0" for terms in parts.values()),
+def _arithmetic(
+    lines: list[str], names: dict[str, str], indent: str, rates: str = _RATES_OF_HIT, end: str = _RETURN
+) -> str:
+    """The bucket assignments ``lines``, then ``rates`` (`_RATES_OF_QUOTE` or `_RATES_OF_HIT`)
+    for each bucket's name in ``names``, then ``end``."""
+    # Each rate read where it is used (a subscript of a plain tuple: cheaper than unpacking
+    # all ten into locals that the frame must then clear), or, from a Quote, unpacked.
+    of_hit = rates is _RATES_OF_HIT
+    parts = billing.cost_terms(
+        names, lambda rate: f"ints[{RATE_KEYS.index(rate)}]" if of_hit else f"r_{rate}"
+    )
+    code = (
+        "\n".join(lines)
+        + "\n"
+        + rates.format(
+            total_input=billing.total_input(names),
+            rate_names=", ".join(f"r_{k}" for k in RATE_KEYS),
+            parts=", ".join(" + ".join(terms) or "0" for terms in parts.values()),
+        )
+        + end
     )
     return textwrap.indent(code, indent)
 
@@ -136,7 +189,7 @@ def compile_general(fields: Sequence[str], names: dict[str, Any]) -> tuple[Any, 
         fields=spelled,
         invalid="\n            or ".join(checks),
         part_zeros="".join(f"    {c} = {c} or 0\n" for c in billing.PART_COUNTS),
-        arithmetic=_arithmetic(lines, buckets, "    "),
+        arithmetic=_arithmetic(lines, buckets, "    ", _RATES_OF_QUOTE),
     )
     return split, _compile(source, dict(names))
 
@@ -144,11 +197,7 @@ def compile_general(fields: Sequence[str], names: dict[str, Any]) -> tuple[Any, 
 def compile_common(fields: Sequence[str], names: dict[str, Any], general: Callable[..., Any]) -> Any:
     """The `price_call` that tries the common path first and hands the rest to ``general``
     (same arguments, same answers); ``names`` as for `compile_general`."""
-    if set(COMMON_COUNTS) | set(ABSENT) != set(billing.COUNTS):  # pragma: no cover - a typo
-        raise AssertionError("the common path must name every count")
-    conditions = ["region is None", "type(start_time) is int", _in_range(REQUIRED)]
-    conditions += [f"{c} is None" for c in ABSENT]
-    conditions += [f"({c} is None or {_in_range(c)})" for c in COMMON_COUNTS if c != REQUIRED]
+    conditions = ["region is None", "type(start_time) is int", *_common_conditions()]
     lines, buckets = billing.python_assignments(billing.bucket_expressions(has=COMMON_COUNTS))
     source = _COMMON.format(
         fields=", ".join(fields),
@@ -157,3 +206,27 @@ def compile_common(fields: Sequence[str], names: dict[str, Any], general: Callab
         arithmetic=_arithmetic(lines, buckets, " " * 12),
     )
     return _compile(source, {**names, "general": general})
+
+
+def compile_compute(fields: Sequence[str], names: dict[str, Any], settle: Callable[..., Any]) -> Any:
+    """`engine.compute_cost` with the common path of `compile_common` inline, handing
+    anything else to ``settle(model, usage, provider, start_time, service_tier, table)``;
+    ``names`` as for `compile_general`, plus default_pricing, CallCost and new_object."""
+    lines, buckets = billing.python_assignments(billing.bucket_expressions(has=COMMON_COUNTS))
+    source = _COMPUTE.format(
+        fields=", ".join(fields),
+        common="\n                and ".join(_common_conditions()),
+        zeros="".join(f"                {c} = {c} or 0\n" for c in COMMON_COUNTS if c != REQUIRED),
+        arithmetic=_arithmetic(lines, buckets, " " * 16, _RATES_OF_HIT, _RETURN_COST),
+    )
+    return _compile(source, {**names, "settle": settle})
+
+
+def _common_conditions() -> list[str]:
+    """What makes usage the common shape (see the module doc)."""
+    if set(COMMON_COUNTS) | set(ABSENT) != set(billing.COUNTS):  # pragma: no cover - a typo
+        raise AssertionError("the common path must name every count")
+    conditions = [_in_range(REQUIRED)]
+    conditions += [f"{c} is None" for c in ABSENT]
+    conditions += [f"({c} is None or {_in_range(c)})" for c in COMMON_COUNTS if c != REQUIRED]
+    return conditions

@@ -60,6 +60,28 @@ class Quote(NamedTuple):
     region: str | None = None  # the region whose rates `entry` carries (pricing/regions.py)
 
 
+# What the quote cache holds for (model, provider, service tier): the quote in force from
+# ns [0] until ns [1], [2] (None: unknown model), and, for hot paths, what they read of it as
+# items of one plain tuple (a NamedTuple's fields are read by a descriptor call each, a plain
+# tuple's items by one specialised instruction): [3] the entry, [4] the base rates as
+# integers (`Rates.ints`), [5] their scale, [6] their USD divisor, [7] the service tier
+# applied and [8] the quote's base_up_to.
+QuoteHit = tuple[
+    float, float, "Quote | None", "ModelEntry | None", tuple[int, ...], int, int, "str | None", float
+]
+_UNKNOWN_HIT: QuoteHit = (*_ALWAYS, None, None, (), 0, 1, None, _ALWAYS[1])
+
+
+def hit_of(quote: Quote | None, start: float = _ALWAYS[0], end: float = _ALWAYS[1]) -> QuoteHit:
+    """The `QuoteHit` of ``quote`` for [start, end) (the hot paths' shape for a quote
+    that came from `PriceTable.quote` rather than from the cache)."""
+    if quote is None:
+        return _UNKNOWN_HIT
+    rates = quote.rates
+    return (start, end, quote, quote.entry, rates.ints, rates.scale, rates.usd_divisor, quote.service_tier,
+            quote.base_up_to)  # fmt: skip
+
+
 class PriceTable:
     """A validated, versioned pricing table. Build it with `load_pricing()`."""
 
@@ -85,12 +107,11 @@ class PriceTable:
         # for every other entry (nearly all of them) with one set lookup.
         self.regional_entries = self._regions.entries
         self._cache: dict[tuple[str, str | None], ModelEntry | None] = {}
-        # (model, provider, service tier) -> (from ns, until ns, quote): one lookup per call
-        # while the same price period is in force.
-        self._quotes: dict[tuple[object, object, object], tuple[float, float, Quote | None]] = {}
-        # For hot paths that cannot afford a method call: the cache's own get(). A hit is
-        # (from ns, until ns, quote) and answers for a start time in [from, until); on a miss
-        # or outside the range, call quote().
+        # (model, provider, service tier) -> a `QuoteHit`: one lookup per call while the same
+        # price period is in force.
+        self._quotes: dict[tuple[object, object, object], QuoteHit] = {}
+        # For hot paths that cannot afford a method call: the cache's own get(). A hit answers
+        # for a start time in [hit[0], hit[1]); on a miss or outside the range, call quote().
         self.cached_quote = self._quotes.get
         self._lock = threading.Lock()
 
@@ -184,10 +205,10 @@ class PriceTable:
 
     def _quote(
         self, model: object, provider: object, service_tier: object, ns: int, region: object = None
-    ) -> tuple[float, float, Quote | None]:
+    ) -> QuoteHit:
         entry = self.resolve(model, provider)  # type: ignore[arg-type]
         if entry is None:
-            return (*_ALWAYS, None)
+            return _UNKNOWN_HIT
         applied = None
         if type(region) is str and id(entry) in self.regional_entries:
             regional = self._regions.regional(self._host(model, provider, entry), entry, region)
@@ -203,7 +224,7 @@ class PriceTable:
             schedule, windows, tier = period.service_tiers[service_tier], (), service_tier
         tiers = schedule.tiers
         base_up_to = _ALWAYS[0] if windows else tiers[0].above if tiers else _ALWAYS[1]
-        return start, end, Quote(entry, schedule.rates, tiers, windows, tier, base_up_to, applied)
+        return hit_of(Quote(entry, schedule.rates, tiers, windows, tier, base_up_to, applied), start, end)
 
     def _host(self, model: object, provider: object, entry: ModelEntry) -> str:
         """The pricing provider a call went to: the span's, else the one its id's form
