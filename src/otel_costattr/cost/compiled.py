@@ -161,19 +161,19 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     exprs = billing.bucket_expressions(has={f"{n}_tokens" for n in has}, flags=flags)
     lines, buckets = billing.python_assignments(exprs)
     body += lines
-    body.append("ints = hit[4]")
-    body.append("divisor = hit[6]")
     total_input = billing.total_input(buckets)
-    # hit[8], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
-    body.append(f"if {total_input} > hit[8]:")
-    body.append(f"    rates = select_rates(hit[2], ns, {total_input})[0]")
-    body.append("    ints = rates.ints")
-    body.append("    divisor = rates.usd_divisor")
     # Each rate read where used: a subscript of a plain tuple costs less than unpacking ten.
     rate_of = {k: f"ints[{i}]" for i, k in enumerate(RATE_KEYS)}
     terms = [t for part in billing.cost_terms(buckets, rate_of.__getitem__).values() for t in part]
+    total = " + ".join(terms) or "0"
+    # hit[8], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
     # int / int is correctly rounded: the float closest to the exact total.
-    body.append(f"return hit[3], ({' + '.join(terms) or '0'}) / divisor")
+    body.append(f"if {total_input} > hit[8]:")
+    body.append(f"    rates = select_rates(hit[2], ns, {total_input})[0]")
+    body.append("    ints = rates.ints")
+    body.append(f"    return hit[3], ({total}) / rates.usd_divisor")
+    body.append("ints = hit[4]")
+    body.append(f"return hit[3], ({total}) / hit[6]")
     source = "def price(a, ns, cached_quote, quote):\n    " + "\n    ".join(body) + "\n"
     exec(compile(source, f"<otel_costattr pricer {sorted(keys)}>", "exec"), names)  # noqa: S102
     pricer = names["price"]

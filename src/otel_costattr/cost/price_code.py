@@ -30,6 +30,7 @@ COMMON_COUNTS = (
 )  # fmt: skip
 REQUIRED = "input_tokens"  # an int on the common path: so never "no usage"
 ABSENT = tuple(c for c in billing.COUNTS if c not in COMMON_COUNTS)
+_OPTIONAL = tuple(c for c in COMMON_COUNTS if c != REQUIRED)  # None (0) or an int in range
 
 # The general path: the checks as written here (Usage.problem()'s rule, unrolled: a loop over
 # a tuple of them costs half as much again), then the split into buckets, the rates and the
@@ -87,13 +88,21 @@ def compute_cost(model, usage, *, provider=None, start_time=None, service_tier=N
     if type(start_time) is int:
         {fields} = usage
         if ({common}):
-            cached_quote = table.cached_quote  # an attribute load, not a method lookup
+{checked}            cached_quote = table.cached_quote  # an attribute load, not a method lookup
             try:
                 hit = cached_quote((model, provider, service_tier))
             except TypeError:
                 hit = None
             if hit is not None and hit[0] <= start_time < hit[1] and hit[2] is not None:
-{zeros}{arithmetic}    return settle(model, usage, provider, start_time, service_tier, table)
+{arithmetic}    return settle(model, usage, provider, start_time, service_tier, table)
+"""
+# compute_cost's check of each optional count, None made 0 as it goes (one test of None for
+# both); a count out of range goes to ``settle`` as it is.
+_CHECKED = """\
+if {c} is None:
+    {c} = 0
+elif not ({in_range}):
+    return settle(model, usage, provider, start_time, service_tier, table)
 """
 
 
@@ -108,16 +117,15 @@ if total_input > quote.base_up_to:
 {rate_names} = rates.ints
 priced = PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
 """
+# (Two copies of the parts, so the base rates' case stores and reloads nothing it need not.)
 _RATES_OF_HIT = """\
-ints = hit[4]
-scale = hit[5]
-above = None
-total_input = {total_input}
-if total_input > hit[8]:
-    rates, above = select_rates(hit[2], start_time, total_input)
+if {total_input} > hit[8]:
+    rates, above = select_rates(hit[2], start_time, {total_input})
     ints = rates.ints
-    scale = rates.scale
-priced = PRICED, hit[3], ({parts}), scale, hit[7], above
+    priced = PRICED, hit[3], ({parts}), rates.scale, hit[7], above
+else:
+    ints = hit[4]
+    priced = PRICED, hit[3], ({parts}), hit[5], hit[7], None
 """
 _RETURN = "return priced\n"
 # CallCost.__init__'s five stores without its frame (tests/test_price_paths.py checks every
@@ -202,7 +210,7 @@ def compile_common(fields: Sequence[str], names: dict[str, Any], general: Callab
     source = _COMMON.format(
         fields=", ".join(fields),
         common="\n            and ".join(conditions),
-        zeros="".join(f"            {c} = {c} or 0\n" for c in COMMON_COUNTS if c != REQUIRED),
+        zeros="".join(f"            {c} = 0 if {c} is None else {c}\n" for c in _OPTIONAL),
         arithmetic=_arithmetic(lines, buckets, " " * 12),
     )
     return _compile(source, {**names, "general": general})
@@ -213,20 +221,23 @@ def compile_compute(fields: Sequence[str], names: dict[str, Any], settle: Callab
     anything else to ``settle(model, usage, provider, start_time, service_tier, table)``;
     ``names`` as for `compile_general`, plus default_pricing, CallCost and new_object."""
     lines, buckets = billing.python_assignments(billing.bucket_expressions(has=COMMON_COUNTS))
+    checked = "".join(_CHECKED.format(c=c, in_range=_in_range(c)) for c in _OPTIONAL)
     source = _COMPUTE.format(
         fields=", ".join(fields),
-        common="\n                and ".join(_common_conditions()),
-        zeros="".join(f"                {c} = {c} or 0\n" for c in COMMON_COUNTS if c != REQUIRED),
+        common="\n                and ".join(_shape_conditions()),
+        checked=textwrap.indent(checked, " " * 12),
         arithmetic=_arithmetic(lines, buckets, " " * 16, _RATES_OF_HIT, _RETURN_COST),
     )
     return _compile(source, {**names, "settle": settle})
 
 
-def _common_conditions() -> list[str]:
-    """What makes usage the common shape (see the module doc)."""
+def _shape_conditions() -> list[str]:
+    """The required count in range, the absent ones absent."""
     if set(COMMON_COUNTS) | set(ABSENT) != set(billing.COUNTS):  # pragma: no cover - a typo
         raise AssertionError("the common path must name every count")
-    conditions = [_in_range(REQUIRED)]
-    conditions += [f"{c} is None" for c in ABSENT]
-    conditions += [f"({c} is None or {_in_range(c)})" for c in COMMON_COUNTS if c != REQUIRED]
-    return conditions
+    return [_in_range(REQUIRED), *(f"{c} is None" for c in ABSENT)]
+
+
+def _common_conditions() -> list[str]:
+    """What makes usage the common shape (see the module doc)."""
+    return [*_shape_conditions(), *(f"({c} is None or {_in_range(c)})" for c in _OPTIONAL)]

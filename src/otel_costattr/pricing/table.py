@@ -65,11 +65,20 @@ class Quote(NamedTuple):
 # items of one plain tuple (a NamedTuple's fields are read by a descriptor call each, a plain
 # tuple's items by one specialised instruction): [3] the entry, [4] the base rates as
 # integers (`Rates.ints`), [5] their scale, [6] their USD divisor, [7] the service tier
-# applied and [8] the quote's base_up_to.
-QuoteHit = tuple[
-    float, float, "Quote | None", "ModelEntry | None", tuple[int, ...], int, int, "str | None", float
-]
-_UNKNOWN_HIT: QuoteHit = (*_ALWAYS, None, None, (), 0, 1, None, _ALWAYS[1])
+# applied and [8] the quote's base_up_to. The bounds [0], [1] and [8] are ints, the
+# infinities stood for by _FIRST and _LAST: an int compared with a float takes CPython's slow
+# road (NotImplemented, then the reflected float comparison). Start times are epoch ns (one
+# beyond _LAST, after the year 2262, misses the cache and is priced by `PriceTable.quote`
+# each time, alike), token totals at most a few times MAX_TOKENS.
+QuoteHit = tuple[int, int, "Quote | None", "ModelEntry | None", tuple[int, ...], int, int, "str | None", int]
+_FIRST, _LAST = -(1 << 63), 1 << 63
+
+
+def _bound(value: float, infinite: int) -> int:
+    return value if type(value) is int else infinite  # type: ignore[return-value]
+
+
+_UNKNOWN_HIT: QuoteHit = (_FIRST, _LAST, None, None, (), 0, 1, None, _LAST)
 
 
 def hit_of(quote: Quote | None, start: float = _ALWAYS[0], end: float = _ALWAYS[1]) -> QuoteHit:
@@ -78,8 +87,10 @@ def hit_of(quote: Quote | None, start: float = _ALWAYS[0], end: float = _ALWAYS[
     if quote is None:
         return _UNKNOWN_HIT
     rates = quote.rates
-    return (start, end, quote, quote.entry, rates.ints, rates.scale, rates.usd_divisor, quote.service_tier,
-            quote.base_up_to)  # fmt: skip
+    # base_up_to is -inf when time-of-day windows apply: -1, below any token total.
+    up_to = _bound(quote.base_up_to, -1 if quote.base_up_to < 0 else _LAST)
+    return (_bound(start, _FIRST), _bound(end, _LAST), quote, quote.entry, rates.ints, rates.scale,
+            rates.usd_divisor, quote.service_tier, up_to)  # fmt: skip
 
 
 class PriceTable:

@@ -334,39 +334,30 @@ class CostSpanProcessor(SpanProcessor):
                     found = price_attributes(attrs, span.start_time, self._cached_quote, self._quote)
                 except (KeyError, TypeError, RuntimeError):  # keys changed meanwhile, unhashable
                     pass  # values: the general path copes
-            source = region = reported = None
             # The common case, decided with a few tests: priced from the table, no duplicate
             # to look for, no regional price, no cost the provider reported (three lookups: a
-            # quarter of what isdisjoint(attrs) costs). Anything else: _settle.
+            # quarter of what isdisjoint(attrs) costs). It returns its stamp at once; anything
+            # else: _settled_stamp.
             if (
-                type(found) is not tuple
-                or self._dedupe
-                or id(found[0]) in self._regional
-                or _REPORTED_1 in attrs
-                or _REPORTED_2 in attrs
-                or _REPORTED_3 in attrs
+                type(found) is tuple
+                and not self._dedupe
+                and id(found[0]) not in self._regional
+                and _REPORTED_1 not in attrs
+                and _REPORTED_2 not in attrs
+                and _REPORTED_3 not in attrs
             ):
-                found, source, region, reported = self._settle(span, attrs, found)
-            if type(found) is tuple:
-                entry, usd = found
                 out = {
-                    COST: usd,
+                    COST: found[1],
                     COST_STATUS: "priced",
                     PRICING_VERSION: self._version,
-                    PRICED_MODEL: entry.id,
+                    PRICED_MODEL: found[0].id,
                 }
-                if source is not None:
-                    out[MODEL_SOURCE] = source
-                if region is not None:
-                    out[REGION] = region
-                if reported is not None:
-                    out.update(provider_cost(reported, usd))
                 if self._proposed:
                     self._propose(out)
                 self._count_priced()
             else:
-                out = self._unpriced(found, reported)
-                if out is None or found is DUPLICATE:
+                out = self._settled_stamp(span, attrs, found)
+                if out is None or out[COST_STATUS] == DUPLICATE:
                     return out  # a duplicate gets no step number: it is not a new call
             if AGENT_STEP not in attrs:
                 agent = getattr(span, _AGENT, None)
@@ -376,6 +367,25 @@ class CostSpanProcessor(SpanProcessor):
         except Exception:
             self._internal_error("end")
             return None
+
+    def _settled_stamp(self, span: Span, attrs: Mapping[str, Any], found: object) -> dict[str, Any] | None:
+        """What to stamp on a span the common case does not settle (None: not a model call);
+        counts it."""
+        found, source, region, reported = self._settle(span, attrs, found)
+        if type(found) is not tuple:
+            return self._unpriced(found, reported)
+        entry, usd = found
+        out = {COST: usd, COST_STATUS: "priced", PRICING_VERSION: self._version, PRICED_MODEL: entry.id}
+        if source is not None:
+            out[MODEL_SOURCE] = source
+        if region is not None:
+            out[REGION] = region
+        if reported is not None:
+            out.update(provider_cost(reported, usd))
+        if self._proposed:
+            self._propose(out)
+        self._count_priced()
+        return out
 
     def _settle(
         self, span: Span, attrs: Mapping[str, Any], found: object
