@@ -137,7 +137,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
         var = f"{name}_tokens" if name in _COUNTS else name
         body.append(f"{var} = a[{bind(key)}]")
         if name in _COUNTS:
-            checks.append(f"type({var}) is not int or not 0 <= {var} <= MAX")
+            checks.append(f"type({var}) is not int or {var} < 0 or {var} > MAX")
         else:
             checks.append(f"type({var}) is not str or not {var}")
     if "cache_write_1h" in has:  # Usage.problem's rule, which billing.BUCKETS relies on
@@ -148,7 +148,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     # PriceTable.quote, without its call when the cache answers; what is read of a quote is
     # read from the cache's plain tuple (pricing.table.QuoteHit), one instruction an item.
     body.append("hit = cached_quote((model, provider, service_tier))")
-    body.append("if hit is None or not hit[0] <= ns < hit[1]:")
+    body.append("if hit is None or ns < hit[0] or ns >= hit[1]:")
     if "model" in spelled:  # an over-long id is never cached: checked on a miss only
         body.append("    if len(model) > MAX_ID: return None")
     body.append("    hit = hit_of(quote(model, provider, service_tier, ns))")
