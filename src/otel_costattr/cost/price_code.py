@@ -1,6 +1,7 @@
-"""The source of `cost.engine.price_call`, generated from the billing rule (`billing.BUCKETS`).
+"""The source of `cost.engine.price_call` and `compute_cost`, generated from the billing rule
+(`billing.BUCKETS`).
 
-Two functions are compiled once, at import, the way `collections.namedtuple` builds its
+Three functions are compiled once, at import, the way `collections.namedtuple` builds its
 methods:
 
 - the general path: any counts (None or an int in range, anything else refused), any flags,
@@ -12,7 +13,9 @@ methods:
   without a method call, and runs the same bucket expressions with the absent counts folded
   away. Anything else, it hands to the general path unchanged: it never decides a problem,
   so it can only agree with the general path (tests/test_price_paths.py checks that it does,
-  on random usage, models, tiers, windows and price periods).
+  on random usage, models, tiers, windows and price periods);
+- `compute_cost`, with the same common path inline (a frame less) building its `CallCost` in
+  place, and anything else handed to `price_call` (checked the same way).
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ total_input = {total_input}
 if total_input > quote.base_up_to:
     rates, above = select_rates(quote, start_time, total_input)
 {rate_names} = rates.ints
-priced = PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
+return PRICED, quote.entry, ({parts}), rates.scale, quote.service_tier, above
 """
 # (Two copies of the parts, so the base rates' case stores and reloads nothing it need not.)
 _RATES_OF_HIT = """\
@@ -197,7 +200,7 @@ def compile_general(fields: Sequence[str], names: dict[str, Any]) -> tuple[Any, 
         fields=spelled,
         invalid="\n            or ".join(checks),
         part_zeros="".join(f"    {c} = {c} or 0\n" for c in billing.PART_COUNTS),
-        arithmetic=_arithmetic(lines, buckets, "    ", _RATES_OF_QUOTE),
+        arithmetic=_arithmetic(lines, buckets, "    ", _RATES_OF_QUOTE, end=""),
     )
     return split, _compile(source, dict(names))
 
