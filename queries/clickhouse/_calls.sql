@@ -201,6 +201,15 @@ WHERE (p_feature IS NULL OR feature = p_feature)
   AND (p_agent IS NULL OR agent_name = p_agent)
   AND {{where}}
 -- @macro costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+-- One body for both run macros (below): ClickHouse inlines a CTE at each read, so the runs
+-- are aggregated once, with the unpriced tokens, and runs_list leaves those out.
+SELECT * EXCEPT (unpriced_tokens)
+FROM costattr_runs_unpriced(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+-- @macro costattr_runs_unpriced(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
+-- queries/_runs_unpriced.sql's macro: costattr_runs with unpriced_tokens, the input + output
+-- tokens of the run's calls that cost_usd leaves out. Summed in the same pass as the run's
+-- other aggregates (DuckDB reads the calls of the kept runs with unpriced calls again: here a
+-- second read of the kept runs would aggregate every call again, CTEs being inlined).
 WITH
 per_trace AS (
     SELECT
@@ -213,7 +222,8 @@ per_trace AS (
         max(end_time) AS last_call,
         argMin(service_name, start_time) AS first_service,
         argMinIf(agent_name, start_time, agent_name IS NOT NULL) AS first_agent,
-        argMinIf(feature, start_time, feature IS NOT NULL) AS first_feature
+        argMinIf(feature, start_time, feature IS NOT NULL) AS first_feature,
+        sumIf(coalesce(input_tokens, 0) + coalesce(output_tokens, 0), cost_usd IS NULL) AS unpriced_tokens
     FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
     GROUP BY trace_id
 ),
@@ -259,24 +269,6 @@ SELECT
     (toUnixTimestamp64Micro(if(r.hit IS NULL, k.last_call, r.end_time))
      - toUnixTimestamp64Micro(if(r.hit IS NULL, k.first_call, r.start_time))) / 1000.0 AS duration_ms,
     k.calls AS calls, k.unpriced_calls AS unpriced_calls, k.cost_usd AS cost_usd,
-    k.usd_repriced AS usd_repriced, k.first_call AS first_call
+    k.usd_repriced AS usd_repriced, k.first_call AS first_call, k.unpriced_tokens AS unpriced_tokens
 FROM kept AS k
 LEFT JOIN roots AS r ON r.trace_id = k.trace_id
--- @macro costattr_runs_unpriced(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
--- queries/_runs_unpriced.sql's macro: costattr_runs with unpriced_tokens, the input + output
--- tokens of the run's calls that cost_usd leaves out. The calls are read again only for the
--- kept runs that have unpriced calls (DuckDB also narrows the window to their first call: a
--- speed choice there).
-WITH
-runs_kept AS (
-    SELECT * FROM costattr_runs(p_since, p_until, p_service, p_feature, p_agent, p_order, p_limit)
-),
-runs_unpriced AS (
-    SELECT trace_id, sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS tokens
-    FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
-    WHERE cost_usd IS NULL AND trace_id IN (SELECT trace_id FROM runs_kept WHERE unpriced_calls > 0)
-    GROUP BY trace_id
-)
-SELECT k.*, coalesce(u.tokens, 0) AS unpriced_tokens
-FROM runs_kept AS k
-LEFT JOIN runs_unpriced AS u ON u.trace_id = k.trace_id
