@@ -11,16 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import clickhouse_workload
 import pytest
 import test_clickhouse_settle
 from test_clickhouse import NOW, ROLLUPS, assert_agree
 from test_clickhouse_settle import _agree, _settle, _store
 
+from otel_costattr.clickhouse import parse_target
 from otel_costattr.clickhouse.collector import insert_records
 from otel_costattr.clickhouse.ledger import CALLS_TABLE, MARKS_TABLE, read_chain, unsettled
 from otel_costattr.pricing.table import default_pricing
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.rollups.whatif import whatif
+from otel_costattr.sdk.seam_records import records_from_sdk
+from otel_costattr.store.exporter import DuckDBSpanExporter
 
 pytestmark = pytest.mark.chdb
 workload = test_clickhouse_settle.workload  # the settle tests' fixture: one workload, both stores
@@ -57,6 +61,32 @@ def test_settled_calls_are_read_alone_and_once(workload: tuple[str, list[Any]], 
     client.command(f"ALTER TABLE {CALLS_TABLE} DELETE WHERE NOT final SETTINGS mutations_sync = 1")
     client.command(f"ALTER TABLE {MARKS_TABLE} UPDATE pending = false WHERE done SETTINGS mutations_sync = 1")
     assert unsettled(client, "costattr_spans", read_chain(client))[0] == "false"
+
+
+def test_all_settled_reads_the_settled_calls_alone(tmp_path: Path, chdb_dir: Path) -> None:
+    """With every call settled final (no orphan in the workload), the contract reads the
+    settled calls alone, its typed part left out of the SQL, and every rollup agrees."""
+    from otel_costattr.clickhouse.dialect import macros
+    from otel_costattr.clickhouse.runner import contract, spans_relation
+
+    spans = clickhouse_workload.spans(default_pricing())
+    ids = {s.context.span_id for s in spans}
+    orphaned = {s.context.trace_id for s in spans if s.parent is not None and s.parent.span_id not in ids}
+    assert orphaned  # the workload has orphans: their traces are left out here
+    kept = [s for s in spans if s.context.trace_id not in orphaned]
+    duck = str(tmp_path / "spans.duckdb")
+    exporter = DuckDBSpanExporter(duck)
+    exporter.export(kept)
+    exporter.shutdown()
+    url, client = _store(chdb_dir, "ledger_final", records_from_sdk(kept), typed=True)
+    _settle(url)
+    assert not read_chain(client).pending
+    assert unsettled(client, "costattr_spans", read_chain(client))[0] == "false"
+    target = parse_target(url)
+    prelude, _ = contract(client, target, spans_relation(client, target), {})
+    calls = macros(prelude(0))["costattr_calls"].body
+    assert "FROM spans" not in calls and CALLS_TABLE in calls  # the typed part cut
+    _agree(duck, url, ROLLUPS)
 
 
 def test_a_query_between_two_settles(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:

@@ -25,6 +25,8 @@
 -- @macro costattr_calls(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL)
 SELECT *
 FROM (
+    -- typed:begin (the typed rows read as calls; prelude.calls_sql leaves this out when the
+    -- settled calls cover them all)
     WITH RECURSIVE
     -- Calls that arrived without a cost, priced as the DuckDB exporter prices them (bound by
     -- otel_costattr.clickhouse.unstamped, which calls the exporter's own function).
@@ -189,6 +191,7 @@ FROM (
     -- ledger:begin (the calls settles wrote once, complete: read as stored, no join, no
     -- LIMIT BY; prelude.calls_sql leaves this out when there are none)
     UNION ALL
+    -- typed:end
     SELECT *, CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced, {{call_row_settled}} AS call_row
     FROM ({{settled_calls}}) AS settled_calls
     WHERE (p_since IS NULL OR start_time >= p_since)

@@ -218,7 +218,8 @@ def calls_sql(
     ``call_row`` (only trace.sql reads it), that column is 0: ClickHouse computes a column
     of a UNION ALL even when nothing reads it (a hash per call). ``unsettled``: the test the
     spans rows read as calls must pass (`ledger.UNSETTLED` over the typed table, "false" when
-    no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too."""
+    no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too,
+    and alone when ``unsettled`` is "false"."""
     from .ledger import settled_calls_sql
     from .settle import settled_relation
 
@@ -228,17 +229,23 @@ def calls_sql(
         value = dimension_call("{" + key + ":String}")
         tests.append(f"coalesce(has({{{values}:Array(String)}}, {value}), false)")
     sql = _template("_calls.sql")
-    if not walk:
-        sql = _cut(sql, "walk", _NO_WALK)
-    if not ledger:
-        sql = _cut(sql, "ledger", "")
-    fills = {
-        "{{where}}": " AND ".join(tests) or "true",
-        "{{call_row}}": row_key("s") if call_row else "toUInt64(0)",
-        "{{call_row_complete}}": row_key() if call_row else "toUInt64(0)",
-        "{{settled}}": settled_relation(settled),
-        "{{unsettled}}": unsettled,
-    }
+    fills = {"{{where}}": " AND ".join(tests) or "true"}
+    if ledger and unsettled == "false":
+        # Every call is a settled one: the typed rows' part is left out whole. With no row
+        # to read it costs nothing to run, but ClickHouse still plans it (its scans, joins
+        # and LIMIT BY): 60 ms of a 1M-span store's 80 (compare), a fifth of per-run.
+        sql = _cut(sql, "typed", "")
+    else:
+        if not walk:
+            sql = _cut(sql, "walk", _NO_WALK)
+        if not ledger:
+            sql = _cut(sql, "ledger", "")
+        fills |= {
+            "{{call_row}}": row_key("s") if call_row else "toUInt64(0)",
+            "{{call_row_complete}}": row_key() if call_row else "toUInt64(0)",
+            "{{settled}}": settled_relation(settled),
+            "{{unsettled}}": unsettled,
+        }
     if ledger:
         fills["{{call_row_settled}}"] = row_key() if call_row else "toUInt64(0)"
         fills["{{settled_calls}}"] = settled_calls_sql()
