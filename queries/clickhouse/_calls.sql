@@ -247,31 +247,42 @@ kept AS (
     )
     WHERE p_limit IS NULL OR position <= p_limit
 ),
-roots AS (
-    SELECT
-        trace_id,
-        argMin(name, start_time) AS name,
-        argMin(service_name, start_time) AS service_name,
-        min(start_time) AS start_time,
-        max(end_time) AS end_time,
-        argMinIf(agent_name, start_time, agent_name IS NOT NULL) AS agent_name,
-        argMinIf(feature, start_time, feature IS NOT NULL) AS feature,
-        1 AS hit
+-- The kept runs' root spans, joined and then aggregated: a filter "trace_id IN kept" would
+-- read kept again, which ClickHouse computes again (every call aggregated a second time).
+root_spans AS (
+    SELECT trace_id, name, service_name, start_time, end_time, agent_name, feature, 1 AS hit
     FROM spans
-    WHERE parent_span_id IS NULL AND trace_id IN (SELECT trace_id FROM kept)
-    GROUP BY trace_id
+    WHERE parent_span_id IS NULL
+),
+runs AS (
+    SELECT
+        k.trace_id AS trace_id,
+        -- one value per kept run (the join repeats it per root span)
+        any(k.calls) AS calls, any(k.unpriced_calls) AS unpriced_calls, any(k.cost_usd) AS cost_usd,
+        any(k.usd_repriced) AS usd_repriced, any(k.first_call) AS first_call,
+        any(k.last_call) AS last_call, any(k.first_service) AS first_service,
+        any(k.first_agent) AS first_agent, any(k.first_feature) AS first_feature,
+        any(k.unpriced_tokens) AS unpriced_tokens,
+        max(r.hit) AS hit,
+        argMin(r.name, r.start_time) AS name,
+        argMin(r.service_name, r.start_time) AS root_service,
+        min(r.start_time) AS root_start,
+        max(r.end_time) AS root_end,
+        argMinIf(r.agent_name, r.start_time, r.agent_name IS NOT NULL) AS root_agent,
+        argMinIf(r.feature, r.start_time, r.feature IS NOT NULL) AS root_feature
+    FROM kept AS k
+    LEFT JOIN root_spans AS r ON r.trace_id = k.trace_id
+    GROUP BY k.trace_id
 )
 SELECT
-    k.trace_id AS trace_id,
-    r.name AS name,
-    coalesce(r.service_name, k.first_service) AS service_name,
-    coalesce(r.feature, k.first_feature) AS feature,
-    coalesce(r.agent_name, k.first_agent) AS agent_name,
-    if(r.hit IS NULL, k.first_call, r.start_time) AS start_time,
-    if(r.hit IS NULL, k.last_call, r.end_time) AS end_time,
-    (toUnixTimestamp64Micro(if(r.hit IS NULL, k.last_call, r.end_time))
-     - toUnixTimestamp64Micro(if(r.hit IS NULL, k.first_call, r.start_time))) / 1000.0 AS duration_ms,
-    k.calls AS calls, k.unpriced_calls AS unpriced_calls, k.cost_usd AS cost_usd,
-    k.usd_repriced AS usd_repriced, k.first_call AS first_call, k.unpriced_tokens AS unpriced_tokens
-FROM kept AS k
-LEFT JOIN roots AS r ON r.trace_id = k.trace_id
+    trace_id,
+    name,
+    coalesce(root_service, first_service) AS service_name,
+    coalesce(root_feature, first_feature) AS feature,
+    coalesce(root_agent, first_agent) AS agent_name,
+    if(hit IS NULL, first_call, root_start) AS start_time,
+    if(hit IS NULL, last_call, root_end) AS end_time,
+    (toUnixTimestamp64Micro(if(hit IS NULL, last_call, root_end))
+     - toUnixTimestamp64Micro(if(hit IS NULL, first_call, root_start))) / 1000.0 AS duration_ms,
+    calls, unpriced_calls, cost_usd, usd_repriced, first_call, unpriced_tokens
+FROM runs
