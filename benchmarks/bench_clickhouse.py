@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if not parquet.exists():
             con.execute(EXPORT.replace("{path}", str(parquet)))
         con.close()
+        (folder / "chdb").mkdir(exist_ok=True)  # connect() refuses a chDB folder that is not there
         chdb = f"chdb://{folder / 'chdb'}"
         plain, typed = parse_target(chdb + "?database=plain"), parse_target(chdb + "?database=typed")
         for target in (plain, typed):
