@@ -10,6 +10,7 @@ times across a price change."""
 from __future__ import annotations
 
 import datetime as dt
+import typing
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -29,6 +30,11 @@ STARTS = [
     int(dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.timezone.utc).timestamp()) * 10**9,
     dt.datetime(2026, 7, 1, 12, 0),  # not ns: the general path converts it
 ]
+# The price change's edges (a cached period must end exactly there) and the cache's own bounds
+# (a QuoteHit holds [-2**63, 2**63); beyond is priced uncached); True is an int to Python but
+# not a start time (test_a_bool_is_not_a_start_time).
+_CHANGE = int(dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+STARTS += [_CHANGE - 1, _CHANGE, _CHANGE + 1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1]
 
 small = st.one_of(st.integers(0, 300_000), st.sampled_from([0, 1, 199_999, 200_000, 200_001]))
 odd = st.sampled_from([-1, 100_000_000, 100_000_001, 1.5, True, "12"])
@@ -109,6 +115,29 @@ def test_other_shapes_are_handed_on(table, usage):
     general_price_call(table, start, "acme-large", None, None, usage)
     assert common_only(table, start, "acme-large", None, None, usage) == "handed on"
     assert common_only(table, start, "acme-large", None, None, Usage(10), region="eu") == "handed on"
+
+
+def test_compute_cost_type_hints_resolve():
+    """`compute_cost` is generated (exec): its annotations must still resolve for tools."""
+    hints = typing.get_type_hints(compute_cost)
+    assert hints["usage"] is Usage and hints["return"] is engine.CallCost
+
+
+def test_a_bool_is_not_a_start_time(table):
+    """True is the int 1 to Python: neither path may price it as 1 ns after the epoch, even with
+    the cache warm for that instant. A start time of the wrong type is the caller's mistake."""
+    usage = Usage(1000, 100)
+    table.quote("acme-large", "acme", None, 1)
+    assert price_call(table, 1, "acme-large", "acme", None, usage) == general_price_call(
+        table, 1, "acme-large", "acme", None, usage
+    )
+    for call in (
+        lambda: price_call(table, True, "acme-large", "acme", None, usage),
+        lambda: general_price_call(table, True, "acme-large", "acme", None, usage),
+        lambda: compute_cost("acme-large", usage, provider="acme", start_time=True, table=table),
+    ):
+        with pytest.raises(TypeError, match="epoch nanoseconds"):
+            call()
 
 
 def test_compute_cost_reads_the_same_from_either_path(table):

@@ -332,7 +332,15 @@ else:
     # Generated (cost/price_code.py): the common path of price_call inline, the rest _settle.
     compute_cost = price_code.compile_compute(
         Usage._fields,
-        {**_NAMES, "default_pricing": default_pricing, "CallCost": CallCost, "new_object": _new_object},
+        {
+            **_NAMES,
+            "default_pricing": default_pricing,
+            "CallCost": CallCost,
+            "new_object": _new_object,
+            # the annotations' names, for typing.get_type_hints (they resolve in these globals)
+            "Usage": Usage,
+            "PriceTable": PriceTable,
+        },
         _settle,
     )
     compute_cost.__module__ = __name__  # exec() leaves it None: help() and pickling want it
@@ -346,4 +354,5 @@ compute_cost.__doc__ = """Price one call. Never raises for bad data: the status 
 table=None)``: ``start_time`` is epoch nanoseconds (as OTel spans carry it), a datetime or a
 date; the price in force then is used (None: now). ``service_tier`` "batch", "flex" or
 "priority" selects that price where the model has one; anything else is standard. ``table``:
-the table to price with (None: `default_pricing()`). Returns a `CallCost`."""
+the table to price with (None: `default_pricing()`). Returns a `CallCost`. A ``start_time``
+of another type (a bool, a string) is the caller's mistake, not the data's: TypeError."""

@@ -64,9 +64,10 @@ def price_call(table, start_time, model, provider, service_tier, usage, region=N
         return UNKNOWN
 {arithmetic}"""
 
-# The common path. A cache hit is (from ns, until ns, quote) for a start time in [from,
-# until): only cacheable keys are stored (PriceTable._cacheable), so a hit is never an
-# over-long model id. Unhashable arguments (a caller's list) raise TypeError: general path.
+# The common path. A cache hit is a `pricing.table.QuoteHit` (from ns, until ns, quote, entry,
+# integer rates...) for a start time in [from, until): only cacheable keys are stored
+# (PriceTable._cacheable), so a hit is never an over-long model id. Unhashable arguments (a
+# caller's list) raise TypeError: general path.
 _COMMON = """\
 def price_call(table, start_time, model, provider, service_tier, usage, region=None):
     {fields} = usage
