@@ -25,7 +25,7 @@ from test_rollups_workload import Writer, build, trace_id
 from otel_costattr.rollups import facts, queries
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.sdk.processor import CostSpanProcessor
-from otel_costattr.store import aggregates
+from otel_costattr.store import aggregates, identity
 from otel_costattr.store import database as store
 from otel_costattr.store.exporter import DuckDBSpanExporter
 
@@ -366,3 +366,51 @@ def test_a_run_sharing_its_key_with_a_pending_one_sends_the_rollups_to_the_contr
             " SELECT hash(trace_id), 'another run', 0 FROM costattr_fact_pending"
         )
         assert facts.fast_query(con, "per_feature", {}) is None
+
+
+def _racing_store(con):
+    """Run 1 final; run 2's call pending (its parent, `_RACING_PARENT`, not stored yet)."""
+    w = Writer(con)
+    agent = w.span(1, "agent", role="agent", at=DAY0, feature="f", agent_name="a")
+    w.call(1, "gpt-4o-mini", 10, 1, "0.5", parent=agent, at=DAY0, feature="f", agent_name="a")
+    w.call(2, "gpt-4o-mini", 20, 2, "0.25", parent=_RACING_PARENT, at=DAY0 + dt.timedelta(hours=1))
+    identity.settle(con)
+    assert aggregates.maintain(con) and aggregates.pending_traces(con) == 1
+
+
+_RACING_PARENT = "00000000000000aa"
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_an_upkeep_on_another_connection_between_check_and_query_drops_no_run(tmp_path, monkeypatch, name):
+    """The exporter's ingester settles a pending run on its own connection while a rollup on
+    another one has read the pending runs but not run its query yet: the rollup answers as the
+    contract did before the upkeep (one state of the store), not without that run."""
+    with store.connect(tmp_path / "spans.duckdb") as con, con.cursor() as ingester:
+        _racing_store(con)
+        before = _general(con, name)
+
+        def upkeep_meanwhile(*args):
+            fast = facts.fast_query(*args)
+            Writer(ingester).span(
+                2, "agent", role="agent", span_id=_RACING_PARENT, at=DAY0, feature="g", agent_name="b"
+            )
+            identity.settle(ingester)
+            assert aggregates.maintain(ingester) and aggregates.current(ingester)
+            return fast
+
+        monkeypatch.setattr(queries, "fast_query", upkeep_meanwhile)
+        assert rollup(name, db=con) == before
+        monkeypatch.undo()
+        assert aggregates.current(con)
+        assert rollup(name, db=con) == _general(con, name) != before
+
+
+def test_a_rollup_inside_the_callers_transaction_leaves_it_open(tmp_path):
+    with store.connect(tmp_path / "spans.duckdb") as con:
+        _racing_store(con)
+        con.execute("BEGIN TRANSACTION")
+        for name in FAST:
+            assert rollup(name, db=con) == _general(con, name), name
+            assert facts.fast_query(con, name, {}) is not None
+        con.execute("ROLLBACK")  # still the caller's to end

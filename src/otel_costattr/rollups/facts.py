@@ -18,22 +18,29 @@ p_traces := true)``, the contract over the copy of those traces' spans kept at i
 (`contract.pending_macro`: a scan of ``spans`` for a few traces reads its whole trace-id
 column); per_step adds just the pending calls. Beyond `MAX_PENDING_TRACES` such runs the
 rollup reads the contract as before.
+
+The pending runs listed, the facts and the copy must be read in one state of the store: an
+upkeep committed in between by another connection (the exporter's ingester, in this process)
+that settles a run moves it out of the list and the copy and into the facts; read in
+between, it is in none. `one_state` holds one transaction around `fast_query` and the query.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
 
 from .._resources import bundled_dir
 from ..store import aggregates
+from ..store.database import rollback
 from .contract import pending_macro
 
-__all__ = ["FAST", "MAX_PENDING_TRACES", "fast_query"]
+__all__ = ["FAST", "MAX_PENDING_TRACES", "fast_query", "one_state"]
 
 # The rollups with a form over the facts, and the parameters that form reads.
 FAST = {
@@ -73,7 +80,7 @@ def fast_query(
 ) -> tuple[str, dict[str, Any]] | None:
     """The SQL and bound values answering rollup ``name`` from the facts on ``con`` (which has
     the rollups' prelude: rollups/queries.py), or None when the facts cannot answer it (the
-    caller then runs the rollup's own file)."""
+    caller then runs the rollup's own file). Call it and run the SQL inside `one_state`."""
     params = FAST.get(name)
     if params is None or any(values.get(key) is not None for key in _UNSET):
         return None
@@ -87,6 +94,32 @@ def fast_query(
             return None  # a run shares its key with a pending one (1 in 2**64): not left out by it
         con.execute(pending_macro())  # binds the copy's table: made here, where it exists
     return _sql(name, pending > 0), {key: values.get(key) for key in params}
+
+
+@contextmanager
+def one_state(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction on ``con`` around what it wraps, committed after (rolled back on an
+    error), so that its statements read one state of the store whatever other connections
+    commit meanwhile; inside the caller's own transaction, that one, neither nested nor ended.
+    (DuckDB takes the snapshot at the transaction's first read; the TEMP table and macro
+    fast_query makes are the connection's own, so no other writer conflicts with them.)"""
+    if _in_transaction(con):
+        yield
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        rollback(con)
+        raise
+    con.execute("COMMIT")
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    # A BEGIN inside a transaction fails and aborts it: asked instead. In autocommit each
+    # statement is a transaction of its own, with its own id.
+    first = con.execute("SELECT txid_current()").fetchone()
+    return first == con.execute("SELECT txid_current()").fetchone()
 
 
 @functools.cache

@@ -28,7 +28,7 @@ from ..store import database as store
 from .catalog import Query, contract_prelude, prelude, query
 from .dimensions import check_key, dimension_call, dimension_macro, render_group, where_pairs
 from .errors import RollupError, RollupParamError, first_line
-from .facts import fast_query
+from .facts import FAST, fast_query, one_state
 from .params import WINDOW_PARAMS, bind
 
 __all__ = ["Rows", "load_prices", "rollup"]
@@ -390,13 +390,13 @@ def _answer(
     try:
         if table is not None:
             _reprice(con, table, values)
-        fast = None
-        if table is None and not filters and group_by is None and calls is None:
-            fast = fast_query(con, q.name, values)  # the rollup facts, when they answer it
-        if fast is not None:
-            rows = _run(con, *fast, arrow=arrow)
+        general = (render_group(q.sql, group_by is not None), values)
+        if q.name in FAST and table is None and not filters and group_by is None and calls is None:
+            with one_state(con):  # the facts and the pending runs read as of one state
+                fast = fast_query(con, q.name, values)  # the rollup facts, when they answer it
+                rows = _run(con, *(fast or general), arrow=arrow)
         else:
-            rows = _run(con, render_group(q.sql, group_by is not None), values, arrow=arrow)
+            rows = _run(con, *general, arrow=arrow)
     finally:
         if table is not None or filters or group_by is not None:
             _clear_reprice(con)
