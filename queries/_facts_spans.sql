@@ -9,7 +9,8 @@
 -- call whose run began long ago): from what the identity pass read just before, else by a
 -- scan of the whole table's trace ids.
 
--- A copy the facts moved without (store/aggregates.py `pending_traces` refuses it) is rebuilt.
+-- A copy the facts moved without (store/aggregates.py `pending_traces` refuses it), or made
+-- again with spans' columns (one was added, `copy_fits`), is rebuilt.
 DELETE FROM costattr_fact_spans
 WHERE (SELECT watermark FROM costattr_fact_spans_state) IS DISTINCT FROM $watermark;
 -- The traces just become pending, and whether the identity pass (_identity.sql) read all

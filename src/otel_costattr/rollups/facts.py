@@ -87,6 +87,8 @@ def fast_query(
     pending = aggregates.pending_traces(con)
     if pending is None or pending > MAX_PENDING_TRACES:
         return None
+    if pending and not aggregates.copy_fits(con):
+        return None  # spans has a column the copy lacks (a newer version, before its upkeep)
     if pending:  # the runs read from the contract, listed afresh (the connection may be reused)
         con.execute("DELETE FROM costattr_traces")
         con.execute("INSERT INTO costattr_traces SELECT DISTINCT trace_id FROM costattr_fact_pending")
