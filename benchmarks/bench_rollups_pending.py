@@ -11,7 +11,7 @@ per_step, per_run and per_agent is then timed, alternated within each round in t
 - ``general``: the rollup's own file over the call contract, which is also what the store
   answered before the facts learnt to answer with calls pending (they switched off);
 - ``facts``: `rollups.facts.fast_query`'s form, the runs with a pending call read from the
-  contract for those traces only (the general path beyond `facts.MAX_PENDING_TRACES`).
+  contract for those traces only (the general path beyond `aggregates.MAX_PENDING_TRACES`).
 
 Before any call is lost, ``facts`` alone is timed too (nothing pending: the floor). Figures
 are median wall and CPU (every thread of this process) in ms; the load average is printed.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench_identity import LOST
 
-from otel_costattr.rollups import facts, queries
+from otel_costattr.rollups import queries
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.store import aggregates, identity
 from otel_costattr.store import database as store
@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
                 stored = lost
                 identity.run_pass(con)
                 assert aggregates.maintain(con)
-                traces = aggregates.pending_traces(con)
-                fast = traces is not None and traces <= facts.MAX_PENDING_TRACES
+                # Past the cap the copy is not kept, and pending_traces says None.
+                fast = aggregates.pending_traces(con) is not None
+                pending = "SELECT count(DISTINCT trace_id) FROM costattr_fact_pending"
+                traces = con.execute(pending).fetchone()[0]
                 title = f"{traces:,} traces pending ({'facts' if fast else 'general path'} answer)"
                 report(title, measure(con, ("general", "facts"), args.rounds))
         finally:

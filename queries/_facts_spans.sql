@@ -7,10 +7,11 @@
 -- again the copies of calls that were not final, adds the spans stored since ($watermark),
 -- and for a trace that has just become pending its older spans (a late child may bring a
 -- call whose run began long ago): from what the identity pass read just before, else by a
--- scan of the whole table's trace ids.
+-- scan of the whole table's trace ids. Past aggregates.MAX_PENDING_TRACES traces pending
+-- this does not run: the copy is emptied and marked not kept (watermark -2) instead.
 
--- A copy the facts moved without (store/aggregates.py `pending_traces` refuses it), or made
--- again with spans' columns (one was added, `copy_fits`), is rebuilt.
+-- A copy the facts moved without (store/aggregates.py `pending_traces` refuses it), one not
+-- kept (past the cap) or made again with spans' columns (one was added) is rebuilt.
 DELETE FROM costattr_fact_spans
 WHERE (SELECT watermark FROM costattr_fact_spans_state) IS DISTINCT FROM $watermark;
 -- The traces just become pending, and whether the identity pass (_identity.sql) read all

@@ -243,7 +243,7 @@ def test_a_call_that_never_settles_leaves_the_facts_answering(table, tmp_path, m
         _same_as_the_contract(con, FOCUS_WINDOWS)
         by_feature = {r["feature"]: (r["runs"], r["calls"]) for r in rollup("per_feature", db=con)}
         assert by_feature[None] == (1, 2)
-        monkeypatch.setattr(facts, "MAX_PENDING_TRACES", 0)  # more runs pending than it reads
+        monkeypatch.setattr(aggregates, "MAX_PENDING_TRACES", 0)  # more runs pending than it reads
         assert facts.fast_query(con, "per_feature", {}) is None
 
 
@@ -436,3 +436,32 @@ def test_a_column_added_to_spans_leaves_the_facts_answering(table, tmp_path):
 def _same_as_general(con):
     for name in FAST:
         assert rollup(name, db=con) == _general(con, name), name
+
+
+def _copied(con):
+    return con.execute("SELECT count(*) FROM costattr_fact_spans").fetchone()[0]
+
+
+def test_past_the_cap_the_copy_is_emptied_and_made_again_below_it(table, tmp_path, monkeypatch):
+    """Past `aggregates.MAX_PENDING_TRACES` runs pending the rollups read the contract: the
+    copy of their spans is not kept meanwhile, and is made again once fewer are pending."""
+    monkeypatch.setattr(aggregates, "MAX_PENDING_TRACES", 1)
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, _spans(table, FOCUS))
+    with store.connect(path) as con:
+        assert aggregates.pending_traces(con) == 1 and _copied(con)
+    # A second run pending until its root (with its identity) is stored.
+    spans = _spans(table, [("refund", ("triage", "v2"), [(40, "acme-mini", True, 1)], False)])
+    late = [s for s in spans if s.name == "workflow"]
+    _export(path, table, [s for s in spans if s not in late])
+    with store.connect(path) as con:
+        assert con.execute("SELECT count(DISTINCT trace_id) FROM costattr_fact_pending").fetchone()[0] == 2
+        assert not _copied(con)
+        assert aggregates.pending_traces(con) is None
+        _same_as_general(con)
+        assert facts.fast_query(con, "per_feature", {}) is None
+    _export(path, table, late)
+    with store.connect(path) as con:
+        assert aggregates.pending_traces(con) == 1
+        _copy_is_exact(con)
+        _same_as_the_contract(con, FOCUS_WINDOWS)

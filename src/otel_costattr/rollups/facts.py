@@ -16,8 +16,8 @@ left out of the facts' per-run rows, listed in the TEMP table ``costattr_traces`
 from the contract before the rollup's final grouping: ``costattr_attributed_pending(...,
 p_traces := true)``, the contract over the copy of those traces' spans kept at ingest
 (`contract.pending_macro`: a scan of ``spans`` for a few traces reads its whole trace-id
-column); per_step adds just the pending calls. Beyond `MAX_PENDING_TRACES` such runs the
-rollup reads the contract as before.
+column); per_step adds just the pending calls. Beyond `aggregates.MAX_PENDING_TRACES` such
+runs the rollup reads the contract as before.
 
 The pending runs listed, the facts and the copy must be read in one state of the store: an
 upkeep committed in between by another connection (the exporter's ingester, in this process)
@@ -40,7 +40,7 @@ from ..store import aggregates
 from ..store.database import rollback
 from .contract import pending_macro
 
-__all__ = ["FAST", "MAX_PENDING_TRACES", "fast_query", "one_state"]
+__all__ = ["FAST", "fast_query", "one_state"]
 
 # The rollups with a form over the facts, and the parameters that form reads.
 FAST = {
@@ -51,13 +51,6 @@ FAST = {
 }
 # The parameters a fast form answers only when unset (the facts keep no per-call filter).
 _UNSET = ("service", "feature", "agent")
-# Past this many runs with a pending call, the rollup reads the contract as before: each scan
-# of spans in the contract's part (the window's calls, the hops to parents) then keeps more,
-# and the walk grows. At 1M spans (benchmarks/bench_rollups_pending.py, medians, load 2.2-2.6
-# on 2 cores) the facts answered in 64-76 ms against 76-179 ms for the general path with 100
-# such runs, 74-95 against 83-208 with 2,000, but lost three rollups of four with 5,000
-# (per_step 144 against 92 ms; per_run still won, 143 against 224).
-MAX_PENDING_TRACES = 2000
 # The parts of a fast form that read the pending runs (a block between "-- @pending begin"
 # and "-- @pending end", or a line ending "-- @pending"), dropped when there are none: even
 # over no trace, the contract's scans of spans cost 15-20 ms at 1M spans, as much as the
@@ -85,7 +78,7 @@ def fast_query(
     if params is None or any(values.get(key) is not None for key in _UNSET):
         return None
     pending = aggregates.pending_traces(con)
-    if pending is None or pending > MAX_PENDING_TRACES:
+    if pending is None or pending > aggregates.MAX_PENDING_TRACES:
         return None
     if pending and not aggregates.copy_fits(con):
         return None  # spans has a column the copy lacks (a newer version, before its upkeep)

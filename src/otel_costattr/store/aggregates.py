@@ -27,6 +27,7 @@ from .database import rollback
 
 __all__ = [
     "MAINTAIN_FILE",
+    "MAX_PENDING_TRACES",
     "SPANS_FILE",
     "SPANS_TABLES_FILE",
     "TABLES_FILE",
@@ -45,8 +46,17 @@ MAINTAIN_FILE = "_facts.sql"
 # 0011_rollup_facts_spans), kept after the facts in the same transaction.
 SPANS_TABLES_FILE = "_facts_spans_tables.sql"
 SPANS_FILE = "_facts_spans.sql"
-# costattr_fact_spans_state's watermark for a copy to make again (no facts' watermark is below
-# -1): readers refuse it (`pending_traces`), and _facts_spans.sql makes it again.
+# Past this many runs with a pending call, the rollups read the contract (rollups/facts.py), so
+# the copy of their spans is not kept: emptied, and made again by the first upkeep that finds
+# fewer (one scan of the table's trace ids). Each scan of spans in the contract's part (the
+# window's calls, the hops to parents) keeps more runs, and the walk grows. At 1M spans
+# (benchmarks/bench_rollups_pending.py, medians, load 2.2-2.6 on 2 cores) the facts answered
+# in 64-76 ms against 76-179 ms for the general path with 100 such runs, 74-95 against 83-208
+# with 2,000, but lost three rollups of four with 5,000 (per_step 144 against 92 ms; per_run
+# still won, 143 against 224). Read when used (tests lower it).
+MAX_PENDING_TRACES = 2000
+# costattr_fact_spans_state's watermark for a copy not kept (no facts' watermark is below -1):
+# readers refuse it (`pending_traces`), and _facts_spans.sql makes it again.
 _STALE = -2
 
 # The facts cover the store when they cover each span stored (spans are only appended: the
@@ -85,8 +95,13 @@ def attempt(con: duckdb.DuckDBPyConnection) -> None:
         if not copy_fits(con):  # spans gained a column since the copy was made: made again
             for statement in _remake_copy():
                 con.execute(statement)
-        for statement in _statements(SPANS_FILE):
-            con.execute(statement, bound if _WATERMARK in statement else None)
+        pending = con.execute("SELECT count(DISTINCT trace_id) FROM costattr_fact_pending").fetchone()
+        if pending and pending[0] > MAX_PENDING_TRACES:
+            con.execute("DELETE FROM costattr_fact_spans")
+            con.execute(f"UPDATE costattr_fact_spans_state SET watermark = {_STALE}")
+        else:
+            for statement in _statements(SPANS_FILE):
+                con.execute(statement, bound if _WATERMARK in statement else None)
         con.execute("COMMIT")
     except BaseException:
         rollback(con)
