@@ -60,6 +60,5 @@ UPDATE costattr_fact_spans_state SET watermark = (SELECT watermark FROM costattr
 
 DROP TABLE costattr_fact_newly;
 DROP TABLE costattr_fact_reread;
--- What the pass read is of no use past this upkeep (the next pass reads afresh): not held.
-DROP TABLE costattr_identity_spans;
-DROP TABLE costattr_identity_read;
+-- (store/aggregates.py drops what the pass read, costattr_identity_*, after the upkeep,
+-- whether it succeeded or failed.)

@@ -465,3 +465,21 @@ def test_past_the_cap_the_copy_is_emptied_and_made_again_below_it(table, tmp_pat
         assert aggregates.pending_traces(con) == 1
         _copy_is_exact(con)
         _same_as_the_contract(con, FOCUS_WINDOWS)
+
+
+def _pass_tables(con):
+    return con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE 'costattr_identity%'"
+    ).fetchall()
+
+
+def test_a_failed_upkeep_keeps_nothing_of_the_identity_pass(tmp_path):
+    """What the identity pass read for the upkeep (TEMP tables) is dropped when it fails too."""
+    with store.connect(tmp_path / "spans.duckdb") as con:
+        w = Writer(con)
+        w.call(2, "gpt-4o-mini", 20, 2, "0.25", parent=_RACING_PARENT, at=DAY0)
+        con.execute("DROP TABLE costattr_fact_step")  # the upkeep fails
+        identity.settle(con)
+        assert _pass_tables(con)
+        assert not aggregates.maintain(con)
+        assert not _pass_tables(con)

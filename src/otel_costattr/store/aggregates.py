@@ -17,6 +17,7 @@ answer stays the same.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 
@@ -106,6 +107,12 @@ def attempt(con: duckdb.DuckDBPyConnection) -> None:
     except BaseException:
         rollback(con)
         raise
+    finally:
+        # What the identity pass read for this upkeep (_facts_spans.sql) is of no use past it,
+        # failed or not (the next pass reads afresh): not held on the connection.
+        for table in _PASS_TABLES:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
 def copy_fits(con: duckdb.DuckDBPyConnection) -> bool:
@@ -133,6 +140,8 @@ def pending_traces(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 _WATERMARK = "$watermark"
+# The identity pass's TEMP tables the copy's upkeep reads (queries/_identity.sql).
+_PASS_TABLES = ("costattr_identity_spans", "costattr_identity_read")
 # Each table's columns and types, in order (0.2 ms a table at 1M spans; duckdb_columns()
 # lists every table's: 1.3 ms).
 _SHAPES = (
