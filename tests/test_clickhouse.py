@@ -119,6 +119,39 @@ def test_filters_agree(stores: tuple[str, str], name: str, params: dict[str, Any
     assert_agree(expected, rollup(name, url, now=NOW, **params))
 
 
+RUN_ROLLUPS = (("per_run", {"limit": 0}), ("top_runs", {"limit": 0}), ("runs_list", {"limit": 0}))
+
+
+def assert_cut_runs_agree(duck: str, url: str) -> None:
+    """A window that opens inside a run: the run counts its calls from there on, and its
+    root span, which started before the window, still names and starts it, on both engines.
+    Fails if the ClickHouse runs read only the roots that start in the window (a "cheap"
+    bound on the roots), or lose a run's root in any other way (a review of the runs' join)."""
+    runs = [r for r in rollup("per_run", duck, limit=0) if r["calls"] >= 3]
+    assert runs
+    cut = runs[len(runs) // 2]
+    tree = rollup("trace", duck, trace_id=cut["trace_id"])
+    calls = sorted(r["start_time"] for r in tree if r["span_role"] == "model_call")
+    since, until = calls[1], calls[1] + dt.timedelta(hours=1)  # from the run's second call on
+    assert cut["start_time"] < since
+    for name, params in RUN_ROLLUPS:
+        expected = rollup(name, duck, since=since, until=until, **params)
+        assert_agree(expected, rollup(name, url, since=since, until=until, **params))
+        (row,) = [r for r in expected if r["trace_id"] == cut["trace_id"]]
+        assert row["start_time"] == cut["start_time"] < since
+        assert (row["run_name"], row["calls"]) == (cut["run_name"], cut["calls"] - 1)
+    # The runs of one service: a sidecar call's run is named by its root, of service app
+    # (the orphan call's run has no root).
+    for name, params in RUN_ROLLUPS:
+        expected = rollup(name, duck, service="sidecar", **params)
+        assert sum(r["run_name"] is not None for r in expected) > 1
+        assert_agree(expected, rollup(name, url, service="sidecar", **params))
+
+
+def test_a_window_inside_a_run_keeps_its_root(stores: tuple[str, str]) -> None:
+    assert_cut_runs_agree(*stores)
+
+
 def test_where_values_are_bound_never_sql(stores: tuple[str, str]) -> None:
     duck, url = stores
     hostile = {"user.id": "u1' OR 1=1 --", "model": "x}{y:String}"}

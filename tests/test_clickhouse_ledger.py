@@ -14,7 +14,7 @@ from typing import Any
 import clickhouse_workload
 import pytest
 import test_clickhouse_settle
-from test_clickhouse import NOW, ROLLUPS, assert_agree
+from test_clickhouse import NOW, ROLLUPS, assert_agree, assert_cut_runs_agree
 from test_clickhouse_settle import _agree, _settle, _store
 
 from otel_costattr.clickhouse import parse_target
@@ -61,6 +61,16 @@ def test_settled_calls_are_read_alone_and_once(workload: tuple[str, list[Any]], 
     client.command(f"ALTER TABLE {CALLS_TABLE} DELETE WHERE NOT final SETTINGS mutations_sync = 1")
     client.command(f"ALTER TABLE {MARKS_TABLE} UPDATE pending = false WHERE done SETTINGS mutations_sync = 1")
     assert unsettled(client, "costattr_spans", read_chain(client))[0] == "false"
+
+
+def test_a_window_inside_a_run_keeps_its_root_when_settled(
+    workload: tuple[str, list[Any]], chdb_dir: Path
+) -> None:
+    """The runs over the settled calls join the same roots as over the spans rows."""
+    duck, records = workload
+    url, _ = _store(chdb_dir, "ledger_cut", records, typed=True)
+    _settle(url)
+    assert_cut_runs_agree(duck, url)
 
 
 def test_all_settled_reads_the_settled_calls_alone(tmp_path: Path, chdb_dir: Path) -> None:
