@@ -15,13 +15,15 @@ DuckDB both run their threads here; on a shared machine CPU time is the steadier
 the load average is printed. With ``--dir`` the stores are kept and reused (at 10M spans,
 making them takes most of an hour on 2 shared cores); ``--no-map`` skips the Map columns
 (tens of seconds per rollup at 10M); ``--json`` prints one line of medians for
-``ab_bench.py`` (this code against another commit's, on the same ``--dir``). Target (issue
+``ab_bench.py`` (this code against another commit's, on the same ``--dir``); ``--since`` and
+``--limit`` are given to the rollups that take them (a narrow window, a short list). Target (issue
 16): every rollup on the settled typed table within 2x of DuckDB.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
@@ -39,7 +41,7 @@ from otel_costattr.clickhouse.collector import create_table_sql  # noqa: E402
 from otel_costattr.clickhouse.settle import settle_store  # noqa: E402
 from otel_costattr.clickhouse.target import parse_target  # noqa: E402
 from otel_costattr.clickhouse.typed import initialise  # noqa: E402
-from otel_costattr.rollups.catalog import rollups  # noqa: E402
+from otel_costattr.rollups.catalog import query, rollups  # noqa: E402
 from otel_costattr.rollups.queries import rollup  # noqa: E402
 
 # The spans table as otel_traces rows: attributes back into a Map of text, missing keys absent.
@@ -101,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="time only this rollup (repeatable)")
     parser.add_argument("--no-map", action="store_true", help="skip ClickHouse over the Map columns")
     parser.add_argument(
+        "--since",
+        type=dt.datetime.fromisoformat,
+        help="a narrow window: from this instant (UTC), where a rollup takes it",
+    )
+    parser.add_argument("--limit", type=int, help="--limit, where a rollup takes it (runs: 0 is all)")
+    parser.add_argument(
         "--json", action="store_true", help="one line of medians (ms) for ab_bench.py; implies --no-map"
     )
     args = parser.parse_args(argv)
@@ -142,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         # trace: the run with the most calls (one run's tree, a few queries each side)
         biggest = {"trace_id": rollup("top_runs", str(duck), limit=1)[0]["trace_id"]}
         for name in args.only or rollups():
-            params = biggest if name == "trace" else {}
+            params = dict(biggest) if name == "trace" else {}
+            takes = {p.name for p in query(name).params}
+            params |= {
+                k: v
+                for k, v in (("since", args.since), ("limit", args.limit))
+                if v is not None and k in takes
+            }
             d = timed(name, str(duck), args.repeat, **params)
             m = (
                 (math.nan, math.nan)
