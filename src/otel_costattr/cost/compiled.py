@@ -91,6 +91,42 @@ def _never(attrs: Mapping[str, Any], ns: int, cached_quote: object, quote: objec
 
 def compile_pricer(keys: frozenset[str]) -> Pricer:
     """Build the function for spans holding exactly these call-relevant keys."""
+    parts = pricer_parts(keys)
+    if parts is None:
+        return _never
+    names, body, total_input, total = parts
+    # hit[8], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
+    # int / int is correctly rounded: the float closest to the exact total.
+    body.append(f"if {total_input} > hit[8]:")
+    body.append(f"    rates = select_rates(hit[2], ns, {total_input})[0]")
+    body.append("    ints = rates.ints")
+    body.append(f"    return hit[3], ({total}) / rates.usd_divisor")
+    body.append("ints = hit[4]")
+    body.append(f"return hit[3], ({total}) / hit[6]")
+    return build("price", "a, ns, cached_quote, quote", body, names, sorted(keys))  # type: ignore[return-value]
+
+
+def build(
+    name: str, params: str, body: list[str], names: dict[str, object], label: object
+) -> Callable[..., Any]:
+    """Compile ``def name(params)`` with ``body`` (lines), ``names`` as its globals."""
+    source = f"def {name}({params}):\n    " + "\n    ".join(body) + "\n"
+    exec(compile(source, f"<otel_costattr {name} {label}>", "exec"), names)  # noqa: S102
+    function = names[name]
+    function.__doc__ = source  # what it does, for anyone debugging
+    return function  # type: ignore[return-value]
+
+
+def pricer_parts(
+    keys: frozenset[str], fail: str = "return None", unknown: str = "return UNKNOWN"
+) -> tuple[dict[str, object], list[str], str, str] | None:
+    """The pricer for spans holding exactly these call-relevant keys, as parts to build on:
+    its globals, its body (span attributes ``a``, start time ``ns``, the table's
+    ``cached_quote`` and ``quote`` bound as names or parameters) up to the quote ``hit``
+    found and checked, the expressions of the input tokens total (compare with ``hit[8]``)
+    and of the cost in rate units (``ints`` the rates). ``fail`` is the statement for a span
+    the general path must decide, ``unknown`` for a model the table does not know. None when
+    these keys cannot make a priceable call by themselves."""
     spelled = spellings(keys)
     exclusive = False
     if "cache_read" not in spelled and "cache_write" not in spelled:
@@ -101,9 +137,9 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
                 exclusive = True
     has = {name for name in _COUNTS if name in spelled}
     if not has & _USAGE_COUNTS:
-        return _never  # no usage (a 1h part alone is none): the general path says no_usage
+        return None  # no usage (a 1h part alone is none): the general path says no_usage
     if OPERATION not in keys and OPENINFERENCE_KIND not in keys and _USAGE.isdisjoint(keys):
-        return _never  # span_role: with neither, only usage proper makes a model call
+        return None  # span_role: with neither, only usage proper makes a model call
 
     names: dict[str, object] = {
         "MAX": MAX_TOKENS,
@@ -125,7 +161,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     # say "model call"; with neither, usage makes it one.
     for key, allowed in ((OPERATION, "MODEL_OPS"), (OPENINFERENCE_KIND, "KINDS")):
         if key in keys:
-            body.append(f"if a[{bind(key)}] not in {allowed}: return None")
+            body.append(f"if a[{bind(key)}] not in {allowed}: {fail}")
     checks = []
     for name in (*_COUNTS, *_TEXTS):
         key = spelled.get(name)
@@ -142,7 +178,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
             checks.append(f"type({var}) is not str or not {var}")
     if "cache_write_1h" in has:  # Usage.problem's rule, which billing.BUCKETS relies on
         checks.append(f"cache_write_1h_tokens > {'cache_write_tokens' if 'cache_write' in has else '0'}")
-    body.append("if (" + "\n        or ".join(checks) + "):\n        return None")
+    body.append("if (" + "\n        or ".join(checks) + f"):\n        {fail}")
     if "service_tier" in spelled:
         body.append("service_tier = service_tier.lower()")
     # PriceTable.quote, without its call when the cache answers; what is read of a quote is
@@ -150,9 +186,9 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     body.append("hit = cached_quote((model, provider, service_tier))")
     body.append("if hit is None or ns < hit[0] or ns >= hit[1]:")
     if "model" in spelled:  # an over-long id is never cached: checked on a miss only
-        body.append("    if len(model) > MAX_ID: return None")
+        body.append(f"    if len(model) > MAX_ID: {fail}")
     body.append("    hit = hit_of(quote(model, provider, service_tier, ns))")
-    body.append("if hit[2] is None: return UNKNOWN")
+    body.append(f"if hit[2] is None: {unknown}")
 
     # The billable buckets and their rates, generated from the one rule (billing.BUCKETS) with
     # the counts this shape lacks folded away; raw Anthropic names mean the input excludes the
@@ -165,17 +201,4 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     # Each rate read where used: a subscript of a plain tuple costs less than unpacking ten.
     rate_of = {k: f"ints[{i}]" for i, k in enumerate(RATE_KEYS)}
     terms = [t for part in billing.cost_terms(buckets, rate_of.__getitem__).values() for t in part]
-    total = " + ".join(terms) or "0"
-    # hit[8], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
-    # int / int is correctly rounded: the float closest to the exact total.
-    body.append(f"if {total_input} > hit[8]:")
-    body.append(f"    rates = select_rates(hit[2], ns, {total_input})[0]")
-    body.append("    ints = rates.ints")
-    body.append(f"    return hit[3], ({total}) / rates.usd_divisor")
-    body.append("ints = hit[4]")
-    body.append(f"return hit[3], ({total}) / hit[6]")
-    source = "def price(a, ns, cached_quote, quote):\n    " + "\n    ".join(body) + "\n"
-    exec(compile(source, f"<otel_costattr pricer {sorted(keys)}>", "exec"), names)  # noqa: S102
-    pricer = names["price"]
-    pricer.__doc__ = source  # what it does, for anyone debugging
-    return pricer  # type: ignore[return-value]
+    return names, body, total_input, " + ".join(terms) or "0"

@@ -64,6 +64,7 @@ from ..semconv import (
     span_role,
 )
 from . import seam
+from .stamps import STAMP_KEYS, compile_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
 _RESPONSES_KEPT = 4096  # response ids per generation, to spot a second span of a call
+_SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
 
@@ -202,12 +204,18 @@ class CostSpanProcessor(SpanProcessor):
         self._first_spans = _FirstSpans()
         self._warned_unhooked = False
         self._shutdown = False
+        # Stamp functions by shape (sdk/stamps.py): the seam's table, the span's keys in order
+        # -> function, and by the keys that decide one, so spans whose other keys vary share
+        # it. Deduplication and the proposed attributes keep every span on the general hook.
+        self._stamps: dict[frozenset[str], Any] = {}
+        shapes = None if self._dedupe or self._proposed else {}
         _check_seam()
-        self._use_hook(seam.EndHook(self._before_end, ROLE_KEYS, self))
+        self._use_hook(seam.EndHook(self._before_end, ROLE_KEYS, self, by_shape=shapes))
         telemetry.track_processor(self)
 
     def _use_hook(self, hook: seam.EndHook) -> None:
         self._hook = hook
+        self._shapes = hook.by_shape  # None: the hook calls _before_end for every call
         self._ensure = hook.ensure
         # Speed, on every span: the seam's functions themselves, set on the instance, spare
         # a method call each. A subclass overriding either hook keeps its own.
@@ -321,17 +329,53 @@ class CostSpanProcessor(SpanProcessor):
         return steps
 
     def _before_end(self, span: Span, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Runs inside span.end(), before any on_end: prices a model call and returns what to
-        stamp (no intermediate objects on the common path: it runs on every call)."""
+        """Runs inside span.end(), before any on_end, for spans whose shape has no stamp
+        function yet (or all, without one): compiles it for the next spans of the shape,
+        prices a model call and returns what to stamp."""
         if COST_STATUS in attrs or self._shutdown:
             return None  # priced already (a second CostSpanProcessor, or registered twice)
+        if self._shapes is not None:
+            self._learn(attrs)
+        return self._stamp(span, attrs, span.start_time)
+
+    def _learn(self, attrs: Mapping[str, Any]) -> None:
+        """Give the seam the stamp function of this span's shape (sdk/stamps.py)."""
+        try:
+            shape = tuple(attrs)
+            keys = STAMP_KEYS.intersection(shape)
+            stamp = self._stamps.get(keys)
+            if stamp is None:
+                if len(self._stamps) >= _SHAPES_KEPT:
+                    self._stamps.clear()
+                stamp = self._stamps[keys] = compile_stamp(
+                    keys,
+                    slow=self._stamp,
+                    cached_quote=self._cached_quote,
+                    quote=self._quote,
+                    agent_marker=_AGENT,
+                    version=self._version,
+                    regional=self._regional,
+                    count_priced=self._count_priced,
+                    internal_error=self._internal_error,
+                )
+            shapes = self._shapes
+            if shapes is not None and not self._shutdown:
+                if len(shapes) >= _SHAPES_KEPT:
+                    shapes.clear()
+                shapes[shape] = stamp
+        except Exception:
+            self._internal_error("end")
+
+    def _stamp(self, span: Span, attrs: Mapping[str, Any], ns: int) -> dict[str, Any] | None:
+        """What to stamp on a span started at ``ns`` (the stamp functions' general case: the
+        same decisions, for any shape): prices a model call, counts it."""
         try:
             found = None
             if type(attrs) is dict:
                 # The function tests/test_shape_pricer.py checks, not a copy of it; try, not
                 # contextlib.suppress: no context manager to enter on every span.
                 try:  # noqa: SIM105
-                    found = price_attributes(attrs, span.start_time, self._cached_quote, self._quote)
+                    found = price_attributes(attrs, ns, self._cached_quote, self._quote)
                 except (KeyError, TypeError, RuntimeError):  # keys changed meanwhile, unhashable
                     pass  # values: the general path copes
             # The common case, decided with a few tests: priced from the table, no duplicate
@@ -538,6 +582,8 @@ class CostSpanProcessor(SpanProcessor):
         as they are."""
         self._shutdown = True
         self.__dict__.pop("on_start", None)  # back to the method, which checks _shutdown
+        if self._shapes is not None:
+            self._shapes.clear()  # back to _before_end, which checks _shutdown
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: always True."""

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 # Called inside span.end() with the span and its live attributes; returns what to add.
 BeforeEnd = Callable[[Span, Mapping[str, Any]], "dict[str, Any] | None"]
+# The same for spans of one shape (their keys in order), with the span's start time (ns).
+ByShape = Callable[[Span, Mapping[str, Any], int], "dict[str, Any] | None"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -230,7 +232,12 @@ def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
         bounded._immutable = frozen
 
 
-def _ending_hook(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[[Span], None]:
+def _ending_hook(
+    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape] | None
+) -> Callable[[Span], None]:
+    if by_shape is not None:
+        return _shaped_ending_hook(before_end, keys, by_shape)
+
     def on_ending(span: Span) -> None:
         try:
             bounded = span._attributes  # type: ignore[attr-defined]
@@ -238,6 +245,35 @@ def _ending_hook(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[[Span]
             if keys.isdisjoint(attrs):
                 return
             values = before_end(span, attrs)
+            if values:
+                # Frozen, but no other thread may write the span now and no on_end has run.
+                maxlen = bounded.maxlen
+                if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
+                    attrs.update(values)
+                else:
+                    _add_at_limits(bounded, values)
+        except Exception:
+            _log_failure()
+
+    return on_ending
+
+
+def _shaped_ending_hook(
+    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape]
+) -> Callable[[Span], None]:
+    """`_ending_hook`, calling the function of the span's shape (its keys in order) when
+    ``by_shape`` has one, with the span's start time: a Python call less than ``before_end``
+    finding it, and the start time without the property's call."""
+    get = by_shape.get
+
+    def on_ending(span: Span) -> None:
+        try:
+            bounded = span._attributes  # type: ignore[attr-defined]
+            attrs = bounded._dict
+            if keys.isdisjoint(attrs):
+                return
+            shaped = get(tuple(attrs))
+            values = before_end(span, attrs) if shaped is None else shaped(span, attrs, span._start_time)
             if values:
                 # Frozen, but no other thread may write the span now and no on_end has run.
                 maxlen = bounded.maxlen
@@ -290,17 +326,29 @@ class EndHook:
     every span at start. ``mode`` "ending": spans whose provider calls the owner's
     ``_on_ending`` need nothing more, the others (the owner is wrapped in another processor)
     get the closure; "closure": every span gets it; None: ending if the SDK supports it.
+
+    ``by_shape``, a table its owner fills, from a span's keys in order to a function taking
+    (span, attributes, start time in ns) that does ``before_end``'s work for spans of that
+    shape: in mode "ending", a span whose shape is there is handed to that function instead
+    (`by_shape` is then the table; None in mode "closure", which always calls ``before_end``).
     """
 
     def __init__(
-        self, before_end: BeforeEnd, keys: frozenset[str], owner: object, *, mode: str | None = None
+        self,
+        before_end: BeforeEnd,
+        keys: frozenset[str],
+        owner: object,
+        *,
+        mode: str | None = None,
+        by_shape: dict[tuple[str, ...], ByShape] | None = None,
     ) -> None:
         if mode is None:
             mode = "ending" if _fast and _ending_works else "closure"
         if mode not in ("ending", "closure"):
             raise ValueError(f"mode must be 'ending' or 'closure', got {mode!r}")
         self.mode = mode
-        self.on_ending = _ending_hook(before_end, keys) if mode == "ending" else _not_ending
+        self.by_shape = by_shape if mode == "ending" else None
+        self.on_ending = _ending_hook(before_end, keys, self.by_shape) if mode == "ending" else _not_ending
         self._install_closure = _closure_installer(before_end, keys)
         self._owner = owner
         # The processors tuple of the provider seen last, and whether it holds the owner

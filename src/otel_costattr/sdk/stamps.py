@@ -1,0 +1,103 @@
+"""Stamp functions compiled per attribute shape: a model-call span to what is stamped on it.
+
+The processor's common case (a well-formed call, priced from the table, no regional price,
+no cost the provider reported, no duplicate to look for, no proposed attributes) ran as three
+Python calls and a dozen tests of keys per span: the processor's end hook, the shape's
+compiled pricer found through `cost.compiled.price_attributes`, and back. For a given shape
+the keys tested are known when the function is compiled, so here the pricer's own body
+(`cost.compiled.pricer_parts`, the same generated lines) ends in the processor's stamp, and
+every test of a key the shape lacks is folded away. Anything else hands the span, unchanged,
+to the processor's general end hook (``slow``), which decides as it always did: a stamp
+function can only agree with it (tests/test_processor_stamps.py checks that it does).
+
+`sdk/seam.py` calls the function of a span's shape directly from ``_on_ending``
+(`seam.EndHook`'s ``by_shape``); the processor fills that table as shapes come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..cost.compiled import build, pricer_parts
+from ..cost.reported import REPORTED_COST_KEYS
+from ..semconv import AGENT_STEP, CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION
+
+Stamp = Callable[[Any, Mapping[str, Any], int], "dict[str, Any] | None"]
+
+
+def _stamped_already(span: object, attrs: object, ns: object) -> None:
+    """For shapes holding a cost status: priced already (a second processor)."""
+    return None
+
+
+def compile_stamp(
+    keys: frozenset[str],
+    *,
+    slow: Stamp,
+    cached_quote: Callable[..., Any],
+    quote: Callable[..., Any],
+    agent_marker: str,
+    version: str,
+    regional: object,
+    count_priced: Callable[[], object],
+    internal_error: Callable[[str], None],
+) -> Stamp:
+    """The stamp function for spans holding exactly these of `stamp_keys`' keys (a shape
+    with a cost status: none; one the compiled pricer does not take: ``slow`` itself).
+    ``slow(span, attrs, start_ns)`` is the processor's general end hook, ``cached_quote``
+    and ``quote`` the table's (see `cost.compiled.price_attributes`), ``agent_marker``
+    the span attribute holding its agent's step counter, ``regional`` the ids of entries
+    some region prices otherwise."""
+    if COST_STATUS in keys:
+        return _stamped_already
+    if not keys.isdisjoint(REPORTED_KEYS):
+        return slow  # a cost the provider reported: the general rules weigh it
+    parts = pricer_parts(
+        keys & CALL_KEYS, fail="return SLOW(span, a, ns)", unknown="return SLOW(span, a, ns)"
+    )
+    if parts is None:
+        return slow
+    names, body, total_input, total = parts
+    names.update(
+        SLOW=slow,
+        cached_quote=cached_quote,
+        quote=quote,
+        COUNT=count_priced,
+        INTERNAL=internal_error,
+        REGIONAL=regional,
+        VERSION=version,
+        MARKER=agent_marker,
+        COST=COST,
+        STATUS=COST_STATUS,
+        PRICING_VERSION=PRICING_VERSION,
+        PRICED_MODEL=PRICED_MODEL,
+        STEP=AGENT_STEP,
+    )
+    # What price() returns for a priced call, read where the processor's stamp needs it; a
+    # long-context tier, a time-of-day window or a regional price: the general hook.
+    body += [
+        f"if {total_input} > hit[8]: return SLOW(span, a, ns)",
+        "entry = hit[3]",
+        "if id(entry) in REGIONAL: return SLOW(span, a, ns)",
+        "ints = hit[4]",
+        f"usd = ({total}) / hit[6]",
+    ]
+    lines = ["try:", *("    " + line.replace("\n", "\n    ") for line in body)]
+    # Values that are unhashable or change meanwhile: the general hook copes, as it does
+    # when price_attributes raises.
+    lines += ["except (KeyError, TypeError, RuntimeError):", "    return SLOW(span, a, ns)"]
+    lines += ["except Exception:", "    INTERNAL('end')", "    return None"]
+    lines += [
+        "COUNT()",
+        "out = {COST: usd, STATUS: 'priced', PRICING_VERSION: VERSION, PRICED_MODEL: entry.id}",
+    ]
+    if AGENT_STEP not in keys:
+        lines += ["agent = getattr(span, MARKER, None)", "if agent is not None: out[STEP] = next(agent)"]
+    lines.append("return out")
+    return build("stamp", "span, a, ns", lines, names, sorted(keys))  # type: ignore[return-value]
+
+
+REPORTED_KEYS = frozenset(REPORTED_COST_KEYS)
+# The keys that decide a span's stamp function: the call's own, and ours already there.
+STAMP_KEYS = CALL_KEYS | REPORTED_KEYS | {COST_STATUS, AGENT_STEP}

@@ -1,0 +1,130 @@
+"""The stamp functions compiled per shape (sdk/stamps.py) stamp what the processor's general
+end hook stamps, on arbitrary attributes, and the seam calls them for the spans of a shape
+seen before."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_shape_pricer import MODELS, OTHER_KEYS, STARTS, values
+
+from otel_costattr import semconv
+from otel_costattr.cost.reported import REPORTED_COST_KEYS
+from otel_costattr.sdk.processor import _AGENT, CostSpanProcessor, _Steps
+from otel_costattr.sdk.stamps import STAMP_KEYS
+
+KEYS = sorted(STAMP_KEYS | set(REPORTED_COST_KEYS)) + OTHER_KEYS
+noise = st.dictionaries(st.sampled_from(KEYS), st.one_of(values, st.floats(0, 5)), max_size=14)
+# Mostly well-formed calls, so the compiled functions' priced case is drawn often.
+tokens = st.one_of(st.integers(0, 300_000), st.sampled_from([0, 199_999, 200_000, 200_001]))
+plausible = st.fixed_dictionaries(
+    {
+        semconv.OPERATION: st.sampled_from(["chat", "embeddings", "text_completion", "invoke_agent"]),
+        "gen_ai.request.model": st.sampled_from(MODELS),
+        "gen_ai.usage.input_tokens": tokens,
+        "gen_ai.usage.output_tokens": tokens,
+    },
+    optional={
+        "gen_ai.provider.name": st.sampled_from(["acme", "acme.ai", "openai"]),
+        "gen_ai.response.model": st.sampled_from(MODELS),
+        "gen_ai.openai.response.service_tier": st.sampled_from(["batch", "Flex", "default"]),
+        **{
+            key: tokens
+            for key in (*semconv.CACHE_READ_KEYS, *semconv.CACHE_WRITE_KEYS, *semconv.REASONING_KEYS)
+        },
+    },
+)
+attributes = st.one_of(
+    noise, st.builds(lambda a, b: {**a, **b}, plausible, noise.map(lambda d: dict(list(d.items())[:2])))
+)
+CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "acme",
+    "gen_ai.request.model": "acme-large",
+    "gen_ai.usage.input_tokens": 1200,
+    "gen_ai.usage.output_tokens": 300,
+}
+
+
+def span_at(ns: int, in_agent: bool):
+    """A real SDK span started at ``ns``, not ended, inside an agent (its step counter) or not."""
+    tracer = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False).get_tracer("t")
+    span = tracer.start_span("call", start_time=ns)
+    if in_agent:
+        setattr(span, _AGENT, _Steps(3))
+    return span
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attrs=attributes, ns=st.sampled_from(STARTS), in_agent=st.booleans())
+def test_stamp_functions_agree_with_the_general_hook(table, attrs, ns, in_agent):
+    processor = CostSpanProcessor(table)
+    processor._learn(attrs)
+    stamp = processor._shapes[tuple(attrs)]
+    event("compiled" if stamp.__name__ == "stamp" else stamp.__name__)
+    fast_span, general_span = span_at(ns, in_agent), span_at(ns, in_agent)
+    fast = stamp(fast_span, attrs, ns)
+    fast_stats = processor.stats()
+    general = processor._before_end(general_span, attrs)  # as the seam calls it on a new shape
+    assert fast == general
+    assert processor.stats() == {name: 2 * count for name, count in fast_stats.items()}
+    assert fast_stats["internal_errors"] == 0
+    if fast is not None and fast.get(semconv.COST_STATUS) == "priced":
+        event("priced")
+
+
+def test_spans_of_a_seen_shape_go_to_its_stamp_function(table):
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    processor = CostSpanProcessor(table)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    calls = []
+    with tracer.start_as_current_span("agent", attributes={"gen_ai.operation.name": "invoke_agent"}):
+        for _ in range(3):
+            span = tracer.start_span("chat")
+            span.set_attributes(CHAT)  # not a model call at start: numbered at end
+            span.end()
+            calls.append(dict(exporter.get_finished_spans()[-1].attributes))
+        shape = tuple(dict(trace.get_current_span().attributes))  # the agent span's shape
+    stamp = processor._shapes[tuple(CHAT)]
+    assert stamp.__name__ == "stamp" and "SLOW" in stamp.__doc__
+    assert processor._shapes[shape] == processor._stamp  # an agent span: the general hook
+    assert [c[semconv.AGENT_STEP] for c in calls] == [0, 1, 2]
+    assert {c[semconv.COST] for c in calls} == {calls[0][semconv.COST]}
+    assert processor.stats()["priced"] == 3
+
+
+def test_shapes_and_stamp_functions_are_bounded(table, monkeypatch):
+    monkeypatch.setattr("otel_costattr.sdk.processor._SHAPES_KEPT", 8)
+    processor = CostSpanProcessor(table)
+    keys = sorted(semconv.ROLE_KEYS)
+    for n in range(20):
+        processor._learn({**CHAT, f"other.{n}": 1, keys[n % len(keys)]: 1})
+    assert 0 < len(processor._shapes) <= 8
+    assert 0 < len(processor._stamps) <= 8
+
+
+def test_no_stamp_functions_where_every_span_needs_the_general_hook(table):
+    assert CostSpanProcessor(table, dedupe_response_ids=True)._shapes is None
+    assert CostSpanProcessor(table, proposed_cost_attributes=True)._shapes is None
+
+
+def test_after_shutdown_a_seen_shape_is_not_stamped(table):
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    processor = CostSpanProcessor(table)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    tracer.start_span("chat", attributes=CHAT).end()
+    processor.shutdown()
+    tracer.start_span("chat", attributes=CHAT).end()
+    first, second = (dict(s.attributes) for s in exporter.get_finished_spans())
+    assert first[semconv.COST_STATUS] == "priced" and second == CHAT
