@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_shape_pricer import MODELS, OTHER_KEYS, STARTS, values
@@ -68,14 +68,16 @@ def test_stamp_functions_agree_with_the_general_hook(table, attrs, ns, in_agent)
     stamp = processor._shapes[tuple(attrs)]
     event("compiled" if stamp.__name__ == "stamp" else stamp.__name__)
     fast_span, general_span = span_at(ns, in_agent), span_at(ns, in_agent)
-    fast = stamp(fast_span, attrs, ns)
+    fast, general = dict(attrs), dict(attrs)  # as the span holds them, then stamped
+    returned = stamp(fast_span, fast, ns)  # may write into the attributes itself
+    fast.update(returned or {})
     fast_stats = processor.stats()
-    general = processor._before_end(general_span, attrs)  # as the seam calls it on a new shape
-    assert fast == general
+    general.update(processor._before_end(general_span, general) or {})  # as on a new shape
+    assert list(fast.items()) == list(general.items())
     assert processor.stats() == {name: 2 * count for name, count in fast_stats.items()}
     assert fast_stats["internal_errors"] == 0
-    if fast is not None and fast.get(semconv.COST_STATUS) == "priced":
-        event("priced")
+    if returned is None and fast.get(semconv.COST_STATUS) == "priced":
+        event("priced by the compiled function")
 
 
 def test_spans_of_a_seen_shape_go_to_its_stamp_function(table):
@@ -99,6 +101,21 @@ def test_spans_of_a_seen_shape_go_to_its_stamp_function(table):
     assert [c[semconv.AGENT_STEP] for c in calls] == [0, 1, 2]
     assert {c[semconv.COST] for c in calls} == {calls[0][semconv.COST]}
     assert processor.stats()["priced"] == 3
+
+
+def test_a_span_at_its_attribute_limit_takes_the_general_hook(table):
+    limits = SpanLimits(max_span_attributes=len(CHAT) + 4)  # no room for a step as well
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False, span_limits=limits)
+    exporter = InMemorySpanExporter()
+    processor = CostSpanProcessor(table)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for _ in range(2):
+        tracer.start_span("chat", attributes=CHAT).end()
+    assert tuple(CHAT) in processor._shapes
+    first, second = (dict(s.attributes) for s in exporter.get_finished_spans())
+    assert first == second and first[semconv.COST_STATUS] == "priced"
 
 
 def test_shapes_and_stamp_functions_are_bounded(table, monkeypatch):

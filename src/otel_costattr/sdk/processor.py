@@ -64,7 +64,7 @@ from ..semconv import (
     span_role,
 )
 from . import seam
-from .stamps import STAMP_KEYS, compile_stamp
+from .stamps import ROOM, STAMP_KEYS, compile_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class CostSpanProcessor(SpanProcessor):
         self._stamps: dict[frozenset[str], Any] = {}
         shapes = None if self._dedupe or self._proposed else {}
         _check_seam()
-        self._use_hook(seam.EndHook(self._before_end, ROLE_KEYS, self, by_shape=shapes))
+        self._use_hook(seam.EndHook(self._before_end, ROLE_KEYS, self, by_shape=shapes, room=ROOM))
         telemetry.track_processor(self)
 
     def _use_hook(self, hook: seam.EndHook) -> None:

@@ -54,8 +54,9 @@ logger = logging.getLogger(__name__)
 
 # Called inside span.end() with the span and its live attributes; returns what to add.
 BeforeEnd = Callable[[Span, Mapping[str, Any]], "dict[str, Any] | None"]
-# The same for spans of one shape (their keys in order), with the span's start time (ns).
-ByShape = Callable[[Span, Mapping[str, Any], int], "dict[str, Any] | None"]
+# The same for spans of one shape (their keys in order), with the span's start time (ns); it
+# may add its values to the live attributes itself (see EndHook) and return None.
+ByShape = Callable[[Span, dict[str, Any], int], "dict[str, Any] | None"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -233,10 +234,10 @@ def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
 
 
 def _ending_hook(
-    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape] | None
+    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape] | None, room: int
 ) -> Callable[[Span], None]:
     if by_shape is not None:
-        return _shaped_ending_hook(before_end, keys, by_shape)
+        return _shaped_ending_hook(before_end, keys, by_shape, room)
 
     def on_ending(span: Span) -> None:
         try:
@@ -259,11 +260,12 @@ def _ending_hook(
 
 
 def _shaped_ending_hook(
-    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape]
+    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape], room: int
 ) -> Callable[[Span], None]:
     """`_ending_hook`, calling the function of the span's shape (its keys in order) when
-    ``by_shape`` has one, with the span's start time: a Python call less than ``before_end``
-    finding it, and the start time without the property's call."""
+    ``by_shape`` has one and ``room`` more attributes fit within the span's limits, with the
+    span's start time: a Python call less than ``before_end`` finding it, the start time
+    without the property's call, and its values written without a dict to carry them."""
     get = by_shape.get
 
     def on_ending(span: Span) -> None:
@@ -273,7 +275,16 @@ def _shaped_ending_hook(
             if keys.isdisjoint(attrs):
                 return
             shaped = get(tuple(attrs))
-            values = before_end(span, attrs) if shaped is None else shaped(span, attrs, span._start_time)
+            maxlen = bounded.maxlen
+            if (
+                shaped is not None
+                and bounded.max_value_len is None
+                and (maxlen is None or len(attrs) + room <= maxlen)
+            ):
+                # Frozen, but no other thread may write the span now and no on_end has run.
+                values = shaped(span, attrs, span._start_time)
+            else:
+                values = before_end(span, attrs)
             if values:
                 # Frozen, but no other thread may write the span now and no on_end has run.
                 maxlen = bounded.maxlen
@@ -330,6 +341,8 @@ class EndHook:
     ``by_shape``, a table its owner fills, from a span's keys in order to a function taking
     (span, attributes, start time in ns) that does ``before_end``'s work for spans of that
     shape: in mode "ending", a span whose shape is there is handed to that function instead
+    when ``room`` more attributes fit within the span's limits; the function may then add up
+    to ``room`` values to the live attributes itself, or return them as ``before_end`` does
     (`by_shape` is then the table; None in mode "closure", which always calls ``before_end``).
     """
 
@@ -341,6 +354,7 @@ class EndHook:
         *,
         mode: str | None = None,
         by_shape: dict[tuple[str, ...], ByShape] | None = None,
+        room: int = 0,
     ) -> None:
         if mode is None:
             mode = "ending" if _fast and _ending_works else "closure"
@@ -348,7 +362,9 @@ class EndHook:
             raise ValueError(f"mode must be 'ending' or 'closure', got {mode!r}")
         self.mode = mode
         self.by_shape = by_shape if mode == "ending" else None
-        self.on_ending = _ending_hook(before_end, keys, self.by_shape) if mode == "ending" else _not_ending
+        self.on_ending = (
+            _ending_hook(before_end, keys, self.by_shape, room) if mode == "ending" else _not_ending
+        )
         self._install_closure = _closure_installer(before_end, keys)
         self._owner = owner
         # The processors tuple of the provider seen last, and whether it holds the owner

@@ -16,14 +16,17 @@ function can only agree with it (tests/test_processor_stamps.py checks that it d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..cost.compiled import build, pricer_parts
 from ..cost.reported import REPORTED_COST_KEYS
 from ..semconv import AGENT_STEP, CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION
 
-Stamp = Callable[[Any, Mapping[str, Any], int], "dict[str, Any] | None"]
+Stamp = Callable[[Any, dict[str, Any], int], "dict[str, Any] | None"]
+# The most attributes a stamp function adds itself (`seam.EndHook`'s room): cost, status,
+# pricing version, model, step.
+ROOM = 5
 
 
 def _stamped_already(span: object, attrs: object, ns: object) -> None:
@@ -88,13 +91,12 @@ def compile_stamp(
     # when price_attributes raises.
     lines += ["except (KeyError, TypeError, RuntimeError):", "    return SLOW(span, a, ns)"]
     lines += ["except Exception:", "    INTERNAL('end')", "    return None"]
-    lines += [
-        "COUNT()",
-        "out = {COST: usd, STATUS: 'priced', PRICING_VERSION: VERSION, PRICED_MODEL: entry.id}",
-    ]
+    # Written into the live attributes, as the seam lets a shape's function (at most ROOM).
+    lines += ["COUNT()", "a[COST] = usd", "a[STATUS] = 'priced'", "a[PRICING_VERSION] = VERSION"]
+    lines.append("a[PRICED_MODEL] = entry.id")
     if AGENT_STEP not in keys:
-        lines += ["agent = getattr(span, MARKER, None)", "if agent is not None: out[STEP] = next(agent)"]
-    lines.append("return out")
+        lines += ["agent = getattr(span, MARKER, None)", "if agent is not None: a[STEP] = next(agent)"]
+    lines.append("return None")
     return build("stamp", "span, a, ns", lines, names, sorted(keys))  # type: ignore[return-value]
 
 
