@@ -15,6 +15,7 @@ from test_shape_pricer import MODELS, OTHER_KEYS, STARTS, values
 
 from otel_costattr import semconv
 from otel_costattr.cost.reported import REPORTED_COST_KEYS
+from otel_costattr.sdk import seam
 from otel_costattr.sdk.processor import _AGENT, CostSpanProcessor, _Steps
 from otel_costattr.sdk.stamps import STAMP_KEYS
 
@@ -97,6 +98,7 @@ def test_spans_of_a_seen_shape_go_to_its_stamp_function(table):
         shape = tuple(dict(trace.get_current_span().attributes))  # the agent span's shape
     stamp = processor._shapes[tuple(CHAT)]
     assert stamp.__name__ == "stamp" and "SLOW" in stamp.__doc__
+    assert f"span.{seam.MARKER}" in stamp.__doc__  # the marker as the seam spells it
     assert processor._shapes[shape] == processor._stamp  # an agent span: the general hook
     assert [c[semconv.AGENT_STEP] for c in calls] == [0, 1, 2]
     assert {c[semconv.COST] for c in calls} == {calls[0][semconv.COST]}

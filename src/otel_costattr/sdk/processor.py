@@ -80,8 +80,8 @@ STAT_NAMES = (
 _NO_CALLS_AFTER = 1000
 
 # Per-span state lives on the span object itself (no registry to leak, nothing to clean up
-# when a span is dropped unended); spans outside any agent carry none.
-_AGENT = "_costattr_agent"  # on every span inside an agent: that agent's step counter
+# when a span is dropped unended); spans outside any agent carry None (see seam.MARKER).
+_AGENT = seam.MARKER  # on every span inside an agent: that agent's step counter (else None)
 _STEPS = "_costattr_steps"  # on an agent span with children: its own counter, dropped at end
 
 _SCALARS = frozenset({str, bool, int, float})
@@ -227,7 +227,6 @@ class CostSpanProcessor(SpanProcessor):
                 hook,
                 self._wanted,
                 self._identity_set if self._use_baggage else frozenset(),
-                _AGENT,
                 self._found_parent,
                 CostSpanProcessor.on_start.__get__(self),
             )
@@ -352,7 +351,6 @@ class CostSpanProcessor(SpanProcessor):
                     slow=self._stamp,
                     cached_quote=self._cached_quote,
                     quote=self._quote,
-                    agent_marker=_AGENT,
                     version=self._version,
                     regional=self._regional,
                     count_priced=self._count_priced,

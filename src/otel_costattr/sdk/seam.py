@@ -123,21 +123,25 @@ def parent_of(
 
 Found = Callable[[Span, Any, Mapping[str, Any], Mapping[str, object]], None]
 
+# The Python attribute `start_filter` gives every span it sees (None; its owner may set a
+# value in ``found``), so that reading it on a parent is an attribute read, not a getattr()
+# call with a default; spelled out where it is read and written.
+MARKER = "_costattr_agent"
+
 
 def start_filter(
     hook: EndHook,
     wanted: frozenset[str],
     identity: frozenset[str],
-    marker: str,
     found: Found,
     fallback: Callable[[Span, Context | None], None],
 ) -> Callable[[Span, Context | None], None]:
     """An ``on_start`` for the common case, built around what it looks for: after
     ``hook.ensure(span)`` (``fallback`` if that fails), it returns at once unless the parent
-    span holds one of ``wanted``, carries ``marker`` (a Python attribute), or the baggage
-    holds one of ``identity``; then it calls ``found(span, parent or None, parent
-    attributes, baggage or EMPTY)``. If the SDK surprises it, ``fallback(span,
-    parent_context)`` does the whole job through `parent_of`."""
+    span holds one of ``wanted``, carries a `MARKER` other than None, or the baggage holds
+    one of ``identity``; then it calls ``found(span, parent or None, parent attributes,
+    baggage or EMPTY)``. Every span it sees gets `MARKER` None first. If the SDK surprises
+    it, ``fallback(span, parent_context)`` does the whole job through `parent_of`."""
     if not _fast:
         return fallback
     ensure = hook.ensure
@@ -158,9 +162,11 @@ def start_filter(
                 seen = hook._seen
                 if seen[1] and composite._span_processors is seen[0]:
                     hooked = composite
+            span._costattr_agent = None  # MARKER
             ctx = parent_context if parent_context is not None else _current_context()
             parent = ctx.get(_SPAN_KEY)  # type: ignore[arg-type]
-            bag = ctx.get(_BAGGAGE_KEY)  # type: ignore[arg-type]
+            # A context holding the parent span alone has no baggage: len() costs less.
+            bag = ctx.get(_BAGGAGE_KEY) if parent is None or len(ctx) > 1 else None  # type: ignore[arg-type]
             if bag is not None and (type(bag) is not dict or identity.isdisjoint(bag)):
                 bag = None  # nothing in it to inherit
             if parent is None:
@@ -168,11 +174,13 @@ def start_filter(
                     return  # a root span without identity in its baggage
                 pattrs: Mapping[str, Any] = EMPTY
             else:
-                try:  # an attribute read, not getattr(): a call less on every span
+                try:  # attribute reads, not getattr(): a call less each on every span
                     pattrs = parent._attributes._dict
+                    marked = parent._costattr_agent  # MARKER
                 except AttributeError:  # a remote parent (NonRecordingSpan), another class
                     pattrs = attributes_of(parent)
-                if bag is None and wanted.isdisjoint(pattrs) and getattr(parent, marker, None) is None:
+                    marked = getattr(parent, MARKER, None)
+                if bag is None and marked is None and wanted.isdisjoint(pattrs):
                     return  # a plain parent: the common case
         except Exception:
             fallback(span, parent_context)

@@ -40,18 +40,17 @@ def compile_stamp(
     slow: Stamp,
     cached_quote: Callable[..., Any],
     quote: Callable[..., Any],
-    agent_marker: str,
     version: str,
     regional: object,
     count_priced: Callable[[], object],
     internal_error: Callable[[str], None],
 ) -> Stamp:
-    """The stamp function for spans holding exactly these of `stamp_keys`' keys (a shape
-    with a cost status: none; one the compiled pricer does not take: ``slow`` itself).
+    """The stamp function for spans holding exactly these of `STAMP_KEYS` (a shape with a
+    cost status: none; one the compiled pricer does not take: ``slow`` itself).
     ``slow(span, attrs, start_ns)`` is the processor's general end hook, ``cached_quote``
-    and ``quote`` the table's (see `cost.compiled.price_attributes`), ``agent_marker``
-    the span attribute holding its agent's step counter, ``regional`` the ids of entries
-    some region prices otherwise."""
+    and ``quote`` the table's (see `cost.compiled.price_attributes`), ``regional`` the ids
+    of entries some region prices otherwise. The step counter of the span's agent is read
+    from the seam's `seam.MARKER`."""
     if COST_STATUS in keys:
         return _stamped_already
     if not keys.isdisjoint(REPORTED_KEYS):
@@ -70,7 +69,6 @@ def compile_stamp(
         INTERNAL=internal_error,
         REGIONAL=regional,
         VERSION=version,
-        MARKER=agent_marker,
         COST=COST,
         STATUS=COST_STATUS,
         PRICING_VERSION=PRICING_VERSION,
@@ -95,7 +93,9 @@ def compile_stamp(
     lines += ["COUNT()", "a[COST] = usd", "a[STATUS] = 'priced'", "a[PRICING_VERSION] = VERSION"]
     lines.append("a[PRICED_MODEL] = entry.id")
     if AGENT_STEP not in keys:
-        lines += ["agent = getattr(span, MARKER, None)", "if agent is not None: a[STEP] = next(agent)"]
+        # The seam's MARKER, read as an attribute: a span started before the processor has none.
+        lines += ["try:", "    agent = span._costattr_agent", "except AttributeError:", "    agent = None"]
+        lines.append("if agent is not None: a[STEP] = next(agent)")
     lines.append("return None")
     return build("stamp", "span, a, ns", lines, names, sorted(keys))  # type: ignore[return-value]
 
