@@ -333,9 +333,13 @@ class CostSpanProcessor(SpanProcessor):
         prices a model call and returns what to stamp."""
         if COST_STATUS in attrs or self._shutdown:
             return None  # priced already (a second CostSpanProcessor, or registered twice)
-        if self._shapes is not None:
-            self._learn(attrs)
-        return self._stamp(span, attrs, span.start_time)
+        if self._shapes is None:
+            return self._stamp(span, attrs, span.start_time)
+        self._learn(attrs)
+        out = self._stamp(span, attrs, span.start_time)
+        if out is not None and "on_end" not in self.__dict__:
+            self._count_spans_in_c()  # a model call: the warning on_end waits for is moot
+        return out
 
     def _learn(self, attrs: Mapping[str, Any]) -> None:
         """Give the seam the stamp function of this span's shape (sdk/stamps.py)."""
@@ -558,10 +562,13 @@ class CostSpanProcessor(SpanProcessor):
         if seen >= _NO_CALLS_AFTER - 1:
             if seen == _NO_CALLS_AFTER - 1:
                 self._warn_if_no_calls()
-            if type(self).on_end is CostSpanProcessor.on_end:
-                # Nothing left to check: from now on the SDK calls next(counter, span), which
-                # counts in C, without a Python call per span (the default is never used).
-                self.on_end = functools.partial(next, self._counts["spans"])  # type: ignore[method-assign]
+            self._count_spans_in_c()
+
+    def _count_spans_in_c(self) -> None:
+        if type(self).on_end is CostSpanProcessor.on_end:
+            # Nothing left to check: from now on the SDK calls next(counter, span), which
+            # counts in C, without a Python call per span (the default is never used).
+            self.on_end = functools.partial(next, self._counts["spans"])  # type: ignore[method-assign]
 
     def _warn_if_no_calls(self) -> None:
         try:
