@@ -1,6 +1,7 @@
 """Instructions per span or per call under callgrind: the load-proof figure.
 
     python benchmarks/instructions.py [--ref main] [--cases plain chat compute_cost] [--n 3000]
+                                      [--warmup 200]
 
 Wall and CPU time on a shared machine move with the neighbours; the instructions a piece
 of code executes do not. Each case runs under ``valgrind --tool=callgrind`` with ``--n``
@@ -10,7 +11,9 @@ layouts; what still moves a count by a few hundred instructions is where the hea
 stack land, so each count is run at ``--layouts`` environment sizes and the median kept.
 
 Cases: ``plain`` / ``chat`` (bench_processor.py's spans, ``bare`` SDK and the processor
-``ending``), and bench_cost.py's cases (``compute_cost``, ``price_call``, ``general_path``,
+``ending``; ``--warmup`` spans first, 200 by default: the processor's first 1000 spans still
+run its no-model-call check in Python, counted in; bench_processor.py warms up with 1500,
+past it), and bench_cost.py's cases (``compute_cost``, ``price_call``, ``general_path``,
 ``dict_multiply``). With ``--ref``,
 that commit's package (``git archive``, first on ``PYTHONPATH``) is counted beside this
 tree's. Slow: each count is a few valgrind runs of a few hundred million instructions.
@@ -30,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def workload(case: str, variant: str, n: int) -> None:
+def workload(case: str, variant: str, n: int, warmup: int = 200) -> None:
     """Warm up, then run ``n`` units of ``case`` (inside valgrind)."""
     import bench_cost
     import bench_processor
@@ -39,7 +42,7 @@ def workload(case: str, variant: str, n: int) -> None:
         table = bench_processor.load_pricing([bench_processor.TEST_PRICES], bundled=False, use_env=False)
         tracer, parent = bench_processor.make_tracer(variant, table)
         attrs = bench_processor.CHAT_ATTRS if case == "chat" else bench_processor.PLAIN_ATTRS
-        bench_processor.lifecycle(tracer, parent, attrs, 200)
+        bench_processor.lifecycle(tracer, parent, attrs, warmup)
         if n:
             bench_processor.lifecycle(tracer, parent, attrs, n)
         return
@@ -50,7 +53,7 @@ def workload(case: str, variant: str, n: int) -> None:
         fn()
 
 
-def count(case: str, variant: str, n: int, pythonpath: str | None, pad: int) -> int:
+def count(case: str, variant: str, n: int, pythonpath: str | None, pad: int, warmup: int = 200) -> int:
     """Instructions of one run (``n`` units) under callgrind."""
     env = dict(os.environ, PYTHONHASHSEED="0", COUNT_PAD="x" * pad)
     if pythonpath:
@@ -58,7 +61,7 @@ def count(case: str, variant: str, n: int, pythonpath: str | None, pad: int) -> 
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
         out = Path(tmp) / "out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
-        cmd += [__file__, "--run", case, variant, str(n)]
+        cmd += [__file__, "--run", case, variant, str(n), "--warmup", str(warmup)]
         subprocess.run(cmd, env=env, check=True, capture_output=True)
         for line in out.read_text().splitlines():
             if line.startswith(("summary:", "totals:")):
@@ -66,9 +69,14 @@ def count(case: str, variant: str, n: int, pythonpath: str | None, pad: int) -> 
     raise RuntimeError("callgrind wrote no total")
 
 
-def per_unit(case: str, variant: str, n: int, pythonpath: str | None, layouts: int) -> float:
+def per_unit(
+    case: str, variant: str, n: int, pythonpath: str | None, layouts: int, warmup: int = 200
+) -> float:
     pads = [37 * i for i in range(layouts)]
-    diffs = [count(case, variant, n, pythonpath, p) - count(case, variant, 0, pythonpath, p) for p in pads]
+    diffs = [
+        count(case, variant, n, pythonpath, p, warmup) - count(case, variant, 0, pythonpath, p, warmup)
+        for p in pads
+    ]
     return statistics.median(d / n for d in diffs)
 
 
@@ -79,9 +87,12 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["plain", "chat", "compute_cost"])
     parser.add_argument("--n", type=int, default=3000, help="units counted (default 3000)")
     parser.add_argument("--layouts", type=int, default=2, help="environment sizes per count (default 2)")
+    parser.add_argument(
+        "--warmup", type=int, default=200, help="plain/chat: spans before counting (default 200)"
+    )
     args = parser.parse_args()
     if args.run:
-        workload(args.run[0], args.run[1], int(args.run[2]))
+        workload(args.run[0], args.run[1], int(args.run[2]), args.warmup)
         return
     with tempfile.TemporaryDirectory(prefix="instructions-") as tmp:
         trees: list[tuple[str, str | None]] = [("this tree", None)]
@@ -97,7 +108,9 @@ def main() -> None:
         for case in args.cases:
             variants = ("bare", "ending") if case in ("plain", "chat") else ("-",)
             for variant in variants:
-                figures = [per_unit(case, variant, args.n, path, args.layouts) for _, path in trees]
+                figures = [
+                    per_unit(case, variant, args.n, path, args.layouts, args.warmup) for _, path in trees
+                ]
                 print(f"{case:<14}{variant:<9}" + "".join(f"{f:>14,.0f}" for f in figures), flush=True)
 
 
