@@ -210,7 +210,9 @@ class CostSpanProcessor(SpanProcessor):
         self._stamps: dict[frozenset[str], Any] = {}
         shapes = None if self._dedupe or self._proposed else {}
         _check_seam()
-        self._use_hook(seam.EndHook(self._before_end, ROLE_KEYS, self, by_shape=shapes, room=ROOM))
+        # Without stamp functions the hook calls _stamp itself: no learning, no call between.
+        before_end = self._stamp if shapes is None else self._before_end
+        self._use_hook(seam.EndHook(before_end, ROLE_KEYS, self, by_shape=shapes, room=ROOM))
         telemetry.track_processor(self)
 
     def _use_hook(self, hook: seam.EndHook) -> None:
@@ -333,7 +335,7 @@ class CostSpanProcessor(SpanProcessor):
         prices a model call and returns what to stamp."""
         if COST_STATUS in attrs or self._shutdown:
             return None  # priced already (a second CostSpanProcessor, or registered twice)
-        if self._shapes is None:
+        if self._shapes is None:  # a hook built around this method without stamp functions
             return self._stamp(span, attrs, span.start_time)
         self._learn(attrs)
         out = self._stamp(span, attrs, span.start_time)
@@ -368,9 +370,14 @@ class CostSpanProcessor(SpanProcessor):
         except Exception:
             self._internal_error("end")
 
-    def _stamp(self, span: Span, attrs: Mapping[str, Any], ns: int) -> dict[str, Any] | None:
-        """What to stamp on a span started at ``ns`` (the stamp functions' general case: the
-        same decisions, for any shape): prices a model call, counts it."""
+    def _stamp(self, span: Span, attrs: Mapping[str, Any], ns: int | None = None) -> dict[str, Any] | None:
+        """What to stamp on a span started at ``ns`` (default: its start time), as the seam's
+        end hook (the stamp functions' general case: the same decisions, for any shape):
+        prices a model call, counts it."""
+        if COST_STATUS in attrs or self._shutdown:
+            return None  # priced already (a second CostSpanProcessor, or registered twice)
+        if ns is None:
+            ns = span.start_time
         try:
             found = None
             if type(attrs) is dict:
