@@ -13,9 +13,10 @@ On each span it:
 
 The stamping happens inside ``span.end()``, before any processor's ``on_end`` (the spec's
 OnEnding; see ``sdk/seam.py``), so every processor and exporter on the provider sees it,
-whatever the registration order. Well-formed model calls are read and priced by a function
-compiled for their attribute keys (``cost/compiled.py``); everything else goes through the
-general rules in ``semconv`` and ``cost``. Agent and workflow spans may carry their
+whatever the registration order. Well-formed model calls are read, priced and stamped by a
+function compiled for their attribute shape (``sdk/stamps.py``, on ``cost/compiled.py``'s
+pricer), which the seam calls from the second span of a shape on; everything else goes
+through the general rules in ``semconv`` and ``cost``. Agent and workflow spans may carry their
 children's summed usage: they are never priced, so nothing is counted twice. No hook ever
 raises into user code: failures are logged and counted in `CostSpanProcessor.stats`.
 """

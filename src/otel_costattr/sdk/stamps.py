@@ -27,6 +27,9 @@ Stamp = Callable[[Any, dict[str, Any], int], "dict[str, Any] | None"]
 # The most attributes a stamp function adds itself (`seam.EndHook`'s room): cost, status,
 # pricing version, model, step.
 ROOM = 5
+REPORTED_KEYS = frozenset(REPORTED_COST_KEYS)
+# The keys that decide a span's stamp function: the call's own, and ours already there.
+STAMP_KEYS = CALL_KEYS | REPORTED_KEYS | {COST_STATUS, AGENT_STEP}
 
 
 def _stamped_already(span: object, attrs: object, ns: object) -> None:
@@ -98,8 +101,3 @@ def compile_stamp(
         lines.append("if agent is not None: a[STEP] = next(agent)")
     lines.append("return None")
     return build("stamp", "span, a, ns", lines, names, sorted(keys))  # type: ignore[return-value]
-
-
-REPORTED_KEYS = frozenset(REPORTED_COST_KEYS)
-# The keys that decide a span's stamp function: the call's own, and ours already there.
-STAMP_KEYS = CALL_KEYS | REPORTED_KEYS | {COST_STATUS, AGENT_STEP}
