@@ -241,6 +241,17 @@ def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
         bounded._immutable = frozen
 
 
+def _add_values(bounded: Any, attrs: dict[str, Any], values: dict[str, Any]) -> None:
+    """A general hook's ``values`` into the span's attributes: straight into the live dict
+    when they fit within its limits (frozen, but no other thread may write the span now and
+    no on_end has run), else through `_add_at_limits`."""
+    maxlen = bounded.maxlen
+    if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
+        attrs.update(values)
+    else:
+        _add_at_limits(bounded, values)
+
+
 def _ending_hook(
     before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape] | None, room: int
 ) -> Callable[[Span], None]:
@@ -255,12 +266,7 @@ def _ending_hook(
                 return
             values = before_end(span, attrs)
             if values:
-                # Frozen, but no other thread may write the span now and no on_end has run.
-                maxlen = bounded.maxlen
-                if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
-                    attrs.update(values)
-                else:
-                    _add_at_limits(bounded, values)
+                _add_values(bounded, attrs, values)
         except Exception:
             _log_failure()
 
@@ -294,12 +300,7 @@ def _shaped_ending_hook(
             else:
                 values = before_end(span, attrs)
             if values:
-                # Frozen, but no other thread may write the span now and no on_end has run.
-                maxlen = bounded.maxlen
-                if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
-                    attrs.update(values)
-                else:
-                    _add_at_limits(bounded, values)
+                _add_values(bounded, attrs, values)
         except Exception:
             _log_failure()
 
