@@ -94,7 +94,7 @@ def compile_pricer(keys: frozenset[str]) -> Pricer:
     parts = pricer_parts(keys)
     if parts is None:
         return _never
-    names, body, total_input, total = parts
+    names, body, total_input, total, _ = parts
     # hit[8], base_up_to: beyond it a long-context tier or a time-of-day window may apply.
     # int / int is correctly rounded: the float closest to the exact total.
     body.append(f"if {total_input} > hit[8]:")
@@ -119,14 +119,15 @@ def build(
 
 def pricer_parts(
     keys: frozenset[str], fail: str = "return None", unknown: str = "return UNKNOWN"
-) -> tuple[dict[str, object], list[str], str, str] | None:
+) -> tuple[dict[str, object], list[str], str, str, dict[str, str]] | None:
     """The pricer for spans holding exactly these call-relevant keys, as parts to build on:
     its globals, its body (span attributes ``a``, start time ``ns``, the table's
     ``cached_quote`` and ``quote`` bound as names or parameters) up to the quote ``hit``
     found and checked, the expressions of the input tokens total (compare with ``hit[8]``)
-    and of the cost in rate units (``ints`` the rates). ``fail`` is the statement for a span
-    the general path must decide, ``unknown`` for a model the table does not know. None when
-    these keys cannot make a priceable call by themselves."""
+    and of the cost in rate units (``ints`` the rates), and what names each billable bucket
+    after the body (`billing.python_assignments`: a variable, a count, or 0). ``fail`` is
+    the statement for a span the general path must decide, ``unknown`` for a model the table
+    does not know. None when these keys cannot make a priceable call by themselves."""
     spelled = spellings(keys)
     exclusive = False
     if "cache_read" not in spelled and "cache_write" not in spelled:
@@ -201,4 +202,4 @@ def pricer_parts(
     # Each rate read where used: a subscript of a plain tuple costs less than unpacking ten.
     rate_of = {k: f"ints[{i}]" for i, k in enumerate(RATE_KEYS)}
     terms = [t for part in billing.cost_terms(buckets, rate_of.__getitem__).values() for t in part]
-    return names, body, total_input, " + ".join(terms) or "0"
+    return names, body, total_input, " + ".join(terms) or "0", buckets

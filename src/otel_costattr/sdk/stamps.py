@@ -63,7 +63,7 @@ def compile_stamp(
     )
     if parts is None:
         return slow
-    names, body, total_input, total = parts
+    names, body, total_input, total, _ = parts
     names.update(
         SLOW=slow,
         cached_quote=cached_quote,

@@ -32,10 +32,12 @@ import pyarrow as pa
 from .. import semconv
 from . import content
 from .cost_columns import NO_CALL, model_columns
+from .cost_shapes import shape_columns
 from .encode import column_text, to_json
 from .record import SpanRecord
 
 if TYPE_CHECKING:
+    from ..pricing.table import PriceTable
     from .rows import SpanMapper
 
 # Below this many spans of one shape, the general path's per-span work is as cheap.
@@ -254,17 +256,10 @@ def _shape_columns(
             role = known_roles[triple] = semconv.span_role(a)._value_
         roles.append(role)
     pricing = mapper._pricing or mapper.pricing
-    money = list(
-        zip(
-            *[
-                model_columns(a, records[i].start_ns, pricing, records[i].resource)
-                if role == _MODEL_CALL
-                else NO_CALL
-                for a, i, role in zip(group, rows, roles, strict=True)
-            ],
-            strict=True,
-        )
-    )
+    if _MODEL_CALL in known_roles.values():
+        money = list(zip(*_money(pricing, shape, rows, records, group, roles), strict=True))
+    else:
+        money = [nothing] * len(NO_CALL)
     provider_keys = [key for key in semconv.PROVIDER_KEYS if key in where]
     provider: Sequence[Any] = nothing
     if provider_keys:
@@ -328,6 +323,39 @@ def _shape_columns(
         text(semconv.WORKFLOW_NAME),
         attributes,
     ]
+
+
+def _money(
+    pricing: PriceTable,
+    shape: tuple[str, ...],
+    rows: list[int],
+    records: Sequence[SpanRecord],
+    group: list[dict[str, Any]],
+    roles: list[str],
+) -> list[tuple[Any, ...]]:
+    """The token and cost columns of each span of a shape: ``model_columns`` for a model
+    call, through the shape's compiled function where it answers (`cost_shapes`)."""
+    fast = shape_columns(shape)
+    if fast is None:
+        return [
+            model_columns(a, records[i].start_ns, pricing, records[i].resource)
+            if role == _MODEL_CALL
+            else NO_CALL
+            for a, i, role in zip(group, rows, roles, strict=True)
+        ]
+    quote, cached = pricing.quote, pricing.cached_quote
+    regional, version = pricing.regional_entries, pricing.version
+    out = []
+    append = out.append
+    for a, i, role in zip(group, rows, roles, strict=True):
+        if role != _MODEL_CALL:
+            append(NO_CALL)
+            continue
+        record = records[i]
+        start = record.start_ns
+        columns = fast(a, start, cached, quote, regional, version) if type(start) is int else None
+        append(model_columns(a, start, pricing, record.resource) if columns is None else columns)
+    return out
 
 
 def _shape_json(shape: tuple[str, ...], values: Sequence[Sequence[Any]], m: int) -> list[str] | None:
