@@ -55,6 +55,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     metric = "map_us" if args.kind == "map" else args.metric
+    other = "steady_us" if metric == "thread_us" else "thread_us"
     with tempfile.TemporaryDirectory(prefix="ab-mapping-") as tmp:
         before = Path(tmp) / "before"
         before.mkdir()
@@ -74,6 +75,7 @@ def main() -> None:
                 line += (
                     f"; process cpu_us median {statistics.median(x['cpu_us'] for x in side):.1f},"
                     f" first export {statistics.median(x['first_ms'] for x in side):.0f} ms,"
+                    f" {other} median {statistics.median(x[other] for x in side):.2f},"
                     f" spans/s median {statistics.median(x['spans_s'] for x in side):,.0f}"
                 )
             print(line)
