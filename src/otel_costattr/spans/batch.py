@@ -121,15 +121,15 @@ def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | No
         attrs = tuple(map(_plain, attrs))
     # Content left out of events and links counts in the span's own attributes JSON.
     extra: dict[int, int] = {}
-    events_json: Sequence[str] = ("[]",) * n
-    links_json: Sequence[str] = ("[]",) * n
+    events_json: list[str] | pa.Array = _repeat("[]", n)
+    links_json: list[str] | pa.Array = events_json
     if any(events):
-        events_json = list(events_json)
+        events_json = ["[]"] * n
         for i, ev in enumerate(events):
             if ev:
                 events_json[i], extra[i] = mapper._events(ev)
     if any(links):
-        links_json = list(links_json)
+        links_json = ["[]"] * n
         for i, ln in enumerate(links):
             if ln:
                 links_json[i], dropped = mapper._links(ln)
@@ -176,14 +176,17 @@ def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | No
         ends = [e // 1000 for e in end]
         # a span that ends before it starts has no duration (rows.py's rule)
         durations = [(e - s) / 1e6 if e >= s else None for s, e in zip(start, end, strict=True)]
+    types = dict(COLUMNS)
     own = {
         "trace_id": trace,
         "span_id": span,
         "parent_span_id": parent,
         "name": name,
         "kind": kind,
-        "start_time": starts,
-        "end_time": ends,
+        # As int64, then seen as the timestamps they are: the same buffers, converted at
+        # int64's price (a third of the timestamp conversion's).
+        "start_time": pa.array(starts, pa.int64()).view(types["start_time"]),
+        "end_time": pa.array(ends, pa.int64()).view(types["end_time"]),
         "duration_ms": durations,
         "status_code": status,
         "service_name": service,
@@ -194,15 +197,23 @@ def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | No
         "links": links_json,
     }
     known.update(own)
-    arrays = [to_arrow(column, known[column], type_) for column, type_ in COLUMNS]
+    arrays = [
+        values if isinstance(values := known[column], pa.Array) else to_arrow(column, values, type_)
+        for column, type_ in COLUMNS
+    ]
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
-def _resources(mapper: SpanMapper, resource: Sequence[Any]) -> Sequence[str]:
+def _repeat(text: str, n: int) -> pa.Array:
+    """A text column holding ``text`` ``n`` times, copied in C rather than converted n times."""
+    return pa.repeat(pa.scalar(text, pa.string()), n)
+
+
+def _resources(mapper: SpanMapper, resource: Sequence[Any]) -> Sequence[str] | pa.Array:
     """The resource JSON of each span: once for the batch when every span has the same
     resource object (one SDK provider, one OTLP resource block), else per span."""
     if len(set(map(id, resource))) == 1:
-        return [mapper._resource(resource[0])] * len(resource)
+        return _repeat(mapper._resource(resource[0]), len(resource))
     return list(map(mapper._resource, resource))
 
 
