@@ -8,16 +8,20 @@ keys in the same order: one instrumentation sets the same keys on every span of 
 the checks a row paid per value (is every text column a non-empty string, is the step an int
 in range, is every key allowed without content) are one C-level pass over a column. What
 still runs per span: the shape, the role (cached per distinct (operation, OpenInference
-kind, cost status) of a shape), a model call's tokens and cost (``cost_columns``), events and
+kind, cost status) of a shape), a model call's tokens and cost (the shape's compiled
+function, `cost_shapes`, and ``cost_columns.model_columns`` where it declines), events and
 links when present. The attributes JSON is one ``%`` of a template made once per shape
 (`_shape_json`) when every column holds one scalar type and nothing was left out, else
-``to_json`` span by span; the resource's JSON once per batch when all spans share it.
+``to_json`` span by span; the resource's JSON once per batch when all spans share it. Back
+in the records' order, each column is gathered in C before its one conversion to Arrow;
+texts the whole batch shares (one resource, no events) are repeated in C.
 
 Nothing here decides anything of its own: every value comes from the same rules the general
-path calls (``semconv.span_role``, ``content``, ``cost_columns.model_columns``,
-``encode.column_text``, ``rows._step``), and tests/test_mapping_batch.py compares the two
-paths on random batches. Shapes with few spans, and any batch the column path cannot take (a
-value it did not expect), go through the general path, so the answer is always its answer.
+path calls (``semconv.span_role``, ``content``, ``cost_columns.model_columns`` or its form
+compiled per shape, ``encode.column_text``, ``rows._step``), and tests/test_mapping_batch.py
+and tests/test_cost_shapes.py compare the two paths on random batches. Shapes with few
+spans, and any batch the column path cannot take (a value it did not expect), go through
+the general path, so the answer is always its answer.
 """
 
 from __future__ import annotations
