@@ -273,3 +273,23 @@ def test_bad_arguments_are_refused(tmp_path, table):
         DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, ingest_interval=0)
     with pytest.raises(ValueError):
         DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, max_buffered_spans=-1)
+
+
+@pytest.mark.parametrize("start", [2**80, 2**63 * 1000, -(2**63) * 1000 - 1, 1.5e18])
+def test_one_span_with_an_impossible_time_costs_only_itself(tmp_path, exporters, caplog, start):
+    # The SDK takes any start and end from the caller. Such a span once failed its batch's
+    # conversion to Arrow, and the nine good spans exported with it were lost.
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    tracer.start_span("far", attributes=CHAT, start_time=start).end(end_time=start)
+    spans = [*make_spans(9), *memory.get_finished_spans()]
+    provider.shutdown()
+    exporter = exporters()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.force_flush()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans WHERE name LIKE 'chat %'") == [(9,)]
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(9,)]
+    assert exporter.dropped_spans == 1
+    assert any("could not map span" in r.getMessage() for r in caplog.records)

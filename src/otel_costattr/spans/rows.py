@@ -85,6 +85,16 @@ def _reraise(span: Any) -> None:
     raise  # noqa: PLE0704 - called inside the adapter's except block
 
 
+def _bad_time(ns: object) -> bool:
+    """Whether ``ns`` (a span's start or end, ns since the epoch) cannot be stored: not an int,
+    or past int64 once in µs, as the table holds it (the SDK takes any int from the caller;
+    OTLP's fixed64 always fits). None (no time) is storable."""
+    return ns is not None and (type(ns) is not int or not _MIN_NS <= ns < _END_NS)
+
+
+_MIN_NS, _END_NS = -(2**63) * 1000, 2**63 * 1000
+
+
 def _records(spans: Iterable[Any], on_skip: Any) -> Sequence[SpanRecord]:
     """``spans`` as records: records as they are, anything else (finished SDK spans) through
     the SDK adapter, the only code that reads their insides."""
@@ -281,6 +291,9 @@ class SpanMapper:
             events,
             links,
         ) = record
+        if _bad_time(start) or _bad_time(end):
+            # One such span fails its whole batch's conversion: it alone is skipped (counted)
+            raise ValueError(f"span time out of range: start {start!r}, end {end!r}")
         if type(attrs) is not dict:
             attrs = _plain(attrs)
         get = attrs.get
