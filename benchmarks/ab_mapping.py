@@ -54,6 +54,8 @@ def main() -> None:
         help="duckdb: every export's thread CPU, or all but the first's (its one-time costs)",
     )
     args = parser.parse_args()
+    if args.kind == "duckdb" and args.spans <= args.batch:
+        parser.error("--kind duckdb needs --spans above --batch: steady_us leaves the first export out")
     metric = "map_us" if args.kind == "map" else args.metric
     other = "steady_us" if metric == "thread_us" else "thread_us"
     with tempfile.TemporaryDirectory(prefix="ab-mapping-") as tmp:

@@ -260,3 +260,16 @@ def test_the_caches_are_bounded(monkeypatch):
     for n in range(5):
         shape_columns(tuple(CHAT) + (f"app.{n}",))
         assert len(cost_shapes._by_shape) <= 2
+
+
+def test_a_key_set_in_a_small_group_is_compiled_the_second_time(monkeypatch):
+    monkeypatch.setattr(cost_shapes, "_by_shape", {})
+    monkeypatch.setattr(cost_shapes, "_by_keys", {})
+    monkeypatch.setattr(cost_shapes, "_seen", set())
+    small = cost_shapes.COMPILE_AT - 1
+    assert shape_columns(tuple(CHAT), small) is None  # once, a few calls: the general path
+    assert shape_columns(tuple(CHAT), small) is not None  # asked again: compiled
+    other = (*CHAT, "app.x")
+    assert shape_columns(other, small) is not None  # the same money keys: already compiled
+    cache_keys = (*CHAT, semconv.ANTHROPIC_CACHE_READ)
+    assert shape_columns(cache_keys, cost_shapes.COMPILE_AT) is not None  # a big group: at once

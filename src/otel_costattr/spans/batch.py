@@ -348,7 +348,7 @@ def _money(
 ) -> list[tuple[Any, ...]]:
     """The token and cost columns of each span of a shape: ``model_columns`` for a model
     call, through the shape's compiled function where it answers (`cost_shapes`)."""
-    fast = shape_columns(shape)
+    fast = shape_columns(shape, roles.count(_MODEL_CALL))
     if fast is None:
         return [
             model_columns(a, records[i].start_ns, pricing, records[i].resource)
