@@ -19,7 +19,10 @@
 --     call, identity and price final) are read as stored, UNION ALL the typed rows no settle
 --     covered (the unsettled test in calls_in_window), which take the path above;
 --   * attributes is the call's SpanAttributes Map (content left out,
---     see _spans.sql), read by key (dialect.py translates the JSON reads);
+--     see _spans.sql), read by key (dialect.py translates the JSON reads); the keys of
+--     clickhouse/prelude.py ATTRIBUTE_COLUMNS are also columns after it (attr_*: stored in
+--     the settled calls, computed from the Map in the other rows), which the dialect reads
+--     instead of the Map: a key of a Map is read with the whole Map;
 --   * the last test of costattr_calls is the --where filter (rendered by clickhouse/prelude.py: DuckDB redefines
 --     costattr_calls in _calls_repriced.sql instead).
 -- @macro costattr_calls(p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL)
@@ -165,7 +168,7 @@ FROM (
         coalesce(priced_model, response_model, request_model) AS model,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
         cost_usd, cost_status, cost_source, pricing_version, priced_model, feature, agent_name,
-        agent_version, step, conversation_id, attributes,
+        agent_version, step, conversation_id, attributes, {{attribute_columns}},
         CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced, {{call_row_complete}} AS call_row
     FROM complete
     UNION ALL
@@ -184,7 +187,7 @@ FROM (
         if(r.hit IS NULL, c.agent_name, tupleElement(r.found, 2)) AS agent_name,
         if(r.hit IS NULL, c.agent_version, tupleElement(r.found, 3)) AS agent_version,
         c.step AS step, c.conversation_id AS conversation_id,
-        c.attributes AS attributes,
+        c.attributes AS attributes, {{attribute_columns(c)}},
         CAST(NULL AS Nullable(Decimal(38, 18))) AS usd_repriced, c.call_row AS call_row
     FROM windowed AS c
     LEFT JOIN resolved AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id

@@ -15,8 +15,13 @@ fixed set of spelling changes, each checked by the differential test:
   half away from zero as DuckDB does (ClickHouse rounds a float half to even), and
   ``string_agg(DISTINCT x, sep ORDER BY x)`` -> the sorted distinct values joined;
 - attributes: ``json_extract_string(attributes, '$."key"')`` -> the Map's value (``''``, a
-  missing key, as NULL), and the dimension macro ``costattr_dimension(key, columns...,
-  attributes)`` (rollups/dimensions.py) -> the same CASE over the columns, else the Map;
+  missing key, as NULL), or for a key of `prelude.ATTRIBUTE_COLUMNS` its column beside
+  ``attributes`` (the call contract has them; a read of such a key over ``spans`` is not
+  translated), and the dimension macro ``costattr_dimension(key, columns...,
+  attributes)`` (rollups/dimensions.py) -> the same choice over the columns and those
+  attribute columns, else the Map, as a ``multiIf`` on the key (ClickHouse folds it when the
+  key is a constant or a bound parameter, and then reads only the column chosen; a ``CASE
+  key`` is not folded, and reads the Map for every key);
 - ``TRY_CAST(x AS DECIMAL(p, s))`` -> the text as a decimal rounded to the scale, or NULL;
 - time: ``epoch(t)`` -> exact seconds (a decimal, where DuckDB's double is exact to the
   microsecond after the rounding the rollups apply), and the difference of two TIMESTAMP
@@ -35,6 +40,7 @@ from collections.abc import Callable, Iterator
 from ..rollups.catalog import Query
 from ..rollups.dimensions import COLUMNS
 from ..rollups.errors import RollupError
+from .prelude import ATTRIBUTE_COLUMNS
 
 __all__ = ["PARAM_TYPES", "Macro", "macros", "over_spans", "translate"]
 
@@ -197,7 +203,7 @@ def translate(q: Query, prelude: str, spans: str) -> str:
         sql = pattern.sub(name, sql)
     sql = _MEDIAN.sub("quantileExactInclusive(0.5)(", sql)
     sql = _STRING_AGG.sub(_joined, sql)
-    sql = _JSON.sub(lambda m: f"nullIf({m.group(1)}['{m.group(2)}'], '')", sql)
+    sql = _JSON.sub(_json, sql)
     sql = _each_call(sql, _DIMENSION, _dimension)
     sql = _each_call(sql, _TRY_CAST, _try_cast)
     sql = _each_call(sql, _EPOCH, _epoch)
@@ -228,16 +234,35 @@ _TO_DECIMAL = re.compile(r"^(.*)\s+AS\s+DECIMAL\(\s*(\d+)\s*,\s*(\d+)\s*\)$", re
 _TO_DOUBLE = re.compile(r"^(.*)\s+AS\s+DOUBLE$", re.IGNORECASE | re.DOTALL)
 
 
+_ATTRIBUTES = re.compile(r"((?:\w+\.)?)attributes")
+
+
+def _attribute_columns(attributes: str) -> dict[str, str]:
+    """Key -> the `ATTRIBUTE_COLUMNS` column beside the Map ``attributes`` (a column of the
+    contract, qualified or not); none for another expression."""
+    m = _ATTRIBUTES.fullmatch(attributes.strip())
+    return {} if m is None else {key: m.group(1) + column for key, column in ATTRIBUTE_COLUMNS.items()}
+
+
+def _json(m: re.Match[str]) -> str:
+    attributes, key = m.groups()
+    column = _attribute_columns(attributes).get(key)
+    return column if column is not None else f"nullIf({attributes}['{key}'], '')"
+
+
 def _dimension(inside: str) -> str:
-    """``costattr_dimension(key, <columns>, attributes)``: the column the key names, else
-    the attribute of that name (NULL when missing, as DuckDB's JSON read)."""
+    """``costattr_dimension(key, <columns>, attributes)``: the column the key names (a call
+    column, or an attribute kept as a column), else the attribute of that name (NULL when
+    missing, as DuckDB's JSON read)."""
     args = _split_args(inside)
     key, columns, attributes = args[0], args[1:-1], args[-1]
     if len(columns) != len(_DIMENSION_ARGS):
         raise RollupError("costattr_dimension: unexpected arguments")
     by_name = dict(zip(_DIMENSION_ARGS, columns, strict=True))
-    cases = " ".join(f"WHEN '{name}' THEN {by_name[column]}" for name, column in COLUMNS.items())
-    return f"(CASE ({key}) {cases} ELSE nullIf(({attributes})[ifNull(({key}), '')], '') END)"
+    choices = {name: by_name[column] for name, column in COLUMNS.items()}
+    choices |= _attribute_columns(attributes)
+    cases = " ".join(f"({key}) = '{name}', {column}," for name, column in choices.items())
+    return f"multiIf({cases} nullIf(({attributes})[ifNull(({key}), '')], ''))"
 
 
 def _try_cast(inside: str) -> str:

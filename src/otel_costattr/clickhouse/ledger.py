@@ -28,6 +28,12 @@ Settles may race each other and the Collector without a lock or a transaction:
 
 A span the Collector writes again after its call was settled (an exporter retry) is a typed
 row above the watermark whose call is already in the chain: it is left out (`UNSETTLED`).
+
+The settled calls also keep the attributes rollups read by key most as columns
+(`prelude.ATTRIBUTE_COLUMNS`), ``MATERIALIZED`` from ``attributes``: written at insert, and
+equal to the Map's value by construction. A table made before them gets them at the next
+settle (`add_attribute_columns`: added, then written for the rows already there); readers
+compute them from the Map until then (`has_attribute_columns`).
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ from ..rollups.contract import CALL_COLUMNS
 from ..rollups.errors import first_line
 
 __all__ = [
-    "CALLS_TABLE", "Chain", "MARKS_TABLE", "UNSETTLED", "create_sql", "ledger_exists", "ledger_params",
-    "read_chain", "record", "settled_calls_sql", "unsettled",
+    "CALLS_TABLE", "Chain", "MARKS_TABLE", "UNSETTLED", "add_attribute_columns", "create_sql",
+    "has_attribute_columns", "ledger_exists", "ledger_params", "read_chain", "record", "settled_calls_sql",
+    "unsettled",
 ]  # fmt: skip
 
 CALLS_TABLE = "costattr_calls_settled"
@@ -167,10 +174,45 @@ def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any
     return UNSETTLED.replace("{typed}", typed), params
 
 
-def settled_calls_sql() -> str:
+def settled_calls_sql(stored_attributes: bool = True) -> str:
     """The settled calls a reader counts, with the contract's columns (the call window and
-    the chain's test left to the contract's text, ``_calls.sql``)."""
-    return f"SELECT {', '.join(COLUMNS)} FROM {CALLS_TABLE} WHERE {IN_CHAIN}"
+    the chain's test left to the contract's text, ``_calls.sql``), the attribute columns as
+    stored, or without ``stored_attributes`` (a table that has none yet) from the Map."""
+    from .prelude import ATTRIBUTE_COLUMNS, attribute_columns
+
+    attributes = ", ".join(ATTRIBUTE_COLUMNS.values()) if stored_attributes else attribute_columns()
+    return f"SELECT {', '.join(COLUMNS)}, {attributes} FROM {CALLS_TABLE} WHERE {IN_CHAIN}"
+
+
+def has_attribute_columns(client: Any) -> bool:
+    """Whether the settled calls have all the attribute columns (`add_attribute_columns`)."""
+    from .prelude import ATTRIBUTE_COLUMNS
+
+    found = client.query(
+        "SELECT count() FROM system.columns WHERE database = currentDatabase()"
+        " AND table = {t:String} AND has({names:Array(String)}, name)",
+        parameters={"t": CALLS_TABLE, "names": list(ATTRIBUTE_COLUMNS.values())},
+    ).result_rows[0][0]
+    return int(found) == len(ATTRIBUTE_COLUMNS)
+
+
+def add_attribute_columns(client: Any) -> bool:
+    """Give the settled calls the attribute columns they lack, written for the rows already
+    there (a mutation, waited for). Returns whether any was added. Idempotent, and safe
+    beside a settle or a reader: a row whose column is not written yet reads it computed
+    from ``attributes``, the same value."""
+    from .prelude import ATTRIBUTE_COLUMNS, attribute_value
+
+    if has_attribute_columns(client):
+        return False
+    adds = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {column} Nullable(String) MATERIALIZED {attribute_value(key)}"
+        for key, column in ATTRIBUTE_COLUMNS.items()
+    )
+    client.command(f"ALTER TABLE {CALLS_TABLE} {adds}")
+    writes = ", ".join(f"MATERIALIZE COLUMN {column}" for column in ATTRIBUTE_COLUMNS.values())
+    client.command(f"ALTER TABLE {CALLS_TABLE} {writes}", settings={"mutations_sync": 2})
+    return True
 
 
 def record(
@@ -202,6 +244,7 @@ def record(
             parameters=params,
             settings=SETTINGS,
         )
+    add_attribute_columns(client)
     chain = read_chain(client) if chain is None else chain
     upto = int(client.query(f"SELECT max(_block_number) FROM {typed}").result_rows[0][0] or 0)
     # Nothing new: a call left unfinished can only finish when a span arrives.

@@ -36,7 +36,7 @@ from ..rollups.contract import CALL_COLUMNS
 from ..rollups.errors import RollupError, first_line
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from .client import SETTINGS, ClickHouseError, connect
-from .prelude import calls_sql
+from .prelude import ATTRIBUTE_COLUMNS, calls_sql
 from .target import Target
 
 __all__ = ["CALLS_MACRO", "fetch", "load", "local_calls", "reads_attributes", "reads_spans"]
@@ -138,7 +138,8 @@ def fetch(
             attributes = f"toJSONString(mapFilter((k, v) -> k IN ({keys}), attributes))"
         calls_table = _arrow(
             client,
-            f"SELECT * EXCEPT (attributes, usd_repriced), {attributes} AS attributes FROM ({calls})",
+            f"SELECT * EXCEPT (attributes, usd_repriced, {', '.join(ATTRIBUTE_COLUMNS.values())}),"
+            f" {attributes} AS attributes FROM ({calls})",
             {**bounds, **priced, **where_values(where)},
         )
         spans_table = None

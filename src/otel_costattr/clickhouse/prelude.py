@@ -17,7 +17,10 @@ from ..cost.engine import MAX_TOKENS
 from ..rollups.dimensions import dimension_call
 from ..spans import content
 
-__all__ = ["ROW_KEY", "calls_sql", "row_key", "spans_sql", "where_param"]
+__all__ = [
+    "ATTRIBUTE_COLUMNS", "ROW_KEY", "attribute_columns", "attribute_value", "calls_sql", "row_key",
+    "spans_sql", "where_param",
+]  # fmt: skip
 
 _A = "_a"  # the alias of SpanAttributes in _spans.sql
 # What names a spans row where DuckDB has rowid (ClickHouse has none): a hash of its ids and
@@ -28,6 +31,35 @@ ROW_KEY = ("trace_id", "span_id", "start_time", "end_time", "name")
 def row_key(alias: str = "") -> str:
     """`ROW_KEY` as SQL over the spans relation (its columns qualified by ``alias``)."""
     return "cityHash64(" + ", ".join(f"{alias}.{c}" if alias else c for c in ROW_KEY) + ")"
+
+
+# The attributes rollups read by key most (the identity keys users group by, and reconcile's
+# two), each also a column of the ClickHouse call contract: reading one key of a Map reads
+# the whole Map (1 GiB for 4.5M settled calls), a column only itself. The settled calls store
+# them (`ledger.attribute_columns_sql`: MATERIALIZED from ``attributes``, so they cannot
+# disagree with it); the contract's other rows compute them from the Map. The dialect reads
+# the column for these keys (`dialect._dimension`, ``json_extract_string``), the Map otherwise.
+ATTRIBUTE_COLUMNS = {
+    "user.id": "attr_user_id",
+    "enduser.id": "attr_enduser_id",
+    "app.tenant": "attr_app_tenant",
+    "tenant.id": "attr_tenant_id",
+    "session.id": "attr_session_id",
+    semconv.COST_SOURCE: "attr_costattr_cost_source",
+    semconv.COMPUTED_COST: "attr_costattr_computed_cost",
+}
+
+
+def attribute_value(key: str, attributes: str = "attributes") -> str:
+    """The attribute ``key`` of the Map ``attributes`` as the contract reads it: ``''`` (a
+    missing key) is NULL, as DuckDB's JSON read of a missing key."""
+    return f"nullIf({attributes}[{_quote(key)}], '')"
+
+
+def attribute_columns(alias: str = "") -> str:
+    """The `ATTRIBUTE_COLUMNS` computed from the Map (of the table ``alias``), as a SELECT list."""
+    attributes = f"{alias}.attributes" if alias else "attributes"
+    return ", ".join(f"{attribute_value(k, attributes)} AS {c}" for k, c in ATTRIBUTE_COLUMNS.items())
 
 
 # The count slots _spans.sql reads, with their spellings (semconv's precedence, first wins).
@@ -209,6 +241,7 @@ def calls_sql(
     call_row: bool = True,
     unsettled: str = "true",
     ledger: bool = False,
+    stored_attributes: bool = True,
 ) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
@@ -219,7 +252,8 @@ def calls_sql(
     of a UNION ALL even when nothing reads it (a hash per call). ``unsettled``: the test the
     spans rows read as calls must pass (`ledger.UNSETTLED` over the typed table, "false" when
     no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too,
-    and alone when ``unsettled`` is "false"."""
+    and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored unless
+    ``stored_attributes`` is false (a table settled before they were added: computed)."""
     from .ledger import settled_calls_sql
     from .settle import settled_relation
 
@@ -245,10 +279,12 @@ def calls_sql(
             "{{call_row_complete}}": row_key() if call_row else "toUInt64(0)",
             "{{settled}}": settled_relation(settled),
             "{{unsettled}}": unsettled,
+            "{{attribute_columns}}": attribute_columns(),
+            "{{attribute_columns(c)}}": attribute_columns("c"),
         }
     if ledger:
         fills["{{call_row_settled}}"] = row_key() if call_row else "toUInt64(0)"
-        fills["{{settled_calls}}"] = settled_calls_sql()
+        fills["{{settled_calls}}"] = settled_calls_sql(stored_attributes)
     for placeholder, text in fills.items():
         if sql.count(placeholder) != 1:
             raise ValueError(f"queries/clickhouse/_calls.sql: expected {placeholder} once")
