@@ -130,7 +130,8 @@ def fetch(
         client = connect(target)
         relation = spans_relation(client, target)
         prelude, priced = contract(client, target, relation, {**bounds, "trace": None})
-        calls = translate(custom_query("window_calls", _CALLS), prelude(len(where)), relation)
+        bound = {**bounds, **priced, **where_values(where)}
+        calls = translate(custom_query("window_calls", _CALLS), prelude(len(where)), relation, bound)
         if all_attributes:
             attributes = "toJSONString(attributes)"
         else:
@@ -140,7 +141,7 @@ def fetch(
             client,
             f"SELECT * EXCEPT (attributes, usd_repriced, {', '.join(ATTRIBUTE_COLUMNS.values())}),"
             f" {attributes} AS attributes FROM ({calls})",
-            {**bounds, **priced, **where_values(where)},
+            bound,
         )
         spans_table = None
         if spans:

@@ -116,7 +116,7 @@ def trace_rows(
         " LIMIT 1 BY trace_id, span_id",
         {"t": trace_id},
     )
-    calls = translate(custom_query("trace_calls", _CALLS), prelude, spans)
+    calls = translate(custom_query("trace_calls", _CALLS), prelude, spans, {**bound, "trace_id": trace_id})
     calls_table = _table(client, calls, {**bound, "trace_id": trace_id})  # noqa: F841
     con = duckdb.connect()
     try:

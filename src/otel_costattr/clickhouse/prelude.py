@@ -50,10 +50,12 @@ ATTRIBUTE_COLUMNS = {
 }
 
 
-def attribute_value(key: str, attributes: str = "attributes") -> str:
-    """The attribute ``key`` of the Map ``attributes`` as the contract reads it: ``''`` (a
-    missing key) is NULL, as DuckDB's JSON read of a missing key."""
-    return f"nullIf({attributes}[{_quote(key)}], '')"
+def attribute_value(key: str, attributes: str = "attributes", quoted: bool = False) -> str:
+    """The attribute ``key`` (SQL text when ``quoted``) of the Map ``attributes`` as DuckDB's
+    JSON read gives it: NULL when the call lacks it, and an empty value as ``''`` (a Map
+    gives ``''`` for a missing key too: hence ``mapContains``)."""
+    k = key if quoted else _quote(key)
+    return f"if(mapContains({attributes}, {k}), {attributes}[{k}], NULL)"
 
 
 def attribute_columns(alias: str = "") -> str:

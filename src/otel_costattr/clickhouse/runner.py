@@ -194,8 +194,9 @@ def rollup_clickhouse(
         else:
             from .dialect import translate
 
-            sql = translate(q, prelude(len(where)), spans)
-            result = client.query(sql, parameters={**values, **priced}, settings=SETTINGS)
+            bound = {**values, **priced}
+            sql = translate(q, prelude(len(where)), spans, bound)
+            result = client.query(sql, parameters=bound, settings=SETTINGS)
             names, rows = list(result.column_names), result.result_rows
     except RollupError:
         raise

@@ -1,0 +1,184 @@
+"""The attributes kept as columns of the settled calls (`prelude.ATTRIBUTE_COLUMNS`).
+
+ClickHouse reads a whole Map to read one key of it, so the keys rollups read most (the
+identity keys users group by, reconcile's two) are also columns of ``costattr_calls_settled``,
+and the dialect reads the column for them. Every answer must stay DuckDB's: a key on some calls
+only, an empty value, each key's own values (a column read for another key would show the
+other's), a key that is not a column (read from the Map), ``--where`` on each; and a store
+settled before the columns existed, read before and after the settle that adds them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import clickhouse_workload
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from test_clickhouse import NOW, assert_agree
+from test_clickhouse_settle import _settle, _store
+
+from otel_costattr.clickhouse.dialect import translate
+from otel_costattr.clickhouse.ledger import CALLS_TABLE, has_attribute_columns
+from otel_costattr.clickhouse.prelude import ATTRIBUTE_COLUMNS, attribute_value, calls_sql
+from otel_costattr.pricing.table import default_pricing
+from otel_costattr.rollups.catalog import query
+from otel_costattr.rollups.queries import rollup
+from otel_costattr.sdk.seam_records import records_from_sdk
+from otel_costattr.store.exporter import DuckDBSpanExporter
+
+pytestmark = pytest.mark.chdb
+
+# Keys and their values: each key's values its own, so that reading one key's column for
+# another changes the answer. "team.id" is not a column (read from the Map).
+KEYS = {
+    "user.id": ("u1", "u2"),
+    "enduser.id": ("e1", "e2", "e3"),
+    "app.tenant": ("acme", "globex"),
+    "tenant.id": ("t9",),
+    "session.id": ("s1", "s2"),
+    "team.id": ("red", "blue"),
+}
+
+
+def _spans() -> list[Any]:
+    app, side, memory = clickhouse_workload._providers(default_pricing())
+    tracer = app.get_tracer("attributes")
+    rng = random.Random(11)
+    clock = clickhouse_workload._Clock(clickhouse_workload.DAY0_NS)
+    n = 0
+    for _ in range(12):
+        root = tracer.start_span("workflow", attributes={"app.feature": "f"}, start_time=clock.tick())
+        ctx = trace.set_span_in_context(root)
+        for _ in range(3):
+            n += 1
+            attrs: dict[str, Any] = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 100 + n,
+                "gen_ai.usage.output_tokens": 10 + n,
+            }
+            for key, values in KEYS.items():
+                pick = rng.randrange(len(values) + 2)
+                if pick < len(values):  # on some calls only
+                    attrs[key] = values[pick]
+                elif pick == len(values) and key != "team.id":
+                    attrs[key] = ""  # an empty value
+            if rng.random() < 0.5:  # the provider's own cost (reconcile: cost_source, computed_cost)
+                attrs["llm.cost.total"] = 0.0001 * n
+            span = tracer.start_span("chat", ctx, SpanKind.CLIENT, attributes=attrs, start_time=clock.tick())
+            span.end(end_time=clock.tick(40))
+        root.end(end_time=clock.tick())
+    app.shutdown()
+    side.shutdown()
+    return list(memory.get_finished_spans())
+
+
+@pytest.fixture(scope="module")
+def stores(chdb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Any, list[Any]]:
+    """(the DuckDB file, the chDB URL, its client, the span records): the same spans, settled
+    on the typed table."""
+    spans = _spans()
+    duck = str(tmp_path_factory.mktemp("duck") / "spans.duckdb")
+    exporter = DuckDBSpanExporter(duck)
+    exporter.export(spans)
+    exporter.shutdown()
+    records = records_from_sdk(spans)
+    url, client = _store(chdb_dir, "attribute_columns", records, typed=True)
+    _settle(url)
+    return duck, url, client, records
+
+
+def _cases() -> list[tuple[str, dict[str, Any]]]:
+    cases: list[tuple[str, dict[str, Any]]] = [("reconcile", {"pct": 0}), ("reconcile", {"pct": 0.5})]
+    for key, values in KEYS.items():
+        cases.append(("per_group", {"group_by": key}))
+        cases.append(("per_run", {"where": {key: values[0]}, "limit": 0}))
+        cases.append(("reconcile", {"pct": 0, "where": {key: values[-1]}}))
+    cases.append(("per_group", {"group_by": "model"}))
+    cases.append(("top_runs", {"where": ["user.id=u2", "user.id=", "team.id=red"], "limit": 0}))
+    return cases
+
+
+def _agree(duck: str, url: str) -> None:
+    for name, params in _cases():
+        assert_agree(rollup(name, duck, now=NOW, **params), rollup(name, url, now=NOW, **params))
+
+
+def test_the_workload_has_what_the_columns_must_get_right(stores: tuple[str, str, Any, list[Any]]) -> None:
+    """Each key on some calls only, with an empty value on some, and provider costs."""
+    duck, _, client, _ = stores
+    for key in ATTRIBUTE_COLUMNS:
+        if key.startswith("costattr."):
+            continue
+        got = client.query(
+            "SELECT countIf(NOT mapContains(attributes, {k:String})),"
+            " countIf(attributes[{k:String}] = ''), countIf(attributes[{k:String}] <> '')"
+            " FROM {t:Identifier}",
+            parameters={"k": key, "t": CALLS_TABLE},
+        ).result_rows[0]
+        assert all(got), (key, got)  # missing, empty and set
+    assert len(rollup("reconcile", duck, pct=0)) >= 2
+
+
+def test_rollups_over_the_columns_agree_with_duckdb(stores: tuple[str, str, Any, list[Any]]) -> None:
+    duck, url, client, _ = stores
+    assert has_attribute_columns(client)
+    stored = client.query(
+        "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
+        " AND default_kind = 'MATERIALIZED' AND startsWith(name, 'attr_')",
+        parameters={"t": CALLS_TABLE},
+    ).result_rows[0][0]
+    assert stored == len(ATTRIBUTE_COLUMNS)
+    _agree(duck, url)
+
+
+def test_the_dialect_reads_the_column_for_a_kept_key() -> None:
+    """per-group and reconcile name the column for a kept key; a key that is not kept is
+    read from the Map."""
+    sql = translate(query("reconcile"), calls_sql(), "spans")
+    assert "WHERE attr_costattr_cost_source = 'provider'" in sql
+    assert "toString(attr_costattr_computed_cost)" in sql
+    # The key's value not known: a choice on the key, the Map for a key that is no column.
+    group = translate(query("per_group"), calls_sql(), "spans")
+    assert "= 'user.id', attr_user_id," in group and "= 'app.tenant', attr_app_tenant," in group
+    assert "= 'team.id'" not in group and "mapContains((attributes), ifNull(" in group
+    # Known (as the runner translates): that key's column alone, or the Map.
+    for key, read in (("user.id", "(attr_user_id) AS value"), ("model", "(model) AS value")):
+        assert read in translate(query("per_group"), calls_sql(), "spans", {"group_by": key})
+    other = translate(query("per_group"), calls_sql(), "spans", {"group_by": "team.id"})
+    assert "mapContains((attributes), ifNull(" in other
+
+
+def test_a_store_settled_before_the_columns(stores: tuple[str, str, Any, list[Any]], chdb_dir: Path) -> None:
+    """Settled calls without the columns (a store settled by an older version): readers
+    compute them from the Map; the next settle adds and writes them, and every row's column
+    equals its Map's value."""
+    duck, _, _, records = stores
+    url, client = _store(chdb_dir, "attribute_columns_old", records, typed=True)
+    _settle(url)
+    drops = ", ".join(f"DROP COLUMN {c}" for c in ATTRIBUTE_COLUMNS.values())
+    client.command(f"ALTER TABLE {CALLS_TABLE} {drops}")
+    assert not has_attribute_columns(client)
+    _agree(duck, url)
+    _settle(url)  # nothing new to settle: the columns are added all the same
+    assert has_attribute_columns(client)
+    differ = " OR ".join(
+        f"{column} IS DISTINCT FROM {attribute_value(key)}" for key, column in ATTRIBUTE_COLUMNS.items()
+    )
+    written = client.query(
+        f"SELECT countIf({differ}), count() FROM {CALLS_TABLE}",
+    ).result_rows[0]
+    assert written[0] == 0 and written[1] > 0
+    # written into the parts, not computed at each read
+    parts = client.query(
+        "SELECT uniqExact(column) FROM system.parts_columns WHERE database = currentDatabase()"
+        " AND table = {t:String} AND active AND has({c:Array(String)}, column)",
+        parameters={"t": CALLS_TABLE, "c": list(ATTRIBUTE_COLUMNS.values())},
+    ).result_rows[0][0]
+    assert parts == len(ATTRIBUTE_COLUMNS)
+    _agree(duck, url)
