@@ -94,6 +94,10 @@ def test_every_run_tree_agrees_with_duckdb(stores: tuple[str, str]) -> None:
         ("per_agent", {"service": "sidecar"}),
         ("daily", {"since": "2026-06-02", "until": "2026-06-04"}),
         ("top_runs", {"limit": 3}),
+        # the kept runs cut by LIMIT (a top-N sort on ClickHouse), newest and dearest first
+        ("runs_list", {"limit": 5}),
+        ("runs_list", {"order": "cost", "limit": 4}),
+        ("per_run", {"limit": 7, "since": "2026-06-02"}),
         ("per_run", {"limit": 0, "agent": "triage"}),
         ("loops", {"factor": 1.5, "min_calls": 3}),
         ("step_jumps", {"min_ratio": 1.5, "min_tokens": 1000}),

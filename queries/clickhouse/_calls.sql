@@ -233,22 +233,19 @@ per_trace AS (
     FROM costattr_calls(p_since, p_until, p_service, p_feature, p_agent)
     GROUP BY trace_id
 ),
--- LIMIT takes a constant only: the rows are numbered instead.
+-- The first p_limit runs in the rollups' order (trace_id last: a total order, so the same
+-- runs as DuckDB's). LIMIT takes a constant expression, which the bound parameter is: a
+-- top-N sort, where numbering the rows (a window) sorted every run of the window (900k runs
+-- at 10M spans: 0.9 s of runs-list's 2.1 s of CPU).
 kept AS (
     SELECT *
-    FROM (
-        SELECT
-            *,
-            row_number() OVER (
-                ORDER BY
-                    if(p_order = 'cost', cost_usd, NULL) DESC NULLS LAST,
-                    if(p_order = 'cost', calls, NULL) DESC,
-                    first_call DESC,
-                    trace_id
-            ) AS position
-        FROM per_trace
-    )
-    WHERE p_limit IS NULL OR position <= p_limit
+    FROM per_trace
+    ORDER BY
+        if(p_order = 'cost', cost_usd, NULL) DESC NULLS LAST,
+        if(p_order = 'cost', calls, NULL) DESC,
+        first_call DESC,
+        trace_id
+    LIMIT ifNull(toUInt64(p_limit), 18446744073709551615)
 ),
 -- The kept runs' root spans, joined and then aggregated: a filter "trace_id IN kept" would
 -- read kept again, which ClickHouse computes again (every call aggregated a second time).
