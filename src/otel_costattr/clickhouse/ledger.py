@@ -56,7 +56,8 @@ __all__ = [
 CALLS_TABLE = "costattr_calls_settled"
 MARKS_TABLE = "costattr_settle_marks"
 # The contract's columns, as the settled table stores them (the ClickHouse contract adds
-# usd_repriced and call_row, which belong to the read).
+# usd_repriced and call_row, which belong to the read, and the attribute columns, which the
+# table derives: `add_attribute_columns`).
 COLUMNS = CALL_COLUMNS
 
 # The bound parameters of the tests below: the chain's last settle, the settles to leave out,
