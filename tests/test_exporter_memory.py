@@ -180,3 +180,33 @@ def test_a_backlog_goes_in_transactions_of_bounded_size_and_every_span_arrives(t
     finally:
         con.close()
     assert [f.name for f in spool.quarantined(path)] == ["00000000000000000001-1-00000000.parquet"]
+
+
+def test_a_backlog_is_settled_every_few_transactions_and_the_facts_cover_it(tmp_path, table, monkeypatch):
+    # What the rollup facts' upkeep needs grows with the spans moved since it last ran: for a
+    # 262k-span backlog it outgrew its bound and ran again unbounded (+169 MB, issue 12).
+    path = tmp_path / "s.duckdb"
+    monkeypatch.setattr(ingest, "_CHUNK_ROWS", 40)
+    monkeypatch.setattr(ingest, "_SETTLE_EVERY", 2)
+    upkeeps: list[int] = []
+    attempt = ingest.aggregates.attempt
+
+    def counted(con):
+        upkeeps.append(con.execute("SELECT count(*) FROM spans").fetchone()[0])
+        return attempt(con)
+
+    monkeypatch.setattr(ingest.aggregates, "attempt", counted)
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        for batch in range(5):  # five spool files of 40 spans: five transactions
+            assert exporter.export(_later_spans(batch, 40)).name == "SUCCESS"
+        assert ingest.ingest(path, threads=1, compact=False) == 5
+    finally:
+        exporter.shutdown()
+    assert upkeeps == [80, 160, 200]  # after the 2nd, the 4th and the last transaction
+    con = store.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == 200
+        assert ingest.aggregates.current(con)
+    finally:
+        con.close()

@@ -218,17 +218,15 @@ def ingest_spool(
         spans, taken = _move(con, path, chunk)
         added += spans
         moved += taken
-        if bounded_pass:  # else the rows committed wait in memory until the pass's checkpoint
-            with contextlib.suppress(duckdb.Error):
-                con.execute("CHECKPOINT")
-            # Not just before the pass: its bound is what the pool holds plus a headroom, and
-            # right after a trim the pool holds too little (the pass then ran out of room and
-            # again unbounded: +228-260 MB over 1M spans).
-            if n % _TRIM_EVERY == 0 and n < len(chunks):
-                _trim(con)
-    _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
-    if bounded_pass:
+        if not bounded_pass:  # the rows committed wait in memory until the pass's checkpoint
+            continue
+        with contextlib.suppress(duckdb.Error):
+            con.execute("CHECKPOINT")
+        if n % _SETTLE_EVERY == 0 or n == len(chunks):
+            _settle(con, bounded_pass)
         _trim(con)
+    if not bounded_pass:
+        _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
     if _failing.pop(str(path), None) is not None:
         spool.record(path, "ingest_recovered", files=moved)
         logger.warning("otel-costattr: ingesting into %s works again", path)
@@ -241,10 +239,16 @@ def ingest_spool(
 # exporter's ingester takes whatever is pending, more when the machine is busy or the lock was
 # held, and one transaction for all of it raised the application's peak RSS by that much: 128
 # pending files (262k spans) +257 MB. Moved in transactions of this many spans, each
-# checkpointed, with a `_trim` every `_TRIM_EVERY` of them and after the pass: +55-58 MB, for
-# 1.3-1.6x the CPU (2.8-3.7 s against 1.8-2.3; commits and checkpoints ~0.6 s, trims 0.1 s).
+# checkpointed, with a `_trim` every 4 of them and after the pass: +55-58 MB, for 1.3-1.6x the
+# CPU (2.8-3.7 s against 1.8-2.3; commits and checkpoints ~0.6 s, trims 0.1 s). Now a `_trim`
+# after each (see there).
 _CHUNK_ROWS = 8192
-_TRIM_EVERY = 4  # a trim costs ~3 ms, and what it evicts is read again (~20 ms in all)
+# In the application's process the identity pass and the rollup facts' upkeep run after every
+# this many transactions (and after the last), inside a bound (see `_PASS_HEADROOM`). What the
+# upkeep needs grows with the spans moved since it last ran: once for a backlog of 128 files
+# (262k spans) it outgrew the bound and ran again unbounded (+169 MB). After every 32k spans,
+# the exporter's usual round (`_INGEST_ROWS`), a backlog needs no more than a round.
+_SETTLE_EVERY = 4
 
 
 def _trim(con: duckdb.DuckDBPyConnection) -> None:
@@ -252,8 +256,17 @@ def _trim(con: duckdb.DuckDBPyConnection) -> None:
     they are not in duckdb_memory(), and only a lower memory_limit frees them (measured: six
     16k-span transactions in one connection held +46 MB more; a bound relative to the pool's
     use grew with it, ~1 MB a transaction). The limit is the instance's, shared with the
-    process's other connections to this file: set and restored at once."""
-    with contextlib.suppress(duckdb.Error), _settings(con, {"memory_limit": f"{_PASS_HEADROOM}B"}):
+    process's other connections to this file: set and restored at once.
+
+    Setting the limit is also what hands the freed memory back to the system: DuckDB then
+    purges its allocator's (jemalloc's) dirty pages, which otherwise stay resident until they
+    are reused. Between two transactions they were 17-31 MB (``stats.arenas.<i>.pdirty``),
+    and the blocks kept cached another 10-25 (``duckdb_memory()``, growing 1 MB a
+    transaction): hence a trim after every transaction, down to a quarter of the pass's
+    headroom. What it evicts is read again when needed (the next look for stored spans reads
+    the newest row group's keys)."""
+    floor = _PASS_HEADROOM // 4
+    with contextlib.suppress(duckdb.Error), _settings(con, {"memory_limit": f"{floor}B"}):
         pass
 
 
