@@ -194,7 +194,8 @@ def ingest_spool(
     bounded_pass: bool = False,
 ) -> int:
     """Move up to ``max_files`` spool files (oldest first) into ``spans``, then run the
-    identity pass (``bounded_pass``: in a small buffer pool first, see `_PASS_HEADROOM`).
+    identity pass (``bounded_pass``: in a small buffer pool first, see `_PASS_HEADROOM`, and
+    after every `_SETTLE_EVERY` transactions).
     Returns how many files were moved (0: none pending, or none readable).
 
     The files go in transactions of about `_CHUNK_ROWS` spans each, deleted after each commit
@@ -240,14 +241,17 @@ def ingest_spool(
 # held, and one transaction for all of it raised the application's peak RSS by that much: 128
 # pending files (262k spans) +257 MB. Moved in transactions of this many spans, each
 # checkpointed, with a `_trim` every 4 of them and after the pass: +55-58 MB, for 1.3-1.6x the
-# CPU (2.8-3.7 s against 1.8-2.3; commits and checkpoints ~0.6 s, trims 0.1 s). Now a `_trim`
-# after each (see there).
+# CPU (2.8-3.7 s against 1.8-2.3; commits and checkpoints ~0.6 s, trims 0.1 s). With a `_trim`
+# after each and the pass every `_SETTLE_EVERY`: +38-39 MB, 3.3-3.7 s against 2.35-2.65 s
+# (benchmarks/bench_ingest_backlog.py, 2026-12-03).
 _CHUNK_ROWS = 8192
 # In the application's process the identity pass and the rollup facts' upkeep run after every
 # this many transactions (and after the last), inside a bound (see `_PASS_HEADROOM`). What the
 # upkeep needs grows with the spans moved since it last ran: once for a backlog of 128 files
 # (262k spans) it outgrew the bound and ran again unbounded (+169 MB). After every 32k spans,
-# the exporter's usual round (`_INGEST_ROWS`), a backlog needs no more than a round.
+# the exporter's usual round (`_INGEST_ROWS`), a backlog needs no more than a round. The
+# transaction's own trim comes after the pass: the bound is what the pool holds plus a
+# headroom, and right after a trim it holds too little.
 _SETTLE_EVERY = 4
 
 
