@@ -204,16 +204,37 @@ def add_attribute_columns(client: Any) -> bool:
     from ``attributes``, the same value."""
     from .prelude import ATTRIBUTE_COLUMNS, attribute_value
 
-    if has_attribute_columns(client):
-        return False
-    adds = ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {column} Nullable(String) MATERIALIZED {attribute_value(key)}"
-        for key, column in ATTRIBUTE_COLUMNS.items()
+    added = not has_attribute_columns(client)
+    if added:
+        adds = ", ".join(
+            f"ADD COLUMN IF NOT EXISTS {column} Nullable(String) MATERIALIZED {attribute_value(key)}"
+            for key, column in ATTRIBUTE_COLUMNS.items()
+        )
+        client.command(f"ALTER TABLE {CALLS_TABLE} {adds}")
+    # Added is not written: a settle that died between the two statements left parts without
+    # them, read through the Map until a merge rewrites them. Asked of the parts themselves.
+    if added or _parts_lacking_columns(client):
+        writes = ", ".join(f"MATERIALIZE COLUMN {column}" for column in ATTRIBUTE_COLUMNS.values())
+        client.command(f"ALTER TABLE {CALLS_TABLE} {writes}", settings={"mutations_sync": 2})
+    return added
+
+
+def _parts_lacking_columns(client: Any) -> int:
+    """How many active parts of the settled calls lack one of the attribute columns."""
+    from .prelude import ATTRIBUTE_COLUMNS
+
+    return int(
+        client.query(
+            "SELECT count() FROM (SELECT name, countIf(has({names:Array(String)}, column)) AS n"
+            " FROM system.parts_columns WHERE database = currentDatabase() AND table = {t:String}"
+            " AND active GROUP BY name) WHERE n < {k:UInt32}",
+            parameters={
+                "t": CALLS_TABLE,
+                "names": list(ATTRIBUTE_COLUMNS.values()),
+                "k": len(ATTRIBUTE_COLUMNS),
+            },
+        ).result_rows[0][0]
     )
-    client.command(f"ALTER TABLE {CALLS_TABLE} {adds}")
-    writes = ", ".join(f"MATERIALIZE COLUMN {column}" for column in ATTRIBUTE_COLUMNS.values())
-    client.command(f"ALTER TABLE {CALLS_TABLE} {writes}", settings={"mutations_sync": 2})
-    return True
 
 
 def record(

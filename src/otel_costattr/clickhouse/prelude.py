@@ -36,7 +36,7 @@ def row_key(alias: str = "") -> str:
 # The attributes rollups read by key most (the identity keys users group by, and reconcile's
 # two), each also a column of the ClickHouse call contract: reading one key of a Map reads
 # the whole Map (1 GiB for 4.5M settled calls), a column only itself. The settled calls store
-# them (`ledger.attribute_columns_sql`: MATERIALIZED from ``attributes``, so they cannot
+# them (`ledger.add_attribute_columns`: MATERIALIZED from ``attributes``, so they cannot
 # disagree with it); the contract's other rows compute them from the Map. The dialect reads
 # the column for these keys (`dialect._dimension`, ``json_extract_string``), the Map otherwise.
 ATTRIBUTE_COLUMNS = {
