@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from test_mapping_batch import assert_batch_is_row_path
 
 from otel_costattr import load_pricing as load_bundled
 from otel_costattr import semconv
@@ -243,12 +244,7 @@ def test_a_batch_of_call_shapes_is_the_row_path_table(table, data, capture):
             start = data.draw(st.one_of(st.sampled_from(STARTS), st.none()))
             records.append(_record(len(records), attrs, start))
     records = data.draw(st.permutations(records))
-    general, columns = SpanMapper(table, capture_content=capture), SpanMapper(table, capture_content=capture)
-    expected = rows_to_table(general.rows(records))
-    got = columns.table(records)
-    assert got.to_pylist() == expected.to_pylist()
-    assert got.equals(expected)
-    assert (columns.content_dropped, columns.errors) == (general.content_dropped, general.errors)
+    got = assert_batch_is_row_path(table, records, capture)
     if not capture:
         assert "secret" not in str(got.to_pylist())
 

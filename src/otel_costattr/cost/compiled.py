@@ -75,13 +75,18 @@ def pricer_for(attrs: Mapping[str, Any]) -> Pricer:
         keys = frozenset(CALL_KEYS.intersection(shape))
         pricer = _by_keys.get(keys)
         if pricer is None:
-            if len(_by_keys) >= _LIMIT:
-                _by_keys.clear()
-            pricer = _by_keys[keys] = compile_pricer(keys)
-        if len(_by_shape) >= _LIMIT:
-            _by_shape.clear()
-        _by_shape[shape] = pricer
+            pricer = remember(_by_keys, keys, compile_pricer(keys), _LIMIT)
+        remember(_by_shape, shape, pricer, _LIMIT)
     return pricer
+
+
+def remember(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> Any:
+    """``cache[key] = value`` in a cache of at most ``limit`` entries (emptied when full: the
+    keys come from span data, arbitrary), and ``value``."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _never(attrs: Mapping[str, Any], ns: int, cached_quote: object, quote: object) -> None:

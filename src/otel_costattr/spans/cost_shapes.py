@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cost.billing import BUCKETS, INPUT_PARTS
-from ..cost.compiled import build, pricer_parts
+from ..cost.compiled import build, pricer_parts, remember
 from ..cost.engine import CostStatus, usd
 from ..semconv import CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION
 from .cost_columns import MAX_CALL_USD, quantize_usd
@@ -71,13 +71,8 @@ def shape_columns(shape: tuple[str, ...], calls: int = COMPILE_AT) -> ShapeColum
             _seen.add(keys)
             return None
         _seen.discard(keys)
-        if len(_by_keys) >= _LIMIT:
-            _by_keys.clear()
-        function = _by_keys[keys] = compile_columns(keys)
-    if len(_by_shape) >= _LIMIT:
-        _by_shape.clear()
-    _by_shape[shape] = function
-    return function
+        function = remember(_by_keys, keys, compile_columns(keys), _LIMIT)
+    return remember(_by_shape, shape, function, _LIMIT)
 
 
 def compile_columns(keys: frozenset[str]) -> ShapeColumns | None:
