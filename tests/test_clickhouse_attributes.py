@@ -214,3 +214,14 @@ def _written(client: Any) -> int:
         " AND table = {t:String} AND active AND has({c:Array(String)}, column)",
         parameters={"t": CALLS_TABLE, "c": list(ATTRIBUTE_COLUMNS.values())},
     ).result_rows[0][0]
+
+
+@pytest.mark.parametrize("name", ["per_feature", "per_group", "runs_list", "reconcile"])
+def test_an_empty_answer_names_its_columns(stores: tuple[str, str, Any, list[Any]], name: str) -> None:
+    """No rows, the same columns as DuckDB's (chDB gives a result without names then: the
+    API's and the report's tables lost their headers; review of 2026-12-03)."""
+    duck, url, _, _ = stores
+    want = rollup(name, duck, now=NOW, where={"user.id": "nobody"})
+    got = rollup(name, url, now=NOW, where={"user.id": "nobody"})
+    assert not want and not got
+    assert list(got.columns) == list(want.columns) and want.columns

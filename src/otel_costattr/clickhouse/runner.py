@@ -198,6 +198,9 @@ def rollup_clickhouse(
             sql = translate(q, prelude(len(where)), spans, bound)
             result = client.query(sql, parameters=bound, settings=SETTINGS)
             names, rows = list(result.column_names), result.result_rows
+            if not names:  # chDB names no column of an empty result: asked of the query
+                described = client.query(f"DESCRIBE TABLE ({sql})", parameters=bound, settings=SETTINGS)
+                names = [row[0] for row in described.result_rows]
     except RollupError:
         raise
     except ClickHouseError as e:
