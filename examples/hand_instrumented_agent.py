@@ -26,6 +26,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from otel_costattr import rollup
 from otel_costattr.cli.output import money  # the CLI's money rule: six places under $1, else cents
 from otel_costattr.sdk.processor import CostSpanProcessor
+from otel_costattr.semconv import IDENTITY_KEYS
 from otel_costattr.store.exporter import DuckDBSpanExporter
 
 db = sys.argv[1] if len(sys.argv) > 1 else "costs.duckdb"
@@ -33,7 +34,9 @@ db = sys.argv[1] if len(sys.argv) > 1 else "costs.duckdb"
 # The application: CostSpanProcessor stamps gen_ai.usage.cost on each model call and copies
 # app.feature and the agent's name down to every span started under them.
 app_provider = TracerProvider(resource=Resource.create({"service.name": "support-and-research"}))
-app_provider.add_span_processor(CostSpanProcessor())
+# The users and tenants your app knows go on the run's first span; identity_keys has the
+# processor copy them down too, for `rollup per-group --group-by user.id` (or app.tenant).
+app_provider.add_span_processor(CostSpanProcessor(identity_keys=(*IDENTITY_KEYS, "user.id", "app.tenant")))
 app_provider.add_span_processor(BatchSpanProcessor(DuckDBSpanExporter(db)))
 tracer = app_provider.get_tracer("examples.hand_instrumented_agent")
 
@@ -75,10 +78,13 @@ def agent(name, version):
 
 
 def workflow(feature):
+    user, tenant = customer  # who this run is for
     attributes = {
         "gen_ai.operation.name": "invoke_workflow",
         "gen_ai.workflow.name": feature,
         "app.feature": feature,
+        "user.id": user,
+        "app.tenant": tenant,
     }
     return tracer.start_as_current_span(f"invoke_workflow {feature}", attributes=attributes)
 
@@ -167,9 +173,17 @@ def extraction_worker(headers, document_tokens):
         }, tracer=worker_tracer)  # fmt: skip
 
 
-# A week of traffic: each day, one run of each feature.
+# A week of traffic: each day, one run of each feature, for five users of two tenants in turn.
+CUSTOMERS = [
+    ("u-ana", "acme"),
+    ("u-ben", "acme"),
+    ("u-chloe", "acme"),
+    ("u-dev", "globex"),
+    ("u-eli", "globex"),
+]
 for day in range(7):
     for slot in range(3):
+        customer = CUSTOMERS[(3 * day + slot) % len(CUSTOMERS)]
         kind = (day + slot) % 3
         if kind == 0:
             refund()

@@ -195,3 +195,18 @@ def test_suggested_commands_run_as_shown_when_not_on_path(monkeypatch, tmp_path)
     (tmp_path / "otel-costattr").write_text("#!/bin/sh\n")
     (tmp_path / "otel-costattr").chmod(0o755)
     assert _command() == "otel-costattr"
+
+
+def test_cost_per_user_and_tenant(demo_db):
+    # Each run's user and tenant are set on its first span; the processor copies them to the
+    # calls. The worker service runs without it: its calls have neither (NULL), as in real life.
+    by_user = {r["value"]: r for r in rollup("per_group", db=demo_db, group_by="user.id")}
+    by_tenant = {r["value"]: r for r in rollup("per_group", db=demo_db, group_by="app.tenant")}
+    assert set(by_user) == {"u-ana", "u-ben", "u-chloe", "u-dev", "u-eli", None}
+    assert set(by_tenant) == {"acme", "globex", None}
+    total = rollup("stats", db=demo_db)[0]
+    for groups in (by_user, by_tenant):
+        assert sum(r["calls"] for r in groups.values()) == total["calls"]
+        assert sum(r["usd"] or 0 for r in groups.values()) == total["usd"]
+    assert by_user[None]["calls"] == len(calls(demo_db, "service_name = 'extraction-worker'"))
+    assert sum(by_user[u]["runs"] for u in ("u-ana", "u-ben", "u-chloe")) == by_tenant["acme"]["runs"]

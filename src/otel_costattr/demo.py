@@ -43,6 +43,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .sdk.processor import CostSpanProcessor
+from .semconv import IDENTITY_KEYS
 from .store import database as store
 from .store.exporter import DuckDBSpanExporter
 
@@ -50,6 +51,16 @@ DEFAULT_PATH = "otel-costattr-demo.duckdb"
 SCOPE = "otel_costattr.demo"
 SEED = 20261116
 DAYS = 7
+# Who each run is for (user.id, app.tenant), in turn: set on the run's first span, copied down
+# to its calls by the processor (identity_keys), and per user or tenant in `rollup per-group`.
+CUSTOMERS = (
+    ("u-ana", "acme"),
+    ("u-ben", "acme"),
+    ("u-chloe", "acme"),
+    ("u-dev", "globex"),
+    ("u-eli", "globex"),
+)
+IDENTITY = (*IDENTITY_KEYS, "user.id", "app.tenant")
 _MS = 1_000_000  # nanoseconds
 
 
@@ -84,6 +95,7 @@ class _Sim:
         self.rng = random.Random(seed)
         self.clock = random.Random(seed + 1)
         self.now = 0
+        self.customer = CUSTOMERS[0]
 
     def at(self, when: dt.datetime) -> None:
         self.now = int(when.timestamp()) * 1_000_000_000
@@ -134,11 +146,14 @@ def _agent(name: str, version: str) -> dict[str, str]:
     }
 
 
-def _workflow(feature: str) -> dict[str, str]:
+def _workflow(sim: _Sim, feature: str) -> dict[str, str]:
+    user, tenant = sim.customer
     return {
         "gen_ai.operation.name": "invoke_workflow",
         "gen_ai.workflow.name": feature,
         "app.feature": feature,
+        "user.id": user,
+        "app.tenant": tenant,
     }
 
 
@@ -149,7 +164,7 @@ def refund(sim: _Sim) -> None:
     """Triage (an expensive model for a one-word routing answer), then a billing handoff."""
     rng = sim.rng
     with (
-        sim.span("invoke_workflow refund", _workflow("refund")),
+        sim.span("invoke_workflow refund", _workflow(sim, "refund")),
         sim.span("invoke_agent triage", _agent("triage", "v1")),
     ):
         # Hand-written Anthropic usage: input_tokens is what was NOT read from the cache.
@@ -179,7 +194,7 @@ def research(sim: _Sim, version: str, steps: int) -> None:
     system = 4000 if version == "v1" else 9000
     total_in = total_out = 0
     with (
-        sim.span("invoke_workflow research", _workflow("research")),
+        sim.span("invoke_workflow research", _workflow(sim, "research")),
         sim.span("invoke_agent researcher", _agent("researcher", version)) as agent,
     ):
         context = system + 600
@@ -205,7 +220,7 @@ def summarize(sim: _Sim, document_tokens: int) -> None:
     """Plan, fetch the whole document into context, summarize; extraction runs elsewhere."""
     rng = sim.rng
     with (
-        sim.span("invoke_workflow summarize", _workflow("summarize")),
+        sim.span("invoke_workflow summarize", _workflow(sim, "summarize")),
         sim.span("invoke_agent summarizer", _agent("summarizer", "v1")),
     ):
         plan = 1500 + rng.randint(0, 300)
@@ -267,6 +282,7 @@ def simulate(sim: _Sim, start: dt.datetime) -> int:
         for slot in range(3):
             sim.at(morning + dt.timedelta(hours=3 * slot, minutes=sim.clock.randint(0, 59)))
             kind = (day + slot) % 3
+            sim.customer = CUSTOMERS[runs % len(CUSTOMERS)]
             if kind == 0:
                 refund(sim)
             elif kind == 1:
@@ -328,7 +344,7 @@ def run_demo(
     ids = _SeededIds(SEED)
     app = TracerProvider(resource=Resource.create({"service.name": "support-and-research"}),
                          id_generator=ids, shutdown_on_exit=False)  # fmt: skip
-    app.add_span_processor(CostSpanProcessor())
+    app.add_span_processor(CostSpanProcessor(identity_keys=IDENTITY))
     app.add_span_processor(BatchSpanProcessor(exporter))
     worker = TracerProvider(resource=Resource.create({"service.name": "extraction-worker"}),
                             id_generator=ids, shutdown_on_exit=False)  # fmt: skip
