@@ -81,13 +81,19 @@ def test_stamp_functions_agree_with_the_general_hook(table, attrs, ns, in_agent)
         event("priced by the compiled function")
 
 
-def test_spans_of_a_seen_shape_go_to_its_stamp_function(table):
-    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+def traced(table, limits: SpanLimits | None = None):
+    """A provider with our processor and an in-memory exporter after it: (processor, exporter,
+    tracer)."""
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False, span_limits=limits)
     exporter = InMemorySpanExporter()
     processor = CostSpanProcessor(table)
     provider.add_span_processor(processor)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("t")
+    return processor, exporter, provider.get_tracer("t")
+
+
+def test_spans_of_a_seen_shape_go_to_its_stamp_function(table):
+    processor, exporter, tracer = traced(table)
     calls = []
     with tracer.start_as_current_span("agent", attributes={"gen_ai.operation.name": "invoke_agent"}):
         for _ in range(3):
@@ -107,12 +113,7 @@ def test_spans_of_a_seen_shape_go_to_its_stamp_function(table):
 
 def test_a_span_at_its_attribute_limit_takes_the_general_hook(table):
     limits = SpanLimits(max_span_attributes=len(CHAT) + 4)  # no room for a step as well
-    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False, span_limits=limits)
-    exporter = InMemorySpanExporter()
-    processor = CostSpanProcessor(table)
-    provider.add_span_processor(processor)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("t")
+    processor, exporter, tracer = traced(table, limits)
     for _ in range(2):
         tracer.start_span("chat", attributes=CHAT).end()
     assert tuple(CHAT) in processor._shapes
@@ -136,12 +137,7 @@ def test_no_stamp_functions_where_every_span_needs_the_general_hook(table):
 
 
 def test_after_shutdown_a_seen_shape_is_not_stamped(table):
-    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
-    exporter = InMemorySpanExporter()
-    processor = CostSpanProcessor(table)
-    provider.add_span_processor(processor)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("t")
+    processor, exporter, tracer = traced(table)
     tracer.start_span("chat", attributes=CHAT).end()
     processor.shutdown()
     tracer.start_span("chat", attributes=CHAT).end()
