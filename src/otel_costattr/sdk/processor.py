@@ -36,7 +36,7 @@ from opentelemetry.trace import SpanContext
 
 from .. import settings, telemetry
 from ..cost.approximate import price_at_request_model
-from ..cost.compiled import price_attributes
+from ..cost.compiled import price_attributes, remember
 from ..cost.engine import CostStatus, price_call, usd_float
 from ..cost.reported import REPORTED_COST_KEYS, provider_cost, reported_usd
 from ..pricing.regions import region_of
@@ -351,9 +351,7 @@ class CostSpanProcessor(SpanProcessor):
             keys = STAMP_KEYS.intersection(shape)
             stamp = self._stamps.get(keys)
             if stamp is None:
-                if len(self._stamps) >= _SHAPES_KEPT:
-                    self._stamps.clear()
-                stamp = self._stamps[keys] = compile_stamp(
+                stamp = compile_stamp(
                     keys,
                     slow=self._stamp,
                     cached_quote=self._cached_quote,
@@ -363,11 +361,10 @@ class CostSpanProcessor(SpanProcessor):
                     count_priced=self._count_priced,
                     internal_error=self._internal_error,
                 )
+                remember(self._stamps, keys, stamp, _SHAPES_KEPT)
             shapes = self._shapes
             if shapes is not None and not self._shutdown:
-                if len(shapes) >= _SHAPES_KEPT:
-                    shapes.clear()
-                shapes[shape] = stamp
+                remember(shapes, shape, stamp, _SHAPES_KEPT)
         except Exception:
             self._internal_error("end")
 

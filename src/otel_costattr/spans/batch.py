@@ -349,13 +349,6 @@ def _money(
     """The token and cost columns of each span of a shape: ``model_columns`` for a model
     call, through the shape's compiled function where it answers (`cost_shapes`)."""
     fast = shape_columns(shape, roles.count(_MODEL_CALL))
-    if fast is None:
-        return [
-            model_columns(a, records[i].start_ns, pricing, records[i].resource)
-            if role == _MODEL_CALL
-            else NO_CALL
-            for a, i, role in zip(group, rows, roles, strict=True)
-        ]
     quote, cached = pricing.quote, pricing.cached_quote
     regional, version = pricing.regional_entries, pricing.version
     out = []
@@ -366,7 +359,9 @@ def _money(
             continue
         record = records[i]
         start = record.start_ns
-        columns = fast(a, start, cached, quote, regional, version) if type(start) is int else None
+        columns = None
+        if fast is not None and type(start) is int:
+            columns = fast(a, start, cached, quote, regional, version)
         append(model_columns(a, start, pricing, record.resource) if columns is None else columns)
     return out
 
