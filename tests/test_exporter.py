@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_costattr.spans.rows import SpanMapper
 from otel_costattr.store import database as store
-from otel_costattr.store import schema
+from otel_costattr.store import ingest, schema, spool
 from otel_costattr.store.exporter import ENV_CAPTURE_CONTENT, ENV_PATH, DuckDBSpanExporter
 
 CHAT = {
@@ -293,3 +293,26 @@ def test_one_span_with_an_impossible_time_costs_only_itself(tmp_path, exporters,
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(9,)]
     assert exporter.dropped_spans == 1
     assert any("could not map span" in r.getMessage() for r in caplog.records)
+
+
+def test_a_file_ingested_again_stores_a_span_without_start_time_once(tmp_path, table):
+    # OTLP's startTimeUnixNano 0 is stored NULL; a file ingested again (a crash between the
+    # commit and the delete) looked for its stored spans by start time only, so that span
+    # was stored a second time.
+    path = tmp_path / "s.duckdb"
+    spans = make_spans(3)
+    first = spans[0]
+    untimed = ReadableSpan(
+        name="no start", context=first.context, start_time=None, end_time=T0 + 10, resource=first.resource
+    )
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        assert exporter.export([untimed, *spans[1:]]).name == "SUCCESS"
+        (pending,) = spool.pending_spool(path)
+        saved = pending.read_bytes()
+        assert ingest.ingest(path) == 1
+        pending.write_bytes(saved)  # the file again, as after a crash before its delete
+        assert ingest.ingest(path) == 1
+    finally:
+        exporter.shutdown()
+    assert query(path, "SELECT count(*), count(start_time) FROM spans") == [(3, 2)]

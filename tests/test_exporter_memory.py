@@ -4,6 +4,8 @@ Real TracerProvider, real DuckDB files. Memory itself is measured in benchmarks/
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -128,12 +130,11 @@ def test_the_exporters_identity_pass_keeps_no_more_than_its_headroom_of_the_tabl
             ingest.ingest_spool(con, path, bounded_pass=False)
             unbounded = _pool(con)
         exporter.export(_later_spans(25, 5))
-        keep = duckdb.connect(str(path))  # the ingest's DuckDB instance outlives it
-        try:
-            assert ingest.ingest(path, threads=1, compact=False) == 1  # as the exporter does
-            bounded = _pool(keep)
-        finally:
-            keep.close()
+        # As the exporter's ingest.ingest(compact=False) does, read on its own connection: the
+        # bound is only set while the ingester is the instance's one connection.
+        with store.writing(path) as con, ingest.tuned(con, threads=1, compact=False):
+            assert ingest.ingest_spool(con, path, bounded_pass=True) == 1
+            bounded = _pool(con)
     finally:
         exporter.shutdown()
     assert unbounded > 4 * headroom  # the table's blocks
@@ -208,5 +209,77 @@ def test_a_backlog_is_settled_every_few_transactions_and_the_facts_cover_it(tmp_
     try:
         assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == 200
         assert ingest.aggregates.current(con)
+    finally:
+        con.close()
+
+
+def _setting(con, name: str = "memory_limit") -> str:
+    return con.execute("SELECT current_setting(?)", [name]).fetchone()[0]
+
+
+def test_a_backlog_leaves_the_limit_of_an_applications_own_connection_alone(tmp_path, table, monkeypatch):
+    # memory_limit is the instance's: lowered under a connection the application keeps to the
+    # store, its queries failed out of memory, and its own limit, restored from DuckDB's
+    # rounded text after every transaction, shrank (500 MB -> 476.5 MiB over one backlog).
+    path = tmp_path / "s.duckdb"
+    monkeypatch.setattr(ingest, "_CHUNK_ROWS", 40)  # six files: six transactions
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        for batch in range(6):
+            assert exporter.export(_later_spans(batch, 40)).name == "SUCCESS"
+        keep = duckdb.connect(str(path))
+        try:
+            keep.execute("SET memory_limit = '500MB'")
+            before = _setting(keep)
+            assert ingest.ingest(path, threads=1, compact=False) == 6
+            after = _setting(keep)
+            stored = keep.execute("SELECT count(*) FROM spans").fetchone()[0]
+        finally:
+            keep.close()
+    finally:
+        exporter.shutdown()
+    assert (after, stored) == (before, 240)
+
+
+def test_no_committed_row_is_written_to_a_temporary_file_when_the_checkpoint_is_refused(
+    tmp_path, table, monkeypatch
+):
+    # An application's open write transaction refuses the ingester's CHECKPOINT; a trim then
+    # pushed the rows just committed out to temporary files.
+    path = tmp_path / "s.duckdb"
+    store.connect(path).close()
+    monkeypatch.setattr(ingest, "_CHUNK_ROWS", 400)
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        for batch in range(12):
+            assert exporter.export(_later_spans(batch, 400)).name == "SUCCESS"
+        keep = duckdb.connect(str(path))
+        try:
+            keep.execute("BEGIN TRANSACTION")
+            keep.execute("SELECT count(*) FROM spans").fetchall()
+            assert ingest.ingest(path, threads=1, compact=False) == 12
+            spilled = keep.execute("SELECT count(*) FROM duckdb_temporary_files()").fetchone()[0]
+            keep.execute("ROLLBACK")
+        finally:
+            keep.close()
+    finally:
+        exporter.shutdown()
+    assert spilled == 0
+
+
+def test_settings_come_back_after_a_transaction_aborted_inside(tmp_path):
+    # A statement that fails (out of memory, mostly) inside the bound aborts the transaction,
+    # which then refused the restore: the lowered limit stayed, read as the "before" of every
+    # later round.
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    try:
+        before = _setting(con)
+        with ingest._settings(con, {"memory_limit": "64MB"}):
+            assert _setting(con) == "61.0 MiB"
+            con.execute("BEGIN TRANSACTION")
+            with contextlib.suppress(duckdb.Error):
+                con.execute("SELECT error('out of memory, say')")
+        assert _setting(con) == before
+        assert con.execute("SELECT 1").fetchone() == (1,)
     finally:
         con.close()

@@ -46,9 +46,9 @@ class IngestError(StoreError):
 
 def _insert(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
     """Insert the spans of relation ``source`` that ``spans`` does not hold yet."""
-    lo, hi, rows, distinct = con.execute(
-        "SELECT min(start_time), max(start_time), count(*), count(DISTINCT (trace_id, span_id))"
-        f" FROM {source}",
+    lo, hi, rows, timed, distinct = con.execute(
+        "SELECT min(start_time), max(start_time), count(*), count(start_time),"
+        f" count(DISTINCT (trace_id, span_id)) FROM {source}",
         params,
     ).fetchone()
     if not rows:
@@ -60,6 +60,8 @@ def _insert(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
         select = f"SELECT DISTINCT ON (trace_id, span_id) * FROM {source}"
     if lo is None:
         window, args = "s.start_time IS NULL", []
+    elif timed < rows:  # some without a start time (OTLP's 0): those are stored NULL
+        window, args = "(s.start_time BETWEEN ? AND ? OR s.start_time IS NULL)", [lo, hi]
     else:
         window, args = "s.start_time BETWEEN ? AND ?", [lo, hi]
     # Spans stored already are rare too (a file ingested again after a crash between commit and
@@ -160,13 +162,27 @@ def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, object]) -> Iter
             con.execute(f"SET {name} = '{value}'")
         yield
     finally:
-        with contextlib.suppress(duckdb.Error):  # a failed database may refuse even this
+        _restore(con, before)
+
+
+def _restore(con: duckdb.DuckDBPyConnection, before: dict[str, object]) -> None:
+    """Put ``before`` back. A transaction aborted inside (out of memory, mostly) refuses every
+    statement until rolled back: it is rolled back and the restore tried again, so the
+    instance is never left with the lowered limit (then read as the "before" of every later
+    round: measured stuck at 62 MiB)."""
+    for attempt in range(2):
+        try:
             for name, value in before.items():
                 # The default back exactly: the value read is rounded ('18.8 GiB'), and a
                 # memory_limit set from it would shrink a little every round.
                 con.execute(f"RESET {name}")
                 if con.execute(_SETTING, [name]).fetchone()[0] != value:
                     con.execute(f"SET {name} = '{value}'")
+            return
+        except duckdb.Error as e:  # a failed database may refuse even this
+            if attempt:
+                logger.warning("otel-costattr: could not restore DuckDB settings %s: %s", sorted(before), e)
+            rollback(con)
 
 
 # DuckDB's checkpoint vacuum merges the row groups that each ingest appends (every commit on a
@@ -221,11 +237,17 @@ def ingest_spool(
         moved += taken
         if not bounded_pass:  # the rows committed wait in memory until the pass's checkpoint
             continue
-        with contextlib.suppress(duckdb.Error):
+        try:
             con.execute("CHECKPOINT")
+            checkpointed = True
+        except duckdb.Error:  # e.g. another connection's write transaction is open
+            checkpointed = False
         if n % _SETTLE_EVERY == 0 or n == len(chunks):
-            _settle(con, bounded_pass)
-        _trim(con)
+            _settle(con, _alone(con))
+        # Only rows on disk can be let go: a trim before the checkpoint wrote the rows just
+        # committed out to temporary files (14 MB for 60 transactions).
+        if checkpointed and _alone(con):
+            _trim(con)
     if not bounded_pass:
         _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
     if _failing.pop(str(path), None) is not None:
@@ -255,20 +277,33 @@ _CHUNK_ROWS = 8192
 _SETTLE_EVERY = 4
 
 
+def _alone(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con`` is the only connection to its database instance. memory_limit is the
+    instance's: lowered while the application has a connection of its own to the store in
+    this process, its queries failed out of memory (9-15 of ~300 during one backlog), so
+    the bounds and trims are only for an instance the ingester has to itself."""
+    try:
+        row = con.execute("SELECT * FROM duckdb_connection_count()").fetchone()
+    except duckdb.Error:  # a DuckDB without it: assume company
+        return False
+    return bool(row) and row[0] == 1
+
+
 def _trim(con: duckdb.DuckDBPyConnection) -> None:
     """Give back the buffers DuckDB keeps in this process once what they held is checkpointed:
     they are not in duckdb_memory(), and only a lower memory_limit frees them (measured: six
     16k-span transactions in one connection held +46 MB more; a bound relative to the pool's
-    use grew with it, ~1 MB a transaction). The limit is the instance's, shared with the
-    process's other connections to this file: set and restored at once.
+    use grew with it, ~1 MB a transaction). The limit is the instance's: set and restored at
+    once, and only when no other connection shares it (`_alone`).
 
     Setting the limit is also what hands the freed memory back to the system: DuckDB then
     purges its allocator's (jemalloc's) dirty pages, which otherwise stay resident until they
     are reused. Between two transactions they were 17-31 MB (``stats.arenas.<i>.pdirty``),
     and the blocks kept cached another 10-25 (``duckdb_memory()``, growing 1 MB a
     transaction): hence a trim after every transaction, down to a quarter of the pass's
-    headroom. What it evicts is read again when needed (the next look for stored spans reads
-    the newest row group's keys)."""
+    headroom, when the ingester has the instance to itself (`_alone`). What it evicts is
+    read again when needed (the next look for stored spans reads the newest row group's
+    keys)."""
     floor = _PASS_HEADROOM // 4
     with contextlib.suppress(duckdb.Error), _settings(con, {"memory_limit": f"{floor}B"}):
         pass
