@@ -16,8 +16,9 @@ the load average is printed. With ``--dir`` the stores are kept and reused (at 1
 making them takes most of an hour on 2 shared cores); ``--no-map`` skips the Map columns
 (tens of seconds per rollup at 10M); ``--json`` prints one line of medians for
 ``ab_bench.py`` (this code against another commit's, on the same ``--dir``); ``--since`` and
-``--limit`` are given to the rollups that take them (a narrow window, a short list). Target (issue
-16): every rollup on the settled typed table within 2x of DuckDB.
+``--limit`` are given to the rollups that take them (a narrow window, a short list); ``--users N``
+gives the spans an application's attributes (bench_rollups.py), which per-group and reconcile
+read. Target (issue 16): every rollup on the settled typed table within 2x of DuckDB.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_rollups import open_db  # noqa: E402
+from bench_rollups import open_db, store_name  # noqa: E402
 
 from otel_costattr.clickhouse.client import connect  # noqa: E402
 from otel_costattr.clickhouse.collector import create_table_sql  # noqa: E402
@@ -68,7 +69,16 @@ COPY (
             {'k': 'gen_ai.agent.version', 'v': agent_version},
             {'k': 'gen_ai.agent.step', 'v': step::VARCHAR},
             {'k': 'gen_ai.tool.name', 'v': tool_name},
-            {'k': 'app.feature', 'v': feature}
+            {'k': 'app.feature', 'v': feature},
+            -- the rest of the attributes (bench_rollups.py --users): each key once
+            {'k': 'user.id', 'v': attributes->>'$."user.id"'},
+            {'k': 'app.tenant', 'v': attributes->>'$."app.tenant"'},
+            {'k': 'gen_ai.response.id', 'v': attributes->>'$."gen_ai.response.id"'},
+            {'k': 'gen_ai.response.finish_reasons', 'v': attributes->>'$."gen_ai.response.finish_reasons"'},
+            {'k': 'gen_ai.request.temperature', 'v': attributes->>'$."gen_ai.request.temperature"'},
+            {'k': 'gen_ai.request.max_tokens', 'v': attributes->>'$."gen_ai.request.max_tokens"'},
+            {'k': 'server.address', 'v': attributes->>'$."server.address"'},
+            {'k': 'server.port', 'v': attributes->>'$."server.port"'}
         ], lambda e: e.v IS NOT NULL)) AS SpanAttributes,
         (epoch_ns(end_time) - epoch_ns(start_time))::UBIGINT AS Duration
     FROM spans
@@ -109,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, help="--limit, where a rollup takes it (runs: 0 is all)")
     parser.add_argument(
+        "--users", type=int, default=0, help="application attributes, N users (bench_rollups.py --users)"
+    )
+    parser.add_argument(
         "--json", action="store_true", help="one line of medians (ms) for ab_bench.py; implies --no-map"
     )
     args = parser.parse_args(argv)
@@ -118,15 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.dir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        duck = folder / f"bench-{args.spans}-100.duckdb"
-        con = open_db(duck, args.spans, 0.1)
+        duck = folder / store_name(args.spans, 0.1, args.users)
+        con = open_db(duck, args.spans, 0.1, args.users)
         count = con.execute("SELECT count(*) FROM spans").fetchone()[0]
-        parquet = folder / f"otel_traces-{args.spans}.parquet"
+        suffix = f"-u{args.users}" if args.users else ""
+        parquet = folder / f"otel_traces-{args.spans}{suffix}.parquet"
         if not parquet.exists():
             con.execute(EXPORT.replace("{path}", str(parquet)))
         con.close()
-        (folder / "chdb").mkdir(exist_ok=True)  # connect() refuses a chDB folder that is not there
-        chdb = f"chdb://{folder / 'chdb'}"
+        (folder / f"chdb{suffix}").mkdir(exist_ok=True)  # connect() refuses a missing chDB folder
+        chdb = f"chdb://{folder / f'chdb{suffix}'}"
         plain, typed = parse_target(chdb + "?database=plain"), parse_target(chdb + "?database=typed")
         for target in (plain, typed):
             client = connect(target)

@@ -11,6 +11,12 @@ large document into context. ``--orphans`` (default 0.1) is the share of model c
 another service traced without the processor: the call and that service's SERVER span carry
 no feature or agent, so attribution walks two parents up for them.
 
+``--users N`` (default 0: every ``attributes`` is ``{}``) gives the spans the attributes an
+application's would have: each run one of N users (``user.id``, and ``app.tenant``, one
+tenant per 100 users) on every span the processor saw (the orphans' service has none), and
+each model call its GenAI keys as an instrumentation writes them (about 600 bytes of JSON,
+as in the demo), so rollups that read ``attributes`` (per-group, reconcile) pay for it.
+
 Targets (issue 12): per-feature, per-step, per-run and per-agent under 300 ms at 10M spans on
 a 2-core machine, and within 3x the bare ``GROUP BY feature`` scan (printed first). Each
 figure is the median of ``--repeat`` runs on an open read-only connection (opening one adds
@@ -143,15 +149,53 @@ WHERE step_index < steps - 1;
 """
 
 
-def generate(con: duckdb.DuckDBPyConnection, spans: int, orphans: float = 0.1) -> int:
+# --users: the attributes of the spans an application's processor saw (identity copied down
+# to every span) and, on model calls, the keys an instrumentation writes. Tokens and cost are
+# the typed columns' own values, so the attributes agree with them.
+ATTRIBUTES = """
+UPDATE spans SET attributes = CASE
+    WHEN service_name = 'llm-gateway' THEN '{}'
+    WHEN span_role = 'model_call' AND feature IS NULL THEN json_object(
+        'gen_ai.operation.name', operation, 'gen_ai.provider.name', provider,
+        'gen_ai.request.model', request_model, 'gen_ai.response.model', response_model,
+        'gen_ai.response.id', 'chatcmpl-' || span_id || span_id,
+        'gen_ai.response.finish_reasons', ['stop'], 'gen_ai.request.temperature', 0.2,
+        'gen_ai.request.max_tokens', 1024, 'server.address', 'api.example.invalid',
+        'server.port', 443, 'gen_ai.usage.input_tokens', input_tokens,
+        'gen_ai.usage.output_tokens', output_tokens,
+        'gen_ai.usage.cache_read.input_tokens', cache_read_tokens)
+    ELSE json_merge_patch(
+        json_object('user.id', 'user-' || lpad((hash(trace_id, 'user') % $users)::VARCHAR, 6, '0'),
+                    'app.tenant',
+                    'tenant-' || lpad((hash(trace_id, 'user') % $users // 100)::VARCHAR, 4, '0')),
+        CASE WHEN span_role <> 'model_call' THEN '{}' ELSE json_object(
+            'gen_ai.operation.name', operation, 'gen_ai.provider.name', provider,
+            'gen_ai.request.model', request_model, 'gen_ai.response.model', response_model,
+            'gen_ai.response.id', 'chatcmpl-' || span_id || span_id,
+            'gen_ai.response.finish_reasons', ['stop'], 'gen_ai.request.temperature', 0.2,
+            'gen_ai.request.max_tokens', 1024, 'server.address', 'api.example.invalid',
+            'server.port', 443, 'gen_ai.usage.input_tokens', input_tokens,
+            'gen_ai.usage.output_tokens', output_tokens,
+            'gen_ai.usage.cache_read.input_tokens', cache_read_tokens,
+            'gen_ai.usage.cost', cost_usd::DOUBLE, 'costattr.status', cost_status,
+            'costattr.pricing_version', pricing_version, 'gen_ai.agent.name', agent_name,
+            'app.feature', feature) END)
+    END
+"""
+
+
+def generate(con: duckdb.DuckDBPyConnection, spans: int, orphans: float = 0.1, users: int = 0) -> int:
     """Append about ``spans`` generated spans to the spans table, a share ``orphans`` of the
-    model calls made by a service without the processor; returns the row count."""
+    model calls made by a service without the processor, with application attributes when
+    ``users`` (see the module's doc); returns the row count."""
     runs = int(spans / SPANS_PER_RUN)
     con.execute("SET VARIABLE bench_orphans = $o", {"o": round(orphans * 1000)})
     first, rest = GENERATE.split(";", 1)  # DuckDB binds parameters in one statement only
     con.execute(first, {"runs": runs})
     con.execute(rest)
     con.execute("DROP TABLE bench_runs; DROP TABLE bench_steps")
+    if users:
+        con.execute(ATTRIBUTES, {"users": users})
     # The spans went in by SQL, not through ingest: run what ingest runs after each batch.
     t = time.perf_counter()
     settled = identity.settle(con)
@@ -160,13 +204,18 @@ def generate(con: duckdb.DuckDBPyConnection, spans: int, orphans: float = 0.1) -
     return con.execute("SELECT count(*) FROM spans").fetchone()[0]
 
 
-def open_db(path: Path, spans: int, orphans: float) -> duckdb.DuckDBPyConnection:
+def store_name(spans: int, orphans: float, users: int = 0) -> str:
+    """The file name of a generated store: ``bench-SPANS-ORPHANS‰[-uUSERS].duckdb``."""
+    return f"bench-{spans}-{round(orphans * 1000)}" + (f"-u{users}" if users else "") + ".duckdb"
+
+
+def open_db(path: Path, spans: int, orphans: float, users: int = 0) -> duckdb.DuckDBPyConnection:
     """A read-only connection to ``spans`` generated spans at ``path`` (made when missing)."""
     if not path.exists():
         con = store.connect(path)  # creates the schema
         try:
             t = time.perf_counter()
-            n = generate(con, spans, orphans)
+            n = generate(con, spans, orphans, users)
             print(f"generated {n:,} spans in {time.perf_counter() - t:.0f} s -> {path}", file=sys.stderr)
         finally:
             con.close()
@@ -208,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orphans", type=float, default=0.1, help="share of calls from another service")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per rollup (median)")
     parser.add_argument("--dir", type=Path, help="keep the generated databases here (reused)")
+    parser.add_argument("--users", type=int, default=0, help="application attributes, N users (see above)")
     args = parser.parse_args(argv)
     sizes = args.spans or [1_000_000, 10_000_000]
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -216,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         results, counts = {}, {}
         for size in sizes:
-            path = folder / f"bench-{size}-{round(args.orphans * 1000)}.duckdb"
-            con = open_db(path, size, args.orphans)
+            path = folder / store_name(size, args.orphans, args.users)
+            con = open_db(path, size, args.orphans, args.users)
             try:
                 counts[size] = con.execute("SELECT count(*) FROM spans").fetchone()[0]
                 results[size] = bench(con, args.repeat)
