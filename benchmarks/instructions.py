@@ -13,9 +13,10 @@ stack land, so each count is run at ``--layouts`` environment sizes and the medi
 Cases: ``plain`` / ``chat`` (bench_processor.py's spans, ``bare`` SDK and the processor
 ``ending``; ``--warmup`` spans first, 200 by default: the processor's first 1000 spans still
 run its no-model-call check in Python, counted in; bench_processor.py warms up with 1500,
-past it), and bench_cost.py's cases (``compute_cost``, ``price_call``, ``general_path``,
-``dict_multiply``). With ``--ref``,
-that commit's package (``git archive``, first on ``PYTHONPATH``) is counted beside this
+past it); ``plain+batch`` / ``chat+batch``: the same with a BatchSpanProcessor on every
+provider, the bare one too (bench_processor.py --exporting); and bench_cost.py's cases
+(``compute_cost``, ``price_call``, ``general_path``, ``dict_multiply``). With ``--ref``, that
+commit's package (``git archive``, first on ``PYTHONPATH``) is counted beside this
 tree's. Slow: each count is a few valgrind runs of a few hundred million instructions.
 """
 
@@ -30,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SPAN_CASES = ("plain", "chat", "plain+batch", "chat+batch")
 sys.path.insert(0, str(HERE))
 
 
@@ -38,10 +40,10 @@ def workload(case: str, variant: str, n: int, warmup: int = 200) -> None:
     import bench_cost
     import bench_processor
 
-    if case in ("plain", "chat"):
+    if case in SPAN_CASES:
         table = bench_processor.load_pricing([bench_processor.TEST_PRICES], bundled=False, use_env=False)
-        tracer, parent = bench_processor.make_tracer(variant, table)
-        attrs = bench_processor.CHAT_ATTRS if case == "chat" else bench_processor.PLAIN_ATTRS
+        tracer, parent = bench_processor.make_tracer(variant, table, exporting=case.endswith("+batch"))
+        attrs = bench_processor.CHAT_ATTRS if case.startswith("chat") else bench_processor.PLAIN_ATTRS
         bench_processor.lifecycle(tracer, parent, attrs, warmup)
         if n:
             bench_processor.lifecycle(tracer, parent, attrs, n)
@@ -106,7 +108,7 @@ def main() -> None:
             trees.insert(0, (args.ref, str(Path(tmp) / "src")))
         print(f"{'case':<14}{'variant':<9}" + "".join(f"{name:>14}" for name, _ in trees))
         for case in args.cases:
-            variants = ("bare", "ending") if case in ("plain", "chat") else ("-",)
+            variants = ("bare", "ending") if case in SPAN_CASES else ("-",)
             for variant in variants:
                 figures = [
                     per_unit(case, variant, args.n, path, args.layouts, args.warmup) for _, path in trees
