@@ -5,6 +5,7 @@ Real TracerProvider, real DuckDB files. Memory itself is measured in benchmarks/
 from __future__ import annotations
 
 import contextlib
+import os
 
 import duckdb
 from opentelemetry.sdk.trace import TracerProvider
@@ -55,7 +56,8 @@ def test_exporter_ingest_leaves_row_groups_unmerged_and_a_normal_writer_merges_t
 
 
 _CHANGED = (
-    "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'max_vacuum_tasks', 'memory_limit')"
+    "SELECT name, value FROM duckdb_settings()"
+    " WHERE name IN ('threads', 'max_vacuum_tasks', 'memory_limit', 'checkpoint_threshold')"
 )
 
 
@@ -74,6 +76,50 @@ def test_ingest_restores_the_settings_it_changed(tmp_path, table):
     finally:
         exporter.shutdown()
     assert after == before
+
+
+def test_the_exporters_commits_are_checkpoints_only_while_the_disk_has_room(tmp_path, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    assert ingest._checkpoint_at_commit(path) == {"checkpoint_threshold": "1B"}  # the default room
+    monkeypatch.setattr(ingest, "_ROOM_FOR_CHECKPOINTS", 2**62)  # more than any disk has free
+    assert ingest._checkpoint_at_commit(path) == {}  # through the WAL, whose failure is undone
+
+
+def test_the_exporters_ingest_leaves_nothing_in_the_wal_after_a_commit(tmp_path, table, monkeypatch):
+    # Each transaction's COMMIT is its checkpoint: the rows go into the database file once,
+    # not into the WAL first. Seen from inside: after a transaction commits, before the
+    # ingest's own CHECKPOINT, the WAL holds nothing.
+    path = tmp_path / "s.duckdb"
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    wal = []
+    real_move = ingest._move
+
+    def move(con, where, files):
+        got = real_move(con, where, files)
+        wal.append(os.path.getsize(str(path) + ".wal") if os.path.exists(str(path) + ".wal") else 0)
+        return got
+
+    monkeypatch.setattr(ingest, "_move", move)
+    try:
+        exporter.export(_spans(300))
+        assert exporter.force_flush(10_000)
+    finally:
+        exporter.shutdown()
+    assert wal == [0]
+    monkeypatch.setattr(ingest, "_ROOM_FOR_CHECKPOINTS", 2**62)  # the WAL path, for contrast
+    wal.clear()
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        exporter.export(_spans(300))
+        assert exporter.force_flush(10_000)
+    finally:
+        exporter.shutdown()
+    assert len(wal) == 1 and wal[0] > 0
+    con = store.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == 600
+    finally:
+        con.close()
 
 
 def test_batches_the_spool_refused_are_written_without_vacuum_too(tmp_path, table):
