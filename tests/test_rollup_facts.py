@@ -353,6 +353,44 @@ def test_a_copy_the_facts_moved_without_is_rebuilt_by_the_next_upkeep(table, tmp
         _same_as_the_contract(con, FOCUS_WINDOWS)
 
 
+def test_with_nothing_pending_the_upkeep_leaves_what_its_whole_file_leaves(table, tmp_path, monkeypatch):
+    """With no call pending and nothing copied, the upkeep runs only _facts_spans.sql's last
+    statement (the others would find nothing): the facts and the copy end as the whole file
+    leaves them, from the same store."""
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, _spans(table, FOCUS[:-1]))  # every call final: nothing pending
+    with store.connect(path) as con:  # the rest stored without the upkeep, as another writer does
+        w = Writer(con)
+        agent = w.span(99, "agent", role="agent", at=DAY0, feature="f", agent_name="a")
+        w.call(99, "gpt-4o-mini", 10, 1, "0.5", parent=agent, at=DAY0, feature="f", agent_name="a")
+        assert aggregates.pending_traces(con) is None  # the facts lag: an upkeep has work
+    twin = tmp_path / "twin.duckdb"
+    twin.write_bytes(path.read_bytes())
+    tables = [
+        "costattr_facts_state",
+        "costattr_fact_spans_state",
+        "costattr_fact_spans",
+        "costattr_fact_pending",
+        "costattr_fact_calls",
+        "costattr_fact_run",
+        "costattr_fact_feature",
+        "costattr_fact_agent",
+        "costattr_fact_step",
+    ]
+
+    def upkeep(where):
+        with store.connect(where, ingest=False) as con:
+            assert aggregates.maintain(con) and aggregates.current(con)
+            return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+
+    short = upkeep(path)
+    monkeypatch.setattr(aggregates, "_PENDING", "SELECT 0, true")  # as if something were copied
+    whole = upkeep(twin)
+    assert short == whole
+    (kept,), (facts_state,) = short["costattr_fact_spans_state"], short["costattr_facts_state"]
+    assert kept[0] == facts_state[0]  # the copy marked kept up to the facts' watermark
+
+
 def test_a_run_sharing_its_key_with_a_pending_one_sends_the_rollups_to_the_contract(table, tmp_path):
     """The fast forms leave pending runs out of the per-run facts by the hash of the trace id;
     another run with the same hash (1 in 2**64) would be left out too: the contract answers."""
