@@ -143,8 +143,10 @@ def _checkpoint_at_commit(path: str | os.PathLike[str]) -> dict[str, object]:
     written once, into the database file, instead of into the WAL and then the file (commit
     and checkpoint 2.6 us a span against 3.5 for 8k-span transactions, duckdb 2.0.1).
     Durability is the same: COMMIT returns once the checkpoint is on disk, and a checkpoint
-    that fails fails the COMMIT (DuckDB then invalidates the instance, which the next
-    connection opens afresh), so the files stay pending and are ingested again, deduped.
+    that fails fails the COMMIT, so the files stay pending and are ingested again, deduped.
+    DuckDB then invalidates the instance (as after any failed checkpoint, the one that
+    followed a WAL commit included): it is opened afresh once every connection to it in this
+    process is closed, as the ingester's is after each round.
     When DuckDB cannot checkpoint at commit (another transaction open in this process) it
     writes the WAL as before. What differs is what a failure leaves behind: a WAL write that
     fails is undone, while the blocks a failed checkpoint wrote stay allocated in the database
