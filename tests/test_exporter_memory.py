@@ -122,6 +122,35 @@ def test_the_exporters_ingest_leaves_nothing_in_the_wal_after_a_commit(tmp_path,
         con.close()
 
 
+def test_an_applications_own_connection_keeps_its_checkpoint_threshold_during_an_ingest(
+    tmp_path, table, monkeypatch
+):
+    # The threshold is the instance's: under it every commit of the application's connection
+    # would be a checkpoint too, and one that failed would invalidate the instance under it.
+    path = tmp_path / "s.duckdb"
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    seen = []
+    real_move = ingest._move
+    try:
+        exporter.export(_spans(300))
+        keep = duckdb.connect(str(path))
+        try:
+            before = keep.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+
+            def move(con, where, files):
+                got = real_move(con, where, files)
+                seen.append(keep.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0])
+                return got
+
+            monkeypatch.setattr(ingest, "_move", move)
+            assert ingest.ingest(path, threads=1, compact=False) == 1
+        finally:
+            keep.close()
+    finally:
+        exporter.shutdown()
+    assert seen == [before]
+
+
 def test_batches_the_spool_refused_are_written_without_vacuum_too(tmp_path, table):
     path = tmp_path / "s.duckdb"
     exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600, max_spool_bytes=0)

@@ -124,7 +124,7 @@ def ingest(
     with (
         writing(path, retry=retry) as con,
         tuned(con, threads=threads, compact=compact),
-        _settings(con, {} if compact else _checkpoint_at_commit(path)),
+        _settings(con, {} if compact or not _alone(con) else _checkpoint_at_commit(path)),
     ):
         return ingest_spool(con, path, max_files=max_files, bounded_pass=not compact)
 
@@ -147,6 +147,9 @@ def _checkpoint_at_commit(path: str | os.PathLike[str]) -> dict[str, object]:
     DuckDB then invalidates the instance (as after any failed checkpoint, the one that
     followed a WAL commit included): it is opened afresh once every connection to it in this
     process is closed, as the ingester's is after each round.
+    The threshold is the instance's: set only while the ingester is its one connection
+    (`_alone`), else the application's own connection to the store in this process would
+    checkpoint at each of its commits too, and lose the instance to a checkpoint that fails.
     When DuckDB cannot checkpoint at commit (another transaction open in this process) it
     writes the WAL as before. What differs is what a failure leaves behind: a WAL write that
     fails is undone, while the blocks a failed checkpoint wrote stay allocated in the database
