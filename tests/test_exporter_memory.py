@@ -8,6 +8,7 @@ import contextlib
 import os
 
 import duckdb
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -149,6 +150,73 @@ def test_an_applications_own_connection_keeps_its_checkpoint_threshold_during_an
     finally:
         exporter.shutdown()
     assert seen == [before]
+
+
+def test_a_connection_that_joins_mid_round_gets_the_instances_threshold_back(tmp_path, table, monkeypatch):
+    # The round decides at its start; an application connecting after its first transaction
+    # (store.connect opens before it waits for the lock) had its commits made checkpoints.
+    path = tmp_path / "s.duckdb"
+    monkeypatch.setattr(ingest, "_CHUNK_ROWS", 40)  # three files: three transactions
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    joined: list = []
+    seen = []
+    real_move = ingest._move
+
+    def move(con, where, files):
+        got = real_move(con, where, files)
+        if not joined:
+            joined.append(duckdb.connect(str(path)))
+            default = joined[0].execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+            seen.append(default != "16.0 MiB")  # the one-byte threshold while alone
+        else:
+            seen.append(joined[0].execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0])
+        return got
+
+    monkeypatch.setattr(ingest, "_move", move)
+    try:
+        for batch in range(3):
+            assert exporter.export(_later_spans(batch, 40)).name == "SUCCESS"
+        assert ingest.ingest(path, threads=1, compact=False) == 3
+    finally:
+        for con in joined:
+            con.close()
+        exporter.shutdown()
+    assert seen == [True, "16.0 MiB", "16.0 MiB"]
+
+
+def test_under_an_applications_connection_the_ingest_leaves_checkpoints_to_duckdb(tmp_path, table):
+    # Any checkpoint that fails (no space, a file size limit) invalidates the instance, the
+    # application's connection with it: the ingest's own are made only while it is alone.
+    path = tmp_path / "s.duckdb"
+    store.connect(path).close()
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        assert exporter.export(_later_spans(0, 300)).name == "SUCCESS"
+        keep = duckdb.connect(str(path))
+        try:
+            assert ingest.ingest(path, threads=1, compact=False) == 1
+            wal = os.path.getsize(str(path) + ".wal")
+            stored = keep.execute("SELECT count(*) FROM spans").fetchone()[0]
+        finally:
+            keep.close()
+    finally:
+        exporter.shutdown()
+    assert wal > 0 and stored == 300
+
+
+def test_a_store_that_cannot_be_opened_is_journaled(tmp_path, table):
+    # Not only a failed move: a store the ingest cannot open or migrate (e.g. an instance a
+    # failed checkpoint invalidated) left `store status` healthy while the spool grew.
+    path = tmp_path / "s.duckdb"
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        assert exporter.export(_spans(5)).name == "SUCCESS"
+        path.write_bytes(b"not a database" * 1000)
+        with pytest.raises(store.StoreError):
+            ingest.ingest(path, threads=1, compact=False)
+        assert spool.journal_summary(path).last_error is not None
+    finally:
+        exporter._stop.set()  # no shutdown flush into the broken file
 
 
 def test_batches_the_spool_refused_are_written_without_vacuum_too(tmp_path, table):

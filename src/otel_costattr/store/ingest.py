@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import aggregates, identity, spool
-from .database import MIGRATIONS, Retry, StoreError, rollback, writing
+from .database import MIGRATIONS, LockTimeout, Retry, StoreError, rollback, writing
 from .spool import pending_spool
 
 __all__ = ["IngestError", "ingest", "ingest_spool", "insert_table", "tuned", "unreadable"]
@@ -121,12 +121,19 @@ def ingest(
     commit itself while the disk has room (see `_checkpoint_at_commit`), and runs the identity
     pass in a small buffer pool (see `_PASS_HEADROOM`). Returns the number of files handled.
     Raises `LockTimeout`, `IngestError` (the files stay pending) or `StoreError`."""
-    with (
-        writing(path, retry=retry) as con,
-        tuned(con, threads=threads, compact=compact),
-        _settings(con, {} if compact or not _alone(con) else _checkpoint_at_commit(path)),
-    ):
-        return ingest_spool(con, path, max_files=max_files, bounded_pass=not compact)
+    try:
+        with writing(path, retry=retry) as con, tuned(con, threads=threads, compact=compact):
+            at_commit = {} if compact or not _alone(con) else _checkpoint_at_commit(path)
+            with _settings(con, at_commit):
+                return ingest_spool(
+                    con, path, max_files=max_files, bounded_pass=not compact, at_commit=bool(at_commit)
+                )
+    except (IngestError, LockTimeout):
+        raise
+    except StoreError as e:  # the store cannot be opened or migrated now (e.g. an instance a
+        # failed checkpoint invalidated, until every connection to it closes): journaled, so
+        # `store status` says why the spool grows
+        raise _ingest_failed(path, [], e) from e
 
 
 # Below this much free space the ingest commits through the WAL (see `_checkpoint_at_commit`).
@@ -180,8 +187,9 @@ def tuned(
         values.update(_NO_VACUUM)
     with _settings(con, values):
         yield
-        if not compact:  # now, while vacuum is off; if it cannot (another transaction in this
-            # process, no space), the commit is in the WAL and a later checkpoint takes it
+        if not compact and _alone(con):  # now, while vacuum is off; if it cannot (no space),
+            # or another connection shares the instance (a failed checkpoint invalidates the
+            # instance under it too), the commit is in the WAL and a later checkpoint takes it
             with contextlib.suppress(duckdb.Error):
                 con.execute("CHECKPOINT")
 
@@ -251,6 +259,7 @@ def ingest_spool(
     *,
     max_files: int = 64,
     bounded_pass: bool = False,
+    at_commit: bool = False,
 ) -> int:
     """Move up to ``max_files`` spool files (oldest first) into ``spans``, then run the
     identity pass (``bounded_pass``: in a small buffer pool first, see `_PASS_HEADROOM`, and
@@ -258,7 +267,10 @@ def ingest_spool(
     Returns how many files were moved (0: none pending, or none readable).
 
     The files go in transactions of about `_CHUNK_ROWS` spans each, deleted after each commit
-    (``bounded_pass``: checkpointed too, and DuckDB's buffers trimmed, see `_trim`). When a
+    (``bounded_pass``: checkpointed too, and DuckDB's buffers trimmed, see `_trim`, while
+    ``con`` is the instance's one connection, see `_alone`; ``at_commit``: the caller made
+    commits checkpoints, see `_checkpoint_at_commit`, undone here for the rest of the round
+    once another connection joins or the disk fills). When a
     transaction fails, each of its files is checked on its own, read-only and away from this
     database (`unreadable`): only a file that check rejects is quarantined (``bad/``, counted,
     `repair` retries it). If every file passes, the failure was the database's or the disk's
@@ -275,21 +287,30 @@ def ingest_spool(
     added = moved = 0
     chunks = list(_chunks(files))
     for n, chunk in enumerate(chunks, 1):
+        if at_commit and (not _alone(con) or not _checkpoint_at_commit(path)):
+            # A connection joined the instance mid-round, or the disk filled: back to the WAL
+            # for the rest of the round (the round's `_settings` restores the rest).
+            with contextlib.suppress(duckdb.Error):
+                con.execute("RESET checkpoint_threshold")
+            at_commit = False
         spans, taken = _move(con, path, chunk)
         added += spans
         moved += taken
         if not bounded_pass:  # the rows committed wait in memory until the pass's checkpoint
             continue
-        try:
-            con.execute("CHECKPOINT")
-            checkpointed = True
-        except duckdb.Error:  # e.g. another connection's write transaction is open
-            checkpointed = False
+        alone = _alone(con)
+        # A checkpoint that fails invalidates the instance: never under another connection.
+        checkpointed = alone
+        if alone:
+            try:
+                con.execute("CHECKPOINT")
+            except duckdb.Error:  # e.g. no space: the commit is in the WAL
+                checkpointed = False
         if n % _SETTLE_EVERY == 0 or n == len(chunks):
-            _settle(con, _alone(con))
+            _settle(con, alone)
         # Only rows on disk can be let go: a trim before the checkpoint wrote the rows just
         # committed out to temporary files (14 MB for 60 transactions).
-        if checkpointed and _alone(con):
+        if checkpointed:
             _trim(con)
     if not bounded_pass:
         _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
