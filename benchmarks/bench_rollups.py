@@ -40,7 +40,7 @@ import duckdb
 from otel_costattr.rollups.catalog import rollups
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.store import database as store
-from otel_costattr.store import identity
+from otel_costattr.store import identity, schema
 
 TARGETS = {"per_feature", "per_step", "per_run", "per_agent"}
 TARGET_SECONDS = 0.3  # issue 12 (issue 5 had 1 s)
@@ -196,6 +196,7 @@ def generate(con: duckdb.DuckDBPyConnection, spans: int, orphans: float = 0.1, u
     con.execute("DROP TABLE bench_runs; DROP TABLE bench_steps")
     if users:
         con.execute(ATTRIBUTES, {"users": users})
+    con.execute(schema.attribute_fill())  # the attribute columns, as ingest computes them
     # The spans went in by SQL, not through ingest: run what ingest runs after each batch.
     t = time.perf_counter()
     settled = identity.settle(con)

@@ -17,6 +17,12 @@
 --   cost_source, pricing_version, priced_model,
 --   feature, agent_name, agent_version   the call's own, else its nearest ancestor's
 --   step, conversation_id, attributes
+--   attr_user_id, attr_enduser_id, attr_app_tenant, attr_tenant_id, attr_session_id,
+--   attr_costattr_cost_source, attr_costattr_computed_cost
+--                    the attributes of store/schema.py ATTRIBUTE_COLUMNS as text, as
+--                    json_extract_string(attributes, ...) reads them (NULL when absent):
+--                    stored columns filled at ingest, read instead of the JSON
+--                    (rollups/dimensions.py); rollups/contract.py ATTRIBUTE_CALL_COLUMNS
 -- runs: one row per trace with at least one model call (rollups/contract.py RUN_COLUMNS):
 --   trace_id, name (the root span's), service_name, feature, agent_name, start_time,
 --   end_time, duration_ms, calls, unpriced_calls, cost_usd
@@ -64,6 +70,8 @@ windowed AS NOT MATERIALIZED (
         service_name, provider, request_model, response_model, input_tokens, output_tokens,
         cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_status,
         cost_source, pricing_version, priced_model, step, conversation_id, attributes,
+        attr_user_id, attr_enduser_id, attr_app_tenant, attr_tenant_id, attr_session_id,
+        attr_costattr_cost_source, attr_costattr_computed_cost,
         identity_settled IS NOT NULL AS settled, rowid AS call_row, feature, agent_name,
         agent_version, settled_feature, settled_agent_name, settled_agent_version
     FROM spans
@@ -205,7 +213,9 @@ attributed AS NOT MATERIALIZED (
         l.duration_ms, l.service_name, l.provider, l.request_model, l.response_model,
         l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
         l.reasoning_tokens, l.cost_usd, l.cost_status, l.cost_source, l.pricing_version,
-        l.priced_model, l.step, l.conversation_id, l.attributes, l.settled, l.call_row,
+        l.priced_model, l.step, l.conversation_id, l.attributes, l.attr_user_id, l.attr_enduser_id,
+        l.attr_app_tenant, l.attr_tenant_id, l.attr_session_id, l.attr_costattr_cost_source,
+        l.attr_costattr_computed_cost, l.settled, l.call_row,
         CASE WHEN r.call_row IS NULL THEN l.feature ELSE r.feature END AS feature,
         CASE WHEN r.call_row IS NULL THEN l.agent_name ELSE r.agent_name END AS agent_name,
         CASE WHEN r.call_row IS NULL THEN l.agent_version ELSE r.agent_version END AS agent_version
@@ -225,7 +235,9 @@ SELECT
         AS cost_status,
     c.cost_source, c.pricing_version, c.priced_model,
     c.feature, c.agent_name, c.agent_version,
-    c.step, c.conversation_id, c.attributes
+    c.step, c.conversation_id, c.attributes,
+    c.attr_user_id, c.attr_enduser_id, c.attr_app_tenant, c.attr_tenant_id, c.attr_session_id,
+    c.attr_costattr_cost_source, c.attr_costattr_computed_cost
     -- @rollups: , c.call_row
 FROM attributed AS c
 -- @rollups: WHERE (p_feature IS NULL OR c.feature = p_feature)

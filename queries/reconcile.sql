@@ -8,7 +8,8 @@
 -- A cost the provider reported is the call's cost (costattr.cost_source = 'provider', see
 -- cost/reported.py); our own figure is kept beside it in costattr.computed_cost. usd_diff is
 -- provider minus ours; diff_pct is relative to ours (NULL when ours is 0). The run columns
--- sum every provider-reported call of the run, listed or not.
+-- sum every provider-reported call of the run, listed or not. Both attributes are read from
+-- their columns (attr_*, the contract's: the JSON read gives the same text, parsing all of it).
 WITH reported AS (
     SELECT
         {{group}}trace_id,
@@ -20,10 +21,9 @@ WITH reported AS (
         model,
         priced_model,
         cost_usd AS provider_usd,
-        TRY_CAST(json_extract_string(attributes, '$."costattr.computed_cost"') AS DECIMAL(38, 12))
-            AS computed_usd
+        TRY_CAST(attr_costattr_computed_cost AS DECIMAL(38, 12)) AS computed_usd
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    WHERE json_extract_string(attributes, '$."costattr.cost_source"') = 'provider'
+    WHERE attr_costattr_cost_source = 'provider'
 ), runs AS (
     SELECT
         {{group}}trace_id,

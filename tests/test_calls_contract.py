@@ -22,7 +22,7 @@ D = Decimal
 # (store/database.py, after 0002_call_views), then pin the new digest here. A change to the
 # "-- @rollups:" lines and comments alone (the macros' p_traces, rollups/facts.py) leaves the
 # views as DuckDB stores them (duckdb_views().sql, comments dropped) the same: no migration.
-CONTRACT_SHA256 = "4bf4d7148df40a3385b025d42c2d1b74e5a001973ae0d9d80dc39e9064e46a1b"
+CONTRACT_SHA256 = "2824ff0ee7857f87dd47b7f510451880fd044ef73064c393f5e774de5eeeafd4"
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +55,13 @@ def columns(con, relation):
 
 def test_the_views_have_the_contract_columns(db):
     with client(db) as con:
-        assert columns(con, "calls") == list(contract.CALL_COLUMNS)
+        assert columns(con, "calls") == [*contract.CALL_COLUMNS, *contract.ATTRIBUTE_CALL_COLUMNS]
         assert columns(con, "runs") == list(contract.RUN_COLUMNS)
     # The header of the contract file names every column too.
     header = contract.contract_sql().split("CREATE OR REPLACE VIEW", 1)[0]
     named = set(re.findall(r"\b[a-z_]+\b", header))
     assert set(contract.CALL_COLUMNS) <= named and set(contract.RUN_COLUMNS) <= named
+    assert set(contract.ATTRIBUTE_CALL_COLUMNS) <= named
 
 
 def test_the_seed_query_on_the_view_equals_per_feature(db):
@@ -80,7 +81,7 @@ def test_the_view_is_the_relation_the_rollups_read(db):
     with client(db) as con:
         view = con.execute("SELECT * FROM calls").fetchall()
         _prepare(con)
-        names = ", ".join(contract.CALL_COLUMNS)
+        names = ", ".join((*contract.CALL_COLUMNS, *contract.ATTRIBUTE_CALL_COLUMNS))
         rollups = con.execute(f"SELECT {names} FROM costattr_calls(NULL, NULL, NULL, NULL, NULL)").fetchall()
     assert len(view) == TOTAL_CALLS + 1
     assert sorted(view, key=repr) == sorted(rollups, key=repr)

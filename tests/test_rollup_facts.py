@@ -312,7 +312,9 @@ def test_the_migration_builds_the_facts_of_an_existing_store(tmp_path):
         con.execute("DROP TABLE costattr_facts_state")
         con.execute("DROP TABLE costattr_fact_spans")
         con.execute("DROP TABLE costattr_fact_spans_state")
-        con.execute("DELETE FROM costattr_migrations WHERE name >= '0010_rollup_facts'")
+        con.execute(
+            "DELETE FROM costattr_migrations WHERE name IN ('0010_rollup_facts', '0011_rollup_facts_spans')"
+        )
         assert not aggregates.current(con)
     with store.connect(path) as con:
         assert aggregates.current(con)

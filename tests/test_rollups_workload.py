@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 
 from otel_costattr.store import database as store
+from otel_costattr.store import schema
 from otel_costattr.store.identity import settle as settle_identity
 
 D = Decimal
@@ -82,10 +83,19 @@ class Writer:
             "attributes": "{}",
             **cols,
         }
-        names = ", ".join(row)
-        marks = ", ".join(f"${k}" for k in row)
-        self.con.execute(f"INSERT INTO spans ({names}) VALUES ({marks})", row)
+        # With the attribute columns the store's ingest fills (store/schema.py ATTRIBUTES),
+        # unless the table is of a version before them.
+        values = ", ".join(f"${k} AS {k}" for k in row)
+        kept = f", {schema.attribute_select()}" if self._attribute_columns() else ""
+        self.con.execute(f"INSERT INTO spans BY NAME SELECT *{kept} FROM (SELECT {values})", row)
         return sid
+
+    def _attribute_columns(self) -> bool:
+        found = self.con.execute(
+            "SELECT count(*) FROM pragma_table_info('spans') WHERE name = $c",
+            {"c": next(iter(schema.ATTRIBUTE_COLUMNS.values()))},
+        ).fetchone()
+        return bool(found and found[0])
 
     def call(
         self,

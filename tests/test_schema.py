@@ -125,8 +125,9 @@ def test_clickhouse_nullability_is_the_duckdb_tables():
     finally:
         con.close()
     click = {name: kind.startswith("Nullable(") for name, kind in schema.clickhouse_types().items()}
-    # The identity the DuckDB store settles itself is no part of a span's row.
-    derived = {c.name for c in schema.IDENTITY}
+    # The identity the DuckDB store settles itself, and the attributes it keeps as columns,
+    # are no part of a span's row.
+    derived = {c.name for c in (*schema.IDENTITY, *schema.ATTRIBUTES)}
     assert derived <= set(duck)
     assert click == {name: nullable for name, nullable in duck.items() if name not in derived}
     assert not duck["trace_id"] and duck["cost_usd"]
@@ -134,10 +135,13 @@ def test_clickhouse_nullability_is_the_duckdb_tables():
 
 # -- adding a column -----------------------------------------------------------------------
 
-# A test-local schema: the real one plus what a later release might add. Two columns in one
-# migration, one in the next.
+# A test-local schema: the real one (with the columns the store fills itself, which its
+# ingest writes) plus what a later release might add. Two columns in one migration, one in
+# the next.
 EXTENDED = (
     *schema.SPANS,
+    *schema.IDENTITY,
+    *schema.ATTRIBUTES,
     Column("region", STRING, "0002_add_region", "Cloud region of the call."),
     Column("budget_tokens", INT64, "0002_add_region", "Token budget the caller set."),
     Column("queued_at", TIMESTAMP_US, "0003_add_queued_at", "When the call was queued."),
@@ -150,10 +154,11 @@ def _migrations(columns_: tuple[Column, ...]) -> list[store.Migration]:
 
 def test_a_column_added_later_upgrades_a_file_made_by_the_real_0001(tmp_path):
     old_path, new_path = tmp_path / "old.duckdb", tmp_path / "new.duckdb"
-    real_0001 = [m for m in store.MIGRATIONS if m.name == schema.CREATE_SPANS]
+    columns_ = [schema.CREATE_SPANS, schema.IDENTITY_MIGRATION, schema.ATTRIBUTES_MIGRATION]
+    real_0001 = [m for m in store.MIGRATIONS if m.name in columns_]
     con = duckdb.connect(str(old_path))
     try:
-        assert store.migrate(con, real_0001) == [schema.CREATE_SPANS]
+        assert store.migrate(con, real_0001) == columns_
         before = rows.rows_to_table([_values(trace=1, cost_usd=Decimal("0.25"))])
         assert ingest.insert_table(con, before) == 1
         steps = _migrations(EXTENDED)
@@ -175,7 +180,7 @@ def test_a_column_added_later_upgrades_a_file_made_by_the_real_0001(tmp_path):
     con = duckdb.connect(str(new_path))
     try:
         assert store.migrate(con, _migrations(EXTENDED)) == [
-            schema.CREATE_SPANS,
+            *columns_,
             "0002_add_region",
             "0003_add_queued_at",
         ]

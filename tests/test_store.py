@@ -66,6 +66,14 @@ EXPECTED_COLUMNS = [
     ("settled_feature", "VARCHAR"),
     ("settled_agent_name", "VARCHAR"),
     ("settled_agent_version", "VARCHAR"),
+    # The attributes kept as columns (filled at ingest for model calls: schema.ATTRIBUTES).
+    ("attr_user_id", "VARCHAR"),
+    ("attr_enduser_id", "VARCHAR"),
+    ("attr_app_tenant", "VARCHAR"),
+    ("attr_tenant_id", "VARCHAR"),
+    ("attr_session_id", "VARCHAR"),
+    ("attr_costattr_cost_source", "VARCHAR"),
+    ("attr_costattr_computed_cost", "VARCHAR"),
 ]
 
 

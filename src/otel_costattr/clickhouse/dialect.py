@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..rollups.catalog import Query
-from ..rollups.dimensions import COLUMNS
+from ..rollups.dimensions import ARGUMENTS, COLUMNS
 from ..rollups.errors import RollupError
 from .prelude import ATTRIBUTE_COLUMNS, attribute_value
 
@@ -65,7 +65,7 @@ _MEDIAN = re.compile(r"\bmedian\(", re.IGNORECASE)
 _ROUND = re.compile(r"\bround\(", re.IGNORECASE)
 _JSON = re.compile(r"\bjson_extract_string\(\s*([\w.]+)\s*,\s*'\$\.\"([^\"'\\]+)\"'\s*\)", re.IGNORECASE)
 _DIMENSION = re.compile(r"\bcostattr_dimension\(")
-_DIMENSION_ARGS = sorted(set(COLUMNS.values()))  # dimensions.dimension_call's argument order
+_DIMENSION_ARGS = ARGUMENTS[:-1]  # dimensions.dimension_call's argument order, attributes last
 _TRY_CAST = re.compile(r"\bTRY_CAST\(", re.IGNORECASE)
 _EPOCH = re.compile(r"\bepoch\(", re.IGNORECASE)
 _PARAM_DIFF = re.compile(r"\(\s*\$(\w+)\s*-\s*\$(\w+)\s*\)")
@@ -266,8 +266,7 @@ def _dimension(inside: str, bound: Mapping[str, Any]) -> str:
     if len(columns) != len(_DIMENSION_ARGS):
         raise RollupError("costattr_dimension: unexpected arguments")
     by_name = dict(zip(_DIMENSION_ARGS, columns, strict=True))
-    choices = {name: by_name[column] for name, column in COLUMNS.items()}
-    choices |= _attribute_columns(attributes)
+    choices = {name: by_name[column] for name, column in {**COLUMNS, **ATTRIBUTE_COLUMNS}.items()}
     param = _BOUND_KEY.fullmatch(key.strip())
     value = bound.get(param.group(1)) if param is not None else None
     if isinstance(value, str) and value in choices:

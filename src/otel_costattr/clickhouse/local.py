@@ -32,11 +32,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..rollups.contract import CALL_COLUMNS
+from ..rollups.contract import ATTRIBUTE_CALL_COLUMNS, CALL_COLUMNS
 from ..rollups.errors import RollupError, first_line
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from .client import SETTINGS, ClickHouseError, connect
-from .prelude import ATTRIBUTE_COLUMNS, calls_sql
+from .prelude import calls_sql
 from .target import Target
 
 __all__ = ["CALLS_MACRO", "fetch", "load", "local_calls", "reads_attributes", "reads_spans"]
@@ -73,7 +73,7 @@ WHERE (parent_span_id IS NULL OR span_role = 'tool')
 CALLS_MACRO = f"""
 CREATE OR REPLACE TEMP MACRO costattr_attributed(
     p_since, p_until, p_service, p_feature, p_agent, p_trace := NULL) AS TABLE
-SELECT {", ".join(CALL_COLUMNS)}, call_row
+SELECT {", ".join((*CALL_COLUMNS, *ATTRIBUTE_CALL_COLUMNS))}, call_row
 FROM costattr_window_calls
 WHERE (p_since IS NULL OR start_time >= p_since)
   AND (p_until IS NULL OR start_time < p_until)
@@ -139,8 +139,7 @@ def fetch(
             attributes = f"toJSONString(mapFilter((k, v) -> k IN ({keys}), attributes))"
         calls_table = _arrow(
             client,
-            f"SELECT * EXCEPT (attributes, usd_repriced, {', '.join(ATTRIBUTE_COLUMNS.values())}),"
-            f" {attributes} AS attributes FROM ({calls})",
+            f"SELECT * EXCEPT (attributes, usd_repriced), {attributes} AS attributes FROM ({calls})",
             bound,
         )
         spans_table = None

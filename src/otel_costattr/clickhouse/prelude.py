@@ -16,6 +16,7 @@ from ..cost import billing
 from ..cost.engine import MAX_TOKENS
 from ..rollups.dimensions import dimension_call
 from ..spans import content
+from ..store import schema
 
 __all__ = [
     "ATTRIBUTE_COLUMNS", "ROW_KEY", "attribute_columns", "attribute_value", "calls_sql", "row_key",
@@ -34,20 +35,13 @@ def row_key(alias: str = "") -> str:
 
 
 # The attributes rollups read by key most (the identity keys users group by, and reconcile's
-# two), each also a column of the ClickHouse call contract: reading one key of a Map reads
-# the whole Map (1 GiB for 4.5M settled calls), a column only itself. The settled calls store
-# them (`ledger.add_attribute_columns`: MATERIALIZED from ``attributes``, so they cannot
-# disagree with it); the contract's other rows compute them from the Map. The dialect reads
-# the column for these keys (`dialect._dimension`, ``json_extract_string``), the Map otherwise.
-ATTRIBUTE_COLUMNS = {
-    "user.id": "attr_user_id",
-    "enduser.id": "attr_enduser_id",
-    "app.tenant": "attr_app_tenant",
-    "tenant.id": "attr_tenant_id",
-    "session.id": "attr_session_id",
-    semconv.COST_SOURCE: "attr_costattr_cost_source",
-    semconv.COMPUTED_COST: "attr_costattr_computed_cost",
-}
+# two), each also a column of the call contract (store/schema.py, whose DuckDB store keeps
+# them as columns of spans): reading one key of a Map reads the whole Map (1 GiB for 4.5M
+# settled calls), a column only itself. The settled calls store them
+# (`ledger.add_attribute_columns`: MATERIALIZED from ``attributes``, so they cannot disagree
+# with it); the contract's other rows compute them from the Map. The dialect reads the column
+# for these keys (`dialect._dimension`, ``json_extract_string``), the Map otherwise.
+ATTRIBUTE_COLUMNS = schema.ATTRIBUTE_COLUMNS
 
 
 def attribute_value(key: str, attributes: str = "attributes", quoted: bool = False) -> str:

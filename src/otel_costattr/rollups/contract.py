@@ -18,8 +18,10 @@ import functools
 import re
 
 from .._resources import bundled_dir
+from ..store.schema import ATTRIBUTE_COLUMNS
 
 __all__ = [
+    "ATTRIBUTE_CALL_COLUMNS",
     "CALL_COLUMNS",
     "CONTRACT_FILE",
     "PENDING_SPANS",
@@ -40,6 +42,9 @@ CALL_COLUMNS = (
     "cost_usd", "cost_status", "cost_source", "pricing_version", "priced_model",
     "feature", "agent_name", "agent_version", "step", "conversation_id", "attributes",
 )  # fmt: skip
+# Then the attributes kept as columns (store/schema.py ATTRIBUTE_COLUMNS), which the rollups
+# read instead of the JSON; the ClickHouse contract carries them too, after the same columns.
+ATTRIBUTE_CALL_COLUMNS = tuple(ATTRIBUTE_COLUMNS.values())
 RUN_COLUMNS = (
     "trace_id", "name", "service_name", "feature", "agent_name", "start_time", "end_time",
     "duration_ms", "calls", "unpriced_calls", "cost_usd",

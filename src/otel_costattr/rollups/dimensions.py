@@ -26,9 +26,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..store.schema import ATTRIBUTE_COLUMNS
 from .errors import RollupParamError
 
-__all__ = ["COLUMNS", "KEY", "check_key", "groupable", "render_group", "where_pairs"]
+__all__ = [
+    "ARGUMENTS", "COLUMNS", "KEY", "check_key", "dimension_column", "groupable", "render_group",
+    "where_pairs",
+]  # fmt: skip
 
 # Dimension names that are columns of the call contract (`dimension_macro` maps them).
 COLUMNS = {
@@ -83,14 +87,21 @@ def where_pairs(qname: str, where: Any) -> list[tuple[str, list[str]]]:
     return list(out.items())
 
 
+# The macro's arguments after the key: the call columns `COLUMNS` names, the attributes kept
+# as columns (`ATTRIBUTE_COLUMNS`), then the JSON ``attributes`` (clickhouse/dialect.py reads
+# this order too).
+ARGUMENTS = (*sorted(set(COLUMNS.values())), *ATTRIBUTE_COLUMNS.values(), "attributes")
+
+
 def dimension_macro() -> str:
     """The TEMP macro ``costattr_dimension(key, <call columns>)``: a call's value for the
-    dimension ``key``, rendered from `COLUMNS` (attributes are read as text)."""
-    args = sorted(set(COLUMNS.values()))
-    cases = " ".join(f"WHEN '{name}' THEN d_{column}" for name, column in COLUMNS.items())
-    params = ", ".join(f"d_{a}" for a in args)
+    dimension ``key``, rendered from `COLUMNS` and `ATTRIBUTE_COLUMNS` (other attributes are
+    read from the JSON as text: the same text the attribute columns hold)."""
+    choices = {**COLUMNS, **ATTRIBUTE_COLUMNS}
+    cases = " ".join(f"WHEN '{name}' THEN d_{column}" for name, column in choices.items())
+    params = ", ".join(f"d_{a}" for a in ARGUMENTS)
     return (
-        f"CREATE OR REPLACE TEMP MACRO costattr_dimension(d_key, {params}, d_attributes) AS\n"
+        f"CREATE OR REPLACE TEMP MACRO costattr_dimension(d_key, {params}) AS\n"
         f"CASE d_key {cases}\n"
         "ELSE json_extract_string(d_attributes, '$.\"' || d_key || '\"') END;\n"
     )
@@ -100,8 +111,14 @@ def dimension_call(key: str, alias: str = "") -> str:
     """``costattr_dimension(<key>, ...)`` over the columns of ``alias`` (a table alias or
     nothing); ``key`` is SQL (a bound parameter such as ``$group_by``, or a column)."""
     prefix = f"{alias}." if alias else ""
-    args = ", ".join(f"{prefix}{a}" for a in (*sorted(set(COLUMNS.values())), "attributes"))
+    args = ", ".join(f"{prefix}{a}" for a in ARGUMENTS)
     return f"costattr_dimension({key}, {args})"
+
+
+def dimension_column(key: str) -> str | None:
+    """The call column that holds the dimension ``key`` (a column of `COLUMNS` or an
+    attribute of `ATTRIBUTE_COLUMNS`), or None: read from the JSON."""
+    return COLUMNS.get(key) or ATTRIBUTE_COLUMNS.get(key)
 
 
 _PLACEHOLDER = re.compile(r"\{\{dimension\(\s*([^,{}()]+?)\s*(?:,\s*(\w+)\s*)?\)\}\}")

@@ -86,6 +86,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The identity the store settles after ingest (store/identity.py); before the views, which
     # read it, so that a new file builds in this order too.
     Migration(*schema.identity_migration()),
+    # The attribute columns (store/schema.py ATTRIBUTES), filled for the calls stored; before
+    # the views too, which read them.
+    Migration(*schema.attribute_migration()),
     # The call contract as the views `calls` and `runs`, so that any DuckDB client opening the
     # file gets the attribution rules (rollups/contract.py derives the rollups' macros from the
     # same file). CREATE OR REPLACE: when the rules change, a new migration runs it again.
@@ -104,6 +107,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The copy of the spans of runs with a call pending, which the fast rollups read them from.
     Migration(
         "0011_rollup_facts_spans", (bundled_dir("queries") / "_facts_spans_tables.sql").read_text("utf-8")
+    ),
+    # The call views again, with the attribute columns (0012); and those columns in the copy
+    # of the pending runs' spans (0011, made before spans had them; a new file's has them
+    # already), filled as in spans, so that the fast rollups keep reading it.
+    Migration(
+        "0013_call_views_attributes",
+        (bundled_dir("queries") / "_calls.sql").read_text("utf-8")
+        + schema.attribute_migration("costattr_fact_spans", if_not_exists=True)[1],
     ),
 )
 

@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import aggregates, identity, spool
+from . import aggregates, identity, schema, spool
 from .database import MIGRATIONS, LockTimeout, Retry, StoreError, rollback, writing
 from .spool import pending_spool
 
@@ -55,9 +55,10 @@ def _insert(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
         return 0
     # Repeats inside the batch are rare (a retry spooled twice): only then pay for DISTINCT ON,
     # which costs 2.5x the plain insert.
-    select = f"SELECT * FROM {source}"
+    # The rows as spooled, with the attribute columns the store keeps of model calls.
+    select = f"SELECT *, {schema.attribute_select()} FROM {source}"
     if distinct != rows:
-        select = f"SELECT DISTINCT ON (trace_id, span_id) * FROM {source}"
+        select = f"SELECT DISTINCT ON (trace_id, span_id) *, {schema.attribute_select()} FROM {source}"
     if lo is None:
         window, args = "s.start_time IS NULL", []
     elif timed < rows:  # some without a start time (OTLP's 0): those are stored NULL
