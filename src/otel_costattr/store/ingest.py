@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import aggregates, identity, schema, spool
-from .database import MIGRATIONS, LockTimeout, Retry, StoreError, rollback, writing
+from .database import MIGRATIONS, LockTimeout, Retry, StoreError, alone, instance_settings, rollback, writing
 from .spool import pending_spool
 
 __all__ = ["IngestError", "ingest", "ingest_spool", "insert_table", "tuned", "unreadable"]
@@ -195,46 +195,10 @@ def tuned(
                 con.execute("CHECKPOINT")
 
 
-# current_setting, not duckdb_settings(): the table function builds a row (with its
-# description) for every one of DuckDB's settings, 1.6-2.7 ms a read against 0.14, and an
-# ingest round reads a dozen (a trim's two after every transaction, `tuned`'s, the pass's).
-_SETTING = "SELECT current_setting(?)"
-
-
-@contextlib.contextmanager
-def _settings(con: duckdb.DuckDBPyConnection, values: dict[str, object]) -> Iterator[None]:
-    """DuckDB settings ``values`` inside, restored on the way out: they are the database
-    instance's, shared by its connections in this process."""
-    if not values:
-        yield
-        return
-    before = {name: con.execute(_SETTING, [name]).fetchone()[0] for name in values}
-    try:
-        for name, value in values.items():
-            con.execute(f"SET {name} = '{value}'")
-        yield
-    finally:
-        _restore(con, before)
-
-
-def _restore(con: duckdb.DuckDBPyConnection, before: dict[str, object]) -> None:
-    """Put ``before`` back. A transaction aborted inside (out of memory, mostly) refuses every
-    statement until rolled back: it is rolled back and the restore tried again, so the
-    instance is never left with the lowered limit (then read as the "before" of every later
-    round: measured stuck at 62 MiB)."""
-    for attempt in range(2):
-        try:
-            for name, value in before.items():
-                # The default back exactly: the value read is rounded ('18.8 GiB'), and a
-                # memory_limit set from it would shrink a little every round.
-                con.execute(f"RESET {name}")
-                if con.execute(_SETTING, [name]).fetchone()[0] != value:
-                    con.execute(f"SET {name} = '{value}'")
-            return
-        except duckdb.Error as e:  # a failed database may refuse even this
-            if attempt:
-                logger.warning("otel-costattr: could not restore DuckDB settings %s: %s", sorted(before), e)
-            rollback(con)
+# The instance's settings, set and restored (`database.instance_settings`), and whether the
+# ingester has the instance to itself (`database.alone`).
+_settings = instance_settings
+_alone = alone
 
 
 # DuckDB's checkpoint vacuum merges the row groups that each ingest appends (every commit on a
@@ -340,18 +304,6 @@ _CHUNK_ROWS = 8192
 # transaction's own trim comes after the pass: the bound is what the pool holds plus a
 # headroom, and right after a trim it holds too little.
 _SETTLE_EVERY = 4
-
-
-def _alone(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether ``con`` is the only connection to its database instance. memory_limit is the
-    instance's: lowered while the application has a connection of its own to the store in
-    this process, its queries failed out of memory (9-15 of ~300 during one backlog), so
-    the bounds and trims are only for an instance the ingester has to itself."""
-    try:
-        row = con.execute("SELECT * FROM duckdb_connection_count()").fetchone()
-    except duckdb.Error:  # a DuckDB without it: assume company
-        return False
-    return bool(row) and row[0] == 1
 
 
 def _trim(con: duckdb.DuckDBPyConnection) -> None:
