@@ -281,8 +281,10 @@ def _try_cast(inside: str) -> str:
     if m is None:
         raise RollupError("TRY_CAST: only to DECIMAL is translated for ClickHouse")
     expr, precision, scale = m.groups()
+    # Rounded as a decimal: the round pass would make it a float's, which the CAST truncates
+    # (0.00003195 read as 0.000031949999).
     return (
-        f"CAST(round(toDecimal128OrNull(toString({expr}), 24), {scale})"
+        f"CAST({_ROUNDED}toDecimal128OrNull(toString({expr}), 24), {scale})"
         f" AS Nullable(Decimal({precision}, {scale})))"
     )
 
