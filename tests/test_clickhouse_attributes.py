@@ -1,11 +1,12 @@
 """The attributes kept as columns of the settled calls (`prelude.ATTRIBUTE_COLUMNS`).
 
 ClickHouse reads a whole Map to read one key of it, so the keys rollups read most (the
-identity keys users group by, reconcile's two) are also columns of ``costattr_calls_settled``,
+identity keys users group by, reconcile's two) are also columns of the settled calls,
 and the dialect reads the column for them. Every answer must stay DuckDB's: a key on some calls
 only, an empty value, each key's own values (a column read for another key would show the
-other's), a key that is not a column (read from the Map), ``--where`` on each; and a store
-settled before the columns existed, read before and after the settle that adds them.
+other's), a key that is not a column (read from the Map), ``--where`` on each. (A store
+settled before the columns existed gets them when its settled calls are copied to the
+current layout: ``test_clickhouse_layout.py``.)
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from test_clickhouse import NOW, assert_agree
 from test_clickhouse_settle import _settle, _store
 
 from otel_costattr.clickhouse.dialect import translate
-from otel_costattr.clickhouse.ledger import CALLS_TABLE, has_attribute_columns
-from otel_costattr.clickhouse.prelude import ATTRIBUTE_COLUMNS, attribute_value, calls_sql
+from otel_costattr.clickhouse.ledger import CALLS_TABLE
+from otel_costattr.clickhouse.prelude import ATTRIBUTE_COLUMNS, calls_sql
 from otel_costattr.pricing.table import default_pricing
 from otel_costattr.rollups.catalog import query
 from otel_costattr.rollups.queries import rollup
@@ -127,7 +128,6 @@ def test_the_workload_has_what_the_columns_must_get_right(stores: tuple[str, str
 
 def test_rollups_over_the_columns_agree_with_duckdb(stores: tuple[str, str, Any, list[Any]]) -> None:
     duck, url, client, _ = stores
-    assert has_attribute_columns(client)
     stored = client.query(
         "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
         " AND default_kind = 'MATERIALIZED' AND startsWith(name, 'attr_')",
@@ -152,68 +152,6 @@ def test_the_dialect_reads_the_column_for_a_kept_key() -> None:
         assert read in translate(query("per_group"), calls_sql(), "spans", {"group_by": key})
     other = translate(query("per_group"), calls_sql(), "spans", {"group_by": "team.id"})
     assert "mapContains((attributes), ifNull(" in other
-
-
-def test_a_store_settled_before_the_columns(stores: tuple[str, str, Any, list[Any]], chdb_dir: Path) -> None:
-    """Settled calls without the columns (a store settled by an older version): readers
-    compute them from the Map; the next settle adds and writes them, and every row's column
-    equals its Map's value."""
-    duck, _, _, records = stores
-    url, client = _store(chdb_dir, "attribute_columns_old", records, typed=True)
-    _settle(url)
-    drops = ", ".join(f"DROP COLUMN {c}" for c in ATTRIBUTE_COLUMNS.values())
-    client.command(f"ALTER TABLE {CALLS_TABLE} {drops}")
-    assert not has_attribute_columns(client)
-    _agree(duck, url)
-    _settle(url)  # nothing new to settle: the columns are added all the same
-    assert has_attribute_columns(client)
-    differ = " OR ".join(
-        f"{column} IS DISTINCT FROM {attribute_value(key)}" for key, column in ATTRIBUTE_COLUMNS.items()
-    )
-    written = client.query(
-        f"SELECT countIf({differ}), count() FROM {CALLS_TABLE}",
-    ).result_rows[0]
-    assert written[0] == 0 and written[1] > 0
-    # written into the parts, not computed at each read
-    parts = client.query(
-        "SELECT uniqExact(column) FROM system.parts_columns WHERE database = currentDatabase()"
-        " AND table = {t:String} AND active AND has({c:Array(String)}, column)",
-        parameters={"t": CALLS_TABLE, "c": list(ATTRIBUTE_COLUMNS.values())},
-    ).result_rows[0][0]
-    assert parts == len(ATTRIBUTE_COLUMNS)
-    _agree(duck, url)
-
-
-def test_a_migration_cut_short_is_finished_by_the_next_settle(
-    stores: tuple[str, str, Any, list[Any]], chdb_dir: Path
-) -> None:
-    """A settle that died after adding the columns and before writing them: the names are
-    there, the parts lack them. The next settle writes them (review of 2026-12-03: it
-    skipped them, and the rows read the whole Map until a merge)."""
-    duck, _, _, records = stores
-    url, client = _store(chdb_dir, "attribute_columns_cut", records, typed=True)
-    _settle(url)
-    client.command(
-        f"ALTER TABLE {CALLS_TABLE} " + ", ".join(f"DROP COLUMN {c}" for c in ATTRIBUTE_COLUMNS.values())
-    )
-    adds = ", ".join(
-        f"ADD COLUMN {column} Nullable(String) MATERIALIZED {attribute_value(key)}"
-        for key, column in ATTRIBUTE_COLUMNS.items()
-    )
-    client.command(f"ALTER TABLE {CALLS_TABLE} {adds}")  # the migration's first statement only
-    assert has_attribute_columns(client) and _written(client) == 0
-    _settle(url)
-    assert _written(client) == len(ATTRIBUTE_COLUMNS)
-    _agree(duck, url)
-
-
-def _written(client: Any) -> int:
-    """How many of the attribute columns the active parts hold."""
-    return client.query(
-        "SELECT uniqExact(column) FROM system.parts_columns WHERE database = currentDatabase()"
-        " AND table = {t:String} AND active AND has({c:Array(String)}, column)",
-        parameters={"t": CALLS_TABLE, "c": list(ATTRIBUTE_COLUMNS.values())},
-    ).result_rows[0][0]
 
 
 @pytest.mark.parametrize("name", ["per_feature", "per_group", "runs_list", "reconcile"])

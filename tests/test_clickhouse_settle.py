@@ -160,7 +160,7 @@ def test_cli_settle_and_the_servers_settler(
     assert main(["clickhouse", "settle", "--db", url]) == 0
     assert capsys.readouterr().out == (
         "costattr_settled: 0 identities settled, 0 unstamped calls priced; "
-        "costattr_calls_settled: 0 calls written\n"
+        "costattr_calls_settled_v2: 0 calls written\n"
     )
     assert main(["clickhouse", "settle", "--db", f"chdb://{chdb_dir}?database=cli_settle&table=nope"]) == 1
     assert "nope" in capsys.readouterr().err

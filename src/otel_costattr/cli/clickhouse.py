@@ -71,9 +71,11 @@ def settle(db: str) -> None:
     longer change) and the cost of calls stored without one. Idempotent and incremental (only
     calls not settled yet), safe beside the Collector's inserts and another settle. With the
     typed table (init), each call whose answer can no longer change is also written once,
-    complete, to costattr_calls_settled, which rollups then read without a join. Writes only
-    our own tables (costattr_settled, costattr_calls_settled, costattr_settle_marks). Run it
-    from cron; serve --db clickhouse:// runs it every minute.
+    complete, to costattr_calls_settled_v2 (partitioned by day: a window reads its days), which
+    rollups then read without a join; the first settle after an upgrade copies the settled
+    calls of an older layout there (costattr_calls_settled, then dropped). Writes only our own
+    tables (costattr_settled, costattr_calls_settled_v2, costattr_settle_marks). Run it from
+    cron; serve --db clickhouse:// runs it every minute.
 
     \b
     Example:

@@ -2,7 +2,7 @@
 
 The call contract over the typed table deduplicates (``LIMIT 1 BY``), joins the settled facts
 and plans a walk on every query: four to ten times DuckDB's time. `settle.settle` therefore
-also writes each call whose answer can no longer change into ``costattr_calls_settled``, as
+also writes each call whose answer can no longer change into ``costattr_calls_settled_v2``, as
 the contract gives it (identity, price, one row per call), and the contract reads those rows
 as stored, UNION ALL only the typed rows no settle has covered, which it walks and prices at
 read time as before. A rollup right after a settle reads one typed table, like DuckDB's.
@@ -31,9 +31,17 @@ row above the watermark whose call is already in the chain: it is left out (`UNS
 
 The settled calls also keep the attributes rollups read by key most as columns
 (`prelude.ATTRIBUTE_COLUMNS`), ``MATERIALIZED`` from ``attributes``: written at insert, and
-equal to the Map's value by construction. A table made before them gets them at the next
-settle (`add_attribute_columns`: added, then written for the rows already there); readers
-compute them from the Map until then (`has_attribute_columns`).
+equal to the Map's value by construction.
+
+The table is partitioned by the call's day, as ``otel_traces`` and the typed table are, and
+ordered by call within a day: a window reads its days' parts only (the rollups the report
+and the dashboard run read 7 days), and a call is still found by key (`UNSETTLED`'s look
+for a span written again). A call's day never changes (the table is a plain MergeTree,
+appended to: nothing is folded across parts). Its first layout (``costattr_calls_settled``:
+one partition, ordered by call, every granule holding every day) cannot be changed in
+place: the first settle of this version copies it (`install`: into a table of its own,
+merged, then renamed, the one step readers see; racing settles each copy, one rename wins)
+and drops it. Until then readers take the contract's path without settled calls.
 """
 
 from __future__ import annotations
@@ -48,16 +56,24 @@ from ..rollups.contract import CALL_COLUMNS
 from ..rollups.errors import first_line
 
 __all__ = [
-    "CALLS_TABLE", "Chain", "MARKS_TABLE", "UNSETTLED", "add_attribute_columns", "create_sql",
-    "has_attribute_columns", "ledger_exists", "ledger_params", "read_chain", "record", "settled_calls_sql",
-    "unsettled",
+    "CALLS_TABLE", "Chain", "LEGACY_CALLS_TABLE", "MARKS_TABLE", "UNSETTLED", "create_sql", "install",
+    "ledger_exists", "ledger_params", "read_chain", "record", "settled_calls_sql", "unsettled",
 ]  # fmt: skip
 
-CALLS_TABLE = "costattr_calls_settled"
+CALLS_TABLE = "costattr_calls_settled_v2"
+# The first layout (ordered by call, one partition): copied into CALLS_TABLE, then dropped.
+LEGACY_CALLS_TABLE = "costattr_calls_settled"
+# Where `install` builds CALLS_TABLE before renaming it (a name per settle: racing ones copy apart).
+_COPY_PREFIX = f"{CALLS_TABLE}_copy_"
+# One partition per day of the call; by call within a day (see the module's docstring).
+LAYOUT = "PARTITION BY toDate(start_time) ORDER BY (trace_id, span_id)"
+# A settle's calls fall on any number of days (the first settle's: every day stored), and an
+# INSERT refuses a block over more than 100 partitions by default.
+INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
 MARKS_TABLE = "costattr_settle_marks"
 # The contract's columns, as the settled table stores them (the ClickHouse contract adds
 # usd_repriced and call_row, which belong to the read, and the attribute columns, which the
-# table derives: `add_attribute_columns`).
+# table derives: `install`).
 COLUMNS = CALL_COLUMNS
 
 # The bound parameters of the tests below: the chain's last settle, the settles to leave out,
@@ -110,16 +126,22 @@ class Chain:
     members: tuple[int, ...] = field(default=(), repr=False)
 
 
-def create_sql(typed: str) -> list[str]:
-    """The statements that make the settled-calls and marks tables (idempotent)."""
-    return [
-        # Ordered by call: a span written again is found by key, and rollups group by trace.
-        f"CREATE TABLE IF NOT EXISTS {CALLS_TABLE} ENGINE = MergeTree ORDER BY (trace_id, span_id)"
-        f" EMPTY AS SELECT {', '.join(COLUMNS)}, toUInt64(0) AS seq, true AS final FROM {{contract}}",
-        f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} (token String, done Bool, seq UInt64, after UInt64,"
-        " watermark UInt64, pending Bool, at DateTime64(6, 'UTC') DEFAULT now64(6))"
-        f" ENGINE = MergeTree ORDER BY tuple() SETTINGS {BLOCK_NUMBERS}",
-    ]
+# The marks table (idempotent).
+MARKS_SQL = (
+    f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} (token String, done Bool, seq UInt64, after UInt64,"
+    " watermark UInt64, pending Bool, at DateTime64(6, 'UTC') DEFAULT now64(6))"
+    f" ENGINE = MergeTree ORDER BY tuple() SETTINGS {BLOCK_NUMBERS}"
+)
+
+
+def create_sql(name: str, contract: str) -> str:
+    """The statement that makes a settled-calls table ``name`` with the columns of the call
+    contract ``contract`` (SQL, its parameters bound by the caller): `install` makes
+    CALLS_TABLE so, under a name of its own first."""
+    return (
+        f"CREATE TABLE {name} ENGINE = MergeTree {LAYOUT}"
+        f" EMPTY AS SELECT {', '.join(COLUMNS)}, toUInt64(0) AS seq, true AS final FROM ({contract})"
+    )
 
 
 def read_chain(client: Any) -> Chain:
@@ -154,10 +176,11 @@ def ledger_params(chain: Chain, upto: int = _NO_LIMIT) -> dict[str, Any]:
 
 
 def ledger_exists(client: Any, target: Any) -> bool:
-    """Whether ``target``'s database holds the settled calls (a settle ran on the typed table)."""
+    """Whether ``target``'s database holds the settled calls (a settle of this version ran on
+    the typed table; a store of the first layout only is read as if never settled: `install`)."""
     from .client import has_table
 
-    return has_table(client, target.database, MARKS_TABLE)
+    return has_table(client, target.database, CALLS_TABLE)
 
 
 def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any]]:
@@ -175,66 +198,78 @@ def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any
     return UNSETTLED.replace("{typed}", typed), params
 
 
-def settled_calls_sql(stored_attributes: bool = True) -> str:
+def settled_calls_sql() -> str:
     """The settled calls a reader counts, with the contract's columns (the call window and
-    the chain's test left to the contract's text, ``_calls.sql``), the attribute columns as
-    stored, or without ``stored_attributes`` (a table that has none yet) from the Map."""
-    from .prelude import ATTRIBUTE_COLUMNS, attribute_columns
+    the chain's test left to the contract's text, ``_calls.sql``) and the attribute columns."""
+    from .prelude import ATTRIBUTE_COLUMNS
 
-    attributes = ", ".join(ATTRIBUTE_COLUMNS.values()) if stored_attributes else attribute_columns()
+    attributes = ", ".join(ATTRIBUTE_COLUMNS.values())
     return f"SELECT {', '.join(COLUMNS)}, {attributes} FROM {CALLS_TABLE} WHERE {IN_CHAIN}"
 
 
-def has_attribute_columns(client: Any) -> bool:
-    """Whether the settled calls have all the attribute columns (`add_attribute_columns`)."""
-    from .prelude import ATTRIBUTE_COLUMNS
+def install(client: Any, contract: str, params: dict[str, Any]) -> bool:
+    """Make CALLS_TABLE when it is missing, with the columns of ``contract`` (`create_sql`,
+    ``params`` bound): under a name of this settle's, given the attribute columns,
+    filled with the first layout's rows when a store has them, merged to a part per day, then
+    renamed CALLS_TABLE, the one step readers see. Returns whether this call installed it.
 
-    found = client.query(
-        "SELECT count() FROM system.columns WHERE database = currentDatabase()"
-        " AND table = {t:String} AND has({names:Array(String)}, name)",
-        parameters={"t": CALLS_TABLE, "names": list(ATTRIBUTE_COLUMNS.values())},
-    ).result_rows[0][0]
-    return int(found) == len(ATTRIBUTE_COLUMNS)
-
-
-def add_attribute_columns(client: Any) -> bool:
-    """Give the settled calls the attribute columns they lack, written for the rows already
-    there (a mutation, waited for). Returns whether any was added. Idempotent, and safe
-    beside a settle or a reader: a row whose column is not written yet reads it computed
-    from ``attributes``, the same value."""
+    Safe if cut short (the copy is left behind, and dropped by the next settle that finds
+    CALLS_TABLE installed) and beside another settle (each copies; a rename fails when the
+    name is taken, and the loser drops its copy). A settle of this version writes its calls
+    only after this, so none writes to the first layout while it is copied; a settle of an
+    older version running meanwhile would (stop them before upgrading)."""
+    from .client import SETTINGS
     from .prelude import ATTRIBUTE_COLUMNS, attribute_value
 
-    added = not has_attribute_columns(client)
-    if added:
-        adds = ", ".join(
-            f"ADD COLUMN IF NOT EXISTS {column} Nullable(String) MATERIALIZED {attribute_value(key)}"
-            for key, column in ATTRIBUTE_COLUMNS.items()
-        )
-        client.command(f"ALTER TABLE {CALLS_TABLE} {adds}")
-    # Added is not written: a settle that died between the two statements left parts without
-    # them, read through the Map until a merge rewrites them. Asked of the parts themselves.
-    if added or _parts_lacking_columns(client):
-        writes = ", ".join(f"MATERIALIZE COLUMN {column}" for column in ATTRIBUTE_COLUMNS.values())
-        client.command(f"ALTER TABLE {CALLS_TABLE} {writes}", settings={"mutations_sync": 2})
-    return added
+    installed = False
+    if not _has(client, CALLS_TABLE):
+        copy = _COPY_PREFIX + uuid.uuid4().hex
+        try:
+            client.command(create_sql(copy, contract), parameters=params, settings=SETTINGS)
+            adds = ", ".join(
+                f"ADD COLUMN {column} Nullable(String) MATERIALIZED {attribute_value(key)}"
+                for key, column in ATTRIBUTE_COLUMNS.items()
+            )
+            client.command(f"ALTER TABLE {copy} {adds}")
+            if _has(client, LEGACY_CALLS_TABLE):
+                # The attribute columns are not copied: written at insert from attributes.
+                names = ", ".join((*COLUMNS, "seq", "final"))
+                client.command(
+                    f"INSERT INTO {copy} ({names}) SELECT {names} FROM {LEGACY_CALLS_TABLE}",
+                    settings=INSERT_SETTINGS,
+                )
+                # Each block of the copy falls on every day: a part per block and day (268 at
+                # 10M spans) read 3x slower than one per day until merged.
+                client.command(f"OPTIMIZE TABLE {copy} FINAL")
+            client.command(f"RENAME TABLE {copy} TO {CALLS_TABLE}")
+            installed = True
+        except Exception:
+            # Another settle installed it first (its rename taken, or this copy dropped).
+            if not _has(client, CALLS_TABLE):
+                raise
+    _drop_leftovers(client)
+    return installed
 
 
-def _parts_lacking_columns(client: Any) -> int:
-    """How many active parts of the settled calls lack one of the attribute columns."""
-    from .prelude import ATTRIBUTE_COLUMNS
-
-    return int(
+def _has(client: Any, name: str) -> bool:
+    return bool(
         client.query(
-            "SELECT count() FROM (SELECT name, countIf(has({names:Array(String)}, column)) AS n"
-            " FROM system.parts_columns WHERE database = currentDatabase() AND table = {t:String}"
-            " AND active GROUP BY name) WHERE n < {k:UInt32}",
-            parameters={
-                "t": CALLS_TABLE,
-                "names": list(ATTRIBUTE_COLUMNS.values()),
-                "k": len(ATTRIBUTE_COLUMNS),
-            },
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+            parameters={"n": name},
         ).result_rows[0][0]
     )
+
+
+def _drop_leftovers(client: Any) -> None:
+    """Once CALLS_TABLE is installed: the first layout, and copies of `install` cut short or
+    beaten to the rename (one racing still would fail, and be tried again)."""
+    left = client.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase()"
+        " AND (name = {legacy:String} OR startsWith(name, {prefix:String}))",
+        parameters={"legacy": LEGACY_CALLS_TABLE, "prefix": _COPY_PREFIX},
+    ).result_rows
+    for (name,) in left:
+        client.command(f"DROP TABLE IF EXISTS {name}")
 
 
 def record(
@@ -260,13 +295,8 @@ def record(
             "otel-costattr: %s keeps no block numbers (%s): no settled calls", typed, first_line(e)
         )
         return 0
-    for statement in create_sql(typed):
-        client.command(
-            statement.replace("{contract}", f"({contract('true')})"),
-            parameters=params,
-            settings=SETTINGS,
-        )
-    add_attribute_columns(client)
+    client.command(MARKS_SQL)
+    install(client, contract("true"), params)
     chain = read_chain(client) if chain is None else chain
     upto = int(client.query(f"SELECT max(_block_number) FROM {typed}").result_rows[0][0] or 0)
     # Nothing new: a call left unfinished can only finish when a span arrives.
@@ -289,7 +319,7 @@ def record(
         f" SELECT {', '.join(COLUMNS)}, {{costattr_ledger_new_seq:UInt64}}, {final}"
         f" FROM ({contract(UNSETTLED.replace('{typed}', typed))})",
         parameters=params,
-        settings=SETTINGS,
+        settings={**SETTINGS, **INSERT_SETTINGS},
     )
     written, pending = client.query(
         f"SELECT count(), countIf(NOT final) FROM {CALLS_TABLE} WHERE seq = {{s:UInt64}}",

@@ -37,10 +37,10 @@ def row_key(alias: str = "") -> str:
 # The attributes rollups read by key most (the identity keys users group by, and reconcile's
 # two), each also a column of the call contract (store/schema.py, whose DuckDB store keeps
 # them as columns of spans): reading one key of a Map reads the whole Map (1 GiB for 4.5M
-# settled calls), a column only itself. The settled calls store them
-# (`ledger.add_attribute_columns`: MATERIALIZED from ``attributes``, so they cannot disagree
-# with it); the contract's other rows compute them from the Map. The dialect reads the column
-# for these keys (`dialect._dimension`, ``json_extract_string``), the Map otherwise.
+# settled calls), a column only itself. The settled calls store them (`ledger.install`:
+# MATERIALIZED from ``attributes``, so they cannot disagree with it); the contract's other
+# rows compute them from the Map. The dialect reads the column for these keys
+# (`dialect._dimension`, ``json_extract_string``), the Map otherwise.
 ATTRIBUTE_COLUMNS = schema.ATTRIBUTE_COLUMNS
 
 
@@ -237,7 +237,6 @@ def calls_sql(
     call_row: bool = True,
     unsettled: str = "true",
     ledger: bool = False,
-    stored_attributes: bool = True,
 ) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
@@ -248,8 +247,7 @@ def calls_sql(
     of a UNION ALL even when nothing reads it (a hash per call). ``unsettled``: the test the
     spans rows read as calls must pass (`ledger.UNSETTLED` over the typed table, "false" when
     no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too,
-    and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored unless
-    ``stored_attributes`` is false (a table settled before they were added: computed)."""
+    and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored."""
     from .ledger import settled_calls_sql
     from .settle import settled_relation
 
@@ -280,7 +278,7 @@ def calls_sql(
         }
     if ledger:
         fills["{{call_row_settled}}"] = row_key() if call_row else "toUInt64(0)"
-        fills["{{settled_calls}}"] = settled_calls_sql(stored_attributes)
+        fills["{{settled_calls}}"] = settled_calls_sql()
     for placeholder, text in fills.items():
         if sql.count(placeholder) != 1:
             raise ValueError(f"queries/clickhouse/_calls.sql: expected {placeholder} once")

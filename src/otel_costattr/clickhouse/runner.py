@@ -21,7 +21,7 @@ from typing import Any
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
 from .client import SETTINGS, ClickHouseError, connect
-from .ledger import has_attribute_columns, ledger_exists, read_chain, unsettled
+from .ledger import ledger_exists, read_chain, unsettled
 from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
 from .settle import SETTLED_TABLE, needs_walk, settled_exists
@@ -106,11 +106,9 @@ def contract(
     joined when there are some (`settle`); walking (`settle.needs_walk`) and pricing
     (`unstamped.priced_params`, by ``pricing``) at read time only what is left."""
     ledger = spans == TYPED_TABLE and ledger_exists(client, target)
-    stored = True  # the settled calls' attribute columns (ledger.add_attribute_columns)
     if ledger:  # the settled calls, and of the typed rows only what no settle covered
         test, params = unsettled(client, spans, read_chain(client))
         settled, facts = False, None
-        stored = has_attribute_columns(client)
     else:
         test, params = "true", {}
         settled = settled_exists(client, target)
@@ -124,7 +122,7 @@ def contract(
     )
 
     def prelude(where_keys: int) -> str:
-        return calls_sql(where_keys, settled, walk, call_row, test, ledger, stored_attributes=stored)
+        return calls_sql(where_keys, settled, walk, call_row, test, ledger)
 
     return prelude, {**priced, **params}
 
