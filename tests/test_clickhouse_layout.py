@@ -299,3 +299,16 @@ def test_calls_settled_after_the_migration(workload: tuple[str, list[Any]], chdb
     counted = client.query(f"SELECT uniqExact(trace_id, span_id) FROM {CALLS_TABLE} WHERE final").result_rows
     assert counted[0][0] <= calls
     _agree(duck, url)
+
+
+def test_init_backfills_more_days_than_an_insert_may(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """``clickhouse init`` on a store of DAYS + 2 days: the backfill of the typed table (one
+    INSERT, partitioned by day) and the first settle both write every day."""
+    from otel_costattr.clickhouse.typed import initialise
+
+    duck, records = workload
+    url, client = _store(chdb_dir, "layout_init", *_batches(records))
+    target = parse_target(url)
+    assert initialise(client, target) == len(records)
+    assert _settle(url).calls > 0 and len(_partitions(client)) == DAYS + 2
+    _agree(duck, url)

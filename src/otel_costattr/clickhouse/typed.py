@@ -47,6 +47,9 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
         raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
     if backfill and has_table(client, target.database, TYPED_TABLE):
         raise ValueError(f"{target.display()}: {TYPED_TABLE} exists already (use --no-backfill to keep it)")
+    from .ledger import INSERT_SETTINGS
+
     for statement in init_statements(target, ttl_days=ttl_days, backfill=backfill):
-        client.command(statement)
+        # The backfill writes every day stored: more than the 100 partitions an INSERT may.
+        client.command(statement, settings=INSERT_SETTINGS if statement.startswith("INSERT") else None)
     return int(client.query(f"SELECT count() FROM {TYPED_TABLE}").result_rows[0][0])
