@@ -296,9 +296,93 @@ def test_calls_settled_after_the_migration(workload: tuple[str, list[Any]], chdb
     calls = client.query(
         "SELECT uniqExact(trace_id, span_id) FROM costattr_spans WHERE span_role = 'model_call'"
     ).result_rows[0][0]
-    counted = client.query(f"SELECT uniqExact(trace_id, span_id) FROM {CALLS_TABLE} WHERE final").result_rows
-    assert counted[0][0] <= calls
+    rows, counted = client.query(
+        f"SELECT count(), uniqExact(trace_id, span_id) FROM {CALLS_TABLE} WHERE final"
+    ).result_rows[0]
+    assert rows == counted <= calls  # each call settled once, the late copies' too
     _agree(duck, url)
+
+
+def _calls(db: str) -> int:
+    return sum(row["calls"] for row in rollup("per_feature", db, now=NOW))
+
+
+def test_a_call_written_again_on_the_next_day_counts_once(
+    workload: tuple[str, list[Any]], chdb_dir: Path
+) -> None:
+    """The Collector writes a span again with another Timestamp (a retry's copy a moment
+    later, past midnight): the look for it must not take the day for a key, else the copy is
+    settled too and the call counts twice, for good."""
+    duck, records = workload
+    before = min(
+        (r for r in records if r.name == "chat" and 10**18 < r.start_ns < _MIDNIGHT_NS),
+        key=lambda r: _MIDNIGHT_NS - r.start_ns,
+    )
+    assert _MIDNIGHT_NS - before.start_ns <= 10**6  # the call a microsecond before midnight
+    shift = _MIDNIGHT_NS - before.start_ns + 20_000
+    again = before._replace(start_ns=before.start_ns + shift, end_ns=before.end_ns + shift)
+    url, client = _store(chdb_dir, "layout_retimed", *_batches(records), typed=True)
+    _settle(url)
+    insert_records(client, [again])
+    assert _calls(url) == _calls(duck)  # read between two settles
+    _settle(url)
+    assert _calls(url) == _calls(duck)
+    rows, counted = client.query(
+        f"SELECT count(), uniqExact(trace_id, span_id) FROM {CALLS_TABLE} WHERE final"
+    ).result_rows[0]
+    assert rows == counted
+
+
+def test_a_migration_that_fails_leaves_no_copy_behind(
+    workload: tuple[str, list[Any]], chdb_dir: Path
+) -> None:
+    """A copy whose merge fails (a timeout on a large table) is dropped: `serve` retries the
+    settle every minute, and each try left a full copy of the settled calls."""
+    from otel_costattr.clickhouse.settle import _record_calls
+
+    _, records = workload
+    url, client = _store(chdb_dir, "layout_fails", *_batches(records[:60]), typed=True)
+    _settle(url)
+    _first_layout(client)
+
+    class TimesOutOnMerge:  # the real client, but its OPTIMIZE fails as on a timeout
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def command(self, sql: str, **kw: Any) -> Any:
+            if sql.startswith("OPTIMIZE"):
+                raise RuntimeError("Timeout exceeded")
+            return self.inner.command(sql, **kw)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            _record_calls(TimesOutOnMerge(client), "costattr_spans")
+    assert not [t for t in _tables(client) if t.startswith(_COPY_PREFIX)]
+    assert LEGACY_CALLS_TABLE in _tables(client)  # nothing lost: tried again next time
+
+
+def test_calls_an_older_settle_wrote_after_the_migration_are_copied_over(
+    workload: tuple[str, list[Any]], chdb_dir: Path
+) -> None:
+    """A settle of an older version that ran after the migration made the first layout's
+    table again: its rows of settles this version never wrote are copied over before the
+    table is dropped."""
+    _, records = workload
+    url, client = _store(chdb_dir, "layout_older", *_batches(records[:60]), typed=True)
+    _settle(url)
+    _first_layout(client, drop=False)
+    seq = client.query(f"SELECT max(seq) FROM {CALLS_TABLE}").result_rows[0][0]
+    client.command(f"ALTER TABLE {LEGACY_CALLS_TABLE} UPDATE seq = {seq + 1000} WHERE 1")
+    older = client.query(f"SELECT count() FROM {LEGACY_CALLS_TABLE}").result_rows[0][0]
+    before = client.query(f"SELECT count() FROM {CALLS_TABLE}").result_rows[0][0]
+    _settle(url)
+    assert LEGACY_CALLS_TABLE not in _tables(client)
+    copied = client.query(f"SELECT count() FROM {CALLS_TABLE} WHERE seq = {seq + 1000}").result_rows[0][0]
+    assert copied == older > 0
+    assert client.query(f"SELECT count() FROM {CALLS_TABLE}").result_rows[0][0] >= before + older
 
 
 def test_init_backfills_more_days_than_an_insert_may(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:

@@ -36,12 +36,17 @@ equal to the Map's value by construction.
 The table is partitioned by the call's day, as ``otel_traces`` and the typed table are, and
 ordered by call within a day: a window reads its days' parts only (the rollups the report
 and the dashboard run read 7 days), and a call is still found by key (`UNSETTLED`'s look
-for a span written again). A call's day never changes (the table is a plain MergeTree,
-appended to: nothing is folded across parts). Its first layout (``costattr_calls_settled``:
+for a span written again, found by key across every day, since a copy may carry another
+Timestamp). The table is a plain MergeTree, appended to: nothing is folded across parts. Its
+first layout (``costattr_calls_settled``:
 one partition, ordered by call, every granule holding every day) cannot be changed in
 place: the first settle of this version copies it (`install`: into a table of its own,
 merged, then renamed, the one step readers see; racing settles each copy, one rename wins)
-and drops it. Until then readers take the contract's path without settled calls.
+and drops it. Until then readers take the contract's path without settled calls. Settles
+and servers of older versions are to be stopped before the upgrade: one that runs after it
+makes the first layout's table again and settles calls into it; the next settle of this
+version copies over those of its rows no settle of this version wrote before dropping it,
+so until then readers miss them.
 """
 
 from __future__ import annotations
@@ -87,10 +92,9 @@ IN_CHAIN = f"final AND seq <= {_SEQ} AND NOT has({_ORPHANS}, seq)"
 # The typed rows a reader (or the next settle) must take itself, as a test on the contract's
 # calls (the typed table is "spans" there): those above the watermark, and the calls the
 # chain's last settle could not finish; never a call the chain holds (a span written again).
-# A span written again is the same span (the contract's LIMIT 1 BY relies on it too), so
-# its call lies in the partition of its day: the look for it reads those days only (the
-# rows above the watermark are the last minutes': a day or two of the settled calls, not
-# all of them, 0.7 s of CPU at 10M spans, paid by every read between two settles).
+# The look for it reads every day of the settled calls: a span written again may carry
+# another Timestamp (an exporter's retry after midnight), so its day is no key (restricted
+# to the days of the rows above the watermark, such a call counted twice, for good).
 _ABOVE = f"_block_number > {_AFTER} AND _block_number <= {_UPTO}"
 _ABOVE_CALLS = f"FROM {{typed}} WHERE span_role = 'model_call' AND {_ABOVE}"
 UNSETTLED = f"""(({_ABOVE})
@@ -98,8 +102,7 @@ UNSETTLED = f"""(({_ABOVE})
                 SELECT trace_id, span_id FROM {CALLS_TABLE} WHERE seq = {_SEQ} AND NOT final))
           AND (trace_id, span_id) NOT IN (
               SELECT trace_id, span_id FROM {CALLS_TABLE}
-              WHERE {IN_CHAIN} AND (trace_id, span_id) IN (SELECT trace_id, span_id {_ABOVE_CALLS})
-                AND toDate(start_time) IN (SELECT toDate(start_time) {_ABOVE_CALLS}))"""
+              WHERE {IN_CHAIN} AND (trace_id, span_id) IN (SELECT trace_id, span_id {_ABOVE_CALLS}))"""
 logger = logging.getLogger(__name__)
 _NO_LIMIT = 2**64 - 1
 # Each row keeps the number of the block that inserted it, through merges.
@@ -249,6 +252,10 @@ def install(client: Any, contract: str, params: dict[str, Any]) -> bool:
             client.command(f"RENAME TABLE {copy} TO {CALLS_TABLE}")
             installed = True
         except Exception:
+            # This copy is of no use now (its rename failed, or it is half made): dropped,
+            # else a migration failing again (a timeout on a large table) left a full copy
+            # behind at every try, one a minute under `serve`.
+            client.command(f"DROP TABLE IF EXISTS {copy}")
             # Another settle installed it first (its rename taken, or this copy dropped).
             if not _has(client, CALLS_TABLE):
                 raise
@@ -274,6 +281,14 @@ def _drop_leftovers(client: Any) -> None:
         parameters={"legacy": LEGACY_CALLS_TABLE, "prefix": _COPY_PREFIX},
     ).result_rows
     for (name,) in left:
+        if name == LEGACY_CALLS_TABLE:
+            # Calls an older version settled into it since the copy (see the module's doc).
+            names = ", ".join((*COLUMNS, "seq", "final"))
+            client.command(
+                f"INSERT INTO {CALLS_TABLE} ({names}) SELECT {names} FROM {name}"
+                f" WHERE seq NOT IN (SELECT DISTINCT seq FROM {CALLS_TABLE})",
+                settings=INSERT_SETTINGS,
+            )
         client.command(f"DROP TABLE IF EXISTS {name}")
 
 
