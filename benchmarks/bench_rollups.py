@@ -155,19 +155,14 @@ WHERE step_index < steps - 1;
 ATTRIBUTES = """
 UPDATE spans SET attributes = CASE
     WHEN service_name = 'llm-gateway' THEN '{}'
-    WHEN span_role = 'model_call' AND feature IS NULL THEN json_object(
-        'gen_ai.operation.name', operation, 'gen_ai.provider.name', provider,
-        'gen_ai.request.model', request_model, 'gen_ai.response.model', response_model,
-        'gen_ai.response.id', 'chatcmpl-' || span_id || span_id,
-        'gen_ai.response.finish_reasons', ['stop'], 'gen_ai.request.temperature', 0.2,
-        'gen_ai.request.max_tokens', 1024, 'server.address', 'api.example.invalid',
-        'server.port', 443, 'gen_ai.usage.input_tokens', input_tokens,
-        'gen_ai.usage.output_tokens', output_tokens,
-        'gen_ai.usage.cache_read.input_tokens', cache_read_tokens)
+    WHEN span_role <> 'model_call' AND feature IS NULL THEN '{}'
     ELSE json_merge_patch(
-        json_object('user.id', 'user-' || lpad((hash(trace_id, 'user') % $users)::VARCHAR, 6, '0'),
-                    'app.tenant',
-                    'tenant-' || lpad((hash(trace_id, 'user') % $users // 100)::VARCHAR, 4, '0')),
+        -- what the processor copied down and stamped (not on the orphans' calls)
+        CASE WHEN feature IS NULL THEN '{}' ELSE json_object(
+            'user.id', 'user-' || lpad((hash(trace_id, 'user') % $users)::VARCHAR, 6, '0'),
+            'app.tenant', 'tenant-' || lpad((hash(trace_id, 'user') % $users // 100)::VARCHAR, 4, '0'),
+            'gen_ai.agent.name', agent_name, 'app.feature', feature) END,
+        -- what an instrumentation writes on a model call
         CASE WHEN span_role <> 'model_call' THEN '{}' ELSE json_object(
             'gen_ai.operation.name', operation, 'gen_ai.provider.name', provider,
             'gen_ai.request.model', request_model, 'gen_ai.response.model', response_model,
@@ -176,10 +171,10 @@ UPDATE spans SET attributes = CASE
             'gen_ai.request.max_tokens', 1024, 'server.address', 'api.example.invalid',
             'server.port', 443, 'gen_ai.usage.input_tokens', input_tokens,
             'gen_ai.usage.output_tokens', output_tokens,
-            'gen_ai.usage.cache_read.input_tokens', cache_read_tokens,
+            'gen_ai.usage.cache_read.input_tokens', cache_read_tokens) END,
+        CASE WHEN span_role <> 'model_call' OR feature IS NULL THEN '{}' ELSE json_object(
             'gen_ai.usage.cost', cost_usd::DOUBLE, 'costattr.status', cost_status,
-            'costattr.pricing_version', pricing_version, 'gen_ai.agent.name', agent_name,
-            'app.feature', feature) END)
+            'costattr.pricing_version', pricing_version) END)
     END
 """
 

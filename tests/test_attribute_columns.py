@@ -20,6 +20,7 @@ import duckdb
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from serverutil import serving
+from test_server_otlp import CALL  # a priced chat call (acme-large)
 
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.spans import rows
@@ -29,13 +30,6 @@ from otel_costattr.store.exporter import DuckDBSpanExporter
 from otel_costattr.store.spool import write_spool
 
 KEYS = list(schema.ATTRIBUTE_COLUMNS)
-CALL = {
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": "acme",
-    "gen_ai.request.model": "acme-large",
-    "gen_ai.usage.input_tokens": 1000,
-    "gen_ai.usage.output_tokens": 500,
-}
 
 
 def _path(key: str) -> str:
