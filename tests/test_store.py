@@ -382,3 +382,19 @@ def test_a_migration_out_of_room_in_its_bound_runs_again_without_it(tmp_path, mo
         con.close()
     assert applied == {m.name for m in store.MIGRATIONS}
     assert limit != "256.0 KiB"
+
+
+def test_a_migration_is_bounded_only_below_the_limit_and_alone(tmp_path):
+    # DuckDB's default limit is 80% of the host's memory: on a small host below the bound,
+    # which must then not raise it; and the limit is the instance's, shared by connections.
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    try:
+        con.execute("SET memory_limit = '300MB'")
+        assert not store._bounds(con)
+        con.execute("SET memory_limit = '2GB'")
+        assert store._bounds(con)
+        other = con.cursor()
+        assert not store._bounds(con)
+        other.close()
+    finally:
+        con.close()

@@ -297,7 +297,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Mi
                 # all in memory (1.9 GB at 10M spans, in the application's process when its
                 # exporter is the first writer after an upgrade); inside the bound DuckDB
                 # spills instead (445 MB, 8.6 s).
-                bound = {"memory_limit": f"{_MIGRATION_MEMORY}B"} if alone(con) else {}
+                bound = {"memory_limit": f"{_MIGRATION_MEMORY}B"} if _bounds(con) else {}
                 with instance_settings(con, bound):
                     _apply(con, step)
             except duckdb.OutOfMemoryException:
@@ -313,6 +313,20 @@ def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Mi
 
 # The buffer pool a migration runs in first (see `_migrate`).
 _MIGRATION_MEMORY = 512 * 2**20
+
+
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def _bounds(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `_MIGRATION_MEMORY` would lower the instance's memory_limit (never raise it: on a
+    small host DuckDB's default, 80% of its memory, can be below it) and ``con`` is alone."""
+    try:
+        number, unit = str(_setting(con, "memory_limit")).split()
+        limit = float(number) * _UNITS[unit]
+    except (duckdb.Error, ValueError, KeyError):  # not the text DuckDB 2.0 writes: leave it
+        return False
+    return limit > _MIGRATION_MEMORY and alone(con)
 
 
 def _apply(con: duckdb.DuckDBPyConnection, step: Migration) -> None:
