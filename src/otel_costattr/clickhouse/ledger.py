@@ -80,6 +80,8 @@ MARKS_TABLE = "costattr_settle_marks"
 # usd_repriced and call_row, which belong to the read, and the attribute columns, which the
 # table derives: `install`).
 COLUMNS = CALL_COLUMNS
+# What a settled row stores besides the derived attribute columns (what a copy carries over).
+_STORED = ", ".join((*COLUMNS, "seq", "final"))
 
 # The bound parameters of the tests below: the chain's last settle, the settles to leave out,
 # and the block range of typed rows read as not settled (`ledger_params`).
@@ -241,9 +243,8 @@ def install(client: Any, contract: str, params: dict[str, Any]) -> bool:
             client.command(f"ALTER TABLE {copy} {adds}")
             if _has(client, LEGACY_CALLS_TABLE):
                 # The attribute columns are not copied: written at insert from attributes.
-                names = ", ".join((*COLUMNS, "seq", "final"))
                 client.command(
-                    f"INSERT INTO {copy} ({names}) SELECT {names} FROM {LEGACY_CALLS_TABLE}",
+                    f"INSERT INTO {copy} ({_STORED}) SELECT {_STORED} FROM {LEGACY_CALLS_TABLE}",
                     settings=INSERT_SETTINGS,
                 )
                 # Each block of the copy falls on every day: a part per block and day (268 at
@@ -283,9 +284,8 @@ def _drop_leftovers(client: Any) -> None:
     for (name,) in left:
         if name == LEGACY_CALLS_TABLE:
             # Calls an older version settled into it since the copy (see the module's doc).
-            names = ", ".join((*COLUMNS, "seq", "final"))
             client.command(
-                f"INSERT INTO {CALLS_TABLE} ({names}) SELECT {names} FROM {name}"
+                f"INSERT INTO {CALLS_TABLE} ({_STORED}) SELECT {_STORED} FROM {name}"
                 f" WHERE seq NOT IN (SELECT DISTINCT seq FROM {CALLS_TABLE})",
                 settings=INSERT_SETTINGS,
             )

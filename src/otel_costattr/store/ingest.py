@@ -56,9 +56,8 @@ def _insert(con: duckdb.DuckDBPyConnection, source: str, params: list) -> int:
     # Repeats inside the batch are rare (a retry spooled twice): only then pay for DISTINCT ON,
     # which costs 2.5x the plain insert.
     # The rows as spooled, with the attribute columns the store keeps of model calls.
-    select = f"SELECT *, {schema.attribute_select()} FROM {source}"
-    if distinct != rows:
-        select = f"SELECT DISTINCT ON (trace_id, span_id) *, {schema.attribute_select()} FROM {source}"
+    columns = f"*, {schema.attribute_select()} FROM {source}"
+    select = f"SELECT {columns}" if distinct == rows else f"SELECT DISTINCT ON (trace_id, span_id) {columns}"
     if lo is None:
         window, args = "s.start_time IS NULL", []
     elif timed < rows:  # some without a start time (OTLP's 0): those are stored NULL

@@ -16,6 +16,7 @@ must not pay for duckdb.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -229,6 +230,7 @@ _PATHS = "[" + ", ".join(f"'$.\"{key}\"'" for key in ATTRIBUTE_COLUMNS) + "]"
 _VALUES = f"CASE WHEN span_role = 'model_call' THEN json_extract_string(attributes, {_PATHS}) END"
 
 
+@functools.cache
 def attribute_select() -> str:
     """The `ATTRIBUTES` computed from a spans row's ``span_role`` and ``attributes``, as a
     SELECT list (the ingest appends it to the row's columns). DuckDB computes the shared
