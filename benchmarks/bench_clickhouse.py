@@ -18,7 +18,10 @@ making them takes most of an hour on 2 shared cores); ``--no-map`` skips the Map
 ``ab_bench.py`` (this code against another commit's, on the same ``--dir``); ``--since`` and
 ``--limit`` are given to the rollups that take them (a narrow window, a short list); ``--users N``
 gives the spans an application's attributes (bench_rollups.py), which per-group and reconcile
-read. Target (issue 16): every rollup on the settled typed table within 2x of DuckDB.
+read. ``--pending N``: N traces arrive after the settle and stay unsettled, and ``--arrivals``
+more before each timed run (what a dashboard reads between two of ``serve``'s settles: the
+queries' bound values change at each refresh). Target (issue 16): every rollup on the typed
+table within 2x of DuckDB.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -92,12 +96,33 @@ SELECT fromUnixTimestamp64Nano(ts), TraceId, SpanId, ParentSpanId, SpanName, Spa
 FROM file('{path}', Parquet)
 """
 
+# --pending: N stored traces again under new trace ids, moved to end at the store's last
+# instant (the calls of a dashboard's last hour), through the Collector's table (the typed
+# table's view fills it), not settled.
+PENDING = """
+INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
+    SpanAttributes, Duration, StatusCode)
+SELECT fromUnixTimestamp64Nano(toUnixTimestamp64Nano(t.Timestamp) + toUnixTimestamp64Nano(m.last)
+        - max(toUnixTimestamp64Nano(t.Timestamp)) OVER (PARTITION BY t.TraceId)),
+    lower(hex(substring(MD5(concat(t.TraceId, {salt:String})), 1, 16))), t.SpanId, t.ParentSpanId,
+    t.SpanName, t.SpanKind, t.ServiceName, t.SpanAttributes, t.Duration, t.StatusCode
+FROM otel_traces AS t, (SELECT max(Timestamp) AS last FROM otel_traces) AS m
+WHERE TraceId IN (
+    SELECT TraceId FROM otel_traces GROUP BY TraceId ORDER BY cityHash64(TraceId, {salt:String})
+    LIMIT {n:UInt64})
+"""
 
-def timed(name: str, db: object, repeat: int, **params: object) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of ``repeat`` runs after a warm-up."""
+
+def timed(
+    name: str, db: object, repeat: int, arrive: Callable[[], None] | None = None, **params: object
+) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``repeat`` runs after a warm-up; ``arrive`` (not timed)
+    before each."""
     rollup(name, db, **params)  # warm-up
     walls, cpus = [], []
     for _ in range(repeat):
+        if arrive is not None:
+            arrive()
         t, c = time.perf_counter(), time.process_time()
         rollup(name, db, **params)
         walls.append(time.perf_counter() - t)
@@ -120,6 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="--limit, where a rollup takes it (runs: 0 is all)")
     parser.add_argument(
         "--users", type=int, default=0, help="application attributes, N users (bench_rollups.py --users)"
+    )
+    parser.add_argument(
+        "--pending",
+        type=int,
+        default=0,
+        help="after the settle, N more traces arrive unsettled (copies of stored ones, ending at the"
+        " store's last instant): what a dashboard reads between two settles; grows --dir's store",
+    )
+    parser.add_argument(
+        "--arrivals",
+        type=int,
+        default=20,
+        help="with --pending: this many more traces arrive before each timed run (new values for"
+        " the queries' bound parameters: ClickHouse's condition cache has not seen them)",
     )
     parser.add_argument(
         "--json", action="store_true", help="one line of medians (ms) for ab_bench.py; implies --no-map"
@@ -156,6 +195,15 @@ def main(argv: list[str] | None = None) -> int:
             say(f"clickhouse init (typed table, backfill) in {time.perf_counter() - t:.0f} s")
         t = time.perf_counter()
         say(f"clickhouse settle: {settle_store(typed)} in {time.perf_counter() - t:.1f} s")
+        arrive = None
+        if args.pending:
+            t = time.perf_counter()
+            client.command(PENDING, parameters={"n": args.pending, "salt": os.urandom(8).hex()})
+            say(f"{args.pending:,} traces arrived after the settle in {time.perf_counter() - t:.1f} s")
+
+            def arrive() -> None:  # a few more before each run, as between a dashboard's refreshes
+                client.command(PENDING, parameters={"n": args.arrivals, "salt": os.urandom(8).hex()})
+
         say(f"{count:,} spans; median of {args.repeat} runs, ms (wall / CPU of this process)")
         head = f"{'rollup':<12}{'duckdb':>14}{'ch map':>16}{'ch typed+settled':>18}"
         say(f"{head}{'map/duck':>10}{'typed/duck (wall / CPU)':>24}")
@@ -177,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.no_map
                 else timed(name, chdb + "?database=plain", args.repeat, **params)
             )
-            ty = timed(name, chdb + "?database=typed", args.repeat, **params)
+            ty = timed(name, chdb + "?database=typed", args.repeat, arrive, **params)
             worst = max(worst, ty[0] / d[0])
             figures.update({
                 f"{name}_duck_cpu": d[1] * 1000, f"{name}_ch_cpu": ty[1] * 1000,
