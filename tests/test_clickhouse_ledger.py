@@ -17,9 +17,16 @@ import test_clickhouse_settle
 from test_clickhouse import NOW, ROLLUPS, assert_agree, assert_cut_runs_agree
 from test_clickhouse_settle import _agree, _settle, _store
 
-from otel_costattr.clickhouse import parse_target
+from otel_costattr.clickhouse import ledger, parse_target, unstamped
 from otel_costattr.clickhouse.collector import insert_records
-from otel_costattr.clickhouse.ledger import CALLS_TABLE, MARKS_TABLE, read_chain, unsettled
+from otel_costattr.clickhouse.ledger import (
+    CALLS_TABLE,
+    MARKS_TABLE,
+    UNSETTLED,
+    ledger_params,
+    read_chain,
+    unsettled,
+)
 from otel_costattr.pricing.table import default_pricing
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.rollups.whatif import whatif
@@ -99,29 +106,62 @@ def test_all_settled_reads_the_settled_calls_alone(tmp_path: Path, chdb_dir: Pat
     _agree(duck, url, ROLLUPS)
 
 
-def test_a_query_between_two_settles(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+@pytest.fixture(params=["bound", "unbound"])
+def bound(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A reader binds what it reads of the typed table as values (few traces: "bound"), or
+    tests `UNSETTLED` as a settle does (more than `BOUND_TRACES`: "unbound", every bound
+    made to overflow here). Both must give DuckDB's answers."""
+    if request.param == "unbound":
+        monkeypatch.setattr(ledger, "BOUND_TRACES", 0)
+        monkeypatch.setattr(unstamped, "_BOUND_KEYS", 0)
+    return str(request.param)
+
+
+def _read_as_calls(client: Any, test: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    sql = "SELECT trace_id, span_id, _block_number FROM costattr_spans WHERE span_role = 'model_call' AND "
+    sql += test
+    return sorted(client.query(sql, parameters=params).result_rows)
+
+
+def _same_as_unsettled(client: Any) -> None:
+    """The reader's bound test reads the typed rows `UNSETTLED` reads, row for row."""
+    test, params = unsettled(client, "costattr_spans", read_chain(client))
+    whole = UNSETTLED.replace("{typed}", "costattr_spans")
+    assert test != whole  # the bound form (this store holds few traces)
+    got = [] if test == "false" else _read_as_calls(client, test, params)
+    assert got == _read_as_calls(client, whole, ledger_params(read_chain(client)))
+
+
+def test_a_query_between_two_settles(workload: tuple[str, list[Any]], chdb_dir: Path, bound: str) -> None:
     """Settled with a part of the spans (children before parents): the calls whose parent is
     missing are written unfinished; after the rest arrives they are walked at read time with
     the new rows, and the next settle finishes them."""
     duck, records = workload
     first = [r for i, r in enumerate(records) if i % 3 != 0 and i < len(records) * 3 // 4]
-    url, client = _store(chdb_dir, "ledger_between", first, typed=True)
+    url, client = _store(chdb_dir, f"ledger_between_{bound}", first, typed=True)
     _settle(url)
     assert read_chain(client).pending  # some calls' parents are not stored yet
     insert_records(client, [r for r in records if r not in first])
+    if bound == "bound":
+        _same_as_unsettled(client)
     _agree(duck, url)
     late = _settle(url)
     assert late.calls > 0
     _agree(duck, url, ROLLUPS)
 
 
-def test_a_late_copy_of_a_settled_call_counts_once(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+def test_a_late_copy_of_a_settled_call_counts_once(
+    workload: tuple[str, list[Any]], chdb_dir: Path, bound: str
+) -> None:
     """An exporter retry after the settle: the copies are typed rows above the watermark whose
     calls are settled already; before and after the next settle they count once."""
     duck, records = workload
-    url, client = _store(chdb_dir, "ledger_copy", records, typed=True)
+    url, client = _store(chdb_dir, f"ledger_copy_{bound}", records, typed=True)
     _settle(url)
     insert_records(client, records[::3])
+    if bound == "bound":
+        _same_as_unsettled(client)
+        assert "costattr_ledger_rewritten" in unsettled(client, "costattr_spans", read_chain(client))[1]
     _agree(duck, url)
     _settle(url)  # the copies are not written again (only the orphan call, still unfinished)
     last = read_chain(client).seq

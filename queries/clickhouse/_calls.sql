@@ -134,11 +134,14 @@ FROM (
         FROM windowed
         WHERE (feature IS NULL OR agent_name IS NULL) AND parent_span_id IS NOT NULL AND NOT settled
     ),
-    -- walk:steps (from here to walk:end, the settle pass walks too: _settle.sql)
+    -- walk:steps (from here to walk:end, the settle pass walks too: _settle.sql). The
+    -- ancestors are read at every step, of lacking's traces: a subquery, or those traces and
+    -- their spans' start times bound as values (prelude.calls_sql), which prune by the
+    -- table's days (every day is read otherwise, at every step).
     ancestors AS (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM spans
-        WHERE span_role <> 'model_call' AND trace_id IN (SELECT trace_id FROM lacking)
+        WHERE span_role <> 'model_call' AND {{walk_ancestors}}
     ),
     walk AS (
         SELECT trace_id, span_id, parent_span_id AS parent, toUInt32(0) AS depth, feature,

@@ -19,8 +19,8 @@ from ..spans import content
 from ..store import schema
 
 __all__ = [
-    "ATTRIBUTE_COLUMNS", "ROW_KEY", "attribute_columns", "attribute_value", "calls_sql", "row_key",
-    "spans_sql", "where_param",
+    "ATTRIBUTE_COLUMNS", "ROW_KEY", "WALK_BOUND", "attribute_columns", "attribute_value", "calls_sql",
+    "row_key", "spans_sql", "where_param",
 ]  # fmt: skip
 
 _A = "_a"  # the alias of SpanAttributes in _spans.sql
@@ -220,6 +220,13 @@ def where_param(pos: int) -> tuple[str, str]:
     return f"costattr_where_key_{pos}", f"costattr_where_values_{pos}"
 
 
+# The ancestors the walk reads when they are bound (`settle.walk_bounds`): of these traces,
+# within these start times. The default is lacking's traces (`settle.WALK_LACKING`).
+WALK_BOUND = (
+    "trace_id IN {costattr_walk_traces:Array(String)}"
+    " AND start_time >= {costattr_walk_lo:Nullable(DateTime64(6, 'UTC'))}"
+    " AND start_time <= {costattr_walk_hi:Nullable(DateTime64(6, 'UTC'))}"
+)
 # What stands for the walk when no call of the window needs one (same columns, no rows).
 _NO_WALK = """    resolved AS (
         SELECT '' AS trace_id, '' AS span_id, 1 AS hit,
@@ -237,6 +244,7 @@ def calls_sql(
     call_row: bool = True,
     unsettled: str = "true",
     ledger: bool = False,
+    walk_bound: bool = False,
 ) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
@@ -247,9 +255,11 @@ def calls_sql(
     of a UNION ALL even when nothing reads it (a hash per call). ``unsettled``: the test the
     spans rows read as calls must pass (`ledger.UNSETTLED` over the typed table, "false" when
     no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too,
-    and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored."""
+    and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored. With
+    ``walk_bound``, the walk reads the ancestors bound by `WALK_BOUND` (`settle.walk_bounds`),
+    else those of the traces of the calls it walks."""
     from .ledger import settled_calls_sql
-    from .settle import settled_relation
+    from .settle import WALK_LACKING, settled_relation
 
     tests = []
     for pos in range(1, where_keys + 1):
@@ -266,6 +276,8 @@ def calls_sql(
     else:
         if not walk:
             sql = _cut(sql, "walk", _NO_WALK)
+        else:
+            fills["{{walk_ancestors}}"] = WALK_BOUND if walk_bound else WALK_LACKING
         if not ledger:
             sql = _cut(sql, "ledger", "")
         fills |= {

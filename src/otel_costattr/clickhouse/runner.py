@@ -24,7 +24,7 @@ from .client import SETTINGS, ClickHouseError, connect
 from .ledger import ledger_exists, read_chain, unsettled
 from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
-from .settle import SETTLED_TABLE, needs_walk, settled_exists
+from .settle import SETTLED_TABLE, needs_walk, settled_exists, walk_bounds
 from .target import Target, is_clickhouse_url, parse_target
 from .unstamped import priced_params, priced_params_none
 
@@ -114,15 +114,22 @@ def contract(
         settled = settled_exists(client, target)
         facts = SETTLED_TABLE if settled else None
     left = test != "false"  # some typed rows are read as calls
-    walk = left and needs_walk(client, spans, dict(window), settled, (test, params))
+    bounds = None
+    if ledger and left:  # few rows: the walk's ancestors, bound (settle.walk_bounds)
+        bounds = walk_bounds(client, spans, dict(window), (test, params))
+        walk = bounds is None or bool(bounds)
+    else:
+        walk = left and needs_walk(client, spans, dict(window), settled, (test, params))
     priced = (
         priced_params(client, target.table, spans, window, pricing, facts, (test, params))
         if left
         else priced_params_none()
     )
+    if bounds:
+        params = {**params, **bounds}
 
     def prelude(where_keys: int) -> str:
-        return calls_sql(where_keys, settled, walk, call_row, test, ledger)
+        return calls_sql(where_keys, settled, walk, call_row, test, ledger, walk_bound=bool(bounds))
 
     return prelude, {**priced, **params}
 

@@ -38,13 +38,16 @@ from .target import Target
 from .unstamped import PRICED_COLUMNS, WINDOW_TEST, fetch_unstamped, price_rows, window_params
 
 __all__ = [
-    "SETTLED_COLUMNS", "SETTLED_TABLE", "Settled", "Settler", "create_settled_sql", "needs_walk", "settle",
-    "settle_store", "settled_exists", "settled_relation",
+    "SETTLED_COLUMNS", "SETTLED_TABLE", "Settled", "Settler", "WALK_LACKING", "create_settled_sql",
+    "needs_walk", "settle", "settle_store", "settled_exists", "settled_relation", "walk_bounds",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 SETTLED_TABLE = "costattr_settled"
+# Which ancestors the walk reads (``{{walk_ancestors}}`` in _calls.sql): those of the
+# traces of the calls it walks, or those bound as values (`walk_bounds`, `prelude.WALK_BOUND`).
+WALK_LACKING = "trace_id IN (SELECT trace_id FROM lacking)"
 _IDENTITY = (
     ("feature", "Nullable(String)"),
     ("agent_name", "Nullable(String)"),
@@ -130,6 +133,37 @@ def needs_walk(
     return bool(client.query(sql, parameters={**window_params(window), **params}).result_rows)
 
 
+def walk_bounds(
+    client: Any, spans: str, window: dict[str, Any], unsettled: tuple[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """What bounds the ancestors the contract's walk reads (`prelude.WALK_BOUND`'s parameters),
+    on the typed table with settled calls (``unsettled``: `ledger.unsettled`'s test, which
+    reads few rows): the traces of the calls `needs_walk` looks for, and the first and last
+    start time of their spans that are not calls. The walk reads its ancestors at each of
+    its steps: bound, it reads the days they fall on; unbound, every day (~60 ms a step at
+    10M spans when ClickHouse's condition cache has not seen the query). Empty when no call
+    needs a walk; None when more than `ledger.BOUND_TRACES` traces do."""
+    from .ledger import BOUND_TRACES
+
+    test, params = unsettled
+    sql = (
+        f"SELECT groupUniqArray({BOUND_TRACES + 1})(trace_id) FROM {spans} AS spans"
+        " WHERE span_role = 'model_call' AND (feature IS NULL OR agent_name IS NULL)"
+        f" AND parent_span_id IS NOT NULL AND {WINDOW_TEST} AND {test}"
+    )
+    traces = client.query(sql, parameters={**window_params(window), **params}).result_rows[0][0]
+    if len(traces) > BOUND_TRACES:
+        return None
+    if not traces:
+        return {}
+    lo, hi = client.query(
+        f"SELECT min(start_time), max(start_time) FROM {spans}"
+        " WHERE span_role <> 'model_call' AND trace_id IN {t:Array(String)}",
+        parameters={"t": traces},
+    ).result_rows[0]
+    return {"costattr_walk_traces": sorted(traces), "costattr_walk_lo": lo, "costattr_walk_hi": hi}
+
+
 def _walk_sql(spans: str) -> str:
     """``_settle.sql`` over ``spans``, with the contract's own walk (``_calls.sql``, between
     its walk:steps and walk:end lines): the rule is written once."""
@@ -139,6 +173,7 @@ def _walk_sql(spans: str) -> str:
     calls = (folder / "_calls.sql").read_text(encoding="utf-8")
     walk = calls[calls.index("    -- walk:steps") : calls.index("    -- walk:end")]
     text = (folder / "_settle.sql").read_text(encoding="utf-8")
+    walk = walk.replace("{{walk_ancestors}}", WALK_LACKING)
     return over_spans(text.replace("{{walk}}", walk).replace("{{settled}}", SETTLED_TABLE), spans)
 
 

@@ -61,6 +61,19 @@ FROM {table}
 WHERE (TraceId, SpanId) IN ({keys})
 LIMIT 1 BY TraceId, SpanId
 """
+# The same for keys bound as values, within their start times (the contract's start_time is
+# Timestamp to the microsecond): only their days' partitions are read, where the IN subquery
+# above reads every key of the Collector's table (0.75 s at 10M spans).
+_FETCH_BOUND = """
+SELECT TraceId, SpanId, toUnixTimestamp64Nano(Timestamp), SpanAttributes
+FROM {table}
+WHERE Timestamp >= {{costattr_lo:DateTime64(6, 'UTC')}}
+  AND Timestamp < {{costattr_hi:DateTime64(6, 'UTC')}} + toIntervalMicrosecond(1)
+  AND (TraceId, SpanId) IN {{costattr_keys:Array(Tuple(String, String))}}
+LIMIT 1 BY TraceId, SpanId
+"""
+# At most this many keys are bound as values (a window of a store never settled has more).
+_BOUND_KEYS = 20_000
 # The calls of a window (`runner.pricing_window`: since, until, service, trace bound, None
 # for no bound), as a test on the spans relation's columns.
 WINDOW_TEST = """
@@ -70,7 +83,7 @@ WINDOW_TEST = """
   AND ({{trace:Nullable(String)}} IS NULL OR trace_id = lower({{trace:Nullable(String)}}))
 """.format(time=PARAM_TYPES["TIMESTAMP"])
 _KEYS = (
-    "SELECT trace_id, span_id FROM {spans} AS spans"
+    "SELECT trace_id, span_id, start_time FROM {spans} AS spans"
     " WHERE span_role = 'model_call' AND cost_status = 'not_stamped' AND {window} {settled}"
 )
 
@@ -119,10 +132,21 @@ def fetch_unstamped(
     keys = _KEYS.format(spans=relation, window=WINDOW_TEST, settled=f"{exclude} AND {test}")
     params = {**window_params(window), **extra}
     # The keys first, alone: when none is left (all stamped or settled), the Collector's
-    # table, which the IN test would scan, is not read at all.
-    if not client.query(f"SELECT 1 FROM ({keys}) LIMIT 1", parameters=params).result_rows:
+    # table is not read at all; when few are, they are bound (`_FETCH_BOUND`).
+    found = client.query(
+        f"SELECT trace_id, span_id, start_time FROM ({keys}) LIMIT {_BOUND_KEYS + 1}", parameters=params
+    ).result_rows
+    if not found:
         return []
-    return client.query(_FETCH.format(table=table, keys=keys), parameters=params).result_rows
+    if len(found) > _BOUND_KEYS:
+        ids = f"SELECT trace_id, span_id FROM ({keys})"
+        return client.query(_FETCH.format(table=table, keys=ids), parameters=params).result_rows
+    bound = {
+        "costattr_lo": min(row[2] for row in found),
+        "costattr_hi": max(row[2] for row in found),
+        "costattr_keys": [(t, s) for t, s, _ in found],
+    }
+    return client.query(_FETCH_BOUND.format(table=table), parameters=bound).result_rows
 
 
 def price_rows(rows: list[tuple[Any, ...]], pricing: PriceTable | None = None) -> list[tuple[Any, ...]]:
