@@ -108,13 +108,28 @@ def test_all_settled_reads_the_settled_calls_alone(tmp_path: Path, chdb_dir: Pat
 
 @pytest.fixture(params=["bound", "unbound"])
 def bound(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A reader binds what it reads of the typed table as values (few traces: "bound"), or
-    tests `UNSETTLED` as a settle does (more than `BOUND_TRACES`: "unbound", every bound
-    made to overflow here). Both must give DuckDB's answers."""
+    """A reader binds the sets it found (traces, keys) as values ("bound"), or, past their
+    limits, reads them by subqueries, and calls written again by `UNSETTLED` ("unbound":
+    every limit made 0 here). Both must give DuckDB's answers."""
     if request.param == "unbound":
         monkeypatch.setattr(ledger, "BOUND_TRACES", 0)
+        monkeypatch.setattr(ledger, "BOUND_KEYS", 0)
         monkeypatch.setattr(unstamped, "_BOUND_KEYS", 0)
     return str(request.param)
+
+
+def test_a_bound_set_fits_in_one_http_field() -> None:
+    """A ClickHouse server refuses a parameter over 128 KiB (http_max_field_value_size), and
+    clickhouse-connect sends each as one field: the largest set a reader binds, rendered by
+    clickhouse-connect itself, stays under it."""
+    from clickhouse_connect.driver.binding import bind_query
+
+    _, fields = bind_query(
+        "SELECT {t:Array(String)}, {k:Array(Tuple(String, String))}",
+        {"t": ["f" * 32] * ledger.BOUND_TRACES, "k": [("f" * 32, "f" * 16)] * ledger.BOUND_KEYS},
+    )
+    assert unstamped._BOUND_KEYS == ledger.BOUND_KEYS
+    assert max(len(v) for v in fields.values()) < 128 * 1024
 
 
 def _read_as_calls(client: Any, test: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -148,6 +163,26 @@ def test_a_query_between_two_settles(workload: tuple[str, list[Any]], chdb_dir: 
     late = _settle(url)
     assert late.calls > 0
     _agree(duck, url, ROLLUPS)
+
+
+def test_an_unfinished_call_written_on_two_days_is_read_from_both(
+    workload: tuple[str, list[Any]], chdb_dir: Path
+) -> None:
+    """The orphan call (its parent is never stored) written twice before the settle, the copy
+    a day later: its settled row keeps one start time, and the reader's bound test takes the
+    times of its typed rows, so it reads both copies, as `UNSETTLED` does."""
+    _, records = workload
+    known = {r.span_id for r in records}
+    orphan = next(r for r in records if _is_call(r) and r.parent_span_id and r.parent_span_id not in known)
+    day = 86_400 * 10**9
+    copy = orphan._replace(start_ns=orphan.start_ns + day, end_ns=orphan.end_ns + day)
+    url, client = _store(chdb_dir, "ledger_two_days", records, [copy], typed=True)
+    _settle(url)
+    assert read_chain(client).pending
+    test, params = unsettled(client, "costattr_spans", read_chain(client))
+    read = _read_as_calls(client, test, params)
+    assert [key for key in read if key[1] == orphan.span_id][1:]  # both copies
+    _same_as_unsettled(client)
 
 
 def test_a_late_copy_of_a_settled_call_counts_once(

@@ -135,9 +135,8 @@ FROM (
         WHERE (feature IS NULL OR agent_name IS NULL) AND parent_span_id IS NOT NULL AND NOT settled
     ),
     -- walk:steps (from here to walk:end, the settle pass walks too: _settle.sql). The
-    -- ancestors are read at every step, of lacking's traces: a subquery, or those traces and
-    -- their spans' start times bound as values (prelude.calls_sql), which prune by the
-    -- table's days (every day is read otherwise, at every step).
+    -- ancestors are read at every step, of lacking's traces, within their spans' start times
+    -- when those are bound (prelude.calls_sql): the days they fall on, not every day.
     ancestors AS (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM spans

@@ -193,24 +193,29 @@ def ledger_exists(client: Any, target: Any) -> bool:
     return has_table(client, target.database, CALLS_TABLE)
 
 
-# A reader binds what it reads from the typed table as values (`unsettled`) when there are at
-# most this many traces among those rows (and keys in each set it binds), else it tests
-# `UNSETTLED` as a settle does: a bound set travels with every query, and is parsed by each.
-BOUND_TRACES = 20_000
+# The largest sets a reader binds (`unsettled`, `settle.walk_bounds`, `unstamped`): a bound
+# parameter travels as one HTTP field, and a ClickHouse server refuses a field over 128 KiB
+# (http_max_field_value_size): a trace id is 36 bytes there, a (trace id, span id) key 58.
+# Past these, the reader takes a subquery instead (slower: it prunes nothing by key), or for
+# the keys of calls written again, `UNSETTLED`.
+BOUND_TRACES = 2_500
+BOUND_KEYS = 1_500
 _TYPED_CALL = "span_role = 'model_call'"
 # The reader's test (`unsettled`): the typed rows above the watermark, within their times
-# (a partition is read only when it holds some), less the calls the chain holds already (a
-# span written again: bound keys), and the calls the chain's last settle left unfinished
-# (bound keys, within their times).
+# (a partition is read only when it holds some) and up to the highest block seen, less the
+# calls the chain holds already (a span written again: bound keys); and the calls the
+# chain's last settle left unfinished, within their typed rows' times when few.
 _ABOVE_BOUND = (
     "(start_time >= {costattr_ledger_lo:DateTime64(6, 'UTC')}"
     " AND start_time <= {costattr_ledger_hi:DateTime64(6, 'UTC')} AND " + _ABOVE + "{rewritten})"
 )
 _REWRITTEN = " AND (trace_id, span_id) NOT IN {costattr_ledger_rewritten:Array(Tuple(String, String))}"
-_PENDING_BOUND = (
-    "(start_time >= {costattr_ledger_plo:DateTime64(6, 'UTC')}"
+_UNFINISHED = (
+    f"(trace_id, span_id) IN (SELECT trace_id, span_id FROM {CALLS_TABLE} WHERE seq = {_SEQ} AND NOT final)"
+)
+_PENDING_TIMES = (
+    "start_time >= {costattr_ledger_plo:DateTime64(6, 'UTC')}"
     " AND start_time <= {costattr_ledger_phi:DateTime64(6, 'UTC')}"
-    " AND (trace_id, span_id) IN {costattr_ledger_pending:Array(Tuple(String, String))})"
 )
 
 
@@ -219,14 +224,16 @@ def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any
     the test's parameters, or ``false`` when no call is left there (none above the
     watermark, none unfinished): the contract then reads the settled calls alone.
 
-    The test selects what `UNSETTLED` does, but it is evaluated here, once, and bound: a
-    rollup inlines it at every read of the contract's calls (six to eight times), and
-    `UNSETTLED` costs a scan of every settled call's key (its look for a span written
-    again) and of the typed table's block numbers: 4.4 s a rollup at 10M spans with 2,000
-    traces not settled, against 0.4 s for DuckDB. Bound, the typed rows are read from the
-    days they fall on, the look reads the settled calls of those traces only (a constant
-    set prunes by the table's key; a subquery does not), and the unfinished calls are keys.
-    With more than `BOUND_TRACES` traces to read (a store not settled for long), `UNSETTLED`."""
+    The test selects what `UNSETTLED` does, but the costly part is found here, once, and
+    bound: a rollup inlines the test at every read of the contract's calls (six to eight
+    times), and `UNSETTLED`'s look for a span written again scans every settled call's key
+    (4.4 s a rollup at 10M spans with 2,000 traces not settled, against 0.4 s for DuckDB).
+    Bound, the typed rows above the watermark are read from the days they fall on, the
+    calls written again are keys (found by their traces as a constant set, which prunes by
+    the settled calls' key: 17 ms at 10M; 215 ms as a subquery), and the unfinished calls
+    are read within their typed rows' times. With more than `BOUND_KEYS` calls written
+    again (a whole backlog exported twice), `UNSETTLED`. Rows arriving after this look are
+    left to the next query (the block bound), as a settle leaves them to the next settle."""
     params = ledger_params(chain)
     stats = client.query(
         f"SELECT count(), min(start_time), max(start_time), max(_block_number),"
@@ -237,50 +244,44 @@ def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any
     above, lo, hi, upto, traces = stats
     if not above and not chain.pending:
         return "false", params
-    if len(traces) > BOUND_TRACES:
-        return UNSETTLED.replace("{typed}", typed), params
     branches = []
     if above:
         params |= {"costattr_ledger_lo": lo, "costattr_ledger_hi": hi, "costattr_ledger_upto": int(upto)}
-        # The calls above the watermark the chain holds already (a span written again): the
-        # chain's calls of their traces (a constant set: 17 ms at 10M spans; with the test
-        # on the keys above in the same query, 215), then those of them above.
-        held = client.query(
-            f"SELECT trace_id, span_id FROM {CALLS_TABLE}"
-            f" WHERE {IN_CHAIN} AND trace_id IN {{costattr_ledger_traces:Array(String)}}"
-            f" LIMIT {BOUND_TRACES + 1}",
-            parameters={**params, "costattr_ledger_traces": traces},
+        bounded = _ABOVE_BOUND.replace("{rewritten}", "")
+        if len(traces) <= BOUND_TRACES:
+            of_traces, extra = "{costattr_ledger_traces:Array(String)}", {"costattr_ledger_traces": traces}
+        else:
+            of_traces, extra = f"(SELECT trace_id FROM {typed} WHERE {_TYPED_CALL} AND {bounded})", {}
+        # The calls above the watermark the chain holds already: a span written again.
+        rewritten = client.query(
+            f"SELECT DISTINCT trace_id, span_id FROM {typed} WHERE {_TYPED_CALL} AND {bounded}"
+            f" AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM {CALLS_TABLE}"
+            f" WHERE {IN_CHAIN} AND trace_id IN {of_traces}) LIMIT {BOUND_KEYS + 1}",
+            parameters={**params, **extra},
         ).result_rows
-        if len(held) > BOUND_TRACES:  # many late spans of settled runs: not bound either
+        if len(rewritten) > BOUND_KEYS:
             return UNSETTLED.replace("{typed}", typed), ledger_params(chain)
-        rewritten = (
-            held
-            and client.query(
-                f"SELECT DISTINCT trace_id, span_id FROM {typed} WHERE {_TYPED_CALL} AND {_ABOVE_BOUND}"
-                " AND (trace_id, span_id) IN {costattr_ledger_held:Array(Tuple(String, String))}".replace(
-                    "{rewritten}", ""
-                ),
-                parameters={**params, "costattr_ledger_held": [tuple(key) for key in held]},
-            ).result_rows
-        )
         if rewritten:
             params["costattr_ledger_rewritten"] = [tuple(key) for key in rewritten]
         branches.append(_ABOVE_BOUND.replace("{rewritten}", _REWRITTEN if rewritten else ""))
     if chain.pending:
-        pending = client.query(
-            f"SELECT trace_id, span_id, start_time FROM {CALLS_TABLE}"
-            f" WHERE seq = {_SEQ} AND NOT final LIMIT {BOUND_TRACES + 1}",
+        unfinished = client.query(
+            f"SELECT trace_id, span_id FROM {CALLS_TABLE} WHERE seq = {_SEQ} AND NOT final"
+            f" LIMIT {BOUND_KEYS + 1}",
             parameters=params,
         ).result_rows
-        if len(pending) > BOUND_TRACES:
-            return UNSETTLED.replace("{typed}", typed), ledger_params(chain)
-        if pending:
-            params |= {
-                "costattr_ledger_plo": min(row[2] for row in pending),
-                "costattr_ledger_phi": max(row[2] for row in pending),
-                "costattr_ledger_pending": [(t, s) for t, s, _ in pending],
-            }
-            branches.append(_PENDING_BOUND)
+        if len(unfinished) > BOUND_KEYS:  # read from every day
+            branches.append(_UNFINISHED)
+        elif unfinished:
+            # Their typed rows' times (a copy may carry another than the settled row's); the
+            # keys bound prune by the typed table's key.
+            plo, phi = client.query(
+                f"SELECT min(start_time), max(start_time) FROM {typed} WHERE {_TYPED_CALL}"
+                " AND (trace_id, span_id) IN {k:Array(Tuple(String, String))}",
+                parameters={"k": [tuple(key) for key in unfinished]},
+            ).result_rows[0]
+            params |= {"costattr_ledger_plo": plo, "costattr_ledger_phi": phi}
+            branches.append(f"({_PENDING_TIMES} AND {_UNFINISHED})")
     if not branches:
         return "false", params
     return "(" + " OR ".join(branches) + ")", params

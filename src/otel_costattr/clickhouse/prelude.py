@@ -220,12 +220,10 @@ def where_param(pos: int) -> tuple[str, str]:
     return f"costattr_where_key_{pos}", f"costattr_where_values_{pos}"
 
 
-# The ancestors the walk reads when they are bound (`settle.walk_bounds`): of these traces,
-# within these start times. The default is lacking's traces (`settle.WALK_LACKING`).
+# The ancestors the walk reads when their start times are bound (`settle.walk_bounds`).
 WALK_BOUND = (
-    "trace_id IN {costattr_walk_traces:Array(String)}"
-    " AND start_time >= {costattr_walk_lo:Nullable(DateTime64(6, 'UTC'))}"
-    " AND start_time <= {costattr_walk_hi:Nullable(DateTime64(6, 'UTC'))}"
+    " AND start_time >= {costattr_walk_lo:DateTime64(6, 'UTC')}"
+    " AND start_time <= {costattr_walk_hi:DateTime64(6, 'UTC')}"
 )
 # What stands for the walk when no call of the window needs one (same columns, no rows).
 _NO_WALK = """    resolved AS (
@@ -256,8 +254,8 @@ def calls_sql(
     spans rows read as calls must pass (`ledger.UNSETTLED` over the typed table, "false" when
     no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too,
     and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored. With
-    ``walk_bound``, the walk reads the ancestors bound by `WALK_BOUND` (`settle.walk_bounds`),
-    else those of the traces of the calls it walks."""
+    ``walk_bound``, the walk reads the ancestors of the traces of the calls it walks within
+    the start times bound by `WALK_BOUND` (`settle.walk_bounds`), else on every day."""
     from .ledger import settled_calls_sql
     from .settle import WALK_LACKING, settled_relation
 
@@ -277,7 +275,7 @@ def calls_sql(
         if not walk:
             sql = _cut(sql, "walk", _NO_WALK)
         else:
-            fills["{{walk_ancestors}}"] = WALK_BOUND if walk_bound else WALK_LACKING
+            fills["{{walk_ancestors}}"] = WALK_LACKING + (WALK_BOUND if walk_bound else "")
         if not ledger:
             sql = _cut(sql, "ledger", "")
         fills |= {

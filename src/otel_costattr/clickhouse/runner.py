@@ -21,7 +21,7 @@ from typing import Any
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
 from .client import SETTINGS, ClickHouseError, connect
-from .ledger import ledger_exists, read_chain, unsettled
+from .ledger import UNSETTLED, ledger_exists, read_chain, unsettled
 from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
 from .settle import SETTLED_TABLE, needs_walk, settled_exists, walk_bounds
@@ -114,10 +114,11 @@ def contract(
         settled = settled_exists(client, target)
         facts = SETTLED_TABLE if settled else None
     left = test != "false"  # some typed rows are read as calls
-    bounds = None
-    if ledger and left:  # few rows: the walk's ancestors, bound (settle.walk_bounds)
+    bounds: dict[str, Any] = {}
+    if ledger and left and test != UNSETTLED.replace("{typed}", spans):
+        # The bound test reads few rows: the walk's ancestors bound too (settle.walk_bounds).
         bounds = walk_bounds(client, spans, dict(window), (test, params))
-        walk = bounds is None or bool(bounds)
+        walk = bool(bounds)
     else:
         walk = left and needs_walk(client, spans, dict(window), settled, (test, params))
     priced = (

@@ -21,6 +21,7 @@ from .. import semconv
 from ..pricing.table import PriceTable, default_pricing
 from ..spans.cost_columns import model_columns, quantize_usd
 from .dialect import PARAM_TYPES
+from .ledger import BOUND_KEYS
 
 __all__ = [
     "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "fetch_unstamped", "price_rows", "priced_params",
@@ -72,8 +73,9 @@ WHERE Timestamp >= {{costattr_lo:DateTime64(6, 'UTC')}}
   AND (TraceId, SpanId) IN {{costattr_keys:Array(Tuple(String, String))}}
 LIMIT 1 BY TraceId, SpanId
 """
-# At most this many keys are bound as values (a window of a store never settled has more).
-_BOUND_KEYS = 20_000
+# At most this many keys are bound as values (`ledger.BOUND_KEYS`: a bound parameter is one
+# HTTP field for a server, 128 KiB at most; a window of a store never settled has more).
+_BOUND_KEYS = BOUND_KEYS
 # The calls of a window (`runner.pricing_window`: since, until, service, trace bound, None
 # for no bound), as a test on the spans relation's columns.
 WINDOW_TEST = """
