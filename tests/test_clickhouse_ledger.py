@@ -185,6 +185,37 @@ def test_an_unfinished_call_written_on_two_days_is_read_from_both(
     _same_as_unsettled(client)
 
 
+def _span(trace: str, span: str, parent: str | None, start_ns: int, attributes: dict[str, Any]) -> Any:
+    from otel_costattr.spans.record import SpanRecord
+
+    service = {"service.name": "app"}
+    return SpanRecord(
+        trace, span, parent, start_ns, start_ns + 10**6, "s", "INTERNAL", "UNSET", None, service, "app",
+        None, None, attributes, (), (),
+    )  # fmt: skip
+
+
+def test_a_walk_between_settles_reaches_an_ancestor_a_day_earlier(chdb_dir: Path) -> None:
+    """Between two settles a call without identity arrives whose only ancestor, the run's
+    root (feature and agent), started a day earlier: the walk's bound start times must take
+    it in (the first of the trace's spans, not of its calls)."""
+    day, hour = 1_780_300_800 * 10**9, 3600 * 10**9
+    usage = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.cost": "0.01",
+             "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    first = [_span("a" * 32, "c" * 16, None, day, {**usage, "app.feature": "F", "gen_ai.agent.name": "A"})]
+    url, client = _store(chdb_dir, "ledger_walk_day", first, typed=True)
+    _settle(url)
+    root = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "B", "app.feature": "G"}
+    later = [
+        _span("b" * 32, "e" * 16, None, day - 24 * hour, root),
+        _span("b" * 32, "d" * 16, "e" * 16, day + hour, usage),
+    ]
+    insert_records(client, later)
+    _same_as_unsettled(client)
+    got = {(row["feature"], row["calls"]) for row in rollup("per_feature", url, since=None, until=None)}
+    assert got == {("F", 1), ("G", 1)}
+
+
 def test_a_late_copy_of_a_settled_call_counts_once(
     workload: tuple[str, list[Any]], chdb_dir: Path, bound: str
 ) -> None:

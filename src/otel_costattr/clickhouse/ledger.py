@@ -214,8 +214,8 @@ _UNFINISHED = (
     f"(trace_id, span_id) IN (SELECT trace_id, span_id FROM {CALLS_TABLE} WHERE seq = {_SEQ} AND NOT final)"
 )
 _PENDING_TIMES = (
-    "start_time >= {costattr_ledger_plo:DateTime64(6, 'UTC')}"
-    " AND start_time <= {costattr_ledger_phi:DateTime64(6, 'UTC')}"
+    "start_time >= {costattr_ledger_plo:Nullable(DateTime64(6, 'UTC'))}"
+    " AND start_time <= {costattr_ledger_phi:Nullable(DateTime64(6, 'UTC'))}"
 )
 
 
@@ -270,8 +270,10 @@ def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any
             f" LIMIT {BOUND_KEYS + 1}",
             parameters=params,
         ).result_rows
+        if not above:  # rows arriving after this look wait for the next query, here too
+            params["costattr_ledger_upto"] = chain.watermark
         if len(unfinished) > BOUND_KEYS:  # read from every day
-            branches.append(_UNFINISHED)
+            branches.append(f"(_block_number <= {_UPTO} AND {_UNFINISHED})")
         elif unfinished:
             # Their typed rows' times (a copy may carry another than the settled row's); the
             # keys bound prune by the typed table's key.
@@ -281,7 +283,7 @@ def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any
                 parameters={"k": [tuple(key) for key in unfinished]},
             ).result_rows[0]
             params |= {"costattr_ledger_plo": plo, "costattr_ledger_phi": phi}
-            branches.append(f"({_PENDING_TIMES} AND {_UNFINISHED})")
+            branches.append(f"({_PENDING_TIMES} AND _block_number <= {_UPTO} AND {_UNFINISHED})")
     if not branches:
         return "false", params
     return "(" + " OR ".join(branches) + ")", params

@@ -222,8 +222,8 @@ def where_param(pos: int) -> tuple[str, str]:
 
 # The ancestors the walk reads when their start times are bound (`settle.walk_bounds`).
 WALK_BOUND = (
-    " AND start_time >= {costattr_walk_lo:DateTime64(6, 'UTC')}"
-    " AND start_time <= {costattr_walk_hi:DateTime64(6, 'UTC')}"
+    " AND start_time >= {costattr_walk_lo:Nullable(DateTime64(6, 'UTC'))}"
+    " AND start_time <= {costattr_walk_hi:Nullable(DateTime64(6, 'UTC'))}"
 )
 # What stands for the walk when no call of the window needs one (same columns, no rows).
 _NO_WALK = """    resolved AS (
@@ -243,6 +243,7 @@ def calls_sql(
     unsettled: str = "true",
     ledger: bool = False,
     walk_bound: bool = False,
+    priced_chunks: int = 1,
 ) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
@@ -251,11 +252,13 @@ def calls_sql(
     ``walk`` (no call of the window needs one: `settle.needs_walk`), no ancestor walk; without
     ``call_row`` (only trace.sql reads it), that column is 0: ClickHouse computes a column
     of a UNION ALL even when nothing reads it (a hash per call). ``unsettled``: the test the
-    spans rows read as calls must pass (`ledger.UNSETTLED` over the typed table, "false" when
+    spans rows read as calls must pass (`ledger.unsettled`'s over the typed table, "false" when
     no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too,
     and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored. With
     ``walk_bound``, the walk reads the ancestors of the traces of the calls it walks within
-    the start times bound by `WALK_BOUND` (`settle.walk_bounds`), else on every day."""
+    the start times bound by `WALK_BOUND` (`settle.walk_bounds`), else on every day.
+    ``priced_chunks``: how many parameters each read-time price array comes in
+    (`unstamped.priced_params`)."""
     from .ledger import settled_calls_sql
     from .settle import WALK_LACKING, settled_relation
 
@@ -293,6 +296,15 @@ def calls_sql(
         if sql.count(placeholder) != 1:
             raise ValueError(f"queries/clickhouse/_calls.sql: expected {placeholder} once")
         sql = sql.replace(placeholder, text)
+    if priced_chunks > 1:
+        from .unstamped import PRICED_PARAMS, chunk_name
+
+        for name, kind in PRICED_PARAMS.items():
+            one = "{" + f"{name}:{kind}" + "}"
+            if sql.count(one) != 1:
+                raise ValueError(f"queries/clickhouse/_calls.sql: expected {one} once")
+            parts = ", ".join("{" + f"{chunk_name(name, i)}:{kind}" + "}" for i in range(priced_chunks))
+            sql = sql.replace(one, f"arrayConcat({parts})")
     return sql
 
 

@@ -26,7 +26,7 @@ from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
 from .settle import SETTLED_TABLE, needs_walk, settled_exists, walk_bounds
 from .target import Target, is_clickhouse_url, parse_target
-from .unstamped import priced_params, priced_params_none
+from .unstamped import priced_chunks, priced_params, priced_params_none
 
 __all__ = [
     "TYPED_TABLE", "UNSUPPORTED", "clickhouse_target", "contract", "rollup_clickhouse", "spans_relation",
@@ -130,7 +130,9 @@ def contract(
         params = {**params, **bounds}
 
     def prelude(where_keys: int) -> str:
-        return calls_sql(where_keys, settled, walk, call_row, test, ledger, walk_bound=bool(bounds))
+        return calls_sql(
+            where_keys, settled, walk, call_row, test, ledger, bool(bounds), priced_chunks(priced)
+        )
 
     return prelude, {**priced, **params}
 

@@ -24,8 +24,8 @@ from .dialect import PARAM_TYPES
 from .ledger import BOUND_KEYS
 
 __all__ = [
-    "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "fetch_unstamped", "price_rows", "priced_params",
-    "priced_params_none", "window_params",
+    "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "chunk_name", "fetch_unstamped", "price_rows",
+    "priced_chunks", "priced_params", "priced_params_none", "window_params",
 ]  # fmt: skip
 
 # What pricing gives a call: the columns model_columns returns, in its order, as ClickHouse
@@ -174,12 +174,34 @@ def priced_params(
     unsettled: tuple[str, dict[str, Any]] = ("true", {}),
 ) -> dict[str, Any]:
     """The ``costattr_priced_*`` arrays for the unstamped calls of ``window`` not priced in
-    the ``settled`` table (nor written to the settled calls: ``unsettled``, `fetch_unstamped`)."""
+    the ``settled`` table (nor written to the settled calls: ``unsettled``, `fetch_unstamped`),
+    each in chunks of at most `_BOUND_KEYS` values (`priced_chunks`, `prelude.calls_sql`):
+    a server takes 128 KiB in one parameter, about 3,600 trace ids."""
     priced = price_rows(fetch_unstamped(client, table, spans, window, settled, unsettled), pricing)
     columns: list[list[Any]] = [list(c) for c in zip(*priced, strict=True)] or [[] for _ in PRICED_PARAMS]
     cost = _COST + 2
     columns[cost] = [None if v is None else format(Decimal(v), "f") for v in columns[cost]]
-    return dict(zip(PRICED_PARAMS, columns, strict=True))
+    size = _BOUND_KEYS or 1
+    out: dict[str, Any] = {}
+    for name, column in zip(PRICED_PARAMS, columns, strict=True):
+        chunks = [column[i : i + size] for i in range(0, len(column), size)] or [[]]
+        for i, chunk in enumerate(chunks):
+            out[chunk_name(name, i)] = chunk
+    return out
+
+
+def chunk_name(name: str, index: int) -> str:
+    """The bound parameter of the ``index``-th chunk of the priced array ``name``."""
+    return name if index == 0 else f"{name}_{index}"
+
+
+def priced_chunks(params: Mapping[str, Any]) -> int:
+    """How many chunks each priced array of ``params`` (`priced_params`) has."""
+    first = next(iter(PRICED_PARAMS))
+    count = 1
+    while chunk_name(first, count) in params:
+        count += 1
+    return count
 
 
 def priced_params_none() -> dict[str, Any]:
