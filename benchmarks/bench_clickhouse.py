@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="after the settle, N more traces arrive unsettled (copies of stored ones, ending at the"
-        " store's last instant): what a dashboard reads between two settles; grows --dir's store",
+        " store's last instant): what a dashboard reads between two settles. They go to the typed"
+        " store only, and stay there: use a copy of --dir (DuckDB's store and the Map one differ"
+        " from it by them, 0.2%% at 10M with 2,000)",
     )
     parser.add_argument(
         "--arrivals",
