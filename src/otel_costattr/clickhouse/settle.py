@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 SETTLED_TABLE = "costattr_settled"
 # Which ancestors the walk reads (``{{walk_ancestors}}`` in _calls.sql): those of the
-# traces of the calls it walks, or those bound as values (`walk_bounds`, `prelude.WALK_BOUND`).
+# traces of the calls it walks (within the start times `walk_bounds` found, when it ran:
+# `prelude.WALK_BOUND`).
 WALK_LACKING = "trace_id IN (SELECT trace_id FROM lacking)"
 _IDENTITY = (
     ("feature", "Nullable(String)"),
