@@ -27,6 +27,7 @@ from otel_costattr.clickhouse.ledger import (
     read_chain,
     unsettled,
 )
+from otel_costattr.clickhouse.runner import contract, spans_relation
 from otel_costattr.pricing.table import default_pricing
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.rollups.whatif import whatif
@@ -84,7 +85,6 @@ def test_all_settled_reads_the_settled_calls_alone(tmp_path: Path, chdb_dir: Pat
     """With every call settled final (no orphan in the workload), the contract reads the
     settled calls alone, its typed part left out of the SQL, and every rollup agrees."""
     from otel_costattr.clickhouse.dialect import macros
-    from otel_costattr.clickhouse.runner import contract, spans_relation
 
     spans = clickhouse_workload.spans(default_pricing())
     ids = {s.context.span_id for s in spans}
@@ -159,7 +159,16 @@ def test_a_query_between_two_settles(workload: tuple[str, list[Any]], chdb_dir: 
     insert_records(client, [r for r in records if r not in first])
     if bound == "bound":
         _same_as_unsettled(client)
+    target = parse_target(url)
+    _, params = contract(client, target, spans_relation(client, target), {})
+    # The walk's traces bound as values, or past BOUND_TRACES read from the calls it walks.
+    assert ("costattr_walk_traces" in params) == (bound == "bound") and "costattr_walk_lo" in params
     _agree(duck, url)
+    # An empty answer is named from the settled calls alone (chDB names no column then).
+    for name in ("per_feature", "reconcile", "runs_list"):
+        want = rollup(name, duck, now=NOW, where={"user.id": "nobody"})
+        assert_agree(want, rollup(name, url, now=NOW, where={"user.id": "nobody"}))
+        assert not want and want.columns
     late = _settle(url)
     assert late.calls > 0
     _agree(duck, url, ROLLUPS)

@@ -252,11 +252,12 @@ def unsettled(client: Any, typed: str, chain: Chain) -> tuple[str, dict[str, Any
             of_traces, extra = "{costattr_ledger_traces:Array(String)}", {"costattr_ledger_traces": traces}
         else:
             of_traces, extra = f"(SELECT trace_id FROM {typed} WHERE {_TYPED_CALL} AND {bounded})", {}
-        # The calls above the watermark the chain holds already: a span written again.
+        # The calls above the watermark the chain holds already: a span written again. The
+        # traces first (PREWHERE): the chain's test on every settled call's seq cost a third.
         rewritten = client.query(
             f"SELECT DISTINCT trace_id, span_id FROM {typed} WHERE {_TYPED_CALL} AND {bounded}"
             f" AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM {CALLS_TABLE}"
-            f" WHERE {IN_CHAIN} AND trace_id IN {of_traces}) LIMIT {BOUND_KEYS + 1}",
+            f" PREWHERE trace_id IN {of_traces} WHERE {IN_CHAIN}) LIMIT {BOUND_KEYS + 1}",
             parameters={**params, **extra},
         ).result_rows
         if len(rewritten) > BOUND_KEYS:

@@ -244,6 +244,7 @@ def calls_sql(
     ledger: bool = False,
     walk_bound: bool = False,
     priced_chunks: int = 1,
+    walk_traces: bool = False,
 ) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
@@ -256,11 +257,13 @@ def calls_sql(
     no row is left); with ``ledger``, the settled calls (`ledger.settled_calls_sql`) too,
     and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored. With
     ``walk_bound``, the walk reads the ancestors of the traces of the calls it walks within
-    the start times bound by `WALK_BOUND` (`settle.walk_bounds`), else on every day.
+    the start times bound by `WALK_BOUND` (`settle.walk_bounds`), else on every day; with
+    ``walk_traces``, those traces are bound too (`settle.WALK_TRACES`), else read from the
+    calls it walks.
     ``priced_chunks``: how many parameters each read-time price array comes in
     (`unstamped.priced_params`)."""
     from .ledger import settled_calls_sql
-    from .settle import WALK_LACKING, settled_relation
+    from .settle import WALK_LACKING, WALK_TRACES, settled_relation
 
     tests = []
     for pos in range(1, where_keys + 1):
@@ -278,7 +281,8 @@ def calls_sql(
         if not walk:
             sql = _cut(sql, "walk", _NO_WALK)
         else:
-            fills["{{walk_ancestors}}"] = WALK_LACKING + (WALK_BOUND if walk_bound else "")
+            of_traces = f"trace_id IN {WALK_TRACES}" if walk_traces else WALK_LACKING
+            fills["{{walk_ancestors}}"] = of_traces + (WALK_BOUND if walk_bound else "")
         if not ledger:
             sql = _cut(sql, "ledger", "")
         fills |= {

@@ -38,8 +38,9 @@ from .target import Target
 from .unstamped import PRICED_COLUMNS, WINDOW_TEST, fetch_unstamped, price_rows, window_params
 
 __all__ = [
-    "SETTLED_COLUMNS", "SETTLED_TABLE", "Settled", "Settler", "WALK_LACKING", "create_settled_sql",
-    "needs_walk", "settle", "settle_store", "settled_exists", "settled_relation", "walk_bounds",
+    "SETTLED_COLUMNS", "SETTLED_TABLE", "Settled", "Settler", "WALK_LACKING", "WALK_TRACES",
+    "create_settled_sql", "needs_walk", "settle", "settle_store", "settled_exists", "settled_relation",
+    "walk_bounds",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ SETTLED_TABLE = "costattr_settled"
 # traces of the calls it walks (within the start times `walk_bounds` found, when it ran:
 # `prelude.WALK_BOUND`).
 WALK_LACKING = "trace_id IN (SELECT trace_id FROM lacking)"
+# The traces of the calls it walks, bound (`walk_bounds`): the test above reads the calls
+# again at each step.
+WALK_TRACES = "{costattr_walk_traces:Array(String)}"
 _IDENTITY = (
     ("feature", "Nullable(String)"),
     ("agent_name", "Nullable(String)"),
@@ -137,14 +141,18 @@ def needs_walk(
 def walk_bounds(
     client: Any, spans: str, window: dict[str, Any], unsettled: tuple[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """The start times that bound the ancestors the contract's walk reads (`prelude.WALK_BOUND`'s
+    """What bounds the ancestors the contract's walk reads (`prelude.WALK_BOUND`'s
     parameters), on the typed table with settled calls (``unsettled``: `ledger.unsettled`'s
-    bound test, which reads few rows): the first and last of the spans, not calls, of the
-    traces of the calls `needs_walk` looks for. The walk reads its ancestors at each of its
-    steps: bound, from the days they fall on; unbound, from every day (0.3-0.5 s a rollup
-    at 10M spans when ClickHouse's condition cache has not seen the query, against 0.1 s).
-    Empty when no call needs a walk. An ancestor arriving after this look, outside these
-    times, is walked by the next query."""
+    bound test, which reads few rows): the first and last start time of the spans, not
+    calls, of the traces of the calls `needs_walk` looks for, and those traces themselves
+    when at most `ledger.BOUND_TRACES`. The walk reads its ancestors at each of its steps:
+    unbound, from every day (0.3-0.5 s a rollup at 10M spans when ClickHouse's condition
+    cache has not seen the query, against 0.1 s bound), and finds their traces by reading
+    the calls again (about 40 ms a rollup at 10M with 2,000 traces waiting). Empty when no
+    call needs a walk. An ancestor arriving after this look, outside these times, is walked
+    by the next query."""
+    from .ledger import BOUND_TRACES
+
     test, params = unsettled
     lacking = (
         f"SELECT trace_id FROM {spans} AS spans WHERE span_role = 'model_call'"
@@ -152,14 +160,26 @@ def walk_bounds(
         f" AND {WINDOW_TEST} AND {test}"
     )
     bound = {**window_params(window), **params}
-    if not client.query(f"{lacking} LIMIT 1", parameters=bound).result_rows:
+    traces = [
+        row[0]
+        for row in client.query(
+            f"SELECT DISTINCT trace_id FROM ({lacking}) LIMIT {BOUND_TRACES + 1}", parameters=bound
+        ).result_rows
+    ]
+    if not traces:
         return {}
+    out: dict[str, Any] = {}
+    if len(traces) <= BOUND_TRACES:
+        of = WALK_TRACES
+        out["costattr_walk_traces"] = bound["costattr_walk_traces"] = traces
+    else:
+        of = f"({lacking})"
     lo, hi = client.query(
         f"SELECT min(start_time), max(start_time) FROM {spans}"
-        f" WHERE span_role <> 'model_call' AND trace_id IN ({lacking})",
+        f" WHERE span_role <> 'model_call' AND trace_id IN {of}",
         parameters=bound,
     ).result_rows[0]
-    return {"costattr_walk_lo": lo, "costattr_walk_hi": hi}
+    return {**out, "costattr_walk_lo": lo, "costattr_walk_hi": hi}
 
 
 def _walk_sql(spans: str) -> str:
