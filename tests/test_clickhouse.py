@@ -360,3 +360,12 @@ def test_an_empty_answer_is_explained_as_on_duckdb(
     expected = explain_empty(duck, params, where=where)
     assert expected.startswith("the store holds ") and len(expected.splitlines()) > 1
     assert explain_empty(ch, params, where=where) == expected
+
+
+@pytest.mark.parametrize("name", ["stats", "per_step", "agent_steps", "overview"])
+def test_an_average_over_no_call_is_null_as_on_duckdb(stores: tuple[str, str], name: str) -> None:
+    """A window without calls: stats' total row averaged no call, NULL on DuckDB; ClickHouse's
+    avg of no rows is nan (a review of 2026-12-03 found it)."""
+    duck, ch = stores
+    empty = {"since": dt.datetime(2030, 1, 1)}
+    assert_agree(rollup(name, duck, now=NOW, **empty), rollup(name, ch, now=NOW, **empty))

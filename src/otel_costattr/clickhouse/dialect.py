@@ -10,7 +10,8 @@ fixed set of spelling changes, each checked by the differential test:
   ClickHouse body as a subquery, each ``p_*`` parameter replaced by the argument given;
 - the relation ``spans`` becomes the spans of ``otel_traces`` (or of the typed table that
   ``otel-costattr clickhouse init`` keeps), as a subquery;
-- DuckDB function spellings: ``arg_min``/``arg_max`` -> ``argMin``/``argMax``, ``median`` ->
+- DuckDB function spellings: ``arg_min``/``arg_max`` -> ``argMin``/``argMax``, ``avg`` ->
+  ``avgOrNull`` (NULL over no rows, not nan), ``median`` ->
   the exact interpolated ``quantileExactInclusive(0.5)``, ``round`` of a number -> rounded
   half away from zero as DuckDB does (ClickHouse rounds a float half to even), and
   ``string_agg(DISTINCT x, sep ORDER BY x)`` -> the sorted distinct values joined;
@@ -60,7 +61,12 @@ _SPANS = re.compile(r"\b(FROM|JOIN)\s+spans\b(?!\s*\()(\s+AS\s+\w+)?", re.IGNORE
 _STRING_AGG = re.compile(
     r"string_agg\(\s*DISTINCT\s+([\w.]+)\s*,\s*('[^']*')\s+ORDER\s+BY\s+\1\s*\)", re.IGNORECASE
 )
-_RENAMES = ((re.compile(r"\barg_min\("), "argMin("), (re.compile(r"\barg_max\("), "argMax("))
+_RENAMES = (
+    (re.compile(r"\barg_min\("), "argMin("),
+    (re.compile(r"\barg_max\("), "argMax("),
+    # DuckDB's avg of no rows is NULL; ClickHouse's is nan (stats' total row of an empty window).
+    (re.compile(r"\bavg\(", re.IGNORECASE), "avgOrNull("),
+)
 _MEDIAN = re.compile(r"\bmedian\(", re.IGNORECASE)
 _ROUND = re.compile(r"\bround\(", re.IGNORECASE)
 _JSON = re.compile(r"\bjson_extract_string\(\s*([\w.]+)\s*,\s*'\$\.\"([^\"'\\]+)\"'\s*\)", re.IGNORECASE)
