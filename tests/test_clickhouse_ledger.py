@@ -17,7 +17,7 @@ import test_clickhouse_settle
 from test_clickhouse import NOW, ROLLUPS, assert_agree, assert_cut_runs_agree
 from test_clickhouse_settle import _agree, _settle, _store
 
-from otel_costattr.clickhouse import ledger, parse_target, unstamped
+from otel_costattr.clickhouse import ledger, parse_target, unstamped, walk
 from otel_costattr.clickhouse.collector import insert_records
 from otel_costattr.clickhouse.ledger import (
     CALLS_TABLE,
@@ -106,12 +106,16 @@ def test_all_settled_reads_the_settled_calls_alone(tmp_path: Path, chdb_dir: Pat
     _agree(duck, url, ROLLUPS)
 
 
-@pytest.fixture(params=["bound", "unbound"])
+@pytest.fixture(params=["bound", "sql_walk", "unbound"])
 def bound(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A reader binds the sets it found (traces, keys) as values ("bound"), or, past their
-    limits, reads them by subqueries, and calls written again by `UNSETTLED` ("unbound":
-    every limit made 0 here). Both must give DuckDB's answers."""
+    """A reader binds the sets it found (traces, keys) and the walk's answers as values
+    ("bound"); past `walk.WALK_CALLS` it walks in SQL, the traces bound ("sql_walk"); past
+    every limit it reads them by subqueries, and calls written again by `UNSETTLED`
+    ("unbound": every limit made 0 here). Each must give DuckDB's answers."""
+    if request.param == "sql_walk":
+        monkeypatch.setattr(walk, "WALK_CALLS", 0)
     if request.param == "unbound":
+        monkeypatch.setattr(walk, "WALK_CALLS", 0)
         monkeypatch.setattr(ledger, "BOUND_TRACES", 0)
         monkeypatch.setattr(ledger, "BOUND_KEYS", 0)
         monkeypatch.setattr(unstamped, "_BOUND_KEYS", 0)
@@ -157,13 +161,22 @@ def test_a_query_between_two_settles(workload: tuple[str, list[Any]], chdb_dir: 
     _settle(url)
     assert read_chain(client).pending  # some calls' parents are not stored yet
     insert_records(client, [r for r in records if r not in first])
-    if bound == "bound":
+    if bound != "unbound":
         _same_as_unsettled(client)
     target = parse_target(url)
     _, params = contract(client, target, spans_relation(client, target), {})
-    # The walk's traces bound as values, or past BOUND_TRACES read from the calls it walks.
-    assert ("costattr_walk_traces" in params) == (bound == "bound") and "costattr_walk_lo" in params
+    # The walk's answers bound; past WALK_CALLS a walk in SQL, its traces bound as values
+    # or, past BOUND_TRACES, read from the calls it walks.
+    assert ("costattr_walked_trace_id" in params) == (bound == "bound")
+    assert ("costattr_walk_traces" in params) == (bound == "sql_walk")
+    assert ("costattr_walk_lo" in params) == (bound != "bound")
     _agree(duck, url)
+    # The rollups that read other windows than the one walked and priced (compare, forecast),
+    # by day, and runs' trees.
+    _agree(duck, url, ("compare", "forecast", "daily", "per_model"))
+    for run in rollup("per_run", duck, limit=0)[::4]:
+        trace = {"trace_id": run["trace_id"]}
+        assert_agree(rollup("trace", duck, **trace), rollup("trace", url, **trace))
     # An empty answer is named from the settled calls alone (chDB names no column then).
     for name in ("per_feature", "reconcile", "runs_list"):
         want = rollup(name, duck, now=NOW, where={"user.id": "nobody"})
@@ -234,7 +247,7 @@ def test_a_late_copy_of_a_settled_call_counts_once(
     url, client = _store(chdb_dir, f"ledger_copy_{bound}", records, typed=True)
     _settle(url)
     insert_records(client, records[::3])
-    if bound == "bound":
+    if bound != "unbound":
         _same_as_unsettled(client)
         assert "costattr_ledger_rewritten" in unsettled(client, "costattr_spans", read_chain(client))[1]
     _agree(duck, url)

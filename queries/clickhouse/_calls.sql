@@ -135,8 +135,10 @@ FROM (
         WHERE (feature IS NULL OR agent_name IS NULL) AND parent_span_id IS NOT NULL AND NOT settled
     ),
     -- walk:steps (from here to walk:end, the settle pass walks too: _settle.sql). The
-    -- ancestors are read at every step, of lacking's traces, within their spans' start times
-    -- when those are bound (prelude.calls_sql): the days they fall on, not every day.
+    -- ancestors are read at every step, of lacking's traces (or of bound traces that hold
+    -- them), within their spans' start times when those are bound (prelude.calls_sql): the
+    -- days they fall on, not every day. A reader walks few calls in Python instead
+    -- (clickhouse/walk.py, this rule step for step), and binds the answers as resolved.
     ancestors AS (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM spans

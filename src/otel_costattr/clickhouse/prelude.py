@@ -235,6 +235,24 @@ _NO_WALK = """    resolved AS (
 """
 
 
+def _walked(chunks: int) -> str:
+    """What stands for the walk when its answers are bound (`walk.walked_params`): the same
+    columns, from ``chunks`` chunks of each array."""
+    from .unstamped import chunk_name
+    from .walk import WALKED_PARAMS
+
+    arrays = []
+    for name, kind in WALKED_PARAMS.items():
+        parts = ["{" + f"{chunk_name(name, i)}:{kind}" + "}" for i in range(chunks)]
+        arrays.append(parts[0] if chunks == 1 else f"arrayConcat({', '.join(parts)})")
+    return f"""    resolved AS (
+        SELECT tupleElement(w, 1) AS trace_id, tupleElement(w, 2) AS span_id, 1 AS hit,
+               tuple(tupleElement(w, 3), tupleElement(w, 4), tupleElement(w, 5)) AS found
+        FROM (SELECT arrayJoin(arrayZip({", ".join(arrays)})) AS w)
+    )
+"""
+
+
 def calls_sql(
     where_keys: int = 0,
     settled: bool = False,
@@ -245,6 +263,7 @@ def calls_sql(
     walk_bound: bool = False,
     priced_chunks: int = 1,
     walk_traces: bool = False,
+    walked_chunks: int = 0,
 ) -> str:
     """``_calls.sql``: the call contract's macros in ClickHouse dialect (see `dialect`), the
     calls kept only where each of the first ``where_keys`` ``--where`` keys (bound parameters,
@@ -258,8 +277,10 @@ def calls_sql(
     and alone when ``unsettled`` is "false", their `ATTRIBUTE_COLUMNS` as stored. With
     ``walk_bound``, the walk reads the ancestors of the traces of the calls it walks within
     the start times bound by `WALK_BOUND` (`settle.walk_bounds`), else on every day; with
-    ``walk_traces``, those traces are bound too (`settle.WALK_TRACES`), else read from the
-    calls it walks.
+    ``walk_traces``, bound traces that hold those (`settle.WALK_TRACES`: found over the
+    whole pricing window), else read from the calls it walks. With ``walked_chunks`` (and
+    no ``walk``), the walk's answers are bound instead, in that many chunks of each array
+    (`walk.walked_params`).
     ``priced_chunks``: how many parameters each read-time price array comes in
     (`unstamped.priced_params`)."""
     from .ledger import settled_calls_sql
@@ -279,7 +300,7 @@ def calls_sql(
         sql = _cut(sql, "typed", "")
     else:
         if not walk:
-            sql = _cut(sql, "walk", _NO_WALK)
+            sql = _cut(sql, "walk", _walked(walked_chunks) if walked_chunks else _NO_WALK)
         else:
             of_traces = f"trace_id IN {WALK_TRACES}" if walk_traces else WALK_LACKING
             fills["{{walk_ancestors}}"] = of_traces + (WALK_BOUND if walk_bound else "")

@@ -47,11 +47,12 @@ logger = logging.getLogger(__name__)
 
 SETTLED_TABLE = "costattr_settled"
 # Which ancestors the walk reads (``{{walk_ancestors}}`` in _calls.sql): those of the
-# traces of the calls it walks (within the start times `walk_bounds` found, when it ran:
-# `prelude.WALK_BOUND`).
+# traces of the calls it walks (the settle's walk, a reader's past `ledger.BOUND_TRACES`;
+# within the start times `walk_bounds` found, when it ran: `prelude.WALK_BOUND`).
 WALK_LACKING = "trace_id IN (SELECT trace_id FROM lacking)"
-# The traces of the calls it walks, bound (`walk_bounds`): the test above reads the calls
-# again at each step.
+# The traces `walk_bounds` found, bound (a superset of each read's own when the rollup
+# reads several windows: the walk joins by trace): the test above reads the calls again at
+# each step.
 WALK_TRACES = "{costattr_walk_traces:Array(String)}"
 _IDENTITY = (
     ("feature", "Nullable(String)"),
