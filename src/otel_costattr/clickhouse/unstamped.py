@@ -24,8 +24,8 @@ from .dialect import PARAM_TYPES
 from .ledger import BOUND_KEYS
 
 __all__ = [
-    "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "chunk_name", "fetch_unstamped", "price_rows",
-    "priced_chunks", "priced_params", "priced_params_none", "window_params",
+    "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "chunk_count", "chunk_name", "fetch_unstamped",
+    "price_rows", "priced_chunks", "priced_params", "priced_params_none", "window_params",
 ]  # fmt: skip
 
 # What pricing gives a call: the columns model_columns returns, in its order, as ClickHouse
@@ -191,17 +191,22 @@ def priced_params(
 
 
 def chunk_name(name: str, index: int) -> str:
-    """The bound parameter of the ``index``-th chunk of the priced array ``name``."""
+    """The bound parameter of the ``index``-th chunk of the array ``name`` (the priced
+    arrays, `walk.WALKED_PARAMS`)."""
     return name if index == 0 else f"{name}_{index}"
+
+
+def chunk_count(params: Mapping[str, Any], name: str) -> int:
+    """How many chunks of the array ``name`` ``params`` holds (0 when none)."""
+    count = 0
+    while chunk_name(name, count) in params:
+        count += 1
+    return count
 
 
 def priced_chunks(params: Mapping[str, Any]) -> int:
     """How many chunks each priced array of ``params`` (`priced_params`) has."""
-    first = next(iter(PRICED_PARAMS))
-    count = 1
-    while chunk_name(first, count) in params:
-        count += 1
-    return count
+    return max(1, chunk_count(params, next(iter(PRICED_PARAMS))))
 
 
 def priced_params_none() -> dict[str, Any]:

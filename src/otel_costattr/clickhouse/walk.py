@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .ledger import ABOVE_WATERMARK
-from .unstamped import WINDOW_TEST, chunk_name, window_params
+from .unstamped import WINDOW_TEST, chunk_count, chunk_name, window_params
 
 __all__ = ["MAX_DEPTH", "WALKED_PARAMS", "WALK_CALLS", "walk_calls", "walked_chunks", "walked_params"]
 
@@ -175,8 +175,4 @@ def _chunked(answers: list[tuple[Any, ...]]) -> dict[str, Any] | None:
 
 def walked_chunks(params: Mapping[str, Any]) -> int:
     """How many chunks each array of `walked_params`' ``params`` has (0: none bound)."""
-    first = next(iter(WALKED_PARAMS))
-    count = 0
-    while chunk_name(first, count) in params:
-        count += 1
-    return count
+    return chunk_count(params, next(iter(WALKED_PARAMS)))
