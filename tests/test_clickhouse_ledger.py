@@ -112,6 +112,8 @@ def bound(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     ("bound"); past `walk.WALK_CALLS` it walks in SQL, the traces bound ("sql_walk"); past
     every limit it reads them by subqueries, and calls written again by `UNSETTLED`
     ("unbound": every limit made 0 here). Each must give DuckDB's answers."""
+    if request.param == "bound":  # the walk's answers in several chunks
+        monkeypatch.setattr(walk, "_CHUNK_BYTES", 100)  # a call a chunk
     if request.param == "sql_walk":
         monkeypatch.setattr(walk, "WALK_CALLS", 0)
     if request.param == "unbound":

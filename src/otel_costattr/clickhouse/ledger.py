@@ -61,8 +61,9 @@ from ..rollups.contract import CALL_COLUMNS
 from ..rollups.errors import first_line
 
 __all__ = [
-    "ABOVE_WATERMARK", "CALLS_TABLE", "Chain", "LEGACY_CALLS_TABLE", "MARKS_TABLE", "UNSETTLED", "create_sql",
-    "install", "ledger_exists", "ledger_params", "read_chain", "record", "settled_calls_sql", "unsettled",
+    "ABOVE_WATERMARK", "CALLS_TABLE", "Chain", "LEGACY_CALLS_TABLE", "MARKS_TABLE", "UNSETTLED", "WATERMARK",
+    "create_sql", "install", "ledger_exists", "ledger_params", "read_chain", "record", "settled_calls_sql",
+    "unsettled",
 ]  # fmt: skip
 
 CALLS_TABLE = "costattr_calls_settled_v2"
@@ -98,9 +99,10 @@ IN_CHAIN = f"final AND seq <= {_SEQ} AND NOT has({_ORPHANS}, seq)"
 # another Timestamp (an exporter's retry after midnight), so its day is no key (restricted
 # to the days of the rows above the watermark, such a call counted twice, for good).
 _ABOVE = f"_block_number > {_AFTER} AND _block_number <= {_UPTO}"
-# A typed row the chain's last settle did not see (`ledger_params`' watermark): the parts
-# inserted since, found by their block numbers.
-ABOVE_WATERMARK = f"_block_number > {_AFTER}"
+# The chain's watermark (`ledger_params`), and a typed row the chain's last settle did not
+# see: inserted since, found by its block number.
+WATERMARK = _AFTER
+ABOVE_WATERMARK = f"_block_number > {WATERMARK}"
 _ABOVE_CALLS = f"FROM {{typed}} WHERE span_role = 'model_call' AND {_ABOVE}"
 UNSETTLED = f"""(({_ABOVE})
             OR (trace_id, span_id) IN (
