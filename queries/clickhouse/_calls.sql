@@ -149,7 +149,9 @@ FROM (
                agent_name, agent_version
         FROM lacking
         UNION ALL
-        SELECT w.trace_id, w.span_id, a.parent_span_id, toUInt32(w.depth + 1),
+        -- DISTINCT: a span stored twice (an exporter retry) would double a step's rows, and
+        -- inside a cycle of parent ids every turn doubled them (2^64 at the limit).
+        SELECT DISTINCT w.trace_id, w.span_id, a.parent_span_id, toUInt32(w.depth + 1),
                coalesce(w.feature, a.feature),
                if(w.agent_name IS NULL, a.agent_name, w.agent_name),
                if(w.agent_name IS NULL, a.agent_version, w.agent_version)
