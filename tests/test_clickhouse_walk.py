@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_clickhouse_ledger import _span as ledger_span
 from test_clickhouse_settle import _store
 
 from otel_costattr.clickhouse import parse_target, walk
@@ -29,11 +30,7 @@ _CALL = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen
 
 
 def _span(trace: str, span: str, parent: str | None, at: int, attributes: dict[str, Any]) -> SpanRecord:
-    service = {"service.name": "app"}
-    return SpanRecord(
-        trace, span, parent, _START + at, _START + at + 10**6, "s", "INTERNAL", "UNSET", None, service, "app",
-        None, None, attributes, (), (),
-    )  # fmt: skip
+    return ledger_span(trace, span, parent, _START + at, attributes)
 
 
 def _identity(rng: random.Random) -> dict[str, Any]:
@@ -84,7 +81,7 @@ def _forest(seed: int) -> list[SpanRecord]:
     return spans
 
 
-_IDS = "trace_id, span_id, parent_span_id, feature, agent_name, agent_version"
+_IDS = walk._IDS  # the columns walk_calls takes
 _ANSWERS = custom_query(
     "walked",
     "-- @about each call's identity\n"
