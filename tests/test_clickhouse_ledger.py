@@ -109,11 +109,12 @@ def test_all_settled_reads_the_settled_calls_alone(tmp_path: Path, chdb_dir: Pat
 @pytest.fixture(params=["bound", "sql_walk", "unbound"])
 def bound(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """A reader binds the sets it found (traces, keys) and the walk's answers as values
-    ("bound"); past `walk.WALK_CALLS` it walks in SQL, the traces bound ("sql_walk"); past
-    every limit it reads them by subqueries, and calls written again by `UNSETTLED`
-    ("unbound": every limit made 0 here). Each must give DuckDB's answers."""
-    if request.param == "bound":  # the walk's answers in several chunks
-        monkeypatch.setattr(walk, "_CHUNK_BYTES", 100)  # a call a chunk
+    ("bound": the walk's traces and answers here in chunks of one value); past
+    `walk.WALK_CALLS` it walks in SQL, the traces bound ("sql_walk"); past every limit it
+    reads them by subqueries, and calls written again by `UNSETTLED` ("unbound": every limit
+    made 0 here). Each must give DuckDB's answers."""
+    if request.param == "bound":  # the walk's traces and answers in several chunks
+        monkeypatch.setattr(unstamped, "CHUNK_BYTES", 100)  # a call, a trace id, a chunk
     if request.param == "sql_walk":
         monkeypatch.setattr(walk, "WALK_CALLS", 0)
     if request.param == "unbound":

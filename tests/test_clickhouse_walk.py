@@ -16,7 +16,7 @@ import pytest
 from test_clickhouse_ledger import _span as ledger_span
 from test_clickhouse_settle import _store
 
-from otel_costattr.clickhouse import parse_target, walk
+from otel_costattr.clickhouse import parse_target, unstamped, walk
 from otel_costattr.clickhouse.runner import rollup_clickhouse
 from otel_costattr.clickhouse.unstamped import chunk_name
 from otel_costattr.rollups.custom import custom_query
@@ -133,3 +133,19 @@ def test_the_answers_are_bound_in_chunks_that_fit_an_http_field() -> None:
     _, fields = bind_query(f"SELECT {types}", params)
     assert max(len(v) for v in fields.values()) < 128 * 1024
     assert walk._chunked([("t" * 32, "s" * 16, "x" * 60_000, None, None)]) is None
+
+
+def test_a_set_bound_in_chunks_fits_http_fields_and_keeps_every_value() -> None:
+    """`unstamped.in_chunks` (the walk's sets of traces): each chunk, rendered by
+    clickhouse-connect itself, stays under the 128 KiB a server takes in one field (quotes
+    and backslashes escaped), the chunks hold the values in order, and the test names each;
+    a value that cannot fit gives None."""
+    from clickhouse_connect.driver.binding import bind_query
+
+    traces = [f"{i:032x}" for i in range(20_000)] + ["t'\\" * 2_000]
+    test, params = unstamped.in_chunks("trace_id", "ts", traces) or ("", {})
+    assert len(params) > 5 and [v for chunk in params.values() for v in chunk] == traces
+    assert test.count(" IN ") == len(params) and all("{" + name + ":" in test for name in params)
+    _, fields = bind_query("SELECT " + ", ".join(f"{{{n}:Array(String)}}" for n in params), params)
+    assert max(len(v) for v in fields.values()) < 128 * 1024
+    assert unstamped.in_chunks("trace_id", "ts", ["x" * 60_000]) is None

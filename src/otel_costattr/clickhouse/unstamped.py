@@ -13,7 +13,7 @@ the processor in every service that makes model calls) to keep that at zero.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -24,8 +24,9 @@ from .dialect import PARAM_TYPES
 from .ledger import BOUND_KEYS
 
 __all__ = [
-    "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "chunk_count", "chunk_name", "fetch_unstamped",
-    "price_rows", "priced_chunks", "priced_params", "priced_params_none", "window_params",
+    "CHUNK_BYTES", "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "chunk_count", "chunk_name",
+    "fetch_unstamped", "in_chunks", "price_rows", "priced_chunks", "priced_params", "priced_params_none",
+    "value_size", "window_params",
 ]  # fmt: skip
 
 # What pricing gives a call: the columns model_columns returns, in its order, as ClickHouse
@@ -188,6 +189,38 @@ def priced_params(
         for i, chunk in enumerate(chunks):
             out[chunk_name(name, i)] = chunk
     return out
+
+
+# A bound parameter travels to a server as one HTTP field, refused over 128 KiB
+# (http_max_field_value_size): the sets a reader binds by size (`in_chunks`, the walk's
+# answers) are cut into chunks of at most this many bytes, each value counted at `value_size`.
+CHUNK_BYTES = 100_000
+
+
+def value_size(value: str | None) -> int:
+    """What ``value`` may take in a bound array: twice its UTF-8 length (every byte escaped),
+    and four more (quotes, comma)."""
+    return 4 if value is None else 2 * len(value.encode()) + 4
+
+
+def in_chunks(column: str, name: str, values: Sequence[str]) -> tuple[str, dict[str, list[str]]] | None:
+    """``column`` IN ``values``, as SQL over bound parameters named ``name`` (`chunk_name`):
+    the values in chunks of at most `CHUNK_BYTES`, each its own set. None when a value alone
+    is over it (the caller reads the set another way)."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for value in values:
+        n = value_size(value)
+        if n > CHUNK_BYTES:
+            return None
+        if size + n > CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(value)
+        size += n
+    params = {chunk_name(name, i): chunk for i, chunk in enumerate(chunks)}
+    tests = [f"{column} IN {{{key}:Array(String)}}" for key in params]
+    return "(" + " OR ".join(tests) + ")", params
 
 
 def chunk_name(name: str, index: int) -> str:

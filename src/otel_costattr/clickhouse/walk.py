@@ -22,8 +22,8 @@ contract pick either (``LIMIT 1 BY``), where DuckDB keeps the first stored.
 
 The rule is the contract's, step for step (`walk_calls`); a property test compares the two on
 random trees (duplicates, cycles, missing parents, calls as parents, chains past 64). Past
-`WALK_CALLS` calls, `ledger.BOUND_TRACES` traces, or a value too long to bind, the reader walks
-in SQL as before (`settle.walk_bounds`).
+`WALK_CALLS` calls, or a value too long to bind, the reader walks in SQL as before
+(`settle.walk_bounds`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import unstamped
 from .ledger import ABOVE_WATERMARK, WATERMARK
-from .unstamped import WINDOW_TEST, chunk_count, chunk_name, window_params
+from .unstamped import WINDOW_TEST, chunk_count, chunk_name, in_chunks, value_size, window_params
 
 __all__ = ["MAX_DEPTH", "WALKED_PARAMS", "WALK_CALLS", "walk_calls", "walked_chunks", "walked_params"]
 
@@ -48,10 +49,6 @@ WALKED_PARAMS = {
     "costattr_walked_agent_name": "Array(Nullable(String))",
     "costattr_walked_agent_version": "Array(Nullable(String))",
 }
-# A chunk of each array stays under the 128 KiB a server takes in one HTTP field: each value
-# counted at twice its UTF-8 length (every byte escaped) and four more (quotes, comma).
-_CHUNK_BYTES = 100_000
-
 _IDS = "trace_id, span_id, parent_span_id, feature, agent_name, agent_version"
 
 
@@ -111,8 +108,6 @@ def walked_params(
     parameters) and need a walk (no feature or no agent, a parent): `WALKED_PARAMS` in chunks
     (`walked_chunks`), empty when no call needs one, None when too many do (the reader walks in
     SQL then). An ancestor arriving after this look is walked by the next query."""
-    from .ledger import BOUND_TRACES
-
     test, params = unsettled
     bound = {**window_params(window), **params}
     calls = client.query(
@@ -123,8 +118,11 @@ def walked_params(
     ).result_rows
     if not calls:
         return {}
-    traces = sorted({row[0] for row in calls})
-    if len(calls) > WALK_CALLS or len(traces) > BOUND_TRACES:
+    if len(calls) > WALK_CALLS:
+        return None
+    # The traces as bound sets, in chunks (a server takes 128 KiB a parameter).
+    of_traces = in_chunks("trace_id", "t", sorted({row[0] for row in calls}))
+    if of_traces is None:
         return None
     # The traces' spans that arrived since the last settle first (a trace's ancestors mostly
     # arrive with or after its calls: a parent ends after its children), from the parts that
@@ -141,8 +139,8 @@ def walked_params(
     ]
     recent = client.query(
         f"SELECT {_IDS} FROM {spans} WHERE _part IN {{parts:Array(String)}} AND span_role <> 'model_call'"
-        f" AND {ABOVE_WATERMARK} AND trace_id IN {{t:Array(String)}}",
-        parameters={"t": traces, "parts": parts, **params},
+        f" AND {ABOVE_WATERMARK} AND {of_traces[0]}",
+        parameters={**of_traces[1], "parts": parts, **params},
     ).result_rows
     parents = _parents(recent)
     walked = [_walk(call, parents) for call in calls]
@@ -150,11 +148,11 @@ def walked_params(
     # few traces' keys prune the typed table's granules; every trace's would read them all.
     older = sorted({answer[0] for answer, open_ in walked if open_})
     if older:
+        test_older, bound_older = in_chunks("trace_id", "t", older) or of_traces  # fits: a subset
         parents = _parents(
             client.query(
-                f"SELECT {_IDS} FROM {spans} WHERE span_role <> 'model_call'"
-                " AND trace_id IN {t:Array(String)}",
-                parameters={"t": older},
+                f"SELECT {_IDS} FROM {spans} WHERE span_role <> 'model_call' AND {test_older}",
+                parameters=bound_older,
             ).result_rows
         )
         again = set(older)
@@ -165,20 +163,17 @@ def walked_params(
     return _chunked([answer for answer, _ in walked])
 
 
-def _size(value: str | None) -> int:
-    return 4 if value is None else 2 * len(value.encode()) + 4
-
-
 def _chunked(answers: list[tuple[Any, ...]]) -> dict[str, Any] | None:
-    """`WALKED_PARAMS` for ``answers``, cut where any array's chunk would pass `_CHUNK_BYTES`;
-    None when one value alone would."""
+    """`WALKED_PARAMS` for ``answers``, cut where any array's chunk would pass
+    `unstamped.CHUNK_BYTES`; None when one value alone would."""
+    limit = unstamped.CHUNK_BYTES
     chunks: list[list[tuple[Any, ...]]] = [[]]
     sizes = [0] * len(WALKED_PARAMS)
     for row in answers:
-        row_sizes = [_size(v) for v in row]
-        if max(row_sizes) > _CHUNK_BYTES:
+        row_sizes = [value_size(v) for v in row]
+        if max(row_sizes) > limit:
             return None
-        if any(s + r > _CHUNK_BYTES for s, r in zip(sizes, row_sizes, strict=True)):
+        if any(s + r > limit for s, r in zip(sizes, row_sizes, strict=True)):
             chunks.append([])
             sizes = [0] * len(WALKED_PARAMS)
         chunks[-1].append(row)
