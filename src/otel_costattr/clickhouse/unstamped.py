@@ -13,7 +13,7 @@ the processor in every service that makes model calls) to keep that at zero.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ from .ledger import BOUND_KEYS
 __all__ = [
     "CHUNK_BYTES", "PRICED_COLUMNS", "PRICED_PARAMS", "WINDOW_TEST", "chunk_count", "chunk_name",
     "fetch_unstamped", "in_chunks", "price_rows", "priced_chunks", "priced_params", "priced_params_none",
-    "value_size", "window_params",
+    "size_chunks", "value_size", "window_params",
 ]  # fmt: skip
 
 # What pricing gives a call: the columns model_columns returns, in its order, as ClickHouse
@@ -203,22 +203,31 @@ def value_size(value: str | None) -> int:
     return 4 if value is None else 2 * len(value.encode()) + 4
 
 
+def size_chunks(rows: Iterable[tuple[str | None, ...]]) -> list[list[tuple[str | None, ...]]] | None:
+    """``rows`` in order, cut where any column's chunk would pass `CHUNK_BYTES` (each value
+    counted at `value_size`); None when one value alone would."""
+    chunks: list[list[tuple[str | None, ...]]] = [[]]
+    sizes: list[int] = []
+    for row in rows:
+        row_sizes = [value_size(v) for v in row]
+        if max(row_sizes) > CHUNK_BYTES:
+            return None
+        if sizes and any(s + r > CHUNK_BYTES for s, r in zip(sizes, row_sizes, strict=True)):
+            chunks.append([])
+            sizes = []
+        chunks[-1].append(row)
+        sizes = [s + r for s, r in zip(sizes or [0] * len(row), row_sizes, strict=True)]
+    return chunks
+
+
 def in_chunks(column: str, name: str, values: Sequence[str]) -> tuple[str, dict[str, list[str]]] | None:
     """``column`` IN ``values``, as SQL over bound parameters named ``name`` (`chunk_name`):
-    the values in chunks of at most `CHUNK_BYTES`, each its own set. None when a value alone
-    is over it (the caller reads the set another way)."""
-    chunks: list[list[str]] = [[]]
-    size = 0
-    for value in values:
-        n = value_size(value)
-        if n > CHUNK_BYTES:
-            return None
-        if size + n > CHUNK_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(value)
-        size += n
-    params = {chunk_name(name, i): chunk for i, chunk in enumerate(chunks)}
+    the values in chunks of at most `CHUNK_BYTES` (`size_chunks`), each its own set. None when
+    a value alone is over it (the caller reads the set another way)."""
+    chunks = size_chunks((value,) for value in values)
+    if chunks is None:
+        return None
+    params = {chunk_name(name, i): [row[0] for row in chunk] for i, chunk in enumerate(chunks)}
     tests = [f"{column} IN {{{key}:Array(String)}}" for key in params]
     return "(" + " OR ".join(tests) + ")", params
 

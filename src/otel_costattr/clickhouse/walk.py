@@ -31,9 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import unstamped
 from .ledger import ABOVE_WATERMARK, WATERMARK
-from .unstamped import WINDOW_TEST, chunk_count, chunk_name, in_chunks, value_size, window_params
+from .unstamped import WINDOW_TEST, chunk_count, chunk_name, in_chunks, size_chunks, window_params
 
 __all__ = ["MAX_DEPTH", "WALKED_PARAMS", "WALK_CALLS", "walk_calls", "walked_chunks", "walked_params"]
 
@@ -165,19 +164,10 @@ def walked_params(
 
 def _chunked(answers: list[tuple[Any, ...]]) -> dict[str, Any] | None:
     """`WALKED_PARAMS` for ``answers``, cut where any array's chunk would pass
-    `unstamped.CHUNK_BYTES`; None when one value alone would."""
-    limit = unstamped.CHUNK_BYTES
-    chunks: list[list[tuple[Any, ...]]] = [[]]
-    sizes = [0] * len(WALKED_PARAMS)
-    for row in answers:
-        row_sizes = [value_size(v) for v in row]
-        if max(row_sizes) > limit:
-            return None
-        if any(s + r > limit for s, r in zip(sizes, row_sizes, strict=True)):
-            chunks.append([])
-            sizes = [0] * len(WALKED_PARAMS)
-        chunks[-1].append(row)
-        sizes = [s + r for s, r in zip(sizes, row_sizes, strict=True)]
+    `unstamped.CHUNK_BYTES` (`unstamped.size_chunks`); None when one value alone would."""
+    chunks = size_chunks(answers)
+    if chunks is None:
+        return None
     out: dict[str, Any] = {}
     for i, chunk in enumerate(chunks):
         columns = list(zip(*chunk, strict=True)) or [() for _ in WALKED_PARAMS]
