@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from test_clickhouse import assert_agree
 from test_clickhouse_settle import _settle, _store
 
+from otel_costattr.clickhouse import ledger
 from otel_costattr.clickhouse.collector import insert_records
 from otel_costattr.clickhouse.ledger import (
     _COPY_PREFIX,
@@ -33,6 +34,7 @@ from otel_costattr.clickhouse.ledger import (
 )
 from otel_costattr.clickhouse.prelude import ATTRIBUTE_COLUMNS, attribute_value
 from otel_costattr.clickhouse.target import parse_target
+from otel_costattr.clickhouse.typed import TYPED_TABLE
 from otel_costattr.pricing.table import default_pricing
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.sdk.seam_records import records_from_sdk
@@ -331,6 +333,63 @@ def test_a_call_written_again_on_the_next_day_counts_once(
         f"SELECT count(), uniqExact(trace_id, span_id) FROM {CALLS_TABLE} WHERE final"
     ).result_rows[0]
     assert rows == counted
+
+
+def _engine(client: Any, table: str) -> str:
+    return client.query(
+        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+        parameters={"t": table},
+    ).result_rows[0][0]
+
+
+def test_settled_calls_expire_with_the_typed_rows(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
+    """`clickhouse init --ttl-days`: the settled calls take the typed table's TTL at the next
+    settle, so a call settled while young expires with its spans (the run at the epoch here:
+    its rows are settled before the TTL, which ClickHouse applies even to an insert, reaches
+    them) and a rollup stops counting it; a TTL taken off the typed table goes here too."""
+    duck, records = workload
+    epoch = sum(1 for r in records if r.name == "chat" and r.start_ns < 10**18)
+    assert epoch == 2
+    url, client = _store(chdb_dir, "layout_ttl", *_batches(records), typed=True)
+    _settle(url)
+    assert _calls(url) == _calls(duck)
+    # As `init --ttl-days 3650` makes it (the 2026 runs stay until 2036).
+    client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY TTL toDateTime(start_time) + toIntervalDay(3650)")
+    _settle(url)
+    assert "TTL toDateTime(start_time) + toIntervalDay(3650)" in _engine(client, CALLS_TABLE)
+    for table in (TYPED_TABLE, CALLS_TABLE):
+        client.command(f"OPTIMIZE TABLE {table} FINAL")  # what the merges do in time
+    stale = f"SELECT count() FROM {CALLS_TABLE} WHERE start_time < toDateTime64('2000-01-01', 6, 'UTC')"
+    assert client.query(stale).result_rows[0][0] == 0
+    assert _calls(url) == _calls(duck) - epoch
+    client.command(f"ALTER TABLE {TYPED_TABLE} REMOVE TTL")
+    _settle(url)
+    assert " TTL " not in _engine(client, CALLS_TABLE)
+
+
+def test_a_ttl_the_settled_calls_cannot_take_is_logged(
+    workload: tuple[str, list[Any]],
+    chdb_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TTL a user wrote on the typed table over a column the settled calls lack: the settle
+    says so in the log, once (`serve` settles every minute), and still settles."""
+    monkeypatch.setattr(ledger, "_TTL_REFUSED", set())
+    duck, records = workload
+    url, client = _store(chdb_dir, "layout_ttl_foreign", *_batches(records), typed=True)
+    client.command(
+        f"ALTER TABLE {TYPED_TABLE} MODIFY TTL toDateTime(start_time) + toIntervalDay(3650)"
+        " WHERE span_role = 'no such role'"  # expires nothing here
+    )
+    with caplog.at_level("WARNING", logger="otel_costattr.clickhouse.ledger"):
+        _settle(url)
+        insert_records(client, records[:1])  # something new for the next settle to do
+        _settle(url)
+    said = [r for r in caplog.records if "TTL" in r.getMessage() and CALLS_TABLE in r.getMessage()]
+    assert len(said) == 1
+    assert " TTL " not in _engine(client, CALLS_TABLE)
+    assert _calls(url) == _calls(duck)
 
 
 def test_a_migration_that_fails_leaves_no_copy_behind(

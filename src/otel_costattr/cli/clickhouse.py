@@ -35,7 +35,8 @@ def clickhouse() -> None:
     "--ttl-days",
     type=click.IntRange(min=1),
     default=None,
-    help="drop typed rows older than this many days (match the Collector's ttl)",
+    help="drop typed rows (and, at each settle, settled calls) older than this many days"
+    " (match the Collector's ttl)",
 )
 @click.option("--no-backfill", is_flag=True, help="do not copy the spans already in the table")
 def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:

@@ -52,6 +52,7 @@ so until then readers miss them.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,8 +63,8 @@ from ..rollups.errors import first_line
 
 __all__ = [
     "ABOVE_WATERMARK", "CALLS_TABLE", "Chain", "LEGACY_CALLS_TABLE", "MARKS_TABLE", "UNSETTLED", "WATERMARK",
-    "create_sql", "install", "ledger_exists", "ledger_params", "read_chain", "record", "settled_calls_sql",
-    "unsettled",
+    "create_sql", "install", "keep_ttl", "ledger_exists", "ledger_params", "read_chain", "record",
+    "settled_calls_sql", "unsettled",
 ]  # fmt: skip
 
 CALLS_TABLE = "costattr_calls_settled_v2"
@@ -351,6 +352,45 @@ def install(client: Any, contract: str, params: dict[str, Any]) -> bool:
     return installed
 
 
+def keep_ttl(client: Any, typed: str) -> None:
+    """Give CALLS_TABLE the TTL of the typed table ``typed`` (``clickhouse init --ttl-days``),
+    or none when it has none: a settled call then expires with its typed row, so a rollup does
+    not count calls whose spans are gone, and what the user chose not to keep longer (the
+    calls' attributes, user ids among them) is not kept here either. Compared at every settle
+    (one query); a TTL the settled calls cannot take (over a column they lack, to a volume)
+    is logged once a process (`serve` settles every minute), and the settle goes on."""
+    rows = client.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()"
+        " AND name IN ({typed:String}, {calls:String})",
+        parameters={"typed": typed, "calls": CALLS_TABLE},
+    ).result_rows
+    ttl = {name: _ttl(engine) for name, engine in rows}
+    if CALLS_TABLE not in ttl or typed not in ttl or ttl[typed] == ttl[CALLS_TABLE]:
+        return
+    alter = f"MODIFY TTL {ttl[typed]}" if ttl[typed] else "REMOVE TTL"
+    try:
+        client.command(f"ALTER TABLE {CALLS_TABLE} {alter}")
+    except Exception as e:
+        if ttl[typed] not in _TTL_REFUSED:
+            _TTL_REFUSED.add(ttl[typed])
+            logger.warning(
+                "otel-costattr: %s cannot take the TTL of %s (%s), so its calls do not expire: %s",
+                CALLS_TABLE,
+                typed,
+                ttl[typed],
+                first_line(e),
+            )
+
+
+_TTL_REFUSED: set[str] = set()  # TTLs `keep_ttl` could not give, logged once each
+
+
+def _ttl(engine: str) -> str:
+    """The TTL clause of a table's ``engine_full`` (system.tables), or '' when it has none."""
+    found = re.search(r" TTL (.+?)(?: SETTINGS |$)", engine)
+    return found.group(1).strip() if found else ""
+
+
 def _has(client: Any, name: str) -> bool:
     return bool(
         client.query(
@@ -404,6 +444,7 @@ def record(
         return 0
     client.command(MARKS_SQL)
     install(client, contract("true"), params)
+    keep_ttl(client, typed)
     chain = read_chain(client) if chain is None else chain
     upto = int(client.query(f"SELECT max(_block_number) FROM {typed}").result_rows[0][0] or 0)
     # Nothing new: a call left unfinished can only finish when a span arrives.
