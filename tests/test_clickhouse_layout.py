@@ -344,9 +344,9 @@ def _engine(client: Any, table: str) -> str:
 
 def test_settled_calls_expire_with_the_typed_rows(workload: tuple[str, list[Any]], chdb_dir: Path) -> None:
     """`clickhouse init --ttl-days`: the settled calls take the typed table's TTL at the next
-    settle, so a call settled while young expires with its spans (the run at the epoch here:
-    its rows are settled before the TTL, which ClickHouse applies even to an insert, reaches
-    them) and a rollup stops counting it; a TTL taken off the typed table goes here too."""
+    settle, so a call settled while young expires with its spans (the run at the epoch here,
+    settled before the typed table has a TTL, as calls are settled before they grow old) and
+    a rollup stops counting it; a TTL taken off the typed table goes here too."""
     duck, records = workload
     epoch = sum(1 for r in records if r.name == "chat" and r.start_ns < 10**18)
     assert epoch == 2
@@ -374,14 +374,18 @@ def test_a_ttl_the_settled_calls_cannot_take_is_logged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A TTL a user wrote on the typed table over a column the settled calls lack: the settle
-    says so in the log, once (`serve` settles every minute), and still settles."""
+    says so in the log, once (`serve` settles every minute), takes off the TTL the settled
+    calls had (an earlier one of the typed table's, which would expire them before their
+    spans), and still settles."""
     monkeypatch.setattr(ledger, "_TTL_REFUSED", set())
     duck, records = workload
     url, client = _store(chdb_dir, "layout_ttl_foreign", *_batches(records), typed=True)
-    client.command(
-        f"ALTER TABLE {TYPED_TABLE} MODIFY TTL toDateTime(start_time) + toIntervalDay(3650)"
-        " WHERE span_role = 'no such role'"  # expires nothing here
-    )
+    # Expires nothing here until 2038 (the epoch run); no further: DateTime ends in 2106.
+    ttl = "toDateTime(start_time) + toIntervalDay(25000)"
+    client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY TTL {ttl}")
+    _settle(url)
+    assert f"TTL {ttl}" in _engine(client, CALLS_TABLE)
+    client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY TTL {ttl} WHERE span_role = 'no such role'")
     with caplog.at_level("WARNING", logger="otel_costattr.clickhouse.ledger"):
         _settle(url)
         insert_records(client, records[:1])  # something new for the next settle to do

@@ -52,7 +52,6 @@ so until then readers miss them.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -358,7 +357,8 @@ def keep_ttl(client: Any, typed: str) -> None:
     not count calls whose spans are gone, and what the user chose not to keep longer (the
     calls' attributes, user ids among them) is not kept here either. Compared at every settle
     (one query); a TTL the settled calls cannot take (over a column they lack, to a volume)
-    is logged once a process (`serve` settles every minute), and the settle goes on."""
+    is logged once a process (`serve` settles every minute), any TTL they had is taken off
+    (never one that expires calls whose spans stay), and the settle goes on."""
     rows = client.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()"
         " AND name IN ({typed:String}, {calls:String})",
@@ -371,6 +371,11 @@ def keep_ttl(client: Any, typed: str) -> None:
     try:
         client.command(f"ALTER TABLE {CALLS_TABLE} {alter}")
     except Exception as e:
+        if ttl[CALLS_TABLE]:  # an earlier TTL of the typed table's: it would expire too soon
+            try:
+                client.command(f"ALTER TABLE {CALLS_TABLE} REMOVE TTL")
+            except Exception as e2:
+                logger.warning("otel-costattr: cannot take the TTL off %s: %s", CALLS_TABLE, first_line(e2))
         if ttl[typed] not in _TTL_REFUSED:
             _TTL_REFUSED.add(ttl[typed])
             logger.warning(
@@ -386,9 +391,11 @@ _TTL_REFUSED: set[str] = set()  # TTLs `keep_ttl` could not give, logged once ea
 
 
 def _ttl(engine: str) -> str:
-    """The TTL clause of a table's ``engine_full`` (system.tables), or '' when it has none."""
-    found = re.search(r" TTL (.+?)(?: SETTINGS |$)", engine)
-    return found.group(1).strip() if found else ""
+    """The TTL clause of a table's ``engine_full`` (system.tables), or '' when it has none:
+    up to the last SETTINGS (ClickHouse prints them last, and a TTL's literal may say it)."""
+    if " TTL " not in engine:
+        return ""
+    return engine.split(" TTL ", 1)[1].rsplit(" SETTINGS ", 1)[0].strip()
 
 
 def _has(client: Any, name: str) -> bool:
