@@ -225,6 +225,15 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     assert "costattr_spans exists already" in capsys.readouterr().err
     assert main(["clickhouse", "init", "--db", f"chdb://{chdb_dir}?database=cli&table=nope"]) == 1
     assert "no table nope" in capsys.readouterr().err
+    # A TTL past ClickHouse's DateTime (2106) would wrap around and expire every row at once.
+    long_ttl = f"chdb://{chdb_dir}?database=cli_ttl"
+    assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "36500"]) == 1
+    said = capsys.readouterr().err
+    assert "--ttl-days 36500: at most 10000" in said and len(said.strip().splitlines()) == 1
+    client.command("CREATE DATABASE IF NOT EXISTS cli_ttl")
+    client.command(create_table_sql("cli_ttl.otel_traces"))
+    assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "10000"]) == 0
+    capsys.readouterr()
 
 
 def test_report_on_clickhouse_is_the_duckdb_page(

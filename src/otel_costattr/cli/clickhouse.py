@@ -36,7 +36,7 @@ def clickhouse() -> None:
     type=click.IntRange(min=1),
     default=None,
     help="drop typed rows (and, at each settle, settled calls) older than this many days"
-    " (match the Collector's ttl)",
+    " (match the Collector's ttl; at most 10000: ClickHouse's DateTime ends in 2106)",
 )
 @click.option("--no-backfill", is_flag=True, help="do not copy the spans already in the table")
 def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:
@@ -53,10 +53,11 @@ def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:
     """  # noqa: D301
     from ..clickhouse.client import connect
     from ..clickhouse.settle import settle_store
-    from ..clickhouse.typed import MATERIALIZED_VIEW, TYPED_TABLE, initialise
+    from ..clickhouse.typed import MATERIALIZED_VIEW, TYPED_TABLE, check_ttl_days, initialise
 
     with _errors(db):
         target = _target(db)
+        check_ttl_days(ttl_days)  # before the database is made
         rows = initialise(connect(target, create=True), target, ttl_days=ttl_days, backfill=not no_backfill)
         click.echo(f"{TYPED_TABLE}: {rows} rows; {MATERIALIZED_VIEW} fills it from {target.table}")
         _said(settle_store(target))

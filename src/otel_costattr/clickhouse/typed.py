@@ -16,13 +16,30 @@ from .prelude import spans_sql
 from .runner import TYPED_TABLE
 from .target import Target
 
-__all__ = ["MATERIALIZED_VIEW", "init_statements", "initialise"]
+__all__ = ["MATERIALIZED_VIEW", "MAX_TTL_DAYS", "check_ttl_days", "init_statements", "initialise"]
 
 MATERIALIZED_VIEW = f"{TYPED_TABLE}_mv"
 
 
+# The longest TTL `init` sets. ClickHouse's DateTime ends in 2106 and a TTL past it wraps
+# around (2026-12-04 + 29,000 days reads 1970-03-22): every row would expire at once. 10,000
+# days (27 years) is safe for rows stored until 2079.
+MAX_TTL_DAYS = 10_000
+
+
+def check_ttl_days(ttl_days: int | None) -> None:
+    """Raise ValueError, naming it, for a ``ttl_days`` outside 1..`MAX_TTL_DAYS`."""
+    if ttl_days is not None and not 1 <= ttl_days <= MAX_TTL_DAYS:
+        raise ValueError(
+            f"--ttl-days {ttl_days}: at most {MAX_TTL_DAYS} (ClickHouse's DateTime ends in 2106, and a"
+            " longer TTL wraps around and expires every row at once); leave it out to keep every row"
+        )
+
+
 def init_statements(target: Target, *, ttl_days: int | None = None, backfill: bool = True) -> list[str]:
-    """The statements `initialise` runs, in order (idempotent: IF NOT EXISTS)."""
+    """The statements `initialise` runs, in order (idempotent: IF NOT EXISTS). Raises
+    ValueError for a ``ttl_days`` outside 1..`MAX_TTL_DAYS` (`check_ttl_days`)."""
+    check_ttl_days(ttl_days)
     select = spans_sql(target.table)
     ttl = f" TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)})" if ttl_days else ""
     statements = [
