@@ -300,9 +300,12 @@ def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Mi
                 bound = {"memory_limit": f"{_MIGRATION_MEMORY}B"} if _bounds(con) else {}
                 with instance_settings(con, bound):
                     _apply(con, step)
-            except duckdb.OutOfMemoryException:
+            except (duckdb.OutOfMemoryException, duckdb.TransactionException):
+                # Out of room in the bound: in a statement, or in the COMMIT, which DuckDB
+                # reports as a failed transaction ("Failed to commit: could not allocate
+                # block"). Either way once more without the bound (a real conflict fails again).
                 rollback(con)
-                _apply(con, step)  # once more without the bound
+                _apply(con, step)
         except duckdb.Error as e:
             rollback(con)
             raise StoreError(f"{where}: migration {step.name} failed: {e}") from e
