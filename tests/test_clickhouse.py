@@ -229,7 +229,7 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     long_ttl = f"chdb://{chdb_dir}?database=cli_ttl"
     assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "36500"]) == 1
     said = capsys.readouterr().err
-    assert "--ttl-days 36500: at most 10000" in said and len(said.strip().splitlines()) == 1
+    assert "--ttl-days 36500: from 1 to at most 10000" in said and len(said.strip().splitlines()) == 1
     client.command("CREATE DATABASE IF NOT EXISTS cli_ttl")
     client.command(create_table_sql("cli_ttl.otel_traces"))
     assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "10000"]) == 0

@@ -374,9 +374,10 @@ def test_a_ttl_the_settled_calls_cannot_take_is_logged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A TTL a user wrote on the typed table over a column the settled calls lack: the settle
-    says so in the log, once (`serve` settles every minute), takes off the TTL the settled
-    calls had (an earlier one of the typed table's, which would expire them before their
-    spans), and still settles."""
+    says so in the log, once (`serve` settles every minute), gives the settled calls its plain
+    deletes alone (a clause WHERE over a typed column left out) or, with none, takes off the
+    TTL they had (an earlier one of the typed table's would expire them before their spans),
+    and still settles."""
     monkeypatch.setattr(ledger, "_TTL_REFUSED", set())
     duck, records = workload
     url, client = _store(chdb_dir, "layout_ttl_foreign", *_batches(records), typed=True)
@@ -385,13 +386,19 @@ def test_a_ttl_the_settled_calls_cannot_take_is_logged(
     client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY TTL {ttl}")
     _settle(url)
     assert f"TTL {ttl}" in _engine(client, CALLS_TABLE)
-    client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY TTL {ttl} WHERE span_role = 'no such role'")
+    shorter = "toDateTime(start_time) + toIntervalDay(20000)"  # not a call younger than 54 years
+    conditional = f"{shorter} WHERE span_role = 'no such role'"
+    client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY TTL {ttl}, {conditional}")
     with caplog.at_level("WARNING", logger="otel_costattr.clickhouse.ledger"):
         _settle(url)
         insert_records(client, records[:1])  # something new for the next settle to do
         _settle(url)
     said = [r for r in caplog.records if "TTL" in r.getMessage() and CALLS_TABLE in r.getMessage()]
     assert len(said) == 1
+    assert _engine(client, CALLS_TABLE).count(" TTL ") == 1  # the plain delete alone
+    assert f"TTL {ttl} SETTINGS" in _engine(client, CALLS_TABLE)
+    client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY TTL {conditional}")
+    _settle(url)
     assert " TTL " not in _engine(client, CALLS_TABLE)
     assert _calls(url) == _calls(duck)
 

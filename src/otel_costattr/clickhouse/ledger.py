@@ -52,6 +52,7 @@ so until then readers miss them.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -356,38 +357,71 @@ def keep_ttl(client: Any, typed: str) -> None:
     or none when it has none: a settled call then expires with its typed row, so a rollup does
     not count calls whose spans are gone, and what the user chose not to keep longer (the
     calls' attributes, user ids among them) is not kept here either. Compared at every settle
-    (one query); a TTL the settled calls cannot take (over a column they lack, to a volume)
-    is logged once a process (`serve` settles every minute), any TTL they had is taken off
-    (never one that expires calls whose spans stay), and the settle goes on."""
+    (one query). A TTL the settled calls cannot take whole (a user's clause over a column
+    they lack, or to a volume) is logged once a process (`serve` settles every minute), and
+    they get its plain deletes alone (never expiring a call before its spans), or none."""
     rows = client.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()"
         " AND name IN ({typed:String}, {calls:String})",
         parameters={"typed": typed, "calls": CALLS_TABLE},
     ).result_rows
     ttl = {name: _ttl(engine) for name, engine in rows}
-    if CALLS_TABLE not in ttl or typed not in ttl or ttl[typed] == ttl[CALLS_TABLE]:
+    if CALLS_TABLE not in ttl or typed not in ttl:
         return
-    alter = f"MODIFY TTL {ttl[typed]}" if ttl[typed] else "REMOVE TTL"
+    want = ttl[typed]
+    if want == ttl[CALLS_TABLE]:
+        return
     try:
-        client.command(f"ALTER TABLE {CALLS_TABLE} {alter}")
+        client.command(f"ALTER TABLE {CALLS_TABLE} " + (f"MODIFY TTL {want}" if want else "REMOVE TTL"))
+        return
     except Exception as e:
-        if ttl[CALLS_TABLE]:  # an earlier TTL of the typed table's: it would expire too soon
-            try:
-                client.command(f"ALTER TABLE {CALLS_TABLE} REMOVE TTL")
-            except Exception as e2:
-                logger.warning("otel-costattr: cannot take the TTL off %s: %s", CALLS_TABLE, first_line(e2))
-        if ttl[typed] not in _TTL_REFUSED:
-            _TTL_REFUSED.add(ttl[typed])
+        if want not in _TTL_REFUSED:
+            _TTL_REFUSED.add(want)
             logger.warning(
-                "otel-costattr: %s cannot take the TTL of %s (%s), so its calls do not expire: %s",
+                "otel-costattr: %s cannot take the TTL of %s (%s), only its plain deletes: %s",
                 CALLS_TABLE,
                 typed,
-                ttl[typed],
+                want,
+                first_line(e),
+            )
+    plain = ", ".join(c for c in _clauses(want) if _PLAIN_DELETE.fullmatch(c))
+    if plain == ttl[CALLS_TABLE]:
+        return
+    try:
+        client.command(f"ALTER TABLE {CALLS_TABLE} " + (f"MODIFY TTL {plain}" if plain else "REMOVE TTL"))
+    except Exception as e:
+        if plain not in _TTL_REFUSED:
+            _TTL_REFUSED.add(plain)
+            logger.warning(
+                "otel-costattr: %s keeps its TTL (%s): %s",
+                CALLS_TABLE,
+                ttl[CALLS_TABLE] or "none",
                 first_line(e),
             )
 
 
 _TTL_REFUSED: set[str] = set()  # TTLs `keep_ttl` could not give, logged once each
+# A TTL clause that deletes by time alone: an expression, DELETE at most, no WHERE, TO, SET...
+_PLAIN_DELETE = re.compile(r"(?:(?!\b(?:WHERE|TO|RECOMPRESS|GROUP|SET)\b).)+?(?: DELETE)?", re.S)
+
+
+def _clauses(ttl: str) -> list[str]:
+    """The comma-separated clauses of a TTL, split outside parentheses and quotes."""
+    out, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(ttl):
+        if quote:
+            quote = "" if ch == quote and ttl[i - 1] != "\\" else quote
+        elif ch in "'`\"":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(ttl[start:i].strip())
+            start = i + 1
+    out.append(ttl[start:].strip())
+    return [c for c in out if c]
 
 
 def _ttl(engine: str) -> str:

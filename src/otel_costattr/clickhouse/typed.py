@@ -23,16 +23,17 @@ MATERIALIZED_VIEW = f"{TYPED_TABLE}_mv"
 
 # The longest TTL `init` sets. ClickHouse's DateTime ends in 2106 and a TTL past it wraps
 # around (2026-12-04 + 29,000 days reads 1970-03-22): every row would expire at once. 10,000
-# days (27 years) is safe for rows stored until 2079.
+# days (27 years) is safe for rows that start before 2078-09-22.
 MAX_TTL_DAYS = 10_000
 
 
 def check_ttl_days(ttl_days: int | None) -> None:
-    """Raise ValueError, naming it, for a ``ttl_days`` outside 1..`MAX_TTL_DAYS`."""
-    if ttl_days is not None and not 1 <= ttl_days <= MAX_TTL_DAYS:
+    """Raise ValueError, naming it, for a ``ttl_days`` over `MAX_TTL_DAYS` or below 0 (0 or
+    None: no TTL)."""
+    if ttl_days and not 1 <= ttl_days <= MAX_TTL_DAYS:
         raise ValueError(
-            f"--ttl-days {ttl_days}: at most {MAX_TTL_DAYS} (ClickHouse's DateTime ends in 2106, and a"
-            " longer TTL wraps around and expires every row at once); leave it out to keep every row"
+            f"--ttl-days {ttl_days}: from 1 to at most {MAX_TTL_DAYS} (ClickHouse's DateTime ends in 2106,"
+            " and a longer TTL wraps around and expires every row at once); leave it out to keep every row"
         )
 
 
