@@ -371,33 +371,29 @@ def keep_ttl(client: Any, typed: str) -> None:
     want = ttl[typed]
     if want == ttl[CALLS_TABLE]:
         return
-    try:
-        client.command(f"ALTER TABLE {CALLS_TABLE} " + (f"MODIFY TTL {want}" if want else "REMOVE TTL"))
+    refused = _set_ttl(client, want)
+    if refused is None:
         return
-    except Exception as e:
-        if want not in _TTL_REFUSED:
-            _TTL_REFUSED.add(want)
-            logger.warning(
-                "otel-costattr: %s cannot take the TTL of %s (%s), only its plain deletes: %s",
-                CALLS_TABLE,
-                typed,
-                want,
-                first_line(e),
-            )
+    _once(want, "%s cannot take the TTL of %s (%s), only its plain deletes: %s", typed, want, refused)
     plain = ", ".join(c for c in _clauses(want) if _PLAIN_DELETE.fullmatch(c))
-    if plain == ttl[CALLS_TABLE]:
-        return
+    if plain != ttl[CALLS_TABLE] and (refused := _set_ttl(client, plain)) is not None:
+        _once(plain, "%s keeps its TTL (%s): %s", ttl[CALLS_TABLE] or "none", refused)
+
+
+def _set_ttl(client: Any, ttl: str) -> str | None:
+    """Give CALLS_TABLE ``ttl`` (none when empty); None when done, else why not."""
     try:
-        client.command(f"ALTER TABLE {CALLS_TABLE} " + (f"MODIFY TTL {plain}" if plain else "REMOVE TTL"))
+        client.command(f"ALTER TABLE {CALLS_TABLE} " + (f"MODIFY TTL {ttl}" if ttl else "REMOVE TTL"))
     except Exception as e:
-        if plain not in _TTL_REFUSED:
-            _TTL_REFUSED.add(plain)
-            logger.warning(
-                "otel-costattr: %s keeps its TTL (%s): %s",
-                CALLS_TABLE,
-                ttl[CALLS_TABLE] or "none",
-                first_line(e),
-            )
+        return first_line(e)
+    return None
+
+
+def _once(key: str, message: str, *args: Any) -> None:
+    """Log ``message`` about CALLS_TABLE once a process for ``key``."""
+    if key not in _TTL_REFUSED:
+        _TTL_REFUSED.add(key)
+        logger.warning("otel-costattr: " + message, CALLS_TABLE, *args)
 
 
 _TTL_REFUSED: set[str] = set()  # TTLs `keep_ttl` could not give, logged once each
