@@ -369,6 +369,16 @@ def test_threads_opening_a_new_file_at_once_migrate_it_once(tmp_path):
         con.close()
 
 
+def _migrated(path):
+    """(the migrations a new store at ``path`` records, its memory_limit after connect)."""
+    con = store.connect(path)
+    try:
+        applied = {name for (name,) in con.execute("SELECT name FROM costattr_migrations").fetchall()}
+        return applied, con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize("bound", [1, 2], ids=["commit", "statement"])
 def test_a_migration_out_of_room_in_its_bound_runs_again_without_it(tmp_path, monkeypatch, bound):
     # Migrations run in a bounded buffer pool first (a column fill over 10M spans held 1.9 GB);
@@ -385,15 +395,29 @@ def test_a_migration_out_of_room_in_its_bound_runs_again_without_it(tmp_path, mo
         apply(con, step)
 
     monkeypatch.setattr(store, "_apply", counted)
-    con = store.connect(tmp_path / "s.duckdb")
-    try:
-        applied = {name for (name,) in con.execute("SELECT name FROM costattr_migrations").fetchall()}
-        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    finally:
-        con.close()
+    applied, limit = _migrated(tmp_path / "s.duckdb")
     assert applied == {m.name for m in store.MIGRATIONS}
     assert len(tries) > len(applied)  # some ran again, without the bound
     assert limit != f"{bound}.0 MiB"
+
+
+def test_a_migration_whose_commit_invalidates_the_database_runs_again_on_a_new_one(tmp_path, monkeypatch):
+    # In 700 KiB a migration's COMMIT fails to flush and DuckDB 2.0.1 invalidates the
+    # instance ("database has been invalidated because of a previous fatal error"): connect
+    # opens it afresh and migrates without the bound, instead of failing at every open.
+    monkeypatch.setattr(store, "_MIGRATION_MEMORY", 700 * 1024)
+    opened = []
+    open_ = store._open
+
+    def counted(*args, **kwargs):
+        opened.append(args)
+        return open_(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_open", counted)
+    applied, limit = _migrated(tmp_path / "s.duckdb")
+    assert applied == {m.name for m in store.MIGRATIONS}
+    assert len(opened) == 2  # opened again after the invalidation
+    assert "KiB" not in limit
 
 
 def test_a_migration_is_bounded_only_below_the_limit_and_alone(tmp_path):

@@ -210,7 +210,15 @@ def connect(
     try:
         with _path_lock(path):
             if migrate:
-                _migrate(con, path, MIGRATIONS)
+                try:
+                    _migrate(con, path, MIGRATIONS)
+                except _Invalidated:
+                    # A migration's commit that ran out of room in its bound can fail to flush,
+                    # and DuckDB then invalidates the instance: opened afresh (once every
+                    # connection to it in this process is closed) and migrated unbounded.
+                    con.close()
+                    con = _open(path, False, policy)
+                    _migrate(con, path, MIGRATIONS, bounded=False)
             if ingest:
                 # store/ingest.py builds on this module (StoreError, MIGRATIONS, writing):
                 # imported here, when first needed, rather than in a cycle at the top.
@@ -282,7 +290,13 @@ def migrate(con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] = MI
     return _migrate(con, "database", migrations)
 
 
-def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Migration]) -> list[str]:
+class _Invalidated(StoreError):
+    """A migration failed on an instance DuckDB has invalidated (a fatal error)."""
+
+
+def _migrate(
+    con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Migration], bounded: bool = True
+) -> list[str]:
     try:
         if not _pending(con, migrations):
             return []
@@ -297,7 +311,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Mi
                 # all in memory (1.9 GB at 10M spans, in the application's process when its
                 # exporter is the first writer after an upgrade); inside the bound DuckDB
                 # spills instead (445 MB, 8.6 s).
-                bound = {"memory_limit": f"{_MIGRATION_MEMORY}B"} if _bounds(con) else {}
+                bound = {"memory_limit": f"{_MIGRATION_MEMORY}B"} if bounded and _bounds(con) else {}
                 with instance_settings(con, bound):
                     _apply(con, step)
             except (duckdb.OutOfMemoryException, duckdb.TransactionException):
@@ -308,7 +322,8 @@ def _migrate(con: duckdb.DuckDBPyConnection, where: str, migrations: Sequence[Mi
                 _apply(con, step)
         except duckdb.Error as e:
             rollback(con)
-            raise StoreError(f"{where}: migration {step.name} failed: {e}") from e
+            failed = _Invalidated if bounded and isinstance(e, duckdb.FatalException) else StoreError
+            raise failed(f"{where}: migration {step.name} failed: {e}") from e
         logger.info("otel-costattr: %s: applied migration %s", where, step.name)
         done.append(step.name)
     return done
