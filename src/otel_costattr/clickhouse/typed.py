@@ -39,7 +39,8 @@ def check_ttl_days(ttl_days: int | None) -> None:
 
 def init_statements(target: Target, *, ttl_days: int | None = None, backfill: bool = True) -> list[str]:
     """The statements `initialise` runs, in order (idempotent: IF NOT EXISTS). Raises
-    ValueError for a ``ttl_days`` outside 1..`MAX_TTL_DAYS` (`check_ttl_days`)."""
+    ValueError for a ``ttl_days`` below 0 or over `MAX_TTL_DAYS` (`check_ttl_days`; 0 or None:
+    no TTL)."""
     check_ttl_days(ttl_days)
     select = spans_sql(target.table)
     ttl = f" TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)})" if ttl_days else ""
