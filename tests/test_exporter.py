@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -181,6 +182,35 @@ def test_a_full_spool_buffers_in_memory_then_drops_counting_and_logging(tmp_path
     assert exporter.force_flush()  # the buffered batch goes straight into the table
     assert exporter.buffered_spans == 0
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(100,)]
+
+
+def test_an_export_while_the_buffer_is_written_loses_no_batch(tmp_path, exporters, monkeypatch):
+    """force_flush writes the memory buffer straight into the table; an export meanwhile
+    spools the batch being written (the spool has room again) and takes it off the buffer.
+    The writer must not then take off the next batch, never written: it was lost uncounted,
+    and the buffered count went below zero."""
+    exporter = exporters(max_spool_bytes=1, ingest_interval=3600)
+    spans = make_spans(70)
+    assert exporter.export(spans[:10]) is SpanExportResult.SUCCESS  # the spool is full now
+    assert exporter.export(spans[10:40]) is SpanExportResult.FAILURE  # A, kept in memory
+    assert exporter.export(spans[40:60]) is SpanExportResult.FAILURE  # B, kept in memory
+    real = ingest.insert_table
+    exported = []
+
+    def insert_table(con, table):  # while A is being written, the application exports C
+        if not exported:
+            worker = threading.Thread(target=lambda: exported.append(exporter.export(spans[60:])))
+            worker.start()
+            worker.join()
+        return real(con, table)
+
+    monkeypatch.setattr(ingest, "insert_table", insert_table)
+    assert exporter.force_flush()
+    assert exported == [SpanExportResult.FAILURE]  # A went to the spool again, C to memory
+    assert exporter.force_flush()
+    assert exporter.buffered_spans == 0 and exporter.dropped_spans == 0
+    stored = query(tmp_path / "spans.duckdb", "SELECT count(*), count(DISTINCT span_id) FROM spans")
+    assert stored == [(70, 70)]
 
 
 HOLD = textwrap.dedent(

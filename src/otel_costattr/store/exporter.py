@@ -372,8 +372,12 @@ class DuckDBSpanExporter(SpanExporter):
                     table = self._buffer[0]
                 ingest.insert_table(con, table)
                 with self._lock:
-                    self._buffer.popleft()
-                    self._buffered -= table.num_rows
+                    # An export may have spooled and popped it meanwhile (`_drain_buffer`
+                    # takes no flush lock): the ingest skips the copy, and the head is then
+                    # the next batch, not written yet.
+                    if self._buffer and self._buffer[0] is table:
+                        self._buffer.popleft()
+                        self._buffered -= table.num_rows
 
     def _flush(self, deadline: float) -> bool:
         self._drain_buffer()
