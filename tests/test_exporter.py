@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -157,6 +158,53 @@ def test_export_after_shutdown_fails_without_raising(exporters):
     exporter.shutdown()
     exporter.shutdown()  # twice is fine
     assert exporter.export(make_spans(1)) is SpanExportResult.FAILURE
+    assert exporter.dropped_spans == 1  # the SDK does not retry: counted
+    assert exporter.export(None) is SpanExportResult.FAILURE  # type: ignore[arg-type]
+
+
+def test_a_batch_that_cannot_be_mapped_is_counted_dropped(tmp_path, exporters, monkeypatch, caplog):
+    """Whatever makes a whole batch fail before it is kept, its spans are counted: the SDK
+    drops a batch whose export fails."""
+    exporter = exporters()
+    assert exporter.export(make_spans(3)) is SpanExportResult.SUCCESS
+
+    def table(records):
+        raise RuntimeError("a column the mapper cannot build")
+
+    monkeypatch.setattr(exporter._mapper, "table", table)
+    assert exporter.export(make_spans(5)) is SpanExportResult.FAILURE
+    assert exporter.dropped_spans == 5
+    assert any("dropped 5 spans" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    assert exporter.force_flush()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(3,)]
+
+
+def test_a_lone_surrogate_anywhere_keeps_the_span(tmp_path, exporters):
+    """Python decodes file names, argv and the environment that are not UTF-8 into lone
+    surrogates, which UTF-8 (and Arrow) cannot hold: the batch failed whole, uncounted. Each
+    becomes U+FFFD now, wherever it is, and every span is stored."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc\udce9"}), shutdown_on_exit=False)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("scope\ud800")
+    attrs = {**CHAT, "gen_ai.request.model": "acme-large\udcff", "user.id": "u\ud800", "k\udc80": "v"}
+    with tracer.start_as_current_span("chat \udc80", attributes=attrs, start_time=T0) as span:
+        span.add_event("retry \ud800", {"why": "\udcff"})
+    tracer.start_span("plain", start_time=T0).end(end_time=T0 + 10)
+    provider.shutdown()
+    exporter = exporters()
+    assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+    assert exporter.force_flush() and exporter.dropped_spans == 0
+    rows = query(
+        tmp_path / "spans.duckdb",
+        "SELECT name, service_name, request_model, cost_status, events, attributes FROM spans ORDER BY name",
+    )
+    assert len(rows) == 2
+    name, service, model, status, events, attributes = rows[0]
+    assert (name, service, model) == ("chat \ufffd", "svc\ufffd", "acme-large\ufffd")
+    assert status != "ok"  # an unknown model, flagged
+    assert "retry \ufffd" in events and "\ufffd" in json.loads(attributes)["user.id"]
 
 
 def test_nothing_raises_into_the_application(tmp_path, exporters, caplog):

@@ -24,6 +24,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from serverutil import serving
 
+from otel_costattr.server import SpanSink
+
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -229,6 +231,30 @@ def test_token_is_required_everywhere_when_set(tmp_path, table):
         exporter = send_agent_run(srv.url, headers=auth)
         del exporter
         assert srv.sink.stored_spans == 4
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_lone_surrogate_in_json_is_stored_as_a_replacement(tmp_path, workers):
+    """OTLP/JSON may spell a lone surrogate ("\\ud800": valid JSON, not UTF-8): it was a 503
+    at every retry, the good spans of the request never stored. Now U+FFFD, every span kept."""
+    db = tmp_path / "s.duckdb"
+    spans = [span_json(f"{i + 1:016x}") for i in range(3)]
+    spans[0]["name"] = "bad \ud800"
+    spans[1]["attributes"].append({"key": "user.id\udcff", "value": {"stringValue": "u\udc80"}})
+    body = json_request(spans)
+    assert b"\\ud800" in body
+    with serving(db, sink=SpanSink(db, ingest_interval=0.1, workers=workers)) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", body, JS)
+        assert (status, json.loads(answer)) == (200, {})
+        srv.wait_ingested()
+        assert srv.get_json("/healthz")["stored_spans"] == 3
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = [r[0] for r in con.execute("SELECT name FROM spans ORDER BY span_id").fetchall()]
+        (attributes,) = con.execute(
+            "SELECT attributes FROM spans WHERE span_id = '0000000000000002'"
+        ).fetchone()
+    assert names == ["bad \ufffd", "chat acme-large", "chat acme-large"]
+    assert json.loads(attributes)["user.id\ufffd"] == "u\ufffd"
 
 
 def test_a_span_that_ends_before_it_starts_has_no_duration(tmp_path, table):

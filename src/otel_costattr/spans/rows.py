@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +51,7 @@ COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 SCHEMA = arrow_schema()
 
 _EPOCH = dt.datetime(1970, 1, 1)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_STEP = 2**31 - 1
 _KEEP, _KEEP_NUMBER = content.ContentRule.KEEP, content.ContentRule.KEEP_NUMBER
 _NUMBER_TYPES = content.NUMBER_TYPES
@@ -392,6 +394,11 @@ def to_arrow(name: str, values: Sequence[Any], kind: pa.DataType) -> pa.Array:
         # A cost with more than 12 decimal places (a rate with many digits), or too big
         # for the column: round it, or leave it out.
         return pa.array([quantize_usd(v) for v in values], type=kind)
+    except UnicodeEncodeError:
+        # A lone surrogate, which UTF-8 cannot hold: Python decodes file names, argv and the
+        # environment that are not UTF-8 with them (surrogateescape), and JSON may spell one
+        # (OTLP/JSON "\ud800"). Each becomes U+FFFD and the span is kept, as a decoder does.
+        return pa.array([_SURROGATE.sub("\ufffd", v) if type(v) is str else v for v in values], type=kind)
 
 
 def span_to_row(

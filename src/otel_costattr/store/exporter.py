@@ -167,23 +167,33 @@ class DuckDBSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         """Persist ``spans``: SUCCESS once they are durable on disk (they reach the table within
-        about ``ingest_interval``); FAILURE after shutdown or when they could only be kept in
-        memory (retried) or dropped (counted)."""
+        about ``ingest_interval``); FAILURE when they could only be kept in memory (written
+        later), or were dropped (counted in `dropped_spans`): after shutdown, past the memory
+        bound, or when the batch could not be mapped."""
         if self._shutdown:
+            if given := _length(spans):
+                self._drop(given, "exporter shut down")
             return SpanExportResult.FAILURE
+        unkept = _length(spans)  # the spans lost if this raises: none is in the spool or memory yet
         try:
             self._ensure_worker()
             mapper = self._mapper
-            table = mapper.table(records_from_sdk(spans, mapper.skipped))
+            records = records_from_sdk(spans, mapper.skipped)  # a span it skips is counted
+            unkept = len(records)
+            table = mapper.table(records)
+            unkept = table.num_rows
             if table.num_rows == 0:
                 return SpanExportResult.SUCCESS
             if self._buffer:
                 self._drain_buffer()  # keep arrival order: older batches first
             if not self._buffer and self._spool(table):
                 return SpanExportResult.SUCCESS
-            self._keep(table)
+            unkept = 0
+            self._keep(table)  # kept in memory, or dropped and counted
         except Exception:
             logger.exception("otel-costattr: export to %s failed", self.path)
+            if unkept:  # the SDK does not retry a FAILURE: these are gone
+                self._drop(unkept, "export failed")
         return SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -388,6 +398,14 @@ class DuckDBSpanExporter(SpanExporter):
             except store.StoreError:  # locked, or the database cannot take them: kept
                 return False
         return done and not self._buffer
+
+
+def _length(spans: Any) -> int:
+    """How many spans an export was given (0 for something that is no sequence)."""
+    try:
+        return len(spans)
+    except TypeError:
+        return 0
 
 
 def _run_worker(ref: weakref.ref, stop: threading.Event, wake: threading.Event, interval: float) -> None:
