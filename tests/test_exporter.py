@@ -159,6 +159,7 @@ def test_export_after_shutdown_fails_without_raising(exporters):
     exporter.shutdown()  # twice is fine
     assert exporter.export(make_spans(1)) is SpanExportResult.FAILURE
     assert exporter.dropped_spans == 1  # the SDK does not retry: counted
+    assert spool.journal_summary(exporter.path).dropped_spans == 1  # the journal `store status` reads
     assert exporter.export(None) is SpanExportResult.FAILURE  # type: ignore[arg-type]
 
 

@@ -173,6 +173,7 @@ class DuckDBSpanExporter(SpanExporter):
         if self._shutdown:
             if given := _length(spans):
                 self._drop(given, "exporter shut down")
+                self._journal_drops()  # no ingester round is left to write it
             return SpanExportResult.FAILURE
         unkept = _length(spans)  # the spans lost if this raises: none is in the spool or memory yet
         try:
