@@ -81,6 +81,8 @@ BAD = [
     ('channels = ["ops"]', 'channels = ["pager"]', "rule 'r': field 'channels': no channel named 'pager' (defined: ops)"),
     ('window = "day"', 'window = "day"\ntimezone = "Mars/Olympus"',
      "rule 'r': field 'timezone': unknown time zone 'Mars/Olympus' (an IANA name such as 'UTC' or 'Europe/Paris')"),
+    ('window = "day"', 'window = "day"\ntimezone = "America"',  # an area: a folder of the tz database
+     "rule 'r': field 'timezone': unknown time zone 'America' (an IANA name such as 'UTC' or 'Europe/Paris')"),
     ('budget = 1.0', 'budget = 1.0\nthresholds = [0.5, 0.5]',
      "rule 'r': field 'thresholds': a threshold is listed twice: [0.5, 0.5]"),
     ('budget = 1.0', 'budget = 1.0\nthreshold = [0.5]',

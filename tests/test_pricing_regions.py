@@ -164,6 +164,8 @@ def test_vertex_regional_endpoint_through_the_processor(bundled):
 BAD = [
     (b"[[region]]\nhost='aws'\nregions=['x']\nmodels=['m']\n", "region[0]: multiplier: required"),
     (b"[[region]]\nhost='aws'\nregions=['x']\nmodels=['m']\nmultiplier=0\n", "region[0]: multiplier:"),
+    (b"[[region]]\nhost='aws'\nregions=['x']\nmodels=['m']\nmultiplier=nan\n", "region[0]: multiplier:"),
+    (b"[[region]]\nhost='aws'\nregions=['x']\nmodels=['m']\nmultiplier=inf\n", "region[0]: multiplier:"),
     (b"[[region]]\nhost='aws'\nregions='x'\nmodels=['m']\nmultiplier=1\n", "region[0]: regions:"),
     (b"[[region]]\nhost='aws'\nregions=['x']\nmodels=['m']\nmultiplier=1\nrate=2\n", "region[0]: rate:"),
     (b"[[region]]\nhost='aws'\nregions=['x']\nmodels=7\nmultiplier=1\n", "region[0]: models:"),

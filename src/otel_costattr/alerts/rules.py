@@ -230,7 +230,7 @@ class _Reader:
         tz = spec.get("timezone", "UTC")
         try:
             zone(tz) if isinstance(tz, str) and tz else None
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: an area ('America'), too long
             tz = None
         if not isinstance(tz, str) or not tz:
             raise self.fail(

@@ -109,7 +109,12 @@ def region_rules(path: str, items: Any) -> tuple[RegionRule, ...]:
         multiplier = item["multiplier"]
         if isinstance(multiplier, int) and not isinstance(multiplier, bool):
             multiplier = Decimal(multiplier)
-        if not isinstance(multiplier, Decimal) or not 0 < multiplier <= MAX_MULTIPLIER:
+        # nan and inf first: comparing Decimal('NaN') raises.
+        if (
+            not isinstance(multiplier, Decimal)
+            or not multiplier.is_finite()
+            or not 0 < multiplier <= MAX_MULTIPLIER
+        ):
             raise PricingError(f"{where}: multiplier: must be a number in (0, {MAX_MULTIPLIER}]")
         rules.append(
             RegionRule(
