@@ -25,6 +25,7 @@ from producers.otlp_receiver import OTLPReceiver
 from producers.venvs import REPO, VenvBuildError, clean_env, ensure_venv
 
 from otel_costattr import CostSpanProcessor
+from otel_costattr.pricing import table as pricing_table
 from otel_costattr.sdk import autoconfig
 from otel_costattr.sdk.autoconfig import ENV_PROCESSOR
 
@@ -174,6 +175,20 @@ def test_post_instrument_with_a_bad_flag_warns_and_adds_nothing(monkeypatch, cap
     with caplog.at_level(logging.WARNING, logger="otel_costattr.sdk.autoconfig"):
         autoconfig.post_instrument()
     assert "treated as false" in caplog.text
+
+
+def test_post_instrument_with_bad_configuration_logs_one_line(monkeypatch, caplog, tmp_path):
+    bad = tmp_path / "prices.toml"
+    bad.write_text("[[region]]\nhost = 'openai'\nregions = ['eu-*']\nmultiplier = nan\nmodels = ['gpt-4o']\n")
+    monkeypatch.setenv(ENV_PROCESSOR, "true")
+    monkeypatch.setenv("OTEL_COSTATTR_PRICING_FILES", str(bad))
+    monkeypatch.setattr(pricing_table, "_default", None)  # read once a process: read again
+    monkeypatch.setattr(autoconfig.trace, "get_tracer_provider", TracerProvider)
+    with caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.autoconfig"):
+        autoconfig.post_instrument()
+    (record,) = caplog.records
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert f"{bad}: region[0]: multiplier:" in record.getMessage()
 
 
 def test_post_instrument_never_raises_when_installing_fails(monkeypatch, caplog):

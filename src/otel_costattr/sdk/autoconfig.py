@@ -71,5 +71,7 @@ def post_instrument(**kwargs: object) -> None:
     try:
         if enabled():
             install()
+    except ValueError as e:  # configuration (a pricing file, a variable): its one line says where
+        logger.error("otel-costattr: could not add the cost processor: %s", e)
     except Exception:
         logger.exception("otel-costattr: could not add the cost processor")
