@@ -12,6 +12,7 @@ from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_costattr.spans import rows
 from otel_costattr.spans.rows import SpanMapper
 from otel_costattr.store import database as store
 from otel_costattr.store import ingest, schema, spool
@@ -179,6 +181,25 @@ def test_a_batch_that_cannot_be_mapped_is_counted_dropped(tmp_path, exporters, m
     monkeypatch.undo()
     assert exporter.force_flush()
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(3,)]
+
+
+def test_a_value_no_column_takes_costs_only_its_span(tmp_path, exporters, monkeypatch):
+    """Whatever value an Arrow column refuses (a lone surrogate was one) costs its own span,
+    counted, and not the batch: the batch is built again a row at a time."""
+    real = rows.to_arrow
+
+    def to_arrow(name, values, kind):  # a value this pyarrow cannot take, in one span's name
+        if name == "name" and "chat 3" in values:
+            raise pa.ArrowInvalid("no column takes this")
+        return real(name, values, kind)
+
+    monkeypatch.setattr(rows, "to_arrow", to_arrow)
+    exporter = exporters()
+    assert exporter.export(make_spans(40)) is SpanExportResult.SUCCESS
+    assert exporter.force_flush()
+    assert exporter.dropped_spans == 1
+    names = {n for (n,) in query(tmp_path / "spans.duckdb", "SELECT name FROM spans")}
+    assert len(names) == 39 and "chat 3" not in names
 
 
 def test_a_lone_surrogate_anywhere_keeps_the_span(tmp_path, exporters):

@@ -109,8 +109,26 @@ def batch_table(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table:
         mapper.content_dropped = dropped_before
         table = None
     if table is None:
-        return rows_to_table(mapper.rows(records))
+        rows = mapper.rows(records)
+        try:
+            return rows_to_table(rows)
+        except Exception:  # a value no column takes: it costs its own span, not the batch
+            return _row_by_row(mapper, rows)
     return table
+
+
+def _row_by_row(mapper: SpanMapper, rows: list[tuple[Any, ...]]) -> pa.Table:
+    """The table of ``rows`` less each row whose values no column takes (counted and logged
+    as `SpanMapper.skipped`): one table a row, so only after the batch failed whole."""
+    from .rows import SCHEMA, rows_to_table
+
+    tables = []
+    for row in rows:
+        try:
+            tables.append(rows_to_table([row]))
+        except Exception:
+            mapper.skipped(f"span {row[1]!r} of trace {row[0]!r}")
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
 def _columns(mapper: SpanMapper, records: Sequence[SpanRecord]) -> pa.Table | None:
