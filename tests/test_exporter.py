@@ -165,6 +165,42 @@ def test_export_after_shutdown_fails_without_raising(exporters):
     assert exporter.export(None) is SpanExportResult.FAILURE  # type: ignore[arg-type]
 
 
+def test_an_export_that_overlaps_shutdown_is_counted_and_journaled(exporters, monkeypatch):
+    """An export already past its first check when shutdown runs (a SimpleSpanProcessor on
+    another thread, at exit): its batch was put in a buffer nothing would write again,
+    uncounted. Now dropped, counted and journaled."""
+    exporter = exporters(max_spool_bytes=0)  # the spool refuses: the batch goes to memory
+    real = exporter._mapper.table
+
+    def table(records):
+        out = real(records)
+        exporter.shutdown()  # shutdown runs while this export is mapping
+        return out
+
+    monkeypatch.setattr(exporter._mapper, "table", table)
+    assert exporter.export(make_spans(7)) is SpanExportResult.FAILURE
+    assert exporter.buffered_spans == 0 and exporter.dropped_spans == 7
+    assert spool.journal_summary(exporter.path).dropped_spans == 7
+
+
+def test_drops_after_shutdown_from_many_threads_are_journaled_once(exporters):
+    exporter = exporters()
+    exporter.shutdown()
+    spans = make_spans(1)
+
+    def export() -> None:
+        for _ in range(200):
+            exporter.export(spans)
+
+    threads = [threading.Thread(target=export) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert exporter.dropped_spans == 800
+    assert spool.journal_summary(exporter.path).dropped_spans == 800
+
+
 def test_a_batch_that_cannot_be_mapped_is_counted_dropped(tmp_path, exporters, monkeypatch, caplog):
     """Whatever makes a whole batch fail before it is kept, its spans are counted: the SDK
     drops a batch whose export fails."""
@@ -183,7 +219,7 @@ def test_a_batch_that_cannot_be_mapped_is_counted_dropped(tmp_path, exporters, m
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(3,)]
 
 
-def test_a_value_no_column_takes_costs_only_its_span(tmp_path, exporters, monkeypatch):
+def test_a_value_no_column_takes_costs_only_its_span(tmp_path, exporters, monkeypatch, table):
     """Whatever value an Arrow column refuses (a lone surrogate was one) costs its own span,
     counted, and not the batch: the batch is built again a row at a time."""
     real = rows.to_arrow
@@ -194,12 +230,19 @@ def test_a_value_no_column_takes_costs_only_its_span(tmp_path, exporters, monkey
         return real(name, values, kind)
 
     monkeypatch.setattr(rows, "to_arrow", to_arrow)
+    mapper = SpanMapper(table)
+    built = mapper.table(make_spans(5000))  # found by halving, built as one table again
+    assert (built.num_rows, mapper.errors, built.column("name").num_chunks) == (4999, 1, 1)
     exporter = exporters()
     assert exporter.export(make_spans(40)) is SpanExportResult.SUCCESS
     assert exporter.force_flush()
     assert exporter.dropped_spans == 1
     names = {n for (n,) in query(tmp_path / "spans.duckdb", "SELECT name FROM spans")}
     assert len(names) == 39 and "chat 3" not in names
+
+
+class Step(str):
+    """A str subclass (as an Enum(str) member is)."""
 
 
 def test_a_lone_surrogate_anywhere_keeps_the_span(tmp_path, exporters):
@@ -213,7 +256,7 @@ def test_a_lone_surrogate_anywhere_keeps_the_span(tmp_path, exporters):
     attrs = {**CHAT, "gen_ai.request.model": "acme-large\udcff", "user.id": "u\ud800", "k\udc80": "v"}
     with tracer.start_as_current_span("chat \udc80", attributes=attrs, start_time=T0) as span:
         span.add_event("retry \ud800", {"why": "\udcff"})
-    tracer.start_span("plain", start_time=T0).end(end_time=T0 + 10)
+    tracer.start_span(Step("plain \udcff"), start_time=T0).end(end_time=T0 + 10)  # a str subclass
     provider.shutdown()
     exporter = exporters()
     assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
@@ -223,6 +266,7 @@ def test_a_lone_surrogate_anywhere_keeps_the_span(tmp_path, exporters):
         "SELECT name, service_name, request_model, cost_status, events, attributes FROM spans ORDER BY name",
     )
     assert len(rows) == 2
+    assert rows[1][0] == "plain \ufffd"
     name, service, model, status, events, attributes = rows[0]
     assert (name, service, model) == ("chat \ufffd", "svc\ufffd", "acme-large\ufffd")
     assert status != "ok"  # an unknown model, flagged

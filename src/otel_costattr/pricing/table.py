@@ -323,7 +323,7 @@ def _digest_parts(
 def _digest(parts: Iterable[tuple[str, bytes]]) -> str:
     h = hashlib.sha256()
     for name, data in parts:
-        h.update(name.encode() + b"\0" + data + b"\0")
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0" + data + b"\0")  # a file name not UTF-8
     return "sha256:" + h.hexdigest()
 
 

@@ -71,7 +71,10 @@ def post_instrument(**kwargs: object) -> None:
     try:
         if enabled():
             install()
-    except ValueError as e:  # configuration (a pricing file, a variable): its one line says where
-        logger.error("otel-costattr: could not add the cost processor: %s", e)
+    except ValueError as e:
+        if isinstance(e, UnicodeError):  # not a configuration error: where it came from matters
+            logger.exception("otel-costattr: could not add the cost processor")
+        else:  # configuration (a pricing file, a variable): its one line says where
+            logger.error("otel-costattr: could not add the cost processor: %s", e)
     except Exception:
         logger.exception("otel-costattr: could not add the cost processor")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from typing import Any
 
@@ -133,10 +134,32 @@ def _from_json(data: dict[str, Any]) -> Any:
     try:
         _ids_to_base64(data)
         request = empty_request()
-        json_format.ParseDict(data, request, ignore_unknown_fields=True)
+        try:
+            json_format.ParseDict(data, request, ignore_unknown_fields=True)
+        except json_format.ParseError as e:
+            if "surrogate" not in str(e):
+                raise
+            # A lone surrogate ("\\ud800" is valid JSON, not UTF-8): U+FFFD in its place, as
+            # the plain path stores it, rather than the whole request refused.
+            request = empty_request()
+            json_format.ParseDict(_no_surrogates(data), request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as e:
         raise BadRequest(f"not an OTLP ExportTraceServiceRequest: {' '.join(str(e).split())[:300]}") from None
     return request
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogates(value: Any) -> Any:
+    """``value`` (parsed JSON) with each lone surrogate in a text replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_surrogates(v) for v in value]
+    return value
 
 
 def _hex_as_base64(obj: dict[str, Any], key: str) -> None:

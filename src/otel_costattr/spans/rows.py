@@ -398,7 +398,7 @@ def to_arrow(name: str, values: Sequence[Any], kind: pa.DataType) -> pa.Array:
         # A lone surrogate, which UTF-8 cannot hold: Python decodes file names, argv and the
         # environment that are not UTF-8 with them (surrogateescape), and JSON may spell one
         # (OTLP/JSON "\ud800"). Each becomes U+FFFD and the span is kept, as a decoder does.
-        return pa.array([_SURROGATE.sub("\ufffd", v) if type(v) is str else v for v in values], type=kind)
+        return pa.array([_SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for v in values], type=kind)
 
 
 def span_to_row(

@@ -173,7 +173,6 @@ class DuckDBSpanExporter(SpanExporter):
         if self._shutdown:
             if given := _length(spans):
                 self._drop(given, "exporter shut down")
-                self._journal_drops()  # no ingester round is left to write it
             return SpanExportResult.FAILURE
         unkept = _length(spans)  # the spans lost if this raises: none is in the spool or memory yet
         try:
@@ -277,11 +276,13 @@ class DuckDBSpanExporter(SpanExporter):
 
     def _keep(self, table: pa.Table) -> None:
         with self._lock:
-            if self._buffered + table.num_rows <= self._max_buffered:
+            # After shutdown cleared the buffer (an export that overlapped it), nothing
+            # would ever write it: dropped, counted.
+            if not self._shutdown and self._buffered + table.num_rows <= self._max_buffered:
                 self._buffer.append(table)
                 self._buffered += table.num_rows
                 return
-        self._drop(table.num_rows, "memory buffer full")
+        self._drop(table.num_rows, "exporter shut down" if self._shutdown else "memory buffer full")
 
     def _drain_buffer(self) -> None:
         while True:
@@ -300,6 +301,8 @@ class DuckDBSpanExporter(SpanExporter):
         with self._lock:
             self._dropped += count
             total = self._dropped
+        if self._shutdown:
+            self._journal_drops()  # no ingester round is left to write it
         self._log(
             "drop",
             "otel-costattr: dropped %d spans for %s (%s); %d dropped in all",
@@ -326,12 +329,17 @@ class DuckDBSpanExporter(SpanExporter):
         self._retry_at = time.monotonic() + delay
 
     def _journal_drops(self) -> None:
-        """Write spans dropped since the last call to the spool's journal (for `store status`)."""
-        total = self.dropped_spans
-        if total > self._journaled_drops and spool.record(
-            self.path, "dropped", spans=total - self._journaled_drops
-        ):
-            self._journaled_drops = total  # else counted again at the next round
+        """Write spans dropped since the last call to the spool's journal (for `store status`).
+        Any thread may call it (an export after shutdown): the count is claimed under the lock."""
+        with self._lock:
+            total = self.dropped_spans
+            new = total - self._journaled_drops
+            if new <= 0:
+                return
+            self._journaled_drops = total
+        if not spool.record(self.path, "dropped", spans=new):
+            with self._lock:
+                self._journaled_drops -= new  # counted again at the next call
 
     def _ingest_round(self, retry: store.Retry, deadline: float | None = None) -> bool:
         """Ingest spool files until none are left (True), or the lock is busy or the database
@@ -402,11 +410,14 @@ class DuckDBSpanExporter(SpanExporter):
 
 
 def _length(spans: Any) -> int:
-    """How many spans an export was given (0 for something that is no sequence)."""
+    """How many spans an export was given (0 for something that holds none)."""
     try:
         return len(spans)
     except TypeError:
-        return 0
+        try:
+            return sum(1 for _ in spans)  # an iterable with no length
+        except Exception:
+            return 0
 
 
 def _run_worker(ref: weakref.ref, stop: threading.Event, wake: threading.Event, interval: float) -> None:
