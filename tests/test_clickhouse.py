@@ -234,6 +234,23 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     client.command(create_table_sql("cli_ttl.otel_traces"))
     assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "10000"]) == 0
     capsys.readouterr()
+    # Spans older than --ttl-days: the typed table drops them, and init says so (they were
+    # counted as kept, and the rollups then said no model call was stored).
+    old = f"chdb://{chdb_dir}?database=cli_old"
+    client.command("CREATE DATABASE IF NOT EXISTS cli_old")
+    client.command(create_table_sql("cli_old.otel_traces"))
+    connect(parse_target(old)).command(
+        "INSERT INTO otel_traces SELECT * FROM workload.otel_traces"
+    )  # the workload's runs, 2026-06
+    stored = connect(parse_target(old)).query("SELECT count() FROM otel_traces").result_rows[0][0]
+    assert main(["clickhouse", "init", "--db", old, "--ttl-days", "30"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("costattr_spans: 0 rows;")
+    assert err == (
+        f"note: {stored} spans in otel_traces started more than --ttl-days 30 days ago: costattr_spans"
+        " does not keep them, and the rollups leave them out (give otel_traces the same TTL:"
+        " the Collector's ttl; or a longer --ttl-days)\n"
+    )
 
 
 def test_report_on_clickhouse_is_the_duckdb_page(

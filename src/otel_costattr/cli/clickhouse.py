@@ -53,13 +53,21 @@ def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:
     """  # noqa: D301
     from ..clickhouse.client import connect
     from ..clickhouse.settle import settle_store
-    from ..clickhouse.typed import MATERIALIZED_VIEW, TYPED_TABLE, check_ttl_days, initialise
+    from ..clickhouse.typed import MATERIALIZED_VIEW, TYPED_TABLE, check_ttl_days, initialise, older_spans
 
     with _errors(db):
         target = _target(db)
         check_ttl_days(ttl_days)  # before the database is made
-        rows = initialise(connect(target, create=True), target, ttl_days=ttl_days, backfill=not no_backfill)
+        client = connect(target, create=True)
+        rows = initialise(client, target, ttl_days=ttl_days, backfill=not no_backfill)
         click.echo(f"{TYPED_TABLE}: {rows} rows; {MATERIALIZED_VIEW} fills it from {target.table}")
+        if ttl_days and (older := older_spans(client, target, ttl_days)):
+            click.echo(
+                f"note: {older} spans in {target.table} started more than --ttl-days {ttl_days} days ago:"
+                f" {TYPED_TABLE} does not keep them, and the rollups leave them out"
+                f" (give {target.table} the same TTL: the Collector's ttl; or a longer --ttl-days)",
+                err=True,
+            )
         _said(settle_store(target))
 
 

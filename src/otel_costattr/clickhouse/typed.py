@@ -16,7 +16,14 @@ from .prelude import spans_sql
 from .runner import TYPED_TABLE
 from .target import Target
 
-__all__ = ["MATERIALIZED_VIEW", "MAX_TTL_DAYS", "check_ttl_days", "init_statements", "initialise"]
+__all__ = [
+    "MATERIALIZED_VIEW",
+    "MAX_TTL_DAYS",
+    "check_ttl_days",
+    "init_statements",
+    "initialise",
+    "older_spans",
+]
 
 MATERIALIZED_VIEW = f"{TYPED_TABLE}_mv"
 
@@ -71,4 +78,16 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
     for statement in init_statements(target, ttl_days=ttl_days, backfill=backfill):
         # The backfill writes every day stored: more than the 100 partitions an INSERT may.
         client.command(statement, settings=INSERT_SETTINGS if statement.startswith("INSERT") else None)
-    return int(client.query(f"SELECT count() FROM {TYPED_TABLE}").result_rows[0][0])
+    # The rows the TTL keeps (a row past it is dropped at a merge, soon or not).
+    kept = f" WHERE toDateTime(start_time) + toIntervalDay({int(ttl_days)}) > now()" if ttl_days else ""
+    return int(client.query(f"SELECT count() FROM {TYPED_TABLE}{kept}").result_rows[0][0])
+
+
+def older_spans(client: Any, target: Target, ttl_days: int) -> int:
+    """How many spans of ``target``'s table started more than ``ttl_days`` days ago: the typed
+    rows of those expire, so the rollups leave them out while the Collector's table keeps them."""
+    return int(
+        client.query(
+            f"SELECT count() FROM {target.table} WHERE Timestamp < now64(9) - toIntervalDay({int(ttl_days)})"
+        ).result_rows[0][0]
+    )
