@@ -204,6 +204,10 @@ def test_typed_table_gives_the_same_answers(stores: tuple[str, str], chdb_dir: P
     assert client.query("SELECT count() FROM costattr_spans").result_rows[0][0] == total + 5
     with pytest.raises(ValueError, match="exists already"):
         initialise(client, target)
+    # A ?table= naming no table, beside the typed table: one line, not the server's SQL.
+    with pytest.raises(RollupError, match="no table nope") as e:
+        rollup("per_feature", typed + "&table=nope")
+    assert "\n" not in str(e.value) and "SELECT" not in str(e.value)
 
 
 def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, capsys: Any) -> None:
