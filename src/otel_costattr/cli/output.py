@@ -6,8 +6,8 @@ text rendering of its own); `output` renders it. One rule per format:
 - table: money as dollars by one rule for every amount (`money`: six places under a dollar,
   else cents), shares as percentages, ``*_ms`` as durations under a header without ``_ms``;
   numbers right-aligned and never cut; the widest text columns are cut with an ellipsis to
-  fit the terminal (``$COLUMNS``, else the terminal's width when stdout is one; piped output
-  is never cut). Columns counting unpriced calls or tokens (`UNPRICED`) are left out when
+  fit the terminal (``$COLUMNS`` when set, even piped; else the terminal's width when stdout
+  is one; piped output is then never cut). Columns counting unpriced calls or tokens (`UNPRICED`) are left out when
   zero in every row, in every command alike. A tree (``trace``) shows what every span shares
   (the run's start, and its agent and feature when all spans have the same) once, on a line
   above the tree.
