@@ -169,7 +169,7 @@ def test_reprice_from_the_command_line(capsys, db, tmp_path):
         (
             ["rollup", "per-feature", "--limit", "3"],
             "per_feature: unknown parameter 'limit'"
-            " (valid: days, since, until, service, feature, agent, group_by)",
+            " (valid: days, since, until, service, feature, agent, group_by, where)",
         ),
         (["rollup", "per-feature", "--days", "abc"], "per_feature: days: expected a number, got 'abc'"),
         (

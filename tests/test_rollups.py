@@ -341,7 +341,8 @@ def test_unknown_parameter_lists_the_valid_ones(db):
     with pytest.raises(RollupParamError) as e:
         rollup("top_runs", db=db, limt=5)
     assert str(e.value) == (
-        "top_runs: unknown parameter 'limt' (valid: days, since, until, service, feature, agent, limit)"
+        "top_runs: unknown parameter 'limt'"
+        " (valid: days, since, until, service, feature, agent, limit, where)"
     )
     with pytest.raises(RollupParamError, match="^trace: missing required parameter 'trace_id'$"):
         rollup("trace", db=db)

@@ -92,6 +92,13 @@ def test_stats_rollups_catalogue_and_errors(tmp_path, table):
         assert status == 400 and json.loads(body)["detail"] == "per_feature: days: must be positive, got -1"
         status, _, body = srv.request("GET", "/api/v1/rollups/per-feature?colour=red")
         assert status == 400 and "unknown parameter 'colour'" in json.loads(body)["detail"]
+        assert "where)" in json.loads(body)["detail"]  # the valid ones, where among them
+        assert all("where" in q["accepts"] for q in catalogue)
+        # --where as the API takes it, more than once: either value of a key
+        one = "/api/v1/rollups/per-feature?since=2025-01-01&where=model%3Dacme-large"
+        assert srv.get_json(one.replace("acme-large", "other"))["rows"] == []
+        either = srv.get_json(one + "&where=model%3Dother")
+        assert [(r["feature"], r["usd_exact"]) for r in either["rows"]] == [("search", "0.0315")]
         status, _, body = srv.request("GET", "/api/v1/rollups/per-fetaure")
         assert status == 404 and "unknown rollup" in json.loads(body)["detail"]
 

@@ -7,10 +7,10 @@ text rendering of its own); `output` renders it. One rule per format:
   else cents), shares as percentages, ``*_ms`` as durations under a header without ``_ms``;
   numbers right-aligned and never cut; the widest text columns are cut with an ellipsis to
   fit the terminal (``$COLUMNS`` when set, even piped; else the terminal's width when stdout
-  is one; piped output is then never cut). Columns counting unpriced calls or tokens (`UNPRICED`) are left out when
-  zero in every row, in every command alike. A tree (``trace``) shows what every span shares
-  (the run's start, and its agent and feature when all spans have the same) once, on a line
-  above the tree.
+  is one; piped output is then never cut). Columns counting unpriced calls or tokens
+  (`UNPRICED`) are left out when zero in every row, in every command alike. A tree
+  (``trace``) shows what every span shares (the run's start, and its agent and feature when
+  all spans have the same) once, on a line above the tree.
 - json: timestamps in ISO 8601 with their time zone (stored times are UTC: ``+00:00``); money
   as a JSON number plus ``<column>_exact``, the exact decimal as a string.
 - csv: a header row always, even for no rows; money as exact decimal strings.

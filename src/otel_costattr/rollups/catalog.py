@@ -67,11 +67,12 @@ class Query:
         return self.name.replace("_", "-")
 
     def accepts(self) -> list[str]:
-        """Every keyword `rollup` takes for this query (``days`` included when it applies)."""
+        """Every keyword `rollup` takes for this query (``days`` included when it applies;
+        ``where``, which every rollup takes)."""
         names = [p.name for p in self.params]
         if "since" in names:
             names.insert(names.index("since"), "days")
-        return [*names, "group_by"] if self.groups else names
+        return [*names, "group_by", "where"] if self.groups else [*names, "where"]
 
 
 def _parse(name: str, sql: str) -> Query:

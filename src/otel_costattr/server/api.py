@@ -248,8 +248,11 @@ def list_rollups() -> list[dict[str, Any]]:
 @router.get("/api/v1/rollups/{name}", tags=["api"])
 def run_rollup(request: Request, name: str) -> dict[str, Any]:
     """Run one bundled rollup; its parameters as query parameters (``?days=7&feature=x``),
-    checked as the CLI checks them (400 with the message)."""
-    params = dict(request.query_params)
+    checked as the CLI checks them (400 with the message). ``where=KEY=VALUE`` may be given
+    more than once, as ``--where``."""
+    params: dict[str, Any] = dict(request.query_params)
+    if "where" in params:
+        params["where"] = request.query_params.getlist("where")
     rows = _rollup(request, name, **params)
     return {
         "rollup": catalog.query(name).cli_name,
