@@ -54,4 +54,4 @@ def test_a_total_row_of_zeros_is_explained_too(tmp_path, capsys):
         assert main(["rollup", name, "--db", db]) == 0
         out, err = capsys.readouterr()
         assert " 0 " in out
-        assert err == "No rows: 1 span stored, 0 model calls: is a GenAI instrumentation loaded?\n"
+        assert err == "No calls: 1 span stored, 0 model calls: is a GenAI instrumentation loaded?\n"

@@ -95,7 +95,9 @@ def test_compare_and_forecast_commands(capsys, db):
     assert (code, rows[0]["projected_usd_exact"], rows[1]["value"]) == (0, "0.263", "researcher")
     code = main(["compare", "--since", "2027-01-01", "--until", "2027-01-08", "--db", str(db)])
     out, err = capsys.readouterr()
-    assert code == 0 and err.startswith("No rows: the store holds 8 runs (24 model calls)")
+    assert code == 0 and err.startswith(
+        "No calls: the store holds 8 runs (24 model calls)"
+    )  # beside the total row
 
 
 def test_compare_shows_no_made_up_change_for_a_value_unpriced_in_both_periods(db, capsys):

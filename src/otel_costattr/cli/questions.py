@@ -83,7 +83,8 @@ def _grouped(name: str, db: str | None, where: Sequence[str], params: dict[str, 
     given = {k: v for k, v in params.items() if v is not None}
     rows = rollup(name, db=db_path(db), where=list(where), **given)
     if len(rows) <= 1 and not any(r["runs"] for r in rows):
-        click.echo(f"No rows: {explain_empty(db_path(db), given, where=list(where))}", err=True)
+        said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
+        click.echo(f"{said}: {explain_empty(db_path(db), given, where=list(where))}", err=True)
     return Table(columns=rows.columns, rows=rows)
 
 

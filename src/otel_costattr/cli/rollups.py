@@ -118,7 +118,8 @@ def _run(
     # stats and overview always answer a total row: of zero calls, it is no answer either.
     nothing = not rows or (name in ("stats", "overview") and not any(row["calls"] for row in rows))
     if nothing and name != "trace":
-        click.echo(f"No rows: {explain_empty(db_path(db), given, where=list(where))}", err=True)
+        said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
+        click.echo(f"{said}: {explain_empty(db_path(db), given, where=list(where))}", err=True)
     return rows  # type: ignore[no-any-return]
 
 
