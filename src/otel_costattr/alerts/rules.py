@@ -350,7 +350,8 @@ class _Reader:
         except ValueError as e:
             raise self.fail(field, str(e)) from None
         if (value <= 0 and not zero) or value > 400 * 86400:
-            raise self.fail(field, f"out of range: {self.spec[field]!r}")
+            low = "0s" if zero else "above 0s"
+            raise self.fail(field, f"out of range: {self.spec[field]!r} (from {low} to at most 400d)")
         return value
 
     def _flag(self, field: str, default: bool) -> bool:
