@@ -163,3 +163,49 @@ def test_an_empty_answer_names_its_columns(stores: tuple[str, str, Any, list[Any
     got = rollup(name, url, now=NOW, where={"user.id": "nobody"})
     assert not want and not got
     assert list(got.columns) == list(want.columns) and want.columns
+
+
+def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path, tmp_path: Path) -> None:
+    """A service without the processor stamping gen_ai.usage.cost as text or a bool: the
+    DuckDB store trusts only a number and prices such a call from its tokens; ClickHouse,
+    where the Collector keeps every attribute as text, took any text as a stamp ("abc" and
+    "true" unpriced, as implausible). A number that is no cost (nan) is implausible on both."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))  # no cost processor
+    tracer = provider.get_tracer("side")
+    start = 1_780_300_800 * 10**9 + 3600 * 10**9  # 2026-06-01 09:00 UTC
+    for i, cost in enumerate(["abc", True, float("nan"), 0.25, None]):
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 100,
+            "app.feature": "side",
+        }
+        if cost is not None:
+            attrs["gen_ai.usage.cost"] = cost
+        tracer.start_span("chat", attributes=attrs, start_time=start + i * 1000).end(
+            end_time=start + i * 1000 + 500
+        )
+    provider.shutdown()
+    spans = list(memory.get_finished_spans())
+    duck = str(tmp_path / "spans.duckdb")
+    exporter = DuckDBSpanExporter(duck)
+    exporter.export(spans)
+    exporter.shutdown()
+    plain, _ = _store(chdb_dir, "cost_text", records_from_sdk(spans))
+    typed, _ = _store(chdb_dir, "cost_text_typed", records_from_sdk(spans), typed=True)
+    expected = {name: rollup(name, duck, now=NOW) for name in ("unpriced", "per_model", "per_feature")}
+    assert [r["calls"] for r in expected["unpriced"]] == [1]  # nan alone
+    for url in (plain, typed):
+        for name, rows in expected.items():
+            assert_agree(rows, rollup(name, url, now=NOW))
+    _settle(typed)
+    for name, rows in expected.items():
+        assert_agree(rows, rollup(name, typed, now=NOW))
