@@ -227,6 +227,8 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     )
     assert main(["clickhouse", "init", "--db", fresh]) == 1
     assert "costattr_spans exists already" in capsys.readouterr().err
+    assert main(["clickhouse", "init", "--db", fresh, "--no-backfill", "--ttl-days", "30"]) == 1
+    assert "--ttl-days does not change its TTL (ALTER TABLE" in capsys.readouterr().err
     assert main(["clickhouse", "init", "--db", f"chdb://{chdb_dir}?database=cli&table=nope"]) == 1
     assert "no table nope" in capsys.readouterr().err
     # A TTL past ClickHouse's DateTime (2106) would wrap around and expire every row at once.

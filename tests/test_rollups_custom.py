@@ -39,6 +39,8 @@ def test_a_custom_query_runs_over_the_contract_as_a_rollup_does(tmp_path):
         run_custom(tmp_path / "s.duckdb", q, limit="many")
     with pytest.raises(RollupError, match="unknown"):
         run_custom(tmp_path / "s.duckdb", q, feature="x")
+    with pytest.raises(RollupError, match="unknown parameter 'where'"):  # never dropped unapplied
+        run_custom(tmp_path / "s.duckdb", q, where="user.id=u1")
 
 
 def test_a_custom_query_without_a_header_is_refused():

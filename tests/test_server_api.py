@@ -93,6 +93,15 @@ def test_stats_rollups_catalogue_and_errors(tmp_path, table):
         status, _, body = srv.request("GET", "/api/v1/rollups/per-feature?colour=red")
         assert status == 400 and "unknown parameter 'colour'" in json.loads(body)["detail"]
         assert "where)" in json.loads(body)["detail"]  # the valid ones, where among them
+        for python_only in (
+            "reprice=/etc/hostname",
+            "arrow=1",
+            "now=2026-01-01",
+        ):  # rollup()'s, not the API's
+            status, _, body = srv.request("GET", f"/api/v1/rollups/per-feature?{python_only}")
+            assert status == 400 and "unknown parameter" in json.loads(body)["detail"], python_only
+        status, _, body = srv.request("GET", "/api/v1/rollups/per-run?group_by=user.id")
+        assert status == 400 and "cannot group by a key" in json.loads(body)["detail"]
         assert all("where" in q["accepts"] for q in catalogue)
         # --where as the API takes it, more than once: either value of a key
         one = "/api/v1/rollups/per-feature?since=2025-01-01&where=model%3Dacme-large"

@@ -55,10 +55,12 @@ FROM (
         {{buckets}},
         -- The cost stamped on the span (the Collector writes a double as ES6 text: "0.0025",
         -- "5e-7"), rounded half even to the column's 12 places as spans/cost_columns.py does.
-        -- Only a number is a stamp, as there ("abc" or "true" is priced from the tokens; nan
-        -- and inf are numbers, and implausible).
+        -- Only a number is a stamp, as there ("abc" or "true" is priced from the tokens); a
+        -- NaN or an infinity is a number, and implausible: the Collector writes those as
+        -- "json: unsupported value: NaN" (pcommon's float64AsString).
         _a['gen_ai.usage.cost'] AS _cost_text,
-        toFloat64OrNull(_cost_text) IS NOT NULL AS _stamped,
+        toFloat64OrNull(_cost_text) IS NOT NULL OR startsWith(_cost_text, 'json: unsupported value: ')
+            AS _stamped,
         roundBankers(toDecimal128OrNull(_cost_text, 24), 12) AS _cost,
         _cost IS NOT NULL AND _cost >= 0 AND _cost <= 1000000 AS _plausible,
         nullIf(_a['app.feature'], '') AS feature,

@@ -74,11 +74,12 @@ def create_table_sql(table: str = "otel_traces", ttl_days: int | None = None) ->
 
 def _es6_float(f: float) -> str:
     """A double as Go's pcommon prints it (ES6 number to string): positional between 1e-6 and
-    1e21 with the shortest digits (0.0025, 120), else an unpadded exponent (5e-7, 1.5e+21)."""
+    1e21 with the shortest digits (0.0025, 120), else an unpadded exponent (5e-7, 1.5e+21);
+    NaN and the infinities as its float64AsString does, an encoding/json error's text."""
     if math.isnan(f):
-        return "NaN"
+        return "json: unsupported value: NaN"
     if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
+        return "json: unsupported value: " + ("+Inf" if f > 0 else "-Inf")
     if f == 0 or 1e-6 <= abs(f) < 1e21:
         return format(Decimal(repr(f)).normalize(), "f") if f else "0"
     mantissa, _, exp = repr(f).partition("e")

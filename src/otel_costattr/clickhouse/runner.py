@@ -54,7 +54,8 @@ def clickhouse_target(db: object) -> Target | None:
 
 def spans_relation(client: Any, target: Target) -> str:
     """The typed table when ``clickhouse init`` made it, else the SELECT over the Collector's;
-    `RollupError` (one line) when neither table is there."""
+    `RollupError` (one line) when the Collector's table is not there (a reader prices
+    unstamped calls from it, beside the typed table too)."""
     found = {
         row[0]
         for row in client.query(

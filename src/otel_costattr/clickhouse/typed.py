@@ -67,12 +67,18 @@ def init_statements(target: Target, *, ttl_days: int | None = None, backfill: bo
 
 def initialise(client: Any, target: Target, *, ttl_days: int | None = None, backfill: bool = True) -> int:
     """Create the typed table and its view over ``target``'s table; with ``backfill``, copy the
-    rows already there. Returns the typed table's row count. Refuses (ValueError) when the
-    table exists already and a backfill is asked for: copying twice would count twice."""
+    rows already there. Returns the typed table's row count (of the rows its TTL keeps).
+    Refuses (ValueError) when the table exists already and a backfill is asked for (copying
+    twice would count twice), or a TTL (the table would keep its own)."""
     if not has_table(client, target.database, target.table):
         raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
     if backfill and has_table(client, target.database, TYPED_TABLE):
         raise ValueError(f"{target.display()}: {TYPED_TABLE} exists already (use --no-backfill to keep it)")
+    if ttl_days and has_table(client, target.database, TYPED_TABLE):  # CREATE IF NOT EXISTS would keep it
+        raise ValueError(
+            f"{target.display()}: {TYPED_TABLE} exists already: --ttl-days does not change its TTL"
+            f" (ALTER TABLE {TYPED_TABLE} MODIFY TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)}))"
+        )
     from .ledger import INSERT_SETTINGS
 
     for statement in init_statements(target, ttl_days=ttl_days, backfill=backfill):

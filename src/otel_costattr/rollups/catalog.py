@@ -67,12 +67,12 @@ class Query:
         return self.name.replace("_", "-")
 
     def accepts(self) -> list[str]:
-        """Every keyword `rollup` takes for this query (``days`` included when it applies;
-        ``where``, which every rollup takes)."""
+        """Every parameter this query binds (``days`` included when it applies; ``group_by``
+        for a rollup that takes it). `rollup` also takes ``where`` for every bundled one."""
         names = [p.name for p in self.params]
         if "since" in names:
             names.insert(names.index("since"), "days")
-        return [*names, "group_by", "where"] if self.groups else [*names, "where"]
+        return [*names, "group_by"] if self.groups else names
 
 
 def _parse(name: str, sql: str) -> Query:

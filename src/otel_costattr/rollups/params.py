@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -134,12 +134,15 @@ def timestamp(qname: str, pname: str, value: Any, now: dt.datetime) -> dt.dateti
     return coerce(qname, pname, "TIMESTAMP", value)  # type: ignore[no-any-return]
 
 
-def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None) -> dict[str, Any]:
+def bind(
+    q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None, also: Sequence[str] = ()
+) -> dict[str, Any]:
     """Validate ``params`` for query ``q`` and return the full set of named values.
 
     ``None`` means "not given" (the default applies). ``days`` turns into ``since``, and
     ``since`` / ``until`` may be relative (``7d``, ``12h``, ``2w``: that long before now);
-    ``now`` (naive UTC) is for tests.
+    ``now`` (naive UTC) is for tests. ``also``: keywords the caller took before binding
+    (`rollup`'s ``where``), named among the valid ones when a parameter is unknown.
     """
     given = {k: v for k, v in params.items() if v is not None}
     valid = q.accepts()
@@ -148,7 +151,7 @@ def bind(q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None)
         raise RollupParamError(f"{q.name}: cannot group by a key: {q.nogroup or 'it is not a rollup'}")
     if unknown:
         raise RollupParamError(
-            f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
+            f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join([*valid, *also]) or 'none'})"
         )
     current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     for p in q.params:

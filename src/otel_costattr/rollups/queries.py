@@ -389,7 +389,7 @@ def rollup(
     """
     q = query(name)
     group_by = params.pop("group_by", None) if q.groups else None
-    values = bind(q, params, now=now)
+    values = bind(q, params, now=now, also=("where",))
     if group_by is not None:
         group_by = values["group_by"] = check_key(q.name, "group_by", group_by)
     filters = where_pairs(q.name, where)

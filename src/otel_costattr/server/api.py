@@ -241,7 +241,9 @@ def list_rollups() -> list[dict[str, Any]]:
             {"name": p.name, "type": p.type, "required": p.required, "default": p.default, "help": p.help}
             for p in q.params
         ]
-        out.append({"name": q.cli_name, "about": q.about, "accepts": q.accepts(), "params": params})
+        out.append(
+            {"name": q.cli_name, "about": q.about, "accepts": [*q.accepts(), "where"], "params": params}
+        )
     return out
 
 
@@ -250,6 +252,17 @@ def run_rollup(request: Request, name: str) -> dict[str, Any]:
     """Run one bundled rollup; its parameters as query parameters (``?days=7&feature=x``),
     checked as the CLI checks them (400 with the message). ``where=KEY=VALUE`` may be given
     more than once, as ``--where``."""
+    try:
+        valid = [*catalog.query(name).accepts(), "where"]
+    except UnknownRollup as e:
+        raise HTTPException(404, str(e)) from e
+    # rollup()'s other keywords (reprice: a file on this server; arrow; now) are not the API's.
+    # group_by is left to rollup, which says why a rollup cannot take it.
+    unknown = sorted(set(request.query_params) - {*valid, "group_by"})
+    if unknown:
+        raise HTTPException(
+            400, f"{catalog.query(name).name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid)})"
+        )
     params: dict[str, Any] = dict(request.query_params)
     if "where" in params:
         params["where"] = request.query_params.getlist("where")
