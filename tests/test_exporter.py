@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -188,15 +189,8 @@ def test_drops_after_shutdown_from_many_threads_are_journaled_once(exporters):
     exporter.shutdown()
     spans = make_spans(1)
 
-    def export() -> None:
-        for _ in range(200):
-            exporter.export(spans)
-
-    threads = [threading.Thread(target=export) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(4) as pool:  # four threads at once, 200 exports each
+        list(pool.map(lambda _: exporter.export(spans), range(800)))
     assert exporter.dropped_spans == 800
     assert spool.journal_summary(exporter.path).dropped_spans == 800
 
