@@ -269,11 +269,14 @@ def test_a_lone_surrogate_anywhere_keeps_the_span(tmp_path, exporters):
 
 def test_nothing_raises_into_the_application(tmp_path, exporters, caplog):
     exporter = exporters()
+    assert exporter.export(iter(make_spans(3))) is SpanExportResult.SUCCESS  # no length: all kept
+    assert exporter.force_flush()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(3,)]
     assert exporter.export(None) is SpanExportResult.FAILURE  # type: ignore[arg-type]
     result = exporter.export([object(), *make_spans(2)])  # one span the mapper cannot read
     assert result is SpanExportResult.SUCCESS
     assert exporter.force_flush()
-    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(2,)]
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(5,)]
     assert exporter.dropped_spans == 1
     assert any("could not map span" in r.getMessage() for r in caplog.records)
 

@@ -174,7 +174,9 @@ class DuckDBSpanExporter(SpanExporter):
             if given := _length(spans):
                 self._drop(given, "exporter shut down")
             return SpanExportResult.FAILURE
-        unkept = _length(spans)  # the spans lost if this raises: none is in the spool or memory yet
+        # The spans lost if this raises: none is in the spool or memory yet (an iterable with
+        # no length is not counted here: counting would consume it).
+        unkept = _length(spans, consume=False)
         try:
             self._ensure_worker()
             mapper = self._mapper
@@ -409,13 +411,16 @@ class DuckDBSpanExporter(SpanExporter):
         return done and not self._buffer
 
 
-def _length(spans: Any) -> int:
-    """How many spans an export was given (0 for something that holds none)."""
+def _length(spans: Any, consume: bool = True) -> int:
+    """How many spans an export was given (0 for something that holds none); an iterable
+    with no length is counted by going through it, only with ``consume``."""
     try:
         return len(spans)
     except TypeError:
+        if not consume:
+            return 0
         try:
-            return sum(1 for _ in spans)  # an iterable with no length
+            return sum(1 for _ in spans)
         except Exception:
             return 0
 
