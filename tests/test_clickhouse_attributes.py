@@ -165,11 +165,9 @@ def test_an_empty_answer_names_its_columns(stores: tuple[str, str, Any, list[Any
     assert list(got.columns) == list(want.columns) and want.columns
 
 
-def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path, tmp_path: Path) -> None:
-    """A service without the processor stamping gen_ai.usage.cost as text or a bool: the
-    DuckDB store trusts only a number and prices such a call from its tokens; ClickHouse,
-    where the Collector keeps every attribute as text, took any text as a stamp ("abc" and
-    "true" unpriced, as implausible). A number that is no cost (nan) is implausible on both."""
+def _side_calls(costs: list[Any], start: int) -> list[Any]:
+    """Calls of a service without the processor, each with ``gen_ai.usage.cost`` as given
+    (None: none), 1 µs apart from ``start``."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -178,8 +176,7 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))  # no cost processor
     tracer = provider.get_tracer("side")
-    start = 1_780_300_800 * 10**9 + 3600 * 10**9  # 2026-06-01 09:00 UTC
-    for i, cost in enumerate(["abc", True, float("nan"), 0.25, None]):
+    for i, cost in enumerate(costs):
         attrs = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "openai",
@@ -194,7 +191,19 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
             end_time=start + i * 1000 + 500
         )
     provider.shutdown()
-    spans = list(memory.get_finished_spans())
+    return list(memory.get_finished_spans())
+
+
+_JUNE = 1_780_300_800 * 10**9 + 3600 * 10**9  # 2026-06-01 09:00 UTC
+
+
+def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path, tmp_path: Path) -> None:
+    """A service without the processor stamping gen_ai.usage.cost as text or a bool: the
+    DuckDB store trusts only a number and prices such a call from its tokens; ClickHouse,
+    where the Collector keeps every attribute as text, took any text as a stamp ("abc" and
+    "true" unpriced, as implausible). A number that is no cost (nan, which the Collector
+    writes as "json: unsupported value: NaN") is implausible on both."""
+    spans = _side_calls(["abc", True, float("nan"), 0.25, None], _JUNE)
     duck = str(tmp_path / "spans.duckdb")
     exporter = DuckDBSpanExporter(duck)
     exporter.export(spans)
@@ -209,3 +218,43 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
     _settle(typed)
     for name, rows in expected.items():
         assert_agree(rows, rollup(name, typed, now=NOW))
+
+
+def test_a_view_an_older_version_made_takes_this_versions_rules(chdb_dir: Path, caplog: Any) -> None:
+    """`clickhouse init` makes the typed table's view with its version's SELECT, and CREATE
+    IF NOT EXISTS kept it after an upgrade: new rows were typed by the old rules. The next
+    settle gives the view this version's SELECT (its comment names the SELECT's digest)."""
+    import re
+
+    from otel_costattr.clickhouse.collector import insert_records
+    from otel_costattr.clickhouse.prelude import spans_sql
+    from otel_costattr.clickhouse.target import parse_target
+    from otel_costattr.clickhouse.typed import MATERIALIZED_VIEW, view_comment
+
+    url, client = _store(chdb_dir, "old_view", typed=True)
+    target = parse_target(url)
+    now = spans_sql(target.table)
+    before = re.sub(
+        r"toFloat64OrNull\(_cost_text\).*?AS _stamped", "_cost_text <> '' AS _stamped", now, flags=re.S
+    )
+    assert before != now  # the rule before b260008: any text was a stamp
+    client.command(f"ALTER TABLE {MATERIALIZED_VIEW} MODIFY QUERY {before}")
+    client.command(f"ALTER TABLE {MATERIALIZED_VIEW} MODIFY COMMENT ''")  # as views made before comments
+
+    def status(span_id: str) -> str:
+        return client.query(
+            "SELECT cost_status FROM costattr_spans WHERE span_id = {s:String}", parameters={"s": span_id}
+        ).result_rows[0][0]
+
+    (old,) = records_from_sdk(_side_calls(["abc"], _JUNE))
+    insert_records(client, [old])
+    assert status(old.span_id) == "implausible"  # the old rule
+    _settle(url)
+    comment = "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}"
+    assert client.query(comment, parameters={"n": MATERIALIZED_VIEW}).result_rows[0][0] == view_comment(
+        target
+    )
+    (new,) = records_from_sdk(_side_calls(["abc"], _JUNE + 10**9))
+    insert_records(client, [new])
+    assert status(new.span_id) == "not_stamped"  # this version's: priced from its tokens
+    assert status(old.span_id) == "implausible"  # a row typed before keeps what it was given

@@ -216,7 +216,12 @@ def settle(client: Any, target: Target, spans: str, pricing: PriceTable | None =
     if rows:
         names = ["trace_id", "span_id", "kind", *(name for name, _ in PRICED_COLUMNS)]
         client.insert(SETTLED_TABLE, [(t, s, "price", *rest) for t, s, *rest in rows], column_names=names)
-    calls = _record_calls(client, spans) if spans.isidentifier() else 0
+    calls = 0
+    if spans.isidentifier():  # the typed table
+        from .typed import keep_view_current
+
+        keep_view_current(client, target)  # after an upgrade, new rows are typed by its rules
+        calls = _record_calls(client, spans)
     return Settled(identities, len(rows), calls)
 
 

@@ -9,6 +9,8 @@ Its rows are the same SELECT the rollups otherwise run, so the answers cannot di
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 from .client import has_table
@@ -17,15 +19,48 @@ from .runner import TYPED_TABLE
 from .target import Target
 
 __all__ = [
-    "MATERIALIZED_VIEW",
-    "MAX_TTL_DAYS",
-    "check_ttl_days",
-    "init_statements",
-    "initialise",
-    "older_spans",
-]
+    "MATERIALIZED_VIEW", "MAX_TTL_DAYS", "check_ttl_days", "init_statements", "initialise",
+    "keep_view_current", "older_spans", "view_comment",
+]  # fmt: skip
 
 MATERIALIZED_VIEW = f"{TYPED_TABLE}_mv"
+logger = logging.getLogger(__name__)
+_REFUSED: set[str] = set()  # views `keep_view_current` could not change, logged once a process each
+
+
+def view_comment(target: Target) -> str:
+    """The comment the view carries: a digest of the SELECT it runs (this version's rules)."""
+    return "otel-costattr " + hashlib.sha256(spans_sql(target.table).encode()).hexdigest()[:16]
+
+
+def keep_view_current(client: Any, target: Target) -> bool:
+    """Give the typed table's view this version's SELECT when its comment names another
+    (a view `init` made with an older version, or before views carried one, still types new
+    rows by that version's rules): ``ALTER TABLE ... MODIFY QUERY``, then the comment. Rows
+    typed before keep what they were given. Returns whether it changed the view; a server
+    that refuses is logged once a process, and the view is left as it was."""
+    want = view_comment(target)
+    found = client.query(
+        "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+        parameters={"n": MATERIALIZED_VIEW},
+    ).result_rows
+    if not found or found[0][0] == want:
+        return False
+    try:
+        client.command(f"ALTER TABLE {MATERIALIZED_VIEW} MODIFY QUERY {spans_sql(target.table)}")
+        client.command(f"ALTER TABLE {MATERIALIZED_VIEW} MODIFY COMMENT '{want}'")
+    except Exception as e:
+        key = f"{target.display()} {want}"
+        if key not in _REFUSED:
+            _REFUSED.add(key)
+            logger.warning(
+                "otel-costattr: %s: %s keeps an older version's rules for new rows (%s)",
+                target.display(),
+                MATERIALIZED_VIEW,
+                " ".join(str(e).split())[:300],
+            )
+        return False
+    return True
 
 
 # The longest TTL `init` sets. ClickHouse's DateTime ends in 2106 and a TTL past it wraps
@@ -58,7 +93,8 @@ def init_statements(target: Target, *, ttl_days: int | None = None, backfill: bo
         f"CREATE TABLE IF NOT EXISTS {TYPED_TABLE} ENGINE = MergeTree"
         f" PARTITION BY toDate(start_time) ORDER BY (span_role, trace_id, span_id){ttl}"
         f" EMPTY AS {select}",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {MATERIALIZED_VIEW} TO {TYPED_TABLE} AS {select}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {MATERIALIZED_VIEW} TO {TYPED_TABLE} AS {select}"
+        f" COMMENT '{view_comment(target)}'",
     ]
     if backfill:
         statements.append(f"INSERT INTO {TYPED_TABLE} {select}")
@@ -84,6 +120,7 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
     for statement in init_statements(target, ttl_days=ttl_days, backfill=backfill):
         # The backfill writes every day stored: more than the 100 partitions an INSERT may.
         client.command(statement, settings=INSERT_SETTINGS if statement.startswith("INSERT") else None)
+    keep_view_current(client, target)  # a view an older version made (--no-backfill)
     # The rows the TTL keeps (a row past it is dropped at a merge, soon or not).
     kept = f" WHERE toDateTime(start_time) + toIntervalDay({int(ttl_days)}) > now()" if ttl_days else ""
     return int(client.query(f"SELECT count() FROM {TYPED_TABLE}{kept}").result_rows[0][0])
