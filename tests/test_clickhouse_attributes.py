@@ -249,6 +249,18 @@ def test_a_view_an_older_version_made_takes_this_versions_rules(chdb_dir: Path, 
     (old,) = records_from_sdk(_side_calls(["abc"], _JUNE))
     insert_records(client, [old])
     assert status(old.span_id) == "implausible"  # the old rule
+    # A settle naming another ?table= must not move the view (and so ingestion) there.
+    from otel_costattr.clickhouse.collector import create_table_sql
+
+    client.command(create_table_sql("traces2"))
+    with caplog.at_level("WARNING", logger="otel_costattr.clickhouse.typed"):
+        _settle(url + "&table=traces2")
+    assert "reads another table than traces2" in caplog.text
+    reads = (
+        "SELECT dependencies_table FROM system.tables"
+        " WHERE database = currentDatabase() AND name = 'otel_traces'"
+    )
+    assert client.query(reads).result_rows[0][0] == [MATERIALIZED_VIEW]
     _settle(url)
     comment = "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}"
     assert client.query(comment, parameters={"n": MATERIALIZED_VIEW}).result_rows[0][0] == view_comment(

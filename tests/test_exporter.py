@@ -272,12 +272,20 @@ def test_nothing_raises_into_the_application(tmp_path, exporters, caplog):
     assert exporter.export(iter(make_spans(3))) is SpanExportResult.SUCCESS  # no length: all kept
     assert exporter.force_flush()
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(3,)]
+
+    def broken():  # an iterator that fails after two spans: those two are lost, and counted
+        yield from make_spans(2)
+        raise RuntimeError("the caller's iterator broke")
+
+    assert exporter.export(broken()) is SpanExportResult.FAILURE
+    assert exporter.dropped_spans == 2
+    caplog.clear()
     assert exporter.export(None) is SpanExportResult.FAILURE  # type: ignore[arg-type]
     result = exporter.export([object(), *make_spans(2)])  # one span the mapper cannot read
     assert result is SpanExportResult.SUCCESS
     assert exporter.force_flush()
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(5,)]
-    assert exporter.dropped_spans == 1
+    assert exporter.dropped_spans == 3
     assert any("could not map span" in r.getMessage() for r in caplog.records)
 
 

@@ -37,30 +37,54 @@ def keep_view_current(client: Any, target: Target) -> bool:
     """Give the typed table's view this version's SELECT when its comment names another
     (a view `init` made with an older version, or before views carried one, still types new
     rows by that version's rules): ``ALTER TABLE ... MODIFY QUERY``, then the comment. Rows
-    typed before keep what they were given. Returns whether it changed the view; a server
-    that refuses is logged once a process, and the view is left as it was."""
+    typed before keep what they were given. Returns whether it changed the view. Left as
+    it was, logged once a process: a view that reads another table than ``target``'s (only
+    ``init`` chooses it: a settle with another ``?table=`` must not move ingestion), a server
+    that refuses the ALTER, or one that does not keep a view's comment (else every settle
+    would ALTER again)."""
     want = view_comment(target)
+    key = f"{target.display()} {want}"
+    if key in _REFUSED:
+        return False
     found = client.query(
         "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
         parameters={"n": MATERIALIZED_VIEW},
     ).result_rows
     if not found or found[0][0] == want:
         return False
+    reads = client.query(
+        "SELECT has(dependencies_table, {n:String}) FROM system.tables"
+        " WHERE database = currentDatabase() AND name = {t:String}",
+        parameters={"n": MATERIALIZED_VIEW, "t": target.table},
+    ).result_rows
+    if not (reads and reads[0][0]):
+        return _left(
+            key, target, f"it reads another table than {target.table}; only clickhouse init chooses it"
+        )
     try:
         client.command(f"ALTER TABLE {MATERIALIZED_VIEW} MODIFY QUERY {spans_sql(target.table)}")
         client.command(f"ALTER TABLE {MATERIALIZED_VIEW} MODIFY COMMENT '{want}'")
     except Exception as e:
-        key = f"{target.display()} {want}"
-        if key not in _REFUSED:
-            _REFUSED.add(key)
-            logger.warning(
-                "otel-costattr: %s: %s keeps an older version's rules for new rows (%s)",
-                target.display(),
-                MATERIALIZED_VIEW,
-                " ".join(str(e).split())[:300],
-            )
-        return False
+        return _left(key, target, " ".join(str(e).split())[:300])
+    kept = client.query(
+        "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+        parameters={"n": MATERIALIZED_VIEW},
+    ).result_rows
+    if not (kept and kept[0][0] == want):
+        _left(key, target, "the server keeps no comment on a view, so it is not changed again this process")
     return True
+
+
+def _left(key: str, target: Target, why: str) -> bool:
+    """Log once a process that the view was left as it was, and why; False."""
+    _REFUSED.add(key)
+    logger.warning(
+        "otel-costattr: %s: %s left with an older version's rules for new rows (%s)",
+        target.display(),
+        MATERIALIZED_VIEW,
+        why,
+    )
+    return False
 
 
 # The longest TTL `init` sets. ClickHouse's DateTime ends in 2106 and a TTL past it wraps

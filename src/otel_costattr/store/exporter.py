@@ -39,7 +39,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import Any
 
 import pyarrow as pa
@@ -174,10 +174,16 @@ class DuckDBSpanExporter(SpanExporter):
             if given := _length(spans):
                 self._drop(given, "exporter shut down")
             return SpanExportResult.FAILURE
-        # The spans lost if this raises: none is in the spool or memory yet (an iterable with
-        # no length is not counted here: counting would consume it).
-        unkept = _length(spans, consume=False)
+        unkept = 0  # the spans lost if this raises: none is in the spool or memory yet
         try:
+            if not isinstance(spans, Sized):  # an iterator: read once, counted as it is read
+                read: list[Any] = []
+                try:
+                    read.extend(spans)
+                finally:
+                    unkept = len(read)
+                spans = read
+            unkept = len(spans)
             self._ensure_worker()
             mapper = self._mapper
             records = records_from_sdk(spans, mapper.skipped)  # a span it skips is counted
@@ -411,14 +417,12 @@ class DuckDBSpanExporter(SpanExporter):
         return done and not self._buffer
 
 
-def _length(spans: Any, consume: bool = True) -> int:
+def _length(spans: Any) -> int:
     """How many spans an export was given (0 for something that holds none); an iterable
-    with no length is counted by going through it, only with ``consume``."""
+    with no length is counted by going through it."""
     try:
         return len(spans)
     except TypeError:
-        if not consume:
-            return 0
         try:
             return sum(1 for _ in spans)
         except Exception:
