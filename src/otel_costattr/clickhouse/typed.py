@@ -46,11 +46,8 @@ def keep_view_current(client: Any, target: Target) -> bool:
     key = f"{target.display()} {want}"
     if key in _REFUSED:
         return False
-    found = client.query(
-        "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
-        parameters={"n": MATERIALIZED_VIEW},
-    ).result_rows
-    if not found or found[0][0] == want:
+    found = _view_comment(client)
+    if found is None or found == want:
         return False
     reads = client.query(
         "SELECT has(dependencies_table, {n:String}) FROM system.tables"
@@ -66,11 +63,7 @@ def keep_view_current(client: Any, target: Target) -> bool:
         client.command(f"ALTER TABLE {MATERIALIZED_VIEW} MODIFY COMMENT '{want}'")
     except Exception as e:
         return _left(key, target, " ".join(str(e).split())[:300])
-    kept = client.query(
-        "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
-        parameters={"n": MATERIALIZED_VIEW},
-    ).result_rows
-    if not (kept and kept[0][0] == want):
+    if _view_comment(client) != want:
         _REFUSED.add(key)
         logger.warning(
             "otel-costattr: %s: %s given this version's rules, but the server keeps no comment on"
@@ -79,6 +72,15 @@ def keep_view_current(client: Any, target: Target) -> bool:
             MATERIALIZED_VIEW,
         )
     return True
+
+
+def _view_comment(client: Any) -> str | None:
+    """The view's comment (None: no view)."""
+    found = client.query(
+        "SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+        parameters={"n": MATERIALIZED_VIEW},
+    ).result_rows
+    return found[0][0] if found else None
 
 
 def _left(key: str, target: Target, why: str) -> bool:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import zlib
 from typing import Any
 
+from ..spans.encode import without_surrogates
 from ..spans.otlp import empty_request, parse_request, records_from_otlp
 from ..spans.otlp_json import NotPlain, records_from_otlp_json
 from ..spans.record import SpanRecord
@@ -148,13 +148,10 @@ def _from_json(data: dict[str, Any]) -> Any:
     return request
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _no_surrogates(value: Any) -> Any:
     """``value`` (parsed JSON) with each lone surrogate in a text replaced by U+FFFD."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return without_surrogates(value)
     if isinstance(value, dict):
         return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
     if isinstance(value, list):

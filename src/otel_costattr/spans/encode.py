@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from json.encoder import c_make_encoder as _c_make_encoder  # None off CPython
 from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD: UTF-8 cannot hold one, and Python makes
+    them from file names, argv and an environment that are not UTF-8 (surrogateescape), and
+    JSON may spell one ("\\ud800")."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def column_text(value: Any) -> str | None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,7 +38,7 @@ from ..store.schema import SPANS, arrow_schema
 from . import content
 from .batch import batch_table
 from .cost_columns import NO_CALL, model_columns, quantize_usd
-from .encode import column_text, to_json
+from .encode import column_text, to_json, without_surrogates
 from .record import SpanRecord
 
 logger = logging.getLogger(__name__)
@@ -51,7 +50,6 @@ COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 SCHEMA = arrow_schema()
 
 _EPOCH = dt.datetime(1970, 1, 1)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_STEP = 2**31 - 1
 _KEEP, _KEEP_NUMBER = content.ContentRule.KEEP, content.ContentRule.KEEP_NUMBER
 _NUMBER_TYPES = content.NUMBER_TYPES
@@ -398,7 +396,7 @@ def to_arrow(name: str, values: Sequence[Any], kind: pa.DataType) -> pa.Array:
         # A lone surrogate, which UTF-8 cannot hold: Python decodes file names, argv and the
         # environment that are not UTF-8 with them (surrogateescape), and JSON may spell one
         # (OTLP/JSON "\ud800"). Each becomes U+FFFD and the span is kept, as a decoder does.
-        return pa.array([_SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for v in values], type=kind)
+        return pa.array([without_surrogates(v) if isinstance(v, str) else v for v in values], type=kind)
 
 
 def span_to_row(
