@@ -214,8 +214,9 @@ def connect(
                     _migrate(con, path, MIGRATIONS)
                 except _Invalidated:
                     # A migration's commit that ran out of room in its bound can fail to flush,
-                    # and DuckDB then invalidates the instance: opened afresh (once every
-                    # connection to it in this process is closed) and migrated unbounded.
+                    # and DuckDB then invalidates the instance; or the bound could not be
+                    # lifted again: opened afresh (once every connection to it in this process
+                    # is closed) and migrated unbounded.
                     con.close()
                     con = _open(path, False, policy)
                     _migrate(con, path, MIGRATIONS, bounded=False)
@@ -314,11 +315,15 @@ def _migrate(
                 bound = {"memory_limit": f"{_MIGRATION_MEMORY}B"} if bounded and _bounds(con) else {}
                 with instance_settings(con, bound):
                     _apply(con, step)
-            except (duckdb.OutOfMemoryException, duckdb.TransactionException):
+            except (duckdb.OutOfMemoryException, duckdb.TransactionException) as room:
                 # Out of room in the bound: in a statement, or in the COMMIT, which DuckDB
                 # reports as a failed transaction ("Failed to commit: could not allocate
                 # block"). Either way once more without the bound (a real conflict fails again).
                 rollback(con)
+                if bound and not _lifted(con):
+                    # The bound could not be put back (in a tiny bound even RESET can find
+                    # no room: seen once in CI): retrying here would run out of room again.
+                    raise _Invalidated(f"{where}: migration {step.name}: the memory bound stuck") from room
                 _apply(con, step)
         except duckdb.Error as e:
             rollback(con)
@@ -336,15 +341,27 @@ _MIGRATION_MEMORY = 512 * 2**20
 _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 
 
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> float | None:
+    """The instance's memory_limit in bytes; None when it cannot be read or is not the text
+    DuckDB 2.0 writes ('18.8 GiB')."""
+    try:
+        number, unit = str(_setting(con, "memory_limit")).split()
+        return float(number) * _UNITS[unit]
+    except (duckdb.Error, ValueError, KeyError):
+        return None
+
+
 def _bounds(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether `_MIGRATION_MEMORY` would lower the instance's memory_limit (never raise it: on a
     small host DuckDB's default, 80% of its memory, can be below it) and ``con`` is alone."""
-    try:
-        number, unit = str(_setting(con, "memory_limit")).split()
-        limit = float(number) * _UNITS[unit]
-    except (duckdb.Error, ValueError, KeyError):  # not the text DuckDB 2.0 writes: leave it
-        return False
-    return limit > _MIGRATION_MEMORY and alone(con)
+    limit = _memory_limit(con)
+    return limit is not None and limit > _MIGRATION_MEMORY and alone(con)
+
+
+def _lifted(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the instance's memory_limit is above `_MIGRATION_MEMORY` again (after a bound)."""
+    limit = _memory_limit(con)
+    return limit is not None and limit > _MIGRATION_MEMORY
 
 
 def _apply(con: duckdb.DuckDBPyConnection, step: Migration) -> None:
