@@ -76,8 +76,13 @@ def _usage(rng: random.Random, provider: str, n: int, jump: bool) -> dict[str, A
     if provider == "anthropic" and n % 3 == 0:  # raw names: input excludes the cache
         attrs["gen_ai.usage.cache_read_input_tokens"] = rng.randint(0, 3000)
         attrs["gen_ai.usage.cache_creation_input_tokens"] = rng.randint(0, 500)
+    elif provider == "anthropic" and n % 3 == 1:  # a mix: the write by its raw name
+        attrs["gen_ai.usage.cache_read.input_tokens"] = rng.randint(0, 3000)
+        attrs["gen_ai.usage.cache_creation_input_tokens"] = rng.randint(0, 500)
     elif n % 4 == 1:  # the conventions' names: input includes the cache
         attrs["gen_ai.usage.cache_read.input_tokens"] = rng.randint(0, inp)
+    if n % 11 == 5:  # an empty response model: the request model's
+        attrs["gen_ai.response.model"] = ""
     if provider == "openai" and n % 5 == 2:
         attrs["gen_ai.usage.reasoning.output_tokens"] = rng.randint(0, attrs["gen_ai.usage.output_tokens"])
     return attrs

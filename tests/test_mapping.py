@@ -177,6 +177,39 @@ def test_a_span_without_cost_is_priced_at_export(table):
     assert row["priced_model"] == "acme-large"
 
 
+_MIXED = {  # the cache read by the conventions' name, the write by Anthropic's raw one
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "acme",
+    "gen_ai.request.model": "acme-large",
+    "gen_ai.usage.cache_read.input_tokens": 1000,
+    "gen_ai.usage.cache_creation_input_tokens": 150,
+    "gen_ai.usage.output_tokens": 300,
+}
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        # 50 uncached x 2 + 1000 reads x 0.2 + 150 writes x 2.5 + 300 output x 10, per Mtok
+        ({**_MIXED, "gen_ai.usage.input_tokens": 1200}, "0.003675"),  # input inclusive
+        ({**_MIXED, "gen_ai.usage.input_tokens": 50}, "0.003675"),  # input exclusive
+        # an empty response model leaves the request model: 1000 x 2 + 100 x 10
+        ({**CHAT, "gen_ai.response.model": "", "gen_ai.usage.cache_read.input_tokens": 0,
+          "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}, "0.003"),
+    ],
+    ids=["mixed-inclusive", "mixed-exclusive", "empty-response-model"],
+)  # fmt: skip
+def test_every_path_prices_mixed_spellings_and_an_empty_model_alike(table, attrs, expected):
+    # The processor's stamp, the exporter's row and its batch table agree with the hand figure.
+    stamped = finished(attrs, priced_by=table).attributes
+    assert stamped[semconv.COST] == float(Decimal(expected)), stamped.get(semconv.COST_STATUS)
+    span = finished(attrs)
+    row = SpanMapper(table).row(span)
+    assert row["cost_usd"] == Decimal(expected), row["cost_status"]
+    (batch,) = SpanMapper(table).table([span, span]).column("cost_usd").to_pylist()[:1]
+    assert batch == Decimal(expected)
+
+
 def test_reasoning_is_priced_at_its_own_rate(table):
     think = SpanMapper(table).row(
         finished(

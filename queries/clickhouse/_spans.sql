@@ -41,12 +41,12 @@ FROM (
         {{response_model}} AS response_model,
         -- Token counts: each slot's first spelling present, as text, then as a number.
         {{counts}},
-        -- Anthropic's raw field names (only when no standard cache key is present): input
-        -- then excludes the cache counts.
+        -- Anthropic's raw field names fill each cache slot the standard keys leave empty;
+        -- with no standard cache key at all, input then excludes the cache counts.
         _t_cache_read IS NULL AND _t_cache_write IS NULL
             AND (_t_raw_cache_read IS NOT NULL OR _t_raw_cache_write IS NOT NULL) AS _raw,
-        if(_raw, _t_raw_cache_read, _t_cache_read) AS _t_read,
-        if(_raw, _t_raw_cache_write, _t_cache_write) AS _t_write,
+        coalesce(_t_cache_read, _t_raw_cache_read) AS _t_read,
+        coalesce(_t_cache_write, _t_raw_cache_write) AS _t_write,
         -- cost.engine.Usage.problem: each count a whole number in [0, MAX_TOKENS], 1h writes
         -- within the writes.
         {{valid}} AS _valid,

@@ -201,12 +201,14 @@ _SLOTS = (
 _INDEX = {key: (slot, rank) for slot, (_, keys) in enumerate(_SLOTS) for rank, key in enumerate(keys)}
 (_IN, _OUT, _READ, _WRITE, _RAW_READ, _RAW_WRITE, _WRITE_1H, _REASON, _MODEL, _PROVIDER, _TIER) = range(11)
 _MODALITIES = slice(11, 15)  # audio and image, input and output: the last Usage fields
+_TEXT_SLOTS = frozenset((_MODEL, _PROVIDER, _TIER))
 _EMPTY_SLOTS = (None,) * len(_SLOTS)
 _UNRANKED = (99,) * len(_SLOTS)
 
 
 def _best_ranked(items: Iterable[tuple[str, Any]]) -> list[Any]:
-    """Slot by slot, the value of the lowest-ranked spelling present and not None."""
+    """Slot by slot, the value of the lowest-ranked spelling present and not None (nor, for
+    model, provider and tier, empty: an empty response model leaves the request model)."""
     found = list(_EMPTY_SLOTS)
     ranks = list(_UNRANKED)
     index = _INDEX
@@ -214,6 +216,8 @@ def _best_ranked(items: Iterable[tuple[str, Any]]) -> list[Any]:
         hit = index.get(key)
         if hit is not None and value is not None:
             slot, rank = hit
+            if value == "" and slot in _TEXT_SLOTS:
+                continue
             if rank < ranks[slot]:
                 found[slot] = value
                 ranks[slot] = rank
@@ -296,7 +300,7 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
             keys, contested = _plan(shape)
         found = tuple(map(attrs.get, keys))
         for slot in contested:
-            if found[slot] is None:
+            if found[slot] is None or found[slot] == "":
                 found = _best_ranked(attrs.items())
                 break
     else:
@@ -304,9 +308,16 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
     read = found[_READ]
     write = found[_WRITE]
     inclusive = None
-    if read is None and write is None and (found[_RAW_READ] is not None or found[_RAW_WRITE] is not None):
-        # Anthropic's raw field names: the span copied raw usage, whose input is exclusive.
-        read, write, inclusive = found[_RAW_READ], found[_RAW_WRITE], False
+    raw_read, raw_write = found[_RAW_READ], found[_RAW_WRITE]
+    if raw_read is not None or raw_write is not None:
+        # Anthropic's raw field names fill each slot the conventions' names leave empty. Only
+        # raw names: the span copied raw usage, whose input is exclusive; a mix: inferred.
+        if read is None and write is None:
+            inclusive = False
+        if read is None:
+            read = raw_read
+        if write is None:
+            write = raw_write
     inp, out, write_1h, reasoning = found[_IN], found[_OUT], found[_WRITE_1H], found[_REASON]
     model, provider, tier = found[_MODEL], found[_PROVIDER], found[_TIER]
     # _count only changes floats: everything else is passed as it came.

@@ -134,13 +134,15 @@ def pricer_parts(
     the statement for a span the general path must decide, ``unknown`` for a model the table
     does not know. None when these keys cannot make a priceable call by themselves."""
     spelled = spellings(keys)
-    exclusive = False
-    if "cache_read" not in spelled and "cache_write" not in spelled:
-        # Anthropic's raw field names (see read_call_fields): the input excludes the cache.
-        for name in ("cache_read", "cache_write"):
-            if f"raw_{name}" in spelled:
-                spelled[name] = spelled[f"raw_{name}"]
-                exclusive = True
+    # Anthropic's raw field names fill each slot the conventions' names leave empty (see
+    # read_call_fields); only raw names: the input excludes the cache.
+    exclusive = "cache_read" not in spelled and "cache_write" not in spelled
+    raw = False
+    for name in ("cache_read", "cache_write"):
+        if name not in spelled and f"raw_{name}" in spelled:
+            spelled[name] = spelled[f"raw_{name}"]
+            raw = True
+    exclusive = exclusive and raw
     has = {name for name in _COUNTS if name in spelled}
     if not has & _USAGE_COUNTS:
         return None  # no usage (a 1h part alone is none): the general path says no_usage
