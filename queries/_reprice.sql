@@ -22,6 +22,8 @@ WITH counts AS (
              ELSE 0 END AS cache_write_1h_tokens
     FROM costattr_calls($since, $until, $service, $feature, $agent, p_trace := $trace_id)
     WHERE input_tokens IS NOT NULL
+      -- A call that reported no usage stores zero counts: it is not a call that cost nothing.
+      AND cost_status IS DISTINCT FROM 'no_usage'
       -- Counts the engine would call invalid (over cost.engine.MAX_TOKENS, 100,000,000, or
       -- negative: rows another tool wrote) get no price, as in compute_cost.
       AND greatest(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,

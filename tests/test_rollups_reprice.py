@@ -230,3 +230,45 @@ def test_sql_repricing_is_compute_cost(windowed_table, calls):
     rows = rollup("per_run", db=con, limit=0, reprice=table)
     got = {row["trace_id"]: row["usd_repriced"] for row in rows}
     assert got == expected
+
+
+def test_a_call_that_reported_no_usage_is_not_repriced_at_zero(tmp_path):
+    # A stream without usage stores zero counts beside `no_usage`: repricing and what-if must
+    # leave it unpriceable, not call it a call that cost $0.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
+    from otel_costattr.rollups.whatif import whatif
+
+    db = tmp_path / "spans.duckdb"
+    provider = TracerProvider()
+    provider.add_span_processor(CostSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
+    tracer = provider.get_tracer("t")
+    chat = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+    }
+    runs = {}
+    for name, usage in (
+        ("silent", {}),
+        ("told", {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}),
+    ):
+        with tracer.start_as_current_span(name, attributes={"app.feature": "f"}) as root:
+            tracer.start_span("chat gpt-4o", attributes={**chat, **usage}).end()
+        runs[name] = f"{root.get_span_context().trace_id:032x}"
+    provider.shutdown()
+
+    rows = {r["trace_id"]: r for r in rollup("per_run", db=db, reprice=load_pricing(use_env=False))}
+    # gpt-4o: 1000 x 2.5 + 100 x 10 per million tokens
+    assert (rows[runs["told"]]["usd"], rows[runs["told"]]["usd_repriced"]) == (D("0.0035"), D("0.0035"))
+    assert (rows[runs["silent"]]["usd"], rows[runs["silent"]]["usd_repriced"]) == (None, None)
+    answer = whatif(db, "gpt-4o-mini")
+    total = next(r for r in answer.rows if r["level"] == "total")
+    # gpt-4o-mini: 1000 x 0.15 + 100 x 0.6
+    assert (total["whatif_usd"], total["unpriceable_calls"]) == (D("0.00021"), 1)
+    assert [(r["model"], r["cost_status"], r["calls"]) for r in answer.unpriceable] == [
+        ("gpt-4o", "no_usage", 1)
+    ]
