@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from .rules import Rule
@@ -122,16 +122,28 @@ def _show(payload: Mapping[str, Any], name: str) -> str:
         return "n/a"
     unit = payload["unit"]
     if unit == "usd":
-        return (
-            f"${Decimal(exact):,.4f}".rstrip("0").rstrip(".")
-            if Decimal(exact) < 1
-            else f"${Decimal(exact):,.2f}"
-        )
+        return _dollars(Decimal(exact))
     if unit == "ratio":
         return f"{Decimal(exact) * 100:.1f}%"
     if unit == "ms":
         return f"{Decimal(exact):,.0f} ms"
     return f"{Decimal(exact):,f}"
+
+
+def _dollars(amount: Decimal) -> str:
+    """An amount as a message reads it: cents, a half rounded up; under a dollar up to four
+    places ($0.50, $0.0042); a cost under a hundredth of a cent is "<$0.0001", never "$0"."""
+    sign, amount = ("-", -amount) if amount < 0 else ("", amount)
+    if amount >= 1 or amount == 0:
+        return f"{sign}${amount.quantize(_CENT, ROUND_HALF_UP, _WIDE):,}"
+    if amount < _TINY:
+        return f"{sign}<${_TINY}"
+    text = f"{amount.quantize(_TINY, ROUND_HALF_UP, _WIDE)}".rstrip("0")
+    return f"{sign}${text}{'0' * max(0, 2 - len(text.split('.')[1]))}"
+
+
+_CENT, _TINY = Decimal("0.01"), Decimal("0.0001")
+_WIDE = Context(prec=80)
 
 
 def _window(window: Mapping[str, Any]) -> str:

@@ -29,7 +29,7 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, TextIO
 
 import click
@@ -235,11 +235,17 @@ def terminal_width() -> int | None:
 
 
 def money(value: Decimal | None) -> str:
-    """Dollars for one amount: six places under a dollar, else cents."""
+    """Dollars for one amount: six places under a dollar, else cents, a half rounded up (as
+    bills round: $2.055 and $5.665 alike)."""
     if value is None:
         return "-"
     sign, amount = ("-", -value) if value < 0 else ("", value)  # -$0.05, not $-0.05
-    return f"{sign}${amount:,.6f}" if amount < 1 else f"{sign}${amount:,.2f}"
+    places = _MICRO if amount < 1 else _CENT
+    return f"{sign}${amount.quantize(places, rounding=ROUND_HALF_UP, context=_WIDE):,}"
+
+
+_MICRO, _CENT = Decimal("0.000001"), Decimal("0.01")
+_WIDE = Context(prec=80)  # any DECIMAL(38, 12) sum, and more, to the cent
 
 
 def rate(value: Decimal | None) -> str:
