@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import zlib
 from decimal import Decimal
 
@@ -277,3 +278,88 @@ def test_a_span_that_ends_before_it_starts_has_no_duration(tmp_path, table):
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute("SELECT name, duration_ms FROM spans ORDER BY name").fetchall()
     assert rows == [("s0", None), ("s1", 2000.0)]
+
+
+def _pb_request(*span_ids: str) -> bytes:
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for sid in span_ids:
+        span = spans.add(trace_id=bytes.fromhex(TRACE), span_id=bytes.fromhex(sid), name="x")
+        span.start_time_unix_nano, span.end_time_unix_nano = 1767225600000000000, 1767225601000000000
+    return req.SerializeToString()
+
+
+def test_every_member_of_a_gzip_body_is_read(tmp_path, table):
+    # gzip(a) + gzip(b) is one gzip body (RFC 1952; Go's and Python's readers read both): it
+    # was answered 200 with b's spans silently lost. Trailing bytes that are no member: 400.
+    first = json_request([span_json("4444444444444441")])
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        body = gzip.compress(_pb_request("4444444444444441")) + gzip.compress(
+            _pb_request("4444444444444442", "4444444444444443")
+        )
+        status, _, answer = srv.request("POST", "/v1/traces", body, {**PB, "Content-Encoding": "gzip"})
+        assert (status, answer) == (200, b"")
+        assert srv.sink.stored_spans == 3
+        junk = gzip.compress(first) + b"\x1f\x8b not gzip"
+        status, _, answer = srv.request("POST", "/v1/traces", junk, {**JS, "Content-Encoding": "gzip"})
+        assert status == 400 and json.loads(answer)["code"] == 3
+        padded = gzip.compress(first) + b"\0" * 16  # a gzip file's zero padding is allowed
+        assert srv.request("POST", "/v1/traces", padded, {**JS, "Content-Encoding": "gzip"})[0] == 200
+        tail = zlib.compress(first) + b"more"
+        assert srv.request("POST", "/v1/traces", tail, {**JS, "Content-Encoding": "deflate"})[0] == 400
+        assert srv.sink.stored_spans == 4
+        srv.wait_ingested()
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM spans").fetchone() == (3,)  # the padded one again
+
+
+@pytest.mark.parametrize("where", ["attribute", "time"])
+def test_an_integer_with_two_signs_is_a_bad_request_not_a_retry(tmp_path, table, where):
+    # "--5" passed the integer check and raised in int(): answered 503, retried for ever,
+    # counted nowhere.
+    extra = (
+        {"attributes": [{"key": "n", "value": {"intValue": "--5"}}]}
+        if where == "attribute"
+        else {"startTimeUnixNano": "--1767225600000000000"}
+    )
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        status, _, answer = srv.request(
+            "POST", "/v1/traces", json_request([span_json("5555555555555555", **extra)]), JS
+        )
+        assert status == 400 and json.loads(answer)["code"] == 3, answer
+        assert srv.get_json("/healthz")["pushed_back_requests"] == 0
+
+
+def test_clients_that_stop_sending_hold_no_slot_and_get_408(tmp_path, table, monkeypatch, caplog):
+    # Eight connections that sent one byte of a 100,000-byte body held the eight read slots
+    # for good: every other export waited for ever. Bodies are now read in slots of their
+    # own, a client silent too long gets 408, and one gone mid-body is counted, not a traceback.
+    import socket
+    import time
+
+    from otel_costattr.server import app as app_module
+
+    monkeypatch.setattr(app_module, "_IDLE_SECONDS", 1.0)
+    port_of = lambda url: int(url.rsplit(":", 1)[1])  # noqa: E731
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        head = (
+            b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        stalled = [socket.create_connection(("127.0.0.1", port_of(srv.url))) for _ in range(9)]
+        for s in stalled:
+            s.sendall(head)
+        time.sleep(0.2)
+        status, _, _ = srv.request("POST", "/v1/traces", json_request([span_json("6666666666666666")]), JS)
+        assert status == 200  # while the nine wait
+        for s in stalled[:8]:
+            s.settimeout(30)
+            assert s.recv(4096).split(b"\r\n", 1)[0] == b"HTTP/1.1 408 Request Timeout"
+            s.close()
+        stalled[8].close()  # gone mid-body
+        deadline = time.monotonic() + 20
+        while srv.get_json("/healthz")["incomplete_requests"] < 9:
+            assert time.monotonic() < deadline, srv.get_json("/healthz")
+            time.sleep(0.05)
+        assert srv.sink.stored_spans == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

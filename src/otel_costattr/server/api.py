@@ -123,9 +123,10 @@ def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
 @router.get("/healthz", tags=["health"])
 def healthz(request: Request) -> dict[str, Any]:
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
-    spool files waiting, the last ingest error (status ``degraded`` while there is one), the
-    mapping worker processes (``serve --workers``) and how many died mid-request; with
-    ``serve --alerts``, the watcher's evaluations, failed evaluations and deliveries."""
+    requests whose body never came whole (client gone, or stalled: 408), spool files waiting,
+    the last ingest error (status ``degraded`` while there is one), the mapping worker
+    processes (``serve --workers``) and how many died mid-request; with ``serve --alerts``, the
+    watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
     out: dict[str, Any] = {
         "status": "degraded" if sink.last_ingest_error else "ok",
@@ -133,6 +134,7 @@ def healthz(request: Request) -> dict[str, Any]:
         "stored_spans": sink.stored_spans,
         "rejected_spans": sink.rejected_spans,
         "pushed_back_requests": sink.pushed_back,
+        "incomplete_requests": sink.incomplete,
         "pending_spool_files": sink.pending_files,
         "last_ingest_error": sink.last_ingest_error,
         "mapping_workers": sink.workers,

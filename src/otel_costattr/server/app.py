@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ..version import __version__
 from . import docs
@@ -47,12 +48,35 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
+class _Stalled(Exception):
+    """The client stopped sending its body (408)."""
+
+
+# A body's read: at most this long without a byte, and this long in all. A client that
+# stops sending mid-body (a half-open connection, or on purpose) would otherwise hold its
+# read slot for good; the OTLP exporters' own timeout is 10 s a request.
+_IDLE_SECONDS = 15.0
+_BODY_SECONDS = 60.0
+
+
 async def _read_capped(request: Request, cap: int) -> bytes:
     """The raw body; `TooLarge` once it passes ``cap`` bytes. The rest is read and thrown
     away (up to 4 x ``cap``) so that the client gets its 413 rather than a broken pipe,
-    which exporters would retry."""
+    which exporters would retry. `_Stalled` when no byte comes for `_IDLE_SECONDS` or the
+    whole takes over `_BODY_SECONDS`; starlette's ClientDisconnect when the client goes away."""
     chunks, size = [], 0
-    async for chunk in request.stream():
+    idle, total = _IDLE_SECONDS, _BODY_SECONDS
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + total
+    stream = request.stream().__aiter__()
+    while True:
+        wait = min(idle, deadline - loop.time())
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(wait, 0.001))
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise _Stalled(f"no byte of the body for {idle:g} s or over {total:g} s in all") from None
         size += len(chunk)
         if size <= cap:
             chunks.append(chunk)
@@ -112,6 +136,7 @@ def create_app(
     )
     app.state.sink = sink
     inflight = asyncio.Semaphore(max_inflight)
+    reading = asyncio.Semaphore(4 * max_inflight)
     app.state.db = sink.path
     app.state.base_url = base_url.rstrip("/")
 
@@ -138,12 +163,21 @@ def create_app(
         undecodable body, 413 over the cap, 415 an unknown type or encoding, 503 with
         ``Retry-After`` when the store is behind (retry)."""
         kind = wire.response_type(request.headers.get("content-type"))
-        async with inflight:  # bounds the memory bodies take; the others wait in TCP
+        # Bodies are read in their own slots (raw, each at most the cap), so that clients
+        # slow to send never hold the slots decoding takes; the others wait in TCP.
+        async with reading:
             try:
                 raw = await _read_capped(request, max_body_bytes)
-                return await run_in_threadpool(_receive, sink, raw, request.headers, max_body_bytes, kind)
             except wire.TooLarge as e:
                 return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
+            except _Stalled as e:
+                sink.count_incomplete()
+                return _status(408, wire.DEADLINE_EXCEEDED, str(e), kind)
+            except ClientDisconnect:  # gone mid-body (an exporter's own timeout): nobody to answer
+                sink.count_incomplete()
+                return Response(status_code=400)
+        async with inflight:  # bounds the memory decoding takes
+            return await run_in_threadpool(_receive, sink, raw, request.headers, max_body_bytes, kind)
 
     app.include_router(api_router)
     if extra_routes:
@@ -190,5 +224,6 @@ def _receive(sink: SpanSink, raw: bytes, headers: Any, cap: int, kind: str) -> R
         return _status(503, wire.UNAVAILABLE, str(e), kind, e.retry_after)
     except Exception:  # never a 500 without a word, never a crash
         logger.exception("otel-costattr: receiving a trace export failed")
-        return _status(503, wire.UNAVAILABLE, "the receiver failed; retry", kind, sink.retry_after)
+        pushed = sink._push_back("the receiver failed; retry")  # counted, as /healthz shows
+        return _status(503, wire.UNAVAILABLE, str(pushed), kind, pushed.retry_after)
     return Response(wire.export_response(accepted.rejected, accepted.message, kind), 200, media_type=kind)

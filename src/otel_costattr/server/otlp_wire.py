@@ -34,6 +34,7 @@ DEFAULT_MAX_BODY = 20 * 2**20  # bytes, after decompression (the usual OTLP rece
 
 # google.rpc.Code numbers, for the Status bodies of HTTP errors
 INVALID_ARGUMENT = 3
+DEADLINE_EXCEEDED = 4
 RESOURCE_EXHAUSTED = 8
 UNAVAILABLE = 14
 UNAUTHENTICATED = 16
@@ -81,16 +82,28 @@ def decompress(body: bytes, encoding: str | None, cap: int) -> bytes:
 
 
 def _inflate(body: bytes, wbits: int, cap: int, name: str) -> bytes:
-    d = zlib.decompressobj(wbits)
-    try:
-        out = d.decompress(body, cap + 1)
-    except zlib.error as e:
-        raise BadRequest(f"{name} body cannot be decompressed: {e}") from None
-    if len(out) > cap:
-        raise TooLarge(f"body is over the {cap}-byte limit once decompressed")
-    if not d.eof:
-        raise BadRequest(f"{name} body is truncated")
-    return out
+    """``body`` inflated. A gzip body may hold several members (RFC 1952; what concatenated
+    gzip files are, read whole by Go's reader and Python's): every one is read, never only
+    the first. Anything else after the end (but a gzip file's zero padding) is refused."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(body, cap + 1 - size)
+        except zlib.error as e:
+            raise BadRequest(f"{name} body cannot be decompressed: {e}") from None
+        size += len(out)
+        if size > cap or (not d.eof and d.unconsumed_tail):
+            raise TooLarge(f"body is over the {cap}-byte limit once decompressed")
+        if not d.eof:
+            raise BadRequest(f"{name} body is truncated")
+        parts.append(out)
+        body = d.unused_data
+        if not body or (wbits & 16 and not body.strip(b"\0")):
+            return b"".join(parts)
+        if not wbits & 16:
+            raise BadRequest(f"{name} body has {len(body)} bytes after its end")
 
 
 def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tuple[list[SpanRecord], int, str]:

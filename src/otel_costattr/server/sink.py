@@ -120,6 +120,7 @@ class SpanSink:
         self.stored_spans = 0
         self.rejected_spans = 0
         self.pushed_back = 0  # requests answered with backpressure
+        self.incomplete = 0  # requests whose body never came whole (client gone, or stalled: 408)
         self._journaled = (0, 0)  # (rejected_spans, pushed_back) the spool's journal has
         self.last_ingest_error: str | None = None
 
@@ -183,6 +184,11 @@ class SpanSink:
 
     def _full_message(self) -> str:
         return f"the spool holds {self._spool_estimate} bytes, over its bound; the store is behind"
+
+    def count_incomplete(self) -> None:
+        """Count a request whose body never came whole: nothing of it was acknowledged."""
+        with self._lock:
+            self.incomplete += 1
 
     def _push_back(self, message: str) -> Backpressure:
         """Count a request answered with backpressure; the exception to raise."""

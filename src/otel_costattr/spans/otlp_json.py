@@ -69,7 +69,7 @@ def _list(value: Any) -> list[Any]:
 def _int(value: Any, lo: int, hi: int) -> int:
     if type(value) is int:
         n = value
-    elif type(value) is str and value.lstrip("-").isdigit() and value.isascii():
+    elif type(value) is str and value.isascii() and (value[1:] if value[:1] == "-" else value).isdigit():
         n = int(value)
     else:
         raise NotPlain("expected an integer")
