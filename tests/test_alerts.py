@@ -371,3 +371,19 @@ def test_a_past_window_is_not_sent_again(tmp_path, workload):
         assert receiver.requests == 6 and receiver.bodies == []
     finally:
         receiver.close()
+
+
+def test_a_scope_value_longer_than_a_stored_key_fires_once(tmp_path, workload, receiver):
+    # alert_events keeps 512 characters of a value; the next evaluation looked the state up
+    # by the whole value, never found it, and fired again (a day window) or fired and
+    # "resolved" the stored one (24h) at every evaluation: a message pair a minute under serve.
+    long_feature = "checkout/" + "x" * 600
+    for window in ("day", "24h"):
+        rules = load_rules(
+            rules_file(tmp_path / f"{window}.toml", FLAPPING.replace('"24h"', f'"{window}"'), receiver.url)
+        )
+        workload.run(NOW - dt.timedelta(minutes=5), ["0.30", "0.30"], feature=long_feature + window)
+        for minute in range(3):
+            check(workload, rules, NOW + dt.timedelta(minutes=minute))
+    # once each: the day rule's one value, the 24h rule's two (the first value is in its window too)
+    assert [b["event"] for b in receiver.bodies] == ["firing"] * 3

@@ -27,7 +27,7 @@ from .deliver import Notification
 from .measure import ZERO_WHEN_EMPTY, Measure, contributors, measure, month_to_date
 from .payload import build_payload
 from .rules import CALENDAR, Rule, RuleSet
-from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events
+from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events, stored_value
 from .windows import window_bounds
 
 __all__ = ["Evaluation", "KeyRow", "evaluate"]
@@ -147,13 +147,14 @@ class _Judge:
                 self._set("*", key, t, None, None, NO_DATA, "no calls in the window")
         seen = set()
         for m in measures:
-            seen.add(m.scope_value)
+            seen.add(stored_value(m.scope_value))
             self._judge(m)
         if self.rule.window not in CALENDAR and self.rule.window != "run":
             self._resolve_gone(seen)
 
     def _state(self, scope_value: str, window_key: str, threshold: Decimal) -> KeyState | None:
-        return self.previous.get((self.rule.name, scope_value, window_key, _text(threshold)))
+        key = (self.rule.name, stored_value(scope_value), window_key, _text(threshold))
+        return self.previous.get(key)
 
     def _set(
         self,

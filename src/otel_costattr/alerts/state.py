@@ -105,6 +105,12 @@ def latest_states(con: duckdb.DuckDBPyConnection, rules: Iterable[str]) -> dict[
 _MAX_TEXT = 512
 
 
+def stored_value(scope_value: str) -> str:
+    """A scope value as `alert_events` keeps it (and `latest_states` gives it back): what
+    an evaluation must look a key's state up by, or a long value is never found again."""
+    return scope_value[:_MAX_TEXT]
+
+
 def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> None:
     """Append ``events`` in one transaction."""
     if not events:
