@@ -387,3 +387,39 @@ def test_a_scope_value_longer_than_a_stored_key_fires_once(tmp_path, workload, r
             check(workload, rules, NOW + dt.timedelta(minutes=minute))
     # once each: the day rule's one value, the 24h rule's two (the first value is in its window too)
     assert [b["event"] for b in receiver.bodies] == ["firing"] * 3
+
+
+def test_a_receiver_that_does_not_speak_http_is_a_counted_failure(tmp_path, workload):
+    # http.client's BadStatusLine is neither OSError nor ValueError: it escaped the retry
+    # loop with a traceback, and the delivery was counted nowhere.
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer_garbage() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-not-http\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, url))
+    workload.run(NOW.replace(hour=8), ["0.60"])
+    notifier = Notifier(str(workload.path))
+    try:
+        check(workload, rules, NOW, notifier)
+        assert (notifier.stats()["delivered"], notifier.stats()["failed"]) == (0, 1)
+    finally:
+        notifier.stop()
+        server.close()
+    with connect(workload.path, read_only=True) as con:
+        ((ok, error),) = con.execute("SELECT ok, error FROM alert_deliveries").fetchall()
+    assert not ok and "BadStatusLine" in error

@@ -104,3 +104,42 @@ def test_a_run_exactly_at_its_budget_fires_where_float_sums_fall_short(tmp_path,
         w.close()
     (body,) = receiver.bodies
     assert body["value_exact"] == "0.07" and body["percent_used"] == 100.0
+
+
+def test_past_max_runs_the_run_idle_longest_is_forgotten_and_counted(tmp_path, table, receiver):
+    # The first run tracked was forgotten first even while it kept spending: a run interleaved
+    # with many others never reached its budget. Now the run whose last call is oldest goes.
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_costattr import CostSpanProcessor
+
+    budget = RunBudgetProcessor(
+        load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url)), max_runs=3
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(CostSpanProcessor(table))
+    provider.add_span_processor(budget)
+    tracer = provider.get_tracer("t")
+    start = int(NOW.timestamp() * 1e9)
+
+    def spend(root, output_tokens):  # acme-large: $10 a million output tokens
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "acme",
+                 "gen_ai.request.model": "acme-large", "gen_ai.usage.input_tokens": 0,
+                 "gen_ai.usage.output_tokens": output_tokens}  # fmt: skip
+        tracer.start_span("chat", trace.set_span_in_context(root), attributes=attrs, start_time=start).end()
+
+    long_run = tracer.start_span("long", start_time=start)
+    spend(long_run, 20_000)  # $0.20 of $0.25
+    others = [tracer.start_span(f"other {i}", start_time=start) for i in range(3)]
+    spend(others[0], 1)
+    spend(others[1], 1)
+    spend(long_run, 1_000)  # $0.21: still spending
+    spend(others[2], 1)  # a fourth run: one is forgotten, not the long one
+    spend(long_run, 10_000)  # $0.31: over
+    assert budget.force_flush()
+    provider.shutdown()
+    (body,) = receiver.bodies
+    assert body["scope"]["value"] == f"{long_run.get_span_context().trace_id:032x}"
+    assert body["value_exact"] == "0.31"
+    assert budget.forgotten_runs == 1

@@ -76,8 +76,9 @@ BAD = [
      "unpriced_calls, got 'dollars'"),
     ('window = "day"', 'window = "week"',
      "rule 'r': field 'window': expected one of run, 24h, 7d, day, month, got 'week'"),
-    ('budget = 1.0', 'budget = -1.0', "rule 'r': field 'budget': expected USD above 0 and at most 10^12, got -1.0"),
-    ('budget = 1.0', 'budget = "1.0"', "rule 'r': field 'budget': expected USD above 0 and at most 10^12, got '1.0'"),
+    ('budget = 1.0', 'budget = -1.0', "rule 'r': field 'budget': expected USD from 10^-12 to 10^12, got -1.0"),
+    ('budget = 1.0', 'budget = "1.0"', "rule 'r': field 'budget': expected USD from 10^-12 to 10^12, got '1.0'"),
+    ('budget = 1.0', 'budget = 1e-30', "rule 'r': field 'budget': expected USD from 10^-12 to 10^12, got 1e-30"),
     ('channels = ["ops"]', 'channels = ["pager"]', "rule 'r': field 'channels': no channel named 'pager' (defined: ops)"),
     ('window = "day"', 'window = "day"\ntimezone = "Mars/Olympus"',
      "rule 'r': field 'timezone': unknown time zone 'Mars/Olympus' (an IANA name such as 'UTC' or 'Europe/Paris')"),
@@ -104,6 +105,10 @@ BAD = [
     ('type = "webhook"', 'type = "email"', "channel 'ops': field 'type': expected 'webhook' or 'slack', got 'email'"),
     ('url = "http://127.0.0.1:8080/hook"', 'url = "file:///etc/passwd"',
      "channel 'ops': field 'url': expected an http:// or https:// URL, got 'file:///etc/passwd'"),
+    *[('url = "http://127.0.0.1:8080/hook"', f'url = "{url}"',
+       f"channel 'ops': field 'url': expected an http:// or https:// URL, got '{url}'")
+      for url in ("http://exa mple.com/hook", "http://127.0.0.1:abc/hook", "http://127.0.0.1:99999/x",
+                  "http://[::1/x", "https://")],
 ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import http.client
 import json
 import logging
 import queue
@@ -208,7 +209,9 @@ class Notifier:
             try:
                 post(channel, payload)
                 return True, attempt, None
-            except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts, refused
+            # URLError, HTTPError, timeouts, refused; a receiver that does not speak HTTP
+            # (BadStatusLine and the rest of http.client's)
+            except (OSError, ValueError, http.client.HTTPException) as e:
                 error = f"{type(e).__name__}: {e}"
             if attempt <= channel.retries:
                 if self._stopping.wait(delay):

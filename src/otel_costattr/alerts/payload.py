@@ -83,7 +83,8 @@ def build_payload(
     reference = rule.budget if rule.budget is not None else limit
     used = None
     if value is not None and reference:
-        used = (value / reference * 100).quantize(Decimal("0.1"))
+        # any value over any limit (an absolute threshold may be tiny): never InvalidOperation
+        used = (value / reference * 100).quantize(Decimal("0.1"), context=_WIDE)
     out["percent_used"] = None if used is None else float(used)
     if projection is not None:
         amount, month_end = projection

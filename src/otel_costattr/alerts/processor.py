@@ -81,7 +81,8 @@ class _Run:
 class RunBudgetProcessor(SpanProcessor):
     """Alerts on per-run rules (``scope = "run"``, ``window = "run"``, metric ``cost`` or
     ``calls``) as spans end. ``db``: the DuckDB file where states are recorded (None: this
-    process dedupes alone). ``max_runs``: runs tracked at once (the oldest are forgotten)."""
+    process dedupes alone). ``max_runs``: runs tracked at once (past it, the run whose last
+    call is oldest is forgotten, counted in ``forgotten_runs``)."""
 
     def __init__(
         self,
@@ -109,6 +110,7 @@ class RunBudgetProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self.alerts = 0
         self.errors = 0
+        self.forgotten_runs = 0  # runs dropped past max_runs, their totals with them
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""
@@ -141,8 +143,11 @@ class RunBudgetProcessor(SpanProcessor):
             run = self._runs.get(context.trace_id)
             if run is None:
                 run = self._runs[context.trace_id] = _Run(span.start_time or 0, len(self._watches))
-                while len(self._runs) > self.max_runs:
+                while len(self._runs) > self.max_runs:  # the run idle longest goes, counted
                     self._runs.popitem(last=False)
+                    self.forgotten_runs += 1
+            else:  # a run still spending is the last to be forgotten
+                self._runs.move_to_end(context.trace_id)
             for i, watch in enumerate(self._watches):
                 if watch.match and not _matches(watch.rule, attrs, span):
                     continue

@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import re
 import sys
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -62,6 +63,7 @@ _RULE_KEYS = {
 }  # fmt: skip
 _CHANNEL_KEYS = {"type", "url", "timeout", "retries", "backoff"}
 _MAX_BUDGET = Decimal(10) ** 12
+_MIN_BUDGET = Decimal(10) ** -12  # the store's precision (DECIMAL(38, 12)): 1e-30 is no budget
 
 
 class AlertRulesError(ValueError):
@@ -170,6 +172,22 @@ def parse_rules(data: Mapping[str, Any], source: str = "<rules>") -> RuleSet:
     return RuleSet(tuple(rules), channels, source)
 
 
+def _http_url(url: Any) -> bool:
+    """Whether ``url`` is one urllib can post to: http(s), a host, a port in range if any,
+    no whitespace or control character ('http://exa mple.com' and ':99999' failed only when
+    an alert was sent)."""
+    if not isinstance(url, str) or not re.match(r"^https?://[^/?#]", url, re.IGNORECASE):
+        return False
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range or not a number)
+    except ValueError:  # '[::1' and the like too
+        return False
+    return bool(parts.hostname)
+
+
 def _channel(source: str, name: str, spec: Any) -> Channel:
     where = f"{source}: channel {name!r}"
     if not isinstance(spec, dict):
@@ -183,7 +201,7 @@ def _channel(source: str, name: str, spec: Any) -> Channel:
     if kind not in CHANNEL_TYPES:
         raise AlertRulesError(f"{where}: field 'type': expected 'webhook' or 'slack', got {kind!r}")
     url = spec.get("url")
-    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
+    if not _http_url(url):
         raise AlertRulesError(f"{where}: field 'url': expected an http:// or https:// URL, got {url!r}")
     retries = spec.get("retries", 4)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
@@ -295,8 +313,8 @@ class _Reader:
                 "budget", f"a budget is in USD: only for metric cost or cost_per_run, not {metric!r}"
             )
         value = _decimal(self.spec["budget"])
-        if value is None or not 0 < value <= _MAX_BUDGET:
-            raise self.fail("budget", f"expected USD above 0 and at most 10^12, got {self.spec['budget']!r}")
+        if value is None or not _MIN_BUDGET <= value <= _MAX_BUDGET:
+            raise self.fail("budget", f"expected USD from 10^-12 to 10^12, got {self.spec['budget']!r}")
         return value
 
     def _baseline(self, window: str, budget: Decimal | None) -> int:
