@@ -4,7 +4,7 @@ HTML parser, or from a browser) and compare each with the rollup API's value."""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 from typing import Any
 
@@ -76,9 +76,9 @@ def check_cells(cells: list[dict[str, Any]], db: Any, win: Window, *, runs: int 
         assert cell.get("exact") == as_exact(value), where
         if isinstance(value, Decimal) and "usd" in cell["col"]:
             shown = Decimal(cell["text"].strip().lstrip("$").replace(",", ""))
-            assert abs(shown - value) <= Decimal("0.005") if abs(value) >= 1 else shown == round(value, 6), (
-                where
-            )
+            # cents from a dollar, else six places; a half rounded up, as bills round
+            places = Decimal("0.01") if abs(value) >= 1 else Decimal("0.000001")
+            assert shown == value.quantize(places, ROUND_HALF_UP), where
         elif isinstance(value, int) and not isinstance(value, bool):
             assert cell["text"].strip() == f"{value:,}", where
         elif value is None:
