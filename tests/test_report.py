@@ -178,6 +178,10 @@ def test_the_window_and_the_period_before():
     assert (w.previous().since, w.previous().until) == (now - dt.timedelta(days=14), w.since)
     assert window(since="2026-11-01", now=now).until == now
     assert window().previous() is None
+    # no period before year 1 to compare with: none, not an OverflowError (was a traceback
+    # from `report --since 1000-01-01` and a 500 from the dashboard's /?since=0001-01-01)
+    assert window(since="1000-01-01", until="2026-12-01").previous() is None
+    assert window(since="0001-01-01", now=now).previous() is None
     assert window(feature="refund", agent="").params() == {"feature": "refund"}
     for bad, message in [
         ({"days": "x"}, "report: days: expected a number, got 'x'"),

@@ -101,3 +101,22 @@ def browser():
 def test_bad_input_is_a_400_naming_it(server, query, message):
     status, html, _ = get(f"{server}/whatif?{query}")
     assert status == 400 and message in html
+
+
+def test_the_page_prices_with_the_servers_table(db, tmp_path):
+    # `serve --pricing contract.toml` priced what it received with the contract, while the
+    # page's what-if always loaded the bundled table: 400 for a model only the contract knows.
+    from pathlib import Path
+
+    from otel_costattr import load_pricing
+
+    table = load_pricing([Path(__file__).parent / "data" / "test_prices.toml"], use_env=False)
+    served = Served(Starlette(routes=routes(db, table)))
+    try:
+        status, html, _ = get(f"{served.url}/whatif?model=acme-large&{PERIOD}")
+    finally:
+        served.stop()
+    assert status == 200 and "On acme/acme-large" in html
+    expected = whatif(db, "acme-large", reprice=table, since=SINCE, until=UNTIL, limit=20)
+    total = next(r for r in expected.rows if r["level"] == "total")
+    assert f'data-exact="{total["whatif_usd"]}"' in html

@@ -189,7 +189,7 @@ def serve(
         token=token,
         sink=sink,
         base_url=base_url,
-        extra_routes=() if no_dashboard else routes(sink.path),
+        extra_routes=() if no_dashboard else routes(sink.path, sink.pricing),
         services=services,
         cors_origins=cors_origin,
     )

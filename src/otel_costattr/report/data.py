@@ -46,10 +46,13 @@ class Window:
 
     def previous(self) -> Window | None:
         """The period of the same length just before this one (same filters); None when this
-        one is open at either end."""
+        one is open at either end, or when that period would start before year 1."""
         if self.since is None or self.until is None:
             return None
-        return replace(self, since=self.since - (self.until - self.since), until=self.since)
+        try:
+            return replace(self, since=self.since - (self.until - self.since), until=self.since)
+        except OverflowError:  # --since 1000-01-01: no period before it to compare with
+            return None
 
     def label(self) -> str:
         """The period in words, for a page heading."""

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from ..pricing.table import PriceTable
 from ..rollups.errors import RollupError, RollupParamError
 from ..rollups.explain import find_trace
 from ..rollups.queries import Database, rollup
@@ -119,8 +120,10 @@ def _guard(fn: Callable[[Request], HTMLResponse]) -> Callable[[Request], HTMLRes
     return endpoint
 
 
-def routes(db: Database) -> list[Route]:
-    """The dashboard's routes over ``db`` (the database path ``serve`` writes)."""
+def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
+    """The dashboard's routes over ``db`` (the database path ``serve`` writes); ``pricing``:
+    the table the what-if page prices with (``serve --pricing``; None: the bundled one and
+    ``OTEL_COSTATTR_PRICING_FILES``, as the CLI's whatif)."""
 
     def overview(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
@@ -203,5 +206,5 @@ def routes(db: Database) -> list[Route]:
         Route("/", _guard(overview), methods=["GET"], name="report_overview"),
         Route("/runs", _guard(runs), methods=["GET"], name="report_runs"),
         Route("/runs/{trace_id}", _guard(run), methods=["GET"], name="report_run"),
-        *whatif_page.routes(db),
+        *whatif_page.routes(db, pricing),
     ]

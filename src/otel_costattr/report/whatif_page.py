@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from ..pricing.table import load_pricing
+from ..pricing.table import PriceTable, load_pricing
 from ..rollups.queries import Database
 from ..rollups.whatif import whatif
 from .live import _filters, _form, _guard, _html, _PageError, _window
@@ -50,8 +50,9 @@ def _choice_form(root: str, given: dict[str, str], choice: dict[str, str]) -> st
     return _form(root, "/whatif", given, fields)
 
 
-def routes(db: Database) -> list[Route]:
-    """``/whatif`` over ``db`` (the database path ``serve`` writes)."""
+def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
+    """``/whatif`` over ``db`` (the database path ``serve`` writes), priced with ``pricing``
+    (None: `load_pricing` with no files, as the CLI's whatif without --pricing)."""
 
     def whatif_page(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
@@ -64,7 +65,7 @@ def routes(db: Database) -> list[Route]:
         )
         body = _choice_form(root, given, choice) + intro
         if choice["model"]:
-            prices = load_pricing([])
+            prices = pricing if pricing is not None else load_pricing([])
             if prices.resolve(choice["model"]) is None:
                 raise _PageError(
                     400, f"whatif: the pricing table does not know the model {choice['model']!r}"

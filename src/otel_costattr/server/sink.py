@@ -125,6 +125,11 @@ class SpanSink:
         self.last_ingest_error: str | None = None
 
     @property
+    def pricing(self) -> PriceTable:
+        """The price table the sink prices unstamped calls with (``serve --pricing``)."""
+        return self._mapper.pricing
+
+    @property
     def workers(self) -> int:
         """Mapping worker processes running and warm (0 without: the request threads map)."""
         return self._pool.live if self._pool is not None else 0
