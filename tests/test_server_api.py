@@ -167,3 +167,46 @@ def test_no_cors_unless_asked(tmp_path, table):
         assert srv.request("GET", "/api/v1/stats", headers={"Origin": "https://dash.example"})[0] == 401
         auth = {"Origin": "https://dash.example", "Authorization": "Bearer t"}
         assert srv.request("GET", "/api/v1/stats", headers=auth)[0] == 200
+
+
+def _with_host(srv, host: str, path: str = "/api/v1/runs", body: bytes | None = None, headers=None) -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection(srv.url.split("//")[1], timeout=30)
+    try:
+        conn.putrequest("POST" if body is not None else "GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_without_a_token_only_requests_for_localhost_are_answered(tmp_path, table):
+    # DNS rebinding: a page at attacker.example, its name then pointed at 127.0.0.1, is the
+    # server's own origin to the browser. Its requests carry Host: attacker.example.
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        port = srv.url.rsplit(":", 1)[1]
+        assert _with_host(srv, f"attacker.example:{port}") == 421
+        body = json_request([span_json("7777777777777777")])
+        assert _with_host(srv, f"attacker.example:{port}", "/v1/traces", body, JS) == 421
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST.", f"[::1]:{port}", "127.0.0.2"):
+            assert _with_host(srv, host) == 200, host
+        assert srv.sink.stored_spans == 0
+    # The name a reverse proxy forwards: the --base-url's host.
+    from otel_costattr.server import create_app
+
+    app = create_app(str(tmp_path / "b.duckdb"), base_url="https://costs.example.com")
+    hosts = [m for m in app.user_middleware if m.cls.__name__ == "HostCheck"]
+    assert len(hosts) == 1 and hosts[0].kwargs["allowed"] == ["costs.example.com"]
+    # With a token the token guards every request, whatever the Host.
+    with serving(tmp_path / "t.duckdb", table=table, token="a-token-of-enough-length") as srv:
+        assert (
+            _with_host(srv, "attacker.example", headers={"Authorization": "Bearer a-token-of-enough-length"})
+            == 200
+        )
+        assert _with_host(srv, "attacker.example") == 401

@@ -10,7 +10,8 @@ the server hands out).
 Security: with a ``token``, every request (OTLP, API, docs, extra routes) needs
 ``Authorization: Bearer <token>``, compared in constant time, else 401; a browser gets in by
 opening a page once with ``?token=`` and then reads (GET/HEAD only) with a session cookie
-(`auth`). No CORS unless ``cors_origins`` names some.
+(`auth`). No CORS unless ``cors_origins`` names some. Without a token, only requests for
+loopback or the ``base_url``'s host are answered (`hosts`: DNS rebinding).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +35,7 @@ from . import otlp_wire as wire
 from .api import router as api_router
 from .auth import BearerAuth
 from .bind import check_origins
+from .hosts import HostCheck
 from .sink import Backpressure, SpanSink
 
 logger = logging.getLogger(__name__)
@@ -200,6 +203,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if not token:  # outermost: DNS rebinding (hosts.py); a token guards a server that has one
+        app.add_middleware(HostCheck, allowed=[urlsplit(base_url).hostname or ""])
     return app
 
 
