@@ -210,6 +210,37 @@ def test_every_path_prices_mixed_spellings_and_an_empty_model_alike(table, attrs
     assert batch == Decimal(expected)
 
 
+_CALL_1000_100 = {**CHAT, "gen_ai.usage.cache_read.input_tokens": 0, "gen_ai.usage.input_tokens": 1000,
+                  "gen_ai.usage.output_tokens": 100}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected", "status"),
+    [
+        # our price: 1000 x 2 + 100 x 10 per Mtok = $0.003; the provider's figure wins
+        ({"gen_ai.usage.cost.amount": 0.0042, "gen_ai.usage.cost.currency": "USD"}, "0.0042", "priced"),
+        ({"llm.cost.total": 0.0042}, "0.0042", "priced"),
+        ({"llm.cost.total": 0.0042, "gen_ai.request.model": "acme-secret",
+          "gen_ai.response.model": "acme-secret"}, "0.0042", "priced"),  # unknown to us, not to them
+        ({"gen_ai.usage.cost.amount": 0.0042, "gen_ai.usage.cost.currency": "EUR"}, "0.003", "priced"),
+        ({"gen_ai.usage.cost.amount": 0.0042, "gen_ai.usage.cost.source": "local"}, "0.003", "priced"),
+        ({"llm.cost.total": -1.0}, "0.003", "priced"),  # not believable: ours
+    ],
+    ids=["proposed", "openinference", "unknown-model", "other-currency", "an-estimate", "negative"],
+)  # fmt: skip
+def test_a_cost_the_provider_reported_wins_with_or_without_the_processor(table, extra, expected, status):
+    # It was honoured only where the processor ran: the exporter (or serve, for OTLP from
+    # another language) stored our own price instead, or unknown_model.
+    attrs = {**_CALL_1000_100, **extra}
+    stamped = finished(attrs, priced_by=table).attributes
+    assert stamped[semconv.COST] == float(Decimal(expected))
+    span = finished(attrs)
+    row = SpanMapper(table).row(span)
+    assert (row["cost_usd"], row["cost_status"]) == (Decimal(expected), status)
+    batch = SpanMapper(table).table([span] * 70)  # enough of one shape to be compiled
+    assert set(batch.column("cost_usd").to_pylist()) == {Decimal(expected)}
+
+
 def test_reasoning_is_priced_at_its_own_rate(table):
     think = SpanMapper(table).row(
         finished(

@@ -55,7 +55,10 @@ PRICED_PARAMS = {
     },
 }
 # Attributes the Collector turned from numbers into text, read back as numbers.
-_NUMERIC = frozenset({*semconv.USAGE_KEYS, *semconv.CACHE_WRITE_1H_KEYS})
+# A cost a provider reported too (cost/reported.py takes only a number).
+_NUMERIC = frozenset(
+    {*semconv.USAGE_KEYS, *semconv.CACHE_WRITE_1H_KEYS, semconv.PROPOSED_COST_AMOUNT, "llm.cost.total"}
+)
 
 _FETCH = """
 SELECT TraceId, SpanId, toUnixTimestamp64Nano(Timestamp), SpanAttributes

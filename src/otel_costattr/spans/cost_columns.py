@@ -7,8 +7,11 @@ priced (``costattr.status = 'priced'``) with the very table the mapper prices wi
 Decimal is stored instead: same price, without the float's rounding. Either way the column
 holds 12 decimal places (round half even beyond that). A span without a cost is
 priced here by the same engine, ``cost_source = 'exporter'``, so the store does not depend on
-how the provider was configured. A cost no single call can have (not a number, negative, above
-`MAX_CALL_USD`), stamped or computed, is stored as NULL with ``cost_status = 'implausible'``.
+how the provider was configured; unless it carries a cost its provider reported
+(``gen_ai.usage.cost.amount`` in USD, ``llm.cost.total``: `cost.reported`), which wins as the
+processor would have stamped it (``cost_source = 'span'``). A cost no single call can have
+(not a number, negative, above `MAX_CALL_USD`), stamped or computed, is stored as NULL with
+``cost_status = 'implausible'``.
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ def model_columns(
                 cost = (total, _PRICED_TEXT, "exporter", table.version, entry.id)
         else:
             cost = (None, status._value_, "exporter", table.version, None)
+        if _REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs:
+            cost = _reported_cost(attrs, cost, table.version)
     if tokens is None:
         return (None, None, None, None, None, *cost)
     # BillableTokens.total_input / total_output, without their generator per call.
@@ -143,6 +148,25 @@ def model_columns(
         tokens.reasoning,
         *cost,
     )
+
+
+_REPORTED_AMOUNT, _REPORTED_TOTAL = semconv.PROPOSED_COST_AMOUNT, "llm.cost.total"
+_REPORTED_WINS = (_PRICED_TEXT, CostStatus.UNKNOWN_MODEL.value)
+
+
+def _reported_cost(attrs: Mapping[str, Any], ours: tuple[Any, ...], version: str) -> tuple[Any, ...]:
+    """The cost columns of a call that arrived without our stamp but with a cost its provider
+    reported (`cost.reported`: a believable USD figure): that cost wins, as the processor
+    would have stamped it, so the store does not depend on where the processor ran. Our
+    figure is not kept beside it (`reconcile` lists only calls the processor stamped)."""
+    from ..cost.reported import reported_usd  # cost.reported builds on this module
+
+    if ours[1] not in _REPORTED_WINS:  # as the processor: usage it cannot read stays unpriced
+        return ours
+    reported = reported_usd(attrs)
+    if reported is None:
+        return ours
+    return (stamped_usd(reported), _PRICED_TEXT, "span", version, ours[4])
 
 
 def _price(call: semconv.ModelCall, start: int | None, table: PriceTable) -> Any:

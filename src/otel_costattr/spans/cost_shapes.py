@@ -33,15 +33,18 @@ from typing import Any
 from ..cost.billing import BUCKETS, INPUT_PARTS
 from ..cost.compiled import build, pricer_parts, remember
 from ..cost.engine import CostStatus, usd
-from ..semconv import CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION
+from ..semconv import CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION, PROPOSED_COST_AMOUNT
 from .cost_columns import MAX_CALL_USD, quantize_usd
+
+# A cost a provider reported, which wins over ours on a call without our stamp (cost/reported.py).
+REPORTED_KEYS = frozenset((PROPOSED_COST_AMOUNT, "llm.cost.total"))
 
 # (attributes, start ns, table.cached_quote, table.quote, table.regional_entries,
 # table.version) -> the columns of `model_columns`, or None: ask it.
 ShapeColumns = Callable[[dict[str, Any], int, Any, Any, Any, str], "tuple[Any, ...] | None"]
 
 # The keys that decide a shape's function: the call's own, and a processor's stamp.
-MONEY_KEYS = CALL_KEYS | {COST, COST_STATUS, PRICING_VERSION, PRICED_MODEL}
+MONEY_KEYS = CALL_KEYS | {COST, COST_STATUS, PRICING_VERSION, PRICED_MODEL} | REPORTED_KEYS
 _LIMIT = 1024  # span data can hold arbitrary keys: the caches are bounded
 _by_shape: dict[tuple[str, ...], ShapeColumns | None] = {}
 _by_keys: dict[frozenset[str], ShapeColumns | None] = {}
@@ -81,6 +84,8 @@ def compile_columns(keys: frozenset[str]) -> ShapeColumns | None:
     stamped = COST in keys
     if stamped and PRICING_VERSION not in keys:
         return None  # no version cannot be this table's: the stamp stands, as it came
+    if not stamped and not REPORTED_KEYS.isdisjoint(keys):
+        return None  # a cost the provider reported may win: model_columns decides
     parts = pricer_parts(keys & CALL_KEYS, unknown="return None" if stamped else "unknown = True")
     if parts is None:
         return None
