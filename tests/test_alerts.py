@@ -423,3 +423,23 @@ def test_a_receiver_that_does_not_speak_http_is_a_counted_failure(tmp_path, work
     with connect(workload.path, read_only=True) as con:
         ((ok, error),) = con.execute("SELECT ok, error FROM alert_deliveries").fetchall()
     assert not ok and "BadStatusLine" in error
+
+
+def test_a_day_crossed_after_its_last_evaluation_fires_early_the_next_day(tmp_path, workload, receiver):
+    # The check before midnight saw $0.60; spans of 23:59:30 took the day to $1.20. The checks
+    # after midnight measured only the new day: the crossing was never told.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    midnight = NOW.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    workload.run(midnight - dt.timedelta(hours=2), ["0.30", "0.30"])
+    check(workload, rules, midnight - dt.timedelta(seconds=50))  # 50%: told
+    workload.run(midnight - dt.timedelta(seconds=30), ["0.30", "0.30"])  # $1.20 after it
+    check(workload, rules, midnight + dt.timedelta(seconds=10))
+    check(workload, rules, midnight + dt.timedelta(minutes=1))  # once
+    told = [(b["window"]["key"], b["thresholds_crossed"], b["value_exact"]) for b in receiver.bodies]
+    day = (midnight - dt.timedelta(days=1)).date().isoformat()
+    assert told == [(day, [0.5], "0.6"), (day, [0.8, 1.0], "1.2")]
+    assert receiver.bodies[1]["projection"] is None  # this month's would not be that day's
+    # Past the grace, a day is left as it ended.
+    workload.run(midnight - dt.timedelta(seconds=20), ["5"], feature="research")
+    check(workload, rules, midnight + dt.timedelta(hours=7))
+    assert len(receiver.bodies) == 2

@@ -121,6 +121,10 @@ def evaluate(
     return result
 
 
+# How long into a day or month the one before is measured again (see _Judge._judge_late).
+LATE_SECONDS = 6 * 3600
+
+
 class _Judge:
     """Decides the keys of one rule and what to notify."""
 
@@ -151,6 +155,29 @@ class _Judge:
             self._judge(m)
         if self.rule.window not in CALENDAR and self.rule.window != "run":
             self._resolve_gone(seen)
+        elif self.rule.window in CALENDAR:
+            start = window_bounds(self.rule, self.now)[0]
+            if (self.at - start).total_seconds() <= LATE_SECONDS:
+                for m in measure(self.con, self.rule, self.now, back=1):
+                    self._judge_late(m)
+
+    def _judge_late(self, m: Measure) -> None:
+        """The window just ended, early in the next one: a threshold crossed after its last
+        evaluation (the spans of its last minutes, or spans that arrived late) fires now,
+        once; nothing else of it changes (its keys stay as they were when it ended)."""
+        fired: list[tuple[Decimal, Event]] = []
+        for t in self.rule.thresholds:
+            limit = self.rule.limit(t, m.baseline)
+            before = self._state(m.scope_value, m.window_key, t)
+            if self._no_data(m, limit) is not None or m.value is None or m.value < limit:  # type: ignore[operator]
+                continue
+            if before is not None and before.state == FIRING:
+                continue
+            event = self._set(m.scope_value, m.window_key, t, m.value, limit, FIRING)
+            if event is not None and not self._cooling(before):
+                fired.append((t, event))
+        if fired:
+            self._notify("firing", m, fired)
 
     def _state(self, scope_value: str, window_key: str, threshold: Decimal) -> KeyState | None:
         key = (self.rule.name, stored_value(scope_value), window_key, _text(threshold))
@@ -252,7 +279,8 @@ class _Judge:
         projection = None
         if event == "firing":
             top = contributors(self.con, self.rule, m.scope_value, m.start, m.end)
-            if self.rule.metric == "cost" and self.rule.scope != "run":
+            current = m.window_key == window_bounds(self.rule, self.now)[2]
+            if self.rule.metric == "cost" and self.rule.scope != "run" and current:
                 projection = self._projection(m.scope_value)
         payload = build_payload(
             event=event, rule=self.rule, scope_value=m.scope_value, window_key=m.window_key, start=m.start,

@@ -102,16 +102,16 @@ def _per_value(con: duckdb.DuckDBPyConnection, rule: Rule, start: dt.datetime, e
 ZERO_WHEN_EMPTY = ("cost", "calls", "unpriced_calls")
 
 
-def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime) -> list[Measure]:
-    """The metric of every scope value with calls in the current window (``now``: aware).
-    With a baseline, each value's median over the rule's trailing windows (a window where the
-    value had no calls counts as 0 for cost, calls and unpriced calls, and is left out for the
-    others)."""
-    start, end, key = window_bounds(rule, now)
+def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime, back: int = 0) -> list[Measure]:
+    """The metric of every scope value with calls in the current window (``now``: aware), or
+    ``back`` windows before it. With a baseline, each value's median over the rule's trailing
+    windows before that one (a window where the value had no calls counts as 0 for cost, calls
+    and unpriced calls, and is left out for the others)."""
+    start, end, key = window_bounds(rule, now, back)
     current = _per_value(con, rule, start, end)
     history: dict[str, list[Decimal]] = {}
-    for back in range(1, rule.baseline + 1):
-        b_start, b_end, _ = window_bounds(rule, now, back)
+    for before in range(back + 1, back + rule.baseline + 1):
+        b_start, b_end, _ = window_bounds(rule, now, before)
         past = _per_value(con, rule, b_start, b_end)
         for value in current:
             row = past.get(value)
