@@ -272,3 +272,29 @@ def test_a_call_that_reported_no_usage_is_not_repriced_at_zero(tmp_path):
     assert [(r["model"], r["cost_status"], r["calls"]) for r in answer.unpriceable] == [
         ("gpt-4o", "no_usage", 1)
     ]
+
+
+def test_a_call_priced_at_its_request_model_is_repriced_the_same_way(tmp_path):
+    # An unknown newer snapshot of a known request model is priced at the request model's
+    # price by the processor (costattr.model_source=request); --reprice with the very same
+    # table left those calls without a repriced cost, dropping them from usd_repriced.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
+
+    db = tmp_path / "spans.duckdb"
+    provider = TracerProvider()
+    provider.add_span_processor(CostSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
+    tracer = provider.get_tracer("t")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    for response in ("gpt-4o-2099-01-01", "gpt-4o-2099-01-01", "gpt-4o-2024-08-06"):
+        with tracer.start_as_current_span("run", attributes={"app.feature": "f"}):
+            tracer.start_span("chat", attributes={**chat, "gen_ai.response.model": response}).end()
+    provider.shutdown()
+    (row,) = rollup("per_feature", db=db, reprice=load_pricing(use_env=False))
+    # gpt-4o: 1000 x 2.5 + 100 x 10 per million tokens, three times
+    assert (row["usd"], row["usd_repriced"]) == (D("0.0105"), D("0.0105"))

@@ -296,15 +296,25 @@ def _map_models(
 ) -> None:
     """Resolve each (reported model, reported provider) of the window with ``table``'s own
     rules (normalisation, match rules, provider fallbacks), or with ``resolve`` (what-if: the
-    target for the calls it selects), into ``costattr_model_map``."""
-    pairs = con.execute(
-        "SELECT DISTINCT coalesce(response_model, request_model), provider "
+    target for the calls it selects), into ``costattr_model_map``. With the table's rules, an
+    unknown snapshot of a known request model is priced at the request model's price, as the
+    processor prices it (`cost.approximate`), when every request model reported beside it
+    says the same."""
+    rows = con.execute(
+        "SELECT DISTINCT coalesce(response_model, request_model), provider, request_model "
         "FROM costattr_calls($since, $until, $service, $feature, $agent, p_trace := $trace_id)",
         dict(window),
     ).fetchall()
+    requests: dict[tuple[Any, Any], set[Any]] = {}
+    for model, provider, request in rows:
+        requests.setdefault((model, provider), set()).add(request)
     mapped = []
-    for model, provider in pairs:
+    for (model, provider), asked in requests.items():
         entry = (resolve or table.resolve)(model, provider)
+        if entry is None and resolve is None:
+            snapshots = {table.approximate(model, request, provider) for request in asked}
+            if len(snapshots) == 1 and None not in snapshots:
+                entry = table.resolve(snapshots.pop(), provider)
         if entry is not None:
             mapped.append((model, provider, entry.provider, entry.id))
     if mapped:
