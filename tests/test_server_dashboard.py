@@ -145,6 +145,15 @@ def test_the_redirect_stays_on_this_site(srv):
     assert status == 303
     (location,) = header(pairs, "Location")
     assert location == "/evil.example/x" and urlsplit(location).netloc == ""
+    # The path is decoded in ASGI: quoted again, a tab (which a browser drops, making
+    # '//evil.example'), CR/LF or a character Latin-1 lacks never reaches the header as itself.
+    for path, expected in (
+        ("/%09/evil.example/", "/%09/evil.example/"),
+        ("/%E2%82%AC", "/%E2%82%AC"),  # was a 500: Latin-1 cannot encode it
+        ("/%0d%0aX:1", "/%0D%0AX:1"),  # was a dropped connection
+    ):
+        status, pairs, _ = raw(srv.url, "GET", f"{path}?token={TOKEN}")
+        assert (status, header(pairs, "Location")) == (303, [expected]), path
 
 
 def test_the_cookie_reads_pages_and_api_but_never_sends_spans(srv):

@@ -97,3 +97,24 @@ def test_a_second_server_cannot_take_a_port_in_use(tmp_path):
             raise AssertionError("a second gRPC server bound a port in use")
     finally:
         first.stop()
+
+
+def test_a_message_that_is_no_request_is_invalid_argument_said_once(tmp_path, table):
+    db = tmp_path / "s.duckdb"
+    port = free_port()
+    sink = SpanSink(db, pricing=table, ingest_interval=0.1)
+    with (
+        serving(db, sink=sink, services=[GrpcReceiver(sink, "127.0.0.1", port)]),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        try:
+            export(b"\x0a\xff\xff\xff", timeout=10)
+            raise AssertionError("garbage must be refused")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert e.details().count("not an OTLP ExportTraceServiceRequest") == 1, e.details()

@@ -29,7 +29,7 @@ import hmac
 import os
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.responses import Response
 
@@ -71,9 +71,15 @@ def _cookie(headers: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def _same_site_path(scope: dict[str, Any]) -> str:
-    """The request's path as a same-site redirect target: never ``//host`` (another site)."""
+    """The request's path as a same-site redirect target: never ``//host`` (another site),
+    quoted again (ASGI's path is decoded): a tab, CR/LF or a character Latin-1 lacks would
+    otherwise reach the Location header as itself (a browser drops '/%09/' to '//', h11
+    refuses CR/LF, Starlette cannot encode '€')."""
     path = scope.get("path", "/")  # ASGI: the full path, root_path included
-    return "/" + path.lstrip("/\\")
+    return "/" + quote(path.lstrip("/\\"), safe=_PCHAR)
+
+
+_PCHAR = "/-._~!$&'()*+,;=:@"  # RFC 3986's path characters, kept as they are
 
 
 class BearerAuth:

@@ -109,13 +109,13 @@ def _inflate(body: bytes, wbits: int, cap: int, name: str) -> bytes:
 def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tuple[list[SpanRecord], int, str]:
     """The span records of a decompressed body of ``content_type``, with how many spans were
     rejected and why (`spans.otlp.records_from_otlp`). ``grpc``: a gRPC Export message
-    (protobuf), whose refusal has its own wording."""
+    (protobuf; refused in the same words as over HTTP)."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
         try:
             request = parse_request(body)
         except ValueError as e:
-            raise BadRequest(f"not an OTLP ExportTraceServiceRequest: {e}" if grpc else str(e)) from None
+            raise BadRequest(str(e)) from None  # parse_request names it (gRPC and HTTP alike)
         try:  # an attribute that is not valid protobuf shows while reading the spans
             return records_from_otlp(request)
         except ValueError as e:
