@@ -240,3 +240,13 @@ def test_the_report_and_the_cli_need_no_server_extra():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_axis_labels_stay_short_at_any_scale():
+    # $1,000,000 ran out of the chart's 64-unit left margin (the '$' was cut off).
+    from otel_costattr.report.charts import _tick
+
+    assert [_tick(v) for v in (0, 0.05, 5, 9_999, 10_000, 250_000, 1_000_000, 1_250_000, 3.5e9)] == [
+        "$0", "$0.0500", "$5.00", "$9,999", "$10k", "$250k", "$1M", "$1.2M", "$3.5B",
+    ]  # fmt: skip
+    assert max(len(_tick(10.0**e * m)) for e in range(-2, 14) for m in (1, 2.5, 9.99)) <= 7

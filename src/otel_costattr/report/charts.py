@@ -44,8 +44,14 @@ def _nice_top(value: float) -> float:
 
 
 def _tick(value: float) -> str:
+    """An axis label short enough for the chart's left margin at any scale ($2M, not the
+    $2,000,000 that ran out of the picture)."""
     if value == 0:
         return "$0"
+    for above, unit, suffix in ((1e12, 1e12, "T"), (1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if value >= above:
+            short = f"{value / unit:,.1f}".removesuffix(".0")
+            return f"${short}{suffix}"
     return f"${value:,.0f}" if value >= 10 else f"${value:,.2f}" if value >= 0.1 else f"${value:.4f}"
 
 
