@@ -443,3 +443,59 @@ def test_a_day_crossed_after_its_last_evaluation_fires_early_the_next_day(tmp_pa
     workload.run(midnight - dt.timedelta(seconds=20), ["5"], feature="research")
     check(workload, rules, midnight + dt.timedelta(hours=7))
     assert len(receiver.bodies) == 2
+
+
+def test_a_receiver_that_drips_holds_up_only_its_own_channel(tmp_path, workload, receiver):
+    # One worker posted to every channel in turn, and urllib's timeout bounds each socket
+    # read: a receiver sending a byte every 0.2 s held every channel for good (the healthy
+    # one got nothing), counted nothing, and /healthz said ok.
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    closing = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            while not closing.wait(0.2):
+                try:
+                    conn.sendall(b"H")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    path = tmp_path / "alerts.toml"
+    path.write_text(
+        f'[channels.slow]\ntype = "webhook"\nurl = "http://127.0.0.1:{server.getsockname()[1]}/hook"\n'
+        'timeout = "1s"\nretries = 0\n\n'
+        f'[channels.team]\ntype = "webhook"\nurl = "{receiver.url}"\ntimeout = "5s"\n\n'
+        + DAY_BUDGET.replace('match = { feature = "research" }\n', "").replace('["ops"]', '["slow", "team"]'),
+        encoding="utf-8",
+    )
+    rules = load_rules(path)
+    for feature in ("a", "b", "c"):
+        workload.run(NOW.replace(hour=8), ["1.50"], feature=feature)
+    notifier = Notifier(str(workload.path))
+    try:
+        check(workload, rules, NOW, notifier)  # flushes: False (an assertion) if anything hangs
+        assert len(receiver.bodies) == 3
+        stats = notifier.stats()
+        assert (stats["delivered"], stats["failed"], stats["queued"]) == (3, 3, 0)
+    finally:
+        notifier.stop()
+        closing.set()
+        server.close()
+    with connect(workload.path, read_only=True) as con:
+        failed = con.execute("SELECT channel, error FROM alert_deliveries WHERE NOT ok").fetchall()
+    assert [c for c, _ in failed] == ["slow"] * 3 and all("TimeoutError" in e for _, e in failed), failed

@@ -1,16 +1,18 @@
-"""Delivery: notifications posted to channels from one background thread, bounded queue.
+"""Delivery: notifications posted to channels from background threads, bounded queues.
 
 `Notifier.submit` never blocks and never raises: a full queue counts the notification as
-dropped. The worker posts to each channel with urllib (a timeout per attempt, retries with
-doubling backoff), counts what got through and what did not, and records each outcome in
+dropped. A dispatcher thread records each notification's state changes, then hands it to one
+worker thread per channel, which posts with urllib (the channel's timeout bounding each
+attempt whole, a receiver that sends a byte now and then included; retries with doubling
+backoff), counts what got through and what did not, and records each outcome in
 ``alert_deliveries`` when it has a database, so `alerts check` shows failures from any
-process. A receiver that is down or slow holds up only this thread.
+process. A receiver that is down or slow holds up only its own channel: the others are
+told as soon as the notification is dispatched.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import datetime as dt
 import http.client
 import json
@@ -66,8 +68,9 @@ class _Counts:
 
 
 def post(channel: Channel, payload: Mapping[str, Any]) -> None:
-    """POST ``payload`` once (as a Slack message for a Slack channel); raises `OSError`
-    (urllib's errors are OSErrors) on a failure or a non-2xx answer."""
+    """POST ``payload`` once (as a Slack message for a Slack channel) within the channel's
+    timeout, the whole attempt; raises `OSError` (urllib's errors are OSErrors; a receiver
+    too slow in all is a `TimeoutError`) on a failure or a non-2xx answer."""
     body = slack_message(payload) if channel.type == "slack" else payload
     request = urllib.request.Request(
         channel.url,
@@ -75,29 +78,88 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
         headers={"Content-Type": "application/json", "User-Agent": "otel-costattr-alerts"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=channel.timeout) as response:  # noqa: S310 (http(s) checked at load)
-        response.read(65536)
+    # urllib's timeout bounds each socket operation: a receiver that sends a byte every few
+    # seconds never trips it. The attempt runs in a thread of its own, waited for at most
+    # the timeout; one left hanging ends on its own (its socket's timeout, or the receiver),
+    # and while a few of a channel's are still hanging, its next attempts fail at once.
+    with _hanging_lock:
+        if _hanging[channel.url] >= _MAX_HANGING:
+            hanging = _hanging[channel.url]
+            raise DeliveryError(f"TimeoutError: {hanging} earlier attempts to this channel still hang")
+        _hanging[channel.url] += 1
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            with urllib.request.urlopen(request, timeout=channel.timeout) as response:  # noqa: S310 (http(s) checked at load)
+                response.read(65536)
+            outcome.append(None)
+        except Exception as e:  # told to the caller as text: the exception holds the socket
+            if isinstance(e, urllib.error.HTTPError):
+                e.close()
+            outcome.append(f"{type(e).__name__}: {e}")
+        finally:
+            with _hanging_lock:
+                _hanging[channel.url] -= 1
+
+    worker = threading.Thread(target=attempt, name="otel-costattr-alerts-post", daemon=True)
+    worker.start()
+    worker.join(channel.timeout)
+    if not outcome:
+        raise DeliveryError(f"TimeoutError: no answer in {channel.timeout:g} s")
+    if outcome[0] is not None:
+        raise DeliveryError(outcome[0])
+
+
+class DeliveryError(OSError):
+    """A failed attempt, its text naming what failed ('HTTPError: HTTP Error 503: ...')."""
+
+
+_MAX_HANGING = 4
+_hanging: collections.Counter[str] = collections.Counter()
+_hanging_lock = threading.Lock()
+
+
+class _Pending:
+    """One notification on its way to its channels: the outcomes so far."""
+
+    def __init__(self, note: Notification) -> None:
+        self.note = note
+        self.left = len(note.channels)
+        self.outcomes: list[Delivery] = []
+        self.lock = threading.Lock()
+
+    def add(self, outcome: Delivery) -> bool:
+        """Keep ``outcome``; True once every channel has answered."""
+        with self.lock:
+            self.outcomes.append(outcome)
+            self.left -= 1
+            return self.left == 0
 
 
 class Notifier:
-    """A background thread delivering `Notification`s. ``db``: a DuckDB path where each
-    outcome is recorded (None: counted only). ``queue_size``: notifications waiting at most."""
+    """Background threads delivering `Notification`s (the module doc). ``db``: a DuckDB path
+    where each outcome is recorded (None: counted only). ``queue_size``: notifications queued
+    or being delivered at most."""
 
     def __init__(self, db: str | None = None, *, queue_size: int = 1000) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         self.db = db
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._size = queue_size
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._counts = _Counts()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # one queue and worker per channel (name, url), made when first needed
+        self._channels: dict[tuple[str, str], tuple[queue.Queue[Any], threading.Thread]] = {}
         self._stopping = threading.Event()
         self._idle = threading.Condition()
         self._busy = 0
         self._inflight: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
 
     def start(self) -> None:
-        """Start the worker (idempotent)."""
+        """Start the dispatcher (idempotent)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stopping.clear()
@@ -105,18 +167,19 @@ class Notifier:
                 self._thread.start()
 
     def submit(self, notification: Notification) -> bool:
-        """Queue ``notification``; False (and counted as dropped) when the queue is full or
-        the notifier stopped. Never blocks, never raises."""
+        """Queue ``notification``; False (and counted as dropped) when `queue_size` are queued
+        or being delivered, or the notifier stopped. Never blocks, never raises."""
         if self._stopping.is_set():
             with self._lock:
                 self._counts.dropped += 1
             return False
-        try:
-            with self._idle:
+        with self._idle:
+            full = self._busy >= self._size
+            if not full:
                 self._queue.put_nowait(notification)
                 self._busy += 1
                 self._inflight.update(notification.keys())
-        except queue.Full:
+        if full:
             with self._lock:
                 self._counts.dropped += 1
             logger.warning("otel-costattr alerts: delivery queue full, notification dropped")
@@ -136,14 +199,19 @@ class Notifier:
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, finish what is queued within ``timeout``, then stop the thread."""
+        """Stop accepting, finish what is queued within ``timeout``, then stop the threads
+        (waiting for them within the same ``timeout``: a hanging receiver is left behind)."""
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         self._stopping.set()
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            with contextlib.suppress(queue.Full):  # the worker also stops on the flag
-                self._queue.put_nowait(_STOP)
-            thread.join(timeout)
+        with self._lock:
+            threads = [(self._queue, self._thread), *self._channels.values()]
+        for q, thread in threads:
+            if thread is not None and thread.is_alive():
+                q.put_nowait(_STOP)
+        for _, thread in threads:
+            if thread is not None and thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def in_flight(self) -> set[tuple[str, str, str, str]]:
         """(rule, scope value, window key, channel) of firing notifications queued or being sent."""
@@ -151,12 +219,15 @@ class Notifier:
             return set(self._inflight)
 
     def stats(self) -> dict[str, Any]:
-        """Delivered, failed (retries spent), dropped (queue full), attempts, the last error."""
+        """Delivered, failed (retries spent), dropped (queue full), attempts, the last error,
+        notifications queued or being delivered."""
+        with self._idle:
+            busy = self._busy
         with self._lock:
             c = self._counts
             return {
                 "delivered": c.delivered, "failed": c.failed, "dropped": c.dropped, "attempts": c.attempts,
-                "last_error": c.last_error, "queued": self._queue.qsize(),
+                "last_error": c.last_error, "queued": busy,
             }  # fmt: skip
 
     def _run(self) -> None:
@@ -165,40 +236,82 @@ class Notifier:
             if item is _STOP:
                 return
             try:
-                self._deliver(item)
-            except Exception:  # never let one notification end the worker
+                if self._dispatch(item):
+                    continue
+            except Exception:  # never let one notification end the dispatcher
                 logger.exception("otel-costattr alerts: delivery failed")
-            finally:
-                with self._idle:
-                    self._busy -= 1
-                    self._inflight.subtract(item.keys())
-                    self._inflight += collections.Counter()  # drops the keys at zero
-                    self._idle.notify_all()
+            self._finish(item)
 
-    def _deliver(self, note: Notification) -> None:
+    def _dispatch(self, note: Notification) -> bool:
+        """Hand ``note`` to its channels' workers; False when there is nothing to send."""
         if note.events and self.db and not self._claim(note.events):
-            return  # another evaluator (or an earlier run of this one) fired these keys already
-        outcomes = []
+            return False  # another evaluator (or an earlier run of this one) fired these keys already
+        if not note.channels:
+            return False
+        pending = _Pending(note)
         for channel in note.channels:
-            ok, attempts, error = self._post_with_retries(channel, note.payload)
-            with self._lock:
-                self._counts.attempts += attempts
-                if ok:
-                    self._counts.delivered += 1
-                else:
-                    self._counts.failed += 1
-                    self._counts.last_error = f"{channel.name}: {error}"
-            if not ok:
-                logger.warning("otel-costattr alerts: channel %s failed after %d attempts: %s",
-                               channel.name, attempts, error)  # fmt: skip
-            p = note.payload
-            at = note.at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            outcomes.append(Delivery(
-                at, p["rule"], str(p["scope"]["value"]),
-                p["window"]["key"], p["event"], channel.name, ok, attempts, error,
-            ))  # fmt: skip
-        if self.db and outcomes:
-            self._record(outcomes)
+            self._channel_queue(channel).put_nowait((pending, channel))
+        return True
+
+    def _channel_queue(self, channel: Channel) -> queue.Queue[Any]:
+        key = (channel.name, channel.url)
+        with self._lock:
+            found = self._channels.get(key)
+            if found is None or not found[1].is_alive():
+                q: queue.Queue[Any] = queue.Queue() if found is None else found[0]
+                name = f"otel-costattr-alerts-{channel.name}"
+                thread = threading.Thread(target=self._serve_channel, args=(q,), name=name, daemon=True)
+                thread.start()
+                found = self._channels[key] = (q, thread)
+            return found[0]
+
+    def _serve_channel(self, q: queue.Queue[Any]) -> None:
+        while True:
+            item = q.get()
+            if item is _STOP:
+                return
+            pending, channel = item
+            try:
+                done = pending.add(self._send(pending.note, channel))
+            except Exception:  # never let one delivery end the channel's worker
+                logger.exception("otel-costattr alerts: delivery to %s failed", channel.name)
+                done = pending.add(self._outcome(pending.note, channel, False, 0, "an internal error"))
+            if done:
+                try:
+                    if self.db:
+                        self._record(pending.outcomes)
+                finally:
+                    self._finish(pending.note)
+
+    def _finish(self, note: Notification) -> None:
+        with self._idle:
+            self._busy -= 1
+            self._inflight.subtract(note.keys())
+            self._inflight += collections.Counter()  # drops the keys at zero
+            self._idle.notify_all()
+
+    def _send(self, note: Notification, channel: Channel) -> Delivery:
+        ok, attempts, error = self._post_with_retries(channel, note.payload)
+        with self._lock:
+            self._counts.attempts += attempts
+            if ok:
+                self._counts.delivered += 1
+            else:
+                self._counts.failed += 1
+                self._counts.last_error = f"{channel.name}: {error}"
+        if not ok:
+            logger.warning("otel-costattr alerts: channel %s failed after %d attempts: %s",
+                           channel.name, attempts, error)  # fmt: skip
+        return self._outcome(note, channel, ok, attempts, error)
+
+    @staticmethod
+    def _outcome(
+        note: Notification, channel: Channel, ok: bool, attempts: int, error: str | None
+    ) -> Delivery:
+        p = note.payload
+        at = note.at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        return Delivery(at, p["rule"], str(p["scope"]["value"]), p["window"]["key"], p["event"], channel.name,
+                        ok, attempts, error)  # fmt: skip
 
     def _post_with_retries(
         self, channel: Channel, payload: Mapping[str, Any]
@@ -211,6 +324,8 @@ class Notifier:
                 return True, attempt, None
             # URLError, HTTPError, timeouts, refused; a receiver that does not speak HTTP
             # (BadStatusLine and the rest of http.client's)
+            except DeliveryError as e:
+                error = str(e)
             except (OSError, ValueError, http.client.HTTPException) as e:
                 error = f"{type(e).__name__}: {e}"
             if attempt <= channel.retries:
