@@ -499,3 +499,19 @@ def test_a_receiver_that_drips_holds_up_only_its_own_channel(tmp_path, workload,
     with connect(workload.path, read_only=True) as con:
         failed = con.execute("SELECT channel, error FROM alert_deliveries WHERE NOT ok").fetchall()
     assert [c for c, _ in failed] == ["slow"] * 3 and all("TimeoutError" in e for _, e in failed), failed
+
+
+def test_too_little_data_keeps_a_firing_key_firing_until_the_data_decides(tmp_path, workload, receiver):
+    # FIRING -> NO_DATA was silent: no resolve, and when errors came back, a second "firing"
+    # with no "resolved" between.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", ROLLING.replace('"0s"', '"1h"'), receiver.url))
+    workload.run(NOW, ["0.001"] * 10, errors=5)
+    check(workload, rules, NOW + dt.timedelta(hours=1))  # 50%: fires
+    workload.run(NOW + dt.timedelta(hours=20), ["0.001"] * 3)
+    quiet = check(workload, rules, NOW + dt.timedelta(hours=25))  # 3 calls: too few to say
+    assert [(r.state, r.changed) for r in quiet.evaluation.rows] == [("FIRING", False)]
+    workload.run(NOW + dt.timedelta(hours=31), ["0.001"] * 10, errors=5)
+    check(workload, rules, NOW + dt.timedelta(hours=32))  # bad again: still the same alert
+    workload.run(NOW + dt.timedelta(hours=57), ["0.001"] * 10)
+    check(workload, rules, NOW + dt.timedelta(hours=58))  # enough calls, no errors: resolved
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]

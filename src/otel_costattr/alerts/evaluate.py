@@ -214,7 +214,11 @@ class _Judge:
             limit = self.rule.limit(t, m.baseline)
             before = self._state(m.scope_value, m.window_key, t)
             reason = self._no_data(m, limit)
-            if reason is not None:
+            if reason is not None and before is not None and before.state == FIRING:
+                # Too little to decide is no all-clear: the key stays firing (no resolve, and
+                # no second "firing" when the data comes back bad) until the data decides.
+                state, reason = FIRING, f"{reason}: still firing until there is enough to decide"
+            elif reason is not None:
                 state = NO_DATA
             elif m.value is not None and m.value >= limit:
                 state = FIRING
