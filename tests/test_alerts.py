@@ -515,3 +515,28 @@ def test_too_little_data_keeps_a_firing_key_firing_until_the_data_decides(tmp_pa
     workload.run(NOW + dt.timedelta(hours=57), ["0.001"] * 10)
     check(workload, rules, NOW + dt.timedelta(hours=58))  # enough calls, no errors: resolved
     assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
+
+
+def test_a_cost_spike_on_a_feature_used_some_days_fires(tmp_path, workload, receiver):
+    # The median of 7 days of which 3 had calls is 0, and a limit of 0 is refused: a weekly
+    # job spending 100x its usual never fired. The mean stands in when the median is 0; a
+    # value with no calls at all before still has no baseline.
+    spike = """
+[[rules]]
+name = "cost spike"
+scope = "feature"
+metric = "cost"
+window = "day"
+baseline = 7
+thresholds = [3.0]
+channels = ["ops"]
+"""
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", spike, receiver.url))
+    for back in (2, 4, 6):
+        workload.run(NOW - dt.timedelta(days=back), ["0.14"], feature="weekly")
+    workload.run(NOW - dt.timedelta(hours=1), ["10"], feature="weekly")
+    workload.run(NOW - dt.timedelta(hours=1), ["10"], feature="brand-new")
+    rows = {r.scope_value: (r.state, r.limit) for r in check(workload, rules, NOW).evaluation.rows}
+    # mean 3 x 0.14 / 7 = 0.06, x 3 = 0.18
+    assert rows == {"weekly": ("FIRING", Decimal("0.18")), "brand-new": ("NO_DATA", Decimal(0))}
+    assert [b["scope"]["value"] for b in receiver.bodies] == ["weekly"]

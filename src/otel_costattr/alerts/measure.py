@@ -106,7 +106,8 @@ def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime, back: 
     """The metric of every scope value with calls in the current window (``now``: aware), or
     ``back`` windows before it. With a baseline, each value's median over the rule's trailing
     windows before that one (a window where the value had no calls counts as 0 for cost, calls
-    and unpriced calls, and is left out for the others)."""
+    and unpriced calls, and is left out for the others), or their mean when that median is 0
+    (a value used in fewer than half of them: a weekly job, say)."""
     start, end, key = window_bounds(rule, now, back)
     current = _per_value(con, rule, start, end)
     history: dict[str, list[Decimal]] = {}
@@ -128,6 +129,8 @@ def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime, back: 
             continue
         past_values = history.get(value)
         baseline = statistics.median(past_values) if past_values else None
+        if baseline == 0:  # used on fewer than half the windows: their mean, else no limit at all
+            baseline = statistics.mean(past_values)  # type: ignore[arg-type]
         # A run's window starts at its first call, not at the start of the lookback.
         first = row[7] if rule.window == "run" and row[7] is not None else start
         out.append(Measure(str(value), key, first, end, v, int(row[1]), baseline))
