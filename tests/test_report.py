@@ -250,3 +250,24 @@ def test_axis_labels_stay_short_at_any_scale():
         "$0", "$0.0500", "$5.00", "$9,999", "$10k", "$250k", "$1M", "$1.2M", "$3.5B",
     ]  # fmt: skip
     assert max(len(_tick(10.0**e * m)) for e in range(-2, 14) for m in (1, 2.5, 9.99)) <= 7
+
+
+def test_a_long_name_is_shown_short_and_kept_whole_once_a_cell(tmp_path):
+    # One feature id of 10,000 characters was copied into the legend, the charts' titles and
+    # descriptions, waterfall bars and every table: a 1 MB id made a 75 MB report.
+    db = tmp_path / "s.duckdb"
+    provider = TracerProvider()
+    provider.add_span_processor(CostSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
+    tracer = provider.get_tracer("t")
+    long_name = "checkout/" + "x" * 10_000
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    with tracer.start_as_current_span(long_name, attributes={"app.feature": long_name}):
+        tracer.start_span(long_name, attributes=chat).end()
+    provider.shutdown()
+    page = write_report(db, tmp_path / "r.html").read_text()
+    whole = page.count(long_name)
+    assert whole == page.count(f'data-exact="{long_name}"') > 0  # only where a cell keeps it exact
+    assert "checkout/" + "x" * 190 + "…" in page  # what is shown

@@ -14,6 +14,8 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from .tables import shorten
+
 __all__ = ["PALETTE", "columns_stacked", "hbars", "span_bar"]
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -92,7 +94,7 @@ def columns_stacked(
             colour = PALETTE[j] if j < len(PALETTE) else OTHER
             body.append(
                 f'<rect class="mark" x="{x0:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
-                f'fill="{colour}"><title>{escape(f"{x} · {s}: {fmt(v)}")}</title></rect>'
+                f'fill="{colour}"><title>{escape(f"{shorten(x)} · {shorten(s)}: {fmt(v)}")}</title></rect>'
             )
         if i % every == 0:
             body.append(
@@ -109,7 +111,7 @@ def legend(series: Sequence[str]) -> str:
         colour = PALETTE[j] if j < len(PALETTE) else OTHER
         items.append(
             f'<li><svg class="swatch" viewBox="0 0 10 10" aria-hidden="true"><rect width="10" height="10" '
-            f'fill="{colour}"/></svg>{j + 1}. {escape(s)}</li>'
+            f'fill="{colour}"/></svg>{j + 1}. {escape(shorten(s))}</li>'
         )
     return f'<ol class="legend" aria-label="series, bottom of each column first">{"".join(items)}</ol>'
 
@@ -136,7 +138,7 @@ def hbars(
         )
         body.append(
             f'<rect class="mark" x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
-            f'fill="{PALETTE[0]}"><title>{escape(f"{label}: {fmt(v)}")}</title></rect>'
+            f'fill="{PALETTE[0]}"><title>{escape(f"{shorten(label)}: {fmt(v)}")}</title></rect>'
         )
         body.append(f'<text class="value" x="{left + w + 6:.1f}" y="{y + 15}">{escape(fmt(v))}</text>')
     return _svg(width, height, title, desc, body)
@@ -145,6 +147,7 @@ def hbars(
 def span_bar(offset: float, length: float, role: str, label: str) -> str:
     """One span of a waterfall on the run's time axis (``offset`` and ``length`` as fractions
     of the run's duration): a ``rect.bar`` in a full-width SVG, its label as the title."""
+    label = shorten(label)
     x = max(0.0, min(offset, 1.0)) * 1000
     w = max(length * 1000, 2.0)
     w = min(w, 1000 - x) if x < 998 else 2.0

@@ -10,7 +10,7 @@ from typing import Any
 
 from .charts import columns_stacked, hbars
 from .data import Report, change
-from .tables import Link, fmt, table, value_cell
+from .tables import Link, fmt, shorten, table, value_cell
 
 __all__ = ["NAV", "render_sections"]
 
@@ -99,7 +99,8 @@ def _stacked(rows: Sequence[dict[str, Any]], key: str, title: str) -> str:
     cell = {(r["day"].isoformat(), label(r)): r["usd"] for r in rows}
     series = _series(rows, key)
     desc = f"Cost per day stacked by {key}: " + "; ".join(
-        f"{d}: " + ", ".join(f"{s} {_money(cell[d, s])}" for s in series if (d, s) in cell) for d in days
+        f"{d}: " + ", ".join(f"{shorten(s)} {_money(cell[d, s])}" for s in series if (d, s) in cell)
+        for d in days
     )
     return columns_stacked(days, series, lambda d, s: cell.get((d, s)), title=title, desc=desc, fmt=_money)
 
@@ -139,12 +140,12 @@ def over_time(report: Report) -> str:
 
 def _bars(rows: Sequence[dict[str, Any]], labels: Sequence[str], column: str, title: str) -> str:
     values: list[Decimal | None] = [r[column] for r in rows]
-    desc = "; ".join(f"{lab}: {_money(v)}" for lab, v in zip(labels, values, strict=True))
+    desc = "; ".join(f"{shorten(lab)}: {_money(v)}" for lab, v in zip(labels, values, strict=True))
     return hbars(labels, values, title=title, desc=desc, fmt=_money)
 
 
 def _name(v: Any) -> str:
-    return "(none)" if v is None else str(v)
+    return "(none)" if v is None else shorten(str(v))
 
 
 def features(report: Report) -> str:

@@ -39,10 +39,21 @@ HEADINGS = {
 
 def fmt(column: str, value: Any) -> str:
     """A value as the page shows it: as the CLI shows it (money as `cli.output.money`: six
-    places under a dollar, else cents; the rest as `cli.output.cell`)."""
+    places under a dollar, else cents; the rest as `cli.output.cell`), text cut to
+    `MAX_TEXT` characters (`shorten`)."""
     if isinstance(value, Decimal) and "usd" in column:
         return money(value)
-    return cli_cell(column, value)
+    return shorten(cli_cell(column, value))
+
+
+# A name shown at most this long (its cell's data-exact keeps it whole): one feature id of a
+# megabyte, copied into a chart's legend, its titles and every table, made a 75 MB report.
+MAX_TEXT = 200
+
+
+def shorten(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` as shown: at most ``limit`` characters, an ellipsis ending a cut one."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def exact(value: Any) -> str | None:

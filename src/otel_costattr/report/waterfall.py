@@ -11,7 +11,7 @@ from typing import Any
 
 from .charts import span_bar
 from .data import RunDetail
-from .tables import fmt, value_cell
+from .tables import fmt, shorten, value_cell
 
 __all__ = ["MAX_INDENT", "waterfall"]
 
@@ -42,7 +42,7 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
         offset_ms = (s["start_time"] - start).total_seconds() * 1000
         role = s["span_role"] or "other"
         depth = s["depth"]
-        name = escape(s["name"] or "")
+        name = escape(shorten(s["name"] or ""))
         if depth > MAX_INDENT:
             name = f'<span class="deep">[depth {depth}]</span> {name}'
         jump = jumps.get(s["span_id"])
@@ -76,7 +76,7 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
             f"(<code>otel-costattr trace {rid}</code> lists them all).</p>"
         )
     root = spans[0]
-    title = escape(root["name"] or run.trace_id)
+    title = escape(shorten(root["name"] or run.trace_id))
     head = "".join(
         f'<th scope="col">{t}</th>'
         for t in ("span", "role", "starts", "duration", "own cost", "subtree cost", "time axis")
