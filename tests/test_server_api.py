@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 from serverutil import serving
@@ -210,3 +211,21 @@ def test_without_a_token_only_requests_for_localhost_are_answered(tmp_path, tabl
             == 200
         )
         assert _with_host(srv, "attacker.example") == 401
+
+
+def test_healthz_shows_a_spool_file_set_aside(tmp_path, table):
+    # A quarantined file's spans are not in the table: /healthz said ok and counted nothing.
+    from otel_costattr.store.spool import spool_dir
+
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table) as srv:
+        assert srv.get_json("/healthz")["quarantined_spool_files"] == 0
+        spool = spool_dir(db)
+        spool.mkdir(parents=True, exist_ok=True)
+        (spool / "0-broken.parquet").write_bytes(b"not parquet")
+        srv.sink._wake.set()
+        deadline = time.monotonic() + 20
+        while srv.get_json("/healthz")["quarantined_spool_files"] != 1:
+            assert time.monotonic() < deadline, srv.get_json("/healthz")
+            time.sleep(0.05)
+        assert srv.get_json("/healthz")["status"] == "degraded"

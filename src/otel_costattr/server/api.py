@@ -123,19 +123,21 @@ def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
 @router.get("/healthz", tags=["health"])
 def healthz(request: Request) -> dict[str, Any]:
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
-    requests whose body never came whole (client gone, or stalled: 408), spool files waiting,
-    the last ingest error (status ``degraded`` while there is one), the mapping worker
+    requests whose body never came whole (client gone, or stalled: 408), spool files waiting and
+    set aside as unreadable, the last ingest error (status ``degraded`` while there is one or a
+    file is set aside), the mapping worker
     processes (``serve --workers``) and how many died mid-request; with ``serve --alerts``, the
     watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
     out: dict[str, Any] = {
-        "status": "degraded" if sink.last_ingest_error else "ok",
+        "status": "degraded" if sink.last_ingest_error or sink.quarantined_files else "ok",
         "version": __version__,
         "stored_spans": sink.stored_spans,
         "rejected_spans": sink.rejected_spans,
         "pushed_back_requests": sink.pushed_back,
         "incomplete_requests": sink.incomplete,
         "pending_spool_files": sink.pending_files,
+        "quarantined_spool_files": sink.quarantined_files,
         "last_ingest_error": sink.last_ingest_error,
         "mapping_workers": sink.workers,
         "lost_workers": sink.lost_workers,

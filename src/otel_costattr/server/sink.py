@@ -279,6 +279,11 @@ class SpanSink:
         """Spool files waiting to be ingested."""
         return len(store.pending_spool(self.path))
 
+    @property
+    def quarantined_files(self) -> int:
+        """Spool files set aside as unreadable (``store repair`` puts them back)."""
+        return len(journal.quarantined(self.path))
+
     def _refresh_estimate(self) -> None:
         size = store.spool_bytes(self.path)
         with self._lock:
