@@ -308,6 +308,12 @@ def test_every_member_of_a_gzip_body_is_read(tmp_path, table):
         tail = zlib.compress(first) + b"more"
         assert srv.request("POST", "/v1/traces", tail, {**JS, "Content-Encoding": "deflate"})[0] == 400
         assert srv.sink.stored_spans == 4
+        # many members: time in proportion to the body (a megabyte of empty members took
+        # seconds, copying the rest at each), and more than MAX_MEMBERS refused
+        status, _, answer = srv.request(
+            "POST", "/v1/traces", gzip.compress(b"") * 1001, {**PB, "Content-Encoding": "gzip"}
+        )
+        assert status == 400 and b"members" in answer
         srv.wait_ingested()
     with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM spans").fetchone() == (3,)  # the padded one again
@@ -363,3 +369,48 @@ def test_clients_that_stop_sending_hold_no_slot_and_get_408(tmp_path, table, mon
             time.sleep(0.05)
         assert srv.sink.stored_spans == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_bodies_read_and_waiting_for_decoding_stay_bounded(tmp_path, table, monkeypatch):
+    # With the read slots released before decoding, every body was read and held while
+    # decoding waited: 40 of 40 (memory without bound). Now at most 4 x max_inflight.
+    import http.client
+    import threading
+    import time
+
+    from otel_costattr.server import app as app_module
+
+    held = []
+    read = app_module._read_capped
+
+    async def counted(request, cap):
+        raw = await read(request, cap)
+        held.append(len(raw))
+        return raw
+
+    monkeypatch.setattr(app_module, "_read_capped", counted)
+    gate = threading.Event()
+    sink = SpanSink(tmp_path / "s.duckdb", pricing=table, ingest_interval=0.1)
+    receive = sink.receive
+    monkeypatch.setattr(sink, "receive", lambda *a, **k: gate.wait(60) and receive(*a, **k))
+    with serving(tmp_path / "s.duckdb", sink=sink, max_inflight=1) as srv:
+        hostport = srv.url.split("//")[1]
+
+        def post() -> None:
+            c = http.client.HTTPConnection(hostport, timeout=120)
+            c.request("POST", "/v1/traces", body=ExportTraceServiceRequest().SerializeToString(), headers=PB)
+            c.getresponse().read()
+            c.close()
+
+        threads = [threading.Thread(target=post) for _ in range(12)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(held) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # room for more, had there been slots
+        assert len(held) == 4
+        gate.set()
+        for t in threads:
+            t.join(60)
+        assert len(held) == 12

@@ -104,8 +104,9 @@ def create_app(
 ) -> FastAPI:
     """The server's ASGI app for the database ``db`` (module docstring). ``sink`` receives the
     spans (default: a `SpanSink` on ``db``); its ingester runs in the app's lifespan. At most
-    ``max_inflight`` export requests are read and decoded at once (memory: each may be
-    ``max_body_bytes`` decompressed)."""
+    ``max_inflight`` export requests are decoded at once (memory: each may be
+    ``max_body_bytes`` decompressed), and at most 4 x ``max_inflight`` read or waiting to be
+    decoded (each at most ``max_body_bytes`` as sent)."""
     check_origins(cors_origins)  # never "*": ValueError before anything is opened
     if sink is None:
         sink = SpanSink(db)
@@ -166,8 +167,9 @@ def create_app(
         undecodable body, 413 over the cap, 415 an unknown type or encoding, 503 with
         ``Retry-After`` when the store is behind (retry)."""
         kind = wire.response_type(request.headers.get("content-type"))
-        # Bodies are read in their own slots (raw, each at most the cap), so that clients
-        # slow to send never hold the slots decoding takes; the others wait in TCP.
+        # A body is read in a slot of its own (raw, at most the cap), held until decoding
+        # has taken it: clients slow to send never hold the slots decoding takes, and the
+        # bodies read and waiting stay bounded. The others wait in TCP.
         async with reading:
             try:
                 raw = await _read_capped(request, max_body_bytes)
@@ -179,8 +181,8 @@ def create_app(
             except ClientDisconnect:  # gone mid-body (an exporter's own timeout): nobody to answer
                 sink.count_incomplete()
                 return Response(status_code=400)
-        async with inflight:  # bounds the memory decoding takes
-            return await run_in_threadpool(_receive, sink, raw, request.headers, max_body_bytes, kind)
+            async with inflight:  # bounds the memory decoding takes
+                return await run_in_threadpool(_receive, sink, raw, request.headers, max_body_bytes, kind)
 
     app.include_router(api_router)
     if extra_routes:

@@ -84,26 +84,43 @@ def decompress(body: bytes, encoding: str | None, cap: int) -> bytes:
 def _inflate(body: bytes, wbits: int, cap: int, name: str) -> bytes:
     """``body`` inflated. A gzip body may hold several members (RFC 1952; what concatenated
     gzip files are, read whole by Go's reader and Python's): every one is read, never only
-    the first. Anything else after the end (but a gzip file's zero padding) is refused."""
+    the first, at most `MAX_MEMBERS`. Anything else after the end (but a gzip file's zero
+    padding) is refused. The input is fed in chunks that start small and double, so that
+    what zlib copies of the rest at each member's end stays small: many tiny members cost
+    time in proportion to the body, not to its square."""
+    view = memoryview(body)
     parts: list[bytes] = []
-    size = 0
+    size = offset = members = 0
     while True:
+        members += 1
+        if members > MAX_MEMBERS:
+            raise BadRequest(f"{name} body has more than {MAX_MEMBERS} members")
         d = zlib.decompressobj(wbits)
-        try:
-            out = d.decompress(body, cap + 1 - size)
-        except zlib.error as e:
-            raise BadRequest(f"{name} body cannot be decompressed: {e}") from None
-        size += len(out)
-        if size > cap or (not d.eof and d.unconsumed_tail):
-            raise TooLarge(f"body is over the {cap}-byte limit once decompressed")
+        chunk = 256
+        while not d.eof and offset < len(view):
+            piece = view[offset : offset + chunk]
+            try:
+                out = d.decompress(piece, cap + 1 - size)
+            except zlib.error as e:
+                raise BadRequest(f"{name} body cannot be decompressed: {e}") from None
+            size += len(out)
+            if size > cap:
+                raise TooLarge(f"body is over the {cap}-byte limit once decompressed")
+            parts.append(out)
+            if d.unconsumed_tail:  # output limit reached below the cap: cannot happen, but never loop
+                raise TooLarge(f"body is over the {cap}-byte limit once decompressed")
+            offset += len(piece) - len(d.unused_data)
+            chunk = min(chunk * 2, 1 << 20)
         if not d.eof:
             raise BadRequest(f"{name} body is truncated")
-        parts.append(out)
-        body = d.unused_data
-        if not body or (wbits & 16 and not body.strip(b"\0")):
+        rest = view[offset:]
+        if not len(rest) or (wbits & 16 and not bytes(rest).strip(b"\0")):
             return b"".join(parts)
         if not wbits & 16:
-            raise BadRequest(f"{name} body has {len(body)} bytes after its end")
+            raise BadRequest(f"{name} body has {len(rest)} bytes after its end")
+
+
+MAX_MEMBERS = 1000  # gzip members in one body (a few in any real one)
 
 
 def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tuple[list[SpanRecord], int, str]:
