@@ -206,8 +206,8 @@ def test_every_path_prices_mixed_spellings_and_an_empty_model_alike(table, attrs
     span = finished(attrs)
     row = SpanMapper(table).row(span)
     assert row["cost_usd"] == Decimal(expected), row["cost_status"]
-    (batch,) = SpanMapper(table).table([span, span]).column("cost_usd").to_pylist()[:1]
-    assert batch == Decimal(expected)
+    batch = SpanMapper(table).table([span] * 70)  # enough of one shape to be compiled
+    assert set(batch.column("cost_usd").to_pylist()) == {Decimal(expected)}
 
 
 _CALL_1000_100 = {**CHAT, "gen_ai.usage.cache_read.input_tokens": 0, "gen_ai.usage.input_tokens": 1000,

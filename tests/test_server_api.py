@@ -200,10 +200,15 @@ def test_without_a_token_only_requests_for_localhost_are_answered(tmp_path, tabl
         assert srv.sink.stored_spans == 0
     # The name a reverse proxy forwards: the --base-url's host.
     from otel_costattr.server import create_app
+    from otel_costattr.server.hosts import HostCheck
 
     app = create_app(str(tmp_path / "b.duckdb"), base_url="https://costs.example.com")
     hosts = [m for m in app.user_middleware if m.cls.__name__ == "HostCheck"]
     assert len(hosts) == 1 and hosts[0].kwargs["allowed"] == ["costs.example.com"]
+    for base in ("costs.example.com", "costs.example.com."):  # a fully qualified name too
+        check = HostCheck(None, [base])
+        assert all(check.allows(h) for h in ("costs.example.com", "COSTS.example.com.:443", "localhost"))
+        assert not check.allows("costs.example.com.evil")
     # With a token the token guards every request, whatever the Host.
     with serving(tmp_path / "t.duckdb", table=table, token="a-token-of-enough-length") as srv:
         assert (

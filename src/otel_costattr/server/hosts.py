@@ -34,7 +34,7 @@ class HostCheck:
 
     def __init__(self, app: Any, allowed: Iterable[str] = ()) -> None:
         self.app = app
-        self._allowed = frozenset(host_name(h) for h in allowed if h)
+        self._allowed = frozenset(host_name(h).rstrip(".") for h in allowed if h)
 
     def allows(self, host: str) -> bool:
         name = host_name(host).rstrip(".")
