@@ -540,3 +540,24 @@ channels = ["ops"]
     # mean 3 x 0.14 / 7 = 0.06, x 3 = 0.18
     assert rows == {"weekly": ("FIRING", Decimal("0.18")), "brand-new": ("NO_DATA", Decimal(0))}
     assert [b["scope"]["value"] for b in receiver.bodies] == ["weekly"]
+
+
+def test_a_late_crossing_whose_channel_was_down_is_sent_again(tmp_path, workload):
+    # The redelivery took any day but the current one for old news: a crossing fired early
+    # in the next day (the late path) was never sent again when its channel was down then.
+    rx = Receiver(fail_first=3)  # the first round (1 + 2 retries) fails
+    try:
+        rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, rx.url))
+        midnight = NOW.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+        workload.run(midnight - dt.timedelta(seconds=30), ["1.20"])
+        check(workload, rules, midnight + dt.timedelta(seconds=10))
+        for minutes in (5, 30, 120):  # the channel is back
+            check(workload, rules, midnight + dt.timedelta(minutes=minutes))
+        assert [(b["window"]["key"], b.get("redelivered")) for b in rx.bodies] == [
+            ((midnight - dt.timedelta(days=1)).date().isoformat(), True)
+        ]
+        # two days on, that day's news is old: nothing more
+        check(workload, rules, midnight + dt.timedelta(days=1, hours=1))
+        assert len(rx.bodies) == 1
+    finally:
+        rx.close()

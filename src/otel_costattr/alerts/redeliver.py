@@ -63,10 +63,12 @@ class _Pending:
 
 
 def _stale(rule: Rule, window_key: str, fired_at: dt.datetime, at: dt.datetime) -> bool:
-    # A past day or month, or a run older than the lookback, still reads FIRING (nothing
-    # resolves it): its news is old, so it is not sent again.
+    # A day or month before the last, or a run older than the lookback, still reads FIRING
+    # (nothing resolves it): its news is old, so it is not sent again. The period just ended
+    # is still news: its late crossings fire early in the next one (evaluate._judge_late).
     if rule.window in CALENDAR:
-        return window_key != window_bounds(rule, at.replace(tzinfo=dt.timezone.utc))[2]
+        now = at.replace(tzinfo=dt.timezone.utc)
+        return window_key not in (window_bounds(rule, now)[2], window_bounds(rule, now, 1)[2])
     return rule.window == "run" and (at - fired_at).total_seconds() > rule.lookback
 
 
