@@ -9,6 +9,7 @@ from decimal import Decimal
 from alerts_helpers import NOW, Receiver, free_port_url, rules_file
 
 from otel_costattr.alerts import Notifier, check_once, load_rules, slack_message
+from otel_costattr.alerts.deliver import Notification
 from otel_costattr.store.database import connect
 
 DAY_BUDGET = """
@@ -563,3 +564,32 @@ def test_a_late_crossing_whose_channel_was_down_is_sent_again(tmp_path, workload
         assert len(rx.bodies) == 1
     finally:
         rx.close()
+
+
+def test_a_channel_that_hangs_does_not_use_up_the_others_room(receiver):
+    # The bound counted a notification until its slowest channel was done: with one channel
+    # that never answers, the healthy one got 11 of 30 and the rest were dropped for both.
+    import socket
+    import time
+
+    from otel_costattr.alerts.rules import Channel
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # accepts, never answers
+    slow = Channel("slow", "webhook", f"http://127.0.0.1:{silent.getsockname()[1]}/", 0.2, 0, 0.05)
+    team = Channel("team", "webhook", receiver.url, 5.0, 0, 0.05)
+    notifier = Notifier(None, queue_size=10)
+    try:
+        for i in range(30):
+            payload = {"event": "firing", "rule": "r", "scope": {"value": f"v{i}"}, "window": {"key": "k"}}
+            assert notifier.submit(Notification(payload, [slow, team]))
+            while notifier._queue.qsize():  # as an evaluator hands them over: the dispatcher keeps up
+                time.sleep(0.005)
+        assert notifier.flush(60)
+        assert len(receiver.bodies) == 30
+        stats = notifier.stats()
+        assert stats["delivered"] == 30 and stats["failed"] + stats["dropped"] == 30
+    finally:
+        notifier.stop()
+        silent.close()

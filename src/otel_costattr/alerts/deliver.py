@@ -139,8 +139,8 @@ class _Pending:
 
 class Notifier:
     """Background threads delivering `Notification`s (the module doc). ``db``: a DuckDB path
-    where each outcome is recorded (None: counted only). ``queue_size``: notifications queued
-    or being delivered at most."""
+    where each outcome is recorded (None: counted only). ``queue_size``: notifications waiting
+    at most, for the dispatcher and for each channel."""
 
     def __init__(self, db: str | None = None, *, queue_size: int = 1000) -> None:
         if queue_size < 1:
@@ -167,14 +167,15 @@ class Notifier:
                 self._thread.start()
 
     def submit(self, notification: Notification) -> bool:
-        """Queue ``notification``; False (and counted as dropped) when `queue_size` are queued
-        or being delivered, or the notifier stopped. Never blocks, never raises."""
+        """Queue ``notification``; False (and counted as dropped) when `queue_size` wait for
+        the dispatcher, or the notifier stopped. Never blocks, never raises. (Each channel
+        also keeps at most `queue_size` waiting: `_dispatch`.)"""
         if self._stopping.is_set():
             with self._lock:
                 self._counts.dropped += 1
             return False
         with self._idle:
-            full = self._busy >= self._size
+            full = self._queue.qsize() >= self._size
             if not full:
                 self._queue.put_nowait(notification)
                 self._busy += 1
@@ -243,14 +244,29 @@ class Notifier:
             self._finish(item)
 
     def _dispatch(self, note: Notification) -> bool:
-        """Hand ``note`` to its channels' workers; False when there is nothing to send."""
+        """Hand ``note`` to its channels' workers; False when there is nothing to send. A
+        channel with `queue_size` notifications waiting already is not handed it: counted
+        dropped and recorded as a failed delivery (so a later evaluation sends it again),
+        while the other channels get it."""
         if note.events and self.db and not self._claim(note.events):
             return False  # another evaluator (or an earlier run of this one) fired these keys already
         if not note.channels:
             return False
         pending = _Pending(note)
         for channel in note.channels:
-            self._channel_queue(channel).put_nowait((pending, channel))
+            q = self._channel_queue(channel)
+            if q.qsize() < self._size:
+                q.put_nowait((pending, channel))
+                continue
+            with self._lock:
+                self._counts.dropped += 1
+            logger.warning("otel-costattr alerts: channel %s has %d waiting, notification dropped",
+                           channel.name, self._size)  # fmt: skip
+            self._done(
+                pending,
+                channel,
+                self._outcome(note, channel, False, 0, "dropped: the channel's queue is full"),
+            )
         return True
 
     def _channel_queue(self, channel: Channel) -> queue.Queue[Any]:
@@ -272,22 +288,33 @@ class Notifier:
                 return
             pending, channel = item
             try:
-                done = pending.add(self._send(pending.note, channel))
+                outcome = self._send(pending.note, channel)
             except Exception:  # never let one delivery end the channel's worker
                 logger.exception("otel-costattr alerts: delivery to %s failed", channel.name)
-                done = pending.add(self._outcome(pending.note, channel, False, 0, "an internal error"))
-            if done:
-                try:
-                    if self.db:
-                        self._record(pending.outcomes)
-                finally:
-                    self._finish(pending.note)
+                outcome = self._outcome(pending.note, channel, False, 0, "an internal error")
+            self._done(pending, channel, outcome)
 
-    def _finish(self, note: Notification) -> None:
+    def _done(self, pending: _Pending, channel: Channel, outcome: Delivery) -> None:
+        """One channel's outcome: recorded now (not when the slowest channel is done, so other
+        evaluators see it), its key no longer in flight; the notification done after the last."""
+        try:
+            if self.db:
+                self._record([outcome])
+        finally:
+            mine = pending.note.keys()  # a Notification's method, not a dict's
+            keys = [k for k in mine if k[3] == channel.name]
+            with self._idle:
+                self._inflight.subtract(keys)
+                self._inflight += collections.Counter()  # drops the keys at zero
+            if pending.add(outcome):
+                self._finish(pending.note, keys=False)
+
+    def _finish(self, note: Notification, *, keys: bool = True) -> None:
         with self._idle:
             self._busy -= 1
-            self._inflight.subtract(note.keys())
-            self._inflight += collections.Counter()  # drops the keys at zero
+            if keys:
+                self._inflight.subtract(note.keys())
+                self._inflight += collections.Counter()  # drops the keys at zero
             self._idle.notify_all()
 
     def _send(self, note: Notification, channel: Channel) -> Delivery:
