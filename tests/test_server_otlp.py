@@ -414,3 +414,28 @@ def test_bodies_read_and_waiting_for_decoding_stay_bounded(tmp_path, table, monk
         for t in threads:
             t.join(60)
         assert len(held) == 12
+
+
+def test_a_span_with_an_attribute_too_deep_to_read_is_rejected_alone(tmp_path, table):
+    # protobuf's parser stops 34 kvlists in (the Go Collector reads such messages): the
+    # whole 100-span request was a 400, its 99 good spans lost and never retried.
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for i in range(100):
+        span = spans.add(trace_id=bytes.fromhex(TRACE), span_id=(i + 1).to_bytes(8, "big"), name="x")
+        span.start_time_unix_nano, span.end_time_unix_nano = 1767225600000000000, 1767225601000000000
+        if i == 50:
+            value = span.attributes.add(key="deep").value
+            for _ in range(40):
+                value = value.kvlist_value.values.add(key="k").value
+            value.string_value = "bottom"
+    assert isinstance(value, AnyValue)
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", req.SerializeToString(), PB)
+        assert status == 200
+        response = ExportTraceServiceResponse.FromString(answer)
+        assert response.partial_success.rejected_spans == 1
+        assert "nested too deep" in response.partial_success.error_message
+        assert srv.sink.stored_spans == 99

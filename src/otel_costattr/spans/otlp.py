@@ -146,7 +146,9 @@ def _pair(raw: bytes) -> tuple[str, Any]:
     try:
         kv = _KeyValue.FromString(raw)
     except _DecodeError as e:
-        raise _Undecodable(f"not an OTLP ExportTraceServiceRequest: a KeyValue: {e}") from None
+        text = str(e)
+        failed = _TooDeep if "depth" in text.lower() or "recursion" in text.lower() else _Undecodable
+        raise failed(f"not an OTLP ExportTraceServiceRequest: a KeyValue: {e}") from None
     value = kv.value
     pair = (kv.key, value_of(value))
     if len(raw) <= _CACHEABLE and value.WhichOneof("value") in _SCALARS:
@@ -167,6 +169,10 @@ def _attributes(raws: Any) -> dict[str, Any]:
 
 class _Undecodable(ValueError):
     """A KeyValue inside the request is not valid protobuf: the request is undecodable."""
+
+
+class _TooDeep(_Undecodable):
+    """A KeyValue nested past the parser's depth limit: valid, but not readable here."""
 
 
 def value_of(value: Any) -> Any:
@@ -200,8 +206,10 @@ def id_problem(trace_id: bytes, span_id: bytes, parent: bytes) -> str | None:
 def records_from_otlp(request: Any) -> tuple[list[SpanRecord], int, str]:
     """The spans of an ``ExportTraceServiceRequest`` (as `parse_request` gives it, or of the
     generated class) as records, in order, with how many were rejected and why (an empty
-    message when none were): what ``partial_success`` reports. ValueError when an attribute
-    inside is not valid protobuf (the request is undecodable: 400)."""
+    message when none were): what ``partial_success`` reports. A span with an attribute
+    nested past protobuf's depth limit (34 kvlists in; valid protobuf, which the Collector
+    reads) is rejected alone. ValueError when an attribute inside is not valid protobuf (the
+    request is undecodable: 400, as the stock parser refuses it whole)."""
     raw_class = _raw()  # the extra is needed; say so here rather than fail later on a stray object
     if type(request) is not raw_class:  # one reading rule: the generated form is read as bytes
         request = parse_request(request.SerializeToString())
@@ -223,6 +231,8 @@ def records_from_otlp(request: Any) -> tuple[list[SpanRecord], int, str]:
                         values = _values(span, ids, resource, service, scope_name, scope_version)
                         append(new(SpanRecord, values))
                         continue
+                except _TooDeep:  # valid protobuf the parser will not read: the span alone
+                    problem = "an attribute nested too deep to read"
                 except _Undecodable:
                     raise
                 except Exception as e:  # whatever a malformed span does, the rest go on
