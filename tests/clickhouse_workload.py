@@ -83,8 +83,10 @@ def _usage(rng: random.Random, provider: str, n: int, jump: bool) -> dict[str, A
         attrs["gen_ai.usage.cache_read.input_tokens"] = rng.randint(0, inp)
     if n % 11 == 5:  # an empty response model: the request model's
         attrs["gen_ai.response.model"] = ""
-    if n % 13 == 6:  # a cost the provider reported wins over ours
+    if n % 13 == 6:  # a cost the provider reported wins over ours, and over a bare figure
         attrs["llm.cost.total"] = 0.0042
+        if n % 2:
+            attrs["gen_ai.usage.cost"] = 0.0099
     elif n % 13 == 7:
         attrs["gen_ai.usage.cost.amount"], attrs["gen_ai.usage.cost.currency"] = 0.0125, "USD"
     if provider == "openai" and n % 5 == 2:

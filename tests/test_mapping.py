@@ -225,8 +225,12 @@ _CALL_1000_100 = {**CHAT, "gen_ai.usage.cache_read.input_tokens": 0, "gen_ai.usa
         ({"gen_ai.usage.cost.amount": 0.0042, "gen_ai.usage.cost.currency": "EUR"}, "0.003", "priced"),
         ({"gen_ai.usage.cost.amount": 0.0042, "gen_ai.usage.cost.source": "local"}, "0.003", "priced"),
         ({"llm.cost.total": -1.0}, "0.003", "priced"),  # not believable: ours
+        # a bare gen_ai.usage.cost (not our stamp) beside them comes last, as in the processor
+        ({"llm.cost.total": 0.0042, "gen_ai.usage.cost": 0.0099}, "0.0042", "priced"),
+        ({"gen_ai.usage.cost.amount": 0.0042, "gen_ai.usage.cost": 0.0099}, "0.0042", "priced"),
     ],
-    ids=["proposed", "openinference", "unknown-model", "other-currency", "an-estimate", "negative"],
+    ids=["proposed", "openinference", "unknown-model", "other-currency", "an-estimate", "negative",
+         "total-and-bare", "amount-and-bare"],
 )  # fmt: skip
 def test_a_cost_the_provider_reported_wins_with_or_without_the_processor(table, extra, expected, status):
     # It was honoured only where the processor ran: the exporter (or serve, for OTLP from

@@ -57,7 +57,13 @@ PRICED_PARAMS = {
 # Attributes the Collector turned from numbers into text, read back as numbers.
 # A cost a provider reported too (cost/reported.py takes only a number).
 _NUMERIC = frozenset(
-    {*semconv.USAGE_KEYS, *semconv.CACHE_WRITE_1H_KEYS, semconv.PROPOSED_COST_AMOUNT, "llm.cost.total"}
+    {
+        *semconv.USAGE_KEYS,
+        *semconv.CACHE_WRITE_1H_KEYS,
+        semconv.PROPOSED_COST_AMOUNT,
+        "llm.cost.total",
+        semconv.COST,  # a bare figure beside one of those two, not our stamp (_spans.sql)
+    }
 )
 
 _FETCH = """

@@ -87,7 +87,13 @@ def model_columns(
     # checks these columns against read_model_call + compute_cost on arbitrary attributes.
     model, provider, tier, counts = _read_call_fields(attrs)
     stamped = attrs.get(semconv.COST)
-    if isinstance(stamped, (int, float)) and not isinstance(stamped, bool):
+    if (
+        isinstance(stamped, (int, float))
+        and not isinstance(stamped, bool)
+        # Not our stamp, beside a cost a provider reported: the processor's precedence
+        # (cost.reported) decides, as below, where the bare figure comes last.
+        and not (semconv.COST_STATUS not in attrs and (_REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs))
+    ):
         # A stamp that is not a believable cost says its producer is broken: it is kept
         # visible as such (the raw value stays in the attributes JSON), not silently
         # replaced by our own price; `--reprice` still prices the stored tokens.

@@ -84,7 +84,7 @@ def compile_columns(keys: frozenset[str]) -> ShapeColumns | None:
     stamped = COST in keys
     if stamped and PRICING_VERSION not in keys:
         return None  # no version cannot be this table's: the stamp stands, as it came
-    if not stamped and not REPORTED_KEYS.isdisjoint(keys):
+    if not REPORTED_KEYS.isdisjoint(keys) and (not stamped or COST_STATUS not in keys):
         return None  # a cost the provider reported may win: model_columns decides
     parts = pricer_parts(keys & CALL_KEYS, unknown="return None" if stamped else "unknown = True")
     if parts is None:
