@@ -178,7 +178,7 @@ def test_check_writes_csv_and_parquet_like_every_data_command(tmp_path, workload
     base = ["--db", str(workload.path), "--rules", str(rules), "--no-notify"]
     csv_out = _check(*base, "--format", "csv")
     assert csv_out.exit_code == 3
-    assert csv_out.output.splitlines()[0] == "firing,states,notifications,delivery_failures"
+    assert csv_out.output.splitlines()[0] == "firing,states,notifications,delivery_failures,errors"
     out = tmp_path / "alerts.parquet"
     assert _check(*base, "--format", "parquet", "--out", str(out)).exit_code == 3
     import pyarrow.parquet as pq
@@ -214,3 +214,31 @@ def test_ctrl_c_stops_watch_even_in_the_middle_of_an_evaluation(tmp_path, worklo
     assert proc.returncode == 130, (out, err)
     assert err.splitlines()[-1] == "interrupted: stopped" and "evaluation failed" not in err
     assert out.splitlines()[-1].startswith("notifications: ")
+
+
+def test_a_rule_that_fails_stops_no_other_and_exits_1(tmp_path, workload, receiver, monkeypatch, caplog):
+    # Any exception but DuckDB's in one rule (budget = 1e-30 reached an InvalidOperation once)
+    # stopped the whole evaluation: no rule's state was recorded, no alert sent.
+    import importlib
+
+    evaluate_module = importlib.import_module(
+        "otel_costattr.alerts.evaluate"
+    )  # the package's name is a function
+    run = evaluate_module._Judge.run
+
+    def failing(judge):
+        if judge.rule.name == "calls":
+            raise ArithmeticError("a rule that cannot be decided")
+        run(judge)
+
+    monkeypatch.setattr(evaluate_module._Judge, "run", failing)
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.close()
+    result = _check("--db", str(workload.path), "--rules", str(rules), "--format", "json")
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert data["firing"] == 1 and data["errors"] == [
+        "rule 'calls': ArithmeticError: a rule that cannot be decided"
+    ]
+    assert len(receiver.bodies) == 1  # the other rule's alert went out

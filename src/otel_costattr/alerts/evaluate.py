@@ -14,6 +14,7 @@ fired is not notified again within the rule's ``cooldown``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,6 +30,8 @@ from .payload import build_payload
 from .rules import CALENDAR, Rule, RuleSet
 from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events, stored_value
 from .windows import window_bounds
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Evaluation", "KeyRow", "evaluate"]
 
@@ -64,6 +67,7 @@ class Evaluation:
     rows: list[KeyRow] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # rules that failed; the others went on
 
     @property
     def firing(self) -> list[KeyRow]:
@@ -114,6 +118,9 @@ def evaluate(
             _Judge(con, rule, rules, previous, now, base_url, result).run()
         except duckdb.Error as e:
             raise StoreError(f"alerts: rule {rule.name!r}: {e}") from e
+        except Exception as e:  # one rule's failure never stops the others' alerts
+            logger.exception("otel-costattr alerts: rule %r failed", rule.name)
+            result.errors.append(f"rule {rule.name!r}: {type(e).__name__}: {e}")
     try:
         record_events(con, result.events)
     except duckdb.Error as e:

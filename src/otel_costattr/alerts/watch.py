@@ -187,6 +187,9 @@ class AlertWatcher:
             return None
         self.evaluations += 1
         self.last = result
+        if result.evaluation.errors:  # some rules failed (logged); the others were evaluated
+            self.errors += 1
+            self.last_error = result.evaluation.errors[0]
         return result
 
     def _run(self) -> None:

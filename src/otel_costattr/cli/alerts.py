@@ -142,6 +142,8 @@ def check(
     table = Table(_COLUMNS, shown, money=(), cells={c: _number for c in ("threshold", "reason")})
     text = [f"{firing} firing, {len(result.evaluation.events)} state changes recorded", *table_lines(table)]
     text += [line for line in (sent, failed) if line]
+    errors = result.evaluation.errors
+    text += [f"failed: {e}" for e in errors]
     data = {
         "firing": firing,
         "states": [json_object(r, {"threshold", "limit", "value"}) for r in rows],
@@ -149,8 +151,10 @@ def check(
         if notifier is None
         else {**notifier.stats(), "redelivered": len(result.redelivered)},
         "delivery_failures": json_object(failures, set()),
+        "errors": errors,
     }
-    return Record(data=data, text="\n".join(text), exit_code=FIRING_EXIT if firing else 0)
+    # a rule that could not be evaluated is a failure for cron, firing or not
+    return Record(data=data, text="\n".join(text), exit_code=1 if errors else FIRING_EXIT if firing else 0)
 
 
 def _patience(note: Notification) -> float:
@@ -212,6 +216,8 @@ def watch(
             else:
                 ev = result.evaluation
                 click.echo(f"{stamp} {len(ev.firing)} firing, {len(ev.events)} state changes")
+                for error in ev.errors:
+                    click.echo(f"{stamp} failed: {error}", err=True)
             if count and done >= count:
                 break
             time.sleep(interval)
