@@ -85,15 +85,34 @@ def model_columns(
     # compute_cost's own arithmetic (price_call) on the plain fields, without its result
     # objects: this runs for every model call the exporter stores. tests/test_row_costs.py
     # checks these columns against read_model_call + compute_cost on arbitrary attributes.
-    model, provider, tier, counts = _read_call_fields(attrs)
     stamped = attrs.get(semconv.COST)
-    if (
-        isinstance(stamped, (int, float))
-        and not isinstance(stamped, bool)
-        # Not our stamp, beside a cost a provider reported: the processor's precedence
-        # (cost.reported) decides, as below, where the bare figure comes last.
-        and not (semconv.COST_STATUS not in attrs and (_REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs))
-    ):
+    if not isinstance(stamped, (int, float)) or isinstance(stamped, bool):
+        return _columns(attrs, start, table, resource, None)
+    if semconv.COST_STATUS in attrs or (_REPORTED_AMOUNT not in attrs and _REPORTED_TOTAL not in attrs):
+        return _columns(attrs, start, table, resource, stamped)
+    # Not our stamp, beside a cost a provider reported: the processor's precedence
+    # (cost.reported), where the bare figure comes last; when neither we nor the provider
+    # priced the call, the processor leaves the bare figure on the span, and so it stands.
+    ours = _columns(attrs, start, table, resource, None)
+    if ours[5] is None and ours[6] in _UNPRICED:
+        return _columns(attrs, start, table, resource, stamped)
+    return ours
+
+
+_UNPRICED = tuple(s.value for s in (CostStatus.UNKNOWN_MODEL, CostStatus.INVALID_USAGE, CostStatus.NO_USAGE))
+
+
+def _columns(
+    attrs: Mapping[str, Any],
+    start: int | None,
+    table: PriceTable,
+    resource: Mapping[str, Any] | None,
+    stamped: float | None,
+) -> tuple[Any, ...]:
+    """`model_columns` with the stamp decided: ``stamped`` the figure taken as a stamp, or
+    None to price the call (a cost its provider reported winning)."""
+    model, provider, tier, counts = _read_call_fields(attrs)
+    if stamped is not None:
         # A stamp that is not a believable cost says its producer is broken: it is kept
         # visible as such (the raw value stays in the attributes JSON), not silently
         # replaced by our own price; `--reprice` still prices the stored tokens.
