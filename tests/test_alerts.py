@@ -593,3 +593,54 @@ def test_a_channel_that_hangs_does_not_use_up_the_others_room(receiver):
     finally:
         notifier.stop()
         silent.close()
+
+
+def test_a_notifier_started_again_after_a_stop_that_timed_out_delivers_everything():
+    # stop() that timed out left the old threads alive and their queues holding the stop
+    # marker: start() then refused every submit (the dispatcher still alive), or a
+    # notification landed behind the marker and was never sent (flush never returned).
+    import http.server
+    import json
+    import threading
+    import time
+
+    from otel_costattr.alerts.rules import Channel
+
+    got = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.3)
+            got.append(json.loads(body)["n"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    channel = Channel("ops", "webhook", f"http://127.0.0.1:{server.server_port}/", 3.0, 0, 0.05)
+
+    def note(n: int) -> Notification:
+        payload = {"n": n, "event": "resolved", "rule": "r", "scope": {"value": "v"}, "window": {"key": "k"}}
+        return Notification(payload, [channel])
+
+    try:
+        for pause in (0.0, 0.4):  # the dispatcher still alive; only the channel's worker
+            notifier = Notifier()
+            got.clear()
+            for i in range(3):
+                assert notifier.submit(note(i))
+            notifier.stop(0.1)
+            time.sleep(pause)
+            notifier.start()
+            assert notifier.submit(note(99))
+            assert notifier.flush(10), notifier.stats()
+            assert sorted(got) == [0, 1, 2, 99]
+            notifier.stop()
+    finally:
+        server.shutdown()
+        server.server_close()

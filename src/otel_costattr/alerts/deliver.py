@@ -115,6 +115,21 @@ class DeliveryError(OSError):
     """A failed attempt, its text naming what failed ('HTTPError: HTTP Error 503: ...')."""
 
 
+def _moved(old: queue.Queue[Any]) -> queue.Queue[Any]:
+    """A new queue holding what ``old`` held but its stop marker, which goes back in ``old``
+    (its thread, still busy or not, ends there)."""
+    new: queue.Queue[Any] = queue.Queue()
+    while True:
+        try:
+            item = old.get_nowait()
+        except queue.Empty:
+            break
+        if item is not _STOP:
+            new.put_nowait(item)
+    old.put_nowait(_STOP)
+    return new
+
+
 _MAX_HANGING = 4
 _hanging: collections.Counter[str] = collections.Counter()
 _hanging_lock = threading.Lock()
@@ -159,12 +174,22 @@ class Notifier:
         self._inflight: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
 
     def start(self) -> None:
-        """Start the dispatcher (idempotent)."""
+        """Start the dispatcher (idempotent). After `stop`, with fresh queues: what the old
+        threads had not taken yet (a stop that timed out) goes on in them."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._stopping.is_set():
                 self._stopping.clear()
-                self._thread = threading.Thread(target=self._run, name="otel-costattr-alerts", daemon=True)
+                self._queue = _moved(self._queue)
+                self._channels = {key: (_moved(q), None) for key, (q, _) in self._channels.items()}
+                self._thread = None
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="otel-costattr-alerts", daemon=True
+                )
                 self._thread.start()
+            for key, (q, worker) in list(self._channels.items()):
+                if q.qsize() and (worker is None or not worker.is_alive()):
+                    self._channels[key] = (q, self._worker(key[0], q))
 
     def submit(self, notification: Notification) -> bool:
         """Queue ``notification``; False (and counted as dropped) when `queue_size` wait for
@@ -231,9 +256,9 @@ class Notifier:
                 "last_error": c.last_error, "queued": busy,
             }  # fmt: skip
 
-    def _run(self) -> None:
+    def _run(self, q: queue.Queue[Any]) -> None:
         while True:
-            item = self._queue.get()
+            item = q.get()
             if item is _STOP:
                 return
             try:
@@ -262,24 +287,27 @@ class Notifier:
                 self._counts.dropped += 1
             logger.warning("otel-costattr alerts: channel %s has %d waiting, notification dropped",
                            channel.name, self._size)  # fmt: skip
-            self._done(
-                pending,
-                channel,
-                self._outcome(note, channel, False, 0, "dropped: the channel's queue is full"),
-            )
+            # one attempt in the record (attempts 0 is a re-send's claim there): a failure
+            # `alerts check` shows, which a later evaluation sends again
+            dropped = self._outcome(note, channel, False, 1, "dropped: the channel's queue is full")
+            self._done(pending, channel, dropped)
         return True
 
     def _channel_queue(self, channel: Channel) -> queue.Queue[Any]:
         key = (channel.name, channel.url)
         with self._lock:
             found = self._channels.get(key)
-            if found is None or not found[1].is_alive():
+            if found is None or found[1] is None or not found[1].is_alive():
                 q: queue.Queue[Any] = queue.Queue() if found is None else found[0]
-                name = f"otel-costattr-alerts-{channel.name}"
-                thread = threading.Thread(target=self._serve_channel, args=(q,), name=name, daemon=True)
-                thread.start()
-                found = self._channels[key] = (q, thread)
+                found = self._channels[key] = (q, self._worker(channel.name, q))
             return found[0]
+
+    def _worker(self, name: str, q: queue.Queue[Any]) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._serve_channel, args=(q,), name=f"otel-costattr-alerts-{name}", daemon=True
+        )
+        thread.start()
+        return thread
 
     def _serve_channel(self, q: queue.Queue[Any]) -> None:
         while True:
