@@ -439,3 +439,22 @@ def test_a_span_with_an_attribute_too_deep_to_read_is_rejected_alone(tmp_path, t
         assert response.partial_success.rejected_spans == 1
         assert "nested too deep" in response.partial_success.error_message
         assert srv.sink.stored_spans == 99
+        # in a resource: that resource's spans alone (3), not the whole request
+        req2 = ExportTraceServiceRequest()
+        for r in range(2):
+            resource_spans = req2.resource_spans.add()
+            if r == 0:
+                value = resource_spans.resource.attributes.add(key="deep").value
+                for _ in range(40):
+                    value = value.kvlist_value.values.add(key="k").value
+            spans = resource_spans.scope_spans.add().spans
+            for i in range(3):
+                span = spans.add(
+                    trace_id=bytes.fromhex(TRACE), span_id=(1000 + 10 * r + i).to_bytes(8, "big")
+                )
+                span.name, span.start_time_unix_nano = "x", 1767225600000000000
+                span.end_time_unix_nano = 1767225601000000000
+        status, _, answer = srv.request("POST", "/v1/traces", req2.SerializeToString(), PB)
+        assert status == 200
+        assert ExportTraceServiceResponse.FromString(answer).partial_success.rejected_spans == 3
+        assert srv.sink.stored_spans == 102

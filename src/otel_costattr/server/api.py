@@ -129,15 +129,16 @@ def healthz(request: Request) -> dict[str, Any]:
     processes (``serve --workers``) and how many died mid-request; with ``serve --alerts``, the
     watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
+    quarantined = sink.quarantined_files  # a folder listing: once a request
     out: dict[str, Any] = {
-        "status": "degraded" if sink.last_ingest_error or sink.quarantined_files else "ok",
+        "status": "degraded" if sink.last_ingest_error or quarantined else "ok",
         "version": __version__,
         "stored_spans": sink.stored_spans,
         "rejected_spans": sink.rejected_spans,
         "pushed_back_requests": sink.pushed_back,
         "incomplete_requests": sink.incomplete,
         "pending_spool_files": sink.pending_files,
-        "quarantined_spool_files": sink.quarantined_files,
+        "quarantined_spool_files": quarantined,
         "last_ingest_error": sink.last_ingest_error,
         "mapping_workers": sink.workers,
         "lost_workers": sink.lost_workers,

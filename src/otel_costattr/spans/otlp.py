@@ -218,7 +218,13 @@ def records_from_otlp(request: Any) -> tuple[list[SpanRecord], int, str]:
     new = tuple.__new__
     problems: dict[str, int] = {}
     for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
+        try:
+            resource = _attributes(resource_spans.resource.attributes)
+        except _TooDeep:  # its spans alone, as for a span's own attribute
+            problem = "a resource attribute nested too deep to read"
+            count = sum(len(scope_spans.spans) for scope_spans in resource_spans.scope_spans)
+            problems[problem] = problems.get(problem, 0) + count
+            continue
         service = service_name_of(resource)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
