@@ -231,9 +231,11 @@ _CALL_1000_100 = {**CHAT, "gen_ai.usage.cache_read.input_tokens": 0, "gen_ai.usa
         # neither we nor the provider priced it: the bare figure stands (the processor leaves it)
         ({"gen_ai.request.model": "acme-secret", "gen_ai.response.model": "acme-secret",
           "gen_ai.usage.cost": 7.0, "llm.cost.total": -3.0}, "7", "priced"),
+        # a bare figure in another currency is never taken for USD: ours
+        ({"gen_ai.usage.cost": 0.0099, "gen_ai.usage.cost.currency": "EUR"}, "0.003", "priced"),
     ],
     ids=["proposed", "openinference", "unknown-model", "other-currency", "an-estimate", "negative",
-         "total-and-bare", "amount-and-bare", "unknown-broken-and-bare"],
+         "total-and-bare", "amount-and-bare", "unknown-broken-and-bare", "bare-in-euros"],
 )  # fmt: skip
 def test_a_cost_the_provider_reported_wins_with_or_without_the_processor(table, extra, expected, status):
     # It was honoured only where the processor ran: the exporter (or serve, for OTLP from

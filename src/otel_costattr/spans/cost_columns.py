@@ -88,11 +88,14 @@ def model_columns(
     stamped = attrs.get(semconv.COST)
     if not isinstance(stamped, (int, float)) or isinstance(stamped, bool):
         return _columns(attrs, start, table, resource, None)
-    if semconv.COST_STATUS in attrs or (_REPORTED_AMOUNT not in attrs and _REPORTED_TOTAL not in attrs):
+    currency = attrs.get(_CURRENCY)
+    foreign = currency is not None and (type(currency) is not str or currency.strip().upper() != "USD")
+    if semconv.COST_STATUS in attrs or not (foreign or _REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs):
         return _columns(attrs, start, table, resource, stamped)
-    # Not our stamp, beside a cost a provider reported: the processor's precedence
-    # (cost.reported), where the bare figure comes last; when neither we nor the provider
-    # priced the call, the processor leaves the bare figure on the span, and so it stands.
+    # Not our stamp, beside a cost a provider reported or in another currency: the
+    # processor's precedence (cost.reported), where the bare figure comes last and another
+    # currency is never taken for USD; when neither we nor the provider priced the call, the
+    # processor leaves the bare figure on the span, and so it stands.
     ours = _columns(attrs, start, table, resource, None)
     if ours[5] is None and ours[6] in _UNPRICED:
         return _columns(attrs, start, table, resource, stamped)
@@ -176,6 +179,7 @@ def _columns(
 
 
 _REPORTED_AMOUNT, _REPORTED_TOTAL = semconv.PROPOSED_COST_AMOUNT, "llm.cost.total"
+_CURRENCY = semconv.PROPOSED_COST_CURRENCY
 _REPORTED_WINS = (_PRICED_TEXT, CostStatus.UNKNOWN_MODEL.value)
 
 

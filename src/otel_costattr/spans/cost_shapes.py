@@ -33,11 +33,19 @@ from typing import Any
 from ..cost.billing import BUCKETS, INPUT_PARTS
 from ..cost.compiled import build, pricer_parts, remember
 from ..cost.engine import CostStatus, usd
-from ..semconv import CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION, PROPOSED_COST_AMOUNT
+from ..semconv import (
+    CALL_KEYS,
+    COST,
+    COST_STATUS,
+    PRICED_MODEL,
+    PRICING_VERSION,
+    PROPOSED_COST_AMOUNT,
+    PROPOSED_COST_CURRENCY,
+)
 from .cost_columns import MAX_CALL_USD, quantize_usd
 
 # A cost a provider reported, which wins over ours on a call without our stamp (cost/reported.py).
-REPORTED_KEYS = frozenset((PROPOSED_COST_AMOUNT, "llm.cost.total"))
+REPORTED_KEYS = frozenset((PROPOSED_COST_AMOUNT, "llm.cost.total", PROPOSED_COST_CURRENCY))
 
 # (attributes, start ns, table.cached_quote, table.quote, table.regional_entries,
 # table.version) -> the columns of `model_columns`, or None: ask it.
