@@ -178,7 +178,8 @@ def test_reprice_from_the_command_line(capsys, db, tmp_path):
         ),
         (
             ["rollup", "per-feature", "--since", "yesterday"],
-            "per_feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]]), got 'yesterday'",
+            "per_feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])"
+            " or a time ago (7d, 12h, 2w), got 'yesterday'",
         ),
         (["trace", "f" * 32], "no spans for trace " + "f" * 32 + " in {db}"),
     ],

@@ -351,7 +351,8 @@ def test_unknown_parameter_lists_the_valid_ones(db):
     with pytest.raises(RollupParamError) as e:
         rollup("per_feature", db=db, since="last week")
     assert str(e.value) == (
-        "per_feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]]), got 'last week'"
+        "per_feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])"
+        " or a time ago (7d, 12h, 2w), got 'last week'"
     )
     with pytest.raises(RollupParamError, match="^per_feature: days: must be positive, got -1$"):
         rollup("per_feature", db=db, days=-1)

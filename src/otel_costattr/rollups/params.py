@@ -58,7 +58,9 @@ def _timestamp(value: Any) -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         except ValueError:
-            raise ValueError("expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])") from None
+            raise ValueError(
+                "expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]]) or a time ago (7d, 12h, 2w)"
+            ) from None
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             try:
