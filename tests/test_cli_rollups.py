@@ -70,8 +70,11 @@ def test_every_rollup_prints_json_with_its_columns(capsys, db, name):
     assert (code, err) == (0, "")
     rows = json.loads(out)
     assert isinstance(rows, list) and rows
-    expected = [k for c in rollup(name, db=db)[0] for k in ((c, f"{c}_exact") if "usd" in c else (c,))]
+    # each amount with its exact string; a share of the money (usd_share) is a fraction: none
+    money = [c for c in rollup(name, db=db)[0] if "usd" in c and not c.endswith("_share")]
+    expected = [k for c in rollup(name, db=db)[0] for k in ((c, f"{c}_exact") if c in money else (c,))]
     assert all(list(row) == expected for row in rows)
+    assert all(isinstance(row[f"{c}_exact"], (str, type(None))) for row in rows for c in money)
 
 
 def test_table_is_aligned_with_money_formatted(capsys, db):

@@ -84,7 +84,8 @@ class Table:
         """The columns that hold USD."""
         if self.money is not None:
             return set(self.money)
-        return {c for c in self.columns if "usd" in c}
+        # a share of the money (usd_share) is a fraction, not an amount: no _exact string
+        return {c for c in self.columns if "usd" in c and not c.endswith("_share")}
 
 
 @dataclass
