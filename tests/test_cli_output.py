@@ -154,3 +154,14 @@ def test_the_installed_script(db):
     assert done.stdout.splitlines()[0].startswith("provider,model,runs,calls,usd,")
     done = subprocess.run([script, "rolup"], capture_output=True, text=True)
     assert done.returncode == 2 and "Did you mean 'rollup'?" in done.stderr
+
+
+def test_unpriced_counts_that_are_zero_everywhere_leave_the_table():
+    # compare left out unpriced_calls but kept previous_unpriced_calls, zero in every row too
+    from otel_costattr.cli.output import Table, table_lines
+
+    rows = [{"key": "a", "calls": 2, "unpriced_calls": 0, "previous_unpriced_calls": 0}]
+    header = table_lines(Table(list(rows[0]), rows))[0].split()
+    assert header == ["key", "calls"]
+    rows[0]["previous_unpriced_calls"] = 1
+    assert "previous_unpriced_calls" in table_lines(Table(list(rows[0]), rows))[0].split()

@@ -41,7 +41,10 @@ EXACT_SUFFIX = "_exact"
 _ELLIPSIS = "…"
 _MIN_TEXT_WIDTH = 8  # a text column is never cut narrower than this
 # Counts of what a usd column leaves out: in a table only when some row has one.
-UNPRICED = ("unpriced_calls", "unpriced_tokens", "subtree_unpriced_calls", "subtree_unpriced_tokens")
+UNPRICED = (
+    "unpriced_calls", "unpriced_tokens", "subtree_unpriced_calls", "subtree_unpriced_tokens",
+    "previous_unpriced_calls",  # compare's period before
+)  # fmt: skip
 # Fractions of 1 shown as percentages besides the ``*_share`` columns.
 _FRACTIONS = ("month_elapsed",)
 # A tree's columns that the line above it says once (when every span has the same value), and
