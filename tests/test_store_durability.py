@@ -381,3 +381,16 @@ def test_the_journal_rolls_over_without_losing_concurrent_lines(tmp_path, monkey
     for t in threads:
         t.join()
     assert spool.journal_summary(path).dropped_spans == 800
+
+
+def test_a_quarantine_reason_is_one_line_about_the_file(tmp_path):
+    # The reason was DuckDB's whole error, with the probe's SQL echoed ('LINE 1: INSERT INTO
+    # spans BY NAME ... ^^^') and the file's spool path, though the file moves to bad/.
+    from otel_costattr.store.ingest import unreadable
+
+    junk = tmp_path / "0000-junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    reason = unreadable(junk)
+    assert reason is not None and "\n" not in reason
+    assert "LINE" not in reason and "INSERT" not in reason and str(tmp_path) not in reason
+    assert "0000-junk.parquet" in reason

@@ -481,7 +481,14 @@ def unreadable(file: Path) -> str | None:
     except duckdb.Error as e:
         if not file.exists():
             return None  # taken by another process meanwhile
-        return " ".join(str(e).split())
+        return _reason(str(e), file)
     finally:
         probe.close()
     return None
+
+
+def _reason(message: str, file: Path) -> str:
+    """DuckDB's error as one line about the file: without the probe's SQL it echoes ('LINE 1:
+    INSERT INTO spans ... ^^^'), the file by its name (it is about to move to bad/)."""
+    message = message.split("\nLINE ", 1)[0].replace(str(file), file.name)
+    return " ".join(message.split())
