@@ -644,3 +644,33 @@ def test_a_notifier_started_again_after_a_stop_that_timed_out_delivers_everythin
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_submit_while_the_notifier_starts_again_is_never_stranded(monkeypatch):
+    # start() after stop() cleared the stop flag before swapping the queues: a submit in
+    # between put its notification in the old queue, behind the stop marker, never sent
+    # (flush never True). The window is widened here by a pause inside the swap.
+    import threading
+    import time
+
+    from otel_costattr.alerts import deliver
+
+    moved = deliver._moved
+
+    def slow(old):
+        new = moved(old)
+        time.sleep(0.05)
+        return new
+
+    monkeypatch.setattr(deliver, "_moved", slow)
+    payload = {"event": "resolved", "rule": "r", "scope": {"value": "v"}, "window": {"key": "k"}}
+    notifier = Notifier()
+    notifier.start()
+    notifier.stop(1.0)
+    starting = threading.Thread(target=notifier.start)
+    starting.start()
+    time.sleep(0.02)
+    accepted = notifier.submit(Notification(payload, []))
+    starting.join()
+    assert notifier.flush(5) and notifier.stats()["queued"] == 0, (accepted, notifier.stats())
+    notifier.stop()

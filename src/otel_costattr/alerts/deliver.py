@@ -178,10 +178,11 @@ class Notifier:
         threads had not taken yet (a stop that timed out) goes on in them."""
         with self._lock:
             if self._stopping.is_set():
-                self._stopping.clear()
-                self._queue = _moved(self._queue)
-                self._channels = {key: (_moved(q), None) for key, (q, _) in self._channels.items()}
-                self._thread = None
+                with self._idle:  # submit checks and puts under it: none lands in an old queue
+                    self._queue = _moved(self._queue)
+                    self._channels = {key: (_moved(q), None) for key, (q, _) in self._channels.items()}
+                    self._thread = None
+                    self._stopping.clear()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, args=(self._queue,), name="otel-costattr-alerts", daemon=True
@@ -195,16 +196,17 @@ class Notifier:
         """Queue ``notification``; False (and counted as dropped) when `queue_size` wait for
         the dispatcher, or the notifier stopped. Never blocks, never raises. (Each channel
         also keeps at most `queue_size` waiting: `_dispatch`.)"""
-        if self._stopping.is_set():
-            with self._lock:
-                self._counts.dropped += 1
-            return False
-        with self._idle:
-            full = self._queue.qsize() >= self._size
-            if not full:
+        with self._idle:  # `start` swaps the queues under it
+            stopped = self._stopping.is_set()
+            full = not stopped and self._queue.qsize() >= self._size
+            if not stopped and not full:
                 self._queue.put_nowait(notification)
                 self._busy += 1
                 self._inflight.update(notification.keys())
+        if stopped:
+            with self._lock:
+                self._counts.dropped += 1
+            return False
         if full:
             with self._lock:
                 self._counts.dropped += 1
@@ -229,7 +231,8 @@ class Notifier:
         (waiting for them within the same ``timeout``: a hanging receiver is left behind)."""
         deadline = time.monotonic() + timeout
         self.flush(timeout)
-        self._stopping.set()
+        with self._idle:  # a submit under way puts before the stop marker, or sees the stop
+            self._stopping.set()
         with self._lock:
             threads = [(self._queue, self._thread), *self._channels.values()]
         for q, thread in threads:
