@@ -171,17 +171,17 @@ def test_reprice_from_the_command_line(capsys, db, tmp_path):
     [
         (
             ["rollup", "per-feature", "--limit", "3"],
-            "per_feature: unknown parameter 'limit'"
+            "per-feature: unknown parameter 'limit'"
             " (valid: days, since, until, service, feature, agent, group_by, where)",
         ),
-        (["rollup", "per-feature", "--days", "abc"], "per_feature: days: expected a number, got 'abc'"),
+        (["rollup", "per-feature", "--days", "abc"], "per-feature: days: expected a number, got 'abc'"),
         (
             ["rollup", "per-feature", "--days", "2", "--since", "2026-06-01"],
-            "per_feature: give days or since, not both",
+            "per-feature: give days or since, not both",
         ),
         (
             ["rollup", "per-feature", "--since", "yesterday"],
-            "per_feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])"
+            "per-feature: since: expected an ISO date or time (YYYY-MM-DD[THH:MM[:SS]])"
             " or a time ago (7d, 12h, 2w), got 'yesterday'",
         ),
         (["trace", "f" * 32], "no spans for trace " + "f" * 32 + " in {db}"),
@@ -300,3 +300,11 @@ def test_every_bundled_query_is_in_the_readme():
         "otel-costattr trace",
     ):
         assert command in readme, command
+
+
+def test_an_error_names_the_rollup_as_it_was_typed(capsys, db):
+    # The library's names are Python's (per_feature); the command line's are per-feature.
+    code, _, err = run(capsys, "rollup", "per-feature", "--db", db, "--days", "0")
+    assert code == 1 and err.startswith("Error: per-feature: days:"), err
+    code, _, err = run(capsys, "rollup", "agent-steps", "--db", db, "--days", "0")
+    assert code == 1 and err.startswith("Error: agent-steps: days:"), err

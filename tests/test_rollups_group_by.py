@@ -194,4 +194,4 @@ def test_cli_group_by_on_per_feature(capsys, tenants):
     ]  # fmt: skip
     code = main(["rollup", "per-run", "--group-by", "user.id", "--db", str(tenants)])
     assert code == 1
-    assert capsys.readouterr().err.startswith("Error: per_run: cannot group by a key: it lists runs")
+    assert capsys.readouterr().err.startswith("Error: per-run: cannot group by a key: it lists runs")

@@ -67,10 +67,25 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except FAILURES as e:
-            raise CLIError(str(e)) from e
+            raise CLIError(_as_typed(str(e))) from e
         except BrokenPipeError:  # `otel-costattr ... | head`: the reader has what it wanted
             sys.stdout = click.utils.PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
             ctx.exit(0)
+
+
+def _as_typed(message: str) -> str:
+    """A library message naming a rollup as Python does (per_feature: ...) named as the
+    command line types it (per-feature: ...)."""
+    name, colon, rest = message.partition(":")
+    if colon and "_" in name and name in _rollup_names():
+        return name.replace("_", "-") + colon + rest
+    return message
+
+
+def _rollup_names() -> frozenset[str]:
+    from ..rollups.catalog import rollups
+
+    return frozenset(rollups())
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
