@@ -91,6 +91,8 @@ def _usage(rng: random.Random, provider: str, n: int, jump: bool) -> dict[str, A
         attrs["gen_ai.usage.cost.amount"], attrs["gen_ai.usage.cost.currency"] = 0.0125, "USD"
     elif n % 13 == 8:  # a bare figure in another currency is never taken for USD
         attrs["gen_ai.usage.cost"], attrs["gen_ai.usage.cost.currency"] = 0.0099, "EUR"
+    elif n % 13 == 9:  # someone's own estimate is no provider's charge
+        attrs["gen_ai.usage.cost"], attrs["gen_ai.usage.cost.source"] = 0.0099, "local"
     if provider == "openai" and n % 5 == 2:
         attrs["gen_ai.usage.reasoning.output_tokens"] = rng.randint(0, attrs["gen_ai.usage.output_tokens"])
     return attrs

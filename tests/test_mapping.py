@@ -230,24 +230,31 @@ _CALL_1000_100 = {**CHAT, "gen_ai.usage.cache_read.input_tokens": 0, "gen_ai.usa
         ({"gen_ai.usage.cost.amount": 0.0042, "gen_ai.usage.cost": 0.0099}, "0.0042", "priced"),
         # neither we nor the provider priced it: the bare figure stands (the processor leaves it)
         ({"gen_ai.request.model": "acme-secret", "gen_ai.response.model": "acme-secret",
-          "gen_ai.usage.cost": 7.0, "llm.cost.total": -3.0}, "7", "priced"),
-        # a bare figure in another currency is never taken for USD: ours
+          "gen_ai.usage.cost": 7.0, "llm.cost.total": -3.0}, "7", "unknown_model"),
+        # a bare figure in another currency is never taken for USD: ours, or none
         ({"gen_ai.usage.cost": 0.0099, "gen_ai.usage.cost.currency": "EUR"}, "0.003", "priced"),
+        ({"gen_ai.request.model": "acme-secret", "gen_ai.response.model": "acme-secret",
+          "gen_ai.usage.cost": 0.0099, "gen_ai.usage.cost.currency": "EUR"}, None, "unknown_model"),
+        # someone's own estimate is no provider's charge: ours
+        ({"gen_ai.usage.cost": 0.0099, "gen_ai.usage.cost.source": "local"}, "0.003", "priced"),
     ],
     ids=["proposed", "openinference", "unknown-model", "other-currency", "an-estimate", "negative",
-         "total-and-bare", "amount-and-bare", "unknown-broken-and-bare", "bare-in-euros"],
+         "total-and-bare", "amount-and-bare", "unknown-broken-and-bare", "bare-in-euros",
+         "unknown-bare-in-euros", "bare-estimate"],
 )  # fmt: skip
 def test_a_cost_the_provider_reported_wins_with_or_without_the_processor(table, extra, expected, status):
     # It was honoured only where the processor ran: the exporter (or serve, for OTLP from
     # another language) stored our own price instead, or unknown_model.
     attrs = {**_CALL_1000_100, **extra}
-    stamped = finished(attrs, priced_by=table).attributes
-    assert stamped[semconv.COST] == float(Decimal(expected))
-    span = finished(attrs)
-    row = SpanMapper(table).row(span)
-    assert (row["cost_usd"], row["cost_status"]) == (Decimal(expected), status)
-    batch = SpanMapper(table).table([span] * 70)  # enough of one shape to be compiled
-    assert set(batch.column("cost_usd").to_pylist()) == {Decimal(expected)}
+    want = None if expected is None else Decimal(expected)
+    processed = finished(attrs, priced_by=table)  # the processor ran, then the exporter
+    span = finished(attrs)  # the exporter alone (or serve, or ClickHouse's pricing)
+    for case in (processed, span):
+        row = SpanMapper(table).row(case)
+        assert (row["cost_usd"], row["cost_status"]) == (want, status), case is span
+        batch = SpanMapper(table).table([case] * 70)  # enough of one shape to be compiled
+        costs, statuses = batch.column("cost_usd").to_pylist(), batch.column("cost_status").to_pylist()
+        assert set(zip(costs, statuses, strict=True)) == {(want, status)}
 
 
 def test_reasoning_is_priced_at_its_own_rate(table):

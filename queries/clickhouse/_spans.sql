@@ -60,13 +60,14 @@ FROM (
         -- "json: unsupported value: NaN" (pcommon's float64AsString).
         _a['gen_ai.usage.cost'] AS _cost_text,
         (toFloat64OrNull(_cost_text) IS NOT NULL OR startsWith(_cost_text, 'json: unsupported value: '))
-            -- not our stamp, beside a cost a provider reported or in another currency:
-            -- priced as the DuckDB store prices it (spans/cost_columns.py, in
-            -- clickhouse/unstamped.py)
-            AND NOT (_a['costattr.status'] = ''
-                     AND (_a['gen_ai.usage.cost.amount'] != '' OR _a['llm.cost.total'] != ''
-                          OR (_a['gen_ai.usage.cost.currency'] != ''
-                              AND upper(trimBoth(_a['gen_ai.usage.cost.currency'])) != 'USD')))
+            -- in another currency, or not our stamp beside a cost a provider reported or
+            -- someone's own estimate: priced as the DuckDB store prices it
+            -- (spans/cost_columns.py, in clickhouse/unstamped.py)
+            AND NOT ((_a['gen_ai.usage.cost.currency'] != ''
+                      AND upper(trimBoth(_a['gen_ai.usage.cost.currency'])) != 'USD')
+                     OR (_a['costattr.status'] = ''
+                         AND (_a['gen_ai.usage.cost.amount'] != '' OR _a['llm.cost.total'] != ''
+                              OR _a['gen_ai.usage.cost.source'] = 'local')))
             AS _stamped,
         roundBankers(toDecimal128OrNull(_cost_text, 24), 12) AS _cost,
         _cost IS NOT NULL AND _cost >= 0 AND _cost <= 1000000 AS _plausible,

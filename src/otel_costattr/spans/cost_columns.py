@@ -89,16 +89,20 @@ def model_columns(
     if not isinstance(stamped, (int, float)) or isinstance(stamped, bool):
         return _columns(attrs, start, table, resource, None)
     currency = attrs.get(_CURRENCY)
-    foreign = currency is not None and (type(currency) is not str or currency.strip().upper() != "USD")
-    if semconv.COST_STATUS in attrs or not (foreign or _REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs):
+    if currency is not None and (type(currency) is not str or currency.strip().upper() != "USD"):
+        # In another currency: never taken for USD, whoever stamped it (ours is in USD and
+        # says so), so the call is priced as if it had none.
+        return _columns(attrs, start, table, resource, None)
+    local = attrs.get(_SOURCE) == semconv.PROPOSED_SOURCE_LOCAL
+    if semconv.COST_STATUS in attrs or not (local or _REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs):
         return _columns(attrs, start, table, resource, stamped)
-    # Not our stamp, beside a cost a provider reported or in another currency: the
-    # processor's precedence (cost.reported), where the bare figure comes last and another
-    # currency is never taken for USD; when neither we nor the provider priced the call, the
-    # processor leaves the bare figure on the span, and so it stands.
+    # Not our stamp, beside a cost a provider reported, or someone's own estimate: the
+    # processor's precedence (cost.reported), where the bare figure comes last; when neither
+    # we nor the provider priced the call, the processor leaves the bare figure on the span
+    # beside its status (unknown_model...), and so it stands, with that status.
     ours = _columns(attrs, start, table, resource, None)
     if ours[5] is None and ours[6] in _UNPRICED:
-        return _columns(attrs, start, table, resource, stamped)
+        return _columns(attrs, start, table, resource, stamped, ours[6])
     return ours
 
 
@@ -111,15 +115,17 @@ def _columns(
     table: PriceTable,
     resource: Mapping[str, Any] | None,
     stamped: float | None,
+    status_unstamped: str = _PRICED_TEXT,
 ) -> tuple[Any, ...]:
-    """`model_columns` with the stamp decided: ``stamped`` the figure taken as a stamp, or
-    None to price the call (a cost its provider reported winning)."""
+    """`model_columns` with the stamp decided: ``stamped`` the figure taken as a stamp (its
+    status the span's ``costattr.status``, else ``status_unstamped``), or None to price the
+    call (a cost its provider reported winning)."""
     model, provider, tier, counts = _read_call_fields(attrs)
     if stamped is not None:
         # A stamp that is not a believable cost says its producer is broken: it is kept
         # visible as such (the raw value stays in the attributes JSON), not silently
         # replaced by our own price; `--reprice` still prices the stored tokens.
-        status = column_text(attrs.get(semconv.COST_STATUS)) or _PRICED_TEXT
+        status = column_text(attrs.get(semconv.COST_STATUS)) or status_unstamped
         version = column_text(attrs.get(semconv.PRICING_VERSION))
         value = stamped_usd(stamped)
         tokens: Any = None
@@ -179,7 +185,7 @@ def _columns(
 
 
 _REPORTED_AMOUNT, _REPORTED_TOTAL = semconv.PROPOSED_COST_AMOUNT, "llm.cost.total"
-_CURRENCY = semconv.PROPOSED_COST_CURRENCY
+_CURRENCY, _SOURCE = semconv.PROPOSED_COST_CURRENCY, semconv.PROPOSED_COST_SOURCE
 _REPORTED_WINS = (_PRICED_TEXT, CostStatus.UNKNOWN_MODEL.value)
 
 

@@ -41,11 +41,14 @@ from ..semconv import (
     PRICING_VERSION,
     PROPOSED_COST_AMOUNT,
     PROPOSED_COST_CURRENCY,
+    PROPOSED_COST_SOURCE,
 )
 from .cost_columns import MAX_CALL_USD, quantize_usd
 
 # A cost a provider reported, which wins over ours on a call without our stamp (cost/reported.py).
-REPORTED_KEYS = frozenset((PROPOSED_COST_AMOUNT, "llm.cost.total", PROPOSED_COST_CURRENCY))
+REPORTED_KEYS = frozenset(
+    (PROPOSED_COST_AMOUNT, "llm.cost.total", PROPOSED_COST_CURRENCY, PROPOSED_COST_SOURCE)
+)
 
 # (attributes, start ns, table.cached_quote, table.quote, table.regional_entries,
 # table.version) -> the columns of `model_columns`, or None: ask it.
