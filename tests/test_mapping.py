@@ -253,8 +253,10 @@ def test_a_cost_the_provider_reported_wins_with_or_without_the_processor(table, 
         row = SpanMapper(table).row(case)
         assert (row["cost_usd"], row["cost_status"]) == (want, status), case is span
         batch = SpanMapper(table).table([case] * 70)  # enough of one shape to be compiled
-        costs, statuses = batch.column("cost_usd").to_pylist(), batch.column("cost_status").to_pylist()
-        assert set(zip(costs, statuses, strict=True)) == {(want, status)}
+        money = ("cost_usd", "cost_status", "cost_source", "priced_model")
+        assert set(zip(*(batch.column(c).to_pylist() for c in money), strict=True)) == {
+            tuple(row[c] for c in money)  # the batch as the row, to its source and model
+        }
 
 
 def test_reasoning_is_priced_at_its_own_rate(table):

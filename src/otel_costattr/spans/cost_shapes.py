@@ -135,6 +135,8 @@ def compile_columns(keys: frozenset[str]) -> ShapeColumns | None:
         ]
         if COST_STATUS in keys:  # absent, the status is 'priced'
             head.append(f"if a[{bind(COST_STATUS)}] != 'priced': return None")
+        if PROPOSED_COST_CURRENCY in keys:  # ours says exactly USD; any other: model_columns
+            head.append(f"if a[{bind(PROPOSED_COST_CURRENCY)}] != 'USD': return None")
         if PRICED_MODEL in keys:
             head += [
                 f"priced_model = a[{bind(PRICED_MODEL)}]",
