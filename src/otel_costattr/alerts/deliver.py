@@ -233,14 +233,20 @@ class Notifier:
         self.flush(timeout)
         with self._idle:  # a submit under way puts before the stop marker, or sees the stop
             self._stopping.set()
+        # The dispatcher first: until it has ended it may hand a notification to a channel,
+        # which must not have taken its stop marker before that.
         with self._lock:
-            threads = [(self._queue, self._thread), *self._channels.values()]
-        for q, thread in threads:
-            if thread is not None and thread.is_alive():
-                q.put_nowait(_STOP)
-        for _, thread in threads:
-            if thread is not None and thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
+            dispatcher = (self._queue, self._thread)
+        for group in ([dispatcher], None):
+            if group is None:
+                with self._lock:
+                    group = list(self._channels.values())
+            for q, thread in group:
+                if thread is not None and thread.is_alive():
+                    q.put_nowait(_STOP)
+            for _, thread in group:
+                if thread is not None and thread.is_alive():
+                    thread.join(max(0.0, deadline - time.monotonic()))
 
     def in_flight(self) -> set[tuple[str, str, str, str]]:
         """(rule, scope value, window key, channel) of firing notifications queued or being sent."""
