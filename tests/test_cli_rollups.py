@@ -308,3 +308,11 @@ def test_an_error_names_the_rollup_as_it_was_typed(capsys, db):
     assert code == 1 and err.startswith("Error: per-feature: days:"), err
     code, _, err = run(capsys, "rollup", "agent-steps", "--db", db, "--days", "0")
     assert code == 1 and err.startswith("Error: agent-steps: days:"), err
+
+
+def test_a_param_that_is_an_option_of_its_own_is_a_usage_error(capsys, db):
+    # --param group-by=x reached rollup() twice and raised a TypeError, a traceback
+    code, _, err = run(capsys, "rollup", "per-feature", "--db", db, "--param", "group-by=x")
+    assert code == 2 and "--param group-by: use --group-by instead" in err
+    code, _, err = run(capsys, "rollup", "per-feature", "--db", db, "--param", "days=3")
+    assert code == 2 and "--param days: use --days instead" in err

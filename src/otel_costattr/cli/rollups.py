@@ -151,6 +151,10 @@ def rollup_command(
         return Record(data={"rollups": catalogue()}, text=_catalogue_text())
     if name is None:
         raise click.UsageError("name a rollup (see 'otel-costattr rollup --list')")
+    clash = sorted(set(param) & {*options, "db", "reprice", "pricing", "where"})
+    if clash:  # e.g. --param group-by=x: an option of its own (it raised a TypeError)
+        option = clash[0].replace("_", "-")
+        raise click.UsageError(f"--param {option}: use --{option} instead")
     rows = _run(name, **options, **param)
     return _table(rows, tree=name == "trace")
 
