@@ -209,7 +209,7 @@ def test_cli(demo_db, tmp_path, capsys):
     assert main(["report", "--db", demo_db, "--days", "x", "--out", str(out)]) == 1
     assert capsys.readouterr().err == "Error: report: days: expected a number, got 'x'\n"
     assert main(["report", "--db", demo_db, "--limit", "-1", "--out", str(out)]) == 1
-    assert capsys.readouterr().err == "Error: runs_list: limit: must not be negative, got -1\n"
+    assert capsys.readouterr().err == "Error: runs-list: limit: must not be negative, got -1\n"
     bad = tmp_path / "no" / "such" / "dir.html"
     assert main(["report", "--db", demo_db, "--out", str(bad)]) == 1
     err = capsys.readouterr().err  # refused before the report is built (cli/options.py check_out)
@@ -255,15 +255,12 @@ def test_axis_labels_stay_short_at_any_scale():
 def test_a_long_name_is_shown_short_and_kept_whole_once_a_cell(tmp_path):
     # One feature id of 10,000 characters was copied into the legend, the charts' titles and
     # descriptions, waterfall bars and every table: a 1 MB id made a 75 MB report.
+    from sdk_store import gpt4o_chat, priced_store
+
     db = tmp_path / "s.duckdb"
-    provider = TracerProvider()
-    provider.add_span_processor(CostSpanProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
-    tracer = provider.get_tracer("t")
+    provider, tracer = priced_store(db)
     long_name = "checkout/" + "x" * 10_000
-    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000,
-            "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    chat = gpt4o_chat(input_tokens=1000, output_tokens=100)
     with tracer.start_as_current_span(long_name, attributes={"app.feature": long_name}):
         tracer.start_span(long_name, attributes=chat).end()
     provider.shutdown()

@@ -96,7 +96,7 @@ def test_error_texts_quote_values_cleanly(db, tmp_path):
 
 def test_absurd_lower_values_are_refused_in_one_line(db, tmp_path):
     ratio = error_line(invoke("rollup", "step-jumps", "--db", db, "--param", "min_ratio=-1"))
-    assert ratio == "step_jumps: min_ratio: must be at least 1, got -1"
+    assert ratio == "step-jumps: min_ratio: must be at least 1, got -1"
     rules = tmp_path / "alerts.toml"
     rules.write_text(
         '[[rules]]\nname = "spend"\nscope = "feature"\nmetric = "cost"\nwindow = "day"\nbudget = 1\n'

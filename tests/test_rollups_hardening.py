@@ -248,11 +248,11 @@ def test_days_reaching_before_year_one(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["rollup", "per-run", "--days", "800000"], "per_run: days: must be at most 36500, got 800000"),
+        (["rollup", "per-run", "--days", "800000"], "per-run: days: must be at most 36500, got 800000"),
         (["rollup", "stats", "--days", "3e9"], "stats: days: must be at most 36500, got 3e9"),
         (
             ["runs", "--since", "9999-12-31T23:00:00-05:00"],
-            "per_run: since: out of range once converted to UTC, got '9999-12-31T23:00:00-05:00'",
+            "per-run: since: out of range once converted to UTC, got '9999-12-31T23:00:00-05:00'",
         ),
         (
             ["rollup", "daily", "--since", "2026-06-05", "--until", "2026-06-01"],
@@ -260,7 +260,7 @@ def test_days_reaching_before_year_one(tmp_path):
         ),
         (
             ["rollup", "top-runs", "--limit", "1e30"],
-            "top_runs: limit: must be at most 2147483647, got '1e30'",
+            "top-runs: limit: must be at most 2147483647, got '1e30'",
         ),
         (
             ["rollup", "loops", "--param", "min_calls=99999999999"],

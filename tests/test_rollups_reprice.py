@@ -235,22 +235,13 @@ def test_sql_repricing_is_compute_cost(windowed_table, calls):
 def test_a_call_that_reported_no_usage_is_not_repriced_at_zero(tmp_path):
     # A stream without usage stores zero counts beside `no_usage`: repricing and what-if must
     # leave it unpriceable, not call it a call that cost $0.
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from sdk_store import gpt4o_chat, priced_store
 
-    from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
     from otel_costattr.rollups.whatif import whatif
 
     db = tmp_path / "spans.duckdb"
-    provider = TracerProvider()
-    provider.add_span_processor(CostSpanProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
-    tracer = provider.get_tracer("t")
-    chat = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "gpt-4o",
-    }
+    provider, tracer = priced_store(db)
+    chat = gpt4o_chat()
     runs = {}
     for name, usage in (
         ("silent", {}),
@@ -278,19 +269,11 @@ def test_a_call_priced_at_its_request_model_is_repriced_the_same_way(tmp_path):
     # An unknown newer snapshot of a known request model is priced at the request model's
     # price by the processor (costattr.model_source=request); --reprice with the very same
     # table left those calls without a repriced cost, dropping them from usd_repriced.
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
+    from sdk_store import gpt4o_chat, priced_store
 
     db = tmp_path / "spans.duckdb"
-    provider = TracerProvider()
-    provider.add_span_processor(CostSpanProcessor())
-    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
-    tracer = provider.get_tracer("t")
-    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000,
-            "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    provider, tracer = priced_store(db)
+    chat = gpt4o_chat(input_tokens=1000, output_tokens=100)
     for response in ("gpt-4o-2099-01-01", "gpt-4o-2099-01-01", "gpt-4o-2024-08-06"):
         with tracer.start_as_current_span("run", attributes={"app.feature": "f"}):
             tracer.start_span("chat", attributes={**chat, "gen_ai.response.model": response}).end()

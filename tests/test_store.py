@@ -369,6 +369,19 @@ def test_threads_opening_a_new_file_at_once_migrate_it_once(tmp_path):
         con.close()
 
 
+def _count_opens(monkeypatch) -> list:
+    """The arguments of each `store._open` from now on (the store opened afresh or not)."""
+    opened: list = []
+    open_ = store._open
+
+    def counted(*args, **kwargs):
+        opened.append(args)
+        return open_(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_open", counted)
+    return opened
+
+
 def _migrated(path):
     """(the migrations a new store at ``path`` records, its memory_limit after connect)."""
     con = store.connect(path)
@@ -422,14 +435,7 @@ def test_a_bound_that_cannot_be_lifted_opens_the_store_afresh(tmp_path, monkeypa
 
     monkeypatch.setattr(store, "_apply", failing)
     monkeypatch.setattr(store, "_restore", stuck)
-    opened = []
-    open_ = store._open
-
-    def counted(*args, **kwargs):
-        opened.append(args)
-        return open_(*args, **kwargs)
-
-    monkeypatch.setattr(store, "_open", counted)
+    opened = _count_opens(monkeypatch)
     applied, limit = _migrated(tmp_path / "s.duckdb")
     assert applied == {m.name for m in store.MIGRATIONS}
     assert failed and len(opened) == 2
@@ -441,14 +447,7 @@ def test_a_migration_whose_commit_invalidates_the_database_runs_again_on_a_new_o
     # instance ("database has been invalidated because of a previous fatal error"): connect
     # opens it afresh and migrates without the bound, instead of failing at every open.
     monkeypatch.setattr(store, "_MIGRATION_MEMORY", 700 * 1024)
-    opened = []
-    open_ = store._open
-
-    def counted(*args, **kwargs):
-        opened.append(args)
-        return open_(*args, **kwargs)
-
-    monkeypatch.setattr(store, "_open", counted)
+    opened = _count_opens(monkeypatch)
     applied, limit = _migrated(tmp_path / "s.duckdb")
     assert applied == {m.name for m in store.MIGRATIONS}
     assert len(opened) == 2  # opened again after the invalidation

@@ -1,0 +1,31 @@
+"""Shared by tests (no tests here): a real TracerProvider with the cost processor exporting
+into a real DuckDB file, and a gpt-4o chat call's attributes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
+
+
+def priced_store(db: Path) -> tuple[TracerProvider, Any]:
+    """(provider, tracer): the processor prices, the exporter writes ``db`` (shut the
+    provider down to have every span in the file)."""
+    provider = TracerProvider()
+    provider.add_span_processor(CostSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
+    return provider, provider.get_tracer("t")
+
+
+def gpt4o_chat(**usage: int) -> dict[str, Any]:
+    """A gpt-4o chat call's attributes with ``usage`` (gen_ai.usage.<name>)."""
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        **{f"gen_ai.usage.{k}": v for k, v in usage.items()},
+    }
