@@ -136,18 +136,17 @@ _hanging_lock = threading.Lock()
 
 
 class _Pending:
-    """One notification on its way to its channels: the outcomes so far."""
+    """One notification on its way to its channels: how many have yet to answer (each
+    outcome is recorded as it comes, `Notifier._done`)."""
 
     def __init__(self, note: Notification) -> None:
         self.note = note
         self.left = len(note.channels)
-        self.outcomes: list[Delivery] = []
         self.lock = threading.Lock()
 
     def add(self, outcome: Delivery) -> bool:
-        """Keep ``outcome``; True once every channel has answered."""
+        """One channel answered (``outcome``); True once every channel has."""
         with self.lock:
-            self.outcomes.append(outcome)
             self.left -= 1
             return self.left == 0
 
