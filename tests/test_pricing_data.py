@@ -32,6 +32,9 @@ PINNED_DIGESTS = {
     "2026.12.02.3": "sha256:09632adc667ee8ccb5f1cd5ef1689824a3f58a23c68c29318bc80bfded62a291",
     # + Claude Sonnet 4.5's >200k tier on Bedrock (LiteLLM 1.110.2): issue 17
     "2026.12.02.4": "sha256:c70d60625de1bb41887c2e5eb8bbe291056d68c39635af872baf2cb592bd261b",
+    # + o3's cached rate before its 2025-06-10 cut; Gemini 1.5 Flash and Pro before their
+    # 2024 cuts, and Pro's cached rate (a pricing review, 2026-12-05)
+    "2026.12.05": "sha256:fa3d6329f4b130aac852b1a2238169cb50dcfc43ca5f78519dc3e9c85a268d93",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -161,8 +164,20 @@ LIST_PRICES = [
     ("claude-3-opus-20240229", None, NOW, (D("15"), D("75"), D("1.5"), D("18.75"), D("30"))),
     ("claude-sonnet-4-6", None, NOW, (D("3"), D("15"), D("0.3"), D("3.75"), D("6"))),
     ("claude-haiku-4-5", None, NOW, (D("1"), D("5"), D("0.1"), D("1.25"), D("2"))),
-    ("gemini-1.5-pro", None, NOW, (D("1.25"), D("5"), None, None, None)),
+    ("gemini-1.5-pro", None, NOW, (D("1.25"), D("5"), D("0.3125"), None, None)),
     ("gemini-1.5-flash", None, NOW, (D("0.075"), D("0.3"), D("0.01875"), None, None)),
+    # Prices before a cut: a call is priced as it was billed that day.
+    ("gemini-1.5-pro", None, dt.datetime(2024, 9, 30, 23, 59, tzinfo=dt.timezone.utc),
+     (D("3.5"), D("10.5"), D("0.875"), None, None)),
+    ("gemini-1.5-pro-002", None, dt.datetime(2024, 10, 1, tzinfo=dt.timezone.utc),
+     (D("1.25"), D("5"), D("0.3125"), None, None)),
+    ("gemini-1.5-flash-001", None, dt.datetime(2024, 8, 11, 23, 59, tzinfo=dt.timezone.utc),
+     (D("0.35"), D("1.05"), D("0.0875"), None, None)),
+    ("gemini-1.5-flash", None, dt.datetime(2024, 8, 12, tzinfo=dt.timezone.utc),
+     (D("0.075"), D("0.3"), D("0.01875"), None, None)),
+    ("o3-2025-04-16", None, dt.datetime(2025, 6, 9, 23, 59, tzinfo=dt.timezone.utc),
+     (D("10"), D("40"), D("2.5"), None, None)),
+    ("o3", None, dt.datetime(2025, 6, 10, tzinfo=dt.timezone.utc), (D("2"), D("8"), D("0.5"), None, None)),
     ("mistral-large-latest", "mistral_ai", NOW, (D("0.5"), D("1.5"), D("0.05"), None, None)),
     ("mistral-large-2411", "mistral_ai", NOW, (D("2"), D("6"), None, None, None)),
     ("meta.llama3-1-70b-instruct-v1:0", "aws.bedrock", NOW, (D("0.72"), D("0.72"), None, None, None)),
@@ -204,7 +219,11 @@ def test_long_context_tiers(table):
     """Above the threshold every token of the request pays the tier rate."""
     pro = table.resolve("gemini-1.5-pro").price_at(NOW).standard
     assert [(t.above, _rates(t.rates)) for t in pro.tiers] == [
-        (128000, (D("2.5"), D("10"), None, None, None))
+        (128000, (D("2.5"), D("10"), D("0.625"), None, None))
+    ]
+    before_cut = table.resolve("gemini-1.5-pro").price_at(dt.datetime(2024, 9, 1, tzinfo=dt.timezone.utc))
+    assert [(t.above, _rates(t.rates)) for t in before_cut.standard.tiers] == [
+        (128000, (D("7"), D("21"), D("1.75"), None, None))
     ]
     flash = table.resolve("gemini-1.5-flash").price_at(NOW).standard
     assert [(t.above, _rates(t.rates)) for t in flash.tiers] == [
@@ -345,7 +364,7 @@ def test_every_model_has_source_and_retrieved(table):
     for entry in table.models():
         assert entry.source and entry.source.startswith("https://"), entry.id
         assert isinstance(entry.retrieved, dt.date), entry.id
-        assert entry.retrieved <= dt.date(2026, 12, 2), entry.id
+        assert entry.retrieved <= dt.date(2026, 12, 5), entry.id
         assert entry.periods, entry.id
 
 
