@@ -540,11 +540,21 @@ def test_pairs_are_never_split_by_forgetting_old_ids(deduping, monkeypatch):
     assert len(deduping.processor._first_spans._current) <= 5
 
 
-def test_duplicates_are_priced_unless_asked(pipeline):
+def test_one_response_id_in_two_traces_is_two_calls(pipeline):
     call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
-    for _ in range(2):
+    for _ in range(2):  # two root spans: two traces
         pipeline.tracer.start_span("chat", attributes=call).end()
     assert [s.attributes[COST_STATUS] for s in pipeline.spans()] == ["priced", "priced"]
+
+
+def test_duplicates_are_looked_for_by_default(pipeline):
+    """Two instrumentations of one call in one trace (Traceloop.init() with OpenLLMetry's
+    openai-agents and openai instrumentations): priced once without asking."""
+    call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
+    with pipeline.tracer.start_as_current_span("run"):
+        for _ in range(2):
+            pipeline.tracer.start_span("chat", attributes=call).end()
+    assert [s.attributes[COST_STATUS] for s in pipeline.spans("chat")] == ["priced", "duplicate"]
 
 
 @pytest.mark.parametrize("rid", ["", 7, ("msg",)])

@@ -4,6 +4,7 @@ seen before."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
@@ -81,12 +82,12 @@ def test_stamp_functions_agree_with_the_general_hook(table, attrs, ns, in_agent)
         event("priced by the compiled function")
 
 
-def traced(table, limits: SpanLimits | None = None):
-    """A provider with our processor and an in-memory exporter after it: (processor, exporter,
-    tracer)."""
+def traced(table, limits: SpanLimits | None = None, **options):
+    """A provider with our processor (``options``) and an in-memory exporter after it:
+    (processor, exporter, tracer)."""
     provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False, span_limits=limits)
     exporter = InMemorySpanExporter()
-    processor = CostSpanProcessor(table)
+    processor = CostSpanProcessor(table, **options)
     provider.add_span_processor(processor)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return processor, exporter, provider.get_tracer("t")
@@ -132,8 +133,34 @@ def test_shapes_and_stamp_functions_are_bounded(table, monkeypatch):
 
 
 def test_no_stamp_functions_where_every_span_needs_the_general_hook(table):
-    assert CostSpanProcessor(table, dedupe_response_ids=True)._shapes is None
     assert CostSpanProcessor(table, proposed_cost_attributes=True)._shapes is None
+    assert CostSpanProcessor(table)._shapes is not None  # the duplicate check has its own
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_a_stamp_function_prices_a_response_id_once_a_trace(table, dedupe):
+    """Two instrumentations of one API call (one response id) in a trace, a shape seen
+    before: the later span is a duplicate, through the shape's stamp function too; another
+    trace's call with the same id is a call of its own."""
+    processor, exporter, tracer = traced(table, dedupe_response_ids=dedupe)
+    call = {**CHAT, semconv.RESPONSE_ID: "msg_1"}
+    with tracer.start_as_current_span("warm", attributes={**call, semconv.RESPONSE_ID: "msg_0"}):
+        pass  # the shape is learnt: the spans below take its stamp function
+    assert processor._shapes
+    with (
+        tracer.start_as_current_span("run"),
+        tracer.start_as_current_span("framework call", attributes=call),
+        tracer.start_as_current_span("sdk call", attributes=call),
+    ):
+        pass
+    with tracer.start_as_current_span("other run"), tracer.start_as_current_span("sdk call", attributes=call):
+        pass
+    statuses = [s.attributes.get(semconv.COST_STATUS) for s in exporter.get_finished_spans()]
+    statuses = [s for s in statuses if s]
+    expected = ["priced", "priced", "duplicate", "priced"] if dedupe else ["priced"] * 4
+    assert statuses == expected
+    costs = [s.attributes.get(semconv.COST) for s in exporter.get_finished_spans()]
+    assert sum(c is not None for c in costs) == expected.count("priced")
 
 
 def test_after_shutdown_a_seen_shape_is_not_stamped(table):

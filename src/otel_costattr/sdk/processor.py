@@ -156,10 +156,10 @@ class CostSpanProcessor(SpanProcessor):
     ``identity_keys``: the attributes a span inherits from its ancestors and from Baggage.
     ``use_baggage``: also copy those keys from W3C Baggage (identity across processes).
     ``dedupe_response_ids``: price an API call once when two spans of a trace report its
-    ``gen_ai.response.id`` (two instrumentations of one call, e.g. OpenLLMetry with the
-    anthropic SDK's own tracing): the later ones get ``costattr.status=duplicate`` and no
-    cost. Off by default: it costs about 1 us per model call, for a setup better fixed by
-    turning one instrumentation off.
+    ``gen_ai.response.id`` (two instrumentations of one call: OpenLLMetry with the anthropic
+    SDK's own tracing, or with its openai-agents instrumentation beside its openai one, as
+    ``Traceloop.init()`` sets up): the later ones get ``costattr.status=duplicate`` and no
+    cost. On by default (False: every span priced, as before 2026-12-05).
     ``proposed_cost_attributes``: also write ``gen_ai.usage.cost.amount`` / ``.currency`` /
     ``.source`` (semantic-conventions-genai PR 443); None reads
     ``OTEL_COSTATTR_PROPOSED_COST_ATTRIBUTES``.
@@ -171,7 +171,7 @@ class CostSpanProcessor(SpanProcessor):
         *,
         identity_keys: Iterable[str] = IDENTITY_KEYS,
         use_baggage: bool = True,
-        dedupe_response_ids: bool = False,
+        dedupe_response_ids: bool = True,
         proposed_cost_attributes: bool | None = None,
     ) -> None:
         if pricing is not None and not isinstance(pricing, PriceTable):
@@ -207,9 +207,9 @@ class CostSpanProcessor(SpanProcessor):
         self._shutdown = False
         # Stamp functions by shape (sdk/stamps.py): the seam's table, the span's keys in order
         # -> function, and by the keys that decide one, so spans whose other keys vary share
-        # it. Deduplication and the proposed attributes keep every span on the general hook.
+        # it. The proposed attributes keep every span on the general hook.
         self._stamps: dict[frozenset[str], Any] = {}
-        shapes = None if self._dedupe or self._proposed else {}
+        shapes = None if self._proposed else {}
         _check_seam()
         # Without stamp functions the hook calls _stamp itself: no learning, no call between.
         before_end = self._stamp if shapes is None else self._before_end
@@ -360,6 +360,7 @@ class CostSpanProcessor(SpanProcessor):
                     regional=self._regional,
                     count_priced=self._count_priced,
                     internal_error=self._internal_error,
+                    claim=self._first_spans.claim if self._dedupe else None,
                 )
                 remember(self._stamps, keys, stamp, _SHAPES_KEPT)
             shapes = self._shapes
@@ -391,7 +392,7 @@ class CostSpanProcessor(SpanProcessor):
             # else: _settled_stamp.
             if (
                 type(found) is tuple
-                and not self._dedupe
+                and (not self._dedupe or RESPONSE_ID not in attrs)
                 and id(found[0]) not in self._regional
                 and _REPORTED_1 not in attrs
                 and _REPORTED_2 not in attrs

@@ -1,9 +1,10 @@
 """Stamp functions compiled per attribute shape: a model-call span to what is stamped on it.
 
 The processor's common case (a well-formed call, priced from the table, no regional price,
-no cost the provider reported, no duplicate to look for, no proposed attributes) ran as three
-Python calls and a dozen tests of keys per span: the processor's end hook, the shape's
-compiled pricer found through `cost.compiled.price_attributes`, and back. For a given shape
+no cost the provider reported, not a duplicate of a call another span priced, no proposed
+attributes) ran as three Python calls and a dozen tests of keys per span: the processor's
+end hook, the shape's compiled pricer found through `cost.compiled.price_attributes`, and
+back. For a given shape
 the keys tested are known when the function is compiled, so here the pricer's own body
 (`cost.compiled.pricer_parts`, the same generated lines) ends in the processor's stamp, and
 every test of a key the shape lacks is folded away. Anything else hands the span, unchanged,
@@ -21,7 +22,7 @@ from typing import Any
 
 from ..cost.compiled import build, pricer_parts
 from ..cost.reported import REPORTED_COST_KEYS
-from ..semconv import AGENT_STEP, CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION
+from ..semconv import AGENT_STEP, CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION, RESPONSE_ID
 
 Stamp = Callable[[Any, dict[str, Any], int], "dict[str, Any] | None"]
 # The most attributes a stamp function adds itself (`seam.EndHook`'s room): cost, status,
@@ -29,7 +30,7 @@ Stamp = Callable[[Any, dict[str, Any], int], "dict[str, Any] | None"]
 ROOM = 5
 REPORTED_KEYS = frozenset(REPORTED_COST_KEYS)
 # The keys that decide a span's stamp function: the call's own, and ours already there.
-STAMP_KEYS = CALL_KEYS | REPORTED_KEYS | {COST_STATUS, AGENT_STEP}
+STAMP_KEYS = CALL_KEYS | REPORTED_KEYS | {COST_STATUS, AGENT_STEP, RESPONSE_ID}
 
 
 def _stamped_already(span: object, attrs: object, ns: object) -> None:
@@ -47,13 +48,16 @@ def compile_stamp(
     regional: object,
     count_priced: Callable[[], object],
     internal_error: Callable[[str], None],
+    claim: Callable[[str, Any], bool] | None = None,
 ) -> Stamp:
     """The stamp function for spans holding exactly these of `STAMP_KEYS` (a shape with a
     cost status: none; one the compiled pricer does not take: ``slow`` itself).
     ``slow(span, attrs, start_ns)`` is the processor's general end hook, ``cached_quote``
     and ``quote`` the table's (see `cost.compiled.price_attributes`), ``regional`` the ids
     of entries some region prices otherwise. The step counter of the span's agent is read
-    from the seam's `seam.MARKER`."""
+    from the seam's `seam.MARKER`. ``claim(response_id, span_context)``: the processor's
+    duplicate check (None: off), False when another span of the trace priced that response
+    id first; such a span goes to ``slow``, which stamps it a duplicate."""
     if COST_STATUS in keys:
         return _stamped_already
     if not keys.isdisjoint(REPORTED_KEYS):
@@ -87,6 +91,13 @@ def compile_stamp(
         "ints = hit[4]",
         f"usd = ({total}) / hit[6]",
     ]
+    if claim is not None and RESPONSE_ID in keys:  # priced: this span claims its response id
+        names.update(CLAIM=claim, RID=RESPONSE_ID)
+        body += [
+            "rid = a[RID]",
+            "if type(rid) is str and rid and not CLAIM(rid, span.get_span_context()):",
+            "    return SLOW(span, a, ns)",
+        ]
     lines = ["try:", *("    " + line.replace("\n", "\n    ") for line in body)]
     # Values that are unhashable or change meanwhile: the general hook copes, as it does
     # when price_attributes raises.
