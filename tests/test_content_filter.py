@@ -167,6 +167,7 @@ SPAN_CONTENT = {
         "gcp.vertex.agent.llm_response",
         "gcp.vertex.agent.tool_call_args",
     ],
+    "anthropic-sdk": ["anthropic.tool_result.content"],  # its tool runner's spans
     "exception-as-attributes": ["exception.message", "exception.stacktrace"],
     "hand-written": ["completion", "messages"],  # beside "prompt", which pydantic-ai writes
 }

@@ -63,6 +63,10 @@ CONTENT_NAMESPACES = (
     "logfire.",
     "pydantic_ai.",
     "gcp.vertex.agent.",  # Google ADK
+    # The anthropic SDK's own tracing puts messages under gen_ai.*, and a tool's result (its
+    # tool runner, content_mode="content") under these; its usage and ids stay.
+    "anthropic.tool_result.",
+    "anthropic.tool_use.",
     # OpenLLMetry's vector-database instrumentations: retrieved documents are RAG context.
     "db.query.result",
     "db.chromadb.",
