@@ -1,4 +1,4 @@
--- @about Calls whose input tokens jump over the previous call of the run (a stuffed document, an untruncated tool result), with the tool that ran in between.
+-- @about Calls whose input tokens jump over the same agent's previous call in the run (a stuffed document, an untruncated tool result), with the tool that ran in between.
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
@@ -15,7 +15,11 @@ WITH ordered AS (
         lag(step) OVER run AS prev_step,
         lag(start_time) OVER run AS prev_start
     FROM costattr_calls($since, $until, $service, $feature, $agent)
-    WINDOW run AS (PARTITION BY {{group}}trace_id ORDER BY start_time, span_id)
+    -- A call without usage (a refused request, a stream without its counts) read no known
+    -- input: never the previous call. And a sub-agent's calls carry its own context, not
+    -- the calling agent's: each agent is compared with itself.
+    WHERE coalesce(cost_status, '') NOT IN ('no_usage', 'invalid_usage', 'duplicate')
+    WINDOW run AS (PARTITION BY {{group}}trace_id, agent_name ORDER BY start_time, span_id)
 ),
 jumps AS MATERIALIZED (
     SELECT *

@@ -1,0 +1,45 @@
+"""step-jumps compares a call with the same agent's previous call that read a known input:
+never with a refused call (no usage, stored with 0 tokens) nor with a sub-agent's calls."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.trace import Status, StatusCode
+from sdk_store import gpt4o_chat, priced_store
+
+from otel_costattr import rollup
+
+AGENT_A = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "A"}
+AGENT_B = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "B"}
+
+
+def _call(tracer, tokens: int | None, agent: str) -> None:
+    attrs = gpt4o_chat() if tokens is None else gpt4o_chat(input_tokens=tokens, output_tokens=10)
+    with tracer.start_as_current_span("chat", attributes={**attrs, "gen_ai.agent.name": agent}) as span:
+        if tokens is None:  # a 429: no usage
+            span.set_status(Status(StatusCode.ERROR, "rate limited"))
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "jumps.duckdb"
+    provider, tracer = priced_store(path)
+    with tracer.start_as_current_span("retry run", attributes=AGENT_A):
+        _call(tracer, 50_000, "A")
+        _call(tracer, None, "A")  # refused
+        _call(tracer, 50_000, "A")  # the retry: no jump
+    with tracer.start_as_current_span("handoff run", attributes=AGENT_A):
+        _call(tracer, 30_000, "A")
+        with tracer.start_as_current_span("sub-agent", attributes=AGENT_B):
+            _call(tracer, 2_000, "B")
+        _call(tracer, 32_000, "A")  # A's context grew by 2k: no jump
+    with tracer.start_as_current_span("stuffed run", attributes=AGENT_A):
+        _call(tracer, 2_000, "A")
+        _call(tracer, 60_000, "A")  # the one jump
+    provider.shutdown()
+    return path
+
+
+def test_only_a_real_jump_is_reported(db):
+    rows = rollup("step_jumps", db=str(db))
+    assert [(r["agent"], r["prev_input_tokens"], r["input_tokens"]) for r in rows] == [("A", 2_000, 60_000)]
