@@ -42,7 +42,9 @@ from ..cost.reported import REPORTED_COST_KEYS, provider_cost, reported_usd
 from ..pricing.regions import region_of
 from ..pricing.table import PriceTable, default_pricing
 from ..semconv import (
+    AGENT_NAME,
     AGENT_STEP,
+    AGENT_VERSION,
     COST,
     COST_SOURCE,
     COST_SOURCE_PROVIDER,
@@ -296,8 +298,8 @@ class CostSpanProcessor(SpanProcessor):
         own = seam.attributes_of(span)
         found: dict[str, Any] = {}
         for key in self._identity:
-            if key in own:
-                continue
+            if key in own or (key == AGENT_VERSION and AGENT_NAME in own):
+                continue  # an agent of its own: its version is its own, or none
             value = pattrs.get(key)
             if value is None:
                 value = bag.get(key)

@@ -1,0 +1,32 @@
+"""An agent's version belongs to its name: a sub-agent without a version of its own does not
+take its caller's, on the processor's path as on the SQL walk (a service without it)."""
+
+from __future__ import annotations
+
+from sdk_store import gpt4o_chat, priced_store
+
+from otel_costattr import rollup
+
+CALLER = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "A", "gen_ai.agent.version": "1.0"}
+SUB = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "B"}
+
+
+def test_a_sub_agent_does_not_take_its_callers_version(tmp_path):
+    db = tmp_path / "agents.duckdb"
+    provider, tracer = priced_store(db)
+    with tracer.start_as_current_span("A", attributes=CALLER):
+        with tracer.start_as_current_span(
+            "chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)
+        ):
+            pass
+        with (
+            tracer.start_as_current_span("B", attributes=SUB),
+            tracer.start_as_current_span("chat", attributes=gpt4o_chat(input_tokens=2000, output_tokens=100)),
+        ):
+            pass
+    provider.shutdown()
+    rows = rollup("per_agent", db=str(db))
+    assert sorted((r["agent"], r["agent_version"], r["calls"]) for r in rows) == [
+        ("A", "1.0", 1),
+        ("B", None, 1),
+    ]
