@@ -24,6 +24,7 @@ import datetime as dt
 import functools
 import io
 import json
+import math
 import os
 import shutil
 import sys
@@ -199,6 +200,8 @@ def plain(value: Any) -> Any:
         return iso(value)
     if isinstance(value, (list, dict)):
         return json.dumps(value, default=plain)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # an empty cell, as for null
     return value
 
 
@@ -208,7 +211,9 @@ def json_object(row: Mapping[str, Any], money: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
         if isinstance(value, Decimal):
-            out[key] = float(value)
+            out[key] = _finite(float(value))
+        elif isinstance(value, float):
+            out[key] = _finite(value)
         elif isinstance(value, dt.date):
             out[key] = iso(value)
         else:
@@ -216,6 +221,12 @@ def json_object(row: Mapping[str, Any], money: set[str]) -> dict[str, Any]:
         if key in money:
             out[key + EXACT_SUFFIX] = exact(value) if isinstance(value, Decimal) else value
     return out
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or Infinity (a share of $0, a jump from 0 tokens): null, as the HTTP
+    API writes them, so strict parsers (jq, json.loads(parse_constant=...)) read the output."""
+    return value if math.isfinite(value) else None
 
 
 def flat(result: Table | Record) -> tuple[list[str], list[Mapping[str, Any]]]:
