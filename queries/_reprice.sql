@@ -18,7 +18,8 @@ WITH counts AS (
                                  lambda t: t IS NOT NULL)[1]), '') AS tier,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
         CASE WHEN cache_write_tokens > 0
-             THEN coalesce(TRY_CAST(json_extract_string(attributes, $write_1h_path) AS BIGINT), 0)
+             THEN coalesce(TRY_CAST(list_filter(json_extract_string(attributes, $write_1h_paths),
+                                                lambda t: t IS NOT NULL)[1] AS BIGINT), 0)
              ELSE 0 END AS cache_write_1h_tokens
     FROM costattr_calls($since, $until, $service, $feature, $agent, p_trace := $trace_id)
     WHERE input_tokens IS NOT NULL

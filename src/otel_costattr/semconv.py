@@ -79,7 +79,10 @@ CACHE_WRITE_KEYS = (
 # input_tokens is the uncached remainder: their input is exclusive of the cache counts.
 ANTHROPIC_CACHE_READ = "gen_ai.usage.cache_read_input_tokens"
 ANTHROPIC_CACHE_WRITE = "gen_ai.usage.cache_creation_input_tokens"
-CACHE_WRITE_1H_KEYS = ("gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",)
+CACHE_WRITE_1H_KEYS = (
+    "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
+    "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",  # the anthropic SDK's own spans
+)
 REASONING_KEYS = (
     "gen_ai.usage.reasoning.output_tokens",
     "gen_ai.usage.reasoning_tokens",

@@ -350,7 +350,7 @@ def _reprice(
             {
                 **window,
                 "tier_paths": [f'$."{k}"' for k in SERVICE_TIER_KEYS],
-                "write_1h_path": f'$."{CACHE_WRITE_1H_KEYS[0]}"',
+                "write_1h_paths": [f'$."{k}"' for k in CACHE_WRITE_1H_KEYS],
             },
         )
     except duckdb.Error as e:
