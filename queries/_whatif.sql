@@ -34,19 +34,24 @@ per_run AS (
     FROM marked
     GROUP BY feature, trace_id
 ),
+-- A run whose calls serve two features (a sub-agent on another one) counts once in the
+-- total and is one run row (its feature when it has one only), and once in each feature.
 levels AS (
     SELECT
         CASE WHEN grouping(feature, trace_id) = 3 THEN 'total'
              WHEN grouping(feature, trace_id) = 1 THEN 'feature' ELSE 'run' END AS level,
-        feature, trace_id,
-        count(*) AS runs,
+        CASE WHEN grouping(feature) = 0 THEN feature
+             WHEN grouping(trace_id) = 0 AND count(feature) = count(*) AND count(DISTINCT feature) = 1
+             THEN min(feature) END AS feature,
+        trace_id,
+        count(DISTINCT trace_id) AS runs,
         sum(calls) AS calls, sum(selected_calls) AS selected_calls,
         sum(unpriceable_calls) AS unpriceable_calls,
         sum(unpriced_calls) AS unpriced_calls,
         sum(actual_usd) AS actual_usd,
         CAST(sum(whatif_usd) AS DECIMAL(38, 12)) AS whatif_usd
     FROM per_run
-    GROUP BY GROUPING SETS ((), (feature), (feature, trace_id))
+    GROUP BY GROUPING SETS ((), (feature), (trace_id))
 ),
 changed AS (
     SELECT
