@@ -423,6 +423,12 @@ def test_bad_arguments_are_refused(tmp_path, table):
         DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, ingest_interval=0)
     with pytest.raises(ValueError):
         DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, max_buffered_spans=-1)
+    # A wrong type is refused at construction, not found at the first export (where a
+    # pricing of "x" dropped every span it had to price, and "1" bytes raised TypeError).
+    with pytest.raises(ValueError, match="pricing must be a PriceTable"):
+        DuckDBSpanExporter(tmp_path / "x.duckdb", pricing="x")
+    with pytest.raises(ValueError, match="max_spool_bytes must be a number"):
+        DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, max_spool_bytes="1")
 
 
 @pytest.mark.parametrize("start", [2**80, 2**63 * 1000, -(2**63) * 1000 - 1, 1.5e18])

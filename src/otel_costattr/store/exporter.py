@@ -94,6 +94,17 @@ class DuckDBSpanExporter(SpanExporter):
         max_buffered_spans: int = 65_536,
         fsync: bool = True,
     ) -> None:
+        if pricing is not None and not isinstance(pricing, PriceTable):
+            raise ValueError(f"pricing must be a PriceTable (see load_pricing()), got {pricing!r}")
+        numbers = {
+            "ingest_interval": ingest_interval,
+            "lock_timeout": lock_timeout,
+            "max_spool_bytes": max_spool_bytes,
+            "max_buffered_spans": max_buffered_spans,
+        }
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {value!r}")
         if ingest_interval <= 0 or lock_timeout < 0:
             raise ValueError("ingest_interval must be > 0 and lock_timeout >= 0")
         if max_spool_bytes < 0 or max_buffered_spans < 0:
