@@ -1,5 +1,5 @@
 -- @about One run as a tree, depth first: each span with its own cost and its subtree's cost, unpriced calls and their tokens.
--- @param trace_id VARCHAR        the run's trace id (32 hex digits)
+-- @param trace_id VARCHAR        the run's trace id (32 hex digits, or a prefix of 4 or more that only it starts with)
 -- @nogroup it shows one run's tree, every span of it: per value of a key, ask per-group --group-by KEY or any other rollup
 --
 -- Every stored span of the trace appears exactly once, whatever its parent links say, and the

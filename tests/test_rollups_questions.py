@@ -174,6 +174,15 @@ def test_a_trace_id_prefix(db):
         find_trace(db, "abc")
 
 
+def test_the_trace_rollup_takes_a_prefix_as_the_trace_command_does(db):
+    assert rollup("trace", db=db, trace_id="ABCD") == rollup("trace", db=db, trace_id=trace_id(LONE))
+    assert rollup("trace", db=db, trace_id="abcd")  # not silently empty
+    with pytest.raises(RollupError, match="^no trace id starts with ffff$"):
+        rollup("trace", db=db, trace_id="ffff")
+    with pytest.raises(RollupParamError, match="trace: trace_id: not a trace id"):
+        rollup("trace", db=db, trace_id="not-hex")
+
+
 # --- honest totals in run-level and tree-level answers (the shared workload) ----------------
 
 

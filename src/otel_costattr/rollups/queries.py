@@ -400,6 +400,8 @@ def rollup(
     q = query(name)
     group_by = params.pop("group_by", None) if q.groups else None
     values = bind(q, params, now=now, also=("where",))
+    if q.name == "trace" and isinstance(values.get("trace_id"), str):
+        values["trace_id"] = _whole_trace_id(db, values["trace_id"])
     if group_by is not None:
         group_by = values["group_by"] = check_key(q.name, "group_by", group_by)
     filters = where_pairs(q.name, where)
@@ -418,6 +420,19 @@ def rollup(
     table = _pricing(reprice) if reprice is not None else None
     with _connection(db) as con:
         return _answer(con, q, values, table, filters=filters, group_by=group_by, arrow=arrow)
+
+
+def _whole_trace_id(db: Database, given: str) -> str:
+    """The ``trace`` rollup's id: 32 hex digits as given, else the one stored id the prefix
+    starts (as the ``trace`` command and the API take it); `RollupParamError` for what is not
+    hex, `RollupError` when no stored id or several start so."""
+    from .explain import find_trace, trace_prefix  # explain imports this module
+
+    try:
+        text = trace_prefix(given)
+    except RollupError as e:
+        raise RollupParamError(f"trace: trace_id: {e}") from e
+    return text if len(text) == 32 else find_trace(db, text)
 
 
 def _answer(
