@@ -337,6 +337,20 @@ def test_unknown_rollup_lists_the_valid_names():
     assert query("per-feature") is query("per_feature")
 
 
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ({"name": None}, UnknownRollup, "a rollup is named by text"),
+        ({"name": "overview", "where": 5}, RollupParamError, "overview: where: expects a mapping"),
+        ({"name": "overview", "reprice": True}, RollupParamError, "reprice: expects a PriceTable"),
+    ],
+)
+def test_arguments_of_the_wrong_type_raise_the_documented_errors(db, args, error, message):
+    name = args.pop("name")
+    with pytest.raises(error, match=message):
+        rollup(name, db=db, **args)
+
+
 def test_unknown_parameter_lists_the_valid_ones(db):
     with pytest.raises(RollupParamError) as e:
         rollup("top_runs", db=db, limt=5)

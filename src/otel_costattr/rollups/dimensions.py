@@ -65,6 +65,8 @@ def where_pairs(qname: str, where: Any) -> list[tuple[str, list[str]]]:
     match."""
     if where is None:
         return []
+    if not isinstance(where, (Mapping, str, Iterable)):
+        raise RollupParamError(f"{qname}: where: expects a mapping or KEY=VALUE texts, got {where!r}")
     items: Iterable[Any] = where.items() if isinstance(where, Mapping) else where
     if isinstance(where, str):
         items = [where]

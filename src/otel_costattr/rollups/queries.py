@@ -34,7 +34,7 @@ from .dimensions import (
     render_group,
     where_pairs,
 )
-from .errors import RollupError, RollupParamError, first_line
+from .errors import RollupError, RollupParamError, UnknownRollup, first_line
 from .facts import FAST, fast_query, one_state
 from .params import WINDOW_PARAMS, bind
 
@@ -225,10 +225,14 @@ def _error(e: duckdb.Error) -> RollupError:
 
 
 def _pricing(reprice: Reprice) -> PriceTable:
+    """``reprice`` as a table: a `PriceTable`, or user price files over the bundled table
+    (`PricingError` when one does not load); `RollupParamError` for anything else."""
     if isinstance(reprice, PriceTable):
         return reprice
     if isinstance(reprice, (str, os.PathLike)):
         reprice = [reprice]
+    if not isinstance(reprice, (list, tuple)) or not all(isinstance(f, (str, os.PathLike)) for f in reprice):
+        raise RollupParamError(f"reprice: expects a PriceTable or price file paths, got {reprice!r}")
     return load_pricing(list(reprice))
 
 
@@ -393,10 +397,13 @@ def rollup(
     identity key, such as ``user.id``) have these
     values: ``{"app.tenant": "acme"}`` or ``["app.tenant=acme", "user.id=u1", "user.id=u2"]``
     (a key given twice matches either value). Raises `UnknownRollup`, `RollupParamError` or
-    `RollupError`. The list returned also carries ``.columns``, the column names, even when
-    there are no rows; with ``arrow=True`` the answer is a ``pyarrow.Table`` instead (money as
-    decimals; ``.to_pandas()`` / ``polars.from_arrow`` when those are installed).
+    `RollupError` (and `PricingError` for a ``reprice`` file that does not load). The list
+    returned also carries ``.columns``, the column names, even when there are no rows; with
+    ``arrow=True`` the answer is a ``pyarrow.Table`` instead (money as decimals;
+    ``.to_pandas()`` / ``polars.from_arrow`` when those are installed).
     """
+    if not isinstance(name, str):
+        raise UnknownRollup(f"a rollup is named by text (see otel_costattr.rollups()), got {name!r}")
     q = query(name)
     group_by = params.pop("group_by", None) if q.groups else None
     values = bind(q, params, now=now, also=("where",))
