@@ -8,14 +8,15 @@ from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
 
 
-def priced_store(db: Path) -> tuple[TracerProvider, Any]:
+def priced_store(db: Path, id_generator: IdGenerator | None = None) -> tuple[TracerProvider, Any]:
     """(provider, tracer): the processor prices, the exporter writes ``db`` (shut the
-    provider down to have every span in the file)."""
-    provider = TracerProvider()
+    provider down to have every span in the file). ``id_generator``: known trace ids."""
+    provider = TracerProvider(id_generator=id_generator)
     provider.add_span_processor(CostSpanProcessor())
     provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(db))))
     return provider, provider.get_tracer("t")

@@ -230,9 +230,10 @@ def run(request: Request, trace_id: str) -> dict[str, Any]:
         del stack[depth:]
         (stack[-1]["children"] if stack else roots).append(node)
         stack.append(node)
-    total = sum(
-        (r["subtree_usd"] for r in rows if r["depth"] == 0 and r["subtree_usd"] is not None), Decimal(0)
-    )
+    # Null when no call is priced (all unknown models, or no model call at all), as the run
+    # lists' cost_usd and the CLI's `trace` say: never a $0 that no price gave.
+    priced = [r["subtree_usd"] for r in rows if r["depth"] == 0 and r["subtree_usd"] is not None]
+    total = sum(priced, Decimal(0)) if priced else None
     return {"trace_id": trace_id, **encode({"usd": total}), "spans": roots}
 
 

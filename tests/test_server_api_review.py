@@ -1,0 +1,59 @@
+"""Defects a review found in the JSON API of ``serve``, on a store the real SDK wrote (the cost
+processor and the DuckDB exporter): a run with no priced call costs null, not $0."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from sdk_store import gpt4o_chat, priced_store
+from serverutil import serving
+
+pytest.importorskip("uvicorn", reason="uvicorn is in the [server] extra")
+
+UNPRICED = "abcd" + "0" * 27 + "1"  # its one call is a model no price file knows
+PRICED = "abcd" + "0" * 27 + "2"  # a gpt-4o call
+NO_CALLS = "bcde" + "0" * 27 + "3"  # a span, no model call
+
+
+class _Ids(RandomIdGenerator):
+    """The trace ids above, in order."""
+
+    def __init__(self) -> None:
+        self._next = iter((UNPRICED, PRICED, NO_CALLS))
+
+    def generate_trace_id(self) -> int:
+        return int(next(self._next), 16)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    db = tmp_path_factory.mktemp("api-review") / "s.duckdb"
+    provider, tracer = priced_store(db, _Ids())
+    for model in ("my-finetune-unknown", "gpt-4o"):
+        agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a", "app.feature": "f"}
+        with tracer.start_as_current_span("invoke_agent a", attributes=agent):
+            call = {**gpt4o_chat(input_tokens=1000, output_tokens=100), "gen_ai.request.model": model}
+            with tracer.start_as_current_span(f"chat {model}", attributes=call):
+                pass
+    with tracer.start_as_current_span("housekeeping"):
+        pass
+    provider.shutdown()
+    return db
+
+
+@pytest.fixture(scope="module")
+def srv(store):
+    with serving(store) as running:
+        yield running
+
+
+def test_a_run_with_no_priced_call_costs_null_not_zero(srv):
+    listed = {r["trace_id"]: r for r in srv.get_json("/api/v1/runs")["runs"]}
+    assert (listed[UNPRICED]["cost_usd"], listed[UNPRICED]["cost_usd_exact"]) == (None, None)
+    tree = srv.get_json(f"/api/v1/runs/{UNPRICED}")
+    assert (tree["usd"], tree["usd_exact"]) == (None, None)
+    assert tree["spans"][0]["subtree_usd"] is None
+    # a trace without a model call has no priced call either
+    assert (srv.get_json(f"/api/v1/runs/{NO_CALLS}")["usd_exact"]) is None
+    # gpt-4o at $2.50 / $10 per million: 1000 in + 100 out
+    assert srv.get_json(f"/api/v1/runs/{PRICED}")["usd_exact"] == "0.0035"
