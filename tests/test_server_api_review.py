@@ -1,14 +1,21 @@
 """Defects a review found in the JSON API of ``serve``, on a store the real SDK wrote (the cost
-processor and the DuckDB exporter): a run with no priced call costs null, not $0."""
+processor and the DuckDB exporter): a run with no priced call costs null, not $0; every money
+column has its ``_exact`` string, null or not, as the CLI's json has; never NaN or Infinity."""
 
 from __future__ import annotations
+
+import json
+from decimal import Decimal
 
 import pytest
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from sdk_store import gpt4o_chat, priced_store
 from serverutil import serving
 
+from otel_costattr.cli import main
+
 pytest.importorskip("uvicorn", reason="uvicorn is in the [server] extra")
+from otel_costattr.server.api import encode  # noqa: E402
 
 UNPRICED = "abcd" + "0" * 27 + "1"  # its one call is a model no price file knows
 PRICED = "abcd" + "0" * 27 + "2"  # a gpt-4o call
@@ -30,7 +37,7 @@ def store(tmp_path_factory):
     db = tmp_path_factory.mktemp("api-review") / "s.duckdb"
     provider, tracer = priced_store(db, _Ids())
     for model in ("my-finetune-unknown", "gpt-4o"):
-        agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a", "app.feature": "f"}
+        agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a", "app.feature": model}
         with tracer.start_as_current_span("invoke_agent a", attributes=agent):
             call = {**gpt4o_chat(input_tokens=1000, output_tokens=100), "gen_ai.request.model": model}
             with tracer.start_as_current_span(f"chat {model}", attributes=call):
@@ -57,3 +64,50 @@ def test_a_run_with_no_priced_call_costs_null_not_zero(srv):
     assert (srv.get_json(f"/api/v1/runs/{NO_CALLS}")["usd_exact"]) is None
     # gpt-4o at $2.50 / $10 per million: 1000 in + 100 out
     assert srv.get_json(f"/api/v1/runs/{PRICED}")["usd_exact"] == "0.0035"
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "options"),
+    [
+        ("per-feature", "", []),  # usd_per_run: null for the unpriced model's feature
+        ("per-group", "?group_by=model", ["--group-by", "model"]),
+        ("agent-steps", "", []),  # usd_per_call
+        ("per-run", "", []),
+    ],
+)
+def test_rows_have_the_keys_and_values_of_the_cli_json(srv, store, capsys, name, query, options):
+    assert main(["rollup", name, *options, "--db", str(store), "--format", "json"]) in (0, None)
+    cli = json.loads(capsys.readouterr().out)
+    api = srv.get_json(f"/api/v1/rollups/{name}{query}")["rows"]
+    assert api == cli
+    assert len({tuple(row) for row in api}) == 1  # every row the same keys
+
+
+def test_the_unpriced_feature_has_a_null_exact_usd_per_run(srv):
+    rows = {r["feature"]: r for r in srv.get_json("/api/v1/rollups/per-feature")["rows"]}
+    unpriced = rows["my-finetune-unknown"]
+    assert (unpriced["usd_per_run"], unpriced["usd_per_run_exact"]) == (None, None)
+    assert rows["gpt-4o"]["usd_per_run_exact"] == "0.0035"
+
+
+def test_nan_and_infinity_are_null():
+    row = {
+        "usd": Decimal("NaN"),
+        "cost_usd": Decimal("-Infinity"),
+        "avg_call_ms": float("inf"),
+        "usd_share": float("nan"),
+        "ratio": Decimal("Infinity"),
+        "calls": 3,
+    }
+    out = encode(row)
+    assert out == {
+        "usd": None,
+        "usd_exact": None,
+        "cost_usd": None,
+        "cost_usd_exact": None,
+        "avg_call_ms": None,
+        "usd_share": None,  # a fraction, not an amount: no _exact
+        "ratio": None,
+        "calls": 3,
+    }
+    json.dumps(out, allow_nan=False)

@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 import click
 
+from ..rollups.catalog import is_money_column
 from .options import check_out
 
 FORMATS = ("table", "json", "csv", "parquet")
@@ -88,8 +89,7 @@ class Table:
         """The columns that hold USD."""
         if self.money is not None:
             return set(self.money)
-        # a share of the money (usd_share) is a fraction, not an amount: no _exact string
-        return {c for c in self.columns if "usd" in c and not c.endswith("_share")}
+        return {c for c in self.columns if is_money_column(c)}
 
 
 @dataclass

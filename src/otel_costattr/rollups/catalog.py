@@ -28,7 +28,9 @@ from .dimensions import groupable, render_dimensions
 from .errors import RollupError, UnknownRollup
 from .params import AGO, NOW, TYPES, coerce
 
-__all__ = ["Param", "Query", "command_query", "contract_prelude", "prelude", "query", "rollups"]
+__all__ = [
+    "Param", "Query", "command_query", "contract_prelude", "is_money_column", "prelude", "query", "rollups",
+]  # fmt: skip
 
 _PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
 _ABOUT = re.compile(r"--\s*@about\s+(.*)$")
@@ -73,6 +75,13 @@ class Query:
         if "since" in names:
             names.insert(names.index("since"), "days")
         return [*names, "group_by"] if self.groups else names
+
+
+def is_money_column(column: str) -> bool:
+    """Whether a rollup's column holds USD: its name says ``usd`` (``usd``, ``cost_usd``,
+    ``usd_per_run``), except a share of the money (``usd_share``), a fraction of 1. JSON gives
+    each one ``<column>_exact`` beside it, null or not, in the CLI's output and the API's."""
+    return "usd" in column and not column.endswith("_share")
 
 
 def _parse(name: str, sql: str) -> Query:

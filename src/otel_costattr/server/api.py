@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -61,22 +62,38 @@ class Window:
 
 
 def encode(row: dict[str, Any]) -> dict[str, Any]:
-    """One row as JSON values: Decimal -> number and ``<key>_exact`` string (both null for an
-    unpriced ``usd`` or ``*_usd``); datetimes -> ISO 8601 with a zone (naive ones are UTC, as
-    the store holds them)."""
+    """One row as JSON values, by the CLI's json rules: each money column
+    (`catalog.is_money_column`: ``usd``, ``cost_usd``, ``usd_per_run``, ...) is a number with
+    ``<column>_exact``, its exact decimal string, beside it (both null when unpriced, so every
+    row has the same keys); datetimes are ISO 8601 with a zone (naive ones are UTC, as the store
+    holds them); NaN and infinities are null (JSON has neither)."""
     out: dict[str, Any] = {}
     for key, value in row.items():
+        if not _finite(value):
+            value = None  # JSON has neither NaN nor Infinity
+        if catalog.is_money_column(key):
+            amount = None if value is None else value if isinstance(value, Decimal) else Decimal(str(value))
+            out[key] = None if amount is None else float(amount)
+            out[f"{key}_exact"] = None if amount is None else _exact(amount)
+            continue
         if isinstance(value, Decimal):
-            out[key] = float(value)
-            out[f"{key}_exact"] = format(value.normalize(), "f") if value else "0"
-            continue
-        if value is None and (key == "usd" or key.endswith("_usd")):
-            out[key] = out[f"{key}_exact"] = None  # unpriced: the same keys as a priced row
-            continue
-        if isinstance(value, dt.datetime):
+            value = float(value)
+        elif isinstance(value, dt.datetime):
             value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
         out[key] = value
     return out
+
+
+def _finite(value: Any) -> bool:
+    """False for NaN and the infinities, a float's or a Decimal's; True for anything else."""
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _exact(value: Decimal) -> str:
+    """A finite decimal as its plain exact string (``0.000285``, ``0``)."""
+    return format(value.normalize(), "f") if value else "0"
 
 
 @contextmanager
