@@ -1,6 +1,7 @@
 """Defects a review found in the JSON API of ``serve``, on a store the real SDK wrote (the cost
 processor and the DuckDB exporter): a run with no priced call costs null, not $0; every money
-column has its ``_exact`` string, null or not, as the CLI's json has; never NaN or Infinity."""
+column has its ``_exact`` string, null or not, as the CLI's json has; never NaN or Infinity; a
+trace id prefix looked up in a store another process holds is 503, as a full id is."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from sdk_store import gpt4o_chat, priced_store
 from serverutil import serving
+from test_store import hold
 
 from otel_costattr.cli import main
 
@@ -111,3 +113,14 @@ def test_nan_and_infinity_are_null():
         "calls": 3,
     }
     json.dumps(out, allow_nan=False)
+
+
+def test_a_prefix_lookup_in_a_locked_store_is_503_as_a_full_id_is(srv, store):
+    with hold(store) as holder:  # another process holds the write lock (the reads retry 10 s)
+        try:
+            status, headers, body = srv.request("GET", f"/api/v1/runs/{NO_CALLS[:6]}")
+        finally:
+            holder.communicate("\n", timeout=30)
+    assert (status, {k.lower(): v for k, v in headers.items()}.get("retry-after")) == (503, "1"), body
+    assert json.loads(body)["detail"].startswith("the store is not available: ")
+    assert srv.get_json(f"/api/v1/runs/{NO_CALLS[:6]}")["trace_id"] == NO_CALLS  # once let go

@@ -31,7 +31,7 @@ from ..clickhouse.target import is_clickhouse_url
 from ..rollups import catalog
 from ..rollups.custom import custom_query, run_custom
 from ..rollups.errors import RollupError, RollupParamError, UnknownRollup
-from ..rollups.explain import find_trace
+from ..rollups.explain import find_trace, trace_prefix
 from ..rollups.queries import rollup
 from ..store import database as store
 from ..version import __version__
@@ -226,15 +226,27 @@ def runs(
     }
 
 
+def _find_trace(request: Request, prefix: str) -> str:
+    """The one stored trace id starting with ``prefix`` (a unique prefix, as the CLI's `trace`
+    takes), read as every other answer is: a read-only connection that does not ingest, so a
+    store another process holds is 503 with ``Retry-After``, not a 400."""
+    try:
+        prefix = trace_prefix(prefix)  # a bad one is 400 before the store is opened
+        if _clickhouse(request):
+            return find_trace(request.app.state.db, prefix)
+        with _reading(request) as con:
+            return find_trace(con, prefix)
+    except RollupError as e:
+        status = 404 if str(e).startswith("no trace id") else 400
+        raise _unreachable(e) or HTTPException(status, str(e)) from e
+
+
 @router.get("/api/v1/runs/{trace_id}", tags=["api"])
 def run(request: Request, trace_id: str) -> dict[str, Any]:
     """One run as a tree: each span with its own cost (``usd``) and its subtree's."""
     trace_id = trace_id.strip().lower()
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
-        try:  # a unique prefix, as the CLI's `trace` takes
-            trace_id = find_trace(request.app.state.db, trace_id)
-        except RollupError as e:
-            raise HTTPException(404 if str(e).startswith("no trace id") else 400, str(e)) from e
+        trace_id = _find_trace(request, trace_id)
     rows = _rollup(request, "trace", trace_id=trace_id)
     if not rows:
         raise HTTPException(404, f"no spans for trace {trace_id}")
