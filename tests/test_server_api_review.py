@@ -1,7 +1,8 @@
 """Defects a review found in the JSON API of ``serve``, on a store the real SDK wrote (the cost
 processor and the DuckDB exporter): a run with no priced call costs null, not $0; every money
 column has its ``_exact`` string, null or not, as the CLI's json has; never NaN or Infinity; a
-trace id prefix looked up in a store another process holds is 503, as a full id is."""
+trace id prefix looked up in a store another process holds is 503, as a full id is; a query
+parameter an answer does not take is a 400 naming it, never silently dropped."""
 
 from __future__ import annotations
 
@@ -124,3 +125,41 @@ def test_a_prefix_lookup_in_a_locked_store_is_503_as_a_full_id_is(srv, store):
     assert (status, {k.lower(): v for k, v in headers.items()}.get("retry-after")) == (503, "1"), body
     assert json.loads(body)["detail"].startswith("the store is not available: ")
     assert srv.get_json(f"/api/v1/runs/{NO_CALLS[:6]}")["trace_id"] == NO_CALLS  # once let go
+
+
+WINDOW = "days, since, until, service, feature, agent"
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/api/v1/stats?where=app.tenant%3Dacme", f"stats: unknown parameter 'where' (valid: {WINDOW})"),
+        ("/api/v1/stats?feture=refund", "stats: unknown parameter 'feture'"),
+        ("/api/v1/runs?group_by=x", f"runs: unknown parameter 'group_by' (valid: {WINDOW}, limit, cursor)"),
+        ("/api/v1/runs?where=user.id%3Dnobody", "runs: unknown parameter 'where'"),
+        (f"/api/v1/runs/{PRICED}?days=1", "run: unknown parameter 'days' (valid: none)"),
+        ("/api/v1/rollups?colour=red", "list_rollups: unknown parameter 'colour'"),
+        ("/api/v1/rollups/per-feature?colour=red", "per_feature: unknown parameter 'colour' (valid: days,"),
+    ],
+)
+def test_an_unknown_query_parameter_is_400_naming_it(srv, path, detail):
+    status, _, body = srv.request("GET", path)
+    assert status == 400 and json.loads(body)["detail"].startswith(detail), (status, body)
+
+
+def test_known_parameters_token_and_health_pass(srv):
+    assert srv.get_json("/api/v1/stats?feature=gpt-4o")["usd_exact"] == "0.0035"
+    assert srv.get_json("/api/v1/runs?feature=gpt-4o&limit=5")["runs"][0]["trace_id"] == PRICED
+    assert srv.get_json("/api/v1/rollups/per-group?group_by=model&where=model%3Dgpt-4o")["rows"]
+    # ?token= is the server's (a browser's way in), never an answer's: let through
+    assert srv.get_json("/api/v1/stats?token=abc")["runs"] == 2
+    assert srv.get_json("/api/v1/rollups/per-feature?token=abc")["rows"]
+    assert srv.get_json("/healthz?probe=1")["status"] == "ok"  # not an /api/v1 answer
+
+
+def test_a_bearer_with_the_token_in_the_address_too_still_reads(tmp_path):
+    token = "a-token-of-24-characters"
+    bearer = {"Authorization": f"Bearer {token}"}
+    with serving(tmp_path / "s.duckdb", token=token) as running:
+        assert running.get_json(f"/api/v1/stats?days=1&token={token}", headers=bearer)["calls"] == 0
+        assert running.get_json(f"/api/v1/rollups/overview?token={token}", headers=bearer)["rows"]

@@ -35,6 +35,7 @@ from ..rollups.explain import find_trace, trace_prefix
 from ..rollups.queries import rollup
 from ..store import database as store
 from ..version import __version__
+from .auth import TOKEN_PARAM
 
 router = APIRouter()
 
@@ -137,6 +138,48 @@ def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
         raise _unreachable(e) or HTTPException(400, str(e)) from e
 
 
+def _parameters(request: Request) -> tuple[str, list[str], set[str]] | None:
+    """What the matched route takes as query parameters: (its name in messages, the names it
+    accepts, names it lets through unlisted). A route's are the ones its signature declares
+    (``Query`` parameters, also those of its dependencies: the `Window`); a rollup's are the
+    rollup's (the catalogue's, and ``where``), and ``group_by`` is left to the rollup, which
+    says why one cannot take it. None for a rollup not in the catalogue (404 there)."""
+    route = request.scope["route"]
+    if route.path == "/api/v1/rollups/{name}":
+        try:
+            q = catalog.query(request.path_params["name"])
+        except UnknownRollup:
+            return None
+        return q.name, [*q.accepts(), "where"], {"group_by"}
+    return route.name, _declared(route.dependant), set()
+
+
+def _declared(dependant: Any) -> list[str]:
+    """The query parameters of a FastAPI dependant and its dependencies, in order."""
+    names = [n for sub in dependant.dependencies for n in _declared(sub)]
+    return [*names, *(field.alias for field in dependant.query_params)]
+
+
+def _known_parameters(request: Request) -> None:
+    """Every ``/api/v1`` answer refuses a query parameter it does not take (400 naming it and
+    the ones it takes), rather than answer as if it were not there: ``/stats?where=...`` gave
+    figures for every call. ``token`` is the server's (`auth`: a browser's way in), never an
+    answer's parameter, and is let through everywhere."""
+    taken = _parameters(request)
+    if taken is None:
+        return
+    name, valid, unlisted = taken
+    unknown = sorted(set(request.query_params) - {*valid, *unlisted, TOKEN_PARAM})
+    if unknown:
+        raise HTTPException(
+            400, f"{name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid) or 'none'})"
+        )
+
+
+# The JSON API proper, every route under the same check of its query parameters.
+api = APIRouter(dependencies=[Depends(_known_parameters)])
+
+
 @router.get("/healthz", tags=["health"])
 def healthz(request: Request) -> dict[str, Any]:
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
@@ -171,7 +214,7 @@ def healthz(request: Request) -> dict[str, Any]:
     return out
 
 
-@router.get("/api/v1/stats", tags=["api"])
+@api.get("/api/v1/stats", tags=["api"])
 def stats(request: Request, window: Annotated[Window, Depends()]) -> dict[str, Any]:
     """Runs, calls, cost and average call latency in the window, in total and by model."""
     rows = _rollup(request, "stats", **asdict(window))
@@ -198,7 +241,7 @@ def _after(cursor: str) -> tuple[str, str]:
         raise HTTPException(400, f"runs: cursor: not a cursor this API gave out: {cursor!r}") from e
 
 
-@router.get("/api/v1/runs", tags=["api"])
+@api.get("/api/v1/runs", tags=["api"])
 def runs(
     request: Request,
     window: Annotated[Window, Depends()],
@@ -241,7 +284,7 @@ def _find_trace(request: Request, prefix: str) -> str:
         raise _unreachable(e) or HTTPException(status, str(e)) from e
 
 
-@router.get("/api/v1/runs/{trace_id}", tags=["api"])
+@api.get("/api/v1/runs/{trace_id}", tags=["api"])
 def run(request: Request, trace_id: str) -> dict[str, Any]:
     """One run as a tree: each span with its own cost (``usd``) and its subtree's."""
     trace_id = trace_id.strip().lower()
@@ -266,7 +309,7 @@ def run(request: Request, trace_id: str) -> dict[str, Any]:
     return {"trace_id": trace_id, **encode({"usd": total}), "spans": roots}
 
 
-@router.get("/api/v1/rollups", tags=["api"])
+@api.get("/api/v1/rollups", tags=["api"])
 def list_rollups() -> list[dict[str, Any]]:
     """The bundled rollups: name, what each answers, its parameters."""
     out = []
@@ -282,23 +325,18 @@ def list_rollups() -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/api/v1/rollups/{name}", tags=["api"])
+@api.get("/api/v1/rollups/{name}", tags=["api"])
 def run_rollup(request: Request, name: str) -> dict[str, Any]:
     """Run one bundled rollup; its parameters as query parameters (``?days=7&feature=x``),
     checked as the CLI checks them (400 with the message). ``where=KEY=VALUE`` may be given
     more than once, as ``--where``."""
     try:
-        valid = [*catalog.query(name).accepts(), "where"]
+        catalog.query(name)
     except UnknownRollup as e:
         raise HTTPException(404, str(e)) from e
-    # rollup()'s other keywords (reprice: a file on this server; arrow; now) are not the API's.
-    # group_by is left to rollup, which says why a rollup cannot take it.
-    unknown = sorted(set(request.query_params) - {*valid, "group_by"})
-    if unknown:
-        raise HTTPException(
-            400, f"{catalog.query(name).name}: unknown parameter {unknown[0]!r} (valid: {', '.join(valid)})"
-        )
-    params: dict[str, Any] = dict(request.query_params)
+    # Only the rollup's own parameters got here (`_known_parameters`): rollup()'s other
+    # keywords (reprice: a file on this server; arrow; now) are not the API's.
+    params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k != TOKEN_PARAM}
     if "where" in params:
         params["where"] = request.query_params.getlist("where")
     rows = _rollup(request, name, **params)
@@ -307,3 +345,6 @@ def run_rollup(request: Request, name: str) -> dict[str, Any]:
         "columns": list(getattr(rows, "columns", ())),
         "rows": [encode(r) for r in rows],
     }
+
+
+router.include_router(api)
