@@ -10,9 +10,9 @@ each round runs one ``bench_exporter.py`` worker once on ``<ref>``'s package (``
 this tree's, in alternating order. ``--kind map`` (default): the "map" worker (spans -> Arrow
 tables, no I/O, thread CPU, best of 3). ``--kind duckdb``: the ``DuckDBSpanExporter`` worker,
 CPU µs per span on the exporting thread (``export()`` calls: read, map, durable spool file),
-with the whole process's CPU and spans/s beside it; ``--metric steady_us``: all exports but
-the first (which pays the process's one-time costs; its thread CPU printed beside). Prints
-each side's median and the median of the per-round ratios B / A.
+with the whole process's CPU and spans/s beside it, after a warm batch (its thread CPU printed
+as "first export"; ``--metric steady_us`` is the same figure since the worker leaves that
+batch out, 2026-12-05). Prints each side's median and the median of the per-round ratios B / A.
 """
 
 from __future__ import annotations
