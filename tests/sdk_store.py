@@ -30,3 +30,20 @@ def gpt4o_chat(**usage: int) -> dict[str, Any]:
         "gen_ai.request.model": "gpt-4o",
         **{f"gen_ai.usage.{k}": v for k, v in usage.items()},
     }
+
+
+def handoff(tracer: Any, caller: dict[str, Any], sub: dict[str, Any]) -> Any:
+    """One run: agent span ``caller`` makes a gpt-4o call (1000 in, 100 out, $0.0035), then
+    hands off to agent span ``sub``, which makes one (2000 in, 100 out, $0.006). Returns the
+    root span (ended)."""
+    with tracer.start_as_current_span("caller", attributes=caller) as root:
+        with tracer.start_as_current_span(
+            "chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)
+        ):
+            pass
+        with (
+            tracer.start_as_current_span("sub-agent", attributes=sub),
+            tracer.start_as_current_span("chat", attributes=gpt4o_chat(input_tokens=2000, output_tokens=100)),
+        ):
+            pass
+    return root

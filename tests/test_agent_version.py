@@ -3,7 +3,7 @@ take its caller's, on the processor's path as on the SQL walk (a service without
 
 from __future__ import annotations
 
-from sdk_store import gpt4o_chat, priced_store
+from sdk_store import handoff, priced_store
 
 from otel_costattr import rollup
 
@@ -14,16 +14,7 @@ SUB = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "B"}
 def test_a_sub_agent_does_not_take_its_callers_version(tmp_path):
     db = tmp_path / "agents.duckdb"
     provider, tracer = priced_store(db)
-    with tracer.start_as_current_span("A", attributes=CALLER):
-        with tracer.start_as_current_span(
-            "chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)
-        ):
-            pass
-        with (
-            tracer.start_as_current_span("B", attributes=SUB),
-            tracer.start_as_current_span("chat", attributes=gpt4o_chat(input_tokens=2000, output_tokens=100)),
-        ):
-            pass
+    handoff(tracer, CALLER, SUB)
     provider.shutdown()
     rows = rollup("per_agent", db=str(db))
     assert sorted((r["agent"], r["agent_version"], r["calls"]) for r in rows) == [

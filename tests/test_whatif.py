@@ -98,22 +98,13 @@ def test_whatif_command(capsys, db):
 def test_a_run_serving_two_features_is_one_run(tmp_path):
     """A sub-agent working on a second feature: the run counts once in the total and is one
     run row (no feature of its own), and once in each feature."""
-    from sdk_store import gpt4o_chat, priced_store
+    from sdk_store import handoff, priced_store
 
     path = tmp_path / "handoff.duckdb"
     provider, tracer = priced_store(path)
     support = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "A", "app.feature": "support"}
     billing = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "B", "app.feature": "billing"}
-    with tracer.start_as_current_span("A", attributes=support) as root:
-        with tracer.start_as_current_span(
-            "chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)
-        ):
-            pass
-        with (
-            tracer.start_as_current_span("B", attributes=billing),
-            tracer.start_as_current_span("chat", attributes=gpt4o_chat(input_tokens=2000, output_tokens=100)),
-        ):
-            pass
+    root = handoff(tracer, support, billing)
     provider.shutdown()
     run = f"{root.get_span_context().trace_id:032x}"
     rows = whatif(str(path), "gpt-4o-mini").rows
