@@ -97,13 +97,76 @@ def test_region_from_address(address, region):
 
 def test_region_precedence():
     span = {"cloud.region": "us-gov-west-1", "aws.region": "us-east-1"}
-    assert region_of("us-gov.anthropic.x", span, {"cloud.region": "eu"}) == "us-gov"
-    assert region_of("anthropic.x", span, {"cloud.region": "eu"}) == "us-gov-west-1"
-    assert region_of("anthropic.x", {"aws.region": "US-EAST-1"}) == "us-east-1"
+    assert region_of("us-gov.anthropic.x", span, {"cloud.region": "eu"}, "aws") == "us-gov"
+    assert region_of("anthropic.x", span, {"cloud.region": "eu"}, "aws") == "us-gov-west-1"
+    assert region_of("anthropic.x", {"aws.region": "US-EAST-1"}, None, "aws") == "us-east-1"
     address = {"server.address": "us-east5-aiplatform.googleapis.com"}
-    assert region_of("claude", address, {"cloud.region": "eu-west-1"}) == "us-east5"
-    assert region_of("claude", {}, {"cloud.region": "eu-west-1"}) == "eu-west-1"
-    assert region_of("claude", {"cloud.region": 5, "aws.region": ["x"]}, None) is None
+    assert region_of("claude", address, {"cloud.region": "eu-west-1"}, "google") == "us-east5"
+    assert region_of("claude", {}, {"cloud.region": "eu-west-1"}, "google") == "eu-west-1"
+    assert region_of("claude", {"cloud.region": 5, "aws.region": ["x"]}, None, "google") is None
+
+
+# The resource's cloud.region is where the app runs: it says where a call was served only when
+# the app runs in the host's own cloud (cloud.provider absent: believed, as before).
+RESOURCE_CLOUDS = [
+    ({"cloud.provider": "aws", "cloud.region": "eu-west-1"}, "google", None),
+    ({"cloud.provider": "gcp", "cloud.region": "europe-west1"}, "google", "europe-west1"),
+    ({"cloud.provider": "GCP", "cloud.region": "europe-west1"}, "google", "europe-west1"),
+    ({"cloud.provider": "gcp", "cloud.region": "us-gov-west-1"}, "aws", None),
+    ({"cloud.provider": "aws", "cloud.region": "us-gov-west-1"}, "aws", "us-gov-west-1"),
+    ({"cloud.provider": "azure", "cloud.region": "westeurope"}, "azure", "westeurope"),
+    ({"cloud.provider": "aws", "cloud.region": "us-east-1"}, "anthropic", None),
+    ({"cloud.provider": 7, "cloud.region": "us-east-1"}, "aws", None),
+    ({"cloud.region": "eu-west-1"}, "google", "eu-west-1"),
+]
+
+
+@pytest.mark.parametrize(("resource", "host", "region"), RESOURCE_CLOUDS)
+def test_the_resource_region_counts_only_in_the_hosts_own_cloud(resource, host, region):
+    assert region_of("claude", {}, resource, host) == region
+    # The span's own region is the call's, whatever cloud the app runs in.
+    assert region_of("claude", {"cloud.region": "us-east5"}, resource, host) == "us-east5"
+
+
+VERTEX_CALL = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "gcp.vertex_ai",
+    "gen_ai.request.model": "claude-sonnet-4-5@20250929",
+    "gen_ai.usage.input_tokens": 100_000,
+    "gen_ai.usage.output_tokens": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("resource", "usd", "region"),
+    [
+        ({"cloud.provider": "aws", "cloud.region": "eu-west-1"}, D("0.3"), None),  # the list price
+        ({"cloud.provider": "gcp", "cloud.region": "europe-west1"}, D("0.33"), "europe-west1"),
+        ({"cloud.region": "europe-west1"}, D("0.33"), "europe-west1"),
+    ],
+)
+def test_an_app_in_another_cloud_pays_vertex_list_price_in_processor_and_store(
+    bundled, tmp_path, resource, usd, region
+):
+    from otel_costattr import DuckDBSpanExporter, rollup
+
+    spans = []
+    for processor in (CostSpanProcessor(bundled), None):  # stamped in process, then unstamped
+        provider = TracerProvider(resource=Resource.create(resource))
+        memory = InMemorySpanExporter()
+        if processor is not None:
+            provider.add_span_processor(processor)
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        provider.get_tracer("t").start_span("chat", attributes=VERTEX_CALL, start_time=START).end()
+        spans += memory.get_finished_spans()
+    assert spans[0].attributes[COST] == pytest.approx(float(usd), rel=1e-12)
+    assert spans[0].attributes.get(REGION) == region
+    assert COST not in spans[1].attributes
+    db = tmp_path / "v.duckdb"
+    store = DuckDBSpanExporter(db, pricing=bundled)
+    store.export(spans)
+    store.shutdown()
+    assert rollup("stats", db=db)[0]["usd"] == 2 * usd  # the store prices the unstamped one alike
 
 
 def _end_call(processor: CostSpanProcessor, attrs: dict, resource: Resource | None = None):

@@ -5,7 +5,9 @@ regional endpoints bill recent Claude models 10% over the global endpoint. The s
 says so in its model id, so the region is read from the call itself (`region_of`): a Bedrock
 ``us-gov.`` profile id, the span's ``cloud.region`` / ``aws.region``, the server address
 (``bedrock-runtime.us-gov-west-1.amazonaws.com``, ``us-east5-aiplatform.googleapis.com``),
-then the resource's ``cloud.region`` (where the application runs: the weakest hint, used last).
+then the resource's ``cloud.region`` (where the application runs: the weakest hint, used last,
+and only when the resource's ``cloud.provider`` is the host's own cloud or is absent: an app on
+AWS calling Vertex is not served in its AWS region).
 
 The surcharges are data, `pricing/_regions.toml` (format: pricing/README.md, "Regional
 prices"): each ``[[region]]`` names the host (the pricing provider the call went to), the
@@ -32,6 +34,11 @@ REGIONS_FILE = "_regions.toml"
 SPAN_REGION_KEYS = ("cloud.region", "aws.region")
 SERVER_ADDRESS = "server.address"
 RESOURCE_REGION_KEY = "cloud.region"
+RESOURCE_CLOUD_KEY = "cloud.provider"
+# The OTel ``cloud.provider`` value of each pricing host that runs in a cloud's regions: a
+# resource's ``cloud.region`` says where a call was served only when the app runs in the same
+# cloud as the host (any other host, or another cloud: the resource's region is not the call's).
+HOST_CLOUDS = {"aws": "aws", "google": "gcp", "azure": "azure"}
 MAX_REGION = 64  # longer values are not a region name: ignored
 
 _KEYS = {"host", "regions", "exclude", "models", "multiplier", "source", "note"}
@@ -162,10 +169,12 @@ def region_from_address(address: object) -> str | None:
 
 
 def region_of(
-    model: object, attrs: Mapping[str, Any], resource: Mapping[str, Any] | None = None
+    model: object, attrs: Mapping[str, Any], resource: Mapping[str, Any] | None, host: str
 ) -> str | None:
-    """The region a call was served in, lower-cased, or None: a Bedrock ``us-gov.`` profile
-    id, the span's `SPAN_REGION_KEYS`, its server address, the resource's ``cloud.region``."""
+    """The region a call to pricing provider ``host`` (`PriceTable.host_of`) was served in,
+    lower-cased, or None: a Bedrock ``us-gov.`` profile id, the span's `SPAN_REGION_KEYS`,
+    its server address, then the resource's ``cloud.region`` when the resource's
+    ``cloud.provider`` is ``host``'s cloud (`HOST_CLOUDS`) or absent (every caller's rule)."""
     if type(model) is str and model[: len(_GOV_PROFILE)].lower() == _GOV_PROFILE:
         return "us-gov"
     for key in SPAN_REGION_KEYS:
@@ -175,7 +184,12 @@ def region_of(
     region = region_from_address(attrs.get(SERVER_ADDRESS))
     if region is not None:
         return region
-    return _text(resource.get(RESOURCE_REGION_KEY)) if resource else None
+    if not resource:
+        return None
+    cloud = resource.get(RESOURCE_CLOUD_KEY)
+    if cloud is not None and (_text(cloud) is None or _text(cloud) != HOST_CLOUDS.get(host)):
+        return None  # the app runs in another cloud (or the host is not a cloud's service)
+    return _text(resource.get(RESOURCE_REGION_KEY))
 
 
 class RegionIndex:

@@ -222,7 +222,7 @@ class PriceTable:
             return _UNKNOWN_HIT
         applied = None
         if type(region) is str and id(entry) in self.regional_entries:
-            regional = self._regions.regional(self._host(model, provider, entry), entry, region)
+            regional = self._regions.regional(self.host_of(model, provider, entry), entry, region)
             if regional is not None:
                 entry, applied = regional, region
         index = entry.period_index(ns)
@@ -237,9 +237,10 @@ class PriceTable:
         base_up_to = _ALWAYS[0] if windows else tiers[0].above if tiers else _ALWAYS[1]
         return hit_of(Quote(entry, schedule.rates, tiers, windows, tier, base_up_to, applied), start, end)
 
-    def _host(self, model: object, provider: object, entry: ModelEntry) -> str:
+    def host_of(self, model: object, provider: object, entry: ModelEntry) -> str:
         """The pricing provider a call went to: the span's, else the one its id's form
-        names, else the entry's own."""
+        names, else the entry's own (what a regional rule's ``host`` names, and what
+        `regions.region_of` checks a resource's ``cloud.provider`` against)."""
         pid = self.provider_id(provider)  # type: ignore[arg-type]
         if pid is None and type(model) is str:
             form = id_form(model)

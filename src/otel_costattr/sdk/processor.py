@@ -511,7 +511,8 @@ class CostSpanProcessor(SpanProcessor):
         the region it was served in and its price there, or (None, ``found``)."""
         model, provider, tier, usage = read_call_fields(attrs)
         resource = getattr(span, "resource", None)
-        region = region_of(model, attrs, getattr(resource, "attributes", None))
+        host = self._table.host_of(model, provider, found[0])
+        region = region_of(model, attrs, getattr(resource, "attributes", None), host)
         if region is None:
             return None, found
         quote = self._table.quote(model, provider, tier, span.start_time, region)

@@ -151,7 +151,7 @@ def _columns(
     else:
         status, entry, parts, scale, _, _ = price_call(table, start, model, provider, tier, counts)
         if status is _PRICED and id(entry) in table.regional_entries:
-            region = region_of(model, attrs, resource)
+            region = region_of(model, attrs, resource, table.host_of(model, provider, entry))
             if region is not None:
                 status, entry, parts, scale, _, _ = price_call(
                     table, start, model, provider, tier, counts, region
