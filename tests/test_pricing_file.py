@@ -141,17 +141,11 @@ def test_unknown_fallback_provider(tmp_path):
     assert load_error(path) == f"{path}: fallback: unknown provider 'ghost'"
 
 
-def test_user_file_shadows_and_extends_a_provider(tmp_path):
+def test_user_file_extends_a_provider(tmp_path):
     override = write(
         tmp_path,
         """
 provider = "acme"
-[[model]]
-id = "acme-mini"           # same id as the fixture: replaces it
-[[model.price]]
-input = 0.1
-output = 0.4
-
 [[model]]
 id = "prod-large-deployment"   # an Azure-style deployment name priced like a known model
 alias_of = "acme-large"
@@ -160,8 +154,8 @@ multiplier = 0.8               # negotiated discount
     )
     table = load_pricing([override, FIXTURE], bundled=False, use_env=False)
     usage = Usage(input_tokens=100_000, output_tokens=0)
-    mini = compute_cost("acme-mini", usage, table=table, start_time=0)
-    assert mini.total == Decimal("0.01")  # 100k * $0.1/M
+    # (Both are user files here: one pricing a model the other prices is an error, below; a
+    # user file replacing a bundled model is test_a_user_file_still_replaces_a_bundled_model.)
     deployment = compute_cost("prod-large-deployment", usage, table=table, start_time=0)
     assert (deployment.model, deployment.total) == ("prod-large-deployment", Decimal("0.24"))  # $3 * 0.8
     # the alias follows the target's price history
@@ -193,3 +187,37 @@ def test_version_and_digest_identify_the_exact_content(tmp_path):
     c = load_pricing([changed], bundled=False, use_env=False)
     assert c.digest != a.digest and c.version != a.version
     assert a.digest.startswith("sha256:") and len(a.digest) == 71
+
+
+def test_two_user_files_pricing_one_model_fail_naming_both(tmp_path):
+    # The first file used to win silently, so the order of OTEL_COSTATTR_PRICING_FILES chose
+    # the price.
+    first = write(tmp_path, GOOD_MODEL, "a.toml")
+    second = write(tmp_path, GOOD_MODEL.replace("input = 1", "input = 9"), "b.toml")
+    for one, other in ((first, second), (second, first)):
+        with pytest.raises(PricingError) as info:
+            load_pricing([one, other], use_env=False)
+        assert str(info.value) == f"{other}: model 'm1': id: provider 'acme' already has model 'm1' in {one}"
+    # The same file named twice is one definition; distinct models of one provider add up.
+    assert load_pricing([first, first], use_env=False).resolve("m1").provider == "acme"
+    more = write(tmp_path, GOOD_MODEL.replace('"m1"', '"m2"'), "c.toml")
+    table = load_pricing([first, more], bundled=False, use_env=False)
+    assert sorted(e.id for e in table.models()) == ["m1", "m2"]
+
+
+def test_two_user_files_claiming_one_name_fail_naming_both(tmp_path):
+    first = write(tmp_path, GOOD_MODEL.replace('"acme"', '"acme"\notel_names = ["acme"]'), "a.toml")
+    second = write(tmp_path, GOOD_MODEL.replace('"acme"', '"acme2"\notel_names = ["acme"]'), "b.toml")
+    for one, other, owner in ((first, second, "acme"), (second, first, "acme2")):
+        with pytest.raises(PricingError) as info:
+            load_pricing([one, other], use_env=False)
+        assert str(info.value) == f"{other}: otel_names: 'acme' is already claimed by {owner!r} in {one}"
+
+
+def test_a_user_file_still_replaces_a_bundled_model(tmp_path):
+    # pricing/README.md: "a model with a bundled model's id replaces it".
+    mine = write(tmp_path, 'provider = "openai"\notel_names = ["openai"]\n' + GOOD_MODEL.split("\n", 2)[2]
+                 .replace('"m1"', '"gpt-4o"'))  # fmt: skip
+    table = load_pricing([mine], use_env=False)
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+    assert compute_cost("gpt-4o", usage, table=table, provider="openai", start_time=0).total == 1

@@ -122,6 +122,9 @@ def _rates(rates: object) -> str:
 def pricing_check(ctx: click.Context, files: Sequence[str]) -> None:
     """Validate user price files; exit 1 with one 'Error:' line per bad file.
 
+    Files that are each fine are then loaded together, as OTEL_COSTATTR_PRICING_FILES
+    layers them: two of them pricing one model or claiming one provider name is an error.
+
     \b
     Example:
       otel-costattr pricing check my-prices.toml
@@ -139,6 +142,12 @@ def pricing_check(ctx: click.Context, files: Sequence[str]) -> None:
             what = [f"{pf.provider}, {len(pf.models)} models"] if pf is not None else []
             what += [f"{len(rules)} region rules"] if rules else []
             click.echo(f"{path}: ok ({', '.join(what)})")
+    if not errors and len(files) > 1:
+        try:
+            load_pricing(files, use_env=False)
+        except PricingError as e:
+            click.echo(f"Error: {e}", err=True)
+            errors += 1
     ctx.exit(1 if errors else 0)
 
 

@@ -422,21 +422,40 @@ def _build(
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
     names: dict[str, str] = {}
     claimed_by_bundled: dict[str, str] = {}
+    # Which user file defined each (provider, model id) and claimed each name: two user files
+    # saying the same thing differently is a mistake, not a choice the file order should make.
+    user_models: dict[tuple[str, str], str] = {}
+    user_claims: dict[str, tuple[str, str]] = {}  # name -> (provider, path)
     # User files first: their providers are searched first and their models shadow bundled ones.
     ordered = [*user, *bundled]
-    for pf in ordered:
+    for n, pf in enumerate(ordered):
+        is_user = n < len(user)
         if pf.provider not in providers:
             providers[pf.provider] = ProviderIndex(pf.provider, pf.fallback)
             specs[pf.provider] = []
         elif pf.fallback and not providers[pf.provider].fallback:
             providers[pf.provider].fallback = pf.fallback
+        if is_user:
+            for spec in pf.models:
+                first = user_models.setdefault((pf.provider, spec.id), pf.path)
+                if first != pf.path:
+                    raise PricingError(
+                        f"{pf.path}: model {spec.id!r}: id: provider {pf.provider!r} already has "
+                        f"model {spec.id!r} in {first}"
+                    )
         taken = {s.id for s, _ in specs[pf.provider]}
         specs[pf.provider].extend((s, pf) for s in pf.models if s.id not in taken)
         for name in (pf.provider, *pf.otel_names):
+            if is_user:
+                other, where = user_claims.setdefault(name.lower(), (pf.provider, pf.path))
+                if other != pf.provider:
+                    raise PricingError(
+                        f"{pf.path}: otel_names: {name!r} is already claimed by {other!r} in {where}"
+                    )
             claimed = names.setdefault(name.lower(), pf.provider)
-            if claimed != pf.provider and pf in bundled and claimed_by_bundled.get(name.lower()):
+            if claimed != pf.provider and not is_user and claimed_by_bundled.get(name.lower()):
                 raise PricingError(f"{pf.path}: otel_names: {name!r} is already claimed by {claimed!r}")
-            if pf in bundled:
+            if not is_user:
                 claimed_by_bundled.setdefault(name.lower(), pf.provider)
 
     for prov in providers.values():
