@@ -221,3 +221,18 @@ def test_a_user_file_still_replaces_a_bundled_model(tmp_path):
     table = load_pricing([mine], use_env=False)
     usage = Usage(input_tokens=1_000_000, output_tokens=0)
     assert compute_cost("gpt-4o", usage, table=table, provider="openai", start_time=0).total == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "owner"),
+    [("openai", "openai"), ("gcp.vertex_ai", "google"), ("aws.bedrock", "aws")],
+)
+def test_a_user_file_claiming_a_bundled_providers_name_is_the_file_named(tmp_path, name, owner):
+    # The user's file is the mistake (the bundled table is fixed): the message names it, the
+    # name and the bundled provider; a user's claim never silently takes a bundled name.
+    mine = write(tmp_path, GOOD_MODEL.replace('"acme"', f'"mycorp"\notel_names = ["{name}"]'), "mycorp.toml")
+    with pytest.raises(PricingError) as info:
+        load_pricing([mine], use_env=False)
+    assert str(info.value) == (
+        f"{mine}: otel_names: {name!r} is claimed by bundled provider {owner!r} (pricing/{owner}.toml)"
+    )

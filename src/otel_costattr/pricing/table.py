@@ -421,11 +421,13 @@ def _build(
     providers: dict[str, ProviderIndex] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
     names: dict[str, str] = {}
-    claimed_by_bundled: dict[str, str] = {}
-    # Which user file defined each (provider, model id) and claimed each name: two user files
-    # saying the same thing differently is a mistake, not a choice the file order should make.
+    # Which user file defined each (provider, model id), and which file claimed each name (a
+    # provider id or an otel_names entry) for which provider: two files saying the same thing
+    # differently is a mistake, not a choice the file order should make. A user file may
+    # replace a bundled model, or add to a bundled provider under its id, never take a name
+    # a bundled provider claims for another provider.
     user_models: dict[tuple[str, str], str] = {}
-    user_claims: dict[str, tuple[str, str]] = {}  # name -> (provider, path)
+    claims: dict[str, tuple[str, str, bool, str]] = {}  # name -> (provider, path, by user, field)
     # User files first: their providers are searched first and their models shadow bundled ones.
     ordered = [*user, *bundled]
     for n, pf in enumerate(ordered):
@@ -445,18 +447,20 @@ def _build(
                     )
         taken = {s.id for s, _ in specs[pf.provider]}
         specs[pf.provider].extend((s, pf) for s in pf.models if s.id not in taken)
-        for name in (pf.provider, *pf.otel_names):
-            if is_user:
-                other, where = user_claims.setdefault(name.lower(), (pf.provider, pf.path))
-                if other != pf.provider:
-                    raise PricingError(
-                        f"{pf.path}: otel_names: {name!r} is already claimed by {other!r} in {where}"
-                    )
-            claimed = names.setdefault(name.lower(), pf.provider)
-            if claimed != pf.provider and not is_user and claimed_by_bundled.get(name.lower()):
-                raise PricingError(f"{pf.path}: otel_names: {name!r} is already claimed by {claimed!r}")
-            if not is_user:
-                claimed_by_bundled.setdefault(name.lower(), pf.provider)
+        for name in dict.fromkeys(n.lower() for n in (pf.provider, *pf.otel_names)):
+            field = "otel_names" if name in pf.otel_names else "provider"  # otel_names: lower-case
+            claim = claims.setdefault(name, (pf.provider, pf.path, is_user, field))
+            owner, where, by_user, their_field = claim
+            if owner == pf.provider:
+                names.setdefault(name, owner)
+            elif by_user and not is_user:
+                # User files are read first, but the mistake is in the user's file: name it.
+                raise PricingError(
+                    f"{where}: {their_field}: {name!r} is claimed by bundled provider "
+                    f"{pf.provider!r} ({pf.path})"
+                )
+            else:
+                raise PricingError(f"{pf.path}: {field}: {name!r} is already claimed by {owner!r} in {where}")
 
     for prov in providers.values():
         for fb in prov.fallback:
