@@ -207,3 +207,13 @@ def test_the_readme_payload_has_the_fields_the_code_sends(tmp_path):
     assert list(documented["window"]) == list(sent["window"])
     assert set(documented["projection"]) == set(sent["projection"])
     assert list(documented["top"]["runs"][0]) == list(sent["top"]["runs"][0])
+
+
+def test_a_rule_file_is_read_as_a_price_file_is(tmp_path):
+    # One reader for hand-edited files: a BOM is dropped, bytes that are not UTF-8 say so.
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert [r.name for r in load_rules(path).rules] == ["research daily budget", "run budget"]
+    path.write_bytes(b'[channels.ops]\ntype = "\xff"\n')
+    with pytest.raises(AlertRulesError, match=f"^{re.escape(str(path))}: not UTF-8 text$"):
+        load_rules(path)

@@ -236,3 +236,28 @@ def test_a_user_file_claiming_a_bundled_providers_name_is_the_file_named(tmp_pat
     assert str(info.value) == (
         f"{mine}: otel_names: {name!r} is claimed by bundled provider {owner!r} (pricing/{owner}.toml)"
     )
+
+
+def test_a_price_file_with_a_byte_order_mark_is_read(tmp_path):
+    # Windows editors save UTF-8 with a BOM: it is not a TOML syntax error at line 1 column 1.
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD_MODEL.encode())
+    table = load_pricing([path], bundled=False, use_env=False)
+    assert [e.id for e in table.models()] == ["m1"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'provider = "acme\xff\xfe"\n', "not UTF-8 text"),  # as the alert rule loader says
+        (b"", "the file is empty (no TOML keys)"),
+        (b"\n# only a comment\n", "the file is empty (no TOML keys)"),
+    ],
+)
+def test_a_price_file_that_is_not_text_or_empty_says_so(tmp_path, data, message):
+    path = tmp_path / "prices.toml"
+    path.write_bytes(data)
+    assert load_error(path) == f"{path}: {message}"
+    with pytest.raises(PricingError) as info:
+        load_pricing([path], use_env=False)  # over the bundled table alike
+    assert str(info.value) == f"{path}: {message}"

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .._config_text import ConfigTextError, read_config_text
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - the core's tomli fallback
@@ -137,11 +139,9 @@ def load_rules(path: str | Path) -> RuleSet:
     """Read and check ``path``; raises `AlertRulesError` (one line) on any mistake."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise AlertRulesError(f"{p}: cannot read: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise AlertRulesError(f"{p}: not UTF-8 text") from e
+        text = read_config_text(p)
+    except ConfigTextError as e:
+        raise AlertRulesError(str(e)) from e
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .._config_text import ConfigTextError, read_config_text
 from .model import (
     MATCH_KINDS,
     MAX_DECIMALS,
@@ -56,15 +57,20 @@ _VARIANT_KEYS = {"tiers", *RATE_KEYS}
 
 
 def read_toml(path: str | Path, data: bytes | None = None) -> dict[str, Any]:
-    """Parse TOML with every float as an exact `Decimal`."""
+    """Parse TOML with every float as an exact `Decimal` (the text read as every config file
+    is, `read_config_text`). An empty file (nothing but blanks and comments) is an error: it
+    is never what was meant, and reported as a missing ``provider`` it misleads."""
     try:
-        if data is None:
-            data = Path(path).read_bytes()
-        return tomllib.loads(data.decode("utf-8"), parse_float=Decimal)
-    except OSError as e:
-        raise PricingError(f"{path}: cannot read: {e.strerror or e}") from e
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        text = read_config_text(path, data)
+    except ConfigTextError as e:
+        raise PricingError(str(e)) from e
+    try:
+        raw = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as e:
         raise PricingError(f"{path}: invalid TOML: {e}") from e
+    if not raw:
+        raise PricingError(f"{path}: the file is empty (no TOML keys)")
+    return raw
 
 
 def compile_rule(pattern: Any, *, search: bool) -> re.Pattern[str]:
