@@ -140,3 +140,46 @@ def test_an_http_port_in_use_is_one_error_line(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert err == f"Error: gRPC port {grpc_port} on 127.0.0.1: Address already in use\n"
     assert not db.exists()
+
+
+def test_the_same_port_for_http_and_grpc_is_one_error_line(tmp_path, capsys):
+    """Both probes passed (the port was free), serve printed "listening", then the second
+    server to bind died with "address already in use"."""
+    port = free_port()
+    db = tmp_path / "s.duckdb"
+    assert main(["serve", "--db", str(db), "--port", str(port), "--grpc-port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert err == (
+        f"Error: --grpc-port {port}: the same port as --port: OTLP/HTTP and OTLP/gRPC each need"
+        " their own (--grpc-port 0: no gRPC)\n"
+    )
+    assert not db.exists()
+
+
+def test_port_0_announces_and_serves_the_port_the_system_picked(tmp_path):
+    """--port 0 printed "listening on http://127.0.0.1:0" and made links with :0."""
+    db = tmp_path / "s.duckdb"
+    log = db.with_suffix(".log")
+    cmd = [sys.executable, "-m", "otel_costattr.cli", "serve", "--db", str(db), "--port", "0"]
+    with open(log, "ab") as err:
+        proc = subprocess.Popen([*cmd, "--grpc-port", "0", "--workers", "0"], stderr=err)
+    try:
+        deadline = time.monotonic() + 30
+        while "dashboard at" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        text = log.read_text()
+        port = int(text.split("listening on http://127.0.0.1:", 1)[1].split(" ", 1)[0])
+        assert port != 0 and f"dashboard at http://127.0.0.1:{port}/" in text
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0

@@ -37,8 +37,9 @@ def default_workers() -> int:
 @writing_db_option("the spans it receives are stored in it")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (others need --token)")
 @click.option(
-    "--port", default=4318, show_default=True, type=click.IntRange(0, 65535), help="OTLP/HTTP and API port"
-)
+    "--port", default=4318, show_default=True, type=click.IntRange(0, 65535),
+    help="OTLP/HTTP and API port (0: a free one, printed at start)",
+)  # fmt: skip
 @click.option(
     "--grpc-port", default=4317, show_default=True, type=click.IntRange(0, 65535),
     help="OTLP/gRPC port (0: no gRPC)",
@@ -120,7 +121,6 @@ def serve(
         ) from e
     shown = f"[{host}]" if ":" in host else host
     given_base = base_url
-    base_url = (base_url or f"http://{shown}:{port}").rstrip("/")
     try:
         check_bind(host, token)
         check_origins(cors_origin)
@@ -132,7 +132,15 @@ def serve(
         raise CLIError(str(e)) from e
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
-    _check_port(host, port)
+    if grpc_port and grpc_port == port and not is_clickhouse_url(db):
+        raise CLIError(
+            f"--grpc-port {grpc_port}: the same port as --port: OTLP/HTTP and OTLP/gRPC each need"
+            " their own (--grpc-port 0: no gRPC)"
+        )
+    # --port 0: the port the system picks now, so the start-up lines and the links (alerts,
+    # pages) name the port clients reach, not ":0".
+    port = _check_port(host, port)
+    base_url = (base_url or f"http://{shown}:{port}").rstrip("/")
     if grpc_port and not is_clickhouse_url(db):
         _check_port(host, grpc_port, "gRPC port")  # else grpc's own log line, then a vague error
     if is_clickhouse_url(db):  # the API and dashboard only: the Collector receives there
@@ -222,12 +230,12 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
-def _check_port(host: str, port: int, what: str = "port") -> None:
-    """One ``Error:`` line when the HTTP (or gRPC) port cannot be bound (in use, not allowed),
+def _check_port(host: str, port: int, what: str = "port") -> int:
+    """The port to serve on: ``port``, checked, or for 0 the free port the system picks.
+    One ``Error:`` line when the HTTP (or gRPC) port cannot be bound (in use, not allowed),
     instead of uvicorn's log line and exit 3 after the start-up lines said all was well (or
-    grpc's C-core log line before an error that does not say why)."""
-    if port == 0:
-        return
+    grpc's C-core log line before an error that does not say why). The probe is closed
+    before the server binds: a port taken in between fails as any port in use would."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -235,3 +243,4 @@ def _check_port(host: str, port: int, what: str = "port") -> None:
             probe.bind((host.strip("[]"), port))
         except OSError as e:
             raise CLIError(f"{what} {port} on {host}: {e.strerror or e}") from e
+        return int(probe.getsockname()[1])
