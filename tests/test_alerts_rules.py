@@ -102,6 +102,12 @@ BAD = [
     ('budget = 1.0', 'budget = 1.0\ncooldown = "soon"',
      "rule 'r': field 'cooldown': expected a duration such as '30s', '5m', '24h' or '7d', got 'soon'"),
     ('name = "r"\n', '', "rule #1: field 'name': required: a non-empty text of at most 200 characters"),
+    # A share of calls never exceeds 1: an absolute error_rate threshold above it never fires.
+    ('metric = "cost"\nwindow = "day"\nbudget = 1.0', 'metric = "error_rate"\nwindow = "24h"\nthresholds = [0.2, 1.5]',
+     "rule 'r': field 'thresholds': error_rate is a fraction from 0 to 1: a threshold above 1 never fires, got [0.2, 1.5]"),
+    # Only a run rule reads how far back runs are looked for: elsewhere it was silently ignored.
+    ('budget = 1.0', 'budget = 1.0\nlookback = "24h"',
+     "rule 'r': field 'lookback': only for window 'run' (how far back runs are read), not 'day'"),
     ('type = "webhook"', 'type = "email"', "channel 'ops': field 'type': expected 'webhook' or 'slack', got 'email'"),
     ('url = "http://127.0.0.1:8080/hook"', 'url = "file:///etc/passwd"',
      "channel 'ops': field 'url': expected an http:// or https:// URL, got 'file:///etc/passwd'"),
@@ -217,3 +223,13 @@ def test_a_rule_file_is_read_as_a_price_file_is(tmp_path):
     path.write_bytes(b'[channels.ops]\ntype = "\xff"\n')
     with pytest.raises(AlertRulesError, match=f"^{re.escape(str(path))}: not UTF-8 text$"):
         load_rules(path)
+
+
+def test_an_error_rate_of_1_and_a_multiple_of_the_baseline_stay_allowed(tmp_path):
+    path = tmp_path / "alerts.toml"
+    rate = 'metric = "error_rate"\nwindow = "24h"\n'
+    for tail in ("thresholds = [1.0]", "baseline = 7\nthresholds = [2.0]"):
+        path.write_text(
+            RULE.replace('metric = "cost"\nwindow = "day"\nbudget = 1.0', rate + tail), encoding="utf-8"
+        )
+        assert load_rules(path).rules[0].metric == "error_rate"

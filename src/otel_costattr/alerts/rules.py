@@ -264,11 +264,22 @@ class _Reader:
             raise self.fail("scope", f"'run' needs window = 'run', not {window!r}")
         if window == "run" and metric not in ("cost", "calls", "unpriced_calls", "error_rate", "p95_latency"):
             raise self.fail("metric", f"{metric!r} is not measured per run (use cost, calls, ...)")
+        if metric == "error_rate" and not baseline and thresholds[-1] > 1:
+            # Absolute values in the metric's unit: a share of calls never exceeds 1.
+            raise self.fail(
+                "thresholds",
+                "error_rate is a fraction from 0 to 1: a threshold above 1 never fires, "
+                f"got {spec['thresholds']!r}",
+            )
+        lookback = self._seconds("lookback", 86400.0)  # its value is checked first, as before
+        if "lookback" in spec and window != "run":
+            # Only a run rule reads it (how far back runs are looked for); a window has its own length.
+            raise self.fail("lookback", f"only for window 'run' (how far back runs are read), not {window!r}")
         return Rule(
             name=name, scope=scope, metric=metric, window=window, thresholds=thresholds,
             channels=self._channels(), match=self._match(), timezone=tz, budget=budget,
             baseline=baseline, min_calls=self._count("min_calls", 1),
-            lookback=self._seconds("lookback", 86400.0),
+            lookback=lookback,
             cooldown=self._seconds("cooldown", 3600.0, zero=True),
             notify_resolved=self._flag("notify_resolved", True),
         )  # fmt: skip
