@@ -187,3 +187,28 @@ def test_bound_to_every_address_serve_asks_for_the_base_url(tmp_path):
     assert proc.wait(30) == 0
     log = db.with_suffix(".log").read_text()
     assert log.count("note: links") == 1 and "dashboard at https://costs.example/ (first visit" in log
+
+
+def test_alerts_state_is_refused_where_it_would_be_ignored(tmp_path, capsys):
+    """--alerts-state is the local file of a ClickHouse store's alert states (a DuckDB store
+    keeps its own): given anywhere else it was silently unused."""
+    import socket
+
+    db, state = tmp_path / "s.duckdb", tmp_path / "state.duckdb"
+    rules = rules_file(tmp_path / "alerts.toml", RULES, "http://127.0.0.1:9/hook")
+    with socket.socket() as taken:  # refused before the port is looked at (and never serves)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = ["serve", "--db", str(db), "--port", port, "--alerts", str(rules)]
+        argv += ["--alerts-state", str(state)]
+        assert main(argv) == 1
+        assert capsys.readouterr().err == (
+            "Error: --alerts-state: only with a ClickHouse --db (a DuckDB store keeps its own alert states)\n"
+        )
+        chdb = tmp_path / "ch"
+        assert main(["serve", "--db", f"chdb://{chdb}", "--port", port, "--alerts-state", str(state)]) == 1
+        assert capsys.readouterr().err == (
+            "Error: --alerts-state: only with --alerts (it keeps the states of those rules)\n"
+        )
+    assert not db.exists() and not state.exists() and not chdb.exists()

@@ -132,6 +132,13 @@ def serve(
         raise CLIError(str(e)) from e
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
+    if alerts_state is not None and not is_clickhouse_url(db):
+        # A DuckDB store keeps its alert states in itself: the file would be silently unused.
+        raise CLIError(
+            "--alerts-state: only with a ClickHouse --db (a DuckDB store keeps its own alert states)"
+        )
+    if alerts_state is not None and rules is None:
+        raise CLIError("--alerts-state: only with --alerts (it keeps the states of those rules)")
     if grpc_port and grpc_port == port and not is_clickhouse_url(db):
         raise CLIError(
             f"--grpc-port {grpc_port}: the same port as --port: OTLP/HTTP and OTLP/gRPC each need"
