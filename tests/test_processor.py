@@ -501,12 +501,16 @@ def test_duplicates_need_one_trace_and_a_priced_first(deduping):
     # A server reusing short ids (Ollama: chatcmpl-<0..998>): separate traces, separate calls.
     end("call a", usage, "chatcmpl-7")
     end("call b", usage, "chatcmpl-7")
-    # A span without usage ending first claims nothing: the span with usage is still priced;
-    # one without usage ending after the priced one is its duplicate.
+    # Three spans of one call (they overlap): a span without usage ending first claims
+    # nothing, the span with usage is still priced; one without usage ending after the priced
+    # one is its duplicate.
     run = trace.set_span_in_context(deduping.tracer.start_span("run"))
-    end("empty first", no_usage, "msg_1", run)
-    end("priced", usage, "msg_1", run)
-    end("empty after", no_usage, "msg_1", run)
+    spans = [
+        deduping.tracer.start_span(name, context=run, attributes={**attrs, "gen_ai.response.id": "msg_1"})
+        for name, attrs in (("empty first", no_usage), ("priced", usage), ("empty after", no_usage))
+    ]
+    for span in spans:
+        span.end()
     status = {s.name: s.attributes[COST_STATUS] for s in deduping.spans()}
     assert status == {
         "call a": "priced",
@@ -520,10 +524,10 @@ def test_duplicates_need_one_trace_and_a_priced_first(deduping):
 def test_a_duplicate_takes_no_step_number(deduping):
     call = chat(input_tokens=1000, output_tokens=100)
     with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
-        for rid in ("msg_0", "msg_0", "msg_1"):
-            span = deduping.tracer.start_span("chat")  # a call only once the response is in:
-            span.set_attributes({**call, "gen_ai.response.id": rid})  # numbered at end
-            span.end()
+        spans = [deduping.tracer.start_span("chat") for _ in range(3)]  # msg_0 twice: overlapping
+        for span, rid in zip(spans, ("msg_0", "msg_0", "msg_1"), strict=True):
+            span.set_attributes({**call, "gen_ai.response.id": rid})  # a call only once the
+            span.end()  # response is in: numbered at end
     steps = [(s.attributes[COST_STATUS], s.attributes.get(AGENT_STEP)) for s in deduping.spans("chat")]
     assert steps == [("priced", 0), ("duplicate", None), ("priced", 1)]
 
@@ -533,9 +537,10 @@ def test_pairs_are_never_split_by_forgetting_old_ids(deduping, monkeypatch):
     call = chat(input_tokens=1000, output_tokens=100)
     run = trace.set_span_in_context(deduping.tracer.start_span("run"))
     for i in range(20):
-        for _ in range(2):
-            attrs = {**call, "gen_ai.response.id": f"msg_{i}"}
-            deduping.tracer.start_span("chat", context=run, attributes=attrs).end()
+        attrs = {**call, "gen_ai.response.id": f"msg_{i}"}
+        pair = [deduping.tracer.start_span("chat", context=run, attributes=attrs) for _ in range(2)]
+        for span in pair:  # two spans of one call: they overlap
+            span.end()
     assert deduping.processor.stats()["priced"] == 20 and deduping.processor.stats()["duplicate"] == 20
     assert len(deduping.processor._first_spans._current) <= 5
 
@@ -552,9 +557,20 @@ def test_duplicates_are_looked_for_by_default(pipeline):
     openai-agents and openai instrumentations): priced once without asking."""
     call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
     with pipeline.tracer.start_as_current_span("run"):
-        for _ in range(2):
-            pipeline.tracer.start_span("chat", attributes=call).end()
+        pair = [pipeline.tracer.start_span("chat", attributes=call) for _ in range(2)]
+        for span in pair:  # siblings covering one request: their times overlap
+            span.end()
     assert [s.attributes[COST_STATUS] for s in pipeline.spans("chat")] == ["priced", "duplicate"]
+
+
+def test_calls_one_after_another_reusing_an_id_are_each_priced(pipeline):
+    """Ollama's OpenAI endpoint draws ids from chatcmpl-0..998, a proxy or a fake may send one
+    constant id: an agent's calls in one trace, one after the other, are calls of their own."""
+    call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "chatcmpl-7"}
+    with pipeline.tracer.start_as_current_span("run"):
+        for _ in range(3):
+            pipeline.tracer.start_span("chat", attributes=call).end()
+    assert [s.attributes[COST_STATUS] for s in pipeline.spans("chat")] == ["priced"] * 3
 
 
 @pytest.mark.parametrize("rid", ["", 7, ("msg",)])

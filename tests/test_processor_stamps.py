@@ -139,25 +139,28 @@ def test_no_stamp_functions_where_every_span_needs_the_general_hook(table):
 
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_a_stamp_function_prices_a_response_id_once_a_trace(table, dedupe):
-    """Two instrumentations of one API call (one response id) in a trace, a shape seen
-    before: the later span is a duplicate, through the shape's stamp function too; another
-    trace's call with the same id is a call of its own."""
+    """Two instrumentations of one API call (one response id, overlapping spans) in a trace,
+    a shape seen before: the later span is a duplicate, through the shape's stamp function
+    too; a later call of the trace reusing the id, and another trace's, are calls of their
+    own."""
     processor, exporter, tracer = traced(table, dedupe_response_ids=dedupe)
     call = {**CHAT, semconv.RESPONSE_ID: "msg_1"}
     with tracer.start_as_current_span("warm", attributes={**call, semconv.RESPONSE_ID: "msg_0"}):
         pass  # the shape is learnt: the spans below take its stamp function
     assert processor._shapes
-    with (
-        tracer.start_as_current_span("run"),
-        tracer.start_as_current_span("framework call", attributes=call),
-        tracer.start_as_current_span("sdk call", attributes=call),
-    ):
-        pass
+    with tracer.start_as_current_span("run"):
+        with (
+            tracer.start_as_current_span("framework call", attributes=call),
+            tracer.start_as_current_span("sdk call", attributes=call),
+        ):
+            pass
+        with tracer.start_as_current_span("next call", attributes=call):  # a server reusing ids
+            pass
     with tracer.start_as_current_span("other run"), tracer.start_as_current_span("sdk call", attributes=call):
         pass
     statuses = [s.attributes.get(semconv.COST_STATUS) for s in exporter.get_finished_spans()]
     statuses = [s for s in statuses if s]
-    expected = ["priced", "priced", "duplicate", "priced"] if dedupe else ["priced"] * 4
+    expected = ["priced", "priced", "duplicate", "priced", "priced"] if dedupe else ["priced"] * 5
     assert statuses == expected
     costs = [s.attributes.get(semconv.COST) for s in exporter.get_finished_spans()]
     assert sum(c is not None for c in costs) == expected.count("priced")

@@ -27,12 +27,12 @@ import functools
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanContext
 
 from .. import settings, telemetry
 from ..cost.approximate import price_at_request_model
@@ -114,41 +114,58 @@ def _counted(counter: itertools.count) -> int:
 
 
 class _FirstSpans:
-    """Which span first priced each recent response id: two spans of one trace with one
-    gen_ai.response.id are two instrumentations of one API call. Keyed by id, checked by
-    trace, so a server reusing short ids across calls makes no false duplicates. Two
-    generations of up to _RESPONSES_KEPT ids, so eviction never separates a pair. A span is
-    recorded as one int, trace id << 64 | span id: unique, and nothing for the garbage
-    collector to walk."""
+    """Which span first priced each recent response id. Two spans of one trace with one
+    gen_ai.response.id whose times overlap are two instrumentations of one API call (the
+    anthropic SDK's own span and OpenLLMetry's, siblings that both cover the request; a
+    framework's span around the SDK's): the second is a duplicate. Spans that do not overlap
+    are calls of their own, however alike their ids: servers reuse short ids (Ollama's
+    OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
+    and an agent's calls follow one another. Two generations of up to _RESPONSES_KEPT ids, so
+    eviction never separates a pair. A span is recorded as a tuple of ints (trace id, start
+    and end in ns)."""
 
     __slots__ = ("_current", "_older")
 
     def __init__(self) -> None:
-        self._current: dict[str, int] = {}
-        self._older: dict[str, int] = {}
+        self._current: dict[str, tuple[int, int, int]] = {}
+        self._older: dict[str, tuple[int, int, int]] = {}
 
-    def claim(self, rid: str, ctx: SpanContext) -> bool:
-        """Record that the span of ``ctx`` priced ``rid``: False when a span of the same trace
-        did so first (this one is a duplicate)."""
-        mark = ctx.trace_id << 64 | ctx.span_id
+    def claim(self, rid: str, span: Any) -> bool:
+        """Record that ``span`` priced ``rid``: False when a span of its trace that overlaps
+        it in time did so first (this one is a duplicate)."""
+        mine = _mark(span)
         current = self._current
-        first = current.setdefault(rid, mark)  # atomic: one first across threads
-        if first != mark:
-            if first >> 64 == ctx.trace_id:
+        first = current.setdefault(rid, mine)  # atomic: one first across threads
+        if first is not mine:
+            if _one_call(first, mine):
                 return False
-            current[rid] = mark  # another trace reusing the id: another call
+            current[rid] = mine  # another call reusing the id: its own
             return True
         older = self._older.get(rid)
-        if older is not None and older >> 64 == ctx.trace_id:
+        # (not its own record, which another thread's rotation just moved there)
+        if older is not None and older is not mine and _one_call(older, mine):
             return False
         if len(current) > _RESPONSES_KEPT:
             self._older, self._current = current, {}
         return True
 
-    def seen(self, rid: str, ctx: SpanContext) -> bool:
-        """Whether a span of the same trace as ``ctx`` priced ``rid`` already."""
+    def seen(self, rid: str, span: Any) -> bool:
+        """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""
+        mine = _mark(span)
         first = self._current.get(rid) or self._older.get(rid)
-        return first is not None and first >> 64 == ctx.trace_id
+        return first is not None and _one_call(first, mine)
+
+
+def _mark(span: Any) -> tuple[int, int, int]:
+    start = span.start_time or 0
+    end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
+    return span.get_span_context().trace_id, start, end
+
+
+def _one_call(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    """Whether two spans that report one response id are one call: one trace, and their times
+    overlap (both cover the request)."""
+    return a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -301,6 +318,8 @@ class CostSpanProcessor(SpanProcessor):
             if key in own or (key == AGENT_VERSION and AGENT_NAME in own):
                 continue  # an agent of its own: its version is its own, or none
             value = pattrs.get(key)
+            if value is None and key == AGENT_VERSION and AGENT_NAME in pattrs:
+                continue  # the agent comes from the parent: its version too, or none
             if value is None:
                 value = bag.get(key)
                 # Baggage set in-process can hold anything; only text is an identity.
@@ -493,16 +512,15 @@ class CostSpanProcessor(SpanProcessor):
         out[PROPOSED_COST_SOURCE] = COST_SOURCE_PROVIDER if provider else PROPOSED_SOURCE_LOCAL
 
     def _is_duplicate(self, span: Span, attrs: Mapping[str, Any], found: object) -> bool:
-        """Whether another span of this trace priced this span's response id first: two
+        """Whether this span's parent or child priced its response id first: two
         instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too).
         Only a priced span claims an id."""
         rid = attrs.get(RESPONSE_ID)
         if type(rid) is not str or not rid:
             return False
-        ctx = span.get_span_context()
         if type(found) is tuple:
-            return not self._first_spans.claim(rid, ctx)
-        return self._first_spans.seen(rid, ctx)
+            return not self._first_spans.claim(rid, span)
+        return self._first_spans.seen(rid, span)
 
     def _regional_price(
         self, span: Span, attrs: Mapping[str, Any], found: tuple[Any, float]

@@ -55,9 +55,9 @@ def compile_stamp(
     ``slow(span, attrs, start_ns)`` is the processor's general end hook, ``cached_quote``
     and ``quote`` the table's (see `cost.compiled.price_attributes`), ``regional`` the ids
     of entries some region prices otherwise. The step counter of the span's agent is read
-    from the seam's `seam.MARKER`. ``claim(response_id, span_context)``: the processor's
-    duplicate check (None: off), False when another span of the trace priced that response
-    id first; such a span goes to ``slow``, which stamps it a duplicate."""
+    from the seam's `seam.MARKER`. ``claim(response_id, span)``: the processor's duplicate
+    check (None: off), False when the span's parent or child priced that response id first;
+    such a span goes to ``slow``, which stamps it a duplicate."""
     if COST_STATUS in keys:
         return _stamped_already
     if not keys.isdisjoint(REPORTED_KEYS):
@@ -95,7 +95,7 @@ def compile_stamp(
         names.update(CLAIM=claim, RID=RESPONSE_ID)
         body += [
             "rid = a[RID]",
-            "if type(rid) is str and rid and not CLAIM(rid, span.get_span_context()):",
+            "if type(rid) is str and rid and not CLAIM(rid, span):",
             "    return SLOW(span, a, ns)",
         ]
     lines = ["try:", *("    " + line.replace("\n", "\n    ") for line in body)]
