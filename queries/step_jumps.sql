@@ -24,7 +24,7 @@ WITH ordered AS (
 jumps AS MATERIALIZED (
     SELECT *
     FROM ordered
-    WHERE prev_input_tokens IS NOT NULL
+    WHERE prev_input_tokens > 0  -- a jump is a multiple of a known, non-zero input
       AND input_tokens >= prev_input_tokens * $min_ratio
       AND input_tokens - prev_input_tokens >= $min_tokens
 ),

@@ -40,6 +40,9 @@ def db(tmp_path):
         with tracer.start_as_current_span("sub-agent", attributes=AGENT_B):
             _call(tracer, 2_000, "B")
         _call(tracer, 32_000, "A")  # A's context grew by 2k: no jump
+    with tracer.start_as_current_span("zero run", attributes=AGENT_A):
+        _call(tracer, 0, "A")  # priced, 0 input: no multiple of it is a jump (ClickHouse
+        _call(tracer, 50_000, "A")  # refused the rollup dividing by it)
     with tracer.start_as_current_span("stuffed run", attributes=AGENT_A):
         _call(tracer, 2_000, "A")
         _call(tracer, 60_000, "A")  # the one jump
