@@ -64,6 +64,7 @@ _JSON_SCALAR: dict[type, tuple[str, Any]] = {
 }
 _MODEL_CALL = semconv.SpanRole.MODEL_CALL.value
 _RESPONSE_MODEL, _LLM_MODEL = "gen_ai.response.model", "llm.model_name"
+_EMBEDDING_MODEL = "embedding.model_name"  # OpenInference's embedding spans name the model so
 _ROLE_VALUES = (semconv.OPERATION, semconv.OPENINFERENCE_KIND, semconv.COST_STATUS)
 
 # The columns read from attributes (or depending on them), in the order `_shape_columns`
@@ -319,6 +320,8 @@ def _shape_columns(
     response = column(_RESPONSE_MODEL)
     if _LLM_MODEL in where or not (response is nothing or all(response)):
         response = [r or o for r, o in zip(response, column(_LLM_MODEL), strict=True)]
+    if _EMBEDDING_MODEL in where:
+        response = [r or o for r, o in zip(response, column(_EMBEDDING_MODEL), strict=True)]
     if not (_STR_OR_NONE.issuperset(map(type, response)) and "" not in response):
         response = list(map(column_text, response))
     step = column(semconv.AGENT_STEP)

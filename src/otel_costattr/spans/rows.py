@@ -310,6 +310,8 @@ class SpanMapper:
         if provider is None:
             provider = _first(attrs, _PROVIDER_REST)
         response_model = get("gen_ai.response.model") or get("llm.model_name")
+        if "embedding.model_name" in attrs:  # OpenInference's embedding spans (as spans/batch.py)
+            response_model = response_model or attrs["embedding.model_name"]
         step = get(semconv.AGENT_STEP)
         if step is not None and (type(step) is not int or not -_MAX_STEP <= step <= _MAX_STEP):
             step = _step(step)  # the rare cases (text, float, bool, out of range); an int is itself

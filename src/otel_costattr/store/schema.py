@@ -81,7 +81,7 @@ SPANS: tuple[Column, ...] = (
     _c("operation", STRING, "gen_ai.operation.name."),
     _c("provider", STRING, "The provider, from the first of semconv.PROVIDER_KEYS present."),
     _c("request_model", STRING, "gen_ai.request.model."),
-    _c("response_model", STRING, "gen_ai.response.model (or llm.model_name)."),
+    _c("response_model", STRING, "gen_ai.response.model (or llm.model_name, or embedding.model_name)."),
     _c("input_tokens", INT64, "Input tokens including cache reads and writes; model calls only."),
     _c("output_tokens", INT64, "Output tokens including reasoning; model calls only."),
     _c("cache_read_tokens", INT64, "Input tokens read from the prompt cache; model calls only."),
