@@ -72,7 +72,9 @@ FROM (
         roundBankers(toDecimal128OrNull(_cost_text, 24), 12) AS _cost,
         _cost IS NOT NULL AND _cost >= 0 AND _cost <= 1000000 AS _plausible,
         nullIf(_a['app.feature'], '') AS feature,
-        nullIf(_a['gen_ai.agent.name'], '') AS agent_name,
+        coalesce(nullIf(_a['gen_ai.agent.name'], ''),
+                 if(_a['openinference.span.kind'] = 'AGENT', nullIf(_a['agent.name'], ''), NULL))
+            AS agent_name,  -- OpenInference's agent spans name the agent in agent.name
         nullIf(_a['gen_ai.agent.version'], '') AS agent_version,
         {{step}} AS step,
         nullIf(_a['gen_ai.conversation.id'], '') AS conversation_id,

@@ -45,6 +45,9 @@ PROPOSED_SOURCE_LOCAL = "local"
 
 OPERATION = "gen_ai.operation.name"
 OPENINFERENCE_KIND = "openinference.span.kind"
+# OpenInference's agent spans (openinference.span.kind AGENT, e.g. its openai-agents
+# instrumentation) name the agent here: the agent_name column reads it there, and only there.
+OPENINFERENCE_AGENT_NAME = "agent.name"
 AGENT_NAME = "gen_ai.agent.name"
 AGENT_ID = "gen_ai.agent.id"
 AGENT_VERSION = "gen_ai.agent.version"

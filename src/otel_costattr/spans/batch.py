@@ -324,6 +324,13 @@ def _shape_columns(
         response = [r or o for r, o in zip(response, column(_EMBEDDING_MODEL), strict=True)]
     if not (_STR_OR_NONE.issuperset(map(type, response)) and "" not in response):
         response = list(map(column_text, response))
+    agent_name = text(semconv.AGENT_NAME)
+    if semconv.OPENINFERENCE_AGENT_NAME in where:  # OpenInference's agent spans (as rows.py)
+        kinds = column(semconv.OPENINFERENCE_KIND)
+        agent_name = [
+            a if a is not None or k != "AGENT" else n
+            for a, n, k in zip(agent_name, text(semconv.OPENINFERENCE_AGENT_NAME), kinds, strict=True)
+        ]
     step = column(semconv.AGENT_STEP)
     if step is not nothing and not (
         _INT.issuperset(map(type, step)) and min(step) >= -_MAX_STEP and max(step) <= _MAX_STEP
@@ -364,7 +371,7 @@ def _shape_columns(
         text(semconv.REQUEST_MODEL),
         response,
         *money,
-        text(semconv.AGENT_NAME),
+        agent_name,
         text(semconv.AGENT_ID),
         text(semconv.AGENT_VERSION),
         text(semconv.FEATURE),

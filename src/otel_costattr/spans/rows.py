@@ -67,6 +67,7 @@ _TEXT_KEYS = (
     semconv.WORKFLOW_NAME,
 )
 
+_OI_AGENT_NAME = semconv.OPENINFERENCE_AGENT_NAME
 _RECORD = frozenset({SpanRecord})
 _STR_OR_NONE = frozenset({str, type(None)})  # text values column_text keeps as they are, but ""
 _PROVIDER_FIRST, *_rest = semconv.PROVIDER_KEYS
@@ -306,6 +307,8 @@ class SpanMapper:
         text = list(map(get, _TEXT_KEYS))
         if not _STR_OR_NONE.issuperset(map(type, text)) or "" in text:  # one C-level pass each
             text = list(map(column_text, text))
+        if text[2] is None and _OI_AGENT_NAME in attrs and get(semconv.OPENINFERENCE_KIND) == "AGENT":
+            text[2] = column_text(attrs[_OI_AGENT_NAME])  # as spans/batch.py
         provider = get(_PROVIDER_FIRST)
         if provider is None:
             provider = _first(attrs, _PROVIDER_REST)

@@ -92,7 +92,7 @@ SPANS: tuple[Column, ...] = (
     _c("cost_source", STRING, "'span' (stamped by a processor) or 'exporter' (priced on export)."),
     _c("pricing_version", STRING, "Version of the pricing table that priced the call."),
     _c("priced_model", STRING, "The pricing entry the model resolved to."),
-    _c("agent_name", STRING, "gen_ai.agent.name."),
+    _c("agent_name", STRING, "gen_ai.agent.name (an OpenInference AGENT span: agent.name)."),
     _c("agent_id", STRING, "gen_ai.agent.id."),
     _c("agent_version", STRING, "gen_ai.agent.version."),
     _c("feature", STRING, "app.feature, the feature the span is attributed to."),
