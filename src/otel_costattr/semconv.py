@@ -63,6 +63,9 @@ IDENTITY_KEYS = (FEATURE, AGENT_NAME, AGENT_VERSION, CONVERSATION_ID)
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.system", "llm.provider")
 # Response model first: it is what was billed (a dated snapshot of the requested alias).
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "embedding.model_name")
+# The stored response_model, first spelling present: OpenInference names the model in
+# llm.model_name, and an embedding's in embedding.model_name.
+RESPONSE_MODEL_KEYS = ("gen_ai.response.model", "llm.model_name", "embedding.model_name")
 INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
 OUTPUT_KEYS = (
     "gen_ai.usage.output_tokens",

@@ -199,7 +199,7 @@ def spans_sql(source: str) -> str:
         "{{table}}": source,
         "{{role}}": _role(),
         "{{provider}}": _first(semconv.PROVIDER_KEYS),
-        "{{response_model}}": _first(("gen_ai.response.model", "llm.model_name", "embedding.model_name")),
+        "{{response_model}}": _first(semconv.RESPONSE_MODEL_KEYS),
         "{{counts}}": _counts(),
         "{{valid}}": _valid(),
         "{{numbers}}": _numbers(),

@@ -63,8 +63,7 @@ _JSON_SCALAR: dict[type, tuple[str, Any]] = {
     bool: ("%s", {True: "true", False: "false"}.__getitem__),
 }
 _MODEL_CALL = semconv.SpanRole.MODEL_CALL.value
-_RESPONSE_MODEL, _LLM_MODEL = "gen_ai.response.model", "llm.model_name"
-_EMBEDDING_MODEL = "embedding.model_name"  # OpenInference's embedding spans name the model so
+_RESPONSE_MODEL, _LLM_MODEL, _EMBEDDING_MODEL = semconv.RESPONSE_MODEL_KEYS
 _ROLE_VALUES = (semconv.OPERATION, semconv.OPENINFERENCE_KIND, semconv.COST_STATUS)
 
 # The columns read from attributes (or depending on them), in the order `_shape_columns`

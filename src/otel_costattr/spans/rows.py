@@ -67,7 +67,9 @@ _TEXT_KEYS = (
     semconv.WORKFLOW_NAME,
 )
 
+_AGENT_AT = _TEXT_KEYS.index(semconv.AGENT_NAME)
 _OI_AGENT_NAME = semconv.OPENINFERENCE_AGENT_NAME
+_RESPONSE_MODEL, _LLM_MODEL, _EMBEDDING_MODEL = semconv.RESPONSE_MODEL_KEYS
 _RECORD = frozenset({SpanRecord})
 _STR_OR_NONE = frozenset({str, type(None)})  # text values column_text keeps as they are, but ""
 _PROVIDER_FIRST, *_rest = semconv.PROVIDER_KEYS
@@ -307,14 +309,14 @@ class SpanMapper:
         text = list(map(get, _TEXT_KEYS))
         if not _STR_OR_NONE.issuperset(map(type, text)) or "" in text:  # one C-level pass each
             text = list(map(column_text, text))
-        if text[2] is None and _OI_AGENT_NAME in attrs and get(semconv.OPENINFERENCE_KIND) == "AGENT":
-            text[2] = column_text(attrs[_OI_AGENT_NAME])  # as spans/batch.py
+        if text[_AGENT_AT] is None and _OI_AGENT_NAME in attrs and get(semconv.OPENINFERENCE_KIND) == "AGENT":
+            text[_AGENT_AT] = column_text(attrs[_OI_AGENT_NAME])  # as spans/batch.py
         provider = get(_PROVIDER_FIRST)
         if provider is None:
             provider = _first(attrs, _PROVIDER_REST)
-        response_model = get("gen_ai.response.model") or get("llm.model_name")
-        if "embedding.model_name" in attrs:  # OpenInference's embedding spans (as spans/batch.py)
-            response_model = response_model or attrs["embedding.model_name"]
+        response_model = get(_RESPONSE_MODEL) or get(_LLM_MODEL)
+        if _EMBEDDING_MODEL in attrs:  # OpenInference's embedding spans (as spans/batch.py)
+            response_model = response_model or attrs[_EMBEDDING_MODEL]
         step = get(semconv.AGENT_STEP)
         if step is not None and (type(step) is not int or not -_MAX_STEP <= step <= _MAX_STEP):
             step = _step(step)  # the rare cases (text, float, bool, out of range); an int is itself
