@@ -132,14 +132,15 @@ def serve(
         raise CLIError(str(e)) from e
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
-    if alerts_state is not None and not is_clickhouse_url(db):
+    clickhouse = is_clickhouse_url(db)  # the API and dashboard only: the Collector receives there
+    if alerts_state is not None and not clickhouse:
         # A DuckDB store keeps its alert states in itself: the file would be silently unused.
         raise CLIError(
             "--alerts-state: only with a ClickHouse --db (a DuckDB store keeps its own alert states)"
         )
     if alerts_state is not None and rules is None:
         raise CLIError("--alerts-state: only with --alerts (it keeps the states of those rules)")
-    if grpc_port and grpc_port == port and not is_clickhouse_url(db):
+    if grpc_port and grpc_port == port and not clickhouse:
         raise CLIError(
             f"--grpc-port {grpc_port}: the same port as --port: OTLP/HTTP and OTLP/gRPC each need"
             " their own (--grpc-port 0: no gRPC)"
@@ -148,9 +149,9 @@ def serve(
     # pages) name the port clients reach, not ":0".
     port = _check_port(host, port)
     base_url = (base_url or f"http://{shown}:{port}").rstrip("/")
-    if grpc_port and not is_clickhouse_url(db):
+    if grpc_port and not clickhouse:
         _check_port(host, grpc_port, "gRPC port")  # else grpc's own log line, then a vague error
-    if is_clickhouse_url(db):  # the API and dashboard only: the Collector receives there
+    if clickhouse:
         given = click.get_current_context().get_parameter_source
         explicit_grpc = given("grpc_port") not in (ParameterSource.DEFAULT, None) and grpc_port != 0
         refused = {

@@ -420,7 +420,6 @@ def _build(
 ) -> PriceTable:
     providers: dict[str, ProviderIndex] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
-    names: dict[str, str] = {}
     # Which user file defined each (provider, model id), and which file claimed each name (a
     # provider id or an otel_names entry) for which provider: two files saying the same thing
     # differently is a mistake, not a choice the file order should make. A user file may
@@ -452,15 +451,14 @@ def _build(
             claim = claims.setdefault(name, (pf.provider, pf.path, is_user, field))
             owner, where, by_user, their_field = claim
             if owner == pf.provider:
-                names.setdefault(name, owner)
-            elif by_user and not is_user:
+                continue
+            if by_user and not is_user:
                 # User files are read first, but the mistake is in the user's file: name it.
                 raise PricingError(
                     f"{where}: {their_field}: {name!r} is claimed by bundled provider "
                     f"{pf.provider!r} ({pf.path})"
                 )
-            else:
-                raise PricingError(f"{pf.path}: {field}: {name!r} is already claimed by {owner!r} in {where}")
+            raise PricingError(f"{pf.path}: {field}: {name!r} is already claimed by {owner!r} in {where}")
 
     for prov in providers.values():
         for fb in prov.fallback:
@@ -492,6 +490,7 @@ def _build(
             providers[pid].entries.append(build_entry(spec, pf, periods))
         providers[pid].index()
 
+    names = {name: claim[0] for name, claim in claims.items()}  # name -> the provider it means
     return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions)
 
 

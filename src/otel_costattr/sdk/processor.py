@@ -512,8 +512,8 @@ class CostSpanProcessor(SpanProcessor):
         out[PROPOSED_COST_SOURCE] = COST_SOURCE_PROVIDER if provider else PROPOSED_SOURCE_LOCAL
 
     def _is_duplicate(self, span: Span, attrs: Mapping[str, Any], found: object) -> bool:
-        """Whether this span's parent or child priced its response id first: two
-        instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too).
+        """Whether a span of this trace overlapping it in time priced its response id first:
+        two instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too).
         Only a priced span claims an id."""
         rid = attrs.get(RESPONSE_ID)
         if type(rid) is not str or not rid:
