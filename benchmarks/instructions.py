@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--run", nargs=3, metavar=("CASE", "VARIANT", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--ref", help="also count this commit's package (A) beside this tree (B)")
     parser.add_argument("--cases", nargs="+", default=["plain", "chat", "compute_cost"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["bare", "ending"], help="span cases: bench_processor.py's"
+    )
     parser.add_argument("--n", type=int, default=3000, help="units counted (default 3000)")
     parser.add_argument("--layouts", type=int, default=2, help="environment sizes per count (default 2)")
     parser.add_argument(
@@ -108,7 +111,7 @@ def main() -> None:
             trees.insert(0, (args.ref, str(Path(tmp) / "src")))
         print(f"{'case':<14}{'variant':<9}" + "".join(f"{name:>14}" for name, _ in trees))
         for case in args.cases:
-            variants = ("bare", "ending") if case in SPAN_CASES else ("-",)
+            variants = args.variants if case in SPAN_CASES else ("-",)
             for variant in variants:
                 figures = [
                     per_unit(case, variant, args.n, path, args.layouts, args.warmup) for _, path in trees

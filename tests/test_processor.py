@@ -533,7 +533,9 @@ def test_a_duplicate_takes_no_step_number(deduping):
 
 
 def test_pairs_are_never_split_by_forgetting_old_ids(deduping, monkeypatch):
-    monkeypatch.setattr(processor_module, "_RESPONSES_KEPT", 4)
+    first_spans = deduping.processor._first_spans
+    monkeypatch.setattr(first_spans, "kept", 4)
+    monkeypatch.setattr(first_spans, "limit", 8)
     call = chat(input_tokens=1000, output_tokens=100)
     run = trace.set_span_in_context(deduping.tracer.start_span("run"))
     for i in range(20):
@@ -542,7 +544,7 @@ def test_pairs_are_never_split_by_forgetting_old_ids(deduping, monkeypatch):
         for span in pair:  # two spans of one call: they overlap
             span.end()
     assert deduping.processor.stats()["priced"] == 20 and deduping.processor.stats()["duplicate"] == 20
-    assert len(deduping.processor._first_spans._current) <= 5
+    assert len(first_spans.claims) <= 9
 
 
 def test_one_response_id_in_two_traces_is_two_calls(pipeline):

@@ -95,7 +95,7 @@ _REPORTED_1, _REPORTED_2, _REPORTED_3 = REPORTED_COST_KEYS
 _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
-_RESPONSES_KEPT = 4096  # response ids per generation, to spot a second span of a call
+_RESPONSES_KEPT = 4096  # at least the newest response ids kept, to spot a second span of a call
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
@@ -120,40 +120,46 @@ class _FirstSpans:
     framework's span around the SDK's): the second is a duplicate. Spans that do not overlap
     are calls of their own, however alike their ids: servers reuse short ids (Ollama's
     OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
-    and an agent's calls follow one another. Two generations of up to _RESPONSES_KEPT ids, so
-    eviction never separates a pair. A span is recorded as a tuple of ints (trace id, start
-    and end in ns)."""
+    and an agent's calls follow one another. ``claims`` maps an id to the span that claimed
+    it, a tuple of ints (trace id, start and end in ns); past ``limit`` ids the oldest are
+    forgotten down to the newest ``kept`` (_RESPONSES_KEPT), so eviction never separates a
+    pair. The stamp functions (sdk/stamps.py) claim inline on ``claims``, which is never
+    replaced."""
 
-    __slots__ = ("_current", "_older")
+    __slots__ = ("claims", "kept", "limit")
 
     def __init__(self) -> None:
-        self._current: dict[str, tuple[int, int, int]] = {}
-        self._older: dict[str, tuple[int, int, int]] = {}
+        self.claims: dict[str, tuple[int, int, int]] = {}
+        self.kept = _RESPONSES_KEPT
+        self.limit = 2 * _RESPONSES_KEPT
 
     def claim(self, rid: str, span: Any) -> bool:
         """Record that ``span`` priced ``rid``: False when a span of its trace that overlaps
         it in time did so first (this one is a duplicate)."""
         mine = _mark(span)
-        current = self._current
-        first = current.setdefault(rid, mine)  # atomic: one first across threads
+        return self.settle(rid, mine, self.claims.setdefault(rid, mine))  # atomic: one first
+
+    def settle(self, rid: str, mine: tuple[int, int, int], first: tuple[int, int, int]) -> bool:
+        """The rest of `claim`, once ``claims.setdefault(rid, mine)`` returned ``first``. A
+        stamp function calls it only when ``first`` is not ``mine`` or ``claims`` holds more
+        than ``limit`` ids: otherwise it returns True."""
+        claims = self.claims
         if first is not mine:
             if _one_call(first, mine):
                 return False
-            current[rid] = mine  # another call reusing the id: its own
-            return True
-        older = self._older.get(rid)
-        # (not its own record, which another thread's rotation just moved there)
-        if older is not None and older is not mine and _one_call(older, mine):
-            return False
-        if len(current) > _RESPONSES_KEPT:
-            self._older, self._current = current, {}
+            claims[rid] = mine  # another call reusing the id: its own
+        if len(claims) > self.limit:
+            # The oldest first (a dict keeps insertion order); list() is atomic under the GIL.
+            # Threads trimming at once each keep the newest `kept` of what they saw.
+            ids = list(claims)
+            for old in ids[: len(ids) - self.kept]:
+                claims.pop(old, None)
         return True
 
     def seen(self, rid: str, span: Any) -> bool:
         """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""
-        mine = _mark(span)
-        first = self._current.get(rid) or self._older.get(rid)
-        return first is not None and _one_call(first, mine)
+        first = self.claims.get(rid)
+        return first is not None and _one_call(first, _mark(span))
 
 
 def _mark(span: Any) -> tuple[int, int, int]:
@@ -381,7 +387,7 @@ class CostSpanProcessor(SpanProcessor):
                     regional=self._regional,
                     count_priced=self._count_priced,
                     internal_error=self._internal_error,
-                    claim=self._first_spans.claim if self._dedupe else None,
+                    first_spans=self._first_spans if self._dedupe else None,
                 )
                 remember(self._stamps, keys, stamp, _SHAPES_KEPT)
             shapes = self._shapes

@@ -17,6 +17,7 @@ function can only agree with it (tests/test_processor_stamps.py checks that it d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,16 +49,18 @@ def compile_stamp(
     regional: object,
     count_priced: Callable[[], object],
     internal_error: Callable[[str], None],
-    claim: Callable[[str, Any], bool] | None = None,
+    first_spans: Any = None,
 ) -> Stamp:
     """The stamp function for spans holding exactly these of `STAMP_KEYS` (a shape with a
     cost status: none; one the compiled pricer does not take: ``slow`` itself).
     ``slow(span, attrs, start_ns)`` is the processor's general end hook, ``cached_quote``
     and ``quote`` the table's (see `cost.compiled.price_attributes`), ``regional`` the ids
     of entries some region prices otherwise. The step counter of the span's agent is read
-    from the seam's `seam.MARKER`. ``claim(response_id, span)``: the processor's duplicate
-    check (None: off), False when the span's parent or child priced that response id first;
-    such a span goes to ``slow``, which stamps it a duplicate."""
+    from the seam's `seam.MARKER`. ``first_spans``: the processor's duplicate check (its
+    ``_FirstSpans``; None: off). A priced span claims its response id inline: the common
+    case, the id new, is one ``setdefault`` on its ``claims``; otherwise ``first_spans.settle`` decides, and a
+    span another span of its call priced first goes to ``slow``, which stamps it a
+    duplicate (its own claim again finds that span first)."""
     if COST_STATUS in keys:
         return _stamped_already
     if not keys.isdisjoint(REPORTED_KEYS):
@@ -91,12 +94,19 @@ def compile_stamp(
         "ints = hit[4]",
         f"usd = ({total}) / hit[6]",
     ]
-    if claim is not None and RESPONSE_ID in keys:  # priced: this span claims its response id
-        names.update(CLAIM=claim, RID=RESPONSE_ID)
+    if first_spans is not None and RESPONSE_ID in keys:  # priced: it claims its response id
+        # processor._FirstSpans.claim inline: the span's (trace id, start, end), no call. The
+        # SDK set the end time before _on_ending (the fallback, as _mark's, for any other way);
+        # a SpanContext is a tuple whose item 0 is the trace id (the property reads it so).
+        names.update(FIRST=first_spans, CLAIMS=first_spans.claims, LIMIT=first_spans.limit)
+        names.update(RID=RESPONSE_ID, NOW=time.time_ns)
         body += [
             "rid = a[RID]",
-            "if type(rid) is str and rid and not CLAIM(rid, span):",
-            "    return SLOW(span, a, ns)",
+            "if type(rid) is str and rid:",
+            "    mine = (span._context[0], ns, span._end_time or NOW())",
+            "    first = CLAIMS.setdefault(rid, mine)",
+            "    if (first is not mine or len(CLAIMS) > LIMIT) and not FIRST.settle(rid, mine, first):",
+            "        return SLOW(span, a, ns)",
         ]
     lines = ["try:", *("    " + line.replace("\n", "\n    ") for line in body)]
     # Values that are unhashable or change meanwhile: the general hook copes, as it does
