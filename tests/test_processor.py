@@ -575,6 +575,25 @@ def test_calls_one_after_another_reusing_an_id_are_each_priced(pipeline):
     assert [s.attributes[COST_STATUS] for s in pipeline.spans("chat")] == ["priced"] * 3
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["general path", "stamp function"])
+def test_a_call_in_another_trace_reusing_the_id_does_not_hide_a_duplicate(pipeline, warm):
+    """Ollama's ids again: another run's call drew the same id and ended between the two spans
+    of this run's call. Both runs' calls are priced once, whichever ended last."""
+    call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "chatcmpl-7"}
+    if warm:  # the shape's stamp function prices the spans below
+        pipeline.tracer.start_span("warm", attributes={**call, "gen_ai.response.id": "msg_0"}).end()
+    tracer = pipeline.tracer
+    run_a = trace.set_span_in_context(tracer.start_span("run a"))
+    run_b = trace.set_span_in_context(tracer.start_span("run b"))
+    framework, sdk = (tracer.start_span("chat", context=run_a, attributes=call) for _ in range(2))
+    other = tracer.start_span("chat", context=run_b, attributes=call)
+    other_twin = tracer.start_span("chat", context=run_b, attributes=call)
+    for span in (sdk, other, framework, other_twin):
+        span.end()
+    statuses = [s.attributes[COST_STATUS] for s in pipeline.spans("chat")]
+    assert statuses == ["priced", "priced", "duplicate", "duplicate"]
+
+
 @pytest.mark.parametrize("rid", ["", 7, ("msg",)])
 def test_only_a_non_empty_text_response_id_makes_a_duplicate(deduping, rid):
     call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": rid}

@@ -96,6 +96,7 @@ _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
 _RESPONSES_KEPT = 4096  # at least the newest response ids kept, to spot a second span of a call
+_OTHERS_KEPT = 16  # the latest calls of their own kept for an id reused (see _FirstSpans)
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
@@ -120,16 +121,19 @@ class _FirstSpans:
     framework's span around the SDK's): the second is a duplicate. Spans that do not overlap
     are calls of their own, however alike their ids: servers reuse short ids (Ollama's
     OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
-    and an agent's calls follow one another. ``claims`` maps an id to the span that claimed
-    it, a tuple of ints (trace id, start and end in ns); past ``limit`` ids the oldest are
+    and an agent's calls follow one another. ``claims`` maps an id to the first span that
+    claimed it, a tuple of ints (trace id, start and end in ns), ``others`` an id to the
+    latest _OTHERS_KEPT spans that claimed it since as calls of their own (another run's call
+    that drew the same id must not hide this run's pair); past ``limit`` ids the oldest are
     forgotten down to the newest ``kept`` (_RESPONSES_KEPT), so eviction never separates a
     pair. The stamp functions (sdk/stamps.py) claim inline on ``claims``, which is never
     replaced."""
 
-    __slots__ = ("claims", "kept", "limit")
+    __slots__ = ("claims", "kept", "limit", "others")
 
     def __init__(self) -> None:
         self.claims: dict[str, tuple[int, int, int]] = {}
+        self.others: dict[str, list[tuple[int, int, int]]] = {}
         self.kept = _RESPONSES_KEPT
         self.limit = 2 * _RESPONSES_KEPT
 
@@ -147,19 +151,28 @@ class _FirstSpans:
         if first is not mine:
             if _one_call(first, mine):
                 return False
-            claims[rid] = mine  # another call reusing the id: its own
+            others = self.others.setdefault(rid, [])
+            if any(_one_call(other, mine) for other in others):
+                return False
+            others.append(mine)  # another call reusing the id: its own
+            if len(others) > _OTHERS_KEPT:
+                del others[0]
         if len(claims) > self.limit:
             # The oldest first (a dict keeps insertion order); list() is atomic under the GIL.
             # Threads trimming at once each keep the newest `kept` of what they saw.
             ids = list(claims)
             for old in ids[: len(ids) - self.kept]:
                 claims.pop(old, None)
+                self.others.pop(old, None)
         return True
 
     def seen(self, rid: str, span: Any) -> bool:
         """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""
         first = self.claims.get(rid)
-        return first is not None and _one_call(first, _mark(span))
+        if first is None:
+            return False
+        mine = _mark(span)
+        return _one_call(first, mine) or any(_one_call(o, mine) for o in self.others.get(rid, ()))
 
 
 def _mark(span: Any) -> tuple[int, int, int]:
