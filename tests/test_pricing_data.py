@@ -35,6 +35,8 @@ PINNED_DIGESTS = {
     # + o3's cached rate before its 2025-06-10 cut; Gemini 1.5 Flash and Pro before their
     # 2024 cuts, and Pro's cached rate (a pricing review, 2026-12-05)
     "2026.12.05": "sha256:fa3d6329f4b130aac852b1a2238169cb50dcfc43ca5f78519dc3e9c85a268d93",
+    # + fine-tuned GPT-4o and GPT-4o mini's cached rates since 2024-10-01
+    "2026.12.05.2": "sha256:a291076ed6619448fcd1ab585855deaa7e2354c3cfd5ae51e288e41a1fc4fb6e",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -178,6 +180,12 @@ LIST_PRICES = [
     ("o3-2025-04-16", None, dt.datetime(2025, 6, 9, 23, 59, tzinfo=dt.timezone.utc),
      (D("10"), D("40"), D("2.5"), None, None)),
     ("o3", None, dt.datetime(2025, 6, 10, tzinfo=dt.timezone.utc), (D("2"), D("8"), D("0.5"), None, None)),
+    # Fine-tuned GPT-4o and GPT-4o mini: cached input at half of input since prompt caching's
+    # launch (openai.com/index/api-prompt-caching, 2024-10-01), none before.
+    ("ft:gpt-4o-2024-08-06:acme::abc123", None, NOW, (D("3.75"), D("15"), D("1.875"), None, None)),
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, NOW, (D("0.3"), D("1.2"), D("0.15"), None, None)),
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, dt.datetime(2024, 9, 30, 23, 59, tzinfo=dt.timezone.utc),
+     (D("0.3"), D("1.2"), None, None, None)),
     ("mistral-large-latest", "mistral_ai", NOW, (D("0.5"), D("1.5"), D("0.05"), None, None)),
     ("mistral-large-2411", "mistral_ai", NOW, (D("2"), D("6"), None, None, None)),
     ("meta.llama3-1-70b-instruct-v1:0", "aws.bedrock", NOW, (D("0.72"), D("0.72"), None, None, None)),
