@@ -152,10 +152,11 @@ class Workload:
         self.provider.shutdown()
 
 
-def rules_file(path: Path, text: str, url: str) -> Path:
-    """Write a rule file whose channel ``ops`` posts to ``url`` (fast retries for tests)."""
+def rules_file(path: Path, text: str, url: str, timeout: str = "5s") -> Path:
+    """Write a rule file whose channel ``ops`` posts to ``url`` (fast retries for tests, each
+    attempt given up after ``timeout``)."""
     path.write_text(
-        f'[channels.ops]\ntype = "webhook"\nurl = "{url}"\nbackoff = "50ms"\nretries = 2\ntimeout = "5s"\n\n'
+        f'[channels.ops]\ntype = "webhook"\nurl = "{url}"\nbackoff = "50ms"\nretries = 2\ntimeout = "{timeout}"\n\n'
         + text,
         encoding="utf-8",
     )

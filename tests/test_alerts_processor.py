@@ -64,8 +64,9 @@ def test_a_hanging_receiver_never_blocks_the_span_path(tmp_path, table):
     receiver = Receiver()
     receiver.hold.clear()  # every request hangs until released
     try:
-        rules = load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url))
-        budget = RunBudgetProcessor(rules, notifier=Notifier(queue_size=2))
+        # The held post must not time out meanwhile (the six runs take seconds on a busy machine).
+        path = rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url, timeout="60s")
+        budget = RunBudgetProcessor(load_rules(path), notifier=Notifier(queue_size=2))
         w = Workload(tmp_path / "spans.duckdb", table, extra_processors=(budget,))
         try:
             for _ in range(6):  # six runs over budget while the receiver holds the first post
