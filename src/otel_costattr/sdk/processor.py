@@ -95,8 +95,7 @@ _REPORTED_1, _REPORTED_2, _REPORTED_3 = REPORTED_COST_KEYS
 _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
-_RESPONSES_KEPT = 4096  # at least the newest response ids kept, to spot a second span of a call
-_OTHERS_KEPT = 16  # the latest calls of their own kept for an id reused (see _FirstSpans)
+_RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
@@ -115,76 +114,78 @@ def _counted(counter: itertools.count) -> int:
 
 
 class _FirstSpans:
-    """Which span first priced each recent response id. Two spans of one trace with one
-    gen_ai.response.id whose times overlap are two instrumentations of one API call (the
-    anthropic SDK's own span and OpenLLMetry's, siblings that both cover the request; a
+    """Which span first priced each recent response id of a trace. Two spans of one trace
+    with one gen_ai.response.id whose times overlap are two instrumentations of one API call
+    (the anthropic SDK's own span and OpenLLMetry's, siblings that both cover the request; a
     framework's span around the SDK's): the second is a duplicate. Spans that do not overlap
     are calls of their own, however alike their ids: servers reuse short ids (Ollama's
     OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
-    and an agent's calls follow one another. ``claims`` maps an id to the first span that
-    claimed it, a tuple of ints (trace id, start and end in ns), ``others`` an id to the
-    latest _OTHERS_KEPT spans that claimed it since as calls of their own (another run's call
-    that drew the same id must not hide this run's pair); past ``limit`` ids the oldest are
-    forgotten down to the newest ``kept`` (_RESPONSES_KEPT), so eviction never separates a
-    pair. The stamp functions (sdk/stamps.py) claim inline on ``claims``, which is never
-    replaced."""
+    and an agent's calls follow one another.
 
-    __slots__ = ("claims", "kept", "limit", "others")
+    ``claims`` maps (trace id, response id) to the (start, end) in ns of the latest span that
+    priced the call: spans end in order, so a span overlapping an earlier claim of its trace
+    and id overlaps the latest too. Past ``limit`` keys the oldest claims are forgotten down
+    to the newest ``kept`` (_RESPONSES_KEPT); a call reusing an id claims anew, last in the
+    order, so eviction never separates a pair unless ``kept`` calls end between its spans.
+    The stamp functions (sdk/stamps.py) make the common claim, a key not seen before, inline
+    with one ``setdefault`` on ``claims`` (never replaced); the rest is `settle`'s, under a
+    lock."""
+
+    __slots__ = ("_lock", "claims", "kept", "limit")
 
     def __init__(self) -> None:
-        self.claims: dict[str, tuple[int, int, int]] = {}
-        self.others: dict[str, list[tuple[int, int, int]]] = {}
+        self.claims: dict[tuple[int, str], tuple[int, int]] = {}
         self.kept = _RESPONSES_KEPT
         self.limit = 2 * _RESPONSES_KEPT
+        self._lock = threading.Lock()
 
     def claim(self, rid: str, span: Any) -> bool:
         """Record that ``span`` priced ``rid``: False when a span of its trace that overlaps
         it in time did so first (this one is a duplicate)."""
-        mine = _mark(span)
-        return self.settle(rid, mine, self.claims.setdefault(rid, mine))  # atomic: one first
+        key, mine = _mark(span, rid)
+        return self.settle(key, mine, self.claims.setdefault(key, mine))  # atomic: one first
 
-    def settle(self, rid: str, mine: tuple[int, int, int], first: tuple[int, int, int]) -> bool:
-        """The rest of `claim`, once ``claims.setdefault(rid, mine)`` returned ``first``. A
+    def settle(self, key: tuple[int, str], mine: tuple[int, int], first: tuple[int, int]) -> bool:
+        """The rest of `claim`, once ``claims.setdefault(key, mine)`` returned ``first``. A
         stamp function calls it only when ``first`` is not ``mine`` or ``claims`` holds more
-        than ``limit`` ids: otherwise it returns True."""
-        claims = self.claims
-        if first is not mine:
-            if _one_call(first, mine):
-                return False
-            others = self.others.setdefault(rid, [])
-            if any(_one_call(other, mine) for other in others):
-                return False
-            others.append(mine)  # another call reusing the id: its own
-            if len(others) > _OTHERS_KEPT:
-                del others[0]
-        if len(claims) > self.limit:
-            # The oldest first (a dict keeps insertion order); list() is atomic under the GIL.
-            # Threads trimming at once each keep the newest `kept` of what they saw.
-            ids = list(claims)
-            for old in ids[: len(ids) - self.kept]:
-                claims.pop(old, None)
-                self.others.pop(old, None)
+        than ``limit`` keys: otherwise it returns True."""
+        with self._lock:
+            claims = self.claims
+            if first is not mine:
+                first = claims.get(key)  # again, under the lock: a trim may have dropped it
+                if first is not None:
+                    if _overlap(first, mine):
+                        return False
+                    claims.pop(key, None)  # a call of its own reusing the id: claims anew, last
+                # setdefault, not a store: a span ending at this moment may have claimed it
+                # inline since (the lock does not hold the stamp functions); it overlaps this one
+                first = claims.setdefault(key, mine)
+                if first is not mine and _overlap(first, mine):
+                    return False
+            if len(claims) > self.limit:
+                keys = list(claims)  # the oldest first (a dict keeps insertion order)
+                for old in keys[: len(keys) - self.kept]:
+                    claims.pop(old, None)
         return True
 
     def seen(self, rid: str, span: Any) -> bool:
         """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""
-        first = self.claims.get(rid)
-        if first is None:
-            return False
-        mine = _mark(span)
-        return _one_call(first, mine) or any(_one_call(o, mine) for o in self.others.get(rid, ()))
+        key, mine = _mark(span, rid)
+        first = self.claims.get(key)
+        return first is not None and _overlap(first, mine)
 
 
-def _mark(span: Any) -> tuple[int, int, int]:
+def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
+    """A span's claim of ``rid``: its key (trace id, response id) and its (start, end)."""
     start = span.start_time or 0
     end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
-    return span.get_span_context().trace_id, start, end
+    return (span.get_span_context().trace_id, rid), (start, end)
 
 
-def _one_call(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
-    """Whether two spans that report one response id are one call: one trace, and their times
-    overlap (both cover the request)."""
-    return a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two spans' times (start, end) overlap: two spans of one trace reporting one
+    response id that overlap both cover the request, one call."""
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -401,6 +402,7 @@ class CostSpanProcessor(SpanProcessor):
                     count_priced=self._count_priced,
                     internal_error=self._internal_error,
                     first_spans=self._first_spans if self._dedupe else None,
+                    duplicate=self._duplicate,
                 )
                 remember(self._stamps, keys, stamp, _SHAPES_KEPT)
             shapes = self._shapes
@@ -510,8 +512,7 @@ class CostSpanProcessor(SpanProcessor):
         if found is None:
             return None
         if found is DUPLICATE:
-            self._count_status[DUPLICATE]()
-            return {COST_STATUS: DUPLICATE, PRICING_VERSION: self._version}
+            return self._duplicate()
         if reported is not None and found is _UNKNOWN:  # unknown to us, not to the provider
             out = {COST_STATUS: "priced", PRICING_VERSION: self._version, **provider_cost(reported, None)}
             if self._proposed:
@@ -521,6 +522,12 @@ class CostSpanProcessor(SpanProcessor):
         # Never a cost attribute, not even 0, when the call could not be priced.
         self._count_status[found]()  # type: ignore[index]
         return {COST_STATUS: _STATUS_TEXT[found], PRICING_VERSION: self._version}  # type: ignore[index]
+
+    def _duplicate(self) -> dict[str, Any]:
+        """The stamp of a span of a call another span priced; counts it. No step number: it
+        is not a new call."""
+        self._count_status[DUPLICATE]()
+        return {COST_STATUS: DUPLICATE, PRICING_VERSION: self._version}
 
     @staticmethod
     def _propose(out: dict[str, Any]) -> None:

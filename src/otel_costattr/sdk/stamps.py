@@ -50,6 +50,7 @@ def compile_stamp(
     count_priced: Callable[[], object],
     internal_error: Callable[[str], None],
     first_spans: Any = None,
+    duplicate: Callable[[], dict[str, Any]] | None = None,
 ) -> Stamp:
     """The stamp function for spans holding exactly these of `STAMP_KEYS` (a shape with a
     cost status: none; one the compiled pricer does not take: ``slow`` itself).
@@ -57,10 +58,10 @@ def compile_stamp(
     and ``quote`` the table's (see `cost.compiled.price_attributes`), ``regional`` the ids
     of entries some region prices otherwise. The step counter of the span's agent is read
     from the seam's `seam.MARKER`. ``first_spans``: the processor's duplicate check (its
-    ``_FirstSpans``; None: off). A priced span claims its response id inline: the common
-    case, the id new, is one ``setdefault`` on its ``claims``; otherwise ``first_spans.settle`` decides, and a
-    span another span of its call priced first goes to ``slow``, which stamps it a
-    duplicate (its own claim again finds that span first)."""
+    ``_FirstSpans``; None: off), with ``duplicate()``, the processor's stamp of a duplicate.
+    A priced span claims its response id inline: the common case, a (trace, id) not seen
+    before, is one ``setdefault`` on its ``claims``; otherwise ``first_spans.settle``
+    decides, once: a span another span of its call priced first gets ``duplicate()``."""
     if COST_STATUS in keys:
         return _stamped_already
     if not keys.isdisjoint(REPORTED_KEYS):
@@ -95,18 +96,20 @@ def compile_stamp(
         f"usd = ({total}) / hit[6]",
     ]
     if first_spans is not None and RESPONSE_ID in keys:  # priced: it claims its response id
-        # processor._FirstSpans.claim inline: the span's (trace id, start, end), no call. The
-        # SDK set the end time before _on_ending (the fallback, as _mark's, for any other way);
-        # a SpanContext is a tuple whose item 0 is the trace id (the property reads it so).
+        # processor._FirstSpans.claim inline, no call: the span's key (trace id, response id)
+        # and (start, end). The SDK set the end time before _on_ending (the fallback, as
+        # _mark's, for any other way); a SpanContext is a tuple whose item 0 is the trace id
+        # (the property reads it so).
         names.update(FIRST=first_spans, CLAIMS=first_spans.claims, LIMIT=first_spans.limit)
-        names.update(RID=RESPONSE_ID, NOW=time.time_ns)
+        names.update(RID=RESPONSE_ID, NOW=time.time_ns, DUPLICATE=duplicate)
         body += [
             "rid = a[RID]",
             "if type(rid) is str and rid:",
-            "    mine = (span._context[0], ns, span._end_time or NOW())",
-            "    first = CLAIMS.setdefault(rid, mine)",
-            "    if (first is not mine or len(CLAIMS) > LIMIT) and not FIRST.settle(rid, mine, first):",
-            "        return SLOW(span, a, ns)",
+            "    key = (span._context[0], rid)",
+            "    mine = (ns, span._end_time or NOW())",
+            "    first = CLAIMS.setdefault(key, mine)",
+            "    if (first is not mine or len(CLAIMS) > LIMIT) and not FIRST.settle(key, mine, first):",
+            "        return DUPLICATE()",
         ]
     lines = ["try:", *("    " + line.replace("\n", "\n    ") for line in body)]
     # Values that are unhashable or change meanwhile: the general hook copes, as it does

@@ -1,0 +1,207 @@
+"""The processor's duplicate check (two instrumentations of one API call), on both of its
+paths: the general end hook and the shape's compiled stamp function, which claims inline.
+
+The rule: spans of one trace reporting one gen_ai.response.id whose times overlap are one
+call; the first to end is priced, the others are duplicates. Spans that do not overlap are
+calls of their own (Ollama's OpenAI endpoint draws ids from chatcmpl-0..998).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_costattr.sdk.processor import CostSpanProcessor, _FirstSpans
+from otel_costattr.semconv import COST, COST_STATUS
+
+CALL = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "acme",
+    "gen_ai.request.model": "acme-large",
+    "gen_ai.usage.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 100,
+}
+PATHS = ["general", "stamp function"]
+T0 = 1_800_000_000 * 10**9  # 2027-01-15, in the test table's prices
+
+
+def call(rid: str, priced: bool = True) -> dict:
+    attrs = {**CALL, "gen_ai.response.id": rid}
+    if not priced:  # no usage: a call we cannot price
+        del attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]
+    return attrs
+
+
+class Traced:
+    """A real TracerProvider with the processor; ``path`` "general" keeps every span on the
+    general end hook (the proposed cost attributes have no stamp function), "stamp function"
+    compiles the call's shape first, so the spans that follow take it."""
+
+    def __init__(self, table, path: str, kept: int | None = None) -> None:
+        self.provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+        self.exporter = InMemorySpanExporter()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.processor = CostSpanProcessor(table, proposed_cost_attributes=path == "general")
+        if kept is not None:  # before any shape is compiled: the stamp functions bind them
+            self.processor._first_spans.kept, self.processor._first_spans.limit = kept, 2 * kept
+        self.provider.add_span_processor(self.processor)
+        self.tracer = self.provider.get_tracer("test")
+        if path != "general":
+            self.tracer.start_span("warm", attributes=call("warm-0"), start_time=T0).end(T0 + 1)
+            assert self.processor._shapes
+
+    def run(self, name: str = "run"):
+        return trace.set_span_in_context(self.tracer.start_span(name, start_time=T0))
+
+    def chat(self, context, rid: str, start: int = T0, priced: bool = True):
+        return self.tracer.start_span("chat", context=context, attributes=call(rid, priced), start_time=start)
+
+    def statuses(self, *spans) -> list[str | None]:
+        ended = {s.context.span_id: s.attributes for s in self.exporter.get_finished_spans()}
+        return [ended[s.get_span_context().span_id].get(COST_STATUS) for s in spans]
+
+
+def test_the_paths_name_what_they_test(table):
+    assert not Traced(table, "general").processor._shapes
+    assert Traced(table, "stamp function").processor._shapes
+
+
+@given(
+    plan=st.lists(
+        st.tuples(
+            st.integers(0, 2),  # trace
+            st.sampled_from(["id0", "id1"]),  # response id
+            st.integers(0, 40),  # start
+            st.integers(0, 25),  # duration
+            st.integers(0, 6),  # 0: no usage (unpriced), else priced
+        ),
+        min_size=2,
+        max_size=8,
+    )
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_both_paths_decide_as_the_rule(table, plan):
+    """Random spans of three traces and two ids, ended in end order: each path stamps exactly
+    what the rule says (a span is a duplicate when a span of its trace and id that ended
+    before it, and was priced, overlaps it)."""
+    spans = [(t, rid, T0 + s * 1000, T0 + (s + d) * 1000, u != 0) for t, rid, s, d, u in plan]
+    order = sorted(range(len(spans)), key=lambda i: (spans[i][3], i))
+    expected: list[str | None] = [None] * len(spans)
+    priced: list[tuple[int, str, int, int]] = []
+    for i in order:
+        t, rid, start, end, ok = spans[i]
+        if any(pt == t and pr == rid and ps <= end and start <= pe for pt, pr, ps, pe in priced):
+            expected[i] = "duplicate"
+        elif ok:
+            expected[i] = "priced"
+            priced.append((t, rid, start, end))
+        else:
+            expected[i] = "no_usage"
+    for path in PATHS:
+        traced = Traced(table, path)
+        runs = [traced.run(f"run {t}") for t in range(3)]
+        made = [traced.chat(runs[t], rid, start, priced=ok) for t, rid, start, _, ok in spans]
+        for i in order:
+            made[i].end(spans[i][3])
+        assert traced.statuses(*made) == expected, path
+
+
+def test_an_id_reused_long_ago_by_another_run_survives_a_trim(table):
+    """Ollama's ids: another run drew chatcmpl-7 long ago. This run's call, instrumented twice,
+    draws it again, and claims pass the limit while its two spans are open: it stays one
+    call (a claim is of a trace and an id, the newest last in the order)."""
+    for path in PATHS:
+        traced = Traced(table, path, kept=4)
+        traced.chat(traced.run("old run"), "chatcmpl-7").end(T0 + 10)
+        for i in range(6):  # other calls, up to the limit (8)
+            traced.chat(traced.run(), f"chatcmpl-u{i}").end(T0 + 20)
+        run = traced.run()
+        framework, sdk = traced.chat(run, "chatcmpl-7", T0 + 30), traced.chat(run, "chatcmpl-7", T0 + 31)
+        sdk.end(T0 + 40)
+        for i in range(3):  # more calls end meanwhile: a trim
+            traced.chat(traced.run(), f"late-{i}").end(T0 + 41)
+        framework.end(T0 + 50)
+        assert traced.statuses(sdk, framework) == ["priced", "duplicate"], path
+        assert len(traced.processor._first_spans.claims) <= 8
+
+
+def test_a_constant_id_many_runs_draw_never_hides_a_pair(table):
+    """A proxy or a fake sends one constant id, which an earlier run claimed first: 30 other
+    runs' calls ending between the two spans of this run's call do not make it two calls."""
+    for path in PATHS:
+        traced = Traced(table, path)
+        traced.chat(traced.run("earlier"), "resp", T0 - 100).end(T0 - 50)
+        run = traced.run()
+        framework, sdk = traced.chat(run, "resp"), traced.chat(run, "resp", T0 + 1)
+        sdk.end(T0 + 100)
+        others = [traced.chat(traced.run(f"other {i}"), "resp", T0 + 2) for i in range(30)]
+        for span in others:
+            span.end(T0 + 101)
+        framework.end(T0 + 102)
+        assert traced.statuses(sdk, framework) == ["priced", "duplicate"], path
+        assert traced.statuses(*others) == ["priced"] * 30, path
+
+
+def test_a_span_another_span_priced_first_is_stamped_a_duplicate_once(table, monkeypatch):
+    """The stamp function decides a duplicate itself, once (deciding again could disagree,
+    had a trim dropped the claim meanwhile): counted once, no cost, no step."""
+    claims: list[str] = []
+    general_claim = _FirstSpans.claim
+    monkeypatch.setattr(
+        _FirstSpans, "claim", lambda self, rid, span: claims.append(rid) or general_claim(self, rid, span)
+    )
+    for path in PATHS:
+        traced = Traced(table, path)
+        claims.clear()  # (the warm-up span's, on the general path)
+        run = traced.run()
+        first, second = traced.chat(run, "msg_1"), traced.chat(run, "msg_1", T0 + 1)
+        first.end(T0 + 10)
+        second.end(T0 + 11)
+        (ended,) = [s for s in traced.exporter.get_finished_spans() if s.context == second.get_span_context()]
+        assert ended.attributes[COST_STATUS] == "duplicate" and COST not in ended.attributes, path
+        assert traced.processor.stats()["duplicate"] == 1, path
+        assert claims == (["msg_1", "msg_1"] if path == "general" else []), path
+
+
+CALLS_PER_THREAD = 250
+
+
+def agent(traced: Traced, n: int, pool: int) -> None:
+    """Thread ``n``'s calls, ten a run, each a framework span around the SDK's, both holding
+    the call's number ``n`` and its id drawn from ``pool`` ids."""
+    for i in range(CALLS_PER_THREAD):
+        run = traced.run(f"run {n}.{i // 10}")
+        attrs = {**call(f"chatcmpl-{(n * 7919 + i * 104729) % pool}"), "n": n * 10**6 + i}
+        framework = traced.tracer.start_span("chat", context=run, attributes=attrs)
+        traced.tracer.start_span("chat", context=trace.set_span_in_context(framework), attributes=attrs).end()
+        framework.end()
+
+
+def test_threads_drawing_ids_from_a_small_pool_price_each_call_once(table):
+    """Eight threads, each an agent making calls instrumented twice, the ids drawn from
+    Ollama's pool or one constant id, the interpreter switching threads every microsecond:
+    every call is priced exactly once."""
+    for pool in (999, 1):
+        traced = Traced(table, "stamp function")
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            threads = [threading.Thread(target=agent, args=(traced, n, pool)) for n in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(switch)
+        ended = [s.attributes for s in traced.exporter.get_finished_spans() if "n" in s.attributes]
+        priced = Counter(a["n"] for a in ended if a.get(COST_STATUS) == "priced")
+        assert len(priced) == 8 * CALLS_PER_THREAD and set(priced.values()) == {1}, pool
