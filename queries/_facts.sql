@@ -67,7 +67,8 @@ GROUP BY tkey, trace_id, feature;
 -- Per run and agent version.
 CREATE OR REPLACE TEMP TABLE costattr_fact_delta AS
 SELECT tkey, trace_id, agent_name, agent_version, 1 AS calls, cost_usd AS usd,
-       start_time AS first_call, start_time AS last_call
+       start_time AS first_call, start_time AS last_call,
+       CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END AS unpriced_calls
 FROM costattr_fact_new;
 CREATE OR REPLACE TEMP TABLE costattr_fact_old AS
 SELECT rowid AS fact_row, * FROM costattr_fact_agent
@@ -75,7 +76,8 @@ WHERE rowid IN (SELECT rowid FROM costattr_fact_agent WHERE tkey IN (SELECT tkey
 DELETE FROM costattr_fact_old WHERE trace_id NOT IN (SELECT trace_id FROM costattr_fact_delta);
 DELETE FROM costattr_fact_agent WHERE rowid IN (SELECT fact_row FROM costattr_fact_old);
 INSERT INTO costattr_fact_agent
-SELECT tkey, trace_id, agent_name, agent_version, sum(calls), sum(usd), min(first_call), max(last_call)
+SELECT tkey, trace_id, agent_name, agent_version, sum(calls), sum(usd), min(first_call), max(last_call),
+       sum(unpriced_calls)
 FROM (SELECT * EXCLUDE (fact_row) FROM costattr_fact_old UNION ALL BY NAME SELECT * FROM costattr_fact_delta)
 GROUP BY tkey, trace_id, agent_name, agent_version;
 
@@ -119,14 +121,16 @@ GROUP BY tkey, trace_id;
 -- Per agent, step, model and day.
 CREATE OR REPLACE TEMP TABLE costattr_fact_delta AS
 SELECT date_trunc('day', start_time) AS day, agent_name, step, model, 1 AS calls, input_tokens,
-       CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END AS input_calls, cost_usd AS usd
+       CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END AS input_calls, cost_usd AS usd,
+       CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END AS unpriced_calls
 FROM costattr_fact_new;
 CREATE OR REPLACE TEMP TABLE costattr_fact_old AS
 SELECT rowid AS fact_row, * FROM costattr_fact_step
 WHERE day IN (SELECT day FROM costattr_fact_delta);
 DELETE FROM costattr_fact_step WHERE rowid IN (SELECT fact_row FROM costattr_fact_old);
 INSERT INTO costattr_fact_step
-SELECT day, agent_name, step, model, sum(calls), sum(input_tokens), sum(input_calls), sum(usd)
+SELECT day, agent_name, step, model, sum(calls), sum(input_tokens), sum(input_calls), sum(usd),
+       sum(unpriced_calls)
 FROM (SELECT * EXCLUDE (fact_row) FROM costattr_fact_old UNION ALL BY NAME SELECT * FROM costattr_fact_delta)
 GROUP BY day, agent_name, step, model;
 

@@ -19,9 +19,13 @@ CREATE TABLE costattr_fact_feature (
     calls BIGINT, input_tokens BIGINT, output_tokens BIGINT, usd DECIMAL(38, 12),
     unpriced_calls BIGINT, first_call TIMESTAMP, last_call TIMESTAMP
 );
+-- (unpriced_calls last in costattr_fact_agent and costattr_fact_step: migration
+-- 0014_rollup_facts_unpriced adds it there to the tables of a store made before it, and
+-- _facts.sql fills every table by position, so a new store's tables have the same layout.)
 CREATE TABLE costattr_fact_agent (
     tkey UBIGINT, trace_id VARCHAR, agent_name VARCHAR, agent_version VARCHAR,
-    calls BIGINT, usd DECIMAL(38, 12), first_call TIMESTAMP, last_call TIMESTAMP
+    calls BIGINT, usd DECIMAL(38, 12), first_call TIMESTAMP, last_call TIMESTAMP,
+    unpriced_calls BIGINT
 );
 -- Per run, also: first_agent and first_feature (arg_min by start time, as the contract's runs)
 -- with the start they were taken at, and its root spans' (parent_span_id NULL) name, start,
@@ -38,7 +42,7 @@ CREATE TABLE costattr_fact_run (
 -- Per agent, step, model and UTC day (a window holds whole days but at its edges).
 CREATE TABLE costattr_fact_step (
     day TIMESTAMP, agent_name VARCHAR, step INTEGER, model VARCHAR,
-    calls BIGINT, input_tokens HUGEINT, input_calls BIGINT, usd DECIMAL(38, 12)
+    calls BIGINT, input_tokens HUGEINT, input_calls BIGINT, usd DECIMAL(38, 12), unpriced_calls BIGINT
 );
 -- Calls stored whose attribution is not final yet (the identity pass has not settled them):
 -- kept out of the facts, and while any is left the rollups take the contract's path.

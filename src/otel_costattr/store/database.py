@@ -116,6 +116,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         (bundled_dir("queries") / "_calls.sql").read_text("utf-8")
         + schema.attribute_migration("costattr_fact_spans", if_not_exists=True)[1],
     ),
+    # The unpriced calls in the per-agent and per-step facts (0010 counted them per feature and
+    # per run only), counted from the facts' calls; a new file's tables have them already.
+    Migration(
+        "0014_rollup_facts_unpriced", (bundled_dir("queries") / "_facts_unpriced.sql").read_text("utf-8")
+    ),
 )
 
 _MIGRATIONS_TABLE = (
