@@ -6,11 +6,12 @@
 -- sums that compose (avg_input_tokens too: tokens over calls reporting them), so the pending
 -- calls are added as the contract attributes them now, and nothing else changes.
 WITH parts AS (
-    SELECT agent_name, step, model, calls, input_tokens, input_calls, usd
+    SELECT agent_name, step, model, calls, input_tokens, input_calls, usd, unpriced_calls
     FROM costattr_fact_step
     WHERE ($since IS NULL OR day >= $since) AND ($until IS NULL OR day + INTERVAL 1 DAY <= $until)
     UNION ALL
-    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd,
+           CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END
     FROM costattr_fact_calls
     WHERE $since IS NOT NULL AND start_time >= $since
       AND start_time < date_trunc('day', $since::TIMESTAMP) + INTERVAL 1 DAY
@@ -18,14 +19,16 @@ WITH parts AS (
       AND NOT (date_trunc('day', start_time) >= $since
                AND ($until IS NULL OR date_trunc('day', start_time) + INTERVAL 1 DAY <= $until))
     UNION ALL  -- the last day, unless it is the first one too
-    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd,
+           CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END
     FROM costattr_fact_calls
     WHERE $until IS NOT NULL AND start_time >= date_trunc('day', $until::TIMESTAMP) AND start_time < $until
       AND ($since IS NULL OR start_time >= date_trunc('day', $since::TIMESTAMP) + INTERVAL 1 DAY)
       AND date_trunc('day', start_time) + INTERVAL 1 DAY > $until
     -- @pending begin: the calls not final yet, of the traces listed in costattr_traces
     UNION ALL
-    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd,
+           CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END
     FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
     WHERE call_row IN (SELECT call_row FROM costattr_fact_pending)
     -- @pending end
@@ -36,7 +39,8 @@ SELECT
     model,
     sum(calls)::BIGINT AS calls,
     round(sum(input_tokens) / sum(input_calls))::BIGINT AS avg_input_tokens,
-    sum(usd) AS usd
+    sum(usd) AS usd,
+    sum(unpriced_calls)::BIGINT AS unpriced_calls
 FROM parts
 GROUP BY agent_name, step, model
 ORDER BY agent_name NULLS LAST, step NULLS LAST, usd DESC NULLS LAST, model NULLS LAST;

@@ -1,4 +1,4 @@
--- @about Per agent and step: calls, average input tokens, usd and usd per priced call (does each agent's cost climb with the step?).
+-- @about Per agent and step: calls, average input tokens, usd, usd per priced call and unpriced calls (does each agent's cost climb with the step?).
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
@@ -11,6 +11,7 @@ SELECT
     round(avg(input_tokens))::BIGINT AS avg_input_tokens,
     sum(cost_usd) AS usd,
     CAST(sum(cost_usd) / nullif(count(cost_usd), 0) AS DECIMAL(38, 12)) AS usd_per_call,
+    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}agent_name, step

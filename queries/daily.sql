@@ -1,4 +1,4 @@
--- @about Cost per day (UTC) and feature, for trends.
+-- @about Cost per day (UTC) and feature, for trends: runs, calls, usd, unpriced calls.
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
@@ -10,6 +10,7 @@ SELECT
     count(DISTINCT trace_id) AS runs,
     count(*) AS calls,
     sum(cost_usd) AS usd,
+    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}day, feature

@@ -1,4 +1,4 @@
--- @about Cost per agent and version (did cost jump when the agent changed?): runs, calls, usd.
+-- @about Cost per agent and version (did cost jump when the agent changed?): runs, calls, usd, unpriced calls.
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
@@ -13,6 +13,7 @@ WITH per_run AS (
         min(start_time) AS first_call,
         count(*) AS calls,
         sum(cost_usd) AS usd,
+        count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         sum(usd_repriced) AS usd_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY {{group}}agent_name, agent_version, trace_id
@@ -25,6 +26,7 @@ SELECT
     sum(calls) AS calls,
     sum(usd) AS usd,
     CAST(sum(usd) / count(*) AS DECIMAL(38, 12)) AS usd_per_run,
+    sum(unpriced_calls) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM per_run
 GROUP BY {{group}}agent, agent_version

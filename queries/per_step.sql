@@ -1,4 +1,4 @@
--- @about The shape of the loop: per agent, step and model, calls, average input tokens and usd (does cost climb with the step?).
+-- @about The shape of the loop: per agent, step and model, calls, average input tokens, usd and unpriced calls (does cost climb with the step?).
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
@@ -13,6 +13,7 @@ SELECT
     count(*) AS calls,
     round(avg(input_tokens))::BIGINT AS avg_input_tokens,
     sum(cost_usd) AS usd,
+    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}agent_name, step, model

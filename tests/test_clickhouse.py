@@ -86,12 +86,29 @@ def test_every_run_tree_agrees_with_duckdb(stores: tuple[str, str]) -> None:
     assert rollup("trace", url, trace_id="0" * 32) == []
 
 
+@pytest.mark.parametrize("name", ["per_agent", "per_step", "agent_steps", "daily"])
+def test_unpriced_calls_per_agent_step_and_day_agree_with_duckdb(stores: tuple[str, str], name: str) -> None:
+    """The workload's calls without a cost (trace 6's unknown model, in its agent's step) are
+    in these rollups' unpriced_calls on both engines, each counted once (agent spans' summed
+    usage never), as stats counts them."""
+    duck, url = stores
+    (total,) = [r["unpriced_calls"] for r in rollup("stats", duck, now=NOW) if r["model"] is None]
+    assert total >= 1
+    for db in (duck, url):
+        rows = rollup(name, db, now=NOW)
+        assert sum(r["unpriced_calls"] for r in rows) == total, db
+        assert any(r["unpriced_calls"] and r["agent" if name != "daily" else "feature"] for r in rows)
+    assert_agree(rollup(name, duck, now=NOW), rollup(name, url, now=NOW))
+
+
 @pytest.mark.parametrize(
     ("name", "params"),
     [
         ("per_feature", {"feature": "refund"}),
         ("per_model", {"agent": "billing"}),
         ("per_agent", {"service": "sidecar"}),
+        ("per_step", {"agent": "triage"}),  # trace 6's unpriced calls among its steps
+        ("agent_steps", {"since": "2026-06-02", "until": "2026-06-04"}),
         ("daily", {"since": "2026-06-02", "until": "2026-06-04"}),
         ("top_runs", {"limit": 3}),
         # the kept runs cut by LIMIT (a top-N sort on ClickHouse), newest and dearest first

@@ -59,12 +59,26 @@ def test_agent_steps(db):
         "avg_input_tokens": 14000,
         "usd": D("0.0435"),
         "usd_per_call": D("0.0145"),
+        "unpriced_calls": 0,
     }
     # step 1: T2 3,000 in ($0.0035), T3 and T4 $0.0015: 0.0065 / 3 to 12 places
     assert rows["researcher", 1]["usd_per_call"] == D("0.002166666667")
     assert rows["researcher", 8]["calls"] == 1  # only the looping run gets there
-    # summarizer step 1 is the unknown model: no cost, and no cost per priced call
+    # summarizer step 1 is the unknown model: no cost, and no cost per priced call; step 2 its
+    # gpt-4o call without usage: both counted unpriced, never summed as $0; step 0 is priced
     assert rows["summarizer", 1]["usd"] is None and rows["summarizer", 1]["usd_per_call"] is None
+    assert rows["summarizer", 1]["unpriced_calls"] == 1
+    assert rows["summarizer", 2] == {
+        "agent": "summarizer",
+        "step": 2,
+        "calls": 1,
+        "avg_input_tokens": None,
+        "usd": None,
+        "usd_per_call": None,
+        "unpriced_calls": 1,
+    }
+    assert (rows["summarizer", 0]["usd"], rows["summarizer", 0]["unpriced_calls"]) == (D("0.00015"), 0)
+    assert sum(r["unpriced_calls"] for r in rows.values()) == 2
     assert [k[0] for k in rows][0] == "researcher"  # agents by their cost, the most first
 
 

@@ -523,3 +523,158 @@ def test_a_failed_upkeep_keeps_nothing_of_the_identity_pass(tmp_path):
         assert _pass_tables(con)
         assert not aggregates.maintain(con)
         assert not _pass_tables(con)
+
+
+# --- unpriced calls per agent and per step ----------------------------------------------------
+
+_USAGE = {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
+
+
+def _unpriced_spans(table):
+    """Three runs through the real SDK (the processor's duplicate check on), worked out by hand
+    with the test prices (acme-large 2 in / 10 out since 2026-06-01, acme-mini 0.15 / 0.6):
+
+      run 1  refund, triage v1, 06-01: step 0 mystery-7b (unknown model), step 1 acme-mini
+             without usage, step 2 acme-large $0.003, step 3 acme-mini $0.00021 and a second
+             span of that call (same response id: a duplicate, no cost, not a call)
+      run 2  refund, billing (no version), 06-02: acme-large $0.003
+      run 3  06-02: mystery-7b under a parent exported elsewhere: no identity, pending for good
+    """
+    memory = InMemorySpanExporter()
+    app = TracerProvider(resource=Resource.create({"service.name": "app"}), shutdown_on_exit=False)
+    app.add_span_processor(CostSpanProcessor(table, dedupe_response_ids=True))
+    app.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = app.get_tracer("unpriced")
+    clock = iter(range(10**9))
+
+    def at(day, hour=10):
+        return DAY0_NS + day * 24 * HOUR_NS + hour * HOUR_NS + next(clock) * 10**6
+
+    def chat(ctx, day, model, response, usage=_USAGE, twice=False):
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model, **usage}
+        attrs["gen_ai.response.id"] = response
+        spans = [tracer.start_span(f"chat {model}", ctx, attributes=attrs, start_time=at(day))]
+        if twice:  # a second instrumentation of the same API call
+            spans.append(tracer.start_span(f"sdk {model}", ctx, attributes=attrs, start_time=at(day)))
+        for span in spans:
+            span.end(at(day))
+
+    for day, feature, agent, version, calls in (
+        (0, "refund", "triage", "v1", [("mystery-7b", "r1", _USAGE), ("acme-mini", "r2", {}),
+                                       ("acme-large", "r3", _USAGE), ("acme-mini", "r4", _USAGE)]),
+        (1, "refund", "billing", None, [("acme-large", "r5", _USAGE)]),
+    ):  # fmt: skip
+        root = tracer.start_span("workflow", attributes={"app.feature": feature}, start_time=at(day))
+        who = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
+        who |= {"gen_ai.agent.version": version} if version else {}
+        ctx = trace.set_span_in_context(root)
+        span = tracer.start_span(f"invoke_agent {agent}", ctx, attributes=who, start_time=at(day))
+        for model, response, usage in calls:
+            chat(trace.set_span_in_context(span), day, model, response, usage, twice=response == "r4")
+        span.end(at(day))
+        root.end(at(day))
+    gone = SpanContext(0xFEED, 0xDEAD, is_remote=True, trace_flags=TraceFlags(1))
+    chat(trace.set_span_in_context(NonRecordingSpan(gone)), 1, "mystery-7b", "r6")
+    app.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _unpriced_store(table, path):
+    spans = _unpriced_spans(table)
+    _export(path, table, spans, spans)  # the export retried: each span stored once
+    return path
+
+
+UNPRICED_AGENTS = [  # agent, version, runs, calls, usd, unpriced_calls
+    ("triage", "v1", 1, 4, D("0.00321"), 2),
+    ("billing", None, 1, 1, D("0.003"), 0),
+    (None, None, 1, 1, None, 1),
+]
+UNPRICED_STEPS = [  # agent, step, model, calls, usd, unpriced_calls
+    ("billing", 0, "acme-large", 1, D("0.003"), 0),
+    ("triage", 0, "mystery-7b", 1, None, 1),
+    ("triage", 1, "acme-mini", 1, None, 1),
+    ("triage", 2, "acme-large", 1, D("0.003"), 0),
+    ("triage", 3, "acme-mini", 1, D("0.00021"), 0),
+    (None, None, "mystery-7b", 1, None, 1),
+]
+
+
+def _unpriced_answers(con, answer=rollup):
+    agents = [
+        (r["agent"], r["agent_version"], r["runs"], r["calls"], r["usd"], r["unpriced_calls"])
+        for r in answer("per_agent", db=con)
+    ]
+    steps = [
+        (r["agent"], r["step"], r["model"], r["calls"], r["usd"], r["unpriced_calls"])
+        for r in answer("per_step", db=con)
+    ]
+    return agents, steps
+
+
+def _general_answer(name, db, **window):
+    return _general(db, name, **window)
+
+
+def test_unpriced_calls_per_agent_and_step_count_each_call_once_on_both_paths(table, tmp_path):
+    """An unknown model and a call without usage are counted in their agent and step, never
+    as $0; a duplicate span of a priced call (no cost) and a retried export add nothing; a run
+    pending for good adds its own. The facts and the contract give the same answer."""
+    with store.connect(_unpriced_store(table, tmp_path / "spans.duckdb")) as con:
+        assert aggregates.pending_traces(con) == 1
+        assert _unpriced_answers(con) == (UNPRICED_AGENTS, UNPRICED_STEPS)
+        for name in ("per_agent", "per_step"):  # that answer was the facts'
+            assert facts.fast_query(con, name, {}) is not None, name
+        assert _unpriced_answers(con, _general_answer) == (UNPRICED_AGENTS, UNPRICED_STEPS)
+        day1 = DAY0 + dt.timedelta(days=1)
+        windows = [(None, None), (DAY0, day1), (day1, None), (DAY0 + dt.timedelta(hours=10), None)]
+        _same_as_the_contract(con, windows)
+        steps = rollup("agent_steps", db=con)
+        assert [(r["agent"], r["step"], r["calls"], r["unpriced_calls"]) for r in steps] == [
+            ("triage", 0, 1, 1), ("triage", 1, 1, 1), ("triage", 2, 1, 0), ("triage", 3, 1, 0),
+            ("billing", 0, 1, 0), (None, None, 1, 1),
+        ]  # fmt: skip
+        daily = rollup("daily", db=con)
+        assert [(r["day"], r["feature"], r["calls"], r["usd"], r["unpriced_calls"]) for r in daily] == [
+            (DAY0.date(), "refund", 4, D("0.00321"), 2),
+            (day1.date(), "refund", 1, D("0.003"), 0),
+            (day1.date(), None, 1, None, 1),
+        ]
+        # as per_feature counts them
+        features = [(r["feature"], r["calls"], r["unpriced_calls"]) for r in rollup("per_feature", db=con)]
+        assert features == [("refund", 5, 2), (None, 1, 1)]
+
+
+def _fact_columns(con):
+    return {
+        t: con.execute(f"SELECT name, type FROM pragma_table_info('{t}') ORDER BY cid").fetchall()
+        for t in ("costattr_fact_agent", "costattr_fact_step")
+    }
+
+
+def test_a_store_whose_facts_kept_no_unpriced_counts_gains_them(table, tmp_path):
+    """A store of the version before 0014_rollup_facts_unpriced (the per-agent and per-step
+    facts without the column, as that version made them): opened now, the migration counts
+    them from the facts' calls, and the facts answer per_agent and per_step with the right
+    unpriced_calls at once, then keep them as more calls arrive."""
+    with store.connect(tmp_path / "new.duckdb") as con:
+        fresh = _fact_columns(con)
+    path = _unpriced_store(table, tmp_path / "spans.duckdb")
+    with store.connect(path) as con:  # as the previous version left it
+        for t in ("costattr_fact_agent", "costattr_fact_step"):
+            con.execute(f"ALTER TABLE {t} DROP COLUMN unpriced_calls")
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0014_rollup_facts_unpriced'")
+    with store.connect(path) as con:
+        assert _fact_columns(con) == fresh  # the layout a new store has: _facts.sql fills by position
+        assert aggregates.pending_traces(con) == 1
+        assert _unpriced_answers(con) == (UNPRICED_AGENTS, UNPRICED_STEPS)
+        for name in ("per_agent", "per_step"):  # that answer was the facts'
+            assert facts.fast_query(con, name, {}) is not None, name
+        _same_as_the_contract(con, [(None, None), (DAY0 + dt.timedelta(days=1), None)])
+    # The next ingest adds to them: another run of triage v1, one unknown-model call.
+    more = _spans(table, [("refund", ("triage", "v1"), [(5, "mystery-7b", False, 0)], False)])
+    _export(path, table, more)
+    with store.connect(path) as con:
+        agents = _unpriced_answers(con)[0]
+        assert agents[0] == ("triage", "v1", 2, 5, D("0.00321"), 3)
+        _same_as_the_contract(con, [(None, None), (DAY0 + dt.timedelta(hours=3), None)])

@@ -59,25 +59,35 @@ def test_per_step_is_the_stamped_step_per_agent_and_model(db):
     # triage step 0: T1 c1 $0.003 and T6 $0.0007, gpt-4o, inputs 1000 and 200
     assert steps["triage", 0, "gpt-4o"] == {
         "agent": "triage", "step": 0, "model": "gpt-4o", "calls": 2, "avg_input_tokens": 600,
-        "usd": D("0.0037"),
+        "usd": D("0.0037"), "unpriced_calls": 0,
     }  # fmt: skip
     # researcher step 0: T2-T4 3 x $0.0015; step 2: T2 40000 in ($0.0405), T3, T4 $0.0015 each
     assert steps["researcher", 0, "claude-haiku-4-5"]["usd"] == D("0.0045")
     assert steps["researcher", 2, "claude-haiku-4-5"] == {
         "agent": "researcher", "step": 2, "model": "claude-haiku-4-5", "calls": 3,
-        "avg_input_tokens": 14000, "usd": D("0.0435"),
+        "avg_input_tokens": 14000, "usd": D("0.0435"), "unpriced_calls": 0,
     }  # fmt: skip
-    # the summarizer's step 2 is its unpriced gpt-4o call: no longer mixed into "step 2"
-    assert steps["summarizer", 2, "gpt-4o"]["usd"] is None
+    # the summarizer's step 2 is its gpt-4o call without usage: no longer mixed into "step 2",
+    # and counted unpriced, as its step 1 (acme-ner-7b, an unknown model); its step 0 is priced
+    assert steps["summarizer", 2, "gpt-4o"] == {
+        "agent": "summarizer", "step": 2, "model": "gpt-4o", "calls": 1, "avg_input_tokens": None,
+        "usd": None, "unpriced_calls": 1,
+    }  # fmt: skip
+    assert steps["summarizer", 1, "acme-ner-7b"] == {
+        "agent": "summarizer", "step": 1, "model": "acme-ner-7b", "calls": 1, "avg_input_tokens": 5000,
+        "usd": None, "unpriced_calls": 1,
+    }  # fmt: skip
+    assert steps["summarizer", 0, "gpt-4o-mini"]["unpriced_calls"] == 0
     assert steps["researcher", 8, "claude-haiku-4-5"]["calls"] == 1  # only the looping run gets there
     # no stamped step: T1 c2, c3 (billing, another process), T7, T8 (outside any agent)
     assert steps["billing", None, "claude-sonnet-4-5"]["usd"] == D("0.009")
     assert steps[None, None, "gpt-4o-mini"] == {
         "agent": None, "step": None, "model": "gpt-4o-mini", "calls": 2, "avg_input_tokens": 1500,
-        "usd": D("0.00045"),
+        "usd": D("0.00045"), "unpriced_calls": 0,
     }  # fmt: skip
     assert [r["agent"] for r in rows][0] == "billing" and rows[-1]["agent"] is None
     assert sum(r["calls"] for r in rows) == TOTAL_CALLS
+    assert sum(r["unpriced_calls"] for r in rows) == 2
 
 
 def test_per_run_newest_first_with_root_or_fallback(db):
@@ -110,6 +120,14 @@ def test_per_agent_with_versions(db):
     # A handoff: billing's calls belong to billing (nearest agent), not to triage around it.
     assert (billing["calls"], billing["usd"]) == (2, D("0.0111"))
     assert (triage["runs"], triage["calls"], triage["usd"]) == (2, 2, D("0.0037"))
+    assert [row["unpriced_calls"] for row in rows] == [0, 0, 0, 0, 0, 2]
+    # T5: the summarizer's three calls, one priced; the unknown model and the call without
+    # usage are counted, not summed as $0.
+    assert rows[-1] == {
+        "agent": "summarizer", "agent_version": "v1",
+        "first_seen": DAY0 + dt.timedelta(days=4, hours=1, minutes=1), "runs": 1, "calls": 3,
+        "usd": D("0.00015"), "usd_per_run": D("0.00015"), "unpriced_calls": 2,
+    }  # fmt: skip
 
 
 def test_per_model_tokens_by_kind(db):
@@ -183,6 +201,16 @@ def test_daily(db):
         (dt.date(2026, 6, 3), "research", D("0.0135")),
     ]
     assert sum(row["usd"] for row in rows) == TOTAL_USD
+    # T4 on 06-04, every call priced; T5 on 06-05: one call priced, the unknown model and the
+    # call without usage not
+    t4_t5 = [
+        (row["day"], row["feature"], row["calls"], row["usd"], row["unpriced_calls"]) for row in rows[3:5]
+    ]
+    assert t4_t5 == [
+        (dt.date(2026, 6, 4), "research", 3, D("0.0045"), 0),
+        (dt.date(2026, 6, 5), "summarize", 3, D("0.00015"), 2),
+    ]
+    assert sum(row["unpriced_calls"] for row in rows) == 2
 
 
 def test_trace_is_a_tree_with_subtree_costs(db):
@@ -230,6 +258,9 @@ def test_every_call_counted_once_in_every_rollup(db):
     runs = rollup("per_run", db=db, limit=0)
     assert sum(row["calls"] for row in runs) == TOTAL_CALLS
     assert sum(row["usd"] for row in runs) == TOTAL_USD
+    # ... and every one that groups calls counts the two unpriced ones (T5) once
+    for name in ("per_feature", "per_agent", "per_model", "per_step", "agent_steps", "daily", "daily_model"):
+        assert sum(row["unpriced_calls"] for row in rollup(name, db=db)) == 2, name
 
 
 def test_identity_through_the_parent_chain(db):

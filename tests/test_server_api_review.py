@@ -76,6 +76,9 @@ def test_a_run_with_no_priced_call_costs_null_not_zero(srv):
         ("per-group", "?group_by=model", ["--group-by", "model"]),
         ("agent-steps", "", []),  # usd_per_call
         ("per-run", "", []),
+        ("per-agent", "", []),  # with per-step and daily, unpriced_calls: a count, no _exact
+        ("per-step", "", []),
+        ("daily", "", []),
     ],
 )
 def test_rows_have_the_keys_and_values_of_the_cli_json(srv, store, capsys, name, query, options):
@@ -84,6 +87,16 @@ def test_rows_have_the_keys_and_values_of_the_cli_json(srv, store, capsys, name,
     api = srv.get_json(f"/api/v1/rollups/{name}{query}")["rows"]
     assert api == cli
     assert len({tuple(row) for row in api}) == 1  # every row the same keys
+
+
+@pytest.mark.parametrize("name", ["per-agent", "per-step", "agent-steps", "daily"])
+def test_the_agents_unknown_model_is_counted_not_priced(srv, name):
+    """Agent a's two calls: gpt-4o priced, the unknown model in unpriced_calls (a count: no
+    ``_exact`` string beside it), never as $0 in usd."""
+    rows = srv.get_json(f"/api/v1/rollups/{name}")["rows"]
+    assert sum(r["unpriced_calls"] for r in rows) == 1
+    assert all(type(r["unpriced_calls"]) is int and "unpriced_calls_exact" not in r for r in rows)
+    assert sum(Decimal(r["usd_exact"]) for r in rows if r["usd_exact"] is not None) == Decimal("0.0035")
 
 
 def test_the_unpriced_feature_has_a_null_exact_usd_per_run(srv):
