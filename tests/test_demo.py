@@ -99,6 +99,10 @@ def test_the_story_is_in_the_rollups(demo_db):
         ("researcher", "v2"),
         ("summarizer", "v1"),
     }
+    # the unknown model is the summarizer's: which agent spent it says so too
+    assert {a: row["unpriced_calls"] for a, row in agents.items() if row["unpriced_calls"]} == {
+        ("summarizer", "v1"): unpriced["calls"]
+    }
     top = rollup("top_runs", db=demo_db, limit=1)[0]
     assert top["trace_id"] == loop["trace_id"]
 
@@ -132,6 +136,12 @@ def test_the_demo_command(capsys, tmp_path):
     for text in ("What each feature costs", "step by step", "The most expensive runs", "without a price",
                  "acme-ner-7b", "otel-costattr trace "):  # fmt: skip
         assert text in out
+    # the per-agent table keeps the unpriced calls (the summarizer's): the header and its count
+    agents = out.split("== Per agent and version")[1].split("==")[0].splitlines()
+    assert agents[1].split()[-1] == "unpriced_calls"
+    (summarizer,) = [line for line in agents if line.startswith("summarizer")]
+    unknown = rollup("unpriced", db=path)[0]["calls"]
+    assert summarizer.split()[-1] == str(unknown)
     assert main(["demo", "--db", str(path)]) == 0  # a previous demo file is replaced
     capsys.readouterr()
 

@@ -60,6 +60,10 @@ def test_every_figure_is_the_rollups(page, demo_db):
         "runs_list",
         "trace",
     }
+    # Every table of calls grouped says how many of them have no cost (the demo's summarizer
+    # calls an unknown model): never a cost without them.
+    unpriced = {c["rollup"] for c in cells if c["col"] == "unpriced_calls" and c["exact"] != "0"}
+    assert unpriced >= {"per_feature", "per_agent", "agent_steps", "daily", "per_model", "daily_model"}
     total = next(
         c for c in cells if c["rollup"] == "overview" and c["col"] == "usd" and c["window"] == "current"
     )

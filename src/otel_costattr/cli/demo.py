@@ -16,7 +16,7 @@ from ..rollups.queries import rollup
 from .output import CLIError, Table, money, table_lines, terminal_width
 
 _DEMO_COLUMNS = {  # narrower tables, so the demo fits one screen
-    "per_agent": ("agent", "agent_version", "runs", "calls", "usd", "usd_per_run"),
+    "per_agent": ("agent", "agent_version", "runs", "calls", "usd", "usd_per_run", "unpriced_calls"),
     "top_runs": ("trace_id", "agent", "feature", "start_time", "calls", "usd"),
     "unpriced": ("cost_status", "provider", "model", "calls", "input_tokens", "output_tokens", "features"),
 }

@@ -131,7 +131,7 @@ def over_time(report: Report) -> str:
             table(
                 "daily",
                 by_feature,
-                ("day", "feature", "runs", "calls", "usd"),
+                ("day", "feature", "runs", "calls", "unpriced_calls", "usd"),
                 caption="Cost per day and feature",
             ),
         ),
@@ -166,7 +166,7 @@ def features(report: Report) -> str:
 
 def agents(report: Report) -> str:
     rows = report.sections["per_agent"]
-    cols = ("agent", "agent_version", "first_seen", "runs", "calls", "usd", "usd_per_run")
+    cols = ("agent", "agent_version", "first_seen", "runs", "calls", "unpriced_calls", "usd", "usd_per_run")
     labels = [f"{_name(r['agent'])} {_name(r['agent_version'])}" for r in rows]
     return _section(
         "agents",
@@ -183,7 +183,7 @@ def agents(report: Report) -> str:
 
 def steps(report: Report) -> str:
     rows = report.sections["agent_steps"]
-    cols = ("agent", "step", "calls", "avg_input_tokens", "usd", "usd_per_call")
+    cols = ("agent", "step", "calls", "avg_input_tokens", "unpriced_calls", "usd", "usd_per_call")
     charts = []
     for agent in dict.fromkeys(r["agent"] for r in rows):
         mine = [r for r in rows if r["agent"] == agent and r["step"] is not None]
