@@ -156,8 +156,8 @@ def rules_file(path: Path, text: str, url: str, timeout: str = "5s") -> Path:
     """Write a rule file whose channel ``ops`` posts to ``url`` (fast retries for tests, each
     attempt given up after ``timeout``)."""
     path.write_text(
-        f'[channels.ops]\ntype = "webhook"\nurl = "{url}"\nbackoff = "50ms"\nretries = 2\ntimeout = "{timeout}"\n\n'
-        + text,
+        f'[channels.ops]\ntype = "webhook"\nurl = "{url}"\nbackoff = "50ms"\nretries = 2\n'
+        f'timeout = "{timeout}"\n\n' + text,
         encoding="utf-8",
     )
     return path
