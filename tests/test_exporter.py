@@ -332,6 +332,43 @@ def test_an_export_while_the_buffer_is_written_loses_no_batch(tmp_path, exporter
     assert stored == [(70, 70)]
 
 
+def test_a_flush_waiting_for_a_backlog_ends_the_ingesters_pauses(tmp_path, exporters, monkeypatch):
+    """Between two ingests of a backlog the background ingester pauses for other processes'
+    readers; not while the application waits in force_flush (50 ms of a 65k-span flush)."""
+    from otel_costattr.store import exporter as exporter_module
+
+    monkeypatch.setattr(exporter_module, "_BACKLOG_PAUSE", 60.0)  # a pause the flush would see
+    exporter = exporters(ingest_interval=3600)
+    spans = make_spans(40)
+    for i in range(0, 40, 10):
+        assert exporter.export(spans[i : i + 10]) is SpanExportResult.SUCCESS
+    real = ingest.ingest
+    started, go_on = threading.Event(), threading.Event()
+    calls = []
+
+    def one_file(path, **kw):  # a backlog: one file an ingest, the first held for the flush
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            started.set()
+            go_on.wait(30)
+        return real(path, **{**kw, "max_files": 1})
+
+    monkeypatch.setattr(ingest, "ingest", one_file)
+    exporter._wake.set()  # the background round begins, and is held in its first ingest
+    assert started.wait(30)
+    flushed = []
+    flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush()), name="flusher")
+    flusher.start()
+    while not exporter._flush_wanted.is_set():
+        flusher.join(0.01)
+    go_on.set()
+    flusher.join(30)
+    assert flushed == [True]
+    assert calls == ["otel-costattr-ingest"] * 4  # the round went on, without pausing
+    assert not exporter._flush_wanted.is_set()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(40,)]
+
+
 HOLD = textwrap.dedent(
     """
     import sys, duckdb

@@ -33,13 +33,14 @@ runs beside the application instead of inside ``export``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence, Sized
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
 import pyarrow as pa
@@ -66,6 +67,10 @@ _INGEST_ROWS = 32_768
 # After an ingest failure that is not a lock (no space, I/O, a failed commit) the ingester
 # waits interval x 2^n between tries, up to this; the spool keeps every batch meanwhile.
 _MAX_BACKOFF = 60.0
+# Between two ingests of a backlog the ingester lets go of the lock this long, so that readers
+# in other processes get the file; not while a flush of this process waits for it (see
+# `DuckDBSpanExporter._ingest_round`).
+_BACKLOG_PAUSE = 0.05
 
 
 class DuckDBSpanExporter(SpanExporter):
@@ -144,6 +149,8 @@ class DuckDBSpanExporter(SpanExporter):
         """Fresh locks, buffer and worker state (at construction and in a forked child)."""
         self._lock = threading.Lock()  # guards the buffer and the spool estimate
         self._flush_lock = threading.Lock()
+        self._flushes_waiting = 0  # force_flush calls waiting for the flush lock, under ``_lock``
+        self._flush_wanted = threading.Event()  # set while one waits: no pause between ingests
         self._buffer: deque[pa.Table] = deque()
         self._buffered = 0
         self._spool_estimate = store.spool_bytes(self.path)
@@ -363,7 +370,7 @@ class DuckDBSpanExporter(SpanExporter):
     def _ingest_round(self, retry: store.Retry, deadline: float | None = None) -> bool:
         """Ingest spool files until none are left (True), or the lock is busy or the database
         cannot take them now (False: they stay pending). Raises nothing from the store."""
-        with self._flush_lock:
+        with self._flush_turn(wait=deadline is not None):
             try:
                 while store.pending_spool(self.path):
                     if deadline is None and self._stop.is_set():
@@ -389,12 +396,41 @@ class DuckDBSpanExporter(SpanExporter):
                         return False
                     self._failures, self._retry_at = 0, 0.0
                     if deadline is None and store.pending_spool(self.path):
-                        time.sleep(0.05)  # a backlog: let a waiting reader in between chunks
+                        # A backlog: let a waiting reader in between chunks. Not while the
+                        # application waits in force_flush (its flush takes the lock next
+                        # anyway): measured, 50 ms of each flush at the end of 65k spans in
+                        # batches of 2048, ~5% of the run.
+                        self._flush_wanted.wait(_BACKLOG_PAUSE)
                 return True
             finally:
                 size = store.spool_bytes(self.path)
                 with self._lock:
                     self._spool_estimate = size
+
+    @contextlib.contextmanager
+    def _flush_turn(self, *, wait: bool) -> Iterator[None]:
+        """Hold the flush lock; a flush (``wait``) says that it waits for it, which ends the
+        background round's pauses between ingests. The round is not cut short: a flush that
+        took over ingested with every DuckDB thread and a connection of its own, which cost
+        more CPU than the pause it saved (measured: 0.89x the spans/s end to end)."""
+        if not wait:
+            with self._flush_lock:
+                yield
+            return
+        with self._lock:
+            self._flushes_waiting += 1
+            self._flush_wanted.set()
+        try:
+            self._flush_lock.acquire()
+        finally:
+            with self._lock:
+                self._flushes_waiting -= 1
+                if not self._flushes_waiting:
+                    self._flush_wanted.clear()
+        try:
+            yield
+        finally:
+            self._flush_lock.release()
 
     def _write_buffer(self, retry: store.Retry) -> None:
         """Batches the spool would not take go straight into the table."""
