@@ -678,3 +678,73 @@ def test_a_store_whose_facts_kept_no_unpriced_counts_gains_them(table, tmp_path)
         agents = _unpriced_answers(con)[0]
         assert agents[0] == ("triage", "v1", 2, 5, D("0.00321"), 3)
         _same_as_the_contract(con, [(None, None), (DAY0 + dt.timedelta(hours=3), None)])
+
+
+def _handoff_spans(table):
+    """One run around midnight (DAY0 + 1 day) handing off from triage v1 to its sub-agent
+    billing v2: triage's unknown model at 23:59:30; billing's call without usage at 00:00:30,
+    an unknown model at 00:00:45 and a priced call at 00:01 (one unpriced call and two)."""
+    memory = InMemorySpanExporter()
+    app = TracerProvider(resource=Resource.create({"service.name": "app"}), shutdown_on_exit=False)
+    app.add_span_processor(CostSpanProcessor(table))
+    app.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = app.get_tracer("handoff")
+    midnight = DAY0_NS + 24 * HOUR_NS
+
+    def at(seconds: int) -> int:
+        return midnight + seconds * 10**9
+
+    def agent(ctx, name, version, start):
+        who = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": name,
+            "gen_ai.agent.version": version,
+        }
+        return tracer.start_span(f"invoke_agent {name}", ctx, attributes=who, start_time=at(start))
+
+    def chat(ctx, model, seconds, usage=_USAGE):
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model, **usage}
+        tracer.start_span(f"chat {model}", ctx, attributes=attrs, start_time=at(seconds)).end(at(seconds + 1))
+
+    root = tracer.start_span("workflow", attributes={"app.feature": "refund"}, start_time=at(-120))
+    triage = agent(trace.set_span_in_context(root), "triage", "v1", -110)
+    chat(trace.set_span_in_context(triage), "mystery-7b", -30)
+    billing = agent(trace.set_span_in_context(triage), "billing", "v2", 10)
+    chat(trace.set_span_in_context(billing), "acme-mini", 30, {})
+    chat(trace.set_span_in_context(billing), "mystery-7b", 45)
+    chat(trace.set_span_in_context(billing), "acme-large", 60)
+    for span, end in ((billing, 90), (triage, 100), (root, 110)):
+        span.end(at(end))
+    app.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _fact_rows(con):
+    return {
+        t: con.execute(f"SELECT * EXCLUDE (tkey) FROM {t} ORDER BY ALL").fetchall()
+        if t == "costattr_fact_agent"
+        else con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+        for t in ("costattr_fact_agent", "costattr_fact_step")
+    }
+
+
+def test_the_migration_counts_as_a_new_store_across_midnight_and_a_handoff(table, tmp_path):
+    """The migration's counts per run and agent version, and per agent, step, model and UTC
+    day, equal a new store's facts of the same spans: a run handing off between two agents,
+    its unpriced calls on both sides of midnight."""
+    spans = _handoff_spans(table)
+    _export(tmp_path / "new.duckdb", table, spans)
+    with store.connect(tmp_path / "new.duckdb") as con:
+        fresh = _fact_rows(con)
+    unpriced = {(r[1], r[2]): r[-1] for r in fresh["costattr_fact_agent"]}
+    assert unpriced == {("triage", "v1"): 1, ("billing", "v2"): 2}
+    assert {r[0].day for r in fresh["costattr_fact_step"]} == {1, 2}  # both UTC days
+    path = tmp_path / "old.duckdb"
+    _export(path, table, spans)
+    with store.connect(path) as con:  # as the previous version left it
+        for t in ("costattr_fact_agent", "costattr_fact_step"):
+            con.execute(f"ALTER TABLE {t} DROP COLUMN unpriced_calls")
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0014_rollup_facts_unpriced'")
+    with store.connect(path) as con:
+        assert _fact_rows(con) == fresh
+        _same_as_the_contract(con, [(None, None), (DAY0 + dt.timedelta(days=1), None)])
