@@ -205,3 +205,25 @@ def test_threads_drawing_ids_from_a_small_pool_price_each_call_once(table):
         ended = [s.attributes for s in traced.exporter.get_finished_spans() if "n" in s.attributes]
         priced = Counter(a["n"] for a in ended if a.get(COST_STATUS) == "priced")
         assert len(priced) == 8 * CALLS_PER_THREAD and set(priced.values()) == {1}, pool
+
+
+def test_a_span_ended_while_its_thread_is_inside_the_check_does_not_hang(table):
+    """A finalizer the collector runs, or a signal handler, may end a span while its thread
+    holds the duplicate check's lock (a collision or a trim): the span ends and is decided."""
+    for path in PATHS:
+        traced = Traced(table, path)
+        run = traced.run()
+        traced.chat(run, "resp").end(T0 + 10)
+        later = traced.chat(run, "resp", T0 + 20)  # a call of its own reusing the id: a collision
+        ended = threading.Event()
+
+        def inside(span=later, first_spans=traced.processor._first_spans, ended=ended) -> None:
+            with first_spans._lock:  # as the interrupted settle holds it
+                span.end(T0 + 30)
+            ended.set()
+
+        thread = threading.Thread(target=inside, daemon=True)  # (left hanging if it fails)
+        thread.start()
+        thread.join(10)
+        assert ended.is_set(), path
+        assert traced.statuses(later) == ["priced"], path

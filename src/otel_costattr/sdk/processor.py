@@ -137,7 +137,10 @@ class _FirstSpans:
         self.claims: dict[tuple[int, str], tuple[int, int]] = {}
         self.kept = _RESPONSES_KEPT
         self.limit = 2 * _RESPONSES_KEPT
-        self._lock = threading.Lock()
+        # Re-entrant: a span ended in this thread while it is inside settle (a finalizer the
+        # collector runs, a signal handler) settles too. Nothing here breaks if it does: the
+        # trim pops from a copy of the keys, a claim re-reads what it finds.
+        self._lock = threading.RLock()
 
     def claim(self, rid: str, span: Any) -> bool:
         """Record that ``span`` priced ``rid``: False when a span of its trace that overlaps
