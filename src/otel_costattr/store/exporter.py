@@ -420,17 +420,25 @@ class DuckDBSpanExporter(SpanExporter):
         with self._lock:
             self._flushes_waiting += 1
             self._flush_wanted.set()
+        waiting = True
+
+        def done_waiting() -> None:
+            nonlocal waiting
+            if waiting:
+                waiting = False
+                with self._lock:
+                    self._flushes_waiting -= 1
+                    if not self._flushes_waiting:
+                        self._flush_wanted.clear()
+
+        # The flush lock by `with` (released whatever is raised once it is held, Ctrl-C
+        # included); the count once, also when waiting for the lock was interrupted.
         try:
-            self._flush_lock.acquire()
+            with self._flush_lock:
+                done_waiting()
+                yield
         finally:
-            with self._lock:
-                self._flushes_waiting -= 1
-                if not self._flushes_waiting:
-                    self._flush_wanted.clear()
-        try:
-            yield
-        finally:
-            self._flush_lock.release()
+            done_waiting()
 
     def _write_buffer(self, retry: store.Retry) -> None:
         """Batches the spool would not take go straight into the table."""
