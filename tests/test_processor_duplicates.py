@@ -227,3 +227,18 @@ def test_a_span_ended_while_its_thread_is_inside_the_check_does_not_hang(table):
         thread.join(10)
         assert ended.is_set(), path
         assert traced.statuses(later) == ["priced"], path
+
+
+def test_a_span_ended_with_a_past_end_time_is_compared_with_the_earlier_calls_too(table):
+    """Calls of one trace reuse an id (a proxy's constant id); the second span of the first
+    call is ended after the second call, with its own (past) end time, as a bridge from
+    another tracing system ends spans: it is that first call's duplicate."""
+    for path in PATHS:
+        traced = Traced(table, path)
+        run = traced.run()
+        first, late_twin = traced.chat(run, "resp", T0), traced.chat(run, "resp", T0 + 1)
+        first.end(T0 + 10)
+        second = traced.chat(run, "resp", T0 + 20)
+        second.end(T0 + 30)
+        late_twin.end(T0 + 12)
+        assert traced.statuses(first, second, late_twin) == ["priced", "priced", "duplicate"], path

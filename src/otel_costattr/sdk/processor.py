@@ -96,6 +96,7 @@ _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
 _RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
+_CLAIMS_A_KEY = 8  # claims kept for a (trace, response id) that calls reuse (see _FirstSpans)
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
@@ -122,9 +123,11 @@ class _FirstSpans:
     OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
     and an agent's calls follow one another.
 
-    ``claims`` maps (trace id, response id) to the (start, end) in ns of the latest span that
-    priced the call: spans end in order, so a span overlapping an earlier claim of its trace
-    and id overlaps the latest too. Past ``limit`` keys the oldest claims are forgotten down
+    ``claims`` maps (trace id, response id) to the (start, end) in ns of the span that priced
+    the call, or, once calls of a trace reuse the id, a list of the latest _CLAIMS_A_KEY
+    (spans usually end in order, so a span overlapping an earlier claim of its key overlaps
+    the latest too; not a span ended with an end time of the past, as a bridge from another
+    tracing system may). Past ``limit`` keys the oldest claims are forgotten down
     to the newest ``kept`` (_RESPONSES_KEPT); a call reusing an id claims anew, last in the
     order, so eviction never separates a pair unless ``kept`` calls end between its spans.
     The stamp functions (sdk/stamps.py) make the common claim, a key not seen before, inline
@@ -134,7 +137,7 @@ class _FirstSpans:
     __slots__ = ("_lock", "claims", "kept", "limit")
 
     def __init__(self) -> None:
-        self.claims: dict[tuple[int, str], tuple[int, int]] = {}
+        self.claims: dict[tuple[int, str], Any] = {}  # a (start, end), or a list of them
         self.kept = _RESPONSES_KEPT
         self.limit = 2 * _RESPONSES_KEPT
         # Re-entrant: a span ended in this thread while it is inside settle (a finalizer the
@@ -155,15 +158,18 @@ class _FirstSpans:
         with self._lock:
             claims = self.claims
             if first is not mine:
-                first = claims.get(key)  # again, under the lock: a trim may have dropped it
-                if first is not None:
-                    if _overlap(first, mine):
+                held = claims.get(key)  # again, under the lock: a trim may have dropped it
+                entry: Any = mine
+                if held is not None:
+                    earlier = held if type(held) is list else [held]
+                    if any(_overlap(claim, mine) for claim in earlier):
                         return False
                     claims.pop(key, None)  # a call of its own reusing the id: claims anew, last
+                    entry = [*earlier[1 - _CLAIMS_A_KEY :], mine]
                 # setdefault, not a store: a span ending at this moment may have claimed it
                 # inline since (the lock does not hold the stamp functions); it overlaps this one
-                first = claims.setdefault(key, mine)
-                if first is not mine and _overlap(first, mine):
+                first = claims.setdefault(key, entry)
+                if first is not entry and type(first) is tuple and _overlap(first, mine):
                     return False
             if len(claims) > self.limit:
                 keys = list(claims)  # the oldest first (a dict keeps insertion order)
@@ -174,8 +180,10 @@ class _FirstSpans:
     def seen(self, rid: str, span: Any) -> bool:
         """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""
         key, mine = _mark(span, rid)
-        first = self.claims.get(key)
-        return first is not None and _overlap(first, mine)
+        held = self.claims.get(key)
+        if held is None:
+            return False
+        return any(_overlap(claim, mine) for claim in (held if type(held) is list else [held]))
 
 
 def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
