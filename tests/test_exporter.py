@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -509,3 +510,41 @@ def test_a_file_ingested_again_stores_a_span_without_start_time_once(tmp_path, t
     finally:
         exporter.shutdown()
     assert query(path, "SELECT count(*), count(start_time) FROM spans") == [(3, 2)]
+
+
+FORK_WHILE_INGESTING = """
+import os, signal, sys, threading
+sys.path.insert(0, sys.argv[2])
+from test_exporter import make_spans
+from otel_costattr.pricing.table import load_pricing
+from otel_costattr.store import database
+from otel_costattr.store.exporter import DuckDBSpanExporter
+exporter = DuckDBSpanExporter(sys.argv[1], pricing=load_pricing([sys.argv[3]], bundled=False, use_env=False),
+                              ingest_interval=3600)
+exporter.export(make_spans(10))
+held, release = threading.Event(), threading.Event()
+def ingesting():  # the ingester's thread, inside an ingest when the process forks
+    with database._path_lock(str(exporter.path)):
+        held.set()
+        release.wait()
+threading.Thread(target=ingesting, daemon=True).start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)  # a hang ends the child here, killed by SIGALRM
+    os._exit(0 if exporter.force_flush(5000) else 3)
+release.set()
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_child_forked_while_the_parent_ingests_can_flush(tmp_path):
+    """The parent's ingester held the store's in-process write lock at the fork: the child,
+    which has not that thread, flushes all the same (it waited for ever)."""
+    here = Path(__file__).resolve().parent
+    prices = str(here / "data" / "test_prices.toml")
+    script = [sys.executable, "-c", FORK_WHILE_INGESTING, str(tmp_path / "spans.duckdb"), str(here), prices]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])

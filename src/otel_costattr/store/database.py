@@ -36,6 +36,18 @@ _path_locks: dict[str, threading.RLock] = {}
 _path_locks_guard = threading.Lock()
 
 
+def _forget_path_locks() -> None:
+    """In a forked child: a lock the parent's ingester held at the fork would be held for
+    ever (its thread is not in the child), and the child's flush would wait on it for ever."""
+    global _path_locks, _path_locks_guard
+    _path_locks = {}
+    _path_locks_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_path_locks)
+
+
 class StoreError(Exception):
     """The span store could not be opened, migrated or written. Names the path."""
 
