@@ -360,14 +360,162 @@ def test_a_flush_waiting_for_a_backlog_ends_the_ingesters_pauses(tmp_path, expor
     flushed = []
     flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush()), name="flusher")
     flusher.start()
-    while not exporter._flush_wanted.is_set():
+    while not exporter._flushes_waiting:
         flusher.join(0.01)
     go_on.set()
     flusher.join(30)
     assert flushed == [True]
     assert calls == ["otel-costattr-ingest"] * 4  # the round went on, without pausing
-    assert not exporter._flush_wanted.is_set()
+    assert not exporter._flushes_waiting
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(40,)]
+
+
+def _hold_the_round(exporter, monkeypatch, *, then=None):
+    """Make the background round ingest one file a call and hold its first call until the
+    returned event is set; ``then(n)`` runs after the n-th call's ingest."""
+    real = ingest.ingest
+    started, go_on = threading.Event(), threading.Event()
+    calls = []
+
+    def one_file(path, **kw):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            started.set()
+            go_on.wait(60)
+        handled = real(path, **{**kw, "max_files": 1})
+        if then is not None:
+            then(len(calls))
+        return handled
+
+    monkeypatch.setattr(ingest, "ingest", one_file)
+    exporter._wake.set()
+    assert started.wait(30)
+    return go_on, calls
+
+
+def test_a_flush_waits_for_the_round_no_longer_than_its_timeout(tmp_path, exporters, monkeypatch):
+    """force_flush(timeout_millis) bounds its wait for the background round too: the round
+    held the turn until the spool was empty, and a flush waited for all of it (7.5 s for
+    force_flush(500) in a review; without end while spans kept coming)."""
+    exporter = exporters(ingest_interval=3600)
+    spans = make_spans(30)
+    for i in range(0, 30, 10):
+        assert exporter.export(spans[i : i + 10]) is SpanExportResult.SUCCESS
+    go_on, calls = _hold_the_round(exporter, monkeypatch)
+    flushed = []
+    flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush(timeout_millis=200)))
+    flusher.start()
+    flusher.join(30)  # the round is still held in its first ingest meanwhile
+    alive = flusher.is_alive()
+    go_on.set()
+    flusher.join(60)
+    assert not alive and flushed == [False]
+    assert exporter._flushes_waiting == 0
+    assert exporter.force_flush()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(30,)]
+
+
+def test_a_flush_is_done_once_its_files_are_in_while_the_round_goes_on(tmp_path, exporters, monkeypatch):
+    """Under continuous export the round never runs out of files; a flush is done (True) once
+    the files pending at its call are in the table (their spool files are deleted only after
+    the commit), not when the spool is empty."""
+    exporter = exporters(ingest_interval=3600)
+    spans = make_spans(200)
+    for i in range(0, 40, 10):
+        assert exporter.export(spans[i : i + 10]) is SpanExportResult.SUCCESS
+    returned, ended = threading.Event(), threading.Event()
+
+    def keep_exporting(n):  # each ingest of one file spools another: the spool stays at 4
+        if n <= 16:
+            assert exporter.export(spans[30 + 10 * n : 40 + 10 * n]) is SpanExportResult.SUCCESS
+        if n == 12:  # the round stays here until the flush has answered (or 60 s)
+            returned.wait(60)
+        if n == 20:  # the last of the 20 files
+            ended.set()
+
+    go_on, calls = _hold_the_round(exporter, monkeypatch, then=keep_exporting)
+    mine = set(store.pending_spool(exporter.path))
+    flushed = []
+
+    def flush():
+        flushed.append(exporter.force_flush())
+        flushed.append(mine & set(store.pending_spool(exporter.path)))
+        returned.set()
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    while not exporter._flushes_waiting:
+        flusher.join(0.01)
+    go_on.set()
+    assert returned.wait(30), "the flush waited for the round to end"
+    assert len(mine) == 4 and flushed == [True, set()] and len(calls) <= 12
+    flusher.join(30)
+    assert ended.wait(30)  # the round went on to the end of the exports
+    assert exporter.force_flush()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*), count(DISTINCT name) FROM spans") == [
+        (200, 200)
+    ]
+
+
+def test_ctrl_c_anywhere_in_a_flush_waiting_for_the_turn_leaves_nothing_taken(exporters, monkeypatch):
+    """An exception a signal handler raises (Ctrl-C) at any point of a flush that waits for
+    the turn must leave the turn free and no flush counted as waiting: a timed acquire
+    returns before any ``try`` can begin."""
+    import random
+    import signal
+    import time
+
+    class Interrupt(BaseException):  # as KeyboardInterrupt: force_flush does not catch it
+        pass
+
+    def interrupt(*_):
+        raise Interrupt
+
+    exporter = exporters(ingest_interval=3600)
+    assert exporter.export(make_spans(1)) is SpanExportResult.SUCCESS
+    monkeypatch.setattr(ingest, "ingest", lambda path, **kw: 1)  # the file stays pending
+    stop = threading.Event()
+
+    def hold():  # another round holds the turn half of the time
+        while not stop.is_set():
+            with exporter._turn:
+                time.sleep(0.0005)
+            time.sleep(0.0005)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    before = signal.signal(signal.SIGALRM, interrupt)
+    rng = random.Random(7)
+    interrupted = 0
+    try:
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(5e-6, 1.5e-3))
+                exporter.force_flush(timeout_millis=1)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            except Interrupt:
+                interrupted += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+        stop.set()
+        holder.join(30)
+    taken = []
+
+    def take():  # from another thread: an RLock this thread left taken would let it in
+        taken.append(exporter._turn.acquire(timeout=5))
+        if taken[-1]:
+            exporter._turn.release()
+
+    other = threading.Thread(target=take)
+    other.start()
+    other.join(30)
+    monkeypatch.undo()
+    assert interrupted > 50
+    assert taken == [True] and not exporter._turn._is_owned()
+    assert exporter._flushes_waiting == 0
+    assert exporter.force_flush()
 
 
 HOLD = textwrap.dedent(

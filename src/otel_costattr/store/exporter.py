@@ -33,14 +33,13 @@ runs beside the application instead of inside ``export``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence, Sized
+from collections.abc import Callable, Sequence, Sized
 from typing import Any
 
 import pyarrow as pa
@@ -71,6 +70,8 @@ _MAX_BACKOFF = 60.0
 # in other processes get the file; not while a flush of this process waits for it (see
 # `DuckDBSpanExporter._ingest_round`).
 _BACKLOG_PAUSE = 0.05
+# A flush waiting for the turn looks this often whether its files were ingested meanwhile.
+_FLUSH_LOOK = 0.05
 
 
 class DuckDBSpanExporter(SpanExporter):
@@ -148,9 +149,12 @@ class DuckDBSpanExporter(SpanExporter):
     def _reset(self) -> None:
         """Fresh locks, buffer and worker state (at construction and in a forked child)."""
         self._lock = threading.Lock()  # guards the buffer and the spool estimate
-        self._flush_lock = threading.Lock()
-        self._flushes_waiting = 0  # force_flush calls waiting for the flush lock, under ``_lock``
-        self._flush_wanted = threading.Event()  # set while one waits: no pause between ingests
+        # Whose turn it is to write the table: the background round, a flush, a buffer write.
+        # Re-entrant only so that `_is_owned` can say this thread holds it (see `_take_turn`).
+        self._turn = threading.RLock()
+        # Flushes waiting for the turn, changed under ``_lock``: while any waits, the round
+        # does not pause between ingests. A count, not an Event: see `_take_turn`.
+        self._flushes_waiting = 0
         self._buffer: deque[pa.Table] = deque()
         self._buffered = 0
         self._spool_estimate = store.spool_bytes(self.path)
@@ -224,7 +228,9 @@ class DuckDBSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Move everything exported so far (and any spool left by others) into the table,
-        waiting for the database lock up to ``timeout_millis``. True when nothing is left."""
+        waiting no longer than ``timeout_millis`` for the database lock and for the
+        background ingester. True when all of it is in the table; spans exported while it
+        runs are not waited for."""
         try:
             return self._flush(time.monotonic() + max(timeout_millis, 0) / 1000)
         except Exception:
@@ -369,94 +375,141 @@ class DuckDBSpanExporter(SpanExporter):
 
     def _ingest_round(self, retry: store.Retry, deadline: float | None = None) -> bool:
         """Ingest spool files until none are left (True), or the lock is busy or the database
-        cannot take them now (False: they stay pending). Raises nothing from the store."""
-        with self._flush_turn(wait=deadline is not None):
-            try:
-                while store.pending_spool(self.path):
-                    if deadline is None and self._stop.is_set():
-                        return False  # shutting down: its own flush takes over, bounded
-                    if deadline is not None:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            return False
-                        retry = store.Retry(timeout=left, initial=retry.initial, maximum=retry.maximum)
-                    try:
-                        # In the background, one DuckDB thread: the application keeps the
-                        # other cores (measured 2-3x less CPU a row than two threads on two
-                        # cores). A flush has the caller waiting: every core.
-                        threads = 1 if deadline is None else None
-                        # compact=False: no vacuum, whose peak grows with the table.
-                        if not ingest.ingest(self.path, retry=retry, threads=threads, compact=False):
-                            break
-                    except store.LockTimeout:
-                        return False
-                    except store.StoreError as e:  # disk full, I/O, a failed commit: retried
-                        self._failed()
-                        self._log("ingest", "otel-costattr: %s; retrying", e, level=logging.ERROR)
-                        return False
-                    self._failures, self._retry_at = 0, 0.0
-                    if deadline is None and store.pending_spool(self.path):
-                        # A backlog: let a waiting reader in between chunks. Not while the
-                        # application waits in force_flush (its flush takes the lock next
-                        # anyway): measured, 50 ms of each flush at the end of 65k spans in
-                        # batches of 2048, ~5% of the run.
-                        self._flush_wanted.wait(_BACKLOG_PAUSE)
+        cannot take them now (False: they stay pending). Raises nothing from the store.
+
+        With a ``deadline`` (a flush) it waits for the turn no longer than that, and is done
+        (True) as soon as the files pending when it was called are gone, whoever ingested
+        them: a round that spools keep feeding can hold the turn for as long as they come."""
+        try:
+            if deadline is None:
+                return self._in_turn(None, None, lambda: self._ingest_files(retry, None))
+            pending = set(store.pending_spool(self.path))
+            if not pending:
                 return True
-            finally:
-                size = store.spool_bytes(self.path)
-                with self._lock:
-                    self._spool_estimate = size
+            return self._in_turn(
+                deadline,
+                lambda: pending.isdisjoint(store.pending_spool(self.path)),
+                lambda: self._ingest_files(retry, deadline),
+            )
+        finally:
+            size = store.spool_bytes(self.path)
+            with self._lock:
+                self._spool_estimate = size
 
-    @contextlib.contextmanager
-    def _flush_turn(self, *, wait: bool) -> Iterator[None]:
-        """Hold the flush lock; a flush (``wait``) says that it waits for it, which ends the
-        background round's pauses between ingests. The round is not cut short: a flush that
-        took over ingested with every DuckDB thread and a connection of its own, which cost
-        more CPU than the pause it saved (measured: 0.89x the spans/s end to end)."""
-        if not wait:
-            with self._flush_lock:
-                yield
-            return
-        with self._lock:
-            self._flushes_waiting += 1
-            self._flush_wanted.set()
-        waiting = True
+    def _ingest_files(self, retry: store.Retry, deadline: float | None) -> bool:
+        """`_ingest_round`'s work, in the turn."""
+        while store.pending_spool(self.path):
+            if deadline is None and self._stop.is_set():
+                return False  # shutting down: its own flush takes over, bounded
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                retry = store.Retry(timeout=left, initial=retry.initial, maximum=retry.maximum)
+            try:
+                # In the background, one DuckDB thread: the application keeps the other
+                # cores (measured 2-3x less CPU a row than two threads on two cores). A
+                # flush has the caller waiting: every core.
+                threads = 1 if deadline is None else None
+                # compact=False: no vacuum, whose peak grows with the table.
+                if not ingest.ingest(self.path, retry=retry, threads=threads, compact=False):
+                    break
+            except store.LockTimeout:
+                return False
+            except store.StoreError as e:  # disk full, I/O, a failed commit: retried
+                self._failed()
+                self._log("ingest", "otel-costattr: %s; retrying", e, level=logging.ERROR)
+                return False
+            self._failures, self._retry_at = 0, 0.0
+            if deadline is None and store.pending_spool(self.path):
+                # A backlog: let a waiting reader in between chunks. Not while the
+                # application waits in force_flush (its flush takes the turn next anyway):
+                # measured, 50 ms of each flush at the end of 65k spans in batches of 2048,
+                # ~5% of the run. The round is not cut short for it: a flush that took over
+                # ingested with every DuckDB thread and a connection of its own, which cost
+                # more CPU than the pause it saved (measured: 0.89x the spans/s end to end).
+                self._pause()
+        return True
 
-        def done_waiting() -> None:
-            nonlocal waiting
-            if waiting:
-                waiting = False
+    def _in_turn(
+        self, deadline: float | None, done: Callable[[], bool] | None, work: Callable[[], bool]
+    ) -> bool:
+        """``work()`` holding the turn (whose turn it is to write the table). Without a
+        ``deadline`` (the background) it waits as long as it takes; a flush waits until its
+        deadline (False), or until ``done()`` says another holder did its work (True); see
+        `_take_turn`. False on a thread that holds the turn already (a flush from a finalizer
+        or a signal handler inside a round), which would otherwise write beside itself."""
+        turn = self._turn
+        if turn._is_owned():
+            return False
+        try:
+            if deadline is None:
+                turn.acquire()
+            elif (got := self._take_turn(deadline, done or (lambda: False))) != "held":
+                return got == "done"
+            return work()
+        finally:
+            try:  # noqa: SIM105 (suppress enters in Python) one call, no test first: `_take_turn`
+                turn.release()
+            except RuntimeError:  # not taken
+                pass
+
+    def _pause(self) -> None:
+        """`_BACKLOG_PAUSE`, ended as soon as a flush waits for the turn."""
+        until = time.monotonic() + _BACKLOG_PAUSE
+        while not self._flushes_waiting and time.monotonic() < until:
+            time.sleep(_BACKLOG_PAUSE / 10)
+
+    def _take_turn(self, deadline: float, done: Callable[[], bool]) -> str:
+        """Wait for the turn as a flush: "held" (the caller releases it), "done" once
+        ``done()`` says another holder did the flush's work, "late" at ``deadline``. Meanwhile
+        the background round does not pause between ingests (`_flushes_waiting`).
+
+        Called inside `_in_turn`'s ``try``, whose ``finally`` releases the turn if this
+        thread holds it: a timed acquire cannot be a ``with``, and an exception a signal
+        handler raises (Ctrl-C) as it returns would otherwise leave the turn taken for ever.
+        That ``finally`` calls ``release`` at once and takes the error of a turn not held:
+        a test first (``if turn._is_owned()``) is a point where such an exception lands
+        between the test and the release. For the same reason the waiting is counted in a
+        plain ``with`` block, not by an Event: ``Event.set`` enters a Condition through a
+        Python ``__enter__``, where an exception after the lock was taken leaves the Event
+        locked, and every later ``set`` or ``wait`` hung (the stress test found both)."""
+        counted = False
+        try:
+            with self._lock:
+                self._flushes_waiting += 1
+                counted = True
+            while True:
+                left = deadline - time.monotonic()
+                if self._turn.acquire(timeout=max(min(left, _FLUSH_LOOK), 0)):
+                    return "held"
+                if done():
+                    return "done"
+                if left <= _FLUSH_LOOK:
+                    return "late"
+        finally:
+            if counted:
                 with self._lock:
                     self._flushes_waiting -= 1
-                    if not self._flushes_waiting:
-                        self._flush_wanted.clear()
 
-        # The flush lock by `with` (released whatever is raised once it is held, Ctrl-C
-        # included); the count once, also when waiting for the lock was interrupted.
-        try:
-            with self._flush_lock:
-                done_waiting()
-                yield
-        finally:
-            done_waiting()
+    def _write_buffer(self, retry: store.Retry, deadline: float | None = None) -> bool:
+        """Batches the spool would not take go straight into the table. False when the turn
+        stayed taken until ``deadline`` (a flush); raises the store's errors."""
+        return self._in_turn(deadline, lambda: not self._buffer, lambda: self._write_buffered(retry))
 
-    def _write_buffer(self, retry: store.Retry) -> None:
-        """Batches the spool would not take go straight into the table."""
-        with (
-            self._flush_lock,
-            store.writing(self.path, retry=retry) as con,
-            ingest.tuned(con, compact=False),
-        ):
+    def _write_buffered(self, retry: store.Retry) -> bool:
+        """`_write_buffer`'s work, in the turn."""
+        with store.writing(self.path, retry=retry) as con, ingest.tuned(con, compact=False):
             while True:
                 with self._lock:
                     if not self._buffer:
-                        return
+                        return True
                     table = self._buffer[0]
                 ingest.insert_table(con, table)
                 with self._lock:
                     # An export may have spooled and popped it meanwhile (`_drain_buffer`
-                    # takes no flush lock): the ingest skips the copy, and the head is then
-                    # the next batch, not written yet.
+                    # takes no turn): the ingest skips the copy, and the head is then the
+                    # next batch, not written yet.
                     if self._buffer and self._buffer[0] is table:
                         self._buffer.popleft()
                         self._buffered -= table.num_rows
@@ -466,7 +519,9 @@ class DuckDBSpanExporter(SpanExporter):
         done = self._ingest_round(store.Retry(timeout=0), deadline)
         if self._buffer:
             try:
-                self._write_buffer(store.Retry(timeout=max(deadline - time.monotonic(), 0)))
+                retry = store.Retry(timeout=max(deadline - time.monotonic(), 0))
+                if not self._write_buffer(retry, deadline):
+                    return False
             except store.StoreError:  # locked, or the database cannot take them: kept
                 return False
         return done and not self._buffer
