@@ -159,7 +159,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._buffered = 0
         self._spool_estimate = store.spool_bytes(self.path)
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = _Bell()
         self._spooled_rows = 0  # since the worker last ingested
         self._failures = 0  # ingest failures in a row, other than a busy lock
         self._retry_at = 0.0  # monotonic time before which the ingester does not try again
@@ -245,7 +245,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._shutdown = True
         try:
             self._stop.set()
-            self._wake.set()
+            self._wake.ring()
             worker = self._worker
             if worker is not None and worker is not threading.current_thread():
                 worker.join(self._lock_timeout + 5)
@@ -303,7 +303,7 @@ class DuckDBSpanExporter(SpanExporter):
             self._spool_estimate += size
             self._spooled_rows += table.num_rows
             if self._spooled_rows >= _INGEST_ROWS:
-                self._wake.set()
+                self._wake.ring()
         return True
 
     def _keep(self, table: pa.Table) -> None:
@@ -539,7 +539,29 @@ def _length(spans: Any) -> int:
             return 0
 
 
-def _run_worker(ref: weakref.ref, stop: threading.Event, wake: threading.Event, interval: float) -> None:
+class _Bell:
+    """The ingester's wake-up: one thread waits, any rings. One lock, taken while silent, so
+    that ringing (``export`` on the application's thread) is one C call: ``Event.set`` enters
+    a Condition through a Python ``__enter__``, where an exception a signal handler raises
+    (Ctrl-C) once its lock is taken leaves the Event locked, and the next export hung in
+    ``set`` holding the exporter's lock (see `DuckDBSpanExporter._take_turn`)."""
+
+    def __init__(self) -> None:
+        self._silent = threading.Lock()
+        self._silent.acquire()
+
+    def ring(self) -> None:
+        try:  # noqa: SIM105 (suppress enters in Python) one call
+            self._silent.release()
+        except RuntimeError:  # rung already
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """True when rung within ``timeout`` seconds (the ring is then used up)."""
+        return self._silent.acquire(timeout=min(max(timeout, 0), threading.TIMEOUT_MAX))
+
+
+def _run_worker(ref: weakref.ref, stop: threading.Event, wake: _Bell, interval: float) -> None:
     """The ingester: spool -> table every ``interval`` seconds, or sooner when much waits.
     Holds only a weak reference, so an exporter dropped without shutdown does not leak a
     thread forever."""
@@ -547,7 +569,6 @@ def _run_worker(ref: weakref.ref, stop: threading.Event, wake: threading.Event, 
     wait = interval
     while True:
         wake.wait(wait)
-        wake.clear()
         if stop.is_set():
             return
         exporter = ref()
