@@ -129,3 +129,40 @@ def test_one_api_call_seen_by_every_thread_is_priced_once(table):
     priced = Counter(s.attributes["gen_ai.response.id"] for s in spans if COST in s.attributes)
     assert priced == Counter({f"msg_{i}": 1 for i in range(500)})
     assert processor.stats()["priced"] == 500 and processor.stats()["duplicate"] == 500 * (THREADS - 1)
+
+
+def test_a_span_started_while_its_thread_makes_an_agents_counter_does_not_hang(table, monkeypatch):
+    """The processor's lock guards an agent's first step counter. Code run while it is held
+    on this thread (a finalizer the collector runs on an allocation, a signal handler) may
+    start the first child of another agent, which takes the lock again: a plain Lock hung
+    the thread for ever there."""
+    from otel_costattr.sdk import processor as processor_module
+
+    tracer, exporter, _ = pipeline(table)
+    other = tracer.start_span("agent b", attributes={"gen_ai.operation.name": "invoke_agent"})
+    inner = []
+
+    class Reentering(processor_module._Steps):
+        def __new__(cls, *args):
+            if not inner:  # the first counter made: start agent b's first child meanwhile
+                inner.append(True)
+                child = tracer.start_span("chat b", context=trace.set_span_in_context(other))
+                child.set_attributes(call_attributes(0))
+                child.end(end_time=BEFORE + 1)
+            return super().__new__(cls, *args)
+
+    monkeypatch.setattr(processor_module, "_Steps", Reentering)
+
+    def work() -> None:
+        agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}
+        with tracer.start_as_current_span("agent a", attributes=agent):
+            tracer.start_span("chat a", attributes=call_attributes(0), start_time=BEFORE).end()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the thread hung inside the processor's lock"
+    other.end()
+    chats = {s.name: s.attributes for s in exporter.get_finished_spans() if s.name.startswith("chat")}
+    assert inner == [True] and set(chats) == {"chat a", "chat b"}
+    assert all(COST in attrs for attrs in chats.values())

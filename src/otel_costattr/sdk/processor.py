@@ -241,7 +241,10 @@ class CostSpanProcessor(SpanProcessor):
         # What makes a parent worth a closer look: identity to copy, or being an agent.
         self._wanted = self._identity_set | ROLE_KEYS
         self._use_baggage = bool(use_baggage)
-        self._lock = threading.Lock()
+        # Guards an agent's first step counter and a warning said once. Re-entrant: code run
+        # while this thread holds it (a finalizer on an allocation, a signal handler) may start
+        # another agent's first child, which hung a plain Lock for ever. Taken rarely.
+        self._lock = threading.RLock()
         # Lock-free exact counts: one itertools.count per statistic (see _Steps).
         self._counts = {name: itertools.count() for name in STAT_NAMES}
         self._count_status = {s: self._counts[s.value].__next__ for s in CostStatus}
