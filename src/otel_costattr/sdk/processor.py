@@ -161,7 +161,7 @@ class _FirstSpans:
                 held = claims.get(key)  # again, under the lock: a trim may have dropped it
                 entry: Any = mine
                 if held is not None:
-                    earlier = held if type(held) is list else [held]
+                    earlier = _claims_in(held)
                     if any(_overlap(claim, mine) for claim in earlier):
                         return False
                     claims.pop(key, None)  # a call of its own reusing the id: claims anew, last
@@ -183,7 +183,7 @@ class _FirstSpans:
         held = self.claims.get(key)
         if held is None:
             return False
-        return any(_overlap(claim, mine) for claim in (held if type(held) is list else [held]))
+        return any(_overlap(claim, mine) for claim in _claims_in(held))
 
 
 def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
@@ -191,6 +191,11 @@ def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
     start = span.start_time or 0
     end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
     return (span.get_span_context().trace_id, rid), (start, end)
+
+
+def _claims_in(held: Any) -> list[tuple[int, int]]:
+    """The claims one key of `_FirstSpans.claims` holds: a (start, end) alone, or a list."""
+    return held if type(held) is list else [held]
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
