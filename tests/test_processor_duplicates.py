@@ -75,6 +75,13 @@ def test_the_paths_name_what_they_test(table):
     assert Traced(table, "stamp function").processor._shapes
 
 
+def overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """The rule's overlap: more than an instant in common, or an instant (a span shorter than
+    the clock's tick) that touches the other."""
+    inside = a[0] < b[1] and b[0] < a[1]
+    return inside or ((a[0] == a[1] or b[0] == b[1]) and a[0] <= b[1] and b[0] <= a[1])
+
+
 @given(
     plan=st.lists(
         st.tuples(
@@ -99,7 +106,7 @@ def test_both_paths_decide_as_the_rule(table, plan):
     priced: list[tuple[int, str, int, int]] = []
     for i in order:
         t, rid, start, end, ok = spans[i]
-        if any(pt == t and pr == rid and ps <= end and start <= pe for pt, pr, ps, pe in priced):
+        if any(pt == t and pr == rid and overlap((ps, pe), (start, end)) for pt, pr, ps, pe in priced):
             expected[i] = "duplicate"
         elif ok:
             expected[i] = "priced"
@@ -113,6 +120,26 @@ def test_both_paths_decide_as_the_rule(table, plan):
         for i in order:
             made[i].end(spans[i][3])
         assert traced.statuses(*made) == expected, path
+
+
+def test_calls_one_after_the_other_on_a_coarse_clock_are_two(table):
+    """On a clock that ticks every 15.6 ms (Windows before Python 3.13) an agent's next call
+    often starts in the tick its last one ended. With one id for both (a proxy's constant id)
+    they touch; they are two calls. Two spans of one call shorter than a tick are each an
+    instant, and one call."""
+    tick = 15_600_000
+    for path in PATHS:
+        traced = Traced(table, path)
+        run = traced.run()
+        first = traced.chat(run, "constant", start=T0)
+        first.end(T0 + 3 * tick)
+        second = traced.chat(run, "constant", start=T0 + 3 * tick)
+        second.end(T0 + 5 * tick)
+        sdk, framework = (traced.chat(run, "fast", start=T0 + 6 * tick) for _ in range(2))
+        sdk.end(T0 + 6 * tick)
+        framework.end(T0 + 6 * tick)
+        statuses = traced.statuses(first, second, sdk, framework)
+        assert statuses == ["priced", "priced", "priced", "duplicate"], path
 
 
 def test_an_id_reused_long_ago_by_another_run_survives_a_trim(table):
