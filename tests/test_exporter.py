@@ -457,6 +457,114 @@ def test_a_flush_is_done_once_its_files_are_in_while_the_round_goes_on(tmp_path,
     ]
 
 
+def _held_turn(exporter):
+    """Hold the exporter's turn from another thread, as a long background round would;
+    returns the event that lets it go."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with exporter._turn:
+            held.set()
+            release.wait(60)
+
+    threading.Thread(target=hold, daemon=True).start()
+    assert held.wait(30)
+    return release
+
+
+def test_a_buffer_spooled_while_the_flush_waits_is_not_taken_for_written(tmp_path, exporters):
+    """A flush waiting to write the memory buffer took an empty buffer for written; an export
+    meanwhile had moved it into the spool, not the table, and the flush answered True (a
+    review's reproduction)."""
+    exporter = exporters(ingest_interval=3600)
+    spans = make_spans(20)
+    exporter._spool_estimate = 2**62  # the spool looks full (another process's backlog)
+    assert exporter.export(spans[:10]) is SpanExportResult.FAILURE and exporter.buffered_spans == 10
+    release = _held_turn(exporter)
+    flushed = []
+    flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush(timeout_millis=1000)))
+    flusher.start()
+    while not exporter._flushes_waiting:
+        flusher.join(0.01)
+    exporter._spool_estimate = 0  # room again (as a round's end finds): the next export
+    assert exporter.export(spans[10:]) is SpanExportResult.SUCCESS  # spools the buffer first
+    assert exporter.buffered_spans == 0
+    flusher.join(30)
+    pending = len(store.pending_spool(exporter.path))
+    release.set()
+    assert flushed == [False] and pending == 2  # nothing is in the table: the turn was held
+    assert exporter.force_flush()
+    assert query(tmp_path / "spans.duckdb", "SELECT count(DISTINCT name) FROM spans") == [(20,)]
+
+
+def test_a_flush_waiting_while_shutdown_drops_the_buffer_answers_false(exporters):
+    """shutdown() on another thread dropped the buffer a flush waited to write; the flush
+    took the empty buffer for written and answered True (a review's reproduction)."""
+    exporter = exporters(ingest_interval=3600, lock_timeout=0.2, max_spool_bytes=0)  # no spool
+    assert exporter.export(make_spans(10)) is SpanExportResult.FAILURE
+    release = _held_turn(exporter)
+    flushed = []
+    flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush(timeout_millis=30_000)))
+    flusher.start()
+    while not exporter._flushes_waiting:
+        flusher.join(0.01)
+    exporter.shutdown()  # its own flush cannot have the turn either: the buffer is dropped
+    flusher.join(30)
+    release.set()
+    assert exporter.dropped_spans == 10 and flushed == [False]
+
+
+def test_a_flush_that_ingests_itself_stops_once_its_files_are_in(tmp_path, exporters, monkeypatch):
+    """A flush holding the turn ingested until the spool was empty: beside a thread that kept
+    exporting it ran to its deadline, long after its own files were in."""
+    exporter = exporters(ingest_interval=3600)
+    spans = make_spans(400)
+    for i in range(0, 40, 10):
+        assert exporter.export(spans[i : i + 10]) is SpanExportResult.SUCCESS
+    real = ingest.ingest
+    calls = []
+
+    def one_file(path, **kw):  # each file ingested, the application exports another, 36 more
+        handled = real(path, **{**kw, "max_files": 1})
+        calls.append(handled)
+        if (n := len(calls)) <= 36:
+            assert exporter.export(spans[30 + 10 * n : 40 + 10 * n]) is SpanExportResult.SUCCESS
+        return handled
+
+    monkeypatch.setattr(ingest, "ingest", one_file)
+    assert exporter.force_flush(timeout_millis=60_000)
+    assert len(calls) == 4 and len(store.pending_spool(exporter.path)) == 4
+    names = ", ".join(f"'chat {i}'" for i in range(40))
+    assert query(tmp_path / "spans.duckdb", f"SELECT count(*) FROM spans WHERE name IN ({names})") == [(40,)]
+
+
+def test_a_flush_waits_for_the_lock_only_what_waiting_for_the_turn_left(tmp_path, exporters, monkeypatch):
+    """Writing the buffer, a flush gave the database lock its whole timeout again after it
+    had waited for the turn (force_flush(1500) took 2.5 s in a review)."""
+    import time
+
+    exporter = exporters(ingest_interval=3600)
+    spans = make_spans(10)
+    exporter._spool_estimate = 2**62  # the spool looks full (another process's backlog)
+    assert exporter.export(spans) is SpanExportResult.FAILURE  # in memory
+    real = store.writing
+    asked = []
+
+    def writing(path, *, retry=None, **kw):
+        asked.append((time.monotonic(), retry.timeout))
+        return real(path, retry=retry, **kw)
+
+    monkeypatch.setattr(store, "writing", writing)
+    release = _held_turn(exporter)
+    threading.Timer(0.5, release.set).start()
+    start = time.monotonic()
+    assert exporter.force_flush(timeout_millis=1500)
+    (at, timeout), *_ = asked
+    assert at >= start + 0.5 and at + timeout <= start + 1.5 + 0.01
+    monkeypatch.undo()
+    assert exporter.force_flush()
+
+
 # The interrupts also land in finalizers (an open spool file's), where Python ignores them.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_ctrl_c_anywhere_in_a_flush_waiting_for_the_turn_leaves_nothing_taken(exporters, monkeypatch):
@@ -666,8 +774,14 @@ def test_bad_arguments_are_refused(tmp_path, table):
     # pricing of "x" dropped every span it had to price, and "1" bytes raised TypeError).
     with pytest.raises(ValueError, match="pricing must be a PriceTable"):
         DuckDBSpanExporter(tmp_path / "x.duckdb", pricing="x")
-    with pytest.raises(ValueError, match="max_spool_bytes must be a number"):
+    with pytest.raises(ValueError, match="max_spool_bytes must be a finite number"):
         DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, max_spool_bytes="1")
+    # NaN passed every comparison, and the ingester's wait then raised at every export;
+    # infinity overflowed a join at shutdown.
+    for name in ("ingest_interval", "lock_timeout", "max_spool_bytes", "max_buffered_spans"):
+        for value in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+                DuckDBSpanExporter(tmp_path / "x.duckdb", pricing=table, **{name: value})
 
 
 @pytest.mark.parametrize("start", [2**80, 2**63 * 1000, -(2**63) * 1000 - 1, 1.5e18])

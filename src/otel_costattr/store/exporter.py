@@ -34,12 +34,14 @@ runs beside the application instead of inside ``export``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence, Sized
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -109,8 +111,10 @@ class DuckDBSpanExporter(SpanExporter):
             "max_buffered_spans": max_buffered_spans,
         }
         for name, value in numbers.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
+            # NaN passed every comparison below, and then the ingester's wait raised in its
+            # thread at every export; infinity overflowed a thread's join.
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if ingest_interval <= 0 or lock_timeout < 0:
             raise ValueError("ingest_interval must be > 0 and lock_timeout >= 0")
         if max_spool_bytes < 0 or max_buffered_spans < 0:
@@ -157,6 +161,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._flushes_waiting = 0
         self._buffer: deque[pa.Table] = deque()
         self._buffered = 0
+        self._drained = 0  # batches moved from the buffer to the spool, under ``_lock``
         self._spool_estimate = store.spool_bytes(self.path)
         self._stop = threading.Event()
         self._wake = _Bell()
@@ -328,6 +333,7 @@ class DuckDBSpanExporter(SpanExporter):
                 if self._buffer and self._buffer[0] is table:
                     self._buffer.popleft()
                     self._buffered -= table.num_rows
+                    self._drained += 1
 
     def _drop(self, count: int, why: str) -> None:
         with self._lock:
@@ -389,16 +395,21 @@ class DuckDBSpanExporter(SpanExporter):
             return self._in_turn(
                 deadline,
                 lambda: pending.isdisjoint(store.pending_spool(self.path)),
-                lambda: self._ingest_files(retry, deadline),
+                lambda: self._ingest_files(retry, deadline, pending),
             )
         finally:
             size = store.spool_bytes(self.path)
             with self._lock:
                 self._spool_estimate = size
 
-    def _ingest_files(self, retry: store.Retry, deadline: float | None) -> bool:
-        """`_ingest_round`'s work, in the turn."""
-        while store.pending_spool(self.path):
+    def _ingest_files(
+        self, retry: store.Retry, deadline: float | None, mine: set[Path] | None = None
+    ) -> bool:
+        """`_ingest_round`'s work, in the turn; a flush's is done once the files pending at
+        its call (``mine``) are gone, even while exports keep adding more."""
+        while files := store.pending_spool(self.path):
+            if mine is not None and mine.isdisjoint(files):
+                return True
             if deadline is None and self._stop.is_set():
                 return False  # shutting down: its own flush takes over, bounded
             if deadline is not None:
@@ -492,10 +503,18 @@ class DuckDBSpanExporter(SpanExporter):
                 with self._lock:
                     self._flushes_waiting -= 1
 
-    def _write_buffer(self, retry: store.Retry, deadline: float | None = None) -> bool:
-        """Batches the spool would not take go straight into the table. False when the turn
-        stayed taken until ``deadline`` (a flush); raises the store's errors."""
-        return self._in_turn(deadline, lambda: not self._buffer, lambda: self._write_buffered(retry))
+    def _write_buffer(self, retry: store.Retry | None, deadline: float | None = None) -> bool:
+        """Batches the spool would not take go straight into the table. A flush (``deadline``)
+        waits for the lock what is left of its time once it has the turn; False when the turn
+        stayed taken until then. True also when the buffer emptied meanwhile, into the spool
+        (`_drained`) or dropped: `_flush` looks at both. Raises the store's errors."""
+
+        def work() -> bool:
+            if deadline is None:
+                return self._write_buffered(retry or store.Retry(timeout=0))
+            return self._write_buffered(store.Retry(timeout=max(deadline - time.monotonic(), 0)))
+
+        return self._in_turn(deadline, lambda: not self._buffer, work)
 
     def _write_buffered(self, retry: store.Retry) -> bool:
         """`_write_buffer`'s work, in the turn."""
@@ -516,14 +535,22 @@ class DuckDBSpanExporter(SpanExporter):
 
     def _flush(self, deadline: float) -> bool:
         self._drain_buffer()
+        with self._lock:
+            drained, dropped = self._drained, self._dropped
         done = self._ingest_round(store.Retry(timeout=0), deadline)
         if self._buffer:
             try:
-                retry = store.Retry(timeout=max(deadline - time.monotonic(), 0))
-                if not self._write_buffer(retry, deadline):
+                if not self._write_buffer(None, deadline):
                     return False
             except store.StoreError:  # locked, or the database cannot take them: kept
                 return False
+        with self._lock:
+            drained_since, dropped_since = self._drained != drained, self._dropped != dropped
+        if drained_since:  # an export or the ingester spooled buffered batches meanwhile:
+            # their files came after the round's look, and an empty buffer is not a table
+            done = self._ingest_round(store.Retry(timeout=0), deadline) and done
+        if dropped_since and self._shutdown:
+            return False  # a shutdown meanwhile dropped what the buffer held
         return done and not self._buffer
 
 
