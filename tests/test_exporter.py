@@ -472,6 +472,17 @@ def _held_turn(exporter):
     return release
 
 
+def _waiting_flush(exporter, timeout_millis: int) -> tuple[threading.Thread, list]:
+    """A force_flush on another thread, returned once it waits for the turn; its answer
+    lands in the list."""
+    flushed: list = []
+    flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush(timeout_millis)))
+    flusher.start()
+    while not exporter._flushes_waiting:
+        flusher.join(0.01)
+    return flusher, flushed
+
+
 def test_a_buffer_spooled_while_the_flush_waits_is_not_taken_for_written(tmp_path, exporters):
     """A flush waiting to write the memory buffer took an empty buffer for written; an export
     meanwhile had moved it into the spool, not the table, and the flush answered True (a
@@ -481,11 +492,7 @@ def test_a_buffer_spooled_while_the_flush_waits_is_not_taken_for_written(tmp_pat
     exporter._spool_estimate = 2**62  # the spool looks full (another process's backlog)
     assert exporter.export(spans[:10]) is SpanExportResult.FAILURE and exporter.buffered_spans == 10
     release = _held_turn(exporter)
-    flushed = []
-    flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush(timeout_millis=1000)))
-    flusher.start()
-    while not exporter._flushes_waiting:
-        flusher.join(0.01)
+    flusher, flushed = _waiting_flush(exporter, 1000)
     exporter._spool_estimate = 0  # room again (as a round's end finds): the next export
     assert exporter.export(spans[10:]) is SpanExportResult.SUCCESS  # spools the buffer first
     assert exporter.buffered_spans == 0
@@ -503,11 +510,7 @@ def test_a_flush_waiting_while_shutdown_drops_the_buffer_answers_false(exporters
     exporter = exporters(ingest_interval=3600, lock_timeout=0.2, max_spool_bytes=0)  # no spool
     assert exporter.export(make_spans(10)) is SpanExportResult.FAILURE
     release = _held_turn(exporter)
-    flushed = []
-    flusher = threading.Thread(target=lambda: flushed.append(exporter.force_flush(timeout_millis=30_000)))
-    flusher.start()
-    while not exporter._flushes_waiting:
-        flusher.join(0.01)
+    flusher, flushed = _waiting_flush(exporter, 30_000)
     exporter.shutdown()  # its own flush cannot have the turn either: the buffer is dropped
     flusher.join(30)
     release.set()
