@@ -161,7 +161,12 @@ class DuckDBSpanExporter(SpanExporter):
         self._flushes_waiting = 0
         self._buffer: deque[pa.Table] = deque()
         self._buffered = 0
-        self._drained = 0  # batches moved from the buffer to the spool, under ``_lock``
+        # Counts under ``_lock``, for a flush to tell what became of the batches the buffer
+        # held at its call (a FIFO: they are out once ``_buffer_out`` reaches its count in):
+        self._buffer_in = 0  # batches put in the buffer
+        self._buffer_out = 0  # taken out: written, spooled or dropped by shutdown
+        self._drained = 0  # taken out into the spool
+        self._cleared = 0  # spans shutdown dropped from it
         self._spool_estimate = store.spool_bytes(self.path)
         self._stop = threading.Event()
         self._wake = _Bell()
@@ -234,10 +239,12 @@ class DuckDBSpanExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Move everything exported so far (and any spool left by others) into the table,
         waiting no longer than ``timeout_millis`` for the database lock and for the
-        background ingester. True when all of it is in the table; spans exported while it
-        runs are not waited for."""
+        background ingester. True when all of it is in the table (or quarantined, unreadable:
+        see the README's Durability); spans exported while it runs are not waited for."""
         try:
-            return self._flush(time.monotonic() + max(timeout_millis, 0) / 1000)
+            if not timeout_millis >= 0:  # negative, NaN
+                timeout_millis = 0
+            return self._flush(time.monotonic() + timeout_millis / 1000)
         except Exception:
             logger.exception("otel-costattr: flush to %s failed", self.path)
             return False
@@ -257,6 +264,8 @@ class DuckDBSpanExporter(SpanExporter):
             done = self._flush(time.monotonic() + self._lock_timeout)
             with self._lock:
                 lost, self._buffered = self._buffered, 0
+                self._buffer_out += len(self._buffer)
+                self._cleared += lost  # here, not in _drop: a flush reads it in this lock
                 self._buffer.clear()
             if lost:
                 self._drop(lost, "exporter shut down")
@@ -317,6 +326,7 @@ class DuckDBSpanExporter(SpanExporter):
             # would ever write it: dropped, counted.
             if not self._shutdown and self._buffered + table.num_rows <= self._max_buffered:
                 self._buffer.append(table)
+                self._buffer_in += 1
                 self._buffered += table.num_rows
                 return
         self._drop(table.num_rows, "exporter shut down" if self._shutdown else "memory buffer full")
@@ -333,6 +343,7 @@ class DuckDBSpanExporter(SpanExporter):
                 if self._buffer and self._buffer[0] is table:
                     self._buffer.popleft()
                     self._buffered -= table.num_rows
+                    self._buffer_out += 1
                     self._drained += 1
 
     def _drop(self, count: int, why: str) -> None:
@@ -504,26 +515,34 @@ class DuckDBSpanExporter(SpanExporter):
                     self._flushes_waiting -= 1
 
     def _write_buffer(self, retry: store.Retry | None, deadline: float | None = None) -> bool:
-        """Batches the spool would not take go straight into the table. A flush (``deadline``)
-        waits for the lock what is left of its time once it has the turn; False when the turn
-        stayed taken until then. True also when the buffer emptied meanwhile, into the spool
-        (`_drained`) or dropped: `_flush` looks at both. Raises the store's errors."""
+        """The batches in the buffer now, which the spool would not take, go straight into
+        the table (not those put in meanwhile: exports may keep adding while the spool is
+        full). A flush (``deadline``) waits for the lock what is left of its time once it
+        has the turn, and stops at its deadline; False then, or when the turn stayed taken.
+        True once every one of those batches is out of the buffer: written, or moved to the
+        spool or dropped meanwhile (`_flush` looks at `_drained` and `_cleared`). Raises the
+        store's errors."""
+        with self._lock:
+            upto = self._buffer_in
 
         def work() -> bool:
             if deadline is None:
-                return self._write_buffered(retry or store.Retry(timeout=0))
-            return self._write_buffered(store.Retry(timeout=max(deadline - time.monotonic(), 0)))
+                return self._write_buffered(retry or store.Retry(timeout=0), upto, None)
+            left = store.Retry(timeout=max(deadline - time.monotonic(), 0))
+            return self._write_buffered(left, upto, deadline)
 
-        return self._in_turn(deadline, lambda: not self._buffer, work)
+        return self._in_turn(deadline, lambda: self._buffer_out >= upto, work)
 
-    def _write_buffered(self, retry: store.Retry) -> bool:
+    def _write_buffered(self, retry: store.Retry, upto: int, deadline: float | None) -> bool:
         """`_write_buffer`'s work, in the turn."""
         with store.writing(self.path, retry=retry) as con, ingest.tuned(con, compact=False):
             while True:
                 with self._lock:
-                    if not self._buffer:
+                    if self._buffer_out >= upto or not self._buffer:
                         return True
                     table = self._buffer[0]
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
                 ingest.insert_table(con, table)
                 with self._lock:
                     # An export may have spooled and popped it meanwhile (`_drain_buffer`
@@ -532,26 +551,27 @@ class DuckDBSpanExporter(SpanExporter):
                     if self._buffer and self._buffer[0] is table:
                         self._buffer.popleft()
                         self._buffered -= table.num_rows
+                        self._buffer_out += 1
 
     def _flush(self, deadline: float) -> bool:
         self._drain_buffer()
         with self._lock:
-            drained, dropped = self._drained, self._dropped
+            drained, cleared, upto = self._drained, self._cleared, self._buffer_in
         done = self._ingest_round(store.Retry(timeout=0), deadline)
-        if self._buffer:
+        if self._buffer_out < upto:
             try:
                 if not self._write_buffer(None, deadline):
                     return False
             except store.StoreError:  # locked, or the database cannot take them: kept
                 return False
         with self._lock:
-            drained_since, dropped_since = self._drained != drained, self._dropped != dropped
+            drained_since, cleared_since = self._drained != drained, self._cleared != cleared
         if drained_since:  # an export or the ingester spooled buffered batches meanwhile:
             # their files came after the round's look, and an empty buffer is not a table
             done = self._ingest_round(store.Retry(timeout=0), deadline) and done
-        if dropped_since and self._shutdown:
+        if cleared_since:
             return False  # a shutdown meanwhile dropped what the buffer held
-        return done and not self._buffer
+        return done and self._buffer_out >= upto
 
 
 def _length(spans: Any) -> int:
