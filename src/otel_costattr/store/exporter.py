@@ -514,7 +514,9 @@ class DuckDBSpanExporter(SpanExporter):
                 with self._lock:
                     self._flushes_waiting -= 1
 
-    def _write_buffer(self, retry: store.Retry | None, deadline: float | None = None) -> bool:
+    def _write_buffer(
+        self, retry: store.Retry | None, deadline: float | None = None, upto: int | None = None
+    ) -> bool:
         """The batches in the buffer now, which the spool would not take, go straight into
         the table (not those put in meanwhile: exports may keep adding while the spool is
         full). A flush (``deadline``) waits for the lock what is left of its time once it
@@ -522,8 +524,9 @@ class DuckDBSpanExporter(SpanExporter):
         True once every one of those batches is out of the buffer: written, or moved to the
         spool or dropped meanwhile (`_flush` looks at `_drained` and `_cleared`). Raises the
         store's errors."""
-        with self._lock:
-            upto = self._buffer_in
+        if upto is None:
+            with self._lock:
+                upto = self._buffer_in
 
         def work() -> bool:
             if deadline is None:
@@ -554,13 +557,15 @@ class DuckDBSpanExporter(SpanExporter):
                         self._buffer_out += 1
 
     def _flush(self, deadline: float) -> bool:
+        with self._lock:
+            cleared = self._cleared  # a shutdown's drop from here on is this flush's loss
         self._drain_buffer()
         with self._lock:
-            drained, cleared, upto = self._drained, self._cleared, self._buffer_in
+            drained, upto = self._drained, self._buffer_in
         done = self._ingest_round(store.Retry(timeout=0), deadline)
         if self._buffer_out < upto:
             try:
-                if not self._write_buffer(None, deadline):
+                if not self._write_buffer(None, deadline, upto):
                     return False
             except store.StoreError:  # locked, or the database cannot take them: kept
                 return False
