@@ -657,21 +657,50 @@ def test_a_flush_waits_for_the_lock_only_what_waiting_for_the_turn_left(tmp_path
     assert exporter.force_flush()
 
 
+class _Interrupt(BaseException):
+    """What Ctrl-C raises, as KeyboardInterrupt: neither export nor force_flush catches it."""
+
+
+def _interrupted(call, *, calls: int, seed: int, longest: float, again: float = 0) -> tuple[int, list]:
+    """``call(n)`` for n in range(calls), for 3 s at most, with a SIGALRM raising
+    `_Interrupt` into each at a random moment up to ``longest`` seconds, and every ``again``
+    seconds after it, if given (a call that hangs is interrupted too, then found by the
+    test). Returns how many were interrupted and what the others returned."""
+    import random
+    import signal
+    import time
+
+    def interrupt(*_):
+        raise _Interrupt
+
+    before = signal.signal(signal.SIGALRM, interrupt)
+    rng = random.Random(seed)
+    interrupted, returned = 0, []
+    try:
+        end = time.monotonic() + 3
+        for n in range(calls):
+            if time.monotonic() > end:
+                break
+            try:
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(5e-6, longest), again)
+                result = call(n)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                returned.append(result)
+            except _Interrupt:
+                interrupted += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    return interrupted, returned
+
+
 # The interrupts also land in finalizers (an open spool file's), where Python ignores them.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_ctrl_c_anywhere_in_a_flush_waiting_for_the_turn_leaves_nothing_taken(exporters, monkeypatch):
     """An exception a signal handler raises (Ctrl-C) at any point of a flush that waits for
     the turn must leave the turn free and no flush counted as waiting: a timed acquire
     returns before any ``try`` can begin."""
-    import random
-    import signal
     import time
-
-    class Interrupt(BaseException):  # as KeyboardInterrupt: force_flush does not catch it
-        pass
-
-    def interrupt(*_):
-        raise Interrupt
 
     exporter = exporters(ingest_interval=3600)
     assert exporter.export(make_spans(1)) is SpanExportResult.SUCCESS
@@ -686,21 +715,11 @@ def test_ctrl_c_anywhere_in_a_flush_waiting_for_the_turn_leaves_nothing_taken(ex
 
     holder = threading.Thread(target=hold)
     holder.start()
-    before = signal.signal(signal.SIGALRM, interrupt)
-    rng = random.Random(7)
-    interrupted = 0
     try:
-        end = time.monotonic() + 3
-        while time.monotonic() < end:
-            try:
-                signal.setitimer(signal.ITIMER_REAL, rng.uniform(5e-6, 1.5e-3))
-                exporter.force_flush(timeout_millis=1)
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            except Interrupt:
-                interrupted += 1
+        interrupted, _ = _interrupted(
+            lambda n: exporter.force_flush(timeout_millis=1), calls=10**9, seed=7, longest=1.5e-3
+        )
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
         stop.set()
         holder.join(30)
     taken = []
@@ -727,39 +746,15 @@ def test_ctrl_c_anywhere_in_export_leaves_the_exporter_working(tmp_path, exporte
     SimpleSpanProcessor exports) at any point of ``export`` must leave the next export and
     the ingester working, and lose nothing acknowledged. The ingester's wake-up was an
     Event, whose ``set`` could be left locked: the next export hung in it."""
-    import random
-    import signal
-    import time
-
     from otel_costattr.store import exporter as exporter_module
-
-    class Interrupt(BaseException):  # as KeyboardInterrupt: export does not catch it
-        pass
-
-    def interrupt(*_):
-        raise Interrupt
 
     monkeypatch.setattr(exporter_module, "_INGEST_ROWS", 1)  # every export wakes the ingester
     exporter = exporters(ingest_interval=3600, fsync=False)  # more exports in the time
     spans = make_spans(8_000)  # at most 800 exports: the final flush has that many files
-    before = signal.signal(signal.SIGALRM, interrupt)
-    rng = random.Random(11)
-    acknowledged = interrupted = 0
-    try:
-        end = time.monotonic() + 3
-        for i in range(0, len(spans) - 10, 10):
-            if time.monotonic() > end:
-                break
-            try:  # again every 0.5 s: an export that hangs is interrupted, then found below
-                signal.setitimer(signal.ITIMER_REAL, rng.uniform(5e-6, 1e-3), 0.5)
-                result = exporter.export(spans[i : i + 10])
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                acknowledged += 10 * (result is SpanExportResult.SUCCESS)
-            except Interrupt:
-                interrupted += 1
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
+    interrupted, returned = _interrupted(
+        lambda n: exporter.export(spans[10 * n : 10 * n + 10]), calls=799, seed=11, longest=1e-3, again=0.5
+    )
+    acknowledged = 10 * returned.count(SpanExportResult.SUCCESS)
     results = []
     late = threading.Thread(target=lambda: results.append(exporter.export(spans[-10:])))
     late.start()
