@@ -121,7 +121,7 @@ GROUP BY tkey, trace_id;
 -- Per agent, step, model and day.
 CREATE OR REPLACE TEMP TABLE costattr_fact_delta AS
 SELECT date_trunc('day', start_time) AS day, agent_name, step, model, 1 AS calls, input_tokens,
-       CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END AS input_calls, cost_usd AS usd,
+       CASE WHEN coalesce(input_tokens, 0) = 0 THEN 0 ELSE 1 END AS input_calls, cost_usd AS usd,
        CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END AS unpriced_calls
 FROM costattr_fact_new;
 CREATE OR REPLACE TEMP TABLE costattr_fact_old AS

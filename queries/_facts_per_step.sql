@@ -1,6 +1,7 @@
 -- per_step.sql answered from the rollup facts: whole UTC days of the window from
 -- costattr_fact_step, the calls of the days at its edges (partly inside) from
--- costattr_fact_calls. avg_input_tokens is the average of the calls that report input tokens.
+-- costattr_fact_calls. avg_input_tokens is the average of the calls that report input tokens
+-- (not NULL, not 0: per_step.sql).
 -- A call not final yet is absent from the facts (costattr_fact_pending), and every other call is
 -- in them as the contract attributes it: each row here is one call's (agent, step, model) with
 -- sums that compose (avg_input_tokens too: tokens over calls reporting them), so the pending
@@ -10,7 +11,7 @@ WITH parts AS (
     FROM costattr_fact_step
     WHERE ($since IS NULL OR day >= $since) AND ($until IS NULL OR day + INTERVAL 1 DAY <= $until)
     UNION ALL
-    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd,
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN coalesce(input_tokens, 0) = 0 THEN 0 ELSE 1 END, cost_usd,
            CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END
     FROM costattr_fact_calls
     WHERE $since IS NOT NULL AND start_time >= $since
@@ -19,7 +20,7 @@ WITH parts AS (
       AND NOT (date_trunc('day', start_time) >= $since
                AND ($until IS NULL OR date_trunc('day', start_time) + INTERVAL 1 DAY <= $until))
     UNION ALL  -- the last day, unless it is the first one too
-    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd,
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN coalesce(input_tokens, 0) = 0 THEN 0 ELSE 1 END, cost_usd,
            CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END
     FROM costattr_fact_calls
     WHERE $until IS NOT NULL AND start_time >= date_trunc('day', $until::TIMESTAMP) AND start_time < $until
@@ -27,7 +28,7 @@ WITH parts AS (
       AND date_trunc('day', start_time) + INTERVAL 1 DAY > $until
     -- @pending begin: the calls not final yet, of the traces listed in costattr_traces
     UNION ALL
-    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END, cost_usd,
+    SELECT agent_name, step, model, 1, input_tokens, CASE WHEN coalesce(input_tokens, 0) = 0 THEN 0 ELSE 1 END, cost_usd,
            CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END
     FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
     WHERE call_row IN (SELECT call_row FROM costattr_fact_pending)
@@ -38,7 +39,7 @@ SELECT
     step,
     model,
     sum(calls)::BIGINT AS calls,
-    round(sum(input_tokens) / sum(input_calls))::BIGINT AS avg_input_tokens,
+    round(sum(input_tokens) / nullif(sum(input_calls), 0))::BIGINT AS avg_input_tokens,
     sum(usd) AS usd,
     sum(unpriced_calls)::BIGINT AS unpriced_calls
 FROM parts

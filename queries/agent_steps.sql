@@ -8,7 +8,7 @@ SELECT
     {{group_columns}}agent_name AS agent,
     step,
     count(*) AS calls,
-    round(avg(input_tokens))::BIGINT AS avg_input_tokens,
+    round(avg(nullif(input_tokens, 0)))::BIGINT AS avg_input_tokens,  -- as per_step.sql
     sum(cost_usd) AS usd,
     CAST(sum(cost_usd) / nullif(count(cost_usd), 0) AS DECIMAL(38, 12)) AS usd_per_call,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,

@@ -5,13 +5,15 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- Per agent and model too: agents with different models share step numbers, and one agent's
--- final answers are not "step 2" of another's.
+-- final answers are not "step 2" of another's. avg_input_tokens leaves out the calls that
+-- report no input (stored as 0: a stream without its usage, a refused request; every
+-- request a model reads has at least one input token).
 SELECT
     {{group_columns}}agent_name AS agent,
     step,
     model,
     count(*) AS calls,
-    round(avg(input_tokens))::BIGINT AS avg_input_tokens,
+    round(avg(nullif(input_tokens, 0)))::BIGINT AS avg_input_tokens,
     sum(cost_usd) AS usd,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced

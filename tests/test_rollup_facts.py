@@ -35,11 +35,11 @@ HOUR_NS = 3600 * 10**9
 FAST = sorted(facts.FAST)
 
 # One model call: its hour after DAY0 (three days: runs straddle day edges and windows), its
-# model (priced, or unknown: no cost), whether it is made below the sidecar's entry span (a
-# service without the processor: no identity, no cost stamped), and how many spans without
-# identity lie between (attribution walks up).
+# model (priced, or unknown: no cost; " stream": a call that reports no usage), whether it is
+# made below the sidecar's entry span (a service without the processor: no identity, no cost
+# stamped), and how many spans without identity lie between (attribution walks up).
 CALL = st.tuples(
-    st.integers(0, 71), st.sampled_from(["acme-mini", "acme-large", "mystery-7b"]),
+    st.integers(0, 71), st.sampled_from(["acme-mini", "acme-large", "mystery-7b", "acme-mini stream"]),
     st.booleans(), st.integers(0, 2),
 )  # fmt: skip
 # One run: its root's feature and agent (the app's processor copies them down), its calls,
@@ -100,12 +100,10 @@ def _spans(table, runs):
             for _ in range(depth):
                 hops.append((ts if sidecar else ta).start_span("hop", ctx, start_time=at))
                 ctx = trace.set_span_in_context(hops[-1])
-            usage = {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.request.model": model,
-                "gen_ai.usage.input_tokens": 100 + hour,
-                "gen_ai.usage.output_tokens": 7 + n,
-            }
+            model, stream = model.removesuffix(" stream"), model.endswith(" stream")
+            usage = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model}
+            if not stream:
+                usage |= {"gen_ai.usage.input_tokens": 100 + hour, "gen_ai.usage.output_tokens": 7 + n}
             (ts if sidecar else ta).start_span(f"chat {model}", ctx, attributes=usage, start_time=at).end(
                 at + 500
             )
@@ -748,3 +746,75 @@ def test_the_migration_counts_as_a_new_store_across_midnight_and_a_handoff(table
     with store.connect(path) as con:
         assert _fact_rows(con) == fresh
         _same_as_the_contract(con, [(None, None), (DAY0 + dt.timedelta(days=1), None)])
+
+
+def _stream_spans(table):
+    """triage's step 0 on acme-mini in three runs: 06-01 10:00 with 1,000 input tokens, 06-01
+    12:00 a stream without its usage (stored with 0 tokens), 06-02 10:00 without usage alone."""
+    memory = InMemorySpanExporter()
+    app = TracerProvider(resource=Resource.create({"service.name": "app"}), shutdown_on_exit=False)
+    app.add_span_processor(CostSpanProcessor(table))
+    app.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = app.get_tracer("streams")
+    for hour, usage in ((10, _USAGE), (12, {}), (34, {})):
+        at = DAY0_NS + hour * HOUR_NS
+        root = tracer.start_span("workflow", attributes={"app.feature": "refund"}, start_time=at)
+        who = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage"}
+        ctx = trace.set_span_in_context(root)
+        agent = tracer.start_span("invoke_agent triage", ctx, attributes=who, start_time=at)
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "acme-mini", **usage}
+        ctx = trace.set_span_in_context(agent)
+        tracer.start_span("chat acme-mini", ctx, attributes=attrs, start_time=at + 1000).end(at + 2000)
+        agent.end(at + 3000)
+        root.end(at + 3000)
+    app.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _average_inputs(con, answer=rollup, **window):
+    per_step = [(r["step"], r["calls"], r["avg_input_tokens"]) for r in answer("per_step", db=con, **window)]
+    steps = [(r["step"], r["calls"], r["avg_input_tokens"]) for r in answer("agent_steps", db=con, **window)]
+    return per_step, steps
+
+
+STREAM_WINDOWS = [  # the whole store, the first day, its last hours (an edge day: the facts' calls)
+    ((None, None), [(0, 3, 1000)]),
+    ((DAY0, DAY0 + dt.timedelta(days=1)), [(0, 2, 1000)]),
+    ((DAY0 + dt.timedelta(hours=11), None), [(0, 2, None)]),
+    ((DAY0 + dt.timedelta(hours=9), DAY0 + dt.timedelta(hours=11)), [(0, 1, 1000)]),
+]
+
+
+def test_a_call_without_usage_leaves_the_average_input_as_it_was(table, tmp_path):
+    """A stream without its usage is stored with 0 input tokens: it is a call (counted, and
+    unpriced), not a call that read nothing, so per_step's and agent_steps' average input leaves
+    it out, on the facts and on the contract alike; a step with only such calls has no average."""
+    path = tmp_path / "spans.duckdb"
+    _export(path, table, _stream_spans(table))
+    with store.connect(path) as con:
+        assert con.execute("SELECT count(*) FROM calls WHERE input_tokens = 0").fetchone()[0] == 2
+        assert facts.fast_query(con, "per_step", {}) is not None
+        for (since, until), expected in STREAM_WINDOWS:
+            window = {"since": since, "until": until}
+            assert _average_inputs(con, **window) == (expected, expected), window
+            assert _average_inputs(con, _general_answer, **window) == (expected, expected), window
+
+
+def test_a_store_whose_facts_counted_calls_without_usage_averages_without_them(table, tmp_path):
+    """A store of the version before 0015_rollup_facts_input_calls, whose per-step facts counted
+    a call without usage among the calls reporting input: opened now, the migration takes them
+    out, and the facts are those a new store keeps of the same spans."""
+    spans = _stream_spans(table)
+    _export(tmp_path / "new.duckdb", table, spans)
+    with store.connect(tmp_path / "new.duckdb") as con:
+        fresh = _fact_rows(con)
+    path = tmp_path / "old.duckdb"
+    _export(path, table, spans)
+    with store.connect(path) as con:  # as the previous version left it: every call with tokens
+        con.execute("UPDATE costattr_fact_step SET input_calls = calls")
+        assert _average_inputs(con)[0] == [(0, 3, 333)]
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0015_rollup_facts_input_calls'")
+    with store.connect(path) as con:
+        assert _fact_rows(con) == fresh
+        for (since, until), expected in STREAM_WINDOWS:
+            assert _average_inputs(con, since=since, until=until)[0] == expected

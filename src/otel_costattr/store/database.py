@@ -133,6 +133,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0014_rollup_facts_unpriced", (bundled_dir("queries") / "_facts_unpriced.sql").read_text("utf-8")
     ),
+    # per_step's average input leaves out calls that report no input (0 tokens stored), which
+    # the per-step facts counted until then: their counts corrected from the facts' calls.
+    Migration(
+        "0015_rollup_facts_input_calls",
+        (bundled_dir("queries") / "_facts_input_calls.sql").read_text("utf-8"),
+    ),
 )
 
 _MIGRATIONS_TABLE = (
