@@ -234,3 +234,26 @@ def test_healthz_shows_a_spool_file_set_aside(tmp_path, table):
             assert time.monotonic() < deadline, srv.get_json("/healthz")
             time.sleep(0.05)
         assert srv.get_json("/healthz")["status"] == "degraded"
+
+
+def test_head_answers_as_get_without_the_body(tmp_path, table):
+    """HEAD (an uptime monitor's probe, a load balancer's check) gets the GET's status and
+    headers, Content-Length included, and no body; a route without GET is 405 as before; with
+    a token, a HEAD needs it as a GET does."""
+    token = "a-token-of-24-characters"
+    bearer = {"Authorization": f"Bearer {token}"}
+    with serving(tmp_path / "s.duckdb", table=table, token=token) as srv:
+        spans = json_request(run_spans("a" * 32, 2, T0))
+        assert srv.request("POST", "/v1/traces", spans, JS | bearer)[0] == 200
+        srv.wait_ingested()
+        for path in ("/healthz", "/api/v1/rollups/per-feature", "/api/v1/runs?limit=1", "/docs"):
+            status, got, body = srv.request("GET", path, headers=bearer)
+            assert status == 200 and body, path
+            status, head, empty = srv.request("HEAD", path, headers=bearer)
+            assert (status, empty) == (200, b""), path
+            assert head["content-length"] == str(len(body)), path
+            assert head["content-type"] == got["content-type"], path
+        assert srv.request("HEAD", "/healthz")[0] == 401  # no token: refused, as a GET is
+        status, head, _ = srv.request("HEAD", "/v1/traces", headers=bearer)
+        assert status == 405 and head["allow"] == "POST"
+        assert srv.request("HEAD", "/api/v1/runs/ffff", headers=bearer)[0] == 404

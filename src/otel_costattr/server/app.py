@@ -4,8 +4,8 @@ Routes: ``POST /v1/traces`` (the OTLP/HTTP receiver, `otlp_wire` + `sink.SpanSin
 API under ``/api/v1`` and ``/healthz`` (`api`), OpenAPI at ``/docs``. Others mount theirs with
 ``extra_routes`` (Starlette routes at ``/``: the dashboard) and run background work with
 ``services`` (objects with ``start()`` and ``stop()``, run in the app's lifespan: the alert
-watcher). ``app.state`` holds ``sink``, ``db`` (the database path) and ``base_url`` (for links
-the server hands out).
+watcher). A HEAD request is answered as its GET without the body (`head`). ``app.state``
+holds ``sink``, ``db`` (the database path) and ``base_url`` (for links the server hands out).
 
 Security: with a ``token``, every request (OTLP, API, docs, extra routes) needs
 ``Authorization: Bearer <token>``, compared in constant time, else 401; a browser gets in by
@@ -35,6 +35,7 @@ from . import otlp_wire as wire
 from .api import router as api_router
 from .auth import BearerAuth
 from .bind import check_origins
+from .head import HeadAsGet
 from .hosts import HostCheck
 from .sink import Backpressure, SpanSink
 
@@ -193,6 +194,8 @@ def create_app(
         def index() -> RedirectResponse:
             return RedirectResponse("/docs")
 
+    # Added first, so innermost: every other middleware sees the request's own method.
+    app.add_middleware(HeadAsGet)
     if token:
         app.add_middleware(BearerAuth, token=token)
     # Added last, so outermost: a browser's preflight carries no token and is answered here.
