@@ -121,8 +121,9 @@ GROUP BY tkey, trace_id;
 -- Per agent, step, model and day.
 CREATE OR REPLACE TEMP TABLE costattr_fact_delta AS
 SELECT date_trunc('day', start_time) AS day, agent_name, step, model, 1 AS calls, input_tokens,
-       CASE WHEN coalesce(input_tokens, 0) = 0 THEN 0 ELSE 1 END AS input_calls, cost_usd AS usd,
-       CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END AS unpriced_calls
+       CASE WHEN input_tokens IS NULL THEN 0 ELSE 1 END AS input_calls, cost_usd AS usd,
+       CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END AS unpriced_calls,
+       CASE WHEN coalesce(input_tokens, 0) = 0 THEN 0 ELSE 1 END AS usage_calls
 FROM costattr_fact_new;
 CREATE OR REPLACE TEMP TABLE costattr_fact_old AS
 SELECT rowid AS fact_row, * FROM costattr_fact_step
@@ -130,7 +131,7 @@ WHERE day IN (SELECT day FROM costattr_fact_delta);
 DELETE FROM costattr_fact_step WHERE rowid IN (SELECT fact_row FROM costattr_fact_old);
 INSERT INTO costattr_fact_step
 SELECT day, agent_name, step, model, sum(calls), sum(input_tokens), sum(input_calls), sum(usd),
-       sum(unpriced_calls)
+       sum(unpriced_calls), sum(usage_calls)
 FROM (SELECT * EXCLUDE (fact_row) FROM costattr_fact_old UNION ALL BY NAME SELECT * FROM costattr_fact_delta)
 GROUP BY day, agent_name, step, model;
 

@@ -1,13 +1,13 @@
 -- per_step.sql answered from the rollup facts: whole UTC days of the window from
 -- costattr_fact_step, the calls of the days at its edges (partly inside) from
 -- costattr_fact_calls. avg_input_tokens is the average of the calls that report input tokens
--- (not NULL, not 0: per_step.sql).
+-- (not NULL, not 0: per_step.sql), usage_calls.
 -- A call not final yet is absent from the facts (costattr_fact_pending), and every other call is
 -- in them as the contract attributes it: each row here is one call's (agent, step, model) with
 -- sums that compose (avg_input_tokens too: tokens over calls reporting them), so the pending
 -- calls are added as the contract attributes them now, and nothing else changes.
 WITH parts AS (
-    SELECT agent_name, step, model, calls, input_tokens, input_calls, usd, unpriced_calls
+    SELECT agent_name, step, model, calls, input_tokens, usage_calls, usd, unpriced_calls
     FROM costattr_fact_step
     WHERE ($since IS NULL OR day >= $since) AND ($until IS NULL OR day + INTERVAL 1 DAY <= $until)
     UNION ALL
@@ -39,7 +39,7 @@ SELECT
     step,
     model,
     sum(calls)::BIGINT AS calls,
-    round(sum(input_tokens) / nullif(sum(input_calls), 0))::BIGINT AS avg_input_tokens,
+    round(sum(input_tokens) / nullif(sum(usage_calls), 0))::BIGINT AS avg_input_tokens,
     sum(usd) AS usd,
     sum(unpriced_calls)::BIGINT AS unpriced_calls
 FROM parts

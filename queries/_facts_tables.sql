@@ -21,7 +21,8 @@ CREATE TABLE costattr_fact_feature (
 );
 -- (unpriced_calls last in costattr_fact_agent and costattr_fact_step: migration
 -- 0014_rollup_facts_unpriced adds it there to the tables of a store made before it, and
--- _facts.sql fills every table by position, so a new store's tables have the same layout.)
+-- _facts.sql fills every table by position, so a new store's tables have the same layout;
+-- usage_calls after it in costattr_fact_step, from migration 0015_rollup_facts_usage_calls.)
 CREATE TABLE costattr_fact_agent (
     tkey UBIGINT, trace_id VARCHAR, agent_name VARCHAR, agent_version VARCHAR,
     calls BIGINT, usd DECIMAL(38, 12), first_call TIMESTAMP, last_call TIMESTAMP,
@@ -40,9 +41,13 @@ CREATE TABLE costattr_fact_run (
     root_agent VARCHAR, root_agent_at TIMESTAMP, root_feature VARCHAR, root_feature_at TIMESTAMP
 );
 -- Per agent, step, model and UTC day (a window holds whole days but at its edges).
+-- usage_calls: the calls that report input (input_tokens neither NULL nor 0: a call without
+-- usage is stored with 0), which per_step's average input is over; input_calls (not NULL
+-- alone) is what versions before 0015 averaged over, kept for them.
 CREATE TABLE costattr_fact_step (
     day TIMESTAMP, agent_name VARCHAR, step INTEGER, model VARCHAR,
-    calls BIGINT, input_tokens HUGEINT, input_calls BIGINT, usd DECIMAL(38, 12), unpriced_calls BIGINT
+    calls BIGINT, input_tokens HUGEINT, input_calls BIGINT, usd DECIMAL(38, 12), unpriced_calls BIGINT,
+    usage_calls BIGINT
 );
 -- Calls stored whose attribution is not final yet (the identity pass has not settled them):
 -- kept out of the facts, and while any is left the rollups take the contract's path.

@@ -10,6 +10,7 @@ import datetime as dt
 import random
 from decimal import Decimal as D
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -643,6 +644,15 @@ def test_unpriced_calls_per_agent_and_step_count_each_call_once_on_both_paths(ta
         assert features == [("refund", 5, 2), (None, 1, 1)]
 
 
+def _before_0014(con):
+    """The facts as a version before 0014_rollup_facts_unpriced made them (so before 0015 too)."""
+    con.execute("ALTER TABLE costattr_fact_step DROP COLUMN usage_calls")
+    for t in ("costattr_fact_agent", "costattr_fact_step"):
+        con.execute(f"ALTER TABLE {t} DROP COLUMN unpriced_calls")
+    names = ["0014_rollup_facts_unpriced", "0015_rollup_facts_usage_calls"]
+    con.execute("DELETE FROM costattr_migrations WHERE list_contains($names, name)", {"names": names})
+
+
 def _fact_columns(con):
     return {
         t: con.execute(f"SELECT name, type FROM pragma_table_info('{t}') ORDER BY cid").fetchall()
@@ -659,9 +669,7 @@ def test_a_store_whose_facts_kept_no_unpriced_counts_gains_them(table, tmp_path)
         fresh = _fact_columns(con)
     path = _unpriced_store(table, tmp_path / "spans.duckdb")
     with store.connect(path) as con:  # as the previous version left it
-        for t in ("costattr_fact_agent", "costattr_fact_step"):
-            con.execute(f"ALTER TABLE {t} DROP COLUMN unpriced_calls")
-        con.execute("DELETE FROM costattr_migrations WHERE name = '0014_rollup_facts_unpriced'")
+        _before_0014(con)
     with store.connect(path) as con:
         assert _fact_columns(con) == fresh  # the layout a new store has: _facts.sql fills by position
         assert aggregates.pending_traces(con) == 1
@@ -740,9 +748,7 @@ def test_the_migration_counts_as_a_new_store_across_midnight_and_a_handoff(table
     path = tmp_path / "old.duckdb"
     _export(path, table, spans)
     with store.connect(path) as con:  # as the previous version left it
-        for t in ("costattr_fact_agent", "costattr_fact_step"):
-            con.execute(f"ALTER TABLE {t} DROP COLUMN unpriced_calls")
-        con.execute("DELETE FROM costattr_migrations WHERE name = '0014_rollup_facts_unpriced'")
+        _before_0014(con)
     with store.connect(path) as con:
         assert _fact_rows(con) == fresh
         _same_as_the_contract(con, [(None, None), (DAY0 + dt.timedelta(days=1), None)])
@@ -801,19 +807,47 @@ def test_a_call_without_usage_leaves_the_average_input_as_it_was(table, tmp_path
 
 
 def test_a_store_whose_facts_counted_calls_without_usage_averages_without_them(table, tmp_path):
-    """A store of the version before 0015_rollup_facts_input_calls, whose per-step facts counted
-    a call without usage among the calls reporting input: opened now, the migration takes them
-    out, and the facts are those a new store keeps of the same spans."""
+    """A store of the version before 0015_rollup_facts_usage_calls (its per-step facts without
+    usage_calls, as that version made them): opened now, the migration counts the calls that
+    report input from the facts' calls, and the facts are those a new store keeps of the same
+    spans; that version's upkeep, filling the table by position, now fails on it."""
+    spans = _stream_spans(table)
+    _export(tmp_path / "new.duckdb", table, spans)
+    with store.connect(tmp_path / "new.duckdb") as con:
+        fresh, layout = _fact_rows(con), _fact_columns(con)
+    path = tmp_path / "old.duckdb"
+    _export(path, table, spans)
+    with store.connect(path) as con:  # as the previous version left it
+        con.execute("ALTER TABLE costattr_fact_step DROP COLUMN usage_calls")
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0015_rollup_facts_usage_calls'")
+    with store.connect(path) as con:
+        assert (_fact_rows(con), _fact_columns(con)) == (fresh, layout)
+        for (since, until), expected in STREAM_WINDOWS:
+            assert _average_inputs(con, since=since, until=until)[0] == expected
+        with pytest.raises(duckdb.BinderException):  # the previous version's INSERT: 9 values
+            old_upkeep = "SELECT day, agent_name, step, model, 1, 0, 1, 0, 0 FROM costattr_fact_step"
+            con.execute(f"INSERT INTO costattr_fact_step {old_upkeep}")
+
+
+def test_a_store_made_before_the_facts_averages_without_calls_without_usage(table, tmp_path):
+    """A store of the version before the facts (0010 and every migration of them after it run
+    now, in order, over spans with calls without usage): its facts are a new store's."""
     spans = _stream_spans(table)
     _export(tmp_path / "new.duckdb", table, spans)
     with store.connect(tmp_path / "new.duckdb") as con:
         fresh = _fact_rows(con)
     path = tmp_path / "old.duckdb"
     _export(path, table, spans)
-    with store.connect(path) as con:  # as the previous version left it: every call with tokens
-        con.execute("UPDATE costattr_fact_step SET input_calls = calls")
-        assert _average_inputs(con)[0] == [(0, 3, 333)]
-        con.execute("DELETE FROM costattr_migrations WHERE name = '0015_rollup_facts_input_calls'")
+    with store.connect(path) as con:
+        for name in ("calls", "feature", "agent", "run", "step", "pending", "spans"):
+            con.execute(f"DROP TABLE costattr_fact_{name}")
+        con.execute("DROP TABLE costattr_facts_state")
+        con.execute("DROP TABLE costattr_fact_spans_state")
+        facts_migrations = ("0010_rollup_facts", "0011_rollup_facts_spans", "0013_call_views_attributes")
+        facts_migrations += ("0014_rollup_facts_unpriced", "0015_rollup_facts_usage_calls")
+        con.execute(
+            "DELETE FROM costattr_migrations WHERE list_contains($m, name)", {"m": list(facts_migrations)}
+        )
     with store.connect(path) as con:
         assert _fact_rows(con) == fresh
         for (since, until), expected in STREAM_WINDOWS:

@@ -133,11 +133,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0014_rollup_facts_unpriced", (bundled_dir("queries") / "_facts_unpriced.sql").read_text("utf-8")
     ),
-    # per_step's average input leaves out calls that report no input (0 tokens stored), which
-    # the per-step facts counted until then: their counts corrected from the facts' calls.
+    # per_step's average input is over the calls that report input (0 tokens stored for a call
+    # without usage): the per-step facts count them in a column of their own, usage_calls,
+    # counted from the facts' calls; added last, so that an older writer's upkeep fails on it.
     Migration(
-        "0015_rollup_facts_input_calls",
-        (bundled_dir("queries") / "_facts_input_calls.sql").read_text("utf-8"),
+        "0015_rollup_facts_usage_calls",
+        (bundled_dir("queries") / "_facts_usage_calls.sql").read_text("utf-8"),
     ),
 )
 
