@@ -127,7 +127,10 @@ SELECT date_trunc('day', start_time) AS day, agent_name, step, model, 1 AS calls
 FROM costattr_fact_new;
 CREATE OR REPLACE TEMP TABLE costattr_fact_old AS
 SELECT rowid AS fact_row, * FROM costattr_fact_step
-WHERE day IN (SELECT day FROM costattr_fact_delta);
+-- (A call stored without a start time has a NULL day, which IN never matches: its rows are
+-- merged too, or each ingest would add one more.)
+WHERE day IN (SELECT day FROM costattr_fact_delta)
+   OR (day IS NULL AND EXISTS (SELECT 1 FROM costattr_fact_delta WHERE day IS NULL));
 DELETE FROM costattr_fact_step WHERE rowid IN (SELECT fact_row FROM costattr_fact_old);
 INSERT INTO costattr_fact_step
 SELECT day, agent_name, step, model, sum(calls), sum(input_tokens), sum(input_calls), sum(usd),

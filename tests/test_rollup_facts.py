@@ -852,3 +852,64 @@ def test_a_store_made_before_the_facts_averages_without_calls_without_usage(tabl
         assert _fact_rows(con) == fresh
         for (since, until), expected in STREAM_WINDOWS:
             assert _average_inputs(con, since=since, until=until)[0] == expected
+
+
+def _startless_store(table, path, ingests: int):
+    """Runs of triage on acme-mini received over OTLP, some with start time 0 (stored NULL:
+    a NULL day in the per-step facts): 1,000 input tokens, no usage, and 3,000 on 06-01;
+    the same again, as new traces, in each of ``ingests`` ingests."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    from otel_costattr.server import SpanSink
+
+    def kv(key, value):
+        return KeyValue(
+            key=key, value=AnyValue(int_value=value) if type(value) is int else AnyValue(string_value=value)
+        )
+
+    sink = SpanSink(path, pricing=table, workers=0)
+    sink.start()
+    try:
+        for n in range(ingests):
+            request = ExportTraceServiceRequest()
+            spans = request.resource_spans.add().scope_spans.add().spans
+            for i, (start, usage) in enumerate([(0, 1000), (0, None), (DAY0_NS, 3000)]):
+                trace_id, root_id = bytes([n + 1, i + 1]) * 8, bytes([n + 1, i + 1]) * 4
+                root = spans.add(trace_id=trace_id, span_id=root_id, name="invoke_agent triage")
+                root.start_time_unix_nano, root.end_time_unix_nano = start, DAY0_NS + 5
+                root.attributes.extend(
+                    [kv("gen_ai.operation.name", "invoke_agent"), kv("gen_ai.agent.name", "triage")]
+                )
+                call = spans.add(trace_id=trace_id, span_id=bytes([9, i + 1]) * 4, parent_span_id=root_id)
+                call.name, call.start_time_unix_nano, call.end_time_unix_nano = "chat", start, DAY0_NS + 5
+                attrs = [kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "acme-mini")]
+                if usage is not None:
+                    attrs += [kv("gen_ai.usage.input_tokens", usage), kv("gen_ai.usage.output_tokens", 10)]
+                call.attributes.extend(attrs)
+            sink.receive(request.SerializeToString(), "application/x-protobuf")
+            assert sink.flush()
+    finally:
+        sink.stop()
+    return path
+
+
+def test_calls_without_a_start_time_are_one_per_step_row_of_the_facts(table, tmp_path):
+    """A call received with start time 0 is stored without one: its per-step facts have a
+    NULL day, which the upkeep now merges like any other (two ingests, one row), and which
+    migration 0015 counts too (it matched days by equality, which NULL never is)."""
+    fresh_path = _startless_store(table, tmp_path / "new.duckdb", ingests=2)
+    with store.connect(fresh_path) as con:
+        assert con.execute("SELECT count(*) FROM calls WHERE start_time IS NULL").fetchone()[0] == 4
+        fresh = _fact_rows(con)
+        null_days = [r for r in fresh["costattr_fact_step"] if r[0] is None]
+        # calls, input tokens, input_calls, usd (priced at the prices of no date), unpriced, usage_calls
+        assert [r[4:] for r in null_days] == [(4, 2000, 4, D("0.000312"), 2, 2)]
+        assert _average_inputs(con)[0] == [(None, 6, 2000)] == _average_inputs(con, _general_answer)[0]
+    path = _startless_store(table, tmp_path / "old.duckdb", ingests=2)
+    with store.connect(path) as con:  # as the version before 0015 left it
+        con.execute("ALTER TABLE costattr_fact_step DROP COLUMN usage_calls")
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0015_rollup_facts_usage_calls'")
+    with store.connect(path) as con:
+        assert _fact_rows(con) == fresh
+        assert _average_inputs(con)[0] == [(None, 6, 2000)]

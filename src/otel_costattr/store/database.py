@@ -135,7 +135,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # per_step's average input is over the calls that report input (0 tokens stored for a call
     # without usage): the per-step facts count them in a column of their own, usage_calls,
-    # counted from the facts' calls; added last, so that an older writer's upkeep fails on it.
+    # added last, so that an older writer's upkeep fails on it; the per-step rows made again
+    # from the facts' calls.
     Migration(
         "0015_rollup_facts_usage_calls",
         (bundled_dir("queries") / "_facts_usage_calls.sql").read_text("utf-8"),
