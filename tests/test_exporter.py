@@ -777,6 +777,75 @@ HOLD = textwrap.dedent(
 )
 
 
+def _on_a_thread(exporter, work, timeout: float = 60):
+    """``work()`` on a thread of its own: its answer, or a failure if it hangs (the exporter
+    then marked shut down, so that the fixture's shutdown does not wait for that lock too)."""
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(work()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        exporter._shutdown = True
+        pytest.fail("hung: the thread waits for a lock it holds itself")
+    return out[0]
+
+
+class _EndsOnCollect:
+    """What a stream wrapper does when the collector finalizes it unclosed: it ends its span."""
+
+    def __init__(self, span):
+        self.span = span
+
+    def __del__(self):
+        self.span.end()
+
+
+def test_calls_from_inside_the_exporters_lock_never_wait_for_it(tmp_path, exporters, caplog):
+    """A finalizer (run by the collector at any allocation) or a signal handler (SIGTERM
+    calling the provider's shutdown) can run on a thread inside one of the exporter's locked
+    blocks: a span it ends is spooled as any other, a flush answers False at once, and a
+    shutdown is left to a later call (the provider's at exit), which does it whole. Before,
+    each waited for the lock its own thread held, for ever."""
+    exporter = exporters(ingest_interval=3600)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    assert exporter.export(make_spans(3)) is SpanExportResult.SUCCESS
+    stream = _EndsOnCollect(tracer.start_span("chat", attributes=CHAT))
+
+    def inside():
+        nonlocal stream
+        with exporter._lock:  # the block the finalizer or the handler interrupted
+            del stream  # the wrapper finalized: its span ends, SimpleSpanProcessor exports it
+            return exporter.force_flush(100), exporter.shutdown()
+
+    with caplog.at_level(logging.WARNING, logger="otel_costattr"):
+        assert _on_a_thread(exporter, inside) == (False, None)
+    assert "called from inside" in caplog.text
+    assert exporter.export(make_spans(1)) is SpanExportResult.SUCCESS  # not shut down
+    provider.shutdown()  # at exit: the exporter's shutdown, whole
+    assert query(exporter.path, "SELECT count(*) FROM spans") == [(5,)]
+    assert exporter.dropped_spans == 0
+
+
+def test_a_batch_the_spool_refuses_inside_the_lock_is_dropped_and_counted(exporters, monkeypatch):
+    """Inside a locked block no count may change but its own: a batch the spool refuses there
+    is not kept in memory (the buffer is what the block may be changing), it is counted."""
+    exporter = exporters(ingest_interval=3600)
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write_spool", refuse)
+
+    def inside():
+        with exporter._lock:
+            return exporter.export(make_spans(2))
+
+    assert _on_a_thread(exporter, inside) is SpanExportResult.FAILURE
+    assert (exporter.dropped_spans, exporter.buffered_spans) == (2, 0)
+
+
 def test_a_held_lock_never_blocks_export_and_nothing_is_lost(tmp_path, exporters, caplog):
     path = tmp_path / "spans.duckdb"
     exporter = exporters(max_spool_bytes=1)  # the spool takes one batch, memory the next

@@ -74,6 +74,10 @@ _MAX_BACKOFF = 60.0
 _BACKLOG_PAUSE = 0.05
 # A flush waiting for the turn looks this often whether its files were ingested meanwhile.
 _FLUSH_LOOK = 0.05
+_INSIDE = (
+    "otel-costattr: %s called from inside the %s exporter (a finalizer or a signal handler on a"
+    " thread in one of its locked blocks): not done; spans exported stay in its spool"
+)
 
 
 class DuckDBSpanExporter(SpanExporter):
@@ -142,6 +146,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._max_buffered = int(max_buffered_spans)
         self._fsync = fsync
         self._dropped = 0
+        self._dropped_inside = 0  # by exports made inside a locked block (`_export_inside`)
         self._journaled_drops = 0  # of dropped_spans, how many the journal has
         self._shutdown = False
         self._last_log: dict[str, float] = {}
@@ -152,7 +157,11 @@ class DuckDBSpanExporter(SpanExporter):
 
     def _reset(self) -> None:
         """Fresh locks, buffer and worker state (at construction and in a forked child)."""
-        self._lock = threading.Lock()  # guards the buffer and the spool estimate
+        # Guards the buffer and the counts. Re-entrant only so that `_is_owned` can say this
+        # thread is inside one of its blocks: a span ended by a finalizer (a stream wrapper's
+        # __del__, run by the collector at any allocation) or a signal handler (SIGTERM calling
+        # the provider's shutdown) runs on a thread that may hold it; see `_inside`.
+        self._lock = threading.RLock()
         # Whose turn it is to write the table: the background round, a flush, a buffer write.
         # Re-entrant only so that `_is_owned` can say this thread holds it (see `_take_turn`).
         self._turn = threading.RLock()
@@ -184,7 +193,7 @@ class DuckDBSpanExporter(SpanExporter):
     @property
     def dropped_spans(self) -> int:
         """Spans given to `export` that were not stored and never will be (logged)."""
-        return self._dropped + self._mapper.errors
+        return self._dropped + self._dropped_inside + self._mapper.errors
 
     @property
     def content_dropped(self) -> int:
@@ -216,7 +225,9 @@ class DuckDBSpanExporter(SpanExporter):
                     unkept = len(read)
                 spans = read
             unkept = len(spans)
-            self._ensure_worker()
+            inside = self._inside()
+            if not inside:  # (inside, the block may be the one starting the worker)
+                self._ensure_worker()
             mapper = self._mapper
             records = records_from_sdk(spans, mapper.skipped)  # a span it skips is counted
             unkept = len(records)
@@ -224,6 +235,8 @@ class DuckDBSpanExporter(SpanExporter):
             unkept = table.num_rows
             if table.num_rows == 0:
                 return SpanExportResult.SUCCESS
+            if inside:
+                return self._export_inside(table)
             if self._buffer:
                 self._drain_buffer()  # keep arrival order: older batches first
             if not self._buffer and self._spool(table):
@@ -244,6 +257,9 @@ class DuckDBSpanExporter(SpanExporter):
         try:
             if not timeout_millis >= 0:  # negative, NaN
                 timeout_millis = 0
+            if self._inside():  # it would wait for the block this thread is in: never
+                self._log("inside", _INSIDE, "force_flush", self.path)
+                return False
             return self._flush(time.monotonic() + timeout_millis / 1000)
         except Exception:
             logger.exception("otel-costattr: flush to %s failed", self.path)
@@ -253,6 +269,11 @@ class DuckDBSpanExporter(SpanExporter):
         """Stop the ingester and flush (waiting up to ``lock_timeout`` for the lock). Spool
         files that could not be ingested stay on disk for the next writer."""
         if self._shutdown:
+            return
+        if self._inside():
+            # Not shut down: a later shutdown (the provider's at exit, after a handler's
+            # sys.exit) does it whole. Meanwhile exports are kept as before.
+            self._log("inside", _INSIDE, "shutdown", self.path)
             return
         self._shutdown = True
         try:
@@ -281,6 +302,25 @@ class DuckDBSpanExporter(SpanExporter):
             logger.exception("otel-costattr: shutdown of the %s exporter failed", self.path)
 
     # -- internals --------------------------------------------------------------------
+
+    def _inside(self) -> bool:
+        """Whether this thread is inside one of the exporter's locked blocks: a finalizer or
+        a signal handler has called in. Waiting for the lock would wait for itself for ever,
+        and the block's counts may be half changed."""
+        return self._lock._is_owned()  # type: ignore[attr-defined]
+
+    def _export_inside(self, table: pa.Table) -> SpanExportResult:
+        """`export` from inside a locked block: the batch goes to the spool as any other, a
+        file of its own, but no count is changed (the block may be changing it): the spool
+        estimate learns the file at the next ingest, and a batch the spool refuses is dropped
+        and counted apart (`_dropped_inside`), not kept in memory."""
+        try:
+            store.write_spool(self.path, table, fsync=self._fsync)
+        except OSError as e:
+            self._dropped_inside += table.num_rows
+            self._log("drop", "otel-costattr: dropped %d spans for %s (%s)", table.num_rows, self.path, e)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
     def _ensure_worker(self) -> None:
         if self._pid != os.getpid():  # forked without the at-fork hook
