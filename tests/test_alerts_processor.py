@@ -4,6 +4,7 @@ posted to a real receiver on 127.0.0.1, never blocking the span path."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from alerts_helpers import NOW, Receiver, Workload, rules_file
@@ -144,3 +145,46 @@ def test_past_max_runs_the_run_idle_longest_is_forgotten_and_counted(tmp_path, t
     assert body["scope"]["value"] == f"{long_run.get_span_context().trace_id:032x}"
     assert body["value_exact"] == "0.31"
     assert budget.forgotten_runs == 1
+
+
+def test_a_span_ended_inside_the_budget_check_is_counted_not_waited_for(tmp_path, table, receiver):
+    """A finalizer (an unclosed stream wrapper ending its span when the collector runs, at
+    any allocation) or a signal handler can end a span on a thread in the middle of the
+    budget check: that span is counted in ``errors``, not added to its run, and never waits
+    for the lock its own thread holds (before, the application's thread hung for good)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_costattr import CostSpanProcessor
+
+    budget = RunBudgetProcessor(load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url)))
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(table))
+    provider.add_span_processor(budget)
+    tracer = provider.get_tracer("t")
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "acme",
+        "gen_ai.request.model": "acme-large",
+        "gen_ai.usage.input_tokens": 0,
+        "gen_ai.usage.output_tokens": 30_000,
+    }  # fmt: skip  ($0.30: over the budget)
+    root = tracer.start_span("run")
+    inner = tracer.start_span("chat", trace.set_span_in_context(root), attributes=attrs)
+    ended: list = []
+
+    def inside():
+        with budget._lock:  # the check the finalizer or the handler interrupted
+            inner.end()
+        ended.append(budget.errors)
+
+    thread = threading.Thread(target=inside, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "hung: the span's end waits for a lock its own thread holds"
+    assert ended == [1] and budget.alerts == 0  # not added to the run: no alert from it
+    tracer.start_span("chat", trace.set_span_in_context(root), attributes=attrs).end()
+    root.end()
+    assert budget.force_flush()
+    provider.shutdown()
+    assert budget.alerts == 1 and len(receiver.bodies) == 1  # the next call is checked as before

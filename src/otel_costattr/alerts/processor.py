@@ -82,7 +82,9 @@ class RunBudgetProcessor(SpanProcessor):
     """Alerts on per-run rules (``scope = "run"``, ``window = "run"``, metric ``cost`` or
     ``calls``) as spans end. ``db``: the DuckDB file where states are recorded (None: this
     process dedupes alone). ``max_runs``: runs tracked at once (past it, the run whose last
-    call is oldest is forgotten, counted in ``forgotten_runs``)."""
+    call is oldest is forgotten, counted in ``forgotten_runs``). ``errors`` counts the checks
+    that failed and the spans ended inside one (a finalizer or a signal handler on a thread
+    in the middle of a check: not added to their run, never waited for)."""
 
     def __init__(
         self,
@@ -107,7 +109,9 @@ class RunBudgetProcessor(SpanProcessor):
         self.base_url = base_url
         self.max_runs = max_runs
         self._runs: OrderedDict[int, _Run] = OrderedDict()
-        self._lock = threading.Lock()
+        # Re-entrant only so that `_is_owned` can tell a span ended by a finalizer or a signal
+        # handler on a thread inside the block below (see `_on_end`).
+        self._lock = threading.RLock()
         self.alerts = 0
         self.errors = 0
         self.forgotten_runs = 0  # runs dropped past max_runs, their totals with them
@@ -124,6 +128,13 @@ class RunBudgetProcessor(SpanProcessor):
             logger.exception("otel-costattr alerts: run budget check failed")
 
     def _on_end(self, span: ReadableSpan) -> None:
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            # A finalizer (an unclosed stream wrapper ending its span) or a signal handler,
+            # run by this thread inside the block below: waiting would be for ever, and the
+            # run's totals may be half changed. The call is not added to its run: counted.
+            self.errors += 1
+            logger.warning("otel-costattr alerts: a span ended inside the budget check; not counted")
+            return
         attrs = span.attributes
         status = None if attrs is None else attrs.get(_STATUS)
         context = span.context
