@@ -821,11 +821,62 @@ def test_calls_from_inside_the_exporters_lock_never_wait_for_it(tmp_path, export
 
     with caplog.at_level(logging.WARNING, logger="otel_costattr"):
         assert _on_a_thread(exporter, inside) == (False, None)
-    assert "called from inside" in caplog.text
+    assert "force_flush called from inside" in caplog.text
+    assert "shutdown called from inside" in caplog.text
     assert exporter.export(make_spans(1)) is SpanExportResult.SUCCESS  # not shut down
     provider.shutdown()  # at exit: the exporter's shutdown, whole
     assert query(exporter.path, "SELECT count(*) FROM spans") == [(5,)]
     assert exporter.dropped_spans == 0
+
+
+_SIGTERM_INSIDE = """
+import os, signal, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from otel_costattr.store.exporter import DuckDBSpanExporter
+
+path, held = sys.argv[1], sys.argv[2]
+exporter = DuckDBSpanExporter(path, ingest_interval=3600)
+provider = TracerProvider()  # its shutdown registered at exit, as an application has it
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+tracer = provider.get_tracer("t")
+
+
+def on_sigterm(signum, frame):  # what applications write
+    provider.shutdown()
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, on_sigterm)
+tracer.start_span("spooled").end()
+exporter._max_spool = 0  # the spool full: the next batch is kept in memory
+tracer.start_span("in memory").end()
+assert exporter.buffered_spans == 1
+with exporter._lock if held == "lock" else exporter._turn:  # an export's block, a flush's round
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10**6):  # the handler runs here, on this thread
+        pass
+print("the handler did not exit")
+"""
+
+
+@pytest.mark.parametrize("held", ["lock", "turn"])
+def test_sigterm_inside_the_exporter_shuts_it_down_whole_at_exit(tmp_path, held):
+    """SIGTERM's handler (``provider.shutdown(); sys.exit(0)``) run on the thread while it is
+    inside the exporter's locked block or a flush's round: the shutdown it calls is left to
+    the interpreter's exit (the provider's own at-exit shutdown is gone: the handler's call
+    unregistered it), which writes everything, the batch held in memory included. Before, the
+    first hung for good; the second waited for itself, then left a spool file behind."""
+    path = tmp_path / "spans.duckdb"
+    script = tmp_path / "app.py"
+    script.write_text(_SIGTERM_INSIDE)
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), held], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "did not exit" not in done.stdout and "stayed locked" not in done.stderr, done.stderr
+    assert query(path, "SELECT name FROM spans ORDER BY name") == [("in memory",), ("spooled",)]
+    assert spool.journal_summary(path).dropped_spans == 0
 
 
 def test_a_batch_the_spool_refuses_inside_the_lock_is_dropped_and_counted(exporters, monkeypatch):

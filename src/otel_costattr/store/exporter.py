@@ -33,6 +33,7 @@ runs beside the application instead of inside ``export``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -76,7 +77,7 @@ _BACKLOG_PAUSE = 0.05
 _FLUSH_LOOK = 0.05
 _INSIDE = (
     "otel-costattr: %s called from inside the %s exporter (a finalizer or a signal handler on a"
-    " thread in one of its locked blocks): not done; spans exported stay in its spool"
+    " thread in one of its locked blocks): not done now; spans exported stay in its spool"
 )
 
 
@@ -149,6 +150,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._dropped_inside = 0  # by exports made inside a locked block (`_export_inside`)
         self._journaled_drops = 0  # of dropped_spans, how many the journal has
         self._shutdown = False
+        self._deferred = False  # a shutdown called from inside was left to the interpreter's exit
         self._last_log: dict[str, float] = {}
         self._reset()
         if hasattr(os, "register_at_fork"):
@@ -258,7 +260,7 @@ class DuckDBSpanExporter(SpanExporter):
             if not timeout_millis >= 0:  # negative, NaN
                 timeout_millis = 0
             if self._inside():  # it would wait for the block this thread is in: never
-                self._log("inside", _INSIDE, "force_flush", self.path)
+                self._log("inside flush", _INSIDE, "force_flush", self.path)
                 return False
             return self._flush(time.monotonic() + timeout_millis / 1000)
         except Exception:
@@ -270,10 +272,17 @@ class DuckDBSpanExporter(SpanExporter):
         files that could not be ingested stay on disk for the next writer."""
         if self._shutdown:
             return
-        if self._inside():
-            # Not shut down: a later shutdown (the provider's at exit, after a handler's
-            # sys.exit) does it whole. Meanwhile exports are kept as before.
-            self._log("inside", _INSIDE, "shutdown", self.path)
+        if self._inside() or self._turn._is_owned():
+            # Inside a locked block, or a flush's round (which the worker's join and the last
+            # flush would wait for). Not shut down: done whole at the interpreter's exit, once
+            # the block has unwound (after a handler's sys.exit), or by a later call. The
+            # provider's own shutdown at exit cannot be counted on: the handler's call to it
+            # unregistered it, and a BatchSpanProcessor passes a shutdown on once. Meanwhile
+            # exports are kept.
+            if not self._deferred:
+                self._deferred = True
+                atexit.register(self.shutdown)
+            self._log("inside shutdown", _INSIDE, "shutdown", self.path)
             return
         self._shutdown = True
         try:
