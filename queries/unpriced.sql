@@ -1,4 +1,4 @@
--- @about Calls without a cost (unknown model, invalid or missing usage), by model, with their tokens.
+-- @about Calls our prices did not price (unknown model, invalid or missing usage), by model, with their tokens; usd: a cost their spans carried from elsewhere (a bare gen_ai.usage.cost beside usage we cannot read), summed by the other rollups.
 -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
 -- @param until TIMESTAMP = NULL  end of the window (exclusive, UTC)
 -- @param service VARCHAR = NULL  only spans of this service.name
@@ -14,6 +14,10 @@ SELECT
     sum(output_tokens) AS output_tokens,
     sum(cache_read_tokens) AS cache_read_tokens,
     sum(cache_write_tokens) AS cache_write_tokens,
+    -- A call whose usage our prices cannot read may carry a figure of its own (a bare
+    -- gen_ai.usage.cost, an instrumentation's estimate), which stands, so the other rollups
+    -- sum it and do not count the call in unpriced_calls: shown here, NULL when none.
+    sum(cost_usd) AS usd,
     string_agg(DISTINCT feature, ', ' ORDER BY feature) AS features,
     max(start_time) AS last_seen,
     arg_max(trace_id, start_time) AS example_trace_id,

@@ -451,3 +451,44 @@ def test_every_query_declares_what_it_binds():
         declared = {p.name for p in q.params}
         used = set(__import__("re").findall(r"\$(\w+)", q.sql))
         assert used == declared, name
+
+
+def test_unpriced_shows_the_figure_a_call_our_prices_could_not_price_carried(tmp_path, table):
+    """Usage our prices cannot read (a negative count), the span carrying a figure of its own
+    (a bare gen_ai.usage.cost): the figure stands, so per_feature sums it and does not count
+    the call unpriced, while `unpriced` lists it (our prices did not price it): now with that
+    figure in usd, so the two read alike. An unknown model's call without one: NULL. (An
+    unknown model's own figure is the provider's cost: priced, not listed.)"""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_costattr import CostSpanProcessor
+    from otel_costattr.store.exporter import DuckDBSpanExporter
+
+    path = tmp_path / "spans.duckdb"
+    exporter = DuckDBSpanExporter(path, pricing=table)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(table))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    usage = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 10,
+    }
+    root = tracer.start_span("run", attributes={"app.feature": "search"})
+    ctx = trace.set_span_in_context(root)
+    for model, cost in (("mystery-7b", 0.25), ("mystery-7b", None), ("acme-large", 0.5)):
+        attrs = {**usage, "gen_ai.request.model": model} | ({"gen_ai.usage.cost": cost} if cost else {})
+        if model == "acme-large":
+            attrs["gen_ai.usage.input_tokens"] = -5
+        tracer.start_span("chat", ctx, attributes=attrs).end()
+    root.end()
+    provider.shutdown()
+    rows = rollup("unpriced", db=path)
+    assert [(r["cost_status"], r["model"], r["calls"], r["usd"]) for r in rows] == [
+        ("invalid_usage", "acme-large", 1, D("0.5")), ("unknown_model", "mystery-7b", 1, None),
+    ]  # fmt: skip
+    (feature,) = rollup("per_feature", db=path)
+    assert (feature["calls"], feature["usd"], feature["unpriced_calls"]) == (3, D("0.75"), 1)

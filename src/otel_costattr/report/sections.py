@@ -301,10 +301,11 @@ def render_sections(report: Report, link: Link) -> str:
                         "runs",
                         "input_tokens",
                         "output_tokens",
+                        "usd",
                         "features",
                         "last_seen",
                     ),
-                    caption="Calls without a price",
+                    caption="Calls without a price of ours (usd: a figure their spans carried)",
                 ),
             ),
             _section(
