@@ -852,7 +852,11 @@ tracer.start_span("spooled").end()
 exporter._max_spool = 0  # the spool full: the next batch is kept in memory
 tracer.start_span("in memory").end()
 assert exporter.buffered_spans == 1
-with exporter._lock if held == "lock" else exporter._turn:  # an export's block, a flush's round
+from otel_costattr.store import database
+
+# An export's block, a flush's round, an open of the store in this process (rollups, alerts).
+lock = {"lock": exporter._lock, "turn": exporter._turn, "store": database._path_lock(exporter.path)}[held]
+with lock:
     os.kill(os.getpid(), signal.SIGTERM)
     for _ in range(10**6):  # the handler runs here, on this thread
         pass
@@ -860,10 +864,11 @@ print("the handler did not exit")
 """
 
 
-@pytest.mark.parametrize("held", ["lock", "turn"])
+@pytest.mark.parametrize("held", ["lock", "turn", "store"])
 def test_sigterm_inside_the_exporter_shuts_it_down_whole_at_exit(tmp_path, held):
     """SIGTERM's handler (``provider.shutdown(); sys.exit(0)``) run on the thread while it is
-    inside the exporter's locked block or a flush's round: the shutdown it calls is left to
+    inside the exporter's locked block, a flush's round or an open of the store (which the
+    ingester may be waiting for): the shutdown it calls is left to
     the interpreter's exit (the provider's own at-exit shutdown is gone: the handler's call
     unregistered it), which writes everything, the batch held in memory included. Before, the
     first hung for good; the second waited for itself, then left a spool file behind."""
@@ -875,6 +880,7 @@ def test_sigterm_inside_the_exporter_shuts_it_down_whole_at_exit(tmp_path, held)
     )
     assert done.returncode == 0, done.stderr
     assert "did not exit" not in done.stdout and "stayed locked" not in done.stderr, done.stderr
+    assert "shutdown called from inside" in done.stderr  # it was left to the exit
     assert query(path, "SELECT name FROM spans ORDER BY name") == [("in memory",), ("spooled",)]
     assert spool.journal_summary(path).dropped_spans == 0
 

@@ -156,6 +156,13 @@ def _path_lock(path: str) -> threading.RLock:
         return _path_locks.setdefault(path, threading.RLock())
 
 
+def held_here(path: str | os.PathLike[str]) -> bool:
+    """Whether this thread is inside `connect` or `writing` for ``path`` (its migrating or
+    ingesting, which other threads wait for): a finalizer or a signal handler that waited
+    for them there would wait for itself."""
+    return _path_lock(str(Path(path).expanduser().absolute()))._is_owned()  # type: ignore[attr-defined]
+
+
 def is_lock_conflict(error: BaseException) -> bool:
     """True when ``error`` means someone else holds the database file right now."""
     text = str(error)

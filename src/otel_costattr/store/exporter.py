@@ -150,7 +150,6 @@ class DuckDBSpanExporter(SpanExporter):
         self._dropped_inside = 0  # by exports made inside a locked block (`_export_inside`)
         self._journaled_drops = 0  # of dropped_spans, how many the journal has
         self._shutdown = False
-        self._deferred = False  # a shutdown called from inside was left to the interpreter's exit
         self._last_log: dict[str, float] = {}
         self._reset()
         if hasattr(os, "register_at_fork"):
@@ -259,7 +258,7 @@ class DuckDBSpanExporter(SpanExporter):
         try:
             if not timeout_millis >= 0:  # negative, NaN
                 timeout_millis = 0
-            if self._inside():  # it would wait for the block this thread is in: never
+            if self._inside() or store.held_here(self.path):  # it would wait for this thread
                 self._log("inside flush", _INSIDE, "force_flush", self.path)
                 return False
             return self._flush(time.monotonic() + timeout_millis / 1000)
@@ -272,19 +271,19 @@ class DuckDBSpanExporter(SpanExporter):
         files that could not be ingested stay on disk for the next writer."""
         if self._shutdown:
             return
-        if self._inside() or self._turn._is_owned():
-            # Inside a locked block, or a flush's round (which the worker's join and the last
-            # flush would wait for). Not shut down: done whole at the interpreter's exit, once
+        if self._inside() or self._turn._is_owned() or store.held_here(self.path):
+            # Inside a locked block, a flush's round or an in-process open of the store (which
+            # the worker's join and the last flush would wait for, the worker waiting for this
+            # thread). Not shut down: done whole at the interpreter's exit, once
             # the block has unwound (after a handler's sys.exit), or by a later call. The
             # provider's own shutdown at exit cannot be counted on: the handler's call to it
             # unregistered it, and a BatchSpanProcessor passes a shutdown on once. Meanwhile
             # exports are kept.
-            if not self._deferred:
-                self._deferred = True
-                atexit.register(self.shutdown)
+            _DEFERRED.add(self)  # shut down at exit, unless a later call does it first
             self._log("inside shutdown", _INSIDE, "shutdown", self.path)
             return
         self._shutdown = True
+        _DEFERRED.discard(self)
         try:
             self._stop.set()
             self._wake.ring()
@@ -660,6 +659,17 @@ class _Bell:
     def wait(self, timeout: float) -> bool:
         """True when rung within ``timeout`` seconds (the ring is then used up)."""
         return self._silent.acquire(timeout=min(max(timeout, 0), threading.TIMEOUT_MAX))
+
+
+# Exporters whose shutdown was called from inside (`DuckDBSpanExporter.shutdown`), held until
+# it is done: by a later call, or at the interpreter's exit.
+_DEFERRED: set[DuckDBSpanExporter] = set()
+
+
+@atexit.register
+def _shutdown_deferred() -> None:
+    for exporter in list(_DEFERRED):
+        exporter.shutdown()
 
 
 def _run_worker(ref: weakref.ref, stop: threading.Event, wake: _Bell, interval: float) -> None:
