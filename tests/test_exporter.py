@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_costattr.spans import rows
 from otel_costattr.spans.rows import SpanMapper
 from otel_costattr.store import database as store
+from otel_costattr.store import exporter as exporter_module
 from otel_costattr.store import ingest, schema, spool
 from otel_costattr.store.exporter import ENV_CAPTURE_CONTENT, ENV_PATH, DuckDBSpanExporter
 
@@ -336,8 +337,6 @@ def test_an_export_while_the_buffer_is_written_loses_no_batch(tmp_path, exporter
 def test_a_flush_waiting_for_a_backlog_ends_the_ingesters_pauses(tmp_path, exporters, monkeypatch):
     """Between two ingests of a backlog the background ingester pauses for other processes'
     readers; not while the application waits in force_flush (50 ms of a 65k-span flush)."""
-    from otel_costattr.store import exporter as exporter_module
-
     monkeypatch.setattr(exporter_module, "_BACKLOG_PAUSE", 60.0)  # a pause the flush would see
     exporter = exporters(ingest_interval=3600)
     spans = make_spans(40)
@@ -746,8 +745,6 @@ def test_ctrl_c_anywhere_in_export_leaves_the_exporter_working(tmp_path, exporte
     SimpleSpanProcessor exports) at any point of ``export`` must leave the next export and
     the ingester working, and lose nothing acknowledged. The ingester's wake-up was an
     Event, whose ``set`` could be left locked: the next export hung in it."""
-    from otel_costattr.store import exporter as exporter_module
-
     monkeypatch.setattr(exporter_module, "_INGEST_ROWS", 1)  # every export wakes the ingester
     exporter = exporters(ingest_interval=3600, fsync=False)  # more exports in the time
     spans = make_spans(8_000)  # at most 800 exports: the final flush has that many files
@@ -821,10 +818,12 @@ def test_calls_from_inside_the_exporters_lock_never_wait_for_it(tmp_path, export
 
     with caplog.at_level(logging.WARNING, logger="otel_costattr"):
         assert _on_a_thread(exporter, inside) == (False, None)
-    assert "force_flush called from inside" in caplog.text
-    assert "shutdown called from inside" in caplog.text
+    assert "force_flush called on a thread inside" in caplog.text
+    assert "shutdown called on a thread inside" in caplog.text
+    assert exporter in exporter_module._DEFERRED  # to be shut down at exit, held till then
     assert exporter.export(make_spans(1)) is SpanExportResult.SUCCESS  # not shut down
-    provider.shutdown()  # at exit: the exporter's shutdown, whole
+    provider.shutdown()  # a later shutdown: whole, and the exit need not hold the exporter
+    assert exporter not in exporter_module._DEFERRED
     assert query(exporter.path, "SELECT count(*) FROM spans") == [(5,)]
     assert exporter.dropped_spans == 0
 
@@ -880,7 +879,7 @@ def test_sigterm_inside_the_exporter_shuts_it_down_whole_at_exit(tmp_path, held)
     )
     assert done.returncode == 0, done.stderr
     assert "did not exit" not in done.stdout and "stayed locked" not in done.stderr, done.stderr
-    assert "shutdown called from inside" in done.stderr  # it was left to the exit
+    assert "shutdown called on a thread inside" in done.stderr  # it was left to the exit
     assert query(path, "SELECT name FROM spans ORDER BY name") == [("in memory",), ("spooled",)]
     assert spool.journal_summary(path).dropped_spans == 0
 

@@ -76,8 +76,9 @@ _BACKLOG_PAUSE = 0.05
 # A flush waiting for the turn looks this often whether its files were ingested meanwhile.
 _FLUSH_LOOK = 0.05
 _INSIDE = (
-    "otel-costattr: %s called from inside the %s exporter (a finalizer or a signal handler on a"
-    " thread in one of its locked blocks): not done now; spans exported stay in its spool"
+    "otel-costattr: %s called on a thread inside the %s exporter or its store (a finalizer or"
+    " a signal handler on a thread in one of their locked blocks): not done now; spans"
+    " exported stay in its spool"
 )
 
 
@@ -258,7 +259,7 @@ class DuckDBSpanExporter(SpanExporter):
         try:
             if not timeout_millis >= 0:  # negative, NaN
                 timeout_millis = 0
-            if self._inside() or store.held_here(self.path):  # it would wait for this thread
+            if self._inside():  # it would wait for the block this thread is in: never
                 self._log("inside flush", _INSIDE, "force_flush", self.path)
                 return False
             return self._flush(time.monotonic() + timeout_millis / 1000)
@@ -274,7 +275,8 @@ class DuckDBSpanExporter(SpanExporter):
         if self._inside() or self._turn._is_owned() or store.held_here(self.path):
             # Inside a locked block, a flush's round or an in-process open of the store (which
             # the worker's join and the last flush would wait for, the worker waiting for this
-            # thread). Not shut down: done whole at the interpreter's exit, once
+            # thread; a caller's own `store.writing` block too, deliberately or not: there the
+            # job is only put off). Not shut down: done whole at the interpreter's exit, once
             # the block has unwound (after a handler's sys.exit), or by a later call. The
             # provider's own shutdown at exit cannot be counted on: the handler's call to it
             # unregistered it, and a BatchSpanProcessor passes a shutdown on once. Meanwhile
