@@ -118,8 +118,9 @@ class Workload:
         errors: int = 0,
         latency_ms: float = 100.0,
     ) -> str:
-        """One run at ``at``: a root span and a model call per cost in ``costs``; the first
-        ``errors`` calls end with an ERROR status. Returns the trace id."""
+        """One run at ``at``: a root span and a model call per cost in ``costs`` ("?": a call
+        of a model the prices do not know, 1000 input tokens); the first ``errors`` calls end
+        with an ERROR status. Returns the trace id."""
         attrs: dict[str, Any] = {"app.feature": feature}
         if user is not None:
             attrs["user.id"] = user
@@ -130,8 +131,8 @@ class Workload:
             call_attrs = {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": "acme",
-                "gen_ai.request.model": "acme-large",
-                "gen_ai.usage.input_tokens": tokens(usd),
+                "gen_ai.request.model": "acme-large" if usd != "?" else "zzz-unknown",
+                "gen_ai.usage.input_tokens": tokens(usd) if usd != "?" else 1000,
                 "gen_ai.usage.output_tokens": 0,
                 **({"user.id": user} if user is not None else {}),
             }

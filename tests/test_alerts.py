@@ -91,9 +91,37 @@ def test_payload_schema(tmp_path, workload, receiver):
     (run,) = body["top"]["runs"]
     assert run["trace_id"] == trace_id and run["usd_exact"] == "0.6" and run["calls"] == 2
     assert run["url"] == f"http://127.0.0.1:8000/runs/{trace_id}"
-    assert body["top"]["features"] == [{"feature": "research", "calls": 2, "usd": 0.6, "usd_exact": "0.6"}]
+    assert body["top"]["features"] == [
+        {"feature": "research", "calls": 2, "unpriced_calls": 0, "usd": 0.6, "usd_exact": "0.6"}
+    ]
     assert body["top"]["models"][0]["model"] == "acme-large"
     assert body["links"] == {"dashboard": "http://127.0.0.1:8000/"}
+
+
+def test_top_contributors_never_show_an_unknown_model_as_zero(tmp_path, workload, receiver):
+    # The top models listed a model the prices do not know as $0 (coalesce), and Slack's
+    # line printed "zzz-unknown $0.0000": an unpriced cost must be said, never a zero.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    unknown_run = workload.run(NOW.replace(hour=5), ["?", "?"])
+    mixed_run = workload.run(NOW.replace(hour=6), ["0.30", "0.30", "?"])
+    check(workload, rules, NOW)
+    (body,) = receiver.bodies
+    assert body["value_exact"] == "0.6"
+    assert body["top"]["models"] == [
+        {"model": "acme-large", "calls": 2, "unpriced_calls": 0, "usd": 0.6, "usd_exact": "0.6"},
+        {"model": "zzz-unknown", "calls": 3, "unpriced_calls": 3, "usd": None, "usd_exact": None},
+    ]
+    runs = {r["trace_id"]: r for r in body["top"]["runs"]}
+    assert [r["trace_id"] for r in body["top"]["runs"]] == [mixed_run, unknown_run]  # unpriced last
+    assert (runs[mixed_run]["usd_exact"], runs[mixed_run]["unpriced_calls"]) == ("0.6", 1)
+    assert (runs[unknown_run]["usd_exact"], runs[unknown_run]["unpriced_calls"]) == (None, 2)
+    assert body["top"]["features"] == [
+        {"feature": "research", "calls": 5, "unpriced_calls": 3, "usd": 0.6, "usd_exact": "0.6"}
+    ]
+    context = slack_message(body)["blocks"][1]["elements"][0]["text"]
+    assert "Top models: acme-large $0.6000, zzz-unknown unpriced (3 calls)" in context
+    assert "Top features: research $0.6000 (+3 unpriced)" in context
+    assert "$0.0000" not in context
 
 
 def test_a_restart_does_not_refire_and_states_are_stored(tmp_path, workload, receiver):

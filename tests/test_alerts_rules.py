@@ -207,7 +207,7 @@ def test_the_readme_payload_has_the_fields_the_code_sends(tmp_path):
     documented = json.loads(_readme_block("json", '{\n  "version": 1'))
     sent = _payload(
         tmp_path, "research", "0.6", "0.5", base_url="http://x", projection=(Decimal(1), dt.datetime(2027, 1, 1)),
-        top={"runs": [{"trace_id": "t", "usd": Decimal(1), "calls": 1}]},
+        top={"runs": [{"trace_id": "t", "usd": Decimal(1), "calls": 1, "unpriced_calls": 0}]},
     )  # fmt: skip
     assert list(documented) == list(sent)
     assert list(documented["window"]) == list(sent["window"])

@@ -145,7 +145,9 @@ def contributors(
     end: dt.datetime,
     limit: int = 5,
 ) -> dict[str, list[dict[str, Any]]]:
-    """The runs, features and models that cost most for ``scope_value`` in the window."""
+    """The runs, features and models that cost most for ``scope_value`` in the window, each
+    with its calls and how many of them are unpriced (``usd`` None when none is priced: an
+    unknown model is never shown as $0)."""
     params: list[Any] = []
     where = [f"{_column(rule.scope, params)} = ?"]
     params.append(scope_value)
@@ -156,15 +158,19 @@ def contributors(
     for name, column in (("runs", "trace_id"), ("features", "feature"), ("models", "model")):
         rows = con.execute(
             f"""
-            SELECT c.{column}, coalesce(sum(c.cost_usd), 0) AS usd, count(*) AS calls
+            SELECT c.{column}, sum(c.cost_usd) AS usd, count(*) AS calls,
+                   count(*) FILTER (WHERE c.cost_usd IS NULL) AS unpriced_calls
             FROM costattr_calls(?, ?, NULL, NULL, NULL) AS c
             WHERE {" AND ".join(where)} AND c.{column} IS NOT NULL
-            GROUP BY 1 ORDER BY usd DESC, calls DESC, 1 LIMIT ?
+            GROUP BY 1 ORDER BY usd DESC NULLS LAST, calls DESC, 1 LIMIT ?
             """,
             [start, end, *params, limit],
         ).fetchall()
         key = "trace_id" if column == "trace_id" else column.split("_")[0]
-        out[name] = [{key: r[0], "usd": Decimal(r[1]), "calls": r[2]} for r in rows]
+        out[name] = [
+            {key: r[0], "usd": None if r[1] is None else Decimal(r[1]), "calls": r[2], "unpriced_calls": r[3]}
+            for r in rows
+        ]
     return out
 
 

@@ -37,6 +37,15 @@ def _number(out: dict[str, Any], name: str, value: Decimal | None) -> None:
     out[name + "_exact"] = _exact(value)
 
 
+def _contributor(row: Mapping[str, Any]) -> str:
+    """One top contributor in a Slack line: its name and cost, its unpriced calls said."""
+    name = _escape(next(iter(row.values())))
+    if row.get("usd_exact") is None:
+        return f"{name} unpriced ({row.get('unpriced_calls', 0)} calls)"
+    unpriced = row.get("unpriced_calls")
+    return f"{name} ${Decimal(row['usd_exact']):,.4f}" + (f" (+{unpriced} unpriced)" if unpriced else "")
+
+
 def _iso(value: dt.datetime) -> str:
     return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
 
@@ -170,9 +179,7 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
         lines.append(f"Month-end projection: ${Decimal(projection['month_end_usd_exact']):,.2f}")
     for kind, rows in (payload.get("top") or {}).items():
         if rows:
-            shown = ", ".join(
-                f"{_escape(next(iter(r.values())))} ${Decimal(r['usd_exact']):,.4f}" for r in rows[:3]
-            )
+            shown = ", ".join(_contributor(r) for r in rows[:3])
             lines.append(f"Top {kind}: {shown}")
     run_link = (payload.get("links") or {}).get("run")
     if run_link:
