@@ -56,6 +56,58 @@ def test_pricing_show_explains_resolution(capsys):
     assert "above 200,000 input tokens: input 6, output 22.5" in out
 
 
+PEAK_PRICES = """
+provider = "night"
+otel_names = ["night"]
+source = "https://example.invalid/pricing"
+retrieved = 2026-11-01
+
+[[model]]
+id = "owl-1"
+match = [{ equals = "owl-1" }]
+
+[[model.price]]
+input = 1
+output = 2
+windows = [{ start = 00:30:00, end = 16:30:15, input = 4, output = 8 }]
+batch = { input = 0.5, output = 1 }
+"""
+
+
+def test_pricing_show_lists_time_of_day_windows(tmp_path, capsys):
+    # A period's windows were left out: the base (off-peak) rate read as "standard", half
+    # what a call pays 16 hours a day.
+    prices = tmp_path / "night.toml"
+    prices.write_text(PEAK_PRICES, encoding="utf-8")
+    code, out, err = run(capsys, "pricing", "show", "owl-1", "--pricing", str(prices))
+    assert code == 0, err
+    lines = out.splitlines()
+    standard = lines.index("    standard: input 1, output 2")
+    assert lines[standard + 1] == "      daily 00:30-16:30:15 UTC: input 4, output 8"
+    assert lines[standard + 2] == "    batch: input 0.5, output 1"  # a tier wins over a window: none under it
+
+
+def test_price_at_a_time_of_day(tmp_path, capsys):
+    # --at took a date only (its 00:00 UTC), so a window's price could not be asked for.
+    prices = tmp_path / "night.toml"
+    prices.write_text(PEAK_PRICES, encoding="utf-8")
+
+    def usd(at):
+        code, out, err = run(capsys, "price", "owl-1", "--input", "1000000", "--pricing", str(prices),
+                             "--at", at, "--format", "json")  # fmt: skip
+        assert code == 0, err
+        return json.loads(out)["usd_exact"]
+
+    assert usd("2026-01-05T12:00") == "4"  # in the window
+    assert usd("2026-01-05T20:00") == "1"
+    assert usd("2026-01-05") == "1"  # 00:00 UTC
+    assert usd("2026-01-05T21:00+09:00") == "4"  # 12:00 UTC
+    assert usd("2026-01-05 16:30:14Z") == "4" and usd("2026-01-05T16:30:15Z") == "1"
+    bad = ["--at", "2026-13-01T0:0"]
+    code, _, err = run(capsys, "price", "owl-1", "--input", "1", "--pricing", str(prices), *bad)
+    assert code == 2 and "not a date or date and time (YYYY-MM-DD[THH:MM]): '2026-13-01T0:0'" in err
+
+
 def test_pricing_show_unknown_lists_what_was_tried(capsys):
     code, _, err = run(capsys, "pricing", "show", "Nope-1")
     assert code == 1

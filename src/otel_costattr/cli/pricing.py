@@ -110,6 +110,17 @@ def pricing_show(model: str, provider: str | None, pricing: Sequence[str]) -> No
             echo(f"    {label}: {_rates(schedule.rates)}")
             for tier in schedule.tiers:
                 echo(f"      above {tier.above:,} input tokens: {_rates(tier.rates)}")
+            if schedule is period.standard:  # a requested service tier wins over a window
+                for window in period.windows:
+                    hours = f"{_clock(window.start)}-{_clock(window.end)}"
+                    echo(f"      daily {hours} UTC: {_rates(window.rates)}")
+
+
+def _clock(second_of_day: int) -> str:
+    """A time-of-day window's bound, HH:MM (HH:MM:SS when it has seconds)."""
+    hours, rest = divmod(second_of_day, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
 def _rates(rates: object) -> str:
@@ -207,6 +218,17 @@ def _date(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.da
         raise click.BadParameter(f"not a date (YYYY-MM-DD): {text!r}", ctx, param) from None
 
 
+def _moment(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.date | dt.datetime | None:
+    """A date, or a date and time (time-of-day prices depend on it); naive means UTC."""
+    if text is None or "T" not in text.upper() and " " not in text.strip():
+        return _date(ctx, param, text)
+    try:
+        return dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        wanted = "not a date or date and time (YYYY-MM-DD[THH:MM])"
+        raise click.BadParameter(f"{wanted}: {text!r}", ctx, param) from None
+
+
 @click.command()
 @click.argument("model")
 @click.option("--provider", help="provider name as spans report it")
@@ -220,12 +242,15 @@ def _date(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.da
     help="whether --input counts the cache tokens too (auto: infer)",
 )  # fmt: skip
 @click.option("--service-tier", type=click.Choice(("batch", "flex", "priority")), help="service tier")
-@click.option("--at", callback=_date, metavar="YYYY-MM-DD", help="price in force on this date")
+@click.option(
+    "--at", callback=_moment, metavar="YYYY-MM-DD[THH:MM]",
+    help="price in force then (a date: its 00:00 UTC; a time without offset: UTC)",
+)  # fmt: skip
 @pricing_option
 @output
 def price(model: str, provider: str | None, input_: int | None, output_: int | None, cache_read: int | None,
           cache_write: int | None, reasoning: int | None, input_includes_cache: str, service_tier: str | None,
-          at: dt.date | None, pricing: Sequence[str]) -> Record:  # fmt: skip
+          at: dt.date | dt.datetime | None, pricing: Sequence[str]) -> Record:  # fmt: skip
     """Price one call from its token counts.
 
     \b
