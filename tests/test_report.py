@@ -272,3 +272,29 @@ def test_a_long_name_is_shown_short_and_kept_whole_once_a_cell(tmp_path):
     whole = page.count(long_name)
     assert whole == page.count(f'data-exact="{long_name}"') > 0  # only where a cell keeps it exact
     assert "checkout/" + "x" * 190 + "…" in page  # what is shown
+
+
+def test_a_model_from_two_providers_is_one_column_of_their_sum(tmp_path):
+    # daily_model has a row per day, provider and model; the chart keyed its cells by day
+    # and model, so the later row replaced the earlier: gpt-4o's day showed one provider's
+    # cost (and an unpriced row, ordered last, hid a priced one).
+    from sdk_store import gpt4o_chat, priced_store
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    at = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp() * 1e9)
+    for name, tokens in (("openai", 1_000_000), ("azure.ai.openai", 100_000), ("my-gateway", -10)):
+        attrs = {**gpt4o_chat(input_tokens=tokens, output_tokens=0), "gen_ai.provider.name": name}
+        tracer.start_span("chat", attributes=attrs, start_time=at).end(end_time=at + 1000)
+    provider.shutdown()
+    rows = rollup("daily_model", db=str(db))
+    assert len(rows) == 3 and {r["model"] for r in rows} == {"gpt-4o"}
+    priced = [r["usd"] for r in rows if r["usd"] is not None]
+    assert len(priced) == 2  # the gateway's call reports a usage no price reads: unpriced
+    page = write_report(db, tmp_path / "r.html", WEEK).read_text(encoding="utf-8")
+    (chart,) = re.findall(r"<title>Cost per day by model</title>(.*?)</svg>", page, re.S)
+    assert sum(priced) == Decimal("2.75")  # gpt-4o input at $2.50 a million tokens
+    total = "$2.75"
+    assert f"<desc>Cost per day stacked by model: 2026-11-20: gpt-4o {total}</desc>" in chart
+    bars = re.findall(r"<title>([^<]*)</title></rect>", chart)
+    assert [html.unescape(b) for b in bars] == [f"2026-11-20 · gpt-4o: {total}"]

@@ -82,22 +82,31 @@ def overview(report: Report) -> str:
     )
 
 
-def _series(rows: Sequence[dict[str, Any]], key: str) -> list[str]:
+def _series(cell: dict[tuple[str, str], Decimal | None]) -> list[str]:
     """Series names, the one with the largest cost on a single day first (the bottom of
     each column)."""
     seen: dict[str, None] = {}
-    for r in sorted(rows, key=lambda r: -(r["usd"] or 0)):
-        seen.setdefault(str(r[key]) if r[key] is not None else "(none)")
+    for _, name in sorted(cell, key=lambda at: -(cell[at] or 0)):
+        seen.setdefault(name)
     return list(seen)
 
 
-def _stacked(rows: Sequence[dict[str, Any]], key: str, title: str) -> str:
-    def label(r: dict[str, Any]) -> str:
-        return str(r[key]) if r[key] is not None else "(none)"
+def _cells(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[str, str], Decimal | None]:
+    """Cost per (day, ``key``): the rows of one pair summed (daily_model has a row per day,
+    provider and model, and one model may come from two providers); None when none of
+    them is priced."""
+    cell: dict[tuple[str, str], Decimal | None] = {}
+    for r in rows:
+        at = (r["day"].isoformat(), str(r[key]) if r[key] is not None else "(none)")
+        usd, held = r["usd"], cell.get(at)
+        cell[at] = usd if held is None else held if usd is None else held + usd
+    return cell
 
-    days = list(dict.fromkeys(r["day"].isoformat() for r in rows))
-    cell = {(r["day"].isoformat(), label(r)): r["usd"] for r in rows}
-    series = _series(rows, key)
+
+def _stacked(rows: Sequence[dict[str, Any]], key: str, title: str) -> str:
+    cell = _cells(rows, key)
+    days = list(dict.fromkeys(day for day, _ in cell))
+    series = _series(cell)
     desc = f"Cost per day stacked by {key}: " + "; ".join(
         f"{d}: " + ", ".join(f"{shorten(s)} {_money(cell[d, s])}" for s in series if (d, s) in cell)
         for d in days
