@@ -128,3 +128,29 @@ def test_the_checks_can_fail(browser, tmp_path):
     assert outside(loaded, open_page.as_uri()) == ["http://127.0.0.1:9/x.png"]
     loaded = browser.open(blocked.as_uri())
     assert any("Content Security Policy" in e["message"] for e in errors(loaded))
+
+
+def test_a_long_name_without_spaces_never_scrolls_the_page(browser, tmp_path):
+    # The per-step chart's title names the agent; a 306-character name without a space
+    # made the page 444 px wider than a 1280 px window (1,320 at 390).
+    from opentelemetry import trace
+    from sdk_store import gpt4o_chat, priced_store
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    at = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp() * 1e9)
+    name = "agent-" + "x" * 300
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name}
+    root = tracer.start_span("agent", attributes=agent, start_time=at)
+    for step in range(2):
+        chat = gpt4o_chat(input_tokens=1000 * (step + 1), output_tokens=10)
+        tracer.start_span("chat", trace.set_span_in_context(root), attributes=chat, start_time=at + step).end(
+            end_time=at + step + 1
+        )
+    root.end(end_time=at + 10)
+    provider.shutdown()
+    page = write_report(db, tmp_path / "r.html", WEEK)
+    for size in (DESKTOP, NARROW):
+        loaded = browser.open(page.as_uri(), size=size)
+        assert errors(loaded) == []
+        assert browser.overflow() == 0, size
