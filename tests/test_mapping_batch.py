@@ -229,3 +229,56 @@ def test_spans_of_two_resources_in_one_batch_each_keep_their_own(table):
     got = SpanMapper(table).table(records)
     assert got.equals(rows_to_table(SpanMapper(table).rows(records)))
     assert got.column("resource").to_pylist()[:2] == ['{"service.name":"a"}', '{"service.name":"b"}']
+
+
+def test_a_nan_beside_bytes_maps_and_logs_no_content(table, caplog):
+    # OTLP allows a double NaN and a bytes value in one resource: the JSON encoder's retry
+    # for the NaN raised on the bytes, so every span of that resource was "could not be
+    # mapped" (rejected with a 200) and the log line held the whole record, prompts and all.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from otel_costattr.spans.otlp import records_from_otlp
+
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    odd = (("x.nan", "double_value", float("nan")), ("x.blob", "bytes_value", b"\x00\xff"))
+    for key, field, value in odd:
+        kv = rs.resource.attributes.add()
+        kv.key = key
+        setattr(kv.value, field, value)
+    spans = rs.scope_spans.add().spans
+    for i in range(3):
+        span = spans.add(trace_id=bytes([1] * 16), span_id=bytes([i + 1] * 8), name="chat")
+        kv = span.attributes.add()
+        kv.key = "gen_ai.input.messages"
+        kv.value.string_value = "MY SECRET PROMPT"
+        kv = span.attributes.add()
+        kv.key = "x.inf"
+        kv.value.array_value.values.add(double_value=float("inf"))
+        kv.value.array_value.values.add(bytes_value=b"\x01")
+    records, rejected, _ = records_from_otlp(request)
+    assert rejected == 0 and len(records) == 3
+    mapper = SpanMapper(table)
+    got = mapper.table(records)
+    assert got.num_rows == 3 and mapper.errors == 0
+    resource = got.column("resource").to_pylist()[0]
+    assert '"x.nan":"nan"' in resource and "x.blob" in resource
+    assert "MY SECRET PROMPT" not in caplog.text
+
+
+def test_a_span_that_cannot_be_mapped_is_logged_by_its_ids_only(table, caplog):
+    # The log line held repr(record): every attribute, prompts among them, content capture
+    # off or not.
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+        __repr__ = __str__
+
+    attrs = {"gen_ai.input.messages": "MY SECRET PROMPT", "x.odd": Unprintable()}
+    ids = ("ab" * 16, "cd" * 8, None)
+    record = SpanRecord(*ids, 1, 2, "chat", "INTERNAL", "UNSET", None, {}, None, None, None, attrs, (), ())
+    mapper = SpanMapper(table)
+    assert mapper.table([record]).num_rows == 0 and mapper.errors == 1
+    assert f"trace {'ab' * 16}, span {'cd' * 8}" in caplog.text
+    assert "MY SECRET PROMPT" not in caplog.text

@@ -62,7 +62,6 @@ def to_json(value: Any) -> str:
     type for become their ``str``."""
     try:
         return _encode(value)
-    except ValueError:
-        return _encode(_finite(value))
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    except (ValueError, TypeError):  # NaN, bytes, or both in one value (a resource's attributes)
+        finite = _finite(value)
+        return json.dumps(finite, ensure_ascii=False, allow_nan=False, default=str, separators=(",", ":"))

@@ -210,7 +210,11 @@ class SpanMapper:
         ``except`` block): for `seam_records.records_from_sdk`'s ``on_skip``."""
         self.errors += 1
         if self.errors & (self.errors - 1) == 0:  # 1st, 2nd, 4th...: never a flood
-            logger.exception("otel-costattr: could not map span %r; skipped (%d so far)", span, self.errors)
+            # Its ids only: the record holds the span's attributes, prompts among them unless
+            # content is captured, and a log is no place for them.
+            ids = getattr(span, "trace_id", "?"), getattr(span, "span_id", "?")
+            why = "otel-costattr: could not map span (trace %s, span %s); skipped (%d so far)"
+            logger.exception(why, *ids, self.errors)
 
     def _clean(self, attrs: Mapping[str, Any], strict: bool = False) -> tuple[Mapping[str, Any], int]:
         """``attrs`` without message content unless captured (the same object when it has none),
