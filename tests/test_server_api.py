@@ -257,3 +257,43 @@ def test_head_answers_as_get_without_the_body(tmp_path, table):
         status, head, _ = srv.request("HEAD", "/v1/traces", headers=bearer)
         assert status == 405 and head["allow"] == "POST"
         assert srv.request("HEAD", "/api/v1/runs/ffff", headers=bearer)[0] == 404
+
+
+def test_runs_whose_calls_came_without_a_start_time_page_and_show(tmp_path, table):
+    # OTLP's startTimeUnixNano 0 means unknown: such a run's first_call is NULL. A page
+    # ending on one answered 500 ('NoneType' has no isoformat), the cursor test never
+    # matched them (23 of 25 runs reached by paging), and the run's dashboard page was 500.
+    timed = [f"{i:04x}" + "a" * 28 for i in range(1, 4)]
+    startless = [f"{i:04x}" + "c" * 28 for i in range(1, 3)]
+    spans = [s for i, tr in enumerate(timed) for s in run_spans(tr, 1, T0 + i * 60_000_000_000)]
+    for tr in startless:
+        for s in run_spans(tr, 2, T0):
+            if s.get("parentSpanId") or tr == startless[1]:  # the second: its root too
+                s["startTimeUnixNano"] = "0"
+            spans.append(s)
+    from otel_costattr.report.live import routes
+
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table, extra_routes=routes(str(db))) as srv:
+        assert srv.request("POST", "/v1/traces", json_request(spans), JS)[0] == 200
+        srv.wait_ingested()
+        everything = srv.get_json("/api/v1/runs?limit=100")["runs"]
+        assert len(everything) == 5
+        for limit in (1, 2, 3, 4):
+            seen, cursor = [], None
+            while True:
+                status, _, body = srv.request(
+                    "GET", f"/api/v1/runs?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+                )
+                assert status == 200, body
+                page = json.loads(body)
+                seen += [r["trace_id"] for r in page["runs"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == [r["trace_id"] for r in everything], limit  # each once, in order
+        assert seen == timed[::-1] + startless[::-1]  # the startless last
+        for trace in startless:
+            status, _, body = srv.request("GET", f"/runs/{trace}")
+            assert status == 200 and trace.encode() in body
+            assert body.count(b"start time unknown") == (2 if trace == startless[0] else 3)

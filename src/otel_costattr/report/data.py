@@ -174,9 +174,9 @@ def run_detail(db: Database, trace_id: str, *, jumps: Iterable[dict[str, Any]] |
     ``jumps`` (rows of ``step_jumps`` already fetched) or, when None, from ``step_jumps`` over
     the run's own time span."""
     spans = rollup("trace", db=db, trace_id=trace_id)
-    if jumps is None and spans:
-        first = min(s["start_time"] for s in spans)
-        last = max(s["start_time"] for s in spans) + dt.timedelta(microseconds=1)
-        jumps = rollup("step_jumps", db=db, since=first, until=last)
+    starts = [s["start_time"] for s in spans if s["start_time"] is not None]  # OTLP's 0: unknown
+    if jumps is None and starts:
+        last = max(starts) + dt.timedelta(microseconds=1)
+        jumps = rollup("step_jumps", db=db, since=min(starts), until=last)
     mine = [j for j in jumps or () if j["trace_id"] == trace_id]
     return RunDetail(trace_id, spans, mine)

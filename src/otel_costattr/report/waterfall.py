@@ -33,13 +33,17 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
             f'<section id="run-{rid}"><{h}>Run {rid}</{h}>'
             '<p class="empty">No spans stored for this run.</p></section>'
         )
-    start = min(s["start_time"] for s in spans)
-    total_ms = max((_end(s) - start).total_seconds() * 1000 for s in spans) or 1.0
+    # A span received with start time 0 (OTLP: unknown) is stored without one: listed, with
+    # no place on the time axis.
+    known = [s for s in spans if s["start_time"] is not None]
+    start = min((s["start_time"] for s in known), default=None)
+    total_ms = max(((_end(s) - start).total_seconds() * 1000 for s in known), default=0.0) or 1.0
     jumps = {j["span_id"]: j for j in run.jumps}
     of_run = f' data-trace-id="{rid}"'
     rows = []
     for i, s in enumerate(spans[:max_spans]):
-        offset_ms = (s["start_time"] - start).total_seconds() * 1000
+        placed = start is not None and s["start_time"] is not None
+        offset_ms = (s["start_time"] - start).total_seconds() * 1000 if placed else 0.0
         role = s["span_role"] or "other"
         depth = s["depth"]
         name = escape(shorten(s["name"] or ""))
@@ -55,14 +59,19 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
                 f"{escape(fmt('input_tokens', jump['input_tokens']))} input tokens{after}</span>"
             )
         lasts = fmt("duration_ms", s["duration_ms"])
-        label = f"{s['name']} ({role}): starts at +{offset_ms:,.0f} ms, lasts {lasts}"
-        bar = span_bar(offset_ms / total_ms, (s["duration_ms"] or 0) / total_ms, role, label)
+        starts = f"+{offset_ms:,.0f} ms" if placed else "unknown"
+        if placed:
+            label = f"{s['name']} ({role}): starts at {starts}, lasts {lasts}"
+            bar = span_bar(offset_ms / total_ms, (s["duration_ms"] or 0) / total_ms, role, label)
+        else:
+            bar = '<span class="note">start time unknown</span>'
+
         cls = f"role-{escape(role)}" + (" jump" if jump else "")
         rows.append(
             f'<tr class="{cls}" data-span-id="{escape(s["span_id"])}">'
             f'<th scope="row" class="span d{min(depth, MAX_INDENT)}">{name}{note}</th>'
             f"<td>{escape(role)}</td>"
-            f'<td class="num">+{offset_ms:,.0f} ms</td>'
+            f'<td class="num">{starts}</td>'
             f"{value_cell('trace', i, 'duration_ms', s['duration_ms'], extra=of_run)}"
             f"{value_cell('trace', i, 'usd', s['usd'], extra=of_run)}"
             f"{value_cell('trace', i, 'subtree_usd', s['subtree_usd'], extra=of_run)}"
@@ -85,7 +94,7 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
         f'<section id="run-{rid}" class="run" data-trace-id="{rid}">'
         f"<{h}>Run {title} <code>{rid}</code></{h}>"
         f"<p>{len(spans)} spans over {fmt('duration_ms', total_ms)}, from "
-        f"{escape(start.isoformat(sep=' ', timespec='seconds'))} UTC. "
+        f"{escape(start.isoformat(sep=' ', timespec='seconds')) + ' UTC' if start else 'an unknown start'}. "
         "Each bar is one span on the run's time axis; "
         f"rows are indented by depth; model calls, tools and agents are told apart by the role column "
         f"(and colour); a call whose context jumped is marked ▲.</p>"

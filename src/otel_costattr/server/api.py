@@ -227,14 +227,15 @@ def stats(request: Request, window: Annotated[Window, Depends()]) -> dict[str, A
 
 
 def _cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["first_call"].isoformat(), row["trace_id"]]).encode()
+    first_call = row["first_call"]  # None: the run's calls came without a start time (OTLP's 0)
+    raw = json.dumps([None if first_call is None else first_call.isoformat(), row["trace_id"]]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _after(cursor: str) -> tuple[str, str]:
+def _after(cursor: str) -> tuple[str | None, str]:
     try:
         first_call, trace_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(first_call, str) or not isinstance(trace_id, str):
+        if not isinstance(first_call, (str, type(None))) or not isinstance(trace_id, str):
             raise ValueError
         return first_call, trace_id
     except (ValueError, TypeError) as e:
