@@ -151,10 +151,20 @@ def test_an_id_that_is_not_hex_rejects_its_span_and_is_counted():
 
     spans = [span(), span(parentSpanId="zz" * 8), span(spanId="not hex"), span(traceId="0g" * 16)]
     request = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
-    records, rejected, message = records_from_otlp_json(request)
-    assert [r.parent_span_id for r in records] == [None]  # never the garbled child as a root
-    assert rejected == 3
-    assert message == (
+    expected = (
         "3 spans rejected: parent_span_id is neither empty nor 8 bytes (1); span_id is not 8 bytes, "
         "or all zero (1); trace_id is not 16 bytes, or all zero (1)"
     )
+    records, rejected, message = records_from_otlp_json(request)
+    assert [r.parent_span_id for r in records] == [None]  # never the garbled child as a root
+    assert (rejected, message) == (3, expected)
+    # The same through the receiver's decoder, also when a form the direct reader leaves to
+    # protobuf's parser (a bytesValue) sends the whole body there: its conversion of the ids
+    # made a garbled parent id empty, and the child a root, silently.
+    assert wire.decode(json.dumps(request).encode(), wire.JSON) == (records, 3, expected)
+    spans.append(span(spanId="03" * 8, attributes=[{"key": "b", "value": {"bytesValue": "AAE="}}]))
+    spans.append(span(spanId="04" * 8, parentSpanId=12345))
+    records, rejected, message = wire.decode(json.dumps(request).encode(), wire.JSON)
+    assert [(r.span_id, r.parent_span_id) for r in records] == [("02" * 8, None), ("03" * 8, None)]
+    assert rejected == 4
+    assert message.startswith("4 spans rejected: parent_span_id is neither empty nor 8 bytes (2)")

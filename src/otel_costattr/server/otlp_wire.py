@@ -194,10 +194,16 @@ def _hex_as_base64(obj: dict[str, Any], key: str) -> None:
     if value is None:
         return
     try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+        raw = bytes.fromhex(value) if isinstance(value, str) else _NOT_AN_ID
     except ValueError:
-        raw = b""  # not hex: an empty id, which the decoder rejects and reports
+        raw = _NOT_AN_ID
     obj[key] = base64.b64encode(raw).decode()
+
+
+# What an id that is not hex becomes: one byte, a length no id has, which the decoder
+# rejects and reports (as `spans.otlp_json` does). Empty would have made a child with a
+# garbled parent id a root, silently.
+_NOT_AN_ID = b"\x00"
 
 
 def _items(obj: Any, key: str) -> list[Any]:
