@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from serverutil import serving
 
 from otel_costattr.server import SpanSink
+from otel_costattr.server import otlp_wire as wire
 
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}
@@ -458,3 +459,43 @@ def test_a_span_with_an_attribute_too_deep_to_read_is_rejected_alone(tmp_path, t
         assert status == 200
         assert ExportTraceServiceResponse.FromString(answer).partial_success.rejected_spans == 3
         assert srv.sink.stored_spans == 102
+
+
+T0 = 1767225600_000_000_000  # 2026-01-01T00:00:00Z
+
+
+def test_text_that_is_not_utf8_costs_only_itself(tmp_path, table):
+    # protobufjs (the JavaScript exporters' encoder) writes a lone surrogate, as a prompt cut
+    # inside an emoji has, as ED A0 BD. protobuf's parser refuses the whole message for one
+    # such string: 100 spans answered 400, none counted. Now the text is stored with U+FFFD,
+    # as the JSON path stores it, and every span with it.
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for i in range(100):
+        span = spans.add(trace_id=bytes([7] * 16), span_id=(i + 1).to_bytes(8, "big"), name=f"span {i:03d}")
+        span.start_time_unix_nano, span.end_time_unix_nano = T0, T0 + 1000
+    spans[3].name = "cut @@@ here"
+    kv = spans[5].attributes.add()
+    kv.key, kv.value.string_value = "note", "@@@"
+    kv = spans[5].attributes.add()
+    kv.key = "list"
+    kv.value.array_value.values.add(string_value="x@@@")
+    kv = spans[6].attributes.add()
+    kv.key, kv.value.int_value = "k@@@", 1
+    body = request.SerializeToString().replace(b"@@@", b"\xed\xa0\xbd")
+    with pytest.raises(Exception, match="UTF-8"):
+        ExportTraceServiceRequest.FromString(body)  # what protobuf thinks of it
+    records, rejected, _ = wire.decode(body, wire.PROTOBUF)
+    assert (len(records), rejected) == (100, 0)
+    assert records[3].name == "cut \ufffd\ufffd\ufffd here"
+    assert records[5].attributes == {"note": "\ufffd\ufffd\ufffd", "list": ("x\ufffd\ufffd\ufffd",)}
+    assert records[6].attributes == {"k\ufffd\ufffd\ufffd": 1}
+    assert [r.name for r in records[:3]] == ["span 000", "span 001", "span 002"]
+    # Not protobuf at all is refused as before, for its own reason.
+    with pytest.raises(wire.BadRequest, match="ExportTraceServiceRequest"):
+        wire.decode(body[:-7] + b"\xff\xff", wire.PROTOBUF)
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", body, PB)
+        assert (status, answer) == (200, b"")
+        srv.wait_ingested()
+        assert srv.sink.stored_spans == 100

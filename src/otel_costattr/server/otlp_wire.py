@@ -26,6 +26,7 @@ from typing import Any
 from ..spans.encode import without_surrogates
 from ..spans.otlp import empty_request, parse_request, records_from_otlp
 from ..spans.otlp_json import NotPlain, records_from_otlp_json
+from ..spans.otlp_text import text_repaired
 from ..spans.record import SpanRecord
 
 PROTOBUF = "application/x-protobuf"
@@ -130,13 +131,18 @@ def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tupl
     kind = media_type(content_type)
     if kind == PROTOBUF:
         try:
-            request = parse_request(body)
-        except ValueError as e:
-            raise BadRequest(str(e)) from None  # parse_request names it (gRPC and HTTP alike)
-        try:  # an attribute that is not valid protobuf shows while reading the spans
-            return records_from_otlp(request)
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
+            return _from_protobuf(body)
+        except BadRequest:
+            # Text that is not UTF-8 makes protobuf refuse the whole message: read it again
+            # with U+FFFD in its place, as the JSON path stores it (`spans.otlp_text`).
+            repaired = text_repaired(body, empty_request().DESCRIPTOR)
+            if repaired is None:
+                raise
+        try:
+            return _from_protobuf(repaired)
+        except BadRequest:
+            pass
+        return _from_protobuf(body)  # refused as it was: the original body's reason
     if kind == JSON:
         try:
             data = json.loads(body)
@@ -149,6 +155,17 @@ def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tupl
         except (NotPlain, RecursionError):
             return records_from_otlp(_from_json(data))
     raise Unsupported(unsupported_type(content_type))
+
+
+def _from_protobuf(body: bytes) -> tuple[list[SpanRecord], int, str]:
+    try:
+        request = parse_request(body)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None  # parse_request names it (gRPC and HTTP alike)
+    try:  # an attribute that is not valid protobuf shows while reading the spans
+        return records_from_otlp(request)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
 
 
 def unsupported_type(content_type: str | None) -> str | None:
