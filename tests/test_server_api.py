@@ -297,3 +297,31 @@ def test_runs_whose_calls_came_without_a_start_time_page_and_show(tmp_path, tabl
             status, _, body = srv.request("GET", f"/runs/{trace}")
             assert status == 200 and trace.encode() in body
             assert body.count(b"start time unknown") == (2 if trace == startless[0] else 3)
+
+
+def test_a_run_nested_deeper_than_the_serializer_goes_is_answered(tmp_path, table):
+    # A chain of 150 spans, one inside the next, and one more at the bottom: 500 from depth
+    # 128 on (past the serializer's depth limit, a dict and a list a level).
+    trace = "d" * 32
+    chain = []
+    for i in range(150):
+        s = span_json(f"{i + 1:016x}", traceId=trace, name=f"level {i}")
+        if i:
+            s["parentSpanId"] = chain[-1]["spanId"]
+        s["startTimeUnixNano"], s["endTimeUnixNano"] = str(T0 + i), str(T0 + 10_000)
+        chain.append(s)
+    call = run_spans(trace, 1, T0)[1]
+    call["parentSpanId"] = chain[-1]["spanId"]
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        assert srv.request("POST", "/v1/traces", json_request([*chain, call]), JS)[0] == 200
+        srv.wait_ingested()
+        status, _, body = srv.request("GET", f"/api/v1/runs/{trace}")
+        assert status == 200, body
+        tree = json.loads(body)
+        assert Decimal(tree["usd_exact"]) == 151 * Decimal("0.0105")  # span_json's spans are calls
+        node, levels = tree["spans"][0], 0
+        while node["children"] and len(node["children"]) == 1:
+            node, levels = node["children"][0], levels + 1
+        assert levels == 63 and node["depth"] == 63  # nested 64 levels, then flat below it
+        assert [c["depth"] for c in node["children"]] == list(range(64, 151))
+        assert Decimal(node["children"][-1]["usd_exact"]) == Decimal("0.0105")  # depth 150

@@ -285,6 +285,9 @@ def _find_trace(request: Request, prefix: str) -> str:
         raise _unreachable(e) or HTTPException(status, str(e)) from e
 
 
+_MAX_NESTING = 64
+
+
 @api.get("/api/v1/runs/{trace_id}", tags=["api"])
 def run(request: Request, trace_id: str) -> dict[str, Any]:
     """One run as a tree: each span with its own cost (``usd``) and its subtree's."""
@@ -299,7 +302,10 @@ def run(request: Request, trace_id: str) -> dict[str, Any]:
     for row in rows:  # depth first, each row's depth given: a stack rebuilds the tree
         node = encode({k: v for k, v in row.items() if not k.endswith("_repriced")})
         node["children"] = []
-        depth = row["depth"]
+        # Nested _MAX_NESTING levels at most: a deeper span is a child of its ancestor at the
+        # last of them (its "depth" still says where it is). A run nested 128 spans deep was a 500: past
+        # the serializer's depth limit, a dict and a list a level.
+        depth = min(row["depth"], _MAX_NESTING)
         del stack[depth:]
         (stack[-1]["children"] if stack else roots).append(node)
         stack.append(node)
