@@ -9,6 +9,7 @@ anyone looked.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,8 +108,14 @@ _MAX_TEXT = 512
 
 def stored_value(scope_value: str) -> str:
     """A scope value as `alert_events` keeps it (and `latest_states` gives it back): what
-    an evaluation must look a key's state up by, or a long value is never found again."""
-    return scope_value[:_MAX_TEXT]
+    an evaluation must look a key's state up by, or a long value is never found again. A
+    value longer than 512 characters keeps its first 495 and a digest of the whole: two long
+    values with one beginning are two keys (cut alone, they were one, decided by two
+    measures in turn: firing and resolved at every evaluation)."""
+    if len(scope_value) <= _MAX_TEXT:
+        return scope_value
+    digest = hashlib.sha256(scope_value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{scope_value[: _MAX_TEXT - 17]}#{digest}"
 
 
 def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> None:
@@ -117,7 +124,7 @@ def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> No
         return
     rows = [
         (
-            e.at, e.rule, e.scope, e.scope_value[:_MAX_TEXT], e.window_key, e.threshold, e.state,
+            e.at, e.rule, e.scope, stored_value(e.scope_value), e.window_key, e.threshold, e.state,
             _bounded(e.value), _bounded(e.limit), e.notified, e.source,
             None if e.payload is None else json.dumps(e.payload),
         )
@@ -145,8 +152,8 @@ def record_deliveries(con: duckdb.DuckDBPyConnection, deliveries: Sequence[Deliv
         con.executemany(
             "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (d.at, d.rule, d.scope_value[:_MAX_TEXT], d.window_key, d.event, d.channel, d.ok, d.attempts,
-                 None if d.error is None else d.error[:_MAX_TEXT])
+                (d.at, d.rule, stored_value(d.scope_value), d.window_key, d.event, d.channel, d.ok,
+                 d.attempts, None if d.error is None else d.error[:_MAX_TEXT])
                 for d in deliveries
             ],
         )  # fmt: skip
