@@ -80,6 +80,8 @@ BAD = [
     ('budget = 1.0', 'budget = "1.0"', "rule 'r': field 'budget': expected USD from 10^-12 to 10^12, got '1.0'"),
     ('budget = 1.0', 'budget = 1e-30', "rule 'r': field 'budget': expected USD from 10^-12 to 10^12, got 1e-30"),
     ('channels = ["ops"]', 'channels = ["pager"]', "rule 'r': field 'channels': no channel named 'pager' (defined: ops)"),
+    ('channels = ["ops"]', 'channels = ["ops", "ops"]',
+     "rule 'r': field 'channels': a channel is listed twice: ['ops', 'ops']"),
     ('window = "day"', 'window = "day"\ntimezone = "Mars/Olympus"',
      "rule 'r': field 'timezone': unknown time zone 'Mars/Olympus' (an IANA name such as 'UTC' or 'Europe/Paris')"),
     ('window = "day"', 'window = "day"\ntimezone = "America"',  # an area: a folder of the tz database
@@ -180,6 +182,23 @@ def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
     context = message["blocks"][1]["elements"][0]["text"]
     assert context == f"Month-end projection: $45.00\nTop runs: {'ab' * 16} $1.5000"
     assert "<@here>" not in str(message)
+
+
+def test_a_slack_message_stays_within_slacks_3000_characters_a_block(tmp_path):
+    # Slack answers 400 to a block whose text passes 3,000 characters: a 3,000-character
+    # scope value (720 of '<svc>&' escaped to 2,029 more) was never delivered, and re-sent.
+    value = "<svc>&" * 500
+    name = "&" * 400
+    top = {kind: [{key: f"{name}{i}", "usd": Decimal(1), "calls": 1} for i in range(5)]
+           for kind, key in (("runs", "trace_id"), ("features", "feature"), ("models", "model"))}  # fmt: skip
+    message = slack_message(_payload(tmp_path, value, "1.5", "1", top=top))
+    section = message["blocks"][0]["text"]["text"]
+    context = message["blocks"][1]["elements"][0]["text"]
+    assert len(section) <= 3000 and len(context) <= 3000
+    assert section.startswith("[FIRING] r: feature=&lt;svc&gt;&amp;&lt;svc&gt;") and "…" in section
+    assert "&amp;…" in context and "&am…" not in context  # cut between entities, never inside one
+    short = slack_message(_payload(tmp_path, "<svc>&", "1.5", "1"))["text"]
+    assert "feature=&lt;svc&gt;&amp; cost" in short  # a short value as it was
 
 
 README = Path(__file__).parent.parent / "README.md"

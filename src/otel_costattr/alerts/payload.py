@@ -39,7 +39,7 @@ def _number(out: dict[str, Any], name: str, value: Decimal | None) -> None:
 
 def _contributor(row: Mapping[str, Any]) -> str:
     """One top contributor in a Slack line: its name and cost, its unpriced calls said."""
-    name = _escape(next(iter(row.values())))
+    name = _short(next(iter(row.values())), 150)  # nine of them in one block, at most
     if row.get("usd_exact") is None:
         return f"{name} unpriced ({row.get('unpriced_calls', 0)} calls)"
     unpriced = row.get("unpriced_calls")
@@ -126,6 +126,24 @@ def _escape(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _short(text: Any, limit: int) -> str:
+    """``text`` escaped, at most ``limit`` characters (cut with "…", never inside an
+    entity): Slack refuses a block whose text passes 3,000 characters with a 400, and a
+    scope value or a name can be any length."""
+    out = _escape(text)
+    if len(out) <= limit:
+        return out
+    kept: list[str] = []
+    size = 0
+    for char in str(text):
+        piece = _escape(char)
+        if size + len(piece) > limit - 1:
+            break
+        kept.append(piece)
+        size += len(piece)
+    return "".join(kept) + "…"
+
+
 def _show(payload: Mapping[str, Any], name: str) -> str:
     exact = payload.get(name + "_exact")
     if exact is None:
@@ -168,7 +186,8 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     head = "FIRING" if payload["event"] == "firing" else "RESOLVED"
     used = f" ({payload['percent_used']:g}% of the limit)" if payload.get("percent_used") is not None else ""
     text = (
-        f"[{head}] {_escape(payload['rule'])}: {_escape(scope['kind'])}={_escape(scope['value'])} "
+        f"[{head}] {_short(payload['rule'], 300)}: "
+        f"{_short(scope['kind'], 100)}={_short(scope['value'], 1000)} "
         f"{_escape(payload['metric'])} {_show(payload, 'value')}, limit {_show(payload, 'limit')}{used}, "
         f"window {_window(payload['window'])}"
     )

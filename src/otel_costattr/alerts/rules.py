@@ -363,6 +363,8 @@ class _Reader:
             if name not in self.channels:
                 known = ", ".join(self.channels) or "none defined"
                 raise self.fail("channels", f"no channel named {name!r} (defined: {known})")
+        if len(set(raw)) != len(raw):  # each alert would be sent to it twice
+            raise self.fail("channels", f"a channel is listed twice: {raw!r}")
         return tuple(raw)
 
     def _count(self, field: str, default: int) -> int:
