@@ -129,12 +129,37 @@ def test_tables_fit_the_terminal_cutting_text_never_numbers(db):
     assert max(map(len, narrow)) <= 120
     assert any("…" in line for line in narrow)
     # every number is shown whole: the last columns (duration, calls, usd) are as uncut
-    assert [line.split()[-4:] for line in wide] == [line.split()[-4:] for line in narrow]
+    data = len(wide) - 1
+    assert [line.split()[-4:] for line in wide[1:]] == [line.split()[-4:] for line in narrow[-data:]]
+
+
+def test_a_number_column_takes_its_header_on_two_lines_before_text_is_cut():
+    # unpriced_calls and unpriced_tokens, never shortened, took 30 characters over values of
+    # 1 and 6, and the text columns paid for them: start_time cut to "2026-12…".
+    from otel_costattr.cli.output import Table, table_lines
+
+    rows = [{"feature": "summarize-documents", "start_time": "2026-12-01 05:18:00", "unpriced_calls": 5,
+             "unpriced_tokens": 83_080, "usd": Decimal("0.099986")}]  # fmt: skip
+    table = Table(list(rows[0]), rows, money=("usd",))
+    one = table_lines(table)
+    assert one[0].split() == ["feature", "start_time", "unpriced_calls", "unpriced_tokens", "usd"]
+    assert max(map(len, one)) == 84
+    fitted = table_lines(table, width=71)
+    assert fitted[0].split() == ["unpriced", "unpriced"] and fitted[1].split() == [
+        "feature", "start_time", "calls", "tokens", "usd"
+    ]  # fmt: skip
+    assert fitted[2].split() == ["summarize-documents", "2026-12-01", "05:18:00", "5", "83,080", "$0.099986"]
+    assert max(map(len, fitted)) == 71
+    assert table_lines(table, width=84) == one  # it fits: one line, as it was
+    narrow = table_lines(table, width=50)  # folded and cut: the text pays only the rest
+    assert "…" in narrow[2] and narrow[2].split()[-3:] == ["5", "83,080", "$0.099986"]
 
 
 def test_a_table_that_cannot_fit_still_shows_every_number(db):
     out = invoke("runs", "--db", db, columns=60).stdout.splitlines()
-    assert out[0].split()[-1] == "usd" and all(line.split()[-1].startswith("$") for line in out[1:])
+    header = 1 + (out[0].split()[-1] != "usd")  # a number column's header may take two lines
+    assert out[header - 1].split()[-1] == "usd"
+    assert all(line.split()[-1].startswith("$") for line in out[header:])
 
 
 def test_trace_hides_cycle_broken_unless_a_row_has_it(db):

@@ -17,7 +17,7 @@ from .output import CLIError, Table, money, table_lines, terminal_width
 
 _DEMO_COLUMNS = {  # narrower tables, so the demo fits one screen
     "per_agent": ("agent", "agent_version", "runs", "calls", "usd", "usd_per_run", "unpriced_calls"),
-    "top_runs": ("trace_id", "agent", "feature", "start_time", "calls", "usd"),
+    "top_runs": ("trace_id", "agent", "feature", "start_time", "calls", "usd", "unpriced_calls"),
     "unpriced": ("cost_status", "provider", "model", "calls", "input_tokens", "output_tokens", "features"),
 }
 _SECTIONS = (

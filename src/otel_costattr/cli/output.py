@@ -5,8 +5,9 @@ text rendering of its own); `output` renders it. One rule per format:
 
 - table: money as dollars by one rule for every amount (`money`: six places under a dollar,
   else cents), shares as percentages, ``*_ms`` as durations under a header without ``_ms``;
-  numbers right-aligned and never cut; the widest text columns are cut with an ellipsis to
-  fit the terminal (``$COLUMNS`` when set, even piped; else the terminal's width when stdout
+  numbers right-aligned and never cut; to fit the terminal, a number column headed wider than
+  its values takes its header on two lines, then the widest text columns are cut with an
+  ellipsis (``$COLUMNS`` when set, even piped; else the terminal's width when stdout
   is one; piped output is then never cut). Columns counting unpriced calls or tokens
   (`UNPRICED`) are left out when zero in every row, in every command alike. A tree
   (``trace``) shows what every span shares (the run's start, and its agent and feature when
@@ -337,8 +338,11 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
             line[name] = prefix + line[name]
     numeric = [all(_is_number(r[c]) for r in rows) for c in columns]
     headers = [_header(c, table, rows) for c in columns]
-    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headers)]
+    values = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    widths = [max(len(h), v) for h, v in zip(headers, values, strict=True)]
+    above = [""] * len(columns)  # a header's first line, when it takes two
     if width is not None:
+        _fold_headers(headers, above, widths, values, numeric, width)
         _fit(widths, numeric, width)
 
     def fmt(line: Sequence[str]) -> str:
@@ -348,7 +352,30 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
         )
         return "  ".join(out).rstrip()
 
-    return [fmt(headers), *(fmt(line) for line in cells)]
+    return [*([fmt(above)] if any(above) else []), fmt(headers), *(fmt(line) for line in cells)]
+
+
+def _fold_headers(
+    headers: list[str], above: list[str], widths: list[int], values: list[int], numeric: list[bool],
+    limit: int,
+) -> None:  # fmt: skip
+    """Before any text is cut: a number column headed wider than its values (``unpriced_tokens``
+    over ``83,080``) takes its header on two lines, split at an underscore, the widest
+    saving first, until the table fits ``limit``."""
+    total = sum(widths) + 2 * (len(widths) - 1)
+    splits = {}
+    for i, header in enumerate(headers):
+        cuts = [j for j, ch in enumerate(header) if ch == "_"]
+        if numeric[i] and cuts and len(header) > values[i]:
+            j = min(cuts, key=lambda j: max(j, len(header) - j - 1))
+            splits[i] = (header[:j], header[j + 1 :])
+    for i in sorted(splits, key=lambda i: widths[i] - max(values[i], *map(len, splits[i])), reverse=True):
+        if total <= limit:
+            return
+        top, bottom = splits[i]
+        narrower = max(values[i], len(top), len(bottom))
+        total -= widths[i] - narrower
+        widths[i], above[i], headers[i] = narrower, top, bottom
 
 
 def _header(column: str, table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
