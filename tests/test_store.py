@@ -209,6 +209,48 @@ def test_read_only_open_of_a_missing_file_is_an_error(tmp_path):
         store.connect(tmp_path / "missing.duckdb", read_only=True)
 
 
+READ_SPOOLED = textwrap.dedent(
+    """
+    import logging, sys
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from otel_costattr.store import database
+    con = database.connect(sys.argv[1], read_only=True, retry=2)
+    print(con.execute("SELECT count(*) FROM spans").fetchone()[0])
+    """
+)
+
+
+def test_a_store_that_cannot_be_written_is_read_saying_what_its_spool_holds(tmp_path, table):
+    # On a read-only file system, a reader warned "opening read-only without upgrading"
+    # and its answers silently left out the acknowledged spans still in the spool.
+    from test_exporter import make_spans
+
+    from otel_costattr import DuckDBSpanExporter
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "s.duckdb"
+    exporter = DuckDBSpanExporter(path, pricing=table, ingest_interval=3600)
+    try:
+        assert exporter.export(make_spans(2)[:1]).name == "SUCCESS"
+        assert exporter.force_flush(10_000)
+        assert exporter.export(make_spans(2)[1:]).name == "SUCCESS"
+        assert len(store.pending_spool(path)) == 1
+    finally:
+        exporter._shutdown = True  # leave the second batch in the spool, as a crash would
+    script = tmp_path / "read.py"
+    script.write_text(READ_SPOOLED, encoding="utf-8")
+    mount = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec "
+    mount += f"{sys.executable} {script} {path}"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "mount" in done.stderr and "Read-only" not in done.stderr:
+        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"  # the table as it is
+    assert f"{path} read as it is, without the spans of 1 spool file waiting to be ingested" in done.stderr
+    assert "Read-only file system" in done.stderr  # the cause, after it
+
+
 HOLD = textwrap.dedent(
     """
     import sys, time, duckdb

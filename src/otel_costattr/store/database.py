@@ -236,7 +236,15 @@ def connect(
             except LockTimeout:
                 raise
             except StoreError as e:  # e.g. a database we may read but not write
-                logger.warning("otel-costattr: opening read-only without upgrading: %s", e)
+                waiting = len(pending_spool(path)) if ingest else 0
+                if waiting:  # what the answers leave out, said first: the cause after it
+                    logger.warning(
+                        "otel-costattr: %s read as it is, without the spans of %d spool file%s "
+                        "waiting to be ingested (that needs it opened for writing: %s)",
+                        path, waiting, "" if waiting == 1 else "s", e,
+                    )  # fmt: skip
+                else:
+                    logger.warning("otel-costattr: opening read-only without upgrading: %s", e)
         return _open(path, True, policy)
     con = _open(path, False, policy)
     try:
