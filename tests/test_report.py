@@ -298,3 +298,38 @@ def test_a_model_from_two_providers_is_one_column_of_their_sum(tmp_path):
     assert f"<desc>Cost per day stacked by model: 2026-11-20: gpt-4o {total}</desc>" in chart
     bars = re.findall(r"<title>([^<]*)</title></rect>", chart)
     assert [html.unescape(b) for b in bars] == [f"2026-11-20 · gpt-4o: {total}"]
+
+
+def test_charts_are_bounded_as_the_tables_are(tmp_path):
+    # Only the tables were capped: 10,000 features made a 6 MB report whose per-feature
+    # chart drew every bar (a 220,006-pixel SVG) and whose legend had 10,001 entries.
+    from opentelemetry import trace
+    from sdk_store import gpt4o_chat, priced_store
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    at = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp() * 1e9)
+    for i in range(400):
+        attrs = {**gpt4o_chat(input_tokens=1000 + i, output_tokens=0), "app.feature": f"feature-{i:03d}"}
+        if i >= 24:
+            tracer.start_span("chat", attributes=attrs, start_time=at).end(end_time=at + 1)
+            continue
+        agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": f"agent-{i:03d}"}
+        root = tracer.start_span("agent", attributes=agent, start_time=at)
+        for step in range(2):  # 24 agents of two steps each
+            inside = trace.set_span_in_context(root)
+            call = tracer.start_span("chat", inside, attributes=attrs, start_time=at + step)
+            call.end(end_time=at + step + 1)
+        root.end(end_time=at + 5)
+    provider.shutdown()
+    page = write_report(db, tmp_path / "r.html", WEEK).read_text(encoding="utf-8")
+    assert len(page) < 1_000_000
+    (bars,) = re.findall(r"<title>Cost per feature \(the 30 largest of 400\)</title>(.*?)</svg>", page, re.S)
+    # the costliest: the 24 features of two calls, then the largest of one call
+    assert bars.count("<rect") == 30 and "feature-000" in bars and "feature-394" in bars
+    assert "feature-393" not in bars
+    (by_feature,) = re.findall(r"<title>Cost per day by feature</title>(.*?)</svg>", page, re.S)
+    assert "389 others" in by_feature and by_feature.count("<rect") == 12  # one day, 11 series and the rest
+    assert page.count(": cost per priced call by step</title>") == 10
+    assert "Charts for the 10 costliest of 24 agents." in page
+    assert check_cells(cells_of(page), db, WEEK) > 200  # the tables: every figure the rollups'

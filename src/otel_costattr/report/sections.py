@@ -103,10 +103,30 @@ def _cells(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[str, str], De
     return cell
 
 
+# A chart draws at most this many bars, series or per-agent charts (the tables hold at most
+# MAX_ROWS rows): 10,000 features made a 6 MB report with a 220,000-pixel chart.
+_MAX_BARS, _MAX_SERIES, _MAX_STEP_CHARTS = 30, 12, 10
+
+
+def _rest(cell: dict[tuple[str, str], Decimal | None], series: list[str]) -> list[str]:
+    """``series`` bounded to _MAX_SERIES: past it, the smaller ones summed into one, named
+    for how many it holds, in ``cell`` (changed in place)."""
+    if len(series) <= _MAX_SERIES:
+        return series
+    kept, folded = series[: _MAX_SERIES - 1], set(series[_MAX_SERIES - 1 :])
+    other = f"{len(folded):,} others"
+    for (day, name), usd in list(cell.items()):
+        if name in folded:
+            del cell[day, name]
+            held = cell.get((day, other))
+            cell[day, other] = usd if held is None else held if usd is None else held + usd
+    return [*kept, other]
+
+
 def _stacked(rows: Sequence[dict[str, Any]], key: str, title: str) -> str:
     cell = _cells(rows, key)
     days = list(dict.fromkeys(day for day, _ in cell))
-    series = _series(cell)
+    series = _rest(cell, _series(cell))
     desc = f"Cost per day stacked by {key}: " + "; ".join(
         f"{d}: " + ", ".join(f"{shorten(s)} {_money(cell[d, s])}" for s in series if (d, s) in cell)
         for d in days
@@ -149,6 +169,10 @@ def over_time(report: Report) -> str:
 
 def _bars(rows: Sequence[dict[str, Any]], labels: Sequence[str], column: str, title: str) -> str:
     values: list[Decimal | None] = [r[column] for r in rows]
+    if len(values) > _MAX_BARS:  # the largest, in the rollup's order; the table lists more
+        largest = sorted(sorted(range(len(values)), key=lambda i: -(values[i] or 0))[:_MAX_BARS])
+        title = f"{title} (the {_MAX_BARS} largest of {len(values):,})"
+        labels, values = [labels[i] for i in largest], [values[i] for i in largest]
     desc = "; ".join(f"{shorten(lab)}: {_money(v)}" for lab, v in zip(labels, values, strict=True))
     return hbars(labels, values, title=title, desc=desc, fmt=_money)
 
@@ -194,9 +218,15 @@ def steps(report: Report) -> str:
     rows = report.sections["agent_steps"]
     cols = ("agent", "step", "calls", "avg_input_tokens", "unpriced_calls", "usd", "usd_per_call")
     charts = []
-    for agent in dict.fromkeys(r["agent"] for r in rows):
-        mine = [r for r in rows if r["agent"] == agent and r["step"] is not None]
-        if len(mine) > 1:
+    by_agent: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["step"] is not None:
+            by_agent.setdefault(r["agent"], []).append(r)
+    stepped = {agent: mine for agent, mine in by_agent.items() if len(mine) > 1}  # a chart each
+    spent = {agent: sum((r["usd"] or 0 for r in mine), Decimal(0)) for agent, mine in stepped.items()}
+    costliest = set(sorted(spent, key=lambda a: -spent[a])[:_MAX_STEP_CHARTS])
+    for agent, mine in stepped.items():
+        if agent in costliest:
             charts.append(
                 f"<h3>{escape(_name(agent))}</h3>"
                 + _bars(
@@ -206,6 +236,9 @@ def steps(report: Report) -> str:
                     f"{_name(agent)}: cost per priced call by step",
                 )
             )
+    if len(spent) > _MAX_STEP_CHARTS and charts:
+        cut = f"Charts for the {_MAX_STEP_CHARTS} costliest of {len(spent):,} agents."
+        charts.append(f'<p class="note cut">{cut}</p>')
     return _section(
         "steps",
         "Per step, per agent",
