@@ -45,9 +45,10 @@ levels AS (
              THEN min(feature) END AS feature,
         trace_id,
         count(DISTINCT trace_id) AS runs,
-        sum(calls) AS calls, sum(selected_calls) AS selected_calls,
-        sum(unpriceable_calls) AS unpriceable_calls,
-        sum(unpriced_calls) AS unpriced_calls,
+        -- counts are 0 over no calls (the total row of an empty window), money stays unknown
+        coalesce(sum(calls), 0) AS calls, coalesce(sum(selected_calls), 0) AS selected_calls,
+        coalesce(sum(unpriceable_calls), 0) AS unpriceable_calls,
+        coalesce(sum(unpriced_calls), 0) AS unpriced_calls,
         sum(actual_usd) AS actual_usd,
         CAST(sum(whatif_usd) AS DECIMAL(38, 12)) AS whatif_usd
     FROM per_run

@@ -145,6 +145,10 @@ def test_empty_refused_and_missing(stores: tuple[str, str]) -> None:
     duck, url = stores
     nothing = {"model": "gpt-4o-mini", "since": "2030-01-01"}
     assert_agree(whatif(duck, **nothing).rows, whatif(url, **nothing).rows)
+    (total,) = whatif(duck, **nothing).rows  # counts 0, not null; money unknown
+    counts = ("runs", "calls", "selected_calls", "unpriceable_calls", "unpriced_calls")
+    assert [total[k] for k in counts] == [0] * 5
+    assert total["actual_usd"] is None and total["whatif_usd"] is None
     assert rollup("per_run", url, since="2030-01-01", reprice=default_pricing()) == []
     run = rollup("per_run", url, limit=1)[0]["trace_id"]
     with pytest.raises(RollupError, match="trace --reprice is not available on ClickHouse"):
