@@ -280,5 +280,19 @@ def test_a_span_that_cannot_be_mapped_is_logged_by_its_ids_only(table, caplog):
     record = SpanRecord(*ids, 1, 2, "chat", "INTERNAL", "UNSET", None, {}, None, None, None, attrs, (), ())
     mapper = SpanMapper(table)
     assert mapper.table([record]).num_rows == 0 and mapper.errors == 1
-    assert f"trace {'ab' * 16}, span {'cd' * 8}" in caplog.text
+    assert f"could not map span {'cd' * 8} of trace {'ab' * 16}; skipped" in caplog.text
     assert "MY SECRET PROMPT" not in caplog.text
+
+
+def test_a_skipped_sdk_span_or_row_is_named_by_its_ids():
+    # The SDK's spans keep their ids on their context, and the batch's row-by-row fallback
+    # names a row in text: both were logged as "trace ?, span ?".
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_costattr.spans.rows import _naming
+
+    span = TracerProvider().get_tracer("t").start_span("x", attributes={"gen_ai.input.messages": "secret"})
+    span.end()
+    context = span.get_span_context()
+    assert _naming(span) == f"span {context.span_id:016x} of trace {context.trace_id:032x}"
+    assert _naming("span 'cd' of trace 'ab'") == "span 'cd' of trace 'ab'"

@@ -143,6 +143,20 @@ def _error_description(description: str, events: Sequence[Any], role: str, error
     return description
 
 
+def _naming(span: Any) -> str:
+    """A skipped span named by its ids alone: a record's, an SDK span's (its context's), or
+    the text a caller gave (`spans.batch` names the ids of a row it could not store)."""
+    if isinstance(span, str):
+        return span
+    try:
+        context = getattr(span, "context", None)
+        if context is not None and hasattr(context, "trace_id"):  # an SDK span: ints
+            return f"span {context.span_id:016x} of trace {context.trace_id:032x}"
+        return f"span {getattr(span, 'span_id', '?')} of trace {getattr(span, 'trace_id', '?')}"
+    except Exception:  # whatever a broken span does, the log line is still written
+        return f"a span ({type(span).__name__})"
+
+
 class SpanMapper:
     """Maps span records (or finished SDK spans) to rows of the ``spans`` table.
 
@@ -212,9 +226,8 @@ class SpanMapper:
         if self.errors & (self.errors - 1) == 0:  # 1st, 2nd, 4th...: never a flood
             # Its ids only: the record holds the span's attributes, prompts among them unless
             # content is captured, and a log is no place for them.
-            ids = getattr(span, "trace_id", "?"), getattr(span, "span_id", "?")
-            why = "otel-costattr: could not map span (trace %s, span %s); skipped (%d so far)"
-            logger.exception(why, *ids, self.errors)
+            why = "otel-costattr: could not map %s; skipped (%d so far)"
+            logger.exception(why, _naming(span), self.errors)
 
     def _clean(self, attrs: Mapping[str, Any], strict: bool = False) -> tuple[Mapping[str, Any], int]:
         """``attrs`` without message content unless captured (the same object when it has none),
