@@ -252,6 +252,25 @@ def test_two_long_scope_values_with_one_beginning_are_two_keys(tmp_path, workloa
     assert [(r.scope_value, r.state) for r in result.evaluation.firing] == [(common + "-big", "FIRING")]
 
 
+def test_an_upgrade_does_not_fire_a_long_scope_value_again(tmp_path, workload, receiver, monkeypatch):
+    # Stores written before 2026-12-05 kept a long value's first 512 characters; the new
+    # form (a digest after 495) did not find their state, and fired the key a second time.
+    import importlib
+
+    modules = [importlib.import_module(f"otel_costattr.alerts.{n}") for n in ("state", "evaluate", "deliver")]
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", PER_USER, receiver.url))
+    user = "u-" + "x" * 600
+    workload.run(NOW - dt.timedelta(days=1), ["0.30", "0.30"], user=user)
+    with monkeypatch.context() as older:  # the version before: the value cut at 512
+        for module in modules:
+            older.setattr(module, "stored_value", lambda value: value[:512])
+        check(workload, rules, NOW)
+    assert [b["event"] for b in receiver.bodies] == ["firing"]
+    for hours in (1, 2):  # upgraded, nothing changed in the data: nothing to say
+        check(workload, rules, NOW + dt.timedelta(hours=hours))
+    assert [b["event"] for b in receiver.bodies] == ["firing"]
+
+
 def test_a_receiver_that_fails_is_retried_until_it_answers(tmp_path, workload):
     receiver = Receiver(fail_first=2)
     try:

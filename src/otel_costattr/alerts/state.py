@@ -118,6 +118,13 @@ def stored_value(scope_value: str) -> str:
     return f"{scope_value[: _MAX_TEXT - 17]}#{digest}"
 
 
+def stored_before(scope_value: str) -> str | None:
+    """How a store written before 2026-12-05 kept a value longer than 512 characters (its
+    first 512), which an evaluation falls back to so an upgrade does not fire a key again;
+    None for a value kept whole either way."""
+    return scope_value[:_MAX_TEXT] if len(scope_value) > _MAX_TEXT else None
+
+
 def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> None:
     """Append ``events`` in one transaction."""
     if not events:
