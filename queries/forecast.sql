@@ -26,7 +26,8 @@ per_value AS (
         sum(cost_usd) FILTER (WHERE this_month) AS month_to_date_usd,
         sum(cost_usd) FILTER (WHERE NOT this_month) AS last_month_usd,
         count(*) FILTER (WHERE this_month AND cost_usd IS NULL) AS unpriced_calls,
-        sum(usd_repriced) FILTER (WHERE this_month) AS month_to_date_usd_repriced
+        sum(usd_repriced) FILTER (WHERE this_month) AS month_to_date_usd_repriced,
+        count(*) FILTER (WHERE this_month AND usd_repriced IS NULL) AS unpriced_calls_repriced
     FROM windowed
     GROUP BY GROUPING SETS ((), (value))
 ),
@@ -42,6 +43,6 @@ SELECT
         AS projected_usd,
     p.last_month_usd,
     CAST(e.seconds_elapsed / e.seconds_in_month AS DOUBLE) AS month_elapsed,
-    p.unpriced_calls, p.month_to_date_usd_repriced
+    p.unpriced_calls, p.month_to_date_usd_repriced, p.unpriced_calls_repriced
 FROM per_value AS p, elapsed AS e
 ORDER BY p.level = 'group', projected_usd DESC NULLS LAST, p.value NULLS LAST;

@@ -12,7 +12,8 @@ WITH per_run AS (
         count(*) AS calls,
         sum(cost_usd) AS usd,
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-        sum(usd_repriced) AS usd_repriced
+        sum(usd_repriced) AS usd_repriced,
+        count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY {{group}}trace_id
 )
@@ -22,7 +23,9 @@ SELECT
     sum(usd) AS usd,
     CAST(sum(usd) / nullif(count(*), 0) AS DECIMAL(38, 12)) AS usd_per_run,
     coalesce(sum(unpriced_calls), 0)::BIGINT AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    -- --reprice: the calls the prices given could not price, left out of usd_repriced
+    coalesce(sum(unpriced_calls_repriced), 0)::BIGINT AS unpriced_calls_repriced
 FROM per_run
 GROUP BY ALL
 ORDER BY {{group}}runs DESC;

@@ -18,7 +18,8 @@ WITH per_run AS (
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) FILTER (WHERE cost_usd IS NULL)
             AS unpriced_tokens,
-        sum(usd_repriced) AS usd_repriced
+        sum(usd_repriced) AS usd_repriced,
+        count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY value, trace_id
 )
@@ -33,7 +34,8 @@ SELECT
     CAST(sum(usd) / count(*) AS DECIMAL(38, 12)) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls,
     coalesce(sum(unpriced_tokens), 0) AS unpriced_tokens,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    sum(unpriced_calls_repriced) AS unpriced_calls_repriced  -- --reprice: not in usd_repriced
 FROM per_run
 GROUP BY value
 ORDER BY sum(usd) DESC NULLS LAST, value NULLS LAST;

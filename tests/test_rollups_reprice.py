@@ -283,3 +283,30 @@ def test_a_call_priced_at_its_request_model_is_repriced_the_same_way(tmp_path):
     (row,) = rollup("per_feature", db=db, reprice=load_pricing(use_env=False))
     # gpt-4o: 1000 x 2.5 + 100 x 10 per million tokens, three times
     assert (row["usd"], row["usd_repriced"]) == (D("0.0105"), D("0.0105"))
+
+
+def test_headline_totals_count_the_calls_repricing_left_out(tmp_path):
+    # overview --reprice read usd 1.25, usd_repriced 0.0035, unpriced_calls 1: two calls the
+    # prices given could not price (an unknown model whose provider stamped a cost) counted
+    # $0 in usd_repriced, and nothing said so.
+    from sdk_store import gpt4o_chat, priced_store
+
+    from otel_costattr.pricing.table import default_pricing
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    tracer.start_span("chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)).end()
+    unknown = {**gpt4o_chat(input_tokens=10, output_tokens=1), "gen_ai.request.model": "zzz-model"}
+    tracer.start_span("chat", attributes={**unknown, "gen_ai.usage.cost": 0.5}).end()
+    tracer.start_span("chat", attributes=unknown).end()
+    provider.shutdown()
+    (plain,) = rollup("overview", db=str(db))
+    assert "unpriced_calls_repriced" not in plain
+    (row,) = rollup("overview", db=str(db), reprice=default_pricing())
+    assert (row["calls"], row["unpriced_calls"], row["unpriced_calls_repriced"]) == (3, 1, 2)
+    assert row["usd"] == Decimal("0.5035") and row["usd_repriced"] == Decimal("0.0035")
+    only = ["model=zzz-model"]
+    (group,) = rollup("per_group", db=str(db), group_by="model", reprice=default_pricing(), where=only)
+    assert (group["unpriced_calls"], group["unpriced_calls_repriced"]) == (1, 2)
+    (total, *_) = rollup("forecast", db=str(db), reprice=default_pricing())
+    assert total["unpriced_calls_repriced"] == 2

@@ -47,6 +47,7 @@ _MIN_TEXT_WIDTH = 8  # a text column is never cut narrower than this
 UNPRICED = (
     "unpriced_calls", "unpriced_tokens", "subtree_unpriced_calls", "subtree_unpriced_tokens",
     "previous_unpriced_calls",  # compare's period before
+    "unpriced_calls_repriced",  # --reprice: calls the prices given could not price
 )  # fmt: skip
 # Fractions of 1 shown as percentages besides the ``*_share`` columns.
 _FRACTIONS = ("month_elapsed",)
