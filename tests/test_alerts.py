@@ -237,40 +237,6 @@ def test_per_user_cost_alert_through_an_identity_attribute(tmp_path, workload, r
     assert body["window"]["start"] == "2026-11-30T23:00:00+00:00"
 
 
-def test_two_long_scope_values_with_one_beginning_are_two_keys(tmp_path, workload, receiver):
-    # The states kept a scope value's first 512 characters: two users with one 600-character
-    # beginning were one key, decided by both measures in turn, so the key fired, resolved
-    # and fired again at every evaluation, the resolved message naming the other user.
-    rules = load_rules(rules_file(tmp_path / "alerts.toml", PER_USER, receiver.url))
-    common = "u-" + "x" * 600
-    workload.run(NOW - dt.timedelta(days=1), ["0.30", "0.30"], user=common + "-big")
-    workload.run(NOW - dt.timedelta(hours=3), ["0.10"], user=common + "-small")
-    for _ in range(3):
-        result = check(workload, rules, NOW)
-    assert [b["scope"]["value"] for b in receiver.bodies] == [common + "-big"]  # fired once
-    assert [b["event"] for b in receiver.bodies] == ["firing"]
-    assert [(r.scope_value, r.state) for r in result.evaluation.firing] == [(common + "-big", "FIRING")]
-
-
-def test_an_upgrade_does_not_fire_a_long_scope_value_again(tmp_path, workload, receiver, monkeypatch):
-    # Stores written before 2026-12-05 kept a long value's first 512 characters; the new
-    # form (a digest after 495) did not find their state, and fired the key a second time.
-    import importlib
-
-    modules = [importlib.import_module(f"otel_costattr.alerts.{n}") for n in ("state", "evaluate", "deliver")]
-    rules = load_rules(rules_file(tmp_path / "alerts.toml", PER_USER, receiver.url))
-    user = "u-" + "x" * 600
-    workload.run(NOW - dt.timedelta(days=1), ["0.30", "0.30"], user=user)
-    with monkeypatch.context() as older:  # the version before: the value cut at 512
-        for module in modules:
-            older.setattr(module, "stored_value", lambda value: value[:512])
-        check(workload, rules, NOW)
-    assert [b["event"] for b in receiver.bodies] == ["firing"]
-    for hours in (1, 2):  # upgraded, nothing changed in the data: nothing to say
-        check(workload, rules, NOW + dt.timedelta(hours=hours))
-    assert [b["event"] for b in receiver.bodies] == ["firing"]
-
-
 def test_a_receiver_that_fails_is_retried_until_it_answers(tmp_path, workload):
     receiver = Receiver(fail_first=2)
     try:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .payload import slack_message
 from .rules import Channel
-from .state import FIRING, Delivery, Event, latest_states, record_deliveries, record_events, stored_value
+from .state import FIRING, Delivery, Event, latest_states, record_deliveries, record_events
 
 __all__ = ["Notification", "Notifier", "post"]
 
@@ -54,8 +54,7 @@ class Notification:
         if self.payload.get("event") != "firing":
             return []
         p = self.payload
-        value = stored_value(str(p["scope"]["value"]))  # as the states and deliveries keep it
-        return [(p["rule"], value, p["window"]["key"], c.name) for c in self.channels]
+        return [(p["rule"], str(p["scope"]["value"]), p["window"]["key"], c.name) for c in self.channels]
 
 
 @dataclass

@@ -28,18 +28,7 @@ from .deliver import Notification
 from .measure import ZERO_WHEN_EMPTY, Measure, contributors, measure, month_to_date
 from .payload import build_payload
 from .rules import CALENDAR, Rule, RuleSet
-from .state import (
-    FIRING,
-    NO_DATA,
-    OK,
-    RESOLVED,
-    Event,
-    KeyState,
-    latest_states,
-    record_events,
-    stored_before,
-    stored_value,
-)
+from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events, stored_value
 from .windows import window_bounds
 
 logger = logging.getLogger(__name__)
@@ -170,7 +159,6 @@ class _Judge:
         seen = set()
         for m in measures:
             seen.add(stored_value(m.scope_value))
-            seen.add(stored_before(m.scope_value) or "*")  # an older version's key: not gone
             self._judge(m)
         if self.rule.window not in CALENDAR and self.rule.window != "run":
             self._resolve_gone(seen)
@@ -200,11 +188,7 @@ class _Judge:
 
     def _state(self, scope_value: str, window_key: str, threshold: Decimal) -> KeyState | None:
         key = (self.rule.name, stored_value(scope_value), window_key, _text(threshold))
-        found = self.previous.get(key)
-        before = stored_before(scope_value)
-        if found is None and before is not None:  # a store of an older version: its form
-            found = self.previous.get((self.rule.name, before, window_key, _text(threshold)))
-        return found
+        return self.previous.get(key)
 
     def _set(
         self,

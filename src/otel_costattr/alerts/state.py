@@ -9,7 +9,6 @@ anyone looked.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -108,21 +107,8 @@ _MAX_TEXT = 512
 
 def stored_value(scope_value: str) -> str:
     """A scope value as `alert_events` keeps it (and `latest_states` gives it back): what
-    an evaluation must look a key's state up by, or a long value is never found again. A
-    value longer than 512 characters keeps its first 495 and a digest of the whole: two long
-    values with one beginning are two keys (cut alone, they were one, decided by two
-    measures in turn: firing and resolved at every evaluation)."""
-    if len(scope_value) <= _MAX_TEXT:
-        return scope_value
-    digest = hashlib.sha256(scope_value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{scope_value[: _MAX_TEXT - 17]}#{digest}"
-
-
-def stored_before(scope_value: str) -> str | None:
-    """How a store written before 2026-12-05 kept a value longer than 512 characters (its
-    first 512), which an evaluation falls back to so an upgrade does not fire a key again;
-    None for a value kept whole either way."""
-    return scope_value[:_MAX_TEXT] if len(scope_value) > _MAX_TEXT else None
+    an evaluation must look a key's state up by, or a long value is never found again."""
+    return scope_value[:_MAX_TEXT]
 
 
 def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> None:
@@ -131,7 +117,7 @@ def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> No
         return
     rows = [
         (
-            e.at, e.rule, e.scope, stored_value(e.scope_value), e.window_key, e.threshold, e.state,
+            e.at, e.rule, e.scope, e.scope_value[:_MAX_TEXT], e.window_key, e.threshold, e.state,
             _bounded(e.value), _bounded(e.limit), e.notified, e.source,
             None if e.payload is None else json.dumps(e.payload),
         )
@@ -159,8 +145,8 @@ def record_deliveries(con: duckdb.DuckDBPyConnection, deliveries: Sequence[Deliv
         con.executemany(
             "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (d.at, d.rule, stored_value(d.scope_value), d.window_key, d.event, d.channel, d.ok,
-                 d.attempts, None if d.error is None else d.error[:_MAX_TEXT])
+                (d.at, d.rule, d.scope_value[:_MAX_TEXT], d.window_key, d.event, d.channel, d.ok, d.attempts,
+                 None if d.error is None else d.error[:_MAX_TEXT])
                 for d in deliveries
             ],
         )  # fmt: skip
