@@ -39,6 +39,9 @@ def test_text_is_read_as_the_json_path_reads_it():
         body = request_with(f"a{placeholder}b").SerializeToString().replace(placeholder.encode(), raw)
         records, rejected, _ = wire.decode(body, wire.PROTOBUF)
         assert (rejected, records[0].name) == (0, f"a{expected}b")
+    # each sequence on its own, also beside another (a fallback replaced every byte then)
+    assert otlp_text.text_of(CUT + b"\xff").decode() == "\ufffd\ufffd"
+    assert otlp_text.text_of(b"\xed\xa0\xbd\xed\xb8\x80\xc3").decode() == "\U0001f600\ufffd"
 
 
 @pytest.mark.parametrize("nesting", [1, 47, 48, 49, 60, 97])
@@ -68,22 +71,47 @@ def test_a_body_refused_for_another_reason_is_not_walked(monkeypatch):
 
 
 def test_the_walk_is_bounded(monkeypatch):
-    # Bad text among a huge number of fields: given up past MAX_FIELDS, refused as before.
+    # Bad text among a huge number of fields: given up past MAX_WORK, refused as before. A
+    # message weighs more than a field (a call, two buffers, a copy of its bytes): a million
+    # empty resource spans took 1.9 s within a budget of fields alone.
     body = request_with("x@@@", spans=50).SerializeToString().replace(b"@@@", CUT)
     assert otlp_text.text_repaired(body, DESCRIPTOR) is not None
-    monkeypatch.setattr(otlp_text, "MAX_FIELDS", 40)
+    monkeypatch.setattr(otlp_text, "MAX_WORK", 40)
     assert otlp_text.text_repaired(body, DESCRIPTOR) is None
     with pytest.raises(wire.BadRequest, match="UTF-8"):
         wire.decode(body, wire.PROTOBUF)
+    monkeypatch.setattr(otlp_text, "MAX_WORK", 100_000)
+    empties = body + b"\x0a\x00" * 30_000  # 30,000 empty resource spans: 150,000 of work
+    assert otlp_text.text_repaired(empties, DESCRIPTOR) is None
+    assert otlp_text.text_repaired(body + b"\x0a\x00" * 10_000, DESCRIPTOR) is not None
 
 
-def test_a_repair_that_would_grow_the_body_is_refused():
+def test_nested_groups_are_walked_without_recursion():
+    # 2,000 nested unknown groups after bad text: the walk's recursion ran out, and the
+    # RecursionError was a 503 that exporters retry for ever. Walked in a loop now: nested
+    # past protobuf's own limit, the body is refused (a 400) as protobuf refuses it.
+    body = request_with("x@@@").SerializeToString().replace(b"@@@", CUT)
+    assert otlp_text.text_repaired(body + b"\x7b" * 2000 + b"\x7c" * 2000, DESCRIPTOR) is not None
+    with pytest.raises(wire.BadRequest, match="UTF-8"):
+        wire.decode(body + b"\x7b" * 2000 + b"\x7c" * 2000, wire.PROTOBUF)
+    assert otlp_text.text_repaired(body + b"\x7b" * 2000 + b"\x7c" * 1999, DESCRIPTOR) is None  # unbalanced
+    records, rejected, _ = wire.decode(body + b"\x7b" * 3 + b"\x7c" * 3, wire.PROTOBUF)
+    assert (len(records), rejected, records[0].name) == (3, 0, "x\ufffd")
+
+
+def test_a_repair_that_would_grow_the_body_too_much_is_refused():
     # Each invalid byte is a 3-byte U+FFFD: 20 MiB of 0xFF in a name was accepted as 63 MB
-    # of text, past the receiver's body cap. Growth past a quarter is refused as before.
-    body = request_with("@" * 100_000).SerializeToString().replace(b"@" * 100_000, b"\xff" * 100_000)
+    # of text, past the receiver's body cap. Growth past MAX_GROWTH is refused as before;
+    # one span's 40 KB of text in a legacy 8-bit encoding is not.
+    size = 2_200_000
+    body = request_with("@" * size).SerializeToString().replace(b"@" * size, b"\xff" * size)
     assert otlp_text.text_repaired(body, DESCRIPTOR) is None
     with pytest.raises(wire.BadRequest, match="UTF-8"):
         wire.decode(body, wire.PROTOBUF)
+    legacy = "Καλημέρα κόσμε ".encode("cp1253") * 2700
+    body = request_with("@" * len(legacy), spans=100).SerializeToString().replace(b"@" * len(legacy), legacy)
+    records, rejected, _ = wire.decode(body, wire.PROTOBUF)
+    assert (len(records), rejected) == (100, 0) and records[0].name.count("\ufffd") > 30_000
 
 
 def test_an_unknown_group_field_is_skipped_as_protobuf_skips_it():
@@ -92,3 +120,31 @@ def test_an_unknown_group_field_is_skipped_as_protobuf_skips_it():
     records, rejected, _ = wire.decode(grouped, wire.PROTOBUF)
     assert (len(records), rejected, records[0].name) == (3, 0, "x\ufffd")
     assert otlp_text.text_repaired(body + b"\x7b\x08\x01", DESCRIPTOR) is None  # no end: not protobuf
+
+
+PURE_PYTHON = r"""
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otel_costattr.server import otlp_wire as wire
+request = ExportTraceServiceRequest()
+span = request.resource_spans.add().scope_spans.add().spans.add(trace_id=b"\1" * 16, span_id=b"\2" * 8)
+kv = span.attributes.add()
+kv.key, kv.value.string_value = "note", "x@@@"
+body = request.SerializeToString().replace(b"@@@", b"\xed\xa0\xbd")
+records, rejected, _ = wire.decode(body, wire.PROTOBUF)
+print(rejected, records[0].attributes == {"note": "x\ufffd"})
+"""
+
+
+def test_protobufs_pure_python_parser_is_repaired_too():
+    # It raises UnicodeDecodeError, not DecodeError, for an attribute's text: the span was
+    # rejected ("unreadable") instead of read with U+FFFD.
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="python")
+    done = subprocess.run(
+        [sys.executable, "-c", PURE_PYTHON], capture_output=True, text=True, env=env, timeout=99
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "True"]

@@ -145,7 +145,7 @@ def _pair(raw: bytes) -> tuple[str, Any]:
     """One KeyValue's bytes as ``(key, value)``, through the cache."""
     try:
         kv = _KeyValue.FromString(raw)
-    except _DecodeError as e:
+    except (_DecodeError, UnicodeDecodeError) as e:  # the latter: protobuf's pure-Python parser
         text = str(e)
         failed = _TooDeep if "depth" in text.lower() or "recursion" in text.lower() else _Undecodable
         raise failed(f"not an OTLP ExportTraceServiceRequest: a KeyValue: {e}") from None

@@ -8,16 +8,19 @@ as the three bytes ED A0 BD. The OTLP/JSON path stores the same text with one U+
 surrogate; this gives the protobuf path the same outcome (a surrogate pair so written is the
 character it stands for, as JSON's "\\ud83d\\ude00" is).
 
-It is run only after the strict parse has failed for that reason, and is bounded: a walk of
-more than `MAX_FIELDS` fields, or a body that would grow by more than a quarter, is given up
-(the body is then refused as before), so a malformed body costs no more than it did.
+It is run only after the strict parse has failed for that reason, and is bounded: a walk
+past `MAX_WORK` (fields, messages weighed by the bytes they copy) or a body that would grow
+by more than `MAX_GROWTH` bytes is given up, and the body is then refused as before.
 """
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
-MAX_FIELDS = 1_000_000  # about 0.3 s of this walk; an exporter's batch has far fewer
+# About half a second of this walk at most; an exporter's batch of 512 spans weighs ~30,000.
+MAX_WORK = 250_000
+MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
 # Below protobuf's own nesting limit (100) counted from an attribute: the attributes are
 # parsed on their own, and a span's sit 4 levels under the request. Deeper: left as it is.
 _DEPTH = 128
@@ -33,12 +36,12 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
     replaced by U+FFFD; None when it has none to replace, is not well-formed protobuf, or
     is past the walk's bounds."""
     out = bytearray()
-    budget = [MAX_FIELDS]
+    budget = [MAX_WORK]
     try:
         changed = _copy(memoryview(body), 0, len(body), descriptor, 0, out, budget)
-    except (IndexError, ValueError, _GiveUp):
+    except (IndexError, ValueError, RecursionError, _GiveUp):
         return None
-    if not changed or len(out) > len(body) + len(body) // 4 + 4096:
+    if not changed or len(out) > len(body) + MAX_GROWTH:
         return None
     return bytes(out)
 
@@ -46,11 +49,24 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
 def text_of(raw: bytes) -> bytes:
     """``raw`` as valid UTF-8: a surrogate written in UTF-8's form (CESU-8: protobufjs) is
     one U+FFFD alone, the character with its pair; any other invalid byte U+FFFD."""
-    try:
-        text = raw.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", "replace")
+    text = raw.decode("utf-8", _ERRORS)
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
+
+
+def _surrogate_or_replace(error: UnicodeError) -> tuple[str, int]:
+    """A decoding error handler: a surrogate's three bytes (ED A0-BF 80-BF) read as that
+    surrogate (`text_of` then pairs it or replaces it), anything else U+FFFD."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    data, start = error.object, error.start
+    first = data[start : start + 3]
+    if len(first) == 3 and first[0] == 0xED and 0xA0 <= first[1] <= 0xBF and 0x80 <= first[2] <= 0xBF:
+        return chr(0xD000 | (first[1] & 0x3F) << 6 | (first[2] & 0x3F)), start + 3
+    return "\ufffd", error.end
+
+
+_ERRORS = "otel-costattr-text"
+codecs.register_error(_ERRORS, _surrogate_or_replace)
 
 
 def _varint(data: memoryview, i: int) -> tuple[int, int]:
@@ -74,8 +90,8 @@ def _put_varint(out: bytearray, value: int) -> None:
 
 
 def _skip(data: memoryview, i: int, end: int, wire: int, number: int, budget: list[int]) -> int:
-    """Where the value of a field of ``wire`` type starting at ``i`` ends (a group: its end
-    tag's end)."""
+    """Where the value of a field of ``wire`` type starting at ``i`` ends (a group, an
+    unknown field protobuf skips: its end tag's end, nested groups walked without recursion)."""
     if wire == 0:
         return _varint(data, i)[1]
     if wire == 1:
@@ -85,19 +101,25 @@ def _skip(data: memoryview, i: int, end: int, wire: int, number: int, budget: li
     if wire == 2:
         length, start = _varint(data, i)
         return start + length
-    if wire == 3:  # a group, an unknown field protobuf skips: to its end tag
-        while i < end:
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise _GiveUp
-            key, i = _varint(data, i)
-            if key & 7 == 4:
-                if key >> 3 != number:
-                    raise ValueError("group ends with another field's tag")
-                return i
-            i = _skip(data, i, end, key & 7, key >> 3, budget)
-        raise ValueError("group without its end")
-    raise ValueError(f"wire type {wire}")
+    if wire != 3:
+        raise ValueError(f"wire type {wire}")
+    groups = [number]
+    while groups:
+        if i >= end:
+            raise ValueError("group without its end")
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _GiveUp
+        key, i = _varint(data, i)
+        wire = key & 7
+        if wire == 3:
+            groups.append(key >> 3)
+        elif wire == 4:
+            if groups.pop() != key >> 3:
+                raise ValueError("group ends with another field's tag")
+        else:
+            i = _skip(data, i, end, wire, key >> 3, budget)
+    return i
 
 
 def _copy(
@@ -127,6 +149,7 @@ def _copy(
                     piece = text_of(piece)
                     changed = True
             else:
+                budget[0] -= 4 + length // 256  # a call, two buffers and a copy of its bytes
                 inner = bytearray()
                 changed |= _copy(data, start, k, field.message_type, depth + 1, inner, budget)
                 piece = bytes(inner)
