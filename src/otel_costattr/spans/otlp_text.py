@@ -18,7 +18,9 @@ from __future__ import annotations
 import codecs
 from typing import Any
 
-# About half a second of this walk at most; an exporter's batch of 512 spans weighs ~30,000.
+# About half a second of this walk at most: a field weighs 1, a nested message 4 and its
+# length / 256, a string to repair 10 and its length / 8. An exporter's batch of 512 spans
+# weighs about 30,000.
 MAX_WORK = 250_000
 MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
 # Below protobuf's own nesting limit (100) counted from an attribute: the attributes are
@@ -49,7 +51,10 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
 def text_of(raw: bytes) -> bytes:
     """``raw`` as valid UTF-8: a surrogate written in UTF-8's form (CESU-8: protobufjs) is
     one U+FFFD alone, the character with its pair; any other invalid byte U+FFFD."""
-    text = raw.decode("utf-8", _ERRORS)
+    try:  # in C: text whose only fault is surrogates (protobufjs's), the common case
+        text = raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:  # other invalid bytes: a Python call for each sequence
+        text = raw.decode("utf-8", _ERRORS)
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
 
@@ -146,8 +151,15 @@ def _copy(
                 try:
                     piece.decode("utf-8")
                 except UnicodeDecodeError:
+                    # Weighed before it is read: its exception, and possibly a call of the
+                    # error handler for each of its bytes (20 MiB of 0xFF took 4.5 s).
+                    budget[0] -= 10 + length // 8
+                    if budget[0] < 0:
+                        raise _GiveUp from None
                     piece = text_of(piece)
                     changed = True
+                    if len(out) + len(piece) > len(data) + MAX_GROWTH:
+                        raise _GiveUp from None
             else:
                 budget[0] -= 4 + length // 256  # a call, two buffers and a copy of its bytes
                 inner = bytearray()
