@@ -147,8 +147,7 @@ def _pair(raw: bytes) -> tuple[str, Any]:
         kv = _KeyValue.FromString(raw)
     except (_DecodeError, UnicodeDecodeError) as e:  # the latter: protobuf's pure-Python parser
         text = str(e)
-        deep = any(word in text.lower() for word in ("depth", "recursion", "nesting"))  # upb; pure Python
-        failed = _TooDeep if deep else _Undecodable
+        failed = _TooDeep if "depth" in text.lower() or "recursion" in text.lower() else _Undecodable
         raise failed(f"not an OTLP ExportTraceServiceRequest: a KeyValue: {e}") from None
     value = kv.value
     pair = (kv.key, value_of(value))
