@@ -159,3 +159,20 @@ def test_protobufs_pure_python_parser_is_repaired_too():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "True"]
+
+
+def test_an_exporters_batch_of_cut_prompts_is_repaired():
+    # 512 spans, each with a 4 KB prompt cut inside an emoji (as a JavaScript slice cuts
+    # one): a walk of 0.03 s, refused when every string to repair was weighed as if each of
+    # its bytes needed the Python error handler.
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for i in range(512):
+        span = spans.add(trace_id=bytes([9] * 16), span_id=(i + 1).to_bytes(8, "big"), name="chat")
+        for key in ("gen_ai.operation.name", "gen_ai.request.model", "gen_ai.provider.name"):
+            span.attributes.add(key=key).value.string_value = "x"
+        span.attributes.add(key="gen_ai.prompt").value.string_value = "p" * 4093 + "@@@"
+    body = request.SerializeToString().replace(b"@@@", CUT)
+    records, rejected, _ = wire.decode(body, wire.PROTOBUF)
+    assert (len(records), rejected) == (512, 0)
+    assert records[-1].attributes["gen_ai.prompt"] == "p" * 4093 + "\ufffd"

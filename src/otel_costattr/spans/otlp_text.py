@@ -9,8 +9,9 @@ surrogate; this gives the protobuf path the same outcome (a surrogate pair so wr
 character it stands for, as JSON's "\\ud83d\\ude00" is).
 
 It is run only after the strict parse has failed for that reason, and is bounded: a walk
-past `MAX_WORK` (fields, messages weighed by the bytes they copy) or a body that would grow
-by more than `MAX_GROWTH` bytes is given up, and the body is then refused as before.
+past `MAX_WORK` (fields; messages and strings to repair weighed by their bytes) or a body
+that would grow by more than `MAX_GROWTH` bytes is given up, and the body is then refused
+as before.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import codecs
 from typing import Any
 
 # About half a second of this walk at most: a field weighs 1, a nested message 4 and its
-# length / 256, a string to repair 10 and its length / 8. An exporter's batch of 512 spans
-# weighs about 30,000.
+# length / 256, a string to repair 10 and its length / 256, and its length / 8 more when
+# its faults are not surrogates alone. An exporter's batch of 512 spans weighs ~30,000.
 MAX_WORK = 250_000
 MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
 # Below protobuf's own nesting limit (100) counted from an attribute: the attributes are
@@ -48,12 +49,21 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
     return bytes(out)
 
 
-def text_of(raw: bytes) -> bytes:
+def text_of(raw: bytes, budget: list[int] | None = None) -> bytes:
     """``raw`` as valid UTF-8: a surrogate written in UTF-8's form (CESU-8: protobufjs) is
-    one U+FFFD alone, the character with its pair; any other invalid byte U+FFFD."""
+    one U+FFFD alone, the character with its pair; any other invalid byte U+FFFD. With
+    ``budget``, its work is taken from it (`_GiveUp` when spent) before it is done."""
+    if budget is not None:  # passes in C over its bytes
+        budget[0] -= 10 + len(raw) // 256
+        if budget[0] < 0:
+            raise _GiveUp
     try:  # in C: text whose only fault is surrogates (protobufjs's), the common case
         text = raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:  # other invalid bytes: a Python call for each sequence
+        if budget is not None:
+            budget[0] -= len(raw) // 8
+            if budget[0] < 0:
+                raise _GiveUp from None
         text = raw.decode("utf-8", _ERRORS)
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
@@ -151,12 +161,9 @@ def _copy(
                 try:
                     piece.decode("utf-8")
                 except UnicodeDecodeError:
-                    # Weighed before it is read: its exception, and possibly a call of the
-                    # error handler for each of its bytes (20 MiB of 0xFF took 4.5 s).
-                    budget[0] -= 10 + length // 8
-                    if budget[0] < 0:
-                        raise _GiveUp from None
-                    piece = text_of(piece)
+                    # Weighed before it is read: passes in C, and for faults other than
+                    # surrogates a call of the error handler a byte (20 MiB of 0xFF: 4.5 s).
+                    piece = text_of(piece, budget)
                     changed = True
                     if len(out) + len(piece) > len(data) + MAX_GROWTH:
                         raise _GiveUp from None
