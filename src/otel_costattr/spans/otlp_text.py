@@ -20,8 +20,9 @@ import codecs
 from typing import Any
 
 # About half a second of this walk at most: a field weighs 1, a nested message 4 and its
-# length / 256, a string to repair 10 and its length / 256, and its length / 8 more when
-# its faults are not surrogates alone. An exporter's batch of 512 spans weighs ~30,000.
+# length / 256, a string to repair 10, its length / 256 and 2 a byte ED (a surrogate's
+# first), and its length / 8 more when its faults are not surrogates alone (a Python call
+# a sequence). An exporter's batch of 512 spans weighs about 30,000.
 MAX_WORK = 250_000
 MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
 # Below protobuf's own nesting limit (100) counted from an attribute: the attributes are
@@ -53,8 +54,8 @@ def text_of(raw: bytes, budget: list[int] | None = None) -> bytes:
     """``raw`` as valid UTF-8: a surrogate written in UTF-8's form (CESU-8: protobufjs) is
     one U+FFFD alone, the character with its pair; any other invalid byte U+FFFD. With
     ``budget``, its work is taken from it (`_GiveUp` when spent) before it is done."""
-    if budget is not None:  # passes in C over its bytes
-        budget[0] -= 10 + len(raw) // 256
+    if budget is not None:  # passes in C over its bytes, and over each surrogate it may hold
+        budget[0] -= 10 + len(raw) // 256 + 2 * raw.count(0xED)
         if budget[0] < 0:
             raise _GiveUp
     try:  # in C: text whose only fault is surrogates (protobufjs's), the common case
