@@ -91,6 +91,11 @@ def _series(cell: dict[tuple[str, str], Decimal | None]) -> list[str]:
     return list(seen)
 
 
+def _plus(held: Decimal | None, usd: Decimal | None) -> Decimal | None:
+    """Two costs summed in one cell: None only when neither is priced."""
+    return usd if held is None else held if usd is None else held + usd
+
+
 def _cells(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[str, str], Decimal | None]:
     """Cost per (day, ``key``): the rows of one pair summed (daily_model has a row per day,
     provider and model, and one model may come from two providers); None when none of
@@ -99,7 +104,7 @@ def _cells(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[str, str], De
     for r in rows:
         at = (r["day"].isoformat(), str(r[key]) if r[key] is not None else "(none)")
         usd, held = r["usd"], cell.get(at)
-        cell[at] = usd if held is None else held if usd is None else held + usd
+        cell[at] = _plus(held, usd)
     return cell
 
 
@@ -119,7 +124,7 @@ def _rest(cell: dict[tuple[str, str], Decimal | None], series: list[str]) -> lis
         if name in folded:
             del cell[day, name]
             held = cell.get((day, other))
-            cell[day, other] = usd if held is None else held if usd is None else held + usd
+            cell[day, other] = _plus(held, usd)
     return [*kept, other]
 
 

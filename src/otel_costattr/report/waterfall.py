@@ -65,7 +65,6 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
             bar = span_bar(offset_ms / total_ms, (s["duration_ms"] or 0) / total_ms, role, label)
         else:
             bar = '<span class="note">start time unknown</span>'
-
         cls = f"role-{escape(role)}" + (" jump" if jump else "")
         rows.append(
             f'<tr class="{cls}" data-span-id="{escape(s["span_id"])}">'

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..spans.encode import without_surrogates
 from ..spans.otlp import empty_request, parse_request, records_from_otlp
-from ..spans.otlp_json import NotPlain, records_from_otlp_json
+from ..spans.otlp_json import NOT_HEX, NotPlain, records_from_otlp_json
 from ..spans.otlp_text import text_repaired
 from ..spans.record import SpanRecord
 
@@ -136,6 +136,7 @@ def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tupl
             # Text that is not UTF-8 makes protobuf refuse the whole message: read it again
             # with U+FFFD in its place, as the JSON path stores it (`spans.otlp_text`). Only
             # for that reason: any other body is refused at the C parser's cost, as before.
+            refused = e
             if "utf-8" not in str(e).lower() and "utf8" not in str(e).lower():
                 raise
             repaired = text_repaired(body, empty_request().DESCRIPTOR)
@@ -144,8 +145,7 @@ def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tupl
         try:
             return _from_protobuf(repaired)
         except BadRequest:
-            pass
-        return _from_protobuf(body)  # refused as it was: the original body's reason
+            raise refused from None  # refused as it was: the original body's reason
     if kind == JSON:
         try:
             data = json.loads(body)
@@ -214,16 +214,12 @@ def _hex_as_base64(obj: dict[str, Any], key: str) -> None:
     if value is None:
         return
     try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else _NOT_AN_ID
+        raw = bytes.fromhex(value) if isinstance(value, str) else NOT_HEX
     except ValueError:
-        raw = _NOT_AN_ID
+        # An id of the wrong length, which the decoder rejects and reports, as the direct
+        # reader does. Empty would have made a child with a garbled parent id a root, silently.
+        raw = NOT_HEX
     obj[key] = base64.b64encode(raw).decode()
-
-
-# What an id that is not hex becomes: one byte, a length no id has, which the decoder
-# rejects and reports (as `spans.otlp_json` does). Empty would have made a child with a
-# garbled parent id a root, silently.
-_NOT_AN_ID = b"\x00"
 
 
 def _items(obj: Any, key: str) -> list[Any]:

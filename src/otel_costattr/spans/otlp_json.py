@@ -92,7 +92,7 @@ def _text(value: Any) -> str:
     return value
 
 
-_NOT_HEX = b"\x00"  # one byte: no id has that length
+NOT_HEX = b"\x00"  # what an id that is not hex reads as: one byte, a length no id has
 
 
 def _id(value: Any) -> bytes:
@@ -105,7 +105,7 @@ def _id(value: Any) -> bytes:
     except ValueError:
         # Not hex: an id of the wrong length, which `id_problem` rejects and counts. Empty
         # would have made a child with a garbled parent id a root, silently.
-        return _NOT_HEX
+        return NOT_HEX
 
 
 def value_of(value: Any) -> Any:
