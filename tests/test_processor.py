@@ -532,6 +532,80 @@ def test_a_duplicate_takes_no_step_number(deduping):
     assert steps == [("priced", 0), ("duplicate", None), ("priced", 1)]
 
 
+def test_both_spans_of_a_call_numbered_at_start_share_its_step(deduping):
+    """OpenLLMetry beside the anthropic SDK's own tracing: both spans say at start that they
+    are a model call, so both are numbered at start. OpenLLMetry's starts first and names its
+    model just after; the SDK's starts inside it and ends first (priced). Each call is one
+    step: the priced spans 0, 1, 2, not 1, 3, 5."""
+    provider = deduping.provider
+    outer_tracer = provider.get_tracer("opentelemetry.instrumentation.anthropic")
+    sdk_tracer = provider.get_tracer("com.anthropic.sdk.python")
+    call = chat(input_tokens=1000, output_tokens=100)
+    start = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "acme"}
+    with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
+        for i in range(3):
+            outer = outer_tracer.start_span("anthropic.chat", attributes=start)
+            outer.set_attribute("gen_ai.request.model", "acme-large")  # after its start
+            sdk = sdk_tracer.start_span("anthropic.messages.create", attributes=chat())
+            for span in (sdk, outer):
+                span.set_attributes({**call, "gen_ai.response.id": f"msg_{i}"})
+                span.end()
+    steps = [(s.name, s.attributes.get(COST_STATUS), s.attributes.get(AGENT_STEP)) for s in deduping.spans()]
+    priced = [step for _, status, step in steps if status == "priced"]
+    assert priced == [0, 1, 2]
+    assert deduping.processor.stats()["duplicate"] == 3
+
+
+def test_a_call_inside_a_call_shares_its_step(deduping):
+    # A framework's span around the SDK's: the inner one ends first and is priced.
+    call = {**chat(input_tokens=1000, output_tokens=100)}
+    with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
+        for i in range(2):
+            with deduping.tracer.start_as_current_span("framework llm", attributes=chat()) as outer:
+                with deduping.tracer.start_as_current_span("sdk chat", attributes=chat()) as inner:
+                    inner.set_attributes({**call, "gen_ai.response.id": f"msg_{i}"})
+                outer.set_attributes({**call, "gen_ai.response.id": f"msg_{i}"})
+    assert [s.attributes.get(AGENT_STEP) for s in deduping.spans("sdk chat")] == [0, 1]
+    assert [s.attributes[COST_STATUS] for s in deduping.spans("framework llm")] == ["duplicate"] * 2
+
+
+def test_calls_that_only_look_alike_take_steps_of_their_own(deduping, table):
+    provider = deduping.provider
+    one, other = provider.get_tracer("one"), provider.get_tracer("other")
+    with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
+        # One instrumentation, two calls at once to one model: two steps.
+        a = one.start_span("a", attributes=chat())
+        b = one.start_span("b", attributes=chat())
+        # Another instrumentation, at once, another model: a step of its own.
+        c = other.start_span("c", attributes=chat("acme-small"))
+        for span in (a, b, c):
+            span.end()
+        # Another instrumentation, the same model, once the last call has ended.
+        d = other.start_span("d", attributes=chat())
+        d.end()
+        # A pair, then a third span from the first instrumentation: a call of its own.
+        e = one.start_span("e", attributes=chat())
+        f = other.start_span("f", attributes=chat())
+        g = one.start_span("g", attributes=chat())
+        for span in (e, f, g):
+            span.end()
+    steps = {s.name: s.attributes.get(AGENT_STEP) for s in deduping.spans() if s.name != "agent"}
+    assert steps == {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "f": 4, "g": 5}
+    # Without the duplicate check every span is a call of its own.
+    plain = CostSpanProcessor(table, dedupe_response_ids=False)
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(plain)
+    with provider.get_tracer("t").start_as_current_span("agent", attributes=AGENT):
+        e = provider.get_tracer("one").start_span("e", attributes=chat())
+        f = provider.get_tracer("other").start_span("f", attributes=chat())
+        e.end()
+        f.end()
+    provider.shutdown()
+    assert [s.attributes.get(AGENT_STEP) for s in exporter.get_finished_spans()[:2]] == [0, 1]
+
+
 def test_pairs_are_never_split_by_forgetting_old_ids(deduping, monkeypatch):
     first_spans = deduping.processor._first_spans
     monkeypatch.setattr(first_spans, "kept", 4)

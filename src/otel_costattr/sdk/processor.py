@@ -28,6 +28,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -51,6 +52,7 @@ from ..semconv import (
     COST_STATUS,
     DUPLICATE,
     IDENTITY_KEYS,
+    MODEL_KEYS,
     MODEL_SOURCE,
     MODEL_SOURCE_REQUEST,
     PRICED_MODEL,
@@ -104,9 +106,14 @@ _seam_checked = False
 
 class _Steps(itertools.count):
     """The step counter of one agent span: ``next(steps)`` is the next index. Counting in C
-    is atomic under the GIL, so numbering takes no lock."""
+    is atomic under the GIL, so numbering takes no lock. ``last``: the model call it last
+    numbered at start, as (a weak reference to the span, its step, its instrumentation
+    scope's name), for `_call_step`; None once a span shared it."""
 
-    __slots__ = ("__weakref__",)
+    __slots__ = ("__weakref__", "last")
+
+    def __init__(self, *_: int) -> None:  # count's own arguments: its __new__ reads them
+        self.last: tuple[Any, int, str | None] | None = None
 
 
 def _counted(counter: itertools.count) -> int:
@@ -191,6 +198,11 @@ def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
     start = span.start_time or 0
     end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
     return (span.get_span_context().trace_id, rid), (start, end)
+
+
+def _model_of(attrs: Mapping[str, Any]) -> object:
+    """The model a span names (None: none yet; an instrumentation may set it after start)."""
+    return next((attrs[key] for key in MODEL_KEYS if key in attrs), None)
 
 
 def _claims_in(held: Any) -> list[tuple[int, int]]:
@@ -353,7 +365,7 @@ class CostSpanProcessor(SpanProcessor):
             agent = self._steps_of(parent)
         if agent is not None:
             setattr(span, _AGENT, agent)
-            self._early_step(span, agent)
+            self._early_step(span, agent, pattrs)
 
     def _inherit(self, span: Span, pattrs: Mapping[str, Any], bag: Mapping[str, object]) -> None:
         """Copy identity the span does not set: from the parent span first, then baggage."""
@@ -378,12 +390,43 @@ class CostSpanProcessor(SpanProcessor):
         else:
             span.set_attributes(found)  # sequences, mappings: let the SDK copy them
 
-    def _early_step(self, span: Span, agent: _Steps) -> None:
+    def _early_step(self, span: Span, agent: _Steps, pattrs: Mapping[str, Any] = seam.EMPTY) -> None:
         """Number a span that says at start it is a model call, in start order (the order the
         calls were made, even when they run concurrently); others are numbered at end."""
         own = seam.attributes_of(span)
         if AGENT_STEP not in own and not ROLE_KEYS.isdisjoint(own) and span_role(own) is SpanRole.MODEL_CALL:
-            seam.add_attributes(span, {AGENT_STEP: next(agent)})
+            seam.add_attributes(span, {AGENT_STEP: self._call_step(span, own, agent, pattrs)})
+
+    def _call_step(self, span: Span, own: Mapping[str, Any], agent: _Steps, pattrs: Mapping[str, Any]) -> int:
+        """The step of a model call numbered at start (its parent's attributes ``pattrs``).
+        Numbered at start, both spans of a call two instrumentations trace would take a step
+        each, and the one left priced an odd one (1, 3, 5...): with the duplicate check on
+        (`_FirstSpans`), the second span of a pair takes the first's step instead. A model call
+        inside a model call (a framework's span around the SDK's) is taken for one; so is one
+        starting while the agent's last call numbered at start is still open, from another
+        instrumentation scope, for the same request model (the anthropic SDK's own span beside
+        OpenLLMetry's). Calls made at once by one instrumentation, or to other models, take
+        steps of their own."""
+        if not self._dedupe:
+            return next(agent)
+        step = pattrs.get(AGENT_STEP)
+        if type(step) is int and not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is _MODEL_CALL:
+            return step
+        scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
+        last = agent.last
+        if last is not None and scope is not None and last[2] != scope:
+            first = last[0]()
+            if first is not None and first.end_time is None:  # open: this may be its pair
+                model = _model_of(own)
+                if model is not None and model == _model_of(seam.attributes_of(first)):
+                    agent.last = None  # a pair: a third span is a call of its own
+                    return last[1]
+        step = next(agent)
+        try:
+            agent.last = (weakref.ref(span), step, scope)
+        except TypeError:  # a span class without weak references: no pairs looked for
+            agent.last = None
+        return step
 
     def _steps_of(self, agent_span: object) -> _Steps | None:
         """The step counter of an agent span, created by its first child."""
