@@ -163,6 +163,54 @@ multiplier = 0.8               # negotiated discount
     assert later.total == Decimal("0.16")  # $2 * 0.8
 
 
+def test_an_alias_prices_exactly_like_its_target_multipliers_included(tmp_path):
+    """A review found an alias billed at its target's prices before the target's own
+    multiplier (a negotiated 0.9 on the model): $3.00 where the target cost $2.70."""
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+    same_file = write(
+        tmp_path,
+        """
+provider = "mine"
+multiplier = 0.8
+[[model]]
+id = "base"
+match = [{ equals = "base" }]
+multiplier = 0.9
+[[model.price]]
+input = 10
+output = 10
+[[model]]
+id = "deployment"
+alias_of = "base"
+[[model]]
+id = "cheaper-deployment"
+alias_of = "base"
+multiplier = 0.5
+""",
+        "mine.toml",
+    )
+    other_file = write(
+        tmp_path,
+        """
+provider = "reseller"
+multiplier = 1.25
+[[model]]
+id = "resold"
+alias_of = "base"
+""",
+        "reseller.toml",
+    )
+    table = load_pricing([same_file, other_file], bundled=False, use_env=False)
+
+    def total(model: str) -> Decimal:
+        return compute_cost(model, usage, table=table, start_time=0).total
+
+    assert total("base") == Decimal("7.2")  # $10 * 0.8 * 0.9
+    assert total("deployment") == Decimal("7.2")  # the file's 0.8 once, the target's 0.9
+    assert total("cheaper-deployment") == Decimal("3.6")  # and then its own 0.5
+    assert total("resold") == Decimal("9")  # the target's price, then its own file's 1.25
+
+
 def test_provider_multiplier_scales_every_rate(tmp_path):
     text = FIXTURE.read_text().replace('provider = "acme"', 'provider = "acme"\nmultiplier = 0.5')
     table = load_pricing([write(tmp_path, text)], bundled=False, use_env=False)

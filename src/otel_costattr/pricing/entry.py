@@ -90,11 +90,17 @@ def _check_scaled(
                     )
 
 
-def build_entry(spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...]) -> ModelEntry:
+def build_entry(
+    spec: ModelSpec,
+    provider: ProviderFile,
+    periods: tuple[PricePeriod, ...],
+    inherited: tuple[Decimal | None, ...] = (),
+) -> ModelEntry:
     """The entry for ``spec`` of ``provider``, priced by ``periods`` (its own, or those of the
-    model it is an alias of), with the provider's and the model's multipliers applied."""
+    model it is an alias of), with the provider's and the model's multipliers applied, after
+    ``inherited`` (an alias's: those its target's entry has, see `table._build`)."""
     factor = Decimal(1)
-    for multiplier in (provider.multiplier, spec.multiplier):
+    for multiplier in (*inherited, provider.multiplier, spec.multiplier):
         if multiplier is not None:
             factor = WIDE_CONTEXT.multiply(factor, multiplier)
     if factor != 1:

@@ -468,26 +468,30 @@ def _build(
 
     # Priced (non-alias) specs by id, per provider: an alias finds its target in a few dict
     # lookups instead of a scan of every model (quadratic with many aliases).
-    priced = {pid: {s.id: s for s, _ in items if s.alias_of is None} for pid, items in specs.items()}
+    priced = {pid: {s.id: (s, pf) for s, pf in items if s.alias_of is None} for pid, items in specs.items()}
 
-    def find(model_id: str, pid: str) -> ModelSpec | None:
+    def find(model_id: str, pid: str) -> tuple[ModelSpec, ProviderFile] | None:
         for search in (pid, *providers[pid].fallback, *providers):
-            spec = priced[search].get(model_id)
-            if spec is not None:
-                return spec
+            found = priced[search].get(model_id)
+            if found is not None:
+                return found
         return None
 
     for pid, items in specs.items():
         for spec, pf in items:
-            periods = spec.periods
+            periods, inherited = spec.periods, ()
             if spec.alias_of is not None:
-                target = find(spec.alias_of, pid)
-                if target is None:
+                found = find(spec.alias_of, pid)
+                if found is None:
                     raise PricingError(
                         f"{pf.path}: model {spec.id!r}: alias_of: no priced model {spec.alias_of!r}"
                     )
+                # Exactly its target's prices, the target's multipliers included (its file's
+                # once, when the alias is listed in that file too), then the alias's own.
+                target, where = found
                 periods = target.periods
-            providers[pid].entries.append(build_entry(spec, pf, periods))
+                inherited = (None if where is pf else where.multiplier, target.multiplier)
+            providers[pid].entries.append(build_entry(spec, pf, periods, inherited))
         providers[pid].index()
 
     names = {name: claim[0] for name, claim in claims.items()}  # name -> the provider it means
