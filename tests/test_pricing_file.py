@@ -237,6 +237,25 @@ def test_version_and_digest_identify_the_exact_content(tmp_path):
     assert a.digest.startswith("sha256:") and len(a.digest) == 71
 
 
+def test_a_user_file_is_known_by_its_content_not_its_path(tmp_path, monkeypatch):
+    """A review stamped three versions for one file's bytes (relative path, absolute path, a
+    copy), and a file named by the environment and by an option, spelled two ways, failed as
+    two files pricing one model."""
+    first = write(tmp_path, GOOD_MODEL, "a.toml")
+    (tmp_path / "elsewhere").mkdir()
+    copy = write(tmp_path / "elsewhere", GOOD_MODEL)
+    monkeypatch.chdir(tmp_path)
+    versions = {
+        load_pricing([path], use_env=False).version
+        for path in ("a.toml", "./a.toml", str(first), str(copy), f"{tmp_path}/elsewhere/../a.toml")
+    }
+    assert len(versions) == 1 and "+local." in versions.pop()
+    monkeypatch.setenv(ENV_PRICING_FILES, "a.toml")
+    table = load_pricing(["./a.toml"])
+    assert table.resolve("m1").provider == "acme"
+    assert table.version == load_pricing([first], use_env=False).version
+
+
 def test_two_user_files_pricing_one_model_fail_naming_both(tmp_path):
     # The first file used to win silently, so the order of OTEL_COSTATTR_PRICING_FILES chose
     # the price.

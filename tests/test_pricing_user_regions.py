@@ -175,3 +175,36 @@ def test_pricing_check_accepts_region_rules(tmp_path, capsys):
     bad = _file(tmp_path, "bad.toml", RULE + "models=['m']\n")
     assert main(["pricing", "check", bad]) == 1
     assert capsys.readouterr().err == f"Error: {bad}: region[0]: multiplier: required\n"
+
+
+def test_two_user_rules_for_one_call_fail_naming_the_later(tmp_path):
+    """A review loaded two files pricing Azure gpt-4o in swedencentral at 1.1x and 1.3x: the
+    order of the files chose $2.75 or $3.25, and `pricing check` said ok."""
+    eu = _file(tmp_path, "eu.toml", AZURE_EU)
+    dearer = _file(
+        tmp_path,
+        "dearer.toml",
+        AZURE_EU.replace('"westeurope"', '"germanywestcentral"').replace("1.1", "1.3"),
+    )
+    for first, later in ((eu, dearer), (dearer, eu)):
+        with pytest.raises(PricingError) as info:
+            load_pricing([first, later], use_env=False)
+        assert str(info.value) == (
+            f"{later}: region[0]: regions: 'swedencentral' is also priced by {first}: region[0] for"
+            " 'azure' model 'gpt-4o': the order of the files would choose"
+        )
+    # Within one file, and through a wildcard.
+    twice = _file(
+        tmp_path, "twice.toml", AZURE_EU + AZURE_EU.replace('["swedencentral", "westeurope"]', '["sweden*"]')
+    )
+    with pytest.raises(PricingError, match=r"twice.toml: region\[1\]: regions: 'swedencentral' is also"):
+        load_pricing([twice], use_env=False)
+    # Rules that cannot meet load: other regions, other models, a region one excludes.
+    apart = AZURE_EU + AZURE_EU.replace('"swedencentral", "westeurope"', '"eastus"')
+    apart += AZURE_EU.replace('"gpt-4o"', '"gpt-4o-mini"')
+    apart += AZURE_EU.replace(
+        '["swedencentral", "westeurope"]', '["*"]\nexclude = ["swedencentral", "westeurope", "eastus"]'
+    ).replace('"gpt-4o"', '"gpt-4o", "gpt-4o-mini"')
+    table = load_pricing([_file(tmp_path, "apart.toml", apart)], use_env=False)
+    assert table.quote("gpt-4o", "azure.ai.openai", None, START, "eastus").rates.input == D("2.75")
+    # A user's rule still replaces a bundled one (test_a_user_rule_wins_over_the_bundled_one).

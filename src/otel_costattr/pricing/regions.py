@@ -136,6 +136,35 @@ def region_rules(path: str, items: Any) -> tuple[RegionRule, ...]:
     return tuple(rules)
 
 
+def check_overlaps(rules: tuple[RegionRule, ...] | list[RegionRule]) -> None:
+    """Two of ``rules`` (users' own: tried in the order of their files) pricing one model of
+    one host in one region would let that order choose the price: raises `PricingError`
+    naming the later rule. Decided on the regions the patterns spell out (wildcards filled a
+    few ways): overlaps only exotic patterns share may pass."""
+    for i, later in enumerate(rules):
+        for earlier in rules[:i]:
+            if earlier.host != later.host:
+                continue
+            shared = [m for m in later.models if m in earlier.models]
+            if not shared:
+                continue
+            for region in _witnesses((*earlier.regions, *later.regions)):
+                if earlier.applies(region) and later.applies(region):
+                    raise PricingError(
+                        f"{later.where}: regions: {region!r} is also priced by {earlier.where} for"
+                        f" {later.host!r} model {shared[0]!r}: the order of the files would choose"
+                    )
+
+
+def _witnesses(patterns: tuple[str, ...]) -> list[str]:
+    """Regions ``patterns`` (fnmatch) spell out: each with its wildcards left empty or filled."""
+    found = []
+    for pattern in patterns:
+        for star, one in (("", "a"), ("a", "1"), ("-1", "-")):
+            found.append(pattern.replace("*", star).replace("?", one))
+    return found
+
+
 def user_file_parts(
     path: str, data: bytes | None = None
 ) -> tuple[dict[str, Any] | None, tuple[RegionRule, ...]]:

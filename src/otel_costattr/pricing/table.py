@@ -29,7 +29,14 @@ from .model import (
     TimeWindow,
 )
 from .parse import compile_rule, parse_provider_file, read_toml
-from .regions import REGIONS_FILE, RegionIndex, RegionRule, parse_regions, user_file_parts
+from .regions import (
+    REGIONS_FILE,
+    RegionIndex,
+    RegionRule,
+    check_overlaps,
+    parse_regions,
+    user_file_parts,
+)
 from .resolve import ProviderIndex, candidate_ids, snapshot_of
 
 ENV_PRICING_FILES = settings.PRICING_FILES
@@ -396,13 +403,21 @@ def load_pricing(
     user_paths = [str(p) for p in extra_files]
     if use_env:
         user_paths += env_pricing_files()
+    # One file named twice (by the environment and an option, spelled two ways) is one file.
+    seen = {}
+    for path in user_paths:
+        seen.setdefault(os.path.realpath(path), path)
+    user_paths = list(seen.values())
     user_parts, user_files, user_regions = read_user_files(user_paths)
+    check_overlaps(user_regions)
     # A user's regional rule is tried before the bundled ones: the first that applies wins.
     regions = (*user_regions, *regions)
     if not parsed and not user_files:
         raise PricingError("no pricing files: bundled=False needs at least one file")
 
-    digest = _digest(digest_parts + user_parts)
+    # A user file by its content alone: an application and `serve` naming one file by two
+    # paths (or two copies of it) stamp one version.
+    digest = _digest(digest_parts + [("user", data) for _, data in user_parts])
     if user_parts:  # any user file, provider or regional rules, makes it a local table
         version = f"{version}+local.{digest[len('sha256:') :][:8]}" if bundled else f"local.{digest[7:15]}"
     names = [p for p, _ in digest_parts] + user_paths
