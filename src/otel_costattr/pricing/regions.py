@@ -226,10 +226,18 @@ class RegionIndex:
     regional entry (same id, regional rates) a host and a region select. Built at load, so a
     rule naming a model or a base the table does not have fails there, naming the rule."""
 
-    def __init__(self, rules: tuple[RegionRule, ...], providers: Mapping[str, ProviderIndex]) -> None:
+    def __init__(
+        self,
+        rules: tuple[RegionRule, ...],
+        providers: Mapping[str, ProviderIndex],
+        listed: Mapping[tuple[str, str], ModelEntry] | None = None,
+    ) -> None:
+        """``listed``: bundled entries a user file replaced, by (provider, id): a base is
+        the first party's list price, whatever the user negotiated with it."""
         # id(entry) -> [(rule, regional entry)]: entries live as long as their table.
         self._by_entry: dict[int, list[tuple[RegionRule, ModelEntry]]] = {}
         everything = {(e.provider, e.id): e for p in providers.values() for e in p.entries}
+        everything.update(listed or {})
         for rule in rules:
             if rule.host not in providers:
                 raise PricingError(f"{rule.where}: host: unknown provider {rule.host!r}")

@@ -12,6 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -112,6 +113,7 @@ class PriceTable:
         normalize: Sequence[tuple[re.Pattern[str], str]],
         files: Sequence[str],
         regions: tuple[RegionRule, ...] = (),
+        listed: dict[tuple[str, str], ModelEntry] | None = None,
     ) -> None:
         self.version = version
         self.digest = digest
@@ -120,7 +122,7 @@ class PriceTable:
         self._order = tuple(p.id for p in providers)
         self._names = names
         self._normalize = tuple(normalize)
-        self._regions = RegionIndex(regions, self._providers)
+        self._regions = RegionIndex(regions, self._providers, listed or {})
         # id() of the entries some region prices otherwise: a caller skips region lookups
         # for every other entry (nearly all of them) with one set lookup.
         self.regional_entries = self._regions.entries
@@ -509,8 +511,40 @@ def _build(
             providers[pid].entries.append(build_entry(spec, pf, periods, inherited))
         providers[pid].index()
 
+    listed = _keep_list_prices(providers, bundled, user_models)
     names = {name: claim[0] for name, claim in claims.items()}  # name -> the provider it means
-    return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions)
+    return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions, listed)
+
+
+def _keep_list_prices(
+    providers: dict[str, ProviderIndex], bundled: list[ProviderFile], user_models: dict[tuple[str, str], str]
+) -> dict[tuple[str, str], ModelEntry]:
+    """A host reselling a first party's models at list price (its ``fallback``) keeps that
+    price when a user file replaces one of them: a negotiated price is the user's contract
+    with the first party, not with Azure, Vertex or Bedrock. The host gets the bundled entry
+    as its own (searched before its fallbacks, priced and repriced under its own provider
+    id). Returns the bundled entries replaced, by (provider, id): the bases regional rules
+    price from (`RegionIndex`)."""
+    replaced = {
+        (pf.provider, spec.id): build_entry(spec, pf, spec.periods)
+        for pf in bundled
+        for spec in pf.models
+        if (pf.provider, spec.id) in user_models and spec.alias_of is None
+    }
+    if not replaced:
+        return {}
+    for host in providers.values():
+        own = {e.id for e in host.entries}
+        added = False
+        for fallback in host.fallback:
+            for (pid, model_id), entry in replaced.items():
+                if pid == fallback and model_id not in own:
+                    host.entries.append(replace(entry, provider=host.id))
+                    own.add(model_id)
+                    added = True
+        if added:
+            host.index()
+    return replaced
 
 
 _default: PriceTable | None = None

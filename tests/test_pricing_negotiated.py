@@ -1,0 +1,107 @@
+"""A negotiated first-party price stays the user's contract with that party: hosts that resell
+its models at list price (a `fallback`: Azure for OpenAI, Vertex and Bedrock for Anthropic) keep
+the list price. A review found an OpenAI file with `multiplier = 0.8` pricing Azure's gpt-4o
+calls at $1.60 per million instead of $2.50, and an Anthropic one discounting Vertex and Bedrock
+GovCloud. Real SDK spans through the processor and the DuckDB store, repriced in SQL too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_costattr import CostSpanProcessor, DuckDBSpanExporter, load_pricing, rollup
+from otel_costattr.semconv import COST, PRICED_MODEL, REGION
+
+START = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+TOKENS = 100_000  # under the 200k long-context tier
+
+OPENAI = """
+provider = "openai"
+multiplier = 0.8
+[[model]]
+id = "gpt-4o"
+match = [{ equals = "gpt-4o" }]
+[[model.price]]
+input = 2.5
+output = 10
+"""
+
+ANTHROPIC = """
+provider = "anthropic"
+[[model]]
+id = "claude-sonnet-4-5"
+match = [{ starts_with = "claude-sonnet-4-5" }]
+multiplier = 0.9
+[[model.price]]
+input = 3
+output = 15
+"""
+
+CALLS = [  # (provider as the span names it, model as it reports it, extra attributes)
+    ("openai", "gpt-4o", {}),
+    ("azure.ai.openai", "gpt-4o", {}),
+    ("anthropic", "claude-sonnet-4-5", {}),
+    (
+        "gcp.vertex_ai",
+        "claude-sonnet-4-5@20250929",
+        {"server.address": "europe-west1-aiplatform.googleapis.com"},
+    ),
+    ("aws.bedrock", "us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0", {}),
+]
+
+
+def _input_rate(table, provider: str, model: str) -> D:
+    region = {"aws.bedrock": "us-gov-west-1", "gcp.vertex_ai": "europe-west1"}.get(provider)
+    return table.quote(model, provider, None, START, region).rates.input
+
+
+def test_resellers_keep_the_list_price(tmp_path):
+    (tmp_path / "openai.toml").write_text(OPENAI)
+    (tmp_path / "anthropic.toml").write_text(ANTHROPIC)
+    files = [str(tmp_path / "openai.toml"), str(tmp_path / "anthropic.toml")]
+    bundled, negotiated = load_pricing(use_env=False), load_pricing(files, use_env=False)
+    rates = {(p, m): _input_rate(negotiated, p, m) for p, m, _ in CALLS}
+    listed = {(p, m): _input_rate(bundled, p, m) for p, m, _ in CALLS}
+    assert rates[("openai", "gpt-4o")] == D("2.0")  # the contract: 2.5 x 0.8
+    assert rates[("anthropic", "claude-sonnet-4-5")] == D("2.7")  # 3 x 0.9
+    for key in CALLS[1:2] + CALLS[3:]:
+        assert rates[key[:2]] == listed[key[:2]], key
+    assert [listed[key[:2]] for key in CALLS[1:2] + CALLS[3:]] == [D("2.5"), D("3.3"), D("3.6")]
+
+    # On the span, in the store, and repriced in SQL with the same files.
+    processor = CostSpanProcessor(negotiated)
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    spans = []
+    for name, model, extra in CALLS:
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": name, "gen_ai.request.model": model,
+                 "gen_ai.usage.input_tokens": TOKENS, "gen_ai.usage.output_tokens": 0, **extra}  # fmt: skip
+        span = provider.get_tracer("t").start_span("chat", attributes=attrs, start_time=START)
+        span.end(end_time=START + 10**9)
+        spans.append(span)
+    stamped = {
+        (s.attributes["gen_ai.provider.name"], s.attributes["gen_ai.request.model"]): s.attributes
+        for s in spans
+    }
+    for key, rate in rates.items():
+        assert D(str(stamped[key][COST])) == rate / 10, key
+    assert stamped[("gcp.vertex_ai", CALLS[3][1])][REGION] == "europe-west1"
+    assert stamped[("aws.bedrock", CALLS[4][1])][REGION] == "us-gov"
+    assert stamped[("azure.ai.openai", "gpt-4o")][PRICED_MODEL] == "gpt-4o"
+    store = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=negotiated)
+    store.export(spans)
+    store.shutdown()
+    rows = rollup("per_model", db=tmp_path / "s.duckdb", reprice=negotiated, since="2026-11-01")
+    by_provider = {(r["provider"], r["model"]): r for r in rows}
+    azure, vertex = (
+        by_provider[("azure.ai.openai", "gpt-4o")],
+        by_provider[("gcp.vertex_ai", "claude-sonnet-4-5")],
+    )
+    assert (azure["usd"], azure["usd_repriced"]) == (D("0.25"), D("0.25"))
+    assert by_provider[("openai", "gpt-4o")]["usd_repriced"] == D("0.2")
+    # SQL repricing leaves regions out (pricing/README.md): Vertex's list price, not the contract's.
+    assert (vertex["usd"], vertex["usd_repriced"]) == (D("0.33"), D("0.3"))
