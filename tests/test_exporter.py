@@ -1049,6 +1049,8 @@ from otel_costattr.store.exporter import DuckDBSpanExporter
 exporter = DuckDBSpanExporter(sys.argv[1], pricing=load_pricing([sys.argv[3]], bundled=False, use_env=False),
                               ingest_interval=3600)
 exporter.export(make_spans(10))
+# The ingester here waits for the forking thread: the fork goes ahead after the bound.
+database._FORK_WAIT = 0.5
 held, release = threading.Event(), threading.Event()
 def ingesting():  # the ingester's thread, inside an ingest when the process forks
     with database._path_lock(str(exporter.path)):
@@ -1064,6 +1066,52 @@ release.set()
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
+
+
+FORK_WITH_A_CONNECTION_OPEN = """
+import os, signal, sys, threading, time
+sys.path.insert(0, sys.argv[2])
+from test_exporter import make_spans
+from otel_costattr.pricing.table import load_pricing
+from otel_costattr.store import database, ingest
+from otel_costattr.store.exporter import DuckDBSpanExporter
+exporter = DuckDBSpanExporter(sys.argv[1], pricing=load_pricing([sys.argv[3]], bundled=False, use_env=False),
+                              ingest_interval=3600)
+exporter.export(make_spans(10))
+assert exporter.force_flush(10000)
+held = threading.Event()
+def ingesting():  # the ingester's round: a read-write connection open, tuned as a round tunes it
+    with database.writing(str(exporter.path)) as con, ingest.tuned(con, threads=1, compact=False):
+        con.execute("SELECT count(*) FROM spans").fetchall()
+        held.set()
+        time.sleep(1.0)  # the round's work
+threading.Thread(target=ingesting, daemon=True).start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(30)  # a hang ends the child here, killed by SIGALRM
+    exporter.export(make_spans(20))
+    os._exit(0 if exporter.force_flush(5000) else 3)
+_, status = os.waitpid(pid, 0)
+assert exporter.force_flush(10000)
+exporter.shutdown()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_child_forked_while_a_connection_is_open_writes_its_own(tmp_path):
+    """A review forked while the parent's ingester had its DuckDB connection open (gunicorn
+    --preload): the child inherited that database instance, reused it, and hung in DuckDB
+    for good (or committed into a copy the parent overwrote). The fork now waits for the
+    round; the child's spans reach the table."""
+    here = Path(__file__).resolve().parent
+    prices = str(here / "data" / "test_prices.toml")
+    path = tmp_path / "spans.duckdb"
+    script = [sys.executable, "-c", FORK_WITH_A_CONNECTION_OPEN, str(path), str(here), prices]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert query(path, "SELECT count(*) FROM spans") == [(30,)]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")

@@ -36,16 +36,61 @@ _path_locks: dict[str, threading.RLock] = {}
 _path_locks_guard = threading.Lock()
 
 
+# How long a fork waits for this process's writers to close their connections (see
+# `_before_fork`); past it the fork goes ahead, logged.
+_FORK_WAIT = 10.0
+_held_at_fork: list[threading.RLock] = []
+
+
+def _before_fork() -> None:
+    """Let the writers of this process finish before it forks (gunicorn --preload, a fork
+    multiprocessing pool). DuckDB keeps one database instance per path in a process, and a
+    child inherits an open one: its own connect then reuses that copy, whose locks the
+    parent's threads held, and hung for good in a review (12 of 80 forks under load), or,
+    where it did not hang, committed into a copy the parent's next checkpoint overwrote.
+    Every read-write connection is opened under its path's lock, so holding all of them
+    means none is open at the fork. Bounded: a writer waiting on the forking thread must
+    not stall it for ever."""
+    try:
+        _wait_for_writers()
+    except Exception:  # never in the way of a fork
+        logger.exception("otel-costattr: could not wait for the store's writers before a fork")
+
+
+def _wait_for_writers() -> None:
+    deadline = time.monotonic() + _FORK_WAIT
+    with _path_locks_guard:
+        locks = list(_path_locks.items())
+    for path, lock in locks:
+        if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            _held_at_fork.append(lock)
+        else:
+            logger.warning(
+                "otel-costattr: forking while a connection to %s is open (waited %.0f s for it):"
+                " the child's writes to it may hang or be lost",
+                path,
+                _FORK_WAIT,
+            )
+
+
+def _after_fork_in_parent() -> None:
+    while _held_at_fork:
+        _held_at_fork.pop().release()
+
+
 def _forget_path_locks() -> None:
     """In a forked child: a lock the parent's ingester held at the fork would be held for
     ever (its thread is not in the child), and the child's flush would wait on it for ever."""
     global _path_locks, _path_locks_guard
+    _held_at_fork.clear()
     _path_locks = {}
     _path_locks_guard = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_path_locks)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_forget_path_locks
+    )
 
 
 class StoreError(Exception):
