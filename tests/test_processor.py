@@ -227,21 +227,50 @@ def test_plain_spans_are_untouched(pipeline):
     assert dict(pipeline.spans()[0].attributes) == attrs
 
 
-def test_user_attribute_limits_are_respected(table):
+class OnlyStartAndEnd(SpanProcessor):
+    """Wraps a processor without forwarding _on_ending: its end hook is then a closure."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self.inner = inner
+
+    def on_start(self, span, parent_context=None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span) -> None:
+        self.inner.on_end(span)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["ending-hook", "closure"])
+def test_user_attribute_limits_are_respected(table, tmp_path, wrapped):
+    """Within the count limit the stamp goes in (the SDK truncating it to the length limit);
+    past it the stamp is left out, counted: the SDK would have evicted the span's oldest
+    attributes for it, its model and usage (a review found such a call stored as an
+    'other' span, counted nowhere), or its feature."""
     from opentelemetry.sdk.trace import SpanLimits
 
-    provider = TracerProvider(
-        span_limits=SpanLimits(max_span_attributes=6, max_span_attribute_length=10),
-        shutdown_on_exit=False,
-    )
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(CostSpanProcessor(table))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    provider.get_tracer("t").start_span("chat", attributes=chat(input_tokens=1)).end()
-    (span,) = exporter.get_finished_spans()
-    assert len(span.attributes) == 6  # the SDK dropped the oldest, as the user asked
-    assert span.attributes[COST] == usd("0.000002")
-    assert span.attributes[PRICING_VERSION] == table.version[:10]  # truncated by the SDK
+    spans = {}
+    for limit in (10, 6):
+        provider = TracerProvider(
+            span_limits=SpanLimits(max_span_attributes=limit, max_span_attribute_length=10),
+            shutdown_on_exit=False,
+        )
+        exporter = InMemorySpanExporter()
+        processor = CostSpanProcessor(table)
+        provider.add_span_processor(OnlyStartAndEnd(processor) if wrapped else processor)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.get_tracer("t").start_span("chat", attributes=chat(input_tokens=1)).end()
+        (spans[limit],) = exporter.get_finished_spans()
+        assert processor.stats()["unstamped"] == (limit == 6)
+    stamped, unstamped = spans[10].attributes, spans[6].attributes
+    assert stamped[COST] == usd("0.000002")
+    assert stamped[PRICING_VERSION] == table.version[:10]  # truncated by the SDK
+    assert dict(unstamped) == chat(input_tokens=1)  # its own attributes, whole
+    # A store that prices what comes unstamped still counts the call, at its price.
+    store = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=table)
+    store.export([spans[6]])
+    store.shutdown()
+    (row,) = rollup("stats", db=tmp_path / "s.duckdb", since="2000-01-01")[:1]
+    assert (row["calls"], row["usd"]) == (1, Decimal("0.000002"))
 
 
 # --- every processor and exporter sees the cost -------------------------------------------

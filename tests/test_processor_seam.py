@@ -86,22 +86,25 @@ def test_hook_that_raises_still_ends_the_span(tracer, mode, caplog):
 
 
 def test_ending_mode_stamps_within_the_span_limits():
-    provider = TracerProvider(
-        span_limits=SpanLimits(max_span_attributes=3, max_attribute_length=4), shutdown_on_exit=False
-    )
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(
-        Hooked(lambda s, a: {"status": "priced", "cost": 0.5}, frozenset({"k"}), "ending")
-    )
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    span = provider.get_tracer("t").start_span("s", attributes={"a": 1, "k": 2})
-    span.end()
-    (ended,) = exporter.get_finished_spans()
-    # The SDK's own rules: the oldest attribute dropped and counted, the text truncated.
-    assert dict(ended.attributes) == {"k": 2, "status": "pric", "cost": 0.5}
-    assert ended.dropped_attributes == 1
+    ended = []
+    for limit in (4, 3):
+        provider = TracerProvider(
+            span_limits=SpanLimits(max_span_attributes=limit, max_attribute_length=4), shutdown_on_exit=False
+        )
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(
+            Hooked(lambda s, a: {"status": "priced", "cost": 0.5}, frozenset({"k"}), "ending")
+        )
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.get_tracer("t").start_span("s", attributes={"a": 1, "k": 2}).end()
+        ended += exporter.get_finished_spans()
+    fitting, full = ended
+    # The SDK's own rules on length: the text truncated.
+    assert dict(fitting.attributes) == {"a": 1, "k": 2, "status": "pric", "cost": 0.5}
+    # No room for both: none is added, and no attribute of the span's own is evicted for them.
+    assert dict(full.attributes) == {"a": 1, "k": 2} and full.dropped_attributes == 0
     with pytest.raises(TypeError):
-        ended.attributes["late"] = 1  # type: ignore[index]
+        fitting.attributes["late"] = 1  # type: ignore[index]
 
 
 def test_closure_removes_itself_at_end(tracer):

@@ -82,6 +82,7 @@ def test_threads_each_with_an_agent(table):
         "duplicate": 0,
         "internal_errors": 0,
         "unhooked": 0,
+        "unstamped": 0,
         "spans": THREADS * (CALLS + 1),  # the calls and each thread's agent span, none lost
     }
     # Every float on a span is the exact Decimal, correctly rounded: sum them back exactly.

@@ -36,10 +36,11 @@ def test_processor_and_exporter_counts_are_metrics(table, tmp_path):
     exporter = DuckDBSpanExporter(tmp_path / "db.duckdb", max_spool_bytes=0, max_buffered_spans=0)
     exporter.export([object()])  # not a span: dropped, and counted
     try:
+        # Every live processor adds to the sums (others may be alive in this test session):
+        # held here before the reading, so that none is collected between the two.
+        live, exporters = list(telemetry._processors), list(telemetry._exporters)
         points = _points(reader)
         calls = points["otel_costattr.processor.calls"]
-        # Every live processor adds to the sums (others may be alive in this test session).
-        live = list(telemetry._processors)
         assert processor in live
         for outcome in ("priced", "unknown_model", "no_usage"):
             assert calls[(("costattr.outcome", outcome),)] == sum(p.stats()[outcome] for p in live)
@@ -47,10 +48,10 @@ def test_processor_and_exporter_counts_are_metrics(table, tmp_path):
         assert (("costattr.outcome", "spans"),) not in calls  # not an outcome: its own counter
         spans = sum(p.stats()["spans"] for p in live)
         assert points["otel_costattr.processor.spans"][()] == spans >= processor.stats()["spans"] == 3
-        dropped = sum(e.dropped_spans for e in telemetry._exporters)
+        dropped = sum(e.dropped_spans for e in exporters)
         assert points["otel_costattr.exporter.dropped"][()] == dropped >= exporter.dropped_spans == 1
         assert () in points["otel_costattr.exporter.buffered"]
-        content = sum(e.content_dropped for e in telemetry._exporters)
+        content = sum(e.content_dropped for e in exporters)
         assert points["otel_costattr.exporter.content_dropped"][()] == content
     finally:
         exporter.shutdown()

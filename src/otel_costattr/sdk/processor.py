@@ -78,6 +78,7 @@ STAT_NAMES = (
     DUPLICATE,
     "internal_errors",
     "unhooked",
+    "unstamped",  # priced or given a status, but the span's attribute limit left no room
     "spans",  # every span ended on the provider, model call or not: see _NO_CALLS_AFTER
 )
 # After this many spans with no model call among them, one warning: the likely cause is that
@@ -270,6 +271,7 @@ class CostSpanProcessor(SpanProcessor):
         self._lock = threading.RLock()
         # Lock-free exact counts: one itertools.count per statistic (see _Steps).
         self._counts = {name: itertools.count() for name in STAT_NAMES}
+        self._said_no_room = False
         self._count_status = {s: self._counts[s.value].__next__ for s in CostStatus}
         self._count_status[DUPLICATE] = self._counts[DUPLICATE].__next__
         self._count_priced = self._count_status[_PRICED]
@@ -289,7 +291,8 @@ class CostSpanProcessor(SpanProcessor):
         _check_seam()
         # Without stamp functions the hook calls _stamp itself: no learning, no call between.
         before_end = self._stamp if shapes is None else self._before_end
-        self._use_hook(seam.EndHook(before_end, ROLE_KEYS, self, by_shape=shapes, room=ROOM))
+        hook = seam.EndHook(before_end, ROLE_KEYS, self, by_shape=shapes, room=ROOM, no_room=self._no_room)
+        self._use_hook(hook)
         telemetry.track_processor(self)
 
     def _use_hook(self, hook: seam.EndHook) -> None:
@@ -315,11 +318,27 @@ class CostSpanProcessor(SpanProcessor):
         """The table this processor prices with."""
         return self._table
 
+    def _no_room(self) -> None:
+        """A span's attribute count limit left no room for its stamp: counted, said once."""
+        next(self._counts["unstamped"])
+        if self._said_no_room:
+            return
+        self._said_no_room = True
+        logger.warning(
+            "otel-costattr: a model call's span had no room left for gen_ai.usage.cost under its"
+            " attribute count limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, SpanLimits): it is left"
+            " unstamped rather than losing its own attributes, counted in stats()['unstamped'];"
+            " the DuckDB store and the ClickHouse backend price such spans themselves. Raise the"
+            " limit to stamp them."
+        )
+
     def stats(self) -> dict[str, int]:
         """Counts since creation: model calls by cost status (priced, unknown_model, no_usage,
         invalid_usage), duplicates (spans of a call priced through another span), internal
-        errors, spans that could not be hooked, and ``spans``: every span ended, model call
-        or not (many spans and no model call: is a GenAI instrumentation loaded?)."""
+        errors, spans that could not be hooked, ``unstamped`` (calls among those whose span
+        had no room left for the stamp under its attribute count limit: left unstamped, not
+        evicting its own attributes), and ``spans``: every span ended, model call or not
+        (many spans and no model call: is a GenAI instrumentation loaded?)."""
         return {name: _counted(counter) for name, counter in self._counts.items()}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:

@@ -57,6 +57,8 @@ BeforeEnd = Callable[[Span, Mapping[str, Any]], "dict[str, Any] | None"]
 # The same for spans of one shape (their keys in order), with the span's start time (ns); it
 # may add its values to the live attributes itself (see EndHook) and return None.
 ByShape = Callable[[Span, dict[str, Any], int], "dict[str, Any] | None"]
+# Called when a span's attribute count limit leaves no room for the values: none is written.
+NoRoom = Callable[[], None]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -241,22 +243,41 @@ def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
         bounded._immutable = frozen
 
 
-def _add_values(bounded: Any, attrs: dict[str, Any], values: dict[str, Any]) -> None:
+def _add_values(bounded: Any, attrs: dict[str, Any], values: dict[str, Any], no_room: NoRoom) -> None:
     """A general hook's ``values`` into the span's attributes: straight into the live dict
     when they fit within its limits (frozen, but no other thread may write the span now and
-    no on_end has run), else through `_add_at_limits`."""
+    no on_end has run), else through `_add_at_limits`; none of them, and ``no_room()``, when
+    they do not all fit its attribute count (`fits`)."""
     maxlen = bounded.maxlen
     if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
         attrs.update(values)
-    else:
+    elif fits(maxlen, attrs, values):
         _add_at_limits(bounded, values)
+    else:
+        no_room()
+
+
+def fits(maxlen: int | None, attrs: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """Whether ``values`` fit a span's ``attrs`` within its attribute count limit. Past it
+    the SDK would evict the span's oldest attributes for them: its model, usage, feature,
+    what a backend needs to count the call at all. A stamp is left out instead: all of it,
+    since a cost without its status or pricing version is not one."""
+    return maxlen is None or len(attrs) + sum(1 for key in values if key not in attrs) <= maxlen
+
+
+def _nothing() -> None:
+    """The default ``no_room``."""
 
 
 def _ending_hook(
-    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape] | None, room: int
+    before_end: BeforeEnd,
+    keys: frozenset[str],
+    by_shape: dict[tuple[str, ...], ByShape] | None,
+    room: int,
+    no_room: NoRoom,
 ) -> Callable[[Span], None]:
     if by_shape is not None:
-        return _shaped_ending_hook(before_end, keys, by_shape, room)
+        return _shaped_ending_hook(before_end, keys, by_shape, room, no_room)
 
     def on_ending(span: Span) -> None:
         try:
@@ -266,7 +287,7 @@ def _ending_hook(
                 return
             values = before_end(span, attrs)
             if values:
-                _add_values(bounded, attrs, values)
+                _add_values(bounded, attrs, values, no_room)
         except Exception:
             _log_failure()
 
@@ -274,7 +295,11 @@ def _ending_hook(
 
 
 def _shaped_ending_hook(
-    before_end: BeforeEnd, keys: frozenset[str], by_shape: dict[tuple[str, ...], ByShape], room: int
+    before_end: BeforeEnd,
+    keys: frozenset[str],
+    by_shape: dict[tuple[str, ...], ByShape],
+    room: int,
+    no_room: NoRoom,
 ) -> Callable[[Span], None]:
     """`_ending_hook`, calling the function of the span's shape (its keys in order) when
     ``by_shape`` has one and ``room`` more attributes fit within the span's limits, with the
@@ -300,14 +325,16 @@ def _shaped_ending_hook(
             else:
                 values = before_end(span, attrs)
             if values:
-                _add_values(bounded, attrs, values)
+                _add_values(bounded, attrs, values, no_room)
         except Exception:
             _log_failure()
 
     return on_ending
 
 
-def _closure_installer(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[[Span], None]:
+def _closure_installer(
+    before_end: BeforeEnd, keys: frozenset[str], no_room: NoRoom
+) -> Callable[[Span], None]:
     # Built once per hook: each span then pays for one closure cell (the span), not three.
     def install_closure(span: Span) -> None:
         """Shadow ``span.end`` with a closure (AttributeError or TypeError when impossible)."""
@@ -321,8 +348,11 @@ def _closure_installer(before_end: BeforeEnd, keys: frozenset[str]) -> Callable[
                 attrs = attributes_of(span)
                 if span.is_recording() and not keys.isdisjoint(attrs):
                     values = before_end(span, attrs)
-                    if values:
+                    limit = getattr(getattr(span, "_attributes", None), "maxlen", None)
+                    if values and fits(limit if type(limit) is int else None, attrs, values):
                         add_attributes(span, values)
+                    elif values:
+                        no_room()
             except Exception:
                 _log_failure()
             span.end(end_time)
@@ -353,6 +383,9 @@ class EndHook:
     when ``room`` more attributes fit within the span's limits; the function may then add up
     to ``room`` values to the live attributes itself, or return them as ``before_end`` does
     (`by_shape` is then the table; None in mode "closure", which always calls ``before_end``).
+
+    ``no_room()`` is called, and nothing added, when what ``before_end`` returns would not
+    fit within the span's attribute count limit (`fits`).
     """
 
     def __init__(
@@ -364,6 +397,7 @@ class EndHook:
         mode: str | None = None,
         by_shape: dict[tuple[str, ...], ByShape] | None = None,
         room: int = 0,
+        no_room: NoRoom = _nothing,
     ) -> None:
         if mode is None:
             mode = "ending" if _fast and _ending_works else "closure"
@@ -372,9 +406,9 @@ class EndHook:
         self.mode = mode
         self.by_shape = by_shape if mode == "ending" else None
         self.on_ending = (
-            _ending_hook(before_end, keys, self.by_shape, room) if mode == "ending" else _not_ending
+            _ending_hook(before_end, keys, self.by_shape, room, no_room) if mode == "ending" else _not_ending
         )
-        self._install_closure = _closure_installer(before_end, keys)
+        self._install_closure = _closure_installer(before_end, keys, no_room)
         self._owner = owner
         # The processors tuple of the provider seen last, and whether it holds the owner
         # itself (tuples are replaced, never changed, when a processor is added).
