@@ -251,6 +251,36 @@ def test_a_store_that_cannot_be_written_is_read_saying_what_its_spool_holds(tmp_
     assert "Read-only file system" in done.stderr  # the cause, after it
 
 
+OPEN_WRITER = """
+import sys
+from otel_costattr import DuckDBSpanExporter
+try:
+    DuckDBSpanExporter(sys.argv[1])
+except ValueError as e:
+    print(e)
+"""
+
+
+def test_a_spool_folder_that_cannot_be_written_fails_at_start(tmp_path):
+    # A safety review: the folder existed, so the exporter started, then failed every export
+    # and held each batch in memory. Now the start fails, in one line naming the folder.
+    from otel_costattr import DuckDBSpanExporter
+
+    path = tmp_path / "s.duckdb"
+    DuckDBSpanExporter(path).shutdown()  # the database and its spool folder made
+    folder = store.spool_dir(path)
+    mount = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec "
+    mount += f"{sys.executable} -c '{OPEN_WRITER}' {path}"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "mount" in done.stderr:
+        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{folder}: spool folder not writable: Read-only file system\n"
+    assert os.listdir(folder) == []  # the check leaves nothing behind where it can write
+    DuckDBSpanExporter(path).shutdown()
+    assert os.listdir(folder) == []
+
+
 HOLD = textwrap.dedent(
     """
     import sys, time, duckdb

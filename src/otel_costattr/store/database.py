@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -251,6 +252,15 @@ def prepare_writer(path: str | os.PathLike[str]) -> str:
         raise ValueError(str(e)) from e
     except OSError as e:
         raise ValueError(f"{path}: cannot create spool folder: {e.strerror or e}") from e
+    # A folder that exists but cannot be written (read-only mount, another owner) failed every
+    # export, each batch then waiting in memory: found here, at start, instead.
+    folder = spool_dir(checked)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"{folder}: spool folder not writable: {e.strerror or e}") from e
     return checked
 
 
