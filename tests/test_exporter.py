@@ -1123,3 +1123,19 @@ def test_a_child_forked_while_the_parent_ingests_can_flush(tmp_path):
     script = [sys.executable, "-c", FORK_WHILE_INGESTING, str(tmp_path / "spans.duckdb"), str(here), prices]
     done = subprocess.run(script, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+
+
+def test_a_span_named_otherwise_than_by_text_is_kept(tmp_path, table):
+    # The SDK keeps a span's name as given: a safety review's span named 123 was dropped whole
+    # (counted, with a traceback from pyarrow); its name is now its text.
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for name in (123, None, "chat"):
+        provider.get_tracer("t").start_span(name, attributes=CHAT).end()  # type: ignore[arg-type]
+    exporter = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=table)
+    assert exporter.export(memory.get_finished_spans()).name == "SUCCESS"
+    exporter.shutdown()
+    assert exporter.dropped_spans == 0
+    names = query(tmp_path / "s.duckdb", "SELECT name FROM spans ORDER BY name")
+    assert names == [("",), ("123",), ("chat",)]

@@ -53,6 +53,11 @@ def _context_is_its_items() -> bool:
 _INDEXED_CONTEXT = _context_is_its_items()
 
 
+def _text(name: object) -> str:
+    """A span name the SDK kept as given (it does not check it): 123 is "123", None ""."""
+    return "" if name is None else str(name)
+
+
 def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None = None) -> list[SpanRecord]:
     """Finished SDK spans (``ReadableSpan``) as records, in order: one call per export batch.
 
@@ -139,7 +144,7 @@ def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None
                 parent_id.to_bytes(8, "big").hex() if parent_id is not None else None,
                 start,
                 end,
-                name,
+                name if type(name) is str else _text(name),
                 kind._name_,
                 status_code._name_,
                 description or None,
