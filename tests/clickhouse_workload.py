@@ -162,6 +162,9 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
         if t == 6:
             call(ta, actx, "acme", "acme-ner-7b")  # unknown model
             call(ta, actx, "openai", "gpt-4o", **{"gen_ai.usage.output_tokens": -5})  # invalid usage
+            # A count sent as text: the processor says invalid_usage; the Collector's text no
+            # longer shows why, so ClickHouse takes the processor's word (clickhouse/unstamped.py).
+            call(ta, actx, "openai", "gpt-4o", **{"gen_ai.usage.input_tokens": "1200"})
             # a newer snapshot the table lacks: priced at the request model (approximations)
             call(ta, actx, "openai", "gpt-4o-mini", **{"gen_ai.response.model": "gpt-4o-mini-2025-01-01"})
             call(ta, actx, "openai", "gpt-4o", **{"llm.cost.total": 0.5})  # the provider's cost (reconcile)

@@ -50,7 +50,9 @@ FROM (
         -- cost.engine.Usage.problem: each count a whole number in [0, MAX_TOKENS], 1h writes
         -- within the writes.
         {{valid}} AS _valid,
-        _call AND _valid AS _tokens_ok,
+        -- A call the processor found invalid_usage (a count sent as the text "1200", which the
+        -- Collector's text no longer tells from a number) has no counts, as in the DuckDB store.
+        _call AND _valid AND _a['costattr.status'] != 'invalid_usage' AS _tokens_ok,
         {{numbers}},
         {{buckets}},
         -- The cost stamped on the span (the Collector writes a double as ES6 text: "0.0025",

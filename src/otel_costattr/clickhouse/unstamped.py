@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from .. import semconv
+from ..cost.engine import CostStatus
 from ..pricing.table import PriceTable, default_pricing
 from ..spans.cost_columns import model_columns, quantize_usd
 from .dialect import PARAM_TYPES
@@ -116,8 +117,16 @@ def _number(text: str) -> Any:
 
 
 def _typed(attrs: Mapping[str, str]) -> dict[str, Any]:
-    """The Map's text values, numbers back as numbers where a count is expected."""
+    """The Map's text values, numbers back as numbers where a count is expected: unless the
+    processor found the call's usage invalid (``costattr.status = 'invalid_usage'``, read from
+    its typed values: a count sent as the text "100000"), which the Collector's text no longer
+    shows; the counts then stay text, and so invalid, as in the DuckDB store."""
+    if attrs.get(semconv.COST_STATUS) == _INVALID_USAGE:
+        return {k: v for k, v in attrs.items() if v != ""}
     return {k: _number(v) if k in _NUMERIC else v for k, v in attrs.items() if v != ""}
+
+
+_INVALID_USAGE = CostStatus.INVALID_USAGE.value
 
 
 def fetch_unstamped(
