@@ -328,3 +328,13 @@ def test_a_price_file_that_is_not_text_or_empty_says_so(tmp_path, data, message)
     with pytest.raises(PricingError) as info:
         load_pricing([path], use_env=False)  # over the bundled table alike
     assert str(info.value) == f"{path}: {message}"
+
+
+def test_a_misspelt_region_table_names_region_among_the_keys(tmp_path):
+    path = write(tmp_path, 'provider = "acme"\n[[regoin]]\nhost = "azure"\n')
+    with pytest.raises(PricingError) as info:
+        load_pricing([path], bundled=False, use_env=False)
+    assert str(info.value) == (
+        f"{path}: regoin: unknown key (allowed: fallback, model, multiplier, name, otel_names,"
+        " provider, region, retrieved, source, via)"
+    )

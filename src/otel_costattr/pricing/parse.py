@@ -87,16 +87,20 @@ def compile_rule(pattern: Any, *, search: bool) -> re.Pattern[str]:
 
 
 def parse_provider_file(
-    path: str | Path, data: bytes | None = None, raw: dict[str, Any] | None = None
+    path: str | Path, data: bytes | None = None, raw: dict[str, Any] | None = None, *, user: bool = False
 ) -> ProviderFile:
     """Read and validate one provider pricing file (or its already parsed table ``raw``);
-    raise `PricingError` on any problem."""
-    return _Parser(str(path)).provider(read_toml(path, data) if raw is None else raw)
+    raise `PricingError` on any problem. ``user``: a user's file, which may also hold
+    ``[[region]]`` rules (taken out before: `regions.user_file_parts`)."""
+    parser = _Parser(str(path))
+    parser.region_allowed = user
+    return parser.provider(read_toml(path, data) if raw is None else raw)
 
 
 class _Parser:
     def __init__(self, path: str) -> None:
         self.path = path
+        self.region_allowed = False  # named among the keys a user's file may hold
 
     def fail(self, model: str | None, field: str, problem: str) -> PricingError:
         where = f"{self.path}: model {model!r}: " if model is not None else f"{self.path}: "
@@ -159,7 +163,7 @@ class _Parser:
         return number
 
     def provider(self, raw: dict[str, Any]) -> ProviderFile:
-        self.check_keys(raw, _PROVIDER_KEYS, None, "")
+        self.check_keys(raw, _PROVIDER_KEYS | {"region"} if self.region_allowed else _PROVIDER_KEYS, None, "")
         provider = self.string(raw.get("provider"), None, "provider")
         models_raw = raw.get("model", [])
         if not isinstance(models_raw, list):

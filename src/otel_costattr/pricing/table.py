@@ -366,7 +366,7 @@ def read_user_files(
         raw, rules = user_file_parts(path, data)  # a provider file, [[region]] rules, or both
         regions += rules
         if raw is not None:
-            files.append(parse_provider_file(path, raw=raw))
+            files.append(parse_provider_file(path, raw=raw, user=True))
     return parts, files, regions
 
 
