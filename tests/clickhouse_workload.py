@@ -194,6 +194,6 @@ def load(spans: list[Any], duck: str, url: str) -> None:
     exporter = DuckDBSpanExporter(duck)
     exporter.export(spans)
     exporter.shutdown()
-    client = connect(parse_target(url))
+    client = connect(parse_target(url), create=True)
     client.command(create_table_sql())
     insert_records(client, records_from_sdk(spans))

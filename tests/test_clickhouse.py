@@ -204,7 +204,7 @@ def test_typed_table_gives_the_same_answers(stores: tuple[str, str], chdb_dir: P
     _, url = stores
     expected = {name: rollup(name, url) for name in TYPED_CHECKED}
     typed = f"chdb://{chdb_dir}?database=typed"
-    client = connect(parse_target(typed))
+    client = connect(parse_target(typed), create=True)
     client.command(create_table_sql())
     client.command("INSERT INTO typed.otel_traces SELECT * FROM workload.otel_traces")
     target = parse_target(typed)
@@ -234,7 +234,7 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     assert main(["rollup", "per-feature", "--db", duck, "--format", "json"]) == 0
     assert capsys.readouterr().out == out_ch
     fresh = f"chdb://{chdb_dir}?database=cli"
-    client = connect(parse_target(fresh))
+    client = connect(parse_target(fresh), create=True)
     client.command(create_table_sql())
     assert main(["clickhouse", "init", "--db", fresh]) == 0
     assert capsys.readouterr().out == (

@@ -52,7 +52,7 @@ def _store(chdb_dir: Path, name: str, *batches: list[Any], typed: bool = False) 
     batch one insert, as the Collector makes them."""
     url = f"chdb://{chdb_dir}?database={name}"
     target = parse_target(url)
-    client = connect(target)
+    client = connect(target, create=True)
     client.command(create_table_sql())
     if typed:
         initialise(client, target, backfill=False)

@@ -6,6 +6,7 @@ and the examples install as the README does."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -158,3 +159,57 @@ def test_the_examples_install_from_a_clone_with_the_tested_pins():
     )
     script = dict(re.findall(r"'([\w.-]+)==([^']+)'", texts[ROOT / "examples/zero_code.sh"]))
     assert script and all(pins[name] == version for name, version in script.items()), script
+
+
+def test_a_read_of_what_is_no_chdb_store_creates_nothing(tmp_path, chdb_dir):
+    """A ClickHouse review: a folder holding no store was given chDB's tmp/ by a rollup, a
+    mistyped ?database= was created by a read, init on a mistyped path left its folder, and a
+    mistyped scheme printed the password."""
+    pytest.importorskip("chdb")
+    from otel_costattr.clickhouse import parse_target
+    from otel_costattr.clickhouse.client import connect
+    from otel_costattr.clickhouse.collector import create_table_sql
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("mine")
+    for argv in (("rollup", "overview"), ("clickhouse", "settle"), ("clickhouse", "init")):
+        got = error_line(invoke(*argv, "--db", f"chdb://{docs}"))
+        assert got == f"chdb://{docs}: no chDB store there (the folder holds none)"
+    assert sorted(os.listdir(docs)) == ["notes.txt"]
+    mistyped = tmp_path / "nowhere" / "ch"
+    got = error_line(invoke("clickhouse", "init", "--db", f"chdb://{mistyped}"))
+    assert got == f"chdb://{mistyped}: no chDB store there (no such folder)"
+    assert not (tmp_path / "nowhere").exists()
+    client = connect(parse_target(f"chdb://{chdb_dir}?database=review_base"), create=True)
+    client.command(create_table_sql())
+    got = error_line(invoke("rollup", "overview", "--db", f"chdb://{chdb_dir}?database=typo"))
+    assert got == f"chdb://{chdb_dir}: no database 'typo' there"
+    assert client.query("SELECT count() FROM system.databases WHERE name = 'typo'").result_rows == [(0,)]
+    got = error_line(invoke("rollup", "overview", "--db", "clickhous://admin:hunter2@db:8123/otel"))
+    assert got == "no database at clickhous://admin:***@db:8123/otel"
+
+
+def test_init_without_backfill_over_stored_spans_is_refused(chdb_dir):
+    """A ClickHouse review: init --no-backfill over a store that had spans made every answer
+    empty ("is a GenAI instrumentation loaded?"), and init could not be run again to fix it."""
+    pytest.importorskip("chdb")
+    from otel_costattr.clickhouse import parse_target
+    from otel_costattr.clickhouse.client import connect, has_table
+    from otel_costattr.clickhouse.collector import create_table_sql
+
+    url = f"chdb://{chdb_dir}?database=review_nobackfill"
+    client = connect(parse_target(url), create=True)
+    client.command(create_table_sql("review_nobackfill.otel_traces"))
+    client.command(
+        "INSERT INTO review_nobackfill.otel_traces (Timestamp, TraceId, SpanId, SpanName)"
+        f" VALUES (now64(9), '{'a' * 32}', '{'b' * 16}', 'chat')"
+    )
+    got = error_line(invoke("clickhouse", "init", "--db", url, "--no-backfill"))
+    assert got == (
+        f"chdb://{chdb_dir}: --no-backfill on a new costattr_spans would leave out the 1 spans already"
+        " in otel_traces (the rollups read costattr_spans once it exists): run init without it"
+    )
+    assert not has_table(client, "review_nobackfill", "costattr_spans")
+    assert invoke("clickhouse", "init", "--db", url).exit_code == 0
+    assert has_table(client, "review_nobackfill", "costattr_spans")

@@ -58,7 +58,9 @@ def init(db: str, ttl_days: int | None, no_backfill: bool) -> None:
     with _errors(db):
         target = _target(db)
         check_ttl_days(ttl_days)  # before the database is made
-        client = connect(target, create=True)
+        # The store must hold the Collector's table already: a folder or a database init
+        # made would be left behind by the "no table" refusal that follows.
+        client = connect(target)
         rows = initialise(client, target, ttl_days=ttl_days, backfill=not no_backfill)
         click.echo(f"{TYPED_TABLE}: {rows} rows; {MATERIALIZED_VIEW} fills it from {target.table}")
         if ttl_days and (older := older_spans(client, target, ttl_days)):

@@ -53,8 +53,12 @@ def connect(target: Target, *, create: bool = False) -> Any:
     """A clickhouse-connect client for ``target`` (cached for chDB: one engine per process).
     A chDB folder that does not exist is an error unless ``create`` (`clickhouse init`):
     chDB would create it, so a read with a mistyped path would leave a store behind."""
-    if target.engine == "chdb" and target.path and not create and not os.path.isdir(target.path):
-        raise ClickHouseError(f"{target.display()}: no chDB store there (no such folder)")
+    if target.engine == "chdb" and target.path and not create:
+        if not os.path.isdir(target.path):
+            raise ClickHouseError(f"{target.display()}: no chDB store there (no such folder)")
+        if not os.path.isdir(os.path.join(target.path, _CHDB_MARK)):
+            # chDB would make one there (its tmp/ folder first): a read names it instead.
+            raise ClickHouseError(f"{target.display()}: no chDB store there (the folder holds none)")
     cc = _module()
     try:
         if target.engine == "chdb":
@@ -63,7 +67,11 @@ def connect(target: Target, *, create: bool = False) -> Any:
                 client = _chdb_clients.get(key)
                 if client is None:
                     client = cc.get_client(interface="chdb", path=target.path)
-                    client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+                    if create:
+                        client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+                    elif not _has_database(client, target.database):
+                        # Read as it is: a mistyped ?database= must not leave one behind.
+                        raise ClickHouseError(f"{target.display()}: no database {target.database!r} there")
                     client.database = target.database
                     _chdb_clients[key] = client
                 return client
@@ -75,10 +83,27 @@ def connect(target: Target, *, create: bool = False) -> Any:
             database=target.database,
             secure=target.secure,
         )
+    except ClickHouseError:
+        raise
     except ImportError as e:
         raise ClickHouseError(f"{target.display()}: {e}") from None
     except Exception as e:  # clickhouse-connect's own errors carry the server's text
+        if target.engine == "chdb" and target.path and _held_elsewhere(target.path):
+            raise ClickHouseError(
+                f"{target.display()}: in use by another process (chDB opens a store in one process"
+                " at a time: stop the other, a serve or a notebook)"
+            ) from e
         raise ClickHouseError(f"{target.display()}: {_reason(e)}") from e
+
+
+# What chDB makes in a store's folder on first open: a folder without it holds no store.
+_CHDB_MARK = "metadata"
+
+
+def _has_database(client: Any, name: str) -> bool:
+    query = "SELECT count() FROM system.databases WHERE name = {name:String}"
+    found = client.query(query, parameters={"name": name})
+    return bool(found.result_rows[0][0])
 
 
 def _reason(error: BaseException) -> str:
@@ -94,6 +119,32 @@ def _reason(error: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     text = str(error)
     return text.splitlines()[0] if text else repr(error)
+
+
+def _held_elsewhere(folder: str) -> bool:
+    """Whether another process holds the chDB store in ``folder``: chDB locks its ``status``
+    file (flock) while open, and when it cannot, prints why itself and raises only "Error
+    initializing EmbeddedServer". Asked after an open failed, never before (a probe's own
+    lock could fail an open starting elsewhere at that moment)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return False
+    try:
+        fd = os.open(os.path.join(folder, "status"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def has_table(client: Any, database: str, name: str) -> bool:

@@ -140,8 +140,19 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
     twice would count twice), or a TTL (the table would keep its own)."""
     if not has_table(client, target.database, target.table):
         raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
-    if backfill and has_table(client, target.database, TYPED_TABLE):
+    exists = has_table(client, target.database, TYPED_TABLE)
+    if backfill and exists:
         raise ValueError(f"{target.display()}: {TYPED_TABLE} exists already (use --no-backfill to keep it)")
+    if not backfill and not exists:
+        # The rollups read the typed table once it exists: without the spans already stored
+        # every answer would leave them out, and init could not be run again to add them.
+        stored = int(client.query(f"SELECT count() FROM {target.table}").result_rows[0][0])
+        if stored:
+            raise ValueError(
+                f"{target.display()}: --no-backfill on a new {TYPED_TABLE} would leave out the {stored}"
+                f" spans already in {target.table} (the rollups read {TYPED_TABLE} once it exists):"
+                " run init without it"
+            )
     if ttl_days and has_table(client, target.database, TYPED_TABLE):  # CREATE IF NOT EXISTS would keep it
         raise ValueError(
             f"{target.display()}: {TYPED_TABLE} exists already: --ttl-days does not change its TTL"

@@ -63,7 +63,7 @@ def _connection(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
         raise RollupError(f"db must be a path or a DuckDB connection, got {type(db).__name__}")
     path = os.fspath(db)
     if not os.path.isfile(path):
-        raise RollupError(f"no database at {path}")
+        raise RollupError(store.missing_database(path))
     con = _open(path)
     try:
         yield con

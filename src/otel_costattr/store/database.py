@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -103,8 +104,14 @@ class LockTimeout(StoreError):
 
 
 def missing_database(path: str | os.PathLike[str]) -> str:
-    """The one wording for a database file that is not there (``rollup`` says it so)."""
-    return f"no database at {os.fspath(path)}"
+    """The one wording for a database file that is not there (``rollup`` says it so). A
+    password in what looks like a URL (a scheme mistyped: ``clickhous://user:pw@host``) is
+    masked, as the ClickHouse URLs' own messages mask it."""
+    shown = _USERINFO.sub(r"\1***@", os.fspath(path))
+    return f"no database at {shown}"
+
+
+_USERINFO = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
 
 
 @dataclass(frozen=True)
