@@ -180,11 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         if not parquet.exists():
             con.execute(EXPORT.replace("{path}", str(parquet)))
         con.close()
-        (folder / f"chdb{suffix}").mkdir(exist_ok=True)  # connect() refuses a missing chDB folder
         chdb = f"chdb://{folder / f'chdb{suffix}'}"
         plain, typed = parse_target(chdb + "?database=plain"), parse_target(chdb + "?database=typed")
         for target in (plain, typed):
-            client = connect(target)
+            client = connect(target, create=True)  # a read refuses a store it would make
             if not client.query("EXISTS TABLE otel_traces").result_rows[0][0]:
                 client.command(create_table_sql())
                 t = time.perf_counter()

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             con.execute(EXPORT.replace("{path}", str(parquet)))
         con.close()
         url = f"chdb://{folder / 'chdb'}?database=plain"
-        client = connect(parse_target(url))
+        client = connect(parse_target(url), create=True)  # a read refuses a store it would make
         if not client.query("EXISTS TABLE otel_traces").result_rows[0][0]:
             client.command(create_table_sql())
             client.command(LOAD.replace("{path}", str(parquet)))

@@ -145,6 +145,10 @@ def test_pricing_check_good_and_bad_files(capsys, tmp_path):
     code, out, err = run(capsys, "pricing", "check", str(bad))
     assert code == 1
     assert err == f"Error: {bad}: model 'm': price[0].input: must be a finite number >= 0, got -2\n"
+    misspelt = tmp_path / "regoin.toml"  # a user file may hold [[region]]: named among the keys
+    misspelt.write_text('provider = "x"\n[[regoin]]\nhost = "azure"\n')
+    code, out, err = run(capsys, "pricing", "check", str(misspelt))
+    assert code == 1 and "region, retrieved" in err
 
 
 def test_console_script_runs_as_a_module():

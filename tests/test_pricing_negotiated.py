@@ -105,3 +105,65 @@ def test_resellers_keep_the_list_price(tmp_path):
     assert by_provider[("openai", "gpt-4o")]["usd_repriced"] == D("0.2")
     # SQL repricing leaves regions out (pricing/README.md): Vertex's list price, not the contract's.
     assert (vertex["usd"], vertex["usd_repriced"]) == (D("0.33"), D("0.3"))
+
+
+def test_every_model_a_contract_prices_stays_at_list_for_the_hosts(tmp_path):
+    """A review of the first form: a user's Azure alias of the negotiated gpt-4o took the
+    contract's price while Azure's gpt-4o was at list, and ids the user's file added (a match
+    rule, a model the table lacks) still reached Azure at the contract's price."""
+    contract = OPENAI.replace(
+        'match = [{ equals = "gpt-4o" }]', 'match = [{ equals = "gpt-4o" }, { equals = "gpt-4o-2026-01-15" }]'
+    )
+    contract += '[[model]]\nid = "gpt-9-preview"\nmatch = [{ equals = "gpt-9-preview" }]\n'
+    contract += "[[model.price]]\ninput = 10\noutput = 40\n"
+    deployment = 'provider = "azure"\n[[model]]\nid = "my-4o-deployment"\nalias_of = "gpt-4o"\n'
+    gateway = 'provider = "my-gateway"\nfallback = ["openai"]\n'  # their own proxy, on their key
+    files = []
+    for name, text in (("openai.toml", contract), ("azure.toml", deployment), ("gateway.toml", gateway)):
+        (tmp_path / name).write_text(text)
+        files.append(str(tmp_path / name))
+    table = load_pricing(files, use_env=False)
+    rates = {
+        (provider, model): _input_rate(table, provider, model)
+        for provider in ("openai", "azure.ai.openai", "my-gateway")
+        for model in ("gpt-4o", "gpt-4o-2026-01-15", "gpt-9-preview")
+    }
+    assert rates == {
+        ("openai", "gpt-4o"): D("2.0"), ("openai", "gpt-4o-2026-01-15"): D("2.0"),
+        ("openai", "gpt-9-preview"): D("8.0"),
+        # Azure: list, whatever id the contract's file added: gpt-9-preview as written, x1.
+        ("azure.ai.openai", "gpt-4o"): D("2.5"), ("azure.ai.openai", "gpt-4o-2026-01-15"): D("2.5"),
+        ("azure.ai.openai", "gpt-9-preview"): D("10"),
+        # A provider the user's own files define resells on their contract.
+        ("my-gateway", "gpt-4o"): D("2.0"), ("my-gateway", "gpt-4o-2026-01-15"): D("2.0"),
+        ("my-gateway", "gpt-9-preview"): D("8.0"),
+    }  # fmt: skip
+    assert _input_rate(table, "azure.ai.openai", "my-4o-deployment") == D("2.5")
+
+
+def test_whatif_from_a_negotiated_model_keeps_the_hosts_calls(tmp_path):
+    """A review: `whatif --from-model gpt-4o` with the contract's file left out the Azure
+    call (its entry the host's list copy, not OpenAI's)."""
+    dated = "match = [{ equals = \"gpt-4o\" }, { regex = 'gpt-4o-\\d{4}-\\d{2}-\\d{2}' }]"
+    (tmp_path / "openai.toml").write_text(OPENAI.replace('match = [{ equals = "gpt-4o" }]', dated))
+    negotiated = load_pricing([str(tmp_path / "openai.toml")], use_env=False)
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(negotiated))
+    spans = []
+    for name in ("openai", "azure.ai.openai"):
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": name,
+                 "gen_ai.request.model": "gpt-4o-2024-08-06",
+                 "gen_ai.usage.input_tokens": TOKENS, "gen_ai.usage.output_tokens": 0}  # fmt: skip
+        span = provider.get_tracer("t").start_span("chat", attributes=attrs, start_time=START)
+        span.end(end_time=START + 10**9)
+        spans.append(span)
+    store = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=negotiated)
+    store.export(spans)
+    store.shutdown()
+    from otel_costattr.rollups.whatif import whatif
+
+    for reprice in ([], [str(tmp_path / "openai.toml")]):
+        found = whatif(
+            tmp_path / "s.duckdb", "gpt-4o-mini", from_model="gpt-4o", reprice=reprice, since="2026-11-01"
+        )
+        assert found.rows[0]["selected_calls"] == 2, reprice

@@ -199,6 +199,13 @@ def test_two_user_rules_for_one_call_fail_naming_the_later(tmp_path):
     )
     with pytest.raises(PricingError, match=r"twice.toml: region\[1\]: regions: 'swedencentral' is also"):
         load_pricing([twice], use_env=False)
+    # Wildcards that meet only in a region neither spells out (a review: the order of the
+    # files chose 3.6 or 4.5 for europe-west1).
+    for first, second in ((["us-*"], ["*-east-1"]), (["europe-*"], ["*-west1"])):
+        rules = AZURE_EU.replace('["swedencentral", "westeurope"]', str(first).replace("'", '"'))
+        rules += AZURE_EU.replace('["swedencentral", "westeurope"]', str(second).replace("'", '"'))
+        with pytest.raises(PricingError, match=r"region\[1\]: regions: '(us-east-1|europe-west1)' is also"):
+            load_pricing([_file(tmp_path, "wild.toml", rules)], use_env=False)
     # Rules that cannot meet load: other regions, other models, a region one excludes.
     apart = AZURE_EU + AZURE_EU.replace('"swedencentral", "westeurope"', '"eastus"')
     apart += AZURE_EU.replace('"gpt-4o"', '"gpt-4o-mini"')

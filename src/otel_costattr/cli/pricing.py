@@ -144,7 +144,7 @@ def pricing_check(ctx: click.Context, files: Sequence[str]) -> None:
     for path in files:
         try:
             raw, rules = user_file_parts(path)  # a provider file, [[region]] rules, or both
-            pf = parse_provider_file(path, raw=raw) if raw is not None else None
+            pf = parse_provider_file(path, raw=raw, user=True) if raw is not None else None
             load_pricing([path], use_env=False)  # also checks aliases and fallbacks in context
         except PricingError as e:
             click.echo(f"Error: {e}", err=True)

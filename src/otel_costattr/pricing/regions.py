@@ -17,6 +17,7 @@ region patterns, the models and a multiplier applied to every rate of every pric
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -139,8 +140,9 @@ def region_rules(path: str, items: Any) -> tuple[RegionRule, ...]:
 def check_overlaps(rules: tuple[RegionRule, ...] | list[RegionRule]) -> None:
     """Two of ``rules`` (users' own: tried in the order of their files) pricing one model of
     one host in one region would let that order choose the price: raises `PricingError`
-    naming the later rule. Decided on the regions the patterns spell out (wildcards filled a
-    few ways): overlaps only exotic patterns share may pass."""
+    naming the later rule. Decided on a region both rules' patterns match (`_common`), then
+    tried against their ``exclude`` lists: rules whose shared regions an exclude removes only
+    in part may pass."""
     for i, later in enumerate(rules):
         for earlier in rules[:i]:
             if earlier.host != later.host:
@@ -148,7 +150,8 @@ def check_overlaps(rules: tuple[RegionRule, ...] | list[RegionRule]) -> None:
             shared = [m for m in later.models if m in earlier.models]
             if not shared:
                 continue
-            for region in _witnesses((*earlier.regions, *later.regions)):
+            found = (_common(a, b) for a in earlier.regions for b in later.regions)
+            for region in (r for r in found if r is not None):
                 if earlier.applies(region) and later.applies(region):
                     raise PricingError(
                         f"{later.where}: regions: {region!r} is also priced by {earlier.where} for"
@@ -156,13 +159,63 @@ def check_overlaps(rules: tuple[RegionRule, ...] | list[RegionRule]) -> None:
                     )
 
 
-def _witnesses(patterns: tuple[str, ...]) -> list[str]:
-    """Regions ``patterns`` (fnmatch) spell out: each with its wildcards left empty or filled."""
-    found = []
-    for pattern in patterns:
-        for star, one in (("", "a"), ("a", "1"), ("-1", "-")):
-            found.append(pattern.replace("*", star).replace("?", one))
-    return found
+# The characters of region names: what a wildcard or a [class] is tried with.
+_REGION_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
+
+
+def _tokens(pattern: str) -> tuple[str, ...]:
+    """An fnmatch pattern as its tokens: ``*``, ``?``, a ``[class]``, or one character."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
+            if end != -1:
+                out.append(pattern[i : end + 1])
+                i = end + 1
+                continue
+        out.append(pattern[i])
+        i += 1
+    return tuple(out)
+
+
+def _chars(token: str) -> str:
+    """The characters one non-``*`` token matches (of `_REGION_CHARS`, for ``?`` and a class)."""
+    if token == "?":
+        return _REGION_CHARS
+    if len(token) > 1:
+        return "".join(c for c in _REGION_CHARS if fnmatchcase(c, token))
+    return token
+
+
+def _then(chars: Any, rest: str | None) -> str | None:
+    """A character of ``chars`` before ``rest``: None when either is missing."""
+    return None if rest is None or not chars else chars[0] + rest
+
+
+def _common(a: str, b: str) -> str | None:
+    """A region both fnmatch patterns ``a`` and ``b`` match, or None when they share none
+    (of `_REGION_CHARS`)."""
+    ta, tb = _tokens(a), _tokens(b)
+
+    @functools.cache
+    def walk(i: int, j: int) -> str | None:
+        if i == len(ta) and j == len(tb):
+            return ""
+        if i < len(ta) and ta[i] == "*":
+            done = walk(i + 1, j)  # the star matches nothing more
+            if done is not None or j == len(tb):
+                return done
+            return walk(i, j + 1) if tb[j] == "*" else _then(_chars(tb[j]), walk(i, j + 1))
+        if j < len(tb) and tb[j] == "*":
+            done = walk(i, j + 1)
+            if done is not None or i == len(ta):
+                return done
+            return _then(_chars(ta[i]), walk(i + 1, j))
+        if i == len(ta) or j == len(tb):
+            return None
+        return _then([c for c in _chars(ta[i]) if c in _chars(tb[j])], walk(i + 1, j + 1))
+
+    return walk(0, 0)
 
 
 def user_file_parts(

@@ -22,6 +22,7 @@ from .entry import ModelEntry, build_entry
 from .forms import SELF_HOSTED, UNPRICED, id_form
 from .model import (
     MAX_MODEL_ID,
+    MatchRule,
     ModelSpec,
     PricingError,
     ProviderFile,
@@ -494,6 +495,8 @@ def _build(
                 return found
         return None
 
+    hosts = {pf.provider for pf in bundled}  # the providers we ship: hosts resell at list
+    listed = _list_specs(bundled, user)
     for pid, items in specs.items():
         for spec, pf in items:
             periods, inherited = spec.periods, ()
@@ -504,47 +507,80 @@ def _build(
                         f"{pf.path}: model {spec.id!r}: alias_of: no priced model {spec.alias_of!r}"
                     )
                 # Exactly its target's prices, the target's multipliers included (its file's
-                # once, when the alias is listed in that file too), then the alias's own.
+                # once, when the alias is listed in that file too), then the alias's own; an
+                # alias a host we ship makes of another provider's model: its list price.
                 target, where = found
+                if pid in hosts and where.provider != pid:
+                    target, where, *_ = listed.get((where.provider, target.id), (target, where))
                 periods = target.periods
                 inherited = (None if where is pf else where.multiplier, target.multiplier)
             providers[pid].entries.append(build_entry(spec, pf, periods, inherited))
         providers[pid].index()
 
-    listed = _keep_list_prices(providers, bundled, user_models)
+    bases = _keep_list_prices(providers, hosts, listed)
     names = {name: claim[0] for name, claim in claims.items()}  # name -> the provider it means
-    return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions, listed)
+    return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions, bases)
+
+
+# A model's list price: its spec and file, the user's extra match rules, and whether it is a
+# bundled model the user replaced.
+ListSpec = tuple[ModelSpec, ProviderFile, tuple[MatchRule, ...], bool]
+
+
+def _list_specs(bundled: list[ProviderFile], user: list[ProviderFile]) -> dict[tuple[str, str], ListSpec]:
+    """The list price of each model a user file prices, by (provider, id): the bundled
+    model it replaces (with the user's extra match rules), or, for a model only the user
+    prices, its prices as written, without the user's multipliers (a negotiated discount is
+    the user's contract with that provider). Aliases are left out."""
+    shipped = {
+        (pf.provider, spec.id): (spec, pf) for pf in bundled for spec in pf.models if spec.alias_of is None
+    }
+    out: dict[tuple[str, str], ListSpec] = {}
+    for pf in user:
+        for spec in pf.models:
+            if spec.alias_of is not None:
+                continue
+            key = (pf.provider, spec.id)
+            if key in shipped:
+                base, where = shipped[key]
+                out[key] = (base, where, tuple(r for r in spec.rules if r not in base.rules), True)
+            else:
+                out[key] = (replace(spec, multiplier=None), replace(pf, multiplier=None), (), False)
+    return out
 
 
 def _keep_list_prices(
-    providers: dict[str, ProviderIndex], bundled: list[ProviderFile], user_models: dict[tuple[str, str], str]
+    providers: dict[str, ProviderIndex], hosts: set[str], listed: dict[tuple[str, str], ListSpec]
 ) -> dict[tuple[str, str], ModelEntry]:
-    """A host reselling a first party's models at list price (its ``fallback``) keeps that
-    price when a user file replaces one of them: a negotiated price is the user's contract
-    with the first party, not with Azure, Vertex or Bedrock. The host gets the bundled entry
-    as its own (searched before its fallbacks, priced and repriced under its own provider
-    id). Returns the bundled entries replaced, by (provider, id): the bases regional rules
-    price from (`RegionIndex`)."""
-    replaced = {
-        (pf.provider, spec.id): build_entry(spec, pf, spec.periods)
-        for pf in bundled
-        for spec in pf.models
-        if (pf.provider, spec.id) in user_models and spec.alias_of is None
-    }
-    if not replaced:
+    """A host we ship that resells a first party's models at list price (its ``fallback``:
+    Azure, Vertex, Bedrock) keeps that price for the models a user file prices there: a
+    negotiated price is the user's contract with the first party, not with the host. The
+    host gets each one's list entry (`_list_specs`) as its own, searched before its
+    fallbacks and priced, repriced and selected (``list_of``) under the host's provider id.
+    A provider the user's own files define keeps their prices (a gateway on their own key).
+    Returns the list entries of the bundled models the user replaced, by (provider, id):
+    the bases regional rules price from (`RegionIndex`)."""
+    if not listed:
         return {}
+    entries = {
+        key: replace(build_entry(spec, pf, spec.periods), list_of=key[0])
+        for key, (spec, pf, *_) in listed.items()
+    }
     for host in providers.values():
+        if host.id not in hosts:
+            continue
         own = {e.id for e in host.entries}
         added = False
         for fallback in host.fallback:
-            for (pid, model_id), entry in replaced.items():
+            for (pid, model_id), entry in entries.items():
                 if pid == fallback and model_id not in own:
-                    host.entries.append(replace(entry, provider=host.id))
+                    extra = listed[(pid, model_id)][2]
+                    host.entries.append(replace(entry, provider=host.id, rules=(*entry.rules, *extra)))
                     own.add(model_id)
                     added = True
         if added:
             host.index()
-    return replaced
+    return {key: entries[key] for key, (*_, shipped) in listed.items() if shipped}
 
 
 _default: PriceTable | None = None

@@ -94,7 +94,7 @@ def whatif(
         same = (
             source is not None
             and entry is not None
-            and (entry.provider, entry.id) == (source.provider, source.id)
+            and (entry.list_of or entry.provider, entry.id) == (source.list_of or source.provider, source.id)
         )
         return target if same else None
 

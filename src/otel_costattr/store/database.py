@@ -111,7 +111,7 @@ def missing_database(path: str | os.PathLike[str]) -> str:
     return f"no database at {shown}"
 
 
-_USERINFO = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
+_USERINFO = re.compile(r"(://[^/@:\s]*:).*@")  # to the last @: a password may hold @ or /
 
 
 @dataclass(frozen=True)
