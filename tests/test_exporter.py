@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -1131,11 +1132,15 @@ def test_a_span_named_otherwise_than_by_text_is_kept(tmp_path, table):
     memory = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    for name in (123, None, "chat"):
+
+    class Named(str, enum.Enum):  # an application's own span names
+        CHAT = "chat with enum"
+
+    for name in (123, None, "chat", Named.CHAT, b"chat in bytes"):
         provider.get_tracer("t").start_span(name, attributes=CHAT).end()  # type: ignore[arg-type]
     exporter = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=table)
     assert exporter.export(memory.get_finished_spans()).name == "SUCCESS"
     exporter.shutdown()
     assert exporter.dropped_spans == 0
     names = query(tmp_path / "s.duckdb", "SELECT name FROM spans ORDER BY name")
-    assert names == [("",), ("123",), ("chat",)]
+    assert names == [("",), ("123",), ("chat",), ("chat in bytes",), ("chat with enum",)]

@@ -585,6 +585,24 @@ def test_both_spans_of_a_call_numbered_at_start_share_its_step(deduping):
     assert deduping.processor.stats()["duplicate"] == 3
 
 
+def test_calls_made_at_once_pair_in_the_order_they_were_made(deduping):
+    """A review: with two calls under way at once (both instrumentations' spans open), the
+    second instrumentation's span of call A paired with call B's, the last numbered: A was
+    reported at B's step and step 0 left empty."""
+    provider = deduping.provider
+    outer_tracer, sdk_tracer = provider.get_tracer("openllmetry"), provider.get_tracer("sdk")
+    call = chat(input_tokens=1000, output_tokens=100)
+    with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
+        outer = [outer_tracer.start_span(f"outer {c}", attributes=chat()) for c in "ab"]
+        sdk = [sdk_tracer.start_span(f"sdk {c}", attributes=chat()) for c in "ab"]
+        for i in range(2):
+            for span in (sdk[i], outer[i]):
+                span.set_attributes({**call, "gen_ai.response.id": f"msg_{i}"})
+                span.end()
+    steps = {s.name: s.attributes.get(AGENT_STEP) for s in deduping.spans() if s.name != "agent"}
+    assert steps == {"outer a": 0, "outer b": 1, "sdk a": 0, "sdk b": 1}
+
+
 def test_a_call_inside_a_call_shares_its_step(deduping):
     # A framework's span around the SDK's: the inner one ends first and is priced.
     call = {**chat(input_tokens=1000, output_tokens=100)}
@@ -806,3 +824,32 @@ def test_service_tier_attributes_select_the_price(pipeline, key, value, tier_tot
     pipeline.tracer.start_span("chat", attributes=attrs, start_time=0).end()
     (span,) = pipeline.spans("chat")
     assert span.attributes[COST] == float(Decimal(tier_total))
+
+
+def test_a_duplicate_at_its_attribute_limit_still_says_so(table, tmp_path):
+    """A review of the rule that leaves out a stamp with no room: OpenLLMetry's span of a call
+    the SDK's span priced, full of captured messages, went unstamped, and the store (which
+    knows a duplicate by its status alone) priced it again: two calls, twice the cost. A
+    duplicate's status is written all the same, the SDK evicting the oldest attribute."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=16), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    processor = CostSpanProcessor(table)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_1"}
+    with provider.get_tracer("app").start_as_current_span("agent", attributes=AGENT):
+        outer = provider.get_tracer("openllmetry").start_span("anthropic.chat", attributes=call)
+        inner = provider.get_tracer("sdk").start_span("anthropic.messages.create", attributes=call)
+        inner.end()
+        outer.set_attributes({f"gen_ai.prompt.{i}.content": "x" for i in range(16 - len(outer.attributes))})
+        outer.end()
+    kept = {s.name: s for s in exporter.get_finished_spans()}
+    assert kept["anthropic.chat"].attributes[COST_STATUS] == "duplicate"
+    assert processor.stats()["unstamped"] == 0
+    store = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=table)
+    store.export(list(kept.values()))
+    store.shutdown()
+    (row,) = rollup("stats", db=tmp_path / "s.duckdb", since="2000-01-01")[:1]
+    assert row["calls"] == 1

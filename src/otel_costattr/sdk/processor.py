@@ -23,6 +23,7 @@ raises into user code: failures are logged and counted in `CostSpanProcessor.sta
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -99,6 +100,7 @@ _MODEL_CALL = SpanRole.MODEL_CALL
 _AGENT_ROLE = SpanRole.AGENT
 
 _RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
+_OPEN_KEPT = 16  # an agent's calls numbered at start and not yet shared, kept to pair (_Steps)
 _CLAIMS_A_KEY = 8  # claims kept for a (trace, response id) that calls reuse (see _FirstSpans)
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
@@ -107,14 +109,15 @@ _seam_checked = False
 
 class _Steps(itertools.count):
     """The step counter of one agent span: ``next(steps)`` is the next index. Counting in C
-    is atomic under the GIL, so numbering takes no lock. ``last``: the model call it last
-    numbered at start, as (a weak reference to the span, its step, its instrumentation
-    scope's name), for `_call_step`; None once a span shared it."""
+    is atomic under the GIL, so numbering takes no lock. ``open``: the model calls it
+    numbered at start that no span has shared yet, oldest first, as (a weak reference to the
+    span, its step, its instrumentation scope's name), for `_call_step` (under the
+    processor's lock)."""
 
-    __slots__ = ("__weakref__", "last")
+    __slots__ = ("__weakref__", "open")
 
     def __init__(self, *_: int) -> None:  # count's own arguments: its __new__ reads them
-        self.last: tuple[Any, int, str | None] | None = None
+        self.open: list[tuple[Any, int, str]] = []
 
 
 def _counted(counter: itertools.count) -> int:
@@ -265,9 +268,10 @@ class CostSpanProcessor(SpanProcessor):
         # What makes a parent worth a closer look: identity to copy, or being an agent.
         self._wanted = self._identity_set | ROLE_KEYS
         self._use_baggage = bool(use_baggage)
-        # Guards an agent's first step counter and a warning said once. Re-entrant: code run
-        # while this thread holds it (a finalizer on an allocation, a signal handler) may start
-        # another agent's first child, which hung a plain Lock for ever. Taken rarely.
+        # Guards an agent's first step counter, its calls open to pair (`_call_step`: once a
+        # model call inside an agent, numbered at start) and a warning said once. Re-entrant:
+        # code run while this thread holds it (a finalizer on an allocation, a signal handler)
+        # may start another agent's first child, which hung a plain Lock for ever.
         self._lock = threading.RLock()
         # Lock-free exact counts: one itertools.count per statistic (see _Steps).
         self._counts = {name: itertools.count() for name in STAT_NAMES}
@@ -318,19 +322,25 @@ class CostSpanProcessor(SpanProcessor):
         """The table this processor prices with."""
         return self._table
 
-    def _no_room(self) -> None:
-        """A span's attribute count limit left no room for its stamp: counted, said once."""
+    def _no_room(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        """A span's attribute count limit leaves no room for its stamp ``values``: nothing
+        is written (counted, said once), rather than the SDK evicting the span's own
+        attributes for it; but a duplicate's status is written all the same, since the
+        store can tell a duplicate by it alone and would otherwise count the call twice
+        (the span's own data is not counted anyway)."""
+        if values.get(COST_STATUS) == DUPLICATE:
+            return {COST_STATUS: DUPLICATE}
         next(self._counts["unstamped"])
-        if self._said_no_room:
-            return
-        self._said_no_room = True
-        logger.warning(
-            "otel-costattr: a model call's span had no room left for gen_ai.usage.cost under its"
-            " attribute count limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, SpanLimits): it is left"
-            " unstamped rather than losing its own attributes, counted in stats()['unstamped'];"
-            " the DuckDB store and the ClickHouse backend price such spans themselves. Raise the"
-            " limit to stamp them."
-        )
+        if not self._said_no_room:
+            self._said_no_room = True
+            logger.warning(
+                "otel-costattr: a model call's span had no room left for gen_ai.usage.cost under its"
+                " attribute count limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, SpanLimits): it is left"
+                " unstamped rather than losing its own attributes, counted in stats()['unstamped'];"
+                " the DuckDB store and the ClickHouse backend price such spans themselves. Raise the"
+                " limit to stamp them."
+            )
+        return None
 
     def stats(self) -> dict[str, int]:
         """Counts since creation: model calls by cost status (priced, unknown_model, no_usage,
@@ -422,30 +432,36 @@ class CostSpanProcessor(SpanProcessor):
         each, and the one left priced an odd one (1, 3, 5...): with the duplicate check on
         (`_FirstSpans`), the second span of a pair takes the first's step instead. A model call
         inside a model call (a framework's span around the SDK's) is taken for one; so is one
-        starting while the agent's last call numbered at start is still open, from another
+        starting while a call the agent numbered at start is still open, from another
         instrumentation scope, for the same request model (the anthropic SDK's own span beside
         OpenLLMetry's). Calls made at once by one instrumentation, or to other models, take
-        steps of their own."""
+        steps of their own. The call a span pairs with is the oldest still open and unshared
+        (`_Steps.open`), so calls made at once pair in the order they were made."""
         if not self._dedupe:
             return next(agent)
         step = pattrs.get(AGENT_STEP)
         if type(step) is int and not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is _MODEL_CALL:
             return step
         scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
-        last = agent.last
-        if last is not None and scope is not None and last[2] != scope:
-            first = last[0]()
-            if first is not None and first.end_time is None:  # open: this may be its pair
-                model = _model_of(own)
-                if model is not None and model == _model_of(seam.attributes_of(first)):
-                    agent.last = None  # a pair: a third span is a call of its own
-                    return last[1]
-        step = next(agent)
-        try:
-            agent.last = (weakref.ref(span), step, scope)
-        except TypeError:  # a span class without weak references: no pairs looked for
-            agent.last = None
-        return step
+        if type(scope) is not str:
+            return next(agent)
+        model = _model_of(own)
+        with self._lock:
+            opened = agent.open
+            for i, (ref, step, first_scope) in enumerate(opened):
+                first = ref()
+                if first is None or first.end_time is not None:
+                    continue  # ended unshared: pruned below
+                same = model is not None and _model_of(seam.attributes_of(first)) == model
+                if first_scope != scope and same:
+                    del opened[i]  # a pair: a third span is a call of its own
+                    return step
+            opened[:] = [c for c in opened if (f := c[0]()) is not None and f.end_time is None]
+            step = next(agent)
+            if len(opened) < _OPEN_KEPT:
+                with contextlib.suppress(TypeError):  # a span class without weak references
+                    opened.append((weakref.ref(span), step, scope))
+            return step
 
     def _steps_of(self, agent_span: object) -> _Steps | None:
         """The step counter of an agent span, created by its first child."""

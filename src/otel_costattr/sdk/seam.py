@@ -57,8 +57,10 @@ BeforeEnd = Callable[[Span, Mapping[str, Any]], "dict[str, Any] | None"]
 # The same for spans of one shape (their keys in order), with the span's start time (ns); it
 # may add its values to the live attributes itself (see EndHook) and return None.
 ByShape = Callable[[Span, dict[str, Any], int], "dict[str, Any] | None"]
-# Called when a span's attribute count limit leaves no room for the values: none is written.
-NoRoom = Callable[[], None]
+# Called with the values when a span's attribute count limit leaves no room for them all:
+# returns what to write all the same (the SDK evicting the span's oldest attributes for it),
+# or None for nothing.
+NoRoom = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -246,15 +248,17 @@ def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
 def _add_values(bounded: Any, attrs: dict[str, Any], values: dict[str, Any], no_room: NoRoom) -> None:
     """A general hook's ``values`` into the span's attributes: straight into the live dict
     when they fit within its limits (frozen, but no other thread may write the span now and
-    no on_end has run), else through `_add_at_limits`; none of them, and ``no_room()``, when
-    they do not all fit its attribute count (`fits`)."""
+    no on_end has run), else through `_add_at_limits`; when they do not all fit its attribute
+    count (`fits`), what ``no_room(values)`` returns (None: nothing)."""
     maxlen = bounded.maxlen
     if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
         attrs.update(values)
     elif fits(maxlen, attrs, values):
         _add_at_limits(bounded, values)
     else:
-        no_room()
+        anyway = no_room(values)
+        if anyway:
+            _add_at_limits(bounded, anyway)
 
 
 def fits(maxlen: int | None, attrs: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
@@ -265,8 +269,8 @@ def fits(maxlen: int | None, attrs: Mapping[str, Any], values: Mapping[str, Any]
     return maxlen is None or len(attrs) + sum(1 for key in values if key not in attrs) <= maxlen
 
 
-def _nothing() -> None:
-    """The default ``no_room``."""
+def _nothing(values: dict[str, Any]) -> None:
+    """The default ``no_room``: nothing is written."""
 
 
 def _ending_hook(
@@ -349,10 +353,10 @@ def _closure_installer(
                 if span.is_recording() and not keys.isdisjoint(attrs):
                     values = before_end(span, attrs)
                     limit = getattr(getattr(span, "_attributes", None), "maxlen", None)
-                    if values and fits(limit if type(limit) is int else None, attrs, values):
+                    if values and not fits(limit if type(limit) is int else None, attrs, values):
+                        values = no_room(values)
+                    if values:
                         add_attributes(span, values)
-                    elif values:
-                        no_room()
             except Exception:
                 _log_failure()
             span.end(end_time)
@@ -384,8 +388,8 @@ class EndHook:
     to ``room`` values to the live attributes itself, or return them as ``before_end`` does
     (`by_shape` is then the table; None in mode "closure", which always calls ``before_end``).
 
-    ``no_room()`` is called, and nothing added, when what ``before_end`` returns would not
-    fit within the span's attribute count limit (`fits`).
+    When what ``before_end`` returns would not fit within the span's attribute count limit
+    (`fits`), ``no_room(values)`` says what to add instead (None: nothing).
     """
 
     def __init__(

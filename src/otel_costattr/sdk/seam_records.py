@@ -54,8 +54,15 @@ _INDEXED_CONTEXT = _context_is_its_items()
 
 
 def _text(name: object) -> str:
-    """A span name the SDK kept as given (it does not check it): 123 is "123", None ""."""
-    return "" if name is None else str(name)
+    """A span name the SDK kept as given (it does not check it): a str subclass (an Enum's
+    member) its text, bytes decoded, None "", anything else ``str()``: 123 is "123"."""
+    if name is None:
+        return ""
+    if isinstance(name, str):
+        return str.__str__(name)
+    if isinstance(name, (bytes, bytearray)):
+        return bytes(name).decode("utf-8", "replace")
+    return str(name)
 
 
 def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None = None) -> list[SpanRecord]:

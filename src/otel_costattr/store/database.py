@@ -41,6 +41,10 @@ _path_locks_guard = threading.Lock()
 # How long a fork waits for this process's writers to close their connections (see
 # `_before_fork`); past it the fork goes ahead, logged.
 _FORK_WAIT = 10.0
+# One fork at a time waits and holds the locks: two threads forking at once would otherwise
+# release each other's (a review: locks left held by a thread gone, the store stuck).
+_fork_guard = threading.Lock()
+_fork_state = threading.local()  # .holding: this thread got the guard for its fork
 _held_at_fork: list[threading.RLock] = []
 
 
@@ -51,18 +55,25 @@ def _before_fork() -> None:
     parent's threads held, and hung for good in a review (12 of 80 forks under load), or,
     where it did not hang, committed into a copy the parent's next checkpoint overwrote.
     Every read-write connection is opened under its path's lock, so holding all of them
-    means none is open at the fork. Bounded: a writer waiting on the forking thread must
-    not stall it for ever."""
+    means no writer's connection is open at the fork (a reader's may be: README,
+    "Durability"). Bounded: a writer waiting on the forking thread must not stall it for
+    ever."""
     try:
-        _wait_for_writers()
+        deadline = time.monotonic() + _FORK_WAIT
+        if _fork_guard.acquire(timeout=_FORK_WAIT):
+            _fork_state.holding = True
+            _wait_for_writers(deadline)
     except Exception:  # never in the way of a fork
         logger.exception("otel-costattr: could not wait for the store's writers before a fork")
 
 
-def _wait_for_writers() -> None:
-    deadline = time.monotonic() + _FORK_WAIT
-    with _path_locks_guard:
+def _wait_for_writers(deadline: float) -> None:
+    if not _path_locks_guard.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        return
+    try:
         locks = list(_path_locks.items())
+    finally:
+        _path_locks_guard.release()
     for path, lock in locks:
         if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             _held_at_fork.append(lock)
@@ -76,15 +87,21 @@ def _wait_for_writers() -> None:
 
 
 def _after_fork_in_parent() -> None:
+    if not getattr(_fork_state, "holding", False):
+        return  # this fork did not get the guard (it waited past the bound): nothing held
+    _fork_state.holding = False
     while _held_at_fork:
         _held_at_fork.pop().release()
+    _fork_guard.release()
 
 
 def _forget_path_locks() -> None:
     """In a forked child: a lock the parent's ingester held at the fork would be held for
     ever (its thread is not in the child), and the child's flush would wait on it for ever."""
-    global _path_locks, _path_locks_guard
+    global _path_locks, _path_locks_guard, _fork_guard
+    _fork_state.holding = False
     _held_at_fork.clear()
+    _fork_guard = threading.Lock()
     _path_locks = {}
     _path_locks_guard = threading.Lock()
 
@@ -263,7 +280,8 @@ def prepare_writer(path: str | os.PathLike[str]) -> str:
     # export, each batch then waiting in memory: found here, at start, instead.
     folder = spool_dir(checked)
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        # .tmp: what a crash leaves between the two calls is cleared with the other temp files
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
