@@ -1144,3 +1144,38 @@ def test_a_span_named_otherwise_than_by_text_is_kept(tmp_path, table):
     assert exporter.dropped_spans == 0
     names = query(tmp_path / "s.duckdb", "SELECT name FROM spans ORDER BY name")
     assert names == [("",), ("123",), ("chat",), ("chat in bytes",), ("chat with enum",)]
+
+
+FORK_INSIDE_A_FORK = """
+import os, sys
+children, started = [], []
+def again():  # a library's hook, registered first, that forks once more inside this fork
+    if not started:
+        started.append(True)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        children.append(pid)
+os.register_at_fork(after_in_parent=again)
+from otel_costattr.store import database
+database._FORK_WAIT = 3600  # a fork that waited on itself would hang here: the run's timeout
+database._path_lock("/tmp/one.duckdb")  # a store this process writes to
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+for child in (pid, *children):
+    os.waitpid(child, 0)
+lock = database._path_lock("/tmp/one.duckdb")
+assert lock.acquire(blocking=False), "a path lock left held"
+assert database._fork_guard.acquire(blocking=False), "the fork guard left held"
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_fork_inside_a_fork_does_not_wait_on_itself():
+    """A review: an after-fork hook (or a signal handler) forking inside a fork waited out the
+    whole bound on the guard its own thread held, or released the outer fork's locks."""
+    script = [sys.executable, "-c", FORK_INSIDE_A_FORK]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr[-2000:]

@@ -139,6 +139,13 @@ def test_every_model_a_contract_prices_stays_at_list_for_the_hosts(tmp_path):
         ("my-gateway", "gpt-9-preview"): D("8.0"),
     }  # fmt: skip
     assert _input_rate(table, "azure.ai.openai", "my-4o-deployment") == D("2.5")
+    # Aliases in the contract's own file: their target's list price on Azure (a review).
+    aliases = contract + '[[model]]\nid = "gpt-4o-contract"\nalias_of = "gpt-4o"\n'
+    aliases += '[[model]]\nid = "team-mini"\nalias_of = "gpt-4o-mini"\nmultiplier = 0.5\n'
+    (tmp_path / "openai.toml").write_text(aliases)
+    table = load_pricing(files, use_env=False)
+    pairs = [(p, m) for p in ("openai", "azure.ai.openai") for m in ("gpt-4o-contract", "team-mini")]
+    assert [_input_rate(table, p, m) for p, m in pairs] == [D("2.0"), D("0.06"), D("2.5"), D("0.15")]
 
 
 def test_whatif_from_a_negotiated_model_keeps_the_hosts_calls(tmp_path):

@@ -215,3 +215,18 @@ def test_two_user_rules_for_one_call_fail_naming_the_later(tmp_path):
     table = load_pricing([_file(tmp_path, "apart.toml", apart)], use_env=False)
     assert table.quote("gpt-4o", "azure.ai.openai", None, START, "eastus").rates.input == D("2.75")
     # A user's rule still replaces a bundled one (test_a_user_rule_wins_over_the_bundled_one).
+
+
+def test_region_patterns_meet_where_fnmatch_says():
+    from fnmatch import fnmatchcase
+
+    from otel_costattr.pricing.regions import _common
+
+    cases = [
+        ("us-*", "*-east-1", True), ("us-*", "eu-*", False), ("east?us", "east us", True),
+        ("[!]x", "[!]x", True), ("[!]]*", "a*", True), ("[]]x", "]x", True), ("[ab]x", "cx", False),
+    ]  # fmt: skip
+    for a, b, meet in cases:
+        found = _common(a, b)
+        assert (found is not None) == meet, (a, b, found)
+        assert found is None or (fnmatchcase(found, a) and fnmatchcase(found, b)), (a, b, found)

@@ -164,11 +164,18 @@ _REGION_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
 
 
 def _tokens(pattern: str) -> tuple[str, ...]:
-    """An fnmatch pattern as its tokens: ``*``, ``?``, a ``[class]``, or one character."""
+    """An fnmatch pattern as its tokens: ``*``, ``?``, a ``[class]``, or one character (a
+    ``]`` first in a class, after its ``!`` if any, is a member; a ``[`` never closed is
+    itself, as fnmatch reads them)."""
     out, i = [], 0
     while i < len(pattern):
         if pattern[i] == "[":
-            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
+            j = i + 1
+            if pattern[j : j + 1] == "!":
+                j += 1
+            if pattern[j : j + 1] == "]":
+                j += 1
+            end = pattern.find("]", j)
             if end != -1:
                 out.append(pattern[i : end + 1])
                 i = end + 1
@@ -178,12 +185,12 @@ def _tokens(pattern: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _chars(token: str) -> str:
-    """The characters one non-``*`` token matches (of `_REGION_CHARS`, for ``?`` and a class)."""
+def _chars(token: str, alphabet: str) -> str:
+    """The characters of ``alphabet`` one non-``*`` token matches."""
     if token == "?":
-        return _REGION_CHARS
+        return alphabet
     if len(token) > 1:
-        return "".join(c for c in _REGION_CHARS if fnmatchcase(c, token))
+        return "".join(c for c in alphabet if fnmatchcase(c, token))
     return token
 
 
@@ -194,8 +201,10 @@ def _then(chars: Any, rest: str | None) -> str | None:
 
 def _common(a: str, b: str) -> str | None:
     """A region both fnmatch patterns ``a`` and ``b`` match, or None when they share none
-    (of `_REGION_CHARS`)."""
+    (made of `_REGION_CHARS` and the characters they spell)."""
     ta, tb = _tokens(a), _tokens(b)
+    # What a wildcard or a class is tried with: region characters and every one either spells.
+    alphabet = "".join(dict.fromkeys(_REGION_CHARS + a + b))
 
     @functools.cache
     def walk(i: int, j: int) -> str | None:
@@ -205,15 +214,15 @@ def _common(a: str, b: str) -> str | None:
             done = walk(i + 1, j)  # the star matches nothing more
             if done is not None or j == len(tb):
                 return done
-            return walk(i, j + 1) if tb[j] == "*" else _then(_chars(tb[j]), walk(i, j + 1))
+            return walk(i, j + 1) if tb[j] == "*" else _then(_chars(tb[j], alphabet), walk(i, j + 1))
         if j < len(tb) and tb[j] == "*":
             done = walk(i, j + 1)
             if done is not None or i == len(ta):
                 return done
-            return _then(_chars(ta[i]), walk(i + 1, j))
+            return _then(_chars(ta[i], alphabet), walk(i + 1, j))
         if i == len(ta) or j == len(tb):
             return None
-        return _then([c for c in _chars(ta[i]) if c in _chars(tb[j])], walk(i + 1, j + 1))
+        return _then([c for c in _chars(ta[i], alphabet) if c in _chars(tb[j], alphabet)], walk(i + 1, j + 1))
 
     return walk(0, 0)
 

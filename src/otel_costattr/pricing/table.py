@@ -531,7 +531,8 @@ def _list_specs(bundled: list[ProviderFile], user: list[ProviderFile]) -> dict[t
     """The list price of each model a user file prices, by (provider, id): the bundled
     model it replaces (with the user's extra match rules), or, for a model only the user
     prices, its prices as written, without the user's multipliers (a negotiated discount is
-    the user's contract with that provider). Aliases are left out."""
+    the user's contract with that provider); an alias of one of those, or of a bundled model
+    of its provider, that one's list price."""
     shipped = {
         (pf.provider, spec.id): (spec, pf) for pf in bundled for spec in pf.models if spec.alias_of is None
     }
@@ -546,6 +547,25 @@ def _list_specs(bundled: list[ProviderFile], user: list[ProviderFile]) -> dict[t
                 out[key] = (base, where, tuple(r for r in spec.rules if r not in base.rules), True)
             else:
                 out[key] = (replace(spec, multiplier=None), replace(pf, multiplier=None), (), False)
+    # An alias in such a file: its target's list price, without the alias's multiplier (one
+    # that replaces a bundled model: that model's, as above).
+    for pf in user:
+        for spec in pf.models:
+            key, target = (pf.provider, spec.id), (pf.provider, spec.alias_of)
+            if spec.alias_of is None:
+                continue
+            if key in shipped:
+                base, where = shipped[key]
+                out[key] = (base, where, tuple(r for r in spec.rules if r not in base.rules), True)
+                continue
+            if target in out:
+                base, where = out[target][:2]
+            elif target in shipped:
+                base, where = shipped[target]
+            else:
+                continue  # another provider's model: left to the fallbacks
+            listed = replace(spec, alias_of=None, periods=base.periods, multiplier=base.multiplier)
+            out[key] = (listed, where, (), False)
     return out
 
 

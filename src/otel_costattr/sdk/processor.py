@@ -109,7 +109,7 @@ _seam_checked = False
 
 class _Steps(itertools.count):
     """The step counter of one agent span: ``next(steps)`` is the next index. Counting in C
-    is atomic under the GIL, so numbering takes no lock. ``open``: the model calls it
+    is atomic under the GIL, so numbering itself takes no lock. ``open``: the model calls it
     numbered at start that no span has shared yet, oldest first, as (a weak reference to the
     span, its step, its instrumentation scope's name), for `_call_step` (under the
     processor's lock)."""

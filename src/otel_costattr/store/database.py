@@ -44,7 +44,9 @@ _FORK_WAIT = 10.0
 # One fork at a time waits and holds the locks: two threads forking at once would otherwise
 # release each other's (a review: locks left held by a thread gone, the store stuck).
 _fork_guard = threading.Lock()
-_fork_state = threading.local()  # .holding: this thread got the guard for its fork
+# Per thread: .depth, the forks under way in it (one more when an after-fork hook or a
+# signal handler forks inside one), .holding, whether its outermost fork got the guard.
+_fork_state = threading.local()
 _held_at_fork: list[threading.RLock] = []
 
 
@@ -59,6 +61,10 @@ def _before_fork() -> None:
     "Durability"). Bounded: a writer waiting on the forking thread must not stall it for
     ever."""
     try:
+        depth = getattr(_fork_state, "depth", 0)
+        _fork_state.depth = depth + 1
+        if depth:
+            return  # a fork inside this thread's fork: the outer one waits, and releases
         deadline = time.monotonic() + _FORK_WAIT
         if _fork_guard.acquire(timeout=_FORK_WAIT):
             _fork_state.holding = True
@@ -87,8 +93,10 @@ def _wait_for_writers(deadline: float) -> None:
 
 
 def _after_fork_in_parent() -> None:
-    if not getattr(_fork_state, "holding", False):
-        return  # this fork did not get the guard (it waited past the bound): nothing held
+    depth = getattr(_fork_state, "depth", 1) - 1
+    _fork_state.depth = max(depth, 0)
+    if depth > 0 or not getattr(_fork_state, "holding", False):
+        return  # an inner fork, or one that did not get the guard (past the bound): nothing held
     _fork_state.holding = False
     while _held_at_fork:
         _held_at_fork.pop().release()
@@ -100,6 +108,7 @@ def _forget_path_locks() -> None:
     ever (its thread is not in the child), and the child's flush would wait on it for ever."""
     global _path_locks, _path_locks_guard, _fork_guard
     _fork_state.holding = False
+    _fork_state.depth = 0
     _held_at_fork.clear()
     _fork_guard = threading.Lock()
     _path_locks = {}
@@ -128,7 +137,8 @@ def missing_database(path: str | os.PathLike[str]) -> str:
     return f"no database at {shown}"
 
 
-_USERINFO = re.compile(r"(://[^/@:\s]*:).*@")  # to the last @: a password may hold @ or /
+# To the @ a host follows (a password may hold @): over-masking is harmless, a leak is not.
+_USERINFO = re.compile(r"(://[^/@:\s]*:)\S*?@(?=[^@/?#\s]*(?:[/?#]|$))")
 
 
 @dataclass(frozen=True)
