@@ -537,35 +537,20 @@ def _list_specs(bundled: list[ProviderFile], user: list[ProviderFile]) -> dict[t
         (pf.provider, spec.id): (spec, pf) for pf in bundled for spec in pf.models if spec.alias_of is None
     }
     out: dict[tuple[str, str], ListSpec] = {}
-    for pf in user:
-        for spec in pf.models:
-            if spec.alias_of is not None:
-                continue
-            key = (pf.provider, spec.id)
-            if key in shipped:
-                base, where = shipped[key]
-                out[key] = (base, where, tuple(r for r in spec.rules if r not in base.rules), True)
-            else:
-                out[key] = (replace(spec, multiplier=None), replace(pf, multiplier=None), (), False)
-    # An alias in such a file: its target's list price, without the alias's multiplier (one
-    # that replaces a bundled model: that model's, as above).
-    for pf in user:
-        for spec in pf.models:
-            key, target = (pf.provider, spec.id), (pf.provider, spec.alias_of)
-            if spec.alias_of is None:
-                continue
-            if key in shipped:
-                base, where = shipped[key]
-                out[key] = (base, where, tuple(r for r in spec.rules if r not in base.rules), True)
-                continue
-            if target in out:
-                base, where = out[target][:2]
-            elif target in shipped:
-                base, where = shipped[target]
-            else:
-                continue  # another provider's model: left to the fallbacks
+    models = [(pf, spec) for pf in user for spec in pf.models]
+    # The models first: an alias then finds its target's list price among them.
+    for pf, spec in sorted(models, key=lambda m: m[1].alias_of is not None):
+        key, target = (pf.provider, spec.id), (pf.provider, spec.alias_of)
+        if key in shipped:
+            base, where = shipped[key]
+            out[key] = (base, where, tuple(r for r in spec.rules if r not in base.rules), True)
+        elif spec.alias_of is None:
+            out[key] = (replace(spec, multiplier=None), replace(pf, multiplier=None), (), False)
+        elif target in out or target in shipped:
+            base, where = out[target][:2] if target in out else shipped[target]
             listed = replace(spec, alias_of=None, periods=base.periods, multiplier=base.multiplier)
             out[key] = (listed, where, (), False)
+        # else an alias of another provider's model: left to the fallbacks
     return out
 
 
