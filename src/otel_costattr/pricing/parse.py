@@ -92,15 +92,13 @@ def parse_provider_file(
     """Read and validate one provider pricing file (or its already parsed table ``raw``);
     raise `PricingError` on any problem. ``user``: a user's file, which may also hold
     ``[[region]]`` rules (taken out before: `regions.user_file_parts`)."""
-    parser = _Parser(str(path))
-    parser.region_allowed = user
-    return parser.provider(read_toml(path, data) if raw is None else raw)
+    return _Parser(str(path), region_allowed=user).provider(read_toml(path, data) if raw is None else raw)
 
 
 class _Parser:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, region_allowed: bool = False) -> None:
         self.path = path
-        self.region_allowed = False  # named among the keys a user's file may hold
+        self.region_allowed = region_allowed  # named among the keys a user's file may hold
 
     def fail(self, model: str | None, field: str, problem: str) -> PricingError:
         where = f"{self.path}: model {model!r}: " if model is not None else f"{self.path}: "

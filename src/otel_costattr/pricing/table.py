@@ -123,7 +123,7 @@ class PriceTable:
         self._order = tuple(p.id for p in providers)
         self._names = names
         self._normalize = tuple(normalize)
-        self._regions = RegionIndex(regions, self._providers, listed or {})
+        self._regions = RegionIndex(regions, self._providers, listed)
         # id() of the entries some region prices otherwise: a caller skips region lookups
         # for every other entry (nearly all of them) with one set lookup.
         self.regional_entries = self._regions.entries
