@@ -37,6 +37,8 @@ PINNED_DIGESTS = {
     "2026.12.05": "sha256:fa3d6329f4b130aac852b1a2238169cb50dcfc43ca5f78519dc3e9c85a268d93",
     # + fine-tuned GPT-4o and GPT-4o mini's cached rates since 2024-10-01
     "2026.12.05.2": "sha256:a291076ed6619448fcd1ab585855deaa7e2354c3cfd5ae51e288e41a1fc4fb6e",
+    # + the legacy completions models: gpt-3.5-turbo-instruct, davinci-002, babbage-002
+    "2026.12.06": "sha256:981447e3064f29d292418ad5c7d521680d490739ed8a0641449dda8db6fc3cd4",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -186,6 +188,11 @@ LIST_PRICES = [
     ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, NOW, (D("0.3"), D("1.2"), D("0.15"), None, None)),
     ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, dt.datetime(2024, 9, 30, 23, 59, tzinfo=dt.timezone.utc),
      (D("0.3"), D("1.2"), None, None, None)),
+    # The completions API's models (genai-prices 0.2.3; OpenAI's legacy models table).
+    ("gpt-3.5-turbo-instruct", "openai", NOW, (D("1.5"), D("2"), None, None, None)),
+    ("gpt-3.5-turbo-instruct-0914", None, NOW, (D("1.5"), D("2"), None, None, None)),
+    ("davinci-002", None, NOW, (D("2"), D("2"), None, None, None)),
+    ("babbage-002", "openai", NOW, (D("0.4"), D("0.4"), None, None, None)),
     ("mistral-large-latest", "mistral_ai", NOW, (D("0.5"), D("1.5"), D("0.05"), None, None)),
     ("mistral-large-2411", "mistral_ai", NOW, (D("2"), D("6"), None, None, None)),
     ("meta.llama3-1-70b-instruct-v1:0", "aws.bedrock", NOW, (D("0.72"), D("0.72"), None, None, None)),
