@@ -243,3 +243,13 @@ def test_a_bad_price_file_stops_serve_in_one_line_before_any_worker(tmp_path, ca
     assert main(["serve", "--db", str(db), "--port", "0", "--grpc-port", "0", "--pricing", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"Error: {bad}") and err.count("\n") == 1, err
+
+
+def test_the_default_workers_off_linux(monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity: `serve` without --workers counts the
+    machine's cores instead of failing with an AttributeError at start."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert default_workers() == 4  # MAX_DEFAULT_WORKERS
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one core, no worker
+    assert default_workers() == 0

@@ -28,8 +28,10 @@ def default_workers() -> int:
     (benchmarks/bench_receiver.py --kinds http-pb-raw --workers 0 1 2 --clients 2): two
     producers sending at once got 34.8k spans/s with two workers, 21.5k with one, 21.6k with
     none; one producer (one request at a time) gets the same ~22k with one or two, bound by its
-    request's latency. On one core a worker would only add the pipe and the context switches."""
-    cores = len(os.sched_getaffinity(0))
+    request's latency. On one core a worker would only add the pipe and the context switches.
+    The cores this process may use where the system says (Linux), else the machine's."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only: not macOS, not Windows
+    cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
     return min(cores, MAX_DEFAULT_WORKERS) if cores >= 2 else 0
 
 
