@@ -366,6 +366,40 @@ def test_spool_files_are_ingested_once_and_removed(tmp_path):
     assert count(path) == 4
 
 
+def _arrow_spool(path: Path, name: str, table: pa.Table) -> Path:
+    """A spool file as the versions of 2026-12-02 from f6be598 to b291743 wrote it: an Arrow
+    IPC file (Feather v2) with lz4 buffers."""
+    import pyarrow.ipc as ipc
+
+    folder = store.spool_dir(path)
+    folder.mkdir(exist_ok=True)
+    with ipc.new_file(folder / name, table.schema, options=ipc.IpcWriteOptions(compression="lz4")) as w:
+        w.write_table(table)
+    return folder / name
+
+
+def test_arrow_spool_files_of_an_earlier_version_are_ingested(tmp_path):
+    """Those versions' pending files (a process killed before its ingest) were ignored after
+    the revert to Parquet: not pending in `store status`, never ingested, their spans missing.
+    They are rewritten as Parquet, in their place in the order, and ingested; a corrupt one
+    is quarantined like any unreadable spool file."""
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    _arrow_spool(path, "00000000000000000001-7-00000000.arrow", table_of(row(1, 1), row(1, 2)))
+    store.write_spool(path, table_of(row(2, 3)))
+    bad = store.spool_dir(path) / "00000000000000000002-7-00000001.arrow"
+    bad.write_bytes(b"ARROW1 not really")
+    pending = store.pending_spool(path)
+    assert [f.suffix for f in pending] == [".arrow", ".arrow", ".parquet"]
+    from otel_costattr.store import spool
+
+    assert spool.file_rows(pending[0]) == 2 and spool.file_rows(bad) is None
+    assert count(path) == 3
+    assert store.pending_spool(path) == []
+    assert [f.name for f in spool.quarantined(path)] == [bad.name]
+    assert len(spool.journal_summary(path).quarantine_events) == 1
+
+
 def test_insert_table_skips_spans_already_stored(tmp_path):
     path = tmp_path / "db.duckdb"
     con = store.connect(path)

@@ -243,7 +243,8 @@ def ingest_spool(
     for an environmental fault."""
     try:
         spool.clean_stale_tmp(path)
-        files = pending_spool(path)[:max_files]
+        spool.convert_arrow(path)
+        files = [f for f in pending_spool(path) if f.name.endswith(spool.PARQUET)][:max_files]
     except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
         raise _ingest_failed(path, [], e) from e
     if not files:

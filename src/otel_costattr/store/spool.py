@@ -4,9 +4,12 @@ Layout, next to the database ``spans.duckdb``::
 
     spans.duckdb.spool/
         <time_ns>-<pid>-<seq>.parquet      pending batches, oldest first by name
+        <time_ns>-<pid>-<seq>.arrow        the same as Arrow IPC files, left by the versions of
+                                           2026-12-02 that wrote them (f6be598 to b291743):
+                                           rewritten as Parquet by the next ingest
         .<name>.tmp                        a batch being written (never acknowledged)
-        bad/<name>.parquet                 quarantined: DuckDB can never read it
-        bad/<name>.parquet.reason          why, one line
+        bad/<name>                         quarantined: DuckDB can never read it
+        bad/<name>.reason                  why, one line
         events.jsonl                       the journal: drops, ingest errors, quarantines,
                                            a receiver's rejected spans and push-backs
 
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 try:
@@ -47,6 +51,9 @@ except ImportError:  # pragma: no cover - Windows: appends are not guarded again
 logger = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".spool"
+PARQUET = ".parquet"
+ARROW = ".arrow"  # written by some versions of 2026-12-02 only: converted (`convert_arrow`)
+_SUFFIXES = (PARQUET, ARROW)
 QUARANTINE = "bad"
 JOURNAL = "events.jsonl"
 _REASON = ".reason"
@@ -65,22 +72,24 @@ def quarantine_dir(path: str | os.PathLike[str]) -> Path:
     return spool_dir(path) / QUARANTINE
 
 
-def _parquet_files(folder: Path) -> list[Path]:
+def _spool_files(folder: Path, suffixes: tuple[str, ...] = _SUFFIXES) -> list[Path]:
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
         return []
-    return [folder / n for n in sorted(names) if n.endswith(".parquet")]
+    # Names start with the time they were written, whatever their format: one order.
+    return [folder / n for n in sorted(names) if n.endswith(suffixes)]
 
 
 def pending_spool(path: str | os.PathLike[str]) -> list[Path]:
-    """Spool files waiting to be ingested, oldest first."""
-    return _parquet_files(spool_dir(path))
+    """Spool files waiting to be ingested, oldest first (Arrow files of 2026-12-02 too: the
+    ingest converts them first, `convert_arrow`)."""
+    return _spool_files(spool_dir(path))
 
 
 def quarantined(path: str | os.PathLike[str]) -> list[Path]:
     """Quarantined spool files, oldest first."""
-    return _parquet_files(quarantine_dir(path))
+    return _spool_files(quarantine_dir(path))
 
 
 def spool_bytes(path: str | os.PathLike[str]) -> int:
@@ -95,6 +104,9 @@ def spool_bytes(path: str | os.PathLike[str]) -> int:
 def file_rows(file: Path) -> int | None:
     """Rows in a spool file, from its footer alone; None when it cannot be read."""
     try:
+        if file.name.endswith(ARROW):
+            with ipc.open_file(file) as reader:
+                return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
         return pq.ParquetFile(file).metadata.num_rows
     except Exception:  # corrupt, vanished, unreadable: status only reports it
         return None
@@ -106,7 +118,12 @@ def write_spool(path: str | os.PathLike[str], table: pa.Table, *, fsync: bool = 
     folder = spool_dir(path)
     if not folder.is_dir():
         folder.mkdir(exist_ok=True)
-    name = f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}.parquet"
+    return _write(folder, f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}{PARQUET}", table, fsync)
+
+
+def _write(folder: Path, name: str, table: pa.Table, fsync: bool) -> int:
+    """Write ``table`` as the Parquet spool file ``folder/name``, complete under that name
+    only (a temp file renamed); returns its size."""
     tmp = folder / f".{name}.tmp"
     try:
         with open(tmp, "wb") as f:
@@ -132,6 +149,36 @@ def write_spool(path: str | os.PathLike[str], table: pa.Table, *, fsync: bool = 
         tmp.unlink(missing_ok=True)
         raise
     return size
+
+
+def convert_arrow(path: str | os.PathLike[str]) -> int:
+    """Rewrite as Parquet, under the same name and so in the same place in the order, each
+    Arrow IPC spool file the versions of 2026-12-02 from f6be598 to b291743 wrote and left
+    pending (a process killed before its ingest): after the revert to Parquet nothing read
+    them, and their spans were missing from every answer. The Parquet file is complete and
+    fsynced before the Arrow file goes; a crash between the two leaves both, and the span
+    table stores each span once. A file that cannot be read as Arrow is quarantined. Called
+    by the ingest, under the write lock. Returns how many were converted; an OSError of the
+    folder or of a read is raised (the next ingest tries again)."""
+    folder = spool_dir(path)
+    converted = 0
+    for file in _spool_files(folder, (ARROW,)):
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:  # another process took it meanwhile
+            continue
+        try:
+            table = ipc.open_file(pa.py_buffer(data)).read_all()
+        except pa.ArrowException as e:  # parsed from memory: the file's own fault
+            quarantine(path, file, f"not a readable Arrow IPC spool file: {e}")
+            continue
+        _write(folder, file.name[: -len(ARROW)] + PARQUET, table, fsync=True)
+        file.unlink(missing_ok=True)
+        converted += 1
+    if converted:
+        logger.warning("otel-costattr: rewrote %d Arrow spool files of an old version as Parquet", converted)
+        record(path, "arrow_converted", files=converted)
+    return converted
 
 
 def quarantine(path: str | os.PathLike[str], file: Path, reason: str) -> bool:
