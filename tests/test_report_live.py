@@ -157,3 +157,26 @@ def test_bad_input_is_a_page_naming_it(server, path, status, message):
 def test_the_default_window_is_the_last_week(server):
     code, body, _ = get(server + "/")
     assert code == 200 and 'name="days" type="number" min="0" step="any" value="7"' in body
+
+
+def test_pages_read_without_ingesting_the_spool(tmp_path):
+    """serve's receiver keeps the spool moving: a page that ingested (each rollup it reads
+    opening the store read-write while files wait) would run a busy receiver's backlog on the
+    request thread, as the API's reads never do. The pages answer from what is ingested."""
+    import shutil
+
+    from test_store import row, table_of
+
+    from otel_costattr.store import database as store
+
+    path = tmp_path / "demo.duckdb"
+    shutil.copy(run_demo(tmp_path / "made.duckdb", today=TODAY)["path"], path)
+    store.write_spool(path, table_of(row(1, 1)))
+    served = Served(Starlette(routes=routes(str(path))))
+    try:
+        for page in ("/?" + PERIOD, "/runs?" + PERIOD, "/whatif?model=gpt-4o-mini&" + PERIOD):
+            code, body, _ = get(served.url + page)
+            assert code == 200, (page, body)
+            assert len(store.pending_spool(path)) == 1, page
+    finally:
+        served.stop()

@@ -574,3 +574,62 @@ def test_a_migration_is_bounded_only_below_the_limit_and_alone(tmp_path):
         other.close()
     finally:
         con.close()
+
+
+def _older_store(path: Path) -> None:
+    """A store as the first version left it: the first migration only."""
+    con = duckdb.connect(str(path))
+    try:
+        store.migrate(con, store.MIGRATIONS[:1])
+    finally:
+        con.close()
+
+
+def test_a_reader_upgrades_an_older_store_before_ingesting_its_spool(tmp_path, caplog):
+    """A reader (the CLI's rollups) of a store an older version wrote, with spool files of
+    this version's exporter waiting: it ingested them into the old schema first (a Binder
+    Error on stderr, an ingest_error in the journal), upgrading only after."""
+    from otel_costattr.rollups.queries import rollup
+
+    path = tmp_path / "old.duckdb"
+    _older_store(path)
+    store.write_spool(path, table_of(row(1, 1), row(1, 2)))
+    rollup("stats", db=path)
+    assert store.pending_spool(path) == []
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM spans").fetchone() == (2,)
+    assert not [r for r in caplog.records if r.levelno >= 30], [r.getMessage() for r in caplog.records]
+
+
+READ_OLDER = textwrap.dedent(
+    """
+    import sys
+    from otel_costattr.rollups.queries import rollup
+    from otel_costattr.rollups.errors import RollupError
+    try:
+        rollup("per_feature", db=sys.argv[1])
+    except RollupError as e:
+        print(e)
+    """
+)
+
+
+def test_an_older_store_that_cannot_be_written_is_refused_in_one_line(tmp_path):
+    """Read where it cannot be upgraded (a read-only file system), an older store answered
+    some rollups and failed others with a raw Binder Error on a column it lacks."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "old.duckdb"
+    _older_store(path)
+    script = tmp_path / "read.py"
+    script.write_text(READ_OLDER, encoding="utf-8")
+    mount = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec "
+    mount += f"{sys.executable} {script} {path}"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "mount" in done.stderr and "Read-only" not in done.stderr:
+        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"{path}: written by an older otel-costattr and not upgraded: it needs to be opened once by "
+        f"a process that may write it (otel-costattr store repair --db {path})"
+    )

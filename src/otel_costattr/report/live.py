@@ -10,14 +10,16 @@
 Pages are the static report's (`page`, `sections`, `waterfall`), with links between them
 instead of anchors. A bad parameter is a 400 page naming it, an unknown run a 404, a store
 that cannot be read a 503; nothing raises into the server. Endpoints are plain functions, so
-Starlette runs them (DuckDB reads) in its thread pool, off the event loop.
+Starlette runs them (DuckDB reads) in its thread pool, off the event loop. A page reads a
+DuckDB store through one read-only connection that does not ingest (`reading`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from html import escape
 from urllib.parse import urlencode
 
@@ -25,10 +27,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from ..clickhouse.target import is_clickhouse_url
 from ..pricing.table import PriceTable
 from ..rollups.errors import RollupError, RollupParamError
 from ..rollups.explain import find_trace
-from ..rollups.queries import Database, rollup
+from ..rollups.queries import Database, connection, rollup
 from .data import Window, collect, run_detail, window
 from .page import csp, nav_links, page, render_report
 from .tables import table
@@ -93,6 +96,19 @@ def _query(given: dict[str, str], **more: str) -> str:
     return f"?{q}" if q else ""
 
 
+@contextmanager
+def reading(db: Database) -> Iterator[Database]:
+    """What a page reads: a database path as one read-only connection for the whole page,
+    which does not ingest (the receiver's ingester keeps the spool moving: a page that
+    ingested would run a busy receiver's backlog on the request thread, as the API's reads
+    do not either), closed after; a connection or a ClickHouse URL as given."""
+    if is_clickhouse_url(db):
+        yield db
+        return
+    with connection(db, ingest=False) as con:
+        yield con
+
+
 def _guard(fn: Callable[[Request], HTMLResponse]) -> Callable[[Request], HTMLResponse]:
     """A page or a short error page, never an exception into the server."""
 
@@ -128,7 +144,8 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
     def overview(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         given = _filters(request)
-        report = collect(db, _window(given), runs=20, waterfalls=0, tail=False)
+        with reading(db) as source:
+            report = collect(source, _window(given), runs=20, waterfalls=0, tail=False)
         runs_link = (
             f'<a href="{escape(root)}/runs{escape(_query(given))}">All runs</a> '
             f'<a href="{escape(root)}/whatif{escape(_query(given))}">What if?</a>'
@@ -150,7 +167,8 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
             raise _PageError(400, f"sort: expected newest or cost, got {sort!r}")
         limit = request.query_params.get("limit", "100")
         win = _window(given)
-        rows = rollup("runs_list", db=db, order=sort, limit=limit, **win.params())
+        with reading(db) as source:
+            rows = rollup("runs_list", db=source, order=sort, limit=limit, **win.params())
         sorter = (
             '<label>sort<select name="sort">'
             + "".join(
@@ -184,12 +202,13 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
     def run(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         trace_id = request.path_params["trace_id"]
-        if not _TRACE_ID.match(trace_id):
-            try:  # a unique prefix, as the API and the CLI's `trace` take
-                trace_id = find_trace(db, trace_id)
-            except RollupError as e:
-                raise _PageError(404 if str(e).startswith("no trace id") else 400, str(e)) from e
-        detail = run_detail(db, trace_id.lower())
+        with reading(db) as source:
+            if not _TRACE_ID.match(trace_id):
+                try:  # a unique prefix, as the API and the CLI's `trace` take
+                    trace_id = find_trace(source, trace_id)
+                except RollupError as e:
+                    raise _PageError(404 if str(e).startswith("no trace id") else 400, str(e)) from e
+            detail = run_detail(source, trace_id.lower())
         if not detail.spans:
             raise _PageError(404, f"no spans for run {trace_id.lower()}")
         nav = (

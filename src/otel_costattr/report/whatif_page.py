@@ -21,7 +21,7 @@ from starlette.routing import Route
 from ..pricing.table import PriceTable, load_pricing
 from ..rollups.queries import Database
 from ..rollups.whatif import whatif
-from .live import _filters, _form, _guard, _html, _PageError, _window
+from .live import _filters, _form, _guard, _html, _PageError, _window, reading
 from .page import page
 from .tables import table
 
@@ -54,6 +54,15 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
     """``/whatif`` over ``db`` (the database path ``serve`` writes), priced with ``pricing``
     (None: `load_pricing` with no files, as the CLI's whatif without --pricing)."""
 
+    loaded: list[PriceTable] = []
+
+    def _bundled() -> PriceTable:
+        """The table `load_pricing` gives with no files, loaded once for the server (each
+        load reads and checks every file: ~66 ms a request)."""
+        if not loaded:
+            loaded.append(load_pricing([]))
+        return loaded[0]
+
     def whatif_page(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         given = _filters(request)
@@ -65,20 +74,21 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
         )
         body = _choice_form(root, given, choice) + intro
         if choice["model"]:
-            prices = pricing if pricing is not None else load_pricing([])
+            prices = pricing if pricing is not None else _bundled()
             if prices.resolve(choice["model"]) is None:
                 raise _PageError(
                     400, f"whatif: the pricing table does not know the model {choice['model']!r}"
                 )
-            answer = whatif(
-                db,
-                choice["model"],
-                from_model=choice["from"] or None,
-                reprice=prices,
-                step=choice["step"] or None,
-                limit=choice["limit"] or _LIMIT,
-                **win.params(),
-            )
+            with reading(db) as source:
+                answer = whatif(
+                    source,
+                    choice["model"],
+                    from_model=choice["from"] or None,
+                    reprice=prices,
+                    step=choice["step"] or None,
+                    limit=choice["limit"] or _LIMIT,
+                    **win.params(),
+                )
             body += (
                 f'<section id="whatif"><h2>On {escape(answer.target)}</h2>'
                 f'<p class="note estimate">{escape(answer.note.capitalize())}.</p>'

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -54,8 +54,9 @@ _RATE_PLACES = 12
 
 
 @contextmanager
-def _connection(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
-    """``db`` itself when it is a connection; else a read-only connection, closed after."""
+def _connection(db: Database, *, ingest: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``db`` itself when it is a connection; else a read-only connection, closed after, that
+    first ingests what the spool holds unless ``ingest`` is False (`store.connect`)."""
     if isinstance(db, duckdb.DuckDBPyConnection):
         yield db
         return
@@ -64,19 +65,21 @@ def _connection(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
     path = os.fspath(db)
     if not os.path.isfile(path):
         raise RollupError(store.missing_database(path))
-    con = _open(path)
+    con = _open(path, ingest)
     try:
         yield con
     finally:
         con.close()
 
 
-def _open(path: str) -> duckdb.DuckDBPyConnection:
+def _open(path: str, ingest: bool = True) -> duckdb.DuckDBPyConnection:
     """Read-only, retrying while a writer holds the file. An otel-costattr database an older
-    version wrote is upgraded first (store.connect does it); any other DuckDB file is refused
-    untouched rather than given a schema."""
+    version wrote is upgraded first, before its spool is ingested (store.connect does both);
+    any other DuckDB file is refused untouched rather than given a schema; an older file
+    that cannot be upgraded here (no write access) is refused in one line rather than read
+    with queries it cannot answer."""
     try:
-        con = store.connect(path, read_only=True, migrate=False)
+        con = store.connect(path, read_only=True, migrate=False, ingest=False)  # a look first
         try:
             applied = _applied_migrations(con)
         except BaseException:
@@ -85,12 +88,32 @@ def _open(path: str) -> duckdb.DuckDBPyConnection:
         if applied is None:
             con.close()
             raise RollupError(f"{path}: not an otel-costattr database (no spans table)")
-        if applied >= {m.name for m in store.MIGRATIONS}:
+        if _current(applied) and not (ingest and store.pending_spool(path)):
             return con
         con.close()
-        return store.connect(path, read_only=True)
+        con = store.connect(path, read_only=True, ingest=ingest)
+        if _current(_applied_migrations(con)):
+            return con
+        con.close()
+        raise RollupError(
+            f"{path}: written by an older otel-costattr and not upgraded: it needs to be opened "
+            f"once by a process that may write it (otel-costattr store repair --db {path})"
+        )
     except store.StoreError as e:
         raise RollupError(str(e)) from e
+
+
+def _current(applied: set[str] | None) -> bool:
+    """Whether a store has every migration this version knows."""
+    return applied is not None and applied >= {m.name for m in store.MIGRATIONS}
+
+
+def connection(db: Database, *, ingest: bool = True) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """A DuckDB store opened as `rollup` opens it (``db``: a path, or a connection given back
+    as it is): read-only, an older version's file upgraded first, any other DuckDB file
+    refused; with ``ingest`` False the spool is left to the process that writes (`serve`'s
+    pages), else ingested first. Raises `RollupError`."""
+    return _connection(db, ingest=ingest)
 
 
 def _applied_migrations(con: duckdb.DuckDBPyConnection) -> set[str] | None:

@@ -310,9 +310,10 @@ def connect(
     """Open the span store, retrying a lock conflict with bounded backoff.
 
     ``retry``: a `Retry`, a timeout in seconds, or None for the default (10 s). A read-write
-    connection is migrated and has the spool ingested first (``migrate``, ``ingest``); a
-    read-only one briefly opens read-write to do so when needed, so readers see every span
-    an exporter acknowledged. Close the connection soon: while open, nobody else can write.
+    connection is migrated and has the spool ingested first (``migrate``, ``ingest``: an
+    ingest migrates first whatever ``migrate`` says, since the spool's rows are this
+    version's); a read-only one briefly opens read-write to do so when needed, so readers see
+    every span an exporter acknowledged. Close the connection soon: while open, nobody else can write.
     Raises `LockTimeout`, or `StoreError` for anything else, naming the path.
     """
     policy = _policy(retry)
@@ -339,7 +340,7 @@ def connect(
     con = _open(path, False, policy)
     try:
         with _path_lock(path):
-            if migrate:
+            if migrate or (ingest and pending_spool(path)):
                 try:
                     _migrate(con, path, MIGRATIONS)
                 except _Invalidated:
