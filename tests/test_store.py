@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -633,3 +634,26 @@ def test_an_older_store_that_cannot_be_written_is_refused_in_one_line(tmp_path):
         f"{path}: written by an older otel-costattr and not upgraded: it needs to be opened once by "
         f"a process that may write it (otel-costattr store repair --db {path})"
     )
+
+
+def test_a_store_a_newer_version_upgraded_is_refused_by_name(tmp_path, table):
+    """An older version writing into a store a newer one migrated leaves the newer columns
+    empty on what it ingests (an upgrade review: the calls' user and tenant columns, lost to
+    per-user rollups). A migration this version does not know is refused in one line by
+    writers, readers and the exporter at start."""
+    from otel_costattr import DuckDBSpanExporter
+    from otel_costattr.rollups.errors import RollupError
+    from otel_costattr.rollups.queries import rollup
+
+    path = tmp_path / "newer.duckdb"
+    store.connect(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("INSERT INTO costattr_migrations (name, applied_at) VALUES ('0099_future', now())")
+    said = f"{path}: a newer otel-costattr has upgraded this store (migration 0099_future)"
+    for read_only in (False, True):
+        with pytest.raises(store.NewerStore, match=re.escape(said)):
+            store.connect(path, read_only=read_only)
+    with pytest.raises(RollupError, match=re.escape(said)):
+        rollup("stats", db=path)
+    with pytest.raises(ValueError, match=re.escape(said)):
+        DuckDBSpanExporter(path, pricing=table)

@@ -88,6 +88,11 @@ def _open(path: str, ingest: bool = True) -> duckdb.DuckDBPyConnection:
         if applied is None:
             con.close()
             raise RollupError(f"{path}: not an otel-costattr database (no spans table)")
+        try:
+            store.check_known(applied)
+        except store.StoreError as e:
+            con.close()
+            raise RollupError(f"{path}: {e}") from None
         if _current(applied) and not (ingest and store.pending_spool(path)):
             return con
         con.close()

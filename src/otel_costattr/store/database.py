@@ -125,6 +125,10 @@ class StoreError(Exception):
     """The span store could not be opened, migrated or written. Names the path."""
 
 
+class NewerStore(StoreError):
+    """The store was upgraded by a newer version of otel-costattr than this one."""
+
+
 class LockTimeout(StoreError):
     """Another process kept the database file locked longer than the retry allowed."""
 
@@ -324,7 +328,7 @@ def connect(
         if (migrate or ingest) and _needs_writer(path, policy, migrate, ingest):
             try:
                 connect(path, retry=policy, migrate=migrate, ingest=ingest).close()
-            except LockTimeout:
+            except (LockTimeout, NewerStore):
                 raise
             except StoreError as e:  # e.g. a database we may read but not write
                 waiting = len(pending_spool(path)) if ingest else 0
@@ -375,6 +379,8 @@ def _needs_writer(path: str, policy: Retry, migrate: bool, ingest: bool) -> bool
     con = _open(path, True, policy)
     try:
         return bool(_pending(con, MIGRATIONS))
+    except NewerStore as e:
+        raise NewerStore(f"{path}: {e}") from None
     finally:
         con.close()
 
@@ -406,6 +412,8 @@ def _open(path: str, read_only: bool, policy: Retry) -> duckdb.DuckDBPyConnectio
 
 
 def _pending(con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration]) -> list[Migration]:
+    """The ``migrations`` a store lacks; `NewerStore` when it has one this version does not
+    know."""
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'costattr_migrations'"
         " AND schema_name = 'main' AND database_name = current_database()"
@@ -413,7 +421,21 @@ def _pending(con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration]) ->
     applied: set[str] = set()
     if exists and exists[0]:
         applied = {r[0] for r in con.execute("SELECT name FROM costattr_migrations").fetchall()}
+    check_known(applied, migrations)
     return [m for m in migrations if m.name not in applied]
+
+
+def check_known(applied: set[str], migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    """Refuse a store a newer version has migrated (a migration name this version does not
+    know): written by this version, the newer one's columns would be left empty on what it
+    ingests (a store migrated past 0012 and written by an earlier version lost its calls'
+    user and tenant columns), and read, the answers could miss what the newer one keeps."""
+    unknown = sorted(applied - {m.name for m in migrations})
+    if unknown:
+        raise NewerStore(
+            f"a newer otel-costattr has upgraded this store (migration {unknown[-1]}): "
+            "upgrade otel-costattr to read or write it"
+        )
 
 
 def migrate(con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
@@ -435,6 +457,8 @@ def _migrate(
         con.execute(_MIGRATIONS_TABLE)
     except duckdb.Error as e:
         raise StoreError(f"{where}: cannot read migrations: {e}") from e
+    except NewerStore as e:
+        raise NewerStore(f"{where}: {e}") from None
     done = []
     for step in _pending(con, migrations):
         try:
