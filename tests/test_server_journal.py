@@ -69,3 +69,42 @@ def test_stop_ingests_what_is_left_and_journals_it(tmp_path, table):
     assert sink.accept(records, rejected, message).stored == 1 and pending_spool(db)
     assert sink.stop(10) is True
     assert not pending_spool(db) and spool.journal_summary(db).rejected_spans == 1
+
+
+def test_the_ingester_outlives_a_round_that_cannot_list_the_spool(tmp_path, table, monkeypatch):
+    """An OSError listing the spool folder after a round (no descriptors left: a review
+    exhausted them with idle connections) ended the receiver's ingest thread for good while
+    /healthz said ok: every later 200 stayed in the spool until a restart. The round's error
+    is now recorded, and the next round ingests."""
+    import errno
+    import time
+
+    from otel_costattr.server import otlp_wire as wire
+    from otel_costattr.store import database as store
+    from otel_costattr.store.spool import pending_spool
+
+    db = tmp_path / "s.duckdb"
+    sink = SpanSink(db, pricing=table, ingest_interval=0.05)
+    real = store.spool_bytes
+    failures = []
+
+    def out_of_descriptors(path):
+        if not failures:
+            failures.append(1)
+            raise OSError(errno.EMFILE, "Too many open files", str(path))
+        return real(path)
+
+    monkeypatch.setattr(store, "spool_bytes", out_of_descriptors)
+    sink.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not failures and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert failures and sink._worker.is_alive()
+        records, rejected, message = wire.decode(json_request([span_json("77" * 8)]), JS["Content-Type"])
+        assert sink.accept(records, rejected, message).stored == 1
+        while pending_spool(db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pending_spool(db) and sink._worker.is_alive()
+    finally:
+        assert sink.stop(10)

@@ -20,6 +20,7 @@ its bound (the database stayed locked, or cannot take the files) or cannot be wr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -267,12 +268,13 @@ class SpanSink:
                 if not ingest.ingest(self.path, retry=store.Retry(timeout=left)):
                     break
             return True
-        except store.StoreError as e:
+        except (store.StoreError, OSError) as e:  # OSError: the spool folder cannot be listed
             self.last_ingest_error = str(e)
             logger.error("otel-costattr: receiver flush: %s", e)
             return False
         finally:
-            self._refresh_estimate()
+            with contextlib.suppress(OSError):
+                self._refresh_estimate()
 
     @property
     def pending_files(self) -> int:
@@ -296,7 +298,11 @@ class SpanSink:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            wait = self._round()
+            try:
+                wait = self._round()
+            except Exception:  # the thread must outlive any round: else the spool only grows
+                logger.exception("otel-costattr: receiver ingest round failed; retrying")
+                wait = self._interval
 
     def _round(self) -> float:
         """One ingest round: the spool into the table. Returns the seconds to the next."""
@@ -318,14 +324,22 @@ class SpanSink:
             self._failures, self.last_ingest_error = 0, None
         except store.LockTimeout:
             pass  # someone else is writing: next round
-        except store.StoreError as e:  # disk full, I/O, a failed commit: the files wait
-            self._failures += 1
-            self.last_ingest_error = str(e)
-            wait = min(self._interval * 2 ** min(self._failures, 16), _MAX_BACKOFF)
-            logger.error("otel-costattr: receiver ingest: %s; retrying in %.0f s", e, wait)
+        except (store.StoreError, OSError) as e:  # disk full, I/O, no descriptors: the files wait
+            wait = self._failed(str(e) if isinstance(e, store.StoreError) else f"{self.path}: {e}")
         except Exception:
             logger.exception("otel-costattr: receiver ingest into %s failed; retrying", self.path)
-        finally:
+        try:
             self._refresh_estimate()
             self.journal_counts()
+        except OSError as e:  # the spool folder cannot be listed now (descriptors, EIO)
+            wait = self._failed(f"{self.path}: {e}")
+        return wait
+
+    def _failed(self, error: str) -> float:
+        """Record a round's failure (``/healthz`` is ``degraded`` while it stands); returns
+        the seconds to the next round, backing off."""
+        self._failures += 1
+        self.last_ingest_error = error
+        wait = min(self._interval * 2 ** min(self._failures, 16), _MAX_BACKOFF)
+        logger.error("otel-costattr: receiver ingest: %s; retrying in %.3g s", error, wait)
         return wait
