@@ -188,3 +188,25 @@ def test_a_span_ended_inside_the_budget_check_is_counted_not_waited_for(tmp_path
     assert budget.force_flush()
     provider.shutdown()
     assert budget.alerts == 1 and len(receiver.bodies) == 1  # the next call is checked as before
+
+
+def test_a_run_budget_is_delivered_when_its_state_cannot_be_recorded(tmp_path, table, receiver):
+    """A DuckDB error reading or writing the alert states (here the table is gone) escaped the
+    claim that says "deliver anyway": the alert was neither sent nor counted."""
+    import duckdb
+
+    from otel_costattr.store import database as store
+
+    db = tmp_path / "spans.duckdb"
+    store.connect(db).close()
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE alert_events CASCADE")
+    budget = RunBudgetProcessor(load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url)), db=db)
+    w = Workload(tmp_path / "other.duckdb", table, extra_processors=(budget,))
+    try:
+        over = w.run(NOW, ["0.20", "0.20"])
+        assert budget.force_flush()
+    finally:
+        w.close()
+    (body,) = receiver.bodies
+    assert body["scope"]["value"] == over and budget.alerts == 1

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+
 from .payload import slack_message
 from .rules import Channel
 from .state import FIRING, Delivery, Event, latest_states, record_deliveries, record_events
@@ -406,7 +408,9 @@ class Notifier:
                 new = [e for e in events if getattr(states.get(e.key), "state", None) != FIRING]
                 record_events(con, new)
                 return bool(new)
-        except (StoreError, OSError) as e:  # deliver anyway: a duplicate beats a silent budget
+        # Deliver anyway: a duplicate beats a silent budget (duckdb.Error: a state table the
+        # store cannot read or write, which `writing` does not turn into a StoreError).
+        except (StoreError, OSError, duckdb.Error) as e:
             logger.warning("otel-costattr alerts: alert state not recorded in %s: %s", self.db, e)
             return True
 
@@ -416,7 +420,7 @@ class Notifier:
         try:
             with writing(self.db, retry=30.0) as con:  # type: ignore[arg-type]
                 record_deliveries(con, outcomes)
-        except (StoreError, OSError) as e:
+        except (StoreError, OSError, duckdb.Error) as e:
             logger.warning("otel-costattr alerts: delivery outcomes not recorded in %s: %s", self.db, e)
         except Exception:
             logger.exception("otel-costattr alerts: delivery outcomes not recorded in %s", self.db)
