@@ -201,7 +201,8 @@ def test_a_run_budget_is_delivered_when_its_state_cannot_be_recorded(tmp_path, t
     store.connect(db).close()
     with duckdb.connect(str(db)) as con:
         con.execute("DROP TABLE alert_events CASCADE")
-    budget = RunBudgetProcessor(load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url)), db=db)
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url))
+    budget = RunBudgetProcessor(rules, db=db)
     w = Workload(tmp_path / "other.duckdb", table, extra_processors=(budget,))
     try:
         over = w.run(NOW, ["0.20", "0.20"])
