@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -238,6 +239,45 @@ def test_extreme_parameters_are_refused_by_name(db, name, params, message):
     with pytest.raises(RollupParamError) as e:
         rollup(name, db=db, **params)
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    ("now", "message"),
+    [
+        ("2026-12-01", "compare: now: expected a datetime, got str '2026-12-01'"),
+        (5, "compare: now: expected a datetime, got int '5'"),
+        (AWARE, f"compare: now: out of range once converted to UTC, got {AWARE!r}"),
+    ],
+)
+def test_a_now_that_is_no_time_is_refused_by_name(db, now, message):
+    """``now`` was used as given: text failed deep inside with a TypeError or a Binder Error."""
+    with pytest.raises(RollupParamError) as e:
+        rollup("compare", db=db, now=now, days=7)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("name", ["compare", "forecast", "per_feature"])
+def test_a_now_with_a_timezone_is_the_same_instant_in_utc(db, name, monkeypatch):
+    """An aware ``now`` crashed compare (naive against aware) and moved forecast's month
+    with the machine's timezone. It is converted to UTC, as windows given with an offset are."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # the machine's zone must not matter either
+    time.tzset()
+    naive = dt.datetime(2026, 6, 3, 12)
+    tokyo = naive.replace(tzinfo=dt.timezone.utc).astimezone(dt.timezone(dt.timedelta(hours=9)))
+    window = {} if name == "forecast" else {"days": 7}
+    try:
+        assert rollup(name, db=db, now=tokyo, **window) == rollup(name, db=db, now=naive, **window)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_whatif_refuses_a_negative_step(db):
+    """The CLI refused --step -1; Python selected no call and reported a change of $0."""
+    from otel_costattr.rollups.whatif import whatif
+
+    with pytest.raises(RollupParamError, match="whatif: step: must not be negative, got -1"):
+        whatif(db, "gpt-4o-mini", step=-1)
 
 
 def test_days_reaching_before_year_one(tmp_path):

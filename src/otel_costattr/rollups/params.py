@@ -33,7 +33,7 @@ _MAX_DAYS = 36_500  # a hundred years of spans
 _INTEGER_RANGE = (-(2**31), 2**31 - 1)  # SQL INTEGER, as the queries declare them
 # The least value a parameter can mean, by name in any rollup: a count or a percentage is
 # never negative, and a ratio or factor below 1 would list drops as jumps or loops.
-_AT_LEAST = {"limit": 0, "min_tokens": 0, "min_calls": 0, "pct": 0, "min_ratio": 1, "factor": 1}
+_AT_LEAST = {"limit": 0, "min_tokens": 0, "min_calls": 0, "pct": 0, "min_ratio": 1, "factor": 1, "step": 0}
 # ``since`` / ``until`` relative to now: 7d, 12h, 2w (ago).
 AGO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", re.IGNORECASE)
 _UNIT_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
@@ -136,6 +136,21 @@ def timestamp(qname: str, pname: str, value: Any, now: dt.datetime) -> dt.dateti
     return coerce(qname, pname, "TIMESTAMP", value)  # type: ignore[no-any-return]
 
 
+def clock(qname: str, now: Any) -> dt.datetime:
+    """The time a query's relative windows count back from, naive UTC like every stored time:
+    ``now`` (a datetime; one with a timezone is converted), else the time of the call."""
+    if now is None:
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    if not isinstance(now, dt.datetime):
+        raise RollupParamError(f"{qname}: now: expected a datetime, got {type(now).__name__} {shown(now)!r}")
+    if now.tzinfo is not None:
+        try:
+            return now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            raise RollupParamError(f"{qname}: now: out of range once converted to UTC, got {now!r}") from None
+    return now
+
+
 def bind(
     q: Query, params: Mapping[str, Any], *, now: dt.datetime | None = None, also: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -155,7 +170,7 @@ def bind(
         raise RollupParamError(
             f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join([*valid, *also]) or 'none'})"
         )
-    current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    current = clock(q.name, now)
     for p in q.params:
         relative = p.type == "TIMESTAMP" and isinstance(p.default, str) and p.default != NOW
         if relative and p.name not in given and not (p.name == "since" and "days" in given):

@@ -416,7 +416,9 @@ def rollup(
 
     ``params``: ``days`` or ``since``/``until`` (a window on each model call's start time,
     UTC; ``until`` exclusive), ``service``, ``feature``, ``agent``, and what the query
-    declares (see `query(name).params`). ``reprice``: a `PriceTable` or user price files
+    declares (see ``otel_costattr.rollups.catalog.query(name).params``). ``now``: the time
+    relative windows (``days``, ``7d``) and ``forecast``'s month count from (a datetime, UTC
+    when naive; default: the time of the call). ``reprice``: a `PriceTable` or user price files
     layered over the bundled table; adds ``usd_repriced`` columns computed from the stored
     tokens. ``group_by``: a dimension (as ``where``'s keys); the answer per value of it, with
     columns ``key`` and ``value`` in front (`dimensions.render_group` says what that means;
