@@ -4,7 +4,7 @@
 # tests/producers/requirements-openai-v2.txt says why the pins):
 #
 #   .venv/bin/pip install -e '.[otlp]' opentelemetry-distro 'opentelemetry-instrumentation-openai-v2==2.4b0' \
-#     'opentelemetry-util-genai==1.1b0' httpx openai
+#     'opentelemetry-util-genai==1.1b0' 'openai==3.54.0' httpx
 #   source .venv/bin/activate
 #   OPENAI_API_KEY=sk-... bash examples/zero_code.sh costs.duckdb
 #

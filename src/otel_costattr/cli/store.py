@@ -28,7 +28,7 @@ def _size(n: int) -> str:
 @click.option(
     "--check", is_flag=True,
     help="exit 3 when the file cannot be read or anything is quarantined, dropped or failing"
-    " (for cron and health checks)",
+    " (for cron and health checks; a file that is not there is an error, exit 1)",
 )  # fmt: skip
 @output
 def store_status(db: str | None, check: bool) -> Record:
