@@ -108,3 +108,45 @@ def test_the_ingester_outlives_a_round_that_cannot_list_the_spool(tmp_path, tabl
         assert not pending_spool(db) and sink._worker.is_alive()
     finally:
         assert sink.stop(10)
+
+
+def test_requests_do_not_wait_for_each_others_fsync(tmp_path, table, monkeypatch):
+    """The mapper's lock was held across the spool file's write and fsync: with no mapping
+    workers (the default on one core) every request queued behind the one being fsynced.
+    One request held inside its write, another completes."""
+    import threading
+
+    from otel_costattr.server import mapping as server_mapping
+    from otel_costattr.server import otlp_wire as wire
+    from otel_costattr.server import sink as sink_module
+
+    db = tmp_path / "s.duckdb"
+    sink = SpanSink(db, pricing=table)
+    inside, release = threading.Event(), threading.Event()
+    real = server_mapping.write_spool
+
+    def slow_disk(path, rows, fsync=True):
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(30)
+        return real(path, rows, fsync=fsync)
+
+    monkeypatch.setattr(server_mapping, "write_spool", slow_disk)
+
+    def post(span_id: str) -> None:
+        records, rejected, message = wire.decode(json_request([span_json(span_id)]), JS["Content-Type"])
+        assert sink.accept(records, rejected, message).stored == 1
+
+    first = threading.Thread(target=post, args=("11" * 8,))
+    first.start()
+    try:
+        assert inside.wait(30)
+        second = threading.Thread(target=post, args=("22" * 8,))
+        second.start()
+        second.join(30)
+        assert not second.is_alive()  # done while the first is still in its write
+        assert first.is_alive()
+    finally:
+        release.set()
+        first.join(30)
+    assert sink_module.store.pending_spool(db) and sink.stop(10)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from ..pricing.table import PriceTable, default_pricing, load_pricing
 from ..spans.record import SpanRecord
 from ..spans.rows import SpanMapper
@@ -28,7 +30,7 @@ from . import otlp_wire as wire
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Accepted", "PricingFiles", "WorkerConfig", "map_and_spool", "worker_main"]
+__all__ = ["Accepted", "PricingFiles", "WorkerConfig", "map_and_spool", "map_records", "spool", "worker_main"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,16 @@ def map_and_spool(
 ) -> tuple[Accepted, int]:
     """Map ``records`` and write them as one durable spool file of the database at ``path``:
     what was stored and rejected, and the bytes written. OSError when the file cannot be
-    written (nothing kept). ``mapper`` is not thread-safe: the caller holds its lock."""
+    written (nothing kept). ``mapper`` is not thread-safe: the caller holds its lock (a
+    caller with threads maps under it and spools outside it: `map_records`, `spool`)."""
+    table, accepted = map_records(mapper, records, rejected, message)
+    return accepted, spool(path, table, fsync)
+
+
+def map_records(
+    mapper: SpanMapper, records: Sequence[SpanRecord], rejected: int, message: str
+) -> tuple[pa.Table, Accepted]:
+    """``records`` as rows, and what was stored and rejected once they are spooled."""
     errors = mapper.errors
     table = mapper.table(records)
     unmapped = mapper.errors - errors
@@ -85,8 +96,12 @@ def map_and_spool(
         rejected += unmapped
         why = f"{unmapped} span{'s' if unmapped != 1 else ''} could not be mapped"
         message = f"{message}; {why}" if message else why
-    size = write_spool(path, table, fsync=fsync) if table.num_rows else 0
-    return Accepted(table.num_rows, rejected, message), size
+    return table, Accepted(table.num_rows, rejected, message)
+
+
+def spool(path: str, table: pa.Table, fsync: bool) -> int:
+    """Write mapped rows as one durable spool file (none for no rows); returns its bytes."""
+    return write_spool(path, table, fsync=fsync) if table.num_rows else 0
 
 
 # -- the worker process -------------------------------------------------------------------

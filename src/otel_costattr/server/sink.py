@@ -36,7 +36,7 @@ from ..store import database as store
 from ..store import ingest
 from ..store import spool as journal
 from . import otlp_wire as wire
-from .mapping import Accepted, PricingFiles, WorkerConfig, map_and_spool
+from .mapping import Accepted, PricingFiles, WorkerConfig, map_records, spool
 from .pool import MappingPool, WorkerLost
 
 logger = logging.getLogger(__name__)
@@ -175,11 +175,10 @@ class SpanSink:
         was kept."""
         if self._full():
             raise self._push_back(self._full_message())
+        with self._map_lock:  # the mapper is not thread-safe; the fsync below needs no lock
+            table, accepted = map_records(self._mapper, records, rejected, message)
         try:
-            with self._map_lock:
-                accepted, size = map_and_spool(
-                    self._mapper, self.path, records, rejected, message, self._fsync
-                )
+            size = spool(self.path, table, self._fsync)
         except OSError as e:
             raise self._push_back(f"cannot write the spool: {e.strerror or e}") from e
         self._count(accepted, size)
