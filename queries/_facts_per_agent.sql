@@ -40,7 +40,7 @@ SELECT
     sum(runs)::BIGINT AS runs,
     sum(calls) AS calls,
     sum(usd) AS usd,
-    CAST(sum(usd) / sum(runs)::BIGINT AS DECIMAL(38, 12)) AS usd_per_run,
+    costattr_per(sum(usd), sum(runs)::BIGINT) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls
 FROM per_run
 GROUP BY agent, agent_version

@@ -44,7 +44,7 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens,
     sum(usd) AS usd,
-    CAST(sum(usd) / sum(runs)::BIGINT AS DECIMAL(38, 12)) AS usd_per_run,
+    costattr_per(sum(usd), sum(runs)::BIGINT) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls
 FROM per_run
 GROUP BY feature

@@ -10,7 +10,7 @@ SELECT
     count(*) AS calls,
     round(avg(nullif(input_tokens, 0)))::BIGINT AS avg_input_tokens,  -- as per_step.sql
     sum(cost_usd) AS usd,
-    CAST(sum(cost_usd) / nullif(count(cost_usd), 0) AS DECIMAL(38, 12)) AS usd_per_call,
+    costattr_per(sum(cost_usd), count(cost_usd)) AS usd_per_call,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)

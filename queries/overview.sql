@@ -21,7 +21,7 @@ SELECT
     {{group_columns}}count(*) AS runs,
     coalesce(sum(calls), 0)::BIGINT AS calls,
     sum(usd) AS usd,
-    CAST(sum(usd) / nullif(count(*), 0) AS DECIMAL(38, 12)) AS usd_per_run,
+    costattr_per(sum(usd), count(*)) AS usd_per_run,
     coalesce(sum(unpriced_calls), 0)::BIGINT AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced,
     -- --reprice: the calls the prices given could not price, left out of usd_repriced

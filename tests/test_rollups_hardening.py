@@ -535,3 +535,28 @@ def test_any_parent_links_show_every_span_once(spans):
         assert stats[0]["calls"] == len(calls)
         assert stats[0]["usd"] == (sum(D(r["usd"]) for r in calls if r["usd"] is not None) or None)
     con.close()
+
+
+def test_money_per_run_and_per_call_is_exact(tmp_path):
+    """DuckDB divides a DECIMAL as a DOUBLE: usd_per_run and usd_per_call came from a float
+    quotient (41152.263004115224 for 123456.789012345678 / 3, not ...226), published as an
+    exact string. They are the exact quotient, rounded half away from zero to 12 places."""
+    import decimal
+
+    path = tmp_path / "spans.duckdb"
+    for costs in ([12345.678901234567, 0.000000000001], [12345.678901234567], [0.333333333333, 7]):
+        export(path, costs)
+    calls = [c for (c, *_) in stored_calls(path)]
+    total = sum(calls, Decimal(0))
+
+    def per(amount: Decimal, n: int) -> Decimal:
+        exact = decimal.Context(prec=60).divide(amount, Decimal(n))
+        return exact.quantize(Decimal("1e-12"), rounding=decimal.ROUND_HALF_UP)
+
+    assert rollup("per_feature", db=path)[0]["usd_per_run"] == per(total, 3)
+    assert rollup("per_agent", db=path)[0]["usd_per_run"] == per(total, 3)
+    assert rollup("overview", db=path)[0]["usd_per_run"] == per(total, 3)
+    assert rollup("per_group", db=path, group_by="feature")[0]["usd_per_run"] == per(total, 3)
+    (row,) = rollup("agent_steps", db=path)  # no processor numbered the steps: one row
+    assert row["calls"] == 5 and row["usd_per_call"] == per(total, 5)
+    assert per(total, 3) != Decimal(repr(float(total) / 3)).quantize(Decimal("1e-12"))  # a float misses

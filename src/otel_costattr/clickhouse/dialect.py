@@ -29,7 +29,9 @@ fixed set of spelling changes, each checked by the differential test:
   microsecond after the rounding the rollups apply), and the difference of two TIMESTAMP
   parameters ``($a - $b)`` -> an interval of microseconds;
 - ``CAST(a / b AS DOUBLE)`` -> a division of doubles (DuckDB divides decimals as doubles;
-  ClickHouse would divide decimals and truncate to the scale).
+  ClickHouse would divide decimals and truncate to the scale);
+- ``costattr_per(total, n)`` (``queries/_per.sql``: money over a count, exact, rounded half
+  away from zero) -> the same integer arithmetic on picodollars.
 
 Anything else a rollup writes must be SQL both engines read the same way.
 """
@@ -74,6 +76,7 @@ _DIMENSION = re.compile(r"\bcostattr_dimension\(")
 _DIMENSION_ARGS = ARGUMENTS[:-1]  # dimensions.dimension_call's argument order, attributes last
 _TRY_CAST = re.compile(r"\bTRY_CAST\(", re.IGNORECASE)
 _EPOCH = re.compile(r"\bepoch\(", re.IGNORECASE)
+_PER = re.compile(r"\bcostattr_per\(")
 _PARAM_DIFF = re.compile(r"\(\s*\$(\w+)\s*-\s*\$(\w+)\s*\)")
 
 
@@ -216,6 +219,7 @@ def translate(q: Query, prelude: str, spans: str, bound: Mapping[str, Any] | Non
     sql = _each_call(sql, _DIMENSION, lambda inside: _dimension(inside, bound or {}))
     sql = _each_call(sql, _TRY_CAST, _try_cast)
     sql = _each_call(sql, _EPOCH, _epoch)
+    sql = _each_call(sql, _PER, _per)
     sql = _each_call(sql, _ROUND, _round).replace(_ROUNDED, "round(")
     sql = _each_call(sql, _CAST, _cast).replace(_CAST_DONE, "CAST(")
     # Last, so that the relation's own SQL is never rewritten.
@@ -297,6 +301,17 @@ def _try_cast(inside: str) -> str:
 
 def _epoch(inside: str) -> str:
     return f"(toDecimal128(toUnixTimestamp64Micro(toDateTime64({inside}, 6, 'UTC')), 6) / 1000000)"
+
+
+def _per(inside: str) -> str:
+    """``costattr_per(total, n)`` as `queries/_per.sql` computes it: the total in picodollars
+    (an Int128, exact for a scale of 12 or less) divided as integers, rounded half away from
+    zero, scaled back by a decimal product (exact: Decimal(38, 0) times Decimal(38, 12));
+    NULL when n is 0 or either is NULL (``intDiv`` by zero would throw)."""
+    total, n = _split_args(inside)
+    picos = f"toInt128(({total}) * 1000000000000)"
+    half_up = f"intDiv(2 * abs({picos}) + toInt128({n}), 2 * toInt128(nullIf({n}, 0)))"
+    return f"(toDecimal128(if(({total}) < 0, -1, 1) * {half_up}, 0) * toDecimal128('0.000000000001', 12))"
 
 
 def _cast(inside: str) -> str:

@@ -150,6 +150,7 @@ def _prepare(
             con.execute(calls)
         con.execute(dimension_macro())
         con.execute(prelude("_runs_unpriced.sql"))
+        con.execute(prelude("_per.sql"))
         if repricing or where or group_by is not None:
             con.execute(
                 selected_calls_prelude(
