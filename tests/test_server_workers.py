@@ -253,3 +253,21 @@ def test_the_default_workers_off_linux(monkeypatch):
     assert default_workers() == 4  # MAX_DEFAULT_WORKERS
     monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one core, no worker
     assert default_workers() == 0
+
+
+def test_a_worker_that_never_answers_is_ended_and_the_request_503(tmp_path):
+    """A request waited on its worker's answer with no bound: a hung worker (stopped here)
+    held its request thread, and its client, for ever. Past the pool's bound it is ended,
+    the request is a 503 the client retries, and a new worker takes its place."""
+    db = tmp_path / "s.duckdb"
+    sink = sink_for(db, 1, retry_after=3)
+    sink._pool._answer = 2.0  # the bound, short for the test (120 s by default)
+    with serving(db, sink=sink) as srv:
+        (pid,) = sink._pool.pids
+        os.kill(pid, signal.SIGSTOP)
+        status, headers, answer = srv.request("POST", "/v1/traces", json_request([span_json("12" * 8)]), JS)
+        assert (status, headers["retry-after"]) == (503, "3")
+        assert "did not answer in 2 s" in json.loads(answer)["message"]
+        wait_for(lambda: sink._pool.live == 1 and pid not in sink._pool.pids)
+        status, _, _ = srv.request("POST", "/v1/traces", json_request([span_json("12" * 8)]), JS)
+        assert status == 200

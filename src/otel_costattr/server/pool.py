@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 _START_TIMEOUT = 120.0  # seconds for a worker to import and warm up (a loaded 2-core machine)
 _WAIT = 30.0  # seconds a request waits for a free worker before a 503
+_ANSWER = 120.0  # seconds a worker may take over one request before it is taken for hung
 
 
 class WorkerLost(RuntimeError):
@@ -68,12 +69,15 @@ _BOOT = (
 class MappingPool:
     """``size`` worker processes built from ``config``. `start` before `run`, `stop` at the end."""
 
-    def __init__(self, config: WorkerConfig, size: int, *, wait: float = _WAIT) -> None:
+    def __init__(
+        self, config: WorkerConfig, size: int, *, wait: float = _WAIT, answer: float = _ANSWER
+    ) -> None:
         if size < 1:
             raise ValueError(f"a mapping pool needs at least one worker, not {size}")
         self._config = config
         self.size = size
         self._wait = wait
+        self._answer = answer  # seconds a worker may take over a request before it is ended
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._workers: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -97,8 +101,10 @@ class MappingPool:
         cannot start, the pricing it loads being other than the server's, say."""
         with self._lock:
             self._closed = False
-        started = [self._spawn() for _ in range(self.size)]  # they warm up side by side
+        started: list[_Worker] = []
         try:
+            for _ in range(self.size):  # they warm up side by side
+                started.append(self._spawn())
             for worker in started:
                 self._ready(worker)
         except Exception:
@@ -125,10 +131,17 @@ class MappingPool:
         try:
             worker.conn.send(head)
             worker.conn.send_bytes(body)
-            outcome = worker.conn.recv()
+            answered = worker.conn.poll(self._answer)
+            outcome = worker.conn.recv() if answered else None
         except (EOFError, OSError):
+            answered = None
+        if not answered:  # died, or hung: ended either way (`_lose`), its request not done
             self._lose(worker)
-            raise WorkerLost("a mapping worker died during the request") from None
+            raise WorkerLost(
+                "a mapping worker died during the request"
+                if answered is None
+                else f"a mapping worker did not answer in {self._answer:g} s"
+            ) from None
         self._idle.put(worker)
         return outcome
 
@@ -153,6 +166,9 @@ class MappingPool:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
+        except BaseException:  # no process (EAGAIN, EMFILE): our end too
+            ours.close()
+            raise
         finally:
             theirs.close()  # only the worker holds its end: our death is its EOF
         ours.send(sys.path)
@@ -198,12 +214,14 @@ class MappingPool:
             with self._lock:
                 if self._closed:
                     return
-            worker = self._spawn()
+            worker = None
             try:
+                worker = self._spawn()
                 self._ready(worker)
-            except Exception as e:
-                self._forget(worker)
-                worker.end(1.0)
+            except Exception as e:  # a spawn that failed (EAGAIN) is retried as a start that did
+                if worker is not None:
+                    self._forget(worker)
+                    worker.end(1.0)
                 logger.error("otel-costattr: %s; trying again in %.0f s", e, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 60.0)
