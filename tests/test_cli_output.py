@@ -112,6 +112,26 @@ def test_parquet_of_no_rows_keeps_the_columns(db, tmp_path):
     assert table.num_rows == 0 and table.column_names[0] == "feature"
 
 
+def test_parquet_files_of_one_rollup_share_a_schema(db, tmp_path):
+    """The types came from the values: an empty answer wrote every column as null, a window
+    whose calls were all unpriced wrote usd as null, so the files of a daily export did not
+    share a schema. A rollup's columns now have its SQL types whatever the rows hold."""
+    schemas = []
+    windows = (["--days", "36500"], ["--feature", "none"], ["--where", "model=no-such-model"])
+    for i, window in enumerate(windows):
+        out = tmp_path / f"{i}.parquet"
+        result = invoke("rollup", "per-feature", "--db", db, *window, "--format", "parquet", "--out", out)
+        assert result.exit_code == 0, result.output
+        schemas.append(pq.read_schema(out))
+    assert schemas[0] == schemas[1] == schemas[2]
+    assert str(schemas[0].field("usd").type) == "decimal128(38, 12)"
+    assert str(schemas[0].field("calls").type) == "int64"
+    runs = tmp_path / "runs.parquet"
+    empty = ("--since", "2000-01-01", "--until", "2000-01-02")
+    invoke("runs", "--db", db, *empty, "--format", "parquet", "--out", runs)
+    assert str(pq.read_schema(runs).field("start_time").type) == "timestamp[us, tz=UTC]"
+
+
 def test_out_writes_any_format_to_a_file(db, tmp_path):
     out = tmp_path / "stats.json"
     result = invoke("rollup", "stats", "--db", db, "--format", "json", "--out", out)

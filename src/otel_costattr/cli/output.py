@@ -86,6 +86,9 @@ class Table:
     sparse: Sequence[str] = ()
     tree: bool = False
     title: str | None = None
+    # The columns' SQL types when the query said them (DuckDB's names: `rollups.queries.Rows`):
+    # Parquet writes them, so files of one rollup share a schema whatever their rows hold.
+    types: Mapping[str, str] = field(default_factory=dict)
 
     def money_columns(self) -> set[str]:
         """The columns that hold USD."""

@@ -64,7 +64,7 @@ def whatif_command(
     elif not sum(row["selected_calls"] or 0 for row in answer.rows if row["level"] == "total"):
         click.echo(f"No calls selected: {_none_selected(db, from_model, given)}", err=True)
     title = f"What-if at {answer.target} prices: {answer.note}"
-    return Table(columns=answer.rows.columns, rows=answer.rows, title=title)
+    return Table(columns=answer.rows.columns, rows=answer.rows, title=title, types=answer.rows.types)
 
 
 def _none_selected(db: str | None, from_model: str | None, given: dict[str, Any]) -> str:
@@ -85,7 +85,7 @@ def _grouped(name: str, db: str | None, where: Sequence[str], params: dict[str, 
     if len(rows) <= 1 and not any(r["runs"] for r in rows):
         said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
         click.echo(f"{said}: {explain_empty(db_path(db), given, where=list(where))}", err=True)
-    return Table(columns=rows.columns, rows=rows)
+    return Table(columns=rows.columns, rows=rows, types=rows.types)
 
 
 @click.command("compare")

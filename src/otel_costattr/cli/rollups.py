@@ -124,7 +124,7 @@ def _run(
 
 
 def _table(rows: Rows, *, tree: bool = False) -> Table:
-    return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, tree=tree)
+    return Table(columns=rows.columns, rows=rows, sparse=_SPARSE, tree=tree, types=rows.types)
 
 
 @click.command(cls=RollupCommand)

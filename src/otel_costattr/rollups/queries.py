@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import duckdb
@@ -221,14 +222,20 @@ def selected_calls_prelude(
 
 class Rows(list):  # type: ignore[type-arg]
     """A rollup's rows (a list of dicts) with its column names, known even when it has no rows
-    (a CSV header for an empty answer)."""
+    (a CSV header for an empty answer), and on DuckDB their SQL types (``types``: column name
+    to DuckDB's name of the type, such as ``DECIMAL(38,12)``), known too."""
 
     columns: tuple[str, ...] = ()
+    types: Mapping[str, str] = MappingProxyType({})  # replaced per instance
 
 
-def _rows(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> Rows:
+def _rows(
+    columns: Iterable[str], rows: Iterable[dict[str, Any]], types: Mapping[str, str] | None = None
+) -> Rows:
     out = Rows(rows)
     out.columns = tuple(columns)
+    if types:
+        out.types = {c: types[c] for c in out.columns if c in types}
     return out
 
 
@@ -239,7 +246,8 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any], *,
             return con.sql(sql, params=dict(values)).to_arrow_table()
         cur = con.execute(sql, dict(values))
         names = [d[0] for d in cur.description]
-        return _rows(names, (dict(zip(names, row, strict=True)) for row in cur.fetchall()))
+        types = {d[0]: str(d[1]) for d in cur.description}
+        return _rows(names, (dict(zip(names, row, strict=True)) for row in cur.fetchall()), types)
     except duckdb.Error as e:
         raise _error(e) from e
 
@@ -503,7 +511,7 @@ def _answer(
     keep = [c for c in _names(rows) if table is not None or not c.endswith(_REPRICED_SUFFIX)]
     if arrow:
         return rows.select(keep)
-    return _rows(keep, ({k: row[k] for k in keep} for row in rows))
+    return _rows(keep, ({k: row[k] for k in keep} for row in rows), rows.types)
 
 
 def _repriced_clickhouse(
