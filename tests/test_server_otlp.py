@@ -499,3 +499,33 @@ def test_text_that_is_not_utf8_costs_only_itself(tmp_path, table):
         assert (status, answer) == (200, b"")
         srv.wait_ingested()
         assert srv.sink.stored_spans == 100
+
+
+def test_a_whole_number_beyond_int64_costs_only_its_value_not_the_batch(tmp_path, table):
+    """JavaScript's OTLP/JSON exporters send any whole number as an intValue (2**64, -1.5e300):
+    protobuf's parser refused the whole request, a 400 the exporter does not retry, and every
+    span of the batch was lost for one attribute. The value is kept as the double it is; a
+    token count that large is an invalid usage, recorded, never a cost."""
+    request = json.loads(json_request([span_json("6666666666666666"), span_json("6666666666666667")]))
+    attributes = request["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    attributes += [
+        {"key": "js.big", "value": {"intValue": 2**64}},
+        {"key": "js.huge", "value": {"intValue": -1.5e300}},
+    ]
+    for kv in attributes:
+        if kv["key"] == "gen_ai.usage.input_tokens":
+            kv["value"] = {"intValue": 2**64}
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", json.dumps(request).encode(), JS)
+        assert (status, json.loads(answer)) == (200, {}), answer
+        srv.wait_ingested()
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT span_id, cost_status, cost_usd, json_extract(attributes, '$.\"js.big\"')::DOUBLE"
+            " FROM spans ORDER BY span_id"
+        ).fetchall()
+    assert rows == [
+        ("6666666666666666", "invalid_usage", None, float(2**64)),
+        ("6666666666666667", "priced", Decimal("0.0105"), None),
+    ]

@@ -108,6 +108,27 @@ def _id(value: Any) -> bytes:
         return NOT_HEX
 
 
+def _int_value(value: Any) -> int | float:
+    """An attribute's ``intValue``. JavaScript's OTLP/JSON exporters send any whole number as
+    one, 2**64 and -1.5e300 included (JSON numbers beyond int64): such a value is kept as the
+    number it is, a double, where protobuf's parser refused the whole request (a 400 the
+    exporter does not retry: every span of the batch lost for one attribute). A number that is
+    not whole, or text beyond a double, raises `NotPlain`, as before."""
+    if type(value) is float:
+        if not value.is_integer():
+            raise NotPlain("expected an integer")
+        return int(value) if _INT64[0] <= value <= _INT64[1] else value
+    try:
+        return _int(value, *_INT64)
+    except NotPlain:
+        if type(value) is str and not (value[1:] if value[:1] == "-" else value).isdigit():
+            raise
+        try:
+            return float(int(value))
+        except (OverflowError, ValueError):
+            raise NotPlain("integer out of range") from None
+
+
 def value_of(value: Any) -> Any:
     """One OTLP JSON ``AnyValue`` as `spans.otlp.value_of` gives it from protobuf."""
     value = _obj(value)
@@ -127,7 +148,7 @@ def value_of(value: Any) -> Any:
             raise NotPlain("expected a bool")
         return v
     if key == "intValue":
-        return _int(v, *_INT64)
+        return _int_value(v)
     if key == "doubleValue":
         if type(v) in (int, float):
             try:
@@ -158,7 +179,7 @@ def attributes_of(key_values: Any) -> dict[str, Any]:
                     out[key] = v
                     continue
                 if kind == "intValue" and (type(v) is int or type(v) is str):
-                    out[key] = _int(v, *_INT64)
+                    out[key] = _int_value(v)
                     continue
                 if kind == "boolValue" and type(v) is bool:
                     out[key] = v
