@@ -127,10 +127,10 @@ def test_json_with_hex_ids_string_ints_and_unknown_fields(tmp_path, table):
     assert rows[1][5] == Decimal("0.0105")
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw"])
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate", "deflate-raw"])
 def test_compressed_bodies(tmp_path, table, encoding):
     body = json_request([span_json("3333333333333333")])
-    if encoding == "gzip":
+    if encoding in ("gzip", "x-gzip"):  # RFC 9110: x-gzip is gzip (it was a 415)
         packed = gzip.compress(body)
     elif encoding == "deflate":
         packed = zlib.compress(body)
@@ -205,6 +205,10 @@ def test_backpressure_is_503_with_retry_after_and_keeps_nothing(tmp_path, table)
         )
         assert (status, headers["retry-after"], json.loads(answer)["code"]) == (503, "7", 14)
         assert (srv.sink.stored_spans, srv.sink.pushed_back) == (0, 1)
+        # A request with no span keeps nothing: a success, full or not (it was a 503 too).
+        for empty in (b"{}", json_request([])):
+            assert srv.request("POST", "/v1/traces", empty, JS)[:3:2] == (200, b"{}")
+        assert srv.sink.pushed_back == 1
         exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces", timeout=2)
         # the real exporter sees a retryable answer (it retries, then gives up within its timeout)
         provider = TracerProvider(shutdown_on_exit=False)

@@ -271,3 +271,15 @@ def test_a_worker_that_never_answers_is_ended_and_the_request_503(tmp_path):
         wait_for(lambda: sink._pool.live == 1 and pid not in sink._pool.pids)
         status, _, _ = srv.request("POST", "/v1/traces", json_request([span_json("12" * 8)]), JS)
         assert status == 200
+
+
+def test_an_empty_request_is_a_success_when_the_spool_is_full(tmp_path):
+    """A request with no span keeps nothing: the OTLP answer is success, full spool or not
+    (the worker answered "full", a 503 the client retried)."""
+    db = tmp_path / "s.duckdb"
+    with serving(db, sink=sink_for(db, 1, max_spool_bytes=0)) as srv:
+        for empty in (b"{}", json_request([])):
+            status, _, answer = srv.request("POST", "/v1/traces", empty, JS)
+            assert (status, answer) == (200, b"{}")
+        status, _, _ = srv.request("POST", "/v1/traces", json_request([span_json("13" * 8)]), JS)
+        assert status == 503

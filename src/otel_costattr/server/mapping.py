@@ -134,11 +134,11 @@ def build_mapper(config: WorkerConfig) -> SpanMapper:
 def handle(mapper: SpanMapper, config: WorkerConfig, head: tuple[str, bool, bool], body: bytes) -> Outcome:
     """One body, ``head`` its (content type, whether it came by gRPC, whether the spool is
     full): decoded first (an undecodable body is a 400 even when the spool is full, as in the
-    server), then mapped and spooled unless full."""
+    server), then mapped and spooled unless full (nothing to keep: a success all the same)."""
     content_type, grpc, full = head
     try:
         records, rejected, message = wire.decode(body, content_type, grpc=grpc)
-        if full:
+        if full and records:  # a request with nothing to keep succeeds, full or not
             return ("full",)
         accepted, size = map_and_spool(mapper, config.path, records, rejected, message, config.fsync)
     except (wire.BadRequest, wire.Unsupported, wire.TooLarge) as e:

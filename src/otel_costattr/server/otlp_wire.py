@@ -72,7 +72,7 @@ def decompress(body: bytes, encoding: str | None, cap: int) -> bytes:
         if len(body) > cap:
             raise TooLarge(f"body of {len(body)} bytes is over the {cap}-byte limit")
         return body
-    if enc == "gzip":
+    if enc in ("gzip", "x-gzip"):  # RFC 9110 8.4.1.3: x-gzip is gzip
         return _inflate(body, zlib.MAX_WBITS | 16, cap, "gzip")
     if enc == "deflate":  # HTTP's deflate is zlib-wrapped; some clients send it raw
         try:

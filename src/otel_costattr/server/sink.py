@@ -173,7 +173,7 @@ class SpanSink:
         what was stored and rejected (``rejected``/``message``: what the decoder left out
         already). Raises `Backpressure` when the spool is full or cannot be written: nothing
         was kept."""
-        if self._full():
+        if records and self._full():  # an empty request keeps nothing: a success, full or not
             raise self._push_back(self._full_message())
         with self._map_lock:  # the mapper is not thread-safe; the fsync below needs no lock
             table, accepted = map_records(self._mapper, records, rejected, message)
