@@ -533,3 +533,31 @@ def test_a_whole_number_beyond_int64_costs_only_its_value_not_the_batch(tmp_path
         ("6666666666666666", "invalid_usage", None, float(2**64)),
         ("6666666666666667", "priced", Decimal("0.0105"), None),
     ]
+
+
+def test_bytes_attributes_are_stored_as_base64(tmp_path, table):
+    """A bytes value (OTLP bytesValue; the Python SDK takes bytes attributes) was stored as
+    Python's repr, "b'\\\\xff\\\\x00'": now as its base64 text, as OTLP/JSON writes bytes, both
+    through the receiver and through the in-process exporter."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_costattr import DuckDBSpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("x", attributes={"blob": b"\xff\x00", "n": 1}):
+        pass
+    spans = memory.get_finished_spans()
+    received, exported = tmp_path / "r.duckdb", tmp_path / "e.duckdb"
+    with serving(received, table=table) as srv:
+        assert srv.request("POST", "/v1/traces", encode_spans(spans).SerializeToString(), PB)[0] == 200
+        srv.wait_ingested()
+    exporter = DuckDBSpanExporter(exported, pricing=table)
+    exporter.export(spans)
+    exporter.shutdown()
+    for db in (received, exported):
+        with duckdb.connect(str(db), read_only=True) as con:
+            (blob,) = con.execute("SELECT json_extract_string(attributes, '$.blob') FROM spans").fetchone()
+        assert blob == "/wA=", db

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -58,10 +59,17 @@ else:  # pragma: no cover - CPython always has the C encoder
 
 
 def to_json(value: Any) -> str:
-    """``value`` as compact JSON: NaN and infinities become strings, and values JSON has no
-    type for become their ``str``."""
+    """``value`` as compact JSON: NaN and infinities become strings, bytes (an OTLP
+    ``bytesValue``) their base64 text as OTLP/JSON writes them, and other values JSON has no
+    type for their ``str``."""
     try:
         return _encode(value)
     except (ValueError, TypeError):  # NaN, bytes, or both in one value (a resource's attributes)
         finite = _finite(value)
-        return json.dumps(finite, ensure_ascii=False, allow_nan=False, default=str, separators=(",", ":"))
+        return json.dumps(finite, ensure_ascii=False, allow_nan=False, default=_text, separators=(",", ":"))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
