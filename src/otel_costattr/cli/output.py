@@ -260,8 +260,12 @@ def money(value: Decimal | None) -> str:
     if value is None:
         return "-"
     sign, amount = ("-", -value) if value < 0 else ("", value)  # -$0.05, not $-0.05
-    places = _MICRO if amount < 1 else _CENT
-    return f"{sign}${amount.quantize(places, rounding=ROUND_HALF_UP, context=_WIDE):,}"
+    shown = amount.quantize(_MICRO, rounding=ROUND_HALF_UP, context=_WIDE)
+    if shown >= 1:  # by what it rounds to: $0.9999995 is $1.00, not $1.000000
+        shown = amount.quantize(_CENT, rounding=ROUND_HALF_UP, context=_WIDE)
+    if not shown:
+        sign = ""  # what rounds to nothing has no sign: $0.000000, not -$0.000000
+    return f"{sign}${shown:,}"
 
 
 _MICRO, _CENT = Decimal("0.000001"), Decimal("0.01")
