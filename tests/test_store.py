@@ -390,15 +390,21 @@ def test_arrow_spool_files_of_an_earlier_version_are_ingested(tmp_path):
     store.write_spool(path, table_of(row(2, 3)))
     bad = store.spool_dir(path) / "00000000000000000002-7-00000001.arrow"
     bad.write_bytes(b"ARROW1 not really")
+    # A real one with its middle zeroed: pyarrow raised a plain OSError ("LZ4 decompress
+    # failed"), taken for the disk's, and every later ingest stopped at it.
+    zeroed = _arrow_spool(path, "00000000000000000003-7-00000002.arrow", table_of(row(4, 5), row(4, 6)))
+    data = bytearray(zeroed.read_bytes())
+    data[len(data) // 2 - 32 : len(data) // 2 + 32] = bytes(64)
+    zeroed.write_bytes(bytes(data))
     pending = store.pending_spool(path)
-    assert [f.suffix for f in pending] == [".arrow", ".arrow", ".parquet"]
+    assert [f.suffix for f in pending] == [".arrow", ".arrow", ".arrow", ".parquet"]
     from otel_costattr.store import spool
 
     assert spool.file_rows(pending[0]) == 2 and spool.file_rows(bad) is None
     assert count(path) == 3
     assert store.pending_spool(path) == []
-    assert [f.name for f in spool.quarantined(path)] == [bad.name]
-    assert len(spool.journal_summary(path).quarantine_events) == 1
+    assert [f.name for f in spool.quarantined(path)] == [bad.name, zeroed.name]
+    assert len(spool.journal_summary(path).quarantine_events) == 2
 
 
 def test_insert_table_skips_spans_already_stored(tmp_path):

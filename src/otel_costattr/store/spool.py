@@ -33,6 +33,8 @@ import itertools
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,28 +159,82 @@ def convert_arrow(path: str | os.PathLike[str]) -> int:
     pending (a process killed before its ingest): after the revert to Parquet nothing read
     them, and their spans were missing from every answer. The Parquet file is complete and
     fsynced before the Arrow file goes; a crash between the two leaves both, and the span
-    table stores each span once. A file that cannot be read as Arrow is quarantined. Called
-    by the ingest, under the write lock. Returns how many were converted; an OSError of the
-    folder or of a read is raised (the next ingest tries again)."""
+    table stores each span once. Called by the ingest, under the write lock. Returns how many
+    were converted.
+
+    Each file is converted in a child process (`_convert_one`): pyarrow's reader can crash on
+    a corrupt IPC file (a review saw a segfault on one flipped bit), which must never take the
+    application's process with it, and these files are rare. A file the child finds invalid,
+    or that crashes or hangs it, is quarantined like any unreadable spool file, and the rest
+    of the spool goes on; a disk error (reading it, writing the Parquet file) is raised as
+    OSError and the next ingest tries again."""
     folder = spool_dir(path)
     converted = 0
     for file in _spool_files(folder, (ARROW,)):
+        target = folder / (file.name[: -len(ARROW)] + PARQUET)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
-            data = file.read_bytes()
-        except FileNotFoundError:  # another process took it meanwhile
+            done = subprocess.run(
+                [sys.executable, "-c", _CONVERT, str(file), str(target)],
+                env=env, capture_output=True, text=True, timeout=_CONVERT_SECONDS, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            quarantine(path, file, f"reading it as Arrow did not end in {_CONVERT_SECONDS} s")
             continue
-        try:
-            table = ipc.open_file(pa.py_buffer(data)).read_all()
-        except pa.ArrowException as e:  # parsed from memory: the file's own fault
-            quarantine(path, file, f"not a readable Arrow IPC spool file: {e}")
+        said = (done.stderr.strip().splitlines() or [""])[-1]
+        if done.returncode == 0:
+            file.unlink(missing_ok=True)
+            converted += 1
+        elif done.returncode == _GONE:  # another process took it meanwhile
             continue
-        _write(folder, file.name[: -len(ARROW)] + PARQUET, table, fsync=True)
-        file.unlink(missing_ok=True)
-        converted += 1
+        elif done.returncode == _DISK:
+            raise OSError(f"{file}: {said}")
+        elif done.returncode == _INVALID:
+            quarantine(path, file, f"not a readable Arrow IPC spool file: {said}")
+        else:
+            quarantine(path, file, f"reading it as Arrow crashed the reader (exit {done.returncode}): {said}")
     if converted:
         logger.warning("otel-costattr: rewrote %d Arrow spool files of an old version as Parquet", converted)
         record(path, "arrow_converted", files=converted)
     return converted
+
+
+# The child's exit codes (`_convert_one`); anything else is a crash.
+_INVALID, _DISK, _GONE = 3, 4, 5
+_CONVERT_SECONDS = 300
+_CONVERT = (
+    "import sys; from otel_costattr.store.spool import _convert_one; sys.exit(_convert_one(*sys.argv[1:]))"
+)
+
+
+def _convert_one(source: str, target: str) -> int:
+    """In a child process: the Arrow IPC file ``source`` written as the Parquet spool file
+    ``target``. Returns an exit code: 0 done, `_INVALID` (the file's fault: it does not parse,
+    or holds what Parquet cannot), `_DISK` (reading or writing failed), `_GONE`."""
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return _GONE
+    except OSError as e:
+        print(f"cannot read it: {e}", file=sys.stderr)
+        return _DISK
+    try:  # parsed from memory: from here on nothing is the disk's (pyarrow says OSError too)
+        table = ipc.open_file(pa.py_buffer(data)).read_all()
+        table.validate(full=True)  # every offset, length and UTF-8 string, before any scan
+    except Exception as e:
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        return _INVALID
+    target_path = Path(target)
+    try:
+        _write(target_path.parent, target_path.name, table, fsync=True)
+    except OSError as e:
+        print(f"cannot write {target}: {e}", file=sys.stderr)
+        return _DISK
+    except Exception as e:  # a value Parquet cannot store
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        return _INVALID
+    return 0
 
 
 def quarantine(path: str | os.PathLike[str], file: Path, reason: str) -> bool:
