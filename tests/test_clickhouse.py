@@ -418,3 +418,29 @@ def test_an_average_over_no_call_is_null_as_on_duckdb(stores: tuple[str, str], n
     duck, ch = stores
     empty = {"since": dt.datetime(2030, 1, 1)}
     assert_agree(rollup(name, duck, now=NOW, **empty), rollup(name, ch, now=NOW, **empty))
+
+
+@pytest.mark.parametrize(
+    ("total", "n"),
+    [
+        ("123456.789012345678", 3),
+        ("-0.000000000001", 2),
+        ("99999999999999999999999999.999999999999", 1),
+        ("-99999999999999999999999999.999999999999", 7),
+        ("180000000000000.5", 1),
+    ],
+)
+def test_money_over_a_count_is_the_duckdb_quotient(total: str, n: int) -> None:
+    """`dialect._per` renders `queries/_per.sql` for ClickHouse: the same exact quotient, at
+    the ends of Decimal(38, 12) too (the differential workload's totals are small)."""
+    import chdb
+    import duckdb
+
+    from otel_costattr.clickhouse.dialect import _per
+    from otel_costattr.rollups.catalog import prelude
+
+    con = duckdb.connect()
+    con.execute(prelude("_per.sql"))
+    (want,) = con.execute("SELECT costattr_per(CAST(? AS DECIMAL(38, 12)), ?::BIGINT)", [total, n]).fetchone()
+    got = chdb.query(f"SELECT toString({_per(f'toDecimal128({total!r}, 12), toUInt64({n})')})", "CSV")
+    assert Decimal(got.bytes().decode().strip().strip('"')) == want

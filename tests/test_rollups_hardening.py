@@ -560,3 +560,32 @@ def test_money_per_run_and_per_call_is_exact(tmp_path):
     (row,) = rollup("agent_steps", db=path)  # no processor numbered the steps: one row
     assert row["calls"] == 5 and row["usd_per_call"] == per(total, 5)
     assert per(total, 3) != Decimal(repr(float(total) / 3)).quantize(Decimal("1e-12"))  # a float misses
+
+
+@pytest.mark.parametrize(
+    ("total", "n"),
+    [
+        ("123456.789012345678", 3),
+        ("-123456.789012345678", 3),
+        ("0.000000000001", 2),  # half: rounded away from zero
+        ("-0.000000000001", 2),
+        ("99999999999999999999999999.999999999999", 1),  # the largest DECIMAL(38, 12)
+        ("-99999999999999999999999999.999999999999", 7),
+        ("180000000000000.5", 1),  # over 10**14: overflowed the first form
+    ],
+)
+def test_costattr_per_is_the_exact_quotient_for_any_total(total, n):
+    """`queries/_per.sql` against Python's decimals, at the ends of DECIMAL(38, 12)."""
+    import decimal
+
+    from otel_costattr.rollups.catalog import prelude
+
+    wide = decimal.Context(prec=80)
+    want = wide.divide(Decimal(total), Decimal(n)).quantize(
+        Decimal("1e-12"), rounding=decimal.ROUND_HALF_UP, context=wide
+    )
+    con = duckdb.connect()
+    con.execute(prelude("_per.sql"))
+    got = con.execute("SELECT costattr_per(CAST(? AS DECIMAL(38, 12)), ?::BIGINT)", [total, n]).fetchone()
+    assert got == (want,)
+    assert con.execute("SELECT costattr_per(CAST(1 AS DECIMAL(38, 12)), 0)").fetchone() == (None,)

@@ -309,8 +309,10 @@ def _per(inside: str) -> str:
     zero, scaled back by a decimal product (exact: Decimal(38, 0) times Decimal(38, 12));
     NULL when n is 0 or either is NULL (``intDiv`` by zero would throw)."""
     total, n = _split_args(inside)
-    picos = f"toInt128(({total}) * 1000000000000)"
-    half_up = f"intDiv(2 * abs({picos}) + toInt128({n}), 2 * toInt128(nullIf({n}, 0)))"
+    whole = f"toInt128({total})"  # toward zero; the fraction scaled apart, so no total overflows
+    picos = f"({whole} * 1000000000000 + toInt128((({total}) - toDecimal128({whole}, 0)) * 1000000000000))"
+    a, d = f"abs({picos})", f"toInt128(nullIf({n}, 0))"
+    half_up = f"(intDiv({a}, {d}) + if(2 * ({a} % {d}) >= {d}, 1, 0))"
     return f"(toDecimal128(if(({total}) < 0, -1, 1) * {half_up}, 0) * toDecimal128('0.000000000001', 12))"
 
 
