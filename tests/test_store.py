@@ -656,6 +656,16 @@ def test_a_store_a_newer_version_upgraded_is_refused_by_name(tmp_path, table):
     with duckdb.connect(str(path)) as con:
         con.execute("INSERT INTO costattr_migrations (name, applied_at) VALUES ('0099_future', now())")
     said = f"{path}: a newer otel-costattr has upgraded this store (migration 0099_future)"
+    retired = tmp_path / "retired.duckdb"  # an earlier commit's name for 0015: known, not newer
+    store.connect(retired).close()
+    with duckdb.connect(str(retired)) as con:
+        con.execute(
+            "UPDATE costattr_migrations SET name = '0015_rollup_facts_input_calls'"
+            " WHERE name = '0015_rollup_facts_usage_calls'"
+        )
+    store.connect(retired).close()
+    with duckdb.connect(str(retired)) as con:
+        assert con.execute("SELECT count(*) FROM costattr_migrations WHERE name LIKE '0015%'").fetchone() == (2,)
     for read_only in (False, True):
         with pytest.raises(store.NewerStore, match=re.escape(said)):
             store.connect(path, read_only=read_only)
