@@ -665,7 +665,8 @@ def test_a_store_a_newer_version_upgraded_is_refused_by_name(tmp_path, table):
         )
     store.connect(retired).close()
     with duckdb.connect(str(retired)) as con:
-        assert con.execute("SELECT count(*) FROM costattr_migrations WHERE name LIKE '0015%'").fetchone() == (2,)
+        both = con.execute("SELECT count(*) FROM costattr_migrations WHERE name LIKE '0015%'").fetchone()
+    assert both == (2,)
     for read_only in (False, True):
         with pytest.raises(store.NewerStore, match=re.escape(said)):
             store.connect(path, read_only=read_only)
