@@ -113,6 +113,32 @@ def test_states_agree_with_duckdb_and_fire_once(stores: tuple[str, str], tmp_pat
     ]
 
 
+def test_a_month_crossed_late_fires_early_the_next(stores: tuple[str, str], tmp_path: Path) -> None:
+    """Early in a day or month the one just ended is measured again, so a threshold crossed
+    in its last minutes (or by spans arriving late) still fires. ClickHouse selected the calls
+    from the new day's start only: the crossing never fired there (an alerts review)."""
+    duck, url = stores
+    store = tmp_path / "copy.duckdb"
+    shutil.copy(duck, store)
+    # "feature spend" alone (the others read 3 days back), its day and month those of UTC-12:
+    # the workload's first calls (2026-06-01 08:00 UTC) are on May 31 there, the last day of a
+    # month, and 12:10 UTC is 00:10 on June 1.
+    day_rule = (
+        RULES.split("[[rules]]")[1]
+        .replace('window = "day"', 'window = "day"\ntimezone = "Etc/GMT+12"')
+        .replace("budget = 0.5", "budget = 0.05")  # what May 31's few calls cross
+    )
+    rules = rules_file(tmp_path / "alerts.toml", "[[rules]]" + day_rule, free_port_url())
+    early = dt.datetime(2026, 6, 1, 12, 10, tzinfo=dt.timezone.utc)
+    expected = check_once(str(store), rules, now=early)
+    got = check_once(url, rules, now=early, state=tmp_path / "state.duckdb")
+    assert _keys(got) == _keys(expected)
+    late = [n for n in expected.evaluation.notifications if n.payload["window"]["key"] == "2026-05-31"]
+    assert late and [n.payload for n in got.evaluation.notifications] == [
+        n.payload for n in expected.evaluation.notifications
+    ]
+
+
 def test_a_notification_no_channel_took_is_sent_again(stores: tuple[str, str], tmp_path: Path) -> None:
     _, url = stores
     state = tmp_path / "state.duckdb"

@@ -26,7 +26,8 @@ from contextlib import contextmanager
 
 import duckdb
 
-from ..alerts.rules import RuleSet
+from ..alerts.evaluate import LATE_SECONDS
+from ..alerts.rules import CALENDAR, RuleSet
 from ..alerts.windows import window_bounds
 from ..store.database import StoreError, connect
 from .local import fetch, load
@@ -50,10 +51,15 @@ def check_rules(rules: RuleSet) -> None:
 
 def lookback_start(rules: RuleSet, now: dt.datetime) -> dt.datetime:
     """The earliest instant (naive UTC) any rule reads at ``now`` (aware): its oldest baseline
-    window, and the month its projection reads."""
+    window (in the first `LATE_SECONDS` of a day or month, the baseline of the one just ended,
+    which `evaluate` measures again), and the month its projection reads."""
     starts = []
+    at = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
     for rule in rules.rules:
-        starts.append(window_bounds(rule, now, rule.baseline)[0])
+        back = rule.baseline
+        if rule.window in CALENDAR and (at - window_bounds(rule, now)[0]).total_seconds() <= LATE_SECONDS:
+            back += 1  # early in a day or month the one just ended is measured again (late firings)
+        starts.append(window_bounds(rule, now, back)[0])
         month = dataclasses.replace(rule, metric="cost", window="month", baseline=0)
         starts.append(window_bounds(month, now)[0])
     return min(starts) if starts else now.astimezone(dt.timezone.utc).replace(tzinfo=None)
