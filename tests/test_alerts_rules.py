@@ -176,8 +176,13 @@ def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
     )  # fmt: skip
     message = slack_message(payload)
     assert message["text"] == (
-        "[FIRING] r: feature=&lt;@here&gt; &amp; co cost $1.50, limit $1.00 (150% of the limit), window day 2026-12-02"
+        "[FIRING] r: feature=&lt;@here&gt; &amp; co cost $1.50, limit $1.00 (150% of the budget $1.00), "
+        "window day 2026-12-02"
     )
+    # percent_used is of the budget: at a threshold of 80% it is not the limit's (it said
+    # "cost $0.90, limit $0.80 (90% of the limit)"); with no budget, of the limit.
+    at_80 = slack_message(_payload(tmp_path, "f", "0.9", "0.8"))["text"]
+    assert "cost $0.90, limit $0.80 (90% of the budget $1.00)" in at_80
     assert message["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": message["text"]}}
     context = message["blocks"][1]["elements"][0]["text"]
     assert context == f"Month-end projection: $45.00\nTop runs: {'ab' * 16} $1.5000"

@@ -184,7 +184,11 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook body (``text`` plus ``blocks``), every user value escaped."""
     scope = payload["scope"]
     head = "FIRING" if payload["event"] == "firing" else "RESOLVED"
-    used = f" ({payload['percent_used']:g}% of the limit)" if payload.get("percent_used") is not None else ""
+    used = ""
+    if payload.get("percent_used") is not None:  # of what percent_used is of: the budget if any
+        budget = payload.get("budget_exact") is not None
+        of = f"the budget {_show(payload, 'budget')}" if budget else "the limit"
+        used = f" ({payload['percent_used']:g}% of {of})"
     text = (
         f"[{head}] {_short(payload['rule'], 300)}: "
         f"{_short(scope['kind'], 100)}={_short(scope['value'], 1000)} "
