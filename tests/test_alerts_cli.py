@@ -101,6 +101,22 @@ def test_a_bad_rule_file_is_one_error_line(tmp_path, workload):
     )
 
 
+@pytest.mark.parametrize("command", ["check", "watch"])
+def test_a_state_file_beside_a_duckdb_store_is_refused(tmp_path, workload, receiver, command):
+    """A DuckDB store keeps its own alert states: --state was silently unused (nothing written
+    there), where serve refuses --alerts-state in that case."""
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    state = tmp_path / "states.duckdb"
+    args = ["--db", str(workload.path), "--rules", str(rules), "--state", str(state), "--no-notify"]
+    result = CliRunner().invoke(
+        cli, ["alerts", command, *args, *(["--count", "1"] if command == "watch" else [])]
+    )
+    assert (result.exit_code, result.output) == (
+        1, "Error: --state: only with a ClickHouse --db (a DuckDB store keeps its own alert states)\n"
+    )  # fmt: skip
+    assert not state.exists()
+
+
 def test_no_data_says_why(tmp_path, workload, receiver):
     text = ROLLING_BUDGET.replace("thresholds = [1000]", "thresholds = [1000]\nmin_calls = 20")
     rules = rules_file(tmp_path / "alerts.toml", text, receiver.url)

@@ -75,10 +75,15 @@ def check_once(
 
 def state_path(db: str | os.PathLike[str], state: str | os.PathLike[str] | None) -> str:
     """Where the alert states of ``db`` are written: the DuckDB store itself, or for a
-    ClickHouse store the ``state`` file (`StoreError` when not given)."""
+    ClickHouse store the ``state`` file (`StoreError` when not given, and when given for a
+    DuckDB store, where it would be silently unused, as `serve --alerts-state` says)."""
     from ..clickhouse.target import is_clickhouse_url
 
     if not is_clickhouse_url(db):
+        if state is not None:
+            raise StoreError(
+                "--state: only with a ClickHouse --db (a DuckDB store keeps its own alert states)"
+            )
         return os.fspath(db)
     if state is None:
         raise StoreError(
