@@ -188,6 +188,19 @@ def _http_url(url: Any) -> bool:
     return bool(parts.hostname)
 
 
+def _shown_url(url: Any) -> str:
+    """A URL as a load error quotes it: its scheme and host only, since a webhook's secret is
+    in its path, query or credentials (a Slack URL's last part is the key)."""
+    if not isinstance(url, str):
+        return repr(url)
+    head = re.match(r"^([A-Za-z][\w+.-]*://)?([^/?#@]*@)?([^/?#]*)", url)
+    if head is None:  # never: every part is optional
+        return "'...'"
+    scheme, credentials, host = head.groups()
+    shown = (scheme or "") + ("***@" if credentials else "") + host
+    return repr(shown + ("/..." if len(shown) < len(url) else ""))
+
+
 def _channel(source: str, name: str, spec: Any) -> Channel:
     where = f"{source}: channel {name!r}"
     if not isinstance(spec, dict):
@@ -202,7 +215,14 @@ def _channel(source: str, name: str, spec: Any) -> Channel:
         raise AlertRulesError(f"{where}: field 'type': expected 'webhook' or 'slack', got {kind!r}")
     url = spec.get("url")
     if not _http_url(url):
-        raise AlertRulesError(f"{where}: field 'url': expected an http:// or https:// URL, got {url!r}")
+        raise AlertRulesError(
+            f"{where}: field 'url': expected an http:// or https:// URL, got {_shown_url(url)}"
+        )
+    if urllib.parse.urlsplit(url).username is not None:  # urllib sends no credentials from a URL
+        raise AlertRulesError(
+            f"{where}: field 'url': a user or password in the URL is never sent (every post would "
+            "fail): put the receiver's token in its path or query"
+        )
     retries = spec.get("retries", 4)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
         raise AlertRulesError(
