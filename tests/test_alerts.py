@@ -452,7 +452,7 @@ def test_a_receiver_that_does_not_speak_http_is_a_counted_failure(tmp_path, work
         notifier.stop()
         server.close()
     with connect(workload.path, read_only=True) as con:
-        ((ok, error),) = con.execute("SELECT ok, error FROM alert_deliveries").fetchall()
+        ((ok, error),) = con.execute("SELECT ok, error FROM alert_deliveries WHERE attempts > 0").fetchall()
     assert not ok and "BadStatusLine" in error
 
 
@@ -528,7 +528,7 @@ def test_a_receiver_that_drips_holds_up_only_its_own_channel(tmp_path, workload,
         closing.set()
         server.close()
     with connect(workload.path, read_only=True) as con:
-        failed = con.execute("SELECT channel, error FROM alert_deliveries WHERE NOT ok").fetchall()
+        failed = con.execute("SELECT channel, error FROM alert_deliveries WHERE NOT ok AND attempts > 0").fetchall()
     assert [c for c, _ in failed] == ["slow"] * 3 and all("TimeoutError" in e for _, e in failed), failed
 
 

@@ -79,6 +79,24 @@ def test_check_exits_3_while_firing_and_notifies_once(tmp_path, workload, receiv
     assert len(receiver.bodies) == 1
 
 
+def test_what_a_no_notify_check_found_goes_out_with_the_next_check(tmp_path, workload, receiver):
+    """--no-notify records states and sends nothing, "the next evaluation that notifies sends
+    it": it waited a minute instead (as for a notification another notifier holds) and went
+    out marked redelivered (an alerts review). Now the next check sends it, once, as new;
+    the check after sends nothing."""
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.close()
+    quiet = _check("--db", str(workload.path), "--rules", str(rules), "--no-notify")
+    assert quiet.exit_code == 3 and receiver.bodies == []
+    loud = _check("--db", str(workload.path), "--rules", str(rules))
+    assert "notifications: 1 delivered, 0 failed" in loud.output, loud.output
+    (body,) = receiver.bodies
+    assert body["event"] == "firing" and "redelivered" not in body
+    assert "notifications: 0 delivered" in _check("--db", str(workload.path), "--rules", str(rules)).output
+    assert len(receiver.bodies) == 1
+
+
 def test_check_shows_delivery_failures(tmp_path, workload):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, free_port_url())
     workload.run(_recent(), ["0.30", "0.30"])

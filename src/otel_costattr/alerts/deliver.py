@@ -58,6 +58,16 @@ class Notification:
         p = self.payload
         return [(p["rule"], str(p["scope"]["value"]), p["window"]["key"], c.name) for c in self.channels]
 
+    def handed(self, at: dt.datetime) -> list[Delivery]:
+        """The rows saying a notifier took this firing notification at ``at`` (naive UTC), per
+        channel, not yet tried (``attempts`` 0): `redeliver` waits for their outcome before it
+        sends again, where a firing no notifier ever took (an evaluation with ``--no-notify``)
+        goes out with the next evaluation that notifies."""
+        return [
+            Delivery(at, rule, value, window, "firing", channel, False, 0, None)
+            for rule, value, window, channel in self.keys()
+        ]
+
 
 @dataclass
 class _Counts:
@@ -283,7 +293,7 @@ class Notifier:
         channel with `queue_size` notifications waiting already is not handed it: counted
         dropped and recorded as a failed delivery (so a later evaluation sends it again),
         while the other channels get it."""
-        if note.events and self.db and not self._claim(note.events):
+        if note.events and self.db and not self._claim(note):
             return False  # another evaluator (or an earlier run of this one) fired these keys already
         if not note.channels:
             return False
@@ -399,14 +409,19 @@ class Notifier:
                 delay = min(delay * 2, 300.0)
         return False, attempt, error
 
-    def _claim(self, events: Sequence[Event]) -> bool:
+    def _claim(self, note: Notification) -> bool:
+        """Record ``note``'s events, and that this notifier took it, unless the store has
+        its keys FIRING already (another evaluator fired them): False then, nothing to send."""
         from ..store.database import StoreError, writing
 
+        events = note.events
         try:
             with writing(self.db, retry=30.0) as con:  # type: ignore[arg-type]
                 states = latest_states(con, {e.rule for e in events})
                 new = [e for e in events if getattr(states.get(e.key), "state", None) != FIRING]
                 record_events(con, new)
+                if new:
+                    record_deliveries(con, note.handed(max(e.at for e in new)))
                 return bool(new)
         # Deliver anyway: a duplicate beats a silent budget (duckdb.Error: a state table the
         # store cannot read or write, which `writing` does not turn into a StoreError).

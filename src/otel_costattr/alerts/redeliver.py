@@ -114,7 +114,7 @@ def claim_redeliveries(
             continue
         seen = {p.channel: p for p in items if p.channel is not None}
         due: list[Channel] = []
-        rounds = 0
+        rounds, again = 0, False
         for channel_name in rule_of[name].channels:
             channel = rules.channels[channel_name]
             p = seen.get(channel_name)
@@ -122,17 +122,21 @@ def claim_redeliveries(
                 continue
             if (name, value, window, channel_name) in busy:
                 continue
-            failed = p.failed_rounds if p is not None else 0
-            last = p.last if p is not None and p.last is not None else fired_at
-            if (at - last).total_seconds() < _wait(channel, failed):
+            if p is None:  # no notifier ever took it (evaluated with --no-notify): due now
+                due.append(channel)
+                continue
+            last = p.last if p.last is not None else fired_at
+            if (at - last).total_seconds() < _wait(channel, p.failed_rounds):
                 continue
             due.append(channel)
-            rounds = max(rounds, failed)
+            again = True
+            rounds = max(rounds, p.failed_rounds)
         if not due:
             continue
         payload = json.loads(items[0].payload)
-        payload["redelivered"] = True
-        payload["failed_rounds"] = rounds
+        if again:  # sent before to one of them at least: said so (else its first sending)
+            payload["redelivered"] = True
+            payload["failed_rounds"] = rounds
         notes.append(Notification(payload, due, at=at))
         claims.extend(Delivery(at, name, value, window, "firing", c.name, False, 0, None) for c in due)
     record_deliveries(con, claims)
