@@ -528,7 +528,8 @@ def test_a_receiver_that_drips_holds_up_only_its_own_channel(tmp_path, workload,
         closing.set()
         server.close()
     with connect(workload.path, read_only=True) as con:
-        failed = con.execute("SELECT channel, error FROM alert_deliveries WHERE NOT ok AND attempts > 0").fetchall()
+        outcomes = "SELECT channel, error FROM alert_deliveries WHERE NOT ok AND attempts > 0"
+        failed = con.execute(outcomes).fetchall()
     assert [c for c, _ in failed] == ["slow"] * 3 and all("TimeoutError" in e for _, e in failed), failed
 
 
