@@ -236,6 +236,29 @@ def test_healthz_shows_a_spool_file_set_aside(tmp_path, table):
         assert srv.get_json("/healthz")["status"] == "degraded"
 
 
+def test_healthz_says_degraded_when_the_spool_cannot_be_listed(tmp_path, table, monkeypatch):
+    """An OSError listing the spool folder (no descriptors left) made /healthz a 500, where
+    the ingester's same failure is 'degraded' with the error."""
+    import errno
+
+    from otel_costattr.store import spool
+
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table) as srv:
+        real = spool._spool_files
+
+        def out_of_descriptors(folder, *args):
+            if folder.name == spool.QUARANTINE:
+                raise OSError(errno.EMFILE, "Too many open files", str(folder))
+            return real(folder, *args)
+
+        monkeypatch.setattr(spool, "_spool_files", out_of_descriptors)
+        health = srv.get_json("/healthz")
+        monkeypatch.undo()
+    assert health["status"] == "degraded" and "Too many open files" in health["last_ingest_error"]
+    assert health["pending_spool_files"] is None and health["quarantined_spool_files"] is None
+
+
 def test_head_answers_as_get_without_the_body(tmp_path, table):
     """HEAD (an uptime monitor's probe, a load balancer's check) gets the GET's status and
     headers, Content-Length included, and no body; a route without GET is 405 as before; with

@@ -189,17 +189,22 @@ def healthz(request: Request) -> dict[str, Any]:
     processes (``serve --workers``) and how many died mid-request; with ``serve --alerts``, the
     watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
-    quarantined = sink.quarantined_files  # a folder listing: once a request
+    listing_error = None
+    try:
+        quarantined, pending = sink.quarantined_files, sink.pending_files  # folder listings
+    except OSError as e:  # no descriptors left, EIO: said, not a 500
+        quarantined = pending = None
+        listing_error = f"the spool folder cannot be listed: {e}"
     out: dict[str, Any] = {
-        "status": "degraded" if sink.last_ingest_error or quarantined else "ok",
+        "status": "degraded" if sink.last_ingest_error or quarantined or listing_error else "ok",
         "version": __version__,
         "stored_spans": sink.stored_spans,
         "rejected_spans": sink.rejected_spans,
         "pushed_back_requests": sink.pushed_back,
         "incomplete_requests": sink.incomplete,
-        "pending_spool_files": sink.pending_files,
+        "pending_spool_files": pending,
         "quarantined_spool_files": quarantined,
-        "last_ingest_error": sink.last_ingest_error,
+        "last_ingest_error": sink.last_ingest_error or listing_error,
         "mapping_workers": sink.workers,
         "lost_workers": sink.lost_workers,
     }
