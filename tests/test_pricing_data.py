@@ -39,6 +39,8 @@ PINNED_DIGESTS = {
     "2026.12.05.2": "sha256:a291076ed6619448fcd1ab585855deaa7e2354c3cfd5ae51e288e41a1fc4fb6e",
     # + the legacy completions models: gpt-3.5-turbo-instruct, davinci-002, babbage-002
     "2026.12.06": "sha256:981447e3064f29d292418ad5c7d521680d490739ed8a0641449dda8db6fc3cd4",
+    # + Azure's name for it, gpt-35-turbo-instruct
+    "2026.12.06.2": "sha256:70e340b027a232e59fa7925ed785e87d099a13a1035c3e7a6132ead09343435c",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -191,6 +193,7 @@ LIST_PRICES = [
     # The completions API's models (genai-prices 0.2.3; OpenAI's legacy models table).
     ("gpt-3.5-turbo-instruct", "openai", NOW, (D("1.5"), D("2"), None, None, None)),
     ("gpt-3.5-turbo-instruct-0914", None, NOW, (D("1.5"), D("2"), None, None, None)),
+    ("gpt-35-turbo-instruct", "azure", NOW, (D("1.5"), D("2"), None, None, None)),
     ("davinci-002", None, NOW, (D("2"), D("2"), None, None, None)),
     ("babbage-002", "openai", NOW, (D("0.4"), D("0.4"), None, None, None)),
     ("mistral-large-latest", "mistral_ai", NOW, (D("0.5"), D("1.5"), D("0.05"), None, None)),
