@@ -269,6 +269,14 @@ def test_a_worker_that_never_answers_is_ended_and_the_request_503(tmp_path):
         assert (status, headers["retry-after"]) == (503, "3")
         assert "did not answer in 2 s" in json.loads(answer)["message"]
         wait_for(lambda: sink._pool.live == 1 and pid not in sink._pool.pids)
+        # A body larger than the pipe's buffers blocked in the send itself, unbounded.
+        (pid,) = sink._pool.pids
+        os.kill(pid, signal.SIGSTOP)
+        big = json_request([span_json(f"{i + 1:016x}") for i in range(3000)])
+        assert len(big) > 1_000_000
+        status, _, answer = srv.request("POST", "/v1/traces", big, JS)
+        assert status == 503 and "did not answer in 2 s" in json.loads(answer)["message"]
+        wait_for(lambda: sink._pool.live == 1 and pid not in sink._pool.pids)
         status, _, _ = srv.request("POST", "/v1/traces", json_request([span_json("12" * 8)]), JS)
         assert status == 200
 

@@ -12,8 +12,12 @@ spool is no row) and is replaced in the background; ``lost`` counts them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -64,6 +68,20 @@ _BOOT = (
     "import sys; from multiprocessing.connection import Connection; c = Connection(int(sys.argv[1]));"
     " sys.path[:] = c.recv(); from otel_costattr.server.mapping import worker_main; worker_main(c, c.recv())"
 )
+
+
+def _bound_sends(conn: Connection, seconds: float) -> None:
+    """Bound each write to ``conn`` (a socketpair end) by ``seconds``: a body larger than the
+    socket's buffers blocks until the worker reads it, for ever if the worker hangs; past the
+    bound the write fails (an OSError: the worker is taken for lost, `MappingPool.run`)."""
+    with contextlib.suppress(OSError, ValueError):  # not a socket (another platform's pipe)
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            whole = int(seconds)
+            bound = struct.pack("ll", whole, int((seconds - whole) * 1e6))  # struct timeval
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, bound)
+        finally:
+            sock.close()  # the option stays with the socket, shared by every descriptor of it
 
 
 class MappingPool:
@@ -133,6 +151,8 @@ class MappingPool:
             worker.conn.send_bytes(body)
             answered = worker.conn.poll(self._answer)
             outcome = worker.conn.recv() if answered else None
+        except (BlockingIOError, TimeoutError):  # the body not taken within the bound
+            answered = False
         except (EOFError, OSError):
             answered = None
         if not answered:  # died, or hung: ended either way (`_lose`), its request not done
@@ -160,6 +180,7 @@ class MappingPool:
 
     def _spawn(self) -> _Worker:
         ours, theirs = Pipe()
+        _bound_sends(ours, self._answer)
         try:
             process = subprocess.Popen(
                 [sys.executable, "-c", _BOOT, str(theirs.fileno())],
