@@ -674,3 +674,25 @@ def test_a_store_a_newer_version_upgraded_is_refused_by_name(tmp_path, table):
         rollup("stats", db=path)
     with pytest.raises(ValueError, match=re.escape(said)):
         DuckDBSpanExporter(path, pricing=table)
+
+
+def test_arrow_spool_files_are_converted_where_no_python_child_can_start(tmp_path, monkeypatch):
+    """Under uWSGI, or an embedded or frozen interpreter, sys.executable is not a Python that
+    imports this package: the child failed to start and valid files were quarantined ("crashed
+    the reader (exit 1)"), or, with sys.executable '', every ingest stopped on a disk error.
+    The files are converted in this process then."""
+    from otel_costattr.store import spool
+
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    _arrow_spool(path, "00000000000000000001-7-00000000.arrow", table_of(row(1, 1), row(1, 2)))
+    store.write_spool(path, table_of(row(2, 3)))
+    not_python = tmp_path / "uwsgi"
+    not_python.write_text("#!/bin/sh\necho 'uwsgi: unrecognized option -c' >&2\nexit 1\n")
+    not_python.chmod(0o755)
+    for executable in (str(not_python), ""):
+        monkeypatch.setattr(spool, "_converter_ok", None)
+        monkeypatch.setattr(sys, "executable", executable)
+        assert spool._converter() is False
+    assert count(path) == 3
+    assert store.pending_spool(path) == [] and spool.quarantined(path) == []

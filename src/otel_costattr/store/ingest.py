@@ -243,7 +243,7 @@ def ingest_spool(
     for an environmental fault."""
     try:
         spool.clean_stale_tmp(path)
-        spool.convert_arrow(path)
+        spool.convert_arrow(path, max_files)
         files = [f for f in pending_spool(path) if f.name.endswith(spool.PARQUET)][:max_files]
     except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
         raise _ingest_failed(path, [], e) from e

@@ -153,88 +153,123 @@ def _write(folder: Path, name: str, table: pa.Table, fsync: bool) -> int:
     return size
 
 
-def convert_arrow(path: str | os.PathLike[str]) -> int:
+def convert_arrow(path: str | os.PathLike[str], limit: int | None = None) -> int:
     """Rewrite as Parquet, under the same name and so in the same place in the order, each
     Arrow IPC spool file the versions of 2026-12-02 from f6be598 to b291743 wrote and left
     pending (a process killed before its ingest): after the revert to Parquet nothing read
     them, and their spans were missing from every answer. The Parquet file is complete and
     fsynced before the Arrow file goes; a crash between the two leaves both, and the span
-    table stores each span once. Called by the ingest, under the write lock. Returns how many
-    were converted.
+    table stores each span once. Called by the ingest, under the write lock, for at most
+    ``limit`` files. Returns how many were converted.
 
-    Each file is converted in a child process (`_convert_one`): pyarrow's reader can crash on
-    a corrupt IPC file (a review saw a segfault on one flipped bit), which must never take the
-    application's process with it, and these files are rare. A file the child finds invalid,
-    or that crashes or hangs it, is quarantined like any unreadable spool file, and the rest
-    of the spool goes on; a disk error (reading it, writing the Parquet file) is raised as
-    OSError and the next ingest tries again."""
+    Each file is converted in a child process when this process can start one (`_converter`):
+    pyarrow's reader can crash on a corrupt IPC file (a review saw a segfault on one flipped
+    bit), which must not take the application's process with it. Where it cannot (uWSGI, an
+    embedded or frozen interpreter: ``sys.executable`` is not a Python that imports this
+    package), the file is converted here, as the versions that wrote them read them. A file
+    found invalid, or that crashes or hangs the child, is quarantined like any unreadable
+    spool file and the rest goes on; a disk error is raised as OSError (the next ingest tries
+    again)."""
     folder = spool_dir(path)
     converted = 0
-    for file in _spool_files(folder, (ARROW,)):
+    for file in _spool_files(folder, (ARROW,))[:limit]:
         target = folder / (file.name[: -len(ARROW)] + PARQUET)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        try:
-            done = subprocess.run(
-                [sys.executable, "-c", _CONVERT, str(file), str(target)],
-                env=env, capture_output=True, text=True, timeout=_CONVERT_SECONDS, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            quarantine(path, file, f"reading it as Arrow did not end in {_CONVERT_SECONDS} s")
-            continue
-        said = (done.stderr.strip().splitlines() or [""])[-1]
-        if done.returncode == 0:
+        code, said = _in_child(file, target) if _converter() else _convert(file, target)
+        if code == 0:
             file.unlink(missing_ok=True)
             converted += 1
-        elif done.returncode == _GONE:  # another process took it meanwhile
-            continue
-        elif done.returncode == _DISK:
+        elif code == _DISK:
             raise OSError(f"{file}: {said}")
-        elif done.returncode == _INVALID:
-            quarantine(path, file, f"not a readable Arrow IPC spool file: {said}")
-        else:
-            quarantine(path, file, f"reading it as Arrow crashed the reader (exit {done.returncode}): {said}")
+        elif code != _GONE:  # _GONE: another process took it meanwhile
+            quarantine(path, file, said)
     if converted:
         logger.warning("otel-costattr: rewrote %d Arrow spool files of an old version as Parquet", converted)
         record(path, "arrow_converted", files=converted)
     return converted
 
 
-# The child's exit codes (`_convert_one`); anything else is a crash.
+# Outcomes of a conversion (a child's exit code): done, the file's fault, the disk's, gone.
 _INVALID, _DISK, _GONE = 3, 4, 5
 _CONVERT_SECONDS = 300
+_PROBE_SECONDS = 60
 _CONVERT = (
     "import sys; from otel_costattr.store.spool import _convert_one; sys.exit(_convert_one(*sys.argv[1:]))"
 )
+_converter_ok: bool | None = None  # whether sys.executable runs `_CONVERT` (`_converter`)
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
+def _converter() -> bool:
+    """Whether ``sys.executable`` is a Python that imports this package, so that a child can
+    convert (asked once a process, with a bounded probe)."""
+    global _converter_ok
+    if _converter_ok is None:
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", "import otel_costattr.store.spool"], env=_child_env(),
+                capture_output=True, timeout=_PROBE_SECONDS, check=False,
+            )  # fmt: skip
+            _converter_ok = done.returncode == 0
+        except (OSError, ValueError, subprocess.SubprocessError):  # no such binary, '', a hang
+            _converter_ok = False
+        if not _converter_ok:
+            logger.warning(
+                "otel-costattr: %r cannot convert spool files in a child: converting here", sys.executable
+            )
+    return _converter_ok
+
+
+def _in_child(file: Path, target: Path) -> tuple[int, str]:
+    """`_convert` in a child process: its outcome, the child's crash or hang the file's."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CONVERT, str(file), str(target)],
+            env=_child_env(), capture_output=True, text=True, timeout=_CONVERT_SECONDS, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return _INVALID, f"reading it as Arrow did not end in {_CONVERT_SECONDS} s"
+    except (OSError, ValueError) as e:  # the child could not start (descriptors, memory): try later
+        return _DISK, f"cannot start the converter: {e}"
+    said = (done.stderr.strip().splitlines() or [""])[-1]
+    if done.returncode in (0, _INVALID, _DISK, _GONE):
+        return done.returncode, said
+    return _INVALID, f"reading it as Arrow crashed the reader (exit {done.returncode}): {said}"
 
 
 def _convert_one(source: str, target: str) -> int:
-    """In a child process: the Arrow IPC file ``source`` written as the Parquet spool file
-    ``target``. Returns an exit code: 0 done, `_INVALID` (the file's fault: it does not parse,
-    or holds what Parquet cannot), `_DISK` (reading or writing failed), `_GONE`."""
+    """The child's main: `_convert`, its message on stderr, its outcome as the exit code."""
+    code, said = _convert(Path(source), Path(target))
+    if said:
+        print(said, file=sys.stderr)
+    return code
+
+
+def _convert(source: Path, target: Path) -> tuple[int, str]:
+    """The Arrow IPC file ``source`` written as the Parquet spool file ``target``: (0, ""),
+    (`_INVALID`, why: the file's fault, it does not parse or holds what Parquet cannot),
+    (`_DISK`, why: reading or writing failed) or (`_GONE`, "")."""
     try:
         with open(source, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return _GONE
+        return _GONE, ""
     except OSError as e:
-        print(f"cannot read it: {e}", file=sys.stderr)
-        return _DISK
+        return _DISK, f"cannot read it: {e}"
     try:  # parsed from memory: from here on nothing is the disk's (pyarrow says OSError too)
         table = ipc.open_file(pa.py_buffer(data)).read_all()
         table.validate(full=True)  # every offset, length and UTF-8 string, before any scan
     except Exception as e:
-        print(f"{type(e).__name__}: {e}", file=sys.stderr)
-        return _INVALID
-    target_path = Path(target)
+        return _INVALID, f"not a readable Arrow IPC spool file: {type(e).__name__}: {e}"
     try:
-        _write(target_path.parent, target_path.name, table, fsync=True)
+        _write(target.parent, target.name, table, fsync=True)
     except OSError as e:
-        print(f"cannot write {target}: {e}", file=sys.stderr)
-        return _DISK
+        return _DISK, f"cannot write {target}: {e}"
     except Exception as e:  # a value Parquet cannot store
-        print(f"{type(e).__name__}: {e}", file=sys.stderr)
-        return _INVALID
-    return 0
+        return _INVALID, f"not a readable Arrow IPC spool file: {type(e).__name__}: {e}"
+    return 0, ""
 
 
 def quarantine(path: str | os.PathLike[str], file: Path, reason: str) -> bool:
