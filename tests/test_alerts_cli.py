@@ -133,6 +133,12 @@ def test_a_state_file_beside_a_duckdb_store_is_refused(tmp_path, workload, recei
         1, "Error: --state: only with a ClickHouse --db (a DuckDB store keeps its own alert states)\n"
     )  # fmt: skip
     assert not state.exists()
+    from otel_costattr.alerts import check_once
+    from otel_costattr.store.database import StoreError
+
+    with pytest.raises(StoreError, match="only with a ClickHouse"):  # the Python API alike
+        check_once(workload.path, rules, state=state)
+    assert not state.exists()
 
 
 def test_no_data_says_why(tmp_path, workload, receiver):

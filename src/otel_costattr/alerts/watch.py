@@ -105,6 +105,7 @@ def _store(
 
     target = clickhouse_target(db)
     if target is None:
+        state_path(db, state)  # a state file beside a DuckDB store: refused, never silently unused
         if not os.path.isfile(db):  # a mistyped path must not become an empty store that never fires
             raise StoreError(missing_database(db))
         con = connect(db)  # read-write: the spool is ingested first, so the newest spans count
