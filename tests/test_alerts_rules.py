@@ -111,15 +111,19 @@ BAD = [
     ('budget = 1.0', 'budget = 1.0\nlookback = "24h"',
      "rule 'r': field 'lookback': only for window 'run' (how far back runs are read), not 'day'"),
     ('type = "webhook"', 'type = "email"', "channel 'ops': field 'type': expected 'webhook' or 'slack', got 'email'"),
-    # The URL quoted to its host: a webhook's secret is in its path, query or credentials.
+    # The URL quoted to its host (a webhook's secret is in its path, query or credentials),
+    # with why it is refused.
     ('url = "http://127.0.0.1:8080/hook"', 'url = "file:///etc/passwd"',
-     "channel 'ops': field 'url': expected an http:// or https:// URL, got 'file:///...'"),
+     "channel 'ops': field 'url': expected an http:// or https:// URL (not http:// or https://), got 'file:///...'"),
     *[('url = "http://127.0.0.1:8080/hook"', f'url = "{url}"',
-       f"channel 'ops': field 'url': expected an http:// or https:// URL, got '{shown}'")
-      for url, shown in (("http://exa mple.com/hook", "http://exa mple.com/..."),
-                         ("http://127.0.0.1:abc/hook", "http://127.0.0.1:abc/..."),
-                         ("http://127.0.0.1:99999/x", "http://127.0.0.1:99999/..."),
-                         ("http://u:secret@[::1/x", "http://***@[::1/..."), ("https://", "https://"))],
+       f"channel 'ops': field 'url': expected an http:// or https:// URL ({why}), got '{shown}'")
+      for url, why, shown in (
+          ("http://exa mple.com/hook", "a space or control character at position 11 of 24", "http://exa mple.com/..."),
+          ("https://hooks.example/T/B/K\\n", "a space or control character at position 28 of 28", "https://hooks.example/..."),
+          ("http://127.0.0.1:abc/hook", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:***/..."),
+          ("http://127.0.0.1:99999/x", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:99999/..."),
+          ("http://u:p@ss@[::1/x", "a port out of range or not a number, or a malformed host", "http://***@[::1/..."),
+          ("https://", "no host", "https://"))],
     # urllib sends no user or password from a URL: every post failed ("Name or service not known").
     ('url = "http://127.0.0.1:8080/hook"', 'url = "http://bot:s3cret@127.0.0.1:8080/hook"',
      "channel 'ops': field 'url': a user or password in the URL is never sent (every post would fail): "

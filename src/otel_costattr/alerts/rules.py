@@ -172,20 +172,23 @@ def parse_rules(data: Mapping[str, Any], source: str = "<rules>") -> RuleSet:
     return RuleSet(tuple(rules), channels, source)
 
 
-def _http_url(url: Any) -> bool:
-    """Whether ``url`` is one urllib can post to: http(s), a host, a port in range if any,
-    no whitespace or control character ('http://exa mple.com' and ':99999' failed only when
-    an alert was sent)."""
-    if not isinstance(url, str) or not re.match(r"^https?://[^/?#]", url, re.IGNORECASE):
-        return False
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        return False
+def _url_problem(url: Any) -> str | None:
+    """Why ``url`` is not one urllib can post to (None: it is): http(s), a host, a port in
+    range if any, no whitespace or control character ('http://exa mple.com' and ':99999'
+    failed only when an alert was sent)."""
+    if not isinstance(url, str):
+        return f"not text ({type(url).__name__})"
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        return "not http:// or https://"
+    bad = next((i for i, c in enumerate(url) if c.isspace() or ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        return f"a space or control character at position {bad + 1} of {len(url)}"
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018  (raises ValueError for a port out of range or not a number)
     except ValueError:  # '[::1' and the like too
-        return False
-    return bool(parts.hostname)
+        return "a port out of range or not a number, or a malformed host"
+    return None if parts.hostname else "no host"
 
 
 def _shown_url(url: Any) -> str:
@@ -193,12 +196,17 @@ def _shown_url(url: Any) -> str:
     in its path, query or credentials (a Slack URL's last part is the key)."""
     if not isinstance(url, str):
         return repr(url)
-    head = re.match(r"^([A-Za-z][\w+.-]*://)?([^/?#@]*@)?([^/?#]*)", url)
-    if head is None:  # never: every part is optional
-        return "'...'"
-    scheme, credentials, host = head.groups()
-    shown = (scheme or "") + ("***@" if credentials else "") + host
-    return repr(shown + ("/..." if len(shown) < len(url) else ""))
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in authority:  # a password may hold '@' and ':': everything to the last '@' masked
+        authority = "***@" + authority.rpartition("@")[2]
+    host, colon, port = authority.rpartition(":")
+    if colon and not port.isdigit() and "]" not in port:  # not a port: a password cut short
+        authority = host + ":***"
+    shown = (scheme + sep) + authority
+    return repr(shown + ("/..." if len(shown) < len(url) or "@" in rest.split("/", 1)[0] else ""))
 
 
 def _channel(source: str, name: str, spec: Any) -> Channel:
@@ -214,9 +222,10 @@ def _channel(source: str, name: str, spec: Any) -> Channel:
     if kind not in CHANNEL_TYPES:
         raise AlertRulesError(f"{where}: field 'type': expected 'webhook' or 'slack', got {kind!r}")
     url = spec.get("url")
-    if not _http_url(url):
+    problem = _url_problem(url)
+    if problem is not None:
         raise AlertRulesError(
-            f"{where}: field 'url': expected an http:// or https:// URL, got {_shown_url(url)}"
+            f"{where}: field 'url': expected an http:// or https:// URL ({problem}), got {_shown_url(url)}"
         )
     if urllib.parse.urlsplit(url).username is not None:  # urllib sends no credentials from a URL
         raise AlertRulesError(
