@@ -533,6 +533,15 @@ def test_a_whole_number_beyond_int64_costs_only_its_value_not_the_batch(tmp_path
         ("6666666666666666", "invalid_usage", None, float(2**64)),
         ("6666666666666667", "priced", Decimal("0.0105"), None),
     ]
+    # A request that protobuf's parser reads (a bytesValue sends it there) keeps them too.
+    attributes.append({"key": "js.blob", "value": {"bytesValue": "/wA="}})
+    generic = tmp_path / "g.duckdb"
+    with serving(generic, table=table) as srv:
+        status, _, answer = srv.request("POST", "/v1/traces", json.dumps(request).encode(), JS)
+        assert (status, json.loads(answer)) == (200, {}), answer
+        srv.wait_ingested()
+    with duckdb.connect(str(generic), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM spans").fetchone() == (2,)
 
 
 def test_bytes_attributes_are_stored_as_base64(tmp_path, table):

@@ -183,6 +183,7 @@ def _from_json(data: dict[str, Any]) -> Any:
 
     try:
         _ids_to_base64(data)
+        _big_ints_as_doubles(data)
         request = empty_request()
         try:
             json_format.ParseDict(data, request, ignore_unknown_fields=True)
@@ -232,6 +233,48 @@ def _items(obj: Any, key: str) -> list[Any]:
 
 def _snake(key: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+
+def _big_ints_as_doubles(value: Any, depth: int = 0) -> None:
+    """Each ``intValue`` beyond int64 (JavaScript exporters send any whole number as one) made
+    the ``doubleValue`` it is, in place, as the plain reader keeps it
+    (`spans.otlp_json._int_value`): protobuf's parser refused the whole request for it. Nested
+    values deeper than the parser reads are left to it."""
+    if depth > 200:
+        return
+    if isinstance(value, dict):
+        big = value.get("intValue", value.get("int_value"))
+        if big is not None and len(value) == 1:
+            double = _beyond_int64(big)
+            if double is not None:
+                value.clear()
+                value["doubleValue"] = double
+                return
+        for v in value.values():
+            _big_ints_as_doubles(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _big_ints_as_doubles(v, depth + 1)
+
+
+def _beyond_int64(number: Any) -> float | None:
+    """A whole number outside int64 (an int, a whole float, or its decimal digits) as a
+    double; None for anything else (protobuf's parser decides)."""
+    if isinstance(number, bool):
+        return None
+    if isinstance(number, str):
+        digits = number[1:] if number[:1] == "-" else number
+        if not (digits.isascii() and digits.isdigit()):
+            return None
+        number = int(number)
+    if isinstance(number, float) and number.is_integer():
+        return number if not -(2**63) <= number <= 2**63 - 1 else None
+    if isinstance(number, int) and not -(2**63) <= number <= 2**63 - 1:
+        try:
+            return float(number)
+        except OverflowError:
+            return None
+    return None
 
 
 def _ids_to_base64(data: dict[str, Any]) -> None:

@@ -121,7 +121,8 @@ def _int_value(value: Any) -> int | float:
     try:
         return _int(value, *_INT64)
     except NotPlain:
-        if type(value) is str and not (value[1:] if value[:1] == "-" else value).isdigit():
+        digits = value[1:] if type(value) is str and value[:1] == "-" else value
+        if type(value) is str and not (digits.isascii() and digits.isdigit()):
             raise
         try:
             return float(int(value))
