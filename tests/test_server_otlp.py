@@ -519,12 +519,15 @@ def test_a_whole_number_beyond_int64_costs_only_its_value_not_the_batch(tmp_path
     for kv in attributes:
         if kv["key"] == "gen_ai.usage.input_tokens":
             kv["value"] = {"intValue": 2**64}
-    db = tmp_path / "s.duckdb"
-    with serving(db, table=table) as srv:
-        status, _, answer = srv.request("POST", "/v1/traces", json.dumps(request).encode(), JS)
-        assert (status, json.loads(answer)) == (200, {}), answer
-        srv.wait_ingested()
-    with duckdb.connect(str(db), read_only=True) as con:
+
+    def stored(db):
+        with serving(db, table=table) as srv:
+            status, _, answer = srv.request("POST", "/v1/traces", json.dumps(request).encode(), JS)
+            assert (status, json.loads(answer)) == (200, {}), answer
+            srv.wait_ingested()
+        return duckdb.connect(str(db), read_only=True)
+
+    with stored(tmp_path / "s.duckdb") as con:
         rows = con.execute(
             "SELECT span_id, cost_status, cost_usd, json_extract(attributes, '$.\"js.big\"')::DOUBLE"
             " FROM spans ORDER BY span_id"
@@ -535,12 +538,7 @@ def test_a_whole_number_beyond_int64_costs_only_its_value_not_the_batch(tmp_path
     ]
     # A request that protobuf's parser reads (a bytesValue sends it there) keeps them too.
     attributes.append({"key": "js.blob", "value": {"bytesValue": "/wA="}})
-    generic = tmp_path / "g.duckdb"
-    with serving(generic, table=table) as srv:
-        status, _, answer = srv.request("POST", "/v1/traces", json.dumps(request).encode(), JS)
-        assert (status, json.loads(answer)) == (200, {}), answer
-        srv.wait_ingested()
-    with duckdb.connect(str(generic), read_only=True) as con:
+    with stored(tmp_path / "g.duckdb") as con:
         assert con.execute("SELECT count(*) FROM spans").fetchone() == (2,)
 
 

@@ -221,6 +221,20 @@ READ_SPOOLED = textwrap.dedent(
 )
 
 
+def _run_read_only(tmp_path: Path, folder: Path, code: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """Run the script ``code`` on ``path`` with ``folder`` mounted read-only (a mount namespace
+    of its own); skips where such a mount cannot be made. Asserts the script succeeded."""
+    script = tmp_path / "read.py"
+    script.write_text(code, encoding="utf-8")
+    mount = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec "
+    mount += f"{sys.executable} {script} {path}"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "mount" in done.stderr and "Read-only" not in done.stderr:
+        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_a_store_that_cannot_be_written_is_read_saying_what_its_spool_holds(tmp_path, table):
     # On a read-only file system, a reader warned "opening read-only without upgrading"
     # and its answers silently left out the acknowledged spans still in the spool.
@@ -239,14 +253,7 @@ def test_a_store_that_cannot_be_written_is_read_saying_what_its_spool_holds(tmp_
         assert len(store.pending_spool(path)) == 1
     finally:
         exporter._shutdown = True  # leave the second batch in the spool, as a crash would
-    script = tmp_path / "read.py"
-    script.write_text(READ_SPOOLED, encoding="utf-8")
-    mount = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec "
-    mount += f"{sys.executable} {script} {path}"
-    done = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True, timeout=60)
-    if done.returncode != 0 and "mount" in done.stderr and "Read-only" not in done.stderr:
-        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
-    assert done.returncode == 0, done.stderr
+    done = _run_read_only(tmp_path, folder, READ_SPOOLED, path)
     assert done.stdout.strip() == "1"  # the table as it is
     assert f"{path} read as it is, without the spans of 1 spool file waiting to be ingested" in done.stderr
     assert "Read-only file system" in done.stderr  # the cause, after it
@@ -628,14 +635,7 @@ def test_an_older_store_that_cannot_be_written_is_refused_in_one_line(tmp_path):
     folder.mkdir()
     path = folder / "old.duckdb"
     _older_store(path)
-    script = tmp_path / "read.py"
-    script.write_text(READ_OLDER, encoding="utf-8")
-    mount = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec "
-    mount += f"{sys.executable} {script} {path}"
-    done = subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, text=True, timeout=60)
-    if done.returncode != 0 and "mount" in done.stderr and "Read-only" not in done.stderr:
-        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
-    assert done.returncode == 0, done.stderr
+    done = _run_read_only(tmp_path, folder, READ_OLDER, path)
     assert done.stdout.strip() == (
         f"{path}: written by an older otel-costattr and not upgraded: it needs to be opened once by "
         f"a process that may write it (otel-costattr store repair --db {path})"
