@@ -163,6 +163,7 @@ class AlertWatcher:
         self.interval = float(interval)
         self.base_url = base_url
         self.state = state_path(self.db, state)  # a ClickHouse db without a state file: at start
+        self._state = state  # what check_once takes: None for a DuckDB store, which keeps its own
         self.notifier = notifier or Notifier(self.state)
         self.notify = notify
         self.last: CheckResult | None = None
@@ -186,7 +187,7 @@ class AlertWatcher:
         try:
             notifier = self.notifier if self.notify else None
             result = check_once(
-                self.db, self.rules, notifier=notifier, base_url=self.base_url, state=self.state
+                self.db, self.rules, notifier=notifier, base_url=self.base_url, state=self._state
             )
         except Exception as e:  # a locked or broken store: try again next interval
             if _interrupted(e):  # Ctrl-C in the middle of a query: not a failure, a stop
