@@ -696,3 +696,22 @@ def test_arrow_spool_files_are_converted_where_no_python_child_can_start(tmp_pat
         assert spool._converter() is False
     assert count(path) == 3
     assert store.pending_spool(path) == [] and spool.quarantined(path) == []
+
+
+def test_an_arrow_converter_that_fails_blames_the_file_only_when_it_crashed(tmp_path, monkeypatch):
+    """A child ending with a code the converter does not give (an exit 1: memory, the
+    interpreter) quarantined a valid file; only a crash (a signal) is the file's doing now,
+    and the file waits for the next ingest otherwise."""
+    from otel_costattr.store import spool
+
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    arrow = _arrow_spool(path, "00000000000000000001-7-00000000.arrow", table_of(row(1, 1)))
+    monkeypatch.setattr(spool, "_converter_ok", True)
+    monkeypatch.setattr(spool, "_CONVERT", "import sys; sys.exit(1)")
+    store.connect(path).close()
+    assert store.pending_spool(path) == [arrow] and spool.quarantined(path) == []
+    monkeypatch.setattr(spool, "_CONVERT", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    store.connect(path).close()
+    assert store.pending_spool(path) == [] and [f.name for f in spool.quarantined(path)] == [arrow.name]
+    assert "crashed the reader (signal 11)" in spool.quarantine_reason(spool.quarantined(path)[0])

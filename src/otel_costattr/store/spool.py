@@ -204,26 +204,36 @@ def _child_env() -> dict[str, str]:
 
 def _converter() -> bool:
     """Whether ``sys.executable`` is a Python that imports this package, so that a child can
-    convert (asked once a process, with a bounded probe)."""
+    convert: asked once a process, with a bounded probe, and remembered only when the answer
+    is sure (the probe ran, or there is no such program; never in a frozen application,
+    whose executable is the application). A probe that could not run now (no descriptors,
+    no memory, a hang) raises OSError: the files wait for the next ingest."""
     global _converter_ok
     if _converter_ok is None:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-c", "import otel_costattr.store.spool"], env=_child_env(),
-                capture_output=True, timeout=_PROBE_SECONDS, check=False,
-            )  # fmt: skip
-            _converter_ok = done.returncode == 0
-        except (OSError, ValueError, subprocess.SubprocessError):  # no such binary, '', a hang
+        if getattr(sys, "frozen", False) or not sys.executable:
             _converter_ok = False
+        else:
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-c", "import otel_costattr.store.spool"], env=_child_env(),
+                    capture_output=True, timeout=_PROBE_SECONDS, check=False,
+                )  # fmt: skip
+                _converter_ok = done.returncode == 0
+            except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
+                _converter_ok = False  # no such program: sure
+            except subprocess.TimeoutExpired as e:
+                raise OSError(f"the spool converter's probe did not end in {_PROBE_SECONDS} s") from e
         if not _converter_ok:
             logger.warning(
-                "otel-costattr: %r cannot convert spool files in a child: converting here", sys.executable
+                "otel-costattr: %r cannot run a converter: spool files converted here", sys.executable
             )
     return _converter_ok
 
 
 def _in_child(file: Path, target: Path) -> tuple[int, str]:
-    """`_convert` in a child process: its outcome, the child's crash or hang the file's."""
+    """`_convert` in a child process. A child killed by a signal, or hung, is the file's
+    doing; any other end the converter does not give (an exit 1: memory, the interpreter) is
+    the environment's, and the file waits for the next ingest."""
     try:
         done = subprocess.run(
             [sys.executable, "-c", _CONVERT, str(file), str(target)],
@@ -236,7 +246,9 @@ def _in_child(file: Path, target: Path) -> tuple[int, str]:
     said = (done.stderr.strip().splitlines() or [""])[-1]
     if done.returncode in (0, _INVALID, _DISK, _GONE):
         return done.returncode, said
-    return _INVALID, f"reading it as Arrow crashed the reader (exit {done.returncode}): {said}"
+    if done.returncode < 0:
+        return _INVALID, f"reading it as Arrow crashed the reader (signal {-done.returncode}): {said}"
+    return _DISK, f"the converter ended with exit code {done.returncode}: {said}"
 
 
 def _convert_one(source: str, target: str) -> int:
