@@ -90,7 +90,7 @@ def test_what_a_no_notify_check_found_goes_out_with_the_next_check(tmp_path, wor
     quiet = _check("--db", str(workload.path), "--rules", str(rules), "--no-notify")
     assert quiet.exit_code == 3 and receiver.bodies == []
     loud = _check("--db", str(workload.path), "--rules", str(rules))
-    assert "notifications: 1 delivered, 0 failed" in loud.output, loud.output
+    assert "notifications: 1 delivered, 0 failed\n" in loud.output, loud.output  # not "sent again"
     (body,) = receiver.bodies
     assert body["event"] == "firing" and "redelivered" not in body
     assert "notifications: 0 delivered" in _check("--db", str(workload.path), "--rules", str(rules)).output

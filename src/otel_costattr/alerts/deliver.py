@@ -419,9 +419,7 @@ class Notifier:
             with writing(self.db, retry=30.0) as con:  # type: ignore[arg-type]
                 states = latest_states(con, {e.rule for e in events})
                 new = [e for e in events if getattr(states.get(e.key), "state", None) != FIRING]
-                record_events(con, new)
-                if new:
-                    record_deliveries(con, note.handed(max(e.at for e in new)))
+                record_events(con, new, note.handed(max(e.at for e in new)) if new else ())
                 return bool(new)
         # Deliver anyway: a duplicate beats a silent budget (duckdb.Error: a state table the
         # store cannot read or write, which `writing` does not turn into a StoreError).

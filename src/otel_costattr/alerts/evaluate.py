@@ -97,11 +97,13 @@ def evaluate(
     *,
     base_url: str | None = None,
     calls: str | None = None,
+    handed: bool = False,
 ) -> Evaluation:
     """Evaluate ``rules`` on the store behind ``con`` (read-write: the changes are recorded)
-    at ``now`` (aware; default: the current time). Delivery is the caller's (`Notifier`).
-    ``calls``: SQL run after the contract's macros that says where the calls come from (a
-    ClickHouse store's, `clickhouse.alerts`)."""
+    at ``now`` (aware; default: the current time). Delivery is the caller's (`Notifier`);
+    ``handed``: the caller's notifier takes the notifications, recorded with the events
+    (`deliver.Notification.handed`). ``calls``: SQL run after the contract's macros that says
+    where the calls come from (a ClickHouse store's, `clickhouse.alerts`)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
@@ -121,8 +123,10 @@ def evaluate(
         except Exception as e:  # one rule's failure never stops the others' alerts
             logger.exception("otel-costattr alerts: rule %r failed", rule.name)
             result.errors.append(f"rule {rule.name!r}: {type(e).__name__}: {e}")
+    at = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    taken = [d for note in result.notifications for d in note.handed(at)] if handed else []
     try:
-        record_events(con, result.events)
+        record_events(con, result.events, taken)
     except duckdb.Error as e:
         raise StoreError(f"alerts: cannot record alert states: {e}") from e
     return result

@@ -193,20 +193,23 @@ def _url_problem(url: Any) -> str | None:
 
 def _shown_url(url: Any) -> str:
     """A URL as a load error quotes it: its scheme and host only, since a webhook's secret is
-    in its path, query or credentials (a Slack URL's last part is the key)."""
+    in its path, query or credentials (a Slack URL's last part is the key). Anything up to the
+    last '@' is masked (a password may hold '@', '/' or ':'), and what follows a ':' that is
+    not a port."""
     if not isinstance(url, str):
         return repr(url)
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
+    m = re.match(r"[A-Za-z][\w+.-]*://", url)
+    scheme = m.group(0) if m else ""
+    rest = url[len(scheme) :]
+    masked = "@" in rest
+    if masked:
+        rest = rest.rpartition("@")[2]
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    if "@" in authority:  # a password may hold '@' and ':': everything to the last '@' masked
-        authority = "***@" + authority.rpartition("@")[2]
     host, colon, port = authority.rpartition(":")
-    if colon and not port.isdigit() and "]" not in port:  # not a port: a password cut short
+    if colon and not port.strip().isdigit() and "]" not in port:  # not a port: a password cut short
         authority = host + ":***"
-    shown = (scheme + sep) + authority
-    return repr(shown + ("/..." if len(shown) < len(url) or "@" in rest.split("/", 1)[0] else ""))
+    shown = scheme + ("***@" if masked else "") + authority
+    return repr(shown + ("/..." if masked or len(scheme + authority) < len(url) else ""))
 
 
 def _channel(source: str, name: str, spec: Any) -> Channel:

@@ -111,8 +111,11 @@ def stored_value(scope_value: str) -> str:
     return scope_value[:_MAX_TEXT]
 
 
-def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> None:
-    """Append ``events`` in one transaction."""
+def record_events(
+    con: duckdb.DuckDBPyConnection, events: Sequence[Event], deliveries: Sequence[Delivery] = ()
+) -> None:
+    """Append ``events`` in one transaction, with ``deliveries`` (the notifier's taking of
+    what they fire, `deliver.Notification.handed`: no evaluator may see one without the other)."""
     if not events:
         return
     rows = [
@@ -126,6 +129,7 @@ def record_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> No
     con.execute("BEGIN TRANSACTION")
     try:
         con.executemany("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        record_deliveries(con, deliveries)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -20,7 +20,7 @@ from .deliver import Notification, Notifier
 from .evaluate import Evaluation, evaluate
 from .redeliver import claim_redeliveries
 from .rules import RuleSet, load_rules
-from .state import delivery_failures, record_deliveries
+from .state import delivery_failures
 
 __all__ = ["AlertWatcher", "CheckResult", "check_once", "state_path"]
 
@@ -59,14 +59,13 @@ def check_once(
     now = now or dt.datetime.now(dt.timezone.utc)
     again: list[Notification] = []
     with _store(db, ruleset, now, state) as (con, calls):
-        evaluation = evaluate(con, ruleset, now, base_url=base_url, calls=calls)
+        # With a notifier, its taking of what fires is recorded with the states (`evaluate`),
+        # before the look for notifications due again (which would take one no notifier took
+        # for its own) and before any other evaluator can see the states.
+        evaluation = evaluate(con, ruleset, now, base_url=base_url, calls=calls, handed=notifier is not None)
         if notifier is not None:
             at = evaluation.at.astimezone(dt.timezone.utc).replace(tzinfo=None)
             try:
-                # What this notifier takes now, recorded before the look for notifications
-                # due again (which would take it for one no notifier took) and before the
-                # store is let go (another evaluator then waits for its outcome).
-                record_deliveries(con, [d for note in evaluation.notifications for d in note.handed(at)])
                 again = claim_redeliveries(con, ruleset, at, notifier.in_flight())
             except duckdb.Error as e:
                 raise StoreError(f"alerts: cannot read the deliveries: {e}") from e

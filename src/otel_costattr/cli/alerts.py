@@ -58,6 +58,13 @@ def _number(value: Any) -> str:
     return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
 
 
+def _sent_again(result: CheckResult) -> int:
+    """How many notifications went out again (a firing a notifier took and no channel got);
+    not those found by an evaluation that notified no one (--no-notify), sent now for the
+    first time."""
+    return sum(1 for note in result.redelivered if note.payload.get("redelivered"))
+
+
 def _state_option(fn: Any) -> Any:
     return click.option(
         "--state",
@@ -121,8 +128,9 @@ def check(
         notifier.stop(1)
         stats = notifier.stats()
         sent = f"notifications: {stats['delivered']} delivered, {stats['failed']} failed"
-        if result.redelivered:
-            sent += f" ({len(result.redelivered)} sent again: undelivered before)"
+        again = _sent_again(result)
+        if again:
+            sent += f" ({again} sent again: undelivered before)"
         if stats["last_error"]:
             sent += f" (last: {stats['last_error']})"
         # What this run could not deliver is in the store now: read the failures again.
@@ -149,7 +157,7 @@ def check(
         "states": [json_object(r, {"threshold", "limit", "value"}) for r in rows],
         "notifications": None
         if notifier is None
-        else {**notifier.stats(), "redelivered": len(result.redelivered)},
+        else {**notifier.stats(), "redelivered": _sent_again(result)},
         "delivery_failures": json_object(failures, set()),
         "errors": errors,
     }
