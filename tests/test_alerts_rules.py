@@ -123,7 +123,11 @@ BAD = [
           ("http://127.0.0.1:abc/hook", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:***/..."),
           ("http://127.0.0.1:99999/x", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:99999/..."),
           ("http://u:p@ss@[::1/x", "a port out of range or not a number, or a malformed host", "http://***@[::1/..."),
-          ("https://", "no host", "https://"))],
+          ("https://", "no host", "https://"),
+          # no scheme, a later "://": the scheme is not taken from the path (it showed it all)
+          ("hooks.example/T0/SECRET?next=https://x", "not http:// or https://", "hooks.example/..."),
+          ("http://bot:12/34@hooks.example/x ", "a space or control character at position 33 of 33",
+           "http://***@hooks.example/..."))],
     # urllib sends no user or password from a URL: every post failed ("Name or service not known").
     ('url = "http://127.0.0.1:8080/hook"', 'url = "http://bot:s3cret@127.0.0.1:8080/hook"',
      "channel 'ops': field 'url': a user or password in the URL is never sent (every post would fail): "
