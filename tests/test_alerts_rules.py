@@ -122,12 +122,18 @@ BAD = [
           ("https://hooks.example/T/B/K\\n", "a space or control character at position 28 of 28", "https://hooks.example/..."),
           ("http://127.0.0.1:abc/hook", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:***/..."),
           ("http://127.0.0.1:99999/x", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:99999/..."),
-          ("http://u:p@ss@[::1/x", "a port out of range or not a number, or a malformed host", "http://***@[::1/..."),
+          ("http://u:p@ss@[::1/x", "a port out of range or not a number, or a malformed host", "http://***/..."),
           ("https://", "no host", "https://"),
-          # no scheme, a later "://": the scheme is not taken from the path (it showed it all)
-          ("hooks.example/T0/SECRET?next=https://x", "not http:// or https://", "hooks.example/..."),
+          # an '@' anywhere: where the host ends cannot be told, so none of it is shown
           ("http://bot:12/34@hooks.example/x ", "a space or control character at position 33 of 33",
-           "http://***@hooks.example/..."))],
+           "http://***/..."),
+          ("https://hooks.example/x?to=ops@example.com&token=S3CR3T ",
+           "a space or control character at position 56 of 56", "https://***/..."))],
+    # no scheme (a pasted token, or a later "://" in its query): nothing of it shown
+    *[('url = "http://127.0.0.1:8080/hook"', f'url = "{url}"',
+       f"channel 'ops': field 'url': expected an http:// or https:// URL (not http:// or https://), "
+       f"got a text of {len(url)} characters (not shown)")
+      for url in ("hooks.example/T0/SECRET?next=https://x", "xoxb-1234-S3CR3T")],
     # urllib sends no user or password from a URL: every post failed ("Name or service not known").
     ('url = "http://127.0.0.1:8080/hook"', 'url = "http://bot:s3cret@127.0.0.1:8080/hook"',
      "channel 'ops': field 'url': a user or password in the URL is never sent (every post would fail): "

@@ -193,23 +193,23 @@ def _url_problem(url: Any) -> str | None:
 
 def _shown_url(url: Any) -> str:
     """A URL as a load error quotes it: its scheme and host only, since a webhook's secret is
-    in its path, query or credentials (a Slack URL's last part is the key). Anything up to the
-    last '@' is masked (a password may hold '@', '/' or ':'), and what follows a ':' that is
-    not a port."""
+    in its path, query or credentials (a Slack URL's last part is the key). Nothing of a text
+    without a scheme (a pasted token) and no host of a URL holding an '@' anywhere (credentials,
+    or an address in its query: where the host ends cannot be told) is shown, nor what
+    follows a ':' that is not a port."""
     if not isinstance(url, str):
         return repr(url)
     m = re.match(r"[A-Za-z][\w+.-]*://", url)
-    scheme = m.group(0) if m else ""
-    rest = url[len(scheme) :]
-    masked = "@" in rest
-    if masked:
-        rest = rest.rpartition("@")[2]
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if m is None:
+        return f"a text of {len(url)} characters (not shown)"
+    scheme, rest = m.group(0), url[m.end() :]
+    if "@" in rest:
+        return repr(scheme + "***/...")
+    authority = re.split(r"[/?#\\]", rest, maxsplit=1)[0]
     host, colon, port = authority.rpartition(":")
     if colon and not port.strip().isdigit() and "]" not in port:  # not a port: a password cut short
         authority = host + ":***"
-    shown = scheme + ("***@" if masked else "") + authority
-    return repr(shown + ("/..." if masked or len(scheme + authority) < len(url) else ""))
+    return repr(scheme + authority + ("/..." if len(scheme + authority) < len(url) else ""))
 
 
 def _channel(source: str, name: str, spec: Any) -> Channel:
