@@ -690,7 +690,11 @@ def test_arrow_spool_files_are_converted_where_no_python_child_can_start(tmp_pat
     not_python = tmp_path / "uwsgi"
     not_python.write_text("#!/bin/sh\necho 'uwsgi: unrecognized option -c' >&2\nexit 1\n")
     not_python.chmod(0o755)
-    for executable in (str(not_python), ""):
+    hangs = tmp_path / "app"  # an application's own binary, which ignores -c
+    hangs.write_text("#!/bin/sh\nsleep 30\n")
+    hangs.chmod(0o755)
+    monkeypatch.setattr(spool, "_PROBE_SECONDS", 1)
+    for executable in (str(not_python), str(hangs), ""):
         monkeypatch.setattr(spool, "_converter_ok", None)
         monkeypatch.setattr(sys, "executable", executable)
         assert spool._converter() is False
@@ -707,10 +711,13 @@ def test_an_arrow_converter_that_fails_blames_the_file_only_when_it_crashed(tmp_
     path = tmp_path / "db.duckdb"
     store.connect(path).close()
     arrow = _arrow_spool(path, "00000000000000000001-7-00000000.arrow", table_of(row(1, 1)))
+    store.write_spool(path, table_of(row(2, 2)))  # behind it: never held up by it
     monkeypatch.setattr(spool, "_converter_ok", True)
     monkeypatch.setattr(spool, "_CONVERT", "import sys; sys.exit(1)")
     store.connect(path).close()
     assert store.pending_spool(path) == [arrow] and spool.quarantined(path) == []
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM spans").fetchone() == (1,)
     monkeypatch.setattr(spool, "_CONVERT", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
     store.connect(path).close()
     assert store.pending_spool(path) == [] and [f.name for f in spool.quarantined(path)] == [arrow.name]

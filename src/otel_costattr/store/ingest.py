@@ -243,7 +243,10 @@ def ingest_spool(
     for an environmental fault."""
     try:
         spool.clean_stale_tmp(path)
-        spool.convert_arrow(path, max_files)
+        try:
+            spool.convert_arrow(path, max_files)
+        except OSError as e:  # the old files wait for the next ingest; the Parquet ones go on
+            logger.warning("otel-costattr: Arrow spool files of %s not converted now: %s", path, e)
         files = [f for f in pending_spool(path) if f.name.endswith(spool.PARQUET)][:max_files]
     except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
         raise _ingest_failed(path, [], e) from e

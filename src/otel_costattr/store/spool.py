@@ -204,10 +204,11 @@ def _child_env() -> dict[str, str]:
 
 def _converter() -> bool:
     """Whether ``sys.executable`` is a Python that imports this package, so that a child can
-    convert: asked once a process, with a bounded probe, and remembered only when the answer
-    is sure (the probe ran, or there is no such program; never in a frozen application,
-    whose executable is the application). A probe that could not run now (no descriptors,
-    no memory, a hang) raises OSError: the files wait for the next ingest."""
+    convert: asked once a process, with a bounded probe (never in a frozen application, whose
+    executable is the application), and remembered unless the probe could not run this time
+    (no descriptors, no memory: OSError; killed by a signal: OSError raised here), when the
+    files wait for the next ingest. A program that exits with an error, or ignores ``-c`` and
+    hangs, is not one."""
     global _converter_ok
     if _converter_ok is None:
         if getattr(sys, "frozen", False) or not sys.executable:
@@ -218,11 +219,13 @@ def _converter() -> bool:
                     [sys.executable, "-c", "import otel_costattr.store.spool"], env=_child_env(),
                     capture_output=True, timeout=_PROBE_SECONDS, check=False,
                 )  # fmt: skip
+                if done.returncode < 0:  # killed (the OOM killer, a signal): ask again next time
+                    raise OSError(f"the spool converter's probe was killed by signal {-done.returncode}")
                 _converter_ok = done.returncode == 0
             except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
                 _converter_ok = False  # no such program: sure
-            except subprocess.TimeoutExpired as e:
-                raise OSError(f"the spool converter's probe did not end in {_PROBE_SECONDS} s") from e
+            except subprocess.TimeoutExpired:
+                _converter_ok = False  # a program that ignores -c (an application's own binary)
         if not _converter_ok:
             logger.warning(
                 "otel-costattr: %r cannot run a converter: spool files converted here", sys.executable
