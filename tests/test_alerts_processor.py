@@ -211,3 +211,50 @@ def test_a_run_budget_is_delivered_when_its_state_cannot_be_recorded(tmp_path, t
         w.close()
     (body,) = receiver.bodies
     assert body["scope"]["value"] == over and budget.alerts == 1
+
+
+def test_an_evaluation_holds_the_store_against_the_in_process_claim(tmp_path, table, receiver, monkeypatch):
+    """An evaluation reads the states, measures, then writes; a RunBudgetProcessor's claim of
+    a run in the same process (another connection) could record the run FIRING in between, and
+    both sent it (a review). The evaluation now holds the store's lock in this process from
+    its read to its write: the claim's `writing` waits for it."""
+    import importlib
+
+    from otel_costattr.store.database import writing
+
+    evaluation = importlib.import_module("otel_costattr.alerts.evaluate")  # the module, not the function
+
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url))
+    w = Workload(tmp_path / "spans.duckdb", table)
+    try:
+        w.run(NOW, ["0.10"])
+        w.flush()
+    finally:
+        w.close()
+    measuring, release = threading.Event(), threading.Event()
+    real = evaluation.measure
+
+    def slow_measure(*args, **kwargs):
+        measuring.set()
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "measure", slow_measure)
+    checking = threading.Thread(target=check_once, args=(w.path, rules), kwargs={"now": NOW})
+    checking.start()
+    assert measuring.wait(30)
+    claimed = threading.Event()
+
+    def claim() -> None:
+        with writing(w.path, retry=30):
+            claimed.set()
+
+    claimer = threading.Thread(target=claim)
+    claimer.start()
+    try:
+        assert not claimed.wait(1.0)  # held while the evaluation measures
+    finally:
+        release.set()
+        checking.join(30)
+        claimer.join(30)
+    assert claimed.is_set()

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from ..store.database import StoreError, connect, missing_database
+from ..store.database import StoreError, connect, missing_database, writing
 from .deliver import Notification, Notifier
 from .evaluate import Evaluation, evaluate
 from .redeliver import claim_redeliveries
@@ -107,11 +107,12 @@ def _store(
         state_path(db, state)  # a state file beside a DuckDB store: refused, never silently unused
         if not os.path.isfile(db):  # a mistyped path must not become an empty store that never fires
             raise StoreError(missing_database(db))
-        con = connect(db)  # read-write: the spool is ingested first, so the newest spans count
-        try:
+        connect(db).close()  # the spool ingested first, so the newest spans count
+        # Then evaluated holding the store's lock in this process, as the in-process budget's
+        # claim takes it: a RunBudgetProcessor firing a run while this evaluation measures it
+        # would otherwise be fired by both (their states are read, then written).
+        with writing(db) as con:
             yield con, None
-        finally:
-            con.close()
         return
     from ..clickhouse.alerts import check_rules, state_connection
     from ..clickhouse.local import CALLS_MACRO
