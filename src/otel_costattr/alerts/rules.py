@@ -104,11 +104,6 @@ class Rule:
     cooldown: float = 3600.0  # a key that fired is not notified again sooner
     notify_resolved: bool = True
 
-    @property
-    def scope_column(self) -> str | None:
-        """The contract column of the scope, or None for an attribute key."""
-        return SCOPES.get(self.scope)
-
     def limit(self, threshold: Decimal, baseline: Decimal | None = None) -> Decimal | None:
         """The value at which ``threshold`` fires (None: no baseline to scale)."""
         if self.budget is not None:

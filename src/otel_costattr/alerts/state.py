@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 OK, FIRING, RESOLVED, NO_DATA = "OK", "FIRING", "RESOLVED", "NO_DATA"
-STATES = (OK, FIRING, RESOLVED, NO_DATA)
 
 Key = tuple[str, str, str, str]  # rule, scope_value, window_key, threshold
 

@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 from .model import PricingError
 from .table import PriceTable
 
-COMPARED = ("input", "output", "cache_read", "cache_write")
 _LITELLM_FIELDS = {
     "input": "input_cost_per_token",
     "output": "output_cost_per_token",
