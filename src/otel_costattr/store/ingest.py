@@ -241,12 +241,16 @@ def ingest_spool(
     (no space, I/O, a failed commit): the files not yet committed stay pending and
     `IngestError` is raised, so the caller retries later. Nothing acknowledged is set aside
     for an environmental fault."""
+    converted = True
     try:
         spool.clean_stale_tmp(path)
         try:
             spool.convert_arrow(path, max_files)
         except OSError as e:  # the old files wait for the next ingest; the Parquet ones go on
+            converted = False
+            # journaled (store status shows it) and left unrecovered by this round's success
             logger.warning("otel-costattr: Arrow spool files of %s not converted now: %s", path, e)
+            _ingest_failed(path, [], OSError(f"Arrow spool files not converted: {e}"))
         files = [f for f in pending_spool(path) if f.name.endswith(spool.PARQUET)][:max_files]
     except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
         raise _ingest_failed(path, [], e) from e
@@ -282,7 +286,7 @@ def ingest_spool(
             _trim(con)
     if not bounded_pass:
         _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
-    if _failing.pop(str(path), None) is not None:
+    if converted and _failing.pop(str(path), None) is not None:
         spool.record(path, "ingest_recovered", files=moved)
         logger.warning("otel-costattr: ingesting into %s works again", path)
     logger.debug("otel-costattr: ingested %d spool files (%d new spans)", moved, added)

@@ -169,10 +169,18 @@ def convert_arrow(path: str | os.PathLike[str], limit: int | None = None) -> int
     package), the file is converted here, as the versions that wrote them read them. A file
     found invalid, or that crashes or hangs the child, is quarantined like any unreadable
     spool file and the rest goes on; a disk error is raised as OSError (the next ingest tries
-    again)."""
+    again). A file that hangs takes `_CONVERT_SECONDS` to be found out, under the write
+    lock: a round starts no conversion past that time, and after a hang this process starts
+    none for as long (the Parquet files go in meanwhile), so that a connect() waits for one
+    at most."""
+    global _resting_until
     folder = spool_dir(path)
     converted = 0
+    ends = time.monotonic() + _CONVERT_SECONDS
     for file in _spool_files(folder, (ARROW,))[:limit]:
+        now = time.monotonic()
+        if now >= ends or now < _resting_until:
+            break  # the rest in a later round
         target = folder / (file.name[: -len(ARROW)] + PARQUET)
         code, said = _in_child(file, target) if _converter() else _convert(file, target)
         if code == 0:
@@ -182,20 +190,26 @@ def convert_arrow(path: str | os.PathLike[str], limit: int | None = None) -> int
             raise OSError(f"{file}: {said}")
         elif code != _GONE:  # _GONE: another process took it meanwhile
             quarantine(path, file, said)
+            if code == _HUNG:
+                _resting_until = time.monotonic() + _CONVERT_SECONDS
     if converted:
         logger.warning("otel-costattr: rewrote %d Arrow spool files of an old version as Parquet", converted)
         record(path, "arrow_converted", files=converted)
     return converted
 
 
-# Outcomes of a conversion (a child's exit code): done, the file's fault, the disk's, gone.
-_INVALID, _DISK, _GONE = 3, 4, 5
+# Outcomes of a conversion (a child's exit code): done, the file's fault, the disk's, gone;
+# and the child hung (the file's fault too).
+_INVALID, _DISK, _GONE, _HUNG = 3, 4, 5, 6
+_resting_until = 0.0  # no conversion starts before (monotonic): one hung (`convert_arrow`)
 _CONVERT_SECONDS = 300
 _PROBE_SECONDS = 60
 _CONVERT = (
     "import sys; from otel_costattr.store.spool import _convert_one; sys.exit(_convert_one(*sys.argv[1:]))"
 )
 _converter_ok: bool | None = None  # whether sys.executable runs `_CONVERT` (`_converter`)
+_PROBE_KILLS = 3  # probes killed by a signal in a row before sys.executable is taken for no Python
+_probe_kills = 0
 
 
 def _child_env() -> dict[str, str]:
@@ -208,8 +222,9 @@ def _converter() -> bool:
     executable is the application), and remembered unless the probe could not run this time
     (no descriptors, no memory: OSError; killed by a signal: OSError raised here), when the
     files wait for the next ingest. A program that exits with an error, or ignores ``-c`` and
-    hangs, is not one."""
-    global _converter_ok
+    hangs, is not one; nor one killed by a signal `_PROBE_KILLS` times in a row (an
+    application's binary that aborts on an option it does not know)."""
+    global _converter_ok, _probe_kills
     if _converter_ok is None:
         if getattr(sys, "frozen", False) or not sys.executable:
             _converter_ok = False
@@ -219,7 +234,8 @@ def _converter() -> bool:
                     [sys.executable, "-c", "import otel_costattr.store.spool"], env=_child_env(),
                     capture_output=True, timeout=_PROBE_SECONDS, check=False,
                 )  # fmt: skip
-                if done.returncode < 0:  # killed (the OOM killer, a signal): ask again next time
+                if done.returncode < 0 and _probe_kills < _PROBE_KILLS - 1:
+                    _probe_kills += 1  # killed (the OOM killer, a signal): ask again next time
                     raise OSError(f"the spool converter's probe was killed by signal {-done.returncode}")
                 _converter_ok = done.returncode == 0
             except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
@@ -243,7 +259,7 @@ def _in_child(file: Path, target: Path) -> tuple[int, str]:
             env=_child_env(), capture_output=True, text=True, timeout=_CONVERT_SECONDS, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        return _INVALID, f"reading it as Arrow did not end in {_CONVERT_SECONDS} s"
+        return _HUNG, f"reading it as Arrow did not end in {_CONVERT_SECONDS} s"
     except (OSError, ValueError) as e:  # the child could not start (descriptors, memory): try later
         return _DISK, f"cannot start the converter: {e}"
     said = (done.stderr.strip().splitlines() or [""])[-1]
