@@ -118,7 +118,12 @@ BAD = [
     *[('url = "http://127.0.0.1:8080/hook"', f'url = "{url}"',
        f"channel 'ops': field 'url': expected an http:// or https:// URL ({why}), got '{shown}'")
       for url, why, shown in (
-          ("http://exa mple.com/hook", "a space or control character at position 11 of 24", "http://exa mple.com/..."),
+          ("http://exa mple.com/hook", "a space or control character at position 11 of 24", "http://***/..."),
+          # what is not plainly a host is not shown: a newline in it, a full-width '@'
+          ("https://hooks.example\\nxoxb-S3CR3T/x", "a space or control character at position 22 of 35",
+           "https://***/..."),
+          ("http://admin:hunter2\uff20hooks.example:443/x", "a port out of range or not a number, or a malformed host",
+           "http://***/..."),
           ("https://hooks.example/T/B/K\\n", "a space or control character at position 28 of 28", "https://hooks.example/..."),
           ("http://127.0.0.1:abc/hook", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:***/..."),
           ("http://127.0.0.1:99999/x", "a port out of range or not a number, or a malformed host", "http://127.0.0.1:99999/..."),
@@ -278,3 +283,16 @@ def test_an_error_rate_of_1_and_a_multiple_of_the_baseline_stay_allowed(tmp_path
             RULE.replace('metric = "cost"\nwindow = "day"\nbudget = 1.0', rate + tail), encoding="utf-8"
         )
         assert load_rules(path).rules[0].metric == "error_rate"
+
+
+def test_a_url_given_as_a_list_or_table_is_not_quoted(tmp_path):
+    """A channel's url as a list (several URLs?) or a table quoted the Slack key whole."""
+    for value in ('["https://hooks.slack.com/services/T0/B0/S3CR3TKEY"]',
+                  '{ value = "https://hooks.slack.com/services/T0/B0/S3CR3TKEY" }'):  # fmt: skip
+        path = tmp_path / "alerts.toml"
+        path.write_text(
+            RULE.replace('url = "http://127.0.0.1:8080/hook"', f"url = {value}", 1), encoding="utf-8"
+        )
+        with pytest.raises(AlertRulesError) as caught:
+            load_rules(path)
+        assert "S3CR3T" not in str(caught.value) and "(not shown)" in str(caught.value)

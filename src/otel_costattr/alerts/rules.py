@@ -192,18 +192,22 @@ def _shown_url(url: Any) -> str:
     without a scheme (a pasted token) and no host of a URL holding an '@' anywhere (credentials,
     or an address in its query: where the host ends cannot be told) is shown, nor what
     follows a ':' that is not a port."""
-    if not isinstance(url, str):
-        return repr(url)
-    m = re.match(r"[A-Za-z][\w+.-]*://", url)
+    if not isinstance(url, str):  # a list or table of URLs holds them whole: its type only
+        shown = url is None or type(url) in (bool, int, float)
+        return repr(url) if shown else f"a {type(url).__name__} (not shown)"
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]{0,15}://", url)
     if m is None:
         return f"a text of {len(url)} characters (not shown)"
     scheme, rest = m.group(0), url[m.end() :]
-    if "@" in rest:
-        return repr(scheme + "***/...")
     authority = re.split(r"[/?#\\]", rest, maxsplit=1)[0]
-    host, colon, port = authority.rpartition(":")
-    if colon and not port.strip().isdigit() and "]" not in port:  # not a port: a password cut short
-        authority = host + ":***"
+    # Shown only when it is plainly a host (ASCII letters, digits, dots, dashes, or an IPv6
+    # address in brackets) and a port: an '@' anywhere, a look-alike of one, a space or
+    # anything else may be credentials or a pasted secret.
+    host = re.fullmatch(r"([A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]*\])(?::(.*))?", authority)
+    if host is None or "@" in rest or "\uff20" in rest or "\ufe6b" in rest:
+        authority = "***"
+    elif host.group(2) is not None and not re.fullmatch(r"[0-9]{1,5}", host.group(2)):
+        authority = host.group(1) + ":***"  # not a port: a password cut short
     return repr(scheme + authority + ("/..." if len(scheme + authority) < len(url) else ""))
 
 
