@@ -12,6 +12,7 @@ import sys
 import threading
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
@@ -269,3 +270,66 @@ def test_a_span_ended_with_a_past_end_time_is_compared_with_the_earlier_calls_to
         second.end(T0 + 30)
         late_twin.end(T0 + 12)
         assert traced.statuses(first, second, late_twin) == ["priced", "priced", "duplicate"], path
+
+
+def nested(
+    traced: Traced,
+    outer_attrs: dict,
+    inner_attrs: dict,
+    *,
+    inner_scope: str = "other",
+    outer_first: bool = False,
+) -> list[str | None]:
+    """One call traced twice, nested: an outer span of scope "test" (OpenLLMetry's
+    ``openai.chat``) around an inner one of ``inner_scope`` (OpenInference's), without
+    response ids. Returns their statuses (outer, inner)."""
+    inner_tracer = traced.provider.get_tracer(inner_scope)
+    outer = traced.tracer.start_span("outer", context=traced.run(), attributes=outer_attrs, start_time=T0)
+    inner = inner_tracer.start_span("inner", context=trace.set_span_in_context(outer), start_time=T0 + 1)
+    inner.set_attributes(inner_attrs)  # at end, as OpenInference does
+    if outer_first:
+        outer.end(T0 + 10)
+        inner.end(T0 + 9)
+    else:
+        inner.end(T0 + 9)
+        outer.end(T0 + 10)
+    return traced.statuses(outer, inner)
+
+
+EMBED = {"gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "acme",
+         "gen_ai.request.model": "acme-large", "gen_ai.usage.input_tokens": 1000}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_call_nested_in_another_instrumentations_span_is_priced_once(table, path):
+    """OpenLLMetry's span around OpenInference's (or openai-v2's), one API call: chat or
+    embeddings, with no response id to pair them by (OpenInference records none, an
+    embedding has none). Both were billed. The inner span, first to end, is priced; the
+    outer is its duplicate: for the same model, from another instrumentation scope."""
+    traced = Traced(table, path)
+    assert nested(traced, EMBED, EMBED) == ["duplicate", "priced"]
+    chat = {k: v for k, v in CALL.items()}
+    oi = {"openinference.span.kind": "LLM", "llm.model_name": "acme-large",
+          "llm.token_count.prompt": 1000, "llm.token_count.completion": 100}  # fmt: skip
+    assert nested(traced, chat, oi) == ["duplicate", "priced"]
+    # the outer span ending first (its end() called first): the inner one is the copy
+    assert nested(traced, chat, oi, outer_first=True) == ["priced", "duplicate"]
+    stats = traced.processor.stats()
+    assert (stats["priced"] - (path != "general"), stats["duplicate"]) == (3, 3)
+    costs = [s.attributes.get(COST) for s in traced.exporter.get_finished_spans() if s.name != "run"]
+    assert sum(c is not None for c in costs) == 3 + (path != "general")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_nested_spans_that_are_two_calls_are_both_priced(table, path):
+    """Not copies: another model, or one instrumentation nesting its own spans (a client
+    retrying inside a framework's call of the same scope), or a span with usage beside an
+    inner one that could not be priced (the money first)."""
+    traced = Traced(table, path)
+    other = {**EMBED, "gen_ai.request.model": "acme-mini"}
+    assert nested(traced, EMBED, other) == ["priced", "priced"]
+    assert nested(traced, EMBED, EMBED, inner_scope="test") == ["priced", "priced"]
+    no_usage = {k: v for k, v in EMBED.items() if k != "gen_ai.usage.input_tokens"}
+    assert nested(traced, EMBED, no_usage) == ["priced", "no_usage"]
+    # a failed call traced twice (a 429): one unpriced call, not two
+    assert nested(traced, no_usage, no_usage) == ["duplicate", "no_usage"]

@@ -35,6 +35,7 @@ VENV = {
     "anthropic-sdk": "openllmetry",
     "openllmetry-anthropic+anthropic-sdk": "openllmetry",
     "openinference-openai": "openinference",
+    "openllmetry-openai+openinference-openai": "openllmetry",
 }
 
 GPT, GPT_FULL_INPUT = expected.GPT_4O_MINI, expected.GPT_4O_MINI_NO_CACHE_COUNT
@@ -79,9 +80,21 @@ LANDED = {
         "stream_usage": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
         "stream_no_usage": {"ChatCompletion": NO_USAGE},
     },
+    # OpenInference's span nested in OpenLLMetry's, one call: the inner span, first to end,
+    # is priced (or, without usage, given its status); OpenLLMetry's is its duplicate. Both
+    # were billed before, with nothing to say so.
+    "openllmetry-openai+openinference-openai": {
+        "nonstream": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
+        "stream_usage": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
+        "stream_no_usage": {"ChatCompletion": NO_USAGE},
+    },
 }
-# Spans of a call another span already priced (same response id): no cost, never summed.
-DUPLICATES = {"openllmetry-anthropic+anthropic-sdk": {"anthropic.chat"}}
+# Spans of a call another span already priced or gave a status (the same response id, or a
+# model-call span of another instrumentation nested in it): no cost, never summed.
+DUPLICATES = {
+    "openllmetry-anthropic+anthropic-sdk": {"anthropic.chat"},
+    "openllmetry-openai+openinference-openai": {"openai.chat"},
+}
 
 # What each producer emits on a non-streamed call, by span name (the README table): kind,
 # instrumentation scope, and the model / usage attributes, exactly.

@@ -54,6 +54,11 @@ def _instrument_openinference(provider: TracerProvider) -> None:
     OpenAIInstrumentor().instrument(tracer_provider=provider)
 
 
+def _instrument_openllmetry_and_openinference(provider: TracerProvider) -> None:
+    _instrument_openllmetry_openai(provider)
+    _instrument_openinference(provider)
+
+
 def _no_instrumentation(provider: TracerProvider) -> None:
     pass
 
@@ -124,6 +129,9 @@ PRODUCERS: dict[str, tuple[Callable[[TracerProvider], None], Cases]] = {
         functools.partial(anthropic_cases, sdk_spans=True),
     ),
     "openinference-openai": (_instrument_openinference, openai_cases),
+    # Two instrumentations of one client: OpenInference's span nested in OpenLLMetry's, no
+    # response id on OpenInference's to pair them by.
+    "openllmetry-openai+openinference-openai": (_instrument_openllmetry_and_openinference, openai_cases),
 }
 
 

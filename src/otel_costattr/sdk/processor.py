@@ -65,6 +65,7 @@ from ..semconv import (
     REGION,
     RESPONSE_ID,
     ROLE_KEYS,
+    USAGE_KEYS,
     SpanRole,
     read_call_fields,
     span_role,
@@ -97,6 +98,8 @@ _PRICED = CostStatus.PRICED
 _UNKNOWN = CostStatus.UNKNOWN_MODEL
 _REPORTED_1, _REPORTED_2, _REPORTED_3 = REPORTED_COST_KEYS
 _MODEL_CALL = SpanRole.MODEL_CALL
+_CALL_PRICED = frozenset({_PRICED.value, DUPLICATE})  # the statuses of a call someone priced
+_USAGE = frozenset(USAGE_KEYS)
 _AGENT_ROLE = SpanRole.AGENT
 
 _RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
@@ -118,6 +121,47 @@ class _Steps(itertools.count):
 
     def __init__(self, *_: int) -> None:  # count's own arguments: its __new__ reads them
         self.open: list[tuple[Any, int, str]] = []
+
+
+class _Paired:
+    """The marker (seam.MARKER) of a model-call span nested in another instrumentation's
+    model-call span, and of that outer span once the inner one has ended: two spans one API
+    call makes when two instrumentations trace it (OpenLLMetry's ``openai.chat`` around
+    OpenInference's ``ChatCompletion`` or openai-v2's span, for chat and embeddings alike),
+    whose response ids cannot pair them when one has none (OpenInference records none, and
+    an embedding has none at all). The first to end is priced; the other, for the same
+    model, is a duplicate. ``steps``: its agent's step counter (or None), as the marker
+    holds otherwise; ``outer``: for the inner span, the span it started under; ``inner``:
+    for the outer span, once the inner one was stamped, the models it named and whether its
+    call was priced (`_told`)."""
+
+    __slots__ = ("inner", "outer", "steps")
+
+    def __init__(
+        self, steps: _Steps | None, outer: object = None, inner: tuple[frozenset[str], bool] | None = None
+    ) -> None:
+        self.steps, self.outer, self.inner = steps, outer, inner
+
+
+def _models(attrs: Mapping[str, Any]) -> frozenset[str]:
+    """Every model a span names (requested, responded, OpenInference's)."""
+    return frozenset(v for key in MODEL_KEYS if type(v := attrs.get(key)) is str and v)
+
+
+def _told(
+    stamped: Mapping[str, Any], models: frozenset[str] | None = None
+) -> tuple[frozenset[str], bool] | None:
+    """What a stamped span of a nested pair tells the other: the models it named
+    (``models``, else read from ``stamped``) and whether its call was priced (by it, or by
+    a span it duplicates). None: not stamped."""
+    status = stamped.get(COST_STATUS)
+    if status is None:
+        return None
+    return (_models(stamped) if models is None else models), status in _CALL_PRICED
+
+
+def _scope_of(span: object) -> object:
+    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
 
 
 def _counted(counter: itertools.count) -> int:
@@ -381,6 +425,8 @@ class CostSpanProcessor(SpanProcessor):
         """Inherit from ``parent`` (its attributes ``pattrs``) and ``bag`` (the baggage if it
         holds identity, else empty); note the nearest agent."""
         agent = getattr(parent, _AGENT, None)
+        if type(agent) is _Paired:
+            agent = agent.steps
         if bag:
             self._inherit(span, pattrs, bag)
         elif self._wanted.isdisjoint(pattrs):
@@ -390,10 +436,15 @@ class CostSpanProcessor(SpanProcessor):
             return  # the common case: a plain parent, no identity in baggage
         else:
             self._inherit(span, pattrs, bag)
-        if not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is SpanRole.AGENT:
+        role = None if ROLE_KEYS.isdisjoint(pattrs) else span_role(pattrs)
+        if role is SpanRole.AGENT:
             agent = self._steps_of(parent)
+        marker: object = agent
+        if role is _MODEL_CALL and self._dedupe and _scope_of(span) != _scope_of(parent):
+            marker = _Paired(agent, outer=parent)  # another instrumentation's span of its call?
+        if marker is not None:
+            setattr(span, _AGENT, marker)
         if agent is not None:
-            setattr(span, _AGENT, agent)
             self._early_step(span, agent, pattrs)
 
     def _inherit(self, span: Span, pattrs: Mapping[str, Any], bag: Mapping[str, object]) -> None:
@@ -506,6 +557,7 @@ class CostSpanProcessor(SpanProcessor):
                     internal_error=self._internal_error,
                     first_spans=self._first_spans if self._dedupe else None,
                     duplicate=self._duplicate,
+                    steps_type=_Steps,
                 )
                 remember(self._stamps, keys, stamp, _SHAPES_KEPT)
             shapes = self._shapes
@@ -522,6 +574,53 @@ class CostSpanProcessor(SpanProcessor):
             return None  # priced already (a second CostSpanProcessor, or registered twice)
         if ns is None:
             ns = span.start_time
+        agent = getattr(span, _AGENT, None)
+        if type(agent) is _Paired:
+            return self._paired_stamp(span, attrs, ns, agent)
+        return self._call_stamp(span, attrs, ns, agent)
+
+    def _paired_stamp(
+        self, span: Span, attrs: Mapping[str, Any], ns: int, paired: _Paired
+    ) -> dict[str, Any] | None:
+        """`_stamp` for a span of a nested pair (`_Paired`): a duplicate when the other span
+        of its call, for the same model, was stamped first; else stamped as any other, and
+        an inner span tells its outer span what it named."""
+        outer = paired.outer
+        try:
+            models = _models(attrs)
+            if span_role(attrs) is _MODEL_CALL:
+                first = paired.inner
+                if first is None and outer is not None and getattr(outer, "end_time", None) is not None:
+                    first = _told(seam.attributes_of(outer))  # the outer span ended first
+                # A copy: of a call the other span priced, or, with no usage itself, of one
+                # the other could not price either (a failed call). One with usage beside an
+                # unpriced span is priced: the money, not the count of calls, comes first.
+                if (
+                    first is not None
+                    and not first[0].isdisjoint(models)
+                    and (first[1] or _USAGE.isdisjoint(attrs))
+                ):
+                    return self._duplicate()
+        except Exception:
+            self._internal_error("end")
+            return None
+        out = self._call_stamp(span, attrs, ns, paired.steps)
+        if out is not None and outer is not None:
+            try:
+                told = _told(out, models)
+                held = getattr(outer, _AGENT, None)
+                if type(held) is _Paired:
+                    held.inner = told
+                else:
+                    setattr(outer, _AGENT, _Paired(held, inner=told))
+            except Exception:
+                self._internal_error("end")
+        return out
+
+    def _call_stamp(
+        self, span: Span, attrs: Mapping[str, Any], ns: int, agent: _Steps | None
+    ) -> dict[str, Any] | None:
+        """`_stamp`'s general case, ``agent`` the span's agent step counter (or None)."""
         try:
             found = None
             if type(attrs) is dict:
@@ -556,10 +655,8 @@ class CostSpanProcessor(SpanProcessor):
                 out = self._settled_stamp(span, attrs, found)
                 if out is None or out[COST_STATUS] == DUPLICATE:
                     return out  # a duplicate gets no step number: it is not a new call
-            if AGENT_STEP not in attrs:
-                agent = getattr(span, _AGENT, None)
-                if agent is not None:
-                    out[AGENT_STEP] = next(agent)
+            if AGENT_STEP not in attrs and agent is not None:
+                out[AGENT_STEP] = next(agent)
             return out
         except Exception:
             self._internal_error("end")

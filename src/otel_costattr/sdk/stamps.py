@@ -51,13 +51,15 @@ def compile_stamp(
     internal_error: Callable[[str], None],
     first_spans: Any = None,
     duplicate: Callable[[], dict[str, Any]] | None = None,
+    steps_type: type,
 ) -> Stamp:
     """The stamp function for spans holding exactly these of `STAMP_KEYS` (a shape with a
     cost status: none; one the compiled pricer does not take: ``slow`` itself).
     ``slow(span, attrs, start_ns)`` is the processor's general end hook, ``cached_quote``
     and ``quote`` the table's (see `cost.compiled.price_attributes`), ``regional`` the ids
     of entries some region prices otherwise. The step counter of the span's agent is read
-    from the seam's `seam.MARKER`. ``first_spans``: the processor's duplicate check (its
+    from the seam's `seam.MARKER`, of type ``steps_type``: any other marker hands the span
+    to ``slow``. ``first_spans``: the processor's duplicate check (its
     ``_FirstSpans``; None: off), with ``duplicate()``, the processor's stamp of a duplicate.
     A priced span claims its response id inline: the common case, a (trace, id) not seen
     before, is one ``setdefault`` on its ``claims``; otherwise ``first_spans.settle``
@@ -111,7 +113,12 @@ def compile_stamp(
             "    if (first is not mine or len(CLAIMS) > LIMIT) and not FIRST.settle(key, mine, first):",
             "        return DUPLICATE()",
         ]
-    lines = ["try:", *("    " + line.replace("\n", "\n    ") for line in body)]
+    # The seam's MARKER, read as an attribute (a span started before the processor has
+    # none): a pair's marker (processor._Paired) is the general hook's to decide.
+    names.update(STEPS=steps_type)
+    lines = ["try:", "    agent = span._costattr_agent", "except AttributeError:", "    agent = None"]
+    lines.append("if agent is not None and type(agent) is not STEPS: return SLOW(span, a, ns)")
+    lines += ["try:", *("    " + line.replace("\n", "\n    ") for line in body)]
     # Values that are unhashable or change meanwhile: the general hook copes, as it does
     # when price_attributes raises.
     lines += ["except (KeyError, TypeError, RuntimeError):", "    return SLOW(span, a, ns)"]
@@ -120,8 +127,6 @@ def compile_stamp(
     lines += ["COUNT()", "a[COST] = usd", "a[STATUS] = 'priced'", "a[PRICING_VERSION] = VERSION"]
     lines.append("a[PRICED_MODEL] = entry.id")
     if AGENT_STEP not in keys:
-        # The seam's MARKER, read as an attribute: a span started before the processor has none.
-        lines += ["try:", "    agent = span._costattr_agent", "except AttributeError:", "    agent = None"]
         lines.append("if agent is not None: a[STEP] = next(agent)")
     lines.append("return None")
     return build("stamp", "span, a, ns", lines, names, sorted(keys))  # type: ignore[return-value]
