@@ -333,3 +333,110 @@ def test_nested_spans_that_are_two_calls_are_both_priced(table, path):
     assert nested(traced, EMBED, no_usage) == ["priced", "no_usage"]
     # a failed call traced twice (a 429): one unpriced call, not two
     assert nested(traced, no_usage, no_usage) == ["duplicate", "no_usage"]
+
+
+def usage(model: str, inp: int, out: int) -> dict:
+    return {**CALL, "gen_ai.request.model": model, "gen_ai.usage.input_tokens": inp,
+            "gen_ai.usage.output_tokens": out}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_framework_span_is_a_copy_only_of_the_calls_it_sums(table, path):
+    """A review of the first form, which took any model-call span of another scope inside a
+    model-call span for the same model as one call: a guardrail call made inside a streamed
+    chat span hid the chat's own cost, and a framework span around a call and another
+    model's call counted the first twice. The sizes decide now: the outer span is a copy of
+    the inner calls of its models whose output tokens it sums."""
+    traced = Traced(table, path)
+    sdk, framework = traced.provider.get_tracer("sdk"), traced.provider.get_tracer("framework")
+
+    def run(outer_usage: dict, *inner_usages: dict) -> list[str | None]:
+        outer = framework.start_span("chat", context=traced.run(), attributes={**CALL}, start_time=T0)
+        inners = []
+        for i, attrs in enumerate(inner_usages):
+            inner = sdk.start_span("call", context=trace.set_span_in_context(outer), start_time=T0 + 1 + i)
+            inner.set_attributes(attrs)
+            inner.end(T0 + 5 + i)
+            inners.append(inner)
+        outer.set_attributes(outer_usage)
+        outer.end(T0 + 100)
+        return traced.statuses(outer, *inners)
+
+    large = "acme-large"
+    # two calls, the framework span reporting their sum: a copy of both
+    assert run(usage(large, 2000, 200), usage(large, 1000, 100), usage(large, 1000, 100)) == [
+        "duplicate",
+        "priced",
+        "priced",
+    ]
+    # a call of its model and one of another model inside: a copy of the first alone
+    assert run(usage(large, 1000, 100), usage(large, 1000, 100), usage("acme-mini", 50, 7)) == [
+        "duplicate",
+        "priced",
+        "priced",
+    ]
+    # a separate small call of the same model inside a long streamed chat: two calls
+    assert run(usage(large, 5000, 800), usage(large, 200, 1)) == ["priced", "priced"]
+    # one token apart (OpenLLMetry's Anthropic streams count one more): the same call
+    assert run(usage(large, 1000, 101), usage(large, 1000, 100)) == ["duplicate", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_three_instrumentations_of_one_call_price_it_once(table, path):
+    """LangChain's span (a third scope) around OpenLLMetry's around OpenInference's: the
+    middle span, a duplicate, did not tell the outermost, which was billed too."""
+    traced = Traced(table, path)
+    scopes = [traced.provider.get_tracer(name) for name in ("langchain", "openllmetry", "openinference")]
+    context, spans = traced.run(), []
+    for i, tracer in enumerate(scopes):
+        span = tracer.start_span(f"level {i}", context=context, attributes={**CALL}, start_time=T0 + i)
+        spans.append(span)
+        context = trace.set_span_in_context(span)
+    for i, span in reversed(list(enumerate(spans))):
+        span.end(T0 + 100 - i)
+    assert traced.statuses(*spans) == ["duplicate", "duplicate", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_pair_takes_one_agent_step(table, path):
+    """The outer span names itself a model call at start (numbered then); the inner one names
+    itself at end. The priced inner spans were numbered 1, 3, 5: they take the step of their
+    pair's outer span now, 0, 1, 2."""
+    traced = Traced(table, path)
+    inner_tracer = traced.provider.get_tracer("other")
+    agent = traced.tracer.start_span(
+        "agent", context=traced.run(), attributes={"gen_ai.operation.name": "invoke_agent"}, start_time=T0
+    )
+    priced = []
+    for i in range(3):
+        start = T0 + 10 * (i + 1)
+        outer = traced.tracer.start_span(
+            "outer", context=trace.set_span_in_context(agent), attributes={**CALL}, start_time=start
+        )
+        inner = inner_tracer.start_span(
+            "inner", context=trace.set_span_in_context(outer), start_time=start + 1
+        )
+        inner.set_attributes(CALL)
+        inner.end(start + 5)
+        outer.end(start + 6)
+        assert traced.statuses(outer, inner) == ["duplicate", "priced"]
+        priced.append(inner)
+    ended = {s.context.span_id: s.attributes for s in traced.exporter.get_finished_spans()}
+    assert [ended[s.get_span_context().span_id].get("gen_ai.agent.step") for s in priced] == [0, 1, 2]
+
+
+def test_a_pair_marker_keeps_no_outer_span_alive(table):
+    """Every child of another scope under a model-call span is marked (its role is not known
+    at start: an HTTP client's span too); the mark held the outer span itself."""
+    import gc
+    import weakref
+
+    traced = Traced(table, "general")
+    outer = traced.tracer.start_span("outer", context=traced.run(), attributes={**CALL}, start_time=T0)
+    http = traced.provider.get_tracer("httpx").start_span("POST", context=trace.set_span_in_context(outer))
+    outer.end(T0 + 10)
+    gone = weakref.ref(outer)
+    traced.exporter.clear()
+    del outer
+    gc.collect()
+    assert gone() is None and http.is_recording()

@@ -65,7 +65,6 @@ from ..semconv import (
     REGION,
     RESPONSE_ID,
     ROLE_KEYS,
-    USAGE_KEYS,
     SpanRole,
     read_call_fields,
     span_role,
@@ -99,7 +98,6 @@ _UNKNOWN = CostStatus.UNKNOWN_MODEL
 _REPORTED_1, _REPORTED_2, _REPORTED_3 = REPORTED_COST_KEYS
 _MODEL_CALL = SpanRole.MODEL_CALL
 _CALL_PRICED = frozenset({_PRICED.value, DUPLICATE})  # the statuses of a call someone priced
-_USAGE = frozenset(USAGE_KEYS)
 _AGENT_ROLE = SpanRole.AGENT
 
 _RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
@@ -125,22 +123,25 @@ class _Steps(itertools.count):
 
 class _Paired:
     """The marker (seam.MARKER) of a model-call span nested in another instrumentation's
-    model-call span, and of that outer span once the inner one has ended: two spans one API
+    model-call span, and of that outer span once an inner one has ended: two spans one API
     call makes when two instrumentations trace it (OpenLLMetry's ``openai.chat`` around
     OpenInference's ``ChatCompletion`` or openai-v2's span, for chat and embeddings alike),
     whose response ids cannot pair them when one has none (OpenInference records none, and
-    an embedding has none at all). The first to end is priced; the other, for the same
-    model, is a duplicate. ``steps``: its agent's step counter (or None), as the marker
-    holds otherwise; ``outer``: for the inner span, the span it started under; ``inner``:
-    for the outer span, once the inner one was stamped, the models it named and whether its
-    call was priced (`_told`)."""
+    an embedding has none at all). The first to end is stamped; the other is a duplicate
+    when it is the same call (`_copy_of`). ``steps``: its agent's step counter (or None),
+    as the marker holds otherwise; ``outer``: for an inner span, a weak reference to the
+    span it started under; ``inner``: for an outer span, what each of its inner spans said
+    when stamped (`_Said`)."""
 
     __slots__ = ("inner", "outer", "steps")
 
-    def __init__(
-        self, steps: _Steps | None, outer: object = None, inner: tuple[frozenset[str], bool] | None = None
-    ) -> None:
+    def __init__(self, steps: _Steps | None, outer: Any = None, inner: list[_Said] | None = None) -> None:
         self.steps, self.outer, self.inner = steps, outer, inner
+
+
+# What a stamped span of a nested pair says of its call: the models it named, whether the
+# call was priced (by it, or by a span it duplicates), and its size (`_size`).
+_Said = tuple[frozenset[str], bool, int | None]
 
 
 def _models(attrs: Mapping[str, Any]) -> frozenset[str]:
@@ -148,16 +149,45 @@ def _models(attrs: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(v for key in MODEL_KEYS if type(v := attrs.get(key)) is str and v)
 
 
-def _told(
-    stamped: Mapping[str, Any], models: frozenset[str] | None = None
-) -> tuple[frozenset[str], bool] | None:
-    """What a stamped span of a nested pair tells the other: the models it named
-    (``models``, else read from ``stamped``) and whether its call was priced (by it, or by
-    a span it duplicates). None: not stamped."""
-    status = stamped.get(COST_STATUS)
-    if status is None:
+def _size(attrs: Mapping[str, Any]) -> int | None:
+    """A call's size, as two instrumentations of it report it alike: its output tokens, or,
+    with none (an embedding), its input tokens; None: no usage."""
+    counts = read_call_fields(attrs)[3]
+    for count in (counts[1], counts[0]):
+        if type(count) is int and count > 0:
+            return count
+    return None
+
+
+def _said(attrs: Mapping[str, Any], status: object, size: int | None) -> _Said:
+    return _models(attrs), status in _CALL_PRICED, size
+
+
+def _near(a: int, b: int) -> bool:
+    """Sizes of one call as two instrumentations report them: a token apart at most, or 1%
+    (OpenLLMetry's Anthropic streams count one output token more)."""
+    return abs(a - b) <= max(1, max(a, b) // 100)
+
+
+def _copy_of(models: frozenset[str], size: int | None, said: list[_Said]) -> _Said | None:
+    """Whether a span naming ``models`` with usage of ``size`` (None: none) is a copy of the
+    call the other span(s) of its pair stamped first (``said``): for a model they named, of
+    a call they priced, with the same size (or none: a span with no usage of its own), or,
+    with no usage itself, of one they could not price either (a failed call traced twice).
+    A span with usage beside spans that could not price theirs is priced: the money first.
+    Returns what it then says of its call, for an outer span of its own; None: not a copy.
+    A framework's span around two SDK calls reports their sum: the sizes of the inner spans
+    for its models are summed; calls to other models inside it are other calls."""
+    same = [s for s in said if not s[0].isdisjoint(models)]
+    if not same:
         return None
-    return (_models(stamped) if models is None else models), status in _CALL_PRICED
+    priced = [s for s in same if s[1]]
+    if priced:
+        total = sum(s[2] or 0 for s in priced)
+        if size is None or _near(size, total):
+            return models, True, total
+        return None
+    return (models, False, None) if size is None else None
 
 
 def _scope_of(span: object) -> object:
@@ -441,7 +471,8 @@ class CostSpanProcessor(SpanProcessor):
             agent = self._steps_of(parent)
         marker: object = agent
         if role is _MODEL_CALL and self._dedupe and _scope_of(span) != _scope_of(parent):
-            marker = _Paired(agent, outer=parent)  # another instrumentation's span of its call?
+            with contextlib.suppress(TypeError):  # a span class without weak references
+                marker = _Paired(agent, outer=weakref.ref(parent))  # another's span of its call?
         if marker is not None:
             setattr(span, _AGENT, marker)
         if agent is not None:
@@ -582,40 +613,52 @@ class CostSpanProcessor(SpanProcessor):
     def _paired_stamp(
         self, span: Span, attrs: Mapping[str, Any], ns: int, paired: _Paired
     ) -> dict[str, Any] | None:
-        """`_stamp` for a span of a nested pair (`_Paired`): a duplicate when the other span
-        of its call, for the same model, was stamped first; else stamped as any other, and
-        an inner span tells its outer span what it named."""
-        outer = paired.outer
+        """`_stamp` for a span of a nested pair (`_Paired`): a duplicate when it is a copy of
+        the call the other span stamped first (`_copy_of`); else stamped as any other. An
+        inner span then tells its outer span what it said; a priced inner span with no step
+        of its own takes its outer span's (numbered at start, as the pair's)."""
+        outer = paired.outer() if paired.outer is not None else None
+        steps = paired.steps
         try:
-            models = _models(attrs)
-            if span_role(attrs) is _MODEL_CALL:
-                first = paired.inner
-                if first is None and outer is not None and getattr(outer, "end_time", None) is not None:
-                    first = _told(seam.attributes_of(outer))  # the outer span ended first
-                # A copy: of a call the other span priced, or, with no usage itself, of one
-                # the other could not price either (a failed call). One with usage beside an
-                # unpriced span is priced: the money, not the count of calls, comes first.
-                if (
-                    first is not None
-                    and not first[0].isdisjoint(models)
-                    and (first[1] or _USAGE.isdisjoint(attrs))
-                ):
-                    return self._duplicate()
+            if span_role(attrs) is not _MODEL_CALL:
+                return self._call_stamp(span, attrs, ns, steps)
+            models, size = _models(attrs), _size(attrs)
+            said = paired.inner or []
+            oattrs = seam.attributes_of(outer) if outer is not None else seam.EMPTY
+            if outer is not None and getattr(outer, "end_time", None) is not None and COST_STATUS in oattrs:
+                said = [*said, _said(oattrs, oattrs[COST_STATUS], _size(oattrs))]  # it ended first
+            copy = _copy_of(models, size, said) if said else None
+            if copy is not None:
+                self._tell(outer, copy)  # a third span around both: the same call again
+                return self._duplicate()
+            step = oattrs.get(AGENT_STEP) if AGENT_STEP not in attrs else None
+            if type(step) is int:
+                steps = None
         except Exception:
             self._internal_error("end")
             return None
-        out = self._call_stamp(span, attrs, ns, paired.steps)
-        if out is not None and outer is not None:
-            try:
-                told = _told(out, models)
-                held = getattr(outer, _AGENT, None)
-                if type(held) is _Paired:
-                    held.inner = told
-                else:
-                    setattr(outer, _AGENT, _Paired(held, inner=told))
-            except Exception:
-                self._internal_error("end")
+        out = self._call_stamp(span, attrs, ns, steps)
+        if out is not None:
+            if type(step) is int and out[COST_STATUS] != DUPLICATE:
+                out[AGENT_STEP] = step
+            self._tell(outer, _said(attrs, out[COST_STATUS], size))
         return out
+
+    def _tell(self, outer: object, said: _Said) -> None:
+        """Tell an outer span of a nested pair (not ended yet) what its inner span said."""
+        if outer is None or getattr(outer, "end_time", 0) is not None:
+            return
+        try:
+            held = getattr(outer, _AGENT, None)
+            if type(held) is _Paired:
+                if held.inner is None:
+                    held.inner = [said]
+                elif len(held.inner) < _OPEN_KEPT:
+                    held.inner.append(said)
+            else:
+                setattr(outer, _AGENT, _Paired(held, inner=[said]))
+        except Exception:
+            self._internal_error("end")
 
     def _call_stamp(
         self, span: Span, attrs: Mapping[str, Any], ns: int, agent: _Steps | None
