@@ -108,6 +108,11 @@ def test_good_file_loads(tmp_path):
             GOOD_MODEL + "cache_read = 0.1\nbatch = { input = 0.5, output = 1 }\n",
             "model 'm1': price[0].batch.cache_read: missing price (the base rates have it)",
         ),
+        (  # a review found the variant's long requests priced at its base rates, not the tier's
+            GOOD_MODEL
+            + "tiers = [{ above = 1000, input = 2, output = 4 }]\nbatch = { input = 0.5, output = 1 }\n",
+            "model 'm1': price[0].batch.tiers: missing (the base rates have tiers)",
+        ),
         (
             GOOD_MODEL + "tiers = [{ above = 0, input = 2, output = 4 }]\n",
             "model 'm1': price[0].tiers[0].above: must be a whole number of input tokens > 0",

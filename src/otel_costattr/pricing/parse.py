@@ -312,7 +312,11 @@ class _Parser:
             if tier_name in raw:
                 vfield = f"{field}.{tier_name}"
                 self.check_keys(raw[tier_name], _VARIANT_KEYS, model_id, vfield)
-                variants[tier_name] = self.schedule(raw[tier_name], model_id, vfield, standard.rates)
+                variant = self.schedule(raw[tier_name], model_id, vfield, standard.rates)
+                if standard.tiers and not variant.tiers:
+                    # The base's long-context rates are not the variant's: its own are unknown.
+                    raise self.fail(model_id, f"{vfield}.tiers", "missing (the base rates have tiers)")
+                variants[tier_name] = variant
         windows = self.windows(raw.get("windows", []), model_id, f"{field}.windows", standard.rates)
         return PricePeriod(
             self.date(raw.get("since"), model_id, f"{field}.since"), standard, variants, windows
