@@ -215,8 +215,8 @@ PRICED = "output = 2"  # the end of the model's first [[model.price]]
         ),
         (
             "input = 1",
-            "input = 1e-19",
-            "model 'm1': price[0].input: must have at most 18 decimal places, got 1E-19",
+            "input = 1e-13",
+            "model 'm1': price[0].input: must have at most 12 decimal places, got 1E-13",
         ),
         (
             PRICED,
@@ -264,8 +264,61 @@ def test_multipliers_together_cannot_lift_a_price_past_the_bound(tmp_path):
     )
     path = write(tmp_path, text)
     assert load_error(path) == (
-        f"{path}: model 'm1': multiplier: x10000 makes input 1000000000 USD per million tokens, above 100000"
+        f"{path}: model 'm1': multiplier: x10000 makes price[0].input 1000000000 USD per million tokens,"
+        " above 100000"
     )
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "extra", "field"),
+    [
+        ("0.95", "0.9375", "", "price[0].input 0.0000556640625"),  # 10 + 2 + 4 places: 13
+        (
+            "1",
+            "0.5",
+            "batch = { input = 0.000000000001, output = 1 }",
+            "price[0].batch.input 0.0000000000005",
+        ),
+        (
+            "0.5",
+            "1",
+            "tiers = [{ above = 1000, input = 1, output = 0.000000000003 }]",
+            "price[0].tiers[0].output 0.0000000000015",
+        ),
+    ],
+)
+def test_multipliers_cannot_give_a_rate_more_places_than_repricing_holds(
+    tmp_path, provider, model, extra, field
+):
+    # A review found such a file loading, then every `rollup --reprice` and `whatif` failing
+    # on it with a message naming neither the file nor the field (rollups.queries).
+    text = (
+        MODEL.replace('provider = "acme"', f'provider = "acme"\nmultiplier = {provider}')
+        .replace(MATCH, f"{MATCH}\nmultiplier = {model}")
+        .replace("input = 1\n", "input = 0.0000625\n" if not extra else "input = 1\n")
+        .replace(PRICED, f"{PRICED}\n{extra}")
+    )
+    path = write(tmp_path, text)
+    factor = (Decimal(provider) * Decimal(model)).normalize()
+    assert load_error(path) == (
+        f"{path}: model 'm1': multiplier: x{factor:f} makes {field} USD per million tokens,"
+        " more than 12 decimal places (what repricing holds)"
+    )
+
+
+def test_a_rate_of_twelve_places_after_multipliers_loads_and_reprices(tmp_path):
+    import duckdb
+
+    from otel_costattr.rollups.queries import load_prices
+
+    # 0.000000000005 x 0.2 is 1.0E-12 as Decimal arithmetic writes it: twelve places, not 13.
+    text = MODEL.replace(MATCH, f"{MATCH}\nmultiplier = 0.2").replace(
+        "input = 1\n", "input = 0.000000000005\n"
+    )
+    table = load(write(tmp_path, text))
+    con = duckdb.connect()
+    assert load_prices(con, table) == 1
+    assert con.execute("SELECT input FROM costattr_prices").fetchone() == (Decimal("1E-12"),)
 
 
 def test_an_id_that_grows_when_lower_cased_is_held_to_the_length_bound():
@@ -276,9 +329,8 @@ def test_an_id_that_grows_when_lower_cased_is_held_to_the_length_bound():
 
 
 def test_multipliers_on_a_precise_price_stay_exact(tmp_path):
-    # 23 + 18 + 18 significant digits, the most the bounds allow: beyond Decimal's default 28,
-    # which used to round.
-    price, by_provider, by_model = "12345.678901234567890123", "0.123456789012345678", "0.987654321098765432"
+    # 4 + 6 + 2 places: exactly the 12 a rate may have after its multipliers.
+    price, by_provider, by_model = "12345.6789", "0.123457", "0.98"
     text = (
         MODEL.replace('provider = "acme"', f'provider = "acme"\nmultiplier = {by_provider}')
         .replace(MATCH, f"{MATCH}\nmultiplier = {by_model}")

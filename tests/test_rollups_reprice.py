@@ -14,9 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rollups_workload import Writer, build, trace_id
 
-from otel_costattr import Usage, compute_cost, load_pricing
+from otel_costattr import PricingError, Usage, compute_cost, load_pricing
 from otel_costattr.rollups.catalog import rollups
-from otel_costattr.rollups.errors import RollupError
 from otel_costattr.rollups.queries import load_prices, rollup
 from otel_costattr.store import database as store
 
@@ -135,12 +134,13 @@ def test_load_prices(table):
     assert think == (D("8.8"), D("1.1"))  # cache writes fall back to the input rate
 
 
-def test_a_rate_finer_than_the_table_holds_is_refused(tmp_path):
+def test_a_rate_finer_than_the_table_holds_is_refused_at_load(tmp_path):
+    # Refused when the file loads, naming it (pricing.model.MAX_RATE_DECIMALS), not by every
+    # repricing later: load_prices keeps its own check for a table built some other way.
     fine = tmp_path / "fine.toml"
     fine.write_text(SELF_HOSTED.replace("input = 0.2", "input = 0.0000000000001"))
-    con = duckdb.connect()
-    with pytest.raises(RollupError, match=r"^vllm/acme-ner-7b: rate 1E-13 has more than 12 decimal places$"):
-        load_prices(con, load_pricing([fine], bundled=False, use_env=False))
+    with pytest.raises(PricingError, match=r"^.*fine.toml: model 'acme-ner-7b': price\[0\].input: must have"):
+        load_pricing([fine], bundled=False, use_env=False)
 
 
 # --- the property: SQL repricing == compute_cost, call by call ---------------------------

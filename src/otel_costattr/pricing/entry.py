@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .model import MAX_PRICE, WIDE_CONTEXT, MatchRule, ModelSpec, PricePeriod, PricingError, ProviderFile
+from .model import (
+    MAX_PRICE,
+    MAX_RATE_DECIMALS,
+    WIDE_CONTEXT,
+    MatchRule,
+    ModelSpec,
+    PricePeriod,
+    PricingError,
+    ProviderFile,
+    Rates,
+    decimal_places,
+)
 
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -75,21 +87,37 @@ def epoch_ns(when: object) -> int:
     raise TypeError(f"expected epoch nanoseconds, a datetime or a date, got {when!r}")
 
 
+def _rates_of(period: PricePeriod, index: int) -> Iterator[tuple[str, Rates]]:
+    """Every rate set of ``period`` (the ``index``-th), with the field that wrote it."""
+    field = f"price[{index}]"
+    for name, schedule in [(None, period.standard), *period.service_tiers.items()]:
+        where = field if name is None else f"{field}.{name}"
+        yield where, schedule.rates
+        yield from ((f"{where}.tiers[{i}]", t.rates) for i, t in enumerate(schedule.tiers))
+    yield from ((f"{field}.windows[{i}]", w.rates) for i, w in enumerate(period.windows))
+
+
 def _check_scaled(
     spec: ModelSpec, provider: ProviderFile, periods: tuple[PricePeriod, ...], factor: Decimal
 ) -> None:
     """Each multiplier is bounded on its own; together (provider x model, over an alias's
-    target) they must not lift a price past the bound a single price has."""
-    for period in periods:
-        schedules = [period.standard, *period.service_tiers.values()]
-        rates = [s.rates for s in schedules] + [t.rates for s in schedules for t in s.tiers]
-        rates += [w.rates for w in period.windows]
-        for r in rates:
-            for key, value in r.as_dict().items():
-                if value is not None and value > MAX_PRICE:
+    target) they must not lift a price past the bound a single price has, nor give it more
+    decimal places than a price may have (SQL repricing's: see `model.MAX_RATE_DECIMALS`)."""
+    target = f"{spec.alias_of}'s " if spec.alias_of else ""  # an alias's periods are its target's
+    for index, period in enumerate(periods):
+        for where, rates in _rates_of(period, index):
+            for key, value in rates.as_dict().items():
+                if value is None:
+                    continue
+                problem = None
+                if value > MAX_PRICE:
+                    problem = f"above {MAX_PRICE}"
+                elif decimal_places(value) > MAX_RATE_DECIMALS:
+                    problem = f"more than {MAX_RATE_DECIMALS} decimal places (what repricing holds)"
+                if problem is not None:
                     raise PricingError(
                         f"{provider.path}: model {spec.id!r}: multiplier: x{factor.normalize():f} makes"
-                        f" {key} {value.normalize():f} USD per million tokens, above {MAX_PRICE}"
+                        f" {target}{where}.{key} {value.normalize():f} USD per million tokens, {problem}"
                     )
 
 

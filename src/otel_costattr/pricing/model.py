@@ -26,14 +26,24 @@ MATCH_KINDS = ("equals", "starts_with", "ends_with", "regex")
 # resolution cache keyed by id can hold. The longest real id is under 100 characters.
 MAX_MODEL_ID = 256
 # Sane bounds, checked at load: 100x the dearest model today, a factor of 100 either way, a
-# threshold above any context window. Eighteen decimal places keep every product of a price
-# and two multipliers within 66 digits, which WIDE_CONTEXT computes exactly (SQL repricing
-# holds 12 and refuses finer rates itself: see rollups.queries).
+# threshold above any context window. A rate, as written and after every multiplier, has at
+# most MAX_RATE_DECIMALS places: SQL repricing (rollups.queries) loads rates as
+# DECIMAL(38, 12), and one finer rate anywhere in the table would break every `--reprice` and
+# `whatif` long after the file loaded. A multiplier may have eighteen: every product of a
+# price and two multipliers stays within 66 digits, which WIDE_CONTEXT computes exactly.
 MAX_PRICE = Decimal(100_000)
 MAX_MULTIPLIER = Decimal(100)
 MAX_TIER_ABOVE = 10**9
 MAX_DECIMALS = 18
+MAX_RATE_DECIMALS = 12
 WIDE_CONTEXT = Context(prec=80)
+
+
+def decimal_places(value: Decimal) -> int:
+    """How many decimal places ``value`` needs (trailing zeros, as a product has, do not count)."""
+    exponent = value.normalize(WIDE_CONTEXT).as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    return max(0, -exponent)
 
 
 class PricingError(ValueError):

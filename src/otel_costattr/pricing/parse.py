@@ -21,6 +21,7 @@ from .model import (
     MAX_MODEL_ID,
     MAX_MULTIPLIER,
     MAX_PRICE,
+    MAX_RATE_DECIMALS,
     MAX_TIER_ABOVE,
     RATE_KEYS,
     SERVICE_TIERS,
@@ -141,7 +142,7 @@ class _Parser:
             raise self.fail(model, field, f"must be a finite number >= 0, got {value}")
         if number > MAX_PRICE:
             raise self.fail(model, field, f"must be at most {MAX_PRICE} USD per million tokens, got {value}")
-        return self.decimals(number, model, field)
+        return self.decimals(number, model, field, MAX_RATE_DECIMALS)
 
     def multiplier(self, value: Any, model: str | None) -> Decimal | None:
         if value is None:
@@ -151,13 +152,13 @@ class _Parser:
         number = Decimal(value)
         if not number.is_finite() or not 0 < number <= MAX_MULTIPLIER:
             raise self.fail(model, "multiplier", f"must be a number > 0 and <= {MAX_MULTIPLIER}, got {value}")
-        return self.decimals(number, model, "multiplier")
+        return self.decimals(number, model, "multiplier", MAX_DECIMALS)
 
-    def decimals(self, number: Decimal, model: str | None, field: str) -> Decimal:
+    def decimals(self, number: Decimal, model: str | None, field: str, places: int) -> Decimal:
         exponent = number.as_tuple().exponent
         assert isinstance(exponent, int)  # finite
-        if -exponent > MAX_DECIMALS:
-            raise self.fail(model, field, f"must have at most {MAX_DECIMALS} decimal places, got {number}")
+        if -exponent > places:
+            raise self.fail(model, field, f"must have at most {places} decimal places, got {number}")
         return number
 
     def provider(self, raw: dict[str, Any]) -> ProviderFile:

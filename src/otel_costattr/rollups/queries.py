@@ -23,6 +23,7 @@ from ..clickhouse.runner import clickhouse_target, rollup_clickhouse
 from ..cost import billing
 from ..cost.billing import render_sql
 from ..pricing.entry import ModelEntry
+from ..pricing.model import MAX_RATE_DECIMALS, decimal_places
 from ..pricing.table import PriceTable, load_pricing
 from ..semconv import CACHE_WRITE_1H_KEYS, SERVICE_TIER_KEYS
 from ..store import database as store
@@ -47,8 +48,9 @@ Reprice = PriceTable | Iterable[str | os.PathLike[str]]
 _REPRICED_SUFFIX = "_repriced"
 # Rates are loaded per million tokens as DECIMAL(38, 12) and a call's cost is
 # (tokens x rates) x 0.000001 as DECIMAL(38, 18): exact for any rate with up to 12 decimal
-# places (far finer than any price list; a finer one is refused, never rounded).
-_RATE_PLACES = 12
+# places (far finer than any price list; a price file with a finer one, as written or after
+# its multipliers, fails at load: pricing.model.MAX_RATE_DECIMALS).
+_RATE_PLACES = MAX_RATE_DECIMALS
 
 
 # --- connections -----------------------------------------------------------------------
@@ -274,7 +276,7 @@ def _pricing(reprice: Reprice) -> PriceTable:
 
 
 def _check_places(value: Decimal, where: str) -> None:
-    if -value.as_tuple().exponent > _RATE_PLACES:  # type: ignore[operator]
+    if decimal_places(value) > _RATE_PLACES:  # a trailing zero a product left is no place
         raise RollupError(f"{where}: rate {value} has more than {_RATE_PLACES} decimal places")
 
 
