@@ -343,3 +343,27 @@ def test_a_misspelt_region_table_names_region_among_the_keys(tmp_path):
         f"{path}: regoin: unknown key (allowed: fallback, model, multiplier, name, otel_names,"
         " provider, region, retrieved, source, via)"
     )
+
+
+OVERLAPS = [
+    ('match = [{ starts_with = "acme-" }]', 'match = [{ equals = "acme-ft-1" }]', "'acme-ft-1'"),
+    ('match = [{ regex = "acme-ft-.*" }]', "", "'acme-ft-1'"),
+    ('match = [{ equals = "shared-id" }]', 'match = [{ equals = "shared-id" }]', "'shared-id'"),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "probe"), OVERLAPS)
+def test_overlapping_rules_in_two_user_files_fail_naming_both(tmp_path, first, second, probe):
+    # Refused inside one file, but two files for one provider were accepted and the order of
+    # the files chose the price (pricing/README.md: it never does).
+    one = GOOD_MODEL.replace('id = "m1"', 'id = "wide"').replace('match = [{ equals = "m1" }]', first)
+    other = GOOD_MODEL.replace('id = "m1"', 'id = "acme-ft-1"').replace('match = [{ equals = "m1" }]', second)
+    if "shared" in probe:
+        other = other.replace('id = "acme-ft-1"', 'id = "narrow"')
+    a, b = write(tmp_path, one, "a.toml"), write(tmp_path, other, "b.toml")
+    for files in ([a, b], [b, a]):
+        with pytest.raises(PricingError) as info:
+            load_pricing(files, bundled=False, use_env=False)
+        message = str(info.value)
+        assert f"match: {probe} also matches model" in message
+        assert {str(a), str(b)} <= set(message.replace(":", " ").split()), message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,7 @@ class _Parser:
             if m.id in seen:
                 raise self.fail(m.id, "id", "duplicate model id in this file")
             seen.add(m.id)
-        check_overlaps(self.path, models)
+        check_overlaps([(m, self.path) for m in models])
         return ProviderFile(
             path=self.path,
             provider=provider,
@@ -353,8 +354,9 @@ class _Parser:
             previous = p.since
 
 
-def check_overlaps(path: str, models: tuple[ModelSpec, ...]) -> None:
-    """Every `equals` value and example must match exactly one model of the file.
+def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
+    """Every `equals` value and example must match exactly one of ``models`` (each with the
+    file it is in: one file's, or one provider's from every user file, `table._build`).
 
     Linear in the number of models, not quadratic: equals values, prefixes and suffixes are
     dict lookups (a probe is cut at each length that some starts_with / ends_with value has:
@@ -364,7 +366,7 @@ def check_overlaps(path: str, models: tuple[ModelSpec, ...]) -> None:
     """
     by_kind: dict[str, dict[str, list[int]]] = {"equals": {}, "starts_with": {}, "ends_with": {}}
     regexes: list[tuple[MatchRule, int]] = []
-    for index, model in enumerate(models):
+    for index, (model, _) in enumerate(models):
         for rule in model.rules:
             if rule.kind == "regex":
                 regexes.append((rule, index))
@@ -373,7 +375,7 @@ def check_overlaps(path: str, models: tuple[ModelSpec, ...]) -> None:
     equals, prefixes, suffixes = by_kind.values()
     prefix_lengths = sorted({len(v) for v in prefixes})
     suffix_lengths = sorted({len(v) for v in suffixes})
-    for index, model in enumerate(models):
+    for index, (model, path) in enumerate(models):
         for probe in [r.value for r in model.rules if r.kind == "equals"] + list(model.examples):
             hits = set(equals.get(probe, ()))
             for n in prefix_lengths:
@@ -383,7 +385,8 @@ def check_overlaps(path: str, models: tuple[ModelSpec, ...]) -> None:
             hits.update(i for rule, i in regexes if rule.matches(probe))
             hits.discard(index)
             if hits:
-                other = models[min(hits)].id
+                other, where = models[min(hits)]
+                elsewhere = "" if where == path else f" in {where}"
                 raise PricingError(
-                    f"{path}: model {model.id!r}: match: {probe!r} also matches model {other!r}"
+                    f"{path}: model {model.id!r}: match: {probe!r} also matches model {other.id!r}{elsewhere}"
                 )

@@ -30,6 +30,7 @@ from .model import (
     Tier,
     TimeWindow,
 )
+from .parse import check_overlaps as check_model_overlaps
 from .parse import compile_rule, parse_provider_file, read_toml
 from .regions import (
     REGIONS_FILE,
@@ -477,6 +478,15 @@ def _build(
                     f"{pf.provider!r} ({pf.path})"
                 )
             raise PricingError(f"{pf.path}: {field}: {name!r} is already claimed by {owner!r} in {where}")
+
+    # Each file was checked on its own; a provider's models from every user file together,
+    # so that no order of the files chooses between two rules matching one id.
+    mine: dict[str, list[tuple[ModelSpec, str]]] = {}
+    for pf in user:
+        mine.setdefault(pf.provider, []).extend((spec, pf.path) for spec in pf.models)
+    for models in mine.values():
+        if len({path for _, path in models}) > 1:
+            check_model_overlaps(models)
 
     for prov in providers.values():
         for fb in prov.fallback:
