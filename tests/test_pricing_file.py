@@ -345,6 +345,54 @@ def test_a_misspelt_region_table_names_region_among_the_keys(tmp_path):
     )
 
 
+OVERRIDE = """
+provider = "openai"
+[[model]]
+id = "gpt-4o"
+[[model.price]]
+input = 2
+output = 8
+"""
+
+
+@pytest.mark.parametrize("provider", [None, "openai"])
+def test_a_replaced_bundled_model_keeps_its_match_rules_for_dated_ids(tmp_path, provider):
+    # A review found gpt-4o-2024-08-06 priced from Azure's list-price copy ($2.50) with no
+    # provider, and unknown with provider openai, once a user file priced gpt-4o at $2.
+    table = load_pricing([write(tmp_path, OVERRIDE)], use_env=False)
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+    for model in ("gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"):
+        cost = compute_cost(model, usage, table=table, provider=provider, start_time=0)
+        assert (cost.model, cost.total) == ("gpt-4o", 2), model
+    entry = table.resolve("gpt-4o", "openai")
+    assert entry.origin == str(tmp_path / "prices.toml")
+    assert "gpt-4o-2024-08-06" in {r.value for r in entry.rules}
+    # Azure resells at list price still, its dated ids too.
+    assert compute_cost(
+        "gpt-4o-2024-08-06", usage, table=table, provider="azure", start_time=0
+    ).total == Decimal("2.5")
+
+
+def test_a_match_of_its_own_replaces_the_bundled_rules(tmp_path):
+    mine = write(
+        tmp_path, OVERRIDE.replace('id = "gpt-4o"', 'id = "gpt-4o"\nmatch = [{ equals = "gpt-4o" }]')
+    )
+    table = load_pricing([mine], use_env=False)
+    assert table.resolve("gpt-4o", "openai").origin == str(mine)
+    assert table.resolve("gpt-4o-2024-08-06", "openai") is None  # as before: the user's rules alone
+    # A model of the user's own for a dated id the bundled rules answer: the rules it keeps
+    # would match it too, which is refused, saying where the rule came from.
+    dated = OVERRIDE + OVERRIDE.split("\n", 2)[2].replace('"gpt-4o"', '"gpt-4o-2024-08-06"')
+    path = write(tmp_path, dated, "dated.toml")
+    with pytest.raises(PricingError) as info:
+        load_pricing([path], use_env=False)
+    assert str(info.value) == (
+        f"{path}: model 'gpt-4o': match: 'gpt-4o-2024-08-06' also matches model 'gpt-4o-2024-08-06'"
+        " (model 'gpt-4o' keeps the match rules of the bundled model it replaces: give it a match of"
+        " its own)"
+    )
+
+
 OVERLAPS = [
     ('match = [{ starts_with = "acme-" }]', 'match = [{ equals = "acme-ft-1" }]', "'acme-ft-1'"),
     ('match = [{ regex = "acme-ft-.*" }]', "", "'acme-ft-1'"),

@@ -219,6 +219,10 @@ class ModelSpec:
     periods: tuple[PricePeriod, ...]
     alias_of: str | None
     multiplier: Decimal | None
+    # Where `rules` and `examples` come from: "match" (the file wrote them), "id" (no
+    # `match`: the id alone) or "bundled" (no `match` on a model replacing a bundled one of
+    # the same id: that model's, see table._build).
+    rules_from: str = "match"
 
 
 @dataclass(frozen=True)

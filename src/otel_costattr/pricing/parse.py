@@ -229,6 +229,7 @@ class _Parser:
             periods=periods,
             alias_of=alias_of,
             multiplier=self.multiplier(raw.get("multiplier"), model_id),
+            rules_from="id" if raw.get("match") is None else "match",
         )
 
     def rules(self, raw: Any, model_id: str) -> tuple[MatchRule, ...]:
@@ -387,6 +388,12 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
             if hits:
                 other, where = models[min(hits)]
                 elsewhere = "" if where == path else f" in {where}"
+                kept = next((m.id for m in (model, other) if m.rules_from == "bundled"), None)
+                why = "" if kept is None else (
+                    f" (model {kept!r} keeps the match rules of the bundled model it replaces:"
+                    " give it a match of its own)"
+                )  # fmt: skip
                 raise PricingError(
-                    f"{path}: model {model.id!r}: match: {probe!r} also matches model {other.id!r}{elsewhere}"
+                    f"{path}: model {model.id!r}: match: {probe!r} also matches model {other.id!r}"
+                    f"{elsewhere}{why}"
                 )

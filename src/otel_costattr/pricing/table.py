@@ -437,6 +437,7 @@ def _build(
     files: list[str],
     regions: tuple[RegionRule, ...] = (),
 ) -> PriceTable:
+    user = _keep_bundled_rules(bundled, user)
     providers: dict[str, ProviderIndex] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
     # Which user file defined each (provider, model id), and which file claimed each name (a
@@ -480,12 +481,13 @@ def _build(
             raise PricingError(f"{pf.path}: {field}: {name!r} is already claimed by {owner!r} in {where}")
 
     # Each file was checked on its own; a provider's models from every user file together,
-    # so that no order of the files chooses between two rules matching one id.
+    # so that no order of the files chooses between two rules matching one id, and again
+    # when a model kept a bundled model's rules.
     mine: dict[str, list[tuple[ModelSpec, str]]] = {}
     for pf in user:
         mine.setdefault(pf.provider, []).extend((spec, pf.path) for spec in pf.models)
     for models in mine.values():
-        if len({path for _, path in models}) > 1:
+        if len({path for _, path in models}) > 1 or any(m.rules_from == "bundled" for m, _ in models):
             check_model_overlaps(models)
 
     for prov in providers.values():
@@ -530,6 +532,24 @@ def _build(
     bases = _keep_list_prices(providers, hosts, listed)
     names = {name: claim[0] for name, claim in claims.items()}  # name -> the provider it means
     return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions, bases)
+
+
+def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -> list[ProviderFile]:
+    """``user`` with each model that replaces a bundled one (same provider and id) and has no
+    ``match`` of its own given that model's match rules and examples: the dated ids the
+    bundled model answers (gpt-4o-2024-08-06 for gpt-4o) get the user's price, rather than
+    a host's list-price copy or no price at all."""
+    shipped = {(pf.provider, spec.id): spec for pf in bundled for spec in pf.models}
+    out = []
+    for pf in user:
+        models = tuple(
+            replace(spec, rules=base.rules, examples=base.examples, rules_from="bundled")
+            if spec.rules_from == "id" and (base := shipped.get((pf.provider, spec.id))) is not None
+            else spec
+            for spec in pf.models
+        )
+        out.append(replace(pf, models=models) if models != pf.models else pf)
+    return out
 
 
 # A model's list price: its spec and file, the user's extra match rules, and whether it is a
