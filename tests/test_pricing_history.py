@@ -85,3 +85,28 @@ def test_sonnet_4_long_context_tier_on_the_api_and_bedrock(table, model_id, prov
     assert small.total == D("0.003")
     early = compute_cost(model_id, usage, provider=provider, start_time=_at(dt.date(2025, 7, 1)), table=table)
     assert early.tier_above is None  # before the 1M-context beta: no request could exceed 200k
+
+
+def test_a_replacement_from_a_date_keeps_the_bundled_prices_before_it(tmp_path):
+    # A review found a user's contract price for gpt-4o "since 2025-05-01" applied to calls of
+    # 2024 too: a time before the first period got the first period.
+    contract = tmp_path / "contract.toml"
+    contract.write_text(
+        'provider = "openai"\n'
+        '[[model]]\nid = "gpt-4o"\nmultiplier = 0.5\n'
+        "[[model.price]]\nsince = 2025-05-01\ninput = 4\noutput = 16\n"
+        '[[model]]\nid = "team-4o"\nalias_of = "gpt-4o"\nmultiplier = 0.8\n'
+    )
+    mine = load_pricing([contract], use_env=False)
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+
+    def rate(model, day):
+        return compute_cost(model, usage, provider="openai", start_time=_at(day), table=mine).total
+
+    before, after = dt.date(2025, 4, 30), dt.date(2025, 5, 1)
+    # The bundled list price (without the contract's multiplier) until the contract begins.
+    assert rate("gpt-4o", before) == rate("gpt-4o-2024-08-06", before) == D("2.5")
+    assert rate("gpt-4o", after) == D("2")  # $4 x 0.5
+    # An alias: its target's prices in force then, then its own multiplier.
+    assert (rate("team-4o", before), rate("team-4o", after)) == (D("2"), D("1.6"))
+    assert [p.since for p in mine.resolve("gpt-4o", "openai").periods][-1] == after

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from .model import (
@@ -51,7 +51,8 @@ class ModelEntry:
         """The prices in force at ``when`` (datetime, date, epoch nanoseconds; None: now).
 
         A time before the first recorded price gets the first one: a model is not called
-        before it exists, so that only happens with clock skew.
+        before it exists, so that only happens with clock skew (a user's model replacing a
+        bundled one from a date has the bundled prices before it: `with_earlier`).
         """
         return self.period_for_ns(epoch_ns(when))
 
@@ -137,7 +138,6 @@ def build_entry(
     if factor != 1:
         periods = tuple(p.scaled(factor) for p in periods)
         _check_scaled(spec, provider, periods, factor)
-    since_ns = tuple(-(2**63) if p.since is None else _date_ns(p.since) for p in periods)
     return ModelEntry(
         id=spec.id,
         provider=provider.provider,
@@ -149,5 +149,16 @@ def build_entry(
         deprecated=spec.deprecated,
         origin=provider.path,
         alias_of=spec.alias_of,
-        _since_ns=since_ns,
+        _since_ns=_since_of(periods),
     )
+
+
+def with_earlier(entry: ModelEntry, periods: tuple[PricePeriod, ...]) -> ModelEntry:
+    """``entry`` with ``periods`` (in force before its first) before its own: a user's model
+    replacing a bundled one from a date keeps the bundled prices until then (table._build)."""
+    history = (*periods, *entry.periods)
+    return replace(entry, periods=history, _since_ns=_since_of(history))
+
+
+def _since_of(periods: tuple[PricePeriod, ...]) -> tuple[int, ...]:
+    return tuple(-(2**63) if p.since is None else _date_ns(p.since) for p in periods)

@@ -18,12 +18,13 @@ from typing import NamedTuple
 
 from .. import settings
 from .._resources import bundled_dir
-from .entry import ModelEntry, build_entry
+from .entry import ModelEntry, build_entry, with_earlier
 from .forms import SELF_HOSTED, UNPRICED, id_form
 from .model import (
     MAX_MODEL_ID,
     MatchRule,
     ModelSpec,
+    PricePeriod,
     PricingError,
     ProviderFile,
     Rates,
@@ -509,9 +510,24 @@ def _build(
 
     hosts = {pf.provider for pf in bundled}  # the providers we ship: hosts resell at list
     listed = _list_specs(bundled, user)
+    shipped = {(pf.provider, s.id): (s, pf) for pf in bundled for s in pf.models if s.alias_of is None}
+    ours = {id(pf) for pf in user}
+
+    def earlier(spec: ModelSpec, pf: ProviderFile) -> tuple[PricePeriod, ...]:
+        """For a user's model replacing a bundled one from a date (its first ``since``): the
+        bundled model's prices in force before that date, exactly as the bundled entry has
+        them. Its price list before the user's contract began is what those calls paid."""
+        first = spec.periods[0].since if spec.periods and id(pf) in ours else None
+        base = shipped.get((pf.provider, spec.id)) if first is not None else None
+        if base is None:
+            return ()
+        bundled_periods = build_entry(base[0], base[1], base[0].periods).periods
+        return tuple(p for p in bundled_periods if p.since is None or p.since < first)  # type: ignore[operator]
+
     for pid, items in specs.items():
         for spec, pf in items:
             periods, inherited = spec.periods, ()
+            before = earlier(spec, pf)
             if spec.alias_of is not None:
                 found = find(spec.alias_of, pid)
                 if found is None:
@@ -526,7 +542,12 @@ def _build(
                     target, where, *_ = listed.get((where.provider, target.id), (target, where))
                 periods = target.periods
                 inherited = (None if where is pf else where.multiplier, target.multiplier)
-            providers[pid].entries.append(build_entry(spec, pf, periods, inherited))
+                # Before its target's user prices begin: the bundled ones, then the alias's
+                # own file's and its own multipliers (the target's are the user's contract).
+                before = earlier(target, where)
+                before = build_entry(spec, pf, before).periods if before else ()
+            entry = build_entry(spec, pf, periods, inherited)
+            providers[pid].entries.append(with_earlier(entry, before) if before else entry)
         providers[pid].index()
 
     bases = _keep_list_prices(providers, hosts, listed)
