@@ -169,3 +169,18 @@ def test_pricing_check_loads_several_files_together(capsys, tmp_path):
     assert err == f"Error: {b}: model 'm1': id: provider 'acme' already has model 'm1' in {a}\n"
     code, _, err = run(capsys, "price", "m1", "--input", "1", "--pricing", str(b), "--pricing", str(a))
     assert (code, err) == (1, f"Error: {a}: model 'm1': id: provider 'acme' already has model 'm1' in {b}\n")
+
+
+def test_pricing_show_names_the_provider_an_alias_resolved_to(tmp_path, capsys):
+    # A review found alias_of = "deepseek/deepseek-chat" in an openai file priced from
+    # OpenRouter's model of that literal id, found by a search of every provider, and
+    # `pricing show` saying only "alias of deepseek/deepseek-chat".
+    prices = tmp_path / "openai.toml"
+    prices.write_text(
+        'provider = "openai"\n[[model]]\nid = "deepseek-chat"\nalias_of = "deepseek/deepseek-chat"\n'
+    )
+    code, out, err = run(
+        capsys, "pricing", "show", "deepseek-chat", "--provider", "openai", "--pricing", str(prices)
+    )
+    assert code == 0, err
+    assert "  alias of deepseek/deepseek-chat (provider deepseek, model deepseek-chat)" in out.splitlines()

@@ -415,3 +415,32 @@ def test_overlapping_rules_in_two_user_files_fail_naming_both(tmp_path, first, s
         message = str(info.value)
         assert f"match: {probe} also matches model" in message
         assert {str(a), str(b)} <= set(message.replace(":", " ").split()), message
+
+
+@pytest.mark.parametrize(
+    ("alias_of", "target"),
+    [
+        ("deepseek-chat", ("deepseek", "deepseek-chat")),  # one other provider prices the id
+        ("deepseek/deepseek-chat", ("deepseek", "deepseek-chat")),  # provider/id, not OpenRouter's
+        ("openrouter/deepseek/deepseek-chat", ("openrouter", "deepseek/deepseek-chat")),
+        ("gpt-4o", ("openai", "gpt-4o")),  # its own provider first
+    ],
+)
+def test_an_alias_finds_its_target_in_its_provider_then_by_name(tmp_path, alias_of, target):
+    # A review found "deepseek/deepseek-chat" in an openai file priced at OpenRouter's model
+    # of that literal id: every provider was searched, in table order.
+    mine = write(tmp_path, f'provider = "openai"\n[[model]]\nid = "mine"\nalias_of = "{alias_of}"\n')
+    table = load_pricing([mine], use_env=False)
+    entry = table.resolve("mine", "openai")
+    assert entry.alias_target == target
+    assert entry.periods == table.resolve(target[1], target[0]).periods
+
+
+def test_an_alias_of_an_id_several_providers_price_is_refused(tmp_path):
+    mine = write(tmp_path, 'provider = "mygw"\n[[model]]\nid = "oss"\nalias_of = "openai/gpt-oss-120b"\n')
+    with pytest.raises(PricingError) as info:
+        load_pricing([mine], use_env=False)
+    assert str(info.value) == (
+        f"{mine}: model 'oss': alias_of: 'openai/gpt-oss-120b' is priced by groq, together:"
+        " write 'groq/openai/gpt-oss-120b' or 'together/openai/gpt-oss-120b'"
+    )

@@ -103,7 +103,8 @@ def pricing_show(model: str, provider: str | None, pricing: Sequence[str]) -> No
     echo(f"  pricing version {table.version}, from {entry.origin}")
     echo(f"  source {entry.source or '-'} (retrieved {entry.retrieved or '-'})")
     if entry.alias_of:
-        echo(f"  alias of {entry.alias_of}")
+        provider, target = entry.alias_target or (entry.provider, entry.alias_of)
+        echo(f"  alias of {entry.alias_of} (provider {provider}, model {target})")
     for period in entry.periods:
         echo(f"  {f'since {period.since}' if period.since else 'from the start'}:")
         for label, schedule in [("standard", period.standard), *period.service_tiers.items()]:

@@ -45,6 +45,8 @@ class ModelEntry:
     # A host's copy of another provider's model at its list price (pricing/table.py
     # `_keep_list_prices`): that provider's id, for what asks which model a call went to.
     list_of: str | None = field(default=None, compare=False)
+    # An alias's target as resolved (pricing/table.py `_build`): (provider, model id).
+    alias_target: tuple[str, str] | None = field(default=None, compare=False)
     _since_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     def price_at(self, when: object = None) -> PricePeriod:

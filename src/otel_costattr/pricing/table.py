@@ -501,15 +501,35 @@ def _build(
     # lookups instead of a scan of every model (quadratic with many aliases).
     priced = {pid: {s.id: (s, pf) for s, pf in items if s.alias_of is None} for pid, items in specs.items()}
 
-    def find(model_id: str, pid: str) -> tuple[ModelSpec, ProviderFile] | None:
-        for search in (pid, *providers[pid].fallback, *providers):
+    def find(spec: ModelSpec, pf: ProviderFile) -> tuple[ModelSpec, ProviderFile]:
+        """An alias's target: a model of its provider or that provider's fallbacks (first
+        found in that order, as a span is resolved); else ``provider/id`` naming another
+        provider's model; else the one other provider that prices the id. Never the first of
+        several (the table's order would choose the price): that is refused."""
+        model_id, pid = spec.alias_of, pf.provider
+        assert model_id is not None
+        near = (pid, *providers[pid].fallback)
+        for search in near:
             found = priced[search].get(model_id)
             if found is not None:
                 return found
-        return None
+        head, _, rest = model_id.partition("/")
+        found = priced[head].get(rest) if rest and head in priced else None
+        if found is not None:
+            return found
+        others = [p for p in providers if p not in near and model_id in priced[p]]
+        where = f"{pf.path}: model {spec.id!r}: alias_of"
+        if not others:
+            raise PricingError(f"{where}: no priced model {model_id!r} in {pid!r} or its fallbacks")
+        if len(others) > 1:
+            forms = " or ".join(repr(f"{p}/{model_id}") for p in others)
+            raise PricingError(f"{where}: {model_id!r} is priced by {', '.join(others)}: write {forms}")
+        return priced[others[0]][model_id]
 
+    # Each alias's target, by (provider, alias id), resolved once (the list prices need them).
+    targets = {(pf.provider, s.id): find(s, pf) for items in specs.values() for s, pf in items if s.alias_of}
     hosts = {pf.provider for pf in bundled}  # the providers we ship: hosts resell at list
-    listed = _list_specs(bundled, user)
+    listed = _list_specs(bundled, user, targets)
     shipped = {(pf.provider, s.id): (s, pf) for pf in bundled for s in pf.models if s.alias_of is None}
     ours = {id(pf) for pf in user}
 
@@ -529,11 +549,7 @@ def _build(
             periods, inherited = spec.periods, ()
             before = earlier(spec, pf)
             if spec.alias_of is not None:
-                found = find(spec.alias_of, pid)
-                if found is None:
-                    raise PricingError(
-                        f"{pf.path}: model {spec.id!r}: alias_of: no priced model {spec.alias_of!r}"
-                    )
+                found = targets[(pid, spec.id)]
                 # Exactly its target's prices, the target's multipliers included (its file's
                 # once, when the alias is listed in that file too), then the alias's own; an
                 # alias a host we ship makes of another provider's model: its list price.
@@ -547,6 +563,8 @@ def _build(
                 before = earlier(target, where)
                 before = build_entry(spec, pf, before).periods if before else ()
             entry = build_entry(spec, pf, periods, inherited)
+            if spec.alias_of is not None:
+                entry = replace(entry, alias_target=(found[1].provider, found[0].id))
             providers[pid].entries.append(with_earlier(entry, before) if before else entry)
         providers[pid].index()
 
@@ -578,7 +596,11 @@ def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -
 ListSpec = tuple[ModelSpec, ProviderFile, tuple[MatchRule, ...], bool]
 
 
-def _list_specs(bundled: list[ProviderFile], user: list[ProviderFile]) -> dict[tuple[str, str], ListSpec]:
+def _list_specs(
+    bundled: list[ProviderFile],
+    user: list[ProviderFile],
+    targets: dict[tuple[str, str], tuple[ModelSpec, ProviderFile]],
+) -> dict[tuple[str, str], ListSpec]:
     """The list price of each model a user file prices, by (provider, id): the bundled
     model it replaces (with the user's extra match rules), or, for a model only the user
     prices, its prices as written, without the user's multipliers (a negotiated discount is
@@ -591,13 +613,16 @@ def _list_specs(bundled: list[ProviderFile], user: list[ProviderFile]) -> dict[t
     models = [(pf, spec) for pf in user for spec in pf.models]
     # The models first: an alias then finds its target's list price among them.
     for pf, spec in sorted(models, key=lambda m: m[1].alias_of is not None):
-        key, target = (pf.provider, spec.id), (pf.provider, spec.alias_of)
+        key, target = (pf.provider, spec.id), None
+        if spec.alias_of is not None:
+            found, home = targets[key]
+            target = (home.provider, found.id) if home.provider == pf.provider else None
         if key in shipped:
             base, where = shipped[key]
             out[key] = (base, where, tuple(r for r in spec.rules if r not in base.rules), True)
         elif spec.alias_of is None:
             out[key] = (replace(spec, multiplier=None), replace(pf, multiplier=None), (), False)
-        elif target in out or target in shipped:
+        elif target is not None and (target in out or target in shipped):
             base, where = out[target][:2] if target in out else shipped[target]
             listed = replace(spec, alias_of=None, periods=base.periods, multiplier=base.multiplier)
             out[key] = (listed, where, (), False)
