@@ -128,6 +128,15 @@ def test_bad_price_files_in_the_environment_stop_every_command(db, tmp_path, arg
     broken.write_text("x = [\n")
     got = error_line(invoke(*argv, env={"OTEL_COSTATTR_PRICING_FILES": str(broken)}))
     assert got.startswith(f"OTEL_COSTATTR_PRICING_FILES: {broken}: invalid TOML")
+    # What only the whole table can check: an alias with no target, an unknown fallback (a
+    # review found both passing every command that does not price).
+    for text, problem in [
+        ('provider = "acme"\n[[model]]\nid = "a"\nalias_of = "nope"\n', "model 'a': alias_of: no priced"),
+        ('provider = "acme"\nfallback = ["ghost"]\n', "fallback: unknown provider 'ghost'"),
+    ]:
+        broken.write_text(text)
+        got = error_line(invoke(*argv, env={"OTEL_COSTATTR_PRICING_FILES": str(broken)}))
+        assert got.startswith(f"OTEL_COSTATTR_PRICING_FILES: {broken}: {problem}"), got
     bad_flag = error_line(invoke(*argv, env={"OTEL_COSTATTR_CAPTURE_CONTENT": "maybe"}))
     assert bad_flag.startswith("OTEL_COSTATTR_CAPTURE_CONTENT='maybe': expected true or false")
     assert invoke(*argv, "--help", env={"OTEL_COSTATTR_PRICING_FILES": str(missing)}).exit_code == 0

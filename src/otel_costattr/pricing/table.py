@@ -355,8 +355,8 @@ def read_user_files(
 ) -> tuple[list[tuple[str, bytes]], list[ProviderFile], list[RegionRule]]:
     """Read and check users' price files, without the bundled table: each file's bytes, its
     provider entries, its ``[[region]]`` rules. Raises `PricingError` naming file, model and
-    field. `load_pricing` reads them so; the CLI checks ``OTEL_COSTATTR_PRICING_FILES`` with it
-    at start (cheap: no bundled file is parsed)."""
+    field. `load_pricing` reads them so (what only the whole table can check, it checks
+    after: `settings.check` loads the table)."""
     parts: list[tuple[str, bytes]] = []
     files: list[ProviderFile] = []
     regions: list[RegionRule] = []
