@@ -274,6 +274,14 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
         " does not keep them, and the rollups leave them out (give otel_traces the same TTL:"
         " the Collector's ttl; or a longer --ttl-days)\n"
     )
+    # and an empty rollup then says why, not "is a GenAI instrumentation loaded?" (a review)
+    from otel_costattr.rollups.explain import explain_empty
+
+    said = explain_empty(old, {})
+    assert said.startswith("0 model calls in costattr_spans, which the rollups read (") and said.endswith(
+        f" spans there, {stored:,} in otel_traces): its TTL (clickhouse init --ttl-days) dropped the older"
+        " spans, model calls among them"
+    ), said
 
 
 def test_report_on_clickhouse_is_the_duckdb_page(
@@ -298,6 +306,30 @@ def test_a_missing_traces_table_is_one_short_line(stores: tuple[str, str]) -> No
     with pytest.raises(RollupError, match="no table nope") as e:
         rollup("per_feature", url + ("&" if "?" in url else "?") + "table=nope")
     assert "\n" not in str(e.value) and len(str(e.value)) < 300
+
+
+def test_a_traces_table_of_another_shape_is_one_short_line(stores: tuple[str, str]) -> None:
+    """A review: a table with SpanAttributes as JSON (or without Duration) failed every
+    rollup with the whole generated SQL in one 12 KB line, and serve started anyway."""
+    from otel_costattr.clickhouse.client import server_line
+
+    _, url = stores
+    client = connect(parse_target(url))
+    client.command(
+        "CREATE TABLE other_shape (Timestamp DateTime64(9), TraceId String, SpanId String,"
+        " ParentSpanId String, SpanName String, ServiceName String, SpanAttributes String,"
+        " Duration UInt64) ENGINE = MergeTree ORDER BY Timestamp"
+    )
+    with pytest.raises(RollupError) as e:
+        rollup("per_feature", url + "&table=other_shape")
+    said = str(e.value)
+    assert "other_shape.SpanAttributes is String, not Map" in said and len(said) < 300, said
+    # any server error quoting the query is cut before it
+    assert (
+        server_line(RuntimeError("Code: 43. Bad type. In scope SELECT " + "x" * 10_000))
+        == "Code: 43. Bad type."
+    )
+    assert len(server_line(RuntimeError("y" * 10_000))) == 300
 
 
 def test_money_stays_exact(stores: tuple[str, str]) -> None:

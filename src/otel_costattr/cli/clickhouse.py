@@ -119,14 +119,14 @@ def _said(done: Any) -> None:
 @contextlib.contextmanager
 def _errors(db: str) -> Iterator[None]:
     """The store's errors as one ``Error:`` line."""
-    from ..clickhouse.client import ClickHouseError
+    from ..clickhouse.client import ClickHouseError, server_line
 
     try:
         yield
     except (ValueError, ClickHouseError) as e:
         raise CLIError(str(e)) from e
     except Exception as e:  # the server's own error, one line
-        raise CLIError(f"{db.split('@')[-1]}: {str(e).strip().splitlines()[0]}") from e
+        raise CLIError(f"{db.split('@')[-1]}: {server_line(e)}") from e
 
 
 def serve_clickhouse(

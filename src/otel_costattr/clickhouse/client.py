@@ -117,8 +117,17 @@ def _reason(error: BaseException) -> str:
         if isinstance(cause, OSError) and cause.strerror:
             return f"cannot connect: {cause.strerror}"
         cause = cause.__cause__ or cause.__context__
-    text = str(error)
-    return text.splitlines()[0] if text else repr(error)
+    return server_line(error)
+
+
+def server_line(error: BaseException) -> str:
+    """A server's error as one short line: its first, cut before the query it quotes
+    (ClickHouse appends the whole generated SQL after " In scope ": 12 KB for a rollup over
+    a table of another shape) and at 300 characters."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else repr(error)
+    text = text.split(" In scope ", 1)[0]
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _held_elsewhere(folder: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
-from .client import SETTINGS, ClickHouseError, connect
+from .client import SETTINGS, ClickHouseError, connect, server_line
 from .ledger import UNSETTLED, ledger_exists, read_chain, unsettled
 from .onetrace import trace_rows
 from .prelude import calls_sql, spans_sql, where_param
@@ -70,7 +70,42 @@ def spans_relation(client: Any, target: Target) -> str:
             f"{target.display()}: no table {target.table} (the Collector's traces table; "
             "its clickhouse exporter creates it with create_schema)"
         )
+    _check_shape(client, target)
     return TYPED_TABLE if TYPED_TABLE in found else spans_sql(target.table)
+
+
+# The Collector's columns the rollups read, and the kind of type each must have (a JSON
+# SpanAttributes, as another exporter mode writes, is read as no Map can be).
+_NEEDED = {"Timestamp": "DateTime64", "TraceId": "String", "SpanId": "String",
+           "ParentSpanId": "String", "SpanName": "String", "ServiceName": "String",
+           "SpanAttributes": "Map(", "Duration": "Int"}  # fmt: skip
+_shape_checked: set[tuple[str, str, str]] = set()  # (server, database, table) found fit, this process
+
+
+def _check_shape(client: Any, target: Target) -> None:
+    """`RollupError` (one line) when the Collector's table lacks a column the rollups read or
+    holds it in another type: a table of another shape failed every rollup with the whole
+    generated SQL in a 12 KB line. Once a table a process."""
+    key = (target.display(), target.database, target.table)
+    if key in _shape_checked:
+        return
+    rows = client.query(
+        "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+        parameters={"db": target.database, "t": target.table},
+    ).result_rows
+    types = {name: kind for name, kind in rows}
+    for name, kind in _NEEDED.items():
+        found = types.get(name)
+        if found is None:
+            raise RollupError(
+                f"{target.display()}: {target.table} has no column {name} (not the Collector's table)"
+            )
+        if kind not in found.replace("LowCardinality(", ""):
+            raise RollupError(
+                f"{target.display()}: {target.table}.{name} is {found}, not {kind.rstrip('(')}: not the"
+                " shape the Collector's clickhouse exporter writes (a Map of attributes, not JSON)"
+            )
+    _shape_checked.add(key)
 
 
 def translated(
@@ -236,8 +271,7 @@ def rollup_clickhouse(
     except ClickHouseError as e:
         raise RollupError(str(e)) from e
     except Exception as e:  # the server's error, in one line
-        text = str(e).strip().splitlines()
-        raise RollupError(f"{target.display()}: {text[0] if text else e!r}") from e
+        raise RollupError(f"{target.display()}: {server_line(e)}") from e
     # Columns that only carry the repricing (not done here) are left out, as DuckDB does.
     keep = [n for n in names if not n.endswith("_repriced")]
     out = Rows({n: _value(v) for n, v in zip(names, row, strict=True) if n in keep} for row in rows)

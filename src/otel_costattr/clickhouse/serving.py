@@ -17,7 +17,7 @@ from typing import Any
 from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
 from ..rollups.explain import one_trace, trace_prefix
-from .client import ClickHouseError, connect, has_table
+from .client import ClickHouseError, connect, has_table, server_line
 from .runner import clickhouse_target, rollup_clickhouse
 from .target import Target
 
@@ -64,7 +64,7 @@ def check_store(db: str) -> Target:
     except ClickHouseError as e:
         raise ValueError(str(e)) from None
     except Exception as e:  # the server's own error, in one line
-        raise ValueError(f"{target.display()}: {str(e).strip().splitlines()[0]}") from None
+        raise ValueError(f"{target.display()}: {server_line(e)}") from None
     if not found:
         raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
     return target

@@ -56,8 +56,16 @@ def is_clickhouse_url(db: object) -> bool:
 
 
 def _fail(db: str, what: str) -> ValueError:
-    masked = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", db)
-    return ValueError(f"--db {masked}: {what}")
+    """The error for a bad ``db`` URL, its credentials masked: everything between the
+    scheme and the last '@' (a generated password may hold '/', '#', '?' or '@', so where
+    the credentials end cannot be told more closely)."""
+    scheme, sep, rest = db.partition("://")
+    if sep and "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user, colon, _ = credentials.partition(":")
+        shown = f"{user}:***" if colon and re.fullmatch(r"[\w.%+-]*", user) else "***"
+        db = f"{scheme}://{shown}@{host}"
+    return ValueError(f"--db {db}: {what}")
 
 
 def _identifier(db: str, name: str, value: str) -> str:
@@ -73,8 +81,9 @@ def parse_target(db: str) -> Target | None:
     try:
         parts = urlsplit(db)
         port = parts.port
-    except ValueError as e:
-        raise _fail(db, str(e)) from None
+    except ValueError as e:  # its text quotes the URL's parts (a password's start as the port)
+        why = "not a port number from 0 to 65535" if "port" in str(e).lower() else "not a valid URL"
+        raise _fail(db, f"{why} (percent-encode '/', '#', '?' and '@' in a user or password)") from None
     scheme = parts.scheme.lower()
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(options) - _OPTIONS)

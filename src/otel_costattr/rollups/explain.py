@@ -109,7 +109,8 @@ def _lines(
 def _explain_clickhouse(db: str, params: Mapping[str, Any], filters: list[tuple[str, list[str]]]) -> str:
     """`explain_empty` over a ClickHouse store: the counts through the ClickHouse contract,
     the values known through the per-group rollup (a column or any identity key)."""
-    from ..clickhouse.client import connect  # needs the extra
+    from ..clickhouse.client import connect, has_table  # needs the extra
+    from ..clickhouse.runner import TYPED_TABLE
     from ..clickhouse.serving import run_query
     from .queries import rollup
 
@@ -119,11 +120,25 @@ def _explain_clickhouse(db: str, params: Mapping[str, Any], filters: list[tuple[
         rows = rollup("per_group", db, group_by=param)
         return sorted(str(r["value"]) for r in rows if r["value"] is not None)[:1000]
 
+    target = clickhouse_target(db)
+    assert target is not None
+
     def spans() -> int:
-        target = clickhouse_target(db)
-        assert target is not None
         return int(connect(target).query(f"SELECT count() FROM {target.table}").result_rows[0][0])
 
+    if not holds["calls"]:
+        client = connect(target)
+        if has_table(client, target.database, TYPED_TABLE):
+            # the calls are read from the typed table, whose TTL (clickhouse init --ttl-days)
+            # may have dropped what the Collector's table still holds
+            count = spans()
+            typed = int(client.query(f"SELECT count() FROM {TYPED_TABLE}").result_rows[0][0])
+            if typed < count:
+                return (
+                    f"0 model calls in {TYPED_TABLE}, which the rollups read ({typed:,} spans there,"
+                    f" {count:,} in {target.table}): its TTL (clickhouse init --ttl-days) dropped"
+                    " the older spans, model calls among them"
+                )
     return _lines(holds, spans, known, known, params, filters)
 
 
