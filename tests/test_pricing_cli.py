@@ -176,11 +176,9 @@ def test_pricing_show_names_the_provider_an_alias_resolved_to(tmp_path, capsys):
     # OpenRouter's model of that literal id, found by a search of every provider, and
     # `pricing show` saying only "alias of deepseek/deepseek-chat".
     prices = tmp_path / "openai.toml"
-    prices.write_text(
-        'provider = "openai"\n[[model]]\nid = "deepseek-chat"\nalias_of = "deepseek/deepseek-chat"\n'
-    )
+    prices.write_text('provider = "openai"\n[[model]]\nid = "deepseek-chat"\nalias_of = "deepseek-chat"\n')
     code, out, err = run(
         capsys, "pricing", "show", "deepseek-chat", "--provider", "openai", "--pricing", str(prices)
     )
     assert code == 0, err
-    assert "  alias of deepseek/deepseek-chat (provider deepseek, model deepseek-chat)" in out.splitlines()
+    assert "  alias of deepseek-chat (provider deepseek, model deepseek-chat)" in out.splitlines()

@@ -380,17 +380,15 @@ def test_a_match_of_its_own_replaces_the_bundled_rules(tmp_path):
     table = load_pricing([mine], use_env=False)
     assert table.resolve("gpt-4o", "openai").origin == str(mine)
     assert table.resolve("gpt-4o-2024-08-06", "openai") is None  # as before: the user's rules alone
-    # A model of the user's own for a dated id the bundled rules answer: the rules it keeps
-    # would match it too, which is refused, saying where the rule came from.
+    # A model of the user's own for a dated id the bundled rules answer: the bundled rule
+    # naming it is not inherited (a review: the file was refused, for a rule it never wrote),
+    # and each id gets its own price; the other dated ids the user's gpt-4o.
     dated = OVERRIDE + OVERRIDE.split("\n", 2)[2].replace('"gpt-4o"', '"gpt-4o-2024-08-06"')
     path = write(tmp_path, dated, "dated.toml")
-    with pytest.raises(PricingError) as info:
-        load_pricing([path], use_env=False)
-    assert str(info.value) == (
-        f"{path}: model 'gpt-4o': match: 'gpt-4o-2024-08-06' also matches model 'gpt-4o-2024-08-06'"
-        " (model 'gpt-4o' keeps the match rules of the bundled model it replaces: give it a match of"
-        " its own)"
-    )
+    table = load_pricing([path], use_env=False)
+    assert table.resolve("gpt-4o-2024-08-06", "openai").id == "gpt-4o-2024-08-06"
+    assert table.resolve("gpt-4o-2024-11-20", "openai").id == "gpt-4o"
+    assert table.resolve("gpt-4o-2024-11-20", "openai").origin == str(path)
 
 
 OVERLAPS = [
@@ -421,7 +419,8 @@ def test_overlapping_rules_in_two_user_files_fail_naming_both(tmp_path, first, s
     ("alias_of", "target"),
     [
         ("deepseek-chat", ("deepseek", "deepseek-chat")),  # one other provider prices the id
-        ("deepseek/deepseek-chat", ("deepseek", "deepseek-chat")),  # provider/id, not OpenRouter's
+        ("deepseek/chat-typo", None),  # provider/id naming nothing: refused below
+        ("deepseek/deepseek-reasoner", ("deepseek", "deepseek-reasoner")),  # provider/id
         ("openrouter/deepseek/deepseek-chat", ("openrouter", "deepseek/deepseek-chat")),
         ("gpt-4o", ("openai", "gpt-4o")),  # its own provider first
     ],
@@ -430,6 +429,10 @@ def test_an_alias_finds_its_target_in_its_provider_then_by_name(tmp_path, alias_
     # A review found "deepseek/deepseek-chat" in an openai file priced at OpenRouter's model
     # of that literal id: every provider was searched, in table order.
     mine = write(tmp_path, f'provider = "openai"\n[[model]]\nid = "mine"\nalias_of = "{alias_of}"\n')
+    if target is None:
+        with pytest.raises(PricingError, match="no priced model"):
+            load_pricing([mine], use_env=False)
+        return
     table = load_pricing([mine], use_env=False)
     entry = table.resolve("mine", "openai")
     assert entry.alias_target == target
@@ -444,3 +447,18 @@ def test_an_alias_of_an_id_several_providers_price_is_refused(tmp_path):
         f"{mine}: model 'oss': alias_of: 'openai/gpt-oss-120b' is priced by groq, together:"
         " write 'groq/openai/gpt-oss-120b' or 'together/openai/gpt-oss-120b'"
     )
+
+
+def test_an_alias_a_provider_id_form_and_a_literal_id_both_read_is_refused(tmp_path):
+    # A review: "perplexity/sonar" (a bundled id, copied from `pricing list`) was read as
+    # provider/id, perplexity's other model "sonar": $2.00 where the literal id's is $2.75.
+    for alias_of, second in (("perplexity/sonar", "perplexity"), ("deepseek/deepseek-chat", "openrouter")):
+        mine = write(tmp_path, f'provider = "openai"\n[[model]]\nid = "mine"\nalias_of = "{alias_of}"\n')
+        with pytest.raises(PricingError) as info:
+            load_pricing([mine], use_env=False)
+        head, rest = alias_of.split("/", 1)
+        assert str(info.value) == (
+            f"{mine}: model 'mine': alias_of: {alias_of!r} names two models, {head}'s {rest!r} and the"
+            f" model {alias_of!r} of {second}: write {f'{second}/{alias_of}'!r} for the second, or {rest!r}"
+            " for the first"
+        )

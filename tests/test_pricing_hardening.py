@@ -302,8 +302,17 @@ def test_multipliers_cannot_give_a_rate_more_places_than_repricing_holds(
     factor = (Decimal(provider) * Decimal(model)).normalize()
     assert load_error(path) == (
         f"{path}: model 'm1': multiplier: x{factor:f} makes {field} USD per million tokens,"
-        " more than 12 decimal places (what repricing holds)"
+        " more than 12 decimal places (what repricing holds): a multiplier of fewer decimal places"
+        " avoids it"
     )
+
+
+def test_trailing_zeros_are_no_decimal_places(tmp_path):
+    # A review: 2.5000000000000 as written was refused (13 places) though 2.5 after a
+    # multiplier is not; the places are counted alike now.
+    path = write(tmp_path, MODEL.replace("input = 1\n", "input = 2.5000000000000\n"))
+    table = load_pricing([path], bundled=False, use_env=False)
+    assert table.resolve("m1", "acme") is not None
 
 
 def test_a_rate_of_twelve_places_after_multipliers_loads_and_reprices(tmp_path):

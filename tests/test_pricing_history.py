@@ -110,3 +110,24 @@ def test_a_replacement_from_a_date_keeps_the_bundled_prices_before_it(tmp_path):
     # An alias: its target's prices in force then, then its own multiplier.
     assert (rate("team-4o", before), rate("team-4o", after)) == (D("2"), D("1.6"))
     assert [p.since for p in mine.resolve("gpt-4o", "openai").periods][-1] == after
+
+
+def test_an_alias_beside_its_target_gets_the_files_multiplier_once(tmp_path):
+    # A review: an alias listed in the same file as a target replaced from a date got the
+    # file's multiplier on the bundled prices before it ($2.00 for a $2.50 call); the target
+    # got none there, and an alias prices exactly as its target, the file's multiplier once.
+    contract = tmp_path / "contract.toml"
+    contract.write_text(
+        'provider = "openai"\nmultiplier = 0.8\n'
+        '[[model]]\nid = "gpt-4o"\n[[model.price]]\nsince = 2026-01-01\ninput = 2\noutput = 8\n'
+        '[[model]]\nid = "prod-4o"\nalias_of = "gpt-4o"\n'
+    )
+    mine = load_pricing([contract], use_env=False)
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+
+    def rate(model, day):
+        return compute_cost(model, usage, provider="openai", start_time=_at(day), table=mine).total
+
+    before, after = dt.date(2025, 6, 1), dt.date(2026, 1, 1)
+    assert (rate("gpt-4o", before), rate("prod-4o", before)) == (D("2.5"), D("2.5"))
+    assert (rate("gpt-4o", after), rate("prod-4o", after)) == (D("1.6"), D("1.6"))

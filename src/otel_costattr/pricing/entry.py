@@ -116,7 +116,10 @@ def _check_scaled(
                 if value > MAX_PRICE:
                     problem = f"above {MAX_PRICE}"
                 elif decimal_places(value) > MAX_RATE_DECIMALS:
-                    problem = f"more than {MAX_RATE_DECIMALS} decimal places (what repricing holds)"
+                    problem = (
+                        f"more than {MAX_RATE_DECIMALS} decimal places (what repricing holds):"
+                        " a multiplier of fewer decimal places avoids it"
+                    )
                 if problem is not None:
                     raise PricingError(
                         f"{provider.path}: model {spec.id!r}: multiplier: x{factor.normalize():f} makes"

@@ -35,6 +35,7 @@ from .model import (
     Rates,
     Tier,
     TimeWindow,
+    decimal_places,
 )
 from .regex_guard import check_backtracking
 
@@ -156,9 +157,8 @@ class _Parser:
         return self.decimals(number, model, "multiplier", MAX_DECIMALS)
 
     def decimals(self, number: Decimal, model: str | None, field: str, places: int) -> Decimal:
-        exponent = number.as_tuple().exponent
-        assert isinstance(exponent, int)  # finite
-        if -exponent > places:
+        # trailing zeros are no places (2.5000000000000 is 2.5), as after multipliers
+        if decimal_places(number) > places:
             raise self.fail(model, field, f"must have at most {places} decimal places, got {number}")
         return number
 

@@ -515,10 +515,17 @@ def _build(
                 return found
         head, _, rest = model_id.partition("/")
         found = priced[head].get(rest) if rest and head in priced else None
-        if found is not None:
-            return found
         others = [p for p in providers if p not in near and model_id in priced[p]]
         where = f"{pf.path}: model {spec.id!r}: alias_of"
+        if found is not None:
+            if others:  # an id with a '/' of its own (OpenRouter's, Perplexity's): which?
+                forms = " or ".join(repr(f"{p}/{model_id}") for p in others)
+                raise PricingError(
+                    f"{where}: {model_id!r} names two models, {head}'s {rest!r} and the model"
+                    f" {model_id!r} of {', '.join(others)}: write {forms} for the second, or"
+                    f" {rest!r} for the first"
+                )
+            return found
         if not others:
             raise PricingError(f"{where}: no priced model {model_id!r} in {pid!r} or its fallbacks")
         if len(others) > 1:
@@ -559,9 +566,11 @@ def _build(
                 periods = target.periods
                 inherited = (None if where is pf else where.multiplier, target.multiplier)
                 # Before its target's user prices begin: the bundled ones, then the alias's
-                # own file's and its own multipliers (the target's are the user's contract).
+                # own file's and its own multipliers (the target's are the user's contract;
+                # so is its file's, when the alias is listed in that file too).
                 before = earlier(target, where)
-                before = build_entry(spec, pf, before).periods if before else ()
+                own_file = pf if pf is not where else replace(pf, multiplier=None)
+                before = build_entry(spec, own_file, before).periods if before else ()
             entry = build_entry(spec, pf, periods, inherited)
             if spec.alias_of is not None:
                 entry = replace(entry, alias_target=(found[1].provider, found[0].id))
@@ -579,10 +588,21 @@ def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -
     bundled model answers (gpt-4o-2024-08-06 for gpt-4o) get the user's price, rather than
     a host's list-price copy or no price at all."""
     shipped = {(pf.provider, spec.id): spec for pf in bundled for spec in pf.models}
+    # The ids the user prices apart: a bundled rule naming one is not inherited (a file
+    # pricing gpt-4o and gpt-4o-2024-08-06 each was refused, by rules it never wrote).
+    own = {(pf.provider, spec.id) for pf in user for spec in pf.models}
+
+    def inherited(pid: str, spec: ModelSpec, base: ModelSpec) -> ModelSpec:
+        rules = tuple(
+            r for r in base.rules if r.kind != "equals" or (pid, r.value) not in own or r.value == spec.id
+        )
+        examples = tuple(e for e in base.examples if (pid, e) not in own or e == spec.id)
+        return replace(spec, rules=rules, examples=examples, rules_from="bundled")
+
     out = []
     for pf in user:
         models = tuple(
-            replace(spec, rules=base.rules, examples=base.examples, rules_from="bundled")
+            inherited(pf.provider, spec, base)
             if spec.rules_from == "id" and (base := shipped.get((pf.provider, spec.id))) is not None
             else spec
             for spec in pf.models
