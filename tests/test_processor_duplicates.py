@@ -440,3 +440,110 @@ def test_a_pair_marker_keeps_no_outer_span_alive(table):
     del outer
     gc.collect()
     assert gone() is None and http.is_recording()
+
+
+def spans_of(traced: Traced, plan: str, ends: str, usages: dict[str, dict]) -> dict[str, str | None]:
+    """Spans named by letters, nested in ``plan``'s order (the first outermost), each of its
+    own scope, ended in ``ends``' order with ``usages``' attributes set just before."""
+    context, spans = traced.run(), {}
+    for i, name in enumerate(plan):
+        tracer = traced.provider.get_tracer(f"scope {name}")
+        spans[name] = tracer.start_span(name, context=context, attributes={**CALL}, start_time=T0 + i)
+        context = trace.set_span_in_context(spans[name])
+    for i, name in enumerate(ends):
+        spans[name].set_attributes(usages.get(name, {}))
+        spans[name].end(T0 + 100 + i)
+    return dict(zip(spans, traced.statuses(*spans.values()), strict=True))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("ends", ["ABC", "ACB", "BAC", "BCA", "CAB", "CBA"])
+def test_three_nested_spans_of_one_call_in_any_end_order_price_it_once(table, path, ends):
+    """A review: with the outer span ending first its own report was summed with the inner
+    calls' and the middle span priced itself (three spans billed); the innermost span's
+    report stopped at the middle one."""
+    got = spans_of(Traced(table, path), "ABC", ends, {})
+    assert sorted(got.values()) == ["duplicate", "duplicate", "priced"], got
+    assert got[ends[0]] == "priced"
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_nested_pairs_compare_normalised_sizes(table, path):
+    """Two reviews: a framework span around the two sibling spans of one call paired by
+    response id summed both (a duplicate told it too) and priced itself; reasoning counted in
+    the output on one span and apart on the other (Gemini's thoughts) or the cache apart on
+    one (Anthropic's raw counts) made two sizes of one call; and a 90k-input call with the
+    output of a small call inside it was taken for its copy."""
+    traced = Traced(table, path)
+    sdk, ollm, fw = (traced.provider.get_tracer(n) for n in ("sdk", "ollm", "framework"))
+    outer = fw.start_span("framework", context=traced.run(), attributes={**CALL}, start_time=T0)
+    under = trace.set_span_in_context(outer)
+    a = ollm.start_span("ollm", context=under, attributes={**call("msg_x")}, start_time=T0 + 1)
+    b = sdk.start_span("sdk", context=under, attributes={**call("msg_x")}, start_time=T0 + 2)
+    b.end(T0 + 10)
+    a.end(T0 + 11)
+    outer.end(T0 + 12)
+    assert traced.statuses(outer, a, b) == ["duplicate", "duplicate", "priced"]
+
+    def pair(outer_usage: dict, inner_usage: dict) -> list[str | None]:
+        return list(spans_of(traced, "AB", "BA", {"A": outer_usage, "B": inner_usage}).values())
+
+    thoughts = {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.reasoning_tokens": 1000}
+    assert pair({**thoughts, "gen_ai.usage.output_tokens": 1300},
+                {**thoughts, "gen_ai.usage.output_tokens": 300}) == ["duplicate", "priced"]  # fmt: skip
+    raw = {
+        "gen_ai.usage.input_tokens": 50,
+        "gen_ai.usage.cache_read_input_tokens": 1000,
+        "gen_ai.usage.output_tokens": 100,
+    }
+    assert pair({"gen_ai.usage.input_tokens": 1050, "gen_ai.usage.output_tokens": 100}, raw) == [
+        "duplicate",
+        "priced",
+    ]
+    capped = {"gen_ai.usage.output_tokens": 1024}
+    assert pair({**capped, "gen_ai.usage.input_tokens": 90_000},
+                {**capped, "gen_ai.usage.input_tokens": 300}) == ["priced", "priced"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_many_calls_of_other_models_inside_a_span_do_not_hide_its_copy(table, path):
+    """A review: an outer span kept what its last 16 inner calls said; 16 moderation calls of
+    another model made while a streamed chat span was open pushed out the chat's own copy."""
+    traced = Traced(table, path)
+    fw, sdk = traced.provider.get_tracer("framework"), traced.provider.get_tracer("sdk")
+    outer = fw.start_span("chat", context=traced.run(), attributes={**CALL}, start_time=T0)
+    under = trace.set_span_in_context(outer)
+    for i in range(20):
+        sdk.start_span(
+            "moderation", context=under, attributes=usage("acme-mini", 10, 1), start_time=T0 + 1
+        ).end(T0 + 2 + i)
+    inner = sdk.start_span(
+        "chat", context=under, attributes=usage("acme-large", 1000, 100), start_time=T0 + 30
+    )
+    inner.end(T0 + 40)
+    outer.set_attributes(usage("acme-large", 1000, 100))
+    outer.end(T0 + 50)
+    assert traced.statuses(outer, inner) == ["duplicate", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_call_of_another_model_inside_a_call_takes_a_step_of_its_own(table, path):
+    """A review: a guardrail call to a small model made while a streamed chat span was open
+    took the chat's step (two billed calls, one step)."""
+    traced = Traced(table, path)
+    agent = traced.tracer.start_span(
+        "agent", context=traced.run(), attributes={"gen_ai.operation.name": "invoke_agent"}, start_time=T0
+    )
+    fw, sdk = traced.provider.get_tracer("framework"), traced.provider.get_tracer("sdk")
+    chat = fw.start_span(
+        "chat", context=trace.set_span_in_context(agent), attributes={**CALL}, start_time=T0 + 1
+    )
+    guard = sdk.start_span("guardrail", context=trace.set_span_in_context(chat), start_time=T0 + 2)
+    guard.set_attributes(usage("acme-mini", 10, 1))
+    guard.end(T0 + 3)
+    chat.set_attributes(usage("acme-large", 5000, 800))
+    chat.end(T0 + 10)
+    assert traced.statuses(chat, guard) == ["priced", "priced"]
+    ended = {s.context.span_id: s.attributes for s in traced.exporter.get_finished_spans()}
+    steps = [ended[s.get_span_context().span_id].get("gen_ai.agent.step") for s in (chat, guard)]
+    assert steps == [0, 1], steps

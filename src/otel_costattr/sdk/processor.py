@@ -123,25 +123,30 @@ class _Steps(itertools.count):
 
 class _Paired:
     """The marker (seam.MARKER) of a model-call span nested in another instrumentation's
-    model-call span, and of that outer span once an inner one has ended: two spans one API
-    call makes when two instrumentations trace it (OpenLLMetry's ``openai.chat`` around
-    OpenInference's ``ChatCompletion`` or openai-v2's span, for chat and embeddings alike),
-    whose response ids cannot pair them when one has none (OpenInference records none, and
-    an embedding has none at all). The first to end is stamped; the other is a duplicate
-    when it is the same call (`_copy_of`). ``steps``: its agent's step counter (or None),
-    as the marker holds otherwise; ``outer``: for an inner span, a weak reference to the
-    span it started under; ``inner``: for an outer span, what each of its inner spans said
-    when stamped (`_Said`)."""
+    model-call span, and of that outer span once an inner one has been stamped: two spans
+    one API call makes when two instrumentations trace it (OpenLLMetry's ``openai.chat``
+    around OpenInference's ``ChatCompletion`` or openai-v2's span, for chat and embeddings
+    alike; LangChain's around both), whose response ids cannot pair them when one has none
+    (OpenInference records none, and an embedding has none at all). The first to end is
+    stamped; the others are duplicates when they are the same call (`_copy_of`).
+    ``steps``: its agent's step counter (or None), as the marker holds otherwise;
+    ``outer``: for an inner span, a weak reference to the span it started under; ``inner``:
+    for an outer span, what the calls stamped inside it said, summed by the models they
+    named: [input tokens, output tokens (each None once one call did not report it), calls
+    priced, whether one could not be priced]."""
 
     __slots__ = ("inner", "outer", "steps")
 
-    def __init__(self, steps: _Steps | None, outer: Any = None, inner: list[_Said] | None = None) -> None:
-        self.steps, self.outer, self.inner = steps, outer, inner
+    def __init__(self, steps: _Steps | None, outer: Any = None) -> None:
+        self.steps, self.outer = steps, outer
+        self.inner: dict[frozenset[str], list[Any]] | None = None
 
 
-# What a stamped span of a nested pair says of its call: the models it named, whether the
-# call was priced (by it, or by a span it duplicates), and its size (`_size`).
-_Said = tuple[frozenset[str], bool, int | None]
+# A call's size as two instrumentations of it report it alike: (input tokens with the cache
+# counted in, output tokens with the reasoning counted in), each None when not reported.
+_Size = tuple[int | None, int | None]
+_MODEL_SETS_KEPT = 16  # distinct model sets an outer span keeps what its inner calls said of
+_CHAIN = 8  # the most nested spans of one call looked up or told
 
 
 def _models(attrs: Mapping[str, Any]) -> frozenset[str]:
@@ -149,45 +154,80 @@ def _models(attrs: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(v for key in MODEL_KEYS if type(v := attrs.get(key)) is str and v)
 
 
-def _size(attrs: Mapping[str, Any]) -> int | None:
-    """A call's size, as two instrumentations of it report it alike: its output tokens, or,
-    with none (an embedding), its input tokens; None: no usage."""
+def _size(attrs: Mapping[str, Any]) -> _Size | None:
+    """A call's `_Size`, normalised as the cost engine infers (cost/engine.py): cache counts
+    larger than the input are exclusive of it (Anthropic's raw counts), reasoning larger than
+    the output too (Gemini's thoughts); None: no usage."""
     counts = read_call_fields(attrs)[3]
-    for count in (counts[1], counts[0]):
-        if type(count) is int and count > 0:
-            return count
-    return None
-
-
-def _said(attrs: Mapping[str, Any], status: object, size: int | None) -> _Said:
-    return _models(attrs), status in _CALL_PRICED, size
+    inp, out, read, write, _, reasoning = (v if type(v) is int and v >= 0 else None for v in counts[:6])
+    inclusive = counts[6]
+    cache = (read or 0) + (write or 0)
+    if inp is not None and cache and (inclusive is False or (inclusive is None and cache > inp)):
+        inp += cache
+    if out is not None and reasoning and reasoning > out:
+        out += reasoning
+    return (inp, out) if inp or out else None
 
 
 def _near(a: int, b: int) -> bool:
-    """Sizes of one call as two instrumentations report them: a token apart at most, or 1%
+    """Counts of one call as two instrumentations report them: a token apart at most, or 1%
     (OpenLLMetry's Anthropic streams count one output token more)."""
     return abs(a - b) <= max(1, max(a, b) // 100)
 
 
-def _copy_of(models: frozenset[str], size: int | None, said: list[_Said]) -> _Said | None:
-    """Whether a span naming ``models`` with usage of ``size`` (None: none) is a copy of the
-    call the other span(s) of its pair stamped first (``said``): for a model they named, of
-    a call they priced, with the same size (or none: a span with no usage of its own), or,
-    with no usage itself, of one they could not price either (a failed call traced twice).
-    A span with usage beside spans that could not price theirs is priced: the money first.
-    Returns what it then says of its call, for an outer span of its own; None: not a copy.
-    A framework's span around two SDK calls reports their sum: the sizes of the inner spans
-    for its models are summed; calls to other models inside it are other calls."""
-    same = [s for s in said if not s[0].isdisjoint(models)]
+def _same_size(a: _Size, b: _Size) -> bool:
+    """Whether two sizes are one call's: every count both report near, one at least."""
+    compared = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+    return bool(compared) and all(_near(x, y) for x, y in compared)
+
+
+def _copy_of(models: frozenset[str], size: _Size | None, inner: dict[frozenset[str], list[Any]]) -> bool:
+    """Whether an outer span naming ``models`` with usage ``size`` (None: none) is a copy of
+    the calls stamped inside it (``inner``, `_Paired`): of calls of a model it names that
+    were priced, when their summed size is its own (a framework's span around two SDK calls
+    reports their sum; calls to other models inside it, or a smaller call made while a long
+    streamed chat span is open, are other calls), or when it has no usage of its own; or,
+    with no usage itself, of calls that could not be priced either (a failed call traced
+    twice). A span with usage beside calls that could not be priced is priced: the money
+    first."""
+    same = [said for key, said in inner.items() if not key.isdisjoint(models)]
     if not same:
-        return None
-    priced = [s for s in same if s[1]]
-    if priced:
-        total = sum(s[2] or 0 for s in priced)
-        if size is None or _near(size, total):
-            return models, True, total
-        return None
-    return (models, False, None) if size is None else None
+        return False
+    priced = [said for said in same if said[2]]
+    if not priced:
+        return size is None
+    if size is None:
+        return True
+    total = tuple(
+        None if any(said[i] is None for said in priced) else sum(said[i] for said in priced) for i in (0, 1)
+    )
+    return _same_size(size, total)  # type: ignore[arg-type]
+
+
+def _copy_of_ended(models: frozenset[str], size: _Size | None, attrs: Mapping[str, Any]) -> bool:
+    """Whether a span naming ``models`` with usage ``size`` is a copy of the call an
+    enclosing span of its pair, ended and stamped first (``attrs``), stamped."""
+    status = attrs.get(COST_STATUS)
+    if status is None or models.isdisjoint(_models(attrs)):
+        return False
+    if status not in _CALL_PRICED:
+        return size is None
+    other = _size(attrs)
+    return size is None or (other is not None and _same_size(size, other))
+
+
+def _ancestors(paired: _Paired) -> list[Any]:
+    """The enclosing spans of a pair's inner span, nearest first (alive ones)."""
+    found: list[Any] = []
+    ref = paired.outer
+    while ref is not None and len(found) < _CHAIN:
+        span = ref()
+        if span is None:
+            break
+        found.append(span)
+        marker = getattr(span, _AGENT, None)
+        ref = marker.outer if type(marker) is _Paired else None
+    return found
 
 
 def _scope_of(span: object) -> object:
@@ -523,7 +563,9 @@ class CostSpanProcessor(SpanProcessor):
             return next(agent)
         step = pattrs.get(AGENT_STEP)
         if type(step) is int and not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is _MODEL_CALL:
-            return step
+            mine, theirs = _models(own), _models(pattrs)
+            if not mine or not theirs or not mine.isdisjoint(theirs):
+                return step  # not another model's call (a guardrail's inside a streamed chat)
         scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
         if type(scope) is not str:
             return next(agent)
@@ -614,49 +656,79 @@ class CostSpanProcessor(SpanProcessor):
         self, span: Span, attrs: Mapping[str, Any], ns: int, paired: _Paired
     ) -> dict[str, Any] | None:
         """`_stamp` for a span of a nested pair (`_Paired`): a duplicate when it is a copy of
-        the call the other span stamped first (`_copy_of`); else stamped as any other. An
-        inner span then tells its outer span what it said; a priced inner span with no step
-        of its own takes its outer span's (numbered at start, as the pair's)."""
-        outer = paired.outer() if paired.outer is not None else None
-        steps = paired.steps
+        a call stamped first, inside it (`_copy_of`) or by an enclosing span that ended
+        first (`_copy_of_ended`); else stamped as any other, and what it says of its call is
+        told to every enclosing span still open (a duplicate tells nothing: its call was
+        told). A priced inner span with no step of its own takes its outer span's when they
+        name a model in common (numbered at start, as the pair's)."""
+        steps, step = paired.steps, None
         try:
             if span_role(attrs) is not _MODEL_CALL:
                 return self._call_stamp(span, attrs, ns, steps)
             models, size = _models(attrs), _size(attrs)
-            said = paired.inner or []
-            oattrs = seam.attributes_of(outer) if outer is not None else seam.EMPTY
-            if outer is not None and getattr(outer, "end_time", None) is not None and COST_STATUS in oattrs:
-                said = [*said, _said(oattrs, oattrs[COST_STATUS], _size(oattrs))]  # it ended first
-            copy = _copy_of(models, size, said) if said else None
-            if copy is not None:
-                self._tell(outer, copy)  # a third span around both: the same call again
+            if paired.inner is not None and _copy_of(models, size, paired.inner):
                 return self._duplicate()
-            step = oattrs.get(AGENT_STEP) if AGENT_STEP not in attrs else None
-            if type(step) is int:
-                steps = None
+            enclosing = _ancestors(paired)
+            for outer in enclosing:
+                ended = getattr(outer, "end_time", None) is not None
+                if ended and _copy_of_ended(models, size, seam.attributes_of(outer)):
+                    return self._duplicate()
+            if enclosing and AGENT_STEP not in attrs:
+                oattrs = seam.attributes_of(enclosing[0])
+                if type(oattrs.get(AGENT_STEP)) is int and self._one_model(attrs, oattrs, ns):
+                    step, steps = oattrs[AGENT_STEP], None
         except Exception:
             self._internal_error("end")
             return None
         out = self._call_stamp(span, attrs, ns, steps)
-        if out is not None:
-            if type(step) is int and out[COST_STATUS] != DUPLICATE:
+        if out is not None and out[COST_STATUS] != DUPLICATE:
+            if step is not None:
                 out[AGENT_STEP] = step
-            self._tell(outer, _said(attrs, out[COST_STATUS], size))
+            self._tell(enclosing, models, size, out[COST_STATUS] in _CALL_PRICED)
         return out
 
-    def _tell(self, outer: object, said: _Said) -> None:
-        """Tell an outer span of a nested pair (not ended yet) what its inner span said."""
-        if outer is None or getattr(outer, "end_time", 0) is not None:
-            return
+    def _one_model(self, attrs: Mapping[str, Any], oattrs: Mapping[str, Any], ns: int) -> bool:
+        """Whether two spans name one model: an id in common, or ids the table resolves to
+        one entry (an outer span that has named only the requested ``gpt-4o-mini`` so far,
+        an inner one the responded ``gpt-4o-mini-2024-07-18``)."""
+        mine, theirs = _models(attrs), _models(oattrs)
+        if not mine.isdisjoint(theirs):
+            return True
+        entries = []
         try:
-            held = getattr(outer, _AGENT, None)
-            if type(held) is _Paired:
-                if held.inner is None:
-                    held.inner = [said]
-                elif len(held.inner) < _OPEN_KEPT:
-                    held.inner.append(said)
-            else:
-                setattr(outer, _AGENT, _Paired(held, inner=[said]))
+            for models, fields in ((mine, attrs), (theirs, oattrs)):
+                provider = read_call_fields(fields)[1]
+                quotes = (self._table.quote(m, provider, None, ns) for m in models)
+                entries.append({id(q.entry) for q in quotes if q is not None})
+        except Exception:  # an id the table cannot read: not shown to be one model
+            return False
+        return not entries[0].isdisjoint(entries[1])
+
+    def _tell(self, enclosing: list[Any], models: frozenset[str], size: _Size | None, priced: bool) -> None:
+        """Tell the enclosing spans still open what a call stamped inside them said."""
+        try:
+            with self._lock:  # two inner spans ending at once in two threads
+                for outer in enclosing:
+                    if getattr(outer, "end_time", 0) is not None:
+                        continue
+                    held = getattr(outer, _AGENT, None)
+                    if type(held) is not _Paired:
+                        held = _Paired(held)
+                        setattr(outer, _AGENT, held)
+                    if held.inner is None:
+                        held.inner = {}
+                    said = held.inner.get(models)
+                    if said is None:
+                        if len(held.inner) >= _MODEL_SETS_KEPT:
+                            continue
+                        said = held.inner[models] = [0, 0, 0, False]
+                    if not priced:
+                        said[3] = True
+                        continue
+                    said[2] += 1
+                    for i in (0, 1):
+                        count = None if size is None else size[i]
+                        said[i] = None if said[i] is None or count is None else said[i] + count
         except Exception:
             self._internal_error("end")
 
