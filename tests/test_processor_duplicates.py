@@ -547,3 +547,37 @@ def test_a_call_of_another_model_inside_a_call_takes_a_step_of_its_own(table, pa
     ended = {s.context.span_id: s.attributes for s in traced.exporter.get_finished_spans()}
     steps = [ended[s.get_span_context().span_id].get("gen_ai.agent.step") for s in (chat, guard)]
     assert steps == [0, 1], steps
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_nested_pairs_in_other_conventions_or_names_are_one_call(table, path):
+    """A review of the normalised sizes: an outer span naming the requested model and an
+    inner one its dated snapshot (ids the table resolves to one entry); the cache counted
+    apart but smaller than the input (no way to infer it), the reasoning apart but smaller
+    than the output; the input on one span and the output on the other: each was billed on
+    both spans."""
+    traced = Traced(table, path)
+
+    def pair(outer_usage: dict, inner_usage: dict) -> list[str | None]:
+        return list(spans_of(traced, "AB", "BA", {"A": outer_usage, "B": inner_usage}).values())
+
+    dated = {"gen_ai.response.model": "acme-large-20260101", "gen_ai.usage.input_tokens": 1000,
+             "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    requested = {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
+    assert pair(requested, dated) == ["duplicate", "priced"]
+    cache_apart = {"gen_ai.usage.input_tokens": 6000, "gen_ai.usage.cache_read.input_tokens": 5000,
+                   "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    assert pair({"gen_ai.usage.input_tokens": 11000, "gen_ai.usage.output_tokens": 100}, cache_apart) == [
+        "duplicate",
+        "priced",
+    ]
+    thoughts_apart = {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1300,
+                      "gen_ai.usage.reasoning_tokens": 1000}  # fmt: skip
+    assert pair({"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2300}, thoughts_apart) == [
+        "duplicate",
+        "priced",
+    ]
+    assert pair({"gen_ai.usage.output_tokens": 100}, {"gen_ai.usage.input_tokens": 1000}) == [
+        "duplicate",
+        "priced",
+    ]

@@ -131,9 +131,9 @@ class _Paired:
     stamped; the others are duplicates when they are the same call (`_copy_of`).
     ``steps``: its agent's step counter (or None), as the marker holds otherwise;
     ``outer``: for an inner span, a weak reference to the span it started under; ``inner``:
-    for an outer span, what the calls stamped inside it said, summed by the models they
-    named: [input tokens, output tokens (each None once one call did not report it), calls
-    priced, whether one could not be priced]."""
+    for an outer span, what the calls stamped inside it said, by the models they named:
+    [the priced calls' summed `_Size` (None once one had no usage), whether one was priced,
+    whether one could not be priced]."""
 
     __slots__ = ("inner", "outer", "steps")
 
@@ -142,9 +142,11 @@ class _Paired:
         self.inner: dict[frozenset[str], list[Any]] | None = None
 
 
-# A call's size as two instrumentations of it report it alike: (input tokens with the cache
-# counted in, output tokens with the reasoning counted in), each None when not reported.
-_Size = tuple[int | None, int | None]
+# A call's size as instrumentations report it: (input tokens, input with the cache counted
+# in, output tokens, output with the reasoning counted in), each None when not reported.
+# Both readings are kept: whether a count includes the cache or the reasoning is not always
+# told (cost/engine.py infers it only when a part exceeds the whole).
+_Size = tuple[int | None, int | None, int | None, int | None]
 _MODEL_SETS_KEPT = 16  # distinct model sets an outer span keeps what its inner calls said of
 _CHAIN = 8  # the most nested spans of one call looked up or told
 
@@ -155,18 +157,18 @@ def _models(attrs: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _size(attrs: Mapping[str, Any]) -> _Size | None:
-    """A call's `_Size`, normalised as the cost engine infers (cost/engine.py): cache counts
-    larger than the input are exclusive of it (Anthropic's raw counts), reasoning larger than
-    the output too (Gemini's thoughts); None: no usage."""
+    """A call's `_Size`; None: no usage."""
     counts = read_call_fields(attrs)[3]
     inp, out, read, write, _, reasoning = (v if type(v) is int and v >= 0 else None for v in counts[:6])
-    inclusive = counts[6]
+    if not inp and not out:
+        return None
     cache = (read or 0) + (write or 0)
-    if inp is not None and cache and (inclusive is False or (inclusive is None and cache > inp)):
-        inp += cache
-    if out is not None and reasoning and reasoning > out:
-        out += reasoning
-    return (inp, out) if inp or out else None
+    return (
+        inp,
+        None if inp is None else inp + cache,
+        out,
+        None if out is None else out + (reasoning or 0),
+    )
 
 
 def _near(a: int, b: int) -> bool:
@@ -176,44 +178,26 @@ def _near(a: int, b: int) -> bool:
 
 
 def _same_size(a: _Size, b: _Size) -> bool:
-    """Whether two sizes are one call's: every count both report near, one at least."""
-    compared = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
-    return bool(compared) and all(_near(x, y) for x, y in compared)
+    """Whether two sizes may be one call's: the input and the output, where both report it,
+    near under one reading or the other (the cache and the reasoning counted in or not).
+    Nothing both report (the input on one span, the output on the other): the same, since
+    the models agree and the money is on the span stamped first."""
+    for i in (0, 2):
+        mine = {x for x in a[i : i + 2] if x is not None}
+        theirs = {y for y in b[i : i + 2] if y is not None}
+        if mine and theirs and not any(_near(x, y) for x in mine for y in theirs):
+            return False
+    return True
 
 
-def _copy_of(models: frozenset[str], size: _Size | None, inner: dict[frozenset[str], list[Any]]) -> bool:
-    """Whether an outer span naming ``models`` with usage ``size`` (None: none) is a copy of
-    the calls stamped inside it (``inner``, `_Paired`): of calls of a model it names that
-    were priced, when their summed size is its own (a framework's span around two SDK calls
-    reports their sum; calls to other models inside it, or a smaller call made while a long
-    streamed chat span is open, are other calls), or when it has no usage of its own; or,
-    with no usage itself, of calls that could not be priced either (a failed call traced
-    twice). A span with usage beside calls that could not be priced is priced: the money
-    first."""
-    same = [said for key, said in inner.items() if not key.isdisjoint(models)]
-    if not same:
-        return False
-    priced = [said for said in same if said[2]]
-    if not priced:
-        return size is None
-    if size is None:
-        return True
-    total = tuple(
-        None if any(said[i] is None for said in priced) else sum(said[i] for said in priced) for i in (0, 1)
+def _sum_sizes(sizes: list[_Size | None]) -> _Size | None:
+    """The sizes of several calls summed, each reading apart (None where one lacks it)."""
+    if any(size is None for size in sizes):
+        return None
+    return tuple(  # type: ignore[return-value]
+        None if any(size[i] is None for size in sizes) else sum(size[i] for size in sizes)  # type: ignore[index,misc]
+        for i in range(4)
     )
-    return _same_size(size, total)  # type: ignore[arg-type]
-
-
-def _copy_of_ended(models: frozenset[str], size: _Size | None, attrs: Mapping[str, Any]) -> bool:
-    """Whether a span naming ``models`` with usage ``size`` is a copy of the call an
-    enclosing span of its pair, ended and stamped first (``attrs``), stamped."""
-    status = attrs.get(COST_STATUS)
-    if status is None or models.isdisjoint(_models(attrs)):
-        return False
-    if status not in _CALL_PRICED:
-        return size is None
-    other = _size(attrs)
-    return size is None or (other is not None and _same_size(size, other))
 
 
 def _ancestors(paired: _Paired) -> list[Any]:
@@ -666,12 +650,12 @@ class CostSpanProcessor(SpanProcessor):
             if span_role(attrs) is not _MODEL_CALL:
                 return self._call_stamp(span, attrs, ns, steps)
             models, size = _models(attrs), _size(attrs)
-            if paired.inner is not None and _copy_of(models, size, paired.inner):
+            if paired.inner is not None and self._copy_of(attrs, size, paired.inner, ns):
                 return self._duplicate()
             enclosing = _ancestors(paired)
             for outer in enclosing:
                 ended = getattr(outer, "end_time", None) is not None
-                if ended and _copy_of_ended(models, size, seam.attributes_of(outer)):
+                if ended and self._copy_of_ended(attrs, size, seam.attributes_of(outer), ns):
                     return self._duplicate()
             if enclosing and AGENT_STEP not in attrs:
                 oattrs = seam.attributes_of(enclosing[0])
@@ -687,22 +671,60 @@ class CostSpanProcessor(SpanProcessor):
             self._tell(enclosing, models, size, out[COST_STATUS] in _CALL_PRICED)
         return out
 
+    def _entries(self, models: frozenset[str], provider: object, ns: int) -> set[int]:
+        """The table entries ``models`` resolve to (by identity); none when one cannot be read."""
+        try:
+            quotes = (self._table.quote(m, provider, None, ns) for m in models)  # type: ignore[arg-type]
+            return {id(q.entry) for q in quotes if q is not None}
+        except Exception:  # an id the table cannot read: not shown to be one model
+            return set()
+
     def _one_model(self, attrs: Mapping[str, Any], oattrs: Mapping[str, Any], ns: int) -> bool:
         """Whether two spans name one model: an id in common, or ids the table resolves to
         one entry (an outer span that has named only the requested ``gpt-4o-mini`` so far,
         an inner one the responded ``gpt-4o-mini-2024-07-18``)."""
-        mine, theirs = _models(attrs), _models(oattrs)
-        if not mine.isdisjoint(theirs):
+        return self._same_models(_models(attrs), _models(oattrs), read_call_fields(attrs)[1], ns)
+
+    def _same_models(self, a: frozenset[str], b: frozenset[str], provider: object, ns: int) -> bool:
+        if not a.isdisjoint(b):
             return True
-        entries = []
-        try:
-            for models, fields in ((mine, attrs), (theirs, oattrs)):
-                provider = read_call_fields(fields)[1]
-                quotes = (self._table.quote(m, provider, None, ns) for m in models)
-                entries.append({id(q.entry) for q in quotes if q is not None})
-        except Exception:  # an id the table cannot read: not shown to be one model
+        return bool(a and b) and not self._entries(a, provider, ns).isdisjoint(self._entries(b, provider, ns))
+
+    def _copy_of(
+        self, attrs: Mapping[str, Any], size: _Size | None, inner: dict[frozenset[str], list[Any]], ns: int
+    ) -> bool:
+        """Whether an outer span (``attrs``, usage ``size``; None: none) is a copy of the
+        calls stamped inside it (``inner``, `_Paired`): of calls of its model (an id in
+        common, or one entry) that were priced, when their summed size is its own (a
+        framework's span around two SDK calls reports their sum; calls to other models
+        inside it, or a smaller call made while a long streamed chat span is open, are other
+        calls), or when it has no usage of its own; or, with no usage itself, of calls that
+        could not be priced either (a failed call traced twice). A span with usage beside
+        calls that could not be priced is priced: the money first."""
+        models, provider = _models(attrs), read_call_fields(attrs)[1]
+        same = [said for key, said in inner.items() if self._same_models(key, models, provider, ns)]
+        if not same:
             return False
-        return not entries[0].isdisjoint(entries[1])
+        priced = [said for said in same if said[1]]
+        if not priced:
+            return size is None
+        if size is None:
+            return True
+        total = _sum_sizes([said[0] for said in priced])
+        return total is None or _same_size(size, total)
+
+    def _copy_of_ended(
+        self, attrs: Mapping[str, Any], size: _Size | None, oattrs: Mapping[str, Any], ns: int
+    ) -> bool:
+        """Whether a span (``attrs``, usage ``size``) is a copy of the call an enclosing span
+        of its pair, ended and stamped first (``oattrs``), stamped."""
+        status = oattrs.get(COST_STATUS)
+        if status is None or not self._one_model(attrs, oattrs, ns):
+            return False
+        if status not in _CALL_PRICED:
+            return size is None
+        other = _size(oattrs)
+        return size is None or other is None or _same_size(size, other)
 
     def _tell(self, enclosing: list[Any], models: frozenset[str], size: _Size | None, priced: bool) -> None:
         """Tell the enclosing spans still open what a call stamped inside them said."""
@@ -721,14 +743,13 @@ class CostSpanProcessor(SpanProcessor):
                     if said is None:
                         if len(held.inner) >= _MODEL_SETS_KEPT:
                             continue
-                        said = held.inner[models] = [0, 0, 0, False]
+                        said = held.inner[models] = [(0, 0, 0, 0), False, False]
                     if not priced:
-                        said[3] = True
-                        continue
-                    said[2] += 1
-                    for i in (0, 1):
-                        count = None if size is None else size[i]
-                        said[i] = None if said[i] is None or count is None else said[i] + count
+                        said[2] = True
+                    elif said[1]:
+                        said[0] = _sum_sizes([said[0], size])
+                    else:
+                        said[0], said[1] = size, True
         except Exception:
             self._internal_error("end")
 
