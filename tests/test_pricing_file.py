@@ -389,6 +389,12 @@ def test_a_match_of_its_own_replaces_the_bundled_rules(tmp_path):
     assert table.resolve("gpt-4o-2024-08-06", "openai").id == "gpt-4o-2024-08-06"
     assert table.resolve("gpt-4o-2024-11-20", "openai").id == "gpt-4o"
     assert table.resolve("gpt-4o-2024-11-20", "openai").origin == str(path)
+    # the same for a dated id the user names in a match rule of another model (a review)
+    nov = OVERRIDE + '[[model]]\nid = "gpt-4o-nov"\nmatch = [{ equals = "gpt-4o-2024-11-20" }]\n'
+    nov += "[[model.price]]\ninput = 1\noutput = 4\n"
+    table = load_pricing([write(tmp_path, nov, "nov.toml")], use_env=False)
+    assert table.resolve("gpt-4o-2024-11-20", "openai").id == "gpt-4o-nov"
+    assert table.resolve("gpt-4o-2024-08-06", "openai").id == "gpt-4o"
 
 
 OVERLAPS = [

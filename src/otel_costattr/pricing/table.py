@@ -588,9 +588,14 @@ def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -
     bundled model answers (gpt-4o-2024-08-06 for gpt-4o) get the user's price, rather than
     a host's list-price copy or no price at all."""
     shipped = {(pf.provider, spec.id): spec for pf in bundled for spec in pf.models}
-    # The ids the user prices apart: a bundled rule naming one is not inherited (a file
-    # pricing gpt-4o and gpt-4o-2024-08-06 each was refused, by rules it never wrote).
+    # The ids the user prices apart (as ids, equals rules or examples): a bundled rule naming
+    # one is not inherited (a file pricing gpt-4o and gpt-4o-2024-08-06 each was refused, by
+    # rules it never wrote).
     own = {(pf.provider, spec.id) for pf in user for spec in pf.models}
+    own |= {
+        (pf.provider, r.value) for pf in user for spec in pf.models for r in spec.rules if r.kind == "equals"
+    }
+    own |= {(pf.provider, e) for pf in user for spec in pf.models for e in spec.examples}
 
     def inherited(pid: str, spec: ModelSpec, base: ModelSpec) -> ModelSpec:
         rules = tuple(
