@@ -73,6 +73,35 @@ def test_every_rollup_agrees_with_duckdb(stores: tuple[str, str], name: str) -> 
     assert_agree(expected, rollup(name, url, now=NOW))
 
 
+QUOTIENTS = [("13336939.375008833333", "1"), ("100000000000000", "3"), ("-100000000000000", "3"),
+             ("5", "10000000000000"), ("-3", "2000000000000"), ("7", "3"), ("0", "5"),
+             ("123456789.123456789012", "7")]  # fmt: skip
+
+
+def test_a_quotient_cast_to_a_decimal_is_duckdbs_to_the_digit(stores: tuple[str, str]) -> None:
+    """DuckDB casts a decimal quotient through a DOUBLE: the exact double, scaled and rounded
+    half away from zero. ClickHouse took the double's shortest text, which differs past 16
+    digits: forecast's projected_usd 13336939.375008830000 against ...833536 (a review)."""
+    import duckdb
+
+    from otel_costattr.clickhouse.client import SETTINGS
+    from otel_costattr.clickhouse.dialect import _CAST_DONE, _cast
+
+    _, url = stores
+    client = connect(parse_target(url))
+    cast = _cast("a / b AS DECIMAL(38, 12)").replace(_CAST_DONE, "CAST(")
+    with duckdb.connect() as con:
+        for a, b in QUOTIENTS:
+            want = con.execute(
+                f"SELECT CAST(CAST({a} AS DECIMAL(38, 12)) / CAST({b} AS DECIMAL(38, 0)) AS DECIMAL(38, 12))"
+            ).fetchone()[0]
+            got = client.query(
+                f"SELECT {cast} FROM (SELECT toDecimal128('{a}', 12) AS a, toDecimal128('{b}', 0) AS b)",
+                settings=SETTINGS,
+            ).result_rows[0][0]
+            assert got == want, (a, b)
+
+
 def test_every_run_tree_agrees_with_duckdb(stores: tuple[str, str]) -> None:
     """trace: the runs' trees (orphans, handoffs, walks up, unpriced calls) row for row; a
     third of the runs, in time order, keeps this test short (each run is a few queries)."""

@@ -317,10 +317,13 @@ def _per(inside: str) -> str:
 
 
 def _cast(inside: str) -> str:
-    """A quotient cast to DECIMAL: DuckDB divides a decimal as a DOUBLE and rounds it to the
-    scale; ClickHouse divides decimals and truncates. Done DuckDB's way: a Float64 quotient,
-    its shortest text as an exact decimal, rounded to the scale. A quotient cast to DOUBLE: a
-    division of doubles."""
+    """A quotient cast to DECIMAL: DuckDB divides a decimal as a DOUBLE and casts it, as any
+    DOUBLE, by scaling it by 10^scale in floating point and rounding that half away from
+    zero; ClickHouse divides decimals and truncates. Done DuckDB's way, to the bit: the
+    shortest text of the quotient, rounded, differed from it past a double's 16 digits
+    (forecast's projected_usd 13336939.375008830000 against ...833536). The rounding is
+    exact: the integer part and the fraction (both exact in a double) apart. A quotient cast
+    to DOUBLE: a division of doubles."""
     double = _TO_DOUBLE.match(inside.strip())
     slash = _top_level_slash(double.group(1)) if double else -1
     if double is not None and slash >= 0:
@@ -331,11 +334,28 @@ def _cast(inside: str) -> str:
     if m is None or slash < 0:
         return _CAST_DONE + inside + ")"
     expr, precision, scale = m.groups()
-    quotient = f"toFloat64({expr[:slash].strip()}) / ({expr[slash + 1 :].strip()})"
-    return (
-        f"{_CAST_DONE}round(toDecimal128OrNull(toString({quotient}), 24), {scale})"
-        f" AS Decimal({precision}, {scale}))"
-    )
+    places = int(scale)
+    num, den = expr[:slash].strip(), expr[slash + 1 :].strip()
+    scaled = f"toFloat64({num}) / toFloat64({den}) * 1e{places}"
+    unit = f"toDecimal128('{'0.' + '0' * (places - 1) + '1' if places else '1'}', {places})"
+    # x: the scaled quotient rounded half away from zero; s: x or 0 (inf, nan: NULL below)
+    rounded = "trunc(q) + if(abs(q - trunc(q)) >= 0.5, sign(q), 0)"
+    magnitude = _EXACT_INT.format(v="if(isFinite(x), abs(x), 0)")
+    exact = f"if(isFinite(x), toDecimal128(toInt128(sign(x)) * {magnitude}, 0) * {unit}, NULL)"
+    value = f"arrayMap(q -> arrayMap(x -> {exact}, [{rounded}])[1], [{scaled}])[1]"
+    return f"{_CAST_DONE}{value} AS Decimal({precision}, {scale}))"
+
+
+# An integer-valued Float64 >= 0 as the exact Int128 it is: ClickHouse's own conversion of a
+# double above 2^64 is off in its last digits (3.333333333333333e25 as ...626899301, not
+# ...626609152), so it is split at powers of two (exact in a double) into parts that fit
+# an Int64: each conversion exact.
+_EXACT_INT = (
+    "(toInt128(toInt64(floor(({v}) / 18446744073709551616))) * toInt128('18446744073709551616')"
+    " + toInt128(toInt64(floor((({v}) - floor(({v}) / 18446744073709551616) * 18446744073709551616)"
+    " / 4294967296))) * 4294967296"
+    " + toInt128(toInt64(({v}) - floor(({v}) / 4294967296) * 4294967296)))"
+)
 
 
 def _round(inside: str) -> str:
