@@ -442,13 +442,15 @@ def test_a_pair_marker_keeps_no_outer_span_alive(table):
     assert gone() is None and http.is_recording()
 
 
-def spans_of(traced: Traced, plan: str, ends: str, usages: dict[str, dict]) -> dict[str, str | None]:
+def spans_of(
+    traced: Traced, plan: str, ends: str, usages: dict[str, dict], base: dict = CALL
+) -> dict[str, str | None]:
     """Spans named by letters, nested in ``plan``'s order (the first outermost), each of its
     own scope, ended in ``ends``' order with ``usages``' attributes set just before."""
     context, spans = traced.run(), {}
     for i, name in enumerate(plan):
         tracer = traced.provider.get_tracer(f"scope {name}")
-        spans[name] = tracer.start_span(name, context=context, attributes={**CALL}, start_time=T0 + i)
+        spans[name] = tracer.start_span(name, context=context, attributes={**base}, start_time=T0 + i)
         context = trace.set_span_in_context(spans[name])
     for i, name in enumerate(ends):
         spans[name].set_attributes(usages.get(name, {}))
@@ -577,7 +579,50 @@ def test_nested_pairs_in_other_conventions_or_names_are_one_call(table, path):
         "duplicate",
         "priced",
     ]
+
+
+NO_USAGE = {k: v for k, v in CALL.items() if not k.startswith("gen_ai.usage.")}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_separate_calls_with_partial_usage_are_never_merged(table, path):
+    """A review of the looser rule: a count only one span reported compared nothing and the
+    spans were taken for one call, dropping a 90k-input chat around a call that reported its
+    input (or output) alone; a fully cached call (no uncached input) had no size at all."""
+    traced = Traced(table, path)
+
+    def pair(outer_usage: dict, inner_usage: dict) -> list[str | None]:
+        return list(spans_of(traced, "AB", "BA", {"A": outer_usage, "B": inner_usage}, NO_USAGE).values())
+
+    chat = {"gen_ai.usage.input_tokens": 90_000, "gen_ai.usage.output_tokens": 800}
+    assert pair(chat, {"gen_ai.usage.output_tokens": 800}) == ["priced", "priced"]
+    assert pair(chat, {"gen_ai.usage.input_tokens": 500}) == ["priced", "priced"]
     assert pair({"gen_ai.usage.output_tokens": 100}, {"gen_ai.usage.input_tokens": 1000}) == [
-        "duplicate",
+        "priced",
         "priced",
     ]
+    cached = {"gen_ai.usage.input_tokens": 0, "gen_ai.usage.cache_read_input_tokens": 4000,
+              "gen_ai.usage.output_tokens": 0}  # fmt: skip
+    assert pair(chat, cached) == ["priced", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_retry_inside_a_framework_span_is_billed_per_call_made(table, path):
+    """Two SDK calls (a retry after a timeout the server still billed), the framework's span
+    reporting the last one's usage: it was billed a third time. Both calls are billed, the
+    framework's span is the copy of the last."""
+    traced = Traced(table, path)
+    fw, sdk = traced.provider.get_tracer("framework"), traced.provider.get_tracer("sdk")
+    outer = fw.start_span("chat", context=traced.run(), attributes=NO_USAGE, start_time=T0)
+    under = trace.set_span_in_context(outer)
+    first = sdk.start_span(
+        "try 1", context=under, attributes=usage("acme-large", 1000, 50), start_time=T0 + 1
+    )
+    first.end(T0 + 2)
+    second = sdk.start_span(
+        "try 2", context=under, attributes=usage("acme-large", 1100, 60), start_time=T0 + 3
+    )
+    second.end(T0 + 4)
+    outer.set_attributes(usage("acme-large", 1100, 60))
+    outer.end(T0 + 5)
+    assert traced.statuses(outer, first, second) == ["duplicate", "priced", "priced"]

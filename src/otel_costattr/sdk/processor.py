@@ -133,7 +133,7 @@ class _Paired:
     ``outer``: for an inner span, a weak reference to the span it started under; ``inner``:
     for an outer span, what the calls stamped inside it said, by the models they named:
     [the priced calls' summed `_Size` (None once one had no usage), whether one was priced,
-    whether one could not be priced]."""
+    whether one could not be priced, the first 16 priced calls' sizes]."""
 
     __slots__ = ("inner", "outer", "steps")
 
@@ -160,9 +160,11 @@ def _size(attrs: Mapping[str, Any]) -> _Size | None:
     """A call's `_Size`; None: no usage."""
     counts = read_call_fields(attrs)[3]
     inp, out, read, write, _, reasoning = (v if type(v) is int and v >= 0 else None for v in counts[:6])
-    if not inp and not out:
-        return None
     cache = (read or 0) + (write or 0)
+    if not inp and not out and not cache:
+        return None
+    if inp is None and cache:
+        inp = 0  # the cache alone (Anthropic's raw counts of a fully cached prompt)
     return (
         inp,
         None if inp is None else inp + cache,
@@ -180,14 +182,20 @@ def _near(a: int, b: int) -> bool:
 def _same_size(a: _Size, b: _Size) -> bool:
     """Whether two sizes may be one call's: the input and the output, where both report it,
     near under one reading or the other (the cache and the reasoning counted in or not).
-    Nothing both report (the input on one span, the output on the other): the same, since
-    the models agree and the money is on the span stamped first."""
+    A count one span reports and the other does not (the input on one span only) is not
+    shown to be one call's: both are priced (a review found a looser rule dropping whole
+    calls, a 90k-input chat taken for the copy of a call that reported its output alone)."""
+    compared = False
     for i in (0, 2):
         mine = {x for x in a[i : i + 2] if x is not None}
         theirs = {y for y in b[i : i + 2] if y is not None}
-        if mine and theirs and not any(_near(x, y) for x in mine for y in theirs):
+        if bool(mine) != bool(theirs):
             return False
-    return True
+        if mine:
+            if not any(_near(x, y) for x in mine for y in theirs):
+                return False
+            compared = True
+    return compared
 
 
 def _sum_sizes(sizes: list[_Size | None]) -> _Size | None:
@@ -711,7 +719,10 @@ class CostSpanProcessor(SpanProcessor):
         if size is None:
             return True
         total = _sum_sizes([said[0] for said in priced])
-        return total is None or _same_size(size, total)
+        if total is not None and _same_size(size, total):
+            return True
+        # a retry inside a framework's span: two calls made, the span reporting the last
+        return any(_same_size(size, one) for said in priced for one in said[3])
 
     def _copy_of_ended(
         self, attrs: Mapping[str, Any], size: _Size | None, oattrs: Mapping[str, Any], ns: int
@@ -724,7 +735,7 @@ class CostSpanProcessor(SpanProcessor):
         if status not in _CALL_PRICED:
             return size is None
         other = _size(oattrs)
-        return size is None or other is None or _same_size(size, other)
+        return size is None or (other is not None and _same_size(size, other))
 
     def _tell(self, enclosing: list[Any], models: frozenset[str], size: _Size | None, priced: bool) -> None:
         """Tell the enclosing spans still open what a call stamped inside them said."""
@@ -743,13 +754,14 @@ class CostSpanProcessor(SpanProcessor):
                     if said is None:
                         if len(held.inner) >= _MODEL_SETS_KEPT:
                             continue
-                        said = held.inner[models] = [(0, 0, 0, 0), False, False]
+                        said = held.inner[models] = [(0, 0, 0, 0), False, False, []]
                     if not priced:
                         said[2] = True
-                    elif said[1]:
-                        said[0] = _sum_sizes([said[0], size])
-                    else:
-                        said[0], said[1] = size, True
+                        continue
+                    said[0] = _sum_sizes([said[0], size]) if said[1] else size
+                    said[1] = True
+                    if size is not None and len(said[3]) < _MODEL_SETS_KEPT:
+                        said[3].append(size)
         except Exception:
             self._internal_error("end")
 
