@@ -395,6 +395,12 @@ def test_a_match_of_its_own_replaces_the_bundled_rules(tmp_path):
     table = load_pricing([write(tmp_path, nov, "nov.toml")], use_env=False)
     assert table.resolve("gpt-4o-2024-11-20", "openai").id == "gpt-4o-nov"
     assert table.resolve("gpt-4o-2024-08-06", "openai").id == "gpt-4o"
+    # and by a starts_with or regex rule (a review)
+    for rule in ('{ starts_with = "gpt-4o-2024-11" }', '{ regex = "gpt-4o-2024-11-[0-9]+" }'):
+        text = nov.replace('{ equals = "gpt-4o-2024-11-20" }', rule)
+        table = load_pricing([write(tmp_path, text, "nov2.toml")], use_env=False)
+        assert table.resolve("gpt-4o-2024-11-20", "openai").id == "gpt-4o-nov", rule
+        assert table.resolve("gpt-4o-2024-08-06", "openai").id == "gpt-4o", rule
 
 
 OVERLAPS = [

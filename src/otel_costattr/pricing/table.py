@@ -597,11 +597,21 @@ def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -
     }
     own |= {(pf.provider, e) for pf in user for spec in pf.models for e in spec.examples}
 
+    # ... or that a rule of another of the user's models matches (starts_with, regex too)
+    rules_of: dict[str, list[tuple[str, MatchRule]]] = {}
+    for pf in user:
+        rules_of.setdefault(pf.provider, []).extend((spec.id, r) for spec in pf.models for r in spec.rules)
+
+    def kept(pid: str, spec: ModelSpec, model_id: str) -> bool:
+        if model_id == spec.id:
+            return True
+        if (pid, model_id) in own:
+            return False
+        return not any(other != spec.id and r.matches(model_id) for other, r in rules_of.get(pid, ()))
+
     def inherited(pid: str, spec: ModelSpec, base: ModelSpec) -> ModelSpec:
-        rules = tuple(
-            r for r in base.rules if r.kind != "equals" or (pid, r.value) not in own or r.value == spec.id
-        )
-        examples = tuple(e for e in base.examples if (pid, e) not in own or e == spec.id)
+        rules = tuple(r for r in base.rules if r.kind != "equals" or kept(pid, spec, r.value))
+        examples = tuple(e for e in base.examples if kept(pid, spec, e))
         return replace(spec, rules=rules, examples=examples, rules_from="bundled")
 
     out = []
