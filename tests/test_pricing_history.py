@@ -87,22 +87,30 @@ def test_sonnet_4_long_context_tier_on_the_api_and_bedrock(table, model_id, prov
     assert early.tier_above is None  # before the 1M-context beta: no request could exceed 200k
 
 
-def test_a_replacement_from_a_date_keeps_the_bundled_prices_before_it(tmp_path):
-    # A review found a user's contract price for gpt-4o "since 2025-05-01" applied to calls of
-    # 2024 too: a time before the first period got the first period.
+def _rate_of(tmp_path, text: str):
+    """The table of a user file ``text`` and the price of a million openai input tokens of a
+    model on a day under it."""
     contract = tmp_path / "contract.toml"
-    contract.write_text(
-        'provider = "openai"\n'
-        '[[model]]\nid = "gpt-4o"\nmultiplier = 0.5\n'
-        "[[model.price]]\nsince = 2025-05-01\ninput = 4\noutput = 16\n"
-        '[[model]]\nid = "team-4o"\nalias_of = "gpt-4o"\nmultiplier = 0.8\n'
-    )
+    contract.write_text(text)
     mine = load_pricing([contract], use_env=False)
     usage = Usage(input_tokens=1_000_000, output_tokens=0)
 
     def rate(model, day):
         return compute_cost(model, usage, provider="openai", start_time=_at(day), table=mine).total
 
+    return mine, rate
+
+
+def test_a_replacement_from_a_date_keeps_the_bundled_prices_before_it(tmp_path):
+    # A review found a user's contract price for gpt-4o "since 2025-05-01" applied to calls of
+    # 2024 too: a time before the first period got the first period.
+    mine, rate = _rate_of(
+        tmp_path,
+        'provider = "openai"\n'
+        '[[model]]\nid = "gpt-4o"\nmultiplier = 0.5\n'
+        "[[model.price]]\nsince = 2025-05-01\ninput = 4\noutput = 16\n"
+        '[[model]]\nid = "team-4o"\nalias_of = "gpt-4o"\nmultiplier = 0.8\n',
+    )
     before, after = dt.date(2025, 4, 30), dt.date(2025, 5, 1)
     # The bundled list price (without the contract's multiplier) until the contract begins.
     assert rate("gpt-4o", before) == rate("gpt-4o-2024-08-06", before) == D("2.5")
@@ -116,18 +124,12 @@ def test_an_alias_beside_its_target_gets_the_files_multiplier_once(tmp_path):
     # A review: an alias listed in the same file as a target replaced from a date got the
     # file's multiplier on the bundled prices before it ($2.00 for a $2.50 call); the target
     # got none there, and an alias prices exactly as its target, the file's multiplier once.
-    contract = tmp_path / "contract.toml"
-    contract.write_text(
+    _, rate = _rate_of(
+        tmp_path,
         'provider = "openai"\nmultiplier = 0.8\n'
         '[[model]]\nid = "gpt-4o"\n[[model.price]]\nsince = 2026-01-01\ninput = 2\noutput = 8\n'
-        '[[model]]\nid = "prod-4o"\nalias_of = "gpt-4o"\n'
+        '[[model]]\nid = "prod-4o"\nalias_of = "gpt-4o"\n',
     )
-    mine = load_pricing([contract], use_env=False)
-    usage = Usage(input_tokens=1_000_000, output_tokens=0)
-
-    def rate(model, day):
-        return compute_cost(model, usage, provider="openai", start_time=_at(day), table=mine).total
-
     before, after = dt.date(2025, 6, 1), dt.date(2026, 1, 1)
     assert (rate("gpt-4o", before), rate("prod-4o", before)) == (D("2.5"), D("2.5"))
     assert (rate("gpt-4o", after), rate("prod-4o", after)) == (D("1.6"), D("1.6"))
