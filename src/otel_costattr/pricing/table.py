@@ -439,6 +439,7 @@ def _build(
     regions: tuple[RegionRule, ...] = (),
 ) -> PriceTable:
     user = _keep_bundled_rules(bundled, user)
+    yielding = _user_rules(user)
     providers: dict[str, ProviderIndex] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
     # Which user file defined each (provider, model id), and which file claimed each name (a
@@ -452,6 +453,8 @@ def _build(
     ordered = [*user, *bundled]
     for n, pf in enumerate(ordered):
         is_user = n < len(user)
+        if not is_user and pf.provider in yielding:
+            pf = _yield_to(pf, yielding[pf.provider])
         if pf.provider not in providers:
             providers[pf.provider] = ProviderIndex(pf.provider, pf.fallback)
             specs[pf.provider] = []
@@ -580,6 +583,35 @@ def _build(
     bases = _keep_list_prices(providers, hosts, listed)
     names = {name: claim[0] for name, claim in claims.items()}  # name -> the provider it means
     return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions, bases)
+
+
+def _user_rules(user: list[ProviderFile]) -> dict[str, list[MatchRule]]:
+    """Every match rule of the user's models, by provider."""
+    rules: dict[str, list[MatchRule]] = {}
+    for pf in user:
+        rules.setdefault(pf.provider, []).extend(r for spec in pf.models for r in spec.rules)
+    return rules
+
+
+def _yield_to(pf: ProviderFile, rules: list[MatchRule]) -> ProviderFile:
+    """A bundled provider file without the exact ids (equals rules, examples) a user's rule of
+    that provider matches: the index tries exact ids before patterns, so a user's
+    ``starts_with`` or ``regex`` was ignored for any id a bundled model lists, unless the
+    file also replaced that model (a review). The user's rules win, as a layer over the
+    bundled table should; the hosts' list-price copies keep the bundled rules."""
+
+    def mine(model_id: str) -> bool:
+        return any(r.matches(model_id) for r in rules)
+
+    models = tuple(
+        replace(
+            spec,
+            rules=tuple(r for r in spec.rules if r.kind != "equals" or not mine(r.value)),
+            examples=tuple(e for e in spec.examples if not mine(e)),
+        )
+        for spec in pf.models
+    )
+    return pf if models == pf.models else replace(pf, models=models)
 
 
 def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -> list[ProviderFile]:
