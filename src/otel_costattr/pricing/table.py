@@ -439,7 +439,6 @@ def _build(
     regions: tuple[RegionRule, ...] = (),
 ) -> PriceTable:
     user = _keep_bundled_rules(bundled, user)
-    yielding = _user_rules(user)
     providers: dict[str, ProviderIndex] = {}
     specs: dict[str, list[tuple[ModelSpec, ProviderFile]]] = {}
     # Which user file defined each (provider, model id), and which file claimed each name (a
@@ -453,8 +452,6 @@ def _build(
     ordered = [*user, *bundled]
     for n, pf in enumerate(ordered):
         is_user = n < len(user)
-        if not is_user and pf.provider in yielding:
-            pf = _yield_to(pf, yielding[pf.provider])
         if pf.provider not in providers:
             providers[pf.provider] = ProviderIndex(pf.provider, pf.fallback)
             specs[pf.provider] = []
@@ -585,35 +582,6 @@ def _build(
     return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions, bases)
 
 
-def _user_rules(user: list[ProviderFile]) -> dict[str, list[MatchRule]]:
-    """Every match rule of the user's models, by provider."""
-    rules: dict[str, list[MatchRule]] = {}
-    for pf in user:
-        rules.setdefault(pf.provider, []).extend(r for spec in pf.models for r in spec.rules)
-    return rules
-
-
-def _yield_to(pf: ProviderFile, rules: list[MatchRule]) -> ProviderFile:
-    """A bundled provider file without the exact ids (equals rules, examples) a user's rule of
-    that provider matches: the index tries exact ids before patterns, so a user's
-    ``starts_with`` or ``regex`` was ignored for any id a bundled model lists, unless the
-    file also replaced that model (a review). The user's rules win, as a layer over the
-    bundled table should; the hosts' list-price copies keep the bundled rules."""
-
-    def mine(model_id: str) -> bool:
-        return any(r.matches(model_id) for r in rules)
-
-    models = tuple(
-        replace(
-            spec,
-            rules=tuple(r for r in spec.rules if r.kind != "equals" or not mine(r.value)),
-            examples=tuple(e for e in spec.examples if not mine(e)),
-        )
-        for spec in pf.models
-    )
-    return pf if models == pf.models else replace(pf, models=models)
-
-
 def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -> list[ProviderFile]:
     """``user`` with each model that replaces a bundled one (same provider and id) and has no
     ``match`` of its own given that model's match rules and examples: the dated ids the
@@ -629,21 +597,11 @@ def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -
     }
     own |= {(pf.provider, e) for pf in user for spec in pf.models for e in spec.examples}
 
-    # ... or that a rule of another of the user's models matches (starts_with, regex too)
-    rules_of: dict[str, list[tuple[str, MatchRule]]] = {}
-    for pf in user:
-        rules_of.setdefault(pf.provider, []).extend((spec.id, r) for spec in pf.models for r in spec.rules)
-
-    def kept(pid: str, spec: ModelSpec, model_id: str) -> bool:
-        if model_id == spec.id:
-            return True
-        if (pid, model_id) in own:
-            return False
-        return not any(other != spec.id and r.matches(model_id) for other, r in rules_of.get(pid, ()))
-
     def inherited(pid: str, spec: ModelSpec, base: ModelSpec) -> ModelSpec:
-        rules = tuple(r for r in base.rules if r.kind != "equals" or kept(pid, spec, r.value))
-        examples = tuple(e for e in base.examples if kept(pid, spec, e))
+        rules = tuple(
+            r for r in base.rules if r.kind != "equals" or (pid, r.value) not in own or r.value == spec.id
+        )
+        examples = tuple(e for e in base.examples if (pid, e) not in own or e == spec.id)
         return replace(spec, rules=rules, examples=examples, rules_from="bundled")
 
     out = []
