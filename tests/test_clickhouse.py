@@ -106,6 +106,11 @@ def test_a_quotient_cast_to_a_decimal_is_duckdbs_to_the_digit(stores: tuple[str,
         select = f"SELECT {cast} FROM (SELECT toDecimal128('{a}', 0) AS a, toDecimal128('1', 0) AS b)"
         got = client.query(select, settings=SETTINGS).result_rows[0][0]
         assert got is None, a
+    # within the type a large quotient is a number, as on DuckDB (its last digits are the
+    # engines' own conversions of a decimal to a double, which differ at this size)
+    large = "toDecimal128('90000000000000000000000000', 12) AS a, toDecimal128('1', 0) AS b"
+    got = client.query(f"SELECT {cast} FROM (SELECT {large})", settings=SETTINGS).result_rows[0][0]
+    assert got is not None
 
 
 def test_every_run_tree_agrees_with_duckdb(stores: tuple[str, str]) -> None:

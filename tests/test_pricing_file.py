@@ -389,6 +389,16 @@ def test_a_match_of_its_own_replaces_the_bundled_rules(tmp_path):
     assert table.resolve("gpt-4o-2024-08-06", "openai").id == "gpt-4o-2024-08-06"
     assert table.resolve("gpt-4o-2024-11-20", "openai").id == "gpt-4o"
     assert table.resolve("gpt-4o-2024-11-20", "openai").origin == str(path)
+    # a pattern of another model matching a dated id the replacement inherits is refused,
+    # saying both ways out; naming the id in an equals rule is one
+    pattern = OVERRIDE + '[[model]]\nid = "gpt-4o-nov"\nmatch = [{ starts_with = "gpt-4o-2024-11" }]\n'
+    pattern += "[[model.price]]\ninput = 1\noutput = 4\n"
+    with pytest.raises(PricingError) as info:
+        load_pricing([write(tmp_path, pattern, "pattern.toml")], use_env=False)
+    assert str(info.value).endswith(
+        "(model 'gpt-4o' keeps the match rules of the bundled model it replaces: give it a match of its own,"
+        " or name 'gpt-4o-2024-11-20' in an equals rule of 'gpt-4o-nov')"
+    ), str(info.value)
     # the same for a dated id the user names in a match rule of another model (a review)
     nov = OVERRIDE + '[[model]]\nid = "gpt-4o-nov"\nmatch = [{ equals = "gpt-4o-2024-11-20" }]\n'
     nov += "[[model.price]]\ninput = 1\noutput = 4\n"

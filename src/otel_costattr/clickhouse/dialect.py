@@ -340,10 +340,10 @@ def _cast(inside: str) -> str:
     unit = f"toDecimal128('{'0.' + '0' * (places - 1) + '1' if places else '1'}', {places})"
     # x: the scaled quotient rounded half away from zero; s: x or 0 (inf, nan: NULL below)
     rounded = "trunc(q) + if(abs(q - trunc(q)) >= 0.5, sign(q), 0)"
-    magnitude = _EXACT_INT.format(v="if(isFinite(x) AND abs(x) < 8.5e37, abs(x), 0)")
-    # past the type's digits (or 2^126, the parts' reach): NULL, not a wrapped number (DuckDB
-    # refuses the cast; an answer it cannot give is no answer here either)
-    fits = f"isFinite(x) AND abs(x) < least(1e{int(precision)}, 8.5e37)"
+    magnitude = _EXACT_INT.format(v="if(isFinite(x) AND abs(x) < 1e38, abs(x), 0)")
+    # past the type's digits (at most 38, within the parts' reach of 2^127): NULL, not a
+    # wrapped number (DuckDB refuses the cast; an answer it cannot give is none here either)
+    fits = f"isFinite(x) AND abs(x) < 1e{min(int(precision), 38)}"
     exact = f"if({fits}, toDecimal128(toInt128(sign(x)) * {magnitude}, 0) * {unit}, NULL)"
     value = f"arrayMap(q -> arrayMap(x -> {exact}, [{rounded}])[1], [{scaled}])[1]"
     return f"{_CAST_DONE}{value} AS Decimal({precision}, {scale}))"

@@ -389,9 +389,10 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
                 other, where = models[min(hits)]
                 elsewhere = "" if where == path else f" in {where}"
                 kept = next((m.id for m in (model, other) if m.rules_from == "bundled"), None)
+                theirs = other.id if kept == model.id else model.id
                 why = "" if kept is None else (
                     f" (model {kept!r} keeps the match rules of the bundled model it replaces:"
-                    " give it a match of its own)"
+                    f" give it a match of its own, or name {probe!r} in an equals rule of {theirs!r})"
                 )  # fmt: skip
                 raise PricingError(
                     f"{path}: model {model.id!r}: match: {probe!r} also matches model {other.id!r}"
