@@ -223,6 +223,7 @@ def _ancestors(paired: _Paired) -> list[Any]:
 
 
 def _scope_of(span: object) -> object:
+    """The name of a span's instrumentation scope (None: none)."""
     return getattr(getattr(span, "instrumentation_scope", None), "name", None)
 
 
@@ -558,7 +559,7 @@ class CostSpanProcessor(SpanProcessor):
             mine, theirs = _models(own), _models(pattrs)
             if not mine or not theirs or not mine.isdisjoint(theirs):
                 return step  # not another model's call (a guardrail's inside a streamed chat)
-        scope = getattr(getattr(span, "instrumentation_scope", None), "name", None)
+        scope = _scope_of(span)
         if type(scope) is not str:
             return next(agent)
         model = _model_of(own)
