@@ -97,11 +97,16 @@ def _ns(at: dt.datetime) -> int:
 class Workload:
     """Writes runs into a DuckDB file through the real SDK pipeline."""
 
-    def __init__(self, path: Path, table: PriceTable, *, extra_processors: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, path: Path, table: PriceTable, *, extra_processors: tuple[Any, ...] = (), processor: bool = True
+    ) -> None:
+        """``processor=False``: a service without the CostSpanProcessor (calls priced by the
+        store, identity found through their parents)."""
         self.path = path
         resource = Resource.create({"service.name": "svc"})
         self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        self.provider.add_span_processor(CostSpanProcessor(table))
+        if processor:
+            self.provider.add_span_processor(CostSpanProcessor(table))
         self.exporter = DuckDBSpanExporter(str(path), pricing=table, fsync=False)
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         for p in extra_processors:

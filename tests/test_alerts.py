@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from alerts_helpers import NOW, Receiver, free_port_url, rules_file
+from alerts_helpers import NOW, Receiver, Workload, free_port_url, rules_file
 
 from otel_costattr.alerts import Notifier, check_once, load_rules, slack_message
 from otel_costattr.alerts.deliver import Notification
@@ -66,6 +66,26 @@ def test_thresholds_crossed_together_are_one_notification(tmp_path, workload, re
     assert len(result.evaluation.firing) == 2
     assert len(receiver.bodies) == 1
     assert receiver.bodies[0]["threshold"] == 0.8 and receiver.bodies[0]["thresholds_crossed"] == [0.5, 0.8]
+
+
+def test_identity_keys_count_calls_whose_identity_is_inherited(tmp_path, table, receiver):
+    # A service without the processor: the calls carry no app.feature of their own, the run
+    # does. The rollups' --where app.feature=research counts them; a rule naming the same key
+    # as its scope or filter read the calls' own attributes and never fired.
+    rules_text = DAY_BUDGET.replace('scope = "feature"', 'scope = "app.feature"').replace(
+        'match = { feature = "research" }', 'match = { "app.feature" = "research", "service.name" = "svc" }'
+    )
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", rules_text, receiver.url))
+    bare = Workload(tmp_path / "bare.duckdb", table, processor=False)
+    try:
+        bare.run(NOW.replace(hour=8), ["0.30", "0.30"])
+        result = check(bare, rules, NOW)
+    finally:
+        bare.close()
+    (firing,) = result.evaluation.firing
+    (body,) = receiver.bodies
+    assert body["scope"]["value"] == "research" and body["value_exact"] == "0.6"
+    assert body["threshold"] == 0.5
 
 
 def test_payload_schema(tmp_path, workload, receiver):

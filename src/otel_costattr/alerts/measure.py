@@ -3,8 +3,9 @@
 The rollups' TEMP macro ``costattr_calls(since, until, ...)`` (derived from
 ``queries/_calls.sql`` by `rollups.contract`) supplies the calls, attributed and each counted
 once, with the window pushed into the scan; every value is bound, never formatted in. A scope
-or filter that is no contract column is an attribute key, read from the call's ``attributes``
-JSON (the processor copies identity onto each call).
+or filter that names a contract column (as the rollups' ``--where`` does: ``feature`` and
+``app.feature`` alike) reads it, inherited identity included; any other is an attribute key,
+read from the call's ``attributes`` JSON (the processor copies identity onto each call).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from ..rollups.dimensions import COLUMNS
 from .rules import SCOPES, Rule, zone
 from .windows import window_bounds
 
@@ -41,7 +43,11 @@ class Measure:
 
 
 def _column(key: str, params: list[Any]) -> str:
-    column = SCOPES.get(key)
+    """The SQL of a scope or filter key: the contract's column for a name the rollups' --where
+    reads as one (``app.feature``, ``gen_ai.agent.name``, ``service.name``, ``provider``...:
+    the call's own value or the one inherited from its run, as every rollup counts it), else
+    the call's attribute."""
+    column = SCOPES.get(key) or COLUMNS.get(key)
     if column is not None:
         return f"c.{column}"
     params.append(f'$."{key}"')  # the key is checked at load: no quote can reach the path
