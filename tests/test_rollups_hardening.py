@@ -123,7 +123,7 @@ def test_an_older_file_holding_huge_costs(tmp_path):
 
 def test_the_rollups_bound_is_the_exporters(tmp_path):
     """queries/_calls.sql repeats cost_columns.MAX_CALL_USD: both must draw the line at one place."""
-    from otel_costattr.spans.cost_columns import MAX_CALL_USD, plausible_usd
+    from otel_costattr.cost.bounds import MAX_CALL_USD, plausible_usd
 
     edge = [MAX_CALL_USD - D("1e-12"), MAX_CALL_USD, MAX_CALL_USD + D("1e-12"), D(0), D("-1e-12")]
     con = duckdb.connect(str(tmp_path / "edge.duckdb"))

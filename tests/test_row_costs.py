@@ -12,16 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_costattr import semconv
+from otel_costattr.cost.bounds import MAX_CALL_USD, quantize_usd, stamped_usd
 from otel_costattr.cost.engine import CostStatus
 from otel_costattr.pricing.table import PriceTable, load_pricing
-from otel_costattr.spans.cost_columns import (
-    IMPLAUSIBLE,
-    MAX_CALL_USD,
-    _price,
-    model_columns,
-    quantize_usd,
-    stamped_usd,
-)
+from otel_costattr.spans.cost_columns import IMPLAUSIBLE, _price, model_columns
 from otel_costattr.spans.encode import column_text
 
 DATA = Path(__file__).parent / "data"

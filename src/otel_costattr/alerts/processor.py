@@ -26,7 +26,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .. import semconv
-from ..spans.cost_columns import MAX_CALL_USD
+from ..cost.bounds import MAX_CALL_USD
 from .deliver import Notification, Notifier
 from .payload import build_payload
 from .rules import Rule, RuleSet, load_rules

@@ -18,9 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 from .. import semconv
+from ..cost.bounds import quantize_usd
 from ..cost.engine import CostStatus
 from ..pricing.table import PriceTable, default_pricing
-from ..spans.cost_columns import model_columns, quantize_usd
+from ..spans.cost_columns import model_columns
 from .dialect import PARAM_TYPES
 from .ledger import BOUND_KEYS
 

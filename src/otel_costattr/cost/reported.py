@@ -3,7 +3,7 @@
 OpenRouter returns the charged cost in its usage block, gateways and some instrumentations
 stamp one (OpenInference ``llm.cost.total``, OpenLIT ``gen_ai.usage.cost``, the proposed
 ``gen_ai.usage.cost.amount`` with ``.currency``). When a model-call span carries one in USD
-and it is a believable cost for one call (`spans.cost_columns.stamped_usd`'s rule), the
+and it is a believable cost for one call (`cost.bounds.stamped_usd`'s rule), the
 processor stamps it as ``gen_ai.usage.cost`` with ``costattr.cost_source=provider`` and keeps
 our own figure beside it in ``costattr.computed_cost``, so the ``reconcile`` rollup can show
 where the two differ. Another currency is never converted: the call keeps our figure.
@@ -24,7 +24,7 @@ from ..semconv import (
     PROPOSED_COST_SOURCE,
     PROPOSED_SOURCE_LOCAL,
 )
-from ..spans.cost_columns import stamped_usd
+from .bounds import stamped_usd
 
 # In order of precedence: the proposed convention, OpenInference, then a bare stamp.
 # (The processor unpacks exactly three of them, for speed.)

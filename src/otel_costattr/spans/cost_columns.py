@@ -18,28 +18,17 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from .. import semconv
 from ..cost import billing
+from ..cost.bounds import MAX_CALL_USD, quantize_usd, stamped_usd
 from ..cost.engine import CostStatus, Usage, compute_cost, price_call, usd, usd_float
 from ..pricing.regions import region_of
 from ..pricing.table import PriceTable
 from .encode import column_text
 
-_CENT_PICO = Decimal("1e-12")
-_USD_LIMIT = Decimal(10) ** 26  # DECIMAL(38, 12): 26 digits before the point
-# The most one model call is believed to cost. The dearest list price is $600 per million
-# tokens (o1-pro output) and context windows hold at most a few million tokens, so a real call
-# costs at most a few thousand dollars; the pricing loader caps rates at $100,000 per million
-# tokens, and 10M tokens (5x the largest context window) at that cap is this bound. A cost
-# above it (or negative, or not a number) is stored as NULL with cost_status 'implausible', so
-# it is never summed, and no sum of fewer than 10^20 calls can overflow DECIMAL(38, 12).
-# queries/_calls.sql applies the same bound to files written before it existed.
-MAX_CALL_USD = Decimal(1_000_000)
 IMPLAUSIBLE = "implausible"
-_QUANT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 _PRICED, _INVALID = CostStatus.PRICED, CostStatus.INVALID_USAGE
 _PRICED_TEXT = CostStatus.PRICED.value
 NO_CALL = (None,) * 10  # the token and cost columns of a span that is not a model call
@@ -47,32 +36,6 @@ _read_call_fields = semconv.read_call_fields
 _billable = Usage.billable  # on the plain tuple of Usage fields read_call_fields gives
 _input_buckets = operator.itemgetter(*billing.INPUT_INDEXES)  # what BillableTokens.total_input sums
 _new_tuple = tuple.__new__
-
-
-def quantize_usd(value: Decimal | None) -> Decimal | None:
-    """``value`` rounded (half even) to the 12 decimal places of the ``cost_usd`` column, or
-    None when it does not fit DECIMAL(38, 12) (a stamped cost of 1e26 USD is not a cost)."""
-    if value is None or not value.is_finite():
-        return None
-    try:
-        rounded = value.quantize(_CENT_PICO, context=_QUANT)
-    except InvalidOperation:
-        return None
-    return rounded if abs(rounded) < _USD_LIMIT else None
-
-
-def plausible_usd(value: Decimal | None) -> Decimal | None:
-    """``value`` rounded to the column's places when it is a believable cost for one model
-    call (0 to `MAX_CALL_USD`), else None."""
-    rounded = quantize_usd(value)
-    return rounded if rounded is not None and 0 <= rounded <= MAX_CALL_USD else None
-
-
-def stamped_usd(value: float) -> Decimal | None:
-    """A cost stamped as a number attribute, as the exact decimal it prints as; None when it
-    is not a believable cost for one call (NaN, infinite, negative, above `MAX_CALL_USD`)."""
-    # An int is exact as it is (and may be too big for a float).
-    return plausible_usd(Decimal(value) if isinstance(value, int) else Decimal(repr(float(value))))
 
 
 def model_columns(

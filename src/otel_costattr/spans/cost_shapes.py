@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cost.billing import BUCKETS, INPUT_PARTS
+from ..cost.bounds import MAX_CALL_USD, quantize_usd
 from ..cost.compiled import build, pricer_parts, remember
 from ..cost.engine import CostStatus, usd
 from ..semconv import (
@@ -43,7 +44,6 @@ from ..semconv import (
     PROPOSED_COST_CURRENCY,
     PROPOSED_COST_SOURCE,
 )
-from .cost_columns import MAX_CALL_USD, quantize_usd
 
 # A cost a provider reported, which wins over ours on a call without our stamp (cost/reported.py).
 REPORTED_KEYS = frozenset(

@@ -33,11 +33,12 @@ from typing import Any
 import pyarrow as pa
 
 from .. import semconv
+from ..cost.bounds import quantize_usd
 from ..pricing.table import PriceTable, default_pricing
 from ..store.schema import SPANS, arrow_schema
 from . import content
 from .batch import batch_table
-from .cost_columns import NO_CALL, model_columns, quantize_usd
+from .cost_columns import NO_CALL, model_columns
 from .encode import column_text, to_json, without_surrogates
 from .record import SpanRecord
 
