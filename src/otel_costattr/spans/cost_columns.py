@@ -24,6 +24,7 @@ from .. import semconv
 from ..cost import billing
 from ..cost.bounds import MAX_CALL_USD, quantize_usd, stamped_usd
 from ..cost.engine import CostStatus, Usage, compute_cost, price_call, usd, usd_float
+from ..cost.reported import reported_usd
 from ..pricing.regions import region_of
 from ..pricing.table import PriceTable
 from .encode import column_text
@@ -157,8 +158,6 @@ def _reported_cost(attrs: Mapping[str, Any], ours: tuple[Any, ...], version: str
     reported (`cost.reported`: a believable USD figure): that cost wins, as the processor
     would have stamped it, so the store does not depend on where the processor ran. Our
     figure is not kept beside it (`reconcile` lists only calls the processor stamped)."""
-    from ..cost.reported import reported_usd  # cost.reported builds on this module
-
     if ours[1] not in _REPORTED_WINS:  # as the processor: usage it cannot read stays unpriced
         return ours
     reported = reported_usd(attrs)
