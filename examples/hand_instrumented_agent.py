@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_costattr import rollup
-from otel_costattr.cli.output import money  # the CLI's money rule: six places under $1, else cents
+from otel_costattr.display import money  # the CLI's money rule: six places under $1, else cents
 from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import IDENTITY_KEYS
 from otel_costattr.store.exporter import DuckDBSpanExporter

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from test_rollups_workload import build, trace_id
 
 from otel_costattr.cli import cli
-from otel_costattr.cli.output import UNPRICED, money
+from otel_costattr.cli.output import UNPRICED
+from otel_costattr.display import money
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import pytest
 from test_rollups_workload import build
 
 from otel_costattr.cli import main
-from otel_costattr.cli.output import money
 from otel_costattr.demo import run_demo
+from otel_costattr.display import money
 from otel_costattr.rollups.queries import rollup
 
 ROOT = Path(__file__).resolve().parents[1]

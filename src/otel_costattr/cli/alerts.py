@@ -19,9 +19,10 @@ from ..alerts.redeliver import patience
 from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once, state_path
+from ..display import money
 from ..store.database import connect
 from .options import db_path, duration_option, writing_db_option
-from .output import Record, Table, json_object, money, output, table_lines
+from .output import Record, Table, json_object, output, table_lines
 
 # Exit status of `alerts check` while at least one alert fires (as `store status --check`).
 FIRING_EXIT = 3

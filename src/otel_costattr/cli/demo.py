@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from .. import demo as workload
+from ..display import money
 from ..rollups.queries import rollup
-from .output import CLIError, Table, money, table_lines, terminal_width
+from .output import CLIError, Table, table_lines, terminal_width
 
 _DEMO_COLUMNS = {  # narrower tables, so the demo fits one screen
     "per_agent": ("agent", "agent_version", "runs", "calls", "usd", "usd_per_run", "unpriced_calls"),

@@ -31,11 +31,12 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import Decimal
 from typing import Any, TextIO
 
 import click
 
+from ..display import cell
 from ..rollups.catalog import is_money_column
 from .options import check_out
 
@@ -49,8 +50,6 @@ UNPRICED = (
     "previous_unpriced_calls",  # compare's period before
     "unpriced_calls_repriced",  # --reprice: calls the prices given could not price
 )  # fmt: skip
-# Fractions of 1 shown as percentages besides the ``*_share`` columns.
-_FRACTIONS = ("month_elapsed",)
 # A tree's columns that the line above it says once (when every span has the same value), and
 # those its table leaves out so that it reads at 100 columns (json, csv, parquet keep them all):
 # the tree draws the parent links and the order, the name says the span's role.
@@ -252,58 +251,6 @@ def terminal_width() -> int | None:
     if sys.stdout.isatty():
         return shutil.get_terminal_size().columns
     return None
-
-
-def money(value: Decimal | None) -> str:
-    """Dollars for one amount: six places under a dollar, else cents, a half rounded up (as
-    bills round: $2.055 and $5.665 alike)."""
-    if value is None:
-        return "-"
-    sign, amount = ("-", -value) if value < 0 else ("", value)  # -$0.05, not $-0.05
-    shown = amount.quantize(_MICRO, rounding=ROUND_HALF_UP, context=_WIDE)
-    if shown >= 1:  # by what it rounds to: $0.9999995 is $1.00, not $1.000000
-        shown = amount.quantize(_CENT, rounding=ROUND_HALF_UP, context=_WIDE)
-    if not shown:
-        sign = ""  # what rounds to nothing has no sign: $0.000000, not -$0.000000
-    return f"{sign}${shown:,}"
-
-
-_MICRO, _CENT = Decimal("0.000001"), Decimal("0.01")
-_WIDE = Context(prec=80)  # any DECIMAL(38, 12) sum, and more, to the cent
-
-
-def rate(value: Decimal | None) -> str:
-    """A rate (USD per million tokens) as its exact plain number."""
-    return "-" if value is None else f"{value.normalize():f}"
-
-
-def _duration(ms: float) -> str:
-    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.1f} s"
-
-
-def cell(column: str, value: object, *, is_money: bool | None = None) -> str:
-    """A value as the table shows it: money as dollars (`money`), shares as percentages."""
-    if value is None:
-        return "-"
-    if is_money is None:
-        is_money = "usd" in column
-    if isinstance(value, Decimal) and is_money:
-        return money(value)
-    if (column.endswith("_share") or column in _FRACTIONS) and isinstance(value, (float, Decimal)):
-        return f"{value:.1%}"
-    if column.endswith("_ms") and isinstance(value, (int, float)):
-        return _duration(value)
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, (float, Decimal)):
-        return f"{value:,.1f}"
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
 
 
 def _is_number(value: object) -> bool:

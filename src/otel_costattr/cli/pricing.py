@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import click
 
 from ..cost.engine import Usage, compute_cost
+from ..display import money, rate
 from ..pricing.foreign import compare, coverage, read_foreign
 from ..pricing.forms import UNPRICED, id_form
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, PricingError
@@ -16,7 +17,7 @@ from ..pricing.parse import parse_provider_file
 from ..pricing.regions import user_file_parts
 from ..pricing.table import PriceTable, load_pricing
 from .options import did_you_mean, price_table, pricing_option
-from .output import CLIError, Record, Table, exact, money, output, rate
+from .output import CLIError, Record, Table, exact, output
 
 _TABLE_RATES = ("input", "output", "cache_read", "cache_write")  # the table's columns; json has all
 

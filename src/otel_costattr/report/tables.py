@@ -1,7 +1,7 @@
 """HTML tables of rollup rows: every value cell carries the rollup, row and column it came
 from and its exact value (``data-rollup``, ``data-row``, ``data-col``, ``data-exact``), so a
 reader (or a test) can check the page against the rollup API; the text is the CLI's own
-formatting (`cli.output.cell`)."""
+formatting (`display.cell`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from ..cli.output import cell as cli_cell
-from ..cli.output import money
+from ..display import cell as cli_cell
+from ..display import money
 
 __all__ = ["MAX_ROWS", "Link", "exact", "fmt", "table", "value_cell"]
 
@@ -38,8 +38,8 @@ HEADINGS = {
 
 
 def fmt(column: str, value: Any) -> str:
-    """A value as the page shows it: as the CLI shows it (money as `cli.output.money`: six
-    places under a dollar, else cents; the rest as `cli.output.cell`), text cut to
+    """A value as the page shows it: as the CLI shows it (money as `display.money`: six
+    places under a dollar, else cents; the rest as `display.cell`), text cut to
     `MAX_TEXT` characters (`shorten`)."""
     if isinstance(value, Decimal) and "usd" in column:
         return money(value)
