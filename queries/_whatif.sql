@@ -5,7 +5,7 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param step INTEGER = NULL     only calls at this agent step
--- @param limit INTEGER = 20      at most this many runs, the largest changes first (0: all)
+-- @param limit INTEGER = 20      at most this many runs, the largest changes (up or down) first (0: all)
 -- Run by rollups/whatif.py after it repriced (_reprice.sql) every call whose reported model
 -- it selected (--from) at the target's prices: costattr_model_map holds those models. A call
 -- is selected when its model is mapped and its step matches; its what-if cost is the
@@ -58,7 +58,10 @@ changed AS (
     SELECT
         *,
         whatif_usd - actual_usd AS change_usd,
-        row_number() OVER (PARTITION BY level ORDER BY whatif_usd - actual_usd, trace_id) AS rank
+        -- the largest changes, up or down (a dearer target raises runs: those are the news)
+        row_number() OVER (
+            PARTITION BY level ORDER BY abs(whatif_usd - actual_usd) DESC NULLS LAST, trace_id
+        ) AS rank
     FROM levels
 )
 SELECT
@@ -67,5 +70,5 @@ SELECT
     CAST(change_usd / nullif(actual_usd, 0) AS DOUBLE) AS change_share
 FROM changed
 WHERE level <> 'run' OR $limit = 0 OR rank <= $limit
-ORDER BY CASE level WHEN 'total' THEN 0 WHEN 'feature' THEN 1 ELSE 2 END, change_usd NULLS LAST,
+ORDER BY CASE level WHEN 'total' THEN 0 WHEN 'feature' THEN 1 ELSE 2 END, abs(change_usd) DESC NULLS LAST,
          feature NULLS LAST, trace_id;

@@ -56,6 +56,23 @@ def test_one_model_swapped_everywhere_else_unchanged(db):
     assert len([k for k in rows if k[0] == "run"]) == 8
 
 
+def test_a_dearer_target_keeps_the_largest_increases(db):
+    # The run rows were ranked by change ascending: right for a cheaper target (the largest
+    # saving first), but on a dearer one the limit kept unchanged runs and dropped the rises.
+    everything = whatif(db, "claude-sonnet-4-5", from_model="claude-haiku-4-5", limit=0).rows
+    rises = sorted((r for r in everything if r["level"] == "run"), key=lambda r: -abs(r["change_usd"]))
+    assert rises[0]["change_usd"] > rises[1]["change_usd"] > 0 and rises[-1]["change_usd"] == 0
+    top = [
+        r
+        for r in whatif(db, "claude-sonnet-4-5", from_model="claude-haiku-4-5", limit=2).rows
+        if r["level"] == "run"
+    ]
+    assert [r["trace_id"] for r in top] == [rises[0]["trace_id"], rises[1]["trace_id"]]
+    assert top[0]["trace_id"] == trace_id(2)
+    features = [r["change_usd"] for r in everything if r["level"] == "feature"]
+    assert features == sorted(features, key=lambda c: -abs(c))  # the largest change first
+
+
 def test_one_step_with_cached_tokens(db):
     # triage step 0: T1 c1 gpt-4o 1000 in (400 cached) / 100 out: 600 * 0.15 + 400 * 0.075 +
     # 100 * 0.6 = $0.00018; T6 200 / 20: $0.000042
