@@ -181,6 +181,9 @@ def test_the_window_and_the_period_before():
     assert (w.since, w.until) == (now - dt.timedelta(days=7), now)
     assert (w.previous().since, w.previous().until) == (now - dt.timedelta(days=14), w.since)
     assert window(since="2026-11-01", now=now).until == now
+    # days with until: the N days before it, as the rollups read them (it was refused)
+    w = window(days="3", until="2026-11-20", now=now)
+    assert (w.since, w.until) == (dt.datetime(2026, 11, 17), dt.datetime(2026, 11, 20))
     assert window().previous() is None
     # no period before year 1 to compare with: none, not an OverflowError (was a traceback
     # from `report --since 1000-01-01` and a 500 from the dashboard's /?since=0001-01-01)
@@ -190,7 +193,8 @@ def test_the_window_and_the_period_before():
     for bad, message in [
         ({"days": "x"}, "report: days: expected a number, got 'x'"),
         ({"days": "0"}, "report: days: must be more than 0 and at most 36500, got 0"),
-        ({"days": "3", "since": "2026-01-01"}, "report: give days or since/until, not both"),
+        ({"days": "3000", "until": "0002-01-01"}, "report: days: reaches before year 1"),
+        ({"days": "3", "since": "2026-01-01"}, "report: give days or since, not both"),
         (
             {"since": "2026-02-01", "until": "2026-01-01"},
             "report: since (2026-02-01 00:00:00) must be before until",

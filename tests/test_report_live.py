@@ -136,7 +136,7 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
     ("path", "status", "message"),
     [
         ("/?days=x", 400, "Error: report: days: expected a number, got &#x27;x&#x27;"),
-        ("/?days=3&since=2026-01-01", 400, "Error: report: give days or since/until, not both"),
+        ("/?days=3&since=2026-01-01", 400, "Error: report: give days or since, not both"),
         ("/runs?sort=price", 400, "Error: sort: expected newest or cost, got &#x27;price&#x27;"),
         ("/runs?limit=-2", 400, "Error: runs_list: limit: must not be negative, got -2"),
         (

@@ -52,8 +52,18 @@ def test_compare_by_model_over_the_last_days(db):
     last_week = rollup("compare", db=db, now=now)  # by default the last 7 days: 06-02..06-09
     assert last_week == rollup("compare", db=db, since="2026-06-02", until=now)
     assert last_week[0]["previous_usd"] == D("0.0141")  # T1 only, 05-26..06-02
+    # A length without a start counts back from --until, not from now: "the 7 days before the
+    # 5th" (it was now - 7 days, after the 5th: a refusal naming a since never given).
+    later = dt.datetime(2026, 7, 1)
+    before_5th = rollup("compare", db=db, until="2026-06-05", now=later)
+    assert before_5th == rollup("compare", db=db, since="2026-05-29", until="2026-06-05")
+    assert before_5th[0]["usd"] == D("0.0776")  # T1-T4
+    assert rollup("compare", db=db, days=4, until="2026-06-09", now=later, group_by="model") == rows
+    assert rollup("per_feature", db=db, days=4, until="2026-06-09", now=later) == rollup(
+        "per_feature", db=db, since="2026-06-05", until="2026-06-09"
+    )
     with pytest.raises(RollupParamError, match="since .* must be before until"):
-        rollup("compare", db=db, until="2026-06-01", now=now)
+        rollup("compare", db=db, since="2026-06-05", until="2026-06-01", now=now)
 
 
 def test_forecast_month_end(db):

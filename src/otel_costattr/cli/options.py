@@ -96,7 +96,9 @@ def window_options(
         for option in reversed(
             (
                 click.option(
-                    "--days", metavar="N", help="only the last N days (of model calls, by start time)"
+                    "--days",
+                    metavar="N",
+                    help="only the last N days (of model calls, by start time), or the N days before --until",
                 ),
                 click.option(
                     "--since",

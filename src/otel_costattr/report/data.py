@@ -73,19 +73,24 @@ def window(
     now: dt.datetime | None = None,
 ) -> Window:
     """A `Window` from what a user typed (text or values): ``days`` (the last N days up to
-    ``now``) or ``since``/``until`` (``until`` defaults to ``now`` when ``since`` is given),
-    or neither (all time). Raises `RollupParamError` naming the bad value."""
+    ``until``, else ``now``) or ``since``/``until`` (``until`` defaults to ``now`` when
+    ``since`` is given), or neither (all time). Raises `RollupParamError` naming the bad
+    value."""
     current = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     blank = (None, "")
     if days not in blank:
-        if since not in blank or until not in blank:
-            raise RollupParamError("report: give days or since/until, not both")
+        if since not in blank:
+            raise RollupParamError("report: give days or since, not both")
         n = coerce("report", "days", "DOUBLE", days)
         if not 0 < n <= _MAX_DAYS:
             raise RollupParamError(
                 f"report: days: must be more than 0 and at most {_MAX_DAYS}, got {shown(days)}"
             )
-        start, end = current - dt.timedelta(days=n), current
+        end = current if until in blank else timestamp("report", "until", until, current)
+        try:
+            start = end - dt.timedelta(days=n)
+        except OverflowError:
+            raise RollupParamError(f"report: days: reaches before year 1 from {shown(end)}") from None
     else:
         start = None if since in blank else timestamp("report", "since", since, current)
         end = None if until in blank else timestamp("report", "until", until, current)

@@ -1,7 +1,8 @@
 """A rollup's parameters: coerce each value to its declared SQL type and validate the set.
 
 Values are bound as DuckDB named parameters (``$since``), never formatted into the SQL.
-A query that takes ``since`` also accepts ``days`` here (``since`` = now - days).
+A query that takes ``since`` also accepts ``days`` here (``since`` = now - days, or
+``until`` - days when ``until`` is given; a relative default start counts back from it too).
 """
 
 from __future__ import annotations
@@ -171,19 +172,22 @@ def bind(
             f"{q.name}: unknown parameter {unknown[0]!r} (valid: {', '.join([*valid, *also]) or 'none'})"
         )
     current = clock(q.name, now)
-    for p in q.params:
-        relative = p.type == "TIMESTAMP" and isinstance(p.default, str) and p.default != NOW
-        if relative and p.name not in given and not (p.name == "since" and "days" in given):
-            given[p.name] = p.default
     for key in ("since", "until"):
         if isinstance(given.get(key), str) and AGO.fullmatch(given[key]):
             given[key] = timestamp(q.name, key, given[key], current)
+    # A window's length given without its start (``days``, a default such as compare's 7
+    # days) ends at ``until`` when there is one: "the 7 days before the 20th".
+    end = coerce(q.name, "until", "TIMESTAMP", given["until"]) if "until" in given else current
+    for p in q.params:
+        relative = p.type == "TIMESTAMP" and isinstance(p.default, str) and p.default != NOW
+        if relative and p.name not in given and not (p.name == "since" and "days" in given):
+            given[p.name] = timestamp(q.name, p.name, p.default, end if p.name == "since" else current)
     if "days" in given:
         if "since" in given:
             raise RollupParamError(f"{q.name}: give days or since, not both")
         typed = given.pop("days")
         days = coerce(q.name, "days", "DOUBLE", typed)
-        given["since"] = _ago(q.name, "days", current, days, shown(typed))
+        given["since"] = _ago(q.name, "days", end, days, shown(typed))
     out = {}
     for p in q.params:
         if p.name in given:
