@@ -90,7 +90,7 @@ def test_stats_rollups_catalogue_and_errors(tmp_path, table):
         per_feature = srv.get_json("/api/v1/rollups/per-feature?since=2025-01-01")
         assert [(r["feature"], r["usd_exact"]) for r in per_feature["rows"]] == [("search", "0.0315")]
         status, _, body = srv.request("GET", "/api/v1/rollups/per-feature?days=-1")
-        assert status == 400 and json.loads(body)["detail"] == "per_feature: days: must be positive, got -1"
+        assert status == 400 and json.loads(body)["detail"] == "per-feature: days: must be positive, got -1"
         status, _, body = srv.request("GET", "/api/v1/rollups/per-feature?colour=red")
         assert status == 400 and "unknown parameter 'colour'" in json.loads(body)["detail"]
         assert "where)" in json.loads(body)["detail"]  # the valid ones, where among them

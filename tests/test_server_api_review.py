@@ -152,7 +152,7 @@ WINDOW = "days, since, until, service, feature, agent"
         ("/api/v1/runs?where=user.id%3Dnobody", "runs: unknown parameter 'where'"),
         (f"/api/v1/runs/{PRICED}?days=1", "run: unknown parameter 'days' (valid: none)"),
         ("/api/v1/rollups?colour=red", "list_rollups: unknown parameter 'colour'"),
-        ("/api/v1/rollups/per-feature?colour=red", "per_feature: unknown parameter 'colour' (valid: days,"),
+        ("/api/v1/rollups/per-feature?colour=red", "per-feature: unknown parameter 'colour' (valid: days,"),
     ],
 )
 def test_an_unknown_query_parameter_is_400_naming_it(srv, path, detail):

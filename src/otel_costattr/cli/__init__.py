@@ -74,18 +74,9 @@ class Group(click.Group):
 
 
 def _as_typed(message: str) -> str:
-    """A library message naming a rollup as Python does (per_feature: ...) named as the
-    command line types it (per-feature: ...)."""
-    name, colon, rest = message.partition(":")
-    if colon and "_" in name and name in _rollup_names():
-        return name.replace("_", "-") + colon + rest
-    return message
+    from ..rollups.catalog import as_typed  # the catalogue is read only for a failure
 
-
-def _rollup_names() -> frozenset[str]:
-    from ..rollups.catalog import rollups
-
-    return frozenset(rollups())
+    return as_typed(message)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

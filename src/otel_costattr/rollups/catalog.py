@@ -29,7 +29,8 @@ from .errors import RollupError, UnknownRollup
 from .params import AGO, NOW, TYPES, coerce
 
 __all__ = [
-    "Param", "Query", "command_query", "contract_prelude", "is_money_column", "prelude", "query", "rollups",
+    "Param", "Query", "as_typed", "command_query", "contract_prelude", "is_money_column", "prelude", "query",
+    "rollups",
 ]  # fmt: skip
 
 _PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
@@ -164,6 +165,15 @@ def query(name: str) -> Query:
         valid = ", ".join(q.replace("_", "-") for q in queries)
         raise UnknownRollup(f"unknown rollup {name!r} (valid: {valid})")
     return queries[key]
+
+
+def as_typed(message: str) -> str:
+    """A message naming a rollup as Python does (per_feature: ...) named as a user types it on
+    the command line and in the API's path (per-feature: ...)."""
+    name, colon, rest = message.partition(":")
+    if colon and "_" in name and name in _queries():
+        return name.replace("_", "-") + colon + rest
+    return message
 
 
 def command_query(name: str) -> Query:

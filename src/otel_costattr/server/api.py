@@ -133,9 +133,9 @@ def _rollup(request: Request, name: str, **params: Any) -> list[dict[str, Any]]:
     except UnknownRollup as e:
         raise HTTPException(404, str(e)) from e
     except RollupParamError as e:
-        raise HTTPException(400, str(e)) from e
+        raise HTTPException(400, catalog.as_typed(str(e))) from e
     except RollupError as e:
-        raise _unreachable(e) or HTTPException(400, str(e)) from e
+        raise _unreachable(e) or HTTPException(400, catalog.as_typed(str(e))) from e
 
 
 def _parameters(request: Request) -> tuple[str, list[str], set[str]] | None:
@@ -150,7 +150,7 @@ def _parameters(request: Request) -> tuple[str, list[str], set[str]] | None:
             q = catalog.query(request.path_params["name"])
         except UnknownRollup:
             return None
-        return q.name, [*q.accepts(), "where"], {"group_by"}
+        return q.cli_name, [*q.accepts(), "where"], {"group_by"}
     return route.name, _declared(route.dependant), set()
 
 
