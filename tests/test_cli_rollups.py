@@ -57,6 +57,16 @@ def test_per_feature_json_schema(capsys, db):
     }  # fmt: skip
 
 
+def test_json_flag_is_format_json(capsys, db):
+    # `--json`, as gh and llm take it, was "No such option '--json'. Did you mean '--since'?"
+    expected = run(capsys, "rollup", "per-feature", "--db", db, "--format", "json")
+    assert run(capsys, "rollup", "per-feature", "--db", db, "--json") == expected
+    assert (
+        run(capsys, "runs", "--db", db, "--json")[1] == run(capsys, "runs", "--db", db, "--format", "json")[1]
+    )
+    assert "--json" not in run(capsys, "rollup", "--help")[1]  # one documented way: --format
+
+
 # Audit rollups list calls the shared workload does not have (its totals are pinned): they are
 # checked on their own stores in tests/test_pricing_approximate.py and test_pricing_reconcile.py.
 AUDIT_ROLLUPS = {"approximations", "reconcile"}
@@ -217,6 +227,7 @@ def test_errors_are_one_line(capsys, db, argv, message):
         ),
         (["rolup", "per-feature"], "No such command 'rolup'. Did you mean 'rollup'?"),
         (["runs", "--format", "parquet"], "--format parquet writes a file: give --out FILE"),
+        (["runs", "--json", "--format", "csv"], "--json is --format json: not with --format csv"),
     ],
 )
 def test_usage_errors_exit_2_with_the_closest_name(capsys, db, argv, message):

@@ -81,11 +81,12 @@ def duckdb_path(db: str | None, what: str) -> str:
 
 
 def window_options(
-    *, limit: int | None = None, group_by: bool = True, where: bool = True
+    *, limit: int | None = None, group_by: bool = True, where: bool = True, limits: bool = True
 ) -> Callable[[F], F]:
     """``--db`` and the window every rollup takes (``--days``/``--since``/``--until``/
     ``--service``/``--feature``/``--agent``/``--where``) plus ``--limit`` and ``--group-by``
-    (``group_by``/``where`` False: a command that cannot honour them does not offer them).
+    (``group_by``/``where``/``limits`` False: a command that cannot honour them does not
+    offer them).
     Values stay text: the rollups layer checks them, so a bad one is one line,
     ``Error: ...``, naming the parameter."""
 
@@ -125,7 +126,7 @@ def window_options(
                     if where
                     else []
                 ),
-                click.option("--limit", metavar="N", default=limit, help=limit_help),
+                *([click.option("--limit", metavar="N", default=limit, help=limit_help)] if limits else []),
                 *(
                     [
                         click.option(

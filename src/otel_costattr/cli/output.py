@@ -126,8 +126,13 @@ def output(fn: Callable[..., Table | Record]) -> Callable[..., None]:
         callback=check_out,
         help="write to FILE instead of stdout (required for parquet)",
     )
+    @click.option("--json", "as_json", is_flag=True, hidden=True, help="the same as --format json")
     @functools.wraps(fn)
-    def wrapper(*args: Any, fmt: str, out: str | None, **kwargs: Any) -> None:
+    def wrapper(*args: Any, fmt: str, out: str | None, as_json: bool, **kwargs: Any) -> None:
+        if as_json:  # what gh, llm and others take: not in the help, but never a "did you mean"
+            if fmt not in ("table", "json"):
+                raise click.BadOptionUsage("json", f"--json is --format json: not with --format {fmt}")
+            fmt = "json"
         if fmt == "parquet" and not out:
             raise click.BadOptionUsage("out", "--format parquet writes a file: give --out FILE")
         result = fn(*args, **kwargs)

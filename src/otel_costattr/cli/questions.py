@@ -89,9 +89,9 @@ def _grouped(name: str, db: str | None, where: Sequence[str], params: dict[str, 
 
 
 @click.command("compare")
-@window_options()
+@window_options(limits=False)  # every value is shown
 @output
-def compare_command(db: str | None, where: Sequence[str], limit: Any, **params: Any) -> Table:
+def compare_command(db: str | None, where: Sequence[str], **params: Any) -> Table:
     """Is this period costing more than the last? This period (default: the last 7 days)
     against the one before it, of the same length, per feature (--group-by agent, model,
     user.id, ...): usd then and now, the change, the biggest movers first.
@@ -101,8 +101,6 @@ def compare_command(db: str | None, where: Sequence[str], limit: Any, **params: 
       otel-costattr compare --days 7 --db spans.duckdb
       otel-costattr compare --since 2026-11-01 --until 2026-11-15 --group-by model
     """
-    if limit is not None:
-        raise click.BadOptionUsage("limit", "compare shows every value: --limit does not apply")
     return _grouped("compare", db, where, params)
 
 
