@@ -77,6 +77,34 @@ def test_a_server_that_cannot_be_reached_is_one_line(tmp_path: object) -> None:
     assert done.stderr == f"Error: clickhouse://u@127.0.0.1:{port}/db: cannot connect: Connection refused\n"
 
 
+_WITHOUT_CHDB = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "chdb" or name.startswith("chdb."):
+            raise ImportError("No module named 'chdb'")
+sys.meta_path.insert(0, Block())
+from otel_costattr.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_chdb_not_installed_names_what_to_install(tmp_path) -> None:
+    """clickhouse-connect's own hint named its extra ("pip install clickhouse-connect[chdb]"),
+    where the README and the other extras say what to install for otel-costattr."""
+    pytest.importorskip("clickhouse_connect")
+    store = tmp_path / "store"
+    (store / "metadata").mkdir(parents=True)  # what a chDB store's folder holds
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CHDB, "rollup", "per-feature", "--db", f"chdb://{store}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"Error: chdb://{store}: the embedded engine is not installed: pip install chdb\n"
+
+
 @pytest.mark.parametrize("password", ["Xy/9kQ", "Xy#9kQ", "Xy?9kQ", "a@b/c"])
 def test_a_password_with_url_characters_is_never_shown(password):
     """A review: a generated password holding '/' ended the mask early and urlsplit's own

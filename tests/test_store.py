@@ -206,7 +206,7 @@ def test_an_uncreatable_path_is_refused_by_name(tmp_path):
 
 
 def test_read_only_open_of_a_missing_file_is_an_error(tmp_path):
-    with pytest.raises(store.StoreError, match="no such database"):
+    with pytest.raises(store.StoreError, match="no database at"):
         store.connect(tmp_path / "missing.duckdb", read_only=True)
 
 

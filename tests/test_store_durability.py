@@ -287,7 +287,7 @@ def test_status_of_a_healthy_store_and_of_no_store(tmp_path, capsys):
     assert "pending            1 files, 2 spans" in out  # status never ingests
     assert "last ingest error  none" in out
     assert cli.main(["store", "status", "--db", str(tmp_path / "nothing.duckdb")]) == 1
-    assert capsys.readouterr().err.strip() == f"Error: {tmp_path / 'nothing.duckdb'}: no such database"
+    assert capsys.readouterr().err.strip() == f"Error: no database at {tmp_path / 'nothing.duckdb'}"
 
 
 def test_the_journal_rolls_over_keeping_its_totals(tmp_path, monkeypatch):

@@ -86,6 +86,10 @@ def connect(target: Target, *, create: bool = False) -> Any:
     except ClickHouseError:
         raise
     except ImportError as e:
+        if target.engine == "chdb":  # clickhouse-connect's own hint names its extra, not ours
+            raise ClickHouseError(
+                f"{target.display()}: the embedded engine is not installed: pip install chdb"
+            ) from None
         raise ClickHouseError(f"{target.display()}: {e}") from None
     except Exception as e:  # clickhouse-connect's own errors carry the server's text
         if target.engine == "chdb" and target.path and _held_elsewhere(target.path):

@@ -324,7 +324,7 @@ def connect(
     path = str(Path(path).expanduser().absolute())
     if read_only:
         if not os.path.exists(path):
-            raise StoreError(f"{path}: no such database")
+            raise StoreError(missing_database(path))
         if (migrate or ingest) and _needs_writer(path, policy, migrate, ingest):
             try:
                 connect(path, retry=policy, migrate=migrate, ingest=ingest).close()

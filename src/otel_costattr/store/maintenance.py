@@ -95,7 +95,7 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
     ingests or migrates. Raises `store.StoreError` when ``path`` holds no store at all."""
     path = str(Path(path).expanduser().absolute())
     if not os.path.exists(path) and not spool.spool_dir(path).is_dir():
-        raise store.StoreError(f"{path}: no such database")
+        raise store.StoreError(store.missing_database(path))
     pending = spool.pending_spool(path)
     journal = spool.journal_summary(path)
     stored, stored_error, unreadable = None, None, False
@@ -147,7 +147,7 @@ def repair(path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> Repai
     pending) or `store.StoreError`."""
     path = str(Path(path).expanduser().absolute())
     if not os.path.exists(path):
-        raise store.StoreError(f"{path}: no such database")
+        raise store.StoreError(store.missing_database(path))
     requeued = spool.requeue(path)
     if spool.spool_dir(path).is_dir():  # a store no exporter ever spooled for has no journal
         spool.record(path, "repair", requeued=len(requeued))
