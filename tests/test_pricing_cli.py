@@ -165,7 +165,7 @@ def test_pricing_check_loads_several_files_together(capsys, tmp_path):
     a.write_text(text + "input = 1\noutput = 2\n")
     b.write_text(text + "input = 9\noutput = 9\n")
     code, out, err = run(capsys, "pricing", "check", str(a), str(b))
-    assert (code, out) == (1, f"{a}: ok (acme, 1 models)\n{b}: ok (acme, 1 models)\n")
+    assert (code, out) == (1, f"{a}: ok (acme, 1 model)\n{b}: ok (acme, 1 model)\n")
     assert err == f"Error: {b}: model 'm1': id: provider 'acme' already has model 'm1' in {a}\n"
     code, _, err = run(capsys, "price", "m1", "--input", "1", "--pricing", str(b), "--pricing", str(a))
     assert (code, err) == (1, f"Error: {a}: model 'm1': id: provider 'acme' already has model 'm1' in {b}\n")

@@ -171,7 +171,7 @@ def test_pricing_check_accepts_region_rules(tmp_path, capsys):
 
     path = _file(tmp_path, "zones.toml", AZURE_EU)
     assert main(["pricing", "check", path]) == 0
-    assert capsys.readouterr().out == f"{path}: ok (1 region rules)\n"
+    assert capsys.readouterr().out == f"{path}: ok (1 region rule)\n"
     bad = _file(tmp_path, "bad.toml", RULE + "models=['m']\n")
     assert main(["pricing", "check", bad]) == 1
     assert capsys.readouterr().err == f"Error: {bad}: region[0]: multiplier: required\n"

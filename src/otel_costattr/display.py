@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-__all__ = ["cell", "money", "rate"]
+__all__ = ["cell", "count", "money", "rate"]
 
 # Fractions of 1 shown as percentages besides the ``*_share`` columns.
 _FRACTIONS = ("month_elapsed",)
@@ -62,3 +62,8 @@ def cell(column: str, value: object, *, is_money: bool | None = None) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` things in words: 1 call, 2 calls, 1,200 models."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from ..display import count
 from ..rollups.catalog import contract_prelude
 from ..store.database import StoreError
 from .deliver import Notification
@@ -250,7 +251,7 @@ class _Judge:
     def _no_data(self, m: Measure, limit: Decimal | None) -> str | None:
         """Why there is nothing to compare, or None."""
         if m.calls < self.rule.min_calls:
-            return f"{m.calls} calls, fewer than min_calls {self.rule.min_calls}"
+            return f"{count(m.calls, 'call')}, fewer than min_calls {self.rule.min_calls}"
         if limit is None:
             return f"no baseline: no value in the {self.rule.baseline} windows before"
         if limit <= 0:

@@ -83,7 +83,7 @@ def demo(db: str | None) -> None:
     echo(f"  {cmd} rollup per-model --agent triage --db {shown}  (routing on an expensive model)")
     echo(f"  {cmd} whatif --model claude-haiku-4-5 --agent triage --db {shown}  (on a small one?)")
     echo(f"  {cmd} rollup step-jumps --db {shown}  (a whole document stuffed into context)")
-    echo(f"  {cmd} rollup loops --db {shown}  (runs far longer than their agent's median)")
+    echo(f"  {cmd} rollup loops --db {shown}  (runs with far more calls than their agent's median)")
     echo(f"  {cmd} rollup per-group --group-by app.tenant --db {shown}  (per tenant; user.id: per user)")
     echo(f"  {cmd} rollup --list")
     echo(f"  {cmd} report --db {shown} --days 7 --out costs.html  (the report, any window)")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 
 from ..cost.engine import Usage, compute_cost
-from ..display import money, rate
+from ..display import count, money, rate
 from ..pricing.foreign import compare, coverage, read_foreign
 from ..pricing.forms import UNPRICED, id_form
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS, PricingError
@@ -152,8 +152,8 @@ def pricing_check(ctx: click.Context, files: Sequence[str]) -> None:
             click.echo(f"Error: {e}", err=True)
             errors += 1
         else:
-            what = [f"{pf.provider}, {len(pf.models)} models"] if pf is not None else []
-            what += [f"{len(rules)} region rules"] if rules else []
+            what = [f"{pf.provider}, {count(len(pf.models), 'model')}"] if pf is not None else []
+            what += [count(len(rules), "region rule")] if rules else []
             click.echo(f"{path}: ok ({', '.join(what)})")
     if not errors and len(files) > 1:
         try:
