@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_costattr.sdk.processor import CostSpanProcessor, _FirstSpans
+from otel_costattr.sdk.calls import FirstSpans
+from otel_costattr.sdk.processor import CostSpanProcessor
 from otel_costattr.semconv import COST, COST_STATUS
 
 CALL = {
@@ -183,9 +184,9 @@ def test_a_span_another_span_priced_first_is_stamped_a_duplicate_once(table, mon
     """The stamp function decides a duplicate itself, once (deciding again could disagree,
     had a trim dropped the claim meanwhile): counted once, no cost, no step."""
     claims: list[str] = []
-    general_claim = _FirstSpans.claim
+    general_claim = FirstSpans.claim
     monkeypatch.setattr(
-        _FirstSpans, "claim", lambda self, rid, span: claims.append(rid) or general_claim(self, rid, span)
+        FirstSpans, "claim", lambda self, rid, span: claims.append(rid) or general_claim(self, rid, span)
     )
     for path in PATHS:
         traced = Traced(table, path)

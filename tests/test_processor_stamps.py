@@ -17,7 +17,8 @@ from test_shape_pricer import MODELS, OTHER_KEYS, STARTS, values
 from otel_costattr import semconv
 from otel_costattr.cost.reported import REPORTED_COST_KEYS
 from otel_costattr.sdk import seam
-from otel_costattr.sdk.processor import _AGENT, CostSpanProcessor, _Steps
+from otel_costattr.sdk.calls import Steps
+from otel_costattr.sdk.processor import _AGENT, CostSpanProcessor
 from otel_costattr.sdk.stamps import STAMP_KEYS
 
 KEYS = sorted(STAMP_KEYS | set(REPORTED_COST_KEYS)) + OTHER_KEYS
@@ -58,7 +59,7 @@ def span_at(ns: int, in_agent: bool):
     tracer = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False).get_tracer("t")
     span = tracer.start_span("call", start_time=ns)
     if in_agent:
-        setattr(span, _AGENT, _Steps(3))
+        setattr(span, _AGENT, Steps(3))
     return span
 
 

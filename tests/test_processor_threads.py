@@ -143,7 +143,7 @@ def test_a_span_started_while_its_thread_makes_an_agents_counter_does_not_hang(t
     other = tracer.start_span("agent b", attributes={"gen_ai.operation.name": "invoke_agent"})
     inner = []
 
-    class Reentering(processor_module._Steps):
+    class Reentering(processor_module.Steps):
         def __new__(cls, *args):
             if not inner:  # the first counter made: start agent b's first child meanwhile
                 inner.append(True)
@@ -152,7 +152,7 @@ def test_a_span_started_while_its_thread_makes_an_agents_counter_does_not_hang(t
                 child.end(end_time=BEFORE + 1)
             return super().__new__(cls, *args)
 
-    monkeypatch.setattr(processor_module, "_Steps", Reentering)
+    monkeypatch.setattr(processor_module, "Steps", Reentering)
 
     def work() -> None:
         agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}

@@ -28,7 +28,6 @@ import functools
 import itertools
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -53,7 +52,6 @@ from ..semconv import (
     COST_STATUS,
     DUPLICATE,
     IDENTITY_KEYS,
-    MODEL_KEYS,
     MODEL_SOURCE,
     MODEL_SOURCE_REQUEST,
     PRICED_MODEL,
@@ -70,6 +68,21 @@ from ..semconv import (
     span_role,
 )
 from . import seam
+from .calls import (
+    MODEL_SETS_KEPT,
+    OPEN_KEPT,
+    FirstSpans,
+    Paired,
+    Size,
+    Steps,
+    call_models,
+    call_size,
+    enclosing_spans,
+    model_of,
+    same_size,
+    scope_of,
+    sum_sizes,
+)
 from .stamps import ROOM, STAMP_KEYS, compile_stamp
 
 logger = logging.getLogger(__name__)
@@ -100,237 +113,14 @@ _MODEL_CALL = SpanRole.MODEL_CALL
 _CALL_PRICED = frozenset({_PRICED.value, DUPLICATE})  # the statuses of a call someone priced
 _AGENT_ROLE = SpanRole.AGENT
 
-_RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
-_OPEN_KEPT = 16  # an agent's calls numbered at start and not yet shared, kept to pair (_Steps)
-_CLAIMS_A_KEY = 8  # claims kept for a (trace, response id) that calls reuse (see _FirstSpans)
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
 
 
-class _Steps(itertools.count):
-    """The step counter of one agent span: ``next(steps)`` is the next index. Counting in C
-    is atomic under the GIL, so numbering itself takes no lock. ``open``: the model calls it
-    numbered at start that no span has shared yet, oldest first, as (a weak reference to the
-    span, its step, its instrumentation scope's name), for `_call_step` (under the
-    processor's lock)."""
-
-    __slots__ = ("__weakref__", "open")
-
-    def __init__(self, *_: int) -> None:  # count's own arguments: its __new__ reads them
-        self.open: list[tuple[Any, int, str]] = []
-
-
-class _Paired:
-    """The marker (seam.MARKER) of a model-call span nested in another instrumentation's
-    model-call span, and of that outer span once an inner one has been stamped: two spans
-    one API call makes when two instrumentations trace it (OpenLLMetry's ``openai.chat``
-    around OpenInference's ``ChatCompletion`` or openai-v2's span, for chat and embeddings
-    alike; LangChain's around both), whose response ids cannot pair them when one has none
-    (OpenInference records none, and an embedding has none at all). The first to end is
-    stamped; the others are duplicates when they are the same call (`_copy_of`).
-    ``steps``: its agent's step counter (or None), as the marker holds otherwise;
-    ``outer``: for an inner span, a weak reference to the span it started under; ``inner``:
-    for an outer span, what the calls stamped inside it said, by the models they named:
-    [the priced calls' summed `_Size` (None once one had no usage), whether one was priced,
-    whether one could not be priced, the first 16 priced calls' sizes]."""
-
-    __slots__ = ("inner", "outer", "steps")
-
-    def __init__(self, steps: _Steps | None, outer: Any = None) -> None:
-        self.steps, self.outer = steps, outer
-        self.inner: dict[frozenset[str], list[Any]] | None = None
-
-
-# A call's size as instrumentations report it: (input tokens, input with the cache counted
-# in, output tokens, output with the reasoning counted in), each None when not reported.
-# Both readings are kept: whether a count includes the cache or the reasoning is not always
-# told (cost/engine.py infers it only when a part exceeds the whole).
-_Size = tuple[int | None, int | None, int | None, int | None]
-_MODEL_SETS_KEPT = 16  # distinct model sets an outer span keeps what its inner calls said of
-_CHAIN = 8  # the most nested spans of one call looked up or told
-
-
-def _models(attrs: Mapping[str, Any]) -> frozenset[str]:
-    """Every model a span names (requested, responded, OpenInference's)."""
-    return frozenset(v for key in MODEL_KEYS if type(v := attrs.get(key)) is str and v)
-
-
-def _size(attrs: Mapping[str, Any]) -> _Size | None:
-    """A call's `_Size`; None: no usage."""
-    counts = read_call_fields(attrs)[3]
-    inp, out, read, write, _, reasoning = (v if type(v) is int and v >= 0 else None for v in counts[:6])
-    cache = (read or 0) + (write or 0)
-    if not inp and not out and not cache:
-        return None
-    if inp is None and cache:
-        inp = 0  # the cache alone (Anthropic's raw counts of a fully cached prompt)
-    return (
-        inp,
-        None if inp is None else inp + cache,
-        out,
-        None if out is None else out + (reasoning or 0),
-    )
-
-
-def _near(a: int, b: int) -> bool:
-    """Counts of one call as two instrumentations report them: a token apart at most, or 1%
-    (OpenLLMetry's Anthropic streams count one output token more)."""
-    return abs(a - b) <= max(1, max(a, b) // 100)
-
-
-def _same_size(a: _Size, b: _Size) -> bool:
-    """Whether two sizes may be one call's: the input and the output, where both report it,
-    near under one reading or the other (the cache and the reasoning counted in or not).
-    A count one span reports and the other does not (the input on one span only) is not
-    shown to be one call's: both are priced (a review found a looser rule dropping whole
-    calls, a 90k-input chat taken for the copy of a call that reported its output alone)."""
-    compared = False
-    for i in (0, 2):
-        mine = {x for x in a[i : i + 2] if x is not None}
-        theirs = {y for y in b[i : i + 2] if y is not None}
-        if bool(mine) != bool(theirs):
-            return False
-        if mine:
-            if not any(_near(x, y) for x in mine for y in theirs):
-                return False
-            compared = True
-    return compared
-
-
-def _sum_sizes(sizes: list[_Size | None]) -> _Size | None:
-    """The sizes of several calls summed, each reading apart (None where one lacks it)."""
-    if any(size is None for size in sizes):
-        return None
-    return tuple(  # type: ignore[return-value]
-        None if any(size[i] is None for size in sizes) else sum(size[i] for size in sizes)  # type: ignore[index,misc]
-        for i in range(4)
-    )
-
-
-def _ancestors(paired: _Paired) -> list[Any]:
-    """The enclosing spans of a pair's inner span, nearest first (alive ones)."""
-    found: list[Any] = []
-    ref = paired.outer
-    while ref is not None and len(found) < _CHAIN:
-        span = ref()
-        if span is None:
-            break
-        found.append(span)
-        marker = getattr(span, _AGENT, None)
-        ref = marker.outer if type(marker) is _Paired else None
-    return found
-
-
-def _scope_of(span: object) -> object:
-    """The name of a span's instrumentation scope (None: none)."""
-    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
-
-
 def _counted(counter: itertools.count) -> int:
     """How many times ``next`` was called on a counter started at 0, without calling it."""
     return int(repr(counter)[len("count(") : -1])  # the repr is the only way that is not deprecated
-
-
-class _FirstSpans:
-    """Which span first priced each recent response id of a trace. Two spans of one trace
-    with one gen_ai.response.id whose times overlap are two instrumentations of one API call
-    (the anthropic SDK's own span and OpenLLMetry's, siblings that both cover the request; a
-    framework's span around the SDK's): the second is a duplicate. Spans that do not overlap
-    are calls of their own, however alike their ids: servers reuse short ids (Ollama's
-    OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
-    and an agent's calls follow one another.
-
-    ``claims`` maps (trace id, response id) to the (start, end) in ns of the span that priced
-    the call, or, once calls of a trace reuse the id, a list of the latest _CLAIMS_A_KEY
-    (spans usually end in order, so a span overlapping an earlier claim of its key overlaps
-    the latest too; not a span ended with an end time of the past, as a bridge from another
-    tracing system may). Past ``limit`` keys the oldest claims are forgotten down
-    to the newest ``kept`` (_RESPONSES_KEPT); a call reusing an id claims anew, last in the
-    order, so eviction never separates a pair unless ``kept`` calls end between its spans.
-    The stamp functions (sdk/stamps.py) make the common claim, a key not seen before, inline
-    with one ``setdefault`` on ``claims`` (never replaced); the rest is `settle`'s, under a
-    lock."""
-
-    __slots__ = ("_lock", "claims", "kept", "limit")
-
-    def __init__(self) -> None:
-        self.claims: dict[tuple[int, str], Any] = {}  # a (start, end), or a list of them
-        self.kept = _RESPONSES_KEPT
-        self.limit = 2 * _RESPONSES_KEPT
-        # Re-entrant: a span ended in this thread while it is inside settle (a finalizer the
-        # collector runs, a signal handler) settles too. Nothing here breaks if it does: the
-        # trim pops from a copy of the keys, a claim re-reads what it finds.
-        self._lock = threading.RLock()
-
-    def claim(self, rid: str, span: Any) -> bool:
-        """Record that ``span`` priced ``rid``: False when a span of its trace that overlaps
-        it in time did so first (this one is a duplicate)."""
-        key, mine = _mark(span, rid)
-        return self.settle(key, mine, self.claims.setdefault(key, mine))  # atomic: one first
-
-    def settle(self, key: tuple[int, str], mine: tuple[int, int], first: tuple[int, int]) -> bool:
-        """The rest of `claim`, once ``claims.setdefault(key, mine)`` returned ``first``. A
-        stamp function calls it only when ``first`` is not ``mine`` or ``claims`` holds more
-        than ``limit`` keys: otherwise it returns True."""
-        with self._lock:
-            claims = self.claims
-            if first is not mine:
-                held = claims.get(key)  # again, under the lock: a trim may have dropped it
-                entry: Any = mine
-                if held is not None:
-                    earlier = _claims_in(held)
-                    if any(_overlap(claim, mine) for claim in earlier):
-                        return False
-                    claims.pop(key, None)  # a call of its own reusing the id: claims anew, last
-                    entry = [*earlier[1 - _CLAIMS_A_KEY :], mine]
-                # setdefault, not a store: a span ending at this moment may have claimed it
-                # inline since (the lock does not hold the stamp functions); it overlaps this one
-                first = claims.setdefault(key, entry)
-                if first is not entry and type(first) is tuple and _overlap(first, mine):
-                    return False
-            if len(claims) > self.limit:
-                keys = list(claims)  # the oldest first (a dict keeps insertion order)
-                for old in keys[: len(keys) - self.kept]:
-                    claims.pop(old, None)
-        return True
-
-    def seen(self, rid: str, span: Any) -> bool:
-        """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""
-        key, mine = _mark(span, rid)
-        held = self.claims.get(key)
-        if held is None:
-            return False
-        return any(_overlap(claim, mine) for claim in _claims_in(held))
-
-
-def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
-    """A span's claim of ``rid``: its key (trace id, response id) and its (start, end)."""
-    start = span.start_time or 0
-    end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
-    return (span.get_span_context().trace_id, rid), (start, end)
-
-
-def _model_of(attrs: Mapping[str, Any]) -> object:
-    """The model a span names (None: none yet; an instrumentation may set it after start)."""
-    return next((attrs[key] for key in MODEL_KEYS if key in attrs), None)
-
-
-def _claims_in(held: Any) -> list[tuple[int, int]]:
-    """The claims one key of `_FirstSpans.claims` holds: a (start, end) alone, or a list."""
-    return held if type(held) is list else [held]
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """Whether two spans' times (start, end) overlap: two spans of one trace reporting one
-    response id that overlap both cover the request, one call. Spans that only touch are
-    calls one after the other (on a coarse clock, Windows before Python 3.13 ticking every
-    15.6 ms, the next call often starts in the tick the last ended), unless one of them is
-    an instant (shorter than a tick): then touching is all the clock can show of a
-    covering."""
-    if a[0] < b[1] and b[0] < a[1]:
-        return True
-    return (a[0] == a[1] or b[0] == b[1]) and a[0] <= b[1] and b[0] <= a[1]
 
 
 class CostSpanProcessor(SpanProcessor):
@@ -380,7 +170,7 @@ class CostSpanProcessor(SpanProcessor):
         # code run while this thread holds it (a finalizer on an allocation, a signal handler)
         # may start another agent's first child, which hung a plain Lock for ever.
         self._lock = threading.RLock()
-        # Lock-free exact counts: one itertools.count per statistic (see _Steps).
+        # Lock-free exact counts: one itertools.count per statistic (see Steps).
         self._counts = {name: itertools.count() for name in STAT_NAMES}
         self._said_no_room = False
         self._count_status = {s: self._counts[s.value].__next__ for s in CostStatus}
@@ -391,7 +181,7 @@ class CostSpanProcessor(SpanProcessor):
             proposed_cost_attributes = settings.flag(settings.PROPOSED_COST_ATTRIBUTES)
         self._proposed = bool(proposed_cost_attributes)
         self._count_span = self._counts["spans"].__next__
-        self._first_spans = _FirstSpans()
+        self._first_spans = FirstSpans()
         self._warned_unhooked = False
         self._shutdown = False
         # Stamp functions by shape (sdk/stamps.py): the seam's table, the span's keys in order
@@ -488,7 +278,7 @@ class CostSpanProcessor(SpanProcessor):
         """Inherit from ``parent`` (its attributes ``pattrs``) and ``bag`` (the baggage if it
         holds identity, else empty); note the nearest agent."""
         agent = getattr(parent, _AGENT, None)
-        if type(agent) is _Paired:
+        if type(agent) is Paired:
             agent = agent.steps
         if bag:
             self._inherit(span, pattrs, bag)
@@ -503,9 +293,9 @@ class CostSpanProcessor(SpanProcessor):
         if role is SpanRole.AGENT:
             agent = self._steps_of(parent)
         marker: object = agent
-        if role is _MODEL_CALL and self._dedupe and _scope_of(span) != _scope_of(parent):
+        if role is _MODEL_CALL and self._dedupe and scope_of(span) != scope_of(parent):
             with contextlib.suppress(TypeError):  # a span class without weak references
-                marker = _Paired(agent, outer=weakref.ref(parent))  # another's span of its call?
+                marker = Paired(agent, outer=weakref.ref(parent))  # another's span of its call?
         if marker is not None:
             setattr(span, _AGENT, marker)
         if agent is not None:
@@ -534,60 +324,60 @@ class CostSpanProcessor(SpanProcessor):
         else:
             span.set_attributes(found)  # sequences, mappings: let the SDK copy them
 
-    def _early_step(self, span: Span, agent: _Steps, pattrs: Mapping[str, Any] = seam.EMPTY) -> None:
+    def _early_step(self, span: Span, agent: Steps, pattrs: Mapping[str, Any] = seam.EMPTY) -> None:
         """Number a span that says at start it is a model call, in start order (the order the
         calls were made, even when they run concurrently); others are numbered at end."""
         own = seam.attributes_of(span)
         if AGENT_STEP not in own and not ROLE_KEYS.isdisjoint(own) and span_role(own) is SpanRole.MODEL_CALL:
             seam.add_attributes(span, {AGENT_STEP: self._call_step(span, own, agent, pattrs)})
 
-    def _call_step(self, span: Span, own: Mapping[str, Any], agent: _Steps, pattrs: Mapping[str, Any]) -> int:
+    def _call_step(self, span: Span, own: Mapping[str, Any], agent: Steps, pattrs: Mapping[str, Any]) -> int:
         """The step of a model call numbered at start (its parent's attributes ``pattrs``).
         Numbered at start, both spans of a call two instrumentations trace would take a step
         each, and the one left priced an odd one (1, 3, 5...): with the duplicate check on
-        (`_FirstSpans`), the second span of a pair takes the first's step instead. A model call
+        (`FirstSpans`), the second span of a pair takes the first's step instead. A model call
         inside a model call (a framework's span around the SDK's) is taken for one; so is one
         starting while a call the agent numbered at start is still open, from another
         instrumentation scope, for the same request model (the anthropic SDK's own span beside
         OpenLLMetry's). Calls made at once by one instrumentation, or to other models, take
         steps of their own. The call a span pairs with is the oldest still open and unshared
-        (`_Steps.open`), so calls made at once pair in the order they were made."""
+        (`Steps.open`), so calls made at once pair in the order they were made."""
         if not self._dedupe:
             return next(agent)
         step = pattrs.get(AGENT_STEP)
         if type(step) is int and not ROLE_KEYS.isdisjoint(pattrs) and span_role(pattrs) is _MODEL_CALL:
-            mine, theirs = _models(own), _models(pattrs)
+            mine, theirs = call_models(own), call_models(pattrs)
             if not mine or not theirs or not mine.isdisjoint(theirs):
                 return step  # not another model's call (a guardrail's inside a streamed chat)
-        scope = _scope_of(span)
+        scope = scope_of(span)
         if type(scope) is not str:
             return next(agent)
-        model = _model_of(own)
+        model = model_of(own)
         with self._lock:
             opened = agent.open
             for i, (ref, step, first_scope) in enumerate(opened):
                 first = ref()
                 if first is None or first.end_time is not None:
                     continue  # ended unshared: pruned below
-                same = model is not None and _model_of(seam.attributes_of(first)) == model
+                same = model is not None and model_of(seam.attributes_of(first)) == model
                 if first_scope != scope and same:
                     del opened[i]  # a pair: a third span is a call of its own
                     return step
             opened[:] = [c for c in opened if (f := c[0]()) is not None and f.end_time is None]
             step = next(agent)
-            if len(opened) < _OPEN_KEPT:
+            if len(opened) < OPEN_KEPT:
                 with contextlib.suppress(TypeError):  # a span class without weak references
                     opened.append((weakref.ref(span), step, scope))
             return step
 
-    def _steps_of(self, agent_span: object) -> _Steps | None:
+    def _steps_of(self, agent_span: object) -> Steps | None:
         """The step counter of an agent span, created by its first child."""
         steps = getattr(agent_span, _STEPS, None)
         if steps is None and isinstance(agent_span, Span) and agent_span.is_recording():
             with self._lock:
                 steps = getattr(agent_span, _STEPS, None)
                 if steps is None:
-                    steps = _Steps()
+                    steps = Steps()
                     setattr(agent_span, _STEPS, steps)
         return steps
 
@@ -623,7 +413,7 @@ class CostSpanProcessor(SpanProcessor):
                     internal_error=self._internal_error,
                     first_spans=self._first_spans if self._dedupe else None,
                     duplicate=self._duplicate,
-                    steps_type=_Steps,
+                    steps_type=Steps,
                 )
                 remember(self._stamps, keys, stamp, _SHAPES_KEPT)
             shapes = self._shapes
@@ -641,14 +431,14 @@ class CostSpanProcessor(SpanProcessor):
         if ns is None:
             ns = span.start_time
         agent = getattr(span, _AGENT, None)
-        if type(agent) is _Paired:
+        if type(agent) is Paired:
             return self._paired_stamp(span, attrs, ns, agent)
         return self._call_stamp(span, attrs, ns, agent)
 
     def _paired_stamp(
-        self, span: Span, attrs: Mapping[str, Any], ns: int, paired: _Paired
+        self, span: Span, attrs: Mapping[str, Any], ns: int, paired: Paired
     ) -> dict[str, Any] | None:
-        """`_stamp` for a span of a nested pair (`_Paired`): a duplicate when it is a copy of
+        """`_stamp` for a span of a nested pair (`Paired`): a duplicate when it is a copy of
         a call stamped first, inside it (`_copy_of`) or by an enclosing span that ended
         first (`_copy_of_ended`); else stamped as any other, and what it says of its call is
         told to every enclosing span still open (a duplicate tells nothing: its call was
@@ -658,10 +448,10 @@ class CostSpanProcessor(SpanProcessor):
         try:
             if span_role(attrs) is not _MODEL_CALL:
                 return self._call_stamp(span, attrs, ns, steps)
-            models, size = _models(attrs), _size(attrs)
+            models, size = call_models(attrs), call_size(attrs)
             if paired.inner is not None and self._copy_of(attrs, size, paired.inner, ns):
                 return self._duplicate()
-            enclosing = _ancestors(paired)
+            enclosing = enclosing_spans(paired)
             for outer in enclosing:
                 ended = getattr(outer, "end_time", None) is not None
                 if ended and self._copy_of_ended(attrs, size, seam.attributes_of(outer), ns):
@@ -692,7 +482,7 @@ class CostSpanProcessor(SpanProcessor):
         """Whether two spans name one model: an id in common, or ids the table resolves to
         one entry (an outer span that has named only the requested ``gpt-4o-mini`` so far,
         an inner one the responded ``gpt-4o-mini-2024-07-18``)."""
-        return self._same_models(_models(attrs), _models(oattrs), read_call_fields(attrs)[1], ns)
+        return self._same_models(call_models(attrs), call_models(oattrs), read_call_fields(attrs)[1], ns)
 
     def _same_models(self, a: frozenset[str], b: frozenset[str], provider: object, ns: int) -> bool:
         if not a.isdisjoint(b):
@@ -700,17 +490,17 @@ class CostSpanProcessor(SpanProcessor):
         return bool(a and b) and not self._entries(a, provider, ns).isdisjoint(self._entries(b, provider, ns))
 
     def _copy_of(
-        self, attrs: Mapping[str, Any], size: _Size | None, inner: dict[frozenset[str], list[Any]], ns: int
+        self, attrs: Mapping[str, Any], size: Size | None, inner: dict[frozenset[str], list[Any]], ns: int
     ) -> bool:
         """Whether an outer span (``attrs``, usage ``size``; None: none) is a copy of the
-        calls stamped inside it (``inner``, `_Paired`): of calls of its model (an id in
+        calls stamped inside it (``inner``, `Paired`): of calls of its model (an id in
         common, or one entry) that were priced, when their summed size is its own (a
         framework's span around two SDK calls reports their sum; calls to other models
         inside it, or a smaller call made while a long streamed chat span is open, are other
         calls), or when it has no usage of its own; or, with no usage itself, of calls that
         could not be priced either (a failed call traced twice). A span with usage beside
         calls that could not be priced is priced: the money first."""
-        models, provider = _models(attrs), read_call_fields(attrs)[1]
+        models, provider = call_models(attrs), read_call_fields(attrs)[1]
         same = [said for key, said in inner.items() if self._same_models(key, models, provider, ns)]
         if not same:
             return False
@@ -719,14 +509,14 @@ class CostSpanProcessor(SpanProcessor):
             return size is None
         if size is None:
             return True
-        total = _sum_sizes([said[0] for said in priced])
-        if total is not None and _same_size(size, total):
+        total = sum_sizes([said[0] for said in priced])
+        if total is not None and same_size(size, total):
             return True
         # a retry inside a framework's span: two calls made, the span reporting the last
-        return any(_same_size(size, one) for said in priced for one in said[3])
+        return any(same_size(size, one) for said in priced for one in said[3])
 
     def _copy_of_ended(
-        self, attrs: Mapping[str, Any], size: _Size | None, oattrs: Mapping[str, Any], ns: int
+        self, attrs: Mapping[str, Any], size: Size | None, oattrs: Mapping[str, Any], ns: int
     ) -> bool:
         """Whether a span (``attrs``, usage ``size``) is a copy of the call an enclosing span
         of its pair, ended and stamped first (``oattrs``), stamped."""
@@ -735,10 +525,10 @@ class CostSpanProcessor(SpanProcessor):
             return False
         if status not in _CALL_PRICED:
             return size is None
-        other = _size(oattrs)
-        return size is None or (other is not None and _same_size(size, other))
+        other = call_size(oattrs)
+        return size is None or (other is not None and same_size(size, other))
 
-    def _tell(self, enclosing: list[Any], models: frozenset[str], size: _Size | None, priced: bool) -> None:
+    def _tell(self, enclosing: list[Any], models: frozenset[str], size: Size | None, priced: bool) -> None:
         """Tell the enclosing spans still open what a call stamped inside them said."""
         try:
             with self._lock:  # two inner spans ending at once in two threads
@@ -746,28 +536,28 @@ class CostSpanProcessor(SpanProcessor):
                     if getattr(outer, "end_time", 0) is not None:
                         continue
                     held = getattr(outer, _AGENT, None)
-                    if type(held) is not _Paired:
-                        held = _Paired(held)
+                    if type(held) is not Paired:
+                        held = Paired(held)
                         setattr(outer, _AGENT, held)
                     if held.inner is None:
                         held.inner = {}
                     said = held.inner.get(models)
                     if said is None:
-                        if len(held.inner) >= _MODEL_SETS_KEPT:
+                        if len(held.inner) >= MODEL_SETS_KEPT:
                             continue
                         said = held.inner[models] = [(0, 0, 0, 0), False, False, []]
                     if not priced:
                         said[2] = True
                         continue
-                    said[0] = _sum_sizes([said[0], size]) if said[1] else size
+                    said[0] = sum_sizes([said[0], size]) if said[1] else size
                     said[1] = True
-                    if size is not None and len(said[3]) < _MODEL_SETS_KEPT:
+                    if size is not None and len(said[3]) < MODEL_SETS_KEPT:
                         said[3].append(size)
         except Exception:
             self._internal_error("end")
 
     def _call_stamp(
-        self, span: Span, attrs: Mapping[str, Any], ns: int, agent: _Steps | None
+        self, span: Span, attrs: Mapping[str, Any], ns: int, agent: Steps | None
     ) -> dict[str, Any] | None:
         """`_stamp`'s general case, ``agent`` the span's agent step counter (or None)."""
         try:

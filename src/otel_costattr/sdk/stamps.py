@@ -60,7 +60,7 @@ def compile_stamp(
     of entries some region prices otherwise. The step counter of the span's agent is read
     from the seam's `seam.MARKER`, of type ``steps_type``: any other marker hands the span
     to ``slow``. ``first_spans``: the processor's duplicate check (its
-    ``_FirstSpans``; None: off), with ``duplicate()``, the processor's stamp of a duplicate.
+    `calls.FirstSpans`; None: off), with ``duplicate()``, the processor's stamp of a duplicate.
     A priced span claims its response id inline: the common case, a (trace, id) not seen
     before, is one ``setdefault`` on its ``claims``; otherwise ``first_spans.settle``
     decides, once: a span another span of its call priced first gets ``duplicate()``."""
@@ -98,7 +98,7 @@ def compile_stamp(
         f"usd = ({total}) / hit[6]",
     ]
     if first_spans is not None and RESPONSE_ID in keys:  # priced: it claims its response id
-        # processor._FirstSpans.claim inline, no call: the span's key (trace id, response id)
+        # calls.FirstSpans.claim inline, no call: the span's key (trace id, response id)
         # and (start, end). The SDK set the end time before _on_ending (the fallback, as
         # _mark's, for any other way); a SpanContext is a tuple whose item 0 is the trace id
         # (the property reads it so).
@@ -114,7 +114,7 @@ def compile_stamp(
             "        return DUPLICATE()",
         ]
     # The seam's MARKER, read as an attribute (a span started before the processor has
-    # none): a pair's marker (processor._Paired) is the general hook's to decide.
+    # none): a pair's marker (calls.Paired) is the general hook's to decide.
     names.update(STEPS=steps_type)
     lines = ["try:", "    agent = span._costattr_agent", "except AttributeError:", "    agent = None"]
     lines.append("if agent is not None and type(agent) is not STEPS: return SLOW(span, a, ns)")

@@ -1,0 +1,251 @@
+"""Which spans are one model call, and which agent step each is: the processor's bookkeeping.
+
+Two instrumentations can trace one API call (the anthropic SDK's own span beside
+OpenLLMetry's; OpenLLMetry's ``openai.chat`` around OpenInference's ``ChatCompletion``): the
+call must be billed once. `FirstSpans` remembers which span first priced each recent
+response id of a trace; `Paired` marks a model-call span started inside another scope's
+model-call span, and the sizes (`call_size`, `same_size`) tell whether the two are one call.
+`Steps` numbers an agent's calls. `sdk/processor.py` decides with them; `sdk/stamps.py`
+makes the common claim inline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..semconv import MODEL_KEYS, read_call_fields
+from . import seam
+
+__all__ = [
+    "CHAIN", "CLAIMS_A_KEY", "MODEL_SETS_KEPT", "OPEN_KEPT", "RESPONSES_KEPT", "FirstSpans", "Paired",
+    "Size", "Steps", "call_models", "call_size", "enclosing_spans", "model_of", "near", "same_size",
+    "scope_of", "sum_sizes",
+]  # fmt: skip
+
+RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
+OPEN_KEPT = 16  # an agent's calls numbered at start and not yet shared, kept to pair (Steps)
+CLAIMS_A_KEY = 8  # claims kept for a (trace, response id) that calls reuse (see FirstSpans)
+
+
+class Steps(itertools.count):
+    """The step counter of one agent span: ``next(steps)`` is the next index. Counting in C
+    is atomic under the GIL, so numbering itself takes no lock. ``open``: the model calls it
+    numbered at start that no span has shared yet, oldest first, as (a weak reference to the
+    span, its step, its instrumentation scope's name), for the processor's `_call_step` (under its
+    lock)."""
+
+    __slots__ = ("__weakref__", "open")
+
+    def __init__(self, *_: int) -> None:  # count's own arguments: its __new__ reads them
+        self.open: list[tuple[Any, int, str]] = []
+
+
+class Paired:
+    """The marker (seam.MARKER) of a model-call span nested in another instrumentation's
+    model-call span, and of that outer span once an inner one has been stamped: two spans
+    one API call makes when two instrumentations trace it (OpenLLMetry's ``openai.chat``
+    around OpenInference's ``ChatCompletion`` or openai-v2's span, for chat and embeddings
+    alike; LangChain's around both), whose response ids cannot pair them when one has none
+    (OpenInference records none, and an embedding has none at all). The first to end is
+    stamped; the others are duplicates when they are the same call (the processor's `_copy_of`).
+    ``steps``: its agent's step counter (or None), as the marker holds otherwise;
+    ``outer``: for an inner span, a weak reference to the span it started under; ``inner``:
+    for an outer span, what the calls stamped inside it said, by the models they named:
+    [the priced calls' summed `Size` (None once one had no usage), whether one was priced,
+    whether one could not be priced, the first 16 priced calls' sizes]."""
+
+    __slots__ = ("inner", "outer", "steps")
+
+    def __init__(self, steps: Steps | None, outer: Any = None) -> None:
+        self.steps, self.outer = steps, outer
+        self.inner: dict[frozenset[str], list[Any]] | None = None
+
+
+# A call's size as instrumentations report it: (input tokens, input with the cache counted
+# in, output tokens, output with the reasoning counted in), each None when not reported.
+# Both readings are kept: whether a count includes the cache or the reasoning is not always
+# told (cost/engine.py infers it only when a part exceeds the whole).
+Size = tuple[int | None, int | None, int | None, int | None]
+MODEL_SETS_KEPT = 16  # distinct model sets an outer span keeps what its inner calls said of
+CHAIN = 8  # the most nested spans of one call looked up or told
+
+
+def call_models(attrs: Mapping[str, Any]) -> frozenset[str]:
+    """Every model a span names (requested, responded, OpenInference's)."""
+    return frozenset(v for key in MODEL_KEYS if type(v := attrs.get(key)) is str and v)
+
+
+def call_size(attrs: Mapping[str, Any]) -> Size | None:
+    """A call's `Size`; None: no usage."""
+    counts = read_call_fields(attrs)[3]
+    inp, out, read, write, _, reasoning = (v if type(v) is int and v >= 0 else None for v in counts[:6])
+    cache = (read or 0) + (write or 0)
+    if not inp and not out and not cache:
+        return None
+    if inp is None and cache:
+        inp = 0  # the cache alone (Anthropic's raw counts of a fully cached prompt)
+    return (
+        inp,
+        None if inp is None else inp + cache,
+        out,
+        None if out is None else out + (reasoning or 0),
+    )
+
+
+def near(a: int, b: int) -> bool:
+    """Counts of one call as two instrumentations report them: a token apart at most, or 1%
+    (OpenLLMetry's Anthropic streams count one output token more)."""
+    return abs(a - b) <= max(1, max(a, b) // 100)
+
+
+def same_size(a: Size, b: Size) -> bool:
+    """Whether two sizes may be one call's: the input and the output, where both report it,
+    near under one reading or the other (the cache and the reasoning counted in or not).
+    A count one span reports and the other does not (the input on one span only) is not
+    shown to be one call's: both are priced (a review found a looser rule dropping whole
+    calls, a 90k-input chat taken for the copy of a call that reported its output alone)."""
+    compared = False
+    for i in (0, 2):
+        mine = {x for x in a[i : i + 2] if x is not None}
+        theirs = {y for y in b[i : i + 2] if y is not None}
+        if bool(mine) != bool(theirs):
+            return False
+        if mine:
+            if not any(near(x, y) for x in mine for y in theirs):
+                return False
+            compared = True
+    return compared
+
+
+def sum_sizes(sizes: list[Size | None]) -> Size | None:
+    """The sizes of several calls summed, each reading apart (None where one lacks it)."""
+    if any(size is None for size in sizes):
+        return None
+    return tuple(  # type: ignore[return-value]
+        None if any(size[i] is None for size in sizes) else sum(size[i] for size in sizes)  # type: ignore[index,misc]
+        for i in range(4)
+    )
+
+
+def enclosing_spans(paired: Paired) -> list[Any]:
+    """The enclosing_spans spans of a pair's inner span, nearest first (alive ones)."""
+    found: list[Any] = []
+    ref = paired.outer
+    while ref is not None and len(found) < CHAIN:
+        span = ref()
+        if span is None:
+            break
+        found.append(span)
+        marker = getattr(span, seam.MARKER, None)
+        ref = marker.outer if type(marker) is Paired else None
+    return found
+
+
+def scope_of(span: object) -> object:
+    """The name of a span's instrumentation scope (None: none)."""
+    return getattr(getattr(span, "instrumentation_scope", None), "name", None)
+
+
+class FirstSpans:
+    """Which span first priced each recent response id of a trace. Two spans of one trace
+    with one gen_ai.response.id whose times overlap are two instrumentations of one API call
+    (the anthropic SDK's own span and OpenLLMetry's, siblings that both cover the request; a
+    framework's span around the SDK's): the second is a duplicate. Spans that do not overlap
+    are calls of their own, however alike their ids: servers reuse short ids (Ollama's
+    OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
+    and an agent's calls follow one another.
+
+    ``claims`` maps (trace id, response id) to the (start, end) in ns of the span that priced
+    the call, or, once calls of a trace reuse the id, a list of the latest CLAIMS_A_KEY
+    (spans usually end in order, so a span overlapping an earlier claim of its key overlaps
+    the latest too; not a span ended with an end time of the past, as a bridge from another
+    tracing system may). Past ``limit`` keys the oldest claims are forgotten down
+    to the newest ``kept`` (RESPONSES_KEPT); a call reusing an id claims anew, last in the
+    order, so eviction never separates a pair unless ``kept`` calls end between its spans.
+    The stamp functions (sdk/stamps.py) make the common claim, a key not seen before, inline
+    with one ``setdefault`` on ``claims`` (never replaced); the rest is `settle`'s, under a
+    lock."""
+
+    __slots__ = ("_lock", "claims", "kept", "limit")
+
+    def __init__(self) -> None:
+        self.claims: dict[tuple[int, str], Any] = {}  # a (start, end), or a list of them
+        self.kept = RESPONSES_KEPT
+        self.limit = 2 * RESPONSES_KEPT
+        # Re-entrant: a span ended in this thread while it is inside settle (a finalizer the
+        # collector runs, a signal handler) settles too. Nothing here breaks if it does: the
+        # trim pops from a copy of the keys, a claim re-reads what it finds.
+        self._lock = threading.RLock()
+
+    def claim(self, rid: str, span: Any) -> bool:
+        """Record that ``span`` priced ``rid``: False when a span of its trace that overlaps
+        it in time did so first (this one is a duplicate)."""
+        key, mine = _mark(span, rid)
+        return self.settle(key, mine, self.claims.setdefault(key, mine))  # atomic: one first
+
+    def settle(self, key: tuple[int, str], mine: tuple[int, int], first: tuple[int, int]) -> bool:
+        """The rest of `claim`, once ``claims.setdefault(key, mine)`` returned ``first``. A
+        stamp function calls it only when ``first`` is not ``mine`` or ``claims`` holds more
+        than ``limit`` keys: otherwise it returns True."""
+        with self._lock:
+            claims = self.claims
+            if first is not mine:
+                held = claims.get(key)  # again, under the lock: a trim may have dropped it
+                entry: Any = mine
+                if held is not None:
+                    earlier = _claims_in(held)
+                    if any(_overlap(claim, mine) for claim in earlier):
+                        return False
+                    claims.pop(key, None)  # a call of its own reusing the id: claims anew, last
+                    entry = [*earlier[1 - CLAIMS_A_KEY :], mine]
+                # setdefault, not a store: a span ending at this moment may have claimed it
+                # inline since (the lock does not hold the stamp functions); it overlaps this one
+                first = claims.setdefault(key, entry)
+                if first is not entry and type(first) is tuple and _overlap(first, mine):
+                    return False
+            if len(claims) > self.limit:
+                keys = list(claims)  # the oldest first (a dict keeps insertion order)
+                for old in keys[: len(keys) - self.kept]:
+                    claims.pop(old, None)
+        return True
+
+    def seen(self, rid: str, span: Any) -> bool:
+        """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""
+        key, mine = _mark(span, rid)
+        held = self.claims.get(key)
+        if held is None:
+            return False
+        return any(_overlap(claim, mine) for claim in _claims_in(held))
+
+
+def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
+    """A span's claim of ``rid``: its key (trace id, response id) and its (start, end)."""
+    start = span.start_time or 0
+    end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
+    return (span.get_span_context().trace_id, rid), (start, end)
+
+
+def model_of(attrs: Mapping[str, Any]) -> object:
+    """The model a span names (None: none yet; an instrumentation may set it after start)."""
+    return next((attrs[key] for key in MODEL_KEYS if key in attrs), None)
+
+
+def _claims_in(held: Any) -> list[tuple[int, int]]:
+    """The claims one key of `FirstSpans.claims` holds: a (start, end) alone, or a list."""
+    return held if type(held) is list else [held]
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two spans' times (start, end) overlap: two spans of one trace reporting one
+    response id that overlap both cover the request, one call. Spans that only touch are
+    calls one after the other (on a coarse clock, Windows before Python 3.13 ticking every
+    15.6 ms, the next call often starts in the tick the last ended), unless one of them is
+    an instant (shorter than a tick): then touching is all the clock can show of a
+    covering."""
+    if a[0] < b[1] and b[0] < a[1]:
+        return True
+    return (a[0] == a[1] or b[0] == b[1]) and a[0] <= b[1] and b[0] <= a[1]
