@@ -168,3 +168,32 @@ def test_an_id_that_is_not_hex_rejects_its_span_and_is_counted():
     assert [(r.span_id, r.parent_span_id) for r in records] == [("02" * 8, None), ("03" * 8, None)]
     assert rejected == 4
     assert message.startswith("4 spans rejected: parent_span_id is neither empty nor 8 bytes (2)")
+
+
+def test_bodies_no_parser_can_read_are_400_never_503():
+    # A fuzzing review: the plain reader let a TypeError (an intValue that is a list) or a
+    # ValueError (5,000 digits: past Python's int limit) escape, and protobuf's parser an
+    # OverflowError (1e400) or upb's SystemError (a lone surrogate where an enum's name goes):
+    # the receiver answered 503, which an exporter retries until it drops the whole batch.
+    def body(extra: str = "", value: str | None = None) -> bytes:
+        attrs = f',"attributes":[{{"key":"x","value":{value}}}]' if value else ""
+        span = '{"traceId":"' + "ab" * 16 + '","spanId":"' + "cd" * 8 + '"' + extra + attrs + "}"
+        return ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + "]}]}]}").encode()
+
+    refused = [
+        body(value='{"intValue":[1]}'),
+        body(value='{"intValue":{}}'),
+        body(value='{"intValue":"' + "1" * 5000 + '"}'),
+        body(',"startTimeUnixNano":"' + "1" * 5000 + '"'),
+        body(value='{"doubleValue":1' + "0" * 400 + "}"),
+        body(',"kind":1e400'),
+    ]
+    for raw in refused:
+        try:
+            wire.decode(raw, wire.JSON)
+        except wire.BadRequest:
+            continue
+        raise AssertionError(f"accepted: {raw[:120]!r}")
+    # a lone surrogate as an enum's name is read as U+FFFD, as everywhere else: not a kind
+    records, rejected, _ = wire.decode(body(',"kind":"\\ud800"'), wire.JSON)
+    assert (len(records), rejected) == (1, 0)

@@ -156,7 +156,12 @@ def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tupl
         try:  # the plain OTLP form, read directly; anything else through protobuf's parser
             return records_from_otlp_json(data)
         except (NotPlain, RecursionError):
-            return records_from_otlp(_from_json(data))
+            pass
+        except (ValueError, TypeError, OverflowError, AttributeError, KeyError, IndexError):
+            # A shape the plain reader did not foresee: the generic parser is the reference,
+            # and whatever it refuses is a 400, never the 503 a client retries for ever.
+            pass
+        return records_from_otlp(_from_json(data))
     raise Unsupported(unsupported_type(content_type))
 
 
@@ -187,14 +192,24 @@ def _from_json(data: dict[str, Any]) -> Any:
         request = empty_request()
         try:
             json_format.ParseDict(data, request, ignore_unknown_fields=True)
-        except json_format.ParseError as e:
-            if "surrogate" not in str(e):
+        except (json_format.ParseError, SystemError) as e:
+            # upb raises SystemError for a lone surrogate where it wants an enum's name or a
+            # message (``"kind": "\ud800"``), ParseError naming it elsewhere.
+            if isinstance(e, json_format.ParseError) and "surrogate" not in str(e):
                 raise
             # A lone surrogate ("\\ud800" is valid JSON, not UTF-8): U+FFFD in its place, as
             # the plain path stores it, rather than the whole request refused.
             request = empty_request()
             json_format.ParseDict(_no_surrogates(data), request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as e:
+    except (
+        json_format.ParseError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        OverflowError,
+        SystemError,
+    ) as e:
         raise BadRequest(f"not an OTLP ExportTraceServiceRequest: {' '.join(str(e).split())[:300]}") from None
     return request
 

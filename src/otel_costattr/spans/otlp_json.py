@@ -70,7 +70,10 @@ def _int(value: Any, lo: int, hi: int) -> int:
     if type(value) is int:
         n = value
     elif type(value) is str and value.isascii() and (value[1:] if value[:1] == "-" else value).isdigit():
-        n = int(value)
+        try:
+            n = int(value)
+        except ValueError:  # past Python's 4,300 digits: no count, time or id is that long
+            raise NotPlain("integer out of range") from None
     else:
         raise NotPlain("expected an integer")
     if not lo <= n <= hi:
@@ -121,8 +124,10 @@ def _int_value(value: Any) -> int | float:
     try:
         return _int(value, *_INT64)
     except NotPlain:
-        digits = value[1:] if type(value) is str and value[:1] == "-" else value
-        if type(value) is str and not (digits.isascii() and digits.isdigit()):
+        if type(value) is not str:
+            raise  # a list, an object, a bool: the generic parser refuses it
+        digits = value[1:] if value[:1] == "-" else value
+        if not (digits.isascii() and digits.isdigit()):
             raise
         try:
             return float(int(value))
