@@ -390,3 +390,40 @@ def test_records_from_sdk_skips_what_it_cannot_read(caplog):
     with caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.seam_records"):
         assert seam_records.records_from_sdk([None]) == []
     assert "could not read span" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["ending", "closure"])
+def test_a_failure_in_the_seam_itself_is_counted(monkeypatch, caplog, mode):
+    # The hook's own failures (writing the stamp, reading the span) were logged only: the
+    # processor's stats()["internal_errors"], which its doc says counts them, stayed 0.
+    def broken(*args, **kwargs):
+        raise RuntimeError("seam bug")
+
+    monkeypatch.setattr(seam, "_add_values", broken)
+    monkeypatch.setattr(seam, "add_attributes", broken)
+    processor = CostSpanProcessor()
+    if mode == "closure":
+        processor._use_hook(
+            seam.EndHook(
+                processor._before_end,
+                ROLE_KEYS,
+                processor,
+                mode=mode,
+                failed=lambda: processor._internal_error("end"),
+            )
+        )
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    call = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 5,
+    }
+    with caplog.at_level(logging.ERROR, logger="otel_costattr"):
+        provider.get_tracer("t").start_span("chat", attributes=call).end()
+    assert [s.name for s in exporter.get_finished_spans()] == ["chat"]  # ended and exported anyway
+    assert processor.stats()["internal_errors"] == 1
+    assert "seam bug" in caplog.text

@@ -192,7 +192,15 @@ class CostSpanProcessor(SpanProcessor):
         _check_seam()
         # Without stamp functions the hook calls _stamp itself: no learning, no call between.
         before_end = self._stamp if shapes is None else self._before_end
-        hook = seam.EndHook(before_end, ROLE_KEYS, self, by_shape=shapes, room=ROOM, no_room=self._no_room)
+        hook = seam.EndHook(
+            before_end,
+            ROLE_KEYS,
+            self,
+            by_shape=shapes,
+            room=ROOM,
+            no_room=self._no_room,
+            failed=functools.partial(self._internal_error, "end"),
+        )
         self._use_hook(hook)
         telemetry.track_processor(self)
 

@@ -279,9 +279,10 @@ def _ending_hook(
     by_shape: dict[tuple[str, ...], ByShape] | None,
     room: int,
     no_room: NoRoom,
+    failed: Callable[[], None],
 ) -> Callable[[Span], None]:
     if by_shape is not None:
-        return _shaped_ending_hook(before_end, keys, by_shape, room, no_room)
+        return _shaped_ending_hook(before_end, keys, by_shape, room, no_room, failed)
 
     def on_ending(span: Span) -> None:
         try:
@@ -293,7 +294,7 @@ def _ending_hook(
             if values:
                 _add_values(bounded, attrs, values, no_room)
         except Exception:
-            _log_failure()
+            failed()
 
     return on_ending
 
@@ -304,6 +305,7 @@ def _shaped_ending_hook(
     by_shape: dict[tuple[str, ...], ByShape],
     room: int,
     no_room: NoRoom,
+    failed: Callable[[], None],
 ) -> Callable[[Span], None]:
     """`_ending_hook`, calling the function of the span's shape (its keys in order) when
     ``by_shape`` has one and ``room`` more attributes fit within the span's limits, with the
@@ -331,13 +333,13 @@ def _shaped_ending_hook(
             if values:
                 _add_values(bounded, attrs, values, no_room)
         except Exception:
-            _log_failure()
+            failed()
 
     return on_ending
 
 
 def _closure_installer(
-    before_end: BeforeEnd, keys: frozenset[str], no_room: NoRoom
+    before_end: BeforeEnd, keys: frozenset[str], no_room: NoRoom, failed: Callable[[], None]
 ) -> Callable[[Span], None]:
     # Built once per hook: each span then pays for one closure cell (the span), not three.
     def install_closure(span: Span) -> None:
@@ -358,7 +360,7 @@ def _closure_installer(
                     if values:
                         add_attributes(span, values)
             except Exception:
-                _log_failure()
+                failed()
             span.end(end_time)
 
         span.end = end  # type: ignore[method-assign]
@@ -374,7 +376,8 @@ class EndHook:
     """Runs ``before_end(span, attributes)`` inside ``span.end()``, before any processor's
     ``on_end``, for spans holding at least one of ``keys`` by then (the rest pay for one set
     test), and adds the attributes it returns. ``before_end`` must not raise; if it does,
-    the error is logged and the span ends anyway.
+    the error is logged (``failed()``, inside the handler: the owner's count and log) and the
+    span ends anyway.
 
     ``owner``, the processor, sets `on_ending` as its ``_on_ending`` and calls `ensure` on
     every span at start. ``mode`` "ending": spans whose provider calls the owner's
@@ -402,6 +405,7 @@ class EndHook:
         by_shape: dict[tuple[str, ...], ByShape] | None = None,
         room: int = 0,
         no_room: NoRoom = _nothing,
+        failed: Callable[[], None] = _log_failure,
     ) -> None:
         if mode is None:
             mode = "ending" if _fast and _ending_works else "closure"
@@ -410,9 +414,11 @@ class EndHook:
         self.mode = mode
         self.by_shape = by_shape if mode == "ending" else None
         self.on_ending = (
-            _ending_hook(before_end, keys, self.by_shape, room, no_room) if mode == "ending" else _not_ending
+            _ending_hook(before_end, keys, self.by_shape, room, no_room, failed)
+            if mode == "ending"
+            else _not_ending
         )
-        self._install_closure = _closure_installer(before_end, keys, no_room)
+        self._install_closure = _closure_installer(before_end, keys, no_room, failed)
         self._owner = owner
         # The processors tuple of the provider seen last, and whether it holds the owner
         # itself (tuples are replaced, never changed, when a processor is added).
