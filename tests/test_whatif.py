@@ -137,3 +137,21 @@ def test_a_run_serving_two_features_is_one_run(tmp_path):
         key=str,
     )
     assert rows[0]["actual_usd"] == D("0.0095")
+
+
+def test_a_call_naming_no_model_is_never_selected(tmp_path):
+    # One call with gen_ai.request.model "" (stored as no model) made whatif raise a NOT NULL
+    # error from its model map: the CLI printed a traceback and the dashboard's /whatif a 500.
+    from sdk_store import gpt4o_chat, priced_store
+
+    path = tmp_path / "nomodel.duckdb"
+    provider, tracer = priced_store(path)
+    with tracer.start_as_current_span("run"):
+        tracer.start_span("chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)).end()
+        tracer.start_span(
+            "chat", attributes={**gpt4o_chat(input_tokens=5, output_tokens=1), "gen_ai.request.model": ""}
+        ).end()
+    provider.shutdown()
+    (total,) = [r for r in whatif(str(path), "gpt-4o-mini").rows if r["level"] == "total"]
+    # gpt-4o-mini: 1000 * 0.15 + 100 * 0.6 = $0.00021 for the one call that names its model
+    assert (total["calls"], total["selected_calls"], total["whatif_usd"]) == (2, 1, D("0.00021"))

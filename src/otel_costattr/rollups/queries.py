@@ -353,6 +353,8 @@ def _map_models(
         requests.setdefault((model, provider), set()).add(request)
     mapped = []
     for (model, provider), asked in requests.items():
+        if model is None:  # a call naming no model: nothing to map it by, never repriced
+            continue
         entry = (resolve or table.resolve)(model, provider)
         if entry is None and resolve is None:
             snapshots = {table.approximate(model, request, provider) for request in asked}
