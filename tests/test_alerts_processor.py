@@ -258,3 +258,26 @@ def test_an_evaluation_holds_the_store_against_the_in_process_claim(tmp_path, ta
         checking.join(30)
         claimer.join(30)
     assert claimed.is_set()
+
+
+def test_match_keys_read_as_the_store_reads_them(tmp_path, table, receiver):
+    # A review: the store's evaluation reads service.name, provider and model as the call's
+    # columns, the in-process budgets read them as literal span attributes: the same rule
+    # file fired in `alerts check` and never in-process.
+    matches = {
+        "feature": "research", "app.feature": "research", "service": "svc", "service.name": "svc",
+        "provider": "acme", "model": "acme-large",
+    }  # fmt: skip
+    text = "".join(
+        f'[[rules]]\nname = "by {key}"\nscope = "run"\nmetric = "calls"\nwindow = "run"\n'
+        f'thresholds = [2]\nmatch = {{ "{key}" = "{value}" }}\nchannels = ["ops"]\n\n'
+        for key, value in matches.items()
+    )
+    budget = RunBudgetProcessor(load_rules(rules_file(tmp_path / "alerts.toml", text, receiver.url)))
+    w = Workload(tmp_path / "spans.duckdb", table, extra_processors=(budget,))
+    try:
+        w.run(NOW, ["0.10", "0.10", "0.10"])
+        assert budget.force_flush()
+    finally:
+        w.close()
+    assert sorted(b["rule"] for b in receiver.bodies) == sorted(f"by {key}" for key in matches)

@@ -36,8 +36,14 @@ __all__ = ["RunBudgetProcessor"]
 
 logger = logging.getLogger(__name__)
 
-# Where a match key is read on a call span (the processor copies identity onto calls).
-_SPAN_KEYS = {"feature": semconv.FEATURE, "agent": semconv.AGENT_NAME, "model": semconv.PRICED_MODEL}
+# Where a match key is read on a call span (the processor copies identity onto calls), for
+# the names the store reads as a column of the call (rollups.dimensions.COLUMNS) besides the
+# attribute keys themselves: service and provider are read apart (`_call_value`).
+_SPAN_KEYS = {
+    "feature": semconv.FEATURE,
+    "agent": semconv.AGENT_NAME,
+    "conversation": semconv.CONVERSATION_ID,
+}
 _PER_RUN = ("cost", "calls")
 
 
@@ -203,10 +209,18 @@ class RunBudgetProcessor(SpanProcessor):
 
 def _matches(rule: Rule, attrs: Mapping[str, Any], span: ReadableSpan) -> bool:
     for key, wanted in rule.match:
-        if key == "service":
-            found = span.resource.attributes.get("service.name") if span.resource else None
-        else:
-            found = attrs.get(_SPAN_KEYS.get(key, key))
+        found = _call_value(key, attrs, span)
         if found is None or str(found) != wanted:
             return False
     return True
+
+
+def _call_value(key: str, attrs: Mapping[str, Any], span: ReadableSpan) -> object:
+    """A match key's value on a call span, as the store's calls hold it (`alerts.measure`)."""
+    if key in ("service", "service.name"):
+        return span.resource.attributes.get("service.name") if span.resource else None
+    if key == "provider":
+        return semconv.read_call_fields(attrs)[1]
+    if key == "model":  # the model it was priced as, else the one it names
+        return attrs.get(semconv.PRICED_MODEL) or semconv.read_call_fields(attrs)[0]
+    return attrs.get(_SPAN_KEYS.get(key, key))
