@@ -197,3 +197,16 @@ def test_bodies_no_parser_can_read_are_400_never_503():
     # a lone surrogate as an enum's name is read as U+FFFD, as everywhere else: not a kind
     records, rejected, _ = wire.decode(body(',"kind":"\\ud800"'), wire.JSON)
     assert (len(records), rejected) == (1, 0)
+
+
+def test_the_plain_reader_keeps_a_number_past_int64_itself():
+    # A review of the fix above: a JSON integer past int64 (JavaScript's exporters send any
+    # whole number as intValue) was sent to protobuf's parser with the whole batch, 3x slower.
+    attrs = [
+        {"key": "big", "value": {"intValue": 2**64}},
+        {"key": "yes", "value": {"intValue": True}},
+        {"key": "text", "value": {"intValue": "-12"}},
+    ]
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "s", "attributes": attrs}
+    records, rejected, _ = records_from_otlp_json({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert rejected == 0 and dict(records[0].attributes) == {"big": float(2**64), "yes": 1.0, "text": -12}

@@ -124,11 +124,12 @@ def _int_value(value: Any) -> int | float:
     try:
         return _int(value, *_INT64)
     except NotPlain:
-        if type(value) is not str:
-            raise  # a list, an object, a bool: the generic parser refuses it
-        digits = value[1:] if value[:1] == "-" else value
-        if not (digits.isascii() and digits.isdigit()):
-            raise
+        if type(value) is str:
+            digits = value[1:] if value[:1] == "-" else value
+            if not (digits.isascii() and digits.isdigit()):
+                raise
+        elif type(value) not in (int, bool):  # a JSON number past int64 (or true: 1, as before)
+            raise  # a list, an object: the generic parser refuses it
         try:
             return float(int(value))
         except (OverflowError, ValueError):
