@@ -83,13 +83,15 @@ def test_duration_is_headed_duration_in_tables_and_stays_ms_in_json_and_csv(db):
 
 def test_money_is_one_rule_per_amount():
     assert [money(Decimal(v)) for v in ("0.0148", "0.134170", "0.00000015", "1.081665", "1234.5")] == [
-        "$0.014800", "$0.134170", "$0.000000", "$1.08", "$1,234.50"]  # fmt: skip
+        "$0.014800", "$0.134170", "<$0.000001", "$1.08", "$1,234.50"]  # fmt: skip
     # A saving (whatif's change) reads as money with a sign in front, not "$-0.045030".
     assert [money(Decimal(v)) for v in ("-0.04503", "-1234.5")] == ["-$0.045030", "-$1,234.50"]
-    # Places by what the amount rounds to (it was $1.000000), and no sign on what rounds to
-    # nothing (it was -$0.000000).
+    # Places by what the amount rounds to (it was $1.000000); an amount that rounds to nothing
+    # says it is not zero (it was $0.000000 for $1e-12: a cost shown as none), zero has no sign.
     assert [money(Decimal(v)) for v in ("0.9999995", "0.9999994", "-0.0000004", "-0.0000005")] == [
-        "$1.00", "$0.999999", "$0.000000", "-$0.000001"]  # fmt: skip
+        "$1.00", "$0.999999", "-<$0.000001", "-$0.000001"]  # fmt: skip
+    assert [money(Decimal(v)) for v in ("0", "-0", "1E-12", "0.0000005")] == [
+        "$0.000000", "$0.000000", "<$0.000001", "$0.000001"]  # fmt: skip
 
 
 def _usd_by_model(lines: list[str], model_col: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ _FRACTIONS = ("month_elapsed",)
 
 def money(value: Decimal | None) -> str:
     """Dollars for one amount: six places under a dollar, else cents, a half rounded up (as
-    bills round: $2.055 and $5.665 alike)."""
+    bills round: $2.055 and $5.665 alike). An amount that is not zero but rounds to it says
+    so: <$0.000001 (a call of a few tokens on a cheap model), never $0.000000."""
     if value is None:
         return "-"
     sign, amount = ("-", -value) if value < 0 else ("", value)  # -$0.05, not $-0.05
@@ -22,11 +23,14 @@ def money(value: Decimal | None) -> str:
     if shown >= 1:  # by what it rounds to: $0.9999995 is $1.00, not $1.000000
         shown = amount.quantize(_CENT, rounding=ROUND_HALF_UP, context=_WIDE)
     if not shown:
-        sign = ""  # what rounds to nothing has no sign: $0.000000, not -$0.000000
+        if amount:
+            return f"{sign}<{_TINY}"  # -<$0.000001: a saving too small to show
+        return "$0.000000"  # zero has no sign: not -$0.000000, nor $-0.000000 for Decimal("-0")
     return f"{sign}${shown:,}"
 
 
 _MICRO, _CENT = Decimal("0.000001"), Decimal("0.01")
+_TINY = "$0.000001"
 _WIDE = Context(prec=80)  # any DECIMAL(38, 12) sum, and more, to the cent
 
 
