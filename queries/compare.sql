@@ -1,5 +1,5 @@
 -- @about This period against the one before it, of the same length, per feature (or --group-by KEY): usd then and now, the change, the biggest movers first.
--- @param since TIMESTAMP = 7d    start of this period (inclusive, UTC; default: 7 days ago)
+-- @param since TIMESTAMP = 7d    start of this period (inclusive, UTC; default: 7 days before until)
 -- @param until TIMESTAMP = NOW   end of this period (exclusive, UTC; default: now)
 -- @param service VARCHAR = NULL  only spans of this service.name
 -- @param feature VARCHAR = NULL  only calls attributed to this feature

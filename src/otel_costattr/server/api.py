@@ -42,7 +42,9 @@ router = APIRouter()
 _RUNS_PAGE = custom_query("runs_page", resources.files(__package__).joinpath("runs_page.sql").read_text())
 _MAX_PAGE = 1000
 
-Days = Annotated[float | None, Query(description="the last N days (or since/until)", gt=0)]
+Days = Annotated[
+    float | None, Query(description="the last N days, or the N days before until (not with since)", gt=0)
+]
 Since = Annotated[str | None, Query(description="start of the window, ISO 8601 (UTC when no zone)")]
 Until = Annotated[str | None, Query(description="end of the window (exclusive), ISO 8601")]
 Service = Annotated[str | None, Query(description="only spans of this service.name")]
