@@ -337,3 +337,27 @@ def test_charts_are_bounded_as_the_tables_are(tmp_path):
     assert page.count(": cost per priced call by step</title>") == 10
     assert "Charts for the 10 costliest of 24 agents." in page
     assert check_cells(cells_of(page), db, WEEK) > 200  # the tables: every figure the rollups'
+
+
+def test_a_bidi_override_in_a_name_cannot_reverse_the_page(tmp_path):
+    # An unclosed U+202E in a run's name reversed what followed it on the page: the run id in
+    # the waterfall's heading read backwards. Shown as its code point; data-exact keeps it.
+    from sdk_store import gpt4o_chat, priced_store
+
+    from otel_costattr.report.tables import shorten
+
+    assert shorten("a\u202eb\u2066c") == "a[U+202E]b[U+2066]c" and shorten("plain") == "plain"
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    at = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp() * 1e9)
+    feature = {"app.feature": "f\u202eeerf"}
+    with tracer.start_as_current_span("run \u202ereversed", attributes=feature, start_time=at):
+        tracer.start_span("chat", attributes=gpt4o_chat(input_tokens=10, output_tokens=1), start_time=at).end(
+            end_time=at + 1
+        )
+    provider.shutdown()
+    text = write_report(db, tmp_path / "r.html", WEEK).read_text(encoding="utf-8")
+    assert "[U+202E]reversed" in text and "f[U+202E]eerf" in text
+    assert 'data-exact="f\u202eeerf"' in text  # the value itself, exact
+    shown = re.sub(r'data-exact="[^"]*"', "", text)
+    assert "\u202e" not in shown

@@ -144,13 +144,23 @@ def test_a_long_name_without_spaces_never_scrolls_the_page(browser, tmp_path):
     root = tracer.start_span("agent", attributes=agent, start_time=at)
     for step in range(2):
         chat = gpt4o_chat(input_tokens=1000 * (step + 1), output_tokens=10)
-        tracer.start_span("chat", trace.set_span_in_context(root), attributes=chat, start_time=at + step).end(
-            end_time=at + step + 1
-        )
+        span_name = "chat-" + "y" * 300 if step else "chat"  # the waterfall's span column
+        tracer.start_span(
+            span_name, trace.set_span_in_context(root), attributes=chat, start_time=at + step
+        ).end(end_time=at + step + 1)
     root.end(end_time=at + 10)
     provider.shutdown()
     page = write_report(db, tmp_path / "r.html", WEEK)
+    # A waterfall wider than its own scroll box: a 300-character span name made its span
+    # column 2,000 px, pushing the role, costs and time axis out of sight.
+    wider = (
+        "return Math.max(0, ...Array.from(document.querySelectorAll('table.waterfall'))"
+        ".map(t => t.scrollWidth - t.parentElement.clientWidth))"
+    )
     for size in (DESKTOP, NARROW):
         loaded = browser.open(page.as_uri(), size=size)
         assert errors(loaded) == []
         assert browser.overflow() == 0, size
+        assert browser.driver.find_elements("css selector", "table.waterfall")
+        if size == DESKTOP:
+            assert browser.driver.execute_script(wider) <= 1, size

@@ -52,7 +52,7 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
         jump = jumps.get(s["span_id"])
         note = ""
         if jump:
-            after = f" after {escape(jump['after_tool'])}" if jump["after_tool"] else ""
+            after = f" after {escape(shorten(jump['after_tool']))}" if jump["after_tool"] else ""
             note = (
                 f'<span class="jump-note">▲ context jump ×{escape(fmt("ratio", jump["ratio"]))}: '
                 f"{escape(fmt('input_tokens', jump['prev_input_tokens']))} → "
