@@ -180,3 +180,16 @@ def test_pages_read_without_ingesting_the_spool(tmp_path):
             assert len(store.pending_spool(path)) == 1, page
     finally:
         served.stop()
+
+
+def test_a_name_filter_is_taken_as_written(server):
+    # The pages trimmed every filter: /runs?feature=%20research listed research's runs under
+    # "feature = research", where the API (and the CLI) read " research", another feature.
+    runs = 'data-rollup="runs_list" data-rows="0"'  # the empty list's marker
+    _, body, _ = get(f"{server}/runs?feature=research&{PERIOD}")
+    assert runs not in body and 'data-rollup="runs_list"' in body
+    code, body, _ = get(f"{server}/runs?feature=%20research&{PERIOD}")
+    assert code == 200 and runs in body
+    assert 'name="feature" type="text" value=" research"' in body
+    _, body, _ = get(f"{server}/runs?feature=%20%20&since=%202026-11-16%20&until=2026-11-23")
+    assert runs not in body  # a blank name is no filter; the period's fields are trimmed

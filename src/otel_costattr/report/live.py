@@ -60,10 +60,18 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status, headers={"Content-Security-Policy": csp(), "Cache-Control": "no-store"})
 
 
+_NAMES = frozenset({"feature", "agent", "service"})
+
+
 def _filters(request: Request) -> dict[str, str]:
-    """The filters given in the query string (empty fields dropped); ``days`` defaults to 7
-    when no period is given."""
-    given = {k: request.query_params[k].strip() for k in FILTERS if request.query_params.get(k, "").strip()}
+    """The filters given in the query string (blank fields dropped); ``days`` defaults to 7
+    when no period is given. A name is taken as written, spaces and all (`` trailing`` is
+    another feature than ``trailing``, as in the API); the period's fields are trimmed."""
+    given = {
+        k: value if k in _NAMES else value.strip()
+        for k in FILTERS
+        if (value := request.query_params.get(k, "")).strip()
+    }
     if not {"days", "since", "until"} & set(given):
         given["days"] = DEFAULT_DAYS
     return given
