@@ -74,7 +74,11 @@ def check_cells(cells: list[dict[str, Any]], db: Any, win: Window, *, runs: int 
         value = cache[key][int(cell["row"])][cell["col"]]
         where = f"{name}[{cell['row']}].{cell['col']}"
         assert cell.get("exact") == as_exact(value), where
-        if isinstance(value, Decimal) and "usd" in cell["col"]:
+        if isinstance(value, Decimal) and "usd" in cell["col"] and "<" in cell["text"]:
+            # not zero, too small to show in six places: "<$0.000001" (a saving "-<$0.000001")
+            assert value and abs(value) < Decimal("0.0000005"), where
+            assert cell["text"].strip() == ("-" if value < 0 else "") + "<$0.000001", where
+        elif isinstance(value, Decimal) and "usd" in cell["col"]:
             shown = Decimal(cell["text"].strip().lstrip("$").replace(",", ""))
             # cents from a dollar, else six places; a half rounded up, as bills round
             places = Decimal("0.01") if abs(value) >= 1 else Decimal("0.000001")

@@ -164,3 +164,22 @@ def test_a_long_name_without_spaces_never_scrolls_the_page(browser, tmp_path):
         assert browser.driver.find_elements("css selector", "table.waterfall")
         if size == DESKTOP:
             assert browser.driver.execute_script(wider) <= 1, size
+
+
+def test_exact_values_read_back_whole(browser, tmp_path):
+    # data-exact is what a reader checks the page against: a carriage return written raw in
+    # it read back as a line feed (the HTML parser folds \r\n), and a cost of $1e-12 read
+    # $0.000000 in its cell.
+    from sdk_store import gpt4o_chat, priced_store
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    at = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp() * 1e9)
+    with tracer.start_as_current_span("run", attributes={"app.feature": "line1\r\nline2"}, start_time=at):
+        tiny = {**gpt4o_chat(input_tokens=1, output_tokens=0), "gen_ai.usage.cost": 1e-12}
+        tracer.start_span("chat", attributes=tiny, start_time=at).end(end_time=at + 1)
+    provider.shutdown()
+    loaded = browser.open(write_report(db, tmp_path / "r.html", WEEK).as_uri())
+    assert errors(loaded) == []
+    assert any(c.get("exact") == "line1\r\nline2" for c in loaded.cells)
+    assert check_cells(loaded.cells, db, WEEK) > 20

@@ -64,6 +64,13 @@ def shorten(text: str, limit: int = MAX_TEXT) -> str:
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
+def attribute(text: str) -> str:
+    """``text`` escaped for an attribute's value or a cell's text so that a browser reads it
+    back whole: a carriage return as a character reference (written raw, the parser folds
+    \r\n to \n)."""
+    return escape(text).replace("\r", "&#13;")
+
+
 def exact(value: Any) -> str | None:
     """The exact value for ``data-exact``: decimals and integers as written, times in ISO,
     text as it is."""
@@ -86,9 +93,9 @@ def value_cell(rollup: str, row: int, column: str, value: Any, *, tag: str = "td
     numeric = isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
     attrs = f' data-rollup="{rollup}" data-row="{row}" data-col="{escape(column)}"'
     if ex is not None:
-        attrs += f' data-exact="{escape(ex)}"'
+        attrs += f' data-exact="{attribute(ex)}"'
     cls = ' class="num"' if numeric or value is None else ""
-    return f"<{tag}{cls}{attrs}{extra}>{escape(fmt(column, value))}</{tag}>"
+    return f"<{tag}{cls}{attrs}{extra}>{attribute(fmt(column, value))}</{tag}>"
 
 
 def heading(column: str) -> str:

@@ -92,7 +92,7 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
     return (
         f'<section id="run-{rid}" class="run" data-trace-id="{rid}">'
         f"<{h}>Run {title} <code>{rid}</code></{h}>"
-        f"<p>{len(spans)} spans over {fmt('duration_ms', total_ms)}, from "
+        f"<p>{len(spans):,} spans over {fmt('duration_ms', total_ms)}, from "
         f"{escape(start.isoformat(sep=' ', timespec='seconds')) + ' UTC' if start else 'an unknown start'}. "
         "Each bar is one span on the run's time axis; "
         f"rows are indented by depth; model calls, tools and agents are told apart by the role column "
