@@ -1131,6 +1131,45 @@ def test_a_child_forked_while_a_connection_is_open_writes_its_own(tmp_path):
     assert query(path, "SELECT count(*) FROM spans") == [(30,)]
 
 
+FORK_DURING_THE_FIRST_EXPORT = """
+import os, signal, sys, time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from otel_costattr.store.exporter import DuckDBSpanExporter
+
+exporter = DuckDBSpanExporter(sys.argv[1])
+provider = TracerProvider(shutdown_on_exit=False)
+provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=10))
+tracer = provider.get_tracer("t")
+for _ in range(100):
+    tracer.start_span("s").end()
+deadline = time.monotonic() + 30
+while "pandas" not in sys.modules and time.monotonic() < deadline:
+    time.sleep(0.001)  # the first export has begun pyarrow's import of pandas
+pid = os.fork()
+if pid == 0:
+    signal.alarm(30)  # a hang ends the child here, killed by SIGALRM
+    for _ in range(100):
+        tracer.start_span("child").end()
+    os._exit(0 if provider.force_flush(5000) else 3)
+_, status = os.waitpid(pid, 0)
+provider.shutdown()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_child_forked_during_the_first_export_can_flush(tmp_path):
+    """A review: the first export made pyarrow import pandas (~0.2 s, under a lock of its
+    own); a fork meanwhile left that lock taken in the child, whose exporter then waited for
+    ever, and its flush and exit with it. The import now happens in the constructor."""
+    pytest.importorskip("pandas")  # what pyarrow imports lazily (chdb, a test extra, brings it)
+    script = [sys.executable, "-c", FORK_DURING_THE_FIRST_EXPORT, str(tmp_path / "spans.duckdb")]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(200,)]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
 def test_a_child_forked_while_the_parent_ingests_can_flush(tmp_path):
     """The parent's ingester held the store's in-process write lock at the fork: the child,

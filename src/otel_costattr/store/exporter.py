@@ -142,6 +142,10 @@ class DuckDBSpanExporter(SpanExporter):
         except store.StoreError as e:
             raise ValueError(str(e)) from e
         self._mapper = SpanMapper(pricing, capture_content=capture_content)
+        # pyarrow imports pandas (when installed) on its first conversion, ~0.2 s under a lock
+        # of its own: here, never in an export, where a fork (gunicorn, a process pool) taken
+        # meanwhile left the child's exporter waiting on that lock for ever.
+        pa.array([0])
         self._interval = float(ingest_interval)
         self._lock_timeout = float(lock_timeout)
         self._max_spool = int(max_spool_bytes)
