@@ -105,6 +105,29 @@ def test_a_full_disk_keeps_every_acknowledged_batch_and_ingests_it_once_space_re
     assert st.recovered_time is not None and st.healthy
 
 
+def test_an_error_another_process_journaled_is_resolved_by_this_ones_ingest(tmp_path):
+    # A chaos review: a process whose ingest failed (disk full) exited with files pending; a
+    # later process ingested them all, yet `store status` said "not resolved" (--check exit
+    # 3) for good: only the process that journaled an error ever journaled its recovery.
+    from otel_costattr import DuckDBSpanExporter
+
+    db = tmp_path / "spans.duckdb"
+    exporter = DuckDBSpanExporter(db, ingest_interval=3600)
+    spool.record(db, "ingest_error", error="No space left on device", pending_files=3)  # theirs
+    st = maintenance.status(db)
+    assert st.last_ingest_error and not st.healthy
+    exporter.export(_chat_spans(10))
+    assert exporter.force_flush(10_000)
+    st = maintenance.status(db)
+    assert st.recovered_time is not None and st.healthy
+    events = [e["event"] for e in spool._read(spool.spool_dir(db) / spool.JOURNAL)]
+    exporter.export(_chat_spans(10))
+    assert exporter.force_flush(10_000)
+    exporter.shutdown()
+    again = [e["event"] for e in spool._read(spool.spool_dir(db) / spool.JOURNAL)]
+    assert again == events and events.count("ingest_recovered") == 1  # said once, not every round
+
+
 # -- a file size limit: the same failure, anywhere ----------------------------------------
 
 _LIMITED = textwrap.dedent(

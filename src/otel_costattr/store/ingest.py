@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _ERROR_JOURNAL_EVERY = 30.0  # seconds between journal lines for a database that keeps failing
 _failing: dict[str, float] = {}  # path -> when its last ingest error was journaled
+# path -> its journal's (size, mtime) when it held no open error (`_open_error_elsewhere`)
+_journal_clear: dict[str, tuple[int, int]] = {}
 
 
 class IngestError(StoreError):
@@ -286,7 +288,7 @@ def ingest_spool(
             _trim(con)
     if not bounded_pass:
         _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
-    if converted and _failing.pop(str(path), None) is not None:
+    if converted and (_failing.pop(str(path), None) is not None or _open_error_elsewhere(path)):
         spool.record(path, "ingest_recovered", files=moved)
         logger.warning("otel-costattr: ingesting into %s works again", path)
     logger.debug("otel-costattr: ingested %d spool files (%d new spans)", moved, added)
@@ -420,6 +422,26 @@ def _settle(con: duckdb.DuckDBPyConnection, bounded: bool) -> None:
         return
     identity.settle(con)
     aggregates.maintain(con)
+
+
+def _open_error_elsewhere(path: str | os.PathLike[str]) -> bool:
+    """Whether the journal holds an ingest error no ingest recovered from: another process's
+    (this one's are in `_failing`), which exited before its next ingest worked, so that only
+    this success can close it; `store status` said "not resolved" for good. The journal is
+    read again only when it changed (it changes on errors and drops, rarely)."""
+    journal = spool.spool_dir(path) / spool.JOURNAL
+    try:
+        stat = journal.stat()
+    except OSError:
+        return False
+    seen = (stat.st_size, stat.st_mtime_ns)
+    if _journal_clear.get(str(path)) == seen:
+        return False
+    summary = spool.journal_summary(path)
+    if summary.last_error is not None and summary.recovered_time is None:
+        return True
+    _journal_clear[str(path)] = seen
+    return False
 
 
 def _ingest_failed(path: str | os.PathLike[str], files: Sequence[Path], error: BaseException) -> IngestError:
