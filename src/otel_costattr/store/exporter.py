@@ -307,7 +307,9 @@ class DuckDBSpanExporter(SpanExporter):
             self._journal_drops()
             if not done:
                 logger.warning(
-                    "otel-costattr: %s stayed locked; %d spool files wait in %s for the next writer",
+                    "otel-costattr: %s could not take them before shutdown (locked, or failing:"
+                    " 'otel-costattr store status' says which); %d spool files wait in %s for the"
+                    " next writer",
                     self.path,
                     len(store.pending_spool(self.path)),
                     store.spool_dir(self.path),
