@@ -125,22 +125,6 @@ def test_stored_rows_equal_the_mapped_rows_column_for_column(tmp_path, exporters
     assert stored[0]["cost_usd"] == Decimal("0.00365")  # 100 x 2 + 1000 x 0.2 + 100 x 2.5 + 300 x 10
 
 
-def test_a_start_time_of_zero_is_stored_as_unknown(tmp_path, exporters):
-    # OTLP's 0 is stored as no time (spans/otlp.py); an SDK span started at 0 (a bridge from
-    # another tracer) was stored as 1970-01-01: a 56-year waterfall and a 1970 day in daily.
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    provider.get_tracer("t").start_span("chat", attributes=CHAT, start_time=0).end(end_time=T0)
-    provider.shutdown()
-    exporter = exporters()
-    exporter.export(memory.get_finished_spans())
-    exporter.force_flush()
-    assert query(tmp_path / "spans.duckdb", "SELECT start_time, end_time IS NOT NULL FROM spans") == [
-        (None, True)
-    ]
-
-
 def test_content_is_not_stored_by_default(tmp_path, exporters):
     exporter = exporters()
     assert exporter.export(make_spans(3)) is SpanExportResult.SUCCESS

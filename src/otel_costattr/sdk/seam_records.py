@@ -149,8 +149,8 @@ def records_from_sdk(spans: Iterable[Any], on_skip: Callable[[Any], None] | None
                 trace_id.to_bytes(16, "big").hex(),  # 25% faster than format(..., "032x")
                 span_id.to_bytes(8, "big").hex(),
                 parent_id.to_bytes(8, "big").hex() if parent_id is not None else None,
-                start or None,  # 0 is unknown, as OTLP's 0 (spans/otlp.py): never 1970
-                end or None,
+                start,
+                end,
                 name if type(name) is str else _text(name),
                 kind._name_,
                 status_code._name_,
