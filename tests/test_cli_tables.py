@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from test_rollups_workload import build, trace_id
 
-from otel_costattr.cli import cli
+from otel_costattr.cli import cli, main
 from otel_costattr.cli.output import UNPRICED
 from otel_costattr.display import money
 
@@ -170,3 +170,27 @@ def test_pricing_diff_shows_no_rate_where_we_have_none(tmp_path):
     assert re.search(r"cache_read\s+-\s+1\.5$", row), row
     rows = json.loads(invoke("pricing", "diff", str(path), "--format", "json").stdout)
     assert [(r["rate"], r["ours_usd"], r["theirs_usd_exact"]) for r in rows] == [("cache_read", None, "1.5")]
+
+
+def test_a_table_never_sends_control_characters_to_the_terminal(tmp_path, capsys):
+    # Span data comes from any OTLP client through serve: a feature holding an escape
+    # sequence cleared the screen of whoever ran `rollup per-feature` on a terminal, a line
+    # break split a row, and a bidi override reversed the rest of the line.
+    from otel_costattr.display import visible
+
+    assert visible("plain name") == "plain name"
+    assert visible("\x1b[2Jx\r\ny\u202ez\x9b") == "[U+001B][2Jx[U+000D][U+000A]y[U+202E]z[U+009B]"
+    from sdk_store import gpt4o_chat, priced_store
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    with tracer.start_as_current_span("run", attributes={"app.feature": "\x1b[2J\x1b[31mpwned\r\nx\u202e"}):
+        tracer.start_span("chat", attributes=gpt4o_chat(input_tokens=10, output_tokens=1)).end()
+    provider.shutdown()
+    for argv in (["rollup", "per-feature"], ["runs"]):
+        assert main([*argv, "--db", str(db)]) == 0
+        out = capsys.readouterr().out
+        assert "[U+001B][2J[U+001B][31mpwned[U+000D][U+000A]x[U+202E]" in out, argv
+        assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert main(["rollup", "per-feature", "--db", str(db), "--format", "json"]) == 0
+    assert "\\u001b[2J" in capsys.readouterr().out  # data formats keep the value exact

@@ -4,9 +4,10 @@ CLI's tables (`cli.output`) and the report's and dashboard's cells (`report.tabl
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-__all__ = ["cell", "count", "money", "rate"]
+__all__ = ["cell", "count", "money", "rate", "visible"]
 
 # Fractions of 1 shown as percentages besides the ``*_share`` columns.
 _FRACTIONS = ("month_elapsed",)
@@ -71,3 +72,15 @@ def cell(column: str, value: object, *, is_money: bool | None = None) -> str:
 def count(n: int, noun: str) -> str:
     """``n`` things in words: 1 call, 2 calls, 1,200 models."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def visible(text: str) -> str:
+    """``text`` safe for a terminal's line: a control character (a line break, an escape
+    sequence: span data comes from any OTLP client) or a bidi embedding, override or
+    isolate control is shown as its code point, [U+001B], never sent as such."""
+    if text.isprintable():
+        return text
+    return _UNSEEN.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+
+
+_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 import click
 
-from ..display import cell
+from ..display import cell, visible
 from ..rollups.catalog import is_money_column
 from .options import check_out
 
@@ -180,9 +180,9 @@ def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | No
         stream.write(result.text + ("" if result.text.endswith("\n") else "\n"))
     else:
         if result.title:
-            stream.write(result.title + "\n")
+            stream.write(visible(result.title) + "\n")
         if result.tree and result.rows:
-            stream.write(tree_header(result.rows) + "\n")
+            stream.write(visible(tree_header(result.rows)) + "\n")
         stream.write("\n".join(table_lines(result, width=width)) + "\n")
 
 
@@ -288,8 +288,8 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
 
     def show(c: str, value: object) -> str:
         if c in table.cells:
-            return table.cells[c](value)
-        return cell(c, value, is_money=c in money_cols)
+            return visible(table.cells[c](value))
+        return visible(cell(c, value, is_money=c in money_cols))
 
     cells = [[show(c, r[c]) for c in columns] for r in rows]
     if table.tree:  # indent each span name under its parent
