@@ -139,8 +139,13 @@ def test_top_contributors_never_show_an_unknown_model_as_zero(tmp_path, workload
         {"feature": "research", "calls": 5, "unpriced_calls": 3, "usd": 0.6, "usd_exact": "0.6"}
     ]
     context = slack_message(body)["blocks"][1]["elements"][0]["text"]
-    assert "Top models: acme-large $0.6000, zzz-unknown unpriced (3 calls)" in context
-    assert "Top features: research $0.6000 (+3 unpriced)" in context
+    assert "Top models: acme-large $0.60, zzz-unknown unpriced (3 calls)" in context
+    assert "Top features: research $0.60 (+3 unpriced)" in context
+    # Every amount of the message by the message's one rule (_dollars): a tiny contributor
+    # read "$0.0000" and a tiny projection "$0.00" beside a headline of "<$0.0001".
+    from otel_costattr.alerts.payload import _contributor
+
+    assert _contributor({"model": "m", "usd_exact": "0.00000002"}) == "m <$0.0001"
     assert "$0.0000" not in context
 
 

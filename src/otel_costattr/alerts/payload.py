@@ -43,7 +43,7 @@ def _contributor(row: Mapping[str, Any]) -> str:
     if row.get("usd_exact") is None:
         return f"{name} unpriced ({row.get('unpriced_calls', 0)} calls)"
     unpriced = row.get("unpriced_calls")
-    return f"{name} ${Decimal(row['usd_exact']):,.4f}" + (f" (+{unpriced} unpriced)" if unpriced else "")
+    return f"{name} {_dollars(Decimal(row['usd_exact']))}" + (f" (+{unpriced} unpriced)" if unpriced else "")
 
 
 def _iso(value: dt.datetime) -> str:
@@ -199,7 +199,7 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     lines = []
     projection = payload.get("projection")
     if projection:
-        lines.append(f"Month-end projection: ${Decimal(projection['month_end_usd_exact']):,.2f}")
+        lines.append(f"Month-end projection: {_dollars(Decimal(projection['month_end_usd_exact']))}")
     for kind, rows in (payload.get("top") or {}).items():
         if rows:
             shown = ", ".join(_contributor(r) for r in rows[:3])

@@ -9,6 +9,7 @@ the rollup rows the caller passes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from html import escape
@@ -54,8 +55,8 @@ def _tick(value: float) -> str:
         if value >= above:
             short = f"{value / unit:,.1f}".removesuffix(".0")
             return f"${short}{suffix}"
-    if value < 0.0001:  # $0.0000 for every tick of a chart of tiny costs: their first digits
-        return f"${value:.2g}"
+    if value < 0.0001:  # $0.0000 for every tick of a chart of tiny costs: two digits of each
+        return f"${value:.{1 - math.floor(math.log10(value))}f}"
     return f"${value:,.0f}" if value >= 10 else f"${value:,.2f}" if value >= 0.1 else f"${value:.4f}"
 
 

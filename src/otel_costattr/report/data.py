@@ -17,6 +17,7 @@ from typing import Any
 from ..rollups.errors import RollupParamError
 from ..rollups.params import coerce, shown, timestamp
 from ..rollups.queries import Database, rollup
+from .tables import shorten
 
 __all__ = ["Report", "RunDetail", "Window", "change", "collect", "run_detail", "window"]
 
@@ -58,7 +59,10 @@ class Window:
         """The period in words, for a page heading."""
         since = self.since.isoformat(sep=" ", timespec="minutes") if self.since else "the first span"
         until = self.until.isoformat(sep=" ", timespec="minutes") if self.until else "now"
-        filters = [f"{k} = {v}" for k, v in self.params().items() if k not in ("since", "until")]
+        # As every name on a page (tables.shorten): cut, and a bidi control shown as such.
+        filters = [
+            f"{k} = {shorten(str(v))}" for k, v in self.params().items() if k not in ("since", "until")
+        ]
         return f"{since} to {until} UTC" + (f" ({', '.join(filters)})" if filters else "")
 
 
