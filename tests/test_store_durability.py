@@ -126,6 +126,10 @@ def test_an_error_another_process_journaled_is_resolved_by_this_ones_ingest(tmp_
     exporter.shutdown()
     again = [e["event"] for e in spool._read(spool.spool_dir(db) / spool.JOURNAL)]
     assert again == events and events.count("ingest_recovered") == 1  # said once, not every round
+    # A rollover carries the recovery too (it carried the error alone: "not resolved" again).
+    spool._roll_over(spool.spool_dir(db) / spool.JOURNAL)
+    st = maintenance.status(db)
+    assert st.last_ingest_error and st.recovered_time is not None and st.healthy
 
 
 # -- a file size limit: the same failure, anywhere ----------------------------------------

@@ -307,7 +307,7 @@ class DuckDBSpanExporter(SpanExporter):
             self._journal_drops()
             if not done:
                 logger.warning(
-                    "otel-costattr: %s could not take them before shutdown (locked, or failing:"
+                    "otel-costattr: %s could not take the spool before shutdown (locked, or failing:"
                     " 'otel-costattr store status' says which); %d spool files wait in %s for the"
                     " next writer",
                     self.path,

@@ -17,6 +17,7 @@ overlaps the incoming batch (zone maps).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -37,8 +38,8 @@ logger = logging.getLogger(__name__)
 
 _ERROR_JOURNAL_EVERY = 30.0  # seconds between journal lines for a database that keeps failing
 _failing: dict[str, float] = {}  # path -> when its last ingest error was journaled
-# path -> its journal's (size, mtime) when it held no open error (`_open_error_elsewhere`)
-_journal_clear: dict[str, tuple[int, int]] = {}
+# path -> (its journal's inode, the bytes of it read, whether an error was open there)
+_journal_read: dict[str, tuple[int | None, int, bool]] = {}
 
 
 class IngestError(StoreError):
@@ -427,21 +428,37 @@ def _settle(con: duckdb.DuckDBPyConnection, bounded: bool) -> None:
 def _open_error_elsewhere(path: str | os.PathLike[str]) -> bool:
     """Whether the journal holds an ingest error no ingest recovered from: another process's
     (this one's are in `_failing`), which exited before its next ingest worked, so that only
-    this success can close it; `store status` said "not resolved" for good. The journal is
-    read again only when it changed (it changes on errors and drops, rarely)."""
+    this success can close it; `store status` said "not resolved" for good. Read on from
+    where this process last stopped (the whole file after a rollover): a receiver pushing
+    back journals a line every round, and the whole journal is up to 4 MB."""
     journal = spool.spool_dir(path) / spool.JOURNAL
     try:
-        stat = journal.stat()
+        with open(journal, "rb") as f:
+            stat = os.fstat(f.fileno())
+            inode, done, open_ = _journal_read.get(str(path), (None, 0, False))
+            if inode != stat.st_ino or stat.st_size < done:  # rolled over: read it whole
+                done, open_ = 0, False
+            if stat.st_size == done:
+                return open_
+            f.seek(done)
+            data = f.read()
     except OSError:
         return False
-    seen = (stat.st_size, stat.st_mtime_ns)
-    if _journal_clear.get(str(path)) == seen:
-        return False
-    summary = spool.journal_summary(path)
-    if summary.last_error is not None and summary.recovered_time is None:
-        return True
-    _journal_clear[str(path)] = seen
-    return False
+    whole = data.rfind(b"\n") + 1  # lines another process is writing are read next time
+    for line in data[:whole].splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        kind = event.get("event") if isinstance(event, dict) else None
+        if kind == "ingest_error":
+            open_ = True
+        elif kind == "ingest_recovered":
+            open_ = False
+        elif kind == "carried":  # a rollover's totals (spool._roll_over)
+            open_ = bool(event.get("last_error")) and not event.get("recovered_time")
+    _journal_read[str(path)] = (stat.st_ino, done + whole, open_)
+    return open_
 
 
 def _ingest_failed(path: str | os.PathLike[str], files: Sequence[Path], error: BaseException) -> IngestError:

@@ -415,6 +415,7 @@ def _roll_over(journal: Path) -> None:
         "pushed_back": totals.pushed_back_requests,
         "last_error": totals.last_error,
         "last_error_time": totals.last_error_time,
+        "recovered_time": totals.recovered_time,  # a resolved error stays resolved
     }
     tmp = journal.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(carry) + "\n")
@@ -458,6 +459,7 @@ def _summarise(events: Iterator[dict[str, Any]]) -> JournalSummary:
                 out.dropped_spans += int(e.get("spans", e.get("dropped", 0)) or 0)
             if kind == "carried" and e.get("last_error"):
                 out.last_error, out.last_error_time = e["last_error"], e.get("last_error_time")
+                out.recovered_time = e.get("recovered_time")
         if kind in ("receiver", "carried"):  # `serve`'s receiver, its counts since its last line
             with contextlib.suppress(TypeError, ValueError):
                 out.rejected_spans += int(e.get("rejected", 0) or 0)
