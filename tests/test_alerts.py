@@ -145,7 +145,7 @@ def test_top_contributors_never_show_an_unknown_model_as_zero(tmp_path, workload
     # read "$0.0000" and a tiny projection "$0.00" beside a headline of "<$0.0001".
     from otel_costattr.alerts.payload import _contributor
 
-    assert _contributor({"model": "m", "usd_exact": "0.00000002"}) == "m <$0.0001"
+    assert _contributor({"model": "m", "usd_exact": "0.00000002"}) == "m &lt;$0.0001"  # mrkdwn's "<"
     assert "$0.0000" not in context
 
 

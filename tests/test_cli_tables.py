@@ -194,3 +194,7 @@ def test_a_table_never_sends_control_characters_to_the_terminal(tmp_path, capsys
         assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
     assert main(["rollup", "per-feature", "--db", str(db), "--format", "json"]) == 0
     assert "\\u001b[2J" in capsys.readouterr().out  # data formats keep the value exact
+    # The hints beside an empty answer name stored values too (a review of the above).
+    assert main(["rollup", "per-feature", "--db", str(db), "--feature", "pwn"]) == 0
+    err = capsys.readouterr().err
+    assert "[U+001B][2J" in err and "\r" not in err and "\u202e" not in err, err

@@ -421,3 +421,37 @@ def test_a_quarantine_reason_is_one_line_about_the_file(tmp_path):
     assert reason is not None and "\n" not in reason
     assert "LINE" not in reason and "INSERT" not in reason and str(tmp_path) not in reason
     assert "0000-junk.parquet" in reason
+
+
+def test_the_journal_is_read_on_from_where_it_was_left(tmp_path):
+    # The check reads only what was appended since it last looked; a review found a journal
+    # emptied or deleted and written again (on the same inode) read from the old offset, the
+    # error line cut in two and skipped.
+    db = tmp_path / "spans.duckdb"
+    journal = spool.spool_dir(db) / spool.JOURNAL
+    journal.parent.mkdir(parents=True)
+    look = ingest._open_error_elsewhere
+
+    def line(event: str, **more: object) -> bytes:
+        return (json.dumps({"time": "t", "pid": os.getpid(), "event": event, **more}) + "\n").encode()
+
+    assert look(db) is False  # no journal
+    journal.write_bytes(line("dropped", spans=1) + line("ingest_error", error="disk full"))
+    assert look(db) is True
+    recovered = line("ingest_recovered")
+    with journal.open("ab") as f:
+        f.write(recovered[:10])  # another process is writing it
+    assert look(db) is True
+    with journal.open("ab") as f:
+        f.write(recovered[10:])
+    assert look(db) is False
+    with journal.open("r+b") as f:  # emptied in place, then an error longer than what was read
+        f.truncate(0)
+        f.write(line("ingest_error", error="x" * 400))
+    assert look(db) is True
+    journal.unlink()
+    assert look(db) is False
+    journal.write_bytes(line("receiver", rejected=1) + line("ingest_error", error="again"))
+    assert look(db) is True
+    spool._roll_over(journal)  # a rollover carries the open error
+    assert look(db) is True

@@ -160,12 +160,13 @@ def _show(payload: Mapping[str, Any], name: str) -> str:
 
 def _dollars(amount: Decimal) -> str:
     """An amount as a message reads it: cents, a half rounded up; under a dollar up to four
-    places ($0.50, $0.0042); a cost under a hundredth of a cent is "<$0.0001", never "$0"."""
+    places ($0.50, $0.0042); a cost under a hundredth of a cent is "<$0.0001", never "$0",
+    written escaped for mrkdwn ("&lt;$0.0001": a raw "<" starts a link there)."""
     sign, amount = ("-", -amount) if amount < 0 else ("", amount)
     if amount >= 1 or amount == 0:
         return f"{sign}${amount.quantize(_CENT, ROUND_HALF_UP, _WIDE):,}"
     if amount < _TINY:
-        return f"{sign}<${_TINY}"
+        return f"{sign}&lt;${_TINY}"  # "<" escaped: mrkdwn reads a raw one as a link's start
     text = f"{amount.quantize(_TINY, ROUND_HALF_UP, _WIDE)}".rstrip("0")
     return f"{sign}${text}{'0' * max(0, 2 - len(text.split('.')[1]))}"
 

@@ -176,8 +176,9 @@ def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | No
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(columns)  # even with no rows: a reader still learns the columns
         writer.writerows([plain(r[c]) for c in columns] for r in rows)
-    elif isinstance(result, Record):
-        stream.write(result.text + ("" if result.text.endswith("\n") else "\n"))
+    elif isinstance(result, Record):  # line by line: an error's text or a name, never raw
+        text = "\n".join(visible(line) for line in result.text.rstrip("\n").split("\n"))
+        stream.write(text + "\n")
     else:
         if result.title:
             stream.write(visible(result.title) + "\n")

@@ -38,8 +38,10 @@ logger = logging.getLogger(__name__)
 
 _ERROR_JOURNAL_EVERY = 30.0  # seconds between journal lines for a database that keeps failing
 _failing: dict[str, float] = {}  # path -> when its last ingest error was journaled
-# path -> (its journal's inode, the bytes of it read, whether an error was open there)
-_journal_read: dict[str, tuple[int | None, int, bool]] = {}
+# path -> (its journal's inode, its first bytes, the bytes of it read, whether an error was
+# open there): `_open_error_elsewhere`
+_journal_read: dict[str, tuple[int | None, bytes, int, bool]] = {}
+_HEAD = 256
 
 
 class IngestError(StoreError):
@@ -435,14 +437,19 @@ def _open_error_elsewhere(path: str | os.PathLike[str]) -> bool:
     try:
         with open(journal, "rb") as f:
             stat = os.fstat(f.fileno())
-            inode, done, open_ = _journal_read.get(str(path), (None, 0, False))
-            if inode != stat.st_ino or stat.st_size < done:  # rolled over: read it whole
-                done, open_ = 0, False
-            if stat.st_size == done:
+            inode, head, done, open_ = _journal_read.get(str(path), (None, b"", 0, False))
+            if stat.st_size == done and inode == stat.st_ino:
                 return open_
+            # Another file than the one read (rolled over, or emptied or deleted and written
+            # again, maybe on the same inode): its first line, which holds a time and a pid,
+            # tells; then it is read whole.
+            first = f.read(_HEAD)
+            if inode != stat.st_ino or stat.st_size < done or first[: len(head)] != head:
+                done, open_ = 0, False
             f.seek(done)
             data = f.read()
     except OSError:
+        _journal_read.pop(str(path), None)  # gone: whatever comes next is read whole
         return False
     whole = data.rfind(b"\n") + 1  # lines another process is writing are read next time
     for line in data[:whole].splitlines():
@@ -457,7 +464,8 @@ def _open_error_elsewhere(path: str | os.PathLike[str]) -> bool:
             open_ = False
         elif kind == "carried":  # a rollover's totals (spool._roll_over)
             open_ = bool(event.get("last_error")) and not event.get("recovered_time")
-    _journal_read[str(path)] = (stat.st_ino, done + whole, open_)
+    done += whole
+    _journal_read[str(path)] = (stat.st_ino, first[: min(done, _HEAD)], done, open_)
     return open_
 
 
