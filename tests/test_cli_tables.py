@@ -198,3 +198,5 @@ def test_a_table_never_sends_control_characters_to_the_terminal(tmp_path, capsys
     assert main(["rollup", "per-feature", "--db", str(db), "--feature", "pwn"]) == 0
     err = capsys.readouterr().err
     assert "[U+001B][2J" in err and "\r" not in err and "\u202e" not in err, err
+    assert "[U+000A]No" not in err and len(err.strip().splitlines()) >= 2  # the hint's lines stay lines
+    assert "[U+000A]" not in err.split("known:")[0], err

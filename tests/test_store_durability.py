@@ -455,3 +455,12 @@ def test_the_journal_is_read_on_from_where_it_was_left(tmp_path):
     assert look(db) is True
     spool._roll_over(journal)  # a rollover carries the open error
     assert look(db) is True
+    # written again with exactly as many bytes: its first bytes tell it is another file
+    size = journal.stat().st_size
+    recovered = line("ingest_recovered", pad="")
+    recovered = line("ingest_recovered", pad="p" * (size - len(recovered)))
+    assert len(recovered) == size
+    with journal.open("r+b") as f:
+        f.truncate(0)
+        f.write(recovered)
+    assert look(db) is False

@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-__all__ = ["cell", "count", "money", "rate", "visible"]
+__all__ = ["cell", "count", "money", "rate", "visible", "visible_lines"]
 
 # Fractions of 1 shown as percentages besides the ``*_share`` columns.
 _FRACTIONS = ("month_elapsed",)
@@ -84,3 +84,8 @@ def visible(text: str) -> str:
 
 
 _UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible_lines(text: str) -> str:
+    """`visible` line by line: a text of several lines keeps its line breaks."""
+    return "\n".join(visible(line) for line in text.split("\n"))

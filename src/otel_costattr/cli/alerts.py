@@ -19,7 +19,7 @@ from ..alerts.redeliver import patience
 from ..alerts.rules import load_rules
 from ..alerts.state import delivery_failures
 from ..alerts.watch import AlertWatcher, CheckResult, check_once, state_path
-from ..display import money, visible
+from ..display import money, visible_lines
 from ..store.database import connect
 from .options import db_path, duration_option, writing_db_option
 from .output import Record, Table, json_object, output, table_lines
@@ -221,12 +221,12 @@ def watch(
             done += 1
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
             if result is None:
-                click.echo(visible(f"{stamp} evaluation failed: {watcher.last_error}"), err=True)
+                click.echo(visible_lines(f"{stamp} evaluation failed: {watcher.last_error}"), err=True)
             else:
                 ev = result.evaluation
                 click.echo(f"{stamp} {len(ev.firing)} firing, {len(ev.events)} state changes")
                 for error in ev.errors:
-                    click.echo(visible(f"{stamp} failed: {error}"), err=True)
+                    click.echo(visible_lines(f"{stamp} failed: {error}"), err=True)
             if count and done >= count:
                 break
             time.sleep(interval)

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 import click
 
-from ..display import cell, visible
+from ..display import cell, visible, visible_lines
 from ..rollups.catalog import is_money_column
 from .options import check_out
 
@@ -177,8 +177,8 @@ def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | No
         writer.writerow(columns)  # even with no rows: a reader still learns the columns
         writer.writerows([plain(r[c]) for c in columns] for r in rows)
     elif isinstance(result, Record):  # line by line: an error's text or a name, never raw
-        text = "\n".join(visible(line) for line in result.text.rstrip("\n").split("\n"))
-        stream.write(text + "\n")
+        text = visible_lines(result.text)
+        stream.write(text + ("" if text.endswith("\n") else "\n"))
     else:
         if result.title:
             stream.write(visible(result.title) + "\n")

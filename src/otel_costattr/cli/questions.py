@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..display import visible
+from ..display import visible, visible_lines
 from ..rollups.explain import explain_empty, near
 from ..rollups.queries import rollup
 from ..rollups.whatif import whatif
@@ -65,7 +65,7 @@ def whatif_command(
     if not answer.rows:
         click.echo("No rows: no model calls match (see 'otel-costattr rollup stats')", err=True)
     elif not sum(row["selected_calls"] or 0 for row in answer.rows if row["level"] == "total"):
-        click.echo(visible(f"No calls selected: {_none_selected(db, from_model, given)}"), err=True)
+        click.echo(visible_lines(f"No calls selected: {_none_selected(db, from_model, given)}"), err=True)
     title = f"What-if at {answer.target} prices: {answer.note}"
     return Table(columns=answer.rows.columns, rows=answer.rows, title=title, types=answer.rows.types)
 
@@ -87,7 +87,7 @@ def _grouped(name: str, db: str | None, where: Sequence[str], params: dict[str, 
     rows = rollup(name, db=db_path(db), where=list(where), **given)
     if len(rows) <= 1 and not any(r["runs"] for r in rows):
         said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
-        click.echo(visible(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
+        click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
     return Table(columns=rows.columns, rows=rows, types=rows.types)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..display import visible
+from ..display import visible_lines
 from ..rollups.catalog import query, rollups
 from ..rollups.errors import UnknownRollup
 from ..rollups.explain import explain_empty, find_trace
@@ -120,7 +120,7 @@ def _run(
     nothing = not rows or (name in ("stats", "overview") and not any(row["calls"] for row in rows))
     if nothing and name != "trace":
         said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
-        click.echo(visible(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
+        click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
     return rows  # type: ignore[no-any-return]
 
 

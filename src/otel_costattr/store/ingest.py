@@ -438,14 +438,14 @@ def _open_error_elsewhere(path: str | os.PathLike[str]) -> bool:
         with open(journal, "rb") as f:
             stat = os.fstat(f.fileno())
             inode, head, done, open_ = _journal_read.get(str(path), (None, b"", 0, False))
-            if stat.st_size == done and inode == stat.st_ino:
-                return open_
             # Another file than the one read (rolled over, or emptied or deleted and written
             # again, maybe on the same inode): its first line, which holds a time and a pid,
             # tells; then it is read whole.
             first = f.read(_HEAD)
             if inode != stat.st_ino or stat.st_size < done or first[: len(head)] != head:
                 done, open_ = 0, False
+            if stat.st_size == done:
+                return open_
             f.seek(done)
             data = f.read()
     except OSError:
