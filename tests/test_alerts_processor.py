@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from alerts_helpers import NOW, Receiver, Workload, rules_file
@@ -75,8 +76,13 @@ def test_a_hanging_receiver_never_blocks_the_span_path(tmp_path, table):
             assert receiver.arrived.wait(10)
             # All spans ended while the receiver still held the first request.
             assert not receiver.hold.is_set()
-            stats = budget.notifier.stats()
-            assert budget.alerts == 6 and stats["dropped"] >= 3
+            # Past the held post and the two queues of two, the rest is dropped: by the
+            # dispatcher, which may still be handing them on at this point on a busy machine
+            # (a CI run once read one drop here), so the count is waited for, not read once.
+            deadline = time.monotonic() + 30
+            while budget.notifier.stats()["dropped"] < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert budget.alerts == 6 and budget.notifier.stats()["dropped"] >= 3
         finally:
             receiver.hold.set()
             assert budget.force_flush()

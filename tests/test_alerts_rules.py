@@ -211,7 +211,7 @@ def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
     assert "cost $0.90, limit $0.80 (90% of the budget $1.00)" in at_80
     assert message["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": message["text"]}}
     context = message["blocks"][1]["elements"][0]["text"]
-    assert context == f"Month-end projection: $45.00\nTop runs: {'ab' * 16} $1.5000"
+    assert context == f"Month-end projection: $45.00\nTop runs: {'ab' * 16} $1.50"
     assert "<@here>" not in str(message)
 
 
