@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-__all__ = ["cell", "count", "money", "rate", "visible", "visible_lines"]
+__all__ = ["cell", "count", "money", "rate", "visible", "visible_lines", "without_bidi"]
 
 # Fractions of 1 shown as percentages besides the ``*_share`` columns.
 _FRACTIONS = ("month_elapsed",)
@@ -80,10 +80,22 @@ def visible(text: str) -> str:
     isolate control is shown as its code point, [U+001B], never sent as such."""
     if text.isprintable():
         return text
-    return _UNSEEN.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+    return _UNSEEN.sub(_code_point, text)
 
 
-_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+def without_bidi(text: str) -> str:
+    """`visible` for a page, where line breaks and other controls are harmless and kept: only
+    the bidi controls are shown as code points (an unclosed U+202E reverses what follows)."""
+    return text if text.isascii() else _BIDI.sub(_code_point, text)
+
+
+def _code_point(m: re.Match[str]) -> str:
+    return f"[U+{ord(m.group()):04X}]"
+
+
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"  # embeddings, overrides, isolates
+_UNSEEN = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+_BIDI = re.compile(f"[{_BIDI_CONTROLS}]")
 
 
 def visible_lines(text: str) -> str:

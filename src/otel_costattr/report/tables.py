@@ -6,14 +6,13 @@ formatting (`display.cell`)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from html import escape
 from typing import Any
 
 from ..display import cell as cli_cell
-from ..display import money
+from ..display import money, without_bidi
 
 __all__ = ["MAX_ROWS", "Link", "exact", "fmt", "table", "value_cell"]
 
@@ -56,12 +55,8 @@ def shorten(text: str, limit: int = MAX_TEXT) -> str:
     """``text`` as shown: at most ``limit`` characters, an ellipsis ending a cut one. A bidi
     embedding, override or isolate control is shown as its code point ([U+202E]): left in, an
     unclosed one reverses the page's text after it (a run id in a heading read backwards)."""
-    if not text.isascii():
-        text = _BIDI.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+    text = without_bidi(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def attribute(text: str) -> str:
