@@ -163,6 +163,27 @@ def test_an_id_reused_long_ago_by_another_run_survives_a_trim(table):
         assert len(traced.processor._first_spans.claims) <= 8
 
 
+def test_hostile_ids_keep_the_claims_small_and_still_pair(table):
+    """A proxy or a fake server sending 100 kB response ids: the claims a processor keeps
+    (up to 2 * RESPONSES_KEPT keys) hold a digest of each, not the id (8,192 such ids were
+    800 MB), and the two spans of one call with such an id are still one call, while two
+    ids alike up to the digest's cut are two."""
+    for path in PATHS:
+        traced = Traced(table, path, kept=4)
+        long_id = "x" * 100_000
+        run = traced.run()
+        framework, sdk = traced.chat(run, long_id), traced.chat(run, long_id, T0 + 1)
+        other = traced.chat(run, long_id + "y", T0 + 2)
+        sdk.end(T0 + 10)
+        other.end(T0 + 11)
+        framework.end(T0 + 12)
+        assert traced.statuses(sdk, other, framework) == ["priced", "priced", "duplicate"], path
+        for i in range(20):
+            traced.chat(traced.run(), f"{i}" * 50_000).end(T0 + 20)
+        claims = traced.processor._first_spans.claims
+        assert claims and max(len(rid) for _, rid in claims) <= 256, path
+
+
 def test_a_constant_id_many_runs_draw_never_hides_a_pair(table):
     """A proxy or a fake sends one constant id, which an earlier run claimed first: 30 other
     runs' calls ending between the two spans of this run's call do not make it two calls."""

@@ -11,6 +11,7 @@ makes the common claim inline.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
@@ -21,14 +22,15 @@ from ..semconv import MODEL_KEYS, read_call_fields
 from . import seam
 
 __all__ = [
-    "CHAIN", "CLAIMS_A_KEY", "MODEL_SETS_KEPT", "OPEN_KEPT", "RESPONSES_KEPT", "FirstSpans", "Paired",
-    "Size", "Steps", "call_models", "call_size", "enclosing_spans", "model_of", "near", "same_size",
-    "scope_of", "sum_sizes",
+    "CHAIN", "CLAIMS_A_KEY", "ID_CHARS", "MODEL_SETS_KEPT", "OPEN_KEPT", "RESPONSES_KEPT", "FirstSpans",
+    "Paired", "Size", "Steps", "call_models", "call_size", "claimed_id", "enclosing_spans", "model_of",
+    "near", "same_size", "scope_of", "sum_sizes",
 ]  # fmt: skip
 
 RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
 OPEN_KEPT = 16  # an agent's calls numbered at start and not yet shared, kept to pair (Steps)
 CLAIMS_A_KEY = 8  # claims kept for a (trace, response id) that calls reuse (see FirstSpans)
+ID_CHARS = 256  # a response id longer than this is kept as its digest (see `claimed_id`)
 
 
 class Steps(itertools.count):
@@ -226,7 +228,17 @@ def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
     """A span's claim of ``rid``: its key (trace id, response id) and its (start, end)."""
     start = span.start_time or 0
     end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
-    return (span.get_span_context().trace_id, rid), (start, end)
+    return (span.get_span_context().trace_id, claimed_id(rid)), (start, end)
+
+
+def claimed_id(rid: str) -> str:
+    """The response id as `FirstSpans` keeps it: itself, or past ID_CHARS its SHA-256, so
+    that the RESPONSES_KEPT * 2 claims a processor keeps stay a few hundred kB whatever a
+    server or a hostile proxy sends (8,192 ids of 100 kB were 800 MB). Real ids are 20-60
+    characters; the digest's leading NUL keeps it apart from any of them."""
+    if len(rid) <= ID_CHARS:
+        return rid
+    return "\0sha256:" + hashlib.sha256(rid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def model_of(attrs: Mapping[str, Any]) -> object:

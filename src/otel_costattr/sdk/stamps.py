@@ -24,6 +24,7 @@ from typing import Any
 from ..cost.compiled import build, pricer_parts
 from ..cost.reported import REPORTED_COST_KEYS
 from ..semconv import AGENT_STEP, CALL_KEYS, COST, COST_STATUS, PRICED_MODEL, PRICING_VERSION, RESPONSE_ID
+from .calls import ID_CHARS, claimed_id
 
 Stamp = Callable[[Any, dict[str, Any], int], "dict[str, Any] | None"]
 # The most attributes a stamp function adds itself (`seam.EndHook`'s room): cost, status,
@@ -104,9 +105,11 @@ def compile_stamp(
         # (the property reads it so).
         names.update(FIRST=first_spans, CLAIMS=first_spans.claims, LIMIT=first_spans.limit)
         names.update(RID=RESPONSE_ID, NOW=time.time_ns, DUPLICATE=duplicate)
+        names.update(ID_CHARS=ID_CHARS, CLAIMED_ID=claimed_id)
         body += [
             "rid = a[RID]",
             "if type(rid) is str and rid:",
+            "    if len(rid) > ID_CHARS: rid = CLAIMED_ID(rid)",
             "    key = (span._context[0], rid)",
             "    mine = (ns, span._end_time or NOW())",
             "    first = CLAIMS.setdefault(key, mine)",
