@@ -180,6 +180,11 @@ def test_a_table_never_sends_control_characters_to_the_terminal(tmp_path, capsys
 
     assert visible("plain name") == "plain name"
     assert visible("\x1b[2Jx\r\ny\u202ez\x9b") == "[U+001B][2Jx[U+000D][U+000A]y[U+202E]z[U+009B]"
+    assert visible("a\u2028b\u2029c\u200ed\u200fe\u061cf") == (
+        "a[U+2028]b[U+2029]c[U+200E]d[U+200F]e[U+061C]f"
+    )
+    words = "caf\u00e9 \u4e2d\u6587 \u05e9\u05dc\u05d5\u05dd"  # letters of any script stay
+    assert visible(words) == words
     from sdk_store import gpt4o_chat, priced_store
 
     db = tmp_path / "s.duckdb"

@@ -347,6 +347,7 @@ def test_a_bidi_override_in_a_name_cannot_reverse_the_page(tmp_path):
     from otel_costattr.report.tables import shorten
 
     assert shorten("a\u202eb\u2066c") == "a[U+202E]b[U+2066]c" and shorten("plain") == "plain"
+    assert shorten("a\u200fb\u2028c") == "a[U+200F]b\u2028c"  # a mark, not a separator (harmless here)
     db = tmp_path / "s.duckdb"
     provider, tracer = priced_store(db)
     at = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc).timestamp() * 1e9)

@@ -76,8 +76,8 @@ def count(n: int, noun: str) -> str:
 
 def visible(text: str) -> str:
     """``text`` safe for a terminal's line: a control character (a line break, an escape
-    sequence: span data comes from any OTLP client) or a bidi embedding, override or
-    isolate control is shown as its code point, [U+001B], never sent as such."""
+    sequence, U+2028: span data comes from any OTLP client) or a bidi control (embedding,
+    override, isolate, mark) is shown as its code point, [U+001B], never sent as such."""
     if text.isprintable():
         return text
     return _UNSEEN.sub(_code_point, text)
@@ -93,8 +93,11 @@ def _code_point(m: re.Match[str]) -> str:
     return f"[U+{ord(m.group()):04X}]"
 
 
-_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"  # embeddings, overrides, isolates
-_UNSEEN = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+# Embeddings, overrides, isolates, and the marks (LRM, RLM, ALM) that move what stands
+# beside them as a letter of their direction would.
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
+# Controls, bidi controls, and the line and paragraph separators some terminals break at.
+_UNSEEN = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI_CONTROLS}]")
 _BIDI = re.compile(f"[{_BIDI_CONTROLS}]")
 
 
