@@ -78,6 +78,22 @@ QUOTIENTS = [("13336939.375008833333", "1"), ("100000000000000", "3"), ("-100000
              ("123456789.123456789012", "7")]  # fmt: skip
 
 
+def test_a_cast_of_anything_but_a_quotient_is_refused_not_split_at_its_first_slash() -> None:
+    """The cast rewrites split a quotient at its top-level ``/``: ``a + b / c`` split there
+    is (a + b) / c, another number, so such a cast is refused when a query is translated
+    (every query is, in the tests) rather than answered wrongly."""
+    from otel_costattr.clickhouse.dialect import _CAST_DONE, _cast
+
+    for fine in ("a / b", "x.a * b / nullif(c, 0)", "(a - b) / (c + d)", "f(a / b, 1) / g(c)"):
+        assert _cast(f"{fine} AS DOUBLE").startswith("(toFloat64("), fine
+        assert _cast(f"{fine} AS DECIMAL(38, 12)").startswith(_CAST_DONE), fine
+    assert _cast("a - b AS DECIMAL(38, 6)") == f"{_CAST_DONE}a - b AS DECIMAL(38, 6))"
+    for wrong in ("a + b / c", "a / b * c", "a / b / c", "CASE WHEN x THEN a / b ELSE c END", "'1' / b"):
+        for kind in ("DOUBLE", "DECIMAL(38, 12)"):
+            with pytest.raises(RollupError, match="parenthesize"):
+                _cast(f"{wrong} AS {kind}")
+
+
 def test_a_quotient_cast_to_a_decimal_is_duckdbs_to_the_digit(stores: tuple[str, str]) -> None:
     """DuckDB casts a decimal quotient through a DOUBLE: the exact double, scaled and rounded
     half away from zero. ClickHouse took the double's shortest text, which differs past 16

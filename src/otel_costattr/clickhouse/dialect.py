@@ -160,7 +160,25 @@ def _closing(text: str, open_at: int) -> int:
 
 
 def _top_level_slash(text: str) -> int:
-    return next((i for i, ch, depth in _scan(text) if ch == "/" and depth == 0), -1)
+    """Where ``text``, a quotient ``x / y``, divides (-1: it has no top-level ``/``). The cast
+    rewrites split it there, so any other shape (``a + b / c``, ``a / b * c``, a CASE) is
+    refused: split at its first ``/`` it would be another number. Parenthesize the quotient."""
+    slash = next((i for i, ch, depth in _scan(text) if ch == "/" and depth == 0), -1)
+    if slash >= 0 and not _QUOTIENT.fullmatch(_top_level(text)):
+        raise RollupError(f"a cast of {text.strip()!r}: only a quotient x / y casts here; parenthesize it")
+    return slash
+
+
+def _top_level(text: str) -> str:
+    """``text`` with what parentheses and quotes hold left out: ``f(a, b) / (c)`` is ``f() / ()``."""
+    return "".join(ch for _, ch, depth in _scan(text) if depth == 0 or (ch == "(" and depth == 1))
+
+
+# A quotient's shape at the top level: terms (a name, a number, a call, parentheses)
+# multiplied, divided by one term. Multiplication and division associate to the left, so
+# ``a * b / c`` is (a * b) / c; nothing else keeps the split at the first ``/`` right.
+_TERM = r"\s*(?:[\w.$]+\s*(?:\(\))?|\(\))\s*"
+_QUOTIENT = re.compile(rf"{_TERM}(?:\*{_TERM})*/{_TERM}")
 
 
 def _each_call(text: str, pattern: re.Pattern[str], replace: Callable[[str], str]) -> str:
