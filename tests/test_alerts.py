@@ -231,7 +231,7 @@ def test_no_baseline_is_no_data_not_an_alert(tmp_path, workload, receiver):
     workload.run(NOW - dt.timedelta(hours=1), ["0.001"] * 5, latency_ms=900)
     result = check(workload, rules, NOW)
     assert [(r.state, r.reason) for r in result.evaluation.rows] == [
-        ("NO_DATA", "no baseline: no value in the 7 windows before")
+        ("NO_DATA", "no baseline: 0 of the 7 windows before had calls, 3 needed")
     ]
     assert receiver.bodies == []
 
@@ -574,11 +574,7 @@ def test_too_little_data_keeps_a_firing_key_firing_until_the_data_decides(tmp_pa
     assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
 
 
-def test_a_cost_spike_on_a_feature_used_some_days_fires(tmp_path, workload, receiver):
-    # The median of 7 days of which 3 had calls is 0, and a limit of 0 is refused: a weekly
-    # job spending 100x its usual never fired. The mean stands in when the median is 0; a
-    # value with no calls at all before still has no baseline.
-    spike = """
+SPIKE = """
 [[rules]]
 name = "cost spike"
 scope = "feature"
@@ -588,15 +584,107 @@ baseline = 7
 thresholds = [3.0]
 channels = ["ops"]
 """
-    rules = load_rules(rules_file(tmp_path / "alerts.toml", spike, receiver.url))
+
+
+def test_a_cost_spike_on_a_feature_used_some_days_fires(tmp_path, workload, receiver):
+    # The median of 7 days of which 3 had calls was 0, and a limit of 0 is refused: a job
+    # spending 100x its usual never fired. The days it ran are the baseline; a value with no
+    # calls at all before still has none.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", SPIKE, receiver.url))
     for back in (2, 4, 6):
         workload.run(NOW - dt.timedelta(days=back), ["0.14"], feature="weekly")
     workload.run(NOW - dt.timedelta(hours=1), ["10"], feature="weekly")
     workload.run(NOW - dt.timedelta(hours=1), ["10"], feature="brand-new")
     rows = {r.scope_value: (r.state, r.limit) for r in check(workload, rules, NOW).evaluation.rows}
-    # mean 3 x 0.14 / 7 = 0.06, x 3 = 0.18
-    assert rows == {"weekly": ("FIRING", Decimal("0.18")), "brand-new": ("NO_DATA", Decimal(0))}
+    assert rows == {"weekly": ("FIRING", Decimal("0.42")), "brand-new": ("NO_DATA", None)}  # 0.14 x 3
     assert [b["scope"]["value"] for b in receiver.bodies] == ["weekly"]
+
+
+def test_days_without_calls_are_no_baseline_of_zero(tmp_path, workload, receiver):
+    # A window without calls counted as $0: a weekly job's usual $2 fired every week (the
+    # mean of 0, 0, 0, 0, 0, 0 and 2, times 3: $0.86), and a feature new yesterday fired on
+    # its second day at its first day's cost. Too few days with calls: NO_DATA, saying so.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", SPIKE, receiver.url))
+    workload.run(NOW - dt.timedelta(days=7), ["2"], feature="weekly")
+    workload.run(NOW - dt.timedelta(hours=1), ["2"], feature="weekly")
+    workload.run(NOW - dt.timedelta(days=1), ["1"], feature="new")
+    workload.run(NOW - dt.timedelta(hours=1), ["1"], feature="new")
+    rows = {r.scope_value: (r.state, r.reason) for r in check(workload, rules, NOW).evaluation.rows}
+    assert rows == {
+        "new": ("NO_DATA", "no baseline: 1 of the 7 windows before had calls, all priced, 3 needed"),
+        "weekly": ("NO_DATA", "no baseline: 1 of the 7 windows before had calls, all priced, 3 needed"),
+    }
+    assert receiver.bodies == []
+
+
+def test_a_baseline_window_with_fewer_than_min_calls_is_left_out(tmp_path, workload, receiver):
+    # One 90 ms warm-up call (under min_calls) was a day of the p95 baseline: a normal day
+    # at 220 ms fired against it.
+    latency = LATENCY.replace("baseline = 7", "baseline = 3\nmin_calls = 5")
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", latency, receiver.url))
+    workload.run(NOW - dt.timedelta(days=3, hours=1), ["0.001"], latency_ms=90)
+    for day in (1, 2):
+        workload.run(NOW - dt.timedelta(days=day, hours=1), ["0.001"] * 5, latency_ms=220)
+    workload.run(NOW - dt.timedelta(hours=1), ["0.001"] * 5, latency_ms=220)
+    (row,) = check(workload, rules, NOW).evaluation.rows
+    assert (row.state, row.reason) == (
+        "NO_DATA",
+        "no baseline: 2 of the 3 windows before had 5 calls or more, 3 needed",
+    )
+    workload.run(NOW - dt.timedelta(days=3, hours=2), ["0.001"] * 4, latency_ms=220)
+    (row,) = check(workload, rules, NOW).evaluation.rows
+    assert (row.state, row.limit) == ("OK", Decimal(440))
+
+
+def test_unpriced_calls_never_make_a_budget_ok(tmp_path, workload, receiver):
+    # Calls of a model the prices do not know counted $0: 20 of them against a $1 budget read
+    # "value 0, OK". Unknown is said; a known part over the limit still fires.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    workload.run(NOW.replace(hour=5), ["?"] * 20)
+    workload.run(NOW.replace(hour=6), ["0.30"])
+    rows = [(r.threshold, r.state, r.reason) for r in check(workload, rules, NOW).evaluation.rows]
+    reason = "20 unpriced calls: the cost is at least 0.3"
+    assert rows == [(Decimal("0.5"), "NO_DATA", reason), (Decimal("0.8"), "NO_DATA", reason),
+                    (Decimal("1.0"), "NO_DATA", reason)]  # fmt: skip
+    workload.run(NOW.replace(hour=7), ["0.30"])
+    rows = [(r.threshold, r.state) for r in check(workload, rules, NOW).evaluation.rows]
+    assert rows == [(Decimal("0.5"), "FIRING"), (Decimal("0.8"), "NO_DATA"), (Decimal("1.0"), "NO_DATA")]
+    assert [b["value_exact"] for b in receiver.bodies] == ["0.6"]
+
+
+def test_a_firing_its_cooldown_kept_quiet_is_told_once_the_cooldown_is_over(tmp_path, workload, receiver):
+    # Fired, resolved (told), fired again within the cooldown (quiet): it kept firing for
+    # hours and the last word anyone had was "resolved".
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", FLAPPING, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=23), ["0.30", "0.30"])
+    check(workload, rules, NOW)  # fires
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=1))  # resolved: told
+    workload.run(NOW + dt.timedelta(hours=1, minutes=10), ["0.40", "0.40"])
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=15))  # fires within 2h: quiet
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=59))  # still cooling
+    assert len(receiver.bodies) == 2
+    told = check(workload, rules, NOW + dt.timedelta(hours=2, minutes=1))
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies[2:]] == [("firing", "0.8")]
+    assert [(e.state, e.notified) for e in told.evaluation.events] == [("FIRING", True)]
+    for hours in (3, 6):  # told once
+        check(workload, rules, NOW + dt.timedelta(hours=hours))
+    assert len(receiver.bodies) == 3
+    check(workload, rules, NOW + dt.timedelta(hours=26))  # its calls left the window
+    assert [b["event"] for b in receiver.bodies[3:]] == ["resolved"]
+
+
+def test_a_firing_no_one_was_sent_is_never_resolved_aloud(tmp_path, workload, receiver):
+    # Found with --no-notify, then gone before an evaluation sent it: a "resolved" alone
+    # told of a firing no one had heard of.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", FLAPPING, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=23), ["0.30", "0.30"])
+    workload.flush()
+    quiet = check_once(workload.path, rules, notifier=None, now=NOW)
+    assert [r.state for r in quiet.evaluation.firing] == ["FIRING"]
+    resolved = check(workload, rules, NOW + dt.timedelta(hours=1, minutes=1))
+    assert [r.state for r in resolved.evaluation.rows if r.scope_value == "research"] == ["RESOLVED"]
+    assert receiver.bodies == []
 
 
 def test_a_late_crossing_whose_channel_was_down_is_sent_again(tmp_path, workload):

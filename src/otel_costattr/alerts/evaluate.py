@@ -3,12 +3,14 @@ changes, and say what to notify.
 
 A key is (rule, scope value, window key, threshold). Its state moves OK -> FIRING when the
 value reaches the threshold's limit, FIRING -> RESOLVED when it drops below, and is NO_DATA
-when there is nothing to compare (fewer calls than ``min_calls``, no baseline, or no calls at
-all for the rule: then the key's scope value is ``*``). Only changes are stored
+when there is nothing to compare (fewer calls than ``min_calls``, no baseline, a cost below
+its limit with unpriced calls, or no calls at all for the rule: then the key's scope value is
+``*``). Only changes are stored
 (`state.record_events`), so a restarted evaluator carries on where it stopped and never
 re-fires. Calendar windows start each period with fresh keys: each threshold fires once per
 day or month. Anti-spam: thresholds crossed together are one notification, and a key that
-fired is not notified again within the rule's ``cooldown``.
+fired is not notified again within the rule's ``cooldown`` (told once it is over if it still
+fires).
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from ..display import count
 from ..rollups.catalog import contract_prelude
 from ..store.database import StoreError
 from .deliver import Notification
-from .measure import ZERO_WHEN_EMPTY, Measure, contributors, measure, month_to_date
+from .measure import (
+    BASELINE_WINDOWS,
+    COST_METRICS,
+    ZERO_WHEN_EMPTY,
+    Measure,
+    contributors,
+    measure,
+    month_to_date,
+)
 from .payload import build_payload
 from .rules import CALENDAR, Rule, RuleSet
 from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events, stored_value
@@ -237,6 +247,10 @@ class _Judge:
             else:
                 state = RESOLVED if before is not None and before.state == FIRING else OK
             event = self._set(m.scope_value, m.window_key, t, m.value, limit, state, reason)
+            if event is None and reason is None and state == FIRING and self._kept_quiet(before):
+                # It fired again within its cooldown, so no one was told; the cooldown is over
+                # and it still fires: told now (the last word they had was "resolved").
+                event = self._again(m, t, limit)
             if event is None:
                 continue
             if state == FIRING and not self._cooling(before):
@@ -250,19 +264,41 @@ class _Judge:
 
     def _no_data(self, m: Measure, limit: Decimal | None) -> str | None:
         """Why there is nothing to compare, or None."""
-        if m.calls < self.rule.min_calls:
-            return f"{count(m.calls, 'call')}, fewer than min_calls {self.rule.min_calls}"
+        rule = self.rule
+        if m.calls < rule.min_calls:
+            return f"{count(m.calls, 'call')}, fewer than min_calls {rule.min_calls}"
         if limit is None:
-            return f"no baseline: no value in the {self.rule.baseline} windows before"
+            needed = min(BASELINE_WINDOWS, rule.baseline)
+            calls = f"{count(rule.min_calls, 'call')} or more" if rule.min_calls > 1 else "calls"
+            priced = ", all priced" if rule.metric in COST_METRICS else ""
+            return (f"no baseline: {m.history} of the {rule.baseline} windows before had {calls}{priced}, "
+                    f"{needed} needed")  # fmt: skip
         if limit <= 0:
             return f"the limit is 0 (baseline {_text(m.baseline or Decimal(0))})"
+        if m.unpriced and m.value is not None and m.value < limit:
+            # A cost with calls no price is known for is at least its value: never an all-clear.
+            return f"{count(m.unpriced, 'unpriced call')}: the cost is at least {_text(m.value)}"
         return None
 
     def _told(self, before: KeyState | None) -> bool:
-        # A resolve is told only when the firing it ends was (not one a cooldown kept quiet).
-        if not self.rule.notify_resolved or before is None or before.last_fired is None:
+        # A resolve is told only when the firing it ends was: a notifier took it (not one a
+        # cooldown kept quiet, nor one found with --no-notify that no evaluation sent since).
+        if not self.rule.notify_resolved or before is None or before.last_told is None:
             return False
-        return before.last_fired >= before.at
+        return before.last_told >= before.at
+
+    def _kept_quiet(self, before: KeyState | None) -> bool:
+        """Whether ``before`` is a firing its cooldown kept quiet, and the cooldown is over."""
+        if before is None or before.state != FIRING or self._cooling(before):
+            return False
+        return before.last_fired is None or before.last_fired < before.at
+
+    def _again(self, m: Measure, t: Decimal, limit: Decimal | None) -> Event:
+        """A firing key's event, told again (see `_kept_quiet`): the row `_set` added stays."""
+        event = Event(self.at, self.rule.name, self.rule.scope, m.scope_value, m.window_key, _text(t), FIRING,
+                      m.value, limit, False, "store")  # fmt: skip
+        self.result.events.append(event)
+        return event
 
     def _cooling(self, before: KeyState | None) -> bool:
         if before is None or before.last_fired is None or not self.rule.cooldown:

@@ -24,7 +24,15 @@ from ..rollups.dimensions import COLUMNS
 from .rules import SCOPES, Rule, zone
 from .windows import window_bounds
 
-__all__ = ["ZERO_WHEN_EMPTY", "Measure", "contributors", "measure", "month_to_date"]
+__all__ = [
+    "BASELINE_WINDOWS",
+    "COST_METRICS",
+    "ZERO_WHEN_EMPTY",
+    "Measure",
+    "contributors",
+    "measure",
+    "month_to_date",
+]
 
 _MS = Decimal("0.001")
 
@@ -40,6 +48,8 @@ class Measure:
     value: Decimal | None  # None only for a key resolved because its scope value left the window
     calls: int
     baseline: Decimal | None = None
+    unpriced: int = 0  # calls without a price: a cost is then at least ``value``
+    history: int = 0  # the trailing windows the baseline was taken from
 
 
 def _column(key: str, params: list[Any]) -> str:
@@ -106,14 +116,21 @@ def _per_value(con: duckdb.DuckDBPyConnection, rule: Rule, start: dt.datetime, e
 
 # Metrics that are zero where nothing happened (no calls: no cost); the others are undefined.
 ZERO_WHEN_EMPTY = ("cost", "calls", "unpriced_calls")
+# Metrics of money: an unpriced call makes them a lower bound, never a value to call OK.
+COST_METRICS = ("cost", "cost_per_run")
+# The fewest trailing windows with a value a baseline is taken from (all of them when the
+# rule has fewer): one window alone makes a ramp-up or a one-off day an anomaly.
+BASELINE_WINDOWS = 3
 
 
 def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime, back: int = 0) -> list[Measure]:
     """The metric of every scope value with calls in the current window (``now``: aware), or
-    ``back`` windows before it. With a baseline, each value's median over the rule's trailing
-    windows before that one (a window where the value had no calls counts as 0 for cost, calls
-    and unpriced calls, and is left out for the others), or their mean when that median is 0
-    (a value used in fewer than half of them: a weekly job, say)."""
+    ``back`` windows before it. With a baseline, each value's median over those of the
+    rule's trailing windows where it has a value: at least ``min_calls`` calls, and for a
+    cost every call priced (a window without calls is no evidence of what is usual: counted
+    as 0, a weekly job fired every week and a feature new yesterday on its second day). At
+    least `BASELINE_WINDOWS` of them (or all, for a shorter baseline), else none; their mean
+    when that median is 0 (a metric that is mostly 0, as an error rate)."""
     start, end, key = window_bounds(rule, now, back)
     current = _per_value(con, rule, start, end)
     history: dict[str, list[Decimal]] = {}
@@ -122,24 +139,25 @@ def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime, back: 
         past = _per_value(con, rule, b_start, b_end)
         for value in current:
             row = past.get(value)
-            if row is not None:
-                v = _value(rule.metric, row)
-                if v is not None:
-                    history.setdefault(value, []).append(v)
-            elif rule.metric in ZERO_WHEN_EMPTY:
-                history.setdefault(value, []).append(Decimal(0))
+            if row is None or row[1] < rule.min_calls or (rule.metric in COST_METRICS and row[6]):
+                continue
+            v = _value(rule.metric, row)
+            if v is not None:
+                history.setdefault(value, []).append(v)
+    needed = min(BASELINE_WINDOWS, rule.baseline)
     out = []
     for value, row in sorted(current.items()):
         v = _value(rule.metric, row)
         if v is None:
             continue
-        past_values = history.get(value)
-        baseline = statistics.median(past_values) if past_values else None
-        if baseline == 0:  # used on fewer than half the windows: their mean, else no limit at all
-            baseline = statistics.mean(past_values)  # type: ignore[arg-type]
+        past_values = history.get(value, [])
+        baseline = statistics.median(past_values) if len(past_values) >= max(needed, 1) else None
+        if baseline == 0:
+            baseline = statistics.mean(past_values)
         # A run's window starts at its first call, not at the start of the lookback.
         first = row[7] if rule.window == "run" and row[7] is not None else start
-        out.append(Measure(str(value), key, first, end, v, int(row[1]), baseline))
+        unpriced = int(row[6]) if rule.metric in COST_METRICS else 0
+        out.append(Measure(str(value), key, first, end, v, int(row[1]), baseline, unpriced, len(past_values)))
     return out
 
 

@@ -38,11 +38,14 @@ Key = tuple[str, str, str, str]  # rule, scope_value, window_key, threshold
 
 @dataclass(frozen=True)
 class KeyState:
-    """What the store knows of one key: its state, since when, and its last notified firing."""
+    """What the store knows of one key: its state, since when, its last notified firing, and
+    the last of those a notifier took (a delivery row at or after it: an evaluation with
+    --no-notify notifies, and no one takes it until a later one sends it)."""
 
     state: str
     at: dt.datetime
     last_fired: dt.datetime | None
+    last_told: dt.datetime | None = None
 
 
 @dataclass
@@ -89,15 +92,23 @@ def latest_states(con: duckdb.DuckDBPyConnection, rules: Iterable[str]) -> dict[
         return {}
     rows = con.execute(
         """
-        SELECT rule, scope_value, window_key, threshold, arg_max(state, recorded_at), max(recorded_at),
-               max(recorded_at) FILTER (WHERE state = 'FIRING' AND notified)
-        FROM alert_events
-        WHERE list_contains(?, rule)
+        WITH taken AS (  -- a firing's notification a notifier took: rows at or after its event
+            SELECT rule, scope_value, window_key, max(recorded_at) AS at
+            FROM alert_deliveries
+            WHERE event = 'firing' AND list_contains(?, rule)
+            GROUP BY ALL
+        )
+        SELECT e.rule, e.scope_value, e.window_key, e.threshold, arg_max(e.state, e.recorded_at),
+               max(e.recorded_at), max(e.recorded_at) FILTER (WHERE e.state = 'FIRING' AND e.notified),
+               max(e.recorded_at) FILTER (WHERE e.state = 'FIRING' AND e.notified AND e.recorded_at <= t.at)
+        FROM alert_events AS e
+        LEFT JOIN taken AS t USING (rule, scope_value, window_key)
+        WHERE list_contains(?, e.rule)
         GROUP BY ALL
         """,
-        [names],
+        [names, names],
     ).fetchall()
-    return {(r[0], r[1], r[2], r[3]): KeyState(r[4], r[5], r[6]) for r in rows}
+    return {(r[0], r[1], r[2], r[3]): KeyState(r[4], r[5], r[6], r[7]) for r in rows}
 
 
 # A key's value may be an identity a user chose: bounded so one row stays small.
