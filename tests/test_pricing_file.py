@@ -73,6 +73,13 @@ def test_good_file_loads(tmp_path):
             .replace('equals = "m1"', 'starts_with = "m"'),
             "model 'm1': match: 'm1' also matches model 'm2'",
         ),
+        (  # a family's prefix that takes another model's own id (billed at the family's rates)
+            GOOD_MODEL.replace('equals = "m1"', 'starts_with = "m1"')
+            + GOOD_MODEL.split("\n", 2)[2]
+            .replace('id = "m1"', 'id = "m1-mini"')
+            .replace('equals = "m1"', 'starts_with = "m1-mini"'),
+            "model 'm1-mini': match: 'm1-mini' also matches model 'm1'",
+        ),
         (
             GOOD_MODEL.replace('{ equals = "m1" }', "{ regex = 'm1(' }"),
             "model 'm1': match[0].regex: invalid regex: missing ), unterminated subpattern at position 2",

@@ -377,7 +377,11 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
     prefix_lengths = sorted({len(v) for v in prefixes})
     suffix_lengths = sorted({len(v) for v in suffixes})
     for index, (model, path) in enumerate(models):
-        for probe in [r.value for r in model.rules if r.kind == "equals"] + list(model.examples):
+        # Its own id too: with a match list of its own it is no equals value, and another
+        # model's prefix could take it (acme-large's starts_with "acme-large" took
+        # acme-large-mini, priced 20x its own rates).
+        probes = [r.value for r in model.rules if r.kind == "equals"] + list(model.examples)
+        for probe in dict.fromkeys([*probes, model.id.lower()]):
             hits = set(equals.get(probe, ()))
             for n in prefix_lengths:
                 hits.update(prefixes.get(probe[:n], ()) if n <= len(probe) else ())
