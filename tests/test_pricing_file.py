@@ -73,6 +73,22 @@ def test_good_file_loads(tmp_path):
             .replace('equals = "m1"', 'starts_with = "m"'),
             "model 'm1': match: 'm1' also matches model 'm2'",
         ),
+        (  # two prices for a call at 02:30 (the engine took the first, SQL repricing either)
+            GOOD_MODEL + "windows = [{ start = 01:00:00, end = 04:00:00, input = 0.5, output = 1 },"
+            " { start = 02:00:00, end = 05:00:00, input = 0.25, output = 1 }]\n",
+            "model 'm1': price[0].windows[1]: overlaps price[0].windows[0]: a call in both would have"
+            " two prices",
+        ),
+        (  # across midnight
+            GOOD_MODEL + "windows = [{ start = 22:00:00, end = 02:00:00, input = 0.5, output = 1 },"
+            " { start = 01:00:00, end = 03:00:00, input = 0.25, output = 1 }]\n",
+            "model 'm1': price[0].windows[1]: overlaps price[0].windows[0]: a call in both would have"
+            " two prices",
+        ),
+        (  # was cut to 02:00:00 silently
+            GOOD_MODEL + "windows = [{ start = 01:00:00, end = 02:00:00.5, input = 0.5, output = 1 }]\n",
+            "model 'm1': price[0].windows[0].end: whole seconds only, got 02:00:00.500000",
+        ),
         (  # a family's prefix that takes another model's own id (billed at the family's rates)
             GOOD_MODEL.replace('equals = "m1"', 'starts_with = "m1"')
             + GOOD_MODEL.split("\n", 2)[2]

@@ -339,9 +339,16 @@ class _Parser:
                     raise self.fail(
                         model_id, f"{wfield}.{key}", "must be a TOML local time (UTC) like 01:00:00"
                     )
+                if value.microsecond:
+                    raise self.fail(model_id, f"{wfield}.{key}", f"whole seconds only, got {value}")
                 bounds.append(value.hour * 3600 + value.minute * 60 + value.second)
             if bounds[0] == bounds[1]:
                 raise self.fail(model_id, f"{wfield}.end", "must differ from start")
+            for j, other in enumerate(windows):
+                if _spans_meet(bounds, (other.start, other.end)):
+                    raise self.fail(
+                        model_id, wfield, f"overlaps {field}[{j}]: a call in both would have two prices"
+                    )
             windows.append(TimeWindow(bounds[0], bounds[1], self.rates(w, model_id, wfield, like)))
         return tuple(windows)
 
@@ -353,6 +360,16 @@ class _Parser:
             if previous is not None and p.since is not None and p.since <= previous:
                 raise self.fail(model_id, f"price[{i}].since", "dates must increase (oldest price first)")
             previous = p.since
+
+
+def _spans_meet(a: Sequence[int], b: Sequence[int]) -> bool:
+    """Whether two time-of-day windows (start, end) in seconds share a second; a window whose
+    end is before its start wraps midnight."""
+
+    def parts(w: Sequence[int]) -> list[tuple[int, int]]:
+        return [(w[0], w[1])] if w[0] < w[1] else [(w[0], 86400), (0, w[1])]
+
+    return any(s1 < e2 and s2 < e1 for s1, e1 in parts(a) for s2, e2 in parts(b))
 
 
 def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
