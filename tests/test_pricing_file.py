@@ -150,6 +150,10 @@ def test_good_file_loads(tmp_path):
             GOOD_MODEL.replace("[[model.price]]\ninput = 1\noutput = 2\n", 'alias_of = "nope"\n'),
             "model 'm1': alias_of: no priced model 'nope'",
         ),
+        (  # said "no priced model 'a2'" of a model the file lists
+            GOOD_MODEL + '[[model]]\nid = "a1"\nalias_of = "a2"\n[[model]]\nid = "a2"\nalias_of = "m1"\n',
+            "model 'a1': alias_of: 'a2' is an alias itself (of 'm1'): name a priced model",
+        ),
     ],
 )
 def test_malformed_files_name_file_model_and_field(tmp_path, text, message):

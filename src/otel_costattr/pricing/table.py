@@ -527,6 +527,11 @@ def _build(
                 )
             return found
         if not others:
+            alias = next((s for search in near for s, _ in specs.get(search, ()) if s.id == model_id), None)
+            if alias is not None:  # an alias of an alias: said, not "no priced model"
+                raise PricingError(
+                    f"{where}: {model_id!r} is an alias itself (of {alias.alias_of!r}): name a priced model"
+                )
             raise PricingError(f"{where}: no priced model {model_id!r} in {pid!r} or its fallbacks")
         if len(others) > 1:
             forms = " or ".join(repr(f"{p}/{model_id}") for p in others)
