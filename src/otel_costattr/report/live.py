@@ -17,6 +17,7 @@ DuckDB store through one read-only connection that does not ingest (`reading`).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from ..pricing.table import PriceTable
 from ..rollups.errors import RollupError, RollupParamError
 from ..rollups.explain import find_trace
 from ..rollups.queries import Database, connection, rollup
+from ..store.turns import turns
 from .data import Window, collect, run_detail, window
 from .page import csp, nav_links, page, render_report
 from .tables import table
@@ -112,6 +114,11 @@ def reading(db: Database) -> Iterator[Database]:
     do not either), closed after; a connection or a ClickHouse URL as given."""
     if is_clickhouse_url(db):
         yield db
+        return
+    if isinstance(db, str | os.PathLike):  # a turn among this process's readers (store/turns.py)
+        busy = turns(str(db)).reading(10.0, lambda why: _PageError(503, f"the store is busy: {why}"))
+        with busy, connection(db, ingest=False) as con:
+            yield con
         return
     with connection(db, ingest=False) as con:
         yield con

@@ -34,6 +34,7 @@ from ..rollups.errors import RollupError, RollupParamError, UnknownRollup
 from ..rollups.explain import find_trace, trace_prefix
 from ..rollups.queries import rollup
 from ..store import database as store
+from ..store.turns import turns
 from ..version import __version__
 from .auth import TOKEN_PARAM
 
@@ -103,14 +104,21 @@ def _exact(value: Decimal) -> str:
 def _reading(request: Request) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection; the receiver's ingester keeps the spool moving, so this one
     does not ingest (a busy receiver could keep a reader ingesting for ever)."""
-    try:
-        con = store.connect(request.app.state.db, read_only=True, retry=10.0, migrate=False, ingest=False)
-    except store.StoreError as e:
-        raise HTTPException(503, f"the store is not available: {e}", headers={"Retry-After": "1"}) from e
-    try:
-        yield con
-    finally:
-        con.close()
+    db = request.app.state.db
+
+    def unavailable(why: str) -> HTTPException:
+        return HTTPException(503, f"the store is not available: {why}", headers={"Retry-After": "1"})
+
+    # A turn among this process's readers, which the ingester's turns interleave (store/turns.py).
+    with turns(db).reading(10.0, lambda why: unavailable(f"{db}: {why}")):
+        try:
+            con = store.connect(db, read_only=True, retry=10.0, migrate=False, ingest=False)
+        except store.StoreError as e:
+            raise unavailable(str(e)) from e
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def _clickhouse(request: Request) -> bool:

@@ -35,6 +35,7 @@ from ..spans.rows import SpanMapper
 from ..store import database as store
 from ..store import ingest
 from ..store import spool as journal
+from ..store.turns import turns
 from . import otlp_wire as wire
 from .mapping import Accepted, PricingFiles, WorkerConfig, map_records, spool
 from .pool import MappingPool, WorkerLost
@@ -46,6 +47,7 @@ _MAX_BACKOFF = 60.0
 _COMPACT_ROWS = 131_072  # rows ingested since the last vacuum that call for one (~1 row group)
 _COMPACT_ROUNDS = 150  # ingest rounds (5 min at 2 s) since the last vacuum that call for one
 _BUSY = store.Retry(timeout=0.05)  # the ingester's wait for the lock: another writer, next round
+_TURN = 10.0  # its wait for this process's readers to close the file (a page takes ~1 s)
 
 
 class Backpressure(Exception):
@@ -264,8 +266,9 @@ class SpanSink:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                if not ingest.ingest(self.path, retry=store.Retry(timeout=left)):
-                    break
+                with turns(self.path).writing(left, lambda why: store.LockTimeout(f"{self.path}: {why}")):
+                    if not ingest.ingest(self.path, retry=store.Retry(timeout=left)):
+                        break
             return True
         except (store.StoreError, OSError) as e:  # OSError: the spool folder cannot be listed
             self.last_ingest_error = str(e)
@@ -313,9 +316,12 @@ class SpanSink:
         compact = rows >= _COMPACT_ROWS or rounds + 1 >= _COMPACT_ROUNDS
         try:
             while store.pending_spool(self.path) and not self._stop.is_set():
-                # One DuckDB thread: the request handlers keep the other core.
-                if not ingest.ingest(self.path, retry=_BUSY, threads=1, compact=compact):
-                    break
+                # One DuckDB thread: the request handlers keep the other core. Each ingest in
+                # a turn of its own: the API's and the pages' readers in this process get the
+                # file between them (store/turns.py), and cannot keep it from the ingester.
+                with turns(self.path).writing(_TURN, lambda why: store.LockTimeout(f"{self.path}: {why}")):
+                    if not ingest.ingest(self.path, retry=_BUSY, threads=1, compact=compact):
+                        break
                 if compact:  # merged: count again from here
                     compact = False
                     with self._lock:

@@ -31,6 +31,7 @@ from . import schema
 
 # The spool's file functions live in store/spool.py; these names stay importable from here.
 from .spool import SPOOL_SUFFIX, pending_spool, spool_bytes, spool_dir, write_spool  # noqa: F401
+from .turns import turns
 
 logger = logging.getLogger(__name__)
 
@@ -545,8 +546,10 @@ def writing(
     """A short-lived read-write connection (migrated, spool left alone), held by one thread
     of this process at a time; closed, releasing the file, on exit."""
     path = str(Path(path).expanduser().absolute())
-    with _path_lock(path):
-        con = connect(path, retry=retry, migrate=True, ingest=False)
+    policy = _policy(retry)
+    # This process's readers of the file close first (store/turns.py), then its writers.
+    with turns(path).writing(policy.timeout, lambda why: LockTimeout(f"{path}: {why}")), _path_lock(path):
+        con = connect(path, retry=policy, migrate=True, ingest=False)
         try:
             yield con
         finally:
