@@ -36,6 +36,9 @@ HTML = {"Accept": "text/html"}
         (["--token", ""], "blank token"),
         (["--host", "0.0.0.0", "--token", "a"], "refusing a token of 1 characters on 0.0.0.0"),
         (["--host", "0.0.0.0", "--token", "s3cret-token-15"], "use 16 or more"),
+        (["--host", "0.0.0.0", "--token", "s3cret token with space"], "with ' ' at position 7"),
+        (["--token", "s3cret-t\u00f6ken-long-enough"], "a request header cannot carry it"),
+        (["--host", "0.0.0.0", "--token", " s3cret-15chars \n"], "refusing a token of 14 characters"),
     ],
 )
 def test_unsafe_start_values_are_one_line(tmp_path, capsys, argv, message):
@@ -44,6 +47,17 @@ def test_unsafe_start_values_are_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith("Error: ") and message in err and err.count("\n") == 1, err
     assert not db.exists()
+
+
+def test_a_token_read_with_its_final_newline_still_matches(tmp_path, table):
+    # OTEL_COSTATTR_SERVE_TOKEN from a secret file or a Kubernetes secret ends in a newline:
+    # started fine, then every request got a 401 (OTLP clients drop such a batch).
+    from serverutil import serving
+
+    secret = "s3cret-token-of-24-chars"
+    with serving(tmp_path / "s.duckdb", table=table, token=secret + "\n") as srv:
+        assert srv.request("GET", "/api/v1/rollups", headers={"Authorization": f"Bearer {secret}"})[0] == 200
+        assert srv.request("GET", "/api/v1/rollups", headers={"Authorization": "Bearer other"})[0] == 401
 
 
 def test_a_bad_capture_variable_is_one_line(tmp_path, capsys, monkeypatch):

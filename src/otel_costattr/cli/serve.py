@@ -113,7 +113,7 @@ def serve(
         import uvicorn
 
         from ..report.live import routes
-        from ..server import Service, SpanSink, check_bind, create_app
+        from ..server import Service, SpanSink, check_bind, clean_token, create_app
         from ..server.bind import check_base_url, check_origins
         from ..server.mapping import PricingFiles
     except ImportError as e:
@@ -124,6 +124,7 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     given_base = base_url
     try:
+        token = clean_token(token)
         check_bind(host, token)
         check_origins(cors_origin)
         if given_base is not None:

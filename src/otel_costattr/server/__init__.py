@@ -5,7 +5,7 @@ core imports this package.
 """
 
 from .app import Service, create_app
-from .bind import check_bind
+from .bind import check_bind, clean_token
 from .sink import Backpressure, SpanSink
 
-__all__ = ["Backpressure", "Service", "SpanSink", "check_bind", "create_app"]
+__all__ = ["Backpressure", "Service", "SpanSink", "check_bind", "clean_token", "create_app"]

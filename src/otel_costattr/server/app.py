@@ -34,7 +34,7 @@ from . import docs
 from . import otlp_wire as wire
 from .api import router as api_router
 from .auth import BearerAuth
-from .bind import check_origins
+from .bind import check_origins, clean_token
 from .head import HeadAsGet
 from .hosts import HostCheck
 from .sink import Backpressure, SpanSink
@@ -196,6 +196,7 @@ def create_app(
 
     # Added first, so innermost: every other middleware sees the request's own method.
     app.add_middleware(HeadAsGet)
+    token = clean_token(token)  # a secret file's newline: no header could match it
     if token:
         app.add_middleware(BearerAuth, token=token)
     # Added last, so outermost: a browser's preflight carries no token and is answered here.

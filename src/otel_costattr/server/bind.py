@@ -24,6 +24,23 @@ def is_loopback(host: str) -> bool:
 MIN_TOKEN = 16  # characters of a token guarding a server other machines reach
 
 
+def clean_token(token: str | None) -> str | None:
+    """The token as requests carry it: without the white space around it (a secret file's
+    final newline: kept, no header could ever match it, and every export got a 401 that
+    OTLP clients do not retry); ValueError (one line) for a character inside it that an
+    ``Authorization`` header cannot carry (a space, a control, anything not ASCII)."""
+    if token is None:
+        return None
+    token = token.strip()
+    bad = next((i for i, c in enumerate(token) if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise ValueError(
+            f"refusing a token with {token[bad]!r} at position {bad + 1}: a request header cannot carry it;"
+            " use printable ASCII, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+        )
+    return token
+
+
 def check_bind(host: str, token: str | None) -> None:
     """Raise ValueError (one line) when ``host`` is not loopback and there is no token or one
     shorter than `MIN_TOKEN`, or when a token is given blank (it would guard nothing anyone
