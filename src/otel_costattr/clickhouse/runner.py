@@ -14,6 +14,7 @@ they read its settled calls as stored and only the rest of the typed rows (`ledg
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,11 +31,12 @@ from .unstamped import priced_chunks, priced_params, priced_params_none
 from .walk import walked_chunks, walked_params
 
 __all__ = [
-    "TYPED_TABLE", "UNSUPPORTED", "clickhouse_target", "contract", "rollup_clickhouse", "spans_relation",
-    "translated", "where_values",
+    "BACKFILL_PENDING", "TYPED_TABLE", "TYPED_VIEW", "UNSUPPORTED", "clickhouse_target", "contract",
+    "rollup_clickhouse", "spans_relation", "translated", "typed_unfit", "where_values",
 ]  # fmt: skip
 
 TYPED_TABLE = "costattr_spans"
+logger = logging.getLogger(__name__)
 # Rollups that read what ClickHouse does not keep (none today; --reprice is refused apart).
 UNSUPPORTED: frozenset[str] = frozenset()
 
@@ -71,7 +73,45 @@ def spans_relation(client: Any, target: Target) -> str:
             "its clickhouse exporter creates it with create_schema)"
         )
     _check_shape(client, target)
-    return TYPED_TABLE if TYPED_TABLE in found else spans_sql(target.table)
+    if TYPED_TABLE in found:
+        why = typed_unfit(client, target)
+        if why is None:
+            return TYPED_TABLE
+        if (target.display(), why) not in _unfit_said:
+            _unfit_said.add((target.display(), why))
+            logger.warning(
+                "otel-costattr: %s: %s not read (%s): reading %s's Map columns, slower",
+                target.display(), TYPED_TABLE, why, target.table,
+            )  # fmt: skip
+    return spans_sql(target.table)
+
+
+TYPED_VIEW = f"{TYPED_TABLE}_mv"
+# The typed table's comment while `typed.initialise` copies the spans already stored: a
+# table that still has it holds part of them (an init cut short), so no rollup reads it.
+BACKFILL_PENDING = "otel-costattr: backfill not finished"
+_unfit_said: set[tuple[str, str]] = set()
+
+
+def typed_unfit(client: Any, target: Target) -> str | None:
+    """Why the typed table, which exists, cannot answer for ``target``'s table (None: it
+    can): its backfill did not finish (its rows would leave out spans stored before), its
+    view is missing (it would miss every insert since), or its view fills it from another
+    table (one typed table a database: a ``?table=`` of a second Collector pipeline read
+    the first one's money)."""
+    rows = client.query(
+        "SELECT name, comment, dependencies_table FROM system.tables"
+        " WHERE database = {db:String} AND name IN ({typed:String}, {view:String}, {t:String})",
+        parameters={"db": target.database, "typed": TYPED_TABLE, "view": TYPED_VIEW, "t": target.table},
+    ).result_rows
+    found = {name: (comment, dependents) for name, comment, dependents in rows}
+    if found.get(TYPED_TABLE, ("", []))[0] == BACKFILL_PENDING:
+        return "the backfill of clickhouse init did not finish: run clickhouse init again"
+    if TYPED_VIEW not in found:
+        return f"{TYPED_VIEW}, which fills it, is missing: run clickhouse init again"
+    if TYPED_VIEW not in found.get(target.table, ("", []))[1]:
+        return f"{TYPED_VIEW} fills it from another table than {target.table}"
+    return None
 
 
 # The Collector's columns the rollups read, and the kind of type each must have (a JSON
@@ -102,8 +142,9 @@ def _check_shape(client: Any, target: Target) -> None:
             )
         if kind not in found.replace("LowCardinality(", ""):
             raise RollupError(
-                f"{target.display()}: {target.table}.{name} is {found}, not {kind.rstrip('(')}: not the"
-                " shape the Collector's clickhouse exporter writes (a Map of attributes, not JSON)"
+                f"{target.display()}: {target.table}.{name} is {found}, not {kind.rstrip('(')}: the"
+                " rollups read the layout the Collector's clickhouse exporter writes by default (its"
+                " Map columns; its JSON mode is not supported)"
             )
     _shape_checked.add(key)
 

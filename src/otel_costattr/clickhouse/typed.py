@@ -13,9 +13,10 @@ import hashlib
 import logging
 from typing import Any
 
+from ..rollups.errors import RollupError
 from .client import has_table
 from .prelude import spans_sql
-from .runner import TYPED_TABLE
+from .runner import BACKFILL_PENDING, TYPED_TABLE, TYPED_VIEW, _check_shape, typed_unfit
 from .target import Target
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "keep_view_current", "older_spans", "view_comment",
 ]  # fmt: skip
 
-MATERIALIZED_VIEW = f"{TYPED_TABLE}_mv"
+MATERIALIZED_VIEW = TYPED_VIEW
 logger = logging.getLogger(__name__)
 _REFUSED: set[str] = set()  # views `keep_view_current` could not change, logged once a process each
 
@@ -112,9 +113,11 @@ def check_ttl_days(ttl_days: int | None) -> None:
 
 
 def init_statements(target: Target, *, ttl_days: int | None = None, backfill: bool = True) -> list[str]:
-    """The statements `initialise` runs, in order (idempotent: IF NOT EXISTS). Raises
-    ValueError for a ``ttl_days`` below 0 or over `MAX_TTL_DAYS` (`check_ttl_days`; 0 or None:
-    no TTL)."""
+    """The statements `initialise` runs on a new typed table, in order (each idempotent: IF NOT
+    EXISTS, or a comment set). With ``backfill``, the table says `BACKFILL_PENDING` until
+    the copy of the spans already stored is done: no rollup reads it before. Raises
+    ValueError for a ``ttl_days`` below 0 or over `MAX_TTL_DAYS` (`check_ttl_days`; 0 or
+    None: no TTL)."""
     check_ttl_days(ttl_days)
     select = spans_sql(target.table)
     ttl = f" TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)})" if ttl_days else ""
@@ -125,27 +128,56 @@ def init_statements(target: Target, *, ttl_days: int | None = None, backfill: bo
         f"CREATE TABLE IF NOT EXISTS {TYPED_TABLE} ENGINE = MergeTree"
         f" PARTITION BY toDate(start_time) ORDER BY (span_role, trace_id, span_id){ttl}"
         f" EMPTY AS {select}",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {MATERIALIZED_VIEW} TO {TYPED_TABLE} AS {select}"
-        f" COMMENT '{view_comment(target)}'",
     ]
     if backfill:
+        statements.append(f"ALTER TABLE {TYPED_TABLE} MODIFY COMMENT '{BACKFILL_PENDING}'")
+    statements.append(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {MATERIALIZED_VIEW} TO {TYPED_TABLE} AS {select}"
+        f" COMMENT '{view_comment(target)}'"
+    )
+    if backfill:
         statements.append(f"INSERT INTO {TYPED_TABLE} {select}")
+        statements.append(f"ALTER TABLE {TYPED_TABLE} MODIFY COMMENT ''")
     return statements
 
 
 def initialise(client: Any, target: Target, *, ttl_days: int | None = None, backfill: bool = True) -> int:
     """Create the typed table and its view over ``target``'s table; with ``backfill``, copy the
     rows already there. Returns the typed table's row count (of the rows its TTL keeps).
-    Refuses (ValueError) when the table exists already and a backfill is asked for (copying
-    twice would count twice), or a TTL (the table would keep its own)."""
+    Idempotent: a typed table ready for ``target`` is kept (its view given this version's
+    rules); one an init cut short left (`runner.typed_unfit`) is emptied and filled again.
+    Refuses (ValueError, one line) a typed table filling from another table (one a
+    database), a TTL for one that exists (it keeps its own), ``backfill`` False for a new
+    table when spans are stored, and a table of another shape than the Collector's."""
     if not has_table(client, target.database, target.table):
         raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
+    try:
+        _check_shape(client, target)  # a JSON SpanAttributes failed here with the server's error
+    except RollupError as e:
+        raise ValueError(str(e)) from None
     exists = has_table(client, target.database, TYPED_TABLE)
-    if backfill and exists:
-        raise ValueError(f"{target.display()}: {TYPED_TABLE} exists already (use --no-backfill to keep it)")
-    if not backfill and not exists:
+    unfit = typed_unfit(client, target) if exists else None
+    if unfit is not None and "another table" in unfit:
+        raise ValueError(
+            f"{target.display()}: {TYPED_TABLE} exists for another table ({unfit}; one a database):"
+            f" the rollups of {target.table} read its Map columns"
+        )
+    if ttl_days and exists:  # CREATE IF NOT EXISTS would keep it
+        raise ValueError(
+            f"{target.display()}: {TYPED_TABLE} exists already: --ttl-days does not change its TTL"
+            f" (ALTER TABLE {TYPED_TABLE} MODIFY TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)}))"
+        )
+    if unfit is not None:  # an init cut short: done again, from an empty table
+        if not backfill:
+            raise ValueError(f"{target.display()}: {TYPED_TABLE}: {unfit} (without --no-backfill)")
+        client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY COMMENT '{BACKFILL_PENDING}'")
+        client.command(f"TRUNCATE TABLE {TYPED_TABLE}")
+    elif exists:  # ready: kept
+        keep_view_current(client, target)
+        return _kept_rows(client, ttl_days)
+    elif not backfill:
         # The rollups read the typed table once it exists: without the spans already stored
-        # every answer would leave them out, and init could not be run again to add them.
+        # every answer would leave them out.
         stored = int(client.query(f"SELECT count() FROM {target.table}").result_rows[0][0])
         if stored:
             raise ValueError(
@@ -153,18 +185,17 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
                 f" spans already in {target.table} (the rollups read {TYPED_TABLE} once it exists):"
                 " run init without it"
             )
-    if ttl_days and has_table(client, target.database, TYPED_TABLE):  # CREATE IF NOT EXISTS would keep it
-        raise ValueError(
-            f"{target.display()}: {TYPED_TABLE} exists already: --ttl-days does not change its TTL"
-            f" (ALTER TABLE {TYPED_TABLE} MODIFY TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)}))"
-        )
     from .ledger import INSERT_SETTINGS
 
     for statement in init_statements(target, ttl_days=ttl_days, backfill=backfill):
         # The backfill writes every day stored: more than the 100 partitions an INSERT may.
         client.command(statement, settings=INSERT_SETTINGS if statement.startswith("INSERT") else None)
-    keep_view_current(client, target)  # a view an older version made (--no-backfill)
-    # The rows the TTL keeps (a row past it is dropped at a merge, soon or not).
+    keep_view_current(client, target)  # a view an older version made
+    return _kept_rows(client, ttl_days)
+
+
+def _kept_rows(client: Any, ttl_days: int | None) -> int:
+    """The typed rows the TTL keeps (a row past it is dropped at a merge, soon or not)."""
     kept = f" WHERE toDateTime(start_time) + toIntervalDay({int(ttl_days)}) > now()" if ttl_days else ""
     return int(client.query(f"SELECT count() FROM {TYPED_TABLE}{kept}").result_rows[0][0])
 

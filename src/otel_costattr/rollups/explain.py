@@ -110,7 +110,7 @@ def _explain_clickhouse(db: str, params: Mapping[str, Any], filters: list[tuple[
     """`explain_empty` over a ClickHouse store: the counts through the ClickHouse contract,
     the values known through the per-group rollup (a column or any identity key)."""
     from ..clickhouse.client import connect, has_table  # needs the extra
-    from ..clickhouse.runner import TYPED_TABLE
+    from ..clickhouse.runner import TYPED_TABLE, typed_unfit
     from ..clickhouse.serving import run_query
     from .queries import rollup
 
@@ -128,9 +128,10 @@ def _explain_clickhouse(db: str, params: Mapping[str, Any], filters: list[tuple[
 
     if not holds["calls"]:
         client = connect(target)
-        if has_table(client, target.database, TYPED_TABLE):
+        if has_table(client, target.database, TYPED_TABLE) and typed_unfit(client, target) is None:
             # the calls are read from the typed table, whose TTL (clickhouse init --ttl-days)
-            # may have dropped what the Collector's table still holds
+            # may have dropped what the Collector's table still holds (an init cut short
+            # leaves one that is not read: runner.typed_unfit)
             count = spans()
             typed = int(client.query(f"SELECT count() FROM {TYPED_TABLE}").result_rows[0][0])
             if typed < count:
