@@ -256,15 +256,20 @@ def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
 TYPED_CHECKED = ("per_feature", "per_run", "step_jumps", "unpriced", "per_group", "reconcile")
 
 
+def _copy_of_workload(chdb_dir: Path, database: str) -> tuple[str, Any, int]:
+    """A database of its own holding the workload's otel_traces: (its URL, a client, spans)."""
+    url = f"chdb://{chdb_dir}?database={database}"
+    client = connect(parse_target(url), create=True)
+    client.command(create_table_sql())
+    client.command("INSERT INTO otel_traces SELECT * FROM workload.otel_traces")
+    return url, client, client.query("SELECT count() FROM otel_traces").result_rows[0][0]
+
+
 def test_typed_table_gives_the_same_answers(stores: tuple[str, str], chdb_dir: Path) -> None:
     _, url = stores
     expected = {name: rollup(name, url) for name in TYPED_CHECKED}
-    typed = f"chdb://{chdb_dir}?database=typed"
-    client = connect(parse_target(typed), create=True)
-    client.command(create_table_sql())
-    client.command("INSERT INTO typed.otel_traces SELECT * FROM workload.otel_traces")
+    typed, client, total = _copy_of_workload(chdb_dir, "typed")
     target = parse_target(typed)
-    total = client.query("SELECT count() FROM otel_traces").result_rows[0][0]
     assert initialise(client, target) == total
     for name in TYPED_CHECKED:
         assert_agree(expected[name], rollup(name, typed))
@@ -312,11 +317,7 @@ def test_an_init_cut_short_is_never_read_and_init_again_finishes_it(stores, chdb
     # again ("exists already").
     _, url = stores
     expected = {name: rollup(name, url) for name in TYPED_CHECKED}
-    cut = f"chdb://{chdb_dir}?database=cut"
-    client = connect(parse_target(cut), create=True)
-    client.command(create_table_sql())
-    client.command("INSERT INTO otel_traces SELECT * FROM workload.otel_traces")
-    total = client.query("SELECT count() FROM otel_traces").result_rows[0][0]
+    cut, client, total = _copy_of_workload(chdb_dir, "cut")
     statements = init_statements(parse_target(cut))
     for statement in statements[:-2]:  # the backfill's INSERT never finished
         client.command(statement)
