@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from otel_costattr.server import SpanSink, create_app
+from otel_costattr.server.connections import HeadDeadline
 
 
 def free_port() -> int:
@@ -61,14 +62,17 @@ def serving(
     table: Any = None,
     sink: SpanSink | None = None,
     sink_options: dict | None = None,
+    http: Any = HeadDeadline,
     **app_options: Any,
 ):
-    """Serve ``db`` until the block ends (lifespan run: ingester started and stopped)."""
+    """Serve ``db`` until the block ends (lifespan run: ingester started and stopped), with
+    the HTTP protocol `serve` runs (``http``: another, for a test of it)."""
     if sink is None:
         sink = SpanSink(db, pricing=table, ingest_interval=0.1, **(sink_options or {}))
     port = free_port()
     app = create_app(str(db), sink=sink, base_url=f"http://127.0.0.1:{port}", **app_options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=http)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

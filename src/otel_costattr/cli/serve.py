@@ -238,7 +238,10 @@ def serve(
             f"otel-costattr: alerts: {len(rules.rules)} rules from {alerts_path}, every {alerts_interval:g}s",
             err=True,
         )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    from ..server.connections import HeadDeadline, raise_descriptor_limit
+
+    raise_descriptor_limit()  # one descriptor a connection: the system's room, not 1,024
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=HeadDeadline)
 
 
 def _check_port(host: str, port: int, what: str = "port") -> int:

@@ -191,7 +191,7 @@ api = APIRouter(dependencies=[Depends(_known_parameters)])
 
 
 @router.get("/healthz", tags=["health"])
-def healthz(request: Request) -> dict[str, Any]:
+async def healthz(request: Request) -> dict[str, Any]:  # on the loop: never behind busy page threads
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
     requests whose body never came whole (client gone, or stalled: 408), spool files waiting and
     set aside as unreadable, the last ingest error (status ``degraded`` while there is one or a
