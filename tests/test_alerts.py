@@ -674,6 +674,34 @@ def test_a_firing_its_cooldown_kept_quiet_is_told_once_the_cooldown_is_over(tmp_
     assert [b["event"] for b in receiver.bodies[3:]] == ["resolved"]
 
 
+def test_a_quiet_firing_is_not_told_after_a_higher_threshold_was(tmp_path, workload, receiver):
+    # 0.5 fired and resolved; within its cooldown the cost passed 1.0 (told, 0.5 quiet);
+    # when 0.5's cooldown ended, "firing 0.5" followed the more severe message (a review).
+    two = FLAPPING.replace("budget = 0.50", "budget = 1.00\nthresholds = [0.5, 1.0]")
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", two, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=23), ["0.30", "0.30"])
+    check(workload, rules, NOW)
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=1))
+    workload.run(NOW + dt.timedelta(hours=1, minutes=10), ["0.40", "0.40", "0.40"])
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=15))
+    check(workload, rules, NOW + dt.timedelta(hours=2, minutes=1))
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies] == [
+        ("firing", "0.6"),
+        ("resolved", "0"),
+        ("firing", "1.2"),
+    ]
+
+
+def test_a_rule_without_channels_records_a_firing_once(tmp_path, workload):
+    # No channel, so no firing is ever told: the re-tell after a cooldown appended a row at
+    # every evaluation, for ever (serve's watcher: one a minute per firing key).
+    quiet = DAY_BUDGET.replace('channels = ["ops"]\n', "")
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", quiet, "http://127.0.0.1:9/unused"))
+    workload.run(NOW.replace(hour=5), ["0.30", "0.30"])
+    changes = [len(check(workload, rules, NOW + dt.timedelta(hours=h)).evaluation.events) for h in range(4)]
+    assert changes == [1, 0, 0, 0]
+
+
 def test_a_firing_no_one_was_sent_is_never_resolved_aloud(tmp_path, workload, receiver):
     # Found with --no-notify, then gone before an evaluation sent it: a "resolved" alone
     # told of a firing no one had heard of.

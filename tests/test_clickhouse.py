@@ -380,7 +380,9 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     client.command("CREATE DATABASE IF NOT EXISTS cli_ttl")
     client.command(create_table_sql("cli_ttl.otel_traces"))
     assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "10000"]) == 0
-    capsys.readouterr()
+    assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "10000"]) == 0  # again: kept
+    assert main(["clickhouse", "init", "--db", long_ttl, "--ttl-days", "30"]) == 1  # another TTL: refused
+    assert "--ttl-days does not change its TTL" in capsys.readouterr().err
     # Spans older than --ttl-days: the typed table drops them, and init says so (they were
     # counted as kept, and the rollups then said no model call was stored).
     old = f"chdb://{chdb_dir}?database=cli_old"

@@ -40,6 +40,17 @@ def test_good_file_loads(tmp_path):
     assert [e.id for e in table.models()] == ["m1"]
 
 
+def test_an_id_its_own_rules_do_not_match_claims_nothing(tmp_path):
+    # The id is a label here (the model prices one snapshot's name): another model's prefix
+    # matching it is no overlap, and the file loads as before the id was probed.
+    text = GOOD_MODEL.replace('equals = "m1"', 'starts_with = "m1"') + (
+        '[[model]]\nid = "m1-eu"\nmatch = [{ equals = "eu.m1-2026" }]\n'
+        "[[model.price]]\ninput = 3\noutput = 4\n"
+    )
+    table = load_pricing([write(tmp_path, text)], bundled=False, use_env=False)
+    assert [e.id for e in table.models()] == ["m1", "m1-eu"]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -247,7 +247,7 @@ class _Judge:
             else:
                 state = RESOLVED if before is not None and before.state == FIRING else OK
             event = self._set(m.scope_value, m.window_key, t, m.value, limit, state, reason)
-            if event is None and reason is None and state == FIRING and self._kept_quiet(before):
+            if event is None and reason is None and state == FIRING and self._kept_quiet(before, m, t):
                 # It fired again within its cooldown, so no one was told; the cooldown is over
                 # and it still fires: told now (the last word they had was "resolved").
                 event = self._again(m, t, limit)
@@ -287,11 +287,18 @@ class _Judge:
             return False
         return before.last_told >= before.at
 
-    def _kept_quiet(self, before: KeyState | None) -> bool:
-        """Whether ``before`` is a firing its cooldown kept quiet, and the cooldown is over."""
-        if before is None or before.state != FIRING or self._cooling(before):
+    def _kept_quiet(self, before: KeyState | None, m: Measure, t: Decimal) -> bool:
+        """Whether ``before`` is a firing its cooldown kept quiet, the cooldown is over, and
+        no higher threshold of its scope value and window was told since (that said more)."""
+        if not self.channels or before is None or before.state != FIRING or self._cooling(before):
             return False
-        return before.last_fired is None or before.last_fired < before.at
+        if before.last_fired is not None and before.last_fired >= before.at:
+            return False  # told
+        for higher in self.rule.thresholds:
+            other = self._state(m.scope_value, m.window_key, higher) if higher > t else None
+            if other is not None and other.last_fired is not None and other.last_fired >= before.at:
+                return False
+        return True
 
     def _again(self, m: Measure, t: Decimal, limit: Decimal | None) -> Event:
         """A firing key's event, told again (see `_kept_quiet`): the row `_set` added stays."""

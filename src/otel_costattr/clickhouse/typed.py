@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from typing import Any
 
 from ..rollups.errors import RollupError
@@ -162,7 +163,7 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
             f"{target.display()}: {TYPED_TABLE} exists for another table ({unfit}; one a database):"
             f" the rollups of {target.table} read its Map columns"
         )
-    if ttl_days and exists:  # CREATE IF NOT EXISTS would keep it
+    if ttl_days and exists and _ttl_days_of(client, target) != ttl_days:  # CREATE IF NOT EXISTS keeps it
         raise ValueError(
             f"{target.display()}: {TYPED_TABLE} exists already: --ttl-days does not change its TTL"
             f" (ALTER TABLE {TYPED_TABLE} MODIFY TTL toDateTime(start_time) + toIntervalDay({int(ttl_days)}))"
@@ -171,6 +172,13 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
         if not backfill:
             raise ValueError(f"{target.display()}: {TYPED_TABLE}: {unfit} (without --no-backfill)")
         client.command(f"ALTER TABLE {TYPED_TABLE} MODIFY COMMENT '{BACKFILL_PENDING}'")
+        # The settled calls and their watermark name block numbers of the rows emptied here:
+        # the new rows' numbers may start again below it (a new chDB process does), and they
+        # would read as settled already. The next settle writes them anew.
+        from .ledger import CALLS_TABLE, LEGACY_CALLS_TABLE, MARKS_TABLE
+
+        for table in (CALLS_TABLE, LEGACY_CALLS_TABLE, MARKS_TABLE):
+            client.command(f"DROP TABLE IF EXISTS {table}")
         client.command(f"TRUNCATE TABLE {TYPED_TABLE}")
     elif exists:  # ready: kept
         keep_view_current(client, target)
@@ -192,6 +200,16 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
         client.command(statement, settings=INSERT_SETTINGS if statement.startswith("INSERT") else None)
     keep_view_current(client, target)  # a view an older version made
     return _kept_rows(client, ttl_days)
+
+
+def _ttl_days_of(client: Any, target: Target) -> int | None:
+    """The days of the typed table's TTL as init set it (None: none, or another)."""
+    rows = client.query(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {n:String}",
+        parameters={"db": target.database, "n": TYPED_TABLE},
+    ).result_rows
+    found = re.search(r"TTL toDateTime\(start_time\) \+ toIntervalDay\((\d+)\)", rows[0][0] if rows else "")
+    return int(found.group(1)) if found else None
 
 
 def _kept_rows(client: Any, ttl_days: int | None) -> int:

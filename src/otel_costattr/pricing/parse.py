@@ -394,17 +394,20 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
     prefix_lengths = sorted({len(v) for v in prefixes})
     suffix_lengths = sorted({len(v) for v in suffixes})
     for index, (model, path) in enumerate(models):
-        # Its own id too: with a match list of its own it is no equals value, and another
-        # model's prefix could take it (acme-large's starts_with "acme-large" took
-        # acme-large-mini, priced 20x its own rates).
+        # Its own id too, when its own rules match it: with a match list of its own it is
+        # no equals value, and another model's prefix could take it (acme-large's
+        # starts_with "acme-large" took acme-large-mini, priced 20x its own rates).
         probes = [r.value for r in model.rules if r.kind == "equals"] + list(model.examples)
-        for probe in dict.fromkeys([*probes, model.id.lower()]):
+        own = model.id.lower()
+        for probe in dict.fromkeys([*probes, own]):
             hits = set(equals.get(probe, ()))
             for n in prefix_lengths:
                 hits.update(prefixes.get(probe[:n], ()) if n <= len(probe) else ())
             for n in suffix_lengths:
                 hits.update(suffixes.get(probe[-n:], ()) if n <= len(probe) else ())
             hits.update(i for rule, i in regexes if rule.matches(probe))
+            if probe == own and probe not in probes and index not in hits:
+                continue  # an id its own rules do not match claims nothing
             hits.discard(index)
             if hits:
                 other, where = models[min(hits)]
