@@ -49,6 +49,10 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_off(tmp_path, table):
         with socket.create_connection(("127.0.0.1", port)) as slow:
             slow.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             assert _closed_within(slow, 8.0, b"X-Slow: " + b"a" * 100)
+        # answered without its body being read (a 404), the body then dripping: cut off too
+        with socket.create_connection(("127.0.0.1", port)) as drip:
+            drip.sendall(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n")
+            assert _closed_within(drip, 8.0, b"b" * 100)
         # a whole request on a connection is answered, and the next one on it too
         kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         for _ in range(2):

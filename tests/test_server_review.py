@@ -60,6 +60,13 @@ def test_a_token_read_with_its_final_newline_still_matches(tmp_path, table):
         assert srv.request("GET", "/api/v1/rollups", headers={"Authorization": "Bearer other"})[0] == 401
 
 
+def test_a_blank_token_is_refused_by_the_app_too():
+    # clean_token made "\n" an empty token, and create_app then ran with no guard at all.
+    for blank in ("\n", "   "):
+        with pytest.raises(ValueError, match="blank token"):
+            create_app("unused.duckdb", token=blank)
+
+
 def test_a_bad_capture_variable_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OTEL_COSTATTR_CAPTURE_CONTENT", "maybe")
     db = tmp_path / "s.duckdb"

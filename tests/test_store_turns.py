@@ -96,34 +96,110 @@ def _try(turn) -> str:
         return "TurnTimeout"
 
 
+def test_a_forked_child_takes_no_turn_its_parent_held(tmp_path):
+    # A writer's turn held in the parent at the fork was copied as held: the child could
+    # never write (a review: 0 of 40 children under a thread writing in a loop).
+    import os
+
+    gate = turns(str(tmp_path / "f.duckdb"))
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.writing(5.0):
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: a turn at once, else exit 1
+        try:
+            with (
+                turns(str(tmp_path / "f.duckdb")).writing(2.0),
+                turns(str(tmp_path / "f.duckdb")).writing(2.0),
+            ):
+                pass
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    done.set()
+    holder.join(10)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def _overlapping_reads(db, stop: threading.Event) -> list[threading.Thread]:
+    """Two threads reading ``db`` as the pages do, 0.2 s each, staggered: never a gap."""
+    from otel_costattr.report.live import reading
+
+    def page(delay: float) -> None:
+        time.sleep(delay)
+        while not stop.is_set():
+            with reading(str(db)) as con:
+                con.execute("SELECT count(*) FROM spans").fetchall()
+                time.sleep(0.2)
+
+    readers = [threading.Thread(target=page, args=(d,), daemon=True) for d in (0.0, 0.1)]
+    for r in readers:
+        r.start()
+    return readers
+
+
+def test_an_alert_evaluation_beside_overlapping_reads_gets_its_turn(tmp_path, workload):
+    # Its first step, ingesting the spool, opened the file read-write without a turn: beside
+    # a server's readers it waited 10 s and failed "locked by another process" (a review).
+    from alerts_helpers import NOW, rules_file
+
+    from otel_costattr.alerts import check_once, load_rules
+
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", _BUDGET, "http://127.0.0.1:9/unused"))
+    workload.run(NOW.replace(hour=5), ["0.30", "0.30"])
+    workload.flush()
+    stop = threading.Event()
+    readers = _overlapping_reads(workload.path, stop)
+    try:
+        time.sleep(0.3)
+        for _ in range(2):
+            assert [r.state for r in check_once(workload.path, rules, now=NOW).evaluation.firing] == [
+                "FIRING"
+            ]
+    finally:
+        stop.set()
+        for r in readers:
+            r.join(30)
+
+
+_BUDGET = """
+[[rules]]
+name = "budget"
+scope = "feature"
+metric = "cost"
+window = "day"
+timezone = "UTC"
+budget = 0.50
+"""
+
+
 def test_a_server_read_without_a_pause_still_ingests_what_it_acknowledged(tmp_path, table):
     # Each read opened the file read-only, and DuckDB refuses a read-write open in the same
     # process meanwhile: the ingester lost every round while the reads overlapped (a review:
     # two clients polling the API, 0 to 17 spool files in 30 s, acknowledged spans in no
     # answer). Here pages' reads overlap without a gap, 0.2 s each, staggered, beside two
     # clients polling the API.
-    from otel_costattr.report.live import reading
-
     db = tmp_path / "s.duckdb"
     with serving(db, table=table) as srv:
         stop = threading.Event()
         reads = []
 
-        def page(delay: float) -> None:
-            time.sleep(delay)
-            while not stop.is_set():
-                with reading(str(db)) as con:
-                    con.execute("SELECT count(*) FROM spans").fetchall()
-                    time.sleep(0.2)
-
         def poll() -> None:
             while not stop.is_set():
                 reads.append(srv.request("GET", "/api/v1/stats?days=3650")[0])
 
-        readers = [threading.Thread(target=page, args=(d,), daemon=True) for d in (0.0, 0.1)]
-        readers += [threading.Thread(target=poll, daemon=True) for _ in range(2)]
-        for r in readers:
-            r.start()
+        readers = _overlapping_reads(db, stop)
+        pollers = [threading.Thread(target=poll, daemon=True) for _ in range(2)]
+        for p in pollers:
+            p.start()
+        readers += pollers
         try:
             time.sleep(0.3)
             traces = [f"{i:04x}" + "e" * 28 for i in range(1, 21)]

@@ -15,7 +15,8 @@ from typing import Any
 
 import duckdb
 
-from ..store.database import StoreError, connect, missing_database, writing
+from ..store.database import LockTimeout, StoreError, connect, missing_database, writing
+from ..store.turns import turns
 from .deliver import Notification, Notifier
 from .evaluate import Evaluation, evaluate
 from .redeliver import claim_redeliveries
@@ -107,7 +108,10 @@ def _store(
         state_path(db, state)  # a state file beside a DuckDB store: refused, never silently unused
         if not os.path.isfile(db):  # a mistyped path must not become an empty store that never fires
             raise StoreError(missing_database(db))
-        connect(db).close()  # the spool ingested first, so the newest spans count
+        # The spool ingested first, so the newest spans count: in a writer's turn (a server's
+        # readers of the file would keep it out: store/turns.py).
+        with turns(str(db)).writing(10.0, lambda why: LockTimeout(f"{db}: {why}")):
+            connect(db).close()
         # Then evaluated holding the store's lock in this process, as the in-process budget's
         # claim takes it: a RunBudgetProcessor firing a run while this evaluation measures it
         # would otherwise be fired by both (their states are read, then written).

@@ -11,6 +11,7 @@ cursor (``next_cursor``), newest first.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -191,7 +192,7 @@ api = APIRouter(dependencies=[Depends(_known_parameters)])
 
 
 @router.get("/healthz", tags=["health"])
-async def healthz(request: Request) -> dict[str, Any]:  # on the loop: never behind busy page threads
+async def healthz(request: Request) -> dict[str, Any]:  # never behind the pages' busy threads
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
     requests whose body never came whole (client gone, or stalled: 408), spool files waiting and
     set aside as unreadable, the last ingest error (status ``degraded`` while there is one or a
@@ -200,8 +201,8 @@ async def healthz(request: Request) -> dict[str, Any]:  # on the loop: never beh
     watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
     listing_error = None
-    try:
-        quarantined, pending = sink.quarantined_files, sink.pending_files  # folder listings
+    try:  # folder listings (100k spool files: 0.27 s), off the loop and off the pages' pool
+        quarantined, pending = await asyncio.to_thread(lambda: (sink.quarantined_files, sink.pending_files))
     except OSError as e:  # no descriptors left, EIO: said, not a 500
         quarantined = pending = None
         listing_error = f"the spool folder cannot be listed: {e}"

@@ -4,9 +4,11 @@ uvicorn (h11) waits for a request's head as long as bytes keep coming: clients s
 header line a byte every few seconds held their connections for ever (a review: 1,100 of
 them took every descriptor of a 1,024 limit; new exports and ``/healthz`` timed out, and
 asyncio logged 362 MB of accept errors in a minute). `HeadDeadline` closes a connection
-whose head is not whole `HEAD_SECONDS` after it opened or after its last response. Bodies
-have their own deadlines (`app._read_capped`). `raise_descriptor_limit` lifts the process's
-soft limit on open files to its hard limit, as servers do, so that it takes that many.
+serving no request `HEAD_SECONDS` after it opened or after its last response: its next head
+is not whole, or the body of a request answered without reading it (a 404) still drips in.
+The bodies requests read have their own deadlines (`app._read_capped`).
+`raise_descriptor_limit` lifts the process's soft limit on open files to its hard limit, as
+servers do, so that it takes that many.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import asyncio
 import logging
 from typing import Any
 
-import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["HEAD_SECONDS", "HeadDeadline", "raise_descriptor_limit"]
@@ -26,8 +27,8 @@ HEAD_SECONDS = 10.0  # an exporter's or a browser's head arrives at once
 
 
 class HeadDeadline(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request head is not whole within
-    ``head_seconds`` (a subclass may set another)."""
+    """uvicorn's h11 protocol, closing a connection that serves no request ``head_seconds``
+    after it opened or answered (a subclass may set another)."""
 
     head_seconds = HEAD_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
@@ -51,8 +52,11 @@ class HeadDeadline(H11Protocol):
         self._head_timer = self.loop.call_later(self.head_seconds, self._late)
 
     def _late(self) -> None:
-        # IDLE: no whole request head since the timer was armed (a head arriving moves it on).
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        # No request being served: no whole head since the timer was armed (a head starts a
+        # new cycle), or an answered request whose body still drips in (a 404 or 401 sent
+        # before the body was read, with a Content-Length of a megabyte) and holds the
+        # connection as a slow head would. A request being served has its own deadlines.
+        if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
             self.transport.close()
 
 

@@ -21,6 +21,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from .auth import bearer_matches
+from .bind import clean_token
 from .otlp_wire import DEFAULT_MAX_BODY, PROTOBUF, BadRequest
 from .sink import Backpressure, SpanSink
 
@@ -39,6 +40,9 @@ def _bytes(body: bytes) -> bytes:
 class _TraceService:
     def __init__(self, sink: SpanSink, token: str | None) -> None:
         self._sink = sink
+        token = clean_token(token)  # as the HTTP side takes it
+        if token == "":
+            raise ValueError("refusing a blank token: give a secret, or None for no token")
         self._token = token.encode() if token else None
 
     def Export(self, request: bytes, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name

@@ -15,6 +15,7 @@ DuckDB's file lock, as before (`database.connect` retries it).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,3 +106,16 @@ def turns(path: str) -> Turns:
     key = str(Path(path).expanduser().absolute())
     with _turns_guard:
         return _turns.setdefault(key, Turns())
+
+
+def _forget() -> None:
+    """In a forked child: no turn is held there (the threads holding them stayed in the
+    parent), so it starts afresh. A writer's turn taken just before the fork, copied as held,
+    left the child unable to ever write (a review: 0 of 40 children could)."""
+    global _turns_guard
+    _turns.clear()
+    _turns_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget)
