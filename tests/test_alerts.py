@@ -674,14 +674,20 @@ def test_a_firing_its_cooldown_kept_quiet_is_told_once_the_cooldown_is_over(tmp_
     assert [b["event"] for b in receiver.bodies[3:]] == ["resolved"]
 
 
-def test_a_quiet_firing_is_not_told_after_a_higher_threshold_was(tmp_path, workload, receiver):
-    # 0.5 fired and resolved; within its cooldown the cost passed 1.0 (told, 0.5 quiet);
-    # when 0.5's cooldown ended, "firing 0.5" followed the more severe message (a review).
+def _fired_and_resolved_at_half(tmp_path, workload, receiver):
+    """Thresholds 0.5 and 1.0 of $1, cooldown 2h: 0.5 fired at NOW and resolved (both told)."""
     two = FLAPPING.replace("budget = 0.50", "budget = 1.00\nthresholds = [0.5, 1.0]")
     rules = load_rules(rules_file(tmp_path / "alerts.toml", two, receiver.url))
     workload.run(NOW - dt.timedelta(hours=23), ["0.30", "0.30"])
     check(workload, rules, NOW)
     check(workload, rules, NOW + dt.timedelta(hours=1, minutes=1))
+    return rules
+
+
+def test_a_quiet_firing_is_not_told_after_a_higher_threshold_was(tmp_path, workload, receiver):
+    # 0.5 fired and resolved; within its cooldown the cost passed 1.0 (told, 0.5 quiet);
+    # when 0.5's cooldown ended, "firing 0.5" followed the more severe message (a review).
+    rules = _fired_and_resolved_at_half(tmp_path, workload, receiver)
     workload.run(NOW + dt.timedelta(hours=1, minutes=10), ["0.40", "0.40", "0.40"])
     check(workload, rules, NOW + dt.timedelta(hours=1, minutes=15))
     check(workload, rules, NOW + dt.timedelta(hours=2, minutes=1))
@@ -689,6 +695,24 @@ def test_a_quiet_firing_is_not_told_after_a_higher_threshold_was(tmp_path, workl
         ("firing", "0.6"),
         ("resolved", "0"),
         ("firing", "1.2"),
+    ]
+
+
+def test_a_quiet_firing_is_told_once_the_higher_threshold_that_spoke_resolved(tmp_path, workload, receiver):
+    # 1.0 was told, then resolved while 0.5 (kept quiet by its cooldown) still fired: 0.5
+    # was never told, nor its resolve, and the last word anyone had was "resolved" (a review).
+    rules = _fired_and_resolved_at_half(tmp_path, workload, receiver)
+    workload.run(NOW + dt.timedelta(hours=1, minutes=10), ["0.40", "0.40"])
+    workload.run(NOW - dt.timedelta(hours=22, minutes=40), ["0.40"])  # leaves the window at +1h20
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=15))  # 1.2: 1.0 told, 0.5 quiet
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=25))  # 0.8: 1.0 resolved
+    check(workload, rules, NOW + dt.timedelta(hours=2, minutes=1))  # 0.5's cooldown over
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies] == [
+        ("firing", "0.6"),
+        ("resolved", "0"),
+        ("firing", "1.2"),
+        ("resolved", "0.8"),
+        ("firing", "0.8"),
     ]
 
 

@@ -51,6 +51,17 @@ def test_an_id_its_own_rules_do_not_match_claims_nothing(tmp_path):
     assert [e.id for e in table.models()] == ["m1", "m1-eu"]
 
 
+def test_a_model_nothing_else_probes_is_refused_when_its_id_resolves_elsewhere(tmp_path):
+    # A regex of dated snapshots and no example: its own rules are never probed, and its id
+    # went to the family prefix (priced 20x) without a word once the id was skipped.
+    text = GOOD_MODEL.replace('equals = "m1"', 'starts_with = "m1"') + (
+        "[[model]]\nid = \"m1-mini\"\nmatch = [{ regex = 'm1-mini-[0-9]{4}' }]\n"
+        "[[model.price]]\ninput = 3\noutput = 4\n"
+    )
+    message = load_error(write(tmp_path, text))
+    assert "model 'm1-mini': match: its id 'm1-mini' resolves to model 'm1'" in message
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -296,7 +296,9 @@ class _Judge:
             return False  # told
         for higher in self.rule.thresholds:
             other = self._state(m.scope_value, m.window_key, higher) if higher > t else None
-            if other is not None and other.last_fired is not None and other.last_fired >= before.at:
+            if other is None or other.state != FIRING:  # resolved since: it says nothing now
+                continue
+            if other.last_fired is not None and other.last_fired >= before.at:
                 return False
         return True
 

@@ -406,9 +406,17 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
             for n in suffix_lengths:
                 hits.update(suffixes.get(probe[-n:], ()) if n <= len(probe) else ())
             hits.update(i for rule, i in regexes if rule.matches(probe))
-            if probe == own and probe not in probes and index not in hits:
-                continue  # an id its own rules do not match claims nothing
+            label = probe == own and probe not in probes and index not in hits
+            if label and probes:
+                continue  # an id its own rules do not match is a label; its rules are probed
             hits.discard(index)
+            if hits and label:  # nothing else probes its rules: what its id resolves to is said
+                other, where = models[min(hits)]
+                raise PricingError(
+                    f"{path}: model {model.id!r}: match: its id {probe!r} resolves to model {other.id!r},"
+                    " and none of its rules matches it: give it an example its rules match, or a rule"
+                    " that matches its id"
+                )
             if hits:
                 other, where = models[min(hits)]
                 elsewhere = "" if where == path else f" in {where}"
