@@ -684,6 +684,23 @@ def _fired_and_resolved_at_half(tmp_path, workload, receiver):
     return rules
 
 
+def _higher_told_lower_quiet(tmp_path, workload, receiver, back: dt.timedelta):
+    """`_fired_and_resolved_at_half`, then 1.2 at +1h15 (1.0 told, 0.5 quiet in its
+    cooldown), 0.4 of it from a run at NOW - ``back`` that leaves the window 24 h after."""
+    rules = _fired_and_resolved_at_half(tmp_path, workload, receiver)
+    workload.run(NOW + dt.timedelta(hours=1, minutes=10), ["0.40", "0.40"])
+    workload.run(NOW - back, ["0.40"])
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=15))
+    return rules
+
+
+def _higher_told_then_resolved(tmp_path, workload, receiver):
+    """`_higher_told_lower_quiet`, then at +1h25 0.8: 1.0 resolved (told), 0.5 still quiet."""
+    rules = _higher_told_lower_quiet(tmp_path, workload, receiver, dt.timedelta(hours=22, minutes=40))
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=25))
+    return rules
+
+
 def test_a_quiet_firing_is_not_told_after_a_higher_threshold_was(tmp_path, workload, receiver):
     # 0.5 fired and resolved; within its cooldown the cost passed 1.0 (told, 0.5 quiet);
     # when 0.5's cooldown ended, "firing 0.5" followed the more severe message (a review).
@@ -701,11 +718,7 @@ def test_a_quiet_firing_is_not_told_after_a_higher_threshold_was(tmp_path, workl
 def test_a_quiet_firing_is_told_once_the_higher_threshold_that_spoke_resolved(tmp_path, workload, receiver):
     # 1.0 was told, then resolved while 0.5 (kept quiet by its cooldown) still fired: 0.5
     # was never told, nor its resolve, and the last word anyone had was "resolved" (a review).
-    rules = _fired_and_resolved_at_half(tmp_path, workload, receiver)
-    workload.run(NOW + dt.timedelta(hours=1, minutes=10), ["0.40", "0.40"])
-    workload.run(NOW - dt.timedelta(hours=22, minutes=40), ["0.40"])  # leaves the window at +1h20
-    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=15))  # 1.2: 1.0 told, 0.5 quiet
-    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=25))  # 0.8: 1.0 resolved
+    rules = _higher_told_then_resolved(tmp_path, workload, receiver)
     check(workload, rules, NOW + dt.timedelta(hours=2, minutes=1))  # 0.5's cooldown over
     assert [(b["event"], b["value_exact"]) for b in receiver.bodies] == [
         ("firing", "0.6"),
@@ -713,6 +726,34 @@ def test_a_quiet_firing_is_told_once_the_higher_threshold_that_spoke_resolved(tm
         ("firing", "1.2"),
         ("resolved", "0.8"),
         ("firing", "0.8"),
+    ]
+
+
+def test_a_higher_threshold_resolving_as_the_lower_cooldown_ends_lets_it_speak(tmp_path, workload, receiver):
+    # Decided in the same evaluation: 0.5 was still silenced by 1.0's state before it, and
+    # the last message heard was "resolved 0.8" while 0.5 fired (a review). Now the resolve,
+    # then the firing still true.
+    rules = _higher_told_lower_quiet(tmp_path, workload, receiver, dt.timedelta(hours=22))  # out at +2h
+    check(workload, rules, NOW + dt.timedelta(hours=2, minutes=1))  # 0.8: 1.0 resolves, 0.5 cooled
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies][2:] == [
+        ("firing", "1.2"),
+        ("resolved", "0.8"),
+        ("firing", "0.8"),
+    ]
+
+
+def test_a_higher_threshold_firing_again_quietly_does_not_speak_for_the_lower(tmp_path, workload, receiver):
+    # 1.0 told, resolved (told), then fired again within its own cooldown (quiet): its state
+    # was FIRING and its last told firing recent, so it silenced 0.5, and "resolved 0.8"
+    # stood while both fired (a review).
+    rules = _higher_told_then_resolved(tmp_path, workload, receiver)
+    workload.run(NOW + dt.timedelta(hours=1, minutes=30), ["0.40"])
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=35))  # 1.2: 1.0 again, quiet
+    check(workload, rules, NOW + dt.timedelta(hours=2, minutes=1))  # 0.5's cooldown over: told
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies][2:] == [
+        ("firing", "1.2"),
+        ("resolved", "0.8"),
+        ("firing", "1.2"),
     ]
 
 

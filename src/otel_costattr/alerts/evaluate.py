@@ -232,6 +232,8 @@ class _Judge:
     def _judge(self, m: Measure) -> None:
         fired: list[tuple[Decimal, Event]] = []
         resolved: list[tuple[Decimal, Event]] = []
+        quiet: list[tuple[Decimal, Decimal | None]] = []  # firing keys a cooldown kept quiet, now over
+        speaking: list[Decimal] = []  # firing keys whose firing someone heard (or hears now)
         for t in self.rule.thresholds:
             limit = self.rule.limit(t, m.baseline)
             before = self._state(m.scope_value, m.window_key, t)
@@ -247,20 +249,30 @@ class _Judge:
             else:
                 state = RESOLVED if before is not None and before.state == FIRING else OK
             event = self._set(m.scope_value, m.window_key, t, m.value, limit, state, reason)
-            if event is None and reason is None and state == FIRING and self._kept_quiet(before, m, t):
-                # It fired again within its cooldown, so no one was told; the cooldown is over
-                # and it still fires: told now (the last word they had was "resolved").
-                event = self._again(m, t, limit)
             if event is None:
+                if state == FIRING and self._heard(before):
+                    speaking.append(t)
+                elif reason is None and state == FIRING and self._kept_quiet(before):
+                    quiet.append((t, limit))
                 continue
             if state == FIRING and not self._cooling(before):
                 fired.append((t, event))
+                speaking.append(t)
             elif state == RESOLVED and self._told(before):
                 resolved.append((t, event))
-        if fired:
-            self._notify("firing", m, fired)
+        # A firing its cooldown kept quiet, still firing once the cooldown is over, is told
+        # then (the last word anyone had may be "resolved"), unless a higher threshold that
+        # fires now, and was heard, speaks for it.
+        top = max(speaking, default=None)
+        for t, limit in quiet:
+            if top is None or top < t:
+                fired.append((t, self._again(m, t, limit)))
+        # A resolve first: with a re-told firing both come at once (1.0 resolved, 0.5 still
+        # firing), and the message last heard must be the one still true.
         if resolved:
             self._notify("resolved", m, resolved)
+        if fired:
+            self._notify("firing", m, fired)
 
     def _no_data(self, m: Measure, limit: Decimal | None) -> str | None:
         """Why there is nothing to compare, or None."""
@@ -287,20 +299,16 @@ class _Judge:
             return False
         return before.last_told >= before.at
 
-    def _kept_quiet(self, before: KeyState | None, m: Measure, t: Decimal) -> bool:
-        """Whether ``before`` is a firing its cooldown kept quiet, the cooldown is over, and
-        no higher threshold of its scope value and window was told since (that said more)."""
+    def _heard(self, before: KeyState | None) -> bool:
+        """Whether the firing ``before`` is was told (a notifier was handed it)."""
+        return before is not None and before.last_fired is not None and before.last_fired >= before.at
+
+    def _kept_quiet(self, before: KeyState | None) -> bool:
+        """Whether ``before`` is a firing its cooldown kept quiet, and the cooldown is over (a
+        rule without channels tells nothing: none is kept quiet)."""
         if not self.channels or before is None or before.state != FIRING or self._cooling(before):
             return False
-        if before.last_fired is not None and before.last_fired >= before.at:
-            return False  # told
-        for higher in self.rule.thresholds:
-            other = self._state(m.scope_value, m.window_key, higher) if higher > t else None
-            if other is None or other.state != FIRING:  # resolved since: it says nothing now
-                continue
-            if other.last_fired is not None and other.last_fired >= before.at:
-                return False
-        return True
+        return not self._heard(before)
 
     def _again(self, m: Measure, t: Decimal, limit: Decimal | None) -> Event:
         """A firing key's event, told again (see `_kept_quiet`): the row `_set` added stays."""

@@ -394,9 +394,9 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
     prefix_lengths = sorted({len(v) for v in prefixes})
     suffix_lengths = sorted({len(v) for v in suffixes})
     for index, (model, path) in enumerate(models):
-        # Its own id too, when its own rules match it: with a match list of its own it is
-        # no equals value, and another model's prefix could take it (acme-large's
-        # starts_with "acme-large" took acme-large-mini, priced 20x its own rates).
+        # Its own id too: with a match list of its own it is no equals value, and another
+        # model's prefix could take it (acme-large's starts_with "acme-large" took
+        # acme-large-mini, priced 20x its own rates), whether its own rules match it or not.
         probes = [r.value for r in model.rules if r.kind == "equals"] + list(model.examples)
         own = model.id.lower()
         for probe in dict.fromkeys([*probes, own]):
@@ -407,15 +407,14 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
                 hits.update(suffixes.get(probe[-n:], ()) if n <= len(probe) else ())
             hits.update(i for rule, i in regexes if rule.matches(probe))
             label = probe == own and probe not in probes and index not in hits
-            if label and probes:
-                continue  # an id its own rules do not match is a label; its rules are probed
             hits.discard(index)
-            if hits and label:  # nothing else probes its rules: what its id resolves to is said
+            if hits and label:  # a call naming this model would be priced as another
                 other, where = models[min(hits)]
+                elsewhere = "" if where == path else f" in {where}"
                 raise PricingError(
-                    f"{path}: model {model.id!r}: match: its id {probe!r} resolves to model {other.id!r},"
-                    " and none of its rules matches it: give it an example its rules match, or a rule"
-                    " that matches its id"
+                    f"{path}: model {model.id!r}: match: its id {probe!r} resolves to model {other.id!r}"
+                    f"{elsewhere}, and none of its own rules matches it: add a rule that does"
+                    f" ({{ equals = {probe!r} }}), or narrow those of {other.id!r}"
                 )
             if hits:
                 other, where = models[min(hits)]
