@@ -413,8 +413,9 @@ def check_overlaps(models: Sequence[tuple[ModelSpec, str]]) -> None:
                 elsewhere = "" if where == path else f" in {where}"
                 raise PricingError(
                     f"{path}: model {model.id!r}: match: its id {probe!r} resolves to model {other.id!r}"
-                    f"{elsewhere}, and none of its own rules matches it: add a rule that does"
-                    f" ({{ equals = {probe!r} }}), or narrow those of {other.id!r}"
+                    f"{elsewhere}, and none of its own rules matches it (a call naming it would be"
+                    f" priced as {other.id!r}): narrow the rules of {other.id!r} so that they leave"
+                    f" {probe!r} out"
                 )
             if hits:
                 other, where = models[min(hits)]
