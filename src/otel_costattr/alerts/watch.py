@@ -15,8 +15,7 @@ from typing import Any
 
 import duckdb
 
-from ..store.database import LockTimeout, StoreError, connect, missing_database, writing
-from ..store.turns import turns
+from ..store.database import StoreError, connect, missing_database, writer_turn, writing
 from .deliver import Notification, Notifier
 from .evaluate import Evaluation, evaluate
 from .redeliver import claim_redeliveries
@@ -110,7 +109,7 @@ def _store(
             raise StoreError(missing_database(db))
         # The spool ingested first, so the newest spans count: in a writer's turn (a server's
         # readers of the file would keep it out: store/turns.py).
-        with turns(str(db)).writing(10.0, lambda why: LockTimeout(f"{db}: {why}")):
+        with writer_turn(db, 10.0):
             connect(db).close()
         # Then evaluated holding the store's lock in this process, as the in-process budget's
         # claim takes it: a RunBudgetProcessor firing a run while this evaluation measures it

@@ -210,8 +210,6 @@ def create_app(
     # Added first, so innermost: every other middleware sees the request's own method.
     app.add_middleware(HeadAsGet)
     token = clean_token(token)  # a secret file's newline: no header could match it
-    if token == "":  # an empty secret file: never a server without its guard
-        raise ValueError("refusing a blank token: give a secret, or None for no token")
     if token:
         app.add_middleware(BearerAuth, token=token)
     # Added last, so outermost: a browser's preflight carries no token and is answered here.

@@ -28,10 +28,15 @@ def clean_token(token: str | None) -> str | None:
     """The token as requests carry it: without the white space around it (a secret file's
     final newline: kept, no header could ever match it, and every export got a 401 that
     OTLP clients do not retry); ValueError (one line) for a character inside it that an
-    ``Authorization`` header cannot carry (a space, a control, anything not ASCII)."""
+    ``Authorization`` header cannot carry (a space, a control, anything not ASCII) or a
+    blank token (it would guard nothing)."""
     if token is None:
         return None
     token = token.strip()
+    if not token:  # an empty secret file: never a server without its guard
+        raise ValueError(
+            "refusing a blank token: give a secret (--token or OTEL_COSTATTR_SERVE_TOKEN), or none at all"
+        )
     bad = next((i for i, c in enumerate(token) if not "!" <= c <= "~"), None)
     if bad is not None:
         raise ValueError(

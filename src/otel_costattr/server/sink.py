@@ -35,7 +35,6 @@ from ..spans.rows import SpanMapper
 from ..store import database as store
 from ..store import ingest
 from ..store import spool as journal
-from ..store.turns import turns
 from . import otlp_wire as wire
 from .mapping import Accepted, PricingFiles, WorkerConfig, map_records, spool
 from .pool import MappingPool, WorkerLost
@@ -266,7 +265,7 @@ class SpanSink:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                with turns(self.path).writing(left, lambda why: store.LockTimeout(f"{self.path}: {why}")):
+                with store.writer_turn(self.path, left):
                     if not ingest.ingest(self.path, retry=store.Retry(timeout=left)):
                         break
             return True
@@ -319,7 +318,7 @@ class SpanSink:
                 # One DuckDB thread: the request handlers keep the other core. Each ingest in
                 # a turn of its own: the API's and the pages' readers in this process get the
                 # file between them (store/turns.py), and cannot keep it from the ingester.
-                with turns(self.path).writing(_TURN, lambda why: store.LockTimeout(f"{self.path}: {why}")):
+                with store.writer_turn(self.path, _TURN):
                     if not ingest.ingest(self.path, retry=_BUSY, threads=1, compact=compact):
                         break
                 if compact:  # merged: count again from here

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -539,6 +539,12 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
 
 
+def writer_turn(path: str | os.PathLike[str], timeout: float) -> AbstractContextManager[None]:
+    """This process's turn to write the file at ``path`` (store/turns.py): its readers of it
+    close first. `LockTimeout`, naming the path, when the turn did not come in ``timeout``."""
+    return turns(str(path)).writing(timeout, lambda why: LockTimeout(f"{path}: {why}"))
+
+
 @contextmanager
 def writing(
     path: str | os.PathLike[str], *, retry: Retry | float | None = None
@@ -548,7 +554,7 @@ def writing(
     path = str(Path(path).expanduser().absolute())
     policy = _policy(retry)
     # This process's readers of the file close first (store/turns.py), then its writers.
-    with turns(path).writing(policy.timeout, lambda why: LockTimeout(f"{path}: {why}")), _path_lock(path):
+    with writer_turn(path, policy.timeout), _path_lock(path):
         con = connect(path, retry=policy, migrate=True, ingest=False)
         try:
             yield con
