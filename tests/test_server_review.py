@@ -60,11 +60,13 @@ def test_a_token_read_with_its_final_newline_still_matches(tmp_path, table):
         assert srv.request("GET", "/api/v1/rollups", headers={"Authorization": "Bearer other"})[0] == 401
 
 
-def test_a_blank_token_is_refused_by_the_app_too():
+def test_a_blank_token_is_refused_by_the_app_too(tmp_path):
     # clean_token made "\n" an empty token, and create_app then ran with no guard at all.
+    # Refused before the store is opened: bad configuration leaves nothing on disk.
     for blank in ("\n", "   "):
         with pytest.raises(ValueError, match="blank token"):
-            create_app("unused.duckdb", token=blank)
+            create_app(str(tmp_path / "unused.duckdb"), token=blank)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_capture_variable_is_one_line(tmp_path, capsys, monkeypatch):
@@ -77,13 +79,14 @@ def test_a_bad_capture_variable_is_one_line(tmp_path, capsys, monkeypatch):
     assert not db.exists()
 
 
-def test_good_origins_and_base_urls_pass_and_the_app_refuses_a_star():
+def test_good_origins_and_base_urls_pass_and_the_app_refuses_a_star(tmp_path):
     from otel_costattr.server.bind import check_base_url, check_origins
 
     check_origins(["http://localhost:3000", "https://costs.example", "http://[::1]:8080"])
     check_base_url("https://costs.example/prefix")
     with pytest.raises(ValueError, match="refusing"):
-        create_app("unused.duckdb", cors_origins=["*"])
+        create_app(str(tmp_path / "unused.duckdb"), cors_origins=["*"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_start_lines_say_where_it_listens_and_what_links_use(tmp_path, monkeypatch):

@@ -111,6 +111,7 @@ def create_app(
     ``max_body_bytes`` decompressed), and at most 4 x ``max_inflight`` read or waiting to be
     decoded (each at most ``max_body_bytes`` as sent)."""
     check_origins(cors_origins)  # never "*": ValueError before anything is opened
+    token = clean_token(token)  # a secret file's newline (no header could match it); never blank
     if sink is None:
         sink = SpanSink(db)
     wire.decode(b"", wire.PROTOBUF)  # builds the decoder's message classes now, not in a request
@@ -209,7 +210,6 @@ def create_app(
 
     # Added first, so innermost: every other middleware sees the request's own method.
     app.add_middleware(HeadAsGet)
-    token = clean_token(token)  # a secret file's newline: no header could match it
     if token:
         app.add_middleware(BearerAuth, token=token)
     # Added last, so outermost: a browser's preflight carries no token and is answered here.
