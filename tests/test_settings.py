@@ -53,3 +53,14 @@ def test_no_other_module_reads_an_otel_costattr_variable():
 def test_every_setting_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert [s.name for s in settings.SETTINGS if s.name not in readme] == []
+
+
+def test_identity_keys(monkeypatch):
+    monkeypatch.delenv(settings.IDENTITY_KEYS, raising=False)
+    assert settings.identity_keys() == ()
+    monkeypatch.setenv(settings.IDENTITY_KEYS, " user.id ,, app.tenant , user.id")
+    assert settings.identity_keys() == ("user.id", "app.tenant")
+    for bad in ("user id", "user.id,\tx y", "a\x01b"):
+        monkeypatch.setenv(settings.IDENTITY_KEYS, bad)
+        with pytest.raises(ValueError, match="is not an attribute name"):
+            settings.check()

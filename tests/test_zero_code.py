@@ -204,3 +204,35 @@ def test_post_instrument_never_raises_when_installing_fails(monkeypatch, caplog)
         autoconfig.post_instrument()
     assert "could not add the cost processor" in caplog.text
     assert "this provider takes no processors" in caplog.text
+
+
+def test_identity_keys_come_from_the_environment_too(monkeypatch):
+    # A zero-code application has no constructor to pass identity_keys to.
+    monkeypatch.setenv("OTEL_COSTATTR_IDENTITY_KEYS", " user.id, app.tenant,,user.id ")
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    autoconfig.install(provider)
+    tracer = provider.get_tracer("t")
+    parent = {"user.id": "u-7", "app.tenant": "acme", "app.feature": "search", "other": "x"}
+    with (
+        tracer.start_as_current_span("request", attributes=parent),
+        tracer.start_as_current_span("chat", attributes=GPT_CALL),
+    ):
+        pass
+    call = memory.get_finished_spans()[0]
+    # Added to the defaults (app.feature), not instead of them; keys not listed stay put.
+    assert {k: call.attributes.get(k) for k in parent} == {**parent, "other": None}
+
+
+def test_post_instrument_with_a_bad_identity_key_logs_one_line(monkeypatch, caplog):
+    monkeypatch.setenv(ENV_PROCESSOR, "true")
+    monkeypatch.setenv("OTEL_COSTATTR_IDENTITY_KEYS", "user.id,tenant id")
+    monkeypatch.setattr(autoconfig.trace, "get_tracer_provider", TracerProvider)
+    with caplog.at_level(logging.ERROR, logger="otel_costattr.sdk.autoconfig"):
+        autoconfig.post_instrument()
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "otel-costattr: could not add the cost processor: "
+        "OTEL_COSTATTR_IDENTITY_KEYS='user.id,tenant id': 'tenant id' is not an attribute name"
+    )

@@ -15,6 +15,7 @@ CAPTURE_CONTENT = "OTEL_COSTATTR_CAPTURE_CONTENT"
 PRICING_FILES = "OTEL_COSTATTR_PRICING_FILES"
 SERVE_TOKEN = "OTEL_COSTATTR_SERVE_TOKEN"
 PROPOSED_COST_ATTRIBUTES = "OTEL_COSTATTR_PROPOSED_COST_ATTRIBUTES"
+IDENTITY_KEYS = "OTEL_COSTATTR_IDENTITY_KEYS"
 
 DEFAULT_DUCKDB_PATH = "otel-costattr.duckdb"
 
@@ -27,7 +28,7 @@ class Setting:
     """One documented environment variable."""
 
     name: str
-    kind: str  # "flag", "path", "paths" or "text"
+    kind: str  # "flag", "path", "paths", "names" or "text"
     default: str
     help: str
 
@@ -45,6 +46,12 @@ SETTINGS: tuple[Setting, ...] = (
         "flag",
         "false",
         "also write gen_ai.usage.cost.amount / .currency / .source (the proposed convention)",
+    ),
+    Setting(
+        IDENTITY_KEYS,
+        "names",
+        "",
+        "attributes model calls inherit from parents and Baggage, comma-separated, added to the defaults",
     ),
 )
 
@@ -71,6 +78,22 @@ def pricing_files() -> list[str]:
     return [p for p in os.environ.get(PRICING_FILES, "").split(os.pathsep) if p.strip()]
 
 
+def identity_keys() -> tuple[str, ...]:
+    """The attribute names ``OTEL_COSTATTR_IDENTITY_KEYS`` lists (comma-separated, blanks
+    around each ignored, empty items skipped), in order, each once. A name with whitespace or
+    a control character inside raises ``ValueError``: ``user id`` is a typo, not a key."""
+    raw = os.environ.get(IDENTITY_KEYS, "")
+    names: dict[str, None] = {}
+    for item in raw.split(","):
+        name = item.strip()
+        if not name:
+            continue
+        if not name.isprintable() or any(c.isspace() for c in name):
+            raise ValueError(f"{IDENTITY_KEYS}={raw!r}: {name!r} is not an attribute name")
+        names[name] = None
+    return tuple(names)
+
+
 def check() -> None:
     """Every setting as the commands read it: each flag parsed, the price files named by
     ``OTEL_COSTATTR_PRICING_FILES`` loaded over the bundled table as a command that prices
@@ -82,6 +105,7 @@ def check() -> None:
     for setting in SETTINGS:
         if setting.kind == "flag":
             flag(setting.name)
+    identity_keys()
     files = pricing_files()
     if files:
         # pricing/ reads this module: imported here, when a file is named, not in a cycle.

@@ -128,6 +128,8 @@ class CostSpanProcessor(SpanProcessor):
 
     ``pricing``: the table to price with (default: the bundled table, see `load_pricing`).
     ``identity_keys``: the attributes a span inherits from its ancestors and from Baggage.
+    None (the default): `semconv.IDENTITY_KEYS` and the names ``OTEL_COSTATTR_IDENTITY_KEYS``
+    adds (how a zero-code application sets them); a list given replaces both.
     ``use_baggage``: also copy those keys from W3C Baggage (identity across processes).
     ``dedupe_response_ids``: price an API call once when two spans of a trace report its
     ``gen_ai.response.id`` (two instrumentations of one call: OpenLLMetry with the anthropic
@@ -143,13 +145,15 @@ class CostSpanProcessor(SpanProcessor):
         self,
         pricing: PriceTable | None = None,
         *,
-        identity_keys: Iterable[str] = IDENTITY_KEYS,
+        identity_keys: Iterable[str] | None = None,
         use_baggage: bool = True,
         dedupe_response_ids: bool = True,
         proposed_cost_attributes: bool | None = None,
     ) -> None:
         if pricing is not None and not isinstance(pricing, PriceTable):
             raise ValueError(f"pricing must be a PriceTable (see load_pricing()), got {pricing!r}")
+        if identity_keys is None:
+            identity_keys = (*IDENTITY_KEYS, *settings.identity_keys())
         if isinstance(identity_keys, str):
             raise ValueError("identity_keys must be a list of attribute names, not a string")
         keys = tuple(dict.fromkeys(identity_keys))
