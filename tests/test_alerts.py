@@ -757,6 +757,32 @@ def test_a_higher_threshold_firing_again_quietly_does_not_speak_for_the_lower(tm
     ]
 
 
+def test_a_late_crossing_kept_quiet_is_told_once_the_cooldown_is_over(tmp_path, workload, receiver):
+    # Yesterday's mean run cost fired (told) and resolved (told); a run of its last minutes
+    # crossed again, found after midnight by the late pass inside the cooldown: quiet. The
+    # late pass then skipped a firing key for good, and "resolved" stood as the last word.
+    per_run = FLAPPING.replace('metric = "cost"', 'metric = "cost_per_run"').replace('"24h"', '"day"')
+    per_run = per_run.replace("budget = 0.50", "budget = 1.00").replace('"2h"', '"4h"')
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", per_run, receiver.url))
+    day = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    workload.run(day + dt.timedelta(hours=21), ["1.20"])
+    # (the test prices double after 18:00: each run costs twice what it is given)
+    check(workload, rules, day + dt.timedelta(hours=21, minutes=5))  # 2.4 a run: fires
+    workload.run(day + dt.timedelta(hours=22), ["0.10"])
+    workload.run(day + dt.timedelta(hours=22), ["0.10"])
+    check(workload, rules, day + dt.timedelta(hours=22, minutes=5))  # 0.8667: resolved
+    workload.run(day + dt.timedelta(hours=23, minutes=55), ["3.00"])
+    check(workload, rules, day + dt.timedelta(hours=24, minutes=10))  # 2.15, late, cooling: quiet
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
+    check(workload, rules, day + dt.timedelta(hours=25))  # cooling until 01:05
+    assert len(receiver.bodies) == 2
+    for minutes in (90, 120):  # told once
+        check(workload, rules, day + dt.timedelta(hours=24, minutes=minutes))
+    assert [(b["event"], b["value_exact"], b["window"]["key"]) for b in receiver.bodies[2:]] == [
+        ("firing", "2.15", day.date().isoformat())
+    ]
+
+
 def test_a_rule_without_channels_records_a_firing_once(tmp_path, workload):
     # No channel, so no firing is ever told: the re-tell after a cooldown appended a row at
     # every evaluation, for ever (serve's watcher: one a minute per firing key).

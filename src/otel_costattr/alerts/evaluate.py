@@ -186,18 +186,27 @@ class _Judge:
     def _judge_late(self, m: Measure) -> None:
         """The window just ended, early in the next one: a threshold crossed after its last
         evaluation (the spans of its last minutes, or spans that arrived late) fires now,
-        once; nothing else of it changes (its keys stay as they were when it ended)."""
+        once; nothing else of it changes (its keys stay as they were when it ended). A
+        crossing its cooldown kept quiet is told once the cooldown is over, as `_judge` does."""
         fired: list[tuple[Decimal, Event]] = []
+        quiet: list[tuple[Decimal, Decimal | None]] = []
+        speaking: list[Decimal] = []
         for t in self.rule.thresholds:
             limit = self.rule.limit(t, m.baseline)
             before = self._state(m.scope_value, m.window_key, t)
             if self._no_data(m, limit) is not None or m.value is None or m.value < limit:  # type: ignore[operator]
                 continue
             if before is not None and before.state == FIRING:
+                if self._heard(before):
+                    speaking.append(t)
+                elif self._kept_quiet(before):
+                    quiet.append((t, limit))
                 continue
             event = self._set(m.scope_value, m.window_key, t, m.value, limit, FIRING)
             if event is not None and not self._cooling(before):
                 fired.append((t, event))
+                speaking.append(t)
+        fired.extend(self._retold(m, quiet, speaking))
         if fired:
             self._notify("firing", m, fired)
 
@@ -260,13 +269,7 @@ class _Judge:
                 speaking.append(t)
             elif state == RESOLVED and self._told(before):
                 resolved.append((t, event))
-        # A firing its cooldown kept quiet, still firing once the cooldown is over, is told
-        # then (the last word anyone had may be "resolved"), unless a higher threshold that
-        # fires now, and was heard, speaks for it.
-        top = max(speaking, default=None)
-        for t, limit in quiet:
-            if top is None or top < t:
-                fired.append((t, self._again(m, t, limit)))
+        fired.extend(self._retold(m, quiet, speaking))
         # A resolve first: with a re-told firing both come at once (1.0 resolved, 0.5 still
         # firing), and the message last heard must be the one still true.
         if resolved:
@@ -309,6 +312,15 @@ class _Judge:
         if not self.channels or before is None or before.state != FIRING or self._cooling(before):
             return False
         return not self._heard(before)
+
+    def _retold(
+        self, m: Measure, quiet: Sequence[tuple[Decimal, Decimal | None]], speaking: Sequence[Decimal]
+    ) -> list[tuple[Decimal, Event]]:
+        """A firing its cooldown kept quiet (``quiet``: threshold and limit), still firing
+        once the cooldown is over, is told then (the last word anyone had may be "resolved"),
+        unless a higher threshold that fires now, and was heard (``speaking``), speaks for it."""
+        top = max(speaking, default=None)
+        return [(t, self._again(m, t, limit)) for t, limit in quiet if top is None or top < t]
 
     def _again(self, m: Measure, t: Decimal, limit: Decimal | None) -> Event:
         """A firing key's event, told again (see `_kept_quiet`): the row `_set` added stays."""
