@@ -4,7 +4,8 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param group_by VARCHAR = feature  what to project: feature, agent, model, provider, service or an identity key
--- projected_usd = month-to-date usd x (seconds in the month / seconds elapsed): a straight
+-- projected_usd = month-to-date usd x (seconds in the month / seconds elapsed), exact to
+-- the 12th place (past $10^13 to date, a double's 16 digits): a straight
 -- line through the month so far, no seasonality (early in a month it swings widely:
 -- month_elapsed says how much of the month it stands on). The first row is the total.
 WITH bounds AS (
@@ -31,18 +32,20 @@ per_value AS (
     FROM windowed
     GROUP BY GROUPING SETS ((), (value))
 ),
-elapsed AS (
+elapsed AS (  -- in microseconds, whole numbers: the projection divides them exactly
     SELECT
-        CAST(epoch($until) - epoch(month_start) AS DECIMAL(38, 6)) AS seconds_elapsed,
-        CAST(epoch(month_end) - epoch(month_start) AS DECIMAL(38, 6)) AS seconds_in_month
+        CAST((epoch($until) - epoch(month_start)) * 1000000 AS BIGINT) AS us_elapsed,
+        CAST((epoch(month_end) - epoch(month_start)) * 1000000 AS BIGINT) AS us_in_month
     FROM bounds
 )
 SELECT
     p.level, $group_by AS "key", p.value, p.runs, p.month_to_date_usd,
-    CAST(p.month_to_date_usd * e.seconds_in_month / nullif(e.seconds_elapsed, 0) AS DECIMAL(38, 12))
-        AS projected_usd,
+    CASE WHEN abs(p.month_to_date_usd) < 10000000000000  -- exact: the product fits DECIMAL(38, 12)
+        THEN costattr_per(p.month_to_date_usd * e.us_in_month, e.us_elapsed)
+        ELSE CAST(p.month_to_date_usd * e.us_in_month / nullif(e.us_elapsed, 0) AS DECIMAL(38, 12))
+    END AS projected_usd,
     p.last_month_usd,
-    CAST(e.seconds_elapsed / e.seconds_in_month AS DOUBLE) AS month_elapsed,
+    CAST(e.us_elapsed / e.us_in_month AS DOUBLE) AS month_elapsed,
     p.unpriced_calls, p.month_to_date_usd_repriced, p.unpriced_calls_repriced
 FROM per_value AS p, elapsed AS e
 ORDER BY p.level = 'group', projected_usd DESC NULLS LAST, p.value NULLS LAST;

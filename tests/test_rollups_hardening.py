@@ -562,6 +562,34 @@ def test_money_per_run_and_per_call_is_exact(tmp_path):
     assert per(total, 3) != Decimal(repr(float(total) / 3)).quantize(Decimal("1e-12"))  # a float misses
 
 
+def test_the_month_end_projection_is_exact(tmp_path):
+    """forecast's projected_usd divided decimals as DOUBLE (DuckDB's rule) and cast back:
+    5636365.327272722432 where the exact figure is ...721636 (a review)."""
+    import decimal
+
+    path = tmp_path / "spans.duckdb"
+    for _ in range(3):
+        export(path, [987654.321098765432, 912345.678901234567])
+    con = store.connect(path, read_only=True)
+    try:
+        (last,) = con.execute("SELECT max(start_time) FROM spans").fetchone()
+    finally:
+        con.close()
+    until = last.replace(microsecond=0) + dt.timedelta(seconds=1, microseconds=123457)
+    start = until.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    total = sum((c for (c, *_) in stored_calls(path)), Decimal(0))
+    wide = decimal.Context(prec=80)
+    exact = wide.divide(
+        total * ((end - start) // dt.timedelta(microseconds=1)),
+        (until - start) // dt.timedelta(microseconds=1),
+    )
+    want = exact.quantize(Decimal("1e-12"), rounding=decimal.ROUND_HALF_UP, context=wide)
+    rows = rollup("forecast", db=path, until=until.isoformat())
+    assert (rows[0]["month_to_date_usd"], rows[0]["projected_usd"]) == (total, want)
+    assert rows[1]["projected_usd"] == want  # the one feature
+
+
 @pytest.mark.parametrize(
     ("total", "n"),
     [
