@@ -210,3 +210,39 @@ def test_unpriced_counts_that_are_zero_everywhere_leave_the_table():
     assert header == ["key", "calls"]
     rows[0]["previous_unpriced_calls"] = 1
     assert "previous_unpriced_calls" in table_lines(Table(list(rows[0]), rows))[0].split()
+
+
+def test_csv_text_a_spreadsheet_would_run_is_marked_and_numbers_are_not(tmp_path, db):
+    # Any OTLP client names features: "=HYPERLINK(...)" went into the cell as it was, and a
+    # spreadsheet opening the file ran it. Money and counts, negative ones too, stay numbers.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_costattr import DuckDBSpanExporter
+
+    path = tmp_path / "names.duckdb"
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path)))
+    tracer = provider.get_tracer("t")
+    names = ['=HYPERLINK("http://x","y")', "+1+2", "-3+4", "@SUM(A1)", "\tx", "plain", "a=b"]
+    for name in names:
+        with tracer.start_as_current_span("run", attributes={"app.feature": name}):
+            call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1,
+                    "gen_ai.usage.cost": 0.5}  # fmt: skip
+            with tracer.start_as_current_span("chat", attributes=call):
+                pass
+    provider.shutdown()
+    result = invoke("rollup", "per-feature", "--db", path, "--format", "csv")
+    cells = {row["feature"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert sorted(cells) == sorted(["'" + n for n in names[:5]] + ["plain", "a=b"])
+    assert {row["usd"] for row in cells.values()} == {"0.5"}
+    # JSON keeps the names as they are
+    result = invoke("rollup", "per-feature", "--db", path, "--format", "json")
+    assert sorted(row["feature"] for row in json.loads(result.stdout)) == sorted(names)
+    # a negative amount is a number, not text to mark
+    result = invoke(
+        "compare", "--since", "2026-06-05", "--until", "2026-06-09", "--db", db, "--format", "csv"
+    )
+    (total, *_) = csv.DictReader(io.StringIO(result.stdout))
+    assert total["change_usd"] == "-0.0763"

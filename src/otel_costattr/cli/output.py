@@ -175,7 +175,7 @@ def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | No
         columns, rows = flat(result)
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(columns)  # even with no rows: a reader still learns the columns
-        writer.writerows([plain(r[c]) for c in columns] for r in rows)
+        writer.writerows([csv_cell(r[c]) for c in columns] for r in rows)
     elif isinstance(result, Record):  # line by line: an error's text or a name, never raw
         text = visible_lines(result.text)
         stream.write(text + ("" if text.endswith("\n") else "\n"))
@@ -200,6 +200,21 @@ def iso(value: dt.date) -> str:
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     return value.isoformat()
+
+
+# What a spreadsheet opening a CSV file takes for the start of a formula (OWASP's list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: `plain`, booleans as JSON writes them, and text a span set (a
+    feature, a user id) that a spreadsheet would run as a formula (``=HYPERLINK(...)``) led
+    by a single quote, as spreadsheets themselves mark text. Numbers are never changed."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return plain(value)
 
 
 def plain(value: Any) -> Any:
