@@ -5,7 +5,7 @@
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- @param group_by VARCHAR = feature  what to project: feature, agent, model, provider, service or an identity key
 -- projected_usd = month-to-date usd x (seconds in the month / seconds elapsed), exact to
--- the 12th place (past $10^13 to date, a double's 16 digits): a straight
+-- the 12th place (past 10^13 USD to date, a double's 16 digits): a straight
 -- line through the month so far, no seasonality (early in a month it swings widely:
 -- month_elapsed says how much of the month it stands on). The first row is the total.
 WITH bounds AS (
