@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
@@ -257,7 +258,15 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, values: Mapping[str, Any], *,
 def _error(e: duckdb.Error) -> RollupError:
     if isinstance(e, duckdb.CatalogException) and "name spans does not exist" in str(e):
         return RollupError("no spans table: is this an otel-costattr database?")
-    return RollupError(first_line(e))
+    line = first_line(e)
+    if isinstance(e, duckdb.InvalidInputException) and _OWN_CHECK.match(line):
+        # A rollup's own error('name: param: ...') refusing a value: its words, not DuckDB's.
+        return RollupParamError(line.removeprefix(_INVALID_INPUT))
+    return RollupError(line)
+
+
+_INVALID_INPUT = "Invalid Input Error: "
+_OWN_CHECK = re.compile(rf"{_INVALID_INPUT}[a-z_]+: [a-z_]+: ")
 
 
 # --- repricing -------------------------------------------------------------------------
