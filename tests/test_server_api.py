@@ -118,6 +118,18 @@ def test_stats_rollups_catalogue_and_errors(tmp_path, table):
         assert {"/v1/traces", "/api/v1/stats", "/api/v1/runs", "/api/v1/runs/{trace_id}"} <= set(
             openapi["paths"]
         )
+        # It says what the server does: a rollup's parameters documented (they were not: only
+        # `name`), and a bad parameter 400 with one message, never FastAPI's 422 (a review).
+        run = openapi["paths"]["/api/v1/rollups/{name}"]["get"]
+        params = {p["name"]: p for p in run["parameters"]}
+        expected = {"name", "days", "since", "until", "where", "group_by", "limit", "order", "trace_id"}
+        assert expected <= set(params) and params["where"]["schema"]["type"] == "array"
+        assert params["since"]["schema"]["format"] == "date-time"
+        assert params["order"]["description"].endswith("(only runs-list)")
+        assert set(run["responses"]) == {"200", "400", "404"}
+        assert "422" not in json.dumps(openapi) and "ValidationError" not in json.dumps(openapi)
+        status, _, body = srv.request("GET", "/api/v1/runs?limit=x")
+        assert status == 400 and isinstance(json.loads(body)["detail"], str)
         # The reference renders on the server: no script, nothing loaded from a CDN.
         status, headers, body = srv.request("GET", "/docs")
         page = body.decode()

@@ -348,7 +348,61 @@ def list_rollups() -> list[dict[str, Any]]:
     return out
 
 
-@api.get("/api/v1/rollups/{name}", tags=["api"])
+_OPENAPI_TYPES = {
+    "TIMESTAMP": ("string", "date-time"),
+    "DOUBLE": ("number", None),
+    "INTEGER": ("integer", None),
+}
+
+
+def _rollup_parameters() -> list[dict[str, Any]]:
+    """The query parameters of ``/api/v1/rollups/{name}`` for the OpenAPI document: every
+    bundled rollup's (`/api/v1/rollups` lists which takes which), each named with the
+    rollups that take it when not all do, and ``where``."""
+    taking: dict[str, list[str]] = {}
+    described: dict[str, tuple[str, str]] = {
+        "days": ("DOUBLE", "a window of the last N days, ending at until")
+    }
+    names = catalog.rollups()
+    for name in names:
+        q = catalog.query(name)
+        for p in q.params:
+            described.setdefault(p.name, (p.type, p.help))
+        for accepted in q.accepts():
+            taking.setdefault(accepted, []).append(q.cli_name)
+    described["group_by"] = (
+        "VARCHAR",
+        "group by this key: feature, agent, model, provider, service or any attribute",
+    )
+    out = []
+    for param, rollups in taking.items():
+        kind, about = described[param]
+        schema_type, schema_format = _OPENAPI_TYPES.get(kind, ("string", None))
+        schema: dict[str, Any] = {"type": schema_type}
+        if schema_format:
+            schema["format"] = schema_format
+        if len(rollups) < len(names):
+            about = f"{about} (only {', '.join(rollups)})"
+        out.append({"name": param, "in": "query", "required": False, "schema": schema, "description": about})
+    where = "KEY=VALUE: only calls whose attribute KEY is VALUE; repeat for more (a key twice: either value)"
+    out.append({"name": "where", "in": "query", "required": False, "description": where,
+                "schema": {"type": "array", "items": {"type": "string"}}, "explode": True})  # fmt: skip
+    return out
+
+
+# What every refusal answers (the app's handlers: a bad parameter is 400, never FastAPI's 422).
+ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
+
+
+@api.get(
+    "/api/v1/rollups/{name}",
+    tags=["api"],
+    openapi_extra={"parameters": _rollup_parameters()},
+    responses={
+        400: {"description": "a parameter the rollup does not take, or a bad value", "content": ERROR},
+        404: {"description": "no such rollup", "content": ERROR},
+    },
+)
 def run_rollup(request: Request, name: str) -> dict[str, Any]:
     """Run one bundled rollup; its parameters as query parameters (``?days=7&feature=x``),
     checked as the CLI checks them (400 with the message). ``where=KEY=VALUE`` may be given

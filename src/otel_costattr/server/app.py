@@ -34,6 +34,7 @@ from starlette.requests import ClientDisconnect
 from ..version import __version__
 from . import docs
 from . import otlp_wire as wire
+from .api import ERROR
 from .api import router as api_router
 from .auth import BearerAuth
 from .bind import check_origins, clean_token
@@ -159,6 +160,25 @@ def create_app(
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 400)
+
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, saying what the server answers: a bad parameter is 400 with
+        one message (`invalid_parameter`), never the 422 FastAPI documents."""
+        if app.openapi_schema is None:
+            schema = generated()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault("400", {"description": "a bad parameter", "content": ERROR})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False)
     def api_reference() -> HTMLResponse:
