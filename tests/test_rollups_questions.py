@@ -299,3 +299,11 @@ def test_cli_tables_show_unpriced_columns_when_a_row_has_some(capsys, db):
     assert "unpriced" not in out  # all priced: the columns stay in json and csv only
     _, out, _ = run(capsys, "runs", "--where", "app.tenant=acme", "--db", db, "--format", "csv")
     assert out.splitlines()[0].endswith("calls,unpriced_calls,unpriced_tokens,usd")
+
+
+def test_a_hint_quotes_values_a_line_cannot_show_as_they_are():
+    # A stored value with a newline made the one-line hint two, and '' was an empty entry.
+    from otel_costattr.rollups.explain import near
+
+    hint = near("zzz", ["", " lead", "a,b", "new\nline", "ok", "é"])
+    assert hint == "known: '', ' lead', 'a,b', 'new\\nline', ok, é"

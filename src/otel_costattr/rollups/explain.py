@@ -41,7 +41,15 @@ def near(asked: str, known: list[str]) -> str:
     listed = sorted(close) or known[:_SHOWN]
     more = "" if close or len(known) <= _SHOWN else f" (+{len(known) - _SHOWN} more)"
     label = "closest" if close else "known"
-    return f"{label}: {', '.join(listed)}{more}" if listed else "none stored"
+    return f"{label}: {', '.join(map(_named, listed))}{more}" if listed else "none stored"
+
+
+def _named(value: str) -> str:
+    """A stored value as a hint lists it: as it is, or quoted with its escapes when it is
+    empty, holds a comma, or has blanks around it or a character a line cannot show (one
+    value with a newline made the one-line hint two)."""
+    plain = value and value == value.strip() and value.isprintable() and "," not in value
+    return value if plain else repr(value)
 
 
 def explain_empty(db: Database, params: Mapping[str, Any] | None = None, *, where: Any = None) -> str:
