@@ -773,3 +773,42 @@ def test_arrow_files_that_hang_the_converter_hold_up_one_round_at_most(tmp_path,
     monkeypatch.setattr(spool, "_CONVERT", "import sys; sys.exit(3)")  # invalid, found at once
     store.connect(path).close()
     assert len(spool.quarantined(path)) == 3 and store.pending_spool(path) == []
+
+
+STATUS = textwrap.dedent(
+    """
+    import sys
+    from otel_costattr.store.maintenance import status
+    st = status(sys.argv[1])
+    print(st.schema, st.healthy)
+    """
+)
+
+
+def test_status_says_when_this_version_refuses_the_store(tmp_path):
+    """`store status --check` said healthy of stores every command refused (an upgrade
+    review): one a newer version upgraded, and an older one this user cannot upgrade."""
+    from click.testing import CliRunner
+
+    from otel_costattr.cli import cli
+    from otel_costattr.store.maintenance import status
+
+    newer = tmp_path / "newer.duckdb"
+    store.connect(newer).close()
+    with duckdb.connect(str(newer)) as con:
+        con.execute("INSERT INTO costattr_migrations (name, applied_at) VALUES ('0099_future', now())")
+    st = status(newer)
+    assert (st.schema, st.healthy) == ("newer", False) and "0099_future" in st.schema_note
+    done = CliRunner().invoke(cli, ["store", "status", "--db", str(newer), "--check"])
+    assert done.exit_code == 3 and "REFUSED (a newer otel-costattr has upgraded" in done.stdout
+    older = tmp_path / "ro" / "old.duckdb"
+    older.parent.mkdir()
+    _older_store(older)
+    st = status(older)  # it may be written here: the next writer upgrades it
+    assert (st.schema, st.healthy) == ("upgrade", True)
+    assert status(older).schema == "upgrade"  # status itself upgraded nothing
+    done = _run_read_only(tmp_path, older.parent, STATUS, older)
+    assert done.stdout == "upgrade_blocked False\n"
+    current = tmp_path / "current.duckdb"
+    store.connect(current).close()
+    assert (status(current).schema, status(current).schema_note) == ("current", None)

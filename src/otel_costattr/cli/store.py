@@ -27,7 +27,8 @@ def _size(n: int) -> str:
 @db_option
 @click.option(
     "--check", is_flag=True,
-    help="exit 3 when the file cannot be read or anything is quarantined, dropped or failing"
+    help="exit 3 when the file cannot be read (or this version refuses it) or anything is"
+    " quarantined, dropped or failing"
     " (for cron and health checks; a file that is not there is an error, exit 1)",
 )  # fmt: skip
 @output
@@ -46,8 +47,12 @@ def store_status(db: str | None, check: bool) -> Record:
     if st.last_ingest_error:
         after = f"; ingesting again since {st.recovered_time}" if st.recovered_time else "; not resolved"
         error = f"{st.last_ingest_error_time}: {st.last_ingest_error}{after}"
+    schema = {"current": "current", "upgrade": "older (upgraded when next written)"}.get(
+        st.schema or "", f"REFUSED ({st.schema_note})" if st.schema_note else "unknown"
+    )
     lines = [
         ("database", st.path),
+        ("schema", schema),
         ("stored", stored),
         ("pending", f"{st.pending_files} files, {st.pending_spans:,} spans ({_size(st.pending_bytes)})"),
         ("quarantined", f"{len(st.quarantined)} files, {sum(q.spans or 0 for q in st.quarantined):,}"

@@ -412,6 +412,12 @@ def _open(path: str, read_only: bool, policy: Retry) -> duckdb.DuckDBPyConnectio
             delay = min(delay * 2, policy.maximum)
 
 
+def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The names of the migrations this version knows and ``con``'s store lacks;
+    `NewerStore` when it has one this version does not know."""
+    return [m.name for m in _pending(con, MIGRATIONS)]
+
+
 def _pending(con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration]) -> list[Migration]:
     """The ``migrations`` a store lacks; `NewerStore` when it has one this version does not
     know."""

@@ -53,19 +53,28 @@ class StoreStatus:
     # The file exists but cannot be read as a span store (truncated, not DuckDB, no `spans`
     # table). A lock held by a writer is not this: the store is busy, not broken.
     unreadable: bool = False
+    # The store's schema against this version: "current", "upgrade" (an older version wrote
+    # it: the next process that may write it upgrades it), "upgrade_blocked" (and this user
+    # may not write it: every reader here refuses it), "newer" (a newer version upgraded it:
+    # this version refuses it), or None (not opened).
+    schema: str | None = None
+    schema_note: str | None = None
 
     @property
     def healthy(self) -> bool:
-        """The file opens, nothing quarantined, nothing dropped, and no ingest error since
-        the last success."""
+        """The file opens and this version can read it, nothing quarantined, nothing dropped,
+        and no ingest error since the last success."""
         unresolved = self.last_ingest_error is not None and self.recovered_time is None
-        return not self.unreadable and not self.quarantined and not self.dropped_spans and not unresolved
+        refused = self.schema in ("newer", "upgrade_blocked")
+        return not (self.unreadable or refused or self.quarantined or self.dropped_spans or unresolved)
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
         return {
             "path": self.path,
             "healthy": self.healthy,
+            "schema": self.schema,
+            "schema_note": self.schema_note,
             "stored_spans": self.stored_spans,
             "stored_error": self.stored_error,
             "pending_files": self.pending_files,
@@ -99,11 +108,13 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
     pending = spool.pending_spool(path)
     journal = spool.journal_summary(path)
     stored, stored_error, unreadable = None, None, False
+    schema, note = None, None
     if os.path.exists(path):
         try:
             con = store.connect(path, read_only=True, retry=lock_timeout, migrate=False, ingest=False)
             try:
                 stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+                schema, note = _schema(con, path)
             finally:
                 con.close()
         except store.LockTimeout as e:
@@ -128,6 +139,25 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
         last_ingest_error_time=journal.last_error_time,
         recovered_time=journal.recovered_time,
         unreadable=unreadable,
+        schema=schema,
+        schema_note=note,
+    )
+
+
+def _schema(con: duckdb.DuckDBPyConnection, path: str) -> tuple[str, str | None]:
+    """`StoreStatus.schema` and what to say of it."""
+    try:
+        missing = store.pending_migrations(con)
+    except store.NewerStore as e:
+        return "newer", str(e)
+    if not missing:
+        return "current", None
+    folder = os.path.dirname(path) or "."
+    if os.access(path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK):
+        return "upgrade", "written by an older otel-costattr: the next process that writes it upgrades it"
+    return "upgrade_blocked", (
+        "written by an older otel-costattr and not writable here: nothing of this version reads it"
+        f" until a process that may write it opens it (otel-costattr store repair --db {path})"
     )
 
 
