@@ -812,3 +812,37 @@ def test_status_says_when_this_version_refuses_the_store(tmp_path):
     current = tmp_path / "current.duckdb"
     store.connect(current).close()
     assert (status(current).schema, status(current).schema_note) == ("current", None)
+
+
+def test_repair_fills_the_columns_an_older_exporter_left_empty(tmp_path, table):
+    """An exporter of a version before the attribute columns, still writing once this
+    version had upgraded the store, left them NULL on its calls: per-group read its users'
+    calls as 'no user' for good (an upgrade review: u-1 at $2.22 of $2.71)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
+    from otel_costattr.rollups.queries import rollup
+    from otel_costattr.store.maintenance import repair
+
+    path = tmp_path / "s.duckdb"
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(table, identity_keys=("user.id",)))
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path, pricing=table)))
+    tracer = provider.get_tracer("t")
+    call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "acme-large",
+            "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 0}  # fmt: skip
+    for user in ("u-1", "u-1", "u-2", None):
+        run = {"user.id": user} if user else {}
+        start = tracer.start_as_current_span
+        with start("run", attributes=run), start("chat", attributes=call):
+            pass
+    provider.shutdown()
+    before = rollup("per_group", db=path, group_by="user.id")
+    with duckdb.connect(str(path)) as con:  # what the older exporter wrote: no attribute columns
+        con.execute("UPDATE spans SET attr_user_id = NULL WHERE attr_user_id = 'u-1'")
+    broken = rollup("per_group", db=path, group_by="user.id")
+    assert [r["value"] for r in broken] != [r["value"] for r in before]
+    assert repair(path).refilled_calls == 2
+    assert rollup("per_group", db=path, group_by="user.id") == before
+    assert repair(path).refilled_calls == 0  # calls without any of the keys are not rewritten

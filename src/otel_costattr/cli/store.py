@@ -78,7 +78,8 @@ def store_status(db: str | None, check: bool) -> Record:
 )  # fmt: skip
 @click.pass_context
 def store_repair(ctx: click.Context, db: str | None, lock_timeout: float) -> None:
-    """Put quarantined spool files back and ingest them; exit 1 if some still cannot be read.
+    """Put quarantined spool files back and ingest them, and fill the attribute columns an
+    older exporter left empty on its calls; exit 1 if some file still cannot be read.
 
     \b
     Example:
@@ -86,6 +87,11 @@ def store_repair(ctx: click.Context, db: str | None, lock_timeout: float) -> Non
     """
     result = repair(duckdb_path(db, "store repair"), lock_timeout=lock_timeout)
     click.echo(f"requeued {result.requeued} quarantined files; ingested {result.ingested_files} spool files")
+    if result.refilled_calls:
+        click.echo(
+            f"filled the attribute columns of {result.refilled_calls:,} model calls an older exporter"
+            " wrote without them (user, tenant, session: per-group and --where read them now)"
+        )
     for q in result.still_quarantined:
         click.echo(f"still quarantined: {q.name}: {q.reason or 'reason not recorded'}")
     ctx.exit(1 if result.still_quarantined else 0)

@@ -17,6 +17,7 @@ import duckdb
 
 from . import database as store
 from . import ingest, spool
+from .schema import attribute_refill
 
 logger = logging.getLogger(__name__)
 
@@ -168,11 +169,14 @@ class RepairResult:
     requeued: int
     ingested_files: int
     still_quarantined: list[QuarantinedFile]
+    refilled_calls: int = 0  # model calls whose attribute columns an older exporter left empty
 
 
 def repair(path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> RepairResult:
-    """Put every quarantined spool file back in the spool and ingest the whole spool now.
-    Files DuckDB still cannot read go back to quarantine with their reason. Raises
+    """Put every quarantined spool file back in the spool and ingest the whole spool now,
+    then fill the attribute columns an older version's exporter left empty on its calls
+    (`schema.attribute_refill`). Files DuckDB still cannot read go back to quarantine with
+    their reason. Raises
     `store.LockTimeout`, `ingest.IngestError` (the database cannot take them yet: they stay
     pending) or `store.StoreError`."""
     path = str(Path(path).expanduser().absolute())
@@ -188,5 +192,9 @@ def repair(path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> Repai
             if not n:
                 break
             handled += n
+        # An exporter of a version before the attribute columns, still writing after this
+        # version upgraded the store, left them empty on its calls: per-group, --where and
+        # reconcile read those calls as having no user or tenant until they are filled.
+        refilled = con.execute(attribute_refill()).fetchone()
     again = status(path, lock_timeout=0).quarantined
-    return RepairResult(len(requeued), handled, again)
+    return RepairResult(len(requeued), handled, again, int(refilled[0]) if refilled else 0)

@@ -249,6 +249,18 @@ def attribute_fill(table: str = SPANS_TABLE) -> str:
     return f"UPDATE {table} SET {sets} WHERE span_role = 'model_call';"
 
 
+def attribute_refill(table: str = SPANS_TABLE) -> str:
+    """An UPDATE that fills the `ATTRIBUTES` columns of the model calls in ``table`` that
+    have none of them set while their attributes hold one of the keys: calls an older
+    version's exporter wrote into a store this version had upgraded (`store repair`)."""
+    empty = " AND ".join(f"{column} IS NULL" for column in ATTRIBUTE_COLUMNS.values())
+    found = ", ".join(
+        f"(json_extract_string(attributes, {_PATHS}))[{i}]" for i in range(1, len(ATTRIBUTE_COLUMNS) + 1)
+    )
+    fill = attribute_fill(table).removesuffix(";")
+    return f"{fill} AND {empty} AND coalesce({found}) IS NOT NULL;"
+
+
 def attribute_migration(table: str = SPANS_TABLE, *, if_not_exists: bool = False) -> tuple[str, str]:
     """(name, SQL) of the migration adding the `ATTRIBUTES` columns to ``table`` (unless it
     has them, with ``if_not_exists``) and filling them for the model calls stored (5 s of
