@@ -355,6 +355,14 @@ def test_nested_spans_that_are_two_calls_are_both_priced(table, path):
     assert nested(traced, EMBED, no_usage) == ["priced", "no_usage"]
     # a failed call traced twice (a 429): one unpriced call, not two
     assert nested(traced, no_usage, no_usage) == ["duplicate", "no_usage"]
+    # ... also when the inner span names no model (OpenInference's error span: a review
+    # counted two unpriced calls for one 429), whichever span ends first
+    nameless = {"openinference.span.kind": "LLM"}
+    assert nested(traced, no_usage, nameless) == ["duplicate", "no_usage"]
+    assert nested(traced, no_usage, nameless, outer_first=True) == ["no_usage", "duplicate"]
+    # but a priced span beside it is a call of its own (the money first)
+    assert nested(traced, EMBED, nameless) == ["priced", "no_usage"]
+    assert nested(traced, EMBED, nameless, outer_first=True) == ["priced", "no_usage"]
 
 
 def usage(model: str, inp: int, out: int) -> dict:

@@ -514,6 +514,10 @@ class CostSpanProcessor(SpanProcessor):
         calls that could not be priced is priced: the money first."""
         models, provider = call_models(attrs), read_call_fields(attrs)[1]
         same = [said for key, said in inner.items() if self._same_models(key, models, provider, ns)]
+        if not same and size is None:
+            # A failed call traced twice where one span names no model (OpenInference's
+            # error span carries none): neither could be priced, one call all the same.
+            same = [said for key, said in inner.items() if not said[1] and not (key and models)]
         if not same:
             return False
         priced = [said for said in same if said[1]]
@@ -533,8 +537,12 @@ class CostSpanProcessor(SpanProcessor):
         """Whether a span (``attrs``, usage ``size``) is a copy of the call an enclosing span
         of its pair, ended and stamped first (``oattrs``), stamped."""
         status = oattrs.get(COST_STATUS)
-        if status is None or not self._one_model(attrs, oattrs, ns):
+        if status is None:
             return False
+        if not self._one_model(attrs, oattrs, ns):
+            # A failed call traced twice where one span names no model (see `_copy_of`).
+            unnamed = not call_models(attrs) or not call_models(oattrs)
+            return unnamed and status not in _CALL_PRICED and size is None and call_size(oattrs) is None
         if status not in _CALL_PRICED:
             return size is None
         other = call_size(oattrs)
