@@ -10,6 +10,7 @@ from alerts_helpers import NOW, Receiver, Workload, free_port_url, rules_file
 
 from otel_costattr.alerts import Notifier, check_once, load_rules, slack_message
 from otel_costattr.alerts.deliver import Notification
+from otel_costattr.rollups.queries import rollup
 from otel_costattr.store.database import connect
 
 DAY_BUDGET = """
@@ -116,6 +117,18 @@ def test_payload_schema(tmp_path, workload, receiver):
     ]
     assert body["top"]["models"][0]["model"] == "acme-large"
     assert body["links"] == {"dashboard": "http://127.0.0.1:8000/"}
+
+
+def test_the_month_end_projection_is_forecasts_to_the_digit(tmp_path, workload, receiver):
+    # At any instant (microseconds and all) the projection is forecast's, digit for digit:
+    # it divided float seconds, a double's digits in an exact string (a review).
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
+    at = NOW.replace(hour=13, minute=7, second=11, microsecond=123457)
+    workload.run(NOW.replace(hour=6), ["0.3", "0.3", *["150.123456789012"] * 8])
+    check(workload, rules, at)
+    (body,) = receiver.bodies
+    (forecast,) = [r for r in rollup("forecast", db=workload.path, until=at) if r["value"] == "research"]
+    assert body["projection"]["month_end_usd_exact"] == format(forecast["projected_usd"].normalize(), "f")
 
 
 def test_top_contributors_never_show_an_unknown_model_as_zero(tmp_path, workload, receiver):
@@ -781,6 +794,27 @@ def test_a_late_crossing_kept_quiet_is_told_once_the_cooldown_is_over(tmp_path, 
     assert [(b["event"], b["value_exact"], b["window"]["key"]) for b in receiver.bodies[2:]] == [
         ("firing", "2.15", day.date().isoformat())
     ]
+
+
+def test_a_late_crossing_whose_cooldown_ends_after_the_late_hours_is_told_then(tmp_path, workload, receiver):
+    # The same, with a 10h cooldown: it ends at 07:05, past the 6 hours the period just ended
+    # is measured again, and the quiet firing was never told (a review of the fix above).
+    per_run = FLAPPING.replace('metric = "cost"', 'metric = "cost_per_run"').replace('"24h"', '"day"')
+    per_run = per_run.replace("budget = 0.50", "budget = 1.00").replace('"2h"', '"10h"')
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", per_run, receiver.url))
+    day = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    workload.run(day + dt.timedelta(hours=21), ["1.20"])
+    check(workload, rules, day + dt.timedelta(hours=21, minutes=5))  # fires
+    workload.run(day + dt.timedelta(hours=22), ["0.10"])
+    workload.run(day + dt.timedelta(hours=22), ["0.10"])
+    check(workload, rules, day + dt.timedelta(hours=22, minutes=5))  # resolved
+    workload.run(day + dt.timedelta(hours=23, minutes=55), ["3.00"])
+    for hours in (24.2, 29, 31):  # quiet at 00:10, cooling until 07:05
+        check(workload, rules, day + dt.timedelta(hours=hours))
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
+    for hours in (31.5, 33, 40):  # told once
+        check(workload, rules, day + dt.timedelta(hours=hours))
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies[2:]] == [("firing", "2.15")]
 
 
 def test_a_rule_without_channels_records_a_firing_once(tmp_path, workload):

@@ -16,6 +16,7 @@ fires).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,10 @@ def evaluate(
     return result
 
 
+_MICROSECOND = dt.timedelta(microseconds=1)
+_PICO = Decimal("1e-12")
+_WIDE = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_UP)
+
 # How long into a day or month the one before is measured again (see _Judge._judge_late).
 LATE_SECONDS = 6 * 3600
 
@@ -179,15 +184,27 @@ class _Judge:
             self._resolve_gone(seen)
         elif self.rule.window in CALENDAR:
             start = window_bounds(self.rule, self.now)[0]
-            if (self.at - start).total_seconds() <= LATE_SECONDS:
+            late = (self.at - start).total_seconds() <= LATE_SECONDS
+            if late or self._kept_quiet_in(window_bounds(self.rule, self.now, back=1)[2]):
                 for m in measure(self.con, self.rule, self.now, back=1):
-                    self._judge_late(m)
+                    self._judge_late(m, crossings=late)
 
-    def _judge_late(self, m: Measure) -> None:
-        """The window just ended, early in the next one: a threshold crossed after its last
-        evaluation (the spans of its last minutes, or spans that arrived late) fires now,
-        once; nothing else of it changes (its keys stay as they were when it ended). A
-        crossing its cooldown kept quiet is told once the cooldown is over, as `_judge` does."""
+    def _kept_quiet_in(self, window_key: str) -> bool:
+        """Whether a key of this rule in the period ``window_key`` fires and its cooldown,
+        now over, kept it quiet (`_kept_quiet`): one to tell, even past `LATE_SECONDS`."""
+        name = self.rule.name
+        return any(
+            rule == name and key == window_key and self._kept_quiet(st)
+            for (rule, _, key, _), st in self.previous.items()
+        )
+
+    def _judge_late(self, m: Measure, *, crossings: bool = True) -> None:
+        """The window just ended, early in the next one (``crossings``: within
+        `LATE_SECONDS` of its end): a threshold crossed after its last evaluation (the spans
+        of its last minutes, or spans that arrived late) fires now, once; nothing else of it
+        changes (its keys stay as they were when it ended). A firing its cooldown kept quiet
+        is told once the cooldown is over, as `_judge` does, whenever in the next period
+        that is (a cooldown may end after `LATE_SECONDS`)."""
         fired: list[tuple[Decimal, Event]] = []
         quiet: list[tuple[Decimal, Decimal | None]] = []
         speaking: list[Decimal] = []
@@ -201,6 +218,8 @@ class _Judge:
                     speaking.append(t)
                 elif self._kept_quiet(before):
                     quiet.append((t, limit))
+                continue
+            if not crossings:
                 continue
             event = self._set(m.scope_value, m.window_key, t, m.value, limit, FIRING)
             if event is not None and not self._cooling(before):
@@ -375,8 +394,10 @@ class _Judge:
 
     def _projection(self, scope_value: str) -> tuple[Decimal, dt.datetime]:
         spent, start, end = month_to_date(self.con, self.rule, scope_value, self.now)
-        elapsed = (self.at - start).total_seconds()
-        total = (end - start).total_seconds()
+        elapsed = (self.at - start) // _MICROSECOND
         if elapsed <= 0:
             return spent, end
-        return (spent * Decimal(total) / Decimal(elapsed)).quantize(Decimal("1e-12")), end
+        # Whole microseconds, divided exactly and rounded as forecast's costattr_per does:
+        # float seconds carried a double's digits into the exact string.
+        total = (end - start) // _MICROSECOND
+        return _WIDE.divide(spent * total, Decimal(elapsed)).quantize(_PICO, context=_WIDE), end
