@@ -60,7 +60,7 @@ def test_identity_keys(monkeypatch):
     assert settings.identity_keys() == ()
     monkeypatch.setenv(settings.IDENTITY_KEYS, " user.id ,, app.tenant , user.id")
     assert settings.identity_keys() == ("user.id", "app.tenant")
-    for bad in ("user id", "user.id,\tx y", "a\x01b"):
+    for bad in ("user id", "user.id,\tx y", "a\x01b", "user.id;app.tenant", "app.team@eu"):
         monkeypatch.setenv(settings.IDENTITY_KEYS, bad)
         with pytest.raises(ValueError, match="is not an attribute name"):
             settings.check()

@@ -235,4 +235,22 @@ def test_post_instrument_with_a_bad_identity_key_logs_one_line(monkeypatch, capl
     assert record.getMessage() == (
         "otel-costattr: could not add the cost processor: "
         "OTEL_COSTATTR_IDENTITY_KEYS='user.id,tenant id': 'tenant id' is not an attribute name"
+        " (letters, digits, _ . : / -)"
     )
+
+
+def test_an_identity_key_the_store_would_drop_is_warned_of(monkeypatch, caplog):
+    # Copied onto every call, then left out of the store as possible prompt text (a review):
+    # per-group over it found one empty group, and nothing said why.
+    monkeypatch.setenv("OTEL_COSTATTR_IDENTITY_KEYS", "user.id,gen_ai.user.id,llm.tenant")
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.sdk.processor"):
+        CostSpanProcessor()
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "otel-costattr: identity keys gen_ai.user.id, llm.tenant are in a GenAI namespace"
+    )
+    caplog.clear()
+    monkeypatch.delenv("OTEL_COSTATTR_IDENTITY_KEYS")
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.sdk.processor"):
+        CostSpanProcessor()
+    assert caplog.records == []

@@ -80,16 +80,21 @@ def pricing_files() -> list[str]:
 
 def identity_keys() -> tuple[str, ...]:
     """The attribute names ``OTEL_COSTATTR_IDENTITY_KEYS`` lists (comma-separated, blanks
-    around each ignored, empty items skipped), in order, each once. A name with whitespace or
-    a control character inside raises ``ValueError``: ``user id`` is a typo, not a key."""
+    around each ignored, empty items skipped), in order, each once. A name ``--group-by``
+    would refuse raises ``ValueError`` (letters, digits, ``_ . : / -``): ``user id`` or
+    ``user.id;app.tenant`` is a typo, and its calls could never be grouped."""
+    from .rollups.dimensions import KEY  # the rollups' rule (imported here: no cycle at import)
+
     raw = os.environ.get(IDENTITY_KEYS, "")
     names: dict[str, None] = {}
     for item in raw.split(","):
         name = item.strip()
         if not name:
             continue
-        if not name.isprintable() or any(c.isspace() for c in name):
-            raise ValueError(f"{IDENTITY_KEYS}={raw!r}: {name!r} is not an attribute name")
+        if not KEY.fullmatch(name):
+            raise ValueError(
+                f"{IDENTITY_KEYS}={raw!r}: {name!r} is not an attribute name (letters, digits, _ . : / -)"
+            )
         names[name] = None
     return tuple(names)
 

@@ -118,6 +118,22 @@ _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' t
 _seam_checked = False
 
 
+def _warn_of_content_keys(keys: Iterable[str]) -> None:
+    """One warning naming the identity keys the store leaves out unless content is captured
+    (a key in a GenAI namespace it does not know, such as ``gen_ai.user.id``): copied onto
+    every call, then dropped, and per-group over them would find one empty group."""
+    from ..spans.content import ContentRule, content_rule
+
+    dropped = [key for key in keys if content_rule(key) is not ContentRule.KEEP]
+    if dropped:
+        logger.warning(
+            "otel-costattr: identity keys %s are in a GenAI namespace: the DuckDB store and serve keep"
+            " them only with content capture on (OTEL_COSTATTR_CAPTURE_CONTENT); name them outside it"
+            " (user.id, app.tenant) to group calls by them",
+            ", ".join(dropped),
+        )
+
+
 def _counted(counter: itertools.count) -> int:
     """How many times ``next`` was called on a counter started at 0, without calling it."""
     return int(repr(counter)[len("count(") : -1])  # the repr is the only way that is not deprecated
@@ -166,6 +182,7 @@ class CostSpanProcessor(SpanProcessor):
         self._regional = self._table.regional_entries
         self._identity = keys
         self._identity_set = frozenset(keys)
+        _warn_of_content_keys(keys)
         # What makes a parent worth a closer look: identity to copy, or being an agent.
         self._wanted = self._identity_set | ROLE_KEYS
         self._use_baggage = bool(use_baggage)
