@@ -464,6 +464,19 @@ def test_money_stays_exact(stores: tuple[str, str]) -> None:
     assert all(isinstance(r["usd"], Decimal) for r in rows if r["usd"] is not None)
 
 
+def test_a_value_a_rollup_does_not_take_is_refused_alike(stores: tuple[str, str]) -> None:
+    # runs_list's order was checked by DuckDB's error() in its SQL: ClickHouse has no such
+    # function, and answered "Function with name `error` does not exist" (a review).
+    from otel_costattr.rollups.errors import RollupParamError
+
+    said = []
+    for db in stores:
+        with pytest.raises(RollupParamError) as info:
+            rollup("runs_list", db, order="price")
+        said.append(str(info.value))
+    assert said == ["runs_list: order: expected newest or cost, got price"] * 2
+
+
 def test_generic_group_by_is_refused_there_in_one_line(stores: tuple[str, str]) -> None:
     """The rollups' generic --group-by is DuckDB's for now: on ClickHouse it is a clear
     refusal, never an answer without the grouping; per-group still groups there."""

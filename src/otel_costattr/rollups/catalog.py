@@ -6,6 +6,11 @@ Each ``queries/<name>.sql`` answers one question and declares what it takes in a
     -- @about Cost per feature: runs, calls, input and output tokens, usd and usd per run.
     -- @param since TIMESTAMP = NULL  start of the window (inclusive, UTC)
     -- @param limit INTEGER = 10      how many runs
+    -- @param order VARCHAR = newest  newest, or cost
+    -- @choices order newest cost
+
+(``@choices``: the values a VARCHAR parameter may take, checked when it is bound, before
+either engine runs the SQL.)
 
 ``--group-by KEY`` is generic (`dimensions.render_group`): a rollup whose text carries
 ``{{group...}}`` placeholders takes it; one that cannot says why in a ``-- @nogroup`` line
@@ -18,6 +23,7 @@ file for the attribution rules).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +42,7 @@ __all__ = [
 _PARAM = re.compile(r"--\s*@param\s+(\w+)\s+(\w+)(?:\s*=\s*(\S+))?\s*(.*)$")
 _ABOUT = re.compile(r"--\s*@about\s+(.*)$")
 _NOGROUP = re.compile(r"--\s*@nogroup\s+(.*)$")
+_CHOICES = re.compile(r"--\s*@choices\s+(\w+)\s+(.*)$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Param:
     default: Any
     required: bool
     help: str
+    choices: tuple[str, ...] = ()  # the values it may take (``-- @choices NAME a b``), checked by bind
 
 
 @dataclass(frozen=True)
@@ -88,12 +96,17 @@ def is_money_column(column: str) -> bool:
 def _parse(name: str, sql: str) -> Query:
     about = nogroup = ""
     params: list[Param] = []
+    choices: dict[str, tuple[str, ...]] = {}
     for line in sql.splitlines():
         if not line.startswith("--"):
             break
         m = _ABOUT.match(line)
         if m:
             about = m.group(1).strip()
+            continue
+        m = _CHOICES.match(line)
+        if m:
+            choices[m.group(1)] = tuple(m.group(2).split())
             continue
         m = _NOGROUP.match(line)
         if m:
@@ -112,6 +125,11 @@ def _parse(name: str, sql: str) -> Query:
             params.append(Param(pname, ptype, value, required, text.strip()))
     if not about:
         raise RollupError(f"queries/{name}.sql: no '-- @about' line")
+    for pname, values in choices.items():
+        index = next((i for i, p in enumerate(params) if p.name == pname), None)
+        if index is None or params[index].type != "VARCHAR" or not values:
+            raise RollupError(f"queries/{name}.sql: @choices {pname}: not a VARCHAR @param, or no values")
+        params[index] = dataclasses.replace(params[index], choices=values)
     return Query(name, about, tuple(params), render_dimensions(sql), nogroup)
 
 

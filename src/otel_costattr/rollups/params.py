@@ -192,6 +192,11 @@ def bind(
     for p in q.params:
         if p.name in given:
             out[p.name] = coerce(q.name, p.name, p.type, given[p.name])
+            if p.choices and out[p.name] not in p.choices:
+                expected = (
+                    f"{', '.join(p.choices[:-1])} or {p.choices[-1]}" if len(p.choices) > 1 else p.choices[0]
+                )
+                raise RollupParamError(f"{q.name}: {p.name}: expected {expected}, got {out[p.name]}")
             if p.name == "group_by":
                 out[p.name] = check_key(q.name, p.name, out[p.name])
         elif p.required:

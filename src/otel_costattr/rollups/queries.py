@@ -266,7 +266,7 @@ def _error(e: duckdb.Error) -> RollupError:
 
 
 _INVALID_INPUT = "Invalid Input Error: "
-_OWN_CHECK = re.compile(rf"{_INVALID_INPUT}[a-z_]+: [a-z_]+: ")
+_OWN_CHECK = re.compile(rf"{_INVALID_INPUT}[a-z0-9_]+: [a-z0-9_]+: ")
 
 
 # --- repricing -------------------------------------------------------------------------
