@@ -66,6 +66,9 @@ def test_a_blank_token_is_refused_by_the_app_too(tmp_path):
     for blank in ("\n", "   "):
         with pytest.raises(ValueError, match="blank token"):
             create_app(str(tmp_path / "unused.duckdb"), token=blank)
+    for bad in ({"max_inflight": -1}, {"max_inflight": 0}, {"max_body_bytes": 0}, {"max_inflight": 2.5}):
+        with pytest.raises(ValueError, match="expected a whole number of at least 1"):
+            create_app(str(tmp_path / "unused.duckdb"), **bad)
     assert list(tmp_path.iterdir()) == []
 
 

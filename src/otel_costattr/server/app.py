@@ -113,6 +113,9 @@ def create_app(
     decoded (each at most ``max_body_bytes`` as sent)."""
     check_origins(cors_origins)  # never "*": ValueError before anything is opened
     token = clean_token(token)  # a secret file's newline (no header could match it); never blank
+    for name, value in (("max_inflight", max_inflight), ("max_body_bytes", max_body_bytes)):
+        if type(value) is not int or value < 1:
+            raise ValueError(f"{name}: expected a whole number of at least 1, got {value!r}")
     if sink is None:
         sink = SpanSink(db)
     wire.decode(b"", wire.PROTOBUF)  # builds the decoder's message classes now, not in a request
