@@ -656,3 +656,79 @@ def test_a_retry_inside_a_framework_span_is_billed_per_call_made(table, path):
     outer.set_attributes(usage("acme-large", 1100, 60))
     outer.end(T0 + 5)
     assert traced.statuses(outer, first, second) == ["duplicate", "priced", "priced"]
+
+
+OI_CALL = {"openinference.span.kind": "LLM", "llm.model_name": "acme-large",
+           "llm.token_count.prompt": 1000, "llm.token_count.completion": 100}  # fmt: skip
+
+
+def siblings(traced: Traced, first: dict, second: dict, *, scopes=None, parents=1,
+             times=((T0, T0 + 10), (T0 + 1, T0 + 12))) -> list[str | None]:  # fmt: skip
+    """Two model-call spans started under one parent (``parents`` 2: under two), neither
+    inside the other: ``first`` ends first. Their scopes: ``scopes``, else "openinference"
+    for OpenInference's attributes, "sdk" for the others. Returns their statuses."""
+    runs = [traced.run() for _ in range(parents)]
+    if scopes is None:
+        scopes = ["openinference" if "openinference.span.kind" in a else "sdk" for a in (first, second)]
+    made = []
+    for (start, _), attrs, scope, run in zip(times, (first, second), scopes, runs * 2, strict=False):
+        tracer = traced.provider.get_tracer(scope)
+        made.append(tracer.start_span("call", context=run, attributes=attrs, start_time=start))
+    for span, (_, end) in zip(made, times, strict=True):
+        span.end(end)
+    return traced.statuses(*made)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sibling_spans_of_two_instrumentations_are_one_call(table, path, monkeypatch):
+    """OpenInference's span of the anthropic messages.stream() helper is never made current:
+    the SDK's own span of the call is its sibling, and OpenInference records no response id.
+    OpenLLMetry's and OpenInference's spans of a Responses API call likewise. Both were
+    billed (a review with today's releases). The later to end is the copy."""
+    traced = Traced(table, path)
+    rid = call("resp-1")
+    # the span without an id first: it is kept, and the other finds it
+    assert siblings(traced, OI_CALL, rid) == ["priced", "duplicate"]
+    # the span with an id first: found once a call without one came from another scope
+    assert siblings(traced, call("resp-2"), OI_CALL) == ["priced", "duplicate"]
+    # two spans without an id (two such instrumentations)
+    assert siblings(traced, OI_CALL, {**CALL}) == ["priced", "duplicate"]
+    assert siblings(traced, {**CALL}, OI_CALL) == ["priced", "duplicate"]
+    # a failed call (a 429) traced twice, one span naming no model: one unpriced call
+    nameless = {"openinference.span.kind": "LLM"}
+    failed = {k: v for k, v in CALL.items() if "usage" not in k}
+    assert siblings(traced, nameless, failed) == ["no_usage", "duplicate"]
+    stats = traced.processor.stats()
+    assert stats["duplicate"] == 5
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_span_with_an_id_ending_first_is_found_once_openinference_is_loaded(table, path, monkeypatch):
+    # The anthropic SDK's span of messages.stream() ends before OpenInference's: the first
+    # such call of a process went unpaired until a call without an id had been seen.
+    import types
+
+    monkeypatch.setitem(sys.modules, "openinference.instrumentation", types.ModuleType("oi"))
+    traced = Traced(table, path)
+    assert siblings(traced, call("resp-1"), OI_CALL) == ["priced", "duplicate"]
+    # without it loaded, that first pair is two calls (the price of costing nothing then)
+    monkeypatch.delitem(sys.modules, "openinference.instrumentation")
+    traced = Traced(table, path)
+    assert siblings(traced, call("resp-1"), OI_CALL) == ["priced", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sibling_spans_that_are_two_calls_are_both_priced(table, path):
+    traced = Traced(table, path)
+    assert siblings(traced, OI_CALL, call("warm-1")) == ["priced", "duplicate"]  # switched on
+    other_size = {**OI_CALL, "llm.token_count.completion": 300}
+    other_model = {**OI_CALL, "llm.model_name": "acme-mini"}
+    apart = ((T0, T0 + 10), (T0 + 20, T0 + 30))
+    failed = {k: v for k, v in CALL.items() if "usage" not in k}
+    assert siblings(traced, OI_CALL, call("a")) != ["priced", "priced"]  # the control: one call
+    assert siblings(traced, other_size, call("b")) == ["priced", "priced"]
+    assert siblings(traced, other_model, call("c")) == ["priced", "priced"]
+    assert siblings(traced, OI_CALL, call("d"), times=apart) == ["priced", "priced"]  # one after the other
+    assert siblings(traced, OI_CALL, {**OI_CALL}) == ["priced", "priced"]  # one scope
+    assert siblings(traced, OI_CALL, call("e"), parents=2) == ["priced", "priced"]  # cousins
+    assert siblings(traced, OI_CALL, failed) == ["priced", "no_usage"]  # usage on one alone

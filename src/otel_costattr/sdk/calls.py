@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -22,9 +23,9 @@ from ..semconv import MODEL_KEYS, read_call_fields
 from . import seam
 
 __all__ = [
-    "CHAIN", "CLAIMS_A_KEY", "ID_CHARS", "MODEL_SETS_KEPT", "OPEN_KEPT", "RESPONSES_KEPT", "FirstSpans",
-    "Paired", "Size", "Steps", "call_models", "call_size", "claimed_id", "enclosing_spans", "model_of",
-    "near", "same_size", "scope_of", "sum_sizes",
+    "CHAIN", "CLAIMS_A_KEY", "ID_CHARS", "MODEL_SETS_KEPT", "OPEN_KEPT", "RESPONSES_KEPT",
+    "SIBLINGS_A_PARENT", "FirstSpans", "Paired", "Siblings", "Size", "Steps", "call_models", "call_size",
+    "claimed_id", "enclosing_spans", "model_of", "near", "same_size", "scope_of", "sum_sizes",
 ]  # fmt: skip
 
 RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
@@ -222,6 +223,96 @@ class FirstSpans:
         if held is None:
             return False
         return any(_overlap(claim, mine) for claim in _claims_in(held))
+
+
+SIBLINGS_A_PARENT = 8  # calls kept per parent span to pair siblings with (see Siblings)
+# Instrumentations whose model-call spans carry no response id (`Siblings.arm`).
+_NO_ID_PRODUCERS = ("openinference.instrumentation",)
+_LOADED = object()  # the scope `Siblings.arm` stands in for: none of a real span's
+
+
+class Siblings:
+    """Calls two instrumentations trace as siblings, neither started inside the other, with
+    no response id in common: OpenInference's span of the anthropic ``messages.stream()``
+    helper is never made current, so the SDK's own span of the call is its sibling;
+    OpenLLMetry's and OpenInference's spans of a Responses API call likewise. Such a pair is
+    one call when the two spans share a parent, come from different instrumentation scopes,
+    overlap in time, and name one model (``same_models``) with one size (`same_size`); or,
+    neither with usage (a failed call), name one model or one of them none. The later to end
+    is the copy.
+
+    Only a call without a response id can be such a copy's other half (two spans with one id
+    pair by it: `FirstSpans`), so the calls without one register here, always, by (trace,
+    parent), and switch the check on (``active``); a call with an id is looked for, and kept
+    to pair, only once a call without one came from another scope. Until then nothing is
+    spent on it beyond one test: an application with one instrumentation pays nothing. The
+    price: the first such pair of a process whose span with an id ends first would not be
+    seen, so `arm` also switches it on as soon as an instrumentation known to record no
+    response id (OpenInference's) is loaded. ``calls``: (trace id, parent span id) -> the
+    latest `SIBLINGS_A_PARENT` calls under it, as (scope, models, size, start, end); past
+    ``limit`` keys the oldest are forgotten."""
+
+    __slots__ = ("_lock", "active", "calls", "kept", "limit", "same_models", "scopes")
+
+    def __init__(self, same_models: Any) -> None:
+        self.calls: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
+        self.scopes: set[object] = set()  # scopes of calls without a response id
+        self.active = False
+        self.kept = RESPONSES_KEPT
+        self.limit = 2 * RESPONSES_KEPT
+        self.same_models = same_models  # (models, models, attrs, start ns) -> bool
+        self._lock = threading.RLock()
+
+    def arm(self) -> None:
+        """Switch the check on when an instrumentation that records no response id is
+        loaded (OpenInference's), before any of its spans ends: the anthropic SDK's span of
+        a ``messages.stream()`` call ends before OpenInference's, which must find it. Called
+        when a shape's stamp function is compiled, and by the general end hook for a span
+        with an id while the check is off: a lookup in ``sys.modules`` a package."""
+        if not self.active and any(package in sys.modules for package in _NO_ID_PRODUCERS):
+            self.scopes.add(_LOADED)
+            self.active = True
+
+    def copy(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool) -> bool:
+        """Whether ``span`` (a model call, started at ``ns``; ``rid``: it has a response id)
+        is the copy of a sibling call another scope's span made first; else it is kept to
+        pair later ones with, when it may be one's other half."""
+        parent = getattr(span, "parent", None)
+        if parent is None:
+            return False  # a root span has no siblings (two root spans are two traces)
+        scope = scope_of(span)
+        if rid and not (self.scopes - {scope}):
+            return False  # no call without an id from another scope: nothing to pair with
+        end = getattr(span, "end_time", None) or time.time_ns()
+        mine = (scope, call_models(attrs), call_size(attrs), ns, end)
+        key = (span.get_span_context().trace_id, parent.span_id)
+        with self._lock:
+            held = self.calls.get(key)
+            if held is not None and any(self._one_call(other, mine, attrs) for other in held):
+                return True
+            if not rid:
+                self.scopes.add(scope)
+                self.active = True
+            if held is None:
+                held = self.calls[key] = []
+            held.append(mine)
+            del held[:-SIBLINGS_A_PARENT]
+            if len(self.calls) > self.limit:
+                for old in list(self.calls)[: len(self.calls) - self.kept]:
+                    self.calls.pop(old, None)
+        return False
+
+    def _one_call(self, other: tuple[Any, ...], mine: tuple[Any, ...], attrs: Mapping[str, Any]) -> bool:
+        scope, models, size, start, end = mine
+        if other[0] == scope or not _overlap((other[3], other[4]), (start, end)):
+            return False
+        if (size is None) != (other[2] is None):
+            return False  # usage on one alone: the money first, two calls
+        if size is not None and not same_size(size, other[2]):
+            return False
+        if size is None and (not models or not other[1]):
+            return True  # a failed call, one span naming no model (OpenInference's error span)
+        return bool(self.same_models(other[1], models, attrs, start))
 
 
 def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:

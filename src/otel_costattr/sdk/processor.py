@@ -73,6 +73,7 @@ from .calls import (
     OPEN_KEPT,
     FirstSpans,
     Paired,
+    Siblings,
     Size,
     Steps,
     call_models,
@@ -203,6 +204,7 @@ class CostSpanProcessor(SpanProcessor):
         self._proposed = bool(proposed_cost_attributes)
         self._count_span = self._counts["spans"].__next__
         self._first_spans = FirstSpans()
+        self._siblings = Siblings(self._sibling_models)
         self._warned_unhooked = False
         self._shutdown = False
         # Stamp functions by shape (sdk/stamps.py): the seam's table, the span's keys in order
@@ -431,6 +433,8 @@ class CostSpanProcessor(SpanProcessor):
             keys = STAMP_KEYS.intersection(shape)
             stamp = self._stamps.get(keys)
             if stamp is None:
+                if self._dedupe:
+                    self._siblings.arm()
                 stamp = compile_stamp(
                     keys,
                     slow=self._stamp,
@@ -441,6 +445,7 @@ class CostSpanProcessor(SpanProcessor):
                     count_priced=self._count_priced,
                     internal_error=self._internal_error,
                     first_spans=self._first_spans if self._dedupe else None,
+                    siblings=self._siblings,
                     duplicate=self._duplicate,
                     steps_type=Steps,
                 )
@@ -512,6 +517,12 @@ class CostSpanProcessor(SpanProcessor):
         one entry (an outer span that has named only the requested ``gpt-4o-mini`` so far,
         an inner one the responded ``gpt-4o-mini-2024-07-18``)."""
         return self._same_models(call_models(attrs), call_models(oattrs), read_call_fields(attrs)[1], ns)
+
+    def _sibling_models(
+        self, a: frozenset[str], b: frozenset[str], attrs: Mapping[str, Any], ns: int
+    ) -> bool:
+        """`Siblings`' test of one model (the provider read only when the ids differ)."""
+        return not a.isdisjoint(b) or self._same_models(a, b, read_call_fields(attrs)[1], ns)
 
     def _same_models(self, a: frozenset[str], b: frozenset[str], provider: object, ns: int) -> bool:
         if not a.isdisjoint(b):
@@ -618,6 +629,8 @@ class CostSpanProcessor(SpanProcessor):
                 and _REPORTED_2 not in attrs
                 and _REPORTED_3 not in attrs
             ):
+                if self._dedupe and self._siblings.copy(span, attrs, ns, False):
+                    return self._duplicate()  # a sibling span of another scope priced it
                 out = {
                     COST: found[1],
                     COST_STATUS: "priced",
@@ -715,14 +728,23 @@ class CostSpanProcessor(SpanProcessor):
 
     def _is_duplicate(self, span: Span, attrs: Mapping[str, Any], found: object) -> bool:
         """Whether a span of this trace overlapping it in time priced its response id first:
-        two instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too).
+        two instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too),
+        or a sibling span of another instrumentation made the call first (`calls.Siblings`).
         Only a priced span claims an id."""
         rid = attrs.get(RESPONSE_ID)
-        if type(rid) is not str or not rid:
-            return False
-        if type(found) is tuple:
-            return not self._first_spans.claim(rid, span)
-        return self._first_spans.seen(rid, span)
+        has = type(rid) is str and bool(rid)
+        if has:
+            if type(found) is tuple:
+                if not self._first_spans.claim(rid, span):
+                    return True
+            elif self._first_spans.seen(rid, span):
+                return True
+        # A sibling span of another instrumentation that made it first, without an id in
+        # common (see calls.Siblings).
+        siblings = self._siblings
+        if has and not siblings.active:
+            siblings.arm()
+        return (not has or siblings.active) and siblings.copy(span, attrs, span.start_time, has)
 
     def _regional_price(
         self, span: Span, attrs: Mapping[str, Any], found: tuple[Any, float]

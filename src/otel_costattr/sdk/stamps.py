@@ -51,6 +51,7 @@ def compile_stamp(
     count_priced: Callable[[], object],
     internal_error: Callable[[str], None],
     first_spans: Any = None,
+    siblings: Any = None,
     duplicate: Callable[[], dict[str, Any]] | None = None,
     steps_type: type,
 ) -> Stamp:
@@ -61,7 +62,8 @@ def compile_stamp(
     of entries some region prices otherwise. The step counter of the span's agent is read
     from the seam's `seam.MARKER`, of type ``steps_type``: any other marker hands the span
     to ``slow``. ``first_spans``: the processor's duplicate check (its
-    `calls.FirstSpans`; None: off), with ``duplicate()``, the processor's stamp of a duplicate.
+    `calls.FirstSpans`; None: off), with ``siblings`` (its `calls.Siblings`) and
+    ``duplicate()``, the processor's stamp of a duplicate.
     A priced span claims its response id inline: the common case, a (trace, id) not seen
     before, is one ``setdefault`` on its ``claims``; otherwise ``first_spans.settle``
     decides, once: a span another span of its call priced first gets ``duplicate()``."""
@@ -105,7 +107,7 @@ def compile_stamp(
         # (the property reads it so).
         names.update(FIRST=first_spans, CLAIMS=first_spans.claims, LIMIT=first_spans.limit)
         names.update(RID=RESPONSE_ID, NOW=time.time_ns, DUPLICATE=duplicate)
-        names.update(ID_CHARS=ID_CHARS, CLAIMED_ID=claimed_id)
+        names.update(ID_CHARS=ID_CHARS, CLAIMED_ID=claimed_id, SIB=siblings)
         body += [
             "rid = a[RID]",
             "if type(rid) is str and rid:",
@@ -115,7 +117,14 @@ def compile_stamp(
             "    first = CLAIMS.setdefault(key, mine)",
             "    if (first is not mine or len(CLAIMS) > LIMIT) and not FIRST.settle(key, mine, first):",
             "        return DUPLICATE()",
+            # A sibling span of another instrumentation without the id (calls.Siblings): looked
+            # for only once such a call was seen, one test until then.
+            "    if SIB.active and SIB.copy(span, a, ns, True): return DUPLICATE()",
+            "elif SIB.copy(span, a, ns, False): return DUPLICATE()",
         ]
+    elif first_spans is not None:  # no response id: a sibling of another scope may be its copy
+        names.update(SIB=siblings, DUPLICATE=duplicate)
+        body.append("if SIB.copy(span, a, ns, False): return DUPLICATE()")
     # The seam's MARKER, read as an attribute (a span started before the processor has
     # none): a pair's marker (calls.Paired) is the general hook's to decide.
     names.update(STEPS=steps_type)
