@@ -732,3 +732,45 @@ def test_sibling_spans_that_are_two_calls_are_both_priced(table, path):
     assert siblings(traced, OI_CALL, {**OI_CALL}) == ["priced", "priced"]  # one scope
     assert siblings(traced, OI_CALL, call("e"), parents=2) == ["priced", "priced"]  # cousins
     assert siblings(traced, OI_CALL, failed) == ["priced", "no_usage"]  # usage on one alone
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_two_equal_calls_at_once_each_traced_twice_are_two_calls(table, path):
+    """Two equal requests made at once (asyncio.gather), each traced by both instrumentations
+    as siblings: four spans, two calls, in any order of ending. A first form let one span be
+    the first of two copies of one scope, and a create() call made beside a stream() call
+    (its OpenInference span a sibling too) could be taken for a copy."""
+    import itertools
+
+    for order in itertools.permutations(range(4)):
+        traced = Traced(table, path)
+        assert siblings(traced, OI_CALL, call("warm-2")) == ["priced", "duplicate"]  # switched on
+        run = traced.run()
+        kinds = [
+            (OI_CALL, "openinference"),
+            (call("a"), "sdk"),
+            (OI_CALL, "openinference"),
+            (call("b"), "sdk"),
+        ]
+        made = [
+            traced.provider.get_tracer(scope).start_span(
+                "call", context=run, attributes=attrs, start_time=T0 + i
+            )
+            for i, (attrs, scope) in enumerate(kinds)
+        ]
+        for rank, i in enumerate(order):
+            made[i].end(T0 + 100 + rank)
+        assert Counter(traced.statuses(*made)) == {"priced": 2, "duplicate": 2}, order
+    # one of them traced once only (a create() call: its SDK span nested in OpenInference's)
+    traced = Traced(table, path)
+    assert siblings(traced, OI_CALL, call("warm-3")) == ["priced", "duplicate"]
+    run = traced.run()
+    oi = traced.provider.get_tracer("openinference")
+    sdk = traced.provider.get_tracer("sdk")
+    stream_oi = oi.start_span("stream", context=run, attributes=OI_CALL, start_time=T0)
+    stream_sdk = sdk.start_span("create", context=run, attributes=call("s"), start_time=T0 + 1)
+    create_oi = oi.start_span("create", context=run, attributes=OI_CALL, start_time=T0 + 2)
+    stream_sdk.end(T0 + 50)
+    stream_oi.end(T0 + 51)
+    create_oi.end(T0 + 52)
+    assert traced.statuses(stream_oi, stream_sdk, create_oi) == ["duplicate", "priced", "priced"]

@@ -226,6 +226,7 @@ class FirstSpans:
 
 
 SIBLINGS_A_PARENT = 8  # calls kept per parent span to pair siblings with (see Siblings)
+SCOPES_KEPT = 64  # scopes of calls without a response id remembered (see Siblings)
 # Instrumentations whose model-call spans carry no response id (`Siblings.arm`).
 _NO_ID_PRODUCERS = ("openinference.instrumentation",)
 _LOADED = object()  # the scope `Siblings.arm` stands in for: none of a real span's
@@ -249,13 +250,13 @@ class Siblings:
     price: the first such pair of a process whose span with an id ends first would not be
     seen, so `arm` also switches it on as soon as an instrumentation known to record no
     response id (OpenInference's) is loaded. ``calls``: (trace id, parent span id) -> the
-    latest `SIBLINGS_A_PARENT` calls under it, as (scope, models, size, start, end); past
-    ``limit`` keys the oldest are forgotten."""
+    latest `SIBLINGS_A_PARENT` calls under it, as [scope, models, size, start, end, the
+    scopes whose copy of it was found]; past ``limit`` keys the oldest are forgotten."""
 
     __slots__ = ("_lock", "active", "calls", "kept", "limit", "same_models", "scopes")
 
     def __init__(self, same_models: Any) -> None:
-        self.calls: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
+        self.calls: dict[tuple[int, int], list[list[Any]]] = {}
         self.scopes: set[object] = set()  # scopes of calls without a response id
         self.active = False
         self.kept = RESPONSES_KEPT
@@ -281,17 +282,24 @@ class Siblings:
         if parent is None:
             return False  # a root span has no siblings (two root spans are two traces)
         scope = scope_of(span)
-        if rid and not (self.scopes - {scope}):
+        scopes = self.scopes
+        if rid and not (len(scopes) > 1 or (scopes and scope not in scopes)):
             return False  # no call without an id from another scope: nothing to pair with
         end = getattr(span, "end_time", None) or time.time_ns()
-        mine = (scope, call_models(attrs), call_size(attrs), ns, end)
+        mine = [scope, call_models(attrs), call_size(attrs), ns, end, None]
         key = (span.get_span_context().trace_id, parent.span_id)
         with self._lock:
             held = self.calls.get(key)
-            if held is not None and any(self._one_call(other, mine, attrs) for other in held):
-                return True
+            if held is not None:
+                for other in held:
+                    if self._one_call(other, mine, attrs):
+                        # One copy a scope: two equal calls made at once (two spans each)
+                        # are two calls, each first of its own copy.
+                        other[5] = (other[5] or frozenset()) | {scope}
+                        return True
             if not rid:
-                self.scopes.add(scope)
+                if len(scopes) < SCOPES_KEPT:  # scopes are tracer names: an app may make many
+                    scopes.add(scope)
                 self.active = True
             if held is None:
                 held = self.calls[key] = []
@@ -302,9 +310,11 @@ class Siblings:
                     self.calls.pop(old, None)
         return False
 
-    def _one_call(self, other: tuple[Any, ...], mine: tuple[Any, ...], attrs: Mapping[str, Any]) -> bool:
-        scope, models, size, start, end = mine
-        if other[0] == scope or not _overlap((other[3], other[4]), (start, end)):
+    def _one_call(self, other: list[Any], mine: list[Any], attrs: Mapping[str, Any]) -> bool:
+        scope, models, size, start, end, _ = mine
+        if other[0] == scope or (other[5] is not None and scope in other[5]):
+            return False  # its own scope's, or this scope's copy of it was found already
+        if not _overlap((other[3], other[4]), (start, end)):
             return False
         if (size is None) != (other[2] is None):
             return False  # usage on one alone: the money first, two calls
