@@ -24,8 +24,9 @@ from . import seam
 
 __all__ = [
     "CHAIN", "CLAIMS_A_KEY", "ID_CHARS", "MODEL_SETS_KEPT", "OPEN_KEPT", "RESPONSES_KEPT",
-    "SIBLINGS_A_PARENT", "FirstSpans", "Paired", "Siblings", "Size", "Steps", "call_models", "call_size",
-    "claimed_id", "enclosing_spans", "model_of", "near", "same_size", "scope_of", "sum_sizes",
+    "SIBLINGS_A_PARENT", "SIBLING_PARENTS_KEPT", "FirstSpans", "Paired", "Siblings", "Size", "Steps",
+    "call_models", "call_size", "claimed_id", "enclosing_spans", "model_of", "near", "same_size",
+    "scope_of", "sum_sizes",
 ]  # fmt: skip
 
 RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
@@ -225,11 +226,18 @@ class FirstSpans:
         return any(_overlap(claim, mine) for claim in _claims_in(held))
 
 
-SIBLINGS_A_PARENT = 8  # calls kept per parent span to pair siblings with (see Siblings)
-SCOPES_KEPT = 64  # scopes of calls without a response id remembered (see Siblings)
-# Instrumentations whose model-call spans carry no response id (`Siblings.arm`).
+SIBLINGS_A_PARENT = 32  # calls kept per parent span to pair siblings with (see Siblings)
+SIBLING_PARENTS_KEPT = 1024  # parents kept at least (siblings end within moments of each other)
+# `Siblings.arm`: an instrumentation whose model-call spans carry no response id, and those
+# that trace the same calls beside it as siblings (the anthropic SDK's own spans, OpenLLMetry's).
 _NO_ID_PRODUCERS = ("openinference.instrumentation",)
-_LOADED = object()  # the scope `Siblings.arm` stands in for: none of a real span's
+_SIBLING_PRODUCERS = (
+    "anthropic",
+    "opentelemetry.instrumentation.openai",
+    "opentelemetry.instrumentation.anthropic",
+    "opentelemetry.instrumentation.langchain",
+    "opentelemetry.instrumentation.openai_v2",
+)
 
 
 class Siblings:
@@ -238,91 +246,105 @@ class Siblings:
     helper is never made current, so the SDK's own span of the call is its sibling;
     OpenLLMetry's and OpenInference's spans of a Responses API call likewise. Such a pair is
     one call when the two spans share a parent, come from different instrumentation scopes,
-    overlap in time, and name one model (``same_models``) with one size (`same_size`); or,
-    neither with usage (a failed call), name one model or one of them none. The later to end
-    is the copy.
+    at least one of them has no response id (two spans with ids pair by them, `FirstSpans`,
+    or are two calls), one's time lies within the other's (one wraps the other's request),
+    and they name one model (``same_models``) with one size (`same_size`); or, neither with
+    usage (a failed call), they overlap in time and name one model or one of them none. The
+    later to end is the copy, and a call is the first of one copy from each
+    other scope at most: two equal calls made at once stay two calls.
 
-    Only a call without a response id can be such a copy's other half (two spans with one id
-    pair by it: `FirstSpans`), so the calls without one register here, always, by (trace,
-    parent), and switch the check on (``active``); a call with an id is looked for, and kept
-    to pair, only once a call without one came from another scope. Until then nothing is
-    spent on it beyond one test: an application with one instrumentation pays nothing. The
-    price: the first such pair of a process whose span with an id ends first would not be
-    seen, so `arm` also switches it on as soon as an instrumentation known to record no
-    response id (OpenInference's) is loaded. ``calls``: (trace id, parent span id) -> the
-    latest `SIBLINGS_A_PARENT` calls under it, as [scope, models, size, start, end, the
-    scopes whose copy of it was found]; past ``limit`` keys the oldest are forgotten."""
+    It is off (one attribute test a call) until `arm` finds such a pair of instrumentations
+    loaded: an application with one instrumentation pays nothing for it. ``calls``: (trace
+    id, parent span id) -> up to `SIBLINGS_A_PARENT` calls under it (a batch fanned out
+    under one span: those already paired are forgotten first, then the older half), as [scope,
+    models, size, start, end, whether it has a response id, the scopes whose copy of it was
+    found]; past ``limit`` keys the oldest are forgotten."""
 
-    __slots__ = ("_lock", "active", "calls", "kept", "limit", "same_models", "scopes")
+    __slots__ = ("_lock", "active", "calls", "kept", "limit", "same_models")
 
     def __init__(self, same_models: Any) -> None:
         self.calls: dict[tuple[int, int], list[list[Any]]] = {}
-        self.scopes: set[object] = set()  # scopes of calls without a response id
         self.active = False
-        self.kept = RESPONSES_KEPT
-        self.limit = 2 * RESPONSES_KEPT
+        self.kept = SIBLING_PARENTS_KEPT
+        self.limit = 2 * SIBLING_PARENTS_KEPT
         self.same_models = same_models  # (models, models, attrs, start ns) -> bool
         self._lock = threading.RLock()
 
     def arm(self) -> None:
-        """Switch the check on when an instrumentation that records no response id is
-        loaded (OpenInference's), before any of its spans ends: the anthropic SDK's span of
-        a ``messages.stream()`` call ends before OpenInference's, which must find it. Called
-        when a shape's stamp function is compiled, and by the general end hook for a span
-        with an id while the check is off: a lookup in ``sys.modules`` a package."""
-        if not self.active and any(package in sys.modules for package in _NO_ID_PRODUCERS):
-            self.scopes.add(_LOADED)
+        """Switch the check on when an instrumentation that records no response id
+        (OpenInference's) is loaded beside one that traces the same calls as siblings (the
+        anthropic SDK, which traces itself; OpenLLMetry's). Called when a shape's stamp
+        function is compiled, and by the general end hook while it is off: a few lookups in
+        ``sys.modules``. Once on, it stays on."""
+        if self.active:
+            return
+        modules = sys.modules
+        if any(p in modules for p in _NO_ID_PRODUCERS) and any(p in modules for p in _SIBLING_PRODUCERS):
             self.active = True
 
     def copy(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool) -> bool:
         """Whether ``span`` (a model call, started at ``ns``; ``rid``: it has a response id)
         is the copy of a sibling call another scope's span made first; else it is kept to
-        pair later ones with, when it may be one's other half."""
+        pair later ones with. Call it only while ``active``."""
         parent = getattr(span, "parent", None)
         if parent is None:
             return False  # a root span has no siblings (two root spans are two traces)
         scope = scope_of(span)
-        scopes = self.scopes
-        if rid and not (len(scopes) > 1 or (scopes and scope not in scopes)):
-            return False  # no call without an id from another scope: nothing to pair with
         end = getattr(span, "end_time", None) or time.time_ns()
-        mine = [scope, call_models(attrs), call_size(attrs), ns, end, None]
+        mine = [scope, call_models(attrs), call_size(attrs), ns, end, rid, None]
         key = (span.get_span_context().trace_id, parent.span_id)
         with self._lock:
             held = self.calls.get(key)
             if held is not None:
-                for other in held:
-                    if self._one_call(other, mine, attrs):
-                        # One copy a scope: two equal calls made at once (two spans each)
-                        # are two calls, each first of its own copy.
-                        other[5] = (other[5] or frozenset()) | {scope}
-                        return True
-            if not rid:
-                if len(scopes) < SCOPES_KEPT:  # scopes are tracer names: an app may make many
-                    scopes.add(scope)
-                self.active = True
+                # The closest in time of those that may be its first: with equal calls made
+                # at once, a copy taken for another call's first leaves both counted.
+                found = [
+                    other
+                    for other in held  # another scope's, at the same time: then the rule
+                    if other[0] != scope
+                    and other[3] <= end
+                    and ns <= other[4]
+                    and self._one_call(other, mine, attrs)
+                ]
+                if found:
+                    first = min(found, key=lambda other: abs(other[3] - ns) + abs(other[4] - end))
+                    first[6] = (first[6] or frozenset()) | {scope}  # one copy a scope
+                    return True
             if held is None:
                 held = self.calls[key] = []
             held.append(mine)
-            del held[:-SIBLINGS_A_PARENT]
+            if len(held) > SIBLINGS_A_PARENT:  # a batch fanned out: the paired ones go first,
+                held[:] = [other for other in held if other[6] is None]
+                if len(held) > SIBLINGS_A_PARENT:  # then the older half (amortised: not each call)
+                    del held[: len(held) - SIBLINGS_A_PARENT // 2]
             if len(self.calls) > self.limit:
                 for old in list(self.calls)[: len(self.calls) - self.kept]:
                     self.calls.pop(old, None)
         return False
 
     def _one_call(self, other: list[Any], mine: list[Any], attrs: Mapping[str, Any]) -> bool:
-        scope, models, size, start, end, _ = mine
-        if other[0] == scope or (other[5] is not None and scope in other[5]):
+        scope, models, size, start, end, rid, _ = mine
+        if other[0] == scope or (other[6] is not None and scope in other[6]):
             return False  # its own scope's, or this scope's copy of it was found already
-        if not _overlap((other[3], other[4]), (start, end)):
-            return False
+        if rid and other[5]:
+            return False  # two response ids: the same one pairs by it, two are two calls
         if (size is None) != (other[2] is None):
             return False  # usage on one alone: the money first, two calls
-        if size is not None and not same_size(size, other[2]):
-            return False
-        if size is None and (not models or not other[1]):
-            return True  # a failed call, one span naming no model (OpenInference's error span)
+        if size is None:  # a failed call (no money at stake): at the same time is enough
+            if not _overlap((other[3], other[4]), (start, end)):
+                return False
+            if not models or not other[1]:
+                return True  # one span naming no model (OpenInference's error span)
+        elif not _nested_in_time(other[3], other[4], start, end) or not same_size(size, other[2]):
+            return False  # two spans of one call: one wraps the other's request, one size
         return bool(self.same_models(other[1], models, attrs, start))
+
+
+def _nested_in_time(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+    """Whether one span's time lies within the other's: two instrumentations of one call
+    each wrap the same request, one around the other (separate calls made at once merely
+    overlap)."""
+    return (a_start <= b_start and b_end <= a_end) or (b_start <= a_start and a_end <= b_end)
 
 
 def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:

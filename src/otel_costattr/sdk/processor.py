@@ -629,7 +629,7 @@ class CostSpanProcessor(SpanProcessor):
                 and _REPORTED_2 not in attrs
                 and _REPORTED_3 not in attrs
             ):
-                if self._dedupe and self._siblings.copy(span, attrs, ns, False):
+                if self._dedupe and self._sibling_copy(span, attrs, ns, False):
                     return self._duplicate()  # a sibling span of another scope priced it
                 out = {
                     COST: found[1],
@@ -741,10 +741,16 @@ class CostSpanProcessor(SpanProcessor):
                 return True
         # A sibling span of another instrumentation that made it first, without an id in
         # common (see calls.Siblings).
+        return self._sibling_copy(span, attrs, span.start_time, has)
+
+    def _sibling_copy(self, span: Span, attrs: Mapping[str, Any], ns: int, rid: bool) -> bool:
+        """`calls.Siblings.copy` on the general path, switched on first if it may be."""
         siblings = self._siblings
-        if has and not siblings.active:
+        if not siblings.active:
             siblings.arm()
-        return (not has or siblings.active) and siblings.copy(span, attrs, span.start_time, has)
+            if not siblings.active:
+                return False
+        return siblings.copy(span, attrs, ns, rid)
 
     def _regional_price(
         self, span: Span, attrs: Mapping[str, Any], found: tuple[Any, float]
