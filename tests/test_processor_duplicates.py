@@ -821,3 +821,63 @@ def test_many_equal_calls_at_once_each_traced_twice_are_each_billed_once(table, 
         for span in sorted(made, key=lambda s: s.end_at):
             span.end(span.end_at)
         assert Counter(traced.statuses(*made)) == {"priced": 20, "duplicate": 20}, seed
+
+
+MS = 10**6
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_calls_each_traced_by_one_instrumentation_are_never_taken_for_copies(table, path, armed):
+    """A second review: a long streamed call traced by OpenInference alone and a short equal
+    call traced by the SDK alone, made inside it, were one call; and a third instrumentation
+    let one span be the first of copies from two calls. Two spans of one call wrap one request:
+    one within the other, starting and ending close to it; a call is the first of one copy."""
+    traced = Traced(table, path)
+    inside = ((T0 + 400 * MS, T0 + 900 * MS), (T0, T0 + 5000 * MS))  # short inside long
+    assert siblings(traced, call("b"), OI_CALL, times=inside) == ["priced", "priced"]
+    close = ((T0 + 8 * MS, T0 + 4990 * MS), (T0, T0 + 5000 * MS))  # one request, wrapped
+    assert siblings(traced, call("c"), OI_CALL, times=close) == ["priced", "duplicate"]
+    # X traced by OpenInference, OpenLLMetry and the SDK (the last two share an id); Y, an
+    # equal call around it, by the SDK alone
+    run = traced.run()
+    tracer = traced.provider.get_tracer
+    y_sdk = tracer("sdk").start_span("y", context=run, attributes=call("y"), start_time=T0)
+    x = [
+        tracer(scope).start_span("x", context=run, attributes=attrs, start_time=T0 + (2 + i) * MS)
+        for i, (scope, attrs) in enumerate(
+            (("openinference", OI_CALL), ("openllmetry", call("x")), ("sdk", call("x")))
+        )
+    ]
+    for i, span in enumerate(x):
+        span.end(T0 + (500 - i) * MS)
+    y_sdk.end(T0 + 520 * MS)
+    assert traced.statuses(*x, y_sdk) == ["priced", "duplicate", "duplicate", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_calls_that_report_their_cost_without_usage_are_not_failed_calls(table, path, armed):
+    # Two calls reporting their cost and no tokens were paired as failed calls (a review):
+    # the second became a duplicate while carrying its own $0.02.
+    traced = Traced(table, path)
+    reported = {**{k: v for k, v in CALL.items() if "usage" not in k}, "llm.cost.total": 0.5}
+    other = {**reported, "llm.cost.total": 0.02}
+    got = siblings(traced, reported, other, scopes=("sdk", "openllmetry"))
+    assert "duplicate" not in got
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_nested_pair_beside_a_third_instrumentations_span_is_one_call(table, path, armed):
+    """openai-v2's span inside OpenLLMetry's (a nested pair), OpenInference's beside them:
+    three spans of one call. The outer copy was never kept for the sibling, which was priced
+    too (a review). When the outer one ends before the sibling, the sibling is its copy."""
+    traced = Traced(table, path)
+    run = traced.run()
+    tracer = traced.provider.get_tracer
+    c = tracer("openinference").start_span("c", context=run, attributes=OI_CALL, start_time=T0)
+    a = tracer("openllmetry").start_span("a", context=run, attributes={**CALL}, start_time=T0 + MS)
+    b = tracer("openai-v2").start_span("b", context=trace.set_span_in_context(a), start_time=T0 + 2 * MS)
+    b.set_attributes({**CALL})
+    b.end(T0 + 90 * MS)
+    a.end(T0 + 95 * MS)
+    c.end(T0 + 99 * MS)
+    assert traced.statuses(b, a, c) == ["priced", "duplicate", "duplicate"]

@@ -484,12 +484,12 @@ class CostSpanProcessor(SpanProcessor):
                 return self._call_stamp(span, attrs, ns, steps)
             models, size = call_models(attrs), call_size(attrs)
             if paired.inner is not None and self._copy_of(attrs, size, paired.inner, ns):
-                return self._duplicate()
+                return self._nested_copy(span, attrs, ns)
             enclosing = enclosing_spans(paired)
             for outer in enclosing:
                 ended = getattr(outer, "end_time", None) is not None
                 if ended and self._copy_of_ended(attrs, size, seam.attributes_of(outer), ns):
-                    return self._duplicate()
+                    return self._nested_copy(span, attrs, ns)
             if enclosing and AGENT_STEP not in attrs:
                 oattrs = seam.attributes_of(enclosing[0])
                 if type(oattrs.get(AGENT_STEP)) is int and self._one_model(attrs, oattrs, ns):
@@ -503,6 +503,15 @@ class CostSpanProcessor(SpanProcessor):
                 out[AGENT_STEP] = step
             self._tell(enclosing, models, size, out[COST_STATUS] in _CALL_PRICED)
         return out
+
+    def _nested_copy(self, span: Span, attrs: Mapping[str, Any], ns: int) -> dict[str, Any]:
+        """The stamp of a span of a nested pair found a copy of its call; kept for its
+        siblings (`calls.Siblings.keep`): a third instrumentation's span beside it (OpenInference's
+        beside OpenLLMetry's, openai-v2's inside that) is the same call."""
+        if self._siblings.active:
+            rid = attrs.get(RESPONSE_ID)
+            self._siblings.keep(span, attrs, ns, type(rid) is str and bool(rid))
+        return self._duplicate()
 
     def _entries(self, models: frozenset[str], provider: object, ns: int) -> set[int]:
         """The table entries ``models`` resolve to (by identity); none when one cannot be read."""
