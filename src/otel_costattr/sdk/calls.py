@@ -11,6 +11,7 @@ makes the common claim inline.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import sys
@@ -287,14 +288,20 @@ class Siblings:
     def copy(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool) -> bool:
         """Whether ``span`` (a model call, started at ``ns``; ``rid``: it has a response id)
         is the copy of a sibling call another scope's span made first; else it is kept to
-        pair later ones with. Call it only while ``active``."""
-        return self._settle(span, attrs, ns, rid, look=True)
+        pair later ones with. Call it only while ``active``. Never raises: the stamp function
+        calls it after the span claimed its response id, and a retry on the general path
+        would find that claim its own first (False: priced, as before the rule)."""
+        try:
+            return self._settle(span, attrs, ns, rid, look=True)
+        except Exception:
+            return False
 
     def keep(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool) -> None:
         """Keep ``span`` to pair later siblings with, without looking for its own first: an
         outer span the nested-pair rule found a copy of the call inside it (openai-v2's in
         OpenLLMetry's), whose sibling (OpenInference's, beside it) is the same call."""
-        self._settle(span, attrs, ns, rid, look=False)
+        with contextlib.suppress(Exception):  # a duplicate already: nothing to lose here
+            self._settle(span, attrs, ns, rid, look=False)
 
     def _settle(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool, *, look: bool) -> bool:
         parent = getattr(span, "parent", None)
