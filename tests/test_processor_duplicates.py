@@ -881,3 +881,17 @@ def test_a_nested_pair_beside_a_third_instrumentations_span_is_one_call(table, p
     a.end(T0 + 95 * MS)
     c.end(T0 + 99 * MS)
     assert traced.statuses(b, a, c) == ["priced", "duplicate", "duplicate"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_failing_sibling_look_counts_an_internal_error_and_keeps_the_price(table, path, armed):
+    # The stamp function looks after the span claimed its response id: a failure falling back
+    # to the general path would have found that claim its own first (a duplicate).
+    traced = Traced(table, path)
+
+    def broken(*_: object) -> bool:
+        raise RuntimeError("a bug")
+
+    traced.processor._siblings.same_models = broken
+    assert siblings(traced, OI_CALL, call("z")) == ["priced", "priced"]
+    assert traced.processor.stats()["internal_errors"] == 1

@@ -263,14 +263,15 @@ class Siblings:
     models, size, start, end, whether it has a response id, the scope of its copy once found];
     past ``limit`` keys the oldest are forgotten."""
 
-    __slots__ = ("_lock", "active", "calls", "kept", "limit", "same_models")
+    __slots__ = ("_lock", "active", "calls", "kept", "limit", "on_error", "same_models")
 
-    def __init__(self, same_models: Any) -> None:
+    def __init__(self, same_models: Any, on_error: Any = None) -> None:
         self.calls: dict[tuple[int, int], list[list[Any]]] = {}
         self.active = False
         self.kept = SIBLING_PARENTS_KEPT
         self.limit = 2 * SIBLING_PARENTS_KEPT
         self.same_models = same_models  # (models, models, attrs, start ns) -> bool
+        self.on_error = on_error  # (where) -> None: the processor's count of internal errors
         self._lock = threading.RLock()
 
     def arm(self) -> None:
@@ -294,14 +295,22 @@ class Siblings:
         try:
             return self._settle(span, attrs, ns, rid, look=True)
         except Exception:
+            self._failed()
             return False
 
     def keep(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool) -> None:
         """Keep ``span`` to pair later siblings with, without looking for its own first: an
         outer span the nested-pair rule found a copy of the call inside it (openai-v2's in
         OpenLLMetry's), whose sibling (OpenInference's, beside it) is the same call."""
-        with contextlib.suppress(Exception):  # a duplicate already: nothing to lose here
+        try:
             self._settle(span, attrs, ns, rid, look=False)
+        except Exception:
+            self._failed()
+
+    def _failed(self) -> None:
+        if self.on_error is not None:
+            with contextlib.suppress(Exception):
+                self.on_error("end")
 
     def _settle(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool, *, look: bool) -> bool:
         parent = getattr(span, "parent", None)

@@ -204,7 +204,7 @@ class CostSpanProcessor(SpanProcessor):
         self._proposed = bool(proposed_cost_attributes)
         self._count_span = self._counts["spans"].__next__
         self._first_spans = FirstSpans()
-        self._siblings = Siblings(self._sibling_models)
+        self._siblings = Siblings(self._sibling_models, self._internal_error)
         self._warned_unhooked = False
         self._shutdown = False
         # Stamp functions by shape (sdk/stamps.py): the seam's table, the span's keys in order
