@@ -306,4 +306,4 @@ def test_a_hint_quotes_values_a_line_cannot_show_as_they_are():
     from otel_costattr.rollups.explain import near
 
     hint = near("zzz", ["", " lead", "a,b", "new\nline", "ok", "é"])
-    assert hint == "known: '', ' lead', 'a,b', 'new\\nline', ok, é"
+    assert hint == "known: '', ' lead', 'a,b', 'new[U+000A]line', ok, é"

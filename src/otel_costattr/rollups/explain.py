@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from ..clickhouse.runner import clickhouse_target
+from ..display import visible
 from .custom import custom_query
 from .dimensions import dimension_call, where_pairs
 from .errors import RollupError, first_line
@@ -45,11 +46,11 @@ def near(asked: str, known: list[str]) -> str:
 
 
 def _named(value: str) -> str:
-    """A stored value as a hint lists it: as it is, or quoted with its escapes when it is
-    empty, holds a comma, or has blanks around it or a character a line cannot show (one
-    value with a newline made the one-line hint two)."""
+    """A stored value as a hint lists it: as it is, or quoted when it is empty, holds a
+    comma, or has blanks around it or a character a line cannot show, those shown as code
+    points (`display.visible`: one value with a newline made the one-line hint two)."""
     plain = value and value == value.strip() and value.isprintable() and "," not in value
-    return value if plain else repr(value)
+    return value if plain else f"'{visible(value)}'"
 
 
 def explain_empty(db: Database, params: Mapping[str, Any] | None = None, *, where: Any = None) -> str:
