@@ -770,22 +770,29 @@ def test_a_higher_threshold_firing_again_quietly_does_not_speak_for_the_lower(tm
     ]
 
 
-def test_a_late_crossing_kept_quiet_is_told_once_the_cooldown_is_over(tmp_path, workload, receiver):
-    # Yesterday's mean run cost fired (told) and resolved (told); a run of its last minutes
-    # crossed again, found after midnight by the late pass inside the cooldown: quiet. The
-    # late pass then skipped a firing key for good, and "resolved" stood as the last word.
+def _late_crossing(tmp_path, workload, receiver, cooldown: str):
+    """A day's mean run cost fired at 21:05 (told) and resolved at 22:05 (told); a run at
+    23:55 crosses again, found after midnight by the late pass (2.15 a run; the test prices
+    double after 18:00, so each run costs twice what it is given). Returns the rules and
+    the day's midnight."""
     per_run = FLAPPING.replace('metric = "cost"', 'metric = "cost_per_run"').replace('"24h"', '"day"')
-    per_run = per_run.replace("budget = 0.50", "budget = 1.00").replace('"2h"', '"4h"')
+    per_run = per_run.replace("budget = 0.50", "budget = 1.00").replace('"2h"', f'"{cooldown}"')
     rules = load_rules(rules_file(tmp_path / "alerts.toml", per_run, receiver.url))
     day = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
     workload.run(day + dt.timedelta(hours=21), ["1.20"])
-    # (the test prices double after 18:00: each run costs twice what it is given)
     check(workload, rules, day + dt.timedelta(hours=21, minutes=5))  # 2.4 a run: fires
     workload.run(day + dt.timedelta(hours=22), ["0.10"])
     workload.run(day + dt.timedelta(hours=22), ["0.10"])
     check(workload, rules, day + dt.timedelta(hours=22, minutes=5))  # 0.8667: resolved
     workload.run(day + dt.timedelta(hours=23, minutes=55), ["3.00"])
-    check(workload, rules, day + dt.timedelta(hours=24, minutes=10))  # 2.15, late, cooling: quiet
+    return rules, day
+
+
+def test_a_late_crossing_kept_quiet_is_told_once_the_cooldown_is_over(tmp_path, workload, receiver):
+    # Found inside the 4h cooldown: quiet. The late pass then skipped a firing key for good,
+    # and "resolved" stood as the last word.
+    rules, day = _late_crossing(tmp_path, workload, receiver, "4h")
+    check(workload, rules, day + dt.timedelta(hours=24, minutes=10))  # late, cooling: quiet
     assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
     check(workload, rules, day + dt.timedelta(hours=25))  # cooling until 01:05
     assert len(receiver.bodies) == 2
@@ -797,18 +804,9 @@ def test_a_late_crossing_kept_quiet_is_told_once_the_cooldown_is_over(tmp_path, 
 
 
 def test_a_late_crossing_whose_cooldown_ends_after_the_late_hours_is_told_then(tmp_path, workload, receiver):
-    # The same, with a 10h cooldown: it ends at 07:05, past the 6 hours the period just ended
-    # is measured again, and the quiet firing was never told (a review of the fix above).
-    per_run = FLAPPING.replace('metric = "cost"', 'metric = "cost_per_run"').replace('"24h"', '"day"')
-    per_run = per_run.replace("budget = 0.50", "budget = 1.00").replace('"2h"', '"10h"')
-    rules = load_rules(rules_file(tmp_path / "alerts.toml", per_run, receiver.url))
-    day = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
-    workload.run(day + dt.timedelta(hours=21), ["1.20"])
-    check(workload, rules, day + dt.timedelta(hours=21, minutes=5))  # fires
-    workload.run(day + dt.timedelta(hours=22), ["0.10"])
-    workload.run(day + dt.timedelta(hours=22), ["0.10"])
-    check(workload, rules, day + dt.timedelta(hours=22, minutes=5))  # resolved
-    workload.run(day + dt.timedelta(hours=23, minutes=55), ["3.00"])
+    # With a 10h cooldown it ends at 07:05, past the 6 hours the period just ended is
+    # measured again, and the quiet firing was never told (a review of the fix above).
+    rules, day = _late_crossing(tmp_path, workload, receiver, "10h")
     for hours in (24.2, 29, 31):  # quiet at 00:10, cooling until 07:05
         check(workload, rules, day + dt.timedelta(hours=hours))
     assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
