@@ -118,7 +118,8 @@ def compile_stamp(
             "    if (first is not mine or len(CLAIMS) > LIMIT) and not FIRST.settle(key, mine, first):",
             "        return DUPLICATE()",
             # A sibling span of another instrumentation without the id (calls.Siblings): looked
-            # for only once such a call was seen, one test until then.
+            # for only while `Siblings.arm` found both kinds of instrumentation loaded, one
+            # test until then.
             "    if SIB.active and SIB.copy(span, a, ns, True): return DUPLICATE()",
             "elif SIB.active and SIB.copy(span, a, ns, False): return DUPLICATE()",
         ]
