@@ -25,19 +25,16 @@ from opentelemetry.sdk.trace import TracerProvider
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from bench_processor import CHAT_ATTRS, TEST_PRICES  # noqa: E402  the processor benchmark's chat span
 
 from otel_costattr import CostSpanProcessor  # noqa: E402
 from otel_costattr.pricing.table import load_pricing  # noqa: E402
+from otel_costattr.semconv import RESPONSE_ID  # noqa: E402
 
-PRICES = HERE.parent / "tests" / "data" / "test_prices.toml"
 T0 = 1_800_000_000 * 10**9
-CALL = {
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": "acme",
-    "gen_ai.request.model": "acme-large",
-    "gen_ai.usage.input_tokens": 1000,
-    "gen_ai.usage.output_tokens": 100,
-}
+CALL = {key: value for key, value in CHAT_ATTRS.items() if key != RESPONSE_ID}  # each call its own id
 ARMING = ("openinference.instrumentation", "anthropic")
 
 
@@ -47,20 +44,18 @@ def per_end(calls: int, parents: int, armed: bool) -> tuple[float, bool]:
     for name in added:
         sys.modules[name] = types.ModuleType(name)
     try:
-        table = load_pricing([str(PRICES)], bundled=False, use_env=False)
+        table = load_pricing([str(TEST_PRICES)], bundled=False, use_env=False)
         provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
         processor = CostSpanProcessor(table)
         provider.add_span_processor(processor)
         tracer = provider.get_tracer("sdk")
         roots = [trace.set_span_in_context(tracer.start_span("run", start_time=T0)) for _ in range(parents)]
         for i in range(200):  # compiles the shape (and arms the check), then warms it
-            warm = tracer.start_span(
-                "warm", context=roots[0], attributes={**CALL, "gen_ai.response.id": f"w{i}"}
-            )
+            warm = tracer.start_span("warm", context=roots[0], attributes={**CALL, RESPONSE_ID: f"w{i}"})
             warm.end()
         spans = []
         for i in range(calls):
-            attrs = {**CALL, "gen_ai.response.id": f"msg_{i}"}
+            attrs = {**CALL, RESPONSE_ID: f"msg_{i}"}
             start = T0 + i * 1000
             spans.append(
                 tracer.start_span("call", context=roots[i % parents], attributes=attrs, start_time=start)

@@ -135,6 +135,12 @@ def _warn_of_content_keys(keys: Iterable[str]) -> None:
         )
 
 
+def _has_response_id(attrs: Mapping[str, Any]) -> bool:
+    """Whether a span reports a response id the duplicate checks can pair by (text, not empty)."""
+    rid = attrs.get(RESPONSE_ID)
+    return type(rid) is str and bool(rid)
+
+
 def _counted(counter: itertools.count) -> int:
     """How many times ``next`` was called on a counter started at 0, without calling it."""
     return int(repr(counter)[len("count(") : -1])  # the repr is the only way that is not deprecated
@@ -509,8 +515,7 @@ class CostSpanProcessor(SpanProcessor):
         siblings (`calls.Siblings.keep`): a third instrumentation's span beside it (OpenInference's
         beside OpenLLMetry's, openai-v2's inside that) is the same call."""
         if self._siblings.active:
-            rid = attrs.get(RESPONSE_ID)
-            self._siblings.keep(span, attrs, ns, type(rid) is str and bool(rid))
+            self._siblings.keep(span, attrs, ns, _has_response_id(attrs))
         return self._duplicate()
 
     def _entries(self, models: frozenset[str], provider: object, ns: int) -> set[int]:
@@ -740,9 +745,9 @@ class CostSpanProcessor(SpanProcessor):
         two instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too),
         or a sibling span of another instrumentation made the call first (`calls.Siblings`).
         Only a priced span claims an id."""
-        rid = attrs.get(RESPONSE_ID)
-        has = type(rid) is str and bool(rid)
+        has = _has_response_id(attrs)
         if has:
+            rid = attrs[RESPONSE_ID]
             if type(found) is tuple:
                 if not self._first_spans.claim(rid, span):
                     return True
