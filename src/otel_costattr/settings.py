@@ -110,7 +110,8 @@ def check() -> None:
     for setting in SETTINGS:
         if setting.kind == "flag":
             flag(setting.name)
-    identity_keys()
+        elif setting.kind == "names":
+            identity_keys()
     files = pricing_files()
     if files:
         # pricing/ reads this module: imported here, when a file is named, not in a cycle.
