@@ -190,6 +190,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._retry_at = 0.0  # monotonic time before which the ingester does not try again
         self._worker: threading.Thread | None = None
         self._pid = os.getpid()
+        _LIVE.add(self)
 
     @property
     def capture_content(self) -> bool:
@@ -674,10 +675,28 @@ class _Bell:
 _DEFERRED: set[DuckDBSpanExporter] = set()
 
 
+# Every exporter not garbage collected: at exit, their ingesters are stopped (`_at_exit`).
+_LIVE: weakref.WeakSet[DuckDBSpanExporter] = weakref.WeakSet()
+
+
 @atexit.register
-def _shutdown_deferred() -> None:
+def _at_exit() -> None:
+    """Shut down the exporters deferred, then stop every other exporter's ingester and wait
+    for it (up to its lock timeout and 5 s): an interpreter that exits while a daemon thread
+    is inside DuckDB aborts the process (SIGABRT, 'FATAL: exception not rethrown'), which a
+    review saw in 8 of 10 exits of an exporter never shut down (one used alone, or under
+    ``TracerProvider(shutdown_on_exit=False)``). What it has not ingested stays in the spool,
+    on disk, for the next writer."""
     for exporter in list(_DEFERRED):
         exporter.shutdown()
+    for exporter in list(_LIVE):
+        if exporter._shutdown:
+            continue
+        exporter._stop.set()
+        exporter._wake.ring()
+        worker = exporter._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(exporter._lock_timeout + 5)
 
 
 def _run_worker(ref: weakref.ref, stop: threading.Event, wake: _Bell, interval: float) -> None:
