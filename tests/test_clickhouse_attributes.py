@@ -167,7 +167,7 @@ def test_an_empty_answer_names_its_columns(stores: tuple[str, str, Any, list[Any
 
 def _side_calls(costs: list[Any], start: int) -> list[Any]:
     """Calls of a service without the processor, each with ``gen_ai.usage.cost`` as given
-    (None: none), 1 µs apart from ``start``."""
+    (None: none; a dict: attributes set over the call's), 1 µs apart from ``start``."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -185,7 +185,9 @@ def _side_calls(costs: list[Any], start: int) -> list[Any]:
             "gen_ai.usage.output_tokens": 100,
             "app.feature": "side",
         }
-        if cost is not None:
+        if isinstance(cost, dict):  # attributes of its own
+            attrs.update(cost)
+        elif cost is not None:
             attrs["gen_ai.usage.cost"] = cost
         tracer.start_span("chat", attributes=attrs, start_time=start + i * 1000).end(
             end_time=start + i * 1000 + 500
@@ -202,8 +204,13 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
     DuckDB store trusts only a number and prices such a call from its tokens; ClickHouse,
     where the Collector keeps every attribute as text, took any text as a stamp ("abc" and
     "true" unpriced, as implausible). A number that is no cost (nan, which the Collector
-    writes as "json: unsupported value: NaN") is implausible on both."""
-    spans = _side_calls(["abc", True, float("nan"), 0.25, None], _JUNE)
+    writes as "json: unsupported value: NaN"; a negative) or 0 beside billed tokens
+    (OpenLIT's figure for a model it cannot price) is not believed either: priced from the
+    tokens on both, as the processor prices it. A 0 a processor of ours left beside its
+    unknown_model status (the producer's, not believed) is unpriced on both, not $0."""
+    unknown = {"gen_ai.request.model": "nobody-knows-1", "gen_ai.usage.cost": 0.0}
+    unknown.update({"costattr.status": "unknown_model", "costattr.pricing_version": "v"})
+    spans = _side_calls(["abc", True, float("nan"), 0.25, None, 0.0, 0, -3.0, unknown], _JUNE)
     duck = str(tmp_path / "spans.duckdb")
     exporter = DuckDBSpanExporter(duck)
     exporter.export(spans)
@@ -211,7 +218,8 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
     plain, _ = _store(chdb_dir, "cost_text", records_from_sdk(spans))
     typed, _ = _store(chdb_dir, "cost_text_typed", records_from_sdk(spans), typed=True)
     expected = {name: rollup(name, duck, now=NOW) for name in ("unpriced", "per_model", "per_feature")}
-    assert [r["calls"] for r in expected["unpriced"]] == [1]  # nan alone
+    assert [(r["cost_status"], r["calls"]) for r in expected["unpriced"]] == [("unknown_model", 1)]
+    assert sum(r["calls"] for r in expected["per_model"]) == 9
     for url in (plain, typed):
         for name, rows in expected.items():
             assert_agree(rows, rollup(name, url, now=NOW))

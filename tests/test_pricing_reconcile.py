@@ -70,6 +70,11 @@ REPORTED = [
     ({"llm.cost.total": -1.0}, OURS, False),  # not a believable cost
     ({"llm.cost.total": float("nan")}, OURS, False),
     ({"llm.cost.total": "0.0003"}, OURS, False),  # text: not a number
+    # 0 beside billed tokens: OpenLIT's figure for a model missing from its price list
+    ({"gen_ai.usage.cost": 0.0}, OURS, False),
+    ({"gen_ai.usage.cost": 0}, OURS, False),
+    ({"llm.cost.total": 0.0}, OURS, False),
+    ({"gen_ai.usage.cost.amount": 0, "gen_ai.usage.cost.currency": "USD"}, OURS, False),
     ({}, OURS, False),
 ]
 
@@ -92,6 +97,23 @@ def test_a_model_unknown_to_us_but_costed_by_the_provider_is_priced(bundled):
     assert (attrs[COST], attrs[COST_STATUS], attrs[COST_SOURCE]) == (0.5, "priced", "provider")
     assert PRICED_MODEL not in attrs and COMPUTED_COST not in attrs
     assert processor.stats()["priced"] == 1 and processor.stats()["unknown_model"] == 0
+
+
+def test_a_model_unknown_to_us_reported_at_0_is_flagged_never_0(bundled):
+    """OpenLIT stamps 0 on every call to a model missing from its own price list: taken as
+    the provider's cost, a model we do not know either was priced at a silent $0 (a review)."""
+    for reported in ({"gen_ai.usage.cost": 0.0}, {"llm.cost.total": 0}):
+        (span, _), processor = run(bundled, [[call("acme-secret-1", **reported)]])
+        assert span.attributes[COST_STATUS] == "unknown_model"
+        assert COST_SOURCE not in span.attributes
+        assert processor.stats()["unknown_model"] == 1 and processor.stats()["priced"] == 0
+
+
+def test_a_call_billing_no_token_keeps_its_reported_0(bundled):
+    """A cached answer the gateway charged nothing for, with no token billed: $0 stands."""
+    free = {"gen_ai.usage.input_tokens": 0, "gen_ai.usage.output_tokens": 0, "llm.cost.total": 0.0}
+    (span, _), _ = run(bundled, [[call("acme-secret-1", **free)]])
+    assert (span.attributes[COST], span.attributes[COST_SOURCE]) == (0.0, "provider")
 
 
 def test_reconcile_lists_calls_that_differ_by_more_than_one_percent(bundled, tmp_path):

@@ -51,9 +51,11 @@ def every_rollup(db, trace: str) -> dict[str, list[dict]]:
 # --- implausible costs ------------------------------------------------------------------
 
 
-def export(path: Path, costs: list, *, pricing=None) -> str:
+def export(path: Path, costs: list, *, pricing=None, status: str | None = None) -> str:
     """One run through a real TracerProvider and DuckDBSpanExporter (no cost processor: the
-    spans carry their cost themselves, as another producer's would); returns its trace id."""
+    spans carry their cost themselves, as another producer's would, with ``status`` as
+    ``costattr.status`` if given: a figure that says a processor of ours stamped it); returns
+    its trace id."""
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path, pricing=pricing)))
     tracer = provider.get_tracer("another-producer")
@@ -61,6 +63,8 @@ def export(path: Path, costs: list, *, pricing=None) -> str:
     with tracer.start_as_current_span("invoke_agent a", attributes=agent) as root:
         for cost in costs:
             attrs = dict(CHAT) if cost is None else {**CHAT, "gen_ai.usage.cost": cost}
+            if cost is not None and status is not None:
+                attrs["costattr.status"] = status
             with tracer.start_as_current_span("chat gpt-4o", attributes=attrs):
                 pass
     provider.shutdown()
@@ -79,9 +83,10 @@ def stored_calls(path: Path) -> list[tuple]:
 
 
 def test_implausible_stamps_are_stored_as_such_and_never_summed(tmp_path):
+    """A figure that says one of our processors priced it, yet is no cost: kept visible."""
     path = tmp_path / "spans.duckdb"
     bad = [9e25, 9e25, float("nan"), float("inf"), -3.0, 1_000_000.5, 10**30]
-    trace = export(path, [0.25, *bad, 1_000_000.0])
+    trace = export(path, [0.25, *bad, 1_000_000.0], status="priced")
     rows = stored_calls(path)
     assert rows[0][:3] == (D("0.25"), "priced", "span")
     assert rows[-1][:3] == (D(1_000_000), "priced", "span")  # the bound itself is believed
@@ -100,6 +105,20 @@ def test_implausible_stamps_are_stored_as_such_and_never_summed(tmp_path):
     assert [(row["cost_status"], row["calls"]) for row in results["unpriced"]] == [("implausible", len(bad))]
     assert results["trace"][0]["subtree_usd"] == total
     assert [row["cost_status"] for row in results["trace"][1:]].count("implausible") == len(bad)
+
+
+def test_another_producers_figure_that_is_no_cost_is_priced_from_its_tokens(tmp_path):
+    """A gen_ai.usage.cost no processor of ours stamped (OpenLIT's) is read as the processor
+    reads a reported cost: one that is no cost, or 0 beside billed tokens (OpenLIT writes 0
+    for a model missing from its list), is not believed, and the call is priced from its
+    tokens, as the processor prices it (a review: $0 priced, or unpriced, against $0.0035
+    with the processor). A 0 that bills no token stands."""
+    path = tmp_path / "spans.duckdb"
+    export(path, [float("nan"), -3.0, 9e25, 0.0, 0, 0.25])
+    rows = stored_calls(path)
+    assert [row[:3] for row in rows[:5]] == [(D("0.0035"), "priced", "exporter")] * 5
+    assert rows[5][:3] == (D("0.25"), "priced", "span")
+    assert [json.loads(row[3]) for row in rows[:5]] == ["nan", -3.0, 9e25, 0.0, 0]  # kept, visible
 
 
 def test_an_older_file_holding_huge_costs(tmp_path):
@@ -161,7 +180,7 @@ def test_our_own_engine_obeys_the_bound(tmp_path):
 def test_an_implausible_call_can_still_be_repriced(tmp_path):
     """Its tokens are stored: --reprice prices it with our table, next to the stamp."""
     path = tmp_path / "spans.duckdb"
-    export(path, [float("nan")])
+    export(path, [float("nan")], status="priced")
     (row,) = rollup("per_model", db=path, reprice=load_pricing())
     assert (row["usd"], row["unpriced_calls"]) == (None, 1)
     assert row["usd_repriced"] == D("0.0035")  # 1000 x $2.50 + 100 x $10 per million

@@ -126,9 +126,16 @@ def general_stamped(attrs, start, table) -> tuple:
     status = column_text(attrs.get(semconv.COST_STATUS)) or "priced"
     version = column_text(attrs.get(semconv.PRICING_VERSION))
     value = stamped_usd(stamped)
+    billed = call.usage.problem() is None and sum(call.usage.billable()) > 0
+    if semconv.COST_STATUS not in attrs and (value is None or (value == 0 and billed)):
+        return general(attrs, start, table)  # another producer's figure, not believed: priced
     tokens = None
     if value is None:
         status = IMPLAUSIBLE
+        if call.usage.problem() is None:
+            tokens = call.usage.billable()
+    elif value == 0 and status in ("unknown_model", "no_usage", "invalid_usage"):
+        value = None  # a producer's 0 beside the status of a call no one priced
         if call.usage.problem() is None:
             tokens = call.usage.billable()
     elif status == "priced" and version == table.version:

@@ -13,7 +13,10 @@ SELECT
     if(_tokens_ok, _b_cache_read, NULL) AS cache_read_tokens,
     if(_tokens_ok, _b_cache_write, NULL) AS cache_write_tokens,
     if(_tokens_ok, _b_reasoning, NULL) AS reasoning_tokens,
-    if(_call AND _stamped AND _plausible, CAST(_cost AS Decimal(38, 12)), NULL) AS cost_usd,
+    -- A producer's 0 beside the status of a call no one priced: unpriced (spans/cost_columns.py).
+    if(_call AND _stamped AND _plausible
+           AND NOT (_cost = 0 AND _a['costattr.status'] IN ('unknown_model', 'no_usage', 'invalid_usage')),
+       CAST(_cost AS Decimal(38, 12)), NULL) AS cost_usd,
     multiIf(NOT _call, NULL,
             NOT _stamped, 'not_stamped',
             NOT _plausible, 'implausible',
@@ -69,7 +72,12 @@ FROM (
                       AND upper(trimBoth(_a['gen_ai.usage.cost.currency'])) != 'USD')
                      OR (_a['costattr.status'] = ''
                          AND (_a['gen_ai.usage.cost.amount'] != '' OR _a['llm.cost.total'] != ''
-                              OR _a['gen_ai.usage.cost.source'] = 'local')))
+                              OR _a['gen_ai.usage.cost.source'] = 'local'
+                              -- a figure alone no processor of ours stamped (OpenLIT's) that
+                              -- is broken, or 0 beside billed tokens (cost/reported.py)
+                              OR NOT _plausible
+                              OR (_cost = 0 AND _tokens_ok
+                                  AND coalesce(_b_total_input, 0) + coalesce(_b_total_output, 0) > 0))))
             AS _stamped,
         roundBankers(toDecimal128OrNull(_cost_text, 24), 12) AS _cost,
         _cost IS NOT NULL AND _cost >= 0 AND _cost <= 1000000 AS _plausible,

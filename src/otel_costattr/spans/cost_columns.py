@@ -24,7 +24,7 @@ from .. import semconv
 from ..cost import billing
 from ..cost.bounds import MAX_CALL_USD, quantize_usd, stamped_usd
 from ..cost.engine import CostStatus, Usage, compute_cost, price_call, usd, usd_float
-from ..cost.reported import reported_usd
+from ..cost.reported import billed_tokens, reported_usd
 from ..pricing.regions import region_of
 from ..pricing.table import PriceTable
 from .encode import column_text
@@ -58,7 +58,14 @@ def model_columns(
         # says so), so the call is priced as if it had none.
         return _columns(attrs, start, table, resource, None)
     local = attrs.get(_SOURCE) == semconv.PROPOSED_SOURCE_LOCAL
-    if semconv.COST_STATUS in attrs or not (local or _REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs):
+    if semconv.COST_STATUS in attrs:
+        return _columns(attrs, start, table, resource, stamped)
+    if not (local or _REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs):
+        # A figure alone that no processor of ours stamped (OpenLIT's): a cost its producer
+        # reported, read as the processor reads one (cost.reported): a broken figure, or 0
+        # beside billed tokens, is not believed, and the call is priced from the table.
+        if stamped_usd(stamped) is None or (stamped == 0 and billed_tokens(attrs)):
+            return _columns(attrs, start, table, resource, None)
         return _columns(attrs, start, table, resource, stamped)
     # Not our stamp, beside a cost a provider reported, or someone's own estimate: the
     # processor's precedence (cost.reported), where the bare figure comes last; when neither
@@ -95,6 +102,12 @@ def _columns(
         tokens: Any = None
         if value is None:
             status = IMPLAUSIBLE
+            if _new_tuple(Usage, counts).problem() is None:
+                tokens = _billable(counts)
+        elif value == 0 and status in _UNPRICED:
+            # A producer's 0 left beside the status of a call no one priced (the processor
+            # believes no 0 beside billed tokens: cost.reported): unpriced, not $0.
+            value = None
             if _new_tuple(Usage, counts).problem() is None:
                 tokens = _billable(counts)
         elif status == _PRICED_TEXT and version == table.version:
