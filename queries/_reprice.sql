@@ -14,8 +14,9 @@ WITH counts AS (
         trace_id, span_id, start_time, provider,
         (epoch_us(start_time) // 1000000) % 86400 AS second_of_day,
         coalesce(response_model, request_model) AS reported_model,
-        nullif(lower(list_filter(json_extract_string(attributes, $tier_paths),
-                                 lambda t: t IS NOT NULL)[1]), '') AS tier,
+        -- the first spelling present and not empty, as semconv.read_call_fields reads it
+        lower(list_filter(json_extract_string(attributes, $tier_paths),
+                          lambda t: t IS NOT NULL AND t <> '')[1]) AS tier,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
         CASE WHEN cache_write_tokens > 0
              THEN coalesce(TRY_CAST(list_filter(json_extract_string(attributes, $write_1h_paths),
