@@ -490,9 +490,11 @@ def test_two_spans_of_one_api_call_are_priced_once(deduping, table, tmp_path):
     # Two instrumentations of one call (the anthropic SDK's own span and OpenLLMetry's):
     # siblings with the same response id. The first to end is priced, the other is not.
     call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
+    sdk_tracer = deduping.provider.get_tracer("com.anthropic.sdk.python")
+    outer_tracer = deduping.provider.get_tracer("opentelemetry.instrumentation.anthropic")
     with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
-        sdk = deduping.tracer.start_span("anthropic.messages.create", attributes=call, start_time=AFTER)
-        outer = deduping.tracer.start_span("anthropic.chat", attributes=call, start_time=AFTER)
+        sdk = sdk_tracer.start_span("anthropic.messages.create", attributes=call, start_time=AFTER)
+        outer = outer_tracer.start_span("anthropic.chat", attributes=call, start_time=AFTER)
         sdk.end()
         outer.end()
         other = {**call, "gen_ai.response.id": "msg_02"}
@@ -530,12 +532,14 @@ def test_duplicates_need_one_trace_and_a_priced_first(deduping):
     # A server reusing short ids (Ollama: chatcmpl-<0..998>): separate traces, separate calls.
     end("call a", usage, "chatcmpl-7")
     end("call b", usage, "chatcmpl-7")
-    # Three spans of one call (they overlap): a span without usage ending first claims
-    # nothing, the span with usage is still priced; one without usage ending after the priced
-    # one is its duplicate.
+    # Three spans of one call (they overlap), three instrumentations: a span without usage
+    # ending first claims nothing, the span with usage is still priced; one without usage
+    # ending after the priced one is its duplicate.
     run = trace.set_span_in_context(deduping.tracer.start_span("run"))
     spans = [
-        deduping.tracer.start_span(name, context=run, attributes={**attrs, "gen_ai.response.id": "msg_1"})
+        deduping.provider.get_tracer(name).start_span(
+            name, context=run, attributes={**attrs, "gen_ai.response.id": "msg_1"}
+        )
         for name, attrs in (("empty first", no_usage), ("priced", usage), ("empty after", no_usage))
     ]
     for span in spans:
@@ -553,7 +557,8 @@ def test_duplicates_need_one_trace_and_a_priced_first(deduping):
 def test_a_duplicate_takes_no_step_number(deduping):
     call = chat(input_tokens=1000, output_tokens=100)
     with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
-        spans = [deduping.tracer.start_span("chat") for _ in range(3)]  # msg_0 twice: overlapping
+        # msg_0 twice, from two instrumentations: overlapping
+        spans = [deduping.provider.get_tracer(s).start_span("chat") for s in ("sdk", "framework", "sdk")]
         for span, rid in zip(spans, ("msg_0", "msg_0", "msg_1"), strict=True):
             span.set_attributes({**call, "gen_ai.response.id": rid})  # a call only once the
             span.end()  # response is in: numbered at end
@@ -608,8 +613,10 @@ def test_a_call_inside_a_call_shares_its_step(deduping):
     call = {**chat(input_tokens=1000, output_tokens=100)}
     with deduping.tracer.start_as_current_span("agent", attributes=AGENT):
         for i in range(2):
-            with deduping.tracer.start_as_current_span("framework llm", attributes=chat()) as outer:
-                with deduping.tracer.start_as_current_span("sdk chat", attributes=chat()) as inner:
+            framework = deduping.provider.get_tracer("framework")
+            with framework.start_as_current_span("framework llm", attributes=chat()) as outer:
+                sdk = deduping.provider.get_tracer("sdk")
+                with sdk.start_as_current_span("sdk chat", attributes=chat()) as inner:
                     inner.set_attributes({**call, "gen_ai.response.id": f"msg_{i}"})
                 outer.set_attributes({**call, "gen_ai.response.id": f"msg_{i}"})
     assert [s.attributes.get(AGENT_STEP) for s in deduping.spans("sdk chat")] == [0, 1]
@@ -661,7 +668,10 @@ def test_pairs_are_never_split_by_forgetting_old_ids(deduping, monkeypatch):
     run = trace.set_span_in_context(deduping.tracer.start_span("run"))
     for i in range(20):
         attrs = {**call, "gen_ai.response.id": f"msg_{i}"}
-        pair = [deduping.tracer.start_span("chat", context=run, attributes=attrs) for _ in range(2)]
+        pair = [
+            deduping.provider.get_tracer(scope).start_span("chat", context=run, attributes=attrs)
+            for scope in ("sdk", "framework")
+        ]
         for span in pair:  # two spans of one call: they overlap
             span.end()
     assert deduping.processor.stats()["priced"] == 20 and deduping.processor.stats()["duplicate"] == 20
@@ -680,7 +690,7 @@ def test_duplicates_are_looked_for_by_default(pipeline):
     openai-agents and openai instrumentations): priced once without asking."""
     call = {**chat(input_tokens=1000, output_tokens=100), "gen_ai.response.id": "msg_01"}
     with pipeline.tracer.start_as_current_span("run"):
-        pair = [pipeline.tracer.start_span("chat", attributes=call) for _ in range(2)]
+        pair = [pipeline.provider.get_tracer(scope).start_span("chat", attributes=call) for scope in "ab"]
         for span in pair:  # siblings covering one request: their times overlap
             span.end()
     assert [s.attributes[COST_STATUS] for s in pipeline.spans("chat")] == ["priced", "duplicate"]
@@ -706,9 +716,12 @@ def test_a_call_in_another_trace_reusing_the_id_does_not_hide_a_duplicate(pipeli
     tracer = pipeline.tracer
     run_a = trace.set_span_in_context(tracer.start_span("run a"))
     run_b = trace.set_span_in_context(tracer.start_span("run b"))
-    framework, sdk = (tracer.start_span("chat", context=run_a, attributes=call) for _ in range(2))
-    other = tracer.start_span("chat", context=run_b, attributes=call)
-    other_twin = tracer.start_span("chat", context=run_b, attributes=call)
+    framework_tracer = pipeline.provider.get_tracer("framework")
+    sdk_tracer = pipeline.provider.get_tracer("sdk")
+    framework = framework_tracer.start_span("chat", context=run_a, attributes=call)
+    sdk = sdk_tracer.start_span("chat", context=run_a, attributes=call)
+    other = sdk_tracer.start_span("chat", context=run_b, attributes=call)
+    other_twin = framework_tracer.start_span("chat", context=run_b, attributes=call)
     for span in (sdk, other, framework, other_twin):
         span.end()
     statuses = [s.attributes[COST_STATUS] for s in pipeline.spans("chat")]

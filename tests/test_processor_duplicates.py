@@ -57,6 +57,7 @@ class Traced:
             self.processor._first_spans.kept, self.processor._first_spans.limit = kept, 2 * kept
         self.provider.add_span_processor(self.processor)
         self.tracer = self.provider.get_tracer("test")
+        self.scopes = 0
         if path != "general":
             self.tracer.start_span("warm", attributes=call("warm-0"), start_time=T0).end(T0 + 1)
             assert self.processor._shapes
@@ -64,8 +65,14 @@ class Traced:
     def run(self, name: str = "run"):
         return trace.set_span_in_context(self.tracer.start_span(name, start_time=T0))
 
-    def chat(self, context, rid: str, start: int = T0, priced: bool = True):
-        return self.tracer.start_span("chat", context=context, attributes=call(rid, priced), start_time=start)
+    def chat(self, context, rid: str, start: int = T0, priced: bool = True, scope: str | None = None):
+        """A model call's span, of the instrumentation scope ``scope`` (None: one of its own,
+        as each of two instrumentations tracing one call has)."""
+        if scope is None:
+            self.scopes += 1
+            scope = f"instrumentation-{self.scopes}"
+        tracer = self.provider.get_tracer(scope)
+        return tracer.start_span("chat", context=context, attributes=call(rid, priced), start_time=start)
 
     def statuses(self, *spans) -> list[str | None]:
         ended = {s.context.span_id: s.attributes for s in self.exporter.get_finished_spans()}
@@ -92,6 +99,7 @@ def overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
             st.integers(0, 40),  # start
             st.integers(0, 25),  # duration
             st.integers(0, 6),  # 0: no usage (unpriced), else priced
+            st.sampled_from(["a", "b"]),  # instrumentation scope
         ),
         min_size=2,
         max_size=8,
@@ -99,26 +107,29 @@ def overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 )
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_both_paths_decide_as_the_rule(table, plan):
-    """Random spans of three traces and two ids, ended in end order: each path stamps exactly
-    what the rule says (a span is a duplicate when a span of its trace and id that ended
-    before it, and was priced, overlaps it)."""
-    spans = [(t, rid, T0 + s * 1000, T0 + (s + d) * 1000, u != 0) for t, rid, s, d, u in plan]
+    """Random spans of three traces, two ids and two instrumentation scopes, ended in end
+    order: each path stamps exactly what the rule says (a span is a duplicate when a span of
+    its trace and id, of another scope, that ended before it, and was priced, overlaps it)."""
+    spans = [(t, rid, T0 + s * 1000, T0 + (s + d) * 1000, u != 0, sc) for t, rid, s, d, u, sc in plan]
     order = sorted(range(len(spans)), key=lambda i: (spans[i][3], i))
     expected: list[str | None] = [None] * len(spans)
-    priced: list[tuple[int, str, int, int]] = []
+    priced: list[tuple[int, str, int, int, str]] = []
     for i in order:
-        t, rid, start, end, ok = spans[i]
-        if any(pt == t and pr == rid and overlap((ps, pe), (start, end)) for pt, pr, ps, pe in priced):
+        t, rid, start, end, ok, scope = spans[i]
+        if any(
+            pt == t and pr == rid and psc != scope and overlap((ps, pe), (start, end))
+            for pt, pr, ps, pe, psc in priced
+        ):
             expected[i] = "duplicate"
         elif ok:
             expected[i] = "priced"
-            priced.append((t, rid, start, end))
+            priced.append((t, rid, start, end, scope))
         else:
             expected[i] = "no_usage"
     for path in PATHS:
         traced = Traced(table, path)
         runs = [traced.run(f"run {t}") for t in range(3)]
-        made = [traced.chat(runs[t], rid, start, priced=ok) for t, rid, start, _, ok in spans]
+        made = [traced.chat(runs[t], rid, start, ok, sc) for t, rid, start, _, ok, sc in spans]
         for i in order:
             made[i].end(spans[i][3])
         assert traced.statuses(*made) == expected, path
@@ -231,8 +242,9 @@ def agent(traced: Traced, n: int, pool: int) -> None:
     for i in range(CALLS_PER_THREAD):
         run = traced.run(f"run {n}.{i // 10}")
         attrs = {**call(f"chatcmpl-{(n * 7919 + i * 104729) % pool}"), "n": n * 10**6 + i}
-        framework = traced.tracer.start_span("chat", context=run, attributes=attrs)
-        traced.tracer.start_span("chat", context=trace.set_span_in_context(framework), attributes=attrs).end()
+        framework = traced.provider.get_tracer("framework").start_span("chat", context=run, attributes=attrs)
+        inner = trace.set_span_in_context(framework)
+        traced.provider.get_tracer("sdk").start_span("chat", context=inner, attributes=attrs).end()
         framework.end()
 
 
@@ -895,3 +907,20 @@ def test_a_failing_sibling_look_counts_an_internal_error_and_keeps_the_price(tab
     traced.processor._siblings.same_models = broken
     assert siblings(traced, OI_CALL, call("z")) == ["priced", "priced"]
     assert traced.processor.stats()["internal_errors"] == 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_two_calls_of_one_instrumentation_sharing_an_id_are_two(table, path):
+    """One instrumentation never traces one call twice: two concurrent calls it traced that
+    got one id from the server (Ollama's pool of 999) are two calls, both priced. A review
+    lost the second (5,000 tokens against 1,000) as a duplicate of the first."""
+    traced = Traced(table, path)
+    run = traced.run()
+    first = traced.chat(run, "chatcmpl-7", scope="openai")
+    second = traced.chat(run, "chatcmpl-7", T0 + 1, scope="openai")
+    second.set_attribute("gen_ai.usage.input_tokens", 5000)
+    copy = traced.chat(run, "chatcmpl-7", T0 + 2, scope="framework")  # another's span of one of them
+    first.end(T0 + 10)
+    second.end(T0 + 11)
+    copy.end(T0 + 12)
+    assert traced.statuses(first, second, copy) == ["priced", "priced", "duplicate"]

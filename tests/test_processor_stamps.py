@@ -144,20 +144,25 @@ def test_a_stamp_function_prices_a_response_id_once_a_trace(table, dedupe):
     a shape seen before: the later span is a duplicate, through the shape's stamp function
     too; a later call of the trace reusing the id, and another trace's, are calls of their
     own."""
-    processor, exporter, tracer = traced(table, dedupe_response_ids=dedupe)
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    processor = CostSpanProcessor(table, dedupe_response_ids=dedupe)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer, sdk = provider.get_tracer("framework"), provider.get_tracer("sdk")
     call = {**CHAT, semconv.RESPONSE_ID: "msg_1"}
-    with tracer.start_as_current_span("warm", attributes={**call, semconv.RESPONSE_ID: "msg_0"}):
+    with sdk.start_as_current_span("warm", attributes={**call, semconv.RESPONSE_ID: "msg_0"}):
         pass  # the shape is learnt: the spans below take its stamp function
     assert processor._shapes
     with tracer.start_as_current_span("run"):
         with (
             tracer.start_as_current_span("framework call", attributes=call),
-            tracer.start_as_current_span("sdk call", attributes=call),
+            sdk.start_as_current_span("sdk call", attributes=call),
         ):
             pass
-        with tracer.start_as_current_span("next call", attributes=call):  # a server reusing ids
+        with sdk.start_as_current_span("next call", attributes=call):  # a server reusing ids
             pass
-    with tracer.start_as_current_span("other run"), tracer.start_as_current_span("sdk call", attributes=call):
+    with tracer.start_as_current_span("other run"), sdk.start_as_current_span("sdk call", attributes=call):
         pass
     statuses = [s.attributes.get(semconv.COST_STATUS) for s in exporter.get_finished_spans()]
     statuses = [s for s in statuses if s]

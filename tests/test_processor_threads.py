@@ -52,13 +52,23 @@ def run_threads(target) -> None:
     assert errors == []
 
 
+_PROVIDERS: dict[int, TracerProvider] = {}
+
+
 def pipeline(table, **options):
     provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     processor = CostSpanProcessor(table, **options)
     provider.add_span_processor(processor)
-    return provider.get_tracer("threads"), exporter, processor
+    tracer = provider.get_tracer("threads")
+    _PROVIDERS[id(tracer)] = provider
+    return tracer, exporter, processor
+
+
+def processor_provider(tracer) -> TracerProvider:
+    """The provider `pipeline` made ``tracer`` from."""
+    return _PROVIDERS[id(tracer)]
 
 
 def test_threads_each_with_an_agent(table):
@@ -119,11 +129,13 @@ def test_threads_sharing_one_agent(table):
 def test_one_api_call_seen_by_every_thread_is_priced_once(table):
     tracer, exporter, processor = pipeline(table, dedupe_response_ids=True)
     run = trace.set_span_in_context(tracer.start_span("run"))  # one trace for every thread
+    provider = processor_provider(tracer)
 
     def work(n: int) -> None:
-        for i in range(500):  # call i, instrumented once in each thread
+        instrumentation = provider.get_tracer(f"instrumentation {n}")
+        for i in range(500):  # call i, instrumented once in each thread, by an instrumentation each
             attrs = {**call_attributes(i), "gen_ai.response.id": f"msg_{i}"}
-            tracer.start_span("chat", context=run, attributes=attrs, start_time=BEFORE).end()
+            instrumentation.start_span("chat", context=run, attributes=attrs, start_time=BEFORE).end()
 
     run_threads(work)
     spans = exporter.get_finished_spans()

@@ -165,8 +165,14 @@ class FirstSpans:
     OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
     and an agent's calls follow one another.
 
-    ``claims`` maps (trace id, response id) to the (start, end) in ns of the span that priced
-    the call, or, once calls of a trace reuse the id, a list of the latest CLAIMS_A_KEY
+    Spans of one instrumentation scope are never copies of each other by their ids: one
+    instrumentation does not trace one call twice, while two concurrent calls may get one id
+    from a server that reuses short ids (a review lost the second of two such calls, 5,000
+    tokens against 1,000).
+
+    ``claims`` maps (trace id, response id) to the (start, end, instrumentation scope) of the
+    span that priced the call (times in ns), or, once calls of a trace reuse the id, a list
+    of the latest CLAIMS_A_KEY
     (spans usually end in order, so a span overlapping an earlier claim of its key overlaps
     the latest too; not a span ended with an end time of the past, as a bridge from another
     tracing system may). Past ``limit`` keys the oldest claims are forgotten down
@@ -179,7 +185,7 @@ class FirstSpans:
     __slots__ = ("_lock", "claims", "kept", "limit")
 
     def __init__(self) -> None:
-        self.claims: dict[tuple[int, str], Any] = {}  # a (start, end), or a list of them
+        self.claims: dict[tuple[int, str], Any] = {}  # a (start, end, scope), or a list of them
         self.kept = RESPONSES_KEPT
         self.limit = 2 * RESPONSES_KEPT
         # Re-entrant: a span ended in this thread while it is inside settle (a finalizer the
@@ -193,7 +199,7 @@ class FirstSpans:
         key, mine = _mark(span, rid)
         return self.settle(key, mine, self.claims.setdefault(key, mine))  # atomic: one first
 
-    def settle(self, key: tuple[int, str], mine: tuple[int, int], first: tuple[int, int]) -> bool:
+    def settle(self, key: tuple[int, str], mine: tuple[int, int, Any], first: Any) -> bool:
         """The rest of `claim`, once ``claims.setdefault(key, mine)`` returned ``first``. A
         stamp function calls it only when ``first`` is not ``mine`` or ``claims`` holds more
         than ``limit`` keys: otherwise it returns True."""
@@ -204,14 +210,14 @@ class FirstSpans:
                 entry: Any = mine
                 if held is not None:
                     earlier = _claims_in(held)
-                    if any(_overlap(claim, mine) for claim in earlier):
+                    if any(_copies(claim, mine) for claim in earlier):
                         return False
                     claims.pop(key, None)  # a call of its own reusing the id: claims anew, last
                     entry = [*earlier[1 - CLAIMS_A_KEY :], mine]
                 # setdefault, not a store: a span ending at this moment may have claimed it
                 # inline since (the lock does not hold the stamp functions); it overlaps this one
                 first = claims.setdefault(key, entry)
-                if first is not entry and type(first) is tuple and _overlap(first, mine):
+                if first is not entry and type(first) is tuple and _copies(first, mine):
                     return False
             if len(claims) > self.limit:
                 keys = list(claims)  # the oldest first (a dict keeps insertion order)
@@ -225,7 +231,7 @@ class FirstSpans:
         held = self.claims.get(key)
         if held is None:
             return False
-        return any(_overlap(claim, mine) for claim in _claims_in(held))
+        return any(_copies(claim, mine) for claim in _claims_in(held))
 
 
 SIBLINGS_A_PARENT = 32  # calls kept per parent span to pair siblings with (see Siblings)
@@ -386,11 +392,19 @@ def _wraps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
     return abs(a_start - b_start) <= near and abs(a_end - b_end) <= near
 
 
-def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int]]:
-    """A span's claim of ``rid``: its key (trace id, response id) and its (start, end)."""
+def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int, Any]]:
+    """A span's claim of ``rid``: its key (trace id, response id) and its (start, end,
+    instrumentation scope)."""
     start = span.start_time or 0
     end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
-    return (span.get_span_context().trace_id, claimed_id(rid)), (start, end)
+    scope = getattr(span, "instrumentation_scope", None)
+    return (span.get_span_context().trace_id, claimed_id(rid)), (start, end, scope)
+
+
+def _copies(a: tuple[int, int, Any], b: tuple[int, int, Any]) -> bool:
+    """Whether two claims of one key are one call's spans: of two instrumentation scopes
+    (their names; a span without one has the scope None), overlapping in time."""
+    return _overlap(a, b) and getattr(a[2], "name", None) != getattr(b[2], "name", None)
 
 
 def claimed_id(rid: str) -> str:
@@ -408,8 +422,8 @@ def model_of(attrs: Mapping[str, Any]) -> object:
     return next((attrs[key] for key in MODEL_KEYS if key in attrs), None)
 
 
-def _claims_in(held: Any) -> list[tuple[int, int]]:
-    """The claims one key of `FirstSpans.claims` holds: a (start, end) alone, or a list."""
+def _claims_in(held: Any) -> list[tuple[int, int, Any]]:
+    """The claims one key of `FirstSpans.claims` holds: a (start, end, scope) alone, or a list."""
     return held if type(held) is list else [held]
 
 
