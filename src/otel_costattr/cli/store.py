@@ -59,6 +59,11 @@ def store_status(db: str | None, check: bool) -> Record:
          " spans" + (" (otel-costattr store repair retries them)" if st.quarantined else "")),
         ("dropped", f"{st.dropped_spans:,} spans"),
         *(
+            [("repeated", f"{st.repeated_spans:,} spans not stored: their trace and span id were"
+                          " (a retry's copy; or colliding ids, from a broken id generator)")]
+            if st.repeated_spans else []
+        ),
+        *(
             [("received", f"{st.rejected_spans:,} spans rejected as malformed, "
                           f"{st.pushed_back_requests:,} requests pushed back (503, retried)")]
             if st.rejected_spans or st.pushed_back_requests else []

@@ -48,6 +48,9 @@ class StoreStatus:
     # and requests answered 503 (the client retries): shown, not unhealthy (the store is fine).
     rejected_spans: int = 0
     pushed_back_requests: int = 0
+    # Spans not stored because a span with their trace and span id was: a retry's copy, or ids
+    # that collide (a broken id generator). Shown, not unhealthy: retries are normal.
+    repeated_spans: int = 0
     last_ingest_error: str | None = None
     last_ingest_error_time: str | None = None
     recovered_time: str | None = None
@@ -86,6 +89,7 @@ class StoreStatus:
             "dropped_spans": self.dropped_spans,
             "rejected_spans": self.rejected_spans,
             "pushed_back_requests": self.pushed_back_requests,
+            "repeated_spans": self.repeated_spans,
             "last_ingest_error": self.last_ingest_error,
             "last_ingest_error_time": self.last_ingest_error_time,
             "recovered_time": self.recovered_time,
@@ -136,6 +140,7 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
         dropped_spans=journal.dropped_spans,
         rejected_spans=journal.rejected_spans,
         pushed_back_requests=journal.pushed_back_requests,
+        repeated_spans=journal.repeated_spans,
         last_ingest_error=journal.last_error,
         last_ingest_error_time=journal.last_error_time,
         recovered_time=journal.recovered_time,

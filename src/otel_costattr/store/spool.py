@@ -413,6 +413,7 @@ def _roll_over(journal: Path) -> None:
         "dropped": totals.dropped_spans,
         "rejected": totals.rejected_spans,
         "pushed_back": totals.pushed_back_requests,
+        "repeated": totals.repeated_spans,
         "last_error": totals.last_error,
         "last_error_time": totals.last_error_time,
         "recovered_time": totals.recovered_time,  # a resolved error stays resolved
@@ -442,6 +443,8 @@ class JournalSummary:
     dropped_spans: int = 0
     rejected_spans: int = 0  # a receiver's partial_success: spans it could not keep
     pushed_back_requests: int = 0  # a receiver's 503 / UNAVAILABLE: the client retries
+    # Spans not stored because their (trace id, span id) was: retries, or colliding ids.
+    repeated_spans: int = 0
     last_error: str | None = None
     last_error_time: str | None = None
     recovered_time: str | None = None
@@ -464,6 +467,9 @@ def _summarise(events: Iterator[dict[str, Any]]) -> JournalSummary:
             with contextlib.suppress(TypeError, ValueError):
                 out.rejected_spans += int(e.get("rejected", 0) or 0)
                 out.pushed_back_requests += int(e.get("pushed_back", 0) or 0)
+        if kind in ("repeated", "carried"):
+            with contextlib.suppress(TypeError, ValueError):
+                out.repeated_spans += int(e.get("spans", e.get("repeated", 0)) or 0)
         if kind == "ingest_error":
             out.last_error, out.last_error_time = str(e.get("error")), e.get("time")
             out.recovered_time = None
