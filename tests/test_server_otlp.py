@@ -206,7 +206,7 @@ def test_backpressure_is_503_with_retry_after_and_keeps_nothing(tmp_path, table)
         assert (status, headers["retry-after"], json.loads(answer)["code"]) == (503, "7", 14)
         assert (srv.sink.stored_spans, srv.sink.pushed_back) == (0, 1)
         # A request with no span keeps nothing: a success, full or not (it was a 503 too).
-        for empty in (b"{}", json_request([])):
+        for empty in (b"{}", json_request([]), b"", b" \n"):  # an empty body as protobuf's (a review: 400)
             assert srv.request("POST", "/v1/traces", empty, JS)[:3:2] == (200, b"{}")
         assert srv.sink.pushed_back == 1
         exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces", timeout=2)
@@ -568,3 +568,23 @@ def test_bytes_attributes_are_stored_as_base64(tmp_path, table):
         with duckdb.connect(str(db), read_only=True) as con:
             (blob,) = con.execute("SELECT json_extract_string(attributes, '$.blob') FROM spans").fetchone()
         assert blob == "/wA=", db
+
+
+def test_other_methods_and_signals_are_answered_in_otlp(tmp_path, table):
+    """A Status in the request's type, as every other OTLP answer (a review found FastAPI's
+    JSON {"detail"} there): GET on /v1/traces is 405 with Allow: POST; the metrics and logs
+    an application's exporter sends to the same endpoint are 404 saying traces only."""
+    from google.rpc.status_pb2 import Status
+
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        for method in ("GET", "PUT", "DELETE"):
+            status, headers, answer = srv.request(method, "/v1/traces", b"", PB)
+            assert (status, headers["allow"], headers["content-type"]) == (405, "POST", PB["Content-Type"])
+            assert "POST" in Status.FromString(answer).message
+        status, headers, answer = srv.request("POST", "/v1/metrics", b"", PB)
+        assert (status, Status.FromString(answer).code) == (404, 5)
+        assert "traces only" in Status.FromString(answer).message
+        status, headers, answer = srv.request("POST", "/v1/logs", b"{}", JS)
+        assert (status, headers["content-type"]) == (404, JS["Content-Type"])
+        assert json.loads(answer)["code"] == 5
+        assert srv.request("POST", "/v1/traces", json_request([]), JS)[0] == 200  # still there

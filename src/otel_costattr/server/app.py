@@ -222,6 +222,24 @@ def create_app(
                     return await run_in_threadpool(job)
                 return await asyncio.get_running_loop().run_in_executor(receivers, job)
 
+    # OTLP's other answers as OTLP: a Status in the request's type (an exporter logs its
+    # message), not FastAPI's JSON {"detail"} (a review).
+    @app.api_route(
+        "/v1/traces", methods=["GET", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+    )
+    def traces_other_method(request: Request) -> Response:
+        kind = wire.response_type(request.headers.get("content-type"))
+        answer = _status(405, wire.UNIMPLEMENTED, "OTLP/HTTP takes POST on /v1/traces", kind)
+        answer.headers["Allow"] = "POST"
+        return answer
+
+    @app.api_route("/v1/{signal}", methods=["POST"], include_in_schema=False)
+    def other_signal(signal: str, request: Request) -> Response:
+        """Metrics and logs: an application's OTLP exporter sends them to the same endpoint."""
+        kind = wire.response_type(request.headers.get("content-type"))
+        message = f"this server receives traces only (POST /v1/traces), not /v1/{signal}"
+        return _status(404, wire.NOT_FOUND, message, kind)
+
     app.include_router(api_router)
     if extra_routes:
         app.router.routes.extend(extra_routes)

@@ -36,7 +36,9 @@ DEFAULT_MAX_BODY = 20 * 2**20  # bytes, after decompression (the usual OTLP rece
 # google.rpc.Code numbers, for the Status bodies of HTTP errors
 INVALID_ARGUMENT = 3
 DEADLINE_EXCEEDED = 4
+NOT_FOUND = 5
 RESOURCE_EXHAUSTED = 8
+UNIMPLEMENTED = 12
 UNAVAILABLE = 14
 UNAUTHENTICATED = 16
 
@@ -147,6 +149,8 @@ def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tupl
         except BadRequest:
             raise refused from None  # refused as it was: the original body's reason
     if kind == JSON:
+        if not body.strip():  # an empty request is a success, as an empty protobuf body is
+            return [], 0, ""
         try:
             data = json.loads(body)
         except (ValueError, RecursionError) as e:
