@@ -203,6 +203,29 @@ def test_an_uncreatable_path_is_refused_by_name(tmp_path):
     assert str(blocker / "spans.duckdb") in str(info.value)
     with pytest.raises(store.StoreError, match="is a directory"):
         store.check_path(tmp_path)
+    with pytest.raises(store.StoreError, match="folder .*missing does not exist"):
+        store.check_path(tmp_path / "missing" / "spans.duckdb")
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        (":memory:", "in-memory database"),
+        ("spans\0.duckdb", "NUL"),
+        ("\udcff.duckdb", "not a UTF-8 path"),  # a name of bytes the file system encoding could not decode
+    ],
+)
+def test_a_path_no_store_can_live_at_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, path, said):
+    """A review: a non-UTF-8 name raised DuckDB's RuntimeError('std::bad_cast') with a
+    spool folder left behind, a NUL a ValueError naming no file, and ':memory:' made a file
+    of that name in the working directory."""
+    from otel_costattr import DuckDBSpanExporter
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=said) as info:
+        DuckDBSpanExporter(path)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_read_only_open_of_a_missing_file_is_an_error(tmp_path):

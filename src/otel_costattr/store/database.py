@@ -259,7 +259,21 @@ def is_lock_conflict(error: BaseException) -> bool:
 def check_path(path: str | os.PathLike[str]) -> str:
     """Validate a database path before first use: an existing file must be a DuckDB database,
     a new one must be creatable. Returns the absolute path; raises `StoreError` naming it."""
-    p = Path(path).expanduser().absolute()
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if text == ":memory:":
+        raise StoreError(
+            "':memory:' is DuckDB's in-memory database: the span store needs a file (its spool and"
+            " other processes' reads live beside it)"
+        )
+    if "\0" in text:
+        raise StoreError(f"{text!r}: a path cannot hold a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system's encoding could not decode
+        raise StoreError(f"{ascii(text)}: not a UTF-8 path, which DuckDB cannot open") from None
+    p = Path(text).expanduser().absolute()
     if p.is_dir():
         raise StoreError(f"{p}: is a directory, not a DuckDB database file")
     if p.exists():
@@ -274,6 +288,8 @@ def check_path(path: str | os.PathLike[str]) -> str:
             raise StoreError(f"{p}: not writable")
         return str(p)
     parent = p.parent
+    if not parent.exists():
+        raise StoreError(f"{p}: cannot create: folder {parent} does not exist")
     if not parent.is_dir():
         raise StoreError(f"{p}: cannot create: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
