@@ -1,8 +1,7 @@
 """OTLP/gRPC: ``TraceService/Export`` on the same `SpanSink`, with the HTTP receiver's rules.
 
 Spans rejected by the decoder come back in ``partial_success``; backpressure is UNAVAILABLE
-(which OTLP exporters retry) with the retry delay in the message and as a ``RetryInfo``
-(`_retry_info`); a message over the cap is
+(which OTLP exporters retry) with the retry delay in the message; a message over the cap is
 refused by gRPC itself with RESOURCE_EXHAUSTED (``grpc.max_receive_message_length``); with a
 token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED. The
 message reaches `SpanSink.receive` as bytes (no deserializer: the handler is registered here
@@ -38,25 +37,6 @@ def _bytes(body: bytes) -> bytes:
     return body
 
 
-def _retry_info(message: str, seconds: float) -> tuple[tuple[str, bytes], ...]:
-    """The delay as gRPC clients read it: a ``RetryInfo`` in the status details (what the
-    Collector's exporters read) and alone under ``google.rpc.retryinfo-bin`` (what the Python
-    OTLP exporter reads). With the delay in the message only, the Python exporter retried after
-    0.9 s, then 2, then 4, into a store that had asked for 5 (a review)."""
-    from google.protobuf import any_pb2, duration_pb2
-    from google.rpc import code_pb2, error_details_pb2, status_pb2
-
-    delay = duration_pb2.Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9))
-    info = error_details_pb2.RetryInfo(retry_delay=delay)
-    detail = any_pb2.Any()
-    detail.Pack(info)
-    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message, details=[detail])
-    return (
-        ("google.rpc.retryinfo-bin", info.SerializeToString()),
-        ("grpc-status-details-bin", status.SerializeToString()),
-    )
-
-
 class _TraceService:
     def __init__(self, sink: SpanSink, token: str | None) -> None:
         self._sink = sink
@@ -73,9 +53,7 @@ class _TraceService:
         except BadRequest as e:  # not valid protobuf, or an attribute inside it is not
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except Backpressure as e:
-            message = f"{e}; retry in {e.retry_after} s"
-            context.set_trailing_metadata(_retry_info(message, e.retry_after))
-            context.abort(grpc.StatusCode.UNAVAILABLE, message)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; retry in {e.retry_after} s")
         except Exception:
             logger.exception("otel-costattr: receiving a gRPC trace export failed")
             context.abort(grpc.StatusCode.UNAVAILABLE, "the receiver failed; retry")
