@@ -70,11 +70,12 @@ REPORTED = [
     ({"llm.cost.total": -1.0}, OURS, False),  # not a believable cost
     ({"llm.cost.total": float("nan")}, OURS, False),
     ({"llm.cost.total": "0.0003"}, OURS, False),  # text: not a number
-    # 0 beside billed tokens: OpenLIT's figure for a model missing from its price list
+    # a bare 0 beside billed tokens: OpenLIT's figure for a model missing from its price list
     ({"gen_ai.usage.cost": 0.0}, OURS, False),
     ({"gen_ai.usage.cost": 0}, OURS, False),
-    ({"llm.cost.total": 0.0}, OURS, False),
-    ({"gen_ai.usage.cost.amount": 0, "gen_ai.usage.cost.currency": "USD"}, OURS, False),
+    # a 0 the provider reported in its own spellings: OpenRouter's :free models
+    ({"llm.cost.total": 0.0}, 0.0, True),
+    ({"gen_ai.usage.cost.amount": 0, "gen_ai.usage.cost.currency": "USD"}, 0.0, True),
     ({}, OURS, False),
 ]
 
@@ -102,11 +103,14 @@ def test_a_model_unknown_to_us_but_costed_by_the_provider_is_priced(bundled):
 def test_a_model_unknown_to_us_reported_at_0_is_flagged_never_0(bundled):
     """OpenLIT stamps 0 on every call to a model missing from its own price list: taken as
     the provider's cost, a model we do not know either was priced at a silent $0 (a review)."""
-    for reported in ({"gen_ai.usage.cost": 0.0}, {"llm.cost.total": 0}):
+    for reported in ({"gen_ai.usage.cost": 0.0}, {"gen_ai.usage.cost": 0}):
         (span, _), processor = run(bundled, [[call("acme-secret-1", **reported)]])
         assert span.attributes[COST_STATUS] == "unknown_model"
         assert COST_SOURCE not in span.attributes
         assert processor.stats()["unknown_model"] == 1 and processor.stats()["priced"] == 0
+    # The provider's own 0 stands (a second review: OpenRouter's :free models billed at list).
+    (span, _), _ = run(bundled, [[call("meta-llama/llama-3.3-70b-instruct:free", **{"llm.cost.total": 0.0})]])
+    assert (span.attributes[COST], span.attributes[COST_SOURCE]) == (0.0, "provider")
 
 
 def test_a_call_billing_no_token_keeps_its_reported_0(bundled):

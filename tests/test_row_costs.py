@@ -127,7 +127,7 @@ def general_stamped(attrs, start, table) -> tuple:
     version = column_text(attrs.get(semconv.PRICING_VERSION))
     value = stamped_usd(stamped)
     billed = call.usage.problem() is None and sum(call.usage.billable()) > 0
-    if semconv.COST_STATUS not in attrs and (value is None or (value == 0 and billed)):
+    if semconv.COST_STATUS not in attrs and (value is None or (stamped == 0 and billed)):
         return general(attrs, start, table)  # another producer's figure, not believed: priced
     tokens = None
     if value is None:

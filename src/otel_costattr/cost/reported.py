@@ -45,18 +45,18 @@ def reported_usd(attrs: Mapping[str, Any]) -> float | None:
             continue
         if type(value) not in (int, float) or stamped_usd(value) is None:
             return None  # a broken figure is not silently replaced by the next spelling
-        if value == 0 and billed_tokens(attrs):
+        if value == 0 and key == COST and billed_tokens(attrs):
             return None  # "no price known" (below): priced from the table, or unknown_model
         return float(value)
     return None
 
 
 def billed_tokens(attrs: Mapping[str, Any]) -> bool:
-    """Whether the call's usage is valid and bills a token. A cost of 0 beside such usage is
-    not believed: OpenLIT writes 0 for every model missing from its own price list, which
-    would otherwise price a call we know (or flag as unknown) at a silent $0. A call that
-    really cost nothing (a free model, a cached answer) keeps $0 by its own usage (none
-    billed) or by a price of 0 in the table."""
+    """Whether the call's usage is valid and bills a token. A bare ``gen_ai.usage.cost`` of
+    0 beside such usage is not believed: OpenLIT writes 0 for every model missing from its own
+    price list, which would otherwise price a call we know (or flag as unknown) at a silent
+    $0. A 0 the provider reported in its own spellings (``gen_ai.usage.cost.amount``,
+    ``llm.cost.total``: OpenRouter's ``:free`` models) is believed, as any reported figure."""
     from ..semconv import read_call_fields  # semconv imports the cost package
     from .engine import Usage
 
