@@ -109,7 +109,8 @@ def overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 def test_both_paths_decide_as_the_rule(table, plan):
     """Random spans of three traces, two ids and two instrumentation scopes, ended in end
     order: each path stamps exactly what the rule says (a span is a duplicate when a span of
-    its trace and id, of another scope, that ended before it, and was priced, overlaps it)."""
+    its trace and id, of another scope or of its scope starting with it, that ended before
+    it, and was priced, overlaps it)."""
     spans = [(t, rid, T0 + s * 1000, T0 + (s + d) * 1000, u != 0, sc) for t, rid, s, d, u, sc in plan]
     order = sorted(range(len(spans)), key=lambda i: (spans[i][3], i))
     expected: list[str | None] = [None] * len(spans)
@@ -117,7 +118,7 @@ def test_both_paths_decide_as_the_rule(table, plan):
     for i in order:
         t, rid, start, end, ok, scope = spans[i]
         if any(
-            pt == t and pr == rid and psc != scope and overlap((ps, pe), (start, end))
+            pt == t and pr == rid and (psc != scope or ps == start) and overlap((ps, pe), (start, end))
             for pt, pr, ps, pe, psc in priced
         ):
             expected[i] = "duplicate"
@@ -924,3 +925,17 @@ def test_two_calls_of_one_instrumentation_sharing_an_id_are_two(table, path):
     second.end(T0 + 11)
     copy.end(T0 + 12)
     assert traced.statuses(first, second, copy) == ["priced", "priced", "duplicate"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_fetched_response_traced_again_by_its_instrumentation_is_one_call(table, path):
+    """OpenLLMetry traces ``responses.retrieve`` of a finished response as a second span of
+    its own scope with the ``create`` span's start time, id and usage: one call (a second
+    review: billed twice once scopes alone decided)."""
+    traced = Traced(table, path)
+    run = traced.run()
+    create = traced.chat(run, "resp_1", scope="opentelemetry.instrumentation.openai.v1")
+    create.end(T0 + 10)
+    retrieve = traced.chat(run, "resp_1", scope="opentelemetry.instrumentation.openai.v1")
+    retrieve.end(T0 + 20)
+    assert traced.statuses(create, retrieve) == ["priced", "duplicate"]

@@ -165,10 +165,11 @@ class FirstSpans:
     OpenAI endpoint draws ``chatcmpl-<0..998>``; a proxy or a fake may send one constant id),
     and an agent's calls follow one another.
 
-    Spans of one instrumentation scope are never copies of each other by their ids: one
-    instrumentation does not trace one call twice, while two concurrent calls may get one id
-    from a server that reuses short ids (a review lost the second of two such calls, 5,000
-    tokens against 1,000).
+    Spans of one instrumentation scope are copies of each other by their ids only when they
+    start at the same instant (`_copies`): one instrumentation traces a call once, but for
+    a response it fetches again (OpenLLMetry's ``responses.retrieve``, with the first span's
+    start), while two concurrent calls may get one id from a server that reuses short ids (a
+    review lost the second of two such calls, 5,000 tokens against 1,000).
 
     ``claims`` maps (trace id, response id) to the (start, end, instrumentation scope) of the
     span that priced the call (times in ns), or, once calls of a trace reuse the id, a list
@@ -402,9 +403,14 @@ def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int, Any]]:
 
 
 def _copies(a: tuple[int, int, Any], b: tuple[int, int, Any]) -> bool:
-    """Whether two claims of one key are one call's spans: of two instrumentation scopes
-    (their names; a span without one has the scope None), overlapping in time."""
-    return _overlap(a, b) and getattr(a[2], "name", None) != getattr(b[2], "name", None)
+    """Whether two claims of one key are one call's spans: overlapping in time, of two
+    instrumentation scopes (their names; a span without one has the scope None), or of one
+    scope starting at the same instant: OpenLLMetry's span of a ``responses.retrieve`` of a
+    finished response copies its ``create`` span's start time, id and usage (a review: $0.90
+    for a $0.45 call), while two calls made at once start apart."""
+    if not _overlap(a, b):
+        return False
+    return a[0] == b[0] or getattr(a[2], "name", None) != getattr(b[2], "name", None)
 
 
 def claimed_id(rid: str) -> str:
