@@ -500,3 +500,35 @@ def test_the_journal_is_read_on_from_where_it_was_left(tmp_path):
         f.truncate(0)
         f.write(recovered)
     assert look(db) is False
+
+
+def test_an_ingest_told_to_stop_ends_between_transactions(tmp_path, monkeypatch):
+    """The exporter's ingester stops at the interpreter's exit (a daemon thread inside DuckDB
+    then aborts the process): its round ends after the transaction under way, the identity
+    pass run over what it committed, the rest left pending for the next writer."""
+    monkeypatch.setattr(ingest, "_CHUNK_ROWS", 2)  # two spans a transaction
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    for n in range(6):
+        store.write_spool(path, table_of(row(n, 1), row(n, 2)))
+    for bounded in (True, False):
+        asked = []
+
+        def stop() -> bool:
+            asked.append(True)
+            return True
+
+        con = store.connect(path, ingest=False)
+        try:
+            assert ingest.ingest_spool(con, path, bounded_pass=bounded, stop=stop) == 1
+        finally:
+            con.close()
+        assert asked == [True]
+    con = store.connect(path, read_only=True, ingest=False)
+    try:
+        assert con.execute("SELECT count(*) FROM spans").fetchone() == (4,)
+    finally:
+        con.close()
+    assert len(store.pending_spool(path)) == 4
+    assert ingest.ingest(path, stop=lambda: False) == 4
+    assert count(path) == 12

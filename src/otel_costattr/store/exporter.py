@@ -491,7 +491,10 @@ class DuckDBSpanExporter(SpanExporter):
                 # flush has the caller waiting: every core.
                 threads = 1 if deadline is None else None
                 # compact=False: no vacuum, whose peak grows with the table.
-                if not ingest.ingest(self.path, retry=retry, threads=threads, compact=False):
+                # The background round ends between transactions once stopped (the
+                # interpreter's exit: `_at_exit`); a flush's goes on.
+                stop = self._stop.is_set if deadline is None else None
+                if not ingest.ingest(self.path, retry=retry, threads=threads, compact=False, stop=stop):
                     break
             except store.LockTimeout:
                 return False

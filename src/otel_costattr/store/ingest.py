@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -119,8 +119,10 @@ def ingest(
     max_files: int = 256,
     threads: int | None = None,
     compact: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """Open the store for writing, move up to ``max_files`` spool files into ``spans``, close.
+    ``stop()`` True ends it between transactions (`ingest_spool`).
     ``threads`` caps DuckDB's threads meanwhile (a background ingester uses 1, leaving the
     other cores to the application). ``compact=False``, for an ingester inside the
     application's process: checkpoints without DuckDB's vacuum (see `_NO_VACUUM`), in the
@@ -132,7 +134,12 @@ def ingest(
             at_commit = {} if compact or not _alone(con) else _checkpoint_at_commit(path)
             with _settings(con, at_commit):
                 return ingest_spool(
-                    con, path, max_files=max_files, bounded_pass=not compact, at_commit=bool(at_commit)
+                    con,
+                    path,
+                    max_files=max_files,
+                    bounded_pass=not compact,
+                    at_commit=bool(at_commit),
+                    stop=stop,
                 )
     except (IngestError, LockTimeout):
         raise
@@ -230,6 +237,7 @@ def ingest_spool(
     max_files: int = 64,
     bounded_pass: bool = False,
     at_commit: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """Move up to ``max_files`` spool files (oldest first) into ``spans``, then run the
     identity pass (``bounded_pass``: in a small buffer pool first, see `_PASS_HEADROOM`, and
@@ -246,7 +254,9 @@ def ingest_spool(
     `repair` retries it). If every file passes, the failure was the database's or the disk's
     (no space, I/O, a failed commit): the files not yet committed stay pending and
     `IngestError` is raised, so the caller retries later. Nothing acknowledged is set aside
-    for an environmental fault."""
+    for an environmental fault. ``stop()`` True after a transaction ends the round there
+    (the identity pass run over what it committed): an exporter's ingester stopping at the
+    interpreter's exit, which a daemon thread still inside DuckDB then would abort."""
     converted = True
     try:
         spool.clean_stale_tmp(path)
@@ -275,6 +285,8 @@ def ingest_spool(
         added += spans
         moved += taken
         if not bounded_pass:  # the rows committed wait in memory until the pass's checkpoint
+            if stop is not None and stop():
+                break
             continue
         alone = _alone(con)
         # A checkpoint that fails invalidates the instance: never under another connection.
@@ -284,12 +296,15 @@ def ingest_spool(
                 con.execute("CHECKPOINT")
             except duckdb.Error:  # e.g. no space: the commit is in the WAL
                 checkpointed = False
-        if n % _SETTLE_EVERY == 0 or n == len(chunks):
+        stopping = stop is not None and stop()
+        if n % _SETTLE_EVERY == 0 or n == len(chunks) or stopping:
             _settle(con, alone)
         # Only rows on disk can be let go: a trim before the checkpoint wrote the rows just
         # committed out to temporary files (14 MB for 60 transactions).
         if checkpointed:
             _trim(con)
+        if stopping:
+            break
     if not bounded_pass:
         _settle(con, bounded_pass)  # the one hook of store/identity.py and store/aggregates.py
     if converted and (_failing.pop(str(path), None) is not None or _open_error_elsewhere(path)):
