@@ -11,6 +11,7 @@ is a checkpoint (`ingest._checkpoint_at_commit`): both failures are covered.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -502,6 +503,11 @@ def test_the_journal_is_read_on_from_where_it_was_left(tmp_path):
     assert look(db) is False
 
 
+def _asked(asked: list[bool]) -> bool:
+    asked.append(True)
+    return True
+
+
 def test_an_ingest_told_to_stop_ends_between_transactions(tmp_path, monkeypatch):
     """The exporter's ingester stops at the interpreter's exit (a daemon thread inside DuckDB
     then aborts the process): its round ends after the transaction under way, the identity
@@ -512,14 +518,10 @@ def test_an_ingest_told_to_stop_ends_between_transactions(tmp_path, monkeypatch)
     for n in range(6):
         store.write_spool(path, table_of(row(n, 1), row(n, 2)))
     for bounded in (True, False):
-        asked = []
-
-        def stop() -> bool:
-            asked.append(True)
-            return True
-
+        asked: list[bool] = []
         con = store.connect(path, ingest=False)
         try:
+            stop = functools.partial(_asked, asked)
             assert ingest.ingest_spool(con, path, bounded_pass=bounded, stop=stop) == 1
         finally:
             con.close()
