@@ -210,7 +210,9 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
     unknown_model status (the producer's, not believed) is unpriced on both, not $0."""
     unknown = {"gen_ai.request.model": "nobody-knows-1", "gen_ai.usage.cost": 0.0}
     unknown.update({"costattr.status": "unknown_model", "costattr.pricing_version": "v"})
-    spans = _side_calls(["abc", True, float("nan"), 0.25, None, 0.0, 0, -3.0, unknown], _JUNE)
+    # a model name the processor found cut at the value length limit (gpt-4o-mini at 6)
+    cut = {"gen_ai.request.model": "gpt-4o", "costattr.model_cut": True, "costattr.status": "unknown_model"}
+    spans = _side_calls(["abc", True, float("nan"), 0.25, None, 0.0, 0, -3.0, unknown, cut], _JUNE)
     duck = str(tmp_path / "spans.duckdb")
     exporter = DuckDBSpanExporter(duck)
     exporter.export(spans)
@@ -218,8 +220,8 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
     plain, _ = _store(chdb_dir, "cost_text", records_from_sdk(spans))
     typed, _ = _store(chdb_dir, "cost_text_typed", records_from_sdk(spans), typed=True)
     expected = {name: rollup(name, duck, now=NOW) for name in ("unpriced", "per_model", "per_feature")}
-    assert [(r["cost_status"], r["calls"]) for r in expected["unpriced"]] == [("unknown_model", 1)]
-    assert sum(r["calls"] for r in expected["per_model"]) == 9
+    assert [(r["cost_status"], r["calls"]) for r in expected["unpriced"]] == [("unknown_model", 1)] * 2
+    assert sum(r["calls"] for r in expected["per_model"]) == 10
     for url in (plain, typed):
         for name, rows in expected.items():
             assert_agree(rows, rollup(name, url, now=NOW))

@@ -99,8 +99,8 @@ def test_ending_mode_stamps_within_the_span_limits():
         provider.get_tracer("t").start_span("s", attributes={"a": 1, "k": 2}).end()
         ended += exporter.get_finished_spans()
     fitting, full = ended
-    # The SDK's own rules on length: the text truncated.
-    assert dict(fitting.attributes) == {"a": 1, "k": 2, "status": "pric", "cost": 0.5}
+    # Whole, past the length limit: a status cut to it is no status (a review: "unknow").
+    assert dict(fitting.attributes) == {"a": 1, "k": 2, "status": "priced", "cost": 0.5}
     # No room for both: none is added, and no attribute of the span's own is evicted for them.
     assert dict(full.attributes) == {"a": 1, "k": 2} and full.dropped_attributes == 0
     with pytest.raises(TypeError):

@@ -179,3 +179,32 @@ def test_after_shutdown_a_seen_shape_is_not_stamped(table):
     tracer.start_span("chat", attributes=CHAT).end()
     first, second = (dict(s.attributes) for s in exporter.get_finished_spans())
     assert first[semconv.COST_STATUS] == "priced" and second == CHAT
+
+
+def test_a_model_name_cut_at_the_value_length_limit_is_priced_by_no_one(tmp_path):
+    """Under OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT the SDK cuts the model's name before the
+    processor reads it: gpt-4o-mini at 6 is gpt-4o, and was priced as it ($0.35 for a $0.021
+    call), the processor's own status cut to "unknow" (a review). The call is unknown_model,
+    marked, its stamp whole, and the store prices the cut name no more than the processor."""
+    from otel_costattr import DuckDBSpanExporter, load_pricing
+
+    bundled = load_pricing(use_env=False)
+    exporter = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=bundled)
+    processor, memory, tracer = traced(bundled, SpanLimits(max_span_attribute_length=6))
+    call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
+    call.update({"gen_ai.usage.input_tokens": 100_000, "gen_ai.usage.output_tokens": 10_000})
+    for _ in range(3):  # a shape seen before too
+        tracer.start_span("chat", attributes=call).end()
+    spans = memory.get_finished_spans()
+    for span in spans:
+        assert span.attributes["gen_ai.request.model"] == "gpt-4o"  # as the SDK cut it
+        assert span.attributes[semconv.COST_STATUS] == "unknown_model"
+        assert span.attributes[semconv.MODEL_CUT] is True and semconv.COST not in span.attributes
+    assert processor.stats()["unknown_model"] == 3 and processor.stats()["priced"] == 0
+    exporter.export(spans)
+    exporter.shutdown()
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT cost_usd, cost_status, input_tokens FROM spans").fetchall()
+    assert rows == [(None, "unknown_model", 100_000)] * 3

@@ -29,6 +29,10 @@ PRICED_MODEL = "costattr.model"
 # an unknown newer snapshot of a known request model, priced at the request model's price.
 MODEL_SOURCE = "costattr.model_source"
 MODEL_SOURCE_REQUEST = "request"
+# True on a call whose model name may have been cut at the span's attribute value length
+# limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT): its status is unknown_model, and no store prices
+# the cut name (gpt-4o-mini cut at 6 is gpt-4o).
+MODEL_CUT = "costattr.model_cut"
 # The region whose rates priced the call (pricing/_regions.toml); absent: the list price.
 REGION = "costattr.region"
 REQUEST_MODEL = "gen_ai.request.model"

@@ -52,6 +52,8 @@ from ..semconv import (
     COST_STATUS,
     DUPLICATE,
     IDENTITY_KEYS,
+    MODEL_CUT,
+    MODEL_KEYS,
     MODEL_SOURCE,
     MODEL_SOURCE_REQUEST,
     PRICED_MODEL,
@@ -133,6 +135,17 @@ def _warn_of_content_keys(keys: Iterable[str]) -> None:
             " (user.id, app.tenant) to group calls by them",
             ", ".join(dropped),
         )
+
+
+def _value_limit(span: object) -> int | None:
+    """The span's attribute value length limit (None: none, or not an SDK span)."""
+    limit = getattr(getattr(span, "_attributes", None), "max_value_len", None)
+    return limit if type(limit) is int else None
+
+
+def _model_cut(attrs: Mapping[str, Any], limit: int) -> bool:
+    """Whether a model name the call is priced by may have been cut at ``limit``."""
+    return any(type(v := attrs.get(key)) is str and len(v) >= limit for key in MODEL_KEYS)
 
 
 def _has_response_id(attrs: Mapping[str, Any]) -> bool:
@@ -623,6 +636,17 @@ class CostSpanProcessor(SpanProcessor):
     ) -> dict[str, Any] | None:
         """`_stamp`'s general case, ``agent`` the span's agent step counter (or None)."""
         try:
+            limit = _value_limit(span)
+            if limit is not None and _model_cut(attrs, limit):
+                # The SDK cut the model's name at its length limit: another model's, maybe
+                # (gpt-4o-mini at 6 is gpt-4o). Unknown, and said so for the stores.
+                out = self._unpriced(_UNKNOWN, None)
+                if out is None:
+                    return None
+                out[MODEL_CUT] = True
+                if AGENT_STEP not in attrs and agent is not None:
+                    out[AGENT_STEP] = next(agent)
+                return out
             found = None
             if type(attrs) is dict:
                 # The function tests/test_shape_pricer.py checks, not a copy of it; try, not

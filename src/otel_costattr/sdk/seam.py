@@ -202,8 +202,9 @@ def add_attributes(span: Span, values: dict[str, Any]) -> None:
             attrs = span._attributes
             store = attrs._dict
             maxlen = attrs.maxlen
-            # Otherwise the SDK must drop old attributes or truncate ours: let it.
-            direct = attrs.max_value_len is None and (maxlen is None or len(store) + len(values) <= maxlen)
+            # Otherwise the SDK must drop old attributes: let it. Never cut at the value
+            # length limit (`_add_values`).
+            direct = maxlen is None or len(store) + len(values) <= maxlen
             lock = span._lock
         except AttributeError:
             direct = False
@@ -247,11 +248,13 @@ def _add_at_limits(bounded: Any, values: dict[str, Any]) -> None:
 
 def _add_values(bounded: Any, attrs: dict[str, Any], values: dict[str, Any], no_room: NoRoom) -> None:
     """A general hook's ``values`` into the span's attributes: straight into the live dict
-    when they fit within its limits (frozen, but no other thread may write the span now and
+    when they fit within its attribute count limit (frozen, but no other thread may write the span now and
     no on_end has run), else through `_add_at_limits`; when they do not all fit its attribute
     count (`fits`), what ``no_room(values)`` returns (None: nothing)."""
     maxlen = bounded.maxlen
-    if bounded.max_value_len is None and (maxlen is None or len(attrs) + len(values) <= maxlen):
+    # Never cut at the span's value length limit either: a status cut to "price" or "unknow"
+    # is no status (a review); the values are numbers and short names.
+    if maxlen is None or len(attrs) + len(values) <= maxlen:
         attrs.update(values)
     elif fits(maxlen, attrs, values):
         _add_at_limits(bounded, values)

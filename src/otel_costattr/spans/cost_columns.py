@@ -49,6 +49,11 @@ def model_columns(
     # compute_cost's own arithmetic (price_call) on the plain fields, without its result
     # objects: this runs for every model call the exporter stores. tests/test_row_costs.py
     # checks these columns against read_model_call + compute_cost on arbitrary attributes.
+    if attrs.get(semconv.MODEL_CUT) in (True, "true"):
+        # The processor found the model's name cut at the span's value length limit: the cut
+        # name may be another model's, so it is priced by none (tokens kept).
+        columns = _columns(attrs, start, table, resource, None)
+        return (*columns[:5], None, _UNKNOWN, "span", column_text(attrs.get(semconv.PRICING_VERSION)), None)
     stamped = attrs.get(semconv.COST)
     if not isinstance(stamped, (int, float)) or isinstance(stamped, bool):
         return _columns(attrs, start, table, resource, None)
@@ -77,6 +82,7 @@ def model_columns(
     return ours
 
 
+_UNKNOWN = CostStatus.UNKNOWN_MODEL.value
 _UNPRICED = tuple(s.value for s in (CostStatus.UNKNOWN_MODEL, CostStatus.INVALID_USAGE, CostStatus.NO_USAGE))
 
 

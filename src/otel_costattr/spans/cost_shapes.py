@@ -38,6 +38,7 @@ from ..semconv import (
     CALL_KEYS,
     COST,
     COST_STATUS,
+    MODEL_CUT,
     PRICED_MODEL,
     PRICING_VERSION,
     PROPOSED_COST_AMOUNT,
@@ -55,7 +56,7 @@ REPORTED_KEYS = frozenset(
 ShapeColumns = Callable[[dict[str, Any], int, Any, Any, Any, str], "tuple[Any, ...] | None"]
 
 # The keys that decide a shape's function: the call's own, and a processor's stamp.
-MONEY_KEYS = CALL_KEYS | {COST, COST_STATUS, PRICING_VERSION, PRICED_MODEL} | REPORTED_KEYS
+MONEY_KEYS = CALL_KEYS | {COST, COST_STATUS, PRICING_VERSION, PRICED_MODEL, MODEL_CUT} | REPORTED_KEYS
 _LIMIT = 1024  # span data can hold arbitrary keys: the caches are bounded
 _by_shape: dict[tuple[str, ...], ShapeColumns | None] = {}
 _by_keys: dict[frozenset[str], ShapeColumns | None] = {}
@@ -92,6 +93,8 @@ def shape_columns(shape: tuple[str, ...], calls: int = COMPILE_AT) -> ShapeColum
 def compile_columns(keys: frozenset[str]) -> ShapeColumns | None:
     """Build the function for spans holding exactly these of `MONEY_KEYS` (see the module
     doc), or None."""
+    if MODEL_CUT in keys:
+        return None  # a model name the SDK may have cut: model_columns says unknown_model
     stamped = COST in keys
     if stamped and PRICING_VERSION not in keys:
         return None  # no version cannot be this table's: the stamp stands, as it came
