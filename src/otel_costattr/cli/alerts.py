@@ -162,8 +162,12 @@ def check(
         "delivery_failures": json_object(failures, set()),
         "errors": errors,
     }
+    # csv and parquet: a row per alert state, as the table shows them (a review: one row
+    # holding the states as JSON text); json: the whole object
+    states_table = Table(_COLUMNS, rows, money=())
     # a rule that could not be evaluated is a failure for cron, firing or not
-    return Record(data=data, text="\n".join(text), exit_code=1 if errors else FIRING_EXIT if firing else 0)
+    code = 1 if errors else FIRING_EXIT if firing else 0
+    return Record(data=data, text="\n".join(text), exit_code=code, rows=states_table)
 
 
 def _patience(note: Notification) -> float:

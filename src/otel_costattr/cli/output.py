@@ -99,13 +99,15 @@ class Table:
 @dataclass
 class Record:
     """One object (``price``, ``store status``): ``text`` is its table format; json gives
-    ``data`` as an object, csv and parquet as one row (nested values as JSON text).
+    ``data`` as an object, csv and parquet as one row (nested values as JSON text), or, with
+    ``rows``, that table's rows (``alerts check``: a row per alert state).
     ``exit_code``: the command's exit status once it is written (``store status --check``)."""
 
     data: Mapping[str, Any]
     text: str
     money: Sequence[str] = ()
     exit_code: int = 0
+    rows: Table | None = None
 
 
 def output(fn: Callable[..., Table | Record]) -> Callable[..., None]:
@@ -255,8 +257,10 @@ def _finite(value: float) -> float | None:
 
 
 def flat(result: Table | Record) -> tuple[list[str], list[Mapping[str, Any]]]:
-    """The columns and rows of ``result`` (a `Record` is one row)."""
+    """The columns and rows of ``result`` (a `Record` is one row, or its ``rows``)."""
     if isinstance(result, Record):
+        if result.rows is not None:
+            return flat(result.rows)
         return list(result.data), [result.data]
     return list(result.columns), list(result.rows)
 

@@ -20,6 +20,8 @@ def write_parquet(result: Table | Record, path: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if isinstance(result, Record) and result.rows is not None:
+        result = result.rows
     columns, rows = flat(result)
     types = result.types if isinstance(result, Table) else {}
     arrays = []
