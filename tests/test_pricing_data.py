@@ -41,6 +41,7 @@ PINNED_DIGESTS = {
     "2026.12.06": "sha256:981447e3064f29d292418ad5c7d521680d490739ed8a0641449dda8db6fc3cd4",
     # + Azure's name for it, gpt-35-turbo-instruct
     "2026.12.06.2": "sha256:70e340b027a232e59fa7925ed785e87d099a13a1035c3e7a6132ead09343435c",
+    "2026.12.06.3": "sha256:b0d57b920863854cff1875358c6cb02ceae4faf1449c4c6ceb09126d98b74cf5",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -382,7 +383,7 @@ def test_every_model_has_source_and_retrieved(table):
     for entry in table.models():
         assert entry.source and entry.source.startswith("https://"), entry.id
         assert isinstance(entry.retrieved, dt.date), entry.id
-        assert entry.retrieved <= dt.date(2026, 12, 5), entry.id
+        assert entry.retrieved <= dt.date(2026, 12, 6), entry.id
         assert entry.periods, entry.id
 
 

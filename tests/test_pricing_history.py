@@ -31,7 +31,12 @@ def _per_mtok(table, model_id, when, provider=None):
 
 
 DEEPSEEK = [
-    # (model, day, (input, output, cache hit)): peak hours (12:00 UTC) before V3.1
+    # (model, day, (input, output, cache hit)): V3's launch promotion, then its list price
+    # with no discount until the off-peak one began (a review: 2025-01 priced at that scheme)
+    ("deepseek-chat", dt.date(2025, 1, 5), (D("0.14"), D("0.28"), D("0.014"))),
+    ("deepseek-chat", dt.date(2025, 2, 20), (D("0.27"), D("1.1"), D("0.07"))),
+    ("deepseek-reasoner", dt.date(2025, 2, 20), (D("0.55"), D("2.19"), D("0.14"))),
+    # peak hours (12:00 UTC) before V3.1
     ("deepseek-chat", dt.date(2025, 6, 1), (D("0.27"), D("1.1"), D("0.07"))),
     ("deepseek-reasoner", dt.date(2025, 6, 1), (D("0.55"), D("2.19"), D("0.14"))),
     # V3.1, no more off-peak discount
@@ -51,6 +56,10 @@ def test_deepseek_v3_prices_by_date(table, model_id, day, expected):
 def test_deepseek_off_peak_only_before_v3_1(table):
     night = _per_mtok(table, "deepseek-chat", _at(dt.date(2025, 6, 1), hour=20))
     assert night == (D("0.135"), D("0.55"), D("0.035"))
+    # not before the discount began (2025-02-26)
+    before = _per_mtok(table, "deepseek-chat", _at(dt.date(2025, 2, 20), hour=20))
+    assert before == (D("0.27"), D("1.1"), D("0.07"))
+    assert _per_mtok(table, "deepseek-reasoner", _at(dt.date(2025, 2, 20), hour=20))[0] == D("0.55")
     assert _per_mtok(table, "deepseek-chat", _at(dt.date(2025, 10, 1), hour=20)) == (
         D("0.28"),
         D("0.42"),
