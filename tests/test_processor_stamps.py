@@ -208,3 +208,50 @@ def test_a_model_name_cut_at_the_value_length_limit_is_priced_by_no_one(tmp_path
     with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT cost_usd, cost_status, input_tokens FROM spans").fetchall()
     assert rows == [(None, "unknown_model", 100_000)] * 3
+
+
+def test_a_cut_model_name_leaves_every_other_rule_as_it_was():
+    """A second review of the cut-name check, which first ran before every other rule: a
+    response model cut with the request model whole is priced by the request model; a cost
+    the provider reported stands; agent and tool spans naming a long model get no stamp (nor
+    a step); identity a child inherits is still cut at the limit, as its own would be."""
+    from opentelemetry import baggage, context
+
+    from otel_costattr import load_pricing
+
+    bundled = load_pricing(use_env=False)
+    processor, memory, tracer = traced(bundled, SpanLimits(max_span_attribute_length=16))
+    usage = {"gen_ai.usage.input_tokens": 100_000, "gen_ai.usage.output_tokens": 10_000}
+    chat = {"gen_ai.operation.name": "chat", **usage}
+    agent = tracer.start_span("agent", attributes={"gen_ai.operation.name": "invoke_agent"})
+    with trace.use_span(agent, end_on_exit=True):
+        tracer.start_span(
+            "snapshot",
+            attributes={
+                **chat,
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+            },
+        ).end()
+        reported = {"gen_ai.usage.cost.amount": 0.0123, "gen_ai.usage.cost.currency": "USD"}
+        tracer.start_span(
+            "reported", attributes={**chat, "gen_ai.request.model": "anthropic/claude-3.5-sonnet", **reported}
+        ).end()
+        tool = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.request.model": "anthropic.claude-3-5-sonnet",
+        }
+        tracer.start_span("tool", attributes=tool).end()
+        token = context.attach(baggage.set_baggage("app.feature", "checkout-recommendations-v2"))
+        try:
+            tracer.start_span("inherits", attributes={**chat, "gen_ai.request.model": "gpt-4o"}).end()
+        finally:
+            context.detach(token)
+    got = {s.name: s.attributes for s in memory.get_finished_spans()}
+    snapshot = got["snapshot"]
+    assert (snapshot[semconv.COST], snapshot["costattr.model_source"]) == (0.021, "request")
+    assert (got["reported"][semconv.COST], got["reported"]["costattr.cost_source"]) == (0.0123, "provider")
+    assert semconv.COST_STATUS not in got["tool"] and semconv.AGENT_STEP not in got["tool"]
+    assert got["inherits"]["app.feature"] == "checkout-recomme"
+    assert [got[n][semconv.AGENT_STEP] for n in ("snapshot", "reported", "inherits")] == [0, 1, 2]
+    assert processor.stats()["unknown_model"] == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import math
 import sys
 import threading
 import time
@@ -194,10 +195,10 @@ class FirstSpans:
         # trim pops from a copy of the keys, a claim re-reads what it finds.
         self._lock = threading.RLock()
 
-    def claim(self, rid: str, span: Any) -> bool:
-        """Record that ``span`` priced ``rid``: False when a span of its trace that overlaps
-        it in time did so first (this one is a duplicate)."""
-        key, mine = _mark(span, rid)
+    def claim(self, rid: str, span: Any, usd: float | None = None) -> bool:
+        """Record that ``span`` priced ``rid`` (at ``usd``): False when a span of its trace
+        that overlaps it in time did so first (this one is a duplicate)."""
+        key, mine = _mark(span, rid, usd)
         return self.settle(key, mine, self.claims.setdefault(key, mine))  # atomic: one first
 
     def settle(self, key: tuple[int, str], mine: tuple[int, int, Any], first: Any) -> bool:
@@ -393,24 +394,27 @@ def _wraps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
     return abs(a_start - b_start) <= near and abs(a_end - b_end) <= near
 
 
-def _mark(span: Any, rid: str) -> tuple[tuple[int, str], tuple[int, int, Any]]:
+def _mark(span: Any, rid: str, usd: float | None = None) -> tuple[tuple[int, str], tuple[int, int, Any, Any]]:
     """A span's claim of ``rid``: its key (trace id, response id) and its (start, end,
-    instrumentation scope)."""
+    instrumentation scope, cost: None for a span not priced)."""
     start = span.start_time or 0
     end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
     scope = getattr(span, "instrumentation_scope", None)
-    return (span.get_span_context().trace_id, claimed_id(rid)), (start, end, scope)
+    return (span.get_span_context().trace_id, claimed_id(rid)), (start, end, scope, usd)
 
 
-def _copies(a: tuple[int, int, Any], b: tuple[int, int, Any]) -> bool:
+def _copies(a: tuple[int, int, Any, Any], b: tuple[int, int, Any, Any]) -> bool:
     """Whether two claims of one key are one call's spans: overlapping in time, of two
     instrumentation scopes (their names; a span without one has the scope None), or of one
-    scope starting at the same instant: OpenLLMetry's span of a ``responses.retrieve`` of a
-    finished response copies its ``create`` span's start time, id and usage (a review: $0.90
-    for a $0.45 call), while two calls made at once start apart."""
+    scope starting at the same instant at the same cost: OpenLLMetry's span of a
+    ``responses.retrieve`` of a finished response copies its ``create`` span's start time,
+    id and usage (a review: $0.90 for a $0.45 call), while two calls made at once start
+    apart, or, on a coarse clock, differ in what they cost (another review)."""
     if not _overlap(a, b):
         return False
-    return a[0] == b[0] or getattr(a[2], "name", None) != getattr(b[2], "name", None)
+    if getattr(a[2], "name", None) != getattr(b[2], "name", None):
+        return True
+    return a[0] == b[0] and a[3] is not None and b[3] is not None and math.isclose(a[3], b[3], rel_tol=1e-9)
 
 
 def claimed_id(rid: str) -> str:

@@ -53,7 +53,6 @@ from ..semconv import (
     DUPLICATE,
     IDENTITY_KEYS,
     MODEL_CUT,
-    MODEL_KEYS,
     MODEL_SOURCE,
     MODEL_SOURCE_REQUEST,
     PRICED_MODEL,
@@ -63,6 +62,7 @@ from ..semconv import (
     PROPOSED_COST_SOURCE,
     PROPOSED_SOURCE_LOCAL,
     REGION,
+    REQUEST_MODEL,
     RESPONSE_ID,
     ROLE_KEYS,
     SpanRole,
@@ -144,8 +144,13 @@ def _value_limit(span: object) -> int | None:
 
 
 def _model_cut(attrs: Mapping[str, Any], limit: int) -> bool:
-    """Whether a model name the call is priced by may have been cut at ``limit``."""
-    return any(type(v := attrs.get(key)) is str and len(v) >= limit for key in MODEL_KEYS)
+    """Whether the model name the call is priced by may have been cut at ``limit``."""
+    return _too_long(read_call_fields(attrs)[0], limit)
+
+
+def _too_long(value: object, limit: int) -> bool:
+    """Whether ``value`` is text as long as ``limit``: cut there, maybe."""
+    return type(value) is str and len(value) >= limit
 
 
 def _has_response_id(attrs: Mapping[str, Any]) -> bool:
@@ -636,19 +641,14 @@ class CostSpanProcessor(SpanProcessor):
     ) -> dict[str, Any] | None:
         """`_stamp`'s general case, ``agent`` the span's agent step counter (or None)."""
         try:
-            limit = _value_limit(span)
-            if limit is not None and _model_cut(attrs, limit):
-                # The SDK cut the model's name at its length limit: another model's, maybe
-                # (gpt-4o-mini at 6 is gpt-4o). Unknown, and said so for the stores.
-                out = self._unpriced(_UNKNOWN, None)
-                if out is None:
-                    return None
-                out[MODEL_CUT] = True
-                if AGENT_STEP not in attrs and agent is not None:
-                    out[AGENT_STEP] = next(agent)
-                return out
             found = None
-            if type(attrs) is dict:
+            # The SDK may have cut the priced model's name at its length limit: another
+            # model's, maybe (gpt-4o-mini at 6 is gpt-4o). The general rules then decide,
+            # the cut name unknown (`_settle`).
+            cut = _value_limit(span)
+            if cut is not None and not _model_cut(attrs, cut):
+                cut = None
+            if cut is None and type(attrs) is dict:
                 # The function tests/test_shape_pricer.py checks, not a copy of it; try, not
                 # contextlib.suppress: no context manager to enter on every span.
                 try:  # noqa: SIM105
@@ -679,7 +679,7 @@ class CostSpanProcessor(SpanProcessor):
                     self._propose(out)
                 self._count_priced()
             else:
-                out = self._settled_stamp(span, attrs, found)
+                out = self._settled_stamp(span, attrs, found, cut)
                 if out is None or out[COST_STATUS] == DUPLICATE:
                     return out  # a duplicate gets no step number: it is not a new call
             if AGENT_STEP not in attrs and agent is not None:
@@ -689,12 +689,18 @@ class CostSpanProcessor(SpanProcessor):
             self._internal_error("end")
             return None
 
-    def _settled_stamp(self, span: Span, attrs: Mapping[str, Any], found: object) -> dict[str, Any] | None:
+    def _settled_stamp(
+        self, span: Span, attrs: Mapping[str, Any], found: object, cut: int | None = None
+    ) -> dict[str, Any] | None:
         """What to stamp on a span the common case does not settle (None: not a model call);
-        counts it."""
-        found, source, region, reported = self._settle(span, attrs, found)
+        counts it. ``cut``: the span's value length limit, when its priced model's name is
+        as long (cut, maybe): that name is not priced."""
+        found, source, region, reported = self._settle(span, attrs, found, cut)
         if type(found) is not tuple:
-            return self._unpriced(found, reported)
+            out = self._unpriced(found, reported)
+            if cut is not None and out is not None and out[COST_STATUS] == _STATUS_TEXT[_UNKNOWN]:
+                out[MODEL_CUT] = True  # for the stores, which would price the cut name
+            return out
         entry, usd = found
         out = {COST: usd, COST_STATUS: "priced", PRICING_VERSION: self._version, PRICED_MODEL: entry.id}
         if source is not None:
@@ -709,7 +715,7 @@ class CostSpanProcessor(SpanProcessor):
         return out
 
     def _settle(
-        self, span: Span, attrs: Mapping[str, Any], found: object
+        self, span: Span, attrs: Mapping[str, Any], found: object, cut: int | None = None
     ) -> tuple[object, str | None, str | None, Any]:
         """What the common case leaves: the general rules for what the fast path did not
         price, a newer snapshot of a known request model (issue 17), duplicates, a regional
@@ -719,8 +725,10 @@ class CostSpanProcessor(SpanProcessor):
             found = self._general(span, attrs)
             if found is None:
                 return None, None, None, None
+        if cut is not None and type(found) is tuple:
+            found = _UNKNOWN  # priced by a name the SDK may have cut (`_settled_stamp`)
         source = None
-        if found is _UNKNOWN:
+        if found is _UNKNOWN and (cut is None or not _too_long(attrs.get(REQUEST_MODEL), cut)):
             approximated = price_at_request_model(self._table, span.start_time, attrs)
             if approximated is not None:
                 found, source = approximated, MODEL_SOURCE_REQUEST
@@ -773,7 +781,7 @@ class CostSpanProcessor(SpanProcessor):
         if has:
             rid = attrs[RESPONSE_ID]
             if type(found) is tuple:
-                if not self._first_spans.claim(rid, span):
+                if not self._first_spans.claim(rid, span, found[1]):
                     return True
             elif self._first_spans.seen(rid, span):
                 return True

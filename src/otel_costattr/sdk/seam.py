@@ -194,17 +194,20 @@ def start_filter(
     return on_start
 
 
-def add_attributes(span: Span, values: dict[str, Any]) -> None:
+def add_attributes(span: Span, values: dict[str, Any], *, whole: bool = False) -> None:
     """Add attributes to a span that has not ended. Values must already be valid attribute
-    values (str, bool, int, float): they skip the SDK's per-value cleaning."""
+    values (str, bool, int, float): they skip the SDK's per-value cleaning. ``whole``: never
+    cut at the span's value length limit (our stamp, `_add_values`); other values (identity
+    a child inherits) are cut there as the span's own would be."""
     if _fast:
         try:
             attrs = span._attributes
             store = attrs._dict
             maxlen = attrs.maxlen
-            # Otherwise the SDK must drop old attributes: let it. Never cut at the value
-            # length limit (`_add_values`).
-            direct = maxlen is None or len(store) + len(values) <= maxlen
+            # Otherwise the SDK must drop old attributes or cut ours: let it.
+            direct = (whole or attrs.max_value_len is None) and (
+                maxlen is None or len(store) + len(values) <= maxlen
+            )
             lock = span._lock
         except AttributeError:
             direct = False
@@ -361,7 +364,7 @@ def _closure_installer(
                     if values and not fits(limit if type(limit) is int else None, attrs, values):
                         values = no_room(values)
                     if values:
-                        add_attributes(span, values)
+                        add_attributes(span, values, whole=True)
             except Exception:
                 failed()
             span.end(end_time)
