@@ -234,6 +234,17 @@ def test_check_writes_csv_and_parquet_like_every_data_command(tmp_path, workload
     table = pq.read_table(out)
     assert table.column_names == [*csv.DictReader(io.StringIO(csv_out.output)).fieldnames]
     assert table.column("state").to_pylist() == ["FIRING", "OK"]
+    # One schema every run, whatever its values: another day's file concatenates.
+    one = rules_file(
+        tmp_path / "one.toml", ROLLING_BUDGET.split('[[rules]]\nname = "calls"')[0], receiver.url
+    )
+    other = tmp_path / "other.parquet"
+    base[3] = str(one)
+    assert _check(*base, "--format", "parquet", "--out", str(other)).exit_code == 3
+    import pyarrow as pa
+
+    assert pa.concat_tables([table, pq.read_table(other)]).num_rows == 3
+    assert str(table.schema.field("value").type) == "decimal128(38, 12)"
 
 
 def test_ctrl_c_stops_watch_even_in_the_middle_of_an_evaluation(tmp_path, workload, receiver):

@@ -29,6 +29,10 @@ FIRING_EXIT = 3
 INTERRUPTED_EXIT = 130  # as a shell reports a command ended by SIGINT
 MAX_WAIT = 300.0  # seconds `alerts check` waits for deliveries (a receiver that is down)
 _COLUMNS = ("rule", "scope", "scope_value", "window", "threshold", "limit", "value", "state", "reason")
+# The states as csv and parquet: one schema every run, whatever its values (a review: decimal
+# scales and a null-typed reason read from each run's values, so two days' files did not concat).
+_NUMBER = "DECIMAL(38,12)"
+_TYPES = {c: ("VARCHAR" if c not in ("threshold", "limit", "value") else _NUMBER) for c in _COLUMNS}
 
 
 # Not options.db_option: the alerts record their states in the store, so they open it to write.
@@ -164,7 +168,7 @@ def check(
     }
     # csv and parquet: a row per alert state, as the table shows them (a review: one row
     # holding the states as JSON text); json: the whole object
-    states_table = Table(_COLUMNS, rows, money=())
+    states_table = Table(_COLUMNS, rows, money=(), types=_TYPES)
     # a rule that could not be evaluated is a failure for cron, firing or not
     code = 1 if errors else FIRING_EXIT if firing else 0
     return Record(data=data, text="\n".join(text), exit_code=code, rows=states_table)
