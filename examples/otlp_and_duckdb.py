@@ -68,3 +68,5 @@ with tracer.start_as_current_span("invoke_agent support", attributes=agent_attrs
     )
 
 provider.shutdown()  # flushes both exporters
+print(f"{len(CALLS)} model calls sent over OTLP and written to {db}; see them with:")
+print(f"  otel-costattr rollup per-feature --db {db} --days 1")

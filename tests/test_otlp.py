@@ -110,6 +110,8 @@ def test_otlp_example_sends_cost_and_writes_duckdb(receiver, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert receiver.errors == []
+    # says where the calls went (a review: it printed nothing)
+    assert done.stdout.startswith(f"2 model calls sent over OTLP and written to {db}")
 
     spans = by_name(receiver.spans)
     chat = {n: s["attributes"] for n, s in spans.items() if n.startswith("chat ")}
