@@ -18,7 +18,7 @@ SELECT
     sum(cost_usd) AS usd,
     min(start_time) AS first_seen,
     max(start_time) AS last_seen,
-    arg_max(trace_id, start_time) AS example_trace_id
+    arg_max(trace_id, (start_time, trace_id)) AS example_trace_id  -- ties: one answer on every engine
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 WHERE json_extract_string(attributes, '$."costattr.model_source"') IS NOT NULL
 GROUP BY ALL

@@ -363,7 +363,7 @@ def test_cli_runs_rollups_and_init(stores: tuple[str, str], chdb_dir: Path, caps
     assert main(["clickhouse", "init", "--db", fresh]) == 0
     assert capsys.readouterr().out == (
         "costattr_spans: 0 rows; costattr_spans_mv fills it from otel_traces\n"
-        "costattr_settled: 0 identities settled, 0 unstamped calls priced; "
+        "costattr_settled: 0 identities settled, 0 unstamped calls settled; "
         "costattr_calls_settled_v2: 0 calls written\n"
     )
     assert main(["clickhouse", "init", "--db", fresh]) == 0  # again: kept

@@ -159,7 +159,7 @@ def test_cli_settle_and_the_servers_settler(
     assert out.startswith("costattr_settled: ") and " 0 identities" not in out
     assert main(["clickhouse", "settle", "--db", url]) == 0
     assert capsys.readouterr().out == (
-        "costattr_settled: 0 identities settled, 0 unstamped calls priced; "
+        "costattr_settled: 0 identities settled, 0 unstamped calls settled; "
         "costattr_calls_settled_v2: 0 calls written\n"
     )
     assert main(["clickhouse", "settle", "--db", f"chdb://{chdb_dir}?database=cli_settle&table=nope"]) == 1

@@ -112,7 +112,7 @@ def _said(done: Any) -> None:
     from ..clickhouse.ledger import CALLS_TABLE
     from ..clickhouse.settle import SETTLED_TABLE
 
-    said = f"{SETTLED_TABLE}: {done.identities} identities settled, {done.prices} unstamped calls priced"
+    said = f"{SETTLED_TABLE}: {done.identities} identities settled, {done.prices} unstamped calls settled"
     click.echo(f"{said}; {CALLS_TABLE}: {done.calls} calls written")
 
 
