@@ -543,7 +543,7 @@ def _unpriced_spans(table):
     app = TracerProvider(resource=Resource.create({"service.name": "app"}), shutdown_on_exit=False)
     app.add_span_processor(CostSpanProcessor(table, dedupe_response_ids=True))
     app.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = app.get_tracer("unpriced")
+    tracer, sdk = app.get_tracer("unpriced"), app.get_tracer("sdk")
     clock = iter(range(10**9))
 
     def at(day, hour=10):
@@ -553,8 +553,8 @@ def _unpriced_spans(table):
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model, **usage}
         attrs["gen_ai.response.id"] = response
         spans = [tracer.start_span(f"chat {model}", ctx, attributes=attrs, start_time=at(day))]
-        if twice:  # a second instrumentation of the same API call
-            spans.append(tracer.start_span(f"sdk {model}", ctx, attributes=attrs, start_time=at(day)))
+        if twice:  # a second instrumentation (a scope of its own) of the same API call
+            spans.append(sdk.start_span(f"sdk {model}", ctx, attributes=attrs, start_time=at(day)))
         for span in spans:
             span.end(at(day))
 
