@@ -292,11 +292,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._shutdown = True
         _DEFERRED.discard(self)
         try:
-            self._stop.set()
-            self._wake.ring()
-            worker = self._worker
-            if worker is not None and worker is not threading.current_thread():
-                worker.join(self._lock_timeout + 5)
+            self._stop_ingester()
             done = self._flush(time.monotonic() + self._lock_timeout)
             with self._lock:
                 lost, self._buffered = self._buffered, 0
@@ -338,6 +334,15 @@ class DuckDBSpanExporter(SpanExporter):
             self._log("drop", "otel-costattr: dropped %d spans for %s (%s)", table.num_rows, self.path, e)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    def _stop_ingester(self) -> None:
+        """Tell the ingester to stop (between transactions) and wait for it, up to the lock
+        timeout and 5 s."""
+        self._stop.set()
+        self._wake.ring()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(self._lock_timeout + 5)
 
     def _ensure_worker(self) -> None:
         if self._pid != os.getpid():  # forked without the at-fork hook
@@ -693,13 +698,8 @@ def _at_exit() -> None:
     for exporter in list(_DEFERRED):
         exporter.shutdown()
     for exporter in list(_LIVE):
-        if exporter._shutdown:
-            continue
-        exporter._stop.set()
-        exporter._wake.ring()
-        worker = exporter._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(exporter._lock_timeout + 5)
+        if not exporter._shutdown:
+            exporter._stop_ingester()
 
 
 def _run_worker(ref: weakref.ref, stop: threading.Event, wake: _Bell, interval: float) -> None:
