@@ -169,6 +169,14 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
             call(ta, actx, "openai", "gpt-4o-mini", **{"gen_ai.response.model": "gpt-4o-mini-2025-01-01"})
             call(ta, actx, "openai", "gpt-4o", **{"llm.cost.total": 0.5})  # the provider's cost (reconcile)
             call(ta, actx, "openai", "gpt-4o", **{"gen_ai.input.messages": "secret"})  # content: never kept
+            # No token counts, the provider's charge known: it wins, stamped or not.
+            for tracer, reported in ((ta, {"llm.cost.total": 0.0031}), (ts, {"llm.cost.total": 0.0029}),
+                                     (ts, {"gen_ai.usage.cost": 0.0027})):  # fmt: skip
+                attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                         "gen_ai.request.model": "gpt-4o", **reported}  # fmt: skip
+                tracer.start_span("chat gpt-4o", actx, attributes=attrs, start_time=clock.tick()).end(
+                    end_time=clock.tick(100)
+                )
         agent.set_attribute("gen_ai.usage.input_tokens", 123456)  # a summed usage: never counted
         agent.end(end_time=clock.tick())
         root.end(end_time=clock.tick())

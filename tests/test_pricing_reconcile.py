@@ -147,3 +147,60 @@ def test_reconcile_lists_calls_that_differ_by_more_than_one_percent(bundled, tmp
     assert len(rollup("reconcile", db=db, pct=0.5)) == 3  # a lower threshold lists the +0.95% too
     # The totals count the provider's figure: 0.0003 + 0.000212 + 0.00021 + 0.0002
     assert rollup("stats", db=db)[0]["usd"] == D("0.000922")
+
+
+NO_USAGE = {k: v for k, v in call().items() if not k.startswith("gen_ai.usage.")}
+
+
+@pytest.mark.parametrize(
+    ("reported", "usd"),
+    [
+        ({"llm.cost.total": 0.0004}, D("0.0004")),
+        ({"gen_ai.usage.cost.amount": 0.0004, "gen_ai.usage.cost.currency": "USD"}, D("0.0004")),
+        ({"gen_ai.usage.cost": 0.0004}, D("0.0004")),  # a gateway's bare figure
+        ({"llm.cost.total": 0.0}, D("0")),  # a failed call the provider charged nothing for
+    ],
+)
+def test_a_reported_cost_without_token_counts_wins(bundled, tmp_path, reported, usd):
+    """The provider's charge is known even when the span carries no token counts (a streamed
+    call whose usage block the instrumentation missed): it wins, as the README says, in the
+    processor and in a store fed by a service without the processor (it was no_usage, the
+    cost dropped)."""
+    attrs = {**NO_USAGE, **reported}
+    (span, root), processor = run(bundled, [[attrs]])
+    assert (span.attributes[COST], span.attributes[COST_STATUS]) == (float(usd), "priced")
+    assert span.attributes[COST_SOURCE] == "provider" and COMPUTED_COST not in span.attributes
+    assert processor.stats()["priced"] == 1 and processor.stats()["no_usage"] == 0
+    # The same call stamped by the processor, and traced by a service without it.
+    (bare, bare_root), _ = run_bare([[attrs]])
+    for name, spans in (("stamped", [span, root]), ("bare", [bare, bare_root])):
+        db = tmp_path / f"{name}.duckdb"
+        store = DuckDBSpanExporter(db, pricing=bundled)
+        store.export(spans)
+        store.shutdown()
+        row = rollup("stats", db=db)[0]
+        assert (row["usd"], row["calls"], row["unpriced_calls"]) == (usd, 1, 0), name
+
+
+def test_a_call_without_usage_or_reported_cost_stays_no_usage(bundled, tmp_path):
+    (span, _), processor = run(bundled, [[NO_USAGE]])
+    assert span.attributes[COST_STATUS] == "no_usage" and COST not in span.attributes
+    assert processor.stats()["no_usage"] == 1
+
+
+def run_bare(calls_by_trace):
+    """`run` without the processor: a service that does not stamp."""
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    tracer = provider.get_tracer("test")
+    spans = []
+    for calls in calls_by_trace:
+        root = tracer.start_span("run", start_time=START)
+        ctx = trace.set_span_in_context(root)
+        for attrs in calls:
+            span = tracer.start_span("chat", context=ctx, start_time=START, attributes=attrs)
+            span.end(end_time=START + 10**9)
+            spans.append(span)
+        root.end(end_time=START + 2 * 10**9)
+        spans.append(root)
+    provider.shutdown()
+    return spans, None

@@ -111,6 +111,9 @@ _SCALARS = frozenset({str, bool, int, float})
 _STATUS_TEXT = {s: s.value for s in CostStatus}
 _PRICED = CostStatus.PRICED
 _UNKNOWN = CostStatus.UNKNOWN_MODEL
+# Calls we cannot price that a cost their provider reported prices (`_unpriced`): a model
+# unknown to us, usage the span does not carry (a stream whose usage block was missed).
+_REPORTED_PRICES = (_UNKNOWN, CostStatus.NO_USAGE)
 _REPORTED_1, _REPORTED_2, _REPORTED_3 = REPORTED_COST_KEYS
 _MODEL_CALL = SpanRole.MODEL_CALL
 _CALL_PRICED = frozenset({_PRICED.value, DUPLICATE})  # the statuses of a call someone priced
@@ -732,11 +735,11 @@ class CostSpanProcessor(SpanProcessor):
             approximated = price_at_request_model(self._table, span.start_time, attrs)
             if approximated is not None:
                 found, source = approximated, MODEL_SOURCE_REQUEST
-        if self._dedupe and self._is_duplicate(span, attrs, found):
-            return DUPLICATE, None, None, None
         reported = None  # a cost the provider reported wins, ours kept beside it (cost/reported.py)
         if _REPORTED_1 in attrs or _REPORTED_2 in attrs or _REPORTED_3 in attrs:
             reported = reported_usd(attrs)
+        if self._dedupe and self._is_duplicate(span, attrs, found, reported):
+            return DUPLICATE, None, None, None
         region = None
         if type(found) is tuple and source is None and id(found[0]) in self._regional:
             region, found = self._regional_price(span, attrs, found)
@@ -748,7 +751,7 @@ class CostSpanProcessor(SpanProcessor):
             return None
         if found is DUPLICATE:
             return self._duplicate()
-        if reported is not None and found is _UNKNOWN:  # unknown to us, not to the provider
+        if reported is not None and found in _REPORTED_PRICES:  # the provider knows its charge
             out = {COST_STATUS: "priced", PRICING_VERSION: self._version, **provider_cost(reported, None)}
             if self._proposed:
                 self._propose(out)
@@ -772,16 +775,22 @@ class CostSpanProcessor(SpanProcessor):
         provider = out.get(COST_SOURCE) == COST_SOURCE_PROVIDER
         out[PROPOSED_COST_SOURCE] = COST_SOURCE_PROVIDER if provider else PROPOSED_SOURCE_LOCAL
 
-    def _is_duplicate(self, span: Span, attrs: Mapping[str, Any], found: object) -> bool:
+    def _is_duplicate(
+        self, span: Span, attrs: Mapping[str, Any], found: object, reported: Any = None
+    ) -> bool:
         """Whether a span of this trace overlapping it in time priced its response id first:
         two instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too),
         or a sibling span of another instrumentation made the call first (`calls.Siblings`).
-        Only a priced span claims an id."""
+        Only a priced span claims an id: by our table, or by the cost its provider ``reported``
+        (`_unpriced`)."""
         has = _has_response_id(attrs)
         if has:
             rid = attrs[RESPONSE_ID]
             if type(found) is tuple:
                 if not self._first_spans.claim(rid, span, found[1]):
+                    return True
+            elif reported is not None and found in _REPORTED_PRICES:
+                if not self._first_spans.claim(rid, span, reported):
                     return True
             elif self._first_spans.seen(rid, span):
                 return True

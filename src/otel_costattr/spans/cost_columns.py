@@ -169,7 +169,9 @@ def _columns(
 
 _REPORTED_AMOUNT, _REPORTED_TOTAL = semconv.PROPOSED_COST_AMOUNT, "llm.cost.total"
 _CURRENCY, _SOURCE = semconv.PROPOSED_COST_CURRENCY, semconv.PROPOSED_COST_SOURCE
-_REPORTED_WINS = (_PRICED_TEXT, CostStatus.UNKNOWN_MODEL.value)
+# As the processor: a reported cost prices a model unknown to us and a call whose span
+# carries no usage; usage it cannot read stays unpriced.
+_REPORTED_WINS = (_PRICED_TEXT, CostStatus.UNKNOWN_MODEL.value, CostStatus.NO_USAGE.value)
 
 
 def _reported_cost(attrs: Mapping[str, Any], ours: tuple[Any, ...], version: str) -> tuple[Any, ...]:
@@ -177,7 +179,7 @@ def _reported_cost(attrs: Mapping[str, Any], ours: tuple[Any, ...], version: str
     reported (`cost.reported`: a believable USD figure): that cost wins, as the processor
     would have stamped it, so the store does not depend on where the processor ran. Our
     figure is not kept beside it (`reconcile` lists only calls the processor stamped)."""
-    if ours[1] not in _REPORTED_WINS:  # as the processor: usage it cannot read stays unpriced
+    if ours[1] not in _REPORTED_WINS:
         return ours
     reported = reported_usd(attrs)
     if reported is None:
