@@ -29,6 +29,7 @@ __all__ = [
     "COST_METRICS",
     "ZERO_WHEN_EMPTY",
     "Measure",
+    "calls_without_scope",
     "contributors",
     "measure",
     "month_to_date",
@@ -65,7 +66,7 @@ def _column(key: str, params: list[Any]) -> str:
 
 
 def _query(
-    rule: Rule, start: dt.datetime, end: dt.datetime, only: str | None = None
+    rule: Rule, start: dt.datetime, end: dt.datetime, only: str | None = None, among: list[Any] | None = None
 ) -> tuple[str, list[Any]]:
     select: list[Any] = []  # parameters in the order they appear: SELECT, FROM, WHERE
     scope = _column(rule.scope, select)
@@ -77,6 +78,9 @@ def _query(
     if only is not None:
         where.append(f"{_column(rule.scope, params)} = ?")
         params.append(only)
+    if among is not None:  # a semi-join, not a list test on every call
+        where.append(f"{_column(rule.scope, params)} IN (SELECT unnest(?))")
+        params.append(among)
     errors = "0"
     join = ""
     if rule.metric == "error_rate":  # the span's status is not in the contract: one join by row
@@ -92,6 +96,21 @@ def _query(
         GROUP BY 1
     """
     return sql, [*select, start, end, *params]
+
+
+def calls_without_scope(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime) -> int:
+    """The calls of the current window the rule's filters keep that carry no scope value: a
+    rule measuring nothing says why (a per-user rule whose calls do not carry ``user.id``:
+    the processor copies only the identity keys it is told of)."""
+    start, end, _ = window_bounds(rule, now)
+    params: list[Any] = []
+    where = [f"{_column(rule.scope, params)} IS NULL"]
+    for key, wanted in rule.match:
+        where.append(f"{_column(key, params)} = ?")
+        params.append(wanted)
+    sql = f"SELECT count(*) FROM costattr_calls(?, ?, NULL, NULL, NULL) AS c WHERE {' AND '.join(where)}"
+    row = con.execute(sql, [start, end, *params]).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _value(metric: str, row: Sequence[Any]) -> Decimal | None:
@@ -111,7 +130,30 @@ def _value(metric: str, row: Sequence[Any]) -> Decimal | None:
 
 def _per_value(con: duckdb.DuckDBPyConnection, rule: Rule, start: dt.datetime, end: dt.datetime) -> dict:
     sql, params = _query(rule, start, end)
-    return {row[0]: row for row in con.execute(sql, params).fetchall()}
+    rows = {row[0]: row for row in con.execute(sql, params).fetchall()}
+    if rule.window != "run" or not rows:
+        return rows
+    # The lookback selects the runs (those with a call in it); each is measured whole, every
+    # call of it up to ``end``: a run's cost only grows, and its calls older than the lookback
+    # are spent too (a run's $0.30 call sliding out of it read as "resolved" at $0.01).
+    earliest = _earliest_span(con, list(rows))
+    if earliest is None or earliest >= start:
+        return rows
+    sql, params = _query(rule, earliest, end, among=list(rows))
+    return {**rows, **{row[0]: row for row in con.execute(sql, params).fetchall()}}
+
+
+def _earliest_span(con: duckdb.DuckDBPyConnection, runs: list[Any]) -> dt.datetime | None:
+    """The first start of a span of ``runs`` (trace ids) in the store, or None where the
+    connection has no spans table (ClickHouse's calls, pulled from the month's start at least:
+    `clickhouse.alerts.lookback_start`), which then reads every call it holds."""
+    try:
+        row = con.execute(
+            "SELECT min(start_time) FROM spans WHERE trace_id IN (SELECT unnest(?))", [runs]
+        ).fetchone()
+    except duckdb.CatalogException:
+        return dt.datetime(1970, 1, 1)
+    return None if row is None else row[0]
 
 
 # Metrics that are zero where nothing happened (no calls: no cost); the others are undefined.

@@ -100,7 +100,7 @@ class Rule:
     budget: Decimal | None = None
     baseline: int = 0  # trailing windows whose median is the reference; 0: none
     min_calls: int = 1
-    lookback: float = 86400.0  # window "run": runs started this many seconds back
+    lookback: float = 86400.0  # window "run": runs with a call this many seconds back (each measured whole)
     cooldown: float = 3600.0  # a key that fired is not notified again sooner
     notify_resolved: bool = True
 
