@@ -312,6 +312,22 @@ def test_no_calls_at_all_is_no_data(tmp_path, workload, receiver):
     assert result.evaluation.firing == [] and receiver.bodies == []
 
 
+def test_calls_without_the_scope_key_say_so(tmp_path, workload, receiver):
+    """A per-user rule whose calls do not carry user.id (set on the request span, the processor
+    not told to copy it) said "no calls in the window" beside $0.60 of calls."""
+    text = '[[rules]]\nname = "u"\nscope = "user.id"\nmetric = "cost"\nwindow = "day"\nbudget = 0.5\n'
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", text + 'channels = ["ops"]\n', receiver.url))
+    workload.run(NOW.replace(hour=8), ["0.30", "0.30"])
+    (row,) = check(workload, rules, NOW).evaluation.rows
+    assert (row.state, row.reason) == (
+        "NO_DATA",
+        "2 calls in the window, none with user.id (add it to the processor's identity_keys, "
+        "or OTEL_COSTATTR_IDENTITY_KEYS)",
+    )
+    agents = load_rules(rules_file(tmp_path / "b.toml", text.replace("user.id", "agent"), receiver.url))
+    assert check(workload, agents, NOW).evaluation.rows[0].reason == "2 calls in the window, none with agent"
+
+
 def test_the_migration_creates_the_tables(tmp_path):
     con = connect(tmp_path / "blank.duckdb")
     try:
@@ -380,6 +396,81 @@ def test_a_run_over_budget_fires_once_from_the_store(tmp_path, workload, receive
     # The run's window starts at its first call (not at the start of the 24 h lookback).
     assert body["window"]["start"] == (NOW - dt.timedelta(hours=2)).isoformat()
     assert slack_message(body)["text"].endswith(", window run")  # not "window run run"
+
+
+def _long_run(workload, calls):
+    """One run whose calls ((when, usd) pairs) lie where the test says, under one root."""
+    from alerts_helpers import _ns, tokens
+    from opentelemetry import trace
+
+    root = workload.tracer.start_span("run", start_time=_ns(calls[0][0]), attributes={"app.feature": "f"})
+    ctx = trace.set_span_in_context(root)
+    for at, usd in calls:
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "acme",
+                 "gen_ai.request.model": "acme-large", "gen_ai.usage.input_tokens": tokens(usd),
+                 "gen_ai.usage.output_tokens": 0}  # fmt: skip
+        span = workload.tracer.start_span("chat", context=ctx, start_time=_ns(at), attributes=attrs)
+        span.end(end_time=_ns(at + dt.timedelta(seconds=1)))
+    root.end(end_time=_ns(calls[-1][0] + dt.timedelta(seconds=2)))
+    return f"{root.get_span_context().trace_id:032x}"
+
+
+def test_a_run_is_measured_whole_not_its_calls_inside_the_lookback(tmp_path, workload, receiver):
+    """The lookback picks the runs; each costs every call of it. A run with $0.20 spent 90
+    minutes ago and $0.10 now, 1 h lookback, read $0.10 and never fired; a run whose $0.30 call
+    slid out of the 24 h lookback was told "resolved" at $0.01 while it had cost $0.31."""
+    text = '[[rules]]\nname = "run budget"\nscope = "run"\nmetric = "cost"\nwindow = "run"\nbudget = 0.25\n'
+    short = load_rules(
+        rules_file(tmp_path / "a.toml", text + 'lookback = "1h"\nchannels = ["ops"]\n', receiver.url)
+    )
+    run = _long_run(
+        workload, [(NOW - dt.timedelta(minutes=90), "0.20"), (NOW - dt.timedelta(minutes=1), "0.10")]
+    )
+    (row,) = check(workload, short, NOW).evaluation.firing
+    assert (row.scope_value, row.value) == (run, Decimal("0.3"))
+    (body,) = receiver.bodies
+    assert body["window"]["start"] == (NOW - dt.timedelta(minutes=90)).isoformat()  # the run's first call
+    # The default 24 h lookback: fired at $0.30, then its first call leaves the lookback.
+    receiver.bodies.clear()
+    day = load_rules(rules_file(tmp_path / "b.toml", text + 'channels = ["ops"]\n', receiver.url))
+    later = NOW + dt.timedelta(days=3)
+    old = _long_run(
+        workload, [(later - dt.timedelta(hours=23), "0.30"), (later - dt.timedelta(hours=1), "0.01")]
+    )
+    check(workload, day, later)
+    rows = check(workload, day, later + dt.timedelta(hours=2)).evaluation.rows  # $0.30 25 h back
+    assert {r.scope_value: r.value for r in rows} == {old: Decimal("0.31")}
+    assert [(b["event"], b["value_exact"]) for b in receiver.bodies] == [("firing", "0.31")]
+
+
+def test_a_resolve_no_channel_took_is_sent_again_once(tmp_path, workload, receiver):
+    """A resolve the receiver missed (down when the key resolved) is sent again, as a firing
+    is; it was lost for good, the incident left open wherever the firing went."""
+    text = ('[[rules]]\nname = "rolling"\nscope = "feature"\nmetric = "cost"\nwindow = "24h"\n'
+            'budget = 1.00\nthresholds = [0.5]\nchannels = ["ops"]\n')  # fmt: skip
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", text, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=1), ["0.30", "0.30"])
+    check(workload, rules, NOW)
+    receiver.fail_first = receiver.requests + 3  # the resolve's three attempts fail
+    gone = NOW + dt.timedelta(hours=24)
+    assert "RESOLVED" in [e.state for e in check(workload, rules, gone).evaluation.events]
+    assert [b["event"] for b in receiver.bodies] == ["firing"]
+    assert check(workload, rules, gone + dt.timedelta(seconds=30)).redelivered == []  # too soon
+    again = check(workload, rules, gone + dt.timedelta(hours=1))
+    assert len(again.redelivered) == 1 and again.evaluation.events == []
+    assert [(b["event"], b.get("redelivered")) for b in receiver.bodies] == [
+        ("firing", None),
+        ("resolved", True),
+    ]
+    assert check(workload, rules, gone + dt.timedelta(hours=2)).redelivered == []  # delivered: once
+    # One nobody took for longer than its window is old news: never sent.
+    receiver.fail_first = receiver.requests + 100
+    workload.run(gone + dt.timedelta(hours=3), ["0.30", "0.30"])
+    check(workload, rules, gone + dt.timedelta(hours=3, minutes=1))
+    later = gone + dt.timedelta(hours=28)
+    check(workload, rules, later)  # resolved, not delivered
+    receiver.fail_first = 0
+    assert check(workload, rules, later + dt.timedelta(hours=25)).redelivered == []
 
 
 def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):

@@ -52,19 +52,21 @@ class Notification:
     at: dt.datetime | None = None
 
     def keys(self) -> list[tuple[str, str, str, str]]:
-        """(rule, scope value, window key, channel) of a firing notification, per channel."""
-        if self.payload.get("event") != "firing":
+        """(rule, scope value, window key, channel) of a firing or resolved notification, per
+        channel."""
+        if self.payload.get("event") not in ("firing", "resolved"):
             return []
         p = self.payload
         return [(p["rule"], str(p["scope"]["value"]), p["window"]["key"], c.name) for c in self.channels]
 
     def handed(self, at: dt.datetime) -> list[Delivery]:
-        """The rows saying a notifier took this firing notification at ``at`` (naive UTC), per
-        channel, not yet tried (``attempts`` 0): `redeliver` waits for their outcome before it
-        sends again, where a firing no notifier ever took (an evaluation with ``--no-notify``)
-        goes out with the next evaluation that notifies."""
+        """The rows saying a notifier took this firing or resolved notification at ``at``
+        (naive UTC), per channel, not yet tried (``attempts`` 0): `redeliver` waits for their
+        outcome before it sends again, where one no notifier ever took (an evaluation with
+        ``--no-notify``) goes out with the next evaluation that notifies."""
+        event = self.payload.get("event")
         return [
-            Delivery(at, rule, value, window, "firing", channel, False, 0, None)
+            Delivery(at, rule, value, window, event, channel, False, 0, None)
             for rule, value, window, channel in self.keys()
         ]
 

@@ -27,6 +27,7 @@ import duckdb
 
 from ..display import count
 from ..rollups.catalog import contract_prelude
+from ..rollups.dimensions import COLUMNS
 from ..store.database import StoreError
 from .deliver import Notification
 from .measure import (
@@ -34,12 +35,13 @@ from .measure import (
     COST_METRICS,
     ZERO_WHEN_EMPTY,
     Measure,
+    calls_without_scope,
     contributors,
     measure,
     month_to_date,
 )
 from .payload import build_payload
-from .rules import CALENDAR, Rule, RuleSet
+from .rules import CALENDAR, SCOPES, Rule, RuleSet
 from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events, stored_value
 from .windows import window_bounds
 
@@ -174,8 +176,15 @@ class _Judge:
         measures = measure(self.con, self.rule, self.now)
         if not measures:
             start, end, key = window_bounds(self.rule, self.now)
+            reason = "no calls in the window"
+            if self.rule.scope != "run":
+                bare = calls_without_scope(self.con, self.rule, self.now)
+                if bare:
+                    reason = f"{bare} calls in the window, none with {self.rule.scope}"
+                    if self.rule.scope not in SCOPES and self.rule.scope not in COLUMNS:  # an attribute
+                        reason += " (add it to the processor's identity_keys, or OTEL_COSTATTR_IDENTITY_KEYS)"
             for t in self.rule.thresholds:
-                self._set("*", key, t, None, None, NO_DATA, "no calls in the window")
+                self._set("*", key, t, None, None, NO_DATA, reason)
         seen = set()
         for m in measures:
             seen.add(stored_value(m.scope_value))

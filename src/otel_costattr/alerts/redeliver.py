@@ -1,12 +1,14 @@
-"""Re-sending a firing notification that a channel never took.
+"""Re-sending a firing or resolved notification that a channel never took.
 
-A store evaluation notifies a crossing once (the FIRING event carrying the payload). When a
-channel was down then, its ``alert_deliveries`` rows since that event are failures only, and
-the notification is due again: each later evaluation (in any process: it is all in the store)
-re-sends the stored payload to that channel alone, with backoff, until one delivery gets
-through, or the key stops firing, or its window has passed (a past day or month; a run
-older than the rule's lookback). A later notification of the same rule, scope value and
-window that got through (a higher threshold) counts as delivered: it says more.
+A store evaluation notifies a crossing once (the FIRING event carrying the payload), and its
+end once (the RESOLVED event). When a channel was down then, its ``alert_deliveries`` rows
+since that event are failures only, and the notification is due again: each later evaluation
+(in any process: it is all in the store) re-sends the stored payload to that channel alone,
+with backoff, until one delivery gets through, or the key's state changes (a firing resolved,
+a resolved key firing again), or its window has passed (a past day or month; a run older
+than the rule's lookback). A later notification of the same rule, scope value, window and
+event that got through (a higher threshold) counts as delivered: it says more. (A resolve
+never sent again left the incident open for good in whatever took the firing.)
 
 Backoff: the first re-send waits ``RESEND_FIRST`` seconds after the last hand-over (never less
 than the channel's own retries can take, so a round still in flight is never doubled), then the
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 import duckdb
 
 from .deliver import Notification
-from .rules import CALENDAR, Channel, Rule, RuleSet
+from .rules import CALENDAR, Channel, Rule, RuleSet, parse_duration
 from .state import Delivery, record_deliveries
 from .windows import window_bounds
 
@@ -62,14 +64,17 @@ class _Pending:
     last: dt.datetime | None
 
 
-def _stale(rule: Rule, window_key: str, fired_at: dt.datetime, at: dt.datetime) -> bool:
+def _stale(rule: Rule, window_key: str, fired_at: dt.datetime, at: dt.datetime, event: str) -> bool:
     # A day or month before the last, or a run older than the lookback, still reads FIRING
     # (nothing resolves it): its news is old, so it is not sent again. The period just ended
     # is still news: its late crossings fire early in the next one (evaluate._judge_late).
     if rule.window in CALENDAR:
         now = at.replace(tzinfo=dt.timezone.utc)
         return window_key not in (window_bounds(rule, now)[2], window_bounds(rule, now, 1)[2])
-    return rule.window == "run" and (at - fired_at).total_seconds() > rule.lookback
+    if rule.window == "run":
+        return (at - fired_at).total_seconds() > rule.lookback
+    # A rolling window's key still firing is news however old; its resolve, a window later, not.
+    return event == "resolved" and (at - fired_at).total_seconds() > parse_duration(rule.window)
 
 
 _PENDING = """
@@ -82,14 +87,14 @@ WITH latest AS (
     FROM alert_events AS e JOIN latest AS l
       ON e.rule = l.rule AND e.scope_value = l.scope_value AND e.window_key = l.window_key
      AND e.threshold = l.threshold AND e.recorded_at = l.at
-    WHERE l.state = 'FIRING' AND e.state = 'FIRING' AND e.notified AND e.payload IS NOT NULL
+    WHERE l.state IN ('FIRING', 'RESOLVED') AND e.state = l.state AND e.notified AND e.payload IS NOT NULL
 )
 SELECT f.rule, f.scope_value, f.window_key, f.recorded_at, f.payload, d.channel,
        coalesce(bool_or(d.ok), false), count(*) FILTER (WHERE NOT d.ok AND d.attempts > 0),
        max(d.recorded_at)
 FROM fired AS f LEFT JOIN alert_deliveries AS d
   ON d.rule = f.rule AND d.scope_value = f.scope_value AND d.window_key = f.window_key
- AND d.event = 'firing' AND d.recorded_at >= f.recorded_at
+ AND d.event = json_extract_string(f.payload, '$.event') AND d.recorded_at >= f.recorded_at
 GROUP BY ALL
 """
 
@@ -110,7 +115,8 @@ def claim_redeliveries(
     notes: list[Notification] = []
     claims: list[Delivery] = []
     for (name, value, window, fired_at), items in by_event.items():
-        if _stale(rule_of[name], window, fired_at, at):
+        event = json.loads(items[0].payload)["event"]
+        if _stale(rule_of[name], window, fired_at, at, event):
             continue
         seen = {p.channel: p for p in items if p.channel is not None}
         due: list[Channel] = []
@@ -138,6 +144,6 @@ def claim_redeliveries(
             payload["redelivered"] = True
             payload["failed_rounds"] = rounds
         notes.append(Notification(payload, due, at=at))
-        claims.extend(Delivery(at, name, value, window, "firing", c.name, False, 0, None) for c in due)
+        claims.extend(Delivery(at, name, value, window, event, c.name, False, 0, None) for c in due)
     record_deliveries(con, claims)
     return notes
