@@ -8,9 +8,11 @@
 -- The previous period is [since - (until - since), since). The first row (level 'total') is
 -- the whole window; then one row per value, the largest absolute change first. A value
 -- present in one period only has NULL usd in the other (new, or gone); change_share is NULL
--- when the previous period cost nothing; change_usd is NULL when neither period has a priced
--- call (unpriced, or absent, in both: never a made-up zero). Every count and sum is per period:
--- previous_* for the period before, the bare name for this one.
+-- when the previous period cost nothing. A period without calls cost 0; one whose calls are
+-- all unpriced cost what no one knows: change_usd and change_share are then NULL (a model
+-- switch the prices have not caught up with is no drop to $0), as when neither period has a
+-- priced call. Every count and sum is per period: previous_* for the period before, the bare
+-- name for this one.
 WITH windowed AS (
     SELECT
         {{dimension($group_by)}} AS value,
@@ -37,9 +39,11 @@ per_value AS (
 )
 SELECT
     level, $group_by AS "key", value, previous_runs, runs, previous_calls, calls, previous_usd, usd,
-    CASE WHEN usd IS NOT NULL OR previous_usd IS NOT NULL
+    CASE WHEN (usd IS NOT NULL OR previous_usd IS NOT NULL)
+              AND (usd IS NOT NULL OR calls = 0) AND (previous_usd IS NOT NULL OR previous_calls = 0)
         THEN coalesce(usd, 0) - coalesce(previous_usd, 0) END AS change_usd,
-    CAST((coalesce(usd, 0) - previous_usd) / nullif(previous_usd, 0) AS DOUBLE) AS change_share,
+    CASE WHEN usd IS NOT NULL OR calls = 0
+        THEN CAST((coalesce(usd, 0) - previous_usd) / nullif(previous_usd, 0) AS DOUBLE) END AS change_share,
     previous_unpriced_calls, unpriced_calls, previous_usd_repriced, usd_repriced
 FROM per_value
 ORDER BY level = 'group', abs(coalesce(usd, 0) - coalesce(previous_usd, 0)) DESC, value NULLS LAST;

@@ -133,3 +133,24 @@ def test_compare_counts_unpriced_calls_per_period(db):
     summarize = next(r for r in rows if r["value"] == "summarize")
     counts = summarize["previous_unpriced_calls"], summarize["unpriced_calls"], summarize["calls"]
     assert counts == (2, 0, 0)
+
+
+def test_compare_never_reads_a_period_of_unpriced_calls_as_a_drop_to_zero(tmp_path, table):
+    """A feature priced last week whose calls this week are all of a model the prices do not
+    know (a switch the table has not caught up with) showed change -$0.80, -100%."""
+    from alerts_helpers import Workload
+
+    until = dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)
+    work = Workload(tmp_path / "s.duckdb", table)
+    work.run(until - dt.timedelta(days=10), ["0.40", "0.40"], feature="research")
+    work.run(until - dt.timedelta(days=2), ["?", "?", "?"], feature="research")
+    work.run(until - dt.timedelta(days=9), ["0.10"], feature="gone")
+    work.close()
+    rows = rollup("compare", db=tmp_path / "s.duckdb", since="2026-11-25", until="2026-12-02")
+    got = {r["value"]: (r["previous_usd"], r["usd"], r["unpriced_calls"], r["change_usd"], r["change_share"])
+           for r in rows}  # fmt: skip
+    assert got == {
+        None: (D("0.9"), None, 3, None, None),  # the total: this week unknown
+        "research": (D("0.8"), None, 3, None, None),
+        "gone": (D("0.1"), None, 0, D("-0.1"), -1.0),  # no calls this week: it did cost 0
+    }
