@@ -12,7 +12,9 @@
 -- repriced one, else (not selected, or the target cannot price its tokens: invalid or
 -- missing usage) its actual cost. Totals sum what is priced, as every rollup does: a selected
 -- call without an actual price (unpriced_calls) that the target prices adds to whatif_usd
--- only (the question "what would this unknown fine-tune cost on a known model?").
+-- only (the question "what would this unknown fine-tune cost on a known model?"), never to
+-- change_usd and change_share, which compare the calls that have an actual price (an unknown
+-- actual taken as $0 read "+100%" for a target that changes nothing).
 WITH marked AS (
     SELECT
         c.trace_id, c.feature, c.cost_usd, c.usd_repriced,
@@ -30,7 +32,9 @@ per_run AS (
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         sum(cost_usd) AS actual_usd,
         sum(CASE WHEN selected AND usd_repriced IS NOT NULL THEN usd_repriced ELSE cost_usd END)
-            AS whatif_usd
+            AS whatif_usd,
+        sum(CASE WHEN cost_usd IS NULL THEN NULL WHEN selected AND usd_repriced IS NOT NULL
+                 THEN usd_repriced ELSE cost_usd END) AS compared_usd
     FROM marked
     GROUP BY feature, trace_id
 ),
@@ -50,17 +54,18 @@ levels AS (
         coalesce(sum(unpriceable_calls), 0) AS unpriceable_calls,
         coalesce(sum(unpriced_calls), 0) AS unpriced_calls,
         sum(actual_usd) AS actual_usd,
-        CAST(sum(whatif_usd) AS DECIMAL(38, 12)) AS whatif_usd
+        CAST(sum(whatif_usd) AS DECIMAL(38, 12)) AS whatif_usd,
+        CAST(sum(compared_usd) AS DECIMAL(38, 12)) AS compared_usd
     FROM per_run
     GROUP BY GROUPING SETS ((), (feature), (trace_id))
 ),
 changed AS (
     SELECT
         *,
-        whatif_usd - actual_usd AS change_usd,
+        compared_usd - actual_usd AS change_usd,
         -- the largest changes, up or down (a dearer target raises runs: those are the news)
         row_number() OVER (
-            PARTITION BY level ORDER BY abs(whatif_usd - actual_usd) DESC NULLS LAST, trace_id
+            PARTITION BY level ORDER BY abs(compared_usd - actual_usd) DESC NULLS LAST, trace_id
         ) AS rank
     FROM levels
 )

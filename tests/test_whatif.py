@@ -155,3 +155,30 @@ def test_a_call_naming_no_model_is_never_selected(tmp_path):
     (total,) = [r for r in whatif(str(path), "gpt-4o-mini").rows if r["level"] == "total"]
     # gpt-4o-mini: 1000 * 0.15 + 100 * 0.6 = $0.00021 for the one call that names its model
     assert (total["calls"], total["selected_calls"], total["whatif_usd"]) == (2, 1, D("0.00021"))
+
+
+def test_a_call_without_an_actual_price_adds_to_whatif_usd_only(tmp_path):
+    """An unknown fine-tune's call has no actual cost: the target prices it (whatif_usd), but
+    the change compares priced calls only. Repriced on the very model the priced call used,
+    the total read "+$0.00021, +100%" (a review)."""
+    from sdk_store import gpt4o_chat, priced_store
+
+    path = tmp_path / "unknown.duckdb"
+    provider, tracer = priced_store(path)
+    with tracer.start_as_current_span("run"):
+        known = {**gpt4o_chat(input_tokens=1000, output_tokens=100), "gen_ai.request.model": "gpt-4o-mini"}
+        tracer.start_span("chat", attributes=known).end()
+        tracer.start_span("chat", attributes={**known, "gen_ai.request.model": "acme-ft-1"}).end()
+    with tracer.start_as_current_span("run"):  # a run of the unknown model alone
+        tracer.start_span("chat", attributes={**known, "gen_ai.request.model": "acme-ft-1"}).end()
+    provider.shutdown()
+    rows = whatif(str(path), "gpt-4o-mini", limit=0).rows
+    keys = ("level", "unpriced_calls", "actual_usd", "whatif_usd", "change_usd", "change_share")
+    got = [tuple(r[k] for k in keys) for r in rows]
+    # gpt-4o-mini: 1000 * 0.15 + 100 * 0.6 = $0.00021 a call
+    assert got == [
+        ("total", 2, D("0.00021"), D("0.00063"), D("0"), 0.0),
+        ("feature", 2, D("0.00021"), D("0.00063"), D("0"), 0.0),
+        ("run", 1, D("0.00021"), D("0.00042"), D("0"), 0.0),
+        ("run", 1, None, D("0.00021"), None, None),
+    ]
