@@ -7,7 +7,9 @@
 -- projected_usd = month-to-date usd x (seconds in the month / seconds elapsed), exact to
 -- the 12th place (past 10^13 USD to date, a double's 16 digits): a straight
 -- line through the month so far, no seasonality (early in a month it swings widely:
--- month_elapsed says how much of the month it stands on). The first row is the total.
+-- month_elapsed says how much of the month it stands on). A store whose calls begin this
+-- month (no call the month before) is projected from the first day with a call, in both
+-- figures: one started on the 20th was read as 20 days of nothing. The first row is the total.
 WITH bounds AS (
     SELECT
         date_trunc('month', $until) AS month_start,
@@ -16,7 +18,7 @@ WITH bounds AS (
 ),
 windowed AS (
     SELECT {{dimension($group_by)}} AS value, c.start_time >= b.month_start AS this_month, c.trace_id, c.cost_usd,
-           c.usd_repriced
+           c.usd_repriced, c.start_time
     FROM costattr_calls((SELECT last_month_start FROM bounds), $until, $service, $feature, $agent) AS c, bounds AS b
 ),
 per_value AS (
@@ -28,21 +30,28 @@ per_value AS (
         sum(cost_usd) FILTER (WHERE NOT this_month) AS last_month_usd,
         count(*) FILTER (WHERE this_month AND cost_usd IS NULL) AS unpriced_calls,
         sum(usd_repriced) FILTER (WHERE this_month) AS month_to_date_usd_repriced,
-        count(*) FILTER (WHERE this_month AND usd_repriced IS NULL) AS unpriced_calls_repriced
+        count(*) FILTER (WHERE this_month AND usd_repriced IS NULL) AS unpriced_calls_repriced,
+        min(start_time) AS first_call
     FROM windowed
     GROUP BY GROUPING SETS ((), (value))
 ),
+covered AS (  -- the month's start, or the first day with a call when the calls begin this month
+    SELECT greatest(b.month_start, coalesce(date_trunc('day', p.first_call), b.month_start)) AS since
+    FROM bounds AS b, per_value AS p
+    WHERE p.level = 'total'
+),
 elapsed AS (  -- in microseconds, whole numbers: the projection divides them exactly
     SELECT
-        CAST((epoch($until) - epoch(month_start)) * 1000000 AS BIGINT) AS us_elapsed,
-        CAST((epoch(month_end) - epoch(month_start)) * 1000000 AS BIGINT) AS us_in_month
-    FROM bounds
+        CAST((epoch($until) - epoch(c.since)) * 1000000 AS BIGINT) AS us_elapsed,
+        CAST((epoch(b.month_end) - epoch(c.since)) * 1000000 AS BIGINT) AS us_to_project,
+        CAST((epoch(b.month_end) - epoch(b.month_start)) * 1000000 AS BIGINT) AS us_in_month
+    FROM bounds AS b, covered AS c
 )
 SELECT
     p.level, $group_by AS "key", p.value, p.runs, p.month_to_date_usd,
     CASE WHEN abs(p.month_to_date_usd) < 10000000000000  -- exact: the product fits DECIMAL(38, 12)
-        THEN costattr_per(p.month_to_date_usd * e.us_in_month, e.us_elapsed)
-        ELSE CAST(p.month_to_date_usd * e.us_in_month / nullif(e.us_elapsed, 0) AS DECIMAL(38, 12))
+        THEN costattr_per(p.month_to_date_usd * e.us_to_project, e.us_elapsed)
+        ELSE CAST(p.month_to_date_usd * e.us_to_project / nullif(e.us_elapsed, 0) AS DECIMAL(38, 12))
     END AS projected_usd,
     p.last_month_usd,
     CAST(e.us_elapsed / e.us_in_month AS DOUBLE) AS month_elapsed,

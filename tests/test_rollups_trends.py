@@ -154,3 +154,23 @@ def test_compare_never_reads_a_period_of_unpriced_calls_as_a_drop_to_zero(tmp_pa
         "research": (D("0.8"), None, 3, None, None),
         "gone": (D("0.1"), None, 0, D("-0.1"), -1.0),  # no calls this week: it did cost 0
     }
+
+
+def test_forecast_of_a_store_begun_this_month_stands_on_its_days(tmp_path, table):
+    """A store whose first call is on the 20th projected $1.20 of one day over the 20 days
+    before it too: $1.86 for a month ending near $14.40 (a review). With a call the month
+    before, the month is projected from its start, as before."""
+    from alerts_helpers import Workload
+
+    work = Workload(tmp_path / "s.duckdb", table)
+    work.run(dt.datetime(2026, 12, 20, 9, tzinfo=dt.timezone.utc), ["0.30"] * 4)  # under the 200k tier
+    work.flush()
+    total = rollup("forecast", db=tmp_path / "s.duckdb", until="2026-12-21")[0]
+    # 1 day of the 12 from the 20th to the month's end: $1.20 x 12
+    assert (total["month_to_date_usd"], total["projected_usd"]) == (D("1.2"), D("14.4"))
+    assert total["month_elapsed"] == pytest.approx(1 / 31)
+    work.run(dt.datetime(2026, 11, 30, 9, tzinfo=dt.timezone.utc), ["0.10"])
+    work.close()
+    total = rollup("forecast", db=tmp_path / "s.duckdb", until="2026-12-21")[0]
+    assert (total["projected_usd"], total["last_month_usd"]) == (D("1.2") * 31 / 20, D("0.1"))
+    assert total["month_elapsed"] == pytest.approx(20 / 31)
