@@ -246,3 +246,20 @@ def test_csv_text_a_spreadsheet_would_run_is_marked_and_numbers_are_not(tmp_path
     )
     (total, *_) = csv.DictReader(io.StringIO(result.stdout))
     assert total["change_usd"] == "-0.0763"
+
+
+def test_no_progress_bar_reaches_standard_output(tmp_path):
+    """DuckDB prints its progress bar to standard output, into a file too, for a query past
+    progress_bar_time (2 s): `rollup ... --format json > file` on a large store was no JSON
+    (a review). Every store connection turns it off; here a query made to show it at once."""
+    script = (
+        "import sys\n"
+        "from otel_costattr.store.database import connect\n"
+        "con = connect(sys.argv[1])\n"
+        "con.execute('SET progress_bar_time = 0')\n"
+        "con.execute('SELECT sum(i * i) FROM range(60000000) t(i)').fetchall()\n"
+        "con.cursor().execute('SELECT sum(i * i) FROM range(60000000) t(i)').fetchall()\n"
+    )
+    argv = [sys.executable, "-c", script, str(tmp_path / "s.duckdb")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr

@@ -179,10 +179,10 @@ def local_calls(
     """An in-memory DuckDB with the store's schema holding what `fetch` gives (the calls in
     the TEMP table ``costattr_window_calls``, the spans in ``spans``). Run `CALLS_MACRO` after
     the rollups' prelude. Raises `RollupError` (one line) when ClickHouse cannot answer."""
-    from ..store.database import migrate
+    from ..store.database import migrate, quiet
 
     calls, spans_table = fetch(target, window, where=where, all_attributes=all_attributes, spans=spans)
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     try:
         migrate(con)  # the store's schema: the rollups' prelude binds to its spans table
         load(con, calls)

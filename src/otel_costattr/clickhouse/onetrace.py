@@ -105,6 +105,7 @@ def trace_rows(
     priced calls, the ``--where`` values); ``prelude``: the call contract as `prelude.calls_sql`
     rendered it for this store and query."""
     from ..rollups.custom import custom_query
+    from ..store.database import quiet
     from .dialect import translate
 
     relation = spans if spans.isidentifier() else f"({spans})"
@@ -118,7 +119,7 @@ def trace_rows(
     )
     calls = translate(custom_query("trace_calls", _CALLS), prelude, spans, {**bound, "trace_id": trace_id})
     calls_table = _table(client, calls, {**bound, "trace_id": trace_id})  # noqa: F841
-    con = duckdb.connect()
+    con = quiet(duckdb.connect())
     try:
         con.execute("CREATE TABLE spans AS SELECT * FROM spans_table ORDER BY start_time, span_id")
         con.execute("CREATE TABLE run_calls AS SELECT * FROM calls_table")

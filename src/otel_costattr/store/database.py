@@ -410,12 +410,22 @@ def _policy(retry: Retry | float | None) -> Retry:
     return Retry(timeout=float(retry))
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` without DuckDB's progress bar, which it prints to standard output (even into
+    a file) for a query past 2 s: ``--format json > file`` was then no JSON, and serve's log
+    gathered bars. Its cursors inherit the settings; printing is off too, since setting
+    ``progress_bar_time`` turns the bar back on."""
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET enable_progress_bar_print = false")
+    return con
+
+
 def _open(path: str, read_only: bool, policy: Retry) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + policy.timeout
     delay = policy.initial
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return quiet(duckdb.connect(path, read_only=read_only))
         except duckdb.Error as e:
             if not is_lock_conflict(e):
                 raise StoreError(f"{path}: cannot open: {e}") from e
