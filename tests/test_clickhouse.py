@@ -560,6 +560,51 @@ def test_serve_on_clickhouse_refuses_what_only_a_receiver_does(
     assert "no table nope" in capsys.readouterr().err
 
 
+def test_serve_on_clickhouse_cuts_off_a_request_head_that_never_ends(tmp_path: Path) -> None:
+    """serve --db chdb://... ran uvicorn without the head deadline the DuckDB serve has: a
+    connection that never finished its request head stayed open (25 s and on), so anyone who
+    reached the port could hold descriptors before any token was checked (a review)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from otel_costattr.server.connections import HEAD_SECONDS
+
+    url = f"chdb://{tmp_path / 'ch'}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = (
+        "import sys\n"
+        "from otel_costattr.clickhouse import parse_target\n"
+        "from otel_costattr.clickhouse.client import connect\n"
+        "from otel_costattr.clickhouse.collector import create_table_sql\n"
+        "connect(parse_target(sys.argv[1]), create=True).command(create_table_sql())\n"
+        "from otel_costattr.cli import main\n"
+        "sys.exit(main(['serve', '--db', sys.argv[1], '--port', sys.argv[2], '--no-dashboard']))\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script, url, str(port)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                slow = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        with slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and no more
+            slow.settimeout(HEAD_SECONDS + 15)
+            began = time.monotonic()
+            assert slow.recv(1024) == b""  # closed by the server
+            assert time.monotonic() - began < HEAD_SECONDS + 5
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 @pytest.mark.parametrize(
     ("params", "where"),
     [

@@ -145,8 +145,6 @@ def serve_clickhouse(
     Collector receives there: `otel_costattr.clickhouse.serving`). ``refused``: the options
     given that only a receiving server honours (each refused in one line, before binding).
     ``watcher``: the `alerts.watch.AlertWatcher` of ``--alerts``, run in the app's lifespan."""
-    import uvicorn
-
     from ..clickhouse.serving import check_store, read_only_app
 
     for option, given in refused.items():
@@ -178,4 +176,6 @@ def serve_clickhouse(
     if not no_dashboard:
         how = f" (first visit: {base_url}/?token=<the token>)" if token else ""
         click.echo(f"otel-costattr: dashboard at {base_url}/{how}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    from ..server.connections import run
+
+    run(app, host, port)

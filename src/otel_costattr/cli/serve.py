@@ -110,7 +110,7 @@ def serve(
       otel-costattr serve --db clickhouse://default:secret@localhost:8123/otel
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the [server] extra: said in one line when missing)
 
         from ..report.live import routes
         from ..server import Service, SpanSink, check_bind, clean_token, create_app
@@ -238,10 +238,9 @@ def serve(
             f"otel-costattr: alerts: {len(rules.rules)} rules from {alerts_path}, every {alerts_interval:g}s",
             err=True,
         )
-    from ..server.connections import HeadDeadline, raise_descriptor_limit
+    from ..server.connections import run
 
-    raise_descriptor_limit()  # one descriptor a connection: the system's room, not 1,024
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=HeadDeadline)
+    run(app, host, port)
 
 
 def _check_port(host: str, port: int, what: str = "port") -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["HEAD_SECONDS", "HeadDeadline", "raise_descriptor_limit"]
+__all__ = ["HEAD_SECONDS", "HeadDeadline", "raise_descriptor_limit", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +71,13 @@ def raise_descriptor_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     except (ImportError, ValueError, OSError) as e:  # Windows; a limit the system refuses
         logger.debug("otel-costattr: open files limit left as it is: %s", e)
+
+
+def run(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` until stopped, as every ``serve`` does (over DuckDB or ClickHouse): the
+    descriptor limit raised, a deadline on every request head. (The ClickHouse serve once
+    called uvicorn itself and kept a head that never ended open for good.)"""
+    import uvicorn
+
+    raise_descriptor_limit()  # one descriptor a connection: the system's room, not 1,024
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=HeadDeadline)
