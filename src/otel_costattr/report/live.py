@@ -67,13 +67,18 @@ _NAMES = frozenset({"feature", "agent", "service"})
 
 def _filters(request: Request) -> dict[str, str]:
     """The filters given in the query string (blank fields dropped); ``days`` defaults to 7
-    when no period is given. A name is taken as written, spaces and all (`` trailing`` is
-    another feature than ``trailing``, as in the API); the period's fields are trimmed."""
+    when no period is given, and a ``since`` replaces it: the form shows the last days filled
+    in, so a since date typed beside them was a 400 ("give days or since"), on a page
+    without the form to clear them (the API, for programs, still refuses both). A name is
+    taken as written, spaces and all (`` trailing`` is another feature than ``trailing``, as
+    in the API); the period's fields are trimmed."""
     given = {
         k: value if k in _NAMES else value.strip()
         for k in FILTERS
         if (value := request.query_params.get(k, "")).strip()
     }
+    if "since" in given:
+        given.pop("days", None)
     if not {"days", "since", "until"} & set(given):
         given["days"] = DEFAULT_DAYS
     return given
