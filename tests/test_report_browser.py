@@ -92,6 +92,10 @@ def test_sort_and_filter_the_runs_list(browser, demo):
     assert browser.driver.execute_script(ids) == [
         r["trace_id"] for r in reversed(by_cost) if r["feature"] == "refund"
     ]
+    # A whole trace id, as the API, the CLI and alerts print it (the cell shows 16 digits)
+    box.clear()
+    box.send_keys(runs[1]["trace_id"])
+    assert browser.driver.execute_script(ids) == [runs[1]["trace_id"]]
     loaded = browser.loaded()
     assert errors(loaded) == [] and loaded.requests == []
 

@@ -1,7 +1,8 @@
 // otel-costattr report: inlined into every page, allowed by its hash (no request leaves it).
 // Tables marked data-sortable sort by a column (its heading is a button; again: the other
 // way), on each cell's exact value; an input marked data-filter shows only the rows of its
-// table that contain the text typed. Without script the page reads the same, unsorted.
+// table that contain the text typed, shown or exact (a trace id is shown cut to 16 digits:
+// the whole one pasted found nothing). Without script the page reads the same, unsorted.
 (function () {
   "use strict";
   function exact(cell) {
@@ -42,7 +43,8 @@
     input.addEventListener("input", function () {
       var q = input.value.trim().toLowerCase();
       Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
-        r.hidden = q !== "" && r.textContent.toLowerCase().indexOf(q) < 0;
+        var text = r.textContent + "\n" + Array.prototype.map.call(r.cells, exact).join("\n");
+        r.hidden = q !== "" && text.toLowerCase().indexOf(q) < 0;
       });
     });
   });
