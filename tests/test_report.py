@@ -366,3 +366,25 @@ def test_a_bidi_override_in_a_name_cannot_reverse_the_page(tmp_path):
     assert 'data-exact="f\u202eeerf"' in text  # the value itself, exact
     shown = re.sub(r'data-exact="[^"]*"', "", text)
     assert "\u202e" not in shown
+
+
+def test_the_overview_compares_a_period_without_calls_as_zero_cost(demo_db):
+    """A period without calls cost $0: the cost card said "before: - · -" beside runs and
+    calls saying "before: 0 · new" (a review). One whose calls are all unpriced still says
+    "-": no one knows its cost."""
+    from otel_costattr.report.sections import overview
+
+    def changes(win):
+        found = re.findall(
+            r'<h3>([^<]+)</h3>.*?<span class="change">([^<]*)</span>', overview(collect(demo_db, win))
+        )
+        return dict(found)
+
+    first = Window(since=dt.datetime(2026, 10, 24), until=dt.datetime(2026, 11, 23))  # before: nothing
+    assert {k: changes(first)[k] for k in ("Total cost", "Runs", "Model calls")} == dict.fromkeys(
+        ("Total cost", "Runs", "Model calls"), "new"
+    )
+    after = Window(since=dt.datetime(2026, 11, 23), until=dt.datetime(2026, 12, 23))  # now: nothing
+    assert {k: changes(after)[k] for k in ("Total cost", "Runs", "Model calls")} == dict.fromkeys(
+        ("Total cost", "Runs", "Model calls"), "-100%"
+    )

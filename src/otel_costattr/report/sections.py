@@ -53,6 +53,15 @@ def _figure(chart: str, tables: str) -> str:
     )
 
 
+def _compared(row: dict[str, Any], col: str) -> Any:
+    """``row[col]`` as the overview compares it: the cost of a period without calls is 0 (its
+    sum is NULL, as it is for calls all unpriced, which no one can compare): "new", as the
+    runs and calls beside it say, not "-"."""
+    if col == "usd" and row[col] is None and row["calls"] == 0:
+        return 0
+    return row[col]
+
+
 def overview(report: Report) -> str:
     now = report.sections["overview"][0]
     prev = report.previous
@@ -63,7 +72,7 @@ def overview(report: Report) -> str:
             was = value_cell("overview", 0, col, prev[col], tag="span", extra=' data-window="previous"')
             before = (
                 f'<p class="before">before: {was} · <span class="change">'
-                f"{escape(change(now[col], prev[col]))}</span></p>"
+                f"{escape(change(_compared(now, col), _compared(prev, col)))}</span></p>"
             )
         figure = value_cell("overview", 0, col, now[col], tag="p", extra=' data-window="current"')
         cards.append(f'<div class="card"><h3>{escape(label)}</h3>{figure}{before}</div>')
