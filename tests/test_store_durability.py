@@ -210,12 +210,22 @@ def _bad_files(path: Path) -> dict[str, Path]:
         "truncated": folder / "00000000000000000002-1-00000000.parquet",
         "wrong columns": folder / "00000000000000000003-1-00000000.parquet",
         "no trace id": folder / "00000000000000000004-1-00000000.parquet",
+        # A flipped bit in a column name: pyarrow and DuckDB's client raise UnicodeDecodeError,
+        # which escaped the ingest and stopped every later file for good (a review).
+        "not utf-8": folder / "00000000000000000005-1-00000000.parquet",
+        # A spool file with a bit flipped by a review's fuzz: DuckDB calls it an IO Error,
+        # which was taken for the disk's fault, so it stayed pending and held the rest back.
+        "io error": folder / "00000000000000000006-1-00000000.parquet",
     }
     files["not parquet"].write_bytes(b"PAR1 not really parquet")
     good = folder / "good.tmp"
     pq.write_table(table_of(row(9, 9)), good)
     files["truncated"].write_bytes(good.read_bytes()[:-40])
+    files["not utf-8"].write_bytes(good.read_bytes().replace(b"span_id", b"span\xffid"))
     good.unlink()
+    files["io error"].write_bytes(
+        (Path(__file__).parent / "data" / "spool_io_error_int16.parquet").read_bytes()
+    )
     surprise = pa.table({"trace_id": ["a" * 32], "span_id": ["b" * 16], "surprise": [1]})
     pq.write_table(surprise, files["wrong columns"])
     no_id = pa.table({"trace_id": pa.array([None], pa.string()), "span_id": ["c" * 16]})
@@ -237,6 +247,8 @@ def test_only_files_duckdb_can_never_read_are_quarantined_with_their_reason(tmp_
     assert "magic bytes" in reasons[bad["not parquet"].name] or "Parquet" in reasons[bad["not parquet"].name]
     assert "surprise" in reasons[bad["wrong columns"].name]
     assert "NOT NULL" in reasons[bad["no trace id"].name]
+    assert reasons[bad["not utf-8"].name] == "corrupt: DuckDB's error about it is not even text"
+    assert reasons[bad["io error"].name].startswith("IO Error: INT16 converted type")
     assert not st.healthy
     journaled = spool.journal_summary(path).quarantine_events
     assert sorted(e["file"] for e in journaled) == sorted(f.name for f in bad.values())

@@ -363,8 +363,8 @@ def _chunks(files: Sequence[Path]) -> Iterator[list[Path]]:
     for f in files:
         try:
             n = pq.read_metadata(f).num_rows
-        except (OSError, pa.ArrowException):
-            n = _CHUNK_ROWS
+        except Exception:  # not only OSError, ArrowException: a flipped bit in a column name
+            n = _CHUNK_ROWS  # is a UnicodeDecodeError (a review: one such file stopped all ingest)
         if chunk and rows + n > _CHUNK_ROWS:
             yield chunk
             chunk, rows = [], 0
@@ -374,20 +374,25 @@ def _chunks(files: Sequence[Path]) -> Iterator[list[Path]]:
         yield chunk
 
 
+# What an insert of spool files raises when it fails: DuckDB's errors, and the one its
+# Python client raises when the error's message holds a corrupt file's raw bytes.
+_INSERT_FAILED = (duckdb.Error, UnicodeDecodeError)
+
+
 def _move(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], files: list[Path]) -> tuple[int, int]:
     """Insert ``files`` in one transaction and delete them; a file `unreadable` rejects is
     quarantined and the rest tried again. Returns the spans added and the files moved; raises
     `IngestError` when the failure was not the files'."""
     try:
         added, rows = _insert_files(con, files)
-    except duckdb.Error as e:
+    except _INSERT_FAILED as e:
         rollback(con)
         good = [f for f in files if not _set_aside_if_unreadable(path, f)]
         if len(good) == len(files):
             raise _ingest_failed(path, files, e) from e
         try:  # the bad ones are out of the way: the rest in one transaction again
             added, rows = _insert_files(con, good) if good else (0, 0)
-        except duckdb.Error as e2:
+        except _INSERT_FAILED as e2:
             rollback(con)
             raise _ingest_failed(path, good, e2) from e2
         files = good
@@ -523,14 +528,14 @@ def _set_aside_if_unreadable(path: str | os.PathLike[str], file: Path) -> bool:
 
 
 _readable: set[str] = set()  # spool files `unreadable` passed: not checked again while pending
-# Failures of the process or the machine, not of the file: out of memory, interrupted, or
-# the file could not be opened or read at all (no file descriptors left, EIO, permissions).
-# A corrupt or foreign file fails with a parse, schema or constraint error instead.
+# Failures of the process or the machine, not of the file: out of memory, interrupted. An IO
+# error is the file's only when the system reads it whole and the check fails alike twice
+# (`unreadable`): else it could not be opened or read (no descriptors left, EIO,
+# permissions). A corrupt or foreign file fails with a parse, schema or constraint error.
 _PROBE_ENVIRONMENT = (
     duckdb.OutOfMemoryException,
     duckdb.InterruptException,
     duckdb.FatalException,
-    duckdb.IOException,
 )
 
 
@@ -543,6 +548,28 @@ def unreadable(file: Path) -> str | None:
     invalidated instance) cannot reach it. Memory exhaustion and interrupts are not held
     against the file, nor is a file that cannot be opened or read (no descriptors left, EIO):
     it stays pending."""
+    first = _probe(file)
+    if first is None or first[0] is None:
+        return None
+    kind, message = first
+    if kind == "io":
+        # DuckDB says IO Error for some corrupt Parquet too ("INT16 converted type can only
+        # be set for value of Type::INT32"): a file the system reads whole, twice refused
+        # alike, is the file's fault; one it cannot read stays pending (EIO, no descriptors).
+        if not _reads_whole(file):
+            return None
+        again = _probe(file)
+        if again != first:
+            return None
+    if not file.exists():
+        return None  # taken by another process meanwhile
+    return message
+
+
+def _probe(file: Path) -> tuple[str | None, str] | None:
+    """(kind, why) of inserting ``file`` into a fresh in-memory store: kind None when it goes
+    in, "io" for DuckDB's IO error, "file" for an error about the file; None when the check
+    itself could not run or failed for the process's sake (memory, an interrupt)."""
     try:
         probe = duckdb.connect(":memory:")
     except duckdb.Error:
@@ -552,15 +579,30 @@ def unreadable(file: Path) -> str | None:
             probe.execute(step.sql)
         probe.execute("SET threads = 1")
         probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
+    except duckdb.IOException as e:
+        return "io", _reason(str(e), file)
     except _PROBE_ENVIRONMENT:
         return None
     except duckdb.Error as e:
-        if not file.exists():
-            return None  # taken by another process meanwhile
-        return _reason(str(e), file)
+        return "file", _reason(str(e), file)
+    except UnicodeDecodeError:  # the error's message held the file's raw (corrupt) bytes
+        return "file", "corrupt: DuckDB's error about it is not even text"
+    except MemoryError:
+        return None
     finally:
         probe.close()
-    return None
+    return None, ""
+
+
+def _reads_whole(file: Path) -> bool:
+    """Whether the system reads ``file`` from start to end (no EIO, descriptors to spare)."""
+    try:
+        with open(file, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except OSError:
+        return False
+    return True
 
 
 def _reason(message: str, file: Path) -> str:
