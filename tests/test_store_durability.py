@@ -546,3 +546,51 @@ def test_an_ingest_told_to_stop_ends_between_transactions(tmp_path, monkeypatch)
     assert len(store.pending_spool(path)) == 4
     assert ingest.ingest(path, stop=lambda: False) == 4
     assert count(path) == 12
+
+
+def test_a_read_ingests_the_files_pending_when_it_opened_not_those_written_meanwhile(tmp_path):
+    """A read-only open ingests the spool first; it took every file written while it did, so
+    beside writers that kept spooling a rollup waited 47 s and their flushes failed on the
+    lock it held (a review). `ingest_spool(upto=)` bounds it to the files pending at the open."""
+    path = tmp_path / "db.duckdb"
+    store.connect(path).close()
+    store.write_spool(path, table_of(row(1, 1)))
+    store.write_spool(path, table_of(row(1, 2)))
+    first, later = (f.name for f in store.pending_spool(path))
+    con = store.connect(path, ingest=False)
+    try:
+        assert ingest.ingest_spool(con, path, upto=first) == 1
+        assert [f.name for f in store.pending_spool(path)] == [later]
+    finally:
+        con.close()
+    assert count(path) == 2  # the next open takes it
+    # connect: a writer spools while the open ingests; that file waits for the next open
+    real = ingest.ingest_spool
+
+    def writer_meanwhile(*args, **kwargs):
+        if not calls:
+            store.write_spool(path, table_of(row(1, 3)))
+        calls.append(kwargs.get("upto"))
+        return real(*args, **kwargs)
+
+    calls: list[str | None] = []
+    store.write_spool(path, table_of(row(1, 9)))
+    ingest.ingest_spool = writer_meanwhile
+    try:
+        store.connect(path, read_only=True).close()
+    finally:
+        ingest.ingest_spool = real
+    assert len(store.pending_spool(path)) == 1 and None not in calls
+    assert count(path) == 4
+
+
+def test_one_store_spelled_two_ways_is_one_writer(tmp_path):
+    """Keyed by the absolute path, a store reached through a symlinked folder had two
+    in-process write locks, and two writers conflicted in DuckDB's one instance (a review)."""
+    from otel_costattr.store.turns import turns
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    one, two = str(tmp_path / "real" / "db.duckdb"), str(tmp_path / "link" / "db.duckdb")
+    assert store._path_lock(one) is store._path_lock(two)
+    assert turns(one) is turns(two)

@@ -237,8 +237,11 @@ def _path_lock(path: str) -> threading.RLock:
     # DuckDB shares one database instance between connections of a process, so in-process
     # writers are not kept apart by the file lock: this lock does it for migrating and
     # ingesting. Reentrant: `writing` holds it around `connect`, which takes it too.
+    # Keyed by the real path: DuckDB shares one instance between a store's spellings (a
+    # symlinked folder), and two writers through it conflicted (a review).
+    key = os.path.realpath(path)
     with _path_locks_guard:
-        return _path_locks.setdefault(path, threading.RLock())
+        return _path_locks.setdefault(key, threading.RLock())
 
 
 def held_here(path: str | os.PathLike[str]) -> bool:
@@ -377,8 +380,13 @@ def connect(
                 # imported here, when first needed, rather than in a cycle at the top.
                 from .ingest import ingest_spool
 
+                # The files pending now, not those written meanwhile: while writers kept
+                # spooling, a read waited as long (47 s beside serve and an exporting app,
+                # their flushes failing on the lock it held: a review).
+                waiting = pending_spool(path)
+                upto = waiting[-1].name if waiting else None
                 try:
-                    while ingest_spool(con, path):
+                    while upto is not None and ingest_spool(con, path, upto=upto):
                         pass
                 except StoreError as e:  # the files stay for a later writer; still open
                     logger.warning("otel-costattr: spool not ingested: %s", e)

@@ -20,9 +20,11 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -238,8 +240,10 @@ def ingest_spool(
     bounded_pass: bool = False,
     at_commit: bool = False,
     stop: Callable[[], bool] | None = None,
+    upto: str | None = None,
 ) -> int:
-    """Move up to ``max_files`` spool files (oldest first) into ``spans``, then run the
+    """Move up to ``max_files`` spool files (oldest first; named ``upto`` or before, when
+    given) into ``spans``, then run the
     identity pass (``bounded_pass``: in a small buffer pool first, see `_PASS_HEADROOM`, and
     after every `_SETTLE_EVERY` transactions).
     Returns how many files were moved (0: none pending, or none readable).
@@ -267,7 +271,11 @@ def ingest_spool(
             # journaled (store status shows it) and left unrecovered by this round's success
             logger.warning("otel-costattr: Arrow spool files of %s not converted now: %s", path, e)
             _ingest_failed(path, [], OSError(f"Arrow spool files not converted: {e}"))
-        files = [f for f in pending_spool(path) if f.name.endswith(spool.PARQUET)][:max_files]
+        files = [
+            f
+            for f in pending_spool(path)
+            if f.name.endswith(spool.PARQUET) and (upto is None or f.name <= upto)
+        ][:max_files]
     except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
         raise _ingest_failed(path, [], e) from e
     if not files:
@@ -567,31 +575,68 @@ def unreadable(file: Path) -> str | None:
 
 
 def _probe(file: Path) -> tuple[str | None, str] | None:
-    """(kind, why) of inserting ``file`` into a fresh in-memory store: kind None when it goes
+    """(kind, why) of inserting ``file`` into an empty in-memory store: kind None when it goes
     in, "io" for DuckDB's IO error, "file" for an error about the file; None when the check
-    itself could not run or failed for the process's sake (memory, an interrupt)."""
+    itself could not run or failed for the process's sake (memory, an interrupt). The insert
+    is rolled back, so the store stays empty for the next check."""
+    with _probe_lock:
+        probe = _probe_store()
+        if probe is None:
+            return None  # cannot even check: keep the file
+        kept = False
+        try:
+            probe.execute("BEGIN TRANSACTION")
+            probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
+            kept = True
+        except duckdb.IOException as e:
+            kept = True
+            return "io", _reason(str(e), file)
+        except _PROBE_ENVIRONMENT:
+            return None
+        except duckdb.Error as e:
+            kept = True
+            return "file", _reason(str(e), file)
+        except UnicodeDecodeError:  # the error's message held the file's raw (corrupt) bytes
+            kept = True
+            return "file", "corrupt: DuckDB's error about it is not even text"
+        except MemoryError:
+            return None
+        finally:
+            try:
+                probe.execute("ROLLBACK")
+            except duckdb.Error:
+                kept = False
+            if not kept:  # out of memory, interrupted: a fresh one next time
+                _probe_state.pop("store", None)
+                with contextlib.suppress(duckdb.Error):
+                    probe.close()
+        return None, ""
+
+
+# The checks' in-memory store, made once a process (its migrations took 0.1 s a file: a
+# failed transaction of 81 files held the write lock 15 s checking them, a review saw).
+_probe_lock = threading.Lock()
+_probe_state: dict[str, Any] = {}
+
+
+def _probe_store() -> duckdb.DuckDBPyConnection | None:
+    if _probe_state.get("pid") != os.getpid():  # forked: the parent's instance is not ours,
+        inherited = _probe_state.pop("store", None)  # kept, never closed or collected here
+        if inherited is not None:
+            _probe_state.setdefault("inherited", []).append(inherited)
+        _probe_state["pid"] = os.getpid()
+    probe = _probe_state.get("store")
+    if probe is not None:
+        return probe
     try:
         probe = duckdb.connect(":memory:")
-    except duckdb.Error:
-        return None  # cannot even check: keep the file
-    try:
         for step in MIGRATIONS:
             probe.execute(step.sql)
         probe.execute("SET threads = 1")
-        probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
-    except duckdb.IOException as e:
-        return "io", _reason(str(e), file)
-    except _PROBE_ENVIRONMENT:
+    except (duckdb.Error, MemoryError):
         return None
-    except duckdb.Error as e:
-        return "file", _reason(str(e), file)
-    except UnicodeDecodeError:  # the error's message held the file's raw (corrupt) bytes
-        return "file", "corrupt: DuckDB's error about it is not even text"
-    except MemoryError:
-        return None
-    finally:
-        probe.close()
-    return None, ""
+    _probe_state["store"] = probe
+    return probe
 
 
 def _reads_whole(file: Path) -> bool:

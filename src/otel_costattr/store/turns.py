@@ -103,7 +103,7 @@ _turns_guard = threading.Lock()
 
 def turns(path: str) -> Turns:
     """The turns at the store file ``path`` in this process."""
-    key = str(Path(path).expanduser().absolute())
+    key = os.path.realpath(Path(path).expanduser())  # one store however spelled (a symlink)
     with _turns_guard:
         return _turns.setdefault(key, Turns())
 
