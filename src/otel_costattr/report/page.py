@@ -95,7 +95,8 @@ def render_report(
     if report.runs:
         body += (
             '<section id="waterfalls"><h2>Run waterfalls</h2><p class="intro">The most expensive runs, '
-            "and every run with a context jump or a loop.</p>"
+            "and the runs of the largest context jumps and loops, a few of each (<code>otel-costattr "
+            "rollup step-jumps</code> and <code>loops</code> list every one).</p>"
             + "".join(waterfall(r, heading_level=3, max_spans=FILE_MAX_SPANS) for r in report.runs)
             + "</section>"
         )
