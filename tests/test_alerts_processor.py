@@ -287,3 +287,36 @@ def test_match_keys_read_as_the_store_reads_them(tmp_path, table, receiver):
     finally:
         w.close()
     assert sorted(b["rule"] for b in receiver.bodies) == sorted(f"by {key}" for key in matches)
+
+
+def test_a_run_served_request_by_request_is_summed_across_them(tmp_path, table, receiver):
+    """A gateway gets five $0.10 calls of one run, each request with the agent's traceparent:
+    each call's span was a local root, its run forgotten as it ended, and the $0.25 budget
+    never crossed in-process (a review). Only the run's root ending forgets it."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from otel_costattr import CostSpanProcessor
+
+    budget = RunBudgetProcessor(load_rules(rules_file(tmp_path / "alerts.toml", RUN_BUDGET, receiver.url)))
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(table))
+    provider.add_span_processor(budget)
+    tracer = provider.get_tracer("gateway")
+    run = 0x1234567890ABCDEF1234567890ABCDEF
+    for i in range(5):
+        remote = NonRecordingSpan(SpanContext(run, 0x1000 + i, is_remote=True, trace_flags=TraceFlags(1)))
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "acme",
+            "gen_ai.request.model": "acme-large",
+            "gen_ai.usage.input_tokens": 50_000,
+            "gen_ai.usage.output_tokens": 0,
+        }  # fmt: skip  ($0.10 at $2 a million)
+        tracer.start_span("chat", context=trace.set_span_in_context(remote), attributes=attrs).end()
+    assert budget.force_flush()
+    provider.shutdown()
+    (body,) = receiver.bodies
+    assert (body["scope"]["value"], body["value_exact"]) == (f"{run:032x}", "0.3")
+    assert budget.alerts == 1 and len(budget._runs) == 1  # kept for the run's next request

@@ -144,12 +144,15 @@ class RunBudgetProcessor(SpanProcessor):
         attrs = span.attributes
         status = None if attrs is None else attrs.get(_STATUS)
         context = span.context
-        parent = span.parent
-        local_root = parent is None or parent.is_remote
+        # The run's root ended: it is over. A span whose parent is remote (a request a gateway
+        # or a worker serves, a call proxied alone) ends only its part here: more of the run
+        # may come (kept, within max_runs; dropping it there, a gateway's five $0.10 calls of
+        # one run never summed past a $0.25 budget: a review).
+        ended = span.parent is None
         if status is None or status == _DUPLICATE or context is None:
-            if local_root and context is not None:
+            if ended and context is not None:
                 with self._lock:
-                    self._runs.pop(context.trace_id, None)  # the run ended in this process
+                    self._runs.pop(context.trace_id, None)
             return
         cost = attrs.get(_COST)  # type: ignore[union-attr] (status came from attrs)
         if not (type(cost) is float and 0 <= cost <= _MAX_CALL):  # as the store: never summed
@@ -176,7 +179,7 @@ class RunBudgetProcessor(SpanProcessor):
                         k += 1
                     run.next[i] = k
                     crossed.append((watch.rule, watch.value(total), watch.thresholds[first:k], run.start))
-            if local_root:
+            if ended:
                 self._runs.pop(context.trace_id, None)
         for rule, value, new, start in crossed:
             self._raise(rule, f"{context.trace_id:032x}", value, new, start)
