@@ -108,7 +108,9 @@ def test_token_once_sets_a_lax_httponly_cookie_and_leaves_the_url(srv):
     stamp, mac = value.split(".")
     # the time it was issued and a MAC under the server's random key: never the token, nor a
     # function of the token alone (which a stolen cookie would let one test guesses against)
-    assert name == COOKIE and abs(int(stamp) - time.time()) < 300 and len(mac) == 64
+    # named for the port: two servers on one host (cookies are kept by host) keep their own
+    port = urlsplit(srv.url).port
+    assert name == f"{COOKIE}_{port}" and abs(int(stamp) - time.time()) < 300 and len(mac) == 64
     assert TOKEN not in cookie
     assert header(pairs, "Referrer-Policy") == ["no-referrer"]
     no_token(pairs, body)
@@ -169,7 +171,7 @@ def test_the_cookie_reads_pages_and_api_but_never_sends_spans(srv):
     assert raw(srv.url, "POST", "/v1/traces", {**JS, "Authorization": f"Bearer {TOKEN}"}, spans)[0] == 200
     # a cookie another server process issued (same token, its own key) is refused, and so is
     # this one's cookie with its time changed (to outlive its week)
-    other = f"{COOKIE}={BearerAuth(None, TOKEN).cookie()}"
+    other = f"{COOKIE}_{urlsplit(srv.url).port}={BearerAuth(None, TOKEN).cookie()}"
     assert raw(srv.url, "GET", "/", {**HTML, "Cookie": other})[0] == 401
     name, value = cookie.split(";")[0].split("=", 1)
     stamp, mac = value.split(".")

@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from . import otlp_wire as wire
 
-__all__ = ["COOKIE", "SESSION_SECONDS", "TOKEN_PARAM", "BearerAuth", "bearer_matches"]
+__all__ = ["COOKIE", "SESSION_SECONDS", "TOKEN_PARAM", "BearerAuth", "bearer_matches", "cookie_name"]
 
 COOKIE = "otel_costattr_session"
 TOKEN_PARAM = "token"
@@ -57,9 +57,18 @@ def bearer_matches(value: bytes, token: bytes) -> bool:
     return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(b" "), token)
 
 
-def _cookie(headers: list[tuple[bytes, bytes]]) -> bytes:
+def cookie_name(scope: dict[str, Any]) -> str:
+    """The session cookie's name at the port the request reached: a browser keeps cookies by
+    host, not port, so two servers on one host under one name signed each other out (a
+    review). ``COOKIE`` alone where the server has no port (a Unix socket)."""
+    server = scope.get("server")
+    port = server[1] if server and len(server) > 1 and isinstance(server[1], int) else None
+    return COOKIE if port is None else f"{COOKIE}_{port}"
+
+
+def _cookie(headers: list[tuple[bytes, bytes]], name: str) -> bytes:
     """This server's cookie from the ``Cookie`` headers (b'' when none)."""
-    wanted = COOKIE.encode() + b"="
+    wanted = name.encode() + b"="
     for key, value in headers:
         if key != b"cookie":
             continue
@@ -129,7 +138,7 @@ class BearerAuth:
                 if len(offered) == 1 and hmac.compare_digest(offered[0].encode(), self._token):
                     await self._set_cookie(scope, query, receive, send)
                     return
-            elif self._session(_cookie(headers)):
+            elif self._session(_cookie(headers, cookie_name(scope))):
                 await self.app(scope, receive, send)
                 return
         await self._refuse(scope, headers, receive, send)
@@ -144,7 +153,7 @@ class BearerAuth:
             status_code=303,
             headers={
                 "Location": location,
-                "Set-Cookie": f"{COOKIE}={self.cookie()}; HttpOnly; SameSite=Lax; Path=/; "
+                "Set-Cookie": f"{cookie_name(scope)}={self.cookie()}; HttpOnly; SameSite=Lax; Path=/; "
                 f"Max-Age={SESSION_SECONDS}{secure}",
                 "Cache-Control": "no-store",
                 "Referrer-Policy": "no-referrer",
