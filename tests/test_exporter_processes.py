@@ -217,13 +217,27 @@ EXIT_DROPPING = PRELUDE + textwrap.dedent(
 )
 
 
-def test_drops_of_an_exporter_never_shut_down_are_journaled_at_exit(tmp_path):
+FORKS_THEN_EXITS = textwrap.dedent(
+    """
+    import os
+    for _ in range(2):  # a pre-forking server's workers, which exit through sys.exit
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        os.waitpid(pid, 0)
+    """
+)
+
+
+@pytest.mark.parametrize("forks", [False, True])
+def test_drops_of_an_exporter_never_shut_down_are_journaled_at_exit_once(tmp_path, forks):
     """`store status` said 0 dropped beside 400 spans the exporter dropped: its ingester,
-    which journals them, was stopped at exit first (a review)."""
+    which journals them, was stopped at exit first (a review). Then each forked child that
+    exited journaled the parent's drops again (1,200 for 400: the next review)."""
     from otel_costattr.store import maintenance
 
     path = tmp_path / "spans.duckdb"
-    proc = child(EXIT_DROPPING, path, "drops")
+    proc = child(EXIT_DROPPING + (FORKS_THEN_EXITS if forks else ""), path, "drops")
     proc.communicate(timeout=300)
     assert proc.returncode == 0
     status = maintenance.status(path)

@@ -189,6 +189,10 @@ class DuckDBSpanExporter(SpanExporter):
         self._failures = 0  # ingest failures in a row, other than a busy lock
         self._retry_at = 0.0  # monotonic time before which the ingester does not try again
         self._worker: threading.Thread | None = None
+        if getattr(self, "_pid", os.getpid()) != os.getpid():
+            # A forked child: the drops counted so far are the parent's, to journal there (each
+            # child of a gunicorn --preload journaled them again at its exit: 600 for 200).
+            self._journaled_drops = self.dropped_spans
         self._pid = os.getpid()
         _LIVE.add(self)
 
