@@ -62,7 +62,9 @@ def _providers(table: PriceTable) -> tuple[Any, Any, InMemorySpanExporter]:
     app = TracerProvider(resource=Resource.create({"service.name": "app"}), shutdown_on_exit=False)
     app.add_span_processor(CostSpanProcessor(table, identity_keys=(*IDENTITY_KEYS, "user.id")))
     app.add_span_processor(SimpleSpanProcessor(memory))
-    side = TracerProvider(resource=Resource.create({"service.name": "sidecar"}), shutdown_on_exit=False)
+    # A resource detector's region: a Vertex call from the sidecar is priced at its regional rate.
+    where = {"service.name": "sidecar", "cloud.provider": "gcp", "cloud.region": "us-east5"}
+    side = TracerProvider(resource=Resource.create(where), shutdown_on_exit=False)
     side.add_span_processor(SimpleSpanProcessor(memory))
     return app, side, memory
 
@@ -169,6 +171,10 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
             call(ta, actx, "openai", "gpt-4o-mini", **{"gen_ai.response.model": "gpt-4o-mini-2025-01-01"})
             call(ta, actx, "openai", "gpt-4o", **{"llm.cost.total": 0.5})  # the provider's cost (reconcile)
             call(ta, actx, "openai", "gpt-4o", **{"gen_ai.input.messages": "secret"})  # content: never kept
+            call(ts, actx, "gcp.vertex_ai", "claude-sonnet-4-5")  # the resource's region: +10%
+            # An empty currency is none (the Collector's "" for a missing key): the figure stands.
+            empty = {"gen_ai.usage.cost": 0.0031, "gen_ai.usage.cost.currency": ""}
+            call(ts, actx, "openai", "gpt-4o", **empty)
             # No token counts, the provider's charge known: it wins, stamped or not.
             for tracer, reported in ((ta, {"llm.cost.total": 0.0031}), (ts, {"llm.cost.total": 0.0029}),
                                      (ts, {"gen_ai.usage.cost": 0.0027})):  # fmt: skip
