@@ -76,6 +76,8 @@ REPORTED = [
     # a 0 the provider reported in its own spellings: OpenRouter's :free models
     ({"llm.cost.total": 0.0}, 0.0, True),
     ({"gen_ai.usage.cost.amount": 0, "gen_ai.usage.cost.currency": "USD"}, 0.0, True),
+    # an empty currency is none (the Collector writes a missing key as "": ClickHouse agrees)
+    ({"gen_ai.usage.cost.amount": 0.0002, "gen_ai.usage.cost.currency": ""}, 0.0002, True),
     ({}, OURS, False),
 ]
 

@@ -34,8 +34,7 @@ CURRENCY = PROPOSED_COST_CURRENCY
 
 def reported_usd(attrs: Mapping[str, Any]) -> float | None:
     """The cost in USD the span says was charged, or None (absent, not USD, not believable)."""
-    currency = attrs.get(CURRENCY)
-    if currency is not None and (type(currency) is not str or currency.strip().upper() != "USD"):
+    if not_usd(attrs.get(CURRENCY)):
         return None
     if attrs.get(PROPOSED_COST_SOURCE) == PROPOSED_SOURCE_LOCAL:
         return None  # someone's own estimate (ours, or another tool's): not what was charged
@@ -49,6 +48,15 @@ def reported_usd(attrs: Mapping[str, Any]) -> float | None:
             return None  # "no price known" (below): priced from the table, or unknown_model
         return float(value)
     return None
+
+
+def not_usd(currency: Any) -> bool:
+    """Whether a ``gen_ai.usage.cost.currency`` value names another currency than USD. None
+    and "" name none: the Collector writes a missing key as "", so ClickHouse cannot tell
+    the two apart (an empty currency took a $0.30 figure there, our price here)."""
+    if currency is None or currency == "":
+        return False
+    return type(currency) is not str or currency.strip().upper() != "USD"
 
 
 def billed_tokens(attrs: Mapping[str, Any]) -> bool:

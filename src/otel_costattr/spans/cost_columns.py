@@ -24,7 +24,7 @@ from .. import semconv
 from ..cost import billing
 from ..cost.bounds import MAX_CALL_USD, quantize_usd, stamped_usd
 from ..cost.engine import CostStatus, Usage, compute_cost, price_call, usd, usd_float
-from ..cost.reported import billed_tokens, reported_usd
+from ..cost.reported import billed_tokens, not_usd, reported_usd
 from ..pricing.regions import region_of
 from ..pricing.table import PriceTable
 from .encode import column_text
@@ -57,8 +57,7 @@ def model_columns(
     stamped = attrs.get(semconv.COST)
     if not isinstance(stamped, (int, float)) or isinstance(stamped, bool):
         return _columns(attrs, start, table, resource, None)
-    currency = attrs.get(_CURRENCY)
-    if currency is not None and (type(currency) is not str or currency.strip().upper() != "USD"):
+    if not_usd(attrs.get(_CURRENCY)):
         # In another currency: never taken for USD, whoever stamped it (ours is in USD and
         # says so), so the call is priced as if it had none.
         return _columns(attrs, start, table, resource, None)
