@@ -17,6 +17,7 @@ overlaps the incoming batch (zone maps).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -243,7 +244,8 @@ def ingest_spool(
     upto: str | None = None,
 ) -> int:
     """Move up to ``max_files`` spool files (oldest first; named ``upto`` or before, when
-    given) into ``spans``, then run the
+    given, whatever the suffix: an Arrow file of ``upto``'s name converted is still it) into
+    ``spans``, then run the
     identity pass (``bounded_pass``: in a small buffer pool first, see `_PASS_HEADROOM`, and
     after every `_SETTLE_EVERY` transactions).
     Returns how many files were moved (0: none pending, or none readable).
@@ -274,7 +276,7 @@ def ingest_spool(
         files = [
             f
             for f in pending_spool(path)
-            if f.name.endswith(spool.PARQUET) and (upto is None or f.name <= upto)
+            if f.name.endswith(spool.PARQUET) and (upto is None or _stem(f.name) <= _stem(upto))
         ][:max_files]
     except OSError as e:  # the spool folder cannot be read right now (descriptors, EIO)
         raise _ingest_failed(path, [], e) from e
@@ -380,6 +382,12 @@ def _chunks(files: Sequence[Path]) -> Iterator[list[Path]]:
         rows += n
     if chunk:
         yield chunk
+
+
+def _stem(name: str) -> str:
+    """A spool file's name without its suffix (the time it was written, its process, its
+    number): one order whatever the format."""
+    return name.partition(".")[0]
 
 
 # What an insert of spool files raises when it fails: DuckDB's errors, and the one its
@@ -562,9 +570,11 @@ def unreadable(file: Path) -> str | None:
     kind, message = first
     if kind == "io":
         # DuckDB says IO Error for some corrupt Parquet too ("INT16 converted type can only
-        # be set for value of Type::INT32"): a file the system reads whole, twice refused
-        # alike, is the file's fault; one it cannot read stays pending (EIO, no descriptors).
-        if not _reads_whole(file):
+        # be set for value of Type::INT32"): an error naming no fault of the system, about a
+        # file the system reads whole, twice alike, is the file's. Any other stays pending: a
+        # process one descriptor short failed DuckDB's open twice while Python's read passed,
+        # and three good files were quarantined ("Too many open files": a review).
+        if any(fault in message for fault in _SYSTEM_FAULTS) or not _reads_whole(file):
             return None
         again = _probe(file)
         if again != first:
@@ -574,18 +584,46 @@ def unreadable(file: Path) -> str | None:
     return message
 
 
+# What DuckDB's IO errors say of the system's faults (its own words, and the system's text
+# of each errno a read can meet): never the file's.
+_SYSTEM_FAULTS = (
+    "Cannot open file",
+    "Could not open",
+    "Could not read",
+    "Could not seek",
+    "Could not write",
+    "Could not stat",
+    *(
+        os.strerror(code)
+        for code in (
+            errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.EACCES, errno.EPERM,
+            errno.ENOSPC, errno.EAGAIN, errno.EINTR, errno.EROFS, errno.ENOENT, errno.EBUSY,
+            errno.ESTALE, errno.ETIMEDOUT, errno.ENXIO, errno.EDQUOT,
+        )
+    ),
+)  # fmt: skip
+
+
 def _probe(file: Path) -> tuple[str | None, str] | None:
     """(kind, why) of inserting ``file`` into an empty in-memory store: kind None when it goes
     in, "io" for DuckDB's IO error, "file" for an error about the file; None when the check
     itself could not run or failed for the process's sake (memory, an interrupt). The insert
     is rolled back, so the store stays empty for the next check."""
-    with _probe_lock:
+    with _probe_state["lock"]:
         probe = _probe_store()
         if probe is None:
             return None  # cannot even check: keep the file
+        try:
+            # A check a signal handler's exception interrupted may have left its transaction
+            # open: BEGIN then failed, and the next good file was blamed (a review).
+            with contextlib.suppress(duckdb.Error):
+                probe.execute("ROLLBACK")
+            probe.execute("BEGIN TRANSACTION")
+        except (duckdb.Error, MemoryError):
+            _probe_state.pop("store", None)
+            return None
         kept = False
         try:
-            probe.execute("BEGIN TRANSACTION")
             probe.execute("INSERT INTO spans BY NAME SELECT * FROM read_parquet(?)", [str(file)])
             kept = True
         except duckdb.IOException as e:
@@ -614,9 +652,12 @@ def _probe(file: Path) -> tuple[str | None, str] | None:
 
 
 # The checks' in-memory store, made once a process (its migrations took 0.1 s a file: a
-# failed transaction of 81 files held the write lock 15 s checking them, a review saw).
-_probe_lock = threading.Lock()
-_probe_state: dict[str, Any] = {}
+# failed transaction of 81 files held the write lock 15 s checking them, a review saw), and
+# the lock its checks take turns under, made afresh in a forked child (a fork during a check
+# left the child's lock held for good).
+_probe_state: dict[str, Any] = {"lock": threading.Lock()}
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _probe_state.update(lock=threading.Lock()))
 
 
 def _probe_store() -> duckdb.DuckDBPyConnection | None:
