@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,47 @@ def test_serve_on_clickhouse_runs_the_alerts(stores: tuple[str, str], tmp_path: 
         health = c.get_json("/healthz")
     assert watcher.errors == 0, watcher.last_error
     assert health["alerts"]["evaluations"] >= 1
+
+
+def test_a_run_rule_costs_the_whole_run_on_clickhouse_too(chdb_dir: Path, tmp_path: Path) -> None:
+    """A run with $0.20 spent 90 minutes ago and $0.10 a minute ago, a 1 h lookback and a $0.25
+    budget: DuckDB costs it whole and fires; ClickHouse read $0.10 and stayed OK, the state
+    file's empty spans table taken for "nothing earlier" (a review)."""
+    from alerts_helpers import tokens
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_costattr.alerts import load_rules
+    from otel_costattr.pricing.table import load_pricing
+    from otel_costattr.sdk.processor import CostSpanProcessor
+
+    prices = load_pricing([Path(__file__).parent / "data" / "test_prices.toml"], bundled=False, use_env=False)
+    now = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone.utc)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc"}), shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(prices))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("t")
+    calls = [(now - dt.timedelta(minutes=90), "0.20"), (now - dt.timedelta(minutes=1), "0.10")]
+    root = tracer.start_span("run", start_time=int(calls[0][0].timestamp() * 1e9))
+    for at, usd in calls:
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "acme",
+                 "gen_ai.request.model": "acme-large", "gen_ai.usage.input_tokens": tokens(usd),
+                 "gen_ai.usage.output_tokens": 0}  # fmt: skip
+        start = int(at.timestamp() * 1e9)
+        span = tracer.start_span("chat", trace.set_span_in_context(root), attributes=attrs, start_time=start)
+        span.end(end_time=start + 10**9)
+    root.end(end_time=int(now.timestamp() * 1e9))
+    provider.shutdown()
+    duck, url = str(tmp_path / "s.duckdb"), f"chdb://{chdb_dir}?database=runrule"
+    clickhouse_workload.load(memory.get_finished_spans(), duck, url)
+    text = '[[rules]]\nname = "r"\nscope = "run"\nmetric = "cost"\nwindow = "run"\nbudget = 0.25\n'
+    text += 'lookback = "1h"\n'
+    (tmp_path / "a.toml").write_text(text)
+    rules = load_rules(tmp_path / "a.toml")
+    for db, state in ((duck, None), (url, str(tmp_path / "state.duckdb"))):
+        rows = check_once(db, rules, now=now, state=state).evaluation.rows
+        assert [(r.value, r.state) for r in rows] == [(Decimal("0.3"), "FIRING")], db

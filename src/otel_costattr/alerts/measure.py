@@ -137,23 +137,28 @@ def _per_value(con: duckdb.DuckDBPyConnection, rule: Rule, start: dt.datetime, e
     # call of it up to ``end``: a run's cost only grows, and its calls older than the lookback
     # are spent too (a run's $0.30 call sliding out of it read as "resolved" at $0.01).
     earliest = _earliest_span(con, list(rows))
-    if earliest is None or earliest >= start:
+    if earliest >= start:
         return rows
     sql, params = _query(rule, earliest, end, among=list(rows))
     return {**rows, **{row[0]: row for row in con.execute(sql, params).fetchall()}}
 
 
-def _earliest_span(con: duckdb.DuckDBPyConnection, runs: list[Any]) -> dt.datetime | None:
-    """The first start of a span of ``runs`` (trace ids) in the store, or None where the
-    connection has no spans table (ClickHouse's calls, pulled from the month's start at least:
-    `clickhouse.alerts.lookback_start`), which then reads every call it holds."""
+def _earliest_span(con: duckdb.DuckDBPyConnection, runs: list[Any]) -> dt.datetime:
+    """The first start of a span of ``runs`` (trace ids) in the store; the epoch where the
+    spans are not there (ClickHouse's alert state file has an empty spans table, and the calls
+    pulled from the month's start at least, `clickhouse.alerts.lookback_start`: every one
+    of them is then read; taking the empty table's NULL for "nothing earlier", ClickHouse
+    still read a run's lookback alone: a review)."""
     try:
         row = con.execute(
             "SELECT min(start_time) FROM spans WHERE trace_id IN (SELECT unnest(?))", [runs]
         ).fetchone()
     except duckdb.CatalogException:
-        return dt.datetime(1970, 1, 1)
-    return None if row is None else row[0]
+        row = None
+    return _EPOCH if row is None or row[0] is None else row[0]
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
 
 
 # Metrics that are zero where nothing happened (no calls: no cost); the others are undefined.
