@@ -884,6 +884,22 @@ def test_calls_that_report_their_cost_without_usage_are_not_failed_calls(table, 
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_a_reported_cost_without_usage_beside_the_calls_tokens_is_one_call(table, path, armed):
+    """Since a cost the provider reported prices a span without token counts, OpenInference's
+    span of a stream (the charge, no tokens) beside the SDK's span of it (the tokens) was
+    billed twice: they never paired (a review). One call, whichever ends first; two spans
+    reporting two charges stay two calls (above), and so does a failed call beside one."""
+    traced = Traced(table, path)
+    charged = {"openinference.span.kind": "LLM", "llm.model_name": "acme-large", "llm.cost.total": 0.0025}
+    assert siblings(traced, charged, {**CALL}) == ["priced", "duplicate"]
+    assert siblings(traced, {**CALL}, charged) == ["priced", "duplicate"]
+    assert siblings(traced, charged, {**charged}, scopes=("openinference", "sdk")) == ["priced", "duplicate"]
+    failed = {k: v for k, v in CALL.items() if "usage" not in k}
+    assert siblings(traced, charged, failed) == ["priced", "no_usage"]
+    assert siblings(traced, failed, charged) == ["no_usage", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_a_nested_pair_beside_a_third_instrumentations_span_is_one_call(table, path, armed):
     """openai-v2's span inside OpenLLMetry's (a nested pair), OpenInference's beside them:
     three spans of one call. The outer copy was never kept for the sibling, which was priced

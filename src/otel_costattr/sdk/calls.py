@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..cost.reported import REPORTED_COST_KEYS
+from ..cost.reported import REPORTED_COST_KEYS, reported_usd
 from ..semconv import MODEL_KEYS, read_call_fields
 from . import seam
 
@@ -326,9 +326,10 @@ class Siblings:
             return False  # a root span has no siblings (two root spans are two traces)
         scope = scope_of(span)
         end = getattr(span, "end_time", None) or time.time_ns()
-        size = call_size(attrs)
+        size: Any = call_size(attrs)
         if size is None and any(key in attrs for key in REPORTED_COST_KEYS):
-            size = _REPORTED  # a cost the provider reported: a call, never taken for a failed one
+            # A cost the provider reported, no usage: a call, never taken for a failed one
+            size = (_REPORTED, reported_usd(attrs))
         mine = [scope, call_models(attrs), size, ns, end, rid, None]
         key = (span.get_span_context().trace_id, parent.span_id)
         with self._lock:
@@ -366,8 +367,21 @@ class Siblings:
             return False  # its own scope's, or its copy was found already
         if rid and other[5]:
             return False  # two response ids: the same one pairs by it, two are two calls
-        if size is _REPORTED or other[2] is _REPORTED or (size is None) != (other[2] is None):
-            return False  # usage (or a reported cost) on one alone: the money first, two calls
+        mine_reported, other_reported = _is_reported(size), _is_reported(other[2])
+        if mine_reported or other_reported:
+            # A span that saw the provider's charge and not the tokens: priced by that charge
+            # since it is believed without usage, so beside the same call's span with tokens
+            # the call was billed twice (a review). It pairs with a span of usage, or of the
+            # same charge, that wraps the same request; never with a failed call's.
+            if size is None or other[2] is None:
+                return False
+            if mine_reported and other_reported and not _same_charge(size[1], other[2][1]):
+                return False  # two charges: two calls
+            if not _wraps(other[3], other[4], start, end):
+                return False
+            return bool(self.same_models(other[1], models, attrs, start))
+        if (size is None) != (other[2] is None):
+            return False  # usage on one alone: the money first, two calls
         if size is None:  # a failed call (no money at stake): at the same time is enough
             if not _overlap((other[3], other[4]), (start, end)):
                 return False
@@ -381,7 +395,15 @@ class Siblings:
 # How far apart the starts, and the ends, of two spans of one call may be (`_wraps`): the
 # larger of this and a twentieth of the longer span (the measured pairs: 0.2-8.4 ms apart).
 _WRAP_NS = 25_000_000
-_REPORTED = object()  # `Siblings`: the size of a call without usage that reports its cost
+_REPORTED = object()  # `Siblings`: (_REPORTED, its cost) a call's size without usage
+
+
+def _is_reported(size: Any) -> bool:
+    return type(size) is tuple and len(size) == 2 and size[0] is _REPORTED
+
+
+def _same_charge(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def _wraps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
