@@ -145,15 +145,23 @@ def test_compare_never_reads_a_period_of_unpriced_calls_as_a_drop_to_zero(tmp_pa
     work.run(until - dt.timedelta(days=10), ["0.40", "0.40"], feature="research")
     work.run(until - dt.timedelta(days=2), ["?", "?", "?"], feature="research")
     work.run(until - dt.timedelta(days=9), ["0.10"], feature="gone")
+    work.run(until - dt.timedelta(days=9), ["0.10"], feature="steady")
+    work.run(until - dt.timedelta(days=3), ["0.10"], feature="steady")
     work.close()
     rows = rollup("compare", db=tmp_path / "s.duckdb", since="2026-11-25", until="2026-12-02")
     got = {r["value"]: (r["previous_usd"], r["usd"], r["unpriced_calls"], r["change_usd"], r["change_share"])
            for r in rows}  # fmt: skip
     assert got == {
-        None: (D("0.9"), None, 3, None, None),  # the total: this week unknown
+        None: (D("1.0"), D("0.1"), 3, None, None),  # the total: unknown, as research's is
         "research": (D("0.8"), None, 3, None, None),
         "gone": (D("0.1"), None, 0, D("-0.1"), -1.0),  # no calls this week: it did cost 0
+        "steady": (D("0.1"), D("0.1"), 0, D("0"), 0.0),
     }
+    # By model the unknown model's row is unknown, and so the total again
+    by_model = rollup(
+        "compare", db=tmp_path / "s.duckdb", since="2026-11-25", until="2026-12-02", group_by="model"
+    )
+    assert [r["change_usd"] for r in by_model if r["level"] == "total"] == [None]
 
 
 def test_forecast_of_a_store_begun_this_month_stands_on_its_days(tmp_path, table):
