@@ -473,6 +473,32 @@ def test_a_resolve_no_channel_took_is_sent_again_once(tmp_path, workload, receiv
     assert check(workload, rules, later + dt.timedelta(hours=25)).redelivered == []
 
 
+def test_a_resolve_is_not_sent_again_where_it_is_no_news(tmp_path, workload, receiver):
+    """A resolve the receiver missed is not sent again once the rule says notify_resolved =
+    false, nor to a channel that never took the firing: an end it never heard start (a
+    review of the redelivery of resolves)."""
+    text = ('[[rules]]\nname = "rolling"\nscope = "feature"\nmetric = "cost"\nwindow = "24h"\n'
+            'budget = 1.00\nthresholds = [0.5]\nchannels = ["ops"]\n')  # fmt: skip
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", text, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=1), ["0.30", "0.30"])
+    check(workload, rules, NOW)  # the firing, delivered
+    receiver.fail_first = receiver.requests + 3
+    gone = NOW + dt.timedelta(hours=24)
+    check(workload, rules, gone)  # its resolve, not delivered
+    quiet = text.replace('channels = ["ops"]', 'notify_resolved = false\nchannels = ["ops"]')
+    off = load_rules(rules_file(tmp_path / "quiet.toml", quiet, receiver.url))
+    assert check(workload, off, gone + dt.timedelta(hours=1)).redelivered == []
+    assert [b["event"] for b in receiver.bodies] == ["firing"]
+    # A firing no channel took, then its resolve: neither is sent later (the firing is over)
+    receiver.fail_first = receiver.requests + 100
+    workload.run(gone + dt.timedelta(hours=2), ["0.30", "0.30"], feature="other")
+    check(workload, rules, gone + dt.timedelta(hours=2, minutes=1))
+    check(workload, rules, gone + dt.timedelta(hours=27))  # resolved
+    receiver.fail_first = 0
+    assert check(workload, rules, gone + dt.timedelta(hours=28)).redelivered == []
+    assert [b["event"] for b in receiver.bodies] == ["firing"]
+
+
 def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):
     receiver = Receiver(fail_first=6)  # two rounds of three attempts (retries = 2) fail
     try:

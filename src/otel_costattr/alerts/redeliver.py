@@ -99,6 +99,16 @@ GROUP BY ALL
 """
 
 
+def _firing_delivered(con: duckdb.DuckDBPyConnection, rule: str, value: str, window: str) -> set[str]:
+    """The channels that took a firing notification of this key."""
+    rows = con.execute(
+        "SELECT DISTINCT channel FROM alert_deliveries WHERE rule = ? AND scope_value = ? AND window_key = ?"
+        " AND event = 'firing' AND ok",
+        [rule, value, window],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def claim_redeliveries(
     con: duckdb.DuckDBPyConnection, rules: RuleSet, at: dt.datetime, busy: Collection[DueKey] = ()
 ) -> list[Notification]:
@@ -116,16 +126,22 @@ def claim_redeliveries(
     claims: list[Delivery] = []
     for (name, value, window, fired_at), items in by_event.items():
         event = json.loads(items[0].payload)["event"]
-        if _stale(rule_of[name], window, fired_at, at, event):
+        rule = rule_of[name]
+        if _stale(rule, window, fired_at, at, event):
             continue
+        if event == "resolved" and not rule.notify_resolved:
+            continue  # the rule says no more resolves (changed since it was recorded)
+        told = _firing_delivered(con, name, value, window) if event == "resolved" else None
         seen = {p.channel: p for p in items if p.channel is not None}
         due: list[Channel] = []
         rounds, again = 0, False
-        for channel_name in rule_of[name].channels:
+        for channel_name in rule.channels:
             channel = rules.channels[channel_name]
             p = seen.get(channel_name)
             if p is not None and p.delivered:
                 continue
+            if told is not None and channel_name not in told:
+                continue  # never told it fired: an end it never heard start is no news
             if (name, value, window, channel_name) in busy:
                 continue
             if p is None:  # no notifier ever took it (evaluated with --no-notify): due now

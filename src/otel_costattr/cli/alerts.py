@@ -112,8 +112,8 @@ def check(
 
     Shows every alert that is not OK (NO_DATA with its reason), and for a rule with none,
     its value closest to a limit; then delivery failures (retries spent) the store
-    recorded. A firing notification no channel took is sent again, with backoff, by the
-    next evaluations until one delivery gets through.
+    recorded. A firing or resolved notification no channel took is sent again, with
+    backoff, by the next evaluations until one delivery gets through.
 
     \b
     Example:
