@@ -175,6 +175,13 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
             # An empty currency is none (the Collector's "" for a missing key): the figure stands.
             empty = {"gen_ai.usage.cost": 0.0031, "gen_ai.usage.cost.currency": ""}
             call(ts, actx, "openai", "gpt-4o", **empty)
+            # A bare 0 beside no usage is anyone's figure from no tokens: unpriced, never $0.
+            bare = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o", "gen_ai.usage.cost": 0}  # fmt: skip
+            for tracer in (ta, ts):
+                tracer.start_span("chat gpt-4o", actx, attributes=bare, start_time=clock.tick()).end(
+                    end_time=clock.tick(100)
+                )
             # No token counts, the provider's charge known: it wins, stamped or not.
             for tracer, reported in ((ta, {"llm.cost.total": 0.0031}), (ts, {"llm.cost.total": 0.0029}),
                                      (ts, {"gen_ai.usage.cost": 0.0027})):  # fmt: skip

@@ -247,7 +247,7 @@ def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
     assert {"unknown_model", "invalid_usage"} <= statuses
     sidecar = rollup("per_agent", url, service="sidecar")
     # calls of a service without the processor: priced here, attributed by walking up
-    assert sum(r["calls"] for r in sidecar) == 15
+    assert sum(r["calls"] for r in sidecar) == 16
     assert all(r["usd"] > 0 for r in sidecar)
     assert {r["agent"] for r in sidecar} == {"triage", None}  # None: the orphan call
 

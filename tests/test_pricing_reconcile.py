@@ -206,3 +206,34 @@ def run_bare(calls_by_trace):
         spans.append(root)
     provider.shutdown()
     return spans, None
+
+
+def test_a_bare_0_without_usage_is_no_price(bundled, tmp_path):
+    """A bare gen_ai.usage.cost of 0 and no token counts: anyone's figure from no tokens
+    (OpenLIT writes 0 where it cannot price). Believed, it priced a call of unknown cost at a
+    silent $0, once a reported cost priced calls without usage (a review). Beside usage that
+    bills nothing it stands; beside invalid usage it does not."""
+    cases = (
+        ({**NO_USAGE, "gen_ai.usage.cost": 0}, "no_usage"),
+        ({**NO_USAGE, "gen_ai.usage.cost": 0.0, "gen_ai.request.model": "acme-secret-1"}, "no_usage"),
+        ({**NO_USAGE, "gen_ai.usage.cost": 0, "gen_ai.usage.input_tokens": -3}, "invalid_usage"),
+    )
+    for case, (attrs, status) in enumerate(cases):
+        (span, root), _ = run(bundled, [[attrs]])
+        assert span.attributes[COST_STATUS] == status and COST_SOURCE not in span.attributes
+        (bare, bare_root), _ = run_bare([[attrs]])
+        for name, spans in (("stamped", [span, root]), ("bare", [bare, bare_root])):
+            db = tmp_path / f"{name}-{case}.duckdb"
+            store = DuckDBSpanExporter(db, pricing=bundled)
+            store.export(spans)
+            store.shutdown()
+            row = rollup("stats", db=db)[0]
+            assert (row["usd"], row["unpriced_calls"]) == (None, 1), (name, attrs)
+    zero = {
+        **NO_USAGE,
+        "gen_ai.usage.cost": 0,
+        "gen_ai.usage.input_tokens": 0,
+        "gen_ai.usage.output_tokens": 0,
+    }
+    (span, _), _ = run(bundled, [[zero]])
+    assert (span.attributes[COST], span.attributes[COST_SOURCE]) == (0.0, "provider")

@@ -126,8 +126,10 @@ def general_stamped(attrs, start, table) -> tuple:
     status = column_text(attrs.get(semconv.COST_STATUS)) or "priced"
     version = column_text(attrs.get(semconv.PRICING_VERSION))
     value = stamped_usd(stamped)
-    billed = call.usage.problem() is None and sum(call.usage.billable()) > 0
-    if semconv.COST_STATUS not in attrs and (value is None or (stamped == 0 and billed)):
+    # a bare 0 is believed only beside usage that is there, valid, and bills nothing
+    present = any(count is not None for count in tuple(call.usage))
+    nothing = present and call.usage.problem() is None and sum(call.usage.billable()) == 0
+    if semconv.COST_STATUS not in attrs and (value is None or (stamped == 0 and not nothing)):
         return general(attrs, start, table)  # another producer's figure, not believed: priced
     tokens = None
     if value is None:

@@ -74,10 +74,11 @@ FROM (
                          AND (_a['gen_ai.usage.cost.amount'] != '' OR _a['llm.cost.total'] != ''
                               OR _a['gen_ai.usage.cost.source'] = 'local'
                               -- a figure alone no processor of ours stamped (OpenLIT's) that
-                              -- is broken, or 0 beside billed tokens (cost/reported.py)
+                              -- is broken, or 0 beside anything but usage that bills nothing
+                              -- (cost/reported.py: bills_nothing)
                               OR NOT _plausible
-                              OR (_cost = 0 AND _tokens_ok
-                                  AND coalesce(_b_total_input, 0) + coalesce(_b_total_output, 0) > 0))))
+                              OR (_cost = 0 AND NOT (_tokens_ok AND {{any_count}}
+                                  AND coalesce(_b_total_input, 0) + coalesce(_b_total_output, 0) = 0)))))
             AS _stamped,
         roundBankers(toDecimal128OrNull(_cost_text, 24), 12) AS _cost,
         _cost IS NOT NULL AND _cost >= 0 AND _cost <= 1000000 AS _plausible,

@@ -44,8 +44,8 @@ def reported_usd(attrs: Mapping[str, Any]) -> float | None:
             continue
         if type(value) not in (int, float) or stamped_usd(value) is None:
             return None  # a broken figure is not silently replaced by the next spelling
-        if value == 0 and key == COST and billed_tokens(attrs):
-            return None  # "no price known" (below): priced from the table, or unknown_model
+        if value == 0 and key == COST and not bills_nothing(attrs):
+            return None  # "no price known" (below): priced from the table, or unpriced
         return float(value)
     return None
 
@@ -59,17 +59,22 @@ def not_usd(currency: Any) -> bool:
     return type(currency) is not str or currency.strip().upper() != "USD"
 
 
-def billed_tokens(attrs: Mapping[str, Any]) -> bool:
-    """Whether the call's usage is valid and bills a token. A bare ``gen_ai.usage.cost`` of
-    0 beside such usage is not believed: OpenLIT writes 0 for every model missing from its own
-    price list, which would otherwise price a call we know (or flag as unknown) at a silent
-    $0. A 0 the provider reported in its own spellings (``gen_ai.usage.cost.amount``,
+def bills_nothing(attrs: Mapping[str, Any]) -> bool:
+    """Whether the call's usage is there, valid, and bills no token: the only usage beside
+    which a bare ``gen_ai.usage.cost`` of 0 is believed. OpenLIT writes 0 for every model
+    missing from its own price list, which would otherwise price a call we know (or flag as
+    unknown) at a silent $0; and beside no usage at all a 0 is anyone's figure from no tokens
+    (it priced a call of unknown cost at $0 once a reported cost priced calls without usage:
+    a review). A 0 the provider reported in its own spellings (``gen_ai.usage.cost.amount``,
     ``llm.cost.total``: OpenRouter's ``:free`` models) is believed, as any reported figure."""
     from ..semconv import read_call_fields  # semconv imports the cost package
     from .engine import Usage
 
-    usage = tuple.__new__(Usage, read_call_fields(attrs)[3])
-    return usage.problem() is None and sum(usage.billable()) > 0
+    counts = read_call_fields(attrs)[3]
+    if all(count is None for count in counts):
+        return False
+    usage = tuple.__new__(Usage, counts)
+    return usage.problem() is None and sum(usage.billable()) == 0
 
 
 def provider_cost(reported: float, computed: float | None) -> dict[str, Any]:

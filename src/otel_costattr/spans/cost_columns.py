@@ -24,7 +24,7 @@ from .. import semconv
 from ..cost import billing
 from ..cost.bounds import MAX_CALL_USD, quantize_usd, stamped_usd
 from ..cost.engine import CostStatus, Usage, compute_cost, price_call, usd, usd_float
-from ..cost.reported import billed_tokens, not_usd, reported_usd
+from ..cost.reported import bills_nothing, not_usd, reported_usd
 from ..pricing.regions import region_of
 from ..pricing.table import PriceTable
 from .encode import column_text
@@ -67,8 +67,9 @@ def model_columns(
     if not (local or _REPORTED_AMOUNT in attrs or _REPORTED_TOTAL in attrs):
         # A figure alone that no processor of ours stamped (OpenLIT's): a cost its producer
         # reported, read as the processor reads one (cost.reported): a broken figure, or 0
-        # beside billed tokens, is not believed, and the call is priced from the table.
-        if stamped_usd(stamped) is None or (stamped == 0 and billed_tokens(attrs)):
+        # beside anything but usage that bills nothing, is not believed, and the call is
+        # priced from the table (or unpriced).
+        if stamped_usd(stamped) is None or (stamped == 0 and not bills_nothing(attrs)):
             return _columns(attrs, start, table, resource, None)
         return _columns(attrs, start, table, resource, stamped)
     # Not our stamp, beside a cost a provider reported, or someone's own estimate: the
