@@ -7,9 +7,10 @@
 -- projected_usd = month-to-date usd x (seconds in the month / seconds elapsed), exact to
 -- the 12th place (past 10^13 USD to date, a double's 16 digits): a straight
 -- line through the month so far, no seasonality (early in a month it swings widely:
--- month_elapsed says how much of the month it stands on). A store whose calls begin this
--- month (no call the month before) is projected from the first day with a call, in both
--- figures: one started on the 20th was read as 20 days of nothing. The first row is the total.
+-- month_elapsed says how much of the month it stands on). A row whose calls begin this month
+-- (none the month before: a store, or a feature, started on the 20th) is projected from its
+-- first day with a call (UTC), in both figures, not read as 19 days of nothing. The first
+-- row is the total.
 WITH bounds AS (
     SELECT
         date_trunc('month', $until) AS month_start,
@@ -35,13 +36,15 @@ per_value AS (
     FROM windowed
     GROUP BY GROUPING SETS ((), (value))
 ),
-covered AS (  -- the month's start, or the first day with a call when the calls begin this month
-    SELECT greatest(b.month_start, coalesce(date_trunc('day', p.first_call), b.month_start)) AS since
+covered AS (  -- per row: the month's start, or its first day with a call when its calls begin
+    -- this month (a feature launched on the 20th, or a store started then): one rule for a
+    -- value's row and the same value filtered alone (--feature new read 5x its row: a review)
+    SELECT p.level, p.value, greatest(b.month_start, coalesce(date_trunc('day', p.first_call), b.month_start)) AS since
     FROM bounds AS b, per_value AS p
-    WHERE p.level = 'total'
 ),
 elapsed AS (  -- in microseconds, whole numbers: the projection divides them exactly
     SELECT
+        c.level, c.value,
         CAST((epoch($until) - epoch(c.since)) * 1000000 AS BIGINT) AS us_elapsed,
         CAST((epoch(b.month_end) - epoch(c.since)) * 1000000 AS BIGINT) AS us_to_project,
         CAST((epoch(b.month_end) - epoch(b.month_start)) * 1000000 AS BIGINT) AS us_in_month
@@ -56,5 +59,6 @@ SELECT
     p.last_month_usd,
     CAST(e.us_elapsed / e.us_in_month AS DOUBLE) AS month_elapsed,
     p.unpriced_calls, p.month_to_date_usd_repriced, p.unpriced_calls_repriced
-FROM per_value AS p, elapsed AS e
+FROM per_value AS p
+JOIN elapsed AS e ON e.level = p.level AND e.value IS NOT DISTINCT FROM p.value
 ORDER BY p.level = 'group', projected_usd DESC NULLS LAST, p.value NULLS LAST;

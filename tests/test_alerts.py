@@ -93,6 +93,7 @@ def test_payload_schema(tmp_path, workload, receiver):
     rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
     trace_id = workload.run(NOW.replace(hour=6), ["0.40", "0.20"])
     workload.run(NOW.replace(hour=7), ["0.05"], feature="other")
+    workload.run(NOW - dt.timedelta(days=30), ["0.01"])  # research spent in November too
     workload.flush()
     notifier = Notifier(str(workload.path))
     check_once(workload.path, rules, notifier=notifier, now=NOW, base_url="http://127.0.0.1:8000")
@@ -106,7 +107,9 @@ def test_payload_schema(tmp_path, workload, receiver):
     assert body["window"]["key"] == "2026-12-02" and body["window"]["start"] == "2026-12-02T00:00:00+00:00"
     assert body["value_exact"] == "0.6" and body["budget_exact"] == "1" and body["limit_exact"] == "0.5"
     assert body["percent_used"] == 60.0
-    # Month to date $0.60 at noon on Dec 2 (1.5 of 31 days): linear to the month's end.
+    # Month to date $0.60 at noon on Dec 2 (1.5 of 31 days): linear to the month's end (from
+    # the month's start: research spent in November; one whose calls begin this month is
+    # projected from its first day, as forecast does: the test below).
     assert Decimal(body["projection"]["month_end_usd_exact"]) == Decimal("0.6") * 31 / Decimal("1.5")
     assert body["projection"]["month_end"] == "2027-01-01T00:00:00+00:00"
     (run,) = body["top"]["runs"]
@@ -121,7 +124,9 @@ def test_payload_schema(tmp_path, workload, receiver):
 
 def test_the_month_end_projection_is_forecasts_to_the_digit(tmp_path, workload, receiver):
     # At any instant (microseconds and all) the projection is forecast's, digit for digit:
-    # it divided float seconds, a double's digits in an exact string (a review).
+    # it divided float seconds, a double's digits in an exact string (a review). Research's
+    # calls begin this month: both project from its first day (the alert's from the month's
+    # start was 1.5 days against forecast's half day: a review).
     rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, receiver.url))
     at = NOW.replace(hour=13, minute=7, second=11, microsecond=123457)
     workload.run(NOW.replace(hour=6), ["0.3", "0.3", *["150.123456789012"] * 8])

@@ -74,8 +74,12 @@ def test_forecast_month_end(db):
         TOTAL_USD, D("0.263"), pytest.approx(0.3),
     )  # fmt: skip
     assert total["last_month_usd"] is None and total["runs"] == 8
+    # research's calls begin on 06-02 (none in May): projected from that day, 8 of its 29 days
     research = rows[1]
-    assert (research["value"], research["projected_usd"]) == ("research", D("0.211666666667"))
+    assert (research["value"], research["projected_usd"]) == ("research", D("0.0635") * 29 / 8)
+    # the same as research filtered alone (a review: the row and the filter disagreed)
+    alone = rollup("forecast", db=db, until="2026-06-10", feature="research")[0]
+    assert alone["projected_usd"] == research["projected_usd"]
     # as of 06-03 12:00 (2.5 of 30 days): T1, T2, T3 (06-03 10:00) = $0.0731, x 12 = $0.8772
     early = rollup("forecast", db=db, until="2026-06-03T12:00")[0]
     assert early["month_to_date_usd"] == D("0.0731") and early["projected_usd"] == D("0.8772")

@@ -249,8 +249,10 @@ def contributors(
 def month_to_date(
     con: duckdb.DuckDBPyConnection, rule: Rule, scope_value: str, now: dt.datetime
 ) -> tuple[Decimal, dt.datetime, dt.datetime]:
-    """The cost of ``scope_value`` this calendar month in the rule's time zone, the month's
-    start and its end (the first instant of the next month), naive UTC."""
+    """The cost of ``scope_value`` this calendar month in the rule's time zone, where its
+    projection starts (the month's start, or its first day with a call when its calls begin
+    this month: `_covered_since`) and the month's end (the first instant of the next month),
+    naive UTC."""
     month = dataclasses.replace(rule, metric="cost", window="month", baseline=0)
     start, until, _ = window_bounds(month, now)
     tz = zone(rule.timezone)
@@ -261,6 +263,30 @@ def month_to_date(
     row = con.execute(sql, params).fetchone()
     return (
         (Decimal(row[2]) if row else Decimal(0)),
-        start,
+        _covered_since(con, month, scope_value, now, start, tz),
         first.astimezone(dt.timezone.utc).replace(tzinfo=None),
     )
+
+
+def _covered_since(
+    con: duckdb.DuckDBPyConnection,
+    month: Rule,
+    scope_value: str,
+    now: dt.datetime,
+    start: dt.datetime,
+    tz: Any,
+) -> dt.datetime:
+    """Where ``scope_value``'s month-end projection starts (naive UTC), as `forecast` decides
+    for its row: the month's ``start``, or, when its calls begin this month (none the month
+    before), the first day with one, in the rule's time zone (a feature launched on the 20th
+    read as 19 days of nothing: a review)."""
+    before, _, _ = window_bounds(month, now, back=1)
+    end = window_bounds(month, now)[1]
+    sql, params = _query(month, before, end, only=scope_value)
+    row = con.execute(sql, params).fetchone()
+    first_call = None if row is None else row[7]
+    if first_call is None or first_call < start:
+        return start
+    local = first_call.replace(tzinfo=dt.timezone.utc).astimezone(tz)
+    day = dt.datetime.combine(local.date(), dt.time(), tz).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return max(start, day)

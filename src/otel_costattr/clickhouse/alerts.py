@@ -52,7 +52,8 @@ def check_rules(rules: RuleSet) -> None:
 def lookback_start(rules: RuleSet, now: dt.datetime) -> dt.datetime:
     """The earliest instant (naive UTC) any rule reads at ``now`` (aware): its oldest baseline
     window (in the first `LATE_SECONDS` of a day or month, the baseline of the one just ended,
-    which `evaluate` measures again), and the month its projection reads."""
+    which `evaluate` measures again), and the month its projection reads, with the month
+    before for a cost rule's (whether its scope's calls begin this month)."""
     starts = []
     at = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
     for rule in rules.rules:
@@ -61,7 +62,10 @@ def lookback_start(rules: RuleSet, now: dt.datetime) -> dt.datetime:
             back += 1  # early in a day or month the one just ended is measured again (late firings)
         starts.append(window_bounds(rule, now, back)[0])
         month = dataclasses.replace(rule, metric="cost", window="month", baseline=0)
-        starts.append(window_bounds(month, now)[0])
+        # A cost rule's projection starts where its scope's calls begin when they begin this
+        # month (`alerts.measure._covered_since`): it reads the month before to tell.
+        projects = rule.metric == "cost" and rule.scope != "run"
+        starts.append(window_bounds(month, now, back=1 if projects else 0)[0])
     return min(starts) if starts else now.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
