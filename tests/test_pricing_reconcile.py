@@ -38,10 +38,12 @@ def call(model="gpt-4o-mini", **reported):
 
 
 def run(bundled, calls_by_trace):
-    """End each trace's calls (attributes dicts) under one root span; the finished spans."""
+    """End each trace's calls (attributes dicts) under one root span; the finished spans.
+    ``bundled`` None: no processor (a service that does not stamp)."""
     provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
-    processor = CostSpanProcessor(bundled)
-    provider.add_span_processor(processor)
+    processor = None if bundled is None else CostSpanProcessor(bundled)
+    if processor is not None:
+        provider.add_span_processor(processor)
     tracer = provider.get_tracer("test")
     spans = []
     for calls in calls_by_trace:
@@ -192,20 +194,7 @@ def test_a_call_without_usage_or_reported_cost_stays_no_usage(bundled, tmp_path)
 
 def run_bare(calls_by_trace):
     """`run` without the processor: a service that does not stamp."""
-    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
-    tracer = provider.get_tracer("test")
-    spans = []
-    for calls in calls_by_trace:
-        root = tracer.start_span("run", start_time=START)
-        ctx = trace.set_span_in_context(root)
-        for attrs in calls:
-            span = tracer.start_span("chat", context=ctx, start_time=START, attributes=attrs)
-            span.end(end_time=START + 10**9)
-            spans.append(span)
-        root.end(end_time=START + 2 * 10**9)
-        spans.append(root)
-    provider.shutdown()
-    return spans, None
+    return run(None, calls_by_trace)
 
 
 def test_a_bare_0_without_usage_is_no_price(bundled, tmp_path):
