@@ -900,6 +900,42 @@ def test_a_reported_cost_without_usage_beside_the_calls_tokens_is_one_call(table
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_a_charge_not_believed_or_far_from_the_usage_pairs_with_nothing(table, path, armed):
+    """A review of the pairing above: a cost key not believed (another currency, text, a bare
+    0 beside no usage) still made a span 'reported', and the call's span of tokens became its
+    copy, the call unpriced; and two calls made at once paired across (call B's $0.06 lost,
+    call A billed twice). A charge pairs only when believed and within a factor of 2 of the
+    usage's price."""
+    traced = Traced(table, path)
+    oi = {"openinference.span.kind": "LLM", "llm.model_name": "acme-large"}
+    for unbelieved in (
+        {**oi, "llm.cost.total": 0.0025, "gen_ai.usage.cost.currency": "EUR"},
+        {**oi, "llm.cost.total": "0.0025"},
+        {**{k: v for k, v in CALL.items() if "usage" not in k}, "gen_ai.usage.cost": 0},
+    ):
+        assert siblings(traced, unbelieved, {**CALL}, scopes=("openinference", "sdk")) == [
+            "no_usage",
+            "priced",
+        ]
+    # Two calls at once under one parent ($0.003 and $0.06 by the table), each traced twice
+    run = traced.run()
+    big = {**CALL, "gen_ai.usage.input_tokens": 20_000, "gen_ai.usage.output_tokens": 2_000}
+    tracer = traced.provider.get_tracer
+    spans = {
+        name: tracer(scope).start_span(name, context=run, attributes=attrs, start_time=T0 + s * MS)
+        for name, scope, attrs, s in (
+            ("oi_a", "openinference", {**oi, "llm.cost.total": 0.0025}, 3),
+            ("sdk_a", "sdk", {**CALL}, 2),
+            ("oi_b", "openinference", {**oi, "llm.cost.total": 0.05}, 0),
+            ("sdk_b", "sdk", big, 1),
+        )
+    }  # fmt: skip
+    for name, end in (("oi_a", 1999), ("sdk_b", 2000), ("sdk_a", 2003), ("oi_b", 2010)):
+        spans[name].end(T0 + end * MS)
+    assert traced.statuses(*spans.values()) == ["priced", "duplicate", "duplicate", "priced"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_a_nested_pair_beside_a_third_instrumentations_span_is_one_call(table, path, armed):
     """openai-v2's span inside OpenLLMetry's (a nested pair), OpenInference's beside them:
     three spans of one call. The outer copy was never kept for the sibling, which was priced

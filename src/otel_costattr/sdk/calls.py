@@ -294,14 +294,16 @@ class Siblings:
         if any(p in modules for p in _NO_ID_PRODUCERS) and any(p in modules for p in _SIBLING_PRODUCERS):
             self.active = True
 
-    def copy(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool) -> bool:
+    def copy(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool, usd: float | None = None) -> bool:
         """Whether ``span`` (a model call, started at ``ns``; ``rid``: it has a response id)
         is the copy of a sibling call another scope's span made first; else it is kept to
         pair later ones with. Call it only while ``active``. Never raises: the stamp function
         calls it after the span claimed its response id, and a retry on the general path
-        would find that claim its own first (False: priced, as before the rule)."""
+        would find that claim its own first (False: priced, as before the rule). ``usd``: what
+        the span was priced at, if it was (a span of usage pairs with one of the provider's
+        charge alone only when the two are near: `_one_call`)."""
         try:
-            return self._settle(span, attrs, ns, rid, look=True)
+            return self._settle(span, attrs, ns, rid, look=True, usd=usd)
         except Exception:
             self._failed()
             return False
@@ -320,7 +322,9 @@ class Siblings:
             with contextlib.suppress(Exception):
                 self.on_error("end")
 
-    def _settle(self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool, *, look: bool) -> bool:
+    def _settle(
+        self, span: Any, attrs: Mapping[str, Any], ns: int, rid: bool, *, look: bool, usd: float | None = None
+    ) -> bool:
         parent = getattr(span, "parent", None)
         if parent is None:
             return False  # a root span has no siblings (two root spans are two traces)
@@ -328,9 +332,13 @@ class Siblings:
         end = getattr(span, "end_time", None) or time.time_ns()
         size: Any = call_size(attrs)
         if size is None and any(key in attrs for key in REPORTED_COST_KEYS):
-            # A cost the provider reported, no usage: a call, never taken for a failed one
-            size = (_REPORTED, reported_usd(attrs))
-        mine = [scope, call_models(attrs), size, ns, end, rid, None]
+            # A cost the provider reported, believed, no usage: a call priced by that charge,
+            # never taken for a failed one (a figure not believed, in another currency, text:
+            # no charge, so the failed call it is; it cancelled the call's priced span: a review)
+            charge = reported_usd(attrs)
+            if charge is not None:
+                size, usd = (_REPORTED, charge), charge
+        mine = [scope, call_models(attrs), size, ns, end, rid, None, usd]
         key = (span.get_span_context().trace_id, parent.span_id)
         with self._lock:
             held = self.calls.get(key)
@@ -362,7 +370,7 @@ class Siblings:
         return False
 
     def _one_call(self, other: list[Any], mine: list[Any], attrs: Mapping[str, Any]) -> bool:
-        scope, models, size, start, end, rid, _ = mine
+        scope, models, size, start, end, rid, _, _ = mine
         if other[0] == scope or other[6] is not None:
             return False  # its own scope's, or its copy was found already
         if rid and other[5]:
@@ -375,8 +383,13 @@ class Siblings:
             # same charge, that wraps the same request; never with a failed call's.
             if size is None or other[2] is None:
                 return False
-            if mine_reported and other_reported and not _same_charge(size[1], other[2][1]):
-                return False  # two charges: two calls
+            if mine_reported and other_reported:
+                if not _same_charge(size[1], other[2][1]):
+                    return False  # two charges: two calls
+            elif not _near_charge(mine[7], other[7]):
+                # The charge and the usage's price far apart: two calls made at once (two
+                # equal-time calls paired across, one lost and one billed twice: a review)
+                return False
             if not _wraps(other[3], other[4], start, end):
                 return False
             return bool(self.same_models(other[1], models, attrs, start))
@@ -404,6 +417,19 @@ def _is_reported(size: Any) -> bool:
 
 def _same_charge(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _near_charge(a: float | None, b: float | None) -> bool:
+    """Whether a provider's charge and our price of the same call's usage may be one call's:
+    within a factor of `CHARGE_FACTOR` (discounts, caching, a price the table has not caught
+    up with), both known."""
+    if a is None or b is None:
+        return False
+    low, high = min(a, b), max(a, b)
+    return high <= low * CHARGE_FACTOR if low > 0 else high == 0
+
+
+CHARGE_FACTOR = 2.0
 
 
 def _wraps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:

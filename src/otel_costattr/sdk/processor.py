@@ -670,7 +670,7 @@ class CostSpanProcessor(SpanProcessor):
                 and _REPORTED_2 not in attrs
                 and _REPORTED_3 not in attrs
             ):
-                if self._dedupe and self._sibling_copy(span, attrs, ns, False):
+                if self._dedupe and self._sibling_copy(span, attrs, ns, False, found[1]):
                     return self._duplicate()  # a sibling span of another scope priced it
                 out = {
                     COST: found[1],
@@ -796,16 +796,19 @@ class CostSpanProcessor(SpanProcessor):
                 return True
         # A sibling span of another instrumentation that made it first, without an id in
         # common (see calls.Siblings).
-        return self._sibling_copy(span, attrs, span.start_time, has)
+        usd = found[1] if type(found) is tuple else reported
+        return self._sibling_copy(span, attrs, span.start_time, has, usd)
 
-    def _sibling_copy(self, span: Span, attrs: Mapping[str, Any], ns: int, rid: bool) -> bool:
+    def _sibling_copy(
+        self, span: Span, attrs: Mapping[str, Any], ns: int, rid: bool, usd: float | None = None
+    ) -> bool:
         """`calls.Siblings.copy` on the general path, switched on first if it may be."""
         siblings = self._siblings
         if not siblings.active:
             siblings.arm()
             if not siblings.active:
                 return False
-        return siblings.copy(span, attrs, ns, rid)
+        return siblings.copy(span, attrs, ns, rid, usd)
 
     def _regional_price(
         self, span: Span, attrs: Mapping[str, Any], found: tuple[Any, float]

@@ -120,12 +120,12 @@ def compile_stamp(
             # A sibling span of another instrumentation without the id (calls.Siblings): looked
             # for only while `Siblings.arm` found both kinds of instrumentation loaded, one
             # test until then.
-            "    if SIB.active and SIB.copy(span, a, ns, True): return DUPLICATE()",
-            "elif SIB.active and SIB.copy(span, a, ns, False): return DUPLICATE()",
+            "    if SIB.active and SIB.copy(span, a, ns, True, usd): return DUPLICATE()",
+            "elif SIB.active and SIB.copy(span, a, ns, False, usd): return DUPLICATE()",
         ]
     elif first_spans is not None:  # no response id: a sibling of another scope may be its copy
         names.update(SIB=siblings, DUPLICATE=duplicate)
-        body.append("if SIB.active and SIB.copy(span, a, ns, False): return DUPLICATE()")
+        body.append("if SIB.active and SIB.copy(span, a, ns, False, usd): return DUPLICATE()")
     # The seam's MARKER, read as an attribute (a span started before the processor has
     # none): a pair's marker (calls.Paired) is the general hook's to decide.
     names.update(STEPS=steps_type)
