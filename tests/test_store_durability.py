@@ -216,6 +216,10 @@ def _bad_files(path: Path) -> dict[str, Path]:
         # A spool file with a bit flipped by a review's fuzz: DuckDB calls it an IO Error,
         # which was taken for the disk's fault, so it stayed pending and held the rest back.
         "io error": folder / "00000000000000000006-1-00000000.parquet",
+        # A footer pointing past the file's end: DuckDB's words are "Could not read enough
+        # bytes", which were taken for the system's fault (kept pending for good, every later
+        # file behind it: a review).
+        "short read": folder / "00000000000000000007-1-00000000.parquet",
     }
     files["not parquet"].write_bytes(b"PAR1 not really parquet")
     good = folder / "good.tmp"
@@ -225,6 +229,9 @@ def _bad_files(path: Path) -> dict[str, Path]:
     good.unlink()
     files["io error"].write_bytes(
         (Path(__file__).parent / "data" / "spool_io_error_int16.parquet").read_bytes()
+    )
+    files["short read"].write_bytes(
+        (Path(__file__).parent / "data" / "spool_short_read.parquet").read_bytes()
     )
     surprise = pa.table({"trace_id": ["a" * 32], "span_id": ["b" * 16], "surprise": [1]})
     pq.write_table(surprise, files["wrong columns"])
@@ -249,6 +256,7 @@ def test_only_files_duckdb_can_never_read_are_quarantined_with_their_reason(tmp_
     assert "NOT NULL" in reasons[bad["no trace id"].name]
     assert reasons[bad["not utf-8"].name] == "corrupt: DuckDB's error about it is not even text"
     assert reasons[bad["io error"].name].startswith("IO Error: INT16 converted type")
+    assert reasons[bad["short read"].name].startswith("IO Error: Could not read enough bytes")
     assert not st.healthy
     journaled = spool.journal_summary(path).quarantine_events
     assert sorted(e["file"] for e in journaled) == sorted(f.name for f in bad.values())
