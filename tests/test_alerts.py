@@ -504,6 +504,26 @@ def test_a_resolve_is_not_sent_again_where_it_is_no_news(tmp_path, workload, rec
     assert [b["event"] for b in receiver.bodies] == ["firing"]
 
 
+def test_a_resolve_is_news_only_to_a_channel_told_of_its_own_firing(tmp_path, workload, receiver):
+    """A rolling window's key is reused by each episode: a channel that took the first
+    episode's firing was taken for told of the second's, whose firing it never got, and was
+    sent its resolve (a review)."""
+    text = ('[[rules]]\nname = "rolling"\nscope = "feature"\nmetric = "cost"\nwindow = "24h"\n'
+            'budget = 1.00\nthresholds = [0.5]\nchannels = ["ops"]\n')  # fmt: skip
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", text, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=1), ["0.30", "0.30"])
+    check(workload, rules, NOW)  # fires: delivered
+    check(workload, rules, NOW + dt.timedelta(hours=24))  # resolves: delivered
+    receiver.fail_first = receiver.requests + 100  # down for the second episode
+    later = NOW + dt.timedelta(hours=26)
+    workload.run(later, ["0.30", "0.30"])
+    check(workload, rules, later + dt.timedelta(minutes=1))  # fires: not delivered
+    check(workload, rules, later + dt.timedelta(hours=25))  # resolves: not delivered
+    receiver.fail_first = 0
+    assert check(workload, rules, later + dt.timedelta(hours=26)).redelivered == []
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
+
+
 def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):
     receiver = Receiver(fail_first=6)  # two rounds of three attempts (retries = 2) fail
     try:

@@ -99,12 +99,22 @@ GROUP BY ALL
 """
 
 
-def _firing_delivered(con: duckdb.DuckDBPyConnection, rule: str, value: str, window: str) -> set[str]:
-    """The channels that took a firing notification of this key."""
+def _firing_delivered(
+    con: duckdb.DuckDBPyConnection, rule: str, value: str, window: str, resolved_at: dt.datetime
+) -> set[str]:
+    """The channels that took a firing notification of the episode a resolve at
+    ``resolved_at`` ends: since the key's resolve before it (a rolling window's key is reused
+    by every episode: one that took an earlier episode's firing was never told this began)."""
     rows = con.execute(
-        "SELECT DISTINCT channel FROM alert_deliveries WHERE rule = ? AND scope_value = ? AND window_key = ?"
-        " AND event = 'firing' AND ok",
-        [rule, value, window],
+        """
+        SELECT DISTINCT d.channel FROM alert_deliveries AS d
+        WHERE d.rule = ? AND d.scope_value = ? AND d.window_key = ? AND d.event = 'firing' AND d.ok
+          AND d.recorded_at > coalesce((
+              SELECT max(e.recorded_at) FROM alert_events AS e
+              WHERE e.rule = ? AND e.scope_value = ? AND e.window_key = ? AND e.state = 'RESOLVED'
+                AND e.recorded_at < ?), '-infinity'::TIMESTAMP)
+        """,
+        [rule, value, window, rule, value, window, resolved_at],
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -131,7 +141,7 @@ def claim_redeliveries(
             continue
         if event == "resolved" and not rule.notify_resolved:
             continue  # the rule says no more resolves (changed since it was recorded)
-        told = _firing_delivered(con, name, value, window) if event == "resolved" else None
+        told = _firing_delivered(con, name, value, window, fired_at) if event == "resolved" else None
         seen = {p.channel: p for p in items if p.channel is not None}
         due: list[Channel] = []
         rounds, again = 0, False
