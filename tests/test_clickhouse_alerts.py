@@ -222,10 +222,14 @@ def test_serve_on_clickhouse_runs_the_alerts(stores: tuple[str, str], tmp_path: 
     assert health["alerts"]["evaluations"] >= 1
 
 
-def test_a_run_rule_costs_the_whole_run_on_clickhouse_too(chdb_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("hour", [12, 0.5])
+def test_a_run_rule_costs_the_whole_run_on_clickhouse_too(
+    chdb_dir: Path, tmp_path: Path, hour: float
+) -> None:
     """A run with $0.20 spent 90 minutes ago and $0.10 a minute ago, a 1 h lookback and a $0.25
     budget: DuckDB costs it whole and fires; ClickHouse read $0.10 and stayed OK, the state
-    file's empty spans table taken for "nothing earlier" (a review)."""
+    file's empty spans table taken for "nothing earlier" (a review); and again at 00:30 on the
+    1st, the run begun in the month before (the next review)."""
     from alerts_helpers import tokens
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
@@ -238,7 +242,9 @@ def test_a_run_rule_costs_the_whole_run_on_clickhouse_too(chdb_dir: Path, tmp_pa
     from otel_costattr.sdk.processor import CostSpanProcessor
 
     prices = load_pricing([Path(__file__).parent / "data" / "test_prices.toml"], bundled=False, use_env=False)
-    now = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc) + dt.timedelta(
+        days=1 if hour == 12 else 0, hours=hour
+    )
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "svc"}), shutdown_on_exit=False)
     provider.add_span_processor(CostSpanProcessor(prices))
@@ -255,7 +261,7 @@ def test_a_run_rule_costs_the_whole_run_on_clickhouse_too(chdb_dir: Path, tmp_pa
         span.end(end_time=start + 10**9)
     root.end(end_time=int(now.timestamp() * 1e9))
     provider.shutdown()
-    duck, url = str(tmp_path / "s.duckdb"), f"chdb://{chdb_dir}?database=runrule"
+    duck, url = str(tmp_path / "s.duckdb"), f"chdb://{chdb_dir}?database=runrule{int(hour)}"
     clickhouse_workload.load(memory.get_finished_spans(), duck, url)
     text = '[[rules]]\nname = "r"\nscope = "run"\nmetric = "cost"\nwindow = "run"\nbudget = 0.25\n'
     text += 'lookback = "1h"\n'

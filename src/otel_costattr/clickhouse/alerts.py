@@ -63,9 +63,11 @@ def lookback_start(rules: RuleSet, now: dt.datetime) -> dt.datetime:
         starts.append(window_bounds(rule, now, back)[0])
         month = dataclasses.replace(rule, metric="cost", window="month", baseline=0)
         # A cost rule's projection starts where its scope's calls begin when they begin this
-        # month (`alerts.measure._covered_since`): it reads the month before to tell.
-        projects = rule.metric == "cost" and rule.scope != "run"
-        starts.append(window_bounds(month, now, back=1 if projects else 0)[0])
+        # month (`alerts.measure._covered_since`): it reads the month before to tell. A run
+        # rule costs each run whole from what is pulled: the month before too, so a run begun
+        # before the 1st is whole on the 1st (it read its lookback alone there: a review).
+        wide = (rule.metric == "cost" and rule.scope != "run") or rule.window == "run"
+        starts.append(window_bounds(month, now, back=1 if wide else 0)[0])
     return min(starts) if starts else now.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
