@@ -8,11 +8,11 @@
 -- The previous period is [since - (until - since), since). The first row (level 'total') is
 -- the whole window; then one row per value, the largest absolute change first. A value
 -- present in one period only has NULL usd in the other (new, or gone); change_share is NULL
--- when the previous period cost nothing. A period without calls cost 0; one whose calls are
--- all unpriced cost what no one knows: change_usd and change_share are then NULL (a model
--- switch the prices have not caught up with is no drop to $0), as when neither period has a
--- priced call, and so are the total's when any value's are. Every count and sum is per
--- period: previous_* for the period before, the bare name for this one.
+-- when the previous period cost nothing. A period without calls cost 0; one with an unpriced
+-- call cost what no one knows: change_usd and change_share are then NULL (a model switch the
+-- prices have not caught up with is no drop to $0), whatever the grouping; unpriced_calls and
+-- previous_unpriced_calls say why. Every count and sum is per period: previous_* for the
+-- period before, the bare name for this one.
 WITH windowed AS (
     SELECT
         {{dimension($group_by)}} AS value,
@@ -37,17 +37,12 @@ per_value AS (
     FROM windowed
     GROUP BY GROUPING SETS ((), (value))
 ),
--- A row's period with calls and none priced cost what no one knows; the total's change is
--- unknown when any value's is (its research feature gone unpriced read -88.9% there: a review).
-judged AS (
-    SELECT *, (usd IS NULL AND calls > 0) OR (previous_usd IS NULL AND previous_calls > 0) AS unknown
-    FROM per_value
-),
+-- A change is known only where both periods are wholly priced: an unpriced call costs what
+-- no one knows (a feature gone to a model the prices lack read -100%, and the total beside
+-- it -88.9%, or not, by the grouping: reviews).
 compared AS (
-    SELECT *,
-        NOT unknown AND NOT (level = 'total'
-            AND max(CASE WHEN level = 'group' AND unknown THEN 1 ELSE 0 END) OVER () = 1) AS known
-    FROM judged
+    SELECT *, unpriced_calls = 0 AND previous_unpriced_calls = 0 AS known
+    FROM per_value
 )
 SELECT
     level, $group_by AS "key", value, previous_runs, runs, previous_calls, calls, previous_usd, usd,
