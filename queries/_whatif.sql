@@ -14,7 +14,7 @@
 -- call without an actual price (unpriced_calls) that the target prices adds to whatif_usd
 -- only (the question "what would this unknown fine-tune cost on a known model?"), never to
 -- change_usd and change_share, which compare the calls that have an actual price (an unknown
--- actual taken as $0 read "+100%" for a target that changes nothing).
+-- actual taken as zero read "+100%" for a target that changes nothing).
 WITH marked AS (
     SELECT
         c.trace_id, c.feature, c.cost_usd, c.usd_repriced,

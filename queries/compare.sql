@@ -10,7 +10,7 @@
 -- present in one period only has NULL usd in the other (new, or gone); change_share is NULL
 -- when the previous period cost nothing. A period without calls cost 0; one with an unpriced
 -- call cost what no one knows: change_usd and change_share are then NULL (a model switch the
--- prices have not caught up with is no drop to $0), whatever the grouping; unpriced_calls and
+-- prices have not caught up with is no drop to zero), whatever the grouping; unpriced_calls and
 -- previous_unpriced_calls say why. Every count and sum is per period: previous_* for the
 -- period before, the bare name for this one.
 WITH windowed AS (

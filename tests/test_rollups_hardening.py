@@ -591,12 +591,14 @@ def test_the_month_end_projection_is_exact(tmp_path):
         export(path, [987654.321098765432, 912345.678901234567])
     con = store.connect(path, read_only=True)
     try:
-        (last,) = con.execute("SELECT max(start_time) FROM spans").fetchone()
+        (first, last) = con.execute("SELECT min(start_time), max(start_time) FROM spans").fetchone()
     finally:
         con.close()
     until = last.replace(microsecond=0) + dt.timedelta(seconds=1, microseconds=123457)
-    start = until.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = (start + dt.timedelta(days=32)).replace(day=1)
+    month = until.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (month + dt.timedelta(days=32)).replace(day=1)
+    # the calls begin this month (none the month before): projected from their first day
+    start = max(month, first.replace(hour=0, minute=0, second=0, microsecond=0))
     total = sum((c for (c, *_) in stored_calls(path)), Decimal(0))
     wide = decimal.Context(prec=80)
     exact = wide.divide(
