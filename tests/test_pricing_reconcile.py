@@ -176,13 +176,7 @@ def test_a_reported_cost_without_token_counts_wins(bundled, tmp_path, reported, 
     assert span.attributes[COST_SOURCE] == "provider" and COMPUTED_COST not in span.attributes
     assert processor.stats()["priced"] == 1 and processor.stats()["no_usage"] == 0
     # The same call stamped by the processor, and traced by a service without it.
-    (bare, bare_root), _ = run_bare([[attrs]])
-    for name, spans in (("stamped", [span, root]), ("bare", [bare, bare_root])):
-        db = tmp_path / f"{name}.duckdb"
-        store = DuckDBSpanExporter(db, pricing=bundled)
-        store.export(spans)
-        store.shutdown()
-        row = rollup("stats", db=db)[0]
+    for name, row in stored_both_ways(bundled, tmp_path, attrs, [span, root]):
         assert (row["usd"], row["calls"], row["unpriced_calls"]) == (usd, 1, 0), name
 
 
@@ -192,9 +186,15 @@ def test_a_call_without_usage_or_reported_cost_stays_no_usage(bundled, tmp_path)
     assert processor.stats()["no_usage"] == 1
 
 
-def run_bare(calls_by_trace):
-    """`run` without the processor: a service that does not stamp."""
-    return run(None, calls_by_trace)
+def stored_both_ways(bundled, folder, attrs, stamped):
+    """(how, the stats row) of a store of the ``stamped`` spans of one call, and of one of the
+    same call traced by a service without the processor."""
+    for name, spans in (("stamped", stamped), ("bare", run(None, [[attrs]])[0])):
+        db = folder / f"{name}-{len(list(folder.iterdir()))}.duckdb"
+        store = DuckDBSpanExporter(db, pricing=bundled)
+        store.export(spans)
+        store.shutdown()
+        yield name, rollup("stats", db=db)[0]
 
 
 def test_a_bare_0_without_usage_is_no_price(bundled, tmp_path):
@@ -207,16 +207,10 @@ def test_a_bare_0_without_usage_is_no_price(bundled, tmp_path):
         ({**NO_USAGE, "gen_ai.usage.cost": 0.0, "gen_ai.request.model": "acme-secret-1"}, "no_usage"),
         ({**NO_USAGE, "gen_ai.usage.cost": 0, "gen_ai.usage.input_tokens": -3}, "invalid_usage"),
     )
-    for case, (attrs, status) in enumerate(cases):
+    for attrs, status in cases:
         (span, root), _ = run(bundled, [[attrs]])
         assert span.attributes[COST_STATUS] == status and COST_SOURCE not in span.attributes
-        (bare, bare_root), _ = run_bare([[attrs]])
-        for name, spans in (("stamped", [span, root]), ("bare", [bare, bare_root])):
-            db = tmp_path / f"{name}-{case}.duckdb"
-            store = DuckDBSpanExporter(db, pricing=bundled)
-            store.export(spans)
-            store.shutdown()
-            row = rollup("stats", db=db)[0]
+        for name, row in stored_both_ways(bundled, tmp_path, attrs, [span, root]):
             assert (row["usd"], row["unpriced_calls"]) == (None, 1), (name, attrs)
     zero = {
         **NO_USAGE,

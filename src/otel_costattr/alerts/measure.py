@@ -65,6 +65,15 @@ def _column(key: str, params: list[Any]) -> str:
     return "json_extract_string(c.attributes, ?)"
 
 
+def _matching(rule: Rule, params: list[Any]) -> list[str]:
+    """The tests of the rule's ``match`` filters, their values appended to ``params``."""
+    tests = []
+    for key, wanted in rule.match:
+        tests.append(f"{_column(key, params)} = ?")
+        params.append(wanted)
+    return tests
+
+
 def _query(
     rule: Rule, start: dt.datetime, end: dt.datetime, only: str | None = None, among: list[Any] | None = None
 ) -> tuple[str, list[Any]]:
@@ -72,9 +81,7 @@ def _query(
     scope = _column(rule.scope, select)
     params: list[Any] = []
     where = [f"{_column(rule.scope, params)} IS NOT NULL"]
-    for key, wanted in rule.match:
-        where.append(f"{_column(key, params)} = ?")
-        params.append(wanted)
+    where += _matching(rule, params)
     if only is not None:
         where.append(f"{_column(rule.scope, params)} = ?")
         params.append(only)
@@ -105,9 +112,7 @@ def calls_without_scope(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.date
     start, end, _ = window_bounds(rule, now)
     params: list[Any] = []
     where = [f"{_column(rule.scope, params)} IS NULL"]
-    for key, wanted in rule.match:
-        where.append(f"{_column(key, params)} = ?")
-        params.append(wanted)
+    where += _matching(rule, params)
     sql = f"SELECT count(*) FROM costattr_calls(?, ?, NULL, NULL, NULL) AS c WHERE {' AND '.join(where)}"
     row = con.execute(sql, [start, end, *params]).fetchone()
     return 0 if row is None else int(row[0])
@@ -223,9 +228,7 @@ def contributors(
     params: list[Any] = []
     where = [f"{_column(rule.scope, params)} = ?"]
     params.append(scope_value)
-    for key, wanted in rule.match:
-        where.append(f"{_column(key, params)} = ?")
-        params.append(wanted)
+    where += _matching(rule, params)
     out: dict[str, list[dict[str, Any]]] = {}
     for name, column in (("runs", "trace_id"), ("features", "feature"), ("models", "model")):
         rows = con.execute(
@@ -263,7 +266,7 @@ def month_to_date(
     row = con.execute(sql, params).fetchone()
     return (
         (Decimal(row[2]) if row else Decimal(0)),
-        _covered_since(con, month, scope_value, now, start, tz),
+        _covered_since(con, month, scope_value, now, start, until, tz),
         first.astimezone(dt.timezone.utc).replace(tzinfo=None),
     )
 
@@ -274,6 +277,7 @@ def _covered_since(
     scope_value: str,
     now: dt.datetime,
     start: dt.datetime,
+    until: dt.datetime,
     tz: Any,
 ) -> dt.datetime:
     """Where ``scope_value``'s month-end projection starts (naive UTC), as `forecast` decides
@@ -281,8 +285,7 @@ def _covered_since(
     before), the first day with one, in the rule's time zone (a feature launched on the 20th
     read as 19 days of nothing: a review)."""
     before, _, _ = window_bounds(month, now, back=1)
-    end = window_bounds(month, now)[1]
-    sql, params = _query(month, before, end, only=scope_value)
+    sql, params = _query(month, before, until, only=scope_value)
     row = con.execute(sql, params).fetchone()
     first_call = None if row is None else row[7]
     if first_call is None or first_call < start:

@@ -135,7 +135,8 @@ def claim_redeliveries(
     notes: list[Notification] = []
     claims: list[Delivery] = []
     for (name, value, window, fired_at), items in by_event.items():
-        event = json.loads(items[0].payload)["event"]
+        payload = json.loads(items[0].payload)
+        event = payload["event"]
         rule = rule_of[name]
         if _stale(rule, window, fired_at, at, event):
             continue
@@ -165,7 +166,6 @@ def claim_redeliveries(
             rounds = max(rounds, p.failed_rounds)
         if not due:
             continue
-        payload = json.loads(items[0].payload)
         if again:  # sent before to one of them at least: said so (else its first sending)
             payload["redelivered"] = True
             payload["failed_rounds"] = rounds
