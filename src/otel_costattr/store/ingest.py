@@ -558,7 +558,8 @@ _PROBE_ENVIRONMENT = (
 def unreadable(file: Path) -> str | None:
     """Why ``file`` can never be ingested, or None when it can.
 
-    The check inserts the file into a fresh in-memory database with the same schema, so it
+    The check inserts the file into an empty in-memory database with the same schema (one a
+    process, each insert rolled back: `_probe`), so it
     says something about the file alone: not Parquet, corrupt, columns or types the table
     cannot take, missing ids. A failure of the real database (full disk, I/O errors, an
     invalidated instance) cannot reach it. Memory exhaustion and interrupts are not held
