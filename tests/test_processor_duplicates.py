@@ -199,6 +199,29 @@ def test_hostile_ids_keep_the_claims_small_and_still_pair(table):
         assert claims and max(len(rid) for _, rid in claims) <= 256, path
 
 
+def test_kept_claims_cost_the_collector_nothing(table):
+    """Each priced call with a response id keeps a claim (up to 2 * RESPONSES_KEPT): its key
+    and value hold only numbers and names, so the collector untracks them at its first pass
+    and never walks the kept claims again (the scope object kept in each made every full
+    collection of the application's heap walk 8,192 more tuples). Pairs still pair by name."""
+    import gc
+
+    for path in PATHS:
+        traced = Traced(table, path)
+        for i in range(50):
+            traced.chat(traced.run(), f"resp-{i}", scope="one-scope").end(T0 + 10)
+        gc.collect()
+        claims = traced.processor._first_spans.claims
+        assert len(claims) >= 50, path
+        tracked = [(k, v) for k, v in claims.items() if gc.is_tracked(k) or gc.is_tracked(v)]
+        assert not tracked, (path, tracked[:2])
+        run = traced.run()
+        first, copy = traced.chat(run, "pair"), traced.chat(run, "pair", T0 + 1)
+        copy.end(T0 + 5)
+        first.end(T0 + 6)
+        assert traced.statuses(copy, first) == ["priced", "duplicate"], path
+
+
 def test_a_constant_id_many_runs_draw_never_hides_a_pair(table):
     """A proxy or a fake sends one constant id, which an earlier run claimed first: 30 other
     runs' calls ending between the two spans of this run's call do not make it two calls."""

@@ -172,7 +172,7 @@ class FirstSpans:
     start), while two concurrent calls may get one id from a server that reuses short ids (a
     review lost the second of two such calls, 5,000 tokens against 1,000).
 
-    ``claims`` maps (trace id, response id) to the (start, end, instrumentation scope) of the
+    ``claims`` maps (trace id, response id) to the (start, end, scope name, cost) of the
     span that priced the call (times in ns), or, once calls of a trace reuse the id, a list
     of the latest CLAIMS_A_KEY
     (spans usually end in order, so a span overlapping an earlier claim of its key overlaps
@@ -187,7 +187,7 @@ class FirstSpans:
     __slots__ = ("_lock", "claims", "kept", "limit")
 
     def __init__(self) -> None:
-        self.claims: dict[tuple[int, str], Any] = {}  # a (start, end, scope), or a list of them
+        self.claims: dict[tuple[int, str], Any] = {}  # a (start, end, scope name, cost), or a list of them
         self.kept = RESPONSES_KEPT
         self.limit = 2 * RESPONSES_KEPT
         # Re-entrant: a span ended in this thread while it is inside settle (a finalizer the
@@ -444,23 +444,23 @@ def _wraps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
 
 def _mark(span: Any, rid: str, usd: float | None = None) -> tuple[tuple[int, str], tuple[int, int, Any, Any]]:
     """A span's claim of ``rid``: its key (trace id, response id) and its (start, end,
-    instrumentation scope, cost: None for a span not priced)."""
+    instrumentation scope's name, cost: None for a span not priced). Only names and numbers:
+    a tuple of them the garbage collector untracks, so the kept claims cost no collection."""
     start = span.start_time or 0
     end = span.end_time or time.time_ns()  # ending now (end() is hooked: the time comes after)
-    scope = getattr(span, "instrumentation_scope", None)
-    return (span.get_span_context().trace_id, claimed_id(rid)), (start, end, scope, usd)
+    return (span.get_span_context().trace_id, claimed_id(rid)), (start, end, scope_of(span), usd)
 
 
 def _copies(a: tuple[int, int, Any, Any], b: tuple[int, int, Any, Any]) -> bool:
     """Whether two claims of one key are one call's spans: overlapping in time, of two
-    instrumentation scopes (their names; a span without one has the scope None), or of one
+    instrumentation scopes (their names, as claims keep them; a span without one: None), or of one
     scope starting at the same instant at the same cost: OpenLLMetry's span of a
     ``responses.retrieve`` of a finished response copies its ``create`` span's start time,
     id and usage (a review: $0.90 for a $0.45 call), while two calls made at once start
     apart, or, on a coarse clock, differ in what they cost (another review)."""
     if not _overlap(a, b):
         return False
-    if getattr(a[2], "name", None) != getattr(b[2], "name", None):
+    if a[2] != b[2]:
         return True
     return a[0] == b[0] and a[3] is not None and b[3] is not None and math.isclose(a[3], b[3], rel_tol=1e-9)
 
@@ -481,7 +481,7 @@ def model_of(attrs: Mapping[str, Any]) -> object:
 
 
 def _claims_in(held: Any) -> list[tuple[int, int, Any]]:
-    """The claims one key of `FirstSpans.claims` holds: a (start, end, scope) alone, or a list."""
+    """The claims one key of `FirstSpans.claims` holds: a (start, end, scope name, cost) alone, or a list."""
     return held if type(held) is list else [held]
 
 

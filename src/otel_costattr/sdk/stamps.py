@@ -102,7 +102,8 @@ def compile_stamp(
     ]
     if first_spans is not None and RESPONSE_ID in keys:  # priced: it claims its response id
         # calls.FirstSpans.claim inline, no call: the span's key (trace id, response id)
-        # and (start, end, instrumentation scope, cost). The SDK set the end time before
+        # and (start, end, instrumentation scope's name, cost): all atomic, so the collector
+        # untracks the tuple and never walks the kept claims again. The SDK set the end time before
         # _on_ending (the fallback, as _mark's, for any other way); a SpanContext is a tuple
         # whose item 0 is the trace id (the property reads it so).
         names.update(FIRST=first_spans, CLAIMS=first_spans.claims, LIMIT=first_spans.limit)
@@ -113,7 +114,8 @@ def compile_stamp(
             "if type(rid) is str and rid:",
             "    if len(rid) > ID_CHARS: rid = CLAIMED_ID(rid)",
             "    key = (span._context[0], rid)",
-            "    mine = (ns, span._end_time or NOW(), span._instrumentation_scope, usd)",
+            "    scope = span._instrumentation_scope",
+            "    mine = (ns, span._end_time or NOW(), None if scope is None else scope._name, usd)",
             "    first = CLAIMS.setdefault(key, mine)",
             "    if (first is not mine or len(CLAIMS) > LIMIT) and not FIRST.settle(key, mine, first):",
             "        return DUPLICATE()",
