@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal as D
 
+import duckdb
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_costattr import CostSpanProcessor, Usage, compute_cost, load_pricing
+from otel_costattr import CostSpanProcessor, DuckDBSpanExporter, Usage, compute_cost, load_pricing
 from otel_costattr.cost.compiled import price_attributes
 from otel_costattr.pricing.model import PricingError
 from otel_costattr.semconv import COST, read_model_call
@@ -94,3 +95,97 @@ def test_a_price_file_names_a_tier_lacking_the_modality_rate(tmp_path):
     )
     with pytest.raises(PricingError, match=r"acme.toml.*'m'.*audio_input"):
         load_pricing([path], use_env=False, bundled=False)
+
+
+def _both_paths(bundled, tmp_path, attrs: dict, spans: int = 3) -> tuple[list, list]:
+    """The costs the processor stamps on ``spans`` spans of ``attrs`` (the first takes the
+    general hook, the next ones the shape's stamp function), and the costs the DuckDB store
+    gives the same spans exported without the processor."""
+    memory = InMemorySpanExporter()
+    stamped = TracerProvider()
+    stamped.add_span_processor(CostSpanProcessor(bundled))
+    stamped.add_span_processor(SimpleSpanProcessor(memory))
+    tmp_path.mkdir(exist_ok=True)
+    db = tmp_path / "alone.duckdb"
+    alone = TracerProvider()
+    alone.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(db, pricing=bundled)))
+    for provider in (stamped, alone):
+        for _ in range(spans):
+            provider.get_tracer("t").start_span("chat", attributes=attrs, start_time=START).end()
+    stamped.shutdown()
+    alone.shutdown()
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = [row[0] for row in con.execute("SELECT cost_usd FROM spans").fetchall()]
+    return [s.attributes[COST] for s in memory.get_finished_spans()], stored
+
+
+# A Gemini call with audio, most of it cached, as the google-genai instrumentation reports
+# it with opentelemetry-util-genai 1.3: the audio input and the cache read both include the
+# cached audio (gen_ai.usage.audio.cache_read.input_tokens).
+CACHED_AUDIO = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "gcp.gemini",
+    "gen_ai.request.model": "gemini-2.5-flash",
+    "gen_ai.usage.input_tokens": 100_000,
+    "gen_ai.usage.output_tokens": 1_000,
+    "gen_ai.usage.cache_read.input_tokens": 80_000,
+    "gen_ai.usage.audio.input_tokens": 90_000,
+    "gen_ai.usage.audio.cache_read.input_tokens": 80_000,
+}
+# 10k text at 0.3, 10k uncached audio at 1, 80k cached at the cache read rate 0.03 (the table
+# has no cached-audio rate), 1k output at 2.5, per million. Billed twice it was $0.0949.
+CACHED_AUDIO_USD = (D(10_000) * D("0.3") + 10_000 * 1 + 80_000 * D("0.03") + 1_000 * D("2.5")) / 10**6
+
+
+def test_cached_audio_bills_once_on_every_path(bundled, tmp_path):
+    assert D("0.0179") == CACHED_AUDIO_USD
+    stamped, stored = _both_paths(bundled, tmp_path, CACHED_AUDIO)
+    assert stamped == [pytest.approx(float(CACHED_AUDIO_USD), rel=1e-12)] * 3
+    assert stored == [CACHED_AUDIO_USD] * 3
+
+
+def test_cached_audio_of_a_long_prompt_stays_under_its_tier(bundled, tmp_path):
+    """Gemini 2.5 Pro, 150k input (120k audio, 100k of it cached): under the 200k tier. The
+    audio counted twice made 220k and priced it at the long-context rates ($0.34)."""
+    attrs = {**CACHED_AUDIO, "gen_ai.request.model": "gemini-2.5-pro", "gen_ai.usage.input_tokens": 150_000}
+    attrs["gen_ai.usage.cache_read.input_tokens"] = 100_000
+    attrs["gen_ai.usage.audio.input_tokens"] = 120_000
+    attrs["gen_ai.usage.audio.cache_read.input_tokens"] = 100_000
+    expected = (50_000 * D("1.25") + 100_000 * D("0.125") + 1_000 * 10) / 10**6
+    stamped, stored = _both_paths(bundled, tmp_path, attrs)
+    assert stamped == [pytest.approx(float(expected), rel=1e-12)] * 3
+    assert stored == [expected] * 3
+
+
+def test_pydantic_ai_1x_details_are_read(bundled, tmp_path):
+    """pydantic-ai 1.x reports the cache and audio parts under gen_ai.usage.details.*, its
+    input including the cache: Claude Sonnet 4.5, 1,200 in (1,000 read, 150 written), 300
+    out; and a Gemini call with cached audio. Unread, every cached token paid the input rate."""
+    claude = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.usage.input_tokens": 1_200,
+        "gen_ai.usage.output_tokens": 300,
+        "gen_ai.usage.details.cache_read_tokens": 1_000,
+        "gen_ai.usage.details.cache_write_tokens": 150,
+    }
+    expected = (50 * 3 + 1_000 * D("0.3") + 150 * D("3.75") + 300 * 15) / D(10**6)
+    stamped, stored = _both_paths(bundled, tmp_path, claude)
+    assert stamped == [pytest.approx(float(expected), rel=1e-12)] * 3
+    assert stored == [expected] * 3
+    gemini = {k: v for k, v in CACHED_AUDIO.items() if ".audio." not in k and "cache_read" not in k}
+    gemini["gen_ai.usage.details.cache_read_tokens"] = 80_000
+    gemini["gen_ai.usage.details.input_audio_tokens"] = 90_000
+    gemini["gen_ai.usage.details.cache_audio_read_tokens"] = 80_000
+    stamped, stored = _both_paths(bundled, tmp_path / "g", gemini)
+    assert stamped == [pytest.approx(float(CACHED_AUDIO_USD), rel=1e-12)] * 3
+    assert stored == [CACHED_AUDIO_USD] * 3
+
+
+def test_cached_audio_beyond_the_audio_input_is_read_as_it_came(bundled):
+    """A producer that reports the audio input without its cached part: a cached part
+    larger than the audio input is not taken off it (nor made negative)."""
+    attrs = {**CACHED_AUDIO, "gen_ai.usage.audio.input_tokens": 10_000}
+    assert read_model_call(attrs).usage.audio_input_tokens == 10_000
+    assert read_model_call(CACHED_AUDIO).usage.audio_input_tokens == 10_000  # 90k less 80k cached

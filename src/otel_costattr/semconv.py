@@ -76,14 +76,18 @@ OUTPUT_KEYS = (
     "gen_ai.usage.completion_tokens",
     "llm.token_count.completion",
 )
+# pydantic-ai 1.x writes the cache, audio and reasoning counts under gen_ai.usage.details.
+# (its input count includes the cache, as the conventions' does); 2.x uses the names above.
 CACHE_READ_KEYS = (
     "gen_ai.usage.cache_read.input_tokens",
     "llm.token_count.prompt_details.cache_read",
+    "gen_ai.usage.details.cache_read_tokens",
 )
 CACHE_WRITE_KEYS = (
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_write.input_tokens",
     "llm.token_count.prompt_details.cache_write",
+    "gen_ai.usage.details.cache_write_tokens",
 )
 # Anthropic's raw response field names. Spans that use them copied the raw usage, where
 # input_tokens is the uncached remainder: their input is exclusive of the cache counts.
@@ -97,11 +101,20 @@ REASONING_KEYS = (
     "gen_ai.usage.reasoning.output_tokens",
     "gen_ai.usage.reasoning_tokens",
     "llm.token_count.completion_details.reasoning",
+    "gen_ai.usage.details.reasoning_tokens",
 )
 # Per-modality parts of the input and output counts (opentelemetry-util-genai 1.3): priced at
 # the model's audio and image rates where it has them. Text is what remains: never read.
-AUDIO_INPUT_KEYS = ("gen_ai.usage.audio.input_tokens",)
-AUDIO_OUTPUT_KEYS = ("gen_ai.usage.audio.output_tokens",)
+AUDIO_INPUT_KEYS = ("gen_ai.usage.audio.input_tokens", "gen_ai.usage.details.input_audio_tokens")
+AUDIO_OUTPUT_KEYS = ("gen_ai.usage.audio.output_tokens", "gen_ai.usage.details.output_audio_tokens")
+# The cached part of the audio input (util-genai 1.3's google-genai spans, pydantic-ai 1.x),
+# within both the audio input and the cache read counts: it bills as a cache read (the table
+# has no cached-audio rate), so the audio input is read without it (`_uncached_audio`);
+# counted at the audio rate as well it was billed twice (a review: $0.0949 for $0.0179).
+AUDIO_CACHE_READ_KEYS = (
+    "gen_ai.usage.audio.cache_read.input_tokens",
+    "gen_ai.usage.details.cache_audio_read_tokens",
+)
 IMAGE_INPUT_KEYS = ("gen_ai.usage.image.input_tokens",)
 IMAGE_OUTPUT_KEYS = ("gen_ai.usage.image.output_tokens",)
 # The service tier actually applied wins over the one requested.
@@ -210,10 +223,12 @@ _SLOTS = (
     ("audio_output", AUDIO_OUTPUT_KEYS),
     ("image_input", IMAGE_INPUT_KEYS),
     ("image_output", IMAGE_OUTPUT_KEYS),
+    ("audio_cache_read", AUDIO_CACHE_READ_KEYS),
 )
 _INDEX = {key: (slot, rank) for slot, (_, keys) in enumerate(_SLOTS) for rank, key in enumerate(keys)}
 (_IN, _OUT, _READ, _WRITE, _RAW_READ, _RAW_WRITE, _WRITE_1H, _REASON, _MODEL, _PROVIDER, _TIER) = range(11)
 _MODALITIES = slice(11, 15)  # audio and image, input and output: the last Usage fields
+_AUDIO_IN, _AUDIO_CACHE = 11, 15
 _TEXT_SLOTS = frozenset((_MODEL, _PROVIDER, _TIER))
 _EMPTY_SLOTS = (None,) * len(_SLOTS)
 _UNRANKED = (99,) * len(_SLOTS)
@@ -269,6 +284,18 @@ def _plan(shape: tuple[str, ...]) -> tuple[tuple[object, ...], tuple[int, ...]]:
         _PLANS.clear()
     _PLANS[shape] = keys, contested
     return keys, contested
+
+
+def _uncached_audio(found: Sequence[Any]) -> list[Any]:
+    """``found`` with the audio input count less its cached part (`AUDIO_CACHE_READ_KEYS`),
+    which the cache read count bills. Only when both are counts and the cached part is
+    within the audio input (otherwise they are read as they came: a producer reporting the
+    audio input without its cache)."""
+    found = list(found)
+    audio, cached = _count(found[_AUDIO_IN]), _count(found[_AUDIO_CACHE])
+    if type(audio) is int and type(cached) is int and 0 <= cached <= audio:
+        found[_AUDIO_IN] = audio - cached
+    return found
 
 
 def _count(value: Any) -> Any:
@@ -332,6 +359,8 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
         if write is None:
             write = raw_write
     inp, out, write_1h, reasoning = found[_IN], found[_OUT], found[_WRITE_1H], found[_REASON]
+    if found[_AUDIO_CACHE] is not None:
+        found = _uncached_audio(found)
     model, provider, tier = found[_MODEL], found[_PROVIDER], found[_TIER]
     # _count only changes floats: everything else is passed as it came.
     counts = (

@@ -134,6 +134,8 @@ def pricer_parts(
     the statement for a span the general path must decide, ``unknown`` for a model the table
     does not know. None when these keys cannot make a priceable call by themselves."""
     spelled = spellings(keys)
+    if "audio_cache_read" in spelled:
+        return None  # the audio input less its cached part: the general path (read_call_fields)
     # Anthropic's raw field names fill each slot the conventions' names leave empty (see
     # read_call_fields); only raw names: the input excludes the cache.
     exclusive = "cache_read" not in spelled and "cache_write" not in spelled
