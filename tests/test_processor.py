@@ -274,6 +274,35 @@ def test_user_attribute_limits_are_respected(table, tmp_path, wrapped):
     assert (row["calls"], row["usd"]) == (1, Decimal("0.000002"))
 
 
+def test_a_call_started_at_its_limit_keeps_its_model(table, tmp_path):
+    """A model call started with as many attributes as its limit allows, under an agent with
+    a feature: the identity and step the processor copies at start would make the SDK evict
+    the span's oldest attributes, its operation, provider and model (a review: a priced call
+    stored as unknown_model). Nothing is added that does not fit; the store still gives the
+    call its feature, from the agent above it, and its price."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=8), shutdown_on_exit=False)
+    memory = InMemorySpanExporter()
+    processor = CostSpanProcessor(table)
+    store = DuckDBSpanExporter(tmp_path / "s.duckdb", pricing=table)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider.add_span_processor(SimpleSpanProcessor(store))
+    tracer = provider.get_tracer("t")
+    attrs = chat(input_tokens=1000, output_tokens=100)
+    attrs.update({f"app.extra.{i}": i for i in range(8 - len(attrs))})
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a", "app.feature": "f"}
+    with tracer.start_as_current_span("agent", attributes=agent):
+        tracer.start_span("chat", attributes=attrs).end()
+    provider.shutdown()
+    call = next(s for s in memory.get_finished_spans() if s.name == "chat")
+    assert dict(call.attributes) == attrs and call.dropped_attributes == 0
+    assert processor.stats()["unstamped"] == 1
+    (row,) = rollup("per_feature", db=tmp_path / "s.duckdb", since="2000-01-01")
+    assert (row["feature"], row["calls"], row["usd"]) == ("f", 1, Decimal("0.003"))  # 1000 * 3 + 100 * 15
+
+
 # --- every processor and exporter sees the cost -------------------------------------------
 
 

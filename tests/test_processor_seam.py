@@ -329,11 +329,17 @@ def test_public_fallback_gives_the_same_results(table, monkeypatch):
     assert chat.attributes["gen_ai.agent.step"] == 0
 
 
-def test_add_attributes_defers_to_the_sdk_at_its_limits():
-    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2), shutdown_on_exit=False)
+def test_add_attributes_never_evicts_unless_told():
+    """At the span's count limit only what fits is added (the span's own oldest attributes,
+    its model among them, are never evicted for inherited identity), unless ``evict``."""
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=3), shutdown_on_exit=False)
     span = provider.get_tracer("t").start_span("s", attributes={"a": 1, "b": 2})
-    seam.add_attributes(span, {"c": 3})
-    assert dict(span.attributes) == {"b": 2, "c": 3}  # the SDK dropped the oldest
+    seam.add_attributes(span, {"c": 3, "d": 4, "a": 5})
+    assert dict(span.attributes) == {"a": 5, "b": 2, "c": 3}  # room for one new key; a replaced
+    seam.add_attributes(span, {"e": [1]})  # not a plain value: through the SDK, trimmed alike
+    assert dict(span.attributes) == {"a": 5, "b": 2, "c": 3}
+    seam.add_attributes(span, {"e": 6}, evict=True)
+    assert dict(span.attributes) == {"c": 3, "a": 5, "e": 6}  # the SDK dropped the oldest, b
     span.end()
     seam.add_attributes(span, {"d": 4})  # ended: ignored, as set_attribute does
     assert "d" not in span.attributes

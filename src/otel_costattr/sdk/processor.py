@@ -380,7 +380,7 @@ class CostSpanProcessor(SpanProcessor):
         if all(type(v) in _SCALARS for v in found.values()):
             seam.add_attributes(span, found)  # already valid: skip the SDK's checks
         else:
-            span.set_attributes(found)  # sequences, mappings: let the SDK copy them
+            span.set_attributes(seam.room_for(span, found))  # sequences, mappings: the SDK copies them
 
     def _early_step(self, span: Span, agent: Steps, pattrs: Mapping[str, Any] = seam.EMPTY) -> None:
         """Number a span that says at start it is a model call, in start order (the order the

@@ -194,11 +194,13 @@ def start_filter(
     return on_start
 
 
-def add_attributes(span: Span, values: dict[str, Any], *, whole: bool = False) -> None:
+def add_attributes(span: Span, values: dict[str, Any], *, whole: bool = False, evict: bool = False) -> None:
     """Add attributes to a span that has not ended. Values must already be valid attribute
     values (str, bool, int, float): they skip the SDK's per-value cleaning. ``whole``: never
     cut at the span's value length limit (our stamp, `_add_values`); other values (identity
-    a child inherits) are cut there as the span's own would be."""
+    a child inherits) are cut there as the span's own would be. Past the span's attribute
+    count limit only those that fit are added (`room_for`), unless ``evict``: then the SDK
+    evicts the oldest for them (a duplicate's status, which must be there)."""
     if _fast:
         try:
             attrs = span._attributes
@@ -216,7 +218,33 @@ def add_attributes(span: Span, values: dict[str, Any], *, whole: bool = False) -
                 if span._end_time is None:
                     store.update(values)
             return
-    span.set_attributes(values)
+    if not evict:
+        values = room_for(span, values)
+    if values:
+        span.set_attributes(values)
+
+
+def room_for(span: Span, values: dict[str, Any]) -> dict[str, Any]:
+    """Those of ``values`` (in order) that fit the span's attribute count limit without the
+    SDK evicting its oldest attributes for them: a span started at its limit would lose its
+    operation, provider and model to the identity it inherits (a review: a $0.0035 call
+    stored as unknown_model). The stores resolve identity from the ancestors themselves."""
+    try:
+        attrs = span._attributes  # type: ignore[attr-defined]
+        maxlen, held = attrs.maxlen, attrs._dict
+    except AttributeError:
+        return values  # not the SDK's span: its own set_attributes decides
+    if maxlen is None or len(held) + len(values) <= maxlen:
+        return values
+    room = maxlen - len(held)
+    kept = {}
+    for key, value in values.items():
+        if key in held:
+            kept[key] = value  # a new value, no new key
+        elif room > 0:
+            kept[key] = value
+            room -= 1
+    return kept
 
 
 def _forwarding_composites() -> frozenset[object]:
@@ -364,7 +392,7 @@ def _closure_installer(
                     if values and not fits(limit if type(limit) is int else None, attrs, values):
                         values = no_room(values)
                     if values:
-                        add_attributes(span, values, whole=True)
+                        add_attributes(span, values, whole=True, evict=True)
             except Exception:
                 failed()
             span.end(end_time)
