@@ -263,3 +263,35 @@ def test_no_progress_bar_reaches_standard_output(tmp_path):
     argv = [sys.executable, "-c", script, str(tmp_path / "s.duckdb")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
+
+
+def test_csv_keeps_carriage_returns_and_escapes_in_their_cells(tmp_path):
+    """A feature holding a lone carriage return was written unquoted (Python 3.11's writer
+    quotes only its own line terminator) and read back as two rows; one holding an ANSI escape
+    lost it on stdout (click strips escapes from a pipe), so two features merged. The file
+    and stdout now hold the same bytes, and every value reads back whole."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_costattr import DuckDBSpanExporter
+
+    path = tmp_path / "names.duckdb"
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path)))
+    tracer = provider.get_tracer("t")
+    names = ["billing\rrefund", "\x1b[1mbold", "bold", "line\nbreak", "plain"]
+    for name in names:
+        with tracer.start_as_current_span("run", attributes={"app.feature": name}):
+            call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1,
+                    "gen_ai.usage.cost": 0.5}  # fmt: skip
+            with tracer.start_as_current_span("chat", attributes=call):
+                pass
+    provider.shutdown()
+    stdout = invoke("rollup", "per-feature", "--db", path, "--format", "csv").stdout
+    out = tmp_path / "f.csv"
+    invoke("rollup", "per-feature", "--db", path, "--format", "csv", "--out", out)
+    assert out.read_bytes().decode("utf-8") == stdout
+    rows = list(csv.DictReader(io.StringIO(stdout, newline="")))
+    assert sorted(row["feature"] for row in rows) == sorted(names)
+    assert {row["usd"] for row in rows} == {"0.5"}

@@ -151,7 +151,9 @@ def emit(result: Table | Record, fmt: str, out: str | None = None) -> None:
     if out is None:
         buffer = io.StringIO()
         _render(result, fmt, buffer, width=terminal_width())
-        click.echo(buffer.getvalue(), nl=False)
+        # Data as it is: click strips ANSI escapes from what goes to a pipe, which would change
+        # a CSV cell (two features merged into one); tables are already made visible.
+        click.echo(buffer.getvalue(), nl=False, color=True if fmt == "csv" else None)
         return
     try:
         if fmt == "parquet":
@@ -176,8 +178,14 @@ def _render(result: Table | Record, fmt: str, stream: TextIO, *, width: int | No
     elif fmt == "csv":
         columns, rows = flat(result)
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(columns)  # even with no rows: a reader still learns the columns
-        writer.writerows([csv_cell(r[c]) for c in columns] for r in rows)
+        # Python 3.11's writer quotes a cell holding its line terminator, not a lone "\r",
+        # which every reader takes for a line break (a review: one feature read as two rows):
+        # such a row is written with every cell quoted.
+        quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        for cells in [columns, *([csv_cell(r[c]) for c in columns] for r in rows)]:
+            # the columns even with no rows: a reader still learns them
+            cr = any(type(cell) is str and "\r" in cell for cell in cells)
+            (quoted if cr else writer).writerow(cells)
     elif isinstance(result, Record):  # line by line: an error's text or a name, never raw
         text = visible_lines(result.text)
         stream.write(text + ("" if text.endswith("\n") else "\n"))
