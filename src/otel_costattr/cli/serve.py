@@ -105,7 +105,8 @@ def serve(
     \b
     Example:
       otel-costattr serve --db spans.duckdb
-      OTEL_COSTATTR_SERVE_TOKEN=s3cret otel-costattr serve --host 0.0.0.0
+      OTEL_COSTATTR_SERVE_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))') \\
+        otel-costattr serve --host 0.0.0.0
       otel-costattr serve --alerts alerts.toml --alerts-interval 30s
       otel-costattr serve --db clickhouse://default:secret@localhost:8123/otel
     """
