@@ -210,3 +210,21 @@ def test_the_plain_reader_keeps_a_number_past_int64_itself():
     span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "s", "attributes": attrs}
     records, rejected, _ = records_from_otlp_json({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
     assert rejected == 0 and dict(records[0].attributes) == {"big": float(2**64), "yes": 1.0, "text": -12}
+
+
+def test_an_id_with_whitespace_is_not_hex():
+    """bytes.fromhex skips whitespace: " 0a f7 ...\\n" (47 characters) was taken for the 32
+    hex digits OTLP/JSON asks for. Both readers reject such a span, as any id not hex."""
+
+    def span(**ids):
+        return {"traceId": "01" * 16, "spanId": "02" * 8, "name": "s", **ids}
+
+    spaced = " ".join(["0af7"] * 8) + "\n"
+    spans = [span(), span(spanId="03" * 8, traceId=spaced), span(spanId="\t0405060708090a0b ")]
+    request = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    records, rejected, _ = records_from_otlp_json(request)
+    assert ([r.span_id for r in records], rejected) == (["02" * 8], 2)
+    assert wire.decode(json.dumps(request).encode(), wire.JSON)[:2] == (records, 2)
+    spans.append(span(spanId="05" * 8, attributes=[{"key": "b", "value": {"bytesValue": "AAE="}}]))
+    records, rejected, _ = wire.decode(json.dumps(request).encode(), wire.JSON)  # protobuf's parser
+    assert ([r.span_id for r in records], rejected) == (["02" * 8, "05" * 8], 2)

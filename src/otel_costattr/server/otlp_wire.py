@@ -234,7 +234,8 @@ def _hex_as_base64(obj: dict[str, Any], key: str) -> None:
     if value is None:
         return
     try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else NOT_HEX
+        # fromhex skips whitespace: " 0a f7 ..." is not the 32 hex digits OTLP/JSON sends
+        raw = bytes.fromhex(value) if isinstance(value, str) and value.isalnum() else NOT_HEX
     except ValueError:
         # An id of the wrong length, which the decoder rejects and reports, as the direct
         # reader does. Empty would have made a child with a garbled parent id a root, silently.

@@ -104,7 +104,8 @@ def _id(value: Any) -> bytes:
     if type(value) is not str:
         raise NotPlain("expected a hex id")
     try:
-        return bytes.fromhex(value)
+        # fromhex skips whitespace: " 0a f7 ..." is not the 32 hex digits OTLP/JSON sends
+        return bytes.fromhex(value) if value.isalnum() else NOT_HEX
     except ValueError:
         # Not hex: an id of the wrong length, which `id_problem` rejects and counts. Empty
         # would have made a child with a garbled parent id a root, silently.
