@@ -74,6 +74,7 @@ def test_the_walk_is_bounded(monkeypatch):
     # Bad text among a huge number of fields: given up past MAX_WORK, refused as before. A
     # message weighs more than a field (a call, two buffers, a copy of its bytes): a million
     # empty resource spans took 1.9 s within a budget of fields alone.
+    monkeypatch.setattr(otlp_text, "WORK_A_BYTE", 0)  # MAX_WORK alone (a small body's)
     body = request_with("x@@@", spans=50).SerializeToString().replace(b"@@@", CUT)
     assert otlp_text.text_repaired(body, DESCRIPTOR) is not None
     monkeypatch.setattr(otlp_text, "MAX_WORK", 40)
@@ -89,12 +90,31 @@ def test_the_walk_is_bounded(monkeypatch):
 def test_a_string_to_repair_weighs_its_length(monkeypatch):
     # Weighed 1 however long: 20 MiB of 0xFF in one name took 4.5 s (a Python call of the
     # error handler a byte) before its 400. Now 10 and its length / 8, before it is read.
+    monkeypatch.setattr(otlp_text, "WORK_A_BYTE", 0)  # MAX_WORK alone (a small body's)
     size = 10_000
     body = request_with("@" * size).SerializeToString().replace(b"@" * size, b"\xff" * size)
     monkeypatch.setattr(otlp_text, "MAX_WORK", 1_250)
     assert otlp_text.text_repaired(body, DESCRIPTOR) is None  # the name alone: 10 + 1,250
     monkeypatch.setattr(otlp_text, "MAX_WORK", 1_600)  # and the messages around it, ~150
     assert otlp_text.text_repaired(body, DESCRIPTOR) is not None
+
+
+def test_the_budget_grows_with_the_body():
+    """One bad string in a Collector's batch of 8,192 spans (its batch processor's default):
+    past MAX_WORK, the whole batch was refused with a 400 no client retries (a review). The
+    budget is half the body's bytes when larger, which such a body stays within; a body
+    of nothing but empty messages (2.5 a byte) is still given up."""
+    request = request_with("x@@@", spans=8192)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        for key in ("gen_ai.operation.name", "gen_ai.request.model", "app.feature", "gen_ai.agent.name"):
+            kv = span.attributes.add()
+            kv.key, kv.value.string_value = key, "some value"
+    body = request.SerializeToString().replace(b"@@@", CUT)
+    assert len(body) * otlp_text.WORK_A_BYTE > otlp_text.MAX_WORK
+    records, rejected, _ = wire.decode(body, wire.PROTOBUF)
+    assert (len(records), rejected, records[0].name) == (8192, 0, "x\ufffd")
+    empties = body + b"\x0a\x00" * 300_000
+    assert otlp_text.text_repaired(empties, DESCRIPTOR) is None
 
 
 def test_nested_groups_are_walked_without_recursion():

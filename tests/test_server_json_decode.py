@@ -228,3 +228,13 @@ def test_an_id_with_whitespace_is_not_hex():
     spans.append(span(spanId="05" * 8, attributes=[{"key": "b", "value": {"bytesValue": "AAE="}}]))
     records, rejected, _ = wire.decode(json.dumps(request).encode(), wire.JSON)  # protobuf's parser
     assert ([r.span_id for r in records], rejected) == (["02" * 8, "05" * 8], 2)
+
+
+def test_a_byte_that_is_not_utf8_costs_its_text_not_the_export():
+    """A JSON body with one invalid byte in one span's name was refused whole (400, which no
+    client retries): it is read with U+FFFD in that place, as the protobuf path reads it."""
+    spans = [{"traceId": "01" * 16, "spanId": f"{i + 1:016x}", "name": "n@"} for i in range(3)]
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+    body = body.replace(b"n@", b"n\xff", 1)
+    records, rejected, _ = wire.decode(body, wire.JSON)
+    assert ([r.name for r in records], rejected) == (["n\ufffd", "n@", "n@"], 0)

@@ -152,7 +152,12 @@ def decode(body: bytes, content_type: str | None, *, grpc: bool = False) -> tupl
         if not body.strip():  # an empty request is a success, as an empty protobuf body is
             return [], 0, ""
         try:
-            data = json.loads(body)
+            try:
+                data = json.loads(body)
+            except UnicodeDecodeError:
+                # One byte that is not UTF-8 in one span's text: read with U+FFFD in its
+                # place, as the protobuf path does, not the whole export refused
+                data = json.loads(body.decode("utf-8", "replace"))
         except (ValueError, RecursionError) as e:
             raise BadRequest(f"body is not JSON: {e}") from None
         if not isinstance(data, dict):

@@ -9,9 +9,9 @@ surrogate; this gives the protobuf path the same outcome (a surrogate pair so wr
 character it stands for, as JSON's "\\ud83d\\ude00" is).
 
 It is run only after the strict parse has failed for that reason, and is bounded: a walk
-past `MAX_WORK` (fields; messages and strings to repair weighed by their bytes) or a body
-that would grow by more than `MAX_GROWTH` bytes is given up, and the body is then refused
-as before.
+past its budget (fields; messages and strings to repair weighed by their bytes: `MAX_WORK`,
+or half the body's bytes when larger) or a body that would grow by more than
+`MAX_GROWTH` bytes is given up, and the body is then refused as before.
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ from __future__ import annotations
 import codecs
 from typing import Any
 
-# About half a second of this walk at most: a field weighs 1, a nested message 4 and its
+# The walk's weights (MAX_WORK: about 0.1 s of it): a field weighs 1, a nested message 4 and its
 # length / 256, a string to repair 10, its length / 256 and 2 a byte ED (a surrogate's
 # first), and its length / 8 more when its faults are not surrogates alone (a Python call
-# a sequence). An exporter's batch of 512 spans weighs about 30,000.
+# a sequence). A batch of spans with a few short attributes each weighs about 0.36 a byte
+# (0.35 s for 8,192 spans, 2.5 MB): the budget grows with the body, half its bytes (a body
+# of nothing but 2-byte fields weighs that much), so that one bad string in a Collector's
+# batch of 8,192 spans is repaired, not the whole batch refused with a 400 no client
+# retries (a review). At the receiver's 20 MiB cap: about 4 s of walking at most.
 MAX_WORK = 250_000
+WORK_A_BYTE = 0.5
 MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
 # Below protobuf's own nesting limit (100) counted from an attribute: the attributes are
 # parsed on their own, and a span's sit 4 levels under the request. Deeper: left as it is.
@@ -40,7 +45,7 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
     replaced by U+FFFD; None when it has none to replace, is not well-formed protobuf, or
     is past the walk's bounds."""
     out = bytearray()
-    budget = [MAX_WORK]
+    budget = [max(MAX_WORK, int(len(body) * WORK_A_BYTE))]
     try:
         changed = _copy(memoryview(body), 0, len(body), descriptor, 0, out, budget)
     except (IndexError, ValueError, RecursionError, _GiveUp):
