@@ -21,6 +21,12 @@ def test_rejected_and_pushed_back_show_in_store_status(tmp_path, table, capsys):
         with serving(db, table=table) as srv:
             status, _, answer = srv.request("POST", "/v1/traces", json_request(bad), JS)
             assert status == 200 and json.loads(answer)["partialSuccess"]["rejectedSpans"] == 2
+        # Refused whole, which no client retries: a body that is not JSON, a type not taken
+        # (counted nowhere before: a review)
+        with serving(db, table=table) as srv:
+            assert srv.request("POST", "/v1/traces", b"{not json", JS)[0] == 400
+            assert srv.request("POST", "/v1/traces", b"x", {"Content-Type": "text/plain"})[0] == 415
+            assert srv.get_json("/healthz")["refused_requests"] == 2
     full = SpanSink(db, pricing=table, max_spool_bytes=0)
     with serving(db, sink=full) as srv:
         for _ in range(3):
@@ -28,10 +34,14 @@ def test_rejected_and_pushed_back_show_in_store_status(tmp_path, table, capsys):
     assert cli.main(["store", "status", "--db", str(db), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["rejected_spans"], report["pushed_back_requests"]) == (4, 3)
+    assert report["refused_requests"] == 4
     assert report["healthy"] is True and report["stored_spans"] == 1  # one span, sent twice
     assert cli.main(["store", "status", "--db", str(db), "--check"]) == 0
     out = capsys.readouterr().out
-    assert "received           4 spans rejected as malformed, 3 requests pushed back (503, retried)" in out
+    assert (
+        "received           4 spans rejected as malformed, 3 requests pushed back (503, retried), "
+        "4 refused whole (400/413/415, not retried), 0 never sent whole"
+    ) in out
 
 
 def test_the_ingester_journals_while_serving_and_nothing_twice(tmp_path, table):
@@ -51,10 +61,11 @@ def test_roll_over_carries_the_receivers_counts(tmp_path, monkeypatch):
     spool.spool_dir(path).mkdir()
     monkeypatch.setattr(spool, "_JOURNAL_MAX_BYTES", 2000)
     for _ in range(100):
-        spool.record(path, "receiver", rejected=2, pushed_back=1)
+        spool.record(path, "receiver", rejected=2, pushed_back=1, incomplete=3, refused=4)
     assert (spool.spool_dir(path) / spool.JOURNAL).stat().st_size < 4000
     summary = spool.journal_summary(path)
     assert (summary.rejected_spans, summary.pushed_back_requests) == (200, 100)
+    assert (summary.incomplete_requests, summary.refused_requests) == (300, 400)
 
 
 def test_stop_ingests_what_is_left_and_journals_it(tmp_path, table):

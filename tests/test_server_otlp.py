@@ -376,6 +376,45 @@ def test_clients_that_stop_sending_hold_no_slot_and_get_408(tmp_path, table, mon
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
+def test_a_request_waiting_for_a_read_slot_is_told_to_retry(tmp_path, table, monkeypatch):
+    """Clients sending their bodies slowly held every read slot (up to 60 s each), and a
+    request waiting behind them had no answer until its exporter's timeout dropped the
+    batch (a review: 32 slow connections, a real OTLPSpanExporter's export lost). It is now
+    answered 503 with Retry-After after a short wait (retried), counted as pushed back."""
+    import socket
+    import time
+
+    from otel_costattr.server import app as app_module
+
+    monkeypatch.setattr(app_module, "_SLOT_WAIT_SECONDS", 0.5)
+    port_of = lambda url: int(url.rsplit(":", 1)[1])  # noqa: E731
+    with serving(tmp_path / "s.duckdb", table=table, max_inflight=1) as srv:  # 4 read slots
+        head = (
+            b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        slow = [socket.create_connection(("127.0.0.1", port_of(srv.url))) for _ in range(4)]
+        for s in slow:
+            s.sendall(head)
+        time.sleep(0.3)
+        began = time.monotonic()
+        status, headers, answer = srv.request(
+            "POST", "/v1/traces", json_request([span_json("7777777777777777")]), JS
+        )
+        assert (status, json.loads(answer)["code"]) == (503, 14), answer
+        retry_after = {k.lower(): v for k, v in headers.items()}["retry-after"]
+        assert int(retry_after) >= 1 and time.monotonic() - began < 10
+        assert srv.get_json("/healthz")["pushed_back_requests"] == 1
+        for s in slow:
+            s.close()
+        deadline = time.monotonic() + 20
+        again = json_request([span_json("7777777777777777")])
+        while srv.request("POST", "/v1/traces", again, JS)[0] != 200:
+            assert time.monotonic() < deadline  # the slots are free again once they are gone
+            time.sleep(0.1)
+        assert srv.sink.stored_spans == 1
+
+
 def test_bodies_read_and_waiting_for_decoding_stay_bounded(tmp_path, table, monkeypatch):
     # With the read slots released before decoding, every body was read and held while
     # decoding waited: 40 of 40 (memory without bound). Now at most 4 x max_inflight.
@@ -394,6 +433,7 @@ def test_bodies_read_and_waiting_for_decoding_stay_bounded(tmp_path, table, monk
         return raw
 
     monkeypatch.setattr(app_module, "_read_capped", counted)
+    monkeypatch.setattr(app_module, "_SLOT_WAIT_SECONDS", 60.0)  # they wait, however slow the machine
     gate = threading.Event()
     sink = SpanSink(tmp_path / "s.duckdb", pricing=table, ingest_interval=0.1)
     receive = sink.receive

@@ -65,8 +65,11 @@ def store_status(db: str | None, check: bool) -> Record:
         ),
         *(
             [("received", f"{st.rejected_spans:,} spans rejected as malformed, "
-                          f"{st.pushed_back_requests:,} requests pushed back (503, retried)")]
-            if st.rejected_spans or st.pushed_back_requests else []
+                          f"{st.pushed_back_requests:,} requests pushed back (503, retried), "
+                          f"{st.refused_requests:,} refused whole (400/413/415, not retried), "
+                          f"{st.incomplete_requests:,} never sent whole")]
+            if st.rejected_spans or st.pushed_back_requests or st.refused_requests
+            or st.incomplete_requests else []
         ),
         ("last ingest error", error),
     ]  # fmt: skip

@@ -36,7 +36,8 @@ class ReadOnlySink:
     """What `create_app` reads of a sink, for a store this server does not write: its ``path``
     (the ``--db`` URL), no ingester, and no counters (None: the Collector counts there)."""
 
-    stored_spans = rejected_spans = pushed_back = incomplete = pending_files = quarantined_files = None
+    stored_spans = rejected_spans = pushed_back = incomplete = refused = None
+    pending_files = quarantined_files = None
     last_ingest_error = workers = lost_workers = None
 
     def __init__(self, db: str) -> None:

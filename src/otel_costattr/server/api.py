@@ -213,6 +213,7 @@ async def healthz(request: Request) -> dict[str, Any]:  # never behind the pages
         "rejected_spans": sink.rejected_spans,
         "pushed_back_requests": sink.pushed_back,
         "incomplete_requests": sink.incomplete,
+        "refused_requests": sink.refused,
         "pending_spool_files": pending,
         "quarantined_spool_files": quarantined,
         "last_ingest_error": sink.last_ingest_error or listing_error,

@@ -64,6 +64,11 @@ class _Stalled(Exception):
 # read slot for good; the OTLP exporters' own timeout is 10 s a request.
 _IDLE_SECONDS = 15.0
 _BODY_SECONDS = 60.0
+# How long a request waits for a read slot before it is told to retry (503, Retry-After):
+# clients sending slowly may hold every slot for up to _BODY_SECONDS, and a request waiting
+# behind them without an answer ran into its exporter's 10 s timeout, its batch dropped (a
+# review). A 503 is retried, and counted as pushed back.
+_SLOT_WAIT_SECONDS = 4.0
 
 
 async def _read_capped(request: Request, cap: int) -> bytes:
@@ -201,10 +206,16 @@ def create_app(
         # A body is read in a slot of its own (raw, at most the cap), held until decoding
         # has taken it: clients slow to send never hold the slots decoding takes, and the
         # bodies read and waiting stay bounded. The others wait in TCP.
-        async with reading:
+        try:
+            await asyncio.wait_for(reading.acquire(), _SLOT_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            busy = sink.push_back("every body read slot is taken by clients still sending; retry")
+            return _status(503, wire.UNAVAILABLE, str(busy), kind, busy.retry_after)
+        try:
             try:
                 raw = await _read_capped(request, max_body_bytes)
             except wire.TooLarge as e:
+                sink.count_refused()
                 return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
             except _Stalled as e:
                 sink.count_incomplete()
@@ -221,6 +232,8 @@ def create_app(
                 if receivers is None:
                     return await run_in_threadpool(job)
                 return await asyncio.get_running_loop().run_in_executor(receivers, job)
+        finally:
+            reading.release()
 
     # OTLP's other answers as OTLP: a Status in the request's type (an exporter logs its
     # message), not FastAPI's JSON {"detail"} (a review).
@@ -280,10 +293,13 @@ def _receive(sink: SpanSink, raw: bytes, headers: Any, cap: int, kind: str) -> R
         body = wire.decompress(raw, headers.get("content-encoding"), cap)
         accepted = sink.receive(body, headers.get("content-type"))
     except wire.TooLarge as e:
+        sink.count_refused()
         return _status(413, wire.RESOURCE_EXHAUSTED, str(e), kind)
     except wire.Unsupported as e:
+        sink.count_refused()
         return _status(415, wire.INVALID_ARGUMENT, str(e), kind)
     except wire.BadRequest as e:
+        sink.count_refused()
         return _status(400, wire.INVALID_ARGUMENT, str(e), kind)
     except Backpressure as e:
         return _status(503, wire.UNAVAILABLE, str(e), kind, e.retry_after)

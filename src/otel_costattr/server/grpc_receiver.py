@@ -51,6 +51,7 @@ class _TraceService:
         try:
             accepted = self._sink.receive(request, PROTOBUF, grpc=True)
         except BadRequest as e:  # not valid protobuf, or an attribute inside it is not
+            self._sink.count_refused()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except Backpressure as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{e}; retry in {e.retry_after} s")

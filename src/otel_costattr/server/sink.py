@@ -123,7 +123,11 @@ class SpanSink:
         self.rejected_spans = 0
         self.pushed_back = 0  # requests answered with backpressure
         self.incomplete = 0  # requests whose body never came whole (client gone, or stalled: 408)
-        self._journaled = (0, 0)  # (rejected_spans, pushed_back) the spool's journal has
+        # Requests refused whole (400, 413, 415; gRPC's INVALID_ARGUMENT, RESOURCE_EXHAUSTED):
+        # no client retries them, so their spans are lost at the client: counted, visible.
+        self.refused = 0
+        # (rejected_spans, pushed_back, incomplete, refused) the spool's journal has
+        self._journaled = (0, 0, 0, 0)
         self.last_ingest_error: str | None = None
 
     @property
@@ -196,6 +200,16 @@ class SpanSink:
         with self._lock:
             self.incomplete += 1
 
+    def count_refused(self) -> None:
+        """Count a request refused whole (a body that cannot be read, too large, of a type
+        not taken): the client does not retry it."""
+        with self._lock:
+            self.refused += 1
+
+    def push_back(self, message: str) -> Backpressure:
+        """Count a request answered with backpressure (503, retried); the exception to raise."""
+        return self._push_back(message)
+
     def _push_back(self, message: str) -> Backpressure:
         """Count a request answered with backpressure; the exception to raise."""
         with self._lock:
@@ -248,14 +262,20 @@ class SpanSink:
         """Write the spans rejected and requests pushed back since the last call to the spool's
         journal, where ``store status`` reads them (the ingester does it every round)."""
         with self._lock:
-            now = (self.rejected_spans, self.pushed_back)
+            now = (self.rejected_spans, self.pushed_back, self.incomplete, self.refused)
             then, self._journaled = self._journaled, now  # claimed: a concurrent call writes the rest
-        rejected, pushed = now[0] - then[0], now[1] - then[1]
-        if (rejected or pushed) and not journal.record(
-            self.path, "receiver", rejected=rejected, pushed_back=pushed
+        new = tuple(a - b for a, b in zip(now, then, strict=True))
+        rejected, pushed, incomplete, refused = new
+        if any(new) and not journal.record(
+            self.path,
+            "receiver",
+            rejected=rejected,
+            pushed_back=pushed,
+            incomplete=incomplete,
+            refused=refused,
         ):
             with self._lock:  # the journal cannot be written (disk full): counted again next time
-                self._journaled = (self._journaled[0] - rejected, self._journaled[1] - pushed)
+                self._journaled = tuple(a - b for a, b in zip(self._journaled, new, strict=True))  # type: ignore[assignment]
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Ingest the whole spool now (every core). True when nothing is left."""

@@ -48,6 +48,10 @@ class StoreStatus:
     # and requests answered 503 (the client retries): shown, not unhealthy (the store is fine).
     rejected_spans: int = 0
     pushed_back_requests: int = 0
+    # Requests whose body never came whole, and requests refused whole (400, 413, 415: the
+    # client does not retry, so their spans are lost there): shown, not unhealthy.
+    incomplete_requests: int = 0
+    refused_requests: int = 0
     # Spans not stored because a span with their trace and span id was: a retry's copy, or ids
     # that collide (a broken id generator). Shown, not unhealthy: retries are normal.
     repeated_spans: int = 0
@@ -89,6 +93,8 @@ class StoreStatus:
             "dropped_spans": self.dropped_spans,
             "rejected_spans": self.rejected_spans,
             "pushed_back_requests": self.pushed_back_requests,
+            "incomplete_requests": self.incomplete_requests,
+            "refused_requests": self.refused_requests,
             "repeated_spans": self.repeated_spans,
             "last_ingest_error": self.last_ingest_error,
             "last_ingest_error_time": self.last_ingest_error_time,
@@ -140,6 +146,8 @@ def status(path: str | os.PathLike[str], *, lock_timeout: float = 2.0) -> StoreS
         dropped_spans=journal.dropped_spans,
         rejected_spans=journal.rejected_spans,
         pushed_back_requests=journal.pushed_back_requests,
+        incomplete_requests=journal.incomplete_requests,
+        refused_requests=journal.refused_requests,
         repeated_spans=journal.repeated_spans,
         last_ingest_error=journal.last_error,
         last_ingest_error_time=journal.last_error_time,

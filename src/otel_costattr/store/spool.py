@@ -413,6 +413,8 @@ def _roll_over(journal: Path) -> None:
         "dropped": totals.dropped_spans,
         "rejected": totals.rejected_spans,
         "pushed_back": totals.pushed_back_requests,
+        "incomplete": totals.incomplete_requests,
+        "refused": totals.refused_requests,
         "repeated": totals.repeated_spans,
         "last_error": totals.last_error,
         "last_error_time": totals.last_error_time,
@@ -443,6 +445,8 @@ class JournalSummary:
     dropped_spans: int = 0
     rejected_spans: int = 0  # a receiver's partial_success: spans it could not keep
     pushed_back_requests: int = 0  # a receiver's 503 / UNAVAILABLE: the client retries
+    incomplete_requests: int = 0  # a receiver's requests whose body never came whole
+    refused_requests: int = 0  # a receiver's requests refused whole (400, 413, 415): not retried
     # Spans not stored because their (trace id, span id) was: retries, or colliding ids.
     repeated_spans: int = 0
     last_error: str | None = None
@@ -467,6 +471,8 @@ def _summarise(events: Iterator[dict[str, Any]]) -> JournalSummary:
             with contextlib.suppress(TypeError, ValueError):
                 out.rejected_spans += int(e.get("rejected", 0) or 0)
                 out.pushed_back_requests += int(e.get("pushed_back", 0) or 0)
+                out.incomplete_requests += int(e.get("incomplete", 0) or 0)
+                out.refused_requests += int(e.get("refused", 0) or 0)
         if kind in ("repeated", "carried"):
             with contextlib.suppress(TypeError, ValueError):
                 out.repeated_spans += int(e.get("spans", e.get("repeated", 0)) or 0)
