@@ -189,3 +189,22 @@ def test_cached_audio_beyond_the_audio_input_is_read_as_it_came(bundled):
     attrs = {**CACHED_AUDIO, "gen_ai.usage.audio.input_tokens": 10_000}
     assert read_model_call(attrs).usage.audio_input_tokens == 10_000
     assert read_model_call(CACHED_AUDIO).usage.audio_input_tokens == 10_000  # 90k less 80k cached
+
+
+def test_openinference_bedrock_prices_at_the_host(bundled, tmp_path):
+    """openinference-instrumentation-bedrock sets llm.provider "aws" (the host) and
+    llm.system "anthropic" (the maker). llm.system ranked first: Bedrock's 10% regional
+    premium on a us. profile was missed ($0.0045 for $0.00495: a review)."""
+    attrs = {
+        "openinference.span.kind": "LLM",
+        "llm.provider": "aws",
+        "llm.system": "anthropic",
+        "llm.model_name": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "llm.token_count.prompt": 1_000,
+        "llm.token_count.completion": 100,
+    }
+    expected = (1_000 * D("3.3") + 100 * D("16.5")) / 10**6
+    assert read_model_call(attrs).provider == "aws"
+    stamped, stored = _both_paths(bundled, tmp_path, attrs)
+    assert stamped == [pytest.approx(float(expected), rel=1e-12)] * 3
+    assert stored == [expected] * 3

@@ -45,9 +45,11 @@ FROM (
         -- Token counts: each slot's first spelling present, as text, then as a number.
         {{counts}},
         -- Anthropic's raw field names fill each cache slot the standard keys leave empty;
-        -- with no standard cache key at all, input then excludes the cache counts.
+        -- with no standard cache key at all, input then excludes the cache counts (not beside
+        -- OpenLLMetry's mark: up to 0.53 it summed them into the input; semconv.py).
         _t_cache_read IS NULL AND _t_cache_write IS NULL
-            AND (_t_raw_cache_read IS NOT NULL OR _t_raw_cache_write IS NOT NULL) AS _raw,
+            AND (_t_raw_cache_read IS NOT NULL OR _t_raw_cache_write IS NOT NULL)
+            AND NOT {{summed_raw}} AS _raw,
         coalesce(_t_cache_read, _t_raw_cache_read) AS _t_read,
         coalesce(_t_cache_write, _t_raw_cache_write) AS _t_write,
         -- cost.engine.Usage.problem: each count a whole number in [0, MAX_TOKENS], 1h writes

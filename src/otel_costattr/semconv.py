@@ -64,7 +64,10 @@ FEATURE = "app.feature"
 # Identity a child inherits from its ancestors (and from W3C baggage) by default.
 IDENTITY_KEYS = (FEATURE, AGENT_NAME, AGENT_VERSION, CONVERSATION_ID)
 
-PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.system", "llm.provider")
+# OpenInference's llm.provider is who hosts the model (aws, azure, google), its llm.system
+# the model's maker (anthropic, openai): the host bills, so it ranks first (a Claude call on
+# Bedrock read llm.system and missed Bedrock's regional premium: a review).
+PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
 # Response model first: it is what was billed (a dated snapshot of the requested alias).
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "embedding.model_name")
 # The stored response_model, first spelling present: OpenInference names the model in
@@ -93,6 +96,11 @@ CACHE_WRITE_KEYS = (
 # input_tokens is the uncached remainder: their input is exclusive of the cache counts.
 ANTHROPIC_CACHE_READ = "gen_ai.usage.cache_read_input_tokens"
 ANTHROPIC_CACHE_WRITE = "gen_ai.usage.cache_creation_input_tokens"
+# OpenLLMetry's mark on every model-call span it makes. Up to 0.53 it wrote the raw names
+# above beside an input count with the cache summed in (its Anthropic instrumentation adds
+# them; OpenAI's prompt_tokens holds them): beside this mark, the raw names' input is
+# inferred, not exclusive (read as exclusive, the cache was billed twice: a review, +53%).
+OPENLLMETRY_REQUEST_TYPE = "llm.request.type"
 CACHE_WRITE_1H_KEYS = (
     "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
     "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",  # the anthropic SDK's own spans
@@ -224,11 +232,12 @@ _SLOTS = (
     ("image_input", IMAGE_INPUT_KEYS),
     ("image_output", IMAGE_OUTPUT_KEYS),
     ("audio_cache_read", AUDIO_CACHE_READ_KEYS),
+    ("request_type", (OPENLLMETRY_REQUEST_TYPE,)),
 )
 _INDEX = {key: (slot, rank) for slot, (_, keys) in enumerate(_SLOTS) for rank, key in enumerate(keys)}
 (_IN, _OUT, _READ, _WRITE, _RAW_READ, _RAW_WRITE, _WRITE_1H, _REASON, _MODEL, _PROVIDER, _TIER) = range(11)
 _MODALITIES = slice(11, 15)  # audio and image, input and output: the last Usage fields
-_AUDIO_IN, _AUDIO_CACHE = 11, 15
+_AUDIO_IN, _AUDIO_CACHE, _SUMMED = 11, 15, 16
 _TEXT_SLOTS = frozenset((_MODEL, _PROVIDER, _TIER))
 _EMPTY_SLOTS = (None,) * len(_SLOTS)
 _UNRANKED = (99,) * len(_SLOTS)
@@ -351,8 +360,9 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
     raw_read, raw_write = found[_RAW_READ], found[_RAW_WRITE]
     if raw_read is not None or raw_write is not None:
         # Anthropic's raw field names fill each slot the conventions' names leave empty. Only
-        # raw names: the span copied raw usage, whose input is exclusive; a mix: inferred.
-        if read is None and write is None:
+        # raw names: the span copied raw usage, whose input is exclusive (OpenLLMetry's up to
+        # 0.53 summed: OPENLLMETRY_REQUEST_TYPE); a mix: inferred.
+        if read is None and write is None and found[_SUMMED] is None:
             inclusive = False
         if read is None:
             read = raw_read
