@@ -138,6 +138,14 @@ SPAN_CONTENT = {
         "mlflow.chat.messages",
         "mlflow.chat.tools",
     ],
+    # Other tracing vendors' SDKs beside ours: each stored whole until a review.
+    "laminar": ["lmnr.span.input", "lmnr.span.output"],
+    "braintrust": ["braintrust.input", "braintrust.output", "braintrust.input_json", "braintrust.expected"],
+    "langsmith": ["langsmith.metadata.input"],
+    "agentops": ["agentops.entity.input", "agentops.entity.output"],
+    "weave": ["weave.inputs", "weave.outputs"],
+    "openlit": ["openlit.prompt"],
+    "haystack": ["haystack.component.input", "haystack.component.output"],
     "pydantic-ai/logfire": [
         "all_messages_events",
         "final_result",

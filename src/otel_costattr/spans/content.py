@@ -63,6 +63,16 @@ CONTENT_NAMESPACES = (
     "logfire.",
     "pydantic_ai.",
     "gcp.vertex.agent.",  # Google ADK
+    # Other tracing vendors' SDKs, which an application may run beside ours: each writes the
+    # call's input and output under its own name (lmnr.span.input, braintrust.output,
+    # agentops.entity.input, haystack.component.input...), stored whole until a review.
+    "lmnr.",  # Laminar
+    "braintrust.",
+    "langsmith.",
+    "agentops.",
+    "weave.",  # Weights & Biases
+    "openlit.",
+    "haystack.",
     # The anthropic SDK's own tracing puts messages under gen_ai.*, and a tool's result (its
     # tool runner, content_mode="content") under these; its usage and ids stay.
     "anthropic.tool_result.",
