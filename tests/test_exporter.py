@@ -24,10 +24,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
+    SpanExporter,
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_costattr.sdk.autoconfig import ZeroCodeDuckDBSpanExporter
 from otel_costattr.spans import rows
 from otel_costattr.spans.rows import SpanMapper
 from otel_costattr.store import database as store
@@ -977,7 +979,7 @@ def test_entry_point_builds_it_with_no_arguments(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_CAPTURE_CONTENT, raising=False)
     (point,) = entry_points(group="opentelemetry_traces_exporter", name="duckdb")
     cls = point.load()
-    assert cls is DuckDBSpanExporter
+    assert cls is ZeroCodeDuckDBSpanExporter and issubclass(cls, SpanExporter)
     exporter = cls()  # as opentelemetry-instrument does, bundled pricing
     try:
         assert exporter.capture_content is False
@@ -986,6 +988,33 @@ def test_entry_point_builds_it_with_no_arguments(tmp_path, monkeypatch):
     finally:
         exporter.shutdown()
     assert query(tmp_path / "auto.duckdb", "SELECT count(*) FROM spans") == [(1,)]
+
+
+def test_entry_point_with_bad_configuration_logs_one_line_and_breaks_nothing(tmp_path, monkeypatch, caplog):
+    """The SDK's configurator builds every exporter at once, and one that raises makes it
+    give up on tracing: a bad pricing file left the application with no tracing at all, its
+    console and OTLP exporters included (a review). The entry point's exporter says what is
+    wrong in one line, stores nothing and says so again at shutdown, with how many spans."""
+    import logging
+
+    from otel_costattr.pricing import table as pricing_table
+
+    bad = tmp_path / "prices.toml"
+    model = '[[model]]\nid = "m"\nmatch = [{ equals = "m" }]\n'
+    bad.write_text(f'provider = "acme"\n{model}[[model.price]]\ninput = -1\noutput = 2\n')
+    monkeypatch.setenv(ENV_PATH, str(tmp_path / "auto.duckdb"))
+    monkeypatch.setenv("OTEL_COSTATTR_PRICING_FILES", str(bad))
+    monkeypatch.setattr(pricing_table, "_default", None)  # read once a process: read again
+    (point,) = entry_points(group="opentelemetry_traces_exporter", name="duckdb")
+    with caplog.at_level(logging.ERROR):
+        exporter = point.load()()
+        assert exporter.export(make_spans(3)) is SpanExportResult.FAILURE
+        assert exporter.force_flush()
+        exporter.shutdown()
+    first, last = (r.getMessage() for r in caplog.records)
+    assert "\n" not in first and str(bad) in first and "input" in first
+    assert "stored none of 3 spans" in last and not any(r.exc_info for r in caplog.records)
+    assert not (tmp_path / "auto.duckdb").exists()
 
 
 def test_bad_arguments_are_refused(tmp_path, table):

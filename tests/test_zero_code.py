@@ -116,6 +116,46 @@ def test_processor_is_off_unless_switched_on(venv_bin, fake, tmp_path):
     assert model_calls(db) == [(c, "exporter", "gpt-4o-mini-2024-07-18") for c in COSTS]
 
 
+def test_a_bad_pricing_file_leaves_the_other_exporters_running(venv_bin, fake, tmp_path):
+    """A bad pricing file (or an unwritable path) made the SDK's configurator give up on
+    tracing altogether: two tracebacks, no span on any exporter (a review). Now one error
+    line names the file, entry and field; OTLP still receives every span, priced by the
+    processor, and the run says at its end how many spans the duckdb exporter did not keep."""
+    bad = tmp_path / "prices.toml"
+    bad.write_text(
+        'provider = "acme"\n[[model]]\nid = "m"\nmatch = [{ equals = "m" }]\n[[model.price]]\ninput = -1\n'
+    )
+    db = tmp_path / "costs.duckdb"
+    path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    with OTLPReceiver() as receiver:
+        env = {
+            "OTEL_TRACES_EXPORTER": "duckdb,otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.traces_endpoint,
+            DUCKDB_PATH_ENV: str(db),
+            "OTEL_COSTATTR_PRICING_FILES": str(bad),
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
+        done = subprocess.run(
+            ["opentelemetry-instrument", "python", str(APP)],
+            env=clean_env(PATH=path, **fake.env(), **env),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        spans = receiver.spans
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "otel-costattr" in line]
+    assert len(errors) == 2 and f"{bad}: model 'm': price[0]" in errors[0], done.stderr
+    assert "stored none of" in errors[1], done.stderr
+    assert [s["name"] for s in spans] == ["chat gpt-4o-mini"] * 2
+    assert not db.exists()
+
+
 def test_zero_code_cost_reaches_otlp_too(venv_bin, fake, tmp_path):
     db = tmp_path / "costs.duckdb"
     with OTLPReceiver() as receiver:

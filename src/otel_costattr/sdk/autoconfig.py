@@ -18,8 +18,12 @@ The hook runs for everyone who has otel-costattr installed and uses
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import settings
 
@@ -78,3 +82,52 @@ def post_instrument(**kwargs: object) -> None:
             logger.error("otel-costattr: could not add the cost processor: %s", e)
     except Exception:
         logger.exception("otel-costattr: could not add the cost processor")
+
+
+class ZeroCodeDuckDBSpanExporter(SpanExporter):
+    """``OTEL_TRACES_EXPORTER=duckdb``: the `DuckDBSpanExporter` the SDK's configurator builds
+    from the environment (``OTEL_COSTATTR_DUCKDB_PATH``, ``OTEL_COSTATTR_PRICING_FILES``...).
+
+    The configurator builds every exporter it is given in one go, and one that raises makes
+    it give up on tracing altogether: a bad pricing file or an unwritable path left the
+    application with no tracing at all, its other exporters (console, OTLP) included, behind
+    two tracebacks (a review). Here such configuration is one error line naming the file,
+    entry and field; this exporter then stores nothing, answers FAILURE to every export and
+    says at shutdown how many spans it could not keep. The other exporters run as set."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._inner: SpanExporter | None = None
+        self._refused = 0
+        self._why = ""
+        try:
+            from ..store.exporter import DuckDBSpanExporter
+
+            self._inner = DuckDBSpanExporter(*args, **kwargs)
+        except ValueError as e:  # configuration: the path, a pricing file, a variable
+            if isinstance(e, UnicodeError):
+                raise
+            self._why = str(e)
+            logger.error("otel-costattr: the duckdb exporter is off, it stores nothing: %s", e)
+
+    def __getattr__(self, name: str) -> Any:  # the exporter's own (capture_content, path...)
+        inner = self.__dict__.get("_inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._inner is not None:
+            return self._inner.export(spans)
+        self._refused += len(spans)
+        return SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis) if self._inner is not None else True
+
+    def shutdown(self) -> None:
+        if self._inner is not None:
+            self._inner.shutdown()
+        elif self._refused:
+            logger.error(
+                "otel-costattr: the duckdb exporter stored none of %d spans: %s", self._refused, self._why
+            )
