@@ -42,6 +42,7 @@ PINNED_DIGESTS = {
     # + Azure's name for it, gpt-35-turbo-instruct
     "2026.12.06.2": "sha256:70e340b027a232e59fa7925ed785e87d099a13a1035c3e7a6132ead09343435c",
     "2026.12.06.3": "sha256:b0d57b920863854cff1875358c6cb02ceae4faf1449c4c6ceb09126d98b74cf5",
+    "2026.12.06.4": "sha256:82fa5bb5a1df1390c960a1e6f58ae72ccbe8f0125e198f059f9ba9e3e9c94c4c",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -308,11 +309,14 @@ DEEPSEEK_TIME_OF_DAY = [
     ("deepseek-v4-flash", _utc(4), DEEPSEEK_V4_FLASH_OFF_PEAK),
     ("deepseek-v4-flash", _utc(3, 59, 59), DEEPSEEK_V4_FLASH_PEAK),
     ("deepseek-v4-flash", _utc(10), DEEPSEEK_V4_FLASH_OFF_PEAK),
-    # Before 2026-09-10 the off-peak rate was V4 Flash's; genai-prices applies today's peak
-    # windows to every period (the windows come after all its dated prices).
+    # Before 2026-09-10 the off-peak rate was V4 Flash's. Before 2026-08-17 the rate was flat:
+    # genai-prices put its peak windows on that period too (it cannot date a window), so a
+    # call at 02:00 UTC in August paid the peak rate (a review); our override dates them.
     ("deepseek-v4-flash", _utc(12, day=dt.date(2026, 9, 1)), (D("0.22"), D("0.66"), D("0.007"))),
+    ("deepseek-v4-flash", _utc(2, day=dt.date(2026, 9, 1)), DEEPSEEK_V4_FLASH_PEAK),
     ("deepseek-v4-flash", _utc(12, day=dt.date(2026, 8, 1)), (D("0.14"), D("0.28"), D("0.0028"))),
-    ("deepseek-v4-flash", _utc(2, day=dt.date(2026, 8, 1)), DEEPSEEK_V4_FLASH_PEAK),
+    ("deepseek-v4-flash", _utc(2, day=dt.date(2026, 8, 1)), (D("0.14"), D("0.28"), D("0.0028"))),
+    ("deepseek-v4-pro", _utc(2, day=dt.date(2026, 8, 1)), (D("0.435"), D("0.87"), D("0.003625"))),
 ]  # fmt: skip
 
 
@@ -432,3 +436,26 @@ OTEL_PROVIDER_NAMES = {
 @pytest.mark.parametrize(("name", "expected"), sorted(OTEL_PROVIDER_NAMES.items()))
 def test_otel_provider_names(table, name, expected):
     assert table.provider_id(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "usage", "expected"),
+    [
+        # Azure AI Foundry's own prices, not the maker's (DeepSeek-R1 was $0.28 / $0.42)
+        ("DeepSeek-R1", "azure.ai.inference", Usage(1_000_000, 1_000_000), D("6.75")),
+        ("grok-3-mini", "azure.ai.inference", Usage(1_000_000, 1_000_000), D("1.52")),
+        ("kimi-k2-thinking", "azure", Usage(1_000_000, 1_000_000), D("3.1")),
+        # a DeepSeek model Azure does not list: unknown there, never the maker's price
+        ("deepseek-chat", "azure", Usage(1_000_000, 1_000_000), None),
+        ("gpt-4o", "azure", Usage(1_000_000, 1_000_000), D("12.5")),  # Azure OpenAI: OpenAI's
+        # Gemini 3.8 Flash's -cyber variant is its own model, a -lite unknown
+        ("gemini-3.8-flash-cyber", None, Usage(1_000_000, 1_000_000), D("9")),
+        ("gemini-3.8-flash", None, Usage(1_000_000, 1_000_000), D("4.5")),
+        ("gemini-3.8-flash-lite", None, Usage(1_000_000, 1_000_000), None),
+        # Claude Opus 4.1 on Vertex: one-hour cache writes at twice the input rate
+        ("claude-opus-4-1@20250805", "gcp.vertex_ai", Usage(0, 0, 0, 1_000_000, 1_000_000), D("30")),
+    ],
+)
+def test_review_price_corrections(table, model, provider, usage, expected):
+    cost = compute_cost(model, usage, provider=provider, table=table)
+    assert (cost.total if cost.status == "priced" else None) == expected, cost
