@@ -196,3 +196,17 @@ def test_an_exporters_batch_of_cut_prompts_is_repaired():
     records, rejected, _ = wire.decode(body, wire.PROTOBUF)
     assert (len(records), rejected) == (512, 0)
     assert records[-1].attributes["gen_ai.prompt"] == "p" * 4093 + "\ufffd"
+
+
+def test_bytes_decoded_in_python_keep_the_fixed_budget():
+    """The budget grown with the body is the walk's: bytes that are not surrogates are
+    decoded a Python call a sequence (~0.45 us a byte), within MAX_WORK whatever the body.
+    Grown alike, one 20 MiB string of 0xFF (a 19 KiB gzip request) took 9 s of CPU before its
+    400 (a review); such a body is given up before decoding it, as before."""
+    size = 8 * otlp_text.MAX_WORK + 8_000  # past the slow decoding's budget, within the walk's
+    assert 2 * size < otlp_text.MAX_GROWTH  # repaired, it would be within the growth bound
+    body = request_with("@" * size).SerializeToString().replace(b"@" * size, b"\xff" * size)
+    assert len(body) * otlp_text.WORK_A_BYTE > size // 8  # the walk's budget alone would take it
+    assert otlp_text.text_repaired(body, DESCRIPTOR) is None  # refused on its weight, undecoded
+    smaller = request_with("@" * 1000).SerializeToString().replace(b"@" * 1000, b"\xff" * 1000)
+    assert otlp_text.text_repaired(smaller, DESCRIPTOR) is not None

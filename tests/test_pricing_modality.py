@@ -193,8 +193,9 @@ def test_cached_audio_beyond_the_audio_input_is_read_as_it_came(bundled):
 
 def test_openinference_bedrock_prices_at_the_host(bundled, tmp_path):
     """openinference-instrumentation-bedrock sets llm.provider "aws" (the host) and
-    llm.system "anthropic" (the maker). llm.system ranked first: Bedrock's 10% regional
-    premium on a us. profile was missed ($0.0045 for $0.00495: a review)."""
+    llm.system "anthropic" (the maker), which ranks first: Bedrock's 10% regional premium on
+    a us. profile was missed ($0.0045 for $0.00495: a review). A Bedrock id names its host
+    even beside a provider it resells: Anthropic's API never answers with one."""
     attrs = {
         "openinference.span.kind": "LLM",
         "llm.provider": "aws",
@@ -204,7 +205,40 @@ def test_openinference_bedrock_prices_at_the_host(bundled, tmp_path):
         "llm.token_count.completion": 100,
     }
     expected = (1_000 * D("3.3") + 100 * D("16.5")) / 10**6
-    assert read_model_call(attrs).provider == "aws"
     stamped, stored = _both_paths(bundled, tmp_path, attrs)
     assert stamped == [pytest.approx(float(expected), rel=1e-12)] * 3
     assert stored == [expected] * 3
+
+
+def test_openinference_client_named_provider_does_not_hide_the_maker(bundled, tmp_path):
+    """smolagents and haystack write llm.provider "openai" for any OpenAI-compatible client,
+    Gemini's endpoint included, and llm.system from the model's name: ranked before it,
+    llm.provider made such calls unknown_model (a review of the change that ranked it so)."""
+    attrs = {
+        "openinference.span.kind": "LLM",
+        "llm.provider": "openai",
+        "llm.system": "vertexai",
+        "llm.model_name": "gemini-2.0-flash",
+        "llm.token_count.prompt": 1_000,
+        "llm.token_count.completion": 100,
+    }
+    assert read_model_call(attrs).provider == "vertexai"
+    expected = (1_000 * D("0.1") + 100 * D("0.4")) / 10**6
+    stamped, stored = _both_paths(bundled, tmp_path, attrs)
+    assert stamped == [pytest.approx(float(expected), rel=1e-12)] * 3
+    assert stored == [expected] * 3
+
+
+@pytest.mark.parametrize("cached", ["80000", True, -5])
+def test_a_cached_audio_part_that_is_no_count_is_invalid_usage(bundled, cached):
+    """Ignored, it left the audio billed twice, the call said priced ($0.0949 for $0.0179)."""
+    attrs = {**CACHED_AUDIO, "gen_ai.usage.audio.cache_read.input_tokens": cached}
+    usage = read_model_call(attrs).usage
+    assert usage.problem() is not None
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(CostSpanProcessor(bundled))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider.get_tracer("t").start_span("chat", attributes=attrs, start_time=START).end()
+    (span,) = memory.get_finished_spans()
+    assert span.attributes["costattr.status"] == "invalid_usage" and COST not in span.attributes

@@ -64,10 +64,12 @@ FEATURE = "app.feature"
 # Identity a child inherits from its ancestors (and from W3C baggage) by default.
 IDENTITY_KEYS = (FEATURE, AGENT_NAME, AGENT_VERSION, CONVERSATION_ID)
 
-# OpenInference's llm.provider is who hosts the model (aws, azure, google), its llm.system
-# the model's maker (anthropic, openai): the host bills, so it ranks first (a Claude call on
-# Bedrock read llm.system and missed Bedrock's regional premium: a review).
-PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+# OpenInference's llm.system before its llm.provider: llm.provider is the host for some of
+# its instrumentations (bedrock: "aws") but the client class for others (smolagents and
+# haystack write "openai" for any OpenAI-compatible endpoint, Gemini's or OpenRouter's, while
+# llm.system names the model's maker): ranked first, it made such calls unknown_model (a
+# review). The price of the first: a Claude call on a Bedrock profile misses Bedrock's 10%.
+PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.system", "llm.provider")
 # Response model first: it is what was billed (a dated snapshot of the requested alias).
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "embedding.model_name")
 # The stored response_model, first spelling present: OpenInference names the model in
@@ -299,10 +301,14 @@ def _uncached_audio(found: Sequence[Any]) -> list[Any]:
     """``found`` with the audio input count less its cached part (`AUDIO_CACHE_READ_KEYS`),
     which the cache read count bills. Only when both are counts and the cached part is
     within the audio input (otherwise they are read as they came: a producer reporting the
-    audio input without its cache)."""
+    audio input without its cache). A cached part that is no count (text, a bool, negative)
+    takes the audio input's place, so that the call is invalid_usage: ignored, the audio was
+    billed twice and the call said priced (a review)."""
     found = list(found)
     audio, cached = _count(found[_AUDIO_IN]), _count(found[_AUDIO_CACHE])
-    if type(audio) is int and type(cached) is int and 0 <= cached <= audio:
+    if type(cached) is not int or cached < 0:
+        found[_AUDIO_IN] = cached
+    elif type(audio) is int and cached <= audio:
         found[_AUDIO_IN] = audio - cached
     return found
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import settings
 from .._resources import bundled_dir
@@ -254,11 +254,20 @@ class PriceTable:
         names, else the entry's own (what a regional rule's ``host`` names, and what
         `regions.region_of` checks a resource's ``cloud.provider`` against)."""
         pid = self.provider_id(provider)  # type: ignore[arg-type]
-        if pid is None and type(model) is str:
-            form = id_form(model)
-            if form is not None and form.host in self._providers:
-                pid = form.host
+        if type(model) is str:
+            pid = self._form_host(pid, id_form(model))
         return pid or entry.provider
+
+    def _form_host(self, pid: str | None, form: Any) -> str | None:
+        """The provider to search: ``pid`` (the span's), or the host the id's own form names
+        when the span names none, or names a maker that host resells (a Bedrock id beside
+        llm.system "anthropic", as OpenInference's Bedrock spans say: Anthropic's API never
+        answers with a Bedrock id, and Bedrock's regional profiles cost 10% more: a review)."""
+        if form is None or form.host not in self._providers:
+            return pid
+        if pid is None or pid in self._providers[form.host].fallback:
+            return form.host
+        return pid
 
     def _resolve(self, model: str, provider: str | None) -> ModelEntry | None:
         pid = self.provider_id(provider)
@@ -269,8 +278,7 @@ class PriceTable:
         if unpriced:  # never an API's list price: only an exact rule for the whole id
             exact = model.strip().lower()
             return next((p.exact[exact] for p in self._providers.values() if exact in p.exact), None)
-        if pid is None and form is not None and form.host in self._providers:
-            pid = form.host  # the id's own form names its host (pricing/forms.py)
+        pid = self._form_host(pid, form)  # the id's own form names its host (pricing/forms.py)
         order: Iterable[str]
         order = self._order if pid is None else (pid, *self._providers[pid].fallback)
         # The id as reported first, across every provider, then each normalised form: a

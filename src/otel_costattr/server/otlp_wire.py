@@ -240,7 +240,7 @@ def _hex_as_base64(obj: dict[str, Any], key: str) -> None:
         return
     try:
         # fromhex skips whitespace: " 0a f7 ..." is not the 32 hex digits OTLP/JSON sends
-        raw = bytes.fromhex(value) if isinstance(value, str) and value.isalnum() else NOT_HEX
+        raw = bytes.fromhex(value) if isinstance(value, str) and (value.isalnum() or not value) else NOT_HEX
     except ValueError:
         # An id of the wrong length, which the decoder rejects and reports, as the direct
         # reader does. Empty would have made a child with a garbled parent id a root, silently.

@@ -233,6 +233,11 @@ SAFE_PREFIXES = (
     "traceloop.association.properties.",
     "langfuse.trace.metadata.",
     "langfuse.observation.metadata.",
+    # What the application sets through Laminar's and LangSmith's SDKs (user and session
+    # ids, its own metadata): kept, as OpenLLMetry's association properties are (a review).
+    "lmnr.association.properties.",
+    "langsmith.metadata.",
+    "langsmith.trace.session_",
 )
 # Open-ended families of counts, costs and numeric request parameters (new token kinds keep
 # appearing): kept only as numbers, so no text can ride on a key that merely looks right.

@@ -9,8 +9,9 @@ surrogate; this gives the protobuf path the same outcome (a surrogate pair so wr
 character it stands for, as JSON's "\\ud83d\\ude00" is).
 
 It is run only after the strict parse has failed for that reason, and is bounded: a walk
-past its budget (fields; messages and strings to repair weighed by their bytes: `MAX_WORK`,
-or half the body's bytes when larger) or a body that would grow by more than
+past its budgets (fields, messages and strings to repair weighed by their bytes: `MAX_WORK`,
+or half the body's bytes when larger; the Python-level decoding of bytes that are not
+surrogates, far slower a byte: `MAX_WORK` whatever the body) or a body that would grow by more than
 `MAX_GROWTH` bytes is given up, and the body is then refused as before.
 """
 
@@ -26,7 +27,10 @@ from typing import Any
 # (0.35 s for 8,192 spans, 2.5 MB): the budget grows with the body, half its bytes (a body
 # of nothing but 2-byte fields weighs that much), so that one bad string in a Collector's
 # batch of 8,192 spans is repaired, not the whole batch refused with a 400 no client
-# retries (a review). At the receiver's 20 MiB cap: about 4 s of walking at most.
+# retries (a review). At the receiver's 20 MiB cap: about 4 s of walking at most. The
+# decoding of other invalid bytes (a Python call a sequence, ~0.45 us a byte) keeps MAX_WORK
+# alone: grown with the body, one 20 MiB string of 0xFF (a 19 KiB gzip request) took 9 s of
+# CPU before its 400 (a review of that change).
 MAX_WORK = 250_000
 WORK_A_BYTE = 0.5
 MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
@@ -45,7 +49,7 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
     replaced by U+FFFD; None when it has none to replace, is not well-formed protobuf, or
     is past the walk's bounds."""
     out = bytearray()
-    budget = [max(MAX_WORK, int(len(body) * WORK_A_BYTE))]
+    budget = [max(MAX_WORK, int(len(body) * WORK_A_BYTE)), MAX_WORK]  # the walk's, the slow decoding's
     try:
         changed = _copy(memoryview(body), 0, len(body), descriptor, 0, out, budget)
     except (IndexError, ValueError, RecursionError, _GiveUp):
@@ -58,7 +62,8 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
 def text_of(raw: bytes, budget: list[int] | None = None) -> bytes:
     """``raw`` as valid UTF-8: a surrogate written in UTF-8's form (CESU-8: protobufjs) is
     one U+FFFD alone, the character with its pair; any other invalid byte U+FFFD. With
-    ``budget``, its work is taken from it (`_GiveUp` when spent) before it is done."""
+    ``budget`` (the walk's, the slow decoding's), its work is taken from it (`_GiveUp` when
+    spent) before it is done."""
     if budget is not None:  # passes in C over its bytes, and over each surrogate it may hold
         budget[0] -= 10 + len(raw) // 256 + 2 * raw.count(0xED)
         if budget[0] < 0:
@@ -67,8 +72,8 @@ def text_of(raw: bytes, budget: list[int] | None = None) -> bytes:
         text = raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:  # other invalid bytes: a Python call for each sequence
         if budget is not None:
-            budget[0] -= len(raw) // 8
-            if budget[0] < 0:
+            budget[1] -= 10 + len(raw) // 8
+            if budget[1] < 0:
                 raise _GiveUp from None
         text = raw.decode("utf-8", _ERRORS)
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
