@@ -71,7 +71,7 @@ def test_clickhouse_prices_them_alike(tmp_path):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from otel_costattr import rollup
+    from otel_costattr import DuckDBSpanExporter, rollup
     from otel_costattr.clickhouse import parse_target
     from otel_costattr.clickhouse.client import connect
     from otel_costattr.clickhouse.collector import create_table_sql, insert_records
@@ -80,15 +80,40 @@ def test_clickhouse_prices_them_alike(tmp_path):
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.anthropic")
     for attrs in (SONNET, MINI):
-        provider.get_tracer("opentelemetry.instrumentation.anthropic").start_span(
-            "chat", attributes=attrs
-        ).end()
+        tracer.start_span("chat", attributes=attrs).end()
+    # the mark empty is no mark, on both stores (DuckDB's read and ClickHouse's text alike)
+    empty = {**SONNET, "llm.request.type": "", "gen_ai.request.model": "claude-haiku-4-5"}
+    empty["gen_ai.usage.input_tokens"] = 50  # exclusive: 50 uncached
+    tracer.start_span("chat", attributes=empty).end()
+    # cached audio and pydantic-ai 1.x's details: numbers as the Collector's text, priced alike
+    audio = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "gcp.gemini",
+        "gen_ai.request.model": "gemini-2.5-flash",
+        "gen_ai.usage.input_tokens": 100_000,
+        "gen_ai.usage.output_tokens": 1_000,
+        "gen_ai.usage.details.cache_read_tokens": 80_000,
+        "gen_ai.usage.details.input_audio_tokens": 90_000,
+        "gen_ai.usage.details.cache_audio_read_tokens": 80_000,
+    }
+    tracer.start_span("chat", attributes=audio).end()
+    duck = tmp_path / "d.duckdb"
+    store = DuckDBSpanExporter(duck)
+    store.export(memory.get_finished_spans())
+    store.shutdown()
     client = connect(parse_target(f"chdb://{tmp_path / 'ch'}"), create=True)
     client.command(create_table_sql())
     insert_records(client, records_from_sdk(memory.get_finished_spans()))
     rows = rollup("per_model", f"chdb://{tmp_path / 'ch'}", days=3650)
+    haiku = (50 * 1 + 1_000 * D("0.1") + 150 * D("1.25") + 300 * 5) / D(10**6)
+    gemini = (D(10_000) * D("0.3") + 10_000 * 1 + 80_000 * D("0.03") + 1_000 * D("2.5")) / 10**6
     assert sorted((r["model"], r["usd"]) for r in rows) == [
+        ("claude-haiku-4-5", haiku),
         ("claude-sonnet-4-5", SONNET_USD),
+        ("gemini-2.5-flash", gemini),
         ("gpt-4o-mini", MINI_USD),
     ]
+    in_duckdb = rollup("per_model", duck, days=3650)
+    assert sorted((r["model"], r["usd"]) for r in in_duckdb) == sorted((r["model"], r["usd"]) for r in rows)

@@ -43,6 +43,7 @@ PINNED_DIGESTS = {
     "2026.12.06.2": "sha256:70e340b027a232e59fa7925ed785e87d099a13a1035c3e7a6132ead09343435c",
     "2026.12.06.3": "sha256:b0d57b920863854cff1875358c6cb02ceae4faf1449c4c6ceb09126d98b74cf5",
     "2026.12.06.4": "sha256:82fa5bb5a1df1390c960a1e6f58ae72ccbe8f0125e198f059f9ba9e3e9c94c4c",
+    "2026.12.06.5": "sha256:edb9f9a76c34ff634114b98c4ef4a493a9aea974b061fb1f5f3363dea4a57a59",
 }
 
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.timezone.utc)
@@ -458,4 +459,21 @@ def test_otel_provider_names(table, name, expected):
 )
 def test_review_price_corrections(table, model, provider, usage, expected):
     cost = compute_cost(model, usage, provider=provider, table=table)
+    assert (cost.total if cost.status == "priced" else None) == expected, cost
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "expected"),
+    [
+        ("gemini-flash-latest", None, D("0.45")),  # kept by the rule that left -cyber out
+        ("gemini-flash-latest", "google", D("0.45")),
+        # an OpenAI-compatible client's vendor/model id names no host beside its provider:
+        # Groq answers with qwen/qwen3-32b too (never OpenRouter's price for it)
+        ("qwen/qwen3-32b", "openai", None),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic", D("1.98")),  # Bedrock's 10%
+        ("claude-sonnet-4-5@20250929", "anthropic", D("1.8")),
+    ],
+)
+def test_host_forms_beside_a_provider(table, model, provider, expected):
+    cost = compute_cost(model, Usage(100_000, 100_000), provider=provider, table=table)
     assert (cost.total if cost.status == "priced" else None) == expected, cost

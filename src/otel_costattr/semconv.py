@@ -368,8 +368,8 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
         # Anthropic's raw field names fill each slot the conventions' names leave empty. Only
         # raw names: the span copied raw usage, whose input is exclusive (OpenLLMetry's up to
         # 0.53 summed: OPENLLMETRY_REQUEST_TYPE); a mix: inferred.
-        if read is None and write is None and found[_SUMMED] is None:
-            inclusive = False
+        if read is None and write is None and (found[_SUMMED] is None or found[_SUMMED] == ""):
+            inclusive = False  # an empty mark is none, as ClickHouse's text reads it
         if read is None:
             read = raw_read
         if write is None:

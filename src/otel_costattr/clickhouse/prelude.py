@@ -202,7 +202,7 @@ def spans_sql(source: str) -> str:
         "{{response_model}}": _first(semconv.RESPONSE_MODEL_KEYS),
         "{{counts}}": _counts(),
         "{{valid}}": _valid(),
-        "{{summed_raw}}": f"mapContains(_a, {_quote(semconv.OPENLLMETRY_REQUEST_TYPE)})",
+        "{{summed_raw}}": f"_a[{_quote(semconv.OPENLLMETRY_REQUEST_TYPE)}] != ''",
         "{{any_count}}": "(" + " OR ".join(f"{text} IS NOT NULL" for text in _USAGE_SLOTS.values()) + ")",
         "{{numbers}}": _numbers(),
         "{{buckets}}": _buckets(),

@@ -62,6 +62,13 @@ _NUMERIC = frozenset(
     {
         *semconv.USAGE_KEYS,
         *semconv.CACHE_WRITE_1H_KEYS,
+        # the per-modality parts and the cached audio: as text they made the call invalid
+        # usage here while the DuckDB store priced it (a review)
+        *semconv.AUDIO_INPUT_KEYS,
+        *semconv.AUDIO_OUTPUT_KEYS,
+        *semconv.IMAGE_INPUT_KEYS,
+        *semconv.IMAGE_OUTPUT_KEYS,
+        *semconv.AUDIO_CACHE_READ_KEYS,
         semconv.PROPOSED_COST_AMOUNT,
         "llm.cost.total",
         semconv.COST,  # a bare figure beside one of those two, not our stamp (_spans.sql)

@@ -144,7 +144,9 @@ def pricer_parts(
         if name not in spelled and f"raw_{name}" in spelled:
             spelled[name] = spelled[f"raw_{name}"]
             raw = True
-    exclusive = exclusive and raw and "request_type" not in spelled  # see read_call_fields
+    if raw and exclusive and "request_type" in spelled:
+        return None  # old OpenLLMetry's mark beside raw names: read_call_fields weighs its value
+    exclusive = exclusive and raw
     has = {name for name in _COUNTS if name in spelled}
     if not has & _USAGE_COUNTS:
         return None  # no usage (a 1h part alone is none): the general path says no_usage

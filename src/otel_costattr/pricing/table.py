@@ -265,7 +265,7 @@ class PriceTable:
         answers with a Bedrock id, and Bedrock's regional profiles cost 10% more: a review)."""
         if form is None or form.host not in self._providers:
             return pid
-        if pid is None or pid in self._providers[form.host].fallback:
+        if pid is None or (form.host in _SOLE_HOST_FORMS and pid in self._providers[form.host].fallback):
             return form.host
         return pid
 
@@ -290,6 +290,13 @@ class PriceTable:
                 if hit is not None:
                     return hit
         return None
+
+
+# Hosts whose id form no other server answers with (a Bedrock profile, a Vertex @version): a
+# maker's name beside such an id is the maker, not the host. OpenRouter's vendor/model is also
+# what Groq, Together and other OpenAI-compatible servers answer with (qwen/qwen3-32b), so
+# beside a provider name it names no host (a review: Groq calls priced at OpenRouter's rate).
+_SOLE_HOST_FORMS = frozenset({"aws", "google"})
 
 
 def _cacheable(key: tuple[object, ...]) -> bool:

@@ -161,6 +161,9 @@ SAFE_KEYS = frozenset(
         "prompt.vendor",
         "prompt.id",
         "prompt.url",
+        # Laminar: the user and session ids an application sets (not its other properties)
+        "lmnr.association.properties.user_id",
+        "lmnr.association.properties.session_id",
         # OpenLLMetry
         "llm.request.type",
         "llm.is_streaming",
@@ -233,10 +236,8 @@ SAFE_PREFIXES = (
     "traceloop.association.properties.",
     "langfuse.trace.metadata.",
     "langfuse.observation.metadata.",
-    # What the application sets through Laminar's and LangSmith's SDKs (user and session
-    # ids, its own metadata): kept, as OpenLLMetry's association properties are (a review).
-    "lmnr.association.properties.",
-    "langsmith.metadata.",
+    # LangSmith's session id and name. Not its metadata (langsmith.metadata.*) nor Laminar's
+    # association properties: bridges copy transcripts and chat context there (a review).
     "langsmith.trace.session_",
 )
 # Open-ended families of counts, costs and numeric request parameters (new token kinds keep

@@ -27,12 +27,15 @@ from typing import Any
 # (0.35 s for 8,192 spans, 2.5 MB): the budget grows with the body, half its bytes (a body
 # of nothing but 2-byte fields weighs that much), so that one bad string in a Collector's
 # batch of 8,192 spans is repaired, not the whole batch refused with a 400 no client
-# retries (a review). At the receiver's 20 MiB cap: about 4 s of walking at most. The
+# retries (a review); at most MAX_WALK. The
 # decoding of other invalid bytes (a Python call a sequence, ~0.45 us a byte) keeps MAX_WORK
 # alone: grown with the body, one 20 MiB string of 0xFF (a 19 KiB gzip request) took 9 s of
 # CPU before its 400 (a review of that change).
 MAX_WORK = 250_000
 WORK_A_BYTE = 0.5
+# ...up to this: about 0.8 s of walking, 5 MB of such spans (a review of the budget grown
+# without bound: 10M two-byte fields of padding, 20 KiB gzipped, walked for 6-8 s of CPU).
+MAX_WALK = 2_000_000
 MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
 # Below protobuf's own nesting limit (100) counted from an attribute: the attributes are
 # parsed on their own, and a span's sit 4 levels under the request. Deeper: left as it is.
@@ -49,7 +52,8 @@ def text_repaired(body: bytes, descriptor: Any) -> bytes | None:
     replaced by U+FFFD; None when it has none to replace, is not well-formed protobuf, or
     is past the walk's bounds."""
     out = bytearray()
-    budget = [max(MAX_WORK, int(len(body) * WORK_A_BYTE)), MAX_WORK]  # the walk's, the slow decoding's
+    walk = min(max(MAX_WORK, int(len(body) * WORK_A_BYTE)), MAX_WALK)
+    budget = [walk, MAX_WORK]  # the walk's, the slow decoding's
     try:
         changed = _copy(memoryview(body), 0, len(body), descriptor, 0, out, budget)
     except (IndexError, ValueError, RecursionError, _GiveUp):
