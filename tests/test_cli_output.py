@@ -212,19 +212,16 @@ def test_unpriced_counts_that_are_zero_everywhere_leave_the_table():
     assert "previous_unpriced_calls" in table_lines(Table(list(rows[0]), rows))[0].split()
 
 
-def test_csv_text_a_spreadsheet_would_run_is_marked_and_numbers_are_not(tmp_path, db):
-    # Any OTLP client names features: "=HYPERLINK(...)" went into the cell as it was, and a
-    # spreadsheet opening the file ran it. Money and counts, negative ones too, stay numbers.
+def _features_store(path: Path, names: list[str]) -> Path:
+    """A DuckDB store at ``path`` with one $0.50 call under each of the features ``names``."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     from otel_costattr import DuckDBSpanExporter
 
-    path = tmp_path / "names.duckdb"
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path)))
     tracer = provider.get_tracer("t")
-    names = ['=HYPERLINK("http://x","y")', "+1+2", "-3+4", "@SUM(A1)", "\tx", "plain", "a=b"]
     for name in names:
         with tracer.start_as_current_span("run", attributes={"app.feature": name}):
             call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
@@ -233,6 +230,14 @@ def test_csv_text_a_spreadsheet_would_run_is_marked_and_numbers_are_not(tmp_path
             with tracer.start_as_current_span("chat", attributes=call):
                 pass
     provider.shutdown()
+    return path
+
+
+def test_csv_text_a_spreadsheet_would_run_is_marked_and_numbers_are_not(tmp_path, db):
+    # Any OTLP client names features: "=HYPERLINK(...)" went into the cell as it was, and a
+    # spreadsheet opening the file ran it. Money and counts, negative ones too, stay numbers.
+    names = ['=HYPERLINK("http://x","y")', "+1+2", "-3+4", "@SUM(A1)", "\tx", "plain", "a=b"]
+    path = _features_store(tmp_path / "names.duckdb", names)
     result = invoke("rollup", "per-feature", "--db", path, "--format", "csv")
     cells = {row["feature"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
     assert sorted(cells) == sorted(["'" + n for n in names[:5]] + ["plain", "a=b"])
@@ -270,24 +275,8 @@ def test_csv_keeps_carriage_returns_and_escapes_in_their_cells(tmp_path):
     quotes only its own line terminator) and read back as two rows; one holding an ANSI escape
     lost it on stdout (click strips escapes from a pipe), so two features merged. The file
     and stdout now hold the same bytes, and every value reads back whole."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    from otel_costattr import DuckDBSpanExporter
-
-    path = tmp_path / "names.duckdb"
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path)))
-    tracer = provider.get_tracer("t")
     names = ["billing\rrefund", "\x1b[1mbold", "bold", "line\nbreak", "plain"]
-    for name in names:
-        with tracer.start_as_current_span("run", attributes={"app.feature": name}):
-            call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
-                    "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1,
-                    "gen_ai.usage.cost": 0.5}  # fmt: skip
-            with tracer.start_as_current_span("chat", attributes=call):
-                pass
-    provider.shutdown()
+    path = _features_store(tmp_path / "names.duckdb", names)
     stdout = invoke("rollup", "per-feature", "--db", path, "--format", "csv").stdout
     out = tmp_path / "f.csv"
     invoke("rollup", "per-feature", "--db", path, "--format", "csv", "--out", out)

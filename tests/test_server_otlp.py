@@ -341,25 +341,32 @@ def test_an_integer_with_two_signs_is_a_bad_request_not_a_retry(tmp_path, table,
         assert srv.get_json("/healthz")["pushed_back_requests"] == 0
 
 
+def _bodies_begun(url: str, n: int) -> list:
+    """``n`` connections to the server at ``url``, each having sent an export's head and the
+    first byte of its 100,000-byte body, and nothing more."""
+    import socket
+
+    head = (
+        b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n{"
+    )
+    connections = [socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) for _ in range(n)]
+    for connection in connections:
+        connection.sendall(head)
+    return connections
+
+
 def test_clients_that_stop_sending_hold_no_slot_and_get_408(tmp_path, table, monkeypatch, caplog):
     # Eight connections that sent one byte of a 100,000-byte body held the eight read slots
     # for good: every other export waited for ever. Bodies are now read in slots of their
     # own, a client silent too long gets 408, and one gone mid-body is counted, not a traceback.
-    import socket
     import time
 
     from otel_costattr.server import app as app_module
 
     monkeypatch.setattr(app_module, "_IDLE_SECONDS", 1.0)
-    port_of = lambda url: int(url.rsplit(":", 1)[1])  # noqa: E731
     with serving(tmp_path / "s.duckdb", table=table) as srv:
-        head = (
-            b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100000\r\n\r\n{"
-        )
-        stalled = [socket.create_connection(("127.0.0.1", port_of(srv.url))) for _ in range(9)]
-        for s in stalled:
-            s.sendall(head)
+        stalled = _bodies_begun(srv.url, 9)
         time.sleep(0.2)
         status, _, _ = srv.request("POST", "/v1/traces", json_request([span_json("6666666666666666")]), JS)
         assert status == 200  # while the nine wait
@@ -381,21 +388,13 @@ def test_a_request_waiting_for_a_read_slot_is_told_to_retry(tmp_path, table, mon
     request waiting behind them had no answer until its exporter's timeout dropped the
     batch (a review: 32 slow connections, a real OTLPSpanExporter's export lost). It is now
     answered 503 with Retry-After after a short wait (retried), counted as pushed back."""
-    import socket
     import time
 
     from otel_costattr.server import app as app_module
 
     monkeypatch.setattr(app_module, "_SLOT_WAIT_SECONDS", 0.5)
-    port_of = lambda url: int(url.rsplit(":", 1)[1])  # noqa: E731
     with serving(tmp_path / "s.duckdb", table=table, max_inflight=1) as srv:  # 4 read slots
-        head = (
-            b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100000\r\n\r\n{"
-        )
-        slow = [socket.create_connection(("127.0.0.1", port_of(srv.url))) for _ in range(4)]
-        for s in slow:
-            s.sendall(head)
+        slow = _bodies_begun(srv.url, 4)
         time.sleep(0.3)
         began = time.monotonic()
         status, headers, answer = srv.request(

@@ -58,9 +58,10 @@ def fake():
         yield server
 
 
-def run(cmd: list[str], venv_bin: Path, fake: FakeLLM, **env: str) -> None:
-    path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # as if the venv were active
-    done = subprocess.run(
+def launch(cmd: list[str], venv_bin: Path, fake: FakeLLM, **env: str) -> subprocess.CompletedProcess:
+    """``cmd`` run in the producer venv (as if it were active) against the fake LLM."""
+    path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    return subprocess.run(
         cmd,
         env=clean_env(PATH=path, **fake.env(), **env),
         cwd=REPO,
@@ -69,6 +70,10 @@ def run(cmd: list[str], venv_bin: Path, fake: FakeLLM, **env: str) -> None:
         timeout=300,
         check=False,
     )
+
+
+def run(cmd: list[str], venv_bin: Path, fake: FakeLLM, **env: str) -> None:
+    done = launch(cmd, venv_bin, fake, **env)
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
     assert done.stdout.strip() == "done", done.stdout
     # A broken hook or exporter is logged, never raised: make sure nothing was logged.
@@ -126,7 +131,6 @@ def test_a_bad_pricing_file_leaves_the_other_exporters_running(venv_bin, fake, t
         'provider = "acme"\n[[model]]\nid = "m"\nmatch = [{ equals = "m" }]\n[[model.price]]\ninput = -1\n'
     )
     db = tmp_path / "costs.duckdb"
-    path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     with OTLPReceiver() as receiver:
         env = {
             "OTEL_TRACES_EXPORTER": "duckdb,otlp",
@@ -137,15 +141,7 @@ def test_a_bad_pricing_file_leaves_the_other_exporters_running(venv_bin, fake, t
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
         }
-        done = subprocess.run(
-            ["opentelemetry-instrument", "python", str(APP)],
-            env=clean_env(PATH=path, **fake.env(), **env),
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = launch(["opentelemetry-instrument", "python", str(APP)], venv_bin, fake, **env)
         spans = receiver.spans
     assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
     assert "Traceback" not in done.stderr, done.stderr
