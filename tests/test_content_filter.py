@@ -148,6 +148,7 @@ SPAN_CONTENT = {
     "weave": ["weave.inputs", "weave.outputs"],
     "openlit": ["openlit.prompt"],
     "haystack": ["haystack.component.input", "haystack.component.output"],
+    "livekit": ["lk.chat_ctx", "lk.user_transcript", "lk.response.text", "lk.function_tool.arguments"],
     "pydantic-ai/logfire": [
         "all_messages_events",
         "final_result",

@@ -73,6 +73,7 @@ CONTENT_NAMESPACES = (
     "weave.",  # Weights & Biases
     "openlit.",
     "haystack.",
+    "lk.",  # LiveKit Agents: lk.chat_ctx, lk.user_transcript, lk.response.text (a review)
     # The anthropic SDK's own tracing puts messages under gen_ai.*, and a tool's result (its
     # tool runner, content_mode="content") under these; its usage and ids stay.
     "anthropic.tool_result.",

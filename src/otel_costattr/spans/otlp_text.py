@@ -10,7 +10,7 @@ character it stands for, as JSON's "\\ud83d\\ude00" is).
 
 It is run only after the strict parse has failed for that reason, and is bounded: a walk
 past its budgets (fields, messages and strings to repair weighed by their bytes: `MAX_WORK`,
-or half the body's bytes when larger; the Python-level decoding of bytes that are not
+or half the body's bytes when larger, up to `MAX_WALK`; the Python-level decoding of bytes that are not
 surrogates, far slower a byte: `MAX_WORK` whatever the body) or a body that would grow by more than
 `MAX_GROWTH` bytes is given up, and the body is then refused as before.
 """
@@ -33,9 +33,12 @@ from typing import Any
 # CPU before its 400 (a review of that change).
 MAX_WORK = 250_000
 WORK_A_BYTE = 0.5
-# ...up to this: about 0.8 s of walking, 5 MB of such spans (a review of the budget grown
-# without bound: 10M two-byte fields of padding, 20 KiB gzipped, walked for 6-8 s of CPU).
-MAX_WALK = 2_000_000
+# ...up to this: about 2.5 s of walking, a Collector's batch of 8,192 spans of up to ~2.3 KB
+# each (an OpenLLMetry span with content off, ~1 KB, weighs ~0.31 a byte: 2.7M for 8,192; a
+# first cap of 2M refused that batch whole again, a review). Without a cap, 10M two-byte
+# fields of padding, 20 KiB gzipped, were walked for 6-8 s of CPU (another review): about
+# what decoding and mapping a valid 20 MiB body costs (3.2 s for 65,536 spans).
+MAX_WALK = 6_000_000
 MAX_GROWTH = 4 << 20  # U+FFFD is 3 bytes: 20 MiB of 0xFF would have been 60 MiB of text
 # Below protobuf's own nesting limit (100) counted from an attribute: the attributes are
 # parsed on their own, and a span's sit 4 levels under the request. Deeper: left as it is.
