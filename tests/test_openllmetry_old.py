@@ -64,9 +64,10 @@ def test_hand_written_raw_usage_stays_exclusive(bundled, tmp_path):
 
 
 @pytest.mark.chdb
-def test_clickhouse_prices_them_alike(tmp_path):
+def test_clickhouse_prices_them_alike(tmp_path, chdb_dir):
     """The same spans from a service without the processor, laid out as the Collector writes
-    them: ClickHouse's prelude bills the cache once too."""
+    them: ClickHouse's prelude bills the cache once too. In the session's one chDB folder
+    (chDB runs one engine a process), a database of its own."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -103,10 +104,11 @@ def test_clickhouse_prices_them_alike(tmp_path):
     store = DuckDBSpanExporter(duck)
     store.export(memory.get_finished_spans())
     store.shutdown()
-    client = connect(parse_target(f"chdb://{tmp_path / 'ch'}"), create=True)
+    url = f"chdb://{chdb_dir}?database=openllmetry_old"
+    client = connect(parse_target(url), create=True)
     client.command(create_table_sql())
     insert_records(client, records_from_sdk(memory.get_finished_spans()))
-    rows = rollup("per_model", f"chdb://{tmp_path / 'ch'}", days=3650)
+    rows = rollup("per_model", url, days=3650)
     haiku = (50 * 1 + 1_000 * D("0.1") + 150 * D("1.25") + 300 * 5) / D(10**6)
     gemini = (D(10_000) * D("0.3") + 10_000 * 1 + 80_000 * D("0.03") + 1_000 * D("2.5")) / 10**6
     assert sorted((r["model"], r["usd"]) for r in rows) == [
