@@ -305,6 +305,6 @@ def _receive(sink: SpanSink, raw: bytes, headers: Any, cap: int, kind: str) -> R
         return _status(503, wire.UNAVAILABLE, str(e), kind, e.retry_after)
     except Exception:  # never a 500 without a word, never a crash
         logger.exception("otel-costattr: receiving a trace export failed")
-        pushed = sink._push_back("the receiver failed; retry")  # counted, as /healthz shows
+        pushed = sink.push_back("the receiver failed; retry")  # counted, as /healthz shows
         return _status(503, wire.UNAVAILABLE, str(pushed), kind, pushed.retry_after)
     return Response(wire.export_response(accepted.rejected, accepted.message, kind), 200, media_type=kind)

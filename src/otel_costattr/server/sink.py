@@ -123,8 +123,8 @@ class SpanSink:
         self.rejected_spans = 0
         self.pushed_back = 0  # requests answered with backpressure
         self.incomplete = 0  # requests whose body never came whole (client gone, or stalled: 408)
-        # Requests refused whole (400, 413, 415; gRPC's INVALID_ARGUMENT, RESOURCE_EXHAUSTED):
-        # no client retries them, so their spans are lost at the client: counted, visible.
+        # Requests refused whole (400, 413, 415; gRPC's INVALID_ARGUMENT, not a message over
+        # gRPC's own cap): no client retries them, so their spans are lost there: counted.
         self.refused = 0
         # (rejected_spans, pushed_back, incomplete, refused) the spool's journal has
         self._journaled = (0, 0, 0, 0)
@@ -160,16 +160,16 @@ class SpanSink:
         try:
             outcome = self._pool.run((content_type, grpc, self._full()), body)
         except WorkerLost as e:
-            raise self._push_back(str(e)) from e
+            raise self.push_back(str(e)) from e
         status = outcome[0]
         if status == "ok":
             accepted = Accepted(*outcome[1:4])
             self._count(accepted, outcome[4])
             return accepted
         if status == "full":
-            raise self._push_back(self._full_message())
+            raise self.push_back(self._full_message())
         if status == "OSError":
-            raise self._push_back(f"cannot write the spool: {outcome[1]}")
+            raise self.push_back(f"cannot write the spool: {outcome[1]}")
         error = {"BadRequest": wire.BadRequest, "Unsupported": wire.Unsupported, "TooLarge": wire.TooLarge}
         raise error.get(status, RuntimeError)(outcome[1])
 
@@ -179,13 +179,13 @@ class SpanSink:
         already). Raises `Backpressure` when the spool is full or cannot be written: nothing
         was kept."""
         if records and self._full():  # an empty request keeps nothing: a success, full or not
-            raise self._push_back(self._full_message())
+            raise self.push_back(self._full_message())
         with self._map_lock:  # the mapper is not thread-safe; the fsync below needs no lock
             table, accepted = map_records(self._mapper, records, rejected, message)
         try:
             size = spool(self.path, table, self._fsync)
         except OSError as e:
-            raise self._push_back(f"cannot write the spool: {e.strerror or e}") from e
+            raise self.push_back(f"cannot write the spool: {e.strerror or e}") from e
         self._count(accepted, size)
         return accepted
 
@@ -208,10 +208,6 @@ class SpanSink:
 
     def push_back(self, message: str) -> Backpressure:
         """Count a request answered with backpressure (503, retried); the exception to raise."""
-        return self._push_back(message)
-
-    def _push_back(self, message: str) -> Backpressure:
-        """Count a request answered with backpressure; the exception to raise."""
         with self._lock:
             self.pushed_back += 1
         return Backpressure(message, self.retry_after)

@@ -10,9 +10,10 @@ character it stands for, as JSON's "\\ud83d\\ude00" is).
 
 It is run only after the strict parse has failed for that reason, and is bounded: a walk
 past its budgets (fields, messages and strings to repair weighed by their bytes: `MAX_WORK`,
-or half the body's bytes when larger, up to `MAX_WALK`; the Python-level decoding of bytes that are not
-surrogates, far slower a byte: `MAX_WORK` whatever the body) or a body that would grow by more than
-`MAX_GROWTH` bytes is given up, and the body is then refused as before.
+or half the body's bytes when larger, up to `MAX_WALK`; the Python-level decoding of bytes
+that are not surrogates, far slower a byte: `MAX_WORK` whatever the body) or a body that
+would grow by more than `MAX_GROWTH` bytes is given up, and the body is then refused as
+before.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from typing import Any
 # (0.35 s for 8,192 spans, 2.5 MB): the budget grows with the body, half its bytes (a body
 # of nothing but 2-byte fields weighs that much), so that one bad string in a Collector's
 # batch of 8,192 spans is repaired, not the whole batch refused with a 400 no client
-# retries (a review); at most MAX_WALK. The
-# decoding of other invalid bytes (a Python call a sequence, ~0.45 us a byte) keeps MAX_WORK
-# alone: grown with the body, one 20 MiB string of 0xFF (a 19 KiB gzip request) took 9 s of
-# CPU before its 400 (a review of that change).
+# retries (a review); at most MAX_WALK. The decoding of other invalid bytes (a Python call a
+# sequence, ~0.45 us a byte) keeps MAX_WORK alone: grown with the body, one 20 MiB string of
+# 0xFF (a 19 KiB gzip request) took 9 s of CPU before its 400 (a review of that change).
 MAX_WORK = 250_000
 WORK_A_BYTE = 0.5
 # ...up to this: about 2.5 s of walking, a Collector's batch of 8,192 spans of up to ~2.3 KB
