@@ -172,6 +172,13 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
             call(ta, actx, "openai", "gpt-4o", **{"llm.cost.total": 0.5})  # the provider's cost (reconcile)
             call(ta, actx, "openai", "gpt-4o", **{"gen_ai.input.messages": "secret"})  # content: never kept
             call(ts, actx, "gcp.vertex_ai", "claude-sonnet-4-5")  # the resource's region: +10%
+            # The OpenAI client against other hosts: the endpoint names who billed, priced and
+            # stored as that host on both stores (pricing/endpoints.py).
+            for tracer in (ta, ts):
+                call(tracer, actx, "openai", "llama-3.3-70b-versatile", **{"server.address": "api.groq.com"})
+                base = {"gen_ai.openai.api_base": "https://openrouter.ai/api/v1/"}
+                call(tracer, actx, "openai", "anthropic/claude-sonnet-4.5", **base)
+                call(tracer, actx, "openai", "llama-3.1-8b-instant", **{"llm.provider": "groq"})
             # An empty currency is none (the Collector's "" for a missing key): the figure stands.
             empty = {"gen_ai.usage.cost": 0.0031, "gen_ai.usage.cost.currency": ""}
             call(ts, actx, "openai", "gpt-4o", **empty)

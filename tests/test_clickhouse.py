@@ -247,9 +247,16 @@ def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
     assert {"unknown_model", "invalid_usage"} <= statuses
     sidecar = rollup("per_agent", url, service="sidecar")
     # calls of a service without the processor: priced here, attributed by walking up
-    assert sum(r["calls"] for r in sidecar) == 16
+    assert sum(r["calls"] for r in sidecar) == 19
     assert all(r["usd"] > 0 for r in sidecar)
     assert {r["agent"] for r in sidecar} == {"triage", None}  # None: the orphan call
+    # The OpenAI client against other hosts: priced and stored as the host that billed, with
+    # the processor and without it (pricing/endpoints.py).
+    for service in ("app", "sidecar"):
+        hosted = {(r["provider"], r["model"]): r for r in rollup("per_model", url, service=service)}
+        assert hosted[("groq", "llama-3.3-70b-versatile")]["usd"] > 0
+        assert hosted[("groq", "llama-3.1-8b-instant")]["usd"] > 0
+        assert hosted[("openrouter", "claude-sonnet-4-5")]["usd"] > 0  # the priced model
 
 
 # The calls, the runs, a read of the spans relation itself (the tool spans), the attributes.

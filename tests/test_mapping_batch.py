@@ -32,6 +32,8 @@ KEYS = (
     semconv.OPENINFERENCE_KIND,
     semconv.COST_STATUS,
     *semconv.PROVIDER_KEYS[:2],
+    *semconv.PROVIDER_KEYS[-1:],  # llm.provider: the host beside the OpenAI client
+    *semconv.ADDRESS_KEYS,  # the endpoint, which names the host that billed
     "gen_ai.request.model",
     "gen_ai.response.model",
     "llm.model_name",
@@ -56,6 +58,7 @@ KEYS = (
 OPERATIONS = ("chat", "invoke_agent", "execute_tool", "embeddings", "invoke_workflow", "other")
 values = st.one_of(
     st.sampled_from(["", "acme-large", "acme-large-20260101", "acme", "LLM", "AGENT", "duplicate", "x"]),
+    st.sampled_from(["openai", "groq", "api.groq.com", "https://x.openai.azure.com/v1", "example.invalid"]),
     st.sampled_from(OPERATIONS),
     st.integers(-5, 5000),
     st.sampled_from([2**31, -(2**31), 2**31 - 1, 10**20]),

@@ -30,6 +30,8 @@ MODELS = [
 ]
 TEXTS = ["chat", "embeddings", "invoke_agent", "execute_tool", "invoke_workflow", "frobnicate"]
 TEXTS += ["LLM", "EMBEDDING", "AGENT", "TOOL", "CHAIN", "acme", "acme.ai", "openai", "batch", "BATCH", "flex"]
+# Endpoints (server.address, a base URL) and OpenInference's llm.provider: the host that billed.
+TEXTS += ["api.groq.com", "https://openrouter.ai/api/v1", "x.openai.azure.com", "groq", "example.invalid"]
 # Across the fixture's price change (2026-06-01) and through acme-peak's time-of-day windows.
 STARTS = [
     int(dt.datetime(2026, 5, 31, 23, 30, tzinfo=dt.timezone.utc).timestamp()) * 10**9,

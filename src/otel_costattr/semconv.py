@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .cost.engine import Usage
+from .pricing.endpoints import override, served_by
 
 # What we stamp (see README: "Attributes").
 COST = "gen_ai.usage.cost"
@@ -70,6 +71,10 @@ IDENTITY_KEYS = (FEATURE, AGENT_NAME, AGENT_VERSION, CONVERSATION_ID)
 # llm.system names the model's maker): ranked first, it made such calls unknown_model (a
 # review). The price of the first: a Claude call on a Bedrock profile misses Bedrock's 10%.
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.system", "llm.provider")
+# The endpoint a call was sent to, which names the host that billed it where the provider
+# names only the client (the OpenAI SDK against Groq, OpenRouter, Azure...): a host name
+# (openai-v2 and most instrumentations), else a base URL (OpenLLMetry). See pricing/endpoints.py.
+ADDRESS_KEYS = ("server.address", "gen_ai.openai.api_base")
 # Response model first: it is what was billed (a dated snapshot of the requested alias).
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "embedding.model_name")
 # The stored response_model, first spelling present: OpenInference names the model in
@@ -227,7 +232,7 @@ _SLOTS = (
     ("cache_write_1h", CACHE_WRITE_1H_KEYS),
     ("reasoning", REASONING_KEYS),
     ("model", MODEL_KEYS),
-    ("provider", PROVIDER_KEYS),
+    ("provider", PROVIDER_KEYS[:-1]),
     ("service_tier", SERVICE_TIER_KEYS),
     ("audio_input", AUDIO_INPUT_KEYS),
     ("audio_output", AUDIO_OUTPUT_KEYS),
@@ -235,12 +240,16 @@ _SLOTS = (
     ("image_output", IMAGE_OUTPUT_KEYS),
     ("audio_cache_read", AUDIO_CACHE_READ_KEYS),
     ("request_type", (OPENLLMETRY_REQUEST_TYPE,)),
+    # llm.provider, ranked last of PROVIDER_KEYS, read apart: beside llm.system "openai" it
+    # may name the host (`endpoints.served_by`).
+    ("llm_provider", PROVIDER_KEYS[-1:]),
+    ("address", ADDRESS_KEYS),
 )
 _INDEX = {key: (slot, rank) for slot, (_, keys) in enumerate(_SLOTS) for rank, key in enumerate(keys)}
 (_IN, _OUT, _READ, _WRITE, _RAW_READ, _RAW_WRITE, _WRITE_1H, _REASON, _MODEL, _PROVIDER, _TIER) = range(11)
 _MODALITIES = slice(11, 15)  # audio and image, input and output: the last Usage fields
-_AUDIO_IN, _AUDIO_CACHE, _SUMMED = 11, 15, 16
-_TEXT_SLOTS = frozenset((_MODEL, _PROVIDER, _TIER))
+_AUDIO_IN, _AUDIO_CACHE, _SUMMED, _LLM_PROVIDER, _ADDRESS = 11, 15, 16, 17, 18
+_TEXT_SLOTS = frozenset((_MODEL, _PROVIDER, _TIER, _LLM_PROVIDER, _ADDRESS))
 _EMPTY_SLOTS = (None,) * len(_SLOTS)
 _UNRANKED = (99,) * len(_SLOTS)
 
@@ -321,6 +330,20 @@ def _count(value: Any) -> Any:
     return value
 
 
+# Keys beside which the provider a row stores may be the host that billed the call.
+ENDPOINT_KEYS = frozenset((*ADDRESS_KEYS, PROVIDER_KEYS[-1]))
+
+
+def stored_provider(attrs: Mapping[str, Any], provider: Any) -> Any:
+    """The provider a row stores for a span whose provider attribute (first spelling not
+    None) is ``provider``: the host that billed the call where the span names it apart
+    (`endpoints.served_by`, as `read_call_fields` prices it), else ``provider``. A rule to
+    reprice by the stored provider finds the entry the call was priced at."""
+    address = next((v for k in ADDRESS_KEYS if (v := attrs.get(k)) is not None and v != ""), None)
+    host = override(provider, attrs.get(PROVIDER_KEYS[-1]), address)
+    return provider if host is None else host
+
+
 class ModelCall(NamedTuple):
     """What a model-call span says about itself: model, provider, usage, service tier."""
 
@@ -377,7 +400,8 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
     inp, out, write_1h, reasoning = found[_IN], found[_OUT], found[_WRITE_1H], found[_REASON]
     if found[_AUDIO_CACHE] is not None:
         found = _uncached_audio(found)
-    model, provider, tier = found[_MODEL], found[_PROVIDER], found[_TIER]
+    model, tier = found[_MODEL], found[_TIER]
+    provider = served_by(found[_PROVIDER], found[_LLM_PROVIDER], found[_ADDRESS])
     # _count only changes floats: everything else is passed as it came.
     counts = (
         inp if type(inp) is not float else _count(inp),

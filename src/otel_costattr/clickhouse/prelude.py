@@ -14,6 +14,7 @@ from .. import semconv
 from .._resources import bundled_dir
 from ..cost import billing
 from ..cost.engine import MAX_TOKENS
+from ..pricing import endpoints
 from ..rollups.dimensions import dimension_call
 from ..spans import content
 from ..store import schema
@@ -87,6 +88,50 @@ def _quote(text: str) -> str:
 def _first(keys: tuple[str, ...]) -> str:
     """The first spelling present (a missing key is '')."""
     return "coalesce(" + ", ".join(f"nullIf({_A}[{_quote(k)}], '')" for k in keys) + ")"
+
+
+def _host_name(address: str) -> str:
+    """`endpoints.host_name` of the text ``address``, step by step."""
+    text = f"lower({address})"
+    text = f"if(position({text}, '://') > 0, substring({text}, position({text}, '://') + 3), {text})"
+    text = f"splitByRegexp('[/?#]', {text})[1]"
+    text = f"arrayElement(splitByChar('@', {text}), -1)"
+    text = f"splitByChar(':', {text})[1]"
+    return f"replaceRegexpOne({text}, '\\\\.+$', '')"
+
+
+def _let(name: str, value: str, body: str) -> str:
+    """``body`` with ``name`` bound to ``value``, computed once (no alias: aliases are the
+    whole query's)."""
+    return f"arrayMap({name} -> {body}, [{value}])[1]"
+
+
+def _provider() -> str:
+    """The provider a row stores (`semconv.stored_provider`): the host the endpoint names
+    (`endpoints.endpoint_host`), else llm.provider beside a provider "openai" where it names
+    a host (`endpoints.LLM_PROVIDER_HOSTS`), else the first provider spelling present."""
+    first = _first(semconv.PROVIDER_KEYS)
+    hosts, pids = zip(*sorted(endpoints.HOSTS.items()), strict=True)
+    suffixes = " ".join(
+        f"endsWith(n, {_quote(suffix)}) AND length(n) > {len(suffix)}, {_quote(pid)},"
+        for suffix, pid in endpoints.SUFFIXES
+    )
+    bedrock = _quote("^" + endpoints.BEDROCK.pattern + "$")
+    lookup = (
+        f"transform(n, [{', '.join(map(_quote, hosts))}], [{', '.join(map(_quote, pids))}],"
+        f" multiIf({suffixes} match(n, {bedrock}), {_quote(endpoints.BEDROCK_HOST)}, ''))"
+    )
+    address = f"coalesce({_first(semconv.ADDRESS_KEYS)}, '')"
+    host = _let(
+        "address",
+        address,
+        f"if(address = '' OR length(address) > {endpoints.MAX_ADDRESS}, '',"
+        f" {_let('n', _host_name('address'), lookup)})",
+    )
+    llm = f"{_A}[{_quote(semconv.PROVIDER_KEYS[-1])}]"
+    hosted = "[" + ", ".join(map(_quote, sorted(endpoints.LLM_PROVIDER_HOSTS))) + "]"
+    rest = f"if({first} = {_quote(endpoints.OPENAI_CLIENT)} AND has({hosted}, {llm}), {llm}, {first})"
+    return _let("endpoint", host, f"if(endpoint != '', endpoint, {rest})")
 
 
 def _role() -> str:
@@ -198,7 +243,7 @@ def spans_sql(source: str) -> str:
     fills = {
         "{{table}}": source,
         "{{role}}": _role(),
-        "{{provider}}": _first(semconv.PROVIDER_KEYS),
+        "{{provider}}": _provider(),
         "{{response_model}}": _first(semconv.RESPONSE_MODEL_KEYS),
         "{{counts}}": _counts(),
         "{{valid}}": _valid(),

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..pricing import endpoints
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS
 from ..pricing.table import hit_of
 from ..semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
@@ -46,6 +47,7 @@ _USAGE_COUNTS = frozenset({"input", "output", "cache_read", "cache_write", "reas
 _TEXTS = ("model", "provider", "service_tier")
 _MODEL_KINDS = frozenset({"LLM", "EMBEDDING"})
 _LIMIT = 1024  # span data can hold arbitrary keys: both caches are bounded
+_MISS = object()  # an address endpoints.endpoint_host has not seen yet
 
 # Two levels: the span's keys in order (one tuple, one lookup: what nearly every span hits),
 # then, on a miss, the call-relevant keys alone, so spans whose other keys vary from call to
@@ -147,6 +149,8 @@ def pricer_parts(
     if raw and exclusive and "request_type" in spelled:
         return None  # old OpenLLMetry's mark beside raw names: read_call_fields weighs its value
     exclusive = exclusive and raw
+    if "provider" not in spelled and "llm_provider" in spelled:
+        spelled["provider"] = spelled.pop("llm_provider")  # the last spelling ranked, alone
     has = {name for name in _COUNTS if name in spelled}
     if not has & _USAGE_COUNTS:
         return None  # no usage (a 1h part alone is none): the general path says no_usage
@@ -161,6 +165,11 @@ def pricer_parts(
         "UNKNOWN": UNKNOWN,
         "select_rates": select_rates,
         "hit_of": hit_of,
+        "OPENAI": endpoints.OPENAI_CLIENT,
+        "LLM_HOSTS": endpoints.LLM_PROVIDER_HOSTS,
+        "SEEN": endpoints.seen,
+        "endpoint_host": endpoints.endpoint_host,
+        "MISS": _MISS,
     }
 
     def bind(key: str) -> str:
@@ -188,11 +197,23 @@ def pricer_parts(
             checks.append(f"type({var}) is not int or {var} < 0 or {var} > MAX")
         else:
             checks.append(f"type({var}) is not str or not {var}")
+    if "address" in spelled:  # a text, or the general path reads the next spelling
+        body.append(f"address = a[{bind(spelled['address'])}]")
+        checks.append("type(address) is not str or not address")
     if "cache_write_1h" in has:  # Usage.problem's rule, which billing.BUCKETS relies on
         checks.append(f"cache_write_1h_tokens > {'cache_write_tokens' if 'cache_write' in has else '0'}")
     body.append("if (" + "\n        or ".join(checks) + f"):\n        {fail}")
     if "service_tier" in spelled:
         body.append("service_tier = service_tier.lower()")
+    # The host that billed the call, where the span names it (endpoints.served_by's rule).
+    if "llm_provider" in spelled:
+        body.append("if provider == OPENAI:")
+        body.append(f"    llm_provider = a[{bind(spelled['llm_provider'])}]")
+        body.append("    if type(llm_provider) is str and llm_provider in LLM_HOSTS: provider = llm_provider")
+    if "address" in spelled:
+        body.append("host = SEEN(address, MISS)")
+        body.append("if host is MISS: host = endpoint_host(address)")
+        body.append("if host is not None: provider = host")
     # PriceTable.quote, without its call when the cache answers; what is read of a quote is
     # read from the cache's plain tuple (pricing.table.QuoteHit), one instruction an item.
     body.append("hit = cached_quote((model, provider, service_tier))")

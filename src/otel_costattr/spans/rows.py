@@ -75,6 +75,7 @@ _RECORD = frozenset({SpanRecord})
 _STR_OR_NONE = frozenset({str, type(None)})  # text values column_text keeps as they are, but ""
 _PROVIDER_FIRST, *_rest = semconv.PROVIDER_KEYS
 _PROVIDER_REST = tuple(_rest)
+_ENDPOINT_KEYS = semconv.ENDPOINT_KEYS
 
 
 def _plain(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -332,6 +333,8 @@ class SpanMapper:
         provider = get(_PROVIDER_FIRST)
         if provider is None:
             provider = _first(attrs, _PROVIDER_REST)
+        if not _ENDPOINT_KEYS.isdisjoint(attrs):
+            provider = semconv.stored_provider(attrs, provider)
         response_model = get(_RESPONSE_MODEL) or get(_LLM_MODEL)
         if _EMBEDDING_MODEL in attrs:  # OpenInference's embedding spans (as spans/batch.py)
             response_model = response_model or attrs[_EMBEDDING_MODEL]
