@@ -26,6 +26,11 @@ WITH counts AS (
     WHERE input_tokens IS NOT NULL
       -- A call that reported no usage stores zero counts: it is not a call that cost nothing.
       AND cost_status IS DISTINCT FROM 'no_usage'
+      -- Nor is a call that cost something from no tokens: it carried a cost (its
+      -- provider's, a bare figure) without its usage, so its zero counts say nothing.
+      AND NOT (coalesce(cost_usd, 0) > 0 AND input_tokens = 0 AND coalesce(output_tokens, 0) = 0
+               AND coalesce(cache_read_tokens, 0) = 0 AND coalesce(cache_write_tokens, 0) = 0
+               AND coalesce(reasoning_tokens, 0) = 0)
       -- Counts the engine would call invalid (over cost.engine.MAX_TOKENS, 100,000,000, or
       -- negative: rows another tool wrote) get no price, as in compute_cost.
       AND greatest(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,

@@ -182,3 +182,35 @@ def test_a_call_without_an_actual_price_adds_to_whatif_usd_only(tmp_path):
         ("run", 1, D("0.00021"), D("0.00042"), D("0"), 0.0),
         ("run", 1, None, D("0.00021"), None, None),
     ]
+
+
+@pytest.mark.parametrize(
+    "reported",
+    [
+        {"gen_ai.usage.cost.amount": 0.25, "gen_ai.usage.cost.currency": "USD"},  # OpenRouter's charge
+        {"gen_ai.usage.cost": 0.25},  # a bare figure (OpenLIT)
+    ],
+)
+def test_a_call_with_a_cost_and_no_tokens_keeps_its_cost(tmp_path, reported):
+    """A call that carried its cost but no usage stores zero counts; repriced from them it
+    cost $0 (whatif read -99.9% for a -1.3% change, --reprice a usd_repriced of 0: a review).
+    It is not repriced: the target cannot price it, and its actual cost stands."""
+    from sdk_store import gpt4o_chat, priced_store
+
+    path = tmp_path / "reported.duckdb"
+    provider, tracer = priced_store(path)
+    with tracer.start_as_current_span("run"):
+        tracer.start_span("chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)).end()
+        bare = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+        }
+        tracer.start_span("chat", attributes={**bare, **reported}).end()
+    provider.shutdown()
+    answer = whatif(str(path), "gpt-4o-mini")
+    (total,) = [r for r in answer.rows if r["level"] == "total"]
+    # gpt-4o: 1000 * 2.5 + 100 * 10 = $0.0035; on gpt-4o-mini 1000 * 0.15 + 100 * 0.6 = $0.00021
+    assert (total["actual_usd"], total["whatif_usd"]) == (D("0.2535"), D("0.25021"))
+    assert (total["change_usd"], total["unpriceable_calls"]) == (D("-0.00329"), 1)
+    assert [r["calls"] for r in answer.unpriceable] == [1]
