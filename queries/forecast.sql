@@ -9,7 +9,8 @@
 -- line through the month so far, no seasonality (early in a month it swings widely:
 -- month_elapsed says how much of the month it stands on). A row whose calls begin this month
 -- (none the month before: a store, or a feature, started on the 20th) is projected from its
--- first day with a call (UTC), in both figures, not read as 19 days of nothing. The first
+-- first day with a call (UTC), in both figures, not read as 19 days of nothing. Each month's
+-- unpriced calls are counted beside its cost (last_month_usd is the priced part). The first
 -- row is the total.
 WITH bounds AS (
     SELECT
@@ -30,6 +31,7 @@ per_value AS (
         sum(cost_usd) FILTER (WHERE this_month) AS month_to_date_usd,
         sum(cost_usd) FILTER (WHERE NOT this_month) AS last_month_usd,
         count(*) FILTER (WHERE this_month AND cost_usd IS NULL) AS unpriced_calls,
+        count(*) FILTER (WHERE NOT this_month AND cost_usd IS NULL) AS last_month_unpriced_calls,
         sum(usd_repriced) FILTER (WHERE this_month) AS month_to_date_usd_repriced,
         count(*) FILTER (WHERE this_month AND usd_repriced IS NULL) AS unpriced_calls_repriced,
         min(start_time) AS first_call
@@ -56,7 +58,7 @@ SELECT
         THEN costattr_per(p.month_to_date_usd * e.us_to_project, e.us_elapsed)
         ELSE CAST(p.month_to_date_usd * e.us_to_project / nullif(e.us_elapsed, 0) AS DECIMAL(38, 12))
     END AS projected_usd,
-    p.last_month_usd,
+    p.last_month_usd, p.last_month_unpriced_calls,
     CAST(e.us_elapsed / e.us_in_month AS DOUBLE) AS month_elapsed,
     p.unpriced_calls, p.month_to_date_usd_repriced, p.unpriced_calls_repriced
 FROM per_value AS p

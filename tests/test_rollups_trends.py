@@ -95,6 +95,9 @@ def test_forecast_with_last_month(db):
         None,
         None,
     )
+    # June's cost is its priced part: T5's 2 unpriced calls are counted beside it, as this
+    # month's are (last_month_usd alone read as the whole month: a review)
+    assert (total["last_month_unpriced_calls"], total["unpriced_calls"]) == (2, 0)
 
 
 def test_compare_and_forecast_commands(capsys, db):
