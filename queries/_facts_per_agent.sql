@@ -9,13 +9,14 @@ WITH across AS MATERIALIZED (
 ),
 per_run AS (
     SELECT agent_name AS agent, agent_version, min(first_call) AS first_call, count(*) AS runs,
-           sum(calls) AS calls, sum(usd) AS usd, sum(unpriced_calls) AS unpriced_calls
+           count(usd) AS priced_runs, sum(calls) AS calls, sum(usd) AS usd, sum(unpriced_calls) AS unpriced_calls
     FROM costattr_fact_agent
     WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
       AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
     GROUP BY agent_name, agent_version
     UNION ALL
-    SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd),
+    SELECT agent_name, agent_version, min(start_time),
+           1, (sum(cost_usd) IS NOT NULL)::INT, count(*), sum(cost_usd),
            count(*) FILTER (WHERE cost_usd IS NULL)
     FROM costattr_fact_calls AS c
     WHERE start_time >= (SELECT min(greatest(first_call, coalesce($since, first_call))) FROM across)
@@ -27,7 +28,8 @@ per_run AS (
     GROUP BY agent_name, agent_version, trace_id
     -- @pending begin: the runs listed in costattr_traces, from the contract
     UNION ALL
-    SELECT agent_name, agent_version, min(start_time), 1, count(*), sum(cost_usd),
+    SELECT agent_name, agent_version, min(start_time),
+           1, (sum(cost_usd) IS NOT NULL)::INT, count(*), sum(cost_usd),
            count(*) FILTER (WHERE cost_usd IS NULL)
     FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
     GROUP BY agent_name, agent_version, trace_id
@@ -40,7 +42,7 @@ SELECT
     sum(runs)::BIGINT AS runs,
     sum(calls) AS calls,
     sum(usd) AS usd,
-    costattr_per(sum(usd), sum(runs)::BIGINT) AS usd_per_run,
+    costattr_per(sum(usd), sum(priced_runs)::BIGINT) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls
 FROM per_run
 GROUP BY agent, agent_version

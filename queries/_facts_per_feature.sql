@@ -13,15 +13,17 @@ WITH across AS MATERIALIZED (
       AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
 ),
 per_run AS (
-    SELECT feature, count(*) AS runs, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
-           sum(output_tokens) AS output_tokens, sum(usd) AS usd, sum(unpriced_calls) AS unpriced_calls
+    SELECT feature, count(*) AS runs, count(usd) AS priced_runs, sum(calls) AS calls,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, sum(usd) AS usd,
+           sum(unpriced_calls) AS unpriced_calls
     FROM costattr_fact_feature
     WHERE ($since IS NULL OR first_call >= $since) AND ($until IS NULL OR last_call < $until)
       AND tkey NOT IN (SELECT hash(trace_id) FROM costattr_traces)  -- @pending
     GROUP BY feature
     UNION ALL
-    SELECT feature, 1, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd),
-           count(*) FILTER (WHERE cost_usd IS NULL)
+    SELECT feature,
+           1, (sum(cost_usd) IS NOT NULL)::INT, count(*), sum(input_tokens), sum(output_tokens),
+           sum(cost_usd), count(*) FILTER (WHERE cost_usd IS NULL)
     FROM costattr_fact_calls AS c
     WHERE start_time >= (SELECT min(greatest(first_call, coalesce($since, first_call))) FROM across)
       AND start_time <= (SELECT max(least(last_call, coalesce($until, last_call))) FROM across)
@@ -31,8 +33,9 @@ per_run AS (
     GROUP BY feature, trace_id
     -- @pending begin: the runs listed in costattr_traces, from the contract
     UNION ALL
-    SELECT feature, 1, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd),
-           count(*) FILTER (WHERE cost_usd IS NULL)
+    SELECT feature,
+           1, (sum(cost_usd) IS NOT NULL)::INT, count(*), sum(input_tokens), sum(output_tokens),
+           sum(cost_usd), count(*) FILTER (WHERE cost_usd IS NULL)
     FROM costattr_attributed_pending($since, $until, NULL, NULL, NULL, p_traces := true)
     GROUP BY feature, trace_id
     -- @pending end
@@ -44,7 +47,7 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens,
     sum(usd) AS usd,
-    costattr_per(sum(usd), sum(runs)::BIGINT) AS usd_per_run,
+    costattr_per(sum(usd), sum(priced_runs)::BIGINT) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls
 FROM per_run
 GROUP BY feature

@@ -5,7 +5,8 @@
 -- @param feature VARCHAR = NULL  only calls attributed to this feature
 -- @param agent VARCHAR = NULL    only calls attributed to this agent
 -- Two levels (run, then all) as per_feature.sql does: usd_per_run divides by the runs of the
--- window, each run's calls counted once.
+-- window with a price (unpriced_calls says what the cost leaves out: a run of an unknown
+-- model counted at no cost made the average 10x too low), each run's calls counted once.
 WITH per_run AS (
     SELECT
         {{group}}trace_id,
@@ -21,7 +22,7 @@ SELECT
     {{group_columns}}count(*) AS runs,
     coalesce(sum(calls), 0)::BIGINT AS calls,
     sum(usd) AS usd,
-    costattr_per(sum(usd), count(*)) AS usd_per_run,
+    costattr_per(sum(usd), count(usd)) AS usd_per_run,
     coalesce(sum(unpriced_calls), 0)::BIGINT AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced,
     -- --reprice: the calls the prices given could not price, left out of usd_repriced

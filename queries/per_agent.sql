@@ -25,7 +25,7 @@ SELECT
     count(*) AS runs,
     sum(calls) AS calls,
     sum(usd) AS usd,
-    costattr_per(sum(usd), count(*)) AS usd_per_run,
+    costattr_per(sum(usd), count(usd)) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM per_run

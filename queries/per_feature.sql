@@ -26,7 +26,7 @@ SELECT
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens,
     sum(usd) AS usd,
-    costattr_per(sum(usd), count(*)) AS usd_per_run,
+    costattr_per(sum(usd), count(usd)) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls,
     sum(usd_repriced) AS usd_repriced
 FROM per_run

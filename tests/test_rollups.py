@@ -492,3 +492,33 @@ def test_unpriced_shows_the_figure_a_call_our_prices_could_not_price_carried(tmp
     ]  # fmt: skip
     (feature,) = rollup("per_feature", db=path)
     assert (feature["calls"], feature["usd"], feature["unpriced_calls"]) == (3, D("0.75"), 1)
+
+
+def test_usd_per_run_is_over_the_runs_with_a_price(tmp_path):
+    """Nine runs of an unknown fine-tune beside one $0.0035 run: $0.0035 a priced run, not
+    $0.00035 (the unknown runs counted as $0: a review), on every rollup that gives it."""
+    from sdk_store import gpt4o_chat, priced_store
+
+    db = tmp_path / "spans.duckdb"
+    provider, tracer = priced_store(db)
+    for n in range(10):
+        attrs = gpt4o_chat(input_tokens=1000, output_tokens=100)  # 1000 * 2.5 + 100 * 10 a million
+        if n:
+            attrs["gen_ai.request.model"] = "acme-ft-1"
+        root = {"app.feature": "f", "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}
+        with tracer.start_as_current_span("run", attributes=root):
+            tracer.start_span("chat", attributes=attrs).end()
+    provider.shutdown()
+    for name, params in (
+        ("overview", {}),
+        ("per_feature", {}),
+        ("per_agent", {}),
+        ("per_group", {"group_by": "feature"}),
+    ):
+        (row,) = rollup(name, db=str(db), **params)
+        assert (row["runs"], row["usd"], row["usd_per_run"], row["unpriced_calls"]) == (
+            10,
+            D("0.0035"),
+            D("0.0035"),
+            9,
+        ), name
