@@ -388,3 +388,35 @@ def test_the_overview_compares_a_period_without_calls_as_zero_cost(demo_db):
     assert {k: changes(after)[k] for k in ("Total cost", "Runs", "Model calls")} == dict.fromkeys(
         ("Total cost", "Runs", "Model calls"), "-100%"
     )
+
+
+def test_the_overview_gives_no_change_in_cost_beside_unpriced_calls(tmp_path):
+    """The cost of a period with unpriced calls is its priced part: "-90%" beside nine runs
+    of an unknown fine-tune read as a cheaper week, where `compare` leaves the change empty
+    (a review). Runs and calls still compare."""
+    from sdk_store import gpt4o_chat, priced_store
+
+    from otel_costattr.report.sections import overview
+
+    db = tmp_path / "spans.duckdb"
+    provider, tracer = priced_store(db)
+    week = 7 * 86_400 * 10**9
+    start = int(dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+    for n in range(10):  # the week before: ten gpt-4o runs, $0.0035 each
+        at = start + n * 10**9
+        attrs = gpt4o_chat(input_tokens=1000, output_tokens=100)
+        with tracer.start_as_current_span("run", start_time=at):
+            tracer.start_span("chat", attributes=attrs, start_time=at).end()
+    for n in range(10):  # this week: one gpt-4o run, nine of an unknown fine-tune
+        at = start + week + n * 10**9
+        attrs = gpt4o_chat(input_tokens=1000, output_tokens=100)
+        if n:
+            attrs["gen_ai.request.model"] = "acme-ft-1"
+        with tracer.start_as_current_span("run", start_time=at):
+            tracer.start_span("chat", attributes=attrs, start_time=at).end()
+    provider.shutdown()
+    window = Window(since=dt.datetime(2026, 11, 9), until=dt.datetime(2026, 11, 16))
+    cards = overview(collect(db, window))
+    changes = dict(re.findall(r'<h3>([^<]+)</h3>.*?<span class="change">([^<]*)</span>', cards))
+    assert (changes["Total cost"], changes["Cost per run"]) == ("-", "-")
+    assert (changes["Runs"], changes["Model calls"], changes["Unpriced calls"]) == ("=", "=", "new")

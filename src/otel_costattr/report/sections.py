@@ -53,6 +53,9 @@ def _figure(chart: str, tables: str) -> str:
     )
 
 
+_MONEY = frozenset({"usd", "usd_per_run"})
+
+
 def _compared(row: dict[str, Any], col: str) -> Any:
     """``row[col]`` as the overview compares it: the cost of a period without calls is 0 (its
     sum is NULL, as it is for calls all unpriced, which no one can compare): "new", as the
@@ -60,6 +63,16 @@ def _compared(row: dict[str, Any], col: str) -> Any:
     if col == "usd" and row[col] is None and row["calls"] == 0:
         return 0
     return row[col]
+
+
+def _change(now: dict[str, Any], prev: dict[str, Any], col: str) -> str:
+    """The change card's words. A cost is the priced part of its period: where both periods
+    have calls and either has unpriced ones, the change is unknown, "-", as ``compare``
+    leaves it empty (an unknown taken as $0 read "-90%" for a week that cost no less: a
+    review). Against a period without calls it is "new" or "-100%" all the same."""
+    if col in _MONEY and now["calls"] and prev["calls"] and (now["unpriced_calls"] or prev["unpriced_calls"]):
+        return "-"
+    return change(_compared(now, col), _compared(prev, col))
 
 
 def overview(report: Report) -> str:
@@ -72,7 +85,7 @@ def overview(report: Report) -> str:
             was = value_cell("overview", 0, col, prev[col], tag="span", extra=' data-window="previous"')
             before = (
                 f'<p class="before">before: {was} · <span class="change">'
-                f"{escape(change(_compared(now, col), _compared(prev, col)))}</span></p>"
+                f"{escape(_change(now, prev, col))}</span></p>"
             )
         figure = value_cell("overview", 0, col, now[col], tag="p", extra=' data-window="current"')
         cards.append(f'<div class="card"><h3>{escape(label)}</h3>{figure}{before}</div>')
