@@ -284,3 +284,42 @@ def test_csv_keeps_carriage_returns_and_escapes_in_their_cells(tmp_path):
     rows = list(csv.DictReader(io.StringIO(stdout, newline="")))
     assert sorted(row["feature"] for row in rows) == sorted(names)
     assert {row["usd"] for row in rows} == {"0.5"}
+
+
+@pytest.mark.parametrize("command", [["rollup", "per-feature", "--format", "csv"], ["report"]])
+def test_out_to_a_fifo_or_a_pipe_is_written_not_waited_on(db, tmp_path, command):
+    """The check before the command opened --out to read its header: a FIFO, a pipe
+    (`--out /dev/stdout | jq`) or a terminal waited for input for ever (a review)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    script = str(Path(sys.executable).parent / "otel-costattr")
+    argv = [script, *command, "--db", db, "--out"]
+    done = subprocess.run([*argv, str(fifo)], capture_output=True, timeout=120)
+    reader.join(10)
+    assert done.returncode == 0, done.stderr
+    assert fifo.is_fifo() and got and got[0]  # written into, and still a FIFO
+    # a pipe: stdout itself
+    done = subprocess.run([*argv, "/dev/stdout"], capture_output=True, timeout=120)
+    assert done.returncode == 0 and done.stdout, done.stderr
+
+
+def test_report_through_a_link_writes_its_target_and_keeps_its_mode(db, tmp_path):
+    """The report was renamed over its path: a link became a file (its target left stale), a
+    file lost its permissions (and, as root, /dev/null became a file: a review)."""
+    import os
+
+    target = tmp_path / "real.html"
+    target.write_text("old")
+    target.chmod(0o640)
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    done = invoke("report", "--db", db, "--out", link)
+    assert done.exit_code == 0, done.output
+    assert link.is_symlink() and target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert oct(os.stat(target).st_mode & 0o777) == oct(0o640)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,6 +198,10 @@ def _store_behind(path: str) -> str | None:
     def is_duckdb(candidate: str) -> bool:
         offset, magic = _DUCKDB_MAGIC
         try:
+            # Only a regular file is read: opening a pipe, a FIFO or a terminal to read waited
+            # for input for ever (`--out /dev/stdout | jq` hung: a review).
+            if not stat.S_ISREG(os.stat(candidate).st_mode):
+                return False
             with open(candidate, "rb") as f:
                 return f.read(offset + len(magic))[offset:] == magic
         except OSError:
@@ -234,6 +239,12 @@ def check_out(ctx: click.Context | None, param: click.Parameter | None, value: s
     if store:
         raise CLIError(f"--out {value}: {store}; write the output elsewhere")
     existed = os.path.exists(path)
+    if existed and not stat.S_ISREG(os.stat(path).st_mode):
+        # A pipe, a FIFO, a terminal, a device: opened once, when the output is ready (opened
+        # and closed here, a FIFO's reader saw its end before any output).
+        if not os.access(path, os.W_OK):
+            raise CLIError(f"--out {value}: cannot write it: permission denied")
+        return value
     try:  # by trying: permission bits do not tell (root, read-only mounts, /proc)
         with open(path, "a", encoding="utf-8"):
             pass

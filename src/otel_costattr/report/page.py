@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import hashlib
 import os
+import stat
 from functools import lru_cache
 from html import escape
 from importlib import resources
@@ -113,19 +114,42 @@ def write_report(
     waterfalls: int = 10,
 ) -> Path:
     """Write the self-contained report of ``db`` over ``win`` (default: all time) to ``out``
-    (written beside, then renamed into place) and return its path."""
+    and return its path. A file (through any symbolic link: the link stays, its target gets
+    the report) is written beside, then renamed into place, keeping its permissions; a pipe,
+    FIFO, terminal or device is written into (renamed over, /dev/null became a file: a
+    review)."""
     report = collect(db, win or Window(), runs=runs, waterfalls=waterfalls)
     shown = {r.trace_id for r in report.runs}
     html = render_report(report, link=lambda t: f"#run-{t}" if t in shown else None)
     target = Path(out).expanduser()
-    tmp = target.with_name(f".{target.name}.tmp")
     try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, target)
+        _write_in_place(target, html)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise ReportError(f"cannot write the report to {target}: {e.strerror or e}") from e
     return target.absolute()
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    """``text`` into ``path``: a regular file (or none yet) whole or not at all, the file a
+    link names included, other files (pipes, devices) streamed."""
+    try:
+        mode = os.stat(path).st_mode  # through links
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    path = Path(os.path.realpath(path))
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        if mode is not None:
+            os.chmod(tmp, stat.S_IMODE(mode))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class ReportError(Exception):
