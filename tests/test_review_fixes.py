@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from test_rollups_workload import build
 
+from otel_costattr.alerts.watch import AlertWatcher
 from otel_costattr.cli import cli
 from otel_costattr.store.maintenance import status
 
@@ -105,6 +106,15 @@ def test_absurd_lower_values_are_refused_in_one_line(db, tmp_path):
     argv = ("alerts", "watch", "--db", db, "--rules", rules, "--count", "1", "--no-notify")
     assert error_line(invoke(*argv, "--interval", "1ms")) == "--interval: must be at least 10ms, got '1ms'"
     assert invoke(*argv, "--interval", "10ms").exit_code == 0
+    # and absurd higher ones: 1,000,000 days overflowed the clock (a traceback; under serve,
+    # a server with no watcher: a review)
+    assert (
+        error_line(invoke(*argv, "--interval", "1000000d"))
+        == "--interval: must be at most 31d, got '1000000d'"
+    )
+    assert invoke(*argv, "--interval", "31d").exit_code == 0
+    with pytest.raises(ValueError, match="at most 31 days"):
+        AlertWatcher(db, rules, interval=float("inf"))
 
 
 # --- 7. a bad setting stops every command at start, naming the variable and the file ----------

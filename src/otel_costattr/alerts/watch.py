@@ -25,6 +25,9 @@ from .state import delivery_failures
 __all__ = ["AlertWatcher", "CheckResult", "check_once", "state_path"]
 
 logger = logging.getLogger(__name__)
+# The longest interval between checks: a month's, well inside what a thread's wait and the
+# clock take (1,000,000 days overflowed them: a traceback, or a server with no watcher).
+LONGEST_INTERVAL = 31 * 86_400.0
 
 
 @dataclass
@@ -159,8 +162,8 @@ class AlertWatcher:
         notify: bool = True,
         state: str | os.PathLike[str] | None = None,
     ) -> None:
-        if not interval > 0:
-            raise ValueError(f"interval must be above 0 seconds, got {interval!r}")
+        if not 0 < interval <= LONGEST_INTERVAL:
+            raise ValueError(f"interval must be above 0 seconds and at most 31 days, got {interval!r}")
         self.db = str(db)
         self.rules = _rules(rules)  # a bad file fails here, at start, in one line
         self.interval = float(interval)

@@ -163,12 +163,13 @@ def reprice_options(fn: F) -> F:
 
 def duration_option(*names: str, default: str, help: str) -> Callable[[F], F]:
     """An option taking a duration as the alert rules write one (``50ms``, ``30s``, ``5m``,
-    ``1h``; a bare number is seconds), at least 10ms, given to the command as seconds (float). A bad
-    value is one line, ``Error: --name: ...``. ``alerts watch --interval`` and ``serve
-    --alerts-interval`` take it alike."""
+    ``1h``; a bare number is seconds), at least 10ms and at most 31d, given to the command as
+    seconds (float). A bad value is one line, ``Error: --name: ...``. ``alerts watch
+    --interval`` and ``serve --alerts-interval`` take it alike."""
 
     def seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
         from ..alerts.rules import parse_duration
+        from ..alerts.watch import LONGEST_INTERVAL
         from .output import CLIError
 
         text = value.strip()
@@ -180,6 +181,8 @@ def duration_option(*names: str, default: str, help: str) -> Callable[[F], F]:
             raise CLIError(f"{param.opts[0]}: must be above 0, got {value!r}")
         if result < _SHORTEST_INTERVAL:  # shorter only spins: each round opens the store
             raise CLIError(f"{param.opts[0]}: must be at least 10ms, got {value!r}")
+        if result > LONGEST_INTERVAL:
+            raise CLIError(f"{param.opts[0]}: must be at most 31d, got {value!r}")
         return result
 
     return click.option(
