@@ -1155,3 +1155,52 @@ def test_a_notification_accepted_as_the_notifier_stops_is_sent(monkeypatch):
     notifier.stop(2.0)
     notifier.flush = flush
     assert accepted == [True] and posted == ["first", "second"], (posted, notifier.stats())
+
+
+def test_a_receiver_that_redirects_is_a_failure_not_a_delivery(tmp_path, workload, caplog):
+    """urllib followed a 302 as a GET without the alert, and the GET's 200 counted as
+    delivered: recorded ok, never sent again, the alert lost (a review). A redirect is a
+    failed attempt, named with where it points; the receiver's reason phrase, escapes
+    included, reaches the log shown, never as escapes."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            seen.append(f"POST {self.path}")
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302, "Found \x1b[2J")
+            self.send_header("Location", "/landing")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(f"GET {self.path}")
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", DAY_BUDGET, url))
+    workload.run(NOW.replace(hour=8), ["0.60"])
+    notifier = Notifier(str(workload.path))
+    try:
+        check(workload, rules, NOW, notifier)
+        assert (notifier.stats()["delivered"], notifier.stats()["failed"]) == (0, 1)
+    finally:
+        notifier.stop()
+        server.shutdown()
+        server.server_close()
+    assert seen == ["POST /hook"] * 3  # each attempt posted, none followed
+    with connect(workload.path, read_only=True) as con:
+        ((ok, error),) = con.execute("SELECT ok, error FROM alert_deliveries WHERE attempts > 0").fetchall()
+    assert not ok and "HTTP Error 302" in error and "'/landing'" in error
+    assert "\x1b" not in error and "[U+001B]" in error
+    assert "\x1b" not in caplog.text

@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from ..display import visible
 from .payload import slack_message
 from .rules import Channel
 from .state import FIRING, Delivery, Event, latest_states, record_deliveries, record_events
@@ -105,13 +106,17 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
 
     def attempt() -> None:
         try:
-            with urllib.request.urlopen(request, timeout=channel.timeout) as response:  # noqa: S310 (http(s) checked at load)
+            with _OPENER.open(request, timeout=channel.timeout) as response:
                 response.read(65536)
             outcome.append(None)
         except Exception as e:  # told to the caller as text: the exception holds the socket
             if isinstance(e, urllib.error.HTTPError):
                 e.close()
-            outcome.append(f"{type(e).__name__}: {e}")
+            text = f"{type(e).__name__}: {e}"
+            if isinstance(e, urllib.error.HTTPError) and 300 <= e.code < 400:
+                text += f" to {e.headers.get('Location')!r}: set the channel's url to the new one"
+            # The receiver's words (a reason phrase) reach a terminal and a log: no escapes.
+            outcome.append(visible(text))
         finally:
             with _hanging_lock:
                 _hanging[channel.url] -= 1
@@ -123,6 +128,19 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
         raise DeliveryError(f"TimeoutError: no answer in {channel.timeout:g} s")
     if outcome[0] is not None:
         raise DeliveryError(outcome[0])
+
+
+class _Unredirected(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed delivery (an HTTPError, retried and recorded): followed, urllib
+    turned the POST into a GET without the alert, and the GET's 200 counted as delivered
+    (an http:// URL redirected to https://: the alert lost for good, a review)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# http(s) only (the channel's scheme is checked at load); no redirect followed.
+_OPENER = urllib.request.build_opener(_Unredirected)
 
 
 class DeliveryError(OSError):
