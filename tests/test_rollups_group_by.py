@@ -195,3 +195,18 @@ def test_cli_group_by_on_per_feature(capsys, tenants):
     code = main(["rollup", "per-run", "--group-by", "user.id", "--db", str(tenants)])
     assert code == 1
     assert capsys.readouterr().err.startswith("Error: per-run: cannot group by a key: it lists runs")
+
+
+def test_where_takes_at_most_sixteen_different_keys(workload_con):
+    """Each key is one more nested test of every call: 50 keys passed DuckDB's "Max
+    expression depth" error through as the 400's text, 40 took 1.4 s of CPU (a review)."""
+    from otel_costattr.rollups.dimensions import MAX_WHERE_KEYS
+    from otel_costattr.rollups.queries import rollup
+
+    keys = {f"k{n}": "v" for n in range(MAX_WHERE_KEYS)}
+    assert rollup("per_feature", db=workload_con, where=keys) == []  # no call has them
+    more = [*(f"{k}={v}" for k, v in keys.items()), "k99=v", "k0=w"]
+    with pytest.raises(RollupParamError, match="per_feature: where: at most 16 different keys, got more"):
+        rollup("per_feature", db=workload_con, where=more)
+    # a key's values are not capped: one IN list
+    assert rollup("per_feature", db=workload_con, where=[f"user.id=u{n}" for n in range(100)]) == []

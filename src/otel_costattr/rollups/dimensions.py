@@ -83,10 +83,18 @@ def where_pairs(qname: str, where: Any) -> list[tuple[str, list[str]]]:
         key = check_key(qname, "where", key)
         if not isinstance(value, str):
             raise RollupParamError(f"{qname}: where: {key}: expected text, got {value!r}")
+        if key not in out and len(out) == MAX_WHERE_KEYS:
+            raise RollupParamError(f"{qname}: where: at most {MAX_WHERE_KEYS} different keys, got more")
         out.setdefault(key, [])
         if value not in out[key]:
             out[key].append(value)
     return list(out.items())
+
+
+# Different --where keys a question may test: each is one more nested test of every call (50
+# passed DuckDB's own error through as the 400's text, 40 took 1.4 s of CPU: a review). A
+# key's values are any number (one IN list).
+MAX_WHERE_KEYS = 16
 
 
 # The macro's arguments after the key: the call columns `COLUMNS` names, the attributes kept
