@@ -63,14 +63,16 @@ def serving(
     sink: SpanSink | None = None,
     sink_options: dict | None = None,
     http: Any = HeadDeadline,
+    base_path: str = "",
     **app_options: Any,
 ):
     """Serve ``db`` until the block ends (lifespan run: ingester started and stopped), with
-    the HTTP protocol `serve` runs (``http``: another, for a test of it)."""
+    the HTTP protocol `serve` runs (``http``: another, for a test of it); ``base_path``: the
+    path of its --base-url (a reverse proxy's)."""
     if sink is None:
         sink = SpanSink(db, pricing=table, ingest_interval=0.1, **(sink_options or {}))
     port = free_port()
-    app = create_app(str(db), sink=sink, base_url=f"http://127.0.0.1:{port}", **app_options)
+    app = create_app(str(db), sink=sink, base_url=f"http://127.0.0.1:{port}{base_path}", **app_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=http)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -360,3 +360,36 @@ def test_a_run_nested_deeper_than_the_serializer_goes_is_answered(tmp_path, tabl
         assert levels == 63 and node["depth"] == 63  # nested 64 levels, then flat below it
         assert [c["depth"] for c in node["children"]] == list(range(64, 151))
         assert Decimal(node["children"][-1]["usd_exact"]) == Decimal("0.0105")  # depth 150
+
+
+def test_links_stay_under_the_base_urls_path(tmp_path, table):
+    """Behind a reverse proxy at /costs (--base-url https://host/costs), the pages' links, the
+    filter form, the docs' link and the token's redirect began at "/": every click left
+    /costs (a review). Both a proxy that strips the path and one that passes it reach the
+    same pages."""
+    import http.client
+
+    trace = "c0575" + "a" * 27
+    spans = run_spans(trace, 1, T0)
+    token = "a-token-of-enough-length"
+    auth = {"Authorization": f"Bearer {token}"}
+    from otel_costattr.report.live import routes
+
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table, base_path="/costs", token=token, extra_routes=routes(db, table)) as srv:
+        assert srv.request("POST", "/v1/traces", json_request(spans), {**JS, **auth})[0] == 200
+        srv.wait_ingested()
+        for prefix in ("", "/costs"):  # the proxy stripped the path, or passed it
+            status, _, page = srv.request("GET", f"{prefix}/?days=36500", headers=auth)
+            assert status == 200
+            text = page.decode()
+            assert f'href="/costs/runs/{trace}' in text and 'action="/costs/' in text
+            assert 'href="/runs/' not in text
+            status, _, docs = srv.request("GET", f"{prefix}/docs", headers=auth)
+            assert status == 200 and 'href="/costs/openapi.json"' in docs.decode()
+        host, port = srv.url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", f"/?token={token}&days=7")
+        answer = conn.getresponse()
+        assert answer.status == 303 and answer.getheader("Location") == "/costs/?days=7"
+        conn.close()

@@ -38,7 +38,7 @@ from .api import ERROR
 from .api import router as api_router
 from .auth import BearerAuth
 from .bind import check_origins, clean_token
-from .head import HeadAsGet
+from .head import HeadAsGet, RootPath
 from .hosts import HostCheck
 from .sink import Backpressure, SpanSink
 
@@ -189,8 +189,9 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False)
-    def api_reference() -> HTMLResponse:
-        return HTMLResponse(docs.render(app.openapi()), headers={"Content-Security-Policy": docs.CSP})
+    def api_reference(request: Request) -> HTMLResponse:
+        page = docs.render(app.openapi(), root=request.scope.get("root_path", ""))
+        return HTMLResponse(page, headers={"Content-Security-Policy": docs.CSP})
 
     @app.post(
         "/v1/traces",
@@ -259,8 +260,8 @@ def create_app(
     else:
 
         @app.get("/", include_in_schema=False)
-        def index() -> RedirectResponse:
-            return RedirectResponse("/docs")
+        def index(request: Request) -> RedirectResponse:
+            return RedirectResponse(request.scope.get("root_path", "") + "/docs")
 
     # Added first, so innermost: every other middleware sees the request's own method.
     app.add_middleware(HeadAsGet)
@@ -278,6 +279,9 @@ def create_app(
         )
     if not token:  # outermost: DNS rebinding (hosts.py); a token guards a server that has one
         app.add_middleware(HostCheck, allowed=[urlsplit(base_url).hostname or ""])
+    root = urlsplit(base_url).path.rstrip("/")
+    if root:  # behind a proxy at a path: outermost, so that every layer links under it
+        app.add_middleware(RootPath, root=root)
     return app
 
 

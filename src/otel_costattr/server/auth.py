@@ -85,6 +85,9 @@ def _same_site_path(scope: dict[str, Any]) -> str:
     otherwise reach the Location header as itself (a browser drops '/%09/' to '//', h11
     refuses CR/LF, Starlette cannot encode '€')."""
     path = scope.get("path", "/")  # ASGI: the full path, root_path included
+    root = scope.get("root_path", "")
+    if root and not path.startswith(root):  # a proxy at a path that strips it (head.RootPath)
+        path = root + path
     return "/" + quote(path.lstrip("/\\"), safe=_PCHAR)
 
 

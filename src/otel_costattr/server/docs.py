@@ -18,14 +18,15 @@ _STYLE = (
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 
-def render(spec: dict[str, Any]) -> str:
-    """The reference page for an OpenAPI document: each operation, its parameters, its answers."""
+def render(spec: dict[str, Any], root: str = "") -> str:
+    """The reference page for an OpenAPI document: each operation, its parameters, its answers
+    (``root``: the path the server is reached under, behind a proxy)."""
     info = spec.get("info", {})
     parts = [
         f"<!doctype html><html lang=en><meta charset=utf-8><title>{escape(str(info.get('title', 'API')))}"
         f" API</title><style>{_STYLE}</style><h1>{escape(str(info.get('title', '')))} "
         f"{escape(str(info.get('version', '')))}</h1><p>{escape(str(info.get('summary', '')))}</p>"
-        '<p>Machine-readable: <a href="/openapi.json"><code>/openapi.json</code></a>.</p>'
+        f'<p>Machine-readable: <a href="{escape(root)}/openapi.json"><code>/openapi.json</code></a>.</p>'
     ]
     for path, operations in spec.get("paths", {}).items():
         for method, op in operations.items():

@@ -34,3 +34,20 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class RootPath:
+    """ASGI middleware: requests come through a reverse proxy at ``root`` (the path of
+    ``--base-url``, ``/costs``): the scope's ``root_path`` says so unless the server set one,
+    so that the pages' links, forms and redirects stay under it (they began at ``/``, and
+    every click left ``/costs``: a review). Routing strips it from a path that carries it,
+    and takes a path the proxy stripped as it is."""
+
+    def __init__(self, app: Any, root: str) -> None:
+        self.app = app
+        self.root = root
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            scope = {**scope, "root_path": self.root}
+        await self.app(scope, receive, send)
