@@ -209,6 +209,8 @@ def test_the_slack_message_is_escaped_text_plus_blocks(tmp_path):
     # "cost $0.90, limit $0.80 (90% of the limit)"); with no budget, of the limit.
     at_80 = slack_message(_payload(tmp_path, "f", "0.9", "0.8"))["text"]
     assert "cost $0.90, limit $0.80 (90% of the budget $1.00)" in at_80
+    # a vast overrun is written out, not in exponent form ("3.5075e+08%": a review)
+    assert slack_message({**payload, "percent_used": 350750000.0})["text"].count("(350,750,000% of the") == 1
     assert message["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": message["text"]}}
     context = message["blocks"][1]["elements"][0]["text"]
     assert context == f"Month-end projection: $45.00\nTop runs: {'ab' * 16} $1.50"

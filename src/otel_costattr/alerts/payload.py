@@ -189,7 +189,9 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     if payload.get("percent_used") is not None:  # of what percent_used is of: the budget if any
         budget = payload.get("budget_exact") is not None
         of = f"the budget {_show(payload, 'budget')}" if budget else "the limit"
-        used = f" ({payload['percent_used']:g}% of {of})"
+        # written out with separators: :g wrote a 350,750,000% overrun as "3.5075e+08%"
+        percent = f"{payload['percent_used']:,.1f}".rstrip("0").rstrip(".")
+        used = f" ({percent}% of {of})"
     text = (
         f"[{head}] {_short(payload['rule'], 300)}: "
         f"{_short(scope['kind'], 100)}={_short(scope['value'], 1000)} "
