@@ -132,8 +132,16 @@ def test_llm_provider_names_the_host_only_beside_the_openai_client():
     # A host the bundled table does not price (Fireworks): the client's name stands, as before.
     assert served_by("openai", "fireworks", None) == "openai"
     assert served_by(None, "aws", None) == "aws"  # llm.provider alone: the last spelling ranked
-    # The endpoint wins over both.
-    assert served_by("anthropic", None, "bedrock-runtime.eu-west-1.amazonaws.com") == "aws"
+    # One host, one name: llm.provider's spelling is the pricing provider's id, as an address's.
+    assert served_by("openai", "xai", None) == served_by("openai", None, "api.x.ai") == "x-ai"
+    assert served_by("openai", "mistralai", None) == "mistral"
+    # The endpoint wins over llm.provider beside the client.
+    assert served_by("openai", "groq", "api.together.xyz") == "together"
+    # A span that names its host keeps its name (and the rules it already had): the endpoint
+    # is read only for no provider or the OpenAI client.
+    assert served_by("gcp.vertex_ai", None, "europe-west1-aiplatform.googleapis.com") == "gcp.vertex_ai"
+    assert served_by("anthropic", None, "bedrock-runtime.eu-west-1.amazonaws.com") == "anthropic"
+    assert served_by(None, None, "bedrock-runtime.eu-west-1.amazonaws.com") == "aws"
 
 
 def test_an_unknown_endpoint_leaves_the_span_priced_as_before(tmp_path):
@@ -149,6 +157,8 @@ ADDRESSES = [
     "bedrock-runtime-fips.us-gov-west-1.amazonaws.com", "bedrock-runtime.cn-north-1.amazonaws.com.cn",
     "runtime.sagemaker.us-east-1.amazonaws.com", "api.moonshot.cn", "api.openai.com.", "localhost",
     "litellm.internal:4000", "", "x" * 3000 + ".api.groq.com", "api.groq.com#frag", "a@b@api.x.ai/",
+    "api.deepsee\u212a.com",  # the Kelvin sign: "k" to Python's lower(), not to ClickHouse's
+    "https://api.groq.com/" + "\u00e9" * 1100,  # within the limit in characters, not in bytes
 ]  # fmt: skip
 
 
@@ -160,7 +170,7 @@ def test_clickhouse_names_the_same_host(chdb_dir):
     from otel_costattr.clickhouse import parse_target
     from otel_costattr.clickhouse.client import connect
     from otel_costattr.clickhouse.prelude import _provider
-    from otel_costattr.semconv import stored_provider
+    from otel_costattr.semconv import PROVIDER_KEYS, stored_provider
 
     client = connect(parse_target(f"chdb://{chdb_dir}?database=endpoints"), create=True)
     spans = [
@@ -171,7 +181,14 @@ def test_clickhouse_names_the_same_host(chdb_dir):
     spans += [
         {"llm.system": s, "llm.provider": p}
         for s in ("openai", "google", "")
-        for p in ("groq", "openai", "fireworks", "")
+        for p in ("groq", "openai", "fireworks", "xai", "")
+    ]
+    # a span naming its host keeps its name; llm.provider alone beside an address
+    spans += [
+        {"gen_ai.provider.name": "gcp.vertex_ai", "server.address": "us-east5-aiplatform.googleapis.com"},
+        {"gen_ai.system": "", "llm.provider": "groq", "server.address": "api.together.xyz"},
+        {"gen_ai.system": "", "llm.provider": "groq"},
+        {"llm.provider": "groq", "server.address": "api.together.xyz"},
     ]
     pairs = "arrayZip({keys:Array(Array(String))}, {values:Array(Array(String))})"
     sql = (
@@ -180,12 +197,12 @@ def test_clickhouse_names_the_same_host(chdb_dir):
     )
     bound = {"keys": [list(a) for a in spans], "values": [list(a.values()) for a in spans]}
     got = [row[0] for row in client.query(sql, parameters=bound).result_rows]
-    # A missing key is '' on ClickHouse: the DuckDB store's first spelling present, not empty.
-    expected = []
-    for attrs in spans:
-        present = {k: v for k, v in attrs.items() if v != ""}
-        first = next(
-            (present[k] for k in ("gen_ai.system", "llm.system", "llm.provider") if k in present), None
-        )
-        expected.append(stored_provider(present, first))
-    assert got == expected
+    # A missing key is '' on ClickHouse; the DuckDB store passes the first spelling present
+    # (an empty one too), without the empty keys as with them.
+    for kept in (lambda v: True, lambda v: v != ""):
+        expected = []
+        for attrs in spans:
+            present = {k: v for k, v in attrs.items() if kept(v)}
+            first = next((present[k] for k in PROVIDER_KEYS if k in present), None)
+            expected.append(stored_provider(present, first) or None)
+        assert [g or None for g in got] == expected

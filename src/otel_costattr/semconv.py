@@ -340,8 +340,14 @@ def stored_provider(attrs: Mapping[str, Any], provider: Any) -> Any:
     (`endpoints.served_by`, as `read_call_fields` prices it), else ``provider``. A rule to
     reprice by the stored provider finds the entry the call was priced at."""
     address = next((v for k in ADDRESS_KEYS if (v := attrs.get(k)) is not None and v != ""), None)
-    host = override(provider, attrs.get(PROVIDER_KEYS[-1]), address)
-    return provider if host is None else host
+    # The provider read_call_fields weighs: the first spelling before llm.provider, not empty.
+    named = next((v for k in PROVIDER_KEYS[:-1] if (v := attrs.get(k)) is not None and v != ""), None)
+    host = override(named, attrs.get(PROVIDER_KEYS[-1]), address)
+    if host is not None:
+        return host
+    if provider == "":  # an empty spelling is none, as the price reads it (and ClickHouse's text)
+        return next((v for k in PROVIDER_KEYS if (v := attrs.get(k)) is not None and v != ""), provider)
+    return provider
 
 
 class ModelCall(NamedTuple):

@@ -107,10 +107,12 @@ def _let(name: str, value: str, body: str) -> str:
 
 
 def _provider() -> str:
-    """The provider a row stores (`semconv.stored_provider`): the host the endpoint names
-    (`endpoints.endpoint_host`), else llm.provider beside a provider "openai" where it names
-    a host (`endpoints.LLM_PROVIDER_HOSTS`), else the first provider spelling present."""
+    """The provider a row stores (`semconv.stored_provider`): for a span naming no provider
+    or the OpenAI client (`endpoints.override`), the host its endpoint names
+    (`endpoints.endpoint_host`), else llm.provider's host beside the client
+    (`endpoints.LLM_PROVIDER_HOSTS`); else the first provider spelling present."""
     first = _first(semconv.PROVIDER_KEYS)
+    named = f"coalesce({_first(semconv.PROVIDER_KEYS[:-1])}, '')"
     hosts, pids = zip(*sorted(endpoints.HOSTS.items()), strict=True)
     suffixes = " ".join(
         f"endsWith(n, {_quote(suffix)}) AND length(n) > {len(suffix)}, {_quote(pid)},"
@@ -122,16 +124,26 @@ def _provider() -> str:
         f" multiIf({suffixes} match(n, {bedrock}), {_quote(endpoints.BEDROCK_HOST)}, ''))"
     )
     address = f"coalesce({_first(semconv.ADDRESS_KEYS)}, '')"
+    # in characters, as Python's len(): a byte count cut a long non-ASCII URL short (a review)
     host = _let(
         "address",
         address,
-        f"if(address = '' OR length(address) > {endpoints.MAX_ADDRESS}, '',"
+        f"if(address = '' OR lengthUTF8(address) > {endpoints.MAX_ADDRESS}, '',"
         f" {_let('n', _host_name('address'), lookup)})",
     )
-    llm = f"{_A}[{_quote(semconv.PROVIDER_KEYS[-1])}]"
-    hosted = "[" + ", ".join(map(_quote, sorted(endpoints.LLM_PROVIDER_HOSTS))) + "]"
-    rest = f"if({first} = {_quote(endpoints.OPENAI_CLIENT)} AND has({hosted}, {llm}), {llm}, {first})"
-    return _let("endpoint", host, f"if(endpoint != '', endpoint, {rest})")
+    names, ids = zip(*sorted(endpoints.LLM_PROVIDER_HOSTS.items()), strict=True)
+    llm = (
+        f"transform({_A}[{_quote(semconv.PROVIDER_KEYS[-1])}], [{', '.join(map(_quote, names))}],"
+        f" [{', '.join(map(_quote, ids))}], '')"
+    )
+    client = _quote(endpoints.OPENAI_CLIENT)
+    chosen = _let(
+        "named",
+        named,
+        f"if(named = '' OR named = {client},"
+        f" if(endpoint != '', endpoint, if(named = {client}, {llm}, '')), '')",
+    )
+    return _let("endpoint", host, _let("chosen", chosen, f"if(chosen != '', chosen, {first})"))
 
 
 def _role() -> str:

@@ -205,15 +205,19 @@ def pricer_parts(
     body.append("if (" + "\n        or ".join(checks) + f"):\n        {fail}")
     if "service_tier" in spelled:
         body.append("service_tier = service_tier.lower()")
-    # The host that billed the call, where the span names it (endpoints.served_by's rule).
-    if "llm_provider" in spelled:
-        body.append("if provider == OPENAI:")
-        body.append(f"    llm_provider = a[{bind(spelled['llm_provider'])}]")
-        body.append("    if type(llm_provider) is str and llm_provider in LLM_HOSTS: provider = llm_provider")
-    if "address" in spelled:
-        body.append("host = SEEN(address, MISS)")
-        body.append("if host is MISS: host = endpoint_host(address)")
-        body.append("if host is not None: provider = host")
+    # The host that billed the call, where the span names it (endpoints.override's rule): for
+    # a span naming no provider or the OpenAI client only, its address, else llm.provider.
+    if "address" in spelled or "llm_provider" in spelled:
+        body.append("if provider is None or provider == OPENAI:")
+        body.append("    host = None")
+        if "address" in spelled:
+            body.append("    host = SEEN(address, MISS)")
+            body.append("    if host is MISS: host = endpoint_host(address)")
+        if "llm_provider" in spelled:
+            body.append("    if host is None and provider == OPENAI:")
+            body.append(f"        llm_provider = a[{bind(spelled['llm_provider'])}]")
+            body.append("        if type(llm_provider) is str: host = LLM_HOSTS.get(llm_provider)")
+        body.append("    if host is not None: provider = host")
     # PriceTable.quote, without its call when the cache answers; what is read of a quote is
     # read from the cache's plain tuple (pricing.table.QuoteHit), one instruction an item.
     body.append("hit = cached_quote((model, provider, service_tier))")

@@ -12,8 +12,10 @@ is who bills the call, and each instrumentation records it in its own way:
 
 `endpoint_host` maps an address to the pricing provider that bills it, or None for any
 address it does not know (a company gateway, a proxy, a local server): the span's own
-provider name stands then. Only first-party API hosts are listed, each billing at the prices
-of its provider file; a proxy in front of them is not one of them.
+provider name stands then. Only a span that names no provider, or the OpenAI client, is
+read so (`override`): one that names its host keeps its name. Only first-party API hosts are
+listed, each billing at the prices of its provider file; a proxy in front of them is not one
+of them.
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ BEDROCK_HOST = "aws"
 # instrumentation found in the client's base URL, each a provider name the bundled table knows.
 # Only beside llm.system "openai" (the client): smolagents and haystack write llm.provider
 # "openai" beside the maker's llm.system for any OpenAI-compatible server.
-LLM_PROVIDER_HOSTS = frozenset(
-    {"azure", "anthropic", "cohere", "mistralai", "google", "aws", "xai", "deepseek", "groq", "perplexity",
-     "together"}
-)  # fmt: skip
+# Each value is the pricing provider's id, as an address gives it: one host, one name.
+LLM_PROVIDER_HOSTS = {
+    "azure": "azure", "anthropic": "anthropic", "cohere": "cohere", "mistralai": "mistral",
+    "google": "google", "aws": "aws", "xai": "x-ai", "deepseek": "deepseek", "groq": "groq",
+    "perplexity": "perplexity", "together": "together",
+}  # fmt: skip
 OPENAI_CLIENT = "openai"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 MAX_ADDRESS = 2048  # longer values are no address: ignored
 _seen: dict[str, str | None] = {}  # address -> host: one lookup per call on the hot paths
 _SEEN_LIMIT = 1024  # span data can hold arbitrary values: bounded
@@ -70,7 +75,8 @@ def host_name(address: str) -> str:
     """The host name in ``address`` (a host name or a URL), lower case: what follows a
     scheme, before any path, query, fragment or port, after any user info. Written as
     string steps that ClickHouse's prelude repeats (clickhouse/prelude.py: `_endpoint`)."""
-    text = address.lower()
+    text = address.translate(_ASCII_LOWER)  # ASCII only, as ClickHouse's lower(): no host
+    # of ours has other letters (U+212A, the Kelvin sign, lower-cased to "k" in Python)
     scheme = text.find("://")
     if scheme >= 0:
         text = text[scheme + 3 :]
@@ -109,22 +115,22 @@ def endpoint_host(address: object) -> str | None:
 
 
 def override(provider: object, llm_provider: object, address: object) -> str | None:
-    """The host that billed a call, where the span names it apart from its ``provider``:
-    the host its ``address`` names, else OpenInference's ``llm_provider`` beside a
-    ``provider`` that is only its OpenAI client (`LLM_PROVIDER_HOSTS`). None otherwise."""
+    """The host that billed a call (a pricing provider id), where the span names no provider
+    or only the OpenAI client: the host its ``address`` names, else OpenInference's
+    ``llm_provider`` beside the client (`LLM_PROVIDER_HOSTS`). None otherwise: a span that
+    names its host (gcp.vertex_ai, aws.bedrock) keeps its own name."""
+    if provider is not None and provider != "" and provider != OPENAI_CLIENT:
+        return None
     host = endpoint_host(address)
-    if host is not None:
-        return host
-    if provider == OPENAI_CLIENT and type(llm_provider) is str and llm_provider in LLM_PROVIDER_HOSTS:
-        return llm_provider
-    return None
+    if host is None and provider == OPENAI_CLIENT and type(llm_provider) is str:
+        host = LLM_PROVIDER_HOSTS.get(llm_provider)
+    return host
 
 
 def served_by(provider: object, llm_provider: object, address: object) -> object:
-    """The provider a call is priced and stored under: the host its address names, else
-    OpenInference's ``llm_provider`` where the span's ``provider`` is only its OpenAI client
-    (`LLM_PROVIDER_HOSTS`), else ``provider`` (``llm_provider`` when there is none: the last
-    spelling ranked). Values pass as they came, for the caller to check."""
+    """The provider a call is priced and stored under: `override`'s host, else ``provider``
+    (``llm_provider`` when there is none: the last spelling ranked). Values pass as they
+    came, for the caller to check."""
     host = override(provider, llm_provider, address)
     if host is not None:
         return host
