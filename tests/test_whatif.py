@@ -214,3 +214,22 @@ def test_a_call_with_a_cost_and_no_tokens_keeps_its_cost(tmp_path, reported):
     assert (total["actual_usd"], total["whatif_usd"]) == (D("0.2535"), D("0.25021"))
     assert (total["change_usd"], total["unpriceable_calls"]) == (D("-0.00329"), 1)
     assert [r["calls"] for r in answer.unpriceable] == [1]
+
+
+def test_from_model_selects_the_model_at_a_host_with_its_own_entry(tmp_path):
+    """An o3 call to Azure OpenAI is stored under its host (pricing/endpoints.py), whose file
+    has its own o3 entry: --from-model o3 left it out (a review). The model is selected
+    wherever it was served."""
+    from sdk_store import gpt4o_chat, priced_store
+
+    path = tmp_path / "hosts.duckdb"
+    provider, tracer = priced_store(path)
+    with tracer.start_as_current_span("run"):
+        for address in ("api.openai.com", "myres.openai.azure.com"):
+            attrs = {**gpt4o_chat(input_tokens=1000, output_tokens=100), "server.address": address}
+            attrs["gen_ai.response.model"] = "o3-2025-04-16"
+            tracer.start_span("chat", attributes=attrs).end()
+    provider.shutdown()
+    (total,) = [r for r in whatif(str(path), "gpt-4o-mini", from_model="o3").rows if r["level"] == "total"]
+    # each call on gpt-4o-mini: 1000 * 0.15 + 100 * 0.6 a million = $0.00021
+    assert (total["selected_calls"], total["whatif_usd"]) == (2, D("0.00042"))

@@ -44,6 +44,11 @@ ORDER BY calls DESC, c.model NULLS LAST, c.provider NULLS LAST
 """
 
 
+def _identity(entry: Any) -> tuple[str, str]:
+    """The model an entry prices: a host's copy of a list price is the list's own."""
+    return (entry.list_of or entry.provider, entry.id)
+
+
 @dataclass
 class WhatIf:
     """The answer: ``rows`` (level ``total``, then ``feature``, then ``run``: calls, selected
@@ -91,12 +96,14 @@ def whatif(
         if from_model is None or reported == from_model:
             return target
         entry = table.resolve(reported, reported_provider)
-        same = (
-            source is not None
-            and entry is not None
-            and (entry.list_of or entry.provider, entry.id) == (source.list_of or source.provider, source.id)
-        )
-        return target if same else None
+        if source is None or entry is None:
+            return None
+        if _identity(entry) == _identity(source):
+            return target
+        # The same model at a host with its own entry for it (Azure's o3, whose spans name
+        # their host since pricing/endpoints.py): the model the source's provider gives it.
+        maker = table.resolve(reported, source.list_of or source.provider)
+        return target if maker is not None and _identity(maker) == _identity(source) else None
 
     clickhouse = clickhouse_target(db)
     calls = None if clickhouse is None else CALLS_MACRO
