@@ -393,3 +393,8 @@ def test_links_stay_under_the_base_urls_path(tmp_path, table):
         answer = conn.getresponse()
         assert answer.status == 303 and answer.getheader("Location") == "/costs/?days=7"
         conn.close()
+    # A root that begins another path's name is no prefix of it (/r and /runs: a review).
+    from otel_costattr.server.auth import _same_site_path
+
+    assert _same_site_path({"root_path": "/r", "path": "/runs/abc"}) == "/r/runs/abc"
+    assert _same_site_path({"root_path": "/r", "path": "/r/runs/abc"}) == "/r/runs/abc"

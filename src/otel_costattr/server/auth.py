@@ -86,7 +86,7 @@ def _same_site_path(scope: dict[str, Any]) -> str:
     refuses CR/LF, Starlette cannot encode '€')."""
     path = scope.get("path", "/")  # ASGI: the full path, root_path included
     root = scope.get("root_path", "")
-    if root and not path.startswith(root):  # a proxy at a path that strips it (head.RootPath)
+    if root and path != root and not path.startswith(root + "/"):  # a proxy that strips it
         path = root + path
     return "/" + quote(path.lstrip("/\\"), safe=_PCHAR)
 
