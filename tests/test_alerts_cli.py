@@ -209,7 +209,7 @@ def test_alert_watcher_starts_and_stops(tmp_path, workload, receiver):
 
 def test_watcher_refuses_a_bad_interval(tmp_path, receiver):
     rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url)
-    with pytest.raises(ValueError, match="interval must be above 0 seconds, got 0"):
+    with pytest.raises(ValueError, match="interval must be above 0 seconds and at most 31 days, got 0"):
         AlertWatcher(tmp_path / "x.duckdb", rules, interval=0)
 
 
