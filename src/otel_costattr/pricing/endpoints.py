@@ -74,9 +74,10 @@ seen = _seen.get  # for hot paths: seen(address, default)
 def host_name(address: str) -> str:
     """The host name in ``address`` (a host name or a URL), lower case: what follows a
     scheme, before any path, query, fragment or port, after any user info. Written as
-    string steps that ClickHouse's prelude repeats (clickhouse/prelude.py: `_endpoint`)."""
-    text = address.translate(_ASCII_LOWER)  # ASCII only, as ClickHouse's lower(): no host
-    # of ours has other letters (U+212A, the Kelvin sign, lower-cased to "k" in Python)
+    string steps that ClickHouse's prelude repeats (clickhouse/prelude.py: `_host_name`).
+    Only ASCII is lower-cased, as ClickHouse's lower(): no listed host has other letters, and
+    Python's lower() made the Kelvin sign (U+212A) a "k"."""
+    text = address.translate(_ASCII_LOWER)
     scheme = text.find("://")
     if scheme >= 0:
         text = text[scheme + 3 :]
