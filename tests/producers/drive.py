@@ -5,7 +5,10 @@ Runs inside a producer venv (see venvs.py), as a subprocess of tests/test_produc
     python drive.py PRODUCER OUT.json [--db spans.duckdb]
 
 PRODUCER is one of PRODUCERS below. The client SDKs find the fake endpoint through
-OPENAI_BASE_URL / ANTHROPIC_BASE_URL. Each case runs under its own root span, so its spans
+OPENAI_BASE_URL / ANTHROPIC_BASE_URL. With ``--host URL --model M`` an OpenAI producer makes
+one call (case "host") with the client's ``base_url`` set to URL, a real API's (Groq's,
+say), and M as the model: the instrumentation sees that host as a user's would, while the
+request goes to the fake endpoint (`ToFake`, an httpx transport). Each case runs under its own root span, so its spans
 share one trace id. With --db, CostSpanProcessor prices the spans and DuckDBSpanExporter
 writes them to the file, wired exactly as a user would wire them. OUT.json maps each case to
 its trace id and the spans it produced (name, kind, attributes without message content).
@@ -15,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -88,6 +94,44 @@ def openai_cases(provider: TracerProvider) -> dict[str, Callable[[], None]]:
     return {"nonstream": nonstream, "stream_usage": stream_usage, "stream_no_usage": stream_no_usage}
 
 
+def host_cases(provider: TracerProvider, *, base_url: str, model: str) -> dict[str, Callable[[], None]]:
+    """One call of ``model`` with the OpenAI client's base URL at another API's host."""
+    import openai
+
+    transport = ToFake(os.environ["OPENAI_BASE_URL"])
+    client = openai.OpenAI(max_retries=0, base_url=base_url, http_client=transport.client())
+
+    def host() -> None:
+        client.chat.completions.create(model=model, messages=MESSAGES)
+
+    return {"host": host}
+
+
+class ToFake:
+    """Sends every request to the fake endpoint instead of the host its URL names (what an
+    /etc/hosts line would do, without root): scheme, host and port replaced, path kept."""
+
+    def __init__(self, fake_base_url: str) -> None:
+        import openai
+
+        # openai 3.x talks through httpx2, 2.x through httpx: the client's own module.
+        major = int(openai.__version__.split(".")[0])
+        self.httpx = importlib.import_module("httpx2" if major >= 3 else "httpx")
+        self.fake = self.httpx.URL(fake_base_url)
+        self.inner = self.httpx.HTTPTransport()
+
+    def client(self) -> Any:
+        outer = self
+
+        class Transport(self.httpx.BaseTransport):
+            def handle_request(self, request: Any) -> Any:
+                fake = outer.fake
+                request.url = request.url.copy_with(scheme=fake.scheme, host=fake.host, port=fake.port)
+                return outer.inner.handle_request(request)
+
+        return self.httpx.Client(transport=Transport())
+
+
 def anthropic_cases(provider: TracerProvider, *, sdk_spans: bool) -> dict[str, Callable[[], None]]:
     import anthropic
 
@@ -140,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("producer", choices=sorted(PRODUCERS))
     parser.add_argument("out", help="where to write the JSON report")
     parser.add_argument("--db", help="price the spans and land them in this DuckDB file")
+    parser.add_argument("--host", help="an OpenAI producer: one call, the client's base_url this URL")
+    parser.add_argument("--model", default=OPENAI_MODEL, help="the model of the --host call")
     args = parser.parse_args(argv)
 
     provider = TracerProvider()
@@ -153,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     provider.add_span_processor(SimpleSpanProcessor(memory))
 
     instrument, cases = PRODUCERS[args.producer]
+    if args.host:
+        if cases is not openai_cases:
+            parser.error("--host: an OpenAI producer only")
+        cases = functools.partial(host_cases, base_url=args.host, model=args.model)
     instrument(provider)
     tracer = provider.get_tracer("otel-costattr.tests.drive")
     trace_ids = {}

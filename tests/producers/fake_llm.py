@@ -64,12 +64,21 @@ def _response_id(prefix: str) -> str:
 MAX_BODY = 1 << 20  # requests in the tests are tiny; refuse anything absurd
 
 
-def _openai_chunk(rid: str, index: int, delta: dict[str, Any], finish: str | None, usage: bool) -> dict:
+def _openai_model(body: dict[str, Any]) -> Any:
+    """The model a response names: OpenAI's snapshot for its request model, as the real API
+    answers; any other request model as asked (a Groq or Together model through the OpenAI
+    client: those hosts answer with the id they were asked for)."""
+    model = body.get("model")
+    return OPENAI_RESPONSE_MODEL if model == OPENAI_REQUEST_MODEL else model
+
+
+def _openai_chunk(rid: str, index: int, delta: dict[str, Any], finish: str | None, usage: bool,
+                  model: Any = OPENAI_RESPONSE_MODEL) -> dict:  # fmt: skip
     chunk: dict[str, Any] = {
         "id": rid,
         "object": "chat.completion.chunk",
         "created": 1767225600,
-        "model": OPENAI_RESPONSE_MODEL,
+        "model": model,
         "system_fingerprint": "fp_fake",
         "service_tier": "default",
         "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
@@ -82,13 +91,13 @@ def _openai_chunk(rid: str, index: int, delta: dict[str, Any], finish: str | Non
 def openai_events(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The chunks of a streamed chat completion, usage last when it was asked for."""
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    rid = _response_id("chatcmpl-fake")
+    rid, model = _response_id("chatcmpl-fake"), _openai_model(body)
     chunks = [_openai_chunk(rid, 0, {"role": "assistant", "content": "", "refusal": None}, None,
-                            include_usage)]  # fmt: skip
-    chunks += [_openai_chunk(rid, 0, {"content": text}, None, include_usage) for text in ANSWER]
-    chunks.append(_openai_chunk(rid, 0, {}, "stop", include_usage))
+                            include_usage, model)]  # fmt: skip
+    chunks += [_openai_chunk(rid, 0, {"content": text}, None, include_usage, model) for text in ANSWER]
+    chunks.append(_openai_chunk(rid, 0, {}, "stop", include_usage, model))
     if include_usage:
-        last = _openai_chunk(rid, 0, {}, None, False)
+        last = _openai_chunk(rid, 0, {}, None, False, model)
         last["choices"] = []
         last["usage"] = OPENAI_USAGE
         chunks.append(last)
@@ -101,7 +110,7 @@ def openai_completion(body: dict[str, Any]) -> dict[str, Any]:
         "id": _response_id("chatcmpl-fake"),
         "object": "chat.completion",
         "created": 1767225600,
-        "model": OPENAI_RESPONSE_MODEL,
+        "model": _openai_model(body),
         "system_fingerprint": "fp_fake",
         "service_tier": "default",
         "choices": [
