@@ -8,10 +8,11 @@ PRODUCER is one of PRODUCERS below. The client SDKs find the fake endpoint throu
 OPENAI_BASE_URL / ANTHROPIC_BASE_URL. With ``--host URL --model M`` an OpenAI producer makes
 one call (case "host") with the client's ``base_url`` set to URL, a real API's (Groq's,
 say), and M as the model: the instrumentation sees that host as a user's would, while the
-request goes to the fake endpoint (`ToFake`, an httpx transport). Each case runs under its own root span, so its spans
-share one trace id. With --db, CostSpanProcessor prices the spans and DuckDBSpanExporter
-writes them to the file, wired exactly as a user would wire them. OUT.json maps each case to
-its trace id and the spans it produced (name, kind, attributes without message content).
+request goes to the fake endpoint (`ToFake`, an httpx transport). Each case runs under its
+own root span, so its spans share one trace id. With --db, CostSpanProcessor prices the
+spans and DuckDBSpanExporter writes them to the file, wired exactly as a user would wire
+them. OUT.json maps each case to its trace id and the spans it produced (name, kind,
+attributes without message content).
 """
 
 from __future__ import annotations
