@@ -11,6 +11,7 @@ is a checkpoint (`ingest._checkpoint_at_commit`): both failures are covered.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -104,6 +105,66 @@ def test_a_full_disk_keeps_every_acknowledged_batch_and_ingests_it_once_space_re
     st = maintenance.status(db)
     assert (st.stored_spans, st.pending_files, st.quarantined, st.dropped_spans) == (3000, 0, [], 0)
     assert st.recovered_time is not None and st.healthy
+
+
+def test_drops_counted_when_the_disk_is_full_at_shutdown_reach_the_journal(small_disk):
+    # A review: with the disk full at shutdown, the exporter's last round could not journal
+    # what it had dropped; the count lived only in that process's log, and `store status`
+    # said 0 dropped and healthy. The spool keeps a reserve the journal frees for it.
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from otel_costattr import DuckDBSpanExporter
+
+    db = small_disk / "spans.duckdb"
+    exporter = DuckDBSpanExporter(db, ingest_interval=3600, max_buffered_spans=500)
+    reserve = spool.spool_dir(db) / spool.RESERVE
+    assert reserve.stat().st_blocks * 512 >= spool.RESERVE_BYTES  # allocated, not sparse
+    spans = _chat_spans(600)
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):  # every block the disk has left
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    for k in range(6):  # kept in memory (FAILURE: not on disk), then dropped past 500
+        assert exporter.export(spans[k * 100 : (k + 1) * 100]) is SpanExportResult.FAILURE
+    exporter.shutdown()  # the disk still full: what it kept in memory is dropped, and journaled
+    assert not reserve.exists()
+    filler.unlink()
+    st = maintenance.status(db)
+    assert st.dropped_spans == exporter.dropped_spans == 600  # nothing reached the table
+    assert count(db) == 0
+    assert not st.healthy
+
+
+def test_a_child_forked_inside_a_journal_line_does_not_keep_its_lock(tmp_path):
+    # A review: flock belongs to the open file description, which fork shares; closing the
+    # parent's descriptor left the lock held by a child forked while a line was written, for
+    # as long as the child lived, and every roll-over (in any process) waited on it.
+    import fcntl
+
+    path = tmp_path / "db.duckdb"
+    spool.spool_dir(path).mkdir()
+    journal = spool.spool_dir(path) / spool.JOURNAL
+    read, write = os.pipe()
+    with spool._journal_lock(journal, exclusive=False):
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child only waits
+            os.close(write)
+            os.read(read, 1)  # until the test is done with it
+            os._exit(0)
+    os.close(read)
+    try:
+        fd = os.open(journal.with_name(spool.JOURNAL + ".lock"), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while the child holds it
+        finally:
+            os.close(fd)
+        assert spool.record(path, "dropped", spans=1)
+    finally:
+        os.close(write)
+        os.waitpid(child, 0)
+    assert spool.journal_summary(path).dropped_spans == 1
 
 
 def test_an_error_another_process_journaled_is_resolved_by_this_ones_ingest(tmp_path):

@@ -27,10 +27,8 @@ from pathlib import Path
 import duckdb
 
 from .._resources import bundled_dir
-from . import schema
-
-# The spool's file functions live in store/spool.py; these names stay importable from here.
-from .spool import SPOOL_SUFFIX, pending_spool, spool_bytes, spool_dir, write_spool  # noqa: F401
+from . import schema, spool
+from .spool import SPOOL_SUFFIX, pending_spool, spool_bytes, spool_dir, write_spool  # noqa: F401 (kept importable here)
 from .turns import turns
 
 logger = logging.getLogger(__name__)
@@ -320,6 +318,7 @@ def prepare_writer(path: str | os.PathLike[str]) -> str:
         os.unlink(probe)
     except OSError as e:
         raise ValueError(f"{folder}: spool folder not writable: {e.strerror or e}") from e
+    spool.keep_reserve(checked)  # room for the journal's last lines on a full disk
     return checked
 
 

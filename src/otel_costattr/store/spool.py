@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import itertools
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +63,10 @@ JOURNAL = "events.jsonl"
 _REASON = ".reason"
 _STALE_TMP_SECONDS = 3600  # a temp spool file this old belongs to a writer that died
 _JOURNAL_MAX_BYTES = 4 * 2**20  # then it is rolled over, carrying its totals forward
+# Disk kept for the journal's lines when the disk fills (`keep_reserve`): a line is ~200 bytes.
+RESERVE = "journal.reserve"
+RESERVE_BYTES = 64 * 2**10
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _seq = itertools.count()
 
 
@@ -376,31 +382,86 @@ def _journal_lock(journal: Path, exclusive: bool) -> Iterator[None]:
     fd = os.open(journal.with_name(JOURNAL + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
+        try:
+            yield
+        finally:
+            # Unlocked before the close: a child forked meanwhile shares this descriptor's
+            # lock, and closing ours alone would leave it held for as long as the child lives
+            # (every other appender, and every roll-over, waiting on it; a review).
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)  # releases the lock
+        os.close(fd)
+
+
+def keep_reserve(path: str | os.PathLike[str]) -> bool:
+    """Make sure the spool holds its journal's reserve: `RESERVE_BYTES` of disk, allocated,
+    that `record` frees when the disk is full so that the count of what could not be kept
+    still reaches the journal (a full disk at shutdown lost it: the exporter's last round
+    could not write its drops, and `store status` said none). Never raises: False when the
+    reserve cannot be had now (the disk full already); `record` tries again after a line."""
+    reserve = spool_dir(path) / RESERVE
+    if reserve.exists():
+        return True
+    tmp = reserve.with_name(f".{RESERVE}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)  # blocks, not a sparse file
+            else:
+                os.write(fd, bytes(RESERVE_BYTES))
+        finally:
+            os.close(fd)
+        os.replace(tmp, reserve)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
+    return True
+
+
+def _free_reserve(journal: Path) -> bool:
+    """Give the reserve's space back (the disk is full); True when there was one."""
+    try:
+        (journal.parent / RESERVE).unlink()
+    except OSError:
+        return False
+    return True
 
 
 def record(path: str | os.PathLike[str], event: str, **fields: Any) -> bool:
     """Append one event to the spool's journal. Never raises: False (and a log line) when it
-    could not be written, so a caller keeping a count can try again later."""
+    could not be written, so a caller keeping a count can try again later. A full disk gives
+    up the spool's reserve (`keep_reserve`) for the line, once, and the reserve is taken
+    again at the next line that finds room."""
     journal = spool_dir(path) / JOURNAL
     line = json.dumps({"time": _now(), "pid": os.getpid(), "event": event, **fields}, default=str)
     try:
-        if journal.exists() and journal.stat().st_size > _JOURNAL_MAX_BYTES:
-            with _journal_lock(journal, exclusive=True):
-                if journal.stat().st_size > _JOURNAL_MAX_BYTES:  # not rolled over meanwhile
-                    _roll_over(journal)
-        with _journal_lock(journal, exclusive=False):
-            fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, (line + "\n").encode())
-            finally:
-                os.close(fd)
+        try:
+            _append(journal, line)
+        except OSError as e:
+            if e.errno not in _FULL or not _free_reserve(journal):
+                raise
+            logger.error("otel-costattr: %s: disk full; the journal's reserve used for: %s", journal, line)
+            _append(journal, line, roll=False)
     except OSError as e:
         logger.warning("otel-costattr: cannot write %s (%s): %s", journal, e, line)
         return False
+    keep_reserve(path)
     return True
+
+
+def _append(journal: Path, line: str, roll: bool = True) -> None:
+    if roll and journal.exists() and journal.stat().st_size > _JOURNAL_MAX_BYTES:
+        with _journal_lock(journal, exclusive=True):
+            if journal.stat().st_size > _JOURNAL_MAX_BYTES:  # not rolled over meanwhile
+                _roll_over(journal)
+    with _journal_lock(journal, exclusive=False):
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
 
 def _roll_over(journal: Path) -> None:
