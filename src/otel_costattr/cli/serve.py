@@ -115,16 +115,16 @@ def serve(
 
         from ..report.live import routes
         from ..server import Service, SpanSink, check_bind, clean_token, create_app
-        from ..server.bind import check_base_url, check_origins
+        from ..server.bind import bare_host, check_base_url, check_origins
         from ..server.mapping import PricingFiles
     except ImportError as e:
         raise CLIError(
             f"serve needs the server extra: pip install 'otel-costattr[server]' (from a clone: "
             f"pip install -e '.[server]') ({e})"
         ) from e
-    shown = f"[{host}]" if ":" in host else host
     given_base = base_url
     try:
+        host = bare_host(host)
         token = clean_token(token)
         check_bind(host, token)
         check_origins(cors_origin)
@@ -134,6 +134,7 @@ def serve(
         capture_content = settings.flag(settings.CAPTURE_CONTENT) or capture_content
     except ValueError as e:
         raise CLIError(str(e)) from e
+    shown = f"[{host}]" if ":" in host else host
     # Every configuration mistake shows here, before anything is opened or bound.
     rules = load_rules(alerts_path) if alerts_path else None  # AlertRulesError: one line, exit 1
     clickhouse = is_clickhouse_url(db)  # the API and dashboard only: the Collector receives there

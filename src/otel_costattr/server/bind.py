@@ -21,6 +21,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def bare_host(host: str) -> str:
+    """``host`` as sockets take it: an IPv6 address without the brackets a URL gives it
+    (``[::1]`` is ``::1``: bracketed twice, it failed deep in the server with a traceback).
+    ValueError (one line) for brackets around anything else, or unmatched."""
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        inner = name[1:-1]
+        try:
+            if ipaddress.ip_address(inner).version == 6:
+                return inner
+        except ValueError:
+            pass
+        raise ValueError(f"--host {host}: brackets go around an IPv6 address only (as [::1])")
+    if "[" in name or "]" in name:
+        raise ValueError(f"--host {host}: unmatched brackets (an IPv6 address is given as ::1 or [::1])")
+    return name
+
+
 MIN_TOKEN = 16  # characters of a token guarding a server other machines reach
 
 
