@@ -40,6 +40,15 @@ def test_good_file_loads(tmp_path):
     assert [e.id for e in table.models()] == ["m1"]
 
 
+def test_one_path_is_one_file_not_its_characters(tmp_path):
+    # load_pricing("my.toml") read "m", "y", ... and failed on "m: cannot read" (a review).
+    path = write(tmp_path, GOOD_MODEL)
+    for given in (path, str(path)):
+        assert [e.id for e in load_pricing(given, bundled=False, use_env=False).models()] == ["m1"]
+    with pytest.raises(PricingError, match=r"^/\S*missing\.toml: cannot read"):
+        load_pricing(str(tmp_path / "missing.toml"), use_env=False)
+
+
 def test_a_model_nothing_else_probes_is_refused_when_its_id_resolves_elsewhere(tmp_path):
     # A regex of dated snapshots and no example: its own rules are never probed, and its id
     # went to the family prefix (priced 20x) without a word once the id was skipped.

@@ -389,15 +389,18 @@ def read_user_files(
 
 
 def load_pricing(
-    extra_files: Iterable[str | os.PathLike[str]] = (),
+    extra_files: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = (),
     *,
     use_env: bool = True,
     bundled: bool = True,
 ) -> PriceTable:
-    """Load the bundled table, layered with ``extra_files`` and (by default) the files named
-    in ``OTEL_COSTATTR_PRICING_FILES``. ``bundled=False`` uses only the given files.
-    Raises `PricingError` naming file, model and field.
+    """Load the bundled table, layered with ``extra_files`` (paths, or one path) and (by
+    default) the files named in ``OTEL_COSTATTR_PRICING_FILES``. ``bundled=False`` uses only
+    the given files. Raises `PricingError` naming file, model and field.
     """
+    if isinstance(extra_files, (str, os.PathLike)):
+        # One path (a string was read a character at a time: "t: cannot read"; a review).
+        extra_files = [extra_files]  # type: ignore[list-item]
     parsed: list[ProviderFile] = []
     digest_parts: list[tuple[str, bytes]] = []
     normalize: list[tuple[re.Pattern[str], str]] = []
