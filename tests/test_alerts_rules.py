@@ -114,7 +114,7 @@ BAD = [
     # The URL quoted to its host (a webhook's secret is in its path, query or credentials),
     # with why it is refused.
     ('url = "http://127.0.0.1:8080/hook"', 'url = "file:///etc/passwd"',
-     "channel 'ops': field 'url': expected an http:// or https:// URL (not http:// or https://), got 'file:///...'"),
+     "channel 'ops': field 'url': expected an http:// or https:// URL (another scheme), got 'file:///...'"),
     *[('url = "http://127.0.0.1:8080/hook"', f'url = "{url}"',
        f"channel 'ops': field 'url': expected an http:// or https:// URL ({why}), got '{shown}'")
       for url, why, shown in (
@@ -136,7 +136,7 @@ BAD = [
            "a space or control character at position 56 of 56", "https://***/..."))],
     # no scheme (a pasted token, or a later "://" in its query): nothing of it shown
     *[('url = "http://127.0.0.1:8080/hook"', f'url = "{url}"',
-       f"channel 'ops': field 'url': expected an http:// or https:// URL (not http:// or https://), "
+       f"channel 'ops': field 'url': expected an http:// or https:// URL (another scheme), "
        f"got a text of {len(url)} characters (not shown)")
       for url in ("hooks.example/T0/SECRET?next=https://x", "xoxb-1234-S3CR3T")],
     # urllib sends no user or password from a URL: every post failed ("Name or service not known").

@@ -174,7 +174,7 @@ def _url_problem(url: Any) -> str | None:
     if not isinstance(url, str):
         return f"not text ({type(url).__name__})"
     if not re.match(r"^https?://", url, re.IGNORECASE):
-        return "not http:// or https://"
+        return "another scheme"
     bad = next((i for i, c in enumerate(url) if c.isspace() or ord(c) < 32 or ord(c) == 127), None)
     if bad is not None:
         return f"a space or control character at position {bad + 1} of {len(url)}"
