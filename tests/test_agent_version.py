@@ -3,6 +3,7 @@ take its caller's, on the processor's path as on the SQL walk (a service without
 
 from __future__ import annotations
 
+import duckdb
 from opentelemetry import baggage, context
 from sdk_store import handoff, priced_store
 
@@ -39,3 +40,63 @@ def test_a_sub_agents_calls_do_not_take_the_callers_version_from_baggage(tmp_pat
     provider.shutdown()
     got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
     assert got == [("A", "1.0", 1), ("B", None, 1)]
+
+
+def _chat(tokens: int) -> dict:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": tokens,
+        "gen_ai.usage.output_tokens": 100,
+    }
+
+
+def test_a_sub_agent_named_after_its_span_started_does_not_keep_its_callers_version(tmp_path):
+    # A review: the usual hand-written span, started plain and named right after, was given
+    # A's name and version at start; the name was replaced, the version stayed, and B's calls
+    # (and B's own row) went under A's version 1.0. Without the processor it was right.
+    db = tmp_path / "late.duckdb"
+    provider, tracer = priced_store(db)
+    with tracer.start_as_current_span("invoke_agent A", attributes=CALLER):
+        tracer.start_span("chat", attributes=_chat(1000)).end()
+        with tracer.start_as_current_span("invoke_agent") as sub:
+            sub.set_attribute("gen_ai.operation.name", "invoke_agent")
+            sub.set_attribute("gen_ai.agent.name", "B")
+            tracer.start_span("chat", attributes=_chat(2000)).end()
+        with tracer.start_as_current_span("invoke_agent") as own:  # named, with a version of its own
+            own.set_attributes({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "C",
+                                "gen_ai.agent.version": "2"})  # fmt: skip
+            tracer.start_span("chat", attributes=_chat(3000)).end()
+        with tracer.start_as_current_span("tool") as tool:  # not renamed: A's, version and all
+            tool.set_attribute("gen_ai.operation.name", "execute_tool")
+            tracer.start_span("chat", attributes=_chat(4000)).end()
+    provider.shutdown()
+    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+    assert got == [("A", "1.0", 2), ("B", None, 1), ("C", "2", 1)]
+    with duckdb.connect(str(db), read_only=True) as con:  # B's own span too
+        agents = con.execute(
+            "SELECT agent_name, agent_version FROM spans WHERE span_role = 'agent'"
+        ).fetchall()
+    assert sorted(agents) == [("A", "1.0"), ("B", None), ("C", "2")]
+
+
+def test_an_openinference_agent_inside_a_genai_agent_keeps_its_own_name(tmp_path):
+    # A review: an OpenInference AGENT span (agent.name, as its openai-agents instrumentation
+    # writes) inside a hand-written invoke_agent span was given the caller's
+    # gen_ai.agent.name, which the store reads first: its call went under the caller, at the
+    # caller's version.
+    db = tmp_path / "oi.duckdb"
+    provider, tracer = priced_store(db)
+    oi = provider.get_tracer("openinference.instrumentation.openai_agents")
+    with tracer.start_as_current_span("invoke_agent A", attributes=CALLER):
+        tracer.start_span("chat", attributes=_chat(1000)).end()
+        with oi.start_as_current_span(
+            "writer", attributes={"openinference.span.kind": "AGENT", "agent.name": "W"}
+        ):
+            oi.start_span("response", attributes={
+                "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
+                "llm.token_count.prompt": 2000, "llm.token_count.completion": 100}).end()  # fmt: skip
+    provider.shutdown()
+    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+    assert got == [("A", "1.0", 1), ("W", None, 1)]

@@ -55,6 +55,8 @@ from ..semconv import (
     MODEL_CUT,
     MODEL_SOURCE,
     MODEL_SOURCE_REQUEST,
+    OPENINFERENCE_AGENT_NAME,
+    OPENINFERENCE_KIND,
     PRICED_MODEL,
     PRICING_VERSION,
     PROPOSED_COST_AMOUNT,
@@ -106,6 +108,8 @@ _NO_CALLS_AFTER = 1000
 # when a span is dropped unended); spans outside any agent carry None (see seam.MARKER).
 _AGENT = seam.MARKER  # on every span inside an agent: that agent's step counter (else None)
 _STEPS = "_costattr_steps"  # on an agent span with children: its own counter, dropped at end
+# On a span given its agent's name at start (`_inherit`): (that name, the version given with it).
+_NAMED = "_costattr_named"
 
 _SCALARS = frozenset({str, bool, int, float})
 _STATUS_TEXT = {s: s.value for s in CostStatus}
@@ -339,14 +343,14 @@ class CostSpanProcessor(SpanProcessor):
         if type(agent) is Paired:
             agent = agent.steps
         if bag:
-            self._inherit(span, pattrs, bag)
+            self._inherit(span, parent, pattrs, bag)
         elif self._wanted.isdisjoint(pattrs):
             if agent is not None:  # e.g. a model call inside a tool span inside an agent
                 setattr(span, _AGENT, agent)
                 self._early_step(span, agent)
             return  # the common case: a plain parent, no identity in baggage
         else:
-            self._inherit(span, pattrs, bag)
+            self._inherit(span, parent, pattrs, bag)
         role = None if ROLE_KEYS.isdisjoint(pattrs) else span_role(pattrs)
         if role is SpanRole.AGENT:
             agent = self._steps_of(parent)
@@ -359,15 +363,28 @@ class CostSpanProcessor(SpanProcessor):
         if agent is not None:
             self._early_step(span, agent, pattrs)
 
-    def _inherit(self, span: Span, pattrs: Mapping[str, Any], bag: Mapping[str, object]) -> None:
-        """Copy identity the span does not set: from the parent span first, then baggage."""
+    def _inherit(
+        self, span: Span, parent: object, pattrs: Mapping[str, Any], bag: Mapping[str, object]
+    ) -> None:
+        """Copy identity the span does not set: from the parent span first, then baggage.
+        The agent's version comes with its name: none onto a span naming an agent of its own
+        (OpenInference's AGENT spans in ``agent.name``), and not the version a parent was
+        given with a name it has replaced since (a sub-agent's span started plain, then
+        named: `_own_version`)."""
         own = seam.attributes_of(span)
         found: dict[str, Any] = {}
+        agent_of_its_own = AGENT_NAME in own or (
+            OPENINFERENCE_AGENT_NAME in own and own.get(OPENINFERENCE_KIND) == "AGENT"
+        )
         for key in self._identity:
-            if key in own or (key == AGENT_VERSION and AGENT_NAME in own):
+            if key in own or (agent_of_its_own and key in (AGENT_NAME, AGENT_VERSION)):
                 continue  # an agent of its own: its version is its own, or none
             value = pattrs.get(key)
-            if value is None and key == AGENT_VERSION and AGENT_NAME in pattrs:
+            if (
+                key == AGENT_VERSION
+                and AGENT_NAME in pattrs
+                and (value is None or not _own_version(parent, pattrs))
+            ):
                 continue  # the agent comes from the parent: its version too, or none
             if value is None:
                 value = bag.get(key)
@@ -377,6 +394,9 @@ class CostSpanProcessor(SpanProcessor):
             found[key] = value
         if not found:
             return
+        if AGENT_NAME in found:
+            with contextlib.suppress(AttributeError, TypeError):  # a span class without a __dict__
+                setattr(span, _NAMED, (found[AGENT_NAME], found.get(AGENT_VERSION)))
         if all(type(v) in _SCALARS for v in found.values()):
             seam.add_attributes(span, found)  # already valid: skip the SDK's checks
         else:
@@ -491,6 +511,14 @@ class CostSpanProcessor(SpanProcessor):
             return None  # priced already (a second CostSpanProcessor, or registered twice)
         if ns is None:
             ns = span.start_time
+        # Renamed since start (a sub-agent's span): the version given with the old name goes.
+        # Not a model call's (the compiled stamps never look): its row keeps it.
+        if (
+            getattr(span, _NAMED, None) is not None
+            and not _own_version(span, attrs)
+            and span_role(attrs) is not _MODEL_CALL
+        ):
+            _drop_version(attrs)
         agent = getattr(span, _AGENT, None)
         if type(agent) is Paired:
             return self._paired_stamp(span, attrs, ns, agent)
@@ -908,6 +936,24 @@ class CostSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: always True."""
         return True
+
+
+def _own_version(span: object, attrs: Mapping[str, Any]) -> bool:
+    """Whether the agent version in ``attrs`` (a span's) is its agent's: False when the span
+    was given a name and version at start (`_NAMED`) and has named another agent since, the
+    version left as it was given (a sub-agent's span started plain, then named "writer",
+    kept its parent's "v3": per-agent put writer's cost under v3; a review)."""
+    named = getattr(span, _NAMED, None)
+    if type(named) is not tuple or named[1] is None:
+        return True
+    return attrs.get(AGENT_NAME) == named[0] or attrs.get(AGENT_VERSION) != named[1]
+
+
+def _drop_version(attrs: Mapping[str, Any]) -> None:
+    """Take the agent version out of a span's live attributes (inside its end(), before any
+    on_end): never raises."""
+    with contextlib.suppress(Exception):
+        del attrs[AGENT_VERSION]  # type: ignore[attr-defined]
 
 
 def _check_seam() -> None:
