@@ -110,11 +110,13 @@ def test_both_paths_decide_as_the_rule(table, plan):
     """Random spans of three traces, two ids and two instrumentation scopes, ended in end
     order: each path stamps exactly what the rule says (a span is a duplicate when a span of
     its trace and id, of another scope or of its scope starting with it at its cost, that
-    ended before it, and was priced, overlaps it)."""
+    ended before it, and was priced, overlaps it; or, for a span that cannot be priced,
+    when one of another scope that could not either and was no duplicate does)."""
     spans = [(t, rid, T0 + s * 1000, T0 + (s + d) * 1000, u != 0, sc) for t, rid, s, d, u, sc in plan]
     order = sorted(range(len(spans)), key=lambda i: (spans[i][3], i))
     expected: list[str | None] = [None] * len(spans)
     priced: list[tuple[int, str, int, int, str]] = []
+    unpriced: list[tuple[int, str, int, int, str]] = []
     for i in order:
         t, rid, start, end, ok, scope = spans[i]
         if any(
@@ -122,7 +124,7 @@ def test_both_paths_decide_as_the_rule(table, plan):
             and pr == rid
             and (psc != scope or (ps == start and ok))
             and overlap((ps, pe), (start, end))
-            for pt, pr, ps, pe, psc in priced
+            for pt, pr, ps, pe, psc in priced + ([] if ok else unpriced)
         ):
             expected[i] = "duplicate"
         elif ok:
@@ -130,6 +132,7 @@ def test_both_paths_decide_as_the_rule(table, plan):
             priced.append((t, rid, start, end, scope))
         else:
             expected[i] = "no_usage"
+            unpriced.append((t, rid, start, end, scope))
     for path in PATHS:
         traced = Traced(table, path)
         runs = [traced.run(f"run {t}") for t in range(3)]
@@ -1034,3 +1037,46 @@ def test_two_calls_of_one_instrumentation_in_one_clock_tick_are_two(table, path)
     first.end(T0 + 10)
     second.end(T0 + 11)
     assert traced.statuses(first, second) == ["priced", "priced"]
+
+
+UNKNOWN = {**CALL, "gen_ai.request.model": "acme-unknown-9"}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_call_to_an_unknown_model_traced_twice_is_one_unpriced_call(table, path):
+    """A review: openai-v2 with OpenLLMetry, and OpenLLMetry with OpenInference nested, each
+    stored two unknown_model calls for one call to a model the table lacks (10 calls and 4
+    unpriced for 8 and 2), since only a priced span claimed its call. Now the first span to
+    end is the call, the other its duplicate; a span that can price the call still stands
+    beside an unpriced one (the money first)."""
+    traced = Traced(table, path)
+    run = traced.run()
+    by_id = {**UNKNOWN, "gen_ai.response.id": "msg_u"}
+    tracers = [traced.provider.get_tracer(s) for s in ("instrumentation-a", "instrumentation-b")]
+    first = tracers[0].start_span("chat", context=run, attributes=by_id, start_time=T0)
+    second = tracers[1].start_span("chat", context=run, attributes=by_id, start_time=T0 + 1)
+    first.end(T0 + 10)
+    second.end(T0 + 11)
+    assert traced.statuses(first, second) == ["unknown_model", "duplicate"]
+    # one instrumentation's two calls that a server gave one id, one after the other: two
+    later = tracers[0].start_span("chat", context=run, attributes=by_id, start_time=T0 + 20)
+    later.end(T0 + 30)
+    assert traced.statuses(later) == ["unknown_model"]
+    # ... and a span that prices the call beside an unpriced one with its id: both stand
+    rid = {"gen_ai.response.id": "msg_p"}
+    priced = tracers[1].start_span("chat", context=run, attributes={**CALL, **rid}, start_time=T0 + 40)
+    unpriced = tracers[0].start_span("chat", context=run, attributes={**UNKNOWN, **rid}, start_time=T0 + 40)
+    unpriced.end(T0 + 50)
+    priced.end(T0 + 51)
+    assert traced.statuses(unpriced, priced) == ["unknown_model", "priced"]
+    # nested, without ids (OpenInference's span inside OpenLLMetry's), in either end order
+    oi = {"openinference.span.kind": "LLM", "llm.model_name": "acme-unknown-9",
+          "llm.token_count.prompt": 1000, "llm.token_count.completion": 100}  # fmt: skip
+    assert nested(traced, UNKNOWN, oi) == ["duplicate", "unknown_model"]
+    assert nested(traced, UNKNOWN, oi, outer_first=True) == ["unknown_model", "duplicate"]
+    # of another size: two calls; naming a model the table knows: priced beside it
+    bigger = {**oi, "llm.token_count.prompt": 5000}
+    assert nested(traced, UNKNOWN, bigger) == ["unknown_model", "unknown_model"]
+    assert nested(traced, CALL, {**oi, "llm.model_name": "acme-unknown-9"}) == ["priced", "unknown_model"]
+    stats = traced.processor.stats()
+    assert (stats["unknown_model"], stats["duplicate"]) == (8, 3)

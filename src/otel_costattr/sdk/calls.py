@@ -63,7 +63,8 @@ class Paired:
     ``outer``: for an inner span, a weak reference to the span it started under; ``inner``:
     for an outer span, what the calls stamped inside it said, by the models they named:
     [the priced calls' summed `Size` (None once one had no usage), whether one was priced,
-    whether one could not be priced, the first 16 priced calls' sizes]."""
+    whether one could not be priced, the first 16 priced calls' sizes, the first 16 sizes of
+    calls that could not be priced]."""
 
     __slots__ = ("inner", "outer", "steps")
 
@@ -184,10 +185,14 @@ class FirstSpans:
     with one ``setdefault`` on ``claims`` (never replaced); the rest is `settle`'s, under a
     lock."""
 
-    __slots__ = ("_lock", "claims", "kept", "limit")
+    __slots__ = ("_lock", "claims", "kept", "limit", "unpriced")
 
     def __init__(self) -> None:
         self.claims: dict[tuple[int, str], Any] = {}  # a (start, end, scope name, cost), or a list of them
+        # (trace id, response id) -> the (start, end, scope name, None) of the latest spans
+        # (CLAIMS_A_KEY) that could not price their call and were no copy (`note_unpriced`):
+        # apart from the claims, so that a span that prices the call later is never a copy.
+        self.unpriced: dict[tuple[int, str], Any] = {}
         self.kept = RESPONSES_KEPT
         self.limit = 2 * RESPONSES_KEPT
         # Re-entrant: a span ended in this thread while it is inside settle (a finalizer the
@@ -226,6 +231,26 @@ class FirstSpans:
                 for old in keys[: len(keys) - self.kept]:
                     claims.pop(old, None)
         return True
+
+    def note_unpriced(self, rid: str, span: Any) -> bool:
+        """For a span that did not price its call: whether a span of its trace overlapping it
+        in time did, or also did not and ended first (this one is a duplicate: two
+        instrumentations of one call to a model the table lacks were two unpriced calls, and
+        alert rules on unpriced calls fired at twice the count; a review). Else it is noted."""
+        if self.seen(rid, span):
+            return True
+        key, mine = _mark(span, rid)
+        with self._lock:
+            held = self.unpriced.pop(key, [])
+            if any(_copies(other, mine) for other in held):
+                self.unpriced[key] = held
+                return True
+            self.unpriced[key] = [*held[1 - CLAIMS_A_KEY :], mine]  # last in the order, as claims
+            if len(self.unpriced) > self.limit:
+                keys = list(self.unpriced)
+                for old in keys[: len(keys) - self.kept]:
+                    self.unpriced.pop(old, None)
+        return False
 
     def seen(self, rid: str, span: Any) -> bool:
         """Whether a span of ``span``'s trace that overlaps it in time priced ``rid``."""

@@ -601,8 +601,9 @@ class CostSpanProcessor(SpanProcessor):
         framework's span around two SDK calls reports their sum; calls to other models
         inside it, or a smaller call made while a long streamed chat span is open, are other
         calls), or when it has no usage of its own; or, with no usage itself, of calls that
-        could not be priced either (a failed call traced twice). A span with usage beside
-        calls that could not be priced is priced: the money first."""
+        could not be priced either (a failed call traced twice), or of calls of its size that
+        could not be priced when it cannot be either (a model the table lacks, traced twice).
+        A span with usage that names a model the table knows is priced: the money first."""
         models, provider = call_models(attrs), read_call_fields(attrs)[1]
         same = [said for key, said in inner.items() if self._same_models(key, models, provider, ns)]
         if not same and size is None:
@@ -613,7 +614,12 @@ class CostSpanProcessor(SpanProcessor):
             return False
         priced = [said for said in same if said[1]]
         if not priced:
-            return size is None
+            if size is None:
+                return True
+            # Calls of its model and size that could not be priced: the same call, unless
+            # this span names a model the table knows (the money first).
+            unpriced = [one for said in same for one in said[4]]
+            return any(same_size(size, one) for one in unpriced) and not self._entries(models, provider, ns)
         if size is None:
             return True
         total = sum_sizes([said[0] for said in priced])
@@ -634,9 +640,13 @@ class CostSpanProcessor(SpanProcessor):
             # A failed call traced twice where one span names no model (see `_copy_of`).
             unnamed = not call_models(attrs) or not call_models(oattrs)
             return unnamed and status not in _CALL_PRICED and size is None and call_size(oattrs) is None
-        if status not in _CALL_PRICED:
-            return size is None
         other = call_size(oattrs)
+        if status not in _CALL_PRICED:  # unpriced: so is this span, unless the table knows its model
+            if size is None:
+                return True
+            models = call_models(attrs)
+            provider = read_call_fields(attrs)[1]
+            return other is not None and same_size(size, other) and not self._entries(models, provider, ns)
         return size is None or (other is not None and same_size(size, other))
 
     def _tell(self, enclosing: list[Any], models: frozenset[str], size: Size | None, priced: bool) -> None:
@@ -656,9 +666,11 @@ class CostSpanProcessor(SpanProcessor):
                     if said is None:
                         if len(held.inner) >= MODEL_SETS_KEPT:
                             continue
-                        said = held.inner[models] = [(0, 0, 0, 0), False, False, []]
+                        said = held.inner[models] = [(0, 0, 0, 0), False, False, [], []]
                     if not priced:
                         said[2] = True
+                        if size is not None and len(said[4]) < MODEL_SETS_KEPT:
+                            said[4].append(size)
                         continue
                     said[0] = sum_sizes([said[0], size]) if said[1] else size
                     said[1] = True
@@ -810,7 +822,8 @@ class CostSpanProcessor(SpanProcessor):
         two instrumentations of one API call (the anthropic SDK traces itself, OpenLLMetry too),
         or a sibling span of another instrumentation made the call first (`calls.Siblings`).
         Only a priced span claims an id: by our table, or by the cost its provider ``reported``
-        (`_unpriced`)."""
+        (`_unpriced`); one that could not price it is a duplicate of any span of its call
+        that ended first (`FirstSpans.note_unpriced`)."""
         has = _has_response_id(attrs)
         if has:
             rid = attrs[RESPONSE_ID]
@@ -820,7 +833,7 @@ class CostSpanProcessor(SpanProcessor):
             elif reported is not None and found in _REPORTED_PRICES:
                 if not self._first_spans.claim(rid, span, reported):
                     return True
-            elif self._first_spans.seen(rid, span):
+            elif self._first_spans.note_unpriced(rid, span):
                 return True
         # A sibling span of another instrumentation that made it first, without an id in
         # common (see calls.Siblings).
