@@ -60,7 +60,8 @@ def store_status(db: str | None, check: bool) -> Record:
         ("dropped", f"{st.dropped_spans:,} spans"),
         *(
             [("repeated", f"{st.repeated_spans:,} spans not stored: their trace and span id were"
-                          " (a retry's copy; or colliding ids, from a broken id generator)")]
+                          " (a retry's copy, or a file ingested again after a crash; or colliding ids,"
+                          " from a broken id generator)")]
             if st.repeated_spans else []
         ),
         *(
