@@ -272,6 +272,7 @@ per_trace AS (
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         sum(cost_usd) AS cost_usd,
         -- @rollups: sum(usd_repriced) AS usd_repriced,
+        -- @rollups: count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced,
         min(start_time) AS first_call,
         max(end_time) AS last_call,
         arg_min(service_name, start_time) AS first_service,
@@ -315,6 +316,6 @@ SELECT
     (epoch_us(coalesce(r.end_time, k.last_call))
      - epoch_us(coalesce(r.start_time, k.first_call))) / 1000.0 AS duration_ms,
     k.calls, k.unpriced_calls, k.cost_usd
-    -- @rollups: , k.usd_repriced, k.first_call
+    -- @rollups: , k.usd_repriced, k.unpriced_calls_repriced, k.first_call
 FROM kept AS k
 LEFT JOIN roots AS r ON r.trace_id = k.trace_id;

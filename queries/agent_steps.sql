@@ -12,7 +12,8 @@ SELECT
     sum(cost_usd) AS usd,
     costattr_per(sum(cost_usd), count(cost_usd)) AS usd_per_call,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}agent_name, step
 ORDER BY {{group}}sum(sum(cost_usd)) OVER (PARTITION BY {{group}}agent_name) DESC NULLS LAST, agent NULLS LAST, step NULLS LAST;

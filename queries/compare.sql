@@ -11,7 +11,8 @@
 -- when the previous period cost nothing. A period without calls cost 0; one with an unpriced
 -- call cost what no one knows: change_usd and change_share are then NULL (a model switch the
 -- prices have not caught up with is no drop to zero), whatever the grouping; unpriced_calls and
--- previous_unpriced_calls say why. Every count and sum is per period: previous_* for the
+-- previous_unpriced_calls say why (with --reprice, the *_unpriced_calls_repriced: calls the
+-- prices given could not price, left out of *_usd_repriced). Every count and sum is per period: previous_* for the
 -- period before, the bare name for this one.
 WITH windowed AS (
     SELECT
@@ -33,7 +34,9 @@ per_value AS (
         count(*) FILTER (WHERE cost_usd IS NULL AND NOT is_current) AS previous_unpriced_calls,
         count(*) FILTER (WHERE cost_usd IS NULL AND is_current) AS unpriced_calls,
         sum(usd_repriced) FILTER (WHERE NOT is_current) AS previous_usd_repriced,
-        sum(usd_repriced) FILTER (WHERE is_current) AS usd_repriced
+        sum(usd_repriced) FILTER (WHERE is_current) AS usd_repriced,
+        count(*) FILTER (WHERE usd_repriced IS NULL AND NOT is_current) AS previous_unpriced_calls_repriced,
+        count(*) FILTER (WHERE usd_repriced IS NULL AND is_current) AS unpriced_calls_repriced
     FROM windowed
     GROUP BY GROUPING SETS ((), (value))
 ),
@@ -50,6 +53,7 @@ SELECT
         THEN coalesce(usd, 0) - coalesce(previous_usd, 0) END AS change_usd,
     CASE WHEN known
         THEN CAST((coalesce(usd, 0) - previous_usd) / nullif(previous_usd, 0) AS DOUBLE) END AS change_share,
-    previous_unpriced_calls, unpriced_calls, previous_usd_repriced, usd_repriced
+    previous_unpriced_calls, unpriced_calls, previous_usd_repriced, usd_repriced,
+    previous_unpriced_calls_repriced, unpriced_calls_repriced
 FROM compared
 ORDER BY level = 'group', abs(coalesce(usd, 0) - coalesce(previous_usd, 0)) DESC, value NULLS LAST;

@@ -11,7 +11,8 @@ SELECT
     count(*) AS calls,
     sum(cost_usd) AS usd,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}day, feature
 ORDER BY {{group}}day, usd DESC NULLS LAST, feature NULLS LAST;

@@ -16,7 +16,8 @@ WITH per_run AS (
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
         coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))
                  FILTER (WHERE cost_usd IS NULL), 0) AS unpriced_tokens,
-        sum(usd_repriced) AS usd_repriced
+        sum(usd_repriced) AS usd_repriced,
+        count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY {{group}}trace_id, agent_name
 ),
@@ -28,7 +29,7 @@ typical AS (
 SELECT
     {{group_columns(r)}}r.trace_id, r.agent, r.feature, r.calls, t.median_calls,
     round(r.calls / t.median_calls, 1) AS ratio, t.agent_runs, r.usd, r.unpriced_calls,
-    r.unpriced_tokens, r.usd_repriced
+    r.unpriced_tokens, r.usd_repriced, r.unpriced_calls_repriced
 FROM per_run AS r
 JOIN typical AS t ON t.agent IS NOT DISTINCT FROM r.agent{{group_join(t, r)}}
 WHERE r.calls >= $factor * t.median_calls AND r.calls >= $min_calls

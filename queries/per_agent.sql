@@ -14,7 +14,8 @@ WITH per_run AS (
         count(*) AS calls,
         sum(cost_usd) AS usd,
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-        sum(usd_repriced) AS usd_repriced
+        sum(usd_repriced) AS usd_repriced,
+        count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY {{group}}agent_name, agent_version, trace_id
 )
@@ -27,7 +28,8 @@ SELECT
     sum(usd) AS usd,
     costattr_per(sum(usd), count(usd)) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    sum(unpriced_calls_repriced) AS unpriced_calls_repriced
 FROM per_run
 GROUP BY {{group}}agent, agent_version
 ORDER BY {{group}}sum(sum(usd)) OVER (PARTITION BY {{group}}agent) DESC NULLS LAST, agent NULLS LAST,

@@ -15,7 +15,8 @@ WITH per_run AS (
         sum(output_tokens) AS output_tokens,
         sum(cost_usd) AS usd,
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-        sum(usd_repriced) AS usd_repriced
+        sum(usd_repriced) AS usd_repriced,
+        count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
     FROM costattr_calls($since, $until, $service, $feature, $agent)
     GROUP BY {{group}}feature, trace_id
 )
@@ -28,7 +29,8 @@ SELECT
     sum(usd) AS usd,
     costattr_per(sum(usd), count(usd)) AS usd_per_run,
     sum(unpriced_calls) AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    sum(unpriced_calls_repriced) AS unpriced_calls_repriced
 FROM per_run
 GROUP BY {{group}}feature
 ORDER BY {{group}}sum(usd) DESC NULLS LAST, feature NULLS LAST;

@@ -15,7 +15,8 @@ SELECT
     sum(reasoning_tokens) AS reasoning_tokens,
     sum(cost_usd) AS usd,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}provider, model
 ORDER BY {{group}}usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;

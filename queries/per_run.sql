@@ -10,6 +10,6 @@
 -- what it does not cover.
 SELECT
     trace_id, name AS run_name, agent_name AS agent, feature, start_time, duration_ms, calls,
-    unpriced_calls, unpriced_tokens, cost_usd AS usd, usd_repriced
+    unpriced_calls, unpriced_tokens, cost_usd AS usd, usd_repriced, unpriced_calls_repriced
 FROM costattr_runs_unpriced($since, $until, $service, $feature, $agent, 'newest', nullif($limit, 0))
 ORDER BY first_call DESC, trace_id;

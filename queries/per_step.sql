@@ -16,7 +16,8 @@ SELECT
     round(avg(nullif(input_tokens, 0)))::BIGINT AS avg_input_tokens,
     sum(cost_usd) AS usd,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}agent_name, step, model
 ORDER BY {{group}}agent_name NULLS LAST, step NULLS LAST, usd DESC NULLS LAST, model NULLS LAST;

@@ -10,7 +10,7 @@
 -- @nogroup it lists runs, one row each (a run's calls can carry several values): pick one value's runs with --where KEY=VALUE, or count runs per value with per-group --group-by KEY
 SELECT
     trace_id, name AS run_name, agent_name AS agent, feature, start_time, duration_ms, calls,
-    unpriced_calls, cost_usd AS usd, usd_repriced
+    unpriced_calls, cost_usd AS usd, usd_repriced, unpriced_calls_repriced
 FROM costattr_runs(
     $since, $until, $service, $feature, $agent, $order, nullif($limit, 0)
 )

@@ -15,7 +15,8 @@ SELECT
         AS usd_share,
     avg(duration_ms) AS avg_call_ms,
     count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls,
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 GROUP BY {{group}}GROUPING SETS ((), (provider, model))
 ORDER BY {{group}}grouping(provider, model) DESC, usd DESC NULLS LAST, provider NULLS LAST, model NULLS LAST;

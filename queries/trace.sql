@@ -76,6 +76,7 @@ own AS MATERIALIZED (
 nodes AS MATERIALIZED (
     SELECT t.rid, t.prid, t.depth, (o.rid IS NOT NULL)::BIGINT AS calls, o.cost_usd AS usd, o.usd_repriced,
            (o.rid IS NOT NULL AND o.cost_usd IS NULL)::BIGINT AS unpriced,
+           (o.rid IS NOT NULL AND o.usd_repriced IS NULL)::BIGINT AS unpriced_repriced,
            CASE WHEN o.rid IS NOT NULL AND o.cost_usd IS NULL
                 THEN coalesce(o.input_tokens, 0) + coalesce(o.output_tokens, 0) ELSE 0 END
                AS unpriced_tokens
@@ -83,8 +84,8 @@ nodes AS MATERIALIZED (
     LEFT JOIN own AS o USING (rid)
 ),
 -- Subtree totals, bottom up one depth at a time (all children of a row are one level below it).
-totals (rid, prid, depth, size, calls, usd, usd_repriced, unpriced, unpriced_tokens) AS (
-    SELECT rid, prid, depth, 1::BIGINT, calls, usd, usd_repriced, unpriced, unpriced_tokens
+totals (rid, prid, depth, size, calls, usd, usd_repriced, unpriced, unpriced_tokens, unpriced_repriced) AS (
+    SELECT rid, prid, depth, 1::BIGINT, calls, usd, usd_repriced, unpriced, unpriced_tokens, unpriced_repriced
     FROM nodes
     WHERE depth = (SELECT max(depth) FROM nodes)
     UNION ALL
@@ -92,14 +93,15 @@ totals (rid, prid, depth, size, calls, usd, usd_repriced, unpriced, unpriced_tok
         n.rid, n.prid, n.depth, 1 + coalesce(k.size, 0), n.calls + coalesce(k.calls, 0),
         coalesce(n.usd + k.usd, n.usd, k.usd),
         coalesce(n.usd_repriced + k.usd_repriced, n.usd_repriced, k.usd_repriced),
-        n.unpriced + coalesce(k.unpriced, 0), n.unpriced_tokens + coalesce(k.unpriced_tokens, 0)
+        n.unpriced + coalesce(k.unpriced, 0), n.unpriced_tokens + coalesce(k.unpriced_tokens, 0),
+        n.unpriced_repriced + coalesce(k.unpriced_repriced, 0)
     -- A filter, not a join: joined, the planner paired every row with the children first
     -- (100M intermediate rows on a 10,000-deep chain, 5x slower).
     FROM (SELECT * FROM nodes WHERE depth = (SELECT any_value(depth) - 1 FROM totals)) AS n
     LEFT JOIN (
         SELECT prid, sum(size) AS size, sum(calls) AS calls, sum(usd) AS usd,
                sum(usd_repriced) AS usd_repriced, sum(unpriced) AS unpriced,
-               sum(unpriced_tokens) AS unpriced_tokens
+               sum(unpriced_tokens) AS unpriced_tokens, sum(unpriced_repriced) AS unpriced_repriced
         FROM totals
         GROUP BY prid
     ) AS k ON k.prid = n.rid
@@ -141,6 +143,7 @@ SELECT
     p.unpriced_tokens AS subtree_unpriced_tokens,
     c.usd_repriced,
     p.usd_repriced AS subtree_usd_repriced,
+    p.unpriced_repriced AS subtree_unpriced_calls_repriced,  -- --reprice: left out of subtree_usd_repriced
     t.cycle_broken
 FROM ordered AS o
 JOIN placed AS p USING (rid)

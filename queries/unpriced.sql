@@ -21,7 +21,8 @@ SELECT
     string_agg(DISTINCT feature, ', ' ORDER BY feature) AS features,
     max(start_time) AS last_seen,
     arg_max(trace_id, (start_time, trace_id)) AS example_trace_id,  -- ties: one answer on every engine
-    sum(usd_repriced) AS usd_repriced
+    sum(usd_repriced) AS usd_repriced,
+    count(*) FILTER (WHERE usd_repriced IS NULL) AS unpriced_calls_repriced
 FROM costattr_calls($since, $until, $service, $feature, $agent)
 WHERE cost_usd IS NULL OR cost_status IS DISTINCT FROM 'priced'
 GROUP BY {{group}}cost_status, provider, model

@@ -317,3 +317,61 @@ def test_headline_totals_count_the_calls_repricing_left_out(tmp_path):
     assert (group["unpriced_calls"], group["unpriced_calls_repriced"]) == (1, 2)
     (total, *_) = rollup("forecast", db=str(db), reprice=default_pricing())
     assert total["unpriced_calls_repriced"] == 2
+
+
+# Rollups whose rows are single calls: a NULL usd_repriced is itself the mark.
+PER_CALL = {"step_jumps"}
+
+
+def test_every_repriced_total_counts_the_calls_it_left_out(tmp_path):
+    # per-feature --reprice read usd 0.5035 against usd_repriced 0.0035 and nothing said that
+    # two of its three calls were left out of the second figure (an unknown model whose
+    # provider reported a cost, and one without): only overview, per-group and forecast had
+    # unpriced_calls_repriced. Every rollup with a repriced sum now counts them beside it.
+    from sdk_store import gpt4o_chat, priced_store
+
+    from otel_costattr.pricing.table import default_pricing
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    unknown = {**gpt4o_chat(input_tokens=10, output_tokens=1), "gen_ai.request.model": "zzz-model"}
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage", "app.feature": "f"}
+    with tracer.start_as_current_span("run", attributes=agent) as root:
+        tracer.start_span("chat", attributes=gpt4o_chat(input_tokens=1000, output_tokens=100)).end()
+        tracer.start_span("chat", attributes={**unknown, "gen_ai.usage.cost": 0.5}).end()
+        tracer.start_span("chat", attributes=unknown).end()
+    provider.shutdown()
+    trace = f"{root.get_span_context().trace_id:032x}"
+    table = default_pricing()
+    checked = set()
+    for name in rollups():
+        params = {"trace_id": trace} if name == "trace" else {}
+        if name == "loops":
+            params = {"factor": 1, "min_calls": 1}  # the one run is its own median
+        rows = rollup(name, db=str(db), reprice=table, **params)
+        sums = [c for c in rows.columns if c.endswith("usd_repriced")]
+        if not sums or name in PER_CALL:
+            continue
+        plain = rollup(name, db=str(db), **params)
+        assert not [c for c in plain.columns if c.endswith("_repriced")], name
+        for column in sums:
+            if name == "trace" and column == "usd_repriced":
+                continue  # a span's own: NULL is the mark, as in PER_CALL
+            prefix = next((p for p in ("previous_", "subtree_") if column.startswith(p)), "")
+            count = f"{prefix}unpriced_calls_repriced"
+            assert count in rows.columns, (name, column)
+        if "level" in rows.columns:  # a total row first (compare, forecast, overview...)
+            rows = [r for r in rows if r["level"] == "total"]
+        elif name == "stats":
+            rows = [r for r in rows if r["model"] is None]
+        elif name == "trace":
+            rows = rows[:1]  # the root: its subtree is the run
+        count = "subtree_unpriced_calls_repriced" if name == "trace" else "unpriced_calls_repriced"
+        # unpriced lists the calls without a cost: the one whose provider reported none
+        assert sum(r[count] for r in rows) == (1 if name == "unpriced" else 2), name
+        if name == "compare":
+            assert rows[0]["previous_unpriced_calls_repriced"] == 0
+        checked.add(name)
+    assert checked >= {"per_feature", "per_agent", "per_model", "per_step", "per_run", "top_runs",
+                       "runs_list", "daily", "daily_model", "agent_steps", "stats", "loops", "compare",
+                       "unpriced", "trace", "overview", "per_group", "forecast"}  # fmt: skip

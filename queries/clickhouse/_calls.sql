@@ -230,6 +230,7 @@ per_trace AS (
         countIf(cost_usd IS NULL) AS unpriced_calls,
         sum(cost_usd) AS cost_usd,
         sum(usd_repriced) AS usd_repriced,
+        countIf(usd_repriced IS NULL) AS unpriced_calls_repriced,
         min(start_time) AS first_call,
         max(end_time) AS last_call,
         argMin(service_name, start_time) AS first_service,
@@ -267,7 +268,8 @@ runs AS (
         k.trace_id AS trace_id,
         -- one value per kept run (the join repeats it per root span)
         any(k.calls) AS calls, any(k.unpriced_calls) AS unpriced_calls, any(k.cost_usd) AS cost_usd,
-        any(k.usd_repriced) AS usd_repriced, any(k.first_call) AS first_call,
+        any(k.usd_repriced) AS usd_repriced, any(k.unpriced_calls_repriced) AS unpriced_calls_repriced,
+        any(k.first_call) AS first_call,
         any(k.last_call) AS last_call, any(k.first_service) AS first_service,
         any(k.first_agent) AS first_agent, any(k.first_feature) AS first_feature,
         any(k.unpriced_tokens) AS unpriced_tokens,
@@ -299,5 +301,5 @@ SELECT
     if(hit IS NULL, last_call, root_end) AS end_time,
     (toUnixTimestamp64Micro(if(hit IS NULL, last_call, root_end))
      - toUnixTimestamp64Micro(if(hit IS NULL, first_call, root_start))) / 1000.0 AS duration_ms,
-    calls, unpriced_calls, cost_usd, usd_repriced, first_call, unpriced_tokens
+    calls, unpriced_calls, cost_usd, usd_repriced, unpriced_calls_repriced, first_call, unpriced_tokens
 FROM runs

@@ -49,6 +49,7 @@ UNPRICED = (
     "unpriced_calls", "unpriced_tokens", "subtree_unpriced_calls", "subtree_unpriced_tokens",
     "previous_unpriced_calls",  # compare's period before
     "unpriced_calls_repriced",  # --reprice: calls the prices given could not price
+    "previous_unpriced_calls_repriced", "subtree_unpriced_calls_repriced",
 )  # fmt: skip
 # A tree's columns that the line above it says once (when every span has the same value), and
 # those its table leaves out so that it reads at 100 columns (json, csv, parquet keep them all):
