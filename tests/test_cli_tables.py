@@ -205,3 +205,16 @@ def test_a_table_never_sends_control_characters_to_the_terminal(tmp_path, capsys
     assert "[U+001B][2J" in err and "\r" not in err and "\u202e" not in err, err
     assert "[U+000A]No" not in err and len(err.strip().splitlines()) >= 2  # the hint's lines stay lines
     assert "[U+000A]" not in err.split("known:")[0], err
+
+
+def test_a_share_is_rounded_as_written_not_as_stored_in_binary():
+    # compare's change_share of an exact -0.7915 showed -79.1%: the float is -0.79149999...
+    from otel_costattr.display import cell
+
+    assert [cell("change_share", v) for v in (-0.7915, 0.0005, 1 / 3, 0.125)] == [
+        "-79.2%",
+        "0.0%",
+        "33.3%",
+        "12.5%",
+    ]
+    assert cell("change_share", float("inf")) == "inf%"

@@ -4,6 +4,7 @@ CLI's tables (`cli.output`) and the report's and dashboard's cells (`report.tabl
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from decimal import ROUND_HALF_UP, Context, Decimal
 
@@ -53,6 +54,10 @@ def cell(column: str, value: object, *, is_money: bool | None = None) -> str:
     if isinstance(value, Decimal) and is_money:
         return money(value)
     if (column.endswith("_share") or column in _FRACTIONS) and isinstance(value, (float, Decimal)):
+        if isinstance(value, float) and math.isfinite(value):
+            # Rounded as written, not as stored: -0.7915 is -0.79149999... in binary, which
+            # showed -79.1% for an exact -79.15% (a review).
+            value = Decimal(repr(value))
         return f"{value:.1%}"
     if column.endswith("_ms") and isinstance(value, (int, float)):
         return _duration(value)
