@@ -218,3 +218,29 @@ def test_a_share_is_rounded_as_written_not_as_stored_in_binary():
         "12.5%",
     ]
     assert cell("change_share", float("inf")) == "inf%"
+
+
+def test_wide_characters_keep_the_columns_aligned():
+    # A review: a feature named in Chinese (two terminal columns a character) shifted every
+    # column after it, and a fullwidth name cut to fit overflowed its column.
+    import unicodedata
+
+    from otel_costattr.cli.output import Table, table_lines
+
+    rows = [{"feature": "客服", "calls": 3, "usd": Decimal("1.5")},
+            {"feature": "refunds", "calls": 12, "usd": Decimal("0.25")},
+            {"feature": "ｆｕｌｌｗｉｄｔｈ　ｎａｍｅ", "calls": 1, "usd": None}]  # fmt: skip
+
+    def columns(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    for width in (None, 30):
+        lines = table_lines(Table(columns=["feature", "calls", "usd"], rows=rows), width=width)
+        assert len({columns(line) for line in lines[1:]}) == 1, lines  # each row ends in its usd
+        ends = {
+            columns(line[: line.index(str(n)) + len(str(n))])
+            for line, n in zip(lines[1:], (3, 12, 1), strict=True)
+        }
+        assert len(ends) == 1, lines  # the calls column right-aligned in one place
+        if width is not None:
+            assert max(columns(line) for line in lines) <= width, lines

@@ -29,6 +29,7 @@ import math
 import os
 import shutil
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -295,8 +296,35 @@ def _blank(value: object) -> bool:
     return value is None or value is False  # not `in (None, False)`: Decimal(0) == False
 
 
+def _columns(text: str) -> int:
+    """The terminal columns ``text`` takes: two for a wide or fullwidth character (CJK, a
+    fullwidth form), none for a combining one, else one (a review: a feature named in
+    Chinese shifted every column after it)."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text
+    )
+
+
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + _ELLIPSIS
+    """``text`` cut to ``width`` columns, its last one an ellipsis when cut."""
+    if _columns(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = _columns(c)
+        if used + w > width - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out) + _ELLIPSIS
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` columns (on the left when ``right``)."""
+    room = " " * max(0, width - _columns(text))
+    return room + text if right else text + room
 
 
 def table_lines(table: Table, *, width: int | None = None) -> list[str]:
@@ -327,8 +355,8 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
             line[name] = prefix + line[name]
     numeric = [all(_is_number(r[c]) for r in rows) for c in columns]
     headers = [_header(c, table, rows) for c in columns]
-    values = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    widths = [max(len(h), v) for h, v in zip(headers, values, strict=True)]
+    values = [max(_columns(line[i]) for line in cells) for i in range(len(columns))]
+    widths = [max(_columns(h), v) for h, v in zip(headers, values, strict=True)]
     above = [""] * len(columns)  # a header's first line, when it takes two
     if width is not None:
         _fold_headers(headers, above, widths, values, numeric, width)
@@ -336,7 +364,7 @@ def table_lines(table: Table, *, width: int | None = None) -> list[str]:
 
     def fmt(line: Sequence[str]) -> str:
         out = (
-            text.rjust(w) if num else _clip(text, w).ljust(w)
+            _pad(text, w, right=True) if num else _pad(_clip(text, w), w)
             for text, w, num in zip(line, widths, numeric, strict=True)
         )
         return "  ".join(out).rstrip()
