@@ -428,7 +428,7 @@ def test_status_of_a_healthy_store_and_of_no_store(tmp_path, capsys):
     store.write_spool(path, table_of(row(1, 1), row(1, 2)))
     assert cli.main(["store", "status", "--db", str(path), "--check"]) == 0
     out = capsys.readouterr().out
-    assert "pending            1 files, 2 spans" in out  # status never ingests
+    assert "pending            1 file, 2 spans" in out  # status never ingests
     assert "last ingest error  none" in out
     assert cli.main(["store", "status", "--db", str(tmp_path / "nothing.duckdb")]) == 1
     assert capsys.readouterr().err.strip() == f"Error: no database at {tmp_path / 'nothing.duckdb'}"

@@ -42,7 +42,7 @@ def store_status(db: str | None, check: bool) -> Record:
     st = status(duckdb_path(db, "store status"))
     stored = f"{'UNREADABLE' if st.unreadable else 'unknown'} ({st.stored_error})"
     if st.stored_spans is not None:
-        stored = f"{st.stored_spans:,} spans"
+        stored = _count(st.stored_spans, "span")
     error = "none"
     if st.last_ingest_error:
         after = f"; ingesting again since {st.recovered_time}" if st.recovered_time else "; not resolved"
@@ -54,19 +54,21 @@ def store_status(db: str | None, check: bool) -> Record:
         ("database", st.path),
         ("schema", schema),
         ("stored", stored),
-        ("pending", f"{st.pending_files} files, {st.pending_spans:,} spans ({_size(st.pending_bytes)})"),
-        ("quarantined", f"{len(st.quarantined)} files, {sum(q.spans or 0 for q in st.quarantined):,}"
-         " spans" + (" (otel-costattr store repair retries them)" if st.quarantined else "")),
-        ("dropped", f"{st.dropped_spans:,} spans"),
+        ("pending", f"{_count(st.pending_files, 'file')}, {_count(st.pending_spans, 'span')}"
+                    f" ({_size(st.pending_bytes)})"),
+        ("quarantined", f"{_count(len(st.quarantined), 'file')}, "
+                        f"{_count(sum(q.spans or 0 for q in st.quarantined), 'span')}"
+         + (" (otel-costattr store repair retries them)" if st.quarantined else "")),
+        ("dropped", _count(st.dropped_spans, "span")),
         *(
-            [("repeated", f"{st.repeated_spans:,} spans not stored: their trace and span id were"
+            [("repeated", f"{_count(st.repeated_spans, 'span')} not stored: their trace and span id were"
                           " (a retry's copy, or a file ingested again after a crash; or colliding ids,"
                           " from a broken id generator)")]
             if st.repeated_spans else []
         ),
         *(
-            [("received", f"{st.rejected_spans:,} spans rejected as malformed, "
-                          f"{st.pushed_back_requests:,} requests pushed back (503, retried), "
+            [("received", f"{_count(st.rejected_spans, 'span')} rejected as malformed, "
+                          f"{_count(st.pushed_back_requests, 'request')} pushed back (503, retried), "
                           f"{st.refused_requests:,} refused whole (400/413/415, not retried), "
                           f"{st.incomplete_requests:,} never sent whole")]
             if st.rejected_spans or st.pushed_back_requests or st.refused_requests
@@ -104,3 +106,8 @@ def store_repair(ctx: click.Context, db: str | None, lock_timeout: float) -> Non
     for q in result.still_quarantined:
         click.echo(f"still quarantined: {q.name}: {q.reason or 'reason not recorded'}")
     ctx.exit(1 if result.still_quarantined else 0)
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and its noun, singular for one: "1 span", "2,048 spans" (it said "1 spans")."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
