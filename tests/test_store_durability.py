@@ -137,6 +137,33 @@ def test_drops_counted_when_the_disk_is_full_at_shutdown_reach_the_journal(small
     assert not st.healthy
 
 
+def test_a_journal_line_the_full_disk_cuts_short_is_finished_from_the_reserve(small_disk):
+    # The review of the reserve: the journal's last page had 60 bytes free, os.write wrote
+    # that much of the line and returned a short count (no ENOSPC), record() said True, and
+    # both that line and the next, glued to it, were lost: status said 0 of 1000 dropped.
+    db = small_disk / "spans.duckdb"
+    spool.spool_dir(db).mkdir()
+    assert spool.keep_reserve(db)
+    journal = spool.spool_dir(db) / spool.JOURNAL
+    assert spool.record(db, "start")
+    with journal.open("a") as f:  # the journal's second page with 60 bytes left
+        f.write(" " * (4096 * 2 - 60 - journal.stat().st_size - 1) + "\n")
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    assert spool.record(db, "dropped", spans=600)
+    assert spool.record(db, "dropped", spans=400)
+    (small_disk / "filler").unlink()
+    assert maintenance.status(db).dropped_spans == 1000
+    # a line some writer left torn (killed mid-line) spoils only itself
+    with journal.open("a") as f:
+        f.write('{"event": "dropped", "spa')
+    assert spool.record(db, "dropped", spans=1)
+    assert maintenance.status(db).dropped_spans == 1001
+
+
 def test_a_child_forked_inside_a_journal_line_does_not_keep_its_lock(tmp_path):
     # A review: flock belongs to the open file description, which fork shares; closing the
     # parent's descriptor left the lock held by a child forked while a line was written, for

@@ -375,7 +375,9 @@ def _now() -> str:
 
 @contextlib.contextmanager
 def _journal_lock(journal: Path, exclusive: bool) -> Iterator[None]:
-    """Appenders share the lock, a roll-over takes it alone: no line is lost in between."""
+    """The journal's lock: a roll-over takes it alone, so no line is lost in between, and so
+    does an appender (``exclusive``), so that a line a full disk makes it write in two parts
+    is never split by another's."""
     if fcntl is None:
         yield
         return
@@ -409,7 +411,7 @@ def keep_reserve(path: str | os.PathLike[str]) -> bool:
             if hasattr(os, "posix_fallocate"):
                 os.posix_fallocate(fd, 0, RESERVE_BYTES)  # blocks, not a sparse file
             else:
-                os.write(fd, bytes(RESERVE_BYTES))
+                _write_all(fd, bytes(RESERVE_BYTES))
         finally:
             os.close(fd)
         os.replace(tmp, reserve)
@@ -432,18 +434,12 @@ def _free_reserve(journal: Path) -> bool:
 def record(path: str | os.PathLike[str], event: str, **fields: Any) -> bool:
     """Append one event to the spool's journal. Never raises: False (and a log line) when it
     could not be written, so a caller keeping a count can try again later. A full disk gives
-    up the spool's reserve (`keep_reserve`) for the line, once, and the reserve is taken
-    again at the next line that finds room."""
+    up the spool's reserve (`keep_reserve`) for the line, and the reserve is taken again at
+    the next line that finds room."""
     journal = spool_dir(path) / JOURNAL
     line = json.dumps({"time": _now(), "pid": os.getpid(), "event": event, **fields}, default=str)
     try:
-        try:
-            _append(journal, line)
-        except OSError as e:
-            if e.errno not in _FULL or not _free_reserve(journal):
-                raise
-            logger.error("otel-costattr: %s: disk full; the journal's reserve used for: %s", journal, line)
-            _append(journal, line, roll=False)
+        _append(journal, line)
     except OSError as e:
         logger.warning("otel-costattr: cannot write %s (%s): %s", journal, e, line)
         return False
@@ -451,17 +447,48 @@ def record(path: str | os.PathLike[str], event: str, **fields: Any) -> bool:
     return True
 
 
-def _append(journal: Path, line: str, roll: bool = True) -> None:
-    if roll and journal.exists() and journal.stat().st_size > _JOURNAL_MAX_BYTES:
-        with _journal_lock(journal, exclusive=True):
-            if journal.stat().st_size > _JOURNAL_MAX_BYTES:  # not rolled over meanwhile
-                _roll_over(journal)
-    with _journal_lock(journal, exclusive=False):
-        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _append(journal: Path, line: str) -> None:
+    """Append ``line`` whole: a write the disk cuts short is finished, the reserve given up
+    for it when the disk is full (once: another writer may have given it up just now, and
+    its room is there all the same). A line an earlier writer left torn (the disk full, the
+    process killed) is ended first, so that it spoils only itself."""
+    if journal.exists() and journal.stat().st_size > _JOURNAL_MAX_BYTES:
         try:
-            os.write(fd, (line + "\n").encode())
+            with _journal_lock(journal, exclusive=True):
+                if journal.stat().st_size > _JOURNAL_MAX_BYTES:  # not rolled over meanwhile
+                    _roll_over(journal)
+        except OSError as e:  # no room for the carried totals: the line still goes in
+            logger.debug("otel-costattr: cannot roll %s over: %s", journal, e)
+    with _journal_lock(journal, exclusive=True):
+        fd = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            data = (line + "\n").encode()
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            _write_all(fd, data, journal=journal, line=line)
         finally:
             os.close(fd)
+
+
+def _write_all(fd: int, data: bytes, *, journal: Path | None = None, line: str = "") -> None:
+    """Write all of ``data`` (a short write is followed by the rest). With ``journal``, the
+    first ENOSPC or EDQUOT gives up its reserve and tries again."""
+    view = memoryview(data)
+    freed = journal is None
+    while view:
+        try:
+            written = os.write(fd, view)
+        except OSError as e:
+            if freed or e.errno not in _FULL:
+                raise
+            freed = True
+            _free_reserve(journal)  # type: ignore[arg-type]
+            logger.error("otel-costattr: %s: disk full; the journal's reserve used for: %s", journal, line)
+            continue
+        if written <= 0:
+            raise OSError(errno.EIO, "write returned nothing")
+        view = view[written:]
 
 
 def _roll_over(journal: Path) -> None:
