@@ -100,3 +100,61 @@ def test_an_openinference_agent_inside_a_genai_agent_keeps_its_own_name(tmp_path
     provider.shutdown()
     got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
     assert got == [("A", "1.0", 1), ("W", None, 1)]
+
+
+def test_a_version_a_renamed_span_sets_itself_is_kept_even_equal_to_its_callers(tmp_path):
+    # The review of the fix above: B named itself after start and set version "1.0" itself,
+    # the application's release, as its caller had: taken for the inherited one, dropped.
+    db = tmp_path / "explicit.duckdb"
+    provider, tracer = priced_store(db)
+    with (
+        tracer.start_as_current_span("invoke_agent A", attributes=CALLER),
+        tracer.start_as_current_span("invoke_agent") as sub,
+    ):
+        sub.set_attributes({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "B",
+                            "gen_ai.agent.version": "".join(["1", ".0"])})  # fmt: skip
+        tracer.start_span("chat", attributes=_chat(2000)).end()
+    provider.shutdown()
+    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+    assert got == [("B", "1.0", 1)]
+
+
+def test_an_openinference_agent_named_late_or_under_baggage_keeps_its_calls(tmp_path):
+    # The same review: an AGENT span given agent.name only after start (as OpenInference's
+    # openai-agents processor does) took the caller's name and version; and with the
+    # caller's identity in Baggage, the AGENT span's calls took it from there.
+    llm = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
+           "llm.token_count.prompt": 2000, "llm.token_count.completion": 100}  # fmt: skip
+    db = tmp_path / "late.duckdb"
+    provider, tracer = priced_store(db)
+    oi = provider.get_tracer("openinference.instrumentation.openai_agents")
+    late = {"openinference.span.kind": "AGENT"}  # agent.name comes later
+    with (
+        tracer.start_as_current_span("invoke_agent A", attributes=CALLER),
+        oi.start_as_current_span("writer", attributes=late) as writer,
+    ):
+        oi.start_span("response", attributes=llm).end()
+        writer.set_attribute("agent.name", "W")
+    provider.shutdown()
+    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+    assert got == [("W", None, 1)]
+
+    db = tmp_path / "baggage.duckdb"
+    provider, tracer = priced_store(db)
+    oi = provider.get_tracer("openinference.instrumentation.openai_agents")
+    upstream = baggage.set_baggage(
+        "gen_ai.agent.version", "1.0", baggage.set_baggage("gen_ai.agent.name", "A")
+    )
+    token = context.attach(upstream)
+    try:
+        with oi.start_as_current_span(
+            "writer", attributes={"openinference.span.kind": "AGENT", "agent.name": "W"}
+        ):
+            oi.start_span("response", attributes=llm).end()
+            with tracer.start_as_current_span("tool", attributes={"gen_ai.operation.name": "execute_tool"}):
+                tracer.start_span("chat", attributes=_chat(1000)).end()  # under a tool span, too
+    finally:
+        context.detach(token)
+    provider.shutdown()
+    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+    assert got == [("W", None, 2)]

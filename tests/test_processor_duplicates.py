@@ -1080,3 +1080,32 @@ def test_a_call_to_an_unknown_model_traced_twice_is_one_unpriced_call(table, pat
     assert nested(traced, CALL, {**oi, "llm.model_name": "acme-unknown-9"}) == ["priced", "unknown_model"]
     stats = traced.processor.stats()
     assert (stats["unknown_model"], stats["duplicate"]) == (8, 3)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_unpriced_pair_never_hides_a_reported_cost_or_the_usage(table, path):
+    """The review of the rule above: a span carrying its provider's cost beside an unpriced
+    copy of its call was made the duplicate (the $0.42 left every rollup), in either end
+    order; and by response id, a span with usage was made the duplicate of one without (its
+    tokens lost to --reprice). Both stand now, as before the rule."""
+    traced = Traced(table, path)
+    oi = {"openinference.span.kind": "LLM", "llm.model_name": "acme-unknown-9",
+          "llm.token_count.prompt": 1000, "llm.token_count.completion": 100}  # fmt: skip
+    assert nested(traced, {**UNKNOWN, "gen_ai.usage.cost": 0.42}, oi) == ["priced", "unknown_model"]
+    assert nested(traced, UNKNOWN, {**oi, "llm.cost.total": 0.42}, outer_first=True) == [
+        "unknown_model",
+        "priced",
+    ]
+    run = traced.run()
+    tracers = [traced.provider.get_tracer(s) for s in ("instrumentation-a", "instrumentation-b")]
+    rid = {"gen_ai.response.id": "msg_v"}
+    bare = {k: v for k, v in UNKNOWN.items() if not k.startswith("gen_ai.usage.")}
+    first = tracers[0].start_span("chat", context=run, attributes={**bare, **rid}, start_time=T0)
+    second = tracers[1].start_span("chat", context=run, attributes={**UNKNOWN, **rid}, start_time=T0 + 1)
+    first.end(T0 + 10)
+    second.end(T0 + 11)
+    assert traced.statuses(first, second) == ["no_usage", "unknown_model"]
+    # ... the other way round, the span without usage is the copy
+    third = tracers[0].start_span("chat", context=run, attributes={**bare, **rid}, start_time=T0 + 2)
+    third.end(T0 + 12)
+    assert traced.statuses(third) == ["duplicate"]

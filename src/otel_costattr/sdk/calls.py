@@ -189,9 +189,10 @@ class FirstSpans:
 
     def __init__(self) -> None:
         self.claims: dict[tuple[int, str], Any] = {}  # a (start, end, scope name, cost), or a list of them
-        # (trace id, response id) -> the (start, end, scope name, None) of the latest spans
-        # (CLAIMS_A_KEY) that could not price their call and were no copy (`note_unpriced`):
-        # apart from the claims, so that a span that prices the call later is never a copy.
+        # (trace id, response id) -> ((start, end, scope name, None), whether it had usage) of
+        # the latest spans (CLAIMS_A_KEY) that could not price their call and were no copy
+        # (`note_unpriced`): apart from the claims, so that a span that prices the call later
+        # is never taken for a copy.
         self.unpriced: dict[tuple[int, str], Any] = {}
         self.kept = RESPONSES_KEPT
         self.limit = 2 * RESPONSES_KEPT
@@ -232,20 +233,24 @@ class FirstSpans:
                     claims.pop(old, None)
         return True
 
-    def note_unpriced(self, rid: str, span: Any) -> bool:
-        """For a span that did not price its call: whether a span of its trace overlapping it
-        in time did, or also did not and ended first (this one is a duplicate: two
-        instrumentations of one call to a model the table lacks were two unpriced calls, and
-        alert rules on unpriced calls fired at twice the count; a review). Else it is noted."""
+    def note_unpriced(self, rid: str, span: Any, usage: bool = True) -> bool:
+        """For a span that did not price its call (``usage``: whether it reported any):
+        whether a span of its trace overlapping it in time did, or also did not and ended
+        first with usage if this one has any (this one is a duplicate: two instrumentations
+        of one call to a model the table lacks were two unpriced calls, and alert rules on
+        unpriced calls fired at twice the count; a review). A span without usage is never
+        the call a span with usage copies: its tokens would be lost to `--reprice` (the
+        review of that fix). Else it is noted."""
         if self.seen(rid, span):
             return True
         key, mine = _mark(span, rid)
         with self._lock:
-            held = self.unpriced.pop(key, [])
-            if any(_copies(other, mine) for other in held):
+            held = self.unpriced.pop(key, ())
+            if any((had or not usage) and _copies(other, mine) for other, had in held):
                 self.unpriced[key] = held
                 return True
-            self.unpriced[key] = [*held[1 - CLAIMS_A_KEY :], mine]  # last in the order, as claims
+            # Tuples of names and numbers, as the claims: the collector untracks them.
+            self.unpriced[key] = (*held[1 - CLAIMS_A_KEY :], (mine, usage))  # last in the order
             if len(self.unpriced) > self.limit:
                 keys = list(self.unpriced)
                 for old in keys[: len(keys) - self.kept]:

@@ -115,6 +115,7 @@ _SCALARS = frozenset({str, bool, int, float})
 _STATUS_TEXT = {s: s.value for s in CostStatus}
 _PRICED = CostStatus.PRICED
 _UNKNOWN = CostStatus.UNKNOWN_MODEL
+_NO_USAGE = CostStatus.NO_USAGE
 # Calls we cannot price that a cost their provider reported prices (`_unpriced`): a model
 # unknown to us, usage the span does not carry (a stream whose usage block was missed).
 _REPORTED_PRICES = (_UNKNOWN, CostStatus.NO_USAGE)
@@ -367,22 +368,29 @@ class CostSpanProcessor(SpanProcessor):
         self, span: Span, parent: object, pattrs: Mapping[str, Any], bag: Mapping[str, object]
     ) -> None:
         """Copy identity the span does not set: from the parent span first, then baggage.
-        The agent's version comes with its name: none onto a span naming an agent of its own
-        (OpenInference's AGENT spans in ``agent.name``), and not the version a parent was
-        given with a name it has replaced since (a sub-agent's span started plain, then
-        named: `_own_version`)."""
+        The agent's version comes with its name: none onto a span that is an agent of its own
+        (an OpenInference AGENT span, named in ``agent.name`` at start or later), and not the
+        version a parent was given with a name it has replaced since (a sub-agent's span
+        started plain, then named: `_own_version`). An OpenInference AGENT parent names the
+        agent by its ``agent.name``: its children take that, and no version, not the
+        caller's from Baggage."""
         own = seam.attributes_of(span)
         found: dict[str, Any] = {}
-        agent_of_its_own = AGENT_NAME in own or (
-            OPENINFERENCE_AGENT_NAME in own and own.get(OPENINFERENCE_KIND) == "AGENT"
-        )
+        agent_of_its_own = AGENT_NAME in own or own.get(OPENINFERENCE_KIND) == "AGENT"
+        parent_agent = pattrs.get(AGENT_NAME)
+        if parent_agent is None and pattrs.get(OPENINFERENCE_KIND) == "AGENT":
+            parent_agent = pattrs.get(OPENINFERENCE_AGENT_NAME)
+            if not isinstance(parent_agent, str) or not parent_agent:
+                parent_agent = None
         for key in self._identity:
             if key in own or (agent_of_its_own and key in (AGENT_NAME, AGENT_VERSION)):
                 continue  # an agent of its own: its version is its own, or none
             value = pattrs.get(key)
-            if (
+            if key == AGENT_NAME and value is None:
+                value = parent_agent  # OpenInference's AGENT parent
+            elif (
                 key == AGENT_VERSION
-                and AGENT_NAME in pattrs
+                and parent_agent is not None
                 and (value is None or not _own_version(parent, pattrs))
             ):
                 continue  # the agent comes from the parent: its version too, or none
@@ -391,6 +399,8 @@ class CostSpanProcessor(SpanProcessor):
                 # Baggage set in-process can hold anything; only text is an identity.
                 if not isinstance(value, str) or not value:
                     continue
+            if key == AGENT_VERSION:
+                value = _private(value)  # `_own_version` tells it from one the span sets itself
             found[key] = value
         if not found:
             return
@@ -617,9 +627,11 @@ class CostSpanProcessor(SpanProcessor):
             if size is None:
                 return True
             # Calls of its model and size that could not be priced: the same call, unless
-            # this span names a model the table knows (the money first).
-            unpriced = [one for said in same for one in said[4]]
-            return any(same_size(size, one) for one in unpriced) and not self._entries(models, provider, ns)
+            # this span can be priced, by a model the table knows or a cost its provider
+            # reported (the money first).
+            if _reports_cost(attrs) or not any(same_size(size, one) for said in same for one in said[4]):
+                return False
+            return not self._entries(models, provider, ns)
         if size is None:
             return True
         total = sum_sizes([said[0] for said in priced])
@@ -641,9 +653,11 @@ class CostSpanProcessor(SpanProcessor):
             unnamed = not call_models(attrs) or not call_models(oattrs)
             return unnamed and status not in _CALL_PRICED and size is None and call_size(oattrs) is None
         other = call_size(oattrs)
-        if status not in _CALL_PRICED:  # unpriced: so is this span, unless the table knows its model
+        if status not in _CALL_PRICED:  # unpriced: so is this span, unless it can be priced
             if size is None:
                 return True
+            if _reports_cost(attrs):
+                return False  # a cost its provider reported: the money first
             models = call_models(attrs)
             provider = read_call_fields(attrs)[1]
             return other is not None and same_size(size, other) and not self._entries(models, provider, ns)
@@ -833,7 +847,7 @@ class CostSpanProcessor(SpanProcessor):
             elif reported is not None and found in _REPORTED_PRICES:
                 if not self._first_spans.claim(rid, span, reported):
                     return True
-            elif self._first_spans.note_unpriced(rid, span):
+            elif self._first_spans.note_unpriced(rid, span, found is not _NO_USAGE):
                 return True
         # A sibling span of another instrumentation that made it first, without an id in
         # common (see calls.Siblings).
@@ -951,15 +965,35 @@ class CostSpanProcessor(SpanProcessor):
         return True
 
 
+def _reports_cost(attrs: Mapping[str, Any]) -> bool:
+    """Whether a span carries a cost its provider reported (cost/reported.py's keys)."""
+    return _REPORTED_1 in attrs or _REPORTED_2 in attrs or _REPORTED_3 in attrs
+
+
 def _own_version(span: object, attrs: Mapping[str, Any]) -> bool:
     """Whether the agent version in ``attrs`` (a span's) is its agent's: False when the span
     was given a name and version at start (`_NAMED`) and has named another agent since, the
     version left as it was given (a sub-agent's span started plain, then named "writer",
     kept its parent's "v3": per-agent put writer's cost under v3; a review)."""
     named = getattr(span, _NAMED, None)
-    if type(named) is not tuple or named[1] is None:
+    if type(named) is not tuple or named[1] is None or attrs.get(AGENT_NAME) == named[0]:
         return True
-    return attrs.get(AGENT_NAME) == named[0] or attrs.get(AGENT_VERSION) != named[1]
+    version = attrs.get(AGENT_VERSION)
+    if _is_private(named[1]):  # the span's own copy: a version it sets itself is another object
+        return version is not named[1]
+    return version != named[1]
+
+
+def _private(value: Any) -> Any:
+    """A version given to a span as an object of its own (text of two characters or more:
+    shorter ones CPython keeps one of), so that a version the span sets itself later, even
+    an equal one (every agent at the application's release), is told apart by identity (the
+    review of the first form, which took an equal one for the inherited and dropped it)."""
+    return (value + " ")[:-1] if _is_private(value) else value
+
+
+def _is_private(value: Any) -> bool:
+    return type(value) is str and len(value) >= 2
 
 
 def _drop_version(attrs: Mapping[str, Any]) -> None:
