@@ -141,8 +141,13 @@ def test_an_ipv6_host_in_brackets_is_served(tmp_path, capsys):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
-    for host, message in (("[0.0.0.0]", "brackets go around an IPv6 address only"), ("[::1", "unmatched"),
-                          ("[::]", "refusing to bind :: without a token")):  # fmt: skip
+    refused = (
+        ("[0.0.0.0]", "brackets go around an IPv6 address only"),
+        ("[::1", "unmatched"),
+        ("[::1]:8080", "the port goes in --port"),
+        ("[::]", "refusing to bind :: without a token"),
+    )
+    for host, message in refused:
         assert main(["serve", "--db", str(tmp_path / "t.duckdb"), "--host", host]) == 1
         err = capsys.readouterr().err
         assert err.startswith("Error: ") and message in err and err.count("\n") == 1, err

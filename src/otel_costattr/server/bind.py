@@ -34,6 +34,8 @@ def bare_host(host: str) -> str:
         except ValueError:
             pass
         raise ValueError(f"--host {host}: brackets go around an IPv6 address only (as [::1])")
+    if name.startswith("[") and "]:" in name:
+        raise ValueError(f"--host {host}: an address only; the port goes in --port")
     if "[" in name or "]" in name:
         raise ValueError(f"--host {host}: unmatched brackets (an IPv6 address is given as ::1 or [::1])")
     return name
