@@ -1206,3 +1206,19 @@ def test_a_receiver_that_redirects_is_a_failure_not_a_delivery(tmp_path, workloa
     assert "HTTP Error 302" in error and "'/landing'" in error
     assert "\x1b" not in error and "[U+001B]" in error
     assert "\x1b" not in caplog.text
+
+
+def test_a_clock_stepped_back_changes_a_key_once_not_at_every_evaluation(tmp_path, workload, receiver):
+    # A review: after a resolve, the evaluator's clock stepped back 50 minutes; each
+    # evaluation then found the key's row from the "future" (the resolve) newest, changed it
+    # to FIRING again and, with no cooldown, sent a firing every time; the resolve that
+    # followed was never sent (the channel's last word stayed "firing"). Rows now never go
+    # before the newest stored, so the key changes once and its resolve is told.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", FLAPPING.replace('"2h"', '"0s"'), receiver.url))
+    workload.run(NOW - dt.timedelta(hours=23, minutes=30), ["0.30", "0.30"])
+    check(workload, rules, NOW)  # fires
+    check(workload, rules, NOW + dt.timedelta(hours=1))  # the calls left the window: resolved
+    stepped = [check(workload, rules, NOW + dt.timedelta(minutes=10 + m)) for m in range(4)]  # 50 min back
+    assert [[e.state for e in r.evaluation.events] for r in stepped] == [["FIRING"], [], [], []]
+    check(workload, rules, NOW + dt.timedelta(hours=1, minutes=5))
+    assert [b["event"] for b in receiver.bodies] == ["firing", "resolved", "firing", "resolved"]

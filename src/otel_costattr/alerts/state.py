@@ -121,6 +121,24 @@ def stored_value(scope_value: str) -> str:
     return scope_value[:_MAX_TEXT]
 
 
+# A row's time is never before the newest already stored (a microsecond after it, if need
+# be): a key's state is its newest row and a delivery answers the event before it, so after
+# the system clock stepped back an evaluation's rows must still come last (a review: from a
+# step back of 50 minutes, each evaluation found the key's "future" row newest, changed it
+# again and sent a firing each time, the resolve never).
+_INSERT_EVENT = """
+INSERT INTO alert_events SELECT
+    greatest(?::TIMESTAMP, (SELECT max(recorded_at) + INTERVAL 1 MICROSECOND FROM alert_events)),
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+"""
+_INSERT_DELIVERY = """
+INSERT INTO alert_deliveries SELECT
+    greatest(?::TIMESTAMP, (SELECT max(recorded_at) FROM alert_events),
+             (SELECT max(recorded_at) FROM alert_deliveries)),
+    ?, ?, ?, ?, ?, ?, ?, ?
+"""
+
+
 def record_events(
     con: duckdb.DuckDBPyConnection, events: Sequence[Event], deliveries: Sequence[Delivery] = ()
 ) -> None:
@@ -138,7 +156,7 @@ def record_events(
     ]  # fmt: skip
     con.execute("BEGIN TRANSACTION")
     try:
-        con.executemany("INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(_INSERT_EVENT, rows)
         record_deliveries(con, deliveries)
         con.execute("COMMIT")
     except BaseException:
@@ -157,7 +175,7 @@ def record_deliveries(con: duckdb.DuckDBPyConnection, deliveries: Sequence[Deliv
     """Append ``deliveries``."""
     if deliveries:
         con.executemany(
-            "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_DELIVERY,
             [
                 (d.at, d.rule, d.scope_value[:_MAX_TEXT], d.window_key, d.event, d.channel, d.ok, d.attempts,
                  None if d.error is None else d.error[:_MAX_TEXT])
