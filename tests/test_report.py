@@ -420,3 +420,25 @@ def test_the_overview_gives_no_change_in_cost_beside_unpriced_calls(tmp_path):
     changes = dict(re.findall(r'<h3>([^<]+)</h3>.*?<span class="change">([^<]*)</span>', cards))
     assert (changes["Total cost"], changes["Cost per run"]) == ("-", "-")
     assert (changes["Runs"], changes["Model calls"], changes["Unpriced calls"]) == ("=", "=", "new")
+
+
+def test_days_without_calls_keep_their_place_in_the_chart(tmp_path):
+    # A time review: calls on 03-01, 03-02, 03-09 and 03-10 drew four columns side by side,
+    # labelled 03-01, 03-02, 03-09, 03-10: a week's lull vanished from "Cost per day".
+    from sdk_store import gpt4o_chat, priced_store
+
+    db = tmp_path / "s.duckdb"
+    provider, tracer = priced_store(db)
+    for day in (1, 2, 9, 10):
+        at = int(dt.datetime(2026, 3, day, 12, tzinfo=dt.timezone.utc).timestamp() * 1e9)
+        attrs = gpt4o_chat(input_tokens=1_000_000, output_tokens=0)
+        tracer.start_span("chat", attributes=attrs, start_time=at).end(end_time=at + 1000)
+    provider.shutdown()
+    march = Window(since=dt.datetime(2026, 3, 1), until=dt.datetime(2026, 3, 11))
+    page = write_report(db, tmp_path / "r.html", march).read_text(encoding="utf-8")
+    (chart,) = re.findall(r"<title>Cost per day by model</title>(.*?)</svg>", page, re.S)
+    xs = [float(x) for x in re.findall(r'<rect class="mark" x="([0-9.]+)"', chart)]
+    assert len(xs) == 4
+    gaps = [round((b - a) / (xs[1] - xs[0]), 3) for a, b in zip(xs, xs[1:], strict=False)]
+    assert gaps == [1.0, 7.0, 1.0]  # one slot a day, the quiet ones empty
+    assert "2026-03-05" not in re.search(r"<desc>(.*?)</desc>", chart, re.S).group(1)

@@ -3,6 +3,7 @@ chart where one reads better, and always the table of the same rows."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 from html import escape
@@ -130,6 +131,21 @@ def _cells(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[str, str], De
     return cell
 
 
+def _every_day(days: list[str]) -> list[str]:
+    """``days`` (ISO dates, in order) with the days between them that had no calls, so that a
+    quiet week shows as a gap, not as nothing (a review: a week's lull drew four days in a
+    row); as given when they span more than `_MAX_DAYS`."""
+    if not days:
+        return days
+    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+    span = (last - first).days + 1
+    if span > _MAX_DAYS or span < len(days):
+        return days
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range(span)]
+
+
+_MAX_DAYS = 400  # a chart of more days than that shows the days with calls only
+
 # A chart draws at most this many bars, series or per-agent charts (the tables hold at most
 # MAX_ROWS rows): 10,000 features made a 6 MB report with a 220,000-pixel chart.
 _MAX_BARS, _MAX_SERIES, _MAX_STEP_CHARTS = 30, 12, 10
@@ -152,11 +168,12 @@ def _rest(cell: dict[tuple[str, str], Decimal | None], series: list[str]) -> lis
 
 def _stacked(rows: Sequence[dict[str, Any]], key: str, title: str) -> str:
     cell = _cells(rows, key)
-    days = list(dict.fromkeys(day for day, _ in cell))
+    days = _every_day(list(dict.fromkeys(day for day, _ in cell)))
     series = _rest(cell, _series(cell))
     desc = f"Cost per day stacked by {key}: " + "; ".join(
         f"{d}: " + ", ".join(f"{shorten(s)} {_money(cell[d, s])}" for s in series if (d, s) in cell)
         for d in days
+        if any((d, s) in cell for s in series)
     )
     return columns_stacked(days, series, lambda d, s: cell.get((d, s)), title=title, desc=desc, fmt=_money)
 
