@@ -464,7 +464,8 @@ def _append(journal: Path, line: str) -> None:
         try:
             data = (line + "\n").encode()
             size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if size and os.lseek(fd, size - 1, os.SEEK_SET) >= 0 and os.read(fd, 1) != b"\n":
+                # (lseek and read, not pread, which Windows lacks; O_APPEND writes at the end)
                 data = b"\n" + data
             _write_all(fd, data, journal=journal, line=line)
         finally:
