@@ -442,3 +442,29 @@ def test_days_without_calls_keep_their_place_in_the_chart(tmp_path):
     gaps = [round((b - a) / (xs[1] - xs[0]), 3) for a, b in zip(xs, xs[1:], strict=False)]
     assert gaps == [1.0, 7.0, 1.0]  # one slot a day, the quiet ones empty
     assert "2026-03-05" not in re.search(r"<desc>(.*?)</desc>", chart, re.S).group(1)
+
+
+def test_calls_with_no_start_time_take_a_column_of_their_own(tmp_path, table):
+    # A review: a call whose span said its start is unknown (OTLP's startTimeUnixNano 0,
+    # stored with no start time: a NULL day in `daily`) made `otel-costattr report` with no
+    # window a traceback.
+    from serverutil import serving
+    from test_server_api import T0, run_spans
+    from test_server_otlp import JS, json_request
+
+    spans = run_spans("0001" + "a" * 28, 1, T0) + run_spans("0003" + "c" * 28, 1, T0 + 2 * 86_400 * 10**9)
+    for s in run_spans("0002" + "b" * 28, 1, T0):
+        if s.get("parentSpanId"):
+            s["startTimeUnixNano"] = "0"
+        spans.append(s)
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table) as srv:
+        assert srv.request("POST", "/v1/traces", json_request(spans), JS)[0] == 200
+        srv.wait_ingested()
+    assert main(["report", "--db", str(db), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    for title in ("Cost per day by model", "Cost per day by feature"):
+        (chart,) = re.findall(f"<title>{title}</title>(.*?)</svg>", page, re.S)
+        assert len(re.findall(r'<rect class="mark"', chart)) == 3  # 01-01, 01-03, the unknown day
+        desc = re.search(r"<desc>(.*?)</desc>", chart, re.S).group(1)
+        assert re.match(r"[^;]*: 2026-01-01: [^;]*; 2026-01-03: [^;]*; no start time: \S", desc), desc

@@ -125,7 +125,8 @@ def _cells(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[str, str], De
     them is priced."""
     cell: dict[tuple[str, str], Decimal | None] = {}
     for r in rows:
-        at = (r["day"].isoformat(), str(r[key]) if r[key] is not None else "(none)")
+        day = NO_DAY if r["day"] is None else r["day"].isoformat()  # None: started at 0 (OTLP's unknown)
+        at = (day, str(r[key]) if r[key] is not None else "(none)")
         usd, held = r["usd"], cell.get(at)
         cell[at] = _plus(held, usd)
     return cell
@@ -134,7 +135,10 @@ def _cells(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[str, str], De
 def _every_day(days: list[str]) -> list[str]:
     """``days`` (ISO dates, in order) with the days between them that had no calls, so that a
     quiet week shows as a gap, not as nothing (a review: a week's lull drew four days in a
-    row); as given when they span more than `_MAX_DAYS`."""
+    row); as given when they span more than `_MAX_DAYS`. Calls with no start time (`NO_DAY`)
+    come last, in a column of their own, so the columns still add up to the total."""
+    if NO_DAY in days:
+        return [*_every_day([d for d in days if d != NO_DAY]), NO_DAY]
     if not days:
         return days
     first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
@@ -144,6 +148,7 @@ def _every_day(days: list[str]) -> list[str]:
     return [(first + dt.timedelta(days=i)).isoformat() for i in range(span)]
 
 
+NO_DAY = "no start time"  # the column of calls whose span said its start time is unknown
 _MAX_DAYS = 400  # a chart of more days than that shows the days with calls only
 
 # A chart draws at most this many bars, series or per-agent charts (the tables hold at most
