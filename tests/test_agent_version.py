@@ -158,3 +158,53 @@ def test_an_openinference_agent_named_late_or_under_baggage_keeps_its_calls(tmp_
     provider.shutdown()
     got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
     assert got == [("W", None, 2)]
+
+
+def test_an_openinference_agent_named_late_under_baggage_keeps_its_calls(tmp_path):
+    # A review: the AGENT span named after start (as the openai-agents instrumentation does)
+    # under a caller whose identity came in Baggage: its calls took the caller's name and
+    # version from the Baggage, at start, before the AGENT span had its name.
+    llm = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
+           "llm.token_count.prompt": 2000, "llm.token_count.completion": 100}  # fmt: skip
+    db = tmp_path / "late.duckdb"
+    provider, tracer = priced_store(db)
+    oi = provider.get_tracer("openinference.instrumentation.openai_agents")
+    upstream = baggage.set_baggage(
+        "gen_ai.agent.version", "1.0", baggage.set_baggage("gen_ai.agent.name", "A")
+    )
+    token = context.attach(upstream)
+    tool = {"gen_ai.operation.name": "execute_tool"}
+    try:
+        with oi.start_as_current_span("writer", attributes={"openinference.span.kind": "AGENT"}) as writer:
+            oi.start_span("response", attributes=llm).end()
+            with tracer.start_as_current_span("tool", attributes=tool):  # its calls a level down
+                tracer.start_span("chat", attributes=_chat(1000)).end()
+                writer.set_attribute("agent.name", "W")
+                tracer.start_span("chat", attributes=_chat(3000)).end()  # started once it is named
+        tracer.start_span("chat", attributes=_chat(4000)).end()  # after it: the caller's
+    finally:
+        context.detach(token)
+    provider.shutdown()
+    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+    assert got == [("A", "1.0", 1), ("W", None, 3)]
+
+
+def test_a_one_character_version_a_renamed_span_sets_itself_is_kept(tmp_path):
+    # A review: CPython keeps one object of each one-character text, so B's own "2", equal
+    # to its caller's, was taken for the inherited one and dropped, from B's calls too.
+    db = tmp_path / "short.duckdb"
+    provider, tracer = priced_store(db)
+    versions = ("2", "A", "a", "\u4e00")
+    for version in versions:
+        caller = {**CALLER, "gen_ai.agent.name": f"caller {version}", "gen_ai.agent.version": version}
+        with tracer.start_as_current_span("invoke_agent", attributes=caller):
+            with tracer.start_as_current_span("invoke_agent") as sub:
+                sub.set_attributes({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": version})
+                sub.set_attribute("gen_ai.agent.version", version)
+                tracer.start_span("chat", attributes=_chat(2000)).end()
+            with tracer.start_as_current_span("invoke_agent") as plain:  # named, no version: none
+                plain.set_attributes({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "plain"})
+                tracer.start_span("chat", attributes=_chat(2000)).end()
+    provider.shutdown()
+    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+    assert got == sorted([*((v, v, 1) for v in versions), ("plain", None, len(versions))])

@@ -108,8 +108,12 @@ _NO_CALLS_AFTER = 1000
 # when a span is dropped unended); spans outside any agent carry None (see seam.MARKER).
 _AGENT = seam.MARKER  # on every span inside an agent: that agent's step counter (else None)
 _STEPS = "_costattr_steps"  # on an agent span with children: its own counter, dropped at end
-# On a span given its agent's name at start (`_inherit`): (that name, the version given with it).
+# On a span given its agent's name at start (`_inherit`): (that name, the version given with
+# it, whether that version is an object of the span's own: `_private`).
 _NAMED = "_costattr_named"
+# On a span started inside an OpenInference AGENT span that had no name yet, with identity in
+# Baggage (`_inherit`): a weak reference to that span, whose name its descendants look up.
+_UNNAMED_AGENT = "_costattr_unnamed_agent"
 
 _SCALARS = frozenset({str, bool, int, float})
 _STATUS_TEXT = {s: s.value for s in CostStatus}
@@ -376,16 +380,18 @@ class CostSpanProcessor(SpanProcessor):
         caller's from Baggage."""
         own = seam.attributes_of(span)
         found: dict[str, Any] = {}
+        told = False  # the version found was copied into an object of the span's own
         agent_of_its_own = AGENT_NAME in own or own.get(OPENINFERENCE_KIND) == "AGENT"
         parent_agent = pattrs.get(AGENT_NAME)
-        if parent_agent is None and pattrs.get(OPENINFERENCE_KIND) == "AGENT":
-            parent_agent = pattrs.get(OPENINFERENCE_AGENT_NAME)
-            if not isinstance(parent_agent, str) or not parent_agent:
-                parent_agent = None
+        unnamed = None  # an OpenInference AGENT span above, not named yet
+        if parent_agent is None:
+            parent_agent, unnamed = _openinference_agent(parent, pattrs)
         for key in self._identity:
             if key in own or (agent_of_its_own and key in (AGENT_NAME, AGENT_VERSION)):
                 continue  # an agent of its own: its version is its own, or none
             value = pattrs.get(key)
+            if unnamed is not None and key in (AGENT_NAME, AGENT_VERSION):
+                continue  # its agent names itself later (the store takes the name then), not Baggage
             if key == AGENT_NAME and value is None:
                 value = parent_agent  # OpenInference's AGENT parent
             elif (
@@ -400,13 +406,18 @@ class CostSpanProcessor(SpanProcessor):
                 if not isinstance(value, str) or not value:
                     continue
             if key == AGENT_VERSION:
+                given = value
                 value = _private(value)  # `_own_version` tells it from one the span sets itself
+                told = value is not given
             found[key] = value
+        if unnamed is not None:
+            with contextlib.suppress(AttributeError, TypeError):  # no __dict__, no weak references
+                setattr(span, _UNNAMED_AGENT, weakref.ref(unnamed))
         if not found:
             return
         if AGENT_NAME in found:
             with contextlib.suppress(AttributeError, TypeError):  # a span class without a __dict__
-                setattr(span, _NAMED, (found[AGENT_NAME], found.get(AGENT_VERSION)))
+                setattr(span, _NAMED, (found[AGENT_NAME], found.get(AGENT_VERSION), told))
         if all(type(v) in _SCALARS for v in found.values()):
             seam.add_attributes(span, found)  # already valid: skip the SDK's checks
         else:
@@ -979,21 +990,46 @@ def _own_version(span: object, attrs: Mapping[str, Any]) -> bool:
     if type(named) is not tuple or named[1] is None or attrs.get(AGENT_NAME) == named[0]:
         return True
     version = attrs.get(AGENT_VERSION)
-    if _is_private(named[1]):  # the span's own copy: a version it sets itself is another object
+    if named[2]:  # the span's own copy: a version it sets itself is another object
         return version is not named[1]
     return version != named[1]
 
 
+def _openinference_agent(parent: object, pattrs: Mapping[str, Any]) -> tuple[str | None, object]:
+    """The agent of a span whose parent (attributes ``pattrs``) carries no `AGENT_NAME`, as
+    OpenInference names it: ``(name, None)`` when the parent, or an AGENT span a parent
+    started inside before it was named (`_UNNAMED_AGENT`), is an AGENT span named by now in
+    ``agent.name``; ``(None, that span)`` while it is still unnamed; else ``(None, None)``."""
+    if pattrs.get(OPENINFERENCE_KIND) == "AGENT":
+        agent: object = parent
+    else:
+        ref = getattr(parent, _UNNAMED_AGENT, None)
+        agent = ref() if ref is not None else None
+        if agent is None:
+            return None, None
+        pattrs = seam.attributes_of(agent)
+    name = pattrs.get(OPENINFERENCE_AGENT_NAME)
+    if isinstance(name, str) and name:
+        return name, None
+    return None, agent
+
+
 def _private(value: Any) -> Any:
-    """A version given to a span as an object of its own (text of two characters or more:
-    shorter ones CPython keeps one of), so that a version the span sets itself later, even
-    an equal one (every agent at the application's release), is told apart by identity (the
-    review of the first form, which took an equal one for the inherited and dropped it)."""
-    return (value + " ")[:-1] if _is_private(value) else value
-
-
-def _is_private(value: Any) -> bool:
-    return type(value) is str and len(value) >= 2
+    """A version given to a span as an object of its own, so that a version the span sets
+    itself later, even an equal one (every agent at the application's release), is told
+    apart by identity (the review of the first form, which took an equal one for the
+    inherited and dropped it). CPython keeps one object of each one-character text, but
+    its case mappings build a new one (a review: versions "1" to "9" were dropped); a
+    number, or a character no case mapping returns unchanged, stays as it is (`_NAMED`
+    then compares by value)."""
+    if type(value) is not str or not value:
+        return value
+    if len(value) > 1:
+        return (value + " ")[:-1]
+    for copy in (value.lower(), value.upper()):
+        if copy == value and copy is not value:
+            return copy
+    return value
 
 
 def _drop_version(attrs: Mapping[str, Any]) -> None:
