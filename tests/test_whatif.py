@@ -233,3 +233,29 @@ def test_from_model_selects_the_model_at_a_host_with_its_own_entry(tmp_path):
     (total,) = [r for r in whatif(str(path), "gpt-4o-mini", from_model="o3").rows if r["level"] == "total"]
     # each call on gpt-4o-mini: 1000 * 0.15 + 100 * 0.6 a million = $0.00021
     assert (total["selected_calls"], total["whatif_usd"]) == (2, D("0.00042"))
+
+
+def test_selected_calls_without_an_actual_price_leave_the_change_unknown(tmp_path):
+    # A new user's review: whatif --from an unknown fine-tune read "change $0.000000 0.0%"
+    # (nothing it selected had an actual price, so nothing was compared), and the runs
+    # holding the selected calls lost their place to unchanged runs, in an arbitrary order.
+    from sdk_store import gpt4o_chat, priced_store
+
+    path = tmp_path / "ft.duckdb"
+    provider, tracer = priced_store(path)
+    known = {**gpt4o_chat(input_tokens=1000, output_tokens=100), "gen_ai.request.model": "gpt-4o-mini"}
+    for _ in range(6):
+        with tracer.start_as_current_span("run", attributes={"app.feature": "plain"}):
+            tracer.start_span("chat", attributes=known).end()
+    with tracer.start_as_current_span("run", attributes={"app.feature": "tuned"}):
+        tracer.start_span("chat", attributes={**known, "gen_ai.request.model": "acme-ft-1"}).end()
+        tracer.start_span("chat", attributes=known).end()
+    provider.shutdown()
+    rows = whatif(str(path), "gpt-4o-mini", from_model="acme-ft-1", limit=1).rows
+    keys = ("level", "feature", "selected_calls", "actual_usd", "whatif_usd", "change_usd", "change_share")
+    assert [tuple(r[k] for k in keys) for r in rows] == [
+        ("total", None, 1, D("0.00147"), D("0.00168"), None, None),
+        ("feature", "tuned", 1, D("0.00021"), D("0.00042"), None, None),
+        ("feature", "plain", 0, D("0.00126"), D("0.00126"), D("0"), 0.0),  # nothing selected: no change
+        ("run", "tuned", 1, D("0.00021"), D("0.00042"), None, None),
+    ]

@@ -41,7 +41,7 @@ def whatif_command(
 ) -> Table:
     """What would these calls have cost on another model? Reprices the selected calls'
     stored tokens at the target's prices (cache and tiers applied): actual against what-if,
-    in total, per feature and per run (the largest changes; --limit). An estimate: another
+    in total, per feature and per run (the largest differences; --limit). An estimate: another
     model would tokenise and answer differently.
 
     \b
