@@ -156,7 +156,10 @@ def test_long_lists_are_cut_and_say_so(demo_db):
     rows = rollup("per_run", db=demo_db, limit=0)
     html = table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=5)
     assert html.count("<tr>") == 6  # the head and five rows
-    assert "The first 5 of 21 rows (<code>otel-costattr rollup per-run</code> lists them all)" in html
+    cut = "The first 5 of 21 rows (<code>otel-costattr rollup per-run --limit 0</code> lists them all)"
+    assert cut in html
+    daily = table("daily", rollup("daily", db=demo_db), ("day", "usd"), caption="days", max_rows=2)
+    assert "(<code>otel-costattr rollup daily</code> lists them all)" in daily  # it has no limit
     assert "The first" not in table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=21)
     # waterfalls: the most expensive runs, then at most as many of the tail's jumps and loops
     report = collect(demo_db, WEEK, waterfalls=1)

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..display import cell as cli_cell
 from ..display import money, without_bidi
+from ..rollups.catalog import query
+from ..rollups.errors import UnknownRollup
 
 __all__ = ["MAX_ROWS", "Link", "exact", "fmt", "table", "value_cell"]
 
@@ -97,6 +99,16 @@ def heading(column: str) -> str:
     return HEADINGS.get(column, column.replace("_", " "))
 
 
+def _every_row(rollup: str) -> str:
+    """The command line that lists every row of ``rollup``: ``--limit 0`` where it has a
+    limit (a review: runs-list, pointed to, stopped at its own 100)."""
+    try:
+        limited = any(p.name == "limit" for p in query(rollup).params)
+    except UnknownRollup:
+        limited = False
+    return rollup.replace("_", "-") + (" --limit 0" if limited else "")
+
+
 def table(
     rollup: str,
     rows: Sequence[dict[str, Any]],
@@ -118,7 +130,7 @@ def table(
     if len(rows) > max_rows:
         cut = (
             f'<p class="note cut">The first {max_rows:,} of {len(rows):,} rows '
-            f"(<code>otel-costattr rollup {escape(rollup.replace('_', '-'))}</code> lists them all).</p>"
+            f"(<code>otel-costattr rollup {escape(_every_row(rollup))}</code> lists them all).</p>"
         )
         rows = rows[:max_rows]
     head = "".join(f'<th scope="col">{escape(heading(c))}</th>' for c in columns)
