@@ -302,3 +302,28 @@ def test_a_rule_that_fails_stops_no_other_and_exits_1(tmp_path, workload, receiv
         "rule 'calls': ArithmeticError: a rule that cannot be decided"
     ]
     assert len(receiver.bodies) == 1  # the other rule's alert went out
+
+
+ERROR_RATE = """
+[[rules]]
+name = "errors"
+scope = "feature"
+metric = "error_rate"
+window = "24h"
+thresholds = [0.2]
+channels = ["ops"]
+"""
+
+
+def test_check_shows_an_error_rate_as_a_percentage(tmp_path, workload, receiver):
+    # A new user's review: the value read 0.3103448275862068965517241379.
+    rules = rules_file(tmp_path / "alerts.toml", ERROR_RATE, receiver.url)
+    workload.run(_recent(), ["0.001"] * 9, errors=3)
+    workload.close()
+    result = _check("--db", str(workload.path), "--rules", str(rules), "--no-notify")
+    assert result.exit_code == 3, result.output
+    row = result.output.splitlines()[2].split()
+    assert row == ["errors", "feature", "research", "24h", "0.2", "20.0%", "33.3%", "FIRING"]
+    args = ("--db", str(workload.path), "--rules", str(rules), "--no-notify")
+    data = json.loads(_check(*args, "--json").output)
+    assert data["states"][0]["value"] == pytest.approx(1 / 3)  # json keeps the number

@@ -63,6 +63,13 @@ def _number(value: Any) -> str:
     return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
 
 
+def _percent(value: Any) -> str:
+    return "" if value is None else f"{Decimal(value) * 100:.1f}%"
+
+
+_SHOWN_AS: dict[str, Callable[[Any], str]] = {"usd": money, "ratio": _percent}
+
+
 def _sent_again(result: CheckResult) -> int:
     """How many notifications went out again (a firing a notifier took and no channel got);
     not those found by an evaluation that notified no one (--no-notify), sent now for the
@@ -147,11 +154,10 @@ def check(
     if failures["failed"]:
         failed += f" (last {failures['last_at']:%Y-%m-%d %H:%M:%S} UTC, {failures['last_channel']}: "
         failed += f"{failures['last_error']})"
-    # The table shows a cost's limit and value as every table shows money (json keeps numbers).
-    usd = {r.name for r in ruleset.rules if unit(r.metric) == "usd"}
-    shown = [
-        {**r, **{c: (money if r["rule"] in usd else _number)(r[c]) for c in ("limit", "value")}} for r in rows
-    ]
+    # The table shows a cost's limit and value as every table shows money, and an error
+    # rate's as a percentage (a review: 0.3103448275862068965517241379); json keeps numbers.
+    shows = {r.name: _SHOWN_AS.get(unit(r.metric), _number) for r in ruleset.rules}
+    shown = [{**r, **{c: shows.get(r["rule"], _number)(r[c]) for c in ("limit", "value")}} for r in rows]
     table = Table(_COLUMNS, shown, money=(), cells={c: _number for c in ("threshold", "reason")})
     text = [f"{firing} firing, {len(result.evaluation.events)} state changes recorded", *table_lines(table)]
     text += [line for line in (sent, failed) if line]
