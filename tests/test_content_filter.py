@@ -21,6 +21,7 @@ from test_mapping import CHAT
 from test_producers import DRIVER, run_in_venv
 
 from otel_costattr import semconv
+from otel_costattr.cost.reported import REPORTED_COST_KEYS
 from otel_costattr.spans import content
 from otel_costattr.spans.rows import _TEXT_KEYS, SpanMapper
 from otel_costattr.store import database as store
@@ -420,6 +421,9 @@ def test_every_spelling_the_library_reads_is_kept():
     """What lands in a typed column or prices a call is also kept in the attributes JSON."""
     read = {*semconv.CALL_KEYS, *semconv.GENAI_KEYS, *_TEXT_KEYS, semconv.COST, semconv.RESPONSE_ID}
     read |= {semconv.AGENT_STEP, semconv.COST_STATUS, semconv.PRICING_VERSION, semconv.PRICED_MODEL}
+    # a provider's reported cost and what it is in (a review: the currency was dropped, and
+    # a stored "gen_ai.usage.cost.amount": 5 read as dollars)
+    read |= {*REPORTED_COST_KEYS, semconv.PROPOSED_COST_CURRENCY, semconv.PROPOSED_COST_SOURCE}
     assert {key: content.content_rule(key) for key in read} == dict.fromkeys(read, content.ContentRule.KEEP)
 
 

@@ -21,6 +21,9 @@ from ..semconv import (
     COST,
     GENAI_KEYS,
     IDENTITY_KEYS,
+    PROPOSED_COST_AMOUNT,
+    PROPOSED_COST_CURRENCY,
+    PROPOSED_COST_SOURCE,
     RESPONSE_ID,
     TOOL_NAME,
     WORKFLOW_NAME,
@@ -129,6 +132,12 @@ SAFE_KEYS = frozenset(
         TOOL_NAME,
         RESPONSE_ID,
         COST,
+        # A cost the provider reported, what it is in and who worked it out (cost/reported.py;
+        # the currency was dropped, and a stored "gen_ai.usage.cost.amount": 5 read as dollars)
+        PROPOSED_COST_AMOUNT,
+        PROPOSED_COST_CURRENCY,
+        PROPOSED_COST_SOURCE,
+        "llm.cost.total",
         # OpenTelemetry GenAI conventions: ids, names, enums and finish reasons.
         "gen_ai.response.finish_reasons",
         "gen_ai.output.type",
