@@ -167,6 +167,10 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
             "Error: not a trace id or a prefix of one (4 to 32 hex digits): &#x27;xyz&lt;script&gt;&#x27;",
         ),
         ("/runs/" + "0" * 32, 404, "Error: no spans for run " + "0" * 32),
+        # a typo showed every feature under a 200 (a review)
+        ("/?featrue=research", 400, "Error: unknown parameter &#x27;featrue&#x27; (closest: feature)"),
+        ("/runs?days=7&sortby=cost", 400, "Error: unknown parameter &#x27;sortby&#x27; (closest: sort)"),
+        ("/whatif?modle=gpt-4o-mini", 400, "Error: unknown parameter &#x27;modle&#x27; (closest: model)"),
         ("/missing/", 503, "Error: no database at "),
     ],
 )

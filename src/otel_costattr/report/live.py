@@ -31,7 +31,7 @@ from starlette.routing import Route
 from ..clickhouse.target import is_clickhouse_url
 from ..pricing.table import PriceTable
 from ..rollups.errors import RollupError, RollupParamError
-from ..rollups.explain import find_trace
+from ..rollups.explain import find_trace, near
 from ..rollups.queries import Database, connection, rollup
 from ..store.turns import turns
 from .data import Window, collect, run_detail, window
@@ -82,6 +82,15 @@ def _filters(request: Request) -> dict[str, str]:
     if not {"days", "since", "until"} & set(given):
         given["days"] = DEFAULT_DAYS
     return given
+
+
+def known_only(request: Request, *more: str) -> None:
+    """A 400 for a query parameter the page does not take (the filters, and ``more``): a
+    typo (``featrue=research``) showed every feature under a 200 (a review)."""
+    valid = (*FILTERS, *more)
+    unknown = [k for k in request.query_params if k not in valid]
+    if unknown:
+        raise _PageError(400, f"unknown parameter {unknown[0]!r} ({near(unknown[0], list(valid))})")
 
 
 def _window(given: dict[str, str]) -> Window:
@@ -163,6 +172,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
 
     def overview(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
+        known_only(request)
         given = _filters(request)
         with reading(db) as source:
             report = collect(source, _window(given), runs=20, waterfalls=0, tail=False)
@@ -181,6 +191,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
 
     def runs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
+        known_only(request, "sort", "limit")
         given = _filters(request)
         sort = request.query_params.get("sort", "newest")
         if sort not in ("newest", "cost"):

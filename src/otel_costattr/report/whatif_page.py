@@ -21,7 +21,7 @@ from starlette.routing import Route
 from ..pricing.table import PriceTable, load_pricing
 from ..rollups.queries import Database
 from ..rollups.whatif import whatif
-from .live import _filters, _form, _guard, _html, _PageError, _window, reading
+from .live import _filters, _form, _guard, _html, _PageError, _window, known_only, reading
 from .page import page
 from .tables import table
 
@@ -65,6 +65,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
 
     def whatif_page(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
+        known_only(request, *(name for name, _ in _FIELDS), "limit")
         given = _filters(request)
         choice = _choice(request)
         win = _window(given)
