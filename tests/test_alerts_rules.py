@@ -80,6 +80,8 @@ BAD = [
     ('budget = 1.0', 'budget = "1.0"', "rule 'r': field 'budget': expected USD from 10^-12 to 10^12, got '1.0'"),
     ('budget = 1.0', 'budget = 1e-30', "rule 'r': field 'budget': expected USD from 10^-12 to 10^12, got 1e-30"),
     ('channels = ["ops"]', 'channels = ["pager"]', "rule 'r': field 'channels': no channel named 'pager' (defined: ops)"),
+    ('[channels.ops]\ntype = "webhook"\nurl = "http://127.0.0.1:8080/hook"\n', '',
+     "rule 'r': field 'channels': no channel named 'ops' (none is defined)"),  # was "(defined: none defined)"
     ('channels = ["ops"]', 'channels = ["ops", "ops"]',
      "rule 'r': field 'channels': a channel is listed twice: ['ops', 'ops']"),
     ('window = "day"', 'window = "day"\ntimezone = "Mars/Olympus"',

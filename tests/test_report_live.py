@@ -160,7 +160,7 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
     [
         ("/?days=x", 400, "Error: report: days: expected a number, got &#x27;x&#x27;"),
         ("/runs?sort=price", 400, "Error: sort: expected newest or cost, got &#x27;price&#x27;"),
-        ("/runs?limit=-2", 400, "Error: runs_list: limit: must not be negative, got -2"),
+        ("/runs?limit=-2", 400, "Error: runs-list: limit: must not be negative, got -2"),
         (
             "/runs/xyz%3Cscript%3E",
             400,

@@ -130,6 +130,8 @@ def test_stats_rollups_catalogue_and_errors(tmp_path, table):
         assert "422" not in json.dumps(openapi) and "ValidationError" not in json.dumps(openapi)
         status, _, body = srv.request("GET", "/api/v1/runs?limit=x")
         assert status == 400 and isinstance(json.loads(body)["detail"], str)
+        status, _, body = srv.request("GET", "/api/v1/runs?since=tuesday")  # not the query's own name
+        assert status == 400 and json.loads(body)["detail"].startswith("runs: since: "), body
         # The reference renders on the server: no script, nothing loaded from a CDN.
         status, headers, body = srv.request("GET", "/docs")
         page = body.decode()

@@ -392,8 +392,8 @@ class _Reader:
             raise self.fail("channels", f"expected a list of channel names, got {raw!r}")
         for name in raw:
             if name not in self.channels:
-                known = ", ".join(self.channels) or "none defined"
-                raise self.fail("channels", f"no channel named {name!r} (defined: {known})")
+                known = f"defined: {', '.join(self.channels)}" if self.channels else "none is defined"
+                raise self.fail("channels", f"no channel named {name!r} ({known})")
         if len(set(raw)) != len(raw):  # each alert would be sent to it twice
             raise self.fail("channels", f"a channel is listed twice: {raw!r}")
         return tuple(raw)

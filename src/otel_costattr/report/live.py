@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from ..clickhouse.target import is_clickhouse_url
 from ..pricing.table import PriceTable
+from ..rollups.catalog import as_typed
 from ..rollups.errors import RollupError, RollupParamError
 from ..rollups.explain import find_trace, near
 from ..rollups.queries import Database, connection, rollup
@@ -147,7 +148,7 @@ def _guard(fn: Callable[[Request], HTMLResponse]) -> Callable[[Request], HTMLRes
         except _PageError as e:
             status, message = e.status, str(e)
         except RollupParamError as e:
-            status, message = 400, str(e)
+            status, message = 400, as_typed(str(e))  # runs-list: limit..., as the URL and the CLI spell it
         except RollupError as e:
             status, message = 503, str(e)
         except Exception:

@@ -41,7 +41,7 @@ from .auth import TOKEN_PARAM
 
 router = APIRouter()
 
-_RUNS_PAGE = custom_query("runs_page", resources.files(__package__).joinpath("runs_page.sql").read_text())
+_RUNS_PAGE = custom_query("runs", resources.files(__package__).joinpath("runs_page.sql").read_text())
 _MAX_PAGE = 1000
 
 Days = Annotated[
