@@ -38,3 +38,15 @@ def test_a_selection_that_matches_says_nothing_and_a_negative_step_is_refused(db
     assert result.exit_code == 0 and "No calls selected" not in result.stderr
     result = invoke("whatif", "--model", "claude-haiku-4-5", "--step", "-1", "--db", db)
     assert result.exit_code == 2 and "'--step': -1 is not in the range x>=0" in result.stderr
+
+
+def test_a_filter_that_matches_nothing_is_named_with_the_closest(db):
+    # A new user's review: --feature reserch gave a total row of zeros and "no call of the
+    # window matches the selection", where a rollup names the closest feature stored.
+    result = invoke("whatif", "--model", "gpt-4o-mini", "--feature", "reserch", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("No calls: the store holds ")
+    assert "feature 'reserch': closest: research" in result.stderr
+    result = invoke("whatif", "--model", "gpt-4o-mini", "--feature", "reserch", "--step", "0", "--db", db)
+    assert "feature 'reserch': closest: research" in result.stderr
+    assert "No calls selected" not in result.stderr

@@ -62,9 +62,12 @@ def whatif_command(
             ),
             err=True,
         )
-    if not answer.rows:
-        click.echo("No rows: no model calls match (see 'otel-costattr rollup stats')", err=True)
-    elif not sum(row["selected_calls"] or 0 for row in answer.rows if row["level"] == "total"):
+    total = [row for row in answer.rows if row["level"] == "total"]
+    if not any(row["calls"] for row in total):  # the window and filters hold no call: say why
+        window = {k: v for k, v in given.items() if k not in ("step", "limit")}
+        said = f"No calls: {explain_empty(db_path(db), window, where=list(where))}"
+        click.echo(visible_lines(said), err=True)
+    elif not sum(row["selected_calls"] or 0 for row in total):
         click.echo(visible_lines(f"No calls selected: {_none_selected(db, from_model, given)}"), err=True)
     title = f"What-if at {answer.target} prices: {answer.note}"
     return Table(columns=answer.rows.columns, rows=answer.rows, title=title, types=answer.rows.types)
