@@ -268,6 +268,27 @@ def test_cli_group_by_and_where(capsys, db):
     assert code == 0 and [r["trace_id"] for r in json.loads(out)] == [trace_id(2)]
 
 
+GROUPING = [
+    ("rollup", "per-group"),
+    ("rollup", "per-feature"),
+    ("compare", "--until", "2026-06-05"),  # the workload's days
+    ("forecast", "--until", "2026-06-05"),
+]
+
+
+@pytest.mark.parametrize("command", GROUPING)
+def test_cli_a_group_by_key_no_call_carries_says_so(capsys, db, command):
+    # A new user's review: --group-by user_id (for user.id) gave one '-' row of every call,
+    # exit 0, no hint: it read as an answer.
+    code, out, err = run(capsys, *command, "--group-by", "user_id", "--db", db)
+    assert code == 0 and out
+    assert err == (
+        "Note: no call here carries 'user_id': every row is the calls without it ('-'); keys are matched "
+        "as spelled (closest: enduser.id, service, user.id)\n"
+    )
+    assert run(capsys, *command, "--group-by", "user.id", "--db", db)[2] == ""
+
+
 def test_cli_empty_answer_explains_itself_on_stderr(capsys, db):
     code, out, err = run(capsys, "rollup", "per-feature", "--feature", "serch", "--db", db, "--format", "csv")
     assert code == 0 and out.startswith("feature,")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..display import visible, visible_lines
-from ..rollups.explain import explain_empty, near
+from ..rollups.explain import explain_empty, near, ungrouped
 from ..rollups.queries import rollup
 from ..rollups.whatif import whatif
 from .options import db_option, db_path, pricing_option, window_options
@@ -91,6 +91,8 @@ def _grouped(name: str, db: str | None, where: Sequence[str], params: dict[str, 
     if len(rows) <= 1 and not any(r["runs"] for r in rows):
         said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
         click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
+    elif given.get("group_by") and (hint := ungrouped(rows, str(given["group_by"]).strip())):
+        click.echo(visible_lines(f"Note: {hint}"), err=True)
     return Table(columns=rows.columns, rows=rows, types=rows.types)
 
 

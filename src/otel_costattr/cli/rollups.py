@@ -11,7 +11,7 @@ import click
 from ..display import visible_lines
 from ..rollups.catalog import query, rollups
 from ..rollups.errors import UnknownRollup
-from ..rollups.explain import explain_empty, find_trace
+from ..rollups.explain import explain_empty, find_trace, ungrouped
 from ..rollups.params import WINDOW_PARAMS
 from ..rollups.queries import Rows, rollup
 from .options import db_option, db_path, did_you_mean, price_table, reprice_options, window_options
@@ -121,6 +121,8 @@ def _run(
     if nothing and name != "trace":
         said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
         click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
+    elif given.get("group_by") and (hint := ungrouped(rows, str(given["group_by"]).strip())):
+        click.echo(visible_lines(f"Note: {hint}"), err=True)
     return rows  # type: ignore[no-any-return]
 
 

@@ -16,10 +16,13 @@ from typing import Any
 
 import duckdb
 
+from .. import settings
 from ..clickhouse.runner import clickhouse_target
 from ..display import visible
+from ..semconv import IDENTITY_KEYS
+from ..store.schema import ATTRIBUTE_COLUMNS
 from .custom import custom_query
-from .dimensions import dimension_call, where_pairs
+from .dimensions import COLUMNS, dimension_call, where_pairs
 from .errors import RollupError, first_line
 from .queries import Database, _connection, _prepare, _run
 
@@ -200,3 +203,18 @@ def one_trace(text: str, found: list[str]) -> str:
         shown = ", ".join(found[:2])
         raise RollupError(f"{text} is the start of several trace ids ({shown}, ...): give more digits")
     return str(found[0])
+
+
+def ungrouped(rows: list[dict[str, Any]], key: str) -> str | None:
+    """What to say when ``--group-by key`` put every call in the block of calls without the
+    key (a typo, ``user_id`` for ``user.id``, read as a real answer: a review): None when
+    some row has a value, or there is no row to judge."""
+    grouped = [r for r in rows if r.get("level") != "total"]
+    if not grouped or any(r.get("value") is not None for r in grouped):
+        return None
+    known = {*COLUMNS, *IDENTITY_KEYS, *settings.identity_keys()}
+    known |= {k for k in ATTRIBUTE_COLUMNS if not k.startswith("costattr.")}
+    return (
+        f"no call here carries {key!r}: every row is the calls without it ('-'); "
+        f"keys are matched as spelled ({near(key, sorted(known))})"
+    )
