@@ -11,7 +11,9 @@
 -- (none the month before: a store, or a feature, started on the 20th) is projected from its
 -- first day with a call (UTC), in both figures, not read as 19 days of nothing. Each month's
 -- unpriced calls are counted beside its cost (last_month_usd is the priced part). The first
--- row is the total.
+-- row is the total, its own line through every call, the same whatever the grouping (the
+-- rows, each from its own first day, may sum above it: every user first seen this month
+-- projected as if they went on daily), never the rows' sum.
 WITH bounds AS (
     SELECT
         date_trunc('month', $until) AS month_start,
