@@ -13,13 +13,23 @@ CALLER = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "A", "ge
 SUB = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "B"}
 
 
+# An OpenInference model call, and the caller's identity as it arrives from upstream in Baggage.
+OI_LLM = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
+          "llm.token_count.prompt": 2000, "llm.token_count.completion": 100}  # fmt: skip
+UPSTREAM = baggage.set_baggage("gen_ai.agent.version", "1.0", baggage.set_baggage("gen_ai.agent.name", "A"))
+
+
+def per_agent(db) -> list[tuple]:
+    """(agent, version, calls) of each per_agent row, sorted."""
+    return sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
+
+
 def test_a_sub_agent_does_not_take_its_callers_version(tmp_path):
     db = tmp_path / "agents.duckdb"
     provider, tracer = priced_store(db)
     handoff(tracer, CALLER, SUB)
     provider.shutdown()
-    rows = rollup("per_agent", db=str(db))
-    assert sorted((r["agent"], r["agent_version"], r["calls"]) for r in rows) == [
+    assert per_agent(db) == [
         ("A", "1.0", 1),
         ("B", None, 1),
     ]
@@ -38,8 +48,7 @@ def test_a_sub_agents_calls_do_not_take_the_callers_version_from_baggage(tmp_pat
     finally:
         context.detach(token)
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == [("A", "1.0", 1), ("B", None, 1)]
+    assert per_agent(db) == [("A", "1.0", 1), ("B", None, 1)]
 
 
 def _chat(tokens: int) -> dict:
@@ -72,8 +81,7 @@ def test_a_sub_agent_named_after_its_span_started_does_not_keep_its_callers_vers
             tool.set_attribute("gen_ai.operation.name", "execute_tool")
             tracer.start_span("chat", attributes=_chat(4000)).end()
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == [("A", "1.0", 2), ("B", None, 1), ("C", "2", 1)]
+    assert per_agent(db) == [("A", "1.0", 2), ("B", None, 1), ("C", "2", 1)]
     with duckdb.connect(str(db), read_only=True) as con:  # B's own span too
         agents = con.execute(
             "SELECT agent_name, agent_version FROM spans WHERE span_role = 'agent'"
@@ -94,12 +102,9 @@ def test_an_openinference_agent_inside_a_genai_agent_keeps_its_own_name(tmp_path
         with oi.start_as_current_span(
             "writer", attributes={"openinference.span.kind": "AGENT", "agent.name": "W"}
         ):
-            oi.start_span("response", attributes={
-                "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
-                "llm.token_count.prompt": 2000, "llm.token_count.completion": 100}).end()  # fmt: skip
+            oi.start_span("response", attributes=OI_LLM).end()
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == [("A", "1.0", 1), ("W", None, 1)]
+    assert per_agent(db) == [("A", "1.0", 1), ("W", None, 1)]
 
 
 def test_a_version_a_renamed_span_sets_itself_is_kept_even_equal_to_its_callers(tmp_path):
@@ -115,16 +120,13 @@ def test_a_version_a_renamed_span_sets_itself_is_kept_even_equal_to_its_callers(
                             "gen_ai.agent.version": "".join(["1", ".0"])})  # fmt: skip
         tracer.start_span("chat", attributes=_chat(2000)).end()
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == [("B", "1.0", 1)]
+    assert per_agent(db) == [("B", "1.0", 1)]
 
 
 def test_an_openinference_agent_named_late_or_under_baggage_keeps_its_calls(tmp_path):
     # The same review: an AGENT span given agent.name only after start (as OpenInference's
     # openai-agents processor does) took the caller's name and version; and with the
     # caller's identity in Baggage, the AGENT span's calls took it from there.
-    llm = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
-           "llm.token_count.prompt": 2000, "llm.token_count.completion": 100}  # fmt: skip
     db = tmp_path / "late.duckdb"
     provider, tracer = priced_store(db)
     oi = provider.get_tracer("openinference.instrumentation.openai_agents")
@@ -133,50 +135,40 @@ def test_an_openinference_agent_named_late_or_under_baggage_keeps_its_calls(tmp_
         tracer.start_as_current_span("invoke_agent A", attributes=CALLER),
         oi.start_as_current_span("writer", attributes=late) as writer,
     ):
-        oi.start_span("response", attributes=llm).end()
+        oi.start_span("response", attributes=OI_LLM).end()
         writer.set_attribute("agent.name", "W")
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == [("W", None, 1)]
+    assert per_agent(db) == [("W", None, 1)]
 
     db = tmp_path / "baggage.duckdb"
     provider, tracer = priced_store(db)
     oi = provider.get_tracer("openinference.instrumentation.openai_agents")
-    upstream = baggage.set_baggage(
-        "gen_ai.agent.version", "1.0", baggage.set_baggage("gen_ai.agent.name", "A")
-    )
-    token = context.attach(upstream)
+    token = context.attach(UPSTREAM)
     try:
         with oi.start_as_current_span(
             "writer", attributes={"openinference.span.kind": "AGENT", "agent.name": "W"}
         ):
-            oi.start_span("response", attributes=llm).end()
+            oi.start_span("response", attributes=OI_LLM).end()
             with tracer.start_as_current_span("tool", attributes={"gen_ai.operation.name": "execute_tool"}):
                 tracer.start_span("chat", attributes=_chat(1000)).end()  # under a tool span, too
     finally:
         context.detach(token)
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == [("W", None, 2)]
+    assert per_agent(db) == [("W", None, 2)]
 
 
 def test_an_openinference_agent_named_late_under_baggage_keeps_its_calls(tmp_path):
     # A review: the AGENT span named after start (as the openai-agents instrumentation does)
     # under a caller whose identity came in Baggage: its calls took the caller's name and
     # version from the Baggage, at start, before the AGENT span had its name.
-    llm = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
-           "llm.token_count.prompt": 2000, "llm.token_count.completion": 100}  # fmt: skip
     db = tmp_path / "late.duckdb"
     provider, tracer = priced_store(db)
     oi = provider.get_tracer("openinference.instrumentation.openai_agents")
-    upstream = baggage.set_baggage(
-        "gen_ai.agent.version", "1.0", baggage.set_baggage("gen_ai.agent.name", "A")
-    )
-    token = context.attach(upstream)
+    token = context.attach(UPSTREAM)
     tool = {"gen_ai.operation.name": "execute_tool"}
     try:
         with oi.start_as_current_span("writer", attributes={"openinference.span.kind": "AGENT"}) as writer:
-            oi.start_span("response", attributes=llm).end()
+            oi.start_span("response", attributes=OI_LLM).end()
             with tracer.start_as_current_span("tool", attributes=tool):  # its calls a level down
                 tracer.start_span("chat", attributes=_chat(1000)).end()
                 writer.set_attribute("agent.name", "W")
@@ -185,8 +177,7 @@ def test_an_openinference_agent_named_late_under_baggage_keeps_its_calls(tmp_pat
     finally:
         context.detach(token)
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == [("A", "1.0", 1), ("W", None, 3)]
+    assert per_agent(db) == [("A", "1.0", 1), ("W", None, 3)]
 
 
 def test_a_one_character_version_a_renamed_span_sets_itself_is_kept(tmp_path):
@@ -206,5 +197,4 @@ def test_a_one_character_version_a_renamed_span_sets_itself_is_kept(tmp_path):
                 plain.set_attributes({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "plain"})
                 tracer.start_span("chat", attributes=_chat(2000)).end()
     provider.shutdown()
-    got = sorted((r["agent"], r["agent_version"], r["calls"]) for r in rollup("per_agent", db=str(db)))
-    assert got == sorted([*((v, v, 1) for v in versions), ("plain", None, len(versions))])
+    assert per_agent(db) == sorted([*((v, v, 1) for v in versions), ("plain", None, len(versions))])

@@ -304,21 +304,12 @@ def test_a_rule_that_fails_stops_no_other_and_exits_1(tmp_path, workload, receiv
     assert len(receiver.bodies) == 1  # the other rule's alert went out
 
 
-ERROR_RATE = """
-[[rules]]
-name = "errors"
-scope = "feature"
-metric = "error_rate"
-window = "24h"
-thresholds = [0.2]
-channels = ["ops"]
-"""
-
-
 def test_check_shows_an_error_rate_as_a_percentage(tmp_path, workload, receiver):
     # A new user's review: the value read 0.3103448275862068965517241379.
-    rules = rules_file(tmp_path / "alerts.toml", ERROR_RATE, receiver.url)
-    workload.run(_recent(), ["0.001"] * 9, errors=3)
+    from test_alerts import ROLLING  # error_rate over 24h, at 20%
+
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING, receiver.url)
+    workload.run(_recent(), ["0.001"] * 12, errors=4)
     workload.close()
     result = _check("--db", str(workload.path), "--rules", str(rules), "--no-notify")
     assert result.exit_code == 3, result.output
