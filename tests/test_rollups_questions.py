@@ -289,6 +289,25 @@ def test_cli_a_group_by_key_no_call_carries_says_so(capsys, db, command):
     assert run(capsys, *command, "--group-by", "user.id", "--db", db)[2] == ""
 
 
+def test_cli_no_group_by_note_when_calls_outside_the_answer_carry_the_key(capsys, tmp_path):
+    # The review of the note: `unpriced` shows only unpriced calls; that none of them
+    # carries user.id does not make user.id a typo when a priced call carries it.
+
+    path = tmp_path / "s.duckdb"
+    con = store.connect(path)
+    try:
+        w = Writer(con)
+        u1 = json.dumps({"user.id": "u1"})
+        w.call(1, "gpt-4o-mini", 1000, 100, "0.00021", parent=None, at=DAY0, attributes=u1, feature="chat")
+        w.call(2, "acme-ner-7b", 500, 50, None, parent=None, at=DAY0, feature="chat", provider="vllm")
+    finally:
+        con.close()
+    code, out, err = run(capsys, "rollup", "unpriced", "--group-by", "user.id", "--db", str(path))
+    assert (code, err) == (0, "") and "acme-ner-7b" in out
+    err = run(capsys, "rollup", "unpriced", "--group-by", "user_id", "--db", str(path))[2]
+    assert err.startswith("Note: no call here carries 'user_id'")
+
+
 def test_cli_empty_answer_explains_itself_on_stderr(capsys, db):
     code, out, err = run(capsys, "rollup", "per-feature", "--feature", "serch", "--db", db, "--format", "csv")
     assert code == 0 and out.startswith("feature,")

@@ -121,7 +121,9 @@ def _run(
     if nothing and name != "trace":
         said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
         click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
-    elif given.get("group_by") and (hint := ungrouped(rows, str(given["group_by"]).strip())):
+    elif given.get("group_by") and (
+        hint := ungrouped(db_path(db), rows, str(given["group_by"]).strip(), given, list(where))
+    ):
         click.echo(visible_lines(f"Note: {hint}"), err=True)
     return rows  # type: ignore[no-any-return]
 

@@ -205,12 +205,23 @@ def one_trace(text: str, found: list[str]) -> str:
     return str(found[0])
 
 
-def ungrouped(rows: list[dict[str, Any]], key: str) -> str | None:
-    """What to say when ``--group-by key`` put every call in the block of calls without the
+def ungrouped(
+    db: Database, rows: list[dict[str, Any]], key: str, params: Mapping[str, Any], where: Any = None
+) -> str | None:
+    """What to say when ``--group-by key`` put every row in the block of calls without the
     key (a typo, ``user_id`` for ``user.id``, read as a real answer: a review): None when
-    some row has a value, or there is no row to judge."""
+    some row has a value, there is no row to judge, or some call of the window and filters
+    (``params``, ``where``) carries the key all the same (a rollup of some calls only, such
+    as ``unpriced``, may show none of them: the review of the first form)."""
+    from .catalog import query
+    from .queries import rollup
+
     grouped = [r for r in rows if r.get("level") != "total"]
     if not grouped or any(r.get("value") is not None for r in grouped):
+        return None
+    accepted = query("per_group").accepts()
+    window = {k: v for k, v in params.items() if k in accepted and k != "group_by"}
+    if any(r["value"] is not None for r in rollup("per_group", db, group_by=key, where=where, **window)):
         return None
     known = {*COLUMNS, *IDENTITY_KEYS, *settings.identity_keys()}
     known |= {k for k in ATTRIBUTE_COLUMNS if not k.startswith("costattr.")}
