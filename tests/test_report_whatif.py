@@ -120,3 +120,29 @@ def test_the_page_prices_with_the_servers_table(db, tmp_path):
     expected = whatif(db, "acme-large", reprice=table, since=SINCE, until=UNTIL, limit=20)
     total = next(r for r in expected.rows if r["level"] == "total")
     assert f'data-exact="{total["whatif_usd"]}"' in html
+
+
+def test_a_cut_answer_points_to_the_whatif_command(tmp_path):
+    # A review: past 200 rows the page said "otel-costattr rollup whatif lists them all", a
+    # command that does not exist.
+    from test_rollups_workload import DAY0, Writer
+
+    from otel_costattr.store import database as store
+
+    path = tmp_path / "s.duckdb"
+    con = store.connect(path)
+    try:
+        w = Writer(con)
+        for i in range(1, 206):
+            at = DAY0 + dt.timedelta(minutes=i)
+            w.call(i, "gpt-4o-mini", 1000, 100, "0.00021", parent=None, at=at, feature="chat")
+    finally:
+        con.close()
+    served = Served(Starlette(routes=routes(str(path))))
+    try:
+        status, html, _ = get(f"{served.url}/whatif?model=gpt-4o&from=gpt-4o-mini&since=2026-06-01&limit=0")
+    finally:
+        served.stop()
+    assert status == 200
+    command = "otel-costattr whatif --model gpt-4o --from gpt-4o-mini --limit 0"
+    assert f"The first 200 of 207 rows (<code>{command}</code> lists them all)" in html

@@ -119,18 +119,21 @@ def table(
     empty: str = "No rows in this window.",
     max_rows: int = MAX_ROWS,
     filter_box: bool = False,
+    listing: str | None = None,
 ) -> str:
     """A table of ``rows`` (a rollup's, in its order) showing ``columns``, the first
-    ``max_rows`` of them (saying so when there are more); trace ids link to their run when
+    ``max_rows`` of them (saying so when there are more, and that ``listing``, a command
+    line, lists them all: by default the rollup's own); trace ids link to their run when
     ``link`` knows a page for it. The page's script sorts it by any column and, with
     ``filter_box``, filters its rows by text (`assets/report.js`)."""
     if not rows:
         return f'<p class="empty" data-rollup="{rollup}" data-rows="0">{escape(empty)}</p>'
     cut = ""
     if len(rows) > max_rows:
+        listing = listing or f"otel-costattr rollup {_every_row(rollup)}"
         cut = (
             f'<p class="note cut">The first {max_rows:,} of {len(rows):,} rows '
-            f"(<code>otel-costattr rollup {escape(_every_row(rollup))}</code> lists them all).</p>"
+            f"(<code>{escape(listing)}</code> lists them all).</p>"
         )
         rows = rows[:max_rows]
     head = "".join(f'<th scope="col">{escape(heading(c))}</th>' for c in columns)

@@ -12,6 +12,7 @@ as the estimate it is. An unknown target or a bad parameter is a 400 page naming
 
 from __future__ import annotations
 
+import shlex
 from html import escape
 
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from starlette.routing import Route
 from ..pricing.table import PriceTable, load_pricing
 from ..rollups.queries import Database
 from ..rollups.whatif import whatif
-from .live import _filters, _form, _guard, _html, _PageError, _window, known_only, reading
+from .live import FILTERS, _filters, _form, _guard, _html, _PageError, _window, known_only, reading
 from .page import page
 from .tables import table
 
@@ -65,7 +66,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
 
     def whatif_page(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        known_only(request, *(name for name, _ in _FIELDS), "limit")
+        known_only(request, *FILTERS, *(name for name, _ in _FIELDS), "limit")
         given = _filters(request)
         choice = _choice(request)
         win = _window(given)
@@ -90,6 +91,12 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
                     limit=choice["limit"] or _LIMIT,
                     **win.params(),
                 )
+            # the command that answers the same (the window's own flags left to the reader)
+            listing = " ".join(
+                ["otel-costattr whatif", "--model", shlex.quote(choice["model"])]
+                + [f"--{name} {shlex.quote(choice[name])}" for name in ("from", "step") if choice[name]]
+                + ["--limit 0"]
+            )
             body += (
                 f'<section id="whatif"><h2>On {escape(answer.target)}</h2>'
                 f'<p class="note estimate">{escape(answer.note.capitalize())}.</p>'
@@ -99,6 +106,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
                     COLUMNS,
                     caption="Actual against what-if: total, features, runs",
                     link=lambda t: f"{root}/runs/{t}",  # report.live's run page, served beside
+                    listing=listing,
                 )
                 + "</section>"
             )
@@ -110,6 +118,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
                         answer.unpriceable,
                         UNPRICEABLE_COLUMNS,
                         caption="Selected calls without usable token counts (kept at their actual cost)",
+                        listing=listing,
                     )
                     + "</section>"
                 )
