@@ -171,6 +171,7 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
         ("/?featrue=research", 400, "Error: unknown parameter &#x27;featrue&#x27; (closest: feature)"),
         ("/runs?days=7&sortby=cost", 400, "Error: unknown parameter &#x27;sortby&#x27; (closest: sort)"),
         ("/whatif?modle=gpt-4o-mini", 400, "Error: unknown parameter &#x27;modle&#x27; (closest: model)"),
+        ("/runs/0000?days=7", 400, "Error: unknown parameter &#x27;days&#x27; (this page takes none)"),
         ("/missing/", 503, "Error: no database at "),
     ],
 )

@@ -85,13 +85,13 @@ def _filters(request: Request) -> dict[str, str]:
     return given
 
 
-def known_only(request: Request, *more: str) -> None:
-    """A 400 for a query parameter the page does not take (the filters, and ``more``): a
-    typo (``featrue=research``) showed every feature under a 200 (a review)."""
-    valid = (*FILTERS, *more)
+def known_only(request: Request, *valid: str) -> None:
+    """A 400 for a query parameter the page does not take (``valid``): a typo
+    (``featrue=research``) showed every feature under a 200 (a review)."""
     unknown = [k for k in request.query_params if k not in valid]
     if unknown:
-        raise _PageError(400, f"unknown parameter {unknown[0]!r} ({near(unknown[0], list(valid))})")
+        takes = f"({near(unknown[0], list(valid))})" if valid else "(this page takes none)"
+        raise _PageError(400, f"unknown parameter {unknown[0]!r} {takes}")
 
 
 def _window(given: dict[str, str]) -> Window:
@@ -173,7 +173,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
 
     def overview(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        known_only(request)
+        known_only(request, *FILTERS)
         given = _filters(request)
         with reading(db) as source:
             report = collect(source, _window(given), runs=20, waterfalls=0, tail=False)
@@ -192,7 +192,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
 
     def runs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        known_only(request, "sort", "limit")
+        known_only(request, *FILTERS, "sort", "limit")
         given = _filters(request)
         sort = request.query_params.get("sort", "newest")
         if sort not in ("newest", "cost"):
@@ -234,6 +234,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
     def run(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         trace_id = request.path_params["trace_id"]
+        known_only(request)
         with reading(db) as source:
             if not _TRACE_ID.match(trace_id):
                 try:  # a unique prefix, as the API and the CLI's `trace` take
