@@ -3,6 +3,8 @@ take its caller's, on the processor's path as on the SQL walk (a service without
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 from opentelemetry import baggage, context
 from sdk_store import handoff, priced_store
@@ -198,3 +200,28 @@ def test_a_one_character_version_a_renamed_span_sets_itself_is_kept(tmp_path):
                 tracer.start_span("chat", attributes=_chat(2000)).end()
     provider.shutdown()
     assert per_agent(db) == sorted([*((v, v, 1) for v in versions), ("plain", None, len(versions))])
+
+
+def test_an_openinference_agent_never_named_leaves_its_calls_to_the_caller_from_baggage(tmp_path):
+    # The review of the rule above: its calls no longer took the Baggage's agent at start,
+    # and with the AGENT span as the process's root nothing above it carried the caller's:
+    # the call had no agent at all, where under a plain root span it was the caller's.
+    answers = []
+    for root in (False, True):
+        db = tmp_path / f"root-{root}.duckdb"
+        provider, tracer = priced_store(db)
+        oi = provider.get_tracer("openinference.instrumentation.openai_agents")
+        token = context.attach(UPSTREAM)
+        try:
+            with contextlib.ExitStack() as stack:
+                if root:
+                    stack.enter_context(tracer.start_as_current_span("workflow"))
+                stack.enter_context(
+                    oi.start_as_current_span("writer", attributes={"openinference.span.kind": "AGENT"})
+                )
+                oi.start_span("response", attributes=OI_LLM).end()
+        finally:
+            context.detach(token)
+        provider.shutdown()
+        answers.append(per_agent(db))
+    assert answers == [[("A", "1.0", 1)], [("A", "1.0", 1)]]

@@ -114,6 +114,10 @@ _NAMED = "_costattr_named"
 # On a span started inside an OpenInference AGENT span that had no name yet, with identity in
 # Baggage (`_inherit`): a weak reference to that span, whose name its descendants look up.
 _UNNAMED_AGENT = "_costattr_unnamed_agent"
+# On such an AGENT span: the agent name and version it would have inherited, given it at its
+# end if it was never named, so that the calls under it, which took no agent from Baggage,
+# are its caller's, as when a plain span above it carries the caller's (`_stamp`).
+_UNNAMED_FALLBACK = "_costattr_unnamed_fallback"
 
 _SCALARS = frozenset({str, bool, int, float})
 _STATUS_TEXT = {s: s.value for s in CostStatus}
@@ -382,12 +386,16 @@ class CostSpanProcessor(SpanProcessor):
         found: dict[str, Any] = {}
         told = False  # the version found was copied into an object of the span's own
         agent_of_its_own = AGENT_NAME in own or own.get(OPENINFERENCE_KIND) == "AGENT"
+        # An OpenInference AGENT span not named yet: what it would inherit is kept aside, for
+        # its end if it is never named (`_UNNAMED_FALLBACK`).
+        late = agent_of_its_own and AGENT_NAME not in own and OPENINFERENCE_AGENT_NAME not in own
+        fallback: dict[str, Any] = {}
         parent_agent = pattrs.get(AGENT_NAME)
         unnamed = None  # an OpenInference AGENT span above, not named yet
         if parent_agent is None:
             parent_agent, unnamed = _openinference_agent(parent, pattrs)
         for key in self._identity:
-            if key in own or (agent_of_its_own and key in (AGENT_NAME, AGENT_VERSION)):
+            if key in own or (agent_of_its_own and not late and key in (AGENT_NAME, AGENT_VERSION)):
                 continue  # an agent of its own: its version is its own, or none
             value = pattrs.get(key)
             if unnamed is not None and key in (AGENT_NAME, AGENT_VERSION):
@@ -405,6 +413,9 @@ class CostSpanProcessor(SpanProcessor):
                 # Baggage set in-process can hold anything; only text is an identity.
                 if not isinstance(value, str) or not value:
                     continue
+            if late and key in (AGENT_NAME, AGENT_VERSION):
+                fallback[key] = value
+                continue
             if key == AGENT_VERSION:
                 given = value
                 value = _private(value)  # `_own_version` tells it from one the span sets itself
@@ -413,6 +424,9 @@ class CostSpanProcessor(SpanProcessor):
         if unnamed is not None:
             with contextlib.suppress(AttributeError, TypeError):  # no __dict__, no weak references
                 setattr(span, _UNNAMED_AGENT, weakref.ref(unnamed))
+        if AGENT_NAME in fallback and all(type(v) in _SCALARS for v in fallback.values()):
+            with contextlib.suppress(AttributeError, TypeError):  # a span class without a __dict__
+                setattr(span, _UNNAMED_FALLBACK, fallback)
         if not found:
             return
         if AGENT_NAME in found:
@@ -542,8 +556,13 @@ class CostSpanProcessor(SpanProcessor):
             _drop_version(attrs)
         agent = getattr(span, _AGENT, None)
         if type(agent) is Paired:
-            return self._paired_stamp(span, attrs, ns, agent)
-        return self._call_stamp(span, attrs, ns, agent)
+            out = self._paired_stamp(span, attrs, ns, agent)
+        else:
+            out = self._call_stamp(span, attrs, ns, agent)
+        fallback = getattr(span, _UNNAMED_FALLBACK, None)
+        if fallback is not None and AGENT_NAME not in attrs and OPENINFERENCE_AGENT_NAME not in attrs:
+            return {**fallback, **(out or {})}  # an OpenInference AGENT span never named
+        return out
 
     def _paired_stamp(
         self, span: Span, attrs: Mapping[str, Any], ns: int, paired: Paired
