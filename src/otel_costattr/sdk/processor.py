@@ -296,6 +296,8 @@ class CostSpanProcessor(SpanProcessor):
         attributes for it; but a duplicate's status is written all the same, since the
         store can tell a duplicate by it alone and would otherwise count the call twice
         (the span's own data is not counted anyway)."""
+        if COST_STATUS not in values:
+            return None  # no call's stamp (an unnamed agent's fallback): left out, as inherited identity is
         if values.get(COST_STATUS) == DUPLICATE:
             return {COST_STATUS: DUPLICATE}
         next(self._counts["unstamped"])
@@ -388,7 +390,7 @@ class CostSpanProcessor(SpanProcessor):
         agent_of_its_own = AGENT_NAME in own or own.get(OPENINFERENCE_KIND) == "AGENT"
         # An OpenInference AGENT span not named yet: what it would inherit is kept aside, for
         # its end if it is never named (`_UNNAMED_FALLBACK`).
-        late = agent_of_its_own and AGENT_NAME not in own and OPENINFERENCE_AGENT_NAME not in own
+        late = own.get(OPENINFERENCE_KIND) == "AGENT" and not _names_agent(own)
         fallback: dict[str, Any] = {}
         parent_agent = pattrs.get(AGENT_NAME)
         unnamed = None  # an OpenInference AGENT span above, not named yet
@@ -414,7 +416,8 @@ class CostSpanProcessor(SpanProcessor):
                 if not isinstance(value, str) or not value:
                     continue
             if late and key in (AGENT_NAME, AGENT_VERSION):
-                fallback[key] = value
+                limit = _value_limit(span)  # cut as inherited identity is (`seam.add_attributes`)
+                fallback[key] = value[:limit] if limit is not None and isinstance(value, str) else value
                 continue
             if key == AGENT_VERSION:
                 given = value
@@ -504,7 +507,7 @@ class CostSpanProcessor(SpanProcessor):
             return self._stamp(span, attrs, span.start_time)
         self._learn(attrs)
         out = self._stamp(span, attrs, span.start_time)
-        if out is not None and "on_end" not in self.__dict__:
+        if out is not None and COST_STATUS in out and "on_end" not in self.__dict__:
             self._count_spans_in_c()  # a model call: the warning on_end waits for is moot
         return out
 
@@ -560,8 +563,9 @@ class CostSpanProcessor(SpanProcessor):
         else:
             out = self._call_stamp(span, attrs, ns, agent)
         fallback = getattr(span, _UNNAMED_FALLBACK, None)
-        if fallback is not None and AGENT_NAME not in attrs and OPENINFERENCE_AGENT_NAME not in attrs:
-            return {**fallback, **(out or {})}  # an OpenInference AGENT span never named
+        if fallback is not None and not _names_agent(attrs):  # an OpenInference AGENT span never named
+            # what it set itself stays (a version of its own)
+            return {**{k: v for k, v in fallback.items() if attrs.get(k) in (None, "")}, **(out or {})}
         return out
 
     def _paired_stamp(
@@ -1012,6 +1016,12 @@ def _own_version(span: object, attrs: Mapping[str, Any]) -> bool:
     if named[2]:  # the span's own copy: a version it sets itself is another object
         return version is not named[1]
     return version != named[1]
+
+
+def _names_agent(attrs: Mapping[str, Any]) -> bool:
+    """Whether a span's attributes name its agent (`AGENT_NAME` or OpenInference's
+    ``agent.name``): an empty text names none, as the store reads it."""
+    return attrs.get(AGENT_NAME) not in (None, "") or attrs.get(OPENINFERENCE_AGENT_NAME) not in (None, "")
 
 
 def _openinference_agent(parent: object, pattrs: Mapping[str, Any]) -> tuple[str | None, object]:
