@@ -308,6 +308,27 @@ def test_cli_no_group_by_note_when_calls_outside_the_answer_carry_the_key(capsys
     assert err.startswith("Note: no call here carries 'user_id'")
 
 
+@pytest.mark.parametrize("command", ["compare", "forecast"])
+def test_cli_group_by_note_reads_the_commands_own_window(capsys, tmp_path, command):
+    # The review of the note's check: compare and forecast asked per-group over all history
+    # before --until (their default windows are their own), found a call 60 days back that
+    # carries user.id, and said nothing though none of their window's calls carries it.
+    path = tmp_path / "s.duckdb"
+    con = store.connect(path)
+    try:
+        w = Writer(con)
+        old = json.dumps({"user.id": "u1"})
+        at = DAY0 - dt.timedelta(days=60)
+        w.call(1, "gpt-4o-mini", 1000, 100, "0.00021", parent=None, at=at, attributes=old, feature="chat")
+        w.call(2, "gpt-4o-mini", 1000, 100, "0.00021", parent=None, at=DAY0, feature="chat")
+    finally:
+        con.close()
+    argv = (command, "--until", "2026-06-05", "--group-by", "user.id", "--db", str(path), "--format", "json")
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and all(r["value"] is None for r in json.loads(out))
+    assert err.startswith("Note: no call here carries 'user.id'")
+
+
 def test_cli_empty_answer_explains_itself_on_stderr(capsys, db):
     code, out, err = run(capsys, "rollup", "per-feature", "--feature", "serch", "--db", db, "--format", "csv")
     assert code == 0 and out.startswith("feature,")

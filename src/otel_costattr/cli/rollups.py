@@ -11,7 +11,7 @@ import click
 from ..display import visible_lines
 from ..rollups.catalog import query, rollups
 from ..rollups.errors import UnknownRollup
-from ..rollups.explain import explain_empty, find_trace, ungrouped
+from ..rollups.explain import carries, explain_empty, find_trace, ungrouped
 from ..rollups.params import WINDOW_PARAMS
 from ..rollups.queries import Rows, rollup
 from .options import db_option, db_path, did_you_mean, price_table, reprice_options, window_options
@@ -121,10 +121,12 @@ def _run(
     if nothing and name != "trace":
         said = "No rows" if not rows else "No calls"  # beside a total row of zeros, not "no rows"
         click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
-    elif given.get("group_by") and (
-        hint := ungrouped(db_path(db), rows, str(given["group_by"]).strip(), given, list(where))
-    ):
-        click.echo(visible_lines(f"Note: {hint}"), err=True)
+    elif given.get("group_by"):
+        key = str(given["group_by"]).strip()
+        # per-group's rows are every call of the window; another rollup's may be some only
+        carried = None if name == "per_group" else lambda: carries(db_path(db), key, given, list(where))
+        if hint := ungrouped(rows, key, carried):
+            click.echo(visible_lines(f"Note: {hint}"), err=True)
     return rows  # type: ignore[no-any-return]
 
 

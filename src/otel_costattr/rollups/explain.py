@@ -205,23 +205,17 @@ def one_trace(text: str, found: list[str]) -> str:
     return str(found[0])
 
 
-def ungrouped(
-    db: Database, rows: list[dict[str, Any]], key: str, params: Mapping[str, Any], where: Any = None
-) -> str | None:
+def ungrouped(rows: list[dict[str, Any]], key: str, carried: Callable[[], bool] | None = None) -> str | None:
     """What to say when ``--group-by key`` put every row in the block of calls without the
     key (a typo, ``user_id`` for ``user.id``, read as a real answer: a review): None when
-    some row has a value, there is no row to judge, or some call of the window and filters
-    (``params``, ``where``) carries the key all the same (a rollup of some calls only, such
-    as ``unpriced``, may show none of them: the review of the first form)."""
-    from .catalog import query
-    from .queries import rollup
-
+    some row has a value, there is no row to judge, or ``carried()`` says some call the
+    answer leaves out carries the key all the same (for a rollup of some calls only, such as
+    ``unpriced``: the review of the first form; None: the rows hold every call of the
+    window, as per-group's, compare's and forecast's do)."""
     grouped = [r for r in rows if r.get("level") != "total"]
     if not grouped or any(r.get("value") is not None for r in grouped):
         return None
-    accepted = query("per_group").accepts()
-    window = {k: v for k, v in params.items() if k in accepted and k != "group_by"}
-    if any(r["value"] is not None for r in rollup("per_group", db, group_by=key, where=where, **window)):
+    if carried is not None and carried():
         return None
     known = {*COLUMNS, *IDENTITY_KEYS, *settings.identity_keys()}
     known |= {k for k in ATTRIBUTE_COLUMNS if not k.startswith("costattr.")}
@@ -229,3 +223,14 @@ def ungrouped(
         f"no call here carries {key!r}: every row is the calls without it ('-'); "
         f"keys are matched as spelled ({near(key, sorted(known))})"
     )
+
+
+def carries(db: Database, key: str, params: Mapping[str, Any], where: Any = None) -> bool:
+    """Whether some call of the window and filters ``params`` and ``where`` (a rollup's, as
+    given to `rollup`) carries ``key``: per-group over them has a row with a value."""
+    from .catalog import query
+    from .queries import rollup
+
+    accepted = query("per_group").accepts()
+    window = {k: v for k, v in params.items() if k in accepted and k != "group_by"}
+    return any(r["value"] is not None for r in rollup("per_group", db, group_by=key, where=where, **window))
