@@ -122,11 +122,21 @@ def test_the_page_prices_with_the_servers_table(db, tmp_path):
     assert f'data-exact="{total["whatif_usd"]}"' in html
 
 
-def test_a_cut_answer_points_to_the_whatif_command(tmp_path):
+def test_a_cut_answer_points_to_the_whatif_command(tmp_path, capsys):
     # A review: past 200 rows the page said "otel-costattr rollup whatif lists them all", a
-    # command that does not exist.
+    # command that does not exist; its review: the command left out the server's --pricing,
+    # so it refused a model only that table knows. The command given answers as the page.
+    import html as html_lib
+    import json
+    import re
+    import shlex
+    from decimal import Decimal
+    from pathlib import Path
+
     from test_rollups_workload import DAY0, Writer
 
+    from otel_costattr import load_pricing
+    from otel_costattr.cli import main
     from otel_costattr.store import database as store
 
     path = tmp_path / "s.duckdb"
@@ -138,11 +148,22 @@ def test_a_cut_answer_points_to_the_whatif_command(tmp_path):
             w.call(i, "gpt-4o-mini", 1000, 100, "0.00021", parent=None, at=at, feature="chat")
     finally:
         con.close()
-    served = Served(Starlette(routes=routes(str(path))))
+    prices = str(Path(__file__).parent / "data" / "test_prices.toml")
+    served = Served(Starlette(routes=routes(str(path), load_pricing([prices], use_env=False))))
     try:
-        status, html, _ = get(f"{served.url}/whatif?model=gpt-4o&from=gpt-4o-mini&since=2026-06-01&limit=0")
+        query = "model=acme-large&from=gpt-4o-mini&since=2026-06-01&limit=0"
+        status, html, _ = get(f"{served.url}/whatif?{query}")
     finally:
         served.stop()
     assert status == 200
-    command = "otel-costattr whatif --model gpt-4o --from gpt-4o-mini --limit 0"
-    assert f"The first 200 of 207 rows (<code>{command}</code> lists them all)" in html
+    (command,) = re.findall(r"The first 200 of 207 rows \(<code>(.*?)</code> lists them all\)", html)
+    argv = shlex.split(html_lib.unescape(command))
+    assert argv == [
+        "otel-costattr", "whatif", "--model", "acme-large", "--from", "gpt-4o-mini", "--pricing", prices,
+        "--limit", "0",
+    ]  # fmt: skip
+    capsys.readouterr()
+    assert main([*argv[1:], "--db", str(path), "--since", "2026-06-01", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    shown = {Decimal(v) for v in re.findall(r'data-exact="([0-9.-]+)"', html)}
+    assert len(rows) == 207 and Decimal(rows[0]["whatif_usd_exact"]) in shown

@@ -121,6 +121,8 @@ class PriceTable:
         self.version = version
         self.digest = digest
         self.files = tuple(files)
+        # The user's files among them, as given (`load_pricing`): what --pricing names again.
+        self.user_files: tuple[str, ...] = ()
         self._providers = {p.id: p for p in providers}
         self._order = tuple(p.id for p in providers)
         self._names = names
@@ -444,7 +446,9 @@ def load_pricing(
     if user_parts:  # any user file, provider or regional rules, makes it a local table
         version = f"{version}+local.{digest[len('sha256:') :][:8]}" if bundled else f"local.{digest[7:15]}"
     names = [p for p, _ in digest_parts] + user_paths
-    return _build(version, digest, parsed, user_files, normalize, names, regions)
+    table = _build(version, digest, parsed, user_files, normalize, names, regions)
+    table.user_files = tuple(user_paths)
+    return table
 
 
 def _build(

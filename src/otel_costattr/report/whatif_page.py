@@ -95,6 +95,8 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
             listing = " ".join(
                 ["otel-costattr whatif", "--model", shlex.quote(choice["model"])]
                 + [f"--{name} {shlex.quote(choice[name])}" for name in ("from", "step") if choice[name]]
+                # serve --pricing's files (the bundled table's, OTEL_COSTATTR_PRICING_FILES, the CLI reads)
+                + [f"--pricing {shlex.quote(path)}" for path in (prices.user_files if pricing else ())]
                 + ["--limit 0"]
             )
             body += (
