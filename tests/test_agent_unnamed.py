@@ -28,6 +28,8 @@ KIND = {"openinference.span.kind": "AGENT"}
         ({}, {"agent.name": ""}),  # an empty name is none, as the store reads it
         ({}, {"gen_ai.agent.name": ""}),
         ({"agent.name": ""}, {}),
+        ({"gen_ai.agent.name": ""}, {}),  # at start too (the review of the fix)
+        ({"gen_ai.agent.name": "", "agent.name": ""}, {}),
     ],
 )
 def test_the_calls_of_an_agent_never_named_are_the_callers(tmp_path, start, later):

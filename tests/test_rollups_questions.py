@@ -308,7 +308,9 @@ def test_cli_no_group_by_note_when_calls_outside_the_answer_carry_the_key(capsys
     assert err.startswith("Note: no call here carries 'user_id'")
 
 
-@pytest.mark.parametrize("command", ["compare", "forecast"])
+@pytest.mark.parametrize(
+    "command", [("compare",), ("forecast",), ("rollup", "compare"), ("rollup", "forecast")]
+)
 def test_cli_group_by_note_reads_the_commands_own_window(capsys, tmp_path, command):
     # The review of the note's check: compare and forecast asked per-group over all history
     # before --until (their default windows are their own), found a call 60 days back that
@@ -323,7 +325,7 @@ def test_cli_group_by_note_reads_the_commands_own_window(capsys, tmp_path, comma
         w.call(2, "gpt-4o-mini", 1000, 100, "0.00021", parent=None, at=DAY0, feature="chat")
     finally:
         con.close()
-    argv = (command, "--until", "2026-06-05", "--group-by", "user.id", "--db", str(path), "--format", "json")
+    argv = (*command, "--until", "2026-06-05", "--group-by", "user.id", "--db", str(path), "--format", "json")
     code, out, err = run(capsys, *argv)
     assert code == 0 and all(r["value"] is None for r in json.loads(out))
     assert err.startswith("Note: no call here carries 'user.id'")

@@ -123,8 +123,10 @@ def _run(
         click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
     elif given.get("group_by"):
         key = str(given["group_by"]).strip()
-        # per-group's rows are every call of the window; another rollup's may be some only
-        carried = None if name == "per_group" else lambda: carries(db_path(db), key, given, list(where))
+        # per-group's, compare's and forecast's rows hold every call of their window (their own
+        # default windows); another rollup's may hold some only
+        whole = name in ("per_group", "compare", "forecast")
+        carried = None if whole else lambda: carries(db_path(db), key, given, list(where))
         if hint := ungrouped(rows, key, carried):
             click.echo(visible_lines(f"Note: {hint}"), err=True)
     return rows  # type: ignore[no-any-return]

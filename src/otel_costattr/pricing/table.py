@@ -121,7 +121,8 @@ class PriceTable:
         self.version = version
         self.digest = digest
         self.files = tuple(files)
-        # The user's files among them, as given (`load_pricing`): what --pricing names again.
+        # The user's files among them, made absolute (`load_pricing`): what --pricing names
+        # again, from any directory (the what-if page's command).
         self.user_files: tuple[str, ...] = ()
         self._providers = {p.id: p for p in providers}
         self._order = tuple(p.id for p in providers)
@@ -447,7 +448,7 @@ def load_pricing(
         version = f"{version}+local.{digest[len('sha256:') :][:8]}" if bundled else f"local.{digest[7:15]}"
     names = [p for p, _ in digest_parts] + user_paths
     table = _build(version, digest, parsed, user_files, normalize, names, regions)
-    table.user_files = tuple(user_paths)
+    table.user_files = tuple(os.path.abspath(path) for path in user_paths)
     return table
 
 

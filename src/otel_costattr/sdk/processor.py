@@ -394,10 +394,12 @@ class CostSpanProcessor(SpanProcessor):
         fallback: dict[str, Any] = {}
         parent_agent = pattrs.get(AGENT_NAME)
         unnamed = None  # an OpenInference AGENT span above, not named yet
-        if parent_agent is None:
+        if parent_agent is None or parent_agent == "":  # an empty name is none (`_names_agent`)
             parent_agent, unnamed = _openinference_agent(parent, pattrs)
         for key in self._identity:
-            if key in own or (agent_of_its_own and not late and key in (AGENT_NAME, AGENT_VERSION)):
+            if (key in own and not (late and own[key] == "")) or (
+                agent_of_its_own and not late and key in (AGENT_NAME, AGENT_VERSION)
+            ):
                 continue  # an agent of its own: its version is its own, or none
             value = pattrs.get(key)
             if unnamed is not None and key in (AGENT_NAME, AGENT_VERSION):
