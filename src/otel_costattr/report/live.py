@@ -34,6 +34,7 @@ from ..rollups.catalog import as_typed
 from ..rollups.errors import RollupError, RollupParamError
 from ..rollups.explain import find_trace, near
 from ..rollups.queries import Database, connection, rollup
+from ..server.auth import TOKEN_PARAM
 from ..store.turns import turns
 from .data import Window, collect, run_detail, window
 from .page import csp, nav_links, page, render_report
@@ -87,8 +88,9 @@ def _filters(request: Request) -> dict[str, str]:
 
 def known_only(request: Request, *valid: str) -> None:
     """A 400 for a query parameter the page does not take (``valid``): a typo
-    (``featrue=research``) showed every feature under a 200 (a review)."""
-    unknown = [k for k in request.query_params if k not in valid]
+    (``featrue=research``) showed every feature under a 200 (a review). ``token``, the way in
+    (`server.auth`), is every page's: a server without a token leaves it in the URL."""
+    unknown = [k for k in request.query_params if k not in valid and k != TOKEN_PARAM]
     if unknown:
         takes = f"({near(unknown[0], list(valid))})" if valid else "(this page takes none)"
         raise _PageError(400, f"unknown parameter {unknown[0]!r} {takes}")
