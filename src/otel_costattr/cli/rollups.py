@@ -123,9 +123,9 @@ def _run(
         click.echo(visible_lines(f"{said}: {explain_empty(db_path(db), given, where=list(where))}"), err=True)
     elif given.get("group_by"):
         key = str(given["group_by"]).strip()
-        # per-group's, compare's and forecast's rows hold every call of their window (their own
-        # default windows); another rollup's may hold some only
-        whole = name in ("per_group", "compare", "forecast")
+        # A rollup that groups by itself (per-group, compare, forecast: not the generic
+        # --group-by) has a row for every call of its own window; another may hold some only.
+        whole = not query(name).groups
         carried = None if whole else lambda: carries(db_path(db), key, given, list(where))
         if hint := ungrouped(rows, key, carried):
             click.echo(visible_lines(f"Note: {hint}"), err=True)

@@ -103,7 +103,7 @@ def _every_row(rollup: str) -> str:
     """The command line that lists every row of ``rollup``: ``--limit 0`` where it has a
     limit (a review: runs-list, pointed to, stopped at its own 100)."""
     try:
-        limited = any(p.name == "limit" for p in query(rollup).params)
+        limited = "limit" in query(rollup).accepts()
     except UnknownRollup:
         limited = False
     return rollup.replace("_", "-") + (" --limit 0" if limited else "")
