@@ -328,7 +328,10 @@ def test_cli_group_by_note_reads_the_commands_own_window(capsys, tmp_path, comma
     argv = (*command, "--until", "2026-06-05", "--group-by", "user.id", "--db", str(path), "--format", "json")
     code, out, err = run(capsys, *argv)
     assert code == 0 and all(r["value"] is None for r in json.loads(out))
-    assert err.startswith("Note: no call here carries 'user.id'")
+    assert err == (
+        "Note: no call here carries 'user.id': every row is the calls without it ('-'); it is a key "
+        "the rollups know, and no call of this window sets it\n"
+    )
 
 
 def test_cli_empty_answer_explains_itself_on_stderr(capsys, db):

@@ -219,10 +219,11 @@ def ungrouped(rows: list[dict[str, Any]], key: str, carried: Callable[[], bool] 
         return None
     known = {*COLUMNS, *IDENTITY_KEYS, *settings.identity_keys()}
     known |= {k for k in ATTRIBUTE_COLUMNS if not k.startswith("costattr.")}
-    return (
-        f"no call here carries {key!r}: every row is the calls without it ('-'); "
-        f"keys are matched as spelled ({near(key, sorted(known))})"
-    )
+    if key in known:  # spelled right: naming it as its own closest match read as a typo (a review)
+        why = "it is a key the rollups know, and no call of this window sets it"
+    else:
+        why = f"keys are matched as spelled ({near(key, sorted(known))})"
+    return f"no call here carries {key!r}: every row is the calls without it ('-'); {why}"
 
 
 def carries(db: Database, key: str, params: Mapping[str, Any], where: Any = None) -> bool:
