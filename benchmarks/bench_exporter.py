@@ -28,7 +28,7 @@ spans/s (wall, first timed export to last commit), CPU µs per span on the expor
 process (background ingester and final flush included). "map" is the CPU of mapping alone
 (records -> Arrow tables, no I/O), the steadiest figure on a busy machine. Figures are
 medians of ``--repeat`` runs. Before 2026-12-05 the clock included the first export and the
-collector walked the made spans (the README's performance section has both side by side).
+collector walked the made spans (benchmarks/RESULTS.md has both side by side).
 
 RSS: each exporter in its own process again, ``--rss-spans`` spans made batch by batch while
 exporting (so the spans themselves do not count), growth of the peak RSS (VmHWM, reset after
