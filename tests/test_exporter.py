@@ -1204,6 +1204,54 @@ def test_a_child_forked_while_the_parent_ingests_can_flush(tmp_path):
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
 
 
+FORK_AND_EXIT = """
+import os, signal, sys
+from pathlib import Path
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from otel_costattr.store import ingest
+from otel_costattr.store.exporter import DuckDBSpanExporter
+
+folder = Path(sys.argv[1])
+exporter = DuckDBSpanExporter(folder / "spans.duckdb")
+provider = TracerProvider(shutdown_on_exit=False)
+provider.add_span_processor(BatchSpanProcessor(exporter))
+tracer = provider.get_tracer("t")
+tracer.start_span("before").end()
+assert provider.force_flush(10000) and exporter.force_flush(10000)  # ingested once
+if sys.argv[2] == "probe":  # and a spool file checked: the checks' in-memory store made
+    bad = folder / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    assert ingest.unreadable(bad)
+statuses = []
+for spans in (0, 5):
+    pid = os.fork()
+    if pid == 0:  # a gunicorn --preload worker: it leaves by sys.exit, the interpreter's exit
+        signal.alarm(30)
+        for _ in range(spans):
+            tracer.start_span("child").end()
+        provider.shutdown()
+        sys.exit(0)
+    statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+provider.shutdown()
+print(statuses)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+@pytest.mark.parametrize("probe", ["ingest", "probe"])
+def test_a_child_forked_after_an_ingest_exits_cleanly(tmp_path, probe):
+    """A review: once the ingester had run, a child forked by the application (a gunicorn
+    --preload worker, or one that never traces) died of SIGSEGV when its interpreter exited,
+    tearing down DuckDB databases the parent had left open (the default connection
+    `duckdb.extract_statements` opens; the checks' in-memory store) whose threads stayed in
+    the parent. The tests before forked children that left by os._exit."""
+    script = [sys.executable, "-c", FORK_AND_EXIT, str(tmp_path), probe]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "[0, 0]\n"), done.stderr[-2000:]
+    assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(6,)]
+
+
 def test_a_span_named_otherwise_than_by_text_is_kept(tmp_path, table):
     # The SDK keeps a span's name as given: a safety review's span named 123 was dropped whole
     # (counted, with a traceback from pyarrow); its name is now its text.

@@ -23,8 +23,7 @@ import logging
 
 import duckdb
 
-from .._resources import bundled_dir
-from .database import rollback
+from .database import bundled_statements, rollback
 
 __all__ = [
     "MAINTAIN_FILE",
@@ -157,8 +156,7 @@ _SHAPES = (
 
 @functools.cache
 def _statements(file: str) -> list[str]:
-    text = (bundled_dir("queries") / file).read_text(encoding="utf-8")
-    return [s.query for s in duckdb.extract_statements(text)]
+    return bundled_statements(file)
 
 
 # The traces with a call pending, and whether the copy holds any span.

@@ -572,6 +572,20 @@ def _apply(con: duckdb.DuckDBPyConnection, step: Migration) -> None:
     con.execute("COMMIT")
 
 
+def bundled_statements(file: str) -> list[str]:
+    """The statements of the bundled ``queries/`` file ``file``, split by DuckDB's own parser
+    on an in-memory connection closed at once. Not ``duckdb.extract_statements``: that opens
+    DuckDB's default connection, a database kept open for the life of the process, which a
+    forked child (gunicorn --preload after the exporter's first ingest) then tore down at exit
+    and died of (SIGSEGV in the task scheduler's destructor: a review)."""
+    text = (bundled_dir("queries") / file).read_text(encoding="utf-8")
+    con = duckdb.connect(":memory:")
+    try:
+        return [s.query for s in con.extract_statements(text)]
+    finally:
+        con.close()
+
+
 def rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back the open transaction of ``con``, if any (after a failed statement)."""
     with contextlib.suppress(duckdb.Error):  # no transaction open: nothing to undo

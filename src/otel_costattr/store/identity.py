@@ -21,8 +21,7 @@ from typing import NamedTuple
 
 import duckdb
 
-from .._resources import bundled_dir
-from .database import rollback
+from .database import bundled_statements, rollback
 
 __all__ = ["Pass", "attempt", "run_pass", "settle"]
 
@@ -95,5 +94,4 @@ def _pass_sql() -> list[str]:
     # The file's six statements (the calls to walk, their traces' spans, the walk, the update,
     # the watermark, the last rowid read), split by DuckDB's own parser; kept as text so that
     # any connection can run them.
-    text = (bundled_dir("queries") / _SQL).read_text(encoding="utf-8")
-    return [s.query for s in duckdb.extract_statements(text)]
+    return bundled_statements(_SQL)

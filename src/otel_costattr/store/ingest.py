@@ -17,6 +17,7 @@ overlaps the incoming batch (zone maps).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import logging
@@ -651,16 +652,28 @@ def _probe(file: Path) -> tuple[str | None, str] | None:
 # the lock its checks take turns under, made afresh in a forked child (a fork during a check
 # left the child's lock held for good).
 _probe_state: dict[str, Any] = {"lock": threading.Lock()}
+
+
+def _probe_forked() -> None:
+    """In a forked child: the parent's in-memory store is not the child's to use, nor to
+    free. Freed (when the interpreter exits, say), DuckDB tears down an instance whose
+    threads stayed in the parent, and the child died at exit of SIGSEGV or an abort (gunicorn
+    --preload workers after the exporter's ingester once checked a file: a review). So it is
+    made immortal here, one small instance a child, and the child makes its own."""
+    _probe_state["lock"] = threading.Lock()
+    inherited = _probe_state.pop("store", None)
+    if inherited is not None:
+        try:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(inherited))
+        except Exception:  # not CPython: keep it referenced, as before
+            _probe_state.setdefault("inherited", []).append(inherited)
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: _probe_state.update(lock=threading.Lock()))
+    os.register_at_fork(after_in_child=_probe_forked)
 
 
 def _probe_store() -> duckdb.DuckDBPyConnection | None:
-    if _probe_state.get("pid") != os.getpid():  # forked: the parent's instance is not ours,
-        inherited = _probe_state.pop("store", None)  # kept, never closed or collected here
-        if inherited is not None:
-            _probe_state.setdefault("inherited", []).append(inherited)
-        _probe_state["pid"] = os.getpid()
     probe = _probe_state.get("store")
     if probe is not None:
         return probe
