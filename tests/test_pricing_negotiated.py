@@ -174,3 +174,58 @@ def test_whatif_from_a_negotiated_model_keeps_the_hosts_calls(tmp_path):
             tmp_path / "s.duckdb", "gpt-4o-mini", from_model="gpt-4o", reprice=reprice, since="2026-11-01"
         )
         assert found.rows[0]["selected_calls"] == 2, reprice
+
+
+BEDROCK_MODEL = """
+provider = "aws"
+[[model]]
+id = "my-custom"
+match = [{ equals = "my-custom" }]
+[[model.price]]
+input = 1
+output = 1
+"""
+
+AZURE_DEPLOYMENT = """
+provider = "azure"
+[[model]]
+id = "my-deploy"
+alias_of = "gpt-4o"
+"""
+
+
+def _stamp_without_provider(table, model: str) -> dict:
+    """What the processor stamps on a chat span that names no provider (hand-written spans)."""
+    provider = TracerProvider(resource=Resource.get_empty(), shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(table))
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model,
+             "gen_ai.usage.input_tokens": TOKENS, "gen_ai.usage.output_tokens": 0}  # fmt: skip
+    span = provider.get_tracer("t").start_span("chat", attributes=attrs, start_time=START)
+    span.end(end_time=START + 10**9)
+    return dict(span.attributes)
+
+
+def test_a_file_for_a_bundled_host_moves_no_call_to_it(tmp_path):
+    # A review: one custom model in an `aws` file put Bedrock ahead of Anthropic in the search
+    # for spans naming no provider, so Claude calls took Bedrock's regional entries, 10% dearer.
+    (tmp_path / "bedrock.toml").write_text(BEDROCK_MODEL)
+    table = load_pricing([str(tmp_path / "bedrock.toml")], use_env=False)
+    claude = _stamp_without_provider(table, "claude-sonnet-4-5-20250929")
+    assert (claude[PRICED_MODEL], D(str(claude[COST]))) == ("claude-sonnet-4-5", D("0.3"))  # 100k x $3
+    mine = _stamp_without_provider(table, "my-custom")
+    assert (mine[PRICED_MODEL], D(str(mine[COST]))) == ("my-custom", D("0.1"))
+
+
+def test_the_order_of_the_files_chooses_no_price_for_a_call_naming_no_provider(tmp_path):
+    # A review: an Azure deployment file listed before an OpenAI contract put Azure (list
+    # price) ahead of OpenAI for spans naming no provider: the contract's discount was lost,
+    # and the table's version differed with the order.
+    (tmp_path / "azure.toml").write_text(AZURE_DEPLOYMENT)
+    (tmp_path / "openai.toml").write_text(OPENAI)
+    files = [str(tmp_path / "azure.toml"), str(tmp_path / "openai.toml")]
+    tables = [load_pricing(files, use_env=False), load_pricing(files[::-1], use_env=False)]
+    assert tables[0].version == tables[1].version
+    for table in tables:
+        stamped = _stamp_without_provider(table, "gpt-4o")
+        assert D(str(stamped[COST])) == D("0.2"), table.files  # 100k x $2.5 x 0.8
+        assert _stamp_without_provider(table, "my-deploy")[COST] == 0.25  # Azure's: list price

@@ -443,7 +443,8 @@ def load_pricing(
 
     # A user file by its content alone: an application and `serve` naming one file by two
     # paths (or two copies of it) stamp one version.
-    digest = _digest(digest_parts + [("user", data) for _, data in user_parts])
+    # In any order of the files the same version: their order chooses no price.
+    digest = _digest(digest_parts + [("user", data) for data in sorted(data for _, data in user_parts)])
     if user_parts:  # any user file, provider or regional rules, makes it a local table
         version = f"{version}+local.{digest[len('sha256:') :][:8]}" if bundled else f"local.{digest[7:15]}"
     names = [p for p, _ in digest_parts] + user_paths
@@ -471,7 +472,7 @@ def _build(
     # a bundled provider claims for another provider.
     user_models: dict[tuple[str, str], str] = {}
     claims: dict[str, tuple[str, str, bool, str]] = {}  # name -> (provider, path, by user, field)
-    # User files first: their providers are searched first and their models shadow bundled ones.
+    # User files first: their models shadow bundled ones (the search order: at the end).
     ordered = [*user, *bundled]
     for n, pf in enumerate(ordered):
         is_user = n < len(user)
@@ -607,7 +608,16 @@ def _build(
 
     bases = _keep_list_prices(providers, hosts, listed)
     names = {name: claim[0] for name, claim in claims.items()}  # name -> the provider it means
-    return PriceTable(version, digest, list(providers.values()), names, normalize, files, regions, bases)
+    # The search order for a span naming no provider: the user's own providers first, then the
+    # bundled ones in the table's order. A user file under a bundled provider adds its models
+    # before that provider's own, not the provider before the others: one custom model in an
+    # `aws` file moved every Claude call naming no provider to Bedrock's regional prices, and
+    # two such files listed in another order chose another price (a review).
+    # The user's own by id, so that no order of the files chooses between two of them.
+    shipped = {pf.provider for pf in bundled}
+    order = sorted((p for p in providers.values() if p.id not in shipped), key=lambda p: p.id)
+    order += [providers[pid] for pid in dict.fromkeys(pf.provider for pf in bundled)]
+    return PriceTable(version, digest, order, names, normalize, files, regions, bases)
 
 
 def _keep_bundled_rules(bundled: list[ProviderFile], user: list[ProviderFile]) -> list[ProviderFile]:
