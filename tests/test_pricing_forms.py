@@ -63,6 +63,16 @@ CASES = {
         ("deepseek-r1", "ollama", None),  # a self-hosted server, whatever the id
         ("gpt-4o", "vllm", None),
     ],
+    "unlisted-hosts": [
+        # hosts reselling other makers' models at their own prices, not in the table: unknown,
+        # not the maker's API price (a review)
+        ("deepseek-r1", "fireworks", None),
+        ("accounts/fireworks/models/deepseek-r1", "fireworks", None),
+        ("DeepSeek-R1", "sambanova", None),
+        ("mistral-large", "ibm.watsonx.ai", None),
+        ("gpt-4o", "langchain", ("openai", "gpt-4o")),  # a framework's name: every provider
+        ("deepseek-r1", None, ("deepseek", "deepseek-reasoner")),
+    ],
     "openai-fine-tune": [
         ("ft:gpt-4o-mini-2024-07-18:acme::abc123", None, ("openai", "ft:gpt-4o-mini")),  # not the base's
         # its own fine-tune rates (LiteLLM), not the base's

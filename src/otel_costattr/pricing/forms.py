@@ -15,7 +15,8 @@ self-hosted distill, not DeepSeek's API), a Bedrock custom-model or provisioned-
 (billed per model unit hour, not per token). These are `UNPRICED`: only an exact ``equals``
 rule on the whole id (a user price file's) prices them. A span whose provider names a
 self-hosted server (`SELF_HOSTED`) is unknown unless a price file claims that provider name
-(``otel_names = ["ollama"]``).
+(``otel_names = ["ollama"]``); so is one naming a host that resells other makers' models at
+its own prices, which the bundled table does not list (`UNLISTED_HOSTS`: Fireworks, watsonx).
 
 `FORMS` is the one list of forms, in the order tried; tests/test_pricing_forms.py holds a
 table of ids and the entry each must resolve to (or that it must stay unknown).
@@ -33,6 +34,20 @@ UNPRICED = "(unpriced)"
 SELF_HOSTED = frozenset(
     {"ollama", "vllm", "lmstudio", "lm_studio", "llama.cpp", "llama_cpp", "localai", "tgi"}
 )
+# Provider names of hosts that serve other makers' models at prices of their own, which the
+# bundled table does not list: a call there is unknown, not another host's list price (a
+# review: `fireworks` deepseek-r1 priced at DeepSeek's API rate, `ibm.watsonx.ai`
+# mistral-large at Mistral's). A name the span gives that is neither a host the table knows
+# nor one of these (a framework's: `langchain`, `litellm`) still searches every provider.
+UNLISTED_HOSTS = frozenset(
+    {
+        "ibm.watsonx.ai", "watsonx", "watsonx.ai", "ibm_watsonx", "fireworks", "fireworks_ai",
+        "fireworks.ai", "fireworksai", "sambanova", "cerebras", "replicate", "huggingface",
+        "hugging_face", "deepinfra", "nvidia_nim", "nim", "databricks", "snowflake", "cloudflare",
+        "workers_ai", "hyperbolic", "novita", "baseten", "anyscale", "octoai", "lepton", "nebius",
+        "friendli", "siliconflow", "dashscope", "alibaba_cloud", "lambda", "featherless",
+    }
+)  # fmt: skip
 
 _BEDROCK_VENDORS = (
     "anthropic|meta|amazon|mistral|cohere|ai21|deepseek|openai|qwen|writer|moonshot|moonshotai"

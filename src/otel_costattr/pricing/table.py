@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from .. import settings
 from .._resources import bundled_dir
 from .entry import ModelEntry, build_entry, with_earlier
-from .forms import SELF_HOSTED, UNPRICED, id_form
+from .forms import SELF_HOSTED, UNLISTED_HOSTS, UNPRICED, id_form
 from .model import (
     MAX_MODEL_ID,
     MatchRule,
@@ -169,7 +169,8 @@ class PriceTable:
         """The entry pricing ``model`` as reported by a span, or None when it is unknown.
 
         With a provider the table knows, only that provider and its declared fallbacks are
-        searched (a Llama on Bedrock is never priced at another host's rate); else, when the
+        searched (a Llama on Bedrock is never priced at another host's rate); none for a
+        self-hosted server or a host the table does not list (`forms.UNLISTED_HOSTS`); else, when the
         id's own form names its host (`forms.id_form`), that host and its fallbacks; otherwise
         every provider, in table order. Self-hosted forms and servers are priced by an exact
         rule only. Answers are cached.
@@ -276,8 +277,8 @@ class PriceTable:
         pid = self.provider_id(provider)
         form = id_form(model)
         unpriced = form is not None and form.host == UNPRICED
-        if pid is None and isinstance(provider, str) and provider.strip().lower() in SELF_HOSTED:
-            return None  # a self-hosted server no price file claims: no API's list price
+        if pid is None and isinstance(provider, str) and provider.strip().lower() in _NOT_PRICED:
+            return None  # a self-hosted server or an unlisted host no price file claims
         if unpriced:  # never an API's list price: only an exact rule for the whole id
             exact = model.strip().lower()
             return next((p.exact[exact] for p in self._providers.values() if exact in p.exact), None)
@@ -294,6 +295,9 @@ class PriceTable:
                     return hit
         return None
 
+
+# Provider names priced by no API's list price unless a price file claims them.
+_NOT_PRICED = SELF_HOSTED | UNLISTED_HOSTS
 
 # Hosts whose id form no other server answers with (a Bedrock profile, a Vertex @version): a
 # maker's name beside such an id is the maker, not the host. OpenRouter's vendor/model is also
