@@ -819,6 +819,15 @@ def test_shutdown_and_force_flush_follow_the_sdk(pipeline):
         ({"identity_keys": "app.feature"}, "not a string"),
         ({"identity_keys": ["app.feature", ""]}, "not an attribute name"),
         ({"identity_keys": [3]}, "not an attribute name"),
+        # A review: a parent's usage or model copied onto its calls billed them for it.
+        ({"identity_keys": ["user.id", "gen_ai.usage.input_tokens"]}, "says what a model call was"),
+        ({"identity_keys": ["gen_ai.response.model"]}, "says what a model call was"),
+        ({"identity_keys": ["llm.token_count.prompt"]}, "says what a model call was"),
+        ({"identity_keys": ["gen_ai.provider.name"]}, "says what a model call was"),
+        ({"identity_keys": ["server.address"]}, "says what a model call was"),
+        ({"identity_keys": ["gen_ai.usage.cost"]}, "says what a model call was"),
+        ({"identity_keys": ["costattr.cost_source"]}, "says what a model call was"),
+        ({"identity_keys": ["gen_ai.response.id"]}, "says what a model call was"),
     ],
 )
 def test_bad_arguments_raise_value_error(table, kwargs, message):

@@ -24,7 +24,7 @@ from producers.fake_llm import FakeLLM
 from producers.otlp_receiver import OTLPReceiver
 from producers.venvs import REPO, VenvBuildError, clean_env, ensure_venv
 
-from otel_costattr import CostSpanProcessor
+from otel_costattr import CostSpanProcessor, settings
 from otel_costattr.pricing import table as pricing_table
 from otel_costattr.sdk import autoconfig
 from otel_costattr.sdk.autoconfig import ENV_PROCESSOR
@@ -273,6 +273,14 @@ def test_post_instrument_with_a_bad_identity_key_logs_one_line(monkeypatch, capl
         "OTEL_COSTATTR_IDENTITY_KEYS='user.id,tenant id': 'tenant id' is not an attribute name"
         " (letters, digits, _ . : / -)"
     )
+
+
+def test_an_identity_key_that_describes_the_call_fails_every_command_at_start(monkeypatch):
+    # A review: OTEL_COSTATTR_IDENTITY_KEYS=gen_ai.usage.input_tokens was taken, and a
+    # parent's tokens were billed to its calls.
+    monkeypatch.setenv("OTEL_COSTATTR_IDENTITY_KEYS", "user.id,gen_ai.usage.input_tokens")
+    with pytest.raises(ValueError, match="^OTEL_COSTATTR_IDENTITY_KEYS=.*'gen_ai.usage.input_tokens' says"):
+        settings.check()
 
 
 def test_an_identity_key_the_store_would_drop_is_warned_of(monkeypatch, caplog):

@@ -277,6 +277,22 @@ FIELDS = tuple(name for name, _ in _SLOTS)
 CALL_KEYS = frozenset(_INDEX) | ROLE_KEYS
 
 
+# What an identity key may not be: an attribute saying what a call was or cost.
+CALL_KEY_REFUSED = (
+    "says what a model call was or cost (usage, model, provider, host, our stamps), not who made it:"
+    " a child inheriting it would be priced from its parent's"
+)
+_CALL_PREFIXES = ("gen_ai.usage.", "llm.token_count.", "llm.cost.", "costattr.")
+
+
+def describes_a_call(name: str) -> bool:
+    """Whether attribute ``name`` says what a model call was or cost: its role, model,
+    provider, host, usage, service tier, response id, step, a reported cost or one of our
+    stamps. Never an identity key: copied onto a child, a parent's 50,000 input tokens were
+    billed to its call, and its model priced a call that reported none (a review)."""
+    return name in CALL_KEYS or name in (RESPONSE_ID, AGENT_STEP) or name.startswith(_CALL_PREFIXES)
+
+
 def spellings(keys: Iterable[str]) -> dict[str, str]:
     """For a span holding ``keys``, the attribute each field of `FIELDS` is read from (fields
     it has no key for are left out): `read_call_fields`' precedence, when no value is None."""

@@ -84,6 +84,7 @@ def identity_keys() -> tuple[str, ...]:
     would refuse raises ``ValueError`` (letters, digits, ``_ . : / -``): ``user id`` or
     ``user.id;app.tenant`` is a typo, and its calls could never be grouped."""
     from .rollups.dimensions import KEY  # the rollups' rule (imported here: no cycle at import)
+    from .semconv import CALL_KEY_REFUSED, describes_a_call
 
     raw = os.environ.get(IDENTITY_KEYS, "")
     names: dict[str, None] = {}
@@ -95,6 +96,8 @@ def identity_keys() -> tuple[str, ...]:
             raise ValueError(
                 f"{IDENTITY_KEYS}={raw!r}: {name!r} is not an attribute name (letters, digits, _ . : / -)"
             )
+        if describes_a_call(name):
+            raise ValueError(f"{IDENTITY_KEYS}={raw!r}: {name!r} {CALL_KEY_REFUSED}")
         names[name] = None
     return tuple(names)
 

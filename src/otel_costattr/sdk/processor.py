@@ -46,6 +46,7 @@ from ..semconv import (
     AGENT_NAME,
     AGENT_STEP,
     AGENT_VERSION,
+    CALL_KEY_REFUSED,
     COST,
     COST_SOURCE,
     COST_SOURCE_PROVIDER,
@@ -68,6 +69,7 @@ from ..semconv import (
     RESPONSE_ID,
     ROLE_KEYS,
     SpanRole,
+    describes_a_call,
     read_call_fields,
     span_role,
 )
@@ -217,6 +219,8 @@ class CostSpanProcessor(SpanProcessor):
         for key in keys:
             if not isinstance(key, str) or not key:
                 raise ValueError(f"identity_keys: not an attribute name: {key!r}")
+            if describes_a_call(key):
+                raise ValueError(f"identity_keys: {key!r} {CALL_KEY_REFUSED}")
         self._table = pricing if pricing is not None else default_pricing()
         self._version = self._table.version
         self._cached_quote, self._quote = self._table.cached_quote, self._table.quote
