@@ -612,6 +612,54 @@ def test_serve_on_clickhouse_cuts_off_a_request_head_that_never_ends(tmp_path: P
         server.wait(30)
 
 
+SERVE_A_STORE = """
+import sys
+from otel_costattr.clickhouse import parse_target
+from otel_costattr.clickhouse.client import connect
+from otel_costattr.clickhouse.collector import create_table_sql
+connect(parse_target(sys.argv[1]), create=True).command(create_table_sql())
+from otel_costattr.cli import main
+if sys.argv[3] == "typed":
+    assert main(["clickhouse", "init", "--db", sys.argv[1]]) == 0
+sys.exit(main(["serve", "--db", sys.argv[1], "--port", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("typed", [False, True])
+def test_serve_says_at_start_that_a_store_without_init_is_slow(tmp_path: Path, typed: bool) -> None:
+    """A review: serve on a chDB store without `clickhouse init` took 14-21 s a dashboard
+    page, however small the store (each query reads the Map columns, ~1.5 s of CPU), and
+    nothing said why or what to do. It says so at start; after init, nothing."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"chdb://{tmp_path / 'ch'}"
+    how = "typed" if typed else "map"
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE_A_STORE, url, str(port), how], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        lines = []
+        assert server.stderr is not None
+        for line in server.stderr:  # until the last line serve says before serving
+            lines.append(line)
+            if "dashboard at" in line:
+                break
+        said = "".join(lines)
+        assert "dashboard at" in said, said[-2000:]
+        note = "note: no typed table in " in said
+        assert note is not typed, said[-2000:]
+        if not typed:
+            assert "otel-costattr clickhouse init --db URL" in said
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)  # and its pipe closed
+
+
 @pytest.mark.parametrize(
     ("params", "where"),
     [

@@ -154,9 +154,17 @@ def serve_clickhouse(
                 "serve only reads it (drop the option)"
             )
     try:
-        target = check_store(db)
+        target, typed = check_store(db)
     except ValueError as e:
         raise CLIError(str(e)) from e
+    if not typed:  # a review: every dashboard page took 14-21 s on a small chDB store
+        click.echo(
+            f"otel-costattr: note: no typed table in {target.display()}: every query reads "
+            f"{target.table}'s Map columns, about 1.5 s of CPU each however few the spans, and a "
+            f"dashboard page runs several. Run `otel-costattr clickhouse init --db URL` once to "
+            "make them fast.",
+            err=True,
+        )
     app = read_only_app(
         db,
         token=token,

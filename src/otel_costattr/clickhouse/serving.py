@@ -18,7 +18,7 @@ from ..rollups.catalog import Query
 from ..rollups.errors import RollupError
 from ..rollups.explain import one_trace, trace_prefix
 from .client import ClickHouseError, connect, has_table, server_line
-from .runner import clickhouse_target, rollup_clickhouse
+from .runner import TYPED_TABLE, clickhouse_target, rollup_clickhouse
 from .target import Target
 
 __all__ = [
@@ -50,9 +50,10 @@ class ReadOnlySink:
         """Nothing to stop."""
 
 
-def check_store(db: str) -> Target:
-    """``db`` parsed and its spans table found: `ValueError` (one line) when the URL is
-    malformed, the server cannot be reached or the table is missing, before serving."""
+def check_store(db: str) -> tuple[Target, bool]:
+    """``db`` parsed and its spans table found, and whether `clickhouse init`'s typed table
+    is there: `ValueError` (one line) when the URL is malformed, the server cannot be reached
+    or the table is missing, before serving."""
     try:
         target = clickhouse_target(db)
     except RollupError as e:
@@ -62,13 +63,14 @@ def check_store(db: str) -> Target:
     try:
         client = connect(target)
         found = has_table(client, target.database, target.table)
+        typed = found and has_table(client, target.database, TYPED_TABLE)
     except ClickHouseError as e:
         raise ValueError(str(e)) from None
     except Exception as e:  # the server's own error, in one line
         raise ValueError(f"{target.display()}: {server_line(e)}") from None
     if not found:
         raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
-    return target
+    return target, typed
 
 
 def read_only(app: Any) -> Any:
