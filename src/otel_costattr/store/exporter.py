@@ -264,7 +264,11 @@ class DuckDBSpanExporter(SpanExporter):
         """Move everything exported so far (and any spool left by others) into the table,
         waiting no longer than ``timeout_millis`` for the database lock and for the
         background ingester. True when all of it is in the table (or quarantined, unreadable:
-        see the README's Durability); spans exported while it runs are not waited for."""
+        see the README's Durability); spans exported while it runs are not waited for. What
+        ``export`` refused (FAILURE: counted in `dropped_spans` and the spool's journal) was
+        never kept, so a True says nothing of it: read `dropped_spans` for that.
+        ``TracerProvider.force_flush()`` does not call this (the SDK's batch processor only
+        exports): call it on the exporter to know that spans reached the table."""
         try:
             if not timeout_millis >= 0:  # negative, NaN
                 timeout_millis = 0
