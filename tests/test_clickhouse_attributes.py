@@ -230,6 +230,30 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
         assert_agree(rows, rollup(name, typed, now=NOW))
 
 
+def test_a_count_in_no_form_the_collector_writes_is_invalid_on_both(chdb_dir: Path, tmp_path: Path) -> None:
+    """A service without the processor sending its token counts as text: the DuckDB store
+    calls such a call invalid usage; ClickHouse, where the Collector writes an integer as its
+    digits, read ' 100', '+1000', '1_000', '1e3' and '1000.0' as counts too and priced them
+    (a review: the one place the two stores disagreed on hostile values). The Collector's own
+    rendering, '1000', stays a count there (README: what only the type told apart is lost)."""
+    forms = [" 100", "+1000", "1_000", "1e3", "1000.0", "１０００"]  # the last: fullwidth digits
+    spans = _side_calls([{"gen_ai.usage.input_tokens": text} for text in forms], _JUNE)
+    duck = str(tmp_path / "spans.duckdb")
+    exporter = DuckDBSpanExporter(duck)
+    exporter.export(spans)
+    exporter.shutdown()
+    plain, _ = _store(chdb_dir, "count_text", records_from_sdk(spans))
+    typed, _ = _store(chdb_dir, "count_text_typed", records_from_sdk(spans), typed=True)
+    expected = {name: rollup(name, duck, now=NOW) for name in ("unpriced", "per_model", "overview")}
+    assert [(r["cost_status"], r["calls"]) for r in expected["unpriced"]] == [("invalid_usage", len(forms))]
+    for url in (plain, typed):
+        for name, rows in expected.items():
+            assert_agree(rows, rollup(name, url, now=NOW))
+    _settle(typed)
+    for name, rows in expected.items():
+        assert_agree(rows, rollup(name, typed, now=NOW))
+
+
 def test_a_view_an_older_version_made_takes_this_versions_rules(chdb_dir: Path, caplog: Any) -> None:
     """`clickhouse init` makes the typed table's view with its version's SELECT, and CREATE
     IF NOT EXISTS kept it after an upgrade: new rows were typed by the old rules. The next

@@ -177,16 +177,23 @@ def _counts() -> str:
     return ",\n        ".join(f"{_first(keys)} AS _t_{slot}" for slot, keys in _COUNT_SLOTS)
 
 
+def _integer(text: str) -> str:
+    """The integer the Collector wrote as ``text`` (its digits, maybe a minus), else NULL.
+    Not toInt64OrNull alone, which also reads ' 100', '+1000', '1_000' and '1e3': such text
+    came from an application, not the Collector's rendering of a number, and is invalid usage
+    in the DuckDB store (a review found the two stores disagreeing on it)."""
+    return f"if(match({text}, '^-?[0-9]+$'), toInt64OrNull({text}), NULL)"
+
+
 def _numbers() -> str:
     return ",\n        ".join(
-        f"coalesce(toInt64OrNull({text}), 0) AS _n_{field}" for field, text in _USAGE_SLOTS.items()
+        f"coalesce({_integer(text)}, 0) AS _n_{field}" for field, text in _USAGE_SLOTS.items()
     )
 
 
 def _valid() -> str:
     checks = [
-        f"({text} IS NULL OR (toInt64OrNull({text}) IS NOT NULL"
-        f" AND toInt64OrNull({text}) BETWEEN 0 AND {MAX_TOKENS}))"
+        f"({text} IS NULL OR (ifNull({_integer(text)} BETWEEN 0 AND {MAX_TOKENS}, false)))"
         for text in _USAGE_SLOTS.values()
     ]
     checks.append("_n_cache_write_1h_tokens <= _n_cache_write_tokens")
@@ -225,7 +232,8 @@ def _buckets() -> str:
 def _step() -> str:
     text = f"{_A}[{_quote(semconv.AGENT_STEP)}]"
     limit = 2**31 - 1
-    return f"if(toInt64OrNull({text}) BETWEEN {-limit} AND {limit}, toInt32(toInt64OrNull({text})), NULL)"
+    number = _integer(text)
+    return f"if({number} BETWEEN {-limit} AND {limit}, toInt32({number}), NULL)"
 
 
 def _any_prefix(prefixes: tuple[str, ...]) -> str:

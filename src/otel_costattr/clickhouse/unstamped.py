@@ -13,6 +13,7 @@ the processor in every service that makes model calls) to keep that at zero.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -56,8 +57,7 @@ PRICED_PARAMS = {
         for i, (name, kind) in enumerate(PRICED_COLUMNS)
     },
 }
-# Attributes the Collector turned from numbers into text, read back as numbers.
-# A cost a provider reported too (cost/reported.py takes only a number).
+# Counts the Collector turned from numbers into text, read back as integers (`_count`).
 _NUMERIC = frozenset(
     {
         *semconv.USAGE_KEYS,
@@ -69,6 +69,11 @@ _NUMERIC = frozenset(
         *semconv.IMAGE_INPUT_KEYS,
         *semconv.IMAGE_OUTPUT_KEYS,
         *semconv.AUDIO_CACHE_READ_KEYS,
+    }
+)
+# A cost a provider reported, read back as a number (cost/reported.py takes only a number).
+_COSTS = frozenset(
+    {
         semconv.PROPOSED_COST_AMOUNT,
         "llm.cost.total",
         semconv.COST,  # a bare figure beside one of those two, not our stamp (_spans.sql)
@@ -114,14 +119,21 @@ def window_params(window: Mapping[str, Any]) -> dict[str, Any]:
     return {k: window.get(k) for k in ("since", "until", "service", "trace")}
 
 
+# How the Collector writes a number as text: an integer's digits, a double's shortest
+# decimal form. Python's int() and float() also take ' 100', '+1000', '1_000' and '1e3', text
+# an application sent, which the DuckDB store calls invalid usage (the SQL's `_integer`).
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+|-?[0-9]+(?:\.[0-9]+)?[eE][-+]?[0-9]+")
+
+
+def _count(text: str) -> Any:
+    return int(text) if _INTEGER.fullmatch(text) else text
+
+
 def _number(text: str) -> Any:
-    try:
+    if _INTEGER.fullmatch(text):
         return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
+    return float(text) if _DECIMAL.fullmatch(text) else text
 
 
 def _typed(attrs: Mapping[str, str]) -> dict[str, Any]:
@@ -131,7 +143,13 @@ def _typed(attrs: Mapping[str, str]) -> dict[str, Any]:
     shows; the counts then stay text, and so invalid, as in the DuckDB store."""
     if attrs.get(semconv.COST_STATUS) == _INVALID_USAGE:
         return {k: v for k, v in attrs.items() if v != ""}
-    return {k: _number(v) if k in _NUMERIC else v for k, v in attrs.items() if v != ""}
+    out = {k: v for k, v in attrs.items() if v != ""}
+    for key, text in out.items():
+        if key in _NUMERIC:
+            out[key] = _count(text)
+        elif key in _COSTS:
+            out[key] = _number(text)
+    return out
 
 
 _INVALID_USAGE = CostStatus.INVALID_USAGE.value
