@@ -243,6 +243,26 @@ def test_a_missing_database(capsys, tmp_path):
     assert (code, out, err) == (1, "", f"Error: no database at {missing}\n")
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        # A review: both read as a missing file, "no database at ...", and nothing more.
+        ("mysql://u:pw@x/y", "no database at mysql://u:***@x/y (mysql: is no store this reads: a DuckDB"
+         " file's path, clickhouse://, clickhouses:// or chdb:///path)"),
+        ("chdb:", "no database at chdb: (a ClickHouse store is clickhouse://host:8123/database or chdb:///path)"),
+    ],
+)  # fmt: skip
+def test_a_database_url_of_no_scheme_we_read_says_so(capsys, given, said):
+    assert run(capsys, "rollup", "per-feature", "--db", given) == (1, "", f"Error: {said}\n")
+
+
+def test_a_chdb_url_naming_a_file_says_it_is_a_file(capsys, db):
+    pytest.importorskip("clickhouse_connect")
+    code, out, err = run(capsys, "rollup", "per-feature", "--db", f"chdb://{db}")
+    assert (code, out) == (1, "")
+    assert err == f"Error: chdb://{db}: no chDB store there (a file, not a chDB folder)\n"
+
+
 def test_db_defaults_to_the_exporters_variable(capsys, db, monkeypatch):
     monkeypatch.setenv("OTEL_COSTATTR_DUCKDB_PATH", db)
     code, out, _ = run(capsys, "rollup", "stats", "--format", "json")

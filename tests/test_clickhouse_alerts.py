@@ -176,8 +176,11 @@ def test_what_alerts_on_clickhouse_refuse(stores: tuple[str, str], tmp_path: Pat
         AlertWatcher(url, rules)
     errors = RULES + '\n[[rules]]\nname = "errors"\nscope = "service"\nmetric = "error_rate"\n'
     errors += 'window = "24h"\nthresholds = [0.2]\nchannels = ["ops"]\n'
-    with pytest.raises(StoreError, match="rule 'errors': metric 'error_rate' is not available on ClickHouse"):
+    # Named as the rule file's own errors are: file, rule, field (a review).
+    with pytest.raises(StoreError) as refused:
         check_once(url, rules_file(tmp_path / "errors.toml", errors, free_port_url()), now=NOW, state="s")
+    where = f"{tmp_path / 'errors.toml'}: rule 'errors': field 'metric'"
+    assert str(refused.value).startswith(f"{where}: 'error_rate' is not available on ClickHouse")
 
 
 def test_cli_check_and_watch_on_clickhouse(stores: tuple[str, str], tmp_path: Path) -> None:

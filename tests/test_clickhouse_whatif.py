@@ -154,7 +154,7 @@ def test_empty_refused_and_missing(stores: tuple[str, str]) -> None:
     with pytest.raises(RollupError, match="trace --reprice is not available on ClickHouse"):
         rollup("trace", url, trace_id=run, reprice=default_pricing())
     assert rollup("trace", url, trace_id=run)  # without --reprice it answers
-    with pytest.raises(RollupError, match="no table nope"):  # one line, as every rollup there
+    with pytest.raises(RollupError, match=r"no table \w+\.nope"):  # one line, as every rollup there
         whatif(url + "&table=nope", "gpt-4o-mini")
 
 

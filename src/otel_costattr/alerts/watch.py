@@ -126,7 +126,7 @@ def _store(
     try:
         check_rules(rules)
     except ValueError as e:
-        raise StoreError(f"alerts: {e}") from None
+        raise StoreError(str(e)) from None  # names the file, rule and field itself
     with state_connection(target, state_path(db, state), rules, now) as con:
         yield con, CALLS_MACRO
 

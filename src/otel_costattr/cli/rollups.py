@@ -149,7 +149,7 @@ def _table(rows: Rows, *, tree: bool = False) -> Table:
 def rollup_command(
     name: str | None, show_list: bool, param: dict[str, str], **options: Any
 ) -> Table | Record:
-    """Run a bundled rollup over the spans in a DuckDB file.
+    """Run a bundled rollup over the spans in a store (a DuckDB file, or ClickHouse).
 
     \b
     Example:

@@ -40,11 +40,13 @@ UNSUPPORTED_METRICS = ("error_rate",)
 
 
 def check_rules(rules: RuleSet) -> None:
-    """`ValueError` (one line, naming the rule) for a rule ClickHouse cannot measure yet."""
+    """`ValueError` (one line, naming the file, the rule and the field, as the rule file's
+    own errors do) for a rule ClickHouse cannot measure yet."""
     for rule in rules.rules:
         if rule.metric in UNSUPPORTED_METRICS:
             raise ValueError(
-                f"rule {rule.name!r}: metric {rule.metric!r} is not available on ClickHouse yet "
+                f"{rules.source}: rule {rule.name!r}: field 'metric': {rule.metric!r} is not available on"
+                " ClickHouse yet "
                 "(the span status is not read there)"
             )
 

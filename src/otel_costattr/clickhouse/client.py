@@ -9,8 +9,12 @@ through one client type; chDB clients are cached per path because the engine is 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .target import Target
@@ -55,7 +59,8 @@ def connect(target: Target, *, create: bool = False) -> Any:
     chDB would create it, so a read with a mistyped path would leave a store behind."""
     if target.engine == "chdb" and target.path and not create:
         if not os.path.isdir(target.path):
-            raise ClickHouseError(f"{target.display()}: no chDB store there (no such folder)")
+            what = "a file, not a chDB folder" if os.path.exists(target.path) else "no such folder"
+            raise ClickHouseError(f"{target.display()}: no chDB store there ({what})")
         if not os.path.isdir(os.path.join(target.path, _CHDB_MARK)):
             # chDB would make one there (its tmp/ folder first): a read names it instead.
             raise ClickHouseError(f"{target.display()}: no chDB store there (the folder holds none)")
@@ -66,7 +71,9 @@ def connect(target: Target, *, create: bool = False) -> Any:
                 key = (target.path, target.database)
                 client = _chdb_clients.get(key)
                 if client is None:
-                    client = cc.get_client(interface="chdb", path=target.path)
+                    with _chdb_stderr(target.path) as said:
+                        client = cc.get_client(interface="chdb", path=target.path)
+                    said()
                     if create:
                         client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
                     elif not _has_database(client, target.database):
@@ -98,6 +105,43 @@ def connect(target: Target, *, create: bool = False) -> Any:
                 " at a time: stop the other, a serve or a notebook)"
             ) from e
         raise ClickHouseError(f"{target.display()}: {_reason(e)}") from e
+
+
+@contextlib.contextmanager
+def _chdb_stderr(folder: str | None) -> Iterator[Callable[[], None]]:
+    """chDB's own stderr (file descriptor 2) while it opens a store, held: given back (the
+    function yielded) once the open succeeded, dropped when it failed because another
+    process holds the store, which the one line of `connect` says instead (a review saw
+    chDB's "Code: 76. DB::Exception: Cannot lock file ..." above it). Other threads' stderr
+    in that moment comes out after it, none lost."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 to hold
+        yield lambda: None
+        return
+    text = b""
+
+    def give_back() -> None:
+        if text:
+            with contextlib.suppress(OSError):
+                os.write(2, text)
+
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield give_back
+            finally:
+                os.dup2(saved, 2)
+                held.seek(0)
+                text = held.read()
+    except Exception:
+        if not (folder and _held_elsewhere(folder)):
+            give_back()
+        raise
+    finally:
+        os.close(saved)
 
 
 # What chDB makes in a store's folder on first open: a folder without it holds no store.

@@ -68,10 +68,7 @@ def spans_relation(client: Any, target: Target) -> str:
     }
     # Checked even beside the typed table: a reader prices unstamped calls from it.
     if target.table not in found:
-        raise RollupError(
-            f"{target.display()}: no table {target.table} (the Collector's traces table; "
-            "its clickhouse exporter creates it with create_schema)"
-        )
+        raise RollupError(target.no_table("; its clickhouse exporter creates it with create_schema"))
     _check_shape(client, target)
     if TYPED_TABLE in found:
         why = typed_unfit(client, target)

@@ -69,7 +69,7 @@ def check_store(db: str) -> tuple[Target, bool]:
     except Exception as e:  # the server's own error, in one line
         raise ValueError(f"{target.display()}: {server_line(e)}") from None
     if not found:
-        raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
+        raise ValueError(target.no_table())
     return target, typed
 
 

@@ -49,6 +49,11 @@ class Target:
         who = f"{self.user}@" if self.user else ""
         return f"{scheme}://{who}{self.host}:{self.port}/{self.database}"
 
+    def no_table(self, more: str = "") -> str:
+        """The one line for a Collector's table that is not there, named with its database
+        (a ``?database=`` of a chDB URL is in no other part of the message)."""
+        return f"{self.display()}: no table {self.database}.{self.table} (the Collector's traces table{more})"
+
 
 def is_clickhouse_url(db: object) -> bool:
     """Whether ``db`` is a ClickHouse URL (a string starting with one of the schemes)."""

@@ -151,7 +151,7 @@ def initialise(client: Any, target: Target, *, ttl_days: int | None = None, back
     database), a TTL for one that exists (it keeps its own), ``backfill`` False for a new
     table when spans are stored, and a table of another shape than the Collector's."""
     if not has_table(client, target.database, target.table):
-        raise ValueError(f"{target.display()}: no table {target.table} (the Collector's traces table)")
+        raise ValueError(target.no_table())
     try:
         _check_shape(client, target)  # a JSON SpanAttributes failed here with the server's error
     except RollupError as e:

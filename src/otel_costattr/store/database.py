@@ -132,11 +132,25 @@ class LockTimeout(StoreError):
     """Another process kept the database file locked longer than the retry allowed."""
 
 
+# What a URL's scheme looks like (two letters at least: "C:" is a Windows drive).
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+
+
 def missing_database(path: str | os.PathLike[str]) -> str:
     """The one wording for a database file that is not there (``rollup`` says it so). A
     password in what looks like a URL (a scheme mistyped: ``clickhous://user:pw@host``) is
     masked, as the ClickHouse URLs' own messages mask it."""
     shown = _USERINFO.sub(r"\1***@", os.fspath(path))
+    scheme = _SCHEME.match(shown)
+    if scheme is not None and scheme.group(1).lower() in ("chdb", "clickhouse", "clickhouses"):
+        return (
+            f"no database at {shown} (a ClickHouse store is clickhouse://host:8123/database or chdb:///path)"
+        )
+    if scheme is not None:  # mysql://... (a review: read as a missing file)
+        return (
+            f"no database at {shown} ({scheme.group(1)}: is no store this reads: a DuckDB file's"
+            " path, clickhouse://, clickhouses:// or chdb:///path)"
+        )
     return f"no database at {shown}"
 
 
