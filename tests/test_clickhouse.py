@@ -644,6 +644,21 @@ def test_a_store_another_process_holds_is_one_line(tmp_path: Path) -> None:
         holder.communicate(timeout=60)
 
 
+def test_a_process_without_stderr_reads_a_chdb_store(tmp_path: Path) -> None:
+    """The review of the held stderr: a process started with its stderr closed (2>&-, a
+    daemon) could open no chDB store ('NoneType' object has no attribute 'flush')."""
+    import os
+    import subprocess
+    import sys
+
+    url = f"chdb://{tmp_path / 'ch'}"
+    made = subprocess.run([sys.executable, "-c", HOLD_A_STORE, url], input="", capture_output=True, text=True)
+    assert made.stdout == "ready\n", made.stderr[-2000:]
+    cli = [sys.executable, "-m", "otel_costattr.cli", "rollup", "stats", "--db", url, "--format", "csv"]
+    done = subprocess.run(cli, stdout=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(2))
+    assert (done.returncode, done.stdout.split(",")[0]) == (0, "provider"), done.stdout
+
+
 SERVE_A_STORE = """
 import sys
 from otel_costattr.clickhouse import parse_target

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -110,14 +111,23 @@ def connect(target: Target, *, create: bool = False) -> Any:
 @contextlib.contextmanager
 def _chdb_stderr(folder: str | None) -> Iterator[Callable[[], None]]:
     """chDB's own stderr (file descriptor 2) while it opens a store, held: given back (the
-    function yielded) once the open succeeded, dropped when it failed because another
-    process holds the store, which the one line of `connect` says instead (a review saw
-    chDB's "Code: 76. DB::Exception: Cannot lock file ..." above it). Other threads' stderr
-    in that moment comes out after it, none lost."""
+    function yielded) once the open succeeded, or at once when it failed, less chDB's lines
+    about a lock when another process holds the store, which the one line of `connect` says
+    instead (a review saw chDB's "Code: 76. DB::Exception: Cannot lock file ..." above it).
+    Other threads' stderr in that moment comes out after it, none lost. Nothing is held when
+    it cannot be: no stderr (closed, None), no temporary file."""
+    if sys.stderr is not None:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
     try:
-        sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no fd 2 to hold
+    except OSError:  # no fd 2 to hold
+        yield lambda: None
+        return
+    try:
+        held = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after fd 2 is back
+    except OSError:
+        os.close(saved)
         yield lambda: None
         return
     text = b""
@@ -128,20 +138,29 @@ def _chdb_stderr(folder: str | None) -> Iterator[Callable[[], None]]:
                 os.write(2, text)
 
     try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield give_back
-            finally:
-                os.dup2(saved, 2)
-                held.seek(0)
-                text = held.read()
+        os.dup2(held.fileno(), 2)
+        try:
+            yield give_back
+        finally:
+            os.dup2(saved, 2)
+            held.seek(0)
+            text = held.read()
     except Exception:
-        if not (folder and _held_elsewhere(folder)):
-            give_back()
+        if folder and _held_elsewhere(folder):
+            kept = [line for line in text.splitlines(keepends=True) if not _LOCKED.search(line)]
+            text = b"".join(kept)
+        give_back()
+        raise
+    except BaseException:  # Ctrl-C during the open: what chDB said is not lost
+        give_back()
         raise
     finally:
         os.close(saved)
+        held.close()
+
+
+# chDB's words when another process holds a store's lock (its status file).
+_LOCKED = re.compile(rb"Cannot lock file|Another server instance in same directory")
 
 
 # What chDB makes in a store's folder on first open: a folder without it holds no store.
