@@ -312,6 +312,21 @@ def test_a_user_file_is_known_by_its_content_not_its_path(tmp_path, monkeypatch)
     assert table.version == load_pricing([first], use_env=False).version
 
 
+def test_two_user_files_giving_one_provider_other_fallbacks_fail_naming_both(tmp_path):
+    # A review: the first file listed chose the fallback, so the order chose whether
+    # claude-sonnet-4-5 on acme was priced (at Anthropic's) or unknown, under one version.
+    first = write(tmp_path, 'fallback = ["openai"]\n' + GOOD_MODEL, "a.toml")
+    second = write(tmp_path, 'fallback = ["anthropic"]\n' + GOOD_MODEL.replace('"m1"', '"m2"'), "b.toml")
+    for one, other in ((first, second), (second, first)):
+        with pytest.raises(PricingError) as info:
+            load_pricing([one, other], use_env=False)
+        taken = "openai" if one == first else "anthropic"
+        assert str(info.value) == f"{other}: fallback: provider 'acme' has fallback ['{taken}'] in {one}"
+    same = write(tmp_path, 'fallback = ["openai"]\n' + GOOD_MODEL.replace('"m1"', '"m3"'), "c.toml")
+    table = load_pricing([first, same], use_env=False)  # the same fallback twice: fine
+    assert table.resolve("gpt-4o", "acme").provider == "openai"
+
+
 def test_two_user_files_pricing_one_model_fail_naming_both(tmp_path):
     # The first file used to win silently, so the order of OTEL_COSTATTR_PRICING_FILES chose
     # the price.

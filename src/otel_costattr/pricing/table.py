@@ -476,10 +476,20 @@ def _build(
     # a bundled provider claims for another provider.
     user_models: dict[tuple[str, str], str] = {}
     claims: dict[str, tuple[str, str, bool, str]] = {}  # name -> (provider, path, by user, field)
+    fallbacks: dict[str, tuple[tuple[str, ...], str]] = {}  # provider -> (a user file's fallback, path)
     # User files first: their models shadow bundled ones (the search order: at the end).
     ordered = [*user, *bundled]
     for n, pf in enumerate(ordered):
         is_user = n < len(user)
+        if is_user and pf.fallback:
+            # Two of the user's files giving one provider other fallbacks: the first listed
+            # chose (a review), and one version stood for two tables.
+            first = fallbacks.setdefault(pf.provider, (tuple(pf.fallback), pf.path))
+            if first[0] != tuple(pf.fallback):
+                raise PricingError(
+                    f"{pf.path}: fallback: provider {pf.provider!r} has fallback {list(first[0])!r}"
+                    f" in {first[1]}"
+                )
         if pf.provider not in providers:
             providers[pf.provider] = ProviderIndex(pf.provider, pf.fallback)
             specs[pf.provider] = []
