@@ -828,6 +828,7 @@ def test_shutdown_and_force_flush_follow_the_sdk(pipeline):
         ({"identity_keys": ["gen_ai.usage.cost"]}, "says what a model call was"),
         ({"identity_keys": ["costattr.cost_source"]}, "says what a model call was"),
         ({"identity_keys": ["gen_ai.response.id"]}, "says what a model call was"),
+        ({"identity_keys": ["cloud.region"]}, "says what a model call was"),  # a regional price
     ],
 )
 def test_bad_arguments_raise_value_error(table, kwargs, message):

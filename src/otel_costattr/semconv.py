@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from .cost.engine import Usage
 from .pricing.endpoints import override, served_by
+from .pricing.regions import SPAN_REGION_KEYS
 
 # What we stamp (see README: "Attributes").
 COST = "gen_ai.usage.cost"
@@ -287,10 +288,15 @@ _CALL_PREFIXES = ("gen_ai.usage.", "llm.token_count.", "llm.cost.", "costattr.")
 
 def describes_a_call(name: str) -> bool:
     """Whether attribute ``name`` says what a model call was or cost: its role, model,
-    provider, host, usage, service tier, response id, step, a reported cost or one of our
-    stamps. Never an identity key: copied onto a child, a parent's 50,000 input tokens were
-    billed to its call, and its model priced a call that reported none (a review)."""
-    return name in CALL_KEYS or name in (RESPONSE_ID, AGENT_STEP) or name.startswith(_CALL_PREFIXES)
+    provider, host, region (a regional price), usage, service tier, response id, step, a
+    reported cost or one of our stamps. Never an identity key: copied onto a child, a
+    parent's 50,000 input tokens were billed to its call, and its model priced a call that
+    reported none (a review)."""
+    return (
+        name in CALL_KEYS
+        or name in (RESPONSE_ID, AGENT_STEP, *SPAN_REGION_KEYS)
+        or name.startswith(_CALL_PREFIXES)
+    )
 
 
 def spellings(keys: Iterable[str]) -> dict[str, str]:
