@@ -110,6 +110,11 @@ def test_openrouter_through_the_openai_client_is_openrouters_call(tmp_path):
         ("bedrock-runtime-fips.us-gov-west-1.amazonaws.com", "aws"),
         ("runtime.sagemaker.us-east-1.amazonaws.com", None),  # a model the user hosts
         ("api.moonshot.cn", None),  # bills in yuan
+        # hosts the table has no prices for: named, so that their calls are unknown
+        ("api.fireworks.ai", "fireworks"),
+        ("https://integrate.api.nvidia.com/v1", "nvidia_nim"),
+        ("us-south.ml.cloud.ibm.com", "ibm.watsonx.ai"),
+        ("ml.cloud.ibm.com", None),
         ("api.openai.com.", "openai"),
         ("localhost", None),
         ("litellm.internal:4000", None),  # a gateway: the span's own provider stands
@@ -144,6 +149,18 @@ def test_llm_provider_names_the_host_only_beside_the_openai_client():
     assert served_by(None, None, "bedrock-runtime.eu-west-1.amazonaws.com") == "aws"
 
 
+@pytest.mark.parametrize("system", [None, "openai"])
+def test_a_call_to_a_host_the_table_does_not_price_is_unknown(tmp_path, system):
+    # A review: deepseek-r1 at api.sambanova.ai on a span naming no provider was priced at
+    # DeepSeek's own API rate, $0.000322. The endpoint names the host, as it names Groq.
+    attrs = _call("DeepSeek-R1", **{"server.address": "api.sambanova.ai"})
+    attrs.pop("gen_ai.system")
+    if system is not None:
+        attrs["gen_ai.system"] = system
+    row = _one_call(tmp_path, attrs, "provider, cost_status, cost_usd")
+    assert row == ("sambanova", "unknown_model", None)
+
+
 def test_an_unknown_endpoint_leaves_the_span_priced_as_before(tmp_path):
     gpt = _call("gpt-4o", **{"server.address": "llm-gateway.corp.example"})
     # gpt-4o: 1000 * 2.5 + 100 * 10 a million
@@ -159,6 +176,7 @@ ADDRESSES = [
     "litellm.internal:4000", "", "x" * 3000 + ".api.groq.com", "api.groq.com#frag", "a@b@api.x.ai/",
     "api.deepsee\u212a.com",  # the Kelvin sign: "k" to Python's lower(), not to ClickHouse's
     "https://api.groq.com/" + "\u00e9" * 1100,  # within the limit in characters, not in bytes
+    "https://api.fireworks.ai/inference/v1", "us-south.ml.cloud.ibm.com", "ml.cloud.ibm.com",
 ]  # fmt: skip
 
 

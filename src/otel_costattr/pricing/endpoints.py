@@ -13,9 +13,10 @@ is who bills the call, and each instrumentation records it in its own way:
 `endpoint_host` maps an address to the pricing provider that bills it, or None for any
 address it does not know (a company gateway, a proxy, a local server): the span's own
 provider name stands then. Only a span that names no provider, or the OpenAI client, is
-read so (`override`): one that names its host keeps its name. Only first-party API hosts are
-listed, each billing at the prices of its provider file; a proxy in front of them is not one
-of them.
+read so (`override`): one that names its host keeps its name. First-party API hosts are
+listed, each billing at the prices of its provider file, and hosts the table has no prices
+for (`forms.UNLISTED_HOSTS`), whose calls are then unknown; a proxy in front of them is not
+one of them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,30 @@ HOSTS = {
     "api.together.xyz": "together",
     "api.together.ai": "together",
     "openrouter.ai": "openrouter",
+    # Hosts that serve other makers' models at prices of their own, which the bundled table
+    # does not list (`forms.UNLISTED_HOSTS`): named, a call sent there is unknown, never the
+    # maker's own API price (a review: deepseek-r1 at api.fireworks.ai priced as DeepSeek's).
+    "api.fireworks.ai": "fireworks",
+    "api.sambanova.ai": "sambanova",
+    "api.cerebras.ai": "cerebras",
+    "integrate.api.nvidia.com": "nvidia_nim",
+    "api.deepinfra.com": "deepinfra",
+    "api.hyperbolic.xyz": "hyperbolic",
+    "api.novita.ai": "novita",
+    "router.huggingface.co": "huggingface",
+    "api-inference.huggingface.co": "huggingface",
+    "api.replicate.com": "replicate",
+    "dashscope.aliyuncs.com": "dashscope",
+    "dashscope-intl.aliyuncs.com": "dashscope",
+    "api.studio.nebius.ai": "nebius",
+    "api.studio.nebius.com": "nebius",
+    "api.siliconflow.cn": "siliconflow",
+    "api.siliconflow.com": "siliconflow",
+    "api.friendli.ai": "friendli",
+    "api.featherless.ai": "featherless",
+    "api.lambda.ai": "lambda",
+    "api.lambdalabs.com": "lambda",
+    "inference.baseten.co": "baseten",
 }
 # Hosts per customer resource (Azure) or per region (Vertex AI's "us-east5-aiplatform"),
 # matched on a label boundary: ``x.openai.azure.com``, never ``xopenai.azure.com``.
@@ -48,6 +73,12 @@ SUFFIXES = (
     (".services.ai.azure.com", "azure"),
     (".cognitiveservices.azure.com", "azure"),
     ("-aiplatform.googleapis.com", "google"),
+    # watsonx.ai per region; Databricks and Snowflake per workspace or account: unlisted hosts
+    (".ml.cloud.ibm.com", "ibm.watsonx.ai"),
+    (".cloud.databricks.com", "databricks"),
+    (".azuredatabricks.net", "databricks"),
+    (".gcp.databricks.com", "databricks"),
+    (".snowflakecomputing.com", "snowflake"),
 )
 # Bedrock's runtime endpoints (regional, FIPS, China); other amazonaws.com hosts (SageMaker
 # endpoints: a model the user hosts) are not Bedrock's list prices.

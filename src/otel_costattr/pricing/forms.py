@@ -42,7 +42,7 @@ SELF_HOSTED = frozenset(
 UNLISTED_HOSTS = frozenset(
     {
         "ibm.watsonx.ai", "watsonx", "watsonx.ai", "ibm_watsonx", "fireworks", "fireworks_ai",
-        "fireworks.ai", "fireworksai", "sambanova", "cerebras", "replicate", "huggingface",
+        "fireworks.ai", "fireworksai", "sambanova", "cerebras", "replicate", "huggingface", "nvidia",
         "hugging_face", "deepinfra", "nvidia_nim", "nim", "databricks", "snowflake", "cloudflare",
         "workers_ai", "hyperbolic", "novita", "baseten", "anyscale", "octoai", "lepton", "nebius",
         "friendli", "siliconflow", "dashscope", "alibaba_cloud", "lambda", "featherless",
