@@ -232,8 +232,7 @@ def _buckets() -> str:
 def _step() -> str:
     text = f"{_A}[{_quote(semconv.AGENT_STEP)}]"
     limit = 2**31 - 1
-    number = _integer(text)
-    return f"if({number} BETWEEN {-limit} AND {limit}, toInt32({number}), NULL)"
+    return f"if(toInt64OrNull({text}) BETWEEN {-limit} AND {limit}, toInt32(toInt64OrNull({text})), NULL)"
 
 
 def _any_prefix(prefixes: tuple[str, ...]) -> str:
