@@ -213,12 +213,12 @@ def test_a_cost_attribute_that_is_no_number_is_priced_from_tokens(chdb_dir: Path
     # a model name the processor found cut at the value length limit (gpt-4o-mini at 6)
     cut = {"gen_ai.request.model": "gpt-4o", "costattr.model_cut": True, "costattr.status": "unknown_model"}
     spans = _side_calls(["abc", True, float("nan"), 0.25, None, 0.0, 0, -3.0, unknown, cut], _JUNE)
-    expected = _agree(chdb_dir, tmp_path, "cost_text", spans, ("unpriced", "per_model", "per_feature"))
+    expected = _both_agree(chdb_dir, tmp_path, "cost_text", spans, ("unpriced", "per_model", "per_feature"))
     assert [(r["cost_status"], r["calls"]) for r in expected["unpriced"]] == [("unknown_model", 1)] * 2
     assert sum(r["calls"] for r in expected["per_model"]) == 10
 
 
-def _agree(
+def _both_agree(
     chdb_dir: Path, tmp_path: Path, name: str, spans: list[Any], rollups: tuple[str, ...]
 ) -> dict[str, Any]:
     """The ``rollups`` of ``spans`` in a DuckDB store, checked equal on ClickHouse (databases
@@ -247,7 +247,7 @@ def test_a_count_in_no_form_the_collector_writes_is_invalid_on_both(chdb_dir: Pa
     rendering, '1000', stays a count there (README: what only the type told apart is lost)."""
     forms = [" 100", "+1000", "1_000", "1e3", "1000.0", "１０００"]  # the last: fullwidth digits
     spans = _side_calls([{"gen_ai.usage.input_tokens": text} for text in forms], _JUNE)
-    expected = _agree(chdb_dir, tmp_path, "count_text", spans, ("unpriced", "per_model", "overview"))
+    expected = _both_agree(chdb_dir, tmp_path, "count_text", spans, ("unpriced", "per_model", "overview"))
     assert [(r["cost_status"], r["calls"]) for r in expected["unpriced"]] == [("invalid_usage", len(forms))]
 
 
