@@ -206,7 +206,10 @@ def test_a_read_of_what_is_no_chdb_store_creates_nothing(tmp_path, chdb_dir):
     assert got == f"chdb://{chdb_dir}: no database 'typo' there"
     assert client.query("SELECT count() FROM system.databases WHERE name = 'typo'").result_rows == [(0,)]
     got = error_line(invoke("rollup", "overview", "--db", "clickhous://admin:hunter2@db:8123/otel"))
-    assert got == "no database at clickhous://admin:***@db:8123/otel"
+    assert got == (  # the password masked; the scheme named as none this reads
+        "no database at clickhous://admin:***@db:8123/otel (clickhous: is no store this reads: a"
+        " DuckDB file's path, clickhouse://, clickhouses:// or chdb:///path)"
+    )
 
 
 def test_init_without_backfill_over_stored_spans_is_refused(chdb_dir):
