@@ -1252,6 +1252,36 @@ def test_a_child_forked_after_an_ingest_exits_cleanly(tmp_path, probe):
     assert query(tmp_path / "spans.duckdb", "SELECT count(*) FROM spans") == [(6,)]
 
 
+C_FORK_AFTER_A_CHECK = """
+import ctypes, os, sys
+from pathlib import Path
+from otel_costattr.store import ingest
+
+bad = Path(sys.argv[1]) / "bad.parquet"
+bad.write_bytes(b"not parquet")
+assert ingest.unreadable(bad)  # the checks' in-memory store made
+pid = ctypes.CDLL(None).fork()  # a C extension's own fork(): Python's at-fork hooks do not run
+if pid == 0:
+    assert ingest.unreadable(bad)  # checks on, in a store of its own
+    sys.exit(0)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="libc's fork() through ctypes: Linux")
+def test_a_child_of_a_c_level_fork_after_a_check_exits_cleanly(tmp_path):
+    """The checks' store a child inherits is made immortal by an at-fork hook; a fork that
+    bypasses Python's hooks (a C extension calling fork()) left it to be freed at the child's
+    exit, which died of SIGSEGV. A check notices the process changed and does the same."""
+    done = subprocess.run(
+        [sys.executable, "-c", C_FORK_AFTER_A_CHECK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (0, "0\n"), done.stderr[-2000:]
+
+
 def test_a_span_named_otherwise_than_by_text_is_kept(tmp_path, table):
     # The SDK keeps a span's name as given: a safety review's span named 123 was dropped whole
     # (counted, with a traceback from pyarrow); its name is now its text.

@@ -605,6 +605,8 @@ def _probe(file: Path) -> tuple[str | None, str] | None:
     in, "io" for DuckDB's IO error, "file" for an error about the file; None when the check
     itself could not run or failed for the process's sake (memory, an interrupt). The insert
     is rolled back, so the store stays empty for the next check."""
+    if _probe_state["pid"] != os.getpid():
+        _probe_forked()  # a fork Python's at-fork hooks did not see (a C extension's own fork())
     with _probe_state["lock"]:
         probe = _probe_store()
         if probe is None:
@@ -651,7 +653,7 @@ def _probe(file: Path) -> tuple[str | None, str] | None:
 # failed transaction of 81 files held the write lock 15 s checking them, a review saw), and
 # the lock its checks take turns under, made afresh in a forked child (a fork during a check
 # left the child's lock held for good).
-_probe_state: dict[str, Any] = {"lock": threading.Lock()}
+_probe_state: dict[str, Any] = {"lock": threading.Lock(), "pid": os.getpid()}
 
 
 def _probe_forked() -> None:
@@ -660,6 +662,7 @@ def _probe_forked() -> None:
     threads stayed in the parent, and the child died at exit of SIGSEGV or an abort (gunicorn
     --preload workers after the exporter's ingester once checked a file: a review). So it is
     made immortal here, one small instance a child, and the child makes its own."""
+    _probe_state["pid"] = os.getpid()
     _probe_state["lock"] = threading.Lock()
     inherited = _probe_state.pop("store", None)
     if inherited is not None:
