@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from alerts_helpers import NOW, Receiver, Workload, free_port_url, rules_file
 
 from otel_costattr.alerts import Notifier, check_once, load_rules, slack_message
@@ -523,6 +524,66 @@ def test_a_resolve_is_news_only_to_a_channel_told_of_its_own_firing(tmp_path, wo
     receiver.fail_first = 0
     assert check(workload, rules, later + dt.timedelta(hours=26)).redelivered == []
     assert [b["event"] for b in receiver.bodies] == ["firing", "resolved"]
+
+
+TWO_THRESHOLDS = """
+[[rules]]
+name = "rolling"
+scope = "feature"
+metric = "cost"
+window = "24h"
+budget = 1.00
+thresholds = [0.5, 1.0]
+cooldown = "0s"
+channels = ["ops"]
+"""
+
+
+@pytest.mark.parametrize("cooldown", ["0s", "1h"])
+def test_a_lower_threshold_crossed_with_one_that_resolved_unheard_is_told(
+    tmp_path, workload, receiver, cooldown
+):
+    """0.5 and 1.0 fired together while the receiver was down: their one message was held
+    by 1.0's event. Back up as 1.0 resolved, the receiver was sent "resolved 1.0", an end it
+    never heard start, and never heard that 0.5 went on firing: the firing's resend stopped
+    with 1.0's state (a review). Now the resolve goes to channels that took the firing only,
+    and the firing that goes on is told."""
+    text = TWO_THRESHOLDS.replace('"0s"', f'"{cooldown}"')
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", text, receiver.url))
+    for hours in (3, 2, 1):
+        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
+    receiver.fail_first = 10_000  # down
+    (fired,) = [n.payload for n in check(workload, rules, NOW).evaluation.notifications]
+    assert fired["thresholds_crossed"] == [0.5, 1.0]
+    check(workload, rules, NOW + dt.timedelta(minutes=30))  # its resend fails too
+    receiver.fail_first = 0  # back up
+    partly = check(workload, rules, NOW + dt.timedelta(hours=21, minutes=30))  # 0.80: 1.0 resolves
+    assert {(e.threshold, e.state) for e in partly.evaluation.events} >= {("1", "RESOLVED")}
+    assert [(b["event"], b["thresholds_crossed"], b["value_exact"]) for b in receiver.bodies] == [
+        ("firing", [0.5], "0.8")
+    ]
+    check(workload, rules, NOW + dt.timedelta(hours=22))  # nothing new
+    check(workload, rules, NOW + dt.timedelta(hours=22, minutes=30))  # 0.40: 0.5 resolves
+    assert [(b["event"], b["thresholds_crossed"]) for b in receiver.bodies] == [
+        ("firing", [0.5]),
+        ("resolved", [0.5]),
+    ]
+    assert check(workload, rules, NOW + dt.timedelta(hours=30)).redelivered == []
+
+
+def test_a_partial_resolve_heard_by_its_receiver_stays_one_message(tmp_path, workload, receiver):
+    """The receiver took "0.5 and 1.0 firing": 1.0's resolve alone says the rest, as before."""
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
+    for hours in (3, 2, 1):
+        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
+    check(workload, rules, NOW)
+    check(workload, rules, NOW + dt.timedelta(hours=21, minutes=30))
+    check(workload, rules, NOW + dt.timedelta(hours=22, minutes=30))
+    assert [(b["event"], b["thresholds_crossed"]) for b in receiver.bodies] == [
+        ("firing", [0.5, 1.0]),
+        ("resolved", [1.0]),
+        ("resolved", [0.5]),
+    ]
 
 
 def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):

@@ -41,7 +41,7 @@ from .measure import (
     month_to_date,
 )
 from .payload import build_payload
-from .rules import CALENDAR, SCOPES, Rule, RuleSet
+from .rules import CALENDAR, SCOPES, Channel, Rule, RuleSet
 from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events, stored_value
 from .windows import window_bounds
 
@@ -269,8 +269,10 @@ class _Judge:
     def _judge(self, m: Measure) -> None:
         fired: list[tuple[Decimal, Event]] = []
         resolved: list[tuple[Decimal, Event]] = []
+        began: list[dt.datetime] = []  # when the firings that resolve now began
         quiet: list[tuple[Decimal, Decimal | None]] = []  # firing keys a cooldown kept quiet, now over
         speaking: list[Decimal] = []  # firing keys whose firing someone heard (or hears now)
+        still: dict[Decimal, tuple[Decimal | None, KeyState]] = {}  # heard firings that go on: limit, state
         for t in self.rule.thresholds:
             limit = self.rule.limit(t, m.baseline)
             before = self._state(m.scope_value, m.window_key, t)
@@ -289,6 +291,7 @@ class _Judge:
             if event is None:
                 if state == FIRING and self._heard(before):
                     speaking.append(t)
+                    still[t] = (limit, before)  # type: ignore[assignment]
                 elif reason is None and state == FIRING and self._kept_quiet(before):
                     quiet.append((t, limit))
                 continue
@@ -297,11 +300,14 @@ class _Judge:
                 speaking.append(t)
             elif state == RESOLVED and self._told(before):
                 resolved.append((t, event))
+                began.append(before.at)  # type: ignore[union-attr]
         fired.extend(self._retold(m, quiet, speaking))
+        if resolved:
+            fired.extend(self._unheard(m, still, fired))
         # A resolve first: with a re-told firing both come at once (1.0 resolved, 0.5 still
         # firing), and the message last heard must be the one still true.
         if resolved:
-            self._notify("resolved", m, resolved)
+            self._notify("resolved", m, resolved, self._took_firing(m.scope_value, m.window_key, min(began)))
         if fired:
             self._notify("firing", m, fired)
 
@@ -357,6 +363,52 @@ class _Judge:
         self.result.events.append(event)
         return event
 
+    def _took_firing(self, scope_value: str, window_key: str, since: dt.datetime) -> list[Channel]:
+        """The rule's channels that took a firing of the key (rule, ``scope_value``,
+        ``window_key``) from ``since`` on, or have one on its way (handed over, no outcome
+        yet: a channel's notifications go out in order): a resolve is news to them alone (a
+        receiver down while a key fired, back when it resolved, was sent an end it never
+        heard start: a review)."""
+        rows = self.con.execute(
+            "SELECT channel FROM alert_deliveries WHERE rule = ? AND scope_value = ? AND window_key = ?"
+            " AND event = 'firing' AND recorded_at >= ? GROUP BY channel HAVING bool_or(ok)"
+            " OR count(*) FILTER (WHERE attempts = 0) > count(*) FILTER (WHERE attempts > 0)",
+            [self.rule.name, stored_value(scope_value), window_key, since],
+        ).fetchall()
+        took = {r[0] for r in rows}
+        return [c for c in self.channels if c.name in took]
+
+    def _unheard(
+        self,
+        m: Measure,
+        still: Mapping[Decimal, tuple[Decimal | None, KeyState]],
+        fired: Sequence[tuple[Decimal, Event]],
+    ) -> list[tuple[Decimal, Event]]:
+        """Thresholds that go on firing as a higher one resolves, told again when a channel
+        never took their firing and nothing will send it: they were crossed together with the
+        one resolving, whose event held their message, and `redeliver` sends a key's newest
+        message only (a review: 0.8 and 1.0 fired while the receiver was down; back when 1.0
+        resolved, it never heard that 0.8 fired, and 0.8 fired on for an hour)."""
+        if not still or not self.channels:
+            return []
+        top = max(still)
+        if any(t >= top for t, _ in fired):
+            return []  # a firing told now speaks for them
+        before = still[top][1]
+        heard = {c.name for c in self._took_firing(m.scope_value, m.window_key, before.at)}
+        if all(c.name in heard for c in self.channels) or self._own_message(m, top, before.at):
+            return []
+        return [(t, self._again(m, t, limit)) for t, (limit, _) in sorted(still.items())]
+
+    def _own_message(self, m: Measure, threshold: Decimal, at: dt.datetime) -> bool:
+        """Whether the key's firing event at ``at`` holds its message (`redeliver` sends it)."""
+        row = self.con.execute(
+            "SELECT bool_or(payload IS NOT NULL) FROM alert_events WHERE rule = ? AND scope_value = ?"
+            " AND window_key = ? AND threshold = ? AND recorded_at = ? AND state = 'FIRING'",
+            [self.rule.name, stored_value(m.scope_value), m.window_key, _text(threshold), at],
+        ).fetchone()
+        return bool(row and row[0])
+
     def _cooling(self, before: KeyState | None) -> bool:
         if before is None or before.last_fired is None or not self.rule.cooldown:
             return False
@@ -366,6 +418,7 @@ class _Judge:
         # A rolling window's scope value with no calls left in it: nothing to alert on. Its
         # value is 0 where no calls cost nothing, else unknown.
         gone: dict[str, list[tuple[Decimal, Event]]] = {}
+        began: dict[str, dt.datetime] = {}
         for (rule, value, key, threshold), st in self.previous.items():
             mine = rule == self.rule.name and key == self.rule.window
             if mine and value not in seen and value != "*" and st.state == FIRING:
@@ -374,13 +427,24 @@ class _Judge:
                 event = self._set(value, key, t, now, self.rule.limit(t), RESOLVED)
                 if event is not None and self._told(st):
                     gone.setdefault(value, []).append((t, event))
+                    began[value] = min(began.get(value, st.at), st.at)
         start, end, key = window_bounds(self.rule, self.now)
         for value, items in gone.items():
             now = items[0][1].value
-            self._notify("resolved", Measure(value, key, start, end, now, 0), items)  # type: ignore[arg-type]
+            took = self._took_firing(value, key, began[value])
+            self._notify("resolved", Measure(value, key, start, end, now, 0), items, took)  # type: ignore[arg-type]
 
-    def _notify(self, event: str, m: Measure, items: Sequence[tuple[Decimal, Event]]) -> None:
-        if not self.channels:
+    def _notify(
+        self,
+        event: str,
+        m: Measure,
+        items: Sequence[tuple[Decimal, Event]],
+        channels: Sequence[Channel] | None = None,
+    ) -> None:
+        """Record the message on its events and hand it to ``channels`` (default: the rule's;
+        a resolve's: those that took its firing; none: no one to tell, nothing recorded)."""
+        channels = self.channels if channels is None else channels
+        if not channels:
             return
         # Firing: the highest threshold crossed speaks for all; resolved: the lowest.
         t, main = max(items, key=lambda i: i[0]) if event == "firing" else min(items, key=lambda i: i[0])
@@ -399,7 +463,7 @@ class _Judge:
         for _, e in items:
             e.notified = True
         main.payload = payload
-        self.result.notifications.append(Notification(payload, self.channels, at=self.at))
+        self.result.notifications.append(Notification(payload, channels, at=self.at))
 
     def _projection(self, scope_value: str) -> tuple[Decimal, dt.datetime]:
         spent, start, end = month_to_date(self.con, self.rule, scope_value, self.now)

@@ -104,17 +104,19 @@ def _firing_delivered(
 ) -> set[str]:
     """The channels that took a firing notification of the episode a resolve at
     ``resolved_at`` ends: since the key's resolve before it (a rolling window's key is reused
-    by every episode: one that took an earlier episode's firing was never told this began)."""
+    by every episode: one that took an earlier episode's firing was never told this began),
+    and before the resolve (a firing of a lower threshold told as it resolved is not this
+    episode's: the resolve was sent after it to a channel that never heard it start)."""
     rows = con.execute(
         """
         SELECT DISTINCT d.channel FROM alert_deliveries AS d
         WHERE d.rule = ? AND d.scope_value = ? AND d.window_key = ? AND d.event = 'firing' AND d.ok
-          AND d.recorded_at > coalesce((
+          AND d.recorded_at < ? AND d.recorded_at > coalesce((
               SELECT max(e.recorded_at) FROM alert_events AS e
               WHERE e.rule = ? AND e.scope_value = ? AND e.window_key = ? AND e.state = 'RESOLVED'
                 AND e.recorded_at < ?), '-infinity'::TIMESTAMP)
         """,
-        [rule, value, window, rule, value, window, resolved_at],
+        [rule, value, window, resolved_at, rule, value, window, resolved_at],
     ).fetchall()
     return {r[0] for r in rows}
 
