@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 
 import grpc
@@ -14,7 +16,7 @@ from serverutil import free_port, serving
 from test_server_otlp import CALL, CALL_USD
 
 from otel_costattr.server import SpanSink
-from otel_costattr.server.grpc_receiver import GrpcReceiver
+from otel_costattr.server.grpc_receiver import _SERVICE, GrpcReceiver
 
 
 def test_grpc_exporter_spans_are_priced_partial_success_and_token(tmp_path, table):
@@ -118,3 +120,84 @@ def test_a_message_that_is_no_request_is_invalid_argument_said_once(tmp_path, ta
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert e.details().count("not an OTLP ExportTraceServiceRequest") == 1, e.details()
+
+
+def test_a_call_without_the_token_is_refused_before_its_message_is_read(tmp_path):
+    """The token was checked in the handler, once gRPC had read the whole message (up to the
+    cap, decompressed): callers with no token grew the server ~8 MB a concurrent call (a
+    review). Refused from its metadata, a message over the cap is never read: no
+    RESOURCE_EXHAUSTED for its size, UNAUTHENTICATED."""
+    port = free_port()
+    receiver = GrpcReceiver(
+        SpanSink(tmp_path / "s.duckdb"), "127.0.0.1", port, token="tok", max_message_bytes=1024
+    )
+    receiver.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            export = channel.unary_unary(f"/{_SERVICE}/Export", request_serializer=lambda b: b)
+            for metadata in ((), (("authorization", "Bearer nope"),)):
+                try:
+                    export(b"\x0a" * 65536, timeout=10, metadata=metadata)
+                    raise AssertionError("no token: must be refused")
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+            try:  # with the token, the cap holds
+                export(b"\x0a" * 65536, timeout=10, metadata=[("authorization", "Bearer tok")])
+                raise AssertionError("over the cap: must be refused")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+    finally:
+        receiver.stop()
+
+
+class _HeldSink(SpanSink):
+    """A real sink whose calls wait until the test lets them go (calls in flight)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.go = threading.Event()
+        self.entered = threading.Semaphore(0)
+
+    def receive(self, *args, **kwargs):
+        self.entered.release()
+        self.go.wait(30)
+        return super().receive(*args, **kwargs)
+
+
+def test_calls_past_four_per_worker_are_pushed_back(tmp_path):
+    """gRPC took every call at once, each holding what it had sent so far, where HTTP bounds
+    its read slots (a review: 200 calls of 19 MB, 3.2 GB). Past 4 x workers at once, calls
+    are RESOURCE_EXHAUSTED, which exporters retry; the ones taken are stored."""
+    port = free_port()
+    sink = _HeldSink(tmp_path / "s.duckdb")
+    receiver = GrpcReceiver(sink, "127.0.0.1", port, workers=1)
+    receiver.start()
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\1" * 16, b"\2" * 8, "held"
+    codes: list[grpc.StatusCode] = []
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+
+            def call() -> None:
+                try:
+                    stub.Export(request, timeout=30)
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as e:
+                    codes.append(e.code())
+
+            threads = [threading.Thread(target=call) for _ in range(6)]
+            for t in threads:
+                t.start()
+            assert sink.entered.acquire(timeout=10)  # one call in the sink, the others queued
+            deadline = time.monotonic() + 10
+            while len(codes) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sink.go.set()
+            for t in threads:
+                t.join(30)
+    finally:
+        sink.go.set()
+        receiver.stop()
+    assert sorted(codes, key=str) == [grpc.StatusCode.OK] * 4 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
