@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["DEFAULT_TABLE", "Target", "is_clickhouse_url", "parse_target"]
+__all__ = ["DEFAULT_TABLE", "Target", "is_clickhouse_url", "masked", "parse_target"]
 
 DEFAULT_TABLE = "otel_traces"
 _SCHEMES = ("clickhouse", "clickhouses", "chdb")
@@ -60,17 +60,22 @@ def is_clickhouse_url(db: object) -> bool:
     return isinstance(db, str) and db.split(":", 1)[0].lower() in _SCHEMES and "://" in db
 
 
-def _fail(db: str, what: str) -> ValueError:
-    """The error for a bad ``db`` URL, its credentials masked: everything between the
-    scheme and the last '@' (a generated password may hold '/', '#', '?' or '@', so where
-    the credentials end cannot be told more closely)."""
+def masked(db: str) -> str:
+    """``db`` with its credentials masked: everything between the scheme and the last '@'
+    (a generated password may hold '/', '#', '?' or '@', so where the credentials end
+    cannot be told more closely), the user kept when it is plainly one."""
     scheme, sep, rest = db.partition("://")
     if sep and "@" in rest:
         credentials, _, host = rest.rpartition("@")
         user, colon, _ = credentials.partition(":")
         shown = f"{user}:***" if colon and re.fullmatch(r"[\w.%+-]*", user) else "***"
-        db = f"{scheme}://{shown}@{host}"
-    return ValueError(f"--db {db}: {what}")
+        return f"{scheme}://{shown}@{host}"
+    return db
+
+
+def _fail(db: str, what: str) -> ValueError:
+    """The error for a bad ``db`` URL, its credentials masked (`masked`)."""
+    return ValueError(f"--db {masked(db)}: {what}")
 
 
 def _identifier(db: str, name: str, value: str) -> str:
