@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rollups import open_db  # noqa: E402
 
 from otel_costattr.demo import run_demo  # noqa: E402
+from otel_costattr.report.commands import Commands  # noqa: E402
 from otel_costattr.report.data import Window, collect  # noqa: E402
 from otel_costattr.report.page import render_report  # noqa: E402
 
@@ -38,7 +39,11 @@ def bench(db: str, repeat: int) -> tuple[float, float, int, int]:
         report = collect(db, Window())
         t1 = time.perf_counter()
         shown = {r.trace_id for r in report.runs}
-        html = render_report(report, link=lambda t, shown=shown: f"#run-{t}" if t in shown else None)
+        html = render_report(
+            report,
+            link=lambda t, shown=shown: f"#run-{t}" if t in shown else None,
+            commands=Commands(db, report.window),
+        )
         t2 = time.perf_counter()
         collected.append(t1 - t0)
         rendered.append(t2 - t1)

@@ -4,8 +4,14 @@ HTML parser, or from a browser) and compare each with the rollup API's value."""
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
+import shlex
+import subprocess
+import sys
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from otel_costattr.report.data import SECTIONS, Window
@@ -90,3 +96,14 @@ def check_cells(cells: list[dict[str, Any]], db: Any, win: Window, *, runs: int 
         elif isinstance(value, str) and cell["col"] != "trace_id":
             assert cell["text"] == value, where
     return len(cells)
+
+
+def listed_by(command: str, cwd: Path | str = ".") -> list[dict[str, Any]]:
+    """The rows ``command`` (an ``otel-costattr`` command line as a page prints it,
+    HTML-escaped) lists, run as printed by a POSIX shell in ``cwd``, with ``--format json``."""
+    assert command.startswith("otel-costattr ")
+    cli = f"{shlex.quote(sys.executable)} -m otel_costattr.cli"
+    script = cli + html.unescape(command).removeprefix("otel-costattr") + " --format json"
+    done = subprocess.run(["sh", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]

@@ -421,13 +421,21 @@ def test_report_on_clickhouse_is_the_duckdb_page(
     stores: tuple[str, str], tmp_path: Path, capsys: Any
 ) -> None:
     """The report's sections come from the rollups, its waterfalls from the trace rollup:
-    the same page from either store."""
+    the same page from either store, but for the store its commands name."""
+    import html
+    import shlex
+
+    from otel_costattr.report.commands import store_name
+
     duck, url = stores
     pages = {}
     for name, db in (("duck", duck), ("clickhouse", url)):
         out = tmp_path / f"{name}.html"
         assert main(["report", "--db", db, "--out", str(out), "--waterfalls", "3"]) == 0
-        pages[name] = re.sub(rb"generated [^<]* UTC", b"", out.read_bytes())  # the minute it ran
+        page = re.sub(rb"generated [^<]* UTC", b"", out.read_bytes())  # the minute it ran
+        named = f"--db {html.escape(shlex.quote(store_name(db)))}".encode()
+        assert named in page
+        pages[name] = page.replace(named, b"--db DB")
     assert pages["clickhouse"] == pages["duck"]
     assert b"refund" in pages["duck"]
     assert b"waterfall" in pages["duck"]

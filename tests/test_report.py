@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+import shlex
 import subprocess
 import sys
 from decimal import Decimal
@@ -16,12 +17,13 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from report_check import cells_of, check_cells
+from report_check import cells_of, check_cells, listed_by
 
 from otel_costattr import CostSpanProcessor, DuckDBSpanExporter
 from otel_costattr.cli import main
 from otel_costattr.demo import run_demo
 from otel_costattr.report import Window, collect, window, write_report
+from otel_costattr.report.commands import Commands
 from otel_costattr.report.tables import table
 from otel_costattr.rollups.errors import RollupParamError
 from otel_costattr.rollups.queries import rollup
@@ -150,23 +152,73 @@ def test_a_huge_run_is_cut_in_the_file_and_says_so(tmp_path):
     assert html.count('<rect class="bar ') == 500
     assert "Showing the first 500 of 621 spans, depth first" in html
     assert len(html.encode()) < 1_000_000
+    # The command it names lists them all as printed (a review: it named no --db, so it read
+    # the default store, or none).
+    (command,) = re.findall(r"spans, depth first \(<code>(.*?)</code> lists them all\)", html)
+    assert len(listed_by(command, tmp_path)) == 621
 
 
 def test_long_lists_are_cut_and_say_so(demo_db):
+    commands = Commands(demo_db, Window())
     rows = rollup("per_run", db=demo_db, limit=0)
-    html = table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=5)
+    listing = commands.rollup("per_run")
+    html = table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=5, listing=listing)
     assert html.count("<tr>") == 6  # the head and five rows
-    cut = "The first 5 of 21 rows (<code>otel-costattr rollup per-run --limit 0</code> lists them all)"
-    assert cut in html
-    daily = table("daily", rollup("daily", db=demo_db), ("day", "usd"), caption="days", max_rows=2)
-    assert "(<code>otel-costattr rollup daily</code> lists them all)" in daily  # it has no limit
-    assert "The first" not in table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=21)
+    every = f"otel-costattr rollup per-run --db {demo_db} --limit 0"
+    assert f"The first 5 of 21 rows (<code>{every}</code> lists them all)" in html
+    daily = table(
+        "daily", rollup("daily", db=demo_db), ("day", "usd"), caption="days", max_rows=2,
+        listing=commands.rollup("daily"),
+    )  # fmt: skip
+    assert f"(<code>otel-costattr rollup daily --db {demo_db}</code> lists them all)" in daily  # no limit
+    whole = table("per_run", rows, ("trace_id", "usd"), caption="runs", max_rows=21, listing=listing)
+    assert "The first" not in whole
+    # a rollup's own limit is a cut too: the rows it left out are counted in ``total``
+    limited = table("per_run", rows[:3], ("trace_id", "usd"), caption="runs", listing=listing, total=21)
+    assert f"The first 3 of 21 rows (<code>{every}</code> lists them all)" in limited
     # waterfalls: the most expensive runs, then at most as many of the tail's jumps and loops
     report = collect(demo_db, WEEK, waterfalls=1)
     expected = [
         rollup(n, db=demo_db, **WEEK.params())[0]["trace_id"] for n in ("top_runs", "step_jumps", "loops")
     ]
     assert [r.trace_id for r in report.runs] == list(dict.fromkeys(expected))
+
+
+def test_a_runs_list_cut_by_its_limit_says_so_and_names_the_command_for_all(tmp_path):
+    # A review: with more runs in the window than --limit, the runs list showed the first 100
+    # saying only "Newest first"; and the commands a page named for the rest left out --db,
+    # the window and the filters, so run as printed they read another store or every day.
+    from sdk_store import gpt4o_chat, priced_store
+
+    provider, tracer = priced_store(tmp_path / "s.duckdb")
+    day = dt.datetime(2026, 11, 18, tzinfo=dt.timezone.utc)
+    runs = [(day + dt.timedelta(hours=h), "research") for h in range(9)]
+    runs += [(day, "chat"), (day - dt.timedelta(days=5), "research")]  # another feature, before the window
+    for at, feature in runs:
+        t = int(at.timestamp() * 1e9)
+        with tracer.start_as_current_span("run", attributes={"app.feature": feature}, start_time=t):
+            tracer.start_span(
+                "chat", attributes=gpt4o_chat(input_tokens=10, output_tokens=1), start_time=t
+            ).end()
+    provider.shutdown()
+    report = [
+        sys.executable, "-m", "otel_costattr.cli", "report", "--db", "s.duckdb", "--since", "2026-11-16",
+        "--until", "2026-11-23", "--feature", "research", "--limit", "4", "--out", "r.html",
+    ]  # fmt: skip
+    subprocess.run(report, cwd=tmp_path, check=True, capture_output=True)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    (shown,) = re.findall(r'<table id="table-runs_list".*?</table>', page, flags=re.S)
+    assert shown.count("<tr>") == 5  # the head and four runs
+    (command,) = re.findall(r"The first 4 of 9 rows \(<code>(.*?)</code> lists them all\)", page)
+    assert shlex.split(html.unescape(command))[:4] == ["otel-costattr", "rollup", "runs-list", "--db"]
+    listed = listed_by(command, tmp_path)
+    assert len(listed) == 9 and {r["feature"] for r in listed} == {"research"}
+    assert [r["trace_id"] for r in listed[:4]] == re.findall(r'data-col="trace_id" data-exact="(\w+)"', shown)
+    # the tail's commands, beside the waterfalls, are over the same store and window
+    for name in ("step-jumps", "loops"):
+        (tail,) = re.findall(rf"<code>(otel-costattr rollup {name} [^<]*)</code>", page)
+        assert "--feature research" in tail
+        assert listed_by(tail, tmp_path) == []
 
 
 def test_an_empty_store_is_a_page_saying_so(tmp_path):

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 from browser import DESKTOP, NARROW, chromium, errors, outside
-from report_check import check_cells
+from report_check import check_cells, listed_by
 
 from otel_costattr.demo import run_demo
 from otel_costattr.report import Window
@@ -153,6 +153,20 @@ def test_runs_list_sort_and_a_waterfall(browser, server, db):
     browser.open(browser.driver.current_url, size=NARROW)
     assert browser.overflow() == 0
     browser.screenshot("live-run", NARROW)
+
+
+def test_a_runs_page_cut_by_its_limit_says_so_and_names_the_command_for_all(server, db):
+    # A review: /runs?limit=2 showed two runs and nothing saying there were more; the command
+    # named for the rest must read the served store, over the page's window, filters and order.
+    import re
+
+    code, page, _ = get(f"{server}/runs?{PERIOD}&feature=research&sort=cost&limit=2")
+    every = rollup("runs_list", db=db, feature="research", order="cost", limit=0, **WEEK.params())
+    assert code == 200 and len(every) > 2
+    (command,) = re.findall(rf"The first 2 of {len(every)} rows \(<code>(.*?)</code> lists them all\)", page)
+    listed = listed_by(command)
+    assert [r["trace_id"] for r in listed] == [r["trace_id"] for r in every]
+    assert listed[:2] == [r for r in listed if r["trace_id"] in page]
 
 
 @pytest.mark.parametrize(

@@ -158,12 +158,21 @@ def test_a_cut_answer_points_to_the_whatif_command(tmp_path, capsys):
     assert status == 200
     (command,) = re.findall(r"The first 200 of 207 rows \(<code>(.*?)</code> lists them all\)", html)
     argv = shlex.split(html_lib.unescape(command))
-    assert argv == [
-        "otel-costattr", "whatif", "--model", "acme-large", "--from", "gpt-4o-mini", "--pricing", prices,
-        "--limit", "0",
+    # ... and its review: it left out the served store and the window, for the reader to add
+    assert argv[:7] == [
+        "otel-costattr",
+        "whatif",
+        "--db",
+        str(path),
+        "--since",
+        "2026-06-01T00:00:00",
+        "--until",
+    ]
+    assert argv[8:] == [
+        "--model", "acme-large", "--from", "gpt-4o-mini", "--pricing", prices, "--limit", "0",
     ]  # fmt: skip
     capsys.readouterr()
-    assert main([*argv[1:], "--db", str(path), "--since", "2026-06-01", "--format", "json"]) == 0
+    assert main([*argv[1:], "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     shown = {Decimal(v) for v in re.findall(r'data-exact="([0-9.-]+)"', html)}
     assert len(rows) == 207 and Decimal(rows[0]["whatif_usd_exact"]) in shown

@@ -33,9 +33,11 @@ from ..pricing.table import PriceTable
 from ..rollups.catalog import as_typed
 from ..rollups.errors import RollupError, RollupParamError
 from ..rollups.explain import find_trace, near
+from ..rollups.params import coerce
 from ..rollups.queries import Database, connection, rollup
 from ..server.auth import TOKEN_PARAM
 from ..store.turns import turns
+from .commands import Commands, store_name
 from .data import Window, collect, run_detail, window
 from .page import csp, nav_links, page, render_report
 from .tables import table
@@ -172,6 +174,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
     """The dashboard's routes over ``db`` (the database path ``serve`` writes); ``pricing``:
     the table the what-if page prices with (``serve --pricing``; None: the bundled one and
     ``OTEL_COSTATTR_PRICING_FILES``, as the CLI's whatif)."""
+    store = store_name(db)  # what the pages' commands name: the served store
 
     def overview(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
@@ -189,6 +192,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
             title="Where the money goes (live)",
             before=_form(root, "/", given),
             nav_extra=runs_link,
+            commands=Commands(store, report.window),
         )
         return _html(html)
 
@@ -203,6 +207,10 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
         win = _window(given)
         with reading(db) as source:
             rows = rollup("runs_list", db=source, order=sort, limit=limit, **win.params())
+            total = None
+            if len(rows) == coerce("runs_list", "limit", "INTEGER", limit):  # the limit may have cut it
+                # the overview counts the runs of the same calls
+                total = rollup("overview", db=source, **win.params())[0]["runs"]
         sorter = (
             '<label>sort<select name="sort">'
             + "".join(
@@ -227,6 +235,8 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
                 link=lambda t: f"{root}/runs/{t}",
                 max_rows=LIVE_MAX_ROWS,
                 filter_box=True,
+                listing=Commands(store, win).rollup("runs_list", order=sort),
+                total=total,
             )
             + "</section>"
         )
@@ -251,7 +261,12 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
             f'<a href="{escape(root)}/runs">Runs</a></nav>'
         )
         return _html(
-            page(f"Run {detail.trace_id}", waterfall(detail), nav=nav, subtitle="One run, every span")
+            page(
+                f"Run {detail.trace_id}",
+                waterfall(detail, Commands(store, Window()).trace(detail.trace_id)),
+                nav=nav,
+                subtitle="One run, every span",
+            )
         )
 
     from . import whatif_page  # it builds on this module's helpers: imported once they exist

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..rollups.queries import Database
 from ..version import __version__
+from .commands import Commands, store_name
 from .data import Report, Window, collect
 from .sections import NAV, render_sections
 from .tables import Link
@@ -85,20 +86,26 @@ def render_report(
     report: Report,
     *,
     link: Link,
+    commands: Commands,
     title: str = "Where the money goes",
     before: str = "",
     nav_extra: str = "",
     generated: dt.datetime | None = None,
 ) -> str:
-    """The report page: every section, then the waterfalls carried in ``report.runs``."""
+    """The report page: every section, then the waterfalls carried in ``report.runs``; what
+    it cuts short, it names the command among ``commands`` for."""
     when = (generated or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
-    body = before + render_sections(report, link)
+    body = before + render_sections(report, link, commands)
     if report.runs:
+        jumps, loops = (escape(commands.rollup(name)) for name in ("step_jumps", "loops"))
         body += (
             '<section id="waterfalls"><h2>Run waterfalls</h2><p class="intro">The most expensive runs, '
-            "and the runs of the largest context jumps and loops, a few of each (<code>otel-costattr "
-            "rollup step-jumps</code> and <code>loops</code> list every one).</p>"
-            + "".join(waterfall(r, heading_level=3, max_spans=FILE_MAX_SPANS) for r in report.runs)
+            f"and the runs of the largest context jumps and loops, a few of each (<code>{jumps}</code> "
+            f"and <code>{loops}</code> list every one).</p>"
+            + "".join(
+                waterfall(r, commands.trace(r.trace_id), heading_level=3, max_spans=FILE_MAX_SPANS)
+                for r in report.runs
+            )
             + "</section>"
         )
     subtitle = f"{report.window.label()} · generated {when} by otel-costattr {__version__}"
@@ -120,7 +127,8 @@ def write_report(
     review)."""
     report = collect(db, win or Window(), runs=runs, waterfalls=waterfalls)
     shown = {r.trace_id for r in report.runs}
-    html = render_report(report, link=lambda t: f"#run-{t}" if t in shown else None)
+    commands = Commands(store_name(db), report.window)
+    html = render_report(report, link=lambda t: f"#run-{t}" if t in shown else None, commands=commands)
     target = Path(out).expanduser()
     try:
         _write_in_place(target, html)

@@ -10,6 +10,7 @@ from html import escape
 from typing import Any
 
 from .charts import columns_stacked, hbars
+from .commands import Commands
 from .data import Report, change
 from .tables import Link, fmt, shorten, table, value_cell
 
@@ -183,7 +184,7 @@ def _stacked(rows: Sequence[dict[str, Any]], key: str, title: str) -> str:
     return columns_stacked(days, series, lambda d, s: cell.get((d, s)), title=title, desc=desc, fmt=_money)
 
 
-def over_time(report: Report) -> str:
+def over_time(report: Report, commands: Commands) -> str:
     by_model, by_feature = report.sections["daily_model"], report.sections["daily"]
     if not by_model:
         return _section(
@@ -201,6 +202,7 @@ def over_time(report: Report) -> str:
                 by_model,
                 ("day", "provider", "model", "calls", "unpriced_calls", "usd"),
                 caption="Cost per day and model",
+                listing=commands.rollup("daily_model"),
             ),
         ),
         "<h3>By feature</h3>",
@@ -211,6 +213,7 @@ def over_time(report: Report) -> str:
                 by_feature,
                 ("day", "feature", "runs", "calls", "unpriced_calls", "usd"),
                 caption="Cost per day and feature",
+                listing=commands.rollup("daily"),
             ),
         ),
     )
@@ -230,8 +233,9 @@ def _name(v: Any) -> str:
     return "(none)" if v is None else shorten(str(v))
 
 
-def features(report: Report) -> str:
+def features(report: Report, commands: Commands) -> str:
     rows = report.sections["per_feature"]
+    listing = commands.rollup("per_feature")
     cols = ("feature", "runs", "calls", "unpriced_calls", "usd", "usd_per_run")
     return _section(
         "features",
@@ -239,15 +243,16 @@ def features(report: Report) -> str:
         "What each feature costs, and per run.",
         _figure(
             _bars(rows, [_name(r["feature"]) for r in rows], "usd", "Cost per feature"),
-            table("per_feature", rows, cols, caption="Cost per feature"),
+            table("per_feature", rows, cols, caption="Cost per feature", listing=listing),
         )
         if rows
-        else table("per_feature", rows, cols, caption=""),
+        else table("per_feature", rows, cols, caption="", listing=listing),
     )
 
 
-def agents(report: Report) -> str:
+def agents(report: Report, commands: Commands) -> str:
     rows = report.sections["per_agent"]
+    listing = commands.rollup("per_agent")
     cols = ("agent", "agent_version", "first_seen", "runs", "calls", "unpriced_calls", "usd", "usd_per_run")
     labels = [f"{_name(r['agent'])} {_name(r['agent_version'])}" for r in rows]
     return _section(
@@ -256,14 +261,14 @@ def agents(report: Report) -> str:
         "Did a new version cost more per run?",
         _figure(
             _bars(rows, labels, "usd_per_run", "Cost per run, per agent version"),
-            table("per_agent", rows, cols, caption="Cost per agent and version"),
+            table("per_agent", rows, cols, caption="Cost per agent and version", listing=listing),
         )
         if rows
-        else table("per_agent", rows, cols, caption=""),
+        else table("per_agent", rows, cols, caption="", listing=listing),
     )
 
 
-def steps(report: Report) -> str:
+def steps(report: Report, commands: Commands) -> str:
     rows = report.sections["agent_steps"]
     cols = ("agent", "step", "calls", "avg_input_tokens", "unpriced_calls", "usd", "usd_per_call")
     charts = []
@@ -294,13 +299,20 @@ def steps(report: Report) -> str:
         "Does a call cost more the further the agent's loop goes?",
         _figure(
             "".join(charts) or '<p class="empty">No agent ran more than one step.</p>',
-            table("agent_steps", rows, cols, caption="Per agent and step"),
+            table(
+                "agent_steps",
+                rows,
+                cols,
+                caption="Per agent and step",
+                listing=commands.rollup("agent_steps"),
+            ),
         ),
     )
 
 
-def models(report: Report) -> str:
+def models(report: Report, commands: Commands) -> str:
     rows = report.sections["per_model"]
+    listing = commands.rollup("per_model")
     cols = (
         "provider",
         "model",
@@ -319,30 +331,38 @@ def models(report: Report) -> str:
         "Input includes cache reads and writes; output includes reasoning.",
         _figure(
             _bars(rows, [f"{_name(r['model'])}" for r in rows], "usd", "Cost per model"),
-            table("per_model", rows, cols, caption="Cost and tokens per model"),
+            table("per_model", rows, cols, caption="Cost and tokens per model", listing=listing),
         )
         if rows
-        else table("per_model", rows, cols, caption=""),
+        else table("per_model", rows, cols, caption="", listing=listing),
     )
 
 
-def render_sections(report: Report, link: Link) -> str:
-    """Every section of the report page, in `NAV` order (the waterfalls are separate)."""
+def render_sections(report: Report, link: Link, commands: Commands) -> str:
+    """Every section of the report page, in `NAV` order (the waterfalls are separate); a
+    table cut short names the command among ``commands`` that lists it all."""
     s = report.sections
     run_cols = ("trace_id", "run_name", "agent", "feature", "start_time", "calls", "unpriced_calls", "usd")
     return "".join(
         (
             overview(report),
-            over_time(report),
-            features(report),
-            agents(report),
-            steps(report),
-            models(report),
+            over_time(report, commands),
+            features(report, commands),
+            agents(report, commands),
+            steps(report, commands),
+            models(report, commands),
             _section(
                 "top-runs",
                 "The most expensive runs",
                 "Follow a run to its waterfall.",
-                table("top_runs", s["top_runs"], run_cols, caption="Most expensive runs", link=link),
+                table(
+                    "top_runs",
+                    s["top_runs"],
+                    run_cols,
+                    caption="Most expensive runs",
+                    link=link,
+                    listing=commands.rollup("top_runs"),
+                ),
             ),
             _section(
                 "tail",
@@ -367,6 +387,7 @@ def render_sections(report: Report, link: Link) -> str:
                     ),
                     caption="Calls whose input jumped over the previous call's",
                     link=link,
+                    listing=commands.rollup("step_jumps"),
                 ),
                 "<h3>Loops</h3>",
                 table(
@@ -375,6 +396,7 @@ def render_sections(report: Report, link: Link) -> str:
                     ("trace_id", "agent", "feature", "calls", "median_calls", "ratio", "usd"),
                     caption="Runs with far more calls than their agent's median",
                     link=link,
+                    listing=commands.rollup("loops"),
                 ),
             ),
             _section(
@@ -397,6 +419,7 @@ def render_sections(report: Report, link: Link) -> str:
                         "last_seen",
                     ),
                     caption="Calls without a price of ours (usd: a figure their spans carried)",
+                    listing=commands.rollup("unpriced"),
                 ),
             ),
             _section(
@@ -420,6 +443,9 @@ def render_sections(report: Report, link: Link) -> str:
                     caption="Runs",
                     link=link,
                     filter_box=True,
+                    listing=commands.rollup("runs_list"),
+                    # the overview counts the runs of the same calls: how many --limit left out
+                    total=s["overview"][0]["runs"],
                 ),
             ),
         )

@@ -13,8 +13,6 @@ from typing import Any
 
 from ..display import cell as cli_cell
 from ..display import money, without_bidi
-from ..rollups.catalog import query
-from ..rollups.errors import UnknownRollup
 
 __all__ = ["MAX_ROWS", "Link", "exact", "fmt", "table", "value_cell"]
 
@@ -99,16 +97,6 @@ def heading(column: str) -> str:
     return HEADINGS.get(column, column.replace("_", " "))
 
 
-def _every_row(rollup: str) -> str:
-    """The command line that lists every row of ``rollup``: ``--limit 0`` where it has a
-    limit (a review: runs-list, pointed to, stopped at its own 100)."""
-    try:
-        limited = "limit" in query(rollup).accepts()
-    except UnknownRollup:
-        limited = False
-    return rollup.replace("_", "-") + (" --limit 0" if limited else "")
-
-
 def table(
     rollup: str,
     rows: Sequence[dict[str, Any]],
@@ -119,23 +107,25 @@ def table(
     empty: str = "No rows in this window.",
     max_rows: int = MAX_ROWS,
     filter_box: bool = False,
-    listing: str | None = None,
+    listing: str,
+    total: int | None = None,
 ) -> str:
     """A table of ``rows`` (a rollup's, in its order) showing ``columns``, the first
-    ``max_rows`` of them (saying so when there are more, and that ``listing``, a command
-    line, lists them all: by default the rollup's own); trace ids link to their run when
-    ``link`` knows a page for it. The page's script sorts it by any column and, with
-    ``filter_box``, filters its rows by text (`assets/report.js`)."""
+    ``max_rows`` of them; trace ids link to their run when ``link`` knows a page for it.
+    When it shows fewer than ``total`` (the rows the rollup has without its limit; None:
+    ``rows`` are all of them) it says how many of how many, and that ``listing``, a command
+    line (`commands.Commands`), lists them all. The page's script sorts it by any column
+    and, with ``filter_box``, filters its rows by text (`assets/report.js`)."""
     if not rows:
         return f'<p class="empty" data-rollup="{rollup}" data-rows="0">{escape(empty)}</p>'
+    total = len(rows) if total is None else max(total, len(rows))
+    rows = rows[:max_rows]
     cut = ""
-    if len(rows) > max_rows:
-        listing = listing or f"otel-costattr rollup {_every_row(rollup)}"
+    if len(rows) < total:
         cut = (
-            f'<p class="note cut">The first {max_rows:,} of {len(rows):,} rows '
+            f'<p class="note cut">The first {len(rows):,} of {total:,} rows '
             f"(<code>{escape(listing)}</code> lists them all).</p>"
         )
-        rows = rows[:max_rows]
     head = "".join(f'<th scope="col">{escape(heading(c))}</th>' for c in columns)
     body = []
     for i, row in enumerate(rows):

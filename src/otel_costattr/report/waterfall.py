@@ -22,9 +22,10 @@ def _end(span: dict[str, Any]) -> dt.datetime:
     return span["start_time"] + dt.timedelta(milliseconds=span["duration_ms"] or 0)
 
 
-def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) -> str:
+def waterfall(run: RunDetail, listing: str, *, heading_level: int = 2, max_spans: int = 5000) -> str:
     """The run's waterfall as a table (one ``rect.bar`` per span, the first ``max_spans`` in
-    depth-first order, saying so when there are more), with its jumps marked."""
+    depth-first order, saying so when there are more, and that ``listing``, a command line
+    (`commands.Commands.trace`), lists them all), with its jumps marked."""
     spans = run.spans
     h = f"h{heading_level}"
     rid = escape(run.trace_id)
@@ -81,7 +82,7 @@ def waterfall(run: RunDetail, *, heading_level: int = 2, max_spans: int = 5000) 
     if len(spans) > max_spans:
         cut = (
             f'<p class="note cut">Showing the first {max_spans:,} of {len(spans):,} spans, depth first '
-            f"(<code>otel-costattr trace {rid}</code> lists them all).</p>"
+            f"(<code>{escape(listing)}</code> lists them all).</p>"
         )
     root = spans[0]
     title = escape(shorten(root["name"] or run.trace_id))

@@ -12,7 +12,6 @@ as the estimate it is. An unknown target or a bad parameter is a 400 page naming
 
 from __future__ import annotations
 
-import shlex
 from html import escape
 
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from starlette.routing import Route
 from ..pricing.table import PriceTable, load_pricing
 from ..rollups.queries import Database
 from ..rollups.whatif import whatif
+from .commands import Commands, store_name
 from .live import FILTERS, _filters, _form, _guard, _html, _PageError, _window, known_only, reading
 from .page import page
 from .tables import table
@@ -56,6 +56,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
     (None: `load_pricing` with no files, as the CLI's whatif without --pricing)."""
 
     loaded: list[PriceTable] = []
+    store = store_name(db)
 
     def _bundled() -> PriceTable:
         """The table `load_pricing` gives with no files, loaded once for the server (each
@@ -91,13 +92,14 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
                     limit=choice["limit"] or _LIMIT,
                     **win.params(),
                 )
-            # the command that answers the same (the window's own flags left to the reader)
-            listing = " ".join(
-                ["otel-costattr whatif", "--model", shlex.quote(choice["model"])]
-                + [f"--{name} {shlex.quote(choice[name])}" for name in ("from", "step") if choice[name]]
+            # the command that answers the same, over the served store and the page's window
+            listing = Commands(store, win).command(
+                "whatif",
+                options=["--model", choice["model"]]
+                + [word for name in ("from", "step") if choice[name] for word in (f"--{name}", choice[name])]
                 # serve --pricing's files (the bundled table's, OTEL_COSTATTR_PRICING_FILES, the CLI reads)
-                + [f"--pricing {shlex.quote(path)}" for path in (prices.user_files if pricing else ())]
-                + ["--limit 0"]
+                + [word for path in (prices.user_files if pricing else ()) for word in ("--pricing", path)]
+                + ["--limit", "0"],
             )
             body += (
                 f'<section id="whatif"><h2>On {escape(answer.target)}</h2>'
