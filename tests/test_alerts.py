@@ -12,6 +12,7 @@ from alerts_helpers import NOW, Receiver, Workload, free_port_url, rules_file
 
 from otel_costattr.alerts import Notifier, check_once, load_rules, slack_message
 from otel_costattr.alerts.deliver import Notification
+from otel_costattr.alerts.state import Delivery, delivery_failures, record_deliveries
 from otel_costattr.rollups.queries import rollup
 from otel_costattr.store.database import connect
 
@@ -1283,3 +1284,20 @@ def test_a_clock_stepped_back_changes_a_key_once_not_at_every_evaluation(tmp_pat
     assert [[e.state for e in r.evaluation.events] for r in stepped] == [["FIRING"], [], [], []]
     check(workload, rules, NOW + dt.timedelta(hours=1, minutes=5))
     assert [b["event"] for b in receiver.bodies] == ["firing", "resolved", "firing", "resolved"]
+
+
+def test_the_last_delivery_failure_is_the_one_recorded_last(tmp_path):
+    """The outcomes of one evaluation's notifications carry its time; the newest failure was
+    any of them (a review: "last: drip" from the notifier, "last ... down" from the store)."""
+    con = connect(tmp_path / "s.duckdb")
+    at = dt.datetime(2026, 12, 1, 12, 0)
+    for name in ("first", "second", "third"):
+        record_deliveries(con, [Delivery(at, "r", "v", "w", "firing", name, False, 3, f"{name}: refused")])
+    record_deliveries(con, [Delivery(at, "r", "v", "w", "firing", "up", True, 1, None)])
+    failures = delivery_failures(con)
+    assert (failures["failed"], failures["last_channel"], failures["last_error"]) == (
+        3,
+        "third",
+        "third: refused",
+    )
+    assert delivery_failures(con, at + dt.timedelta(seconds=1))["last_channel"] is None

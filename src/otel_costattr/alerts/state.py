@@ -186,13 +186,18 @@ def record_deliveries(con: duckdb.DuckDBPyConnection, deliveries: Sequence[Deliv
 
 def delivery_failures(con: duckdb.DuckDBPyConnection, since: dt.datetime | None = None) -> dict[str, Any]:
     """Failed deliveries (all time, or from ``since``): how many, and the newest one. A row
-    with no attempts is a re-send claimed, not an outcome (`redeliver`)."""
+    with no attempts is a re-send claimed, not an outcome (`redeliver`). The outcomes of one
+    evaluation's notifications carry its time: the one recorded last is the last to fail
+    (not any of them, which named another channel than the notifier's own count did)."""
     row = con.execute(
         """
-        SELECT count(*), max(recorded_at), arg_max(channel, recorded_at), arg_max(error, recorded_at),
-               arg_max(rule, recorded_at)
-        FROM alert_deliveries
-        WHERE NOT ok AND attempts > 0 AND (?::TIMESTAMP IS NULL OR recorded_at >= ?::TIMESTAMP)
+        WITH failed AS (
+            SELECT recorded_at, channel, error, rule, rowid AS n FROM alert_deliveries
+            WHERE NOT ok AND attempts > 0 AND (?::TIMESTAMP IS NULL OR recorded_at >= ?::TIMESTAMP)
+        )
+        SELECT (SELECT count(*) FROM failed), l.recorded_at, l.channel, l.error, l.rule
+        FROM (SELECT 1)
+        LEFT JOIN (SELECT * FROM failed ORDER BY recorded_at DESC, n DESC LIMIT 1) AS l ON true
         """,
         [since, since],
     ).fetchone()
