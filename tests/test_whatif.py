@@ -112,6 +112,21 @@ def test_whatif_command(capsys, db):
     assert code == 0 and out.startswith("What-if at openai/gpt-4o-mini prices: an estimate")
 
 
+def test_a_target_priced_as_another_id_is_said(capsys, db):
+    """A mistyped target that a table rule still matches (Anthropic's "starts with
+    claude-haiku-4-5") was priced as that entry, said only in the title (a review)."""
+    argv = ["whatif", "--agent", "summarizer", "--db", str(db), "--format", "json", "--model"]
+    for given, entry in (
+        ("claude-haiku-4-5-foo", "anthropic/claude-haiku-4-5"),
+        ("gpt-4o-mini-2024-07-18", "openai/gpt-4o-mini"),  # a snapshot: its model's prices
+    ):
+        assert main([*argv, given]) == 0
+        err = capsys.readouterr().err
+        assert err.startswith(f"Note: {given} is priced as {entry}, the entry the table matches it to\n")
+    assert main([*argv, "gpt-4o-mini"]) == 0
+    assert not capsys.readouterr().err.startswith("Note:")
+
+
 def test_a_run_serving_two_features_is_one_run(tmp_path):
     """A sub-agent working on a second feature: the run counts once in the total and is one
     run row (no feature of its own), and once in each feature."""

@@ -54,6 +54,14 @@ def whatif_command(
         db_path(db), target, provider=provider, from_model=from_model, reprice=list(pricing),
         where=list(where), **given,
     )  # fmt: skip
+    priced_as = answer.target.split("/", 1)[1]
+    if priced_as != target:
+        # A rule such as starts_with took a mistyped id for a known one ("gpt-5-nano-xyz"
+        # priced as gpt-5-nano, said only in the title: a review), or a snapshot for its model.
+        click.echo(
+            visible_lines(f"Note: {target} is priced as {answer.target}, the entry the table matches it to"),
+            err=True,
+        )
     for row in answer.unpriceable:
         click.echo(
             visible(
