@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from test_rollups_workload import build
 
 from otel_costattr.cli import cli
+from otel_costattr.rollups.explain import explain_empty
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,19 @@ def test_a_filter_that_matches_nothing_is_named_with_the_closest(db):
     result = invoke("whatif", "--model", "gpt-4o-mini", "--feature", "reserch", "--step", "0", "--db", db)
     assert "feature 'reserch': closest: research" in result.stderr
     assert "No calls selected" not in result.stderr
+
+
+def test_values_stored_that_hold_no_call_together_say_so(db):
+    """A review: ``--where user.id=u1 --where app.tenant=globex``, both stored, answered
+    "user.id = 'u1': closest: u1, u3, u4", as if u1 were a typo. It is the filters together
+    (or the window) that hold no call."""
+    lines = explain_empty(db, {"feature": "research", "agent": "summarizer"}).splitlines()[1:]
+    assert lines == [
+        "feature 'research': stored, but no call of the window has it with the other filters",
+        "agent 'summarizer': stored, but no call of the window has it with the other filters",
+    ]
+    where = ["app.feature=reserch", "app.feature=research"]  # either
+    lines = explain_empty(db, {"since": "2027-01-01"}, where=where).splitlines()
+    assert lines[1:] == ["app.feature = 'reserch' or 'research': stored, but no call of the window has it"]
+    lines = explain_empty(db, {"feature": "reserch"}).splitlines()
+    assert lines[1:] == ["feature 'reserch': closest: research"]

@@ -110,12 +110,23 @@ def _lines(
         f"the store holds {holds['runs']} runs ({holds['calls']} model calls)"
         f" from {_when(holds['first_call'])} to {_when(holds['last_call'])} UTC"
     ]
-    for param, _column in _FILTERED:
-        if params.get(param) is not None:
-            lines.append(f"{param} {params[param]!r}: {near(str(params[param]), known(param))}")
+    given = [param for param, _column in _FILTERED if params.get(param) is not None]
+    alone = len(given) + len(filters) == 1
+    for param in given:
+        lines.append(f"{param} {params[param]!r}: {_found(str(params[param]), known(param), alone)}")
     for key, values in filters:
-        lines.append(f"{key} = {' or '.join(map(repr, values))}: {near(values[0], known_key(key))}")
+        lines.append(f"{key} = {' or '.join(map(repr, values))}: {_found(values, known_key(key), alone)}")
     return "\n".join(lines)
+
+
+def _found(asked: str | list[str], known: list[str], alone: bool) -> str:
+    """`near`, unless a value asked is stored: then it is the filters together (or the
+    window) that hold no call, and its closest values, itself first, said nothing (a review:
+    ``--where user.id=u1 --where app.tenant=globex`` answered "user.id = 'u1': closest: u1")."""
+    values = [asked] if isinstance(asked, str) else asked
+    if any(value in known for value in values):
+        return "stored, but no call of the window has it" + ("" if alone else " with the other filters")
+    return near(values[0], known)
 
 
 def _explain_clickhouse(db: str, params: Mapping[str, Any], filters: list[tuple[str, list[str]]]) -> str:
