@@ -67,3 +67,22 @@ def test_values_stored_that_hold_no_call_together_say_so(db):
     assert lines[1:] == ["app.feature = 'reserch' or 'research': stored, but no call of the window has it"]
     lines = explain_empty(db, {"feature": "reserch"}).splitlines()
     assert lines[1:] == ["feature 'reserch': closest: research"]
+
+
+def test_a_list_of_runs_cut_at_its_limit_says_so(db):
+    """A review: runs, runs-list and whatif stopped at their default limit (20, 100, 20
+    runs) with no word of the rest. The workload has 8 runs."""
+    for argv, said in (
+        (("runs", "--limit", "3"), True),
+        (("runs", "--limit", "8"), True),  # reached: there may be more
+        (("runs", "--limit", "9"), False),
+        (("rollup", "runs-list", "--limit", "0"), False),
+        (("rollup", "runs-list", "--limit", "2"), True),
+        (("rollup", "top-runs", "--limit", "3"), False),  # the top N: asked for
+        (("whatif", "--model", "gpt-4o-mini", "--limit", "2"), True),
+        (("whatif", "--model", "gpt-4o-mini"), False),
+    ):
+        result = invoke(*argv, "--db", db)
+        assert result.exit_code == 0, result.output
+        note = "runs, the limit: there may be more (--limit 0 lists them all)\n"
+        assert result.stderr.endswith(note) is said, (argv, result.stderr)

@@ -15,6 +15,7 @@ from ..rollups.queries import rollup
 from ..rollups.whatif import whatif
 from .options import db_option, db_path, pricing_option, window_options
 from .output import Table, output
+from .rollups import limit_note
 
 
 @click.command("whatif")
@@ -77,6 +78,8 @@ def whatif_command(
         click.echo(visible_lines(said), err=True)
     elif not sum(row["selected_calls"] or 0 for row in total):
         click.echo(visible_lines(f"No calls selected: {_none_selected(db, from_model, given)}"), err=True)
+    if note := limit_note(sum(row["level"] == "run" for row in answer.rows), given.get("limit")):
+        click.echo(note, err=True)
     title = f"What-if at {answer.target} prices: {answer.note}"
     return Table(columns=answer.rows.columns, rows=answer.rows, title=title, types=answer.rows.types)
 

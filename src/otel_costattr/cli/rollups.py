@@ -129,7 +129,25 @@ def _run(
         carried = None if whole else lambda: carries(db_path(db), key, given, list(where))
         if hint := ungrouped(rows, key, carried):
             click.echo(visible_lines(f"Note: {hint}"), err=True)
+    if name in _LISTS:
+        limit = given.get("limit", next(p.default for p in query(name).params if p.name == "limit"))
+        if note := limit_note(len(rows), limit):
+            click.echo(note, err=True)
     return rows  # type: ignore[no-any-return]
+
+
+# Lists of runs cut at a limit by default (100, 20 for `runs`): a store of 5,000 runs
+# showed its first 100 and no word of the rest (a review). top-runs asks for the top N.
+_LISTS = ("per_run", "runs_list")
+
+
+def limit_note(runs: int, limit: Any) -> str | None:
+    """What to say on stderr when ``runs`` runs listed may have been cut at ``limit`` (0: none)."""
+    try:
+        reached = int(limit) > 0 and runs >= int(limit)
+    except (TypeError, ValueError):
+        return None
+    return f"Note: {runs} runs, the limit: there may be more (--limit 0 lists them all)" if reached else None
 
 
 def _table(rows: Rows, *, tree: bool = False) -> Table:
