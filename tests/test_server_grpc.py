@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
+from typing import Any
 
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from serverutil import free_port, serving
 from test_server_otlp import CALL, CALL_USD
 
-from otel_costattr.server import SpanSink
+from otel_costattr.server import SpanSink, grpc_receiver
 from otel_costattr.server.grpc_receiver import _SERVICE, GrpcReceiver
 
 
@@ -164,40 +164,97 @@ class _HeldSink(SpanSink):
         return super().receive(*args, **kwargs)
 
 
-def test_calls_past_four_per_worker_are_pushed_back(tmp_path):
-    """gRPC took every call at once, each holding what it had sent so far, where HTTP bounds
-    its read slots (a review: 200 calls of 19 MB, 3.2 GB). Past 4 x workers at once, calls
-    are RESOURCE_EXHAUSTED, which exporters retry; the ones taken are stored."""
-    port = free_port()
-    sink = _HeldSink(tmp_path / "s.duckdb")
-    receiver = GrpcReceiver(sink, "127.0.0.1", port, workers=1)
-    receiver.start()
+def _export_request(name: str) -> trace_service_pb2.ExportTraceServiceRequest:
     request = trace_service_pb2.ExportTraceServiceRequest()
     span = request.resource_spans.add().scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name = b"\1" * 16, b"\2" * 8, "held"
-    codes: list[grpc.StatusCode] = []
+    span.trace_id, span.span_id, span.name = b"\1" * 16, b"\2" * 8, name
+    return request
+
+
+def _codes(calls: list[Any]) -> list[grpc.StatusCode]:
+    """Run ``calls`` at once; their status codes, in the order they were given."""
+    codes: list[grpc.StatusCode | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            calls[i]()
+            codes[i] = grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            codes[i] = e.code()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return codes  # type: ignore[return-value]
+
+
+def test_a_call_past_the_receive_slots_is_unavailable_unread(tmp_path, monkeypatch):
+    """gRPC took every call at once, each holding what it had sent so far, where HTTP bounds
+    its read slots (a review: 200 calls of 19 MB, 3.2 GB). A call waiting past the slot wait
+    for one of the ``workers`` receive slots is UNAVAILABLE, which every exporter retries
+    (gRPC's own bound answers RESOURCE_EXHAUSTED: the Go exporters drop it), its message
+    not read: one over the cap is not RESOURCE_EXHAUSTED for its size."""
+    monkeypatch.setattr(grpc_receiver, "_SLOT_WAIT_SECONDS", 0.5)
+    port = free_port()
+    sink = _HeldSink(tmp_path / "s.duckdb")
+    receiver = GrpcReceiver(sink, "127.0.0.1", port, workers=1, max_message_bytes=4096)
+    receiver.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = trace_service_pb2_grpc.TraceServiceStub(channel)
-
-            def call() -> None:
-                try:
-                    stub.Export(request, timeout=30)
-                    codes.append(grpc.StatusCode.OK)
-                except grpc.RpcError as e:
-                    codes.append(e.code())
-
-            threads = [threading.Thread(target=call) for _ in range(6)]
-            for t in threads:
-                t.start()
-            assert sink.entered.acquire(timeout=10)  # one call in the sink, the others queued
-            deadline = time.monotonic() + 10
-            while len(codes) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            raw = channel.unary_unary(f"/{_SERVICE}/Export", request_serializer=lambda b: b)
+            held = threading.Thread(
+                target=stub.Export, args=(_export_request("held"),), kwargs={"timeout": 30}
+            )
+            held.start()
+            assert sink.entered.acquire(timeout=10)  # the one slot taken
+            codes = _codes(
+                [
+                    lambda: stub.Export(_export_request("waits"), timeout=30),
+                    lambda: raw(b"\x0a" * 65536, timeout=30),
+                ]
+            )
+            assert codes == [grpc.StatusCode.UNAVAILABLE] * 2
             sink.go.set()
-            for t in threads:
-                t.join(30)
+            held.join(30)
+            assert stub.Export(_export_request("after"), timeout=30).partial_success.rejected_spans == 0
+            try:  # a slot free, the cap holds
+                raw(b"\x0a" * 65536, timeout=30)
+                raise AssertionError("over the cap: must be refused")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
     finally:
         sink.go.set()
         receiver.stop()
-    assert sorted(codes, key=str) == [grpc.StatusCode.OK] * 4 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+    assert (sink.pushed_back, sink.stored_spans) == (2, 2)
+
+
+def test_calls_without_the_token_take_no_slot_from_those_with_it(tmp_path):
+    """A review: refused calls counted against gRPC's concurrency bound, so a flood without
+    the token answered the callers with it RESOURCE_EXHAUSTED."""
+    port = free_port()
+    receiver = GrpcReceiver(SpanSink(tmp_path / "s.duckdb"), "127.0.0.1", port, token="tok", workers=1)
+    receiver.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            bad = [("authorization", "Bearer nope")]
+            good = [("authorization", "Bearer tok")]
+
+            def refused() -> None:
+                stub.Export(_export_request("x"), timeout=30, metadata=bad)
+
+            def taken() -> None:
+                stub.Export(_export_request("y"), timeout=30, metadata=good)
+
+            codes = _codes([refused] * 20 + [taken] * 3 + [refused] * 20)
+    finally:
+        receiver.stop()
+    assert (
+        codes
+        == [grpc.StatusCode.UNAUTHENTICATED] * 20
+        + [grpc.StatusCode.OK] * 3
+        + [grpc.StatusCode.UNAUTHENTICATED] * 20
+    )

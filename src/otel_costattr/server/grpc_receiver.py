@@ -4,7 +4,8 @@ Spans rejected by the decoder come back in ``partial_success``; backpressure is 
 (which OTLP exporters retry) with the retry delay in the message; a message over the cap is
 refused by gRPC itself with RESOURCE_EXHAUSTED (``grpc.max_receive_message_length``); with a
 token, a call without ``authorization: Bearer <token>`` metadata is UNAUTHENTICATED, before
-its message is read (`_Token`); past ``4 x workers`` calls at once, RESOURCE_EXHAUSTED. The
+its message is read (`_Token`); ``workers`` messages are read and taken at once, a call that
+waits 4 s for a slot is UNAVAILABLE unread (`_TraceService`). The
 message reaches `SpanSink.receive` as bytes (no deserializer: the handler is registered here
 rather than by ``trace_service_pb2_grpc``), which decodes it as HTTP's protobuf body (in a
 mapping worker, with ``serve --workers``). A message that is not valid protobuf, or an
@@ -15,6 +16,8 @@ attribute inside it that is not, is INVALID_ARGUMENT (HTTP's 400), not gRPC's ow
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
@@ -64,11 +67,36 @@ class _Token(grpc.ServerInterceptor):
         return continuation(details)
 
 
-class _TraceService:
-    def __init__(self, sink: SpanSink) -> None:
-        self._sink = sink
+# How long a call waits for a receive slot before it is told to retry (UNAVAILABLE), as
+# HTTP's requests wait for a read slot (server/app.py: _SLOT_WAIT_SECONDS).
+_SLOT_WAIT_SECONDS = 4.0
 
-    def Export(self, request: bytes, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
+
+class _TraceService:
+    """``Export`` registered as a streaming call (the wire is the same for a unary client),
+    so that it reads the message only once it holds one of ``slots``: at most that many
+    messages are in memory at once, and a call that waits too long is UNAVAILABLE unread
+    (gRPC's own bound, maximum_concurrent_rpcs, answers RESOURCE_EXHAUSTED, which the Go
+    exporters drop without a RetryInfo, and counts calls refused for their token: a flood
+    without it shut out the callers with it, a review)."""
+
+    def __init__(self, sink: SpanSink, slots: int) -> None:
+        self._sink = sink
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def Export(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
+        if not self._slots.acquire(timeout=_SLOT_WAIT_SECONDS):
+            busy = self._sink.push_back("every gRPC receive slot is taken by calls still being received")
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{busy}; retry in {busy.retry_after} s")
+        try:
+            request = next(requests, None)  # the message, read now
+            if request is None:  # the call ended without one (cancelled, or over the cap)
+                context.abort(grpc.StatusCode.CANCELLED, "no message")
+            return self._export(request, context)
+        finally:
+            self._slots.release()
+
+    def _export(self, request: bytes, context: grpc.ServicerContext) -> Any:
         try:
             accepted = self._sink.receive(request, PROTOBUF, grpc=True)
         except BadRequest as e:  # not valid protobuf, or an attribute inside it is not
@@ -101,17 +129,16 @@ class GrpcReceiver:
     ) -> None:
         token = clean_token(token)  # as the HTTP side takes it
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otel-costattr-grpc"),
+            # Threads past the receive slots: a call waiting for one, or refused, holds a
+            # thread, not a message.
+            futures.ThreadPoolExecutor(max_workers=4 * workers, thread_name_prefix="otel-costattr-grpc"),
             interceptors=[_Token(token.encode())] if token else None,
             # grpcio turns SO_REUSEPORT on by default: a second server on the same port would
             # start silently and split the exports between two stores. Off, it fails to bind.
             options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.so_reuseport", 0)],
-            # Calls past the workers wait with what they sent so far in memory: bounded as
-            # HTTP's read slots are, the rest are RESOURCE_EXHAUSTED, which exporters retry.
-            maximum_concurrent_rpcs=4 * workers,
         )
-        export = grpc.unary_unary_rpc_method_handler(
-            _TraceService(sink).Export,
+        export = grpc.stream_unary_rpc_method_handler(
+            _TraceService(sink, workers).Export,
             request_deserializer=_bytes,
             response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
         )
