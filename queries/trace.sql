@@ -132,8 +132,11 @@ SELECT
     coalesce(c.feature, s.feature) AS feature,
     c.step,
     c.model,
-    CASE WHEN s.span_role = 'model_call' THEN s.input_tokens END AS input_tokens,
-    CASE WHEN s.span_role = 'model_call' THEN s.output_tokens END AS output_tokens,
+    -- a call that reported no usage is stored with 0 tokens: unknown here, not 0 (per-step)
+    CASE WHEN s.span_role = 'model_call' AND coalesce(c.cost_status, '') <> 'no_usage' THEN s.input_tokens END
+        AS input_tokens,
+    CASE WHEN s.span_role = 'model_call' AND coalesce(c.cost_status, '') <> 'no_usage' THEN s.output_tokens END
+        AS output_tokens,
     c.cost_status,
     c.cost_usd AS usd,
     p.calls AS subtree_calls,

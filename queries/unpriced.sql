@@ -10,10 +10,11 @@ SELECT
     model,
     count(*) AS calls,
     count(DISTINCT trace_id) AS runs,
-    sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens,
-    sum(cache_read_tokens) AS cache_read_tokens,
-    sum(cache_write_tokens) AS cache_write_tokens,
+    -- a call that reported no usage is stored with 0 tokens: unknown here, not 0 (per-step)
+    CASE WHEN cost_status <> 'no_usage' THEN sum(input_tokens) END AS input_tokens,
+    CASE WHEN cost_status <> 'no_usage' THEN sum(output_tokens) END AS output_tokens,
+    CASE WHEN cost_status <> 'no_usage' THEN sum(cache_read_tokens) END AS cache_read_tokens,
+    CASE WHEN cost_status <> 'no_usage' THEN sum(cache_write_tokens) END AS cache_write_tokens,
     -- A call whose usage our prices cannot read may carry a figure of its own (a bare
     -- gen_ai.usage.cost, an instrumentation's estimate), which stands, so the other rollups
     -- sum it and do not count the call in unpriced_calls: shown here, NULL when none.

@@ -522,3 +522,41 @@ def test_usd_per_run_is_over_the_runs_with_a_price(tmp_path):
             D("0.0035"),
             9,
         ), name
+
+
+def test_a_call_that_reported_no_usage_has_unknown_tokens_not_zero(tmp_path, table):
+    """A review: such a call is stored with 0 tokens, and trace and unpriced showed "0" where
+    per-step and agent-steps leave it out as unknown."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from otel_costattr import CostSpanProcessor
+    from otel_costattr.store.exporter import DuckDBSpanExporter
+
+    path = tmp_path / "spans.duckdb"
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(CostSpanProcessor(table))
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path, pricing=table)))
+    tracer = provider.get_tracer("t")
+    root = tracer.start_span("run", attributes={"app.feature": "search"})
+    ctx = trace.set_span_in_context(root)
+    call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "acme-large"}
+    tracer.start_span("chat", ctx, attributes=call).end()  # no usage
+    counted = {**call, "gen_ai.usage.input_tokens": 0, "gen_ai.usage.output_tokens": 7}
+    tracer.start_span("chat", ctx, attributes=counted).end()
+    root.end()
+    provider.shutdown()
+    trace_id = f"{root.get_span_context().trace_id:032x}"
+    calls = [r for r in rollup("trace", db=path, trace_id=trace_id) if r["span_role"] == "model_call"]
+    assert sorted((r["cost_status"], r["input_tokens"], r["output_tokens"]) for r in calls) == [
+        ("no_usage", None, None),
+        ("priced", 0, 7),
+    ]
+    (row,) = rollup("unpriced", db=path)
+    assert (row["cost_status"], row["calls"], row["input_tokens"], row["output_tokens"]) == (
+        "no_usage",
+        1,
+        None,
+        None,
+    )
