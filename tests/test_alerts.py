@@ -587,6 +587,53 @@ def test_a_partial_resolve_heard_by_its_receiver_stays_one_message(tmp_path, wor
     ]
 
 
+@pytest.mark.parametrize("gets_through", [False, True])
+def test_a_partial_resolve_while_the_firing_is_on_its_way(tmp_path, workload, receiver, gets_through):
+    """serve and alerts watch hand notifications to a notifier that keeps sending: 1.0
+    resolved while the firing of 0.5 and 1.0 was still on its way, and when that firing then
+    failed the receiver got "resolved 1.0", an end it never heard start, and never heard
+    that 0.5 went on firing (a review). The resolve comes after the firing in the channel's
+    queue and is left unsent if it failed; 0.5 is told again after both."""
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
+    for hours in (3, 2, 1):
+        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
+    workload.flush()
+    receiver.hold.clear()  # the firing waits at the receiver
+    receiver.fail_first = 0 if gets_through else 3
+    notifier = Notifier(str(workload.path))
+    try:
+        check_once(workload.path, rules, notifier=notifier, now=NOW)
+        assert receiver.arrived.wait(10)
+        check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(hours=21, minutes=30))
+        receiver.hold.set()
+        assert notifier.flush(30)
+        for minutes in (22 * 60, 22 * 60 + 30, 23 * 60):  # 0.5 resolves at 22:30
+            check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(minutes=minutes))
+            assert notifier.flush(30)
+    finally:
+        notifier.stop()
+    told = [(b["event"], b["thresholds_crossed"]) for b in receiver.bodies]
+    heard = [("firing", [0.5, 1.0]), ("resolved", [1.0])] if gets_through else []
+    assert told == [*heard, ("firing", [0.5]), ("resolved", [0.5])]
+
+
+def test_a_partial_resolve_after_a_no_notify_check_tells_what_still_fires(tmp_path, workload, receiver):
+    """0.5 and 1.0 found firing with --no-notify: the next check that notifies resolved 1.0
+    (a resolve no one heard start: unsent) and 0.5, whose message 1.0's event held, was never
+    sent (a review)."""
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
+    for hours in (3, 2, 1):
+        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
+    workload.flush()
+    check_once(workload.path, rules, notifier=None, now=NOW)  # --no-notify
+    check(workload, rules, NOW + dt.timedelta(hours=21, minutes=30))
+    check(workload, rules, NOW + dt.timedelta(hours=22, minutes=30))
+    assert [(b["event"], b["thresholds_crossed"]) for b in receiver.bodies] == [
+        ("firing", [0.5]),
+        ("resolved", [0.5]),
+    ]
+
+
 def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):
     receiver = Receiver(fail_first=6)  # two rounds of three attempts (retries = 2) fail
     try:

@@ -163,6 +163,7 @@ def _moved(old: queue.Queue[Any]) -> queue.Queue[Any]:
 
 
 _MAX_HANGING = 4
+_FAILED_KEPT = 10_000  # keys a channel's worker remembers its last firing failed for
 _hanging: collections.Counter[str] = collections.Counter()
 _hanging_lock = threading.Lock()
 
@@ -176,7 +177,7 @@ class _Pending:
         self.left = len(note.channels)
         self.lock = threading.Lock()
 
-    def add(self, outcome: Delivery) -> bool:
+    def add(self, outcome: Delivery | None) -> bool:
         """One channel answered (``outcome``); True once every channel has."""
         with self.lock:
             self.left -= 1
@@ -350,23 +351,39 @@ class Notifier:
         return thread
 
     def _serve_channel(self, q: queue.Queue[Any]) -> None:
+        # Keys whose last firing this channel was sent failed: a resolve handed over while
+        # that firing was still on its way is then an end it never heard start (a review),
+        # left unsent and unrecorded (`redeliver` sends it only where the firing got through).
+        failed: set[tuple[Any, ...]] = set()
         while True:
             item = q.get()
             if item is _STOP:
                 return
             pending, channel = item
+            event = pending.note.payload.get("event")
+            keys = pending.note.keys()
+            key = keys[0][:3] if keys else None  # rule, scope value, window key
+            if event == "resolved" and key in failed:
+                self._done(pending, channel, None)
+                continue
             try:
                 outcome = self._send(pending.note, channel)
             except Exception:  # never let one delivery end the channel's worker
                 logger.exception("otel-costattr alerts: delivery to %s failed", channel.name)
                 outcome = self._outcome(pending.note, channel, False, 0, "an internal error")
+            if event == "firing" and key is not None:
+                if outcome.ok:
+                    failed.discard(key)
+                elif len(failed) < _FAILED_KEPT:
+                    failed.add(key)
             self._done(pending, channel, outcome)
 
-    def _done(self, pending: _Pending, channel: Channel, outcome: Delivery) -> None:
-        """One channel's outcome: recorded now (not when the slowest channel is done, so other
-        evaluators see it), its key no longer in flight; the notification done after the last."""
+    def _done(self, pending: _Pending, channel: Channel, outcome: Delivery | None) -> None:
+        """One channel's outcome (None: nothing sent, nothing to record): recorded now (not
+        when the slowest channel is done, so other evaluators see it), its key no longer in
+        flight; the notification done after the last."""
         try:
-            if self.db:
+            if self.db and outcome is not None:
                 self._record([outcome])
         finally:
             mine = pending.note.keys()  # a Notification's method, not a dict's

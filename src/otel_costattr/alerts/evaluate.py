@@ -270,6 +270,7 @@ class _Judge:
         fired: list[tuple[Decimal, Event]] = []
         resolved: list[tuple[Decimal, Event]] = []
         began: list[dt.datetime] = []  # when the firings that resolve now began
+        ending = False  # a key resolves now
         quiet: list[tuple[Decimal, Decimal | None]] = []  # firing keys a cooldown kept quiet, now over
         speaking: list[Decimal] = []  # firing keys whose firing someone heard (or hears now)
         still: dict[Decimal, tuple[Decimal | None, KeyState]] = {}  # heard firings that go on: limit, state
@@ -298,11 +299,13 @@ class _Judge:
             if state == FIRING and not self._cooling(before):
                 fired.append((t, event))
                 speaking.append(t)
-            elif state == RESOLVED and self._told(before):
-                resolved.append((t, event))
-                began.append(before.at)  # type: ignore[union-attr]
+            elif state == RESOLVED:
+                ending = True
+                if self._told(before):
+                    resolved.append((t, event))
+                    began.append(before.at)  # type: ignore[union-attr]
         fired.extend(self._retold(m, quiet, speaking))
-        if resolved:
+        if ending:  # told or not: one found with --no-notify held the lower ones' message too
             fired.extend(self._unheard(m, still, fired))
         # A resolve first: with a re-told firing both come at once (1.0 resolved, 0.5 still
         # firing), and the message last heard must be the one still true.
@@ -363,17 +366,20 @@ class _Judge:
         self.result.events.append(event)
         return event
 
-    def _took_firing(self, scope_value: str, window_key: str, since: dt.datetime) -> list[Channel]:
+    def _took_firing(
+        self, scope_value: str, window_key: str, since: dt.datetime, *, on_its_way: bool = True
+    ) -> list[Channel]:
         """The rule's channels that took a firing of the key (rule, ``scope_value``,
-        ``window_key``) from ``since`` on, or have one on its way (handed over, no outcome
-        yet: a channel's notifications go out in order): a resolve is news to them alone (a
-        receiver down while a key fired, back when it resolved, was sent an end it never
-        heard start: a review)."""
+        ``window_key``) from ``since`` on, or (``on_its_way``) have one on its way (handed
+        over, no outcome yet: a channel's notifications go out in order): a resolve is news
+        to them alone (a receiver down while a key fired, back when it resolved, was sent an
+        end it never heard start: a review)."""
+        on_its_way_sql = "count(*) FILTER (WHERE attempts = 0) > count(*) FILTER (WHERE attempts > 0)"
         rows = self.con.execute(
             "SELECT channel FROM alert_deliveries WHERE rule = ? AND scope_value = ? AND window_key = ?"
             " AND event = 'firing' AND recorded_at >= ? GROUP BY channel HAVING bool_or(ok)"
-            " OR count(*) FILTER (WHERE attempts = 0) > count(*) FILTER (WHERE attempts > 0)",
-            [self.rule.name, stored_value(scope_value), window_key, since],
+            f" OR ({on_its_way_sql} AND ?)",
+            [self.rule.name, stored_value(scope_value), window_key, since, on_its_way],
         ).fetchall()
         took = {r[0] for r in rows}
         return [c for c in self.channels if c.name in took]
@@ -395,7 +401,8 @@ class _Judge:
         if any(t >= top for t, _ in fired):
             return []  # a firing told now speaks for them
         before = still[top][1]
-        heard = {c.name for c in self._took_firing(m.scope_value, m.window_key, before.at)}
+        # One on its way may yet fail: told again, it comes after it (a review).
+        heard = {c.name for c in self._took_firing(m.scope_value, m.window_key, before.at, on_its_way=False)}
         if all(c.name in heard for c in self.channels) or self._own_message(m, top, before.at):
             return []
         return [(t, self._again(m, t, limit)) for t, (limit, _) in sorted(still.items())]
