@@ -16,6 +16,7 @@ overlaps the incoming batch (zone maps).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import errno
@@ -674,6 +675,15 @@ def _probe_forked() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_probe_forked)
+
+
+@atexit.register
+def _probe_at_exit() -> None:
+    """A child of a fork Python's hooks did not see (a C extension's fork()) that never ran a
+    check would still free the parent's store as its interpreter ends (a review): the same
+    look `_probe` takes, before the modules are torn down."""
+    if _probe_state["pid"] != os.getpid():
+        _probe_forked()
 
 
 def _probe_store() -> duckdb.DuckDBPyConnection | None:
