@@ -176,3 +176,30 @@ def test_a_cut_answer_points_to_the_whatif_command(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     shown = {Decimal(v) for v in re.findall(r'data-exact="([0-9.-]+)"', html)}
     assert len(rows) == 207 and Decimal(rows[0]["whatif_usd_exact"]) in shown
+
+
+def test_runs_cut_by_the_limit_say_so(tmp_path):
+    """A review: the page showed 20 runs of 21 (its default limit), or 2 with limit=2, and
+    no word of the others, where the runs page says how many of how many."""
+    import re
+
+    from test_rollups_workload import DAY0, Writer
+
+    from otel_costattr.store import database as store
+
+    path = tmp_path / "s.duckdb"
+    con = store.connect(path)
+    try:
+        w = Writer(con)
+        for i in range(1, 9):
+            w.call(i, "gpt-4o-mini", 1000, 100, "0.00021", parent=None, at=DAY0 + dt.timedelta(minutes=i))
+    finally:
+        con.close()
+    served = Served(Starlette(routes=routes(str(path))))
+    try:
+        _, cut, _ = get(f"{served.url}/whatif?model=claude-haiku-4-5&since=2026-06-01&limit=3")
+        _, whole, _ = get(f"{served.url}/whatif?model=claude-haiku-4-5&since=2026-06-01")
+    finally:
+        served.stop()
+    assert re.findall(r"The first (\d+) of (\d+) rows", cut) == [("5", "10")]  # total, feature, 3 of 8 runs
+    assert "The first" not in whole

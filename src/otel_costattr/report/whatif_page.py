@@ -12,7 +12,9 @@ as the estimate it is. An unknown target or a bad parameter is a 400 page naming
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -111,6 +113,7 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
                     caption="Actual against what-if: total, features, runs",
                     link=lambda t: f"{root}/runs/{t}",  # report.live's run page, served beside
                     listing=listing,
+                    total=_every_row(answer.rows),
                 )
                 + "</section>"
             )
@@ -130,3 +133,11 @@ def routes(db: Database, pricing: PriceTable | None = None) -> list[Route]:
         return _html(page("What if", body, nav=nav, subtitle=win.label()))
 
     return [Route("/whatif", _guard(whatif_page), methods=["GET"], name="report_whatif")]
+
+
+def _every_row(rows: Sequence[Mapping[str, Any]]) -> int:
+    """How many rows the answer has without its limit, which cuts the runs alone (a review:
+    20 runs of 21 shown, no word of the last): one a run the total counts."""
+    shown = sum(row["level"] == "run" for row in rows)
+    runs = next((row["runs"] for row in rows if row["level"] == "total"), shown)
+    return len(rows) - shown + max(runs, shown)
