@@ -617,6 +617,62 @@ def test_a_partial_resolve_while_the_firing_is_on_its_way(tmp_path, workload, re
     assert told == [*heard, ("firing", [0.5]), ("resolved", [0.5])]
 
 
+def test_a_long_lived_notifier_sends_a_resolve_after_a_higher_firing_failed(tmp_path, workload, receiver):
+    """A review of the notifier leaving a resolve unsent behind a failed firing: in serve or
+    alerts watch (one notifier all along) 1.0's firing failed, and the resolve of 0.5 and
+    1.0, handed over a day later to a receiver that took 0.5's firing, was never sent, nor
+    sent again. Only a resolve handed over while the firing was on its way is left."""
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
+    workload.run(NOW - dt.timedelta(hours=3), ["0.40"])
+    workload.run(NOW - dt.timedelta(hours=2), ["0.40"])
+    notifier = Notifier(str(workload.path))
+    try:
+        check(workload, rules, NOW, notifier)  # 0.80: 0.5 fires, delivered
+        receiver.fail_first = 10_000
+        workload.run(NOW + dt.timedelta(minutes=10), ["0.40"])
+        check(workload, rules, NOW + dt.timedelta(minutes=30), notifier)  # 1.20: 1.0 fires, lost
+        receiver.fail_first = 0
+        check(workload, rules, NOW + dt.timedelta(hours=22, minutes=30), notifier)  # 0.40: both resolve
+    finally:
+        notifier.stop()
+    assert [(b["event"], b["thresholds_crossed"]) for b in receiver.bodies] == [
+        ("firing", [0.5]),
+        ("resolved", [0.5, 1.0]),
+    ]
+
+
+class _FailsTheSecondToFourth:
+    """A receiver's fail_first that fails requests 2, 3 and 4 (a resolve's three attempts)."""
+
+    def __ge__(self, n: int) -> bool:
+        return n in (2, 3, 4)
+
+
+def test_a_resolve_that_failed_after_its_firing_got_through_late_is_sent_again(tmp_path, workload, receiver):
+    """A review: the firing was still on its way when 0.5 and 1.0 resolved, then got
+    through; its outcome was recorded after the resolve, so the resend of the resolve, which
+    failed, took the channel for one that never heard the firing, and never came."""
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
+    for hours in (3, 2, 1):
+        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
+    workload.flush()
+    receiver.hold.clear()  # the firing waits at the receiver
+    receiver.fail_first = _FailsTheSecondToFourth()
+    notifier = Notifier(str(workload.path))
+    try:
+        check_once(workload.path, rules, notifier=notifier, now=NOW)
+        assert receiver.arrived.wait(10)
+        check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(hours=22, minutes=30))
+        receiver.hold.set()
+        assert notifier.flush(30)
+        check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(hours=23, minutes=30))
+        assert notifier.flush(30)
+    finally:
+        notifier.stop()
+    told = [(b["event"], b.get("redelivered")) for b in receiver.bodies]
+    assert told == [("firing", None), ("resolved", True)]
+
+
 def test_a_partial_resolve_after_a_no_notify_check_tells_what_still_fires(tmp_path, workload, receiver):
     """0.5 and 1.0 found firing with --no-notify: the next check that notifies resolved 1.0
     (a resolve no one heard start: unsent) and 0.5, whose message 1.0's event held, was never

@@ -322,7 +322,7 @@ class Notifier:
         for channel in note.channels:
             q = self._channel_queue(channel)
             if q.qsize() < self._size:
-                q.put_nowait((pending, channel))
+                q.put_nowait((pending, channel, time.monotonic()))
                 continue
             with self._lock:
                 self._counts.dropped += 1
@@ -351,19 +351,21 @@ class Notifier:
         return thread
 
     def _serve_channel(self, q: queue.Queue[Any]) -> None:
-        # Keys whose last firing this channel was sent failed: a resolve handed over while
-        # that firing was still on its way is then an end it never heard start (a review),
-        # left unsent and unrecorded (`redeliver` sends it only where the firing got through).
-        failed: set[tuple[Any, ...]] = set()
+        # When a key's last firing to this channel failed: a resolve handed over before then,
+        # while that firing was still on its way, is an end the channel never heard start (a
+        # review), left unsent and unrecorded (`redeliver` sends a resolve only where the
+        # firing got through). One handed over later is news (a lower threshold's firing got
+        # through before: the review of this).
+        failed: dict[tuple[Any, ...], float] = {}
         while True:
             item = q.get()
             if item is _STOP:
                 return
-            pending, channel = item
+            pending, channel, handed = item
             event = pending.note.payload.get("event")
             keys = pending.note.keys()
             key = keys[0][:3] if keys else None  # rule, scope value, window key
-            if event == "resolved" and key in failed:
+            if event == "resolved" and key in failed and handed < failed[key]:
                 self._done(pending, channel, None)
                 continue
             try:
@@ -373,9 +375,9 @@ class Notifier:
                 outcome = self._outcome(pending.note, channel, False, 0, "an internal error")
             if event == "firing" and key is not None:
                 if outcome.ok:
-                    failed.discard(key)
-                elif len(failed) < _FAILED_KEPT:
-                    failed.add(key)
+                    failed.pop(key, None)
+                elif key in failed or len(failed) < _FAILED_KEPT:
+                    failed[key] = time.monotonic()
             self._done(pending, channel, outcome)
 
     def _done(self, pending: _Pending, channel: Channel, outcome: Delivery | None) -> None:
