@@ -163,7 +163,6 @@ def _moved(old: queue.Queue[Any]) -> queue.Queue[Any]:
 
 
 _MAX_HANGING = 4
-_FAILED_KEPT = 10_000  # keys a channel's worker remembers its last firing failed for
 _hanging: collections.Counter[str] = collections.Counter()
 _hanging_lock = threading.Lock()
 
@@ -177,7 +176,7 @@ class _Pending:
         self.left = len(note.channels)
         self.lock = threading.Lock()
 
-    def add(self, outcome: Delivery | None) -> bool:
+    def add(self, outcome: Delivery) -> bool:
         """One channel answered (``outcome``); True once every channel has."""
         with self.lock:
             self.left -= 1
@@ -322,7 +321,7 @@ class Notifier:
         for channel in note.channels:
             q = self._channel_queue(channel)
             if q.qsize() < self._size:
-                q.put_nowait((pending, channel, time.monotonic()))
+                q.put_nowait((pending, channel))
                 continue
             with self._lock:
                 self._counts.dropped += 1
@@ -351,41 +350,23 @@ class Notifier:
         return thread
 
     def _serve_channel(self, q: queue.Queue[Any]) -> None:
-        # When a key's last firing to this channel failed: a resolve handed over before then,
-        # while that firing was still on its way, is an end the channel never heard start (a
-        # review), left unsent and unrecorded (`redeliver` sends a resolve only where the
-        # firing got through). One handed over later is news (a lower threshold's firing got
-        # through before: the review of this).
-        failed: dict[tuple[Any, ...], float] = {}
         while True:
             item = q.get()
             if item is _STOP:
                 return
-            pending, channel, handed = item
-            event = pending.note.payload.get("event")
-            keys = pending.note.keys()
-            key = keys[0][:3] if keys else None  # rule, scope value, window key
-            if event == "resolved" and key in failed and handed < failed[key]:
-                self._done(pending, channel, None)
-                continue
+            pending, channel = item
             try:
                 outcome = self._send(pending.note, channel)
             except Exception:  # never let one delivery end the channel's worker
                 logger.exception("otel-costattr alerts: delivery to %s failed", channel.name)
                 outcome = self._outcome(pending.note, channel, False, 0, "an internal error")
-            if event == "firing" and key is not None:
-                if outcome.ok:
-                    failed.pop(key, None)
-                elif key in failed or len(failed) < _FAILED_KEPT:
-                    failed[key] = time.monotonic()
             self._done(pending, channel, outcome)
 
-    def _done(self, pending: _Pending, channel: Channel, outcome: Delivery | None) -> None:
-        """One channel's outcome (None: nothing sent, nothing to record): recorded now (not
-        when the slowest channel is done, so other evaluators see it), its key no longer in
-        flight; the notification done after the last."""
+    def _done(self, pending: _Pending, channel: Channel, outcome: Delivery) -> None:
+        """One channel's outcome: recorded now (not when the slowest channel is done, so other
+        evaluators see it), its key no longer in flight; the notification done after the last."""
         try:
-            if self.db and outcome is not None:
+            if self.db:
                 self._record([outcome])
         finally:
             mine = pending.note.keys()  # a Notification's method, not a dict's

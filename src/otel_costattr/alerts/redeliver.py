@@ -104,32 +104,17 @@ def _firing_delivered(
 ) -> set[str]:
     """The channels that took a firing notification of the episode a resolve at
     ``resolved_at`` ends: since the key's resolve before it (a rolling window's key is reused
-    by every episode: one that took an earlier episode's firing was never told this began),
-    handed over before the resolve. A channel's outcomes come in the order its firings were
-    handed over, so those are its first outcomes, as many as those handings: one that got
-    through while the resolve was recorded counts (a review: its resolve, failed, was never
-    sent again), a lower threshold's firing told again as it resolved does not (the resolve
-    would follow it to a channel that never heard the episode start)."""
+    by every episode: one that took an earlier episode's firing was never told this began)."""
     rows = con.execute(
         """
-        WITH episode AS (
-            SELECT d.channel, d.ok, d.attempts, d.recorded_at, d.rowid AS n FROM alert_deliveries AS d
-            WHERE d.rule = ? AND d.scope_value = ? AND d.window_key = ? AND d.event = 'firing'
-              AND d.recorded_at > coalesce((
-                  SELECT max(e.recorded_at) FROM alert_events AS e
-                  WHERE e.rule = ? AND e.scope_value = ? AND e.window_key = ? AND e.state = 'RESOLVED'
-                    AND e.recorded_at < ?), '-infinity'::TIMESTAMP)
-        ), handed AS (
-            SELECT channel, count(*) AS handings FROM episode
-            WHERE attempts = 0 AND recorded_at < ? GROUP BY channel
-        ), outcomes AS (
-            SELECT channel, ok, row_number() OVER (PARTITION BY channel ORDER BY n) AS k
-            FROM episode WHERE attempts > 0
-        )
-        SELECT DISTINCT o.channel FROM outcomes AS o JOIN handed AS h USING (channel)
-        WHERE o.ok AND o.k <= h.handings
+        SELECT DISTINCT d.channel FROM alert_deliveries AS d
+        WHERE d.rule = ? AND d.scope_value = ? AND d.window_key = ? AND d.event = 'firing' AND d.ok
+          AND d.recorded_at > coalesce((
+              SELECT max(e.recorded_at) FROM alert_events AS e
+              WHERE e.rule = ? AND e.scope_value = ? AND e.window_key = ? AND e.state = 'RESOLVED'
+                AND e.recorded_at < ?), '-infinity'::TIMESTAMP)
         """,
-        [rule, value, window, rule, value, window, resolved_at, resolved_at],
+        [rule, value, window, rule, value, window, resolved_at],
     ).fetchall()
     return {r[0] for r in rows}
 
