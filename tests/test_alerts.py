@@ -587,6 +587,30 @@ def test_a_partial_resolve_heard_by_its_receiver_stays_one_message(tmp_path, wor
     ]
 
 
+def _firing_held(tmp_path, workload, receiver, fail_first, resolving: int, then) -> None:
+    """0.5 and 1.0 fire at NOW (runs of $0.40 3, 2 and 1 h before; one notifier all along, as
+    serve's), their firing held at the receiver through the check ``resolving`` minutes
+    later; then the receiver answers (``fail_first``) and checks run at ``then`` minutes."""
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
+    for hours in (3, 2, 1):
+        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
+    workload.flush()
+    receiver.hold.clear()
+    receiver.fail_first = fail_first
+    notifier = Notifier(str(workload.path))
+    try:
+        check_once(workload.path, rules, notifier=notifier, now=NOW)
+        assert receiver.arrived.wait(10)
+        check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(minutes=resolving))
+        receiver.hold.set()
+        assert notifier.flush(30)
+        for minutes in then:
+            check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(minutes=minutes))
+            assert notifier.flush(30)
+    finally:
+        notifier.stop()
+
+
 @pytest.mark.parametrize("gets_through", [False, True])
 def test_a_partial_resolve_while_the_firing_is_on_its_way(tmp_path, workload, receiver, gets_through):
     """serve and alerts watch hand notifications to a notifier that keeps sending: 1.0
@@ -596,24 +620,8 @@ def test_a_partial_resolve_while_the_firing_is_on_its_way(tmp_path, workload, re
     failed, that resolve is an end the receiver never heard start, but what it is left
     believing is true (leaving it unsent took a worker's memory of failed firings, which
     the reviews of it found lost resolves with: see the README)."""
-    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
-    for hours in (3, 2, 1):
-        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
-    workload.flush()
-    receiver.hold.clear()  # the firing waits at the receiver
-    receiver.fail_first = 0 if gets_through else 3
-    notifier = Notifier(str(workload.path))
-    try:
-        check_once(workload.path, rules, notifier=notifier, now=NOW)
-        assert receiver.arrived.wait(10)
-        check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(hours=21, minutes=30))
-        receiver.hold.set()
-        assert notifier.flush(30)
-        for minutes in (22 * 60, 22 * 60 + 30, 23 * 60):  # 0.5 resolves at 22:30
-            check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(minutes=minutes))
-            assert notifier.flush(30)
-    finally:
-        notifier.stop()
+    minutes = (22 * 60, 22 * 60 + 30, 23 * 60)  # 0.5 resolves at 22:30
+    _firing_held(tmp_path, workload, receiver, 0 if gets_through else 3, 21 * 60 + 30, minutes)
     told = [(b["event"], b["thresholds_crossed"]) for b in receiver.bodies]
     heard = [("firing", [0.5, 1.0])] if gets_through else []
     assert told == [*heard, ("resolved", [1.0]), ("firing", [0.5]), ("resolved", [0.5])]
@@ -655,23 +663,7 @@ def test_a_resolve_that_failed_after_its_firing_got_through_late_is_sent_again(t
     through; its outcome was recorded after the resolve, and a resend of the resolve that
     counted only firings recorded before it took the channel for one that never heard the
     firing: the failed resolve never came."""
-    rules = load_rules(rules_file(tmp_path / "alerts.toml", TWO_THRESHOLDS, receiver.url))
-    for hours in (3, 2, 1):
-        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
-    workload.flush()
-    receiver.hold.clear()  # the firing waits at the receiver
-    receiver.fail_first = _FailsTheSecondToFourth()
-    notifier = Notifier(str(workload.path))
-    try:
-        check_once(workload.path, rules, notifier=notifier, now=NOW)
-        assert receiver.arrived.wait(10)
-        check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(hours=22, minutes=30))
-        receiver.hold.set()
-        assert notifier.flush(30)
-        check_once(workload.path, rules, notifier=notifier, now=NOW + dt.timedelta(hours=23, minutes=30))
-        assert notifier.flush(30)
-    finally:
-        notifier.stop()
+    _firing_held(tmp_path, workload, receiver, _FailsTheSecondToFourth(), 22 * 60 + 30, [23 * 60 + 30])
     told = [(b["event"], b.get("redelivered")) for b in receiver.bodies]
     assert told == [("firing", None), ("resolved", True)]
 
