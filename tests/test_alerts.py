@@ -685,6 +685,26 @@ def test_a_partial_resolve_after_a_no_notify_check_tells_what_still_fires(tmp_pa
     ]
 
 
+def test_a_second_partial_resolve_that_failed_is_sent_again(tmp_path, workload, receiver):
+    """A review: 0.5, 0.8 and 1.0 fired (told); "resolved 1.0" got through, then "resolved
+    0.5, 0.8" failed, and was never sent again: the resend took 1.0's resolve for the end of
+    their episode, and found no firing of it taken."""
+    three = TWO_THRESHOLDS.replace("thresholds = [0.5, 1.0]", "thresholds = [0.5, 0.8, 1.0]")
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", three, receiver.url))
+    for hours in (3, 2, 1):
+        workload.run(NOW - dt.timedelta(hours=hours), ["0.40"])
+    check(workload, rules, NOW)  # 1.20: all three fire
+    check(workload, rules, NOW + dt.timedelta(hours=21, minutes=30))  # 0.80: 1.0 resolves
+    receiver.fail_first = receiver.requests + 3
+    check(workload, rules, NOW + dt.timedelta(hours=22, minutes=30))  # 0.40: 0.5 and 0.8, lost
+    check(workload, rules, NOW + dt.timedelta(hours=23, minutes=30))
+    assert [(b["event"], b["thresholds_crossed"], b.get("redelivered")) for b in receiver.bodies] == [
+        ("firing", [0.5, 0.8, 1.0], None),
+        ("resolved", [1.0], None),
+        ("resolved", [0.5, 0.8], True),
+    ]
+
+
 def test_a_notification_no_channel_took_is_sent_again_with_backoff_then_never(tmp_path, workload):
     receiver = Receiver(fail_first=6)  # two rounds of three attempts (retries = 2) fail
     try:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -100,11 +101,19 @@ GROUP BY ALL
 
 
 def _firing_delivered(
-    con: duckdb.DuckDBPyConnection, rule: str, value: str, window: str, resolved_at: dt.datetime
+    con: duckdb.DuckDBPyConnection,
+    rule: str,
+    value: str,
+    window: str,
+    resolved_at: dt.datetime,
+    thresholds: list[str],
 ) -> set[str]:
     """The channels that took a firing notification of the episode a resolve at
-    ``resolved_at`` ends: since the key's resolve before it (a rolling window's key is reused
-    by every episode: one that took an earlier episode's firing was never told this began)."""
+    ``resolved_at`` of ``thresholds`` (their texts as stored; none known: any) ends: since
+    their resolve before it (a rolling window's key is reused by every episode: one that
+    took an earlier episode's firing was never told this began). Another threshold's resolve
+    does not end their episode (a review: "resolved 0.5, 0.8" failed after "resolved 1.0"
+    got through, and was never sent again: their firing had gone before 1.0's resolve)."""
     rows = con.execute(
         """
         SELECT DISTINCT d.channel FROM alert_deliveries AS d
@@ -112,11 +121,20 @@ def _firing_delivered(
           AND d.recorded_at > coalesce((
               SELECT max(e.recorded_at) FROM alert_events AS e
               WHERE e.rule = ? AND e.scope_value = ? AND e.window_key = ? AND e.state = 'RESOLVED'
-                AND e.recorded_at < ?), '-infinity'::TIMESTAMP)
+                AND e.recorded_at < ? AND (len(?) = 0 OR list_contains(?, e.threshold))),
+              '-infinity'::TIMESTAMP)
         """,
-        [rule, value, window, rule, value, window, resolved_at],
+        [rule, value, window, rule, value, window, resolved_at, thresholds, thresholds],
     ).fetchall()
     return {r[0] for r in rows}
+
+
+def _resolved_thresholds(rule: Rule, payload: Mapping[str, Any]) -> list[str]:
+    """The rule's thresholds a resolve's payload covers, as `alert_events` stores them."""
+    crossed = payload.get("thresholds_crossed")
+    if not isinstance(crossed, list):
+        return []
+    return [f"{t.normalize():f}" for t in rule.thresholds if float(t) in crossed]
 
 
 def claim_redeliveries(
@@ -142,7 +160,9 @@ def claim_redeliveries(
             continue
         if event == "resolved" and not rule.notify_resolved:
             continue  # the rule says no more resolves (changed since it was recorded)
-        told = _firing_delivered(con, name, value, window, fired_at) if event == "resolved" else None
+        told = None
+        if event == "resolved":
+            told = _firing_delivered(con, name, value, window, fired_at, _resolved_thresholds(rule, payload))
         seen = {p.channel: p for p in items if p.channel is not None}
         due: list[Channel] = []
         rounds, again = 0, False
