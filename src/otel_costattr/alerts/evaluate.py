@@ -42,7 +42,18 @@ from .measure import (
 )
 from .payload import build_payload
 from .rules import CALENDAR, SCOPES, Channel, Rule, RuleSet
-from .state import FIRING, NO_DATA, OK, RESOLVED, Event, KeyState, latest_states, record_events, stored_value
+from .state import (
+    FIRING,
+    NO_DATA,
+    OK,
+    RESOLVED,
+    Event,
+    KeyState,
+    latest_states,
+    record_events,
+    stored_threshold,
+    stored_value,
+)
 from .windows import window_bounds
 
 logger = logging.getLogger(__name__)
@@ -239,7 +250,7 @@ class _Judge:
             self._notify("firing", m, fired)
 
     def _state(self, scope_value: str, window_key: str, threshold: Decimal) -> KeyState | None:
-        key = (self.rule.name, stored_value(scope_value), window_key, _text(threshold))
+        key = (self.rule.name, stored_value(scope_value), window_key, stored_threshold(threshold))
         return self.previous.get(key)
 
     def _set(
@@ -261,8 +272,8 @@ class _Judge:
                                        value, state, changed, reason))  # fmt: skip
         if not changed:
             return None
-        event = Event(self.at, self.rule.name, self.rule.scope, scope_value, window_key, _text(t), state,
-                      value, limit, False, "store")  # fmt: skip
+        event = Event(self.at, self.rule.name, self.rule.scope, scope_value, window_key, stored_threshold(t),
+                      state, value, limit, False, "store")  # fmt: skip
         self.result.events.append(event)
         return event
 
@@ -361,8 +372,8 @@ class _Judge:
 
     def _again(self, m: Measure, t: Decimal, limit: Decimal | None) -> Event:
         """A firing key's event, told again (see `_kept_quiet`): the row `_set` added stays."""
-        event = Event(self.at, self.rule.name, self.rule.scope, m.scope_value, m.window_key, _text(t), FIRING,
-                      m.value, limit, False, "store")  # fmt: skip
+        event = Event(self.at, self.rule.name, self.rule.scope, m.scope_value, m.window_key,
+                      stored_threshold(t), FIRING, m.value, limit, False, "store")  # fmt: skip
         self.result.events.append(event)
         return event
 
@@ -412,7 +423,7 @@ class _Judge:
         row = self.con.execute(
             "SELECT bool_or(payload IS NOT NULL) FROM alert_events WHERE rule = ? AND scope_value = ?"
             " AND window_key = ? AND threshold = ? AND recorded_at = ? AND state = 'FIRING'",
-            [self.rule.name, stored_value(m.scope_value), m.window_key, _text(threshold), at],
+            [self.rule.name, stored_value(m.scope_value), m.window_key, stored_threshold(threshold), at],
         ).fetchone()
         return bool(row and row[0])
 

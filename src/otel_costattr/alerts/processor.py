@@ -30,7 +30,7 @@ from ..cost.bounds import MAX_CALL_USD
 from .deliver import Notification, Notifier
 from .payload import build_payload
 from .rules import Rule, RuleSet, load_rules
-from .state import FIRING, Event
+from .state import FIRING, Event, stored_threshold
 
 __all__ = ["RunBudgetProcessor"]
 
@@ -194,7 +194,7 @@ class RunBudgetProcessor(SpanProcessor):
             base_url=self.base_url, at=now, source="processor",
         )  # fmt: skip
         events = [
-            Event(now, rule.name, "run", trace_id, "run", f"{t.normalize():f}", FIRING, value, rule.limit(t),
+            Event(now, rule.name, "run", trace_id, "run", stored_threshold(t), FIRING, value, rule.limit(t),
                   True, "processor", payload if t == top else None)
             for t in crossed
         ]  # fmt: skip

@@ -29,7 +29,7 @@ import duckdb
 
 from .deliver import Notification
 from .rules import CALENDAR, Channel, Rule, RuleSet, parse_duration
-from .state import Delivery, record_deliveries
+from .state import Delivery, record_deliveries, stored_threshold
 from .windows import window_bounds
 
 __all__ = ["RESEND_FIRST", "RESEND_MOST", "DueKey", "claim_redeliveries", "patience"]
@@ -134,7 +134,7 @@ def _resolved_thresholds(rule: Rule, payload: Mapping[str, Any]) -> list[str]:
     crossed = payload.get("thresholds_crossed")
     if not isinstance(crossed, list):
         return []
-    return [f"{t.normalize():f}" for t in rule.thresholds if float(t) in crossed]
+    return [stored_threshold(t) for t in rule.thresholds if float(t) in crossed]
 
 
 def claim_redeliveries(

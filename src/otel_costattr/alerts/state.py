@@ -29,6 +29,7 @@ __all__ = [
     "latest_states",
     "record_deliveries",
     "record_events",
+    "stored_threshold",
 ]
 
 OK, FIRING, RESOLVED, NO_DATA = "OK", "FIRING", "RESOLVED", "NO_DATA"
@@ -119,6 +120,12 @@ def stored_value(scope_value: str) -> str:
     """A scope value as `alert_events` keeps it (and `latest_states` gives it back): what
     an evaluation must look a key's state up by, or a long value is never found again."""
     return scope_value[:_MAX_TEXT]
+
+
+def stored_threshold(threshold: Decimal) -> str:
+    """A threshold as `alert_events` keeps it in a key ("0.5", "1"): what the evaluators
+    write and what the resend of a resolve looks its thresholds up by."""
+    return f"{threshold.normalize():f}"
 
 
 # A row's time is never before the newest already stored (a microsecond after it, if need

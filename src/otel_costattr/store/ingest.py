@@ -606,8 +606,7 @@ def _probe(file: Path) -> tuple[str | None, str] | None:
     in, "io" for DuckDB's IO error, "file" for an error about the file; None when the check
     itself could not run or failed for the process's sake (memory, an interrupt). The insert
     is rolled back, so the store stays empty for the next check."""
-    if _probe_state["pid"] != os.getpid():
-        _probe_forked()  # a fork Python's at-fork hooks did not see (a C extension's own fork())
+    _probe_unseen_fork()
     with _probe_state["lock"]:
         probe = _probe_store()
         if probe is None:
@@ -678,10 +677,10 @@ if hasattr(os, "register_at_fork"):
 
 
 @atexit.register
-def _probe_at_exit() -> None:
-    """A child of a fork Python's hooks did not see (a C extension's fork()) that never ran a
-    check would still free the parent's store as its interpreter ends (a review): the same
-    look `_probe` takes, before the modules are torn down."""
+def _probe_unseen_fork() -> None:
+    """`_probe_forked` in a child of a fork Python's hooks did not see (a C extension's own
+    fork()): before each check, and at exit, before the modules are torn down, for a child
+    that never checks (it freed the parent's store then: a review)."""
     if _probe_state["pid"] != os.getpid():
         _probe_forked()
 
