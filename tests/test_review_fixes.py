@@ -235,3 +235,27 @@ def test_init_without_backfill_over_stored_spans_is_refused(chdb_dir):
     assert not has_table(client, "review_nobackfill", "costattr_spans")
     assert invoke("clickhouse", "init", "--db", url).exit_code == 0
     assert has_table(client, "review_nobackfill", "costattr_spans")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("clickhouse", "init"),
+        ("clickhouse", "settle"),
+        ("serve",),
+        ("store", "status"),
+        ("store", "repair"),
+        ("rollup", "overview"),
+    ],
+)
+@pytest.mark.parametrize(
+    "url", ["clickhous://admin:hunter2@db:8123/otel", "http://admin:hunter2@db:8123/otel"]
+)
+def test_a_mistyped_url_never_prints_its_password(tmp_path, monkeypatch, argv, url):
+    """A URL of a scheme no command reads is one line with the password masked, from the
+    ClickHouse commands and from those that took it for a file's path (a review: ``serve``
+    and ``store status`` printed it whole, resolved as a folder), and nothing is created."""
+    monkeypatch.chdir(tmp_path)
+    got = error_line(invoke(*argv, "--db", url))
+    assert "hunter2" not in got and "admin:***@db:8123/otel" in got, got
+    assert not any(tmp_path.iterdir())

@@ -100,11 +100,11 @@ def settle(db: str) -> None:
 
 
 def _target(db: str) -> Any:
-    from ..clickhouse.target import parse_target
+    from ..clickhouse.target import masked, parse_target
 
     target = parse_target(db)
     if target is None:
-        raise ValueError(f"--db {db}: not a ClickHouse URL (clickhouse://... or chdb:///path)")
+        raise ValueError(f"--db {masked(db)}: not a ClickHouse URL (clickhouse://... or chdb:///path)")
     return target
 
 

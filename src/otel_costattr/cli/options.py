@@ -65,8 +65,17 @@ def db_option(fn: F) -> F:
 
 
 def db_path(db: str | None) -> str:
-    """``--db`` as given, else where the exporter writes."""
-    return db or settings.duckdb_path()
+    """``--db`` as given, else where the exporter writes. A URL of another scheme (a
+    ``clickhous://user:pw@host`` typo) is one line, its password masked: taken for a file's
+    path, the commands that resolve it printed it whole (a review)."""
+    from ..clickhouse.target import is_clickhouse_url
+    from ..store.database import is_url, missing_database
+    from .output import CLIError
+
+    path = db or settings.duckdb_path()
+    if is_url(path) and not is_clickhouse_url(path):
+        raise CLIError(missing_database(path))
+    return path
 
 
 def duckdb_path(db: str | None, what: str) -> str:

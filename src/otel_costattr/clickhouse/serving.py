@@ -19,7 +19,7 @@ from ..rollups.errors import RollupError
 from ..rollups.explain import one_trace, trace_prefix
 from .client import ClickHouseError, connect, has_table, server_line
 from .runner import TYPED_TABLE, clickhouse_target, rollup_clickhouse
-from .target import Target
+from .target import Target, masked
 
 __all__ = [
     "NOT_RECEIVING", "ReadOnlySink", "check_store", "find_trace", "read_only", "read_only_app", "run_query",
@@ -59,7 +59,7 @@ def check_store(db: str) -> tuple[Target, bool]:
     except RollupError as e:
         raise ValueError(str(e)) from None
     if target is None:
-        raise ValueError(f"--db {db}: not a ClickHouse URL")
+        raise ValueError(f"--db {masked(db)}: not a ClickHouse URL")
     try:
         client = connect(target)
         found = has_table(client, target.database, target.table)
@@ -132,7 +132,7 @@ def run_query(db: str, q: Query, **params: Any) -> Any:
 
     target = clickhouse_target(db)
     if target is None:
-        raise RollupError(f"--db {db}: not a ClickHouse URL")
+        raise RollupError(f"--db {masked(db)}: not a ClickHouse URL")
     return rollup_clickhouse(q, target, bind(q, params))
 
 

@@ -154,6 +154,12 @@ def missing_database(path: str | os.PathLike[str]) -> str:
     return f"no database at {shown}"
 
 
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` reads as a URL (``scheme://...``), never a file's path here."""
+    text = os.fspath(path)
+    return isinstance(text, str) and _SCHEME.match(text) is not None and "://" in text
+
+
 # To the @ a host follows (a password may hold @): over-masking is harmless, a leak is not.
 _USERINFO = re.compile(r"(://[^/@:\s]*:)\S*?@(?=[^@/?#\s]*(?:[/?#]|$))")
 
