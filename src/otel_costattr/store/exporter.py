@@ -34,6 +34,7 @@ runs beside the application instead of inside ``export``.
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import math
 import os
@@ -153,6 +154,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._fsync = fsync
         self._dropped = 0
         self._dropped_inside = 0  # by exports made inside a locked block (`_export_inside`)
+        self._dropped_in_flight = 0  # by exports still writing at shutdown (`_count_flights`)
         self._journaled_drops = 0  # of dropped_spans, how many the journal has
         self._shutdown = False
         self._last_log: dict[str, float] = {}
@@ -183,6 +185,13 @@ class DuckDBSpanExporter(SpanExporter):
         self._drained = 0  # taken out into the spool
         self._cleared = 0  # spans shutdown dropped from it
         self._spool_estimate = store.spool_bytes(self.path)
+        # Exports writing their batch to the spool, under ``_lock``: their number -> spans.
+        # Those shutdown found still writing are counted dropped (`_count_flights`) until
+        # they land (`_land`): a disk that does not answer must not lose a batch uncounted.
+        # (A forked child has none of its parent's threads, so none of their exports.)
+        self._flights: dict[int, int] = {}
+        self._flight_numbers = itertools.count()
+        self._counted_flights: set[int] = set()
         self._stop = threading.Event()
         self._wake = _Bell()
         self._spooled_rows = 0  # since the worker last ingested
@@ -204,7 +213,7 @@ class DuckDBSpanExporter(SpanExporter):
     @property
     def dropped_spans(self) -> int:
         """Spans given to `export` that were not stored and never will be (logged)."""
-        return self._dropped + self._dropped_inside + self._mapper.errors
+        return self._dropped + self._dropped_inside + self._dropped_in_flight + self._mapper.errors
 
     @property
     def content_dropped(self) -> int:
@@ -248,12 +257,16 @@ class DuckDBSpanExporter(SpanExporter):
                 return SpanExportResult.SUCCESS
             if inside:
                 return self._export_inside(table)
-            if self._buffer:
-                self._drain_buffer()  # keep arrival order: older batches first
-            if not self._buffer and self._spool(table):
-                return SpanExportResult.SUCCESS
-            unkept = 0
-            self._keep(table)  # kept in memory, or dropped and counted
+            flight = self._take_off(table.num_rows)
+            try:
+                if self._buffer:
+                    self._drain_buffer()  # keep arrival order: older batches first
+                if not self._buffer and self._spool(table):
+                    return SpanExportResult.SUCCESS
+                unkept = 0
+                self._keep(table)  # kept in memory, or dropped and counted
+            finally:
+                self._land(flight)
         except Exception:
             logger.exception("otel-costattr: export to %s failed", self.path)
             if unkept:  # the SDK does not retry a FAILURE: these are gone
@@ -300,9 +313,11 @@ class DuckDBSpanExporter(SpanExporter):
         self._shutdown = True
         _DEFERRED.discard(self)
         try:
+            deadline = time.monotonic() + self._lock_timeout
             self._stop_ingester()
-            done = self._flush(time.monotonic() + self._lock_timeout)
+            done = self._flush(deadline)
             self._drop_buffer("exporter shut down")
+            self._count_flights(deadline)
             if not done:
                 logger.warning(
                     "otel-costattr: %s could not take the spool before shutdown (locked, or failing:"
@@ -383,6 +398,57 @@ class DuckDBSpanExporter(SpanExporter):
                         daemon=True,
                     )
                     self._worker.start()
+
+    def _take_off(self, spans: int) -> int:
+        """Note an export writing ``spans`` to the spool; returns its number for `_land`."""
+        with self._lock:
+            number = next(self._flight_numbers)
+            self._flights[number] = spans
+        return number
+
+    def _land(self, number: int) -> None:
+        """The export ``number`` is done: spooled, kept, or dropped and counted where it
+        failed. Shutdown's count of it as dropped (`_count_flights`) is taken back."""
+        with self._lock:
+            spans = self._flights.pop(number, 0)
+            if number in self._counted_flights:
+                self._counted_flights.discard(number)
+                self._dropped_in_flight -= spans
+                landed = True
+            else:
+                landed = False
+        if landed:
+            logger.warning(
+                "otel-costattr: the %d spans an export to %s was still writing at shutdown reached"
+                " the spool after all: no longer counted as dropped",
+                spans,
+                self.path,
+            )
+
+    def _count_flights(self, deadline: float) -> None:
+        """Exports still writing to the spool at shutdown (a disk that does not answer: a
+        review froze one) are waited for until ``deadline``, then counted in `dropped_spans`
+        and logged: the process may exit before they end, and their batch with it. Not
+        journaled: the disk is the one not answering. An export that lands later takes its
+        count back (`_land`)."""
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._flights:
+                    return
+            time.sleep(0.01)
+        with self._lock:
+            waiting = {n: spans for n, spans in self._flights.items() if n not in self._counted_flights}
+            self._counted_flights.update(waiting)
+            spans = sum(waiting.values())
+            self._dropped_in_flight += spans
+        if spans:
+            logger.error(
+                "otel-costattr: %d spans of exports to %s were still being written to its spool"
+                " when shutdown ended (is the disk answering?): counted as dropped, and lost if the"
+                " process exits before the writes end",
+                spans,
+                self.path,
+            )
 
     def _spool(self, table: pa.Table) -> bool:
         if self._spool_estimate >= self._max_spool:

@@ -149,14 +149,31 @@ def _write(folder: Path, name: str, table: pa.Table, fsync: bool) -> int:
             if fsync:
                 os.fsync(f.fileno())
             size = f.tell()
-        # No fsync of the folder after the rename: it doubled the cost of a 512-span export
-        # (one more journal flush). A SIGKILL cannot undo a rename; only a power cut in the
-        # next few seconds could, on filesystems that do not order it after the data.
         os.replace(tmp, folder / name)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if fsync:
+        _sync_folder(folder)
     return size
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder``, so that a file renamed into it keeps its name through a power cut or
+    a kernel crash (a review: without it, an acknowledged batch could vanish on ext4 or xfs
+    in the seconds after a SUCCESS or a 200). About 0.3 ms a file on these machines. A
+    filesystem that cannot sync a folder (EINVAL) has done all it can; an I/O error raises:
+    the batch is not known to be durable (the file stays, and a repeat is stored once)."""
+    if os.name == "nt":  # no folder can be opened to sync there: NTFS journals renames
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def convert_arrow(path: str | os.PathLike[str], limit: int | None = None) -> int:
