@@ -70,7 +70,7 @@ models = st.one_of(
     st.sampled_from(["acme-large", "acme-large-20260101", "acme-think", "acme-mini", "acme-peak"]),
     st.sampled_from(["unknown-x", "ACME-LARGE", "", "m" * 300, None, 7, ("a",)]),
 )
-texts = st.sampled_from(["acme", "ACME", "acme.ai", "batch", "BATCH", "flex", "", None, 7])
+texts = st.sampled_from(["acme", "ACME", "acme.ai", "aws.bedrock", "batch", "BATCH", "flex", "", None, 7])
 operations = st.sampled_from(["chat", "chat", "embeddings", "text_completion", "execute_tool", "", None])
 kinds = st.sampled_from(["LLM", "EMBEDDING", "TOOL", None])
 statuses = st.sampled_from(["priced", "priced", "priced", "unknown_model", "", 3, None])

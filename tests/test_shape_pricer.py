@@ -30,6 +30,7 @@ MODELS = [
 ]
 TEXTS = ["chat", "embeddings", "invoke_agent", "execute_tool", "invoke_workflow", "frobnicate"]
 TEXTS += ["LLM", "EMBEDDING", "AGENT", "TOOL", "CHAIN", "acme", "acme.ai", "openai", "batch", "BATCH", "flex"]
+TEXTS += ["aws.bedrock"]  # its conventions' input count excludes the cache (semconv)
 # Endpoints (server.address, a base URL) and OpenInference's llm.provider: the host that billed.
 TEXTS += ["api.groq.com", "https://openrouter.ai/api/v1", "x.openai.azure.com", "groq", "example.invalid"]
 # Across the fixture's price change (2026-06-01) and through acme-peak's time-of-day windows.

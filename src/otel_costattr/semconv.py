@@ -109,6 +109,14 @@ ANTHROPIC_CACHE_WRITE = "gen_ai.usage.cache_creation_input_tokens"
 # them; OpenAI's prompt_tokens holds them): beside this mark, the raw names' input is
 # inferred, not exclusive (read as exclusive, the cache was billed twice: a review, +53%).
 OPENLLMETRY_REQUEST_TYPE = "llm.request.type"
+# Bedrock's usage (Converse, InvokeModel) counts inputTokens without the cache, as Anthropic's
+# raw API does, and the instrumentations that name the provider so (the official botocore one
+# in gen_ai.system, OpenLLMetry's bedrock one in gen_ai.provider.name) copy that count into
+# the conventions' input key, the cache counts into the conventions' cache keys: beside this
+# provider, that input key's count is exclusive. Read as inclusive, the cache was taken off
+# it a second time (a review: a 3,000-token call writing 2,000 to the cache billed $0.015
+# for $0.021). OpenInference's bedrock spans (llm.token_count.prompt) sum the cache in.
+EXCLUSIVE_INPUT_PROVIDER = "aws.bedrock"
 CACHE_WRITE_1H_KEYS = (
     "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
     "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",  # the anthropic SDK's own spans
@@ -121,8 +129,18 @@ REASONING_KEYS = (
 )
 # Per-modality parts of the input and output counts (opentelemetry-util-genai 1.3): priced at
 # the model's audio and image rates where it has them. Text is what remains: never read.
-AUDIO_INPUT_KEYS = ("gen_ai.usage.audio.input_tokens", "gen_ai.usage.details.input_audio_tokens")
-AUDIO_OUTPUT_KEYS = ("gen_ai.usage.audio.output_tokens", "gen_ai.usage.details.output_audio_tokens")
+# OpenInference's openai and google-genai instrumentations write theirs under
+# llm.token_count.*_details (read as text before: a review, audio billed 88% short).
+AUDIO_INPUT_KEYS = (
+    "gen_ai.usage.audio.input_tokens",
+    "gen_ai.usage.details.input_audio_tokens",
+    "llm.token_count.prompt_details.audio",
+)
+AUDIO_OUTPUT_KEYS = (
+    "gen_ai.usage.audio.output_tokens",
+    "gen_ai.usage.details.output_audio_tokens",
+    "llm.token_count.completion_details.audio",
+)
 # The cached part of the audio input (util-genai 1.3's google-genai spans, pydantic-ai 1.x),
 # within both the audio input and the cache read counts: it bills as a cache read (the table
 # has no cached-audio rate), so the audio input is read without it (`_uncached_audio`);
@@ -425,6 +443,13 @@ def read_call_fields(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
             read = raw_read
         if write is None:
             write = raw_write
+    if (
+        found[_PROVIDER] == EXCLUSIVE_INPUT_PROVIDER
+        and inclusive is None
+        and (read is not None or write is not None)
+        and attrs.get(INPUT_KEYS[0]) is not None
+    ):
+        inclusive = False  # Bedrock's inputTokens, copied as it came
     inp, out, write_1h, reasoning = found[_IN], found[_OUT], found[_WRITE_1H], found[_REASON]
     if found[_AUDIO_CACHE] is not None:
         found = _uncached_audio(found)

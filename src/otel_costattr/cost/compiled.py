@@ -31,7 +31,16 @@ from typing import Any
 from ..pricing import endpoints
 from ..pricing.model import MAX_MODEL_ID, RATE_KEYS
 from ..pricing.table import hit_of
-from ..semconv import CALL_KEYS, MODEL_OPERATIONS, OPENINFERENCE_KIND, OPERATION, USAGE_KEYS, spellings
+from ..semconv import (
+    CALL_KEYS,
+    EXCLUSIVE_INPUT_PROVIDER,
+    INPUT_KEYS,
+    MODEL_OPERATIONS,
+    OPENINFERENCE_KIND,
+    OPERATION,
+    USAGE_KEYS,
+    spellings,
+)
 from . import billing
 from .engine import MAX_TOKENS, CostStatus, select_rates
 
@@ -203,6 +212,14 @@ def pricer_parts(
     if "cache_write_1h" in has:  # Usage.problem's rule, which billing.BUCKETS relies on
         checks.append(f"cache_write_1h_tokens > {'cache_write_tokens' if 'cache_write' in has else '0'}")
     body.append("if (" + "\n        or ".join(checks) + f"):\n        {fail}")
+    if (
+        not exclusive
+        and spelled.get("input") == INPUT_KEYS[0]
+        and "provider" in spelled
+        and not {"cache_read", "cache_write"}.isdisjoint(has)
+    ):
+        # Bedrock's input count beside cache counts excludes them (semconv.read_call_fields)
+        body.append(f"if provider == {bind(EXCLUSIVE_INPUT_PROVIDER)}: {fail}")
     if "service_tier" in spelled:
         body.append("service_tier = service_tier.lower()")
     # The host that billed the call, where the span names it (endpoints.override's rule): for

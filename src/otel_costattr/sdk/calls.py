@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import itertools
 import math
+import re
 import sys
 import threading
 import time
@@ -28,8 +29,8 @@ from . import seam
 __all__ = [
     "CHAIN", "CLAIMS_A_KEY", "ID_CHARS", "MODEL_SETS_KEPT", "OPEN_KEPT", "RESPONSES_KEPT",
     "SIBLINGS_A_PARENT", "SIBLING_PARENTS_KEPT", "FirstSpans", "Paired", "Siblings", "Size", "Steps",
-    "call_models", "call_size", "claimed_id", "enclosing_spans", "model_of", "near", "same_size",
-    "scope_of", "sum_sizes",
+    "call_models", "call_size", "claimed_id", "enclosing_spans", "model_of", "near", "profile_free",
+    "same_size", "scope_of", "sum_sizes",
 ]  # fmt: skip
 
 RESPONSES_KEPT = 4096  # at least the newest claims kept, to spot a second span of a call
@@ -85,6 +86,19 @@ CHAIN = 8  # the most nested spans of one call looked up or told
 def call_models(attrs: Mapping[str, Any]) -> frozenset[str]:
     """Every model a span names (requested, responded, OpenInference's)."""
     return frozenset(v for key in MODEL_KEYS if type(v := attrs.get(key)) is str and v)
+
+
+# A Bedrock cross-region inference profile's geography before the model id
+# (``global.anthropic.claude-...``, ``us.amazon.nova-...``), which OpenLLMetry's bedrock
+# instrumentation drops from the id it reports and the others keep: its span and
+# OpenInference's of one call then named ids the table prices apart (the in-region entry, 10%
+# over the global one) and the call was billed twice (a review: +88%).
+_PROFILE = re.compile(r"(?:global|us|us-gov|eu|apac|au|jp|ca)\.(?=[a-z0-9-]+\.)")
+
+
+def profile_free(models: frozenset[str]) -> frozenset[str]:
+    """``models`` without their Bedrock inference profile prefixes."""
+    return frozenset(m[found.end() :] if (found := _PROFILE.match(m)) else m for m in models)
 
 
 def call_size(attrs: Mapping[str, Any]) -> Size | None:

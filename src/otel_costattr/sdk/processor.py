@@ -86,6 +86,7 @@ from .calls import (
     call_size,
     enclosing_spans,
     model_of,
+    profile_free,
     same_size,
     scope_of,
     sum_sizes,
@@ -640,7 +641,11 @@ class CostSpanProcessor(SpanProcessor):
     def _same_models(self, a: frozenset[str], b: frozenset[str], provider: object, ns: int) -> bool:
         if not a.isdisjoint(b):
             return True
-        return bool(a and b) and not self._entries(a, provider, ns).isdisjoint(self._entries(b, provider, ns))
+        if not (a and b):
+            return False
+        if not profile_free(a).isdisjoint(profile_free(b)):
+            return True  # one Bedrock model, with and without its inference profile
+        return not self._entries(a, provider, ns).isdisjoint(self._entries(b, provider, ns))
 
     def _copy_of(
         self, attrs: Mapping[str, Any], size: Size | None, inner: dict[frozenset[str], list[Any]], ns: int
