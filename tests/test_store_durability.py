@@ -328,6 +328,14 @@ def _bad_files(path: Path) -> dict[str, Path]:
     return files
 
 
+def _status_text(path) -> str:
+    from click.testing import CliRunner
+
+    from otel_costattr.cli import cli
+
+    return CliRunner().invoke(cli, ["store", "status", "--db", str(path)], catch_exceptions=False).output
+
+
 def test_only_files_duckdb_can_never_read_are_quarantined_with_their_reason(tmp_path):
     path = tmp_path / "db.duckdb"
     store.connect(path).close()
@@ -348,6 +356,11 @@ def test_only_files_duckdb_can_never_read_are_quarantined_with_their_reason(tmp_
     assert not st.healthy
     journaled = spool.journal_summary(path).quarantine_events
     assert sorted(e["file"] for e in journaled) == sorted(f.name for f in bad.values())
+    # `store status` never says "0 spans" of files whose count cannot be read (a review)
+    unknown = sum(q.spans is None for q in st.quarantined)
+    assert unknown
+    line = next(x for x in _status_text(path).splitlines() if x.startswith("quarantined"))
+    assert f"and those of {unknown} files whose count cannot be read" in line, line
 
 
 def test_repair_ingests_quarantined_files_that_can_be_read_now_and_keeps_the_rest(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..store.maintenance import repair, status
@@ -17,6 +19,16 @@ def store() -> None:
     Example:
       otel-costattr store status --db spans.duckdb --check
     """
+
+
+def _quarantined_spans(files: Any) -> str:
+    """The spans the quarantined files hold, and how many files hold a count no one can read
+    (a truncated file: "0 spans" read as nothing lost, a review)."""
+    counted = _count(sum(q.spans or 0 for q in files), "span")
+    unknown = sum(q.spans is None for q in files)
+    if not unknown:
+        return counted
+    return f"{counted} and those of {_count(unknown, 'file')} whose count cannot be read"
 
 
 def _size(n: int) -> str:
@@ -56,8 +68,7 @@ def store_status(db: str | None, check: bool) -> Record:
         ("stored", stored),
         ("pending", f"{_count(st.pending_files, 'file')}, {_count(st.pending_spans, 'span')}"
                     f" ({_size(st.pending_bytes)})"),
-        ("quarantined", f"{_count(len(st.quarantined), 'file')}, "
-                        f"{_count(sum(q.spans or 0 for q in st.quarantined), 'span')}"
+        ("quarantined", f"{_count(len(st.quarantined), 'file')}, {_quarantined_spans(st.quarantined)}"
          + (" (otel-costattr store repair retries them)" if st.quarantined else "")),
         ("dropped", _count(st.dropped_spans, "span")),
         *(
