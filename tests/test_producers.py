@@ -36,10 +36,14 @@ VENV = {
     "openllmetry-anthropic+anthropic-sdk": "openllmetry",
     "openinference-openai": "openinference",
     "openllmetry-openai+openinference-openai": "openllmetry",
+    "botocore": "botocore",
 }
 
 GPT, GPT_FULL_INPUT = expected.GPT_4O_MINI, expected.GPT_4O_MINI_NO_CACHE_COUNT
 CLAUDE, CLAUDE_301 = expected.CLAUDE_SONNET_4_5, expected.CLAUDE_SONNET_4_5_OUTPUT_301
+BEDROCK_WRITE, BEDROCK_READ = expected.BEDROCK_SONNET_4_5_CACHE_WRITE, expected.BEDROCK_SONNET_4_5_CACHE_READ
+BEDROCK_MODEL = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+CONVERSE = f"chat {BEDROCK_MODEL}"  # the botocore instrumentation's span of a Converse call
 NO_USAGE = (None, 0, 0, 0, 0, 0)  # no cost; the exporter stores 0 tokens
 
 # producer -> case -> {span name: (cost, input, cache read, cache write, output, reasoning)}
@@ -87,6 +91,15 @@ LANDED = {
         "nonstream": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
         "stream_usage": {"ChatCompletion": (GPT, 1200, 1000, 0, 300, 200)},
         "stream_no_usage": {"ChatCompletion": NO_USAGE},
+    },
+    # Bedrock Converse through boto3: the botocore instrumentation copies usage.inputTokens,
+    # which excludes the cache (as Anthropic's input_tokens), into gen_ai.usage.input_tokens
+    # with gen_ai.system "aws.bedrock". Read as including the cache, these were under-priced:
+    # $0.015 for $0.021 (the 2000 written tokens taken out of the 3000 uncached) and
+    # $0.0167352 for $0.0198072. Stored input includes the cache: 3000 + 2000, 5000 + 1024.
+    "botocore": {
+        "cache_write": {CONVERSE: (BEDROCK_WRITE, 5000, 0, 2000, 300, 0)},
+        "cache_read": {CONVERSE: (BEDROCK_READ, 6024, 1024, 0, 300, 0)},
     },
 }
 # Spans of a call another span already priced or gave a status (the same response id, or a
@@ -154,7 +167,17 @@ EMITTED = {
         "llm.token_count.completion_details.audio": 0,
         "llm.token_count.total": 1500,
     }),
+    CONVERSE: ("CLIENT", "opentelemetry.instrumentation.botocore.bedrock-runtime", {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": "aws.bedrock",
+        "gen_ai.request.model": BEDROCK_MODEL,
+        "gen_ai.usage.input_tokens": 3000,
+        "gen_ai.usage.cache_creation.input_tokens": 2000,
+        "gen_ai.usage.output_tokens": 300,
+    }),
 }  # fmt: skip
+# The case whose spans EMITTED pins: the non-streamed call (Bedrock: the one writing the cache).
+EMITTED_CASE = {"botocore": "cache_write"}
 EMITTED_PREFIXES = ("gen_ai.usage.", "llm.token_count.", "gen_ai.request.model",
                     "gen_ai.response.model", "gen_ai.provider.", "gen_ai.system",
                     "gen_ai.operation.", "llm.model_name", "llm.system", "llm.provider",
@@ -206,7 +229,12 @@ def test_hand_computed_costs_agree_with_the_bundled_table():
                       cache_write_tokens=150)  # fmt: skip
     assert compute_cost("gpt-4o-mini-2024-07-18", openai, provider="openai").total == GPT
     assert compute_cost("claude-sonnet-4-5-20250929", anthropic, provider="anthropic").total == (CLAUDE)
-    hand = {GPT: "0.000285", GPT_FULL_INPUT: "0.00036", CLAUDE: "0.0055125", CLAUDE_301: "0.0055275"}
+    write = Usage(input_tokens=3000, cache_write_tokens=2000, output_tokens=300, input_includes_cache=False)
+    read = Usage(input_tokens=5000, cache_read_tokens=1024, output_tokens=300, input_includes_cache=False)
+    for usage, cost in ((write, BEDROCK_WRITE), (read, BEDROCK_READ)):
+        assert compute_cost(BEDROCK_MODEL, usage, provider="aws.bedrock").total == cost
+    hand = {GPT: "0.000285", GPT_FULL_INPUT: "0.00036", CLAUDE: "0.0055125", CLAUDE_301: "0.0055275",
+            BEDROCK_WRITE: "0.021", BEDROCK_READ: "0.0198072"}  # fmt: skip
     assert all(cost == Decimal(text) for cost, text in hand.items())
 
 
@@ -255,8 +283,8 @@ def test_producer_cost_lands_in_duckdb(driven):
 
 def test_what_each_producer_emits(driven):
     """Pins what each producer writes for a non-streamed call (the README table)."""
-    _, report, _ = driven
-    for span in report["nonstream"]["spans"]:
+    producer, report, _ = driven
+    for span in report[EMITTED_CASE.get(producer, "nonstream")]["spans"]:
         kind, scope, attrs = EMITTED[span["name"]]
         assert (span["kind"], span["scope"]) == (kind, scope), span["name"]
         seen = {

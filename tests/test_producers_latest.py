@@ -30,7 +30,7 @@ pytestmark = [
 
 # What the summary line names: the packages that decide whether a producer works.
 WATCHED = ("openai", "anthropic", "opentelemetry-instrumentation-", "opentelemetry-util-genai",
-           "openinference-", "opentelemetry-sdk")  # fmt: skip
+           "openinference-", "opentelemetry-sdk", "boto3", "botocore")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

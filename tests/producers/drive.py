@@ -5,14 +5,14 @@ Runs inside a producer venv (see venvs.py), as a subprocess of tests/test_produc
     python drive.py PRODUCER OUT.json [--db spans.duckdb]
 
 PRODUCER is one of PRODUCERS below. The client SDKs find the fake endpoint through
-OPENAI_BASE_URL / ANTHROPIC_BASE_URL. With ``--host URL --model M`` an OpenAI producer makes
-one call (case "host") with the client's ``base_url`` set to URL, a real API's (Groq's,
-say), and M as the model: the instrumentation sees that host as a user's would, while the
-request goes to the fake endpoint (`ToFake`, an httpx transport). Each case runs under its
-own root span, so its spans share one trace id. With --db, CostSpanProcessor prices the
-spans and DuckDBSpanExporter writes them to the file, wired exactly as a user would wire
-them. OUT.json maps each case to its trace id and the spans it produced (name, kind,
-attributes without message content).
+OPENAI_BASE_URL / ANTHROPIC_BASE_URL (boto3: AWS_ENDPOINT_URL_BEDROCK_RUNTIME). With
+``--host URL --model M`` an OpenAI producer makes one call (case "host") with the client's
+``base_url`` set to URL, a real API's (Groq's, say), and M as the model: the instrumentation
+sees that host as a user's would, while the request goes to the fake endpoint (`ToFake`, an
+httpx transport). Each case runs under its own root span, so its spans share one trace id.
+With --db, CostSpanProcessor prices the spans and DuckDBSpanExporter writes them to the
+file, wired exactly as a user would wire them. OUT.json maps each case to its trace id and
+the spans it produced (name, kind, attributes without message content).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ from otel_costattr.spans.content import is_content_key
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-sonnet-4-5"
 MESSAGES = [{"role": "user", "content": "What is the answer?"}]
+# Bedrock's global cross-region inference profile of Claude Sonnet 4.5 (Anthropic's list price).
+BEDROCK_MODEL = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+# case -> prompt: the fake answers each prompt with its own usage (fake_llm.BEDROCK_USAGE).
+BEDROCK_PROMPTS = {"cache_write": "Write the cache.", "cache_read": "Read the cache."}
 
 
 def _instrument_openai_v2(provider: TracerProvider) -> None:
@@ -64,6 +68,12 @@ def _instrument_openinference(provider: TracerProvider) -> None:
 def _instrument_openllmetry_and_openinference(provider: TracerProvider) -> None:
     _instrument_openllmetry_openai(provider)
     _instrument_openinference(provider)
+
+
+def _instrument_botocore(provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+    BotocoreInstrumentor().instrument(tracer_provider=provider)
 
 
 def _no_instrumentation(provider: TracerProvider) -> None:
@@ -159,6 +169,26 @@ def anthropic_cases(provider: TracerProvider, *, sdk_spans: bool) -> dict[str, C
     return {"nonstream": nonstream, "stream": stream, "stream_helper": stream_helper}
 
 
+def bedrock_cases(provider: TracerProvider) -> dict[str, Callable[[], None]]:
+    """Bedrock Converse through boto3: a system prompt marked for the prompt cache (a
+    cachePoint block), then one call that writes the cache and one that reads it."""
+    import boto3
+    from botocore.config import Config
+
+    # Region, dummy credentials and the endpoint come from the AWS_* environment (FakeLLM.env).
+    client = boto3.client("bedrock-runtime", config=Config(retries={"total_max_attempts": 1}))
+    system = [{"text": "You answer questions."}, {"cachePoint": {"type": "default"}}]
+
+    def converse(prompt: str) -> Callable[[], None]:
+        def call() -> None:
+            messages = [{"role": "user", "content": [{"text": prompt}]}]
+            client.converse(modelId=BEDROCK_MODEL, system=system, messages=messages)
+
+        return call
+
+    return {case: converse(prompt) for case, prompt in BEDROCK_PROMPTS.items()}
+
+
 Cases = Callable[[TracerProvider], dict[str, Callable[[], None]]]
 PRODUCERS: dict[str, tuple[Callable[[TracerProvider], None], Cases]] = {
     "openai-v2": (_instrument_openai_v2, openai_cases),
@@ -177,6 +207,8 @@ PRODUCERS: dict[str, tuple[Callable[[TracerProvider], None], Cases]] = {
     # Two instrumentations of one client: OpenInference's span nested in OpenLLMetry's, no
     # response id on OpenInference's to pair them by.
     "openllmetry-openai+openinference-openai": (_instrument_openllmetry_and_openinference, openai_cases),
+    # The official botocore instrumentation: what opentelemetry-bootstrap installs beside boto3.
+    "botocore": (_instrument_botocore, bedrock_cases),
 }
 
 

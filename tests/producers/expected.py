@@ -15,7 +15,11 @@ LIST_PRICES = {
     "gpt-4o-mini": {"input": "0.15", "cache_read": "0.075", "output": "0.60"},
     # https://www.anthropic.com/pricing (cache_write: 5-minute cache write)
     "claude-sonnet-4-5": {"input": "3", "cache_read": "0.30", "cache_write": "3.75", "output": "15"},
-}
+    # https://aws.amazon.com/bedrock/pricing/ : Claude Sonnet 4.5 through Bedrock's global
+    # cross-region inference profile is at Anthropic's list price (in-region profiles +10%).
+    "global.anthropic.claude-sonnet-4-5": {"input": "3", "cache_read": "0.30", "cache_write": "3.75",
+                                           "output": "15"},
+}  # fmt: skip
 MTOK = Decimal(1_000_000)
 
 
@@ -46,4 +50,17 @@ CLAUDE_SONNET_4_5 = list_cost("claude-sonnet-4-5", uncached=50, cache_read=1000,
 # final count: 301 output tokens, one output token too many (+$0.000015).
 CLAUDE_SONNET_4_5_OUTPUT_301 = list_cost(
     "claude-sonnet-4-5", uncached=50, cache_read=1000, cache_write=150, output=301
+)
+
+# Bedrock Converse fake usage (fake_llm.BEDROCK_USAGE): inputTokens is the uncached part, as
+# Anthropic's input_tokens; the cache counts come on top.
+# Writing the cache: 3000 uncached, 2000 cache write, 300 output.
+# 3000 x 3 + 2000 x 3.75 + 300 x 15 = 9000 + 7500 + 4500 = 21000 per Mtok
+BEDROCK_SONNET_4_5_CACHE_WRITE = list_cost(
+    "global.anthropic.claude-sonnet-4-5", uncached=3000, cache_write=2000, output=300
+)
+# Reading it: 5000 uncached, 1024 cache read, 300 output.
+# 5000 x 3 + 1024 x 0.30 + 300 x 15 = 15000 + 307.2 + 4500 = 19807.2 per Mtok
+BEDROCK_SONNET_4_5_CACHE_READ = list_cost(
+    "global.anthropic.claude-sonnet-4-5", uncached=5000, cache_read=1024, output=300
 )

@@ -1,4 +1,4 @@
-"""A fake LLM HTTP endpoint on 127.0.0.1: canned OpenAI and Anthropic answers.
+"""A fake LLM HTTP endpoint on 127.0.0.1: canned OpenAI, Anthropic and Bedrock answers.
 
 Standard library only, so it runs in the test process and in any producer venv. It serves
 
@@ -8,8 +8,11 @@ Standard library only, so it runs in the test process and in any producer venv. 
 - ``POST /v1/messages`` (Anthropic messages): JSON, or the server-sent event sequence
   message_start / content_block_* / message_delta / message_stop. As the real API does,
   message_start carries ``output_tokens: 1`` and message_delta the final (cumulative) count.
+- ``POST /model/{modelId}/converse`` (Amazon Bedrock Converse, what boto3's
+  ``bedrock-runtime`` client calls): JSON, the usage chosen by the request's prompt.
 
-Usage is fixed (see OPENAI_USAGE and ANTHROPIC_USAGE) so tests can price it by hand.
+Usage is fixed (see OPENAI_USAGE, ANTHROPIC_USAGE and BEDROCK_USAGE) so tests can price it
+by hand.
 
 Run it on its own (``python fake_llm.py``) to point an example at it by hand: it prints the
 base URLs and serves until interrupted.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,6 +54,19 @@ ANTHROPIC_USAGE = {
     "output_tokens": 300,
     "service_tier": "standard",
 }
+
+# Bedrock Converse: inputTokens is the uncached remainder, as Anthropic's input_tokens; the
+# cache counts come on top, and totalTokens sums all four. One usage per prompt (the request's
+# last text block), so that one run can make a call that writes the prompt cache and one that
+# reads it; any other prompt is refused (400), never answered with a guess.
+BEDROCK_USAGE = {
+    # A session's first call: a 2000-token prefix written to the cache, 3000 fresh tokens after it.
+    "Write the cache.": {"inputTokens": 3000, "outputTokens": 300, "cacheReadInputTokens": 0,
+                         "cacheWriteInputTokens": 2000},
+    # A cached 1024-token system prompt, then 5000 fresh tokens (retrieved documents, say).
+    "Read the cache.": {"inputTokens": 5000, "outputTokens": 300, "cacheReadInputTokens": 1024,
+                        "cacheWriteInputTokens": 0},
+}  # fmt: skip
 
 ANSWER = ["The answer", " is", " 42."]
 # Every response gets its own id, as from the real APIs (the processor prices a response id
@@ -163,6 +180,28 @@ def anthropic_events(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
+def bedrock_prompt(body: dict[str, Any]) -> Any:
+    """The text of a Converse request's last message's last text block, or None."""
+    try:
+        blocks = body["messages"][-1]["content"]
+        return [block["text"] for block in blocks if "text" in block][-1]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def bedrock_converse(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A Converse response, or None for a prompt BEDROCK_USAGE does not know."""
+    usage = BEDROCK_USAGE.get(bedrock_prompt(body))
+    if usage is None:
+        return None
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": "".join(ANSWER)}]}},
+        "stopReason": "end_turn",
+        "usage": dict(usage, totalTokens=sum(usage.values())),
+        "metrics": {"latencyMs": 1},
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -192,14 +231,25 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sse(anthropic_events(body), done=False)
             else:
                 self._json(200, anthropic_message(body))
+        elif path.startswith("/model/") and path.endswith("/converse"):
+            answer = bedrock_converse(body)
+            request_id = {"x-amzn-RequestId": _response_id("fake-bedrock-")}
+            if answer is None:
+                # Bedrock names the error's type in a header; botocore raises it by that name.
+                error = {"message": f"fake LLM: no usage for prompt {bedrock_prompt(body)!r}"}
+                self._json(400, error, {**request_id, "x-amzn-ErrorType": "ValidationException"})
+            else:
+                self._json(200, answer, request_id)
         else:
             self._json(404, {"error": {"message": f"no such endpoint: {path}"}})
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
+    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -268,12 +318,20 @@ class FakeLLM(BackgroundServer):
         return self.url
 
     def env(self) -> dict[str, str]:
-        """Environment that points both client SDKs here with dummy keys."""
+        """Environment that points the client SDKs here with dummy keys: OpenAI's, Anthropic's
+        and boto3's (its bedrock-runtime client; no AWS config or credentials file is read)."""
         return {
             "OPENAI_BASE_URL": self.openai_base_url,
             "OPENAI_API_KEY": "sk-fake",
             "ANTHROPIC_BASE_URL": self.anthropic_base_url,
             "ANTHROPIC_API_KEY": "sk-ant-fake",
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url,
+            "AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKEFAKE",
+            "AWS_SECRET_ACCESS_KEY": "fake",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
         }
 
 

@@ -141,12 +141,13 @@ def ensure_venv(name: str) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without OTEL_* or LLM vendor settings, plus ``extra``:
-    a producer run must depend only on what its test sets."""
+    """This process's environment without OTEL_* or LLM vendor settings (AWS_* too: boto3's
+    credentials, region and endpoints), plus ``extra``: a producer run must depend only on
+    what its test sets."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_", "OPENINFERENCE_", "TRACELOOP_"))
+        if not k.startswith(("OTEL_", "OPENAI_", "ANTHROPIC_", "OPENINFERENCE_", "TRACELOOP_", "AWS_"))
     }
     env.update(extra)
     return env
