@@ -14,6 +14,7 @@ What it holds, per trace (deterministic times, spread over four days):
   * every fourth trace: a sidecar entry span (no identity) with a call under it, two hops
     below the agent (attributed by walking up; priced where the cost is missing); every
     eighth, two more spans without identity in between (four hops);
+  * Bedrock calls whose input count excludes the cache; counts sent as odd text;
   * an unknown model, an invalid usage, an agent span repeating its children's usage, a
     response model priced at its request model, a provider-reported cost unlike ours, a
     prompt (content: neither store keeps it);
@@ -179,6 +180,27 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
                 base = {"gen_ai.openai.api_base": "https://openrouter.ai/api/v1/"}
                 call(tracer, actx, "openai", "anthropic/claude-sonnet-4.5", **base)
                 call(tracer, actx, "openai", "llama-3.1-8b-instant", **{"llm.provider": "groq"})
+            # Bedrock's input count excludes the cache, as the botocore and OpenLLMetry
+            # instrumentations copy it (semconv.EXCLUSIVE_INPUT_PROVIDER).
+            cached = {
+                "gen_ai.usage.cache_creation.input_tokens": 2000,
+                "gen_ai.usage.cache_read.input_tokens": 500,
+            }
+            for tracer in (ta, ts):
+                call(tracer, actx, "aws.bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                     **cached)  # fmt: skip
+            # Counts sent as text the Collector would never write for a number (an empty one
+            # beside the older spelling's, a leading zero, "-0"): invalid usage on both stores.
+            odd_counts = (
+                {"gen_ai.usage.input_tokens": "", "gen_ai.usage.prompt_tokens": 1234},
+                {"gen_ai.usage.input_tokens": "00100"},
+                {"gen_ai.usage.output_tokens": "-0"},
+            )
+            for odd in odd_counts:
+                call(ts, actx, "openai", "gpt-4o", **odd)
+            # An empty provider spelling is none: the next one names it, priced and stored.
+            for tracer in (ta, ts):
+                call(tracer, actx, "", "claude-haiku-4-5", **{"gen_ai.system": "anthropic"})
             # An empty currency is none (the Collector's "" for a missing key): the figure stands.
             empty = {"gen_ai.usage.cost": 0.0031, "gen_ai.usage.cost.currency": ""}
             call(ts, actx, "openai", "gpt-4o", **empty)

@@ -30,7 +30,7 @@ from otel_costattr.clickhouse.client import connect
 from otel_costattr.clickhouse.collector import create_table_sql
 from otel_costattr.clickhouse.typed import init_statements, initialise
 from otel_costattr.pricing.table import default_pricing
-from otel_costattr.rollups.catalog import rollups
+from otel_costattr.rollups.catalog import query, rollups
 from otel_costattr.rollups.errors import RollupError, RollupParamError
 from otel_costattr.rollups.queries import rollup
 
@@ -247,9 +247,12 @@ def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
     assert {"unknown_model", "invalid_usage"} <= statuses
     sidecar = rollup("per_agent", url, service="sidecar")
     # calls of a service without the processor: priced here, attributed by walking up
-    assert sum(r["calls"] for r in sidecar) == 19
+    assert sum(r["calls"] for r in sidecar) == 24
     assert all(r["usd"] > 0 for r in sidecar)
     assert {r["agent"] for r in sidecar} == {"triage", None}  # None: the orphan call
+    # counts sent as text no number renders as ('', '00100', '-0'): invalid, never priced
+    odd = [r for r in rollup("unpriced", url, service="sidecar") if r["cost_status"] == "invalid_usage"]
+    assert sum(r["calls"] for r in odd) == 3
     # The OpenAI client against other hosts: priced and stored as the host that billed, with
     # the processor and without it (pricing/endpoints.py).
     for service in ("app", "sidecar"):
@@ -257,6 +260,9 @@ def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
         assert hosted[("groq", "llama-3.3-70b-versatile")]["usd"] > 0
         assert hosted[("groq", "llama-3.1-8b-instant")]["usd"] > 0
         assert hosted[("openrouter", "claude-sonnet-4-5")]["usd"] > 0  # the priced model
+        # Bedrock's input count excluded the cache: the stored input counts it in
+        (bedrock,) = (r for (provider, _), r in hosted.items() if provider == "aws.bedrock")
+        assert bedrock["input_tokens"] >= 200 + 2000 + 500 and bedrock["cache_write_tokens"] == 2000
 
 
 # The calls, the runs, a read of the spans relation itself (the tool spans), the attributes.
@@ -771,3 +777,33 @@ def test_money_over_a_count_is_the_duckdb_quotient(stores: tuple[str, str], tota
     client = connect(parse_target(stores[1]))
     sql = f"SELECT toString({_per(f'toDecimal128({total!r}, 12), toUInt64({n})')})"
     assert Decimal(client.query(sql).result_rows[0][0]) == want
+
+
+@pytest.mark.parametrize("name", ROLLUPS)
+def test_arrow_and_parquet_answers_are_typed_as_on_duckdb(
+    stores: tuple[str, str], name: str, tmp_path: Path
+) -> None:
+    """``arrow=True`` and ``--format parquet`` on ClickHouse carry the DuckDB store's types of
+    the rollup, whatever the rows hold: a day's table, an empty one and another day's
+    concatenate, and a file of an empty answer has every other file's schema (a review: the
+    types had followed the values, money decimal128(12, 12) under $1, an empty answer nulls)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    duck, url = stores
+    windows = [{"since": "2026-06-01", "until": "2026-06-02"}, {"since": "2020-01-01", "until": "2020-01-02"}]
+    if "since" not in {p.name for p in query(name).params}:  # forecast: the month up to until
+        windows = [{"until": w["until"]} for w in windows]
+    for window in windows:
+        want = rollup(name, duck, now=NOW, arrow=True, **window).schema
+        assert rollup(name, url, now=NOW, arrow=True, **window).schema == want, window
+    pa.concat_tables([rollup(name, url, now=NOW, arrow=True, **w) for w in windows])
+    empty = [f"--{key}={value}" for key, value in windows[1].items()]
+    cli = ["rollup", query(name).cli_name, *empty, "--format", "parquet"]
+    schemas = []
+    for db in stores:
+        out = tmp_path / f"{len(schemas)}.parquet"
+        assert main([*cli, "--db", db, "--out", str(out)]) == 0
+        schemas.append(pq.read_schema(out))
+    assert schemas[1] == schemas[0]
+    assert not any(pa.types.is_null(t) for t in schemas[1].types)

@@ -46,10 +46,12 @@ FROM (
         {{counts}},
         -- Anthropic's raw field names fill each cache slot the standard keys leave empty;
         -- with no standard cache key at all, input then excludes the cache counts (not beside
-        -- OpenLLMetry's mark: up to 0.53 it summed them into the input; semconv.py).
-        _t_cache_read IS NULL AND _t_cache_write IS NULL
+        -- OpenLLMetry's mark: up to 0.53 it summed them into the input; semconv.py). So does
+        -- Bedrock's input count beside cache counts (semconv.EXCLUSIVE_INPUT_PROVIDER).
+        (_t_cache_read IS NULL AND _t_cache_write IS NULL
             AND (_t_raw_cache_read IS NOT NULL OR _t_raw_cache_write IS NOT NULL)
-            AND NOT {{summed_raw}} AS _raw,
+            AND NOT {{summed_raw}})
+            OR {{exclusive_input}} AS _raw,
         coalesce(_t_cache_read, _t_raw_cache_read) AS _t_read,
         coalesce(_t_cache_write, _t_raw_cache_write) AS _t_write,
         -- cost.engine.Usage.problem: each count a whole number in [0, MAX_TOKENS], 1h writes

@@ -174,15 +174,24 @@ def _role() -> str:
 
 
 def _counts() -> str:
-    return ",\n        ".join(f"{_first(keys)} AS _t_{slot}" for slot, keys in _COUNT_SLOTS)
+    """Each count slot's text: its first spelling the Map holds, '' included (an empty text the
+    application sent is invalid usage, as in the DuckDB store, never the next spelling's)."""
+    return ",\n        ".join(f"{_first_held(keys)} AS _t_{slot}" for slot, keys in _COUNT_SLOTS)
+
+
+def _first_held(keys: tuple[str, ...]) -> str:
+    """The value of the first of ``keys`` the Map holds, '' included; NULL when it holds none."""
+    held = ", ".join(f"mapContains({_A}, {_quote(k)}), {_A}[{_quote(k)}]" for k in keys)
+    return f"multiIf({held}, NULL)"
 
 
 def _integer(text: str) -> str:
-    """The integer the Collector wrote as ``text`` (its digits, maybe a minus), else NULL.
-    Not toInt64OrNull alone, which also reads ' 100', '+1000', '1_000' and '1e3': such text
-    came from an application, not the Collector's rendering of a number, and is invalid usage
-    in the DuckDB store (a review found the two stores disagreeing on it)."""
-    return f"if(match({text}, '^-?[0-9]+$'), toInt64OrNull({text}), NULL)"
+    """The integer the Collector wrote as ``text`` (its digits, maybe a minus, no leading
+    zero), else NULL. Not toInt64OrNull alone, which also reads ' 100', '+1000', '1_000',
+    '1e3', '00100' and '-0': such text came from an application, not the Collector's rendering
+    of a number, and is invalid usage in the DuckDB store (reviews found the two stores
+    disagreeing on it)."""
+    return f"if(match({text}, '^(0|-?[1-9][0-9]*)$'), toInt64OrNull({text}), NULL)"
 
 
 def _numbers() -> str:
@@ -267,6 +276,12 @@ def spans_sql(source: str) -> str:
         "{{counts}}": _counts(),
         "{{valid}}": _valid(),
         "{{summed_raw}}": f"_a[{_quote(semconv.OPENLLMETRY_REQUEST_TYPE)}] != ''",
+        "{{exclusive_input}}": (
+            f"(ifNull({_first(semconv.PROVIDER_KEYS[:-1])}"
+            f" = {_quote(semconv.EXCLUSIVE_INPUT_PROVIDER)}, false)"
+            f" AND _a[{_quote(semconv.INPUT_KEYS[0])}] != ''"
+            " AND coalesce(_t_cache_read, _t_raw_cache_read, _t_cache_write, _t_raw_cache_write) IS NOT NULL)"
+        ),
         "{{any_count}}": "(" + " OR ".join(f"{text} IS NOT NULL" for text in _USAGE_SLOTS.values()) + ")",
         "{{numbers}}": _numbers(),
         "{{buckets}}": _buckets(),

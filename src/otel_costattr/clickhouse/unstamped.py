@@ -126,8 +126,14 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+|-?[0-9]+(?:\.[0-9]+)?[eE][-+]?[0-9]+")
 
 
+# An integer as the Collector writes one (pcommon's rendering: no leading zero, no "-0"):
+# other text ("00100", "-0", "") was text the application sent, invalid usage as in the
+# DuckDB store (a review: ClickHouse priced "00100" as 100 tokens).
+_RENDERED_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,18}")
+
+
 def _count(text: str) -> Any:
-    return int(text) if _INTEGER.fullmatch(text) else text
+    return int(text) if _RENDERED_INTEGER.fullmatch(text) else text
 
 
 def _number(text: str) -> Any:
@@ -141,9 +147,11 @@ def _typed(attrs: Mapping[str, str]) -> dict[str, Any]:
     processor found the call's usage invalid (``costattr.status = 'invalid_usage'``, read from
     its typed values: a count sent as the text "100000"), which the Collector's text no longer
     shows; the counts then stay text, and so invalid, as in the DuckDB store."""
+    # A count key present with '' is an empty text the application sent (the Map holds only
+    # keys the span had): invalid usage, as in the DuckDB store, not the next spelling's count.
     if attrs.get(semconv.COST_STATUS) == _INVALID_USAGE:
-        return {k: v for k, v in attrs.items() if v != ""}
-    out = {k: v for k, v in attrs.items() if v != ""}
+        return {k: v for k, v in attrs.items() if v != "" or k in _NUMERIC}
+    out = {k: v for k, v in attrs.items() if v != "" or k in _NUMERIC}
     for key, text in out.items():
         if key in _NUMERIC:
             out[key] = _count(text)

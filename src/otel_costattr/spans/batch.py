@@ -314,7 +314,8 @@ def _shape_columns(
         provider = column(provider_keys[0])
         if None in provider:  # a None value falls through to the next spelling, as in `_values`
             provider = [_first(a, provider_keys) for a in group]
-    if not semconv.ENDPOINT_KEYS.isdisjoint(where):  # the host that billed, where named apart
+    if not semconv.ENDPOINT_KEYS.isdisjoint(where) or "" in provider:
+        # the host that billed, where named apart; an empty spelling is none (as `_values`)
         provider = [semconv.stored_provider(a, p) for a, p in zip(group, provider, strict=True)]
     if not (_STR_OR_NONE.issuperset(map(type, provider)) and "" not in provider):
         provider = list(map(column_text, provider))

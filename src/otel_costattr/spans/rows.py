@@ -333,7 +333,9 @@ class SpanMapper:
         provider = get(_PROVIDER_FIRST)
         if provider is None:
             provider = _first(attrs, _PROVIDER_REST)
-        if not _ENDPOINT_KEYS.isdisjoint(attrs):
+        if provider == "" or not _ENDPOINT_KEYS.isdisjoint(attrs):
+            # an empty spelling is none, as the price reads it (a review: NULL was stored for
+            # a call priced as the next spelling's provider, which ClickHouse stored)
             provider = semconv.stored_provider(attrs, provider)
         response_model = get(_RESPONSE_MODEL) or get(_LLM_MODEL)
         if _EMBEDDING_MODEL in attrs:  # OpenInference's embedding spans (as spans/batch.py)
