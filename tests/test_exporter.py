@@ -1369,7 +1369,9 @@ def test_an_export_still_writing_at_shutdown_is_counted_until_it_lands(
     """A disk that stops answering (a review froze one with fsfreeze) holds an export inside
     its spool write while the application shuts down: shutdown returns within its bound and
     counts that batch as dropped, logged, since the process may exit before the write ends;
-    when the write does end, the batch is in the spool and the count is taken back."""
+    when the write does end, the batch is in the spool and the count is taken back. The
+    journal (`store status`) takes only final drops: an export refused after shutdown is one
+    span there, not 8 (a review)."""
     release, writing = threading.Event(), threading.Event()
     real = spool.write_spool
 
@@ -1378,6 +1380,7 @@ def test_an_export_still_writing_at_shutdown_is_counted_until_it_lands(
         release.wait(30)
         return real(path, table, fsync=fsync)
 
+    db = tmp_path / "spans.duckdb"
     exporter = exporters(lock_timeout=0.5)
     monkeypatch.setattr(store, "write_spool", hung_write)
     results: list[SpanExportResult] = []
@@ -1390,8 +1393,60 @@ def test_an_export_still_writing_at_shutdown_is_counted_until_it_lands(
     assert time.monotonic() - started < 5
     assert exporter.dropped_spans == 7
     assert "7 spans of exports" in caplog.text and "still being written" in caplog.text
+    assert exporter.export(make_spans(1)) is SpanExportResult.FAILURE  # after shutdown: dropped
+    assert (exporter.dropped_spans, spool.journal_summary(db).dropped_spans) == (8, 1)
     release.set()
     export.join(10)
     assert results == [SpanExportResult.SUCCESS]
+    assert (exporter.dropped_spans, spool.journal_summary(db).dropped_spans) == (1, 1)
+    assert spool.file_rows(store.pending_spool(db)[0]) == 7
+
+
+def test_a_hung_write_that_fails_after_shutdown_is_counted_once(tmp_path, exporters, monkeypatch):
+    """The frozen disk answers with an error at last: the batch is dropped where the write
+    failed, once, in the count and in the journal (a review saw 14 journaled for 7)."""
+    release, writing = threading.Event(), threading.Event()
+
+    def failing_write(path, table, *, fsync=True):
+        writing.set()
+        release.wait(30)
+        raise OSError(5, "Input/output error")
+
+    db = tmp_path / "spans.duckdb"
+    exporter = exporters(lock_timeout=0.5)
+    monkeypatch.setattr(store, "write_spool", failing_write)
+    export = threading.Thread(target=lambda: exporter.export(make_spans(7)))
+    export.start()
+    assert writing.wait(10)
+    exporter.shutdown()
+    assert exporter.dropped_spans == 7
+    release.set()
+    export.join(10)
+    assert (exporter.dropped_spans, spool.journal_summary(db).dropped_spans) == (7, 7)
+
+
+def test_shutdown_from_a_handler_on_the_writing_thread_does_not_wait_for_itself(
+    tmp_path, exporters, monkeypatch, caplog
+):
+    """A signal handler calling shutdown while its thread is inside the spool write (as
+    SimpleSpanProcessor exports on the thread the signal interrupts): that write cannot end
+    before shutdown returns, so it is not waited for (a review: shutdown stalled its whole
+    lock_timeout and logged a frozen disk); counted until it lands, then taken back."""
+    real = spool.write_spool
+    took: list[float] = []
+    exporter = exporters(lock_timeout=3)
+
+    def write_then_signal(path, table, *, fsync=True):
+        if not took:  # the handler runs in the middle of the write
+            started = time.monotonic()
+            exporter.shutdown()
+            took.append(time.monotonic() - started)
+            assert exporter.dropped_spans == 4
+        return real(path, table, fsync=fsync)
+
+    monkeypatch.setattr(store, "write_spool", write_then_signal)
+    with caplog.at_level(logging.WARNING, logger="otel_costattr.store.exporter"):
+        assert exporter.export(make_spans(4)) is SpanExportResult.SUCCESS
+    assert took and took[0] < 2, took
+    assert "still being written" not in caplog.text and "(a signal handler?)" in caplog.text
     assert exporter.dropped_spans == 0
-    assert spool.file_rows(store.pending_spool(tmp_path / "spans.duckdb")[0]) == 7

@@ -185,13 +185,16 @@ class DuckDBSpanExporter(SpanExporter):
         self._drained = 0  # taken out into the spool
         self._cleared = 0  # spans shutdown dropped from it
         self._spool_estimate = store.spool_bytes(self.path)
-        # Exports writing their batch to the spool, under ``_lock``: their number -> spans.
+        # Exports writing their batch to the spool, under ``_lock``: the writing thread's ident
+        # -> (the export's number, its spans). Keyed by thread: a thread is in one export at a
+        # time, so an entry an interrupt left behind (Ctrl-C between two bytecodes of `_land`)
+        # is replaced by the thread's next export instead of waiting for shutdown.
         # Those shutdown found still writing are counted dropped (`_count_flights`) until
         # they land (`_land`): a disk that does not answer must not lose a batch uncounted.
         # (A forked child has none of its parent's threads, so none of their exports.)
-        self._flights: dict[int, int] = {}
+        self._flights: dict[int, tuple[int, int]] = {}
         self._flight_numbers = itertools.count()
-        self._counted_flights: set[int] = set()
+        self._counted_flights: dict[int, int] = {}  # of those, shutdown counted: number -> spans
         self._stop = threading.Event()
         self._wake = _Bell()
         self._spooled_rows = 0  # since the worker last ingested
@@ -201,7 +204,7 @@ class DuckDBSpanExporter(SpanExporter):
         if getattr(self, "_pid", os.getpid()) != os.getpid():
             # A forked child: the drops counted so far are the parent's, to journal there (each
             # child of a gunicorn --preload journaled them again at its exit: 600 for 200).
-            self._journaled_drops = self.dropped_spans
+            self._journaled_drops = self._final_drops()
         self._pid = os.getpid()
         _LIVE.add(self)
 
@@ -213,7 +216,13 @@ class DuckDBSpanExporter(SpanExporter):
     @property
     def dropped_spans(self) -> int:
         """Spans given to `export` that were not stored and never will be (logged)."""
-        return self._dropped + self._dropped_inside + self._dropped_in_flight + self._mapper.errors
+        return self._final_drops() + self._dropped_in_flight
+
+    def _final_drops(self) -> int:
+        """The drops that are final, what the journal takes: not those of exports still
+        writing at shutdown (`_count_flights`), which may land yet (a review: journaled, they
+        were counted twice in `store status` when the write failed, and stayed when it landed)."""
+        return self._dropped + self._dropped_inside + self._mapper.errors
 
     @property
     def content_dropped(self) -> int:
@@ -257,8 +266,9 @@ class DuckDBSpanExporter(SpanExporter):
                 return SpanExportResult.SUCCESS
             if inside:
                 return self._export_inside(table)
-            flight = self._take_off(table.num_rows)
+            flight = next(self._flight_numbers)
             try:
+                self._take_off(flight, table.num_rows)
                 if self._buffer:
                     self._drain_buffer()  # keep arrival order: older batches first
                 if not self._buffer and self._spool(table):
@@ -399,28 +409,26 @@ class DuckDBSpanExporter(SpanExporter):
                     )
                     self._worker.start()
 
-    def _take_off(self, spans: int) -> int:
-        """Note an export writing ``spans`` to the spool; returns its number for `_land`."""
+    def _take_off(self, number: int, spans: int) -> None:
+        """Note this thread's export ``number`` writing ``spans`` to the spool."""
         with self._lock:
-            number = next(self._flight_numbers)
-            self._flights[number] = spans
-        return number
+            self._flights[threading.get_ident()] = (number, spans)
 
     def _land(self, number: int) -> None:
         """The export ``number`` is done: spooled, kept, or dropped and counted where it
         failed. Shutdown's count of it as dropped (`_count_flights`) is taken back."""
         with self._lock:
-            spans = self._flights.pop(number, 0)
-            if number in self._counted_flights:
-                self._counted_flights.discard(number)
-                self._dropped_in_flight -= spans
-                landed = True
-            else:
-                landed = False
+            me = threading.get_ident()
+            flight = self._flights.get(me)
+            if flight is not None and flight[0] == number:
+                del self._flights[me]
+            landed = number in self._counted_flights
+            spans = self._counted_flights.pop(number, 0)
+            self._dropped_in_flight -= spans
         if landed:
             logger.warning(
-                "otel-costattr: the %d spans an export to %s was still writing at shutdown reached"
-                " the spool after all: no longer counted as dropped",
+                "otel-costattr: the write of %d spans to %s's spool that shutdown counted as"
+                " dropped has ended: in the spool, or counted where it failed",
                 spans,
                 self.path,
             )
@@ -430,24 +438,36 @@ class DuckDBSpanExporter(SpanExporter):
         review froze one) are waited for until ``deadline``, then counted in `dropped_spans`
         and logged: the process may exit before they end, and their batch with it. Not
         journaled: the disk is the one not answering. An export that lands later takes its
-        count back (`_land`)."""
+        count back (`_land`). An export of this very thread (a signal handler calling shutdown
+        while the thread it interrupted writes) cannot end before this returns: not waited
+        for (a review: shutdown stalled the whole ``lock_timeout``), counted all the same,
+        since a handler that exits next abandons its write."""
+        me = threading.get_ident()
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._flights:
-                    return
+                if all(thread == me for thread in self._flights):
+                    break
             time.sleep(0.01)
         with self._lock:
-            waiting = {n: spans for n, spans in self._flights.items() if n not in self._counted_flights}
-            self._counted_flights.update(waiting)
-            spans = sum(waiting.values())
-            self._dropped_in_flight += spans
-        if spans:
+            waiting = {t: f for t, f in self._flights.items() if f[0] not in self._counted_flights}
+            self._counted_flights.update(dict(waiting.values()))
+            others = sum(spans for t, (_, spans) in waiting.items() if t != me)
+            own = sum(spans for t, (_, spans) in waiting.items() if t == me)
+            self._dropped_in_flight += others + own
+        if others:
             logger.error(
                 "otel-costattr: %d spans of exports to %s were still being written to its spool"
                 " when shutdown ended (is the disk answering?): counted as dropped, and lost if the"
                 " process exits before the writes end",
-                spans,
+                others,
                 self.path,
+            )
+        if own:
+            logger.warning(
+                "otel-costattr: shutdown of %s was called while this thread was writing %d spans to"
+                " its spool (a signal handler?): counted as dropped until that write ends",
+                self.path,
+                own,
             )
 
     def _spool(self, table: pa.Table) -> bool:
@@ -534,7 +554,7 @@ class DuckDBSpanExporter(SpanExporter):
         """Write spans dropped since the last call to the spool's journal (for `store status`).
         Any thread may call it (an export after shutdown): the count is claimed under the lock."""
         with self._lock:
-            total = self.dropped_spans
+            total = self._final_drops()
             new = total - self._journaled_drops
             if new <= 0:
                 return
