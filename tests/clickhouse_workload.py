@@ -190,11 +190,12 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
                 call(tracer, actx, "aws.bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
                      **cached)  # fmt: skip
             # Counts sent as text the Collector would never write for a number (an empty one
-            # beside the older spelling's, a leading zero, "-0"): invalid usage on both stores.
+            # beside the older spelling's, a leading zero): invalid usage on both stores; the
+            # double -0.0 (which it writes "-0") is a valid 0 on both.
             odd_counts = (
                 {"gen_ai.usage.input_tokens": "", "gen_ai.usage.prompt_tokens": 1234},
                 {"gen_ai.usage.input_tokens": "00100"},
-                {"gen_ai.usage.output_tokens": "-0"},
+                {"gen_ai.usage.output_tokens": -0.0},
             )
             for odd in odd_counts:
                 call(ts, actx, "openai", "gpt-4o", **odd)

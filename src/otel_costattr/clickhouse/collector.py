@@ -80,8 +80,10 @@ def _es6_float(f: float) -> str:
         return "json: unsupported value: NaN"
     if math.isinf(f):
         return "json: unsupported value: " + ("+Inf" if f > 0 else "-Inf")
-    if f == 0 or 1e-6 <= abs(f) < 1e21:
-        return format(Decimal(repr(f)).normalize(), "f") if f else "0"
+    if f == 0:  # strconv.AppendFloat keeps the sign of -0.0 ("-0")
+        return "-0" if math.copysign(1.0, f) < 0 else "0"
+    if 1e-6 <= abs(f) < 1e21:
+        return format(Decimal(repr(f)).normalize(), "f")
     mantissa, _, exp = repr(f).partition("e")
     n = int(exp)
     return f"{mantissa.removesuffix('.0')}e{'+' if n > 0 else '-'}{abs(n)}"

@@ -187,11 +187,11 @@ def _first_held(keys: tuple[str, ...]) -> str:
 
 def _integer(text: str) -> str:
     """The integer the Collector wrote as ``text`` (its digits, maybe a minus, no leading
-    zero), else NULL. Not toInt64OrNull alone, which also reads ' 100', '+1000', '1_000',
-    '1e3', '00100' and '-0': such text came from an application, not the Collector's rendering
-    of a number, and is invalid usage in the DuckDB store (reviews found the two stores
-    disagreeing on it)."""
-    return f"if(match({text}, '^(0|-?[1-9][0-9]*)$'), toInt64OrNull({text}), NULL)"
+    zero; '-0' is its rendering of the double -0.0, a valid 0 in the DuckDB store), else NULL.
+    Not toInt64OrNull alone, which also reads ' 100', '+1000', '1_000', '1e3' and '00100':
+    such text came from an application, not the Collector's rendering of a number, and is
+    invalid usage in the DuckDB store (reviews found the two stores disagreeing on it)."""
+    return f"if(match({text}, '^-?(0|[1-9][0-9]*)$'), toInt64OrNull({text}), NULL)"
 
 
 def _numbers() -> str:

@@ -126,10 +126,11 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+|-?[0-9]+(?:\.[0-9]+)?[eE][-+]?[0-9]+")
 
 
-# An integer as the Collector writes one (pcommon's rendering: no leading zero, no "-0"):
-# other text ("00100", "-0", "") was text the application sent, invalid usage as in the
-# DuckDB store (a review: ClickHouse priced "00100" as 100 tokens).
-_RENDERED_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,18}")
+# An integer as the Collector writes one (pcommon's rendering: no leading zero; "-0" is its
+# rendering of the double -0.0, a valid 0 in the DuckDB store too): other text ("00100", "")
+# was text the application sent, invalid usage as in the DuckDB store (a review: ClickHouse
+# priced "00100" as 100 tokens).
+_RENDERED_INTEGER = re.compile(r"-?0|-?[1-9][0-9]{0,18}")
 
 
 def _count(text: str) -> Any:

@@ -564,9 +564,12 @@ def _arrow(rows: Rows, schema: Any) -> Any:
     import pyarrow as pa
 
     fields = [schema.field(c) if c in schema.names else pa.field(c, pa.null()) for c in rows.columns]
-    if any(pa.types.is_null(f.type) for f in fields) and rows:
-        return pa.Table.from_pylist(list(rows)).select(rows.columns)  # a column DuckDB lacks: by value
-    return pa.Table.from_pylist(list(rows), schema=pa.schema(fields))
+    if not (any(pa.types.is_null(f.type) for f in fields) and rows):
+        try:
+            return pa.Table.from_pylist(list(rows), schema=pa.schema(fields))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass  # a value the type cannot hold: typed by value, as the answer always was
+    return pa.Table.from_pylist(list(rows)).select(rows.columns)
 
 
 # An empty store of this version's schema, in memory, where a query's column types are read
