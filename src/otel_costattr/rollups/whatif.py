@@ -40,7 +40,7 @@ JOIN costattr_model_map AS m
   ON m.model = coalesce(c.response_model, c.request_model) AND m.provider IS NOT DISTINCT FROM c.provider
 WHERE c.usd_repriced IS NULL AND ($step IS NULL OR c.step = $step)
 GROUP BY ALL
-ORDER BY calls DESC, c.model NULLS LAST, c.provider NULLS LAST
+ORDER BY calls DESC, c.model NULLS LAST, c.provider NULLS LAST, c.cost_status
 """
 
 
