@@ -130,7 +130,8 @@ REASONING_KEYS = (
 # Per-modality parts of the input and output counts (opentelemetry-util-genai 1.3): priced at
 # the model's audio and image rates where it has them. Text is what remains: never read.
 # OpenInference's openai and google-genai instrumentations write theirs under
-# llm.token_count.*_details (read as text before: a review, audio billed 88% short).
+# llm.token_count.*_details (not read before: a review saw their audio billed at the text
+# rate, 88% short).
 AUDIO_INPUT_KEYS = (
     "gen_ai.usage.audio.input_tokens",
     "gen_ai.usage.details.input_audio_tokens",
