@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from decimal import Decimal
 
@@ -271,6 +272,39 @@ def test_healthz_says_degraded_when_the_spool_cannot_be_listed(tmp_path, table, 
         monkeypatch.undo()
     assert health["status"] == "degraded" and "Too many open files" in health["last_ingest_error"]
     assert health["pending_spool_files"] is None and health["quarantined_spool_files"] is None
+
+
+def test_healthz_says_degraded_while_ingest_is_stuck(tmp_path, table, monkeypatch):
+    """A frozen disk blocks an ingest round without an error: /healthz said "ok" while
+    nothing moved (a review froze one under `serve`). A round that has finished no step for
+    ``stall_after`` seconds is 'degraded', with how long; once it moves, 'ok' again."""
+    from otel_costattr.store import ingest
+
+    real, release, entered = ingest.ingest, threading.Event(), threading.Event()
+
+    def frozen(*args, **kwargs):
+        entered.set()
+        release.wait(30)  # the disk thaws
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "ingest", frozen)
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        srv.sink.stall_after = 0.3
+        assert srv.request("POST", "/v1/traces", json_request(run_spans("ab" * 16, 1, T0)), JS)[0] == 200
+        assert entered.wait(20)
+        health = srv.get_json("/healthz")
+        assert (health["status"], health["ingest_stalled_seconds"]) == ("ok", None)  # not yet
+        time.sleep(0.4)
+        health = srv.get_json("/healthz")
+        assert health["status"] == "degraded" and health["ingest_stalled_seconds"] >= 0.3
+        assert health["last_ingest_error"] is None and health["pending_spool_files"] == 1
+        release.set()
+        srv.wait_ingested()
+        deadline = time.monotonic() + 20  # the step's end comes a moment after its files went
+        while (health := srv.get_json("/healthz"))["status"] != "ok":
+            assert time.monotonic() < deadline, health
+            time.sleep(0.05)
+        assert (health["ingest_stalled_seconds"], health["stored_spans"]) == (None, 2)
 
 
 def test_head_answers_as_get_without_the_body(tmp_path, table):

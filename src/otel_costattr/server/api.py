@@ -195,8 +195,9 @@ api = APIRouter(dependencies=[Depends(_known_parameters)])
 async def healthz(request: Request) -> dict[str, Any]:  # never behind the pages' busy threads
     """Liveness and the receiver's counters: spans stored and rejected, requests pushed back,
     requests whose body never came whole (client gone, or stalled: 408), spool files waiting and
-    set aside as unreadable, the last ingest error (status ``degraded`` while there is one or a
-    file is set aside), the mapping worker
+    set aside as unreadable, the last ingest error (status ``degraded`` while there is one, a
+    file is set aside, or an ingest round has moved nothing for two minutes:
+    ``ingest_stalled_seconds``, a frozen or hung disk), the mapping worker
     processes (``serve --workers``) and how many died mid-request; with ``serve --alerts``, the
     watcher's evaluations, failed evaluations and deliveries."""
     sink = request.app.state.sink
@@ -206,8 +207,9 @@ async def healthz(request: Request) -> dict[str, Any]:  # never behind the pages
     except OSError as e:  # no descriptors left, EIO: said, not a 500
         quarantined = pending = None
         listing_error = f"the spool folder cannot be listed: {e}"
+    stalled = getattr(sink, "stalled_for", None)  # a frozen disk: no error, no progress
     out: dict[str, Any] = {
-        "status": "degraded" if sink.last_ingest_error or quarantined or listing_error else "ok",
+        "status": "degraded" if sink.last_ingest_error or quarantined or listing_error or stalled else "ok",
         "version": __version__,
         "stored_spans": sink.stored_spans,
         "rejected_spans": sink.rejected_spans,
@@ -217,6 +219,7 @@ async def healthz(request: Request) -> dict[str, Any]:  # never behind the pages
         "pending_spool_files": pending,
         "quarantined_spool_files": quarantined,
         "last_ingest_error": sink.last_ingest_error or listing_error,
+        "ingest_stalled_seconds": None if stalled is None else round(stalled, 1),
         "mapping_workers": sink.workers,
         "lost_workers": sink.lost_workers,
     }

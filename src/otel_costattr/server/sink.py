@@ -47,6 +47,10 @@ _COMPACT_ROWS = 131_072  # rows ingested since the last vacuum that call for one
 _COMPACT_ROUNDS = 150  # ingest rounds (5 min at 2 s) since the last vacuum that call for one
 _BUSY = store.Retry(timeout=0.05)  # the ingester's wait for the lock: another writer, next round
 _TURN = 10.0  # its wait for this process's readers to close the file (a page takes ~1 s)
+# A round that has moved no file for this long is stalled (`SpanSink.stalled_for`): a frozen
+# or hung disk blocks it without an error (a review froze one: /healthz said "ok" meanwhile).
+# One step moves up to 256 files; on a loaded machine that is seconds, not minutes.
+_STALLED = 120.0
 
 
 class Backpressure(Exception):
@@ -119,6 +123,8 @@ class SpanSink:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._failures = 0
+        self._progress: float | None = None  # monotonic time of the running round's last step
+        self.stall_after = _STALLED
         self.stored_spans = 0
         self.rejected_spans = 0
         self.pushed_back = 0  # requests answered with backpressure
@@ -315,11 +321,14 @@ class SpanSink:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            self._progress = time.monotonic()
             try:
                 wait = self._round()
             except Exception:  # the thread must outlive any round: else the spool only grows
                 logger.exception("otel-costattr: receiver ingest round failed; retrying")
                 wait = self._interval
+            finally:
+                self._progress = None
 
     def _round(self) -> float:
         """One ingest round: the spool into the table. Returns the seconds to the next."""
@@ -337,6 +346,7 @@ class SpanSink:
                 with store.writer_turn(self.path, _TURN):
                     if not ingest.ingest(self.path, retry=_BUSY, threads=1, compact=compact):
                         break
+                self._progress = time.monotonic()
                 if compact:  # merged: count again from here
                     compact = False
                     with self._lock:
@@ -354,6 +364,16 @@ class SpanSink:
         except OSError as e:  # the spool folder cannot be listed now (descriptors, EIO)
             wait = self._failed(f"{self.path}: {e}")
         return wait
+
+    @property
+    def stalled_for(self) -> float | None:
+        """Seconds the running ingest round has gone without finishing a step, once that is
+        ``stall_after`` or more (a frozen or hung disk: nothing fails, nothing moves); else None."""
+        since = self._progress
+        if since is None:
+            return None
+        waited = time.monotonic() - since
+        return waited if waited >= self.stall_after else None
 
     def _failed(self, error: str) -> float:
         """Record a round's failure (``/healthz`` is ``degraded`` while it stands); returns
