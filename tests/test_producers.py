@@ -100,6 +100,9 @@ LANDED = {
     "botocore": {
         "cache_write": {CONVERSE: (BEDROCK_WRITE, 5000, 0, 2000, 300, 0)},
         "cache_read": {CONVERSE: (BEDROCK_READ, 6024, 1024, 0, 300, 0)},
+        # ConverseStream: the instrumentation reads the usage from the stream's last event.
+        "cache_write_stream": {CONVERSE: (BEDROCK_WRITE, 5000, 0, 2000, 300, 0)},
+        "cache_read_stream": {CONVERSE: (BEDROCK_READ, 6024, 1024, 0, 300, 0)},
     },
 }
 # Spans of a call another span already priced or gave a status (the same response id, or a

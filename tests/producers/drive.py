@@ -171,7 +171,8 @@ def anthropic_cases(provider: TracerProvider, *, sdk_spans: bool) -> dict[str, C
 
 def bedrock_cases(provider: TracerProvider) -> dict[str, Callable[[], None]]:
     """Bedrock Converse through boto3: a system prompt marked for the prompt cache (a
-    cachePoint block), then one call that writes the cache and one that reads it."""
+    cachePoint block), then one call that writes the cache and one that reads it; the
+    same two through ConverseStream."""
     import boto3
     from botocore.config import Config
 
@@ -179,14 +180,20 @@ def bedrock_cases(provider: TracerProvider) -> dict[str, Callable[[], None]]:
     client = boto3.client("bedrock-runtime", config=Config(retries={"total_max_attempts": 1}))
     system = [{"text": "You answer questions."}, {"cachePoint": {"type": "default"}}]
 
-    def converse(prompt: str) -> Callable[[], None]:
+    def converse(prompt: str, stream: bool) -> Callable[[], None]:
         def call() -> None:
             messages = [{"role": "user", "content": [{"text": prompt}]}]
-            client.converse(modelId=BEDROCK_MODEL, system=system, messages=messages)
+            if not stream:
+                client.converse(modelId=BEDROCK_MODEL, system=system, messages=messages)
+                return
+            answer = client.converse_stream(modelId=BEDROCK_MODEL, system=system, messages=messages)
+            for _ in answer["stream"]:  # the usage comes last, in the metadata event
+                pass
 
         return call
 
-    return {case: converse(prompt) for case, prompt in BEDROCK_PROMPTS.items()}
+    cases = {case: converse(prompt, False) for case, prompt in BEDROCK_PROMPTS.items()}
+    return cases | {f"{case}_stream": converse(prompt, True) for case, prompt in BEDROCK_PROMPTS.items()}
 
 
 Cases = Callable[[TracerProvider], dict[str, Callable[[], None]]]

@@ -9,7 +9,9 @@ Standard library only, so it runs in the test process and in any producer venv. 
   message_start / content_block_* / message_delta / message_stop. As the real API does,
   message_start carries ``output_tokens: 1`` and message_delta the final (cumulative) count.
 - ``POST /model/{modelId}/converse`` (Amazon Bedrock Converse, what boto3's
-  ``bedrock-runtime`` client calls): JSON, the usage chosen by the request's prompt.
+  ``bedrock-runtime`` client calls): JSON, the usage chosen by the request's prompt; and
+  ``/converse-stream``: the same answer as AWS event-stream messages (messageStart,
+  contentBlockDelta..., contentBlockStop, messageStop, then metadata with the usage).
 
 Usage is fixed (see OPENAI_USAGE, ANTHROPIC_USAGE and BEDROCK_USAGE) so tests can price it
 by hand.
@@ -24,7 +26,9 @@ import contextlib
 import itertools
 import json
 import os
+import struct
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -202,6 +206,29 @@ def bedrock_converse(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def bedrock_stream_events(answer: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A Converse answer as ConverseStream's events, the usage last (in ``metadata``)."""
+    events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
+    events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": part}}) for part in ANSWER]
+    events += [("contentBlockStop", {"contentBlockIndex": 0}), ("messageStop", {"stopReason": "end_turn"})]
+    events.append(("metadata", {"usage": answer["usage"], "metrics": answer["metrics"]}))
+    return events
+
+
+def eventstream_message(event_type: str, payload: dict[str, Any]) -> bytes:
+    """One AWS event-stream message (``application/vnd.amazon.eventstream``): a prelude of
+    total and headers length with its CRC32, string headers, the JSON payload, a CRC32 of all."""
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"),
+                        (":message-type", "event")):  # fmt: skip
+        raw = value.encode()
+        headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(raw)) + raw
+    body = json.dumps(payload).encode()
+    prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -231,22 +258,27 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sse(anthropic_events(body), done=False)
             else:
                 self._json(200, anthropic_message(body))
-        elif path.startswith("/model/") and path.endswith("/converse"):
+        elif path.startswith("/model/") and path.endswith(("/converse", "/converse-stream")):
             answer = bedrock_converse(body)
             request_id = {"x-amzn-RequestId": _response_id("fake-bedrock-")}
             if answer is None:
                 # Bedrock names the error's type in a header; botocore raises it by that name.
                 error = {"message": f"fake LLM: no usage for prompt {bedrock_prompt(body)!r}"}
                 self._json(400, error, {**request_id, "x-amzn-ErrorType": "ValidationException"})
+            elif path.endswith("/converse-stream"):
+                events = b"".join(eventstream_message(*event) for event in bedrock_stream_events(answer))
+                self._send(200, "application/vnd.amazon.eventstream", events, request_id)
             else:
                 self._json(200, answer, request_id)
         else:
             self._json(404, {"error": {"message": f"no such endpoint: {path}"}})
 
     def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._send(status, "application/json", json.dumps(payload).encode(), headers)
+
+    def _send(self, status: int, kind: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -264,11 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = "".join(lines).encode()
         # One write with a Content-Length: SSE clients parse it the same as a chunked
         # stream, and the connection stays reusable.
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self._send(200, "text/event-stream", payload)
 
 
 class _Server(ThreadingHTTPServer):
