@@ -37,7 +37,8 @@ _SECTIONS = (
 @click.command()
 @click.option(
     "--db", metavar="PATH",
-    help="where to write it (default: otel-costattr-demo.duckdb; a previous demo file is replaced)",
+    help="where to write it (default: otel-costattr-demo.duckdb; a previous demo file is replaced);"
+    " the HTML report goes beside it, the same name with .html",
 )  # fmt: skip
 def demo(db: str | None) -> None:
     """Trace a simulated multi-agent workload into a DuckDB file and show where the money goes.

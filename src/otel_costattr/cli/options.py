@@ -64,6 +64,11 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
+def duckdb_option(how: str) -> Callable[[F], F]:
+    """``--db PATH`` for a command on DuckDB stores only, opened ``how``."""
+    return click.option("--db", metavar="PATH", help=f"{DB_HELP}; {how}; DuckDB stores only")
+
+
 def db_path(db: str | None) -> str:
     """``--db`` as given, else where the exporter writes. A URL of another scheme (a
     ``clickhous://user:pw@host`` typo) is one line, its password masked: taken for a file's
@@ -91,7 +96,12 @@ def duckdb_path(db: str | None, what: str) -> str:
 
 
 def window_options(
-    *, limit: int | None = None, group_by: bool = True, where: bool = True, limits: bool = True
+    *,
+    limit: int | None = None,
+    group_by: bool = True,
+    where: bool = True,
+    limits: bool = True,
+    limited: str = "runs",
 ) -> Callable[[F], F]:
     """``--db`` and the window every rollup takes (``--days``/``--since``/``--until``/
     ``--service``/``--feature``/``--agent``/``--where``) plus ``--limit`` and ``--group-by``
@@ -101,9 +111,7 @@ def window_options(
     ``Error: ...``, naming the parameter."""
 
     def decorate(fn: F) -> F:
-        limit_help = "at most N runs, 0 for all (rollups taking a limit)" + (
-            f"; default {limit}" if limit else ""
-        )
+        limit_help = f"at most N {limited}, 0 for all" + (f"; default {limit}" if limit else "")
         for option in reversed(
             (
                 click.option(

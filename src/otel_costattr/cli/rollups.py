@@ -157,7 +157,7 @@ def _table(rows: Rows, *, tree: bool = False) -> Table:
 @click.command(cls=RollupCommand)
 @click.argument("name", type=RollupName(), required=False)
 @click.option("--list", "show_list", is_flag=True, help="list the rollups and their parameters")
-@window_options()
+@window_options(limited="runs (rollups taking a limit)")
 @click.option(
     "--param", "param", multiple=True, metavar="NAME=VALUE", callback=_pairs,
     help="a parameter the rollup declares (e.g. min_ratio=3); repeatable",

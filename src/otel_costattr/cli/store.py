@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..store.maintenance import repair, status
-from .options import db_option, duckdb_path
+from .options import duckdb_option, duckdb_path
 from .output import Record, output
 
 
@@ -36,7 +36,7 @@ def _size(n: int) -> str:
 
 
 @store.command("status")
-@db_option
+@duckdb_option("opened read-only, waiting 2 s while a writer holds it (the spool is read even then)")
 @click.option(
     "--check", is_flag=True,
     help="exit 3 when the file cannot be read (or this version refuses it) or anything is"
@@ -93,7 +93,7 @@ def store_status(db: str | None, check: bool) -> Record:
 
 
 @store.command("repair")
-@db_option
+@duckdb_option("opened read-write, waiting --lock-timeout for a writer")
 @click.option(
     "--lock-timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
     help="how long to wait for a writer holding the database",

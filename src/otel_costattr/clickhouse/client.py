@@ -50,6 +50,7 @@ def _module() -> Any:
     except ImportError:
         raise ClickHouseError(
             "ClickHouse needs the clickhouse extra: pip install 'otel-costattr[clickhouse]'"
+            " (from a clone: pip install -e '.[clickhouse]')"
         ) from None
     return clickhouse_connect
 

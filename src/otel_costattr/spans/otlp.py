@@ -43,7 +43,10 @@ from typing import Any
 
 from .record import KINDS, STATUS_CODES, SpanRecord, service_name_of
 
-_INSTALL_HINT = "OTLP decoding needs opentelemetry-proto: pip install 'otel-costattr[otlp]'"
+_INSTALL_HINT = (
+    "OTLP decoding needs opentelemetry-proto: pip install 'otel-costattr[otlp]'"
+    " (from a clone: pip install -e '.[otlp]')"
+)
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 # OTLP enum number -> name as the store holds it (index = number).
