@@ -94,6 +94,17 @@ def _same_site_path(scope: dict[str, Any]) -> str:
 _PCHAR = "/-._~!$&'()*+,;=:@"  # RFC 3986's path characters, kept as they are
 
 
+def _route(scope: dict[str, Any]) -> str:
+    """The request's path as the routes see it: without the ``root_path`` (``--base-url``'s
+    path) when a proxy passed it on, so that ``/costs/v1/traces`` is the OTLP receiver's path
+    too (its 401 was the API's JSON, not a ``google.rpc.Status`` in the request's type)."""
+    path = scope.get("path", "/")
+    root = scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path
+
+
 class BearerAuth:
     """Pure ASGI middleware: the rules of the module docstring, every comparison in constant
     time. Non-HTTP scopes (the lifespan) pass through."""
@@ -133,7 +144,7 @@ class BearerAuth:
         if bearer_matches(given, self._token):
             await self.app(scope, receive, send)
             return
-        safe = scope.get("method") in _SAFE_METHODS and scope.get("path") != "/v1/traces"
+        safe = scope.get("method") in _SAFE_METHODS and _route(scope) != "/v1/traces"
         if safe:
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             offered = [v for k, v in query if k == TOKEN_PARAM]
@@ -169,7 +180,7 @@ class BearerAuth:
     ) -> None:
         found = dict(headers)
         challenge = {"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"}
-        if scope.get("path") == "/v1/traces":
+        if _route(scope) == "/v1/traces":
             kind = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
             body = wire.status_body(wire.UNAUTHENTICATED, "missing or wrong bearer token", kind)
             response = Response(body, 401, media_type=kind, headers=challenge)
