@@ -26,3 +26,18 @@ def test_a_401_on_an_export_under_the_base_path_is_a_status_in_its_type(tmp_path
         headers = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {TOKEN}"}
         for path in ("/v1/traces", "/costs/v1/traces"):
             assert client.post(path, content=b"", headers=headers).status_code == 200, path
+
+
+def test_a_421_to_an_export_is_a_status_in_its_type(tmp_path):
+    """Without a token, a request for another name is 421 (DNS rebinding); to an OTLP exporter
+    that answer is OTLP's too (the spec: every 4xx body is a google.rpc.Status), not text."""
+    app = create_app(str(tmp_path / "s.duckdb"))
+    with TestClient(app, base_url="http://costs.internal:4318") as client:
+        answer = client.post("/v1/traces", content=b"", headers={"Content-Type": "application/x-protobuf"})
+        assert (answer.status_code, answer.headers["content-type"]) == (421, "application/x-protobuf")
+        assert "--base-url" in Status.FromString(answer.content).message
+        answer = client.post("/v1/traces", content=b"{}", headers={"Content-Type": "application/json"})
+        assert (answer.status_code, answer.headers["content-type"]) == (421, "application/json")
+        assert "--base-url" in json.loads(answer.content)["message"]
+        answer = client.get("/api/v1/stats")  # elsewhere: the plain text line, as before
+        assert (answer.status_code, answer.headers["content-type"]) == (421, "text/plain; charset=utf-8")

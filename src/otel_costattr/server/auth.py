@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from . import otlp_wire as wire
 
-__all__ = ["COOKIE", "SESSION_SECONDS", "TOKEN_PARAM", "BearerAuth", "bearer_matches", "cookie_name"]
+__all__ = ["COOKIE", "SESSION_SECONDS", "TOKEN_PARAM", "BearerAuth", "bearer_matches", "cookie_name", "route_path"]
 
 COOKIE = "otel_costattr_session"
 TOKEN_PARAM = "token"
@@ -94,7 +94,7 @@ def _same_site_path(scope: dict[str, Any]) -> str:
 _PCHAR = "/-._~!$&'()*+,;=:@"  # RFC 3986's path characters, kept as they are
 
 
-def _route(scope: dict[str, Any]) -> str:
+def route_path(scope: dict[str, Any]) -> str:
     """The request's path as the routes see it: without the ``root_path`` (``--base-url``'s
     path) when a proxy passed it on, so that ``/costs/v1/traces`` is the OTLP receiver's path
     too (its 401 was the API's JSON, not a ``google.rpc.Status`` in the request's type)."""
@@ -144,7 +144,7 @@ class BearerAuth:
         if bearer_matches(given, self._token):
             await self.app(scope, receive, send)
             return
-        safe = scope.get("method") in _SAFE_METHODS and _route(scope) != "/v1/traces"
+        safe = scope.get("method") in _SAFE_METHODS and route_path(scope) != "/v1/traces"
         if safe:
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             offered = [v for k, v in query if k == TOKEN_PARAM]
@@ -180,7 +180,7 @@ class BearerAuth:
     ) -> None:
         found = dict(headers)
         challenge = {"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"}
-        if _route(scope) == "/v1/traces":
+        if route_path(scope) == "/v1/traces":
             kind = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
             body = wire.status_body(wire.UNAUTHENTICATED, "missing or wrong bearer token", kind)
             response = Response(body, 401, media_type=kind, headers=challenge)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from . import otlp_wire as wire
+from .auth import route_path
 from .bind import is_loopback
 
 __all__ = ["HostCheck"]
@@ -44,17 +46,23 @@ class HostCheck:
         if scope["type"] == "http":
             hosts = [v for k, v in scope.get("headers", []) if k == b"host"]
             if hosts and not all(self.allows(v.decode("latin-1")) for v in hosts):
-                body = (
+                message = (
                     b"otel-costattr: this server answers only requests for localhost (it has no"
                     b" token); to reach it by another name, pass --base-url with that name, or"
                     b" --token\n"
                 )
+                body, kind = message, b"text/plain; charset=utf-8"
+                if route_path(scope) == "/v1/traces":  # OTLP: every 4xx body is a google.rpc.Status
+                    found = dict(scope.get("headers", []))
+                    media = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
+                    body = wire.status_body(wire.INVALID_ARGUMENT, message.decode().strip(), media)
+                    kind = media.encode()
                 await send(
                     {
                         "type": "http.response.start",
                         "status": 421,
                         "headers": [
-                            (b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-type", kind),
                             (b"content-length", str(len(body)).encode()),
                         ],
                     }
