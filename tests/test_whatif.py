@@ -274,3 +274,25 @@ def test_selected_calls_without_an_actual_price_leave_the_change_unknown(tmp_pat
         ("feature", "plain", 0, D("0.00126"), D("0.00126"), D("0"), 0.0),  # nothing selected: no change
         ("run", "tuned", 1, D("0.00021"), D("0.00042"), None, None),
     ]
+
+
+def test_from_model_selects_a_newer_snapshot_priced_as_that_model(tmp_path):
+    """openai-v2 reports the response model as a snapshot the table may not list yet
+    (gpt-4o-mini-2025-01-01 answering gpt-4o-mini): the call is priced, and shown by per-model
+    and --reprice, as gpt-4o-mini (costattr.model_source=request). whatif --from gpt-4o-mini
+    left it out: its what-if cost stayed the actual one, the change half what it is."""
+    from sdk_store import gpt4o_chat, priced_store
+
+    path = tmp_path / "snapshot.duckdb"
+    provider, tracer = priced_store(path)
+    with tracer.start_as_current_span("run"):
+        for response in ("gpt-4o-mini-2025-01-01", "gpt-4o-mini"):
+            attrs = {**gpt4o_chat(input_tokens=1200, output_tokens=300), "gen_ai.request.model": "gpt-4o-mini"}
+            tracer.start_span("chat", attributes={**attrs, "gen_ai.response.model": response}).end()
+    provider.shutdown()
+    answer = whatif(str(path), "gpt-4o", from_model="gpt-4o-mini")
+    (total,) = [r for r in answer.rows if r["level"] == "total"]
+    # actual, gpt-4o-mini: 1200 * 0.15 + 300 * 0.6 = $0.00036 a call;
+    # on gpt-4o: 1200 * 2.5 + 300 * 10 = $0.006 a call
+    assert (total["selected_calls"], total["actual_usd"]) == (2, D("0.00072"))
+    assert (total["whatif_usd"], total["change_usd"]) == (D("0.012"), D("0.01128"))

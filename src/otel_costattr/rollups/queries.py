@@ -349,10 +349,10 @@ def _map_models(
 ) -> None:
     """Resolve each (reported model, reported provider) of the window with ``table``'s own
     rules (normalisation, match rules, provider fallbacks), or with ``resolve`` (what-if: the
-    target for the calls it selects), into ``costattr_model_map``. With the table's rules, an
-    unknown snapshot of a known request model is priced at the request model's price, as the
-    processor prices it (`cost.approximate`), when every request model reported beside it
-    says the same."""
+    target for the calls it selects), into ``costattr_model_map``. An unknown snapshot of a
+    known request model is that request model, as the processor prices it
+    (`cost.approximate`), when every request model reported beside it says the same: priced
+    at its price with the table's rules, and given to ``resolve`` as that model."""
     rows = con.execute(
         "SELECT DISTINCT coalesce(response_model, request_model), provider, request_model "
         "FROM costattr_calls($since, $until, $service, $feature, $agent, p_trace := $trace_id)",
@@ -366,10 +366,13 @@ def _map_models(
         if model is None:  # a call naming no model: nothing to map it by, never repriced
             continue
         entry = (resolve or table.resolve)(model, provider)
-        if entry is None and resolve is None:
+        if entry is None:
+            # An unknown snapshot of a known request model is that model, as the processor
+            # priced it: for what-if too (--from gpt-4o-mini selects openai-v2's
+            # gpt-4o-mini-2025-01-01 calls, which per-model shows as gpt-4o-mini).
             snapshots = {table.approximate(model, request, provider) for request in asked}
             if len(snapshots) == 1 and None not in snapshots:
-                entry = table.resolve(snapshots.pop(), provider)
+                entry = (resolve or table.resolve)(snapshots.pop(), provider)
         if entry is not None:
             mapped.append((model, provider, entry.provider, entry.id))
     if mapped:
