@@ -287,8 +287,8 @@ def test_from_model_selects_a_newer_snapshot_priced_as_that_model(tmp_path):
     provider, tracer = priced_store(path)
     with tracer.start_as_current_span("run"):
         for response in ("gpt-4o-mini-2025-01-01", "gpt-4o-mini"):
-            attrs = {**gpt4o_chat(input_tokens=1200, output_tokens=300), "gen_ai.request.model": "gpt-4o-mini"}
-            tracer.start_span("chat", attributes={**attrs, "gen_ai.response.model": response}).end()
+            attrs = {**gpt4o_chat(input_tokens=1200, output_tokens=300), "gen_ai.response.model": response}
+            tracer.start_span("chat", attributes={**attrs, "gen_ai.request.model": "gpt-4o-mini"}).end()
     provider.shutdown()
     answer = whatif(str(path), "gpt-4o", from_model="gpt-4o-mini")
     (total,) = [r for r in answer.rows if r["level"] == "total"]
@@ -296,3 +296,38 @@ def test_from_model_selects_a_newer_snapshot_priced_as_that_model(tmp_path):
     # on gpt-4o: 1200 * 2.5 + 300 * 10 = $0.006 a call
     assert (total["selected_calls"], total["actual_usd"]) == (2, D("0.00072"))
     assert (total["whatif_usd"], total["change_usd"]) == (D("0.012"), D("0.01128"))
+
+
+def test_from_model_selects_the_model_on_bedrock_too(tmp_path):
+    """Claude Sonnet 4.5 on Anthropic's API, on Bedrock (a us. and a global. profile, each
+    with its own Bedrock entry) and on Vertex: --from claude-sonnet-4-5 left out both Bedrock
+    calls, without a word (the model is selected wherever it ran)."""
+    from sdk_store import priced_store
+
+    path = tmp_path / "bedrock.duckdb"
+    provider, tracer = priced_store(path)
+    served = [
+        ("anthropic", "claude-sonnet-4-5-20250929"),
+        ("aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("aws.bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("gcp.vertex_ai", "claude-sonnet-4-5@20250929"),
+        ("openai", "gpt-4o-mini"),
+    ]
+    with tracer.start_as_current_span("run"):
+        for host, model in served:
+            attrs = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": host,
+                "gen_ai.request.model": model,
+                "gen_ai.usage.input_tokens": 1000,
+                "gen_ai.usage.output_tokens": 100,
+            }
+            tracer.start_span("chat", attributes=attrs).end()
+    provider.shutdown()
+    rows = whatif(str(path), "gpt-4o-mini", from_model="claude-sonnet-4-5").rows
+    (total,) = [r for r in rows if r["level"] == "total"]
+    # actual: 1000 * 3 + 100 * 15 = $0.0045 a Claude call, $0.00495 on a Bedrock us. profile
+    # (+10%), gpt-4o-mini 1000 * 0.15 + 100 * 0.6 = $0.00021: $0.01866; each Claude call on
+    # gpt-4o-mini $0.00021, the gpt-4o-mini call unchanged: $0.00105
+    assert (total["selected_calls"], total["actual_usd"]) == (4, D("0.01866"))
+    assert (total["whatif_usd"], total["change_usd"]) == (D("0.00105"), D("-0.01761"))

@@ -165,6 +165,20 @@ class PriceTable:
         """The forms of ``model`` tried in turn: lower-cased, then each normalisation."""
         return candidate_ids(model, self._normalize)
 
+    def entry_in(self, model: str | None, provider_id: str) -> ModelEntry | None:
+        """The entry of the pricing provider ``provider_id`` alone (no fallback, no host the
+        id's form names) that ``model`` or one of its normalised forms matches, or None: which
+        first-party model a host's id is (Bedrock's ``us.anthropic.claude-sonnet-4-5-...`` is
+        Anthropic's ``claude-sonnet-4-5``), for what asks which model a call went to."""
+        rules = self._providers.get(provider_id)
+        if rules is None or not isinstance(model, str) or not model or len(model) > MAX_MODEL_ID:
+            return None
+        for form in self.candidate_ids(model):
+            hit = rules.match(form)
+            if hit is not None:
+                return hit
+        return None
+
     def resolve(self, model: str | None, provider: str | None = None) -> ModelEntry | None:
         """The entry pricing ``model`` as reported by a span, or None when it is unknown.
 

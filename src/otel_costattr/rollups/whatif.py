@@ -103,6 +103,11 @@ def whatif(
         # The same model at a host with its own entry for it (Azure's o3, whose spans name
         # their host since pricing/endpoints.py): the model the source's provider gives it.
         maker = table.resolve(reported, source.list_of or source.provider)
+        if maker is not None and _identity(maker) == _identity(source):
+            return target
+        # A host's own id of the model (Bedrock's us. or global. profile of a Claude model,
+        # an entry of Bedrock's own): the source's provider's entry one of its forms names.
+        maker = table.entry_in(reported, source.list_of or source.provider)
         return target if maker is not None and _identity(maker) == _identity(source) else None
 
     clickhouse = clickhouse_target(db)
