@@ -18,7 +18,9 @@ def test_a_401_on_an_export_under_the_base_path_is_a_status_in_its_type(tmp_path
     with TestClient(app, base_url="https://costs.example") as client:
         for path in ("/v1/traces", "/costs/v1/traces"):  # the proxy stripped the path, or passed it
             answer = client.post(path, content=b"", headers={"Content-Type": "application/x-protobuf"})
-            assert (answer.status_code, answer.headers["content-type"]) == (401, "application/x-protobuf"), path
+            assert (answer.status_code, answer.headers["content-type"]) == (401, "application/x-protobuf"), (
+                path
+            )
             assert Status.FromString(answer.content).code == 16, path
             answer = client.post(path, content=b"{}", headers={"Content-Type": "application/json"})
             assert (answer.status_code, json.loads(answer.content)["code"]) == (401, 16), path

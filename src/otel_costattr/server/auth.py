@@ -35,7 +35,15 @@ from starlette.responses import Response
 
 from . import otlp_wire as wire
 
-__all__ = ["COOKIE", "SESSION_SECONDS", "TOKEN_PARAM", "BearerAuth", "bearer_matches", "cookie_name", "route_path"]
+__all__ = [
+    "COOKIE",
+    "SESSION_SECONDS",
+    "TOKEN_PARAM",
+    "BearerAuth",
+    "bearer_matches",
+    "cookie_name",
+    "route_path",
+]
 
 COOKIE = "otel_costattr_session"
 TOKEN_PARAM = "token"
