@@ -106,6 +106,10 @@ def test_price_at_a_time_of_day(tmp_path, capsys):
     bad = ["--at", "2026-13-01T0:0"]
     code, _, err = run(capsys, "price", "owl-1", "--input", "1", "--pricing", str(prices), *bad)
     assert code == 2 and "not a date or date and time (YYYY-MM-DD[THH:MM]): '2026-13-01T0:0'" in err
+    # Epoch seconds were read as a date of 1757 (Python's date.fromisoformat) and priced then.
+    for at in ("1767614400", "20260105", "2026-W02-1", "1767614400T00:00"):
+        code, _, err = run(capsys, "price", "owl-1", "--input", "1", "--pricing", str(prices), "--at", at)
+        assert code == 2 and "not a date" in err and repr(at) in err, (at, err)
 
 
 def test_pricing_show_unknown_lists_what_was_tried(capsys):

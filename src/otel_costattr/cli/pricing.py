@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -19,6 +20,10 @@ from ..pricing.table import PriceTable, load_pricing
 from .options import did_you_mean, price_table, pricing_option
 from .output import CLIError, Record, Table, exact, output
 
+# The calendar date as the help shows it: Python's fromisoformat also takes 20250905 and
+# 2025-W36-5, and read the epoch seconds 1757030400 as 1757-03-04 (a review: priced at
+# DeepSeek's first price, silently).
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?=$|[Tt ])")
 _TABLE_RATES = ("input", "output", "cache_read", "cache_write")  # the table's columns; json has all
 
 
@@ -215,6 +220,8 @@ def _date(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.da
     if text is None:
         return None
     try:
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError
         return dt.date.fromisoformat(text)
     except ValueError:
         raise click.BadParameter(f"not a date (YYYY-MM-DD): {text!r}", ctx, param) from None
@@ -225,6 +232,8 @@ def _moment(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.
     if text is None or "T" not in text.upper() and " " not in text.strip():
         return _date(ctx, param, text)
     try:
+        if not _ISO_DATE.match(text.strip()):
+            raise ValueError
         return dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         wanted = "not a date or date and time (YYYY-MM-DD[THH:MM])"
