@@ -96,9 +96,9 @@ lacking AS MATERIALIZED (
 -- costs a scan of every trace concerned; this one stops at the first span found.)
 holders AS MATERIALIZED (
     SELECT
-        EXISTS (SELECT 1 FROM spans WHERE span_role <> 'model_call' AND feature IS NOT NULL)
+        EXISTS (SELECT 1 FROM spans WHERE feature IS NOT NULL)
             AS any_feature,
-        EXISTS (SELECT 1 FROM spans WHERE span_role <> 'model_call' AND agent_name IS NOT NULL)
+        EXISTS (SELECT 1 FROM spans WHERE agent_name IS NOT NULL)
             AS any_agent
 ),
 unresolved AS MATERIALIZED (
@@ -109,16 +109,18 @@ unresolved AS MATERIALIZED (
     WHERE l.parent_span_id IS NOT NULL
       AND ((l.feature IS NULL AND h.any_feature) OR (l.agent_name IS NULL AND h.any_agent))
 ),
--- Each hop finds the parents of the calls still unresolved in one scan of the table's
--- non-model spans, filtered by span id (a model call is never an ancestor here: one wrapped
--- in another is double instrumentation, not a scope); the join checks the trace too (with
+-- Each hop finds the parents of the calls still unresolved in one scan of the table,
+-- filtered by span id (a model call is an ancestor as any span is: a tool's call below the
+-- call that asked for it, or a framework's generation span around the client's call; the
+-- walk stopped there, and such calls from a process without the processor had no feature or
+-- agent, and never settled: reviews); the join checks the trace too (with
 -- p_traces the scan keeps those traces' spans only: the same parents, found faster). Two
 -- hops settle the usual cases: a parent with identity, or a service's entry span (which
 -- carries none when that service runs without the processor) under a span that has it.
 parents AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
     FROM spans
-    WHERE span_role <> 'model_call' AND span_id IN (SELECT parent_span_id FROM unresolved)
+    WHERE span_id IN (SELECT parent_span_id FROM unresolved)
     -- @rollups:   AND (NOT p_traces OR trace_id IN (SELECT trace_id FROM costattr_traces))
 ),
 hop AS MATERIALIZED (
@@ -139,7 +141,7 @@ pending AS MATERIALIZED (
 grandparents AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
     FROM spans
-    WHERE span_role <> 'model_call' AND span_id IN (SELECT next_parent FROM pending)
+    WHERE span_id IN (SELECT next_parent FROM pending)
     -- @rollups:   AND (NOT p_traces OR trace_id IN (SELECT trace_id FROM costattr_traces))
 ),
 hop2 AS MATERIALIZED (
@@ -163,7 +165,7 @@ deeper AS MATERIALIZED (
 ancestors AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
     FROM spans
-    WHERE span_role <> 'model_call' AND trace_id IN (SELECT trace_id FROM deeper)
+    WHERE trace_id IN (SELECT trace_id FROM deeper)
 ),
 walk (call_row, trace_id, span_id, parent, depth, feature, agent_name, agent_version)
     USING KEY (call_row) AS (

@@ -2,8 +2,8 @@
 -- and agent of the model calls that lack one, so that the call contract (_calls.sql) walks
 -- ancestors at query time only for calls still unsettled. The answer is the contract's own:
 -- feature is the call's, else its nearest ancestor's; agent (name and version together) the
--- call's, else its nearest ancestor's that has one; ancestors are non-model spans, found by
--- parent_span_id within the trace, at most 64 of them.
+-- call's, else its nearest ancestor's that has one; ancestors are the spans, model calls
+-- too, found by parent_span_id within the trace, at most 64 of them.
 --
 -- A call is settled only when that answer can no longer change as spans arrive: both found,
 -- or its chain ends at a root span (parent_span_id NULL), or 64 ancestors were read. A call
@@ -53,7 +53,6 @@ CREATE OR REPLACE TEMP TABLE costattr_identity_found AS
     ancestors AS MATERIALIZED (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM costattr_identity_spans
-        WHERE span_role <> 'model_call'
     ),
     -- One row per call and depth; `parent` is the next span to read (NULL: the chain ended at
     -- a root), `lost` that it was looked for and is not stored.

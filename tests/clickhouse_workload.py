@@ -13,7 +13,8 @@ What it holds, per trace (deterministic times, spread over four days):
   * every fifth trace: a handoff to a nested agent whose calls take its name;
   * every fourth trace: a sidecar entry span (no identity) with a call under it, two hops
     below the agent (attributed by walking up; priced where the cost is missing); every
-    eighth, two more spans without identity in between (four hops);
+    eighth, two more spans without identity in between (four hops); the others, a call
+    below a tool run inside another call's span (the walk goes through the model call);
   * Bedrock calls whose input count excludes the cache; counts sent as odd text;
   * an unknown model, an invalid usage, an agent span repeating its children's usage, a
     response model priced at its request model, a provider-reported cost unlike ours, a
@@ -110,14 +111,17 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
     features = ("refund", "research", "summarize")
     n = 0
 
-    def call(tracer: Any, ctx: Any, provider: str, model: str, *, jump: bool = False, **extra: Any) -> None:
+    def started(tracer: Any, ctx: Any, provider: str, model: str, *, jump: bool = False, **extra: Any) -> Any:
         nonlocal n
         n += 1
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
                  "gen_ai.request.model": model, **_usage(rng, provider, n, jump), **extra}  # fmt: skip
-        span = tracer.start_span(
+        return tracer.start_span(
             f"chat {model}", ctx, SpanKind.CLIENT, attributes=attrs, start_time=clock.tick()
         )
+
+    def call(tracer: Any, ctx: Any, provider: str, model: str, *, jump: bool = False, **extra: Any) -> None:
+        span = started(tracer, ctx, provider, model, jump=jump, **extra)
         span.end(end_time=clock.tick(rng.randint(50, 900)))
 
     for t in range(traces):
@@ -160,6 +164,14 @@ def spans(table: PriceTable, traces: int = 40, seed: int = 7) -> list[Any]:
                     up = trace.set_span_in_context(below[-1])
                     below.append(ts.start_span(name, up, start_time=clock.tick()))
             call(ts, trace.set_span_in_context(below[-1]), "openai", "gpt-4o")
+            if t % 8 == 4:  # a tool run inside a call's span makes a call of its own: the walk
+                # goes through the model call to the agent above (it stopped there)
+                outer = started(ts, trace.set_span_in_context(below[-1]), "openai", "gpt-4o")
+                tool = ts.start_span("execute_tool lookup", trace.set_span_in_context(outer),
+                                     start_time=clock.tick())  # fmt: skip
+                call(ts, trace.set_span_in_context(tool), "openai", "gpt-4o-mini")
+                tool.end(end_time=clock.tick())
+                outer.end(end_time=clock.tick())
             for span in reversed(below):
                 span.end(end_time=clock.tick())
         if t == 6:

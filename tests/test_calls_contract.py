@@ -23,7 +23,7 @@ D = Decimal
 # "-- @rollups:" lines and comments alone (the macros' p_traces, rollups/facts.py; their
 # unpriced_calls_repriced, 2026-12-07) leaves the views as DuckDB stores them
 # (duckdb_views().sql, comments dropped) the same: no migration.
-CONTRACT_SHA256 = "b35847ae32ec33bc40d3813959fd6f31b5d37f960042badca3e22951a442c812"
+CONTRACT_SHA256 = "b4e952c9d2237d21b5259507fa2664fb9b5f3860fe72851c2bcaa14fffc5e421"
 
 
 @pytest.fixture(scope="module")

@@ -247,9 +247,11 @@ def test_workload_exercises_the_rules(stores: tuple[str, str]) -> None:
     assert {"unknown_model", "invalid_usage"} <= statuses
     sidecar = rollup("per_agent", url, service="sidecar")
     # calls of a service without the processor: priced here, attributed by walking up
-    assert sum(r["calls"] for r in sidecar) == 24
+    assert sum(r["calls"] for r in sidecar) == 34
     assert all(r["usd"] > 0 for r in sidecar)
     assert {r["agent"] for r in sidecar} == {"triage", None}  # None: the orphan call
+    # ... alone: a call below a tool inside another call's span walks through that call
+    assert [r["calls"] for r in sidecar if r["agent"] is None] == [1]
     # counts sent as text no number renders as ('', '00100'): invalid, never priced
     odd = [r for r in rollup("unpriced", url, service="sidecar") if r["cost_status"] == "invalid_usage"]
     assert sum(r["calls"] for r in odd) == 2

@@ -5,6 +5,9 @@ come (the late pass)."""
 
 from __future__ import annotations
 
+import contextlib
+from decimal import Decimal
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -174,3 +177,59 @@ def test_a_call_whose_parent_is_elsewhere_is_walked_again_only_when_its_trace_gr
         assert identity.run_pass(con) == (1, 1)  # the parent came: settled
         assert con.execute(CALLS + " LIMIT 1").fetchall()[0][2:] == ("late", "b", None)
         assert con.execute(CALLS).fetchall() == walked(con)
+
+
+@pytest.mark.parametrize("tools", [1, 3], ids=["two hops", "the deeper walk"])
+def test_a_call_below_another_call_takes_the_agent_above_both(tmp_path, tools):
+    """Real SDK, real exporter, no processor: a tool run inside a model call's span makes a
+    call of its own (or a framework's generation span wraps the client's). The walk stopped at
+    the model call, as at a span not stored: the inner call had no feature or agent, in every
+    rollup, and never settled (two reviews). It walks through the call now, as the processor
+    copies identity through it in process."""
+    path = tmp_path / "spans.duckdb"
+    provider = TracerProvider(resource=Resource.create({"service.name": "worker"}))
+    provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(path)))
+    tracer = provider.get_tracer("tests")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    with contextlib.ExitStack() as spans:
+        spans.enter_context(tracer.start_as_current_span("invoke_agent A", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "A", "app.feature": "F",
+        }))  # fmt: skip
+        spans.enter_context(tracer.start_as_current_span("chat gpt-4o", attributes=chat))
+        for _ in range(tools):
+            spans.enter_context(tracer.start_as_current_span("execute_tool research"))
+        spans.enter_context(tracer.start_as_current_span("chat gpt-4o", attributes=chat))
+    provider.shutdown()
+    with store.connect(path) as con:
+        assert [row[2:] for row in con.execute(CALLS).fetchall()] == [("F", "A", None)] * 2
+        assert settled(con) == 2
+        assert con.execute(CALLS).fetchall() == walked(con)
+    # gpt-4o: 1000 x $2.50 + 100 x $10 a million = $0.0035 a call
+    assert [(r["feature"], r["calls"], r["usd"]) for r in rollup("per-feature", db=str(path))] == [
+        ("F", 2, Decimal("0.007"))
+    ]
+    assert [(r["agent"], r["calls"]) for r in rollup("per-agent", db=str(path))] == [("A", 2)]
+
+
+def test_a_store_upgraded_walks_its_calls_left_at_a_model_call_once_more(tmp_path):
+    """A store written before model calls were ancestors holds such calls unsettled, and the
+    late pass would walk them only when their traces grow: the migration that brings the views
+    sets the pass's watermark back, so the next pass settles them."""
+    path = tmp_path / "spans.duckdb"
+    with store.connect(path) as con:
+        w = Writer(con)
+        agent = w.span(1, "agent", role="agent", at=DAY0, feature="f", agent_name="a")
+        outer = w.call(1, "gpt-4o-mini", 10, 1, "0.1", parent=agent, at=DAY0)
+        w.call(1, "gpt-4o-mini", 10, 1, "0.1", parent=w.span(1, "tool", at=DAY0, parent=outer), at=DAY0)
+        identity.settle(con)
+        # As the version before left it: the inner call unsettled, the watermark past it.
+        con.execute(CLEARED + " WHERE parent_span_id <> ?", [agent])
+        con.execute("UPDATE costattr_identity_pass SET watermark = (SELECT max(rowid) FROM spans)")
+        con.execute("DELETE FROM costattr_migrations WHERE name = '0016_call_views_model_ancestors'")
+        assert settled(con) == 1 and identity.run_pass(con) == (0, 0)
+    with store.connect(path) as con:  # upgraded
+        assert identity.run_pass(con) == (1, 1)
+        assert settled(con) == 2
+        assert [row[2:] for row in con.execute(CALLS).fetchall()] == [("f", "a", None)] * 2

@@ -142,7 +142,7 @@ FROM (
     ancestors AS (
         SELECT trace_id, span_id, parent_span_id, feature, agent_name, agent_version
         FROM spans
-        WHERE span_role <> 'model_call' AND {{walk_ancestors}}
+        WHERE {{walk_ancestors}}
     ),
     walk AS (
         SELECT trace_id, span_id, parent_span_id AS parent, toUInt32(0) AS depth, feature,

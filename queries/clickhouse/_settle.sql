@@ -1,7 +1,7 @@
 -- The settle pass's walk, in ClickHouse dialect (otel_costattr.clickhouse.settle runs it; the
 -- counterpart of queries/_identity.sql for the DuckDB store). For the model calls that lack
 -- feature or agent and whose identity is not settled yet, walk the ancestors as the call
--- contract does (queries/clickhouse/_calls.sql: non-model spans of the same trace, nearest
+-- contract does (queries/clickhouse/_calls.sql: the spans of the same trace, nearest
 -- first, at most 64) and keep the answer only when it can no longer change as spans arrive:
 -- both found, or the chain ended at a root (its parent_span_id empty), or 64 ancestors read.
 -- A chain that reaches a span not stored yet (a child inserted before its parent, a parent

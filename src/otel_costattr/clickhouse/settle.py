@@ -176,8 +176,7 @@ def walk_bounds(
     else:
         of = f"({lacking})"
     lo, hi = client.query(
-        f"SELECT min(start_time), max(start_time) FROM {spans}"
-        f" WHERE span_role <> 'model_call' AND trace_id IN {of}",
+        f"SELECT min(start_time), max(start_time) FROM {spans} WHERE trace_id IN {of}",
         parameters=bound,
     ).result_rows[0]
     return {**out, "costattr_walk_lo": lo, "costattr_walk_hi": hi}

@@ -137,7 +137,7 @@ def walked_params(
         ).result_rows
     ]
     recent = client.query(
-        f"SELECT {_IDS} FROM {spans} WHERE _part IN {{parts:Array(String)}} AND span_role <> 'model_call'"
+        f"SELECT {_IDS} FROM {spans} WHERE _part IN {{parts:Array(String)}}"
         f" AND {ABOVE_WATERMARK} AND {of_traces[0]}",
         parameters={**of_traces[1], "parts": parts, **params},
     ).result_rows
@@ -150,7 +150,7 @@ def walked_params(
         test_older, bound_older = in_chunks("trace_id", "t", older) or of_traces  # fits: a subset
         parents = _parents(
             client.query(
-                f"SELECT {_IDS} FROM {spans} WHERE span_role <> 'model_call' AND {test_older}",
+                f"SELECT {_IDS} FROM {spans} WHERE {test_older}",
                 parameters=bound_older,
             ).result_rows
         )

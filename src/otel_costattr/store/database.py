@@ -244,6 +244,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0015_rollup_facts_usage_calls",
         (bundled_dir("queries") / "_facts_usage_calls.sql").read_text("utf-8"),
     ),
+    # The call views again, walking through model calls too (a tool's call below the call that
+    # asked for it had no feature or agent); the identity pass's watermark back to -1, so that
+    # the next pass tries once more every call left unsettled at such a parent.
+    Migration(
+        "0016_call_views_model_ancestors",
+        (bundled_dir("queries") / "_calls.sql").read_text("utf-8")
+        + "UPDATE costattr_identity_pass SET watermark = -1;\n",
+    ),
 )
 
 _MIGRATIONS_TABLE = (
