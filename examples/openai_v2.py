@@ -7,6 +7,8 @@ lands it in a file you can query.
     # from a clone (not on PyPI yet), in its venv (README: the first lines):
     .venv/bin/pip install -e . -r tests/producers/requirements-openai-v2.txt
     OPENAI_API_KEY=sk-... python examples/openai_v2.py costs.duckdb
+    # no key? start the tests' fake endpoint (127.0.0.1, canned answers), then the line above without it:
+    python -u tests/producers/fake_llm.py > fake.env & sleep 1; . ./fake.env
 
 Known gap (openai-v2 2.4b0): it reports neither cached nor reasoning tokens, so cached
 prompt tokens are priced at the full input rate (see README, "Covered producers").

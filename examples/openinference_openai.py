@@ -7,6 +7,8 @@ OpenInference writes `ChatCompletion` spans of kind INTERNAL with `llm.*` attrib
     # from a clone (not on PyPI yet), in its venv (README: the first lines):
     .venv/bin/pip install -e . -r tests/producers/requirements-openinference.txt
     OPENAI_API_KEY=sk-... python examples/openinference_openai.py costs.duckdb
+    # no key? start the tests' fake endpoint (127.0.0.1, canned answers), then the line above without it:
+    python -u tests/producers/fake_llm.py > fake.env & sleep 1; . ./fake.env
 
 OpenInference records prompts and completions on the spans by default (customer data): the
 DuckDB exporter leaves them out unless asked; set OPENINFERENCE_HIDE_INPUTS=true and

@@ -7,6 +7,8 @@ with the cache counts beside it, so each bucket is priced at its own rate.
     # from a clone (not on PyPI yet), in its venv (README: the first lines):
     .venv/bin/pip install -e . -r tests/producers/requirements-openllmetry.txt
     ANTHROPIC_API_KEY=sk-ant-... python examples/openllmetry_anthropic.py costs.duckdb
+    # no key? start the tests' fake endpoint (127.0.0.1, canned answers), then the line above without it:
+    python -u tests/producers/fake_llm.py > fake.env & sleep 1; . ./fake.env
 
 Known gap (0.62.4): a streamed call reports one output token too many (it adds the
 `output_tokens: 1` of message_start to the final count), so it costs one output token more.

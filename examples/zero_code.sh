@@ -7,6 +7,8 @@
 #     'opentelemetry-util-genai==1.1b0' 'openai==3.54.0' httpx
 #   source .venv/bin/activate
 #   OPENAI_API_KEY=sk-... bash examples/zero_code.sh costs.duckdb
+#   # no key? start the tests' fake endpoint (127.0.0.1, canned answers), then the line above without it:
+#   python -u tests/producers/fake_llm.py > fake.env & sleep 1; . ./fake.env
 #
 # OTEL_COSTATTR_PROCESSOR=true  adds CostSpanProcessor (an opentelemetry_post_instrument hook)
 # OTEL_TRACES_EXPORTER=duckdb   selects DuckDBSpanExporter (add ",otlp" to keep your backend)
