@@ -28,7 +28,7 @@ WHERE span_role = 'model_call' AND identity_settled IS NULL
       SELECT trace_id FROM spans WHERE rowid > (SELECT max(watermark) FROM costattr_identity_pass)
   );
 
--- Every span of the traces to walk, any role (the walk reads the non-model ones): the one scan
+-- Every span of the traces to walk, any role (the walk reads them all): the one scan
 -- of the whole table's trace ids. Kept after the pass on this connection, with the last rowid
 -- it saw (costattr_identity_read, after the watermark moves): the rollup facts' upkeep, which
 -- follows, copies from it the older spans of a run whose call the pass leaves pending

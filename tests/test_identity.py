@@ -213,16 +213,23 @@ def test_a_call_below_another_call_takes_the_agent_above_both(tmp_path, tools):
     assert [(r["agent"], r["calls"]) for r in rollup("per-agent", db=str(path))] == [("A", 2)]
 
 
-def test_a_store_upgraded_walks_its_calls_left_at_a_model_call_once_more(tmp_path):
+@pytest.mark.parametrize("lost", [0, store.RETRY_UNSETTLED], ids=["few unsettled", "many"])
+def test_a_store_upgraded_walks_its_calls_left_at_a_model_call_once_more(tmp_path, lost):
     """A store written before model calls were ancestors holds such calls unsettled, and the
     late pass would walk them only when their traces grow: the migration that brings the views
-    sets the pass's watermark back, so the next pass settles them."""
+    sets the pass's watermark back, so the next pass settles them. Not when many calls are
+    unsettled (parents exported elsewhere, which never settle): walking them all at once took
+    1.9 GB for 1M (a review); the views walk for those calls, as before."""
     path = tmp_path / "spans.duckdb"
     with store.connect(path) as con:
         w = Writer(con)
         agent = w.span(1, "agent", role="agent", at=DAY0, feature="f", agent_name="a")
         outer = w.call(1, "gpt-4o-mini", 10, 1, "0.1", parent=agent, at=DAY0)
         w.call(1, "gpt-4o-mini", 10, 1, "0.1", parent=w.span(1, "tool", at=DAY0, parent=outer), at=DAY0)
+        orphan = w.call(2, "gpt-4o-mini", 10, 1, "0.1", parent="00000000deadbeef", at=DAY0)
+        con.execute(
+            "INSERT INTO spans SELECT s.* FROM spans AS s, range(?) WHERE s.span_id = ?", [lost, orphan]
+        )
         identity.settle(con)
         # As the version before left it: the inner call unsettled, the watermark past it.
         con.execute(CLEARED + " WHERE parent_span_id <> ?", [agent])
@@ -230,6 +237,7 @@ def test_a_store_upgraded_walks_its_calls_left_at_a_model_call_once_more(tmp_pat
         con.execute("DELETE FROM costattr_migrations WHERE name = '0016_call_views_model_ancestors'")
         assert settled(con) == 1 and identity.run_pass(con) == (0, 0)
     with store.connect(path) as con:  # upgraded
-        assert identity.run_pass(con) == (1, 1)
-        assert settled(con) == 2
-        assert [row[2:] for row in con.execute(CALLS).fetchall()] == [("f", "a", None)] * 2
+        assert identity.run_pass(con) == ((2 + lost, 1) if not lost else (0, 0))
+        assert settled(con) == (2 if not lost else 1)
+        # The views' answer is the new rule's either way.
+        assert [r[2:] for r in con.execute(CALLS).fetchall()].count(("f", "a", None)) == 2

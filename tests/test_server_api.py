@@ -289,11 +289,12 @@ def test_healthz_says_degraded_while_ingest_is_stuck(tmp_path, table, monkeypatc
 
     monkeypatch.setattr(ingest, "ingest", frozen)
     with serving(tmp_path / "s.duckdb", table=table) as srv:
-        srv.sink.stall_after = 0.3
+        srv.sink.stall_after = 30.0
         assert srv.request("POST", "/v1/traces", json_request(run_spans("ab" * 16, 1, T0)), JS)[0] == 200
         assert entered.wait(20)
         health = srv.get_json("/healthz")
         assert (health["status"], health["ingest_stalled_seconds"]) == ("ok", None)  # not yet
+        srv.sink.stall_after = 0.3
         time.sleep(0.4)
         health = srv.get_json("/healthz")
         assert health["status"] == "degraded" and health["ingest_stalled_seconds"] >= 0.3

@@ -1,7 +1,7 @@
 """The read-time walk in Python, for the few calls a reader finds between two settles.
 
 The call contract (``queries/clickhouse/_calls.sql``) gives a call without feature or agent
-those of its nearest ancestors, by a recursive walk over the spans that are not calls. In
+those of its nearest ancestors, by a recursive walk over the spans of its trace. In
 ClickHouse each step of that walk is a query of its own, planned and run again, reading the
 ancestors again: at 10M spans, with 2,000 traces waiting for a settle, 100-150 ms of every
 rollup, and the plan of the walk was paid at every read of the calls (two in compare and
@@ -55,7 +55,7 @@ def walk_calls(
     calls: Iterable[tuple[Any, ...]], ancestors: Iterable[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
     """(trace id, span id, feature, agent name, agent version) for each of ``calls`` (rows of
-    `_IDS`), walked up ``ancestors`` (rows of `_IDS` of spans that are not calls), as the
+    `_IDS`), walked up ``ancestors`` (rows of `_IDS` of their traces' spans, calls too), as the
     contract's walk answers: from the call, while feature or agent is missing and fewer than
     `MAX_DEPTH` steps were taken, each row goes to every ancestor stored with its parent's id
     in its trace, taking the first feature found, and while no agent name is found, the

@@ -194,6 +194,9 @@ def _facts_migration() -> str:
     return (queries / "_facts_tables.sql").read_text("utf-8") + facts
 
 
+# Migration 0016 has the next identity pass walk every unsettled call again up to this many.
+RETRY_UNSETTLED = 10_000
+
 # The column migrations come from the one column list (store/schema.py); any other migration
 # (views, indexes) is appended after them, in the order it was released.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -245,12 +248,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         (bundled_dir("queries") / "_facts_usage_calls.sql").read_text("utf-8"),
     ),
     # The call views again, walking through model calls too (a tool's call below the call that
-    # asked for it had no feature or agent); the identity pass's watermark back to -1, so that
-    # the next pass tries once more every call left unsettled at such a parent.
+    # asked for it had no feature or agent). Calls an older version left unsettled at such a
+    # parent are walked again by the next pass when their trace grows; with few calls
+    # unsettled, the pass's watermark goes back to -1 so that it tries them all once now. Not
+    # with many: most are calls whose parent went elsewhere, which never settle, and walking
+    # them all in one pass took 1.9 GB for 1M of them (a review), in the application's process.
     Migration(
         "0016_call_views_model_ancestors",
         (bundled_dir("queries") / "_calls.sql").read_text("utf-8")
-        + "UPDATE costattr_identity_pass SET watermark = -1;\n",
+        + "UPDATE costattr_identity_pass SET watermark = -1 WHERE (SELECT count(*) FROM spans"
+        " WHERE span_role = 'model_call' AND identity_settled IS NULL"
+        f" AND (feature IS NULL OR agent_name IS NULL)) <= {RETRY_UNSETTLED};\n",
     ),
 )
 
