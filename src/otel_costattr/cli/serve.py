@@ -96,9 +96,9 @@ def serve(
     OTLP/HTTP at POST /v1/traces, OTLP/gRPC on --grpc-port, the dashboard at /, the JSON
     API under /api/v1, OpenAPI docs at /docs. With --token, a browser opens the dashboard
     once as /?token=TOKEN (a session cookie then lets it read). --alerts evaluates alert
-    rules continuously; their links point at --base-url. Needs the server extra
-    (from a clone: pip install -e '.[server]'). With --db clickhouse://... (or chdb:///path), the API and the
-    dashboard read that store and receive nothing: the OpenTelemetry Collector writes it
+    rules continuously; their links point at --base-url. Needs the server extra (from a
+    clone: pip install -e '.[server]'). With --db clickhouse://... (or chdb:///path), the API
+    and the dashboard read that store and receive nothing: the OpenTelemetry Collector writes it
     (POST /v1/traces answers 501; --grpc-port, --capture-content, --pricing, --workers are
     refused; --alerts keeps its states in the --alerts-state file).
 

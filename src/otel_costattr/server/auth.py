@@ -42,6 +42,7 @@ __all__ = [
     "BearerAuth",
     "bearer_matches",
     "cookie_name",
+    "export_refusal",
     "route_path",
 ]
 
@@ -111,6 +112,17 @@ def route_path(scope: dict[str, Any]) -> str:
     if root and (path == root or path.startswith(root + "/")):
         return path[len(root) :] or "/"
     return path
+
+
+def export_refusal(scope: dict[str, Any], code: int, message: str) -> tuple[bytes, str] | None:
+    """A refusal of a request to the OTLP receiver (POST /v1/traces, under ``--base-url``'s
+    path too) as OTLP wants every 4xx: a ``google.rpc.Status`` in the request's content type,
+    with that type; None for a request elsewhere."""
+    if route_path(scope) != "/v1/traces":
+        return None
+    found = dict(scope.get("headers", []))
+    kind = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
+    return wire.status_body(code, message, kind), kind
 
 
 class BearerAuth:
@@ -188,10 +200,8 @@ class BearerAuth:
     ) -> None:
         found = dict(headers)
         challenge = {"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"}
-        if route_path(scope) == "/v1/traces":
-            kind = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
-            body = wire.status_body(wire.UNAUTHENTICATED, "missing or wrong bearer token", kind)
-            response = Response(body, 401, media_type=kind, headers=challenge)
+        if export := export_refusal(scope, wire.UNAUTHENTICATED, "missing or wrong bearer token"):
+            response = Response(export[0], 401, media_type=export[1], headers=challenge)
         elif b"text/html" in found.get(b"accept", b""):
             response = Response(_BROWSER_401, 401, media_type="text/html", headers=challenge)
         else:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import otlp_wire as wire
-from .auth import route_path
+from .auth import export_refusal
 from .bind import is_loopback
 
 __all__ = ["HostCheck"]
@@ -52,11 +52,8 @@ class HostCheck:
                     b" --token\n"
                 )
                 body, kind = message, b"text/plain; charset=utf-8"
-                if route_path(scope) == "/v1/traces":  # OTLP: every 4xx body is a google.rpc.Status
-                    found = dict(scope.get("headers", []))
-                    media = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
-                    body = wire.status_body(wire.INVALID_ARGUMENT, message.decode().strip(), media)
-                    kind = media.encode()
+                if export := export_refusal(scope, wire.INVALID_ARGUMENT, message.decode().strip()):
+                    body, kind = export[0], export[1].encode()
                 await send(
                     {
                         "type": "http.response.start",
