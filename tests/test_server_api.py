@@ -435,3 +435,20 @@ def test_links_stay_under_the_base_urls_path(tmp_path, table):
 
     assert _same_site_path({"root_path": "/r", "path": "/runs/abc"}) == "/r/runs/abc"
     assert _same_site_path({"root_path": "/r", "path": "/r/runs/abc"}) == "/r/runs/abc"
+
+
+def test_an_endpoint_with_a_trailing_slash_is_the_receiver(tmp_path, table):
+    """``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://host:4318/v1/traces/`` is taken as it is
+    by the exporters: the 307 to the path without the slash, which Node's exporter does not
+    follow (nor urllib for a POST), lost every batch. Its refusals are OTLP's Status too."""
+    token = "a-token-of-24-characters"
+    bearer = {"Authorization": f"Bearer {token}"}
+    with serving(tmp_path / "s.duckdb", table=table, token=token) as srv:
+        spans = json_request(run_spans("c" * 32, 2, T0))
+        assert srv.request("POST", "/v1/traces/", spans, JS | bearer)[0] == 200
+        srv.wait_ingested()
+        tree = srv.get_json("/api/v1/runs/" + "c" * 32, headers=bearer)
+        assert Decimal(tree["usd_exact"]) == 2 * Decimal("0.0105")
+        status, head, body = srv.request("POST", "/v1/traces/", spans, JS)  # no token
+        assert (status, head["content-type"]) == (401, "application/json"), body
+        assert json.loads(body)["code"] == 16  # google.rpc.Status: UNAUTHENTICATED

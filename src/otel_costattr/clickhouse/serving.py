@@ -86,7 +86,8 @@ def read_only(app: Any) -> Any:
         kind = wire.response_type(request.headers.get("content-type"))
         return Response(wire.status_body(_UNIMPLEMENTED, NOT_RECEIVING, kind), 501, media_type=kind)
 
-    app.router.routes.insert(0, Route("/v1/traces", not_receiving, methods=["POST"]))
+    for path in ("/v1/traces", "/v1/traces/"):
+        app.router.routes.insert(0, Route(path, not_receiving, methods=["POST"]))
     return app
 
 

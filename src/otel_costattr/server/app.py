@@ -236,6 +236,12 @@ def create_app(
         finally:
             reading.release()
 
+    # An endpoint configured with a trailing slash (`.../v1/traces/`) is the receiver too: the
+    # 307 to the path without it is not followed by Node's exporter, which dropped every batch.
+    app.add_api_route(
+        "/v1/traces/", receive_traces, methods=["POST"], response_class=Response, include_in_schema=False
+    )
+
     # OTLP's other answers as OTLP: a Status in the request's type (an exporter logs its
     # message), not FastAPI's JSON {"detail"} (a review).
     @app.api_route(

@@ -51,6 +51,7 @@ TOKEN_PARAM = "token"
 SESSION_SECONDS = 7 * 24 * 3600  # a browser session's life: a week of alert links
 _COOKIE_CONTEXT = b"otel-costattr dashboard cookie v2"
 _SAFE_METHODS = ("GET", "HEAD")
+EXPORT_PATHS = ("/v1/traces", "/v1/traces/")  # the OTLP receiver's, with and without a trailing slash
 _BROWSER_401 = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Token needed</title>"
     "<h1>This server needs its token</h1><p>Open this page once as "
@@ -118,7 +119,7 @@ def export_refusal(scope: dict[str, Any], code: int, message: str) -> tuple[byte
     """A refusal of a request to the OTLP receiver (POST /v1/traces, under ``--base-url``'s
     path too) as OTLP wants every 4xx: a ``google.rpc.Status`` in the request's content type,
     with that type; None for a request elsewhere."""
-    if route_path(scope) != "/v1/traces":
+    if route_path(scope) not in EXPORT_PATHS:
         return None
     found = dict(scope.get("headers", []))
     kind = wire.response_type(found.get(b"content-type", b"").decode("latin-1"))
@@ -164,7 +165,7 @@ class BearerAuth:
         if bearer_matches(given, self._token):
             await self.app(scope, receive, send)
             return
-        safe = scope.get("method") in _SAFE_METHODS and route_path(scope) != "/v1/traces"
+        safe = scope.get("method") in _SAFE_METHODS and route_path(scope) not in EXPORT_PATHS
         if safe:
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             offered = [v for k, v in query if k == TOKEN_PARAM]
