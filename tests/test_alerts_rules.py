@@ -300,3 +300,11 @@ def test_a_url_given_as_a_list_or_table_is_not_quoted(tmp_path):
         with pytest.raises(AlertRulesError) as caught:
             load_rules(path)
         assert "S3CR3T" not in str(caught.value) and "(not shown)" in str(caught.value)
+
+
+def test_a_rule_file_nested_past_the_parser_fails_in_one_line(tmp_path):
+    # tomllib raises RecursionError (not TOMLDecodeError) on a few thousand nested arrays.
+    bad = tmp_path / "deep.toml"
+    bad.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(AlertRulesError, match=r"deep.toml: not valid TOML: nested too deeply$"):
+        load_rules(bad)

@@ -397,3 +397,59 @@ def test_overlaps_are_still_found_by_every_kind_of_rule(tmp_path, rules, message
     )
     path = write(tmp_path, text)
     assert load_error(path) == f"{path}: {message}"
+
+
+# --- numbers TOML allows that no Decimal context holds, and files nested past the parser ----
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        # 1e-999999999999 was counted "0 places" (normalize rounds it to zero in a context),
+        # loaded, then overflowed building the rates: a traceback, not one line.
+        (
+            "input = 1",
+            "input = 1e-999999999999",
+            "model 'm1': price[0].input: must have at most 12 decimal places, got 1E-999999999999",
+        ),
+        (
+            MATCH,
+            MATCH + "\nmultiplier = 1e-999999999",
+            "model 'm1': multiplier: must have at most 18 decimal places, got 1E-999999999",
+        ),
+    ],
+)
+def test_exponents_past_any_context_are_refused_in_one_line(tmp_path, old, new, message):
+    path = write(tmp_path, MODEL.replace(old, new))
+    assert load_error(path) == f"{path}: {message}"
+
+
+def test_a_regional_multiplier_past_any_context_is_refused_in_one_line(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        '[[region]]\nhost = "azure"\nregions = ["x"]\nmultiplier = 1e-999999999\nmodels = ["gpt-4o"]\n',
+    )
+    assert main(["pricing", "check", str(path)]) == 1
+    _, err = capsys.readouterr()
+    assert err == (
+        f"Error: {path}: region[0]: multiplier: must have at most 18 decimal places, got 1E-999999999\n"
+    )
+
+
+@pytest.mark.parametrize("zero", ["0e-1000000", "0e-200000", "0.00000000000000000000000000000000"])
+def test_a_zero_written_with_a_huge_exponent_prices_as_zero(tmp_path, zero):
+    # A zero as TOML allows it: 0e-1000000 overflowed at load, 0e-200000 loaded with rates
+    # scaled by 10**200000 (every call's arithmetic on 660,000-bit integers, a 82-digit total).
+    path = write(tmp_path, MODEL.replace("output = 2", f"output = {zero}"))
+    cost = compute_cost("m1", Usage(input_tokens=1000, output_tokens=10), table=load(path))
+    assert cost.status == CostStatus.PRICED
+    assert cost.total == Decimal("0.001")
+    assert len(str(cost.total)) < 24
+
+
+def test_a_file_nested_past_the_parser_fails_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, MODEL + "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert load_error(path) == f"{path}: invalid TOML: nested too deeply"
+    assert main(["price", "m1", "--input", "1", "--pricing", str(path)]) == 1
+    _, err = capsys.readouterr()
+    assert err == f"Error: {path}: invalid TOML: nested too deeply\n"

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 
+# What a file nested past the TOML parser's recursion says (tomllib raises RecursionError, not
+# TOMLDecodeError, on a few thousand nested arrays or inline tables).
+TOO_DEEP = "nested too deeply"
+
 
 class ConfigTextError(ValueError):
     """A configuration file that cannot be read as text; the message is one line naming it."""

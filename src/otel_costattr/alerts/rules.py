@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .._config_text import ConfigTextError, read_config_text
+from .._config_text import TOO_DEEP, ConfigTextError, read_config_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -141,6 +141,8 @@ def load_rules(path: str | Path) -> RuleSet:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise AlertRulesError(f"{p}: not valid TOML: {e}") from e
+    except RecursionError as e:  # tomllib recurses per nesting level
+        raise AlertRulesError(f"{p}: not valid TOML: {TOO_DEEP}") from e
     return parse_rules(data, str(p))
 
 

@@ -41,9 +41,22 @@ WIDE_CONTEXT = Context(prec=80)
 
 def decimal_places(value: Decimal) -> int:
     """How many decimal places ``value`` needs (trailing zeros, as a product has, do not count)."""
-    exponent = value.normalize(WIDE_CONTEXT).as_tuple().exponent
+    # From the digits themselves, not `normalize`: in a context an exponent past its Emin
+    # rounds to zero (1e-999999999999 had "0 places") or overflows.
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite
-    return max(0, -exponent)
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return 0 if trailing == len(digits) else max(0, -(exponent + trailing))
+
+
+def within_places(value: Decimal, places: int) -> Decimal:
+    """``value`` (of at most ``places`` decimal places) written with at most ``places``: the
+    trailing zeros past them dropped. A rate's exponent sets the integer scale the cost engine
+    multiplies by (`Rates`): 0e-1000000, a zero as TOML allows, overflowed it, and 0e-200000
+    made every call's arithmetic run on 660,000-bit integers."""
+    if -value.as_tuple().exponent <= places:  # type: ignore[operator]
+        return value
+    return value.quantize(Decimal(1).scaleb(-places), context=WIDE_CONTEXT)
 
 
 class PricingError(ValueError):

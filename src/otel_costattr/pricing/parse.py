@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .._config_text import ConfigTextError, read_config_text
+from .._config_text import TOO_DEEP, ConfigTextError, read_config_text
 from .model import (
     MATCH_KINDS,
     MAX_DECIMALS,
@@ -36,6 +36,7 @@ from .model import (
     Tier,
     TimeWindow,
     decimal_places,
+    within_places,
 )
 from .regex_guard import check_backtracking
 
@@ -71,6 +72,8 @@ def read_toml(path: str | Path, data: bytes | None = None) -> dict[str, Any]:
         raw = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as e:
         raise PricingError(f"{path}: invalid TOML: {e}") from e
+    except RecursionError as e:  # tomllib recurses per nesting level: [[[[...]]]] in a file
+        raise PricingError(f"{path}: invalid TOML: {TOO_DEEP}") from e
     if not raw:
         raise PricingError(f"{path}: the file is empty (no TOML keys)")
     return raw
@@ -160,7 +163,7 @@ class _Parser:
         # trailing zeros are no places (2.5000000000000 is 2.5), as after multipliers
         if decimal_places(number) > places:
             raise self.fail(model, field, f"must have at most {places} decimal places, got {number}")
-        return number
+        return within_places(number, places)
 
     def provider(self, raw: dict[str, Any]) -> ProviderFile:
         self.check_keys(raw, _PROVIDER_KEYS | {"region"} if self.region_allowed else _PROVIDER_KEYS, None, "")

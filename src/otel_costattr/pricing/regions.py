@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .entry import ModelEntry
-from .model import MAX_MULTIPLIER, MAX_PRICE, PricingError
+from .model import MAX_DECIMALS, MAX_MULTIPLIER, MAX_PRICE, PricingError, decimal_places, within_places
 from .parse import read_toml
 from .resolve import ProviderIndex
 
@@ -124,6 +124,11 @@ def region_rules(path: str, items: Any) -> tuple[RegionRule, ...]:
             or not 0 < multiplier <= MAX_MULTIPLIER
         ):
             raise PricingError(f"{where}: multiplier: must be a number in (0, {MAX_MULTIPLIER}]")
+        if decimal_places(multiplier) > MAX_DECIMALS:  # as a price file's multiplier
+            raise PricingError(
+                f"{where}: multiplier: must have at most {MAX_DECIMALS} decimal places, got {multiplier}"
+            )
+        multiplier = within_places(multiplier, MAX_DECIMALS)
         rules.append(
             RegionRule(
                 item["host"].lower(),
