@@ -453,3 +453,11 @@ def test_a_file_nested_past_the_parser_fails_in_one_line(tmp_path, capsys):
     assert main(["price", "m1", "--input", "1", "--pricing", str(path)]) == 1
     _, err = capsys.readouterr()
     assert err == f"Error: {path}: invalid TOML: nested too deeply\n"
+
+
+def test_pricing_diff_of_a_json_file_nested_past_the_parser_fails_in_one_line(tmp_path, capsys):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    assert main(["pricing", "diff", str(path)]) == 1
+    _, err = capsys.readouterr()
+    assert err == f"Error: {path}: not JSON: nested too deeply\n"

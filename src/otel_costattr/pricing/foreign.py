@@ -113,6 +113,8 @@ def read_foreign(path: str | Path) -> tuple[str, list[ForeignPrice]]:
         raise PricingError(f"{path}: cannot read: {e.strerror or e}") from e
     except ValueError as e:
         raise PricingError(f"{path}: not JSON: {e}") from e
+    except RecursionError as e:  # json recurses per nesting level: [[[[...]]]]
+        raise PricingError(f"{path}: not JSON: nested too deeply") from e
     if isinstance(data, Mapping):
         return "litellm", _litellm(str(path), data)
     if isinstance(data, list):
