@@ -228,6 +228,31 @@ def test_a_path_no_store_can_live_at_is_one_line_and_leaves_nothing(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_refused_by_name_not_waited_on(tmp_path):
+    """Opening a FIFO to read a header blocks until something writes to it: the exporter (a
+    zero-code application's start with it), `serve` and `store status` hung for ever. Run in
+    a child so that a hang fails the test instead of the run."""
+    fifo = tmp_path / "spans.duckdb"
+    os.mkfifo(fifo)
+    code = textwrap.dedent(
+        """
+        import sys
+        from otel_costattr import DuckDBSpanExporter
+        from otel_costattr.store import database as store
+        for open_it in (lambda: DuckDBSpanExporter(sys.argv[1]),
+                        lambda: store.connect(sys.argv[1], read_only=True)):
+            try:
+                open_it()
+            except (ValueError, store.StoreError) as e:
+                print(e)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=60)
+    said = f"{fifo}: not a regular file, not a DuckDB database file"
+    assert done.stdout.splitlines() == [said, said], done.stderr
+
+
 def test_read_only_open_of_a_missing_file_is_an_error(tmp_path):
     with pytest.raises(store.StoreError, match="no database at"):
         store.connect(tmp_path / "missing.duckdb", read_only=True)

@@ -314,6 +314,10 @@ def check_path(path: str | os.PathLike[str]) -> str:
     if p.is_dir():
         raise StoreError(f"{p}: is a directory, not a DuckDB database file")
     if p.exists():
+        if not p.is_file():
+            # Opening a FIFO to read its header waited for a writer for ever: the exporter (and
+            # with it a zero-code application's start) and `serve` hung.
+            raise StoreError(f"{p}: not a regular file, not a DuckDB database file")
         try:
             with open(p, "rb") as f:
                 header = f.read(12)
@@ -380,6 +384,8 @@ def connect(
     if read_only:
         if not os.path.exists(path):
             raise StoreError(missing_database(path))
+        if not os.path.isfile(path) and not os.path.isdir(path):  # a FIFO: DuckDB waits on it
+            raise StoreError(f"{path}: not a regular file, not a DuckDB database file")
         if (migrate or ingest) and _needs_writer(path, policy, migrate, ingest):
             try:
                 connect(path, retry=policy, migrate=migrate, ingest=ingest).close()
