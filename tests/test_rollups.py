@@ -425,7 +425,7 @@ def test_database_errors_are_one_line(tmp_path):
     con.close()
     with pytest.raises(RollupError) as e:
         rollup("per_feature", db=other)
-    assert str(e.value) == f"{other}: not an otel-costattr database (no spans table)"
+    assert str(e.value) == f"{other}: not an otel-costattr database (no costattr_migrations table)"
     con = duckdb.connect(str(other), read_only=True)
     try:  # refused untouched: no schema added to someone else's file
         assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("t",)]

@@ -182,6 +182,29 @@ def test_a_file_from_before_the_spans_table_is_upgraded_on_open(tmp_path):
         con.close()
 
 
+@pytest.mark.parametrize("kind", ["TABLE spans (id INTEGER, name VARCHAR)", "VIEW calls AS SELECT 1 AS x"])
+def test_another_apps_file_with_a_name_of_ours_is_left_untouched(tmp_path, kind):
+    """Another application's file with its own ``spans`` (or ``calls``...): the exporter
+    refused it only when the first migration failed on the name, after adding the
+    migrations' table to that file; now it refuses it untouched, in one line."""
+    from otel_costattr import DuckDBSpanExporter
+
+    path = tmp_path / "theirs.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(f"CREATE {kind}")
+    before = con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    con.close()
+    with pytest.raises(ValueError, match=r"not an otel-costattr database: it has a '(spans|calls)' table or"):
+        DuckDBSpanExporter(path)
+    with pytest.raises(store.StoreError, match="not an otel-costattr database"):
+        store.connect(path, read_only=True)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == before
+    finally:
+        con.close()
+
+
 # -- paths and errors --------------------------------------------------------------------
 
 

@@ -86,13 +86,13 @@ def _open(path: str, ingest: bool = True) -> duckdb.DuckDBPyConnection:
     try:
         con = store.connect(path, read_only=True, migrate=False, ingest=False)  # a look first
         try:
-            applied = _applied_migrations(con)
+            applied = store.applied_migrations(con)
         except BaseException:
             con.close()
             raise
         if applied is None:
             con.close()
-            raise RollupError(f"{path}: not an otel-costattr database (no spans table)")
+            raise RollupError(f"{path}: not an otel-costattr database (no costattr_migrations table)")
         try:
             store.check_known(applied)
         except store.StoreError as e:
@@ -102,7 +102,7 @@ def _open(path: str, ingest: bool = True) -> duckdb.DuckDBPyConnection:
             return con
         con.close()
         con = store.connect(path, read_only=True, ingest=ingest)
-        if _current(_applied_migrations(con)):
+        if _current(store.applied_migrations(con)):
             return con
         con.close()
         raise RollupError(
@@ -124,16 +124,6 @@ def connection(db: Database, *, ingest: bool = True) -> AbstractContextManager[d
     refused; with ``ingest`` False the spool is left to the process that writes (`serve`'s
     pages), else ingested first. Raises `RollupError`."""
     return _connection(db, ingest=ingest)
-
-
-def _applied_migrations(con: duckdb.DuckDBPyConnection) -> set[str] | None:
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'costattr_migrations'"
-        " AND schema_name = 'main' AND database_name = current_database()"
-    ).fetchone()
-    if not found or not found[0]:
-        return None
-    return {row[0] for row in con.execute("SELECT name FROM costattr_migrations").fetchall()}
 
 
 def _prepare(

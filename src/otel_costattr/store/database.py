@@ -128,6 +128,10 @@ class NewerStore(StoreError):
     """The store was upgraded by a newer version of otel-costattr than this one."""
 
 
+class ForeignFile(StoreError):
+    """Another application's DuckDB file, holding a name the migrations would create."""
+
+
 class LockTimeout(StoreError):
     """Another process kept the database file locked longer than the retry allowed."""
 
@@ -389,7 +393,7 @@ def connect(
         if (migrate or ingest) and _needs_writer(path, policy, migrate, ingest):
             try:
                 connect(path, retry=policy, migrate=migrate, ingest=ingest).close()
-            except (LockTimeout, NewerStore):
+            except (LockTimeout, NewerStore, ForeignFile):
                 raise
             except StoreError as e:  # e.g. a database we may read but not write
                 waiting = len(pending_spool(path)) if ingest else 0
@@ -496,15 +500,20 @@ def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _pending(con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration]) -> list[Migration]:
     """The ``migrations`` a store lacks; `NewerStore` when it has one this version does not
     know."""
+    applied = applied_migrations(con) or set()
+    check_known(applied, migrations)
+    return [m for m in migrations if m.name not in applied]
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> set[str] | None:
+    """The migrations a store records; None when it has no ``costattr_migrations`` table."""
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'costattr_migrations'"
         " AND schema_name = 'main' AND database_name = current_database()"
     ).fetchone()
-    applied: set[str] = set()
-    if exists and exists[0]:
-        applied = {r[0] for r in con.execute("SELECT name FROM costattr_migrations").fetchall()}
-    check_known(applied, migrations)
-    return [m for m in migrations if m.name not in applied]
+    if not exists or not exists[0]:
+        return None
+    return {r[0] for r in con.execute("SELECT name FROM costattr_migrations").fetchall()}
 
 
 # Names an earlier commit gave a migration that now has another (a store may hold them):
@@ -541,6 +550,7 @@ def _migrate(
     try:
         if not _pending(con, migrations):
             return []
+        _refuse_foreign(con, where)
         con.execute(_MIGRATIONS_TABLE)
     except duckdb.Error as e:
         raise StoreError(f"{where}: cannot read migrations: {e}") from e
@@ -574,6 +584,30 @@ def _migrate(
         logger.info("otel-costattr: %s: applied migration %s", where, step.name)
         done.append(step.name)
     return done
+
+
+# What the migrations create under names of their own (the rest are costattr_*).
+_OWN_NAMES = ("spans", "calls", "runs", "alert_events", "alert_deliveries")
+
+
+def _refuse_foreign(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    """Refuse, before writing anything, another application's file that holds a table or view
+    under a name the migrations create: its first migration failed on the name, after the
+    migrations' own table had been added to that file (a review)."""
+    if applied_migrations(con) is not None:
+        return  # ours: its migrations are recorded
+    taken = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+        " AND database_name = current_database() AND table_name IN ?"
+        " UNION SELECT view_name FROM duckdb_views() WHERE schema_name = 'main'"
+        " AND database_name = current_database() AND view_name IN ? ORDER BY 1",
+        [list(_OWN_NAMES), list(_OWN_NAMES)],
+    ).fetchall()
+    if taken:
+        raise ForeignFile(
+            f"{where}: not an otel-costattr database: it has a {taken[0][0]!r} table or view of"
+            " its own (no costattr_migrations); left untouched, give another file"
+        )
 
 
 # The buffer pool a migration runs in first (see `_migrate`).
