@@ -35,22 +35,24 @@ rooted (rid, depth) AS (
 stray AS MATERIALIZED (
     SELECT * FROM linked WHERE rid NOT IN (SELECT rid FROM rooted)
 ),
--- Each stray ends with the smallest rid at or above it: a rid is passed down to a child only
--- while it is smaller than the child's own, so it stops when it comes round to itself (strays
--- are rare and few: nothing walks here for a well-formed run).
-lowest (rid, low) USING KEY (rid) AS (
-    SELECT rid, rid FROM stray
-    UNION
-    SELECT s.rid, l.low FROM lowest AS l JOIN stray AS s ON s.prid = l.rid WHERE l.low < s.rid
+-- The first row of each cycle, by pointer doubling over the strays: after round k, anc is the
+-- row 2^k parents up and low the smallest rid among the row and those 2^k parents. Once 2^k
+-- reaches the strays' count every walk has gone round its cycle: the rows some walk ends on
+-- (anc) are exactly the rows on cycles, and such a row's low is its cycle's smallest rid. That
+-- is log2(n) rounds of n rows; a walk one parent a round took n rounds of up to n rows, and
+-- one hostile export of a 40,000-span cycle made its run's page take minutes (a review).
+jumps (k, rid, anc, low) AS (
+    SELECT 0, rid, prid, least(rid, prid) FROM stray
+    UNION ALL
+    SELECT j.k + 1, j.rid, a.anc, least(j.low, a.low)
+    FROM jumps AS j JOIN jumps AS a ON a.rid = j.anc
+    WHERE pow(2, j.k) < (SELECT count(*) FROM stray)
 ),
--- The first row of a cycle is the one row that is the lowest above itself and above its
--- parent (a row below the cycle is never the lowest above its own parent).
+jumped AS MATERIALIZED (
+    SELECT rid, anc, low FROM jumps WHERE k = (SELECT max(k) FROM jumps)
+),
 breaks AS MATERIALIZED (
-    SELECT s.rid
-    FROM stray AS s
-    JOIN lowest AS self ON self.rid = s.rid
-    JOIN lowest AS up ON up.rid = s.prid
-    WHERE self.low = s.rid AND up.low = s.rid
+    SELECT rid FROM jumped WHERE low = rid AND rid IN (SELECT anc FROM jumped)
 ),
 hung (rid, depth) AS (
     SELECT rid, 0 FROM breaks

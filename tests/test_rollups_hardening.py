@@ -513,6 +513,43 @@ def test_a_chain_ten_thousand_deep(tmp_path):
     con.close()
 
 
+def _linked_spans(con, trace: int, n: int, *, cycle: bool) -> None:
+    """``n`` spans of ``trace``, each the parent of the next, starting in that order; with
+    ``cycle`` the last is the first's parent (one cycle, no root: bad data a sender chose)."""
+    con.execute(
+        "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_time, end_time,"
+        " duration_ms, span_role, attributes)"
+        " SELECT $trace, printf('%016x', i + 1),"
+        " CASE WHEN i > 0 THEN printf('%016x', i) WHEN $cycle THEN printf('%016x', $n) END,"
+        " 'level ' || i, 'INTERNAL', $t0 + to_microseconds(i), $t0 + to_microseconds(i + 1), 0.001,"
+        " 'other', '{}' FROM range($n) AS t(i) ORDER BY hash(i)",
+        {"trace": trace_id(trace), "t0": DAY0, "n": n, "cycle": cycle},
+    )
+
+
+def test_a_long_cycle_costs_what_a_chain_of_its_length_costs(con):
+    """One export can link 20,000 spans in a cycle (ids are the sender's). The walk that finds
+    where to break it went one parent a round, every row every round: n rounds of n rows, and
+    such a run's page took 5 minutes for 40,000 spans while the ingester waited (a review).
+    The cycle must cost about what a 20,000-deep chain does (each walked in full)."""
+    n = 20_000
+    _linked_spans(con, 1, n, cycle=False)
+    _linked_spans(con, 2, n, cycle=True)
+    started = time.perf_counter()
+    chain = rollup("trace", db=con, trace_id=trace_id(1))
+    chain_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    cycle = rollup("trace", db=con, trace_id=trace_id(2))
+    cycle_seconds = time.perf_counter() - started
+    assert len(chain) == len(cycle) == n
+    # broken at its first span, the rest below it one level each, as the chain hangs
+    assert [(r["depth"], r["name"], r["cycle_broken"]) for r in cycle[:3]] == [
+        (0, "level 0", True), (1, "level 1", False), (2, "level 2", False),
+    ]  # fmt: skip
+    assert [r["depth"] for r in cycle] == [r["depth"] for r in chain]
+    assert cycle_seconds < 2.5 * chain_seconds + 1, (cycle_seconds, chain_seconds)
+
+
 # --- a property: any parent links at all ------------------------------------------------
 
 link = st.one_of(
