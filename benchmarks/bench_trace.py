@@ -1,12 +1,14 @@
 """Time the ``trace`` rollup on pathological trees: deep chains, a comb, a wide run.
 
-    python benchmarks/bench_trace.py                     # chain 1k / 10k, comb 5k, wide 10k
+    python benchmarks/bench_trace.py                     # chain 1k / 10k, cycle 10k, comb 5k, wide 10k
     python benchmarks/bench_trace.py --repeat 5 --depth 20000
 
 Each tree is written straight into an in-memory store, rows in no useful order (as a store
 filled by many exporters holds them): a chain (each span the parent of the next) with 9
-model calls hung at depths from 0 to the bottom; a comb (a chain whose every span also has a
-model call child); a wide run (one root, every other span its child). The walks in trace.sql
+model calls hung at depths from 0 to the bottom; a cycle (a chain whose first span's parent
+is its last: no root, a sender's bad or hostile ids, broken where it starts); a comb (a
+chain whose every span also has a model call child); a wide run (one root, every other span
+its child). The walks in trace.sql
 take one round per level, so a deep tree costs rounds, not rows. Prints spans shown / spans
 stored (every stored span must be shown) and the median wall time of ``--repeat`` runs.
 
@@ -41,6 +43,8 @@ SHAPES = {
                        'other' AS role FROM range($n) AS t(i)
                 UNION ALL
                 SELECT $n + 1 + k, 1 + (k * ($n - 1)) // 8, 'chat', 'model_call' FROM range(9) AS t(k)""",
+    "cycle": """SELECT i + 1 AS id, CASE WHEN i > 0 THEN i ELSE $n END AS parent, 'level ' || i AS name,
+                       'other' AS role FROM range($n) AS t(i)""",
     "comb": """SELECT i + 1 AS id, CASE WHEN i > 0 THEN i END AS parent, 'level ' || i AS name,
                       'other' AS role FROM range($n // 2) AS t(i)
                UNION ALL
@@ -72,7 +76,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tree (median)")
     parser.add_argument("--depth", type=int, default=10_000, help="spans in the deep chain")
     args = parser.parse_args()
-    cases = [("chain", 1_000), ("chain", args.depth), ("comb", 5_000), ("wide", 10_000)]
+    cases = [("chain", 1_000), ("chain", args.depth), ("cycle", args.depth), ("comb", 5_000)]
+    cases.append(("wide", 10_000))
     print(f"{'tree':<8}{'spans':>8}{'shown / stored':>20}{'median':>12}")
     for shape, n in cases:
         shown, stored, seconds = measure(shape, n, args.repeat)

@@ -527,27 +527,23 @@ def _linked_spans(con, trace: int, n: int, *, cycle: bool) -> None:
     )
 
 
-def test_a_long_cycle_costs_what_a_chain_of_its_length_costs(con):
+def test_a_long_cycle_hangs_as_a_chain_of_its_length(con):
     """One export can link 20,000 spans in a cycle (ids are the sender's). The walk that finds
     where to break it went one parent a round, every row every round: n rounds of n rows, and
-    such a run's page took 5 minutes for 40,000 spans while the ingester waited (a review).
-    The cycle must cost about what a 20,000-deep chain does (each walked in full)."""
+    such a run's page took 5 minutes for 40,000 spans while the ingester waited (a review;
+    the speed is `benchmarks/bench_trace.py`'s cycle, never timed here). Broken at its first
+    span, the cycle hangs as the chain of the same spans does."""
     n = 20_000
     _linked_spans(con, 1, n, cycle=False)
     _linked_spans(con, 2, n, cycle=True)
-    started = time.perf_counter()
     chain = rollup("trace", db=con, trace_id=trace_id(1))
-    chain_seconds = time.perf_counter() - started
-    started = time.perf_counter()
     cycle = rollup("trace", db=con, trace_id=trace_id(2))
-    cycle_seconds = time.perf_counter() - started
     assert len(chain) == len(cycle) == n
-    # broken at its first span, the rest below it one level each, as the chain hangs
     assert [(r["depth"], r["name"], r["cycle_broken"]) for r in cycle[:3]] == [
         (0, "level 0", True), (1, "level 1", False), (2, "level 2", False),
     ]  # fmt: skip
-    assert [r["depth"] for r in cycle] == [r["depth"] for r in chain]
-    assert cycle_seconds < 2.5 * chain_seconds + 1, (cycle_seconds, chain_seconds)
+    assert [(r["depth"], r["name"]) for r in cycle] == [(r["depth"], r["name"]) for r in chain]
+    assert sum(r["cycle_broken"] for r in cycle) == 1
 
 
 # --- a property: any parent links at all ------------------------------------------------
