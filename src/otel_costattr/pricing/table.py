@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -140,6 +141,7 @@ class PriceTable:
         # for a start time in [hit[0], hit[1]); on a miss or outside the range, call quote().
         self.cached_quote = self._quotes.get
         self._lock = threading.Lock()
+        _TABLES.add(self)
 
     def __repr__(self) -> str:
         models = sum(1 for _ in self.models())
@@ -757,6 +759,20 @@ def _keep_list_prices(
 
 _default: PriceTable | None = None
 _default_lock = threading.Lock()
+# Every table not garbage collected: a forked child gives each a fresh lock, since one another
+# thread held at the fork (a quote's miss) stays held there, and the child's pricing hung.
+_TABLES: weakref.WeakSet[PriceTable] = weakref.WeakSet()
+
+
+def _renew_locks() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+    for table in list(_TABLES):
+        table._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks)
 
 
 def default_pricing() -> PriceTable:

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
@@ -138,6 +139,18 @@ _AGENT_ROLE = SpanRole.AGENT
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
+
+# Every processor not garbage collected: a forked child gives each fresh locks (`_after_fork`).
+_LIVE: weakref.WeakSet[CostSpanProcessor] = weakref.WeakSet()
+
+
+def _renew_locks() -> None:
+    for processor in list(_LIVE):
+        processor._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks)
 
 
 def _warn_of_content_keys(keys: Iterable[str]) -> None:
@@ -271,6 +284,16 @@ class CostSpanProcessor(SpanProcessor):
         )
         self._use_hook(hook)
         telemetry.track_processor(self)
+        _LIVE.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks. One another thread of the parent held at the fork
+        (starting a model call under an agent, settling a response id) stays held for good in
+        the child, whose next such span hung in its start (a review: 2 forks of 150 while
+        threads traced, gunicorn --preload or a process pool beside a busy thread)."""
+        self._lock = threading.RLock()
+        self._first_spans._lock = threading.RLock()
+        self._siblings._lock = threading.RLock()
 
     def _use_hook(self, hook: seam.EndHook) -> None:
         self._hook = hook
