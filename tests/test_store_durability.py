@@ -786,3 +786,28 @@ def test_a_read_takes_an_arrow_file_pending_at_its_open(tmp_path):
         assert con.execute("SELECT count(*) FROM spans").fetchone() == (2,)
     finally:
         con.close()
+
+
+@pytest.mark.skipif(not LINUX, reason="RLIMIT_FSIZE as a full disk: Linux")
+def test_a_store_that_could_not_be_created_on_a_full_disk_is_created_once_there_is_room(tmp_path):
+    # RLIMIT_FSIZE 0 in the child: DuckDB creates the file and cannot write its header, as on
+    # a full disk (Python ignores SIGXFSZ: the write fails with EFBIG). The empty file it left
+    # made every later start fail ("not a DuckDB database file") once there was room.
+    db = tmp_path / "spans.duckdb"
+    script = textwrap.dedent(
+        """
+        import resource, sys
+        from otel_costattr import DuckDBSpanExporter
+        if sys.argv[2] == "full":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        try:
+            DuckDBSpanExporter(sys.argv[1]).shutdown()
+            print("started")
+        except ValueError as e:
+            print("refused:", e)
+        """
+    )
+    full = subprocess.run([sys.executable, "-c", script, str(db), "full"], capture_output=True, text=True)
+    assert full.stdout.startswith("refused:"), full.stdout + full.stderr
+    room = subprocess.run([sys.executable, "-c", script, str(db), "room"], capture_output=True, text=True)
+    assert room.stdout.strip() == "started", room.stdout + room.stderr

@@ -477,10 +477,13 @@ def _open(path: str, read_only: bool, policy: Retry) -> duckdb.DuckDBPyConnectio
     deadline = time.monotonic() + policy.timeout
     delay = policy.initial
     while True:
+        new = not read_only and not os.path.exists(path)
         try:
             return quiet(duckdb.connect(path, read_only=read_only))
         except duckdb.Error as e:
             if not is_lock_conflict(e):
+                if new:
+                    _forget_empty(path)
                 raise StoreError(f"{path}: cannot open: {e}") from e
             left = deadline - time.monotonic()
             if left <= 0:
@@ -489,6 +492,15 @@ def _open(path: str, read_only: bool, policy: Retry) -> duckdb.DuckDBPyConnectio
                 ) from e
             time.sleep(min(delay, left))
             delay = min(delay * 2, policy.maximum)
+
+
+def _forget_empty(path: str) -> None:
+    """Delete the empty file a failed creation of the store left (DuckDB creates the file,
+    then cannot write its header: a full disk). DuckDB refuses an empty file, so every later
+    open failed ("not a DuckDB database file") once the disk had room again (a review)."""
+    with contextlib.suppress(OSError):
+        if os.path.getsize(path) == 0:
+            os.unlink(path)
 
 
 def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
