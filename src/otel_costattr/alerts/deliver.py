@@ -17,11 +17,13 @@ import datetime as dt
 import http.client
 import json
 import logging
+import os
 import queue
 import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,6 +185,22 @@ class _Pending:
             return self.left == 0
 
 
+# Every notifier not garbage collected: a forked child starts each afresh (`Notifier._after_fork`).
+_LIVE: weakref.WeakSet[Notifier] = weakref.WeakSet()
+
+
+def _renew_in_child() -> None:
+    global _hanging_lock
+    _hanging_lock = threading.Lock()
+    _hanging.clear()  # the parent's stuck deliveries: their threads are not in the child
+    for notifier in list(_LIVE):
+        notifier._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_in_child)
+
+
 class Notifier:
     """Background threads delivering `Notification`s (the module doc). ``db``: a DuckDB path
     where each outcome is recorded (None: counted only). ``queue_size``: notifications waiting
@@ -203,6 +221,21 @@ class Notifier:
         self._idle = threading.Condition()
         self._busy = 0
         self._inflight: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
+        _LIVE.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's threads are gone and a lock or queue one of them
+        held at the fork stays held for good (the child's next alert hung its span's end);
+        what waits is the parent's to deliver (the child would send it twice). Fresh locks
+        and empty queues; the threads start with the child's first notification."""
+        self._queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread = None
+        self._channels = {}
+        self._stopping = threading.Event()
+        self._idle = threading.Condition()
+        self._busy = 0
+        self._inflight = collections.Counter()
 
     def start(self) -> None:
         """Start the dispatcher (idempotent). After `stop`, with fresh queues: what the old
