@@ -218,6 +218,18 @@ def test_a_file_that_is_not_duckdb_is_refused_by_name(tmp_path):
         store.connect(path)
 
 
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    """A `touch`ed path (or a creation killed before DuckDB wrote its header), which DuckDB
+    refuses: the message says what to do, not only that it is no database."""
+    path = tmp_path / "spans.duckdb"
+    path.touch()
+    with pytest.raises(store.StoreError) as info:
+        store.check_path(path)
+    assert str(info.value) == (
+        f"{path}: an empty file, not a DuckDB database file: delete it to start a store there"
+    )
+
+
 def test_an_uncreatable_path_is_refused_by_name(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -327,6 +327,10 @@ def check_path(path: str | os.PathLike[str]) -> str:
                 header = f.read(12)
         except OSError as e:
             raise StoreError(f"{p}: cannot read: {e.strerror or e}") from e
+        if not header:  # `touch`ed, or a creation killed before DuckDB wrote its header
+            raise StoreError(
+                f"{p}: an empty file, not a DuckDB database file: delete it to start a store there"
+            )
         if len(header) < 12 or header[8:12] != b"DUCK":
             raise StoreError(f"{p}: not a DuckDB database file")
         if not os.access(p, os.W_OK):
