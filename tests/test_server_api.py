@@ -308,6 +308,51 @@ def test_healthz_says_degraded_while_ingest_is_stuck(tmp_path, table, monkeypatc
         assert (health["ingest_stalled_seconds"], health["stored_spans"]) == (None, 2)
 
 
+def test_healthz_says_degraded_while_readers_keep_the_ingester_out(tmp_path, table, monkeypatch):
+    """A read that holds the file (a 40,000-span run's page took minutes) makes each ingest
+    round wait for its turn, give up and end: no round was stalled, so /healthz said "ok"
+    while an acknowledged span stayed out of the table for 5 minutes (a review). Rounds that
+    each end with files kept out count as stalled since the last step."""
+    from otel_costattr.server import sink as sink_module
+    from otel_costattr.store import database as store
+
+    monkeypatch.setattr(sink_module, "_TURN", 0.2)  # each round gives up on its turn sooner
+    db = tmp_path / "s.duckdb"
+    with serving(db, table=table) as srv:
+        srv.sink.stall_after = 30.0
+        leave, inside = threading.Event(), threading.Event()
+
+        def long_read():
+            with store.turns(str(db)).reading(10):
+                inside.set()
+                leave.wait(30)
+
+        reader = threading.Thread(target=long_read)
+        reader.start()
+        try:
+            assert inside.wait(10)
+            assert srv.request("POST", "/v1/traces", json_request(run_spans("cd" * 16, 1, T0)), JS)[0] == 200
+            time.sleep(0.6)  # a few rounds, each kept out
+            health = srv.get_json("/healthz")
+            assert (health["status"], health["ingest_stalled_seconds"]) == ("ok", None)  # not yet
+            srv.sink.stall_after = 0.5
+            deadline = time.monotonic() + 10  # a loaded machine: the rounds come late
+            while (health := srv.get_json("/healthz"))["status"] != "degraded":
+                assert time.monotonic() < deadline, health
+                time.sleep(0.05)
+            assert health["ingest_stalled_seconds"] >= 0.5, health
+            assert health["pending_spool_files"] == 1 and health["last_ingest_error"] is None
+        finally:
+            leave.set()
+            reader.join()
+        srv.wait_ingested()
+        deadline = time.monotonic() + 20
+        while (health := srv.get_json("/healthz"))["status"] != "ok":
+            assert time.monotonic() < deadline, health
+            time.sleep(0.05)
+        assert health["ingest_stalled_seconds"] is None
+
+
 def test_head_answers_as_get_without_the_body(tmp_path, table):
     """HEAD (an uptime monitor's probe, a load balancer's check) gets the GET's status and
     headers, Content-Length included, and no body; a route without GET is 405 as before; with

@@ -124,6 +124,9 @@ class SpanSink:
         self._worker: threading.Thread | None = None
         self._failures = 0
         self._progress: float | None = None  # monotonic time of the running round's last step
+        # When the rounds since the last step began, each ending with spool files kept from
+        # the table by a lock or this process's readers (None: the last round moved them all).
+        self._kept_out: float | None = None
         self.stall_after = _STALLED
         self.stored_spans = 0
         self.rejected_spans = 0
@@ -338,6 +341,7 @@ class SpanSink:
             rows, rounds = self._uncompacted
             self._uncompacted = (rows, rounds + 1)
         compact = rows >= _COMPACT_ROWS or rounds + 1 >= _COMPACT_ROUNDS
+        started = time.monotonic()
         try:
             while store.pending_spool(self.path) and not self._stop.is_set():
                 # One DuckDB thread: the request handlers keep the other core. Each ingest in
@@ -347,13 +351,18 @@ class SpanSink:
                     if not ingest.ingest(self.path, retry=_BUSY, threads=1, compact=compact):
                         break
                 self._progress = time.monotonic()
+                self._kept_out = None
                 if compact:  # merged: count again from here
                     compact = False
                     with self._lock:
                         self._uncompacted = (self._uncompacted[0] - rows, 0)
             self._failures, self.last_ingest_error = 0, None
+            self._kept_out = None
         except store.LockTimeout:
-            pass  # someone else is writing: next round
+            # Someone else is writing, or this process's readers kept the file (a long page):
+            # next round. Rounds that each end so are stalled all the same (`stalled_for`).
+            if self._kept_out is None:  # since this round's last step, or its start
+                self._kept_out = self._progress if self._progress is not None else started
         except (store.StoreError, OSError) as e:  # disk full, I/O, no descriptors: the files wait
             wait = self._failed(str(e) if isinstance(e, store.StoreError) else f"{self.path}: {e}")
         except Exception:
@@ -367,9 +376,12 @@ class SpanSink:
 
     @property
     def stalled_for(self) -> float | None:
-        """Seconds the running ingest round has gone without finishing a step, once that is
-        ``stall_after`` or more (a frozen or hung disk: nothing fails, nothing moves); else None."""
-        since = self._progress
+        """Seconds the ingest has gone without finishing a step, once that is ``stall_after``
+        or more, else None: a round blocked that long (a frozen or hung disk: nothing fails,
+        nothing moves), or rounds that each ended with files kept from the table (another
+        writer's lock, this process's readers holding the file: a review's 40,000-span run
+        page kept an acknowledged span out for 5 minutes while /healthz said "ok")."""
+        since = min((t for t in (self._progress, self._kept_out) if t is not None), default=None)
         if since is None:
             return None
         waited = time.monotonic() - since
