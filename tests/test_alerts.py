@@ -1386,9 +1386,42 @@ def test_a_receiver_that_redirects_is_a_failure_not_a_delivery(tmp_path, workloa
         server.shutdown()
         server.server_close()
     assert seen == ["POST /hook"] * 3  # each attempt posted, none followed
-    assert "HTTP Error 302" in error and "'/landing'" in error
+    assert "HTTP Error 302" in error and "to a path on the same host (not shown)" in error
     assert "\x1b" not in error and "[U+001B]" in error
     assert "\x1b" not in caplog.text
+
+
+def test_a_redirect_names_its_host_never_the_secret_in_its_url(tmp_path, workload, caplog):
+    """A channel's http:// URL answered with a 301 to its https:// twin: the Location, the
+    webhook's secret key in its path, was written whole in the log, in `alerts check`'s
+    last error, in alert_deliveries and on /healthz (a review). Its scheme and host say
+    where it points; its path and query are the secret's."""
+    import http.server
+    import threading
+
+    secret = "T000/B000/XXXXSECRETKEYXXXX"
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(301)
+            self.send_header("Location", f"https://hooks.example.com/services/{secret}?token={secret}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/services/{secret}"
+        error = _one_failed_delivery(tmp_path, workload, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "HTTP Error 301" in error and "'https://hooks.example.com/...'" in error
+    assert "SECRETKEY" not in error and "SECRETKEY" not in caplog.text
 
 
 def test_a_clock_stepped_back_changes_a_key_once_not_at_every_evaluation(tmp_path, workload, receiver):

@@ -32,7 +32,7 @@ import duckdb
 
 from ..display import visible
 from .payload import slack_message
-from .rules import Channel
+from .rules import Channel, _shown_url
 from .state import FIRING, Delivery, Event, latest_states, record_deliveries, record_events
 
 __all__ = ["Notification", "Notifier", "post"]
@@ -116,7 +116,7 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
                 e.close()
             text = f"{type(e).__name__}: {e}"
             if isinstance(e, urllib.error.HTTPError) and 300 <= e.code < 400:
-                text += f" to {e.headers.get('Location')!r}: set the channel's url to the new one"
+                text += f" to {_location(e.headers.get('Location'))}: set the channel's url to the new one"
             # The receiver's words (a reason phrase) reach a terminal and a log: no escapes.
             outcome.append(visible(text))
         finally:
@@ -130,6 +130,18 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
         raise DeliveryError(f"TimeoutError: no answer in {channel.timeout:g} s")
     if outcome[0] is not None:
         raise DeliveryError(outcome[0])
+
+
+def _location(location: str | None) -> str:
+    """Where a redirect points, as a log line may show it: its scheme and host only (`rules._shown_url`).
+    The usual one is the channel's own URL moved to https://, whose path or query holds the
+    webhook's secret (a Slack URL's last part is its key): shown whole, it reached the log,
+    ``alerts check``, ``alert_deliveries`` and ``/healthz`` (a review)."""
+    if location is None:
+        return "no Location"
+    if location.startswith("/") and not location.startswith("//"):
+        return "a path on the same host (not shown)"
+    return _shown_url(location)
 
 
 class _Unredirected(urllib.request.HTTPRedirectHandler):
