@@ -1274,6 +1274,44 @@ def test_a_notifier_started_again_after_a_stop_that_timed_out_delivers_everythin
         server.server_close()
 
 
+_EXIT_AFTER_STOP = """
+import datetime as dt, sys
+from otel_costattr.alerts.deliver import Notification, Notifier
+from otel_costattr.alerts.rules import Channel
+notifier = Notifier(sys.argv[1])
+payload = {"event": "firing", "rule": "r", "scope": {"value": "v"}, "window": {"key": "2026-12-02"}}
+channels = [Channel(f"c{i}", "webhook", sys.argv[2], 1.0, 0, 0.1) for i in range(4)]
+notifier.submit(Notification(payload, channels, at=dt.datetime(2026, 12, 2, 12)))
+notifier.stop(1.1)  # over as the attempts time out: the workers record their failures now
+"""
+
+
+def test_a_process_exiting_as_its_notifier_records_a_failure_does_not_abort(tmp_path):
+    # Ctrl-C on `alerts watch` (or a host application's exit, past RunBudgetProcessor's
+    # shutdown) while a receiver hung: stop() timed out as the channel workers recorded their
+    # failures, and a worker's DuckDB connection, let go on a daemon thread as the interpreter
+    # finalized, aborted the process ("FATAL: exception not rethrown", SIGABRT), nearly
+    # every time in this set-up (a review). A write under way ends before stop() returns.
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "spans.duckdb"
+    connect(db).close()
+    receiver = Receiver()
+    receiver.hold.clear()  # every post hangs
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        for _ in range(3):
+            proc = subprocess.run(
+                [sys.executable, "-c", _EXIT_AFTER_STOP, str(db), receiver.url],
+                capture_output=True, text=True, timeout=60, env=env,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-500:]
+    finally:
+        receiver.close()
+
+
 def test_a_submit_while_the_notifier_starts_again_is_never_stranded(monkeypatch):
     # start() after stop() cleared the stop flag before swapping the queues: a submit in
     # between put its notification in the old queue, behind the stop marker, never sent

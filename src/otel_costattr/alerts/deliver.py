@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 
 from ..display import visible
+from ..store.database import StoreError, writing
 from .payload import slack_message
 from .rules import Channel, _shown_url
 from .state import FIRING, Delivery, Event, latest_states, record_deliveries, record_events
@@ -176,6 +177,7 @@ def _moved(old: queue.Queue[Any]) -> queue.Queue[Any]:
     return new
 
 
+_STORE_GRACE = 2.0  # seconds `Notifier.stop` waits past its timeout for a store write under way
 _MAX_HANGING = 4
 _hanging: collections.Counter[str] = collections.Counter()
 _hanging_lock = threading.Lock()
@@ -233,6 +235,14 @@ class Notifier:
         self._idle = threading.Condition()
         self._busy = 0
         self._inflight: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
+        # Held by a thread of this notifier writing to the store; ``_closed`` once `stop` has
+        # ended: a thread left running then (a receiver that hangs) writes nothing more.
+        # DuckDB's code running on a daemon thread as the interpreter exits aborts the
+        # process ("FATAL: exception not rethrown", SIGABRT: a review, Ctrl-C on `alerts
+        # watch` as a failure was recorded). What it would have written is not lost: a
+        # firing handed over and never answered is sent again by a later evaluation.
+        self._store_lock = threading.Lock()
+        self._closed = False
         _LIVE.add(self)
 
     def _after_fork(self) -> None:
@@ -248,6 +258,7 @@ class Notifier:
         self._idle = threading.Condition()
         self._busy = 0
         self._inflight = collections.Counter()
+        self._store_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the dispatcher (idempotent). After `stop`, with fresh queues: what the old
@@ -259,6 +270,8 @@ class Notifier:
                     self._channels = {key: (_moved(q), None) for key, (q, _) in self._channels.items()}
                     self._thread = None
                     self._stopping.clear()
+                with self._store_lock:
+                    self._closed = False
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, args=(self._queue,), name="otel-costattr-alerts", daemon=True
@@ -323,6 +336,12 @@ class Notifier:
             for _, thread in group:
                 if thread is not None and thread.is_alive():
                     thread.join(max(0.0, deadline - time.monotonic()))
+        # A write under way ends first (none starts after), within the timeout and a grace:
+        # one waiting 30 s on another process's lock of the file must not hold a Ctrl-C.
+        held = self._store_lock.acquire(timeout=max(0.0, deadline - time.monotonic()) + _STORE_GRACE)
+        self._closed = True
+        if held:
+            self._store_lock.release()
 
     def in_flight(self) -> set[tuple[str, str, str, str]]:
         """(rule, scope value, window key, channel) of firing notifications queued or being sent."""
@@ -477,28 +496,45 @@ class Notifier:
     def _claim(self, note: Notification) -> bool:
         """Record ``note``'s events, and that this notifier took it, unless the store has
         its keys FIRING already (another evaluator fired them): False then, nothing to send."""
-        from ..store.database import StoreError, writing
-
-        events = note.events
-        try:
-            with writing(self.db, retry=30.0) as con:  # type: ignore[arg-type]
-                states = latest_states(con, {e.rule for e in events})
-                new = [e for e in events if getattr(states.get(e.key), "state", None) != FIRING]
-                record_events(con, new, note.handed(max(e.at for e in new)) if new else ())
-                return bool(new)
-        # Deliver anyway: a duplicate beats a silent budget (duckdb.Error: a state table the
-        # store cannot read or write, which `writing` does not turn into a StoreError).
-        except (StoreError, OSError, duckdb.Error) as e:
-            logger.warning("otel-costattr alerts: alert state not recorded in %s: %s", self.db, e)
-            return True
+        with self._store_lock:
+            if not self._closed:
+                try:
+                    return _claim_events(self.db, note)  # type: ignore[arg-type]
+                # Deliver anyway: a duplicate beats a silent budget (duckdb.Error: a state table
+                # the store cannot read or write, which `writing` does not turn into a StoreError).
+                except (StoreError, OSError, duckdb.Error) as e:
+                    logger.warning("otel-costattr alerts: alert state not recorded in %s: %s", self.db, e)
+                    return True
+        # Stopped: neither recorded nor sent (counted); the store's evaluator fires it.
+        with self._lock:
+            self._counts.dropped += 1
+        return False
 
     def _record(self, outcomes: Sequence[Delivery]) -> None:
-        from ..store.database import StoreError, writing
+        # Under the lock, the connection's last reference included (`_append_deliveries`'s
+        # frame, or an exception's traceback, ends inside it): see ``_store_lock``.
+        with self._store_lock:
+            if self._closed:  # stopped: the hand-over's row stands, sent again later
+                return
+            try:
+                _append_deliveries(self.db, outcomes)  # type: ignore[arg-type]
+            except (StoreError, OSError, duckdb.Error) as e:
+                logger.warning("otel-costattr alerts: delivery outcomes not recorded in %s: %s", self.db, e)
+            except Exception:
+                logger.exception("otel-costattr alerts: delivery outcomes not recorded in %s", self.db)
 
-        try:
-            with writing(self.db, retry=30.0) as con:  # type: ignore[arg-type]
-                record_deliveries(con, outcomes)
-        except (StoreError, OSError, duckdb.Error) as e:
-            logger.warning("otel-costattr alerts: delivery outcomes not recorded in %s: %s", self.db, e)
-        except Exception:
-            logger.exception("otel-costattr alerts: delivery outcomes not recorded in %s", self.db)
+
+def _claim_events(db: str, note: Notification) -> bool:
+    """`Notifier._claim`'s write: its connection is gone when this returns."""
+    events = note.events
+    with writing(db, retry=30.0) as con:
+        states = latest_states(con, {e.rule for e in events})
+        new = [e for e in events if getattr(states.get(e.key), "state", None) != FIRING]
+        record_events(con, new, note.handed(max(e.at for e in new)) if new else ())
+        return bool(new)
+
+
+def _append_deliveries(db: str, outcomes: Sequence[Delivery]) -> None:
+    """`Notifier._record`'s write: its connection is gone when this returns."""
+    with writing(db, retry=30.0) as con:
+        record_deliveries(con, outcomes)
