@@ -945,6 +945,50 @@ def test_a_cost_spike_on_a_feature_used_some_days_fires(tmp_path, workload, rece
     assert [b["scope"]["value"] for b in receiver.bodies] == ["weekly"]
 
 
+ZERO_BASELINE = """
+[[rules]]
+name = "unpriced spike"
+scope = "feature"
+metric = "unpriced_calls"
+window = "day"
+baseline = 7
+channels = ["ops"]
+
+[[rules]]
+name = "error anomaly"
+scope = "feature"
+metric = "error_rate"
+window = "day"
+baseline = 7
+channels = ["ops"]
+"""
+
+
+def test_a_spike_over_a_baseline_of_zero_fires(tmp_path, workload, receiver):
+    # A week without one unpriced call or error is a baseline of 0, and 0 x 2 a limit of 0,
+    # which was NO_DATA ("the limit is 0"): 50 calls of an unknown model, all failing, after
+    # such a week never fired (a review). Any value above a baseline of 0 reaches it; a day
+    # at 0 again stays OK.
+    rules = load_rules(rules_file(tmp_path / "alerts.toml", ZERO_BASELINE, receiver.url))
+    for back in range(1, 8):
+        workload.run(NOW - dt.timedelta(days=back), ["0.01"] * 3)
+        workload.run(NOW - dt.timedelta(days=back), ["0.01"] * 3, feature="quiet")
+    workload.run(NOW - dt.timedelta(hours=2), ["?"] * 50, errors=50)
+    workload.run(NOW - dt.timedelta(hours=2), ["0.01"] * 3, feature="quiet")
+    result = check(workload, rules, NOW)
+    rows = {(r.rule, r.scope_value): (r.state, r.value, r.limit) for r in result.evaluation.rows}
+    assert rows == {
+        ("unpriced spike", "research"): ("FIRING", Decimal(50), Decimal(0)),
+        ("unpriced spike", "quiet"): ("OK", Decimal(0), Decimal(0)),
+        ("error anomaly", "research"): ("FIRING", Decimal(1), Decimal(0)),
+        ("error anomaly", "quiet"): ("OK", Decimal(0), Decimal(0)),
+    }
+    assert sorted((b["rule"], b["scope"]["value"]) for b in receiver.bodies) == [
+        ("error anomaly", "research"), ("unpriced spike", "research"),
+    ]  # fmt: skip
+    assert all(b["percent_used"] is None and b["limit_exact"] == "0" for b in receiver.bodies)
+
+
 def test_days_without_calls_are_no_baseline_of_zero(tmp_path, workload, receiver):
     # A window without calls counted as $0: a weekly job's usual $2 fired every week (the
     # mean of 0, 0, 0, 0, 0, 0 and 2, times 3: $0.86), and a feature new yesterday fired on

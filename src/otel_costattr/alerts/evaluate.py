@@ -231,7 +231,7 @@ class _Judge:
         for t in self.rule.thresholds:
             limit = self.rule.limit(t, m.baseline)
             before = self._state(m.scope_value, m.window_key, t)
-            if self._no_data(m, limit) is not None or m.value is None or m.value < limit:  # type: ignore[operator]
+            if self._no_data(m, limit) is not None or not _reaches(m.value, limit):
                 continue
             if before is not None and before.state == FIRING:
                 if self._heard(before):
@@ -295,7 +295,7 @@ class _Judge:
                 state, reason = FIRING, f"{reason}: still firing until there is enough to decide"
             elif reason is not None:
                 state = NO_DATA
-            elif m.value is not None and m.value >= limit:
+            elif _reaches(m.value, limit):
                 state = FIRING
             else:
                 state = RESOLVED if before is not None and before.state == FIRING else OK
@@ -336,9 +336,7 @@ class _Judge:
             priced = ", all priced" if rule.metric in COST_METRICS else ""
             return (f"no baseline: {m.history} of the {rule.baseline} windows before had {calls}{priced}, "
                     f"{needed} needed")  # fmt: skip
-        if limit <= 0:
-            return f"the limit is 0 (baseline {_text(m.baseline or Decimal(0))})"
-        if m.unpriced and m.value is not None and m.value < limit:
+        if m.unpriced and m.value is not None and not _reaches(m.value, limit):
             # A cost with calls no price is known for is at least its value: never an all-clear.
             return f"{count(m.unpriced, 'unpriced call')}: the cost is at least {_text(m.value)}"
         return None
@@ -492,3 +490,12 @@ class _Judge:
         # float seconds carried a double's digits into the exact string.
         total = (end - start) // _MICROSECOND
         return _WIDE.divide(spent * total, Decimal(elapsed)).quantize(_PICO, context=_WIDE), end
+
+
+def _reaches(value: Decimal | None, limit: Decimal | None) -> bool:
+    """Whether ``value`` reaches ``limit``. A limit of 0 is a baseline of 0 (its windows had
+    none: no unpriced call, no error): any value above it does, the spike such a rule is for
+    (500 unpriced calls after a week of none stayed NO_DATA, "the limit is 0": a review)."""
+    if value is None or limit is None:
+        return False
+    return value >= limit if limit > 0 else value > 0
