@@ -1537,3 +1537,47 @@ def test_the_last_delivery_failure_is_the_one_recorded_last(tmp_path):
         "third: refused",
     )
     assert delivery_failures(con, at + dt.timedelta(seconds=1))["last_channel"] is None
+
+
+@pytest.mark.parametrize("header", ["1", "date"])
+def test_a_429_is_retried_after_the_wait_it_asks_for(header):
+    """A rate-limited receiver (Slack's 429) says how long to wait in Retry-After, seconds
+    or an HTTP date: the backoff's 1, 2, 4 s spent every retry inside the limit (a review).
+    With a 50 ms backoff, the second attempt comes after the second asked for, not before."""
+    import email.utils
+    import http.server
+    import threading
+    import time
+
+    from otel_costattr.alerts.rules import Channel
+
+    seen: list[float] = []
+
+    class Limited(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(time.monotonic())
+            if len(seen) == 1:
+                self.send_response(429)
+                wait = "1" if header == "1" else email.utils.formatdate(time.time() + 2, usegmt=True)
+                self.send_header("Retry-After", wait)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    channel = Channel("ops", "webhook", url, timeout=5.0, retries=2, backoff=0.05)
+    notifier = Notifier()
+    try:
+        assert notifier._post_with_retries(channel, {"text": "over budget"}) == (True, 2, None)
+    finally:
+        notifier.stop()
+        server.shutdown()
+        server.server_close()
+    assert len(seen) == 2 and seen[1] - seen[0] >= 0.9  # a lower bound: never fails for a slow machine

@@ -4,16 +4,18 @@
 dropped. A dispatcher thread records each notification's state changes, then hands it to one
 worker thread per channel, which posts with urllib (the channel's timeout bounding each
 attempt whole, a receiver that sends a byte now and then included; retries with doubling
-backoff), counts what got through and what did not, and records each outcome in
-``alert_deliveries`` when it has a database, so `alerts check` shows failures from any
-process. A receiver that is down or slow holds up only its own channel: the others are
-told as soon as the notification is dispatched.
+backoff, or after the wait a 429's or 503's Retry-After asks, at most 5 minutes), counts
+what got through and what did not, and records each outcome in ``alert_deliveries`` when it
+has a database, so `alerts check` shows failures from any process. A receiver that is down
+or slow holds up only its own channel: the others are told as soon as the notification is
+dispatched.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import email.utils
 import http.client
 import json
 import logging
@@ -106,6 +108,7 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
             raise DeliveryError(f"TimeoutError: {hanging} earlier attempts to this channel still hang")
         _hanging[channel.url] += 1
     outcome: list[str | None] = []
+    asked: list[float | None] = [None]  # a 429's or 503's Retry-After
 
     def attempt() -> None:
         try:
@@ -115,6 +118,8 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
         except Exception as e:  # told to the caller as text: the exception holds the socket
             if isinstance(e, urllib.error.HTTPError):
                 e.close()
+                if e.code in (429, 503):
+                    asked[0] = _retry_after(e.headers.get("Retry-After"))
             text = f"{type(e).__name__}: {e}"
             if isinstance(e, urllib.error.HTTPError) and 300 <= e.code < 400:
                 text += f" to {_location(e.headers.get('Location'))}: set the channel's url to the new one"
@@ -130,7 +135,7 @@ def post(channel: Channel, payload: Mapping[str, Any]) -> None:
     if not outcome:
         raise DeliveryError(f"TimeoutError: no answer in {channel.timeout:g} s")
     if outcome[0] is not None:
-        raise DeliveryError(outcome[0])
+        raise DeliveryError(outcome[0], asked[0])
 
 
 def _location(location: str | None) -> str:
@@ -159,7 +164,33 @@ _OPENER = urllib.request.build_opener(_Unredirected)
 
 
 class DeliveryError(OSError):
-    """A failed attempt, its text naming what failed ('HTTPError: HTTP Error 503: ...')."""
+    """A failed attempt, its text naming what failed ('HTTPError: HTTP Error 503: ...');
+    ``retry_after``: the seconds a 429 or 503 asked to wait before the next (None: not said)."""
+
+    def __init__(self, text: str, retry_after: float | None = None) -> None:
+        super().__init__(text)
+        self.retry_after = retry_after
+
+
+_MAX_DELAY = 300.0  # seconds between two attempts at most, asked for or doubled
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header's seconds (a number, or an HTTP date), within [0, `_MAX_DELAY`];
+    None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value) if value.isdigit() else None
+        if seconds is None:
+            when = email.utils.parsedate_to_datetime(value)
+            if when.tzinfo is None:
+                return None
+            seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return min(max(seconds, 0.0), _MAX_DELAY)
 
 
 def _moved(old: queue.Queue[Any]) -> queue.Queue[Any]:
@@ -478,19 +509,22 @@ class Notifier:
         delay = channel.backoff
         error = None
         for attempt in range(1, channel.retries + 2):
+            asked = None
             try:
                 post(channel, payload)
                 return True, attempt, None
             # URLError, HTTPError, timeouts, refused; a receiver that does not speak HTTP
             # (BadStatusLine and the rest of http.client's)
             except DeliveryError as e:
-                error = str(e)
+                error, asked = str(e), e.retry_after
             except (OSError, ValueError, http.client.HTTPException) as e:
                 error = f"{type(e).__name__}: {e}"
             if attempt <= channel.retries:
-                if self._stopping.wait(delay):
+                # A 429's Retry-After (Slack's rate limit) is waited out: retried at the
+                # backoff's 1, 2, 4 s, every retry was spent inside the limit (a review).
+                if self._stopping.wait(delay if asked is None else max(delay, asked)):
                     break  # stopping: give up the remaining retries
-                delay = min(delay * 2, 300.0)
+                delay = min(delay * 2, _MAX_DELAY)
         return False, attempt, error
 
     def _claim(self, note: Notification) -> bool:
