@@ -318,3 +318,33 @@ def test_check_shows_an_error_rate_as_a_percentage(tmp_path, workload, receiver)
     args = ("--db", str(workload.path), "--rules", str(rules), "--no-notify")
     data = json.loads(_check(*args, "--json").output)
     assert data["states"][0]["value"] == pytest.approx(1 / 3)  # json keeps the number
+
+
+def test_ctrl_c_while_a_receiver_hangs_says_what_went_unanswered(tmp_path, workload, receiver):
+    """A receiver that hangs when the watcher is stopped: the summary read "0 delivered, 0
+    failed, 0 dropped" for a notification on its way (a review); it is counted now."""
+    rules = rules_file(tmp_path / "alerts.toml", ROLLING_BUDGET, receiver.url, timeout="60s")
+    workload.run(_recent(), ["0.30", "0.30"])
+    workload.close()
+    receiver.hold.clear()  # every request waits
+    args = ["alerts", "watch", "--db", str(workload.path), "--rules", str(rules), "--interval", "60"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_costattr.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert "1 firing" in proc.stdout.readline()
+        assert receiver.arrived.wait(30)  # the notification is at the receiver, unanswered
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        receiver.hold.set()
+    assert proc.returncode == 130, (out, err)
+    summary = out.splitlines()[-1]
+    assert summary == (
+        "notifications: 0 delivered, 0 failed, 0 dropped, 1 unanswered (sent again by a later evaluation)"
+    ), (out, err)
