@@ -811,3 +811,33 @@ def test_a_store_that_could_not_be_created_on_a_full_disk_is_created_once_there_
     assert full.stdout.startswith("refused:"), full.stdout + full.stderr
     room = subprocess.run([sys.executable, "-c", script, str(db), "room"], capture_output=True, text=True)
     assert room.stdout.strip() == "started", room.stdout + room.stderr
+
+
+@pytest.mark.skipif(not LINUX, reason="RLIMIT_FSIZE as a full disk: Linux")
+def test_a_failed_creation_through_a_symlink_keeps_the_link(tmp_path):
+    """The store's path a symlink to a file yet to be made (a data volume): a creation that
+    failed deleted the link and left the empty file behind it, so the next start made the
+    store beside the link, off the volume. The empty file goes, the link stays."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    db = tmp_path / "spans.duckdb"
+    db.symlink_to(volume / "spans.duckdb")
+    script = textwrap.dedent(
+        """
+        import resource, sys
+        from otel_costattr import DuckDBSpanExporter
+        if sys.argv[2] == "full":
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        try:
+            DuckDBSpanExporter(sys.argv[1]).shutdown()
+            print("started")
+        except ValueError as e:
+            print("refused:", e)
+        """
+    )
+    full = subprocess.run([sys.executable, "-c", script, str(db), "full"], capture_output=True, text=True)
+    assert full.stdout.startswith("refused:"), full.stdout + full.stderr
+    assert db.is_symlink() and not (volume / "spans.duckdb").exists()
+    room = subprocess.run([sys.executable, "-c", script, str(db), "room"], capture_output=True, text=True)
+    assert room.stdout.strip() == "started", room.stdout + room.stderr
+    assert db.is_symlink() and (volume / "spans.duckdb").stat().st_size > 0

@@ -501,10 +501,14 @@ def _open(path: str, read_only: bool, policy: Retry) -> duckdb.DuckDBPyConnectio
 def _forget_empty(path: str) -> None:
     """Delete the empty file a failed creation of the store left (DuckDB creates the file,
     then cannot write its header: a full disk). DuckDB refuses an empty file, so every later
-    open failed ("not a DuckDB database file") once the disk had room again (a review)."""
+    open failed ("not a DuckDB database file") once the disk had room again (a review).
+    The file DuckDB created, not the path: a path that is a symlink to a store yet to be
+    made keeps its link (unlinked, the next start made the store beside it, off the volume
+    the link named, the empty file left there)."""
+    made = os.path.realpath(path)
     with contextlib.suppress(OSError):
-        if os.path.getsize(path) == 0:
-            os.unlink(path)
+        if os.path.getsize(made) == 0:
+            os.unlink(made)
 
 
 def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
