@@ -389,11 +389,13 @@ def connect(
     """
     policy = _policy(retry)
     path = str(Path(path).expanduser().absolute())
+    # A FIFO: DuckDB waits on it for ever, read-only or not (`store repair`, whose writer
+    # connection is not checked by `check_path`, hung on one).
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise StoreError(f"{path}: not a regular file, not a DuckDB database file")
     if read_only:
         if not os.path.exists(path):
             raise StoreError(missing_database(path))
-        if not os.path.isfile(path) and not os.path.isdir(path):  # a FIFO: DuckDB waits on it
-            raise StoreError(f"{path}: not a regular file, not a DuckDB database file")
         if (migrate or ingest) and _needs_writer(path, policy, migrate, ingest):
             try:
                 connect(path, retry=policy, migrate=migrate, ingest=ingest).close()
