@@ -497,3 +497,15 @@ def test_an_endpoint_with_a_trailing_slash_is_the_receiver(tmp_path, table):
         status, head, body = srv.request("POST", "/v1/traces/", spans, JS)  # no token
         assert (status, head["content-type"]) == (401, "application/json"), body
         assert json.loads(body)["code"] == 16  # google.rpc.Status: UNAUTHENTICATED
+
+
+def test_a_cursor_nested_past_the_json_parser_is_400(tmp_path, table):
+    """A cursor is the client's text: 3 KB of nested brackets made json raise RecursionError,
+    which no handler took (a 500 and a traceback in the log) where any other bad cursor is 400."""
+    import base64
+
+    deep = base64.urlsafe_b64encode(b"[" * 1100 + b"]" * 1100).decode().rstrip("=")
+    with serving(tmp_path / "s.duckdb", table=table) as srv:
+        status, _, body = srv.request("GET", f"/api/v1/runs?cursor={deep}")
+        assert status == 400, body
+        assert json.loads(body)["detail"].startswith("runs: cursor: not a cursor this API gave out")

@@ -258,7 +258,7 @@ def _after(cursor: str) -> tuple[str | None, str]:
         if not isinstance(first_call, (str, type(None))) or not isinstance(trace_id, str):
             raise ValueError
         return first_call, trace_id
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RecursionError) as e:  # json recurses per nesting level: [[[[...
         raise HTTPException(400, f"runs: cursor: not a cursor this API gave out: {cursor!r}") from e
 
 
