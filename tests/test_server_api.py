@@ -497,6 +497,8 @@ def test_an_endpoint_with_a_trailing_slash_is_the_receiver(tmp_path, table):
         status, head, body = srv.request("POST", "/v1/traces/", spans, JS)  # no token
         assert (status, head["content-type"]) == (401, "application/json"), body
         assert json.loads(body)["code"] == 16  # google.rpc.Status: UNAUTHENTICATED
+        status, head, body = srv.request("GET", "/v1/traces/", headers=bearer)
+        assert (status, head["allow"]) == (405, "POST") and b"takes POST" in body
 
 
 def test_a_cursor_nested_past_the_json_parser_is_400(tmp_path, table):

@@ -253,6 +253,13 @@ def create_app(
         answer.headers["Allow"] = "POST"
         return answer
 
+    app.add_api_route(
+        "/v1/traces/",
+        traces_other_method,
+        methods=["GET", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        include_in_schema=False,
+    )
+
     @app.api_route("/v1/{signal}", methods=["POST"], include_in_schema=False)
     def other_signal(signal: str, request: Request) -> Response:
         """Metrics and logs: an application's OTLP exporter sends them to the same endpoint."""
