@@ -74,3 +74,68 @@ def test_a_child_forked_while_another_thread_holds_a_lock_traces_and_prices(lock
     done = subprocess.run([sys.executable, "-c", SCRIPT, lock], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0", done.stderr
+
+
+STOPPED_SCRIPT = textwrap.dedent(
+    """
+    import datetime as dt, os, sys
+    from decimal import Decimal
+    from otel_costattr.alerts import Notifier, parse_rules
+    from otel_costattr.alerts.deliver import Notification
+    from otel_costattr.alerts.state import Event
+
+    db, url = sys.argv[1], sys.argv[2]
+    rules = parse_rules({
+        "channels": {"ops": {"type": "webhook", "url": url, "retries": 0}},
+        "rules": [{"name": "b", "scope": "run", "metric": "cost", "window": "run", "budget": 0.25,
+                   "channels": ["ops"]}]})
+
+    def note(run):  # a run budget's firing, as RunBudgetProcessor hands it over
+        at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        payload = {"event": "firing", "rule": "b", "scope": {"kind": "run", "value": run, "match": {}},
+                   "window": {"kind": "run", "key": "run"}}
+        event = Event(at, "b", "run", run, "run", "1", "FIRING", Decimal("0.3"), Decimal("0.25"), True,
+                      "processor", payload)
+        return Notification(payload, [rules.channels["ops"]], (event,), at)
+
+    notifier = Notifier(db)
+    notifier.submit(note("parent"))
+    notifier.flush(30)
+    notifier.stop()
+    before = notifier.stats()["delivered"]
+    pid = os.fork()
+    if pid == 0:
+        notifier.submit(note("child"))
+        notifier.flush(30)
+        stats = notifier.stats()
+        os._exit(0 if (stats["delivered"] - before, stats["dropped"]) == (1, 0) else 3)
+    _, status = os.waitpid(pid, 0)
+    print(os.WEXITSTATUS(status))
+    """
+)
+
+
+def test_a_child_forked_after_its_parent_stopped_the_notifier_delivers_and_records(tmp_path):
+    # The parent's stop closed the notifier's store writes; the child's notifier starts afresh
+    # (its threads with its first alert), and its alerts were dropped as "stopped".
+    from alerts_helpers import Receiver
+
+    from otel_costattr.store.database import connect
+
+    db = str(tmp_path / "s.duckdb")
+    connect(db).close()
+    receiver = Receiver()
+    try:
+        args = [sys.executable, "-c", STOPPED_SCRIPT, db, receiver.url]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    finally:
+        receiver.close()
+    assert done.stdout.strip() == "0", done.stderr
+    assert [b["scope"]["value"] for b in receiver.bodies] == ["parent", "child"]
+    con = connect(db, read_only=True)
+    try:
+        sql = "SELECT scope_value, ok FROM alert_deliveries WHERE attempts > 0 ORDER BY 1"
+        rows = con.execute(sql).fetchall()
+    finally:
+        con.close()
+    assert rows == [("child", True), ("parent", True)]

@@ -290,6 +290,10 @@ class Notifier:
         self._busy = 0
         self._inflight = collections.Counter()
         self._store_lock = threading.Lock()
+        # A parent's stop closed its store writes; the child's notifier is not stopped (its
+        # ``_stopping`` is fresh), so neither are they: left closed, its every alert was
+        # dropped as "stopped" and no outcome recorded (a review).
+        self._closed = False
 
     def start(self) -> None:
         """Start the dispatcher (idempotent). After `stop`, with fresh queues: what the old
