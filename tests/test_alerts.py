@@ -1539,7 +1539,7 @@ def test_the_last_delivery_failure_is_the_one_recorded_last(tmp_path):
     assert delivery_failures(con, at + dt.timedelta(seconds=1))["last_channel"] is None
 
 
-@pytest.mark.parametrize("header", ["1", "date"])
+@pytest.mark.parametrize("header", ["1", "date", "asctime"])
 def test_a_429_is_retried_after_the_wait_it_asks_for(header):
     """A rate-limited receiver (Slack's 429) says how long to wait in Retry-After, seconds
     or an HTTP date: the backoff's 1, 2, 4 s spent every retry inside the limit (a review).
@@ -1560,6 +1560,8 @@ def test_a_429_is_retried_after_the_wait_it_asks_for(header):
             if len(seen) == 1:
                 self.send_response(429)
                 wait = "1" if header == "1" else email.utils.formatdate(time.time() + 2, usegmt=True)
+                if header == "asctime":  # HTTP's third date format, GMT without saying so
+                    wait = time.asctime(time.gmtime(time.time() + 2))
                 self.send_header("Retry-After", wait)
             else:
                 self.send_response(200)

@@ -185,8 +185,8 @@ def _retry_after(value: str | None) -> float | None:
         seconds = float(value) if value.isdigit() else None
         if seconds is None:
             when = email.utils.parsedate_to_datetime(value)
-            if when.tzinfo is None:
-                return None
+            if when.tzinfo is None:  # asctime's form, or "-0000": an HTTP date is GMT (RFC 9110 5.6.7)
+                when = when.replace(tzinfo=dt.timezone.utc)
             seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
