@@ -183,7 +183,7 @@ def measure(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime, back: 
     as 0, a weekly job fired every week and a feature new yesterday on its second day). At
     least `BASELINE_WINDOWS` of them (or all, for a shorter baseline), else none; their mean
     when that median is 0 (a metric mostly 0, as an error rate; all 0: a limit of 0, which
-    `evaluate` calls NO_DATA)."""
+    any value above 0 reaches, `evaluate._reaches`)."""
     start, end, key = window_bounds(rule, now, back)
     current = _per_value(con, rule, start, end)
     history: dict[str, list[Decimal]] = {}
