@@ -4,7 +4,7 @@
 dropped. A dispatcher thread records each notification's state changes, then hands it to one
 worker thread per channel, which posts with urllib (the channel's timeout bounding each
 attempt whole, a receiver that sends a byte now and then included; retries with doubling
-backoff, or after the wait a 429's or 503's Retry-After asks, at most 5 minutes), counts
+backoff, or after the wait a 429's or 503's Retry-After asks, within the backoff's sum), counts
 what got through and what did not, and records each outcome in ``alert_deliveries`` when it
 has a database, so `alerts check` shows failures from any process. A receiver that is down
 or slow holds up only its own channel: the others are told as soon as the notification is
@@ -511,6 +511,7 @@ class Notifier:
         self, channel: Channel, payload: Mapping[str, Any]
     ) -> tuple[bool, int, str | None]:
         delay = channel.backoff
+        left = channel.round_waits  # what this round may still wait between attempts
         error = None
         for attempt in range(1, channel.retries + 2):
             asked = None
@@ -526,7 +527,15 @@ class Notifier:
             if attempt <= channel.retries:
                 # A 429's Retry-After (Slack's rate limit) is waited out: retried at the
                 # backoff's 1, 2, 4 s, every retry was spent inside the limit (a review).
-                if self._stopping.wait(delay if asked is None else max(delay, asked)):
+                # Within the waits the round may take: a longer ask ends the round, and a
+                # later one sends it (`redeliver`: at least a minute on), which counts on no
+                # round outlasting `patience` (else two evaluators could both send it).
+                wait = delay if asked is None else max(delay, asked)
+                if asked is not None and wait > left + 1e-6:  # (the backoff alone fits, float sums aside)
+                    error = f"{error} (Retry-After {asked:g} s: left to a later round)"
+                    break
+                left -= wait
+                if self._stopping.wait(wait):
                     break  # stopping: give up the remaining retries
                 delay = min(delay * 2, _MAX_DELAY)
         return False, attempt, error

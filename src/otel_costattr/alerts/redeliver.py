@@ -44,7 +44,7 @@ DueKey = tuple[str, str, str, str]
 def patience(channel: Channel) -> float:
     """The longest one delivery round to ``channel`` takes: every attempt timing out, plus the
     doubling waits between them."""
-    return channel.timeout * (channel.retries + 1) + channel.backoff * (2**channel.retries - 1)
+    return channel.timeout * (channel.retries + 1) + channel.round_waits
 
 
 def _wait(channel: Channel, failed_rounds: int) -> float:

@@ -83,6 +83,13 @@ class Channel:
     retries: int = 4  # attempts after the first
     backoff: float = 1.0  # the first wait; doubles per retry
 
+    @property
+    def round_waits(self) -> float:
+        """The seconds one delivery round waits between its attempts at most: the doubling
+        backoff's sum. A receiver's Retry-After is waited out within it (`deliver`); the
+        re-sends of `redeliver` count on no round lasting longer (`redeliver.patience`)."""
+        return self.backoff * (2**self.retries - 1)
+
 
 @dataclass(frozen=True)
 class Rule:
