@@ -788,29 +788,41 @@ def test_a_read_takes_an_arrow_file_pending_at_its_open(tmp_path):
         con.close()
 
 
+_START_EXPORTER = textwrap.dedent(
+    """
+    import resource, sys
+    from otel_costattr import DuckDBSpanExporter
+    if sys.argv[2] == "full":
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    try:
+        DuckDBSpanExporter(sys.argv[1]).shutdown()
+        print("started")
+    except ValueError as e:
+        print("refused:", e)
+    """
+)
+
+
+def _start_exporter(db: Path, *, disk_full: bool) -> None:
+    """An exporter's start on ``db`` in a child: with ``disk_full``, RLIMIT_FSIZE 0 (DuckDB
+    creates the file and cannot write its header, as on a full disk; Python ignores SIGXFSZ,
+    the write fails with EFBIG), which must refuse it; else it must start."""
+    args = [sys.executable, "-c", _START_EXPORTER, str(db), "full" if disk_full else "room"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if disk_full:
+        assert done.stdout.startswith("refused:"), done.stdout + done.stderr
+    else:
+        assert done.stdout.strip() == "started", done.stdout + done.stderr
+
+
 @pytest.mark.skipif(not LINUX, reason="RLIMIT_FSIZE as a full disk: Linux")
 def test_a_store_that_could_not_be_created_on_a_full_disk_is_created_once_there_is_room(tmp_path):
     # RLIMIT_FSIZE 0 in the child: DuckDB creates the file and cannot write its header, as on
     # a full disk (Python ignores SIGXFSZ: the write fails with EFBIG). The empty file it left
     # made every later start fail ("not a DuckDB database file") once there was room.
     db = tmp_path / "spans.duckdb"
-    script = textwrap.dedent(
-        """
-        import resource, sys
-        from otel_costattr import DuckDBSpanExporter
-        if sys.argv[2] == "full":
-            resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-        try:
-            DuckDBSpanExporter(sys.argv[1]).shutdown()
-            print("started")
-        except ValueError as e:
-            print("refused:", e)
-        """
-    )
-    full = subprocess.run([sys.executable, "-c", script, str(db), "full"], capture_output=True, text=True)
-    assert full.stdout.startswith("refused:"), full.stdout + full.stderr
-    room = subprocess.run([sys.executable, "-c", script, str(db), "room"], capture_output=True, text=True)
-    assert room.stdout.strip() == "started", room.stdout + room.stderr
+    _start_exporter(db, disk_full=True)
+    _start_exporter(db, disk_full=False)
 
 
 @pytest.mark.skipif(not LINUX, reason="RLIMIT_FSIZE as a full disk: Linux")
@@ -822,22 +834,7 @@ def test_a_failed_creation_through_a_symlink_keeps_the_link(tmp_path):
     volume.mkdir()
     db = tmp_path / "spans.duckdb"
     db.symlink_to(volume / "spans.duckdb")
-    script = textwrap.dedent(
-        """
-        import resource, sys
-        from otel_costattr import DuckDBSpanExporter
-        if sys.argv[2] == "full":
-            resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-        try:
-            DuckDBSpanExporter(sys.argv[1]).shutdown()
-            print("started")
-        except ValueError as e:
-            print("refused:", e)
-        """
-    )
-    full = subprocess.run([sys.executable, "-c", script, str(db), "full"], capture_output=True, text=True)
-    assert full.stdout.startswith("refused:"), full.stdout + full.stderr
+    _start_exporter(db, disk_full=True)
     assert db.is_symlink() and not (volume / "spans.duckdb").exists()
-    room = subprocess.run([sys.executable, "-c", script, str(db), "room"], capture_output=True, text=True)
-    assert room.stdout.strip() == "started", room.stdout + room.stderr
+    _start_exporter(db, disk_full=False)
     assert db.is_symlink() and (volume / "spans.duckdb").stat().st_size > 0
