@@ -43,6 +43,15 @@ def _recent() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
 
 
+def _watch(db, rules, interval: str) -> subprocess.Popen:
+    """`alerts watch` in a process of its own (a Ctrl-C is sent to it), its output unbuffered."""
+    args = ["alerts", "watch", "--db", str(db), "--rules", str(rules), "--interval", interval]
+    return subprocess.Popen(
+        [sys.executable, "-m", "otel_costattr.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
 def _check(*args: str):
     return CliRunner().invoke(cli, ["alerts", "check", *args], catch_exceptions=False)
 
@@ -256,12 +265,7 @@ def test_ctrl_c_stops_watch_even_in_the_middle_of_an_evaluation(tmp_path, worklo
     for day in range(8):
         workload.run(_recent() - dt.timedelta(days=day), ["0.01"] * 20)
     workload.close()
-    args = ["alerts", "watch", "--db", str(workload.path), "--rules", str(rules), "--interval", "0.01"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otel_costattr.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env,
-    )  # fmt: skip
+    proc = _watch(workload.path, rules, "0.01")
     try:
         assert "firing" in proc.stdout.readline()  # the first evaluation is done
         time.sleep(0.3)  # into the next one
@@ -327,12 +331,7 @@ def test_ctrl_c_while_a_receiver_hangs_says_what_went_unanswered(tmp_path, workl
     workload.run(_recent(), ["0.30", "0.30"])
     workload.close()
     receiver.hold.clear()  # every request waits
-    args = ["alerts", "watch", "--db", str(workload.path), "--rules", str(rules), "--interval", "60"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "otel_costattr.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env,
-    )  # fmt: skip
+    proc = _watch(workload.path, rules, "60")
     try:
         assert "1 firing" in proc.stdout.readline()
         assert receiver.arrived.wait(30)  # the notification is at the receiver, unanswered
