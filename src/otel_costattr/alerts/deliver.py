@@ -25,13 +25,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
+from .. import _forks
 from ..display import visible
 from ..store.database import StoreError, writing
 from .payload import slack_message
@@ -230,20 +230,14 @@ class _Pending:
             return self.left == 0
 
 
-# Every notifier not garbage collected: a forked child starts each afresh (`Notifier._after_fork`).
-_LIVE: weakref.WeakSet[Notifier] = weakref.WeakSet()
-
-
-def _renew_in_child() -> None:
+def _forget_hanging() -> None:
     global _hanging_lock
     _hanging_lock = threading.Lock()
     _hanging.clear()  # the parent's stuck deliveries: their threads are not in the child
-    for notifier in list(_LIVE):
-        notifier._after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_in_child)
+    os.register_at_fork(after_in_child=_forget_hanging)
 
 
 class Notifier:
@@ -274,7 +268,7 @@ class Notifier:
         # firing handed over and never answered is sent again by a later evaluation.
         self._store_lock = threading.Lock()
         self._closed = False
-        _LIVE.add(self)
+        _forks.renew_in_child(self)
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's threads are gone and a lock or queue one of them

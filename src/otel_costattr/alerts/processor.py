@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from decimal import Decimal
@@ -26,7 +25,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from .. import semconv
+from .. import _forks, semconv
 from ..cost.bounds import MAX_CALL_USD
 from .deliver import Notification, Notifier
 from .payload import build_payload
@@ -36,19 +35,6 @@ from .state import FIRING, Event, stored_threshold
 __all__ = ["RunBudgetProcessor"]
 
 logger = logging.getLogger(__name__)
-
-# Every budget processor not garbage collected: a forked child gives each a fresh lock, since
-# one another thread held at the fork (a call's end being added up) stays held there for good.
-_LIVE: weakref.WeakSet[RunBudgetProcessor] = weakref.WeakSet()
-
-
-def _renew_locks() -> None:
-    for processor in list(_LIVE):
-        processor._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_locks)
 
 # Where a match key is read on a call span (the processor copies identity onto calls), for
 # the names the store reads as a column of the call (rollups.dimensions.COLUMNS) besides the
@@ -135,7 +121,12 @@ class RunBudgetProcessor(SpanProcessor):
         self.alerts = 0
         self.errors = 0
         self.forgotten_runs = 0  # runs dropped past max_runs, their totals with them
-        _LIVE.add(self)
+        _forks.renew_in_child(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (one another thread held at the fork, a call's end
+        being added up, stays held there for good)."""
+        self._lock = threading.RLock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""

@@ -11,13 +11,12 @@ import hashlib
 import os
 import re
 import threading
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import settings
+from .. import _forks, settings
 from .._resources import bundled_dir
 from .entry import ModelEntry, build_entry, with_earlier
 from .forms import SELF_HOSTED, UNLISTED_HOSTS, UNPRICED, id_form
@@ -141,7 +140,12 @@ class PriceTable:
         # for a start time in [hit[0], hit[1]); on a miss or outside the range, call quote().
         self.cached_quote = self._quotes.get
         self._lock = threading.Lock()
-        _TABLES.add(self)
+        _forks.renew_in_child(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (one another thread held at the fork, a quote's
+        miss, stays held there, and the child's pricing hung)."""
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         models = sum(1 for _ in self.models())
@@ -759,20 +763,15 @@ def _keep_list_prices(
 
 _default: PriceTable | None = None
 _default_lock = threading.Lock()
-# Every table not garbage collected: a forked child gives each a fresh lock, since one another
-# thread held at the fork (a quote's miss) stays held there, and the child's pricing hung.
-_TABLES: weakref.WeakSet[PriceTable] = weakref.WeakSet()
 
 
-def _renew_locks() -> None:
+def _renew_default_lock() -> None:
     global _default_lock
     _default_lock = threading.Lock()
-    for table in list(_TABLES):
-        table._lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_locks)
+    os.register_at_fork(after_in_child=_renew_default_lock)
 
 
 def default_pricing() -> PriceTable:

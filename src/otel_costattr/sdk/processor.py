@@ -27,7 +27,6 @@ import contextlib
 import functools
 import itertools
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
@@ -36,7 +35,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from .. import settings, telemetry
+from .. import _forks, settings, telemetry
 from ..cost.approximate import price_at_request_model
 from ..cost.compiled import price_attributes, remember
 from ..cost.engine import CostStatus, price_call, usd_float
@@ -139,18 +138,6 @@ _AGENT_ROLE = SpanRole.AGENT
 _SHAPES_KEPT = 1024  # span data can hold arbitrary keys: the stamp functions' tables are bounded
 
 _seam_checked = False
-
-# Every processor not garbage collected: a forked child gives each fresh locks (`_after_fork`).
-_LIVE: weakref.WeakSet[CostSpanProcessor] = weakref.WeakSet()
-
-
-def _renew_locks() -> None:
-    for processor in list(_LIVE):
-        processor._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_locks)
 
 
 def _warn_of_content_keys(keys: Iterable[str]) -> None:
@@ -284,7 +271,7 @@ class CostSpanProcessor(SpanProcessor):
         )
         self._use_hook(hook)
         telemetry.track_processor(self)
-        _LIVE.add(self)
+        _forks.renew_in_child(self)
 
     def _after_fork(self) -> None:
         """In a forked child: fresh locks. One another thread of the parent held at the fork
